@@ -1,0 +1,71 @@
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// Deps is what the admin API reads.
+type Deps struct {
+	Supervisor *supervisor.Supervisor
+	Events     *telemetry.Events
+	// Writers reports the health of the log writers.
+	Writers func() map[string]telemetry.WriterStats
+}
+
+// StatusResponse is GET /api/status.
+type StatusResponse struct {
+	Apps []supervisor.AppStatus `json:"apps"`
+	// Logs reports log writers that dropped or failed lines.
+	Logs map[string]telemetry.WriterStats `json:"logs,omitempty"`
+}
+
+// NewHandler returns the admin API's handler.
+func NewHandler(d Deps) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
+		resp := StatusResponse{Apps: d.Supervisor.Status()}
+		if d.Writers != nil {
+			resp.Logs = d.Writers()
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
+	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, r *http.Request) {
+		var since time.Time
+		if s := r.URL.Query().Get("since"); s != "" {
+			t, err := parseSince(s)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				return
+			}
+			since = t
+		}
+		evs := d.Events.Since(since)
+		if evs == nil {
+			evs = []telemetry.Event{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	})
+	return mux
+}
+
+// parseSince accepts an RFC 3339 time or a duration back from now ("1h").
+func parseSince(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,94 @@
+package cause
+
+import "net/http"
+
+// Cause names why gatehouse answered instead of the app, or why a response
+// from the app is counted as a failure. The string values are public: they
+// appear in the Gatehouse-Cause header, the access log and metrics.
+type Cause string
+
+// The causes of PRODUCT.md's table.
+const (
+	None              Cause = ""
+	NoRoute           Cause = "no_route"
+	NoReadyInstance   Cause = "no_ready_instance"
+	QueueFull         Cause = "queue_full"
+	ConnectRefused    Cause = "connect_refused"
+	ConnectTimeout    Cause = "connect_timeout"
+	StaleConnection   Cause = "stale_connection"
+	UpstreamReset     Cause = "upstream_reset"
+	UpstreamTimeout   Cause = "upstream_timeout"
+	BadResponse       Cause = "bad_response"
+	ResponseTruncated Cause = "response_truncated"
+	ClientClosed      Cause = "client_closed"
+	AppError          Cause = "app_error"
+)
+
+// StatusClientClosed is logged for requests whose client went away (nginx's
+// convention); it is never written to a client.
+const StatusClientClosed = 499
+
+// info is one row of the taxonomy.
+type info struct {
+	status int
+	retry  Retry
+	hint   string
+}
+
+var table = map[Cause]info{
+	NoRoute:           {http.StatusNotFound, Never, "no route matches this host and path; check the routes: of your apps"},
+	NoReadyInstance:   {http.StatusServiceUnavailable, Never, "no instance became ready in time; see `gatehouse status` for the probe detail"},
+	QueueFull:         {http.StatusServiceUnavailable, Never, "too many requests are waiting for an instance; retry later or raise instances"},
+	ConnectRefused:    {http.StatusBadGateway, Always, "nothing is listening on the instance's port: it crashed, is still starting, or does not bind PORT"},
+	ConnectTimeout:    {http.StatusBadGateway, Always, "the instance did not accept a TCP connection in time; it may be overloaded"},
+	StaleConnection:   {http.StatusBadGateway, Always, "the app closed a keep-alive connection just as it was reused"},
+	UpstreamReset:     {http.StatusBadGateway, IfIdempotent, "the connection was closed after the request was sent; the app may have crashed"},
+	UpstreamTimeout:   {http.StatusGatewayTimeout, Never, "the app sent no response headers within request_timeout"},
+	BadResponse:       {http.StatusBadGateway, Never, "the app answered something that is not HTTP"},
+	ResponseTruncated: {0, Never, "the response body was cut short"},
+	ClientClosed:      {StatusClientClosed, Never, "the client went away before the response was complete"},
+	AppError:          {0, Never, "the app answered with a 5xx status"},
+}
+
+// Status is the HTTP status gatehouse answers with for c; 0 when the status
+// came from the app or was already sent.
+func (c Cause) Status() int { return table[c].status }
+
+// Retry is the retry rule for c.
+func (c Cause) Retry() Retry { return table[c].retry }
+
+// Hint is a one-line, generic explanation a person can act on.
+func (c Cause) Hint() string { return table[c].hint }
+
+// Retry says when a failed attempt may be repeated on another instance.
+type Retry uint8
+
+const (
+	// Never: the failure is final for this request.
+	Never Retry = iota
+	// Always: the app never saw the request, so any method may be retried.
+	Always
+	// IfIdempotent: the app may have seen the request.
+	IfIdempotent
+)
+
+// Allows reports whether a request with the given method, and with or
+// without an Idempotency-Key header, may be retried under rule r.
+func (r Retry) Allows(method string, hasIdempotencyKey bool) bool {
+	switch r {
+	case Always:
+		return true
+	case IfIdempotent:
+		return hasIdempotencyKey || Idempotent(method)
+	}
+	return false
+}
+
+// Idempotent reports whether method is idempotent by RFC 9110.
+func Idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,90 @@
+package cause
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"time"
+)
+
+// Progress is how far one upstream attempt got, as recorded through
+// net/http/httptrace. The zero value means nothing happened yet.
+type Progress struct {
+	// GotConn: a connection to the instance was obtained.
+	GotConn bool
+	// Reused: that connection came from the idle pool.
+	Reused bool
+	// WroteRequest: the whole request was written without error.
+	WroteRequest bool
+	// GotFirstByte: the first byte of the response arrived.
+	GotFirstByte bool
+}
+
+// Attempt describes a failed attempt for Classify.
+type Attempt struct {
+	Err      error
+	Progress Progress
+	// TimedOut: gatehouse's own request_timeout fired before headers.
+	TimedOut bool
+	// ClientGone: the client's request context ended first.
+	ClientGone bool
+	// IdleTime is how long a reused connection had been idle.
+	IdleTime time.Duration
+	// SinceWrite is how long after the request was written the attempt
+	// failed.
+	SinceWrite time.Duration
+}
+
+// A reused connection that had idled at least staleMinIdle and failed
+// within staleMaxAfterWrite of the request being written was closed by the
+// app while idle: the close crossed our request on the wire, and the app
+// never read it. A crash lands at a random moment of a request's life and
+// almost never in that window on a connection that had been idle.
+const (
+	staleMinIdle       = 50 * time.Millisecond
+	staleMaxAfterWrite = 2 * time.Millisecond
+)
+
+// Classify maps a failed attempt to its cause. It is the only function that
+// decides a failure's cause; status and retry rule follow from the cause.
+func Classify(a Attempt) Cause {
+	switch {
+	case a.ClientGone:
+		return ClientClosed
+	case a.TimedOut:
+		return UpstreamTimeout
+	case !a.Progress.GotConn:
+		return classifyDial(a.Err)
+	case !a.Progress.WroteRequest:
+		if a.Progress.Reused {
+			// A pooled connection died under us before the request was
+			// out: the app closed it while idle and never saw this request.
+			return StaleConnection
+		}
+		return UpstreamReset
+	case a.Progress.Reused && !a.Progress.GotFirstByte && a.IdleTime >= staleMinIdle &&
+		a.SinceWrite <= staleMaxAfterWrite && IsConnReset(a.Err):
+		return StaleConnection
+	case a.Progress.GotFirstByte:
+		// Bytes came back but did not parse as an HTTP response.
+		return BadResponse
+	default:
+		return UpstreamReset
+	}
+}
+
+func classifyDial(err error) Cause {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return ConnectTimeout
+	}
+	return ConnectRefused
+}
+
+// IsConnReset reports whether err is the peer closing or resetting a
+// connection, which is how an instance's crash looks from the gateway.
+func IsConnReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)
+}

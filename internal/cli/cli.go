@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// ExitError carries a specific exit code.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Exit codes.
+const (
+	exitFailure = 1
+	// exitUsage: bad flags or a bad config.
+	exitUsage = 2
+)
+
+// Main runs gatehouse with args and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "gatehouse: "+err.Error())
+	var ee *ExitError
+	var ce config.Errors
+	switch {
+	case errors.As(err, &ee):
+		return ee.Code
+	case errors.As(err, &ce):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "gatehouse",
+		Short:         "Run a web app as supervised instances behind a gateway that explains every 5xx",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%w\n%s", err, c.UsageString())}
+	})
+	root.AddCommand(newRunCmd(), newValidateCmd(), newStatusCmd(), newVersionCmd())
+	return root
+}
+
+// configFlag is the -c flag shared by commands that read the config.
+func configFlag(c *cobra.Command, dst *string) {
+	c.Flags().StringVarP(dst, "config", "c", "", "config file (default ./gatehouse.yaml, else a command after --, else ./Procfile)")
+}
+
+// adminFlag is the --admin flag of commands that talk to a running
+// gatehouse.
+func adminFlag(c *cobra.Command, dst *string) {
+	c.Flags().StringVar(dst, "admin", "", "admin address or URL (default: admin of ./gatehouse.yaml, else 127.0.0.1:9901)")
+}
+
+// adminTarget resolves the admin address: --admin, else the config's, else
+// the default.
+func adminTarget(flagAddr, cfgFile string) string {
+	if flagAddr != "" {
+		return flagAddr
+	}
+	if cfg, err := config.Find(cfgFile, nil); err == nil {
+		return cfg.AdminAddr()
+	}
+	return config.DefaultAdmin
+}
+
+func adminToken() string { return os.Getenv("GATEHOUSE_ADMIN_TOKEN") }

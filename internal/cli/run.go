@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/server"
+)
+
+func newRunCmd() *cobra.Command {
+	var file, listen, adminAddr string
+	c := &cobra.Command{
+		Use:   "run [-c FILE] [--listen ADDR] [--admin ADDR] [-- COMMAND ARGS...]",
+		Short: "Run the app's instances and serve them through the gateway",
+		RunE: func(c *cobra.Command, args []string) error {
+			return runCmd(c, file, listen, adminAddr, args)
+		},
+	}
+	configFlag(c, &file)
+	c.Flags().StringVar(&listen, "listen", "", "public listen address (overrides the config)")
+	adminFlag(c, &adminAddr)
+	return c
+}
+
+func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) error {
+	cfg, err := config.Find(file, argv)
+	if err != nil {
+		return err
+	}
+	if listen != "" {
+		cfg.Listen = listen
+	}
+	if adminAddr != "" {
+		cfg.Admin = adminAddr
+	}
+	logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, err := server.New(cfg, server.Options{Console: c.OutOrStdout(), Logger: logger})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger.Info("gatehouse running", "listen", srv.Addr(), "admin", srv.AdminAddr(), "apps", len(cfg.Apps), "data_dir", cfg.DataDir)
+	if err := srv.Run(ctx); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	logger.Info("gatehouse stopped")
+	return nil
+}

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/admin"
+)
+
+func newStatusCmd() *cobra.Command {
+	var file, adminAddr string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status [--admin URL] [--json]",
+		Short: "Show every instance: state, probe detail, restarts, uptime",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cl := admin.NewClient(adminTarget(adminAddr, file), adminToken())
+			st, err := cl.Status(c.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(c.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(c.OutOrStdout(), st, time.Now())
+			return nil
+		},
+	}
+	configFlag(c, &file)
+	adminFlag(c, &adminAddr)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+// printStatus prints the backend-health table.
+func printStatus(w io.Writer, st *admin.StatusResponse, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tINSTANCE\tPID\tPORT\tSTATE\tHEALTH\tRESTARTS\tUPTIME\tINFLIGHT\tRSS")
+	for _, a := range st.Apps {
+		if len(a.Instances) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tno instances\t\t\t\t\t\n", a.Name)
+		}
+		for _, in := range a.Instances {
+			pid, port := dash(in.PID), dash(in.Port)
+			if in.Upstream != "" {
+				port = in.Upstream
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", a.Name, in.ID, pid, port, in.State,
+				in.Health, in.Restarts, uptime(in.StartedAt, now), in.Inflight, mib(in.RSSBytes))
+		}
+		if a.Waiting > 0 {
+			fmt.Fprintf(tw, "%s\t(%d requests held)\t\t\t\t\t\t\t\t\n", a.Name, a.Waiting)
+		}
+	}
+	tw.Flush()
+	for name, ws := range st.Logs {
+		if ws.Dropped > 0 || ws.Errors > 0 {
+			fmt.Fprintf(w, "warning: %s dropped %d lines, %d write errors (last: %s)\n", name, ws.Dropped, ws.Errors, ws.LastError)
+		}
+	}
+}
+
+func dash(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+func uptime(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return now.Sub(t).Round(time.Second).String()
+}
+
+func mib(b uint64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20))
+}

@@ -1,0 +1,337 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func parseFile(t *testing.T, path string) (*Config, error) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Parse(path, data)
+}
+
+func TestParseFull(t *testing.T) {
+	const file = "testdata/good/full.yaml"
+	got, err := parseFile(t, file)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+
+	web := NewApp("web")
+	web.Command = Command{"node", "server.js"}
+	web.Env = map[string]string{"NODE_ENV": "production", "WORKERS": "4"}
+	web.Instances = 2
+	web.Routes = []string{"/"}
+	web.Health.Path = "/healthz"
+	web.QueueSize = 500
+	web.MaxAttempts = 2
+	web.RetryBodyLimit = 64 << 10
+	web.UpstreamIdleTimeout = Duration(3 * time.Second)
+	web.MemoryLimit = 1 << 30
+	web.AutoHeal = &AutoHeal{
+		MinProcessExecutionTime: Duration(time.Minute),
+		MaxRecycles:             &RateLimit{Count: 5, Per: Duration(time.Hour)},
+		Triggers: Triggers{
+			Memory:       &MemoryTrigger{PrivateBytes: 512 << 20},
+			Requests:     &RequestsTrigger{Count: 100000, Interval: Duration(time.Hour)},
+			SlowRequests: []SlowTrigger{{TimeTaken: Duration(10 * time.Second), Count: 5, Interval: Duration(time.Minute), Path: "/api/"}},
+			StatusCodes:  []StatusTrigger{{Status: StatusRange{500, 599}, Count: 20, Interval: Duration(time.Minute)}},
+		},
+		Action: ActionCustom,
+		Custom: Command{"sh", "-c", "kill -USR2 {pid}"},
+	}
+
+	api := NewApp("api")
+	api.Upstreams = []string{"10.0.0.5:8080", "10.0.0.6:8080"}
+	api.Routes = []string{"api.example.com/", "/api/"}
+	api.Health.Path = "/status"
+	api.Health.Status = StatusRange{200, 200}
+
+	want := &Config{
+		Listen:     ":8080",
+		Admin:      "127.0.0.1:9901",
+		AdminToken: "s3cret",
+		DataDir:    ".gatehouse",
+		Apps:       map[string]*App{"web": web, "api": api},
+		File:       file,
+		Order:      []string{"web", "api"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Parse(%s) mismatch (-want +got):\n%s", file, diff)
+	}
+}
+
+func TestParseMinimalGetsDefaults(t *testing.T) {
+	got, err := parseFile(t, "testdata/good/minimal.yaml")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	web := NewApp("web")
+	web.Command = Command{"sh", "-c", "node server.js"}
+	web.Routes = []string{"/"} // a lone app serves everything
+	want := Default()
+	want.Apps = map[string]*App{"web": web}
+	want.File = "testdata/good/minimal.yaml"
+	want.Order = []string{"web"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestBadGoldens checks every bad fixture's full error text, so that a
+// change in wording, line or path shows up in review.
+func TestBadGoldens(t *testing.T) {
+	files, err := filepath.Glob("testdata/bad/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			c, err := Load(file)
+			if err == nil {
+				t.Fatalf("Load(%s) = %+v, want errors", file, c)
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Load error %T is not Errors: %v", err, err)
+			}
+			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", err.Error()+"\n")
+		})
+	}
+}
+
+func TestThreeProblems(t *testing.T) {
+	_, err := Load("testdata/bad/three_problems.yaml")
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	type loc struct {
+		Line int
+		Path string
+	}
+	var got []loc
+	for _, e := range errs {
+		got = append(got, loc{e.Line, e.Path})
+	}
+	want := []loc{{6, "apps.web.helth"}, {8, "apps.web.start_timeout"}, {9, "apps.worker"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems mismatch (-want +got):\n%s", diff)
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Path != "apps.web.helth" {
+		t.Errorf("errors.As(*FieldError) = %v, want the first problem", fe)
+	}
+}
+
+func TestLoadReadError(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), "read config: ") {
+		t.Errorf("Load(missing) = %v, want wrapped fs.ErrNotExist with context", err)
+	}
+}
+
+func TestLoadResolvesDirs(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "conf/g.yaml", "data_dir: state\napps:\n  web:\n    command: x\n    dir: ../app\n")
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [2]string{filepath.Join(dir, "conf/state"), filepath.Join(dir, "app")}
+	if got := [2]string{c.DataDir, c.Apps["web"].Dir}; got != want {
+		t.Errorf("dirs = %q, want %q", got, want)
+	}
+	if c.File != path {
+		t.Errorf("File = %q, want %q", c.File, path)
+	}
+}
+
+// TestParseErrors covers decoding problems: shapes, syntax, keys.
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{
+			name: "empty file",
+			yaml: "",
+			want: []string{`g.yaml:1: apps: at least one app is required, e.g. apps: {web: {command: "node server.js"}}`},
+		},
+		{
+			name: "root not a mapping",
+			yaml: "- web\n",
+			want: []string{`g.yaml:1: config must be a mapping of keys (listen, admin, apps, ...), got a list`},
+		},
+		{
+			name: "syntax error has a line",
+			yaml: "apps:\n  web:\n    command: [a\n",
+			want: []string{`g.yaml:3: invalid YAML: did not find expected ',' or ']'`},
+		},
+		{
+			name: "syntax error on a later line",
+			yaml: "a: 1\n- b\n",
+			want: []string{`g.yaml:2: invalid YAML: did not find expected key`},
+		},
+		{
+			name: "two documents",
+			yaml: "apps: {web: {command: x}}\n---\nlisten: \":1\"\n",
+			want: []string{`g.yaml:2: more than one YAML document; put everything in one`},
+		},
+		{
+			name: "unknown top-level key suggests",
+			yaml: "app: {}\n",
+			want: []string{
+				`g.yaml:1: app: unknown key (did you mean "apps"?)`,
+				`g.yaml:1: apps: at least one app is required, e.g. apps: {web: {command: "node server.js"}}`,
+			},
+		},
+		{
+			name: "unknown key far from any has no suggestion",
+			yaml: "apps: {web: {command: x, frobnicate: 1}}\n",
+			want: []string{`g.yaml:1: apps.web.frobnicate: unknown key`},
+		},
+		{
+			name: "duplicate key",
+			yaml: "apps:\n  web:\n    command: x\n    command: y\n",
+			want: []string{`g.yaml:4: apps.web.command: duplicate key (first at line 3)`},
+		},
+		{
+			name: "wrong shapes",
+			yaml: "apps:\n  web:\n    command: x\n    env: [A]\n    routes: /\n    health: 5s\n    instances: \"2\"\n",
+			want: []string{
+				`g.yaml:4: apps.web.env: must be a mapping, got a list`,
+				`g.yaml:5: apps.web.routes: must be a list, got "/"`,
+				`g.yaml:6: apps.web.health: must be a mapping, got "5s"`,
+				`g.yaml:7: apps.web.instances: must be an integer, got "2"`,
+			},
+		},
+		{
+			name: "command list items must be strings",
+			yaml: "apps:\n  web:\n    command: [node, {x: 1}]\n",
+			want: []string{`g.yaml:3: apps.web.command[1]: must be a string, got a mapping`},
+		},
+		{
+			name: "auto_heal errors inside lists carry index paths",
+			yaml: "apps:\n  web:\n    command: x\n    auto_heal:\n      triggers:\n        slow_requests:\n          - {time_taken: 10, count: 1, interval: 1m, bogus: 1}\n",
+			want: []string{
+				`g.yaml:7: apps.web.auto_heal.triggers.slow_requests[0].time_taken: "10" needs a unit, e.g. 30s`,
+				`g.yaml:7: apps.web.auto_heal.triggers.slow_requests[0].bogus: unknown key`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("g.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("Parse = %+v, want errors", c)
+			}
+			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestParseYAMLFeatures: anchors, aliases and merge keys work as in YAML,
+// and null values keep defaults.
+func TestParseYAMLFeatures(t *testing.T) {
+	src := `
+base: &base
+  command: [node, server.js]
+  health: {path: /healthz}
+  instances: 2
+apps:
+  web:
+    <<: *base
+    instances: 3
+    routes: ["/"]
+  api:
+    <<: *base
+    health:
+    routes: ["/api/"]
+`
+	// "base" is not a config key; the anchor must live somewhere the
+	// schema allows, so this also checks that it is reported.
+	_, err := Parse("g.yaml", []byte(src))
+	if diff := cmp.Diff([]string{`g.yaml:2: base: unknown key`}, errLines(err)); diff != "" {
+		t.Fatalf("errors mismatch (-want +got):\n%s", diff)
+	}
+
+	src = `apps:
+  web: &base
+    command: [node, server.js]
+    health: {path: /healthz}
+    instances: 2
+    routes: ["/"]
+  api:
+    <<: *base
+    health:
+    routes: ["/api/"]
+`
+	c, err := Parse("g.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := NewApp("api")
+	api.Command = Command{"node", "server.js"}
+	api.Health.Path = "/healthz" // from the merge; "health:" with no value keeps it
+	api.Instances = 2
+	api.Routes = []string{"/api/"}
+	if diff := cmp.Diff(api, c.Apps["api"]); diff != "" {
+		t.Errorf("merged app mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"web", "api"}, c.Order); diff != "" {
+		t.Errorf("Order mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestExplicitZeroIsValidated(t *testing.T) {
+	_, err := Parse("g.yaml", []byte("apps:\n  web:\n    command: x\n    instances: 0\n    queue_size: 0\n"))
+	want := []string{
+		`g.yaml:4: apps.web.instances: must be ≥ 1, got 0`,
+		`g.yaml:5: apps.web.queue_size: must be ≥ 1, got 0`,
+	}
+	if diff := cmp.Diff(want, errLines(err)); diff != "" {
+		t.Errorf("errors mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestFieldErrorFormat(t *testing.T) {
+	tests := []struct {
+		name string
+		err  FieldError
+		want string
+	}{
+		{"full", FieldError{"g.yaml", 12, "apps.web.health.interval", "must be > 0"}, "g.yaml:12: apps.web.health.interval: must be > 0"},
+		{"no path", FieldError{"g.yaml", 3, "", "invalid YAML: x"}, "g.yaml:3: invalid YAML: x"},
+		{"no line", FieldError{"g.yaml", 0, "apps", "x"}, "g.yaml: apps: x"},
+		{"no file", FieldError{"", 0, "apps.web", "x"}, "apps.web: x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	errs := Errors{{"a", 1, "x", "m"}, {"a", 2, "y", "n"}}
+	if got, want := errs.Error(), "a:1: x: m\na:2: y: n"; got != want {
+		t.Errorf("Errors.Error() = %q, want %q", got, want)
+	}
+	if got := len(errs.Unwrap()); got != 2 {
+		t.Errorf("Unwrap() has %d errors, want 2", got)
+	}
+}

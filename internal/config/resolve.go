@@ -1,0 +1,30 @@
+package config
+
+import "path/filepath"
+
+// Resolve makes DataDir and each app's Dir absolute, relative to baseDir,
+// the config file's directory, or the working directory when baseDir is "".
+// Relative paths are resolved once, here, because instances and log files
+// are opened long after startup and must not depend on the working
+// directory at that moment. Absolute paths are kept.
+func (c *Config) Resolve(baseDir string) {
+	c.DataDir = resolvePath(baseDir, c.DataDir)
+	for _, app := range c.Apps {
+		if app != nil {
+			app.Dir = resolvePath(baseDir, app.Dir)
+		}
+	}
+}
+
+func resolvePath(base, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	abs, err := filepath.Abs(filepath.Join(base, p))
+	if err != nil {
+		// Only when the working directory is gone; the relative path is
+		// still the best description of what the user meant.
+		return filepath.Join(base, p)
+	}
+	return abs
+}

@@ -1,0 +1,181 @@
+package config
+
+import "time"
+
+// Config is the whole gatehouse.yaml. Zero values documented per field are
+// what an absent key means; Defaults fills them before decoding so that a
+// key written explicitly (even as 0) can be validated.
+type Config struct {
+	// Listen is the public listener address. Default ":8080".
+	Listen string `yaml:"listen"`
+	// Admin is the admin API, dashboard and /metrics address.
+	// Default "127.0.0.1:9901". A non-loopback address requires AdminToken.
+	Admin string `yaml:"admin"`
+	// AdminToken guards the admin API when it is not on loopback. Empty means
+	// none; the environment variable GATEHOUSE_ADMIN_TOKEN overrides it.
+	AdminToken string `yaml:"admin_token"`
+	// DataDir holds access.log, events.log and logs/. Default ".gatehouse",
+	// relative to the config file's directory.
+	DataDir string `yaml:"data_dir"`
+	// Apps by name; a name is [a-z0-9_-]+ and becomes the instance id prefix.
+	Apps map[string]*App `yaml:"apps"`
+
+	// File is the path the config was read from ("" when built from a
+	// command line or Procfile).
+	File string `yaml:"-"`
+	// Order lists app names in the order the file declares them.
+	Order []string `yaml:"-"`
+}
+
+// App is one supervised web app (Command) or external pool (Upstreams).
+type App struct {
+	// Name is the key under apps:, filled by the loader.
+	Name string `yaml:"-"`
+	// Command runs each instance: a list (argv) or a string run with sh -c.
+	Command Command `yaml:"command"`
+	// Dir is the working directory, relative to the config file. Default ".".
+	Dir string `yaml:"dir"`
+	// Env is added to gatehouse's own environment for each instance.
+	Env map[string]string `yaml:"env"`
+	// Instances is how many processes to run. Default 1; 0 is an error.
+	Instances int `yaml:"instances"`
+	// Upstreams, instead of Command, makes an external pool of host:port
+	// addresses, probed and balanced like instances.
+	Upstreams []string `yaml:"upstreams"`
+	// Routes are "host/path-prefix", "/path-prefix" or "host/". Default
+	// ["/"] when there is a single app.
+	Routes []string `yaml:"routes"`
+	// Health is the startup and liveness probe.
+	Health Health `yaml:"health"`
+	// StartTimeout bounds how long an instance may take to become ready.
+	// Default 230s.
+	StartTimeout Duration `yaml:"start_timeout"`
+	// StopTimeout bounds draining, and the wait between SIGTERM and
+	// SIGKILL. Default 30s.
+	StopTimeout Duration `yaml:"stop_timeout"`
+	// RequestTimeout bounds the wait for response headers; past it the
+	// client gets 504 upstream_timeout. Default 230s.
+	RequestTimeout Duration `yaml:"request_timeout"`
+	// HoldTimeout is how long a request waits for a ready instance before
+	// 503 no_ready_instance. Default 30s; 0 means do not hold.
+	HoldTimeout Duration `yaml:"hold_timeout"`
+	// IdleTimeout stops all instances after no request for this long, and
+	// the next request starts them. Default 0: always on.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// QueueSize caps how many requests may be held at once; past it they
+	// get 503 queue_full. Default 1000.
+	QueueSize int `yaml:"queue_size"`
+	// MaxAttempts bounds attempts per request, retries included. Default 3;
+	// 1 disables retries.
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryBodyLimit is the largest request body kept in memory so that the
+	// request can be replayed on another instance. Default 1MiB; larger
+	// bodies stream and are not retried once sent.
+	RetryBodyLimit Size `yaml:"retry_body_limit"`
+	// UpstreamIdleTimeout closes idle upstream keep-alive connections before
+	// the app would. Default 4s (Node closes after 5s); an app's
+	// "Keep-Alive: timeout=N" response header lowers it per connection.
+	UpstreamIdleTimeout Duration `yaml:"upstream_idle_timeout"`
+	// MemoryLimit is the instance memory budget used by the proactive
+	// auto-heal rule. Default 0: no limit.
+	MemoryLimit Size `yaml:"memory_limit"`
+	// AutoHeal configures triggers and actions; nil means only the
+	// proactive defaults.
+	AutoHeal *AutoHeal `yaml:"auto_heal"`
+}
+
+// External reports whether the app is a pool of upstream addresses.
+func (a *App) External() bool { return len(a.Upstreams) > 0 }
+
+// Health is an app's probe. Without Path the check is a TCP connect.
+type Health struct {
+	// Path is the HTTP GET path, e.g. /healthz. Empty means TCP connect.
+	Path string `yaml:"path"`
+	// Interval between probes of a ready instance. Default 5s.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one probe. Default 2s.
+	Timeout Duration `yaml:"timeout"`
+	// UnhealthyThreshold consecutive failures take an instance out of
+	// rotation. Default 3.
+	UnhealthyThreshold int `yaml:"unhealthy_threshold"`
+	// HealthyThreshold consecutive passes bring it back. Default 1.
+	HealthyThreshold int `yaml:"healthy_threshold"`
+	// Status is the accepted status range. Default "200-399".
+	Status StatusRange `yaml:"status"`
+}
+
+// AutoHeal is the per-app auto-heal block.
+type AutoHeal struct {
+	// MinProcessExecutionTime: no trigger acts on a younger instance.
+	// Default 0.
+	MinProcessExecutionTime Duration `yaml:"min_process_execution_time"`
+	// MaxRecycles caps recycles per period; past it auto-heal pauses for
+	// the app. Default 5 per 1h.
+	MaxRecycles *RateLimit `yaml:"max_recycles"`
+	Triggers    Triggers   `yaml:"triggers"`
+	// Action is recycle (default), log_event or custom.
+	Action string `yaml:"action"`
+	// Custom is the command for action: custom, with {app} {instance}
+	// {pid} {port} placeholders.
+	Custom Command `yaml:"custom"`
+}
+
+// RateLimit is Count events per Per.
+type RateLimit struct {
+	Count int      `yaml:"count"`
+	Per   Duration `yaml:"per"`
+}
+
+// Triggers are counted per instance over sliding intervals.
+type Triggers struct {
+	Memory       *MemoryTrigger   `yaml:"memory"`
+	Requests     *RequestsTrigger `yaml:"requests"`
+	SlowRequests []SlowTrigger    `yaml:"slow_requests"`
+	StatusCodes  []StatusTrigger  `yaml:"status_codes"`
+}
+
+// MemoryTrigger fires when an instance's private bytes exceed the limit.
+type MemoryTrigger struct {
+	PrivateBytes Size `yaml:"private_bytes"`
+}
+
+// RequestsTrigger fires after Count requests within Interval.
+type RequestsTrigger struct {
+	Count    int      `yaml:"count"`
+	Interval Duration `yaml:"interval"`
+}
+
+// SlowTrigger fires after Count requests slower than TimeTaken within
+// Interval, optionally only for paths under Path.
+type SlowTrigger struct {
+	TimeTaken Duration `yaml:"time_taken"`
+	Count     int      `yaml:"count"`
+	Interval  Duration `yaml:"interval"`
+	Path      string   `yaml:"path"`
+}
+
+// StatusTrigger fires after Count responses in Status within Interval.
+type StatusTrigger struct {
+	Status   StatusRange `yaml:"status"`
+	Count    int         `yaml:"count"`
+	Interval Duration    `yaml:"interval"`
+	Path     string      `yaml:"path"`
+}
+
+// Duration is a time.Duration written as "30s", "1m30s"; "0" is zero.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written as "512MiB", "1MB", "1024".
+type Size int64
+
+// Command is an argv. A YAML string becomes ["sh", "-c", string].
+type Command []string
+
+// StatusRange is an inclusive range of HTTP status codes, "200-399" or "500".
+type StatusRange struct{ Min, Max int }
+
+// Contains reports whether code is in the range.
+func (r StatusRange) Contains(code int) bool { return code >= r.Min && code <= r.Max }

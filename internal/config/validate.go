@@ -1,0 +1,316 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Validate fills in the defaults that depend on the whole config (a lone
+// app with no routes serves "/") and reports every semantic problem as
+// Errors. Parse and Load call it; a caller that builds or changes a Config
+// in code (flags overriding listen, say) calls it again.
+func (c *Config) Validate() error {
+	return c.validate(nil, nil).err()
+}
+
+// validator collects semantic problems, placing each on the line its key
+// path was written on, or on its parent's line for a missing key.
+type validator struct {
+	file   string
+	pos    positions
+	failed map[string]bool // paths the decoder already reported
+	errs   Errors
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	if v.decodeFailed(path) {
+		return
+	}
+	v.errs = append(v.errs, &FieldError{File: v.file, Line: v.pos.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// decodeFailed reports whether path, or a key it lies under, was already
+// reported by the decoder, whose message is then the one that helps.
+func (v *validator) decodeFailed(path string) bool {
+	for p := path; len(v.failed) > 0; p = parentPath(p) {
+		if v.failed[p] {
+			return true
+		}
+		if p == "" {
+			return false
+		}
+	}
+	return false
+}
+
+// has reports whether path was written in the file (as opposed to being a
+// default), which decides between "missing" and "must not be empty".
+func (v *validator) has(path string) bool {
+	_, ok := v.pos[path]
+	return ok
+}
+
+func (c *Config) validate(pos positions, failed map[string]bool) Errors {
+	v := &validator{file: c.File, pos: pos, failed: failed}
+	c.implicitRoutes()
+	v.address("listen", c.Listen)
+	v.address("admin", c.Admin)
+	if c.DataDir == "" {
+		v.errorf("data_dir", "must not be empty")
+	}
+	if len(c.Apps) == 0 {
+		v.errorf("apps", "at least one app is required, e.g. apps: {web: {command: \"node server.js\"}}")
+	}
+	for _, name := range c.appNames() {
+		v.app(c.Apps[name], "apps."+name, len(c.Apps))
+	}
+	v.routeClaims(c)
+	return v.errs
+}
+
+// appNames is Order when it lists every app, else the names sorted, so that
+// problems are reported in a stable order either way.
+func (c *Config) appNames() []string {
+	if len(c.Order) == len(c.Apps) {
+		return c.Order
+	}
+	names := make([]string, 0, len(c.Apps))
+	for name := range c.Apps {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// implicitRoutes gives a lone app the whole URL space: with one app there
+// is nothing to choose between, so requiring routes would be ceremony.
+func (c *Config) implicitRoutes() {
+	if len(c.Apps) != 1 {
+		return
+	}
+	for _, app := range c.Apps {
+		if app != nil && len(app.Routes) == 0 {
+			app.Routes = []string{"/"}
+		}
+	}
+}
+
+func (v *validator) address(path, addr string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || !validPort(port) {
+		v.errorf(path, "%q must be host:port, e.g. \":8080\" or \"127.0.0.1:9901\"", addr)
+	}
+}
+
+// validPort accepts a numeric port, including 0 (let the kernel choose),
+// or a service name, which net.Listen resolves.
+func validPort(port string) bool {
+	if port == "" {
+		return false
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		return n >= 0 && n <= 65535
+	}
+	return !strings.ContainsAny(port, " /")
+}
+
+// appName is what an app may be called: it prefixes instance ids (web-1),
+// log file paths and metric labels, so it stays plain.
+var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+func (v *validator) app(a *App, path string, napps int) {
+	if a == nil {
+		v.errorf(path, "app has no settings")
+		return
+	}
+	if !appName.MatchString(a.Name) {
+		v.errorf(path, "invalid app name %q: use lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", a.Name)
+	}
+	v.source(a, path)
+	if a.Instances < 1 {
+		v.errorf(path+".instances", "must be ≥ 1, got %d", a.Instances)
+	}
+	v.health(&a.Health, path+".health")
+	v.positive(path+".start_timeout", a.StartTimeout)
+	v.positive(path+".stop_timeout", a.StopTimeout)
+	v.positive(path+".request_timeout", a.RequestTimeout)
+	if a.QueueSize < 1 {
+		v.errorf(path+".queue_size", "must be ≥ 1, got %d", a.QueueSize)
+	}
+	if a.MaxAttempts < 1 || a.MaxAttempts > 10 {
+		v.errorf(path+".max_attempts", "must be between 1 and 10, got %d", a.MaxAttempts)
+	}
+	for k := range a.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			v.errorf(path+".env."+k, "invalid environment variable name %q", k)
+		}
+	}
+	v.routes(a.Routes, path+".routes", napps)
+	if a.AutoHeal != nil {
+		v.autoHeal(a.AutoHeal, path+".auto_heal")
+	}
+}
+
+// source checks that the app says where its instances come from: exactly
+// one of a command to run or upstreams to proxy to.
+func (v *validator) source(a *App, path string) {
+	switch {
+	case len(a.Command) > 0 && len(a.Upstreams) > 0:
+		v.errorf(path+".upstreams", "command and upstreams are exclusive")
+	case len(a.Upstreams) > 0:
+		for i, u := range a.Upstreams {
+			v.upstream(fmt.Sprintf("%s.upstreams[%d]", path, i), u)
+		}
+	case len(a.Command) > 0:
+		v.command(path+".command", a.Command)
+	case v.has(path + ".command"):
+		v.errorf(path+".command", "must not be empty")
+	case v.has(path + ".upstreams"):
+		v.errorf(path+".upstreams", "must not be empty")
+	default:
+		v.errorf(path, "missing command (or upstreams)")
+	}
+}
+
+func (v *validator) command(path string, cmd Command) {
+	if len(cmd) == 0 {
+		v.errorf(path, "must not be empty")
+		return
+	}
+	if strings.TrimSpace(cmd[0]) == "" {
+		v.errorf(path+"[0]", "program name must not be empty")
+	}
+}
+
+func (v *validator) upstream(path, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		v.errorf(path, "%q must be host:port, e.g. \"10.0.0.5:8080\"", addr)
+	}
+}
+
+func (v *validator) health(h *Health, path string) {
+	if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
+		v.errorf(path+".path", "%q must start with \"/\"", h.Path)
+	}
+	v.positive(path+".interval", h.Interval)
+	v.positive(path+".timeout", h.Timeout)
+	v.atLeastOne(path+".unhealthy_threshold", h.UnhealthyThreshold)
+	v.atLeastOne(path+".healthy_threshold", h.HealthyThreshold)
+	if err := h.Status.check(); err != nil {
+		v.errorf(path+".status", "%v", err)
+	}
+}
+
+func (v *validator) positive(path string, d Duration) {
+	if d <= 0 {
+		v.errorf(path, "must be > 0")
+	}
+}
+
+func (v *validator) atLeastOne(path string, n int) {
+	if n < 1 {
+		v.errorf(path, "must be ≥ 1, got %d", n)
+	}
+}
+
+// routes checks each route's shape. Several apps share one listener, so
+// each must say which requests are its own.
+func (v *validator) routes(routes []string, path string, napps int) {
+	if len(routes) == 0 && napps > 1 {
+		v.errorf(path, "required when there are several apps, e.g. routes: [\"/api/\"] or [\"api.example.com/\"]")
+	}
+	seen := map[string]bool{}
+	for i, r := range routes {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		host, _, ok := strings.Cut(r, "/")
+		switch {
+		case strings.Contains(r, "://"):
+			v.errorf(p, "%q: leave out the scheme, e.g. \"api.example.com/\"", r)
+		case !ok || strings.ContainsAny(host, " \t"):
+			v.errorf(p, "%q must be \"/prefix\" or \"host/prefix\", e.g. \"/api/\" or \"api.example.com/\"", r)
+		case seen[r]:
+			v.errorf(p, "duplicate route %q", r)
+		}
+		seen[r] = true
+	}
+}
+
+// routeClaims reports a route claimed by two apps: the gateway could not
+// tell which one a request is for.
+func (v *validator) routeClaims(c *Config) {
+	owner := map[string]string{}
+	for _, name := range c.appNames() {
+		a := c.Apps[name]
+		if a == nil {
+			continue
+		}
+		for i, r := range a.Routes {
+			if first, ok := owner[r]; ok && first != name {
+				v.errorf(fmt.Sprintf("apps.%s.routes[%d]", name, i), "route %q is already claimed by app %q", r, first)
+				continue
+			}
+			owner[r] = name
+		}
+	}
+}
+
+func (v *validator) autoHeal(h *AutoHeal, path string) {
+	switch h.Action {
+	case ActionRecycle, ActionLogEvent:
+		if len(h.Custom) > 0 {
+			v.errorf(path+".custom", "only used with action: custom (action is %q)", h.Action)
+		}
+	case ActionCustom:
+		if len(h.Custom) == 0 {
+			v.errorf(path+".custom", "required with action: custom, e.g. [\"sh\", \"-c\", \"kill -USR2 {pid}\"]")
+		} else {
+			v.command(path+".custom", h.Custom)
+		}
+	default:
+		v.errorf(path+".action", "%q must be one of recycle, log_event, custom", h.Action)
+	}
+	if m := h.MaxRecycles; m != nil {
+		v.atLeastOne(path+".max_recycles.count", m.Count)
+		v.positive(path+".max_recycles.per", m.Per)
+	}
+	v.triggers(&h.Triggers, path+".triggers")
+}
+
+func (v *validator) triggers(t *Triggers, path string) {
+	if t.Memory != nil && t.Memory.PrivateBytes <= 0 {
+		v.errorf(path+".memory.private_bytes", "must be > 0")
+	}
+	if t.Requests != nil {
+		v.atLeastOne(path+".requests.count", t.Requests.Count)
+		v.positive(path+".requests.interval", t.Requests.Interval)
+	}
+	for i, s := range t.SlowRequests {
+		p := fmt.Sprintf("%s.slow_requests[%d]", path, i)
+		v.positive(p+".time_taken", s.TimeTaken)
+		v.atLeastOne(p+".count", s.Count)
+		v.positive(p+".interval", s.Interval)
+		v.pathPrefix(p+".path", s.Path)
+	}
+	for i, s := range t.StatusCodes {
+		p := fmt.Sprintf("%s.status_codes[%d]", path, i)
+		if s.Status == (StatusRange{}) {
+			v.errorf(p+".status", "required, e.g. \"500-599\"")
+		} else if err := s.Status.check(); err != nil {
+			v.errorf(p+".status", "%v", err)
+		}
+		v.atLeastOne(p+".count", s.Count)
+		v.positive(p+".interval", s.Interval)
+		v.pathPrefix(p+".path", s.Path)
+	}
+}
+
+func (v *validator) pathPrefix(path, prefix string) {
+	if prefix != "" && !strings.HasPrefix(prefix, "/") {
+		v.errorf(path, "%q must start with \"/\"", prefix)
+	}
+}

@@ -1,0 +1,160 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// web is the start of a config with one valid app; cases append keys to it
+// at four spaces of indent, from line 4 on.
+const web = "apps:\n  web:\n    command: x\n"
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"valid", web, nil},
+		{"at least one app", "listen: \":80\"\napps: {}\n",
+			[]string{`g.yaml:2: apps: at least one app is required, e.g. apps: {web: {command: "node server.js"}}`}},
+		{"app name", "apps:\n  Web_1:\n    command: x\n  -x:\n    command: x\n",
+			[]string{
+				`g.yaml:2: apps.Web_1: invalid app name "Web_1": use lowercase letters, digits, "-" and "_", starting with a letter or digit`,
+				`g.yaml:2: apps.Web_1.routes: required when there are several apps, e.g. routes: ["/api/"] or ["api.example.com/"]`,
+				`g.yaml:4: apps.-x: invalid app name "-x": use lowercase letters, digits, "-" and "_", starting with a letter or digit`,
+				`g.yaml:4: apps.-x.routes: required when there are several apps, e.g. routes: ["/api/"] or ["api.example.com/"]`,
+			}},
+		{"missing command", "apps:\n  web:\n    dir: .\n",
+			[]string{`g.yaml:2: apps.web: missing command (or upstreams)`}},
+		{"app with no settings", "apps:\n  web:\n",
+			[]string{`g.yaml:2: apps.web: missing command (or upstreams)`}},
+		{"empty command string", "apps:\n  web:\n    command: \"\"\n",
+			[]string{`g.yaml:3: apps.web.command: must not be empty`}},
+		{"empty command list", "apps:\n  web:\n    command: []\n",
+			[]string{`g.yaml:3: apps.web.command: must not be empty`}},
+		{"empty program name", "apps:\n  web:\n    command: [\"\", a]\n",
+			[]string{`g.yaml:3: apps.web.command[0]: program name must not be empty`}},
+		{"empty upstreams", "apps:\n  web:\n    upstreams: []\n",
+			[]string{`g.yaml:3: apps.web.upstreams: must not be empty`}},
+		{"command and upstreams exclusive", web + "    upstreams: [\"10.0.0.5:80\"]\n",
+			[]string{`g.yaml:4: apps.web.upstreams: command and upstreams are exclusive`}},
+		{"upstreams are host:port", "apps:\n  web:\n    upstreams:\n      - 10.0.0.5\n      - \":80\"\n      - h:0\n      - \"[::1]:8080\"\n",
+			[]string{
+				`g.yaml:4: apps.web.upstreams[0]: "10.0.0.5" must be host:port, e.g. "10.0.0.5:8080"`,
+				`g.yaml:5: apps.web.upstreams[1]: ":80" must be host:port, e.g. "10.0.0.5:8080"`,
+				`g.yaml:6: apps.web.upstreams[2]: "h:0" must be host:port, e.g. "10.0.0.5:8080"`,
+			}},
+		{"instances", web + "    instances: 0\n",
+			[]string{`g.yaml:4: apps.web.instances: must be ≥ 1, got 0`}},
+		{"health interval", web + "    health: {interval: 0}\n",
+			[]string{`g.yaml:4: apps.web.health.interval: must be > 0`}},
+		{"health timeout", web + "    health: {timeout: 0s}\n",
+			[]string{`g.yaml:4: apps.web.health.timeout: must be > 0`}},
+		{"start_timeout", web + "    start_timeout: 0\n",
+			[]string{`g.yaml:4: apps.web.start_timeout: must be > 0`}},
+		{"stop_timeout", web + "    stop_timeout: 0\n",
+			[]string{`g.yaml:4: apps.web.stop_timeout: must be > 0`}},
+		{"request_timeout", web + "    request_timeout: 0ms\n",
+			[]string{`g.yaml:4: apps.web.request_timeout: must be > 0`}},
+		{"zero hold and idle timeouts are allowed", web + "    hold_timeout: 0\n    idle_timeout: 0\n", nil},
+		{"thresholds", web + "    health:\n      unhealthy_threshold: 0\n      healthy_threshold: 0\n",
+			[]string{
+				`g.yaml:5: apps.web.health.unhealthy_threshold: must be ≥ 1, got 0`,
+				`g.yaml:6: apps.web.health.healthy_threshold: must be ≥ 1, got 0`,
+			}},
+		{"queue_size", web + "    queue_size: 0\n",
+			[]string{`g.yaml:4: apps.web.queue_size: must be ≥ 1, got 0`}},
+		{"max_attempts low", web + "    max_attempts: 0\n",
+			[]string{`g.yaml:4: apps.web.max_attempts: must be between 1 and 10, got 0`}},
+		{"max_attempts high", web + "    max_attempts: 11\n",
+			[]string{`g.yaml:4: apps.web.max_attempts: must be between 1 and 10, got 11`}},
+		{"health path", web + "    health: {path: healthz}\n",
+			[]string{`g.yaml:4: apps.web.health.path: "healthz" must start with "/"`}},
+		{"routes shape", web + "    routes: [\"/\", api.example.com, \"http://x.com/\", \"api.example.com/\", \"/\"]\n",
+			[]string{
+				`g.yaml:4: apps.web.routes[1]: "api.example.com" must be "/prefix" or "host/prefix", e.g. "/api/" or "api.example.com/"`,
+				`g.yaml:4: apps.web.routes[2]: "http://x.com/": leave out the scheme, e.g. "api.example.com/"`,
+				`g.yaml:4: apps.web.routes[4]: duplicate route "/"`,
+			}},
+		{"route claimed twice", "apps:\n  web:\n    command: x\n    routes: [\"/\"]\n  api:\n    command: y\n    routes:\n      - /api/\n      - /\n",
+			[]string{`g.yaml:9: apps.api.routes[1]: route "/" is already claimed by app "web"`}},
+		{"several apps need routes", "apps:\n  web:\n    command: x\n  api:\n    command: y\n    routes: [/api/]\n",
+			[]string{`g.yaml:2: apps.web.routes: required when there are several apps, e.g. routes: ["/api/"] or ["api.example.com/"]`}},
+		{"listen and admin", "listen: \"8080\"\nadmin: localhost\n" + web,
+			[]string{
+				`g.yaml:1: listen: "8080" must be host:port, e.g. ":8080" or "127.0.0.1:9901"`,
+				`g.yaml:2: admin: "localhost" must be host:port, e.g. ":8080" or "127.0.0.1:9901"`,
+			}},
+		{"data_dir", "data_dir: \"\"\n" + web,
+			[]string{`g.yaml:1: data_dir: must not be empty`}},
+		{"auto_heal defaults are valid", web + "    auto_heal: {}\n", nil},
+		{"auto_heal action", web + "    auto_heal: {action: reboot}\n",
+			[]string{`g.yaml:4: apps.web.auto_heal.action: "reboot" must be one of recycle, log_event, custom`}},
+		{"auto_heal custom needs command", web + "    auto_heal:\n      action: custom\n",
+			[]string{`g.yaml:4: apps.web.auto_heal.custom: required with action: custom, e.g. ["sh", "-c", "kill -USR2 {pid}"]`}},
+		{"auto_heal custom only with action custom", web + "    auto_heal:\n      action: log_event\n      custom: kill {pid}\n",
+			[]string{`g.yaml:6: apps.web.auto_heal.custom: only used with action: custom (action is "log_event")`}},
+		{"auto_heal max_recycles", web + "    auto_heal:\n      max_recycles: {count: 0, per: 0}\n",
+			[]string{
+				`g.yaml:5: apps.web.auto_heal.max_recycles.count: must be ≥ 1, got 0`,
+				`g.yaml:5: apps.web.auto_heal.max_recycles.per: must be > 0`,
+			}},
+		{"auto_heal trigger counts and intervals", web + `    auto_heal:
+      triggers:
+        memory: {private_bytes: 0}
+        requests: {count: 0}
+        slow_requests:
+          - {time_taken: 0, count: 0, interval: 0, path: api}
+        status_codes:
+          - {count: 0, interval: 0, path: api}
+`,
+			[]string{
+				`g.yaml:6: apps.web.auto_heal.triggers.memory.private_bytes: must be > 0`,
+				`g.yaml:7: apps.web.auto_heal.triggers.requests.count: must be ≥ 1, got 0`,
+				`g.yaml:7: apps.web.auto_heal.triggers.requests.interval: must be > 0`,
+				`g.yaml:9: apps.web.auto_heal.triggers.slow_requests[0].time_taken: must be > 0`,
+				`g.yaml:9: apps.web.auto_heal.triggers.slow_requests[0].count: must be ≥ 1, got 0`,
+				`g.yaml:9: apps.web.auto_heal.triggers.slow_requests[0].interval: must be > 0`,
+				`g.yaml:9: apps.web.auto_heal.triggers.slow_requests[0].path: "api" must start with "/"`,
+				`g.yaml:11: apps.web.auto_heal.triggers.status_codes[0].status: required, e.g. "500-599"`,
+				`g.yaml:11: apps.web.auto_heal.triggers.status_codes[0].count: must be ≥ 1, got 0`,
+				`g.yaml:11: apps.web.auto_heal.triggers.status_codes[0].interval: must be > 0`,
+				`g.yaml:11: apps.web.auto_heal.triggers.status_codes[0].path: "api" must start with "/"`,
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("g.yaml", []byte(tt.yaml))
+			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoneAppGetsRootRoute(t *testing.T) {
+	c, err := Parse("g.yaml", []byte(web))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"/"}, c.Apps["web"].Routes); diff != "" {
+		t.Errorf("routes mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestValidateInCode: a config built in code has no file or lines, and its
+// problems say so by leaving them out.
+func TestValidateInCode(t *testing.T) {
+	c := Default()
+	c.Apps = map[string]*App{"web": NewApp("web")}
+	c.Listen = "nope"
+	want := []string{
+		`listen: "nope" must be host:port, e.g. ":8080" or "127.0.0.1:9901"`,
+		`apps.web: missing command (or upstreams)`,
+	}
+	if diff := cmp.Diff(want, errLines(c.Validate())); diff != "" {
+		t.Errorf("errors mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/pool"
+)
+
+// RoundTrip forwards one request, trying another member when an attempt
+// fails in a way that is safe to retry. It is the ReverseProxy's
+// Transport; every error it returns is a *cause.Error.
+func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
+	st := stateFrom(req.Context())
+	cfg := a.cfg.Load()
+	replay, err := prepareBody(req, int64(cfg.RetryBodyLimit))
+	if err != nil {
+		return nil, cause.New(cause.ClientClosed, "", "reading the request body", err)
+	}
+	deadline := time.Time{}
+	idemKey := req.Header.Get("Idempotency-Key") != ""
+	for {
+		m, held, err := a.pool.Acquire(req.Context(), cfg.HoldTimeout.D(), st.tried)
+		st.held += held
+		if err != nil {
+			return nil, a.acquireError(req.Context(), err, cfg.HoldTimeout.D())
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(cfg.RequestTimeout.D())
+		}
+		st.attempts++
+		st.tried = append(st.tried, m)
+		st.instance = m.ID
+		resp, c, err := a.attempt(req, m, st, deadline)
+		if err == nil {
+			return resp, nil
+		}
+		m.Release()
+		if c == cause.ConnectRefused || c == cause.ConnectTimeout {
+			m.Eject()
+		}
+		retry := c.Retry().Allows(req.Method, idemKey) && !poisoned(st, c) && replay.rewind(req) &&
+			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline)
+		if !retry {
+			return nil, a.attemptError(c, m, err)
+		}
+		st.retried = append(st.retried, string(c))
+	}
+}
+
+// poisoned reports whether the request has already reset an instance
+// before: a request that was cut off on two instances is likely what kills
+// them (a query of death), and is not sent to a third.
+func poisoned(st *reqState, c cause.Cause) bool {
+	if c != cause.UpstreamReset {
+		return false
+	}
+	for _, r := range st.retried {
+		if r == string(cause.UpstreamReset) {
+			return true
+		}
+	}
+	return false
+}
+
+// attempt sends req to m once. On success the response body releases m
+// when closed.
+func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, deadline time.Time) (*http.Response, cause.Cause, error) {
+	u := a.upstream(m)
+	st.resetProgress()
+	ctx, cancel := context.WithCancel(req.Context())
+	ctx = httptrace.WithClientTrace(ctx, &st.trace)
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(time.Until(deadline), func() { timedOut.Store(true); cancel() })
+	out := req.WithContext(ctx)
+	out.URL.Host = m.Addr
+	start := time.Now()
+	resp, err := u.transport().RoundTrip(out)
+	timer.Stop()
+	st.upstream = time.Since(start)
+	st.reused = st.progress.Reused
+	if err != nil {
+		cancel()
+		c := cause.Classify(cause.Attempt{
+			Err: err, Progress: st.progress, TimedOut: timedOut.Load(),
+			ClientGone: req.Context().Err() != nil, IdleTime: st.idleTime, SinceWrite: sinceOrZero(st.wroteAt),
+		})
+		if c == cause.StaleConnection && st.idleTime > 0 {
+			// The app closes idle connections sooner than we do: learn it.
+			u.lowerIdle(closeBefore(st.idleTime))
+		}
+		return nil, c, err
+	}
+	if t := keepAliveTimeout(resp.Header); t > 0 {
+		u.lowerIdle(closeBefore(t))
+	}
+	resp.Body = wrapBody(resp.Body, m, st, cancel)
+	return resp, cause.None, nil
+}
+
+func sinceOrZero(t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return time.Since(t)
+}
+
+// acquireError turns a failure to get a member into a cause, saying what
+// gatehouse saw of the app's instances.
+func (a *appProxy) acquireError(ctx context.Context, err error, hold time.Duration) *cause.Error {
+	switch {
+	case errors.Is(err, pool.ErrQueueFull):
+		return cause.Errorf(cause.QueueFull, "", err, "%d requests already waiting for an instance of %s", a.pool.Waiting(), a.name)
+	case errors.Is(err, pool.ErrHoldTimeout):
+		return cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s became ready within hold_timeout %s: %s", a.name, hold, a.pool.Describe())
+	default:
+		return cause.New(cause.ClientClosed, "", "client went away while held", ctx.Err())
+	}
+}
+
+// attemptError names the failure of the last attempt, and ties it to the
+// instance's exit when the process died under the request.
+func (a *appProxy) attemptError(c cause.Cause, m *pool.Member, err error) *cause.Error {
+	detail := attemptDetail(c, m)
+	if c == cause.UpstreamReset || c == cause.ConnectRefused || c == cause.BadResponse {
+		if exit := m.ExitFor(m.PID(), exitWait); exit != nil {
+			exit.Failed.Add(1)
+			detail += fmt.Sprintf("; instance %s (pid %d) %s", m.ID, exit.PID, exit.Detail)
+		}
+	}
+	return cause.New(c, m.ID, detail, err)
+}
+
+// exitWait is how long a failed request waits to learn that its instance
+// died: the reset is seen a moment before the supervisor reaps the process.
+const exitWait = 250 * time.Millisecond
+
+func attemptDetail(c cause.Cause, m *pool.Member) string {
+	switch c {
+	case cause.ConnectRefused:
+		return "connection refused on " + m.Addr + "; is the app listening on its PORT?"
+	case cause.ConnectTimeout:
+		return "connect to " + m.Addr + " timed out after " + connectTimeout.String()
+	case cause.StaleConnection:
+		return "the app closed an idle keep-alive connection as it was reused"
+	case cause.UpstreamReset:
+		return "connection to " + m.Addr + " closed before response headers"
+	case cause.UpstreamTimeout:
+		return "no response headers from " + m.Addr + " within request_timeout"
+	case cause.BadResponse:
+		return "the answer from " + m.Addr + " is not HTTP"
+	}
+	return c.Hint()
+}

@@ -1,0 +1,160 @@
+package pool
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Member is one routable backend: an instance's port or an external
+// upstream address.
+type Member struct {
+	// ID is the instance id ("web-1").
+	ID string
+	// Addr is host:port.
+	Addr string
+
+	pool     *Pool
+	state    atomic.Int32
+	ejected  atomic.Bool
+	inflight atomic.Int64
+	pid      atomic.Int64
+	// kick asks the member's prober for an immediate probe.
+	kick chan struct{}
+	exit atomic.Pointer[Exit]
+	// exited is closed and replaced when the process behind the member
+	// exits, so a failed request can wait briefly to learn why.
+	exitedMu atomic.Pointer[chan struct{}]
+	onRemove atomic.Pointer[func()]
+	note     atomic.Pointer[string]
+	since    atomic.Int64
+}
+
+// OnRemove registers f to run when the member leaves its pool, so that
+// whoever keeps resources for it (the gateway's connections) frees them.
+// Only the last registration counts.
+func (m *Member) OnRemove(f func()) { m.onRemove.Store(&f) }
+
+// Exit records how the process behind a member ended.
+type Exit struct {
+	PID    int
+	Detail string // "exited with code 3", "killed by SIGKILL"
+	At     time.Time
+	// Failed counts requests that failed because of this exit.
+	Failed atomic.Int64
+}
+
+// NewMember returns a member in state Starting. It receives no requests
+// until it is added to a pool and set Ready.
+func NewMember(id, addr string) *Member {
+	m := &Member{ID: id, Addr: addr, kick: make(chan struct{}, 1)}
+	ch := make(chan struct{})
+	m.exitedMu.Store(&ch)
+	note := ""
+	m.note.Store(&note)
+	return m
+}
+
+// SetNote publishes the supervisor's latest health detail, so that a held
+// request that times out can say what gatehouse saw.
+func (m *Member) SetNote(s string) { m.note.Store(&s) }
+
+// Note is the latest health detail.
+func (m *Member) Note() string { return *m.note.Load() }
+
+// State is the member's current state.
+func (m *Member) State() State { return State(m.state.Load()) }
+
+// SetState publishes a new state. Only the supervisor calls it. A member
+// that becomes ready again is no longer ejected: the probe vouched for it.
+func (m *Member) SetState(s State) {
+	if s == Ready {
+		m.ejected.Store(false)
+	}
+	if State(m.state.Swap(int32(s))) != s {
+		m.since.Store(time.Now().UnixNano())
+		if m.pool != nil {
+			m.pool.changed()
+		}
+	}
+}
+
+// Since is when the member entered its current state.
+func (m *Member) Since() time.Time { return time.Unix(0, m.since.Load()) }
+
+// Inflight is the number of requests currently using the member.
+func (m *Member) Inflight() int64 { return m.inflight.Load() }
+
+// Release ends one request's use of the member.
+func (m *Member) Release() { m.inflight.Add(-1) }
+
+// SetPID records the process behind the member, for crash attribution.
+func (m *Member) SetPID(pid int) { m.pid.Store(int64(pid)) }
+
+// PID is the process behind the member, 0 for external upstreams.
+func (m *Member) PID() int { return int(m.pid.Load()) }
+
+// Routable reports whether the member may receive new requests.
+func (m *Member) Routable() bool { return m.State() == Ready && !m.ejected.Load() }
+
+// Eject takes the member out of rotation after a connection failure and
+// asks for an immediate probe; the probe's success brings it back.
+func (m *Member) Eject() {
+	if !m.ejected.Swap(true) {
+		m.Kick()
+	}
+}
+
+// Ejected reports whether passive ejection holds the member out.
+func (m *Member) Ejected() bool { return m.ejected.Load() }
+
+// ClearEjection brings an ejected member back after a passing probe.
+func (m *Member) ClearEjection() {
+	if m.ejected.Swap(false) && m.pool != nil {
+		m.pool.changed()
+	}
+}
+
+// Kick asks for an immediate probe without blocking.
+func (m *Member) Kick() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Kicked delivers probe requests to the member's prober.
+func (m *Member) Kicked() <-chan struct{} { return m.kick }
+
+// SetExit records that the process behind the member exited, and wakes
+// requests waiting to learn why their attempt failed.
+func (m *Member) SetExit(e *Exit) {
+	m.exit.Store(e)
+	next := make(chan struct{})
+	old := m.exitedMu.Swap(&next)
+	close(*old)
+}
+
+// LastExit returns the most recent exit of the member's process, if any.
+func (m *Member) LastExit() *Exit { return m.exit.Load() }
+
+// ExitFor returns the exit of process pid, waiting up to wait for it to be
+// recorded. A failed attempt usually sees the connection reset a moment
+// before the supervisor reaps the process.
+func (m *Member) ExitFor(pid int, wait time.Duration) *Exit {
+	if pid == 0 {
+		return nil
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		ch := *m.exitedMu.Load()
+		if e := m.exit.Load(); e != nil && e.PID == pid {
+			return e
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return nil
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/oklog/run"
+
+	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// Options adjust a server beyond its config.
+type Options struct {
+	// Console receives instance output (the foreground terminal); nil
+	// discards it.
+	Console io.Writer
+	// Logger is gatehouse's own log; nil discards it.
+	Logger *slog.Logger
+	// Observe, if set, sees every finished request's access entry. The
+	// entry is reused after the call returns.
+	Observe func(*telemetry.AccessEntry)
+}
+
+// Server is one gatehouse instance: gateway, supervisor and admin API.
+type Server struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	events    *telemetry.Events
+	eventsW   *telemetry.AsyncWriter
+	accessW   *telemetry.AsyncWriter
+	sup       *supervisor.Supervisor
+	gw        *gateway.Gateway
+	publicLn  net.Listener
+	adminLn   net.Listener
+	publicSrv *http.Server
+	adminSrv  *http.Server
+}
+
+// New prepares a server and binds its listeners, so that an address in use
+// is reported before any app process starts.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		// Not fatal: logs are counted as failing, requests still flow.
+		opts.Logger.Warn("cannot create data_dir; logs will be missing", "dir", cfg.DataDir, "err", err)
+	}
+	s := &Server{cfg: cfg, log: opts.Logger}
+	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
+	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
+	s.events = telemetry.NewEvents(s.eventsW, 0)
+	s.sup = supervisor.New(cfg, supervisor.Options{Events: s.events, DataDir: cfg.DataDir, Console: opts.Console, Logger: opts.Logger})
+	s.gw = gateway.New(cfg, s.sup.Pools(), gateway.Options{
+		Access:   telemetry.NewAccessLog(s.accessW),
+		Observe:  opts.Observe,
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	})
+	var err error
+	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		s.closeLogs()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+		s.publicLn.Close()
+		s.closeLogs()
+		return nil, fmt.Errorf("admin listen on %s: %w", cfg.Admin, err)
+	}
+	s.publicSrv = &http.Server{
+		Handler:           s.gw,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	s.adminSrv = &http.Server{
+		Handler:           admin.NewHandler(admin.Deps{Supervisor: s.sup, Events: s.events, Writers: s.writerStats}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	return s, nil
+}
+
+// Addr is the public listener's address.
+func (s *Server) Addr() string { return s.publicLn.Addr().String() }
+
+// AdminAddr is the admin listener's address.
+func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
+
+// Supervisor is the server's supervisor.
+func (s *Server) Supervisor() *supervisor.Supervisor { return s.sup }
+
+// Events is the server's event log.
+func (s *Server) Events() *telemetry.Events { return s.events }
+
+// Run serves until ctx ends, then shuts down in order.
+func (s *Server) Run(ctx context.Context) error {
+	supCtx, stopSup := context.WithCancel(context.Background())
+	defer stopSup()
+	var g run.Group
+	// The order of actors is the order of shutdown: run.Group interrupts
+	// them one after another.
+	g.Add(func() error { <-ctx.Done(); return nil }, func(error) {})
+	g.Add(func() error { return serve(s.publicSrv, s.publicLn) }, func(error) { s.drainPublic() })
+	g.Add(func() error { return s.sup.Run(supCtx) }, func(error) { stopSup() })
+	g.Add(func() error { return serve(s.adminSrv, s.adminLn) }, func(error) {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		s.adminSrv.Shutdown(c)
+	})
+	err := g.Run()
+	s.closeLogs()
+	return err
+}
+
+// drainPublic stops accepting and waits for in-flight requests, bounded
+// by the longest stop_timeout.
+func (s *Server) drainPublic() {
+	var d time.Duration
+	for _, a := range s.cfg.Apps {
+		d = max(d, a.StopTimeout.D())
+	}
+	c, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := s.publicSrv.Shutdown(c); err != nil {
+		s.publicSrv.Close()
+	}
+}
+
+func serve(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+func (s *Server) closeLogs() {
+	s.accessW.Close()
+	s.eventsW.Close()
+}
+
+func (s *Server) writerStats() map[string]telemetry.WriterStats {
+	return map[string]telemetry.WriterStats{"access.log": s.accessW.Stats(), "events.log": s.eventsW.Stats()}
+}

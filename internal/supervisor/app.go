@@ -1,0 +1,99 @@
+package supervisor
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pool"
+)
+
+// App is one app's set of instances and its pool.
+type App struct {
+	name string
+	sup  *Supervisor
+	cfg  atomic.Pointer[config.App]
+	pool *pool.Pool
+
+	mu        sync.Mutex
+	instances []*Instance
+	nextN     int
+	ctx       context.Context
+	// wg tracks the goroutines of this app's instances.
+	wg sync.WaitGroup
+}
+
+func newApp(s *Supervisor, cfg *config.App) *App {
+	a := &App{name: cfg.Name, sup: s, pool: pool.New(cfg.Name, cfg.QueueSize)}
+	a.cfg.Store(cfg)
+	return a
+}
+
+// Name is the app's name.
+func (a *App) Name() string { return a.name }
+
+// Config is the app's current configuration.
+func (a *App) Config() *config.App { return a.cfg.Load() }
+
+// Pool is the app's pool, for the gateway.
+func (a *App) Pool() *pool.Pool { return a.pool }
+
+// begin starts the configured number of instances.
+func (a *App) begin(ctx context.Context) {
+	a.mu.Lock()
+	a.ctx = ctx
+	a.mu.Unlock()
+	cfg := a.Config()
+	if cfg.External() {
+		for _, addr := range cfg.Upstreams {
+			a.addInstance(func(in *Instance) { in.upstream = addr })
+		}
+		return
+	}
+	for i := 0; i < cfg.Instances; i++ {
+		a.addInstance(nil)
+	}
+}
+
+// addInstance creates and starts an instance with the next id.
+func (a *App) addInstance(setup func(*Instance)) *Instance {
+	a.mu.Lock()
+	a.nextN++
+	in := newInstance(a, a.nextN)
+	if setup != nil {
+		setup(in)
+	}
+	a.instances = append(a.instances, in)
+	ctx := a.ctx
+	a.mu.Unlock()
+	in.start(ctx)
+	return in
+}
+
+// Instances returns the app's current instances.
+func (a *App) Instances() []*Instance {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]*Instance(nil), a.instances...)
+}
+
+// forget drops a stopped instance from the app's list.
+func (a *App) forget(in *Instance) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, x := range a.instances {
+		if x == in {
+			a.instances = append(a.instances[:i], a.instances[i+1:]...)
+			return
+		}
+	}
+}
+
+// stopAll stops every instance drain-first and waits for them.
+func (a *App) stopAll() {
+	for _, in := range a.Instances() {
+		in.Stop(stopDrain)
+	}
+	a.wg.Wait()
+}

@@ -1,0 +1,433 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/probe"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// Instance is one supervised process slot with a stable id. A crash
+// restarts it under the same id; a replacement gets a new id.
+type Instance struct {
+	ID  string
+	app *App
+	out *output
+	// upstream is the address of an external upstream; empty for a
+	// supervised process.
+	upstream string
+
+	mu        sync.Mutex
+	state     pool.State
+	pid       int
+	port      int
+	health    string
+	restarts  int
+	startedAt time.Time
+	readyAt   time.Time
+	member    *pool.Member
+	exitLog   []string
+
+	stopOnce sync.Once
+	stopMode stopMode
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// stopMode says how an instance is stopped.
+type stopMode int
+
+const (
+	// stopDrain: out of rotation, in-flight requests finish, then signals.
+	stopDrain stopMode = iota
+	// stopHard: signals at once (gatehouse restart).
+	stopHard
+)
+
+// outcome is how one process incarnation ended.
+type outcome int
+
+const (
+	crashed outcome = iota
+	stopped
+)
+
+func newInstance(a *App, n int) *Instance {
+	id := a.name + "-" + strconv.Itoa(n)
+	logPath := filepath.Join(a.sup.opts.DataDir, "logs", a.name, id+".log")
+	return &Instance{
+		ID:    id,
+		app:   a,
+		out:   newOutput(id, logPath, a.sup.console),
+		state: pool.Starting,
+		done:  make(chan struct{}),
+	}
+}
+
+// start runs the instance's lifecycle in a goroutine owned by its app.
+func (in *Instance) start(ctx context.Context) {
+	ctx, in.cancel = context.WithCancel(ctx)
+	in.app.wg.Add(1)
+	go func() {
+		defer in.app.wg.Done()
+		defer close(in.done)
+		defer in.out.Close()
+		defer in.app.forget(in)
+		if in.upstream != "" {
+			in.runUpstream(ctx)
+			return
+		}
+		in.run(ctx)
+	}()
+}
+
+// Stop asks the instance to stop and returns at once; Done tells when.
+func (in *Instance) Stop(mode stopMode) {
+	in.stopOnce.Do(func() {
+		in.mu.Lock()
+		in.stopMode = mode
+		in.mu.Unlock()
+		in.cancel()
+	})
+}
+
+// Done is closed when the instance has stopped for good.
+func (in *Instance) Done() <-chan struct{} { return in.done }
+
+func (in *Instance) run(ctx context.Context) {
+	var bo backoff
+	for {
+		start := time.Now()
+		if in.runOnce(ctx) == stopped || ctx.Err() != nil {
+			in.setState(pool.Stopped)
+			return
+		}
+		in.mu.Lock()
+		upFor := time.Duration(0)
+		if !in.readyAt.IsZero() {
+			upFor = time.Since(in.readyAt)
+		}
+		in.mu.Unlock()
+		delay := bo.next(upFor)
+		in.mu.Lock()
+		in.restarts++
+		n := in.restarts
+		in.mu.Unlock()
+		in.emit(telemetry.Event{Type: telemetry.EventRestart,
+			Detail: fmt.Sprintf("restart #%d after %s back-off (last run lasted %s)", n, delay, time.Since(start).Round(time.Millisecond))})
+		if !sleepCtx(ctx, delay) {
+			in.setState(pool.Stopped)
+			return
+		}
+	}
+}
+
+// runOnce starts one process and supervises it until it exits or the
+// instance is stopped.
+func (in *Instance) runOnce(ctx context.Context) outcome {
+	cfg := in.app.Config()
+	port, err := in.app.sup.ports.alloc()
+	if err != nil {
+		in.failStart(err)
+		return crashed
+	}
+	proc, err := spawn(spawnSpec{argv: cfg.Command, dir: cfg.Dir, env: in.env(cfg, port), out: in.out})
+	if err != nil {
+		in.failStart(err)
+		return crashed
+	}
+	m := pool.NewMember(in.ID, "127.0.0.1:"+strconv.Itoa(port))
+	m.SetPID(proc.pid)
+	in.mu.Lock()
+	in.pid, in.port, in.member, in.startedAt, in.readyAt = proc.pid, port, m, proc.started, time.Time{}
+	in.health = "starting"
+	in.mu.Unlock()
+	in.app.pool.Add(m)
+	in.setState(pool.Starting)
+	in.emit(telemetry.Event{Type: telemetry.EventStart, PID: proc.pid,
+		Detail: fmt.Sprintf("started %s with PORT=%d", cfg.Command[0], port)})
+
+	switch in.awaitReady(ctx, proc, m, cfg) {
+	case readyExited:
+		in.onExit(ctx, proc, m, "before it became ready")
+		return crashed
+	case readyTimeout:
+		in.onStartTimeout(ctx, proc, m, cfg)
+		return crashed
+	case readyStopped:
+		in.shutdown(proc, m, cfg)
+		return stopped
+	}
+	return in.watch(ctx, proc, m, cfg)
+}
+
+func (in *Instance) failStart(err error) {
+	in.setState(pool.Crashed)
+	in.mu.Lock()
+	in.health = err.Error()
+	in.mu.Unlock()
+	in.emit(telemetry.Event{Type: telemetry.EventExit, Detail: "could not start: " + err.Error()})
+}
+
+// env is the process environment: gatehouse's own, the app's env:, and
+// the instance's port and identity.
+func (in *Instance) env(cfg *config.App, port int) []string {
+	env := in.app.sup.baseEnv()
+	for k, v := range cfg.Env {
+		env = append(env, k+"="+v)
+	}
+	p := strconv.Itoa(port)
+	return append(env, "PORT="+p, "WEBSITES_PORT="+p, "GATEHOUSE_APP="+in.app.name, "GATEHOUSE_INSTANCE="+in.ID)
+}
+
+type readiness int
+
+const (
+	readyOK readiness = iota
+	readyExited
+	readyTimeout
+	readyStopped
+)
+
+// awaitReady runs the startup check until it passes, the process exits,
+// start_timeout passes, or the instance is stopped.
+func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Member, cfg *config.App) readiness {
+	deadline := time.NewTimer(cfg.StartTimeout.D())
+	defer deadline.Stop()
+	spec := probe.SpecFor(cfg.Health)
+	wait := 50 * time.Millisecond
+	for {
+		r := in.app.sup.prober.Check(ctx, m.Addr, spec)
+		if r.OK {
+			in.mu.Lock()
+			in.health, in.readyAt = r.Detail, time.Now()
+			in.mu.Unlock()
+			in.setState(pool.Ready)
+			in.emit(telemetry.Event{Type: telemetry.EventReady, PID: proc.pid,
+				Detail: fmt.Sprintf("ready in %s: %s", time.Since(proc.started).Round(time.Millisecond), r.Detail)})
+			return readyOK
+		}
+		in.setHealth("starting: " + r.Detail)
+		t := time.NewTimer(wait)
+		select {
+		case <-proc.exited:
+			t.Stop()
+			return readyExited
+		case <-deadline.C:
+			t.Stop()
+			return readyTimeout
+		case <-ctx.Done():
+			t.Stop()
+			return readyStopped
+		case <-t.C:
+		}
+		if wait < 500*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+// watch probes a ready instance until its process exits or it is stopped.
+func (in *Instance) watch(ctx context.Context, proc *process, m *pool.Member, cfg *config.App) outcome {
+	var fails, passes int
+	t := time.NewTimer(jitter(cfg.Health.Interval.D()))
+	defer t.Stop()
+	for {
+		select {
+		case <-proc.exited:
+			in.onExit(ctx, proc, m, "")
+			return crashed
+		case <-ctx.Done():
+			in.shutdown(proc, m, in.app.Config())
+			return stopped
+		case <-m.Kicked():
+		case <-t.C:
+		}
+		cfg = in.app.Config()
+		r := in.app.sup.prober.Check(ctx, m.Addr, probe.SpecFor(cfg.Health))
+		if ctx.Err() != nil {
+			continue
+		}
+		in.setHealth(r.Detail)
+		if r.OK {
+			fails, passes = 0, passes+1
+			m.ClearEjection()
+			if in.State() == pool.Unhealthy && passes >= cfg.Health.HealthyThreshold {
+				in.setState(pool.Ready)
+				in.emit(telemetry.Event{Type: telemetry.EventHealthy, PID: proc.pid, Detail: r.Detail})
+			}
+		} else {
+			passes, fails = 0, fails+1
+			if in.State() == pool.Ready && fails >= cfg.Health.UnhealthyThreshold {
+				in.setState(pool.Unhealthy)
+				in.emit(telemetry.Event{Type: telemetry.EventUnhealthy, PID: proc.pid,
+					Detail: fmt.Sprintf("%s (%d failed probes in a row)", r.Detail, fails)})
+			}
+		}
+		next := jitter(cfg.Health.Interval.D())
+		if m.Ejected() && next > 500*time.Millisecond {
+			// Passive ejection holds the member out until a probe passes:
+			// probe it soon rather than a whole interval later.
+			next = 500 * time.Millisecond
+		}
+		resetTimer(t, next)
+	}
+}
+
+// onExit handles a process that exited by itself.
+func (in *Instance) onExit(ctx context.Context, proc *process, m *pool.Member, when string) {
+	in.setState(pool.Crashed)
+	info := proc.exitInfo()
+	detail := info.String()
+	if when != "" {
+		detail += " " + when
+	}
+	exit := &pool.Exit{PID: proc.pid, Detail: detail, At: time.Now()}
+	m.SetExit(exit)
+	// Children the app left behind would hold its port or leak.
+	proc.signalGroup(syscall.SIGKILL)
+	in.app.pool.Remove(m)
+	in.setHealth(detail)
+	// Let requests that failed with this exit be attributed to it before
+	// the event records how many did.
+	sleepCtx(ctx, exitSettle)
+	in.mu.Lock()
+	in.exitLog = in.out.Tail()
+	in.mu.Unlock()
+	ev := telemetry.Event{Type: telemetry.EventExit, PID: proc.pid, ExitCode: info.code, Signal: info.signal,
+		Detail: detail, Failed: int(exit.Failed.Load())}
+	if ev.Failed > 0 {
+		ev.Detail += fmt.Sprintf("; %d requests failed with it", ev.Failed)
+	}
+	in.emit(ev)
+}
+
+// exitSettle is how long an exit waits for failed requests to be
+// attributed to it before its event is written.
+const exitSettle = 100 * time.Millisecond
+
+func (in *Instance) onStartTimeout(ctx context.Context, proc *process, m *pool.Member, cfg *config.App) {
+	in.mu.Lock()
+	last := in.health
+	in.mu.Unlock()
+	in.emit(telemetry.Event{Type: telemetry.EventStartTimeout, PID: proc.pid,
+		Detail: fmt.Sprintf("not ready within start_timeout %s; last check: %s", cfg.StartTimeout.D(), last)})
+	proc.signalGroup(syscall.SIGKILL)
+	proc.waitExit(5 * time.Second)
+	in.onExit(ctx, proc, m, "after start_timeout")
+}
+
+// shutdown stops a process drain-first: out of rotation, in-flight
+// requests finish (bounded by stop_timeout), SIGTERM, then SIGKILL.
+func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App) {
+	in.mu.Lock()
+	mode := in.stopMode
+	in.mu.Unlock()
+	in.setState(pool.Draining)
+	start := time.Now()
+	if mode == stopDrain {
+		in.emit(telemetry.Event{Type: telemetry.EventDrain, PID: proc.pid,
+			Detail: fmt.Sprintf("out of rotation; waiting for %d in-flight requests", m.Inflight())})
+		waitDrained(proc, m, cfg.StopTimeout.D())
+	}
+	proc.signalGroup(syscall.SIGTERM)
+	detail := ""
+	if !proc.waitExit(cfg.StopTimeout.D()) {
+		detail = fmt.Sprintf("did not exit within stop_timeout %s of SIGTERM; sent SIGKILL; ", cfg.StopTimeout.D())
+		proc.signalGroup(syscall.SIGKILL)
+		proc.waitExit(5 * time.Second)
+	}
+	proc.signalGroup(syscall.SIGKILL)
+	in.app.pool.Remove(m)
+	info := proc.exitInfo()
+	in.setHealth("stopped")
+	in.emit(telemetry.Event{Type: telemetry.EventStop, PID: proc.pid, ExitCode: info.code, Signal: info.signal,
+		Detail: fmt.Sprintf("%s%s after %s", detail, info, time.Since(start).Round(time.Millisecond))})
+}
+
+// waitDrained waits until m has no in-flight request, the process exits,
+// or d passes.
+func waitDrained(proc *process, m *pool.Member, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for m.Inflight() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-proc.exited:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (in *Instance) setState(s pool.State) {
+	in.mu.Lock()
+	in.state = s
+	m := in.member
+	in.mu.Unlock()
+	if m != nil {
+		m.SetState(s)
+	}
+}
+
+// State is the instance's current state.
+func (in *Instance) State() pool.State {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.state
+}
+
+func (in *Instance) setHealth(h string) {
+	in.mu.Lock()
+	in.health = h
+	m := in.member
+	in.mu.Unlock()
+	if m != nil {
+		m.SetNote(h)
+	}
+}
+
+func (in *Instance) emit(ev telemetry.Event) {
+	ev.App = in.app.name
+	ev.Instance = in.ID
+	in.app.sup.opts.Events.Emit(ev)
+}
+
+// jitter spreads probes of instances started together by ±10%.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d - d/10 + rand.N(d/5+1)
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	t.Stop()
+	select {
+	case <-t.C:
+	default:
+	}
+	t.Reset(d)
+}
+
+// sleepCtx sleeps d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,61 @@
+package supervisor
+
+import (
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/procstat"
+)
+
+// AppStatus is one app in GET /api/status.
+type AppStatus struct {
+	Name      string           `json:"name"`
+	Instances []InstanceStatus `json:"instances"`
+	// Waiting is the number of requests held for a ready instance.
+	Waiting int `json:"waiting"`
+}
+
+// InstanceStatus is one instance in GET /api/status; the field names are
+// part of the public contract.
+type InstanceStatus struct {
+	ID        string    `json:"id"`
+	PID       int       `json:"pid"`
+	Port      int       `json:"port"`
+	Upstream  string    `json:"upstream,omitempty"`
+	State     string    `json:"state"`
+	Health    string    `json:"health"`
+	Restarts  int       `json:"restarts"`
+	StartedAt time.Time `json:"started_at"`
+	Inflight  int64     `json:"inflight"`
+	RSSBytes  uint64    `json:"rss_bytes"`
+}
+
+// Status snapshots every app and instance.
+func (s *Supervisor) Status() []AppStatus {
+	var out []AppStatus
+	for _, a := range s.Apps() {
+		as := AppStatus{Name: a.name, Instances: []InstanceStatus{}, Waiting: a.pool.Waiting()}
+		for _, in := range a.Instances() {
+			as.Instances = append(as.Instances, in.Status())
+		}
+		out = append(out, as)
+	}
+	return out
+}
+
+// Status snapshots the instance.
+func (in *Instance) Status() InstanceStatus {
+	in.mu.Lock()
+	st := InstanceStatus{
+		ID: in.ID, PID: in.pid, Port: in.port, Upstream: in.upstream, State: in.state.String(),
+		Health: in.health, Restarts: in.restarts, StartedAt: in.startedAt.UTC(),
+	}
+	m := in.member
+	in.mu.Unlock()
+	if m != nil {
+		st.Inflight = m.Inflight()
+	}
+	if st.PID > 0 && st.State != "stopped" && st.State != "crashed" {
+		st.RSSBytes = procstat.TreeRSS(st.PID)
+	}
+	return st
+}

@@ -1,0 +1,123 @@
+package supervisor
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/probe"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// Options are the supervisor's collaborators.
+type Options struct {
+	// Events receives lifecycle events. Required.
+	Events *telemetry.Events
+	// DataDir holds logs/APP/INSTANCE.log.
+	DataDir string
+	// Console, if set, receives every instance's output prefixed with its
+	// id (the foreground terminal).
+	Console io.Writer
+	// Logger is gatehouse's own log.
+	Logger *slog.Logger
+}
+
+// Supervisor owns every app's processes.
+type Supervisor struct {
+	opts    Options
+	prober  *probe.Prober
+	ports   *ports
+	console *console
+
+	mu    sync.Mutex
+	apps  map[string]*App
+	order []string
+}
+
+// New prepares a supervisor for cfg; Run starts the instances.
+func New(cfg *config.Config, opts Options) *Supervisor {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Supervisor{
+		opts:    opts,
+		prober:  probe.New(),
+		ports:   newPorts(),
+		console: &console{w: opts.Console},
+		apps:    map[string]*App{},
+	}
+	for _, name := range cfg.Order {
+		s.apps[name] = newApp(s, cfg.Apps[name])
+		s.order = append(s.order, name)
+	}
+	return s
+}
+
+// App returns the named app, or nil.
+func (s *Supervisor) App(name string) *App {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apps[name]
+}
+
+// Apps returns the apps in config order.
+func (s *Supervisor) Apps() []*App {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*App, 0, len(s.order))
+	for _, n := range s.order {
+		out = append(out, s.apps[n])
+	}
+	return out
+}
+
+// Pools returns each app's pool by name, for the gateway.
+func (s *Supervisor) Pools() map[string]*pool.Pool {
+	out := map[string]*pool.Pool{}
+	for _, a := range s.Apps() {
+		out[a.name] = a.pool
+	}
+	return out
+}
+
+// Run starts every app's instances and supervises them until ctx ends;
+// then it stops them all drain-first and returns once no process remains.
+func (s *Supervisor) Run(ctx context.Context) error {
+	// Instances live on their own context: ctx ending starts an orderly
+	// stop rather than cancelling everything mid-step.
+	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	for _, a := range s.Apps() {
+		a.begin(ictx)
+	}
+	<-ctx.Done()
+	var wg sync.WaitGroup
+	for _, a := range s.Apps() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.stopAll()
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// baseEnv is gatehouse's environment without variables it sets itself.
+func (s *Supervisor) baseEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "PORT", "WEBSITES_PORT", "GATEHOUSE_APP", "GATEHOUSE_INSTANCE", "GATEHOUSE_ADMIN_TOKEN":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}

@@ -1,0 +1,225 @@
+package telemetry
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Event types, as written to events.log and listed in PRODUCT.md.
+const (
+	EventStart        = "start"
+	EventReady        = "ready"
+	EventUnhealthy    = "unhealthy"
+	EventHealthy      = "healthy"
+	EventExit         = "exit"
+	EventRestart      = "restart"
+	EventStartTimeout = "start_timeout"
+	EventDrain        = "drain"
+	EventStop         = "stop"
+	EventRecycle      = "recycle"
+	EventScale        = "scale"
+	EventReload       = "reload"
+	EventIdleUnload   = "idle_unload"
+	EventWake         = "wake"
+	EventAutoHeal     = "auto_heal"
+)
+
+// Event is one lifecycle event of an app or instance.
+type Event struct {
+	Time     time.Time `json:"time"`
+	App      string    `json:"app"`
+	Instance string    `json:"instance,omitempty"`
+	Type     string    `json:"type"`
+	Detail   string    `json:"detail,omitempty"`
+	PID      int       `json:"pid,omitempty"`
+	// ExitCode is a pointer so that exit code 0 is written and "no exit
+	// code" (killed by a signal, or not an exit event) is not.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Signal is a name such as "SIGKILL".
+	Signal string `json:"signal,omitempty"`
+	// Trigger names what caused a recycle or auto-heal action.
+	Trigger string `json:"trigger,omitempty"`
+	Value   string `json:"value,omitempty"`
+	// Failed is how many requests failed because of this event.
+	Failed int `json:"failed_requests,omitempty"`
+}
+
+const (
+	defaultRingSize = 10000
+	defaultSubBuf   = 64
+	// maxEventLine bounds one events.log line ReadEvents will look at; a
+	// longer one is garbage, not an event.
+	maxEventLine = 1 << 20
+)
+
+// Events records lifecycle events: an in-memory ring (for the admin API and
+// diagnose), an optional events.log line writer, and live subscribers (the
+// log stream). Emit never blocks: a subscriber that does not keep up misses
+// events, and Missed counts them.
+type Events struct {
+	w LineWriter
+
+	// mu serialises Emit so the ring, the file and every subscriber see
+	// events in the same order.
+	mu     sync.Mutex
+	ring   []Event
+	next   int // ring index the next event goes to
+	full   bool
+	subs   map[*subscriber]struct{}
+	missed atomic.Uint64
+	// line is reused for encoding under mu; Write does not keep it.
+	line bytes.Buffer
+}
+
+type subscriber struct {
+	ch chan Event
+}
+
+// NewEvents returns an Events keeping the last ringSize events (10000 when
+// ringSize is 0 or less) and writing each to w, which may be nil to keep
+// events in memory only.
+func NewEvents(w LineWriter, ringSize int) *Events {
+	if ringSize <= 0 {
+		ringSize = defaultRingSize
+	}
+	return &Events{
+		w:    w,
+		ring: make([]Event, ringSize),
+		subs: make(map[*subscriber]struct{}),
+	}
+}
+
+// Emit records ev, setting Time to now when it is zero.
+func (e *Events) Emit(ev Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	e.ring[e.next] = ev
+	e.next++
+	if e.next == len(e.ring) {
+		e.next = 0
+		e.full = true
+	}
+	if e.w != nil {
+		e.line.Reset()
+		// An Event has only strings, ints and a time: Encode cannot fail,
+		// and it appends the newline.
+		enc := json.NewEncoder(&e.line)
+		enc.SetEscapeHTML(false) // keep "<" readable in details; nobody embeds this in HTML
+		if err := enc.Encode(ev); err == nil {
+			e.w.Write(e.line.Bytes())
+		}
+	}
+	for s := range e.subs {
+		select {
+		case s.ch <- ev:
+		default:
+			e.missed.Add(1)
+		}
+	}
+}
+
+// Since returns the events in the ring at or after t, oldest first. A zero t
+// returns the whole ring.
+func (e *Events) Since(t time.Time) []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Event
+	add := func(evs []Event) {
+		for _, ev := range evs {
+			if !ev.Time.Before(t) {
+				out = append(out, ev)
+			}
+		}
+	}
+	if e.full {
+		add(e.ring[e.next:])
+	}
+	add(e.ring[:e.next])
+	return out
+}
+
+// Subscribe returns a channel that receives every event emitted from now on,
+// with room for buf of them (64 when buf is 0 or less) before events are
+// missed. cancel unsubscribes and closes the channel; it may be called more
+// than once.
+func (e *Events) Subscribe(buf int) (<-chan Event, func()) {
+	if buf <= 0 {
+		buf = defaultSubBuf
+	}
+	s := &subscriber{ch: make(chan Event, buf)}
+	e.mu.Lock()
+	e.subs[s] = struct{}{}
+	e.mu.Unlock()
+	var once sync.Once
+	cancel := func() {
+		once.Do(func() {
+			// Under mu, so Emit can never send on the closed channel.
+			e.mu.Lock()
+			delete(e.subs, s)
+			close(s.ch)
+			e.mu.Unlock()
+		})
+	}
+	return s.ch, cancel
+}
+
+// Missed is how many event deliveries were skipped because a subscriber's
+// channel was full.
+func (e *Events) Missed() uint64 { return e.missed.Load() }
+
+// ReadEvents parses an events.log file and returns the events at or after
+// since (all when since is zero), in file order. Lines that are not events
+// (torn writes, garbage) are skipped: an offline tool wants what can be read.
+func ReadEvents(path string, since time.Time) ([]Event, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	var out []Event
+	for {
+		line, tooLong, err := readLine(r)
+		if len(line) > 0 && !tooLong {
+			var ev Event
+			if json.Unmarshal(line, &ev) == nil && ev.Type != "" && !ev.Time.Before(since) {
+				out = append(out, ev)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("read events %s: %w", path, err)
+		}
+	}
+}
+
+// readLine returns the next line without its newline. A line longer than
+// maxEventLine is consumed and reported as tooLong rather than buffered.
+func readLine(r *bufio.Reader) (line []byte, tooLong bool, err error) {
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if !tooLong {
+			line = append(line, chunk...)
+			if len(line) > maxEventLine {
+				tooLong, line = true, nil
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return bytes.TrimRight(line, "\r\n"), tooLong, err
+	}
+}

@@ -1,0 +1,171 @@
+// Package harness starts a real gatehouse in the test process, in front of
+// real app processes (usually the fault app), on loopback ports, and
+// stops it when the test ends. Tests of every layer above the supervisor
+// use it so that they exercise what users run.
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/server"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
+
+// Gatehouse is a running gatehouse under test.
+type Gatehouse struct {
+	Srv *server.Server
+	// URL is the gateway's base URL, AdminURL the admin API's.
+	URL      string
+	AdminURL string
+	Config   *config.Config
+
+	cancel context.CancelFunc
+	done   chan error
+
+	mu     sync.Mutex
+	access []telemetry.AccessEntry
+}
+
+// FaultApp returns a one-app config running the fault app with args,
+// with short timeouts suited to tests. Adjust the returned app before
+// Start.
+func FaultApp(t testing.TB, instances int, args ...string) (*config.Config, *config.App) {
+	t.Helper()
+	bin := testutil.BuildBinary(t, testutil.FaultAppPkg)
+	cfg := config.Default()
+	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	app := config.NewApp("web")
+	app.Command = append(config.Command{bin}, args...)
+	app.Instances = instances
+	app.Routes = []string{"/"}
+	app.Health.Path = "/healthz"
+	app.Health.Interval = config.Duration(500 * time.Millisecond)
+	app.Health.Timeout = config.Duration(time.Second)
+	app.StartTimeout = config.Duration(10 * time.Second)
+	app.StopTimeout = config.Duration(5 * time.Second)
+	app.HoldTimeout = config.Duration(5 * time.Second)
+	app.RequestTimeout = config.Duration(10 * time.Second)
+	cfg.Apps = map[string]*config.App{"web": app}
+	cfg.Order = []string{"web"}
+	return cfg, app
+}
+
+// Start runs cfg until the test ends. Console output goes to the test log
+// when -v is set.
+func Start(t testing.TB, cfg *config.Config) *Gatehouse {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	g := &Gatehouse{Config: cfg, done: make(chan error, 1)}
+	srv, err := server.New(cfg, server.Options{Console: testWriter{t}, Observe: g.observe})
+	if err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	g.Srv = srv
+	g.URL = "http://" + srv.Addr()
+	g.AdminURL = "http://" + srv.AdminAddr()
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go func() { g.done <- srv.Run(ctx) }()
+	t.Cleanup(func() { g.Stop(t) })
+	return g
+}
+
+// Stop shuts gatehouse down and waits for it (idempotent).
+func (g *Gatehouse) Stop(t testing.TB) {
+	g.cancel()
+	select {
+	case err, ok := <-g.done:
+		if ok && err != nil {
+			t.Errorf("gatehouse run: %v", err)
+		}
+		close(g.done)
+	case <-time.After(30 * time.Second):
+		t.Errorf("gatehouse did not stop within 30s")
+	}
+}
+
+func (g *Gatehouse) observe(e *telemetry.AccessEntry) {
+	c := *e
+	c.RetriedCauses = append([]string(nil), e.RetriedCauses...)
+	g.mu.Lock()
+	g.access = append(g.access, c)
+	g.mu.Unlock()
+}
+
+// Access returns a copy of every access entry so far.
+func (g *Gatehouse) Access() []telemetry.AccessEntry {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]telemetry.AccessEntry(nil), g.access...)
+}
+
+// Events returns the events so far, of the given types (all when none).
+func (g *Gatehouse) Events(types ...string) []telemetry.Event {
+	var out []telemetry.Event
+	for _, e := range g.Srv.Events().Since(time.Time{}) {
+		if len(types) == 0 || contains(types, e.Type) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Instances returns the app's instance statuses.
+func (g *Gatehouse) Instances(app string) []supervisor.InstanceStatus {
+	for _, a := range g.Srv.Supervisor().Status() {
+		if a.Name == app {
+			return a.Instances
+		}
+	}
+	return nil
+}
+
+// WaitReady waits until app has n ready instances.
+func (g *Gatehouse) WaitReady(t testing.TB, app string, n int, timeout time.Duration) {
+	t.Helper()
+	testutil.WaitFor(t, timeout, fmt.Sprintf("%d ready instances of %s", n, app), func() bool {
+		ready := 0
+		for _, in := range g.Instances(app) {
+			if in.State == "ready" {
+				ready++
+			}
+		}
+		return ready == n
+	})
+}
+
+// Client returns an HTTP client for the gateway with a bounded timeout.
+func Client(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if testing.Verbose() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}

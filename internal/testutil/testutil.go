@@ -1,0 +1,135 @@
+// Package testutil holds helpers the gatehouse test suites share: building
+// helper binaries (such as the fault-injection app in ./faultapp), finding
+// free ports, polling for conditions and checking whether a process lives.
+package testutil
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// FaultAppPkg is the import path of the fault-injection app, for BuildBinary.
+const FaultAppPkg = "github.com/gatehouse/gatehouse/internal/testutil/faultapp"
+
+// build is one package's binary, built at most once per test process.
+type build struct {
+	once sync.Once
+	bin  string
+	out  []byte
+	err  error
+}
+
+var (
+	buildMu  sync.Mutex
+	builds   = map[string]*build{}
+	binDir   string
+	binDirEr error
+)
+
+// BuildBinary builds pkg (an import path) once per test process and returns
+// the binary's path. The binary lives in a temp dir shared by every test of
+// the process: t.TempDir would be removed after the first test. A failed
+// build fails every caller with the compiler's output.
+func BuildBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	b, ok := builds[pkg]
+	if !ok {
+		b = &build{}
+		builds[pkg] = b
+	}
+	buildMu.Unlock()
+	b.once.Do(func() { b.bin, b.out, b.err = goBuild(pkg) })
+	if b.err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, b.err, b.out)
+	}
+	return b.bin
+}
+
+// goBuild runs `go build -o DIR/NAME pkg`. `go test` puts its own GOROOT/bin
+// first on PATH, so "go" is the toolchain running the tests.
+func goBuild(pkg string) (bin string, out []byte, err error) {
+	dir, err := sharedBinDir()
+	if err != nil {
+		return "", nil, err
+	}
+	name := strings.NewReplacer(".", "_", "/", "_").Replace(pkg)
+	bin = filepath.Join(dir, name)
+	out, err = exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	return bin, out, err
+}
+
+// sharedBinDir makes the per-process binary directory on first use.
+func sharedBinDir() (string, error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if binDir == "" && binDirEr == nil {
+		binDir, binDirEr = os.MkdirTemp("", "gatehouse-testbin-")
+	}
+	return binDir, binDirEr
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago. Another
+// process may take it before the caller binds it, so use it promptly.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("FreePort: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// WaitFor polls cond every 20ms until it is true, and fails the test naming
+// what it waited for if timeout passes first. Like t.Fatal, call it only
+// from the test's own goroutine.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ProcessAlive reports whether pid is a running process. A zombie (exited
+// but not yet reaped by its parent) counts as dead: kill -0 still succeeds
+// on it, so /proc/PID/stat's state is checked too.
+func ProcessAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && err != syscall.EPERM {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		// Without /proc (not Linux) kill -0 is all there is; on Linux the
+		// process vanished between the two checks.
+		_, statErr := os.Stat("/proc/self/stat")
+		return statErr != nil
+	}
+	return procState(stat) != 'Z'
+}
+
+// procState is the state letter of a /proc/PID/stat line. The command name
+// in parentheses may itself hold spaces or ')', so parse after the last ')'.
+func procState(stat []byte) byte {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return 0
+	}
+	return stat[i+2]
+}
