@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,6 +43,31 @@ func (c *Client) Events(ctx context.Context, since string) ([]telemetry.Event, e
 	return out.Events, c.getJSON(ctx, "/api/events?since="+since, &out)
 }
 
+// Op starts an operation (POST path) and calls progress for each line it
+// streams; the operation's failure is returned as an error.
+func (c *Client) Op(ctx context.Context, path string, progress func(string)) error {
+	resp, err := c.doWith(ctx, http.MethodPost, path, &http.Client{})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var l OpLine
+		if err := dec.Decode(&l); err != nil {
+			return fmt.Errorf("%s: the stream ended without a result: %w", path, err)
+		}
+		switch {
+		case l.Error != "":
+			return errors.New(l.Error)
+		case l.OK:
+			return nil
+		case progress != nil:
+			progress(l.Progress)
+		}
+	}
+}
+
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 	resp, err := c.do(ctx, http.MethodGet, path)
 	if err != nil {
@@ -55,6 +81,12 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string) (*http.Response, error) {
+	return c.doWith(ctx, method, path, c.HTTP)
+}
+
+// doWith sends a request with hc; operations use a client without a
+// timeout, since a rolling reload takes as long as the app takes to start.
+func (c *Client) doWith(ctx context.Context, method, path string, hc *http.Client) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("admin request: %w", err)
@@ -62,14 +94,31 @@ func (c *Client) do(ctx context.Context, method, path string) (*http.Response, e
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("reach gatehouse admin at %s (is gatehouse running?): %w", c.Base, err)
 	}
 	if resp.StatusCode >= 400 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))
+		return nil, newHTTPError(resp.StatusCode, body)
 	}
 	return resp, nil
+}
+
+// HTTPError is an admin API answer with an error status.
+type HTTPError struct {
+	Status  int
+	Message string
+}
+
+func (e *HTTPError) Error() string { return e.Message }
+
+func newHTTPError(status int, body []byte) *HTTPError {
+	var l OpLine
+	msg := strings.TrimSpace(string(body))
+	if json.Unmarshal(body, &l) == nil && l.Error != "" {
+		msg = l.Error
+	}
+	return &HTTPError{Status: status, Message: fmt.Sprintf("%s (HTTP %d)", msg, status)}
 }

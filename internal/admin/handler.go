@@ -15,6 +15,10 @@ type Deps struct {
 	Events     *telemetry.Events
 	// Writers reports the health of the log writers.
 	Writers func() map[string]telemetry.WriterStats
+	// Metrics serves /metrics; nil disables it.
+	Metrics http.Handler
+	// Ops starts reloads, scales, restarts and recycles; nil disables them.
+	Ops Ops
 }
 
 // StatusResponse is GET /api/status.
@@ -51,6 +55,12 @@ func NewHandler(d Deps) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"events": evs})
 	})
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", d.Metrics)
+	}
+	if d.Ops != nil {
+		registerOps(mux, d.Ops)
+	}
 	return mux
 }
 

@@ -3,7 +3,6 @@ package cause
 import (
 	"errors"
 	"io"
-	"net"
 	"syscall"
 	"time"
 )
@@ -75,11 +74,23 @@ func Classify(a Attempt) Cause {
 }
 
 func classifyDial(err error) Cause {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return ConnectTimeout
 	}
 	return ConnectRefused
+}
+
+// isTimeout reports whether err or an error it wraps is a timeout, as
+// net.Error says. It walks the chain itself: errors.As with a target
+// escapes to the heap, and Classify must not allocate.
+func isTimeout(err error) bool {
+	for err != nil {
+		if t, ok := err.(interface{ Timeout() bool }); ok && t.Timeout() {
+			return true
+		}
+		err = errors.Unwrap(err)
+	}
+	return false
 }
 
 // IsConnReset reports whether err is the peer closing or resetting a

@@ -59,7 +59,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newRunCmd(), newValidateCmd(), newStatusCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newStatusCmd(), newVersionCmd(),
+		newReloadCmd(), newScaleCmd(), newRestartCmd())
 	return root
 }
 

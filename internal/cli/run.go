@@ -47,10 +47,39 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hupDone := reloadOnHUP(ctx, srv, logger)
+	defer func() { stop(); <-hupDone }()
 	logger.Info("gatehouse running", "listen", srv.Addr(), "admin", srv.AdminAddr(), "apps", len(cfg.Apps), "data_dir", cfg.DataDir)
 	if err := srv.Run(ctx); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
 	logger.Info("gatehouse stopped")
 	return nil
+}
+
+// reloadOnHUP reloads every app on SIGHUP until ctx ends; the returned
+// channel closes when its goroutine has stopped.
+func reloadOnHUP(ctx context.Context, srv *server.Server, logger *slog.Logger) <-chan struct{} {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading")
+				err := srv.Reload(ctx, "", func(format string, args ...any) {
+					logger.Info("reload: " + fmt.Sprintf(format, args...))
+				})
+				if err != nil {
+					logger.Error("reload failed", "err", err)
+				}
+			}
+		}
+	}()
+	return done
 }

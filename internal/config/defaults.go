@@ -17,6 +17,9 @@ func Default() *Config {
 		Listen:  DefaultListen,
 		Admin:   DefaultAdmin,
 		DataDir: DefaultDataDir,
+		// Every few seconds is enough to see memory grow or a socket
+		// leak, and cheap: one pass over /proc for all instances.
+		SampleInterval: Duration(5 * time.Second),
 	}
 }
 

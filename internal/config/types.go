@@ -17,6 +17,9 @@ type Config struct {
 	// DataDir holds access.log, events.log and logs/. Default ".gatehouse",
 	// relative to the config file's directory.
 	DataDir string `yaml:"data_dir"`
+	// SampleInterval is how often process statistics (memory, CPU,
+	// sockets) of every instance are read. Default 5s.
+	SampleInterval Duration `yaml:"sample_interval"`
 	// Apps by name; a name is [a-z0-9_-]+ and becomes the instance id prefix.
 	Apps map[string]*App `yaml:"apps"`
 

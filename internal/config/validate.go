@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate fills in the defaults that depend on the whole config (a lone
@@ -61,6 +62,9 @@ func (c *Config) validate(pos positions, failed map[string]bool) Errors {
 	v.address("admin", c.Admin)
 	if c.DataDir == "" {
 		v.errorf("data_dir", "must not be empty")
+	}
+	if c.SampleInterval < Duration(100*time.Millisecond) {
+		v.errorf("sample_interval", "must be at least 100ms")
 	}
 	if len(c.Apps) == 0 {
 		v.errorf("apps", "at least one app is required, e.g. apps: {web: {command: \"node server.js\"}}")

@@ -63,6 +63,7 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 			Transport:      a,
 			FlushInterval:  0, // event streams and unknown lengths flush at once anyway
 			ErrorHandler:   g.errorHandler,
+			BufferPool:     copyBuffers,
 			ErrorLog:       errLog,
 			ModifyResponse: nil,
 		}
@@ -172,6 +173,37 @@ func (g *Gateway) finish(rw *responseWriter, r *http.Request, st *reqState, star
 		g.observe(e)
 	}
 }
+
+// copyBuffers lends ReverseProxy its response copy buffers: without a
+// BufferPool every response allocates 32 KiB.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+type copyBuffer struct{ b []byte }
+
+func (bp *bufferPool) Get() []byte {
+	if c, ok := bp.p.Get().(*copyBuffer); ok {
+		b := c.b
+		c.b = nil
+		bufHolders.Put(c)
+		return b
+	}
+	return make([]byte, 32<<10)
+}
+
+// Put keeps the buffer; its holder comes from a second pool so that
+// putting one back does not allocate.
+func (bp *bufferPool) Put(b []byte) {
+	c, _ := bufHolders.Get().(*copyBuffer)
+	if c == nil {
+		c = new(copyBuffer)
+	}
+	c.b = b
+	bp.p.Put(c)
+}
+
+var bufHolders sync.Pool
 
 var accessEntries = sync.Pool{New: func() any { return new(telemetry.AccessEntry) }}
 

@@ -16,6 +16,9 @@ import (
 	"github.com/oklog/run"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/autoheal"
+	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/probe"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
@@ -43,6 +46,8 @@ type Server struct {
 	accessW   *telemetry.AsyncWriter
 	sup       *supervisor.Supervisor
 	gw        *gateway.Gateway
+	metrics   *metrics.Metrics
+	healer    *autoheal.Healer
 	publicLn  net.Listener
 	adminLn   net.Listener
 	publicSrv *http.Server
@@ -63,10 +68,23 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
 	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
 	s.events = telemetry.NewEvents(s.eventsW, 0)
-	s.sup = supervisor.New(cfg, supervisor.Options{Events: s.events, DataDir: cfg.DataDir, Console: opts.Console, Logger: opts.Logger})
+	s.sup = supervisor.New(cfg, supervisor.Options{
+		Events: s.events, DataDir: cfg.DataDir, Console: opts.Console, Logger: opts.Logger,
+		SampleInterval: cfg.SampleInterval.D(),
+		ProbeResult:    func(app, id string, r probe.Result) { s.metrics.ObserveProbe(app, id, r) },
+	})
+	s.metrics = metrics.New(s.sup)
+	s.healer = autoheal.New(s.sup, s.events, cfg.SampleInterval.D(), opts.Logger)
+	observe := func(e *telemetry.AccessEntry) {
+		s.metrics.ObserveRequest(e)
+		s.healer.Observe(e)
+		if opts.Observe != nil {
+			opts.Observe(e)
+		}
+	}
 	s.gw = gateway.New(cfg, s.sup.Pools(), gateway.Options{
 		Access:   telemetry.NewAccessLog(s.accessW),
-		Observe:  opts.Observe,
+		Observe:  observe,
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	})
 	var err error
@@ -86,7 +104,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
 	s.adminSrv = &http.Server{
-		Handler:           admin.NewHandler(admin.Deps{Supervisor: s.sup, Events: s.events, Writers: s.writerStats}),
+		Handler:           admin.NewHandler(admin.Deps{
+			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	return s, nil
@@ -113,6 +133,10 @@ func (s *Server) Run(ctx context.Context) error {
 	// them one after another.
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) {})
 	g.Add(func() error { return serve(s.publicSrv, s.publicLn) }, func(error) { s.drainPublic() })
+	healCtx, stopHeal := context.WithCancel(context.Background())
+	defer stopHeal()
+	g.Add(func() error { return s.healer.Run(healCtx) }, func(error) { stopHeal() })
+	g.Add(func() error { s.countEvents(healCtx); return nil }, func(error) { stopHeal() })
 	g.Add(func() error { return s.sup.Run(supCtx) }, func(error) { stopSup() })
 	g.Add(func() error { return serve(s.adminSrv, s.adminLn) }, func(error) {
 		c, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -148,6 +172,20 @@ func serve(srv *http.Server, ln net.Listener) error {
 func (s *Server) closeLogs() {
 	s.accessW.Close()
 	s.eventsW.Close()
+}
+
+// countEvents feeds lifecycle events to the metrics until ctx ends.
+func (s *Server) countEvents(ctx context.Context) {
+	ch, cancel := s.events.Subscribe(1024)
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-ch:
+			s.metrics.ObserveEvent(ev)
+		}
+	}
 }
 
 func (s *Server) writerStats() map[string]telemetry.WriterStats {

@@ -20,8 +20,13 @@ type App struct {
 	instances []*Instance
 	nextN     int
 	ctx       context.Context
-	// wg tracks the goroutines of this app's instances.
+	cancel    context.CancelFunc
+	// wg tracks the goroutines of this app's instances and its idle
+	// watcher.
 	wg sync.WaitGroup
+	// opMu serialises operations that change the set of instances:
+	// reload, scale, recycle, restart, idle unload and wake.
+	opMu sync.Mutex
 }
 
 func newApp(s *Supervisor, cfg *config.App) *App {
@@ -42,7 +47,8 @@ func (a *App) Pool() *pool.Pool { return a.pool }
 // begin starts the configured number of instances.
 func (a *App) begin(ctx context.Context) {
 	a.mu.Lock()
-	a.ctx = ctx
+	a.ctx, a.cancel = context.WithCancel(ctx)
+	ctx = a.ctx
 	a.mu.Unlock()
 	cfg := a.Config()
 	if cfg.External() {
@@ -54,13 +60,21 @@ func (a *App) begin(ctx context.Context) {
 	for i := 0; i < cfg.Instances; i++ {
 		a.addInstance(nil)
 	}
+	if cfg.IdleTimeout > 0 {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.idleLoop(ctx)
+		}()
+	}
 }
 
-// addInstance creates and starts an instance with the next id.
+// addInstance creates and starts an instance with the next id, running
+// the app's current config.
 func (a *App) addInstance(setup func(*Instance)) *Instance {
 	a.mu.Lock()
 	a.nextN++
-	in := newInstance(a, a.nextN)
+	in := newInstance(a, a.nextN, a.cfg.Load())
 	if setup != nil {
 		setup(in)
 	}
@@ -90,10 +104,25 @@ func (a *App) forget(in *Instance) {
 	}
 }
 
-// stopAll stops every instance drain-first and waits for them.
-func (a *App) stopAll() {
+// live returns the instances that are not being stopped.
+func (a *App) live() []*Instance {
+	var out []*Instance
 	for _, in := range a.Instances() {
-		in.Stop(stopDrain)
+		if !in.stopping.Load() {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// stopAll stops every instance drain-first and waits for them and the
+// app's other goroutines.
+func (a *App) stopAll() {
+	a.mu.Lock()
+	cancel := a.cancel
+	a.mu.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 	a.wg.Wait()
 }

@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/probe"
+	"github.com/gatehouse/gatehouse/internal/procstat"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -25,6 +27,11 @@ type Instance struct {
 	// upstream is the address of an external upstream; empty for a
 	// supervised process.
 	upstream string
+	// spec is the config the instance's processes are started with: a
+	// reload gives new instances a new spec while old ones keep theirs.
+	spec *config.App
+	// restart asks for an immediate hard restart under the same id.
+	restart chan struct{}
 
 	mu        sync.Mutex
 	state     pool.State
@@ -37,7 +44,9 @@ type Instance struct {
 	member    *pool.Member
 	exitLog   []string
 
+	stats    atomic.Pointer[procstat.Stats]
 	stopOnce sync.Once
+	stopping atomic.Bool
 	stopMode stopMode
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -59,17 +68,29 @@ type outcome int
 const (
 	crashed outcome = iota
 	stopped
+	restarted
 )
 
-func newInstance(a *App, n int) *Instance {
+func newInstance(a *App, n int, spec *config.App) *Instance {
 	id := a.name + "-" + strconv.Itoa(n)
 	logPath := filepath.Join(a.sup.opts.DataDir, "logs", a.name, id+".log")
 	return &Instance{
-		ID:    id,
-		app:   a,
-		out:   newOutput(id, logPath, a.sup.console),
-		state: pool.Starting,
-		done:  make(chan struct{}),
+		ID:      id,
+		app:     a,
+		spec:    spec,
+		out:     newOutput(id, logPath, a.sup.console),
+		state:   pool.Starting,
+		restart: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+}
+
+// Restart asks for a hard restart: the process is stopped at once, without
+// draining, and started again under the same id with no back-off.
+func (in *Instance) Restart() {
+	select {
+	case in.restart <- struct{}{}:
+	default:
 	}
 }
 
@@ -93,6 +114,7 @@ func (in *Instance) start(ctx context.Context) {
 // Stop asks the instance to stop and returns at once; Done tells when.
 func (in *Instance) Stop(mode stopMode) {
 	in.stopOnce.Do(func() {
+		in.stopping.Store(true)
 		in.mu.Lock()
 		in.stopMode = mode
 		in.mu.Unlock()
@@ -107,7 +129,8 @@ func (in *Instance) run(ctx context.Context) {
 	var bo backoff
 	for {
 		start := time.Now()
-		if in.runOnce(ctx) == stopped || ctx.Err() != nil {
+		out := in.runOnce(ctx)
+		if out == stopped || ctx.Err() != nil {
 			in.setState(pool.Stopped)
 			return
 		}
@@ -116,14 +139,16 @@ func (in *Instance) run(ctx context.Context) {
 		if !in.readyAt.IsZero() {
 			upFor = time.Since(in.readyAt)
 		}
-		in.mu.Unlock()
-		delay := bo.next(upFor)
-		in.mu.Lock()
 		in.restarts++
 		n := in.restarts
 		in.mu.Unlock()
-		in.emit(telemetry.Event{Type: telemetry.EventRestart,
-			Detail: fmt.Sprintf("restart #%d after %s back-off (last run lasted %s)", n, delay, time.Since(start).Round(time.Millisecond))})
+		var delay time.Duration
+		detail := fmt.Sprintf("restart #%d on request", n)
+		if out == crashed {
+			delay = bo.next(upFor)
+			detail = fmt.Sprintf("restart #%d after %s back-off (last run lasted %s)", n, delay, time.Since(start).Round(time.Millisecond))
+		}
+		in.emit(telemetry.Event{Type: telemetry.EventRestart, Detail: detail})
 		if !sleepCtx(ctx, delay) {
 			in.setState(pool.Stopped)
 			return
@@ -134,7 +159,7 @@ func (in *Instance) run(ctx context.Context) {
 // runOnce starts one process and supervises it until it exits or the
 // instance is stopped.
 func (in *Instance) runOnce(ctx context.Context) outcome {
-	cfg := in.app.Config()
+	cfg := in.effective()
 	port, err := in.app.sup.ports.alloc()
 	if err != nil {
 		in.failStart(err)
@@ -166,6 +191,9 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 	case readyStopped:
 		in.shutdown(proc, m, cfg)
 		return stopped
+	case readyRestart:
+		in.hardStop(proc, m, cfg)
+		return restarted
 	}
 	return in.watch(ctx, proc, m, cfg)
 }
@@ -196,6 +224,7 @@ const (
 	readyExited
 	readyTimeout
 	readyStopped
+	readyRestart
 )
 
 // awaitReady runs the startup check until it passes, the process exits,
@@ -206,12 +235,13 @@ func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Membe
 	spec := probe.SpecFor(cfg.Health)
 	wait := 50 * time.Millisecond
 	for {
-		r := in.app.sup.prober.Check(ctx, m.Addr, spec)
+		r := in.probe(ctx, m.Addr, spec)
 		if r.OK {
 			in.mu.Lock()
 			in.health, in.readyAt = r.Detail, time.Now()
 			in.mu.Unlock()
 			in.setState(pool.Ready)
+			in.app.sup.kickSample()
 			in.emit(telemetry.Event{Type: telemetry.EventReady, PID: proc.pid,
 				Detail: fmt.Sprintf("ready in %s: %s", time.Since(proc.started).Round(time.Millisecond), r.Detail)})
 			return readyOK
@@ -228,6 +258,9 @@ func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Membe
 		case <-ctx.Done():
 			t.Stop()
 			return readyStopped
+		case <-in.restart:
+			t.Stop()
+			return readyRestart
 		case <-t.C:
 		}
 		if wait < 500*time.Millisecond {
@@ -247,13 +280,16 @@ func (in *Instance) watch(ctx context.Context, proc *process, m *pool.Member, cf
 			in.onExit(ctx, proc, m, "")
 			return crashed
 		case <-ctx.Done():
-			in.shutdown(proc, m, in.app.Config())
+			in.shutdown(proc, m, in.effective())
 			return stopped
+		case <-in.restart:
+			in.hardStop(proc, m, in.effective())
+			return restarted
 		case <-m.Kicked():
 		case <-t.C:
 		}
-		cfg = in.app.Config()
-		r := in.app.sup.prober.Check(ctx, m.Addr, probe.SpecFor(cfg.Health))
+		cfg = in.effective()
+		r := in.probe(ctx, m.Addr, probe.SpecFor(cfg.Health))
 		if ctx.Err() != nil {
 			continue
 		}
@@ -324,6 +360,32 @@ func (in *Instance) onStartTimeout(ctx context.Context, proc *process, m *pool.M
 	proc.signalGroup(syscall.SIGKILL)
 	proc.waitExit(5 * time.Second)
 	in.onExit(ctx, proc, m, "after start_timeout")
+}
+
+// effective is the config this instance runs with: its own command, dir
+// and env, and the app's current probe and timeout settings (which a
+// reload applies without restarting processes).
+func (in *Instance) effective() *config.App {
+	cur := in.app.Config()
+	if in.spec == nil || in.spec == cur {
+		return cur
+	}
+	c := *cur
+	c.Command, c.Dir, c.Env = in.spec.Command, in.spec.Dir, in.spec.Env
+	return &c
+}
+
+// hardStop stops a process for a restart: out of rotation at once, then
+// SIGTERM and SIGKILL as for any stop, without waiting for in-flight
+// requests.
+func (in *Instance) hardStop(proc *process, m *pool.Member, cfg *config.App) {
+	in.mu.Lock()
+	in.stopMode = stopHard
+	in.mu.Unlock()
+	in.shutdown(proc, m, cfg)
+	in.mu.Lock()
+	in.stopMode = stopDrain
+	in.mu.Unlock()
 }
 
 // shutdown stops a process drain-first: out of rotation, in-flight
@@ -430,4 +492,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// probe checks addr once and reports the result to the metrics hook.
+func (in *Instance) probe(ctx context.Context, addr string, spec probe.Spec) probe.Result {
+	r := in.app.sup.prober.Check(ctx, addr, spec)
+	if f := in.app.sup.opts.ProbeResult; f != nil && ctx.Err() == nil {
+		f(in.app.name, in.ID, r)
+	}
+	return r
 }

@@ -1,10 +1,6 @@
 package supervisor
 
-import (
-	"time"
-
-	"github.com/gatehouse/gatehouse/internal/procstat"
-)
+import "time"
 
 // AppStatus is one app in GET /api/status.
 type AppStatus struct {
@@ -54,8 +50,8 @@ func (in *Instance) Status() InstanceStatus {
 	if m != nil {
 		st.Inflight = m.Inflight()
 	}
-	if st.PID > 0 && st.State != "stopped" && st.State != "crashed" {
-		st.RSSBytes = procstat.TreeRSS(st.PID)
+	if ps := in.Stats(); ps != nil {
+		st.RSSBytes = ps.RSS
 	}
 	return st
 }

@@ -7,10 +7,12 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/probe"
+	"github.com/gatehouse/gatehouse/internal/procstat"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -25,14 +27,22 @@ type Options struct {
 	Console io.Writer
 	// Logger is gatehouse's own log.
 	Logger *slog.Logger
+	// SampleInterval is how often process statistics are read; 0 means
+	// 5s.
+	SampleInterval time.Duration
+	// ProbeResult, if set, sees every probe's result (metrics).
+	ProbeResult func(app, instance string, r probe.Result)
 }
 
 // Supervisor owns every app's processes.
 type Supervisor struct {
-	opts    Options
-	prober  *probe.Prober
-	ports   *ports
-	console *console
+	opts   Options
+	prober *probe.Prober
+	reader procstat.Reader
+	// sampleKick asks the sample loop for an early sample.
+	sampleKick chan struct{}
+	ports      *ports
+	console    *console
 
 	mu    sync.Mutex
 	apps  map[string]*App
@@ -45,11 +55,13 @@ func New(cfg *config.Config, opts Options) *Supervisor {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Supervisor{
-		opts:    opts,
-		prober:  probe.New(),
-		ports:   newPorts(),
-		console: &console{w: opts.Console},
-		apps:    map[string]*App{},
+		opts:       opts,
+		prober:     probe.New(),
+		reader:     procstat.NewReader(),
+		sampleKick: make(chan struct{}, 1),
+		ports:      newPorts(),
+		console:    &console{w: opts.Console},
+		apps:       map[string]*App{},
 	}
 	for _, name := range cfg.Order {
 		s.apps[name] = newApp(s, cfg.Apps[name])
@@ -95,7 +107,17 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	for _, a := range s.Apps() {
 		a.begin(ictx)
 	}
+	every := s.opts.SampleInterval
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		s.sampleLoop(ctx, every)
+	}()
 	<-ctx.Done()
+	<-sampled
 	var wg sync.WaitGroup
 	for _, a := range s.Apps() {
 		wg.Add(1)

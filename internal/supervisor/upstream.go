@@ -32,7 +32,7 @@ func (in *Instance) runUpstream(ctx context.Context) {
 		case <-t.C:
 		}
 		cfg := in.app.Config()
-		r := in.app.sup.prober.Check(ctx, m.Addr, probe.SpecFor(cfg.Health))
+		r := in.probe(ctx, m.Addr, probe.SpecFor(cfg.Health))
 		if ctx.Err() != nil {
 			continue
 		}

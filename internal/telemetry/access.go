@@ -24,6 +24,9 @@ type AccessEntry struct {
 	// Both are encoded as milliseconds with three decimals.
 	Duration time.Duration
 	Upstream time.Duration
+	// Held is how long the request waited for a ready instance; encoded
+	// as held_ms, only when non-zero.
+	Held time.Duration
 	// Attempts is how many instances were tried.
 	Attempts int
 	// Cause is the gatehouse cause, "" for a plain app response.
@@ -83,7 +86,7 @@ func (l *AccessLog) Log(e *AccessEntry) {
 // AppendAccessJSON appends e to dst as one JSON object followed by "\n" and
 // returns the extended buffer. Keys, in order: time, request_id, app,
 // instance, method, host, path, status, bytes, duration_ms, upstream_ms,
-// attempts, cause, retried_causes (only when non-empty), conn_reused, client,
+// held_ms (only when non-zero), attempts, cause, retried_causes (only when non-empty), conn_reused, client,
 // detail (only when non-empty). It allocates only if dst must grow.
 func AppendAccessJSON(dst []byte, e *AccessEntry) []byte {
 	return appendAccess(dst, e, e.Time)
@@ -113,6 +116,10 @@ func appendAccess(dst []byte, e *AccessEntry, t time.Time) []byte {
 	dst = appendMillis(dst, e.Duration)
 	dst = appendKey(dst, "upstream_ms")
 	dst = appendMillis(dst, e.Upstream)
+	if e.Held > 0 {
+		dst = appendKey(dst, "held_ms")
+		dst = appendMillis(dst, e.Held)
+	}
 	dst = appendKey(dst, "attempts")
 	dst = strconv.AppendInt(dst, int64(e.Attempts), 10)
 	dst = appendKey(dst, "cause")

@@ -1,0 +1,99 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+)
+
+// Ops are the operations the admin API can start.
+type Ops interface {
+	Reload(ctx context.Context, app string, p supervisor.Progress) error
+	App(name string) (*supervisor.App, error)
+	Instance(id string) (*supervisor.App, error)
+}
+
+// OpLine is one line of an operation's NDJSON stream: progress lines, then
+// one final line with OK or Error.
+type OpLine struct {
+	Progress string `json:"progress,omitempty"`
+	OK       bool   `json:"ok,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func registerOps(mux *http.ServeMux, ops Ops) {
+	mux.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
+		streamOp(w, r, func(ctx context.Context, p supervisor.Progress) error { return ops.Reload(ctx, "", p) })
+	})
+	mux.HandleFunc("POST /api/apps/{app}/reload", func(w http.ResponseWriter, r *http.Request) {
+		streamOp(w, r, func(ctx context.Context, p supervisor.Progress) error {
+			return ops.Reload(ctx, r.PathValue("app"), p)
+		})
+	})
+	mux.HandleFunc("POST /api/apps/{app}/scale", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("instances"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, OpLine{Error: "scale needs ?instances=N"})
+			return
+		}
+		withApp(w, r, ops, func(ctx context.Context, a *supervisor.App, p supervisor.Progress) error { return a.Scale(ctx, n, p) })
+	})
+	mux.HandleFunc("POST /api/apps/{app}/restart", func(w http.ResponseWriter, r *http.Request) {
+		withApp(w, r, ops, func(ctx context.Context, a *supervisor.App, p supervisor.Progress) error { return a.Restart(ctx, p) })
+	})
+	mux.HandleFunc("POST /api/instances/{id}/recycle", func(w http.ResponseWriter, r *http.Request) {
+		withInstance(w, r, ops, func(ctx context.Context, a *supervisor.App, id string, p supervisor.Progress) error {
+			return a.Recycle(ctx, id, "requested through the admin API", p)
+		})
+	})
+	mux.HandleFunc("POST /api/instances/{id}/restart", func(w http.ResponseWriter, r *http.Request) {
+		withInstance(w, r, ops, func(ctx context.Context, a *supervisor.App, id string, p supervisor.Progress) error {
+			return a.RestartInstance(ctx, id, p)
+		})
+	})
+}
+
+func withApp(w http.ResponseWriter, r *http.Request, ops Ops, f func(context.Context, *supervisor.App, supervisor.Progress) error) {
+	a, err := ops.App(r.PathValue("app"))
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, OpLine{Error: err.Error()})
+		return
+	}
+	streamOp(w, r, func(ctx context.Context, p supervisor.Progress) error { return f(ctx, a, p) })
+}
+
+func withInstance(w http.ResponseWriter, r *http.Request, ops Ops, f func(context.Context, *supervisor.App, string, supervisor.Progress) error) {
+	id := r.PathValue("id")
+	a, err := ops.Instance(id)
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, OpLine{Error: err.Error()})
+		return
+	}
+	streamOp(w, r, func(ctx context.Context, p supervisor.Progress) error { return f(ctx, a, id, p) })
+}
+
+// streamOp runs an operation and streams its progress as NDJSON. The
+// operation is not cancelled when the client goes away: a reload stopped
+// halfway because a terminal closed would be worse than one that finishes.
+func streamOp(w http.ResponseWriter, r *http.Request, op func(context.Context, supervisor.Progress) error) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	send := func(l OpLine) {
+		enc.Encode(l)
+		rc.Flush()
+	}
+	err := op(context.WithoutCancel(r.Context()), func(format string, args ...any) {
+		send(OpLine{Progress: fmt.Sprintf(format, args...)})
+	})
+	if err != nil {
+		send(OpLine{Error: err.Error()})
+		return
+	}
+	send(OpLine{OK: true})
+}

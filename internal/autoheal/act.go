@@ -1,0 +1,167 @@
+package autoheal
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// customTimeout bounds an action: custom command.
+const customTimeout = 30 * time.Second
+
+// act carries out the app's action for a fired trigger, unless the
+// instance is too young or the app has recycled too often.
+func (h *Healer) act(ctx context.Context, f *firing) {
+	a := h.sup.App(f.app)
+	c := h.counters(f.app, f.instance)
+	if a == nil || c == nil {
+		return
+	}
+	in := findInstance(a, f.instance)
+	if in == nil {
+		c.clear()
+		return
+	}
+	ah := a.Config().AutoHeal
+	if ah == nil {
+		ah = config.NewAutoHeal()
+	}
+	st := in.Status()
+	if age := time.Since(st.StartedAt); age < ah.MinProcessExecutionTime.D() {
+		c.done()
+		return
+	}
+	if !h.allow(a.Name(), ah) {
+		c.done()
+		return
+	}
+	h.emit(f, st.PID, fmt.Sprintf("%s: %s; action %s", f.instance, f.value, ah.Action))
+	switch ah.Action {
+	case config.ActionLogEvent:
+		c.clear()
+	case config.ActionCustom:
+		h.record(a.Name())
+		h.async(func() {
+			out, err := runCustom(ctx, ah.Custom, f, st)
+			h.emit(f, st.PID, customResult(ah.Custom, out, err))
+			c.clear()
+		})
+	default:
+		h.record(a.Name())
+		h.async(func() {
+			err := a.Recycle(ctx, f.instance, "auto-heal "+f.trigger+": "+f.value, func(string, ...any) {})
+			if err != nil {
+				h.emit(f, st.PID, "recycle failed: "+err.Error())
+			}
+			c.clear()
+		})
+	}
+}
+
+func (h *Healer) async(f func()) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+}
+
+func findInstance(a *supervisor.App, id string) *supervisor.Instance {
+	for _, in := range a.Instances() {
+		if in.ID == id {
+			return in
+		}
+	}
+	return nil
+}
+
+// allow applies max_recycles: past it, auto-heal pauses for the app with
+// one event, and resumes by itself when the period has room again.
+func (h *Healer) allow(app string, ah *config.AutoHeal) bool {
+	if ah.Action == config.ActionLogEvent || ah.MaxRecycles == nil {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.appState(app)
+	cutoff := time.Now().Add(-ah.MaxRecycles.Per.D())
+	kept := s.recycles[:0]
+	for _, t := range s.recycles {
+		if t.After(cutoff) {
+			kept = append(kept, t)
+		}
+	}
+	s.recycles = kept
+	if len(kept) < ah.MaxRecycles.Count {
+		s.paused = false
+		return true
+	}
+	if !s.paused {
+		s.paused = true
+		h.events.Emit(telemetry.Event{App: app, Type: telemetry.EventAutoHeal, Trigger: "max_recycles",
+			Detail: fmt.Sprintf("auto-heal paused: %d recycles within %s (max_recycles); it resumes when the oldest is %s old",
+				len(kept), ah.MaxRecycles.Per.D(), ah.MaxRecycles.Per.D())})
+	}
+	return false
+}
+
+func (h *Healer) record(app string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.appState(app)
+	s.recycles = append(s.recycles, time.Now())
+}
+
+func (h *Healer) appState(app string) *appState {
+	s := h.apps[app]
+	if s == nil {
+		s = &appState{}
+		h.apps[app] = s
+	}
+	return s
+}
+
+func (h *Healer) emit(f *firing, pid int, detail string) {
+	h.events.Emit(telemetry.Event{App: f.app, Instance: f.instance, PID: pid, Type: telemetry.EventAutoHeal,
+		Trigger: f.trigger, Value: f.value, Detail: detail})
+}
+
+// runCustom runs the custom command with its placeholders filled.
+func runCustom(ctx context.Context, argv config.Command, f *firing, st supervisor.InstanceStatus) (string, error) {
+	if len(argv) == 0 {
+		return "", fmt.Errorf("no custom command configured")
+	}
+	r := strings.NewReplacer("{app}", f.app, "{instance}", f.instance, "{pid}", strconv.Itoa(st.PID), "{port}", strconv.Itoa(st.Port))
+	args := make([]string, len(argv))
+	for i, a := range argv {
+		args[i] = r.Replace(a)
+	}
+	ctx, cancel := context.WithTimeout(ctx, customTimeout)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func customResult(argv config.Command, out string, err error) string {
+	const max = 2000
+	if len(out) > max {
+		out = out[:max] + "…"
+	}
+	status := "ok"
+	if err != nil {
+		status = err.Error()
+	}
+	return fmt.Sprintf("custom action %q: %s; output: %s", strings.Join(argv, " "), status, strings.TrimSpace(out))
+}

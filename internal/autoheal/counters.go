@@ -1,0 +1,136 @@
+package autoheal
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// Proactive rules of the seed platform.
+const (
+	proactiveSlowTime     = 200 * time.Second
+	proactiveSlowShare    = 0.8
+	proactiveSlowMin      = 5
+	proactiveSlowInterval = 2 * time.Minute
+	proactiveMemShare     = 0.9
+	proactiveMemFor       = 30 * time.Second
+)
+
+// counters are one instance's sliding counts. They are built from the
+// app's auto_heal config at the time of the instance's first request.
+type counters struct {
+	mu        sync.Mutex
+	cfg       *config.AutoHeal
+	requests  *buckets
+	slow      []*stamps
+	status    []*stamps
+	proactive *buckets
+	memHigh   time.Time
+	firing    bool
+}
+
+func newCounters(ah *config.AutoHeal) *counters {
+	c := &counters{cfg: ah, proactive: newBuckets(proactiveSlowInterval)}
+	if ah == nil {
+		return c
+	}
+	if r := ah.Triggers.Requests; r != nil {
+		c.requests = newBuckets(r.Interval.D())
+	}
+	for _, t := range ah.Triggers.SlowRequests {
+		c.slow = append(c.slow, newStamps(t.Count))
+	}
+	for _, t := range ah.Triggers.StatusCodes {
+		c.status = append(c.status, newStamps(t.Count))
+	}
+	return c
+}
+
+// observe counts one finished request and returns the trigger it fired,
+// if any. Called on the request path: no allocation unless a trigger
+// fires.
+func (c *counters) observe(e *telemetry.AccessEntry, now time.Time) *firing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.firing {
+		return nil
+	}
+	f := c.check(e, now)
+	if f != nil {
+		c.firing = true
+	}
+	return f
+}
+
+func (c *counters) check(e *telemetry.AccessEntry, now time.Time) *firing {
+	total, slow := c.proactive.add(now, e.Duration >= proactiveSlowTime)
+	if total >= proactiveSlowMin && float64(slow) >= proactiveSlowShare*float64(total) {
+		return &firing{trigger: "proactive_slow_requests",
+			value: fmt.Sprintf("%d of %d requests in %s took %s or more", slow, total, proactiveSlowInterval, proactiveSlowTime)}
+	}
+	ah := c.cfg
+	if ah == nil {
+		return nil
+	}
+	if r := ah.Triggers.Requests; r != nil {
+		if n, _ := c.requests.add(now, false); n >= r.Count {
+			return &firing{trigger: "requests", value: fmt.Sprintf("%d requests in %s", n, r.Interval.D())}
+		}
+	}
+	for i, t := range ah.Triggers.SlowRequests {
+		if e.Duration >= t.TimeTaken.D() && strings.HasPrefix(e.Path, t.Path) && c.slow[i].add(now, t.Interval.D()) {
+			return &firing{trigger: "slow_requests",
+				value: fmt.Sprintf("%d requests%s took %s or more within %s", t.Count, pathNote(t.Path), t.TimeTaken.D(), t.Interval.D())}
+		}
+	}
+	for i, t := range ah.Triggers.StatusCodes {
+		if t.Status.Contains(e.Status) && strings.HasPrefix(e.Path, t.Path) && c.status[i].add(now, t.Interval.D()) {
+			return &firing{trigger: "status_codes",
+				value: fmt.Sprintf("%d responses with status %s%s within %s", t.Count, t.Status, pathNote(t.Path), t.Interval.D())}
+		}
+	}
+	return nil
+}
+
+func pathNote(p string) string {
+	if p == "" {
+		return ""
+	}
+	return " under " + p
+}
+
+// clear forgets the counts after an action, so one episode fires once.
+func (c *counters) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.firing = false
+	c.proactive.reset()
+	if c.requests != nil {
+		c.requests.reset()
+	}
+	for _, s := range c.slow {
+		s.reset()
+	}
+	for _, s := range c.status {
+		s.reset()
+	}
+	c.memHigh = time.Time{}
+}
+
+// done re-arms the counters without forgetting them: the action was not
+// taken (the instance was too young, or auto-heal is paused).
+func (c *counters) done() {
+	c.mu.Lock()
+	c.firing = false
+	c.mu.Unlock()
+}
+
+// firing is a trigger that fired, with the measured value.
+type firing struct {
+	app, instance  string
+	trigger, value string
+}

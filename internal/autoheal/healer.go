@@ -1,0 +1,161 @@
+package autoheal
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// Healer watches instances and acts on triggers.
+type Healer struct {
+	sup    *supervisor.Supervisor
+	events *telemetry.Events
+	log    *slog.Logger
+	every  time.Duration
+
+	insts   sync.Map // instance id → *counters
+	actions chan *firing
+
+	mu   sync.Mutex
+	apps map[string]*appState
+	wg   sync.WaitGroup
+}
+
+// appState is an app's recent recycles, for max_recycles.
+type appState struct {
+	recycles []time.Time
+	paused   bool
+}
+
+// New returns a healer; Run starts it. every is how often memory is
+// checked (the sample interval).
+func New(sup *supervisor.Supervisor, events *telemetry.Events, every time.Duration, log *slog.Logger) *Healer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Healer{sup: sup, events: events, log: log, every: every, actions: make(chan *firing, 64), apps: map[string]*appState{}}
+}
+
+// Observe counts a finished request. It is on the request path: cheap,
+// never blocks.
+func (h *Healer) Observe(e *telemetry.AccessEntry) {
+	if e.Instance == "" || e.App == "" {
+		return
+	}
+	c := h.counters(e.App, e.Instance)
+	if c == nil {
+		return
+	}
+	if f := c.observe(e, time.Now()); f != nil {
+		f.app, f.instance = e.App, e.Instance
+		h.submit(f, c)
+	}
+}
+
+func (h *Healer) counters(app, id string) *counters {
+	if c, ok := h.insts.Load(id); ok {
+		return c.(*counters)
+	}
+	a := h.sup.App(app)
+	if a == nil {
+		return nil
+	}
+	c, _ := h.insts.LoadOrStore(id, newCounters(a.Config().AutoHeal))
+	return c.(*counters)
+}
+
+func (h *Healer) submit(f *firing, c *counters) {
+	select {
+	case h.actions <- f:
+	default:
+		c.done()
+	}
+}
+
+// Run checks memory every interval and carries out actions until ctx
+// ends; it waits for actions under way before returning.
+func (h *Healer) Run(ctx context.Context) error {
+	t := time.NewTicker(h.every)
+	defer t.Stop()
+	defer h.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case f := <-h.actions:
+			h.act(ctx, f)
+		case <-t.C:
+			h.checkMemory()
+			h.forgetGone()
+		}
+	}
+}
+
+// checkMemory fires memory triggers from the latest process samples.
+func (h *Healer) checkMemory() {
+	now := time.Now()
+	for _, a := range h.sup.Apps() {
+		cfg := a.Config()
+		for _, in := range a.Instances() {
+			st := in.Stats()
+			if st == nil {
+				continue
+			}
+			c := h.counters(a.Name(), in.ID)
+			if f := memoryFiring(c, cfg, st.Private, st.RSS, now); f != nil {
+				f.app, f.instance = a.Name(), in.ID
+				h.submit(f, c)
+			}
+		}
+	}
+}
+
+func memoryFiring(c *counters, cfg *config.App, private, rss uint64, now time.Time) *firing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.firing {
+		return nil
+	}
+	var f *firing
+	if ah := cfg.AutoHeal; ah != nil && ah.Triggers.Memory != nil && private > uint64(ah.Triggers.Memory.PrivateBytes) {
+		f = &firing{trigger: "memory", value: fmt.Sprintf("private bytes %s > %s", mib(private), mib(uint64(ah.Triggers.Memory.PrivateBytes)))}
+	} else if limit := uint64(cfg.MemoryLimit); limit > 0 && float64(rss) > proactiveMemShare*float64(limit) {
+		if c.memHigh.IsZero() {
+			c.memHigh = now
+		}
+		if now.Sub(c.memHigh) >= proactiveMemFor {
+			f = &firing{trigger: "proactive_memory",
+				value: fmt.Sprintf("memory %s > 90%% of memory_limit %s for %s", mib(rss), mib(limit), now.Sub(c.memHigh).Round(time.Second))}
+		}
+	} else {
+		c.memHigh = time.Time{}
+	}
+	if f != nil {
+		c.firing = true
+	}
+	return f
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%d MiB", b>>20) }
+
+// forgetGone drops the counters of instances that no longer exist.
+func (h *Healer) forgetGone() {
+	live := map[string]bool{}
+	for _, a := range h.sup.Apps() {
+		for _, in := range a.Instances() {
+			live[in.ID] = true
+		}
+	}
+	h.insts.Range(func(k, _ any) bool {
+		if !live[k.(string)] {
+			h.insts.Delete(k)
+		}
+		return true
+	})
+}

@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/admin"
+)
+
+// opFlags are the flags shared by commands that start an operation.
+type opFlags struct{ file, admin string }
+
+func (f *opFlags) add(c *cobra.Command) {
+	configFlag(c, &f.file)
+	adminFlag(c, &f.admin)
+}
+
+// runOp posts an operation and prints its progress as it happens.
+func (f *opFlags) runOp(c *cobra.Command, path string) error {
+	cl := admin.NewClient(adminTarget(f.admin, f.file), adminToken())
+	start := time.Now()
+	out := c.OutOrStdout()
+	err := cl.Op(c.Context(), path, func(line string) {
+		fmt.Fprintf(out, "%6.1fs  %s\n", time.Since(start).Seconds(), line)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%6.1fs  done\n", time.Since(start).Seconds())
+	return nil
+}
+
+func newReloadCmd() *cobra.Command {
+	var f opFlags
+	c := &cobra.Command{
+		Use:   "reload [APP]",
+		Short: "Re-read the config and replace instances one by one, with zero downtime",
+		Long: "Re-reads the config file. Probe and timeout changes apply at once; a new command, dir or env\n" +
+			"replaces each instance: the replacement is ready before the old one drains. If a replacement\n" +
+			"never gets ready, the reload stops, the old instances keep serving, and the exit code is 1.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			path := "/api/reload"
+			if len(args) == 1 {
+				path = "/api/apps/" + url.PathEscape(args[0]) + "/reload"
+			}
+			return f.runOp(c, path)
+		},
+	}
+	f.add(c)
+	return c
+}
+
+func newScaleCmd() *cobra.Command {
+	var f opFlags
+	c := &cobra.Command{
+		Use:   "scale APP N",
+		Short: "Set an app's number of instances, live (drain-first when going down)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 1 {
+				return &ExitError{Code: exitUsage, Err: fmt.Errorf("scale: N must be a whole number ≥ 1, got %q", args[1])}
+			}
+			return f.runOp(c, "/api/apps/"+url.PathEscape(args[0])+"/scale?instances="+strconv.Itoa(n))
+		},
+	}
+	f.add(c)
+	return c
+}
+
+func newRestartCmd() *cobra.Command {
+	var f opFlags
+	c := &cobra.Command{
+		Use:   "restart APP|INSTANCE",
+		Short: "Restart an app's instances, or one instance, at once (hard: no draining)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			target := url.PathEscape(args[0])
+			err := f.runOp(c, "/api/apps/"+target+"/restart")
+			if err != nil && isNotFound(err) {
+				return f.runOp(c, "/api/instances/"+target+"/restart")
+			}
+			return err
+		},
+	}
+	f.add(c)
+	return c
+}
+
+func isNotFound(err error) bool {
+	var he *admin.HTTPError
+	return errors.As(err, &he) && he.Status == 404 && strings.Contains(he.Message, "no app")
+}

@@ -1,0 +1,124 @@
+package gateway_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/pool"
+)
+
+// benchGateway serves gateway.New's handler on a real loopback listener in
+// front of a pool of the given addresses, all ready.
+func benchGateway(b *testing.B, addrs ...string) (*httptest.Server, *pool.Pool, []*pool.Member) {
+	b.Helper()
+	cfg := config.Default()
+	app := config.NewApp("web")
+	app.Routes = []string{"/"}
+	cfg.Apps = map[string]*config.App{"web": app}
+	cfg.Order = []string{"web"}
+	p := pool.New("web", 1000)
+	var ms []*pool.Member
+	for i, a := range addrs {
+		m := pool.NewMember("web-"+string(rune('1'+i)), a)
+		p.Add(m)
+		m.SetState(pool.Ready)
+		ms = append(ms, m)
+	}
+	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{})
+	srv := httptest.NewServer(gw)
+	b.Cleanup(func() {
+		srv.Close()
+		for _, m := range ms {
+			p.Remove(m) // closes the gateway's upstream connections
+		}
+	})
+	return srv, p, ms
+}
+
+func backend(b *testing.B) string {
+	b.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", "2")
+		w.Write([]byte("ok"))
+	}))
+	b.Cleanup(s.Close)
+	return strings.TrimPrefix(s.URL, "http://")
+}
+
+func benchClient(b *testing.B) *http.Client {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+func get(b *testing.B, c *http.Client, url string) {
+	resp, err := c.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.Fatalf("status %d, cause %q", resp.StatusCode, resp.Header.Get("Gatehouse-Cause"))
+	}
+}
+
+// BenchmarkProxy is the hot path with no fault: client → gateway → app
+// over keep-alive loopback connections. allocs/op counts the client, the
+// gateway's http.Server, ReverseProxy and the backend together.
+func BenchmarkProxy(b *testing.B) {
+	srv, _, _ := benchGateway(b, backend(b))
+	c := benchClient(b)
+	url := srv.URL + "/x"
+	get(b, c, url)
+	b.ReportAllocs()
+	for b.Loop() {
+		get(b, c, url)
+	}
+}
+
+// BenchmarkProxyParallel is the hot path under concurrency.
+func BenchmarkProxyParallel(b *testing.B) {
+	srv, _, _ := benchGateway(b, backend(b))
+	c := benchClient(b)
+	url := srv.URL + "/x"
+	get(b, c, url)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			get(b, c, url)
+		}
+	})
+}
+
+// BenchmarkRetryPath: every request's first attempt is refused (a dead
+// port), the retry on the live member succeeds.
+func BenchmarkRetryPath(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	srv, p, ms := benchGateway(b, dead, backend(b))
+	// Hold one in-flight slot on the live member so that the dead one,
+	// least loaded, is always picked first.
+	if m := p.Pick([]*pool.Member{ms[0]}); m != ms[1] {
+		b.Fatalf("picked %v", m)
+	}
+	c := benchClient(b)
+	url := srv.URL + "/x"
+	b.ReportAllocs()
+	for b.Loop() {
+		ms[0].ClearEjection()
+		get(b, c, url)
+	}
+}

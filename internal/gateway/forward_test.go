@@ -1,0 +1,156 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/testutil/harness"
+)
+
+// echoServer is an external upstream: it answers /healthz and echoes
+// request bodies, naming itself in X-Instance.
+func echoServer(t testing.TB, name string) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Instance", name)
+		w.Write(b)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// One member's port goes dead while the supervisor still believes it
+// ready: requests to it are connect_refused and retried on the other
+// member, POSTs included, and the dead member is ejected.
+func TestConnectRefusedRetried(t *testing.T) {
+	good, bad := echoServer(t, "good"), echoServer(t, "bad")
+	cfg, app := harness.FaultApp(t, 1)
+	app.Command = nil
+	app.Instances = 0
+	app.Upstreams = []string{strings.TrimPrefix(good.URL, "http://"), strings.TrimPrefix(bad.URL, "http://")}
+	app.Health.Interval = config.Duration(5 * time.Second) // the dead port stays "ready" meanwhile
+	g := harness.Start(t, cfg)
+	waitReady(t, g, 2)
+	bad.CloseClientConnections()
+	bad.Listener.Close() // nothing listens on its port any more
+
+	c := newClient(t, g, 10*time.Second)
+	refused := 0
+	for i := 0; i < 10 && refused == 0; i++ {
+		body := strings.Repeat("p", 100)
+		r := c.do(req{method: "POST", path: "/echo", body: body})
+		if r.status != 200 || r.body != body || r.header.Get("X-Instance") != "good" {
+			t.Errorf("%v; want 200 from the live upstream", r)
+			continue
+		}
+		if e, ok := accessFor(t, g, r.id); ok {
+			for _, rc := range e.RetriedCauses {
+				if rc == "connect_refused" {
+					refused++
+					if e.Attempts != 2 {
+						t.Errorf("access entry: %d attempts after connect_refused, want 2", e.Attempts)
+					}
+				}
+			}
+		}
+	}
+	if refused == 0 {
+		t.Errorf("no request met the dead port; nothing was tested")
+	}
+	for _, m := range g.Srv.Supervisor().App("web").Pool().Members() {
+		if m.Addr == strings.TrimPrefix(bad.URL, "http://") && !m.Ejected() && m.Routable() {
+			t.Errorf("dead member %s still routable after connect_refused", m.ID)
+		}
+	}
+	checkCauses(t, g, c.all())
+}
+
+// A body larger than retry_body_limit streams through intact, with and
+// without a Content-Length.
+func TestLargeBodyStreamed(t *testing.T) {
+	g := startFault(t, 2, func(a *config.App) { a.RetryBodyLimit = 4 << 10 })
+	c := newClient(t, g, 20*time.Second)
+	big := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB
+	r := c.do(req{method: "POST", path: "/echo", body: big})
+	if r.status != 200 || r.body != big {
+		t.Errorf("POST of %d bytes (Content-Length): status %d, %d bytes echoed", len(big), r.status, len(r.body))
+	}
+	// Unknown length: the gateway reads past the limit before it knows.
+	r = c.do(req{method: "POST", path: "/echo", bodyReader: io.MultiReader(strings.NewReader(big[:1000]), strings.NewReader(big[1000:]))})
+	if r.status != 200 || r.body != big {
+		t.Errorf("POST of %d bytes (chunked): status %d, %d bytes echoed", len(big), r.status, len(r.body))
+	}
+	// And a small one, kept for replay.
+	r = c.do(req{method: "PUT", path: "/echo", body: "small"})
+	if r.status != 200 || r.body != "small" || r.header.Get("X-Method") != "PUT" {
+		t.Errorf("%v; want the small body echoed", r)
+	}
+	checkCauses(t, g, c.all())
+}
+
+// X-Request-Id is kept from the client or made, and reaches the app with
+// X-Forwarded-For, -Proto and -Host.
+func TestForwardedHeaders(t *testing.T) {
+	g := startFault(t, 1, nil)
+	c := newClient(t, g, 10*time.Second)
+
+	headers := func(r result) http.Header {
+		t.Helper()
+		var h http.Header
+		if err := json.Unmarshal([]byte(r.body), &h); err != nil {
+			t.Fatalf("%v: %v", r, err)
+		}
+		return h
+	}
+	r := c.do(req{path: "/headers", header: map[string]string{"X-Request-Id": "client-id-42"}, noID: true})
+	h := headers(r)
+	if h.Get("X-Request-Id") != "client-id-42" || r.header.Get("X-Request-Id") != "client-id-42" {
+		t.Errorf("client X-Request-Id: app saw %q, response has %q; want client-id-42 kept", h.Get("X-Request-Id"), r.header.Get("X-Request-Id"))
+	}
+	if e, ok := accessFor(t, g, "client-id-42"); !ok || e.Status != 200 {
+		t.Errorf("access entry for the client's id: %+v %v", e, ok)
+	}
+
+	r = c.do(req{path: "/headers", noID: true})
+	h = headers(r)
+	id := h.Get("X-Request-Id")
+	if id == "" || r.header.Get("X-Request-Id") != id {
+		t.Errorf("generated X-Request-Id: app saw %q, response has %q; want one, the same", id, r.header.Get("X-Request-Id"))
+	}
+	if _, ok := accessFor(t, g, id); id != "" && !ok {
+		t.Errorf("no access entry with the generated id %q", id)
+	}
+	r2 := c.do(req{path: "/headers", noID: true})
+	if id2 := headers(r2).Get("X-Request-Id"); id2 == id {
+		t.Errorf("two requests were given the same id %q", id)
+	}
+
+	hr, _ := http.NewRequest("GET", g.URL+"/headers", nil)
+	hr.Host = "shop.example.test"
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	if ip := h.Get("X-Forwarded-For"); net.ParseIP(ip) == nil || !net.ParseIP(ip).IsLoopback() {
+		t.Errorf("X-Forwarded-For %q; want the loopback client address", ip)
+	}
+	if h.Get("X-Forwarded-Proto") != "http" {
+		t.Errorf("X-Forwarded-Proto %q; want http", h.Get("X-Forwarded-Proto"))
+	}
+	if h.Get("X-Forwarded-Host") != "shop.example.test" || h.Get("Host") != "shop.example.test" {
+		t.Errorf("X-Forwarded-Host %q, Host %q; want shop.example.test for both", h.Get("X-Forwarded-Host"), h.Get("Host"))
+	}
+	checkCauses(t, g, c.all())
+}
+

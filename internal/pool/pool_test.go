@@ -1,0 +1,337 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// newPool returns a pool with members named ids, all in state s.
+func newPool(t *testing.T, maxQueue int, s State, ids ...string) (*Pool, []*Member) {
+	t.Helper()
+	p := New("web", maxQueue)
+	var ms []*Member
+	for i, id := range ids {
+		m := NewMember(id, fmt.Sprintf("127.0.0.1:%d", 10000+i))
+		p.Add(m)
+		m.SetState(s)
+		ms = append(ms, m)
+	}
+	return p, ms
+}
+
+func TestPickLeastInflight(t *testing.T) {
+	p, ms := newPool(t, 10, Ready, "web-1", "web-2", "web-3")
+	// Load web-1 with two requests and web-3 with one: web-2 must win,
+	// whatever the round-robin start.
+	for _, load := range []struct {
+		m *Member
+		n int64
+	}{{ms[0], 2}, {ms[2], 1}} {
+		load.m.inflight.Add(load.n)
+	}
+	for i := 0; i < 6; i++ {
+		got := p.Pick(nil)
+		if got != ms[1] {
+			t.Fatalf("pick %d = %v, want web-2 (fewest in flight)", i, id(got))
+		}
+		got.Release()
+	}
+}
+
+func TestPickRoundRobinOnTies(t *testing.T) {
+	p, _ := newPool(t, 10, Ready, "web-1", "web-2")
+	counts := map[string]int{}
+	var seq []string
+	for i := 0; i < 10; i++ {
+		m := p.Pick(nil)
+		if m == nil {
+			t.Fatal("Pick = nil with two ready members")
+		}
+		counts[m.ID]++
+		seq = append(seq, m.ID)
+		m.Release()
+	}
+	if diff := cmp.Diff(map[string]int{"web-1": 5, "web-2": 5}, counts); diff != "" {
+		t.Errorf("picks per member (-want +got):\n%s\nsequence %v", diff, seq)
+	}
+	for i := 1; i < len(seq); i++ {
+		if seq[i] == seq[i-1] {
+			t.Errorf("tie not broken round-robin: %v", seq)
+			break
+		}
+	}
+}
+
+func TestPickSpreadsConcurrentRequests(t *testing.T) {
+	p, _ := newPool(t, 10, Ready, "web-1", "web-2")
+	// Held (not released) picks fill members evenly.
+	counts := map[string]int{}
+	var held []*Member
+	for i := 0; i < 6; i++ {
+		m := p.Pick(nil)
+		counts[m.ID]++
+		held = append(held, m)
+	}
+	for _, m := range held {
+		m.Release()
+	}
+	if diff := cmp.Diff(map[string]int{"web-1": 3, "web-2": 3}, counts); diff != "" {
+		t.Errorf("concurrent picks per member (-want +got):\n%s", diff)
+	}
+	if n := p.Inflight(); n != 0 {
+		t.Errorf("Inflight after releasing all = %d", n)
+	}
+}
+
+func TestPickPrefersUntried(t *testing.T) {
+	p, ms := newPool(t, 10, Ready, "web-1", "web-2")
+	ms[1].inflight.Add(5) // busier, but not tried yet
+	for i := 0; i < 4; i++ {
+		got := p.Pick([]*Member{ms[0]})
+		if got != ms[1] {
+			t.Fatalf("Pick(tried=web-1) = %v, want web-2", id(got))
+		}
+		got.Release()
+	}
+	// With every member tried, the least loaded is still returned.
+	if got := p.Pick(ms); got != ms[0] {
+		t.Fatalf("Pick(tried=all) = %v, want web-1", id(got))
+	} else {
+		got.Release()
+	}
+}
+
+func TestPickSkipsUnroutable(t *testing.T) {
+	for _, s := range []State{Starting, Unhealthy, Draining, Stopped, Crashed} {
+		t.Run(s.String(), func(t *testing.T) {
+			p, ms := newPool(t, 10, Ready, "web-1", "web-2")
+			ms[0].SetState(s)
+			for i := 0; i < 4; i++ {
+				got := p.Pick(nil)
+				if got != ms[1] {
+					t.Fatalf("Pick = %v, want web-2 (web-1 is %s)", id(got), s)
+				}
+				got.Release()
+			}
+			ms[1].SetState(s)
+			if got := p.Pick(nil); got != nil {
+				t.Fatalf("Pick = %v with no ready member", got.ID)
+			}
+		})
+	}
+}
+
+// acquireResult is one Acquire's outcome.
+type acquireResult struct {
+	idx  int
+	m    *Member
+	held time.Duration
+	err  error
+}
+
+// startHeld starts n Acquires one after another, each queued before the
+// next starts, and returns their results channel.
+func startHeld(t *testing.T, ctx context.Context, p *Pool, n int, hold time.Duration) <-chan acquireResult {
+	t.Helper()
+	out := make(chan acquireResult, n)
+	base := p.Waiting()
+	for i := 0; i < n; i++ {
+		go func() {
+			m, held, err := p.Acquire(ctx, hold, nil)
+			out <- acquireResult{i, m, held, err}
+		}()
+		waitUntil(t, time.Second, fmt.Sprintf("%d waiting", base+i+1), func() bool { return p.Waiting() == base+i+1 })
+	}
+	return out
+}
+
+func TestAcquireHoldsUntilReady(t *testing.T) {
+	p, ms := newPool(t, 10, Starting, "web-1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := startHeld(t, ctx, p, 3, 5*time.Second)
+
+	select {
+	case r := <-res:
+		t.Fatalf("Acquire %d returned %v, %v before any member was ready", r.idx, id(r.m), r.err)
+	case <-time.After(150 * time.Millisecond):
+	}
+	ms[0].SetState(Ready)
+	for i := 0; i < 3; i++ {
+		select {
+		case r := <-res:
+			if r.err != nil || r.m != ms[0] {
+				t.Errorf("held Acquire %d = %v, %v; want web-1", r.idx, id(r.m), r.err)
+				continue
+			}
+			if r.held < 100*time.Millisecond {
+				t.Errorf("held Acquire %d reports held %v, want at least the 150ms it waited", r.idx, r.held)
+			}
+			r.m.Release()
+		case <-time.After(2 * time.Second):
+			t.Fatalf("only %d of 3 held requests released after the member turned ready", i)
+		}
+	}
+	if w := p.Waiting(); w != 0 {
+		t.Errorf("Waiting = %d after release", w)
+	}
+}
+
+// TestWaitQueueKeepsArrivalOrder checks that the queue releases waiters in
+// arrival order and that a waiter woken for nothing keeps its place.
+func TestWaitQueueKeepsArrivalOrder(t *testing.T) {
+	var q waitQueue
+	a, _ := q.push(0)
+	b, _ := q.push(0)
+	c, _ := q.push(0)
+	b2 := q.requeueFront(b)
+	if got := []*waiter{q.waiters[0], q.waiters[1], q.waiters[2]}; got[0] != a || got[1] != b2 || got[2] != c {
+		t.Fatalf("after requeueFront the middle waiter moved: %v", got)
+	}
+	q.releaseAll()
+	for i, w := range []*waiter{a, b2, c} {
+		select {
+		case <-w.ch:
+		default:
+			t.Errorf("waiter %d not signalled by releaseAll", i)
+		}
+	}
+	q.remove(b2)
+	if q.len() != 2 || q.waiters[0] != a || q.waiters[1] != c {
+		t.Errorf("remove broke the order: %v", q.waiters)
+	}
+}
+
+func TestAcquireQueueFull(t *testing.T) {
+	p, _ := newPool(t, 2, Starting, "web-1")
+	ctx, cancel := context.WithCancel(context.Background())
+	res := startHeld(t, ctx, p, 2, 5*time.Second)
+
+	start := time.Now()
+	m, _, err := p.Acquire(ctx, 5*time.Second, nil)
+	if !errors.Is(err, ErrQueueFull) || m != nil {
+		t.Errorf("third Acquire with queue_size 2 = %v, %v; want ErrQueueFull", id(m), err)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("queue_full took %v; it must answer at once", took)
+	}
+	cancel()
+	for i := 0; i < 2; i++ {
+		if r := <-res; !errors.Is(r.err, context.Canceled) {
+			t.Errorf("cancelled held Acquire = %v, want context.Canceled", r.err)
+		}
+	}
+	if w := p.Waiting(); w != 0 {
+		t.Errorf("Waiting = %d after cancel", w)
+	}
+}
+
+func TestAcquireHoldTimeout(t *testing.T) {
+	tests := []struct {
+		name string
+		hold time.Duration
+	}{
+		{"no hold", 0},
+		{"short hold", 150 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _ := newPool(t, 10, Unhealthy, "web-1")
+			start := time.Now()
+			m, _, err := p.Acquire(context.Background(), tc.hold, nil)
+			took := time.Since(start)
+			if !errors.Is(err, ErrHoldTimeout) || m != nil {
+				t.Fatalf("Acquire = %v, %v; want ErrHoldTimeout", id(m), err)
+			}
+			if took < tc.hold || took > tc.hold+time.Second {
+				t.Errorf("gave up after %v, want about %v", took, tc.hold)
+			}
+			if w := p.Waiting(); w != 0 {
+				t.Errorf("Waiting = %d after timeout", w)
+			}
+		})
+	}
+}
+
+func TestEjection(t *testing.T) {
+	p, ms := newPool(t, 10, Ready, "web-1", "web-2")
+	ms[0].Eject()
+	if !ms[0].Ejected() || ms[0].Routable() {
+		t.Fatal("ejected member is still routable")
+	}
+	select {
+	case <-ms[0].Kicked():
+	default:
+		t.Error("Eject did not ask for a probe (Kick)")
+	}
+	for i := 0; i < 4; i++ {
+		got := p.Pick(nil)
+		if got != ms[1] {
+			t.Fatalf("Pick = %v, want web-2 while web-1 is ejected", id(got))
+		}
+		got.Release()
+	}
+
+	// With every member ejected, requests are held, and a passing probe
+	// (ClearEjection) releases them.
+	ms[1].Eject()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := startHeld(t, ctx, p, 1, 5*time.Second)
+	ms[1].ClearEjection()
+	select {
+	case r := <-res:
+		if r.err != nil || r.m != ms[1] {
+			t.Fatalf("held Acquire = %v, %v; want web-2 once its ejection cleared", id(r.m), r.err)
+		}
+		r.m.Release()
+	case <-time.After(2 * time.Second):
+		t.Fatal("ClearEjection did not release the held request")
+	}
+
+	// Becoming ready again also ends an ejection.
+	ms[0].SetState(Unhealthy)
+	ms[0].SetState(Ready)
+	if ms[0].Ejected() || !ms[0].Routable() {
+		t.Error("member set Ready is still ejected")
+	}
+}
+
+func TestExitForWaitsForTheExit(t *testing.T) {
+	m := NewMember("web-1", "127.0.0.1:1")
+	m.SetPID(42)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		m.SetExit(&Exit{PID: 42, Detail: "killed by SIGKILL"})
+	}()
+	e := m.ExitFor(42, 2*time.Second)
+	if e == nil || e.Detail != "killed by SIGKILL" {
+		t.Fatalf("ExitFor = %+v, want the exit recorded 50ms later", e)
+	}
+	if e := m.ExitFor(43, 50*time.Millisecond); e != nil {
+		t.Errorf("ExitFor(other pid) = %+v, want nil", e)
+	}
+}
+
+func id(m *Member) string {
+	if m == nil {
+		return "<nil>"
+	}
+	return m.ID
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

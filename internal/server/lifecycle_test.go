@@ -1,0 +1,176 @@
+package server_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/harness"
+)
+
+// Issue 2, point 1: both instances of a 2-instance app become ready and
+// requests through the gateway reach both.
+func TestRunTwoInstancesBothServe(t *testing.T) {
+	cfg, _ := harness.FaultApp(t, 2)
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 2, 10*time.Second)
+
+	var want []string
+	for _, in := range g.Instances("web") {
+		if in.PID <= 0 || in.Port <= 0 {
+			t.Fatalf("ready instance without pid or port: %+v", in)
+		}
+		want = append(want, fmt.Sprintf("%s %d", in.ID, in.PID))
+	}
+	slices.Sort(want)
+	if len(want) != 2 || !strings.HasPrefix(want[0], "web-1 ") || !strings.HasPrefix(want[1], "web-2 ") {
+		t.Fatalf("instances = %v, want web-1 and web-2", want)
+	}
+
+	c := client(t, 5*time.Second)
+	seen := map[string]int{}
+	for i := 0; i < 20; i++ {
+		code, body, _ := get(t, c, g.URL+"/")
+		if code != 200 {
+			t.Fatalf("GET / #%d = %d %q", i, code, body)
+		}
+		seen[body]++
+	}
+	var got []string
+	for body := range seen {
+		got = append(got, body)
+	}
+	slices.Sort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("instances that answered (-want +got):\n%s", diff)
+	}
+	for body, n := range seen {
+		if n < 5 {
+			t.Errorf("%q answered %d of 20 sequential requests; want them spread", body, n)
+		}
+	}
+}
+
+// Issue 2, point 2: kill -9 of one instance is recorded as an exit by
+// SIGKILL and a restart, and the instance comes back under the same id
+// with restarts == 1 while the other is untouched.
+func TestKill9RestartsUnderSameID(t *testing.T) {
+	cfg, _ := harness.FaultApp(t, 2)
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 2, 10*time.Second)
+	before, _ := instance(g, "web-1")
+	other, _ := instance(g, "web-2")
+
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	exit := waitEvent(t, g, 5*time.Second, "exit", "web-1", nil)
+	if exit.Signal != "SIGKILL" || exit.PID != before.PID || exit.ExitCode != nil {
+		t.Errorf("exit event = pid %d signal %q exit_code %v; want pid %d signal SIGKILL and no exit code\nevents:\n%s",
+			exit.PID, exit.Signal, exit.ExitCode, before.PID, describeEvents(g.Events()))
+	}
+	if !strings.Contains(exit.Detail, "SIGKILL") {
+		t.Errorf("exit detail %q does not name SIGKILL", exit.Detail)
+	}
+	waitEvent(t, g, 5*time.Second, "restart", "web-1", nil)
+
+	testutil.WaitFor(t, 10*time.Second, "web-1 ready again with a new pid", func() bool {
+		in, ok := instance(g, "web-1")
+		return ok && in.State == "ready" && in.PID != before.PID
+	})
+	after, _ := instance(g, "web-1")
+	if after.Restarts != 1 {
+		t.Errorf("web-1 restarts = %d, want 1", after.Restarts)
+	}
+	if in, _ := instance(g, "web-2"); in.Restarts != 0 || in.PID != other.PID {
+		t.Errorf("web-2 was disturbed: restarts %d pid %d (was %d)", in.Restarts, in.PID, other.PID)
+	}
+	if n := len(g.Instances("web")); n != 2 {
+		t.Errorf("%d instances after the restart, want 2 (same ids)", n)
+	}
+	if testutil.ProcessAlive(before.PID) {
+		t.Errorf("killed pid %d still alive", before.PID)
+	}
+	// The restarted instance serves under its old id.
+	c := client(t, 5*time.Second)
+	want := fmt.Sprintf("web-1 %d", after.PID)
+	testutil.WaitFor(t, 5*time.Second, "the new web-1 to answer through the gateway", func() bool {
+		_, body, _ := get(t, c, g.URL+"/")
+		return body == want
+	})
+	if evs := g.Events("exit"); len(evs) != 1 {
+		t.Errorf("%d exit events, want 1:\n%s", len(evs), describeEvents(evs))
+	}
+}
+
+// Issue 2, point 3: an app that exits at once is restarted with growing
+// delays (immediately, then about 1s, 2s, 4s) and gatehouse does not spin
+// while it waits.
+func TestCrashLoopBacksOff(t *testing.T) {
+	cfg, _ := harness.FaultApp(t, 1, "-exit-at-start", "1")
+	var before syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &before); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	g := harness.Start(t, cfg)
+
+	// Five starts: the first, then restarts after 0, 1s, 2s and 4s.
+	testutil.WaitFor(t, 15*time.Second, "5 start events", func() bool { return len(g.Events("start")) >= 5 })
+	elapsed := time.Since(began)
+	var after syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &after); err != nil {
+		t.Fatal(err)
+	}
+	starts := g.Events("start")
+	if len(starts) > 5 {
+		t.Fatalf("%d starts in %v; want 5 (crash loop is not backed off):\n%s", len(starts), elapsed, describeEvents(g.Events()))
+	}
+	var gaps []time.Duration
+	for i := 1; i < len(starts); i++ {
+		gaps = append(gaps, starts[i].Time.Sub(starts[i-1].Time))
+	}
+	t.Logf("gaps between starts: %v (over %v)", gaps, elapsed)
+	// Each gap is the back-off plus the time to see the exit (well under
+	// a second). Tolerances are generous; the shape is what matters.
+	wantGaps := []time.Duration{0, time.Second, 2 * time.Second, 4 * time.Second}
+	for i, w := range wantGaps {
+		lo, hi := w*8/10, w+1500*time.Millisecond
+		if gaps[i] < lo || gaps[i] > hi {
+			t.Errorf("gap %d = %v, want about %v (between %v and %v)\nevents:\n%s", i+1, gaps[i], w, lo, hi, describeEvents(g.Events()))
+		}
+		if i > 0 && gaps[i] <= gaps[i-1] {
+			t.Errorf("gap %d (%v) is not longer than gap %d (%v)", i+1, gaps[i], i, gaps[i-1])
+		}
+	}
+	restarts := g.Events("restart")
+	if len(restarts) < 4 {
+		t.Errorf("%d restart events, want at least 4", len(restarts))
+	}
+	for _, e := range g.Events("exit") {
+		if e.ExitCode == nil || *e.ExitCode != 1 {
+			t.Errorf("exit event %q: exit_code %v, want 1", e.Detail, e.ExitCode)
+			break
+		}
+	}
+	in, _ := instance(g, "web-1")
+	if in.Restarts < 4 || in.State == "ready" {
+		t.Errorf("web-1 = %s with %d restarts; want not ready, >= 4 restarts", in.State, in.Restarts)
+	}
+
+	// Never spins: the whole test process (gatehouse in it) used a small
+	// fraction of one CPU while the loop ran.
+	cpu := tv(after.Utime) + tv(after.Stime) - tv(before.Utime) - tv(before.Stime)
+	t.Logf("CPU time over %v: %v", elapsed, cpu)
+	if limit := elapsed / 4; cpu > limit {
+		t.Errorf("gatehouse used %v of CPU over %v of crash loop (limit %v): it spins", cpu, elapsed, limit)
+	}
+}
+
+func tv(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+)
+
+// Reload re-reads the config file and applies it to app (every app when
+// app is ""). Apps added or removed in the file, and changes to listen,
+// admin, data_dir or routes, need a restart of gatehouse; Reload says so
+// rather than half-applying them.
+func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) error {
+	next, err := s.reread()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range s.cfg.Order {
+		if app != "" && name != app {
+			continue
+		}
+		na, ok := next.Apps[name]
+		if !ok {
+			p("%s: removed from the config; restart gatehouse to stop it", name)
+			continue
+		}
+		if !slices.Equal(na.Routes, s.cfg.Apps[name].Routes) {
+			p("%s: routes changed; restart gatehouse to apply them", name)
+		}
+		s.gw.UpdateApp(na)
+		if err := s.sup.App(name).Reload(ctx, na, p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if app != "" && s.sup.App(app) == nil {
+		return fmt.Errorf("reload: no app %q (apps: %s)", app, strings.Join(s.cfg.Order, ", "))
+	}
+	for name := range next.Apps {
+		if s.sup.App(name) == nil {
+			p("%s: new in the config; restart gatehouse to start it", name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reread loads the config the server was started from again; a config
+// built from a command line has nothing to re-read and reloads as is.
+func (s *Server) reread() (*config.Config, error) {
+	if s.cfg.File == "" {
+		return s.cfg, nil
+	}
+	next, err := config.Load(s.cfg.File)
+	if err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	return next, nil
+}
+
+// App returns the named app or an error that lists the apps.
+func (s *Server) App(name string) (*supervisor.App, error) {
+	if a := s.sup.App(name); a != nil {
+		return a, nil
+	}
+	return nil, fmt.Errorf("no app %q (apps: %s)", name, strings.Join(s.cfg.Order, ", "))
+}
+
+// Instance finds the app of an instance id ("web-2").
+func (s *Server) Instance(id string) (*supervisor.App, error) {
+	for _, a := range s.sup.Apps() {
+		for _, in := range a.Instances() {
+			if in.ID == id {
+				return a, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no instance %q", id)
+}

@@ -1,0 +1,118 @@
+package supervisor_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/harness"
+)
+
+// Point 5: with idle_timeout the app's processes are stopped after it idles,
+// and the next requests (a concurrent burst of GETs and POSTs) are held
+// through the cold start and all succeed; the events show idle_unload, then
+// wake.
+func TestIdleUnloadAndWake(t *testing.T) {
+	cfg, app := harness.FaultApp(t, 2, "-start-delay", "300ms")
+	tune(app)
+	app.IdleTimeout = config.Duration(2 * time.Second)
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 2, 10*time.Second)
+	before := snapshot(g)
+
+	// Traffic keeps it loaded.
+	l := startLoad(t, g.URL, 2)
+	time.Sleep(2500 * time.Millisecond)
+	l.requireNoFailures(t, "traffic before idling")
+	if len(g.Events("idle_unload")) != 0 {
+		t.Fatalf("unloaded while requests were flowing:\n%s", describeEvents(g.Events()))
+	}
+	stoppedAt := time.Now()
+
+	testutil.WaitFor(t, 8*time.Second, "an idle_unload event", func() bool { return len(g.Events("idle_unload")) > 0 })
+	testutil.WaitFor(t, 8*time.Second, "no running instance", func() bool {
+		for _, in := range g.Instances("web") {
+			if in.State != "stopped" {
+				return false
+			}
+		}
+		return true
+	})
+	unload := g.Events("idle_unload")[0]
+	if idled := unload.Time.Sub(stoppedAt); idled < 1500*time.Millisecond {
+		t.Errorf("unloaded %v after the last request; want about idle_timeout (2s)", idled)
+	}
+	for id, pid := range before {
+		if testutil.ProcessAlive(pid) {
+			t.Errorf("%s (pid %d) still running after the idle unload", id, pid)
+		}
+	}
+	if n := len(g.Events("wake")); n != 0 {
+		t.Fatalf("woke up with no request (%d wake events)", n)
+	}
+
+	// A burst of requests on the cold app: all are held until the new
+	// instances are ready, none fails.
+	c := harness.Client(10 * time.Second)
+	defer c.CloseIdleConnections()
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	began := time.Now()
+	var slowest time.Duration
+	var mu sync.Mutex
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			var resp *http.Response
+			var err error
+			body := "cold " + string(rune('a'+i))
+			if i%2 == 0 {
+				resp, err = c.Get(g.URL + "/")
+			} else {
+				resp, err = c.Post(g.URL+"/echo", "text/plain", strings.NewReader(body))
+			}
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || (i%2 == 1 && string(got) != body) {
+				errs <- resp.Status + " Gatehouse-Cause " + resp.Header.Get("Gatehouse-Cause") + ": " + trim(string(got))
+			}
+			mu.Lock()
+			slowest = max(slowest, time.Since(start))
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("request to the idle app failed: %s", e)
+	}
+	t.Logf("cold burst answered within %v (slowest %v)", time.Since(began).Round(time.Millisecond), slowest.Round(time.Millisecond))
+	if slowest < 250*time.Millisecond {
+		t.Errorf("slowest cold request took %v; the 300ms start delay was not waited for, so the app was not really unloaded", slowest)
+	}
+
+	wakes := g.Events("wake")
+	if len(wakes) != 1 {
+		t.Fatalf("%d wake events, want 1:\n%s", len(wakes), describeEvents(g.Events()))
+	}
+	if !wakes[0].Time.After(unload.Time) {
+		t.Errorf("wake at %s is not after idle_unload at %s", wakes[0].Time.Format("15:04:05.000"), unload.Time.Format("15:04:05.000"))
+	}
+	g.WaitReady(t, "web", 2, 5*time.Second)
+	for id, pid := range snapshot(g) {
+		if before[id] == pid {
+			t.Errorf("%s kept pid %d across an idle unload", id, pid)
+		}
+	}
+}

@@ -1,0 +1,357 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// Progress receives one line per step of an operation, for the CLI.
+type Progress func(format string, args ...any)
+
+// ErrBusy is returned when another reload of the same app is under way.
+var ErrBusy = errors.New("another reload of this app is in progress")
+
+// ErrExternal is returned for process operations on an external pool.
+var ErrExternal = errors.New("app is an external pool (upstreams:); it has no processes")
+
+// Reload applies a new config to the app. Settings that need no new
+// process (probes, timeouts, limits) apply at once; a new command, dir or
+// env replaces instances one at a time: the replacement is ready before
+// the old instance drains. If a replacement does not become ready, the
+// reload stops there and the remaining old instances keep serving.
+func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
+	if !a.opMu.TryLock() {
+		return fmt.Errorf("reload %s: %w", a.name, ErrBusy)
+	}
+	defer a.opMu.Unlock()
+	prev := a.Config()
+	a.pool.SetMaxQueue(next.QueueSize)
+	if next.External() {
+		a.cfg.Store(next)
+		a.emit(telemetry.EventReload, "upstreams: "+strings.Join(next.Upstreams, ", "))
+		a.reconcileUpstreams(next.Upstreams, p)
+		return nil
+	}
+	if onlySettingsChanged(prev, next) {
+		a.cfg.Store(next)
+		a.emit(telemetry.EventReload, "applied without restarting processes (only probe, timeout or limit settings changed)")
+		p("%s: applied without restarting processes", a.name)
+		return a.scaleLocked(ctx, next.Instances, p)
+	}
+	old := a.live()
+	why := whatChanged(prev, next)
+	if why == "" {
+		why = "config unchanged, restarting processes"
+	}
+	a.emit(telemetry.EventReload, fmt.Sprintf("rolling reload of %d instances: %s", len(old), why))
+	a.cfg.Store(next)
+	for i, in := range old {
+		if err := a.replace(ctx, in, p); err != nil {
+			// Restarts and scale-ups go on with the config that works.
+			a.cfg.Store(prev)
+			msg := fmt.Sprintf("reload stopped: %v; %d of %d instances still run the previous config", err, len(old)-i, len(old))
+			a.emit(telemetry.EventReload, msg)
+			return errors.New(msg)
+		}
+	}
+	a.emit(telemetry.EventReload, fmt.Sprintf("reload done: %d instances replaced", len(old)))
+	return a.scaleLocked(ctx, next.Instances, p)
+}
+
+// onlySettingsChanged reports whether next differs from prev, but only in
+// settings that need no new process (probes, timeouts, limits, instance
+// count). An unchanged config is a request to roll the processes: the
+// program on disk may be new.
+func onlySettingsChanged(prev, next *config.App) bool {
+	a, b := *prev, *next
+	a.Instances, b.Instances = 0, 0
+	return whatChanged(prev, next) == "" && !reflect.DeepEqual(a, b)
+}
+
+func whatChanged(prev, next *config.App) string {
+	var ch []string
+	if !slices.Equal(prev.Command, next.Command) {
+		ch = append(ch, "command")
+	}
+	if prev.Dir != next.Dir {
+		ch = append(ch, "dir")
+	}
+	if !maps.Equal(prev.Env, next.Env) {
+		ch = append(ch, "env")
+	}
+	if !slices.Equal(prev.Upstreams, next.Upstreams) {
+		ch = append(ch, "upstreams")
+	}
+	if len(ch) == 0 {
+		return ""
+	}
+	return strings.Join(ch, ", ") + " changed"
+}
+
+// Recycle replaces one instance, overlapped: its replacement is ready
+// before it drains, so no request fails.
+func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	in := a.instance(id)
+	if in == nil {
+		return fmt.Errorf("recycle: no running instance %q", id)
+	}
+	a.emitFor(in, telemetry.EventRecycle, reason)
+	return a.replace(ctx, in, p)
+}
+
+// replace starts a replacement for old, waits until it is ready, then
+// drains and stops old.
+func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
+	var nw *Instance
+	if old.upstream != "" {
+		addr := old.upstream
+		nw = a.addInstance(func(in *Instance) { in.upstream = addr })
+	} else {
+		nw = a.addInstance(nil)
+	}
+	p("%s: starting (replaces %s)", nw.ID, old.ID)
+	if err := a.awaitReady(ctx, nw); err != nil {
+		nw.Stop(stopHard)
+		<-nw.Done()
+		return err
+	}
+	p("%s: ready", nw.ID)
+	a.stopAndWait(old, p)
+	return nil
+}
+
+// stopAndWait stops in drain-first and waits until it has stopped.
+func (a *App) stopAndWait(in *Instance, p Progress) {
+	p("%s: draining %d in-flight requests, then stopping", in.ID, in.inflight())
+	in.Stop(stopDrain)
+	<-in.Done()
+	p("%s: stopped", in.ID)
+}
+
+// awaitReady waits until in is ready. It gives up after start_timeout, or
+// sooner when the instance keeps exiting before it ever becomes ready.
+func (a *App) awaitReady(ctx context.Context, in *Instance) error {
+	timeout := a.Config().StartTimeout.D()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st := in.Status()
+		switch {
+		case st.State == pool.Ready.String():
+			return nil
+		case st.Restarts >= failFastRestarts && st.State == pool.Crashed.String():
+			return fmt.Errorf("%s exited %d times before it became ready: %s%s", in.ID, st.Restarts+1, st.Health, in.lastOutput())
+		case time.Now().After(deadline):
+			return fmt.Errorf("%s not ready within start_timeout %s: %s%s", in.ID, timeout, st.Health, in.lastOutput())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", in.ID, ctx.Err())
+		case <-in.Done():
+			return fmt.Errorf("%s stopped before it became ready", in.ID)
+		case <-tick.C:
+		}
+	}
+}
+
+// failFastRestarts: a replacement that exited this many times before ever
+// being ready is not going to be; waiting out start_timeout would only
+// delay the bad news.
+const failFastRestarts = 2
+
+// Scale sets the number of instances: new ones are started and awaited,
+// surplus ones (newest first) drain and stop.
+func (a *App) Scale(ctx context.Context, n int, p Progress) error {
+	if a.Config().External() {
+		return fmt.Errorf("scale %s: %w", a.name, ErrExternal)
+	}
+	if n < 1 {
+		return fmt.Errorf("scale %s: instances must be at least 1, got %d", a.name, n)
+	}
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	return a.scaleLocked(ctx, n, p)
+}
+
+func (a *App) scaleLocked(ctx context.Context, n int, p Progress) error {
+	cur := a.live()
+	if a.Config().External() || n == len(cur) || a.pool.Unloaded() {
+		a.setInstances(n)
+		return nil
+	}
+	a.emit(telemetry.EventScale, fmt.Sprintf("%d → %d instances", len(cur), n))
+	a.setInstances(n)
+	if n > len(cur) {
+		return a.scaleUp(ctx, n-len(cur), p)
+	}
+	var wg sync.WaitGroup
+	for _, in := range cur[n:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.stopAndWait(in, p)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (a *App) scaleUp(ctx context.Context, k int, p Progress) error {
+	added := make([]*Instance, k)
+	for i := range added {
+		added[i] = a.addInstance(nil)
+		p("%s: starting", added[i].ID)
+	}
+	var errs []error
+	for _, in := range added {
+		if err := a.awaitReady(ctx, in); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p("%s: ready", in.ID)
+	}
+	return errors.Join(errs...)
+}
+
+// setInstances records the instance count so that a wake or reload starts
+// as many.
+func (a *App) setInstances(n int) {
+	cur := a.Config()
+	if cur.Instances == n {
+		return
+	}
+	c := *cur
+	c.Instances = n
+	a.cfg.Store(&c)
+}
+
+// Restart restarts every instance of the app at once, hard: processes are
+// stopped without draining and start again under the same ids.
+func (a *App) Restart(ctx context.Context, p Progress) error {
+	if a.Config().External() {
+		return fmt.Errorf("restart %s: %w", a.name, ErrExternal)
+	}
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	ins := a.live()
+	var errs []error
+	for _, in := range ins {
+		p("%s: restarting", in.ID)
+		in.Restart()
+	}
+	for _, in := range ins {
+		if err := a.awaitRestarted(ctx, in); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p("%s: ready", in.ID)
+	}
+	return errors.Join(errs...)
+}
+
+// RestartInstance restarts one instance hard.
+func (a *App) RestartInstance(ctx context.Context, id string, p Progress) error {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	in := a.instance(id)
+	if in == nil || in.upstream != "" {
+		return fmt.Errorf("restart: no running instance %q", id)
+	}
+	p("%s: restarting", in.ID)
+	in.Restart()
+	if err := a.awaitRestarted(ctx, in); err != nil {
+		return err
+	}
+	p("%s: ready", in.ID)
+	return nil
+}
+
+// awaitRestarted waits for in to leave its current process and become
+// ready again.
+func (a *App) awaitRestarted(ctx context.Context, in *Instance) error {
+	before := in.Status().Restarts
+	deadline := time.Now().Add(a.Config().StopTimeout.D() + 5*time.Second)
+	for in.Status().Restarts == before {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not restart", in.ID)
+		}
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	return a.awaitReady(ctx, in)
+}
+
+func (a *App) instance(id string) *Instance {
+	for _, in := range a.live() {
+		if in.ID == id {
+			return in
+		}
+	}
+	return nil
+}
+
+func (a *App) emit(typ, detail string) {
+	a.sup.opts.Events.Emit(telemetry.Event{App: a.name, Type: typ, Detail: detail})
+}
+
+func (a *App) emitFor(in *Instance, typ, detail string) {
+	a.sup.opts.Events.Emit(telemetry.Event{App: a.name, Instance: in.ID, PID: in.Status().PID, Type: typ, Detail: detail})
+}
+
+// inflight is the instance's in-flight request count.
+func (in *Instance) inflight() int64 {
+	in.mu.Lock()
+	m := in.member
+	in.mu.Unlock()
+	if m == nil {
+		return 0
+	}
+	return m.Inflight()
+}
+
+// lastOutput is the instance's last lines of output, for error messages.
+func (in *Instance) lastOutput() string {
+	tail := in.out.Tail()
+	if len(tail) == 0 {
+		return ""
+	}
+	if len(tail) > 5 {
+		tail = tail[len(tail)-5:]
+	}
+	return "; last output: " + strings.Join(tail, " ⏎ ")
+}
+
+// reconcileUpstreams adds members for new addresses and drains removed
+// ones.
+func (a *App) reconcileUpstreams(addrs []string, p Progress) {
+	have := map[string]*Instance{}
+	for _, in := range a.live() {
+		have[in.upstream] = in
+	}
+	for _, addr := range addrs {
+		if have[addr] != nil {
+			delete(have, addr)
+			continue
+		}
+		in := a.addInstance(func(in *Instance) { in.upstream = addr })
+		p("%s: added upstream %s", in.ID, addr)
+	}
+	for _, in := range have {
+		a.stopAndWait(in, p)
+	}
+}
