@@ -17,10 +17,10 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/autoheal"
-	"github.com/gatehouse/gatehouse/internal/metrics"
-	"github.com/gatehouse/gatehouse/internal/probe"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/probe"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -104,7 +104,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
 	s.adminSrv = &http.Server{
-		Handler:           admin.NewHandler(admin.Deps{
+		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
