@@ -43,6 +43,19 @@ func (c *Client) Events(ctx context.Context, since string) ([]telemetry.Event, e
 	return out.Events, c.getJSON(ctx, "/api/events?since="+since, &out)
 }
 
+// GetJSON fetches path and decodes its JSON answer into v.
+func (c *Client) GetJSON(ctx context.Context, path string, v any) error { return c.getJSON(ctx, path, v) }
+
+// Stream opens a long-lived GET (the log stream); the caller closes the
+// body.
+func (c *Client) Stream(ctx context.Context, path string) (io.ReadCloser, error) {
+	resp, err := c.doWith(ctx, http.MethodGet, path, &http.Client{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // Op starts an operation (POST path) and calls progress for each line it
 // streams; the operation's failure is returned as an error.
 func (c *Client) Op(ctx context.Context, path string, progress func(string)) error {

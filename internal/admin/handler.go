@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/diagnose"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -19,6 +21,16 @@ type Deps struct {
 	Metrics http.Handler
 	// Ops starts reloads, scales, restarts and recycles; nil disables them.
 	Ops Ops
+	// Lines is the live instance output, for the log stream.
+	Lines *telemetry.Lines
+	// Diagnose runs diagnose over the evidence since a time.
+	Diagnose func(since time.Time) (diagnose.Report, error)
+	// Config is the running config, redacted in dumps.
+	Config *config.Config
+	// DataDir holds the logs a dump includes.
+	DataDir string
+	// Token, if set, is required on every route but /healthz.
+	Token string
 }
 
 // StatusResponse is GET /api/status.
@@ -60,6 +72,18 @@ func NewHandler(d Deps) http.Handler {
 	}
 	if d.Ops != nil {
 		registerOps(mux, d.Ops)
+	}
+	mux.HandleFunc("GET /api/processes", d.processes)
+	mux.HandleFunc("GET /api/env", d.env)
+	if d.Lines != nil {
+		mux.HandleFunc("GET /api/logstream", d.logstream)
+	}
+	if d.Diagnose != nil {
+		mux.HandleFunc("GET /api/diagnose", d.diagnoseHandler)
+	}
+	mux.HandleFunc("GET /api/dump", d.dump)
+	if d.Token != "" {
+		return requireToken(d.Token, mux)
 	}
 	return mux
 }

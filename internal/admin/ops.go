@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 )
@@ -84,7 +85,13 @@ func streamOp(w http.ResponseWriter, r *http.Request, op func(context.Context, s
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
+	// Progress may be reported from several goroutines at once (a scale
+	// down stops instances in parallel); the response writer is not safe
+	// for concurrent use.
+	var mu sync.Mutex
 	send := func(l OpLine) {
+		mu.Lock()
+		defer mu.Unlock()
 		enc.Encode(l)
 		rc.Flush()
 	}

@@ -60,7 +60,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
 	root.AddCommand(newRunCmd(), newValidateCmd(), newStatusCmd(), newVersionCmd(),
-		newReloadCmd(), newScaleCmd(), newRestartCmd())
+		newReloadCmd(), newScaleCmd(), newRestartCmd(), newDiagnoseCmd(), newLogsCmd())
 	return root
 }
 
@@ -75,16 +75,21 @@ func adminFlag(c *cobra.Command, dst *string) {
 	c.Flags().StringVar(dst, "admin", "", "admin address or URL (default: admin of ./gatehouse.yaml, else 127.0.0.1:9901)")
 }
 
-// adminTarget resolves the admin address: --admin, else the config's, else
-// the default.
-func adminTarget(flagAddr, cfgFile string) string {
-	if flagAddr != "" {
-		return flagAddr
+// adminTarget resolves the admin address (--admin, else the config's,
+// else the default) and token (GATEHOUSE_ADMIN_TOKEN, else the config's).
+func adminTarget(flagAddr, cfgFile string) (addr, token string) {
+	addr, token = flagAddr, os.Getenv("GATEHOUSE_ADMIN_TOKEN")
+	cfg, err := config.Find(cfgFile, nil)
+	if err == nil {
+		if addr == "" {
+			addr = cfg.AdminAddr()
+		}
+		if token == "" {
+			token = cfg.AdminToken
+		}
 	}
-	if cfg, err := config.Find(cfgFile, nil); err == nil {
-		return cfg.AdminAddr()
+	if addr == "" {
+		addr = config.DefaultAdmin
 	}
-	return config.DefaultAdmin
+	return addr, token
 }
-
-func adminToken() string { return os.Getenv("GATEHOUSE_ADMIN_TOKEN") }

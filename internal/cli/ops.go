@@ -21,9 +21,15 @@ func (f *opFlags) add(c *cobra.Command) {
 	adminFlag(c, &f.admin)
 }
 
+// client is an admin client for the target the flags name.
+func (f *opFlags) client() *admin.Client {
+	addr, token := adminTarget(f.admin, f.file)
+	return admin.NewClient(addr, token)
+}
+
 // runOp posts an operation and prints its progress as it happens.
 func (f *opFlags) runOp(c *cobra.Command, path string) error {
-	cl := admin.NewClient(adminTarget(f.admin, f.file), adminToken())
+	cl := f.client()
 	start := time.Now()
 	out := c.OutOrStdout()
 	err := cl.Op(c.Context(), path, func(line string) {

@@ -14,15 +14,14 @@ import (
 )
 
 func newStatusCmd() *cobra.Command {
-	var file, adminAddr string
+	var f opFlags
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "status [--admin URL] [--json]",
 		Short: "Show every instance: state, probe detail, restarts, uptime",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl := admin.NewClient(adminTarget(adminAddr, file), adminToken())
-			st, err := cl.Status(c.Context())
+			st, err := f.client().Status(c.Context())
 			if err != nil {
 				return err
 			}
@@ -35,8 +34,7 @@ func newStatusCmd() *cobra.Command {
 			return nil
 		},
 	}
-	configFlag(c, &file)
-	adminFlag(c, &adminAddr)
+	f.add(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

@@ -185,6 +185,9 @@ func TestAllInstancesKilledRequestsHeld(t *testing.T) {
 	p2, _ := pidOf(g, "web-2")
 	killAll(t, p1, p2)
 	load(6, 1500*time.Millisecond, func(w, i int) {
+		if i == 0 {
+			time.Sleep(time.Duration(w) * 200 * time.Millisecond) // arrivals spread over the restart
+		}
 		if w%2 == 0 {
 			c.get("/")
 		} else {

@@ -33,7 +33,6 @@ func TestConnectRefusedRetried(t *testing.T) {
 	good, bad := echoServer(t, "good"), echoServer(t, "bad")
 	cfg, app := harness.FaultApp(t, 1)
 	app.Command = nil
-	app.Instances = 0
 	app.Upstreams = []string{strings.TrimPrefix(good.URL, "http://"), strings.TrimPrefix(bad.URL, "http://")}
 	app.Health.Interval = config.Duration(5 * time.Second) // the dead port stays "ready" meanwhile
 	g := harness.Start(t, cfg)
@@ -153,4 +152,3 @@ func TestForwardedHeaders(t *testing.T) {
 	}
 	checkCauses(t, g, c.all())
 }
-

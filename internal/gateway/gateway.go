@@ -110,6 +110,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.requestID = g.ids.next(st.idBuf[:0])
 	}
 	rw := &responseWriter{ResponseWriter: w}
+	defer func() {
+		// ReverseProxy aborts a response whose body broke after the
+		// headers went out by panicking with http.ErrAbortHandler; the
+		// request must still be logged (response_truncated) before
+		// net/http closes the client's connection.
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				g.finish(rw, r, st, start)
+			}
+			panic(v)
+		}
+	}()
 	a := g.router.Load().match(r.Host, r.URL.Path)
 	if a == nil {
 		st.fail = cause.New(cause.NoRoute, "", "no route for "+r.Host+r.URL.Path, nil)

@@ -42,6 +42,7 @@ type Server struct {
 	cfg       *config.Config
 	log       *slog.Logger
 	events    *telemetry.Events
+	lines     *telemetry.Lines
 	eventsW   *telemetry.AsyncWriter
 	accessW   *telemetry.AsyncWriter
 	sup       *supervisor.Supervisor
@@ -64,12 +65,17 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		// Not fatal: logs are counted as failing, requests still flow.
 		opts.Logger.Warn("cannot create data_dir; logs will be missing", "dir", cfg.DataDir, "err", err)
 	}
+	token, err := adminToken(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: opts.Logger}
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
 	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
 	s.events = telemetry.NewEvents(s.eventsW, 0)
+	s.lines = telemetry.NewLines()
 	s.sup = supervisor.New(cfg, supervisor.Options{
-		Events: s.events, DataDir: cfg.DataDir, Console: opts.Console, Logger: opts.Logger,
+		Events: s.events, Lines: s.lines, DataDir: cfg.DataDir, Console: opts.Console, Logger: opts.Logger,
 		SampleInterval: cfg.SampleInterval.D(),
 		ProbeResult:    func(app, id string, r probe.Result) { s.metrics.ObserveProbe(app, id, r) },
 	})
@@ -87,7 +93,6 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Observe:  observe,
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	})
-	var err error
 	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		s.closeLogs()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -106,10 +111,25 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.adminSrv = &http.Server{
 		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
+			Lines: s.lines, Diagnose: s.Diagnose, Config: cfg, DataDir: cfg.DataDir, Token: token,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	return s, nil
+}
+
+// adminToken is the admin API's token: GATEHOUSE_ADMIN_TOKEN, else
+// admin_token. An admin listener off loopback without one would hand
+// process control and secrets to the network, so it refuses to start.
+func adminToken(cfg *config.Config) (string, error) {
+	token := os.Getenv("GATEHOUSE_ADMIN_TOKEN")
+	if token == "" {
+		token = cfg.AdminToken
+	}
+	if token == "" && !admin.IsLoopback(cfg.Admin) {
+		return "", fmt.Errorf("admin %q is not a loopback address: set admin_token in the config or GATEHOUSE_ADMIN_TOKEN, or bind admin to 127.0.0.1", cfg.Admin)
+	}
+	return token, nil
 }
 
 // Addr is the public listener's address.
@@ -137,6 +157,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopHeal()
 	g.Add(func() error { return s.healer.Run(healCtx) }, func(error) { stopHeal() })
 	g.Add(func() error { s.countEvents(healCtx); return nil }, func(error) { stopHeal() })
+	g.Add(func() error { s.snapshotLoop(healCtx); return nil }, func(error) { stopHeal() })
 	g.Add(func() error { return s.sup.Run(supCtx) }, func(error) { stopSup() })
 	g.Add(func() error { return serve(s.adminSrv, s.adminLn) }, func(error) {
 		c, cancel := context.WithTimeout(context.Background(), time.Second)

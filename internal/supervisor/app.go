@@ -126,3 +126,13 @@ func (a *App) stopAll() {
 	}
 	a.wg.Wait()
 }
+
+// Environ is the environment an instance of the app starts with, without
+// its instance-specific PORT and ids.
+func (a *App) Environ() []string {
+	env := a.sup.baseEnv()
+	for k, v := range a.Config().Env {
+		env = append(env, k+"="+v)
+	}
+	return env
+}

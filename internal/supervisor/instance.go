@@ -42,14 +42,15 @@ type Instance struct {
 	startedAt time.Time
 	readyAt   time.Time
 	member    *pool.Member
-	exitLog   []string
 
-	stats    atomic.Pointer[procstat.Stats]
-	stopOnce sync.Once
-	stopping atomic.Bool
-	stopMode stopMode
-	cancel   context.CancelFunc
-	done     chan struct{}
+	stats      atomic.Pointer[procstat.Stats]
+	prevStats  atomic.Pointer[procstat.Stats]
+	firstStats atomic.Pointer[procstat.Stats]
+	stopOnce   sync.Once
+	stopping   atomic.Bool
+	stopMode   stopMode
+	cancel     context.CancelFunc
+	done       chan struct{}
 }
 
 // stopMode says how an instance is stopped.
@@ -78,7 +79,7 @@ func newInstance(a *App, n int, spec *config.App) *Instance {
 		ID:      id,
 		app:     a,
 		spec:    spec,
-		out:     newOutput(id, logPath, a.sup.console),
+		out:     newOutput(a.name, id, logPath, a.sup.console, a.sup.opts.Lines),
 		state:   pool.Starting,
 		restart: make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -336,12 +337,12 @@ func (in *Instance) onExit(ctx context.Context, proc *process, m *pool.Member, w
 	// Let requests that failed with this exit be attributed to it before
 	// the event records how many did.
 	sleepCtx(ctx, exitSettle)
-	in.mu.Lock()
-	in.exitLog = in.out.Tail()
-	in.mu.Unlock()
 	ev := telemetry.Event{Type: telemetry.EventExit, PID: proc.pid, ExitCode: info.code, Signal: info.signal,
-		Detail: detail, Failed: int(exit.Failed.Load())}
-	if ev.Failed > 0 {
+		Detail: detail, Failed: int(exit.Failed.Load()), Output: lastLines(in.out.Tail(), exitOutputLines)}
+	switch {
+	case ev.Failed == 1:
+		ev.Detail += "; 1 request failed with it"
+	case ev.Failed > 1:
 		ev.Detail += fmt.Sprintf("; %d requests failed with it", ev.Failed)
 	}
 	in.emit(ev)
@@ -501,4 +502,15 @@ func (in *Instance) probe(ctx context.Context, addr string, spec probe.Spec) pro
 		f(in.app.name, in.ID, r)
 	}
 	return r
+}
+
+// exitOutputLines is how many of its last output lines an exit event
+// keeps: enough for a stack trace's head.
+const exitOutputLines = 20
+
+func lastLines(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
 }

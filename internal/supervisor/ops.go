@@ -154,7 +154,7 @@ func (a *App) awaitReady(ctx context.Context, in *Instance) error {
 		case st.State == pool.Ready.String():
 			return nil
 		case st.Restarts >= failFastRestarts && st.State == pool.Crashed.String():
-			return fmt.Errorf("%s exited %d times before it became ready: %s%s", in.ID, st.Restarts+1, st.Health, in.lastOutput())
+			return fmt.Errorf("%s exited %d times before it became ready: %s%s", in.ID, st.Restarts, st.Health, in.lastOutput())
 		case time.Now().After(deadline):
 			return fmt.Errorf("%s not ready within start_timeout %s: %s%s", in.ID, timeout, st.Health, in.lastOutput())
 		}

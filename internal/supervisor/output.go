@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/DeRuina/timberjack"
+
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // output receives an instance's stdout and stderr: it writes them to the
 // instance's rotated log file, to the console prefixed with the instance id,
 // and keeps the last lines in memory for diagnose.
 type output struct {
+	app     string
 	id      string
+	lines   *telemetry.Lines
 	file    *timberjack.Logger
 	console *console
 
@@ -23,8 +28,10 @@ type output struct {
 
 const tailLines = 50
 
-func newOutput(id, path string, c *console) *output {
+func newOutput(app, id, path string, c *console, lines *telemetry.Lines) *output {
 	return &output{
+		app:     app,
+		lines:   lines,
 		id:      id,
 		console: c,
 		file:    &timberjack.Logger{Filename: path, MaxSize: 50, MaxBackups: 3},
@@ -46,6 +53,9 @@ func (o *output) Write(p []byte) (int, error) {
 		o.partial = o.partial[i+1:]
 		o.keep(line)
 		o.console.line(o.id, line)
+		if o.lines != nil {
+			o.lines.Publish(telemetry.LogLine{Time: time.Now(), App: o.app, Instance: o.id, Line: line})
+		}
 	}
 	if len(o.partial) > 64<<10 {
 		o.keep(string(o.partial))

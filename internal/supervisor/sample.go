@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/procstat"
 )
@@ -55,9 +56,45 @@ func (s *Supervisor) SampleNow() {
 	}
 	for pid, st := range stats {
 		st := st
-		byPID[pid].stats.Store(&st)
+		in := byPID[pid]
+		if prev := in.stats.Swap(&st); prev != nil && len(prev.PIDs) > 0 && prev.PIDs[0] == pid {
+			in.prevStats.Store(prev)
+		} else {
+			in.prevStats.Store(nil)
+			in.firstStats.Store(&st)
+		}
 	}
 }
+
+// CPUPercent is the instance's CPU use between its last two samples, in
+// percent of one core; -1 when unknown.
+func (in *Instance) CPUPercent() float64 {
+	cur, prev := in.Stats(), in.prevStats.Load()
+	if cur == nil || prev == nil || prev.PIDs[0] != cur.PIDs[0] {
+		return -1
+	}
+	dt := cur.At.Sub(prev.At).Seconds()
+	if dt <= 0 {
+		return -1
+	}
+	return 100 * (cur.CPUSeconds - prev.CPUSeconds) / dt
+}
+
+// FirstStats is the first sample of the instance's current process, to
+// measure growth against.
+func (in *Instance) FirstStats() *procstat.Stats {
+	cur, first := in.Stats(), in.firstStats.Load()
+	if cur == nil || first == nil || first.PIDs[0] != cur.PIDs[0] {
+		return nil
+	}
+	return first
+}
+
+// Output is the instance's last lines of output.
+func (in *Instance) Output() []string { return in.out.Tail() }
+
+// Spec is the config the instance's process was started with.
+func (in *Instance) Spec() *config.App { return in.effective() }
 
 // Stats is the instance's latest process statistics, nil before the first
 // sample of its current process.

@@ -20,6 +20,9 @@ import (
 type Options struct {
 	// Events receives lifecycle events. Required.
 	Events *telemetry.Events
+	// Lines, if set, receives every line of instance output (the log
+	// stream).
+	Lines *telemetry.Lines
 	// DataDir holds logs/APP/INSTANCE.log.
 	DataDir string
 	// Console, if set, receives every instance's output prefixed with its

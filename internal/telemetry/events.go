@@ -50,6 +50,9 @@ type Event struct {
 	Value   string `json:"value,omitempty"`
 	// Failed is how many requests failed because of this event.
 	Failed int `json:"failed_requests,omitempty"`
+	// Output holds the last lines the instance wrote before an exit: the
+	// unhandled exception, usually.
+	Output []string `json:"output,omitempty"`
 }
 
 const (

@@ -98,6 +98,7 @@ type AsyncWriter struct {
 	opt   WriterOptions
 	queue chan *[]byte
 	stop  chan struct{} // closed by Close to tell run to finish
+	sync  chan chan struct{}
 	done  chan struct{} // closed by run when it has returned
 
 	closed    atomic.Bool
@@ -136,6 +137,7 @@ func NewAsyncWriter(path string, opt WriterOptions) *AsyncWriter {
 		opt:   opt,
 		queue: make(chan *[]byte, opt.BufferLines),
 		stop:  make(chan struct{}),
+		sync:  make(chan chan struct{}),
 		done:  make(chan struct{}),
 	}
 	go w.run()
@@ -242,10 +244,38 @@ func (w *AsyncWriter) run() {
 			w.batch(bp)
 		case <-tick.C:
 			w.flush()
+		case reply := <-w.sync:
+			select {
+			case bp := <-w.queue:
+				w.batch(bp)
+			default:
+				w.flush()
+			}
+			close(reply)
 		case <-w.stop:
 			w.shutdown()
 			return
 		}
+	}
+}
+
+// Sync writes what is queued now and returns once it is on disk, or after
+// timeout. Readers of the file (diagnose) call it so that they see every
+// request up to now.
+func (w *AsyncWriter) Sync(timeout time.Duration) {
+	reply := make(chan struct{})
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case w.sync <- reply:
+	case <-t.C:
+		return
+	case <-w.done:
+		return
+	}
+	select {
+	case <-reply:
+	case <-t.C:
 	}
 }
 

@@ -1,0 +1,117 @@
+package admin
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// dumpTail is how many lines of each log a dump keeps.
+const (
+	dumpAccessLines   = 1000
+	dumpInstanceLines = 200
+)
+
+// dump serves GET /api/dump: a tar.gz bundle for a bug report, with every
+// secret redacted.
+func (d Deps) dump(w http.ResponseWriter, r *http.Request) {
+	d.Supervisor.SampleNow()
+	name := "gatehouse-dump-" + time.Now().UTC().Format("20060102-150405")
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.tar.gz"`)
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	add := func(path string, data []byte) {
+		tw.WriteHeader(&tar.Header{Name: name + "/" + path, Mode: 0o644, Size: int64(len(data)), ModTime: time.Now()})
+		tw.Write(data)
+	}
+	addJSON := func(path string, v any) {
+		b, _ := json.MarshalIndent(v, "", "  ")
+		add(path, b)
+	}
+	addJSON("config.json", redactConfig(d.Config))
+	addJSON("status.json", StatusResponse{Apps: d.Supervisor.Status()})
+	addJSON("events.json", d.Events.Since(time.Now().Add(-24*time.Hour)))
+	var procs bytes.Buffer
+	d.processesTo(&procs)
+	add("processes.json", procs.Bytes())
+	add("access.log", tailFile(filepath.Join(d.DataDir, "access.log"), dumpAccessLines))
+	logs, _ := filepath.Glob(filepath.Join(d.DataDir, "logs", "*", "*.log"))
+	for _, l := range logs {
+		rel, _ := filepath.Rel(d.DataDir, l)
+		add(rel, tailFile(l, dumpInstanceLines))
+	}
+	var g bytes.Buffer
+	pprof.Lookup("goroutine").WriteTo(&g, 2)
+	add("goroutines.txt", g.Bytes())
+	tw.Close()
+	gz.Close()
+}
+
+// DumpFiles lists the files every dump contains, besides one log per
+// instance under logs/.
+var DumpFiles = []string{"config.json", "status.json", "events.json", "processes.json", "access.log", "goroutines.txt"}
+
+func (d Deps) processesTo(buf *bytes.Buffer) {
+	rec := &bufferWriter{h: http.Header{}, buf: buf}
+	d.processes(rec, nil)
+}
+
+type bufferWriter struct {
+	h   http.Header
+	buf *bytes.Buffer
+}
+
+func (b *bufferWriter) Header() http.Header         { return b.h }
+func (b *bufferWriter) Write(p []byte) (int, error) { return b.buf.Write(p) }
+func (b *bufferWriter) WriteHeader(int)             {}
+
+// redactConfig copies cfg with env values and the admin token redacted.
+func redactConfig(cfg *config.Config) *config.Config {
+	if cfg == nil {
+		return nil
+	}
+	c := *cfg
+	if c.AdminToken != "" {
+		c.AdminToken = "REDACTED"
+	}
+	c.Apps = map[string]*config.App{}
+	for name, a := range cfg.Apps {
+		ac := *a
+		ac.Env = map[string]string{}
+		for _, k := range sortedKeys(a.Env) {
+			ac.Env[k] = Redact(k, a.Env[k])
+		}
+		c.Apps[name] = &ac
+	}
+	return &c
+}
+
+// tailFile returns the last n lines of a file, or a note why it could not.
+func tailFile(path string, n int) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return []byte("(" + err.Error() + ")\n")
+	}
+	defer f.Close()
+	var ring []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		ring = append(ring, sc.Text())
+		if len(ring) > n {
+			ring = ring[1:]
+		}
+	}
+	return []byte(strings.Join(ring, "\n") + "\n")
+}

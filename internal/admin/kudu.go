@@ -1,0 +1,159 @@
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/procstat"
+)
+
+// ProcessInfo is one instance in GET /api/processes.
+type ProcessInfo struct {
+	App        string          `json:"app"`
+	Instance   string          `json:"instance"`
+	PID        int             `json:"pid"`
+	Port       int             `json:"port"`
+	State      string          `json:"state"`
+	CPUPercent float64         `json:"cpu_percent"`
+	Stats      *procstat.Stats `json:"stats"`
+}
+
+func (d Deps) processes(w http.ResponseWriter, r *http.Request) {
+	d.Supervisor.SampleNow()
+	out := []ProcessInfo{}
+	for _, a := range d.Supervisor.Apps() {
+		for _, in := range a.Instances() {
+			st := in.Status()
+			out = append(out, ProcessInfo{App: a.Name(), Instance: st.ID, PID: st.PID, Port: st.Port, State: st.State,
+				CPUPercent: in.CPUPercent(), Stats: in.Stats()})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"processes": out})
+}
+
+// secretKey matches names whose values must not leave the machine.
+var secretKey = regexp.MustCompile(`(?i)(TOKEN|SECRET|PASSW|PWD|KEY|CREDENTIAL|AUTH|CONNECTION_?STRING|DSN|DATABASE_URL|_URL$|PRIVATE)`)
+
+// credentialsInURL matches user:password@ in a connection string.
+var credentialsInURL = regexp.MustCompile(`://([^:/@\s]+):([^@\s]+)@`)
+
+// Redact hides the value of a secret-looking variable; URLs keep their
+// shape with the password replaced.
+func Redact(key, value string) string {
+	if credentialsInURL.MatchString(value) {
+		return credentialsInURL.ReplaceAllString(value, "://$1:REDACTED@")
+	}
+	if secretKey.MatchString(key) && !strings.HasSuffix(strings.ToUpper(key), "_URL") {
+		return "REDACTED"
+	}
+	return value
+}
+
+func (d Deps) env(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("app")
+	var apps []string
+	for _, a := range d.Supervisor.Apps() {
+		if name == "" || a.Name() == name {
+			apps = append(apps, a.Name())
+		}
+	}
+	if len(apps) == 0 {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no app %q", name)})
+		return
+	}
+	out := map[string]map[string]string{}
+	for _, n := range apps {
+		vars := map[string]string{}
+		for _, kv := range d.Supervisor.App(n).Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = Redact(k, v)
+		}
+		out[n] = vars
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"apps": out})
+}
+
+// logstream serves instance output and events as server-sent events, as
+// they happen, filtered by app and instance, with a heartbeat so that
+// proxies and clients see the stream is alive.
+func (d Deps) logstream(w http.ResponseWriter, r *http.Request) {
+	app, inst := r.URL.Query().Get("app"), r.URL.Query().Get("instance")
+	lines, cancelLines := d.Lines.Subscribe(1024)
+	defer cancelLines()
+	events, cancelEvents := d.Events.Subscribe(256)
+	defer cancelEvents()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	beat := time.NewTicker(heartbeat)
+	defer beat.Stop()
+	match := func(a, i string) bool { return (app == "" || a == app) && (inst == "" || i == inst) }
+	for {
+		var typ string
+		var v any
+		select {
+		case <-r.Context().Done():
+			return
+		case <-beat.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return
+			}
+			rc.Flush()
+			continue
+		case l, ok := <-lines:
+			if !ok || !match(l.App, l.Instance) {
+				continue
+			}
+			typ, v = "log", l
+		case e, ok := <-events:
+			if !ok || !match(e.App, e.Instance) {
+				continue
+			}
+			typ, v = "event", e
+		}
+		b, _ := json.Marshal(v)
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, b); err != nil {
+			return
+		}
+		rc.Flush()
+	}
+}
+
+const heartbeat = 15 * time.Second
+
+// diagnoseHandler serves GET /api/diagnose?since=1h.
+func (d Deps) diagnoseHandler(w http.ResponseWriter, r *http.Request) {
+	since := time.Now().Add(-time.Hour)
+	if s := r.URL.Query().Get("since"); s != "" {
+		t, err := parseSince(s)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "since: " + err.Error()})
+			return
+		}
+		since = t
+	}
+	rep, err := d.Diagnose(since)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// sortedKeys is used by dumps for stable output.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+

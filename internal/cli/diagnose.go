@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/diagnose"
+)
+
+func newDiagnoseCmd() *cobra.Command {
+	var f opFlags
+	var since time.Duration
+	var asJSON bool
+	var dataDir string
+	c := &cobra.Command{
+		Use:   "diagnose [--since DURATION] [--json] [--admin URL | --data-dir DIR]",
+		Short: "Name the root cause of 5xx errors, with evidence and the fix",
+		Long: "Runs detectors over the events, the access log and the state of every instance.\n" +
+			"Live through the admin API by default; with --data-dir, offline over a data dir\n" +
+			"(also after gatehouse stopped, or on a copy sent with a bug report).",
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			rep, err := runDiagnose(c, f, dataDir, time.Now().Add(-since))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(c.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			diagnose.Render(c.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	f.add(c)
+	c.Flags().DurationVar(&since, "since", time.Hour, "how far back to look")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().StringVar(&dataDir, "data-dir", "", "diagnose offline from this data dir instead of asking a running gatehouse")
+	return c
+}
+
+func runDiagnose(c *cobra.Command, f opFlags, dataDir string, since time.Time) (diagnose.Report, error) {
+	if dataDir != "" {
+		ev, err := diagnose.Load(dataDir, since)
+		if err != nil {
+			return diagnose.Report{}, err
+		}
+		return diagnose.Run(ev), nil
+	}
+	var rep diagnose.Report
+	cl := f.client()
+	if err := cl.GetJSON(c.Context(), "/api/diagnose?since="+since.UTC().Format(time.RFC3339Nano), &rep); err != nil {
+		return rep, fmt.Errorf("%w (to diagnose without a running gatehouse, use --data-dir)", err)
+	}
+	return rep, nil
+}

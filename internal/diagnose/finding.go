@@ -1,0 +1,73 @@
+package diagnose
+
+import (
+	"sort"
+	"time"
+)
+
+// Severity of a finding.
+type Severity string
+
+const (
+	Critical Severity = "critical"
+	Warning  Severity = "warning"
+	Info     Severity = "info"
+)
+
+func (s Severity) rank() int {
+	switch s {
+	case Critical:
+		return 0
+	case Warning:
+		return 1
+	}
+	return 2
+}
+
+// Finding is one diagnosed problem. The JSON names are public.
+type Finding struct {
+	ID               string    `json:"id"`
+	Severity         Severity  `json:"severity"`
+	App              string    `json:"app,omitempty"`
+	Instance         string    `json:"instance,omitempty"`
+	Title            string    `json:"title"`
+	Evidence         []string  `json:"evidence"`
+	Fix              string    `json:"fix"`
+	RequestsAffected int       `json:"requests_affected"`
+	SampleRequestIDs []string  `json:"sample_request_ids,omitempty"`
+	FirstSeen        time.Time `json:"first_seen,omitzero"`
+	LastSeen         time.Time `json:"last_seen,omitzero"`
+}
+
+// Report is the result of a diagnosis.
+type Report struct {
+	Since    time.Time `json:"since"`
+	Until    time.Time `json:"until"`
+	Requests int       `json:"requests"`
+	Errors   int       `json:"errors_5xx"`
+	Findings []Finding `json:"findings"`
+}
+
+// priority orders detectors from the most specific cause to the most
+// general symptom: a port mismatch explains start timeouts, holds and
+// 503s, so it is named first.
+var priority = map[string]int{
+	"port_mismatch": 0, "probe_rejected": 1, "restart_loop": 2, "start_failure": 3, "crash": 4,
+	"unresponsive": 5, "outbound_exhaustion": 6, "memory_pressure": 7, "keepalive_race": 8,
+	"slow_requests": 9, "overload": 10, "cold_start": 11, "app_errors": 12,
+}
+
+// rank sorts findings most important first: severity, then how specific
+// the cause is, then how many requests it cost.
+func rank(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Severity.rank() != b.Severity.rank() {
+			return a.Severity.rank() < b.Severity.rank()
+		}
+		if priority[a.ID] != priority[b.ID] {
+			return priority[a.ID] < priority[b.ID]
+		}
+		return a.RequestsAffected > b.RequestsAffected
+	})
+}

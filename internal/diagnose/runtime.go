@@ -1,0 +1,142 @@
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// unresponsive: probes time out while the process is alive, typically
+// with a core busy: the blocked event loop of the articles.
+func unresponsive(ev *Evidence, found []Finding) []Finding {
+	var out []Finding
+	timeouts := map[string][]telemetry.Event{}
+	for _, e := range eventsOf(ev, telemetry.EventUnhealthy) {
+		if strings.Contains(e.Detail, "timeout after") {
+			timeouts[e.Instance] = append(timeouts[e.Instance], e)
+		}
+	}
+	for _, ai := range instances(ev) {
+		in := ai.in
+		evs := timeouts[in.ID]
+		nowTimingOut := strings.Contains(in.Health, "timeout after") && (in.State == "unhealthy" || in.State == "ready")
+		if (len(evs) == 0 && !nowTimingOut) || in.PID == 0 || covered(found, ai.app.Name, in.ID) {
+			continue
+		}
+		evd := []string{fmt.Sprintf("the process (pid %d) is alive but its probe times out: %s", in.PID, in.Health)}
+		for _, e := range evs {
+			evd = append(evd, fmt.Sprintf("%s marked unhealthy: %s", clock(e.Time), e.Detail))
+		}
+		if in.CPUPercent >= 0 {
+			evd = append(evd, fmt.Sprintf("CPU at the last sample: %.0f%% of a core", in.CPUPercent))
+		}
+		fix := "the app stops answering while alive: look for long synchronous work, a deadlock or an exhausted thread pool"
+		if in.CPUPercent >= 80 {
+			fix = "a CPU-bound, synchronous operation blocks the event loop (" + fmt.Sprintf("%.0f%%", in.CPUPercent) +
+				" of a core while probes time out): move it to a worker thread or process, or break it up; auto_heal slow_requests can recycle the instance meanwhile"
+		}
+		affected := accessWhere(ev, func(a *Access) bool {
+			return a.Instance == in.ID && (a.Cause == "upstream_timeout" || a.Cause == "client_closed")
+		})
+		out = append(out, Finding{
+			ID: "unresponsive", Severity: Critical, App: ai.app.Name, Instance: in.ID,
+			Title:    fmt.Sprintf("%s is alive but not answering", in.ID),
+			Evidence: evd, Fix: fix, RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
+		})
+	}
+	return out
+}
+
+// outboundBudget is the articles' SNAT allocation per instance: outbound
+// connections to one destination past it start to fail.
+const outboundBudget = 128
+
+// outboundExhaustion: many outbound connections from one instance to one
+// remote address, the SNAT port exhaustion of the articles.
+func outboundExhaustion(ev *Evidence, found []Finding) []Finding {
+	var out []Finding
+	for _, ai := range instances(ev) {
+		in := ai.in
+		if in.Stats == nil || covered(found, ai.app.Name, in.ID) {
+			continue
+		}
+		perRemote := map[string]int{}
+		for _, g := range in.Stats.Outbound {
+			perRemote[g.Remote] += g.Count
+		}
+		top := ""
+		for r, n := range perRemote {
+			if top == "" || n > perRemote[top] {
+				top = r
+			}
+		}
+		n := perRemote[top]
+		if n < outboundBudget/2 {
+			continue
+		}
+		sev := Warning
+		if n >= outboundBudget {
+			sev = Critical
+		}
+		evd := []string{fmt.Sprintf("%s has %d outbound connections to %s (budget %d per destination)", in.ID, n, top, outboundBudget)}
+		for _, g := range in.Stats.Outbound {
+			if g.Remote == top {
+				evd = append(evd, fmt.Sprintf("%d in %s", g.Count, g.State))
+			}
+		}
+		evd = append(evd, fmt.Sprintf("%d outbound connections in all", in.Stats.OutboundTotal))
+		out = append(out, Finding{
+			ID: "outbound_exhaustion", Severity: sev, App: ai.app.Name, Instance: in.ID,
+			Title:    fmt.Sprintf("%s opens too many connections to %s", in.ID, top),
+			Evidence: evd,
+			Fix:      "pool and reuse outbound connections: a keep-alive agent with a bounded maxSockets (Node: new https.Agent({keepAlive: true, maxSockets: 100}); undici Agent for fetch), one database pool per process",
+		})
+	}
+	return out
+}
+
+// memoryPressure: memory recycles, and instances whose memory keeps
+// growing.
+func memoryPressure(ev *Evidence, found []Finding) []Finding {
+	var out []Finding
+	recycles := map[string][]telemetry.Event{}
+	for _, e := range eventsOf(ev, telemetry.EventAutoHeal) {
+		if strings.Contains(e.Trigger, "memory") {
+			recycles[e.App] = append(recycles[e.App], e)
+		}
+	}
+	for app, evs := range recycles {
+		evd := []string{}
+		for _, e := range evs {
+			evd = append(evd, fmt.Sprintf("%s %s: %s", clock(e.Time), e.Instance, e.Value))
+		}
+		out = append(out, Finding{
+			ID: "memory_pressure", Severity: Warning, App: app,
+			Title:    fmt.Sprintf("auto-heal recycled %s for memory", plural(len(evs), "instance", "instances")),
+			Evidence: evd,
+			Fix:      "the app's memory grows until it is recycled: take a heap snapshot to find the leak; meanwhile keep the memory trigger so users do not notice",
+		})
+	}
+	for _, ai := range instances(ev) {
+		in := ai.in
+		if in.Stats == nil || in.First == nil || covered(found, ai.app.Name, in.ID) || len(recycles[ai.app.Name]) > 0 {
+			continue
+		}
+		grew := int64(in.Stats.RSS) - int64(in.First.RSS)
+		if grew < memoryGrowthMin || in.Stats.RSS < 2*in.First.RSS {
+			continue
+		}
+		age := in.Stats.At.Sub(in.First.At).Round(time.Second)
+		out = append(out, Finding{
+			ID: "memory_pressure", Severity: Warning, App: ai.app.Name, Instance: in.ID,
+			Title:    fmt.Sprintf("%s's memory grew from %s to %s in %s", in.ID, mib(in.First.RSS), mib(in.Stats.RSS), age),
+			Evidence: []string{fmt.Sprintf("resident memory %s → %s, private %s", mib(in.First.RSS), mib(in.Stats.RSS), mib(in.Stats.Private))},
+			Fix:      "find what the app retains (a cache without bounds, listeners never removed); set memory_limit and an auto_heal memory trigger to recycle it before it runs out",
+		})
+	}
+	return out
+}
+
+const memoryGrowthMin = 100 << 20

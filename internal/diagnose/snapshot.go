@@ -1,0 +1,107 @@
+package diagnose
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/procstat"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+)
+
+// SnapshotFile is the state snapshot's name under data_dir.
+const SnapshotFile = "state.json"
+
+// Snapshot is the live state diagnose needs beyond the logs: what each
+// instance is doing and what its processes hold.
+type Snapshot struct {
+	At   time.Time `json:"at"`
+	Apps []AppSnap `json:"apps"`
+}
+
+// AppSnap is one app's settings that findings compare against, and its
+// instances.
+type AppSnap struct {
+	Name                string         `json:"name"`
+	Command             []string       `json:"command,omitempty"`
+	HealthPath          string         `json:"health_path,omitempty"`
+	HealthTimeout       time.Duration  `json:"health_timeout"`
+	RequestTimeout      time.Duration  `json:"request_timeout"`
+	StartTimeout        time.Duration  `json:"start_timeout"`
+	UpstreamIdleTimeout time.Duration  `json:"upstream_idle_timeout"`
+	IdleTimeout         time.Duration  `json:"idle_timeout"`
+	MemoryLimit         uint64         `json:"memory_limit"`
+	Instances           []InstanceSnap `json:"instances"`
+}
+
+// InstanceSnap is one instance's state and process statistics.
+type InstanceSnap struct {
+	supervisor.InstanceStatus
+	Stats      *procstat.Stats `json:"stats,omitempty"`
+	First      *procstat.Stats `json:"first_stats,omitempty"`
+	CPUPercent float64         `json:"cpu_percent"`
+	Output     []string        `json:"output,omitempty"`
+}
+
+// Take snapshots the supervisor now.
+func Take(sup *supervisor.Supervisor) Snapshot {
+	s := Snapshot{At: time.Now().UTC()}
+	for _, a := range sup.Apps() {
+		c := a.Config()
+		as := AppSnap{
+			Name: a.Name(), Command: c.Command, HealthPath: c.Health.Path, HealthTimeout: c.Health.Timeout.D(),
+			RequestTimeout: c.RequestTimeout.D(), StartTimeout: c.StartTimeout.D(), UpstreamIdleTimeout: c.UpstreamIdleTimeout.D(),
+			IdleTimeout: c.IdleTimeout.D(), MemoryLimit: uint64(c.MemoryLimit),
+		}
+		for _, in := range a.Instances() {
+			as.Instances = append(as.Instances, InstanceSnap{
+				InstanceStatus: in.Status(), Stats: in.Stats(), First: in.FirstStats(),
+				CPUPercent: in.CPUPercent(), Output: lastN(in.Output(), 20),
+			})
+		}
+		s.Apps = append(s.Apps, as)
+	}
+	return s
+}
+
+func lastN(ss []string, n int) []string {
+	if len(ss) > n {
+		return ss[len(ss)-n:]
+	}
+	return ss
+}
+
+// Write stores the snapshot under dir, atomically, so that a reader never
+// sees half a file.
+func (s Snapshot) Write(dir string) error {
+	b, err := json.MarshalIndent(s, "", " ")
+	if err != nil {
+		return fmt.Errorf("encode snapshot: %w", err)
+	}
+	tmp := filepath.Join(dir, SnapshotFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, SnapshotFile)); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return nil
+}
+
+// ReadSnapshot loads the snapshot under dir; a missing one is empty.
+func ReadSnapshot(dir string) (Snapshot, error) {
+	var s Snapshot
+	b, err := os.ReadFile(filepath.Join(dir, SnapshotFile))
+	if os.IsNotExist(err) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("read snapshot: %w", err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("parse %s: %w", SnapshotFile, err)
+	}
+	return s, nil
+}

@@ -1,0 +1,155 @@
+package diagnose
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// portMismatch: the process listens, but not on the PORT it was given,
+// the articles' WEBSITES_PORT misconfiguration.
+func portMismatch(ev *Evidence, _ []Finding) []Finding {
+	var out []Finding
+	for _, ai := range instances(ev) {
+		in := ai.in
+		if in.Stats == nil || len(in.Stats.Listening) == 0 || in.Port == 0 || listensOn(in.Stats.Listening, in.Port) {
+			continue
+		}
+		affected := accessWhere(ev, func(a *Access) bool {
+			return a.App == ai.app.Name && (a.Cause == "no_ready_instance" || (a.Instance == in.ID && a.Cause == "connect_refused"))
+		})
+		f := Finding{
+			ID: "port_mismatch", Severity: "critical", App: ai.app.Name, Instance: in.ID,
+			Title: fmt.Sprintf("%s listens on %s, but was given PORT=%d", in.ID, strings.Join(in.Stats.Listening, ", "), in.Port),
+			Evidence: []string{
+				fmt.Sprintf("process %d listens on %s (from /proc)", in.PID, strings.Join(in.Stats.Listening, ", ")),
+				fmt.Sprintf("gatehouse gave it PORT=%d and WEBSITES_PORT=%d, and probes that port: %s", in.Port, in.Port, in.Health),
+				fmt.Sprintf("%s is %s", in.ID, in.State),
+			},
+			Fix:              fmt.Sprintf("bind to the PORT environment variable (Node: app.listen(process.env.PORT); Python: int(os.environ['PORT'])) instead of a fixed port; %s was never reachable on %d", in.ID, in.Port),
+			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
+		}
+		f.FirstSeen, f.LastSeen = span(affected)
+		out = append(out, f)
+	}
+	return out
+}
+
+func listensOn(addrs []string, port int) bool {
+	p := strconv.Itoa(port)
+	for _, a := range addrs {
+		if _, ap, err := net.SplitHostPort(a); err == nil && ap == p {
+			return true
+		}
+	}
+	return false
+}
+
+// probeRejected: the health probe gets an answer, but one that says "not
+// for you": 401, 403, a redirect to a login page, or 404.
+func probeRejected(ev *Evidence, found []Finding) []Finding {
+	var out []Finding
+	for _, ai := range instances(ev) {
+		in := ai.in
+		code := statusCode(in.Health)
+		if code < 300 || code >= 500 || covered(found, ai.app.Name, in.ID) {
+			continue
+		}
+		sev := Warning
+		if ev.readyCount(ai.app.Name) == 0 {
+			sev = Critical
+		}
+		affected := accessWhere(ev, func(a *Access) bool { return a.App == ai.app.Name && a.Cause == "no_ready_instance" })
+		out = append(out, Finding{
+			ID: "probe_rejected", Severity: sev, App: ai.app.Name, Instance: in.ID,
+			Title:            fmt.Sprintf("the health probe of %s is rejected: %s", in.ID, strings.TrimPrefix(in.Health, "starting: ")),
+			Evidence:         []string{fmt.Sprintf("probe GET %s → %s", ai.app.HealthPath, in.Health), fmt.Sprintf("%s is %s and gets no traffic", in.ID, in.State)},
+			Fix:              probeFix(code, ai.app.HealthPath),
+			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
+		})
+	}
+	return out
+}
+
+func probeFix(code int, path string) string {
+	switch {
+	case code == 401 || code == 403:
+		return fmt.Sprintf("the probe path %s needs login: expose a public /healthz that answers 200 without auth, and set health.path to it", path)
+	case code == 404:
+		return fmt.Sprintf("the app has no route %s: add one that answers 200, or set health.path to a path that exists", path)
+	case code >= 300 && code < 400:
+		return fmt.Sprintf("%s redirects (often to a login page or to https): probe a path that answers 200 directly", path)
+	}
+	return fmt.Sprintf("make %s answer a status within health.status (default 200-399)", path)
+}
+
+// startFailure: instances that never became ready: start timeouts and
+// commands that could not start.
+func startFailure(ev *Evidence, found []Finding) []Finding {
+	type agg struct {
+		app, instance string
+		n             int
+		last          string
+	}
+	byInst := map[string]*agg{}
+	var order []string
+	for _, e := range ev.Events {
+		isTimeout := e.Type == "start_timeout"
+		cannot := e.Type == "exit" && strings.HasPrefix(e.Detail, "could not start")
+		if !isTimeout && !cannot {
+			continue
+		}
+		a := byInst[e.Instance]
+		if a == nil {
+			a = &agg{app: e.App, instance: e.Instance}
+			byInst[e.Instance] = a
+			order = append(order, e.Instance)
+		}
+		a.n++
+		a.last = e.Detail
+	}
+	var out []Finding
+	for _, id := range order {
+		a := byInst[id]
+		if covered(found, a.app, a.instance) {
+			continue
+		}
+		evd := []string{fmt.Sprintf("%s: %s", plural(a.n, "failed start", "failed starts"), a.last)}
+		fix := "see the instance's output (gatehouse logs --instance " + a.instance + "); make the app listen on PORT within start_timeout, or raise start_timeout if it is just slow"
+		if in := snapInstance(ev, a.instance); in != nil && in.Stats != nil {
+			if len(in.Stats.Listening) == 0 {
+				evd = append(evd, "the process listens on no port at all (from /proc): it never called listen()")
+			}
+			evd = append(evd, outputLines(in.Output, 5)...)
+		}
+		if strings.Contains(a.last, "could not start") {
+			fix = "the command cannot be run: check command: and dir: in the config (is the program installed and on PATH?)"
+		}
+		affected := accessWhere(ev, func(x *Access) bool { return x.App == a.app && x.Cause == "no_ready_instance" })
+		out = append(out, Finding{
+			ID: "start_failure", Severity: Critical, App: a.app, Instance: a.instance,
+			Title:    fmt.Sprintf("%s never became ready", a.instance),
+			Evidence: evd, Fix: fix, RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
+		})
+	}
+	return out
+}
+
+func snapInstance(ev *Evidence, id string) *InstanceSnap {
+	for _, ai := range instances(ev) {
+		if ai.in.ID == id {
+			return ai.in
+		}
+	}
+	return nil
+}
+
+func outputLines(lines []string, n int) []string {
+	lines = lastN(lines, n)
+	out := make([]string, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, "output: "+l)
+	}
+	return out
+}

@@ -1,0 +1,228 @@
+package diagnose
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+func hasCause(a *Access, c string) bool {
+	if a.Cause == c {
+		return true
+	}
+	for _, r := range a.RetriedCauses {
+		if r == c {
+			return true
+		}
+	}
+	return false
+}
+
+// keepaliveRace: the app closed pooled keep-alive connections as gatehouse
+// reused them.
+func keepaliveRace(ev *Evidence, found []Finding) []Finding {
+	byApp := map[string][]*Access{}
+	for _, a := range accessWhere(ev, func(a *Access) bool { return hasCause(a, "stale_connection") }) {
+		byApp[a.App] = append(byApp[a.App], a)
+	}
+	var out []Finding
+	for app, as := range byApp {
+		failed := 0
+		for _, a := range as {
+			if a.Cause == "stale_connection" {
+				failed++
+			}
+		}
+		sev := Warning
+		if failed > 0 {
+			sev = Critical
+		}
+		idle := time.Duration(0)
+		if s := ev.app(app); s != nil {
+			idle = s.UpstreamIdleTimeout
+		}
+		f := Finding{
+			ID: "keepalive_race", Severity: sev, App: app,
+			Title: fmt.Sprintf("the app closed keep-alive connections as they were reused (%d times)", len(as)),
+			Evidence: []string{
+				fmt.Sprintf("%d requests met a connection the app had just closed; %d of them failed, the rest were retried", len(as), failed),
+				fmt.Sprintf("gatehouse closes idle upstream connections after upstream_idle_timeout %s, and earlier when the app sends Keep-Alive: timeout=N; the app closes them sooner", idle),
+			},
+			Fix:              fmt.Sprintf("make the app keep idle connections open longer than %s (Node: server.keepAliveTimeout = 65000; server.headersTimeout = 66000), or lower upstream_idle_timeout below the app's keep-alive timeout", idle),
+			RequestsAffected: failed, SampleRequestIDs: sampleIDs(as),
+		}
+		f.FirstSeen, f.LastSeen = span(as)
+		out = append(out, f)
+	}
+	return sorted(out)
+}
+
+// slowRequests: the slowest paths, and requests that hit request_timeout.
+func slowRequests(ev *Evidence, found []Finding) []Finding {
+	byApp := map[string][]*Access{}
+	for _, a := range accessWhere(ev, func(a *Access) bool { return a.App != "" && a.Cause != "client_closed" }) {
+		byApp[a.App] = append(byApp[a.App], a)
+	}
+	var out []Finding
+	for app, as := range byApp {
+		timeouts := accessWhere(ev, func(a *Access) bool { return a.App == app && a.Cause == "upstream_timeout" })
+		paths := slowestPaths(as)
+		if len(timeouts) == 0 && (len(paths) == 0 || paths[0].p99 < slowP99) {
+			continue
+		}
+		var evd []string
+		if s := ev.app(app); s != nil && len(timeouts) > 0 {
+			evd = append(evd, fmt.Sprintf("%d requests got no response headers within request_timeout %s (504 upstream_timeout)", len(timeouts), s.RequestTimeout))
+		}
+		for i, p := range paths {
+			if i == 3 {
+				break
+			}
+			evd = append(evd, fmt.Sprintf("%s: p99 %s over %s", p.path, p.p99.Round(time.Millisecond), plural(p.n, "request", "requests")))
+		}
+		sev := Warning
+		if len(timeouts) > 0 {
+			sev = Critical
+		}
+		f := Finding{
+			ID: "slow_requests", Severity: sev, App: app,
+			Title:            fmt.Sprintf("slow requests: %s is the slowest path (p99 %s)", paths[0].path, paths[0].p99.Round(time.Millisecond)),
+			Evidence:         evd,
+			Fix:              "make the slow path faster or move its work out of the request (a queue, a background job); raise request_timeout only if the wait is expected; auto_heal slow_requests recycles an instance that gets stuck",
+			RequestsAffected: len(timeouts), SampleRequestIDs: sampleIDs(timeouts),
+		}
+		f.FirstSeen, f.LastSeen = span(timeouts)
+		out = append(out, f)
+	}
+	return sorted(out)
+}
+
+// slowP99 is the p99 past which a path is reported even without timeouts.
+const slowP99 = 5 * time.Second
+
+type pathStat struct {
+	path string
+	p99  time.Duration
+	n    int
+}
+
+func slowestPaths(as []*Access) []pathStat {
+	byPath := map[string][]float64{}
+	for _, a := range as {
+		byPath[a.Path] = append(byPath[a.Path], a.DurationMS)
+	}
+	var out []pathStat
+	for p, ds := range byPath {
+		sort.Float64s(ds)
+		i := int(float64(len(ds))*0.99+0.5) - 1
+		i = min(max(i, 0), len(ds)-1)
+		out = append(out, pathStat{path: p, p99: time.Duration(ds[i] * float64(time.Millisecond)), n: len(ds)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].p99 > out[j].p99 })
+	return out
+}
+
+// overload: requests refused for lack of capacity.
+func overload(ev *Evidence, found []Finding) []Finding {
+	byApp := map[string][]*Access{}
+	for _, a := range accessWhere(ev, func(a *Access) bool { return a.Cause == "queue_full" || a.Cause == "no_ready_instance" }) {
+		if !covered(found, a.App, "") {
+			byApp[a.App] = append(byApp[a.App], a)
+		}
+	}
+	var out []Finding
+	for app, as := range byApp {
+		var full, held int
+		for _, a := range as {
+			if a.Cause == "queue_full" {
+				full++
+			} else {
+				held++
+			}
+		}
+		f := Finding{
+			ID: "overload", Severity: Critical, App: app,
+			Title: fmt.Sprintf("%d requests were refused for want of a ready instance", len(as)),
+			Evidence: []string{
+				fmt.Sprintf("%d × 503 queue_full (the hold queue was full)", full),
+				fmt.Sprintf("%d × 503 no_ready_instance (held until hold_timeout, no instance became ready)", held),
+			},
+			Fix:              "add capacity (gatehouse scale " + app + " N), make instances start faster, or raise queue_size / hold_timeout if bursts are short",
+			RequestsAffected: len(as), SampleRequestIDs: sampleIDs(as),
+		}
+		f.FirstSeen, f.LastSeen = span(as)
+		out = append(out, f)
+	}
+	return sorted(out)
+}
+
+// coldStart: idle unloads that made requests wait for a start.
+func coldStart(ev *Evidence, found []Finding) []Finding {
+	byApp := map[string][]telemetry.Event{}
+	for _, e := range eventsOf(ev, telemetry.EventWake) {
+		byApp[e.App] = append(byApp[e.App], e)
+	}
+	var out []Finding
+	for app, wakes := range byApp {
+		held := accessWhere(ev, func(a *Access) bool { return a.App == app && a.HeldMS > 0 })
+		var worst float64
+		for _, a := range held {
+			worst = max(worst, a.HeldMS)
+		}
+		idle := time.Duration(0)
+		if s := ev.app(app); s != nil {
+			idle = s.IdleTimeout
+		}
+		out = append(out, Finding{
+			ID: "cold_start", Severity: Info, App: app,
+			Title: fmt.Sprintf("%s woke from idle %s; requests waited up to %s", app, plural(len(wakes), "time", "times"), time.Duration(worst*float64(time.Millisecond)).Round(time.Millisecond)),
+			Evidence: []string{
+				fmt.Sprintf("idle_timeout %s unloads the app; the next request starts it and waits", idle),
+				fmt.Sprintf("%d requests were held during starts", len(held)),
+			},
+			Fix:              "set idle_timeout: 0 to keep the app always on, or make its startup faster",
+			RequestsAffected: len(held), SampleRequestIDs: sampleIDs(held),
+		})
+	}
+	return sorted(out)
+}
+
+// appErrors: the app's own 5xx, by path.
+func appErrors(ev *Evidence, found []Finding) []Finding {
+	byApp := map[string][]*Access{}
+	for _, a := range accessWhere(ev, func(a *Access) bool { return a.Cause == "app_error" }) {
+		byApp[a.App] = append(byApp[a.App], a)
+	}
+	var out []Finding
+	for app, as := range byApp {
+		var keys []string
+		for _, a := range as {
+			keys = append(keys, fmt.Sprintf("%s %d", a.Path, a.Status))
+		}
+		var evd []string
+		for i, c := range countBy(keys) {
+			if i == 5 {
+				break
+			}
+			evd = append(evd, fmt.Sprintf("%s: %s", c.k, plural(c.n, "response", "responses")))
+		}
+		f := Finding{
+			ID: "app_errors", Severity: Warning, App: app,
+			Title:            fmt.Sprintf("the app itself answered 5xx %s", plural(len(as), "time", "times")),
+			Evidence:         evd,
+			Fix:              "these errors come from the app's code, not from gatehouse: see its output (gatehouse logs --app " + app + ") around the sample request ids",
+			RequestsAffected: len(as), SampleRequestIDs: sampleIDs(as),
+		}
+		f.FirstSeen, f.LastSeen = span(as)
+		out = append(out, f)
+	}
+	return sorted(out)
+}
+
+// sorted orders findings of one detector by app, for stable output.
+func sorted(fs []Finding) []Finding {
+	sort.Slice(fs, func(i, j int) bool { return fs[i].App < fs[j].App })
+	return fs
+}

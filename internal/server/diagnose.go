@@ -1,0 +1,44 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/diagnose"
+)
+
+// snapshotLoop keeps data_dir/state.json fresh, so that diagnose run
+// offline, after gatehouse stopped, sees the last state it had.
+func (s *Server) snapshotLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SampleInterval.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.writeSnapshot()
+		}
+	}
+}
+
+func (s *Server) writeSnapshot() {
+	if err := diagnose.Take(s.sup).Write(s.cfg.DataDir); err != nil {
+		s.log.Warn("state snapshot not written", "err", err)
+	}
+}
+
+// Diagnose runs the detectors over the evidence since since. It first
+// writes out every queued log line and a fresh snapshot, and then reads
+// the same files an offline diagnose would.
+func (s *Server) Diagnose(since time.Time) (diagnose.Report, error) {
+	s.sup.SampleNow()
+	s.writeSnapshot()
+	s.accessW.Sync(2 * time.Second)
+	s.eventsW.Sync(2 * time.Second)
+	ev, err := diagnose.Load(s.cfg.DataDir, since)
+	if err != nil {
+		return diagnose.Report{}, err
+	}
+	return diagnose.Run(ev), nil
+}

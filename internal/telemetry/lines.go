@@ -1,0 +1,63 @@
+package telemetry
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// LogLine is one line an instance wrote to stdout or stderr.
+type LogLine struct {
+	Time     time.Time `json:"time"`
+	App      string    `json:"app"`
+	Instance string    `json:"instance"`
+	Line     string    `json:"line"`
+}
+
+// Lines fans instance output out to live subscribers (the log stream).
+// Publishing never blocks: a subscriber that falls behind misses lines,
+// which are counted.
+type Lines struct {
+	mu     sync.Mutex
+	subs   map[chan LogLine]struct{}
+	missed atomic.Uint64
+}
+
+// NewLines returns an empty hub.
+func NewLines() *Lines { return &Lines{subs: map[chan LogLine]struct{}{}} }
+
+// Publish sends l to every subscriber that has room.
+func (h *Lines) Publish(l LogLine) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- l:
+		default:
+			h.missed.Add(1)
+		}
+	}
+}
+
+// Subscribe returns a channel of lines and a cancel func that closes it.
+func (h *Lines) Subscribe(buf int) (<-chan LogLine, func()) {
+	if buf <= 0 {
+		buf = 256
+	}
+	ch := make(chan LogLine, buf)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			h.mu.Lock()
+			delete(h.subs, ch)
+			close(ch)
+			h.mu.Unlock()
+		})
+	}
+}
+
+// Missed counts lines subscribers did not take in time.
+func (h *Lines) Missed() uint64 { return h.missed.Load() }
