@@ -44,7 +44,9 @@ func (c *Client) Events(ctx context.Context, since string) ([]telemetry.Event, e
 }
 
 // GetJSON fetches path and decodes its JSON answer into v.
-func (c *Client) GetJSON(ctx context.Context, path string, v any) error { return c.getJSON(ctx, path, v) }
+func (c *Client) GetJSON(ctx context.Context, path string, v any) error {
+	return c.getJSON(ctx, path, v)
+}
 
 // Stream opens a long-lived GET (the log stream); the caller closes the
 // body.

@@ -104,4 +104,3 @@ func printStream(r io.Reader, out io.Writer, events bool) error {
 	}
 	return nil
 }
-
