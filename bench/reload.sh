@@ -19,7 +19,7 @@ POST_RATIO=${POST_RATIO:-0.3}
 RELOADS=${RELOADS:-3}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-reload-bench.XXXXXX")
 gh_pid=""
 lg_pid=""
 
@@ -127,6 +127,11 @@ echo
 echo "== summary: $RELOADS reloads of 2 demo instances under $CONC clients (${reload_secs}s of reloading) =="
 grep -v '^t=' "$work/loadgen.out"
 echo "gatehouse access.log responses with status 5xx: $five_xx"
+# The headline: failures and p99 while reloading vs quiet.
+awk '/^phase=(quiet|reload) / {
+	for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	ph[v["phase"]] = sprintf("%s failed of %s requests, p99 %s", v["failed"], v["requests"], v["p99"])
+} END { printf "RESULT reload: %s | quiet: %s\n", ph["reload"], ph["quiet"] }' "$work/loadgen.out"
 echo "instances after the reloads: $pids"
 echo "reload events:"
 grep '"type":"reload"' "$work/data/events.log" | sed -E 's/.*"detail":"([^"]*)".*/    \1/' || true

@@ -35,15 +35,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "gatehouse: "+err.Error())
 	var ee *ExitError
 	var ce config.Errors
 	switch {
-	case errors.As(err, &ee):
-		return ee.Code
 	case errors.As(err, &ce):
+		// One "FILE:LINE: PATH: MESSAGE" line per problem, as editors and
+		// CI annotations expect them.
+		fmt.Fprintln(stderr, ce.Error())
 		return exitUsage
+	case errors.As(err, &ee):
+		fmt.Fprintln(stderr, "gatehouse: "+err.Error())
+		return ee.Code
 	}
+	fmt.Fprintln(stderr, "gatehouse: "+err.Error())
 	return exitFailure
 }
 

@@ -15,7 +15,7 @@ func crash(ev *Evidence, found []Finding) []Finding {
 	byInst := map[string][]telemetry.Event{}
 	var order []string
 	for _, e := range eventsOf(ev, telemetry.EventExit) {
-		if strings.Contains(e.Detail, "before it became ready") || strings.HasPrefix(e.Detail, "could not start") {
+		if strings.Contains(e.Detail, "before it became ready") || startFailed(e) {
 			continue
 		}
 		if byInst[e.Instance] == nil {
@@ -102,6 +102,9 @@ func restartLoop(ev *Evidence, found []Finding) []Finding {
 			order = append(order, e.Instance)
 		}
 		if e.Type == telemetry.EventExit {
+			if startFailed(e) {
+				continue // start_failure's: the app never ran
+			}
 			a.exits = append(a.exits, e)
 		} else if !strings.Contains(e.Detail, "on request") {
 			a.restarts = append(a.restarts, e)

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // portMismatch: the process listens, but not on the PORT it was given,
@@ -134,6 +136,14 @@ func startFailure(ev *Evidence, found []Finding) []Finding {
 		})
 	}
 	return out
+}
+
+// startFailed reports whether an exit event is a start that failed: a
+// command that could not be run, or a process gatehouse killed because it
+// was not ready within start_timeout. Those are start_failure's to report,
+// not a crash or a restart loop of an app that ran.
+func startFailed(e telemetry.Event) bool {
+	return strings.HasPrefix(e.Detail, "could not start") || strings.Contains(e.Detail, "after start_timeout")
 }
 
 func snapInstance(ev *Evidence, id string) *InstanceSnap {

@@ -125,6 +125,11 @@ func (b *responseBody) Close() error {
 
 type upgradeBody struct{ *responseBody }
 
+// Read of an upgraded connection reads raw bytes: its errors are the end
+// of a conversation, not a truncated response, and the request's state
+// may already belong to another request when the copy loop sees them.
+func (u *upgradeBody) Read(p []byte) (int, error) { return u.responseBody.ReadCloser.Read(p) }
+
 func (u *upgradeBody) Write(p []byte) (int, error) {
 	return u.responseBody.ReadCloser.(io.Writer).Write(p)
 }

@@ -165,6 +165,9 @@ func (g *Gateway) finish(rw *responseWriter, r *http.Request, st *reqState, star
 	if st.app != nil {
 		e.App = st.app.name
 	}
+	if st.upgraded && e.Status == 0 {
+		e.Status = http.StatusSwitchingProtocols
+	}
 	switch {
 	case r.Context().Err() != nil && (st.fail == nil || st.fail.Cause != cause.UpstreamTimeout):
 		e.Cause, e.Status = string(cause.ClientClosed), cause.StatusClientClosed

@@ -32,6 +32,9 @@ type reqState struct {
 	fail *cause.Error
 	// truncated: the app's body ended early.
 	truncated bool
+	// upgraded: the app switched protocols (101), so the exchange went on
+	// over the hijacked connection.
+	upgraded bool
 
 	// progress of the current attempt, filled by trace.
 	progress  cause.Progress

@@ -97,6 +97,9 @@ func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, dead
 		}
 		return nil, c, err
 	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		st.upgraded = true
+	}
 	if t := keepAliveTimeout(resp.Header); t > 0 {
 		u.lowerIdle(closeBefore(t))
 	}

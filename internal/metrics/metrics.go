@@ -85,9 +85,11 @@ func New(sup *supervisor.Supervisor) *Metrics {
 	return m
 }
 
-// Handler serves /metrics.
+// Handler serves /metrics. HandlerOpts.Registry is deliberately unset:
+// it would register promhttp_metric_handler_errors_total, breaking the
+// rule that every gatehouse metric name starts with gatehouse_.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
 // Registry is the registry, for tests.

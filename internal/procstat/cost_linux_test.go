@@ -50,15 +50,18 @@ func BenchmarkReadEight(b *testing.B) {
 }
 
 // The sampler costs well under 1% of a core: with 8 instances a Read
-// takes on average less than 50ms, which at a 5s interval is under 1%.
-// The bound is loose on purpose (a busy machine, the race detector); a
-// typical Read is a few milliseconds.
+// uses on average less than 50ms of CPU, which at a 5s interval is under
+// 1%. CPU time (of this process: the reader and the runtime work it
+// causes) is what is bounded, not wall time, which a busy machine
+// stretches. The bound is loose on purpose; a typical Read is a few
+// milliseconds. Under the race detector, which slows everything several
+// times over, the bound is 4x.
 func TestReadCostEightInstances(t *testing.T) {
 	pgids := eightInstances(t)
 	r := NewReader()
+	r.Read(pgids) // warm up
 	const n = 20
-	var cpu time.Duration
-	startCPU := threadCPU()
+	startCPU := processCPU()
 	start := time.Now()
 	for range n {
 		if _, err := r.Read(pgids); err != nil {
@@ -66,10 +69,14 @@ func TestReadCostEightInstances(t *testing.T) {
 		}
 	}
 	wall := time.Since(start) / n
-	cpu = (threadCPU() - startCPU) / n
-	share := float64(wall) / float64(sampleInterval)
-	t.Logf("mean Read of 8 groups: %v wall, %v process CPU; %.3f%% of a core at a %v interval", wall, cpu, 100*share, sampleInterval)
-	if wall > 50*time.Millisecond {
-		t.Errorf("mean Read of 8 groups took %v; want < 50ms (< 1%% of a core at a %v interval)", wall, sampleInterval)
+	cpu := (processCPU() - startCPU) / n
+	share := float64(cpu) / float64(sampleInterval)
+	t.Logf("mean Read of 8 groups: %v CPU (%v wall); %.3f%% of a core at a %v sample interval", cpu, wall, 100*share, sampleInterval)
+	bound := 50 * time.Millisecond
+	if raceEnabled {
+		bound *= 4
+	}
+	if cpu > bound {
+		t.Errorf("mean Read of 8 groups used %v of CPU; want < %v (50ms is 1%% of a core at a %v interval)", cpu, bound, sampleInterval)
 	}
 }

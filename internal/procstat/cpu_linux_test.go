@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// threadCPU is the CPU time (user + system) of the whole test process so
+// processCPU is the CPU time (user + system) of the whole test process so
 // far.
-func threadCPU() time.Duration {
+func processCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

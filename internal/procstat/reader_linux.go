@@ -5,8 +5,6 @@ package procstat
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -181,9 +179,9 @@ func treeStats(procs []member, socks map[uint64]socket, now time.Time) Stats {
 			switch {
 			case !ok:
 			case sk.state == stateListen:
-				listening[sk.local()] = true
+				listening[sk.local.String()] = true
 			case sk.outbound:
-				outbound[ConnGroup{Remote: sk.remote(), State: tcpStates[sk.state]}]++
+				outbound[ConnGroup{Remote: sk.remote.String(), State: tcpStates[sk.state]}]++
 				s.OutboundTotal++
 			}
 		}
@@ -208,175 +206,4 @@ func socketInode(target string) (uint64, bool) {
 	}
 	n, err := strconv.ParseUint(strings.TrimSuffix(rest, "]"), 10, 64)
 	return n, err == nil
-}
-
-// socket is one TCP socket of the socket tables. Its addresses are kept
-// as the table's hex and formatted only for the sockets an instance owns:
-// a busy host has thousands of sockets, of which the instances own a few.
-type socket struct {
-	localHex, remoteHex []byte
-	state               uint64
-	// outbound: a connection this side opened, judged by the local port
-	// not being one that some socket listens on.
-	outbound bool
-}
-
-func (s socket) local() string  { return hexHostPort(s.localHex) }
-func (s socket) remote() string { return hexHostPort(s.remoteHex) }
-
-const stateListen = 10
-
-var tcpStates = map[uint64]string{
-	1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
-	7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
-}
-
-// readSockets reads /proc/net/tcp and tcp6 into sockets by inode.
-// Sockets without an inode (TIME_WAIT, which belong to no process) are
-// skipped before their addresses are looked at.
-func readSockets() map[uint64]socket {
-	type line struct {
-		inode, state, localPort uint64
-		local, remote           []byte
-	}
-	var lines []line
-	listenPorts := map[uint64]bool{}
-	for _, name := range []string{"/net/tcp", "/net/tcp6"} {
-		data, err := readAll(procRoot + name)
-		if err != nil {
-			continue
-		}
-		// Skip the header line.
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			data = data[i+1:]
-		} else {
-			data = nil
-		}
-		for len(data) > 0 {
-			var l []byte
-			if i := bytes.IndexByte(data, '\n'); i >= 0 {
-				l, data = data[:i], data[i+1:]
-			} else {
-				l, data = data, nil
-			}
-			// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-			var f [10][]byte
-			rest := l
-			for k := range f {
-				f[k], rest = nextField(rest)
-			}
-			if len(f[9]) == 0 {
-				continue
-			}
-			st, ok1 := hexUint(f[3])
-			inode, ok2 := atoi(f[9])
-			lport, ok3 := hexPort(f[1])
-			if !ok1 || !ok2 || !ok3 {
-				continue
-			}
-			if st == stateListen {
-				listenPorts[lport] = true
-			}
-			if inode == 0 {
-				continue
-			}
-			lines = append(lines, line{inode: uint64(inode), state: st, localPort: lport, local: f[1], remote: f[2]})
-		}
-	}
-	out := make(map[uint64]socket, len(lines))
-	for _, l := range lines {
-		out[l.inode] = socket{
-			localHex:  l.local,
-			remoteHex: l.remote,
-			state:     l.state,
-			outbound:  l.state != stateListen && !listenPorts[l.localPort],
-		}
-	}
-	return out
-}
-
-// readAll reads a /proc file (whose size is reported as 0) in few reads:
-// the kernel regenerates the socket tables on every read call.
-func readAll(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := make([]byte, 0, 256<<10)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF || (err == nil && n == 0) {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-}
-
-// hexUint parses a hex number.
-func hexUint(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 16 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		v, ok := unhex(c)
-		if !ok {
-			return 0, false
-		}
-		n = n<<4 | uint64(v)
-	}
-	return n, true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
-// hexPort is the port of a table address "0100007F:1F90".
-func hexPort(addr []byte) (uint64, bool) {
-	i := bytes.IndexByte(addr, ':')
-	if i < 0 {
-		return 0, false
-	}
-	return hexUint(addr[i+1:])
-}
-
-// hexHostPort formats a table address "0100007F:1F90" as "127.0.0.1:8080".
-// The kernel writes the address as 32-bit words in host byte order
-// (little-endian on the platforms gatehouse runs on), as procfs assumes.
-func hexHostPort(addr []byte) string {
-	i := bytes.IndexByte(addr, ':')
-	if i < 0 || (i != 8 && i != 32) {
-		return string(addr)
-	}
-	raw := make([]byte, i/2)
-	for k := range raw {
-		hi, ok1 := unhex(addr[2*k])
-		lo, ok2 := unhex(addr[2*k+1])
-		if !ok1 || !ok2 {
-			return string(addr)
-		}
-		raw[k] = hi<<4 | lo
-	}
-	ip := make(net.IP, len(raw))
-	for w := 0; w < len(raw); w += 4 {
-		ip[w], ip[w+1], ip[w+2], ip[w+3] = raw[w+3], raw[w+2], raw[w+1], raw[w]
-	}
-	port, _ := hexUint(addr[i+1:])
-	return net.JoinHostPort(ip.String(), strconv.FormatUint(port, 10))
 }

@@ -193,7 +193,18 @@ func newFileConfig(t *testing.T) *fileConfig {
 // args and env, and loads it.
 func (f *fileConfig) write(t *testing.T, instances int, args []string, env map[string]string) *config.Config {
 	t.Helper()
-	cmd, _ := json.Marshal(append([]string{f.bin}, args...))
+	return f.writeArgv(t, instances, append([]string{f.bin}, args...), env)
+}
+
+// writeCommand writes the config with any command.
+func (f *fileConfig) writeCommand(t *testing.T, instances int, argv []string) *config.Config {
+	t.Helper()
+	return f.writeArgv(t, instances, argv, nil)
+}
+
+func (f *fileConfig) writeArgv(t *testing.T, instances int, argv []string, env map[string]string) *config.Config {
+	t.Helper()
+	cmd, _ := json.Marshal(argv)
 	envJSON, _ := json.Marshal(env)
 	if env == nil {
 		envJSON = []byte("{}")
@@ -438,68 +449,72 @@ func TestReloadThreeTimesUnderLoad(t *testing.T) {
 	requireDrainBeforeStop(t, g, stopped)
 }
 
-// Point 2a: a reload (App.Reload with a new config) whose command does not
-// exist fails, naming the cause; the old instances keep serving.
-func TestReloadMissingBinaryKeepsOldInstances(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 2)
-	tune(app)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 2, 10*time.Second)
-	before := snapshot(g)
-	a := webApp(t, g)
+// Point 2: a reload whose new command cannot start (a binary that does not
+// exist; an app that exits at once) fails with an error that names the
+// cause, both from App.Reload and through `gatehouse reload` (non-zero
+// exit, cause on stderr). The old instances serve throughout, unchanged.
+func TestReloadThatCannotStartKeepsOldInstances(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		command func(bin string) []string
+		cause   []string // each must appear in the error
+	}{
+		{"missing binary", func(string) []string { return []string{"/nonexistent/gatehouse-test-no-such-binary"} },
+			[]string{"gatehouse-test-no-such-binary", "no such file"}},
+		{"exit at start", func(bin string) []string { return []string{bin, "-exit-at-start", "1"} },
+			[]string{"code 1", "exit-at-start"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc := newFileConfig(t)
+			cfg := fc.write(t, 2, nil, nil)
+			g := harness.Start(t, cfg)
+			g.WaitReady(t, "web", 2, 10*time.Second)
+			before := snapshot(g)
+			a := webApp(t, g)
+			gatehouse(t, "version") // build the CLI before the load starts
+			l := startLoad(t, g.URL, 4)
+			bad := tc.command(fc.bin)
 
-	l := startLoad(t, g.URL, 4)
-	next := *a.Config()
-	next.Command = config.Command{"/nonexistent/gatehouse-test-no-such-binary"}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	began := time.Now()
-	err := a.Reload(ctx, &next, progress(t))
-	t.Logf("failed reload took %v: %v", time.Since(began).Round(time.Millisecond), err)
-	if err == nil {
-		t.Fatalf("reload to a missing binary succeeded; instances: %s", states(g))
-	}
-	if !strings.Contains(err.Error(), "gatehouse-test-no-such-binary") || !strings.Contains(err.Error(), "no such file") {
-		t.Errorf("reload error %q does not name the missing binary and the cause", err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	l.requireNoFailures(t, "a failed reload")
+			// In Go: App.Reload with the new config.
+			next := *a.Config()
+			next.Command = bad
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			began := time.Now()
+			err := a.Reload(ctx, &next, progress(t))
+			t.Logf("failed reload took %v: %v", time.Since(began).Round(time.Millisecond), err)
+			if err == nil {
+				t.Fatalf("reload to %v succeeded; instances: %s", bad, states(g))
+			}
+			for _, c := range tc.cause {
+				if !strings.Contains(err.Error(), c) {
+					t.Errorf("reload error %q does not name the cause (want %q in it)", err, c)
+				}
+			}
+			if got := a.Config().Command; !slices.Equal(got, cfg.Apps["web"].Command) {
+				t.Errorf("app command after the failed reload is %v, want the old %v", got, cfg.Apps["web"].Command)
+			}
 
-	if got := snapshot(g); !maps.Equal(got, before) {
-		t.Errorf("instances after the failed reload %v, want the old ones %v (%s)", got, before, states(g))
-	}
-	g.WaitReady(t, "web", 2, 5*time.Second)
-	// The failed config is not kept: the app still runs the old command.
-	if got := a.Config().Command; slices.Contains(got, next.Command[0]) {
-		t.Errorf("app config after the failed reload has command %v", got)
-	}
-}
+			// Through the CLI, re-reading the edited config file.
+			fc.writeCommand(t, 2, bad)
+			r := gatehouse(t, "reload", "web", "--admin", g.AdminURL)
+			if r.code == 0 {
+				t.Errorf("gatehouse reload to %v: exit 0, want non-zero", bad)
+			}
+			for _, c := range tc.cause {
+				if !strings.Contains(r.stderr, c) {
+					t.Errorf("gatehouse reload stderr does not name the cause (want %q in it):\n%s", c, r.stderr)
+				}
+			}
 
-// Point 2b: through the CLI, a reload to a command that exits at start
-// exits non-zero and says why on stderr; the old instances keep serving.
-func TestReloadCLIExitAtStartFails(t *testing.T) {
-	fc := newFileConfig(t)
-	cfg := fc.write(t, 2, nil, nil)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 2, 10*time.Second)
-	before := snapshot(g)
-	gatehouse(t, "version") // build the CLI before the load starts
-
-	l := startLoad(t, g.URL, 4)
-	fc.write(t, 2, []string{"-exit-at-start", "1"}, nil)
-	r := gatehouse(t, "reload", "web", "--admin", g.AdminURL)
-	if r.code == 0 {
-		t.Errorf("gatehouse reload to a command that exits at start: exit 0, want non-zero")
+			time.Sleep(300 * time.Millisecond)
+			l.requireNoFailures(t, "failed reloads")
+			if got := snapshot(g); !maps.Equal(got, before) {
+				t.Errorf("instances after the failed reloads %v, want the old ones %v (%s)", got, before, states(g))
+			}
+			g.WaitReady(t, "web", 2, 5*time.Second)
+		})
 	}
-	if !strings.Contains(r.stderr, "exit-at-start") && !strings.Contains(r.stderr, "exit code 1") {
-		t.Errorf("gatehouse reload stderr does not name the cause (the app exits at start with code 1):\n%s", r.stderr)
-	}
-	time.Sleep(500 * time.Millisecond)
-	l.requireNoFailures(t, "a failed CLI reload")
-	if got := snapshot(g); !maps.Equal(got, before) {
-		t.Errorf("instances after the failed reload %v, want the old ones %v (%s)", got, before, states(g))
-	}
-	g.WaitReady(t, "web", 2, 5*time.Second)
 }
 
 // Point 3: scale 2 → 4 (API) → 1 (CLI) under load loses no request, and
@@ -557,10 +572,9 @@ func TestRecycleUnderLoadFinishesLongRequests(t *testing.T) {
 	g := harness.Start(t, cfg)
 	g.WaitReady(t, "web", 2, 10*time.Second)
 	a := webApp(t, g)
-	old := snapshot(g)["web-1"]
 
-	l := startLoad(t, g.URL, 4)
-	// Four 2s requests: round-robin puts some on web-1.
+	// Four 3s requests, spread over both instances.
+	const long = 3 * time.Second
 	c := harness.Client(15 * time.Second)
 	defer c.CloseIdleConnections()
 	type result struct {
@@ -572,7 +586,7 @@ func TestRecycleUnderLoadFinishesLongRequests(t *testing.T) {
 	sent := time.Now()
 	for i := 0; i < 4; i++ {
 		go func() {
-			resp, err := c.Get(g.URL + "/sleep?d=2s")
+			resp, err := c.Get(g.URL + "/sleep?d=" + long.String())
 			if err != nil {
 				results <- result{err: err}
 				return
@@ -582,22 +596,34 @@ func TestRecycleUnderLoadFinishesLongRequests(t *testing.T) {
 			results <- result{code: resp.StatusCode, instance: resp.Header.Get("X-Instance")}
 		}()
 	}
-	testutil.WaitFor(t, 3*time.Second, "a long request in flight on web-1", func() bool {
+	// Recycle the instance that holds the most of them.
+	var target supervisor.InstanceStatus
+	testutil.WaitFor(t, 5*time.Second, "4 long requests in flight", func() bool {
+		var n int64
+		target = supervisor.InstanceStatus{}
 		for _, in := range g.Instances("web") {
-			if in.ID == "web-1" && in.Inflight > 0 {
-				return true
+			n += in.Inflight
+			if in.Inflight > target.Inflight {
+				target = in
 			}
 		}
-		return false
+		return n == 4
 	})
+	t.Logf("recycling %s with %d long requests in flight", target.ID, target.Inflight)
+
+	l := startLoad(t, g.URL, 4)
+	time.Sleep(200 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	began := time.Now()
-	if err := a.Recycle(ctx, "web-1", "test", progress(t)); err != nil {
-		t.Fatalf("recycle web-1: %v", err)
+	if err := a.Recycle(ctx, target.ID, "test", progress(t)); err != nil {
+		t.Fatalf("recycle %s: %v", target.ID, err)
 	}
-	took := time.Since(began)
-	t.Logf("recycle took %v", took.Round(time.Millisecond))
+	t.Logf("recycle took %v", time.Since(began).Round(time.Millisecond))
+	// The old instance drained its long requests before it stopped.
+	if since := time.Since(sent); since < long-300*time.Millisecond {
+		t.Errorf("recycle returned %v after the %v requests were sent: %s stopped before they could finish", since, long, target.ID)
+	}
 	onOld := 0
 	for i := 0; i < 4; i++ {
 		select {
@@ -605,34 +631,30 @@ func TestRecycleUnderLoadFinishesLongRequests(t *testing.T) {
 			if r.err != nil || r.code != 200 {
 				t.Errorf("long request: status %d, err %v; want 200", r.code, r.err)
 			}
-			if r.instance == "web-1" {
+			if r.instance == target.ID {
 				onOld++
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("long requests did not finish within 10s")
 		}
 	}
-	if onOld == 0 {
-		t.Errorf("no long request was served by web-1; the test did not exercise draining")
-	}
-	// The old instance drained its long requests before it stopped.
-	if since := time.Since(sent); since < 1900*time.Millisecond {
-		t.Errorf("recycle returned %v after the 2s requests were sent: web-1 stopped before they could finish", since)
+	if onOld != int(target.Inflight) {
+		t.Errorf("%d long requests were answered by %s, want the %d it held", onOld, target.ID, target.Inflight)
 	}
 	time.Sleep(300 * time.Millisecond)
 	l.requireNoFailures(t, "a recycle")
 
-	if len(g.Events("recycle")) == 0 {
-		t.Errorf("no recycle event:\n%s", describeEvents(g.Events()))
+	if evs := g.Events("recycle"); len(evs) != 1 || evs[0].Instance != target.ID {
+		t.Errorf("want one recycle event for %s:\n%s", target.ID, describeEvents(g.Events()))
 	}
 	after := snapshot(g)
-	if _, ok := after["web-1"]; ok || len(after) != 2 || after["web-2"] == 0 {
-		t.Errorf("after recycling web-1: %s; want web-2 and a new instance", states(g))
+	if _, ok := after[target.ID]; ok || len(after) != 2 {
+		t.Errorf("after recycling %s: %s; want the other instance and a new one", target.ID, states(g))
 	}
-	if testutil.ProcessAlive(old) {
-		t.Errorf("recycled web-1 (pid %d) is still running", old)
+	if testutil.ProcessAlive(target.PID) {
+		t.Errorf("recycled %s (pid %d) is still running", target.ID, target.PID)
 	}
-	requireDrainBeforeStop(t, g, []string{"web-1"})
+	requireDrainBeforeStop(t, g, []string{target.ID})
 }
 
 // Point 6: an app that ignores SIGTERM is SIGKILLed after stop_timeout (the

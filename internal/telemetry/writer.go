@@ -34,14 +34,14 @@ type WriterOptions struct {
 // WriterStats counts what happened to the lines given to an AsyncWriter.
 type WriterStats struct {
 	// Written is lines handed to the file successfully.
-	Written uint64
+	Written uint64 `json:"written"`
 	// Dropped is lines lost: the queue was full, the writer was closed, a
 	// write failed with them buffered, or Close ran out of time.
-	Dropped uint64
+	Dropped uint64 `json:"dropped"`
 	// Errors is failed open, write and close attempts.
-	Errors uint64
+	Errors uint64 `json:"errors"`
 	// LastError is the text of the most recent error, "" if none.
-	LastError string
+	LastError string `json:"last_error,omitempty"`
 }
 
 const (

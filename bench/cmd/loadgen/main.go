@@ -91,7 +91,7 @@ func main() {
 	}
 
 	if !*quiet {
-		go r.perSecond(ctx)
+		go r.perSecond(ctx, &phase)
 	}
 	<-ctx.Done()
 	wg.Wait()
@@ -179,7 +179,7 @@ func (r *recorder) record(phase string, d time.Duration, failure string) {
 	}
 }
 
-func (r *recorder) perSecond(ctx context.Context) {
+func (r *recorder) perSecond(ctx context.Context, phase *atomic.Pointer[string]) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	began := time.Now()
@@ -194,7 +194,7 @@ func (r *recorder) perSecond(ctx context.Context) {
 		r.second = &stats{}
 		r.mu.Unlock()
 		p50, p99, _ := s.percentiles()
-		fmt.Printf("t=%3.0fs requests=%d failed=%d p50=%s p99=%s\n", time.Since(began).Seconds(), len(s.lat), s.failed, ms(p50), ms(p99))
+		fmt.Printf("t=%3.0fs phase=%-7s requests=%d failed=%d p50=%s p99=%s\n", time.Since(began).Seconds(), *phase.Load(), len(s.lat), s.failed, ms(p50), ms(p99))
 	}
 }
 

@@ -26,6 +26,11 @@ type app struct {
 	mu       sync.Mutex
 	retained [][]byte
 	conns    []net.Conn
+
+	// frozen is held for writing while /freeze blocks the whole server;
+	// every other handler takes it for reading before it starts, so a
+	// frozen app answers nothing, /healthz included: a blocked event loop.
+	frozen sync.RWMutex
 }
 
 func newApp(o *options) *app {
@@ -56,7 +61,51 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("/busy", a.busy)
 	mux.HandleFunc("/connect-out", a.connectOut)
 	mux.HandleFunc("/env", a.env)
-	return mux
+	mux.HandleFunc("/print", a.print)
+	mux.HandleFunc("/freeze", a.freeze)
+	return a.gate(mux)
+}
+
+// gate makes every handler but /freeze wait while the app is frozen.
+func (a *app) gate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/freeze" {
+			a.frozen.RLock()
+			a.frozen.RUnlock()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// freeze models a blocked single-threaded event loop: for d (?d=, default
+// 5s) no handler starts, /healthz included, while one core spins. It
+// answers once the freeze has begun, so the caller knows it is in effect;
+// handlers already running finish normally.
+func (a *app) freeze(w http.ResponseWriter, r *http.Request) {
+	d, err := duration(r, "d", 5*time.Second)
+	if err != nil {
+		a.text(w, http.StatusBadRequest, "d: %v", err)
+		return
+	}
+	locked := make(chan struct{})
+	go func() {
+		a.frozen.Lock()
+		defer a.frozen.Unlock()
+		close(locked)
+		logf("freeze: blocking every handler and spinning the CPU for %v", d)
+		spin(d)
+		logf("freeze: thawed after %v", d)
+	}()
+	<-locked
+	a.text(w, http.StatusOK, "frozen for %v", d)
+}
+
+// print writes ?msg= to stdout as one line, so tests can watch output
+// travel to the log stream and the instance's log file.
+func (a *app) print(w http.ResponseWriter, r *http.Request) {
+	msg := r.URL.Query().Get("msg")
+	fmt.Println(msg)
+	a.text(w, http.StatusOK, "printed %q", msg)
 }
 
 // text answers status with a plain-text body and the X-Instance header, so

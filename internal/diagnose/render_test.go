@@ -1,0 +1,76 @@
+package diagnose_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/diagnose"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// Render's output for people, for a fixed report. The times are built in
+// the local zone, which Render prints in, so the golden file holds on any
+// machine.
+func TestRenderGolden(t *testing.T) {
+	since := time.Date(2026, 6, 15, 10, 0, 0, 0, time.Local)
+	rep := diagnose.Report{
+		Since: since, Until: since.Add(time.Hour), Requests: 1200, Errors: 131,
+		Findings: []diagnose.Finding{
+			{
+				ID: "port_mismatch", Severity: diagnose.Critical, App: "web", Instance: "web-1",
+				Title: "web-1 listens on 127.0.0.1:3000, but was given PORT=41873",
+				Evidence: []string{
+					"process 4242 listens on 127.0.0.1:3000 (from /proc)",
+					"gatehouse gave it PORT=41873 and WEBSITES_PORT=41873, and probes that port: starting: connection refused on port 41873",
+					"web-1 is starting",
+				},
+				Fix:              "bind to the PORT environment variable instead of a fixed port",
+				RequestsAffected: 120, SampleRequestIDs: []string{"a1", "a2"},
+			},
+			{
+				ID: "app_errors", Severity: diagnose.Warning, App: "web",
+				Title:            "the app itself answered 5xx 1 time",
+				Evidence:         []string{"/status 500: 1 response"},
+				Fix:              "these errors come from the app's code",
+				RequestsAffected: 1,
+			},
+			{
+				ID: "cold_start", Severity: diagnose.Info, App: "web",
+				Title:    "web woke from idle 1 time; requests waited up to 1.2s",
+				Evidence: []string{"idle_timeout 20m0s unloads the app; the next request starts it and waits"},
+				Fix:      "set idle_timeout: 0 to keep the app always on, or make its startup faster",
+			},
+		},
+	}
+	var got bytes.Buffer
+	diagnose.Render(&got, rep)
+	golden(t, "render.golden", got.Bytes())
+
+	got.Reset()
+	diagnose.Render(&got, diagnose.Report{Since: since, Until: since.Add(10 * time.Minute), Requests: 5})
+	golden(t, "render_empty.golden", got.Bytes())
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if d := cmp.Diff(string(want), string(got)); d != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, d)
+	}
+}

@@ -1,0 +1,108 @@
+//go:build linux
+
+package procstat
+
+import (
+	"net"
+	"strconv"
+	"testing"
+
+	"github.com/prometheus/procfs"
+)
+
+// Both ways of reading the socket tables (netlink sock_diag, and
+// /proc/net/tcp for kernels without it) agree with procfs's parsing of
+// /proc/net/tcp: same sockets (those with an inode), addresses and states.
+func TestReadSocketsAgreesWithProcfs(t *testing.T) {
+	// Make sure there are IPv4 and (where available) IPv6 sockets of
+	// every kind: listening, accepted, and connected.
+	for _, network := range []string{"tcp4", "tcp6"} {
+		addr := "127.0.0.1:0"
+		if network == "tcp6" {
+			addr = "[::1]:0"
+		}
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			if network == "tcp6" {
+				continue // no IPv6 loopback here
+			}
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		c, err := net.Dial(network, ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+	}
+
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines procfs.NetTCP
+	if l, err := fs.NetTCP(); err == nil {
+		lines = append(lines, l...)
+	}
+	if l, err := fs.NetTCP6(); err == nil {
+		lines = append(lines, l...)
+	}
+	diag, err := diagSockets()
+	if err != nil {
+		t.Logf("sock_diag unavailable (%v); only the /proc reader is checked", err)
+	}
+	for name, got := range map[string]map[uint64]socket{"sock_diag": diag, "/proc": procSockets()} {
+		if got == nil {
+			continue
+		}
+		t.Run(name, func(t *testing.T) { agree(t, lines, got) })
+	}
+}
+
+func agree(t *testing.T, lines procfs.NetTCP, got map[uint64]socket) {
+	checked := 0
+	for _, l := range lines {
+		if l.Inode == 0 {
+			continue
+		}
+		sk, ok := got[l.Inode]
+		if !ok {
+			// Opened after our read; sockets come and go on a busy host.
+			continue
+		}
+		checked++
+		local := net.JoinHostPort(l.LocalAddr.String(), strconv.FormatUint(l.LocalPort, 10))
+		remote := net.JoinHostPort(l.RemAddr.String(), strconv.FormatUint(l.RemPort, 10))
+		if sk.local.String() != local || sk.remote.String() != remote || sk.state != l.St {
+			t.Errorf("inode %d: got %s → %s state %d, procfs says %s → %s state %d", l.Inode, sk.local, sk.remote, sk.state, local, remote, l.St)
+		}
+	}
+	if checked < 6 {
+		t.Fatalf("only %d sockets compared; want at least the 6 this test opened", checked)
+	}
+}
+
+func TestHexAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"0100007F:1F90":                         "127.0.0.1:8080",
+		"00000000:0000":                         "0.0.0.0:0",
+		"00000000000000000000000001000000:0050": "[::1]:80",
+		"0000000000000000FFFF00000100007F:01BB": "127.0.0.1:443", // v4-mapped
+		"not-hex":                               "invalid",
+		"0100007F:1F9":                          "127.0.0.1:505",
+		"0100007F:10000":                        "invalid",
+	} {
+		got := "invalid"
+		if a, ok := hexAddr([]byte(in)); ok {
+			got = a.String()
+		}
+		if got != want {
+			t.Errorf("hexAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
