@@ -59,13 +59,14 @@ func TestParseFull(t *testing.T) {
 	api.Health.Status = StatusRange{200, 200}
 
 	want := &Config{
-		Listen:     ":8080",
-		Admin:      "127.0.0.1:9901",
-		AdminToken: "s3cret",
-		DataDir:    ".gatehouse",
-		Apps:       map[string]*App{"web": web, "api": api},
-		File:       file,
-		Order:      []string{"web", "api"},
+		Listen:         ":8080",
+		Admin:          "127.0.0.1:9901",
+		AdminToken:     "s3cret",
+		DataDir:        ".gatehouse",
+		SampleInterval: Duration(2 * time.Second),
+		Apps:           map[string]*App{"web": web, "api": api},
+		File:           file,
+		Order:          []string{"web", "api"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Parse(%s) mismatch (-want +got):\n%s", file, diff)

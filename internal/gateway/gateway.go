@@ -160,7 +160,7 @@ func (g *Gateway) finish(rw *responseWriter, r *http.Request, st *reqState, star
 	*e = telemetry.AccessEntry{
 		Time: start, RequestID: st.requestID, Instance: st.instance, Method: r.Method, Host: r.Host,
 		Path: r.URL.Path, Status: rw.status, Bytes: rw.bytes, Duration: time.Since(start), Upstream: st.upstream,
-		Attempts: st.attempts, ConnReused: st.reused, Client: clientIP(r.RemoteAddr), RetriedCauses: st.retried,
+		Held: st.held, Attempts: st.attempts, ConnReused: st.reused, Client: clientIP(r.RemoteAddr), RetriedCauses: st.retried,
 	}
 	if st.app != nil {
 		e.App = st.app.name
