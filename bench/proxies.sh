@@ -174,8 +174,9 @@ for round in $(seq "$ROUNDS"); do
       pids=$(pids_of "$name")
       before=$(cpu_ticks "$pids")
       (sleep $((DURATION / 2)); rss_kb "$pids" > "$WORK/rss") &
+      sampler=$!
       out=$(wrk -t"$THREADS" -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:$(port_of "$name")/")
-      wait
+      wait "$sampler"
       after=$(cpu_ticks "$pids")
       rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
       total=$(echo "$out" | awk '/requests in/{print $1}')

@@ -41,14 +41,19 @@ type reqState struct {
 	idleTime  time.Duration
 	wroteAt   time.Time
 	firstByte time.Time
-	trace     httptrace.ClientTrace
+	// trace is rebuilt from hooks for every attempt: WithClientTrace
+	// composes any trace already in the context (ReverseProxy's, for 1xx
+	// responses) into it in place, so a reused trace would grow a chain of
+	// every earlier request's hooks.
+	trace httptrace.ClientTrace
+	hooks httptrace.ClientTrace
 }
 
 type stateKey struct{}
 
 var statePool = sync.Pool{New: func() any {
 	st := &reqState{}
-	st.trace = httptrace.ClientTrace{
+	st.hooks = httptrace.ClientTrace{
 		GotConn: func(i httptrace.GotConnInfo) {
 			st.progress.GotConn, st.progress.Reused, st.idleTime = true, i.Reused, i.IdleTime
 		},
@@ -71,13 +76,16 @@ func getState() *reqState {
 }
 
 func putState(st *reqState) {
-	trace := st.trace
+	hooks := st.hooks
 	clear(st.triedBuf[:])
-	*st = reqState{trace: trace}
+	*st = reqState{hooks: hooks}
 	statePool.Put(st)
 }
 
+// resetProgress starts an attempt: no progress, and a trace with only this
+// state's own hooks.
 func (st *reqState) resetProgress() {
+	st.trace = st.hooks
 	st.progress = cause.Progress{}
 	st.idleTime = 0
 	st.wroteAt = time.Time{}
