@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -86,41 +84,70 @@ type readCloser struct {
 	io.Closer
 }
 
-// responseBody releases the member and the attempt's context when the
-// response is done, and notes a body that ended early.
+// responseBody hands the connection back to the pool once the body has
+// been read to its end, releases the member when the response is done, and
+// notes a body that ended early.
 type responseBody struct {
-	io.ReadCloser
+	rc     io.ReadCloser
+	pc     *pconn
+	u      *upstream
 	m      *pool.Member
 	st     *reqState
-	cancel context.CancelFunc
-	once   sync.Once
+	reuse  bool
+	closed bool
 }
 
-func wrapBody(rc io.ReadCloser, m *pool.Member, st *reqState, cancel context.CancelFunc) io.ReadCloser {
-	b := &responseBody{ReadCloser: rc, m: m, st: st, cancel: cancel}
-	if _, ok := rc.(io.ReadWriteCloser); ok {
-		// A 101 Switching Protocols body is the raw connection: keep it
-		// writable for the upgrade.
+func newResponseBody(resp *http.Response, pc *pconn, u *upstream, m *pool.Member, st *reqState) io.ReadCloser {
+	b := &responseBody{rc: resp.Body, pc: pc, u: u, m: m, st: st, reuse: !resp.Close}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection now carries another protocol: it is the body,
+		// readable and writable, and never goes back to the pool.
+		b.reuse = false
 		return &upgradeBody{b}
+	}
+	if resp.Body == http.NoBody {
+		b.done(true)
 	}
 	return b
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
+	if b.pc == nil {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.done(true)
+	case err != nil:
 		b.st.truncated = true
+		b.done(false)
 	}
 	return n, err
 }
 
+// done ends the connection's part: back to the pool when the exchange
+// ended cleanly and both sides keep it alive, else closed.
+func (b *responseBody) done(clean bool) {
+	if b.pc == nil {
+		return
+	}
+	if clean && b.reuse {
+		b.u.put(b.pc)
+	} else {
+		b.pc.close()
+	}
+	b.pc = nil
+}
+
 func (b *responseBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.once.Do(func() {
-		b.m.Release()
-		b.cancel()
-	})
-	return err
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	b.done(false)
+	b.m.Release()
+	return nil
 }
 
 type upgradeBody struct{ *responseBody }
@@ -128,8 +155,18 @@ type upgradeBody struct{ *responseBody }
 // Read of an upgraded connection reads raw bytes: its errors are the end
 // of a conversation, not a truncated response, and the request's state
 // may already belong to another request when the copy loop sees them.
-func (u *upgradeBody) Read(p []byte) (int, error) { return u.responseBody.ReadCloser.Read(p) }
+func (u *upgradeBody) Read(p []byte) (int, error) { return u.pc.br.Read(p) }
 
-func (u *upgradeBody) Write(p []byte) (int, error) {
-	return u.responseBody.ReadCloser.(io.Writer).Write(p)
+func (u *upgradeBody) Write(p []byte) (int, error) { return u.pc.conn.Write(p) }
+
+// Close ends the upgraded conversation. ReverseProxy closes the body from
+// both copy directions; closing twice is harmless.
+func (u *upgradeBody) Close() error {
+	if u.closed {
+		return nil
+	}
+	u.closed = true
+	u.pc.conn.Close()
+	u.m.Release()
+	return nil
 }

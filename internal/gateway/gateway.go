@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,6 +129,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rw, r, st.requestID, st.fail)
 	} else {
 		st.app = a
+		if strings.HasPrefix(r.RequestURI, "/") {
+			st.requestURI = r.RequestURI
+		}
 		a.pool.Touch()
 		rw.Header().Set("X-Request-Id", st.requestID)
 		a.rp.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
@@ -234,7 +238,7 @@ func (a *appProxy) upstream(m *pool.Member) *upstream {
 	if u, ok := a.upstreams.Load(m); ok {
 		return u.(*upstream)
 	}
-	u, loaded := a.upstreams.LoadOrStore(m, newUpstream(a.cfg.Load().UpstreamIdleTimeout.D()))
+	u, loaded := a.upstreams.LoadOrStore(m, newUpstream(m.Addr, a.cfg.Load().UpstreamIdleTimeout.D()))
 	if !loaded {
 		m.OnRemove(func() {
 			a.upstreams.Delete(m)

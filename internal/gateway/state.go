@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"net/http/httptrace"
 	"sync"
 	"time"
 
@@ -16,6 +15,8 @@ import (
 type reqState struct {
 	app       *appProxy
 	requestID string
+	// requestURI is the client's request target, sent on unchanged.
+	requestURI string
 	idBuf     [40]byte
 
 	attempts int
@@ -40,33 +41,11 @@ type reqState struct {
 	progress  cause.Progress
 	idleTime  time.Duration
 	wroteAt   time.Time
-	firstByte time.Time
-	// trace is rebuilt from hooks for every attempt: WithClientTrace
-	// composes any trace already in the context (ReverseProxy's, for 1xx
-	// responses) into it in place, so a reused trace would grow a chain of
-	// every earlier request's hooks.
-	trace httptrace.ClientTrace
-	hooks httptrace.ClientTrace
 }
 
 type stateKey struct{}
 
-var statePool = sync.Pool{New: func() any {
-	st := &reqState{}
-	st.hooks = httptrace.ClientTrace{
-		GotConn: func(i httptrace.GotConnInfo) {
-			st.progress.GotConn, st.progress.Reused, st.idleTime = true, i.Reused, i.IdleTime
-		},
-		WroteRequest: func(i httptrace.WroteRequestInfo) {
-			if i.Err == nil {
-				st.progress.WroteRequest = true
-				st.wroteAt = time.Now()
-			}
-		},
-		GotFirstResponseByte: func() { st.progress.GotFirstByte = true },
-	}
-	return st
-}}
+var statePool = sync.Pool{New: func() any { return &reqState{} }}
 
 func getState() *reqState {
 	st := statePool.Get().(*reqState)
@@ -76,16 +55,13 @@ func getState() *reqState {
 }
 
 func putState(st *reqState) {
-	hooks := st.hooks
 	clear(st.triedBuf[:])
-	*st = reqState{hooks: hooks}
+	*st = reqState{}
 	statePool.Put(st)
 }
 
-// resetProgress starts an attempt: no progress, and a trace with only this
-// state's own hooks.
+// resetProgress starts an attempt with no progress.
 func (st *reqState) resetProgress() {
-	st.trace = st.hooks
 	st.progress = cause.Progress{}
 	st.idleTime = 0
 	st.wroteAt = time.Time{}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptrace"
-	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
@@ -70,26 +68,19 @@ func poisoned(st *reqState, c cause.Cause) bool {
 }
 
 // attempt sends req to m once. On success the response body releases m
-// when closed.
+// when it is done.
 func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, deadline time.Time) (*http.Response, cause.Cause, error) {
 	u := a.upstream(m)
 	st.resetProgress()
-	ctx, cancel := context.WithCancel(req.Context())
-	ctx = httptrace.WithClientTrace(ctx, &st.trace)
-	var timedOut atomic.Bool
-	timer := time.AfterFunc(time.Until(deadline), func() { timedOut.Store(true); cancel() })
-	out := req.WithContext(ctx)
-	out.URL.Host = m.Addr
 	start := time.Now()
-	resp, err := u.transport().RoundTrip(out)
-	timer.Stop()
+	resp, pc, err := u.roundTrip(req, st, deadline)
 	st.upstream = time.Since(start)
 	st.reused = st.progress.Reused
 	if err != nil {
-		cancel()
+		clientGone := req.Context().Err() != nil
 		c := cause.Classify(cause.Attempt{
-			Err: err, Progress: st.progress, TimedOut: timedOut.Load(),
-			ClientGone: req.Context().Err() != nil, IdleTime: st.idleTime, SinceWrite: sinceOrZero(st.wroteAt),
+			Err: err, Progress: st.progress, TimedOut: !clientGone && isDeadline(err) && !time.Now().Before(deadline),
+			ClientGone: clientGone, IdleTime: st.idleTime, SinceWrite: sinceOrZero(st.wroteAt),
 		})
 		if c == cause.StaleConnection && st.idleTime > 0 {
 			// The app closes idle connections sooner than we do: learn it.
@@ -103,7 +94,7 @@ func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, dead
 	if t := keepAliveTimeout(resp.Header); t > 0 {
 		u.lowerIdle(closeBefore(t))
 	}
-	resp.Body = wrapBody(resp.Body, m, st, cancel)
+	resp.Body = newResponseBody(resp, pc, u, m, st)
 	return resp, cause.None, nil
 }
 

@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// aLongTimeAgo is a deadline in the past: setting it aborts blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// roundTrip sends req over one of u's connections and reads the response
+// head, recording in st how far it got. The response body, when there is
+// one, owns the connection until it is read to the end (the connection
+// goes back to the pool) or closed early (the connection is closed).
+func (u *upstream) roundTrip(req *http.Request, st *reqState, deadline time.Time) (*http.Response, *pconn, error) {
+	ctx := req.Context()
+	pc, reused, idleFor, err := u.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.progress.GotConn, st.progress.Reused, st.idleTime = true, reused, idleFor
+	pc.conn.SetDeadline(deadline)
+	// The client going away aborts the exchange; after the head, the
+	// body copy notices by itself.
+	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(aLongTimeAgo) })
+	resp, err := exchange(pc, req, st)
+	stop()
+	if err != nil {
+		pc.close()
+		return nil, nil, err
+	}
+	pc.conn.SetDeadline(time.Time{})
+	return resp, pc, nil
+}
+
+// exchange writes the request and reads the response head, skipping
+// interim 1xx responses other than 101 (they are not forwarded).
+func exchange(pc *pconn, req *http.Request, st *reqState) (*http.Response, error) {
+	if err := writeRequest(pc.bw, req, st.requestURI); err != nil {
+		return nil, err
+	}
+	st.progress.WroteRequest = true
+	st.wroteAt = time.Now()
+	for {
+		if _, err := pc.br.Peek(1); err != nil {
+			return nil, err
+		}
+		st.progress.GotFirstByte = true
+		resp, err := http.ReadResponse(pc.br, req)
+		if err != nil {
+			return nil, fmt.Errorf("read response: %w", err)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+	}
+}
+
+// skipHeaders are written from the request's fields, not its header map.
+var skipHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true, "Connection": true}
+
+// writeRequest writes an HTTP/1.1 request: the request line, Host, the
+// headers ReverseProxy prepared, the body's framing, and the body.
+func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
+	if uri == "" {
+		uri = req.URL.RequestURI()
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	bw.WriteString(req.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(clean(host))
+	bw.WriteString("\r\n")
+	for k, vs := range req.Header {
+		if skipHeaders[k] {
+			continue
+		}
+		for _, v := range vs {
+			if v == "" && k == "User-Agent" {
+				continue // ReverseProxy's way of saying "send none"
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(clean(v))
+			bw.WriteString("\r\n")
+		}
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	chunked := hasBody && req.ContentLength <= 0
+	switch {
+	case chunked:
+		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	case hasBody || req.ContentLength > 0:
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		bw.WriteString("\r\n\r\n")
+	default:
+		bw.WriteString("\r\n")
+	}
+	if hasBody {
+		if err := writeBody(bw, req.Body, chunked); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+func writeBody(bw *bufio.Writer, body io.Reader, chunked bool) error {
+	if !chunked {
+		_, err := io.Copy(bw, body)
+		return err
+	}
+	cw := httputil.NewChunkedWriter(bw)
+	if _, err := io.Copy(cw, body); err != nil {
+		return err
+	}
+	if err := cw.Close(); err != nil {
+		return err
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// clean keeps a header value on one line. Values parsed by the server
+// cannot hold CR or LF; this guards values set in code.
+func clean(v string) string {
+	if strings.ContainsAny(v, "\r\n") {
+		return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	return v
+}
+
+// isDeadline reports whether err is a connection deadline passing.
+func isDeadline(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
