@@ -14,9 +14,6 @@ import (
 	"time"
 )
 
-// aLongTimeAgo is a deadline in the past: setting it aborts blocked I/O.
-var aLongTimeAgo = time.Unix(1, 0)
-
 // roundTrip sends req over one of u's connections and reads the response
 // head, recording in st how far it got. The response body, when there is
 // one, owns the connection until it is read to the end (the connection
@@ -28,12 +25,8 @@ func (u *upstream) roundTrip(req *http.Request, st *reqState, deadline time.Time
 		return nil, nil, err
 	}
 	st.progress.GotConn, st.progress.Reused, st.idleTime = true, reused, idleFor
-	pc.conn.SetDeadline(deadline)
-	// The client going away aborts the exchange; after the head, the
-	// body copy notices by itself.
-	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(aLongTimeAgo) })
-	resp, err := exchange(pc, req, st)
-	stop()
+	pc.conn.SetWriteDeadline(deadline)
+	resp, err := exchange(ctx, pc, req, st, deadline)
 	if err != nil {
 		pc.close()
 		return nil, nil, err
@@ -44,14 +37,14 @@ func (u *upstream) roundTrip(req *http.Request, st *reqState, deadline time.Time
 
 // exchange writes the request and reads the response head, skipping
 // interim 1xx responses other than 101 (they are not forwarded).
-func exchange(pc *pconn, req *http.Request, st *reqState) (*http.Response, error) {
+func exchange(ctx context.Context, pc *pconn, req *http.Request, st *reqState, deadline time.Time) (*http.Response, error) {
 	if err := writeRequest(pc.bw, req, st.requestURI); err != nil {
 		return nil, err
 	}
 	st.progress.WroteRequest = true
 	st.wroteAt = time.Now()
 	for {
-		if _, err := pc.br.Peek(1); err != nil {
+		if err := awaitFirstByte(ctx, pc, st.wroteAt, deadline); err != nil {
 			return nil, err
 		}
 		st.progress.GotFirstByte = true
@@ -61,6 +54,37 @@ func exchange(pc *pconn, req *http.Request, st *reqState) (*http.Response, error
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return resp, nil
+		}
+	}
+}
+
+// clientCheck is how often a request waiting for the app's first byte
+// checks whether its client went away. Waiting in slices, rather than
+// arming a context callback per request, keeps fast requests free of it.
+const clientCheck = 250 * time.Millisecond
+
+// awaitFirstByte waits for the response to start, until deadline or the
+// client's going away; the head that follows is read under deadline.
+func awaitFirstByte(ctx context.Context, pc *pconn, now, deadline time.Time) error {
+	for {
+		slice := now.Add(clientCheck)
+		if slice.After(deadline) {
+			slice = deadline
+		}
+		pc.conn.SetReadDeadline(slice)
+		_, err := pc.br.Peek(1)
+		if err == nil {
+			pc.conn.SetReadDeadline(deadline)
+			return nil
+		}
+		now = time.Now()
+		switch {
+		case !isDeadline(err):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case !now.Before(deadline):
+			return err
 		}
 	}
 }

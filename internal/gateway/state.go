@@ -17,7 +17,7 @@ type reqState struct {
 	requestID string
 	// requestURI is the client's request target, sent on unchanged.
 	requestURI string
-	idBuf     [40]byte
+	idBuf      [40]byte
 
 	attempts int
 	instance string
@@ -38,9 +38,9 @@ type reqState struct {
 	upgraded bool
 
 	// progress of the current attempt, filled by trace.
-	progress  cause.Progress
-	idleTime  time.Duration
-	wroteAt   time.Time
+	progress cause.Progress
+	idleTime time.Duration
+	wroteAt  time.Time
 }
 
 type stateKey struct{}
