@@ -82,6 +82,7 @@ func NewHandler(d Deps) http.Handler {
 		mux.HandleFunc("GET /api/diagnose", d.diagnoseHandler)
 	}
 	mux.HandleFunc("GET /api/dump", d.dump)
+	mux.HandleFunc("GET /{$}", d.dashboard)
 	registerPprof(mux)
 	if d.Token != "" {
 		return requireToken(d.Token, mux)
