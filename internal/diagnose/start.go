@@ -156,9 +156,15 @@ func snapInstance(ev *Evidence, id string) *InstanceSnap {
 }
 
 func outputLines(lines []string, n int) []string {
-	lines = lastN(lines, n)
-	out := make([]string, 0, len(lines))
+	var kept []string
 	for _, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			kept = append(kept, l)
+		}
+	}
+	kept = lastN(kept, n)
+	out := make([]string, 0, len(kept))
+	for _, l := range kept {
 		out = append(out, "output: "+l)
 	}
 	return out

@@ -129,10 +129,4 @@ func (a *App) stopAll() {
 
 // Environ is the environment an instance of the app starts with, without
 // its instance-specific PORT and ids.
-func (a *App) Environ() []string {
-	env := a.sup.baseEnv()
-	for k, v := range a.Config().Env {
-		env = append(env, k+"="+v)
-	}
-	return env
-}
+func (a *App) Environ() []string { return a.sup.environ(a.Config().Env) }

@@ -210,10 +210,7 @@ func (in *Instance) failStart(err error) {
 // env is the process environment: gatehouse's own, the app's env:, and
 // the instance's port and identity.
 func (in *Instance) env(cfg *config.App, port int) []string {
-	env := in.app.sup.baseEnv()
-	for k, v := range cfg.Env {
-		env = append(env, k+"="+v)
-	}
+	env := in.app.sup.environ(cfg.Env)
 	p := strconv.Itoa(port)
 	return append(env, "PORT="+p, "WEBSITES_PORT="+p, "GATEHOUSE_APP="+in.app.name, "GATEHOUSE_INSTANCE="+in.ID)
 }

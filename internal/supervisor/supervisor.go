@@ -133,6 +133,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	return nil
 }
 
+// environ is the environment an app's processes start with: gatehouse's
+// own, then the app's env: on top.
+func (s *Supervisor) environ(appEnv map[string]string) []string {
+	env := s.baseEnv()
+	for k, v := range appEnv {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
 // baseEnv is gatehouse's environment without variables it sets itself.
 func (s *Supervisor) baseEnv() []string {
 	var env []string
