@@ -103,7 +103,7 @@ func (u *upstream) expire() {
 	u.free = append(u.free[:0], u.free[i:]...)
 	u.sweep = nil
 	if len(u.free) > 0 && !u.closed {
-		next := u.free[0].idleSince.Add(idle).Sub(time.Now())
+		next := time.Until(u.free[0].idleSince.Add(idle))
 		u.sweep = time.AfterFunc(max(next, 10*time.Millisecond), u.expire)
 	}
 	u.mu.Unlock()

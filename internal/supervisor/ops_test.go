@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -805,5 +807,46 @@ func TestScaleZeroIsUsageError(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, "reach gatehouse admin") {
 		t.Errorf("gatehouse scale web 0 contacted the admin API: %s", r.stderr)
+	}
+}
+
+// A reload whose config only changes probe and timeout settings applies
+// them to the running instances: no process is replaced.
+func TestReloadSettingsOnlyKeepsProcesses(t *testing.T) {
+	fc := newFileConfig(t)
+	cfg := fc.write(t, 2, nil, nil)
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 2, 10*time.Second)
+	before := snapshot(g)
+
+	text, err := os.ReadFile(fc.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.NewReplacer("interval: 300ms", "interval: 400ms", "request_timeout: 10s", "request_timeout: 3s").Replace(string(text))
+	if changed == string(text) {
+		t.Fatal("the test config no longer has the settings this test changes")
+	}
+	if err := os.WriteFile(fc.path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := g.Srv.Reload(ctx, "web", progress(t)); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if diff := cmp.Diff(before, snapshot(g)); diff != "" {
+		t.Errorf("instances changed on a settings-only reload (-before +after):\n%s", diff)
+	}
+	c := webApp(t, g).Config()
+	if c.RequestTimeout.D() != 3*time.Second || c.Health.Interval.D() != 400*time.Millisecond {
+		t.Errorf("after reload request_timeout=%s interval=%s; want 3s and 400ms", c.RequestTimeout.D(), c.Health.Interval.D())
+	}
+	var found bool
+	for _, e := range g.Events("reload") {
+		found = found || strings.Contains(e.Detail, "without restarting processes")
+	}
+	if !found {
+		t.Errorf("no reload event says the settings applied without restarting processes:\n%s", describeEvents(g.Events()))
 	}
 }
