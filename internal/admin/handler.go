@@ -84,10 +84,14 @@ func NewHandler(d Deps) http.Handler {
 	mux.HandleFunc("GET /api/dump", d.dump)
 	mux.HandleFunc("GET /{$}", d.dashboard)
 	registerPprof(mux)
+	// Operations are POSTs: refuse them from a browser on another origin,
+	// or any web page could restart the app through a loopback admin
+	// listener that has no token.
+	var h http.Handler = http.NewCrossOriginProtection().Handler(mux)
 	if d.Token != "" {
-		return requireToken(d.Token, mux)
+		h = requireToken(d.Token, h)
 	}
-	return mux
+	return h
 }
 
 // parseSince accepts an RFC 3339 time or a duration back from now ("1h").

@@ -40,7 +40,8 @@ func (d Deps) processes(w http.ResponseWriter, r *http.Request) {
 var secretKey = regexp.MustCompile(`(?i)(TOKEN|SECRET|PASSW|PWD|KEY|CREDENTIAL|AUTH|CONNECTION_?STRING|DSN|DATABASE_URL|_URL$|PRIVATE)`)
 
 // credentialsInURL matches user:password@ in a connection string.
-var credentialsInURL = regexp.MustCompile(`://([^:/@\s]+):([^@\s]+)@`)
+// The user may be empty: redis://:PASSWORD@host.
+var credentialsInURL = regexp.MustCompile(`://([^:/@\s]*):([^@\s]+)@`)
 
 // Redact hides the value of a secret-looking variable; URLs keep their
 // shape with the password replaced.

@@ -297,3 +297,27 @@ func TestAdminToken(t *testing.T) {
 		}
 	}
 }
+
+// A web page the operator happens to visit must not be able to restart,
+// scale or reload the app through the admin API on loopback (no token
+// there): a browser sends such a cross-site form POST without asking.
+func TestAdminRefusesCrossSiteOperations(t *testing.T) {
+	g := start(t, 1, nil)
+	pid := g.Instances("web")[0].PID
+	c := client(t)
+	req, _ := http.NewRequest(http.MethodPost, g.AdminURL+"/api/apps/web/restart", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site POST restart: %d %s; want 403", resp.StatusCode, b)
+	}
+	if got := g.Instances("web")[0]; got.PID != pid || got.Restarts != 0 {
+		t.Errorf("a cross-site POST restarted web-1: pid %d → %d, restarts %d", pid, got.PID, got.Restarts)
+	}
+}

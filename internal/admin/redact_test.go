@@ -13,6 +13,7 @@ func TestRedact(t *testing.T) {
 		{"GITHUB_TOKEN", "ghp_abc", "REDACTED"},
 		{"SECRET_X", "x", "REDACTED"},
 		{"DATABASE_URL", "postgres://u:p@h/db", "postgres://u:REDACTED@h/db"},
+		{"REDIS_URL", "redis://:hunter2@cache:6379/0", "redis://:REDACTED@cache:6379/0"},
 		{"NODE_ENV", "production", "production"},
 		{"PATH", "/usr/local/bin:/usr/bin:/bin", "/usr/local/bin:/usr/bin:/bin"},
 	} {

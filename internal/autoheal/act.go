@@ -26,7 +26,10 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 		return
 	}
 	in := findInstance(a, f.instance)
-	if in == nil {
+	if in == nil || in.Stopping() {
+		// Gone, or already on its way out (a recycle, reload or scale
+		// got there first): acting again would only count against
+		// max_recycles and report a failed recycle.
 		c.clear()
 		return
 	}

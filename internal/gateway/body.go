@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gatehouse/gatehouse/internal/pool"
 )
@@ -76,7 +78,31 @@ type countingBody struct {
 func (c *countingBody) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		// The client's body broke (cut short, bad chunking): the failure
+		// is the client's, not the instance's the body was going to.
+		err = &clientBodyError{err}
+	}
 	return n, err
+}
+
+// clientBodyError is a failure to read the client's request body while it
+// streamed to the app.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
+
+// isClientBodyError reports whether err, or an error it wraps, is a
+// clientBodyError, without the allocation of errors.As.
+func isClientBodyError(err error) bool {
+	for err != nil {
+		if _, ok := err.(*clientBodyError); ok {
+			return true
+		}
+		err = errors.Unwrap(err)
+	}
+	return false
 }
 
 type readCloser struct {
@@ -103,7 +129,9 @@ func newResponseBody(resp *http.Response, pc *pconn, u *upstream, m *pool.Member
 		// The connection now carries another protocol: it is the body,
 		// readable and writable, and never goes back to the pool.
 		b.reuse = false
-		return &upgradeBody{b}
+		ub := &upgradeBody{responseBody: b}
+		st.upgrade = ub
+		return ub
 	}
 	if resp.Body == http.NoBody {
 		b.done(true)
@@ -132,7 +160,10 @@ func (b *responseBody) done(clean bool) {
 	if b.pc == nil {
 		return
 	}
-	if clean && b.reuse {
+	// Bytes already buffered past the end of the response were sent
+	// unasked: left there, they would be read as the next request's
+	// response.
+	if clean && b.reuse && b.pc.br.Buffered() == 0 {
 		b.u.put(b.pc)
 	} else {
 		b.pc.close()
@@ -150,7 +181,12 @@ func (b *responseBody) Close() error {
 	return nil
 }
 
-type upgradeBody struct{ *responseBody }
+type upgradeBody struct {
+	*responseBody
+	// ended: Close may be called from ReverseProxy's copy goroutines and
+	// from errorHandler at once.
+	ended atomic.Bool
+}
 
 // Read of an upgraded connection reads raw bytes: its errors are the end
 // of a conversation, not a truncated response, and the request's state
@@ -160,12 +196,12 @@ func (u *upgradeBody) Read(p []byte) (int, error) { return u.pc.br.Read(p) }
 func (u *upgradeBody) Write(p []byte) (int, error) { return u.pc.conn.Write(p) }
 
 // Close ends the upgraded conversation. ReverseProxy closes the body from
-// both copy directions; closing twice is harmless.
+// its watcher goroutine, and errorHandler when the switch failed; closing
+// twice is harmless.
 func (u *upgradeBody) Close() error {
-	if u.closed {
+	if u.ended.Swap(true) {
 		return nil
 	}
-	u.closed = true
 	u.pc.conn.Close()
 	u.m.Release()
 	return nil

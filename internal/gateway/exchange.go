@@ -39,6 +39,15 @@ func (u *upstream) roundTrip(req *http.Request, st *reqState, deadline time.Time
 // interim 1xx responses other than 101 (they are not forwarded).
 func exchange(ctx context.Context, pc *pconn, req *http.Request, st *reqState, deadline time.Time) (*http.Response, error) {
 	if err := writeRequest(pc.bw, req, st.requestURI); err != nil {
+		if isClientBodyError(err) || isDeadline(err) {
+			return nil, err
+		}
+		// The app may have answered before it read the whole request (a
+		// 413 or 401 to an upload) and closed: its answer stands.
+		if resp := earlyResponse(pc, req); resp != nil {
+			st.progress.WroteRequest, st.progress.GotFirstByte = true, true
+			return resp, nil
+		}
 		return nil, err
 	}
 	st.progress.WroteRequest = true
@@ -54,6 +63,27 @@ func exchange(ctx context.Context, pc *pconn, req *http.Request, st *reqState, d
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return resp, nil
+		}
+	}
+}
+
+// earlyWait bounds the look for a response after writing the request
+// failed. An answer the app sent before closing arrived before the close
+// did, so it is already there or never comes.
+const earlyWait = 20 * time.Millisecond
+
+// earlyResponse reads a final response the app sent before the request was
+// all written, if there is one. The connection is not reused after it.
+func earlyResponse(pc *pconn, req *http.Request) *http.Response {
+	pc.conn.SetReadDeadline(time.Now().Add(earlyWait))
+	for {
+		resp, err := http.ReadResponse(pc.br, req)
+		switch {
+		case err != nil:
+			return nil
+		case resp.StatusCode >= 200:
+			resp.Close = true
+			return resp
 		}
 	}
 }
@@ -90,7 +120,10 @@ func awaitFirstByte(ctx context.Context, pc *pconn, now, deadline time.Time) err
 }
 
 // skipHeaders are written from the request's fields, not its header map.
-var skipHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true, "Connection": true}
+// Connection is not among them: ReverseProxy has removed the client's
+// hop-by-hop headers and sets only "Connection: Upgrade", which an upgrade
+// needs.
+var skipHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true}
 
 // writeRequest writes an HTTP/1.1 request: the request line, Host, the
 // headers ReverseProxy prepared, the body's framing, and the body.
@@ -127,7 +160,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
 	switch {
 	case chunked:
 		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-	case hasBody || req.ContentLength > 0:
+	case hasBody || req.ContentLength > 0 || expectsBody(req.Method):
 		bw.WriteString("Content-Length: ")
 		bw.WriteString(strconv.FormatInt(req.ContentLength, 10))
 		bw.WriteString("\r\n\r\n")
@@ -140,6 +173,13 @@ func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// expectsBody reports whether a request of method without a body still
+// says Content-Length: 0, as http.Transport does: some servers answer 411
+// to a POST without it.
+func expectsBody(method string) bool {
+	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
 }
 
 func writeBody(bw *bufio.Writer, body io.Reader, chunked bool) error {

@@ -135,6 +135,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.pool.Touch()
 		rw.Header().Set("X-Request-Id", st.requestID)
 		a.rp.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+		if st.fail != nil && st.fail.Cause == cause.ClientClosed && rw.status == 0 {
+			// Nothing was written for a client that is gone or whose
+			// request body broke; returning would make net/http answer
+			// 200. Abort the connection instead (logged by the recover).
+			panic(http.ErrAbortHandler)
+		}
 	}
 	g.finish(rw, r, st, start)
 }
@@ -144,6 +150,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // upgrade, a broken client) and is classified as a bad response.
 func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateFrom(r.Context())
+	if st.upgrade != nil {
+		// ReverseProxy refused the app's 101 (a switch nobody asked for,
+		// another protocol) and leaves the body, which holds the member
+		// and the connection, to us.
+		st.upgrade.Close()
+	}
 	var ce *cause.Error
 	if !errors.As(err, &ce) {
 		c := cause.Classify(cause.Attempt{Err: err, Progress: cause.Progress{GotConn: true, WroteRequest: true, GotFirstByte: true},

@@ -36,6 +36,9 @@ type reqState struct {
 	// upgraded: the app switched protocols (101), so the exchange went on
 	// over the hijacked connection.
 	upgraded bool
+	// upgrade is the 101 response's body while ReverseProxy may still
+	// refuse the switch; errorHandler closes it then.
+	upgrade *upgradeBody
 
 	// progress of the current attempt, filled by trace.
 	progress cause.Progress

@@ -77,7 +77,7 @@ func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, dead
 	st.upstream = time.Since(start)
 	st.reused = st.progress.Reused
 	if err != nil {
-		clientGone := req.Context().Err() != nil
+		clientGone := req.Context().Err() != nil || isClientBodyError(err)
 		c := cause.Classify(cause.Attempt{
 			Err: err, Progress: st.progress, TimedOut: !clientGone && isDeadline(err) && !time.Now().Before(deadline),
 			ClientGone: clientGone, IdleTime: st.idleTime, SinceWrite: sinceOrZero(st.wroteAt),

@@ -61,7 +61,7 @@ func (u *upstream) get(ctx context.Context) (pc *pconn, reused bool, idleFor tim
 		u.free = u.free[:n-1]
 		u.mu.Unlock()
 		idleFor = now.Sub(pc.idleSince)
-		if idleFor < idle && (idleFor < checkAfter || pc.alive()) {
+		if idleFor < idle && pc.br.Buffered() == 0 && (idleFor < checkAfter || pc.alive()) {
 			return pc, true, idleFor, nil
 		}
 		pc.close()

@@ -42,6 +42,10 @@ func (p *Pool) Acquire(ctx context.Context, hold time.Duration, tried []*Member)
 			p.queue.remove(w)
 			return m, time.Since(start), nil
 		}
+		if p.unloaded.Load() {
+			// The app may have been unloaded after this request arrived.
+			p.signalWake()
+		}
 		select {
 		case <-w.ch:
 			w = p.queue.requeueFront(w)

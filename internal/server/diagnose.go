@@ -23,6 +23,8 @@ func (s *Server) snapshotLoop(ctx context.Context) {
 }
 
 func (s *Server) writeSnapshot() {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
 	if err := diagnose.Take(s.sup).Write(s.cfg.DataDir); err != nil {
 		s.log.Warn("state snapshot not written", "err", err)
 	}

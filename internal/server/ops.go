@@ -33,10 +33,13 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 		if !slices.Equal(na.Routes, s.cfg.Apps[name].Routes) {
 			p("%s: routes changed; restart gatehouse to apply them", name)
 		}
-		s.gw.UpdateApp(na)
 		if err := s.sup.App(name).Reload(ctx, na, p); err != nil {
+			// The gateway keeps the settings the running instances were
+			// reloaded with: a refused or failed reload changes nothing.
 			errs = append(errs, err)
+			continue
 		}
+		s.gw.UpdateApp(na)
 	}
 	if app != "" && s.sup.App(app) == nil {
 		return fmt.Errorf("reload: no app %q (apps: %s)", app, strings.Join(s.cfg.Order, ", "))

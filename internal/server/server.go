@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/oklog/run"
@@ -53,6 +54,9 @@ type Server struct {
 	adminLn   net.Listener
 	publicSrv *http.Server
 	adminSrv  *http.Server
+	// snapMu serialises snapshot writes (the loop and Diagnose): both use
+	// the same temporary file.
+	snapMu sync.Mutex
 }
 
 // New prepares a server and binds its listeners, so that an address in use

@@ -71,11 +71,6 @@ func TestSSEArrivesEventByEvent(t *testing.T) {
 // A WebSocket-style upgrade passes through: 101, then bytes both ways on
 // the same connection.
 func TestUpgradePassesThrough(t *testing.T) {
-	if raceEnabled {
-		t.Skip("BUG: gateway responseBody.Read (body.go) writes reqState.truncated after ServeHTTP returned the " +
-			"state to its sync.Pool: after an upgrade, ReverseProxy returns on the first copier's error while the " +
-			"other still reads the upgraded body; the race detector fails this test. Runs without -race.")
-	}
 	cfg, _ := harness.FaultApp(t, 1)
 	g := harness.Start(t, cfg)
 	g.WaitReady(t, "web", 1, 10*time.Second)

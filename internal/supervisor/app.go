@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -69,17 +70,30 @@ func (a *App) begin(ctx context.Context) {
 	}
 }
 
+// errStopping is returned by operations that would start an instance
+// after gatehouse began to stop the app (or before it started it).
+var errStopping = errors.New("gatehouse is stopping; no instance is started")
+
 // addInstance creates and starts an instance with the next id, running
-// the app's current config.
+// the app's current config. It returns nil once stopAll has begun: a
+// process started then would outlive the supervisor.
 func (a *App) addInstance(setup func(*Instance)) *Instance {
 	a.mu.Lock()
+	if a.ctx == nil || a.ctx.Err() != nil {
+		a.mu.Unlock()
+		return nil
+	}
 	a.nextN++
 	in := newInstance(a, a.nextN, a.cfg.Load())
 	if setup != nil {
 		setup(in)
 	}
+	// The instance is visible to Stop as soon as it is listed: its cancel
+	// must be set, and its goroutine counted before stopAll's Wait.
+	var ctx context.Context
+	ctx, in.cancel = context.WithCancel(a.ctx)
+	a.wg.Add(1)
 	a.instances = append(a.instances, in)
-	ctx := a.ctx
 	a.mu.Unlock()
 	in.start(ctx)
 	return in
@@ -118,12 +132,13 @@ func (a *App) live() []*Instance {
 // stopAll stops every instance drain-first and waits for them and the
 // app's other goroutines.
 func (a *App) stopAll() {
+	// Cancelled under mu, so that addInstance either counted its instance
+	// before the Wait below or sees the app stopping.
 	a.mu.Lock()
-	cancel := a.cancel
-	a.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if a.cancel != nil {
+		a.cancel()
 	}
+	a.mu.Unlock()
 	a.wg.Wait()
 }
 

@@ -20,11 +20,9 @@ func (a *App) idleLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		idle := a.Config().IdleTimeout.D()
-		if idle <= 0 || time.Since(a.pool.LastAccess()) < idle || a.pool.Inflight() > 0 || a.pool.Waiting() > 0 {
+		if !a.idle() || !a.unload() {
 			continue
 		}
-		a.unload(idle)
 		select {
 		case <-ctx.Done():
 			return
@@ -38,11 +36,23 @@ func idleCheckEvery(idle time.Duration) time.Duration {
 	return min(max(idle/4, 50*time.Millisecond), time.Second)
 }
 
+// idle reports whether the app has had no request for idle_timeout and
+// has none under way or held.
+func (a *App) idle() bool {
+	idle := a.Config().IdleTimeout.D()
+	return idle > 0 && time.Since(a.pool.LastAccess()) >= idle && a.pool.Inflight() == 0 && a.pool.Waiting() == 0
+}
+
 // unload stops every instance drain-first. Requests that arrive from now
-// on are held and wake the app.
-func (a *App) unload(idle time.Duration) {
+// on are held and wake the app. It does nothing, and returns false, when
+// the app stopped being idle while an operation held opMu.
+func (a *App) unload() bool {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
+	if !a.idle() {
+		return false
+	}
+	idle := a.Config().IdleTimeout.D()
 	select {
 	case <-a.pool.Wake(): // a stale wake-up from before the unload
 	default:
@@ -56,6 +66,7 @@ func (a *App) unload(idle time.Duration) {
 	for _, in := range ins {
 		<-in.Done()
 	}
+	return true
 }
 
 // wake starts the configured instances after an idle unload.
@@ -65,7 +76,9 @@ func (a *App) wake() {
 	n := a.Config().Instances
 	a.emit(telemetry.EventWake, fmt.Sprintf("request arrived; starting %d instances (%d requests held)", n, a.pool.Waiting()))
 	for i := 0; i < n; i++ {
-		a.addInstance(nil)
+		if a.addInstance(nil) == nil {
+			return // stopping
+		}
 	}
 	a.pool.SetUnloaded(false)
 	a.pool.Touch()

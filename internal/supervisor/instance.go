@@ -95,10 +95,9 @@ func (in *Instance) Restart() {
 	}
 }
 
-// start runs the instance's lifecycle in a goroutine owned by its app.
+// start runs the instance's lifecycle in a goroutine owned by its app;
+// addInstance has set in.cancel and counted it in the app's WaitGroup.
 func (in *Instance) start(ctx context.Context) {
-	ctx, in.cancel = context.WithCancel(ctx)
-	in.app.wg.Add(1)
 	go func() {
 		defer in.app.wg.Done()
 		defer close(in.done)
@@ -122,6 +121,10 @@ func (in *Instance) Stop(mode stopMode) {
 		in.cancel()
 	})
 }
+
+// Stopping reports whether the instance is being stopped for good
+// (drained by a recycle, reload, scale, idle unload or shutdown).
+func (in *Instance) Stopping() bool { return in.stopping.Load() }
 
 // Done is closed when the instance has stopped for good.
 func (in *Instance) Done() <-chan struct{} { return in.done }
@@ -150,11 +153,52 @@ func (in *Instance) run(ctx context.Context) {
 			detail = fmt.Sprintf("restart #%d after %s back-off (last run lasted %s)", n, delay, time.Since(start).Round(time.Millisecond))
 		}
 		in.emit(telemetry.Event{Type: telemetry.EventRestart, Detail: detail})
-		if !sleepCtx(ctx, delay) {
+		if !in.backOff(ctx, delay) {
 			in.setState(pool.Stopped)
 			return
 		}
 	}
+}
+
+// backOff waits d before the next start; false when the instance was
+// stopped meanwhile. A restart asked for while no process runs (during
+// the back-off, or as the last one exited) ends the wait at once and
+// counts as a restart of its own, so that it is not left pending to
+// hard-stop the next process, and whoever asked sees the count move.
+func (in *Instance) backOff(ctx context.Context, d time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if d <= 0 {
+		select {
+		case <-in.restart:
+			in.restartRequested()
+		default:
+		}
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-in.restart:
+		in.restartRequested()
+		return true
+	case <-t.C:
+		return true
+	}
+}
+
+func (in *Instance) restartRequested() {
+	// No longer crashed: an operation waiting for the restart must not
+	// take the instance for one that keeps failing.
+	in.setState(pool.Starting)
+	in.mu.Lock()
+	in.restarts++
+	n := in.restarts
+	in.mu.Unlock()
+	in.emit(telemetry.Event{Type: telemetry.EventRestart, Detail: fmt.Sprintf("restart #%d on request", n)})
 }
 
 // runOnce starts one process and supervises it until it exits or the

@@ -35,7 +35,15 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 		return fmt.Errorf("reload %s: %w", a.name, ErrBusy)
 	}
 	defer a.opMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("reload %s: %w", a.name, err)
+	}
 	prev := a.Config()
+	if prev.External() != next.External() {
+		// Instances are either processes or upstreams: replacing one kind
+		// by the other would leave both in the pool.
+		return fmt.Errorf("reload %s: switching between command and upstreams needs a restart of gatehouse; restart gatehouse to apply it", a.name)
+	}
 	a.pool.SetMaxQueue(next.QueueSize)
 	if next.External() {
 		a.cfg.Store(next)
@@ -121,6 +129,9 @@ func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
 		nw = a.addInstance(func(in *Instance) { in.upstream = addr })
 	} else {
 		nw = a.addInstance(nil)
+	}
+	if nw == nil {
+		return errStopping
 	}
 	p("%s: starting (replaces %s)", nw.ID, old.ID)
 	if err := a.awaitReady(ctx, nw); err != nil {
@@ -211,12 +222,17 @@ func (a *App) scaleLocked(ctx context.Context, n int, p Progress) error {
 }
 
 func (a *App) scaleUp(ctx context.Context, k int, p Progress) error {
-	added := make([]*Instance, k)
-	for i := range added {
-		added[i] = a.addInstance(nil)
-		p("%s: starting", added[i].ID)
-	}
+	var added []*Instance
 	var errs []error
+	for range k {
+		in := a.addInstance(nil)
+		if in == nil {
+			errs = append(errs, errStopping)
+			break
+		}
+		added = append(added, in)
+		p("%s: starting", in.ID)
+	}
 	for _, in := range added {
 		if err := a.awaitReady(ctx, in); err != nil {
 			errs = append(errs, err)
@@ -249,12 +265,16 @@ func (a *App) Restart(ctx context.Context, p Progress) error {
 	defer a.opMu.Unlock()
 	ins := a.live()
 	var errs []error
-	for _, in := range ins {
+	// Each count is taken before its restart is asked for: an instance
+	// may restart before the wait for the ones ahead of it ends.
+	before := make([]int, len(ins))
+	for i, in := range ins {
+		before[i] = in.Status().Restarts
 		p("%s: restarting", in.ID)
 		in.Restart()
 	}
-	for _, in := range ins {
-		if err := a.awaitRestarted(ctx, in); err != nil {
+	for i, in := range ins {
+		if err := a.awaitRestarted(ctx, in, before[i]); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -272,18 +292,19 @@ func (a *App) RestartInstance(ctx context.Context, id string, p Progress) error 
 		return fmt.Errorf("restart: no running instance %q", id)
 	}
 	p("%s: restarting", in.ID)
+	before := in.Status().Restarts
 	in.Restart()
-	if err := a.awaitRestarted(ctx, in); err != nil {
+	if err := a.awaitRestarted(ctx, in, before); err != nil {
 		return err
 	}
 	p("%s: ready", in.ID)
 	return nil
 }
 
-// awaitRestarted waits for in to leave its current process and become
-// ready again.
-func (a *App) awaitRestarted(ctx context.Context, in *Instance) error {
-	before := in.Status().Restarts
+// awaitRestarted waits for in to leave its current process (its restart
+// count, before the restart was asked for, was before) and become ready
+// again.
+func (a *App) awaitRestarted(ctx context.Context, in *Instance, before int) error {
 	deadline := time.Now().Add(a.Config().StopTimeout.D() + 5*time.Second)
 	for in.Status().Restarts == before {
 		if time.Now().After(deadline) {
@@ -349,6 +370,9 @@ func (a *App) reconcileUpstreams(addrs []string, p Progress) {
 			continue
 		}
 		in := a.addInstance(func(in *Instance) { in.upstream = addr })
+		if in == nil {
+			return
+		}
 		p("%s: added upstream %s", in.ID, addr)
 	}
 	for _, in := range have {

@@ -88,7 +88,10 @@ func (g *Gatehouse) Stop(t testing.TB) {
 	g.cancel()
 	select {
 	case err, ok := <-g.done:
-		if ok && err != nil {
+		if !ok {
+			return // stopped before
+		}
+		if err != nil {
 			t.Errorf("gatehouse run: %v", err)
 		}
 		close(g.done)
