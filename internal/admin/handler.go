@@ -89,9 +89,9 @@ func NewHandler(d Deps) http.Handler {
 	// listener that has no token.
 	var h http.Handler = http.NewCrossOriginProtection().Handler(mux)
 	if d.Token != "" {
-		h = requireToken(d.Token, h)
+		return requireToken(d.Token, h)
 	}
-	return h
+	return loopbackHostOnly(h)
 }
 
 // parseSince accepts an RFC 3339 time or a duration back from now ("1h").

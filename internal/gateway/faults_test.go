@@ -228,6 +228,28 @@ func TestRequestTimeout(t *testing.T) {
 	checkCauses(t, g, c.all())
 }
 
+// A retry waits for an instance only as long as the request has left:
+// when the only instance crashed under a GET and restarts slowly, the
+// request ends near request_timeout with 503 no_ready_instance, not with a
+// 504 that blames the app once the restart is done.
+func TestRetryHoldBoundedByRequestTimeout(t *testing.T) {
+	g := startFault(t, 1, func(a *config.App) {
+		a.RequestTimeout = config.Duration(time.Second)
+		a.HoldTimeout = config.Duration(10 * time.Second)
+		a.Command = append(a.Command, "-start-delay", "3s")
+		a.StartTimeout = config.Duration(20 * time.Second)
+	})
+	c := newClient(t, g, 15*time.Second)
+	r := c.get("/crash")
+	if r.status != http.StatusServiceUnavailable || r.cause != "no_ready_instance" {
+		t.Errorf("%v; want 503 no_ready_instance", r)
+	}
+	if r.duration > 2500*time.Millisecond {
+		t.Errorf("answered after %v; want about request_timeout 1s, not the 3s restart", r.duration)
+	}
+	checkCauses(t, g, c.all())
+}
+
 // Issue 3, 5: an app that ignores PORT never becomes ready; requests end
 // after hold_timeout with a 503 that says what gatehouse saw.
 func TestIgnoresPort(t *testing.T) {

@@ -24,10 +24,17 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	deadline := time.Time{}
 	idemKey := req.Header.Get("Idempotency-Key") != ""
 	for {
-		m, held, err := a.pool.Acquire(req.Context(), cfg.HoldTimeout.D(), st.tried)
+		hold := cfg.HoldTimeout.D()
+		if !deadline.IsZero() {
+			// A retry waits for an instance only as long as the request
+			// still has: past its deadline the attempt would fail at once
+			// and blame the app with a 504.
+			hold = min(hold, time.Until(deadline))
+		}
+		m, held, err := a.pool.Acquire(req.Context(), hold, st.tried)
 		st.held += held
 		if err != nil {
-			return nil, a.acquireError(req.Context(), err, cfg.HoldTimeout.D())
+			return nil, a.acquireError(req.Context(), err, hold)
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(cfg.RequestTimeout.D())
