@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // traced sends one request through tr and returns the Attempt that the
@@ -103,17 +104,6 @@ func readRequest(br *bufio.Reader) error {
 	return err
 }
 
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestClassifyRealSockets(t *testing.T) {
 	tests := []struct {
 		name string
@@ -121,7 +111,7 @@ func TestClassifyRealSockets(t *testing.T) {
 		want cause.Cause
 	}{
 		{"dial a closed port", func(t *testing.T) cause.Attempt {
-			a := traced(t, &http.Transport{}, "GET", "http://"+closedPort(t)+"/", "")
+			a := traced(t, &http.Transport{}, "GET", "http://"+testutil.ClosedAddr(t)+"/", "")
 			if !errors.Is(a.Err, syscall.ECONNREFUSED) {
 				t.Errorf("err = %v, want ECONNREFUSED", a.Err)
 			}

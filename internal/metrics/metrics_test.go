@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -304,7 +303,7 @@ func TestMetricsNodeMemoryMatchesProc(t *testing.T) {
 	l := map[string]string{"app": "web", "instance": in.ID}
 	for attempt := 0; ; attempt++ {
 		g.Srv.Supervisor().SampleNow()
-		vmrss = float64(vmRSS(t, in.PID))
+		vmrss = float64(testutil.VmRSS(t, in.PID))
 		fams = scrape(t, g)
 		var ok1, ok2 bool
 		rss, ok1 = value(fams, "gatehouse_instance_resident_memory_bytes", l)
@@ -341,24 +340,4 @@ func TestMetricsNodeMemoryMatchesProc(t *testing.T) {
 
 func within(got, want, tol float64) bool {
 	return got >= want*(1-tol) && got <= want*(1+tol)
-}
-
-// vmRSS is VmRSS of /proc/PID/status in bytes.
-func vmRSS(t *testing.T, pid int) uint64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatalf("read /proc/%d/status: %v", pid, err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("VmRSS line %q: %v", line, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
 }

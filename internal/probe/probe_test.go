@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/probe"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 var okRange = config.StatusRange{Min: 200, Max: 399}
@@ -29,20 +30,8 @@ func status(code int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }
 }
 
-// closedPort returns a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestCheckDetail(t *testing.T) {
-	refused := closedPort(t)
+	refused := testutil.ClosedAddr(t)
 	_, refusedPort, _ := net.SplitHostPort(refused)
 	tests := []struct {
 		name        string

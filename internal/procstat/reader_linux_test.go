@@ -3,7 +3,6 @@
 package procstat
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -166,7 +165,7 @@ func TestReadCountsTheWholeGroup(t *testing.T) {
 	if len(st.PIDs) != 2 || st.PIDs[0] != c.pid || st.PIDs[1] != grandchild {
 		t.Fatalf("PIDs = %v, want [%d %d] (leader, then its child)", st.PIDs, c.pid, grandchild)
 	}
-	alone := rssOf(t, c.pid)
+	alone := testutil.VmRSS(t, c.pid)
 	if st.RSS <= alone {
 		t.Errorf("group RSS %d ≤ the leader's own %d: the child is not counted", st.RSS, alone)
 	}
@@ -188,26 +187,6 @@ func TestReadCountsTheWholeGroup(t *testing.T) {
 	if _, ok := got[1<<30]; ok {
 		t.Errorf("stats for a group that does not exist: %+v", got[1<<30])
 	}
-}
-
-// rssOf is one process's VmRSS from /proc/PID/status, in bytes.
-func rssOf(t *testing.T, pid int) uint64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("VmRSS line %q: %v", line, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
 }
 
 // The port the child listens on is among its listening addresses.
