@@ -25,7 +25,6 @@ const (
 // dump serves GET /api/dump: a tar.gz bundle for a bug report, with every
 // secret redacted.
 func (d Deps) dump(w http.ResponseWriter, r *http.Request) {
-	d.Supervisor.SampleNow()
 	name := "gatehouse-dump-" + time.Now().UTC().Format("20060102-150405")
 	w.Header().Set("Content-Type", "application/gzip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.tar.gz"`)
@@ -42,9 +41,7 @@ func (d Deps) dump(w http.ResponseWriter, r *http.Request) {
 	addJSON("config.json", redactConfig(d.Config))
 	addJSON("status.json", StatusResponse{Apps: d.Supervisor.Status()})
 	addJSON("events.json", d.Events.Since(time.Now().Add(-24*time.Hour)))
-	var procs bytes.Buffer
-	d.processesTo(&procs)
-	add("processes.json", procs.Bytes())
+	addJSON("processes.json", d.processList())
 	add("access.log", tailFile(filepath.Join(d.DataDir, "access.log"), dumpAccessLines))
 	logs, _ := filepath.Glob(filepath.Join(d.DataDir, "logs", "*", "*.log"))
 	for _, l := range logs {
@@ -61,20 +58,6 @@ func (d Deps) dump(w http.ResponseWriter, r *http.Request) {
 // DumpFiles lists the files every dump contains, besides one log per
 // instance under logs/.
 var DumpFiles = []string{"config.json", "status.json", "events.json", "processes.json", "access.log", "goroutines.txt"}
-
-func (d Deps) processesTo(buf *bytes.Buffer) {
-	rec := &bufferWriter{h: http.Header{}, buf: buf}
-	d.processes(rec, nil)
-}
-
-type bufferWriter struct {
-	h   http.Header
-	buf *bytes.Buffer
-}
-
-func (b *bufferWriter) Header() http.Header         { return b.h }
-func (b *bufferWriter) Write(p []byte) (int, error) { return b.buf.Write(p) }
-func (b *bufferWriter) WriteHeader(int)             {}
 
 // redactConfig copies cfg with env values and the admin token redacted.
 func redactConfig(cfg *config.Config) *config.Config {

@@ -24,6 +24,12 @@ type ProcessInfo struct {
 }
 
 func (d Deps) processes(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, d.processList())
+}
+
+// processList samples every instance now and lists its process tree; the
+// answer of GET /api/processes and the dump's processes.json.
+func (d Deps) processList() map[string][]ProcessInfo {
 	d.Supervisor.SampleNow()
 	out := []ProcessInfo{}
 	for _, a := range d.Supervisor.Apps() {
@@ -33,7 +39,7 @@ func (d Deps) processes(w http.ResponseWriter, r *http.Request) {
 				CPUPercent: in.CPUPercent(), Stats: in.Stats()})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"processes": out})
+	return map[string][]ProcessInfo{"processes": out}
 }
 
 // secretKey matches names whose values must not leave the machine.

@@ -69,31 +69,6 @@ func traced(t *testing.T, tr *http.Transport, method, url string, body string) c
 	return a
 }
 
-// serveRaw accepts connections on a loopback listener and hands each to
-// handle; it stops when the test ends.
-func serveRaw(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); handle(c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
-}
-
 // readRequest reads one HTTP request (headers and body) from c.
 func readRequest(br *bufio.Reader) error {
 	req, err := http.ReadRequest(br)
@@ -121,7 +96,7 @@ func TestClassifyRealSockets(t *testing.T) {
 			// A dialer with a tiny timeout gives the same timeout error a
 			// blackholed address would, without leaving loopback.
 			d := &net.Dialer{Timeout: time.Nanosecond}
-			addr := serveRaw(t, func(c net.Conn) { c.Close() })
+			addr := testutil.ServeRaw(t, func(c net.Conn) { c.Close() })
 			a := traced(t, &http.Transport{DialContext: d.DialContext}, "GET", "http://"+addr+"/", "")
 			var ne net.Error
 			if !errors.As(a.Err, &ne) || !ne.Timeout() {
@@ -130,14 +105,14 @@ func TestClassifyRealSockets(t *testing.T) {
 			return a
 		}, cause.ConnectTimeout},
 		{"accepts, reads the request, closes", func(t *testing.T) cause.Attempt {
-			addr := serveRaw(t, func(c net.Conn) {
+			addr := testutil.ServeRaw(t, func(c net.Conn) {
 				readRequest(bufio.NewReader(c))
 				c.Close()
 			})
 			return mustFail(t, traced(t, &http.Transport{}, "POST", "http://"+addr+"/", "hello"))
 		}, cause.UpstreamReset},
 		{"accepts, reads the request, resets", func(t *testing.T) cause.Attempt {
-			addr := serveRaw(t, func(c net.Conn) {
+			addr := testutil.ServeRaw(t, func(c net.Conn) {
 				readRequest(bufio.NewReader(c))
 				c.(*net.TCPConn).SetLinger(0)
 				c.Close()
@@ -145,7 +120,7 @@ func TestClassifyRealSockets(t *testing.T) {
 			return mustFail(t, traced(t, &http.Transport{}, "GET", "http://"+addr+"/", ""))
 		}, cause.UpstreamReset},
 		{"answers something that is not HTTP", func(t *testing.T) cause.Attempt {
-			addr := serveRaw(t, func(c net.Conn) {
+			addr := testutil.ServeRaw(t, func(c net.Conn) {
 				readRequest(bufio.NewReader(c))
 				io.WriteString(c, "NOT HTTP\r\n\r\n")
 				c.Close()
@@ -208,7 +183,7 @@ func mustFail(t *testing.T, a cause.Attempt) cause.Attempt {
 // idle timeout firing as the proxy reuses the connection looks like.
 func staleAttempt(t *testing.T, method string) cause.Attempt {
 	t.Helper()
-	addr := serveRaw(t, func(c net.Conn) {
+	addr := testutil.ServeRaw(t, func(c net.Conn) {
 		defer c.Close()
 		br := bufio.NewReader(c)
 		if readRequest(br) != nil {
@@ -242,7 +217,7 @@ func staleAttempt(t *testing.T, method string) cause.Attempt {
 // connection.
 func realReset(t *testing.T) error {
 	t.Helper()
-	addr := serveRaw(t, func(c net.Conn) {
+	addr := testutil.ServeRaw(t, func(c net.Conn) {
 		c.(*net.TCPConn).SetLinger(0)
 		io.Copy(io.Discard, io.LimitReader(c, 1))
 		c.Close()

@@ -1,9 +1,12 @@
 package cli_test
 
 import (
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // Issue 2, point 6: validate reports every problem of a bad config, one
@@ -41,10 +44,10 @@ func TestValidate(t *testing.T) {
 				t.Errorf("stderr = %q, want nothing", stderr)
 			}
 			if tc.stdoutGolden != "" {
-				golden(t, tc.stdoutGolden, stdout)
+				testutil.Golden(t, filepath.Join("testdata", tc.stdoutGolden), stdout)
 			}
 			if tc.stderrGolden != "" {
-				golden(t, tc.stderrGolden, stderr)
+				testutil.Golden(t, filepath.Join("testdata", tc.stderrGolden), stderr)
 			}
 		})
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 func parseFile(t *testing.T, path string) (*Config, error) {
@@ -107,7 +109,7 @@ func TestBadGoldens(t *testing.T) {
 			if !errors.As(err, &errs) {
 				t.Fatalf("Load error %T is not Errors: %v", err, err)
 			}
-			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", err.Error()+"\n")
+			testutil.Golden(t, strings.TrimSuffix(file, ".yaml")+".golden", err.Error()+"\n")
 		})
 	}
 }

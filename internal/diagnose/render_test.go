@@ -2,18 +2,13 @@ package diagnose_test
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/gatehouse/gatehouse/internal/diagnose"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // Render's output for people, for a fixed report. The times are built in
 // the local zone, which Render prints in, so the golden file holds on any
@@ -51,26 +46,9 @@ func TestRenderGolden(t *testing.T) {
 	}
 	var got bytes.Buffer
 	diagnose.Render(&got, rep)
-	golden(t, "render.golden", got.Bytes())
+	testutil.Golden(t, filepath.Join("testdata", "render.golden"), got.String())
 
 	got.Reset()
 	diagnose.Render(&got, diagnose.Report{Since: since, Until: since.Add(10 * time.Minute), Requests: 5})
-	golden(t, "render_empty.golden", got.Bytes())
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), string(got)); d != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, d)
-	}
+	testutil.Golden(t, filepath.Join("testdata", "render_empty.golden"), got.String())
 }

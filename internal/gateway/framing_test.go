@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // direct is a gateway in front of one ready member at addr, served on a
@@ -89,45 +90,13 @@ func (d *direct) waitIdle(t *testing.T) {
 	}
 }
 
-// rawBackend accepts connections on loopback and runs serve on each.
+// rawBackend serves each loopback connection with serve, and closes it
+// when serve returns.
 func rawBackend(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
+	return testutil.ServeRaw(t, func(c net.Conn) {
+		defer c.Close()
+		serve(c, bufio.NewReader(c))
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				serve(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // A response followed by bytes nobody asked for must not leave those

@@ -22,7 +22,6 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, cause.New(cause.ClientClosed, "", "reading the request body", err)
 	}
 	deadline := time.Time{}
-	idemKey := req.Header.Get("Idempotency-Key") != ""
 	for {
 		hold := cfg.HoldTimeout.D()
 		if !deadline.IsZero() {
@@ -50,7 +49,7 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		if c == cause.ConnectRefused || c == cause.ConnectTimeout {
 			m.Eject()
 		}
-		retry := c.Retry().Allows(req.Method, idemKey) && !poisoned(st, c) && replay.rewind(req) &&
+		retry := c.Retry().Allows(req.Method, req.Header.Get("Idempotency-Key") != "") && !poisoned(st, c) && replay.rewind(req) &&
 			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline)
 		if !retry {
 			return nil, a.attemptError(c, m, err)

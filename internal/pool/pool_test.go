@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // newPool returns a pool with members named ids, all in state s.
@@ -145,7 +147,7 @@ func startHeld(t *testing.T, ctx context.Context, p *Pool, n int, hold time.Dura
 			m, held, err := p.Acquire(ctx, hold, nil)
 			out <- acquireResult{i, m, held, err}
 		}()
-		waitUntil(t, time.Second, fmt.Sprintf("%d waiting", base+i+1), func() bool { return p.Waiting() == base+i+1 })
+		testutil.WaitFor(t, time.Second, fmt.Sprintf("%d waiting", base+i+1), func() bool { return p.Waiting() == base+i+1 })
 	}
 	return out
 }
@@ -323,15 +325,4 @@ func id(m *Member) string {
 		return "<nil>"
 	}
 	return m.ID
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }

@@ -234,10 +234,10 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 		in.onStartTimeout(ctx, proc, m, cfg)
 		return crashed
 	case readyStopped:
-		in.shutdown(proc, m, cfg)
+		in.shutdown(proc, m, cfg, in.requestedStop())
 		return stopped
 	case readyRestart:
-		in.hardStop(proc, m, cfg)
+		in.shutdown(proc, m, cfg, stopHard)
 		return restarted
 	}
 	return in.watch(ctx, proc, m, cfg)
@@ -313,7 +313,7 @@ func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Membe
 
 // watch probes a ready instance until its process exits or it is stopped.
 func (in *Instance) watch(ctx context.Context, proc *process, m *pool.Member, cfg *config.App) outcome {
-	var fails, passes int
+	var count probeCount
 	t := time.NewTimer(jitter(cfg.Health.Interval.D()))
 	defer t.Stop()
 	for {
@@ -322,10 +322,10 @@ func (in *Instance) watch(ctx context.Context, proc *process, m *pool.Member, cf
 			in.onExit(ctx, proc, m, "")
 			return crashed
 		case <-ctx.Done():
-			in.shutdown(proc, m, in.effective())
+			in.shutdown(proc, m, in.effective(), in.requestedStop())
 			return stopped
 		case <-in.restart:
-			in.hardStop(proc, m, in.effective())
+			in.shutdown(proc, m, in.effective(), stopHard)
 			return restarted
 		case <-m.Kicked():
 		case <-t.C:
@@ -335,22 +335,7 @@ func (in *Instance) watch(ctx context.Context, proc *process, m *pool.Member, cf
 		if ctx.Err() != nil {
 			continue
 		}
-		in.setHealth(r.Detail)
-		if r.OK {
-			fails, passes = 0, passes+1
-			m.ClearEjection()
-			if in.State() == pool.Unhealthy && passes >= cfg.Health.HealthyThreshold {
-				in.setState(pool.Ready)
-				in.emit(telemetry.Event{Type: telemetry.EventHealthy, PID: proc.pid, Detail: r.Detail})
-			}
-		} else {
-			passes, fails = 0, fails+1
-			if in.State() == pool.Ready && fails >= cfg.Health.UnhealthyThreshold {
-				in.setState(pool.Unhealthy)
-				in.emit(telemetry.Event{Type: telemetry.EventUnhealthy, PID: proc.pid,
-					Detail: fmt.Sprintf("%s (%d failed probes in a row)", r.Detail, fails)})
-			}
-		}
+		in.judge(&count, r, m, cfg.Health, proc.pid)
 		next := jitter(cfg.Health.Interval.D())
 		if m.Ejected() && next > 500*time.Millisecond {
 			// Passive ejection holds the member out until a probe passes:
@@ -417,25 +402,17 @@ func (in *Instance) effective() *config.App {
 	return &c
 }
 
-// hardStop stops a process for a restart: out of rotation at once, then
-// SIGTERM and SIGKILL as for any stop, without waiting for in-flight
-// requests.
-func (in *Instance) hardStop(proc *process, m *pool.Member, cfg *config.App) {
+// requestedStop is how Stop asked the instance to stop.
+func (in *Instance) requestedStop() stopMode {
 	in.mu.Lock()
-	in.stopMode = stopHard
-	in.mu.Unlock()
-	in.shutdown(proc, m, cfg)
-	in.mu.Lock()
-	in.stopMode = stopDrain
-	in.mu.Unlock()
+	defer in.mu.Unlock()
+	return in.stopMode
 }
 
-// shutdown stops a process drain-first: out of rotation, in-flight
-// requests finish (bounded by stop_timeout), SIGTERM, then SIGKILL.
-func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App) {
-	in.mu.Lock()
-	mode := in.stopMode
-	in.mu.Unlock()
+// shutdown stops a process: out of rotation; with stopDrain, in-flight
+// requests finish (bounded by stop_timeout); then SIGTERM, then SIGKILL.
+// A hard restart (stopHard) skips the wait for in-flight requests.
+func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App, mode stopMode) {
 	in.setState(pool.Draining)
 	start := time.Now()
 	if mode == stopDrain {

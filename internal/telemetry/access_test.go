@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // nasty strings a client controls (path, host, X-Request-Id) or an error
@@ -317,7 +319,7 @@ func TestAccessLogAllocs(t *testing.T) {
 	for range 2000 {
 		la.Log(e)
 	}
-	waitFor(t, 2*time.Second, "writer drained", func() bool {
+	testutil.WaitFor(t, 2*time.Second, "writer drained", func() bool {
 		st := w.Stats()
 		return st.Written+st.Dropped == 2000
 	})
@@ -327,7 +329,7 @@ func TestAccessLogAllocs(t *testing.T) {
 	best := math.Inf(1)
 	for range 3 {
 		best = min(best, testing.AllocsPerRun(1000, func() { la.Log(e) }))
-		waitFor(t, 2*time.Second, "writer drained", func() bool { return len(w.queue) == 0 })
+		testutil.WaitFor(t, 2*time.Second, "writer drained", func() bool { return len(w.queue) == 0 })
 	}
 	if best != 0 {
 		t.Errorf("AccessLog.Log to AsyncWriter: %v allocs/op, want 0", best)

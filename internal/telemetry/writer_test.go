@@ -11,19 +11,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
 
 func readLines(t *testing.T, path string) []string {
 	t.Helper()
@@ -81,7 +71,7 @@ func TestAsyncWriterLineOnDiskWithoutClose(t *testing.T) {
 	w := NewAsyncWriter(path, WriterOptions{})
 	defer w.Close()
 	w.Write([]byte("hello"))
-	waitFor(t, time.Second, "line on disk", func() bool {
+	testutil.WaitFor(t, time.Second, "line on disk", func() bool {
 		b, _ := os.ReadFile(path)
 		return string(b) == "hello\n"
 	})
@@ -167,7 +157,7 @@ func TestAsyncWriterUnopenable(t *testing.T) {
 			if d := time.Since(start); d > time.Second {
 				t.Errorf("100k writes to an unopenable log took %v, want < 1s", d)
 			}
-			waitFor(t, 2*time.Second, "open error counted", func() bool { return w.Stats().Errors > 0 })
+			testutil.WaitFor(t, 2*time.Second, "open error counted", func() bool { return w.Stats().Errors > 0 })
 			st := w.Stats()
 			if st.Dropped == 0 || st.Written != 0 || st.LastError == "" {
 				t.Errorf("Stats = %+v, want dropped lines, nothing written, a last error", st)
@@ -178,7 +168,7 @@ func TestAsyncWriterUnopenable(t *testing.T) {
 			// Keep writing: the queue may still be full of lines from the
 			// outage until the next open retry (about a second).
 			const marker = "after-fix"
-			waitFor(t, 5*time.Second, "a line written after the fix", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "a line written after the fix", func() bool {
 				w.Write([]byte(marker))
 				b, _ := os.ReadFile(path)
 				return bytes.Contains(b, []byte(marker))
@@ -205,7 +195,7 @@ func TestAsyncWriterWriteFails(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("100k writes to a full disk took %v, want < 1s", d)
 	}
-	waitFor(t, 2*time.Second, "write error counted", func() bool { return w.Stats().Errors > 0 })
+	testutil.WaitFor(t, 2*time.Second, "write error counted", func() bool { return w.Stats().Errors > 0 })
 	// Still never blocks after errors have been seen.
 	start = time.Now()
 	for range 10_000 {
