@@ -46,10 +46,12 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		m.Release()
-		if c == cause.ConnectRefused || c == cause.ConnectTimeout {
+		if c == cause.ConnectRefused || c == cause.ConnectTimeout || c == cause.UpstreamReset {
+			// Out of rotation until a probe, asked for now, passes: a retry
+			// must not be sent into a process that is going down.
 			m.Eject()
 		}
-		retry := c.Retry().Allows(req.Method, req.Header.Get("Idempotency-Key") != "") && !poisoned(st, c) && replay.rewind(req) &&
+		retry := c.Retry().Allows(req.Method, req.Header.Get("Idempotency-Key") != "") && !poisoned(st, c, m) && replay.rewind(req) &&
 			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline)
 		if !retry {
 			return nil, a.attemptError(c, m, err)
@@ -58,15 +60,16 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// poisoned reports whether the request has already reset an instance
-// before: a request that was cut off on two instances is likely what kills
-// them (a query of death), and is not sent to a third.
-func poisoned(st *reqState, c cause.Cause) bool {
+// poisoned reports whether the request, just cut off by m, was already
+// cut off by another instance: a request that two instances died under is
+// likely what kills them (a query of death), and is not sent to a third.
+// st.retried[i] is the cause of the failed attempt on st.tried[i].
+func poisoned(st *reqState, c cause.Cause, m *pool.Member) bool {
 	if c != cause.UpstreamReset {
 		return false
 	}
-	for _, r := range st.retried {
-		if r == string(cause.UpstreamReset) {
+	for i, r := range st.retried {
+		if r == string(cause.UpstreamReset) && st.tried[i] != m {
 			return true
 		}
 	}
