@@ -111,8 +111,8 @@ func awaitFirstByte(ctx context.Context, pc *pconn, now, deadline time.Time) err
 		switch {
 		case !isDeadline(err):
 			return err
-		case ctx.Err() != nil:
-			return ctx.Err()
+		case clientGone(ctx):
+			return context.Canceled
 		case !now.Before(deadline):
 			return err
 		}

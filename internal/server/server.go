@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,20 +39,20 @@ type Options struct {
 
 // Server is one gatehouse instance: gateway, supervisor and admin API.
 type Server struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	events    *telemetry.Events
-	lines     *telemetry.Lines
-	eventsW   *telemetry.AsyncWriter
-	accessW   *telemetry.AsyncWriter
-	sup       *supervisor.Supervisor
-	gw        *gateway.Gateway
-	metrics   *metrics.Metrics
-	healer    *autoheal.Healer
-	publicLn  net.Listener
-	adminLn   net.Listener
-	publicSrv *http.Server
-	adminSrv  *http.Server
+	cfg      *config.Config
+	log      *slog.Logger
+	events   *telemetry.Events
+	lines    *telemetry.Lines
+	eventsW  *telemetry.AsyncWriter
+	accessW  *telemetry.AsyncWriter
+	sup      *supervisor.Supervisor
+	gw       *gateway.Gateway
+	metrics  *metrics.Metrics
+	healer   *autoheal.Healer
+	publicLn net.Listener
+	adminLn  net.Listener
+	public   *gateway.Front
+	adminSrv *http.Server
 	// snapMu serialises snapshot writes (the loop and Diagnose): both use
 	// the same temporary file.
 	snapMu sync.Mutex
@@ -106,12 +105,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.closeLogs()
 		return nil, fmt.Errorf("admin listen on %s: %w", cfg.Admin, err)
 	}
-	s.publicSrv = &http.Server{
-		Handler:           s.gw,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
+	s.public = gateway.NewFront(s.gw, gateway.FrontOptions{ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute})
 	s.adminSrv = &http.Server{
 		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
@@ -156,7 +150,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// The order of actors is the order of shutdown: run.Group interrupts
 	// them one after another.
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) {})
-	g.Add(func() error { return serve(s.publicSrv, s.publicLn) }, func(error) { s.drainPublic() })
+	g.Add(func() error { return serveFront(s.public, s.publicLn) }, func(error) { s.drainPublic() })
 	healCtx, stopHeal := context.WithCancel(context.Background())
 	defer stopHeal()
 	g.Add(func() error { return s.healer.Run(healCtx) }, func(error) { stopHeal() })
@@ -182,9 +176,16 @@ func (s *Server) drainPublic() {
 	}
 	c, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	if err := s.publicSrv.Shutdown(c); err != nil {
-		s.publicSrv.Close()
+	if err := s.public.Shutdown(c); err != nil {
+		s.public.Close()
 	}
+}
+
+func serveFront(f *gateway.Front, ln net.Listener) error {
+	if err := f.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	}
+	return nil
 }
 
 func serve(srv *http.Server, ln net.Listener) error {

@@ -279,10 +279,11 @@ func (w *AsyncWriter) Sync(timeout time.Duration) {
 	}
 }
 
-// batch writes bp and everything else already queued, then flushes, so one
-// wake-up costs one write syscall however many lines arrived.
+// batch writes bp and everything else queued within linger, then flushes,
+// so one wake-up costs one write syscall however many lines arrived.
 func (w *AsyncWriter) batch(bp *[]byte) {
 	w.add(bp)
+	lingered := false
 	for n := 1; w.out != nil; n++ {
 		select {
 		case bp = <-w.queue:
@@ -294,11 +295,22 @@ func (w *AsyncWriter) batch(bp *[]byte) {
 				w.flush()
 			}
 		default:
+			if !lingered {
+				// Let the lines of the next moment gather in the queue,
+				// where queuing them wakes nobody: under load this turns
+				// a wake-up and a write per request into one per linger.
+				lingered = true
+				time.Sleep(linger)
+				continue
+			}
 			w.flush()
 			return
 		}
 	}
 }
+
+// linger is how long a batch waits for more lines before it is written.
+const linger = time.Millisecond
 
 // add buffers one line. It flushes first rather than let bufio flush by
 // itself, so that pending always counts exactly the lines a failed write

@@ -1,0 +1,395 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// A front connection's state, for Shutdown:
+//
+//	        request's first byte          response written
+//	idle ─────────────────────────▶ active ─────────────────▶ idle
+//	  │
+//	  └── Shutdown closes it ──▶ closed     (active ones finish, then close)
+const (
+	connIdle int32 = iota
+	connActive
+	connClosed
+)
+
+// frontConn serves the keep-alive requests of one client connection. Its
+// request, header map, URL, body reader and response writer are reused
+// from one request to the next: nothing of a finished request is retained
+// anywhere else (the access entry copies what it keeps, and the strings
+// parsed from a head point into that head's own copy).
+type frontConn struct {
+	f      *Front
+	conn   net.Conn
+	raw    syscall.RawConn // for the non-blocking peek; nil if not a socket
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	state  atomic.Int32
+	remote string
+
+	req  *http.Request
+	url  url.URL
+	vals []string // backing store of the header map's values
+	body bodyReader
+	ctx  *clientCtx
+	w    frontWriter
+	rw   responseWriter
+	// scratch formats numbers without allocating.
+	scratch [24]byte
+
+	// Of the current request.
+	st         *reqState
+	closeAfter bool   // the client asked for Connection: close, or the exchange broke
+	requestID  string // the client's X-Request-Id
+	hop        []string
+
+	// stash holds the byte the client watcher read: the start of a
+	// pipelined request.
+	stash    byte
+	stashed  bool
+	handedTo bool // the connection belongs to the fallback server now
+}
+
+func newFrontConn(f *Front, c net.Conn) *frontConn {
+	fc := &frontConn{f: f, conn: c, remote: c.RemoteAddr().String()}
+	if sc, ok := c.(syscall.Conn); ok {
+		fc.raw, _ = sc.SyscallConn()
+	}
+	fc.br = bufio.NewReaderSize(source{fc}, 8<<10)
+	fc.bw = bufio.NewWriterSize(c, 8<<10)
+	fc.ctx = &clientCtx{fc: fc}
+	fc.req = (&http.Request{Header: http.Header{}, URL: &fc.url}).WithContext(fc.ctx)
+	fc.body.fc = fc
+	fc.w.fc = fc
+	fc.w.own = http.Header{}
+	fc.state.Store(connIdle)
+	return fc
+}
+
+// source reads the client connection, after the byte the watcher took.
+type source struct{ fc *frontConn }
+
+func (s source) Read(p []byte) (int, error) {
+	if s.fc.stashed && len(p) > 0 {
+		s.fc.stashed = false
+		p[0] = s.fc.stash
+		return 1, nil
+	}
+	return s.fc.conn.Read(p)
+}
+
+// serve reads and answers requests until the client or the server ends
+// the connection.
+func (fc *frontConn) serve() {
+	defer fc.end()
+	for {
+		if fc.f.closing.Load() {
+			return
+		}
+		fc.conn.SetReadDeadline(time.Now().Add(fc.f.opts.IdleTimeout))
+		if _, err := fc.br.Peek(1); err != nil {
+			return
+		}
+		if !fc.state.CompareAndSwap(connIdle, connActive) {
+			return // closed by Shutdown
+		}
+		head, err := fc.readHead()
+		switch {
+		case errors.Is(err, errNotFront):
+			fc.handOff()
+			return
+		case err != nil:
+			return
+		}
+		if !fc.parse(head) {
+			fc.handOff()
+			return
+		}
+		fc.br.Discard(len(head))
+		fc.conn.SetReadDeadline(time.Time{})
+		fc.f.gw.serveFront(fc)
+		fc.ctx.stopWatch()
+		if fc.closeAfter || fc.ctx.gone.Load() || !fc.drainBody() {
+			return
+		}
+		if !fc.state.CompareAndSwap(connActive, connIdle) {
+			return
+		}
+	}
+}
+
+// errNotFront: the request is one for the fallback server.
+var errNotFront = errors.New("not a request the front serves")
+
+// readHead returns the request head, up to and including its empty line,
+// without consuming it. A head larger than the buffer, or whose lines end
+// in a bare LF, is left to the fallback server.
+func (fc *frontConn) readHead() ([]byte, error) {
+	extended := false
+	for {
+		buf, _ := fc.br.Peek(fc.br.Buffered())
+		if n := headEnd(buf); n > 0 {
+			return buf[:n], nil
+		} else if n < 0 {
+			return nil, errNotFront
+		}
+		if len(buf) >= fc.br.Size() {
+			return nil, errNotFront
+		}
+		if !extended {
+			fc.conn.SetReadDeadline(time.Now().Add(fc.f.opts.ReadHeaderTimeout))
+			extended = true
+		}
+		if _, err := fc.br.Peek(len(buf) + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// headEnd finds the end of a head: the length up to and including the
+// first CRLF CRLF; 0 when it has not arrived yet; -1 when a line ends in a
+// bare LF.
+func headEnd(b []byte) int {
+	for i, c := range b {
+		if c != '\n' {
+			continue
+		}
+		if i == 0 || b[i-1] != '\r' {
+			return -1
+		}
+		if i >= 3 && b[i-2] == '\n' && b[i-3] == '\r' {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// drainBody reads what the handler left of the request body, so that the
+// next request starts where it should; false (close the connection) when
+// too much is left or the read fails.
+func (fc *frontConn) drainBody() bool {
+	if fc.body.n == 0 {
+		return true
+	}
+	if fc.body.n > maxDrain {
+		return false
+	}
+	fc.conn.SetReadDeadline(time.Now().Add(fc.f.opts.ReadHeaderTimeout))
+	_, err := io.Copy(io.Discard, &fc.body)
+	return err == nil && fc.body.n == 0
+}
+
+// maxDrain is how much of an unread request body is read and dropped to
+// keep the connection; net/http uses the same bound.
+const maxDrain = 256 << 10
+
+// handOff gives the connection, with what was read of it, to the fallback
+// server.
+func (fc *frontConn) handOff() {
+	var pending []byte
+	if fc.stashed {
+		pending = append(pending, fc.stash)
+	}
+	buf, _ := fc.br.Peek(fc.br.Buffered())
+	pending = append(pending, buf...)
+	fc.conn.SetReadDeadline(time.Time{})
+	if fc.f.handoff.give(&replayConn{Conn: fc.conn, pending: pending}) {
+		fc.handedTo = true
+	}
+}
+
+// end untracks the connection and closes it unless it was handed off.
+func (fc *frontConn) end() {
+	if !fc.handedTo {
+		fc.state.Store(connClosed)
+		fc.conn.Close()
+	}
+	fc.f.track(fc, false)
+}
+
+// replayConn is a connection whose first bytes were already read.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// bodyReader reads a request body of known length from the connection.
+type bodyReader struct {
+	fc *frontConn
+	n  int64
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.fc.br.Read(p)
+	b.n -= int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		b.fc.ctx.cancel()
+	}
+	return n, err
+}
+
+func (b *bodyReader) Close() error { return nil }
+
+// clientCtx is the context of a front connection's requests: it is done
+// when the client went away. Nothing watches the client while a request
+// is quick; a request that must wait (held for an instance, or dialing)
+// asks for Done, which starts a watcher, and the wait for the app's first
+// byte peeks at the socket between its slices (clientGone).
+type clientCtx struct {
+	fc   *frontConn
+	gone atomic.Bool
+
+	mu        sync.Mutex
+	done      chan struct{}
+	watching  bool
+	stopping  atomic.Bool
+	watchDone chan struct{}
+}
+
+func (c *clientCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (c *clientCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.gone.Load() {
+			close(c.done)
+		}
+	}
+	c.startWatchLocked()
+	return c.done
+}
+
+func (c *clientCtx) Err() error {
+	if c.gone.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *clientCtx) Value(key any) any {
+	if key == (stateKey{}) {
+		return c.fc.st
+	}
+	return nil
+}
+
+// cancel marks the client gone.
+func (c *clientCtx) cancel() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone.Swap(true) {
+		return
+	}
+	if c.done != nil {
+		close(c.done)
+	}
+}
+
+// quiet reports whether the client has nothing more to send for the
+// current request: only then is a read from it a sign of its going away.
+func (c *clientCtx) quiet() bool {
+	return c.fc.body.n == 0 && c.fc.br.Buffered() == 0 && !c.fc.stashed
+}
+
+func (c *clientCtx) startWatchLocked() {
+	if c.watching || c.gone.Load() || !c.quiet() {
+		return
+	}
+	c.watching = true
+	c.stopping.Store(false)
+	c.watchDone = make(chan struct{})
+	go c.watch(c.watchDone)
+}
+
+// watch reads the client connection while a request waits: EOF or an
+// error means the client is gone; a byte is the start of a pipelined
+// request, kept for the next parse.
+func (c *clientCtx) watch(done chan struct{}) {
+	defer close(done)
+	var b [1]byte
+	n, err := c.fc.conn.Read(b[:])
+	if n == 1 {
+		c.fc.stash, c.fc.stashed = b[0], true
+		return
+	}
+	if err != nil && !c.stopping.Load() {
+		c.cancel()
+	}
+}
+
+// stopWatch ends the watcher, if one runs, before the connection is read
+// again.
+func (c *clientCtx) stopWatch() {
+	c.mu.Lock()
+	watching, done := c.watching, c.watchDone
+	c.watching = false
+	c.mu.Unlock()
+	if !watching {
+		return
+	}
+	c.stopping.Store(true)
+	c.fc.conn.SetReadDeadline(aLongTimeAgo)
+	<-done
+	c.fc.conn.SetReadDeadline(time.Time{})
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// check peeks at the client's socket without blocking: an orderly close
+// or a reset there means the client is gone.
+func (c *clientCtx) check() bool {
+	if c.gone.Load() {
+		return true
+	}
+	c.mu.Lock()
+	watching := c.watching
+	c.mu.Unlock()
+	if watching || !c.quiet() || c.fc.raw == nil {
+		return false
+	}
+	var n int
+	var err error
+	var b [1]byte
+	c.fc.raw.Read(func(fd uintptr) bool {
+		n, _, err = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return true
+	})
+	if (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN && err != syscall.EINTR) {
+		c.cancel()
+		return true
+	}
+	return false
+}

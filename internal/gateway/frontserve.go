@@ -1,0 +1,175 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/cause"
+)
+
+// serveFront routes, forwards and logs the request fc parsed: ServeHTTP
+// for the front's own connections. The outbound headers and the copy of
+// the response are done in place, the way ReverseProxy with Rewrite does
+// them (see outbound and copyResponse); the retry loop, the classifier and
+// the error pages are the same code as for every other request.
+func (g *Gateway) serveFront(fc *frontConn) {
+	start := time.Now()
+	st := getState()
+	fc.st = st
+	defer func() {
+		fc.st = nil
+		putState(st)
+	}()
+	r := fc.req
+	st.requestID = fc.requestID
+	if st.requestID == "" || len(st.requestID) > 200 {
+		st.requestID = g.ids.next(st.idBuf[:0])
+	}
+	w := &fc.w
+	w.reset(st.requestID)
+	rw := &fc.rw
+	*rw = responseWriter{ResponseWriter: w}
+	if a := g.router.Load().match(r.Host, r.URL.Path); a == nil {
+		st.fail = cause.New(cause.NoRoute, "", "no route for "+r.Host+r.URL.Path, nil)
+		writeError(rw, r, st.requestID, st.fail)
+	} else {
+		st.app = a
+		st.requestURI = r.RequestURI
+		a.pool.Touch()
+		g.forward(fc, a, rw, st)
+	}
+	// Logged before the last flush, as net/http's ServeHTTP is: a client
+	// that has its answer finds the request in the access log.
+	g.finish(rw, r, st, start)
+	w.end()
+}
+
+// errUnaskedSwitch: the app answered 101 to a request that asked for no
+// upgrade (upgrades go to the fallback server).
+var errUnaskedSwitch = errors.New("the app switched protocols when no upgrade was requested")
+
+func (g *Gateway) forward(fc *frontConn, a *appProxy, rw *responseWriter, st *reqState) {
+	r := fc.req
+	outbound(fc, st)
+	resp, err := a.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		st.upgraded = false
+		err = errUnaskedSwitch // errorHandler closes the connection it came on
+	}
+	if err != nil {
+		g.errorHandler(rw, r, err)
+		return
+	}
+	copyResponse(fc, rw, resp)
+}
+
+// outbound turns the client's request into the app's, as rewrite does
+// for ReverseProxy: hop-by-hop headers removed (TE: trailers kept),
+// Forwarded and X-Forwarded-* replaced by the gateway's own, and the
+// request id set. The header map is the connection's, reused.
+func outbound(fc *frontConn, st *reqState) {
+	h := fc.req.Header
+	for _, k := range fc.hop {
+		delete(h, textproto.CanonicalMIMEHeaderKey(k))
+	}
+	trailers := false
+	for _, v := range h["Te"] {
+		trailers = trailers || strings.Contains(strings.ToLower(v), "trailers")
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	if trailers {
+		h["Te"] = fc.one("trailers")
+	}
+	delete(h, "Forwarded")
+	h["X-Forwarded-For"] = fc.one(clientIP(fc.remote))
+	h["X-Forwarded-Host"] = fc.one(fc.req.Host)
+	h["X-Forwarded-Proto"] = fc.one("http")
+	h["X-Request-Id"] = fc.one(st.requestID)
+}
+
+// hopHeaders are the hop-by-hop headers a proxy does not forward, the
+// same list as ReverseProxy's.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// one is a one-value header slice backed by the connection's store.
+func (fc *frontConn) one(v string) []string {
+	fc.vals = append(fc.vals, v)
+	n := len(fc.vals)
+	return fc.vals[n-1 : n : n]
+}
+
+// removeHopByHop removes the hop-by-hop headers of a response, and those
+// its Connection header names.
+func removeHopByHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(sf))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// copyResponse writes the app's response to the client: streamed
+// responses (unknown length, event streams) are flushed after every read,
+// others once at the end. A body that breaks is cut short on the client's
+// side too (the connection closes), and classified by its reader.
+func copyResponse(fc *frontConn, rw *responseWriter, resp *http.Response) {
+	defer resp.Body.Close()
+	w := &fc.w
+	removeHopByHop(resp.Header)
+	w.h = resp.Header
+	if len(resp.Trailer) > 0 {
+		w.trailer = resp.Trailer
+	}
+	rw.WriteHeader(resp.StatusCode)
+	stream := resp.ContentLength < 0 || isEventStream(resp.Header)
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := rw.Write(buf[:n]); werr != nil {
+				if !errors.Is(werr, errClientWrite) {
+					w.abort()
+				}
+				return
+			}
+			if stream {
+				w.Flush()
+			}
+		}
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			w.abort()
+			return
+		}
+	}
+}
+
+func isEventStream(h http.Header) bool {
+	ct := h["Content-Type"]
+	return len(ct) > 0 && len(ct[0]) >= 17 && strings.EqualFold(ct[0][:17], "text/event-stream")
+}
+
+// clientGone reports whether the client of a request waiting for the app
+// went away: for a front connection, a look at its socket.
+func clientGone(ctx context.Context) bool {
+	if c, ok := ctx.(*clientCtx); ok {
+		return c.check()
+	}
+	return ctx.Err() != nil
+}
