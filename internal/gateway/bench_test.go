@@ -16,7 +16,7 @@ import (
 
 // benchGateway serves gateway.New's handler on a real loopback listener in
 // front of a pool of the given addresses, all ready.
-func benchGateway(b *testing.B, addrs ...string) (*httptest.Server, *pool.Pool, []*pool.Member) {
+func benchGateway(b *testing.B, engine string, addrs ...string) (string, *pool.Pool, []*pool.Member) {
 	b.Helper()
 	cfg := config.Default()
 	app := config.NewApp("web")
@@ -32,14 +32,13 @@ func benchGateway(b *testing.B, addrs ...string) (*httptest.Server, *pool.Pool, 
 		ms = append(ms, m)
 	}
 	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{})
-	srv := httptest.NewServer(gw)
+	url := "http://" + serve(b, engine, gw)
 	b.Cleanup(func() {
-		srv.Close()
 		for _, m := range ms {
 			p.Remove(m) // closes the gateway's upstream connections
 		}
 	})
-	return srv, p, ms
+	return url, p, ms
 }
 
 func backend(b *testing.B) string {
@@ -72,12 +71,19 @@ func get(b *testing.B, c *http.Client, url string) {
 }
 
 // BenchmarkProxy is the hot path with no fault: client → gateway → app
-// over keep-alive loopback connections. allocs/op counts the client, the
-// gateway's http.Server, ReverseProxy and the backend together.
+// over keep-alive loopback connections, served by the front and by its
+// net/http fallback. allocs/op counts the client, the gateway and the
+// backend together.
 func BenchmarkProxy(b *testing.B) {
-	srv, _, _ := benchGateway(b, backend(b))
+	for _, e := range engines {
+		b.Run(e, func(b *testing.B) { benchProxy(b, e) })
+	}
+}
+
+func benchProxy(b *testing.B, engine string) {
+	srv, _, _ := benchGateway(b, engine, backend(b))
 	c := benchClient(b)
-	url := srv.URL + "/x"
+	url := srv + "/x"
 	get(b, c, url)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -87,9 +93,9 @@ func BenchmarkProxy(b *testing.B) {
 
 // BenchmarkProxyParallel is the hot path under concurrency.
 func BenchmarkProxyParallel(b *testing.B) {
-	srv, _, _ := benchGateway(b, backend(b))
+	srv, _, _ := benchGateway(b, "front", backend(b))
 	c := benchClient(b)
-	url := srv.URL + "/x"
+	url := srv + "/x"
 	get(b, c, url)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -108,14 +114,14 @@ func BenchmarkRetryPath(b *testing.B) {
 	}
 	dead := ln.Addr().String()
 	ln.Close()
-	srv, p, ms := benchGateway(b, dead, backend(b))
+	srv, p, ms := benchGateway(b, "front", dead, backend(b))
 	// Hold one in-flight slot on the live member so that the dead one,
 	// least loaded, is always picked first.
 	if m := p.Pick([]*pool.Member{ms[0]}); m != ms[1] {
 		b.Fatalf("picked %v", m)
 	}
 	c := benchClient(b)
-	url := srv.URL + "/x"
+	url := srv + "/x"
 	b.ReportAllocs()
 	for b.Loop() {
 		ms[0].ClearEjection()

@@ -1,0 +1,360 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// echoApp answers /echo with the method, host, body length and headers
+// it received, one per line, sorted; /head with a 5-byte body; /nocontent
+// with 204.
+func echoApp(t *testing.T) string {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/head":
+			w.Header().Set("Content-Length", "5")
+			io.WriteString(w, "hello")
+			return
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		lines := []string{}
+		for k, vs := range r.Header {
+			lines = append(lines, k+": "+strings.Join(vs, ","))
+		}
+		slices.Sort(lines)
+		w.Header().Set("Connection", "X-App-Hop")
+		w.Header().Set("X-App-Hop", "secret")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		fmt.Fprintf(w, "%s %s host=%s body=%d\n%s\n", r.Method, r.URL.RequestURI(), r.Host, len(b), strings.Join(lines, "\n"))
+	}))
+	t.Cleanup(app.Close)
+	return strings.TrimPrefix(app.URL, "http://")
+}
+
+// exchange sends raw on a new connection and reads one response.
+func rawExchange(t *testing.T, addr, raw string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, raw)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	for err == nil && resp.StatusCode < 200 { // 100 Continue
+		resp, err = http.ReadResponse(br, nil)
+	}
+	if err != nil {
+		t.Fatalf("%q: %v", raw, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+// Requests the front's parser does not take are served by net/http, with
+// the bytes already read: the unusual ones answered, the malformed ones
+// rejected with net/http's 400.
+func TestFrontHandsUnusualRequestsToNetHTTP(t *testing.T) {
+	d := newDirect(t, "front", echoApp(t), nil)
+	tests := []struct {
+		name, raw  string
+		wantStatus int
+		wantBody   string // a line the app must have seen
+	}{
+		{"plain", "GET /echo?q=1 HTTP/1.1\r\nHost: a\r\n\r\n", 200, "GET /echo?q=1 host=a body=0"},
+		{"content-length body", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", 200, "POST /echo host=a body=3"},
+		{"chunked body", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 200, "POST /echo host=a body=3"},
+		{"http/1.0", "GET /echo HTTP/1.0\r\nHost: a\r\n\r\n", 200, "GET /echo host=a body=0"},
+		{"expect 100-continue", "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", 200, "POST /echo host=a body=2"},
+		{"escaped path", "GET /e%63ho HTTP/1.1\r\nHost: a\r\n\r\n", 200, "GET /e%63ho host=a body=0"},
+		{"lowercase header names", "GET /echo HTTP/1.1\r\nhost: a\r\nx-thing: 1\r\n\r\n", 200, "X-Thing: 1"},
+		{"bare LF", "GET /echo HTTP/1.1\nHost: a\n\n", 200, "GET /echo host=a body=0"},
+		{"large head", "GET /echo HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("b", 10<<10) + "\r\n\r\n", 200, "X-Big: bbbb"},
+		{"two hosts", "GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, ""},
+		{"no host", "GET /echo HTTP/1.1\r\n\r\n", 400, ""},
+		{"bad content-length", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", 400, ""},
+		{"two content-lengths", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400, ""},
+		{"space in header name", "GET /echo HTTP/1.1\r\nHost: a\r\nBad Name: 1\r\n\r\n", 400, ""},
+		{"control byte in value", "GET /echo HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := rawExchange(t, d.addr, tt.raw)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d; body %q", resp.StatusCode, tt.wantStatus, body)
+			}
+			if !strings.Contains(body, tt.wantBody) {
+				t.Errorf("body %q does not contain %q", body, tt.wantBody)
+			}
+		})
+	}
+	d.waitIdle(t)
+}
+
+// The front forwards what ReverseProxy with Rewrite would: hop-by-hop
+// headers dropped both ways (those the Connection header names too),
+// TE: trailers kept, X-Forwarded-* set by the gateway alone.
+func TestFrontHeaders(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		d := newDirect(t, engine, echoApp(t), nil)
+		resp, body := rawExchange(t, d.addr, "GET /echo HTTP/1.1\r\nHost: site.example\r\nConnection: keep-alive, X-Client-Hop\r\n"+
+			"X-Client-Hop: 1\r\nProxy-Authorization: Basic eA==\r\nKeep-Alive: 300\r\nTe: trailers\r\n"+
+			"X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Host: evil\r\nX-Request-Id: fixed-id\r\nAccept: */*\r\n\r\n")
+		_, seen, _ := strings.Cut(body, "\n")
+		want := []string{"Accept: */*", "Accept-Encoding: gzip", "Te: trailers", "X-Forwarded-For: 127.0.0.1",
+			"X-Forwarded-Host: site.example", "X-Forwarded-Proto: http", "X-Request-Id: fixed-id"}
+		got := strings.Split(strings.TrimSpace(seen), "\n")
+		// Go's client adds Accept-Encoding only when it sends the request
+		// itself; the front forwards what it got.
+		got = slices.DeleteFunc(got, func(s string) bool { return strings.HasPrefix(s, "User-Agent") })
+		want = slices.DeleteFunc(want, func(s string) bool { return s == "Accept-Encoding: gzip" })
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("headers the app saw (-want +got):\n%s", diff)
+		}
+		for _, h := range []string{"X-App-Hop", "Keep-Alive"} {
+			if v := resp.Header.Get(h); v != "" {
+				t.Errorf("client got hop-by-hop %s: %q", h, v)
+			}
+		}
+		if got := resp.Header.Values("X-Request-Id"); !cmp.Equal(got, []string{"fixed-id"}) {
+			t.Errorf("X-Request-Id = %q", got)
+		}
+		if resp.Header.Get("Date") == "" {
+			t.Error("no Date header")
+		}
+	})
+}
+
+// Pipelined requests are answered in order on one connection, HEAD and
+// 204 answers carry no body, and Connection: close is honoured.
+func TestFrontPipelinedAndBodiless(t *testing.T) {
+	d := newDirect(t, "front", echoApp(t), nil)
+	conn, err := net.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "HEAD /head HTTP/1.1\r\nHost: a\r\n\r\n"+
+		"GET /nocontent HTTP/1.1\r\nHost: a\r\n\r\n"+
+		"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody"+
+		"GET /head HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	br := bufio.NewReader(conn)
+	type answer struct {
+		Status int
+		Length int64
+		Body   string
+		Close  bool
+	}
+	var got []answer
+	for _, method := range []string{"HEAD", "GET", "POST", "GET"} {
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("response %d: %v", len(got)+1, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		body := string(b)
+		length := resp.ContentLength
+		if method == "POST" {
+			body, _, _ = strings.Cut(body, "\n")
+			length = 0 // the echo's length varies
+		}
+		got = append(got, answer{resp.StatusCode, length, body, resp.Close})
+	}
+	want := []answer{
+		{200, 5, "", false},
+		{204, 0, "", false},
+		{200, 0, "POST /echo host=a body=4", false},
+		{200, 5, "hello", true},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
+	}
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after Connection: close, read %d bytes, %v; want EOF", n, err)
+	}
+}
+
+// A streamed answer (no length) reaches the client as it is written, in
+// chunks, and its trailers follow.
+func TestFrontStreamsAndTrailers(t *testing.T) {
+	release := make(chan struct{})
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "first\n")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+		io.WriteString(w, "second\n")
+		w.Header().Set("X-Sum", "42")
+	}))
+	t.Cleanup(app.Close)
+	d := newDirect(t, "front", strings.TrimPrefix(app.URL, "http://"), nil)
+	resp, err := http.Get(d.url + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	first, err := br.ReadString('\n')
+	if err != nil || first != "first\n" {
+		t.Fatalf("first line %q, %v: the stream was not flushed", first, err)
+	}
+	close(release)
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "second\n" || resp.Trailer.Get("X-Sum") != "42" {
+		t.Errorf("rest %q, trailer %q; want second and 42", rest, resp.Trailer.Get("X-Sum"))
+	}
+	if resp.ContentLength != -1 || len(resp.TransferEncoding) == 0 {
+		t.Errorf("length %d, encoding %v: want chunked", resp.ContentLength, resp.TransferEncoding)
+	}
+}
+
+// A client that leaves while its request waits, held for an instance or
+// for the app's answer, is seen at once: the request ends client_closed
+// and lets go of its place.
+func TestFrontClientGoneWhileWaiting(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	t.Cleanup(slow.Close)
+	tests := []struct {
+		name  string
+		ready bool
+	}{{"held for an instance", false}, {"waiting for the app", true}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDirect(t, "front", strings.TrimPrefix(slow.URL, "http://"), func(a *config.App) {
+				a.HoldTimeout = config.Duration(10 * time.Second)
+				a.RequestTimeout = config.Duration(10 * time.Second)
+			})
+			if !tt.ready {
+				d.m.SetState(pool.Starting)
+			}
+			conn, err := net.Dial("tcp", d.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(conn, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
+			time.Sleep(300 * time.Millisecond)
+			start := time.Now()
+			conn.Close()
+			e := d.entry(t, "/wait")
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("the request ended %v after its client left", took)
+			}
+			if e.Cause != "client_closed" || e.Status != 499 {
+				t.Errorf("entry %s %d, want client_closed 499", e.Cause, e.Status)
+			}
+			d.waitIdle(t)
+		})
+	}
+}
+
+// Shutdown closes idle connections at once, lets a request in flight
+// finish with Connection: close, and returns when it has.
+func TestFrontShutdown(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(500 * time.Millisecond)
+		}
+		io.WriteString(w, "done")
+	}))
+	t.Cleanup(app.Close)
+	cfg := config.Default()
+	ac := config.NewApp("web")
+	ac.Routes = []string{"/"}
+	cfg.Apps, cfg.Order = map[string]*config.App{"web": ac}, []string{"web"}
+	p := pool.New("web", 100)
+	m := pool.NewMember("web-1", strings.TrimPrefix(app.URL, "http://"))
+	p.Add(m)
+	m.SetState(pool.Ready)
+	t.Cleanup(func() { p.Remove(m) })
+	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: func(*telemetry.AccessEntry) {}})
+	f := gateway.NewFront(gw, gateway.FrontOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ln) }()
+
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	busy, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	io.WriteString(idle, "GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+	idleBr := bufio.NewReader(idle)
+	if resp, err := http.ReadResponse(idleBr, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first request: %v", err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+	}
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	shut := make(chan error, 1)
+	go func() { shut <- f.Shutdown(ctx) }()
+
+	idle.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := idleBr.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("idle connection: read %d, %v; want EOF", n, err)
+	}
+	busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(busy), nil)
+	if err != nil {
+		t.Fatalf("request in flight lost: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "done" || !resp.Close {
+		t.Errorf("in-flight answer %q close=%v; want done, Connection: close", b, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Shutdown took %v", took)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Errorf("Serve returned %v, want ErrServerClosed", err)
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Error("still accepting after Shutdown")
+	}
+}
