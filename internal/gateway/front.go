@@ -173,7 +173,10 @@ func (f *Front) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes the listener and every connection at once.
+// Close closes the listener and every connection at once. It waits for
+// the connections' goroutines only for closeWait: a response streaming
+// from a silent app ends when the app's connection does, which is after
+// gatehouse stops the app, and that comes after the front is closed.
 func (f *Front) Close() error {
 	f.beginClose()
 	f.fallback.Close()
@@ -182,10 +185,15 @@ func (f *Front) Close() error {
 		fc.conn.Close()
 	}
 	f.mu.Unlock()
-	<-f.done
+	select {
+	case <-f.done:
+	case <-time.After(closeWait):
+	}
 	f.waitFallback()
 	return nil
 }
+
+const closeWait = time.Second
 
 func (f *Front) beginClose() {
 	f.mu.Lock()

@@ -69,7 +69,7 @@ func newFrontConn(f *Front, c net.Conn) *frontConn {
 		fc.raw, _ = sc.SyscallConn()
 	}
 	fc.br = bufio.NewReaderSize(source{fc}, 8<<10)
-	fc.bw = bufio.NewWriterSize(c, 8<<10)
+	fc.bw = bufio.NewWriterSize(c, 4<<10)
 	fc.ctx = &clientCtx{fc: fc}
 	fc.req = (&http.Request{Header: http.Header{}, URL: &fc.url}).WithContext(fc.ctx)
 	fc.body.fc = fc
