@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -121,9 +122,12 @@ type responseBody struct {
 	st     *reqState
 	reuse  bool
 	closed bool
+	// unwatch stops the interruption of a streamed body's reads when its
+	// client leaves; false when the interruption already happened.
+	unwatch func() bool
 }
 
-func newResponseBody(resp *http.Response, pc *pconn, u *upstream, m *pool.Member, st *reqState) io.ReadCloser {
+func newResponseBody(ctx context.Context, resp *http.Response, pc *pconn, u *upstream, m *pool.Member, st *reqState) io.ReadCloser {
 	b := &responseBody{rc: resp.Body, pc: pc, u: u, m: m, st: st, reuse: !resp.Close}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now carries another protocol: it is the body,
@@ -135,6 +139,13 @@ func newResponseBody(resp *http.Response, pc *pconn, u *upstream, m *pool.Member
 	}
 	if resp.Body == http.NoBody {
 		b.done(true)
+		return b
+	}
+	if resp.ContentLength < 0 {
+		// A stream may be silent for minutes: when its client leaves,
+		// the read from the app is interrupted, so that the member and
+		// the connection are let go now rather than at the next event.
+		b.unwatch = context.AfterFunc(ctx, func() { pc.conn.SetReadDeadline(aLongTimeAgo) })
 	}
 	return b
 }
@@ -160,6 +171,10 @@ func (b *responseBody) done(clean bool) {
 	if b.pc == nil {
 		return
 	}
+	if b.unwatch != nil && !b.unwatch() {
+		clean = false // its deadline was moved: the connection is spent
+	}
+	b.unwatch = nil
 	// Bytes already buffered past the end of the response were sent
 	// unasked: left there, they would be read as the next request's
 	// response.

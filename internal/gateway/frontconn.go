@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -95,16 +96,24 @@ func (s source) Read(p []byte) (int, error) {
 // the connection.
 func (fc *frontConn) serve() {
 	defer fc.end()
+	defer fc.recover()
+	// A new connection gets ReadHeaderTimeout for its first request, as
+	// with net/http; a kept-alive one IdleTimeout for the next.
+	wait := fc.f.opts.ReadHeaderTimeout
 	for {
 		if fc.f.closing.Load() {
 			return
 		}
-		fc.conn.SetReadDeadline(time.Now().Add(fc.f.opts.IdleTimeout))
+		fc.conn.SetReadDeadline(time.Now().Add(wait))
+		wait = fc.f.opts.IdleTimeout
 		if _, err := fc.br.Peek(1); err != nil {
 			return
 		}
 		if !fc.state.CompareAndSwap(connIdle, connActive) {
 			return // closed by Shutdown
+		}
+		if !fc.skipEmptyLines() {
+			return
 		}
 		head, err := fc.readHead()
 		switch {
@@ -129,6 +138,30 @@ func (fc *frontConn) serve() {
 			return
 		}
 	}
+}
+
+// recover turns a panic while serving into a closed connection and a
+// logged stack, as net/http does: one bad request must not take the
+// gateway down.
+func (fc *frontConn) recover() {
+	if v := recover(); v != nil {
+		buf := make([]byte, 16<<10)
+		buf = buf[:runtime.Stack(buf, false)]
+		fc.f.gw.errLog.Printf("gateway: panic serving %s: %v\n%s", fc.remote, v, buf)
+	}
+}
+
+// skipEmptyLines drops empty lines before a request line, as RFC 9112
+// §2.2 asks of servers (some clients send a CRLF after a POST body).
+func (fc *frontConn) skipEmptyLines() bool {
+	for range 4 {
+		b, err := fc.br.Peek(2)
+		if err != nil || b[0] != '\r' || b[1] != '\n' {
+			return err == nil
+		}
+		fc.br.Discard(2)
+	}
+	return true
 }
 
 // errNotFront: the request is one for the fallback server.
@@ -212,18 +245,45 @@ func (fc *frontConn) handOff() {
 }
 
 // end untracks the connection and closes it unless it was handed off.
+// A client still sending a body the gateway did not read is given time to
+// finish before the close, or its kernel would reset the connection and
+// discard the answer it was sent (the answer said Connection: close).
 func (fc *frontConn) end() {
 	if !fc.handedTo {
 		fc.state.Store(connClosed)
+		if fc.body.n > 0 && !fc.ctx.gone.Load() {
+			fc.lingerClose()
+		}
 		fc.conn.Close()
 	}
 	fc.f.track(fc, false)
+}
+
+// lingerWait bounds how long a closing connection reads what its client
+// still sends; net/http waits as long.
+const lingerWait = 500 * time.Millisecond
+
+func (fc *frontConn) lingerClose() {
+	if cw, ok := fc.conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	fc.conn.SetReadDeadline(time.Now().Add(lingerWait))
+	io.Copy(io.Discard, fc.conn)
 }
 
 // replayConn is a connection whose first bytes were already read.
 type replayConn struct {
 	net.Conn
 	pending []byte
+}
+
+// CloseWrite lets net/http half-close a handed-off connection before it
+// closes it, as it does with its own.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
@@ -263,9 +323,15 @@ func (b *bodyReader) Close() error { return nil }
 
 // clientCtx is the context of a front connection's requests: it is done
 // when the client went away. Nothing watches the client while a request
-// is quick; a request that must wait (held for an instance, or dialing)
-// asks for Done, which starts a watcher, and the wait for the app's first
-// byte peeks at the socket between its slices (clientGone).
+// is quick. A request held for an instance waits on holdContext's Done,
+// which starts a watcher; a streamed response starts one too; the wait for
+// the app's first byte peeks at the socket between its slices
+// (clientGone), and an answer that took a while peeks once before it is
+// written.
+//
+// Done itself starts nothing: contexts derived from this one (the dialer's)
+// call it from goroutines of their own, and the watcher may only start on
+// the connection's goroutine, which owns the reads.
 type clientCtx struct {
 	fc   *frontConn
 	gone atomic.Bool
@@ -282,14 +348,43 @@ func (c *clientCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (c *clientCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.doneLocked()
+}
+
+func (c *clientCtx) doneLocked() chan struct{} {
 	if c.done == nil {
 		c.done = make(chan struct{})
 		if c.gone.Load() {
 			close(c.done)
 		}
 	}
-	c.startWatchLocked()
 	return c.done
+}
+
+// holdCtx is the context a request is held under: asking for its Done
+// starts the client watcher. Only the pool's Acquire, on the connection's
+// goroutine, uses it.
+type holdCtx struct{ *clientCtx }
+
+func (h holdCtx) Done() <-chan struct{} {
+	h.watch()
+	return h.clientCtx.Done()
+}
+
+// holdContext returns the context to hold a request under.
+func holdContext(ctx context.Context) context.Context {
+	if c, ok := ctx.(*clientCtx); ok {
+		return holdCtx{c}
+	}
+	return ctx
+}
+
+// watch starts the client watcher if it can run: on the connection's
+// goroutine only.
+func (c *clientCtx) watch() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.startWatchLocked()
 }
 
 func (c *clientCtx) Err() error {
@@ -318,6 +413,8 @@ func (c *clientCtx) cancel() {
 	}
 }
 
+var _ context.Context = (*clientCtx)(nil)
+
 // quiet reports whether the client has nothing more to send for the
 // current request: only then is a read from it a sign of its going away.
 func (c *clientCtx) quiet() bool {
@@ -331,13 +428,13 @@ func (c *clientCtx) startWatchLocked() {
 	c.watching = true
 	c.stopping.Store(false)
 	c.watchDone = make(chan struct{})
-	go c.watch(c.watchDone)
+	go c.watchClient(c.watchDone)
 }
 
-// watch reads the client connection while a request waits: EOF or an
+// watchClient reads the client connection while a request waits: EOF or an
 // error means the client is gone; a byte is the start of a pipelined
 // request, kept for the next parse.
-func (c *clientCtx) watch(done chan struct{}) {
+func (c *clientCtx) watchClient(done chan struct{}) {
 	defer close(done)
 	var b [1]byte
 	n, err := c.fc.conn.Read(b[:])

@@ -41,7 +41,7 @@ func (g *Gateway) serveFront(fc *frontConn) {
 		st.app = a
 		st.requestURI = r.RequestURI
 		a.pool.Touch()
-		g.forward(fc, a, rw, st)
+		g.forward(fc, a, rw, st, start)
 	}
 	// Logged before the last flush, as net/http's ServeHTTP is: a client
 	// that has its answer finds the request in the access log.
@@ -53,7 +53,7 @@ func (g *Gateway) serveFront(fc *frontConn) {
 // upgrade (upgrades go to the fallback server).
 var errUnaskedSwitch = errors.New("the app switched protocols when no upgrade was requested")
 
-func (g *Gateway) forward(fc *frontConn, a *appProxy, rw *responseWriter, st *reqState) {
+func (g *Gateway) forward(fc *frontConn, a *appProxy, rw *responseWriter, st *reqState, start time.Time) {
 	r := fc.req
 	outbound(fc, st)
 	resp, err := a.RoundTrip(r)
@@ -61,12 +61,27 @@ func (g *Gateway) forward(fc *frontConn, a *appProxy, rw *responseWriter, st *re
 		st.upgraded = false
 		err = errUnaskedSwitch // errorHandler closes the connection it came on
 	}
+	if time.Since(start) > lateCheck && fc.ctx.check() {
+		// The client left while the app worked: nothing is written, and
+		// the request is logged client_closed.
+		if resp != nil {
+			resp.Body.Close()
+		} else if st.upgrade != nil {
+			st.upgrade.Close()
+		}
+		return
+	}
 	if err != nil {
 		g.errorHandler(rw, r, err)
 		return
 	}
 	copyResponse(fc, rw, resp)
 }
+
+// lateCheck is how long a request may take before the client is checked
+// for having left, once, before its answer is written. Quicker requests
+// skip the syscall; a client gone within them is found by the write.
+const lateCheck = time.Millisecond
 
 // outbound turns the client's request into the app's, as rewrite does
 // for ReverseProxy: hop-by-hop headers removed (TE: trailers kept),
@@ -130,11 +145,17 @@ func copyResponse(fc *frontConn, rw *responseWriter, resp *http.Response) {
 	w := &fc.w
 	removeHopByHop(resp.Header)
 	w.h = resp.Header
-	if len(resp.Trailer) > 0 {
-		w.trailer = resp.Trailer
-	}
+	w.resp = resp
 	rw.WriteHeader(resp.StatusCode)
 	stream := resp.ContentLength < 0 || isEventStream(resp.Header)
+	if stream {
+		// The head goes out now, as ReverseProxy sends it: an event
+		// stream's client must not wait for the first event to know it is
+		// open. A client leaving the stream is watched for, and ends it
+		// (see responseBody).
+		w.Flush()
+		fc.ctx.watch()
+	}
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
 	for {

@@ -22,7 +22,9 @@ type frontWriter struct {
 	bodyOK    bool
 	chunked   bool
 	remaining int64 // of a Content-Length body; -1 when not declared
-	trailer   http.Header
+	// resp is the app's response being forwarded, whose trailers follow
+	// the body: those it announced, and those it did not.
+	resp *http.Response
 	// failed: the client's connection broke, or the response was cut
 	// short; the connection closes after it.
 	failed bool
@@ -55,8 +57,13 @@ func (w *frontWriter) WriteHeader(code int) {
 		}
 	}
 	w.chunked = w.bodyOK && w.remaining < 0
-	if w.trailer != nil && w.chunked {
-		w.h["Trailer"] = trailerNames(w.trailer)
+	if w.resp != nil && len(w.resp.Trailer) > 0 && w.chunked {
+		w.h["Trailer"] = trailerNames(w.resp.Trailer)
+	}
+	if w.fc.body.n > maxDrain {
+		// The rest of the request body will not be read: the client must
+		// know the connection ends with this answer.
+		w.fc.closeAfter = true
 	}
 	bw := w.fc.bw
 	bw.WriteString("HTTP/1.1 ")
@@ -176,7 +183,11 @@ func (w *frontWriter) end() {
 	bw := w.fc.bw
 	if w.chunked {
 		bw.WriteString("0\r\n")
-		for k, vs := range w.trailer {
+		var trailer http.Header
+		if w.resp != nil {
+			trailer = w.resp.Trailer
+		}
+		for k, vs := range trailer {
 			for _, v := range vs {
 				bw.WriteString(k)
 				bw.WriteString(": ")

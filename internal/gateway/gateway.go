@@ -26,6 +26,7 @@ type Gateway struct {
 	ids    *requestIDs
 	// observe, if set, sees every finished request (metrics, auto-heal).
 	observe func(*telemetry.AccessEntry)
+	errLog  *log.Logger
 }
 
 // Options are the gateway's collaborators.
@@ -74,6 +75,7 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 			routes = append(routes, route{host: host, prefix: prefix, app: a})
 		}
 	}
+	g.errLog = errLog
 	g.router.Store(newRouter(routes))
 	return g
 }

@@ -30,7 +30,7 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			// and blame the app with a 504.
 			hold = min(hold, time.Until(deadline))
 		}
-		m, held, err := a.pool.Acquire(req.Context(), hold, st.tried)
+		m, held, err := a.pool.Acquire(holdContext(req.Context()), hold, st.tried)
 		st.held += held
 		if err != nil {
 			return nil, a.acquireError(req.Context(), err, hold)
@@ -103,7 +103,7 @@ func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, dead
 	if t := keepAliveTimeout(resp.Header); t > 0 {
 		u.lowerIdle(closeBefore(t))
 	}
-	resp.Body = newResponseBody(resp, pc, u, m, st)
+	resp.Body = newResponseBody(req.Context(), resp, pc, u, m, st)
 	return resp, cause.None, nil
 }
 
