@@ -57,7 +57,7 @@ func exchange(ctx context.Context, pc *pconn, req *http.Request, st *reqState, d
 			return nil, err
 		}
 		st.progress.GotFirstByte = true
-		resp, err := http.ReadResponse(pc.br, req)
+		resp, err := readResponse(pc.br, req, st)
 		if err != nil {
 			return nil, fmt.Errorf("read response: %w", err)
 		}

@@ -40,6 +40,13 @@ type reqState struct {
 	// refuse the switch; errorHandler closes it then.
 	upgrade *upgradeBody
 
+	// resp is the app's answer when readResponse parsed it itself; its
+	// header map and value store are kept across uses of the state.
+	resp       http.Response
+	respHeader http.Header
+	respVals   []string
+	respBody   lengthBody
+
 	// progress of the current attempt, filled by trace.
 	progress cause.Progress
 	idleTime time.Duration
@@ -59,7 +66,10 @@ func getState() *reqState {
 
 func putState(st *reqState) {
 	clear(st.triedBuf[:])
-	*st = reqState{}
+	h, vals := st.respHeader, st.respVals
+	clear(h)
+	clear(vals)
+	*st = reqState{respHeader: h, respVals: vals[:0]}
 	statePool.Put(st)
 }
 

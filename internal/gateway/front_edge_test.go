@@ -24,7 +24,7 @@ import (
 // bufio.Reader and the stash while the connection loop streams the body or
 // reads the next request, and may start a watcher that reads the socket
 // concurrently with the loop. Run with -race.
-func TestReviewDialContextDoneRace(t *testing.T) {
+func TestFrontDialRace(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		w.Header().Set("Connection", "close") // every request dials anew
@@ -73,7 +73,7 @@ func TestReviewDialContextDoneRace(t *testing.T) {
 // connection; Go's client, still writing the body, reports "connection
 // reset by peer" instead of the 503. net/http says Connection: close,
 // half-closes and lingers (closeWriteAndWait) so the answer arrives.
-func TestReviewUnreadUploadAnswerLost(t *testing.T) {
+func TestFrontUnreadUploadAnswerKept(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		d := newDirect(t, engine, echoApp(t), func(a *config.App) { a.RetryBodyLimit = 1 << 10 })
 		d.m.SetState(pool.Starting)
@@ -98,7 +98,7 @@ func TestReviewUnreadUploadAnswerLost(t *testing.T) {
 // even when the app answers before the next 250 ms look at the client. On a
 // reused upstream connection nothing watches the client: the front writes
 // the answer into the closed connection and logs a 200.
-func TestReviewClientGoneBeforeSlowAnswerLogged(t *testing.T) {
+func TestFrontClientGoneBeforeSlowAnswer(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/slow" {
@@ -130,7 +130,7 @@ func TestReviewClientGoneBeforeSlowAnswerLogged(t *testing.T) {
 // A client that leaves while a response streams from an app that has gone
 // quiet (a long poll, an event stream between events) must end the request
 // client_closed and let go of its member.
-func TestReviewClientGoneDuringSilentStream(t *testing.T) {
+func TestClientGoneDuringSilentStream(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		release := make(chan struct{})
 		var once sync.Once
@@ -181,7 +181,7 @@ func TestReviewClientGoneDuringSilentStream(t *testing.T) {
 // flushes the head at once (its initial flush timer), so the client sees
 // the stream open; the front keeps the head in its write buffer until the
 // first body bytes, which may be many seconds away.
-func TestReviewStreamHeadFlushedAtOnce(t *testing.T) {
+func TestStreamHeadFlushedAtOnce(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		release := make(chan struct{})
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -213,7 +213,7 @@ func TestReviewStreamHeadFlushedAtOnce(t *testing.T) {
 // request-line; net/http does after a POST (old clients add CRLF after the
 // body). The front hands such a head to a fresh net/http connection, which
 // no longer knows the previous request was a POST, and it answers 400.
-func TestReviewCRLFAfterPostBody(t *testing.T) {
+func TestFrontCRLFAfterPostBody(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		d := newDirect(t, engine, echoApp(t), nil)
 		conn, err := net.Dial("tcp", d.addr)
@@ -241,7 +241,7 @@ func TestReviewCRLFAfterPostBody(t *testing.T) {
 
 // Trailers the app sends without announcing them are forwarded by
 // ReverseProxy (http.TrailerPrefix); the front drops them.
-func TestReviewUndeclaredTrailers(t *testing.T) {
+func TestUndeclaredTrailers(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 			for {
@@ -267,7 +267,7 @@ func TestReviewUndeclaredTrailers(t *testing.T) {
 // Requests pipelined behind one held for an instance: the watcher reads
 // the first byte of the next request and stashes it; the next parse, and
 // a hand-off to net/http (HTTP/1.0), must start with that byte.
-func TestReviewPipelinedWhileHeld(t *testing.T) {
+func TestFrontPipelinedWhileHeld(t *testing.T) {
 	d := newDirect(t, "front", echoApp(t), func(a *config.App) { a.HoldTimeout = config.Duration(3 * time.Second) })
 	d.m.SetState(pool.Starting)
 	conn, err := net.Dial("tcp", d.addr)
