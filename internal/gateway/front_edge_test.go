@@ -226,15 +226,7 @@ func TestFrontCRLFAfterPostBody(t *testing.T) {
 			"GET /echo HTTP/1.1\r\nHost: b\r\n\r\n")
 		br := bufio.NewReader(conn)
 		for _, want := range []string{"POST /echo host=a body=2", "GET /echo host=b body=0"} {
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", want, err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if !strings.HasPrefix(string(b), want) {
-				t.Errorf("got %d %.60q, want %q", resp.StatusCode, b, want)
-			}
+			readAnswer(t, br, want)
 		}
 	})
 }
@@ -282,18 +274,7 @@ func TestFrontPipelinedWhileHeld(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	d.m.SetState(pool.Ready)
 	br := bufio.NewReader(conn)
-	read := func(want string) {
-		t.Helper()
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", want, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if !strings.HasPrefix(string(b), want) {
-			t.Errorf("got %d %.60q, want %q", resp.StatusCode, b, want)
-		}
-	}
+	read := func(want string) { t.Helper(); readAnswer(t, br, want) }
 	read("GET /echo?1 host=a")
 	read("GET /echo?2 host=a")
 
@@ -306,4 +287,19 @@ func TestFrontPipelinedWhileHeld(t *testing.T) {
 	read("GET /echo?3 host=a")
 	read("GET /echo?4 host=a")
 	d.waitIdle(t)
+}
+
+// readAnswer reads one response from br and checks that its body starts
+// with want.
+func readAnswer(t *testing.T, br *bufio.Reader, want string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", want, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(b), want) {
+		t.Errorf("got %d %.60q, want %q", resp.StatusCode, b, want)
+	}
 }
