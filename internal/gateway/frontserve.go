@@ -61,14 +61,12 @@ func (g *Gateway) forward(fc *frontConn, a *appProxy, rw *responseWriter, st *re
 		st.upgraded = false
 		err = errUnaskedSwitch // errorHandler closes the connection it came on
 	}
-	if time.Since(start) > lateCheck && fc.ctx.check() {
-		// The client left while the app worked: nothing is written, and
-		// the request is logged client_closed.
-		if resp != nil {
-			resp.Body.Close()
-		} else if st.upgrade != nil {
-			st.upgrade.Close()
-		}
+	if err == nil && time.Since(start) > lateCheck && fc.ctx.check() {
+		// The client left while the app worked: its answer is not
+		// written, and the request is logged client_closed. (A failure is
+		// still classified by errorHandler, so that finish can tell an
+		// upstream timeout from a client that gave up.)
+		resp.Body.Close()
 		return
 	}
 	if err != nil {
