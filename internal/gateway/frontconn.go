@@ -97,13 +97,12 @@ func (fc *frontConn) serve() {
 	defer fc.recover()
 	// A new connection gets ReadHeaderTimeout for its first request, as
 	// with net/http; a kept-alive one IdleTimeout for the next.
-	wait := fc.f.opts.ReadHeaderTimeout
+	wait, first := fc.f.opts.ReadHeaderTimeout, true
 	for {
 		if fc.f.closing.Load() {
 			return
 		}
 		fc.conn.SetReadDeadline(time.Now().Add(wait))
-		wait = fc.f.opts.IdleTimeout
 		if _, err := fc.br.Peek(1); err != nil {
 			return
 		}
@@ -113,7 +112,8 @@ func (fc *frontConn) serve() {
 		if !fc.skipEmptyLines() {
 			return
 		}
-		head, err := fc.readHead()
+		head, err := fc.readHead(!first)
+		wait, first = fc.f.opts.IdleTimeout, false
 		switch {
 		case errors.Is(err, errNotFront):
 			fc.handOff()
@@ -143,6 +143,7 @@ func (fc *frontConn) serve() {
 // gateway down.
 func (fc *frontConn) recover() {
 	if v := recover(); v != nil {
+		fc.ctx.stopWatch()
 		buf := make([]byte, 16<<10)
 		buf = buf[:runtime.Stack(buf, false)]
 		fc.f.gw.errLog.Printf("gateway: panic serving %s: %v\n%s", fc.remote, v, buf)
@@ -168,8 +169,11 @@ var errNotFront = errors.New("not a request the front serves")
 // readHead returns the request head, up to and including its empty line,
 // without consuming it. A head larger than the buffer, or whose lines end
 // in a bare LF, is left to the fallback server.
-func (fc *frontConn) readHead() ([]byte, error) {
-	extended := false
+//
+// extend: the deadline set was the idle one, and the rest of the head gets
+// ReadHeaderTimeout from now; a first request's deadline already is that.
+func (fc *frontConn) readHead(extend bool) ([]byte, error) {
+	extended := !extend
 	for {
 		buf, _ := fc.br.Peek(fc.br.Buffered())
 		if n := headEnd(buf); n > 0 {

@@ -78,6 +78,8 @@ func (w *frontWriter) WriteHeader(code int) {
 	}
 	for k, vs := range w.h {
 		switch {
+		case !validToken(k):
+			continue // as net/http drops it: never a second, malformed Content-Length
 		case k == "Transfer-Encoding" || k == "Connection":
 			continue // the framing is this writer's
 		case k == "Content-Length" && (code == http.StatusNoContent || w.chunked):
@@ -188,6 +190,9 @@ func (w *frontWriter) end() {
 			trailer = w.resp.Trailer
 		}
 		for k, vs := range trailer {
+			if !validToken(k) {
+				continue
+			}
 			for _, v := range vs {
 				bw.WriteString(k)
 				bw.WriteString(": ")

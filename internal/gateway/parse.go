@@ -42,7 +42,7 @@ func (fc *frontConn) parse(head []byte) bool {
 		if !ok || !validToken(k) {
 			return false // includes obs-folded lines, which start with a space
 		}
-		v = textproto.TrimString(v)
+		v = trimOWS(v)
 		if !validValue(v) {
 			return false
 		}
@@ -150,6 +150,11 @@ func (fc *frontConn) connectionTokens(v string) bool {
 	}
 	return true
 }
+
+// trimOWS trims the optional white space around a header value: spaces
+// and tabs only. textproto.TrimString would also take a bare CR, which
+// net/http rejects: a value must mean the same here as there.
+func trimOWS(v string) string { return strings.Trim(v, " \t") }
 
 // parseLength parses a Content-Length value: digits only, as RFC 9110
 // says, and no more than fit an int64.

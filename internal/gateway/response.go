@@ -52,7 +52,7 @@ func (st *reqState) parseResponse(br *bufio.Reader, req *http.Request) *http.Res
 		if !ok || !validToken(k) {
 			return nil
 		}
-		v = textproto.TrimString(v)
+		v = trimOWS(v)
 		if !validValue(v) {
 			return nil
 		}
