@@ -3,9 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -100,7 +100,9 @@ func newRestartCmd() *cobra.Command {
 	return c
 }
 
+// isNotFound: the admin API has no app of that name (the route exists,
+// so a 404 from it can mean nothing else).
 func isNotFound(err error) bool {
 	var he *admin.HTTPError
-	return errors.As(err, &he) && he.Status == 404 && strings.Contains(he.Message, "no app")
+	return errors.As(err, &he) && he.Status == http.StatusNotFound
 }

@@ -35,10 +35,6 @@ func (c *clientCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (c *clientCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.doneLocked()
-}
-
-func (c *clientCtx) doneLocked() chan struct{} {
 	if c.done == nil {
 		c.done = make(chan struct{})
 		if c.gone.Load() {

@@ -38,6 +38,7 @@ type frontConn struct {
 	bw     *bufio.Writer
 	state  atomic.Int32
 	remote string
+	ip     string // the client's address without the port, for X-Forwarded-For
 
 	req  *http.Request
 	url  url.URL
@@ -64,6 +65,7 @@ type frontConn struct {
 
 func newFrontConn(f *Front, c net.Conn) *frontConn {
 	fc := &frontConn{f: f, conn: c, remote: c.RemoteAddr().String()}
+	fc.ip = clientIP(fc.remote)
 	if sc, ok := c.(syscall.Conn); ok {
 		fc.raw, _ = sc.SyscallConn()
 	}
@@ -192,24 +194,6 @@ func (fc *frontConn) readHead(extend bool) ([]byte, error) {
 			return nil, err
 		}
 	}
-}
-
-// headEnd finds the end of a head: the length up to and including the
-// first CRLF CRLF; 0 when it has not arrived yet; -1 when a line ends in a
-// bare LF.
-func headEnd(b []byte) int {
-	for i, c := range b {
-		if c != '\n' {
-			continue
-		}
-		if i == 0 || b[i-1] != '\r' {
-			return -1
-		}
-		if i >= 3 && b[i-2] == '\n' && b[i-3] == '\r' {
-			return i + 1
-		}
-	}
-	return 0
 }
 
 // drainBody reads what the handler left of the request body, so that the

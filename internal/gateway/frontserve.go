@@ -8,8 +8,6 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
-
-	"github.com/gatehouse/gatehouse/internal/cause"
 )
 
 // serveFront routes, forwards and logs the request fc parsed: ServeHTTP
@@ -26,21 +24,12 @@ func (g *Gateway) serveFront(fc *frontConn) {
 		putState(st)
 	}()
 	r := fc.req
-	st.requestID = fc.requestID
-	if st.requestID == "" || len(st.requestID) > 200 {
-		st.requestID = g.ids.next(st.idBuf[:0])
-	}
+	g.name(st, fc.requestID)
 	w := &fc.w
 	w.reset(st.requestID)
 	rw := &fc.rw
 	*rw = responseWriter{ResponseWriter: w}
-	if a := g.router.Load().match(r.Host, r.URL.Path); a == nil {
-		st.fail = cause.New(cause.NoRoute, "", "no route for "+r.Host+r.URL.Path, nil)
-		writeError(rw, r, st.requestID, st.fail)
-	} else {
-		st.app = a
-		st.requestURI = r.RequestURI
-		a.pool.Touch()
+	if a := g.route(rw, r, st); a != nil {
 		g.forward(fc, a, rw, st, start)
 	}
 	// Logged before the last flush, as net/http's ServeHTTP is: a client
@@ -92,7 +81,7 @@ func outbound(fc *frontConn, st *reqState) {
 	}
 	trailers := false
 	for _, v := range h["Te"] {
-		trailers = trailers || strings.Contains(strings.ToLower(v), "trailers")
+		trailers = trailers || hasToken(v, "trailers")
 	}
 	for _, k := range hopHeaders {
 		delete(h, k)
@@ -101,7 +90,7 @@ func outbound(fc *frontConn, st *reqState) {
 		h["Te"] = fc.one("trailers")
 	}
 	delete(h, "Forwarded")
-	h["X-Forwarded-For"] = fc.one(clientIP(fc.remote))
+	h["X-Forwarded-For"] = fc.one(fc.ip)
 	h["X-Forwarded-Host"] = fc.one(fc.req.Host)
 	h["X-Forwarded-Proto"] = fc.one("http")
 	h["X-Request-Id"] = fc.one(st.requestID)

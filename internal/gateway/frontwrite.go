@@ -89,10 +89,7 @@ func (w *frontWriter) WriteHeader(code int) {
 			if k == "X-Request-Id" && v == w.requestID {
 				continue
 			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(clean(v))
-			bw.WriteString("\r\n")
+			writeField(bw, k, v)
 		}
 	}
 	if _, ok := w.h["Date"]; !ok {
@@ -194,10 +191,7 @@ func (w *frontWriter) end() {
 				continue
 			}
 			for _, v := range vs {
-				bw.WriteString(k)
-				bw.WriteString(": ")
-				bw.WriteString(clean(v))
-				bw.WriteString("\r\n")
+				writeField(bw, k, v)
 			}
 		}
 		bw.WriteString("\r\n")

@@ -108,10 +108,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := getState()
 	defer putState(st)
-	st.requestID = r.Header.Get("X-Request-Id")
-	if st.requestID == "" || len(st.requestID) > 200 {
-		st.requestID = g.ids.next(st.idBuf[:0])
-	}
+	g.name(st, r.Header.Get("X-Request-Id"))
 	rw := &responseWriter{ResponseWriter: w}
 	defer func() {
 		// ReverseProxy aborts a response whose body broke after the
@@ -125,16 +122,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 	}()
-	a := g.router.Load().match(r.Host, r.URL.Path)
-	if a == nil {
-		st.fail = cause.New(cause.NoRoute, "", "no route for "+r.Host+r.URL.Path, nil)
-		writeError(rw, r, st.requestID, st.fail)
-	} else {
-		st.app = a
-		if strings.HasPrefix(r.RequestURI, "/") {
-			st.requestURI = r.RequestURI
-		}
-		a.pool.Touch()
+	if a := g.route(rw, r, st); a != nil {
 		rw.Header().Set("X-Request-Id", st.requestID)
 		a.rp.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 		if st.fail != nil && st.fail.Cause == cause.ClientClosed && rw.status == 0 {
@@ -145,6 +133,31 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.finish(rw, r, st, start)
+}
+
+// name gives the request its id: the client's X-Request-Id, else a new one.
+func (g *Gateway) name(st *reqState, clientID string) {
+	st.requestID = clientID
+	if st.requestID == "" || len(st.requestID) > 200 {
+		st.requestID = g.ids.next(st.idBuf[:0])
+	}
+}
+
+// route finds the request's app and notes it in st; nil once the client
+// has been answered no_route.
+func (g *Gateway) route(rw *responseWriter, r *http.Request, st *reqState) *appProxy {
+	a := g.router.Load().match(r.Host, r.URL.Path)
+	if a == nil {
+		st.fail = cause.New(cause.NoRoute, "", "no route for "+r.Host+r.URL.Path, nil)
+		writeError(rw, r, st.requestID, st.fail)
+		return nil
+	}
+	st.app = a
+	if strings.HasPrefix(r.RequestURI, "/") {
+		st.requestURI = r.RequestURI // sent on unchanged
+	}
+	a.pool.Touch()
+	return a
 }
 
 // errorHandler answers for a failed forward. Every transport error is a

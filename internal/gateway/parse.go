@@ -33,20 +33,15 @@ func (fc *frontConn) parse(head []byte) bool {
 	host, hasHost := "", false
 	var length int64
 	hasLength := false
-	for rest != "" {
-		line, rest, _ = strings.Cut(rest, "\r\n")
-		if line == "" {
-			break
-		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || !validToken(k) {
-			return false // includes obs-folded lines, which start with a space
-		}
-		v = trimOWS(v)
-		if !validValue(v) {
+	fields := fieldLines{rest}
+	for {
+		k, v, ok, bad := fields.next()
+		if bad {
 			return false
 		}
-		k = canonicalKey(k)
+		if !ok {
+			break
+		}
 		switch k {
 		case "Host":
 			if hasHost || !validHost(v) {
@@ -71,13 +66,7 @@ func (fc *frontConn) parse(head []byte) bool {
 				fc.requestID = v
 			}
 		}
-		if vs, ok := h[k]; ok {
-			h[k] = append(vs, v)
-			continue
-		}
-		fc.vals = append(fc.vals, v)
-		n := len(fc.vals)
-		h[k] = fc.vals[n-1 : n : n]
+		fc.vals = addField(h, fc.vals, k, v)
 	}
 	if !hasHost {
 		return false
@@ -146,80 +135,6 @@ func (fc *frontConn) connectionTokens(v string) bool {
 			return false
 		default:
 			fc.hop = append(fc.hop, tok)
-		}
-	}
-	return true
-}
-
-// trimOWS trims the optional white space around a header value: spaces
-// and tabs only. textproto.TrimString would also take a bare CR, which
-// net/http rejects: a value must mean the same here as there.
-func trimOWS(v string) string { return strings.Trim(v, " \t") }
-
-// parseLength parses a Content-Length value: digits only, as RFC 9110
-// says, and no more than fit an int64.
-func parseLength(v string) (int64, bool) {
-	if v == "" || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
-// canonicalKey is textproto.CanonicalMIMEHeaderKey without its allocation
-// for the keys clients send already in canonical form.
-func canonicalKey(k string) string {
-	upper := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return textproto.CanonicalMIMEHeaderKey(k)
-		}
-		upper = c == '-'
-	}
-	return k
-}
-
-// tokenChars are the bytes allowed in a method or header name (RFC 9110
-// tchar).
-var tokenChars = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChars[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// validValue: no control characters other than tab (obs-text is allowed,
-// as net/http allows it).
-func validValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
 		}
 	}
 	return true

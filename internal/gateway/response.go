@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"net/http"
-	"net/textproto"
 	"strings"
 )
 
@@ -45,18 +44,15 @@ func (st *reqState) parseResponse(br *bufio.Reader, req *http.Request) *http.Res
 	clear(h)
 	vals := st.respVals[:0]
 	length, hasLength, closing := int64(0), false, false
-	for rest != "" {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\r\n")
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || !validToken(k) {
+	fields := fieldLines{rest}
+	for {
+		k, v, ok, bad := fields.next()
+		if bad {
 			return nil
 		}
-		v = trimOWS(v)
-		if !validValue(v) {
-			return nil
+		if !ok {
+			break
 		}
-		k = canonicalKey(k)
 		switch k {
 		case "Content-Length":
 			n, ok := parseLength(v)
@@ -69,12 +65,7 @@ func (st *reqState) parseResponse(br *bufio.Reader, req *http.Request) *http.Res
 		case "Connection":
 			closing = closing || hasToken(v, "close")
 		}
-		if vs, ok := h[k]; ok {
-			h[k] = append(vs, v)
-			continue
-		}
-		vals = append(vals, v)
-		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		vals = addField(h, vals, k, v)
 	}
 	st.respVals = vals
 	if !hasLength {
@@ -113,15 +104,6 @@ func statusLine(line string) (int, bool) {
 		return 0, false
 	}
 	return code, true
-}
-
-func hasToken(v, token string) bool {
-	for tok := range strings.SplitSeq(v, ",") {
-		if strings.EqualFold(textproto.TrimString(tok), token) {
-			return true
-		}
-	}
-	return false
 }
 
 // lengthBody reads a body of n bytes, returning io.EOF with its last bytes
