@@ -24,6 +24,17 @@ const (
 	AppError          Cause = "app_error"
 )
 
+// Causes on the client's side of the gateway: the request itself broke a
+// rule or a limit before any instance was chosen, so no instance saw it
+// and another could not answer it differently. None is retried.
+const (
+	BadRequest          Cause = "bad_request"
+	HeadersTooLarge     Cause = "headers_too_large"
+	RequestTooLarge     Cause = "request_too_large"
+	ClientTimeout       Cause = "client_timeout"
+	UnsupportedProtocol Cause = "unsupported_protocol"
+)
+
 // StatusClientClosed is logged for requests whose client went away (nginx's
 // convention); it is never written to a client.
 const StatusClientClosed = 499
@@ -48,6 +59,12 @@ var table = map[Cause]info{
 	ResponseTruncated: {0, Never, "the response body was cut short"},
 	ClientClosed:      {StatusClientClosed, Never, "the client went away before the response was complete"},
 	AppError:          {0, Never, "the app answered with a 5xx status"},
+
+	BadRequest:          {http.StatusBadRequest, Never, "the request is malformed (framing, header syntax or path); the client must fix it"},
+	HeadersTooLarge:     {http.StatusRequestHeaderFieldsTooLarge, Never, "the request line and headers exceed limits.request_head; send fewer or smaller headers (often cookies) or raise the limit"},
+	RequestTooLarge:     {http.StatusRequestEntityTooLarge, Never, "the request body exceeds limits.request_body (the app's own, if it sets one); send less or raise the limit"},
+	ClientTimeout:       {http.StatusRequestTimeout, Never, "the client sent its request too slowly: the head took longer than limits.head_timeout, or the body paused longer than limits.body_timeout"},
+	UnsupportedProtocol: {http.StatusHTTPVersionNotSupported, Never, "the client spoke a protocol gatehouse does not serve on this listener (HTTP/2 prior knowledge without h2c)"},
 }
 
 // Status is the HTTP status gatehouse answers with for c; 0 when the status

@@ -241,7 +241,8 @@ func TestRetryRules(t *testing.T) {
 	idempotent := map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "TRACE": true, "PUT": true, "DELETE": true}
 	always := []cause.Cause{cause.ConnectRefused, cause.ConnectTimeout, cause.StaleConnection}
 	never := []cause.Cause{cause.NoRoute, cause.NoReadyInstance, cause.QueueFull, cause.UpstreamTimeout,
-		cause.BadResponse, cause.ResponseTruncated, cause.ClientClosed, cause.AppError, cause.None}
+		cause.BadResponse, cause.ResponseTruncated, cause.ClientClosed, cause.AppError, cause.None,
+		cause.BadRequest, cause.HeadersTooLarge, cause.RequestTooLarge, cause.ClientTimeout, cause.UnsupportedProtocol}
 	for _, m := range methods {
 		for _, key := range []bool{false, true} {
 			for _, c := range always {
@@ -267,6 +268,8 @@ func TestStatuses(t *testing.T) {
 		cause.NoRoute: 404, cause.NoReadyInstance: 503, cause.QueueFull: 503, cause.ConnectRefused: 502,
 		cause.ConnectTimeout: 502, cause.StaleConnection: 502, cause.UpstreamReset: 502, cause.UpstreamTimeout: 504,
 		cause.BadResponse: 502, cause.ResponseTruncated: 0, cause.ClientClosed: 499, cause.AppError: 0,
+		cause.BadRequest: 400, cause.HeadersTooLarge: 431, cause.RequestTooLarge: 413, cause.ClientTimeout: 408,
+		cause.UnsupportedProtocol: 505,
 	}
 	for c, s := range want {
 		if got := c.Status(); got != s {
@@ -275,6 +278,42 @@ func TestStatuses(t *testing.T) {
 		if c.Hint() == "" {
 			t.Errorf("%s has no hint", c)
 		}
+	}
+}
+
+// TestClientSideCauses: each cause of a request the client got wrong has
+// its public name, a 4xx or 505 status, is never retried, and its hint
+// names the config key that sets the limit it broke.
+func TestClientSideCauses(t *testing.T) {
+	tests := []struct {
+		c       cause.Cause
+		name    string
+		status  int
+		mention []string
+	}{
+		{cause.BadRequest, "bad_request", 400, []string{"malformed"}},
+		{cause.HeadersTooLarge, "headers_too_large", 431, []string{"limits.request_head"}},
+		{cause.RequestTooLarge, "request_too_large", 413, []string{"limits.request_body"}},
+		{cause.ClientTimeout, "client_timeout", 408, []string{"limits.head_timeout", "limits.body_timeout"}},
+		{cause.UnsupportedProtocol, "unsupported_protocol", 505, []string{"HTTP/2", "h2c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if string(tt.c) != tt.name {
+				t.Errorf("cause = %q, want %q", tt.c, tt.name)
+			}
+			if got := tt.c.Status(); got != tt.status {
+				t.Errorf("Status() = %d, want %d", got, tt.status)
+			}
+			if tt.c.Retry() != cause.Never {
+				t.Errorf("Retry() = %v, want Never", tt.c.Retry())
+			}
+			for _, m := range tt.mention {
+				if !strings.Contains(tt.c.Hint(), m) {
+					t.Errorf("Hint() = %q, want it to mention %q", tt.c.Hint(), m)
+				}
+			}
+		})
 	}
 }
 

@@ -20,6 +20,33 @@ func Default() *Config {
 		// Every few seconds is enough to see memory grow or a socket
 		// leak, and cheap: one pass over /proc for all instances.
 		SampleInterval: Duration(5 * time.Second),
+		Limits:         DefaultLimits(),
+	}
+}
+
+// Bounds of the head size limits. Below 1KiB an ordinary browser request
+// (cookies, user agent) no longer fits; above 16MiB a head is an attack or
+// a bug, and each connection may buffer that much.
+const (
+	MinHeadSize Size = 1 << 10
+	MaxHeadSize Size = 16 << 20
+)
+
+// DefaultLimits returns the limits: a config gets when it leaves them out.
+// 64KiB heads are above what nginx (large_client_header_buffers, 4 × 8KiB)
+// and Node (--max-http-header-size, 16KiB) accept by default, so an app
+// moved from behind either does not start failing; the timeouts are generous enough for slow mobile
+// clients and short enough that idle or stalled clients do not hold
+// connections for long.
+func DefaultLimits() Limits {
+	return Limits{
+		RequestHead:      64 << 10,
+		ResponseHead:     64 << 10,
+		RequestBody:      0,
+		MaxConnections:   0,
+		HeadTimeout:      Duration(30 * time.Second),
+		BodyTimeout:      Duration(60 * time.Second),
+		KeepaliveTimeout: Duration(2 * time.Minute),
 	}
 }
 
@@ -47,6 +74,7 @@ func NewApp(name string) *App {
 		MaxAttempts:         3,
 		RetryBodyLimit:      1 << 20,
 		UpstreamIdleTimeout: Duration(4 * time.Second),
+		Limits:              DefaultLimits().App(),
 	}
 }
 

@@ -57,6 +57,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	for name, app := range c.Apps {
 		app.Name = name
 	}
+	c.inheritLimits(d.pos)
 	errs := append(d.errs, c.validate(d.pos, d.failed)...)
 	if err := errs.err(); err != nil {
 		return nil, err

@@ -41,6 +41,7 @@ func TestParseFull(t *testing.T) {
 	web.RetryBodyLimit = 64 << 10
 	web.UpstreamIdleTimeout = Duration(3 * time.Second)
 	web.MemoryLimit = 1 << 30
+	web.Limits = AppLimits{RequestBody: 100 << 20, ResponseHead: 256 << 10, BodyTimeout: Duration(5 * time.Minute)}
 	web.AutoHeal = &AutoHeal{
 		MinProcessExecutionTime: Duration(time.Minute),
 		MaxRecycles:             &RateLimit{Count: 5, Per: Duration(time.Hour)},
@@ -59,6 +60,8 @@ func TestParseFull(t *testing.T) {
 	api.Routes = []string{"api.example.com/", "/api/"}
 	api.Health.Path = "/status"
 	api.Health.Status = StatusRange{200, 200}
+	// api sets no limits: it inherits every top-level one.
+	api.Limits = AppLimits{RequestBody: 10 << 20, ResponseHead: 128 << 10, BodyTimeout: Duration(45 * time.Second)}
 
 	want := &Config{
 		Listen:         ":8080",
@@ -66,9 +69,18 @@ func TestParseFull(t *testing.T) {
 		AdminToken:     "s3cret",
 		DataDir:        ".gatehouse",
 		SampleInterval: Duration(2 * time.Second),
-		Apps:           map[string]*App{"web": web, "api": api},
-		File:           file,
-		Order:          []string{"web", "api"},
+		Limits: Limits{
+			RequestHead:      32 << 10,
+			ResponseHead:     128 << 10,
+			RequestBody:      10 << 20,
+			MaxConnections:   4096,
+			HeadTimeout:      Duration(20 * time.Second),
+			BodyTimeout:      Duration(45 * time.Second),
+			KeepaliveTimeout: Duration(90 * time.Second),
+		},
+		Apps:  map[string]*App{"web": web, "api": api},
+		File:  file,
+		Order: []string{"web", "api"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Parse(%s) mismatch (-want +got):\n%s", file, diff)

@@ -20,6 +20,9 @@ type Config struct {
 	// SampleInterval is how often process statistics (memory, CPU,
 	// sockets) of every instance are read. Default 5s.
 	SampleInterval Duration `yaml:"sample_interval"`
+	// Limits bounds what clients may send and how long they may take, for
+	// every listener. An app may override some of them (AppLimits).
+	Limits Limits `yaml:"limits"`
 	// Apps by name; a name is [a-z0-9_-]+ and becomes the instance id prefix.
 	Apps map[string]*App `yaml:"apps"`
 
@@ -85,10 +88,71 @@ type App struct {
 	// AutoHeal configures triggers and actions; nil means only the
 	// proactive defaults.
 	AutoHeal *AutoHeal `yaml:"auto_heal"`
+	// Limits overrides some of the top-level limits for this app's
+	// requests. After Parse every key holds its effective value: a key the
+	// app leaves out takes the top-level one.
+	Limits AppLimits `yaml:"limits"`
 }
 
 // External reports whether the app is a pool of upstream addresses.
 func (a *App) External() bool { return len(a.Upstreams) > 0 }
+
+// Limits is the top-level limits: block: how large a request or response
+// head may be, how long a client may take, and how many clients are served
+// at once. Sizes are bytes, written "64KiB"; durations are written "30s".
+type Limits struct {
+	// RequestHead is the largest request head (request line and header
+	// fields) accepted; past it the client gets 431 headers_too_large.
+	// Default 64KiB; from 1KiB to 16MiB, so 0 is an error.
+	RequestHead Size `yaml:"request_head"`
+	// ResponseHead is the largest response head (status line and header
+	// fields) an app may send; past it the client gets 502 bad_response.
+	// Default 64KiB; from 1KiB to 16MiB, so 0 is an error. Apps may
+	// override it.
+	ResponseHead Size `yaml:"response_head"`
+	// RequestBody is the largest request body accepted; past it the client
+	// gets 413 request_too_large. Default 0: unlimited. Apps may override
+	// it.
+	RequestBody Size `yaml:"request_body"`
+	// MaxConnections is how many client connections each listener serves
+	// at once; past it new connections wait in the kernel's accept queue.
+	// Default 0: automatic, half the process's open-file limit
+	// (RLIMIT_NOFILE), so that upstream connections and log files always
+	// have descriptors left (see Config.MaxConnections). Negative is an
+	// error.
+	MaxConnections int `yaml:"max_connections"`
+	// HeadTimeout bounds the time from a request's first byte to the end
+	// of its head; past it the client gets 408 client_timeout and the
+	// connection is closed. Default 30s; 0 is an error.
+	HeadTimeout Duration `yaml:"head_timeout"`
+	// BodyTimeout is the longest wait between two reads of a request body
+	// (nginx's client_body_timeout), not a bound on the whole body; past it
+	// the client gets 408 client_timeout. Default 60s; 0 is an error. Apps
+	// may override it.
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// KeepaliveTimeout closes a client's keep-alive connection after it
+	// has been idle this long. Default 2m; 0 is an error.
+	KeepaliveTimeout Duration `yaml:"keepalive_timeout"`
+}
+
+// AppLimits is an app's limits: block, the limits that may differ per app.
+// Each key means what the Limits key of the same name means, with the same
+// bounds; a key left out takes the top-level value, whether that was
+// written in the file or is the default.
+type AppLimits struct {
+	// RequestBody: see Limits.RequestBody. 0 means unlimited.
+	RequestBody Size `yaml:"request_body"`
+	// ResponseHead: see Limits.ResponseHead. From 1KiB to 16MiB.
+	ResponseHead Size `yaml:"response_head"`
+	// BodyTimeout: see Limits.BodyTimeout. 0 is an error.
+	BodyTimeout Duration `yaml:"body_timeout"`
+}
+
+// App returns the part of l an app inherits: its AppLimits when the app
+// overrides none of them.
+func (l Limits) App() AppLimits {
+	return AppLimits{RequestBody: l.RequestBody, ResponseHead: l.ResponseHead, BodyTimeout: l.BodyTimeout}
+}
 
 // Health is an app's probe. Without Path the check is a TCP connect.
 type Health struct {

@@ -66,11 +66,12 @@ func (c *Config) validate(pos positions, failed map[string]bool) Errors {
 	if c.SampleInterval < Duration(100*time.Millisecond) {
 		v.errorf("sample_interval", "must be at least 100ms")
 	}
+	v.limits(&c.Limits, "limits")
 	if len(c.Apps) == 0 {
 		v.errorf("apps", "at least one app is required, e.g. apps: {web: {command: \"node server.js\"}}")
 	}
 	for _, name := range c.appNames() {
-		v.app(c.Apps[name], "apps."+name, len(c.Apps))
+		v.app(c.Apps[name], "apps."+name, len(c.Apps), &c.Limits)
 	}
 	v.routeClaims(c)
 	return v.errs
@@ -125,7 +126,7 @@ func validPort(port string) bool {
 // log file paths and metric labels, so it stays plain.
 var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
-func (v *validator) app(a *App, path string, napps int) {
+func (v *validator) app(a *App, path string, napps int, top *Limits) {
 	if a == nil {
 		v.errorf(path, "app has no settings")
 		return
@@ -153,6 +154,7 @@ func (v *validator) app(a *App, path string, napps int) {
 		}
 	}
 	v.routes(a.Routes, path+".routes", napps)
+	v.appLimits(&a.Limits, top, path+".limits")
 	if a.AutoHeal != nil {
 		v.autoHeal(a.AutoHeal, path+".auto_heal")
 	}

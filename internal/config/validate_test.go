@@ -89,6 +89,49 @@ func TestValidate(t *testing.T) {
 			}},
 		{"data_dir", "data_dir: \"\"\n" + web,
 			[]string{`g.yaml:1: data_dir: must not be empty`}},
+		{"limits defaults are valid", "limits: {}\n" + web + "    limits: {}\n", nil},
+		{"limits zeros that mean unlimited or automatic", "limits: {request_body: 0, max_connections: 0}\n" + web + "    limits: {request_body: 0}\n", nil},
+		{"limits bounds are inclusive", "limits: {request_head: 1KiB, response_head: 16MiB}\n" + web + "    limits: {response_head: 1024}\n", nil},
+		{"limits head sizes", "limits:\n  request_head: 0\n  response_head: 17MiB\n" + web,
+			[]string{
+				`g.yaml:2: limits.request_head: must be at least 1KiB, got 0`,
+				`g.yaml:3: limits.response_head: must be at most 16MiB, got 17MiB`,
+			}},
+		{"limits max_connections", "limits: {max_connections: -1}\n" + web,
+			[]string{`g.yaml:1: limits.max_connections: must be ≥ 0 (0 = automatic), got -1`}},
+		{"limits timeouts", "limits:\n  head_timeout: 0\n  body_timeout: 0s\n  keepalive_timeout: 0\n" + web,
+			[]string{
+				`g.yaml:2: limits.head_timeout: must be > 0`,
+				`g.yaml:3: limits.body_timeout: must be > 0`,
+				`g.yaml:4: limits.keepalive_timeout: must be > 0`,
+			}},
+		{"limits negative request_body", "limits: {request_body: -1MiB}\n" + web,
+			[]string{`g.yaml:1: limits.request_body: size "-1MiB" must not be negative`}},
+		{"limits unknown key", "limits: {request_header: 8KiB}\n" + web,
+			[]string{`g.yaml:1: limits.request_header: unknown key (did you mean "request_head"?)`}},
+		{"app limits", web + "    limits:\n      body_timeout: 0\n      response_head: 100\n",
+			[]string{
+				`g.yaml:5: apps.web.limits.body_timeout: must be > 0`,
+				`g.yaml:6: apps.web.limits.response_head: must be at least 1KiB, got 100`,
+			}},
+		{"app limits only override some keys", web + "    limits: {head_timeout: 10s, max_connections: 10}\n",
+			[]string{
+				`g.yaml:4: apps.web.limits.head_timeout: unknown key`,
+				`g.yaml:4: apps.web.limits.max_connections: unknown key`,
+			}},
+		{"a bad top-level limit is reported once, not per app", "limits: {body_timeout: 0}\n" +
+			"apps:\n  web:\n    command: x\n    routes: [/]\n  api:\n    command: y\n    routes: [/api/]\n",
+			[]string{`g.yaml:1: limits.body_timeout: must be > 0`}},
+		{"an app writing the same bad value is reported too", "limits: {body_timeout: 0}\n" + web + "    limits: {body_timeout: 0}\n",
+			[]string{
+				`g.yaml:1: limits.body_timeout: must be > 0`,
+				`g.yaml:5: apps.web.limits.body_timeout: must be > 0`,
+			}},
+		{"limits shape", "limits: 64KiB\n" + web + "    limits: [1]\n",
+			[]string{
+				`g.yaml:1: limits: must be a mapping, got "64KiB"`,
+				`g.yaml:5: apps.web.limits: must be a mapping, got a list`,
+			}},
 		{"auto_heal defaults are valid", web + "    auto_heal: {}\n", nil},
 		{"auto_heal action", web + "    auto_heal: {action: reboot}\n",
 			[]string{`g.yaml:4: apps.web.auto_heal.action: "reboot" must be one of recycle, log_event, custom`}},
@@ -156,5 +199,35 @@ func TestValidateInCode(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, errLines(c.Validate())); diff != "" {
 		t.Errorf("errors mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestValidateLimitsInCode: without a file there is no record of which
+// keys were written, so an app's limit is checked when it differs from the
+// top-level one.
+func TestValidateLimitsInCode(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   []string
+	}{
+		{"defaults", func(*Config) {}, nil},
+		{"top-level only", func(c *Config) { c.Limits.RequestHead = 0 },
+			[]string{`limits.request_head: must be at least 1KiB, got 0`}},
+		{"app differs", func(c *Config) { c.Apps["web"].Limits.BodyTimeout = 0 },
+			[]string{`apps.web.limits.body_timeout: must be > 0`}},
+		{"app equals a bad top-level value", func(c *Config) {
+			c.Limits.ResponseHead = 32 << 20
+			c.Apps["web"].Limits.ResponseHead = 32 << 20
+		}, []string{`limits.response_head: must be at most 16MiB, got 32MiB`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := FromCommand([]string{"x"})
+			tt.change(c)
+			if diff := cmp.Diff(tt.want, errLines(c.Validate())); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

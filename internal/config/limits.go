@@ -1,0 +1,106 @@
+package config
+
+import (
+	"math"
+	"syscall"
+)
+
+// inheritLimits gives each app, for every AppLimits key the app did not
+// write, the top-level value, so that readers of a *Config see each app's
+// effective limits and never merge the two levels themselves. pos says
+// which keys were written; it is the decoder's record, so a key written as
+// 0 counts as written and is validated rather than replaced.
+func (c *Config) inheritLimits(pos positions) {
+	top := c.Limits
+	for name, app := range c.Apps {
+		if app == nil {
+			continue
+		}
+		p := "apps." + name + ".limits."
+		if _, ok := pos[p+"request_body"]; !ok {
+			app.Limits.RequestBody = top.RequestBody
+		}
+		if _, ok := pos[p+"response_head"]; !ok {
+			app.Limits.ResponseHead = top.ResponseHead
+		}
+		if _, ok := pos[p+"body_timeout"]; !ok {
+			app.Limits.BodyTimeout = top.BodyTimeout
+		}
+	}
+}
+
+// MaxConnections is how many client connections each listener serves at
+// once: Limits.MaxConnections when set, else half the process's soft
+// open-file limit (RLIMIT_NOFILE), at least 64. The other half is left for
+// upstream connections, log files and the instances' pipes, so that
+// accepting clients can never starve them of descriptors.
+func (c *Config) MaxConnections() int {
+	if c != nil && c.Limits.MaxConnections > 0 {
+		return c.Limits.MaxConnections
+	}
+	var rl syscall.Rlimit
+	err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	return autoMaxConnections(rl.Cur, err)
+}
+
+// Bounds of the automatic MaxConnections.
+const (
+	// minAutoConnections is the floor, for a process started with a tiny
+	// open-file limit: below it a gateway is not useful.
+	minAutoConnections = 64
+	// fallbackNoFile stands in for the open-file limit when it cannot be
+	// read; 1024 is the usual Linux soft limit.
+	fallbackNoFile = 1024
+)
+
+// autoMaxConnections is half of the open-file limit nofile, at least
+// minAutoConnections; err is Getrlimit's, and an unreadable limit counts as
+// fallbackNoFile. An unlimited (RLIM_INFINITY) or huge limit is capped at
+// what an int holds.
+func autoMaxConnections(nofile uint64, err error) int {
+	if err != nil {
+		nofile = fallbackNoFile
+	}
+	half := nofile / 2
+	if half > math.MaxInt32 {
+		half = math.MaxInt32
+	}
+	return max(int(half), minAutoConnections)
+}
+
+// limits checks the top-level limits: block.
+func (v *validator) limits(l *Limits, path string) {
+	v.headSize(path+".request_head", l.RequestHead)
+	v.headSize(path+".response_head", l.ResponseHead)
+	if l.MaxConnections < 0 {
+		v.errorf(path+".max_connections", "must be ≥ 0 (0 = automatic), got %d", l.MaxConnections)
+	}
+	v.positive(path+".head_timeout", l.HeadTimeout)
+	v.positive(path+".body_timeout", l.BodyTimeout)
+	v.positive(path+".keepalive_timeout", l.KeepaliveTimeout)
+}
+
+// appLimits checks an app's limits: block. A value equal to the top-level
+// one and not written for the app was inherited, and the top-level check
+// already reports it if it is wrong; reporting it again for every app
+// would bury the one line to fix.
+func (v *validator) appLimits(l *AppLimits, top *Limits, path string) {
+	if v.has(path+".response_head") || l.ResponseHead != top.ResponseHead {
+		v.headSize(path+".response_head", l.ResponseHead)
+	}
+	if v.has(path+".body_timeout") || l.BodyTimeout != top.BodyTimeout {
+		v.positive(path+".body_timeout", l.BodyTimeout)
+	}
+	// RequestBody: any size is valid, 0 is unlimited, and the decoder
+	// already rejects a negative one.
+}
+
+// headSize checks a request or response head limit.
+func (v *validator) headSize(path string, s Size) {
+	switch {
+	case s < MinHeadSize:
+		v.errorf(path, "must be at least %s, got %s", MinHeadSize, s)
+	case s > MaxHeadSize:
+		v.errorf(path, "must be at most %s, got %s", MaxHeadSize, s)
+	}
+}
