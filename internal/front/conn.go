@@ -1,19 +1,24 @@
-package gateway
+package front
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/http1"
 )
 
-// A front connection's state, for Shutdown:
+// A connection's state, for Shutdown:
 //
 //	        request's first byte          response written
 //	idle ─────────────────────────▶ active ─────────────────▶ idle
@@ -25,86 +30,96 @@ const (
 	connClosed
 )
 
-// frontConn serves the keep-alive requests of one client connection. Its
+// conn serves the keep-alive requests of one client connection. Its
 // request, header map, URL, body reader and response writer are reused
 // from one request to the next: nothing of a finished request is retained
 // anywhere else (the access entry copies what it keeps, and the strings
 // parsed from a head point into that head's own copy).
-type frontConn struct {
-	f      *Front
-	conn   net.Conn
+type conn struct {
+	s      *Server
+	c      net.Conn
 	raw    syscall.RawConn // for the non-blocking peek; nil if not a socket
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	state  atomic.Int32
 	remote string
-	ip     string // the client's address without the port, for X-Forwarded-For
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	req  *http.Request
-	url  url.URL
-	vals []string // backing store of the header map's values
-	body bodyReader
-	ctx  *clientCtx
-	w    frontWriter
-	rw   responseWriter
-	// scratch formats numbers without allocating.
-	scratch [24]byte
+	x     Exchange
+	head  http1.RequestHead
+	url   url.URL
+	body  bodyReader
+	w     Writer
+	watch watcher
 
-	// Of the current request.
-	st         *reqState
-	closeAfter bool   // the client asked for Connection: close, or the exchange broke
-	requestID  string // the client's X-Request-Id
-	hop        []string
+	// pending are bytes to read before the socket's: the byte the
+	// watcher took (the start of a pipelined request), or what followed a
+	// head that outgrew the read buffer.
+	pending    []byte
+	pendingBuf [1]byte
+	// big holds a head that outgrew the read buffer, and what came after
+	// it in the same reads.
+	big []byte
 
-	// stash holds the byte the client watcher read: the start of a
-	// pipelined request.
-	stash    byte
-	stashed  bool
-	handedTo bool // the connection belongs to the fallback server now
+	// bodyTimeout bounds each read of the current request's body.
+	bodyTimeout time.Duration
+	closeAfter  bool // the client asked for Connection: close, or the exchange broke
+	handedTo    bool // the connection belongs to the fallback server now
+	scratch     [24]byte
 }
 
-func newFrontConn(f *Front, c net.Conn) *frontConn {
-	fc := &frontConn{f: f, conn: c, remote: c.RemoteAddr().String()}
-	fc.ip = clientIP(fc.remote)
+func newConn(s *Server, c net.Conn) *conn {
+	fc := &conn{s: s, c: c, remote: c.RemoteAddr().String()}
+	fc.ctx, fc.cancel = context.WithCancel(context.Background())
 	if sc, ok := c.(syscall.Conn); ok {
 		fc.raw, _ = sc.SyscallConn()
 	}
 	fc.br = bufio.NewReaderSize(source{fc}, 8<<10)
 	fc.bw = bufio.NewWriterSize(c, 4<<10)
-	fc.ctx = &clientCtx{fc: fc}
-	fc.req = (&http.Request{Header: http.Header{}, URL: &fc.url}).WithContext(fc.ctx)
+	fc.head.DropUnderscores = true
+	req := (&http.Request{Header: http.Header{}, URL: &fc.url}).WithContext(fc.ctx)
+	fc.x = Exchange{c: fc, Req: req, Head: &fc.head, W: &fc.w, IP: hostOf(fc.remote)}
 	fc.body.fc = fc
 	fc.w.fc = fc
 	fc.w.own = http.Header{}
+	fc.watch.fc = fc
 	fc.state.Store(connIdle)
 	return fc
 }
 
-// source reads the client connection, after the byte the watcher took.
-type source struct{ fc *frontConn }
+func hostOf(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
+}
+
+// source reads the client connection, after the pending bytes.
+type source struct{ fc *conn }
 
 func (s source) Read(p []byte) (int, error) {
-	if s.fc.stashed && len(p) > 0 {
-		s.fc.stashed = false
-		p[0] = s.fc.stash
-		return 1, nil
+	if fc := s.fc; len(fc.pending) > 0 {
+		n := copy(p, fc.pending)
+		fc.pending = fc.pending[n:]
+		return n, nil
 	}
-	return s.fc.conn.Read(p)
+	return s.fc.c.Read(p)
 }
 
 // serve reads and answers requests until the client or the server ends
 // the connection.
-func (fc *frontConn) serve() {
+func (fc *conn) serve() {
 	defer fc.end()
 	defer fc.recover()
-	// A new connection gets ReadHeaderTimeout for its first request, as
-	// with net/http; a kept-alive one IdleTimeout for the next.
-	wait, first := fc.f.opts.ReadHeaderTimeout, true
+	// A new connection gets HeadTimeout for its first request, as with
+	// net/http; a kept-alive one KeepaliveTimeout for the next.
+	wait, first := fc.s.opts.HeadTimeout, true
 	for {
-		if fc.f.closing.Load() {
+		if fc.s.closing.Load() {
 			return
 		}
-		fc.conn.SetReadDeadline(time.Now().Add(wait))
+		fc.c.SetReadDeadline(time.Now().Add(wait))
 		if _, err := fc.br.Peek(1); err != nil {
 			return
 		}
@@ -115,23 +130,20 @@ func (fc *frontConn) serve() {
 			return
 		}
 		head, err := fc.readHead(!first)
-		wait, first = fc.f.opts.IdleTimeout, false
-		switch {
-		case errors.Is(err, errNotFront):
-			fc.handOff()
-			return
-		case err != nil:
+		wait, first = fc.s.opts.KeepaliveTimeout, false
+		if err != nil {
+			fc.refuseRead(err)
 			return
 		}
-		if !fc.parse(head) {
-			fc.handOff()
+		if !fc.request(head) {
 			return
 		}
-		fc.br.Discard(len(head))
-		fc.conn.SetReadDeadline(time.Time{})
-		fc.f.gw.serveFront(fc)
-		fc.ctx.stopWatch()
-		if fc.closeAfter || fc.ctx.gone.Load() || !fc.drainBody() {
+		fc.c.SetReadDeadline(time.Time{})
+		fc.x.begin()
+		fc.s.h.ServeFront(&fc.x)
+		fc.w.end()
+		fc.watch.stop()
+		if fc.closeAfter || fc.watch.gone.Load() || !fc.drainBody() {
 			return
 		}
 		if !fc.state.CompareAndSwap(connActive, connIdle) {
@@ -140,21 +152,78 @@ func (fc *frontConn) serve() {
 	}
 }
 
+// request checks and parses head and prepares the request for the
+// handler; false when the connection was answered, refused or handed off
+// instead.
+func (fc *conn) request(head []byte) bool {
+	inBuf := fc.big == nil
+	if string(head) == http1.Preface[:18] {
+		// An HTTP/2 client with prior knowledge: it would read an
+		// HTTP/1.1 answer as garbage, so it is told in its own protocol.
+		fc.c.Write(http1.GoAway("gatehouse: HTTP/2 without TLS (h2c) is not enabled on this listener"))
+		fc.refuse(head, cause.UnsupportedProtocol, "HTTP/2 prior-knowledge preface; h2c is not enabled", true)
+		return false
+	}
+	if err := http1.ParseRequestHead(head, &fc.head); err != nil {
+		c := cause.BadRequest
+		var he *http1.Error
+		if errors.As(err, &he) && he.Status == http.StatusHTTPVersionNotSupported {
+			c = cause.UnsupportedProtocol
+		}
+		fc.refuse(head, c, err.Error(), false)
+		return false
+	}
+	h := &fc.head
+	if fc.s.opts.Fallback || h.Minor != 1 || h.Target[0] != '/' || h.Chunked || h.Upgrade || h.Expect != "" {
+		fc.handOff()
+		return false
+	}
+	if !setTarget(&fc.url, h.Target) {
+		fc.refuse(head, cause.BadRequest, "malformed request target", false)
+		return false
+	}
+	if inBuf {
+		fc.br.Discard(len(head))
+	} else {
+		fc.pending = fc.big[len(head):]
+		fc.big = nil
+	}
+	r := fc.x.Req
+	r.Method, r.Host, r.RequestURI, r.RemoteAddr = h.Method, h.Host, h.Target, fc.remote
+	r.Header = h.Header
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	r.Close = h.Close
+	r.GetBody, r.Trailer = nil, nil
+	fc.closeAfter = h.Close
+	fc.bodyTimeout = fc.s.opts.BodyTimeout
+	fc.x.RequestID = ""
+	if id := h.Header["X-Request-Id"]; len(id) > 0 {
+		fc.x.RequestID = id[0]
+	}
+	r.ContentLength = max(h.ContentLength, 0)
+	fc.body.n = r.ContentLength
+	r.Body = http.NoBody
+	if r.ContentLength > 0 {
+		r.Body = &fc.body
+	}
+	return true
+}
+
 // recover turns a panic while serving into a closed connection and a
 // logged stack, as net/http does: one bad request must not take the
 // gateway down.
-func (fc *frontConn) recover() {
+func (fc *conn) recover() {
 	if v := recover(); v != nil {
-		fc.ctx.stopWatch()
+		fc.watch.stop()
 		buf := make([]byte, 16<<10)
 		buf = buf[:runtime.Stack(buf, false)]
-		fc.f.gw.errLog.Printf("gateway: panic serving %s: %v\n%s", fc.remote, v, buf)
+		fc.s.opts.ErrorLog.Printf("front: panic serving %s: %v\n%s", fc.remote, v, buf)
 	}
 }
 
 // skipEmptyLines drops empty lines before a request line, as RFC 9112
 // §2.2 asks of servers (some clients send a CRLF after a POST body).
-func (fc *frontConn) skipEmptyLines() bool {
+func (fc *conn) skipEmptyLines() bool {
 	for range 4 {
 		b, err := fc.br.Peek(2)
 		if err != nil || b[0] != '\r' || b[1] != '\n' {
@@ -165,30 +234,32 @@ func (fc *frontConn) skipEmptyLines() bool {
 	return true
 }
 
-// errNotFront: the request is one for the fallback server.
-var errNotFront = errors.New("not a request the front serves")
+// errBareLF: a head line ended in LF alone.
+var errBareLF = errors.New("a head line ends in a bare LF")
 
-// readHead returns the request head, up to and including its empty line,
-// without consuming it. A head larger than the buffer, or whose lines end
-// in a bare LF, is left to the fallback server.
+// errHeadTooLarge: the head is larger than Options.HeadLimit.
+var errHeadTooLarge = errors.New("request head too large")
+
+// readHead returns the request head, up to and including its empty line.
+// A head that fits the read buffer is returned unconsumed, in the buffer;
+// a larger one is gathered, with what follows it, into fc.big, up to
+// HeadLimit.
 //
 // extend: the deadline set was the idle one, and the rest of the head gets
-// ReadHeaderTimeout from now; a first request's deadline already is that.
-func (fc *frontConn) readHead(extend bool) ([]byte, error) {
-	extended := !extend
+// HeadTimeout from now; a first request's deadline already is that.
+func (fc *conn) readHead(extend bool) ([]byte, error) {
+	if extend {
+		fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
+	}
 	for {
 		buf, _ := fc.br.Peek(fc.br.Buffered())
-		if n := headEnd(buf); n > 0 {
+		if n := http1.HeadEnd(buf); n > 0 {
 			return buf[:n], nil
 		} else if n < 0 {
-			return nil, errNotFront
+			return nil, errBareLF
 		}
 		if len(buf) >= fc.br.Size() {
-			return nil, errNotFront
-		}
-		if !extended {
-			fc.conn.SetReadDeadline(time.Now().Add(fc.f.opts.ReadHeaderTimeout))
-			extended = true
+			return fc.readBigHead()
 		}
 		if _, err := fc.br.Peek(len(buf) + 1); err != nil {
 			return nil, err
@@ -196,17 +267,98 @@ func (fc *frontConn) readHead(extend bool) ([]byte, error) {
 	}
 }
 
+// readBigHead gathers a head larger than the read buffer.
+func (fc *conn) readBigHead() ([]byte, error) {
+	limit := fc.s.opts.HeadLimit
+	big := make([]byte, 0, 2*fc.br.Size())
+	for {
+		from := max(len(big)-3, 0)
+		buf, _ := fc.br.Peek(fc.br.Buffered())
+		big = append(big, buf...)
+		fc.br.Discard(len(buf))
+		if n := http1.HeadEnd(big[from:]); n > 0 {
+			// (HeadEnd of a tail: a bare LF before from was found earlier.)
+			fc.big = big
+			return big[:from+n], nil
+		} else if n < 0 {
+			return nil, errBareLF
+		}
+		if len(big) > limit {
+			return nil, errHeadTooLarge
+		}
+		if _, err := fc.br.Peek(1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// refuseRead answers a head that could not be read: too large, too slow,
+// or a bare LF. A client that closed, or sent nothing in time, gets
+// nothing.
+func (fc *conn) refuseRead(err error) {
+	switch {
+	case errors.Is(err, errHeadTooLarge):
+		fc.refuse(nil, cause.HeadersTooLarge, "request head larger than limits.request_head", false)
+	case errors.Is(err, errBareLF):
+		fc.refuse(nil, cause.BadRequest, err.Error(), false)
+	case errors.Is(err, os.ErrDeadlineExceeded) && (fc.br.Buffered() > 0 || fc.big != nil):
+		fc.refuse(nil, cause.ClientTimeout, "request head not complete within limits.head_timeout", false)
+	}
+}
+
+// refuse answers a request the front will not serve, through the handler
+// so that it is logged, and the connection closes after it. answered: the
+// front already told the client in its own way.
+func (fc *conn) refuse(head []byte, c cause.Cause, detail string, answered bool) {
+	fc.closeAfter = true
+	r := fc.x.Req
+	r.Method, r.Host, r.RequestURI, r.RemoteAddr = "", "", "", fc.remote
+	fc.url = url.URL{}
+	clear(r.Header)
+	describe(r, head)
+	r.Body, r.ContentLength = http.NoBody, 0
+	fc.x.RequestID = ""
+	fc.x.begin()
+	fc.x.Reject = cause.New(c, "", detail, nil)
+	fc.x.Answered = answered
+	fc.c.SetWriteDeadline(time.Now().Add(time.Second))
+	fc.s.h.ServeFront(&fc.x)
+	if !answered {
+		fc.w.end()
+	}
+	fc.body.n = 0
+}
+
+// describe fills in what a refused request's first line says, when it
+// says it plainly, for the access log.
+func describe(r *http.Request, head []byte) {
+	line := head
+	for i, c := range head {
+		if c == '\r' || c == '\n' {
+			line = head[:i]
+			break
+		}
+	}
+	var h http1.RequestHead
+	if http1.ParseRequestHead(append(append([]byte(nil), line...), "\r\nHost: x\r\n\r\n"...), &h) != nil {
+		return
+	}
+	r.Method = h.Method
+	if h.Target[0] == '/' {
+		setTarget(r.URL, h.Target)
+	}
+}
+
 // drainBody reads what the handler left of the request body, so that the
 // next request starts where it should; false (close the connection) when
 // too much is left or the read fails.
-func (fc *frontConn) drainBody() bool {
+func (fc *conn) drainBody() bool {
 	if fc.body.n == 0 {
 		return true
 	}
 	if fc.body.n > maxDrain {
 		return false
 	}
-	fc.conn.SetReadDeadline(time.Now().Add(fc.f.opts.ReadHeaderTimeout))
 	_, err := io.Copy(io.Discard, &fc.body)
 	return err == nil && fc.body.n == 0
 }
@@ -216,16 +368,14 @@ func (fc *frontConn) drainBody() bool {
 const maxDrain = 256 << 10
 
 // handOff gives the connection, with what was read of it, to the fallback
-// server.
-func (fc *frontConn) handOff() {
-	var pending []byte
-	if fc.stashed {
-		pending = append(pending, fc.stash)
-	}
+// server, for one request.
+func (fc *conn) handOff() {
+	pending := append(fc.big, fc.pending...)
 	buf, _ := fc.br.Peek(fc.br.Buffered())
 	pending = append(pending, buf...)
-	fc.conn.SetReadDeadline(time.Time{})
-	if fc.f.handoff.give(&replayConn{Conn: fc.conn, pending: pending}) {
+	fc.c.SetReadDeadline(time.Time{})
+	rc := &replayConn{Conn: fc.c, pending: pending, free: fc.s.freeSlot}
+	if fc.s.handoff.give(rc) {
 		fc.handedTo = true
 	}
 }
@@ -234,56 +384,35 @@ func (fc *frontConn) handOff() {
 // A client still sending a body the gateway did not read is given time to
 // finish before the close, or its kernel would reset the connection and
 // discard the answer it was sent (the answer said Connection: close).
-func (fc *frontConn) end() {
+func (fc *conn) end() {
+	fc.cancel()
 	if !fc.handedTo {
 		fc.state.Store(connClosed)
-		if fc.body.n > 0 && !fc.ctx.gone.Load() {
+		if fc.body.n > 0 && !fc.watch.gone.Load() {
 			fc.lingerClose()
 		}
-		fc.conn.Close()
+		fc.c.Close()
+		fc.s.freeSlot()
 	}
-	fc.f.track(fc, false)
+	fc.s.track(fc, false)
 }
 
 // lingerWait bounds how long a closing connection reads what its client
 // still sends; net/http waits as long.
 const lingerWait = 500 * time.Millisecond
 
-func (fc *frontConn) lingerClose() {
-	if cw, ok := fc.conn.(interface{ CloseWrite() error }); ok {
+func (fc *conn) lingerClose() {
+	if cw, ok := fc.c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	fc.conn.SetReadDeadline(time.Now().Add(lingerWait))
-	io.Copy(io.Discard, fc.conn)
+	fc.c.SetReadDeadline(time.Now().Add(lingerWait))
+	io.Copy(io.Discard, fc.c)
 }
 
-// replayConn is a connection whose first bytes were already read.
-type replayConn struct {
-	net.Conn
-	pending []byte
-}
-
-// CloseWrite lets net/http half-close a handed-off connection before it
-// closes it, as it does with its own.
-func (c *replayConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
-
-func (c *replayConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// bodyReader reads a request body of known length from the connection.
+// bodyReader reads a request body of known length from the connection,
+// each read bounded by BodyTimeout.
 type bodyReader struct {
-	fc *frontConn
+	fc *conn
 	n  int64
 }
 
@@ -294,14 +423,27 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > b.n {
 		p = p[:b.n]
 	}
-	n, err := b.fc.br.Read(p)
+	fc := b.fc
+	if fc.br.Buffered() == 0 {
+		fc.c.SetReadDeadline(time.Now().Add(fc.bodyTimeout))
+	}
+	n, err := fc.br.Read(p)
 	b.n -= int64(n)
-	if err != nil {
+	switch {
+	case err == nil && b.n > 0:
+		return n, nil
+	case err == nil:
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		fc.closeAfter = true // too slow: answered, then closed
+	default:
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		b.fc.ctx.cancel()
+		fc.watch.cancel()
 	}
+	// The body ended or broke: later reads (the watcher's) must not
+	// inherit its deadline.
+	fc.c.SetReadDeadline(time.Time{})
 	return n, err
 }
 

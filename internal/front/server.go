@@ -1,4 +1,4 @@
-package gateway
+package front
 
 import (
 	"context"
@@ -13,80 +13,119 @@ import (
 	"time"
 )
 
-// Front is the public HTTP/1.1 server. Plain keep-alive requests, the
+// Handler serves what a Server reads. ServeFront serves a request the
+// front parsed itself, or logs and answers one it refused (Exchange.Reject);
+// ServeHTTP serves the requests handed to net/http.
+type Handler interface {
+	ServeFront(x *Exchange)
+	http.Handler
+}
+
+// Options are the public server's limits. Zero values mean the defaults
+// named on each.
+type Options struct {
+	// HeadTimeout bounds reading a request head from its first byte; past
+	// it the client gets 408. Default 30 s.
+	HeadTimeout time.Duration
+	// KeepaliveTimeout bounds waiting for the next request on a keep-alive
+	// connection. Default 2 minutes.
+	KeepaliveTimeout time.Duration
+	// BodyTimeout bounds the wait between two reads of a request body;
+	// past it the read fails with os.ErrDeadlineExceeded. Default 60 s.
+	BodyTimeout time.Duration
+	// HeadLimit is the largest request head read, in bytes; past it the
+	// client gets 431. Default 64 KiB.
+	HeadLimit int
+	// MaxConnections bounds the connections served at once; past it new
+	// ones wait in the kernel's accept queue. 0 means no bound.
+	MaxConnections int
+	// Fallback hands every request to net/http after the checks: the
+	// second engine, for tests and as a way out should the front's own
+	// loop misbehave.
+	Fallback bool
+	// ErrorLog receives panics recovered while serving; nil discards them.
+	ErrorLog *log.Logger
+}
+
+func (o *Options) defaults() {
+	if o.HeadTimeout <= 0 {
+		o.HeadTimeout = 30 * time.Second
+	}
+	if o.KeepaliveTimeout <= 0 {
+		o.KeepaliveTimeout = 2 * time.Minute
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 60 * time.Second
+	}
+	if o.HeadLimit <= 0 {
+		o.HeadLimit = 64 << 10
+	}
+	if o.ErrorLog == nil {
+		o.ErrorLog = log.New(io.Discard, "", 0)
+	}
+}
+
+// Server is the public HTTP/1.1 server. Plain keep-alive requests, the
 // traffic a gateway carries almost all of the time, are served by its own
-// connection loop (frontConn): parsed into structures reused for the
-// connection's life, forwarded by the same retry loop and classifier as
-// every other request, and answered without net/http's per-request
+// connection loop (conn): parsed into structures reused for the
+// connection's life, and answered without net/http's per-request
 // background read, request clone and header copies.
-//
-// Anything else (an upgrade, Expect: 100-continue, a chunked upload,
-// HTTP/1.0, a head the strict parser does not accept) hands the whole
-// connection, bytes already read included, to a net/http.Server running
-// the Gateway's ServeHTTP, whose ReverseProxy and error handling are the
-// reference. A malformed request thus gets net/http's own 400.
-type Front struct {
-	gw       *Gateway
+type Server struct {
+	h        Handler
 	fallback *http.Server
 	handoff  *connListener
-	opts     FrontOptions
+	opts     Options
+	slots    chan struct{} // one per connection served; nil: no bound
 
 	mu       sync.Mutex
-	conns    map[*frontConn]struct{}
+	conns    map[*conn]struct{}
 	ln       net.Listener
 	closing  atomic.Bool
 	done     chan struct{} // closed when the last connection ends after Shutdown
 	fallDone chan struct{} // closed when the fallback server's Serve returns
 }
 
-// FrontOptions are the public server's timeouts.
-type FrontOptions struct {
-	// ReadHeaderTimeout bounds reading a request head once its first byte
-	// arrived. Zero means 30 s.
-	ReadHeaderTimeout time.Duration
-	// IdleTimeout bounds waiting for the next request on a keep-alive
-	// connection. Zero means 2 minutes.
-	IdleTimeout time.Duration
-}
-
-// NewFront returns the public server for gw.
-func NewFront(gw *Gateway, opts FrontOptions) *Front {
-	if opts.ReadHeaderTimeout <= 0 {
-		opts.ReadHeaderTimeout = 30 * time.Second
+// New returns the public server for h.
+func New(h Handler, opts Options) *Server {
+	opts.defaults()
+	s := &Server{h: h, opts: opts, conns: map[*conn]struct{}{}, done: make(chan struct{}), fallDone: make(chan struct{})}
+	if opts.MaxConnections > 0 {
+		s.slots = make(chan struct{}, opts.MaxConnections)
 	}
-	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = 2 * time.Minute
-	}
-	f := &Front{gw: gw, opts: opts, conns: map[*frontConn]struct{}{}, done: make(chan struct{}), fallDone: make(chan struct{})}
-	f.fallback = &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: opts.ReadHeaderTimeout,
-		IdleTimeout:       opts.IdleTimeout,
+	s.fallback = &http.Server{
+		Handler:           fallbackHandler{h: h, bodyTimeout: opts.BodyTimeout},
+		ReadHeaderTimeout: opts.HeadTimeout,
+		IdleTimeout:       opts.KeepaliveTimeout,
+		MaxHeaderBytes:    opts.HeadLimit,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
-	return f
+	return s
 }
 
 // Serve accepts connections on ln until Shutdown or Close; it returns
 // http.ErrServerClosed then, like net/http.
-func (f *Front) Serve(ln net.Listener) error {
-	f.mu.Lock()
-	if f.closing.Load() {
-		f.mu.Unlock()
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
 		return http.ErrServerClosed
 	}
-	f.ln = ln
-	f.handoff = newConnListener(ln.Addr())
-	f.mu.Unlock()
+	s.ln = ln
+	s.handoff = newConnListener(ln.Addr())
+	s.mu.Unlock()
 	go func() {
-		defer close(f.fallDone)
-		f.fallback.Serve(f.handoff)
+		defer close(s.fallDone)
+		s.fallback.Serve(s.handoff)
 	}()
 	var backoff time.Duration
 	for {
+		if !s.takeSlot() {
+			return http.ErrServerClosed
+		}
 		c, err := ln.Accept()
 		if err != nil {
-			if f.closing.Load() {
+			s.freeSlot()
+			if s.closing.Load() {
 				return http.ErrServerClosed
 			}
 			if retryableAccept(err) {
@@ -94,16 +133,36 @@ func (f *Front) Serve(ln net.Listener) error {
 				time.Sleep(backoff)
 				continue
 			}
-			f.Close()
+			s.Close()
 			return err
 		}
 		backoff = 0
-		fc := newFrontConn(f, c)
-		if !f.track(fc, true) {
+		fc := newConn(s, c)
+		if !s.track(fc, true) {
 			c.Close()
+			s.freeSlot()
 			continue
 		}
 		go fc.serve()
+	}
+}
+
+// takeSlot waits for a free connection slot; false once the server closes.
+func (s *Server) takeSlot() bool {
+	if s.slots == nil {
+		return true
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+func (s *Server) freeSlot() {
+	if s.slots != nil {
+		<-s.slots
 	}
 }
 
@@ -124,46 +183,46 @@ func retryableAccept(err error) bool {
 }
 
 // track adds or removes a connection; adding fails once shutdown began.
-func (f *Front) track(fc *frontConn, add bool) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (s *Server) track(fc *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if add {
-		if f.closing.Load() {
+		if s.closing.Load() {
 			return false
 		}
-		f.conns[fc] = struct{}{}
+		s.conns[fc] = struct{}{}
 		return true
 	}
-	delete(f.conns, fc)
-	if f.closing.Load() && len(f.conns) == 0 {
-		f.closeDone()
+	delete(s.conns, fc)
+	if s.closing.Load() && len(s.conns) == 0 {
+		s.closeDone()
 	}
 	return true
 }
 
-func (f *Front) closeDone() {
+func (s *Server) closeDone() {
 	select {
-	case <-f.done:
+	case <-s.done:
 	default:
-		close(f.done)
+		close(s.done)
 	}
 }
 
 // Shutdown stops accepting, closes idle connections, and waits for the
 // requests in flight to finish (their responses say Connection: close),
 // until ctx ends; then it returns ctx's error and the caller may Close.
-func (f *Front) Shutdown(ctx context.Context) error {
-	f.beginClose()
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginClose()
 	fallErr := make(chan error, 1)
-	go func() { fallErr <- f.fallback.Shutdown(ctx) }()
+	go func() { fallErr <- s.fallback.Shutdown(ctx) }()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		f.closeIdle()
+		s.closeIdle()
 		select {
-		case <-f.done:
+		case <-s.done:
 			err := <-fallErr
-			f.waitFallback()
+			s.waitFallback()
 			return err
 		case <-ctx.Done():
 			<-fallErr
@@ -177,98 +236,62 @@ func (f *Front) Shutdown(ctx context.Context) error {
 // the connections' goroutines only for closeWait: a response streaming
 // from a silent app ends when the app's connection does, which is after
 // gatehouse stops the app, and that comes after the front is closed.
-func (f *Front) Close() error {
-	f.beginClose()
-	f.fallback.Close()
-	f.mu.Lock()
-	for fc := range f.conns {
-		fc.conn.Close()
+func (s *Server) Close() error {
+	s.beginClose()
+	s.fallback.Close()
+	s.mu.Lock()
+	for fc := range s.conns {
+		fc.c.Close()
 	}
-	f.mu.Unlock()
+	s.mu.Unlock()
 	select {
-	case <-f.done:
+	case <-s.done:
 	case <-time.After(closeWait):
 	}
-	f.waitFallback()
+	s.waitFallback()
 	return nil
 }
 
 const closeWait = time.Second
 
-func (f *Front) beginClose() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closing.Swap(true) {
+func (s *Server) beginClose() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Swap(true) {
 		return
 	}
-	if f.ln != nil {
-		f.ln.Close()
+	if s.ln != nil {
+		s.ln.Close()
 	}
-	if f.handoff != nil {
-		f.handoff.Close()
+	if s.handoff != nil {
+		s.handoff.Close()
 	}
-	if len(f.conns) == 0 {
-		f.closeDone()
+	if len(s.conns) == 0 {
+		s.closeDone()
 	}
 }
 
+// Closing reports whether Shutdown or Close began.
+func (s *Server) Closing() bool { return s.closing.Load() }
+
 // waitFallback waits for the fallback server's Serve to return, when it
 // was started.
-func (f *Front) waitFallback() {
-	f.mu.Lock()
-	started := f.handoff != nil
-	f.mu.Unlock()
+func (s *Server) waitFallback() {
+	s.mu.Lock()
+	started := s.handoff != nil
+	s.mu.Unlock()
 	if started {
-		<-f.fallDone
+		<-s.fallDone
 	}
 }
 
 // closeIdle closes the connections waiting for a request.
-func (f *Front) closeIdle() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for fc := range f.conns {
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for fc := range s.conns {
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
-			fc.conn.Close()
+			fc.c.Close()
 		}
 	}
 }
-
-// connListener is the fallback server's listener: it accepts the
-// connections the front hands over.
-type connListener struct {
-	addr net.Addr
-	ch   chan net.Conn
-	once sync.Once
-	done chan struct{}
-}
-
-func newConnListener(addr net.Addr) *connListener {
-	return &connListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *connListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-// give hands c to the fallback server; false once it is closed.
-func (l *connListener) give(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-func (l *connListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *connListener) Addr() net.Addr { return l.addr }

@@ -1,174 +1,112 @@
-package gateway
+package front
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// clientCtx is the context of a front connection's requests: it is done
-// when the client went away. Nothing watches the client while a request
-// is quick. A request held for an instance waits on holdContext's Done,
-// which starts a watcher; a streamed response starts one too; the wait for
-// the app's first byte peeks at the socket between its slices
-// (clientGone), and an answer that took a while peeks once before it is
-// written.
-//
-// Done itself starts nothing: contexts derived from this one (the dialer's)
-// call it from goroutines of their own, and the watcher may only start on
-// the connection's goroutine, which owns the reads.
-type clientCtx struct {
-	fc   *frontConn
+// watcher finds out whether a connection's client went away. Nothing
+// watches the client while a request is quick. A request held for an
+// instance or streaming a response starts a read of the connection
+// (start) that ends with the request (stop); the wait for the app's first
+// byte peeks at the socket between its slices (check), and an answer that
+// took a while peeks once before it is written. A client found gone
+// cancels the connection's context, which is the requests' context.
+type watcher struct {
+	fc   *conn
 	gone atomic.Bool
 
-	mu        sync.Mutex
-	done      chan struct{}
-	watching  bool
-	stopping  atomic.Bool
-	watchDone chan struct{}
+	mu       sync.Mutex
+	watching bool
+	stopping atomic.Bool
+	done     chan struct{}
 }
-
-func (c *clientCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-
-func (c *clientCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
-		if c.gone.Load() {
-			close(c.done)
-		}
-	}
-	return c.done
-}
-
-// holdCtx is the context a request is held under: asking for its Done
-// starts the client watcher. Only the pool's Acquire, on the connection's
-// goroutine, uses it.
-type holdCtx struct{ *clientCtx }
-
-func (h holdCtx) Done() <-chan struct{} {
-	h.watch()
-	return h.clientCtx.Done()
-}
-
-// holdContext returns the context to hold a request under.
-func holdContext(ctx context.Context) context.Context {
-	if c, ok := ctx.(*clientCtx); ok {
-		return holdCtx{c}
-	}
-	return ctx
-}
-
-// watch starts the client watcher if it can run: on the connection's
-// goroutine only.
-func (c *clientCtx) watch() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.startWatchLocked()
-}
-
-func (c *clientCtx) Err() error {
-	if c.gone.Load() {
-		return context.Canceled
-	}
-	return nil
-}
-
-func (c *clientCtx) Value(key any) any {
-	if key == (stateKey{}) {
-		return c.fc.st
-	}
-	return nil
-}
-
-// cancel marks the client gone.
-func (c *clientCtx) cancel() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gone.Swap(true) {
-		return
-	}
-	if c.done != nil {
-		close(c.done)
-	}
-}
-
-var _ context.Context = (*clientCtx)(nil)
 
 // quiet reports whether the client has nothing more to send for the
 // current request: only then is a read from it a sign of its going away.
-func (c *clientCtx) quiet() bool {
-	return c.fc.body.n == 0 && c.fc.br.Buffered() == 0 && !c.fc.stashed
+func (w *watcher) quiet() bool {
+	fc := w.fc
+	return fc.body.n == 0 && fc.br.Buffered() == 0 && len(fc.pending) == 0
 }
 
-func (c *clientCtx) startWatchLocked() {
-	if c.watching || c.gone.Load() || !c.quiet() {
+// start starts the watching read, on the connection's goroutine, which
+// owns the reads.
+func (w *watcher) start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.watching || w.gone.Load() || !w.quiet() {
 		return
 	}
-	c.watching = true
-	c.stopping.Store(false)
-	c.watchDone = make(chan struct{})
-	go c.watchClient(c.watchDone)
+	w.watching = true
+	w.stopping.Store(false)
+	w.done = make(chan struct{})
+	go w.read(w.done)
 }
 
-// watchClient reads the client connection while a request waits: EOF or an
-// error means the client is gone; a byte is the start of a pipelined
-// request, kept for the next parse.
-func (c *clientCtx) watchClient(done chan struct{}) {
+// read reads the client connection while a request waits: EOF or an error
+// means the client is gone; a byte is the start of a pipelined request,
+// kept for the next parse.
+func (w *watcher) read(done chan struct{}) {
 	defer close(done)
-	var b [1]byte
-	n, err := c.fc.conn.Read(b[:])
+	fc := w.fc
+	n, err := fc.c.Read(fc.pendingBuf[:])
 	if n == 1 {
-		c.fc.stash, c.fc.stashed = b[0], true
+		fc.pending = fc.pendingBuf[:1]
 		return
 	}
-	if err != nil && !c.stopping.Load() {
-		c.cancel()
+	if err != nil && !w.stopping.Load() {
+		w.cancel()
 	}
 }
 
-// stopWatch ends the watcher, if one runs, before the connection is read
+// cancel marks the client gone.
+func (w *watcher) cancel() {
+	if !w.gone.Swap(true) {
+		w.fc.cancel()
+	}
+}
+
+// stop ends the watching read, if one runs, before the connection is read
 // again.
-func (c *clientCtx) stopWatch() {
-	c.mu.Lock()
-	watching, done := c.watching, c.watchDone
-	c.watching = false
-	c.mu.Unlock()
+func (w *watcher) stop() {
+	w.mu.Lock()
+	watching, done := w.watching, w.done
+	w.watching = false
+	w.mu.Unlock()
 	if !watching {
 		return
 	}
-	c.stopping.Store(true)
-	c.fc.conn.SetReadDeadline(aLongTimeAgo)
+	w.stopping.Store(true)
+	w.fc.c.SetReadDeadline(aLongTimeAgo)
 	<-done
-	c.fc.conn.SetReadDeadline(time.Time{})
+	w.fc.c.SetReadDeadline(time.Time{})
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
 
 // check peeks at the client's socket without blocking: an orderly close
 // or a reset there means the client is gone.
-func (c *clientCtx) check() bool {
-	if c.gone.Load() {
+func (w *watcher) check() bool {
+	if w.gone.Load() {
 		return true
 	}
-	c.mu.Lock()
-	watching := c.watching
-	c.mu.Unlock()
-	if watching || !c.quiet() || c.fc.raw == nil {
+	w.mu.Lock()
+	watching := w.watching
+	w.mu.Unlock()
+	if watching || !w.quiet() || w.fc.raw == nil {
 		return false
 	}
 	var n int
 	var err error
 	var b [1]byte
-	c.fc.raw.Read(func(fd uintptr) bool {
+	w.fc.raw.Read(func(fd uintptr) bool {
 		n, _, err = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		return true
 	})
 	if (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN && err != syscall.EINTR) {
-		c.cancel()
+		w.cancel()
 		return true
 	}
 	return false

@@ -1,30 +1,29 @@
-package gateway
+package front
 
 import (
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/http1"
 )
 
-// frontWriter writes one response on a front connection: the status line,
-// the header map it is given, and the body framed by Content-Length when
-// the header gives one, else chunked. It is the http.ResponseWriter of the
+// Writer writes one response on a front connection: the status line, the
+// header map it is given, and the body framed by Content-Length when the
+// header gives one, else chunked. It is the http.ResponseWriter of the
 // gateway's own error pages as well as of forwarded responses.
-type frontWriter struct {
-	fc  *frontConn
+type Writer struct {
+	fc  *conn
 	h   http.Header // the map written by WriteHeader
-	own http.Header // reused map, for responses gatehouse writes itself
+	own http.Header // reused map, for responses the handler builds itself
 
 	requestID string
-	head      bool // the request was HEAD: no body
 	wrote     bool
 	bodyOK    bool
 	chunked   bool
 	remaining int64 // of a Content-Length body; -1 when not declared
-	// resp is the app's response being forwarded, whose trailers follow
-	// the body: those it announced, and those it did not.
-	resp *http.Response
+	trailer   *http.Header
 	// failed: the client's connection broke, or the response was cut
 	// short; the connection closes after it.
 	failed bool
@@ -33,52 +32,63 @@ type frontWriter struct {
 	date    []byte
 }
 
-// reset prepares the writer for the request fc has parsed.
-func (w *frontWriter) reset(requestID string) {
+// reset prepares the writer for the next request.
+func (w *Writer) reset() {
 	clear(w.own)
-	*w = frontWriter{fc: w.fc, own: w.own, h: w.own, requestID: requestID, head: w.fc.req.Method == http.MethodHead,
-		dateSec: w.dateSec, date: w.date}
+	*w = Writer{fc: w.fc, own: w.own, h: w.own, dateSec: w.dateSec, date: w.date}
 }
 
-func (w *frontWriter) Header() http.Header { return w.h }
+// SetRequestID makes every answer carry X-Request-Id: id (once, whatever
+// the app's header says).
+func (w *Writer) SetRequestID(id string) { w.requestID = id }
 
-// WriteHeader writes the head. Interim responses are not written: the
-// front does not forward them (see exchange).
-func (w *frontWriter) WriteHeader(code int) {
+// UseHeader makes h the header map WriteHeader writes: a forwarded
+// response's own, not copied.
+func (w *Writer) UseHeader(h http.Header) { w.h = h }
+
+// SetTrailer names where the trailer fields written after a chunked body
+// are: read when the response ends, since a body reader fills them (and
+// may replace the map) only at its end.
+func (w *Writer) SetTrailer(t *http.Header) { w.trailer = t }
+
+func (w *Writer) Header() http.Header { return w.h }
+
+// Wrote reports whether the head was written.
+func (w *Writer) Wrote() bool { return w.wrote }
+
+// WriteHeader writes the head. Interim answers go through WriteInterim.
+func (w *Writer) WriteHeader(code int) {
 	if w.wrote || code < 200 {
 		return
 	}
 	w.wrote = true
-	w.bodyOK = code != http.StatusNoContent && code != http.StatusNotModified && !w.head
+	fc := w.fc
+	w.bodyOK = code != http.StatusNoContent && code != http.StatusNotModified && fc.x.Req.Method != http.MethodHead
 	w.remaining = -1
 	if cl := w.h["Content-Length"]; len(cl) == 1 {
-		if n, ok := parseLength(cl[0]); ok && w.bodyOK {
+		if n, ok := http1.ParseLength(cl[0]); ok && w.bodyOK {
 			w.remaining = n
 		}
 	}
 	w.chunked = w.bodyOK && w.remaining < 0
-	if w.resp != nil && len(w.resp.Trailer) > 0 && w.chunked {
-		w.h["Trailer"] = trailerNames(w.resp.Trailer)
+	if w.trailer != nil && len(*w.trailer) > 0 && w.chunked {
+		w.h["Trailer"] = trailerNames(*w.trailer)
 	}
-	if w.fc.body.n > maxDrain {
+	if fc.body.n > maxDrain {
 		// The rest of the request body will not be read: the client must
 		// know the connection ends with this answer.
-		w.fc.closeAfter = true
+		fc.closeAfter = true
 	}
-	bw := w.fc.bw
-	bw.WriteString("HTTP/1.1 ")
-	bw.Write(strconv.AppendInt(w.fc.scratch[:0], int64(code), 10))
-	bw.WriteByte(' ')
-	bw.WriteString(http.StatusText(code))
-	bw.WriteString("\r\n")
+	bw := fc.bw
+	w.statusLine(code)
 	if w.requestID != "" {
 		bw.WriteString("X-Request-Id: ")
-		bw.WriteString(w.requestID)
+		bw.WriteString(http1.Clean(w.requestID))
 		bw.WriteString("\r\n")
 	}
 	for k, vs := range w.h {
 		switch {
-		case !validToken(k):
+		case !http1.ValidToken(k):
 			continue // as net/http drops it: never a second, malformed Content-Length
 		case k == "Transfer-Encoding" || k == "Connection":
 			continue // the framing is this writer's
@@ -89,7 +99,7 @@ func (w *frontWriter) WriteHeader(code int) {
 			if k == "X-Request-Id" && v == w.requestID {
 				continue
 			}
-			writeField(bw, k, v)
+			http1.WriteField(bw, k, v)
 		}
 	}
 	if _, ok := w.h["Date"]; !ok {
@@ -100,17 +110,47 @@ func (w *frontWriter) WriteHeader(code int) {
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
-	if w.fc.closeAfter || w.fc.f.closing.Load() {
-		w.fc.closeAfter = true
+	if fc.closeAfter || fc.s.closing.Load() {
+		fc.closeAfter = true
 		bw.WriteString("Connection: close\r\n")
 	}
 	bw.WriteString("\r\n")
 }
 
-// errBodyTooLong is a body longer than its Content-Length said.
-var errBodyTooLong = errors.New("response body longer than its Content-Length")
+func (w *Writer) statusLine(code int) {
+	bw := w.fc.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.Write(strconv.AppendInt(w.fc.scratch[:0], int64(code), 10))
+	bw.WriteByte(' ')
+	bw.WriteString(http.StatusText(code))
+	bw.WriteString("\r\n")
+}
 
-func (w *frontWriter) Write(p []byte) (int, error) {
+// WriteInterim sends an interim (1xx) answer with fields h at once, before
+// the final one, as ReverseProxy passes them on (103 Early Hints).
+func (w *Writer) WriteInterim(code int, h http.Header) {
+	if w.wrote || code < 100 || code >= 200 || code == http.StatusSwitchingProtocols {
+		return
+	}
+	w.statusLine(code)
+	for k, vs := range h {
+		if !http1.ValidToken(k) {
+			continue
+		}
+		for _, v := range vs {
+			http1.WriteField(w.fc.bw, k, v)
+		}
+	}
+	w.fc.bw.WriteString("\r\n")
+	if w.fc.bw.Flush() != nil {
+		w.fail()
+	}
+}
+
+// ErrBodyTooLong is a body longer than its Content-Length said.
+var ErrBodyTooLong = errors.New("response body longer than its Content-Length")
+
+func (w *Writer) Write(p []byte) (int, error) {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -118,12 +158,12 @@ func (w *frontWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if w.failed {
-		return 0, errClientWrite
+		return 0, ErrClientWrite
 	}
 	var tooLong error
 	if w.remaining >= 0 {
 		if int64(len(p)) > w.remaining {
-			p, tooLong = p[:w.remaining], errBodyTooLong
+			p, tooLong = p[:w.remaining], ErrBodyTooLong
 		}
 		w.remaining -= int64(len(p))
 	}
@@ -138,17 +178,17 @@ func (w *frontWriter) Write(p []byte) (int, error) {
 	}
 	if err != nil {
 		w.fail()
-		return n, errClientWrite
+		return n, ErrClientWrite
 	}
 	return n, tooLong
 }
 
-// errClientWrite: the client's connection broke while its response was
+// ErrClientWrite: the client's connection broke while its response was
 // written.
-var errClientWrite = errors.New("writing the response to the client")
+var ErrClientWrite = errors.New("writing the response to the client")
 
 // Flush sends what is buffered, for streamed responses.
-func (w *frontWriter) Flush() {
+func (w *Writer) Flush() {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -157,15 +197,15 @@ func (w *frontWriter) Flush() {
 	}
 }
 
-func (w *frontWriter) fail() {
+func (w *Writer) fail() {
 	w.failed = true
 	w.fc.closeAfter = true
-	w.fc.ctx.cancel()
+	w.fc.watch.cancel()
 }
 
-// abort ends a response cut short: the client must see the connection
+// Abort ends a response cut short: the client must see the connection
 // close, not a complete response.
-func (w *frontWriter) abort() {
+func (w *Writer) Abort() {
 	w.failed = true
 	w.fc.closeAfter = true
 	w.fc.bw.Flush()
@@ -174,30 +214,31 @@ func (w *frontWriter) abort() {
 // end completes the response: the last chunk and the trailers, then one
 // flush. A request nothing was written for (its client is gone) gets no
 // answer: the connection closes.
-func (w *frontWriter) end() {
+func (w *Writer) end() {
+	fc := w.fc
 	if !w.wrote || w.failed {
-		w.fc.closeAfter = true
+		fc.closeAfter = true
 		return
 	}
-	bw := w.fc.bw
+	bw := fc.bw
 	if w.chunked {
 		bw.WriteString("0\r\n")
 		var trailer http.Header
-		if w.resp != nil {
-			trailer = w.resp.Trailer
+		if w.trailer != nil {
+			trailer = *w.trailer
 		}
 		for k, vs := range trailer {
-			if !validToken(k) {
+			if !http1.ValidToken(k) {
 				continue
 			}
 			for _, v := range vs {
-				writeField(bw, k, v)
+				http1.WriteField(bw, k, v)
 			}
 		}
 		bw.WriteString("\r\n")
 	}
 	if w.remaining > 0 {
-		w.fc.closeAfter = true // shorter than declared
+		fc.closeAfter = true // shorter than declared
 	}
 	if bw.Flush() != nil {
 		w.fail()
@@ -216,7 +257,7 @@ func trailerNames(t http.Header) []string {
 }
 
 // httpDate is the Date header's value, formatted once a second.
-func (w *frontWriter) httpDate() []byte {
+func (w *Writer) httpDate() []byte {
 	now := time.Now()
 	if sec := now.Unix(); sec != w.dateSec || w.date == nil {
 		w.dateSec = sec

@@ -1,15 +1,18 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
 // replayer rewinds a request body for another attempt.
@@ -82,28 +85,9 @@ func (c *countingBody) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		// The client's body broke (cut short, bad chunking): the failure
 		// is the client's, not the instance's the body was going to.
-		err = &clientBodyError{err}
+		err = &upstream.ClientBodyError{Err: err}
 	}
 	return n, err
-}
-
-// clientBodyError is a failure to read the client's request body while it
-// streamed to the app.
-type clientBodyError struct{ err error }
-
-func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
-func (e *clientBodyError) Unwrap() error { return e.err }
-
-// isClientBodyError reports whether err, or an error it wraps, is a
-// clientBodyError, without the allocation of errors.As.
-func isClientBodyError(err error) bool {
-	for err != nil {
-		if _, ok := err.(*clientBodyError); ok {
-			return true
-		}
-		err = errors.Unwrap(err)
-	}
-	return false
 }
 
 type readCloser struct {
@@ -111,29 +95,26 @@ type readCloser struct {
 	io.Closer
 }
 
-// responseBody hands the connection back to the pool once the body has
-// been read to its end, releases the member when the response is done, and
-// notes a body that ended early.
+// responseBody hands the connection back once the body has been read to
+// its end, releases the member when the response is done, and notes a
+// body that ended early.
 type responseBody struct {
 	rc     io.ReadCloser
-	pc     *pconn
-	u      *upstream
+	pc     *upstream.Conn
 	m      *pool.Member
 	st     *reqState
-	reuse  bool
 	closed bool
 	// unwatch stops the interruption of a streamed body's reads when its
 	// client leaves; false when the interruption already happened.
 	unwatch func() bool
 }
 
-func newResponseBody(ctx context.Context, resp *http.Response, pc *pconn, u *upstream, m *pool.Member, st *reqState) io.ReadCloser {
-	b := &responseBody{rc: resp.Body, pc: pc, u: u, m: m, st: st, reuse: !resp.Close}
+func newResponseBody(ctx context.Context, resp *http.Response, pc *upstream.Conn, m *pool.Member, st *reqState) io.ReadCloser {
+	b := &responseBody{rc: resp.Body, pc: pc, m: m, st: st}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now carries another protocol: it is the body,
 		// readable and writable, and never goes back to the pool.
-		b.reuse = false
-		ub := &upgradeBody{responseBody: b}
+		ub := &upgradeBody{responseBody: b, conn: pc.NetConn(), br: pc.Reader()}
 		st.upgrade = ub
 		return ub
 	}
@@ -145,10 +126,12 @@ func newResponseBody(ctx context.Context, resp *http.Response, pc *pconn, u *ups
 		// A stream may be silent for minutes: when its client leaves,
 		// the read from the app is interrupted, so that the member and
 		// the connection are let go now rather than at the next event.
-		b.unwatch = context.AfterFunc(ctx, func() { pc.conn.SetReadDeadline(aLongTimeAgo) })
+		b.unwatch = context.AfterFunc(ctx, func() { pc.NetConn().SetReadDeadline(aLongTimeAgo) })
 	}
 	return b
 }
+
+var aLongTimeAgo = time.Unix(1, 0)
 
 func (b *responseBody) Read(p []byte) (int, error) {
 	if b.pc == nil {
@@ -165,8 +148,9 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// done ends the connection's part: back to the pool when the exchange
-// ended cleanly and both sides keep it alive, else closed.
+// done ends the exchange's use of the connection: clean when the body was
+// read exactly to its end (see package upstream for when that is enough
+// to reuse it).
 func (b *responseBody) done(clean bool) {
 	if b.pc == nil {
 		return
@@ -175,14 +159,7 @@ func (b *responseBody) done(clean bool) {
 		clean = false // its deadline was moved: the connection is spent
 	}
 	b.unwatch = nil
-	// Bytes already buffered past the end of the response were sent
-	// unasked: left there, they would be read as the next request's
-	// response.
-	if clean && b.reuse && b.pc.br.Buffered() == 0 {
-		b.u.put(b.pc)
-	} else {
-		b.pc.close()
-	}
+	b.pc.Finish(clean)
 	b.pc = nil
 }
 
@@ -198,6 +175,8 @@ func (b *responseBody) Close() error {
 
 type upgradeBody struct {
 	*responseBody
+	conn net.Conn
+	br   *bufio.Reader
 	// ended: Close may be called from ReverseProxy's copy goroutines and
 	// from errorHandler at once.
 	ended atomic.Bool
@@ -206,9 +185,9 @@ type upgradeBody struct {
 // Read of an upgraded connection reads raw bytes: its errors are the end
 // of a conversation, not a truncated response, and the request's state
 // may already belong to another request when the copy loop sees them.
-func (u *upgradeBody) Read(p []byte) (int, error) { return u.pc.br.Read(p) }
+func (u *upgradeBody) Read(p []byte) (int, error) { return u.br.Read(p) }
 
-func (u *upgradeBody) Write(p []byte) (int, error) { return u.pc.conn.Write(p) }
+func (u *upgradeBody) Write(p []byte) (int, error) { return u.conn.Write(p) }
 
 // Close ends the upgraded conversation. ReverseProxy closes the body from
 // its watcher goroutine, and errorHandler when the switch failed; closing
@@ -217,7 +196,7 @@ func (u *upgradeBody) Close() error {
 	if u.ended.Swap(true) {
 		return nil
 	}
-	u.pc.conn.Close()
+	u.conn.Close()
 	u.m.Release()
 	return nil
 }

@@ -2,15 +2,16 @@ package gateway_test
 
 import (
 	"net"
-	"net/http"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 )
 
-// The engines a gateway is served with: "front", the public server
-// gatehouse runs (its own loop for plain requests, net/http for the rest),
-// and "net/http", an http.Server running the Gateway's ServeHTTP, which is
+// The engines a gateway is served with, both behind the front's checks:
+// "front", the public server as gatehouse runs it (its own loop for plain
+// requests, net/http for the rest), and "net/http", the same server
+// handing every request to net/http and the Gateway's ServeHTTP, which is
 // the front's fallback. Tests of request semantics run on both.
 var engines = []string{"front", "net/http"}
 
@@ -29,17 +30,16 @@ func serve(t testing.TB, engine string, gw *gateway.Gateway) string {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
+	var opts front.Options
 	switch engine {
 	case "front":
-		f := gateway.NewFront(gw, gateway.FrontOptions{})
-		go func() { defer close(done); f.Serve(ln) }()
-		t.Cleanup(func() { f.Close(); <-done })
 	case "net/http":
-		srv := &http.Server{Handler: gw}
-		go func() { defer close(done); srv.Serve(ln) }()
-		t.Cleanup(func() { srv.Close(); <-done })
+		opts.Fallback = true
 	default:
 		t.Fatalf("no engine %q", engine)
 	}
+	f := front.New(gw, opts)
+	go func() { defer close(done); f.Serve(ln) }()
+	t.Cleanup(func() { f.Close(); <-done })
 	return ln.Addr().String()
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // writeError answers the client for a failure gatehouse produced: the
@@ -43,20 +44,23 @@ func writeError(w http.ResponseWriter, r *http.Request, requestID string, e *cau
 	}
 }
 
+// jsonBody is the error page in JSON. Its strings go through the access
+// log's encoder: a request id is the client's bytes, and must not make the
+// page invalid JSON.
 func jsonBody(requestID string, e *cause.Error) string {
 	var b []byte
 	b = append(b, `{"cause":`...)
-	b = strconv.AppendQuote(b, string(e.Cause))
+	b = telemetry.AppendJSONString(b, string(e.Cause))
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(e.Status()), 10)
 	b = append(b, `,"instance":`...)
-	b = strconv.AppendQuote(b, e.Instance)
+	b = telemetry.AppendJSONString(b, e.Instance)
 	b = append(b, `,"request_id":`...)
-	b = strconv.AppendQuote(b, requestID)
+	b = telemetry.AppendJSONString(b, requestID)
 	b = append(b, `,"detail":`...)
-	b = strconv.AppendQuote(b, e.Detail)
+	b = telemetry.AppendJSONString(b, e.Detail)
 	b = append(b, `,"hint":`...)
-	b = strconv.AppendQuote(b, e.Cause.Hint())
+	b = telemetry.AppendJSONString(b, e.Cause.Hint())
 	b = append(b, "}\n"...)
 	return string(b)
 }

@@ -4,22 +4,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
-// RoundTrip forwards one request, trying another member when an attempt
-// fails in a way that is safe to retry. It is the ReverseProxy's
-// Transport; every error it returns is a *cause.Error.
+// RoundTrip is the ReverseProxy's Transport: forward for a request
+// net/http serves.
 func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := stateFrom(req.Context())
+	st.ctx = req.Context() // with ReverseProxy's trace, for 1xx answers
+	return a.forward(req, st)
+}
+
+// forward sends req to one of the app's members, trying another when an
+// attempt fails in a way that is safe to retry, and holding the request
+// while no member is ready. Every error it returns is a *cause.Error.
+func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, error) {
 	cfg := a.cfg.Load()
 	replay, err := prepareBody(req, int64(cfg.RetryBodyLimit))
 	if err != nil {
-		return nil, cause.New(cause.ClientClosed, "", "reading the request body", err)
+		return nil, cause.New(clientCause(err), "", "reading the request body: "+err.Error(), err)
 	}
 	deadline := time.Time{}
 	for {
@@ -30,7 +42,7 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			// and blame the app with a 504.
 			hold = min(hold, time.Until(deadline))
 		}
-		m, held, err := a.pool.Acquire(holdContext(req.Context()), hold, st.tried)
+		m, held, err := a.acquire(req.Context(), st, hold)
 		st.held += held
 		if err != nil {
 			return nil, a.acquireError(req.Context(), err, hold)
@@ -41,7 +53,7 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		st.attempts++
 		st.tried = append(st.tried, m)
 		st.instance = m.ID
-		resp, c, err := a.attempt(req, m, st, deadline)
+		resp, c, err := a.attempt(req, m, st, deadline, int64(cfg.Limits.ResponseHead))
 		if err == nil {
 			return resp, nil
 		}
@@ -58,6 +70,19 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		st.retried = append(st.retried, string(c))
 	}
+}
+
+// acquire picks a member, or holds the request until one is ready; a
+// request about to wait has its client watched, so that one that leaves
+// is let go.
+func (a *appProxy) acquire(ctx context.Context, st *reqState, hold time.Duration) (*pool.Member, time.Duration, error) {
+	if !a.pool.Unloaded() {
+		if m := a.pool.Pick(st.tried); m != nil {
+			return m, 0, nil
+		}
+	}
+	st.watch()
+	return a.pool.Acquire(ctx, hold, st.tried)
 }
 
 // poisoned reports whether the request, just cut off by m, was already
@@ -78,33 +103,55 @@ func poisoned(st *reqState, c cause.Cause, m *pool.Member) bool {
 
 // attempt sends req to m once. On success the response body releases m
 // when it is done.
-func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, deadline time.Time) (*http.Response, cause.Cause, error) {
+func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, deadline time.Time, headLimit int64) (*http.Response, cause.Cause, error) {
 	u := a.upstream(m)
-	st.resetProgress()
+	try := &st.try
+	try.Deadline, try.RequestURI, try.HeadLimit, try.Client = deadline, st.requestURI, headLimit, st
 	start := time.Now()
-	resp, pc, err := u.roundTrip(req, st, deadline)
+	resp, pc, err := u.RoundTrip(req.Context(), req, try)
 	st.upstream = time.Since(start)
-	st.reused = st.progress.Reused
+	st.reused = try.Progress.Reused
 	if err != nil {
-		clientGone := req.Context().Err() != nil || isClientBodyError(err)
+		if upstream.IsClientBodyError(err) {
+			return nil, clientCause(err), err
+		}
+		clientGone := req.Context().Err() != nil
 		c := cause.Classify(cause.Attempt{
-			Err: err, Progress: st.progress, TimedOut: !clientGone && isDeadline(err) && !time.Now().Before(deadline),
-			ClientGone: clientGone, IdleTime: st.idleTime, SinceWrite: sinceOrZero(st.wroteAt),
+			Err: err, Progress: try.Progress, TimedOut: !clientGone && upstream.IsDeadline(err) && !time.Now().Before(deadline),
+			ClientGone: clientGone, IdleTime: try.IdleTime, SinceWrite: sinceOrZero(try.WroteAt),
 		})
-		if c == cause.StaleConnection && st.idleTime > 0 {
+		if c == cause.StaleConnection && try.IdleTime > 0 {
 			// The app closes idle connections sooner than we do: learn it.
-			u.lowerIdle(closeBefore(st.idleTime))
+			u.LowerIdle(upstream.CloseBefore(try.IdleTime))
 		}
 		return nil, c, err
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.upgraded = true
 	}
-	if t := keepAliveTimeout(resp.Header); t > 0 {
-		u.lowerIdle(closeBefore(t))
+	if t := upstream.KeepAliveTimeout(resp.Header); t > 0 {
+		u.LowerIdle(upstream.CloseBefore(t))
 	}
-	resp.Body = newResponseBody(req.Context(), resp, pc, u, m, st)
+	resp.Body = newResponseBody(req.Context(), resp, pc, m, st)
 	return resp, cause.None, nil
+}
+
+// clientCause names a failure to read the client's request body: too slow
+// (limits.body_timeout), too large (limits.request_body), cut off (the
+// client left), or anything else the body's reader refused, which is
+// malformed framing (a bad chunk).
+func clientCause(err error) cause.Cause {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return cause.ClientTimeout
+	case errors.As(err, &tooLarge):
+		return cause.RequestTooLarge
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, context.Canceled):
+		return cause.ClientClosed
+	}
+	return cause.BadRequest
 }
 
 func sinceOrZero(t time.Time) time.Duration {
@@ -130,7 +177,10 @@ func (a *appProxy) acquireError(ctx context.Context, err error, hold time.Durati
 // attemptError names the failure of the last attempt, and ties it to the
 // instance's exit when the process died under the request.
 func (a *appProxy) attemptError(c cause.Cause, m *pool.Member, err error) *cause.Error {
-	detail := attemptDetail(c, m)
+	if c == cause.ClientClosed || c == cause.ClientTimeout || c == cause.BadRequest || c == cause.RequestTooLarge {
+		return cause.New(c, "", "reading the request body: "+err.Error(), err)
+	}
+	detail := attemptDetail(c, m, err)
 	if c == cause.UpstreamReset || c == cause.ConnectRefused || c == cause.BadResponse {
 		if exit := m.ExitFor(m.PID(), exitWait); exit != nil {
 			exit.Failed.Add(1)
@@ -144,12 +194,12 @@ func (a *appProxy) attemptError(c cause.Cause, m *pool.Member, err error) *cause
 // died: the reset is seen a moment before the supervisor reaps the process.
 const exitWait = 250 * time.Millisecond
 
-func attemptDetail(c cause.Cause, m *pool.Member) string {
+func attemptDetail(c cause.Cause, m *pool.Member, err error) string {
 	switch c {
 	case cause.ConnectRefused:
 		return "connection refused on " + m.Addr + "; is the app listening on its PORT?"
 	case cause.ConnectTimeout:
-		return "connect to " + m.Addr + " timed out after " + connectTimeout.String()
+		return "connect to " + m.Addr + " timed out after " + upstream.ConnectTimeout.String()
 	case cause.StaleConnection:
 		return "the app closed an idle keep-alive connection as it was reused"
 	case cause.UpstreamReset:
@@ -157,6 +207,12 @@ func attemptDetail(c cause.Cause, m *pool.Member) string {
 	case cause.UpstreamTimeout:
 		return "no response headers from " + m.Addr + " within request_timeout"
 	case cause.BadResponse:
+		switch {
+		case errors.Is(err, upstream.ErrHeadTooLarge):
+			return "the response head from " + m.Addr + " is larger than limits.response_head"
+		case errors.Is(err, upstream.ErrBadStatus), errors.Is(err, upstream.ErrTooManyInterim):
+			return "the answer from " + m.Addr + " is not valid HTTP: " + err.Error()
+		}
 		return "the answer from " + m.Addr + " is not HTTP"
 	}
 	return c.Hint()

@@ -225,8 +225,14 @@ func TestFrontCRLFAfterPostBody(t *testing.T) {
 		io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab\r\n"+
 			"GET /echo HTTP/1.1\r\nHost: b\r\n\r\n")
 		br := bufio.NewReader(conn)
-		for _, want := range []string{"POST /echo host=a body=2", "GET /echo host=b body=0"} {
-			readAnswer(t, br, want)
+		want := []string{"POST /echo host=a body=2", "GET /echo host=b body=0"}
+		if engine == "net/http" {
+			// A connection handed to net/http serves one request: the
+			// front checks every request head before it is served.
+			want = want[:1]
+		}
+		for _, w := range want {
+			readAnswer(t, br, w)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -90,7 +91,7 @@ func TestFrontHandsUnusualRequestsToNetHTTP(t *testing.T) {
 		{"expect 100-continue", "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", 200, "POST /echo host=a body=2"},
 		{"escaped path", "GET /e%63ho HTTP/1.1\r\nHost: a\r\n\r\n", 200, "GET /e%63ho host=a body=0"},
 		{"lowercase header names", "GET /echo HTTP/1.1\r\nhost: a\r\nx-thing: 1\r\n\r\n", 200, "X-Thing: 1"},
-		{"bare LF", "GET /echo HTTP/1.1\nHost: a\n\n", 200, "GET /echo host=a body=0"},
+		{"bare LF", "GET /echo HTTP/1.1\nHost: a\n\n", 400, "bad_request"},
 		{"large head", "GET /echo HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("b", 10<<10) + "\r\n\r\n", 200, "X-Big: bbbb"},
 		{"two hosts", "GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, ""},
 		{"no host", "GET /echo HTTP/1.1\r\n\r\n", 400, ""},
@@ -298,7 +299,7 @@ func TestFrontShutdown(t *testing.T) {
 	m.SetState(pool.Ready)
 	t.Cleanup(func() { p.Remove(m) })
 	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: func(*telemetry.AccessEntry) {}})
-	f := gateway.NewFront(gw, gateway.FrontOptions{})
+	f := front.New(gw, front.Options{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

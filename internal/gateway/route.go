@@ -2,8 +2,14 @@ package gateway
 
 import (
 	"net"
+	"net/http"
+	"net/url"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/http1"
 )
 
 // router maps host and path prefix to an app. Host-specific routes win over
@@ -60,4 +66,59 @@ func stripPort(host string) string {
 		return h
 	}
 	return host
+}
+
+// route finds the app for host and target (the request's origin-form
+// target) and notes in st what is sent on: the target as it came, or its
+// path cleaned of dot segments, which is also what the route is chosen by
+// (so "/public/../admin" is routed as "/admin", the path the app will
+// serve). cleaned: st.cleanPath holds the decoded clean path. A path whose
+// meaning is ambiguous is refused; a path no route takes gets no_route.
+func (g *Gateway) route(host, path, target string, st *reqState) (a *appProxy, cleaned bool, fail *cause.Error) {
+	rawPath, query, hasQuery := strings.Cut(target, "?")
+	clean, changed, err := http1.CleanPath(rawPath)
+	if err != nil {
+		return nil, false, cause.New(cause.BadRequest, "", err.Error(), err)
+	}
+	st.requestURI = target
+	if changed {
+		if path, err = url.PathUnescape(clean); err != nil {
+			return nil, false, cause.New(cause.BadRequest, "", "malformed path escape", err)
+		}
+		st.cleanPath = path
+		st.requestURI = clean
+		if hasQuery {
+			st.requestURI += "?" + query
+		}
+	}
+	a = g.router.Load().match(host, path)
+	if a == nil {
+		return nil, false, cause.New(cause.NoRoute, "", "no route for "+host+path, nil)
+	}
+	st.app = a
+	a.pool.Touch()
+	return a, changed, nil
+}
+
+// limitBody applies the app's request body limits: a body declared larger
+// is refused before anything is sent, one of unknown length is cut at the
+// limit as it streams, and each read waits at most the app's body_timeout.
+func (a *appProxy) limitBody(r *http.Request, w http.ResponseWriter, st *reqState) *cause.Error {
+	l := a.cfg.Load().Limits
+	if d := l.BodyTimeout.D(); d > 0 {
+		if st.x != nil {
+			st.x.SetBodyTimeout(d)
+		} else if tb, ok := r.Body.(interface{ SetTimeout(time.Duration) }); ok {
+			tb.SetTimeout(d)
+		}
+	}
+	limit := int64(l.RequestBody)
+	switch {
+	case limit <= 0 || r.Body == nil || r.Body == http.NoBody:
+	case r.ContentLength > limit:
+		return cause.Errorf(cause.RequestTooLarge, "", nil, "request body of %d bytes is larger than limits.request_body (%d)", r.ContentLength, limit)
+	case r.ContentLength < 0:
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	return nil
 }

@@ -1,68 +1,93 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/textproto"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/front"
+	"github.com/gatehouse/gatehouse/internal/http1"
 )
 
-// serveFront routes, forwards and logs the request fc parsed: ServeHTTP
-// for the front's own connections. The outbound headers and the copy of
-// the response are done in place, the way ReverseProxy with Rewrite does
-// them (see outbound and copyResponse); the retry loop, the classifier and
-// the error pages are the same code as for every other request.
-func (g *Gateway) serveFront(fc *frontConn) {
+// ServeFront serves a request the front read itself: routes it, forwards
+// it, copies the answer, logs it. The outbound headers and the copy of the
+// response are done in place, the way ReverseProxy with Rewrite does them
+// (see outbound and copyResponse); the retry loop, the classifier and the
+// error pages are the same code as for ServeHTTP.
+func (g *Gateway) ServeFront(x *front.Exchange) {
 	start := time.Now()
 	st := getState()
-	fc.st = st
-	defer func() {
-		fc.st = nil
-		putState(st)
-	}()
-	r := fc.req
-	g.name(st, fc.requestID)
-	w := &fc.w
-	w.reset(st.requestID)
-	rw := &fc.rw
-	*rw = responseWriter{ResponseWriter: w}
-	if a := g.route(rw, r, st); a != nil {
-		g.forward(fc, a, rw, st, start)
+	defer putState(st)
+	r := x.Req
+	st.x, st.ctx = x, r.Context()
+	g.name(st, x.RequestID)
+	x.W.SetRequestID(st.requestID)
+	rw := &st.rw
+	*rw = responseWriter{ResponseWriter: x.W}
+	switch {
+	case x.Reject != nil:
+		st.fail = x.Reject
+		if !x.Answered {
+			writeError(rw, r, st.requestID, x.Reject)
+		}
+	default:
+		if a := g.routeFront(x, rw, st); a != nil {
+			g.forwardFront(x, a, rw, st, start)
+		}
 	}
 	// Logged before the last flush, as net/http's ServeHTTP is: a client
 	// that has its answer finds the request in the access log.
-	g.finish(rw, r, st, start)
-	w.end()
+	g.finish(rw.status, rw.bytes, r, st, start)
+}
+
+// routeFront routes the request and applies the app's body limit; nil once
+// the client has been answered.
+func (g *Gateway) routeFront(x *front.Exchange, rw *responseWriter, st *reqState) *appProxy {
+	r := x.Req
+	a, cleaned, fail := g.route(r.Host, r.URL.Path, r.RequestURI, st)
+	if cleaned {
+		r.URL.Path, r.URL.RawPath = st.cleanPath, ""
+	}
+	if fail == nil {
+		fail = a.limitBody(r, rw, st)
+	}
+	if fail != nil {
+		g.fail(rw, r, st, fail)
+		return nil
+	}
+	return a
 }
 
 // errUnaskedSwitch: the app answered 101 to a request that asked for no
-// upgrade (upgrades go to the fallback server).
+// upgrade (upgrades go to net/http).
 var errUnaskedSwitch = errors.New("the app switched protocols when no upgrade was requested")
 
-func (g *Gateway) forward(fc *frontConn, a *appProxy, rw *responseWriter, st *reqState, start time.Time) {
-	r := fc.req
-	outbound(fc, st)
-	resp, err := a.RoundTrip(r)
+func (g *Gateway) forwardFront(x *front.Exchange, a *appProxy, rw *responseWriter, st *reqState, start time.Time) {
+	r := x.Req
+	outbound(x, st)
+	resp, err := a.forward(r, st)
 	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
 		st.upgraded = false
-		err = errUnaskedSwitch // errorHandler closes the connection it came on
+		st.upgrade.Close()
+		err = errUnaskedSwitch
 	}
-	if err == nil && time.Since(start) > lateCheck && fc.ctx.check() {
+	if err == nil && time.Since(start) > lateCheck && x.Gone() {
 		// The client left while the app worked: its answer is not
 		// written, and the request is logged client_closed. (A failure is
-		// still classified by errorHandler, so that finish can tell an
-		// upstream timeout from a client that gave up.)
+		// still classified by fail, so that finish can tell an upstream
+		// timeout from a client that gave up.)
 		resp.Body.Close()
 		return
 	}
 	if err != nil {
-		g.errorHandler(rw, r, err)
+		g.fail(rw, r, st, err)
 		return
 	}
-	copyResponse(fc, rw, resp)
+	copyResponse(x, rw, resp)
 }
 
 // lateCheck is how long a request may take before the client is checked
@@ -74,39 +99,32 @@ const lateCheck = time.Millisecond
 // for ReverseProxy: hop-by-hop headers removed (TE: trailers kept),
 // Forwarded and X-Forwarded-* replaced by the gateway's own, and the
 // request id set. The header map is the connection's, reused.
-func outbound(fc *frontConn, st *reqState) {
-	h := fc.req.Header
-	for _, k := range fc.hop {
+func outbound(x *front.Exchange, st *reqState) {
+	h := x.Req.Header
+	for _, k := range x.Head.ConnTokens {
 		delete(h, textproto.CanonicalMIMEHeaderKey(k))
 	}
 	trailers := false
 	for _, v := range h["Te"] {
-		trailers = trailers || hasToken(v, "trailers")
+		trailers = trailers || http1.HasToken(v, "trailers")
 	}
 	for _, k := range hopHeaders {
 		delete(h, k)
 	}
 	if trailers {
-		h["Te"] = fc.one("trailers")
+		h["Te"] = x.One("trailers")
 	}
 	delete(h, "Forwarded")
-	h["X-Forwarded-For"] = fc.one(fc.ip)
-	h["X-Forwarded-Host"] = fc.one(fc.req.Host)
-	h["X-Forwarded-Proto"] = fc.one("http")
-	h["X-Request-Id"] = fc.one(st.requestID)
+	h["X-Forwarded-For"] = x.One(x.IP)
+	h["X-Forwarded-Host"] = x.One(x.Req.Host)
+	h["X-Forwarded-Proto"] = x.One("http")
+	h["X-Request-Id"] = x.One(st.requestID)
 }
 
 // hopHeaders are the hop-by-hop headers a proxy does not forward, the
 // same list as ReverseProxy's.
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-// one is a one-value header slice backed by the connection's store.
-func (fc *frontConn) one(v string) []string {
-	fc.vals = append(fc.vals, v)
-	n := len(fc.vals)
-	return fc.vals[n-1 : n : n]
-}
 
 // removeHopByHop removes the hop-by-hop headers of a response, and those
 // its Connection header names.
@@ -127,12 +145,12 @@ func removeHopByHop(h http.Header) {
 // responses (unknown length, event streams) are flushed after every read,
 // others once at the end. A body that breaks is cut short on the client's
 // side too (the connection closes), and classified by its reader.
-func copyResponse(fc *frontConn, rw *responseWriter, resp *http.Response) {
+func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
 	defer resp.Body.Close()
-	w := &fc.w
+	w := x.W
 	removeHopByHop(resp.Header)
-	w.h = resp.Header
-	w.resp = resp
+	w.UseHeader(resp.Header)
+	w.SetTrailer(&resp.Trailer)
 	rw.WriteHeader(resp.StatusCode)
 	stream := resp.ContentLength < 0 || isEventStream(resp.Header)
 	if stream {
@@ -141,7 +159,7 @@ func copyResponse(fc *frontConn, rw *responseWriter, resp *http.Response) {
 		// open. A client leaving the stream is watched for, and ends it
 		// (see responseBody).
 		w.Flush()
-		fc.ctx.watch()
+		x.Watch()
 	}
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
@@ -149,8 +167,8 @@ func copyResponse(fc *frontConn, rw *responseWriter, resp *http.Response) {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := rw.Write(buf[:n]); werr != nil {
-				if !errors.Is(werr, errClientWrite) {
-					w.abort()
+				if !errors.Is(werr, front.ErrClientWrite) {
+					w.Abort()
 				}
 				return
 			}
@@ -162,7 +180,7 @@ func copyResponse(fc *frontConn, rw *responseWriter, resp *http.Response) {
 			return
 		}
 		if err != nil {
-			w.abort()
+			w.Abort()
 			return
 		}
 	}
@@ -173,11 +191,23 @@ func isEventStream(h http.Header) bool {
 	return len(ct) > 0 && len(ct[0]) >= 17 && strings.EqualFold(ct[0][:17], "text/event-stream")
 }
 
-// clientGone reports whether the client of a request waiting for the app
-// went away: for a front connection, a look at its socket.
-func clientGone(ctx context.Context) bool {
-	if c, ok := ctx.(*clientCtx); ok {
-		return c.check()
+// fail answers for a failed request. Every error of the forward is a
+// *cause.Error; anything else came from ReverseProxy itself (a failed
+// upgrade, a broken client) and is classified as a bad response.
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
+	var ce *cause.Error
+	if !errors.As(err, &ce) {
+		c := cause.Classify(cause.Attempt{Err: err, Progress: cause.Progress{GotConn: true, WroteRequest: true, GotFirstByte: true},
+			ClientGone: r.Context().Err() != nil})
+		ce = cause.New(c, st.instance, "", err)
 	}
-	return ctx.Err() != nil
+	st.fail = ce
+	if clientFault(ce.Cause) {
+		if st.x != nil {
+			st.x.CloseAfter()
+		} else {
+			w.Header().Set("Connection", "close")
+		}
+	}
+	writeError(w, r, st.requestID, ce)
 }

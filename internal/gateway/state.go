@@ -3,11 +3,15 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
 // reqState is what the gateway learns about one request across its
@@ -15,9 +19,18 @@ import (
 type reqState struct {
 	app       *appProxy
 	requestID string
-	// requestURI is the client's request target, sent on unchanged.
+	// requestURI is the target sent to the app: the client's origin-form
+	// target unchanged, or its path cleaned of dot segments.
 	requestURI string
-	idBuf      [40]byte
+	// cleanPath is the decoded path routed by, when dot segments were
+	// removed from the client's.
+	cleanPath string
+	idBuf     [40]byte
+
+	// x is the front exchange the request came on; nil for a request
+	// served by net/http, whose context is ctx.
+	x   *front.Exchange
+	ctx context.Context
 
 	attempts int
 	instance string
@@ -40,17 +53,12 @@ type reqState struct {
 	// refuse the switch; errorHandler closes it then.
 	upgrade *upgradeBody
 
-	// resp is the app's answer when readResponse parsed it itself; its
-	// header map and value store are kept across uses of the state.
-	resp       http.Response
-	respHeader http.Header
-	respVals   []string
-	respBody   lengthBody
+	// rw records what a front request's answer was.
+	rw responseWriter
 
-	// progress of the current attempt, filled by trace.
-	progress cause.Progress
-	idleTime time.Duration
-	wroteAt  time.Time
+	// try is the exchange with the current member; its response storage
+	// is kept across uses of the state.
+	try upstream.Attempt
 }
 
 type stateKey struct{}
@@ -66,18 +74,10 @@ func getState() *reqState {
 
 func putState(st *reqState) {
 	clear(st.triedBuf[:])
-	h, vals := st.respHeader, st.respVals
-	clear(h)
-	clear(vals)
-	*st = reqState{respHeader: h, respVals: vals[:0]}
+	try := st.try
+	try.Reset()
+	*st = reqState{try: try}
 	statePool.Put(st)
-}
-
-// resetProgress starts an attempt with no progress.
-func (st *reqState) resetProgress() {
-	st.progress = cause.Progress{}
-	st.idleTime = 0
-	st.wroteAt = time.Time{}
 }
 
 func stateFrom(ctx context.Context) *reqState {
@@ -85,29 +85,32 @@ func stateFrom(ctx context.Context) *reqState {
 	return st
 }
 
-// responseWriter records what was sent to the client.
-type responseWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *responseWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
+// Gone reports whether the request's client went away: for a front
+// exchange a look at its socket, else its context.
+func (st *reqState) Gone() bool {
+	if st.x != nil {
+		return st.x.Gone()
 	}
-	w.ResponseWriter.WriteHeader(code)
+	return st.ctx.Err() != nil
 }
 
-func (w *responseWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
+// Interim passes the app's 1xx answer on to the client: on the front
+// directly, through ReverseProxy's trace hook for net/http.
+func (st *reqState) Interim(code int, h http.Header) {
+	if st.x != nil {
+		st.x.W.WriteInterim(code, h)
+		return
 	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
+	if trace := httptrace.ContextClientTrace(st.ctx); trace != nil && trace.Got1xxResponse != nil {
+		trace.Got1xxResponse(code, textproto.MIMEHeader(h))
+	}
 }
 
-// Unwrap lets http.ResponseController reach Flush and Hijack, which
-// streaming and WebSocket upgrades need.
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+// watch starts watching the client before the request may wait long.
+func (st *reqState) watch() {
+	if st.x != nil {
+		st.x.Watch()
+	}
+}
+
+var _ upstream.Client = (*reqState)(nil)

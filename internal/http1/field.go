@@ -1,20 +1,20 @@
-package gateway
+package http1
 
 import (
+	"bufio"
 	"net/http"
 	"net/textproto"
 	"strings"
 )
 
-// The rules of a head's lines, shared by the front's request parser
-// (parse.go) and the reader of the app's answers (response.go). Each is as
-// strict as net/http, so that a head either means the same to both
-// parsers as to net/http, or is left to net/http.
+// The rules of a head's lines, shared by the request parser and the
+// response reader. Each is at least as strict as net/http, so that a head
+// either means the same here as to net/http, or is refused.
 
-// headEnd finds the end of a head: the length up to and including the
+// HeadEnd finds the end of a head: the length up to and including the
 // first CRLF CRLF; 0 when it has not arrived yet; -1 when a line ends in a
 // bare LF.
-func headEnd(b []byte) int {
+func HeadEnd(b []byte) int {
 	for i, c := range b {
 		if c != '\n' {
 			continue
@@ -29,29 +29,33 @@ func headEnd(b []byte) int {
 	return 0
 }
 
-// fieldLines walks the header lines of a head.
-type fieldLines struct{ rest string }
+// FieldLines walks the header lines of a head (without its final empty
+// line).
+type FieldLines struct{ rest string }
 
-// next returns the next field, its name canonical; ok is false at the end
+// NewFieldLines walks s, the lines after the start line.
+func NewFieldLines(s string) FieldLines { return FieldLines{s} }
+
+// Next returns the next field, its name canonical; ok is false at the end
 // of the head, and bad is true for a line net/http rejects (an obs-folded
 // line among them, which starts with a space).
-func (f *fieldLines) next() (k, v string, ok, bad bool) {
+func (f *FieldLines) Next() (k, v string, ok, bad bool) {
 	var line string
 	line, f.rest, _ = strings.Cut(f.rest, "\r\n")
 	if line == "" {
 		return "", "", false, false
 	}
 	k, v, found := strings.Cut(line, ":")
-	v = trimOWS(v)
-	if !found || !validToken(k) || !validValue(v) {
+	v = TrimOWS(v)
+	if !found || !ValidToken(k) || !ValidValue(v) {
 		return "", "", false, true
 	}
-	return canonicalKey(k), v, true, false
+	return CanonicalKey(k), v, true, false
 }
 
-// addField adds a field to h. A first value's slice is cut from vals, the
-// parser's reused store, which addField returns.
-func addField(h http.Header, vals []string, k, v string) []string {
+// AddField adds a field to h. A first value's slice is cut from vals, the
+// parser's reused store, which AddField returns.
+func AddField(h http.Header, vals []string, k, v string) []string {
 	if vs, ok := h[k]; ok {
 		h[k] = append(vs, v)
 		return vals
@@ -62,14 +66,14 @@ func addField(h http.Header, vals []string, k, v string) []string {
 	return vals
 }
 
-// trimOWS trims the optional white space around a header value: spaces
+// TrimOWS trims the optional white space around a header value: spaces
 // and tabs only. textproto.TrimString would also take a bare CR, which
 // net/http rejects: a value must mean the same here as there.
-func trimOWS(v string) string { return strings.Trim(v, " \t") }
+func TrimOWS(v string) string { return strings.Trim(v, " \t") }
 
-// parseLength parses a Content-Length value: digits only, as RFC 9110
+// ParseLength parses a Content-Length value: digits only, as RFC 9110
 // says, and no more than fit an int64.
-func parseLength(v string) (int64, bool) {
+func ParseLength(v string) (int64, bool) {
 	if v == "" || len(v) > 18 {
 		return 0, false
 	}
@@ -84,9 +88,9 @@ func parseLength(v string) (int64, bool) {
 	return n, true
 }
 
-// canonicalKey is textproto.CanonicalMIMEHeaderKey without its allocation
+// CanonicalKey is textproto.CanonicalMIMEHeaderKey without its allocation
 // for the keys clients send already in canonical form.
-func canonicalKey(k string) string {
+func CanonicalKey(k string) string {
 	upper := true
 	for i := 0; i < len(k); i++ {
 		c := k[i]
@@ -113,7 +117,9 @@ var tokenChars = func() (t [256]bool) {
 	return t
 }()
 
-func validToken(s string) bool {
+// ValidToken reports whether s is an RFC 9110 token: a method or a field
+// name.
+func ValidToken(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -125,9 +131,9 @@ func validToken(s string) bool {
 	return true
 }
 
-// validValue: no control characters other than tab (obs-text is allowed,
-// as net/http allows it).
-func validValue(s string) bool {
+// ValidValue reports whether s may be a field value: no control characters
+// other than tab (obs-text is allowed, as net/http allows it).
+func ValidValue(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false
@@ -136,12 +142,69 @@ func validValue(s string) bool {
 	return true
 }
 
-// hasToken reports whether the comma-separated list v holds token.
-func hasToken(v, token string) bool {
+// ValidHost accepts the characters of a host, an IP literal and a port.
+func ValidHost(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(tokenChars[c] || c == ':' || c == '[' || c == ']') || c == '|' || c == '`' || c == '^' || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// HasToken reports whether the comma-separated list v holds token.
+func HasToken(v, token string) bool {
 	for tok := range strings.SplitSeq(v, ",") {
-		if strings.EqualFold(textproto.TrimString(tok), token) {
+		if EqualFold(textproto.TrimString(tok), token) {
 			return true
 		}
 	}
 	return false
+}
+
+// WriteField writes one header line, its value kept on one line.
+func WriteField(bw *bufio.Writer, k, v string) {
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(Clean(v))
+	bw.WriteString("\r\n")
+}
+
+// Clean keeps a header value on one line. Values parsed here cannot hold
+// CR or LF; this guards values set in code.
+func Clean(v string) string {
+	// Two byte scans: ContainsAny's set search costs more on every
+	// header value written.
+	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
+		return lineBreaks.Replace(v)
+	}
+	return v
+}
+
+var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
+
+// EqualFold is strings.EqualFold for ASCII letters only, as HTTP and
+// net/http compare tokens: "chunked" must not match a Kelvin sign for its
+// k, or a head would mean one thing here and another to net/http.
+func EqualFold(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if lower(s[i]) != lower(t[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(b byte) byte {
+	if 'A' <= b && b <= 'Z' {
+		return b + ('a' - 'A')
+	}
+	return b
 }

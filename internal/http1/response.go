@@ -1,95 +1,89 @@
-package gateway
+package http1
 
 import (
-	"bufio"
-	"io"
 	"net/http"
 	"strings"
 )
 
-// readResponse reads the app's response head. The common answer (HTTP/1.1,
-// framed by one Content-Length, well-formed header lines, all of the head
-// already buffered) is parsed into the request's reused response and header
-// map; anything else, and every answer to HEAD, is read by
-// http.ReadResponse, whose framing rules stay the reference. Nothing is
-// consumed before the choice is made.
-func readResponse(br *bufio.Reader, req *http.Request, st *reqState) (*http.Response, error) {
-	if st != nil && req.Method != http.MethodHead {
-		if resp := st.parseResponse(br, req); resp != nil {
-			return resp, nil
-		}
-	}
-	return http.ReadResponse(br, req)
+// ResponseHead is a plain response head parsed by ParsePlainResponse. Its
+// Header map and value store are reused from one parse to the next.
+type ResponseHead struct {
+	Status        string // "200 OK"
+	StatusCode    int
+	ContentLength int64
+	// Close: the app asked to close after this response.
+	Close  bool
+	Header http.Header
+
+	vals []string
 }
 
-// parseResponse parses a plain response head from what br holds; nil when
-// the answer is not plain.
-func (st *reqState) parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
-	buf, _ := br.Peek(br.Buffered())
-	n := headEnd(buf)
+// ParsePlainResponse parses the response head at the start of buf when it
+// is plain: HTTP/1.1, a final status other than 204 and 304, framed by one
+// Content-Length, well-formed field lines, all of it in buf. It returns
+// the head's length, or 0 when the answer is anything else, which the
+// caller then reads with http.ReadResponse, the reference for every other
+// framing. The answer to a HEAD request is never plain (it has no body
+// whatever its Content-Length says).
+func (r *ResponseHead) ParsePlainResponse(buf []byte) int {
+	n := HeadEnd(buf)
 	if n <= 0 {
-		return nil
+		return 0
 	}
 	s := string(buf[:n-2])
 	status, rest, _ := strings.Cut(s, "\r\n")
-	code, ok := statusLine(status)
+	code, ok := plainStatus(status)
 	if !ok {
-		return nil
+		return 0
 	}
-	h := st.respHeader
+	h := r.Header
 	if h == nil {
 		h = http.Header{}
-		st.respHeader = h
+		r.Header = h
 	}
 	clear(h)
-	vals := st.respVals[:0]
+	vals := r.vals[:0]
 	length, hasLength, closing := int64(0), false, false
-	fields := fieldLines{rest}
+	fields := NewFieldLines(rest)
 	for {
-		k, v, ok, bad := fields.next()
+		k, v, ok, bad := fields.Next()
 		if bad {
-			return nil
+			r.vals = vals
+			return 0
 		}
 		if !ok {
 			break
 		}
 		switch k {
 		case "Content-Length":
-			n, ok := parseLength(v)
+			n, ok := ParseLength(v)
 			if hasLength || !ok {
-				return nil
+				r.vals = vals
+				return 0
 			}
 			length, hasLength = n, true
 		case "Transfer-Encoding", "Trailer":
-			return nil
+			r.vals = vals
+			return 0
 		case "Connection":
-			closing = closing || hasToken(v, "close")
+			closing = closing || HasToken(v, "close")
 		}
-		vals = addField(h, vals, k, v)
+		vals = AddField(h, vals, k, v)
 	}
-	st.respVals = vals
+	r.vals = vals
 	if !hasLength {
-		return nil // chunked or read until close
+		return 0 // chunked or read until close
 	}
 	if closing {
 		delete(h, "Connection") // as net/http does once it has read it
 	}
-	br.Discard(n)
-	st.resp = http.Response{
-		Status: status[len("HTTP/1.1 "):], StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, ContentLength: length, Close: closing, Request: req, Body: http.NoBody,
-	}
-	if length > 0 {
-		st.respBody = lengthBody{br: br, n: length}
-		st.resp.Body = &st.respBody
-	}
-	return &st.resp
+	r.Status, r.StatusCode, r.ContentLength, r.Close = status[len("HTTP/1.1 "):], code, length, closing
+	return n
 }
 
-// statusLine reads "HTTP/1.1 NNN reason" for a final status other than
-// 204 and 304 (which have no body whatever their header says; net/http
-// handles them).
-func statusLine(line string) (int, bool) {
+// plainStatus reads "HTTP/1.1 NNN reason" for a final status other than
+// 204 and 304 (which have no body whatever their header says).
+func plainStatus(line string) (int, bool) {
 	if len(line) < 12 || line[:9] != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') {
 		return 0, false
 	}
@@ -106,29 +100,9 @@ func statusLine(line string) (int, bool) {
 	return code, true
 }
 
-// lengthBody reads a body of n bytes, returning io.EOF with its last bytes
-// so that the connection goes back to the pool as soon as they are read.
-type lengthBody struct {
-	br *bufio.Reader
-	n  int64
+// BodyForbidden reports whether a response with status code to a request
+// with method has no body whatever its fields say (RFC 9110 §6.4.1): the
+// answer to HEAD, 1xx, 204 and 304.
+func BodyForbidden(method string, code int) bool {
+	return method == http.MethodHead || code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
 }
-
-func (b *lengthBody) Read(p []byte) (int, error) {
-	if b.n <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.n {
-		p = p[:b.n]
-	}
-	n, err := b.br.Read(p)
-	b.n -= int64(n)
-	switch {
-	case b.n == 0:
-		return n, io.EOF
-	case err == io.EOF:
-		return n, io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-func (b *lengthBody) Close() error { return nil }

@@ -1,4 +1,4 @@
-package gateway
+package http1
 
 import (
 	"bufio"
@@ -52,10 +52,9 @@ func TestReadResponseMatchesNetHTTP(t *testing.T) {
 				req := &http.Request{Method: tt.method}
 				var resp *http.Response
 				var err error
-				st := getState()
-				defer putState(st)
+				var parsed bool
 				if parse {
-					resp, err = readResponse(br, req, st)
+					resp, parsed, err = readResponse(br, req, &ResponseHead{})
 				} else {
 					resp, err = http.ReadResponse(br, req)
 				}
@@ -65,7 +64,7 @@ func TestReadResponseMatchesNetHTTP(t *testing.T) {
 				b, _ := io.ReadAll(resp.Body)
 				rest, _ := io.ReadAll(br)
 				return read{resp.Status, resp.StatusCode, resp.Header.Clone(), resp.ContentLength, resp.Close, string(b), string(rest), false},
-					resp == &st.resp
+					parsed
 			}
 			want, _ := do(false)
 			got, parsed := do(true)
@@ -79,47 +78,42 @@ func TestReadResponseMatchesNetHTTP(t *testing.T) {
 	}
 }
 
-// A head not yet all buffered is left to http.ReadResponse, which waits
-// for the rest.
-func TestReadResponsePartialHead(t *testing.T) {
-	pr, pw := io.Pipe()
-	go func() {
-		io.WriteString(pw, "HTTP/1.1 200 OK\r\nContent-")
-		io.WriteString(pw, "Length: 2\r\n\r\nok")
-		pw.Close()
-	}()
-	br := bufio.NewReader(pr)
-	br.Peek(1)
-	st := getState()
-	defer putState(st)
-	resp, err := readResponse(br, &http.Request{Method: "GET"}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(b) != "ok" {
-		t.Errorf("got %d %q", resp.StatusCode, b)
+// A head not yet all buffered is not plain: the caller leaves it to
+// http.ReadResponse, which waits for the rest.
+func TestParsePlainResponsePartialHead(t *testing.T) {
+	var h ResponseHead
+	if n := h.ParsePlainResponse([]byte("HTTP/1.1 200 OK\r\nContent-")); n != 0 {
+		t.Errorf("a partial head parsed as %d bytes", n)
 	}
 }
 
-func BenchmarkReadResponse(b *testing.B) {
-	const raw = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Type: text/plain\r\nDate: Sat, 21 Nov 2026 11:07:29 GMT\r\n\r\n"
-	body := strings.Repeat("x", 100)
-	r := strings.NewReader("")
-	br := bufio.NewReader(r)
-	req := &http.Request{Method: "GET"}
-	buf := make([]byte, 512)
+// readResponse reads as package upstream does: a plain answer with
+// ParsePlainResponse, anything else with http.ReadResponse; parsed says
+// which.
+func readResponse(br *bufio.Reader, req *http.Request, h *ResponseHead) (*http.Response, bool, error) {
+	if req.Method != http.MethodHead {
+		buf, _ := br.Peek(br.Buffered())
+		if n := h.ParsePlainResponse(buf); n > 0 {
+			br.Discard(n)
+			resp := &http.Response{Status: h.Status, StatusCode: h.StatusCode, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				Header: h.Header, ContentLength: h.ContentLength, Close: h.Close, Request: req, Body: http.NoBody}
+			if h.ContentLength > 0 {
+				resp.Body = io.NopCloser(io.LimitReader(br, h.ContentLength))
+			}
+			return resp, true, nil
+		}
+	}
+	resp, err := http.ReadResponse(br, req)
+	return resp, false, err
+}
+
+func BenchmarkParsePlainResponse(b *testing.B) {
+	raw := []byte("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Type: text/plain\r\nDate: Sat, 21 Nov 2026 11:07:29 GMT\r\n\r\n")
+	var h ResponseHead
 	b.ReportAllocs()
 	for b.Loop() {
-		r.Reset(raw + body)
-		br.Reset(r)
-		br.Peek(1)
-		st := getState()
-		resp, err := readResponse(br, req, st)
-		if err != nil {
-			b.Fatal(err)
+		if h.ParsePlainResponse(raw) == 0 {
+			b.Fatal("not parsed")
 		}
-		resp.Body.Read(buf)
-		putState(st)
 	}
 }

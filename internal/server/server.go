@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/autoheal"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/probe"
@@ -51,7 +53,7 @@ type Server struct {
 	healer   *autoheal.Healer
 	publicLn net.Listener
 	adminLn  net.Listener
-	public   *gateway.Front
+	public   *front.Server
 	adminSrv *http.Server
 	// snapMu serialises snapshot writes (the loop and Diagnose): both use
 	// the same temporary file.
@@ -105,7 +107,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.closeLogs()
 		return nil, fmt.Errorf("admin listen on %s: %w", cfg.Admin, err)
 	}
-	s.public = gateway.NewFront(s.gw, gateway.FrontOptions{ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute})
+	s.public = front.New(s.gw, FrontOptions(cfg, slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError)))
 	s.adminSrv = &http.Server{
 		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
@@ -114,6 +116,15 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	return s, nil
+}
+
+// FrontOptions are the public server's limits from cfg.
+func FrontOptions(cfg *config.Config, errLog *log.Logger) front.Options {
+	l := cfg.Limits
+	return front.Options{
+		HeadTimeout: l.HeadTimeout.D(), KeepaliveTimeout: l.KeepaliveTimeout.D(), BodyTimeout: l.BodyTimeout.D(),
+		HeadLimit: int(l.RequestHead), MaxConnections: cfg.MaxConnections(), ErrorLog: errLog,
+	}
 }
 
 // adminToken is the admin API's token: GATEHOUSE_ADMIN_TOKEN, else
@@ -181,7 +192,7 @@ func (s *Server) drainPublic() {
 	}
 }
 
-func serveFront(f *gateway.Front, ln net.Listener) error {
+func serveFront(f *front.Server, ln net.Listener) error {
 	if err := f.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}

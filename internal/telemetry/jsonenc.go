@@ -141,3 +141,7 @@ func appendBool(dst []byte, v bool) []byte {
 	}
 	return append(dst, "false"...)
 }
+
+// AppendJSONString appends s as a quoted JSON string, with the escaping
+// rules of the access log: valid JSON whatever bytes s holds.
+func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }

@@ -1,4 +1,4 @@
-package gateway
+package upstream
 
 import (
 	"bufio"
@@ -11,13 +11,45 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pconn is one keep-alive connection to a member.
-type pconn struct {
+// Conn is one keep-alive connection to a member. While an exchange uses
+// it, it belongs to that exchange; Finish gives it back.
+type Conn struct {
+	pool *Pool
 	conn net.Conn
+	src  source
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	// idleSince is when the connection was last returned to the pool.
 	idleSince time.Time
+	// bodyless: the response being read may not carry a body.
+	bodyless bool
+	// reuse: the response did not ask to close.
+	reuse bool
+}
+
+// ErrHeadTooLarge: the app's response head is larger than the limit.
+var ErrHeadTooLarge = errors.New("response head larger than the limit")
+
+// source reads the socket for the buffered reader; while a head is read
+// it counts, and fails the read past the head limit, so that an app
+// writing an endless header line costs at most the limit in memory.
+type source struct {
+	c    net.Conn
+	left int64 // bytes the head may still take; < 0 when no head is read
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if s.left == 0 {
+		return 0, ErrHeadTooLarge
+	}
+	if s.left > 0 && int64(len(p)) > s.left {
+		p = p[:s.left]
+	}
+	n, err := s.c.Read(p)
+	if s.left > 0 {
+		s.left -= int64(n)
+	}
+	return n, err
 }
 
 var (
@@ -25,17 +57,40 @@ var (
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 )
 
-func newPconn(c net.Conn) *pconn {
-	br := readers.Get().(*bufio.Reader)
-	br.Reset(c)
-	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(c)
-	return &pconn{conn: c, br: br, bw: bw}
+func newConn(p *Pool, c net.Conn) *Conn {
+	pc := &Conn{pool: p, conn: c, src: source{c: c, left: -1}}
+	pc.br = readers.Get().(*bufio.Reader)
+	pc.br.Reset(&pc.src)
+	pc.bw = writers.Get().(*bufio.Writer)
+	pc.bw.Reset(c)
+	return pc
 }
 
-// close closes the connection and recycles its buffers. A connection
-// handed to an upgrade keeps its reader until the upgrade ends.
-func (pc *pconn) close() {
+// NetConn is the connection, for an upgraded exchange that now carries
+// another protocol.
+func (pc *Conn) NetConn() net.Conn { return pc.conn }
+
+// Reader is the connection's buffered reader: an upgraded exchange reads
+// what the app sent after its 101 from it first.
+func (pc *Conn) Reader() *bufio.Reader { return pc.br }
+
+// Finish ends the exchange's use of the connection. clean says the
+// response's body was read exactly to its end (or had none); only then,
+// and when the app kept the connection alive and sent nothing more so far,
+// does it go back to the pool; else it is closed. A connection whose
+// response could not carry a body (HEAD, 204, 304) is closed too: the app
+// bug this class invites is a body sent anyway, a moment later, which
+// would be read as the next request's answer (see the package doc).
+func (pc *Conn) Finish(clean bool) {
+	if clean && pc.reuse && !pc.bodyless && pc.br.Buffered() == 0 {
+		pc.pool.put(pc)
+		return
+	}
+	pc.Close()
+}
+
+// Close closes the connection and recycles its buffers.
+func (pc *Conn) Close() {
 	pc.conn.Close()
 	pc.bw.Reset(nil)
 	writers.Put(pc.bw)
@@ -43,13 +98,13 @@ func (pc *pconn) close() {
 	readers.Put(pc.br)
 }
 
-// alive peeks at the socket without blocking: a connection the app has
-// closed while it sat idle reads EOF, one that is fine has nothing to read.
-// One syscall, and it closes the keep-alive race for connections that were
-// idle long enough to have been closed.
-func (pc *pconn) alive() bool {
+// quiet peeks at the socket without blocking: true when the app has sent
+// nothing and not closed. One syscall; a byte there is one the app sent
+// unasked (a surplus body, a 408, a late body to HEAD), and an EOF a close
+// that would cross our next request.
+func (pc *Conn) quiet() bool {
 	if pc.br.Buffered() > 0 {
-		return false // the app sent something unasked: a 408, a close notice
+		return false
 	}
 	sc, ok := pc.conn.(syscall.Conn)
 	if !ok {
@@ -59,16 +114,12 @@ func (pc *pconn) alive() bool {
 	if err != nil {
 		return false
 	}
-	alive := true
+	quiet := false
 	var buf [1]byte
 	err = rc.Read(func(fd uintptr) bool {
-		n, _, rerr := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case errors.Is(rerr, unix.EAGAIN):
-		case rerr != nil, n == 0, n > 0:
-			alive = false
-		}
+		_, _, rerr := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		quiet = errors.Is(rerr, unix.EAGAIN)
 		return true
 	})
-	return err == nil && alive
+	return err == nil && quiet
 }

@@ -1,4 +1,4 @@
-package gateway
+package upstream
 
 import (
 	"bufio"
@@ -10,61 +10,167 @@ import (
 	"net/http/httputil"
 	"os"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/http1"
 )
 
-// roundTrip sends req over one of u's connections and reads the response
-// head, recording in st how far it got. The response body, when there is
-// one, owns the connection until it is read to the end (the connection
-// goes back to the pool) or closed early (the connection is closed).
-func (u *upstream) roundTrip(req *http.Request, st *reqState, deadline time.Time) (*http.Response, *pconn, error) {
-	ctx := req.Context()
-	pc, reused, idleFor, err := u.get(ctx)
+// Client is the side of an attempt that the exchange reports to while it
+// waits: whether the request's client is still there, and the interim
+// (1xx) answers it should see.
+type Client interface {
+	// Gone reports whether the client went away; asked between the
+	// slices of the wait for the app's first byte.
+	Gone() bool
+	// Interim passes on a 1xx answer other than 101 (103 Early Hints).
+	Interim(code int, h http.Header)
+}
+
+// Attempt is one exchange with a member: what the caller sets, and what
+// the exchange records of its progress for the classifier. The caller
+// reuses it from one request to the next (Reset).
+type Attempt struct {
+	// Deadline bounds the wait for the response head (request_timeout).
+	Deadline time.Time
+	// RequestURI, when set, is the request target sent as it is.
+	RequestURI string
+	// HeadLimit is the largest response head read; 0 means
+	// DefaultHeadLimit.
+	HeadLimit int64
+	// Client is told of interim answers and asked whether it left.
+	Client Client
+
+	Progress cause.Progress
+	// IdleTime is how long a reused connection had been idle.
+	IdleTime time.Duration
+	// WroteAt is when the request was written.
+	WroteAt time.Time
+
+	head http1.ResponseHead
+	resp http.Response
+	body lengthBody
+}
+
+// DefaultHeadLimit is the response head limit when none is set.
+const DefaultHeadLimit = 64 << 10
+
+// maxInterim bounds the 1xx answers read before a final one, as net/http's
+// client does: an app that sends them without end gets bad_response.
+const maxInterim = 10
+
+// ErrBadStatus: the app's status code is not one HTTP defines (100–599).
+var ErrBadStatus = errors.New("status code outside 100-599")
+
+// ErrTooManyInterim: more than maxInterim 1xx answers.
+var ErrTooManyInterim = errors.New("too many interim (1xx) responses")
+
+// Reset prepares a for a new request, keeping its reused storage.
+func (a *Attempt) Reset() {
+	head := a.head
+	*a = Attempt{head: head}
+}
+
+// resetProgress starts one try with no progress.
+func (a *Attempt) resetProgress() {
+	a.Progress = cause.Progress{}
+	a.IdleTime = 0
+	a.WroteAt = time.Time{}
+}
+
+// RoundTrip sends req over one of p's connections and reads the response
+// head, recording in a how far it got. The response's body, when there is
+// one, owns the connection: the caller calls Finish on the returned Conn
+// when the body was read to its end (clean) or abandoned.
+func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, a *Attempt) (*http.Response, *Conn, error) {
+	a.resetProgress()
+	pc, reused, idleFor, err := p.get(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	st.progress.GotConn, st.progress.Reused, st.idleTime = true, reused, idleFor
-	pc.conn.SetWriteDeadline(deadline)
-	resp, err := exchange(ctx, pc, req, st, deadline)
+	a.Progress.GotConn, a.Progress.Reused, a.IdleTime = true, reused, idleFor
+	pc.conn.SetWriteDeadline(a.Deadline)
+	resp, err := a.exchange(pc, req)
 	if err != nil {
-		pc.close()
+		pc.Close()
 		return nil, nil, err
 	}
 	pc.conn.SetDeadline(time.Time{})
+	pc.reuse = !resp.Close
+	pc.bodyless = http1.BodyForbidden(req.Method, resp.StatusCode)
 	return resp, pc, nil
 }
 
-// exchange writes the request and reads the response head, skipping
-// interim 1xx responses other than 101 (they are not forwarded).
-func exchange(ctx context.Context, pc *pconn, req *http.Request, st *reqState, deadline time.Time) (*http.Response, error) {
-	if err := writeRequest(pc.bw, req, st.requestURI); err != nil {
-		if isClientBodyError(err) || isDeadline(err) {
+// exchange writes the request and reads the response head, passing on
+// interim answers.
+func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) {
+	if err := writeRequest(pc.bw, req, a.RequestURI); err != nil {
+		if IsClientBodyError(err) || IsDeadline(err) {
 			return nil, err
 		}
 		// The app may have answered before it read the whole request (a
 		// 413 or 401 to an upload) and closed: its answer stands.
-		if resp := earlyResponse(pc, req); resp != nil {
-			st.progress.WroteRequest, st.progress.GotFirstByte = true, true
+		if resp := a.earlyResponse(pc, req); resp != nil {
+			a.Progress.WroteRequest, a.Progress.GotFirstByte = true, true
 			return resp, nil
 		}
 		return nil, err
 	}
-	st.progress.WroteRequest = true
-	st.wroteAt = time.Now()
-	for {
-		if err := awaitFirstByte(ctx, pc, st.wroteAt, deadline); err != nil {
+	a.Progress.WroteRequest = true
+	a.WroteAt = time.Now()
+	for range maxInterim + 1 {
+		if err := a.awaitFirstByte(pc); err != nil {
 			return nil, err
 		}
-		st.progress.GotFirstByte = true
-		resp, err := readResponse(pc.br, req, st)
-		if err != nil {
+		a.Progress.GotFirstByte = true
+		resp, err := a.readResponse(pc, req)
+		switch {
+		case err != nil:
 			return nil, fmt.Errorf("read response: %w", err)
-		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+		case resp.StatusCode < 100 || resp.StatusCode > 599:
+			return nil, fmt.Errorf("read response: %w: %d", ErrBadStatus, resp.StatusCode)
+		case resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols:
 			return resp, nil
 		}
+		if a.Client != nil {
+			a.Client.Interim(resp.StatusCode, resp.Header)
+		}
 	}
+	return nil, fmt.Errorf("read response: %w", ErrTooManyInterim)
+}
+
+// readResponse reads the app's response head within the head limit: a
+// plain answer into a's reused response and header map, anything else
+// with http.ReadResponse, whose framing rules stay the reference. Nothing
+// is consumed before the choice is made.
+func (a *Attempt) readResponse(pc *Conn, req *http.Request) (*http.Response, error) {
+	limit := a.HeadLimit
+	if limit <= 0 {
+		limit = DefaultHeadLimit
+	}
+	pc.src.left = max(limit-int64(pc.br.Buffered()), 1)
+	defer func() { pc.src.left = -1 }()
+	if req.Method != http.MethodHead {
+		buf, _ := pc.br.Peek(pc.br.Buffered())
+		if n := a.head.ParsePlainResponse(buf); n > 0 {
+			pc.br.Discard(n)
+			return a.plain(pc.br, req), nil
+		}
+	}
+	return http.ReadResponse(pc.br, req)
+}
+
+func (a *Attempt) plain(br *bufio.Reader, req *http.Request) *http.Response {
+	h := &a.head
+	a.resp = http.Response{
+		Status: h.Status, StatusCode: h.StatusCode, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h.Header, ContentLength: h.ContentLength, Close: h.Close, Request: req, Body: http.NoBody,
+	}
+	if h.ContentLength > 0 {
+		a.body = lengthBody{br: br, n: h.ContentLength}
+		a.resp.Body = &a.body
+	}
+	return &a.resp
 }
 
 // earlyWait bounds the look for a response after writing the request
@@ -74,10 +180,10 @@ const earlyWait = 20 * time.Millisecond
 
 // earlyResponse reads a final response the app sent before the request was
 // all written, if there is one. The connection is not reused after it.
-func earlyResponse(pc *pconn, req *http.Request) *http.Response {
+func (a *Attempt) earlyResponse(pc *Conn, req *http.Request) *http.Response {
 	pc.conn.SetReadDeadline(time.Now().Add(earlyWait))
-	for {
-		resp, err := http.ReadResponse(pc.br, req)
+	for range maxInterim + 1 {
+		resp, err := a.readResponse(pc, req)
 		switch {
 		case err != nil:
 			return nil
@@ -86,6 +192,7 @@ func earlyResponse(pc *pconn, req *http.Request) *http.Response {
 			return resp
 		}
 	}
+	return nil
 }
 
 // clientCheck is how often a request waiting for the app's first byte
@@ -93,40 +200,42 @@ func earlyResponse(pc *pconn, req *http.Request) *http.Response {
 // arming a context callback per request, keeps fast requests free of it.
 const clientCheck = 250 * time.Millisecond
 
-// awaitFirstByte waits for the response to start, until deadline or the
-// client's going away; the head that follows is read under deadline.
-func awaitFirstByte(ctx context.Context, pc *pconn, now, deadline time.Time) error {
+// awaitFirstByte waits for the response to start, until the deadline or
+// the client's going away; the head that follows is read under the
+// deadline.
+func (a *Attempt) awaitFirstByte(pc *Conn) error {
+	now := a.WroteAt
 	for {
 		slice := now.Add(clientCheck)
-		if slice.After(deadline) {
-			slice = deadline
+		if slice.After(a.Deadline) {
+			slice = a.Deadline
 		}
 		pc.conn.SetReadDeadline(slice)
 		_, err := pc.br.Peek(1)
 		if err == nil {
-			pc.conn.SetReadDeadline(deadline)
+			pc.conn.SetReadDeadline(a.Deadline)
 			return nil
 		}
 		now = time.Now()
 		switch {
-		case !isDeadline(err):
+		case !IsDeadline(err):
 			return err
-		case clientGone(ctx):
+		case a.Client != nil && a.Client.Gone():
 			return context.Canceled
-		case !now.Before(deadline):
+		case !now.Before(a.Deadline):
 			return err
 		}
 	}
 }
 
 // skipHeaders are written from the request's fields, not its header map.
-// Connection is not among them: ReverseProxy has removed the client's
+// Connection is not among them: the caller has removed the client's
 // hop-by-hop headers and sets only "Connection: Upgrade", which an upgrade
 // needs.
 var skipHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true}
 
 // writeRequest writes an HTTP/1.1 request: the request line, Host, the
-// headers ReverseProxy prepared, the body's framing, and the body.
+// headers the caller prepared, the body's framing, and the body.
 func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
 	if uri == "" {
 		uri = req.URL.RequestURI()
@@ -139,7 +248,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
 	bw.WriteByte(' ')
 	bw.WriteString(uri)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(clean(host))
+	bw.WriteString(http1.Clean(host))
 	bw.WriteString("\r\n")
 	for k, vs := range req.Header {
 		if skipHeaders[k] {
@@ -149,7 +258,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
 			if v == "" && k == "User-Agent" {
 				continue // ReverseProxy's way of saying "send none"
 			}
-			writeField(bw, k, v)
+			http1.WriteField(bw, k, v)
 		}
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
@@ -195,26 +304,51 @@ func writeBody(bw *bufio.Writer, body io.Reader, chunked bool) error {
 	return err
 }
 
-// writeField writes one header line, its value kept on one line.
-func writeField(bw *bufio.Writer, k, v string) {
-	bw.WriteString(k)
-	bw.WriteString(": ")
-	bw.WriteString(clean(v))
-	bw.WriteString("\r\n")
-}
+// IsDeadline reports whether err is a connection deadline passing.
+func IsDeadline(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
-// clean keeps a header value on one line. Values parsed by the server
-// cannot hold CR or LF; this guards values set in code.
-func clean(v string) string {
-	// Two byte scans: ContainsAny's set search costs more on every
-	// header value written.
-	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
-		return lineBreaks.Replace(v)
+// ClientBodyError is a failure to read the client's request body while it
+// streamed to the app: the failure is the client's, not the instance's.
+type ClientBodyError struct{ Err error }
+
+func (e *ClientBodyError) Error() string { return "reading the request body: " + e.Err.Error() }
+func (e *ClientBodyError) Unwrap() error { return e.Err }
+
+// IsClientBodyError reports whether err, or an error it wraps, is a
+// ClientBodyError, without the allocation of errors.As.
+func IsClientBodyError(err error) bool {
+	for err != nil {
+		if _, ok := err.(*ClientBodyError); ok {
+			return true
+		}
+		err = errors.Unwrap(err)
 	}
-	return v
+	return false
 }
 
-var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
+// lengthBody reads a body of n bytes, returning io.EOF with its last bytes
+// so that the connection goes back to the pool as soon as they are read.
+type lengthBody struct {
+	br *bufio.Reader
+	n  int64
+}
 
-// isDeadline reports whether err is a connection deadline passing.
-func isDeadline(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+func (b *lengthBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.br.Read(p)
+	b.n -= int64(n)
+	switch {
+	case b.n == 0:
+		return n, io.EOF
+	case err == io.EOF:
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (b *lengthBody) Close() error { return nil }

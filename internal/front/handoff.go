@@ -1,0 +1,127 @@
+package front
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// connListener is the fallback server's listener: it accepts the
+// connections the front hands over.
+type connListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	once sync.Once
+	done chan struct{}
+}
+
+func newConnListener(addr net.Addr) *connListener {
+	return &connListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// give hands c to the fallback server; false once it is closed.
+func (l *connListener) give(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return l.addr }
+
+// replayConn is a handed-off connection whose first bytes were already
+// read; closing it frees its connection slot.
+type replayConn struct {
+	net.Conn
+	pending []byte
+	once    sync.Once
+	free    func()
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite lets net/http half-close a handed-off connection before it
+// closes it, as it does with its own.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *replayConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.free)
+	return err
+}
+
+// fallbackHandler serves the one request of a handed-off connection. The
+// connection closes after it: the front checked this request's head, and
+// must check every next one too, so net/http never reads a second request
+// on its own. A request body's reads are bounded by bodyTimeout each.
+type fallbackHandler struct {
+	h           Handler
+	bodyTimeout time.Duration
+}
+
+func (f fallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Upgrade") == "" {
+		// (An upgrade's connection ends with the conversation, and its
+		// 101 must say only Connection: Upgrade.)
+		w.Header().Set("Connection", "close")
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		// On a copy: net/http looks at its own request's body after the
+		// handler, to linger for a client still sending one unread.
+		r = r.WithContext(r.Context())
+		r.Body = &timedBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: f.bodyTimeout}
+	}
+	f.h.ServeHTTP(w, r)
+}
+
+// timedBody gives each read of a request body d to return: a client that
+// trickles its upload holds an app's connection no longer.
+type timedBody struct {
+	io.ReadCloser
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+// SetTimeout bounds each further read by d instead (an app's own limit).
+func (b *timedBody) SetTimeout(d time.Duration) { b.d = d }
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.d))
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		// net/http's own read of the connection, which starts once the
+		// body is read, must not inherit the deadline.
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}

@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/cause"
+)
+
+// ServeHTTP serves a request net/http read (the front hands it the
+// unusual ones): routes it, forwards it through ReverseProxy, logs it.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := getState()
+	defer putState(st)
+	g.name(st, r.Header.Get("X-Request-Id"))
+	rw := &responseWriter{ResponseWriter: w}
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	st.ctx = r.Context()
+	defer func() {
+		// ReverseProxy aborts a response whose body broke after the
+		// headers went out by panicking with http.ErrAbortHandler; the
+		// request must still be logged (response_truncated) before
+		// net/http closes the client's connection.
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				g.finish(rw.status, rw.bytes, r, st, start)
+			}
+			panic(v)
+		}
+	}()
+	if a := g.routeHTTP(rw, r, st); a != nil {
+		rw.Header().Set("X-Request-Id", st.requestID)
+		a.rp.ServeHTTP(rw, r)
+		if st.fail != nil && st.fail.Cause == cause.ClientClosed && rw.status == 0 {
+			// Nothing was written for a client that is gone or whose
+			// request body broke; returning would make net/http answer
+			// 200. Abort the connection instead (logged by the recover).
+			panic(http.ErrAbortHandler)
+		}
+	}
+	g.finish(rw.status, rw.bytes, r, st, start)
+}
+
+// routeHTTP routes r and applies the app's body limit; nil once the client
+// has been answered.
+func (g *Gateway) routeHTTP(rw *responseWriter, r *http.Request, st *reqState) *appProxy {
+	target := r.RequestURI
+	if !strings.HasPrefix(target, "/") {
+		target = r.URL.RequestURI() // absolute-form: its path and query
+	}
+	a, cleaned, fail := g.route(r.Host, r.URL.Path, target, st)
+	if fail != nil {
+		g.fail(rw, r, st, fail)
+		return nil
+	}
+	if cleaned {
+		u := *r.URL
+		u.Path, u.RawPath = st.cleanPath, ""
+		r.URL = &u
+	}
+	if fail := a.limitBody(r, rw, st); fail != nil {
+		g.fail(rw, r, st, fail)
+		return nil
+	}
+	return a
+}
+
+// rewrite prepares the outgoing request: the member is chosen per attempt
+// in RoundTrip, which sets the URL's host.
+func rewrite(pr *httputil.ProxyRequest) {
+	st := stateFrom(pr.In.Context())
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = st.app.name
+	pr.Out.Host = pr.In.Host
+	pr.SetXForwarded()
+	pr.Out.Header.Set("X-Request-Id", st.requestID)
+	for k := range pr.Out.Header {
+		if strings.IndexByte(k, '_') >= 0 {
+			// As the front drops them (see http1.RequestHead): one could
+			// pass for a header gatehouse sets.
+			delete(pr.Out.Header, k)
+		}
+	}
+}
+
+// errorHandler is ReverseProxy's: it answers for a failed forward.
+func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateFrom(r.Context())
+	if st.upgrade != nil {
+		// ReverseProxy refused the app's 101 (a switch nobody asked for,
+		// another protocol) and leaves the body, which holds the member
+		// and the connection, to us.
+		st.upgrade.Close()
+	}
+	g.fail(w, r, st, err)
+}
+
+// clientFault reports whether c is the client's fault, after which the
+// connection is not reused: its request was not read to its end.
+func clientFault(c cause.Cause) bool {
+	switch c {
+	case cause.BadRequest, cause.ClientTimeout, cause.RequestTooLarge, cause.HeadersTooLarge, cause.UnsupportedProtocol:
+		return true
+	}
+	return false
+}
+
+// responseWriter records what was sent to the client.
+type responseWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack, which
+// streaming and WebSocket upgrades need.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// copyBuffers lends response copy buffers: without a BufferPool
+// ReverseProxy allocates 32 KiB for every response.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+type copyBuffer struct{ b []byte }
+
+func (bp *bufferPool) Get() []byte {
+	if c, ok := bp.p.Get().(*copyBuffer); ok {
+		b := c.b
+		c.b = nil
+		bufHolders.Put(c)
+		return b
+	}
+	return make([]byte, 32<<10)
+}
+
+// Put keeps the buffer; its holder comes from a second pool so that
+// putting one back does not allocate.
+func (bp *bufferPool) Put(b []byte) {
+	c, _ := bufHolders.Get().(*copyBuffer)
+	if c == nil {
+		c = new(copyBuffer)
+	}
+	c.b = b
+	bp.p.Put(c)
+}
+
+var bufHolders sync.Pool

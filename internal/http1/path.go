@@ -1,0 +1,163 @@
+package http1
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrAmbiguousPath is wrapped by every error CleanPath returns. It means the
+// gateway cannot know which resource the app behind it will resolve the path
+// to, so it must not route the request at all; the caller answers 400.
+var ErrAmbiguousPath = errors.New("ambiguous request path")
+
+// CleanPath returns the path a request target's path means once dot segments
+// are removed, for routing and forwarding.
+//
+// A prefix route such as "/public/" is only a boundary if the gateway routes
+// on the path the app will resolve: "/public/%2e%2e/admin/x" matches the
+// prefix as written but a file server behind it serves /admin/x. So dot
+// segments are removed first, as RFC 3986 §5.2.4 does, and the caller routes
+// and forwards the result.
+//
+// rawPath is the escaped path of an origin-form target: no query, starting
+// with '/'. A segment is a dot segment when it decodes to "." or "..", whether
+// or not its dots are percent-encoded ("%2e", "%2E", ".%2e", "%2e%2e", ...);
+// ".." at the root stays at the root, and a trailing dot segment leaves a
+// trailing slash ("/a/b/.." is "/a/"). The surviving segments are kept exactly
+// as written, so "%2F" within a segment stays "%2F".
+//
+// When rawPath holds no dot segment it is returned as is, with changed false
+// and without allocating, since every request passes through here.
+//
+// An error (wrapping ErrAmbiguousPath) is returned for a path whose meaning
+// depends on the app's decoder: a segment that decodes to something holding
+// '/' or '\\' together with a "." or ".." piece ("..%2fadmin", "..\\admin",
+// "%2E%2E%2Fadmin" — an app that decodes before splitting, or splits on '\\',
+// climbs out of the prefix; one that does not, does not), an encoded NUL, a
+// raw control byte, a '%' not followed by two hex digits, and a path not
+// starting with '/'.
+func CleanPath(rawPath string) (clean string, changed bool, err error) {
+	if rawPath == "" || rawPath[0] != '/' {
+		return "", false, fmt.Errorf("%w: %q does not start with '/'", ErrAmbiguousPath, rawPath)
+	}
+	// First pass: validate every segment and note whether any is a dot
+	// segment. It allocates nothing unless it fails.
+	dotSegments := false
+	for rest := rawPath[1:]; ; {
+		seg, tail, more := strings.Cut(rest, "/")
+		dots, err := scanSegment(seg)
+		if err != nil {
+			return "", false, err
+		}
+		if dots > 0 {
+			dotSegments = true
+		}
+		if !more {
+			break
+		}
+		rest = tail
+	}
+	if !dotSegments {
+		return rawPath, false, nil
+	}
+	return removeDotSegments(rawPath), true, nil
+}
+
+// removeDotSegments is RFC 3986 §5.2.4 over a path already validated by
+// scanSegment. Each kept segment is appended as "/" + segment, so ".." is a
+// cut back to the last '/', which never goes above the root.
+func removeDotSegments(rawPath string) string {
+	out := make([]byte, 0, len(rawPath))
+	lastWasDot := false
+	for rest := rawPath[1:]; ; {
+		seg, tail, more := strings.Cut(rest, "/")
+		dots, _ := scanSegment(seg) // cannot fail: CleanPath's first pass passed
+		switch dots {
+		case 0:
+			out = append(out, '/')
+			out = append(out, seg...)
+		case 2:
+			if i := bytes.LastIndexByte(out, '/'); i >= 0 {
+				out = out[:i]
+			}
+		}
+		lastWasDot = dots > 0
+		if !more {
+			break
+		}
+		rest = tail
+	}
+	if lastWasDot || len(out) == 0 {
+		// "/a/.." names the directory "/a/", not the file "/a".
+		out = append(out, '/')
+	}
+	return string(out)
+}
+
+// scanSegment validates one escaped segment (no raw '/') and reports whether
+// it is a dot segment: dots is 1 for ".", 2 for "..", 0 otherwise.
+//
+// It decodes as it goes and splits the decoded bytes into pieces at '/' and
+// '\\', because those are the separators some app behind the gateway may split
+// on after decoding; a "." or ".." piece behind such a separator is a dot
+// segment to that app and not to the gateway, which is the ambiguity refused.
+func scanSegment(seg string) (dots int, err error) {
+	pieceLen, pieceDots := 0, 0 // a piece is a dot piece when all of it, 1 or 2 bytes, is '.'
+	separated, dotPiece := false, false
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		switch {
+		case c == '%':
+			if len(seg)-i < 3 || !isHex(seg[i+1]) || !isHex(seg[i+2]) {
+				return 0, fmt.Errorf("%w: %q is not a percent-escape", ErrAmbiguousPath, seg[i:min(i+3, len(seg))])
+			}
+			c = unhex(seg[i+1])<<4 | unhex(seg[i+2])
+			if c == 0 {
+				return 0, fmt.Errorf("%w: encoded NUL %q", ErrAmbiguousPath, seg[i:i+3])
+			}
+			i += 2
+		case c < 0x20 || c == 0x7f:
+			return 0, fmt.Errorf("%w: control byte 0x%02x", ErrAmbiguousPath, c)
+		}
+		if c == '/' || c == '\\' {
+			if pieceLen > 0 && pieceLen <= 2 && pieceDots == pieceLen {
+				dotPiece = true
+			}
+			separated = true
+			pieceLen, pieceDots = 0, 0
+			continue
+		}
+		pieceLen++
+		if c == '.' {
+			pieceDots++
+		}
+	}
+	isDot := pieceLen > 0 && pieceLen <= 2 && pieceDots == pieceLen
+	if !separated {
+		if isDot {
+			return pieceLen, nil
+		}
+		return 0, nil
+	}
+	if dotPiece || isDot {
+		return 0, fmt.Errorf("%w: segment %q decodes to a dot segment behind '/' or '\\'", ErrAmbiguousPath, seg)
+	}
+	return 0, nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	default:
+		return c - 'a' + 10
+	}
+}
