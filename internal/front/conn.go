@@ -11,11 +11,11 @@ import (
 	"os"
 	"runtime"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/http1"
+	"github.com/gatehouse/gatehouse/internal/peek"
 )
 
 // A connection's state, for Shutdown:
@@ -38,7 +38,7 @@ const (
 type conn struct {
 	s      *Server
 	c      net.Conn
-	raw    syscall.RawConn // for the non-blocking peek; nil if not a socket
+	peek   *peek.Peeker
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	state  atomic.Int32
@@ -72,9 +72,7 @@ type conn struct {
 func newConn(s *Server, c net.Conn) *conn {
 	fc := &conn{s: s, c: c, remote: c.RemoteAddr().String()}
 	fc.ctx, fc.cancel = context.WithCancel(context.Background())
-	if sc, ok := c.(syscall.Conn); ok {
-		fc.raw, _ = sc.SyscallConn()
-	}
+	fc.peek = peek.New(c)
 	fc.br = bufio.NewReaderSize(source{fc}, 8<<10)
 	fc.bw = bufio.NewWriterSize(c, 4<<10)
 	fc.head.DropUnderscores = true

@@ -3,8 +3,9 @@ package front
 import (
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/peek"
 )
 
 // watcher finds out whether a connection's client went away. Nothing
@@ -95,17 +96,10 @@ func (w *watcher) check() bool {
 	w.mu.Lock()
 	watching := w.watching
 	w.mu.Unlock()
-	if watching || !w.quiet() || w.fc.raw == nil {
+	if watching || !w.quiet() {
 		return false
 	}
-	var n int
-	var err error
-	var b [1]byte
-	w.fc.raw.Read(func(fd uintptr) bool {
-		n, _, err = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true
-	})
-	if (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN && err != syscall.EINTR) {
+	if w.fc.peek.Look() == peek.Closed {
 		w.cancel()
 		return true
 	}

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/gatehouse/gatehouse/internal/peek"
 )
 
 // Conn is one keep-alive connection to a member. While an exchange uses
@@ -25,6 +24,9 @@ type Conn struct {
 	bodyless bool
 	// reuse: the response did not ask to close.
 	reuse bool
+
+	// peek looks at the socket before every reuse.
+	peek *peek.Peeker
 }
 
 // ErrHeadTooLarge: the app's response head is larger than the limit.
@@ -63,6 +65,7 @@ func newConn(p *Pool, c net.Conn) *Conn {
 	pc.br.Reset(&pc.src)
 	pc.bw = writers.Get().(*bufio.Writer)
 	pc.bw.Reset(c)
+	pc.peek = peek.New(c)
 	return pc
 }
 
@@ -106,20 +109,9 @@ func (pc *Conn) quiet() bool {
 	if pc.br.Buffered() > 0 {
 		return false
 	}
-	sc, ok := pc.conn.(syscall.Conn)
-	if !ok {
+	switch pc.peek.Look() {
+	case peek.Quiet, peek.Unknown:
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	quiet := false
-	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, rerr := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		quiet = errors.Is(rerr, unix.EAGAIN)
-		return true
-	})
-	return err == nil && quiet
+	return false
 }

@@ -1,0 +1,69 @@
+package peek
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Look tells the three states of a real loopback connection apart, and
+// reading nothing: the bytes are still there after.
+func TestLook(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	p := New(server)
+	if got := p.Look(); got != Quiet {
+		t.Fatalf("fresh connection: %v, want Quiet", got)
+	}
+	client.Write([]byte("x"))
+	waitFor(t, p, Data)
+	if got := p.Look(); got != Data {
+		t.Errorf("peeked twice: %v, want Data (a look reads nothing)", got)
+	}
+	b := make([]byte, 1)
+	if n, _ := server.Read(b); n != 1 || b[0] != 'x' {
+		t.Fatalf("read %q after the look", b[:n])
+	}
+	client.Close()
+	waitFor(t, p, Closed)
+	if allocs := testing.AllocsPerRun(100, func() { p.Look() }); allocs != 0 {
+		t.Errorf("Look allocates %v times", allocs)
+	}
+}
+
+func TestLookNotASocket(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if got := New(a).Look(); got != Unknown {
+		t.Errorf("a pipe: %v, want Unknown", got)
+	}
+}
+
+func waitFor(t *testing.T, p *Peeker, want State) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Look() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("state stays %v, want %v", p.Look(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
