@@ -33,7 +33,7 @@ import (
 
 const (
 	// poolSafetyRequests is the number of requests sent per engine, and
-	// poolSafetyShortRequests the number under -short.
+	// poolSafetyShortRequests the number under -short and -race.
 	poolSafetyRequests      = 100_000
 	poolSafetyShortRequests = 10_000
 	// poolSafetyTimeCap bounds each engine's run; fewer requests than
@@ -360,7 +360,7 @@ func psClient() (*http.Client, *http.Transport) {
 // handed an answer naming another request.
 func TestPoolSafetyUnderLoad(t *testing.T) {
 	total := int64(poolSafetyRequests)
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		total = poolSafetyShortRequests
 	}
 	forEachEngine(t, func(t *testing.T, engine string) {
