@@ -59,10 +59,15 @@ func keepaliveRace(ev *Evidence, found []Finding) []Finding {
 	return sorted(out)
 }
 
+// clientSide are the causes of requests whose time was the client's: slow
+// to send (client_timeout), gone, or refused before reaching the app.
+var clientSide = map[string]bool{"client_closed": true, "client_timeout": true, "bad_request": true,
+	"request_too_large": true, "headers_too_large": true, "unsupported_protocol": true}
+
 // slowRequests: the slowest paths, and requests that hit request_timeout.
 func slowRequests(ev *Evidence, found []Finding) []Finding {
 	byApp := map[string][]*Access{}
-	for _, a := range accessWhere(ev, func(a *Access) bool { return a.App != "" && a.Cause != "client_closed" }) {
+	for _, a := range accessWhere(ev, func(a *Access) bool { return a.App != "" && !clientSide[a.Cause] }) {
 		byApp[a.App] = append(byApp[a.App], a)
 	}
 	var out []Finding
