@@ -2,6 +2,7 @@ package front
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -100,6 +101,9 @@ func (s source) Read(p []byte) (int, error) {
 	if fc := s.fc; len(fc.pending) > 0 {
 		n := copy(p, fc.pending)
 		fc.pending = fc.pending[n:]
+		if len(fc.pending) == 0 {
+			fc.pending = nil // not to keep a large head's array alive
+		}
 		return n, nil
 	}
 	return s.fc.c.Read(p)
@@ -249,14 +253,18 @@ func (fc *conn) readHead(extend bool) ([]byte, error) {
 	if extend {
 		fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
 	}
+	limit := fc.s.opts.HeadLimit
 	for {
 		buf, _ := fc.br.Peek(fc.br.Buffered())
-		if n := http1.HeadEnd(buf); n > 0 {
+		n := http1.HeadEnd(buf)
+		switch {
+		case n > limit || n == 0 && len(buf) > limit:
+			return nil, errHeadTooLarge
+		case n > 0:
 			return buf[:n], nil
-		} else if n < 0 {
+		case n < 0:
 			return nil, errBareLF
-		}
-		if len(buf) >= fc.br.Size() {
+		case len(buf) >= fc.br.Size():
 			return fc.readBigHead()
 		}
 		if _, err := fc.br.Peek(len(buf) + 1); err != nil {
@@ -265,24 +273,24 @@ func (fc *conn) readHead(extend bool) ([]byte, error) {
 	}
 }
 
-// readBigHead gathers a head larger than the read buffer.
+// readBigHead gathers a head larger than the read buffer into fc.big (kept
+// there as it grows, so that a head cut off by the timeout is answered).
 func (fc *conn) readBigHead() ([]byte, error) {
 	limit := fc.s.opts.HeadLimit
-	big := make([]byte, 0, 2*fc.br.Size())
+	fc.big = make([]byte, 0, 2*fc.br.Size())
 	for {
-		from := max(len(big)-3, 0)
+		from := len(fc.big)
 		buf, _ := fc.br.Peek(fc.br.Buffered())
-		big = append(big, buf...)
+		fc.big = append(fc.big, buf...)
 		fc.br.Discard(len(buf))
-		if n := http1.HeadEnd(big[from:]); n > 0 {
-			// (HeadEnd of a tail: a bare LF before from was found earlier.)
-			fc.big = big
-			return big[:from+n], nil
-		} else if n < 0 {
-			return nil, errBareLF
-		}
-		if len(big) > limit {
+		n := http1.HeadEndFrom(fc.big, max(from-3, 0))
+		switch {
+		case n > limit || n == 0 && len(fc.big) > limit:
 			return nil, errHeadTooLarge
+		case n > 0:
+			return fc.big[:n], nil
+		case n < 0:
+			return nil, errBareLF
 		}
 		if _, err := fc.br.Peek(1); err != nil {
 			return nil, err
@@ -330,20 +338,12 @@ func (fc *conn) refuse(head []byte, c cause.Cause, detail string, answered bool)
 // describe fills in what a refused request's first line says, when it
 // says it plainly, for the access log.
 func describe(r *http.Request, head []byte) {
-	line := head
-	for i, c := range head {
-		if c == '\r' || c == '\n' {
-			line = head[:i]
-			break
-		}
-	}
-	var h http1.RequestHead
-	if http1.ParseRequestHead(append(append([]byte(nil), line...), "\r\nHost: x\r\n\r\n"...), &h) != nil {
-		return
-	}
-	r.Method = h.Method
-	if h.Target[0] == '/' {
-		setTarget(r.URL, h.Target)
+	line, _, _ := bytes.Cut(head, []byte("\n"))
+	method, rest, ok1 := bytes.Cut(bytes.TrimSuffix(line, []byte("\r")), []byte(" "))
+	target, _, ok2 := bytes.Cut(rest, []byte(" "))
+	if ok1 && ok2 && http1.ValidToken(string(method)) && len(target) > 0 && target[0] == '/' {
+		r.Method = string(method)
+		setTarget(r.URL, string(target))
 	}
 }
 

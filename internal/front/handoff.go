@@ -83,26 +83,55 @@ func (c *replayConn) Close() error {
 // fallbackHandler serves the one request of a handed-off connection. The
 // connection closes after it: the front checked this request's head, and
 // must check every next one too, so net/http never reads a second request
-// on its own. A request body's reads are bounded by bodyTimeout each.
+// on its own. A request body's reads are bounded by bodyTimeout each, and
+// what net/http reads of an unread body after the handler by lingerWait.
 type fallbackHandler struct {
 	h           Handler
 	bodyTimeout time.Duration
 }
 
 func (f fallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Upgrade") == "" {
-		// (An upgrade's connection ends with the conversation, and its
-		// 101 must say only Connection: Upgrade.)
-		w.Header().Set("Connection", "close")
-	}
+	rc := http.NewResponseController(w)
 	if r.Body != nil && r.Body != http.NoBody {
 		// On a copy: net/http looks at its own request's body after the
 		// handler, to linger for a client still sending one unread.
 		r = r.WithContext(r.Context())
-		r.Body = &timedBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: f.bodyTimeout}
+		r.Body = &timedBody{ReadCloser: r.Body, rc: rc, d: f.bodyTimeout}
 	}
-	f.h.ServeHTTP(w, r)
+	f.h.ServeHTTP(&closingWriter{ResponseWriter: w}, r)
+	// net/http then reads what is left of the body (up to 256 KiB) to
+	// close cleanly; a client that stopped sending must not hold the
+	// connection for ever. (After an upgrade this fails: hijacked.)
+	rc.SetReadDeadline(time.Now().Add(lingerWait))
 }
+
+// closingWriter makes every final answer but a switch of protocols say
+// Connection: close, so that net/http ends the connection after it. (Set
+// on the 101 itself it would break the upgrade; a 1xx must not carry it.)
+type closingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *closingWriter) WriteHeader(code int) {
+	if !w.wrote && code >= 200 {
+		w.wrote = true
+		if code != http.StatusSwitchingProtocols {
+			w.Header().Set("Connection", "close")
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closingWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack.
+func (w *closingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // timedBody gives each read of a request body d to return: a client that
 // trickles its upload holds an app's connection no longer.

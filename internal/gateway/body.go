@@ -122,13 +122,25 @@ func newResponseBody(ctx context.Context, resp *http.Response, pc *upstream.Conn
 		b.done(true)
 		return b
 	}
-	if resp.ContentLength < 0 {
-		// A stream may be silent for minutes: when its client leaves,
-		// the read from the app is interrupted, so that the member and
-		// the connection are let go now rather than at the next event.
-		b.unwatch = context.AfterFunc(ctx, func() { pc.NetConn().SetReadDeadline(aLongTimeAgo) })
+	if resp.ContentLength < 0 || st.x == nil {
+		// A stream may be silent for minutes, and an app may stall in
+		// the middle of any body: when the client leaves, the read from
+		// the app is interrupted, so that the member and the connection
+		// are let go now rather than at the app's next write. (The
+		// front's own requests arm this only once a body takes more than
+		// one read: see copyResponse.)
+		b.watch(ctx)
 	}
 	return b
+}
+
+// watch interrupts the body's reads from the app when ctx ends.
+func (b *responseBody) watch(ctx context.Context) {
+	if b.unwatch != nil || b.pc == nil {
+		return
+	}
+	conn := b.pc.NetConn()
+	b.unwatch = context.AfterFunc(ctx, func() { conn.SetReadDeadline(aLongTimeAgo) })
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -188,6 +200,15 @@ type upgradeBody struct {
 func (u *upgradeBody) Read(p []byte) (int, error) { return u.br.Read(p) }
 
 func (u *upgradeBody) Write(p []byte) (int, error) { return u.conn.Write(p) }
+
+// CloseWrite passes a client's half-close on to the app: ReverseProxy
+// calls it when the client's side of the conversation ends.
+func (u *upgradeBody) CloseWrite() error {
+	if cw, ok := u.conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
 
 // Close ends the upgraded conversation. ReverseProxy closes the body from
 // its watcher goroutine, and errorHandler when the switch failed; closing

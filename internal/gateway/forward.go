@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
@@ -53,7 +54,7 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		st.attempts++
 		st.tried = append(st.tried, m)
 		st.instance = m.ID
-		resp, c, err := a.attempt(req, m, st, deadline, int64(cfg.Limits.ResponseHead))
+		resp, c, err := a.attempt(req, m, st, deadline, cfg)
 		if err == nil {
 			return resp, nil
 		}
@@ -103,10 +104,10 @@ func poisoned(st *reqState, c cause.Cause, m *pool.Member) bool {
 
 // attempt sends req to m once. On success the response body releases m
 // when it is done.
-func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, deadline time.Time, headLimit int64) (*http.Response, cause.Cause, error) {
+func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, deadline time.Time, cfg *config.App) (*http.Response, cause.Cause, error) {
 	u := a.upstream(m)
 	try := &st.try
-	try.Deadline, try.RequestURI, try.HeadLimit, try.Client = deadline, st.requestURI, headLimit, st
+	try.Deadline, try.Timeout, try.RequestURI, try.HeadLimit, try.Client = deadline, cfg.RequestTimeout.D(), st.requestURI, int64(cfg.Limits.ResponseHead), st
 	start := time.Now()
 	resp, pc, err := u.RoundTrip(req.Context(), req, try)
 	st.upstream = time.Since(start)
@@ -117,7 +118,7 @@ func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, dead
 		}
 		clientGone := req.Context().Err() != nil
 		c := cause.Classify(cause.Attempt{
-			Err: err, Progress: try.Progress, TimedOut: !clientGone && upstream.IsDeadline(err) && !time.Now().Before(deadline),
+			Err: err, Progress: try.Progress, TimedOut: !clientGone && upstream.IsDeadline(err) && !time.Now().Before(try.Deadline),
 			ClientGone: clientGone, IdleTime: try.IdleTime, SinceWrite: sinceOrZero(try.WroteAt),
 		})
 		if c == cause.StaleConnection && try.IdleTime > 0 {

@@ -116,7 +116,9 @@ func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState,
 		e.Status = http.StatusSwitchingProtocols
 	}
 	switch {
-	case r.Context().Err() != nil && (st.fail == nil || st.fail.Cause != cause.UpstreamTimeout):
+	case r.Context().Err() != nil && (st.fail == nil || st.fail.Cause != cause.UpstreamTimeout && !clientFault(st.fail.Cause)):
+		// (net/http ends the context on a failed read of the body too:
+		// a body too slow is client_timeout, not a client gone.)
 		e.Cause, e.Status = string(cause.ClientClosed), cause.StatusClientClosed
 	case st.fail != nil:
 		e.Cause, e.Detail = string(st.fail.Cause), st.fail.Detail

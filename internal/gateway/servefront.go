@@ -163,7 +163,16 @@ func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
 	}
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
-	for {
+	for reads := 0; ; reads++ {
+		if reads == 1 && !stream {
+			// A body longer than one read may stall in the middle: from
+			// now on a client leaving lets the instance go (streams were
+			// watched from the start).
+			x.Watch()
+			if b, ok := resp.Body.(*responseBody); ok {
+				b.watch(x.Req.Context())
+			}
+		}
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := rw.Write(buf[:n]); werr != nil {

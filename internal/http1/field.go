@@ -14,9 +14,14 @@ import (
 // HeadEnd finds the end of a head: the length up to and including the
 // first CRLF CRLF; 0 when it has not arrived yet; -1 when a line ends in a
 // bare LF.
-func HeadEnd(b []byte) int {
-	for i, c := range b {
-		if c != '\n' {
+func HeadEnd(b []byte) int { return HeadEndFrom(b, 0) }
+
+// HeadEndFrom is HeadEnd for a head whose bytes before from were already
+// looked at (and held no end and no bare LF): it scans from there, looking
+// back as far as a line end needs.
+func HeadEndFrom(b []byte, from int) int {
+	for i := from; i < len(b); i++ {
+		if b[i] != '\n' {
 			continue
 		}
 		if i == 0 || b[i-1] != '\r' {

@@ -99,10 +99,12 @@ func removeDotSegments(rawPath string) string {
 // scanSegment validates one escaped segment (no raw '/') and reports whether
 // it is a dot segment: dots is 1 for ".", 2 for "..", 0 otherwise.
 //
-// It decodes as it goes and splits the decoded bytes into pieces at '/' and
-// '\\', because those are the separators some app behind the gateway may split
-// on after decoding; a "." or ".." piece behind such a separator is a dot
-// segment to that app and not to the gateway, which is the ambiguity refused.
+// It decodes as it goes and splits the decoded bytes into pieces at '/',
+// '\\' and ';', because those are the separators some app behind the gateway
+// may split on after decoding (';' starts a servlet path parameter, so a
+// Java app reads "..;x" as ".."); a "." or ".." piece behind such a
+// separator is a dot segment to that app and not to the gateway, which is
+// the ambiguity refused.
 func scanSegment(seg string) (dots int, err error) {
 	pieceLen, pieceDots := 0, 0 // a piece is a dot piece when all of it, 1 or 2 bytes, is '.'
 	separated, dotPiece := false, false
@@ -121,7 +123,7 @@ func scanSegment(seg string) (dots int, err error) {
 		case c < 0x20 || c == 0x7f:
 			return 0, fmt.Errorf("%w: control byte 0x%02x", ErrAmbiguousPath, c)
 		}
-		if c == '/' || c == '\\' {
+		if c == '/' || c == '\\' || c == ';' {
 			if pieceLen > 0 && pieceLen <= 2 && pieceDots == pieceLen {
 				dotPiece = true
 			}
@@ -142,7 +144,7 @@ func scanSegment(seg string) (dots int, err error) {
 		return 0, nil
 	}
 	if dotPiece || isDot {
-		return 0, fmt.Errorf("%w: segment %q decodes to a dot segment behind '/' or '\\'", ErrAmbiguousPath, seg)
+		return 0, fmt.Errorf("%w: segment %q decodes to a dot segment beside '/', '\\' or ';'", ErrAmbiguousPath, seg)
 	}
 	return 0, nil
 }

@@ -70,6 +70,12 @@ func TestCleanPath(t *testing.T) {
 		{"other escapes kept", "/a%2Fb/%2e%2e/c%2fd/./e%41", cleaned("/c%2fd/e%41")},
 
 		// Dot pieces behind an encoded or raw separator: ambiguous.
+		// Servlet containers (Tomcat, Jetty) read ";..." as a path
+		// parameter, so "..;" is ".." to them.
+		{"dot dot path parameter", "/public/..;/admin/secret.txt", refused},
+		{"dot path parameter", "/public/.;x/a", refused},
+		{"encoded path parameter", "/public/%2e%2e%3bjsessionid=1/admin", refused},
+		{"path parameter kept", "/a;v=1/b", unchanged("/a;v=1/b")},
 		{"dot dot encoded slash", "/public/..%2fadmin/secret.txt", refused},
 		{"dot dot encoded slash upper", "/public/..%2Fadmin", refused},
 		{"all encoded", "/public/%2E%2E%2Fadmin", refused}, // decodes to "../admin": an error, not "/admin" nor "/public/..%2Fadmin"

@@ -16,6 +16,7 @@ type Conn struct {
 	pool *Pool
 	conn net.Conn
 	src  source
+	dst  sink
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	// idleSince is when the connection was last returned to the pool.
@@ -35,14 +36,24 @@ var ErrHeadTooLarge = errors.New("response head larger than the limit")
 // source reads the socket for the buffered reader; while a head is read
 // it counts, and fails the read past the head limit, so that an app
 // writing an endless header line costs at most the limit in memory.
+//
+// While a body of known length is read, each read of the socket must
+// return within idle: an app that stops in the middle of such a body
+// holds its instance and connection no longer than it may take for its
+// head (a stream, whose silences are normal, is let go when its client
+// leaves instead).
 type source struct {
 	c    net.Conn
-	left int64 // bytes the head may still take; < 0 when no head is read
+	left int64         // bytes the head may still take; < 0 when no head is read
+	idle time.Duration // bound on each socket read of a body; 0: none
 }
 
 func (s *source) Read(p []byte) (int, error) {
 	if s.left == 0 {
 		return 0, ErrHeadTooLarge
+	}
+	if s.idle > 0 {
+		s.c.SetReadDeadline(time.Now().Add(s.idle))
 	}
 	if s.left > 0 && int64(len(p)) > s.left {
 		p = p[:s.left]
@@ -54,17 +65,32 @@ func (s *source) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// sink writes the request to the socket; each write must complete within
+// timeout: an app that stops reading an upload is given up on, while one
+// that keeps reading may take as long as the client takes to send.
+type sink struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	if s.timeout > 0 {
+		s.c.SetWriteDeadline(time.Now().Add(s.timeout))
+	}
+	return s.c.Write(p)
+}
+
 var (
 	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 )
 
 func newConn(p *Pool, c net.Conn) *Conn {
-	pc := &Conn{pool: p, conn: c, src: source{c: c, left: -1}}
+	pc := &Conn{pool: p, conn: c, src: source{c: c, left: -1}, dst: sink{c: c}}
 	pc.br = readers.Get().(*bufio.Reader)
 	pc.br.Reset(&pc.src)
 	pc.bw = writers.Get().(*bufio.Writer)
-	pc.bw.Reset(c)
+	pc.bw.Reset(&pc.dst)
 	pc.peek = peek.New(c)
 	return pc
 }

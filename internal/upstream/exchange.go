@@ -31,7 +31,13 @@ type Client interface {
 // the exchange records of its progress for the classifier. The caller
 // reuses it from one request to the next (Reset).
 type Attempt struct {
-	// Deadline bounds the wait for the response head (request_timeout).
+	// Timeout (request_timeout) bounds the wait for the response head
+	// once the request is written, each write of the request to the app,
+	// and each wait for more of a body of known length.
+	Timeout time.Duration
+	// Deadline is when the wait for the response head ends: set to
+	// Timeout after the request was written, or later if the caller set
+	// a later one.
 	Deadline time.Time
 	// RequestURI, when set, is the request target sent as it is.
 	RequestURI string
@@ -89,13 +95,17 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, a *Attempt) (*h
 		return nil, nil, err
 	}
 	a.Progress.GotConn, a.Progress.Reused, a.IdleTime = true, reused, idleFor
-	pc.conn.SetWriteDeadline(a.Deadline)
+	pc.src.idle, pc.dst.timeout = 0, a.Timeout
 	resp, err := a.exchange(pc, req)
+	pc.dst.timeout = 0
 	if err != nil {
 		pc.Close()
 		return nil, nil, err
 	}
 	pc.conn.SetDeadline(time.Time{})
+	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusSwitchingProtocols {
+		pc.src.idle = a.Timeout
+	}
 	pc.reuse = !resp.Close
 	pc.bodyless = http1.BodyForbidden(req.Method, resp.StatusCode)
 	return resp, pc, nil
@@ -118,6 +128,9 @@ func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) 
 	}
 	a.Progress.WroteRequest = true
 	a.WroteAt = time.Now()
+	if d := a.WroteAt.Add(a.Timeout); a.Timeout > 0 && d.After(a.Deadline) {
+		a.Deadline = d // the request took long to send (a slow upload)
+	}
 	for range maxInterim + 1 {
 		if err := a.awaitFirstByte(pc); err != nil {
 			return nil, err
@@ -148,10 +161,13 @@ func (a *Attempt) readResponse(pc *Conn, req *http.Request) (*http.Response, err
 	if limit <= 0 {
 		limit = DefaultHeadLimit
 	}
-	pc.src.left = max(limit-int64(pc.br.Buffered()), 1)
+	buf, _ := pc.br.Peek(pc.br.Buffered())
+	if n := http1.HeadEnd(buf); int64(n) > limit || n == 0 && int64(len(buf)) > limit {
+		return nil, ErrHeadTooLarge // (already read: the buffer may hold more than a small limit)
+	}
+	pc.src.left = max(limit-int64(len(buf)), 1)
 	defer func() { pc.src.left = -1 }()
 	if req.Method != http.MethodHead {
-		buf, _ := pc.br.Peek(pc.br.Buffered())
 		if n := a.head.ParsePlainResponse(buf); n > 0 {
 			pc.br.Discard(n)
 			return a.plain(pc.br, req), nil
