@@ -139,11 +139,8 @@ func (b *responseBody) watch(ctx context.Context) {
 	if b.unwatch != nil || b.pc == nil {
 		return
 	}
-	conn := b.pc.NetConn()
-	b.unwatch = context.AfterFunc(ctx, func() { conn.SetReadDeadline(aLongTimeAgo) })
+	b.unwatch = context.AfterFunc(ctx, b.pc.Interrupt)
 }
-
-var aLongTimeAgo = time.Unix(1, 0)
 
 func (b *responseBody) Read(p []byte) (int, error) {
 	if b.pc == nil {
@@ -202,13 +199,21 @@ func (u *upgradeBody) Read(p []byte) (int, error) { return u.br.Read(p) }
 func (u *upgradeBody) Write(p []byte) (int, error) { return u.conn.Write(p) }
 
 // CloseWrite passes a client's half-close on to the app: ReverseProxy
-// calls it when the client's side of the conversation ends.
+// calls it when the client's side of the conversation ends. The app gets
+// halfCloseLinger for its last words: a client that closed altogether
+// looks the same, and a silent app must not hold the conversation (and
+// its instance) open for ever.
 func (u *upgradeBody) CloseWrite() error {
+	time.AfterFunc(halfCloseLinger, func() { u.Close() })
 	if cw, ok := u.conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
 }
+
+// halfCloseLinger is how long an upgraded conversation lasts after its
+// client's side ended (HAProxy's timeout client-fin).
+const halfCloseLinger = time.Second
 
 // Close ends the upgraded conversation. ReverseProxy closes the body from
 // its watcher goroutine, and errorHandler when the switch failed; closing

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/peek"
@@ -46,11 +48,17 @@ type source struct {
 	c    net.Conn
 	left int64         // bytes the head may still take; < 0 when no head is read
 	idle time.Duration // bound on each socket read of a body; 0: none
+	// interrupted: Interrupt was called; no read may re-arm a deadline
+	// over the one it set.
+	interrupted atomic.Bool
 }
 
 func (s *source) Read(p []byte) (int, error) {
 	if s.left == 0 {
 		return 0, ErrHeadTooLarge
+	}
+	if s.interrupted.Load() {
+		return 0, os.ErrDeadlineExceeded
 	}
 	if s.idle > 0 {
 		s.c.SetReadDeadline(time.Now().Add(s.idle))
@@ -111,11 +119,24 @@ func (pc *Conn) Reader() *bufio.Reader { return pc.br }
 // bug this class invites is a body sent anyway, a moment later, which
 // would be read as the next request's answer (see the package doc).
 func (pc *Conn) Finish(clean bool) {
-	if clean && pc.reuse && !pc.bodyless && pc.br.Buffered() == 0 {
+	if clean && pc.reuse && !pc.src.interrupted.Load() && !pc.bodyless && pc.br.Buffered() == 0 {
+		if pc.src.idle > 0 {
+			// The body's read deadline must not outlive it: past it,
+			// the look before reuse would fail.
+			pc.src.idle = 0
+			pc.conn.SetReadDeadline(time.Time{})
+		}
 		pc.pool.put(pc)
 		return
 	}
 	pc.Close()
+}
+
+// Interrupt ends the exchange's reads from the app now and for good (the
+// client left): the connection is spent. Safe from any goroutine.
+func (pc *Conn) Interrupt() {
+	pc.src.interrupted.Store(true)
+	pc.conn.SetReadDeadline(time.Unix(1, 0))
 }
 
 // Close closes the connection and recycles its buffers.
@@ -135,9 +156,7 @@ func (pc *Conn) quiet() bool {
 	if pc.br.Buffered() > 0 {
 		return false
 	}
-	switch pc.peek.Look() {
-	case peek.Quiet, peek.Unknown:
-		return true
-	}
-	return false
+	// Unknown (a look that failed) is not quiet: only a socket seen
+	// empty may carry another request.
+	return pc.peek.Look() == peek.Quiet
 }

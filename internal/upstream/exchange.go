@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -162,7 +163,7 @@ func (a *Attempt) readResponse(pc *Conn, req *http.Request) (*http.Response, err
 		limit = DefaultHeadLimit
 	}
 	buf, _ := pc.br.Peek(pc.br.Buffered())
-	if n := http1.HeadEnd(buf); int64(n) > limit || n == 0 && int64(len(buf)) > limit {
+	if n := headLen(buf); int64(n) > limit || n == 0 && int64(len(buf)) > limit {
 		return nil, ErrHeadTooLarge // (already read: the buffer may hold more than a small limit)
 	}
 	pc.src.left = max(limit-int64(len(buf)), 1)
@@ -174,6 +175,22 @@ func (a *Attempt) readResponse(pc *Conn, req *http.Request) (*http.Response, err
 		}
 	}
 	return http.ReadResponse(pc.br, req)
+}
+
+// headLen is the length of the head at the start of buf, its lines ended
+// by CRLF or (as http.ReadResponse accepts) a bare LF; 0 when its end is
+// not in buf.
+func headLen(buf []byte) int {
+	if n := http1.HeadEnd(buf); n >= 0 {
+		return n
+	}
+	end := -1
+	for _, sep := range []string{"\n\n", "\n\r\n"} {
+		if i := bytes.Index(buf, []byte(sep)); i >= 0 && (end < 0 || i+len(sep) < end) {
+			end = i + len(sep)
+		}
+	}
+	return max(end, 0)
 }
 
 func (a *Attempt) plain(br *bufio.Reader, req *http.Request) *http.Response {

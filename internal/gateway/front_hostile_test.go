@@ -67,7 +67,7 @@ func headOfSize(t *testing.T, path string, n int) string {
 
 // limits.request_head below the 8 KiB read buffer is not enforced: a head
 // that fits the buffer is never measured.
-func TestReviewHeadLimitBelowBuffer(t *testing.T) {
+func TestHeadLimitBelowBuffer(t *testing.T) {
 	d := reviewDirect(t, echoApp(t), nil, front.Options{HeadLimit: 2 << 10})
 	resp, body := rawExchange(t, d.addr, headOfSize(t, "/echo", 6000))
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
@@ -78,7 +78,7 @@ func TestReviewHeadLimitBelowBuffer(t *testing.T) {
 // A head that outgrows the buffer is measured only while its end has not
 // arrived: one that ends in the read that crosses the limit is taken,
 // up to limit + 8 KiB.
-func TestReviewHeadLimitOvershoot(t *testing.T) {
+func TestHeadLimitOvershoot(t *testing.T) {
 	d := reviewDirect(t, echoApp(t), nil, front.Options{HeadLimit: 16 << 10})
 	resp, body := rawExchange(t, d.addr, headOfSize(t, "/echo", 22<<10))
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
@@ -91,7 +91,7 @@ func TestReviewHeadLimitOvershoot(t *testing.T) {
 // the LF of a CRLF, HeadEnd sees an LF at index 0 and calls it bare: a
 // valid head larger than 8 KiB is refused 400 depending on where a line
 // ends.
-func TestReviewBigHeadFalseBareLF(t *testing.T) {
+func TestBigHeadFalseBareLF(t *testing.T) {
 	d := reviewDirect(t, echoApp(t), nil, front.Options{})
 	start := "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-A: "
 	// The CRLF ending X-A is at bytes 8188-8189: big[8189] == '\n'.
@@ -111,7 +111,7 @@ func TestReviewBigHeadFalseBareLF(t *testing.T) {
 // set); when no switch happens (the app or the gateway answers anything
 // but 101), net/http keeps the connection and reads the next request
 // itself, without any of the front's checks.
-func TestReviewUpgradeNotTakenKeepsConnOnNetHTTP(t *testing.T) {
+func TestUpgradeNotTakenKeepsConnOnNetHTTP(t *testing.T) {
 	cases := []struct {
 		name   string
 		routes []string
@@ -155,7 +155,7 @@ func TestReviewUpgradeNotTakenKeepsConnOnNetHTTP(t *testing.T) {
 // body after the response, in finishRequest's body Close, with no read
 // deadline at all: body_timeout does not apply, and the connection and
 // its max_connections slot are held for as long as the client likes.
-func TestReviewHandoffUnreadBodyHoldsSlotForever(t *testing.T) {
+func TestHandoffUnreadBodyHoldsSlotForever(t *testing.T) {
 	for _, c := range []struct{ name, head string }{
 		{"chunked", "POST /nope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"},
 		{"expect 100-continue", "POST /nope HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n"},
@@ -206,7 +206,7 @@ func TestReviewHandoffUnreadBodyHoldsSlotForever(t *testing.T) {
 // log entry: refuseRead looks for the partial head in br and fc.big, but
 // readBigHead keeps it in a local slice (fc.big is set only once the head
 // is complete) and br was drained into it.
-func TestReviewBigHeadTimeoutUnanswered(t *testing.T) {
+func TestBigHeadTimeoutUnanswered(t *testing.T) {
 	for _, size := range []int{4000, 9000} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			d := reviewDirect(t, echoApp(t), nil, front.Options{HeadTimeout: 300 * time.Millisecond})
