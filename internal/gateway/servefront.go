@@ -150,7 +150,11 @@ func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
 	w := x.W
 	removeHopByHop(resp.Header)
 	w.UseHeader(resp.Header)
-	w.SetTrailer(&resp.Trailer)
+	if resp.ContentLength < 0 {
+		// Only a chunked answer has trailers; a plain one is the pooled
+		// request state's, which is gone when the writer ends.
+		w.SetTrailer(&resp.Trailer)
+	}
 	rw.WriteHeader(resp.StatusCode)
 	stream := resp.ContentLength < 0 || isEventStream(resp.Header)
 	if stream {

@@ -136,6 +136,12 @@ func (p *Pool) LowerIdle(d time.Duration) {
 			return
 		}
 		if p.idle.CompareAndSwap(cur, int64(d)) {
+			p.mu.Lock()
+			if p.sweep != nil {
+				p.sweep.Stop() // expire arms the next one: one chain only
+				p.sweep = nil
+			}
+			p.mu.Unlock()
 			p.expire()
 			return
 		}
