@@ -266,8 +266,8 @@ func oracleCleanPath(in string) (clean string, changed, isErr bool) {
 		if err != nil {
 			return "", false, true
 		}
-		if strings.ContainsAny(dec, `/\`) {
-			for _, piece := range strings.FieldsFunc(dec, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if strings.ContainsAny(dec, `/\;`) {
+			for _, piece := range strings.FieldsFunc(dec, func(r rune) bool { return r == '/' || r == '\\' || r == ';' }) {
 				if piece == "." || piece == ".." {
 					return "", false, true
 				}
