@@ -47,6 +47,7 @@ func DefaultLimits() Limits {
 		HeadTimeout:      Duration(30 * time.Second),
 		BodyTimeout:      Duration(60 * time.Second),
 		KeepaliveTimeout: Duration(2 * time.Minute),
+		SendTimeout:      Duration(60 * time.Second),
 	}
 }
 

@@ -78,6 +78,7 @@ func (v *validator) limits(l *Limits, path string) {
 	v.positive(path+".head_timeout", l.HeadTimeout)
 	v.positive(path+".body_timeout", l.BodyTimeout)
 	v.positive(path+".keepalive_timeout", l.KeepaliveTimeout)
+	v.positive(path+".send_timeout", l.SendTimeout)
 }
 
 // appLimits checks an app's limits: block. A value equal to the top-level

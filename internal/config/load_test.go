@@ -77,6 +77,7 @@ func TestParseFull(t *testing.T) {
 			HeadTimeout:      Duration(20 * time.Second),
 			BodyTimeout:      Duration(45 * time.Second),
 			KeepaliveTimeout: Duration(90 * time.Second),
+			SendTimeout:      Duration(60 * time.Second),
 		},
 		Apps:  map[string]*App{"web": web, "api": api},
 		File:  file,

@@ -133,6 +133,11 @@ type Limits struct {
 	// KeepaliveTimeout closes a client's keep-alive connection after it
 	// has been idle this long. Default 2m; 0 is an error.
 	KeepaliveTimeout Duration `yaml:"keepalive_timeout"`
+	// SendTimeout bounds each write of a response to a client (nginx's
+	// send_timeout): a client that stops reading its answer is closed
+	// after it, and gives back its connection slot. Default 60s; 0 is
+	// invalid.
+	SendTimeout Duration `yaml:"send_timeout"`
 }
 
 // AppLimits is an app's limits: block, the limits that may differ per app.

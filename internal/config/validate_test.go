@@ -99,11 +99,12 @@ func TestValidate(t *testing.T) {
 			}},
 		{"limits max_connections", "limits: {max_connections: -1}\n" + web,
 			[]string{`g.yaml:1: limits.max_connections: must be ≥ 0 (0 = automatic), got -1`}},
-		{"limits timeouts", "limits:\n  head_timeout: 0\n  body_timeout: 0s\n  keepalive_timeout: 0\n" + web,
+		{"limits timeouts", "limits:\n  head_timeout: 0\n  body_timeout: 0s\n  keepalive_timeout: 0\n  send_timeout: 0\n" + web,
 			[]string{
 				`g.yaml:2: limits.head_timeout: must be > 0`,
 				`g.yaml:3: limits.body_timeout: must be > 0`,
 				`g.yaml:4: limits.keepalive_timeout: must be > 0`,
+				`g.yaml:5: limits.send_timeout: must be > 0`,
 			}},
 		{"limits negative request_body", "limits: {request_body: -1MiB}\n" + web,
 			[]string{`g.yaml:1: limits.request_body: size "-1MiB" must not be negative`}},

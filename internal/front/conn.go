@@ -65,6 +65,9 @@ type conn struct {
 
 	// bodyTimeout bounds each read of the current request's body.
 	bodyTimeout time.Duration
+	// sendTimeout bounds each write to the client: SendTimeout, or a
+	// second for a request the front refuses.
+	sendTimeout time.Duration
 	closeAfter  bool // the client asked for Connection: close, or the exchange broke
 	handedTo    bool // the connection belongs to the fallback server now
 	scratch     [24]byte
@@ -75,7 +78,7 @@ func newConn(s *Server, c net.Conn) *conn {
 	fc.ctx, fc.cancel = context.WithCancel(context.Background())
 	fc.peek = peek.New(c)
 	fc.br = bufio.NewReaderSize(source{fc}, 8<<10)
-	fc.bw = bufio.NewWriterSize(c, 4<<10)
+	fc.bw = bufio.NewWriterSize(sink{fc}, 4<<10)
 	fc.head.DropUnderscores = true
 	req := (&http.Request{Header: http.Header{}, URL: &fc.url}).WithContext(fc.ctx)
 	fc.x = Exchange{c: fc, Req: req, Head: &fc.head, W: &fc.w, IP: hostOf(fc.remote)}
@@ -83,6 +86,7 @@ func newConn(s *Server, c net.Conn) *conn {
 	fc.w.fc = fc
 	fc.w.own = http.Header{}
 	fc.watch.fc = fc
+	fc.sendTimeout = s.opts.SendTimeout
 	fc.state.Store(connIdle)
 	return fc
 }
@@ -107,6 +111,15 @@ func (s source) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return s.fc.c.Read(p)
+}
+
+// sink writes to the client connection, each write within SendTimeout: a
+// client that stops reading its answer is given up on.
+type sink struct{ fc *conn }
+
+func (s sink) Write(p []byte) (int, error) {
+	s.fc.c.SetWriteDeadline(time.Now().Add(s.fc.sendTimeout))
+	return s.fc.c.Write(p)
 }
 
 // serve reads and answers requests until the client or the server ends
@@ -162,6 +175,7 @@ func (fc *conn) request(head []byte) bool {
 	if string(head) == http1.Preface[:18] {
 		// An HTTP/2 client with prior knowledge: it would read an
 		// HTTP/1.1 answer as garbage, so it is told in its own protocol.
+		fc.c.SetWriteDeadline(time.Now().Add(time.Second))
 		fc.c.Write(http1.GoAway("gatehouse: HTTP/2 without TLS (h2c) is not enabled on this listener"))
 		fc.refuse(head, cause.UnsupportedProtocol, "HTTP/2 prior-knowledge preface; h2c is not enabled", true)
 		return false
@@ -327,7 +341,7 @@ func (fc *conn) refuse(head []byte, c cause.Cause, detail string, answered bool)
 	fc.x.begin()
 	fc.x.Reject = cause.New(c, "", detail, nil)
 	fc.x.Answered = answered
-	fc.c.SetWriteDeadline(time.Now().Add(time.Second))
+	fc.sendTimeout = time.Second
 	fc.s.h.ServeFront(&fc.x)
 	if !answered {
 		fc.w.end()
@@ -372,9 +386,12 @@ func (fc *conn) handOff() {
 	buf, _ := fc.br.Peek(fc.br.Buffered())
 	pending = append(pending, buf...)
 	fc.c.SetReadDeadline(time.Time{})
-	rc := &replayConn{Conn: fc.c, pending: pending, free: fc.s.freeSlot}
+	rc := &replayConn{Conn: fc.c, pending: pending, s: fc.s}
+	fc.s.handedOff(rc, true)
 	if fc.s.handoff.give(rc) {
 		fc.handedTo = true
+	} else {
+		fc.s.handedOff(rc, false)
 	}
 }
 

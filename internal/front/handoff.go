@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,7 +54,9 @@ type replayConn struct {
 	net.Conn
 	pending []byte
 	once    sync.Once
-	free    func()
+	s       *Server
+	// hijacked: net/http gave the connection up to an upgrade.
+	hijacked atomic.Bool
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
@@ -76,7 +79,10 @@ func (c *replayConn) CloseWrite() error {
 
 func (c *replayConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.free)
+	c.once.Do(func() {
+		c.s.handedOff(c, false)
+		c.s.freeSlot()
+	})
 	return err
 }
 
@@ -88,6 +94,7 @@ func (c *replayConn) Close() error {
 type fallbackHandler struct {
 	h           Handler
 	bodyTimeout time.Duration
+	sendTimeout time.Duration
 }
 
 func (f fallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -98,7 +105,7 @@ func (f fallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(r.Context())
 		r.Body = &timedBody{ReadCloser: r.Body, rc: rc, d: f.bodyTimeout}
 	}
-	f.h.ServeHTTP(&closingWriter{ResponseWriter: w}, r)
+	f.h.ServeHTTP(&closingWriter{ResponseWriter: w, rc: rc, send: f.sendTimeout}, r)
 	// net/http then reads what is left of the body (up to 256 KiB) to
 	// close cleanly; a client that stopped sending must not hold the
 	// connection for ever. (After an upgrade this fails: hijacked.)
@@ -106,10 +113,13 @@ func (f fallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // closingWriter makes every final answer but a switch of protocols say
-// Connection: close, so that net/http ends the connection after it. (Set
-// on the 101 itself it would break the upgrade; a 1xx must not carry it.)
+// Connection: close, so that net/http ends the connection after it (set
+// on the 101 itself it would break the upgrade; a 1xx must not carry it),
+// and gives each write send to reach the client.
 type closingWriter struct {
 	http.ResponseWriter
+	rc    *http.ResponseController
+	send  time.Duration
 	wrote bool
 }
 
@@ -127,7 +137,14 @@ func (w *closingWriter) Write(p []byte) (int, error) {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.rc.SetWriteDeadline(time.Now().Add(w.send))
 	return w.ResponseWriter.Write(p)
+}
+
+// Flush sends what is buffered, within send.
+func (w *closingWriter) Flush() {
+	w.rc.SetWriteDeadline(time.Now().Add(w.send))
+	w.rc.Flush()
 }
 
 // Unwrap lets http.ResponseController reach Flush and Hijack.

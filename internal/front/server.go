@@ -36,6 +36,9 @@ type Options struct {
 	// HeadLimit is the largest request head read, in bytes; past it the
 	// client gets 431. Default 64 KiB.
 	HeadLimit int
+	// SendTimeout bounds each write of a response to the client; past it
+	// the connection closes. Default 60 s.
+	SendTimeout time.Duration
 	// MaxConnections bounds the connections served at once; past it new
 	// ones wait in the kernel's accept queue. 0 means no bound.
 	MaxConnections int
@@ -57,6 +60,9 @@ func (o *Options) defaults() {
 	if o.BodyTimeout <= 0 {
 		o.BodyTimeout = 60 * time.Second
 	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 60 * time.Second
+	}
 	if o.HeadLimit <= 0 {
 		o.HeadLimit = 64 << 10
 	}
@@ -77,8 +83,11 @@ type Server struct {
 	opts     Options
 	slots    chan struct{} // one per connection served; nil: no bound
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+	// handed are the connections handed to net/http, which stops
+	// tracking those it hijacks (upgrades): Close closes them.
+	handed   map[*replayConn]struct{}
 	ln       net.Listener
 	closing  atomic.Bool
 	done     chan struct{} // closed when the last connection ends after Shutdown
@@ -88,16 +97,22 @@ type Server struct {
 // New returns the public server for h.
 func New(h Handler, opts Options) *Server {
 	opts.defaults()
-	s := &Server{h: h, opts: opts, conns: map[*conn]struct{}{}, done: make(chan struct{}), fallDone: make(chan struct{})}
+	s := &Server{h: h, opts: opts, conns: map[*conn]struct{}{}, handed: map[*replayConn]struct{}{},
+		done: make(chan struct{}), fallDone: make(chan struct{})}
 	if opts.MaxConnections > 0 {
 		s.slots = make(chan struct{}, opts.MaxConnections)
 	}
 	s.fallback = &http.Server{
-		Handler:           fallbackHandler{h: h, bodyTimeout: opts.BodyTimeout},
+		Handler:           fallbackHandler{h: h, bodyTimeout: opts.BodyTimeout, sendTimeout: opts.SendTimeout},
 		ReadHeaderTimeout: opts.HeadTimeout,
 		IdleTimeout:       opts.KeepaliveTimeout,
 		MaxHeaderBytes:    opts.HeadLimit,
-		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if rc, ok := c.(*replayConn); ok && st == http.StateHijacked {
+				rc.hijacked.Store(true)
+			}
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	return s
 }
@@ -211,21 +226,27 @@ func (s *Server) closeDone() {
 // Shutdown stops accepting, closes idle connections, and waits for the
 // requests in flight to finish (their responses say Connection: close),
 // until ctx ends; then it returns ctx's error and the caller may Close.
+//
+// The order matters: first the front's own connections end (one may still
+// hand its request to net/http, which must then serve it), then the
+// requests handed to net/http (which drops one it reads after its own
+// Shutdown began), and only then net/http shuts down. Upgraded
+// conversations are not waited for, as net/http does not.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.beginClose()
-	fallErr := make(chan error, 1)
-	go func() { fallErr <- s.fallback.Shutdown(ctx) }()
+	s.beginClose(false)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		s.closeIdle()
 		select {
 		case <-s.done:
-			err := <-fallErr
+			if s.handing() {
+				continue
+			}
+			err := s.fallback.Shutdown(ctx) // closes the hand-off listener
 			s.waitFallback()
 			return err
 		case <-ctx.Done():
-			<-fallErr
 			return ctx.Err()
 		case <-tick.C:
 		}
@@ -237,11 +258,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // from a silent app ends when the app's connection does, which is after
 // gatehouse stops the app, and that comes after the front is closed.
 func (s *Server) Close() error {
-	s.beginClose()
+	s.beginClose(true)
 	s.fallback.Close()
 	s.mu.Lock()
 	for fc := range s.conns {
 		fc.c.Close()
+	}
+	for rc := range s.handed {
+		rc.Conn.Close()
 	}
 	s.mu.Unlock()
 	select {
@@ -254,20 +278,46 @@ func (s *Server) Close() error {
 
 const closeWait = time.Second
 
-func (s *Server) beginClose() {
+// beginClose stops accepting; the hand-off listener closes too when
+// closeHandoff (Close), else net/http's Shutdown closes it in its turn.
+func (s *Server) beginClose(closeHandoff bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if closeHandoff && s.handoff != nil {
+		s.handoff.Close()
+	}
 	if s.closing.Swap(true) {
 		return
 	}
 	if s.ln != nil {
 		s.ln.Close()
 	}
-	if s.handoff != nil {
-		s.handoff.Close()
-	}
 	if len(s.conns) == 0 {
 		s.closeDone()
+	}
+}
+
+// handing reports whether net/http still serves a request it was handed
+// (upgraded conversations aside).
+func (s *Server) handing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for rc := range s.handed {
+		if !rc.hijacked.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// handedOff tracks a connection net/http has, until it closes.
+func (s *Server) handedOff(rc *replayConn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.handed[rc] = struct{}{}
+	} else {
+		delete(s.handed, rc)
 	}
 }
 

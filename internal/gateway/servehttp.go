@@ -18,7 +18,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := getState()
 	defer putState(st)
 	g.name(st, r.Header.Get("X-Request-Id"))
-	rw := &responseWriter{ResponseWriter: w}
+	rw := &responseWriter{ResponseWriter: w, requestID: st.requestID}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	st.ctx = r.Context()
 	defer func() {
@@ -34,7 +34,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if a := g.routeHTTP(rw, r, st); a != nil {
-		rw.Header().Set("X-Request-Id", st.requestID)
 		a.rp.ServeHTTP(rw, r)
 		if st.fail != nil && st.fail.Cause == cause.ClientClosed && rw.status == 0 {
 			// Nothing was written for a client that is gone or whose
@@ -110,16 +109,23 @@ func clientFault(c cause.Cause) bool {
 	return false
 }
 
-// responseWriter records what was sent to the client.
+// responseWriter records what was sent to the client, and gives the
+// final answer its X-Request-Id (requestID, when set): once, whatever the
+// app echoed, and set as the head is written, since ReverseProxy clears
+// the header map after passing on a 1xx.
 type responseWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	requestID string
+	status    int
+	bytes     int64
 }
 
 func (w *responseWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
+		if w.requestID != "" {
+			w.Header()["X-Request-Id"] = []string{w.requestID}
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

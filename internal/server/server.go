@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/oklog/run"
-
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/autoheal"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -41,20 +39,25 @@ type Options struct {
 
 // Server is one gatehouse instance: gateway, supervisor and admin API.
 type Server struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	events   *telemetry.Events
-	lines    *telemetry.Lines
-	eventsW  *telemetry.AsyncWriter
-	accessW  *telemetry.AsyncWriter
-	sup      *supervisor.Supervisor
-	gw       *gateway.Gateway
-	metrics  *metrics.Metrics
-	healer   *autoheal.Healer
-	publicLn net.Listener
-	adminLn  net.Listener
-	public   *front.Server
-	adminSrv *http.Server
+	cfg    *config.Config
+	log    *slog.Logger
+	events *telemetry.Events
+	lines  *telemetry.Lines
+	// recent keeps the instances' last lines for GET /api/logs; linesCh
+	// feeds it, subscribed in New so that no first line is missed.
+	recent      *admin.RecentLines
+	linesCh     <-chan telemetry.LogLine
+	stopLinesCh func()
+	eventsW     *telemetry.AsyncWriter
+	accessW     *telemetry.AsyncWriter
+	sup         *supervisor.Supervisor
+	gw          *gateway.Gateway
+	metrics     *metrics.Metrics
+	healer      *autoheal.Healer
+	publicLn    net.Listener
+	adminLn     net.Listener
+	public      *front.Server
+	adminSrv    *http.Server
 	// snapMu serialises snapshot writes (the loop and Diagnose): both use
 	// the same temporary file.
 	snapMu sync.Mutex
@@ -79,6 +82,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
 	s.events = telemetry.NewEvents(s.eventsW, 0)
 	s.lines = telemetry.NewLines()
+	s.recent = admin.NewRecentLines(0)
+	s.linesCh, s.stopLinesCh = s.lines.Subscribe(4096)
 	s.sup = supervisor.New(cfg, supervisor.Options{
 		Events: s.events, Lines: s.lines, DataDir: cfg.DataDir, Console: opts.Console, Logger: opts.Logger,
 		SampleInterval: cfg.SampleInterval.D(),
@@ -111,7 +116,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.adminSrv = &http.Server{
 		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
-			Lines: s.lines, Diagnose: s.Diagnose, Config: cfg, DataDir: cfg.DataDir, Token: token,
+			Lines: s.lines, Recent: s.recent, Diagnose: s.Diagnose, Config: cfg, DataDir: cfg.DataDir, Token: token,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -123,7 +128,8 @@ func FrontOptions(cfg *config.Config, errLog *log.Logger) front.Options {
 	l := cfg.Limits
 	return front.Options{
 		HeadTimeout: l.HeadTimeout.D(), KeepaliveTimeout: l.KeepaliveTimeout.D(), BodyTimeout: l.BodyTimeout.D(),
-		HeadLimit: int(l.RequestHead), MaxConnections: cfg.MaxConnections(), ErrorLog: errLog,
+		SendTimeout: l.SendTimeout.D(),
+		HeadLimit:   int(l.RequestHead), MaxConnections: cfg.MaxConnections(), ErrorLog: errLog,
 	}
 }
 
@@ -153,29 +159,123 @@ func (s *Server) Supervisor() *supervisor.Supervisor { return s.sup }
 // Events is the server's event log.
 func (s *Server) Events() *telemetry.Events { return s.events }
 
-// Run serves until ctx ends, then shuts down in order.
+// component is one long-running part of the server: a goroutine that
+// returns when its stop step of the shutdown sequence runs, or on its own
+// when it fails.
+type component struct {
+	name string
+	done chan struct{}
+	err  error
+}
+
+// start runs f in a goroutine as the component name; when f returns, the
+// component is sent on exited (which has room for every component).
+func start(name string, exited chan<- *component, f func() error) *component {
+	c := &component{name: name, done: make(chan struct{})}
+	go func() {
+		c.err = f()
+		close(c.done)
+		exited <- c
+	}()
+	return c
+}
+
+// wait waits for the components to return.
+func wait(cs ...*component) {
+	for _, c := range cs {
+		<-c.done
+	}
+}
+
+// Run serves until ctx ends or a component fails on its own, then runs
+// the shutdown sequence (see shutdown) once. It returns nil when ctx
+// ended, or else the error of the component that stopped first, named
+// after it (a component that returns without an error before it was
+// asked to stop is a failure too).
 func (s *Server) Run(ctx context.Context) error {
 	supCtx, stopSup := context.WithCancel(context.Background())
 	defer stopSup()
-	var g run.Group
-	// The order of actors is the order of shutdown: run.Group interrupts
-	// them one after another.
-	g.Add(func() error { <-ctx.Done(); return nil }, func(error) {})
-	g.Add(func() error { return serveFront(s.public, s.publicLn) }, func(error) { s.drainPublic() })
-	healCtx, stopHeal := context.WithCancel(context.Background())
-	defer stopHeal()
-	g.Add(func() error { return s.healer.Run(healCtx) }, func(error) { stopHeal() })
-	g.Add(func() error { s.countEvents(healCtx); return nil }, func(error) { stopHeal() })
-	g.Add(func() error { s.snapshotLoop(healCtx); return nil }, func(error) { stopHeal() })
-	g.Add(func() error { return s.sup.Run(supCtx) }, func(error) { stopSup() })
-	g.Add(func() error { return serve(s.adminSrv, s.adminLn) }, func(error) {
-		c, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		s.adminSrv.Shutdown(c)
-	})
-	err := g.Run()
+	loopCtx, stopLoops := context.WithCancel(context.Background())
+	defer stopLoops()
+	adminCtx, stopAdminHandlers := context.WithCancel(context.Background())
+	defer stopAdminHandlers()
+	// Long-lived admin handlers (the log stream) end at step 5 rather
+	// than being cut off mid-response when the process exits.
+	s.adminSrv.BaseContext = func(net.Listener) context.Context { return adminCtx }
+
+	exited := make(chan *component, 8)
+	r := &running{
+		public:    start("public listener", exited, func() error { return serveFront(s.public, s.publicLn) }),
+		healer:    start("auto-heal", exited, func() error { return s.healer.Run(loopCtx) }),
+		counter:   start("event counter", exited, func() error { s.countEvents(loopCtx); return nil }),
+		snap:      start("state snapshots", exited, func() error { s.snapshotLoop(loopCtx); return nil }),
+		recent:    start("log collector", exited, func() error { s.collectLines(loopCtx); return nil }),
+		sup:       start("supervisor", exited, func() error { return s.sup.Run(supCtx) }),
+		admin:     start("admin listener", exited, func() error { return serve(s.adminSrv, s.adminLn) }),
+		stopLoops: stopLoops, stopSup: stopSup, stopAdminHandlers: stopAdminHandlers,
+	}
+	var cause error
+	select {
+	case <-ctx.Done():
+	case c := <-exited:
+		cause = c.err
+		if cause == nil {
+			cause = errors.New("stopped unexpectedly")
+		}
+		cause = fmt.Errorf("%s: %w", c.name, cause)
+		s.log.Error("component failed; shutting down", "component", c.name, "err", c.err)
+	}
+	s.shutdown(r)
+	return cause
+}
+
+// running holds a running server's components and the cancel funcs that
+// stop them.
+type running struct {
+	public, healer, counter, snap, recent, sup, admin *component
+	stopLoops, stopSup, stopAdminHandlers             context.CancelFunc
+}
+
+// shutdown is gatehouse's one shutdown sequence. Run calls it once, both
+// when its context ends (SIGTERM, Ctrl-C) and when a component fails on
+// its own, so that every way out stops the same things in the same order:
+//
+//  1. Stop accepting on the public listener: new connections are
+//     refused.
+//  2. Drain in-flight public requests, bounded by the longest stop_timeout
+//     of the apps; whatever is still open then is closed.
+//  3. Stop the background loops: auto-heal (so it starts no recycle of an
+//     instance about to stop), the event counter, the state snapshots
+//     and the recent-output collector.
+//  4. Stop the supervisor: every instance is drained, sent SIGTERM, then
+//     SIGKILL after its stop_timeout; their stop events are still written.
+//  5. Stop the admin API: long-lived handlers (logs -f) end their
+//     responses cleanly, then the listener shuts down, bounded by 1s.
+//  6. Close the logs: events.log and access.log are flushed and closed.
+//
+// A step whose component already failed finds nothing left to stop and
+// goes on to the next.
+func (s *Server) shutdown(r *running) {
+	// Steps 1 and 2: Shutdown closes the listener first, then waits for
+	// the connections to finish.
+	s.drainPublic()
+	wait(r.public)
+	// Step 3.
+	r.stopLoops()
+	wait(r.healer, r.counter, r.snap, r.recent)
+	// Step 4.
+	r.stopSup()
+	wait(r.sup)
+	// Step 5.
+	r.stopAdminHandlers()
+	c, cancel := context.WithTimeout(context.Background(), time.Second)
+	if err := s.adminSrv.Shutdown(c); err != nil {
+		s.adminSrv.Close()
+	}
+	cancel()
+	wait(r.admin)
+	// Step 6.
 	s.closeLogs()
-	return err
 }
 
 // drainPublic stops accepting and waits for in-flight requests, bounded
@@ -207,6 +307,7 @@ func serve(srv *http.Server, ln net.Listener) error {
 }
 
 func (s *Server) closeLogs() {
+	s.stopLinesCh()
 	s.accessW.Close()
 	s.eventsW.Close()
 }
@@ -221,6 +322,21 @@ func (s *Server) countEvents(ctx context.Context) {
 			return
 		case ev := <-ch:
 			s.metrics.ObserveEvent(ev)
+		}
+	}
+}
+
+// collectLines keeps the instances' output in s.recent until ctx ends.
+func (s *Server) collectLines(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l, ok := <-s.linesCh:
+			if !ok {
+				return
+			}
+			s.recent.Add(l)
 		}
 	}
 }
