@@ -64,13 +64,16 @@ func (m *Member) Note() string { return *m.note.Load() }
 // State is the member's current state.
 func (m *Member) State() State { return State(m.state.Load()) }
 
-// SetState publishes a new state. Only the supervisor calls it. A member
-// that becomes ready again is no longer ejected: the probe vouched for it.
+// SetState publishes a new state. Only the supervisor calls it, along the
+// transition table (CanTransition); any other change is reported as a
+// programming error (CheckTransition) and made anyway. A member that
+// becomes ready again is no longer ejected: the probe vouched for it.
 func (m *Member) SetState(s State) {
 	if s == Ready {
 		m.ejected.Store(false)
 	}
-	if State(m.state.Swap(int32(s))) != s {
+	if old := State(m.state.Swap(int32(s))); old != s {
+		CheckTransition(m.ID, old, s)
 		m.since.Store(time.Now().UnixNano())
 		if m.pool != nil {
 			m.pool.changed()

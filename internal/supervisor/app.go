@@ -28,6 +28,9 @@ type App struct {
 	// opMu serialises operations that change the set of instances:
 	// reload, scale, recycle, restart, idle unload and wake.
 	opMu sync.Mutex
+	// resume is how many instances Start brings back: the count Stop
+	// found; 0 when the app was not stopped.
+	resume atomic.Int64
 }
 
 func newApp(s *Supervisor, cfg *config.App) *App {

@@ -205,16 +205,32 @@ func (in *Instance) restartRequested() {
 // instance is stopped.
 func (in *Instance) runOnce(ctx context.Context) outcome {
 	cfg := in.effective()
+	// The previous process's member (crashed, or drained by a hard
+	// restart) has left the pool; the instance starts again without it.
+	in.mu.Lock()
+	in.member = nil
+	in.mu.Unlock()
+	in.setState(pool.Starting)
 	port, err := in.app.sup.ports.alloc()
 	if err != nil {
 		in.failStart(err)
 		return crashed
 	}
-	proc, err := spawn(spawnSpec{argv: cfg.Command, dir: cfg.Dir, env: in.env(cfg, port), out: in.out})
+	out := in.out.process()
+	argv := commandArgv(cfg.Command)
+	proc, err := spawn(spawnSpec{argv: argv, dir: cfg.Dir, env: in.env(cfg, port), out: out})
 	if err != nil {
 		in.failStart(err)
 		return crashed
 	}
+	in.mu.Lock()
+	restarts := in.restarts
+	in.mu.Unlock()
+	rec := in.app.sup.records
+	rec.started(ProcessRecord{App: in.app.name, ID: in.ID, PID: proc.pid, PGID: proc.pid, StartTicks: proc.startTicks,
+		Port: port, Restarts: restarts, StartedAt: proc.started, Command: argv})
+	defer rec.exited(in.app.name, in.ID, proc.pid)
+	out.setPID(proc.pid)
 	m := pool.NewMember(in.ID, "127.0.0.1:"+strconv.Itoa(port))
 	m.SetPID(proc.pid)
 	in.mu.Lock()
@@ -224,7 +240,7 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 	in.app.pool.Add(m)
 	in.setState(pool.Starting)
 	in.emit(telemetry.Event{Type: telemetry.EventStart, PID: proc.pid,
-		Detail: fmt.Sprintf("started %s with PORT=%d", cfg.Command[0], port)})
+		Detail: fmt.Sprintf("started %s with PORT=%d", argv[0], port)})
 
 	switch in.awaitReady(ctx, proc, m, cfg) {
 	case readyExited:
@@ -364,7 +380,7 @@ func (in *Instance) onExit(ctx context.Context, proc *process, m *pool.Member, w
 	// the event records how many did.
 	sleepCtx(ctx, exitSettle)
 	ev := telemetry.Event{Type: telemetry.EventExit, PID: proc.pid, ExitCode: info.code, Signal: info.signal,
-		Detail: detail, Failed: int(exit.Failed.Load()), Output: lastLines(in.out.Tail(), exitOutputLines)}
+		Detail: detail, Failed: int(exit.Failed.Load()), Output: lastLines(in.out.Exited(proc.pid), exitOutputLines)}
 	switch {
 	case ev.Failed == 1:
 		ev.Detail += "; 1 request failed with it"
@@ -448,11 +464,15 @@ func waitDrained(proc *process, m *pool.Member, d time.Duration) {
 	}
 }
 
+// setState moves the instance, and the member of its current process, to
+// s. Both moves are checked against pool's transition table.
 func (in *Instance) setState(s pool.State) {
 	in.mu.Lock()
+	from := in.state
 	in.state = s
 	m := in.member
 	in.mu.Unlock()
+	pool.CheckTransition(in.ID, from, s)
 	if m != nil {
 		m.SetState(s)
 	}

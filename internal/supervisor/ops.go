@@ -26,8 +26,10 @@ var ErrBusy = errors.New("another reload of this app is in progress")
 var ErrExternal = errors.New("app is an external pool (upstreams:); it has no processes")
 
 // Reload applies a new config to the app. Settings that need no new
-// process (probes, timeouts, limits) apply at once; a new command, dir or
-// env replaces instances one at a time: the replacement is ready before
+// process (probes, timeouts, limits) apply at once, and a new instance
+// count alone scales (as Scale does); a new command, dir or env (or an
+// unchanged config: the program on disk may be new) replaces instances
+// one at a time: the replacement is ready before
 // the old instance drains. If a replacement does not become ready, the
 // reload stops there and the remaining old instances keep serving.
 func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
@@ -51,16 +53,33 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 		a.reconcileUpstreams(next.Upstreams, p)
 		return nil
 	}
-	if onlySettingsChanged(prev, next) {
-		a.cfg.Store(next)
-		a.emit(telemetry.EventReload, "applied without restarting processes (only probe, timeout or limit settings changed)")
-		p("%s: applied without restarting processes", a.name)
-		return a.scaleLocked(ctx, next.Instances, p)
+	if why := whatChanged(prev, next); why == "" {
+		settings, scaled := settingsChanged(prev, next), prev.Instances != next.Instances
+		if settings || scaled {
+			// Nothing a process was started with changed: the running
+			// ones stay; the instance count is met as `gatehouse scale`
+			// meets it (start the difference, or drain the newest).
+			var parts []string
+			if scaled {
+				parts = append(parts, fmt.Sprintf("instances %d → %d: scaled", prev.Instances, next.Instances))
+			}
+			if settings {
+				parts = append(parts, "applied without restarting processes (only probe, timeout or limit settings changed)")
+			}
+			a.cfg.Store(next)
+			msg := strings.Join(parts, "; ")
+			a.emit(telemetry.EventReload, msg)
+			p("%s: %s", a.name, msg)
+			return a.scaleLocked(ctx, next.Instances, p)
+		}
 	}
 	old := a.live()
 	why := whatChanged(prev, next)
 	if why == "" {
 		why = "config unchanged, restarting processes"
+	}
+	if prev.Instances != next.Instances {
+		why += fmt.Sprintf("; instances %d → %d", prev.Instances, next.Instances)
 	}
 	a.emit(telemetry.EventReload, fmt.Sprintf("rolling reload of %d instances: %s", len(old), why))
 	a.cfg.Store(next)
@@ -77,14 +96,15 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	return a.scaleLocked(ctx, next.Instances, p)
 }
 
-// onlySettingsChanged reports whether next differs from prev, but only in
-// settings that need no new process (probes, timeouts, limits, instance
-// count). An unchanged config is a request to roll the processes: the
+// settingsChanged reports whether next differs from prev in anything but
+// the instance count. With whatChanged empty, those are settings that need
+// no new process (probes, timeouts, limits). A config that changes neither
+// them nor the instance count is a request to roll the processes: the
 // program on disk may be new.
-func onlySettingsChanged(prev, next *config.App) bool {
+func settingsChanged(prev, next *config.App) bool {
 	a, b := *prev, *next
 	a.Instances, b.Instances = 0, 0
-	return whatChanged(prev, next) == "" && !reflect.DeepEqual(a, b)
+	return !reflect.DeepEqual(a, b)
 }
 
 func whatChanged(prev, next *config.App) string {
@@ -185,17 +205,38 @@ func (a *App) awaitReady(ctx context.Context, in *Instance) error {
 const failFastRestarts = 2
 
 // Scale sets the number of instances: new ones are started and awaited,
-// surplus ones (newest first) drain and stop.
+// surplus ones (newest first) drain and stop. 0 takes the app down and
+// keeps it: its requests are held, then answered no_ready_instance, until
+// it is scaled up again.
 func (a *App) Scale(ctx context.Context, n int, p Progress) error {
 	if a.Config().External() {
 		return fmt.Errorf("scale %s: %w", a.name, ErrExternal)
 	}
-	if n < 1 {
-		return fmt.Errorf("scale %s: instances must be at least 1, got %d", a.name, n)
+	if n < 0 {
+		return fmt.Errorf("scale %s: instances must be at least 0, got %d", a.name, n)
 	}
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
 	return a.scaleLocked(ctx, n, p)
+}
+
+// Stop takes the app down without removing it: Scale to 0, remembering
+// the count for Start.
+func (a *App) Stop(ctx context.Context, p Progress) error {
+	if n := a.Config().Instances; n > 0 {
+		a.resume.Store(int64(n))
+	}
+	return a.Scale(ctx, 0, p)
+}
+
+// Start brings a stopped app back to the instances it had when it was
+// stopped (its configured count if it was not).
+func (a *App) Start(ctx context.Context, p Progress) error {
+	n := int(a.resume.Load())
+	if n <= 0 {
+		n = max(a.Config().Instances, 1)
+	}
+	return a.Scale(ctx, n, p)
 }
 
 func (a *App) scaleLocked(ctx context.Context, n int, p Progress) error {

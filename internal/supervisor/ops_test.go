@@ -797,16 +797,36 @@ func TestRestartInstanceCLI(t *testing.T) {
 
 // `gatehouse scale web 0` is a usage error (exit 2), checked before any
 // request is sent.
-func TestScaleZeroIsUsageError(t *testing.T) {
-	r := gatehouse(t, "scale", "web", "0", "--admin", "127.0.0.1:1")
-	if r.code != 2 {
-		t.Errorf("gatehouse scale web 0: exit %d, want 2 (usage)", r.code)
+// `gatehouse stop APP` takes an app down without removing it: every
+// instance drains and stops, its requests are answered no_ready_instance;
+// `gatehouse start APP` brings its configured instances back. A negative
+// count is still a usage error, caught before the admin API is called.
+func TestStopAndStartApp(t *testing.T) {
+	cfg, app := harness.FaultApp(t, 2)
+	tune(app)
+	app.HoldTimeout = config.Duration(200 * time.Millisecond)
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 2, 10*time.Second)
+	if r := gatehouse(t, "stop", "web", "--admin", g.AdminURL); r.code != 0 {
+		t.Fatalf("gatehouse stop web: exit %d: %s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "≥ 1") && !strings.Contains(r.stderr, "at least 1") {
-		t.Errorf("gatehouse scale web 0: stderr %q does not say N must be at least 1", r.stderr)
+	if n := len(g.Instances("web")); n != 0 {
+		t.Errorf("after stop: %s; want no instance", states(g))
 	}
-	if strings.Contains(r.stderr, "reach gatehouse admin") {
-		t.Errorf("gatehouse scale web 0 contacted the admin API: %s", r.stderr)
+	resp, err := http.Get(g.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if c := resp.Header.Get("Gatehouse-Cause"); resp.StatusCode != 503 || c != "no_ready_instance" {
+		t.Errorf("a request to a stopped app got %d %q, want 503 no_ready_instance", resp.StatusCode, c)
+	}
+	if r := gatehouse(t, "start", "web", "--admin", g.AdminURL); r.code != 0 {
+		t.Fatalf("gatehouse start web: exit %d: %s", r.code, r.stderr)
+	}
+	g.WaitReady(t, "web", 2, 10*time.Second)
+	if r := gatehouse(t, "scale", "web", "-1", "--admin", "127.0.0.1:1"); r.code != 2 || strings.Contains(r.stderr, "reach gatehouse admin") {
+		t.Errorf("gatehouse scale web -1: exit %d, %s; want 2 (usage) without contacting gatehouse", r.code, r.stderr)
 	}
 }
 

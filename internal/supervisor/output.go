@@ -13,7 +13,10 @@ import (
 
 // output receives an instance's stdout and stderr: it writes them to the
 // instance's rotated log file, to the console prefixed with the instance id,
-// and keeps the last lines in memory for diagnose.
+// and keeps the last lines in memory for diagnose. Every process of the
+// instance writes through its own procOutput (process), so each line is
+// known by the pid that wrote it: a restarted instance's exit shows its
+// own process's last lines, not its predecessor's.
 type output struct {
 	app     string
 	id      string
@@ -21,12 +24,23 @@ type output struct {
 	file    *timberjack.Logger
 	console *console
 
-	mu      sync.Mutex
-	partial []byte
-	tail    []string
+	mu   sync.Mutex
+	tail []outLine
+	cur  *procOutput
+}
+
+// outLine is one kept line and the pid of the process that wrote it.
+type outLine struct {
+	pid  int
+	text string
 }
 
 const tailLines = 50
+
+// pidWait bounds how long a process's first write waits for its pid to be
+// known (setPID right after the spawn returns): the pipe holds what the
+// process writes meanwhile.
+const pidWait = 2 * time.Second
 
 func newOutput(app, id, path string, c *console, lines *telemetry.Lines) *output {
 	return &output{
@@ -38,45 +52,133 @@ func newOutput(app, id, path string, c *console, lines *telemetry.Lines) *output
 	}
 }
 
+// procOutput is the writer one process's stdout and stderr go to. It is
+// a pointer, so that os/exec sees the same writer for both and serialises
+// their writes through one pipe.
+type procOutput struct {
+	o     *output
+	known chan struct{} // closed by setPID
+	pid   int           // set once, before known is closed
+	// partial is the unterminated end of what the process wrote; under o.mu.
+	partial []byte
+}
+
+// process returns the writer for the next process of the instance. Its
+// lines are attributed once setPID names the process; the previous
+// process's unterminated last line, if any, is kept as a line of its own
+// rather than glued to the new process's first.
+func (o *output) process() *procOutput {
+	p := &procOutput{o: o, known: make(chan struct{})}
+	o.mu.Lock()
+	if o.cur != nil {
+		o.cur.flushLocked()
+	}
+	o.cur = p
+	o.mu.Unlock()
+	return p
+}
+
+// setPID names the process that writes to p. Call it once, right after
+// the process started.
+func (p *procOutput) setPID(pid int) {
+	p.pid = pid
+	close(p.known)
+}
+
 // Write never fails: a full disk must not block or kill the app.
-func (o *output) Write(p []byte) (int, error) {
-	o.file.Write(p)
+func (p *procOutput) Write(b []byte) (int, error) {
+	select {
+	case <-p.known:
+	default:
+		t := time.NewTimer(pidWait)
+		select {
+		case <-p.known:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	o := p.o
+	o.file.Write(b)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.partial = append(o.partial, p...)
+	p.partial = append(p.partial, b...)
 	for {
-		i := bytes.IndexByte(o.partial, '\n')
+		i := bytes.IndexByte(p.partial, '\n')
 		if i < 0 {
 			break
 		}
-		line := string(o.partial[:i])
-		o.partial = o.partial[i+1:]
-		o.keep(line)
-		o.console.line(o.id, line)
-		if o.lines != nil {
-			o.lines.Publish(telemetry.LogLine{Time: time.Now(), App: o.app, Instance: o.id, Line: line})
-		}
+		line := string(p.partial[:i])
+		p.partial = p.partial[i+1:]
+		o.lineLocked(p.pidNow(), line)
 	}
-	if len(o.partial) > 64<<10 {
-		o.keep(string(o.partial))
-		o.partial = o.partial[:0]
+	if len(p.partial) > 64<<10 {
+		p.flushLocked()
 	}
-	return len(p), nil
+	return len(b), nil
 }
 
-func (o *output) keep(line string) {
+// pidNow is the pid, or 0 if it is not known yet (setPID never came).
+func (p *procOutput) pidNow() int {
+	select {
+	case <-p.known:
+		return p.pid
+	default:
+		return 0
+	}
+}
+
+// flushLocked keeps the unterminated rest as a line; o.mu is held.
+func (p *procOutput) flushLocked() {
+	if len(p.partial) == 0 {
+		return
+	}
+	line := string(p.partial)
+	p.partial = p.partial[:0]
+	p.o.lineLocked(p.pidNow(), line)
+}
+
+// lineLocked keeps, shows and publishes one complete line; o.mu is held.
+func (o *output) lineLocked(pid int, line string) {
 	if len(o.tail) == tailLines {
 		copy(o.tail, o.tail[1:])
 		o.tail = o.tail[:tailLines-1]
 	}
-	o.tail = append(o.tail, line)
+	o.tail = append(o.tail, outLine{pid: pid, text: line})
+	o.console.line(o.id, line)
+	if o.lines != nil {
+		o.lines.Publish(telemetry.LogLine{Time: time.Now(), App: o.app, Instance: o.id, PID: pid, Line: line})
+	}
 }
 
-// Tail returns the last lines the instance wrote.
+// Tail returns the last lines the instance wrote, whichever of its
+// processes wrote them.
 func (o *output) Tail() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return append([]string(nil), o.tail...)
+	out := make([]string, 0, len(o.tail))
+	for _, l := range o.tail {
+		out = append(out, l.text)
+	}
+	return out
+}
+
+// Exited is called once process pid has exited and its output has been
+// read to the end: its unterminated last line (a message printed without
+// a newline before dying) is kept as a line, and the last lines that
+// process wrote are returned, none of another process's.
+func (o *output) Exited(pid int) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cur != nil && o.cur.pidNow() == pid {
+		o.cur.flushLocked()
+	}
+	var out []string
+	for _, l := range o.tail {
+		if l.pid == pid {
+			out = append(out, l.text)
+		}
+	}
+	return out
 }
 
 func (o *output) Close() error { return o.file.Close() }

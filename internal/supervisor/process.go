@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +20,10 @@ type process struct {
 	cmd     *exec.Cmd
 	pid     int
 	started time.Time
+	// startTicks is the process's start time in clock ticks since boot
+	// (/proc/PID/stat field 22): with pid, it names the process even
+	// after the pid is reused. 0 if it could not be read.
+	startTicks uint64
 	// exited is closed once the process has been reaped; state is valid
 	// after that.
 	exited chan struct{}
@@ -40,6 +46,10 @@ func spawn(s spawnSpec) (*process, error) {
 		return nil, errors.New("empty command")
 	}
 	cmd := exec.Command(s.argv[0], s.argv[1:]...)
+	if p, ok := lookPathIn(s.argv[0], s.env); ok {
+		// As sh would: the program is found on the PATH the app gets.
+		cmd.Path, cmd.Err = p, nil
+	}
 	cmd.Dir = s.dir
 	cmd.Env = s.env
 	cmd.Stdout = s.out
@@ -56,6 +66,9 @@ func spawn(s spawnSpec) (*process, error) {
 		return nil, fmt.Errorf("start %s: %w", s.argv[0], err)
 	}
 	p := &process{cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), exited: make(chan struct{})}
+	if st, err := readProcStat(p.pid); err == nil {
+		p.startTicks = st.startTicks
+	}
 	go p.wait()
 	return p, nil
 }
@@ -113,4 +126,32 @@ func (e exitInfo) String() string {
 		return "exited with code " + strconv.Itoa(*e.code)
 	}
 	return "exited"
+}
+
+// lookPathIn finds name on the PATH of env, the way the shell that used to
+// start every command string did; false when name has a slash, env sets
+// no PATH, or nothing is found there (exec.Command's own look-up stands).
+func lookPathIn(name string, env []string) (string, bool) {
+	if strings.Contains(name, "/") {
+		return "", false
+	}
+	path, found := "", false
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path, found = v, true
+		}
+	}
+	if !found {
+		return "", false
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, true
+		}
+	}
+	return "", false
 }

@@ -46,6 +46,8 @@ type Supervisor struct {
 	sampleKick chan struct{}
 	ports      *ports
 	console    *console
+	// records is data_dir/processes.json; nil without a data_dir.
+	records *records
 
 	mu    sync.Mutex
 	apps  map[string]*App
@@ -65,6 +67,7 @@ func New(cfg *config.Config, opts Options) *Supervisor {
 		ports:      newPorts(),
 		console:    &console{w: opts.Console},
 		apps:       map[string]*App{},
+		records:    newRecords(opts.DataDir, opts.Logger),
 	}
 	for _, name := range cfg.Order {
 		s.apps[name] = newApp(s, cfg.Apps[name])
@@ -107,6 +110,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	// stop rather than cancelling everything mid-step.
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	// A previous gatehouse on this data_dir that was killed hard may have
+	// left its apps running: stop them before starting ours.
+	s.records.stopLeftovers(s.opts.Events)
+	s.records.claim()
 	for _, a := range s.Apps() {
 		a.begin(ictx)
 	}

@@ -24,6 +24,8 @@ func (in *Instance) runUpstream(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			// No process to drain: out of rotation, then gone.
+			in.setState(pool.Draining)
 			in.setState(pool.Stopped)
 			return
 		case <-m.Kicked():

@@ -11,7 +11,10 @@ type LogLine struct {
 	Time     time.Time `json:"time"`
 	App      string    `json:"app"`
 	Instance string    `json:"instance"`
-	Line     string    `json:"line"`
+	// PID is the process of the instance that wrote the line: a
+	// restarted instance keeps its id, but not its pid.
+	PID  int    `json:"pid,omitempty"`
+	Line string `json:"line"`
 }
 
 // Lines fans instance output out to live subscribers (the log stream).

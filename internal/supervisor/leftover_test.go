@@ -1,0 +1,235 @@
+package supervisor
+
+// Issue 12, acceptance 4: an app run through sh -c, left running (ppid 1,
+// still listening) when gatehouse is killed with SIGKILL, is stopped by
+// the next `gatehouse run` on the same data_dir. gatehouse runs as a real
+// child process here: an in-process server cannot be SIGKILLed.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
+
+const gatehouseCmdPkg = "github.com/gatehouse/gatehouse/cmd/gatehouse"
+
+func TestSIGKILLedGatehouseLeftoversStoppedByNextRun(t *testing.T) {
+	for _, variant := range []string{"config string command", "Procfile"} {
+		t.Run(strings.ReplaceAll(variant, " ", "_"), func(t *testing.T) {
+			testLeftovers(t, variant == "Procfile")
+		})
+	}
+}
+
+func testLeftovers(t *testing.T, procfile bool) {
+	dir := t.TempDir()
+	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
+	gh := testutil.BuildBinary(t, gatehouseCmdPkg)
+	// trap keeps sh from being replaced by the app, and "& … wait" keeps it
+	// the app's parent, whatever the shell's exec optimisations: the shape
+	// of a Procfile line that gatehouse cannot exec directly.
+	line := fmt.Sprintf("trap '' TERM; %s & echo $! > %s/$GATEHOUSE_INSTANCE.pid; wait", fault, dir)
+	if got := commandArgv([]string{"sh", "-c", line}); got[0] != "sh" || got[2] != line {
+		t.Fatalf("commandArgv(%q) = %q; the test needs sh to stay the app's parent", line, got)
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	var args []string
+	dataDir := filepath.Join(dir, "data")
+	if procfile {
+		dataDir = filepath.Join(dir, ".gatehouse")
+		write(t, filepath.Join(dir, "Procfile"), "web: "+line+"\n")
+		args = []string{"run", "--listen", listen, "--admin", adminAddr}
+	} else {
+		write(t, filepath.Join(dir, "gatehouse.yaml"), fmt.Sprintf(`listen: %q
+admin: %q
+data_dir: data
+apps:
+  web:
+    command: %q
+    health: {path: /healthz, interval: 300ms, timeout: 1s}
+    start_timeout: 10s
+    stop_timeout: 3s
+`, listen, adminAddr, line))
+		args = []string{"run", "-c", "gatehouse.yaml"}
+	}
+
+	// The first run: wait until the app listens and is recorded.
+	first := startChild(t, dir, gh, args...)
+	var rec ProcessRecord
+	var app procID
+	testutil.WaitFor(t, 20*time.Second, "the app to listen and be recorded in processes.json", func() bool {
+		recs := readRecords(t, dataDir)
+		if len(recs) != 1 {
+			return false
+		}
+		rec = recs[0]
+		b, err := os.ReadFile(filepath.Join(dir, rec.ID+".pid"))
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || !listening(rec.Port) {
+			return false
+		}
+		st, err := readProcStat(pid)
+		app = procID{pid, st.startTicks}
+		return err == nil
+	})
+	if rec.PGID != rec.PID || rec.StartTicks == 0 || rec.Command[0] != "sh" {
+		t.Fatalf("record %+v: want sh in its own group with a start time", rec)
+	}
+	shell := procID{rec.PID, rec.StartTicks}
+	old := []procID{shell, app}
+	t.Cleanup(func() {
+		for _, p := range old {
+			if p.alive() {
+				syscall.Kill(p.pid, syscall.SIGKILL)
+			}
+		}
+	})
+	if !app.alive() || !shell.alive() {
+		t.Fatalf("before the kill: sh %d alive %v, app %d alive %v", shell.pid, shell.alive(), app.pid, app.alive())
+	}
+
+	// SIGKILL gatehouse: no chance to stop the app, which stays behind.
+	first.kill(t)
+	time.Sleep(300 * time.Millisecond)
+	if !app.alive() || !listening(rec.Port) {
+		t.Fatalf("the app (pid %d) is gone after gatehouse's SIGKILL: the leftover this test is about did not happen", app.pid)
+	}
+	t.Logf("after SIGKILL of gatehouse: app pid %d alive, ppid %s, listening on %d; sh pid %d alive %v",
+		app.pid, ppid(app.pid), rec.Port, shell.pid, shell.alive())
+
+	// The next run on the same data_dir stops it before starting its own.
+	second := startChild(t, dir, gh, args...)
+	began := time.Now()
+	testutil.WaitFor(t, 10*time.Second, "the previous run's processes to be gone", func() bool {
+		return !shell.alive() && !app.alive()
+	})
+	t.Logf("old processes gone %v after the second run started", time.Since(began).Round(time.Millisecond))
+	testutil.WaitFor(t, 20*time.Second, "the second run's own instance", func() bool {
+		recs := readRecords(t, dataDir)
+		return len(recs) == 1 && recs[0].PID != rec.PID && listening(recs[0].Port)
+	})
+	if out := second.stderr.String(); !strings.Contains(out, "left running by a previous gatehouse") {
+		t.Errorf("the second run does not say it stopped the leftovers; stderr:\n%s", out)
+	}
+	second.term(t)
+}
+
+func write(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readRecords(t *testing.T, dataDir string) []ProcessRecord {
+	b, err := os.ReadFile(filepath.Join(dataDir, processesFile))
+	if err != nil {
+		return nil
+	}
+	var doc processesDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v\n%s", processesFile, err, b)
+	}
+	return doc.Processes
+}
+
+func listening(port int) bool {
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func ppid(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
+		if f := strings.Fields(string(b[i+1:])); len(f) > 1 {
+			return f[1]
+		}
+	}
+	return "?"
+}
+
+// child is a gatehouse binary run in the background.
+type child struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuf
+	done   chan struct{}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startChild(t *testing.T, dir, bin string, args ...string) *child {
+	t.Helper()
+	c := &child{stderr: &lockedBuf{}, done: make(chan struct{})}
+	c.cmd = exec.Command(bin, args...)
+	c.cmd.Dir = dir
+	c.cmd.Stdout, c.cmd.Stderr = c.stderr, c.stderr
+	c.cmd.WaitDelay = 2 * time.Second
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() {
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+			c.cmd.Process.Kill()
+			<-c.done
+		}
+		if t.Failed() {
+			t.Logf("gatehouse %s output:\n%s", strings.Join(args, " "), c.stderr)
+		}
+	})
+	return c
+}
+
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("gatehouse did not die of SIGKILL")
+	}
+}
+
+func (c *child) term(t *testing.T) {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(15 * time.Second):
+		t.Errorf("gatehouse did not exit within 15s of SIGTERM")
+	}
+}

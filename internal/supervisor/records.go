@@ -1,0 +1,414 @@
+package supervisor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// processesFile is the record of running processes, under data_dir.
+const processesFile = "processes.json"
+
+// ProcessRecord is one running instance process as data_dir/processes.json
+// keeps it. The file is rewritten (atomically: a temporary file renamed
+// over it) every time a process starts or exits, so that after gatehouse
+// was killed without a chance to stop its apps (SIGKILL, OOM killer, a
+// crash), the next gatehouse started on the same data_dir knows what was
+// left running.
+//
+// Today that next gatehouse stops those leftovers (their process group:
+// SIGTERM, then SIGKILL) before it starts its own instances. The record is
+// meant to let a later version ADOPT them instead: it has what an adopted
+// instance needs to be served and supervised again without a restart —
+// the app and instance id it ran as, the port it listens on, its restart
+// count so far, when it started and with which argv — and what proves
+// that a pid still names the same process: a pid is only trusted together
+// with its start time in clock ticks since boot (/proc/PID/stat field 22)
+// and the boot id of the file, so a reused pid is never touched. PGID is
+// the process group gatehouse put it in (its own pid: Setpgid), which
+// reaches the children it started.
+type ProcessRecord struct {
+	App  string `json:"app"`
+	ID   string `json:"id"`
+	PID  int    `json:"pid"`
+	PGID int    `json:"pgid"`
+	// StartTicks is /proc/PID/stat field 22 (starttime), in clock ticks
+	// since boot.
+	StartTicks uint64    `json:"start_ticks"`
+	Port       int       `json:"port"`
+	Restarts   int       `json:"restarts"`
+	StartedAt  time.Time `json:"started_at"`
+	Command    []string  `json:"command"`
+}
+
+// processesDoc is the file's content.
+type processesDoc struct {
+	// BootID is /proc/sys/kernel/random/boot_id when the file was written:
+	// start ticks mean nothing across a reboot.
+	BootID string `json:"boot_id"`
+	// Gatehouse is the gatehouse process that wrote the file.
+	Gatehouse struct {
+		PID        int    `json:"pid"`
+		StartTicks uint64 `json:"start_ticks"`
+	} `json:"gatehouse"`
+	Written   time.Time       `json:"written"`
+	Processes []ProcessRecord `json:"processes"`
+}
+
+// records keeps processes.json up to date.
+type records struct {
+	path   string
+	log    *slog.Logger
+	bootID string
+	self   int
+	selfST uint64
+
+	mu     sync.Mutex
+	procs  map[string]ProcessRecord // by app/id
+	warned bool
+}
+
+// newRecords returns the record of dataDir; nil (which records nothing)
+// without a data_dir.
+func newRecords(dataDir string, log *slog.Logger) *records {
+	if dataDir == "" {
+		return nil
+	}
+	r := &records{path: filepath.Join(dataDir, processesFile), log: log, bootID: bootID(),
+		self: os.Getpid(), procs: map[string]ProcessRecord{}}
+	if st, err := readProcStat(r.self); err == nil {
+		r.selfST = st.startTicks
+	}
+	return r
+}
+
+func (r *records) started(p ProcessRecord) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.procs[p.App+"/"+p.ID] = p
+	r.writeLocked()
+}
+
+// exited drops the record of app/id if it is still the process pid.
+func (r *records) exited(app, id string, pid int) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.procs[app+"/"+id]; !ok || p.PID != pid {
+		return
+	}
+	delete(r.procs, app+"/"+id)
+	r.writeLocked()
+}
+
+func (r *records) writeLocked() {
+	doc := processesDoc{BootID: r.bootID, Written: time.Now().UTC(), Processes: []ProcessRecord{}}
+	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = r.self, r.selfST
+	for _, p := range r.procs {
+		doc.Processes = append(doc.Processes, p)
+	}
+	slices.SortFunc(doc.Processes, func(a, b ProcessRecord) int {
+		return strings.Compare(a.App+"/"+a.ID, b.App+"/"+b.ID)
+	})
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	if err := writeAtomic(r.path, append(b, '\n')); err != nil {
+		if !r.warned {
+			r.warned = true
+			r.log.Warn("cannot record running processes; a gatehouse killed hard could leave them running", "file", r.path, "err", err)
+		}
+		return
+	}
+	r.warned = false
+}
+
+// claim writes the record with this gatehouse as its owner and no process
+// yet, once the previous run's leftovers are dealt with.
+func (r *records) claim() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writeLocked()
+}
+
+// writeAtomic writes b to path through a temporary file renamed over it,
+// so that a reader (or a gatehouse killed mid-write) sees the old or the
+// new content, never a part.
+func writeAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err1 := f.Sync(); err == nil {
+		err = err1
+	}
+	if err1 := f.Close(); err == nil {
+		err = err1
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// leftover is a recorded process group found still running.
+type leftover struct {
+	rec ProcessRecord
+	// procs are its live processes (pid → start ticks), leader first if
+	// it lives.
+	procs  []procID
+	leader bool
+}
+
+type procID struct {
+	pid        int
+	startTicks uint64
+}
+
+// alive reports whether p is still the same process, and not a zombie.
+func (p procID) alive() bool {
+	st, err := readProcStat(p.pid)
+	return err == nil && st.state != 'Z' && st.startTicks == p.startTicks
+}
+
+// leftoverTermWait bounds the wait between SIGTERM and SIGKILL for the
+// leftovers of a previous run.
+const leftoverTermWait = 3 * time.Second
+
+// stopLeftovers finds the processes a previous gatehouse on the same
+// data_dir recorded and left running, and stops each one's process group:
+// SIGTERM, then SIGKILL after leftoverTermWait. A recorded process counts
+// only if its pid is alive with the recorded start time (pids are
+// reused); if it is gone (sh killed with gatehouse, its child left
+// behind), a process of its group counts if it started after it and its
+// environment says it is that instance (GATEHOUSE_INSTANCE, GATEHOUSE_APP,
+// which every instance's processes inherit). While a group has a member
+// its id cannot be reused, so such a member proves the group is the old
+// one. It reports what it did to the log and as stop events.
+func (r *records) stopLeftovers(events *telemetry.Events) {
+	if r == nil {
+		return
+	}
+	b, err := os.ReadFile(r.path)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			r.log.Warn("cannot read the record of a previous run's processes", "file", r.path, "err", err)
+		}
+		return
+	}
+	var doc processesDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		r.log.Warn("ignoring an unreadable record of a previous run's processes", "file", r.path, "err", err)
+		return
+	}
+	if doc.BootID == "" || doc.BootID != r.bootID || len(doc.Processes) == 0 {
+		return
+	}
+	prev := procID{doc.Gatehouse.PID, doc.Gatehouse.StartTicks}
+	if prev.pid > 0 && prev.alive() {
+		// Another gatehouse, or this one (a second supervisor in one
+		// process, as tests run), still runs them.
+		r.log.Warn("another gatehouse uses this data_dir; its processes are left alone",
+			"pid", prev.pid, "file", r.path)
+		return
+	}
+	var found []*leftover
+	for _, rec := range doc.Processes {
+		if l := findLeftover(rec); l != nil {
+			found = append(found, l)
+		}
+	}
+	if len(found) == 0 {
+		return
+	}
+	for _, l := range found {
+		r.log.Warn("stopping a process left running by a previous gatehouse on this data_dir",
+			"app", l.rec.App, "instance", l.rec.ID, "pid", l.rec.PID, "pgid", l.rec.PGID, "processes", len(l.procs))
+		syscall.Kill(-l.rec.PGID, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(leftoverTermWait)
+	for time.Now().Before(deadline) && anyAlive(found) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, l := range found {
+		how := "exited after SIGTERM"
+		if l.anyAlive() {
+			how = fmt.Sprintf("did not exit within %s of SIGTERM; sent SIGKILL", leftoverTermWait)
+			syscall.Kill(-l.rec.PGID, syscall.SIGKILL)
+			for _, p := range l.procs {
+				if p.alive() {
+					syscall.Kill(p.pid, syscall.SIGKILL)
+				}
+			}
+		}
+		pids := make([]string, len(l.procs))
+		for i, p := range l.procs {
+			pids[i] = strconv.Itoa(p.pid)
+		}
+		leader := "gone"
+		if l.leader {
+			leader = "alive"
+		}
+		detail := fmt.Sprintf("left running by a previous gatehouse (killed without stopping its apps): process group %d "+
+			"(recorded pid %d %s, processes %s, port %d, started %s); %s",
+			l.rec.PGID, l.rec.PID, leader, strings.Join(pids, ", "), l.rec.Port, l.rec.StartedAt.Local().Format(time.RFC3339), how)
+		r.log.Warn("stopped a leftover process group", "app", l.rec.App, "instance", l.rec.ID, "detail", detail)
+		if events != nil {
+			events.Emit(telemetry.Event{App: l.rec.App, Instance: l.rec.ID, PID: l.rec.PID, Type: telemetry.EventStop, Detail: detail})
+		}
+	}
+	// Give SIGKILL a moment: the caller starts instances next.
+	deadline = time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && anyAlive(found) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (l *leftover) anyAlive() bool {
+	for _, p := range l.procs {
+		if p.alive() {
+			return true
+		}
+	}
+	return false
+}
+
+func anyAlive(ls []*leftover) bool {
+	for _, l := range ls {
+		if l.anyAlive() {
+			return true
+		}
+	}
+	return false
+}
+
+// findLeftover returns what is left running of rec, or nil.
+func findLeftover(rec ProcessRecord) *leftover {
+	if rec.PID <= 0 || rec.PGID <= 1 || rec.StartTicks == 0 {
+		return nil
+	}
+	l := &leftover{rec: rec}
+	lead := procID{rec.PID, rec.StartTicks}
+	if lead.alive() {
+		l.leader = true
+		l.procs = append(l.procs, lead)
+	}
+	want := []string{"GATEHOUSE_INSTANCE=" + rec.ID, "GATEHOUSE_APP=" + rec.App}
+	for _, pid := range listPIDs() {
+		if pid == rec.PID {
+			continue
+		}
+		st, err := readProcStat(pid)
+		if err != nil || st.pgrp != rec.PGID || st.state == 'Z' || st.startTicks < rec.StartTicks {
+			continue
+		}
+		if !l.leader && !environHas(pid, want) {
+			continue
+		}
+		l.procs = append(l.procs, procID{pid, st.startTicks})
+	}
+	if len(l.procs) == 0 {
+		return nil
+	}
+	return l
+}
+
+func listPIDs() []int {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	var out []int
+	for _, n := range names {
+		if pid, err := strconv.Atoi(n); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// environHas reports whether process pid's environment has every one of
+// the kvs.
+func environHas(pid int, kvs []string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	have := map[string]bool{}
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		have[string(kv)] = true
+	}
+	for _, kv := range kvs {
+		if !have[kv] {
+			return false
+		}
+	}
+	return true
+}
+
+// procStat is what gatehouse reads of /proc/PID/stat.
+type procStat struct {
+	state      byte
+	pgrp       int
+	startTicks uint64
+}
+
+// readProcStat reads /proc/PID/stat: field 3 (state), 5 (pgrp) and 22
+// (starttime). The command name (field 2) may hold spaces and
+// parentheses, so fields are counted from its last ')'.
+func readProcStat(pid int) (procStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3.
+	if len(f) < 20 || len(f[0]) != 1 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	pgrp, err1 := strconv.Atoi(f[2])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return procStat{state: f[0][0], pgrp: pgrp, startTicks: start}, nil
+}
+
+// bootID identifies the running kernel's boot; "" when unknown.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,108 @@
+package supervisor_test
+
+// Issue 12, item 6: a reload that changes only `instances` scales (starts
+// or drains the difference, as `gatehouse scale` does) and says so; one
+// that changes the instance count and the command replaces every
+// instance, as before.
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/harness"
+)
+
+func TestReloadInstancesOnlyScales(t *testing.T) {
+	fc := newFileConfig(t)
+	cfg := fc.write(t, 2, nil, nil)
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 2, 10*time.Second)
+	before := snapshot(g)
+	l := startLoad(t, g.URL, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	reloadEvents := func() string {
+		var d []string
+		for _, e := range g.Events("reload") {
+			d = append(d, e.Detail)
+		}
+		return strings.Join(d, "\n")
+	}
+	// 2 → 3: the two running instances stay, one is started.
+	fc.write(t, 3, nil, nil)
+	if err := g.Srv.Reload(ctx, "web", progress(t)); err != nil {
+		t.Fatalf("reload 2 → 3: %v\nevents:\n%s", err, describeEvents(g.Events()))
+	}
+	g.WaitReady(t, "web", 3, 10*time.Second)
+	up := snapshot(g)
+	for id, pid := range before {
+		if up[id] != pid {
+			t.Errorf("reload 2 → 3 replaced %s (pid %d → %d); want it kept: %s", id, pid, up[id], states(g))
+		}
+	}
+	if len(up) != 3 {
+		t.Errorf("after reload 2 → 3: %s; want 3 instances", states(g))
+	}
+	if ev := reloadEvents(); !strings.Contains(ev, "instances 2 → 3: scaled") || strings.Contains(ev, "config unchanged") || strings.Contains(ev, "rolling reload") {
+		t.Errorf("reload events after 2 → 3:\n%s\nwant \"instances 2 → 3: scaled\" and no rolling reload", ev)
+	}
+	if n := len(g.Events("stop")); n != 0 {
+		t.Errorf("%d instances stopped by a reload that only added one:\n%s", n, describeEvents(g.Events()))
+	}
+
+	// 3 → 2: the newest drains and stops; the first two stay.
+	fc.write(t, 2, nil, nil)
+	if err := g.Srv.Reload(ctx, "web", progress(t)); err != nil {
+		t.Fatalf("reload 3 → 2: %v", err)
+	}
+	down := snapshot(g)
+	if !maps.Equal(down, before) {
+		t.Errorf("after reload 3 → 2: %v; want the first two instances %v, unchanged", down, before)
+	}
+	var stopped []string
+	for _, e := range g.Events("stop") {
+		stopped = append(stopped, e.Instance)
+	}
+	if len(stopped) != 1 {
+		t.Errorf("stopped %v on reload 3 → 2; want the one added", stopped)
+	}
+	requireDrainBeforeStop(t, g, stopped)
+	if ev := reloadEvents(); !strings.Contains(ev, "instances 3 → 2: scaled") {
+		t.Errorf("reload events:\n%s\nwant \"instances 3 → 2: scaled\"", ev)
+	}
+	for id, pid := range up {
+		if _, kept := down[id]; !kept {
+			testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("drained %s (pid %d) to exit", id, pid), func() bool { return !testutil.ProcessAlive(pid) })
+		}
+	}
+	l.requireNoFailures(t, "two reloads that scale")
+
+	// Instances and env: every instance is replaced, then the count met.
+	fc.write(t, 3, nil, map[string]string{"RELEASE": "2"})
+	if err := g.Srv.Reload(ctx, "web", progress(t)); err != nil {
+		t.Fatalf("reload 2 → 3 with a new env: %v", err)
+	}
+	g.WaitReady(t, "web", 3, 10*time.Second)
+	after := snapshot(g)
+	for id := range before {
+		if _, ok := after[id]; ok {
+			t.Errorf("%s survived a reload that changed the env: %s", id, states(g))
+		}
+	}
+	if len(after) != 3 {
+		t.Errorf("after the env reload: %s; want 3 instances", states(g))
+	}
+	ev := reloadEvents()
+	if !strings.Contains(ev, "rolling reload of 2 instances: env changed; instances 2 → 3") {
+		t.Errorf("reload events:\n%s\nwant a rolling reload naming the env and the instance count", ev)
+	}
+	ids := slices.Sorted(maps.Keys(after))
+	t.Logf("after the env reload: %v", ids)
+}
