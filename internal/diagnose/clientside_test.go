@@ -33,7 +33,7 @@ func TestSlowRequestsLeaveOutClientSide(t *testing.T) {
 	ev := &diagnose.Evidence{Since: now.Add(-time.Hour), Until: now}
 	for i := range 50 {
 		ev.Access = append(ev.Access, diagnose.Access{Time: now.Add(-time.Minute), RequestID: fmt.Sprint(i), App: "web",
-			Method: "POST", Path: "/upload", Status: 200, DurationMS: 60_000})
+			Method: "POST", Path: "/upload", Status: 200, DurationMS: 60_000, UpstreamMS: 60_000, Attempts: 1})
 	}
 	found := false
 	for _, f := range diagnose.Run(ev).Findings {

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -10,7 +11,10 @@ import (
 )
 
 // crash: instances that died while serving, with the requests that died
-// with them and the last thing the process printed.
+// with them and the last thing the process printed. An exit some request
+// failed with is a crash however soon after the start it came: the app
+// did not die on its own, a request killed it (restart_loop is for the
+// app that does).
 func crash(ev *Evidence, found []Finding) []Finding {
 	byInst := map[string][]telemetry.Event{}
 	var order []string
@@ -26,43 +30,183 @@ func crash(ev *Evidence, found []Finding) []Finding {
 	var out []Finding
 	for _, id := range order {
 		exits := byInst[id]
-		last := exits[len(exits)-1]
-		if covered(found, last.App, id) {
-			continue
-		}
-		pids := map[string]bool{}
-		var evd []string
-		for _, e := range exits {
-			pids["(pid "+strconv.Itoa(e.PID)+")"] = true
-			evd = append(evd, fmt.Sprintf("%s pid %d %s", clock(e.Time), e.PID, e.Detail))
-		}
-		affected := accessWhere(ev, func(a *Access) bool {
-			if a.Instance != id && !strings.Contains(a.Detail, "instance "+id+" ") {
-				return false
+		app := exits[0].App
+		if covered(found, app, id) {
+			if !coveredOnlyBy(found, app, id, "restart_loop") {
+				continue
 			}
-			for p := range pids {
-				if strings.Contains(a.Detail, p) {
-					return true
+			// The loop explains the exits of their own; the ones requests
+			// failed with are still crashes.
+			var byReq []telemetry.Event
+			for _, e := range exits {
+				if ev.requestCaused(e) {
+					byReq = append(byReq, e)
 				}
 			}
-			return false
-		})
-		evd = append(evd, outputLines(last.Output, 8)...)
+			if exits = byReq; len(exits) == 0 {
+				continue
+			}
+		}
+		last := exits[len(exits)-1]
+		failed := make([][]*Access, len(exits))
+		var affected []*Access
+		for i, e := range exits {
+			failed[i] = ev.failedWith(e)
+			affected = append(affected, failed[i]...)
+		}
+		culprit := suspect(failed)
+		var evd []string
+		from := max(0, len(exits)-crashExitsShown)
+		if from > 0 {
+			evd = append(evd, fmt.Sprintf("%d earlier exits from %s on", from, clock(exits[0].Time)))
+		}
+		for i := from; i < len(exits); i++ {
+			e := exits[i]
+			evd = append(evd, fmt.Sprintf("%s pid %d %s", clock(e.Time), e.PID, e.Detail))
+			for j, a := range newestFirst(failed[i]) {
+				if j == crashRequestsShown {
+					evd = append(evd, fmt.Sprintf("… and %d more requests", len(failed[i])-j))
+					break
+				}
+				evd = append(evd, "failed with it: "+describeRequest(a))
+			}
+		}
+		if lines := outputLines(last.Output, 8); len(lines) > 0 {
+			evd = append(evd, fmt.Sprintf("last output of pid %d before it exited:", last.PID))
+			evd = append(evd, lines...)
+		} else {
+			evd = append(evd, fmt.Sprintf("pid %d printed nothing before it exited", last.PID))
+		}
 		sev := Warning
 		if len(affected) > 0 {
 			sev = Critical
 		}
+		title := fmt.Sprintf("%s crashed %s (last: %s)", id, plural(len(exits), "time", "times"), exitWhat(last))
+		if culprit != nil {
+			title = fmt.Sprintf("%s crashed %s while serving requests (last: %s, serving %s %s, request id %s)",
+				id, plural(len(exits), "time", "times"), exitWhat(last), culprit.Method, culprit.Path, culprit.RequestID)
+		}
 		f := Finding{
-			ID: "crash", Severity: sev, App: last.App, Instance: id,
-			Title:            fmt.Sprintf("%s crashed %s (last: %s)", id, plural(len(exits), "time", "times"), exitWhat(last)),
+			ID: "crash", Severity: sev, App: app, Instance: id,
+			Title:            title,
 			Evidence:         evd,
-			Fix:              crashFix(last),
-			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
+			Fix:              crashFix(last, culprit, ev.hints(app)),
+			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(culpritFirst(affected, culprit)),
 			FirstSeen: exits[0].Time, LastSeen: last.Time,
 		}
 		out = append(out, f)
 	}
 	return out
+}
+
+const (
+	// crashExitsShown is how many of an instance's exits the evidence lists.
+	crashExitsShown = 5
+	// crashRequestsShown is how many of the requests that failed with one
+	// exit the evidence lists.
+	crashRequestsShown = 3
+)
+
+// coveredOnlyBy reports whether every earlier finding that names instance
+// is of kind id.
+func coveredOnlyBy(found []Finding, app, instance, id string) bool {
+	for _, f := range found {
+		if f.App == app && (f.Instance == instance || f.Instance == "") && f.ID != id {
+			return false
+		}
+	}
+	return true
+}
+
+// failedWith are the requests that failed with exit e: their access entry
+// names it ("instance web-1 (pid 4242) exited with code 3", the gateway's
+// attempt error).
+func (ev *Evidence) failedWith(e telemetry.Event) []*Access {
+	if e.PID == 0 {
+		return nil
+	}
+	pid := "(pid " + strconv.Itoa(e.PID) + ")"
+	return accessWhere(ev, func(a *Access) bool {
+		if a.App != "" && e.App != "" && a.App != e.App {
+			return false
+		}
+		if a.Instance != e.Instance && !strings.Contains(a.Detail, "instance "+e.Instance+" ") {
+			return false
+		}
+		return strings.Contains(a.Detail, pid)
+	})
+}
+
+// requestCaused reports whether some request failed with exit e: the
+// process died under a request, not on its own. Requests it cut off that
+// were retried elsewhere do not count: they did not fail, and an app that
+// dies on its own under GET traffic cuts some off too.
+func (ev *Evidence) requestCaused(e telemetry.Event) bool {
+	return e.Failed > 0 || len(ev.failedWith(e)) > 0
+}
+
+// suspect is the request most likely to have killed the process: of the
+// method and path that failed with the most exits, the one that arrived
+// last before the last of them. Requests in flight by chance fail with
+// one exit; the one that kills the process fails with each.
+func suspect(failed [][]*Access) *Access {
+	exitsOf := map[string]int{}
+	for _, as := range failed {
+		seen := map[string]bool{}
+		for _, a := range as {
+			k := a.Method + " " + a.Path
+			if !seen[k] {
+				seen[k] = true
+				exitsOf[k]++
+			}
+		}
+	}
+	var best *Access
+	for i := len(failed) - 1; i >= 0 && best == nil; i-- {
+		for _, a := range failed[i] {
+			if best == nil {
+				best = a
+				continue
+			}
+			ka, kb := exitsOf[a.Method+" "+a.Path], exitsOf[best.Method+" "+best.Path]
+			if ka > kb || ka == kb && a.Time.After(best.Time) {
+				best = a
+			}
+		}
+	}
+	return best
+}
+
+// newestFirst orders requests by arrival, the latest first.
+func newestFirst(as []*Access) []*Access {
+	out := append([]*Access(nil), as...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	return out
+}
+
+// culpritFirst puts c (may be nil) first among as.
+func culpritFirst(as []*Access, c *Access) []*Access {
+	if c == nil {
+		return as
+	}
+	out := []*Access{c}
+	for _, a := range as {
+		if a != c {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func describeRequest(a *Access) string {
+	s := fmt.Sprintf("%s %s (request id %s, arrived %s)", a.Method, a.Path, a.RequestID, clock(a.Time))
+	if a.Status != 0 {
+		s += fmt.Sprintf(", answered %d", a.Status)
+		if a.Cause != "" {
+			s += " " + a.Cause
+		}
+	}
+	return s
 }
 
 func exitWhat(e telemetry.Event) string {
@@ -75,14 +219,18 @@ func exitWhat(e telemetry.Event) string {
 	return "exited"
 }
 
-func crashFix(e telemetry.Event) string {
+func crashFix(e telemetry.Event, culprit *Access, h hints) string {
 	switch e.Signal {
 	case "SIGKILL":
 		return "something killed the process with SIGKILL: often the kernel's OOM killer (check `dmesg` and the instance's memory), or an operator; requests it was serving were lost — gatehouse retried the idempotent ones"
 	case "SIGSEGV", "SIGABRT", "SIGBUS":
 		return "the process crashed in native code (" + e.Signal + "): check native modules and the output above"
 	}
-	return "the app exited on its own: fix the error in its output above; in Node handle 'uncaughtException'/'unhandledRejection' by logging and shutting down gracefully, so that in-flight requests finish"
+	if culprit != nil {
+		return fmt.Sprintf("the app exits while serving %s %s: reproduce it with that request and fix the error in the output above; %s",
+			culprit.Method, culprit.Path, h.crash)
+	}
+	return "the app exited on its own: fix the error in its output above; " + h.crash
 }
 
 // restartLoop: an instance that keeps dying soon after it starts.
@@ -104,6 +252,9 @@ func restartLoop(ev *Evidence, found []Finding) []Finding {
 		if e.Type == telemetry.EventExit {
 			if startFailed(e) {
 				continue // start_failure's: the app never ran
+			}
+			if ev.requestCaused(e) {
+				continue // crash's: a request killed it, it did not die on its own
 			}
 			a.exits = append(a.exits, e)
 		} else if !strings.Contains(e.Detail, "on request") {

@@ -23,6 +23,7 @@ type Access struct {
 	Path          string    `json:"path"`
 	Status        int       `json:"status"`
 	DurationMS    float64   `json:"duration_ms"`
+	UpstreamMS    float64   `json:"upstream_ms"`
 	HeldMS        float64   `json:"held_ms"`
 	Attempts      int       `json:"attempts"`
 	Cause         string    `json:"cause"`

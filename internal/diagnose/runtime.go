@@ -34,7 +34,7 @@ func unresponsive(ev *Evidence, found []Finding) []Finding {
 		}
 		fix := "the app stops answering while alive: look for long synchronous work, a deadlock or an exhausted thread pool"
 		if in.CPUPercent >= 80 {
-			fix = "a CPU-bound, synchronous operation blocks the event loop (" + fmt.Sprintf("%.0f%%", in.CPUPercent) +
+			fix = "a CPU-bound, synchronous operation " + ev.hints(ai.app.Name).blocked + " (" + fmt.Sprintf("%.0f%%", in.CPUPercent) +
 				" of a core while probes time out): move it to a worker thread or process, or break it up; auto_heal slow_requests can recycle the instance meanwhile"
 		}
 		affected := accessWhere(ev, func(a *Access) bool {
@@ -91,7 +91,7 @@ func outboundExhaustion(ev *Evidence, found []Finding) []Finding {
 			ID: "outbound_exhaustion", Severity: sev, App: ai.app.Name, Instance: in.ID,
 			Title:    fmt.Sprintf("%s opens too many connections to %s", in.ID, top),
 			Evidence: evd,
-			Fix:      "pool and reuse outbound connections: a keep-alive agent with a bounded maxSockets (Node: new https.Agent({keepAlive: true, maxSockets: 100}); undici Agent for fetch), one database pool per process",
+			Fix:      "pool and reuse outbound connections: " + ev.hints(ai.app.Name).outbound,
 		})
 	}
 	return out
@@ -116,7 +116,7 @@ func memoryPressure(ev *Evidence, found []Finding) []Finding {
 			ID: "memory_pressure", Severity: Warning, App: app,
 			Title:    fmt.Sprintf("auto-heal recycled %s for memory", plural(len(evs), "instance", "instances")),
 			Evidence: evd,
-			Fix:      "the app's memory grows until it is recycled: take a heap snapshot to find the leak; meanwhile keep the memory trigger so users do not notice",
+			Fix:      "the app's memory grows until it is recycled: take a heap profile (a heap snapshot) to find the leak; meanwhile keep the memory trigger so users do not notice",
 		})
 	}
 	for _, ai := range instances(ev) {

@@ -24,8 +24,11 @@ type Snapshot struct {
 // AppSnap is one app's settings that findings compare against, and its
 // instances.
 type AppSnap struct {
-	Name                string         `json:"name"`
-	Command             []string       `json:"command,omitempty"`
+	Name    string   `json:"name"`
+	Command []string `json:"command,omitempty"`
+	// Runtime is what the command runs (RuntimeNode, RuntimeGo, ...), ""
+	// when not recognised: fixes name what applies to it.
+	Runtime             string         `json:"runtime,omitempty"`
 	HealthPath          string         `json:"health_path,omitempty"`
 	HealthTimeout       time.Duration  `json:"health_timeout"`
 	RequestTimeout      time.Duration  `json:"request_timeout"`
@@ -51,7 +54,7 @@ func Take(sup *supervisor.Supervisor) Snapshot {
 	for _, a := range sup.Apps() {
 		c := a.Config()
 		as := AppSnap{
-			Name: a.Name(), Command: c.Command, HealthPath: c.Health.Path, HealthTimeout: c.Health.Timeout.D(),
+			Name: a.Name(), Command: c.Command, Runtime: DetectRuntime(c.Command, c.Dir), HealthPath: c.Health.Path, HealthTimeout: c.Health.Timeout.D(),
 			RequestTimeout: c.RequestTimeout.D(), StartTimeout: c.StartTimeout.D(), UpstreamIdleTimeout: c.UpstreamIdleTimeout.D(),
 			IdleTimeout: c.IdleTimeout.D(), MemoryLimit: uint64(c.MemoryLimit),
 		}

@@ -29,7 +29,7 @@ func portMismatch(ev *Evidence, _ []Finding) []Finding {
 				fmt.Sprintf("gatehouse gave it PORT=%d and WEBSITES_PORT=%d, and probes that port: %s", in.Port, in.Port, in.Health),
 				fmt.Sprintf("%s is %s", in.ID, in.State),
 			},
-			Fix:              fmt.Sprintf("bind to the PORT environment variable (Node: app.listen(process.env.PORT); Python: int(os.environ['PORT'])) instead of a fixed port; %s was never reachable on %d", in.ID, in.Port),
+			Fix:              fmt.Sprintf("bind to the PORT environment variable (%s) instead of a fixed port; %s was never reachable on %d", ev.hints(ai.app.Name).port, in.ID, in.Port),
 			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
 		}
 		f.FirstSeen, f.LastSeen = span(affected)

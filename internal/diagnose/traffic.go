@@ -50,7 +50,7 @@ func keepaliveRace(ev *Evidence, found []Finding) []Finding {
 				fmt.Sprintf("%d requests met a connection the app had just closed; %d of them failed, the rest were retried", len(as), failed),
 				fmt.Sprintf("gatehouse closes idle upstream connections after upstream_idle_timeout %s, and earlier when the app sends Keep-Alive: timeout=N; the app closes them sooner", idle),
 			},
-			Fix:              fmt.Sprintf("make the app keep idle connections open longer than %s (Node: server.keepAliveTimeout = 65000; server.headersTimeout = 66000), or lower upstream_idle_timeout below the app's keep-alive timeout", idle),
+			Fix:              fmt.Sprintf("make the app keep idle connections open longer than %s (%s), or lower upstream_idle_timeout below the app's keep-alive timeout", idle, ev.hints(app).keepalive),
 			RequestsAffected: failed, SampleRequestIDs: sampleIDs(as),
 		}
 		f.FirstSeen, f.LastSeen = span(as)
@@ -64,17 +64,40 @@ func keepaliveRace(ev *Evidence, found []Finding) []Finding {
 var clientSide = map[string]bool{"client_closed": true, "client_timeout": true, "bad_request": true,
 	"request_too_large": true, "headers_too_large": true, "unsupported_protocol": true}
 
-// slowRequests: the slowest paths, and requests that hit request_timeout.
+// neverSent are the causes of requests that never reached the app: their
+// time was spent waiting for an instance, which is overload's or a start's
+// to explain, not the app's slowness.
+var neverSent = map[string]bool{"no_ready_instance": true, "queue_full": true, "no_route": true}
+
+// reachedApp reports whether the app worked on a: some attempt was sent,
+// and it did not end for want of an instance.
+func reachedApp(a *Access) bool {
+	return a.Attempts > 0 && !neverSent[a.Cause]
+}
+
+// appMS is how long the app took over a: the wait for its response
+// (upstream_ms), not the time the request was held for an instance or
+// the client took. An entry without upstream_ms falls back to the whole
+// request less its hold.
+func appMS(a *Access) float64 {
+	if a.UpstreamMS > 0 {
+		return a.UpstreamMS
+	}
+	return max(a.DurationMS-a.HeldMS, 0)
+}
+
+// slowRequests: the slowest paths, by the time the app took, and requests
+// that hit request_timeout.
 func slowRequests(ev *Evidence, found []Finding) []Finding {
 	byApp := map[string][]*Access{}
-	for _, a := range accessWhere(ev, func(a *Access) bool { return a.App != "" && !clientSide[a.Cause] }) {
+	for _, a := range accessWhere(ev, func(a *Access) bool { return a.App != "" && !clientSide[a.Cause] && reachedApp(a) }) {
 		byApp[a.App] = append(byApp[a.App], a)
 	}
 	var out []Finding
 	for app, as := range byApp {
 		timeouts := accessWhere(ev, func(a *Access) bool { return a.App == app && a.Cause == "upstream_timeout" })
 		paths := slowestPaths(as)
-		if len(timeouts) == 0 && (len(paths) == 0 || paths[0].p99 < slowP99) {
+		if len(paths) == 0 || len(timeouts) == 0 && paths[0].p99 < slowP99 {
 			continue
 		}
 		var evd []string
@@ -85,7 +108,7 @@ func slowRequests(ev *Evidence, found []Finding) []Finding {
 			if i == 3 {
 				break
 			}
-			evd = append(evd, fmt.Sprintf("%s: p99 %s over %s", p.path, p.p99.Round(time.Millisecond), plural(p.n, "request", "requests")))
+			evd = append(evd, fmt.Sprintf("%s: p99 %s in the app over %s", p.path, p.p99.Round(time.Millisecond), plural(p.n, "request", "requests")))
 		}
 		sev := Warning
 		if len(timeouts) > 0 {
@@ -116,7 +139,7 @@ type pathStat struct {
 func slowestPaths(as []*Access) []pathStat {
 	byPath := map[string][]float64{}
 	for _, a := range as {
-		byPath[a.Path] = append(byPath[a.Path], a.DurationMS)
+		byPath[a.Path] = append(byPath[a.Path], appMS(a))
 	}
 	var out []pathStat
 	for p, ds := range byPath {

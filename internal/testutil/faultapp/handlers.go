@@ -222,6 +222,9 @@ func (a *app) sleep(w http.ResponseWriter, r *http.Request) {
 // is answered, and the process dies with a panic-like line on stderr.
 func (a *app) crash(w http.ResponseWriter, r *http.Request) {
 	io.Copy(io.Discard, r.Body)
+	// A line that names this process, so that tests can tell its output
+	// from an earlier process's of the same instance.
+	logf("crash: exiting with code 3 on %s %s", r.Method, r.URL.Path)
 	fmt.Fprintf(os.Stderr, "panic: crash requested on %s\n", r.URL.Path)
 	os.Exit(3)
 }
