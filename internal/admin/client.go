@@ -43,6 +43,14 @@ func (c *Client) Events(ctx context.Context, since string) ([]telemetry.Event, e
 	return out.Events, c.getJSON(ctx, "/api/events?since="+since, &out)
 }
 
+// Logs fetches GET /api/logs with query (app, instance, lines, since).
+func (c *Client) Logs(ctx context.Context, query string) ([]LogEntry, error) {
+	var out struct {
+		Lines []LogEntry `json:"lines"`
+	}
+	return out.Lines, c.getJSON(ctx, "/api/logs?"+query, &out)
+}
+
 // GetJSON fetches path and decodes its JSON answer into v.
 func (c *Client) GetJSON(ctx context.Context, path string, v any) error {
 	return c.getJSON(ctx, path, v)

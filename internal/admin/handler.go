@@ -23,6 +23,9 @@ type Deps struct {
 	Ops Ops
 	// Lines is the live instance output, for the log stream.
 	Lines *telemetry.Lines
+	// Recent is the instances' recent output, for GET /api/logs; nil
+	// disables it.
+	Recent *RecentLines
 	// Diagnose runs diagnose over the evidence since a time.
 	Diagnose func(since time.Time) (diagnose.Report, error)
 	// Config is the running config, redacted in dumps.
@@ -77,6 +80,9 @@ func NewHandler(d Deps) http.Handler {
 	mux.HandleFunc("GET /api/env", d.env)
 	if d.Lines != nil {
 		mux.HandleFunc("GET /api/logstream", d.logstream)
+	}
+	if d.Recent != nil {
+		mux.HandleFunc("GET /api/logs", d.logs)
 	}
 	if d.Diagnose != nil {
 		mux.HandleFunc("GET /api/diagnose", d.diagnoseHandler)

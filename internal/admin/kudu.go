@@ -107,6 +107,10 @@ func (d Deps) logstream(w http.ResponseWriter, r *http.Request) {
 		var v any
 		select {
 		case <-r.Context().Done():
+			// The client went away, or gatehouse is stopping: say so,
+			// and end the response properly so the client sees an end,
+			// not a cut connection.
+			fmt.Fprint(w, "event: end\ndata: {}\n\n")
 			return
 		case <-beat.C:
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {

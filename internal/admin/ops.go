@@ -43,6 +43,14 @@ func registerOps(mux *http.ServeMux, ops Ops) {
 		}
 		withApp(w, r, ops, func(ctx context.Context, a *supervisor.App, p supervisor.Progress) error { return a.Scale(ctx, n, p) })
 	})
+	// stop takes an app down without removing it (scale to 0, drain
+	// first); start brings back the instances it had.
+	mux.HandleFunc("POST /api/apps/{app}/stop", func(w http.ResponseWriter, r *http.Request) {
+		withApp(w, r, ops, func(ctx context.Context, a *supervisor.App, p supervisor.Progress) error { return a.Stop(ctx, p) })
+	})
+	mux.HandleFunc("POST /api/apps/{app}/start", func(w http.ResponseWriter, r *http.Request) {
+		withApp(w, r, ops, func(ctx context.Context, a *supervisor.App, p supervisor.Progress) error { return a.Start(ctx, p) })
+	})
 	mux.HandleFunc("POST /api/apps/{app}/restart", func(w http.ResponseWriter, r *http.Request) {
 		withApp(w, r, ops, func(ctx context.Context, a *supervisor.App, p supervisor.Progress) error { return a.Restart(ctx, p) })
 	})

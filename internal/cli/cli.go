@@ -57,14 +57,22 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Short:         "Run a web app as supervised instances behind a gateway that explains every 5xx",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints the same line as `gatehouse version`.
+		Version: versionText(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	// `gatehouse completion bash|zsh|fish|powershell` is cobra's; the
+	// commands that name an app or instance complete it from the running
+	// gatehouse (see completeApps).
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
 	root.AddCommand(newRunCmd(), newValidateCmd(), newStatusCmd(), newVersionCmd(),
-		newReloadCmd(), newScaleCmd(), newRestartCmd(), newDiagnoseCmd(), newLogsCmd())
+		newReloadCmd(), newScaleCmd(), newRestartCmd(), newDiagnoseCmd(), newLogsCmd(),
+		newStopStartCmd("stop", "Take an app down without removing it: drain and stop every instance (scale to 0)"),
+		newStopStartCmd("start", "Bring a stopped app back to its configured number of instances"))
 	return root
 }
 

@@ -50,7 +50,8 @@ func newReloadCmd() *cobra.Command {
 		Long: "Re-reads the config file. Probe and timeout changes apply at once; a new command, dir or env\n" +
 			"replaces each instance: the replacement is ready before the old one drains. If a replacement\n" +
 			"never gets ready, the reload stops, the old instances keep serving, and the exit code is 1.",
-		Args: cobra.MaximumNArgs(1),
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: f.completeFirst(false),
 		RunE: func(c *cobra.Command, args []string) error {
 			path := "/api/reload"
 			if len(args) == 1 {
@@ -68,13 +69,34 @@ func newScaleCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "scale APP N",
 		Short: "Set an app's number of instances, live (drain-first when going down)",
-		Args:  cobra.ExactArgs(2),
+		Long: "Set an app's number of instances, live: new instances are ready before they take requests,\n" +
+			"removed ones are drained first. N is a whole number ≥ 0; 0 takes the app down and keeps it\n" +
+			"(as `gatehouse stop APP`; `gatehouse start APP` brings back its configured instances).",
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: f.completeFirst(false),
 		RunE: func(c *cobra.Command, args []string) error {
 			n, err := strconv.Atoi(args[1])
-			if err != nil || n < 1 {
-				return &ExitError{Code: exitUsage, Err: fmt.Errorf("scale: N must be a whole number ≥ 1, got %q", args[1])}
+			if err != nil || n < 0 {
+				return &ExitError{Code: exitUsage, Err: fmt.Errorf("scale: N must be a whole number ≥ 0, got %q", args[1])}
 			}
 			return f.runOp(c, "/api/apps/"+url.PathEscape(args[0])+"/scale?instances="+strconv.Itoa(n))
+		},
+	}
+	f.add(c)
+	return c
+}
+
+// newStopStartCmd is `stop APP` (scale to 0, drain first) or `start APP`
+// (back to the configured instances).
+func newStopStartCmd(verb, short string) *cobra.Command {
+	var f opFlags
+	c := &cobra.Command{
+		Use:               verb + " APP",
+		Short:             short,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeFirst(false),
+		RunE: func(c *cobra.Command, args []string) error {
+			return f.runOp(c, "/api/apps/"+url.PathEscape(args[0])+"/"+verb)
 		},
 	}
 	f.add(c)
@@ -84,9 +106,10 @@ func newScaleCmd() *cobra.Command {
 func newRestartCmd() *cobra.Command {
 	var f opFlags
 	c := &cobra.Command{
-		Use:   "restart APP|INSTANCE",
-		Short: "Restart an app's instances, or one instance, at once (hard: no draining)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "restart APP|INSTANCE",
+		Short:             "Restart an app's instances, or one instance, at once (hard: no draining)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeFirst(true),
 		RunE: func(c *cobra.Command, args []string) error {
 			target := url.PathEscape(args[0])
 			err := f.runOp(c, "/api/apps/"+target+"/restart")

@@ -45,12 +45,21 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) err
 	if err != nil {
 		return err
 	}
+	// Lifecycle events on the terminal, one line each; the printer ends
+	// after Run, once it has printed the events of the shutdown too.
+	evs, unsubscribe := srv.Events().Subscribe(1024)
+	printed := make(chan struct{})
+	go func() { defer close(printed); printLifecycle(c.ErrOrStderr(), evs) }()
+	finishPrinting := func() { unsubscribe(); <-printed }
+	defer finishPrinting() // unsubscribe may be called twice; printed stays closed
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hupDone := reloadOnHUP(ctx, srv, logger)
 	defer func() { stop(); <-hupDone }()
 	logger.Info("gatehouse running", "listen", srv.Addr(), "admin", srv.AdminAddr(), "apps", len(cfg.Apps), "data_dir", cfg.DataDir)
-	if err := srv.Run(ctx); err != nil {
+	err = srv.Run(ctx)
+	finishPrinting()
+	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
 	logger.Info("gatehouse stopped")

@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// lifecycle prints gatehouse's lifecycle events on the `run` terminal, one
+// readable line each, as PM2 and systemd do: crashes with their exit code
+// and the app's last line, restarts with their back-off, start_timeout
+// kills, health changes, auto-heal actions and reload steps.
+//
+// An exit followed at once by its instance's restart is one line
+// ("web-1 exited with code 1 (last output: "boom") — restarting in 2s
+// (restart 3)"); an exit is held for at most mergeWait for that.
+type lifecycle struct {
+	w       io.Writer
+	pending map[string]telemetry.Event // exits waiting for their restart
+	timer   *time.Timer
+}
+
+const mergeWait = 500 * time.Millisecond
+
+// printLifecycle prints the events from ch on w until ch closes, then
+// flushes what it holds. It returns when it is done.
+func printLifecycle(w io.Writer, ch <-chan telemetry.Event) {
+	p := &lifecycle{w: w, pending: map[string]telemetry.Event{}, timer: time.NewTimer(time.Hour)}
+	p.timer.Stop()
+	defer p.timer.Stop()
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				p.flush(time.Time{})
+				return
+			}
+			p.event(ev)
+		case <-p.timer.C:
+			p.flush(time.Now().Add(-mergeWait))
+			p.arm()
+		}
+	}
+}
+
+func (p *lifecycle) event(ev telemetry.Event) {
+	key := ev.App + "\x00" + ev.Instance
+	if exit, ok := p.pending[key]; ok {
+		delete(p.pending, key)
+		if ev.Type == telemetry.EventRestart {
+			p.print(exit.Time, ev.Instance, exitText(exit)+" — "+restartText(ev))
+			p.arm()
+			return
+		}
+		p.print(exit.Time, exit.Instance, exitText(exit))
+	}
+	if ev.Type == telemetry.EventExit && ev.Instance != "" {
+		p.pending[key] = ev
+		p.arm()
+		return
+	}
+	if line := formatLifecycle(ev); line != "" {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+// flush prints the held exits that arrived before cutoff (all of them
+// when cutoff is zero).
+func (p *lifecycle) flush(cutoff time.Time) {
+	for key, ev := range p.pending {
+		if cutoff.IsZero() || !ev.Time.After(cutoff) {
+			delete(p.pending, key)
+			p.print(ev.Time, ev.Instance, exitText(ev))
+		}
+	}
+}
+
+// arm sets the timer for the oldest held exit, if any.
+func (p *lifecycle) arm() {
+	p.timer.Stop()
+	var oldest time.Time
+	for _, ev := range p.pending {
+		if oldest.IsZero() || ev.Time.Before(oldest) {
+			oldest = ev.Time
+		}
+	}
+	if !oldest.IsZero() {
+		p.timer.Reset(max(time.Until(oldest.Add(mergeWait)), time.Millisecond))
+	}
+}
+
+func (p *lifecycle) print(t time.Time, who, text string) {
+	fmt.Fprintf(p.w, "%s %s %s\n", t.Local().Format("15:04:05"), who, text)
+}
+
+// formatLifecycle is one event as a terminal line, or "" for events the
+// terminal does not show (start: the ready line follows it).
+func formatLifecycle(ev telemetry.Event) string {
+	who := ev.Instance
+	if who == "" {
+		who = ev.App
+	}
+	var text string
+	switch ev.Type {
+	case telemetry.EventStart:
+		return ""
+	case telemetry.EventReady:
+		text = ev.Detail
+	case telemetry.EventExit:
+		text = exitText(ev)
+	case telemetry.EventRestart:
+		text = restartText(ev)
+	case telemetry.EventStartTimeout:
+		text = "killed: " + strings.Replace(ev.Detail, "; last check: ", " (last check: ", 1)
+		if strings.Contains(ev.Detail, "; last check: ") {
+			text += ")"
+		}
+	case telemetry.EventUnhealthy:
+		text = "unhealthy: " + ev.Detail
+	case telemetry.EventHealthy:
+		text = "healthy again: " + ev.Detail
+	case telemetry.EventAutoHeal:
+		text = "auto-heal: " + ev.Detail
+	case telemetry.EventReload:
+		text = "reload: " + ev.Detail
+	case telemetry.EventIdleUnload:
+		text = "unloaded (idle): " + ev.Detail
+	default:
+		text = strings.ReplaceAll(ev.Type, "_", " ") + ": " + ev.Detail
+	}
+	return fmt.Sprintf("%s %s %s", ev.Time.Local().Format("15:04:05"), who, strings.TrimSuffix(text, ": "))
+}
+
+// exitText: "exited with code 1 (last output: "Error: boom")", or "could
+// not start: exec: "nodex": executable file not found in $PATH".
+func exitText(ev telemetry.Event) string {
+	text := ev.Detail
+	if text == "" {
+		switch {
+		case ev.Signal != "":
+			text = "killed by " + ev.Signal
+		case ev.ExitCode != nil:
+			text = fmt.Sprintf("exited with code %d", *ev.ExitCode)
+		default:
+			text = "exited"
+		}
+	}
+	// "exited with code 3; 1 request failed with it": the exit first,
+	// then what the app said and what it cost, in parentheses.
+	head, rest, _ := strings.Cut(text, "; ")
+	var notes []string
+	if last := lastOutput(ev.Output); last != "" {
+		notes = append(notes, fmt.Sprintf("last output: %q", last))
+	}
+	if rest != "" {
+		notes = append(notes, rest)
+	}
+	if len(notes) > 0 {
+		head += " (" + strings.Join(notes, "; ") + ")"
+	}
+	return head
+}
+
+// lastOutput is the last non-blank line of out, cut to 200 bytes.
+func lastOutput(out []string) string {
+	for i := len(out) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(out[i]); l != "" {
+			if len(l) > 200 {
+				l = l[:200] + "…"
+			}
+			return l
+		}
+	}
+	return ""
+}
+
+var (
+	restartBackoff = regexp.MustCompile(`^restart #(\d+) after (\S+) back-off`)
+	restartAsked   = regexp.MustCompile(`^restart #(\d+) on request`)
+)
+
+// restartText: "restarting in 2s (restart 3)".
+func restartText(ev telemetry.Event) string {
+	if m := restartBackoff.FindStringSubmatch(ev.Detail); m != nil {
+		if m[2] == "0s" {
+			return "restarting now (restart " + m[1] + ")"
+		}
+		return "restarting in " + m[2] + " (restart " + m[1] + ")"
+	}
+	if m := restartAsked.FindStringSubmatch(ev.Detail); m != nil {
+		return "restarting on request (restart " + m[1] + ")"
+	}
+	return "restarting: " + ev.Detail
+}

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// Issue 12, item 10: each lifecycle event is one readable terminal line;
+// an exit and its restart are merged into one.
+func TestPrintLifecycle(t *testing.T) {
+	code := 1
+	at := time.Date(2026, 1, 2, 12, 0, 1, 0, time.Local)
+	evs := []telemetry.Event{
+		{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventStart, Detail: "started node with PORT=1234"},
+		{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventReady, Detail: "ready in 120ms: GET /healthz 200 in 2ms"},
+		{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventExit, ExitCode: &code, Detail: "exited with code 1; 2 requests failed with it",
+			Output: []string{"listening", "Error: boom", ""}},
+		{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventRestart, Detail: "restart #3 after 2s back-off (last run lasted 5s)"},
+		{Time: at, App: "web", Instance: "web-2", Type: telemetry.EventStartTimeout, Detail: "not ready within start_timeout 30s; last check: connect: connection refused"},
+		{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventUnhealthy, Detail: "GET /healthz 500 in 3ms (3 failed probes in a row)"},
+		{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventAutoHeal, Trigger: "memory", Detail: "recycling: private bytes 600MiB ≥ 512MiB"},
+		{Time: at, App: "web", Type: telemetry.EventReload, Detail: "web-1 replaced by web-3"},
+		{Time: at, App: "web", Instance: "web-4", Type: telemetry.EventExit, Detail: `could not start: exec: "nodex": executable file not found in $PATH`},
+	}
+	ch := make(chan telemetry.Event, len(evs))
+	for _, e := range evs {
+		ch <- e
+	}
+	close(ch)
+	var out bytes.Buffer
+	printLifecycle(&out, ch)
+	want := []string{
+		`12:00:01 web-1 ready in 120ms: GET /healthz 200 in 2ms`,
+		`12:00:01 web-1 exited with code 1 (last output: "Error: boom"; 2 requests failed with it) — restarting in 2s (restart 3)`,
+		`12:00:01 web-2 killed: not ready within start_timeout 30s (last check: connect: connection refused)`,
+		`12:00:01 web-1 unhealthy: GET /healthz 500 in 3ms (3 failed probes in a row)`,
+		`12:00:01 web-1 auto-heal: recycling: private bytes 600MiB ≥ 512MiB`,
+		`12:00:01 web reload: web-1 replaced by web-3`,
+		`12:00:01 web-4 could not start: exec: "nodex": executable file not found in $PATH`,
+	}
+	got := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("terminal lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// An exit whose restart does not follow is printed on its own after
+// mergeWait, not held forever.
+func TestPrintLifecycleLoneExit(t *testing.T) {
+	ch := make(chan telemetry.Event, 1)
+	ch <- telemetry.Event{Time: time.Now(), App: "web", Instance: "web-1", Type: telemetry.EventExit, Detail: "killed by SIGKILL"}
+	var mu lockedBuf
+	done := make(chan struct{})
+	go func() { defer close(done); printLifecycle(&mu, ch) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !regexp.MustCompile(`web-1 killed by SIGKILL\n`).MatchString(mu.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("lone exit not printed within 5s; got %q", mu.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(ch)
+	<-done
+}
+
+type lockedBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
