@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -27,6 +28,11 @@ type Member struct {
 	onRemove atomic.Pointer[func()]
 	note     atomic.Pointer[string]
 	since    atomic.Int64
+
+	// cutMu guards the current burst of cut-off attempts (CutOff).
+	cutMu   sync.Mutex
+	cutN    int
+	cutLast time.Time
 }
 
 // OnRemove registers f to run when the member leaves its pool, so that
@@ -47,6 +53,7 @@ type Exit struct {
 // until it is added to a pool and set Ready.
 func NewMember(id, addr string) *Member {
 	m := &Member{ID: id, Addr: addr, kick: make(chan struct{}, 1)}
+	m.since.Store(time.Now().UnixNano()) // starting since now
 	ch := make(chan struct{})
 	m.exitedMu.Store(&ch)
 	note := ""
@@ -81,8 +88,15 @@ func (m *Member) SetState(s State) {
 	}
 }
 
-// Since is when the member entered its current state.
-func (m *Member) Since() time.Time { return time.Unix(0, m.since.Load()) }
+// Since is when the member entered its current state; the zero time if
+// that was never recorded.
+func (m *Member) Since() time.Time {
+	ns := m.since.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
 
 // Inflight is the number of requests currently using the member.
 func (m *Member) Inflight() int64 { return m.inflight.Load() }
@@ -160,4 +174,37 @@ func (m *Member) ExitFor(pid int, wait time.Duration) *Exit {
 			return nil
 		}
 	}
+}
+
+// CutBurst is how close together attempts cut off on one member count as
+// one burst: a process killed under load cuts off every request it had
+// within a few milliseconds.
+const CutBurst = 500 * time.Millisecond
+
+// CutOff records that an attempt in flight on the member was cut off: its
+// connection was reset or closed before the response came. With CutOffs
+// it tells a process that died under many requests at once (killed, out
+// of memory: not their fault) from one that died under one request (a
+// query of death, perhaps).
+func (m *Member) CutOff() {
+	now := time.Now()
+	m.cutMu.Lock()
+	if now.Sub(m.cutLast) > CutBurst {
+		m.cutN = 0
+	}
+	m.cutN++
+	m.cutLast = now
+	m.cutMu.Unlock()
+}
+
+// CutOffs is the number of attempts in the member's last burst of
+// cut-offs, if that burst ended within CutBurst of t (the process's exit,
+// say); else 0.
+func (m *Member) CutOffs(t time.Time) int {
+	m.cutMu.Lock()
+	defer m.cutMu.Unlock()
+	if m.cutN == 0 || m.cutLast.Sub(t).Abs() > CutBurst {
+		return 0
+	}
+	return m.cutN
 }

@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,7 +177,12 @@ func (p *Pool) Describe() string {
 	}
 	parts := make([]string, 0, len(members))
 	for _, m := range members {
-		s := fmt.Sprintf("%s %s for %s", m.ID, m.State(), time.Since(m.Since()).Round(100*time.Millisecond))
+		s := m.ID + " " + m.State().String()
+		if since := m.Since(); !since.IsZero() {
+			// A member whose state time was never set has no duration to
+			// show (from the zero time it would read "for 498939h").
+			s += " for " + time.Since(since).Round(100*time.Millisecond).String()
+		}
 		if m.Ejected() {
 			s += " (ejected after a connection failure)"
 		}

@@ -2,14 +2,12 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // newPool returns a pool with members named ids, all in state s.
@@ -128,62 +126,6 @@ func TestPickSkipsUnroutable(t *testing.T) {
 	}
 }
 
-// acquireResult is one Acquire's outcome.
-type acquireResult struct {
-	idx  int
-	m    *Member
-	held time.Duration
-	err  error
-}
-
-// startHeld starts n Acquires one after another, each queued before the
-// next starts, and returns their results channel.
-func startHeld(t *testing.T, ctx context.Context, p *Pool, n int, hold time.Duration) <-chan acquireResult {
-	t.Helper()
-	out := make(chan acquireResult, n)
-	base := p.Waiting()
-	for i := 0; i < n; i++ {
-		go func() {
-			m, held, err := p.Acquire(ctx, hold, nil)
-			out <- acquireResult{i, m, held, err}
-		}()
-		testutil.WaitFor(t, time.Second, fmt.Sprintf("%d waiting", base+i+1), func() bool { return p.Waiting() == base+i+1 })
-	}
-	return out
-}
-
-func TestAcquireHoldsUntilReady(t *testing.T) {
-	p, ms := newPool(t, 10, Starting, "web-1")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	res := startHeld(t, ctx, p, 3, 5*time.Second)
-
-	select {
-	case r := <-res:
-		t.Fatalf("Acquire %d returned %v, %v before any member was ready", r.idx, id(r.m), r.err)
-	case <-time.After(150 * time.Millisecond):
-	}
-	ms[0].SetState(Ready)
-	for i := 0; i < 3; i++ {
-		select {
-		case r := <-res:
-			if r.err != nil || r.m != ms[0] {
-				t.Errorf("held Acquire %d = %v, %v; want web-1", r.idx, id(r.m), r.err)
-				continue
-			}
-			if r.held < 100*time.Millisecond {
-				t.Errorf("held Acquire %d reports held %v, want at least the 150ms it waited", r.idx, r.held)
-			}
-			r.m.Release()
-		case <-time.After(2 * time.Second):
-			t.Fatalf("only %d of 3 held requests released after the member turned ready", i)
-		}
-	}
-	if w := p.Waiting(); w != 0 {
-		t.Errorf("Waiting = %d after release", w)
-	}
-}
-
 // TestWaitQueueKeepsArrivalOrder checks that the queue releases waiters in
 // arrival order and that a waiter woken for nothing keeps its place.
 func TestWaitQueueKeepsArrivalOrder(t *testing.T) {
@@ -209,57 +151,6 @@ func TestWaitQueueKeepsArrivalOrder(t *testing.T) {
 	}
 }
 
-func TestAcquireQueueFull(t *testing.T) {
-	p, _ := newPool(t, 2, Starting, "web-1")
-	ctx, cancel := context.WithCancel(context.Background())
-	res := startHeld(t, ctx, p, 2, 5*time.Second)
-
-	start := time.Now()
-	m, _, err := p.Acquire(ctx, 5*time.Second, nil)
-	if !errors.Is(err, ErrQueueFull) || m != nil {
-		t.Errorf("third Acquire with queue_size 2 = %v, %v; want ErrQueueFull", id(m), err)
-	}
-	if took := time.Since(start); took > 100*time.Millisecond {
-		t.Errorf("queue_full took %v; it must answer at once", took)
-	}
-	cancel()
-	for i := 0; i < 2; i++ {
-		if r := <-res; !errors.Is(r.err, context.Canceled) {
-			t.Errorf("cancelled held Acquire = %v, want context.Canceled", r.err)
-		}
-	}
-	if w := p.Waiting(); w != 0 {
-		t.Errorf("Waiting = %d after cancel", w)
-	}
-}
-
-func TestAcquireHoldTimeout(t *testing.T) {
-	tests := []struct {
-		name string
-		hold time.Duration
-	}{
-		{"no hold", 0},
-		{"short hold", 150 * time.Millisecond},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p, _ := newPool(t, 10, Unhealthy, "web-1")
-			start := time.Now()
-			m, _, err := p.Acquire(context.Background(), tc.hold, nil)
-			took := time.Since(start)
-			if !errors.Is(err, ErrHoldTimeout) || m != nil {
-				t.Fatalf("Acquire = %v, %v; want ErrHoldTimeout", id(m), err)
-			}
-			if took < tc.hold || took > tc.hold+time.Second {
-				t.Errorf("gave up after %v, want about %v", took, tc.hold)
-			}
-			if w := p.Waiting(); w != 0 {
-				t.Errorf("Waiting = %d after timeout", w)
-			}
-		})
-	}
-}
-
 func TestEjection(t *testing.T) {
 	p, ms := newPool(t, 10, Ready, "web-1", "web-2")
 	ms[0].Eject()
@@ -282,19 +173,22 @@ func TestEjection(t *testing.T) {
 	// With every member ejected, requests are held, and a passing probe
 	// (ClearEjection) releases them.
 	ms[1].Eject()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	res := startHeld(t, ctx, p, 1, 5*time.Second)
-	ms[1].ClearEjection()
-	select {
-	case r := <-res:
-		if r.err != nil || r.m != ms[1] {
-			t.Fatalf("held Acquire = %v, %v; want web-2 once its ejection cleared", id(r.m), r.err)
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res := startHeld(t, ctx, p, 1, 5*time.Second)
+		ms[1].ClearEjection()
+		synctest.Wait()
+		select {
+		case r := <-res:
+			if r.err != nil || r.m != ms[1] {
+				t.Fatalf("held Acquire = %v, %v; want web-2 once its ejection cleared", id(r.m), r.err)
+			}
+			r.m.Release()
+		default:
+			t.Fatal("ClearEjection did not release the held request")
 		}
-		r.m.Release()
-	case <-time.After(2 * time.Second):
-		t.Fatal("ClearEjection did not release the held request")
-	}
+	})
 
 	// Becoming ready again also ends an ejection.
 	ms[0].SetState(Unhealthy)

@@ -39,8 +39,13 @@ func idleCheckEvery(idle time.Duration) time.Duration {
 // idle reports whether the app has had no request for idle_timeout and
 // has none under way or held.
 func (a *App) idle() bool {
-	idle := a.Config().IdleTimeout.D()
-	return idle > 0 && time.Since(a.pool.LastAccess()) >= idle && a.pool.Inflight() == 0 && a.pool.Waiting() == 0
+	return idleAt(time.Now(), a.pool.LastAccess(), a.Config().IdleTimeout.D(), a.pool.Inflight(), a.pool.Waiting())
+}
+
+// idleAt is the idle rule at now, its clock explicit for tests: no request
+// since last for idle (0: never idle), and none under way or held.
+func idleAt(now, last time.Time, idle time.Duration, inflight int64, waiting int) bool {
+	return idle > 0 && now.Sub(last) >= idle && inflight == 0 && waiting == 0
 }
 
 // unload stops every instance drain-first. Requests that arrive from now
