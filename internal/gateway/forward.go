@@ -28,6 +28,16 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 // forward sends req to one of the app's members, trying another when an
 // attempt fails in a way that is safe to retry, and holding the request
 // while no member is ready. Every error it returns is a *cause.Error.
+//
+// An attempt the app never saw (connect_refused, connect_timeout,
+// stale_connection) is retried for any method. An attempt cut off after
+// it was sent (upstream_reset) is retried only for an idempotent method
+// or a request with Idempotency-Key (cause.Retry), and only while the
+// request is not a likely query of death (poisoned). When every instance
+// died at once, the retry finds none ready and is held like any request
+// (within hold_timeout and what is left of request_timeout) until a
+// replacement is ready. A POST the app already had is never retried: the
+// app may have acted on it. All of it within max_attempts.
 func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, error) {
 	cfg := a.cfg.Load()
 	replay, err := prepareBody(req, int64(cfg.RetryBodyLimit))
@@ -59,13 +69,20 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 			return resp, nil
 		}
 		m.Release()
+		if c == cause.UpstreamReset || c == cause.StaleConnection {
+			// Evidence for poisoned: how many requests the member's
+			// process cut off at once.
+			m.CutOff()
+		}
 		if c == cause.ConnectRefused || c == cause.ConnectTimeout || c == cause.UpstreamReset {
 			// Out of rotation until a probe, asked for now, passes: a retry
 			// must not be sent into a process that is going down.
 			m.Eject()
 		}
-		retry := c.Retry().Allows(req.Method, req.Header.Get("Idempotency-Key") != "") && !poisoned(st, c, m) && replay.rewind(req) &&
-			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline)
+		// poisoned last: it may wait a moment to learn whether the
+		// instance died.
+		retry := c.Retry().Allows(req.Method, req.Header.Get("Idempotency-Key") != "") && replay.rewind(req) &&
+			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline) && !poisoned(st, c, m)
 		if !retry {
 			return nil, a.attemptError(c, m, err)
 		}
@@ -86,21 +103,75 @@ func (a *appProxy) acquire(ctx context.Context, st *reqState, hold time.Duration
 	return a.pool.Acquire(ctx, hold, st.tried)
 }
 
-// poisoned reports whether the request, just cut off by m, was already
-// cut off by another instance: a request that two instances died under is
-// likely what kills them (a query of death), and is not sent to a third.
+// poisoned reports whether the request, just cut off by m
+// (upstream_reset), is likely what kills the instances it is sent to (a
+// query of death), and so must not be sent to another. A reset is an
+// accident, not the request's doing, when m's process died under it
+// together with other requests: the instance was killed, or ran out of
+// memory, under load, and every request it had was cut off at once. The
+// rule, counting each instance once (a member is one process: the
+// supervisor makes a new member for every start):
+//
+//   - the first reset is never the request's fault: it is retried;
+//   - after resets on two instances the request is poisoned unless at
+//     least one of them died with another request cut off on it at about
+//     the same time (diedWithOthers). A request that crashes whichever
+//     instance serves it kills them one by one, alone; two instances
+//     killed at once under load cut off several requests each;
+//   - after resets on three instances it is poisoned in any case: resets
+//     that keep following one request to fresh instances are its own.
+//
+// So a GET that every instance died under at once is held and served by
+// a replacement, and a GET that crashes instances reaches two at most
+// (three under load that hides it).
 // st.retried[i] is the cause of the failed attempt on st.tried[i].
 func poisoned(st *reqState, c cause.Cause, m *pool.Member) bool {
 	if c != cause.UpstreamReset {
 		return false
 	}
+	var prev *pool.Member
 	for i, r := range st.retried {
-		if r == string(cause.UpstreamReset) && st.tried[i] != m {
-			return true
+		if r != string(cause.UpstreamReset) || st.tried[i] == m || st.tried[i] == prev {
+			continue
 		}
+		if prev != nil {
+			return true // m is the third instance
+		}
+		prev = st.tried[i]
 	}
-	return false
+	if prev == nil {
+		return false
+	}
+	// The earlier instance's exit is long known; m's is checked only when
+	// the earlier one does not excuse the request.
+	return !diedWithOthers(prev) && !diedWithOthers(m)
 }
+
+// diedWithOthers reports whether m's process exited just after cutting
+// off one of the request's attempts, and cut off at least one other
+// request around its exit (Member.CutOffs). A reset without an exit (the
+// app closed the connection and lives on) is not excused: the request
+// may be what it refused.
+func diedWithOthers(m *pool.Member) bool {
+	e := m.ExitFor(m.PID(), exitWait)
+	if e == nil {
+		return false
+	}
+	if m.CutOffs(e.At) >= 2 {
+		return true
+	}
+	// The other requests on a killed process see its sockets close at
+	// the same moment; give their goroutines a moment to record it.
+	if d := time.Until(e.At.Add(cutSettle)); d > 0 {
+		time.Sleep(d)
+	}
+	return m.CutOffs(e.At) >= 2
+}
+
+// cutSettle is how long after an exit its cut-offs are taken as counted:
+// shorter than the supervisor's exit settle, so that a request that then
+// fails is still counted in the exit's event.
+const cutSettle = 50 * time.Millisecond
 
 // attempt sends req to m once. On success the response body releases m
 // when it is done.
