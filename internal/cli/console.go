@@ -167,16 +167,38 @@ func exitText(ev telemetry.Event) string {
 
 // lastOutput is the last non-blank line of out, cut to 200 bytes.
 func lastOutput(out []string) string {
-	for i := len(out) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(out[i]); l != "" {
-			if len(l) > 200 {
-				l = l[:200] + "…"
-			}
-			return l
+	last := ""
+	for i := len(out) - 1; i >= max(len(out)-crashScan, 0); i-- {
+		l := strings.TrimSpace(out[i])
+		if l == "" {
+			continue
+		}
+		if last == "" {
+			last = l
+		}
+		// A crash's last lines are its stack trace; the line that says
+		// what happened comes before it.
+		if isCrashLine(l) {
+			last = l
+			break
 		}
 	}
-	return ""
+	if len(last) > 200 {
+		last = last[:200] + "…"
+	}
+	return last
 }
+
+// crashLine matches the line a runtime prints to say why a process dies:
+// Go's panic and fatal error, Python's exception after its traceback,
+// Node's and Java's errors and exceptions.
+var crashLine = regexp.MustCompile(`^(panic: |fatal error: |Uncaught |Exception in thread |[A-Za-z_.$]*(Error|Exception)\b)`)
+
+// crashScan bounds how far back the line saying why is looked for: an
+// error logged long before a clean exit is not its cause.
+const crashScan = 40
+
+func isCrashLine(l string) bool { return crashLine.MatchString(l) }
 
 var (
 	restartBackoff = regexp.MustCompile(`^restart #(\d+) after (\S+) back-off`)
