@@ -63,6 +63,7 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		}
 		st.attempts++
 		st.tried = append(st.tried, m)
+		st.sentAt = append(st.sentAt, time.Now())
 		st.instance = m.ID
 		resp, c, err := a.attempt(req, m, st, deadline, cfg)
 		if err == nil {
@@ -115,7 +116,7 @@ func (a *appProxy) acquire(ctx context.Context, st *reqState, hold time.Duration
 //   - the first reset is never the request's fault: it is retried;
 //   - after resets on two instances the request is poisoned unless at
 //     least one of them died with another request cut off on it at about
-//     the same time (diedWithOthers). A request that crashes whichever
+//     the same time, or was dead before the request was sent (excused). A request that crashes whichever
 //     instance serves it kills them one by one, alone; two instances
 //     killed at once under load cut off several requests each;
 //   - after resets on three instances it is poisoned in any case: resets
@@ -129,35 +130,37 @@ func poisoned(st *reqState, c cause.Cause, m *pool.Member) bool {
 	if c != cause.UpstreamReset {
 		return false
 	}
-	var prev *pool.Member
+	prev := -1
 	for i, r := range st.retried {
-		if r != string(cause.UpstreamReset) || st.tried[i] == m || st.tried[i] == prev {
+		if r != string(cause.UpstreamReset) || st.tried[i] == m || prev >= 0 && st.tried[i] == st.tried[prev] {
 			continue
 		}
-		if prev != nil {
+		if prev >= 0 {
 			return true // m is the third instance
 		}
-		prev = st.tried[i]
+		prev = i
 	}
-	if prev == nil {
+	if prev < 0 {
 		return false
 	}
 	// The earlier instance's exit is long known; m's is checked only when
 	// the earlier one does not excuse the request.
-	return !diedWithOthers(prev) && !diedWithOthers(m)
+	last := len(st.tried) - 1
+	return !excused(st.tried[prev], st.sentAt[prev]) && !excused(m, st.sentAt[last])
 }
 
-// diedWithOthers reports whether m's process exited just after cutting
-// off one of the request's attempts, and cut off at least one other
-// request around its exit (Member.CutOffs). A reset without an exit (the
-// app closed the connection and lives on) is not excused: the request
-// may be what it refused.
-func diedWithOthers(m *pool.Member) bool {
+// excused reports whether m's process, which cut off an attempt sent at
+// sentAt, died of something else than that request: it was dead before
+// the request reached it, or it cut off at least one other request around
+// its exit (Member.CutOffs). A reset without an exit (the app closed the
+// connection and lives on) is not excused: the request may be what it
+// refused.
+func excused(m *pool.Member, sentAt time.Time) bool {
 	e := m.ExitFor(m.PID(), exitWait)
 	if e == nil {
 		return false
 	}
-	if m.CutOffs(e.At) >= 2 {
+	if e.At.Before(sentAt) || m.CutOffs(e.At) >= 2 {
 		return true
 	}
 	// The other requests on a killed process see its sockets close at

@@ -36,6 +36,9 @@ type reqState struct {
 	instance string
 	tried    []*pool.Member
 	triedBuf [4]*pool.Member
+	// sentAt[i] is when the attempt on tried[i] began.
+	sentAt    []time.Time
+	sentAtBuf [4]time.Time
 	retried  []string
 	retryBuf [4]string
 	reused   bool
@@ -68,6 +71,7 @@ var statePool = sync.Pool{New: func() any { return &reqState{} }}
 func getState() *reqState {
 	st := statePool.Get().(*reqState)
 	st.tried = st.triedBuf[:0]
+	st.sentAt = st.sentAtBuf[:0]
 	st.retried = st.retryBuf[:0]
 	return st
 }
