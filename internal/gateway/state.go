@@ -39,11 +39,11 @@ type reqState struct {
 	// sentAt[i] is when the attempt on tried[i] began.
 	sentAt    []time.Time
 	sentAtBuf [4]time.Time
-	retried  []string
-	retryBuf [4]string
-	reused   bool
-	upstream time.Duration
-	held     time.Duration
+	retried   []string
+	retryBuf  [4]string
+	reused    bool
+	upstream  time.Duration
+	held      time.Duration
 
 	// fail is the final gateway failure, when gatehouse answered.
 	fail *cause.Error
