@@ -76,7 +76,7 @@ func TestFrontDialRace(t *testing.T) {
 func TestFrontUnreadUploadAnswerKept(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		d := newDirect(t, engine, echoApp(t), func(a *config.App) { a.RetryBodyLimit = 1 << 10 })
-		d.m.SetState(pool.Starting)
+		d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
 		c := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
 		defer c.CloseIdleConnections()
 		for i := range 4 {
@@ -267,7 +267,7 @@ func TestUndeclaredTrailers(t *testing.T) {
 // a hand-off to net/http (HTTP/1.0), must start with that byte.
 func TestFrontPipelinedWhileHeld(t *testing.T) {
 	d := newDirect(t, "front", echoApp(t), func(a *config.App) { a.HoldTimeout = config.Duration(3 * time.Second) })
-	d.m.SetState(pool.Starting)
+	d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
 	conn, err := net.Dial("tcp", d.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +284,7 @@ func TestFrontPipelinedWhileHeld(t *testing.T) {
 	read("GET /echo?1 host=a")
 	read("GET /echo?2 host=a")
 
-	d.m.SetState(pool.Starting)
+	d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
 	io.WriteString(conn, "GET /echo?3 HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(100 * time.Millisecond)
 	io.WriteString(conn, "GET /echo?4 HTTP/1.0\r\nHost: a\r\n\r\n")

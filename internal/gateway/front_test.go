@@ -257,7 +257,7 @@ func TestFrontClientGoneWhileWaiting(t *testing.T) {
 				a.RequestTimeout = config.Duration(10 * time.Second)
 			})
 			if !tt.ready {
-				d.m.SetState(pool.Starting)
+				d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
 			}
 			conn, err := net.Dial("tcp", d.addr)
 			if err != nil {
