@@ -272,7 +272,11 @@ func (in *Instance) failStart(err error) {
 func (in *Instance) env(cfg *config.App, port int) []string {
 	env := in.app.sup.environ(cfg.Env)
 	p := strconv.Itoa(port)
-	return append(env, "PORT="+p, "WEBSITES_PORT="+p, "GATEHOUSE_APP="+in.app.name, "GATEHOUSE_INSTANCE="+in.ID)
+	env = append(env, "PORT="+p, "WEBSITES_PORT="+p, "GATEHOUSE_APP="+in.app.name, "GATEHOUSE_INSTANCE="+in.ID)
+	if run := in.app.sup.records.env(); run != "" {
+		env = append(env, run) // names this run's processes (see records)
+	}
+	return env
 }
 
 type readiness int

@@ -46,7 +46,7 @@ func spawn(s spawnSpec) (*process, error) {
 		return nil, errors.New("empty command")
 	}
 	cmd := exec.Command(s.argv[0], s.argv[1:]...)
-	if p, ok := lookPathIn(s.argv[0], s.env); ok {
+	if p, ok := lookPathIn(s.argv[0], s.env, s.dir); ok {
 		// As sh would: the program is found on the PATH the app gets.
 		cmd.Path, cmd.Err = p, nil
 	}
@@ -129,9 +129,10 @@ func (e exitInfo) String() string {
 }
 
 // lookPathIn finds name on the PATH of env, the way the shell that used to
-// start every command string did; false when name has a slash, env sets
+// start every command string did (a relative entry, node_modules/.bin,
+// is relative to the app's dir); false when name has a slash, env sets
 // no PATH, or nothing is found there (exec.Command's own look-up stands).
-func lookPathIn(name string, env []string) (string, bool) {
+func lookPathIn(name string, env []string, dir string) (string, bool) {
 	if strings.Contains(name, "/") {
 		return "", false
 	}
@@ -144,11 +145,14 @@ func lookPathIn(name string, env []string) (string, bool) {
 	if !found {
 		return "", false
 	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" || !filepath.IsAbs(dir) {
-			continue
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "." // an empty entry is the current directory, to sh
 		}
-		p := filepath.Join(dir, name)
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
+		}
+		p := filepath.Join(d, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, true
 		}

@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,9 +65,16 @@ type processesDoc struct {
 		PID        int    `json:"pid"`
 		StartTicks uint64 `json:"start_ticks"`
 	} `json:"gatehouse"`
+	// Run is the token of the gatehouse run that wrote the file, which
+	// every process it started has in its environment (GATEHOUSE_RUN):
+	// a process without it is not that run's, whatever its group.
+	Run       string          `json:"run"`
 	Written   time.Time       `json:"written"`
 	Processes []ProcessRecord `json:"processes"`
 }
+
+// runEnv is the environment variable that carries a run's token.
+const runEnv = "GATEHOUSE_RUN"
 
 // records keeps processes.json up to date.
 type records struct {
@@ -74,6 +83,11 @@ type records struct {
 	bootID string
 	self   int
 	selfST uint64
+	// run is this run's token (see processesDoc.Run).
+	run string
+	// shared: another gatehouse runs on this data_dir; its record is left
+	// as it is, and this one records nothing.
+	shared bool
 
 	mu     sync.Mutex
 	procs  map[string]ProcessRecord // by app/id
@@ -87,7 +101,7 @@ func newRecords(dataDir string, log *slog.Logger) *records {
 		return nil
 	}
 	r := &records{path: filepath.Join(dataDir, processesFile), log: log, bootID: bootID(),
-		self: os.Getpid(), procs: map[string]ProcessRecord{}}
+		self: os.Getpid(), procs: map[string]ProcessRecord{}, run: runToken()}
 	if st, err := readProcStat(r.self); err == nil {
 		r.selfST = st.startTicks
 	}
@@ -119,7 +133,10 @@ func (r *records) exited(app, id string, pid int) {
 }
 
 func (r *records) writeLocked() {
-	doc := processesDoc{BootID: r.bootID, Written: time.Now().UTC(), Processes: []ProcessRecord{}}
+	if r.shared {
+		return
+	}
+	doc := processesDoc{BootID: r.bootID, Run: r.run, Written: time.Now().UTC(), Processes: []ProcessRecord{}}
 	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = r.self, r.selfST
 	for _, p := range r.procs {
 		doc.Processes = append(doc.Processes, p)
@@ -156,7 +173,7 @@ func writeAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
+	tmp := path + ".tmp." + strconv.Itoa(os.Getpid())
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
@@ -173,6 +190,21 @@ func writeAtomic(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// runToken is a random token for this run.
+func runToken() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// env is the variable every process of this run carries.
+func (r *records) env() string {
+	if r == nil {
+		return ""
+	}
+	return runEnv + "=" + r.run
 }
 
 // leftover is a recorded process group found still running.
@@ -231,14 +263,17 @@ func (r *records) stopLeftovers(events *telemetry.Events) {
 	prev := procID{doc.Gatehouse.PID, doc.Gatehouse.StartTicks}
 	if prev.pid > 0 && prev.alive() {
 		// Another gatehouse, or this one (a second supervisor in one
-		// process, as tests run), still runs them.
-		r.log.Warn("another gatehouse uses this data_dir; its processes are left alone",
+		// process, as tests run), still runs them: its record is its own.
+		r.log.Warn("another gatehouse uses this data_dir; its processes and its record of them are left alone",
 			"pid", prev.pid, "file", r.path)
+		r.mu.Lock()
+		r.shared = true
+		r.mu.Unlock()
 		return
 	}
 	var found []*leftover
 	for _, rec := range doc.Processes {
-		if l := findLeftover(rec); l != nil {
+		if l := findLeftover(rec, doc.Run); l != nil {
 			found = append(found, l)
 		}
 	}
@@ -306,18 +341,28 @@ func anyAlive(ls []*leftover) bool {
 	return false
 }
 
-// findLeftover returns what is left running of rec, or nil.
-func findLeftover(rec ProcessRecord) *leftover {
-	if rec.PID <= 0 || rec.PGID <= 1 || rec.StartTicks == 0 {
+// findLeftover returns what is left running of rec, or nil. It signals
+// nothing it cannot prove is rec's: the group must be the one gatehouse
+// made (led by rec's pid), never gatehouse's own; a live pid with another
+// start time means the pid was reused, so the group is a new one; and
+// every member must carry rec's identity and the run token of the
+// gatehouse that recorded it (run; "" for a file without one).
+func findLeftover(rec ProcessRecord, run string) *leftover {
+	if rec.PID <= 1 || rec.PGID != rec.PID || rec.StartTicks == 0 || rec.PGID == syscall.Getpgrp() {
 		return nil
 	}
 	l := &leftover{rec: rec}
-	lead := procID{rec.PID, rec.StartTicks}
-	if lead.alive() {
+	if st, err := readProcStat(rec.PID); err == nil && st.state != 'Z' {
+		if st.startTicks != rec.StartTicks || st.pgrp != rec.PGID {
+			return nil // the pid was reused (or left its group): not ours
+		}
 		l.leader = true
-		l.procs = append(l.procs, lead)
+		l.procs = append(l.procs, procID{rec.PID, rec.StartTicks})
 	}
 	want := []string{"GATEHOUSE_INSTANCE=" + rec.ID, "GATEHOUSE_APP=" + rec.App}
+	if run != "" {
+		want = append(want, runEnv+"="+run)
+	}
 	for _, pid := range listPIDs() {
 		if pid == rec.PID {
 			continue
@@ -326,7 +371,7 @@ func findLeftover(rec ProcessRecord) *leftover {
 		if err != nil || st.pgrp != rec.PGID || st.state == 'Z' || st.startTicks < rec.StartTicks {
 			continue
 		}
-		if !l.leader && !environHas(pid, want) {
+		if !environHas(pid, want) {
 			continue
 		}
 		l.procs = append(l.procs, procID{pid, st.startTicks})

@@ -156,7 +156,7 @@ func (s *Supervisor) baseEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "PORT", "WEBSITES_PORT", "GATEHOUSE_APP", "GATEHOUSE_INSTANCE", "GATEHOUSE_ADMIN_TOKEN":
+		case "PORT", "WEBSITES_PORT", "GATEHOUSE_APP", "GATEHOUSE_INSTANCE", "GATEHOUSE_ADMIN_TOKEN", runEnv:
 			continue
 		}
 		env = append(env, kv)

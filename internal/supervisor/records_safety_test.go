@@ -1,0 +1,190 @@
+package supervisor
+
+// Review 4 of issue 12's supervisor code: each test fails on a bug.
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func review4Log() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// review4Spawn starts sh -c script in its own process group with env.
+func review4Spawn(t *testing.T, script string, env ...string) (*exec.Cmd, chan error) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	})
+	return cmd, done
+}
+
+func review4Ticks(t *testing.T, pid int) uint64 {
+	t.Helper()
+	st, err := readProcStat(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.startTicks
+}
+
+// review4DeadGatehouse is the pid and start time of a process that has exited.
+func review4DeadGatehouse(t *testing.T) (int, uint64) {
+	cmd := exec.Command("sleep", "0.2")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	ticks := review4Ticks(t, pid)
+	cmd.Wait()
+	return pid, ticks
+}
+
+func review4WriteDoc(t *testing.T, dataDir string, recs ...ProcessRecord) {
+	t.Helper()
+	var doc processesDoc
+	doc.BootID = bootID()
+	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = review4DeadGatehouse(t)
+	doc.Written = time.Now()
+	doc.Processes = recs
+	b, _ := json.Marshal(doc)
+	if err := os.WriteFile(filepath.Join(dataDir, processesFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func review4Signaled(t *testing.T, done chan error, within time.Duration) bool {
+	t.Helper()
+	select {
+	case err := <-done:
+		done <- err
+		var ee *exec.ExitError
+		return errors.As(err, &ee)
+	case <-time.After(within):
+		return false
+	}
+}
+
+// A previous gatehouse (killed hard) recorded web/web-1 as pid P; that
+// process group has since died entirely, and P was reused by the leader of
+// a NEW group: an instance web-1 of another gatehouse (another data_dir, same
+// app and instance names), which has a worker child (npm → node, gunicorn
+// master → workers). The worker is in group P, carries GATEHOUSE_APP=web and
+// GATEHOUSE_INSTANCE=web-1 and started after the record: stopLeftovers takes
+// it for a leftover and kills the other gatehouse's live instance.
+func TestReusedPIDNewGroupIsNotALeftover(t *testing.T) {
+	if bootID() == "" {
+		t.Skip("no boot id")
+	}
+	dataDir := t.TempDir()
+	// The other gatehouse's instance: leader sh (pid P) with a worker child.
+	other, done := review4Spawn(t, "sleep 30 & wait", "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
+	p := other.Process.Pid
+	time.Sleep(200 * time.Millisecond) // the worker is forked
+	// The record: the process that had pid P before, started earlier.
+	review4WriteDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: p, PGID: p,
+		StartTicks: review4Ticks(t, p) - 1, Port: 1, StartedAt: time.Now()})
+	newRecords(dataDir, review4Log()).stopLeftovers(nil)
+	if review4Signaled(t, done, 300*time.Millisecond) {
+		t.Fatalf("stopLeftovers killed process group %d, a live group that only reuses the recorded pid "+
+			"(its leader is a different process than the record's)", p)
+	}
+}
+
+// A record whose pid is a live leftover but whose pgid is not that
+// process's group (a file edited by hand, or written by another version):
+// stopLeftovers signals the recorded pgid without checking that the live
+// leader is in it, here a stand-in for the user's shell's job.
+func TestRecordedPGIDIsCheckedAgainstTheLiveLeader(t *testing.T) {
+	if bootID() == "" {
+		t.Skip("no boot id")
+	}
+	dataDir := t.TempDir()
+	shell, shellDone := review4Spawn(t, "sleep 30 & wait") // some unrelated job, its own group
+	leftover, _ := review4Spawn(t, "sleep 30 & wait", "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
+	time.Sleep(200 * time.Millisecond)
+	review4WriteDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: leftover.Process.Pid,
+		PGID: shell.Process.Pid, StartTicks: review4Ticks(t, leftover.Process.Pid), Port: 1, StartedAt: time.Now()})
+	newRecords(dataDir, review4Log()).stopLeftovers(nil)
+	if review4Signaled(t, shellDone, 300*time.Millisecond) {
+		t.Fatalf("stopLeftovers signalled process group %d, which the recorded leftover (pid %d, pgid %d) is not in",
+			shell.Process.Pid, leftover.Process.Pid, leftover.Process.Pid)
+	}
+}
+
+// A second gatehouse started on a data_dir that a running gatehouse uses
+// leaves the first's processes alone, but then claims the record and
+// overwrites it with none of them: if the first is killed hard now, its
+// leftovers are unknown to the next run.
+func TestSecondGatehouseKeepsTheFirstsRecord(t *testing.T) {
+	dataDir := t.TempDir()
+	first := newRecords(dataDir, review4Log())
+	first.claim()
+	app, _ := review4Spawn(t, "sleep 30 & wait", "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
+	first.started(ProcessRecord{App: "web", ID: "web-1", PID: app.Process.Pid, PGID: app.Process.Pid,
+		StartTicks: review4Ticks(t, app.Process.Pid), Port: 1, StartedAt: time.Now()})
+
+	second := newRecords(dataDir, review4Log())
+	second.stopLeftovers(nil) // the first is alive: nothing is stopped
+	second.claim()
+
+	b, err := os.ReadFile(filepath.Join(dataDir, processesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc processesDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Processes) != 1 {
+		t.Fatalf("after a second gatehouse started on the same data_dir, processes.json records %d processes; "+
+			"the first gatehouse's running web-1 (pid %d) is no longer recorded", len(doc.Processes), app.Process.Pid)
+	}
+}
+
+// A command string run by sh found its program on the app's PATH,
+// relative entries included (PATH: node_modules/.bin:/usr/bin, the way
+// npm scripts do). Started directly, the relative entry is skipped and the
+// program is looked up on gatehouse's own PATH instead: it does not start.
+func TestRelativePATHEntryFindsTheProgram(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "review4app"), []byte("#!/bin/sh\necho started\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=bin:/usr/bin:/bin"}
+	line := "review4app --serve"
+	// What sh does with it.
+	sh := exec.Command("sh", "-c", line)
+	sh.Dir, sh.Env = dir, env
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("sh -c %q: %v %s", line, err, out)
+	}
+	argv := commandArgv([]string{"sh", "-c", line})
+	p, err := spawn(spawnSpec{argv: argv, dir: dir, env: env, out: io.Discard})
+	if err != nil {
+		t.Fatalf("sh -c %q runs, but gatehouse started it as %q: %v", line, argv, err)
+	}
+	<-p.exited
+	if p.state == nil || p.state.ExitCode() != 0 {
+		t.Fatalf("%q: %v", argv, p.err)
+	}
+}
