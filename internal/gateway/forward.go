@@ -150,17 +150,21 @@ func poisoned(st *reqState, c cause.Cause, m *pool.Member) bool {
 }
 
 // excused reports whether m's process, which cut off an attempt sent at
-// sentAt, died of something else than that request: it was dead before
-// the request reached it, or it cut off at least one other request around
-// its exit (Member.CutOffs). A reset without an exit (the app closed the
-// connection and lives on) is not excused: the request may be what it
-// refused.
+// sentAt, died of something else than that request: it was killed from
+// outside (SIGKILL, SIGTERM, SIGINT: an operator, an orchestrator, the OOM
+// killer), it was dead before the request reached it, or it cut off at
+// least one other request around its exit (Member.CutOffs). A request
+// crashes a process with an error, a panic or a fault, not with those.
+// (A request that drives an app out of memory is excused too; the cap of
+// three instances still holds it.) A reset without an exit (the app
+// closed the connection and lives on) is not excused: the request may be
+// what it refused.
 func excused(m *pool.Member, sentAt time.Time) bool {
 	e := m.ExitFor(m.PID(), exitWait)
 	if e == nil {
 		return false
 	}
-	if e.At.Before(sentAt) || m.CutOffs(e.At) >= 2 {
+	if killedFromOutside[e.Signal] || e.At.Before(sentAt) || m.CutOffs(e.At) >= 2 {
 		return true
 	}
 	// The other requests on a killed process see its sockets close at
@@ -170,6 +174,10 @@ func excused(m *pool.Member, sentAt time.Time) bool {
 	}
 	return m.CutOffs(e.At) >= 2
 }
+
+// killedFromOutside are the signals a process dies of when something
+// other than its requests ends it.
+var killedFromOutside = map[string]bool{"SIGKILL": true, "SIGTERM": true, "SIGINT": true, "SIGHUP": true, "SIGQUIT": true}
 
 // cutSettle is how long after an exit its cut-offs are taken as counted:
 // shorter than the supervisor's exit settle, so that a request that then

@@ -44,6 +44,9 @@ func (m *Member) OnRemove(f func()) { m.onRemove.Store(&f) }
 type Exit struct {
 	PID    int
 	Detail string // "exited with code 3", "killed by SIGKILL"
+	// Signal is the signal's name when the process was killed by one
+	// ("SIGKILL"); "" when it exited.
+	Signal string
 	At     time.Time
 	// Failed counts requests that failed because of this exit.
 	Failed atomic.Int64

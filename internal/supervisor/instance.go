@@ -374,7 +374,7 @@ func (in *Instance) onExit(ctx context.Context, proc *process, m *pool.Member, w
 	if when != "" {
 		detail += " " + when
 	}
-	exit := &pool.Exit{PID: proc.pid, Detail: detail, At: time.Now()}
+	exit := &pool.Exit{PID: proc.pid, Detail: detail, Signal: info.signal, At: proc.exitedAt}
 	m.SetExit(exit)
 	// Children the app left behind would hold its port or leak.
 	proc.signalGroup(syscall.SIGKILL)

@@ -29,6 +29,9 @@ type process struct {
 	exited chan struct{}
 	state  *os.ProcessState
 	err    error
+	// exitedAt is when the process was reaped: its exit's time, which a
+	// request sent before it may have caused and one sent after cannot.
+	exitedAt time.Time
 }
 
 // spawnSpec is what a process is started with.
@@ -77,6 +80,7 @@ func spawn(s spawnSpec) (*process, error) {
 // path guarantees by SIGKILL.
 func (p *process) wait() {
 	p.err = p.cmd.Wait()
+	p.exitedAt = time.Now()
 	p.state = p.cmd.ProcessState
 	close(p.exited)
 }
