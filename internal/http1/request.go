@@ -167,7 +167,10 @@ func (r *RequestHead) fields(rest string) error {
 			switch {
 			case !ok:
 				return bad("invalid Content-Length")
-			case lengths > 0 && n != r.ContentLength:
+			case lengths > 0 && (n != r.ContentLength || v != h["Content-Length"][0]):
+				// "3" and "03" too: a repeat must be the same text, as
+				// net/http requires, or a proxy behind that compares
+				// text would see two lengths.
 				return bad("differing Content-Lengths")
 			case lengths > 0:
 				continue // an identical repeat: kept once
