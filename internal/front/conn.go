@@ -172,7 +172,7 @@ func (fc *conn) serve() {
 // instead.
 func (fc *conn) request(head []byte) bool {
 	inBuf := fc.big == nil
-	if string(head) == http1.Preface[:18] {
+	if string(head) == http1.PrefaceHead {
 		// An HTTP/2 client with prior knowledge: it would read an
 		// HTTP/1.1 answer as garbage, so it is told in its own protocol.
 		fc.c.SetWriteDeadline(time.Now().Add(time.Second))

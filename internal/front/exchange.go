@@ -64,12 +64,6 @@ func (x *Exchange) Gone() bool { return x.c.watch.check() }
 // CloseAfter makes the connection close after this answer.
 func (x *Exchange) CloseAfter() { x.c.closeAfter = true }
 
-// Closing reports whether the server is shutting down.
-func (x *Exchange) Closing() bool { return x.c.s.closing.Load() }
-
 // SetBodyTimeout bounds each further read of this request's body by d
 // instead of Options.BodyTimeout (an app's own limit).
 func (x *Exchange) SetBodyTimeout(d time.Duration) { x.c.bodyTimeout = d }
-
-// BodyLeft is how much of the request body is still unread.
-func (x *Exchange) BodyLeft() int64 { return x.c.body.n }

@@ -321,9 +321,6 @@ func (s *Server) handedOff(rc *replayConn, add bool) {
 	}
 }
 
-// Closing reports whether Shutdown or Close began.
-func (s *Server) Closing() bool { return s.closing.Load() }
-
 // waitFallback waits for the fallback server's Serve to return, when it
 // was started.
 func (s *Server) waitFallback() {

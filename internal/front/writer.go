@@ -53,9 +53,6 @@ func (w *Writer) SetTrailer(t *http.Header) { w.trailer = t }
 
 func (w *Writer) Header() http.Header { return w.h }
 
-// Wrote reports whether the head was written.
-func (w *Writer) Wrote() bool { return w.wrote }
-
 // WriteHeader writes the head. Interim answers go through WriteInterim.
 func (w *Writer) WriteHeader(code int) {
 	if w.wrote || code < 200 {

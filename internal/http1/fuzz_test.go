@@ -76,7 +76,7 @@ var requestSeeds = []struct{ file, raw string }{
 	{"", "G\x01ET / HTTP/1.1\r\nHost: h\r\n\r\n"},
 	{"", "GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n"},
 	{"", "GET  / HTTP/1.1\r\nHost: h\r\n\r\n"},
-	{"pri_preface", Preface},
+	{"pri_preface", PrefaceHead + "SM\r\n\r\n"},
 	{"", "GET / HTTP/1.2\r\nHost: h\r\n\r\n"},
 	{"", "GET / HTTP/2\r\nHost: h\r\n\r\n"},
 	{"", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"},

@@ -1,7 +1,6 @@
 package http1
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
 )
@@ -17,16 +16,10 @@ func (e *Error) Error() string { return "malformed request: " + e.Reason }
 
 func bad(reason string) *Error { return &Error{Status: http.StatusBadRequest, Reason: reason} }
 
-// Preface is the start of an HTTP/2 connection with prior knowledge
-// (RFC 9113 §3.4).
-const Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-// IsPreface reports whether b starts like an HTTP/2 connection preface, as
-// far as b goes (at least the request line).
-func IsPreface(b []byte) bool {
-	n := min(len(b), len(Preface))
-	return n >= len("PRI * HTTP/2.0\r\n") && string(b[:n]) == Preface[:n]
-}
+// PrefaceHead is the part of the HTTP/2 connection preface with prior
+// knowledge (RFC 9113 §3.4: PrefaceHead + "SM\r\n\r\n") that reads as an
+// HTTP/1 request head.
+const PrefaceHead = "PRI * HTTP/2.0\r\n\r\n"
 
 // RequestHead is a parsed request head. Every string points into one copy
 // of the head, made by Parse; Header and the value store are reused from
@@ -79,9 +72,6 @@ type RequestHead struct {
 // (*Error). Field names with an underscore are dropped when
 // r.DropUnderscores is set.
 func ParseRequestHead(head []byte, r *RequestHead) error {
-	if bytes.IndexByte(head, 0) >= 0 {
-		return bad("NUL byte in the head")
-	}
 	n := len(head)
 	if n < 4 || string(head[n-4:]) != "\r\n\r\n" {
 		return bad("head does not end with an empty line")

@@ -27,14 +27,22 @@ type ResponseHead struct {
 // whatever its Content-Length says).
 func (r *ResponseHead) ParsePlainResponse(buf []byte) int {
 	n := HeadEnd(buf)
-	if n <= 0 {
+	if n <= 0 || !r.ParsePlainHead(buf[:n]) {
 		return 0
 	}
-	s := string(buf[:n-2])
+	return n
+}
+
+// ParsePlainHead is ParsePlainResponse for a caller that already found the
+// head's end: head is the whole head, ending in CRLF CRLF (HeadEnd > 0).
+// It reports whether the head is plain.
+func (r *ResponseHead) ParsePlainHead(head []byte) bool {
+	n := len(head)
+	s := string(head[:n-2])
 	status, rest, _ := strings.Cut(s, "\r\n")
 	code, ok := plainStatus(status)
 	if !ok {
-		return 0
+		return false
 	}
 	h := r.Header
 	if h == nil {
@@ -49,7 +57,7 @@ func (r *ResponseHead) ParsePlainResponse(buf []byte) int {
 		k, v, ok, bad := fields.Next()
 		if bad {
 			r.vals = vals
-			return 0
+			return false
 		}
 		if !ok {
 			break
@@ -59,12 +67,12 @@ func (r *ResponseHead) ParsePlainResponse(buf []byte) int {
 			n, ok := ParseLength(v)
 			if hasLength || !ok {
 				r.vals = vals
-				return 0
+				return false
 			}
 			length, hasLength = n, true
 		case "Transfer-Encoding", "Trailer":
 			r.vals = vals
-			return 0
+			return false
 		case "Connection":
 			closing = closing || HasToken(v, "close")
 		}
@@ -72,13 +80,13 @@ func (r *ResponseHead) ParsePlainResponse(buf []byte) int {
 	}
 	r.vals = vals
 	if !hasLength {
-		return 0 // chunked or read until close
+		return false // chunked or read until close
 	}
 	if closing {
 		delete(h, "Connection") // as net/http does once it has read it
 	}
 	r.Status, r.StatusCode, r.ContentLength, r.Close = status[len("HTTP/1.1 "):], code, length, closing
-	return n
+	return true
 }
 
 // plainStatus reads "HTTP/1.1 NNN reason" for a final status other than

@@ -163,27 +163,27 @@ func (a *Attempt) readResponse(pc *Conn, req *http.Request) (*http.Response, err
 		limit = DefaultHeadLimit
 	}
 	buf, _ := pc.br.Peek(pc.br.Buffered())
-	if n := headLen(buf); int64(n) > limit || n == 0 && int64(len(buf)) > limit {
+	n := http1.HeadEnd(buf) // once: for the limit and the plain parse
+	size := n
+	if n < 0 {
+		size = bareLFHeadLen(buf)
+	}
+	if int64(size) > limit || size == 0 && int64(len(buf)) > limit {
 		return nil, ErrHeadTooLarge // (already read: the buffer may hold more than a small limit)
 	}
 	pc.src.left = max(limit-int64(len(buf)), 1)
 	defer func() { pc.src.left = -1 }()
-	if req.Method != http.MethodHead {
-		if n := a.head.ParsePlainResponse(buf); n > 0 {
-			pc.br.Discard(n)
-			return a.plain(pc.br, req), nil
-		}
+	if req.Method != http.MethodHead && n > 0 && a.head.ParsePlainHead(buf[:n]) {
+		pc.br.Discard(n)
+		return a.plain(pc.br, req), nil
 	}
 	return http.ReadResponse(pc.br, req)
 }
 
-// headLen is the length of the head at the start of buf, its lines ended
-// by CRLF or (as http.ReadResponse accepts) a bare LF; 0 when its end is
-// not in buf.
-func headLen(buf []byte) int {
-	if n := http1.HeadEnd(buf); n >= 0 {
-		return n
-	}
+// bareLFHeadLen is the length of a head at the start of buf whose lines
+// end in a bare LF (http.ReadResponse accepts them); 0 when its end is not
+// in buf.
+func bareLFHeadLen(buf []byte) int {
 	end := -1
 	for _, sep := range []string{"\n\n", "\n\r\n"} {
 		if i := bytes.Index(buf, []byte(sep)); i >= 0 && (end < 0 || i+len(sep) < end) {
