@@ -42,6 +42,8 @@ var (
 	statusRangeType = reflect.TypeFor[StatusRange]()
 	appType         = reflect.TypeFor[App]()
 	autoHealType    = reflect.TypeFor[AutoHeal]()
+	tlsType         = reflect.TypeFor[TLS]()
+	acmeType        = reflect.TypeFor[ACME]()
 )
 
 // decode stores n into v (which must be settable). A null node leaves v as
@@ -99,6 +101,10 @@ func newValue(t reflect.Type) reflect.Value {
 		return reflect.ValueOf(NewApp(""))
 	case autoHealType:
 		return reflect.ValueOf(NewAutoHeal())
+	case tlsType:
+		return reflect.ValueOf(NewTLS())
+	case acmeType:
+		return reflect.ValueOf(NewACME())
 	}
 	return reflect.New(t)
 }

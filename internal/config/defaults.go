@@ -75,6 +75,7 @@ func NewApp(name string) *App {
 		MaxAttempts:         3,
 		RetryBodyLimit:      1 << 20,
 		UpstreamIdleTimeout: Duration(4 * time.Second),
+		AffinityCookie:      DefaultAffinityCookie,
 		Limits:              DefaultLimits().App(),
 	}
 }

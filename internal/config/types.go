@@ -23,6 +23,21 @@ type Config struct {
 	// Limits bounds what clients may send and how long they may take, for
 	// every listener. An app may override some of them (AppLimits).
 	Limits Limits `yaml:"limits"`
+	// TLS adds an HTTPS listener; nil (absent) means plain HTTP only.
+	TLS *TLS `yaml:"tls"`
+	// H2C lets the plain listener accept HTTP/2 with prior knowledge
+	// (h2c), for a trusted load balancer in front. Default false: such a
+	// client is told in HTTP/2 that h2c is off.
+	H2C bool `yaml:"h2c"`
+	// TrustedProxies are the peers (CIDRs or addresses) whose
+	// X-Forwarded-For and X-Forwarded-Proto are kept and appended to, and
+	// who may send a PROXY protocol header. Default none: those headers
+	// are replaced with what gatehouse itself sees.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyProtocol makes the public listeners read a PROXY protocol
+	// (v1 or v2) header from trusted_proxies peers, as an L4 load balancer
+	// in front sends. Default false.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// Apps by name; a name is [a-z0-9_-]+ and becomes the instance id prefix.
 	Apps map[string]*App `yaml:"apps"`
 
@@ -48,6 +63,14 @@ type App struct {
 	// Upstreams, instead of Command, makes an external pool of host:port
 	// addresses, probed and balanced like instances.
 	Upstreams []string `yaml:"upstreams"`
+	// UpstreamTLS speaks HTTPS to the upstreams and their probes; nil
+	// (absent) means plain HTTP. External pools only.
+	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
+	// Affinity keeps a client on one instance with a cookie while that
+	// instance is ready (ARR affinity). Default false.
+	Affinity bool `yaml:"affinity"`
+	// AffinityCookie names the affinity cookie. Default "ARRAffinity".
+	AffinityCookie string `yaml:"affinity_cookie"`
 	// Routes are "host/path-prefix", "/path-prefix" or "host/". Default
 	// ["/"] when there is a single app.
 	Routes []string `yaml:"routes"`

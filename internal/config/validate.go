@@ -67,6 +67,8 @@ func (c *Config) validate(pos positions, failed map[string]bool) Errors {
 		v.errorf("sample_interval", "must be at least 100ms")
 	}
 	v.limits(&c.Limits, "limits")
+	v.tls(c.TLS, "tls")
+	v.trustedProxies(c, "trusted_proxies")
 	if len(c.Apps) == 0 {
 		v.errorf("apps", "at least one app is required, e.g. apps: {web: {command: \"node server.js\"}}")
 	}
@@ -158,6 +160,8 @@ func (v *validator) app(a *App, path string, napps int, top *Limits) {
 	if a.AutoHeal != nil {
 		v.autoHeal(a.AutoHeal, path+".auto_heal")
 	}
+	v.upstreamTLS(a, path+".upstream_tls")
+	v.affinity(a, path)
 }
 
 // source checks that the app says where its instances come from: exactly

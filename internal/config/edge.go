@@ -1,0 +1,93 @@
+package config
+
+import "time"
+
+// TLS is the tls: block: HTTPS on a second public listener, with
+// certificates from files or obtained over ACME. Absent means no HTTPS.
+// When present, the plain listener (listen:) redirects to it, except for
+// ACME's HTTP-01 challenge path.
+type TLS struct {
+	// Listen is the HTTPS listener's address. Default ":8443".
+	Listen string `yaml:"listen"`
+	// CertFile and KeyFile are a PEM certificate chain and its key. They
+	// are read again when either file changes and on SIGHUP, without
+	// dropping connections. Either these or ACME; both is an error.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ACME obtains and renews certificates automatically.
+	ACME *ACME `yaml:"acme"`
+	// MinVersion is the lowest TLS version accepted: "1.2" (default) or
+	// "1.3".
+	MinVersion string `yaml:"min_version"`
+	// HTTP2 offers HTTP/2 over TLS (ALPN "h2"). Default true; the app is
+	// still spoken to in HTTP/1.1.
+	HTTP2 bool `yaml:"http2"`
+	// RedirectHTTP makes the plain listener answer 308 to the same URL
+	// over HTTPS (ACME's /.well-known/acme-challenge/ path excepted).
+	// Default true; false serves plain HTTP as well.
+	RedirectHTTP bool `yaml:"redirect_http"`
+	// HSTS is the max-age of the Strict-Transport-Security header sent on
+	// HTTPS responses. Default 0: no header (opt-in, as it is sticky in
+	// browsers).
+	HSTS Duration `yaml:"hsts"`
+}
+
+// ACME is the tls.acme: block.
+type ACME struct {
+	// Domains are the host names to obtain certificates for. Required.
+	Domains []string `yaml:"domains"`
+	// Email is the ACME account's contact. Default none.
+	Email string `yaml:"email"`
+	// Directory is the ACME directory URL. Default Let's Encrypt's
+	// production directory; a private CA's (or Pebble's) works.
+	Directory string `yaml:"directory"`
+	// CARoots is a PEM file of roots that the directory's own HTTPS
+	// certificate is verified against, for a private CA. Default: the
+	// system roots.
+	CARoots string `yaml:"ca_roots"`
+	// Challenges are the challenge types offered: "http-01" (answered on
+	// the plain listener) and "tls-alpn-01" (on the HTTPS listener).
+	// Default both.
+	Challenges []string `yaml:"challenges"`
+	// RenewBefore renews a certificate when this little of its lifetime
+	// is left, as a fraction written "33%". Default 33%.
+	RenewBefore string `yaml:"renew_before"`
+}
+
+// DefaultACMEDirectory is Let's Encrypt's production directory.
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+
+// NewTLS returns the defaults of a tls: block that is present.
+func NewTLS() *TLS {
+	return &TLS{Listen: ":8443", MinVersion: "1.2", HTTP2: true, RedirectHTTP: true}
+}
+
+// NewACME returns the defaults of a tls.acme: block that is present.
+func NewACME() *ACME {
+	return &ACME{Directory: DefaultACMEDirectory, Challenges: []string{"http-01", "tls-alpn-01"}, RenewBefore: "33%"}
+}
+
+// UpstreamTLS is an external pool's upstream_tls: block: its upstreams
+// (and their probes) are spoken to over HTTPS. Absent means plain HTTP.
+type UpstreamTLS struct {
+	// ServerName is sent as SNI and verified against the certificate.
+	// Default: each upstream's host.
+	ServerName string `yaml:"server_name"`
+	// CAFile is a PEM bundle the upstreams' certificates are verified
+	// against. Default: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate offered to upstreams
+	// that ask for one. Default none.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify accepts any certificate. Default false; probes
+	// still report what is wrong with it.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// DefaultAffinityCookie is the affinity cookie's name, as App Service's;
+// its SameSite=None; Secure twin adds "SameSite".
+const DefaultAffinityCookie = "ARRAffinity"
+
+// DefaultProxyProtocolTimeout bounds reading a PROXY protocol header.
+const DefaultProxyProtocolTimeout = 5 * time.Second

@@ -1,0 +1,4 @@
+package config
+
+// affinity checks an app's affinity keys.
+func (v *validator) affinity(a *App, path string) {}
