@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -68,15 +69,23 @@ type conn struct {
 	// sendTimeout bounds each write to the client: SendTimeout, or a
 	// second for a request the front refuses.
 	sendTimeout time.Duration
-	closeAfter  bool // the client asked for Connection: close, or the exchange broke
-	handedTo    bool // the connection belongs to the fallback server now
-	scratch     [24]byte
+	// tls is the handshake of a TLS connection; nil on a plain one.
+	tls        *tls.ConnectionState
+	closeAfter bool // the client asked for Connection: close, or the exchange broke
+	handedTo   bool // the connection belongs to the fallback server now
+	scratch    [24]byte
 }
 
 func newConn(s *Server, c net.Conn) *conn {
 	fc := &conn{s: s, c: c, remote: c.RemoteAddr().String()}
 	fc.ctx, fc.cancel = context.WithCancel(context.Background())
-	fc.peek = peek.New(c)
+	raw := c
+	if tc, ok := c.(*tls.Conn); ok {
+		// The socket under TLS: a close there is the client gone all
+		// the same (bytes there are records, and mean nothing to look at).
+		raw = tc.NetConn()
+	}
+	fc.peek = peek.New(raw)
 	fc.br = bufio.NewReaderSize(source{fc}, 8<<10)
 	fc.bw = bufio.NewWriterSize(sink{fc}, 4<<10)
 	fc.head.DropUnderscores = true
@@ -127,6 +136,15 @@ func (s sink) Write(p []byte) (int, error) {
 func (fc *conn) serve() {
 	defer fc.end()
 	defer fc.recover()
+	if tc, ok := fc.c.(*tls.Conn); ok {
+		if !fc.handshake(tc) {
+			return
+		}
+		if fc.tls.NegotiatedProtocol == alpnH2 {
+			fc.serveH2(tc)
+			return
+		}
+	}
 	// A new connection gets HeadTimeout for its first request, as with
 	// net/http; a kept-alive one KeepaliveTimeout for the next.
 	wait, first := fc.s.opts.HeadTimeout, true
@@ -172,6 +190,10 @@ func (fc *conn) serve() {
 // instead.
 func (fc *conn) request(head []byte) bool {
 	inBuf := fc.big == nil
+	if string(head) == http1.PrefaceHead && fc.s.opts.H2C && fc.tls == nil {
+		fc.serveH2(&prefixConn{Conn: fc.c, pending: fc.unread()})
+		return false
+	}
 	if string(head) == http1.PrefaceHead {
 		// An HTTP/2 client with prior knowledge: it would read an
 		// HTTP/1.1 answer as garbage, so it is told in its own protocol.
@@ -382,17 +404,23 @@ const maxDrain = 256 << 10
 // handOff gives the connection, with what was read of it, to the fallback
 // server, for one request.
 func (fc *conn) handOff() {
-	pending := append(fc.big, fc.pending...)
-	buf, _ := fc.br.Peek(fc.br.Buffered())
-	pending = append(pending, buf...)
+	pending := fc.unread()
 	fc.c.SetReadDeadline(time.Time{})
-	rc := &replayConn{Conn: fc.c, pending: pending, s: fc.s}
+	rc := &replayConn{Conn: fc.c, tls: fc.tls, pending: pending, s: fc.s}
 	fc.s.handedOff(rc, true)
 	if fc.s.handoff.give(rc) {
 		fc.handedTo = true
 	} else {
 		fc.s.handedOff(rc, false)
 	}
+}
+
+// unread is what was read of the connection and not consumed: a large
+// head, the pending bytes, the read buffer.
+func (fc *conn) unread() []byte {
+	pending := append(fc.big, fc.pending...)
+	buf, _ := fc.br.Peek(fc.br.Buffered())
+	return append(pending, buf...)
 }
 
 // end untracks the connection and closes it unless it was handed off.

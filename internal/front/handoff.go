@@ -1,6 +1,8 @@
 package front
 
 import (
+	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -48,10 +50,23 @@ func (l *connListener) Close() error {
 
 func (l *connListener) Addr() net.Addr { return l.addr }
 
+// tlsStateKey keys a handed-off TLS connection's state in its context.
+type tlsStateKey struct{}
+
+// connContext gives a handed-off TLS connection's requests its state.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if rc, ok := c.(*replayConn); ok && rc.tls != nil {
+		return context.WithValue(ctx, tlsStateKey{}, rc.tls)
+	}
+	return ctx
+}
+
 // replayConn is a handed-off connection whose first bytes were already
 // read; closing it frees its connection slot.
 type replayConn struct {
 	net.Conn
+	// tls is the handshake of a TLS connection; nil on a plain one.
+	tls     *tls.ConnectionState
 	pending []byte
 	once    sync.Once
 	s       *Server
@@ -95,17 +110,28 @@ type fallbackHandler struct {
 	h           Handler
 	bodyTimeout time.Duration
 	sendTimeout time.Duration
+	hsts        string
 }
 
 func (f fallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
-	if r.Body != nil && r.Body != http.NoBody {
+	st, _ := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
+	if st != nil || r.Body != nil && r.Body != http.NoBody {
 		// On a copy: net/http looks at its own request's body after the
 		// handler, to linger for a client still sending one unread.
 		r = r.WithContext(r.Context())
+	}
+	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &timedBody{ReadCloser: r.Body, rc: rc, d: f.bodyTimeout}
 	}
-	f.h.ServeHTTP(&closingWriter{ResponseWriter: w, rc: rc, send: f.sendTimeout}, r)
+	cw := &closingWriter{ResponseWriter: w, rc: rc, send: f.sendTimeout}
+	if st != nil {
+		// net/http sees the hand-off wrapper, not the TLS connection
+		// under it: the front says what the handshake was.
+		r.TLS = st
+		cw.hsts = f.hsts
+	}
+	f.h.ServeHTTP(cw, r)
 	// net/http then reads what is left of the body (up to 256 KiB) to
 	// close cleanly; a client that stopped sending must not hold the
 	// connection for ever. (After an upgrade this fails: hijacked.)
@@ -115,19 +141,28 @@ func (f fallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // closingWriter makes every final answer but a switch of protocols say
 // Connection: close, so that net/http ends the connection after it (set
 // on the 101 itself it would break the upgrade; a 1xx must not carry it),
-// and gives each write send to reach the client.
+// and gives each write send to reach the client. keep: the connection
+// outlives the answer (an HTTP/2 stream), so nothing is said of it.
 type closingWriter struct {
 	http.ResponseWriter
 	rc    *http.ResponseController
 	send  time.Duration
 	wrote bool
+	keep  bool
+	// hsts, when set, is the Strict-Transport-Security of an answer over
+	// TLS that does not carry its own.
+	hsts string
 }
 
 func (w *closingWriter) WriteHeader(code int) {
 	if !w.wrote && code >= 200 {
 		w.wrote = true
-		if code != http.StatusSwitchingProtocols {
-			w.Header().Set("Connection", "close")
+		h := w.Header()
+		if code != http.StatusSwitchingProtocols && !w.keep {
+			h.Set("Connection", "close")
+		}
+		if w.hsts != "" && h.Get("Strict-Transport-Security") == "" {
+			h.Set("Strict-Transport-Security", w.hsts)
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)

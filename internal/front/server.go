@@ -2,6 +2,7 @@ package front
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // Handler serves what a Server reads. ServeFront serves a request the
@@ -48,6 +51,19 @@ type Options struct {
 	Fallback bool
 	// ErrorLog receives panics recovered while serving; nil discards them.
 	ErrorLog *log.Logger
+	// TLS, when set, makes the listener HTTPS with this config (which
+	// the server does not change): each connection's handshake must end
+	// within HeadTimeout. A client that negotiates "h2" (NextProtos
+	// must offer it) is served HTTP/2; "acme-tls/1" connections end after
+	// the handshake, which was all the ACME validation needed.
+	TLS *tls.Config
+	// H2C serves a plain connection that opens with the HTTP/2 preface
+	// (prior knowledge) as HTTP/2. Default false: such a client is told in
+	// HTTP/2 that h2c is off.
+	H2C bool
+	// HSTS, when set, is the Strict-Transport-Security value given to
+	// every answer over TLS that has none of its own.
+	HSTS string
 }
 
 func (o *Options) defaults() {
@@ -92,6 +108,15 @@ type Server struct {
 	closing  atomic.Bool
 	done     chan struct{} // closed when the last connection ends after Shutdown
 	fallDone chan struct{} // closed when the fallback server's Serve returns
+
+	// The HTTP/2 side (see h2.go): h2 serves each connection, h2base
+	// holds its settings and its graceful-shutdown hook.
+	h2        *http2.Server
+	h2base    *http.Server
+	h2handler streamHandler
+	h2conns   atomic.Int64
+	// tlsErrors counts failed TLS handshakes.
+	tlsErrors atomic.Uint64
 }
 
 // New returns the public server for h.
@@ -103,7 +128,8 @@ func New(h Handler, opts Options) *Server {
 		s.slots = make(chan struct{}, opts.MaxConnections)
 	}
 	s.fallback = &http.Server{
-		Handler:           fallbackHandler{h: h, bodyTimeout: opts.BodyTimeout, sendTimeout: opts.SendTimeout},
+		Handler:           fallbackHandler{h: h, bodyTimeout: opts.BodyTimeout, sendTimeout: opts.SendTimeout, hsts: opts.HSTS},
+		ConnContext:       connContext,
 		ReadHeaderTimeout: opts.HeadTimeout,
 		IdleTimeout:       opts.KeepaliveTimeout,
 		MaxHeaderBytes:    opts.HeadLimit,
@@ -114,8 +140,12 @@ func New(h Handler, opts Options) *Server {
 		},
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
+	s.newH2()
 	return s
 }
+
+// TLSHandshakeErrors is how many TLS handshakes have failed.
+func (s *Server) TLSHandshakeErrors() uint64 { return s.tlsErrors.Load() }
 
 // Serve accepts connections on ln until Shutdown or Close; it returns
 // http.ErrServerClosed then, like net/http.
@@ -152,6 +182,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		if s.opts.TLS != nil {
+			c = tls.Server(c, s.opts.TLS) // the handshake runs on the connection's goroutine
+		}
 		fc := newConn(s, c)
 		if !s.track(fc, true) {
 			c.Close()
@@ -238,6 +271,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		s.closeIdle()
+		s.goAwayH2()
 		select {
 		case <-s.done:
 			if s.handing() {

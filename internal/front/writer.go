@@ -99,6 +99,9 @@ func (w *Writer) WriteHeader(code int) {
 			http1.WriteField(bw, k, v)
 		}
 	}
+	if hsts := fc.s.opts.HSTS; hsts != "" && fc.tls != nil && w.h["Strict-Transport-Security"] == nil {
+		http1.WriteField(bw, "Strict-Transport-Security", hsts)
+	}
 	if _, ok := w.h["Date"]; !ok {
 		bw.WriteString("Date: ")
 		bw.Write(w.httpDate())
