@@ -257,3 +257,37 @@ func TestACMEFailureIsReported(t *testing.T) {
 		t.Errorf("finding = %+v; want critical, naming %s, quoting the CA and pointing at DNS", *f, domain)
 	}
 }
+
+// A renewal the CA refuses leaves the current certificate served, is a
+// cert_failed (renew) event, then a cert_expiring warning since renewal is
+// overdue; diagnose calls it a warning, not an outage.
+func TestACMERenewalFailureWarns(t *testing.T) {
+	const domain = "lapse.gatehouse.test"
+	s := newACMESetup(t, 40*time.Second, domain, "http-01")
+	s.cfg.ACME.RenewBefore = "85%" // due 6 s after issuance
+	addr := s.edge.tlsLn.Addr().String()
+	ev := telemetry.NewEvents(nil, 0)
+	m := s.manager(t, ev, 500*time.Millisecond)
+	run(t, m)
+	first := served(t, addr, domain, s.pebble.Roots(), 30*time.Second)
+	s.pebble.SetAddress("127.0.0.2")
+
+	failed := waitEvent(t, ev, telemetry.EventCertFailed, 30*time.Second)
+	if failed.Trigger != certs.TriggerRenew || !strings.Contains(failed.Detail, "renewing") {
+		t.Errorf("cert_failed = %+v; want a renewal failure", failed)
+	}
+	expiring := waitEvent(t, ev, telemetry.EventCertExpiring, 10*time.Second)
+	if expiring.Trigger != certs.TriggerExpiring || !strings.Contains(expiring.Detail, "renewal is failing") {
+		t.Errorf("cert_expiring = %+v; want an overdue renewal that names its failure", expiring)
+	}
+	if leaf := served(t, addr, domain, s.pebble.Roots(), time.Second); leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Errorf("serving %x, want the current certificate %x", leaf.SerialNumber, first.SerialNumber)
+	}
+	f := finding(t, ev, "certificate_failed")
+	if f == nil || f.Severity != diagnose.Warning || !strings.Contains(f.Title, "renewing") {
+		t.Errorf("diagnose: %+v; want a warning about the renewal", f)
+	}
+	if f := finding(t, ev, "certificate_expiring"); f == nil {
+		t.Error("diagnose has no certificate_expiring finding")
+	}
+}

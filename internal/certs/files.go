@@ -170,7 +170,7 @@ func (f *files) reload(asked bool) error {
 		if (asked || again) && !(again && f.reported) {
 			f.reported = true
 			f.m.setError(name, err.Error())
-			f.m.emit(telemetry.EventCertReloadFailed, name, "", err.Error()+"; still serving the previous certificate")
+			f.m.emit(telemetry.EventCertReloadFailed, name, "", name+": reloading the certificate failed, still serving the previous one: "+err.Error())
 		}
 		return err
 	}
@@ -179,8 +179,8 @@ func (f *files) reload(asked bool) error {
 	f.cur.Store(p)
 	f.m.clearError(name)
 	leaf := p.cert.Leaf
-	f.m.emit(telemetry.EventCertReloaded, leafName(leaf), "", fmt.Sprintf("%s: serial %x (was %x), valid until %s, from %s",
-		leafName(leaf), leaf.SerialNumber, old.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339), f.certFile))
+	f.m.emit(telemetry.EventCertReloaded, leafName(leaf), "", fmt.Sprintf("%s: certificate reloaded from %s, serial %x (was %x), valid until %s",
+		leafName(leaf), f.certFile, leaf.SerialNumber, old.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339)))
 	return nil
 }
 
