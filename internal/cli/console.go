@@ -129,6 +129,10 @@ func formatLifecycle(ev telemetry.Event) string {
 		text = "reload: " + ev.Detail
 	case telemetry.EventIdleUnload:
 		text = "unloaded (idle): " + ev.Detail
+	case telemetry.EventCertObtained, telemetry.EventCertRenewed, telemetry.EventCertFailed,
+		telemetry.EventCertExpiring, telemetry.EventCertReloaded, telemetry.EventCertReloadFailed:
+		// Not an app's: the detail starts with the certificate's name.
+		who, text = "tls", ev.Detail
 	default:
 		text = strings.ReplaceAll(ev.Type, "_", " ") + ": " + ev.Detail
 	}

@@ -26,6 +26,8 @@ func TestPrintLifecycle(t *testing.T) {
 		{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventUnhealthy, Detail: "GET /healthz 500 in 3ms (3 failed probes in a row)"},
 		{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventAutoHeal, Trigger: "memory", Detail: "recycling: private bytes 600MiB ≥ 512MiB"},
 		{Time: at, App: "web", Type: telemetry.EventReload, Detail: "web-1 replaced by web-3"},
+		{Time: at, Type: telemetry.EventCertFailed, Value: "app.example.com", Trigger: "obtain",
+			Detail: "app.example.com: obtaining the certificate from https://ca/dir failed: connection: connection refused"},
 		{Time: at, App: "web", Instance: "web-4", Type: telemetry.EventExit, Detail: `could not start: exec: "nodex": executable file not found in $PATH`},
 	}
 	ch := make(chan telemetry.Event, len(evs))
@@ -42,6 +44,7 @@ func TestPrintLifecycle(t *testing.T) {
 		`12:00:01 web-1 unhealthy: GET /healthz 500 in 3ms (3 failed probes in a row)`,
 		`12:00:01 web-1 auto-heal: recycling: private bytes 600MiB ≥ 512MiB`,
 		`12:00:01 web reload: web-1 replaced by web-3`,
+		`12:00:01 tls app.example.com: obtaining the certificate from https://ca/dir failed: connection: connection refused`,
 		`12:00:01 web-4 could not start: exec: "nodex": executable file not found in $PATH`,
 	}
 	got := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")

@@ -2,13 +2,21 @@ package config
 
 import "path/filepath"
 
-// Resolve makes DataDir and each app's Dir absolute, relative to baseDir,
+// Resolve makes DataDir, each app's Dir and the tls: files absolute, relative to baseDir,
 // the config file's directory, or the working directory when baseDir is "".
 // Relative paths are resolved once, here, because instances and log files
 // are opened long after startup and must not depend on the working
 // directory at that moment. Absolute paths are kept.
 func (c *Config) Resolve(baseDir string) {
 	c.DataDir = resolvePath(baseDir, c.DataDir)
+	if t := c.TLS; t != nil {
+		// Certificate files are read again on every change and SIGHUP.
+		t.CertFile = resolvePath(baseDir, t.CertFile)
+		t.KeyFile = resolvePath(baseDir, t.KeyFile)
+		if t.ACME != nil {
+			t.ACME.CARoots = resolvePath(baseDir, t.ACME.CARoots)
+		}
+	}
 	for _, app := range c.Apps {
 		if app != nil {
 			app.Dir = resolvePath(baseDir, app.Dir)

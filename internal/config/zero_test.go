@@ -180,3 +180,19 @@ func TestResolve(t *testing.T) {
 		t.Errorf("Resolve mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// The tls: files are read long after startup (on change, on SIGHUP), so
+// they are resolved against the config's directory like data_dir.
+func TestResolveTLSFiles(t *testing.T) {
+	c := Default()
+	c.TLS = NewTLS()
+	c.TLS.CertFile, c.TLS.KeyFile = "certs/site.pem", "/etc/ssl/site.key"
+	c.TLS.ACME = NewACME()
+	c.TLS.ACME.CARoots = "roots.pem"
+	c.Resolve("/srv/site")
+	got := []string{c.TLS.CertFile, c.TLS.KeyFile, c.TLS.ACME.CARoots}
+	want := []string{"/srv/site/certs/site.pem", "/etc/ssl/site.key", "/srv/site/roots.pem"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Resolve mismatch (-want +got):\n%s", diff)
+	}
+}

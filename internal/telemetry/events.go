@@ -30,6 +30,15 @@ const (
 	EventIdleUnload   = "idle_unload"
 	EventWake         = "wake"
 	EventAutoHeal     = "auto_heal"
+
+	// Certificates of the HTTPS listener (package certs). App is empty
+	// and Value names the certificate (its first host name).
+	EventCertObtained     = "cert_obtained"
+	EventCertRenewed      = "cert_renewed"
+	EventCertFailed       = "cert_failed" // Detail holds the CA's problem text
+	EventCertExpiring     = "cert_expiring"
+	EventCertReloaded     = "cert_reloaded"
+	EventCertReloadFailed = "cert_reload_failed"
 )
 
 // Event is one lifecycle event of an app or instance.

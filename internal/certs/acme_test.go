@@ -1,0 +1,293 @@
+package certs_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/certs"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/diagnose"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil/acmetest"
+)
+
+// acmeSetup is one test's CA, listeners and config.
+type acmeSetup struct {
+	pebble  *acmetest.Pebble
+	edge    *edge
+	cfg     *config.TLS
+	dataDir string
+}
+
+func newACMESetup(t *testing.T, validity time.Duration, domain string, challenges ...string) *acmeSetup {
+	t.Helper()
+	s := &acmeSetup{edge: startEdge(t), dataDir: t.TempDir()}
+	s.pebble = acmetest.StartPebble(t, acmetest.Options{HTTPPort: s.edge.httpPort(), TLSPort: s.edge.tlsPort(), Validity: validity})
+	s.cfg = config.NewTLS()
+	s.cfg.Listen = s.edge.tlsLn.Addr().String()
+	s.cfg.ACME = config.NewACME()
+	s.cfg.ACME.Domains = []string{domain}
+	s.cfg.ACME.Directory = s.pebble.Directory
+	s.cfg.ACME.CARoots = s.pebble.DirectoryRootsFile
+	s.cfg.ACME.Email = "ops@gatehouse.test"
+	s.cfg.ACME.Challenges = challenges
+	return s
+}
+
+// manager makes a Manager for the setup and serves it on the edge.
+func (s *acmeSetup) manager(t *testing.T, ev *telemetry.Events, renewEvery time.Duration) *certs.Manager {
+	t.Helper()
+	m, err := certs.New(s.cfg, certs.Options{
+		Events: ev, DataDir: s.dataDir, HTTPAddr: s.edge.httpLn.Addr().String(),
+		RenewCheckInterval: renewEvery, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	s.edge.mgr.Store(m)
+	return m
+}
+
+// testLogger shows certmagic's debug log with -v when GATEHOUSE_CERTS_LOG
+// is set; otherwise it is discarded.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("GATEHOUSE_CERTS_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// Issue 13 #1: with only a directory and a host name, gatehouse obtains a
+// certificate itself, over each challenge alone, and serves it with its
+// chain; a browser verifying against the CA's root accepts it.
+func TestACMEObtains(t *testing.T) {
+	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
+		t.Run(challenge, func(t *testing.T) {
+			const domain = "app.gatehouse.test"
+			s := newACMESetup(t, 0, domain, challenge)
+			ev := telemetry.NewEvents(nil, 0)
+			m := s.manager(t, ev, 0)
+			if _, err := handshake(s.edge.tlsLn.Addr().String(), domain, s.pebble.Roots()); err == nil {
+				t.Fatal("a handshake succeeded before Run: there should be no certificate yet")
+			}
+			run(t, m)
+			leaf := served(t, s.edge.tlsLn.Addr().String(), domain, s.pebble.Roots(), 30*time.Second)
+			if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != domain {
+				t.Errorf("served certificate for %v, want [%s]", leaf.DNSNames, domain)
+			}
+			obtained := waitEvent(t, ev, telemetry.EventCertObtained, 5*time.Second)
+			if obtained.Value != domain || !strings.Contains(obtained.Detail, "serial") {
+				t.Errorf("cert_obtained event = %+v, want Value %s and the serial in Detail", obtained, domain)
+			}
+			st := m.Status()
+			if len(st) != 1 || !st[0].Managed || st[0].Serial != leaf.SerialNumber.Text(16) || st[0].LastError != "" {
+				t.Errorf("Status() = %+v, want one managed certificate with serial %x and no error", st, leaf.SerialNumber)
+			}
+			if n := s.pebble.Orders(); n < 1 {
+				t.Errorf("Pebble saw %d orders", n)
+			}
+			httpAnswers, alpnConns := s.edge.httpAnswers.Load(), s.edge.alpnConns.Load()
+			if (challenge == "http-01") != (httpAnswers > 0) || (challenge == "tls-alpn-01") != (alpnConns > 0) {
+				t.Errorf("with %s only: %d HTTP-01 answers and %d TLS-ALPN-01 handshakes", challenge, httpAnswers, alpnConns)
+			}
+		})
+	}
+}
+
+// Issue 13 #1: a restart reuses the stored certificate: same serial, no
+// new order, no cert_obtained.
+func TestACMERestartReusesStoredCertificate(t *testing.T) {
+	const domain = "reuse.gatehouse.test"
+	s := newACMESetup(t, 0, domain, "http-01", "tls-alpn-01")
+	addr := s.edge.tlsLn.Addr().String()
+
+	first := s.manager(t, telemetry.NewEvents(nil, 0), 0)
+	stop := run(t, first)
+	before := served(t, addr, domain, s.pebble.Roots(), 30*time.Second)
+	stop()
+	orders := s.pebble.Orders()
+
+	ev := telemetry.NewEvents(nil, 0)
+	second := s.manager(t, ev, 0)
+	run(t, second)
+	after := served(t, addr, domain, s.pebble.Roots(), 10*time.Second)
+	if after.SerialNumber.Cmp(before.SerialNumber) != 0 {
+		t.Errorf("after a restart the serial is %x, want the stored %x", after.SerialNumber, before.SerialNumber)
+	}
+	if n := s.pebble.Orders(); n != orders {
+		t.Errorf("the restarted manager sent %d new orders, want none", n-orders)
+	}
+	if es := eventsOf(ev, telemetry.EventCertObtained); len(es) > 0 {
+		t.Errorf("the restarted manager emitted cert_obtained: %v", es)
+	}
+}
+
+// Issue 13 #1: a short-lived certificate is renewed ahead of its expiry
+// (renew_before) while clients keep connecting: every new handshake
+// succeeds and verifies, the serial changes, cert_renewed is emitted, and
+// a connection made with the old certificate keeps working.
+func TestACMERenewsUnderLoad(t *testing.T) {
+	const domain = "renew.gatehouse.test"
+	s := newACMESetup(t, 40*time.Second, domain, "http-01", "tls-alpn-01")
+	s.cfg.ACME.RenewBefore = "85%" // due 6 s after issuance
+	addr := s.edge.tlsLn.Addr().String()
+	ev := telemetry.NewEvents(nil, 0)
+	m := s.manager(t, ev, 500*time.Millisecond)
+	run(t, m)
+	first := served(t, addr, domain, s.pebble.Roots(), 30*time.Second)
+
+	old, err := tls.Dial("tcp", addr, &tls.Config{ServerName: domain, RootCAs: s.pebble.Roots()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+
+	// Load: fresh verified handshakes and a request on each, one after
+	// another, until the renewal is served.
+	var handshakes, failures atomic.Int64
+	var lastErr atomic.Value
+	stopLoad := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				handshakes.Add(1)
+				if err := request(addr, domain, s.pebble.Roots()); err != nil {
+					failures.Add(1)
+					lastErr.Store(err)
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	var renewed *x509.Certificate
+	for renewed == nil && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if leaf, err := handshake(addr, domain, s.pebble.Roots()); err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			renewed = leaf
+		}
+	}
+	close(stopLoad)
+	wg.Wait()
+	if renewed == nil {
+		t.Fatalf("the certificate (serial %x, until %s) was not renewed within 45s; events: %v", first.SerialNumber, first.NotAfter, ev.Since(time.Time{}))
+	}
+	if !renewed.NotAfter.After(first.NotAfter) {
+		t.Errorf("renewed certificate ends %s, not after the first's %s", renewed.NotAfter, first.NotAfter)
+	}
+	if n := failures.Load(); n > 0 {
+		t.Errorf("%d of %d requests failed during the renewal; last: %v", n, handshakes.Load(), lastErr.Load())
+	}
+	t.Logf("%d requests, each on a new verified handshake, during the renewal", handshakes.Load())
+	waitEvent(t, ev, telemetry.EventCertRenewed, 5*time.Second)
+	if status, err := get(old, domain); err != nil || status != "200 OK" {
+		t.Errorf("a connection made before the renewal: %q, %v; want 200 OK", status, err)
+	}
+	st := m.Status()
+	if len(st) != 1 || st[0].Serial == first.SerialNumber.Text(16) {
+		t.Errorf("Status() still shows the first serial: %+v", st)
+	}
+}
+
+// request makes one verified handshake and one GET over it.
+func request(addr, name string, roots *x509.CertPool) error {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: name, RootCAs: roots})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	status, err := get(c, name)
+	if err == nil && status != "200 OK" {
+		err = fmt.Errorf("status %q", status)
+	}
+	return err
+}
+
+// Issue 13: issuance that fails (the host name points elsewhere) is a
+// cert_failed event quoting the CA, an error in Status, and a diagnose
+// finding that names it and says what to check.
+func TestACMEFailureIsReported(t *testing.T) {
+	const domain = "elsewhere.gatehouse.test"
+	s := newACMESetup(t, 0, domain, "http-01")
+	s.pebble.SetAddress("127.0.0.2") // nothing of ours listens there
+	ev := telemetry.NewEvents(nil, 0)
+	m := s.manager(t, ev, 0)
+	run(t, m)
+	failed := waitEvent(t, ev, telemetry.EventCertFailed, 30*time.Second)
+	if failed.Value != domain || failed.Trigger != certs.TriggerObtain || !strings.Contains(failed.Detail, "127.0.0.2") {
+		t.Errorf("cert_failed = %+v; want Value %s, Trigger obtain and Pebble's problem (which names 127.0.0.2) in Detail", failed, domain)
+	}
+	st := m.Status()
+	if len(st) != 1 || !strings.Contains(st[0].LastError, "127.0.0.2") || st[0].LastErrorTime.IsZero() || st[0].Serial != "" {
+		t.Errorf("Status() = %+v; want the CA's problem as LastError and no certificate", st)
+	}
+	report := diagnose.Run(&diagnose.Evidence{Events: ev.Since(time.Time{}), Until: time.Now()})
+	var f *diagnose.Finding
+	for i := range report.Findings {
+		if report.Findings[i].ID == "certificate_failed" {
+			f = &report.Findings[i]
+		}
+	}
+	if f == nil {
+		t.Fatalf("diagnose has no certificate_failed finding: %+v", report.Findings)
+	}
+	if f.Severity != diagnose.Critical || !strings.Contains(f.Title, domain) || !strings.Contains(strings.Join(f.Evidence, "\n"), "127.0.0.2") ||
+		!strings.Contains(f.Fix, "DNS") {
+		t.Errorf("finding = %+v; want critical, naming %s, quoting the CA and pointing at DNS", *f, domain)
+	}
+}
+
+// A renewal the CA refuses leaves the current certificate served, is a
+// cert_failed (renew) event, then a cert_expiring warning since renewal is
+// overdue; diagnose calls it a warning, not an outage.
+func TestACMERenewalFailureWarns(t *testing.T) {
+	const domain = "lapse.gatehouse.test"
+	s := newACMESetup(t, 40*time.Second, domain, "http-01")
+	s.cfg.ACME.RenewBefore = "85%" // due 6 s after issuance
+	addr := s.edge.tlsLn.Addr().String()
+	ev := telemetry.NewEvents(nil, 0)
+	m := s.manager(t, ev, 500*time.Millisecond)
+	run(t, m)
+	first := served(t, addr, domain, s.pebble.Roots(), 30*time.Second)
+	s.pebble.SetAddress("127.0.0.2")
+
+	failed := waitEvent(t, ev, telemetry.EventCertFailed, 30*time.Second)
+	if failed.Trigger != certs.TriggerRenew || !strings.Contains(failed.Detail, "renewing") {
+		t.Errorf("cert_failed = %+v; want a renewal failure", failed)
+	}
+	expiring := waitEvent(t, ev, telemetry.EventCertExpiring, 10*time.Second)
+	if expiring.Trigger != certs.TriggerExpiring || !strings.Contains(expiring.Detail, "renewal is failing") {
+		t.Errorf("cert_expiring = %+v; want an overdue renewal that names its failure", expiring)
+	}
+	if leaf := served(t, addr, domain, s.pebble.Roots(), time.Second); leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Errorf("serving %x, want the current certificate %x", leaf.SerialNumber, first.SerialNumber)
+	}
+	f := finding(t, ev, "certificate_failed")
+	if f == nil || f.Severity != diagnose.Warning || !strings.Contains(f.Title, "renewing") {
+		t.Errorf("diagnose: %+v; want a warning about the renewal", f)
+	}
+	if f := finding(t, ev, "certificate_expiring"); f == nil {
+		t.Error("diagnose has no certificate_expiring finding")
+	}
+}

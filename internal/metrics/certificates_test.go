@@ -1,0 +1,56 @@
+package metrics_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+)
+
+// The expiry gauge is read from the certificates at scrape time: one
+// series per name, negative once expired, none for a certificate not
+// obtained yet, and nothing at all without TLS.
+func TestCertificateExpiryDays(t *testing.T) {
+	m := metrics.New(supervisor.New(config.Default(), supervisor.Options{}))
+	gather := func() map[string]float64 {
+		t.Helper()
+		fams, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, f := range fams {
+			if f.GetName() != "gatehouse_tls_certificate_expiry_days" {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				out[s.GetLabel()[0].GetValue()] = s.GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	if got := gather(); len(got) != 0 {
+		t.Errorf("without certificates: %v, want no series", got)
+	}
+	now := time.Now()
+	m.SetCertificates(func() []metrics.Certificate {
+		return []metrics.Certificate{
+			{Name: "a.example.com", NotAfter: now.Add(36 * time.Hour)},
+			{Name: "old.example.com", NotAfter: now.Add(-12 * time.Hour)},
+			{Name: "pending.example.com"},
+		}
+	})
+	got := gather()
+	want := map[string]float64{"a.example.com": 1.5, "old.example.com": -0.5}
+	if len(got) != len(want) {
+		t.Fatalf("series %v, want %v", got, want)
+	}
+	for name, w := range want {
+		if math.Abs(got[name]-w) > 0.01 {
+			t.Errorf("%s: %.3f days, want %.1f", name, got[name], w)
+		}
+	}
+}
