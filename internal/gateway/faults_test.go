@@ -37,101 +37,103 @@ func load(workers int, d time.Duration, one func(worker, i int)) {
 // GET, and a POST fails only when the dead instance already had it, with
 // a 502 upstream_reset that names the exit.
 func TestKilledInstanceUnderLoad(t *testing.T) {
-	g := startFault(t, 2, nil)
-	c := newClient(t, g, 15*time.Second)
+	forEachProtocol(t, func(t *testing.T, proto string) {
+		g := startFaultOver(t, proto, 2, nil)
+		c := newClient(t, g, 15*time.Second)
 
-	stop := make(chan struct{})
-	killerDone := make(chan []int)
-	go func() {
-		var killed []int
-		defer func() { killerDone <- killed }()
-		tick := time.NewTicker(1500 * time.Millisecond)
-		defer tick.Stop()
-		next := 0
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
+		stop := make(chan struct{})
+		killerDone := make(chan []int)
+		go func() {
+			var killed []int
+			defer func() { killerDone <- killed }()
+			tick := time.NewTicker(1500 * time.Millisecond)
+			defer tick.Stop()
+			next := 0
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				// Kill one instance only while the other is ready, and
+				// alternate, so that each comes back between its kills.
+				ids := []string{"web-1", "web-2"}
+				pid, state := pidOf(g, ids[next%2])
+				_, other := pidOf(g, ids[(next+1)%2])
+				if pid == 0 || state != "ready" || other != "ready" {
+					continue
+				}
+				if syscall.Kill(pid, syscall.SIGKILL) == nil {
+					killed = append(killed, pid)
+				}
+				next++
 			}
-			// Kill one instance only while the other is ready, and
-			// alternate, so that each comes back between its kills.
-			ids := []string{"web-1", "web-2"}
-			pid, state := pidOf(g, ids[next%2])
-			_, other := pidOf(g, ids[(next+1)%2])
-			if pid == 0 || state != "ready" || other != "ready" {
+		}()
+		load(8, 8*time.Second, func(w, i int) {
+			if w%2 == 0 {
+				c.get("/")
+				return
+			}
+			body := fmt.Sprintf("post %d/%d %s", w, i, strings.Repeat("x", 512))
+			r := c.do(req{method: "POST", path: "/echo", body: body})
+			if r.err == nil && r.status == 200 && r.body != body {
+				t.Errorf("%v: echoed body differs from the %d bytes sent", r, len(body))
+			}
+		})
+		close(stop)
+		killed := <-killerDone
+		if len(killed) < 2 {
+			t.Errorf("only %d kills happened in 8s; the test did not exercise crashes", len(killed))
+		}
+
+		var gets, posts, failedPosts int
+		attributed := 0
+		for _, r := range c.all() {
+			if r.method == "GET" {
+				gets++
+				if r.err != nil || r.status != 200 {
+					t.Errorf("GET failed while an instance was killed: %v", r)
+				}
 				continue
 			}
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				killed = append(killed, pid)
+			posts++
+			if r.err == nil && r.status == 200 {
+				continue
 			}
-			next++
+			failedPosts++
+			if r.err != nil || r.status != 502 || r.cause != "upstream_reset" {
+				t.Errorf("failed POST: %v; want 502 upstream_reset (only a POST the dead instance had may fail)", r)
+				continue
+			}
+			e, ok := accessFor(t, g, r.id)
+			if !ok {
+				continue // checkCauses reports it
+			}
+			if !strings.Contains(e.Detail, "killed by SIGKILL") {
+				t.Errorf("failed POST %s: access detail %q does not name the exit (killed by SIGKILL)", r.id, e.Detail)
+				continue
+			}
+			attributed++
 		}
-	}()
-	load(8, 8*time.Second, func(w, i int) {
-		if w%2 == 0 {
-			c.get("/")
-			return
-		}
-		body := fmt.Sprintf("post %d/%d %s", w, i, strings.Repeat("x", 512))
-		r := c.do(req{method: "POST", path: "/echo", body: body})
-		if r.err == nil && r.status == 200 && r.body != body {
-			t.Errorf("%v: echoed body differs from the %d bytes sent", r, len(body))
-		}
-	})
-	close(stop)
-	killed := <-killerDone
-	if len(killed) < 2 {
-		t.Errorf("only %d kills happened in 8s; the test did not exercise crashes", len(killed))
-	}
+		checkCauses(t, g, c.all())
+		t.Logf("%d kills; %d GETs, %d POSTs, %d failed POSTs (%d attributed to an exit)", len(killed), gets, posts, failedPosts, attributed)
 
-	var gets, posts, failedPosts int
-	attributed := 0
-	for _, r := range c.all() {
-		if r.method == "GET" {
-			gets++
-			if r.err != nil || r.status != 200 {
-				t.Errorf("GET failed while an instance was killed: %v", r)
+		// Each exit event counts the requests that failed with it.
+		var sum int
+		ok := waitUntil(3*time.Second, func() bool {
+			sum = 0
+			for _, e := range g.Events("exit") {
+				sum += e.Failed
 			}
-			continue
-		}
-		posts++
-		if r.err == nil && r.status == 200 {
-			continue
-		}
-		failedPosts++
-		if r.err != nil || r.status != 502 || r.cause != "upstream_reset" {
-			t.Errorf("failed POST: %v; want 502 upstream_reset (only a POST the dead instance had may fail)", r)
-			continue
-		}
-		e, ok := accessFor(t, g, r.id)
+			return sum >= attributed
+		})
 		if !ok {
-			continue // checkCauses reports it
+			for _, e := range g.Events("exit") {
+				t.Logf("exit event: %s pid %d failed_requests %d: %s", e.Instance, e.PID, e.Failed, e.Detail)
+			}
+			t.Errorf("exit events count %d failed requests in all, but %d failed POSTs were attributed to an exit", sum, attributed)
 		}
-		if !strings.Contains(e.Detail, "killed by SIGKILL") {
-			t.Errorf("failed POST %s: access detail %q does not name the exit (killed by SIGKILL)", r.id, e.Detail)
-			continue
-		}
-		attributed++
-	}
-	checkCauses(t, g, c.all())
-	t.Logf("%d kills; %d GETs, %d POSTs, %d failed POSTs (%d attributed to an exit)", len(killed), gets, posts, failedPosts, attributed)
-
-	// Each exit event counts the requests that failed with it.
-	var sum int
-	ok := waitUntil(3*time.Second, func() bool {
-		sum = 0
-		for _, e := range g.Events("exit") {
-			sum += e.Failed
-		}
-		return sum >= attributed
 	})
-	if !ok {
-		for _, e := range g.Events("exit") {
-			t.Logf("exit event: %s pid %d failed_requests %d: %s", e.Instance, e.PID, e.Failed, e.Detail)
-		}
-		t.Errorf("exit events count %d failed requests in all, but %d failed POSTs were attributed to an exit", sum, attributed)
-	}
 }
 
 func waitUntil(d time.Duration, cond func() bool) bool {
@@ -148,84 +150,90 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 // Issue 3, 2: the app closes idle keep-alive connections after 1s and
 // says nothing; clients that pace requests around 1s see no failure.
 func TestKeepAliveRace(t *testing.T) {
-	g := startFault(t, 2, nil, "-keepalive-idle", "1s")
-	c := newClient(t, g, 10*time.Second)
-	load(6, 10*time.Second, func(w, i int) {
-		time.Sleep(900*time.Millisecond + rand.N(200*time.Millisecond))
-		if (w+i)%2 == 0 {
-			c.get("/")
-		} else {
-			c.do(req{method: "POST", path: "/echo", body: "keep-alive " + strings.Repeat("y", 100)})
-		}
-	})
-	failed, stale := 0, 0
-	for _, r := range c.all() {
-		if r.err != nil || r.status != 200 {
-			failed++
-			t.Errorf("request failed in the keep-alive race: %v", r)
-		}
-	}
-	for _, e := range g.Access() {
-		for _, rc := range e.RetriedCauses {
-			if rc == "stale_connection" {
-				stale++
+	forEachProtocol(t, func(t *testing.T, proto string) {
+		g := startFaultOver(t, proto, 2, nil, "-keepalive-idle", "1s")
+		c := newClient(t, g, 10*time.Second)
+		load(6, 10*time.Second, func(w, i int) {
+			time.Sleep(900*time.Millisecond + rand.N(200*time.Millisecond))
+			if (w+i)%2 == 0 {
+				c.get("/")
+			} else {
+				c.do(req{method: "POST", path: "/echo", body: "keep-alive " + strings.Repeat("y", 100)})
+			}
+		})
+		failed, stale := 0, 0
+		for _, r := range c.all() {
+			if r.err != nil || r.status != 200 {
+				failed++
+				t.Errorf("request failed in the keep-alive race: %v", r)
 			}
 		}
-	}
-	checkCauses(t, g, c.all())
-	t.Logf("%d requests, %d failed, %d retried after stale_connection", len(c.all()), failed, stale)
+		for _, e := range g.Access() {
+			for _, rc := range e.RetriedCauses {
+				if rc == "stale_connection" {
+					stale++
+				}
+			}
+		}
+		checkCauses(t, g, c.all())
+		t.Logf("%d requests, %d failed, %d retried after stale_connection", len(c.all()), failed, stale)
+	})
 }
 
 // Issue 3, 3: every instance killed at once, the app slow to start:
 // requests arriving meanwhile are held, then served.
 func TestAllInstancesKilledRequestsHeld(t *testing.T) {
-	g := startFault(t, 2, func(a *config.App) { a.HoldTimeout = config.Duration(8 * time.Second) }, "-start-delay", "1.5s")
-	c := newClient(t, g, 15*time.Second)
-	p1, _ := pidOf(g, "web-1")
-	p2, _ := pidOf(g, "web-2")
-	killAll(t, p1, p2)
-	load(6, 1500*time.Millisecond, func(w, i int) {
-		if i == 0 {
-			time.Sleep(time.Duration(w) * 200 * time.Millisecond) // arrivals spread over the restart
+	forEachProtocol(t, func(t *testing.T, proto string) {
+		g := startFaultOver(t, proto, 2, func(a *config.App) { a.HoldTimeout = config.Duration(8 * time.Second) }, "-start-delay", "1.5s")
+		c := newClient(t, g, 15*time.Second)
+		p1, _ := pidOf(g, "web-1")
+		p2, _ := pidOf(g, "web-2")
+		killAll(t, p1, p2)
+		load(6, 1500*time.Millisecond, func(w, i int) {
+			if i == 0 {
+				time.Sleep(time.Duration(w) * 200 * time.Millisecond) // arrivals spread over the restart
+			}
+			if w%2 == 0 {
+				c.get("/")
+			} else {
+				c.do(req{method: "POST", path: "/echo", body: "held"})
+			}
+		})
+		held := 0
+		for _, r := range c.all() {
+			if r.err != nil || r.status != 200 {
+				t.Errorf("request after all instances died: %v; want it held until an instance is ready", r)
+			}
+			if r.duration >= time.Second {
+				held++
+			}
 		}
-		if w%2 == 0 {
-			c.get("/")
-		} else {
-			c.do(req{method: "POST", path: "/echo", body: "held"})
+		if held == 0 {
+			t.Errorf("no request took 1s or more; were they held at all? (%d requests)", len(c.all()))
 		}
+		checkCauses(t, g, c.all())
+		t.Logf("%d requests, %d held ≥1s", len(c.all()), held)
 	})
-	held := 0
-	for _, r := range c.all() {
-		if r.err != nil || r.status != 200 {
-			t.Errorf("request after all instances died: %v; want it held until an instance is ready", r)
-		}
-		if r.duration >= time.Second {
-			held++
-		}
-	}
-	if held == 0 {
-		t.Errorf("no request took 1s or more; were they held at all? (%d requests)", len(c.all()))
-	}
-	checkCauses(t, g, c.all())
-	t.Logf("%d requests, %d held ≥1s", len(c.all()), held)
 }
 
 // Issue 3, 4: a handler slower than request_timeout gets a 504
 // upstream_timeout after about request_timeout.
 func TestRequestTimeout(t *testing.T) {
-	g := startFault(t, 1, func(a *config.App) { a.RequestTimeout = config.Duration(2 * time.Second) })
-	c := newClient(t, g, 10*time.Second)
-	r := c.get("/sleep?d=4s")
-	if r.status != http.StatusGatewayTimeout || r.cause != "upstream_timeout" {
-		t.Errorf("%v; want 504 upstream_timeout", r)
-	}
-	if r.duration < 1800*time.Millisecond || r.duration > 3500*time.Millisecond {
-		t.Errorf("504 after %v; want about request_timeout 2s", r.duration)
-	}
-	if e, ok := accessFor(t, g, r.id); ok && e.Attempts != 1 {
-		t.Errorf("a timed-out request was tried %d times; upstream_timeout is never retried", e.Attempts)
-	}
-	checkCauses(t, g, c.all())
+	forEachProtocol(t, func(t *testing.T, proto string) {
+		g := startFaultOver(t, proto, 1, func(a *config.App) { a.RequestTimeout = config.Duration(2 * time.Second) })
+		c := newClient(t, g, 10*time.Second)
+		r := c.get("/sleep?d=4s")
+		if r.status != http.StatusGatewayTimeout || r.cause != "upstream_timeout" {
+			t.Errorf("%v; want 504 upstream_timeout", r)
+		}
+		if r.duration < 1800*time.Millisecond || r.duration > 3500*time.Millisecond {
+			t.Errorf("504 after %v; want about request_timeout 2s", r.duration)
+		}
+		if e, ok := accessFor(t, g, r.id); ok && e.Attempts != 1 {
+			t.Errorf("a timed-out request was tried %d times; upstream_timeout is never retried", e.Attempts)
+		}
+		checkCauses(t, g, c.all())
+	})
 }
 
 // A retry waits for an instance only as long as the request has left:
@@ -347,30 +355,32 @@ func TestResponseTruncated(t *testing.T) {
 }
 
 func TestClientClosed(t *testing.T) {
-	g := startFault(t, 1, nil)
-	c := newClient(t, g, 10*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	r := c.do(req{path: "/hang", ctx: ctx})
-	if r.err == nil {
-		t.Fatalf("%v: want the client's own timeout", r)
-	}
-	e, ok := accessFor(t, g, r.id)
-	if !ok {
-		t.Fatalf("no access entry for %s", r.id)
-	}
-	if e.Status != 499 || e.Cause != "client_closed" {
-		t.Errorf("access entry status %d cause %q; want 499 client_closed", e.Status, e.Cause)
-	}
-	time.Sleep(200 * time.Millisecond)
-	for _, m := range g.Srv.Supervisor().App("web").Pool().Members() {
-		if m.Ejected() {
-			t.Errorf("%s ejected after a client went away", m.ID)
+	forEachProtocol(t, func(t *testing.T, proto string) {
+		g := startFaultOver(t, proto, 1, nil)
+		c := newClient(t, g, 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		r := c.do(req{path: "/hang", ctx: ctx})
+		if r.err == nil {
+			t.Fatalf("%v: want the client's own timeout", r)
 		}
-	}
-	if r := c.get("/"); r.status != 200 {
-		t.Errorf("after a client went away: %v", r)
-	}
+		e, ok := accessFor(t, g, r.id)
+		if !ok {
+			t.Fatalf("no access entry for %s", r.id)
+		}
+		if e.Status != 499 || e.Cause != "client_closed" {
+			t.Errorf("access entry status %d cause %q; want 499 client_closed", e.Status, e.Cause)
+		}
+		time.Sleep(200 * time.Millisecond)
+		for _, m := range g.Srv.Supervisor().App("web").Pool().Members() {
+			if m.Ejected() {
+				t.Errorf("%s ejected after a client went away", m.ID)
+			}
+		}
+		if r := c.get("/"); r.status != 200 {
+			t.Errorf("after a client went away: %v", r)
+		}
+	})
 }
 
 func TestAppError(t *testing.T) {

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,6 +53,7 @@ type client struct {
 	t    testing.TB
 	g    *harness.Gatehouse
 	http *http.Client
+	base string // the gateway's URL: plain HTTP/1.1, or HTTPS with HTTP/2
 	name string
 	n    atomic.Int64
 
@@ -60,7 +62,10 @@ type client struct {
 }
 
 func newClient(t testing.TB, g *harness.Gatehouse, timeout time.Duration) *client {
-	c := &client{t: t, g: g, http: harness.Client(timeout), name: strings.ReplaceAll(t.Name(), "/", "-")}
+	c := &client{t: t, g: g, http: harness.Client(timeout), base: g.URL, name: strings.ReplaceAll(t.Name(), "/", "-")}
+	if g.H2Roots != nil {
+		c.http, c.base = harness.H2Client(g.H2Roots, timeout), g.SecureURL
+	}
 	t.Cleanup(c.http.CloseIdleConnections)
 	return c
 }
@@ -93,7 +98,7 @@ func (c *client) do(q req) result {
 	} else if q.body != "" {
 		body = strings.NewReader(q.body)
 	}
-	hr, err := http.NewRequestWithContext(q.ctx, q.method, c.g.URL+q.path, body)
+	hr, err := http.NewRequestWithContext(q.ctx, q.method, c.base+q.path, body)
 	if err != nil {
 		c.t.Errorf("new request: %v", err)
 		return result{err: err}
@@ -118,6 +123,9 @@ func (c *client) do(q req) result {
 	resp.Body.Close()
 	r.duration = time.Since(r.start)
 	r.status, r.header, r.body, r.err = resp.StatusCode, resp.Header, string(b), err
+	if c.g.H2Roots != nil && resp.ProtoMajor != 2 {
+		c.t.Errorf("%s %s answered in %s; the test is of HTTP/2", q.method, q.path, resp.Proto)
+	}
 	r.cause = resp.Header.Get("Gatehouse-Cause")
 	if r.id == "" {
 		r.id = resp.Header.Get("X-Request-Id")
@@ -241,11 +249,34 @@ func killAll(t testing.TB, pids ...int) {
 // them to be ready; adjust, if set, changes the app's config first.
 func startFault(t testing.TB, n int, adjust func(*config.App), args ...string) *harness.Gatehouse {
 	t.Helper()
+	return startFaultOver(t, "http/1.1", n, adjust, args...)
+}
+
+// The protocols clients speak in the fault tests: HTTP/1.1 to the plain
+// listener, and HTTP/2 over TLS to the HTTPS one. gatehouse speaks
+// HTTP/1.1 to the app either way, and every failure must look the same.
+var protocols = []string{"http/1.1", "h2"}
+
+func forEachProtocol(t *testing.T, f func(t *testing.T, proto string)) {
+	for _, p := range protocols {
+		t.Run(p, func(t *testing.T) { f(t, p) })
+	}
+}
+
+// startFaultOver is startFault for clients speaking proto: with "h2" the
+// gatehouse gets an HTTPS listener, and newClient's clients use it.
+func startFaultOver(t testing.TB, proto string, n int, adjust func(*config.App), args ...string) *harness.Gatehouse {
+	t.Helper()
 	cfg, app := harness.FaultApp(t, n, args...)
 	if adjust != nil {
 		adjust(app)
 	}
+	var roots *x509.CertPool
+	if proto == "h2" {
+		roots = harness.TLS(t, cfg)
+	}
 	g := harness.Start(t, cfg)
+	g.H2Roots = roots
 	waitReady(t, g, n)
 	return g
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // Reload re-reads the config file and applies it to app (every app when
-// app is ""). Apps added or removed in the file, and changes to listen,
-// admin, data_dir or routes, need a restart of gatehouse; Reload says so
+// app is ""; then the certificate files of the tls: block are read again
+// too). Apps added or removed in the file, and changes to listen, admin,
+// data_dir, tls or routes, need a restart of gatehouse; Reload says so
 // rather than half-applying them.
 func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) error {
 	next, err := s.reread()
@@ -21,6 +22,13 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 		return err
 	}
 	var errs []error
+	if app == "" && s.certs != nil {
+		// The certificate files are read again (SIGHUP, gatehouse
+		// reload), without dropping a connection.
+		if err := s.certs.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("certificates: %w", err))
+		}
+	}
 	for _, name := range s.cfg.Order {
 		if app != "" && name != app {
 			continue

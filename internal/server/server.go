@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/autoheal"
+	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
@@ -35,6 +36,9 @@ type Options struct {
 	// Observe, if set, sees every finished request's access entry. The
 	// entry is reused after the call returns.
 	Observe func(*telemetry.AccessEntry)
+	// CertRenewCheck is how often ACME certificates are checked for
+	// renewal; 0 means certmagic's default (10 minutes). Tests shorten it.
+	CertRenewCheck time.Duration
 }
 
 // Server is one gatehouse instance: gateway, supervisor and admin API.
@@ -57,6 +61,11 @@ type Server struct {
 	publicLn    net.Listener
 	adminLn     net.Listener
 	public      *front.Server
+	// With a tls: block: the HTTPS listener and server, and the
+	// certificates they serve.
+	tlsLn  net.Listener
+	secure *front.Server
+	certs  *certs.Manager
 	adminSrv    *http.Server
 	// snapMu serialises snapshot writes (the loop and Diagnose): both use
 	// the same temporary file.
@@ -103,16 +112,23 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Observe:  observe,
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	})
-	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+	if err := s.listen(opts.CertRenewCheck); err != nil {
 		s.closeLogs()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return nil, err
 	}
-	if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
-		s.publicLn.Close()
-		s.closeLogs()
-		return nil, fmt.Errorf("admin listen on %s: %w", cfg.Admin, err)
+	errLog := slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError)
+	plain := FrontOptions(cfg, errLog)
+	plain.H2C = cfg.H2C
+	var handler front.Handler = s.gw
+	if cfg.TLS != nil {
+		s.metrics.SetCertificates(s.certificates)
+		handler = newPlainHandler(s.gw, s.certs, cfg.TLS)
+		secure := FrontOptions(cfg, errLog)
+		secure.TLS = edgeTLS(s.certs.TLSConfig(), cfg.TLS)
+		secure.HSTS = hstsValue(cfg.TLS)
+		s.secure = front.New(s.gw, secure)
 	}
-	s.public = front.New(s.gw, FrontOptions(cfg, slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError)))
+	s.public = front.New(handler, plain)
 	s.adminSrv = &http.Server{
 		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
@@ -121,6 +137,58 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	return s, nil
+}
+
+// listen binds the listeners and then, when there is a tls: block, makes
+// the certificate manager (whose ACME solvers answer on them); on failure
+// nothing is left open.
+func (s *Server) listen(renewCheck time.Duration) error {
+	cfg := s.cfg
+	var lns []net.Listener
+	var err error
+	bind := func(what, addr string) net.Listener {
+		if err != nil {
+			return nil
+		}
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			err = fmt.Errorf("%s on %s: %w", what, addr, err)
+			return nil
+		}
+		lns = append(lns, ln)
+		return ln
+	}
+	s.publicLn = bind("listen", cfg.Listen)
+	if cfg.TLS != nil {
+		s.tlsLn = bind("tls listen", cfg.TLS.Listen)
+	}
+	s.adminLn = bind("admin listen", cfg.Admin)
+	if err == nil && cfg.TLS != nil {
+		s.certs, err = certs.New(cfg.TLS, certs.Options{
+			Events: s.events, Logger: s.log, DataDir: cfg.DataDir, RenewCheckInterval: renewCheck,
+			HTTPAddr: s.publicLn.Addr().String(), TLSAddr: s.tlsLn.Addr().String(),
+		})
+		if err != nil {
+			err = fmt.Errorf("tls: %w", err)
+		}
+	}
+	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	return err
+}
+
+// certificates converts the manager's status for the metrics.
+func (s *Server) certificates() []metrics.Certificate {
+	var out []metrics.Certificate
+	for _, st := range s.certs.Status() {
+		if len(st.Names) > 0 && !st.NotAfter.IsZero() {
+			out = append(out, metrics.Certificate{Name: st.Names[0], NotAfter: st.NotAfter})
+		}
+	}
+	return out
 }
 
 // FrontOptions are the public server's limits from cfg.
@@ -149,6 +217,18 @@ func adminToken(cfg *config.Config) (string, error) {
 
 // Addr is the public listener's address.
 func (s *Server) Addr() string { return s.publicLn.Addr().String() }
+
+// TLSAddr is the HTTPS listener's address; "" without a tls: block.
+func (s *Server) TLSAddr() string {
+	if s.tlsLn == nil {
+		return ""
+	}
+	return s.tlsLn.Addr().String()
+}
+
+// Certificates is the HTTPS listener's certificate manager; nil without a
+// tls: block.
+func (s *Server) Certificates() *certs.Manager { return s.certs }
 
 // AdminAddr is the admin listener's address.
 func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
@@ -203,9 +283,10 @@ func (s *Server) Run(ctx context.Context) error {
 	// than being cut off mid-response when the process exits.
 	s.adminSrv.BaseContext = func(net.Listener) context.Context { return adminCtx }
 
-	exited := make(chan *component, 8)
+	exited := make(chan *component, 10)
 	r := &running{
 		public:    start("public listener", exited, func() error { return serveFront(s.public, s.publicLn) }),
+		secure:    s.startTLS(exited, loopCtx),
 		healer:    start("auto-heal", exited, func() error { return s.healer.Run(loopCtx) }),
 		counter:   start("event counter", exited, func() error { s.countEvents(loopCtx); return nil }),
 		snap:      start("state snapshots", exited, func() error { s.snapshotLoop(loopCtx); return nil }),
@@ -233,6 +314,9 @@ func (s *Server) Run(ctx context.Context) error {
 // stop them.
 type running struct {
 	public, healer, counter, snap, recent, sup, admin *component
+	// secure holds the HTTPS listener and the certificate manager, when
+	// there is a tls: block.
+	secure []*component
 	stopLoops, stopSup, stopAdminHandlers             context.CancelFunc
 }
 
@@ -240,13 +324,15 @@ type running struct {
 // when its context ends (SIGTERM, Ctrl-C) and when a component fails on
 // its own, so that every way out stops the same things in the same order:
 //
-//  1. Stop accepting on the public listener: new connections are
-//     refused.
+//  1. Stop accepting on the public listeners (plain and HTTPS): new
+//     connections are refused.
 //  2. Drain in-flight public requests, bounded by the longest stop_timeout
-//     of the apps; whatever is still open then is closed.
+//     of the apps; HTTP/2 connections are told to go away (GOAWAY) and
+//     their open streams finish; whatever is still open then is closed.
 //  3. Stop the background loops: auto-heal (so it starts no recycle of an
-//     instance about to stop), the event counter, the state snapshots
-//     and the recent-output collector.
+//     instance about to stop), the event counter, the state snapshots,
+//     the recent-output collector and the certificate manager (renewals,
+//     file watching).
 //  4. Stop the supervisor: every instance is drained, sent SIGTERM, then
 //     SIGKILL after its stop_timeout; their stop events are still written.
 //  5. Stop the admin API: long-lived handlers (logs -f) end their
@@ -263,6 +349,7 @@ func (s *Server) shutdown(r *running) {
 	// Step 3.
 	r.stopLoops()
 	wait(r.healer, r.counter, r.snap, r.recent)
+	wait(r.secure...)
 	// Step 4.
 	r.stopSup()
 	wait(r.sup)
@@ -287,8 +374,30 @@ func (s *Server) drainPublic() {
 	}
 	c, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	if err := s.public.Shutdown(c); err != nil {
-		s.public.Close()
+	var wg sync.WaitGroup
+	for _, f := range []*front.Server{s.public, s.secure} {
+		if f == nil {
+			continue
+		}
+		wg.Go(func() {
+			if err := f.Shutdown(c); err != nil {
+				f.Close()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// startTLS starts the HTTPS listener and the certificate manager, when
+// there is a tls: block. The listener stops in the sequence's steps 1 and
+// 2 (drainPublic), the manager with the loops in step 3.
+func (s *Server) startTLS(exited chan<- *component, loopCtx context.Context) []*component {
+	if s.secure == nil {
+		return nil
+	}
+	return []*component{
+		start("https listener", exited, func() error { return serveFront(s.secure, s.tlsLn) }),
+		start("certificates", exited, func() error { return s.certs.Run(loopCtx) }),
 	}
 }
 

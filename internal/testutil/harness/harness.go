@@ -6,6 +6,7 @@ package harness
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 
@@ -27,6 +28,12 @@ type Gatehouse struct {
 	// URL is the gateway's base URL, AdminURL the admin API's.
 	URL      string
 	AdminURL string
+	// SecureURL is the HTTPS listener's base URL, when the config has a
+	// tls: block (see TLS).
+	SecureURL string
+	// H2Roots, when a test sets it, makes its clients speak HTTP/2 to
+	// SecureURL, trusting these roots (see TLS and H2Client).
+	H2Roots *x509.CertPool
 	Config   *config.Config
 
 	cancel context.CancelFunc
@@ -76,6 +83,9 @@ func Start(t testing.TB, cfg *config.Config) *Gatehouse {
 	g.Srv = srv
 	g.URL = "http://" + srv.Addr()
 	g.AdminURL = "http://" + srv.AdminAddr()
+	if a := srv.TLSAddr(); a != "" {
+		g.SecureURL = "https://" + a
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() { g.done <- srv.Run(ctx) }()
