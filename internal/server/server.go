@@ -63,10 +63,10 @@ type Server struct {
 	public      *front.Server
 	// With a tls: block: the HTTPS listener and server, and the
 	// certificates they serve.
-	tlsLn  net.Listener
-	secure *front.Server
-	certs  *certs.Manager
-	adminSrv    *http.Server
+	tlsLn    net.Listener
+	secure   *front.Server
+	certs    *certs.Manager
+	adminSrv *http.Server
 	// snapMu serialises snapshot writes (the loop and Diagnose): both use
 	// the same temporary file.
 	snapMu sync.Mutex
@@ -316,8 +316,8 @@ type running struct {
 	public, healer, counter, snap, recent, sup, admin *component
 	// secure holds the HTTPS listener and the certificate manager, when
 	// there is a tls: block.
-	secure []*component
-	stopLoops, stopSup, stopAdminHandlers             context.CancelFunc
+	secure                                []*component
+	stopLoops, stopSup, stopAdminHandlers context.CancelFunc
 }
 
 // shutdown is gatehouse's one shutdown sequence. Run calls it once, both

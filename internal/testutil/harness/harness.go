@@ -34,7 +34,7 @@ type Gatehouse struct {
 	// H2Roots, when a test sets it, makes its clients speak HTTP/2 to
 	// SecureURL, trusting these roots (see TLS and H2Client).
 	H2Roots *x509.CertPool
-	Config   *config.Config
+	Config  *config.Config
 
 	cancel context.CancelFunc
 	done   chan error
