@@ -158,17 +158,21 @@ func counts(bs []*browser) []int64 {
 	return out
 }
 
-// TestAffinityKeepsClientsOnOneInstance: 100 clients × 50 requests; each
-// is answered by one instance throughout, and the clients spread over
-// the instances.
+// TestAffinityKeepsClientsOnOneInstance: 100 clients × 50 requests (20
+// under the race detector); each is answered by one instance throughout,
+// and the clients spread over the instances.
 func TestAffinityKeepsClientsOnOneInstance(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		_, url := fleet(t, engine, 3)
 		bs := newBrowsers(t, fleetClients)
+		requests := 50
+		if raceEnabled {
+			requests = 20 // the race detector slows the request path several times
+		}
 		var wg sync.WaitGroup
 		for _, b := range bs {
 			wg.Go(func() {
-				for range 50 {
+				for range requests {
 					b.get(url)
 				}
 			})
