@@ -76,6 +76,7 @@ func (c *Config) validate(pos positions, failed map[string]bool) Errors {
 		v.app(c.Apps[name], "apps."+name, len(c.Apps), &c.Limits)
 	}
 	v.routeClaims(c)
+	v.affinityCookies(c)
 	return v.errs
 }
 

@@ -210,6 +210,30 @@ func TestValidate(t *testing.T) {
 			[]string{`g.yaml:4: tls.acme.renew_before: "100%" must be a percentage of the certificate's lifetime from 1% to 99%, e.g. "33%"`}},
 		{"acme renew_before without percent", "tls:\n  acme:\n    domains: [a.example.com]\n    renew_before: 30d\n" + web,
 			[]string{`g.yaml:4: tls.acme.renew_before: "30d" must be a percentage of the certificate's lifetime from 1% to 99%, e.g. "33%"`}},
+		{"affinity with the default cookie", web + "    affinity: true\n", nil},
+		{"affinity with its own cookie", web + "    affinity: true\n    affinity_cookie: \"web.sid_1~\"\n", nil},
+		{"affinity_cookie must be a token", web + "    affinity: true\n    affinity_cookie: \"ARR Affinity\"\n",
+			[]string{`g.yaml:5: apps.web.affinity_cookie: "ARR Affinity" is not a valid cookie name: use letters, digits and !#$%&'*+-.^_` + "`" + `|~ only, e.g. "ARRAffinity"`}},
+		{"affinity_cookie separators", web + "    affinity: true\n    affinity_cookie: \"a=b;\"\n",
+			[]string{`g.yaml:5: apps.web.affinity_cookie: "a=b;" is not a valid cookie name: use letters, digits and !#$%&'*+-.^_` + "`" + `|~ only, e.g. "ARRAffinity"`}},
+		{"affinity_cookie empty", web + "    affinity: true\n    affinity_cookie: \"\"\n",
+			[]string{`g.yaml:5: apps.web.affinity_cookie: "" is not a valid cookie name: use letters, digits and !#$%&'*+-.^_` + "`" + `|~ only, e.g. "ARRAffinity"`}},
+		{"affinity_cookie without affinity", web + "    affinity_cookie: sticky\n",
+			[]string{`g.yaml:4: apps.web.affinity_cookie: only used with affinity: true`}},
+		{"affinity_cookie with affinity off", web + "    affinity: false\n    affinity_cookie: ARRAffinity\n",
+			[]string{`g.yaml:5: apps.web.affinity_cookie: only used with affinity: true`}},
+		{"two apps with affinity on one host need two cookies", "apps:\n  web:\n    command: x\n    routes: [/]\n    affinity: true\n" +
+			"  api:\n    command: y\n    routes: [/api/]\n    affinity: true\n",
+			[]string{`g.yaml:6: apps.api.affinity_cookie: "ARRAffinity" is also the affinity cookie of app "web", on the same host: give each app its own name, e.g. affinity_cookie: "ARRAffinityApi"`}},
+		{"a host route shares the host-less route's hosts", "apps:\n  web:\n    command: x\n    routes: [/]\n    affinity: true\n    affinity_cookie: s\n" +
+			"  api:\n    command: y\n    routes: [api.example.com/]\n    affinity: true\n    affinity_cookie: s\n",
+			[]string{`g.yaml:11: apps.api.affinity_cookie: "s" is also the affinity cookie of app "web", on the same host: give each app its own name, e.g. affinity_cookie: "sApi"`}},
+		{"apps on different hosts may share a cookie name", "apps:\n  web:\n    command: x\n    routes: [www.example.com/]\n    affinity: true\n" +
+			"  api:\n    command: y\n    routes: [API.example.com/]\n    affinity: true\n", nil},
+		{"apps with their own cookies", "apps:\n  web:\n    command: x\n    routes: [/]\n    affinity: true\n" +
+			"  api:\n    command: y\n    routes: [/api/]\n    affinity: true\n    affinity_cookie: ApiAffinity\n", nil},
+		{"only apps with affinity on count", "apps:\n  web:\n    command: x\n    routes: [/]\n    affinity: true\n" +
+			"  api:\n    command: y\n    routes: [/api/]\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,6 +293,32 @@ func TestValidateLimitsInCode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := FromCommand([]string{"x"})
 			tt.change(c)
+			if diff := cmp.Diff(tt.want, errLines(c.Validate())); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestValidateAffinityInCode: without a file, an affinity cookie that is
+// not the default counts as written.
+func TestValidateAffinityInCode(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(a *App)
+		want   []string
+	}{
+		{"defaults", func(*App) {}, nil},
+		{"on", func(a *App) { a.Affinity = true }, nil},
+		{"cookie without affinity", func(a *App) { a.AffinityCookie = "s" },
+			[]string{`apps.web.affinity_cookie: only used with affinity: true`}},
+		{"bad cookie", func(a *App) { a.Affinity, a.AffinityCookie = true, "s s" },
+			[]string{`apps.web.affinity_cookie: "s s" is not a valid cookie name: use letters, digits and !#$%&'*+-.^_` + "`" + `|~ only, e.g. "ARRAffinity"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := FromCommand([]string{"x"})
+			tt.change(c.Apps["web"])
 			if diff := cmp.Diff(tt.want, errLines(c.Validate())); diff != "" {
 				t.Errorf("errors mismatch (-want +got):\n%s", diff)
 			}

@@ -1,6 +1,7 @@
 // Package gateway owns the middle of the request path: routing by host and
 // path prefix, forwarding with retries of the attempts the app never saw
-// and holds while no instance is ready, classifying every failure into its
+// and holds while no instance is ready, affinity (a client kept on its
+// instance by a cookie, affinity.go), classifying every failure into its
 // cause, the answer gatehouse writes when it must answer instead of the
 // app, and the access log entry of every request.
 //

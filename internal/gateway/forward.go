@@ -44,6 +44,9 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 	if err != nil {
 		return nil, cause.New(clientCause(err), "", "reading the request body: "+err.Error(), err)
 	}
+	if cfg.Affinity {
+		a.readPin(req.Header, cfg.AffinityCookie, st)
+	}
 	deadline := time.Time{}
 	for {
 		hold := cfg.HoldTimeout.D()
@@ -67,6 +70,9 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		st.instance = m.ID
 		resp, c, err := a.attempt(req, m, st, deadline, cfg)
 		if err == nil {
+			if cfg.Affinity {
+				a.setPin(resp.Header, m, cfg.AffinityCookie, st, secureRequest(req))
+			}
 			return resp, nil
 		}
 		m.Release()
@@ -93,8 +99,14 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 
 // acquire picks a member, or holds the request until one is ready; a
 // request about to wait has its client watched, so that one that leaves
-// is let go.
+// is let go. A first attempt goes to the member the client is pinned to
+// (affinity) while that member is routable.
 func (a *appProxy) acquire(ctx context.Context, st *reqState, hold time.Duration) (*pool.Member, time.Duration, error) {
+	if st.pin != nil && len(st.tried) == 0 && st.pin.Take() {
+		// The member the client's affinity cookie names, ready: its
+		// first attempt goes there whatever the others' load.
+		return st.pin, 0, nil
+	}
 	if !a.pool.Unloaded() {
 		if m := a.pool.Pick(st.tried); m != nil {
 			return m, 0, nil

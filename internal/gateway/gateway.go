@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -26,6 +27,8 @@ type Gateway struct {
 	// observe, if set, sees every finished request (metrics, auto-heal).
 	observe func(*telemetry.AccessEntry)
 	errLog  *log.Logger
+	// secret is the affinity key, shared by the apps.
+	secret *secret
 }
 
 // Options are the gateway's collaborators.
@@ -36,6 +39,9 @@ type Options struct {
 	Observe func(*telemetry.AccessEntry)
 	// ErrorLog receives ReverseProxy's own complaints; nil discards them.
 	ErrorLog *log.Logger
+	// Logger receives warnings (an affinity key that cannot be kept in
+	// data_dir); nil sends them to ErrorLog.
+	Logger *slog.Logger
 }
 
 // appProxy forwards to one app's pool.
@@ -45,6 +51,10 @@ type appProxy struct {
 	pool      *pool.Pool
 	rp        *httputil.ReverseProxy
 	upstreams sync.Map // *pool.Member → *upstream.Pool
+	// secret is the gateway's affinity key; pinned the members' affinity
+	// cookies (see affinity.go).
+	secret *secret
+	pinned atomic.Pointer[pinTable]
 }
 
 // New builds a gateway for cfg's apps over the supervisor's pools.
@@ -54,10 +64,17 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 	if g.errLog == nil {
 		g.errLog = log.New(discard{}, "", 0)
 	}
+	g.secret = &secret{dir: cfg.DataDir, warn: func(err error) { g.errLog.Printf("%s: %v", keyWarning, err) }}
+	if opts.Logger != nil {
+		g.secret.warn = func(err error) { opts.Logger.Warn(keyWarning, "err", err) }
+	}
 	var routes []route
 	for _, name := range cfg.Order {
 		ac := cfg.Apps[name]
-		a := &appProxy{name: name, pool: pools[name]}
+		a := &appProxy{name: name, pool: pools[name], secret: g.secret}
+		if ac.Affinity {
+			g.secret.get() // now, so that a key that cannot be kept is told at start
+		}
 		a.cfg.Store(ac)
 		a.rp = &httputil.ReverseProxy{
 			Rewrite:       rewrite,
@@ -81,6 +98,9 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 // limits, probes).
 func (g *Gateway) UpdateApp(ac *config.App) {
 	if a := g.apps[ac.Name]; a != nil {
+		if ac.Affinity {
+			g.secret.get()
+		}
 		a.cfg.Store(ac)
 	}
 }

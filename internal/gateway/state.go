@@ -32,6 +32,12 @@ type reqState struct {
 	x   *front.Exchange
 	ctx context.Context
 
+	// pin is the member the client's affinity cookie names, if any;
+	// pinPlain and pinSameSite the cookies' values as sent ("" if not).
+	pin         *pool.Member
+	pinPlain    string
+	pinSameSite string
+
 	attempts int
 	instance string
 	tried    []*pool.Member

@@ -104,6 +104,20 @@ func (m *Member) Since() time.Time {
 // Inflight is the number of requests currently using the member.
 func (m *Member) Inflight() int64 { return m.inflight.Load() }
 
+// Take counts a request on the member, as Pick does on the member it
+// returns, if the member may receive requests (Routable), and reports
+// whether it did; the caller must then Release it. It is how the gateway
+// sends a client to the member its affinity cookie names: a member that
+// is starting, draining, unhealthy, ejected or gone takes no request, so
+// the client goes to another.
+func (m *Member) Take() bool {
+	if !m.Routable() {
+		return false
+	}
+	m.inflight.Add(1)
+	return true
+}
+
 // Release ends one request's use of the member.
 func (m *Member) Release() { m.inflight.Add(-1) }
 

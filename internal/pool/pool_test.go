@@ -126,6 +126,48 @@ func TestPickSkipsUnroutable(t *testing.T) {
 	}
 }
 
+// TestTake: a member a client is pinned to takes its request, whatever
+// the others' load, only while it is routable; the request counts on it
+// as a picked one does.
+func TestTake(t *testing.T) {
+	tests := []struct {
+		name  string
+		state State
+		eject bool
+		want  bool
+	}{
+		{"ready", Ready, false, true},
+		{"ready but ejected", Ready, true, false},
+		{"starting", Starting, false, false},
+		{"unhealthy", Unhealthy, false, false},
+		{"draining", Draining, false, false},
+		{"crashed", Crashed, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, ms := newPool(t, 10, Ready, "web-1", "web-2")
+			ms[0].inflight.Add(5) // the busier one
+			ms[0].SetState(tt.state)
+			if tt.eject {
+				ms[0].Eject()
+			}
+			if got := ms[0].Take(); got != tt.want {
+				t.Fatalf("Take = %v, want %v", got, tt.want)
+			}
+			want := int64(5)
+			if tt.want {
+				want = 6
+			}
+			if got := ms[0].Inflight(); got != want {
+				t.Errorf("in flight after Take = %d, want %d", got, want)
+			}
+			if got := p.Pick(nil); got != ms[1] {
+				t.Errorf("Pick = %v, want web-2 (fewest in flight)", id(got))
+			}
+		})
+	}
+}
+
 // TestWaitQueueKeepsArrivalOrder checks that the queue releases waiters in
 // arrival order and that a waiter woken for nothing keeps its place.
 func TestWaitQueueKeepsArrivalOrder(t *testing.T) {

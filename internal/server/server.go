@@ -111,6 +111,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Access:   telemetry.NewAccessLog(s.accessW),
 		Observe:  observe,
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+		Logger:   opts.Logger,
 	})
 	if err := s.listen(opts.CertRenewCheck); err != nil {
 		s.closeLogs()
