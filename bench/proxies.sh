@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
 # Side-by-side proxy benchmark: nginx, HAProxy and gatehouse in front of the
-# same two Go backends, measured with wrk at c=50 and c=256, interleaved
-# over several rounds. Prints requests/s, p50/p99 and proxy CPU per request
-# as ratios to nginx, and each proxy's RSS idle and under load.
+# same two Go backends, interleaved over several rounds, in three protocols:
 #
-#   bench/proxies.sh                 # 3 rounds of 10s per run
+#   http      plain HTTP/1.1, wrk at c=50 and c=256 (CONNS)
+#   https-h1  HTTP/1.1 over TLS, wrk (OpenSSL) at the same CONNS
+#   h2        HTTP/2 over TLS, h2load at 50 clients x 10 streams each and
+#             256 clients x 1 stream (H2_LOADS, CLIENTSxSTREAMS)
+#
+# Every client keeps its connections alive. The three proxies serve HTTPS
+# with the same ECDSA P-256 certificate for 127.0.0.1 (made here with
+# openssl), TLS 1.2 and 1.3 allowed, ALPN h2 and http/1.1, and TLS 1.3's
+# TLS_AES_128_GCM_SHA256 (what Go picks; nginx and HAProxy are pinned to
+# it, else they would take OpenSSL clients' first choice, AES-256).
+# Prints requests/s, p50/p99 and proxy CPU per request as ratios to nginx
+# per protocol and load, and each proxy's RSS idle and under load.
+#
+#   bench/proxies.sh                      # 3 rounds of 10 s per run, all protocols
 #   ROUNDS=5 DURATION=15 bench/proxies.sh
+#   PROTOCOLS=http bench/proxies.sh       # the plain-HTTP runs only
+#   PROTOCOLS="https-h1 h2" H2_LOADS=50x10 bench/proxies.sh
 #
+# One round is (2 CONNS x 2 protocols + 2 H2_LOADS) x 3 proxies = 18 runs of
+# DURATION seconds: the default takes about 10 minutes.
 # Everything listens on 127.0.0.1 only, and everything started is stopped
-# on exit.
+# on exit; each client run is killed if it overruns DURATION by 30 s.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
+PROTOCOLS=${PROTOCOLS:-"http https-h1 h2"}
 CONNS=${CONNS:-"50 256"}
+H2_LOADS=${H2_LOADS:-"50x10 256x1"}
 THREADS=${THREADS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
@@ -32,14 +49,19 @@ install_peers() {
   command -v nginx >/dev/null || need+=(nginx-light)
   command -v haproxy >/dev/null || need+=(haproxy)
   command -v wrk >/dev/null || need+=(wrk)
+  command -v h2load >/dev/null || need+=(nghttp2-client)
+  command -v openssl >/dev/null || need+=(openssl)
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]} from Debian" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # Debian starts the services it just installed; the benchmark runs its
+    # own, so stop those (by their pid files: nobody else's).
+    local f
+    for f in /run/nginx.pid /run/haproxy.pid; do
+      [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
   fi
-  # Debian starts services on install; the benchmark runs its own.
-  pkill -x nginx 2>/dev/null || true
-  pkill -x haproxy 2>/dev/null || true
 }
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -63,6 +85,16 @@ B1=$(port); B2=$(port)
 wait_port "$B1"; wait_port "$B2"
 
 NGINX_PORT=$(port); HAPROXY_PORT=$(port); GH_PORT=$(port); GH_ADMIN=$(port)
+NGINX_TLS=$(port); HAPROXY_TLS=$(port); GH_TLS=$(port)
+
+# One certificate for all three: ECDSA P-256, self-signed, for 127.0.0.1
+# (neither wrk nor h2load verifies it).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/combined.pem"
+TLS13_SUITE=TLS_AES_128_GCM_SHA256
+
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx.conf" <<CONF
 worker_processes auto;
@@ -78,10 +110,18 @@ http {
     listen 127.0.0.1:$NGINX_PORT;
     location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
+  server {
+    listen 127.0.0.1:$NGINX_TLS ssl http2;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_conf_command Ciphersuites $TLS13_SUITE;
+    location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
 }
 CONF
 nginx -c "$WORK/nginx.conf"
-wait_port "$NGINX_PORT"
+wait_port "$NGINX_PORT"; wait_port "$NGINX_TLS"
 
 cat > "$WORK/haproxy.cfg" <<CONF
 global
@@ -98,6 +138,9 @@ defaults
 frontend fe
   bind 127.0.0.1:$HAPROXY_PORT
   default_backend be
+frontend fe_tls
+  bind 127.0.0.1:$HAPROXY_TLS ssl crt $WORK/combined.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2 ciphersuites $TLS13_SUITE
+  default_backend be
 backend be
   balance leastconn
   server b1 127.0.0.1:$B1
@@ -105,12 +148,19 @@ backend be
 CONF
 haproxy -f "$WORK/haproxy.cfg" > "$WORK/haproxy-access.log" 2>&1 & PIDS+=($!)
 HAPROXY_PID=$!
-wait_port "$HAPROXY_PORT"
+wait_port "$HAPROXY_PORT"; wait_port "$HAPROXY_TLS"
 
 cat > "$WORK/gatehouse.yaml" <<CONF
 listen: "127.0.0.1:$GH_PORT"
 admin: "127.0.0.1:$GH_ADMIN"
 data_dir: "$WORK/gatehouse-data"
+tls:
+  listen: "127.0.0.1:$GH_TLS"
+  cert_file: "$WORK/cert.pem"
+  key_file: "$WORK/key.pem"
+  min_version: "1.2"
+  http2: true
+  redirect_http: false # the plain listener keeps serving, for the http runs
 apps:
   bench:
     upstreams: ["127.0.0.1:$B1", "127.0.0.1:$B2"]
@@ -118,10 +168,11 @@ apps:
 CONF
 "$WORK/gatehouse" run -c "$WORK/gatehouse.yaml" > "$WORK/gatehouse.out" 2>&1 & PIDS+=($!)
 GH_PID=$!
-wait_port "$GH_PORT"
+wait_port "$GH_PORT"; wait_port "$GH_TLS"
 sleep 1 # first probes mark the upstreams ready
 
-nginx_pids() { pgrep -f "nginx: " | tr '\n' ' '; }
+# nginx's master (from its pid file) and its workers: this run's alone.
+nginx_pids() { local m; m=$(cat "$WORK/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
 pids_of() {
   case $1 in
     nginx) nginx_pids ;;
@@ -129,11 +180,20 @@ pids_of() {
     gatehouse) echo "$GH_PID" ;;
   esac
 }
-port_of() {
-  case $1 in
-    nginx) echo "$NGINX_PORT" ;;
-    haproxy) echo "$HAPROXY_PORT" ;;
-    gatehouse) echo "$GH_PORT" ;;
+port_of() { # NAME PROTOCOL
+  case $1/$2 in
+    nginx/http) echo "$NGINX_PORT" ;;
+    nginx/*) echo "$NGINX_TLS" ;;
+    haproxy/http) echo "$HAPROXY_PORT" ;;
+    haproxy/*) echo "$HAPROXY_TLS" ;;
+    gatehouse/http) echo "$GH_PORT" ;;
+    gatehouse/*) echo "$GH_TLS" ;;
+  esac
+}
+url_of() { # NAME PROTOCOL
+  case $2 in
+    http) echo "http://127.0.0.1:$(port_of "$1" "$2")/" ;;
+    *) echo "https://127.0.0.1:$(port_of "$1" "$2")/" ;;
   esac
 }
 # cpu_ticks PIDS: utime+stime of the processes, in clock ticks.
@@ -157,6 +217,16 @@ to_ms() { # wrk latency like 1.23ms, 250.00us, 1.02s
   awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v); print v+0} else if (v ~ /s$/) {sub(/s/,"",v); print v*1000} else print v }'
 }
 
+# What each proxy negotiates, once: the same protocol version, suite and
+# ALPN for all three is the point of the HTTPS runs.
+case " $PROTOCOLS " in *" https-h1 "*|*" h2 "*)
+  for name in nginx haproxy gatehouse; do
+    neg=$(timeout 10 openssl s_client -connect "127.0.0.1:$(port_of $name h2)" -alpn h2,http/1.1 -brief </dev/null 2>&1 |
+      awk -F': ' '/^Protocol version|^Ciphersuite|^Peer signature type|^Server Temp Key|^ALPN protocol/{printf "%s ", $2}')
+    echo "tls $name: $neg"
+  done ;;
+esac
+
 HZ=$(getconf CLK_TCK)
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
@@ -164,29 +234,57 @@ for name in nginx haproxy gatehouse; do
   echo -e "idle_rss\t$name\t$(rss_kb "$(pids_of $name)")" >> "$RESULTS"
 done
 
+# run_wrk URL CONNS and run_h2load URL CLIENTSxSTREAMS set rps, total
+# (requests answered), p50 and p99 (ms) and errs.
+run_wrk() {
+  local out
+  out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$2" -d"${DURATION}s" --latency "$1")
+  rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+  total=$(echo "$out" | awk '/requests in/{print $1}')
+  p50=$(to_ms "$(echo "$out" | awk '$1=="50%"{print $2}')")
+  p99=$(to_ms "$(echo "$out" | awk '$1=="99%"{print $2}')")
+  errs=$(echo "$out" | awk '/Non-2xx|Socket errors/{print}' | tr '\n' ' ')
+}
+run_h2load() {
+  local out c=${2%x*} m=${2#*x}
+  # h2load prints no percentiles; its per-request log gives them.
+  out=$(timeout $((DURATION + 30)) h2load -t"$THREADS" -c"$c" -m"$m" -D"$DURATION" --log-file="$WORK/h2load.log" "$1")
+  rps=$(echo "$out" | awk '/^finished in/{print $4}')
+  total=$(echo "$out" | awk '/^requests:/{print $8}')
+  read -r p50 p99 < <(awk '$2 ~ /^2/{print $3}' "$WORK/h2load.log" | sort -n |
+    awk '{v[NR]=$1} END{ if (NR==0) {print "0 0"; exit}; i50=int(NR*0.50); i99=int(NR*0.99); if (i50<1) i50=1; if (i99<1) i99=1; printf "%.2f %.2f\n", v[i50]/1000, v[i99]/1000 }')
+  errs=$(echo "$out" | awk '/^requests:/{if ($10+$12+$14 > 0) print $10" failed "$12" errored "$14" timeout"} /^status codes:/{if ($5+$7+$9 > 0) print "non-2xx: "$0}' | tr '\n' ' ')
+  rm -f "$WORK/h2load.log"
+}
+
 PROXIES=(nginx haproxy gatehouse)
 for round in $(seq "$ROUNDS"); do
   # Rotate the order every round so no proxy always runs on a warm or a
   # tired machine.
   order=("${PROXIES[@]:$(( (round-1) % 3 ))}" "${PROXIES[@]:0:$(( (round-1) % 3 ))}")
-  for c in $CONNS; do
-    for name in "${order[@]}"; do
-      pids=$(pids_of "$name")
-      before=$(cpu_ticks "$pids")
-      (sleep $((DURATION / 2)); rss_kb "$pids" > "$WORK/rss") &
-      sampler=$!
-      out=$(wrk -t"$THREADS" -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:$(port_of "$name")/")
-      wait "$sampler"
-      after=$(cpu_ticks "$pids")
-      rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
-      total=$(echo "$out" | awk '/requests in/{print $1}')
-      p50=$(to_ms "$(echo "$out" | awk '$1=="50%"{print $2}')")
-      p99=$(to_ms "$(echo "$out" | awk '$1=="99%"{print $2}')")
-      errs=$(echo "$out" | awk '/Non-2xx|Socket errors/{print}' | tr '\n' ' ')
-      cpu_us=$(awk -v a="$after" -v b="$before" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.1f", (a-b)/hz*1e6/n}')
-      printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" "$name" "$rps" "$p50" "$p99" "$cpu_us" "$(cat "$WORK/rss")" >> "$RESULTS"
-      printf 'round %s c=%-3s %-9s %9s req/s  p50 %6sms  p99 %7sms  cpu/req %6sus  rss %6sKiB %s\n' \
-        "$round" "$c" "$name" "$rps" "$p50" "$p99" "$cpu_us" "$(cat "$WORK/rss")" "$errs"
+  for proto in $PROTOCOLS; do
+    case $proto in
+      http|https-h1) loads=$CONNS ;;
+      h2) loads=$H2_LOADS ;;
+      *) echo "unknown protocol $proto (http, https-h1, h2)" >&2; exit 2 ;;
+    esac
+    for load in $loads; do
+      for name in "${order[@]}"; do
+        pids=$(pids_of "$name")
+        before=$(cpu_ticks "$pids")
+        (sleep $((DURATION / 2)); rss_kb "$pids" > "$WORK/rss") &
+        sampler=$!
+        case $proto in
+          h2) run_h2load "$(url_of "$name" "$proto")" "$load" ;;
+          *) run_wrk "$(url_of "$name" "$proto")" "$load" ;;
+        esac
+        wait "$sampler"
+        after=$(cpu_ticks "$pids")
+        cpu_us=$(awk -v a="$after" -v b="$before" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.1f", (n>0 ? (a-b)/hz*1e6/n : 0)}')
+        printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$proto" "$load" "$name" "$rps" "$p50" "$p99" "$cpu_us" "$(cat "$WORK/rss")" >> "$RESULTS"
+        printf 'round %s %-8s c=%-5s %-9s %9s req/s  p50 %6sms  p99 %7sms  cpu/req %6sus  rss %6sKiB %s\n' \
+          "$round" "$proto" "$load" "$name" "$rps" "$p50" "$p99" "$cpu_us" "$(cat "$WORK/rss")" "$errs"
+      done
     done
   done
 done
@@ -195,18 +293,21 @@ echo
 echo "Medians over $ROUNDS rounds (ratios to nginx; req/s higher is better, p99 and cpu lower is better):"
 python3 - "$RESULTS" <<'PY'
 import sys, statistics as st
-runs, idle = {}, {}
+runs, idle, keys = {}, {}, []
 for line in open(sys.argv[1]):
     f = line.rstrip("\n").split("\t")
     if f[0] == "idle_rss":
         idle[f[1]] = int(f[2])
         continue
-    _, rnd, c, name, rps, p50, p99, cpu, rss = f
-    runs.setdefault((int(c), name), []).append((float(rps), float(p50), float(p99), float(cpu), int(rss)))
-print(f"{'c':>4} {'proxy':<10} {'req/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>8} {'p99 ratio':>9} {'cpu/req us':>10} {'ratio':>6} {'rss load':>9} {'rss idle':>9}")
-for c in sorted({k[0] for k in runs}):
-    base = {i: st.median(x[i] for x in runs[(c, "nginx")]) for i in range(5)}
+    _, rnd, proto, load, name, rps, p50, p99, cpu, rss = f
+    if (proto, load) not in keys:
+        keys.append((proto, load))
+    runs.setdefault((proto, load, name), []).append((float(rps), float(p50), float(p99), float(cpu), int(rss)))
+print(f"{'protocol':<9} {'c':>6} {'proxy':<10} {'req/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>8} {'p99 ratio':>9} {'cpu/req us':>10} {'ratio':>6} {'rss load':>9} {'rss idle':>9}")
+div = lambda a, b: a / b if b else float("nan")
+for proto, load in keys:
+    base = {i: st.median(x[i] for x in runs[(proto, load, "nginx")]) for i in range(5)}
     for name in ("nginx", "haproxy", "gatehouse"):
-        m = {i: st.median(x[i] for x in runs[(c, name)]) for i in range(5)}
-        print(f"{c:>4} {name:<10} {m[0]:>9.0f} {m[0]/base[0]:>6.2f} {m[1]:>7.2f} {m[2]:>8.2f} {m[2]/base[2]:>9.2f} {m[3]:>10.1f} {m[3]/base[3]:>6.2f} {m[4]/1024:>8.1f}M {idle[name]/1024:>8.1f}M")
+        m = {i: st.median(x[i] for x in runs[(proto, load, name)]) for i in range(5)}
+        print(f"{proto:<9} {load:>6} {name:<10} {m[0]:>9.0f} {div(m[0],base[0]):>6.2f} {m[1]:>7.2f} {m[2]:>8.2f} {div(m[2],base[2]):>9.2f} {m[3]:>10.1f} {div(m[3],base[3]):>6.2f} {m[4]/1024:>8.1f}M {idle[name]/1024:>8.1f}M")
 PY

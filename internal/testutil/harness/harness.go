@@ -72,11 +72,19 @@ func FaultApp(t testing.TB, instances int, args ...string) (*config.Config, *con
 // when -v is set.
 func Start(t testing.TB, cfg *config.Config) *Gatehouse {
 	t.Helper()
+	return StartWith(t, cfg, server.Options{})
+}
+
+// StartWith is Start with server options (console and observer are the
+// harness's own).
+func StartWith(t testing.TB, cfg *config.Config, opts server.Options) *Gatehouse {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	g := &Gatehouse{Config: cfg, done: make(chan error, 1)}
-	srv, err := server.New(cfg, server.Options{Console: testWriter{t}, Observe: g.observe})
+	opts.Console, opts.Observe = testWriter{t}, g.observe
+	srv, err := server.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("server: %v", err)
 	}
