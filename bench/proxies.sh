@@ -237,23 +237,26 @@ done
 # run_wrk URL CONNS and run_h2load URL CLIENTSxSTREAMS set rps, total
 # (requests answered), p50 and p99 (ms) and errs.
 run_wrk() {
-  local out
-  out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$2" -d"${DURATION}s" --latency "$1")
+  local out rc=0
+  out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$2" -d"${DURATION}s" --latency "$1") || rc=$?
   rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
   total=$(echo "$out" | awk '/requests in/{print $1}')
   p50=$(to_ms "$(echo "$out" | awk '$1=="50%"{print $2}')")
   p99=$(to_ms "$(echo "$out" | awk '$1=="99%"{print $2}')")
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/{print}' | tr '\n' ' ')
+  [ "$rc" = 0 ] || errs+="wrk exit $rc"
 }
 run_h2load() {
-  local out c=${2%x*} m=${2#*x}
+  local out rc=0 c=${2%x*} m=${2#*x}
   # h2load prints no percentiles; its per-request log gives them.
-  out=$(timeout $((DURATION + 30)) h2load -t"$THREADS" -c"$c" -m"$m" -D"$DURATION" --log-file="$WORK/h2load.log" "$1")
+  : > "$WORK/h2load.log"
+  out=$(timeout $((DURATION + 30)) h2load -t"$THREADS" -c"$c" -m"$m" -D"$DURATION" --log-file="$WORK/h2load.log" "$1" 2>&1) || rc=$?
   rps=$(echo "$out" | awk '/^finished in/{print $4}')
   total=$(echo "$out" | awk '/^requests:/{print $8}')
   read -r p50 p99 < <(awk '$2 ~ /^2/{print $3}' "$WORK/h2load.log" | sort -n |
     awk '{v[NR]=$1} END{ if (NR==0) {print "0 0"; exit}; i50=int(NR*0.50); i99=int(NR*0.99); if (i50<1) i50=1; if (i99<1) i99=1; printf "%.2f %.2f\n", v[i50]/1000, v[i99]/1000 }')
   errs=$(echo "$out" | awk '/^requests:/{if ($10+$12+$14 > 0) print $10" failed "$12" errored "$14" timeout"} /^status codes:/{if ($5+$7+$9 > 0) print "non-2xx: "$0}' | tr '\n' ' ')
+  [ "$rc" = 0 ] || errs+="h2load exit $rc: $(echo "$out" | grep -iv '^progress' | tail -2 | tr '\n' ' ')"
   rm -f "$WORK/h2load.log"
 }
 
@@ -279,6 +282,7 @@ for round in $(seq "$ROUNDS"); do
           *) run_wrk "$(url_of "$name" "$proto")" "$load" ;;
         esac
         wait "$sampler"
+        rps=${rps:-0} total=${total:-0} p50=${p50:-0} p99=${p99:-0}
         after=$(cpu_ticks "$pids")
         cpu_us=$(awk -v a="$after" -v b="$before" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.1f", (n>0 ? (a-b)/hz*1e6/n : 0)}')
         printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$proto" "$load" "$name" "$rps" "$p50" "$p99" "$cpu_us" "$(cat "$WORK/rss")" >> "$RESULTS"

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -17,54 +18,70 @@ import (
 )
 
 // Issue 2, point 7: a server-sent event stream arrives through the gateway
-// event by event, not buffered until the end.
+// event by event, not buffered until the end, over HTTP/1.1 and over
+// HTTP/2 (issue 13).
 func TestSSEArrivesEventByEvent(t *testing.T) {
-	cfg, _ := harness.FaultApp(t, 1)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 1, 10*time.Second)
+	for _, proto := range []string{"http/1.1", "h2"} {
+		t.Run(proto, func(t *testing.T) {
+			cfg, _ := harness.FaultApp(t, 1)
+			var roots *x509.CertPool
+			if proto == "h2" {
+				roots = harness.TLS(t, cfg)
+			}
+			g := harness.Start(t, cfg)
+			g.WaitReady(t, "web", 1, 10*time.Second)
 
-	c := client(t, 10*time.Second)
-	resp, err := c.Get(g.URL + "/sse?n=5&every=300ms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	headersAt := time.Now()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("GET /sse = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	var events []string
-	var at []time.Time
-	r := bufio.NewReader(resp.Body)
-	for {
-		line, err := r.ReadString('\n')
-		if data, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), "data: "); ok {
-			events = append(events, data)
-			at = append(at, time.Now())
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("reading the stream after %d events: %v", len(events), err)
-		}
-	}
-	want := []string{"event 1", "event 2", "event 3", "event 4", "event 5"}
-	if diff := cmp.Diff(want, events); diff != "" {
-		t.Fatalf("events (-want +got):\n%s", diff)
-	}
-	// The whole stream takes 1.2s; a buffering gateway would deliver the
-	// first event with the last.
-	if first := at[0].Sub(headersAt); first > 250*time.Millisecond {
-		t.Errorf("first event arrived %v after the headers; want within 250ms", first)
-	}
-	for i := 1; i < len(at); i++ {
-		if gap := at[i].Sub(at[i-1]); gap < 150*time.Millisecond || gap > 800*time.Millisecond {
-			t.Errorf("event %d arrived %v after event %d; want about 300ms", i+1, gap, i)
-		}
-	}
-	if span := at[4].Sub(at[0]); span < 900*time.Millisecond {
-		t.Errorf("events 1..5 arrived within %v; want them spread over ~1.2s", span)
+			c, base := client(t, 10*time.Second), g.URL
+			if proto == "h2" {
+				c, base = harness.H2Client(roots, 10*time.Second), g.SecureURL
+				defer c.CloseIdleConnections()
+			}
+			resp, err := c.Get(base + "/sse?n=5&every=300ms")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			headersAt := time.Now()
+			if resp.ProtoMajor != 2 && proto == "h2" {
+				t.Fatalf("answered over %s", resp.Proto)
+			}
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("GET /sse = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			var events []string
+			var at []time.Time
+			r := bufio.NewReader(resp.Body)
+			for {
+				line, err := r.ReadString('\n')
+				if data, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), "data: "); ok {
+					events = append(events, data)
+					at = append(at, time.Now())
+				}
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("reading the stream after %d events: %v", len(events), err)
+				}
+			}
+			want := []string{"event 1", "event 2", "event 3", "event 4", "event 5"}
+			if diff := cmp.Diff(want, events); diff != "" {
+				t.Fatalf("events (-want +got):\n%s", diff)
+			}
+			// The whole stream takes 1.2s; a buffering gateway would deliver the
+			// first event with the last.
+			if first := at[0].Sub(headersAt); first > 250*time.Millisecond {
+				t.Errorf("first event arrived %v after the headers; want within 250ms", first)
+			}
+			for i := 1; i < len(at); i++ {
+				if gap := at[i].Sub(at[i-1]); gap < 150*time.Millisecond || gap > 800*time.Millisecond {
+					t.Errorf("event %d arrived %v after event %d; want about 300ms", i+1, gap, i)
+				}
+			}
+			if span := at[4].Sub(at[0]); span < 900*time.Millisecond {
+				t.Errorf("events 1..5 arrived within %v; want them spread over ~1.2s", span)
+			}
+		})
 	}
 }
 
