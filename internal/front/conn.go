@@ -74,14 +74,14 @@ type conn struct {
 }
 
 func newConn(s *Server, c net.Conn) *conn {
-	fc := &conn{s: s, c: c, remote: c.RemoteAddr().String()}
+	fc := &conn{s: s, c: c}
 	fc.ctx, fc.cancel = context.WithCancel(context.Background())
 	fc.peek = peek.New(c)
 	fc.br = bufio.NewReaderSize(source{fc}, 8<<10)
 	fc.bw = bufio.NewWriterSize(sink{fc}, 4<<10)
 	fc.head.DropUnderscores = true
 	req := (&http.Request{Header: http.Header{}, URL: &fc.url}).WithContext(fc.ctx)
-	fc.x = Exchange{c: fc, Req: req, Head: &fc.head, W: &fc.w, IP: hostOf(fc.remote)}
+	fc.x = Exchange{c: fc, Req: req, Head: &fc.head, W: &fc.w}
 	fc.body.fc = fc
 	fc.w.fc = fc
 	fc.w.own = http.Header{}
@@ -89,6 +89,15 @@ func newConn(s *Server, c net.Conn) *conn {
 	fc.sendTimeout = s.opts.SendTimeout
 	fc.state.Store(connIdle)
 	return fc
+}
+
+// setRemote learns the client's address. It runs on the connection's own
+// goroutine, not in the accept loop: behind a PROXY protocol listener,
+// RemoteAddr reads the header from the client, and a client slow to send
+// it would hold up accepting everyone else.
+func (fc *conn) setRemote() {
+	fc.remote = fc.c.RemoteAddr().String()
+	fc.x.IP = hostOf(fc.remote)
 }
 
 func hostOf(remote string) string {
@@ -127,6 +136,7 @@ func (s sink) Write(p []byte) (int, error) {
 func (fc *conn) serve() {
 	defer fc.end()
 	defer fc.recover()
+	fc.setRemote()
 	// A new connection gets HeadTimeout for its first request, as with
 	// net/http; a kept-alive one KeepaliveTimeout for the next.
 	wait, first := fc.s.opts.HeadTimeout, true

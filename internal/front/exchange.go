@@ -23,8 +23,12 @@ type Exchange struct {
 	W *Writer
 	// RequestID is the client's X-Request-Id, if it sent one.
 	RequestID string
-	// IP is the client's address without the port.
+	// IP is the client's address without the port: the peer's, or the
+	// one a PROXY protocol header named.
 	IP string
+	// TLS: the client's connection is TLS, so the request came over
+	// HTTPS (X-Forwarded-Proto says so). Set by the connection.
+	TLS bool
 	// Reject, when set, is why the front refused the request: the
 	// handler answers with it (unless Answered) and logs it, and the
 	// connection closes after.
