@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/probe"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/trust"
 )
 
 // Options adjust a server beyond its config.
@@ -107,6 +108,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.closeLogs()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	s.publicLn = trust.ProxyProtocol(s.publicLn, cfg)
 	if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
 		s.publicLn.Close()
 		s.closeLogs()
