@@ -133,6 +133,23 @@ func TestValidate(t *testing.T) {
 				`g.yaml:1: limits: must be a mapping, got "64KiB"`,
 				`g.yaml:5: apps.web.limits: must be a mapping, got a list`,
 			}},
+		{"trusted_proxies addresses and ranges", "trusted_proxies: [10.0.0.0/8, 192.0.2.10, \"fd00::/8\", \"2001:db8::1\", 10.1.2.3/16]\n" + web, nil},
+		{"trusted_proxies bad entries", "trusted_proxies:\n  - 10.0.0.0/33\n  - example.com\n  - \"\"\n  - \"fe80::1%eth0\"\n  - \"::ffff:10.0.0.0/104\"\n  - \"::ffff:192.0.2.1\"\n" + web,
+			[]string{
+				`g.yaml:2: trusted_proxies[0]: "10.0.0.0/33" must be an IP address or a CIDR range, e.g. "10.0.0.0/8", "192.0.2.10" or "fd00::/8"`,
+				`g.yaml:3: trusted_proxies[1]: "example.com" must be an IP address or a CIDR range, e.g. "10.0.0.0/8", "192.0.2.10" or "fd00::/8"`,
+				`g.yaml:4: trusted_proxies[2]: "" must be an IP address or a CIDR range, e.g. "10.0.0.0/8", "192.0.2.10" or "fd00::/8"`,
+				`g.yaml:5: trusted_proxies[3]: "fe80::1%eth0" must be an IP address or a CIDR range, e.g. "10.0.0.0/8", "192.0.2.10" or "fd00::/8"`,
+				`g.yaml:6: trusted_proxies[4]: "::ffff:10.0.0.0/104" is an IPv4-mapped IPv6 address: write it as IPv4, e.g. "10.0.0.0/8"`,
+				`g.yaml:7: trusted_proxies[5]: "::ffff:192.0.2.1" is an IPv4-mapped IPv6 address: write it as IPv4, e.g. "192.0.2.1"`,
+			}},
+		{"trusted_proxies must be a list", "trusted_proxies: 10.0.0.0/8\n" + web,
+			[]string{`g.yaml:1: trusted_proxies: must be a list, got "10.0.0.0/8"`}},
+		{"proxy_protocol with trusted_proxies", "proxy_protocol: true\ntrusted_proxies: [10.0.0.0/8]\n" + web, nil},
+		{"proxy_protocol without trusted_proxies", "proxy_protocol: true\n" + web,
+			[]string{`g.yaml:1: proxy_protocol: needs trusted_proxies: the load balancers allowed to send a PROXY header (a header accepted from anyone would let any client forge its address), e.g. trusted_proxies: ["10.0.0.0/8"]`}},
+		{"proxy_protocol with an empty trusted_proxies", "proxy_protocol: true\ntrusted_proxies: []\n" + web,
+			[]string{`g.yaml:1: proxy_protocol: needs trusted_proxies: the load balancers allowed to send a PROXY header (a header accepted from anyone would let any client forge its address), e.g. trusted_proxies: ["10.0.0.0/8"]`}},
 		{"auto_heal defaults are valid", web + "    auto_heal: {}\n", nil},
 		{"auto_heal action", web + "    auto_heal: {action: reboot}\n",
 			[]string{`g.yaml:4: apps.web.auto_heal.action: "reboot" must be one of recycle, log_event, custom`}},
@@ -323,5 +340,25 @@ func TestValidateAffinityInCode(t *testing.T) {
 				t.Errorf("errors mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TrustedPrefixes gives each entry as the range it stands for: a bare
+// address its full length, a CIDR with its host bits cleared.
+func TestTrustedPrefixes(t *testing.T) {
+	c, err := Parse("g.yaml", []byte("trusted_proxies: [10.1.2.3/8, 192.0.2.10, \"2001:db8::1\", \"fd00::/8\"]\n"+web))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.TrustedPrefixes() {
+		got = append(got, p.String())
+	}
+	want := []string{"10.0.0.0/8", "192.0.2.10/32", "2001:db8::1/128", "fd00::/8"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("TrustedPrefixes (-want +got):\n%s", diff)
+	}
+	if ps := Default().TrustedPrefixes(); ps != nil {
+		t.Errorf("default TrustedPrefixes = %v, want none", ps)
 	}
 }

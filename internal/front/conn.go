@@ -77,7 +77,7 @@ type conn struct {
 }
 
 func newConn(s *Server, c net.Conn) *conn {
-	fc := &conn{s: s, c: c, remote: c.RemoteAddr().String()}
+	fc := &conn{s: s, c: c}
 	fc.ctx, fc.cancel = context.WithCancel(context.Background())
 	raw := c
 	if tc, ok := c.(*tls.Conn); ok {
@@ -90,7 +90,7 @@ func newConn(s *Server, c net.Conn) *conn {
 	fc.bw = bufio.NewWriterSize(sink{fc}, 4<<10)
 	fc.head.DropUnderscores = true
 	req := (&http.Request{Header: http.Header{}, URL: &fc.url}).WithContext(fc.ctx)
-	fc.x = Exchange{c: fc, Req: req, Head: &fc.head, W: &fc.w, IP: hostOf(fc.remote)}
+	fc.x = Exchange{c: fc, Req: req, Head: &fc.head, W: &fc.w}
 	fc.body.fc = fc
 	fc.w.fc = fc
 	fc.w.own = http.Header{}
@@ -98,6 +98,15 @@ func newConn(s *Server, c net.Conn) *conn {
 	fc.sendTimeout = s.opts.SendTimeout
 	fc.state.Store(connIdle)
 	return fc
+}
+
+// setRemote learns the client's address. It runs on the connection's own
+// goroutine, not in the accept loop: behind a PROXY protocol listener,
+// RemoteAddr reads the header from the client, and a client slow to send
+// it would hold up accepting everyone else.
+func (fc *conn) setRemote() {
+	fc.remote = fc.c.RemoteAddr().String()
+	fc.x.IP = hostOf(fc.remote)
 }
 
 func hostOf(remote string) string {
@@ -136,6 +145,7 @@ func (s sink) Write(p []byte) (int, error) {
 func (fc *conn) serve() {
 	defer fc.end()
 	defer fc.recover()
+	fc.setRemote()
 	if tc, ok := fc.c.(*tls.Conn); ok {
 		if !fc.handshake(tc) {
 			return

@@ -23,7 +23,8 @@ type Exchange struct {
 	W *Writer
 	// RequestID is the client's X-Request-Id, if it sent one.
 	RequestID string
-	// IP is the client's address without the port.
+	// IP is the client's address without the port: the peer's, or the
+	// one a PROXY protocol header named.
 	IP string
 	// Reject, when set, is why the front refused the request: the
 	// handler answers with it (unless Answered) and logs it, and the

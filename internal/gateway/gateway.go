@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/trust"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
@@ -29,6 +30,8 @@ type Gateway struct {
 	errLog  *log.Logger
 	// secret is the affinity key, shared by the apps.
 	secret *secret
+	// trust is trusted_proxies; nil when there are none, as by default.
+	trust *trust.Proxies
 }
 
 // Options are the gateway's collaborators.
@@ -59,7 +62,8 @@ type appProxy struct {
 
 // New builds a gateway for cfg's apps over the supervisor's pools.
 func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway {
-	g := &Gateway{apps: map[string]*appProxy{}, access: opts.Access, ids: newRequestIDs(), observe: opts.Observe}
+	g := &Gateway{apps: map[string]*appProxy{}, access: opts.Access, ids: newRequestIDs(), observe: opts.Observe,
+		trust: trust.New(cfg.TrustedPrefixes())}
 	g.errLog = opts.ErrorLog
 	if g.errLog == nil {
 		g.errLog = log.New(discard{}, "", 0)
@@ -127,7 +131,10 @@ func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState,
 	*e = telemetry.AccessEntry{
 		Time: start, RequestID: st.requestID, Instance: st.instance, Method: r.Method, Host: r.Host,
 		Path: r.URL.Path, Status: status, Bytes: bytes, Duration: time.Since(start), Upstream: st.upstream,
-		Held: st.held, Attempts: st.attempts, ConnReused: st.reused, Client: clientIP(r.RemoteAddr), RetriedCauses: st.retried,
+		Held: st.held, Attempts: st.attempts, ConnReused: st.reused, Client: st.client, RetriedCauses: st.retried,
+	}
+	if e.Client == "" {
+		e.Client = clientIP(r.RemoteAddr)
 	}
 	if st.app != nil {
 		e.App = st.app.name

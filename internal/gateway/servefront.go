@@ -24,6 +24,7 @@ func (g *Gateway) ServeFront(x *front.Exchange) {
 	defer putState(st)
 	r := x.Req
 	st.x, st.ctx = x, r.Context()
+	g.peer(st, x.IP, r.Header)
 	g.name(st, x.RequestID)
 	x.W.SetRequestID(st.requestID)
 	rw := &st.rw
@@ -97,7 +98,7 @@ const lateCheck = time.Millisecond
 
 // outbound turns the client's request into the app's, as rewrite does
 // for ReverseProxy: hop-by-hop headers removed (TE: trailers kept),
-// Forwarded and X-Forwarded-* replaced by the gateway's own, and the
+// Forwarded removed, X-Forwarded-* set (see forwardedFront), and the
 // request id set. The header map is the connection's, reused.
 func outbound(x *front.Exchange, st *reqState) {
 	h := x.Req.Header
@@ -115,9 +116,7 @@ func outbound(x *front.Exchange, st *reqState) {
 		h["Te"] = x.One("trailers")
 	}
 	delete(h, "Forwarded")
-	h["X-Forwarded-For"] = x.One(x.IP)
-	h["X-Forwarded-Host"] = x.One(x.Req.Host)
-	h["X-Forwarded-Proto"] = x.One("http")
+	forwardedFront(x, st)
 	h["X-Request-Id"] = x.One(st.requestID)
 }
 

@@ -17,6 +17,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := getState()
 	defer putState(st)
+	g.peer(st, clientIP(r.RemoteAddr), r.Header)
 	g.name(st, r.Header.Get("X-Request-Id"))
 	rw := &responseWriter{ResponseWriter: w, requestID: st.requestID}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
@@ -76,7 +77,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = st.app.name
 	pr.Out.Host = pr.In.Host
-	pr.SetXForwarded()
+	forwardedHTTP(pr, st)
 	pr.Out.Header.Set("X-Request-Id", st.requestID)
 	for k := range pr.Out.Header {
 		if strings.IndexByte(k, '_') >= 0 {

@@ -26,6 +26,11 @@ type reqState struct {
 	// removed from the client's.
 	cleanPath string
 	idBuf     [40]byte
+	// trusted: the peer is a trusted proxy, whose X-Forwarded-* are kept.
+	trusted bool
+	// client is the client's address a trusted peer's X-Forwarded-For
+	// names; "" when it is the peer's own (see peer).
+	client string
 
 	// x is the front exchange the request came on; nil for a request
 	// served by net/http, whose context is ctx.

@@ -14,12 +14,15 @@ import (
 // Reload re-reads the config file and applies it to app (every app when
 // app is ""; then the certificate files of the tls: block are read again
 // too). Apps added or removed in the file, and changes to listen, admin,
-// data_dir, tls or routes, need a restart of gatehouse; Reload says so
-// rather than half-applying them.
+// data_dir, tls, routes, trusted_proxies or proxy_protocol, need a restart
+// of gatehouse; Reload says so rather than half-applying them.
 func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) error {
 	next, err := s.reread()
 	if err != nil {
 		return err
+	}
+	if !slices.Equal(next.TrustedProxies, s.cfg.TrustedProxies) || next.ProxyProtocol != s.cfg.ProxyProtocol {
+		p("trusted_proxies or proxy_protocol changed; restart gatehouse to apply them")
 	}
 	var errs []error
 	if app == "" && s.certs != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/probe"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/trust"
 )
 
 // Options adjust a server beyond its config.
@@ -162,6 +163,14 @@ func (s *Server) listen(renewCheck time.Duration) error {
 	s.publicLn = bind("listen", cfg.Listen)
 	if cfg.TLS != nil {
 		s.tlsLn = bind("tls listen", cfg.TLS.Listen)
+	}
+	if err == nil {
+		// The PROXY header comes before anything else, TLS included:
+		// the front's handshake reads through it.
+		s.publicLn = trust.ProxyProtocol(s.publicLn, cfg)
+		if s.tlsLn != nil {
+			s.tlsLn = trust.ProxyProtocol(s.tlsLn, cfg)
+		}
 	}
 	s.adminLn = bind("admin listen", cfg.Admin)
 	if err == nil && cfg.TLS != nil {
