@@ -157,9 +157,11 @@ func (a *acmeCerts) setup() *certmagic.Cache {
 		Logger:            log,
 	})
 	issuer := certmagic.NewACMEIssuer(magic, certmagic.ACMEIssuer{
-		CA:     a.cfg.Directory,
-		TestCA: a.cfg.Directory, // never fall back to Let's Encrypt's staging CA
-		Email:  a.cfg.Email,
+		// With Let's Encrypt's directory, certmagic retries a failed
+		// order against its staging CA first, sparing the production
+		// CA's limit on failed validations.
+		CA:    a.cfg.Directory,
+		Email: a.cfg.Email,
 		// Writing an acme: block is agreeing to the CA's terms; there is
 		// nobody to ask at a prompt.
 		Agreed:                  true,
