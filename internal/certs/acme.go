@@ -263,6 +263,24 @@ func (a *acmeCerts) handleHTTPChallenge(w http.ResponseWriter, r *http.Request) 
 	return issuer.HandleHTTPChallenge(w, r)
 }
 
+func (a *acmeCerts) httpChallengeAnswer(host, path string) (string, bool) {
+	if issuer := a.issuer.Load(); issuer == nil || issuer.DisableHTTPChallenge {
+		return "", false
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(host)
+	if !slices.Contains(a.domains, host) {
+		return "", false // another name's challenge is not ours to answer
+	}
+	chal, ok := certmagic.GetACMEChallenge(host)
+	if !ok || chal.Type != acme.ChallengeTypeHTTP01 || path != chal.HTTP01ResourcePath() {
+		return "", false
+	}
+	return chal.KeyAuthorization, true
+}
+
 // onEvent turns certmagic's events into gatehouse's. It runs in the
 // obtaining goroutine and must be quick.
 func (a *acmeCerts) onEvent(ctx context.Context, event string, data map[string]any) error {

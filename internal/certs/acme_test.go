@@ -88,10 +88,14 @@ func (w tWriter) Write(p []byte) (int, error) {
 // certificate itself, over each challenge alone, and serves it with its
 // chain; a browser verifying against the CA's root accepts it.
 func TestACMEObtains(t *testing.T) {
-	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
-		t.Run(challenge, func(t *testing.T) {
+	for _, tt := range []struct{ name, challenge string }{
+		{"http-01", "http-01"}, {"http-01 answered without net/http", "http-01"}, {"tls-alpn-01", "tls-alpn-01"},
+	} {
+		challenge := tt.challenge
+		t.Run(tt.name, func(t *testing.T) {
 			domain := uniqueDomain("app")
 			s := newACMESetup(t, 0, domain, challenge)
+			s.edge.plainAnswer.Store(strings.Contains(tt.name, "without"))
 			ev := telemetry.NewEvents(nil, 0)
 			m := s.manager(t, ev, 0)
 			if _, err := handshake(s.edge.tlsLn.Addr().String(), domain, s.pebble.Roots()); err == nil {
