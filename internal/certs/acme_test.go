@@ -345,3 +345,39 @@ func TestACMENewChecks(t *testing.T) {
 		})
 	}
 }
+
+// A stored certificate already due for renewal when gatehouse starts is
+// served at once, renewed at once, and replaced in place.
+func TestACMERestartRenewsDueCertificate(t *testing.T) {
+	domain := uniqueDomain("due")
+	// 40 s is within 5 renewal checks (10 minutes each) of expiry: due
+	// as soon as it is issued, but the first manager's first check
+	// would come only after 10 minutes.
+	s := newACMESetup(t, 40*time.Second, domain, "http-01", "tls-alpn-01")
+	addr := s.edge.tlsLn.Addr().String()
+	stop := run(t, s.manager(t, telemetry.NewEvents(nil, 0), 0))
+	stored := served(t, addr, domain, s.pebble.Roots(), 30*time.Second)
+	stop()
+
+	ev := telemetry.NewEvents(nil, 0)
+	m := s.manager(t, ev, 0)
+	run(t, m)
+	renewed := waitEvent(t, ev, telemetry.EventCertRenewed, 30*time.Second)
+	if renewed.Value != domain {
+		t.Errorf("cert_renewed = %+v, want it for %s", renewed, domain)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		leaf := served(t, addr, domain, s.pebble.Roots(), 5*time.Second)
+		if leaf.SerialNumber.Cmp(stored.SerialNumber) != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving the stored serial %x after its renewal", stored.SerialNumber)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := m.Status(); st[0].Serial == stored.SerialNumber.Text(16) {
+		t.Errorf("Status() shows the replaced certificate: %+v", st)
+	}
+}
