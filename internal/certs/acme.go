@@ -157,9 +157,11 @@ func (a *acmeCerts) setup() *certmagic.Cache {
 		Logger:            log,
 	})
 	issuer := certmagic.NewACMEIssuer(magic, certmagic.ACMEIssuer{
-		CA:     a.cfg.Directory,
-		TestCA: a.cfg.Directory, // never fall back to Let's Encrypt's staging CA
-		Email:  a.cfg.Email,
+		// With Let's Encrypt's directory, certmagic retries a failed
+		// order against its staging CA first, sparing the production
+		// CA's limit on failed validations.
+		CA:    a.cfg.Directory,
+		Email: a.cfg.Email,
 		// Writing an acme: block is agreeing to the CA's terms; there is
 		// nobody to ask at a prompt.
 		Agreed:                  true,
@@ -259,6 +261,24 @@ func (a *acmeCerts) handleHTTPChallenge(w http.ResponseWriter, r *http.Request) 
 		return false
 	}
 	return issuer.HandleHTTPChallenge(w, r)
+}
+
+func (a *acmeCerts) httpChallengeAnswer(host, path string) (string, bool) {
+	if issuer := a.issuer.Load(); issuer == nil || issuer.DisableHTTPChallenge {
+		return "", false
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(host)
+	if !slices.Contains(a.domains, host) {
+		return "", false // another name's challenge is not ours to answer
+	}
+	chal, ok := certmagic.GetACMEChallenge(host)
+	if !ok || chal.Type != acme.ChallengeTypeHTTP01 || path != chal.HTTP01ResourcePath() {
+		return "", false
+	}
+	return chal.KeyAuthorization, true
 }
 
 // onEvent turns certmagic's events into gatehouse's. It runs in the

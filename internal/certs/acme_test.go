@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,16 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil/acmetest"
 )
+
+var domainSeq atomic.Int64
+
+// uniqueDomain is a host name no other test of the process used: certmagic
+// keeps state per name for the life of the process (a failed renewal's
+// back-off), which must not carry over from one test (or -count run) to
+// the next.
+func uniqueDomain(label string) string {
+	return fmt.Sprintf("%s-%d.gatehouse.test", label, domainSeq.Add(1))
+}
 
 // acmeSetup is one test's CA, listeners and config.
 type acmeSetup struct {
@@ -77,10 +88,14 @@ func (w tWriter) Write(p []byte) (int, error) {
 // certificate itself, over each challenge alone, and serves it with its
 // chain; a browser verifying against the CA's root accepts it.
 func TestACMEObtains(t *testing.T) {
-	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
-		t.Run(challenge, func(t *testing.T) {
-			const domain = "app.gatehouse.test"
+	for _, tt := range []struct{ name, challenge string }{
+		{"http-01", "http-01"}, {"http-01 answered without net/http", "http-01"}, {"tls-alpn-01", "tls-alpn-01"},
+	} {
+		challenge := tt.challenge
+		t.Run(tt.name, func(t *testing.T) {
+			domain := uniqueDomain("app")
 			s := newACMESetup(t, 0, domain, challenge)
+			s.edge.plainAnswer.Store(strings.Contains(tt.name, "without"))
 			ev := telemetry.NewEvents(nil, 0)
 			m := s.manager(t, ev, 0)
 			if _, err := handshake(s.edge.tlsLn.Addr().String(), domain, s.pebble.Roots()); err == nil {
@@ -113,7 +128,7 @@ func TestACMEObtains(t *testing.T) {
 // Issue 13 #1: a restart reuses the stored certificate: same serial, no
 // new order, no cert_obtained.
 func TestACMERestartReusesStoredCertificate(t *testing.T) {
-	const domain = "reuse.gatehouse.test"
+	domain := uniqueDomain("reuse")
 	s := newACMESetup(t, 0, domain, "http-01", "tls-alpn-01")
 	addr := s.edge.tlsLn.Addr().String()
 
@@ -143,7 +158,7 @@ func TestACMERestartReusesStoredCertificate(t *testing.T) {
 // succeeds and verifies, the serial changes, cert_renewed is emitted, and
 // a connection made with the old certificate keeps working.
 func TestACMERenewsUnderLoad(t *testing.T) {
-	const domain = "renew.gatehouse.test"
+	domain := uniqueDomain("renew")
 	s := newACMESetup(t, 40*time.Second, domain, "http-01", "tls-alpn-01")
 	s.cfg.ACME.RenewBefore = "85%" // due 6 s after issuance
 	addr := s.edge.tlsLn.Addr().String()
@@ -228,7 +243,7 @@ func request(addr, name string, roots *x509.CertPool) error {
 // cert_failed event quoting the CA, an error in Status, and a diagnose
 // finding that names it and says what to check.
 func TestACMEFailureIsReported(t *testing.T) {
-	const domain = "elsewhere.gatehouse.test"
+	domain := uniqueDomain("elsewhere")
 	s := newACMESetup(t, 0, domain, "http-01")
 	s.pebble.SetAddress("127.0.0.2") // nothing of ours listens there
 	ev := telemetry.NewEvents(nil, 0)
@@ -262,7 +277,7 @@ func TestACMEFailureIsReported(t *testing.T) {
 // cert_failed (renew) event, then a cert_expiring warning since renewal is
 // overdue; diagnose calls it a warning, not an outage.
 func TestACMERenewalFailureWarns(t *testing.T) {
-	const domain = "lapse.gatehouse.test"
+	domain := uniqueDomain("lapse")
 	s := newACMESetup(t, 40*time.Second, domain, "http-01")
 	s.cfg.ACME.RenewBefore = "85%" // due 6 s after issuance
 	addr := s.edge.tlsLn.Addr().String()
@@ -277,8 +292,13 @@ func TestACMERenewalFailureWarns(t *testing.T) {
 		t.Errorf("cert_failed = %+v; want a renewal failure", failed)
 	}
 	expiring := waitEvent(t, ev, telemetry.EventCertExpiring, 10*time.Second)
-	if expiring.Trigger != certs.TriggerExpiring || !strings.Contains(expiring.Detail, "renewal is failing") {
-		t.Errorf("cert_expiring = %+v; want an overdue renewal that names its failure", expiring)
+	// Overdue by two renewal checks or failed, whichever was first: the
+	// detail says which.
+	if expiring.Trigger != certs.TriggerExpiring || !strings.Contains(expiring.Detail, "renewal") {
+		t.Errorf("cert_expiring = %+v; want an overdue renewal", expiring)
+	}
+	if st := m.Status(); !strings.Contains(st[0].LastError, "127.0.0.2") {
+		t.Errorf("Status() = %+v; want the renewal's failure as LastError", st)
 	}
 	if leaf := served(t, addr, domain, s.pebble.Roots(), time.Second); leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
 		t.Errorf("serving %x, want the current certificate %x", leaf.SerialNumber, first.SerialNumber)
@@ -289,5 +309,75 @@ func TestACMERenewalFailureWarns(t *testing.T) {
 	}
 	if f := finding(t, ev, "certificate_expiring"); f == nil {
 		t.Error("diagnose has no certificate_expiring finding")
+	}
+}
+
+// What ACME needs beyond the config is checked by New, before anything
+// is ordered.
+func TestACMENewChecks(t *testing.T) {
+	roots := filepath.Join(t.TempDir(), "roots.pem")
+	os.WriteFile(roots, []byte("not PEM"), 0o644)
+	notADir := filepath.Join(t.TempDir(), "file") // even root cannot make a directory under it
+	os.WriteFile(notADir, nil, 0o644)
+	tests := []struct {
+		name   string
+		change func(*config.ACME, *certs.Options)
+		want   string
+	}{
+		{"ca_roots without a certificate", func(a *config.ACME, _ *certs.Options) { a.CARoots = roots }, "no PEM certificate"},
+		{"ca_roots missing", func(a *config.ACME, _ *certs.Options) { a.CARoots = roots + ".gone" }, "ca_roots"},
+		{"no data_dir", func(_ *config.ACME, o *certs.Options) { o.DataDir = "" }, "data_dir"},
+		{"http-01 without the plain listener", func(_ *config.ACME, o *certs.Options) { o.HTTPAddr = "" }, "HTTPAddr"},
+		{"a listener address without its port", func(_ *config.ACME, o *certs.Options) { o.TLSAddr = "127.0.0.1:0" }, "port"},
+		{"data_dir unusable", func(_ *config.ACME, o *certs.Options) { o.DataDir = notADir }, "certificate storage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.NewTLS()
+			cfg.ACME = config.NewACME()
+			cfg.ACME.Domains = []string{"a.gatehouse.test"}
+			opts := certs.Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:8080", TLSAddr: "127.0.0.1:8443"}
+			tt.change(cfg.ACME, &opts)
+			_, err := certs.New(cfg, opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New: %v; want an error about %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// A stored certificate already due for renewal when gatehouse starts is
+// served at once, renewed at once, and replaced in place.
+func TestACMERestartRenewsDueCertificate(t *testing.T) {
+	domain := uniqueDomain("due")
+	// 40 s is within 5 renewal checks (10 minutes each) of expiry: due
+	// as soon as it is issued, but the first manager's first check
+	// would come only after 10 minutes.
+	s := newACMESetup(t, 40*time.Second, domain, "http-01", "tls-alpn-01")
+	addr := s.edge.tlsLn.Addr().String()
+	stop := run(t, s.manager(t, telemetry.NewEvents(nil, 0), 0))
+	stored := served(t, addr, domain, s.pebble.Roots(), 30*time.Second)
+	stop()
+
+	ev := telemetry.NewEvents(nil, 0)
+	m := s.manager(t, ev, 0)
+	run(t, m)
+	renewed := waitEvent(t, ev, telemetry.EventCertRenewed, 30*time.Second)
+	if renewed.Value != domain {
+		t.Errorf("cert_renewed = %+v, want it for %s", renewed, domain)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		leaf := served(t, addr, domain, s.pebble.Roots(), 5*time.Second)
+		if leaf.SerialNumber.Cmp(stored.SerialNumber) != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving the stored serial %x after its renewal", stored.SerialNumber)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := m.Status(); st[0].Serial == stored.SerialNumber.Text(16) {
+		t.Errorf("Status() shows the replaced certificate: %+v", st)
 	}
 }

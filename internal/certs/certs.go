@@ -43,7 +43,8 @@ type Options struct {
 	HTTPAddr, TLSAddr string
 
 	// RenewCheckInterval is how often certificates are checked for
-	// renewal and expiry. Default 10 minutes (certmagic's).
+	// renewal and expiry. Default $GATEHOUSE_TLS_RENEW_CHECK_INTERVAL,
+	// else 10 minutes (certmagic's).
 	RenewCheckInterval time.Duration
 	// FileCheckInterval is how often cert_file and key_file are looked
 	// at for changes. Default 2 seconds.
@@ -98,7 +99,7 @@ func New(cfg *config.TLS, opts Options) (*Manager, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.RenewCheckInterval <= 0 {
-		opts.RenewCheckInterval = 10 * time.Minute
+		opts.RenewCheckInterval = renewCheckFromEnv()
 	}
 	if opts.FileCheckInterval <= 0 {
 		opts.FileCheckInterval = 2 * time.Second
@@ -160,6 +161,17 @@ func (m *Manager) HandleHTTPChallenge(w http.ResponseWriter, r *http.Request) bo
 		return false
 	}
 	return m.acme.handleHTTPChallenge(w, r)
+}
+
+// HTTPChallengeAnswer is HandleHTTPChallenge for a server that is not
+// net/http: for a GET of path on host (the Host header, port allowed), it
+// returns the body to answer with 200 and Content-Type text/plain, and
+// true; false when the request is not a challenge being validated.
+func (m *Manager) HTTPChallengeAnswer(host, path string) (string, bool) {
+	if m.acme == nil {
+		return "", false
+	}
+	return m.acme.httpChallengeAnswer(host, path)
 }
 
 // Run obtains and renews ACME certificates, or watches the certificate
@@ -259,6 +271,18 @@ const (
 	TriggerFileExpiring = "file_expiring"
 	TriggerFileExpired  = "file_expired"
 )
+
+// RenewCheckEnv names an environment variable that sets the renewal
+// check interval (a Go duration) when Options does not: a knob for
+// end-to-end tests of short-lived certificates against a running binary.
+const RenewCheckEnv = "GATEHOUSE_TLS_RENEW_CHECK_INTERVAL"
+
+func renewCheckFromEnv() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(RenewCheckEnv)); err == nil && d > 0 {
+		return d
+	}
+	return 10 * time.Minute
+}
 
 // storageDir is where ACME keeps its account and certificates.
 func storageDir(dataDir string) string { return filepath.Join(dataDir, "certificates") }

@@ -34,6 +34,9 @@ type edge struct {
 	mgr           atomic.Pointer[certs.Manager]
 	// httpAnswers and alpnConns count the CA's validations of each kind.
 	httpAnswers, alpnConns atomic.Int64
+	// plainAnswer answers HTTP-01 with HTTPChallengeAnswer, as a server
+	// that is not net/http would, instead of HandleHTTPChallenge.
+	plainAnswer atomic.Bool
 }
 
 func startEdge(t *testing.T) *edge {
@@ -47,7 +50,15 @@ func startEdge(t *testing.T) *edge {
 		t.Fatal(err)
 	}
 	plain := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if m := e.mgr.Load(); m != nil && m.HandleHTTPChallenge(w, r) {
+		m := e.mgr.Load()
+		if m != nil && e.plainAnswer.Load() && r.Method == http.MethodGet {
+			if body, ok := m.HTTPChallengeAnswer(r.Host, r.URL.Path); ok {
+				e.httpAnswers.Add(1)
+				w.Header().Set("Content-Type", "text/plain")
+				io.WriteString(w, body)
+				return
+			}
+		} else if m != nil && m.HandleHTTPChallenge(w, r) {
 			e.httpAnswers.Add(1)
 			return
 		}
