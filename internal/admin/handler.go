@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/diagnose"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
@@ -34,6 +35,9 @@ type Deps struct {
 	DataDir string
 	// Token, if set, is required on every route but /healthz.
 	Token string
+	// Certificates reports the HTTPS listener's certificates; nil when
+	// there is none.
+	Certificates func() []certs.Status
 }
 
 // StatusResponse is GET /api/status.
@@ -41,6 +45,8 @@ type StatusResponse struct {
 	Apps []supervisor.AppStatus `json:"apps"`
 	// Logs reports log writers that dropped or failed lines.
 	Logs map[string]telemetry.WriterStats `json:"logs,omitempty"`
+	// Certificates are the HTTPS listener's, when it has a tls: block.
+	Certificates []certs.Status `json:"certificates,omitempty"`
 }
 
 // NewHandler returns the admin API's handler.
@@ -51,6 +57,9 @@ func NewHandler(d Deps) http.Handler {
 		resp := StatusResponse{Apps: d.Supervisor.Status()}
 		if d.Writers != nil {
 			resp.Logs = d.Writers()
+		}
+		if d.Certificates != nil {
+			resp.Certificates = d.Certificates()
 		}
 		writeJSON(w, http.StatusOK, resp)
 	})

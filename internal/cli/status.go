@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -60,11 +61,58 @@ func printStatus(w io.Writer, st *admin.StatusResponse, now time.Time) {
 		}
 	}
 	tw.Flush()
+	printCertificates(w, st, now)
 	for name, ws := range st.Logs {
 		if ws.Dropped > 0 || ws.Errors > 0 {
 			fmt.Fprintf(w, "warning: %s dropped %d lines, %d write errors (last: %s)\n", name, ws.Dropped, ws.Errors, ws.LastError)
 		}
 	}
+}
+
+// printCertificates prints the HTTPS listener's certificates: names,
+// source, days left, and the last failure.
+func printCertificates(w io.Writer, st *admin.StatusResponse, now time.Time) {
+	if len(st.Certificates) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CERTIFICATE	SOURCE	ISSUER	EXPIRES	LAST ERROR")
+	for _, c := range st.Certificates {
+		source := "file"
+		if c.Managed {
+			source = "acme"
+		}
+		expires := "-"
+		if !c.NotAfter.IsZero() {
+			expires = fmt.Sprintf("%s (%s)", c.NotAfter.UTC().Format("2006-01-02 15:04"), daysLeft(c.NotAfter, now))
+		}
+		lastErr := "-"
+		if c.LastError != "" {
+			lastErr = c.LastError
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", strings.Join(c.Names, ","), source, dashString(c.Issuer), expires, lastErr)
+	}
+	tw.Flush()
+}
+
+// daysLeft says how long until t, in days when it is a day or more.
+func daysLeft(t, now time.Time) string {
+	d := t.Sub(now)
+	switch {
+	case d < 0:
+		return "expired"
+	case d < 24*time.Hour:
+		return d.Round(time.Minute).String() + " left"
+	}
+	return strconv.Itoa(int(d/(24*time.Hour))) + " days left"
+}
+
+func dashString(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func dash(n int) string {

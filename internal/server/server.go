@@ -135,6 +135,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
 			Lines: s.lines, Recent: s.recent, Diagnose: s.Diagnose, Config: cfg, DataDir: cfg.DataDir, Token: token,
+			Certificates: s.certStatus(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -188,6 +189,15 @@ func (s *Server) listen(renewCheck time.Duration) error {
 		}
 	}
 	return err
+}
+
+// certStatus is the admin API's view of the certificates; nil without a
+// tls: block.
+func (s *Server) certStatus() func() []certs.Status {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.Status
 }
 
 // certificates converts the manager's status for the metrics.
