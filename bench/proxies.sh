@@ -116,6 +116,10 @@ http {
     ssl_certificate_key $WORK/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_conf_command Ciphersuites $TLS13_SUITE;
+    # nginx closes a connection after 1000 requests (HTTP/2 too, with
+    # GOAWAY), and h2load does not reconnect: its clients would stop
+    # early. HAProxy and gatehouse set no such limit.
+    keepalive_requests 1000000000;
     location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }

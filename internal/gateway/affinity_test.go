@@ -2,9 +2,11 @@ package gateway_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/pool"
 )
@@ -355,54 +358,54 @@ func TestAffinityCookieName(t *testing.T) {
 
 // TestAffinityHTTPS: over TLS both cookies are set, the first Secure, the
 // second SameSite=None; Secure (App Service's ARRAffinitySameSite), so
-// that requests from other sites keep their instance too. Served by
-// net/http, as TLS is today (and HTTP/2).
+// that requests from other sites keep their instance too: on the front's
+// own TLS loop, over HTTP/2, and on net/http's TLS server.
 func TestAffinityHTTPS(t *testing.T) {
-	s := newSticky(t, "", 3, nil)
-	srv := httptest.NewUnstartedServer(s.gw)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	c := srv.Client()
-	t.Cleanup(c.CloseIdleConnections)
+	for _, proto := range []string{"front https", "front h2", "net/http https"} {
+		t.Run(proto, func(t *testing.T) {
+			s := newSticky(t, "", 3, nil)
+			c, url := tlsServe(t, s.gw, proto)
 
-	first := ask(t, c, srv.URL, "")
-	if first.status != 200 || len(first.affinity) != 2 {
-		t.Fatalf("%d, affinity Set-Cookie %q: want both", first.status, first.affinity)
-	}
-	re := regexp.MustCompile(`^ARRAffinity=([0-9a-f]{32}); Path=/; HttpOnly; Secure; SameSite=Lax$`)
-	if !re.MatchString(first.affinity[0]) {
-		t.Fatalf("first cookie %q, want %v", first.affinity[0], re)
-	}
-	v := re.FindStringSubmatch(first.affinity[0])[1]
-	if want := "ARRAffinitySameSite=" + v + "; Path=/; HttpOnly; SameSite=None; Secure"; first.affinity[1] != want {
-		t.Errorf("second cookie %q, want %q", first.affinity[1], want)
-	}
-	for _, sc := range first.affinity {
-		ck, err := http.ParseSetCookie(sc)
-		if err != nil || !ck.Secure || !ck.HttpOnly || ck.Path != "/" {
-			t.Errorf("%q parses as %+v, %v: want Secure, HttpOnly, Path=/", sc, ck, err)
-		}
-	}
-	if diff := cmp.Diff([]string{"app=" + first.instance + "; Path=/"}, first.app); diff != "" {
-		t.Errorf("the app's own Set-Cookie (-want +got):\n%s", diff)
-	}
+			first := ask(t, c, url, "")
+			if first.status != 200 || len(first.affinity) != 2 {
+				t.Fatalf("%d, affinity Set-Cookie %q: want both", first.status, first.affinity)
+			}
+			re := regexp.MustCompile(`^ARRAffinity=([0-9a-f]{32}); Path=/; HttpOnly; Secure; SameSite=Lax$`)
+			if !re.MatchString(first.affinity[0]) {
+				t.Fatalf("first cookie %q, want %v", first.affinity[0], re)
+			}
+			v := re.FindStringSubmatch(first.affinity[0])[1]
+			if want := "ARRAffinitySameSite=" + v + "; Path=/; HttpOnly; SameSite=None; Secure"; first.affinity[1] != want {
+				t.Errorf("second cookie %q, want %q", first.affinity[1], want)
+			}
+			for _, sc := range first.affinity {
+				ck, err := http.ParseSetCookie(sc)
+				if err != nil || !ck.Secure || !ck.HttpOnly || ck.Path != "/" {
+					t.Errorf("%q parses as %+v, %v: want Secure, HttpOnly, Path=/", sc, ck, err)
+				}
+			}
+			if diff := cmp.Diff([]string{"app=" + first.instance + "; Path=/"}, first.app); diff != "" {
+				t.Errorf("the app's own Set-Cookie (-want +got):\n%s", diff)
+			}
 
-	for _, tt := range []struct {
-		name, cookie string
-		set          bool
-	}{
-		{"both", "ARRAffinity=" + v + "; ARRAffinitySameSite=" + v, false},
-		{"from another site: only the SameSite=None one", "ARRAffinitySameSite=" + v, false},
-		{"only the Lax one (set over HTTP): both again", "ARRAffinity=" + v, true},
-		{"a stale SameSite one: both again", "ARRAffinity=" + v + "; ARRAffinitySameSite=" + strings.Repeat("0", 32), true},
-	} {
-		a := ask(t, c, srv.URL, tt.cookie)
-		if a.instance != first.instance {
-			t.Errorf("%s: answered by %s, want %s", tt.name, a.instance, first.instance)
-		}
-		if got := len(a.affinity) == 2 && a.affinity[0] == first.affinity[0] && a.affinity[1] == first.affinity[1]; got != tt.set || !tt.set && len(a.affinity) != 0 {
-			t.Errorf("%s: Set-Cookie %q, want both again: %v", tt.name, a.affinity, tt.set)
-		}
+			for _, tt := range []struct {
+				name, cookie string
+				set          bool
+			}{
+				{"both", "ARRAffinity=" + v + "; ARRAffinitySameSite=" + v, false},
+				{"from another site: only the SameSite=None one", "ARRAffinitySameSite=" + v, false},
+				{"only the Lax one (set over HTTP): both again", "ARRAffinity=" + v, true},
+				{"a stale SameSite one: both again", "ARRAffinity=" + v + "; ARRAffinitySameSite=" + strings.Repeat("0", 32), true},
+			} {
+				a := ask(t, c, url, tt.cookie)
+				if a.instance != first.instance {
+					t.Errorf("%s: answered by %s, want %s", tt.name, a.instance, first.instance)
+				}
+				if got := len(a.affinity) == 2 && a.affinity[0] == first.affinity[0] && a.affinity[1] == first.affinity[1]; got != tt.set || !tt.set && len(a.affinity) != 0 {
+					t.Errorf("%s: Set-Cookie %q, want both again: %v", tt.name, a.affinity, tt.set)
+				}
+			}
+		})
 	}
 }
 
@@ -495,4 +498,34 @@ func BenchmarkAffinity(b *testing.B) {
 			}
 		})
 	}
+}
+
+// tlsServe serves gw over TLS on loopback as proto says: the front's TLS
+// listener speaking HTTP/1.1 or HTTP/2, or net/http's test TLS server. It
+// returns a client that trusts the certificate and the base URL.
+func tlsServe(t *testing.T, gw *gateway.Gateway, proto string) (*http.Client, string) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(gw)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	c := srv.Client()
+	t.Cleanup(c.CloseIdleConnections)
+	if proto == "net/http https" {
+		return c, srv.URL
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := front.New(gw, front.Options{TLS: &tls.Config{Certificates: srv.TLS.Certificates, NextProtos: []string{"h2", "http/1.1"}}})
+	done := make(chan struct{})
+	go func() { defer close(done); f.Serve(ln) }()
+	t.Cleanup(func() { f.Close(); <-done })
+	tr := c.Transport.(*http.Transport).Clone()
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetHTTP1(proto == "front https")
+	tr.Protocols.SetHTTP2(proto == "front h2")
+	c = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	t.Cleanup(c.CloseIdleConnections)
+	return c, "https://" + ln.Addr().String()
 }
