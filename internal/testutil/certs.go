@@ -159,15 +159,16 @@ func writeFile(t testing.TB, name string, data []byte) string {
 }
 
 // ServeHTTPS serves h over TLS with cfg (its certificates, client
-// authentication, GetConfigForClient...) on a loopback port until the test
-// ends, and returns the address. Handshake failures, which such tests
-// cause on purpose, are not logged.
+// authentication, GetCertificate...) on a loopback port until the test
+// ends, and returns the address. cfg is used as it is: no certificate or
+// protocol is added to it. Handshake failures, which such tests cause on
+// purpose, are not logged.
 func ServeHTTPS(t testing.TB, cfg *tls.Config, h http.Handler) string {
 	t.Helper()
 	s := httptest.NewUnstartedServer(h)
-	s.TLS = cfg
+	s.Listener = tls.NewListener(s.Listener, cfg)
 	s.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.StartTLS()
+	s.Start()
 	t.Cleanup(s.Close)
 	return s.Listener.Addr().String()
 }
