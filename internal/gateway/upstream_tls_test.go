@@ -1,8 +1,12 @@
 package gateway_test
 
 import (
+	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -186,4 +190,39 @@ func TestUpstreamTLSNoReadyInstanceSaysWhy(t *testing.T) {
 		t.Errorf("GET / = %v; want 503 no_ready_instance saying the probe found an unknown authority", r)
 	}
 	checkCauses(t, g, c.all())
+}
+
+// A reload re-reads upstream_tls: and its files, and the connections made
+// after it use them: pooled ones made before are not reused.
+func TestUpstreamTLSReload(t *testing.T) {
+	ca := testutil.NewCA(t, "Test CA")
+	up := newHTTPSUpstream(t, "api", ca.Issue(t, testutil.Leaf{Names: []string{"a.internal", "b.internal"}}), nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gatehouse.yaml")
+	write := func(serverName string) {
+		t.Helper()
+		yaml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\ndata_dir: data\napps:\n  web:\n    upstreams: [%q]\n"+
+			"    upstream_tls: {ca_file: %q, server_name: %s}\n    upstream_idle_timeout: 1m\n", up.addr, ca.File(t), serverName)
+		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.internal")
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := harness.Start(t, cfg)
+	waitReady(t, g, 1)
+	c := newClient(t, g, 10*time.Second)
+	if r := c.get("/"); r.status != 200 || up.sni.Load() != "a.internal" {
+		t.Fatalf("before the reload: %v with SNI %v", r, up.sni.Load())
+	}
+	write("b.internal")
+	if err := g.Srv.Reload(context.Background(), "web", func(string, ...any) {}); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if r := c.get("/"); r.status != 200 || up.sni.Load() != "b.internal" {
+		t.Errorf("after the reload: %v with SNI %v, want b.internal on a new connection", r, up.sni.Load())
+	}
 }
