@@ -283,6 +283,20 @@ func TestValidateUpstreamTLS(t *testing.T) {
 			[]string{`g.yaml:6: apps.api.upstream_tls.key_file: ` + caFile + ` has no PEM private key (-----BEGIN PRIVATE KEY-----)`}},
 		{"key of another certificate", ext + "      cert_file: " + otherCert + "\n      key_file: " + keyFile + "\n",
 			[]string{`g.yaml:6: apps.api.upstream_tls.key_file: ` + keyFile + ` does not go with ` + otherCert + `: tls: private key does not match public key`}},
+		{"https:// upstreams", "apps:\n  api:\n    upstreams: [\"https://10.0.0.5\", \"https://api.internal:8443/\", \"https://[::1]:9443\"]\n", nil},
+		{"https:// upstreams with a block", "apps:\n  api:\n    upstreams: [\"https://10.0.0.5\"]\n    upstream_tls: {server_name: api.internal}\n", nil},
+		{"http:// upstreams", "apps:\n  api:\n    upstreams: [\"http://10.0.0.5\", \"10.0.0.6:8080\"]\n", nil},
+		{"https:// is for the whole pool", "apps:\n  api:\n    upstreams:\n      - \"https://10.0.0.5\"\n      - \"10.0.0.6:8080\"\n",
+			[]string{`g.yaml:5: apps.api.upstreams[1]: TLS is for the whole pool, and upstreams[0] says https://: write every upstream with https://`}},
+		{"http:// with upstream_tls", "apps:\n  api:\n    upstreams: [\"http://10.0.0.5\"]\n    upstream_tls: {}\n",
+			[]string{`g.yaml:3: apps.api.upstreams[0]: "http://10.0.0.5" says http://, but the app has an upstream_tls: block; write it https://, or without a scheme`}},
+		{"upstream URLs are scheme://host:port", "apps:\n  api:\n    upstreams:\n      - \"tcp://10.0.0.5:80\"\n      - \"https://10.0.0.5/api\"\n      - \"https://u@h:1\"\n      - \"https://:443\"\n",
+			[]string{
+				`g.yaml:4: apps.api.upstreams[0]: "tcp://10.0.0.5:80" must be host:port, or a URL with http:// or https://`,
+				`g.yaml:5: apps.api.upstreams[1]: "https://10.0.0.5/api" must be scheme://host[:port], without path, query or user`,
+				`g.yaml:6: apps.api.upstreams[2]: "https://u@h:1" must be scheme://host[:port], without path, query or user`,
+				`g.yaml:7: apps.api.upstreams[3]: "https://:443" must be scheme://host[:port], without path, query or user`,
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,6 +305,29 @@ func TestValidateUpstreamTLS(t *testing.T) {
 				t.Errorf("errors mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestUpstreamSchemes: an https:// upstream is its host:port (443 by
+// default) in an app with upstream_tls:, its defaults when it had none.
+func TestUpstreamSchemes(t *testing.T) {
+	c, err := Parse("g.yaml", []byte("apps:\n  api:\n    upstreams: [\"https://10.0.0.5\", \"https://api.internal:8443/\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Apps["api"]
+	if diff := cmp.Diff([]string{"10.0.0.5:443", "api.internal:8443"}, a.Upstreams); diff != "" {
+		t.Errorf("upstreams (-want +got):\n%s", diff)
+	}
+	if a.UpstreamTLS == nil || a.UpstreamTLS.ServerName != "" || a.UpstreamTLS.Roots() != nil {
+		t.Errorf("upstream_tls = %+v, want the defaults", a.UpstreamTLS)
+	}
+	if err := c.Validate(); err != nil { // again, as a caller may: nothing changes
+		t.Errorf("Validate again: %v", err)
+	}
+	c, err = Parse("g.yaml", []byte("apps:\n  api:\n    upstreams: [\"http://10.0.0.5\"]\n"))
+	if err != nil || c.Apps["api"].Upstreams[0] != "10.0.0.5:80" || c.Apps["api"].UpstreamTLS != nil {
+		t.Errorf("http://10.0.0.5: %v, %+v", err, c.Apps["api"])
 	}
 }
 

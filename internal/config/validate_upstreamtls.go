@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,76 @@ func (v *validator) upstreamTLS(a *App, path string) {
 	case u.CertFile != "":
 		u.cert = v.keyPair(u, path)
 	}
+}
+
+// upstreamSchemes accepts "https://host[:port]" in upstreams: as short for
+// host:port (port 443 by default) with upstream_tls: (its defaults, when
+// the app has no such block), and "http://host[:port]" for the plain
+// address. TLS is the whole pool's: every entry says https://, or none
+// does. The scheme is taken off here, once, so that everything after the
+// config sees host:port.
+func (v *validator) upstreamSchemes(a *App, path string) {
+	var https, plain []int
+	for i, u := range a.Upstreams {
+		p := indexPath(path, i)
+		scheme, _, ok := strings.Cut(u, "://")
+		if !ok {
+			plain = append(plain, i)
+			continue
+		}
+		addr, err := schemeAddr(u)
+		if err != nil {
+			v.errorf(p, "%q %v", u, err)
+			v.reported(p) // not again as "must be host:port"
+			continue
+		}
+		a.Upstreams[i] = addr
+		if scheme == "https" {
+			https = append(https, i)
+			continue
+		}
+		plain = append(plain, i)
+		if a.UpstreamTLS != nil {
+			v.errorf(p, "%q says http://, but the app has an upstream_tls: block; write it https://, or without a scheme", u)
+		}
+	}
+	if len(https) == 0 {
+		return
+	}
+	if len(plain) > 0 {
+		v.errorf(indexPath(path, plain[0]), "TLS is for the whole pool, and upstreams[%d] says https://: write every upstream with https://", https[0])
+		return
+	}
+	if a.UpstreamTLS == nil {
+		a.UpstreamTLS = &UpstreamTLS{}
+	}
+}
+
+// reported marks path as reported: later checks of it stay silent.
+func (v *validator) reported(path string) {
+	if v.failed == nil {
+		v.failed = map[string]bool{}
+	}
+	v.failed[path] = true
+}
+
+// schemeAddr is the host:port of "http://host[:port]" or
+// "https://host[:port]", with the scheme's default port.
+func schemeAddr(s string) (string, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", errors.New("is not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", errors.New("must be host:port, or a URL with http:// or https://")
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") || u.Hostname() == "":
+		return "", errors.New("must be scheme://host[:port], without path, query or user")
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 // filePath is p as the config file means it: relative to the file's own

@@ -171,13 +171,14 @@ func TestUpstreamTLSServerNameAndClientCertificate(t *testing.T) {
 }
 
 // An upstream that is not ready because its certificate fails: the 503
-// that a request gets after hold_timeout says so.
+// that a request gets after hold_timeout says so. (Written https://, the
+// upstream is its address with the app's upstream_tls:.)
 func TestUpstreamTLSNoReadyInstanceSaysWhy(t *testing.T) {
 	ca := testutil.NewCA(t, "Test CA")
 	up := newHTTPSUpstream(t, "api", testutil.NewCA(t, "Other CA").Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}}), nil)
 	cfg, app := harness.FaultApp(t, 1)
 	app.Command = nil
-	app.Upstreams = []string{up.addr}
+	app.Upstreams = []string{"https://" + up.addr}
 	app.UpstreamTLS = &config.UpstreamTLS{CAFile: ca.File(t)}
 	app.HoldTimeout = config.Duration(300 * time.Millisecond)
 	g := harness.Start(t, cfg)
