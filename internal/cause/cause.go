@@ -7,7 +7,8 @@ import "net/http"
 // appear in the Gatehouse-Cause header, the access log and metrics.
 type Cause string
 
-// The causes of PRODUCT.md's table.
+// The causes of PRODUCT.md's table, and upstream_tls (an external pool's
+// HTTPS upstream refused the handshake, or was refused).
 const (
 	None              Cause = ""
 	NoRoute           Cause = "no_route"
@@ -15,6 +16,7 @@ const (
 	QueueFull         Cause = "queue_full"
 	ConnectRefused    Cause = "connect_refused"
 	ConnectTimeout    Cause = "connect_timeout"
+	UpstreamTLS       Cause = "upstream_tls"
 	StaleConnection   Cause = "stale_connection"
 	UpstreamReset     Cause = "upstream_reset"
 	UpstreamTimeout   Cause = "upstream_timeout"
@@ -52,6 +54,7 @@ var table = map[Cause]info{
 	QueueFull:         {http.StatusServiceUnavailable, Never, "too many requests are waiting for an instance; retry later or raise instances"},
 	ConnectRefused:    {http.StatusBadGateway, Always, "nothing is listening on the instance's port: it crashed, is still starting, or does not bind PORT"},
 	ConnectTimeout:    {http.StatusBadGateway, Always, "the instance did not accept a TCP connection in time; it may be overloaded"},
+	UpstreamTLS:       {http.StatusBadGateway, Always, "the TLS handshake with the upstream failed (its certificate, or the client certificate it wants); see `gatehouse status` for the probe detail"},
 	StaleConnection:   {http.StatusBadGateway, Always, "the app closed a keep-alive connection just as it was reused"},
 	UpstreamReset:     {http.StatusBadGateway, IfIdempotent, "the connection was closed after the request was sent; the app may have crashed"},
 	UpstreamTimeout:   {http.StatusGatewayTimeout, Never, "the app sent no response headers within request_timeout"},

@@ -5,6 +5,8 @@ import (
 	"io"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
 
 // Progress is how far one upstream attempt got, as recorded through
@@ -55,6 +57,11 @@ func Classify(a Attempt) Cause {
 		return UpstreamTimeout
 	case !a.Progress.GotConn:
 		return classifyDial(a.Err)
+	case !a.Progress.Reused && !a.Progress.GotFirstByte && refusedHandshake(a.Err):
+		// A TLS 1.3 client's handshake ends before the server has checked
+		// its certificate; a server that refuses it says so with an alert
+		// on the new connection's first read. It never read the request.
+		return UpstreamTLS
 	case !a.Progress.WroteRequest:
 		if a.Progress.Reused {
 			// A pooled connection died under us before the request was
@@ -73,9 +80,22 @@ func Classify(a Attempt) Cause {
 	}
 }
 
+// refusedHandshake reports whether err is an upstream's alert that ended
+// the handshake.
+func refusedHandshake(err error) bool {
+	k := upstreamtls.Classify(err)
+	return k == upstreamtls.ClientCertRefused || k == upstreamtls.Refused
+}
+
+// classifyDial names a failure to get a connection: a connect, or the TLS
+// handshake of an upstream with upstream_tls (a handshake too slow is a
+// connect_timeout).
 func classifyDial(err error) Cause {
-	if isTimeout(err) {
+	switch {
+	case isTimeout(err):
 		return ConnectTimeout
+	case upstreamtls.Classify(err) != upstreamtls.None:
+		return UpstreamTLS
 	}
 	return ConnectRefused
 }

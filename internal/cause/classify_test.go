@@ -239,7 +239,7 @@ func realReset(t *testing.T) error {
 func TestRetryRules(t *testing.T) {
 	methods := []string{"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", "POST", "PATCH"}
 	idempotent := map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "TRACE": true, "PUT": true, "DELETE": true}
-	always := []cause.Cause{cause.ConnectRefused, cause.ConnectTimeout, cause.StaleConnection}
+	always := []cause.Cause{cause.ConnectRefused, cause.ConnectTimeout, cause.UpstreamTLS, cause.StaleConnection}
 	never := []cause.Cause{cause.NoRoute, cause.NoReadyInstance, cause.QueueFull, cause.UpstreamTimeout,
 		cause.BadResponse, cause.ResponseTruncated, cause.ClientClosed, cause.AppError, cause.None,
 		cause.BadRequest, cause.HeadersTooLarge, cause.RequestTooLarge, cause.ClientTimeout, cause.UnsupportedProtocol}
@@ -269,7 +269,7 @@ func TestStatuses(t *testing.T) {
 		cause.ConnectTimeout: 502, cause.StaleConnection: 502, cause.UpstreamReset: 502, cause.UpstreamTimeout: 504,
 		cause.BadResponse: 502, cause.ResponseTruncated: 0, cause.ClientClosed: 499, cause.AppError: 0,
 		cause.BadRequest: 400, cause.HeadersTooLarge: 431, cause.RequestTooLarge: 413, cause.ClientTimeout: 408,
-		cause.UnsupportedProtocol: 505,
+		cause.UnsupportedProtocol: 505, cause.UpstreamTLS: 502,
 	}
 	for c, s := range want {
 		if got := c.Status(); got != s {

@@ -4,8 +4,8 @@
 // retried on another instance.
 //
 // The rule behind retries: an attempt the app provably never saw
-// (connection refused, connect timeout, a pooled connection found closed
-// before the request was written) is safe to retry for any method; one
+// (connection refused, connect timeout, a failed TLS handshake, a pooled
+// connection found closed before the request was written) is safe to retry for any method; one
 // the app may have seen is retried only when the method is idempotent or
 // the client sent an Idempotency-Key.
 package cause

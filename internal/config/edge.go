@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"time"
+)
 
 // TLS is the tls: block: HTTPS on a second public listener, with
 // certificates from files or obtained over ACME. Absent means no HTTPS.
@@ -83,7 +87,21 @@ type UpstreamTLS struct {
 	// InsecureSkipVerify accepts any certificate. Default false; probes
 	// still report what is wrong with it.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+
+	// roots and cert are CAFile and the CertFile/KeyFile pair as Validate
+	// read and parsed them: what was checked is what is used, and a file
+	// changed after startup changes nothing until a reload.
+	roots *x509.CertPool
+	cert  *tls.Certificate
 }
+
+// Roots is the pool parsed from CAFile by Validate; nil means the system
+// roots.
+func (u *UpstreamTLS) Roots() *x509.CertPool { return u.roots }
+
+// ClientCertificate is the pair parsed from CertFile and KeyFile by
+// Validate; nil when none is configured.
+func (u *UpstreamTLS) ClientCertificate() *tls.Certificate { return u.cert }
 
 // DefaultAffinityCookie is the affinity cookie's name, as App Service's;
 // its SameSite=None; Secure twin adds "SameSite".

@@ -2,9 +2,10 @@ package config
 
 import "path/filepath"
 
-// Resolve makes DataDir, each app's Dir and the tls: files absolute, relative to baseDir,
-// the config file's directory, or the working directory when baseDir is "".
-// Relative paths are resolved once, here, because instances and log files
+// Resolve makes DataDir, each app's Dir, the tls: files and the
+// upstream_tls files absolute, relative to baseDir, the config file's
+// directory, or the working directory when baseDir is "". Relative paths
+// are resolved once, here, because instances and log files
 // are opened long after startup and must not depend on the working
 // directory at that moment. Absolute paths are kept.
 func (c *Config) Resolve(baseDir string) {
@@ -20,6 +21,9 @@ func (c *Config) Resolve(baseDir string) {
 	for _, app := range c.Apps {
 		if app != nil {
 			app.Dir = resolvePath(baseDir, app.Dir)
+			if app.UpstreamTLS != nil {
+				app.UpstreamTLS.resolve(baseDir)
+			}
 		}
 	}
 }

@@ -61,7 +61,10 @@ type App struct {
 	// Instances is how many processes to run. Default 1; 0 is an error.
 	Instances int `yaml:"instances"`
 	// Upstreams, instead of Command, makes an external pool of host:port
-	// addresses, probed and balanced like instances.
+	// addresses, probed and balanced like instances. "https://host[:port]"
+	// is short for host:port (port 443 by default) with UpstreamTLS (its
+	// defaults, when absent); then every entry must say https://. Validate
+	// leaves host:port.
 	Upstreams []string `yaml:"upstreams"`
 	// UpstreamTLS speaks HTTPS to the upstreams and their probes; nil
 	// (absent) means plain HTTP. External pools only.

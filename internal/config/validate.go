@@ -137,6 +137,7 @@ func (v *validator) app(a *App, path string, napps int, top *Limits) {
 	if !appName.MatchString(a.Name) {
 		v.errorf(path, "invalid app name %q: use lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", a.Name)
 	}
+	v.upstreamSchemes(a, path+".upstreams")
 	v.source(a, path)
 	if a.Instances < 1 {
 		v.errorf(path+".instances", "must be ≥ 1, got %d", a.Instances)

@@ -1,9 +1,13 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // web is the start of a config with one valid app; cases append keys to it
@@ -343,6 +347,77 @@ func TestValidateAffinityInCode(t *testing.T) {
 	}
 }
 
+// TestValidateUpstreamTLS: upstream_tls: is for external pools only, its
+// client certificate comes as a pair, and every file it names is read and
+// parsed when the config is, a bad one reported at its key's line.
+func TestValidateUpstreamTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testutil.NewCA(t, "Test CA")
+	caFile := ca.File(t)
+	certFile, keyFile := testutil.KeyPairFiles(t, ca.Issue(t, testutil.Leaf{Names: []string{"gatehouse"}, Client: true}))
+	otherCert, _ := testutil.KeyPairFiles(t, ca.Issue(t, testutil.Leaf{Names: []string{"other"}, Client: true}))
+	garbage := writeFile(t, dir, "garbage.pem", "not a certificate\n")
+	keyAsCA := keyFile
+	badDER := writeFile(t, dir, "bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+	missing := filepath.Join(dir, "missing.pem")
+	ext := "apps:\n  api:\n    upstreams: [\"10.0.0.5:443\"]\n    upstream_tls:\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"empty block: system roots, the upstream's host as name", ext[:len(ext)-1] + " {}\n", nil},
+		{"everything", ext + "      server_name: api.internal\n      ca_file: " + caFile + "\n      cert_file: " + certFile + "\n      key_file: " + keyFile + "\n", nil},
+		{"not for instances gatehouse runs", web + "    upstream_tls: {server_name: x}\n",
+			[]string{`g.yaml:4: apps.web.upstream_tls: only for an external pool (upstreams:): gatehouse speaks plain HTTP on loopback to the instances it runs`}},
+		{"server_name is a name", ext + "      server_name: \"https://api.internal:443\"\n",
+			[]string{`g.yaml:5: apps.api.upstream_tls.server_name: "https://api.internal:443" must be a host name (or IP address), without scheme or port`}},
+		{"server_name may be an IP", ext + "      server_name: \"10.0.0.5\"\n", nil},
+		{"cert_file without key_file", ext + "      cert_file: " + certFile + "\n",
+			[]string{`g.yaml:4: apps.api.upstream_tls.key_file: required with cert_file: the client certificate's private key`}},
+		{"key_file without cert_file", ext + "      key_file: " + keyFile + "\n",
+			[]string{`g.yaml:4: apps.api.upstream_tls.cert_file: required with key_file: the client certificate`}},
+		{"ca_file missing", ext + "      ca_file: " + missing + "\n",
+			[]string{`g.yaml:5: apps.api.upstream_tls.ca_file: cannot read ` + missing + `: no such file or directory`}},
+		{"ca_file not PEM", ext + "      ca_file: " + garbage + "\n",
+			[]string{`g.yaml:5: apps.api.upstream_tls.ca_file: ` + garbage + ` has no PEM certificate (-----BEGIN CERTIFICATE-----)`}},
+		{"ca_file holds a key", ext + "      ca_file: " + keyAsCA + "\n",
+			[]string{`g.yaml:5: apps.api.upstream_tls.ca_file: ` + keyAsCA + `: PEM block 1 is a "PRIVATE KEY", want only CERTIFICATE blocks`}},
+		{"ca_file certificate does not parse", ext + "      ca_file: " + badDER + "\n",
+			[]string{`g.yaml:5: apps.api.upstream_tls.ca_file: ` + badDER + `: certificate 1: x509: malformed certificate`}},
+		{"cert_file not PEM", ext + "      cert_file: " + garbage + "\n      key_file: " + keyFile + "\n",
+			[]string{`g.yaml:5: apps.api.upstream_tls.cert_file: ` + garbage + ` has no PEM certificate (-----BEGIN CERTIFICATE-----)`}},
+		{"key_file missing", ext + "      cert_file: " + certFile + "\n      key_file: " + missing + "\n",
+			[]string{`g.yaml:6: apps.api.upstream_tls.key_file: cannot read ` + missing + `: no such file or directory`}},
+		{"key_file not a key", ext + "      cert_file: " + certFile + "\n      key_file: " + caFile + "\n",
+			[]string{`g.yaml:6: apps.api.upstream_tls.key_file: ` + caFile + ` has no PEM private key (-----BEGIN PRIVATE KEY-----)`}},
+		{"key of another certificate", ext + "      cert_file: " + otherCert + "\n      key_file: " + keyFile + "\n",
+			[]string{`g.yaml:6: apps.api.upstream_tls.key_file: ` + keyFile + ` does not go with ` + otherCert + `: tls: private key does not match public key`}},
+		{"https:// upstreams", "apps:\n  api:\n    upstreams: [\"https://10.0.0.5\", \"https://api.internal:8443/\", \"https://[::1]:9443\"]\n", nil},
+		{"https:// upstreams with a block", "apps:\n  api:\n    upstreams: [\"https://10.0.0.5\"]\n    upstream_tls: {server_name: api.internal}\n", nil},
+		{"http:// upstreams", "apps:\n  api:\n    upstreams: [\"http://10.0.0.5\", \"10.0.0.6:8080\"]\n", nil},
+		{"https:// is for the whole pool", "apps:\n  api:\n    upstreams:\n      - \"https://10.0.0.5\"\n      - \"10.0.0.6:8080\"\n",
+			[]string{`g.yaml:5: apps.api.upstreams[1]: TLS is for the whole pool, and upstreams[0] says https://: write every upstream with https://`}},
+		{"http:// with upstream_tls", "apps:\n  api:\n    upstreams: [\"http://10.0.0.5\"]\n    upstream_tls: {}\n",
+			[]string{`g.yaml:3: apps.api.upstreams[0]: "http://10.0.0.5" says http://, but the app has an upstream_tls: block; write it https://, or without a scheme`}},
+		{"upstream URLs are scheme://host:port", "apps:\n  api:\n    upstreams:\n      - \"tcp://10.0.0.5:80\"\n      - \"https://10.0.0.5/api\"\n      - \"https://u@h:1\"\n      - \"https://:443\"\n",
+			[]string{
+				`g.yaml:4: apps.api.upstreams[0]: "tcp://10.0.0.5:80" must be host:port, or a URL with http:// or https://`,
+				`g.yaml:5: apps.api.upstreams[1]: "https://10.0.0.5/api" must be scheme://host[:port], without path, query or user`,
+				`g.yaml:6: apps.api.upstreams[2]: "https://u@h:1" must be scheme://host[:port], without path, query or user`,
+				`g.yaml:7: apps.api.upstreams[3]: "https://:443" must be scheme://host[:port], without path, query or user`,
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("g.yaml", []byte(tt.yaml))
+			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TrustedPrefixes gives each entry as the range it stands for: a bare
 // address its full length, a CIDR with its host bits cleared.
 func TestTrustedPrefixes(t *testing.T) {
@@ -360,5 +435,64 @@ func TestTrustedPrefixes(t *testing.T) {
 	}
 	if ps := Default().TrustedPrefixes(); ps != nil {
 		t.Errorf("default TrustedPrefixes = %v, want none", ps)
+	}
+}
+
+// TestUpstreamSchemes: an https:// upstream is its host:port (443 by
+// default) in an app with upstream_tls:, its defaults when it had none.
+func TestUpstreamSchemes(t *testing.T) {
+	c, err := Parse("g.yaml", []byte("apps:\n  api:\n    upstreams: [\"https://10.0.0.5\", \"https://api.internal:8443/\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Apps["api"]
+	if diff := cmp.Diff([]string{"10.0.0.5:443", "api.internal:8443"}, a.Upstreams); diff != "" {
+		t.Errorf("upstreams (-want +got):\n%s", diff)
+	}
+	if a.UpstreamTLS == nil || a.UpstreamTLS.ServerName != "" || a.UpstreamTLS.Roots() != nil {
+		t.Errorf("upstream_tls = %+v, want the defaults", a.UpstreamTLS)
+	}
+	if err := c.Validate(); err != nil { // again, as a caller may: nothing changes
+		t.Errorf("Validate again: %v", err)
+	}
+	c, err = Parse("g.yaml", []byte("apps:\n  api:\n    upstreams: [\"http://10.0.0.5\"]\n"))
+	if err != nil || c.Apps["api"].Upstreams[0] != "10.0.0.5:80" || c.Apps["api"].UpstreamTLS != nil {
+		t.Errorf("http://10.0.0.5: %v, %+v", err, c.Apps["api"])
+	}
+}
+
+// TestUpstreamTLSFilesParsed: what Validate read is kept, and relative
+// paths mean the config file's directory, as Resolve then makes them.
+func TestUpstreamTLSFilesParsed(t *testing.T) {
+	dir := t.TempDir()
+	ca := testutil.NewCA(t, "Test CA")
+	leaf := ca.Issue(t, testutil.Leaf{Names: []string{"gatehouse"}, Client: true})
+	certFile, keyFile := testutil.KeyPairFiles(t, leaf)
+	for name, src := range map[string]string{"ca.pem": ca.File(t), "client.pem": certFile, "client.key": keyFile} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, "tls"), name, string(b))
+	}
+	path := writeFile(t, dir, "gatehouse.yaml", "apps:\n  api:\n    upstreams: [\"10.0.0.5:443\"]\n"+
+		"    upstream_tls: {ca_file: tls/ca.pem, cert_file: tls/client.pem, key_file: tls/client.key}\n")
+	t.Chdir(t.TempDir()) // elsewhere: the paths are the file's
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := c.Apps["api"].UpstreamTLS
+	if got, want := u.CAFile, filepath.Join(dir, "tls", "ca.pem"); got != want {
+		t.Errorf("ca_file resolved to %q, want %q", got, want)
+	}
+	if u.Roots() == nil || !u.Roots().Equal(ca.Pool()) {
+		t.Errorf("Roots() = %v, want the pool of %s", u.Roots(), ca.Cert.Subject)
+	}
+	if cc := u.ClientCertificate(); cc == nil || cc.Leaf == nil || !cc.Leaf.Equal(leaf.Leaf) {
+		t.Errorf("ClientCertificate() = %+v, want the pair of %s", cc, leaf.Leaf.Subject)
+	}
+	if err := c.Validate(); err != nil { // again, with absolute paths
+		t.Errorf("Validate after Load: %v", err)
 	}
 }

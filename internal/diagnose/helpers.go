@@ -16,7 +16,7 @@ type detector func(ev *Evidence, found []Finding) []Finding
 
 // detectors run in order of priority (see finding.go).
 var detectors = []detector{
-	portMismatch, probeRejected, restartLoop, startFailure, crash, unresponsive,
+	portMismatch, upstreamTLS, probeRejected, restartLoop, startFailure, crash, unresponsive,
 	outboundExhaustion, memoryPressure, keepaliveRace, slowRequests, overload, coldStart, appErrors, certificates,
 }
 

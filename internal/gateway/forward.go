@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/upstream"
+	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
 
 // RoundTrip is the ReverseProxy's Transport: forward for a request
@@ -30,7 +31,7 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 // while no member is ready. Every error it returns is a *cause.Error.
 //
 // An attempt the app never saw (connect_refused, connect_timeout,
-// stale_connection) is retried for any method. An attempt cut off after
+// upstream_tls, stale_connection) is retried for any method. An attempt cut off after
 // it was sent (upstream_reset) is retried only for an idempotent method
 // or a request with Idempotency-Key (cause.Retry), and only while the
 // request is not a likely query of death (poisoned). When every instance
@@ -81,7 +82,7 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 			// process cut off at once.
 			m.CutOff()
 		}
-		if c == cause.ConnectRefused || c == cause.ConnectTimeout || c == cause.UpstreamReset {
+		if c == cause.ConnectRefused || c == cause.ConnectTimeout || c == cause.UpstreamReset || c == cause.UpstreamTLS {
 			// Out of rotation until a probe, asked for now, passes: a retry
 			// must not be sent into a process that is going down.
 			m.Eject()
@@ -294,7 +295,12 @@ func attemptDetail(c cause.Cause, m *pool.Member, err error) string {
 	case cause.ConnectRefused:
 		return "connection refused on " + m.Addr + "; is the app listening on its PORT?"
 	case cause.ConnectTimeout:
+		if upstreamtls.Classify(err) != upstreamtls.None {
+			return "TLS handshake with " + m.Addr + " timed out after " + upstream.ConnectTimeout.String()
+		}
 		return "connect to " + m.Addr + " timed out after " + upstream.ConnectTimeout.String()
+	case cause.UpstreamTLS:
+		return "TLS with " + m.Addr + ": " + upstreamtls.Describe(err)
 	case cause.StaleConnection:
 		return "the app closed an idle keep-alive connection as it was reused"
 	case cause.UpstreamReset:

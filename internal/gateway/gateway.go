@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/trust"
 	"github.com/gatehouse/gatehouse/internal/upstream"
+	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
 
 // Gateway serves the requests of both front engines: ServeFront for the
@@ -99,13 +100,15 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 }
 
 // UpdateApp applies a reloaded app config that needs no restart (timeouts,
-// limits, probes).
+// limits, probes, upstream_tls).
 func (g *Gateway) UpdateApp(ac *config.App) {
 	if a := g.apps[ac.Name]; a != nil {
 		if ac.Affinity {
 			g.secret.get()
 		}
-		a.cfg.Store(ac)
+		if prev := a.cfg.Swap(ac); prev.UpstreamTLS != nil || ac.UpstreamTLS != nil {
+			a.dropUpstreams()
+		}
 	}
 }
 
@@ -179,12 +182,34 @@ func (a *appProxy) upstream(m *pool.Member) *upstream.Pool {
 	if u, ok := a.upstreams.Load(m); ok {
 		return u.(*upstream.Pool)
 	}
-	u, loaded := a.upstreams.LoadOrStore(m, upstream.NewPool(m.Addr, a.cfg.Load().UpstreamIdleTimeout.D()))
+	u, loaded := a.upstreams.LoadOrStore(m, a.newUpstream(m))
 	if !loaded {
 		m.OnRemove(func() {
-			a.upstreams.Delete(m)
-			u.(*upstream.Pool).Close()
+			if u, ok := a.upstreams.LoadAndDelete(m); ok {
+				u.(*upstream.Pool).Close()
+			}
 		})
 	}
 	return u.(*upstream.Pool)
+}
+
+// newUpstream makes member m's pool: of TLS connections when the app has
+// upstream_tls:, with one client config for the member's lifetime.
+func (a *appProxy) newUpstream(m *pool.Member) *upstream.Pool {
+	cfg := a.cfg.Load()
+	if cfg.UpstreamTLS != nil {
+		return upstream.NewTLSPool(m.Addr, cfg.UpstreamIdleTimeout.D(), upstreamtls.Config(cfg.UpstreamTLS, m.Addr))
+	}
+	return upstream.NewPool(m.Addr, cfg.UpstreamIdleTimeout.D())
+}
+
+// dropUpstreams closes every member's pool, so that new connections are
+// made with a reloaded upstream_tls: (its files were read again).
+func (a *appProxy) dropUpstreams() {
+	a.upstreams.Range(func(m, u any) bool {
+		if a.upstreams.CompareAndDelete(m, u) {
+			u.(*upstream.Pool).Close()
+		}
+		return true
+	})
 }

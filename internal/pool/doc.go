@@ -20,6 +20,9 @@
 //	            │
 //	            └─ stopped during the back-off (no process) ──▶ stopped
 //
+//	an external upstream (no process) whose first probes fail
+//	(unhealthy_threshold): starting ──▶ unhealthy
+//
 //	stop (shutdown, scale down, reload, recycle, idle unload), hard restart:
 //	  starting, ready, unhealthy ──▶ draining ──▶ stopped (final)
 //	                                     │ (out of rotation; in-flight finish
@@ -29,7 +32,7 @@
 //
 // The same edges as a list (TransitionTable; a test keeps the two equal):
 //
-//	starting  → ready, crashed, draining
+//	starting  → ready, unhealthy, crashed, draining
 //	ready     → unhealthy, crashed, draining
 //	unhealthy → ready, crashed, draining
 //	draining  → stopped, starting

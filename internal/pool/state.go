@@ -38,10 +38,11 @@ var states = []State{Starting, Ready, Unhealthy, Draining, Stopped, Crashed}
 // the drawing's edge list is this table. Setting a state to itself is
 // always allowed (a repeated publish, not a transition) and not listed.
 var transitions = map[State][]State{
-	// The startup check passed; the process exited, was not ready within
-	// start_timeout or could not be started; or a stop or hard restart
-	// came while it was starting.
-	Starting: {Ready, Crashed, Draining},
+	// The startup check passed; an external upstream's first probes
+	// failed (unhealthy_threshold); the process exited, was not ready
+	// within start_timeout or could not be started; or a stop or hard
+	// restart came while it was starting.
+	Starting: {Ready, Unhealthy, Crashed, Draining},
 	// unhealthy_threshold failed probes; the process exited; a stop.
 	Ready: {Unhealthy, Crashed, Draining},
 	// healthy_threshold passed probes; the process exited; a stop.

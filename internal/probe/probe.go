@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
 
 // Spec is what to check.
@@ -20,6 +21,12 @@ type Spec struct {
 	Path    string
 	Timeout time.Duration
 	Status  config.StatusRange
+	// TLS, when set (an external pool's upstream_tls:), makes the check
+	// HTTPS, or without a path a TLS handshake, with the config the
+	// gateway's connections use. A certificate that insecure_skip_verify
+	// lets pass is still verified, and what is wrong with it noted in the
+	// detail.
+	TLS *config.UpstreamTLS
 }
 
 // SpecFor returns the probe spec of an app's health settings.
@@ -68,14 +75,21 @@ func (p *Prober) Check(ctx context.Context, addr string, s Spec) Result {
 	defer cancel()
 	start := time.Now()
 	var r Result
-	if s.Path == "" {
+	var d *tlsDial
+	if s.TLS != nil {
+		d = newTLSDial(s.TLS, addr)
+	}
+	switch {
+	case s.Path == "" && d != nil:
+		r = d.check(ctx, addr)
+	case s.Path == "":
 		r = p.tcp(ctx, addr)
-	} else {
-		r = p.http(ctx, addr, s)
+	default:
+		r = p.http(ctx, addr, s, d)
 	}
 	r.Latency = time.Since(start)
 	if r.OK {
-		r.Detail = okDetail(r)
+		r.Detail = okDetail(r, d)
 	}
 	if !r.OK && (r.TimedOut || errors.Is(ctx.Err(), context.DeadlineExceeded)) {
 		r.TimedOut = true
@@ -97,13 +111,21 @@ func (p *Prober) tcp(ctx context.Context, addr string) Result {
 	return Result{OK: true}
 }
 
-func (p *Prober) http(ctx context.Context, addr string, s Spec) Result {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+s.Path, nil)
+func (p *Prober) http(ctx context.Context, addr string, s Spec, d *tlsDial) Result {
+	scheme, client := "http://", p.client
+	if d != nil {
+		scheme, client = "https://", d.client(addr, p.client)
+		defer client.CloseIdleConnections()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+addr+s.Path, nil)
 	if err != nil {
 		return Result{Detail: fmt.Sprintf("bad probe path %q: %v", s.Path, err)}
 	}
+	if d != nil && s.TLS.ServerName != "" {
+		req.Host = s.TLS.ServerName // the virtual host the certificate is for
+	}
 	req.Header.Set("User-Agent", "gatehouse-probe")
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return dialFailure(addr, err)
 	}
@@ -125,6 +147,8 @@ func dialFailure(addr string, err error) Result {
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return Result{Refused: true, Detail: "connection refused on port " + port}
+	case upstreamtls.Classify(err) != upstreamtls.None:
+		return Result{Detail: upstreamtls.Describe(err)}
 	case errors.Is(err, context.DeadlineExceeded):
 		return Result{TimedOut: true}
 	}
@@ -135,10 +159,19 @@ func dialFailure(addr string, err error) Result {
 	return Result{Detail: err.Error()}
 }
 
-func okDetail(r Result) string {
+func okDetail(r Result, d *tlsDial) string {
 	ms := strconv.FormatInt(r.Latency.Milliseconds(), 10) + "ms"
-	if r.Code == 0 {
-		return "tcp connect ok in " + ms
+	var detail string
+	switch {
+	case r.Code != 0:
+		detail = strconv.Itoa(r.Code) + " " + http.StatusText(r.Code) + " in " + ms
+	case d != nil:
+		detail = "tls handshake ok in " + ms
+	default:
+		detail = "tcp connect ok in " + ms
 	}
-	return strconv.Itoa(r.Code) + " " + http.StatusText(r.Code) + " in " + ms
+	if d != nil && d.unverified != nil {
+		detail += " (insecure_skip_verify: " + upstreamtls.Describe(d.unverified) + ")"
+	}
+	return detail
 }

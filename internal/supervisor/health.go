@@ -16,7 +16,9 @@ type probeCount struct{ fails, passes int }
 // external upstream: it publishes the detail, lifts a passive ejection on
 // a pass, and moves the state across the thresholds of the app's health
 // settings, with an event each time. A member still starting (an external
-// upstream's first check) becomes ready on its first pass.
+// upstream's first checks) becomes ready on its first pass, and unhealthy
+// once its failures reach the threshold: an upstream that never answered
+// well is shown for what it is, not as starting for ever.
 func (in *Instance) judge(c *probeCount, r probe.Result, m *pool.Member, h config.Health, pid int) {
 	in.setHealth(r.Detail)
 	detail := r.Detail
@@ -33,7 +35,7 @@ func (in *Instance) judge(c *probeCount, r probe.Result, m *pool.Member, h confi
 		return
 	}
 	c.passes, c.fails = 0, c.fails+1
-	if in.State() == pool.Ready && c.fails >= h.UnhealthyThreshold {
+	if s := in.State(); (s == pool.Ready || s == pool.Starting && in.upstream != "") && c.fails >= h.UnhealthyThreshold {
 		in.setState(pool.Unhealthy)
 		in.emit(telemetry.Event{Type: telemetry.EventUnhealthy, PID: pid,
 			Detail: fmt.Sprintf("%s (%d failed probes in a row)", detail, c.fails)})

@@ -32,7 +32,9 @@ func (in *Instance) runUpstream(ctx context.Context) {
 		case <-t.C:
 		}
 		cfg := in.app.Config()
-		r := in.probe(ctx, m.Addr, probe.SpecFor(cfg.Health))
+		spec := probe.SpecFor(cfg.Health)
+		spec.TLS = cfg.UpstreamTLS
+		r := in.probe(ctx, m.Addr, spec)
 		if ctx.Err() != nil {
 			continue
 		}

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -17,10 +18,15 @@ import (
 type Conn struct {
 	pool *Pool
 	conn net.Conn
-	src  source
-	dst  sink
-	br   *bufio.Reader
-	bw   *bufio.Writer
+	// raw is the TCP connection under conn: conn itself, or the socket
+	// under TLS.
+	raw net.Conn
+	// tls is conn when it is TLS, for the look before reuse.
+	tls *tls.Conn
+	src source
+	dst sink
+	br  *bufio.Reader
+	bw  *bufio.Writer
 	// idleSince is when the connection was last returned to the pool.
 	idleSince time.Time
 	// bodyless: the response being read may not carry a body.
@@ -93,13 +99,16 @@ var (
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 )
 
-func newConn(p *Pool, c net.Conn) *Conn {
-	pc := &Conn{pool: p, conn: c, src: source{c: c, left: -1}, dst: sink{c: c}}
+// newConn wraps c, whose TCP connection is raw (c itself unless c is
+// TLS).
+func newConn(p *Pool, c, raw net.Conn) *Conn {
+	pc := &Conn{pool: p, conn: c, raw: raw, src: source{c: c, left: -1}, dst: sink{c: c}}
+	pc.tls, _ = c.(*tls.Conn)
 	pc.br = readers.Get().(*bufio.Reader)
 	pc.br.Reset(&pc.src)
 	pc.bw = writers.Get().(*bufio.Writer)
 	pc.bw.Reset(&pc.dst)
-	pc.peek = peek.New(c)
+	pc.peek = peek.New(raw)
 	return pc
 }
 
@@ -139,9 +148,12 @@ func (pc *Conn) Interrupt() {
 	pc.conn.SetReadDeadline(time.Unix(1, 0))
 }
 
-// Close closes the connection and recycles its buffers.
+// Close closes the connection and recycles its buffers. A TLS connection
+// is closed without a close_notify: HTTP/1.1's framing, not TLS's, says
+// where an answer ends, and the alert's write could hold the closing
+// goroutine for seconds on an upstream that stopped reading.
 func (pc *Conn) Close() {
-	pc.conn.Close()
+	pc.raw.Close()
 	pc.bw.Reset(nil)
 	writers.Put(pc.bw)
 	pc.br.Reset(nil)
@@ -152,11 +164,35 @@ func (pc *Conn) Close() {
 // nothing and not closed. One syscall; a byte there is one the app sent
 // unasked (a surplus body, a 408, a late body to HEAD), and an EOF a close
 // that would cross our next request.
+//
+// Under TLS the look is at the TCP socket under it: any byte there is a
+// record the upstream sent while the connection idled, a close_notify or
+// a stray answer, and either spends the connection (the session tickets a
+// TLS 1.3 server sends come before its first answer, so they were read
+// with it). Records that crypto/tls has already pulled off the socket but
+// not decrypted are looked at too (tlsQuiet).
 func (pc *Conn) quiet() bool {
 	if pc.br.Buffered() > 0 {
 		return false
 	}
 	// Unknown (a look that failed) is not quiet: only a socket seen
 	// empty may carry another request.
-	return pc.peek.Look() == peek.Quiet
+	if pc.peek.Look() != peek.Quiet {
+		return false
+	}
+	return pc.tls == nil || pc.tlsQuiet()
+}
+
+// tlsQuiet reports whether crypto/tls holds nothing of the upstream's
+// either: a read whose deadline has passed decrypts what it has buffered
+// and, with nothing, fails at once without a syscall (a timeout leaves a
+// tls.Conn usable). What it finds, an answer's byte or a close_notify's
+// EOF, spends the connection. A record only partly arrived is as unseen
+// as bytes still on the wire, the limit that plain connections have too.
+func (pc *Conn) tlsQuiet() bool {
+	pc.tls.SetReadDeadline(time.Unix(1, 0))
+	var b [1]byte
+	n, err := pc.tls.Read(b[:])
+	pc.tls.SetReadDeadline(time.Time{})
+	return n == 0 && IsDeadline(err)
 }

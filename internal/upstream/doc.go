@@ -22,6 +22,14 @@
 // app writes after its response ended and after the connection was reused
 // for the next request.
 //
+// An external pool with upstream_tls: speaks TLS (NewTLSPool). The
+// handshake is part of getting a connection, bounded by ConnectTimeout:
+// when it fails no request was sent, as when a connect fails. The look
+// before reuse is then at the TCP socket under TLS and at what crypto/tls
+// has buffered: a record that arrived while the connection idled (a
+// close_notify, a stray answer) spends it like a stray byte. Plain
+// connections pay nothing for it.
+//
 // It knows nothing of routing, retries or causes beyond recording how far
 // an attempt got (cause.Progress) for the gateway's classifier.
 package upstream

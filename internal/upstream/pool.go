@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
 
 // Pool is the pool of keep-alive connections to one member. It is
@@ -20,6 +23,9 @@ type Pool struct {
 	addr   string
 	dialer net.Dialer
 	idle   atomic.Int64 // idle timeout, ns
+	// tls, when set, is the client config every new connection's TLS
+	// handshake uses (an external pool with upstream_tls:).
+	tls *tls.Config
 
 	mu     sync.Mutex
 	free   []*Conn // LIFO: the warmest connection is reused first
@@ -28,7 +34,8 @@ type Pool struct {
 }
 
 // ConnectTimeout bounds a TCP connect to an instance on loopback or a
-// nearby upstream; past it the attempt is connect_timeout and retried.
+// nearby upstream, and then a TLS handshake; past it the attempt is
+// connect_timeout and retried.
 const ConnectTimeout = 3 * time.Second
 
 // maxIdle bounds the idle connections kept per member.
@@ -39,6 +46,18 @@ const maxIdle = 1024
 func NewPool(addr string, idle time.Duration) *Pool {
 	p := &Pool{addr: addr, dialer: net.Dialer{Timeout: ConnectTimeout, KeepAlive: 30 * time.Second}}
 	p.idle.Store(int64(idle))
+	return p
+}
+
+// NewTLSPool returns the pool of TLS connections to addr made with c
+// (upstreamtls.Config), closing idle ones after idle. Sessions are resumed
+// from one connection to the next.
+func NewTLSPool(addr string, idle time.Duration, c *tls.Config) *Pool {
+	p := NewPool(addr, idle)
+	p.tls = c.Clone()
+	if p.tls.ClientSessionCache == nil {
+		p.tls.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+	}
 	return p
 }
 
@@ -61,7 +80,25 @@ func (p *Pool) get(ctx context.Context) (pc *Conn, reused bool, idleFor time.Dur
 	if err != nil {
 		return nil, false, 0, err
 	}
-	return newConn(p, c), false, 0, nil
+	if p.tls != nil {
+		pc, err = p.handshake(ctx, c)
+		return pc, false, 0, err
+	}
+	return newConn(p, c, c), false, 0, nil
+}
+
+// handshake makes a new connection TLS, within ConnectTimeout. A failure
+// is an *upstreamtls.HandshakeError: no request was sent, so the attempt
+// may be retried whatever its method (cause upstream_tls, or
+// connect_timeout for a handshake that took too long).
+func (p *Pool) handshake(ctx context.Context, c net.Conn) (*Conn, error) {
+	c.SetDeadline(time.Now().Add(ConnectTimeout))
+	tc, err := upstreamtls.Handshake(ctx, c, p.addr, p.tls)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return newConn(p, tc, c), nil
 }
 
 // take removes the newest idle connection.
