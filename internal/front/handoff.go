@@ -152,6 +152,8 @@ type closingWriter struct {
 	// hsts, when set, is the Strict-Transport-Security of an answer over
 	// TLS that does not carry its own.
 	hsts string
+	// lastSet is when the write deadline was last set.
+	lastSet time.Time
 }
 
 func (w *closingWriter) WriteHeader(code int) {
@@ -172,14 +174,28 @@ func (w *closingWriter) Write(p []byte) (int, error) {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
-	w.rc.SetWriteDeadline(time.Now().Add(w.send))
+	w.deadline()
 	return w.ResponseWriter.Write(p)
 }
 
 // Flush sends what is buffered, within send.
 func (w *closingWriter) Flush() {
-	w.rc.SetWriteDeadline(time.Now().Add(w.send))
+	w.deadline()
 	w.rc.Flush()
+}
+
+// deadline gives the next write send to reach the client. On an HTTP/2
+// stream (keep) a deadline is a message to the connection's serve loop
+// and a timer, so it is set again only once half of send has gone by
+// since it last was: each write still gets at least send/2, and a
+// response's many small writes do not pay for one each.
+func (w *closingWriter) deadline() {
+	now := time.Now()
+	if w.keep && !w.lastSet.IsZero() && now.Sub(w.lastSet) < w.send/2 {
+		return
+	}
+	w.lastSet = now
+	w.rc.SetWriteDeadline(now.Add(w.send))
 }
 
 // Unwrap lets http.ResponseController reach Flush and Hijack.

@@ -246,3 +246,41 @@ func TestH2ShutdownFinishesStreams(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+// A client that stops reading an HTTP/2 answer is given up on after about
+// SendTimeout: the handler's write fails, and its stream slot is freed.
+func TestH2SendTimeout(t *testing.T) {
+	srvTLS, cliTLS := testTLS(t, "h2")
+	failed := make(chan time.Duration, 1)
+	stub := &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		chunk := make([]byte, 32<<10)
+		start := time.Now()
+		for time.Since(start) < 20*time.Second {
+			if _, err := w.Write(chunk); err != nil {
+				failed <- time.Since(start)
+				return
+			}
+		}
+		failed <- -1
+	}}
+	addr := limServe(t, stub, Options{TLS: srvTLS, SendTimeout: 500 * time.Millisecond})
+	tr := &http.Transport{TLSClientConfig: cliTLS, Protocols: new(http.Protocols),
+		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerConnection: 64 << 10, MaxReceiveBufferPerStream: 64 << 10}}
+	tr.Protocols.SetHTTP2(true)
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + addr + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // never read
+	select {
+	case d := <-failed:
+		if d < 0 || d > 5*time.Second {
+			t.Errorf("the handler's writes failed after %v; want about SendTimeout (500ms) once the client stopped reading", d)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("the handler never returned")
+	}
+}
