@@ -52,6 +52,11 @@ func (fc *conn) serveH2(c net.Conn) {
 	if s.closing.Load() {
 		return
 	}
+	// An h2c connection still has the deadline its preface was read
+	// under, which x/net never clears: it would end the connection
+	// HeadTimeout after it opened. x/net bounds the rest of the preface
+	// and the first SETTINGS itself, and idleness with IdleTimeout.
+	c.SetReadDeadline(time.Time{})
 	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: fc.ctx, BaseConfig: s.h2base, Handler: s.h2handler})
 }
 
