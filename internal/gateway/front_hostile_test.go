@@ -13,45 +13,16 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/front"
-	"github.com/gatehouse/gatehouse/internal/gateway"
-	"github.com/gatehouse/gatehouse/internal/pool"
-	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // reviewDirect is newDirect with the front's options and routes chosen.
 func reviewDirect(t *testing.T, addr string, routes []string, opts front.Options) *direct {
 	t.Helper()
-	cfg := config.Default()
-	app := config.NewApp("web")
-	app.Routes = []string{"/"}
-	if routes != nil {
-		app.Routes = routes
-	}
-	app.HoldTimeout = config.Duration(200 * time.Millisecond)
-	app.RequestTimeout = config.Duration(5 * time.Second)
-	cfg.Apps = map[string]*config.App{"web": app}
-	cfg.Order = []string{"web"}
-	p := pool.New("web", 100)
-	d := &direct{m: pool.NewMember("web-1", addr)}
-	p.Add(d.m)
-	d.m.SetState(pool.Ready)
-	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: func(e *telemetry.AccessEntry) {
-		c := *e
-		d.mu.Lock()
-		d.entries = append(d.entries, c)
-		d.mu.Unlock()
-	}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := front.New(gw, opts)
-	done := make(chan struct{})
-	go func() { defer close(done); f.Serve(ln) }()
-	t.Cleanup(func() { f.Close(); <-done; p.Remove(d.m) })
-	d.addr = ln.Addr().String()
-	d.url = "http://" + d.addr
-	return d
+	return directWith(t, addr, opts, func(a *config.App) {
+		if routes != nil {
+			a.Routes = routes
+		}
+	})
 }
 
 // headOfSize is a GET head of exactly n bytes.

@@ -215,11 +215,15 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, st *reqState, err
 	}
 	st.fail = ce
 	if clientFault(ce.Cause) {
-		if st.x != nil {
+		switch {
+		case st.x != nil:
 			st.x.CloseAfter()
-		} else {
+		case r.ProtoMajor == 1:
 			w.Header().Set("Connection", "close")
 		}
+		// An HTTP/2 stream's fault is its own: the connection's framing
+		// is intact, and x/net would take "Connection: close" as GOAWAY
+		// for every stream on it.
 	}
 	writeError(w, r, st.requestID, ce)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/http1"
 )
 
 // ServeHTTP serves a request net/http read (the front hands it the
@@ -49,6 +50,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // routeHTTP routes r and applies the app's body limit; nil once the client
 // has been answered.
 func (g *Gateway) routeHTTP(rw *responseWriter, r *http.Request, st *reqState) *appProxy {
+	if fail := requestLine(r); fail != nil {
+		g.fail(rw, r, st, fail)
+		return nil
+	}
 	target := r.RequestURI
 	if !strings.HasPrefix(target, "/") {
 		target = r.URL.RequestURI() // absolute-form: its path and query
@@ -68,6 +73,23 @@ func (g *Gateway) routeHTTP(rw *responseWriter, r *http.Request, st *reqState) *
 		return nil
 	}
 	return a
+}
+
+// requestLine refuses a request whose method or target the HTTP/1.1
+// request line to the app cannot carry as they are. An HTTP/2 request's
+// come from its pseudo-header fields, which x/net checks for control
+// characters only: a space there would make the line the app reads
+// another request, or none it can parse (and the instance would be taken
+// out of rotation for the client's request). A fragment is refused as
+// the front refuses it over HTTP/1.1.
+func requestLine(r *http.Request) *cause.Error {
+	switch {
+	case !http1.ValidToken(r.Method):
+		return cause.New(cause.BadRequest, "", "the method is not a token", nil)
+	case !http1.ValidTarget(r.RequestURI):
+		return cause.New(cause.BadRequest, "", "the request target holds white space, a control character or '#'", nil)
+	}
+	return nil
 }
 
 // rewrite prepares the outgoing request: the member is chosen per attempt

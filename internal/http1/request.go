@@ -92,7 +92,7 @@ func (r *RequestHead) requestLine(line string) error {
 		return bad("malformed request line")
 	case !ValidToken(method):
 		return bad("invalid method")
-	case !validTarget(target):
+	case !ValidTarget(target):
 		return bad("invalid request target")
 	}
 	switch proto {
@@ -110,8 +110,9 @@ func (r *RequestHead) requestLine(line string) error {
 	return nil
 }
 
-// validTarget: no white space, control characters or fragment.
-func validTarget(t string) bool {
+// ValidTarget reports whether t can be a request line's target: not
+// empty, and no white space, control characters or fragment.
+func ValidTarget(t string) bool {
 	if t == "" {
 		return false
 	}
