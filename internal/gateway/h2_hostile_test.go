@@ -580,3 +580,51 @@ func (d *direct) logged(cause string, status int) bool {
 	defer d.mu.Unlock()
 	return slices.ContainsFunc(d.entries, func(e telemetry.AccessEntry) bool { return e.Cause == cause && e.Status == status })
 }
+
+// The front's head limit is HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE, as
+// net/http's MaxHeaderBytes is its server's: the same value advertised,
+// and a header list past it refused before it reaches the app.
+func TestH2HeadLimit(t *testing.T) {
+	const limit = 16 << 10
+	opts := h2Opts(false)
+	opts.HeadLimit = limit
+	app := newRecApp(t, nil)
+	d := directWith(t, app.addr, opts, nil)
+	o := newOracle(t, opts)
+	for _, c := range []struct {
+		size int
+		want []string
+	}{
+		{12 << 10, []string{"200"}},
+		{24 << 10, []string{"431", "GOAWAY PROTOCOL_ERROR"}},
+	} {
+		var advertised []uint32
+		var got []string
+		for _, addr := range []string{d.addr, o.addr} {
+			h, err := dialH2(t, addr, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.start()
+			h.splitHeaders(1, h.req("GET", fmt.Sprintf("/h%d", c.size), bigFields(c.size)...))
+			v, _ := h.await(h2Patience, settled(1))
+			advertised = append(advertised, v.Settings[http2.SettingMaxHeaderListSize])
+			got = append(got, v.outcome(1))
+		}
+		if advertised[0] != advertised[1] || advertised[0] < limit {
+			t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE %d, net/http's %d for the same limit %d", advertised[0], advertised[1], limit)
+		}
+		for i, who := range []string{"gateway", "oracle"} {
+			if !slices.Contains(c.want, got[i]) {
+				t.Errorf("%d bytes of fields against a %d-byte limit: %s answered %s, want one of %q", c.size, limit, who, got[i], c.want)
+			}
+		}
+	}
+	var uris []string
+	for _, q := range app.settle(d) {
+		uris = append(uris, q.URI)
+	}
+	if diff := cmp.Diff([]string{"/h12288"}, uris); diff != "" {
+		t.Errorf("the app received (-want +got):\n%s", diff)
+	}
+}

@@ -257,6 +257,8 @@ type h2Raw struct {
 	hbuf bytes.Buffer
 	// scheme is what the requests' :scheme says.
 	scheme string
+	// sent counts the DATA bytes sendBody sent, by stream (0: all).
+	sent map[uint32]int64
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every frame read
@@ -279,6 +281,9 @@ type h2View struct {
 	Frames       int
 	// Settings are the server's last SETTINGS values.
 	Settings map[http2.SettingID]uint32
+	// Credit is the flow-control credit the server gave by WINDOW_UPDATE,
+	// by stream (0: the connection).
+	Credit map[uint32]int64
 }
 
 // h2Stream is what the server sent on one stream.
@@ -315,7 +320,7 @@ func dialH2(t testing.TB, addr string, secure bool) (*h2Raw, error) {
 		tc.SetDeadline(time.Time{})
 		c = tc
 	}
-	h := &h2Raw{c: c, scheme: schemeOf(secure), changed: make(chan struct{}), done: make(chan struct{})}
+	h := &h2Raw{c: c, scheme: schemeOf(secure), sent: map[uint32]int64{}, changed: make(chan struct{}), done: make(chan struct{})}
 	h.view.Streams = map[uint32]*h2Stream{}
 	h.w = http2.NewFramer(c, nil)
 	h.w.AllowIllegalWrites = true
@@ -330,15 +335,22 @@ func (h *h2Raw) close() {
 	<-h.done
 }
 
-// start writes the client preface and an empty SETTINGS frame, and waits
-// for the server's SETTINGS, which the reader acknowledges: a test's
-// frames then follow the acknowledgement, which cannot fall inside a
-// header block the test leaves open.
+// start writes the client preface and SETTINGS, and waits for the
+// server's SETTINGS, which the reader acknowledges: a test's frames then
+// follow the acknowledgement, which cannot fall inside a header block the
+// test leaves open. The client's receive windows are 1 GiB, never
+// replenished: the server never waits for the client to read.
 func (h *h2Raw) start() error {
 	if err := h.raw([]byte(http2.ClientPreface)); err != nil {
 		return err
 	}
-	if err := h.frame(func(w *http2.Framer) error { return w.WriteSettings() }); err != nil {
+	err := h.frame(func(w *http2.Framer) error {
+		if err := w.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30}); err != nil {
+			return err
+		}
+		return w.WriteWindowUpdate(0, 1<<30-65535)
+	})
+	if err != nil {
 		return err
 	}
 	if _, ok := h.await(h2Patience, func(v *h2View) bool { return v.Settings != nil || v.Closed }); !ok {
@@ -405,6 +417,35 @@ func (h *h2Raw) data(id uint32, endStream bool, b []byte) error {
 	return h.frame(func(w *http2.Framer) error { return w.WriteData(id, endStream, b) })
 }
 
+// sendBody writes b as DATA frames of at most 16 KiB on stream id within
+// the server's flow-control windows, waiting for its WINDOW_UPDATEs, and
+// ends the stream when end is set.
+func (h *h2Raw) sendBody(id uint32, end bool, b []byte) error {
+	for first := true; first || len(b) > 0; first = false {
+		n := min(len(b), 16<<10)
+		if _, ok := h.await(h2Patience, func(v *h2View) bool { return v.Closed || h.window(v, id) >= int64(n) }); !ok {
+			return errors.New("no flow-control credit from the server")
+		}
+		h.sent[0] += int64(n)
+		h.sent[id] += int64(n)
+		if err := h.data(id, end && n == len(b), b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// window is what the server lets the client send on stream id now.
+func (h *h2Raw) window(v *h2View, id uint32) int64 {
+	initial := int64(65535)
+	if w, ok := v.Settings[http2.SettingInitialWindowSize]; ok {
+		initial = int64(w)
+	}
+	conn := 65535 + v.Credit[0] - h.sent[0]
+	return min(conn, initial+v.Credit[id]-h.sent[id])
+}
+
 // req is the fields of a request: its pseudo-header fields, then extra
 // (name, value pairs).
 func (h *h2Raw) req(method, path string, extra ...string) []string {
@@ -468,6 +509,11 @@ func (v *h2View) record(f http2.Frame) {
 	case *http2.DataFrame:
 		st.Body = append(st.Body, f.Data()...)
 		st.Ended = st.Ended || f.StreamEnded()
+	case *http2.WindowUpdateFrame:
+		if v.Credit == nil {
+			v.Credit = map[uint32]int64{}
+		}
+		v.Credit[id] += int64(f.Increment)
 	case *http2.RSTStreamFrame:
 		st.Reset, st.Code = true, f.ErrCode
 	case *http2.GoAwayFrame:
@@ -522,6 +568,7 @@ func (v *h2View) clone() h2View {
 	c := *v
 	c.Streams = map[uint32]*h2Stream{}
 	c.Settings = maps.Clone(v.Settings)
+	c.Credit = maps.Clone(v.Credit)
 	for id, s := range v.Streams {
 		cs := *s
 		cs.Body = bytes.Clone(s.Body)
