@@ -230,6 +230,11 @@ var h2Cases = []h2Case{
 	{name: ":authority with userinfo", send: fields(":method", "GET", ":scheme", "http", ":authority", "u@x", ":path", "/a"), want: resetOnly},
 	newerXNet(h2Case{name: ":authority and host disagree", send: headersWith("/a", "host", "other")}),
 	newerXNet(h2Case{name: "two host fields, no :authority", send: fields(":method", "GET", ":scheme", "http", ":path", "/a", "host", "a", "host", "b")}),
+	// RFC 9113 §8.3.1: an http or https request carries one or the
+	// other. gatehouse refuses it as it refuses an HTTP/1.1 request
+	// without Host; it used to send the app its own name as the Host.
+	{name: "no :authority and no host field", send: fields(":method", "GET", ":scheme", "http", ":path", "/no-host"),
+		want: stricterWant, oracleWant: servedOK, stricter: "a request without authority", tls: true},
 	{name: "host field, no :authority, is served", send: fields(":method", "GET", ":scheme", "http", ":path", "/host-only", "host", "h"), want: servedOK, app: []string{"GET /host-only"}},
 
 	// Characters HTTP/1.1 cannot carry, which HPACK can (§8.2.1).

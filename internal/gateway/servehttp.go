@@ -75,19 +75,23 @@ func (g *Gateway) routeHTTP(rw *responseWriter, r *http.Request, st *reqState) *
 	return a
 }
 
-// requestLine refuses a request whose method or target the HTTP/1.1
-// request line to the app cannot carry as they are. An HTTP/2 request's
-// come from its pseudo-header fields, which x/net checks for control
-// characters only: a space there would make the line the app reads
-// another request, or none it can parse (and the instance would be taken
-// out of rotation for the client's request). A fragment is refused as
-// the front refuses it over HTTP/1.1.
+// requestLine refuses a request whose method, target or host the
+// HTTP/1.1 request to the app cannot carry as they are. An HTTP/2
+// request's come from its pseudo-header fields, which x/net checks for
+// control characters only: a space there would make the line the app
+// reads another request, or none it can parse (and the instance would be
+// taken out of rotation for the client's request). A fragment is refused
+// as the front refuses it over HTTP/1.1; so is an HTTP/2 request without
+// :authority or Host (RFC 9113 §8.3.1), which would otherwise reach the
+// app with the app's own name as its Host. (HTTP/1.0 needs no Host.)
 func requestLine(r *http.Request) *cause.Error {
 	switch {
 	case !http1.ValidToken(r.Method):
 		return cause.New(cause.BadRequest, "", "the method is not a token", nil)
 	case !http1.ValidTarget(r.RequestURI):
 		return cause.New(cause.BadRequest, "", "the request target holds white space, a control character or '#'", nil)
+	case r.Host == "" && r.ProtoMajor == 2:
+		return cause.New(cause.BadRequest, "", "no :authority or Host", nil)
 	}
 	return nil
 }
