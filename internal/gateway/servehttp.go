@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"strings"
@@ -72,7 +74,42 @@ func (g *Gateway) routeHTTP(rw *responseWriter, r *http.Request, st *reqState) *
 		g.fail(rw, r, st, fail)
 		return nil
 	}
+	if fail := h2Length(r); fail != nil {
+		g.fail(rw, r, st, fail)
+		return nil
+	}
 	return a
+}
+
+// h2Length holds an HTTP/2 request to the length it declares (RFC 9113
+// §8.1.1), where x/net does not: it reads the first of several
+// content-length values, takes one it cannot parse as 0 and, on a stream
+// HEADERS ended, ignores it. A content-length that is not one number,
+// the one the request has, is refused. And ReverseProxy sends a request
+// of length 0 at once, its body unread: DATA after it would only reset a
+// stream the app was already sent. So a request that declares an empty
+// body on an open stream waits for the stream's end before it goes.
+func h2Length(r *http.Request) *cause.Error {
+	if r.ProtoMajor != 2 {
+		return nil
+	}
+	for _, v := range r.Header["Content-Length"] {
+		if n, ok := http1.ParseLength(v); !ok || n != r.ContentLength {
+			return cause.New(cause.BadRequest, "", "content-length is not the request's one length", nil)
+		}
+	}
+	if r.ContentLength != 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	var b [1]byte
+	if n, err := io.ReadAtLeast(r.Body, b[:], 1); n > 0 || err != io.EOF {
+		if err == nil {
+			err = errors.New("DATA beyond content-length 0")
+		}
+		return cause.New(clientCause(err), "", "reading the request body: "+err.Error(), err)
+	}
+	r.Body = http.NoBody
+	return nil
 }
 
 // requestLine refuses a request whose method, target or host the
