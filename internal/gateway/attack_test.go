@@ -596,7 +596,7 @@ type recApp struct {
 
 // newRecApp starts a recording app. answer writes the raw answer to a
 // request; nil answers 200 with a body naming the request.
-func newRecApp(t *testing.T, answer func(c net.Conn, r appReq)) *recApp {
+func newRecApp(t testing.TB, answer func(c net.Conn, r appReq)) *recApp {
 	if answer == nil {
 		answer = answerGot
 	}

@@ -91,7 +91,7 @@ func (d *direct) waitIdle(t *testing.T) {
 
 // rawBackend serves each loopback connection with serve, and closes it
 // when serve returns.
-func rawBackend(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) string {
+func rawBackend(t testing.TB, serve func(c net.Conn, br *bufio.Reader)) string {
 	return testutil.ServeRaw(t, func(c net.Conn) {
 		defer c.Close()
 		serve(c, bufio.NewReader(c))

@@ -36,7 +36,7 @@ import (
 
 // directWith is a gateway in front of one ready member at addr, served by
 // a front with opts; adjust, if set, changes the app's config.
-func directWith(t *testing.T, addr string, opts front.Options, adjust func(*config.App)) *direct {
+func directWith(t testing.TB, addr string, opts front.Options, adjust func(*config.App)) *direct {
 	t.Helper()
 	cfg := config.Default()
 	app := config.NewApp("web")
