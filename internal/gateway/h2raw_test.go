@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,8 +86,8 @@ var h2TLS = sync.OnceValues(func() (server, client *tls.Config) {
 		&tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}}
 })
 
-// h2Client is an HTTP/2 client of the gateway at addr: h2c with prior
-// knowledge, or over TLS when secure.
+// h2Client is an HTTP/2 client: h2c with prior knowledge, or over TLS
+// (trusting h2TLS's certificate) when secure.
 func h2Client(t testing.TB, secure bool) *http.Client {
 	tr := &http.Transport{Protocols: new(http.Protocols), ForceAttemptHTTP2: true}
 	if secure {
@@ -116,9 +117,8 @@ type oracle struct {
 	reqs []seenReq
 }
 
-// newOracle serves handle, after recording each request, on loopback
-// until the test ends. handle nil answers 200 "ok", or 400 when the body
-// could not be read.
+// newOracle serves recordingHandler on loopback until the test ends,
+// limited as the front with opts limits x/net's server.
 func newOracle(t testing.TB, opts front.Options) *oracle {
 	o := &oracle{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -201,6 +201,9 @@ type netApp struct {
 	addr string
 	mu   sync.Mutex
 	reqs []seenReq
+	// conns counts the connections the app's server has open, each
+	// served by a goroutine of this process.
+	conns atomic.Int64
 }
 
 // newNetApp starts an app that records each request and then serves it
@@ -216,6 +219,14 @@ func newNetApp(t testing.TB, answer http.HandlerFunc) *netApp {
 	}
 	ts := httptest.NewUnstartedServer(h)
 	ts.Config.ErrorLog = quietLog()
+	ts.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			a.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			a.conns.Add(-1)
+		}
+	}
 	ts.Start()
 	t.Cleanup(ts.Close)
 	a.addr = ts.Listener.Addr().String()
