@@ -178,6 +178,12 @@ func TestTLSHandshakeBounds(t *testing.T) {
 	if _, served := stub.seen(); len(served) > 0 {
 		t.Errorf("requests served: %q", served)
 	}
+	// The client sees its connection closed as the server counts the
+	// failure: wait for the count rather than race it.
+	deadline := time.Now().Add(5 * time.Second)
+	for s.TLSHandshakeErrors() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := s.TLSHandshakeErrors(); n < 2 {
 		t.Errorf("TLSHandshakeErrors = %d, want ≥ 2 (silent and plain clients)", n)
 	}
