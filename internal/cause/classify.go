@@ -20,6 +20,11 @@ type Progress struct {
 	WroteRequest bool
 	// GotFirstByte: the first byte of the response arrived.
 	GotFirstByte bool
+	// TLS13: the connection is TLS 1.3. Its client's handshake ends
+	// before the server has checked the client's certificate, so a
+	// refusal of that certificate arrives as an alert on the first read,
+	// after the request was written but never read.
+	TLS13 bool
 }
 
 // Attempt describes a failed attempt for Classify.
@@ -57,10 +62,14 @@ func Classify(a Attempt) Cause {
 		return UpstreamTimeout
 	case !a.Progress.GotConn:
 		return classifyDial(a.Err)
-	case !a.Progress.Reused && !a.Progress.GotFirstByte && refusedHandshake(a.Err):
+	case a.Progress.TLS13 && !a.Progress.Reused && !a.Progress.GotFirstByte && refusedClientCert(a.Err):
 		// A TLS 1.3 client's handshake ends before the server has checked
 		// its certificate; a server that refuses it says so with an alert
 		// on the new connection's first read. It never read the request.
+		// Any other alert after the write (and every alert over TLS 1.2,
+		// whose handshake is over before the request is sent) may come
+		// from a server that read and acted on it: upstream_reset, retried
+		// only when the method allows.
 		return UpstreamTLS
 	case !a.Progress.WroteRequest:
 		if a.Progress.Reused {
@@ -80,11 +89,10 @@ func Classify(a Attempt) Cause {
 	}
 }
 
-// refusedHandshake reports whether err is an upstream's alert that ended
-// the handshake.
-func refusedHandshake(err error) bool {
-	k := upstreamtls.Classify(err)
-	return k == upstreamtls.ClientCertRefused || k == upstreamtls.Refused
+// refusedClientCert reports whether err is an upstream's alert refusing
+// the client's certificate.
+func refusedClientCert(err error) bool {
+	return upstreamtls.Classify(err) == upstreamtls.ClientCertRefused
 }
 
 // classifyDial names a failure to get a connection: a connect, or the TLS

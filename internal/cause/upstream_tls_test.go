@@ -99,10 +99,13 @@ func TestClassifyUpstreamTLS(t *testing.T) {
 			return cause.Attempt{Err: err}
 		}, cause.ConnectTimeout},
 		{"client certificate refused after the request was written", func(t *testing.T) cause.Attempt {
-			return cause.Attempt{Err: refusedAfterWrite(t), Progress: cause.Progress{GotConn: true, WroteRequest: true}}
+			return cause.Attempt{Err: refusedAfterWrite(t), Progress: cause.Progress{GotConn: true, WroteRequest: true, TLS13: true}}
 		}, cause.UpstreamTLS},
 		{"an alert on a reused connection is not the handshake's", func(t *testing.T) cause.Attempt {
-			return cause.Attempt{Err: refusedAfterWrite(t), Progress: cause.Progress{GotConn: true, Reused: true, WroteRequest: true}}
+			return cause.Attempt{Err: refusedAfterWrite(t), Progress: cause.Progress{GotConn: true, Reused: true, WroteRequest: true, TLS13: true}}
+		}, cause.UpstreamReset},
+		{"over TLS 1.2 the handshake was over before the request: any alert after it may follow a read", func(t *testing.T) cause.Attempt {
+			return cause.Attempt{Err: refusedAfterWrite(t), Progress: cause.Progress{GotConn: true, WroteRequest: true}}
 		}, cause.UpstreamReset},
 	}
 	for _, tc := range tests {

@@ -68,7 +68,7 @@ func (v *validator) upstreamSchemes(a *App, path string) {
 			continue
 		}
 		a.Upstreams[i] = addr
-		if scheme == "https" {
+		if strings.EqualFold(scheme, "https") { // schemes are case-insensitive (RFC 3986 §3.1)
 			https = append(https, i)
 			continue
 		}

@@ -179,24 +179,37 @@ func clientIP(remote string) string {
 
 // upstream returns the connection pool of member m.
 func (a *appProxy) upstream(m *pool.Member) *upstream.Pool {
-	if u, ok := a.upstreams.Load(m); ok {
-		return u.(*upstream.Pool)
-	}
-	u, loaded := a.upstreams.LoadOrStore(m, a.newUpstream(m))
-	if !loaded {
+	for {
+		if u, ok := a.upstreams.Load(m); ok {
+			return u.(*upstream.Pool)
+		}
+		cfg := a.cfg.Load()
+		u, loaded := a.upstreams.LoadOrStore(m, newUpstream(cfg, m))
+		if loaded {
+			continue
+		}
+		if a.cfg.Load() != cfg {
+			// A reload swapped the config, and dropped the pools, between
+			// the pool's making and its storing: it has the old
+			// upstream_tls:. (A swap after this check drops it itself.)
+			if a.upstreams.CompareAndDelete(m, u) {
+				u.(*upstream.Pool).Close()
+			}
+			continue
+		}
 		m.OnRemove(func() {
 			if u, ok := a.upstreams.LoadAndDelete(m); ok {
 				u.(*upstream.Pool).Close()
 			}
 		})
+		return u.(*upstream.Pool)
 	}
-	return u.(*upstream.Pool)
 }
 
-// newUpstream makes member m's pool: of TLS connections when the app has
-// upstream_tls:, with one client config for the member's lifetime.
-func (a *appProxy) newUpstream(m *pool.Member) *upstream.Pool {
-	cfg := a.cfg.Load()
+// newUpstream makes member m's pool for the app's config cfg: of TLS
+// connections when it has upstream_tls:, with one client config for the
+// pool's lifetime.
+func newUpstream(cfg *config.App, m *pool.Member) *upstream.Pool {
 	if cfg.UpstreamTLS != nil {
 		return upstream.NewTLSPool(m.Addr, cfg.UpstreamIdleTimeout.D(), upstreamtls.Config(cfg.UpstreamTLS, m.Addr))
 	}

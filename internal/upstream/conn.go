@@ -23,6 +23,10 @@ type Conn struct {
 	raw net.Conn
 	// tls is conn when it is TLS, for the look before reuse.
 	tls *tls.Conn
+	// tls13: the handshake negotiated TLS 1.3, in which the server's
+	// verdict on a client certificate comes after the client's handshake
+	// ends (see cause.Progress.TLS13).
+	tls13 bool
 	src source
 	dst sink
 	br  *bufio.Reader
@@ -104,6 +108,9 @@ var (
 func newConn(p *Pool, c, raw net.Conn) *Conn {
 	pc := &Conn{pool: p, conn: c, raw: raw, src: source{c: c, left: -1}, dst: sink{c: c}}
 	pc.tls, _ = c.(*tls.Conn)
+	if pc.tls != nil {
+		pc.tls13 = pc.tls.ConnectionState().Version == tls.VersionTLS13
+	}
 	pc.br = readers.Get().(*bufio.Reader)
 	pc.br.Reset(&pc.src)
 	pc.bw = writers.Get().(*bufio.Writer)

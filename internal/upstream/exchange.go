@@ -96,6 +96,7 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, a *Attempt) (*h
 		return nil, nil, err
 	}
 	a.Progress.GotConn, a.Progress.Reused, a.IdleTime = true, reused, idleFor
+	a.Progress.TLS13 = pc.tls13
 	pc.src.idle, pc.dst.timeout = 0, a.Timeout
 	resp, err := a.exchange(pc, req)
 	pc.dst.timeout = 0
