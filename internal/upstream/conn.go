@@ -27,10 +27,10 @@ type Conn struct {
 	// verdict on a client certificate comes after the client's handshake
 	// ends (see cause.Progress.TLS13).
 	tls13 bool
-	src source
-	dst sink
-	br  *bufio.Reader
-	bw  *bufio.Writer
+	src   source
+	dst   sink
+	br    *bufio.Reader
+	bw    *bufio.Writer
 	// idleSince is when the connection was last returned to the pool.
 	idleSince time.Time
 	// bodyless: the response being read may not carry a body.
