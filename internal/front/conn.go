@@ -415,7 +415,9 @@ const maxDrain = 256 << 10
 // server, for one request.
 func (fc *conn) handOff() {
 	pending := fc.unread()
-	fc.c.SetReadDeadline(time.Time{})
+	// Both: the last answer's write deadline must not cut net/http's
+	// first flush (a 204, a 101) on a connection idle since.
+	fc.c.SetDeadline(time.Time{})
 	rc := &replayConn{Conn: fc.c, tls: fc.tls, pending: pending, s: fc.s}
 	fc.s.handedOff(rc, true)
 	if fc.s.handoff.give(rc) {

@@ -66,7 +66,11 @@ func (fc *conn) serveH2(c net.Conn) {
 func (s *Server) newH2() {
 	o := &s.opts
 	s.h2handler = streamHandler{h: s.h, bodyTimeout: o.BodyTimeout, sendTimeout: o.SendTimeout, hsts: o.HSTS}
-	s.h2 = &http2.Server{IdleTimeout: o.KeepaliveTimeout, MaxConcurrentStreams: maxStreams}
+	// WriteByteTimeout bounds the connection's own writes: without it a
+	// client that stops reading the socket blocks x/net's frame writer,
+	// and with it every stream, handler and app connection, for ever
+	// (not even GOAWAY gets out).
+	s.h2 = &http2.Server{IdleTimeout: o.KeepaliveTimeout, MaxConcurrentStreams: maxStreams, WriteByteTimeout: o.SendTimeout}
 	s.h2base = &http.Server{
 		Handler:        s.h2handler,
 		MaxHeaderBytes: o.HeadLimit,
@@ -106,7 +110,7 @@ type streamHandler struct {
 func (f streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &timedBody{ReadCloser: r.Body, rc: rc, d: f.bodyTimeout}
+		r.Body = &timedBody{ReadCloser: r.Body, rc: rc, d: f.bodyTimeout, stream: true}
 	}
 	sw := &closingWriter{ResponseWriter: w, rc: rc, send: f.sendTimeout, keep: true}
 	if r.TLS != nil {

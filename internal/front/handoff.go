@@ -152,8 +152,6 @@ type closingWriter struct {
 	// hsts, when set, is the Strict-Transport-Security of an answer over
 	// TLS that does not carry its own.
 	hsts string
-	// lastSet is when the write deadline was last set.
-	lastSet time.Time
 }
 
 func (w *closingWriter) WriteHeader(code int) {
@@ -175,6 +173,7 @@ func (w *closingWriter) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	w.deadline()
+	defer w.done()
 	return w.ResponseWriter.Write(p)
 }
 
@@ -182,20 +181,23 @@ func (w *closingWriter) Write(p []byte) (int, error) {
 func (w *closingWriter) Flush() {
 	w.deadline()
 	w.rc.Flush()
+	w.done()
 }
 
 // deadline gives the next write send to reach the client. On an HTTP/2
-// stream (keep) a deadline is a message to the connection's serve loop
-// and a timer, so it is set again only once half of send has gone by
-// since it last was: each write still gets at least send/2, and a
-// response's many small writes do not pay for one each.
+// stream (keep) the deadline is a timer that resets the stream when it
+// fires, write pending or not: it is cleared again after the write
+// (done), so that a stream that is only quiet (server-sent events, a long
+// poll) outlives send, as an HTTP/1.1 response does.
 func (w *closingWriter) deadline() {
-	now := time.Now()
-	if w.keep && !w.lastSet.IsZero() && now.Sub(w.lastSet) < w.send/2 {
-		return
+	w.rc.SetWriteDeadline(time.Now().Add(w.send))
+}
+
+// done clears an HTTP/2 stream's write deadline once its write returned.
+func (w *closingWriter) done() {
+	if w.keep {
+		w.rc.SetWriteDeadline(time.Time{})
 	}
-	w.lastSet = now
-	w.rc.SetWriteDeadline(now.Add(w.send))
 }
 
 // Unwrap lets http.ResponseController reach Flush and Hijack.
@@ -207,6 +209,11 @@ type timedBody struct {
 	io.ReadCloser
 	rc *http.ResponseController
 	d  time.Duration
+	// stream: an HTTP/2 stream's body, whose read deadline is a timer
+	// that ends the body when it fires, read pending or not; it is
+	// cleared after every read, so that a handler's pause between reads
+	// is not the client's fault.
+	stream bool
 }
 
 // SetTimeout bounds each further read by d instead (an app's own limit).
@@ -215,7 +222,7 @@ func (b *timedBody) SetTimeout(d time.Duration) { b.d = d }
 func (b *timedBody) Read(p []byte) (int, error) {
 	b.rc.SetReadDeadline(time.Now().Add(b.d))
 	n, err := b.ReadCloser.Read(p)
-	if err != nil {
+	if err != nil || b.stream {
 		// net/http's own read of the connection, which starts once the
 		// body is read, must not inherit the deadline.
 		b.rc.SetReadDeadline(time.Time{})

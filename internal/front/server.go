@@ -275,6 +275,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		select {
 		case <-s.done:
 			if s.handing() {
+				// done stays ready: wait for the tick, not spin.
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 				continue
 			}
 			err := s.fallback.Shutdown(ctx) // closes the hand-off listener

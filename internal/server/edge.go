@@ -66,7 +66,11 @@ func (h plainHandler) own(w http.ResponseWriter, r *http.Request) bool {
 	}
 	w.Header().Set("Location", h.location(r))
 	w.Header().Set("Content-Length", "0")
-	w.Header().Set("Connection", "close")
+	if r.ProtoMajor == 1 {
+		// The client goes to the HTTPS listener now. (Over h2c this
+		// would be GOAWAY for the connection's other streams.)
+		w.Header().Set("Connection", "close")
+	}
 	w.WriteHeader(http.StatusPermanentRedirect)
 	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -21,8 +22,8 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 	if err != nil {
 		return err
 	}
-	if !slices.Equal(next.TrustedProxies, s.cfg.TrustedProxies) || next.ProxyProtocol != s.cfg.ProxyProtocol {
-		p("trusted_proxies or proxy_protocol changed; restart gatehouse to apply them")
+	if keys := restartKeys(s.cfg, next); len(keys) > 0 {
+		p("%s changed; restart gatehouse to apply it (the running gatehouse keeps what it started with)", strings.Join(keys, ", "))
 	}
 	var errs []error
 	if app == "" && s.certs != nil {
@@ -94,4 +95,28 @@ func (s *Server) Instance(id string) (*supervisor.App, error) {
 		}
 	}
 	return nil, fmt.Errorf("no instance %q", id)
+}
+
+// restartKeys lists the top-level keys that differ between prev and next
+// and that only a restart applies: the listeners, where data is kept,
+// the HTTPS listener's settings and certificate source, who is trusted.
+func restartKeys(prev, next *config.Config) []string {
+	var keys []string
+	for _, k := range []struct {
+		name    string
+		changed bool
+	}{
+		{"listen", prev.Listen != next.Listen},
+		{"admin", prev.Admin != next.Admin},
+		{"data_dir", prev.DataDir != next.DataDir},
+		{"tls", !reflect.DeepEqual(prev.TLS, next.TLS)},
+		{"h2c", prev.H2C != next.H2C},
+		{"trusted_proxies", !slices.Equal(prev.TrustedProxies, next.TrustedProxies)},
+		{"proxy_protocol", prev.ProxyProtocol != next.ProxyProtocol},
+	} {
+		if k.changed {
+			keys = append(keys, k.name)
+		}
+	}
+	return keys
 }
