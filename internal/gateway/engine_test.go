@@ -25,11 +25,12 @@ func forEachEngine(t *testing.T, f func(t *testing.T, engine string)) {
 // and returns the address.
 func serve(t testing.TB, engine string, gw *gateway.Gateway) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
+	_, addr := serveWith(t, gw, engineOptions(t, engine))
+	return addr
+}
+
+// engineOptions are the front's options for engine.
+func engineOptions(t testing.TB, engine string) front.Options {
 	var opts front.Options
 	switch engine {
 	case "front":
@@ -38,8 +39,20 @@ func serve(t testing.TB, engine string, gw *gateway.Gateway) string {
 	default:
 		t.Fatalf("no engine %q", engine)
 	}
-	f := front.New(gw, opts)
+	return opts
+}
+
+// serveWith serves h with a front of opts on a loopback listener until the
+// test ends, and returns the front and its address.
+func serveWith(t testing.TB, h front.Handler, opts front.Options) (*front.Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := front.New(h, opts)
+	done := make(chan struct{})
 	go func() { defer close(done); f.Serve(ln) }()
 	t.Cleanup(func() { f.Close(); <-done })
-	return ln.Addr().String()
+	return f, ln.Addr().String()
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -33,6 +34,34 @@ type direct struct {
 
 func newDirect(t *testing.T, engine string, addr string, adjust func(*config.App)) *direct {
 	t.Helper()
+	return directWith(t, addr, engineOptions(t, engine), adjust)
+}
+
+// directWith is a gateway in front of one ready member at addr, served by
+// a front with opts; adjust, if set, changes the app's config.
+func directWith(t testing.TB, addr string, opts front.Options, adjust func(*config.App)) *direct {
+	t.Helper()
+	d := &direct{}
+	var gw *gateway.Gateway
+	gw, d.m = oneMember(t, addr, adjust, gateway.Options{Observe: d.observe})
+	_, d.addr = serveWith(t, gw, opts)
+	d.url = "http://" + d.addr
+	return d
+}
+
+func (d *direct) observe(e *telemetry.AccessEntry) {
+	c := *e
+	c.RetriedCauses = append([]string(nil), e.RetriedCauses...)
+	d.mu.Lock()
+	d.entries = append(d.entries, c)
+	d.mu.Unlock()
+}
+
+// oneMember is a gateway for an app "web" with one ready member at addr,
+// short holds and timeouts; adjust, if set, changes the app's config. The
+// member leaves its pool when the test ends, after what serves the
+// gateway (cleanups run last first) has stopped.
+func oneMember(t testing.TB, addr string, adjust func(*config.App), opts gateway.Options) (*gateway.Gateway, *pool.Member) {
 	cfg := config.Default()
 	app := config.NewApp("web")
 	app.Routes = []string{"/"}
@@ -44,20 +73,11 @@ func newDirect(t *testing.T, engine string, addr string, adjust func(*config.App
 	cfg.Apps = map[string]*config.App{"web": app}
 	cfg.Order = []string{"web"}
 	p := pool.New("web", 100)
-	d := &direct{m: pool.NewMember("web-1", addr)}
-	p.Add(d.m)
-	d.m.SetState(pool.Ready)
-	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: func(e *telemetry.AccessEntry) {
-		c := *e
-		c.RetriedCauses = append([]string(nil), e.RetriedCauses...)
-		d.mu.Lock()
-		d.entries = append(d.entries, c)
-		d.mu.Unlock()
-	}})
-	d.addr = serve(t, engine, gw)
-	d.url = "http://" + d.addr
-	t.Cleanup(func() { p.Remove(d.m) })
-	return d
+	m := pool.NewMember("web-1", addr)
+	p.Add(m)
+	m.SetState(pool.Ready)
+	t.Cleanup(func() { p.Remove(m) })
+	return gateway.New(cfg, map[string]*pool.Pool{"web": p}, opts), m
 }
 
 func (d *direct) entry(t *testing.T, path string) telemetry.AccessEntry {

@@ -22,11 +22,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/front"
-	"github.com/gatehouse/gatehouse/internal/gateway"
-	"github.com/gatehouse/gatehouse/internal/pool"
-	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // HTTP/2 by hand: a client that writes whatever frames a test says,
@@ -34,44 +30,6 @@ import (
 // The gateway's HTTP/2 parser is golang.org/x/net/http2's; these helpers
 // are for checking what it lets through to the app, and that it answers a
 // hostile client as net/http's own HTTP/2 server (the oracle) does.
-
-// directWith is a gateway in front of one ready member at addr, served by
-// a front with opts; adjust, if set, changes the app's config.
-func directWith(t testing.TB, addr string, opts front.Options, adjust func(*config.App)) *direct {
-	t.Helper()
-	cfg := config.Default()
-	app := config.NewApp("web")
-	app.Routes = []string{"/"}
-	app.HoldTimeout = config.Duration(200 * time.Millisecond)
-	app.RequestTimeout = config.Duration(5 * time.Second)
-	if adjust != nil {
-		adjust(app)
-	}
-	cfg.Apps = map[string]*config.App{"web": app}
-	cfg.Order = []string{"web"}
-	p := pool.New("web", 100)
-	d := &direct{m: pool.NewMember("web-1", addr)}
-	p.Add(d.m)
-	d.m.SetState(pool.Ready)
-	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: func(e *telemetry.AccessEntry) {
-		c := *e
-		c.RetriedCauses = append([]string(nil), e.RetriedCauses...)
-		d.mu.Lock()
-		d.entries = append(d.entries, c)
-		d.mu.Unlock()
-	}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := front.New(gw, opts)
-	done := make(chan struct{})
-	go func() { defer close(done); f.Serve(ln) }()
-	t.Cleanup(func() { f.Close(); <-done; p.Remove(d.m) })
-	d.addr = ln.Addr().String()
-	d.url = "http://" + d.addr
-	return d
-}
 
 // h2TLS is a server config offering h2 with net/http's test certificate
 // (for 127.0.0.1), and a client config that trusts it and asks for h2.

@@ -140,36 +140,15 @@ type r3Server struct {
 	f    *front.Server
 	h    *r3Handler
 	m    *pool.Member
-	done chan struct{}
 }
 
 // r3Serve serves a gateway in front of app with the front's opts; adjust
 // changes the app's config.
 func r3Serve(t *testing.T, app string, opts front.Options, adjust func(*config.App)) *r3Server {
 	t.Helper()
-	cfg := config.Default()
-	a := config.NewApp("web")
-	a.Routes = []string{"/"}
-	a.HoldTimeout = config.Duration(200 * time.Millisecond)
-	a.RequestTimeout = config.Duration(5 * time.Second)
-	if adjust != nil {
-		adjust(a)
-	}
-	cfg.Apps = map[string]*config.App{"web": a}
-	cfg.Order = []string{"web"}
-	p := pool.New("web", 100)
-	m := pool.NewMember("web-1", app)
-	p.Add(m)
-	m.SetState(pool.Ready)
-	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &r3Server{addr: ln.Addr().String(), h: &r3Handler{gw: gw}, m: m, done: make(chan struct{})}
-	s.f = front.New(s.h, opts)
-	go func() { defer close(s.done); s.f.Serve(ln) }()
-	t.Cleanup(func() { s.f.Close(); <-s.done; p.Remove(m) })
+	gw, m := oneMember(t, app, adjust, gateway.Options{})
+	s := &r3Server{h: &r3Handler{gw: gw}, m: m}
+	s.f, s.addr = serveWith(t, s.h, opts)
 	return s
 }
 
