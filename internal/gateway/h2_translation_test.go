@@ -154,6 +154,14 @@ func agreed(q seenReq, atApp bool) seenReq {
 // returns its outcome.
 func sendOne(t *testing.T, addr string, send func(h *h2Raw, id uint32)) string {
 	t.Helper()
+	v := exchangeOne(t, addr, send)
+	return v.outcome(1)
+}
+
+// exchangeOne sends stream 1 on a new h2c connection to addr with send,
+// and returns what came back once the stream settled (or h2Patience).
+func exchangeOne(t *testing.T, addr string, send func(h *h2Raw, id uint32)) h2View {
+	t.Helper()
 	h, err := dialH2(t, addr, false)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +172,7 @@ func sendOne(t *testing.T, addr string, send func(h *h2Raw, id uint32)) string {
 	}
 	send(h, 1)
 	v, _ := h.await(h2Patience, settled(1))
-	return v.outcome(1)
+	return v
 }
 
 func manyFields(n int) []string {
@@ -266,16 +274,7 @@ type h2Answer struct {
 
 func answerOf(t *testing.T, addr string, send func(h *h2Raw, id uint32)) h2Answer {
 	t.Helper()
-	h, err := dialH2(t, addr, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.close()
-	if err := h.start(); err != nil {
-		t.Fatal(err)
-	}
-	send(h, 1)
-	v, _ := h.await(h2Patience, settled(1))
+	v := exchangeOne(t, addr, send)
 	s := v.Streams[1]
 	if s == nil {
 		t.Fatalf("no answer: %s", v.String())
