@@ -265,12 +265,24 @@ func (s *Server) closeDone() {
 // requests handed to net/http (which drops one it reads after its own
 // Shutdown began), and only then net/http shuts down. Upgraded
 // conversations are not waited for, as net/http does not.
-func (s *Server) Shutdown(ctx context.Context) error {
+func (s *Server) Shutdown(ctx context.Context) error { return s.ShutdownIdleGrace(ctx, 0) }
+
+// ShutdownIdleGrace is Shutdown that leaves idle keep-alive connections
+// open for grace: a request that comes on one meanwhile is served and
+// answered with Connection: close. Closing an idle connection races with
+// a client that sends on it at that moment, which fails a request that
+// the client cannot safely send again (a POST); while another process
+// accepts on the same socket (an upgrade), the clients that come back
+// within grace are all told to reconnect instead.
+func (s *Server) ShutdownIdleGrace(ctx context.Context, grace time.Duration) error {
 	s.beginClose(false)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	closeIdleAt := time.Now().Add(grace)
 	for {
-		s.closeIdle()
+		if !time.Now().Before(closeIdleAt) {
+			s.closeIdle()
+		}
 		s.goAwayH2()
 		select {
 		case <-s.done:

@@ -107,6 +107,25 @@ type responseBody struct {
 	// unwatch stops the interruption of a streamed body's reads when its
 	// client leaves; false when the interruption already happened.
 	unwatch func() bool
+	// unend stops the end of an event stream at EndStreams; ended is set
+	// when that end came.
+	unend func() bool
+	ended atomic.Bool
+}
+
+// endWith makes an event stream end when ctx does, as if the app had
+// ended it: the client's response is complete (an event stream may end
+// at any event; its client reconnects), the connection to the app is
+// dropped.
+func (b *responseBody) endWith(ctx context.Context) {
+	if b.pc == nil || ctx == nil {
+		return
+	}
+	pc := b.pc
+	b.unend = context.AfterFunc(ctx, func() {
+		b.ended.Store(true)
+		pc.Interrupt()
+	})
 }
 
 func newResponseBody(ctx context.Context, resp *http.Response, pc *upstream.Conn, m *pool.Member, st *reqState) io.ReadCloser {
@@ -150,6 +169,9 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF:
 		b.done(true)
+	case err != nil && b.ended.Load():
+		b.done(false)
+		return n, io.EOF
 	case err != nil:
 		b.st.truncated = true
 		b.done(false)
@@ -167,7 +189,10 @@ func (b *responseBody) done(clean bool) {
 	if b.unwatch != nil && !b.unwatch() {
 		clean = false // its deadline was moved: the connection is spent
 	}
-	b.unwatch = nil
+	if b.unend != nil && !b.unend() {
+		clean = false
+	}
+	b.unwatch, b.unend = nil, nil
 	b.pc.Finish(clean)
 	b.pc = nil
 }

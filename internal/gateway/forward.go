@@ -229,6 +229,9 @@ func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, dead
 		u.LowerIdle(upstream.CloseBefore(t))
 	}
 	resp.Body = newResponseBody(req.Context(), resp, pc, m, st)
+	if b, ok := resp.Body.(*responseBody); ok && isEventStream(resp.Header) {
+		b.endWith(a.streamsEnd)
+	}
 	return resp, cause.None, nil
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"log"
 	"log/slog"
 	"net"
@@ -33,6 +34,9 @@ type Gateway struct {
 	secret *secret
 	// trust is trusted_proxies; nil when there are none, as by default.
 	trust *trust.Proxies
+	// streamsEnd ends when EndStreams is called.
+	streamsEnd context.Context
+	endStreams context.CancelFunc
 }
 
 // Options are the gateway's collaborators.
@@ -59,12 +63,15 @@ type appProxy struct {
 	// cookies (see affinity.go).
 	secret *secret
 	pinned atomic.Pointer[pinTable]
+	// streamsEnd is the gateway's (see EndStreams).
+	streamsEnd context.Context
 }
 
 // New builds a gateway for cfg's apps over the supervisor's pools.
 func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway {
 	g := &Gateway{apps: map[string]*appProxy{}, access: opts.Access, ids: newRequestIDs(), observe: opts.Observe,
 		trust: trust.New(cfg.TrustedPrefixes())}
+	g.streamsEnd, g.endStreams = context.WithCancel(context.Background())
 	g.errLog = opts.ErrorLog
 	if g.errLog == nil {
 		g.errLog = log.New(discard{}, "", 0)
@@ -76,7 +83,7 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 	var routes []route
 	for _, name := range cfg.Order {
 		ac := cfg.Apps[name]
-		a := &appProxy{name: name, pool: pools[name], secret: g.secret}
+		a := &appProxy{name: name, pool: pools[name], secret: g.secret, streamsEnd: g.streamsEnd}
 		if ac.Affinity {
 			g.secret.get() // now, so that a key that cannot be kept is told at start
 		}
@@ -111,6 +118,14 @@ func (g *Gateway) UpdateApp(ac *config.App) {
 		}
 	}
 }
+
+// EndStreams ends every event stream (text/event-stream) in flight, and
+// every one that starts from now on at once, the way the app would end
+// one: the response is complete, and the client reconnects. gatehouse
+// calls it as it drains, so that a stream does not hold the drain until
+// its bound and then get cut off mid-response. Other responses are left
+// to finish.
+func (g *Gateway) EndStreams() { g.endStreams() }
 
 type discard struct{}
 

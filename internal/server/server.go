@@ -40,6 +40,19 @@ type Options struct {
 	// CertRenewCheck is how often ACME certificates are checked for
 	// renewal; 0 means certmagic's default (10 minutes). Tests shorten it.
 	CertRenewCheck time.Duration
+	// Executable and Args start the successor of an upgrade: the
+	// gatehouse binary at that path, read afresh, with those arguments
+	// (os.Args[1:]). Empty Executable means os.Executable() as it was
+	// when New ran. The successor shares this process's stdout, stderr
+	// and environment.
+	Executable string
+	Args       []string
+	// Handover is what this process inherited from the gatehouse that
+	// upgraded to it; nil for a gatehouse started on its own.
+	Handover *handover.Inherited
+	// UpgradeTimeout bounds how long a successor has to become ready
+	// before the upgrade is abandoned; 0 means 60s.
+	UpgradeTimeout time.Duration
 }
 
 // Server is one gatehouse instance: gateway, supervisor and admin API.
@@ -61,6 +74,9 @@ type Server struct {
 	healer      *autoheal.Healer
 	publicLn    net.Listener
 	adminLn     net.Listener
+	// The listening sockets themselves, unwrapped, to hand over.
+	rawPublic, rawTLS, rawAdmin net.Listener
+	upgrade                     upgradeState
 	public      *front.Server
 	// With a tls: block: the HTTPS listener and server, and the
 	// certificates they serve.
@@ -87,7 +103,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: opts.Logger}
+	s := &Server{cfg: cfg, log: opts.Logger, upgrade: newUpgradeState(opts)}
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
 	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
 	s.events = telemetry.NewEvents(s.eventsW, 0)
@@ -96,7 +112,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.linesCh, s.stopLinesCh = s.lines.Subscribe(4096)
 	s.sup = supervisor.New(cfg, supervisor.Options{
 		Events: s.events, Lines: s.lines, DataDir: cfg.DataDir, Console: opts.Console, Logger: opts.Logger,
-		SampleInterval: cfg.SampleInterval.D(),
+		SampleInterval: cfg.SampleInterval.D(), Successor: opts.Handover != nil,
 		ProbeResult:    func(app, id string, r probe.Result) { s.metrics.ObserveProbe(app, id, r) },
 	})
 	s.metrics = metrics.New(s.sup)
@@ -153,7 +169,13 @@ func (s *Server) listen(renewCheck time.Duration) error {
 		if err != nil {
 			return nil
 		}
-		var ln net.Listener
+		// A successor serves on the sockets its predecessor bound for the
+		// same address: not one connection is refused between the two.
+		ln, ok, ierr := s.upgrade.inherited(what, addr)
+		if err = ierr; err != nil || ok {
+			lns = append(lns, ln)
+			return ln
+		}
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			err = fmt.Errorf("%s on %s: %w", what, addr, err)
 			return nil
@@ -165,6 +187,7 @@ func (s *Server) listen(renewCheck time.Duration) error {
 	if cfg.TLS != nil {
 		s.tlsLn = bind("tls listen", cfg.TLS.Listen)
 	}
+	s.rawPublic, s.rawTLS = s.publicLn, s.tlsLn
 	if err == nil {
 		// The PROXY header comes before anything else, TLS included:
 		// the front's handshake reads through it.
@@ -174,6 +197,8 @@ func (s *Server) listen(renewCheck time.Duration) error {
 		}
 	}
 	s.adminLn = bind("admin listen", cfg.Admin)
+	s.rawAdmin = s.adminLn
+	s.upgrade.closeInherited()
 	if err == nil && cfg.TLS != nil {
 		s.certs, err = certs.New(cfg.TLS, certs.Options{
 			Events: s.events, Logger: s.log, DataDir: cfg.DataDir, RenewCheckInterval: renewCheck,
@@ -185,7 +210,9 @@ func (s *Server) listen(renewCheck time.Duration) error {
 	}
 	if err != nil {
 		for _, ln := range lns {
-			ln.Close()
+			if ln != nil {
+				ln.Close()
+			}
 		}
 	}
 	return err

@@ -1,8 +1,12 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -31,6 +35,9 @@ type App struct {
 	// resume is how many instances Start brings back: the count Stop
 	// found; 0 when the app was not stopped.
 	resume atomic.Int64
+	// left are the members of the instances Leave let go, which stay in
+	// the pool until TakeBack.
+	left []*pool.Member
 }
 
 func newApp(s *Supervisor, cfg *config.App) *App {
@@ -48,8 +55,9 @@ func (a *App) Config() *config.App { return a.cfg.Load() }
 // Pool is the app's pool, for the gateway.
 func (a *App) Pool() *pool.Pool { return a.pool }
 
-// begin starts the configured number of instances.
-func (a *App) begin(ctx context.Context) {
+// begin adopts the processes of adopt, then starts instances up to the
+// configured number.
+func (a *App) begin(ctx context.Context, adopt []ProcessRecord) {
 	a.mu.Lock()
 	a.ctx, a.cancel = context.WithCancel(ctx)
 	ctx = a.ctx
@@ -61,15 +69,85 @@ func (a *App) begin(ctx context.Context) {
 		}
 		return
 	}
-	for i := 0; i < cfg.Instances; i++ {
-		a.addInstance(nil)
-	}
+	a.populate(adopt)
 	if cfg.IdleTimeout > 0 {
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
 			a.idleLoop(ctx)
 		}()
+	}
+}
+
+// populate adopts the processes of adopt, each as the instance it ran as,
+// then starts instances up to the configured number. More adopted
+// instances than configured are kept: a scale the previous gatehouse
+// made holds.
+func (a *App) populate(adopt []ProcessRecord) {
+	slices.SortFunc(adopt, func(x, y ProcessRecord) int { return cmp.Compare(instanceN(x.ID), instanceN(y.ID)) })
+	for _, rec := range adopt {
+		a.sup.adopting.add()
+		in := a.addAt(instanceN(rec.ID), func(in *Instance) {
+			in.adopt = &rec
+			in.restarts = rec.Restarts
+			in.checked = sync.OnceFunc(a.sup.adopting.done)
+		})
+		if in == nil {
+			a.sup.adopting.done()
+		}
+	}
+	for n := len(adopt); n < a.Config().Instances; n++ {
+		a.addInstance(nil)
+	}
+}
+
+// instanceN is the number at the end of an instance id (web-3 → 3); 0
+// for an id without one.
+func instanceN(id string) int {
+	i := strings.LastIndexByte(id, '-')
+	n, err := strconv.Atoi(id[i+1:])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// leave lets go of every instance (see Supervisor.Leave) and waits until
+// each has.
+func (a *App) leave() {
+	if a.Config().External() {
+		return // no process to hand over: this gatehouse probes on until it exits
+	}
+	// Not in the middle of a reload, scale or recycle: those finish
+	// first, and the ones after find no instance started.
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	for _, in := range a.Instances() {
+		if m := in.currentMember(); m != nil {
+			a.mu.Lock()
+			a.left = append(a.left, m)
+			a.mu.Unlock()
+		}
+		in.Stop(stopLeave)
+	}
+	for _, in := range a.Instances() {
+		<-in.Done()
+	}
+}
+
+// takeBack adopts adopt and starts what is missing (see
+// Supervisor.TakeBack); then the members leave kept go.
+func (a *App) takeBack(adopt []ProcessRecord) {
+	if a.Config().External() {
+		return
+	}
+	a.populate(adopt)
+	a.mu.Lock()
+	left := a.left
+	a.left = nil
+	a.mu.Unlock()
+	for _, m := range left {
+		a.pool.Remove(m)
 	}
 }
 
@@ -80,14 +158,21 @@ var errStopping = errors.New("gatehouse is stopping; no instance is started")
 // addInstance creates and starts an instance with the next id, running
 // the app's current config. It returns nil once stopAll has begun: a
 // process started then would outlive the supervisor.
-func (a *App) addInstance(setup func(*Instance)) *Instance {
+func (a *App) addInstance(setup func(*Instance)) *Instance { return a.addAt(0, setup) }
+
+// addAt is addInstance with the instance's number: n, or the next one
+// when n is 0.
+func (a *App) addAt(n int, setup func(*Instance)) *Instance {
 	a.mu.Lock()
-	if a.ctx == nil || a.ctx.Err() != nil {
+	if a.ctx == nil || a.ctx.Err() != nil || a.sup.leaving.Load() {
 		a.mu.Unlock()
 		return nil
 	}
-	a.nextN++
-	in := newInstance(a, a.nextN, a.cfg.Load())
+	if n <= 0 {
+		n = a.nextN + 1
+	}
+	a.nextN = max(a.nextN, n)
+	in := newInstance(a, n, a.cfg.Load())
 	if setup != nil {
 		setup(in)
 	}

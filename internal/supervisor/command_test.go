@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"os"
 	"slices"
 	"testing"
 )
@@ -43,22 +42,5 @@ func TestCommandArgv(t *testing.T) {
 		if got := commandArgv(tc.in); !slices.Equal(got, tc.want) {
 			t.Errorf("commandArgv(%q) = %q, want %q", tc.in, got, tc.want)
 		}
-	}
-}
-
-func TestReadProcStat(t *testing.T) {
-	st, err := readProcStat(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.startTicks == 0 || st.pgrp <= 0 || st.state == 'Z' {
-		t.Errorf("readProcStat(self) = %+v", st)
-	}
-	again, _ := readProcStat(os.Getpid())
-	if again.startTicks != st.startTicks {
-		t.Errorf("start ticks changed: %d, then %d", st.startTicks, again.startTicks)
-	}
-	if _, err := readProcStat(1 << 30); err == nil {
-		t.Error("readProcStat of no process: no error")
 	}
 }

@@ -32,6 +32,12 @@ type Instance struct {
 	spec *config.App
 	// restart asks for an immediate hard restart under the same id.
 	restart chan struct{}
+	// adopt, until the first process runs, is the process a previous
+	// gatehouse left to this one to adopt instead of starting one.
+	adopt *ProcessRecord
+	// checked, for an adopted instance, counts it as checked (its first
+	// probe ran, or it ended) for Supervisor.AwaitAdopted.
+	checked func()
 
 	mu        sync.Mutex
 	state     pool.State
@@ -61,6 +67,9 @@ const (
 	stopDrain stopMode = iota
 	// stopHard: signals at once (gatehouse restart).
 	stopHard
+	// stopLeave: no signal; the process is left running, with its member
+	// in the pool, for a successor gatehouse to adopt (an upgrade).
+	stopLeave
 )
 
 // outcome is how one process incarnation ended.
@@ -70,6 +79,8 @@ const (
 	crashed outcome = iota
 	stopped
 	restarted
+	// left: left running for a successor (stopLeave).
+	left
 )
 
 func newInstance(a *App, n int, spec *config.App) *Instance {
@@ -134,6 +145,9 @@ func (in *Instance) run(ctx context.Context) {
 	for {
 		start := time.Now()
 		out := in.runOnce(ctx)
+		if out == left {
+			return // the member stays as it is, serving
+		}
 		if out == stopped || ctx.Err() != nil {
 			in.setState(pool.Stopped)
 			return
@@ -211,16 +225,8 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 	in.member = nil
 	in.mu.Unlock()
 	in.setState(pool.Starting)
-	port, err := in.app.sup.ports.alloc()
-	if err != nil {
-		in.failStart(err)
-		return crashed
-	}
-	out := in.out.process()
-	argv := commandArgv(cfg.Command)
-	proc, err := spawn(spawnSpec{argv: argv, dir: cfg.Dir, env: in.env(cfg, port), out: out})
-	if err != nil {
-		in.failStart(err)
+	proc, port, argv, ok := in.startOrAdopt(cfg)
+	if !ok {
 		return crashed
 	}
 	in.mu.Lock()
@@ -228,9 +234,14 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 	in.mu.Unlock()
 	rec := in.app.sup.records
 	rec.started(ProcessRecord{App: in.app.name, ID: in.ID, PID: proc.pid, PGID: proc.pid, StartTicks: proc.startTicks,
-		Port: port, Restarts: restarts, StartedAt: proc.started, Command: argv})
-	defer rec.exited(in.app.name, in.ID, proc.pid)
-	out.setPID(proc.pid)
+		Port: port, Restarts: restarts, StartedAt: proc.started, Command: argv,
+		ShimPID: proc.shim.PID, ShimStartTicks: proc.shim.StartTicks, StatusFile: proc.statusPath})
+	keepRecord := false
+	defer func() {
+		if !keepRecord {
+			rec.exited(in.app.name, in.ID, proc.pid)
+		}
+	}()
 	m := pool.NewMember(in.ID, "127.0.0.1:"+strconv.Itoa(port))
 	m.SetPID(proc.pid)
 	in.mu.Lock()
@@ -239,19 +250,62 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 	in.mu.Unlock()
 	in.app.pool.Add(m)
 	in.setState(pool.Starting)
-	in.emit(telemetry.Event{Type: telemetry.EventStart, PID: proc.pid,
-		Detail: fmt.Sprintf("started %s with PORT=%d", argv[0], port)})
+	if proc.adopted {
+		in.emit(telemetry.Event{Type: telemetry.EventAdopt, PID: proc.pid,
+			Detail: fmt.Sprintf("adopted from the previous gatehouse: %s on PORT=%d, running since %s",
+				argv[0], port, proc.started.Local().Format(time.RFC3339))})
+	} else {
+		in.emit(telemetry.Event{Type: telemetry.EventStart, PID: proc.pid,
+			Detail: fmt.Sprintf("started %s with PORT=%d", argv[0], port)})
+	}
+	out := in.supervise(ctx, proc, m, cfg)
+	keepRecord = out == left
+	return out
+}
 
+// startOrAdopt starts the instance's next process, or adopts the one a
+// previous gatehouse left it; false when none could be started.
+func (in *Instance) startOrAdopt(cfg *config.App) (*process, int, []string, bool) {
+	out := in.out.process()
+	if rec := in.adopt; rec != nil {
+		in.adopt = nil
+		in.app.sup.ports.reserve(rec.Port)
+		proc := adopt(*rec, out)
+		out.setPID(proc.pid)
+		return proc, rec.Port, rec.Command, true
+	}
+	port, err := in.app.sup.ports.alloc()
+	if err != nil {
+		in.failStart(err)
+		return nil, 0, nil, false
+	}
+	argv := commandArgv(cfg.Command)
+	proc, err := spawn(spawnSpec{argv: argv, dir: cfg.Dir, env: in.env(cfg, port), out: out,
+		statusPath: in.app.sup.statusPath(in.ID)})
+	if err != nil {
+		in.failStart(err)
+		return nil, 0, nil, false
+	}
+	out.setPID(proc.pid)
+	return proc, port, argv, true
+}
+
+// supervise runs a started or adopted process until it ends or the
+// instance stops.
+func (in *Instance) supervise(ctx context.Context, proc *process, m *pool.Member, cfg *config.App) outcome {
 	switch in.awaitReady(ctx, proc, m, cfg) {
 	case readyExited:
-		in.onExit(ctx, proc, m, "before it became ready")
+		when := "before it became ready"
+		if proc.adopted && in.State() != pool.Ready {
+			when = "while no gatehouse watched it, or as this one adopted it"
+		}
+		in.onExit(ctx, proc, m, when)
 		return crashed
 	case readyTimeout:
 		in.onStartTimeout(ctx, proc, m, cfg)
 		return crashed
 	case readyStopped:
-		in.shutdown(proc, m, cfg, in.requestedStop())
-		return stopped
+		return in.shutdown(proc, m, cfg, in.requestedStop())
 	case readyRestart:
 		in.shutdown(proc, m, cfg, stopHard)
 		return restarted
@@ -296,8 +350,17 @@ func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Membe
 	defer deadline.Stop()
 	spec := probe.SpecFor(cfg.Health)
 	wait := 50 * time.Millisecond
-	for {
+	if in.checked != nil {
+		// Checked once the first probe has run, whatever it said: an
+		// adopted instance that does not answer is not the successor's
+		// reason to wait; it is started again after start_timeout.
+		defer in.checked()
+	}
+	for first := true; ; first = false {
 		r := in.probe(ctx, m.Addr, spec)
+		if first && in.checked != nil {
+			in.checked()
+		}
 		if r.OK {
 			in.mu.Lock()
 			in.health, in.readyAt = r.Detail, time.Now()
@@ -342,8 +405,7 @@ func (in *Instance) watch(ctx context.Context, proc *process, m *pool.Member, cf
 			in.onExit(ctx, proc, m, "")
 			return crashed
 		case <-ctx.Done():
-			in.shutdown(proc, m, in.effective(), in.requestedStop())
-			return stopped
+			return in.shutdown(proc, m, in.effective(), in.requestedStop())
 		case <-in.restart:
 			in.shutdown(proc, m, in.effective(), stopHard)
 			return restarted
@@ -376,8 +438,12 @@ func (in *Instance) onExit(ctx context.Context, proc *process, m *pool.Member, w
 	}
 	exit := &pool.Exit{PID: proc.pid, Detail: detail, Signal: info.signal, At: proc.exitedAt}
 	m.SetExit(exit)
-	// Children the app left behind would hold its port or leak.
-	proc.signalGroup(syscall.SIGKILL)
+	// Children the app left behind would hold its port or leak. An
+	// adopted process that ended long ago may have had its group id
+	// reused: leave that one alone.
+	if !proc.adopted || time.Since(proc.exitedAt) < time.Minute {
+		proc.signalGroup(syscall.SIGKILL)
+	}
 	in.app.pool.Remove(m)
 	in.setHealth(detail)
 	// Let requests that failed with this exit be attributed to it before
@@ -432,7 +498,11 @@ func (in *Instance) requestedStop() stopMode {
 // shutdown stops a process: out of rotation; with stopDrain, in-flight
 // requests finish (bounded by stop_timeout); then SIGTERM, then SIGKILL.
 // A hard restart (stopHard) skips the wait for in-flight requests.
-func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App, mode stopMode) {
+func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App, mode stopMode) outcome {
+	if mode == stopLeave {
+		proc.leave()
+		return left
+	}
 	in.setState(pool.Draining)
 	start := time.Now()
 	if mode == stopDrain {
@@ -453,6 +523,7 @@ func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App, mod
 	in.setHealth("stopped")
 	in.emit(telemetry.Event{Type: telemetry.EventStop, PID: proc.pid, ExitCode: info.code, Signal: info.signal,
 		Detail: fmt.Sprintf("%s%s after %s", detail, info, time.Since(start).Round(time.Millisecond))})
+	return stopped
 }
 
 // waitDrained waits until m has no in-flight request, the process exits,
@@ -480,6 +551,14 @@ func (in *Instance) setState(s pool.State) {
 	if m != nil {
 		m.SetState(s)
 	}
+}
+
+// currentMember is the pool member of the instance's current process;
+// nil between processes.
+func (in *Instance) currentMember() *pool.Member {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.member
 }
 
 // State is the instance's current state.

@@ -1,14 +1,20 @@
 package supervisor
 
-// Issue 12, acceptance 4: an app run through sh -c, left running (ppid 1,
-// still listening) when gatehouse is killed with SIGKILL, is stopped by
-// the next `gatehouse run` on the same data_dir. gatehouse runs as a real
-// child process here: an in-process server cannot be SIGKILLed.
+// Issue 14, acceptance 4 (and issue 12's): an app run through sh -c keeps
+// running (under its shim, still listening) when gatehouse is killed with
+// SIGKILL, and the next `gatehouse run` on the same data_dir adopts it:
+// the same pid serves, with no cold start, and is stopped drain-first when
+// that run stops. A record without shims (written by a gatehouse before
+// issue 14) cannot be adopted: its processes are stopped as before.
+// gatehouse runs as a real child process here: an in-process server cannot
+// be SIGKILLed.
 
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,20 +25,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/procid"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 const gatehouseCmdPkg = "github.com/gatehouse/gatehouse/cmd/gatehouse"
 
-func TestSIGKILLedGatehouseLeftoversStoppedByNextRun(t *testing.T) {
-	for _, variant := range []string{"config string command", "Procfile"} {
-		t.Run(strings.ReplaceAll(variant, " ", "_"), func(t *testing.T) {
-			testLeftovers(t, variant == "Procfile")
+func TestSIGKILLedGatehouseAppsAdoptedByNextRun(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		procfile, legacy bool
+	}{
+		{name: "config string command"},
+		{name: "Procfile", procfile: true},
+		{name: "record without shims", legacy: true},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			testLeftovers(t, tc.procfile, tc.legacy)
 		})
 	}
 }
 
-func testLeftovers(t *testing.T, procfile bool) {
+func testLeftovers(t *testing.T, procfile, legacy bool) {
 	dir := t.TempDir()
 	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
 	gh := testutil.BuildBinary(t, gatehouseCmdPkg)
@@ -80,8 +94,8 @@ apps:
 		if err != nil || pid <= 0 || !listening(rec.Port) {
 			return false
 		}
-		st, err := readProcStat(pid)
-		app = procID{pid, st.startTicks}
+		st, err := procid.ReadStat(pid)
+		app = procID{pid, st.StartTicks}
 		return err == nil
 	})
 	if rec.PGID != rec.PID || rec.StartTicks == 0 || rec.Command[0] != "sh" {
@@ -109,21 +123,77 @@ apps:
 	t.Logf("after SIGKILL of gatehouse: app pid %d alive, ppid %s, listening on %d; sh pid %d alive %v",
 		app.pid, ppid(app.pid), rec.Port, shell.pid, shell.alive())
 
-	// The next run on the same data_dir stops it before starting its own.
+	if legacy {
+		stripShims(t, dataDir)
+	}
+
 	second := startChild(t, dir, gh, args...)
-	began := time.Now()
-	testutil.WaitFor(t, 10*time.Second, "the previous run's processes to be gone", func() bool {
+	if legacy {
+		// The next run stops a process it cannot adopt before starting
+		// its own.
+		began := time.Now()
+		testutil.WaitFor(t, 10*time.Second, "the previous run's processes to be gone", func() bool {
+			return !shell.alive() && !app.alive()
+		})
+		t.Logf("old processes gone %v after the second run started", time.Since(began).Round(time.Millisecond))
+		testutil.WaitFor(t, 20*time.Second, "the second run's own instance", func() bool {
+			recs := readRecords(t, dataDir)
+			return len(recs) == 1 && recs[0].PID != rec.PID && listening(recs[0].Port)
+		})
+		if out := second.stderr.String(); !strings.Contains(out, "left running by a previous gatehouse") {
+			t.Errorf("the second run does not say it stopped the leftovers; stderr:\n%s", out)
+		}
+		second.term(t)
+		return
+	}
+	// The next run adopts it: same pid, same port, no new process.
+	testutil.WaitFor(t, 20*time.Second, "the second run to adopt web-1 and serve through it", func() bool {
+		recs := readRecords(t, dataDir)
+		if len(recs) != 1 || recs[0].PID != rec.PID || recs[0].Port != rec.Port {
+			return false
+		}
+		resp, err := http.Get("http://" + listen + "/pid")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && strings.TrimSpace(string(b)) == strconv.Itoa(app.pid)
+	})
+	if !shell.alive() || !app.alive() {
+		t.Errorf("after adoption: sh %d alive %v, app %d alive %v; want both running on", shell.pid, shell.alive(), app.pid, app.alive())
+	}
+	if out := second.stderr.String(); !strings.Contains(out, "adopt") || strings.Contains(out, "web-1 start:") {
+		t.Errorf("the second run does not say it adopted web-1, or started a new process; stderr:\n%s", out)
+	}
+	// Its stop stops the adopted app, drain-first, and says how it ended.
+	second.term(t)
+	testutil.WaitFor(t, 10*time.Second, "the adopted processes to be stopped with the second run", func() bool {
 		return !shell.alive() && !app.alive()
 	})
-	t.Logf("old processes gone %v after the second run started", time.Since(began).Round(time.Millisecond))
-	testutil.WaitFor(t, 20*time.Second, "the second run's own instance", func() bool {
-		recs := readRecords(t, dataDir)
-		return len(recs) == 1 && recs[0].PID != rec.PID && listening(recs[0].Port)
-	})
-	if out := second.stderr.String(); !strings.Contains(out, "left running by a previous gatehouse") {
-		t.Errorf("the second run does not say it stopped the leftovers; stderr:\n%s", out)
+	if out := second.stderr.String(); !strings.Contains(out, "web-1 stop:") {
+		t.Errorf("the second run's stop of the adopted web-1 is not reported; stderr:\n%s", out)
 	}
-	second.term(t)
+}
+
+// stripShims rewrites processes.json as a gatehouse before shims wrote
+// it. The shims still run: they end once the next run stops their apps.
+func stripShims(t *testing.T, dataDir string) {
+	t.Helper()
+	path := filepath.Join(dataDir, processesFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc processesDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for i := range doc.Processes {
+		doc.Processes[i].ShimPID, doc.Processes[i].ShimStartTicks, doc.Processes[i].StatusFile = 0, 0, ""
+	}
+	b, _ = json.Marshal(doc)
+	write(t, path, string(b))
 }
 
 func write(t *testing.T, path, text string) {

@@ -41,3 +41,11 @@ func (p *ports) alloc() (int, error) {
 	}
 	return 0, fmt.Errorf("find a free port: all candidates recently used")
 }
+
+// reserve marks port as in use by an adopted instance, so that alloc does
+// not hand it out while the instance may still hold it.
+func (p *ports) reserve(port int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.recent[port] = time.Now()
+}

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,27 +10,45 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gatehouse/gatehouse/internal/procid"
+	"github.com/gatehouse/gatehouse/internal/shim"
 )
 
-// process is one running incarnation of an instance.
+// process is one running incarnation of an instance: the app process and
+// the shim that is its parent (see package shim). This gatehouse either
+// started the shim (cmd is set) or adopted it from a previous gatehouse.
 type process struct {
-	cmd     *exec.Cmd
-	pid     int
-	started time.Time
+	cmd *exec.Cmd
+	pid int
 	// startTicks is the process's start time in clock ticks since boot
 	// (/proc/PID/stat field 22): with pid, it names the process even
 	// after the pid is reused. 0 if it could not be read.
 	startTicks uint64
-	// exited is closed once the process has been reaped; state is valid
-	// after that.
+	shim       procid.ID
+	// statusPath is the file the shim writes the app's exit status to.
+	statusPath string
+	// output is the read end of the app's output pipe.
+	output  *os.File
+	started time.Time
+	// adopted: started by a previous gatehouse.
+	adopted bool
+
+	// stop ends the watch without the process ending (a handover).
+	stop     context.CancelFunc
+	watchCtx context.Context
+	read     chan struct{} // closed when the output is read to its end
+	// exited is closed once the process has ended and its output was
+	// read; exit and exitedAt are valid after that. It is never closed
+	// for a process left to a successor (leave).
 	exited chan struct{}
-	state  *os.ProcessState
-	err    error
-	// exitedAt is when the process was reaped: its exit's time, which a
+	exit   exitInfo
+	// exitedAt is when the process ended: its exit's time, which a
 	// request sent before it may have caused and one sent after cannot.
 	exitedAt time.Time
 }
@@ -40,49 +59,140 @@ type spawnSpec struct {
 	dir  string
 	env  []string
 	out  io.Writer
+	// statusPath is where its shim writes its exit status.
+	statusPath string
 }
 
-// spawn starts argv in its own process group, so that stopping it reaches
-// every process it started (npm start → node).
+// shimExe is the shim's executable: this one (see package shim).
+var shimExe = sync.OnceValues(os.Executable)
+
+// spawn starts argv under a shim, in its own process group, so that
+// stopping it reaches every process it started (npm start → node), and so
+// that it outlives this gatehouse if need be.
 func spawn(s spawnSpec) (*process, error) {
 	if len(s.argv) == 0 {
 		return nil, errors.New("empty command")
 	}
-	cmd := exec.Command(s.argv[0], s.argv[1:]...)
+	exe, err := shimExe()
+	if err != nil {
+		return nil, fmt.Errorf("find gatehouse's executable for the shim: %w", err)
+	}
+	path := s.argv[0]
 	if p, ok := lookPathIn(s.argv[0], s.env, s.dir); ok {
 		// As sh would: the program is found on the PATH the app gets.
-		cmd.Path, cmd.Err = p, nil
-	}
-	cmd.Dir = s.dir
-	cmd.Env = s.env
-	cmd.Stdout = s.out
-	cmd.Stderr = s.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid: true,
-		// If gatehouse itself is killed hard, take the direct child along.
-		Pdeathsig: syscall.SIGKILL,
-	}
-	// A grandchild that inherited the output pipe must not keep Wait from
-	// returning once the process itself has exited.
-	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
+		path = p
+	} else if p, err := exec.LookPath(path); err == nil {
+		path = p
+	} else if !strings.Contains(path, "/") {
 		return nil, fmt.Errorf("start %s: %w", s.argv[0], err)
 	}
-	p := &process{cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), exited: make(chan struct{})}
-	if st, err := readProcStat(p.pid); err == nil {
-		p.startTicks = st.startTicks
+	st, err := shim.Start(shim.Spec{Exe: exe, Path: path, Argv: s.argv, Dir: s.dir, Env: s.env, StatusPath: s.statusPath})
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.argv[0], err)
 	}
-	go p.wait()
+	p := &process{cmd: st.Cmd, pid: st.PID, startTicks: st.StartTicks, statusPath: s.statusPath,
+		shim: procid.ID{PID: st.ShimPID, StartTicks: st.ShimStartTicks}, output: st.Output, started: time.Now()}
+	p.watch(s.out)
 	return p, nil
 }
 
-// wait reaps the process; it ends when the process exits, which every stop
-// path guarantees by SIGKILL.
+// adopt takes over the process rec describes, which a previous gatehouse
+// started; out receives its output from now on. The shim must have been
+// checked (alive, or ended with its status written).
+func adopt(rec ProcessRecord, out io.Writer) *process {
+	p := &process{pid: rec.PID, startTicks: rec.StartTicks, statusPath: rec.StatusFile, adopted: true,
+		shim: procid.ID{PID: rec.ShimPID, StartTicks: rec.ShimStartTicks}, started: rec.StartedAt}
+	if f, err := shim.OpenOutput(rec.ShimPID); err == nil {
+		p.output = f
+	}
+	p.watch(out)
+	return p
+}
+
+// watch starts the goroutines that copy the output to out and wait for
+// the process to end.
+func (p *process) watch(out io.Writer) {
+	p.watchCtx, p.stop = context.WithCancel(context.Background())
+	p.read, p.exited = make(chan struct{}), make(chan struct{})
+	go p.copyOutput(out)
+	go p.wait()
+}
+
+func (p *process) copyOutput(out io.Writer) {
+	defer close(p.read)
+	if p.output == nil {
+		return
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := p.output.Read(buf)
+		if n > 0 {
+			out.Write(buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// outputWait bounds how long the output is read after the process ended:
+// a grandchild that inherited the pipe may keep it open for good.
+const outputWait = time.Second
+
+// wait waits for the shim to end, reaps it if it is this gatehouse's
+// child, and reads how the app ended. It ends early, doing nothing, when
+// the process is left to a successor (leave).
 func (p *process) wait() {
-	p.err = p.cmd.Wait()
+	if err := procid.Wait(p.watchCtx, p.shim); err != nil {
+		return // left: the successor watches it from now on
+	}
+	if p.cmd != nil {
+		p.cmd.Wait()
+	} else if st, err := procid.ReadStat(p.shim.PID); err == nil && st.PPID == os.Getpid() {
+		// Started by this process, then left and taken back (an upgrade
+		// that failed): still its child to reap.
+		unix.Wait4(p.shim.PID, nil, unix.WNOHANG, nil)
+	}
 	p.exitedAt = time.Now()
-	p.state = p.cmd.ProcessState
+	st, err := shim.ReadStatus(p.statusPath)
+	switch {
+	case err == nil:
+		p.exit = exitInfo{code: st.Code, signal: st.Signal}
+		p.exitedAt = st.At
+		os.Remove(p.statusPath)
+	case procid.ID{PID: p.pid, StartTicks: p.startTicks}.Alive():
+		// The shim was killed and wrote nothing; the app it was parent
+		// of dies with it (PR_SET_PDEATHSIG), or is killed by onExit.
+		p.exit = exitInfo{lost: "its shim (pid " + strconv.Itoa(p.shim.PID) + ") was killed"}
+	default:
+		p.exit = exitInfo{lost: "its shim (pid " + strconv.Itoa(p.shim.PID) + ") ended without recording its exit status"}
+	}
+	t := time.NewTimer(outputWait)
+	select {
+	case <-p.read:
+	case <-t.C:
+		if p.output != nil {
+			p.output.SetReadDeadline(time.Now())
+		}
+		<-p.read
+	}
+	t.Stop()
+	if p.output != nil {
+		p.output.Close()
+	}
 	close(p.exited)
+}
+
+// leave stops watching the process without touching it, for a successor
+// gatehouse to adopt: the output is no longer read (what the app writes
+// meanwhile waits in the pipe) and its end no longer awaited.
+func (p *process) leave() {
+	p.stop()
+	if p.output != nil {
+		p.output.SetReadDeadline(time.Now())
+		<-p.read
+		p.output.Close()
+	}
 }
 
 // signalGroup sends sig to the process group. ESRCH (already gone) is fine.
@@ -105,24 +215,20 @@ func (p *process) waitExit(d time.Duration) bool {
 	}
 }
 
-// exitInfo describes how a reaped process ended.
+// exitInfo describes how a process ended.
 type exitInfo struct {
 	code   *int
 	signal string
+	// lost says why how it ended is not known.
+	lost string
 }
 
-func (p *process) exitInfo() exitInfo {
-	if p.state == nil {
-		return exitInfo{}
-	}
-	if ws, ok := p.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return exitInfo{signal: unix.SignalName(ws.Signal())}
-	}
-	code := p.state.ExitCode()
-	return exitInfo{code: &code}
-}
+func (p *process) exitInfo() exitInfo { return p.exit }
 
 func (e exitInfo) String() string {
+	if e.lost != "" {
+		return "ended; how is not known: " + e.lost
+	}
 	if e.signal != "" {
 		return "killed by " + e.signal
 	}

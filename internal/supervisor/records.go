@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/procid"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -53,6 +54,14 @@ type ProcessRecord struct {
 	Restarts   int       `json:"restarts"`
 	StartedAt  time.Time `json:"started_at"`
 	Command    []string  `json:"command"`
+	// ShimPID and ShimStartTicks name the app's parent, gatehouse's shim
+	// (see package shim), which outlives gatehouse; StatusFile is where
+	// it writes the app's exit status. A record without them was written
+	// by a gatehouse without shims: its process can be stopped, not
+	// adopted.
+	ShimPID        int    `json:"shim_pid,omitempty"`
+	ShimStartTicks uint64 `json:"shim_start_ticks,omitempty"`
+	StatusFile     string `json:"status_file,omitempty"`
 }
 
 // processesDoc is the file's content.
@@ -100,11 +109,9 @@ func newRecords(dataDir string, log *slog.Logger) *records {
 	if dataDir == "" {
 		return nil
 	}
-	r := &records{path: filepath.Join(dataDir, processesFile), log: log, bootID: bootID(),
+	r := &records{path: filepath.Join(dataDir, processesFile), log: log, bootID: procid.BootID(),
 		self: os.Getpid(), procs: map[string]ProcessRecord{}, run: runToken()}
-	if st, err := readProcStat(r.self); err == nil {
-		r.selfST = st.startTicks
-	}
+	r.selfST = procid.Of(r.self).StartTicks
 	return r
 }
 
@@ -222,46 +229,65 @@ type procID struct {
 }
 
 // alive reports whether p is still the same process, and not a zombie.
-func (p procID) alive() bool {
-	st, err := readProcStat(p.pid)
-	return err == nil && st.state != 'Z' && st.startTicks == p.startTicks
-}
+func (p procID) alive() bool { return procid.ID{PID: p.pid, StartTicks: p.startTicks}.Alive() }
 
 // leftoverTermWait bounds the wait between SIGTERM and SIGKILL for the
 // leftovers of a previous run.
 const leftoverTermWait = 3 * time.Second
 
-// stopLeftovers finds the processes a previous gatehouse on the same
-// data_dir recorded and left running, and stops each one's process group:
-// SIGTERM, then SIGKILL after leftoverTermWait. A recorded process counts
-// only if its pid is alive with the recorded start time (pids are
+// stopLeftovers stops every process a previous run recorded and left
+// running (see takeOver).
+func (r *records) stopLeftovers(events *telemetry.Events) { r.takeOver(events, takeFresh, nil) }
+
+// takeMode says whose record takeOver may take over.
+type takeMode int
+
+const (
+	// takeFresh: a gatehouse starting on its own; a record whose writer
+	// still runs belongs to that other gatehouse.
+	takeFresh takeMode = iota
+	// takeFromParent: an upgrade's successor; its parent, alive, wrote
+	// the record and left its processes to it.
+	takeFromParent
+	// takeBack: this process left its processes to a successor that
+	// failed, and takes them back, whoever wrote last.
+	takeBack
+)
+
+// takeOver reads the record of the previous run on this data_dir. The
+// processes keep accepts are returned, by app, for the caller to adopt,
+// and this run carries on that run's token, which they have in their
+// environment. The others are stopped: each one's process group gets
+// SIGTERM, then SIGKILL after leftoverTermWait. A recorded process
+// counts only if its pid is alive with the recorded start time (pids are
 // reused); if it is gone (sh killed with gatehouse, its child left
 // behind), a process of its group counts if it started after it and its
 // environment says it is that instance (GATEHOUSE_INSTANCE, GATEHOUSE_APP,
 // which every instance's processes inherit). While a group has a member
 // its id cannot be reused, so such a member proves the group is the old
 // one. It reports what it did to the log and as stop events.
-func (r *records) stopLeftovers(events *telemetry.Events) {
+func (r *records) takeOver(events *telemetry.Events, mode takeMode, keep func(ProcessRecord) bool) map[string][]ProcessRecord {
 	if r == nil {
-		return
+		return nil
 	}
 	b, err := os.ReadFile(r.path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			r.log.Warn("cannot read the record of a previous run's processes", "file", r.path, "err", err)
 		}
-		return
+		return nil
 	}
 	var doc processesDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
 		r.log.Warn("ignoring an unreadable record of a previous run's processes", "file", r.path, "err", err)
-		return
+		return nil
 	}
 	if doc.BootID == "" || doc.BootID != r.bootID || len(doc.Processes) == 0 {
-		return
+		return nil
 	}
 	prev := procID{doc.Gatehouse.PID, doc.Gatehouse.StartTicks}
-	if prev.pid > 0 && prev.alive() {
+	handedOver := mode == takeBack || (mode == takeFromParent && prev.pid == os.Getppid())
+	if prev.pid > 0 && prev.alive() && !handedOver {
 		// Another gatehouse, or this one (a second supervisor in one
 		// process, as tests run), still runs them: its record is its own.
 		r.log.Warn("another gatehouse uses this data_dir; its processes and its record of them are left alone",
@@ -269,11 +295,31 @@ func (r *records) stopLeftovers(events *telemetry.Events) {
 		r.mu.Lock()
 		r.shared = true
 		r.mu.Unlock()
-		return
+		return nil
 	}
-	var found []*leftover
+	adopt := map[string][]ProcessRecord{}
+	var rest []ProcessRecord
 	for _, rec := range doc.Processes {
-		if l := findLeftover(rec, doc.Run); l != nil {
+		if keep != nil && keep(rec) {
+			adopt[rec.App] = append(adopt[rec.App], rec)
+		} else {
+			rest = append(rest, rec)
+		}
+	}
+	if len(adopt) > 0 && doc.Run != "" {
+		r.mu.Lock()
+		r.run = doc.Run
+		r.mu.Unlock()
+	}
+	r.stopRecorded(events, rest, doc.Run)
+	return adopt
+}
+
+// stopRecorded stops what is left running of recs (see takeOver).
+func (r *records) stopRecorded(events *telemetry.Events, recs []ProcessRecord, run string) {
+	var found []*leftover
+	for _, rec := range recs {
+		if l := findLeftover(rec, run); l != nil {
 			found = append(found, l)
 		}
 	}
@@ -352,8 +398,8 @@ func findLeftover(rec ProcessRecord, run string) *leftover {
 		return nil
 	}
 	l := &leftover{rec: rec}
-	if st, err := readProcStat(rec.PID); err == nil && st.state != 'Z' {
-		if st.startTicks != rec.StartTicks || st.pgrp != rec.PGID {
+	if st, err := procid.ReadStat(rec.PID); err == nil && st.State != 'Z' {
+		if st.StartTicks != rec.StartTicks || st.PGRP != rec.PGID {
 			return nil // the pid was reused (or left its group): not ours
 		}
 		l.leader = true
@@ -367,14 +413,14 @@ func findLeftover(rec ProcessRecord, run string) *leftover {
 		if pid == rec.PID {
 			continue
 		}
-		st, err := readProcStat(pid)
-		if err != nil || st.pgrp != rec.PGID || st.state == 'Z' || st.startTicks < rec.StartTicks {
+		st, err := procid.ReadStat(pid)
+		if err != nil || st.PGRP != rec.PGID || st.State == 'Z' || st.StartTicks < rec.StartTicks {
 			continue
 		}
 		if !environHas(pid, want) {
 			continue
 		}
-		l.procs = append(l.procs, procID{pid, st.startTicks})
+		l.procs = append(l.procs, procID{pid, st.StartTicks})
 	}
 	if len(l.procs) == 0 {
 		return nil
@@ -415,45 +461,4 @@ func environHas(pid int, kvs []string) bool {
 		}
 	}
 	return true
-}
-
-// procStat is what gatehouse reads of /proc/PID/stat.
-type procStat struct {
-	state      byte
-	pgrp       int
-	startTicks uint64
-}
-
-// readProcStat reads /proc/PID/stat: field 3 (state), 5 (pgrp) and 22
-// (starttime). The command name (field 2) may hold spaces and
-// parentheses, so fields are counted from its last ')'.
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3.
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	pgrp, err1 := strconv.Atoi(f[2])
-	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	return procStat{state: f[0][0], pgrp: pgrp, startTicks: start}, nil
-}
-
-// bootID identifies the running kernel's boot; "" when unknown.
-func bootID() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/procid"
 )
 
 func review4Log() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -37,11 +39,11 @@ func review4Spawn(t *testing.T, script string, env ...string) (*exec.Cmd, chan e
 
 func review4Ticks(t *testing.T, pid int) uint64 {
 	t.Helper()
-	st, err := readProcStat(pid)
+	st, err := procid.ReadStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.startTicks
+	return st.StartTicks
 }
 
 // review4DeadGatehouse is the pid and start time of a process that has exited.
@@ -59,7 +61,7 @@ func review4DeadGatehouse(t *testing.T) (int, uint64) {
 func review4WriteDoc(t *testing.T, dataDir string, recs ...ProcessRecord) {
 	t.Helper()
 	var doc processesDoc
-	doc.BootID = bootID()
+	doc.BootID = procid.BootID()
 	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = review4DeadGatehouse(t)
 	doc.Written = time.Now()
 	doc.Processes = recs
@@ -89,7 +91,7 @@ func review4Signaled(t *testing.T, done chan error, within time.Duration) bool {
 // GATEHOUSE_INSTANCE=web-1 and started after the record: stopLeftovers takes
 // it for a leftover and kills the other gatehouse's live instance.
 func TestReusedPIDNewGroupIsNotALeftover(t *testing.T) {
-	if bootID() == "" {
+	if procid.BootID() == "" {
 		t.Skip("no boot id")
 	}
 	dataDir := t.TempDir()
@@ -112,7 +114,7 @@ func TestReusedPIDNewGroupIsNotALeftover(t *testing.T) {
 // stopLeftovers signals the recorded pgid without checking that the live
 // leader is in it, here a stand-in for the user's shell's job.
 func TestRecordedPGIDIsCheckedAgainstTheLiveLeader(t *testing.T) {
-	if bootID() == "" {
+	if procid.BootID() == "" {
 		t.Skip("no boot id")
 	}
 	dataDir := t.TempDir()
@@ -179,12 +181,12 @@ func TestRelativePATHEntryFindsTheProgram(t *testing.T) {
 		t.Fatalf("sh -c %q: %v %s", line, err, out)
 	}
 	argv := commandArgv([]string{"sh", "-c", line})
-	p, err := spawn(spawnSpec{argv: argv, dir: dir, env: env, out: io.Discard})
+	p, err := spawn(spawnSpec{argv: argv, dir: dir, env: env, out: io.Discard, statusPath: filepath.Join(dir, "status")})
 	if err != nil {
 		t.Fatalf("sh -c %q runs, but gatehouse started it as %q: %v", line, argv, err)
 	}
 	<-p.exited
-	if p.state == nil || p.state.ExitCode() != 0 {
-		t.Fatalf("%q: %v", argv, p.err)
+	if e := p.exitInfo(); e.code == nil || *e.code != 0 {
+		t.Fatalf("%q: %v", argv, e)
 	}
 }

@@ -2,11 +2,15 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -35,6 +39,10 @@ type Options struct {
 	SampleInterval time.Duration
 	// ProbeResult, if set, sees every probe's result (metrics).
 	ProbeResult func(app, instance string, r probe.Result)
+	// Successor: this gatehouse was started by an upgrade, and the
+	// gatehouse that started it (alive, its parent) has left its
+	// processes to it to adopt.
+	Successor bool
 }
 
 // Supervisor owns every app's processes.
@@ -48,6 +56,16 @@ type Supervisor struct {
 	console    *console
 	// records is data_dir/processes.json; nil without a data_dir.
 	records *records
+
+	// leaving is set from Leave until TakeBack: the processes belong to
+	// a successor, and no instance is started.
+	leaving atomic.Bool
+	// begun is closed once Run has adopted and started the instances.
+	begun chan struct{}
+	// adopting counts the adopted instances not yet checked.
+	adopting countdown
+	// statusSeq numbers the status files of the processes it starts.
+	statusSeq atomic.Int64
 
 	mu    sync.Mutex
 	apps  map[string]*App
@@ -64,6 +82,7 @@ func New(cfg *config.Config, opts Options) *Supervisor {
 		prober:     probe.New(),
 		reader:     procstat.NewReader(),
 		sampleKick: make(chan struct{}, 1),
+		begun:      make(chan struct{}),
 		ports:      newPorts(),
 		console:    &console{w: opts.Console},
 		apps:       map[string]*App{},
@@ -110,13 +129,19 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	// stop rather than cancelling everything mid-step.
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	// A previous gatehouse on this data_dir that was killed hard may have
-	// left its apps running: stop them before starting ours.
-	s.records.stopLeftovers(s.opts.Events)
+	// The gatehouse that upgraded to this one, or one that was killed
+	// hard, left its apps running: adopt those this config still runs,
+	// stop the others, then start what is missing.
+	mode := takeFresh
+	if s.opts.Successor {
+		mode = takeFromParent
+	}
+	adopt := s.records.takeOver(s.opts.Events, mode, s.adoptable)
 	s.records.claim()
 	for _, a := range s.Apps() {
-		a.begin(ictx)
+		a.begin(ictx, adopt[a.name])
 	}
+	close(s.begun)
 	every := s.opts.SampleInterval
 	if every <= 0 {
 		every = 5 * time.Second
@@ -138,6 +163,115 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// adoptable reports whether rec is a process this gatehouse adopts: one
+// started under a shim, for an app of this config that runs processes,
+// with the command the config gives it. The shim may have ended since:
+// the adopted instance then reports how its process ended and restarts.
+func (s *Supervisor) adoptable(rec ProcessRecord) bool {
+	if rec.ShimPID <= 0 || rec.StatusFile == "" {
+		return false
+	}
+	a := s.App(rec.App)
+	if a == nil {
+		return false
+	}
+	cfg := a.Config()
+	return !cfg.External() && slices.Equal(commandArgv(cfg.Command), rec.Command)
+}
+
+// AwaitAdopted returns once every instance adopted so far has been
+// checked (its first probe ran, or its process had ended), or with ctx's
+// error. A successor gatehouse calls it before it says it is ready.
+func (s *Supervisor) AwaitAdopted(ctx context.Context) error {
+	select {
+	case <-s.begun:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.adopting.wait(ctx)
+}
+
+// countdown is a count that can be waited for to reach zero.
+type countdown struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed while n is 0; nil means closed
+}
+
+func (c *countdown) add() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		c.zero = make(chan struct{})
+	}
+	c.n++
+}
+
+func (c *countdown) done() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n--
+	if c.n == 0 {
+		close(c.zero)
+	}
+}
+
+func (c *countdown) wait(ctx context.Context) error {
+	c.mu.Lock()
+	zero := c.zero
+	c.mu.Unlock()
+	if zero == nil {
+		return nil
+	}
+	select {
+	case <-zero:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Leave stops supervising every instance without stopping any process,
+// for a successor gatehouse to adopt them: each instance's output is no
+// longer read and its process no longer watched or probed, its record is
+// kept, and its member stays in the pool, so that the requests this
+// gatehouse still serves reach it. Until TakeBack no instance is started:
+// operations that would start one fail. It returns once every instance
+// has let go.
+func (s *Supervisor) Leave() {
+	s.leaving.Store(true)
+	var wg sync.WaitGroup
+	for _, a := range s.Apps() {
+		wg.Go(a.leave)
+	}
+	wg.Wait()
+}
+
+// TakeBack adopts again what Leave left, after the successor failed: the
+// processes as the record now has them (the successor may have restarted
+// some), and starts what is missing. The members Leave kept leave the
+// pools once the adopted ones are in.
+func (s *Supervisor) TakeBack() {
+	adopt := s.records.takeOver(s.opts.Events, takeBack, s.adoptable)
+	s.leaving.Store(false)
+	s.records.claim()
+	for _, a := range s.Apps() {
+		a.takeBack(adopt[a.name])
+	}
+}
+
+// statusPath is the file the shim of instance id's next process writes
+// its exit status to: under data_dir/run, or the system's temporary
+// directory without a data_dir.
+func (s *Supervisor) statusPath(id string) string {
+	dir := os.TempDir()
+	if s.opts.DataDir != "" {
+		dir = filepath.Join(s.opts.DataDir, "run")
+	}
+	os.MkdirAll(dir, 0o755)
+	return filepath.Join(dir, fmt.Sprintf("%s.%d.%d.exit", id, os.Getpid(), s.statusSeq.Add(1)))
 }
 
 // environ is the environment an app's processes start with: gatehouse's

@@ -39,6 +39,17 @@ const (
 	EventCertExpiring     = "cert_expiring"
 	EventCertReloaded     = "cert_reloaded"
 	EventCertReloadFailed = "cert_reload_failed"
+
+	// An instance whose process a previous gatehouse started, taken over
+	// without a restart (an upgrade, or after that gatehouse died).
+	EventAdopt = "adopt"
+
+	// Upgrades of gatehouse itself (gatehouse upgrade, SIGUSR2). App is
+	// empty; Detail names the old and new gatehouse processes, or why
+	// the upgrade was abandoned.
+	EventUpgradeBegin = "upgrade_begin"
+	EventUpgradeReady = "upgrade_ready"
+	EventUpgradeAbort = "upgrade_abort"
 )
 
 // Event is one lifecycle event of an app or instance.

@@ -1,0 +1,290 @@
+// Package handover owns the exchange between a running gatehouse and the
+// new gatehouse process it starts to replace itself (an upgrade): which
+// listening sockets go across and how the new process says it is ready,
+// or why it is not. It knows nothing of gatehouse's config or apps; the
+// caller decides what to pass and when to call it ready.
+//
+// The old process starts the new one as its child with the listening
+// sockets as inherited descriptors and one end of a socket pair, named in
+// the environment variable GATEHOUSE_HANDOVER (JSON). The new process
+// serves on the sockets it is given for the same addresses, so the
+// kernel's accept queue, shared by both, never refuses a connection. It
+// writes one line on the socket pair: "ready PID" once it serves, or
+// "error: MESSAGE" when it gives up.
+//
+//	old ──Start──▶ new (child, fds 3..)      new: Listener(key, addr)
+//	old ◀──────── "ready PID" / "error: …" ── new: Ready() / Fail(err)
+//	old: stops accepting, drains, exits      new: serves on
+package handover
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Env is the variable that tells a new process what it inherited.
+const Env = "GATEHOUSE_HANDOVER"
+
+// Listener is one listening socket to pass on: Key says what it is for
+// (listen, tls listen, admin) and Addr is the configured address it was
+// bound for, so that a successor whose config moved it binds anew. Ln
+// must be the socket itself (a *net.TCPListener), not a wrapper.
+type Listener struct {
+	Key  string
+	Addr string
+	Ln   syscall.Conn
+}
+
+// dup duplicates ln's descriptor for a child. Not through
+// (*net.TCPListener).File: exec puts a file from there into blocking
+// mode, and the mode belongs to the socket, which this process still
+// accepts on.
+func dup(ln syscall.Conn) (*os.File, error) {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var nfd int
+	var derr error
+	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	return os.NewFile(uintptr(nfd), "listener"), nil
+}
+
+// spec is the content of Env.
+type spec struct {
+	Parent    int           `json:"parent"`
+	Control   int           `json:"control"`
+	Listeners []listenerRef `json:"listeners"`
+}
+
+type listenerRef struct {
+	Key  string `json:"key"`
+	Addr string `json:"addr"`
+	FD   int    `json:"fd"`
+}
+
+// Error is a handover that did not happen: the new process failed.
+type Error struct {
+	// PID is the new process; Reason says why, in its own words when it
+	// said any.
+	PID    int
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("the new gatehouse (pid %d) did not take over: %s", e.PID, e.Reason)
+}
+
+// Successor is a new process started by Start, not yet ready.
+type Successor struct {
+	cmd     *exec.Cmd
+	control *os.File
+	exited  chan struct{}
+}
+
+// Start starts exe with args and env, giving it lns. The new process's
+// output goes to stdout and stderr: the same terminal or journal as this
+// one's.
+func Start(exe string, args, env []string, lns []Listener, stdout, stderr *os.File) (*Successor, error) {
+	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("handover socket pair: %w", err)
+	}
+	// Ours non-blocking, so that the poller serves it and a deadline can
+	// end a read.
+	syscall.SetNonblock(pair[0], true)
+	ours := os.NewFile(uintptr(pair[0]), "handover")
+	theirs := os.NewFile(uintptr(pair[1]), "handover-successor")
+	files := []*os.File{theirs}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	sp := spec{Parent: os.Getpid(), Control: 3}
+	for _, l := range lns {
+		f, err := dup(l.Ln)
+		if err != nil {
+			ours.Close()
+			return nil, fmt.Errorf("pass the %s socket: %w", l.Key, err)
+		}
+		sp.Listeners = append(sp.Listeners, listenerRef{Key: l.Key, Addr: l.Addr, FD: 3 + len(files)})
+		files = append(files, f)
+	}
+	b, _ := json.Marshal(sp)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(withoutEnv(env), Env+"="+string(b))
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.ExtraFiles = files
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		return nil, fmt.Errorf("start %s: %w", exe, err)
+	}
+	s := &Successor{cmd: cmd, control: ours, exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(s.exited)
+	}()
+	return s, nil
+}
+
+// PID is the new process's pid.
+func (s *Successor) PID() int { return s.cmd.Process.Pid }
+
+// AwaitReady waits up to timeout for the new process to say it is ready.
+// On any other outcome (it says why not, exits, or stays silent) it is
+// killed with SIGKILL, which leaves the processes it may have adopted
+// running, and reaped, and the error (an *Error) says what happened.
+func (s *Successor) AwaitReady(timeout time.Duration) error {
+	defer s.control.Close()
+	line := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(s.control).ReadString('\n')
+		line <- strings.TrimSpace(l)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var reason string
+	select {
+	case l := <-line:
+		if rest, ok := strings.CutPrefix(l, "ready "); ok && rest == strconv.Itoa(s.PID()) {
+			return nil
+		}
+		reason, _ = strings.CutPrefix(l, "error: ")
+		if reason == "" {
+			reason = s.exitReason()
+		}
+	case <-t.C:
+		reason = fmt.Sprintf("not ready within %s", timeout)
+	}
+	s.cmd.Process.Kill()
+	<-s.exited
+	// Unblock the reader: the new process is gone.
+	s.control.SetReadDeadline(time.Now())
+	<-line
+	return &Error{PID: s.PID(), Reason: reason}
+}
+
+// exitReason waits briefly for the process to be reaped and says how it
+// ended.
+func (s *Successor) exitReason() string {
+	select {
+	case <-s.exited:
+	case <-time.After(2 * time.Second):
+		return "it closed the handover channel without saying why"
+	}
+	st := s.cmd.ProcessState
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "it was killed by " + ws.Signal().String() + " before it was ready"
+	}
+	return fmt.Sprintf("it exited with code %d before it was ready", st.ExitCode())
+}
+
+// withoutEnv drops a stale Env from env (a process that was itself a
+// successor passes its own environment on).
+func withoutEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, Env+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// Inherited is what a new process got from the process that started it.
+type Inherited struct {
+	parent  int
+	control *os.File
+	lns     map[string]listenerRef
+	used    map[string]bool
+}
+
+// FromEnv returns what this process inherited, or nil when it was not
+// started by a handover. It takes Env out of the environment, so that
+// nothing started later sees it.
+func FromEnv() (*Inherited, error) {
+	v, ok := os.LookupEnv(Env)
+	if !ok {
+		return nil, nil
+	}
+	os.Unsetenv(Env)
+	var sp spec
+	if err := json.Unmarshal([]byte(v), &sp); err != nil {
+		return nil, fmt.Errorf("%s: %w", Env, err)
+	}
+	// Inherited descriptors come without close-on-exec: set it, or every
+	// process this one starts would hold them.
+	syscall.CloseOnExec(sp.Control)
+	in := &Inherited{parent: sp.Parent, control: os.NewFile(uintptr(sp.Control), "handover"),
+		lns: map[string]listenerRef{}, used: map[string]bool{}}
+	for _, l := range sp.Listeners {
+		syscall.CloseOnExec(l.FD)
+		in.lns[l.Key] = l
+	}
+	return in, nil
+}
+
+// Parent is the pid of the process that started this one.
+func (in *Inherited) Parent() int { return in.parent }
+
+// Listener returns the inherited socket for key if it was bound for addr;
+// false when there is none (the config moved it: bind anew).
+func (in *Inherited) Listener(key, addr string) (net.Listener, bool, error) {
+	l, ok := in.lns[key]
+	if !ok || l.Addr != addr || in.used[key] {
+		return nil, false, nil
+	}
+	in.used[key] = true
+	f := os.NewFile(uintptr(l.FD), key)
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, false, fmt.Errorf("inherited %s socket: %w", key, err)
+	}
+	return ln, true, nil
+}
+
+// Close closes the inherited sockets Listener was not asked for.
+func (in *Inherited) Close() {
+	for key, l := range in.lns {
+		if !in.used[key] {
+			in.used[key] = true
+			syscall.Close(l.FD)
+		}
+	}
+}
+
+// Ready tells the old process that this one serves.
+func (in *Inherited) Ready() error { return in.say("ready " + strconv.Itoa(os.Getpid())) }
+
+// Fail tells the old process why this one gives up.
+func (in *Inherited) Fail(err error) error {
+	return in.say("error: " + strings.ReplaceAll(err.Error(), "\n", " "))
+}
+
+func (in *Inherited) say(line string) error {
+	if in.control == nil {
+		return errors.New("handover: already answered")
+	}
+	_, err := in.control.WriteString(line + "\n")
+	in.control.Close()
+	in.control = nil
+	return err
+}

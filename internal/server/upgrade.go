@@ -1,0 +1,188 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/handover"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// An upgrade replaces this gatehouse process with a new one, started from
+// the executable at the same path, without refusing a connection and
+// without stopping an app:
+//
+//  1. The supervisor leaves every instance: its process runs on, its
+//     member stays in the pool, and this process keeps serving with it.
+//  2. The successor starts with the listening sockets (package handover),
+//     adopts the instances from data_dir/processes.json (their parent is
+//     a shim, not this process: see package shim), probes each once, and
+//     says it is ready; only then does it accept.
+//  3. This process stops accepting, ends its event streams cleanly, serves
+//     the requests it has and those that come on its keep-alive
+//     connections for a moment (answering Connection: close), and exits
+//     without stopping any instance.
+//
+// If the successor says it cannot, exits, or is not ready within
+// UpgradeTimeout, it is killed (SIGKILL: its own shutdown would stop the
+// apps), this process takes the instances back and serves on.
+
+// upgradeState is a server's part in upgrades, as the old process and as
+// the new one.
+type upgradeState struct {
+	exe     string
+	args    []string
+	timeout time.Duration
+	// inherit is what this process got from its predecessor; nil if none.
+	inherit *handover.Inherited
+
+	mu sync.Mutex // one upgrade at a time
+	// handedOver is closed once a successor took over: Run then shuts
+	// down, leaving the instances.
+	handedOver chan struct{}
+	done       atomic.Bool
+	// ready: this successor told its predecessor it serves (or it is no
+	// successor). Until then its shutdown leaves the instances it adopted.
+	ready atomic.Bool
+}
+
+// idleGrace is how long the old process of an upgrade keeps its idle
+// keep-alive connections open to answer their next request with
+// Connection: close (see front.Server.ShutdownIdleGrace).
+const idleGrace = 2 * time.Second
+
+func newUpgradeState(opts Options) upgradeState {
+	u := upgradeState{exe: opts.Executable, args: opts.Args, timeout: opts.UpgradeTimeout, inherit: opts.Handover,
+		handedOver: make(chan struct{})}
+	u.ready.Store(opts.Handover == nil)
+	if u.exe == "" {
+		u.exe, _ = os.Executable()
+	}
+	if u.args == nil {
+		u.args = os.Args[1:]
+	}
+	if u.timeout <= 0 {
+		u.timeout = time.Minute
+	}
+	return u
+}
+
+// inherited is the predecessor's socket for the listener what (listen, tls
+// listen, admin listen) if it was bound for addr.
+func (u *upgradeState) inherited(what, addr string) (net.Listener, bool, error) {
+	if u.inherit == nil {
+		return nil, false, nil
+	}
+	return u.inherit.Listener(what, addr)
+}
+
+// closeInherited closes the inherited sockets the config no longer uses
+// (a listen address that changed).
+func (u *upgradeState) closeInherited() {
+	if u.inherit != nil {
+		u.inherit.Close()
+	}
+}
+
+// Upgrade replaces this gatehouse with a new process (see above) and
+// returns the new process's pid once it serves; this process then shuts
+// down, leaving the instances to it. On failure this process carries on,
+// and the error says why.
+func (s *Server) Upgrade(ctx context.Context, p supervisor.Progress) (int, error) {
+	u := &s.upgrade
+	if !u.mu.TryLock() {
+		return 0, errors.New("upgrade: another upgrade is under way")
+	}
+	defer u.mu.Unlock()
+	if u.done.Load() {
+		return 0, errors.New("upgrade: this gatehouse has already handed over to a new process")
+	}
+	if !u.ready.Load() {
+		return 0, errors.New("upgrade: this gatehouse is itself taking over from another; try again when it serves")
+	}
+	if _, err := os.Stat(u.exe); err != nil {
+		return 0, fmt.Errorf("upgrade: the gatehouse executable: %w", err)
+	}
+	s.emitUpgrade(telemetry.EventUpgradeBegin, fmt.Sprintf("gatehouse pid %d starts %s to take over", os.Getpid(), u.exe))
+	s.notify.Reloading()
+	p("leaving the instances to the new process (they run on; this process serves until it is ready)")
+	s.sup.Leave()
+	succ, err := handover.Start(u.exe, u.args, os.Environ(), s.handedSockets(), os.Stdout, os.Stderr)
+	if err == nil {
+		p("started %s as pid %d; waiting up to %s for it to adopt the instances and serve", u.exe, succ.PID(), u.timeout)
+		err = succ.AwaitReady(u.timeout)
+	}
+	if err != nil {
+		s.sup.TakeBack()
+		s.emitUpgrade(telemetry.EventUpgradeAbort, err.Error()+"; this gatehouse (pid "+strconv.Itoa(os.Getpid())+") took its instances back and serves on")
+		s.notify.Ready()
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
+	s.emitUpgrade(telemetry.EventUpgradeReady, fmt.Sprintf("gatehouse pid %d serves; pid %d stops accepting, finishes its requests and exits, leaving the apps running",
+		succ.PID(), os.Getpid()))
+	p("pid %d serves; this process (pid %d) drains and exits", succ.PID(), os.Getpid())
+	u.done.Store(true)
+	close(u.handedOver)
+	return succ.PID(), nil
+}
+
+func (s *Server) emitUpgrade(typ, detail string) {
+	s.events.Emit(telemetry.Event{Type: typ, Detail: detail, PID: os.Getpid()})
+	s.log.Info(typ, "detail", detail)
+}
+
+// handedSockets are the listening sockets a successor gets.
+func (s *Server) handedSockets() []handover.Listener {
+	var out []handover.Listener
+	add := func(key, addr string, ln net.Listener) {
+		if sc, ok := ln.(syscall.Conn); ok {
+			out = append(out, handover.Listener{Key: key, Addr: addr, Ln: sc})
+		}
+	}
+	add("listen", s.cfg.Listen, s.rawPublic)
+	if s.cfg.TLS != nil {
+		add("tls listen", s.cfg.TLS.Listen, s.rawTLS)
+	}
+	add("admin listen", s.cfg.Admin, s.rawAdmin)
+	return out
+}
+
+// takeOver is a successor's step between starting its supervisor and
+// accepting: it waits until every adopted instance has been checked, then
+// tells its predecessor (and systemd) that it serves. Nothing to do for a
+// gatehouse started on its own.
+func (s *Server) takeOver(ctx context.Context) error {
+	u := &s.upgrade
+	if u.inherit == nil {
+		return nil
+	}
+	c, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	if err := s.sup.AwaitAdopted(c); err != nil {
+		err = fmt.Errorf("adopting the instances: %w", err)
+		u.inherit.Fail(err)
+		return err
+	}
+	if err := u.inherit.Ready(); err != nil {
+		// The predecessor gave up on this process (and kills it).
+		return fmt.Errorf("tell the previous gatehouse (pid %d) this one is ready: %w", u.inherit.Parent(), err)
+	}
+	u.ready.Store(true)
+	s.notify.MainPID(os.Getpid())
+	s.log.Info("took over from the previous gatehouse", "previous_pid", u.inherit.Parent())
+	return nil
+}
+
+// leaving reports whether the shutdown must leave the instances running:
+// they were handed over, or this successor never became ready (its
+// predecessor takes them back).
+func (u *upgradeState) leaving() bool { return u.done.Load() || !u.ready.Load() }
