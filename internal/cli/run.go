@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/sdnotify"
 	"github.com/gatehouse/gatehouse/internal/server"
 )
 
@@ -41,7 +42,10 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) err
 		cfg.Admin = adminAddr
 	}
 	logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srv, err := server.New(cfg, server.Options{Console: c.OutOrStdout(), Logger: logger})
+	// Under systemd (Type=notify) gatehouse reports readiness, reloads and
+	// shutdown, and keeps the watchdog; elsewhere notify is nil.
+	notify := sdnotify.New(logger)
+	srv, err := server.New(cfg, server.Options{Console: c.OutOrStdout(), Logger: logger, Notify: notify})
 	if err != nil {
 		return err
 	}

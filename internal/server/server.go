@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/probe"
+	"github.com/gatehouse/gatehouse/internal/sdnotify"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/trust"
@@ -40,6 +41,9 @@ type Options struct {
 	// CertRenewCheck is how often ACME certificates are checked for
 	// renewal; 0 means certmagic's default (10 minutes). Tests shorten it.
 	CertRenewCheck time.Duration
+	// Notify tells systemd when gatehouse is ready, reloading and
+	// stopping, and keeps its watchdog; nil means not under systemd.
+	Notify *sdnotify.Notifier
 }
 
 // Server is one gatehouse instance: gateway, supervisor and admin API.
@@ -71,6 +75,7 @@ type Server struct {
 	// snapMu serialises snapshot writes (the loop and Diagnose): both use
 	// the same temporary file.
 	snapMu sync.Mutex
+	notify *sdnotify.Notifier
 }
 
 // New prepares a server and binds its listeners, so that an address in use
@@ -87,7 +92,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: opts.Logger}
+	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify}
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
 	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
 	s.events = telemetry.NewEvents(s.eventsW, 0)
@@ -313,8 +318,10 @@ func (s *Server) Run(ctx context.Context) error {
 		recent:    start("log collector", exited, func() error { s.collectLines(loopCtx); return nil }),
 		sup:       start("supervisor", exited, func() error { return s.sup.Run(supCtx) }),
 		admin:     start("admin listener", exited, func() error { return serve(s.adminSrv, s.adminLn) }),
+		watchdog:  start("systemd watchdog", exited, func() error { s.notify.RunWatchdog(loopCtx, s.adminAnswers); return nil }),
 		stopLoops: stopLoops, stopSup: stopSup, stopAdminHandlers: stopAdminHandlers,
 	}
+	s.notify.Ready()
 	var cause error
 	select {
 	case <-ctx.Done():
@@ -333,7 +340,7 @@ func (s *Server) Run(ctx context.Context) error {
 // running holds a running server's components and the cancel funcs that
 // stop them.
 type running struct {
-	public, healer, counter, snap, recent, sup, admin *component
+	public, healer, counter, snap, recent, sup, admin, watchdog *component
 	// secure holds the HTTPS listener and the certificate manager, when
 	// there is a tls: block.
 	secure                                []*component
@@ -342,7 +349,8 @@ type running struct {
 
 // shutdown is gatehouse's one shutdown sequence. Run calls it once, both
 // when its context ends (SIGTERM, Ctrl-C) and when a component fails on
-// its own, so that every way out stops the same things in the same order:
+// its own, so that every way out stops the same things in the same order
+// (systemd is told STOPPING=1 first):
 //
 //  1. Stop accepting on the public listeners (plain and HTTPS): new
 //     connections are refused.
@@ -351,8 +359,9 @@ type running struct {
 //     their open streams finish; whatever is still open then is closed.
 //  3. Stop the background loops: auto-heal (so it starts no recycle of an
 //     instance about to stop), the event counter, the state snapshots,
-//     the recent-output collector and the certificate manager (renewals,
-//     file watching).
+//     the recent-output collector, the certificate manager (renewals,
+//     file watching) and the systemd watchdog: a stop that outlasts
+//     WatchdogSec is bounded by TimeoutStopSec instead.
 //  4. Stop the supervisor: every instance is drained, sent SIGTERM, then
 //     SIGKILL after its stop_timeout; their stop events are still written.
 //  5. Stop the admin API: long-lived handlers (logs -f) end their
@@ -362,13 +371,14 @@ type running struct {
 // A step whose component already failed finds nothing left to stop and
 // goes on to the next.
 func (s *Server) shutdown(r *running) {
+	s.notify.Stopping()
 	// Steps 1 and 2: Shutdown closes the listener first, then waits for
 	// the connections to finish.
 	s.drainPublic()
 	wait(r.public)
 	// Step 3.
 	r.stopLoops()
-	wait(r.healer, r.counter, r.snap, r.recent)
+	wait(r.healer, r.counter, r.snap, r.recent, r.watchdog)
 	wait(r.secure...)
 	// Step 4.
 	r.stopSup()
