@@ -14,6 +14,10 @@ import (
 // Ops are the operations the admin API can start.
 type Ops interface {
 	Reload(ctx context.Context, app string, p supervisor.Progress) error
+	// Upgrade replaces the gatehouse process with a new one started from
+	// the same executable path, keeping the sockets and the apps; it
+	// returns the new process's pid.
+	Upgrade(ctx context.Context, p supervisor.Progress) (int, error)
 	App(name string) (*supervisor.App, error)
 	Instance(id string) (*supervisor.App, error)
 }
@@ -27,6 +31,15 @@ type OpLine struct {
 }
 
 func registerOps(mux *http.ServeMux, ops Ops) {
+	mux.HandleFunc("POST /api/upgrade", func(w http.ResponseWriter, r *http.Request) {
+		streamOp(w, r, func(ctx context.Context, p supervisor.Progress) error {
+			pid, err := ops.Upgrade(ctx, p)
+			if err == nil {
+				p("upgraded: gatehouse pid %d serves", pid)
+			}
+			return err
+		})
+	})
 	mux.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
 		streamOp(w, r, func(ctx context.Context, p supervisor.Progress) error { return ops.Reload(ctx, "", p) })
 	})

@@ -70,7 +70,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
 	root.AddCommand(newRunCmd(), newValidateCmd(), newStatusCmd(), newVersionCmd(),
-		newReloadCmd(), newScaleCmd(), newRestartCmd(), newDiagnoseCmd(), newLogsCmd(),
+		newReloadCmd(), newUpgradeCmd(), newScaleCmd(), newRestartCmd(), newDiagnoseCmd(), newLogsCmd(),
 		newStopStartCmd("stop", "Take an app down without removing it: drain and stop every instance (scale to 0)"),
 		newStopStartCmd("start", "Bring a stopped app back to its configured number of instances"))
 	return root

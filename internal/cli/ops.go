@@ -64,6 +64,23 @@ func newReloadCmd() *cobra.Command {
 	return c
 }
 
+func newUpgradeCmd() *cobra.Command {
+	var f opFlags
+	c := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Replace the running gatehouse with the binary now at its path, keeping connections and apps",
+		Long: "Starts the gatehouse executable at the running one's path (read afresh, so a new version\n" +
+			"installed there) with the same arguments. It gets the listening sockets and adopts the running\n" +
+			"app instances without restarting them; once it serves, the old process finishes its requests\n" +
+			"and exits. If the new one fails to start or is not ready in time, the old one serves on and the\n" +
+			"exit code is 1, with the reason. SIGUSR2 to gatehouse does the same.",
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error { return f.runOp(c, "/api/upgrade") },
+	}
+	f.add(c)
+	return c
+}
+
 func newScaleCmd() *cobra.Command {
 	var f opFlags
 	c := &cobra.Command{

@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/handover"
+	"github.com/gatehouse/gatehouse/internal/sdnotify"
 	"github.com/gatehouse/gatehouse/internal/server"
 )
 
@@ -29,7 +31,18 @@ func newRunCmd() *cobra.Command {
 	return c
 }
 
-func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) error {
+func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (err error) {
+	// Started by `gatehouse upgrade`: the previous gatehouse waits to hear
+	// that this one serves, or why it will not.
+	inherit, err := handover.FromEnv()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil && inherit != nil {
+			inherit.Fail(err) // a no-op once it said it was ready
+		}
+	}()
 	cfg, err := config.Find(file, argv)
 	if err != nil {
 		return err
@@ -41,7 +54,10 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) err
 		cfg.Admin = adminAddr
 	}
 	logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srv, err := server.New(cfg, server.Options{Console: c.OutOrStdout(), Logger: logger})
+	// Under systemd (Type=notify) gatehouse reports readiness, reloads and
+	// shutdown, and keeps the watchdog; elsewhere notify is nil.
+	notify := sdnotify.New(logger)
+	srv, err := server.New(cfg, server.Options{Console: c.OutOrStdout(), Logger: logger, Notify: notify, Handover: inherit})
 	if err != nil {
 		return err
 	}
@@ -55,12 +71,17 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) err
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hupDone := reloadOnHUP(ctx, srv, logger)
-	defer func() { stop(); <-hupDone }()
+	usr2Done := upgradeOnUSR2(ctx, srv, logger)
+	defer func() { stop(); <-hupDone; <-usr2Done }()
 	logger.Info("gatehouse running", "listen", srv.Addr(), "admin", srv.AdminAddr(), "apps", len(cfg.Apps), "data_dir", cfg.DataDir)
 	err = srv.Run(ctx)
 	finishPrinting()
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
+	}
+	if srv.HandedOver() {
+		logger.Info("gatehouse handed over to its successor and exits; the apps run on")
+		return nil
 	}
 	logger.Info("gatehouse stopped")
 	return nil
@@ -87,6 +108,37 @@ func reloadOnHUP(ctx context.Context, srv *server.Server, logger *slog.Logger) <
 				if err != nil {
 					logger.Error("reload failed", "err", err)
 				}
+			}
+		}
+	}()
+	return done
+}
+
+// upgradeOnUSR2 upgrades gatehouse on SIGUSR2 (for init systems; the
+// command is gatehouse upgrade) until ctx ends; the returned channel
+// closes when its goroutine has stopped.
+func upgradeOnUSR2(ctx context.Context, srv *server.Server, logger *slog.Logger) <-chan struct{} {
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer signal.Stop(usr2)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-usr2:
+				logger.Info("SIGUSR2: upgrading")
+				pid, err := srv.Upgrade(ctx, func(format string, args ...any) {
+					logger.Info("upgrade: " + fmt.Sprintf(format, args...))
+				})
+				if err != nil {
+					logger.Error("upgrade failed; this gatehouse serves on", "err", err)
+					continue
+				}
+				logger.Info("upgraded; the new gatehouse serves", "pid", pid)
+				return
 			}
 		}
 	}()

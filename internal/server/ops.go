@@ -16,8 +16,13 @@ import (
 // app is ""; then the certificate files of the tls: block are read again
 // too). Apps added or removed in the file, and changes to listen, admin,
 // data_dir, tls, routes, trusted_proxies or proxy_protocol, need a restart
-// of gatehouse; Reload says so rather than half-applying them.
+// of gatehouse; Reload says so rather than half-applying them. systemd is
+// told RELOADING=1 at the start and READY=1 at the end.
 func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) error {
+	// systemd shows the unit reloading until READY=1, which comes whether
+	// the reload succeeded or not: gatehouse serves either way.
+	s.notify.Reloading()
+	defer s.notify.Ready()
 	next, err := s.reread()
 	if err != nil {
 		return err

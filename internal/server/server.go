@@ -20,8 +20,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/handover"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/probe"
+	"github.com/gatehouse/gatehouse/internal/sdnotify"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/trust"
@@ -53,6 +55,9 @@ type Options struct {
 	// UpgradeTimeout bounds how long a successor has to become ready
 	// before the upgrade is abandoned; 0 means 60s.
 	UpgradeTimeout time.Duration
+	// Notify tells systemd when gatehouse is ready, reloading and
+	// stopping, and keeps its watchdog; nil means not under systemd.
+	Notify *sdnotify.Notifier
 }
 
 // Server is one gatehouse instance: gateway, supervisor and admin API.
@@ -76,8 +81,8 @@ type Server struct {
 	adminLn     net.Listener
 	// The listening sockets themselves, unwrapped, to hand over.
 	rawPublic, rawTLS, rawAdmin net.Listener
-	upgrade                     upgradeState
-	public      *front.Server
+	upgrade                     *upgradeState
+	public                      *front.Server
 	// With a tls: block: the HTTPS listener and server, and the
 	// certificates they serve.
 	tlsLn    net.Listener
@@ -87,6 +92,7 @@ type Server struct {
 	// snapMu serialises snapshot writes (the loop and Diagnose): both use
 	// the same temporary file.
 	snapMu sync.Mutex
+	notify *sdnotify.Notifier
 }
 
 // New prepares a server and binds its listeners, so that an address in use
@@ -103,7 +109,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, upgrade: newUpgradeState(opts)}
+	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify, upgrade: newUpgradeState(opts)}
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
 	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
 	s.events = telemetry.NewEvents(s.eventsW, 0)
@@ -113,7 +119,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.sup = supervisor.New(cfg, supervisor.Options{
 		Events: s.events, Lines: s.lines, DataDir: cfg.DataDir, Console: opts.Console, Logger: opts.Logger,
 		SampleInterval: cfg.SampleInterval.D(), Successor: opts.Handover != nil,
-		ProbeResult:    func(app, id string, r probe.Result) { s.metrics.ObserveProbe(app, id, r) },
+		ProbeResult: func(app, id string, r probe.Result) { s.metrics.ObserveProbe(app, id, r) },
 	})
 	s.metrics = metrics.New(s.sup)
 	s.healer = autoheal.New(s.sup, s.events, cfg.SampleInterval.D(), opts.Logger)
@@ -307,10 +313,12 @@ func start(name string, exited chan<- *component, f func() error) *component {
 	return c
 }
 
-// wait waits for the components to return.
+// wait waits for the components to return; nil is one never started.
 func wait(cs ...*component) {
 	for _, c := range cs {
-		<-c.done
+		if c != nil {
+			<-c.done
+		}
 	}
 }
 
@@ -330,28 +338,35 @@ func (s *Server) Run(ctx context.Context) error {
 	// than being cut off mid-response when the process exits.
 	s.adminSrv.BaseContext = func(net.Listener) context.Context { return adminCtx }
 
-	exited := make(chan *component, 10)
+	exited := make(chan *component, 12)
 	r := &running{
-		public:    start("public listener", exited, func() error { return serveFront(s.public, s.publicLn) }),
-		secure:    s.startTLS(exited, loopCtx),
 		healer:    start("auto-heal", exited, func() error { return s.healer.Run(loopCtx) }),
 		counter:   start("event counter", exited, func() error { s.countEvents(loopCtx); return nil }),
 		snap:      start("state snapshots", exited, func() error { s.snapshotLoop(loopCtx); return nil }),
 		recent:    start("log collector", exited, func() error { s.collectLines(loopCtx); return nil }),
 		sup:       start("supervisor", exited, func() error { return s.sup.Run(supCtx) }),
-		admin:     start("admin listener", exited, func() error { return serve(s.adminSrv, s.adminLn) }),
+		watchdog:  start("systemd watchdog", exited, func() error { s.notify.RunWatchdog(loopCtx, s.adminAnswers); return nil }),
 		stopLoops: stopLoops, stopSup: stopSup, stopAdminHandlers: stopAdminHandlers,
 	}
-	var cause error
-	select {
-	case <-ctx.Done():
-	case c := <-exited:
-		cause = c.err
-		if cause == nil {
-			cause = errors.New("stopped unexpectedly")
+	// A successor accepts only once it has adopted its predecessor's
+	// instances: until then the predecessor serves alone.
+	cause := s.takeOver(ctx)
+	if cause == nil {
+		r.public = start("public listener", exited, func() error { return serveFront(s.public, s.publicLn) })
+		r.secure = s.startTLS(exited, loopCtx)
+		r.admin = start("admin listener", exited, func() error { return serve(s.adminSrv, s.adminLn) })
+		s.notify.Ready()
+		select {
+		case <-ctx.Done():
+		case <-s.upgrade.handedOver:
+		case c := <-exited:
+			cause = c.err
+			if cause == nil {
+				cause = errors.New("stopped unexpectedly")
+			}
+			cause = fmt.Errorf("%s: %w", c.name, cause)
+			s.log.Error("component failed; shutting down", "component", c.name, "err", c.err)
 		}
-		cause = fmt.Errorf("%s: %w", c.name, cause)
-		s.log.Error("component failed; shutting down", "component", c.name, "err", c.err)
 	}
 	s.shutdown(r)
 	return cause
@@ -360,7 +375,7 @@ func (s *Server) Run(ctx context.Context) error {
 // running holds a running server's components and the cancel funcs that
 // stop them.
 type running struct {
-	public, healer, counter, snap, recent, sup, admin *component
+	public, healer, counter, snap, recent, sup, admin, watchdog *component
 	// secure holds the HTTPS listener and the certificate manager, when
 	// there is a tls: block.
 	secure                                []*component
@@ -369,19 +384,27 @@ type running struct {
 
 // shutdown is gatehouse's one shutdown sequence. Run calls it once, both
 // when its context ends (SIGTERM, Ctrl-C) and when a component fails on
-// its own, so that every way out stops the same things in the same order:
+// its own, so that every way out stops the same things in the same order
+// (systemd is told STOPPING=1 first):
 //
 //  1. Stop accepting on the public listeners (plain and HTTPS): new
-//     connections are refused.
+//     connections are refused, or, after an upgrade, accepted by the
+//     successor, which has the same sockets (and the admin one too).
 //  2. Drain in-flight public requests, bounded by the longest stop_timeout
-//     of the apps; HTTP/2 connections are told to go away (GOAWAY) and
-//     their open streams finish; whatever is still open then is closed.
+//     of the apps: event streams end cleanly at once (their clients
+//     reconnect); HTTP/2 connections are told to go away (GOAWAY) and
+//     their open streams finish; after an upgrade, idle keep-alive
+//     connections stay open for idleGrace to answer one more request
+//     with Connection: close; whatever is still open then is closed.
 //  3. Stop the background loops: auto-heal (so it starts no recycle of an
 //     instance about to stop), the event counter, the state snapshots,
-//     the recent-output collector and the certificate manager (renewals,
-//     file watching).
+//     the recent-output collector, the certificate manager (renewals,
+//     file watching) and the systemd watchdog: a stop that outlasts
+//     WatchdogSec is bounded by TimeoutStopSec instead.
 //  4. Stop the supervisor: every instance is drained, sent SIGTERM, then
 //     SIGKILL after its stop_timeout; their stop events are still written.
+//     After an upgrade, and in a successor that never became ready, the
+//     instances are left running instead, for the process that serves.
 //  5. Stop the admin API: long-lived handlers (logs -f) end their
 //     responses cleanly, then the listener shuts down, bounded by 1s.
 //  6. Close the logs: events.log and access.log are flushed and closed.
@@ -389,15 +412,23 @@ type running struct {
 // A step whose component already failed finds nothing left to stop and
 // goes on to the next.
 func (s *Server) shutdown(r *running) {
+	s.notify.Stopping()
+	leave := s.upgrade.leaving()
 	// Steps 1 and 2: Shutdown closes the listener first, then waits for
 	// the connections to finish.
-	s.drainPublic()
+	if s.upgrade.done.Load() {
+		s.adminLn.Close() // its connections finish at step 5
+	}
+	s.drainPublic(r.public != nil)
 	wait(r.public)
 	// Step 3.
 	r.stopLoops()
-	wait(r.healer, r.counter, r.snap, r.recent)
+	wait(r.healer, r.counter, r.snap, r.recent, r.watchdog)
 	wait(r.secure...)
 	// Step 4.
+	if leave {
+		s.sup.Leave()
+	}
 	r.stopSup()
 	wait(r.sup)
 	// Step 5.
@@ -413,8 +444,22 @@ func (s *Server) shutdown(r *running) {
 }
 
 // drainPublic stops accepting and waits for in-flight requests, bounded
-// by the longest stop_timeout.
-func (s *Server) drainPublic() {
+// by the longest stop_timeout; served says the fronts were serving (a
+// successor that never became ready only closes its sockets).
+func (s *Server) drainPublic(served bool) {
+	if !served {
+		for _, ln := range []net.Listener{s.publicLn, s.tlsLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		return
+	}
+	s.gw.EndStreams()
+	grace := time.Duration(0)
+	if s.upgrade.done.Load() {
+		grace = idleGrace
+	}
 	var d time.Duration
 	for _, a := range s.cfg.Apps {
 		d = max(d, a.StopTimeout.D())
@@ -427,7 +472,7 @@ func (s *Server) drainPublic() {
 			continue
 		}
 		wg.Go(func() {
-			if err := f.Shutdown(c); err != nil {
+			if err := f.ShutdownIdleGrace(c, grace); err != nil {
 				f.Close()
 			}
 		})

@@ -60,8 +60,8 @@ type upgradeState struct {
 // Connection: close (see front.Server.ShutdownIdleGrace).
 const idleGrace = 2 * time.Second
 
-func newUpgradeState(opts Options) upgradeState {
-	u := upgradeState{exe: opts.Executable, args: opts.Args, timeout: opts.UpgradeTimeout, inherit: opts.Handover,
+func newUpgradeState(opts Options) *upgradeState {
+	u := &upgradeState{exe: opts.Executable, args: opts.Args, timeout: opts.UpgradeTimeout, inherit: opts.Handover,
 		handedOver: make(chan struct{})}
 	u.ready.Store(opts.Handover == nil)
 	if u.exe == "" {
@@ -98,7 +98,7 @@ func (u *upgradeState) closeInherited() {
 // down, leaving the instances to it. On failure this process carries on,
 // and the error says why.
 func (s *Server) Upgrade(ctx context.Context, p supervisor.Progress) (int, error) {
-	u := &s.upgrade
+	u := s.upgrade
 	if !u.mu.TryLock() {
 		return 0, errors.New("upgrade: another upgrade is under way")
 	}
@@ -135,6 +135,10 @@ func (s *Server) Upgrade(ctx context.Context, p supervisor.Progress) (int, error
 	return succ.PID(), nil
 }
 
+// HandedOver reports whether this gatehouse handed over to a successor
+// (Run then returns nil with the instances left running).
+func (s *Server) HandedOver() bool { return s.upgrade.done.Load() }
+
 func (s *Server) emitUpgrade(typ, detail string) {
 	s.events.Emit(telemetry.Event{Type: typ, Detail: detail, PID: os.Getpid()})
 	s.log.Info(typ, "detail", detail)
@@ -161,7 +165,7 @@ func (s *Server) handedSockets() []handover.Listener {
 // tells its predecessor (and systemd) that it serves. Nothing to do for a
 // gatehouse started on its own.
 func (s *Server) takeOver(ctx context.Context) error {
-	u := &s.upgrade
+	u := s.upgrade
 	if u.inherit == nil {
 		return nil
 	}

@@ -211,7 +211,18 @@ func Start(spec Spec) (*Started, error) {
 	cmd.Env = append(append([]string(nil), spec.Env...), Env+"="+spec.StatusPath)
 	cmd.Stdout, cmd.Stderr = outW, outW
 	// The read end goes in as fd 3, to be held; the report pipe as fd 4.
-	cmd.ExtraFiles = []*os.File{outR, repW}
+	// A duplicate: exec puts the files it passes into blocking mode, and
+	// the mode belongs to the pipe, which this process reads with a
+	// deadline.
+	held, err := dupFile(outR)
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		repW.Close()
+		return nil, fmt.Errorf("output pipe: %w", err)
+	}
+	defer held.Close()
+	cmd.ExtraFiles = []*os.File{held, repW}
 	// Its own session: no terminal signal (Ctrl-C) reaches it, and it is
 	// never in the process group gatehouse signals to stop the app.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -262,4 +273,22 @@ func OpenOutput(shimPID int) (*os.File, error) {
 		return nil, fmt.Errorf("open the output pipe of shim %d: %w", shimPID, err)
 	}
 	return f, nil
+}
+
+// dupFile duplicates f's descriptor into a file that exec may put into
+// blocking mode without changing f's.
+func dupFile(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var nfd int
+	var derr error
+	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	return os.NewFile(uintptr(nfd), f.Name()), nil
 }

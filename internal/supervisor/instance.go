@@ -367,8 +367,11 @@ func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Membe
 			in.mu.Unlock()
 			in.setState(pool.Ready)
 			in.app.sup.kickSample()
-			in.emit(telemetry.Event{Type: telemetry.EventReady, PID: proc.pid,
-				Detail: fmt.Sprintf("ready in %s: %s", time.Since(proc.started).Round(time.Millisecond), r.Detail)})
+			detail := fmt.Sprintf("ready in %s: %s", time.Since(proc.started).Round(time.Millisecond), r.Detail)
+			if proc.adopted {
+				detail = "answers as adopted: " + r.Detail
+			}
+			in.emit(telemetry.Event{Type: telemetry.EventReady, PID: proc.pid, Detail: detail})
 			return readyOK
 		}
 		in.setHealth("starting: " + r.Detail)

@@ -290,7 +290,9 @@ func (s *Supervisor) baseEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "PORT", "WEBSITES_PORT", "GATEHOUSE_APP", "GATEHOUSE_INSTANCE", "GATEHOUSE_ADMIN_TOKEN", runEnv:
+		case "PORT", "WEBSITES_PORT", "GATEHOUSE_APP", "GATEHOUSE_INSTANCE", "GATEHOUSE_ADMIN_TOKEN", runEnv,
+			// systemd's, for gatehouse: an app acting on them would speak for the service.
+			"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES":
 			continue
 		}
 		env = append(env, kv)
