@@ -57,7 +57,14 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	// Under systemd (Type=notify) gatehouse reports readiness, reloads and
 	// shutdown, and keeps the watchdog; elsewhere notify is nil.
 	notify := sdnotify.New(logger)
-	srv, err := server.New(cfg, server.Options{Console: c.OutOrStdout(), Logger: logger, Notify: notify, Handover: inherit})
+	// An upgrade starts the executable at this path again, read afresh:
+	// the path as this process started, whatever is there by then.
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find gatehouse's own executable: %w", err)
+	}
+	srv, err := server.New(cfg, server.Options{Console: c.OutOrStdout(), Logger: logger, Notify: notify, Handover: inherit,
+		Executable: exe, Args: os.Args[1:]})
 	if err != nil {
 		return err
 	}

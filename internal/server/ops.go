@@ -15,21 +15,25 @@ import (
 // Reload re-reads the config file and applies it to app (every app when
 // app is ""; then the certificate files of the tls: block are read again
 // too). Apps added or removed in the file, and changes to listen, admin,
-// data_dir, tls, routes, trusted_proxies or proxy_protocol, need a restart
-// of gatehouse; Reload says so rather than half-applying them. systemd is
-// told RELOADING=1 at the start and READY=1 at the end.
+// tls, routes, trusted_proxies or proxy_protocol, need a new gatehouse
+// process: a reload of every app applies them with an upgrade (see
+// Upgrade), after the apps' own changes; a reload of one app says so. A
+// data_dir change is the one an upgrade cannot carry (the new process
+// would not find the running instances): Reload says to stop and start.
 func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) error {
-	// systemd shows the unit reloading until READY=1, which comes whether
-	// the reload succeeded or not: gatehouse serves either way.
 	s.notify.Reloading()
 	defer s.notify.Ready()
 	next, err := s.reread()
 	if err != nil {
 		return err
 	}
-	if keys := restartKeys(s.cfg, next); len(keys) > 0 {
-		p("%s changed; restart gatehouse to apply it (the running gatehouse keeps what it started with)", strings.Join(keys, ", "))
+	var needs []string // what needs a new process
+	keys := restartKeys(s.cfg, next)
+	if slices.Contains(keys, "data_dir") {
+		p("data_dir changed; stop and start gatehouse to move it (the running gatehouse keeps what it started with)")
+		keys = slices.DeleteFunc(keys, func(k string) bool { return k == "data_dir" })
 	}
+	needs = append(needs, keys...)
 	var errs []error
 	if app == "" && s.certs != nil {
 		// The certificate files are read again (SIGHUP, gatehouse
@@ -44,11 +48,11 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 		}
 		na, ok := next.Apps[name]
 		if !ok {
-			p("%s: removed from the config; restart gatehouse to stop it", name)
+			needs = append(needs, name+" removed")
 			continue
 		}
 		if !slices.Equal(na.Routes, s.cfg.Apps[name].Routes) {
-			p("%s: routes changed; restart gatehouse to apply them", name)
+			needs = append(needs, name+"'s routes")
 		}
 		if err := s.sup.App(name).Reload(ctx, na, p); err != nil {
 			// The gateway keeps the settings the running instances were
@@ -61,12 +65,33 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 	if app != "" && s.sup.App(app) == nil {
 		return fmt.Errorf("reload: no app %q (apps: %s)", app, strings.Join(s.cfg.Order, ", "))
 	}
-	for name := range next.Apps {
-		if s.sup.App(name) == nil {
-			p("%s: new in the config; restart gatehouse to start it", name)
+	if app == "" {
+		for _, name := range next.Order {
+			if s.sup.App(name) == nil {
+				needs = append(needs, name+" added")
+			}
 		}
 	}
+	if len(needs) > 0 {
+		errs = append(errs, s.newProcessFor(ctx, app, needs, p))
+	}
 	return errors.Join(errs...)
+}
+
+// newProcessFor applies the changes needs names, which only a new
+// gatehouse process can, through an upgrade; when that cannot be done
+// here it says what would.
+func (s *Server) newProcessFor(ctx context.Context, app string, needs []string, p supervisor.Progress) error {
+	what := strings.Join(needs, ", ")
+	if app != "" || !s.upgrade.possible() {
+		p("%s: takes a new gatehouse process; run gatehouse upgrade (or gatehouse reload of every app) to apply it", what)
+		return nil
+	}
+	p("%s: a new gatehouse process takes over to apply it (an upgrade; the apps run on)", what)
+	if _, err := s.Upgrade(ctx, p); err != nil {
+		return fmt.Errorf("apply %s: %w", what, err)
+	}
+	return nil
 }
 
 // reread loads the config the server was started from again; a config

@@ -108,7 +108,7 @@ func TestReloadTrustedProxiesNeedsRestart(t *testing.T) {
 			t.Fatalf("reload with %q: %v", extra, err)
 		}
 		restart := slices.ContainsFunc(said, func(m string) bool {
-			return strings.Contains(m, "trusted_proxies") && strings.Contains(m, "restart gatehouse")
+			return strings.Contains(m, "trusted_proxies") && strings.Contains(m, "new gatehouse process")
 		})
 		if restart != (extra != "") {
 			t.Errorf("reload with %q said %q", extra, said)

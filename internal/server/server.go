@@ -44,9 +44,10 @@ type Options struct {
 	CertRenewCheck time.Duration
 	// Executable and Args start the successor of an upgrade: the
 	// gatehouse binary at that path, read afresh, with those arguments
-	// (os.Args[1:]). Empty Executable means os.Executable() as it was
-	// when New ran. The successor shares this process's stdout, stderr
-	// and environment.
+	// (the gatehouse command passes os.Executable() and os.Args[1:]).
+	// Empty Executable: no upgrade (a server embedded in another
+	// program). The successor shares this process's stdout, stderr and
+	// environment.
 	Executable string
 	Args       []string
 	// Handover is what this process inherited from the gatehouse that
@@ -385,7 +386,7 @@ type running struct {
 // shutdown is gatehouse's one shutdown sequence. Run calls it once, both
 // when its context ends (SIGTERM, Ctrl-C) and when a component fails on
 // its own, so that every way out stops the same things in the same order
-// (systemd is told STOPPING=1 first):
+// (systemd is told STOPPING=1 first, unless a successor took over):
 //
 //  1. Stop accepting on the public listeners (plain and HTTPS): new
 //     connections are refused, or, after an upgrade, accepted by the
@@ -412,8 +413,12 @@ type running struct {
 // A step whose component already failed finds nothing left to stop and
 // goes on to the next.
 func (s *Server) shutdown(r *running) {
-	s.notify.Stopping()
 	leave := s.upgrade.leaving()
+	if !s.upgrade.done.Load() {
+		// Not after an upgrade: the successor is systemd's main process
+		// now, and STOPPING=1 from any process would stop the unit.
+		s.notify.Stopping()
+	}
 	// Steps 1 and 2: Shutdown closes the listener first, then waits for
 	// the connections to finish.
 	if s.upgrade.done.Load() {

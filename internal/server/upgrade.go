@@ -64,12 +64,6 @@ func newUpgradeState(opts Options) *upgradeState {
 	u := &upgradeState{exe: opts.Executable, args: opts.Args, timeout: opts.UpgradeTimeout, inherit: opts.Handover,
 		handedOver: make(chan struct{})}
 	u.ready.Store(opts.Handover == nil)
-	if u.exe == "" {
-		u.exe, _ = os.Executable()
-	}
-	if u.args == nil {
-		u.args = os.Args[1:]
-	}
 	if u.timeout <= 0 {
 		u.timeout = time.Minute
 	}
@@ -108,6 +102,9 @@ func (s *Server) Upgrade(ctx context.Context, p supervisor.Progress) (int, error
 	}
 	if !u.ready.Load() {
 		return 0, errors.New("upgrade: this gatehouse is itself taking over from another; try again when it serves")
+	}
+	if !u.possible() {
+		return 0, errors.New("upgrade: this gatehouse runs inside another program, not as the gatehouse command; it cannot start a successor")
 	}
 	if _, err := os.Stat(u.exe); err != nil {
 		return 0, fmt.Errorf("upgrade: the gatehouse executable: %w", err)
@@ -185,6 +182,11 @@ func (s *Server) takeOver(ctx context.Context) error {
 	s.log.Info("took over from the previous gatehouse", "previous_pid", u.inherit.Parent())
 	return nil
 }
+
+// possible reports whether this server can start a successor: it knows
+// the gatehouse executable (the gatehouse command says it; a server
+// embedded in another program, as in tests, does not).
+func (u *upgradeState) possible() bool { return u.exe != "" }
 
 // leaving reports whether the shutdown must leave the instances running:
 // they were handed over, or this successor never became ready (its
