@@ -59,7 +59,7 @@ func TestUnitFile(t *testing.T) {
 	}{
 		{"Service.Type", "notify"},
 		{"Service.NotifyAccess", "all"},
-		{"Service.KillMode", "mixed"},
+		{"Service.KillMode", "process"},
 		{"Service.ExecStart", "/usr/local/bin/gatehouse run -c /etc/gatehouse/gatehouse.yaml"},
 		{"Service.ExecReload", "/bin/kill -HUP $MAINPID"},
 		{"Service.TimeoutStopSec", "90s"},

@@ -38,6 +38,8 @@ func main() {
 	phaseFile := flag.String("phase-file", "", "label each request with this file's contents (re-read every 20ms)")
 	timeout := flag.Duration("timeout", 30*time.Second, "per-request timeout")
 	quiet := flag.Bool("q", false, "do not print per-second lines")
+	failPause := flag.Duration("fail-pause", 0, "how long a client waits after a failure before its next request "+
+		"(so that a refused connection does not spin the client)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -86,6 +88,9 @@ func main() {
 					return // cut short by the end of the run: not the server's fault
 				}
 				r.record(ph, time.Since(start), failure)
+				if failure != "" && *failPause > 0 {
+					time.Sleep(*failPause)
+				}
 			}
 		}()
 	}
