@@ -115,6 +115,17 @@ func newRecords(dataDir string, log *slog.Logger) *records {
 	return r
 }
 
+// isShared reports whether another gatehouse owns the record (see
+// takeOver); false without a record.
+func (r *records) isShared() bool {
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.shared
+}
+
 func (r *records) started(p ProcessRecord) {
 	if r == nil {
 		return

@@ -138,6 +138,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	adopt := s.records.takeOver(s.opts.Events, mode, s.adoptable)
 	s.records.claim()
+	s.sweepStatusFiles(adopt)
 	for _, a := range s.Apps() {
 		a.begin(ictx, adopt[a.name])
 	}
@@ -272,6 +273,29 @@ func (s *Supervisor) statusPath(id string) string {
 	}
 	os.MkdirAll(dir, 0o755)
 	return filepath.Join(dir, fmt.Sprintf("%s.%d.%d.exit", id, os.Getpid(), s.statusSeq.Add(1)))
+}
+
+// sweepStatusFiles removes the exit status files under data_dir/run that
+// no adopted process will read: those of processes stopped as leftovers,
+// or whose gatehouse never came back. Not while another gatehouse shares
+// the data_dir: the files may be its processes'.
+func (s *Supervisor) sweepStatusFiles(adopt map[string][]ProcessRecord) {
+	if s.opts.DataDir == "" || s.records.isShared() {
+		return
+	}
+	keep := map[string]bool{}
+	for _, recs := range adopt {
+		for _, rec := range recs {
+			keep[rec.StatusFile] = true
+		}
+	}
+	dir := filepath.Join(s.opts.DataDir, "run")
+	names, _ := filepath.Glob(filepath.Join(dir, "*.exit"))
+	for _, n := range names {
+		if !keep[n] {
+			os.Remove(n)
+		}
+	}
 }
 
 // environ is the environment an app's processes start with: gatehouse's
