@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 	"sync"
 
 	"github.com/gatehouse/gatehouse/internal/supervisor"
@@ -16,8 +17,9 @@ type Ops interface {
 	Reload(ctx context.Context, app string, p supervisor.Progress) error
 	// Upgrade replaces the gatehouse process with a new one started from
 	// the same executable path, keeping the sockets and the apps; it
-	// returns the new process's pid.
-	Upgrade(ctx context.Context, p supervisor.Progress) (int, error)
+	// returns the new process's pid. timeout bounds how long the new one
+	// has to become ready; 0 means the server's default.
+	Upgrade(ctx context.Context, timeout time.Duration, p supervisor.Progress) (int, error)
 	App(name string) (*supervisor.App, error)
 	Instance(id string) (*supervisor.App, error)
 }
@@ -32,8 +34,17 @@ type OpLine struct {
 
 func registerOps(mux *http.ServeMux, ops Ops) {
 	mux.HandleFunc("POST /api/upgrade", func(w http.ResponseWriter, r *http.Request) {
+		var timeout time.Duration
+		if v := r.URL.Query().Get("timeout"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				writeJSON(w, http.StatusBadRequest, OpLine{Error: "upgrade: ?timeout= needs a positive duration such as 30s"})
+				return
+			}
+			timeout = d
+		}
 		streamOp(w, r, func(ctx context.Context, p supervisor.Progress) error {
-			pid, err := ops.Upgrade(ctx, p)
+			pid, err := ops.Upgrade(ctx, timeout, p)
 			if err == nil {
 				p("upgraded: gatehouse pid %d serves", pid)
 			}

@@ -66,6 +66,7 @@ func newReloadCmd() *cobra.Command {
 
 func newUpgradeCmd() *cobra.Command {
 	var f opFlags
+	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "upgrade",
 		Short: "Replace the running gatehouse with the binary now at its path, keeping connections and apps",
@@ -75,9 +76,16 @@ func newUpgradeCmd() *cobra.Command {
 			"and exits. If the new one fails to start or is not ready in time, the old one serves on and the\n" +
 			"exit code is 1, with the reason. SIGUSR2 to gatehouse does the same.",
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error { return f.runOp(c, "/api/upgrade") },
+		RunE: func(c *cobra.Command, args []string) error {
+			path := "/api/upgrade"
+			if timeout > 0 {
+				path += "?timeout=" + url.QueryEscape(timeout.String())
+			}
+			return f.runOp(c, path)
+		},
 	}
 	f.add(c)
+	c.Flags().DurationVar(&timeout, "timeout", 0, "how long the new gatehouse has to adopt the instances and serve (default 60s)")
 	return c
 }
 

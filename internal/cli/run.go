@@ -137,7 +137,7 @@ func upgradeOnUSR2(ctx context.Context, srv *server.Server, logger *slog.Logger)
 				return
 			case <-usr2:
 				logger.Info("SIGUSR2: upgrading")
-				pid, err := srv.Upgrade(ctx, func(format string, args ...any) {
+				pid, err := srv.Upgrade(ctx, 0, func(format string, args ...any) {
 					logger.Info("upgrade: " + fmt.Sprintf(format, args...))
 				})
 				if err != nil {

@@ -88,7 +88,7 @@ func (s *Server) newProcessFor(ctx context.Context, app string, needs []string, 
 		return nil
 	}
 	p("%s: a new gatehouse process takes over to apply it (an upgrade; the apps run on)", what)
-	if _, err := s.Upgrade(ctx, p); err != nil {
+	if _, err := s.Upgrade(ctx, 0, p); err != nil {
 		return fmt.Errorf("apply %s: %w", what, err)
 	}
 	return nil

@@ -91,8 +91,11 @@ func (u *upgradeState) closeInherited() {
 // returns the new process's pid once it serves; this process then shuts
 // down, leaving the instances to it. On failure this process carries on,
 // and the error says why.
-func (s *Server) Upgrade(ctx context.Context, p supervisor.Progress) (int, error) {
+func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p supervisor.Progress) (int, error) {
 	u := s.upgrade
+	if timeout <= 0 {
+		timeout = u.timeout
+	}
 	if !u.mu.TryLock() {
 		return 0, errors.New("upgrade: another upgrade is under way")
 	}
@@ -115,8 +118,8 @@ func (s *Server) Upgrade(ctx context.Context, p supervisor.Progress) (int, error
 	s.sup.Leave()
 	succ, err := handover.Start(u.exe, u.args, os.Environ(), s.handedSockets(), os.Stdout, os.Stderr)
 	if err == nil {
-		p("started %s as pid %d; waiting up to %s for it to adopt the instances and serve", u.exe, succ.PID(), u.timeout)
-		err = succ.AwaitReady(u.timeout)
+		p("started %s as pid %d; waiting up to %s for it to adopt the instances and serve", u.exe, succ.PID(), timeout)
+		err = succ.AwaitReady(timeout)
 	}
 	if err != nil {
 		s.sup.TakeBack()
