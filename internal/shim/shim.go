@@ -82,6 +82,11 @@ type Status struct {
 
 // run is the shim's main: args are the program's path, then its argv.
 func run(statusPath string, args []string) int {
+	// The held pipe end and the report pipe are the shim's own: the app
+	// must not inherit them (a leaked report pipe, a reader of its own
+	// output).
+	syscall.CloseOnExec(fdOutputRead)
+	syscall.CloseOnExec(fdReport)
 	report := os.NewFile(fdReport, "report")
 	if len(args) < 2 {
 		fmt.Fprintln(report, "error: shim: no command")
