@@ -109,6 +109,12 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 	if !u.possible() {
 		return 0, errors.New("upgrade: this gatehouse runs inside another program, not as the gatehouse command; it cannot start a successor")
 	}
+	if os.Getpid() == 1 {
+		// The process that exits at the end of an upgrade would be the
+		// container's init: the kernel would kill everything with it.
+		return 0, errors.New("upgrade: gatehouse is PID 1 (a container's init), and its exit would end the container; " +
+			"replace the container instead, or run gatehouse under an init such as tini (docker run --init)")
+	}
 	if _, err := os.Stat(u.exe); err != nil {
 		return 0, fmt.Errorf("upgrade: the gatehouse executable: %w", err)
 	}
