@@ -83,6 +83,11 @@ type Status struct {
 // run is the shim's main: args are the program's path, then its argv.
 func run(statusPath string, args []string) int {
 	report := os.NewFile(fdReport, "report")
+	// Inherited without close-on-exec (exec passes them so): set it, or
+	// the app and everything it starts would hold the output pipe's read
+	// end and the report pipe.
+	syscall.CloseOnExec(fdOutputRead)
+	syscall.CloseOnExec(fdReport)
 	if len(args) < 2 {
 		fmt.Fprintln(report, "error: shim: no command")
 		return 127
