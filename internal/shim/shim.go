@@ -199,6 +199,13 @@ const reportWait = 10 * time.Second
 // Start starts a shim that starts the app of spec, and returns once the
 // app process exists. The caller reaps the shim (Cmd.Wait).
 func Start(spec Spec) (*Started, error) {
+	// The shim starts in Dir: were it missing, exec would report the
+	// shim's executable as not found.
+	if spec.Dir != "" {
+		if _, err := os.Stat(spec.Dir); err != nil {
+			return nil, fmt.Errorf("app directory: %w", err)
+		}
+	}
 	os.Remove(spec.StatusPath)
 	outR, outW, err := os.Pipe()
 	if err != nil {
