@@ -195,7 +195,8 @@ func (s *Successor) exitReason() string {
 	}
 	st := s.cmd.ProcessState
 	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "it was killed by " + ws.Signal().String() + " before it was ready"
+		// By name: a signal's String is its description ("killed").
+		return "it was killed by " + unix.SignalName(ws.Signal()) + " before it was ready"
 	}
 	return fmt.Sprintf("it exited with code %d before it was ready", st.ExitCode())
 }
