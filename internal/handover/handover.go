@@ -161,8 +161,10 @@ func (s *Successor) AwaitReady(timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	var reason string
+	read := false
 	select {
 	case l := <-line:
+		read = true
 		if rest, ok := strings.CutPrefix(l, "ready "); ok && rest == strconv.Itoa(s.PID()) {
 			return nil
 		}
@@ -175,9 +177,11 @@ func (s *Successor) AwaitReady(timeout time.Duration) error {
 	}
 	s.cmd.Process.Kill()
 	<-s.exited
-	// Unblock the reader: the new process is gone.
-	s.control.SetReadDeadline(time.Now())
-	<-line
+	if !read {
+		// Unblock the reader: the new process is gone.
+		s.control.SetReadDeadline(time.Now())
+		<-line
+	}
 	return &Error{PID: s.PID(), Reason: reason}
 }
 
@@ -191,7 +195,8 @@ func (s *Successor) exitReason() string {
 	}
 	st := s.cmd.ProcessState
 	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "it was killed by " + ws.Signal().String() + " before it was ready"
+		// By name: a signal's String is its description ("killed").
+		return "it was killed by " + unix.SignalName(ws.Signal()) + " before it was ready"
 	}
 	return fmt.Sprintf("it exited with code %d before it was ready", st.ExitCode())
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +90,66 @@ func TestWaitEndsWithContext(t *testing.T) {
 		cancel()
 		if err != context.DeadlineExceeded {
 			t.Errorf("wait on a live process until the context ends: %v, want %v", err, context.DeadlineExceeded)
+		}
+	}
+}
+
+// Wait watches a process this one is not the parent of: a shell's
+// background child, which the shell leaves behind when it exits.
+func TestWaitNonChild(t *testing.T) {
+	out, err := exec.Command("sh", "-c", `sleep 1 >/dev/null 2>&1 & echo $!`).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("sh printed %q: %v", out, err)
+	}
+	id := Of(pid)
+	st, err := ReadStat(pid)
+	if err != nil || !id.Alive() {
+		t.Fatalf("grandchild %d not running right after its start: %+v, %v", pid, st, err)
+	}
+	if st.PPID == os.Getpid() {
+		t.Fatalf("grandchild %d is this process's child", pid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := Wait(ctx, id); err != nil {
+		t.Fatalf("Wait for a non-child: %v", err)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("Wait returned after %s, before the process could have ended", d)
+	}
+	if id.Alive() {
+		t.Error("Wait returned while the process is alive")
+	}
+}
+
+// An ID whose start time is not the running process's names a process
+// that has ended, its pid since reused: there is nothing to wait for.
+func TestWaitReusedPID(t *testing.T) {
+	self := Of(os.Getpid())
+	for _, tc := range []struct {
+		name string
+		wait func(context.Context, ID) error
+	}{{"Wait", Wait}, {"pollWait", pollWait}} {
+		for _, wrong := range []struct {
+			name  string
+			ticks uint64
+		}{{"earlier", self.StartTicks - 1}, {"later", self.StartTicks + 1}, {"zero", 0}} {
+			t.Run(tc.name+"/"+wrong.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				start := time.Now()
+				if err := tc.wait(ctx, ID{PID: self.PID, StartTicks: wrong.ticks}); err != nil {
+					t.Errorf("wait: %v, want nil", err)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Errorf("wait took %s, want at once", d)
+				}
+			})
 		}
 	}
 }

@@ -88,6 +88,11 @@ func run(statusPath string, args []string) int {
 	syscall.CloseOnExec(fdOutputRead)
 	syscall.CloseOnExec(fdReport)
 	report := os.NewFile(fdReport, "report")
+	// Inherited without close-on-exec (exec passes them so): set it, or
+	// the app and everything it starts would hold the output pipe's read
+	// end and the report pipe.
+	syscall.CloseOnExec(fdOutputRead)
+	syscall.CloseOnExec(fdReport)
 	if len(args) < 2 {
 		fmt.Fprintln(report, "error: shim: no command")
 		return 127
@@ -199,6 +204,13 @@ const reportWait = 10 * time.Second
 // Start starts a shim that starts the app of spec, and returns once the
 // app process exists. The caller reaps the shim (Cmd.Wait).
 func Start(spec Spec) (*Started, error) {
+	// The shim starts in Dir: were it missing, exec would report the
+	// shim's executable as not found.
+	if spec.Dir != "" {
+		if _, err := os.Stat(spec.Dir); err != nil {
+			return nil, fmt.Errorf("app directory: %w", err)
+		}
+	}
 	os.Remove(spec.StatusPath)
 	outR, outW, err := os.Pipe()
 	if err != nil {
