@@ -82,11 +82,6 @@ type Status struct {
 
 // run is the shim's main: args are the program's path, then its argv.
 func run(statusPath string, args []string) int {
-	// The held pipe end and the report pipe are the shim's own: the app
-	// must not inherit them (a leaked report pipe, a reader of its own
-	// output).
-	syscall.CloseOnExec(fdOutputRead)
-	syscall.CloseOnExec(fdReport)
 	report := os.NewFile(fdReport, "report")
 	// Inherited without close-on-exec (exec passes them so): set it, or
 	// the app and everything it starts would hold the output pipe's read
