@@ -161,8 +161,10 @@ func (s *Successor) AwaitReady(timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	var reason string
+	read := false // the reader has sent its one line
 	select {
 	case l := <-line:
+		read = true
 		if rest, ok := strings.CutPrefix(l, "ready "); ok && rest == strconv.Itoa(s.PID()) {
 			return nil
 		}
@@ -175,9 +177,11 @@ func (s *Successor) AwaitReady(timeout time.Duration) error {
 	}
 	s.cmd.Process.Kill()
 	<-s.exited
-	// Unblock the reader: the new process is gone.
-	s.control.SetReadDeadline(time.Now())
-	<-line
+	if !read {
+		// Unblock the reader: the new process is gone.
+		s.control.SetReadDeadline(time.Now())
+		<-line
+	}
 	return &Error{PID: s.PID(), Reason: reason}
 }
 
