@@ -356,7 +356,9 @@ func (s *Server) Run(ctx context.Context) error {
 		r.public = start("public listener", exited, func() error { return serveFront(s.public, s.publicLn) })
 		r.secure = s.startTLS(exited, loopCtx)
 		r.admin = start("admin listener", exited, func() error { return serve(s.adminSrv, s.adminLn) })
-		s.notify.Ready()
+		if s.upgrade.inherit == nil {
+			s.notify.Ready() // a successor said it with MAINPID= in takeOver
+		}
 		select {
 		case <-ctx.Done():
 		case <-s.upgrade.handedOver:
@@ -386,7 +388,8 @@ type running struct {
 // shutdown is gatehouse's one shutdown sequence. Run calls it once, both
 // when its context ends (SIGTERM, Ctrl-C) and when a component fails on
 // its own, so that every way out stops the same things in the same order
-// (systemd is told STOPPING=1 first, unless a successor took over):
+// (systemd is told STOPPING=1 first, unless this process is not the
+// unit's main one: see below):
 //
 //  1. Stop accepting on the public listeners (plain and HTTPS): new
 //     connections are refused, or, after an upgrade, accepted by the
@@ -414,9 +417,12 @@ type running struct {
 // goes on to the next.
 func (s *Server) shutdown(r *running) {
 	leave := s.upgrade.leaving()
-	if !s.upgrade.done.Load() {
-		// Not after an upgrade: the successor is systemd's main process
-		// now, and STOPPING=1 from any process would stop the unit.
+	if !leave {
+		// Not from a process that handed over, or a successor that never
+		// took over: with NotifyAccess=all systemd takes STOPPING=1 from
+		// any process of the unit and stops the unit, the process that
+		// serves and the apps with it (and one before the successor's
+		// MAINPID= makes systemd ignore that too).
 		s.notify.Stopping()
 	}
 	// Steps 1 and 2: Shutdown closes the listener first, then waits for
