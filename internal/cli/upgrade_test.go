@@ -277,10 +277,13 @@ func TestCrashDuringHandoverRestartedOnce(t *testing.T) {
 }
 
 // Issue 14, acceptance 5: under systemd the upgrade says RELOADING=1
-// (the old process), then MAINPID=<new pid> with READY=1 (the new one);
-// the old process then exits without a word, since any STOPPING=1 it
-// sent would stop the unit (NotifyAccess=all takes it from any process
-// of the unit). A failed upgrade ends with READY=1 from the old process.
+// (the old process), then MAINPID=<new pid> with READY=1, from the old
+// process once the new one said it serves (so that systemd knows the new
+// main process before the old one can exit) and from the new one (so
+// that it holds whichever way the datagrams race); the old process then
+// exits without a word, since any STOPPING=1 it sent would stop the unit
+// (NotifyAccess=all takes it from any process of the unit). A failed
+// upgrade ends with READY=1 from the old process.
 func TestUpgradeTellsSystemdTheNewMainPID(t *testing.T) {
 	r := newUpgradeRig(t, 1)
 	sd := listenNotifyCreds(t, r.dir)
@@ -303,7 +306,8 @@ func TestUpgradeTellsSystemdTheNewMainPID(t *testing.T) {
 		t.Fatalf("upgrade: exit %d\n%s", u.code, u.out.String())
 	}
 	sd.expect(t, pid, "RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=NOW\n")
-	sd.expect(t, u.newPID, fmt.Sprintf("MAINPID=%d\nREADY=1\nSTATUS=serving\n", u.newPID))
+	mainPID := fmt.Sprintf("MAINPID=%d\nREADY=1\nSTATUS=serving\n", u.newPID)
+	sd.expectAnyOrder(t, notifyMsg{pid: pid, text: mainPID}, notifyMsg{pid: u.newPID, text: mainPID})
 	r.serving(t, pid, u.newPID)
 	sd.nothingMore(t)
 
@@ -376,6 +380,31 @@ func listenNotifyCreds(t *testing.T, dir string) *notifyCreds {
 	}()
 	t.Cleanup(func() { conn.Close(); <-done })
 	return n
+}
+
+// expectAnyOrder fails unless the next datagrams are want, in any order.
+func (n *notifyCreds) expectAnyOrder(t *testing.T, want ...notifyMsg) {
+	t.Helper()
+	var got []notifyMsg
+	for range want {
+		select {
+		case m := <-n.msgs:
+			got = append(got, m)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("notify datagrams %+v; want %+v in any order", got, want)
+		}
+	}
+	less := func(a, b notifyMsg) int {
+		if a.pid != b.pid {
+			return a.pid - b.pid
+		}
+		return strings.Compare(a.text, b.text)
+	}
+	slices.SortFunc(got, less)
+	slices.SortFunc(want, less)
+	if !slices.Equal(got, want) {
+		t.Fatalf("notify datagrams %+v; want %+v in any order", got, want)
+	}
 }
 
 // expect fails unless the next datagram is want, sent by pid.

@@ -133,6 +133,10 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 		s.notify.Ready()
 		return 0, fmt.Errorf("upgrade: %w", err)
 	}
+	// The old process tells systemd too, before it can exit: the new
+	// one's own MAINPID= may come after this process's exit, which
+	// systemd would take for the service's end.
+	s.notify.MainPID(succ.PID())
 	s.emitUpgrade(telemetry.EventUpgradeReady, fmt.Sprintf("gatehouse pid %d serves; pid %d stops accepting, finishes its requests and exits, leaving the apps running",
 		succ.PID(), os.Getpid()))
 	p("pid %d serves; this process (pid %d) drains and exits", succ.PID(), os.Getpid())

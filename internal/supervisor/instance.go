@@ -252,7 +252,7 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 	in.setState(pool.Starting)
 	if proc.adopted {
 		in.emit(telemetry.Event{Type: telemetry.EventAdopt, PID: proc.pid,
-			Detail: fmt.Sprintf("adopted from the previous gatehouse: %s on PORT=%d, running since %s",
+			Detail: fmt.Sprintf("adopted without a restart: %s on PORT=%d, running since %s",
 				argv[0], port, proc.started.Local().Format(time.RFC3339))})
 	} else {
 		in.emit(telemetry.Event{Type: telemetry.EventStart, PID: proc.pid,
