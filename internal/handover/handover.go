@@ -163,6 +163,7 @@ func (s *Successor) AwaitReady(timeout time.Duration) error {
 	var reason string
 	select {
 	case l := <-line:
+		line = nil // its reader is done
 		if rest, ok := strings.CutPrefix(l, "ready "); ok && rest == strconv.Itoa(s.PID()) {
 			return nil
 		}
@@ -175,9 +176,11 @@ func (s *Successor) AwaitReady(timeout time.Duration) error {
 	}
 	s.cmd.Process.Kill()
 	<-s.exited
-	// Unblock the reader: the new process is gone.
-	s.control.SetReadDeadline(time.Now())
-	<-line
+	if line != nil {
+		// Unblock the reader: the new process is gone.
+		s.control.SetReadDeadline(time.Now())
+		<-line
+	}
 	return &Error{PID: s.PID(), Reason: reason}
 }
 
