@@ -2,6 +2,7 @@ package front
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // Issue 14: while the old process of an upgrade drains, a client that
@@ -161,5 +164,69 @@ func waitConns(t *testing.T, s *Server, n int) {
 			t.Fatalf("the server has %d connections, want %d", got, n)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Issue 14: an HTTP/2 connection whose handshake ends after the drain of
+// an upgrade began is told to go away (GOAWAY, and its client retries on
+// a new connection, which the new process accepts), not closed without a
+// word, which fails the request its client sent with the preface.
+func TestShutdownGoesAwayOnAnH2ConnectionThatBeganDuringIt(t *testing.T) {
+	srvTLS, cliTLS := testTLS(t, "h2")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(protoStub(), Options{TLS: srvTLS})
+	served := make(chan struct{})
+	go func() { defer close(served); s.Serve(ln) }()
+	defer func() { s.Close(); <-served }()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(20 * time.Second))
+	waitConns(t, s, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- s.ShutdownIdleGrace(ctx, 2*time.Second) }()
+	waitClosing(t, s)
+
+	cfg := cliTLS.Clone()
+	cfg.NextProtos = []string{"h2"}
+	c := tls.Client(raw, cfg)
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte(http2.ClientPreface))
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "127.0.0.1"}, {":path", "/x"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	// Either stream 1 is answered, or the connection goes away with a
+	// GOAWAY that tells the client to retry it elsewhere.
+	var frames []string
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("the connection ended (%v) after frames %v: neither an answer to stream 1 nor GOAWAY", err, frames)
+		}
+		frames = append(frames, f.Header().Type.String())
+		if h, ok := f.(*http2.HeadersFrame); ok && h.StreamID == 1 {
+			break
+		}
+		if _, ok := f.(*http2.GoAwayFrame); ok {
+			break
+		}
+	}
+	c.Close()
+	if err := <-drained; err != nil {
+		t.Errorf("ShutdownIdleGrace: %v", err)
 	}
 }
