@@ -80,8 +80,14 @@ type running struct {
 // are still there.
 func startGatehouse(t *testing.T, dir string, args ...string) *running {
 	t.Helper()
+	return startGatehouseAt(t, testutil.BuildBinary(t, gatehousePkg), dir, args...)
+}
+
+// startGatehouseAt is startGatehouse with the binary at bin.
+func startGatehouseAt(t *testing.T, bin, dir string, args ...string) *running {
+	t.Helper()
 	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	r.cmd = exec.Command(testutil.BuildBinary(t, gatehousePkg), args...)
+	r.cmd = exec.Command(bin, args...)
 	r.cmd.Dir = dir
 	r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

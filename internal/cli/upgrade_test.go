@@ -1,0 +1,243 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
+
+// upgradeFixture is a gatehouse run from its own copy of the binary in
+// its directory, so that a test can put something else at that path for
+// the upgrade to start (the successor), as an operator installs a new
+// version there.
+type upgradeFixture struct {
+	dir, exe, real   string
+	cfgFile          string
+	listen, adminURL string
+	g                *running
+	c                *http.Client
+}
+
+// newUpgradeFixture runs `gatehouse run` with one app of one instance of
+// the fault app (env: its FAULT_* settings; probeTimeout its health
+// timeout) and waits for it to be ready.
+func newUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string) *upgradeFixture {
+	t.Helper()
+	f := &upgradeFixture{dir: t.TempDir(), real: testutil.BuildBinary(t, gatehousePkg)}
+	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
+	// Processes left behind (shims of a gatehouse that exited without
+	// stopping them, successors) are found by the directory in their
+	// command line. Registered first, so that it runs last.
+	t.Cleanup(func() { killUnder(f.dir) })
+	f.exe = filepath.Join(f.dir, "gh")
+	b, err := os.ReadFile(f.real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	f.adminURL = "http://" + admin
+	var envYAML []string
+	for k, v := range env {
+		envYAML = append(envYAML, fmt.Sprintf("%s: %q", k, v))
+	}
+	f.cfgFile = filepath.Join(f.dir, "gatehouse.yaml")
+	f.writeConfig(t, f.listen, fmt.Sprintf(`admin: %q
+data_dir: data
+apps:
+  web:
+    command: [%q]
+    instances: 1
+    routes: ["/"]
+    env: {%s}
+    health: {path: /healthz, interval: 200ms, timeout: %s}
+    start_timeout: 10s
+    stop_timeout: 2s
+`, admin, fault, strings.Join(envYAML, ", "), probeTimeout))
+	f.g = startGatehouseAt(t, f.exe, f.dir, "run", "-c", f.cfgFile)
+	f.c = httpClient(t, 20*time.Second)
+	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
+	return f
+}
+
+// writeConfig writes the config with listen and the rest.
+func (f *upgradeFixture) writeConfig(t *testing.T, listen, rest string) {
+	t.Helper()
+	if err := os.WriteFile(f.cfgFile, []byte(fmt.Sprintf("listen: %q\n", listen)+rest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// config is the config file's text after its listen line.
+func (f *upgradeFixture) config(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(f.cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(b), "\n")
+	return rest
+}
+
+// successor puts at the gatehouse's path a script that runs script, then
+// the real gatehouse (same pid, same descriptors).
+func (f *upgradeFixture) successor(t *testing.T, script string) {
+	t.Helper()
+	tmp := f.exe + ".new"
+	text := "#!/bin/sh\n" + script + "\nexec " + f.real + ` "$@"` + "\n"
+	if err := os.WriteFile(tmp, []byte(text), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, f.exe); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// instancePID is the pid of the app's one instance, as the admin API says.
+func (f *upgradeFixture) instancePID(t *testing.T) int {
+	t.Helper()
+	st := status(f.c, f.adminURL)
+	if st == nil || len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1 {
+		t.Fatalf("status: %+v", st)
+	}
+	return st.Apps[0].Instances[0].PID
+}
+
+// upgrade runs `gatehouse upgrade` against the fixture, in the background.
+func (f *upgradeFixture) upgrade(t *testing.T) <-chan opResult {
+	t.Helper()
+	return runAsync(t, f.real, f.dir, "upgrade", "--admin", strings.TrimPrefix(f.adminURL, "http://"))
+}
+
+type opResult struct {
+	out  string
+	code int
+}
+
+// runAsync runs the gatehouse binary at bin with args, bounded by 90s;
+// its result arrives on the channel.
+func runAsync(t *testing.T, bin, dir string, args ...string) <-chan opResult {
+	t.Helper()
+	res := make(chan opResult, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() {
+		defer cancel()
+		cmd.Wait()
+		res <- opResult{out: out.String(), code: cmd.ProcessState.ExitCode()}
+	}()
+	return res
+}
+
+func waitOp(t *testing.T, res <-chan opResult, d time.Duration, what string) opResult {
+	t.Helper()
+	select {
+	case r := <-res:
+		return r
+	case <-time.After(d):
+		t.Fatalf("%s has not finished after %v", what, d)
+		return opResult{}
+	}
+}
+
+// killUnder kills every process whose command line names dir.
+func killUnder(dir string) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), dir) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// answers reports whether the public listener answers a request.
+func answers(c *http.Client, listen string) bool {
+	resp, err := c.Get("http://" + listen + "/pid")
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func refused(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return true
+	}
+	c.Close()
+	return false
+}
+
+// Issue 14: a gatehouse told to stop (SIGTERM: systemctl stop) while an
+// upgrade it started waits for its successor stops, as a stop does,
+// whichever way the upgrade began: it does not leave its apps running
+// with no gatehouse (the old one gone, the successor unable to say it is
+// ready to a process that exited), and no successor serves on after it.
+func TestSIGTERMDuringAnUpgradeStops(t *testing.T) {
+	for _, trigger := range []string{"gatehouse upgrade", "SIGUSR2"} {
+		t.Run(trigger, func(t *testing.T) {
+			f := newUpgradeFixture(t, nil, "1s")
+			pid := f.instancePID(t)
+			// A successor slow to start: the old process waits for it.
+			f.successor(t, "sleep 3")
+			var op <-chan opResult
+			if trigger == "SIGUSR2" {
+				f.g.cmd.Process.Signal(syscall.SIGUSR2)
+			} else {
+				op = f.upgrade(t)
+			}
+			testutil.WaitFor(t, 10*time.Second, "upgrade begin", func() bool {
+				return strings.Contains(f.g.stderr.String(), "upgrade begin")
+			})
+			if err := f.g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := f.g.wait(t, 30*time.Second); code != 0 {
+				t.Errorf("gatehouse exit %d after SIGTERM, want 0", code)
+			}
+			if op != nil {
+				if r := waitOp(t, op, 30*time.Second, "gatehouse upgrade"); r.code == 0 {
+					t.Errorf("gatehouse upgrade exit 0 although gatehouse stopped instead:\n%s", r.out)
+				}
+			}
+			// Long enough for the slow successor to have come up.
+			time.Sleep(5 * time.Second)
+			if testutil.ProcessAlive(pid) {
+				t.Errorf("the app (pid %d) still runs after gatehouse stopped; something serves: %v",
+					pid, answers(f.c, f.listen))
+			}
+			if !refused(f.listen) {
+				t.Errorf("%s still accepts connections after gatehouse stopped", f.listen)
+			}
+		})
+	}
+}
