@@ -19,6 +19,7 @@ package handover
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -148,10 +149,11 @@ func Start(exe string, args, env []string, lns []Listener, stdout, stderr *os.Fi
 func (s *Successor) PID() int { return s.cmd.Process.Pid }
 
 // AwaitReady waits up to timeout for the new process to say it is ready.
-// On any other outcome (it says why not, exits, or stays silent) it is
-// killed with SIGKILL, which leaves the processes it may have adopted
-// running, and reaped, and the error (an *Error) says what happened.
-func (s *Successor) AwaitReady(timeout time.Duration) error {
+// On any other outcome (it says why not, exits, stays silent, or ctx ends
+// first) it is killed with SIGKILL, which leaves the processes it may have
+// adopted running, and reaped, and the error (an *Error) says what
+// happened.
+func (s *Successor) AwaitReady(ctx context.Context, timeout time.Duration) error {
 	defer s.control.Close()
 	line := make(chan string, 1)
 	go func() {
@@ -173,6 +175,8 @@ func (s *Successor) AwaitReady(timeout time.Duration) error {
 		}
 	case <-t.C:
 		reason = fmt.Sprintf("not ready within %s", timeout)
+	case <-ctx.Done():
+		reason = "called off: " + context.Cause(ctx).Error()
 	}
 	s.cmd.Process.Kill()
 	<-s.exited

@@ -2,6 +2,7 @@ package handover_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -145,7 +146,7 @@ func listen(t *testing.T) *net.TCPListener {
 func awaitReady(t *testing.T, succ *handover.Successor, timeout, bound time.Duration) error {
 	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- succ.AwaitReady(timeout) }()
+	go func() { done <- succ.AwaitReady(context.Background(), timeout) }()
 	select {
 	case err := <-done:
 		return err
@@ -306,6 +307,12 @@ func TestStartLeavesNoDescriptorInTheOldProcess(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		bufio.NewReader(c).ReadString('\n') // lets the successor exit
 		c.Close()
+	}
+	// The successor's pidfd goes once it is reaped, a moment after it
+	// exits.
+	deadline := time.Now().Add(10 * time.Second)
+	for countFDs(t) > afterListen && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
 	if got := countFDs(t); got > afterListen {
 		t.Errorf("descriptors: %d before, %d with the listener, %d after the handover", before, afterListen, got)

@@ -386,7 +386,8 @@ type running struct {
 // shutdown is gatehouse's one shutdown sequence. Run calls it once, both
 // when its context ends (SIGTERM, Ctrl-C) and when a component fails on
 // its own, so that every way out stops the same things in the same order
-// (systemd is told STOPPING=1 first, unless a successor took over):
+// (an upgrade under way is called off first, and systemd is told
+// STOPPING=1, unless a successor took over):
 //
 //  1. Stop accepting on the public listeners (plain and HTTPS): new
 //     connections are refused, or, after an upgrade, accepted by the
@@ -413,6 +414,7 @@ type running struct {
 // A step whose component already failed finds nothing left to stop and
 // goes on to the next.
 func (s *Server) shutdown(r *running) {
+	s.upgrade.end()
 	leave := s.upgrade.leaving()
 	if !s.upgrade.done.Load() {
 		// Not after an upgrade: the successor is systemd's main process

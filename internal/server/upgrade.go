@@ -46,6 +46,12 @@ type upgradeState struct {
 	inherit *handover.Inherited
 
 	mu sync.Mutex // one upgrade at a time
+	// stopping ends when this gatehouse begins to stop (see end): an
+	// upgrade under way is called off. stopped, under mu, refuses later
+	// ones.
+	stopping context.Context
+	stop     context.CancelCauseFunc
+	stopped  bool
 	// handedOver is closed once a successor took over: Run then shuts
 	// down, leaving the instances.
 	handedOver chan struct{}
@@ -63,6 +69,7 @@ const idleGrace = 2 * time.Second
 func newUpgradeState(opts Options) *upgradeState {
 	u := &upgradeState{exe: opts.Executable, args: opts.Args, timeout: opts.UpgradeTimeout, inherit: opts.Handover,
 		handedOver: make(chan struct{})}
+	u.stopping, u.stop = context.WithCancelCause(context.Background())
 	u.ready.Store(opts.Handover == nil)
 	if u.timeout <= 0 {
 		u.timeout = time.Minute
@@ -97,6 +104,9 @@ func (s *Server) Upgrade(ctx context.Context, p supervisor.Progress) (int, error
 		return 0, errors.New("upgrade: another upgrade is under way")
 	}
 	defer u.mu.Unlock()
+	if u.stopped {
+		return 0, errors.New("upgrade: this gatehouse is stopping")
+	}
 	if u.done.Load() {
 		return 0, errors.New("upgrade: this gatehouse has already handed over to a new process")
 	}
@@ -116,7 +126,7 @@ func (s *Server) Upgrade(ctx context.Context, p supervisor.Progress) (int, error
 	succ, err := handover.Start(u.exe, u.args, os.Environ(), s.handedSockets(), os.Stdout, os.Stderr)
 	if err == nil {
 		p("started %s as pid %d; waiting up to %s for it to adopt the instances and serve", u.exe, succ.PID(), u.timeout)
-		err = succ.AwaitReady(u.timeout)
+		err = succ.AwaitReady(u.stopping, u.timeout)
 	}
 	if err != nil {
 		s.sup.TakeBack()
@@ -181,6 +191,19 @@ func (s *Server) takeOver(ctx context.Context) error {
 	s.notify.MainPID(os.Getpid())
 	s.log.Info("took over from the previous gatehouse", "previous_pid", u.inherit.Parent())
 	return nil
+}
+
+// end is the first step of a shutdown: it calls off an upgrade under way
+// (its successor is killed and the instances taken back, to be stopped
+// with the rest: a stop leaves nothing running), waits until that upgrade
+// has returned, and refuses any later one. An upgrade that had already
+// handed over is done, and the shutdown leaves the instances to the
+// successor.
+func (u *upgradeState) end() {
+	u.stop(errors.New("this gatehouse is stopping"))
+	u.mu.Lock()
+	u.stopped = true
+	u.mu.Unlock()
 }
 
 // possible reports whether this server can start a successor: it knows
