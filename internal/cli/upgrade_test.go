@@ -241,3 +241,99 @@ func TestSIGTERMDuringAnUpgradeStops(t *testing.T) {
 		})
 	}
 }
+
+// Issue 14: a successor that cannot take over (its config fails, its
+// listen address is taken, it is stopped before it is ready) is killed,
+// and the old gatehouse serves on with the same app processes, which it
+// has taken back: `gatehouse upgrade` exits 1 with the reason, and a later
+// stop stops those processes.
+func TestUpgradeRefusedByTheSuccessorServesOn(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		// probeTimeout is the app's health timeout.
+		probeTimeout string
+		// prepare breaks the successor; during, if set, acts while the
+		// upgrade waits for it.
+		prepare func(t *testing.T, f *upgradeFixture)
+		during  func(t *testing.T, f *upgradeFixture)
+		reason  string
+	}{
+		{
+			name: "config fails validation", probeTimeout: "1s",
+			prepare: func(t *testing.T, f *upgradeFixture) {
+				f.writeConfig(t, f.listen, f.config(t)+"bogus: [\n")
+			},
+			reason: "invalid YAML",
+		},
+		{
+			name: "listen address taken", probeTimeout: "1s",
+			prepare: func(t *testing.T, f *upgradeFixture) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ln.Close() })
+				f.writeConfig(t, ln.Addr().String(), f.config(t))
+			},
+			reason: "address already in use",
+		},
+		{
+			// The probe of each adopted instance takes 1.5s: the
+			// successor is stopped while it waits for it.
+			name: "successor stopped before it is ready", probeTimeout: "5s",
+			env: map[string]string{"FAULT_HEALTH_DELAY": "1500ms"},
+			prepare: func(t *testing.T, f *upgradeFixture) {
+				f.successor(t, "echo $$ > "+filepath.Join(f.dir, "successor.pid"))
+			},
+			during: func(t *testing.T, f *upgradeFixture) {
+				testutil.WaitFor(t, 20*time.Second, "the successor adopting", func() bool {
+					return strings.Contains(f.g.stderr.String(), "adopted from the previous gatehouse")
+				})
+				b, err := os.ReadFile(filepath.Join(f.dir, "successor.pid"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+				syscall.Kill(pid, syscall.SIGTERM)
+			},
+			reason: "did not take over",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newUpgradeFixture(t, tc.env, tc.probeTimeout)
+			pid := f.instancePID(t)
+			tc.prepare(t, f)
+			op := f.upgrade(t)
+			if tc.during != nil {
+				tc.during(t, f)
+			}
+			r := waitOp(t, op, 70*time.Second, "gatehouse upgrade")
+			if r.code != 1 || !strings.Contains(r.out, tc.reason) {
+				t.Errorf("gatehouse upgrade: exit %d, want 1 with %q:\n%s", r.code, tc.reason, r.out)
+			}
+			select {
+			case <-f.g.done:
+				t.Fatalf("the old gatehouse exited (%v)", f.g.cmd.ProcessState)
+			default:
+			}
+			waitReady(t, f.c, f.adminURL, "web", 1, f.g)
+			if got := f.instancePID(t); got != pid {
+				t.Errorf("instance pid %d after the failed upgrade, want %d (not restarted)", got, pid)
+			}
+			if !answers(f.c, f.listen) {
+				t.Errorf("the old gatehouse does not answer on %s after the failed upgrade", f.listen)
+			}
+			events, _ := os.ReadFile(filepath.Join(f.dir, "data", "events.log"))
+			if !strings.Contains(string(events), "upgrade_abort") {
+				t.Errorf("no upgrade_abort in events.log:\n%s", events)
+			}
+			// The instances are the old gatehouse's again: its stop stops them.
+			f.g.cmd.Process.Signal(syscall.SIGTERM)
+			if code := f.g.wait(t, 30*time.Second); code != 0 {
+				t.Errorf("exit %d after SIGTERM, want 0", code)
+			}
+			testutil.WaitFor(t, 10*time.Second, "the app to be stopped", func() bool { return !testutil.ProcessAlive(pid) })
+		})
+	}
+}
