@@ -337,3 +337,107 @@ func TestUpgradeRefusedByTheSuccessorServesOn(t *testing.T) {
 		})
 	}
 }
+
+// stream reads one streamed answer to its end in the background.
+type stream struct {
+	body string
+	err  error // nil: it ended with its terminating chunk
+	done chan struct{}
+	// first is closed when its first event arrived.
+	first chan struct{}
+}
+
+func openStream(t *testing.T, c *http.Client, url string) *stream {
+	t.Helper()
+	s := &stream{done: make(chan struct{}), first: make(chan struct{})}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	go func() {
+		defer close(s.done)
+		defer resp.Body.Close()
+		var b strings.Builder
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			b.Write(buf[:n])
+			if n > 0 && b.Len() == n {
+				close(s.first)
+			}
+			if err != nil {
+				if err != io.EOF {
+					s.err = err
+				}
+				s.body = b.String()
+				return
+			}
+		}
+	}()
+	select {
+	case <-s.first:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no first event from %s", url)
+	}
+	return s
+}
+
+func (s *stream) wait(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(d):
+		t.Fatalf("the stream did not end within %v", d)
+	}
+}
+
+// Issue 14: across an upgrade the old process ends its event streams the
+// way an app would, with the terminating chunk after a whole event (their
+// clients reconnect, to the new process), while another chunked answer in
+// flight is not ended early as if complete: it completes, or is cut off
+// where its client can see it.
+func TestUpgradeEndsEventStreamsCleanly(t *testing.T) {
+	f := newUpgradeFixture(t, nil, "1s")
+	// No client-side timeout: the streams outlive the fixture's 20s.
+	c := &http.Client{Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	events := openStream(t, c, "http://"+f.listen+"/sse?n=100000&every=50ms")
+	// 30 parts over 1.5s: within the drain (stop_timeout 2s).
+	chunked := openStream(t, c, "http://"+f.listen+"/sse?n=30&every=50ms&type=text/plain")
+	// 400 parts over 20s: longer than the drain.
+	long := openStream(t, c, "http://"+f.listen+"/sse?n=400&every=50ms&type=text/plain")
+	if r := waitOp(t, f.upgrade(t), 70*time.Second, "gatehouse upgrade"); r.code != 0 {
+		t.Fatalf("gatehouse upgrade: exit %d\n%s", r.code, r.out)
+	}
+	if code := f.g.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("the old gatehouse exit %d, want 0", code)
+	}
+	events.wait(t, 10*time.Second)
+	if events.err != nil {
+		t.Errorf("the event stream was cut off (%v) instead of ended; it had %q", events.err, tail(events.body))
+	}
+	if !strings.HasSuffix(events.body, "\n\n") {
+		t.Errorf("the event stream ended within an event: %q", tail(events.body))
+	}
+	chunked.wait(t, 30*time.Second)
+	if n := strings.Count(chunked.body, "data: "); chunked.err == nil && n != 30 {
+		t.Errorf("the chunked answer ended cleanly with %d of its 30 parts: a truncation its client cannot see", n)
+	}
+	long.wait(t, 30*time.Second)
+	if n := strings.Count(long.body, "data: "); long.err == nil && n != 400 {
+		t.Errorf("the long chunked answer ended cleanly with %d of its 400 parts: a truncation its client cannot see", n)
+	}
+	// A client that reconnects is served, by the new process.
+	again := openStream(t, c, "http://"+f.listen+"/sse?n=2&every=50ms")
+	again.wait(t, 20*time.Second)
+	if again.err != nil || strings.Count(again.body, "data: ") != 2 {
+		t.Errorf("the reconnected stream: %v, %q", again.err, again.body)
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 80 {
+		return "…" + s[len(s)-80:]
+	}
+	return s
+}
