@@ -69,7 +69,7 @@ apps:
     start_timeout: 10s
     stop_timeout: 2s
 `, admin, fault, strings.Join(envYAML, ", "), probeTimeout))
-	f.g = startGatehouseAt(t, f.exe, f.dir, "run", "-c", f.cfgFile)
+	f.g = startGatehouseAt(t, f.exe, f.dir, true, "run", "-c", f.cfgFile)
 	f.c = httpClient(t, 20*time.Second)
 	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
 	return f
@@ -440,4 +440,90 @@ func tail(s string) string {
 		return "…" + s[len(s)-80:]
 	}
 	return s
+}
+
+// Issue 14: keep-alive clients sending POSTs (which a client does not
+// send again on its own) through three upgrades in a row see no failed
+// request: every connection the old process accepted is answered, the
+// last answers say Connection: close, and the next connection goes to
+// the new process.
+func TestUpgradeUnderKeepAlivePOSTsFailsNone(t *testing.T) {
+	f := newUpgradeFixture(t, nil, "1s")
+	// Slow answers (the app sleeps 0-40ms) and streamed ones (their head
+	// out at once, their end 60ms later) keep requests in flight as each
+	// old process drains.
+	const clients = 16
+	stop := make(chan struct{})
+	type tally struct {
+		ok   int
+		errs []string
+	}
+	results := make(chan tally, clients)
+	for i := range clients {
+		go func() {
+			tr := &http.Transport{MaxIdleConnsPerHost: 1}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+			var tl tally
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					results <- tl
+					return
+				default:
+				}
+				body := fmt.Sprintf("client %d request %d", i, n)
+				url := fmt.Sprintf("http://%s/echo?d=%dms", f.listen, n%5*10)
+				if n%3 == 0 {
+					url = fmt.Sprintf("http://%s/sleep?d=%dms", f.listen, n%5*10)
+				}
+				if n%4 == 1 {
+					// A streamed answer, the connection then reused at once.
+					url = fmt.Sprintf("http://%s/sse?n=3&every=30ms&type=text/plain", f.listen)
+				}
+				resp, err := c.Post(url, "text/plain", strings.NewReader(body))
+				if err != nil {
+					tl.errs = append(tl.errs, err.Error())
+					continue
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case err != nil:
+					tl.errs = append(tl.errs, "reading the answer: "+err.Error())
+				case resp.StatusCode != http.StatusOK:
+					tl.errs = append(tl.errs, fmt.Sprintf("%d %s", resp.StatusCode, b))
+				case n%3 != 0 && n%4 != 1 && string(b) != body:
+					tl.errs = append(tl.errs, fmt.Sprintf("echo %q, want %q", b, body))
+				default:
+					tl.ok++
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	for i := range 3 {
+		if r := waitOp(t, f.upgrade(t), 70*time.Second, "gatehouse upgrade"); r.code != 0 {
+			t.Errorf("upgrade %d: exit %d\n%s", i+1, r.code, r.out)
+		}
+		time.Sleep(time.Second)
+	}
+	time.Sleep(2500 * time.Millisecond) // past the last idle grace
+	close(stop)
+	var ok int
+	var errs []string
+	for range clients {
+		tl := <-results
+		ok += tl.ok
+		errs = append(errs, tl.errs...)
+	}
+	t.Logf("%d requests answered, %d failed", ok, len(errs))
+	if len(errs) > 0 {
+		t.Errorf("%d of %d POSTs failed across the upgrades; first: %q", len(errs), ok+len(errs), errs[:min(5, len(errs))])
+	}
+	if ok == 0 {
+		t.Errorf("no request was answered")
+	}
+	// The old gatehouse handed over; its successors are left to cleanup.
+	f.g.wait(t, 30*time.Second)
 }
