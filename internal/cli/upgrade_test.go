@@ -1,7 +1,9 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -32,8 +34,8 @@ type upgradeFixture struct {
 
 // newUpgradeFixture runs `gatehouse run` with one app of one instance of
 // the fault app (env: its FAULT_* settings; probeTimeout its health
-// timeout) and waits for it to be ready.
-func newUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string) *upgradeFixture {
+// timeout; top, more top-level config) and waits for it to be ready.
+func newUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string, top ...string) *upgradeFixture {
 	t.Helper()
 	f := &upgradeFixture{dir: t.TempDir(), real: testutil.BuildBinary(t, gatehousePkg)}
 	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
@@ -57,7 +59,7 @@ func newUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string)
 		envYAML = append(envYAML, fmt.Sprintf("%s: %q", k, v))
 	}
 	f.cfgFile = filepath.Join(f.dir, "gatehouse.yaml")
-	f.writeConfig(t, f.listen, fmt.Sprintf(`admin: %q
+	f.writeConfig(t, f.listen, strings.Join(append(top, ""), "\n")+fmt.Sprintf(`admin: %q
 data_dir: data
 apps:
   web:
@@ -526,4 +528,100 @@ func TestUpgradeUnderKeepAlivePOSTsFailsNone(t *testing.T) {
 	}
 	// The old gatehouse handed over; its successors are left to cleanup.
 	f.g.wait(t, 30*time.Second)
+}
+
+// Issue 14: the HTTPS listener goes across an upgrade like the plain one:
+// the new process answers with the same certificate, and clients in the
+// middle of it, HTTP/2 ones told GOAWAY by the old process among them,
+// see no failed request.
+func TestUpgradeHandsOverTheHTTPSListener(t *testing.T) {
+	ca := testutil.NewCA(t, "upgrade test CA")
+	cert := ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}})
+	certFile, keyFile := testutil.KeyPairFiles(t, cert)
+	tlsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	f := newUpgradeFixture(t, nil, "1s", fmt.Sprintf("tls: {listen: %q, cert_file: %q, key_file: %q}", tlsAddr, certFile, keyFile))
+	type seen struct {
+		proto string
+		leaf  []byte
+	}
+	client := func(h2 bool) *http.Client {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, Protocols: new(http.Protocols)}
+		tr.Protocols.SetHTTP1(!h2)
+		tr.Protocols.SetHTTP2(h2)
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	}
+	get := func(c *http.Client) (seen, error) {
+		resp, err := c.Get("https://" + tlsAddr + "/pid")
+		if err != nil {
+			return seen{}, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return seen{}, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return seen{resp.Proto, resp.TLS.PeerCertificates[0].Raw}, nil
+	}
+	stop := make(chan struct{})
+	type tally struct {
+		ok     int
+		protos map[string]int
+		errs   []string
+		other  int // answers with another certificate
+	}
+	results := make(chan tally, 8)
+	for i := range 8 {
+		go func() {
+			c := client(i%2 == 0)
+			tl := tally{protos: map[string]int{}}
+			for {
+				select {
+				case <-stop:
+					results <- tl
+					return
+				default:
+				}
+				s, err := get(c)
+				switch {
+				case err != nil:
+					tl.errs = append(tl.errs, err.Error())
+				case !bytes.Equal(s.leaf, cert.Certificate[0]):
+					tl.other++
+				default:
+					tl.ok++
+					tl.protos[s.proto]++
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	if r := waitOp(t, f.upgrade(t), 70*time.Second, "gatehouse upgrade"); r.code != 0 {
+		t.Errorf("gatehouse upgrade: exit %d\n%s", r.code, r.out)
+	}
+	if code := f.g.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("the old gatehouse exit %d, want 0", code)
+	}
+	time.Sleep(time.Second) // the new process serves alone
+	close(stop)
+	var ok, other int
+	var errs []string
+	protos := map[string]int{}
+	for range 8 {
+		tl := <-results
+		ok, other, errs = ok+tl.ok, other+tl.other, append(errs, tl.errs...)
+		for p, n := range tl.protos {
+			protos[p] += n
+		}
+	}
+	t.Logf("%d answered (%v), %d failed", ok, protos, len(errs))
+	if len(errs) > 0 {
+		t.Errorf("%d HTTPS requests failed across the upgrade; first: %q", len(errs), errs[:min(5, len(errs))])
+	}
+	if other > 0 {
+		t.Errorf("%d answers came with another certificate", other)
+	}
+	if protos["HTTP/2.0"] == 0 || protos["HTTP/1.1"] == 0 {
+		t.Errorf("answers by protocol %v: want both", protos)
+	}
 }
