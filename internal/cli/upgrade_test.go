@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
@@ -623,5 +624,70 @@ func TestUpgradeHandsOverTheHTTPSListener(t *testing.T) {
 	}
 	if protos["HTTP/2.0"] == 0 || protos["HTTP/1.1"] == 0 {
 		t.Errorf("answers by protocol %v: want both", protos)
+	}
+}
+
+// Issue 14: the admin API answers throughout an upgrade, and, once the
+// new process serves, it is the new process that answers: a client that
+// keeps its connection alive (a dashboard, a metrics scraper) is not
+// answered for seconds more by the old process as it drains, whose
+// supervisor has let go of every instance (and on which an operation
+// would act on nothing).
+func TestUpgradeKeepsTheAdminAPIAnswering(t *testing.T) {
+	f := newUpgradeFixture(t, nil, "1s")
+	for _, keepAlive := range []bool{true, false} {
+		t.Run(fmt.Sprintf("keep-alive %v", keepAlive), func(t *testing.T) {
+			tr := &http.Transport{DisableKeepAlives: !keepAlive}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			var polls, missing int
+			poll := func() *admin.StatusResponse {
+				polls++
+				st := status(c, f.adminURL)
+				if st == nil {
+					missing++
+				}
+				return st
+			}
+			// A public client idle on its keep-alive connection: the old
+			// process's drain keeps it for the idle grace.
+			pub, err := net.Dial("tcp", f.listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close()
+			io.WriteString(pub, "GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+			pub.Read(make([]byte, 4096))
+			poll()
+			op := f.upgrade(t)
+			var r opResult
+		wait:
+			for {
+				select {
+				case r = <-op:
+					break wait
+				case <-time.After(5 * time.Millisecond):
+					poll()
+				}
+			}
+			if r.code != 0 {
+				t.Fatalf("gatehouse upgrade: exit %d\n%s", r.code, r.out)
+			}
+			// The new process serves: from now on it answers.
+			time.Sleep(200 * time.Millisecond)
+			var wrong []string
+			for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+				st := poll()
+				if st != nil && (len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1) {
+					wrong = append(wrong, fmt.Sprintf("%+v", st.Apps))
+				}
+			}
+			if missing > 0 {
+				t.Errorf("%d of %d admin requests got no answer", missing, polls)
+			}
+			if len(wrong) > 0 {
+				t.Errorf("%d answers after the handover from a process without the instances (the old one): %s", len(wrong), wrong[0])
+			}
+		})
 	}
 }
