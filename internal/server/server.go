@@ -424,7 +424,12 @@ func (s *Server) shutdown(r *running) {
 	// Steps 1 and 2: Shutdown closes the listener first, then waits for
 	// the connections to finish.
 	if s.upgrade.done.Load() {
-		s.adminLn.Close() // its connections finish at step 5
+		// The successor answers the admin API now: its connections finish
+		// at step 5, but a kept-alive one is closed once idle, or after
+		// its answer, rather than being answered by this process, whose
+		// supervisor has let go of every instance, until then.
+		s.adminLn.Close()
+		s.adminSrv.SetKeepAlivesEnabled(false)
 	}
 	s.drainPublic(r.public != nil)
 	wait(r.public)
