@@ -691,3 +691,28 @@ func TestUpgradeKeepsTheAdminAPIAnswering(t *testing.T) {
 		})
 	}
 }
+
+// Issue 14: while an upgrade waits for its successor, the old process
+// serves every request through its instances; the admin API (gatehouse
+// status, the metrics) must still show them, not an app with no instance
+// for as long as the successor takes to adopt them (up to 60s).
+func TestAdminStatusDuringAnUpgradeShowsTheInstances(t *testing.T) {
+	// Each adopted instance's probe takes 1.5s: the window is that long.
+	f := newUpgradeFixture(t, map[string]string{"FAULT_HEALTH_DELAY": "1500ms"}, "5s")
+	pid := f.instancePID(t)
+	op := f.upgrade(t)
+	testutil.WaitFor(t, 20*time.Second, "the successor adopting", func() bool {
+		return strings.Contains(f.g.stderr.String(), "adopted from the previous gatehouse")
+	})
+	st := status(f.c, f.adminURL)
+	if r := waitOp(t, op, 70*time.Second, "gatehouse upgrade"); r.code != 0 {
+		t.Fatalf("gatehouse upgrade: exit %d\n%s", r.code, r.out)
+	}
+	if st == nil || len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1 || st.Apps[0].Instances[0].PID != pid {
+		var apps any
+		if st != nil {
+			apps = st.Apps
+		}
+		t.Errorf("status during the upgrade: %+v; want web's one instance, pid %d", apps, pid)
+	}
+}
