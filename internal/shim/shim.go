@@ -82,6 +82,10 @@ type Status struct {
 
 // run is the shim's main: args are the program's path, then its argv.
 func run(statusPath string, args []string) int {
+	// Descriptors 3 and 4 came without close-on-exec: they are the
+	// shim's, and the app must not hold its own output pipe's read end.
+	syscall.CloseOnExec(fdOutputRead)
+	syscall.CloseOnExec(fdReport)
 	report := os.NewFile(fdReport, "report")
 	if len(args) < 2 {
 		fmt.Fprintln(report, "error: shim: no command")
