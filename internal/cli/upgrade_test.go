@@ -716,3 +716,47 @@ func TestAdminStatusDuringAnUpgradeShowsTheInstances(t *testing.T) {
 		t.Errorf("status during the upgrade: %+v; want web's one instance, pid %d", apps, pid)
 	}
 }
+
+// Issue 14: an upgrade cannot carry a data_dir change: the new process
+// would look for the running instances in the new data_dir, find none,
+// and start a second set, while the first runs on with no gatehouse (two
+// of every worker, ports and memory held for ever). An upgrade, or a
+// reload that would apply another change through one, refuses it and
+// says to stop and start; the old process serves on with its instances.
+func TestUpgradeRefusesAMovedDataDir(t *testing.T) {
+	for _, op := range []string{"upgrade", "reload"} {
+		t.Run(op, func(t *testing.T) {
+			f := newUpgradeFixture(t, nil, "1s")
+			pid := f.instancePID(t)
+			listen := f.listen
+			if op == "reload" {
+				// A change only an upgrade applies, with the data_dir's.
+				listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+			}
+			f.writeConfig(t, listen, strings.Replace(f.config(t), "data_dir: data\n", "data_dir: data2\n", 1))
+			r := waitOp(t, runAsync(t, f.real, f.dir, op, "--admin", strings.TrimPrefix(f.adminURL, "http://")), 70*time.Second, op)
+			if r.code != 1 || !strings.Contains(r.out, "data_dir") {
+				t.Errorf("gatehouse %s: exit %d, want 1 naming data_dir:\n%s", op, r.code, r.out)
+			}
+			select {
+			case <-f.g.done:
+				t.Fatalf("the old gatehouse exited: a new one took over with data_dir data2")
+			default:
+			}
+			// A reload rolls the app's processes (its config is the same:
+			// the program may be new) before it tries the upgrade.
+			now := f.instancePID(t)
+			if op == "upgrade" && now != pid {
+				t.Errorf("instance pid %d, want %d", now, pid)
+			}
+			if !answers(f.c, f.listen) {
+				t.Errorf("the old gatehouse does not answer on %s", f.listen)
+			}
+			f.g.cmd.Process.Signal(syscall.SIGTERM)
+			f.g.wait(t, 30*time.Second)
+			testutil.WaitFor(t, 10*time.Second, "the app to be stopped", func() bool {
+				return !testutil.ProcessAlive(pid) && !testutil.ProcessAlive(now)
+			})
+		})
+	}
+}
