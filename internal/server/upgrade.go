@@ -119,6 +119,14 @@ func (s *Server) Upgrade(ctx context.Context, p supervisor.Progress) (int, error
 	if _, err := os.Stat(u.exe); err != nil {
 		return 0, fmt.Errorf("upgrade: the gatehouse executable: %w", err)
 	}
+	// The new process reads the config file: in another data_dir it would
+	// find no instance to adopt and start a second set, the first left
+	// running with no gatehouse. (A config that fails to load is the new
+	// process's to report.)
+	if next, err := s.reread(); err == nil && next.DataDir != s.cfg.DataDir {
+		return 0, fmt.Errorf("upgrade: data_dir changed in the config (%s → %s): a new process would not find the running instances; stop and start gatehouse to move it",
+			s.cfg.DataDir, next.DataDir)
+	}
 	s.emitUpgrade(telemetry.EventUpgradeBegin, fmt.Sprintf("gatehouse pid %d starts %s to take over", os.Getpid(), u.exe))
 	s.notify.Reloading()
 	p("leaving the instances to the new process (they run on; this process serves until it is ready)")
