@@ -760,3 +760,42 @@ func TestUpgradeRefusesAMovedDataDir(t *testing.T) {
 		})
 	}
 }
+
+// Issue 14: gatehouse as the first process of its PID namespace (a
+// container's entrypoint) cannot hand over: when it exits, the kernel
+// kills every process of the namespace, the new gatehouse and every app
+// with it. The upgrade is refused, with the reason, and gatehouse serves
+// on, rather than reporting success before the container dies.
+func TestUpgradeRefusedAsAContainersFirstProcess(t *testing.T) {
+	if err := exec.Command("unshare", "-fp", "--mount-proc", "true").Run(); err != nil {
+		t.Skipf("cannot make a PID namespace here: %v", err)
+	}
+	f := &upgradeFixture{dir: t.TempDir(), real: testutil.BuildBinary(t, gatehousePkg)}
+	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
+	t.Cleanup(func() { killUnder(f.dir) })
+	f.listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	f.adminURL = "http://" + adminAddr
+	f.cfgFile = filepath.Join(f.dir, "gatehouse.yaml")
+	f.writeConfig(t, f.listen, fmt.Sprintf(`admin: %q
+data_dir: data
+apps:
+  web:
+    command: [%q]
+    instances: 1
+    routes: ["/"]
+    health: {path: /healthz, interval: 200ms, timeout: 1s}
+    stop_timeout: 2s
+`, adminAddr, fault))
+	f.g = startGatehouseAt(t, "unshare", f.dir, true, "-fp", "--mount-proc", f.real, "run", "-c", f.cfgFile)
+	f.c = httpClient(t, 20*time.Second)
+	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
+	r := waitOp(t, f.upgrade(t), 70*time.Second, "gatehouse upgrade")
+	if r.code != 1 || !strings.Contains(r.out, "PID 1") {
+		t.Errorf("gatehouse upgrade: exit %d, want 1 naming PID 1:\n%s", r.code, r.out)
+	}
+	time.Sleep(2 * time.Second)
+	if !answers(f.c, f.listen) {
+		t.Errorf("nothing answers on %s after the upgrade", f.listen)
+	}
+}
