@@ -116,6 +116,11 @@ func (s *Server) Upgrade(ctx context.Context, p supervisor.Progress) (int, error
 	if !u.possible() {
 		return 0, errors.New("upgrade: this gatehouse runs inside another program, not as the gatehouse command; it cannot start a successor")
 	}
+	if os.Getpid() == 1 {
+		// When the first process of a PID namespace exits, the kernel
+		// kills every other one in it: the successor and every app.
+		return 0, errors.New("upgrade: this gatehouse is PID 1 (a container's first process): its exit would end every process in the container, the new gatehouse and the apps included; restart the container instead")
+	}
 	if _, err := os.Stat(u.exe); err != nil {
 		return 0, fmt.Errorf("upgrade: the gatehouse executable: %w", err)
 	}
