@@ -53,7 +53,9 @@ func TestReloadNamesEveryKeyThatTakesANewProcess(t *testing.T) {
 			if err := g.Srv.Reload(ctx, "", func(format string, args ...any) { said = append(said, fmt.Sprintf(format, args...)) }); err != nil {
 				t.Fatalf("reload: %v", err)
 			}
-			if !slices.ContainsFunc(said, func(m string) bool { return strings.Contains(m, tc.key) && strings.Contains(m, "new gatehouse process") }) {
+			if !slices.ContainsFunc(said, func(m string) bool {
+				return strings.Contains(m, tc.key) && strings.Contains(m, "new gatehouse process")
+			}) {
 				t.Errorf("%s changed; reload said %q", tc.key, said)
 			}
 		})
