@@ -799,3 +799,39 @@ apps:
 		t.Errorf("nothing answers on %s after the upgrade", f.listen)
 	}
 }
+
+// Issue 14: --listen and --admin on the command line are not config
+// changes: a reload compares the re-read file with them applied, and does
+// not replace the gatehouse process (an upgrade) on every reload.
+func TestReloadWithCommandLineAddressesDoesNotUpgrade(t *testing.T) {
+	f := &upgradeFixture{dir: t.TempDir(), real: testutil.BuildBinary(t, gatehousePkg)}
+	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
+	t.Cleanup(func() { killUnder(f.dir) })
+	f.listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	f.adminURL = "http://" + adminAddr
+	f.cfgFile = filepath.Join(f.dir, "gatehouse.yaml")
+	// The file's addresses are not the ones served.
+	f.writeConfig(t, testutil.ClosedAddr(t), fmt.Sprintf(`admin: %q
+data_dir: data
+apps:
+  web:
+    command: [%q]
+    instances: 1
+    routes: ["/"]
+    health: {path: /healthz, interval: 200ms, timeout: 1s}
+    stop_timeout: 2s
+`, testutil.ClosedAddr(t), fault))
+	f.g = startGatehouseAt(t, f.real, f.dir, true, "run", "-c", f.cfgFile, "--listen", f.listen, "--admin", adminAddr)
+	f.c = httpClient(t, 20*time.Second)
+	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
+	r := waitOp(t, runAsync(t, f.real, f.dir, "reload", "--admin", adminAddr), 70*time.Second, "gatehouse reload")
+	if r.code != 0 || strings.Contains(r.out, "new gatehouse process") {
+		t.Errorf("gatehouse reload: exit %d, want 0 without an upgrade:\n%s", r.code, r.out)
+	}
+	select {
+	case <-f.g.done:
+		t.Errorf("gatehouse exited: it upgraded on a reload that changed nothing")
+	default:
+	}
+}
