@@ -105,6 +105,9 @@ func (s *Server) reread() (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
+	if s.override != nil {
+		s.override(next)
+	}
 	return next, nil
 }
 

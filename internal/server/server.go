@@ -59,6 +59,10 @@ type Options struct {
 	// Notify tells systemd when gatehouse is ready, reloading and
 	// stopping, and keeps its watchdog; nil means not under systemd.
 	Notify *sdnotify.Notifier
+	// Override, if set, is what the command line changes in the config
+	// (--listen, --admin), already applied to it: a reload applies it to
+	// the file it re-reads too, so that it is not taken for a change.
+	Override func(*config.Config)
 }
 
 // Server is one gatehouse instance: gateway, supervisor and admin API.
@@ -92,8 +96,9 @@ type Server struct {
 	adminSrv *http.Server
 	// snapMu serialises snapshot writes (the loop and Diagnose): both use
 	// the same temporary file.
-	snapMu sync.Mutex
-	notify *sdnotify.Notifier
+	snapMu   sync.Mutex
+	notify   *sdnotify.Notifier
+	override func(*config.Config)
 }
 
 // New prepares a server and binds its listeners, so that an address in use
@@ -110,7 +115,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify, upgrade: newUpgradeState(opts)}
+	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify, upgrade: newUpgradeState(opts), override: opts.Override}
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
 	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
 	s.events = telemetry.NewEvents(s.eventsW, 0)
