@@ -327,3 +327,38 @@ func countFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// Issue 14: the gatehouse at the executable's path may be a wrapper
+// script that runs the real binary as its child rather than exec'ing it.
+// The process that says ready is then the script's child: it serves, and
+// the handover must be taken as done with it, not refused while it serves
+// on beside the old process (which would take its instances back: two
+// gatehouses on the same sockets and apps).
+func TestAwaitReadyFromAWrappersChild(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	env := append(os.Environ(), roleEnv+"=ready", "HANDOVER_TEST_ADDR="+ln.Addr().String())
+	// The ":" after it keeps sh from exec'ing the last command.
+	succ, err := handover.Start("/bin/sh", []string{"-c", `"$0"; :`, exe}, env,
+		[]handover.Listener{{Key: "listen", Addr: ln.Addr().String(), Ln: ln}}, nil, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shell := succ.PID()
+	if err := awaitReady(t, succ, time.Minute, 20*time.Second); err != nil {
+		t.Fatalf("AwaitReady: %v", err)
+	}
+	if succ.PID() == shell {
+		t.Errorf("PID() is the wrapper's (%d), not the process that serves", shell)
+	}
+	// Let the successor finish: it answers one connection and exits.
+	ln.Close()
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second); err == nil {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		bufio.NewReader(c).ReadString('\n')
+		c.Close()
+	}
+}
