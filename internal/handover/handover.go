@@ -97,6 +97,9 @@ type Successor struct {
 	cmd     *exec.Cmd
 	control *os.File
 	exited  chan struct{}
+	// ready is the pid that said it is ready: the started process, or
+	// its child when the executable is a wrapper that does not exec.
+	ready int
 }
 
 // Start starts exe with args and env, giving it lns. The new process's
@@ -145,8 +148,13 @@ func Start(exe string, args, env []string, lns []Listener, stdout, stderr *os.Fi
 	return s, nil
 }
 
-// PID is the new process's pid.
-func (s *Successor) PID() int { return s.cmd.Process.Pid }
+// PID is the new process's pid: once it is ready, the one that said so.
+func (s *Successor) PID() int {
+	if s.ready > 0 {
+		return s.ready
+	}
+	return s.cmd.Process.Pid
+}
 
 // AwaitReady waits up to timeout for the new process to say it is ready.
 // On any other outcome (it says why not, exits, stays silent, or ctx ends
@@ -166,8 +174,14 @@ func (s *Successor) AwaitReady(ctx context.Context, timeout time.Duration) error
 	select {
 	case l := <-line:
 		line = nil // its reader is done
-		if rest, ok := strings.CutPrefix(l, "ready "); ok && rest == strconv.Itoa(s.PID()) {
-			return nil
+		// Only the new process, and what it starts before it closes
+		// the channel on exec, hold the channel: a pid other than its own
+		// is its child's, the real gatehouse under a wrapper script.
+		if rest, ok := strings.CutPrefix(l, "ready "); ok {
+			if pid, err := strconv.Atoi(rest); err == nil && pid > 0 {
+				s.ready = pid
+				return nil
+			}
 		}
 		reason, _ = strings.CutPrefix(l, "error: ")
 		if reason == "" {
