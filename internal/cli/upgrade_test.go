@@ -835,3 +835,29 @@ apps:
 	default:
 	}
 }
+
+// Issue 14: a reload that moves `listen` applies it through an upgrade:
+// the new process serves on the new address as soon as the reload
+// returns (no connection refused there), and the old address is released
+// once the old process is gone; the app process is the same.
+func TestReloadMovesTheListenAddress(t *testing.T) {
+	f := newUpgradeFixture(t, nil, "1s")
+	moved := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	f.writeConfig(t, moved, f.config(t))
+	r := waitOp(t, runAsync(t, f.real, f.dir, "reload", "--admin", strings.TrimPrefix(f.adminURL, "http://")), 70*time.Second, "gatehouse reload")
+	if r.code != 0 || !strings.Contains(r.out, "new gatehouse process") {
+		t.Fatalf("gatehouse reload: exit %d, want 0 with an upgrade:\n%s", r.code, r.out)
+	}
+	if !answers(f.c, moved) {
+		t.Errorf("nothing answers on the new address %s once the reload returned", moved)
+	}
+	if code := f.g.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("the old gatehouse exit %d, want 0", code)
+	}
+	if !refused(f.listen) {
+		t.Errorf("the old address %s still accepts connections", f.listen)
+	}
+	if !answers(f.c, moved) {
+		t.Errorf("nothing answers on %s after the old process exited", moved)
+	}
+}
