@@ -165,7 +165,9 @@ func waitOp(t *testing.T, res <-chan opResult, d time.Duration, what string) opR
 	}
 }
 
-// killUnder kills every process whose command line names dir.
+// killUnder kills every process whose command line or environment names
+// dir: gatehouses run from it, and shims, whose status files are under
+// its data_dir (their apps die with them).
 func killUnder(dir string) {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -173,9 +175,12 @@ func killUnder(dir string) {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(cmdline), dir) {
-			syscall.Kill(pid, syscall.SIGKILL)
+		for _, f := range []string{"cmdline", "environ"} {
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), f))
+			if err == nil && strings.Contains(string(b), dir) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				break
+			}
 		}
 	}
 }
