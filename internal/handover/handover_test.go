@@ -206,6 +206,21 @@ func TestAwaitReadyKillsASilentSuccessor(t *testing.T) {
 
 func testProcessAlive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
+// waitReaped waits until the successor pid, which exits on its own once
+// served, is gone and reaped (by Start's goroutine, which then ends).
+func waitReaped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for testProcessAlive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Errorf("the successor (pid %d) has not exited", pid)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Issue 14: the successor serves on the very socket the old process
 // listens on, and the old one's socket stays non-blocking (a blocking
 // listening socket would tie up a thread in accept, and Close would no
@@ -244,6 +259,7 @@ func TestSuccessorServesTheHandedSocketWhichStaysNonBlocking(t *testing.T) {
 	if err != nil || line != "new\n" {
 		t.Fatalf("read %q, %v; want the successor's \"new\"", line, err)
 	}
+	waitReaped(t, succ.PID())
 }
 
 // Issue 14: the successor holds no handover descriptor beyond what it
@@ -290,6 +306,7 @@ func TestSuccessorKeepsNoStrayDescriptor(t *testing.T) {
 	if len(inherited) > 0 {
 		t.Errorf("descriptors an app would inherit: %v", inherited)
 	}
+	waitReaped(t, succ.PID())
 }
 
 // The handed descriptors are not left open in the old process either:
@@ -308,6 +325,7 @@ func TestStartLeavesNoDescriptorInTheOldProcess(t *testing.T) {
 		bufio.NewReader(c).ReadString('\n') // lets the successor exit
 		c.Close()
 	}
+	waitReaped(t, succ.PID())
 	// The successor's pidfd goes once it is reaped, a moment after it
 	// exits.
 	deadline := time.Now().Add(10 * time.Second)
@@ -361,4 +379,6 @@ func TestAwaitReadyFromAWrappersChild(t *testing.T) {
 		bufio.NewReader(c).ReadString('\n')
 		c.Close()
 	}
+	waitReaped(t, succ.PID())
+	waitReaped(t, shell)
 }
