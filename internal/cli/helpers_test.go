@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -49,6 +50,8 @@ func gatehouse(t *testing.T, dir string, args ...string) (stdout, stderr string,
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+	// path, if set, is a file the process writes instead.
+	path string
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
@@ -58,6 +61,10 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 
 func (s *syncBuffer) String() string {
+	if s.path != "" {
+		b, _ := os.ReadFile(s.path)
+		return string(b)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -80,10 +87,32 @@ type running struct {
 // are still there.
 func startGatehouse(t *testing.T, dir string, args ...string) *running {
 	t.Helper()
+	return startGatehouseAt(t, testutil.BuildBinary(t, gatehousePkg), dir, false, args...)
+}
+
+// startGatehouseAt is startGatehouse with the binary at bin. With files,
+// its output goes to files in dir rather than pipes: the successors of an
+// upgrade write there too, after it exited (into a pipe whose reader is
+// gone, a write would kill them with SIGPIPE).
+func startGatehouseAt(t *testing.T, bin, dir string, files bool, args ...string) *running {
+	t.Helper()
 	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	r.cmd = exec.Command(testutil.BuildBinary(t, gatehousePkg), args...)
+	r.cmd = exec.Command(bin, args...)
 	r.cmd.Dir = dir
 	r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
+	if files {
+		for _, o := range []struct {
+			buf *syncBuffer
+			w   *io.Writer
+		}{{r.stdout, &r.cmd.Stdout}, {r.stderr, &r.cmd.Stderr}} {
+			f, err := os.CreateTemp(dir, "gatehouse-output-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close() // the process has its own descriptor
+			o.buf.path, *o.w = f.Name(), f
+		}
+	}
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	r.cmd.WaitDelay = 2 * time.Second
 	if err := r.cmd.Start(); err != nil {

@@ -47,12 +47,15 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	if err != nil {
 		return err
 	}
-	if listen != "" {
-		cfg.Listen = listen
+	override := func(cfg *config.Config) {
+		if listen != "" {
+			cfg.Listen = listen
+		}
+		if adminAddr != "" {
+			cfg.Admin = adminAddr
+		}
 	}
-	if adminAddr != "" {
-		cfg.Admin = adminAddr
-	}
+	override(cfg)
 	logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	// Under systemd (Type=notify) gatehouse reports readiness, reloads and
 	// shutdown, and keeps the watchdog; elsewhere notify is nil.
@@ -64,7 +67,7 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 		return fmt.Errorf("find gatehouse's own executable: %w", err)
 	}
 	srv, err := server.New(cfg, server.Options{Console: c.OutOrStdout(), Logger: logger, Notify: notify, Handover: inherit,
-		Executable: exe, Args: os.Args[1:]})
+		Executable: exe, Args: os.Args[1:], Override: override})
 	if err != nil {
 		return err
 	}

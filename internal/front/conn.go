@@ -158,10 +158,12 @@ func (fc *conn) serve() {
 	// A new connection gets HeadTimeout for its first request, as with
 	// net/http; a kept-alive one KeepaliveTimeout for the next.
 	wait, first := fc.s.opts.HeadTimeout, true
+	// No check for a shutdown here: a connection waiting for its next
+	// request is idle, and Shutdown closes it as such (after its idle
+	// grace). Closing it here instead would cut off the request of a
+	// client told keep-alive a moment before, or one that just finished
+	// its handshake, and answer it with a reset.
 	for {
-		if fc.s.closing.Load() {
-			return
-		}
 		fc.c.SetReadDeadline(time.Now().Add(wait))
 		if _, err := fc.br.Peek(1); err != nil {
 			return

@@ -49,9 +49,9 @@ func (fc *conn) serveH2(c net.Conn) {
 	s := fc.s
 	s.h2conns.Add(1)
 	defer s.h2conns.Add(-1)
-	if s.closing.Load() {
-		return
-	}
+	// During a shutdown the connection is still served: the next tick of
+	// Shutdown tells it to go away, and its client retries what it had
+	// not sent elsewhere, where a closed connection would fail it.
 	// An h2c connection still has the deadline its preface was read
 	// under, which x/net never clears: it would end the connection
 	// HeadTimeout after it opened. x/net bounds the rest of the preface

@@ -19,6 +19,7 @@ package handover
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,6 +97,9 @@ type Successor struct {
 	cmd     *exec.Cmd
 	control *os.File
 	exited  chan struct{}
+	// ready is the pid that said it is ready: the started process, or
+	// its child when the executable is a wrapper that does not exec.
+	ready int
 }
 
 // Start starts exe with args and env, giving it lns. The new process's
@@ -144,14 +148,20 @@ func Start(exe string, args, env []string, lns []Listener, stdout, stderr *os.Fi
 	return s, nil
 }
 
-// PID is the new process's pid.
-func (s *Successor) PID() int { return s.cmd.Process.Pid }
+// PID is the new process's pid: once it is ready, the one that said so.
+func (s *Successor) PID() int {
+	if s.ready > 0 {
+		return s.ready
+	}
+	return s.cmd.Process.Pid
+}
 
 // AwaitReady waits up to timeout for the new process to say it is ready.
-// On any other outcome (it says why not, exits, or stays silent) it is
-// killed with SIGKILL, which leaves the processes it may have adopted
-// running, and reaped, and the error (an *Error) says what happened.
-func (s *Successor) AwaitReady(timeout time.Duration) error {
+// On any other outcome (it says why not, exits, stays silent, or ctx ends
+// first) it is killed with SIGKILL, which leaves the processes it may have
+// adopted running, and reaped, and the error (an *Error) says what
+// happened.
+func (s *Successor) AwaitReady(ctx context.Context, timeout time.Duration) error {
 	defer s.control.Close()
 	line := make(chan string, 1)
 	go func() {
@@ -161,12 +171,17 @@ func (s *Successor) AwaitReady(timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	var reason string
-	read := false
 	select {
 	case l := <-line:
-		read = true
-		if rest, ok := strings.CutPrefix(l, "ready "); ok && rest == strconv.Itoa(s.PID()) {
-			return nil
+		line = nil // its reader is done
+		// Only the new process, and what it starts before it closes
+		// the channel on exec, hold the channel: a pid other than its own
+		// is its child's, the real gatehouse under a wrapper script.
+		if rest, ok := strings.CutPrefix(l, "ready "); ok {
+			if pid, err := strconv.Atoi(rest); err == nil && pid > 0 {
+				s.ready = pid
+				return nil
+			}
 		}
 		reason, _ = strings.CutPrefix(l, "error: ")
 		if reason == "" {
@@ -174,10 +189,12 @@ func (s *Successor) AwaitReady(timeout time.Duration) error {
 		}
 	case <-t.C:
 		reason = fmt.Sprintf("not ready within %s", timeout)
+	case <-ctx.Done():
+		reason = "called off: " + context.Cause(ctx).Error()
 	}
 	s.cmd.Process.Kill()
 	<-s.exited
-	if !read {
+	if line != nil {
 		// Unblock the reader: the new process is gone.
 		s.control.SetReadDeadline(time.Now())
 		<-line

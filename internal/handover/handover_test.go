@@ -2,6 +2,7 @@ package handover_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ const (
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(childEnv); mode != "" {
 		os.Exit(child(mode))
+	}
+	if role, ok := os.LookupEnv(roleEnv); ok {
+		os.Exit(successor(role))
 	}
 	goleak.VerifyTestMain(m)
 }
@@ -330,7 +334,7 @@ func TestAwaitReadyFails(t *testing.T) {
 func awaitReady(t *testing.T, succ *handover.Successor, timeout time.Duration) error {
 	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- succ.AwaitReady(timeout) }()
+	go func() { done <- succ.AwaitReady(context.Background(), timeout) }()
 	select {
 	case err := <-done:
 		return err
@@ -363,7 +367,7 @@ func nonBlocking(t *testing.T, ln *net.TCPListener) bool {
 func TestParentListenerStaysNonBlocking(t *testing.T) {
 	ln := listen(t)
 	succ, _ := startChild(t, "silent", []handover.Listener{{Key: "listen", Addr: ln.Addr().String(), Ln: ln}})
-	defer succ.AwaitReady(time.Millisecond)
+	defer succ.AwaitReady(context.Background(), time.Millisecond)
 	if !nonBlocking(t, ln) {
 		t.Error("the listener is in blocking mode after Start")
 	}
@@ -414,7 +418,7 @@ func TestStartFails(t *testing.T) {
 			before := fds()
 			succ, err := handover.Start(tc.exe, nil, os.Environ(), tc.lns, os.Stdout, os.Stderr)
 			if err == nil {
-				succ.AwaitReady(time.Millisecond)
+				succ.AwaitReady(context.Background(), time.Millisecond)
 				t.Fatal("Start succeeded")
 			}
 			if !strings.Contains(err.Error(), tc.wantErr) {

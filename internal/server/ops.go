@@ -15,11 +15,12 @@ import (
 // Reload re-reads the config file and applies it to app (every app when
 // app is ""; then the certificate files of the tls: block are read again
 // too). Apps added or removed in the file, and changes to listen, admin,
-// tls, routes, trusted_proxies or proxy_protocol, need a new gatehouse
-// process: a reload of every app applies them with an upgrade (see
-// Upgrade), after the apps' own changes; a reload of one app says so. A
-// data_dir change is the one an upgrade cannot carry (the new process
-// would not find the running instances): Reload says to stop and start.
+// tls, h2c, routes, trusted_proxies, proxy_protocol, the global limits,
+// admin_token or sample_interval, need a new gatehouse process: a reload
+// of every app applies them with an upgrade (see Upgrade), after the
+// apps' own changes; a reload of one app says so. A data_dir change is
+// the one an upgrade cannot carry (the new process would not find the
+// running instances): Reload says to stop and start.
 func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) error {
 	s.notify.Reloading()
 	defer s.notify.Ready()
@@ -104,6 +105,9 @@ func (s *Server) reread() (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
+	if s.override != nil {
+		s.override(next)
+	}
 	return next, nil
 }
 
@@ -129,7 +133,10 @@ func (s *Server) Instance(id string) (*supervisor.App, error) {
 
 // restartKeys lists the top-level keys that differ between prev and next
 // and that only a restart applies: the listeners, where data is kept,
-// the HTTPS listener's settings and certificate source, who is trusted.
+// the HTTPS listener's settings and certificate source, who is trusted,
+// the listeners' limits (read when they are made; an app's own share of
+// them is also applied by its reload), the admin token and the sampling
+// interval.
 func restartKeys(prev, next *config.Config) []string {
 	var keys []string
 	for _, k := range []struct {
@@ -143,6 +150,9 @@ func restartKeys(prev, next *config.Config) []string {
 		{"h2c", prev.H2C != next.H2C},
 		{"trusted_proxies", !slices.Equal(prev.TrustedProxies, next.TrustedProxies)},
 		{"proxy_protocol", prev.ProxyProtocol != next.ProxyProtocol},
+		{"limits", prev.Limits != next.Limits},
+		{"admin_token", prev.AdminToken != next.AdminToken},
+		{"sample_interval", prev.SampleInterval != next.SampleInterval},
 	} {
 		if k.changed {
 			keys = append(keys, k.name)

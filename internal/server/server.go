@@ -59,6 +59,10 @@ type Options struct {
 	// Notify tells systemd when gatehouse is ready, reloading and
 	// stopping, and keeps its watchdog; nil means not under systemd.
 	Notify *sdnotify.Notifier
+	// Override, if set, is what the command line changes in the config
+	// (--listen, --admin), already applied to it: a reload applies it to
+	// the file it re-reads too, so that it is not taken for a change.
+	Override func(*config.Config)
 }
 
 // Server is one gatehouse instance: gateway, supervisor and admin API.
@@ -92,8 +96,9 @@ type Server struct {
 	adminSrv *http.Server
 	// snapMu serialises snapshot writes (the loop and Diagnose): both use
 	// the same temporary file.
-	snapMu sync.Mutex
-	notify *sdnotify.Notifier
+	snapMu   sync.Mutex
+	notify   *sdnotify.Notifier
+	override func(*config.Config)
 }
 
 // New prepares a server and binds its listeners, so that an address in use
@@ -110,7 +115,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify, upgrade: newUpgradeState(opts)}
+	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify, upgrade: newUpgradeState(opts), override: opts.Override}
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
 	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
 	s.events = telemetry.NewEvents(s.eventsW, 0)
@@ -388,8 +393,8 @@ type running struct {
 // shutdown is gatehouse's one shutdown sequence. Run calls it once, both
 // when its context ends (SIGTERM, Ctrl-C) and when a component fails on
 // its own, so that every way out stops the same things in the same order
-// (systemd is told STOPPING=1 first, unless this process is not the
-// unit's main one: see below):
+// (an upgrade under way is called off first, and systemd is told
+// STOPPING=1, unless a successor took over):
 //
 //  1. Stop accepting on the public listeners (plain and HTTPS): new
 //     connections are refused, or, after an upgrade, accepted by the
@@ -416,6 +421,7 @@ type running struct {
 // A step whose component already failed finds nothing left to stop and
 // goes on to the next.
 func (s *Server) shutdown(r *running) {
+	s.upgrade.end()
 	leave := s.upgrade.leaving()
 	if !leave {
 		// Not from a process that handed over, or a successor that never
@@ -428,7 +434,12 @@ func (s *Server) shutdown(r *running) {
 	// Steps 1 and 2: Shutdown closes the listener first, then waits for
 	// the connections to finish.
 	if s.upgrade.done.Load() {
-		s.adminLn.Close() // its connections finish at step 5
+		// The successor answers the admin API now: its connections finish
+		// at step 5, but a kept-alive one is closed once idle, or after
+		// its answer, rather than being answered by this process, whose
+		// supervisor has let go of every instance, until then.
+		s.adminLn.Close()
+		s.adminSrv.SetKeepAlivesEnabled(false)
 	}
 	s.drainPublic(r.public != nil)
 	wait(r.public)

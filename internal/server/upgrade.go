@@ -46,6 +46,12 @@ type upgradeState struct {
 	inherit *handover.Inherited
 
 	mu sync.Mutex // one upgrade at a time
+	// stopping ends when this gatehouse begins to stop (see end): an
+	// upgrade under way is called off. stopped, under mu, refuses later
+	// ones.
+	stopping context.Context
+	stop     context.CancelCauseFunc
+	stopped  bool
 	// handedOver is closed once a successor took over: Run then shuts
 	// down, leaving the instances.
 	handedOver chan struct{}
@@ -63,6 +69,7 @@ const idleGrace = 2 * time.Second
 func newUpgradeState(opts Options) *upgradeState {
 	u := &upgradeState{exe: opts.Executable, args: opts.Args, timeout: opts.UpgradeTimeout, inherit: opts.Handover,
 		handedOver: make(chan struct{})}
+	u.stopping, u.stop = context.WithCancelCause(context.Background())
 	u.ready.Store(opts.Handover == nil)
 	if u.timeout <= 0 {
 		u.timeout = time.Minute
@@ -100,6 +107,9 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 		return 0, errors.New("upgrade: another upgrade is under way")
 	}
 	defer u.mu.Unlock()
+	if u.stopped {
+		return 0, errors.New("upgrade: this gatehouse is stopping")
+	}
 	if u.done.Load() {
 		return 0, errors.New("upgrade: this gatehouse has already handed over to a new process")
 	}
@@ -110,13 +120,20 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 		return 0, errors.New("upgrade: this gatehouse runs inside another program, not as the gatehouse command; it cannot start a successor")
 	}
 	if os.Getpid() == 1 {
-		// The process that exits at the end of an upgrade would be the
-		// container's init: the kernel would kill everything with it.
-		return 0, errors.New("upgrade: gatehouse is PID 1 (a container's init), and its exit would end the container; " +
-			"replace the container instead, or run gatehouse under an init such as tini (docker run --init)")
+		// When the first process of a PID namespace exits, the kernel
+		// kills every other one in it: the successor and every app.
+		return 0, errors.New("upgrade: this gatehouse is PID 1 (a container's first process): its exit would end every process in the container, the new gatehouse and the apps included; restart the container instead")
 	}
 	if _, err := os.Stat(u.exe); err != nil {
 		return 0, fmt.Errorf("upgrade: the gatehouse executable: %w", err)
+	}
+	// The new process reads the config file: in another data_dir it would
+	// find no instance to adopt and start a second set, the first left
+	// running with no gatehouse. (A config that fails to load is the new
+	// process's to report.)
+	if next, err := s.reread(); err == nil && next.DataDir != s.cfg.DataDir {
+		return 0, fmt.Errorf("upgrade: data_dir changed in the config (%s → %s): a new process would not find the running instances; stop and start gatehouse to move it",
+			s.cfg.DataDir, next.DataDir)
 	}
 	s.emitUpgrade(telemetry.EventUpgradeBegin, fmt.Sprintf("gatehouse pid %d starts %s to take over", os.Getpid(), u.exe))
 	s.notify.Reloading()
@@ -125,7 +142,7 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 	succ, err := handover.Start(u.exe, u.args, os.Environ(), s.handedSockets(), os.Stdout, os.Stderr)
 	if err == nil {
 		p("started %s as pid %d; waiting up to %s for it to adopt the instances and serve", u.exe, succ.PID(), timeout)
-		err = succ.AwaitReady(timeout)
+		err = succ.AwaitReady(u.stopping, timeout)
 	}
 	if err != nil {
 		s.sup.TakeBack()
@@ -194,6 +211,19 @@ func (s *Server) takeOver(ctx context.Context) error {
 	s.notify.MainPID(os.Getpid())
 	s.log.Info("took over from the previous gatehouse", "previous_pid", u.inherit.Parent())
 	return nil
+}
+
+// end is the first step of a shutdown: it calls off an upgrade under way
+// (its successor is killed and the instances taken back, to be stopped
+// with the rest: a stop leaves nothing running), waits until that upgrade
+// has returned, and refuses any later one. An upgrade that had already
+// handed over is done, and the shutdown leaves the instances to the
+// successor.
+func (u *upgradeState) end() {
+	u.stop(errors.New("this gatehouse is stopping"))
+	u.mu.Lock()
+	u.stopped = true
+	u.mu.Unlock()
 }
 
 // possible reports whether this server can start a successor: it knows

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -27,7 +28,19 @@ import (
 
 // This test binary imports package shim, so it is a shim itself when
 // started with shim.Env set: shim.Start runs it as Spec.Exe.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(appEnv) != "" {
+		// The app of TestAppInheritsNoShimDescriptor: what are 3 and 4?
+		for _, fd := range []string{"3", "4"} {
+			target, err := os.Readlink("/proc/self/fd/" + fd)
+			if err == nil {
+				fmt.Println(fd, target)
+			}
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // wait bounds every wait for a process or a pipe: generous, for a busy
 // machine.

@@ -256,6 +256,15 @@ func TestFaultAppSSEStreams(t *testing.T) {
 	if gap := at[2].Sub(at[0]); gap < 300*time.Millisecond {
 		t.Errorf("events 1 and 3 arrived %v apart; stream was buffered", gap)
 	}
+	// ?type= streams them as something else.
+	resp, err = http.Get("http://" + addr + "/sse?n=1&type=text/plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain" {
+		t.Errorf("?type=text/plain: Content-Type = %q", ct)
+	}
 }
 
 func TestFaultAppExitAtStart(t *testing.T) {

@@ -289,7 +289,13 @@ func (a *app) sse(w http.ResponseWriter, r *http.Request) {
 		a.text(w, http.StatusBadRequest, "every: %v", err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
+	// ?type= streams the same events under another content type: a
+	// chunked answer that is not an event stream.
+	ct := r.URL.Query().Get("type")
+	if ct == "" {
+		ct = "text/event-stream"
+	}
+	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Instance", a.instance)
 	rc := http.NewResponseController(w)
