@@ -296,7 +296,7 @@ func TestUpgradeRefusedByTheSuccessorServesOn(t *testing.T) {
 			},
 			during: func(t *testing.T, f *upgradeFixture) {
 				testutil.WaitFor(t, 20*time.Second, "the successor adopting", func() bool {
-					return strings.Contains(f.g.stderr.String(), "adopted from the previous gatehouse")
+					return strings.Contains(f.g.stderr.String(), "adopted without a restart")
 				})
 				b, err := os.ReadFile(filepath.Join(f.dir, "successor.pid"))
 				if err != nil {
@@ -707,7 +707,7 @@ func TestAdminStatusDuringAnUpgradeShowsTheInstances(t *testing.T) {
 	pid := f.instancePID(t)
 	op := f.upgrade(t)
 	testutil.WaitFor(t, 20*time.Second, "the successor adopting", func() bool {
-		return strings.Contains(f.g.stderr.String(), "adopted from the previous gatehouse")
+		return strings.Contains(f.g.stderr.String(), "adopted without a restart")
 	})
 	st := status(f.c, f.adminURL)
 	if r := waitOp(t, op, 70*time.Second, "gatehouse upgrade"); r.code != 0 {
