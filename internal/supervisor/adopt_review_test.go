@@ -1,0 +1,632 @@
+package supervisor
+
+// Review of issue 14 (gatehouse hands its running instances to the next
+// gatehouse: shims, Leave, adoption, TakeBack): each test fails on a bug.
+// Supervisors run in this test process; a gatehouse that left its
+// processes and then went away is played by rewriting processes.json's
+// writer to a process that has exited (the adoption rules are the same as
+// for an upgrade's successor, whose parent wrote the record).
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/procid"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
+
+// rev1Config is a one-app config: web runs the fault app with args.
+func rev1Config(t *testing.T, dataDir string, instances int, args ...string) *config.Config {
+	t.Helper()
+	bin := testutil.BuildBinary(t, testutil.FaultAppPkg)
+	cfg := config.Default()
+	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir = dataDir
+	app := config.NewApp("web")
+	app.Command = append(config.Command{bin}, args...)
+	app.Instances = instances
+	app.Routes = []string{"/"}
+	app.Health.Path = "/healthz"
+	app.Health.Interval = config.Duration(300 * time.Millisecond)
+	app.Health.Timeout = config.Duration(time.Second)
+	app.StartTimeout = config.Duration(10 * time.Second)
+	app.StopTimeout = config.Duration(3 * time.Second)
+	app.HoldTimeout = config.Duration(3 * time.Second)
+	cfg.Apps = map[string]*config.App{"web": app}
+	cfg.Order = []string{"web"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// rev1Run is a supervisor running in this process.
+type rev1Run struct {
+	sup    *Supervisor
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// rev1Start runs a supervisor for cfg until the test ends (or stop).
+func rev1Start(t *testing.T, cfg *config.Config, events *telemetry.Events) *rev1Run {
+	t.Helper()
+	r := &rev1Run{sup: New(cfg, Options{Events: events, DataDir: cfg.DataDir, Logger: review4Log(),
+		SampleInterval: time.Hour}), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		defer close(r.done)
+		r.sup.Run(ctx)
+	}()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop ends Run: instances it still supervises are stopped, those it left
+// run on.
+func (r *rev1Run) stop(t *testing.T) {
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("supervisor did not stop within 30s")
+	}
+}
+
+func (r *rev1Run) instances() []InstanceStatus {
+	return r.sup.App("web").statusAll()
+}
+
+func (a *App) statusAll() []InstanceStatus {
+	var out []InstanceStatus
+	for _, in := range a.Instances() {
+		out = append(out, in.Status())
+	}
+	return out
+}
+
+func (r *rev1Run) waitReady(t *testing.T, n int) []InstanceStatus {
+	t.Helper()
+	var ins []InstanceStatus
+	testutil.WaitFor(t, 20*time.Second, strconv.Itoa(n)+" ready instances of web", func() bool {
+		ins = r.instances()
+		ready := 0
+		for _, in := range ins {
+			if in.State == "ready" {
+				ready++
+			}
+		}
+		return ready == n && len(ins) == n
+	})
+	return ins
+}
+
+// rev1Doc reads processes.json.
+func rev1Doc(t *testing.T, dataDir string) processesDoc {
+	t.Helper()
+	var doc processesDoc
+	b, err := os.ReadFile(filepath.Join(dataDir, processesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// rev1Orphan rewrites processes.json as if the gatehouse that wrote it
+// had gone: its writer is a process that has exited.
+func rev1Orphan(t *testing.T, dataDir string) processesDoc {
+	t.Helper()
+	doc := rev1Doc(t, dataDir)
+	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = review4DeadGatehouse(t)
+	b, _ := json.Marshal(doc)
+	if err := os.WriteFile(filepath.Join(dataDir, processesFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// rev1Events are the events of type typ for instance id.
+func rev1Events(events *telemetry.Events, typ, id string) []telemetry.Event {
+	var out []telemetry.Event
+	for _, e := range events.Since(time.Time{}) {
+		if e.Type == typ && e.Instance == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func rev1Describe(events *telemetry.Events) string {
+	var b strings.Builder
+	for _, e := range events.Since(time.Time{}) {
+		code := ""
+		if e.ExitCode != nil {
+			code = " code=" + strconv.Itoa(*e.ExitCode)
+		}
+		b.WriteString("  " + e.Type + " " + e.Instance + " pid=" + strconv.Itoa(e.PID) + code + ": " + e.Detail)
+		if len(e.Output) > 0 {
+			b.WriteString(" output=" + strings.Join(e.Output, " ⏎ "))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// A previous gatehouse was killed; later its shim and app ended too (the
+// shim killed, the OOM killer), with no status written, and the app's pid
+// P was reused by the leader of an unrelated process group (a user's
+// shell job, a daemon: every session and job leader has pgid = pid). The
+// next gatehouse adopts the record, finds the shim gone and no status,
+// and its onExit "kills the children the app left behind": SIGKILL to
+// process group P. The guard for adopted processes (only within a minute
+// of the exit) is void here, because with no status file the exit time
+// is taken as now. The record's start ticks prove P is no longer the app.
+func TestAdoptedRecordOfAReusedPIDKillsNoProcessGroup(t *testing.T) {
+	if procid.BootID() == "" {
+		t.Skip("no boot id")
+	}
+	dataDir := t.TempDir()
+	cfg := rev1Config(t, dataDir, 1)
+	// The unrelated group: leader sh (pid P) with a child.
+	other, done := review4Spawn(t, "sleep 30 & wait")
+	p := other.Process.Pid
+	shimPID, shimTicks := review4DeadGatehouse(t)
+	review4WriteDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: p, PGID: p,
+		StartTicks: review4Ticks(t, p) - 1, Port: testutil.FreePort(t), StartedAt: time.Now().Add(-time.Hour),
+		Command: commandArgv(cfg.Apps["web"].Command), ShimPID: shimPID, ShimStartTicks: shimTicks,
+		StatusFile: filepath.Join(dataDir, "run", "web-1.1.1.exit")})
+	events := telemetry.NewEvents(nil, 0)
+	r := rev1Start(t, cfg, events)
+	testutil.WaitFor(t, 20*time.Second, "web-1 to be adopted, found ended, and started again", func() bool {
+		return len(rev1Events(events, telemetry.EventExit, "web-1")) > 0 && len(r.waitReadyNow()) == 1
+	})
+	if review4Signaled(t, done, 500*time.Millisecond) {
+		t.Fatalf("process group %d, which only reuses the recorded app pid (its start time differs), was killed "+
+			"when the adopted record was found ended; events:\n%s", p, rev1Describe(events))
+	}
+}
+
+// waitReadyNow returns the ready instances.
+func (r *rev1Run) waitReadyNow() []InstanceStatus {
+	var out []InstanceStatus
+	for _, in := range r.instances() {
+		if in.State == "ready" {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// The record's shim pid was reused (the shim ended long ago) by an
+// unrelated process whose fd 3 is a pipe. adopt opens /proc/SHIM/fd/3
+// without checking that SHIM is still the recorded shim (its start ticks
+// differ), and reads that process's pipe as the app's output: it takes
+// the bytes another program was waiting for, and writes them to the
+// instance's log.
+func TestAdoptDoesNotReadAReusedShimPIDsDescriptor(t *testing.T) {
+	if procid.BootID() == "" {
+		t.Skip("no boot id")
+	}
+	dataDir := t.TempDir()
+	cfg := rev1Config(t, dataDir, 1)
+	// The unrelated process, holding the read end of a pipe at fd 3, and
+	// the data that waits in the pipe for it.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	other := exec.Command("sleep", "30")
+	other.ExtraFiles = []*os.File{pr}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	const secret = "input meant for another program\n"
+	if _, err := pw.WriteString(secret); err != nil {
+		t.Fatal(err)
+	}
+	appPID, appTicks := review4DeadGatehouse(t)
+	shim := other.Process.Pid
+	review4WriteDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: appPID, PGID: appPID,
+		StartTicks: appTicks, Port: testutil.FreePort(t), StartedAt: time.Now().Add(-time.Hour),
+		Command: commandArgv(cfg.Apps["web"].Command), ShimPID: shim, ShimStartTicks: review4Ticks(t, shim) - 1,
+		StatusFile: filepath.Join(dataDir, "run", "web-1.1.1.exit")})
+	events := telemetry.NewEvents(nil, 0)
+	r := rev1Start(t, cfg, events)
+	testutil.WaitFor(t, 20*time.Second, "web-1 to be adopted, found ended, and started again", func() bool {
+		return len(rev1Events(events, telemetry.EventExit, "web-1")) > 0 && len(r.waitReadyNow()) == 1
+	})
+	// What is left in the pipe is still there for its reader. (pr is in
+	// blocking mode since exec passed it on: ask how much it holds first;
+	// TIOCINQ is FIONREAD.)
+	var got string
+	if n, err := unix.IoctlGetInt(int(pr.Fd()), unix.TIOCINQ); err == nil && n > 0 {
+		buf := make([]byte, n)
+		n, _ := pr.Read(buf)
+		got = string(buf[:n])
+	}
+	pr.Close()
+	if got != secret {
+		logged, _ := os.ReadFile(filepath.Join(dataDir, "logs", "web", "web-1.log"))
+		t.Fatalf("the pipe of process %d (which reuses the recorded shim pid, with another start time) holds %q, want %q: "+
+			"the adopting gatehouse read it; web-1's log:\n%s", shim, got, secret, logged)
+	}
+}
+
+// rev1Get asks an instance's port directly for path, as a request the
+// leaving gatehouse still forwards would.
+func rev1Get(port int, path string) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	if resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(port) + path); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// An instance that crashes after its gatehouse left it and before the
+// next one adopts it (during an upgrade, or after a gatehouse was
+// killed): the adopter reports the exit with its code, its last output
+// (the panic a crash prints: what the user needs to see) and restarts it
+// once. The output is lost: the app wrote it to the pipe, which the
+// leaving gatehouse no longer reads; the shim, the pipe's last holder,
+// exits once it wrote the exit status, and the pipe, with the output in
+// it, is gone before anyone adopts the instance.
+func TestCrashBetweenLeaveAndAdoptionIsReportedOnce(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := rev1Config(t, dataDir, 1)
+	events := telemetry.NewEvents(nil, 0)
+	old := rev1Start(t, cfg, events)
+	in := old.waitReady(t, 1)[0]
+	old.sup.Leave()
+	old.stop(t) // the old gatehouse exits, leaving web-1 running
+	rec := rev1Doc(t, dataDir).Processes
+	if len(rec) != 1 || rec[0].PID != in.PID {
+		t.Fatalf("after Leave, processes.json records %+v; want web-1 pid %d", rec, in.PID)
+	}
+	// It crashes: a panic on stderr, exit code 3.
+	rev1Get(in.Port, "/crash")
+	app := procid.ID{PID: rec[0].PID, StartTicks: rec[0].StartTicks}
+	testutil.WaitFor(t, 10*time.Second, "the app to end and its status to be written", func() bool {
+		_, err := os.Stat(rec[0].StatusFile)
+		return !app.Alive() && err == nil
+	})
+	// The next gatehouse comes once the shim is done, or a few seconds
+	// later (a restart by systemd, an upgrade's successor starting up).
+	shim := procid.ID{PID: rec[0].ShimPID, StartTicks: rec[0].ShimStartTicks}
+	for end := time.Now().Add(3 * time.Second); shim.Alive() && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	rev1Orphan(t, dataDir)
+
+	next := rev1Start(t, cfg, events)
+	testutil.WaitFor(t, 20*time.Second, "the adopter to report web-1's exit and restart it", func() bool {
+		ready := next.waitReadyNow()
+		return len(ready) == 1 && ready[0].PID != in.PID
+	})
+	exits := rev1Events(events, telemetry.EventExit, "web-1")
+	if len(exits) != 1 {
+		t.Fatalf("%d exit events for web-1; want 1:\n%s", len(exits), rev1Describe(events))
+	}
+	e := exits[0]
+	if e.PID != in.PID || e.ExitCode == nil || *e.ExitCode != 3 {
+		t.Errorf("exit event %+v; want pid %d, code 3", e, in.PID)
+	}
+	if !slices.ContainsFunc(e.Output, func(l string) bool { return strings.Contains(l, "panic: crash requested") }) {
+		t.Errorf("web-1's exit event has output %q; want the panic it printed as it crashed:\n%s", e.Output, rev1Describe(events))
+	}
+	if st := next.instances(); len(st) != 1 || st[0].Restarts != 1 {
+		t.Errorf("after the adopter restarted it: %+v; want web-1 with 1 restart", st)
+	}
+}
+
+// Leave comes while the gatehouse is taking in the exit of an instance's
+// process: the shim has ended, and the gatehouse has reaped it and read
+// (and removed) its exit status, but is still reading the last output
+// (here for up to a second: a worker the app started holds the pipe). The
+// instance is told to leave and leaves the process as if it ran: its
+// record is kept, for the next gatehouse to adopt. That one finds the
+// shim gone and no status, and reports the exit as "how is not known":
+// the exit code, read by the gatehouse that left, is lost, and the exit
+// was reported by neither. Whoever reports it must say code 3.
+func TestLeaveDuringAnExitLosesNoExitCode(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := rev1Config(t, dataDir, 1, "-spawn-child")
+	events := telemetry.NewEvents(nil, 0)
+	old := rev1Start(t, cfg, events)
+	in := old.waitReady(t, 1)[0]
+	rec := rev1Doc(t, dataDir).Processes[0]
+	shim := procid.ID{PID: rec.ShimPID, StartTicks: rec.ShimStartTicks}
+	go rev1Get(in.Port, "/crash")
+	testutil.WaitFor(t, 10*time.Second, "the shim to end", func() bool { return !shim.Alive() })
+	old.sup.Leave()
+	old.stop(t)
+	rev1Orphan(t, dataDir)
+
+	next := rev1Start(t, cfg, events)
+	testutil.WaitFor(t, 20*time.Second, "web-1 to run a new process", func() bool {
+		ready := next.waitReadyNow()
+		return len(ready) == 1 && ready[0].PID != in.PID
+	})
+	var exits []telemetry.Event
+	for _, e := range rev1Events(events, telemetry.EventExit, "web-1") {
+		if e.PID == in.PID {
+			exits = append(exits, e)
+		}
+	}
+	if len(exits) != 1 || exits[0].ExitCode == nil || *exits[0].ExitCode != 3 {
+		t.Fatalf("exit events of web-1's pid %d: %d; want one, with code 3:\n%s", in.PID, len(exits), rev1Describe(events))
+	}
+}
+
+// Between Leave and TakeBack (an upgrade under way) the instances belong
+// to the successor, and no operation can act on them. An operation must
+// then fail and say so, as one that would start an instance does; these
+// find no instance (all have let go) and report success having done
+// nothing: `gatehouse stop web` and `gatehouse restart web` print success,
+// the processes run on unchanged, and the successor adopts them.
+func TestOperationsDuringLeaveFail(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := rev1Config(t, dataDir, 1)
+	r := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
+	in := r.waitReady(t, 1)[0]
+	r.sup.Leave()
+	a := r.sup.App("web")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, op := range []struct {
+		name string
+		do   func() error
+	}{
+		{"scale to 0", func() error { return a.Scale(ctx, 0, func(string, ...any) {}) }},
+		{"stop", func() error { return a.Stop(ctx, func(string, ...any) {}) }},
+		{"restart", func() error { return a.Restart(ctx, func(string, ...any) {}) }},
+	} {
+		t.Run(strings.ReplaceAll(op.name, " ", "_"), func(t *testing.T) {
+			if err := op.do(); err == nil {
+				t.Errorf("%s during Leave: no error; web-1 (pid %d) runs on, untouched (alive: %v)",
+					op.name, in.PID, procid.Of(in.PID).Alive())
+			}
+		})
+	}
+	r.sup.TakeBack()
+}
+
+// An app with idle_timeout that is idle when its gatehouse leaves its
+// instances: the idle loop goes on in the leaving gatehouse, "unloads" the
+// app (it has no instance left to stop) and marks its pool unloaded; the
+// wake that follows can start nothing, so the mark stays. After TakeBack
+// (the upgrade failed) the adopted instance serves, but its pool is still
+// marked unloaded: status says the app is starting, and a scale is
+// silently dropped (scaleLocked does nothing for an unloaded pool).
+func TestIdleUnloadDuringLeaveDoesNotOutliveTakeBack(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := rev1Config(t, dataDir, 1)
+	cfg.Apps["web"].IdleTimeout = config.Duration(time.Second)
+	r := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
+	a := r.sup.App("web")
+	// Requests keep it loaded until it is left.
+	stopTouch := make(chan struct{})
+	touched := make(chan struct{})
+	go func() {
+		defer close(touched)
+		for {
+			a.pool.Touch()
+			select {
+			case <-stopTouch:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	r.waitReady(t, 1)
+	r.sup.Leave()
+	close(stopTouch)
+	<-touched
+	time.Sleep(2500 * time.Millisecond) // longer than idle_timeout and a check
+	a.pool.Touch()
+	r.sup.TakeBack()
+	r.waitReady(t, 1)
+	if a.pool.Unloaded() {
+		t.Errorf("after TakeBack, web's pool is marked unloaded for idleness while web-1 serves")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Scale(ctx, 2, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.instances()); n != 2 {
+		t.Errorf("after TakeBack and scale to 2: %d instances, want 2", n)
+	}
+}
+
+// TakeBack after a successor that changed what runs (here: its config has
+// another command, so it stopped the left processes and started its own,
+// which the taker-back in turn cannot adopt and stops): processes.json
+// must list what runs. TakeBack claims the record with this gatehouse's
+// entries from before Leave, for processes that no longer exist; nothing
+// removes them, and the next gatehouse adopts them (an extra instance,
+// found ended, restarted, and its recorded group killed).
+func TestTakeBackRecordsOnlyWhatRuns(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := rev1Config(t, dataDir, 1)
+	events := telemetry.NewEvents(nil, 0)
+	old := rev1Start(t, cfg, events)
+	first := old.waitReady(t, 1)[0]
+	old.sup.Leave()
+	rev1Orphan(t, dataDir)
+	// The successor runs another command.
+	succ := rev1Start(t, rev1Config(t, dataDir, 1, "-health-status", "200"), events)
+	testutil.WaitFor(t, 20*time.Second, "the successor to replace web-1", func() bool {
+		ready := succ.waitReadyNow()
+		return len(ready) == 1 && ready[0].PID != first.PID && !procid.Of(first.PID).Alive()
+	})
+	// It dies (SIGKILL from its predecessor): its processes and record stay.
+	succ.sup.Leave()
+	succ.stop(t)
+	old.sup.TakeBack()
+	now := old.waitReady(t, 1)[0]
+	var stale []string
+	for _, p := range rev1Doc(t, dataDir).Processes {
+		if st, err := procid.ReadStat(p.PID); err != nil || st.StartTicks != p.StartTicks || st.State == 'Z' {
+			stale = append(stale, p.ID+" pid "+strconv.Itoa(p.PID))
+		}
+	}
+	if len(stale) > 0 {
+		t.Errorf("after TakeBack (web runs as %s pid %d), processes.json records processes that do not run: %s",
+			now.ID, now.PID, strings.Join(stale, ", "))
+	}
+}
+
+// The shim writes the app's exit status under data_dir/run. When that
+// directory cannot be made (here a file is in its way; a data_dir that is
+// read-only, or on a full disk, does the same), statusPath ignores the
+// error and every shim fails to write its status: every exit is then
+// reported as "how is not known" — no exit code, no signal — though this
+// gatehouse watched the process end, and nothing says why. The exit code
+// must be known (the status can go elsewhere).
+func TestExitCodeKnownWhenDataDirRunIsUnusable(t *testing.T) {
+	dataDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dataDir, "run"), []byte("not a directory\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rev1Config(t, dataDir, 1, "-exit-at-start", "7")
+	events := telemetry.NewEvents(nil, 0)
+	rev1Start(t, cfg, events)
+	testutil.WaitFor(t, 20*time.Second, "web-1's first exit", func() bool {
+		return len(rev1Events(events, telemetry.EventExit, "web-1")) > 0
+	})
+	e := rev1Events(events, telemetry.EventExit, "web-1")[0]
+	if e.ExitCode == nil || *e.ExitCode != 7 {
+		t.Errorf("web-1's exit with code 7 is reported as %q (code %v)", e.Detail, e.ExitCode)
+	}
+}
+
+// `gatehouse stop web` (scale to 0) or a scale down, then an upgrade (or a
+// reload that needs a new process, which is one): the successor adopts
+// what runs and starts instances up to the count in the config file, so
+// the stopped app is started again and the scale down undone. populate
+// keeps a scale up ("a scale the previous gatehouse made holds") but
+// nothing carries a scale down or a stop to the next process.
+func TestStoppedAppStaysStoppedAcrossAHandover(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		do   func(context.Context, *App) error
+		want int
+	}{
+		{"scale to 1", func(ctx context.Context, a *App) error { return a.Scale(ctx, 1, func(string, ...any) {}) }, 1},
+		{"stop", func(ctx context.Context, a *App) error { return a.Stop(ctx, func(string, ...any) {}) }, 0},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			dataDir := t.TempDir()
+			cfg := rev1Config(t, dataDir, 2)
+			old := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
+			old.waitReady(t, 2)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := tc.do(ctx, old.sup.App("web")); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(old.instances()); n != tc.want {
+				t.Fatalf("after %s: %d instances", tc.name, n)
+			}
+			old.sup.Leave()
+			old.stop(t)
+			rev1Orphan(t, dataDir)
+			next := rev1Start(t, rev1Config(t, dataDir, 2), telemetry.NewEvents(nil, 0))
+			<-next.sup.begun
+			time.Sleep(500 * time.Millisecond)
+			if n := len(next.instances()); n != tc.want {
+				t.Errorf("after %s (%d instances) and a handover, the next gatehouse runs %d instances", tc.name, tc.want, n)
+			}
+		})
+	}
+}
+
+// Leave lets go of every instance for a successor that finds them through
+// processes.json. When this gatehouse's processes are not in that file —
+// it could not write it (shown here by a directory in its place; a
+// read-only data_dir or a full disk do the same), or another gatehouse
+// runs on the same data_dir and owns it — no successor can adopt them:
+// they run on unsupervised after the handover, holding their ports,
+// while the successor starts instances of its own. Leave must not let go
+// of a process the record does not list.
+func TestLeaveLetsGoOnlyOfRecordedProcesses(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dataDir string)
+	}{
+		{"record not writable", func(t *testing.T, dataDir string) {
+			if err := os.Mkdir(filepath.Join(dataDir, processesFile), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"data_dir of another gatehouse", func(t *testing.T, dataDir string) {
+			other := rev1Start(t, rev1Config(t, dataDir, 1), telemetry.NewEvents(nil, 0))
+			other.waitReady(t, 1)
+		}},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			dataDir := t.TempDir()
+			tc.setup(t, dataDir)
+			r := rev1Start(t, rev1Config(t, dataDir, 1), telemetry.NewEvents(nil, 0))
+			in := r.waitReady(t, 1)[0]
+			r.sup.Leave()
+			var recorded bool
+			if b, err := os.ReadFile(filepath.Join(dataDir, processesFile)); err == nil {
+				var doc processesDoc
+				json.Unmarshal(b, &doc)
+				recorded = slices.ContainsFunc(doc.Processes, func(p ProcessRecord) bool { return p.PID == in.PID })
+			}
+			supervised := slices.ContainsFunc(r.instances(), func(s InstanceStatus) bool { return s.PID == in.PID })
+			if !recorded && !supervised {
+				t.Errorf("Leave let go of web-1 (pid %d), which processes.json does not list: no successor can adopt it", in.PID)
+			}
+			// Stop what was left, as the test's own cleanup.
+			r.sup.TakeBack()
+			if !recorded {
+				syscall.Kill(-in.PID, syscall.SIGKILL)
+			}
+		})
+	}
+}
+
+// Two gatehouses on one data_dir: the second leaves the first's record
+// alone (shared). If the second then leaves and takes back (an upgrade of
+// it that failed), TakeBack reads the record "whoever wrote last" and
+// adopts what it lists: the first gatehouse's processes, which the first
+// still supervises. Two gatehouses then probe, restart and stop the same
+// processes, and read their output from the same pipe, each getting part.
+func TestTakeBackAdoptsNoOtherGatehousesProcess(t *testing.T) {
+	dataDir := t.TempDir()
+	other := rev1Start(t, rev1Config(t, dataDir, 1), telemetry.NewEvents(nil, 0))
+	theirs := other.waitReady(t, 1)[0]
+	r := rev1Start(t, rev1Config(t, dataDir, 1), telemetry.NewEvents(nil, 0))
+	ours := r.waitReady(t, 1)[0]
+	r.sup.Leave()
+	r.sup.TakeBack()
+	time.Sleep(500 * time.Millisecond)
+	if slices.ContainsFunc(r.instances(), func(s InstanceStatus) bool { return s.PID == theirs.PID }) {
+		t.Errorf("after Leave and TakeBack, this gatehouse supervises pid %d, the other gatehouse's web-1 "+
+			"(which supervises it too); its own was pid %d", theirs.PID, ours.PID)
+	}
+	syscall.Kill(-ours.PID, syscall.SIGKILL) // left, unrecorded (see above)
+}
