@@ -102,8 +102,17 @@ func spawn(s spawnSpec) (*process, error) {
 func adopt(rec ProcessRecord, out io.Writer) *process {
 	p := &process{pid: rec.PID, startTicks: rec.StartTicks, statusPath: rec.StatusFile, adopted: true,
 		shim: procid.ID{PID: rec.ShimPID, StartTicks: rec.ShimStartTicks}, started: rec.StartedAt}
-	if f, err := shim.OpenOutput(rec.ShimPID); err == nil {
-		p.output = f
+	// Only the recorded shim's pipe: a reused pid's fd 3 is another
+	// program's. Checked again once open, in case the pid was reused in
+	// between.
+	if p.shim.Alive() {
+		if f, err := shim.OpenOutput(rec.ShimPID); err == nil {
+			if p.shim.Alive() {
+				p.output = f
+			} else {
+				f.Close()
+			}
+		}
 	}
 	p.watch(out)
 	return p
