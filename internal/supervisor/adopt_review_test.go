@@ -630,3 +630,40 @@ func TestTakeBackAdoptsNoOtherGatehousesProcess(t *testing.T) {
 	}
 	syscall.Kill(-ours.PID, syscall.SIGKILL) // left, unrecorded (see above)
 }
+
+// The other side of TestAdoptedRecordOfAReusedPIDKillsNoProcessGroup: an
+// adopted app that crashes, leaving a worker it started in its group,
+// still has that worker killed, its group being provably its own.
+func TestAdoptedAppsLeftoverWorkerIsKilledOnExit(t *testing.T) {
+	dataDir := t.TempDir()
+	pidfile := filepath.Join(t.TempDir(), "child.pid")
+	cfg := rev1Config(t, dataDir, 1, "-spawn-child", "-child-pidfile", pidfile)
+	events := telemetry.NewEvents(nil, 0)
+	old := rev1Start(t, cfg, events)
+	in := old.waitReady(t, 1)[0]
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	worker := procid.Of(cpid)
+	t.Cleanup(func() {
+		if worker.Alive() {
+			syscall.Kill(cpid, syscall.SIGKILL)
+		}
+	})
+	old.sup.Leave()
+	old.stop(t)
+	rev1Orphan(t, dataDir)
+	next := rev1Start(t, cfg, events)
+	testutil.WaitFor(t, 20*time.Second, "web-1 to be adopted", func() bool {
+		ready := next.waitReadyNow()
+		return len(ready) == 1 && ready[0].PID == in.PID
+	})
+	rev1Get(in.Port, "/crash")
+	testutil.WaitFor(t, 20*time.Second, "web-1 to run a new process", func() bool {
+		ready := next.waitReadyNow()
+		return len(ready) == 1 && ready[0].PID != in.PID
+	})
+	testutil.WaitFor(t, 5*time.Second, "the crashed app's worker to be killed", func() bool { return !worker.Alive() })
+}

@@ -270,7 +270,7 @@ func (in *Instance) startOrAdopt(cfg *config.App) (*process, int, []string, bool
 	if rec := in.adopt; rec != nil {
 		in.adopt = nil
 		in.app.sup.ports.reserve(rec.Port)
-		proc := adopt(*rec, out)
+		proc := adopt(*rec, in.app.sup.records.token(), out)
 		out.setPID(proc.pid)
 		return proc, rec.Port, rec.Command, true
 	}
@@ -441,12 +441,9 @@ func (in *Instance) onExit(ctx context.Context, proc *process, m *pool.Member, w
 	}
 	exit := &pool.Exit{PID: proc.pid, Detail: detail, Signal: info.signal, At: proc.exitedAt}
 	m.SetExit(exit)
-	// Children the app left behind would hold its port or leak. An
-	// adopted process that ended long ago may have had its group id
-	// reused: leave that one alone.
-	if !proc.adopted || time.Since(proc.exitedAt) < time.Minute {
-		proc.signalGroup(syscall.SIGKILL)
-	}
+	// Children the app left behind would hold its port or leak. (An
+	// adopted process's group is checked first: see signalGroup.)
+	proc.signalGroup(syscall.SIGKILL)
 	in.app.pool.Remove(m)
 	in.setHealth(detail)
 	// Let requests that failed with this exit be attributed to it before

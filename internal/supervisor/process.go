@@ -36,8 +36,11 @@ type process struct {
 	// output is the read end of the app's output pipe.
 	output  *os.File
 	started time.Time
-	// adopted: started by a previous gatehouse.
+	// adopted: started by a previous gatehouse; rec is its record and run
+	// the token its processes carry (see signalGroup).
 	adopted bool
+	rec     ProcessRecord
+	run     string
 
 	// stop ends the watch without the process ending (a handover).
 	stop     context.CancelFunc
@@ -97,10 +100,9 @@ func spawn(s spawnSpec) (*process, error) {
 }
 
 // adopt takes over the process rec describes, which a previous gatehouse
-// started; out receives its output from now on. The shim must have been
-// checked (alive, or ended with its status written).
-func adopt(rec ProcessRecord, out io.Writer) *process {
-	p := &process{pid: rec.PID, startTicks: rec.StartTicks, statusPath: rec.StatusFile, adopted: true,
+// started with the run token run; out receives its output from now on.
+func adopt(rec ProcessRecord, run string, out io.Writer) *process {
+	p := &process{pid: rec.PID, startTicks: rec.StartTicks, statusPath: rec.StatusFile, adopted: true, rec: rec, run: run,
 		shim: procid.ID{PID: rec.ShimPID, StartTicks: rec.ShimStartTicks}, started: rec.StartedAt}
 	// Only the recorded shim's pipe: a reused pid's fd 3 is another
 	// program's. Checked again once open, in case the pid was reused in
@@ -205,11 +207,29 @@ func (p *process) leave() {
 }
 
 // signalGroup sends sig to the process group. ESRCH (already gone) is fine.
+// An adopted process's group is signalled only while it is provably still
+// the app's (see ownGroup).
 func (p *process) signalGroup(sig syscall.Signal) {
+	if p.adopted && !p.ownGroup() {
+		return
+	}
 	if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		// The group may be gone while the leader lingers as a zombie.
 		syscall.Kill(p.pid, sig)
 	}
+}
+
+// ownGroup reports whether the process group of an adopted process is
+// still its own: its leader runs with the recorded start time, or a
+// member carries the instance's identity and run token (findLeftover).
+// This gatehouse may not have seen the app end (it ended before the
+// adoption, its status lost), so its group id may since have been reused
+// by another program's group.
+func (p *process) ownGroup() bool {
+	if (procid.ID{PID: p.pid, StartTicks: p.startTicks}).Alive() {
+		return true
+	}
+	return findLeftover(p.rec, p.run) != nil
 }
 
 // waitExit waits up to d for the process to exit.

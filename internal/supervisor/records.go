@@ -217,6 +217,16 @@ func runToken() string {
 	return hex.EncodeToString(b[:])
 }
 
+// token is this run's token; "" without a record.
+func (r *records) token() string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.run
+}
+
 // env is the variable every process of this run carries.
 func (r *records) env() string {
 	if r == nil {
