@@ -500,8 +500,14 @@ func (in *Instance) requestedStop() stopMode {
 // A hard restart (stopHard) skips the wait for in-flight requests.
 func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App, mode stopMode) outcome {
 	if mode == stopLeave {
-		proc.leave()
-		return left
+		if proc.leave() {
+			return left
+		}
+		// It ended as it was left, and this gatehouse read how: report
+		// it, and drop its record, for no successor could.
+		<-proc.exited
+		in.onExit(context.Background(), proc, m, "")
+		return stopped
 	}
 	in.setState(pool.Draining)
 	start := time.Now()

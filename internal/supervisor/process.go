@@ -43,9 +43,14 @@ type process struct {
 	run     string
 
 	// stop ends the watch without the process ending (a handover).
-	stop     context.CancelFunc
-	watchCtx context.Context
-	read     chan struct{} // closed when the output is read to its end
+	stop context.CancelFunc
+	// endMu orders leave against wait: either the process is left (a
+	// successor reaps its shim and reads its status) or this gatehouse
+	// takes in its end, never both halves.
+	endMu         sync.Mutex
+	ended, isLeft bool
+	watchCtx      context.Context
+	read          chan struct{} // closed when the output is read to its end
 	// exited is closed once the process has ended and its output was
 	// read; exit and exitedAt are valid after that. It is never closed
 	// for a process left to a successor (leave).
@@ -157,6 +162,13 @@ func (p *process) wait() {
 	if err := procid.Wait(p.watchCtx, p.shim); err != nil {
 		return // left: the successor watches it from now on
 	}
+	p.endMu.Lock()
+	if p.isLeft {
+		p.endMu.Unlock()
+		return // left as it ended: its status is the successor's to read
+	}
+	p.ended = true
+	p.endMu.Unlock()
 	if p.cmd != nil {
 		p.cmd.Wait()
 	} else if st, err := procid.ReadStat(p.shim.PID); err == nil && st.PPID == os.Getpid() {
@@ -196,14 +208,25 @@ func (p *process) wait() {
 
 // leave stops watching the process without touching it, for a successor
 // gatehouse to adopt: the output is no longer read (what the app writes
-// meanwhile waits in the pipe) and its end no longer awaited.
-func (p *process) leave() {
+// meanwhile waits in the pipe) and its end no longer awaited. It returns
+// false, doing nothing, when this gatehouse is already taking in the
+// process's end (it reaped the shim and read its status): that end is
+// then reported here, exited is closed soon.
+func (p *process) leave() bool {
+	p.endMu.Lock()
+	if p.ended {
+		p.endMu.Unlock()
+		return false
+	}
+	p.isLeft = true
+	p.endMu.Unlock()
 	p.stop()
 	if p.output != nil {
 		p.output.SetReadDeadline(time.Now())
 		<-p.read
 		p.output.Close()
 	}
+	return true
 }
 
 // signalGroup sends sig to the process group. ESRCH (already gone) is fine.
