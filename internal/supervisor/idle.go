@@ -50,11 +50,13 @@ func idleAt(now, last time.Time, idle time.Duration, inflight int64, waiting int
 
 // unload stops every instance drain-first. Requests that arrive from now
 // on are held and wake the app. It does nothing, and returns false, when
-// the app stopped being idle while an operation held opMu.
+// the app stopped being idle while an operation held opMu, or while its
+// instances are left to a new gatehouse process (Leave): they are not
+// this one's to stop, and a wake could start none.
 func (a *App) unload() bool {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if !a.idle() {
+	if !a.idle() || a.sup.leaving.Load() {
 		return false
 	}
 	idle := a.Config().IdleTimeout.D()

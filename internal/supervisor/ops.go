@@ -25,6 +25,11 @@ var ErrBusy = errors.New("another reload of this app is in progress")
 // ErrExternal is returned for process operations on an external pool.
 var ErrExternal = errors.New("app is an external pool (upstreams:); it has no processes")
 
+// errLeaving is returned by operations while the instances are left to a
+// new gatehouse process (Leave until TakeBack): they are not this one's
+// to change, and the change would not reach the new process.
+var errLeaving = errors.New("gatehouse is handing its instances to a new process (an upgrade); try again once it is done")
+
 // Reload applies a new config to the app. Settings that need no new
 // process (probes, timeouts, limits) apply at once, and a new instance
 // count alone scales (as Scale does); a new command, dir or env (or an
@@ -39,6 +44,9 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	defer a.opMu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("reload %s: %w", a.name, err)
+	}
+	if a.sup.leaving.Load() {
+		return fmt.Errorf("reload %s: %w", a.name, errLeaving)
 	}
 	prev := a.Config()
 	if prev.External() != next.External() {
@@ -132,6 +140,9 @@ func whatChanged(prev, next *config.App) string {
 func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
+	if a.sup.leaving.Load() {
+		return fmt.Errorf("recycle %s: %w", id, errLeaving)
+	}
 	in := a.instance(id)
 	if in == nil {
 		return fmt.Errorf("recycle: no running instance %q", id)
@@ -217,6 +228,9 @@ func (a *App) Scale(ctx context.Context, n int, p Progress) error {
 	}
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
+	if a.sup.leaving.Load() {
+		return fmt.Errorf("scale %s: %w", a.name, errLeaving)
+	}
 	return a.scaleLocked(ctx, n, p)
 }
 
@@ -304,6 +318,9 @@ func (a *App) Restart(ctx context.Context, p Progress) error {
 	}
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
+	if a.sup.leaving.Load() {
+		return fmt.Errorf("restart %s: %w", a.name, errLeaving)
+	}
 	ins := a.live()
 	var errs []error
 	// Each count is taken before its restart is asked for: an instance
@@ -328,6 +345,9 @@ func (a *App) Restart(ctx context.Context, p Progress) error {
 func (a *App) RestartInstance(ctx context.Context, id string, p Progress) error {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
+	if a.sup.leaving.Load() {
+		return fmt.Errorf("restart %s: %w", id, errLeaving)
+	}
 	in := a.instance(id)
 	if in == nil || in.upstream != "" {
 		return fmt.Errorf("restart: no running instance %q", id)
