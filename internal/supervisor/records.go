@@ -173,6 +173,24 @@ func (r *records) writeLocked() {
 	r.warned = false
 }
 
+// reset replaces what this run recorded by the processes it adopts, for
+// claim to write: anything recorded before (by TakeBack's own run before
+// Leave) may no longer run, and an adopted process stays listed between
+// claim and its instance's started.
+func (r *records) reset(adopt map[string][]ProcessRecord) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.procs)
+	for _, recs := range adopt {
+		for _, p := range recs {
+			r.procs[p.App+"/"+p.ID] = p
+		}
+	}
+}
+
 // claim writes the record with this gatehouse as its owner and no process
 // yet, once the previous run's leftovers are dealt with.
 func (r *records) claim() {

@@ -137,6 +137,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		mode = takeFromParent
 	}
 	adopt := s.records.takeOver(s.opts.Events, mode, s.adoptable)
+	s.records.reset(adopt)
 	s.records.claim()
 	s.sweepStatusFiles(adopt)
 	for _, a := range s.Apps() {
@@ -257,6 +258,9 @@ func (s *Supervisor) Leave() {
 func (s *Supervisor) TakeBack() {
 	adopt := s.records.takeOver(s.opts.Events, takeBack, s.adoptable)
 	s.leaving.Store(false)
+	// What this gatehouse recorded before Leave is stale: the successor
+	// may have stopped or replaced any of it.
+	s.records.reset(adopt)
 	s.records.claim()
 	for _, a := range s.Apps() {
 		a.takeBack(adopt[a.name])
