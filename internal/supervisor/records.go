@@ -309,6 +309,11 @@ func (r *records) takeOver(events *telemetry.Events, mode takeMode, keep func(Pr
 	if r == nil {
 		return nil
 	}
+	if mode == takeBack && r.isShared() {
+		// This gatehouse never owned the record: all it lists is the
+		// other gatehouse's, which runs and supervises it.
+		return nil
+	}
 	b, err := os.ReadFile(r.path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
