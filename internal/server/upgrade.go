@@ -135,6 +135,9 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 		return 0, fmt.Errorf("upgrade: data_dir changed in the config (%s → %s): a new process would not find the running instances; stop and start gatehouse to move it",
 			s.cfg.DataDir, next.DataDir)
 	}
+	if err := s.sup.CanLeave(); err != nil {
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
 	s.emitUpgrade(telemetry.EventUpgradeBegin, fmt.Sprintf("gatehouse pid %d starts %s to take over", os.Getpid(), u.exe))
 	s.notify.Reloading()
 	p("leaving the instances to the new process (they run on; this process serves until it is ready)")

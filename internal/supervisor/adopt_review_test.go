@@ -567,28 +567,38 @@ func TestStoppedAppStaysStoppedAcrossAHandover(t *testing.T) {
 // read-only data_dir or a full disk do the same), or another gatehouse
 // runs on the same data_dir and owns it — no successor can adopt them:
 // they run on unsupervised after the handover, holding their ports,
-// while the successor starts instances of its own. Leave must not let go
-// of a process the record does not list.
+// while the successor starts instances of its own. A process the record
+// does not list must not be let go: CanLeave (which an upgrade asks
+// before it leaves) says so.
 func TestLeaveLetsGoOnlyOfRecordedProcesses(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		setup func(t *testing.T, dataDir string)
+		// canLeave: the handover is possible.
+		canLeave bool
 	}{
+		{"record written", func(t *testing.T, dataDir string) {}, true},
 		{"record not writable", func(t *testing.T, dataDir string) {
 			if err := os.Mkdir(filepath.Join(dataDir, processesFile), 0o755); err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, false},
 		{"data_dir of another gatehouse", func(t *testing.T, dataDir string) {
 			other := rev1Start(t, rev1Config(t, dataDir, 1), telemetry.NewEvents(nil, 0))
 			other.waitReady(t, 1)
-		}},
+		}, false},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			dataDir := t.TempDir()
 			tc.setup(t, dataDir)
 			r := rev1Start(t, rev1Config(t, dataDir, 1), telemetry.NewEvents(nil, 0))
 			in := r.waitReady(t, 1)[0]
+			if err := r.sup.CanLeave(); err != nil {
+				if tc.canLeave {
+					t.Fatalf("CanLeave: %v", err)
+				}
+				return // supervised still, and stopped with r
+			}
 			r.sup.Leave()
 			var recorded bool
 			if b, err := os.ReadFile(filepath.Join(dataDir, processesFile)); err == nil {

@@ -191,6 +191,23 @@ func (r *records) reset(adopt map[string][]ProcessRecord) {
 	}
 }
 
+// handoverErr says why a successor could not find this run's processes
+// in the record; nil when it lists them.
+func (r *records) handoverErr() error {
+	if r == nil {
+		return errors.New("no data_dir: nothing records the running processes for a new process to adopt")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.shared:
+		return fmt.Errorf("another gatehouse uses this data_dir; %s lists its processes, not this one's", r.path)
+	case r.warned:
+		return fmt.Errorf("%s cannot be written: a new process would not find the running instances", r.path)
+	}
+	return nil
+}
+
 // claim writes the record with this gatehouse as its owner and no process
 // yet, once the previous run's leftovers are dealt with.
 func (r *records) claim() {

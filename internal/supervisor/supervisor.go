@@ -235,6 +235,12 @@ func (c *countdown) wait(ctx context.Context) error {
 	}
 }
 
+// CanLeave says why the instances cannot be left to a successor, which
+// finds them through data_dir/processes.json: when that record does not
+// list them (it cannot be written, or another gatehouse owns it), a left
+// process would run on unsupervised. nil when they can.
+func (s *Supervisor) CanLeave() error { return s.records.handoverErr() }
+
 // Leave stops supervising every instance without stopping any process,
 // for a successor gatehouse to adopt them: each instance's output is no
 // longer read and its process no longer watched or probed, its record is
