@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/probe"
@@ -66,6 +68,8 @@ type Supervisor struct {
 	adopting countdown
 	// statusSeq numbers the status files of the processes it starts.
 	statusSeq atomic.Int64
+	// statusDirWarned: the log said data_dir/run cannot be written.
+	statusDirWarned atomic.Bool
 
 	mu    sync.Mutex
 	apps  map[string]*App
@@ -275,11 +279,21 @@ func (s *Supervisor) TakeBack() {
 
 // statusPath is the file the shim of instance id's next process writes
 // its exit status to: under data_dir/run, or the system's temporary
-// directory without a data_dir.
+// directory without a data_dir or when data_dir/run cannot be written (a
+// shim that cannot write the status leaves every exit unexplained).
 func (s *Supervisor) statusPath(id string) string {
 	dir := os.TempDir()
 	if s.opts.DataDir != "" {
-		dir = filepath.Join(s.opts.DataDir, "run")
+		run := filepath.Join(s.opts.DataDir, "run")
+		err := os.MkdirAll(run, 0o755)
+		if err == nil {
+			err = unix.Access(run, unix.W_OK)
+		}
+		if err == nil {
+			dir = run
+		} else if !s.statusDirWarned.Swap(true) {
+			s.opts.Logger.Warn("cannot write exit status files under data_dir; they go to the temporary directory", "dir", run, "err", err)
+		}
 	}
 	os.MkdirAll(dir, 0o755)
 	return filepath.Join(dir, fmt.Sprintf("%s.%d.%d.exit", id, os.Getpid(), s.statusSeq.Add(1)))
