@@ -13,6 +13,7 @@
 //	gatehouse ──starts──▶ shim (own session) ──starts──▶ app (own process group)
 //	    ▲                   │ holds the output pipe's read end (fd 3)
 //	    └── reads output ───┤ writes DIR/ID.exit when the app ends, then exits
+//	                          once its last output was read (or a minute on)
 //
 // The shim's descriptors: 0 is /dev/null; 1 and 2 are the write end of the
 // app's output pipe, which the app gets as its stdout and stderr and the
@@ -126,6 +127,9 @@ func run(statusPath string, args []string) int {
 		}
 	}()
 	cmd.Wait()
+	// The app is reaped: its pid (and group id) may be reused from now
+	// on, so nothing more is forwarded; a signal now ends the shim.
+	signal.Reset(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
 	st := Status{PID: pid, At: time.Now().UTC()}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		st.Signal = unix.SignalName(ws.Signal())
@@ -133,10 +137,37 @@ func run(statusPath string, args []string) int {
 		code := cmd.ProcessState.ExitCode()
 		st.Code = &code
 	}
-	if err := writeStatus(statusPath, st); err != nil {
+	err := writeStatus(statusPath, st)
+	awaitRead(fdOutputRead, outputKeep)
+	if err != nil {
 		return 1
 	}
 	return 0
+}
+
+// outputKeep bounds how long a shim whose app ended keeps the output
+// pipe for a gatehouse to read: long enough for one to be restarted or
+// for an upgrade's successor to adopt the instance.
+const outputKeep = time.Minute
+
+// awaitRead returns once what the app wrote last has been read from the
+// pipe whose read end is fd, or after d. This process holds the pipe's
+// last read end when no gatehouse reads it (it left the app to a
+// successor, or was killed): the pipe, and the app's last output in it
+// (a crash's panic), end with this process. A gatehouse that reads
+// drains it at once; so the wait ends as soon as the pipe is empty or
+// shrinks.
+func awaitRead(fd int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	prev := -1
+	for time.Now().Before(deadline) {
+		n, err := unix.IoctlGetInt(fd, unix.TIOCINQ) // FIONREAD
+		if err != nil || n == 0 || (prev >= 0 && n < prev) {
+			return
+		}
+		prev = n
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // writeStatus writes st to path through a temporary file renamed over it:
