@@ -677,3 +677,39 @@ func TestAdoptedAppsLeftoverWorkerIsKilledOnExit(t *testing.T) {
 	})
 	testutil.WaitFor(t, 5*time.Second, "the crashed app's worker to be killed", func() bool { return !worker.Alive() })
 }
+
+// A record is adopted only if it can name an app process of its own
+// group: pid 0 and 1 cannot (kill(-0) is gatehouse's own group, kill(-1)
+// every process it may signal), nor a record whose group is not its pid's
+// or without a start time. findLeftover refuses these for leftovers;
+// adoption took them, and onExit or a stop would signal -PID. (Not run
+// end to end: with pid 1 and init's start time it would be kill(-1,
+// SIGKILL).)
+func TestAdoptableRefusesRecordsNamingNoAppGroup(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := rev1Config(t, dataDir, 1)
+	s := New(cfg, Options{Events: telemetry.NewEvents(nil, 0), DataDir: dataDir, Logger: review4Log()})
+	good := ProcessRecord{App: "web", ID: "web-1", PID: 4242, PGID: 4242, StartTicks: 99, Port: 1,
+		Command: commandArgv(cfg.Apps["web"].Command), ShimPID: 4243, ShimStartTicks: 98,
+		StatusFile: filepath.Join(dataDir, "run", "web-1.1.1.exit")}
+	if !s.adoptable(good) {
+		t.Fatalf("a well-formed record is not adoptable: %+v", good)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*ProcessRecord)
+	}{
+		{"pid 0", func(r *ProcessRecord) { r.PID, r.PGID = 0, 0 }},
+		{"pid 1", func(r *ProcessRecord) { r.PID, r.PGID = 1, 1 }},
+		{"group not its own", func(r *ProcessRecord) { r.PGID = 4000 }},
+		{"no start time", func(r *ProcessRecord) { r.StartTicks = 0 }},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			rec := good
+			tc.edit(&rec)
+			if s.adoptable(rec) {
+				t.Errorf("record %+v is adoptable", rec)
+			}
+		})
+	}
+}
