@@ -176,7 +176,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // with the command the config gives it. The shim may have ended since:
 // the adopted instance then reports how its process ended and restarts.
 func (s *Supervisor) adoptable(rec ProcessRecord) bool {
-	if rec.ShimPID <= 0 || rec.StatusFile == "" {
+	if rec.ShimPID <= 1 || rec.StatusFile == "" {
+		return false
+	}
+	// It must name an app process that leads its own group, as
+	// findLeftover requires of a leftover: the group gets signals as
+	// -PID, and kill(-0) is this gatehouse's own group, kill(-1) every
+	// process it may signal.
+	if rec.PID <= 1 || rec.PGID != rec.PID || rec.StartTicks == 0 {
 		return false
 	}
 	a := s.App(rec.App)
