@@ -713,3 +713,51 @@ func TestAdoptableRefusesRecordsNamingNoAppGroup(t *testing.T) {
 		})
 	}
 }
+
+// A line the app is in the middle of writing when its gatehouse leaves it:
+// the leaving gatehouse has read its first part, the adopter reads the
+// rest. The log file has the whole line (each writes the bytes it read),
+// but the live log stream (and the console, and the tail diagnose shows)
+// never gets the first part: it waits in the leaving gatehouse for a
+// newline that never comes there.
+func TestLineCutByLeaveIsNotLost(t *testing.T) {
+	dataDir := t.TempDir()
+	bin := testutil.BuildBinary(t, testutil.FaultAppPkg)
+	cfg := rev1Config(t, dataDir, 1)
+	cfg.Apps["web"].Command = config.Command{"sh", "-c", "printf 'half a line, '; sleep 1.5; echo 'and the rest'; exec " + bin}
+	lines := telemetry.NewLines()
+	got, cancel := lines.Subscribe(1024)
+	defer cancel()
+	events := telemetry.NewEvents(nil, 0)
+	start := func() *rev1Run {
+		r := &rev1Run{sup: New(cfg, Options{Events: events, DataDir: dataDir, Logger: review4Log(), Lines: lines,
+			SampleInterval: time.Hour}), done: make(chan struct{})}
+		ctx, c := context.WithCancel(context.Background())
+		r.cancel = c
+		go func() {
+			defer close(r.done)
+			r.sup.Run(ctx)
+		}()
+		t.Cleanup(func() { r.stop(t) })
+		return r
+	}
+	old := start()
+	logFile := filepath.Join(dataDir, "logs", "web", "web-1.log")
+	testutil.WaitFor(t, 10*time.Second, "the first part of the line to be read", func() bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), "half a line, ")
+	})
+	old.sup.Leave()
+	old.stop(t)
+	rev1Orphan(t, dataDir)
+	next := start()
+	next.waitReady(t, 1)
+	var published []string
+	for len(got) > 0 {
+		published = append(published, (<-got).Line)
+	}
+	if !slices.ContainsFunc(published, func(l string) bool { return strings.Contains(l, "half a line,") }) {
+		b, _ := os.ReadFile(logFile)
+		t.Errorf("the log stream has %q; the first part of the line cut by Leave is missing (the log file has %q)", published, b)
+	}
+}
