@@ -501,6 +501,9 @@ func (in *Instance) requestedStop() stopMode {
 func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App, mode stopMode) outcome {
 	if mode == stopLeave {
 		if proc.leave() {
+			// A line it is in the middle of writing is cut here: the
+			// successor shows the rest, this gatehouse the part it read.
+			in.out.flush(proc.pid)
 			return left
 		}
 		// It ended as it was left, and this gatehouse read how: report

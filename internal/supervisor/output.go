@@ -181,6 +181,16 @@ func (o *output) Exited(pid int) []string {
 	return out
 }
 
+// flush keeps process pid's unterminated last line as a line: it was
+// left to another gatehouse, which reads the rest of it.
+func (o *output) flush(pid int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cur != nil && o.cur.pidNow() == pid {
+		o.cur.flushLocked()
+	}
+}
+
 func (o *output) Close() error { return o.file.Close() }
 
 // console serialises prefixed lines from all instances to one writer.
