@@ -761,3 +761,33 @@ func TestLineCutByLeaveIsNotLost(t *testing.T) {
 		t.Errorf("the log stream has %q; the first part of the line cut by Leave is missing (the log file has %q)", published, b)
 	}
 }
+
+// An app unloaded for idleness when its gatehouse leaves it (an upgrade
+// that then fails): TakeBack starts the configured instances though the
+// app is unloaded, and the idle loop still waits for a wake; the first
+// request wakes it, and wake starts as many again.
+func TestTakeBackOfAnIdleUnloadedAppStartsNoExtraInstances(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := rev1Config(t, dataDir, 1)
+	cfg.Apps["web"].IdleTimeout = config.Duration(time.Second)
+	r := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
+	a := r.sup.App("web")
+	r.waitReady(t, 1)
+	testutil.WaitFor(t, 20*time.Second, "web to be unloaded for idleness", func() bool {
+		return a.pool.Unloaded() && len(r.instances()) == 0
+	})
+	r.sup.Leave()
+	r.sup.TakeBack()
+	// A request comes.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, _, err := a.pool.Acquire(ctx, 15*time.Second, nil)
+	if err != nil {
+		t.Fatalf("a request after TakeBack: %v", err)
+	}
+	m.Release()
+	time.Sleep(time.Second)
+	if n := len(r.instances()); n != 1 {
+		t.Errorf("after TakeBack of the unloaded app and one request, web has %d instances; want 1", n)
+	}
+}
