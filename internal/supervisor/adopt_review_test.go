@@ -791,3 +791,31 @@ func TestTakeBackOfAnIdleUnloadedAppStartsNoExtraInstances(t *testing.T) {
 		t.Errorf("after TakeBack of the unloaded app and one request, web has %d instances; want 1", n)
 	}
 }
+
+// The same, with a request during the handover: its wake can start
+// nothing (the instances are left). After TakeBack the next request
+// must still wake the app.
+func TestIdleUnloadedAppWakesAfterAWakeDuringLeave(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := rev1Config(t, dataDir, 1)
+	cfg.Apps["web"].IdleTimeout = config.Duration(time.Second)
+	r := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
+	a := r.sup.App("web")
+	r.waitReady(t, 1)
+	testutil.WaitFor(t, 20*time.Second, "web to be unloaded for idleness", func() bool {
+		return a.pool.Unloaded() && len(r.instances()) == 0
+	})
+	r.sup.Leave()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if m, _, err := a.pool.Acquire(ctx, 300*time.Millisecond, nil); err == nil {
+		m.Release()
+		t.Fatal("a request during Leave was served by an unloaded app")
+	}
+	r.sup.TakeBack()
+	m, _, err := a.pool.Acquire(ctx, 15*time.Second, nil)
+	if err != nil {
+		t.Fatalf("a request after TakeBack: %v; web has %d instances", err, len(r.instances()))
+	}
+	m.Release()
+}

@@ -96,6 +96,9 @@ func (a *App) populate(adopt []ProcessRecord) {
 			a.sup.adopting.done()
 		}
 	}
+	if a.pool.Unloaded() {
+		return // unloaded for idleness (before a Leave): a request wakes it
+	}
 	for n := len(adopt); n < a.Config().Instances; n++ {
 		a.addInstance(nil)
 	}

@@ -23,12 +23,15 @@ func (a *App) idleLoop(ctx context.Context) {
 		if !a.idle() || !a.unload() {
 			continue
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-a.pool.Wake():
+		// A wake that can start nothing (the instances are left to a new
+		// gatehouse process) waits for the next request.
+		for woken := false; !woken; woken = a.wake() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.pool.Wake():
+			}
 		}
-		a.wake()
 	}
 }
 
@@ -76,17 +79,20 @@ func (a *App) unload() bool {
 	return true
 }
 
-// wake starts the configured instances after an idle unload.
-func (a *App) wake() {
+// wake starts the configured instances after an idle unload; false when
+// it could not (the app is stopping, or its instances are left).
+func (a *App) wake() bool {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	n := a.Config().Instances
+	// Only what is missing: instances adopted meanwhile (TakeBack) run.
+	n := a.Config().Instances - len(a.live())
 	a.emit(telemetry.EventWake, fmt.Sprintf("request arrived; starting %d instances (%d requests held)", n, a.pool.Waiting()))
 	for i := 0; i < n; i++ {
 		if a.addInstance(nil) == nil {
-			return // stopping
+			return false // stopping, or left
 		}
 	}
 	a.pool.SetUnloaded(false)
 	a.pool.Touch()
+	return true
 }
