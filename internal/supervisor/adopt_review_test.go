@@ -819,3 +819,40 @@ func TestIdleUnloadedAppWakesAfterAWakeDuringLeave(t *testing.T) {
 	}
 	m.Release()
 }
+
+// A shim killed with SIGKILL (the OOM killer, a stray kill): its app
+// dies with it (PR_SET_PDEATHSIG), the worker the app started is killed
+// with its group, the exit is reported once, as the shim's, and the
+// instance restarts once. (Sound: kept as a regression test.)
+func TestKilledShimTakesItsAppAndRestartsOnce(t *testing.T) {
+	dataDir := t.TempDir()
+	pidfile := filepath.Join(t.TempDir(), "child.pid")
+	events := telemetry.NewEvents(nil, 0)
+	r := rev1Start(t, rev1Config(t, dataDir, 1, "-spawn-child", "-child-pidfile", pidfile), events)
+	in := r.waitReady(t, 1)[0]
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	worker, app := procid.Of(cpid), procid.Of(in.PID)
+	rec := rev1Doc(t, dataDir).Processes[0]
+	syscall.Kill(rec.ShimPID, syscall.SIGKILL)
+	testutil.WaitFor(t, 20*time.Second, "web-1 to run a new process", func() bool {
+		ready := r.waitReadyNow()
+		return len(ready) == 1 && ready[0].PID != in.PID
+	})
+	if app.Alive() || worker.Alive() {
+		t.Errorf("after its shim was killed: app alive %v, its worker alive %v", app.Alive(), worker.Alive())
+	}
+	exits := rev1Events(events, telemetry.EventExit, "web-1")
+	if len(exits) != 1 || !strings.Contains(exits[0].Detail, "shim") {
+		t.Errorf("exit events: %d; want one that names the shim:\n%s", len(exits), rev1Describe(events))
+	}
+	if st := r.instances(); st[0].Restarts != 1 {
+		t.Errorf("restarts %d, want 1", st[0].Restarts)
+	}
+	if st, err := procid.ReadStat(rec.ShimPID); err == nil && st.PPID == os.Getpid() {
+		t.Errorf("the killed shim (pid %d) is left a zombie child of gatehouse (state %c)", rec.ShimPID, st.State)
+	}
+}
