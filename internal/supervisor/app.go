@@ -35,14 +35,21 @@ type App struct {
 	// resume is how many instances Start brings back: the count Stop
 	// found; 0 when the app was not stopped.
 	resume atomic.Int64
+	// configured is the instance count of the config file as last read
+	// (Config's may differ since: a scale or a stop sets it).
+	configured atomic.Int64
 	// left are the members of the instances Leave let go, which stay in
 	// the pool until TakeBack.
 	left []*pool.Member
+	// leftInstances are the instances Leave let go, shown by Status until
+	// this process exits or takes them back: it serves through them.
+	leftInstances []*Instance
 }
 
 func newApp(s *Supervisor, cfg *config.App) *App {
 	a := &App{name: cfg.Name, sup: s, pool: pool.New(cfg.Name, cfg.QueueSize)}
 	a.cfg.Store(cfg)
+	a.configured.Store(int64(cfg.Instances))
 	return a
 }
 
@@ -56,8 +63,10 @@ func (a *App) Config() *config.App { return a.cfg.Load() }
 func (a *App) Pool() *pool.Pool { return a.pool }
 
 // begin adopts the processes of adopt, then starts instances up to the
-// configured number.
-func (a *App) begin(ctx context.Context, adopt []ProcessRecord) {
+// configured number, or to the number st, the state the previous
+// gatehouse recorded, wants (nil: none recorded): an app it had stopped
+// stays stopped, one it had idle-unloaded stays unloaded until a request.
+func (a *App) begin(ctx context.Context, adopt []ProcessRecord, st *AppRecord) {
 	a.mu.Lock()
 	a.ctx, a.cancel = context.WithCancel(ctx)
 	ctx = a.ctx
@@ -69,7 +78,18 @@ func (a *App) begin(ctx context.Context, adopt []ProcessRecord) {
 		}
 		return
 	}
-	a.populate(adopt)
+	if st != nil && st.Configured == cfg.Instances {
+		// The file says what it said when the state was recorded: what
+		// the previous gatehouse made of it at run time holds.
+		a.setInstances(st.Instances)
+		a.resume.Store(int64(st.Resume))
+		if st.Unloaded && len(adopt) == 0 && cfg.IdleTimeout > 0 {
+			a.pool.SetUnloaded(true) // the idle loop waits for a request
+		}
+	}
+	if !a.pool.Unloaded() {
+		a.populate(adopt)
+	}
 	if cfg.IdleTimeout > 0 {
 		a.wg.Add(1)
 		go func() {
@@ -126,11 +146,12 @@ func (a *App) leave() {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
 	for _, in := range a.Instances() {
+		a.mu.Lock()
 		if m := in.currentMember(); m != nil {
-			a.mu.Lock()
 			a.left = append(a.left, m)
-			a.mu.Unlock()
 		}
+		a.leftInstances = append(a.leftInstances, in)
+		a.mu.Unlock()
 		in.Stop(stopLeave)
 	}
 	for _, in := range a.Instances() {
@@ -147,7 +168,7 @@ func (a *App) takeBack(adopt []ProcessRecord) {
 	a.populate(adopt)
 	a.mu.Lock()
 	left := a.left
-	a.left = nil
+	a.left, a.leftInstances = nil, nil
 	a.mu.Unlock()
 	for _, m := range left {
 		a.pool.Remove(m)
@@ -195,6 +216,19 @@ func (a *App) Instances() []*Instance {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]*Instance(nil), a.instances...)
+}
+
+// leftServing returns the instances Leave let go that still serve.
+func (a *App) leftServing() []*Instance {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*Instance
+	for _, in := range a.leftInstances {
+		if in.State() != pool.Stopped && in.State() != pool.Crashed {
+			out = append(out, in)
+		}
+	}
+	return out
 }
 
 // forget drops a stopped instance from the app's list.

@@ -15,13 +15,17 @@ func (a *App) idleLoop(ctx context.Context) {
 	tick := time.NewTicker(idleCheckEvery(a.Config().IdleTimeout.D()))
 	defer tick.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if !a.idle() || !a.unload() {
-			continue
+		// Unloaded from the start when the gatehouse this one took over
+		// from had unloaded the app.
+		if !a.pool.Unloaded() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if !a.idle() || !a.unload() {
+				continue
+			}
 		}
 		// A wake that can start nothing (the instances are left to a new
 		// gatehouse process) waits for the next request.

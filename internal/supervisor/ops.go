@@ -48,6 +48,7 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	if a.sup.leaving.Load() {
 		return fmt.Errorf("reload %s: %w", a.name, errLeaving)
 	}
+	a.configured.Store(int64(next.Instances))
 	prev := a.Config()
 	if prev.External() != next.External() {
 		// Instances are either processes or upstreams: replacing one kind

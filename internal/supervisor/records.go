@@ -80,6 +80,29 @@ type processesDoc struct {
 	Run       string          `json:"run"`
 	Written   time.Time       `json:"written"`
 	Processes []ProcessRecord `json:"processes"`
+	// Apps is each app's state beyond its processes, for the gatehouse
+	// that takes them over: a stop, a scale down or an idle unload made
+	// at run time holds across an upgrade.
+	Apps map[string]AppRecord `json:"apps,omitempty"`
+	// Stopped: the gatehouse that wrote the file stopped cleanly, with
+	// every process; the next one starts afresh from its config.
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// AppRecord is an app's state as processes.json keeps it.
+type AppRecord struct {
+	// Instances is the number of instances wanted (the config's, or what
+	// a scale or a stop set since).
+	Instances int `json:"instances"`
+	// Resume is what `gatehouse start` brings back after a stop; 0 when
+	// the app was not stopped.
+	Resume int `json:"resume,omitempty"`
+	// Unloaded: idle-unloaded, to be started by the next request.
+	Unloaded bool `json:"unloaded,omitempty"`
+	// Configured is the config file's instance count then: the state
+	// holds only while the file still says that (a file edited since
+	// wins).
+	Configured int `json:"configured"`
 }
 
 // runEnv is the environment variable that carries a run's token.
@@ -97,6 +120,12 @@ type records struct {
 	// shared: another gatehouse runs on this data_dir; its record is left
 	// as it is, and this one records nothing.
 	shared bool
+
+	// apps, if set, reports the apps' state for each write; it takes no
+	// lock that a caller of records may hold.
+	apps func() map[string]AppRecord
+	// stopped: this gatehouse stopped cleanly (see processesDoc.Stopped).
+	stopped bool
 
 	mu     sync.Mutex
 	procs  map[string]ProcessRecord // by app/id
@@ -154,8 +183,11 @@ func (r *records) writeLocked() {
 	if r.shared {
 		return
 	}
-	doc := processesDoc{BootID: r.bootID, Run: r.run, Written: time.Now().UTC(), Processes: []ProcessRecord{}}
+	doc := processesDoc{BootID: r.bootID, Run: r.run, Written: time.Now().UTC(), Processes: []ProcessRecord{}, Stopped: r.stopped}
 	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = r.self, r.selfST
+	if r.apps != nil {
+		doc.Apps = r.apps()
+	}
 	for _, p := range r.procs {
 		doc.Processes = append(doc.Processes, p)
 	}
@@ -216,6 +248,17 @@ func (r *records) claim() {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.writeLocked()
+}
+
+// stoppedCleanly records that this gatehouse stopped with every process.
+func (r *records) stoppedCleanly() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
 	r.writeLocked()
 }
 
@@ -323,28 +366,37 @@ const (
 // its id cannot be reused, so such a member proves the group is the old
 // one. It reports what it did to the log and as stop events.
 func (r *records) takeOver(events *telemetry.Events, mode takeMode, keep func(ProcessRecord) bool) map[string][]ProcessRecord {
+	adopt, _ := r.takeOverApps(events, mode, keep)
+	return adopt
+}
+
+// takeOverApps is takeOver that also returns the apps' recorded state,
+// when the record was left to this gatehouse (an upgrade, or a gatehouse
+// that died with processes running); nil after a clean stop, whose state
+// a new gatehouse does not inherit.
+func (r *records) takeOverApps(events *telemetry.Events, mode takeMode, keep func(ProcessRecord) bool) (map[string][]ProcessRecord, map[string]AppRecord) {
 	if r == nil {
-		return nil
+		return nil, nil
 	}
 	if mode == takeBack && r.isShared() {
 		// This gatehouse never owned the record: all it lists is the
 		// other gatehouse's, which runs and supervises it.
-		return nil
+		return nil, nil
 	}
 	b, err := os.ReadFile(r.path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			r.log.Warn("cannot read the record of a previous run's processes", "file", r.path, "err", err)
 		}
-		return nil
+		return nil, nil
 	}
 	var doc processesDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
 		r.log.Warn("ignoring an unreadable record of a previous run's processes", "file", r.path, "err", err)
-		return nil
+		return nil, nil
 	}
-	if doc.BootID == "" || doc.BootID != r.bootID || len(doc.Processes) == 0 {
-		return nil
+	if doc.BootID == "" || doc.BootID != r.bootID || (mode == takeFresh && (doc.Stopped || len(doc.Processes) == 0 && doc.Apps == nil)) {
+		return nil, nil
 	}
 	prev := procID{doc.Gatehouse.PID, doc.Gatehouse.StartTicks}
 	handedOver := mode == takeBack || (mode == takeFromParent && prev.pid == os.Getppid())
@@ -356,7 +408,7 @@ func (r *records) takeOver(events *telemetry.Events, mode takeMode, keep func(Pr
 		r.mu.Lock()
 		r.shared = true
 		r.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	adopt := map[string][]ProcessRecord{}
 	var rest []ProcessRecord
@@ -373,7 +425,7 @@ func (r *records) takeOver(events *telemetry.Events, mode takeMode, keep func(Pr
 		r.mu.Unlock()
 	}
 	r.stopRecorded(events, rest, doc.Run)
-	return adopt
+	return adopt, doc.Apps
 }
 
 // stopRecorded stops what is left running of recs (see takeOver).

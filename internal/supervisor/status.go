@@ -33,6 +33,13 @@ func (s *Supervisor) Status() []AppStatus {
 		for _, in := range a.Instances() {
 			as.Instances = append(as.Instances, in.Status())
 		}
+		// During an upgrade this process still serves through the
+		// instances it left to its successor.
+		for _, in := range a.leftServing() {
+			st := in.Status()
+			st.Health = "left to the new gatehouse process: " + st.Health
+			as.Instances = append(as.Instances, st)
+		}
 		out = append(out, as)
 	}
 	return out

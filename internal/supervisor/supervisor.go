@@ -92,6 +92,9 @@ func New(cfg *config.Config, opts Options) *Supervisor {
 		apps:       map[string]*App{},
 		records:    newRecords(opts.DataDir, opts.Logger),
 	}
+	if s.records != nil {
+		s.records.apps = s.appRecords
+	}
 	for _, name := range cfg.Order {
 		s.apps[name] = newApp(s, cfg.Apps[name])
 		s.order = append(s.order, name)
@@ -140,12 +143,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if s.opts.Successor {
 		mode = takeFromParent
 	}
-	adopt := s.records.takeOver(s.opts.Events, mode, s.adoptable)
+	adopt, apps := s.records.takeOverApps(s.opts.Events, mode, s.adoptable)
 	s.records.reset(adopt)
 	s.records.claim()
 	s.sweepStatusFiles(adopt)
 	for _, a := range s.Apps() {
-		a.begin(ictx, adopt[a.name])
+		var st *AppRecord
+		if rec, ok := apps[a.name]; ok {
+			st = &rec
+		}
+		a.begin(ictx, adopt[a.name], st)
 	}
 	close(s.begun)
 	every := s.opts.SampleInterval
@@ -168,6 +175,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if !s.leaving.Load() {
+		// Not after a handover: the record is the successor's by now.
+		s.records.stoppedCleanly()
+	}
 	return nil
 }
 
@@ -266,6 +277,19 @@ func (s *Supervisor) Leave() {
 		wg.Go(a.leave)
 	}
 	wg.Wait()
+	// The apps' latest state (a scale, a stop, an unload) for the
+	// successor, which goes by the record.
+	s.records.claim()
+}
+
+// appRecords is every app's state for processes.json.
+func (s *Supervisor) appRecords() map[string]AppRecord {
+	out := map[string]AppRecord{}
+	for _, a := range s.Apps() {
+		out[a.name] = AppRecord{Instances: a.Config().Instances, Resume: int(a.resume.Load()), Unloaded: a.pool.Unloaded(),
+			Configured: int(a.configured.Load())}
+	}
+	return out
 }
 
 // TakeBack adopts again what Leave left, after the successor failed: the
