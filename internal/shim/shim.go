@@ -224,6 +224,9 @@ type Started struct {
 	Output *os.File
 }
 
+// pipeSize is the size asked for the app's output pipe.
+const pipeSize = 1 << 20
+
 // reportWait bounds how long Start waits for the shim to start the app.
 const reportWait = 10 * time.Second
 
@@ -241,6 +244,13 @@ func Start(spec Spec) (*Started, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("output pipe: %w", err)
+	}
+	// While no gatehouse reads (a handover, a gatehouse that died), the
+	// app's writes wait in the pipe, and block once it is full: make it as
+	// large as the system allows a process without privileges (1 MiB by
+	// default, /proc/sys/fs/pipe-max-size) rather than 64 KiB.
+	if rc, err := outR.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
 	}
 	repR, repW, err := os.Pipe()
 	if err != nil {
