@@ -432,10 +432,16 @@ func TestOpenOutputFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { noFD3.Process.Kill(); noFD3.Wait() }()
-	// Its dynamic loader uses descriptor 3 for a moment as it starts.
-	testutil.WaitFor(t, wait, "sleep to close its descriptor 3", func() bool {
-		_, err := os.Lstat("/proc/" + strconv.Itoa(noFD3.Process.Pid) + "/fd/3")
-		return errors.Is(err, os.ErrNotExist)
+	// Its dynamic loader uses descriptor 3 for a moment as it starts: wait
+	// until it is sleep itself, asleep (in nanosleep, past the loader),
+	// with no descriptor 3.
+	proc := "/proc/" + strconv.Itoa(noFD3.Process.Pid)
+	testutil.WaitFor(t, wait, "sleep to run, asleep, without descriptor 3", func() bool {
+		exe, _ := os.Readlink(proc + "/exe")
+		stat, _ := os.ReadFile(proc + "/stat")
+		i := strings.LastIndexByte(string(stat), ')')
+		_, err := os.Lstat(proc + "/fd/3")
+		return strings.HasSuffix(exe, "/sleep") && i > 0 && i+2 < len(stat) && stat[i+2] == 'S' && errors.Is(err, os.ErrNotExist)
 	})
 	for _, tc := range []struct {
 		name string

@@ -271,7 +271,11 @@ func (s *Supervisor) CanLeave() error { return s.records.handoverErr() }
 // operations that would start one fail. It returns once every instance
 // has let go.
 func (s *Supervisor) Leave() {
-	s.leaving.Store(true)
+	if s.leaving.Swap(true) {
+		// Left already (the shutdown after a handover asks again): the
+		// record is the successor's by now, and must not be written.
+		return
+	}
 	var wg sync.WaitGroup
 	for _, a := range s.Apps() {
 		wg.Go(a.leave)
