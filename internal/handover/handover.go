@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gatehouse/gatehouse/internal/fds"
 )
 
 // Env is the variable that tells a new process what it inherited.
@@ -45,26 +47,6 @@ type Listener struct {
 	Key  string
 	Addr string
 	Ln   syscall.Conn
-}
-
-// dup duplicates ln's descriptor for a child. Not through
-// (*net.TCPListener).File: exec puts a file from there into blocking
-// mode, and the mode belongs to the socket, which this process still
-// accepts on.
-func dup(ln syscall.Conn) (*os.File, error) {
-	rc, err := ln.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var nfd int
-	var derr error
-	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, derr
-	}
-	return os.NewFile(uintptr(nfd), "listener"), nil
 }
 
 // spec is the content of Env.
@@ -123,7 +105,7 @@ func Start(exe string, args, env []string, lns []Listener, stdout, stderr *os.Fi
 	}()
 	sp := spec{Parent: os.Getpid(), Control: 3}
 	for _, l := range lns {
-		f, err := dup(l.Ln)
+		f, err := fds.Dup(l.Ln, l.Key)
 		if err != nil {
 			ours.Close()
 			return nil, fmt.Errorf("pass the %s socket: %w", l.Key, err)

@@ -47,6 +47,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gatehouse/gatehouse/internal/fds"
 	"github.com/gatehouse/gatehouse/internal/procid"
 )
 
@@ -267,7 +268,7 @@ func Start(spec Spec) (*Started, error) {
 	// A duplicate: exec puts the files it passes into blocking mode, and
 	// the mode belongs to the pipe, which this process reads with a
 	// deadline.
-	held, err := dupFile(outR)
+	held, err := fds.Dup(outR, outR.Name())
 	if err != nil {
 		outR.Close()
 		outW.Close()
@@ -326,22 +327,4 @@ func OpenOutput(shimPID int) (*os.File, error) {
 		return nil, fmt.Errorf("open the output pipe of shim %d: %w", shimPID, err)
 	}
 	return f, nil
-}
-
-// dupFile duplicates f's descriptor into a file that exec may put into
-// blocking mode without changing f's.
-func dupFile(f *os.File) (*os.File, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var nfd int
-	var derr error
-	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, derr
-	}
-	return os.NewFile(uintptr(nfd), f.Name()), nil
 }
