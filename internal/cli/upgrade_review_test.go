@@ -29,14 +29,34 @@ type upgradeFixture struct {
 	dir, exe, real   string
 	cfgFile          string
 	listen, adminURL string
-	g                *running
-	c                *http.Client
+	// admin is the admin listener's address (adminURL without http://).
+	admin string
+	g     *running
+	c     *http.Client
 }
 
 // newUpgradeFixture runs `gatehouse run` with one app of one instance of
 // the fault app (env: its FAULT_* settings; probeTimeout its health
 // timeout; top, more top-level config) and waits for it to be ready.
 func newUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string, top ...string) *upgradeFixture {
+	t.Helper()
+	f := prepareUpgradeFixture(t, env, probeTimeout, top...)
+	f.start(t, f.exe, "run", "-c", f.cfgFile)
+	return f
+}
+
+// start runs bin with args (a gatehouse run of the fixture's config) and
+// waits for its instance to be ready.
+func (f *upgradeFixture) start(t *testing.T, bin string, args ...string) {
+	t.Helper()
+	f.g = startGatehouseAt(t, bin, f.dir, true, args...)
+	f.c = httpClient(t, 20*time.Second)
+	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
+}
+
+// prepareUpgradeFixture is newUpgradeFixture without the start: the
+// binary's copy and the config are in place.
+func prepareUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string, top ...string) *upgradeFixture {
 	t.Helper()
 	f := &upgradeFixture{dir: t.TempDir(), real: testutil.BuildBinary(t, gatehousePkg)}
 	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
@@ -53,8 +73,8 @@ func newUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string,
 		t.Fatal(err)
 	}
 	f.listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	f.adminURL = "http://" + admin
+	f.admin = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	f.adminURL = "http://" + f.admin
 	var envYAML []string
 	for k, v := range env {
 		envYAML = append(envYAML, fmt.Sprintf("%s: %q", k, v))
@@ -71,10 +91,7 @@ apps:
     health: {path: /healthz, interval: 200ms, timeout: %s}
     start_timeout: 10s
     stop_timeout: 2s
-`, admin, fault, strings.Join(envYAML, ", "), probeTimeout))
-	f.g = startGatehouseAt(t, f.exe, f.dir, true, "run", "-c", f.cfgFile)
-	f.c = httpClient(t, 20*time.Second)
-	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
+`, f.admin, fault, strings.Join(envYAML, ", "), probeTimeout))
 	return f
 }
 
@@ -124,7 +141,7 @@ func (f *upgradeFixture) instancePID(t *testing.T) int {
 // upgrade runs `gatehouse upgrade` against the fixture, in the background.
 func (f *upgradeFixture) upgrade(t *testing.T) <-chan opResult {
 	t.Helper()
-	return runAsync(t, f.real, f.dir, "upgrade", "--admin", strings.TrimPrefix(f.adminURL, "http://"))
+	return runAsync(t, f.real, f.dir, "upgrade", "--admin", f.admin)
 }
 
 type opResult struct {
@@ -739,7 +756,7 @@ func TestUpgradeRefusesAMovedDataDir(t *testing.T) {
 				listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 			}
 			f.writeConfig(t, listen, strings.Replace(f.config(t), "data_dir: data\n", "data_dir: data2\n", 1))
-			r := waitOp(t, runAsync(t, f.real, f.dir, op, "--admin", strings.TrimPrefix(f.adminURL, "http://")), 70*time.Second, op)
+			r := waitOp(t, runAsync(t, f.real, f.dir, op, "--admin", f.admin), 70*time.Second, op)
 			if r.code != 1 || !strings.Contains(r.out, "data_dir") {
 				t.Errorf("gatehouse %s: exit %d, want 1 naming data_dir:\n%s", op, r.code, r.out)
 			}
@@ -775,26 +792,8 @@ func TestUpgradeRefusedAsAContainersFirstProcess(t *testing.T) {
 	if err := exec.Command("unshare", "-fp", "--mount-proc", "true").Run(); err != nil {
 		t.Skipf("cannot make a PID namespace here: %v", err)
 	}
-	f := &upgradeFixture{dir: t.TempDir(), real: testutil.BuildBinary(t, gatehousePkg)}
-	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
-	t.Cleanup(func() { killUnder(f.dir) })
-	f.listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	f.adminURL = "http://" + adminAddr
-	f.cfgFile = filepath.Join(f.dir, "gatehouse.yaml")
-	f.writeConfig(t, f.listen, fmt.Sprintf(`admin: %q
-data_dir: data
-apps:
-  web:
-    command: [%q]
-    instances: 1
-    routes: ["/"]
-    health: {path: /healthz, interval: 200ms, timeout: 1s}
-    stop_timeout: 2s
-`, adminAddr, fault))
-	f.g = startGatehouseAt(t, "unshare", f.dir, true, "-fp", "--mount-proc", f.real, "run", "-c", f.cfgFile)
-	f.c = httpClient(t, 20*time.Second)
-	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
+	f := prepareUpgradeFixture(t, nil, "1s")
+	f.start(t, "unshare", "-fp", "--mount-proc", f.real, "run", "-c", f.cfgFile)
 	r := waitOp(t, f.upgrade(t), 70*time.Second, "gatehouse upgrade")
 	if r.code != 1 || !strings.Contains(r.out, "PID 1") {
 		t.Errorf("gatehouse upgrade: exit %d, want 1 naming PID 1:\n%s", r.code, r.out)
@@ -809,28 +808,12 @@ apps:
 // changes: a reload compares the re-read file with them applied, and does
 // not replace the gatehouse process (an upgrade) on every reload.
 func TestReloadWithCommandLineAddressesDoesNotUpgrade(t *testing.T) {
-	f := &upgradeFixture{dir: t.TempDir(), real: testutil.BuildBinary(t, gatehousePkg)}
-	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
-	t.Cleanup(func() { killUnder(f.dir) })
-	f.listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	f.adminURL = "http://" + adminAddr
-	f.cfgFile = filepath.Join(f.dir, "gatehouse.yaml")
+	f := prepareUpgradeFixture(t, nil, "1s")
 	// The file's addresses are not the ones served.
-	f.writeConfig(t, testutil.ClosedAddr(t), fmt.Sprintf(`admin: %q
-data_dir: data
-apps:
-  web:
-    command: [%q]
-    instances: 1
-    routes: ["/"]
-    health: {path: /healthz, interval: 200ms, timeout: 1s}
-    stop_timeout: 2s
-`, testutil.ClosedAddr(t), fault))
-	f.g = startGatehouseAt(t, f.real, f.dir, true, "run", "-c", f.cfgFile, "--listen", f.listen, "--admin", adminAddr)
-	f.c = httpClient(t, 20*time.Second)
-	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
-	r := waitOp(t, runAsync(t, f.real, f.dir, "reload", "--admin", adminAddr), 70*time.Second, "gatehouse reload")
+	closed := testutil.ClosedAddr(t)
+	f.writeConfig(t, closed, strings.Replace(f.config(t), f.admin, closed, 1))
+	f.start(t, f.real, "run", "-c", f.cfgFile, "--listen", f.listen, "--admin", f.admin)
+	r := waitOp(t, runAsync(t, f.real, f.dir, "reload", "--admin", f.admin), 70*time.Second, "gatehouse reload")
 	if r.code != 0 || strings.Contains(r.out, "new gatehouse process") {
 		t.Errorf("gatehouse reload: exit %d, want 0 without an upgrade:\n%s", r.code, r.out)
 	}
@@ -849,7 +832,7 @@ func TestReloadMovesTheListenAddress(t *testing.T) {
 	f := newUpgradeFixture(t, nil, "1s")
 	moved := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	f.writeConfig(t, moved, f.config(t))
-	r := waitOp(t, runAsync(t, f.real, f.dir, "reload", "--admin", strings.TrimPrefix(f.adminURL, "http://")), 70*time.Second, "gatehouse reload")
+	r := waitOp(t, runAsync(t, f.real, f.dir, "reload", "--admin", f.admin), 70*time.Second, "gatehouse reload")
 	if r.code != 0 || !strings.Contains(r.out, "new gatehouse process") {
 		t.Fatalf("gatehouse reload: exit %d, want 0 with an upgrade:\n%s", r.code, r.out)
 	}

@@ -47,11 +47,9 @@ type upgradeState struct {
 
 	mu sync.Mutex // one upgrade at a time
 	// stopping ends when this gatehouse begins to stop (see end): an
-	// upgrade under way is called off. stopped, under mu, refuses later
-	// ones.
+	// upgrade under way is called off, and later ones are refused.
 	stopping context.Context
 	stop     context.CancelCauseFunc
-	stopped  bool
 	// handedOver is closed once a successor took over: Run then shuts
 	// down, leaving the instances.
 	handedOver chan struct{}
@@ -107,7 +105,7 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 		return 0, errors.New("upgrade: another upgrade is under way")
 	}
 	defer u.mu.Unlock()
-	if u.stopped {
+	if u.stopping.Err() != nil {
 		return 0, errors.New("upgrade: this gatehouse is stopping")
 	}
 	if u.done.Load() {
@@ -224,8 +222,8 @@ func (s *Server) takeOver(ctx context.Context) error {
 // successor.
 func (u *upgradeState) end() {
 	u.stop(errors.New("this gatehouse is stopping"))
+	// Wait for an upgrade under way to be called off.
 	u.mu.Lock()
-	u.stopped = true
 	u.mu.Unlock()
 }
 

@@ -762,13 +762,11 @@ func TestLineCutByLeaveIsNotLost(t *testing.T) {
 	}
 }
 
-// An app unloaded for idleness when its gatehouse leaves it (an upgrade
-// that then fails): TakeBack starts the configured instances though the
-// app is unloaded, and the idle loop still waits for a wake; the first
-// request wakes it, and wake starts as many again.
-func TestTakeBackOfAnIdleUnloadedAppStartsNoExtraInstances(t *testing.T) {
-	dataDir := t.TempDir()
-	cfg := rev1Config(t, dataDir, 1)
+// rev1Unloaded runs web (one instance, idle_timeout 1s) until it is
+// unloaded for idleness.
+func rev1Unloaded(t *testing.T) (*rev1Run, *App) {
+	t.Helper()
+	cfg := rev1Config(t, t.TempDir(), 1)
 	cfg.Apps["web"].IdleTimeout = config.Duration(time.Second)
 	r := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
 	a := r.sup.App("web")
@@ -776,6 +774,15 @@ func TestTakeBackOfAnIdleUnloadedAppStartsNoExtraInstances(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, "web to be unloaded for idleness", func() bool {
 		return a.pool.Unloaded() && len(r.instances()) == 0
 	})
+	return r, a
+}
+
+// An app unloaded for idleness when its gatehouse leaves it (an upgrade
+// that then fails): TakeBack starts the configured instances though the
+// app is unloaded, and the idle loop still waits for a wake; the first
+// request wakes it, and wake starts as many again.
+func TestTakeBackOfAnIdleUnloadedAppStartsNoExtraInstances(t *testing.T) {
+	r, a := rev1Unloaded(t)
 	r.sup.Leave()
 	r.sup.TakeBack()
 	// A request comes.
@@ -796,15 +803,7 @@ func TestTakeBackOfAnIdleUnloadedAppStartsNoExtraInstances(t *testing.T) {
 // nothing (the instances are left). After TakeBack the next request
 // must still wake the app.
 func TestIdleUnloadedAppWakesAfterAWakeDuringLeave(t *testing.T) {
-	dataDir := t.TempDir()
-	cfg := rev1Config(t, dataDir, 1)
-	cfg.Apps["web"].IdleTimeout = config.Duration(time.Second)
-	r := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
-	a := r.sup.App("web")
-	r.waitReady(t, 1)
-	testutil.WaitFor(t, 20*time.Second, "web to be unloaded for idleness", func() bool {
-		return a.pool.Unloaded() && len(r.instances()) == 0
-	})
+	r, a := rev1Unloaded(t)
 	r.sup.Leave()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -350,15 +350,13 @@ func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Membe
 	defer deadline.Stop()
 	spec := probe.SpecFor(cfg.Health)
 	wait := 50 * time.Millisecond
-	if in.checked != nil {
-		// Checked once the first probe has run, whatever it said: an
-		// adopted instance that does not answer is not the successor's
-		// reason to wait; it is started again after start_timeout.
-		defer in.checked()
-	}
-	for first := true; ; first = false {
+	for {
 		r := in.probe(ctx, m.Addr, spec)
-		if first && in.checked != nil {
+		if in.checked != nil {
+			// Checked once the first probe has run, whatever it said (a
+			// once-only call): an adopted instance that does not answer
+			// is not the successor's reason to wait; it is started again
+			// after start_timeout.
 			in.checked()
 		}
 		if r.OK {

@@ -82,7 +82,7 @@ apps:
 	// The first run: wait until the app listens and is recorded.
 	first := startChild(t, dir, gh, args...)
 	var rec ProcessRecord
-	var app procID
+	var app procid.ID
 	testutil.WaitFor(t, 20*time.Second, "the app to listen and be recorded in processes.json", func() bool {
 		recs := readRecords(t, dataDir)
 		if len(recs) != 1 {
@@ -95,33 +95,33 @@ apps:
 			return false
 		}
 		st, err := procid.ReadStat(pid)
-		app = procID{pid, st.StartTicks}
+		app = procid.ID{PID: pid, StartTicks: st.StartTicks}
 		return err == nil
 	})
 	if rec.PGID != rec.PID || rec.StartTicks == 0 || rec.Command[0] != "sh" {
 		t.Fatalf("record %+v: want sh in its own group with a start time", rec)
 	}
-	shell := procID{rec.PID, rec.StartTicks}
-	old := []procID{shell, app}
+	shell := procid.ID{PID: rec.PID, StartTicks: rec.StartTicks}
+	old := []procid.ID{shell, app}
 	t.Cleanup(func() {
 		for _, p := range old {
-			if p.alive() {
-				syscall.Kill(p.pid, syscall.SIGKILL)
+			if p.Alive() {
+				syscall.Kill(p.PID, syscall.SIGKILL)
 			}
 		}
 	})
-	if !app.alive() || !shell.alive() {
-		t.Fatalf("before the kill: sh %d alive %v, app %d alive %v", shell.pid, shell.alive(), app.pid, app.alive())
+	if !app.Alive() || !shell.Alive() {
+		t.Fatalf("before the kill: sh %d alive %v, app %d alive %v", shell.PID, shell.Alive(), app.PID, app.Alive())
 	}
 
 	// SIGKILL gatehouse: no chance to stop the app, which stays behind.
 	first.kill(t)
 	time.Sleep(300 * time.Millisecond)
-	if !app.alive() || !listening(rec.Port) {
-		t.Fatalf("the app (pid %d) is gone after gatehouse's SIGKILL: the leftover this test is about did not happen", app.pid)
+	if !app.Alive() || !listening(rec.Port) {
+		t.Fatalf("the app (pid %d) is gone after gatehouse's SIGKILL: the leftover this test is about did not happen", app.PID)
 	}
 	t.Logf("after SIGKILL of gatehouse: app pid %d alive, ppid %s, listening on %d; sh pid %d alive %v",
-		app.pid, ppid(app.pid), rec.Port, shell.pid, shell.alive())
+		app.PID, ppid(app.PID), rec.Port, shell.PID, shell.Alive())
 
 	if legacy {
 		stripShims(t, dataDir)
@@ -133,7 +133,7 @@ apps:
 		// its own.
 		began := time.Now()
 		testutil.WaitFor(t, 10*time.Second, "the previous run's processes to be gone", func() bool {
-			return !shell.alive() && !app.alive()
+			return !shell.Alive() && !app.Alive()
 		})
 		t.Logf("old processes gone %v after the second run started", time.Since(began).Round(time.Millisecond))
 		testutil.WaitFor(t, 20*time.Second, "the second run's own instance", func() bool {
@@ -158,10 +158,10 @@ apps:
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == 200 && strings.TrimSpace(string(b)) == strconv.Itoa(app.pid)
+		return resp.StatusCode == 200 && strings.TrimSpace(string(b)) == strconv.Itoa(app.PID)
 	})
-	if !shell.alive() || !app.alive() {
-		t.Errorf("after adoption: sh %d alive %v, app %d alive %v; want both running on", shell.pid, shell.alive(), app.pid, app.alive())
+	if !shell.Alive() || !app.Alive() {
+		t.Errorf("after adoption: sh %d alive %v, app %d alive %v; want both running on", shell.PID, shell.Alive(), app.PID, app.Alive())
 	}
 	if out := second.stderr.String(); !strings.Contains(out, "adopt") || strings.Contains(out, "web-1 start:") {
 		t.Errorf("the second run does not say it adopted web-1, or started a new process; stderr:\n%s", out)
@@ -169,7 +169,7 @@ apps:
 	// Its stop stops the adopted app, drain-first, and says how it ended.
 	second.term(t)
 	testutil.WaitFor(t, 10*time.Second, "the adopted processes to be stopped with the second run", func() bool {
-		return !shell.alive() && !app.alive()
+		return !shell.Alive() && !app.Alive()
 	})
 	if out := second.stderr.String(); !strings.Contains(out, "web-1 stop:") {
 		t.Errorf("the second run's stop of the adopted web-1 is not reported; stderr:\n%s", out)

@@ -318,17 +318,9 @@ type leftover struct {
 	rec ProcessRecord
 	// procs are its live processes (pid → start ticks), leader first if
 	// it lives.
-	procs  []procID
+	procs  []procid.ID
 	leader bool
 }
-
-type procID struct {
-	pid        int
-	startTicks uint64
-}
-
-// alive reports whether p is still the same process, and not a zombie.
-func (p procID) alive() bool { return procid.ID{PID: p.pid, StartTicks: p.startTicks}.Alive() }
 
 // leftoverTermWait bounds the wait between SIGTERM and SIGKILL for the
 // leftovers of a previous run.
@@ -365,16 +357,12 @@ const (
 // which every instance's processes inherit). While a group has a member
 // its id cannot be reused, so such a member proves the group is the old
 // one. It reports what it did to the log and as stop events.
-func (r *records) takeOver(events *telemetry.Events, mode takeMode, keep func(ProcessRecord) bool) map[string][]ProcessRecord {
-	adopt, _ := r.takeOverApps(events, mode, keep)
-	return adopt
-}
-
-// takeOverApps is takeOver that also returns the apps' recorded state,
-// when the record was left to this gatehouse (an upgrade, or a gatehouse
-// that died with processes running); nil after a clean stop, whose state
-// a new gatehouse does not inherit.
-func (r *records) takeOverApps(events *telemetry.Events, mode takeMode, keep func(ProcessRecord) bool) (map[string][]ProcessRecord, map[string]AppRecord) {
+//
+// The apps' recorded state is returned too when the record was left to
+// this gatehouse (an upgrade, or a gatehouse that died with processes
+// running); nil after a clean stop, whose state a new gatehouse does not
+// inherit.
+func (r *records) takeOver(events *telemetry.Events, mode takeMode, keep func(ProcessRecord) bool) (map[string][]ProcessRecord, map[string]AppRecord) {
 	if r == nil {
 		return nil, nil
 	}
@@ -398,13 +386,13 @@ func (r *records) takeOverApps(events *telemetry.Events, mode takeMode, keep fun
 	if doc.BootID == "" || doc.BootID != r.bootID || (mode == takeFresh && (doc.Stopped || len(doc.Processes) == 0 && doc.Apps == nil)) {
 		return nil, nil
 	}
-	prev := procID{doc.Gatehouse.PID, doc.Gatehouse.StartTicks}
-	handedOver := mode == takeBack || (mode == takeFromParent && prev.pid == os.Getppid())
-	if prev.pid > 0 && prev.alive() && !handedOver {
+	prev := procid.ID{PID: doc.Gatehouse.PID, StartTicks: doc.Gatehouse.StartTicks}
+	handedOver := mode == takeBack || (mode == takeFromParent && prev.PID == os.Getppid())
+	if prev.PID > 0 && prev.Alive() && !handedOver {
 		// Another gatehouse, or this one (a second supervisor in one
 		// process, as tests run), still runs them: its record is its own.
 		r.log.Warn("another gatehouse uses this data_dir; its processes and its record of them are left alone",
-			"pid", prev.pid, "file", r.path)
+			"pid", prev.PID, "file", r.path)
 		r.mu.Lock()
 		r.shared = true
 		r.mu.Unlock()
@@ -454,14 +442,14 @@ func (r *records) stopRecorded(events *telemetry.Events, recs []ProcessRecord, r
 			how = fmt.Sprintf("did not exit within %s of SIGTERM; sent SIGKILL", leftoverTermWait)
 			syscall.Kill(-l.rec.PGID, syscall.SIGKILL)
 			for _, p := range l.procs {
-				if p.alive() {
-					syscall.Kill(p.pid, syscall.SIGKILL)
+				if p.Alive() {
+					syscall.Kill(p.PID, syscall.SIGKILL)
 				}
 			}
 		}
 		pids := make([]string, len(l.procs))
 		for i, p := range l.procs {
-			pids[i] = strconv.Itoa(p.pid)
+			pids[i] = strconv.Itoa(p.PID)
 		}
 		leader := "gone"
 		if l.leader {
@@ -484,7 +472,7 @@ func (r *records) stopRecorded(events *telemetry.Events, recs []ProcessRecord, r
 
 func (l *leftover) anyAlive() bool {
 	for _, p := range l.procs {
-		if p.alive() {
+		if p.Alive() {
 			return true
 		}
 	}
@@ -516,7 +504,7 @@ func findLeftover(rec ProcessRecord, run string) *leftover {
 			return nil // the pid was reused (or left its group): not ours
 		}
 		l.leader = true
-		l.procs = append(l.procs, procID{rec.PID, rec.StartTicks})
+		l.procs = append(l.procs, procid.ID{PID: rec.PID, StartTicks: rec.StartTicks})
 	}
 	want := []string{"GATEHOUSE_INSTANCE=" + rec.ID, "GATEHOUSE_APP=" + rec.App}
 	if run != "" {
@@ -533,7 +521,7 @@ func findLeftover(rec ProcessRecord, run string) *leftover {
 		if !environHas(pid, want) {
 			continue
 		}
-		l.procs = append(l.procs, procID{pid, st.StartTicks})
+		l.procs = append(l.procs, procid.ID{PID: pid, StartTicks: st.StartTicks})
 	}
 	if len(l.procs) == 0 {
 		return nil

@@ -143,7 +143,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if s.opts.Successor {
 		mode = takeFromParent
 	}
-	adopt, apps := s.records.takeOverApps(s.opts.Events, mode, s.adoptable)
+	adopt, apps := s.records.takeOver(s.opts.Events, mode, s.adoptable)
 	s.records.reset(adopt)
 	s.records.claim()
 	s.sweepStatusFiles(adopt)
@@ -301,7 +301,7 @@ func (s *Supervisor) appRecords() map[string]AppRecord {
 // some), and starts what is missing. The members Leave kept leave the
 // pools once the adopted ones are in.
 func (s *Supervisor) TakeBack() {
-	adopt := s.records.takeOver(s.opts.Events, takeBack, s.adoptable)
+	adopt, _ := s.records.takeOver(s.opts.Events, takeBack, s.adoptable)
 	s.leaving.Store(false)
 	// What this gatehouse recorded before Leave is stale: the successor
 	// may have stopped or replaced any of it.
