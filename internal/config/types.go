@@ -38,6 +38,16 @@ type Config struct {
 	// (v1 or v2) header from trusted_proxies peers, as an L4 load balancer
 	// in front sends. Default false.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// ShutdownDelay is how long gatehouse keeps serving after SIGTERM
+	// with /readyz already failing, before it stops accepting and drains:
+	// the time a load balancer or Kubernetes needs to stop sending it
+	// requests (the endpoint-removal race). Default 0: drain at once.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
+	// HealthPrefix, if set, also serves /livez and /readyz on the public
+	// listeners under this path ("/.gatehouse" serves
+	// /.gatehouse/livez), ahead of every route. Default "": only on the
+	// admin listener.
+	HealthPrefix string `yaml:"health_prefix"`
 	// Apps by name; a name is [a-z0-9_-]+ and becomes the instance id prefix.
 	Apps map[string]*App `yaml:"apps"`
 
@@ -60,6 +70,12 @@ type App struct {
 	Env map[string]string `yaml:"env"`
 	// Instances is how many processes to run. Default 1; 0 is an error.
 	Instances int `yaml:"instances"`
+	// MinReady is how many ready instances (or members, for an external
+	// pool) the app needs for gatehouse's /readyz to pass, capped at the
+	// instances it is meant to run (so a stopped or idle-unloaded app
+	// needs none). nil (absent) means 1 for an app with a command and 0
+	// for an external pool; 0 means the app never holds readiness back.
+	MinReady *int `yaml:"min_ready"`
 	// Upstreams, instead of Command, makes an external pool of host:port
 	// addresses, probed and balanced like instances. "https://host[:port]"
 	// is short for host:port (port 443 by default) with UpstreamTLS (its
@@ -122,6 +138,19 @@ type App struct {
 
 // External reports whether the app is a pool of upstream addresses.
 func (a *App) External() bool { return len(a.Upstreams) > 0 }
+
+// ReadyNeeded is MinReady with its default: how many ready instances
+// the app needs for gatehouse to be ready, before the cap.
+func (a *App) ReadyNeeded() int {
+	switch {
+	case a.MinReady != nil:
+		return *a.MinReady
+	case a.External():
+		return 0
+	default:
+		return 1
+	}
+}
 
 // Limits is the top-level limits: block: how large a request or response
 // head may be, how long a client may take, and how many clients are served

@@ -69,6 +69,10 @@ func (c *Config) validate(pos positions, failed map[string]bool) Errors {
 	v.limits(&c.Limits, "limits")
 	v.tls(c.TLS, "tls")
 	v.trustedProxies(c, "trusted_proxies")
+	if c.ShutdownDelay < 0 {
+		v.errorf("shutdown_delay", "must be ≥ 0")
+	}
+	v.healthPrefix(c.HealthPrefix)
 	if len(c.Apps) == 0 {
 		v.errorf("apps", "at least one app is required, e.g. apps: {web: {command: \"node server.js\"}}")
 	}
@@ -141,6 +145,9 @@ func (v *validator) app(a *App, path string, napps int, top *Limits) {
 	v.source(a, path)
 	if a.Instances < 1 {
 		v.errorf(path+".instances", "must be ≥ 1, got %d", a.Instances)
+	}
+	if n := a.MinReady; n != nil && (*n < 0 || *n > a.Instances && !a.External()) {
+		v.errorf(path+".min_ready", "must be between 0 and instances (%d), got %d", a.Instances, *n)
 	}
 	v.health(&a.Health, path+".health")
 	v.positive(path+".start_timeout", a.StartTimeout)
@@ -318,6 +325,18 @@ func (v *validator) triggers(t *Triggers, path string) {
 		v.atLeastOne(p+".count", s.Count)
 		v.positive(p+".interval", s.Interval)
 		v.pathPrefix(p+".path", s.Path)
+	}
+}
+
+// healthPrefix checks the path /livez and /readyz are served under on
+// the public listeners: a path of its own, which no app can then have.
+func (v *validator) healthPrefix(p string) {
+	switch {
+	case p == "":
+	case !strings.HasPrefix(p, "/") || p == "/" || strings.HasSuffix(p, "/"):
+		v.errorf("health_prefix", "%q must be a path such as \"/.gatehouse\": starting with \"/\", not ending with one", p)
+	case strings.ContainsAny(p, "?#% \t"):
+		v.errorf("health_prefix", "%q must be a plain path (no query, fragment, escapes or spaces)", p)
 	}
 }
 
