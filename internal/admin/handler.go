@@ -38,6 +38,9 @@ type Deps struct {
 	// Certificates reports the HTTPS listener's certificates; nil when
 	// there is none.
 	Certificates func() []certs.Status
+	// Health answers /livez and /readyz, with no token needed; nil
+	// leaves them out.
+	Health Health
 }
 
 // StatusResponse is GET /api/status.
@@ -47,6 +50,9 @@ type StatusResponse struct {
 	Logs map[string]telemetry.WriterStats `json:"logs,omitempty"`
 	// Certificates are the HTTPS listener's, when it has a tls: block.
 	Certificates []certs.Status `json:"certificates,omitempty"`
+	// Draining: gatehouse is out of rotation (gatehouse drain, or
+	// stopping): /readyz fails while requests are still served.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // NewHandler returns the admin API's handler.
@@ -60,6 +66,9 @@ func NewHandler(d Deps) http.Handler {
 		}
 		if d.Certificates != nil {
 			resp.Certificates = d.Certificates()
+		}
+		if d.Health != nil {
+			resp.Draining = d.Health.Draining()
 		}
 		writeJSON(w, http.StatusOK, resp)
 	})
@@ -104,9 +113,14 @@ func NewHandler(d Deps) http.Handler {
 	// listener that has no token.
 	var h http.Handler = http.NewCrossOriginProtection().Handler(mux)
 	if d.Token != "" {
-		return requireToken(d.Token, h)
+		h = requireToken(d.Token, h)
+	} else {
+		h = loopbackHostOnly(h)
 	}
-	return loopbackHostOnly(h)
+	if d.Health != nil {
+		h = withProbes(d.Health, h)
+	}
+	return h
 }
 
 // parseSince accepts an RFC 3339 time or a duration back from now ("1h").

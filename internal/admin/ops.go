@@ -22,6 +22,9 @@ type Ops interface {
 	Upgrade(ctx context.Context, timeout time.Duration, p supervisor.Progress) (int, error)
 	App(name string) (*supervisor.App, error)
 	Instance(id string) (*supervisor.App, error)
+	// Drain takes gatehouse out of a load balancer's rotation (/readyz
+	// fails, requests are still served) or, on false, puts it back.
+	Drain(ctx context.Context, on bool, p supervisor.Progress) error
 }
 
 // OpLine is one line of an operation's NDJSON stream: progress lines, then
@@ -50,6 +53,12 @@ func registerOps(mux *http.ServeMux, ops Ops) {
 			}
 			return err
 		})
+	})
+	mux.HandleFunc("POST /api/drain", func(w http.ResponseWriter, r *http.Request) {
+		streamOp(w, r, func(ctx context.Context, p supervisor.Progress) error { return ops.Drain(ctx, true, p) })
+	})
+	mux.HandleFunc("POST /api/undrain", func(w http.ResponseWriter, r *http.Request) {
+		streamOp(w, r, func(ctx context.Context, p supervisor.Progress) error { return ops.Drain(ctx, false, p) })
 	})
 	mux.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
 		streamOp(w, r, func(ctx context.Context, p supervisor.Progress) error { return ops.Reload(ctx, "", p) })

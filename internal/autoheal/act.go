@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/reaper"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -153,7 +154,10 @@ func runCustom(ctx context.Context, argv config.Command, f *firing, st superviso
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	if err := reaper.Start(cmd); err != nil {
+		return "", err
+	}
+	err := reaper.Wait(cmd)
 	return out.String(), err
 }
 

@@ -70,7 +70,13 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
 	root.AddCommand(newRunCmd(), newValidateCmd(), newStatusCmd(), newVersionCmd(),
-		newReloadCmd(), newUpgradeCmd(), newScaleCmd(), newRestartCmd(), newDiagnoseCmd(), newLogsCmd(),
+		newReloadCmd(), newUpgradeCmd(),
+		newDrainCmd("drain", "Take gatehouse out of its load balancer's rotation: /readyz fails, requests are still served",
+			"For maintenance: /readyz answers 503, so that a load balancer or Kubernetes that follows it\n"+
+				"stops sending requests here, while every request that still comes is served, and each\n"+
+				"connection closes after its answer so that clients reconnect elsewhere. It lasts until\n"+
+				"gatehouse undrain (or a restart). SIGTERM does the same for shutdown_delay before stopping."),
+		newDrainCmd("undrain", "Put gatehouse back in rotation after a drain: /readyz passes once the apps are ready", ""), newScaleCmd(), newRestartCmd(), newDiagnoseCmd(), newLogsCmd(),
 		newStopStartCmd("stop", "Take an app down without removing it: drain and stop every instance (scale to 0)"),
 		newStopStartCmd("start", "Bring a stopped app back to its configured number of instances"))
 	return root

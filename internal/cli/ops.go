@@ -154,3 +154,18 @@ func isNotFound(err error) bool {
 	var he *admin.HTTPError
 	return errors.As(err, &he) && he.Status == http.StatusNotFound
 }
+
+// newDrainCmd is `drain` (out of the load balancer's rotation, for
+// maintenance) or `undrain` (back in).
+func newDrainCmd(verb, short, long string) *cobra.Command {
+	var f opFlags
+	c := &cobra.Command{
+		Use:   verb,
+		Short: short,
+		Long:  long,
+		Args:  cobra.NoArgs,
+		RunE:  func(c *cobra.Command, args []string) error { return f.runOp(c, "/api/"+verb) },
+	}
+	f.add(c)
+	return c
+}

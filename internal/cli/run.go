@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/handover"
+	"github.com/gatehouse/gatehouse/internal/reaper"
 	"github.com/gatehouse/gatehouse/internal/sdnotify"
 	"github.com/gatehouse/gatehouse/internal/server"
 )
@@ -57,6 +59,9 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	}
 	override(cfg)
 	logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// As a container's PID 1, orphans come to gatehouse: it reaps them
+	// for as long as it runs and, last, stops whatever is left.
+	defer reapOrphans(logger)()
 	// Under systemd (Type=notify) gatehouse reports readiness, reloads and
 	// shutdown, and keeps the watchdog; elsewhere notify is nil.
 	notify := sdnotify.New(logger)
@@ -153,4 +158,28 @@ func upgradeOnUSR2(ctx context.Context, srv *server.Server, logger *slog.Logger)
 		}
 	}()
 	return done
+}
+
+// finishTimeout bounds how long gatehouse, as PID 1, waits for the
+// processes that outlived the apps to end after SIGTERM, before it exits
+// and the kernel kills them.
+const finishTimeout = 2 * time.Second
+
+// reapOrphans reaps orphaned processes, when they come to gatehouse (as
+// PID 1 or a subreaper), until the returned func is called; that func
+// also ends, as PID 1, the processes still running (see reaper.Finish).
+func reapOrphans(logger *slog.Logger) func() {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		reaper.Run(ctx, logger)
+	}()
+	return func() {
+		if left := reaper.Finish(finishTimeout); left > 0 {
+			logger.Warn("processes still running as gatehouse exits; the kernel kills them", "count", left)
+		}
+		stop()
+		<-done
+	}
 }

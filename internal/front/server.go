@@ -103,9 +103,13 @@ type Server struct {
 	conns map[*conn]struct{}
 	// handed are the connections handed to net/http, which stops
 	// tracking those it hijacks (upgrades): Close closes them.
-	handed   map[*replayConn]struct{}
-	ln       net.Listener
-	closing  atomic.Bool
+	handed  map[*replayConn]struct{}
+	ln      net.Listener
+	closing atomic.Bool
+	// lameDuck: still serving, but every HTTP/1 answer says Connection:
+	// close, so that keep-alive clients reconnect, through a load
+	// balancer that by then sends them elsewhere (SetLameDuck).
+	lameDuck atomic.Bool
 	done     chan struct{} // closed when the last connection ends after Shutdown
 	fallDone chan struct{} // closed when the fallback server's Serve returns
 
@@ -118,6 +122,13 @@ type Server struct {
 	// tlsErrors counts failed TLS handshakes.
 	tlsErrors atomic.Uint64
 }
+
+// SetLameDuck turns lame-duck mode on or off: while on, the server
+// serves as before but closes each HTTP/1 connection after its answer
+// (with Connection: close). A node about to leave a load balancer's
+// rotation turns it on so that no client keeps a connection to it that
+// the balancer would reuse after it is gone.
+func (s *Server) SetLameDuck(on bool) { s.lameDuck.Store(on) }
 
 // New returns the public server for h.
 func New(h Handler, opts Options) *Server {

@@ -110,7 +110,7 @@ func (w *Writer) WriteHeader(code int) {
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
-	if fc.closeAfter || fc.s.closing.Load() {
+	if fc.closeAfter || fc.s.closing.Load() || fc.s.lameDuck.Load() {
 		fc.closeAfter = true
 		bw.WriteString("Connection: close\r\n")
 	}

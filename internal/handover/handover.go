@@ -34,6 +34,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gatehouse/gatehouse/internal/fds"
+	"github.com/gatehouse/gatehouse/internal/reaper"
 )
 
 // Env is the variable that tells a new process what it inherited.
@@ -118,13 +119,13 @@ func Start(exe string, args, env []string, lns []Listener, stdout, stderr *os.Fi
 	cmd.Env = append(withoutEnv(env), Env+"="+string(b))
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.ExtraFiles = files
-	if err := cmd.Start(); err != nil {
+	if err := reaper.Start(cmd); err != nil {
 		ours.Close()
 		return nil, fmt.Errorf("start %s: %w", exe, err)
 	}
 	s := &Successor{cmd: cmd, control: ours, exited: make(chan struct{})}
 	go func() {
-		cmd.Wait()
+		reaper.Wait(cmd)
 		close(s.exited)
 	}()
 	return s, nil

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
@@ -99,7 +100,13 @@ type Server struct {
 	snapMu   sync.Mutex
 	notify   *sdnotify.Notifier
 	override func(*config.Config)
+	// draining: out of rotation, /readyz fails (Drain, or stopping);
+	// stopping: the shutdown began, and Drain can no longer undo it.
+	draining, stopping atomic.Bool
 }
+
+// errStopping refuses an operation that a shutdown under way overrides.
+var errStopping = errors.New("gatehouse is stopping")
 
 // New prepares a server and binds its listeners, so that an address in use
 // is reported before any app process starts.
@@ -149,21 +156,21 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	errLog := slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError)
 	plain := FrontOptions(cfg, errLog)
 	plain.H2C = cfg.H2C
-	var handler front.Handler = s.gw
+	handler := s.withHealth(s.gw)
 	if cfg.TLS != nil {
 		s.metrics.SetCertificates(s.certificates)
-		handler = newPlainHandler(s.gw, s.certs, cfg.TLS)
+		handler = s.withHealth(newPlainHandler(s.gw, s.certs, cfg.TLS))
 		secure := FrontOptions(cfg, errLog)
 		secure.TLS = edgeTLS(s.certs.TLSConfig(), cfg.TLS)
 		secure.HSTS = hstsValue(cfg.TLS)
-		s.secure = front.New(s.gw, secure)
+		s.secure = front.New(s.withHealth(s.gw), secure)
 	}
 	s.public = front.New(handler, plain)
 	s.adminSrv = &http.Server{
 		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
 			Lines: s.lines, Recent: s.recent, Diagnose: s.Diagnose, Config: cfg, DataDir: cfg.DataDir, Token: token,
-			Certificates: s.certStatus(),
+			Certificates: s.certStatus(), Health: s,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -366,18 +373,28 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			// A stop asked for (SIGTERM): out of rotation first, serving
+			// on for shutdown_delay.
+			if c := s.beginStop(exited); c != nil {
+				cause = s.failed(c)
+			}
 		case <-s.upgrade.handedOver:
 		case c := <-exited:
-			cause = c.err
-			if cause == nil {
-				cause = errors.New("stopped unexpectedly")
-			}
-			cause = fmt.Errorf("%s: %w", c.name, cause)
-			s.log.Error("component failed; shutting down", "component", c.name, "err", c.err)
+			cause = s.failed(c)
 		}
 	}
 	s.shutdown(r)
 	return cause
+}
+
+// failed reports a component that stopped on its own, for Run to return.
+func (s *Server) failed(c *component) error {
+	s.log.Error("component failed; shutting down", "component", c.name, "err", c.err)
+	err := c.err
+	if err == nil {
+		err = errors.New("stopped unexpectedly")
+	}
+	return fmt.Errorf("%s: %w", c.name, err)
 }
 
 // running holds a running server's components and the cancel funcs that
@@ -396,6 +413,12 @@ type running struct {
 // (an upgrade under way is called off first, and systemd is told
 // STOPPING=1, unless a successor took over):
 //
+//  0. Only for a stop asked for (SIGTERM, Ctrl-C; see beginStop, which
+//     Run calls before this): /readyz fails at once and every HTTP/1
+//     answer closes its connection, while gatehouse serves on for
+//     shutdown_delay, so that load balancers stop sending it requests
+//     before its listeners close. From here on /readyz fails in every
+//     case.
 //  1. Stop accepting on the public listeners (plain and HTTPS): new
 //     connections are refused, or, after an upgrade, accepted by the
 //     successor, which has the same sockets (and the admin one too).
@@ -421,6 +444,8 @@ type running struct {
 // A step whose component already failed finds nothing left to stop and
 // goes on to the next.
 func (s *Server) shutdown(r *running) {
+	s.stopping.Store(true)
+	s.draining.Store(true)
 	s.upgrade.end()
 	leave := s.upgrade.leaving()
 	if !leave {

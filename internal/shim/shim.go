@@ -49,6 +49,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/fds"
 	"github.com/gatehouse/gatehouse/internal/procid"
+	"github.com/gatehouse/gatehouse/internal/reaper"
 )
 
 // Env is the variable that turns an executable that imports this package
@@ -284,7 +285,7 @@ func Start(spec Spec) (*Started, error) {
 	// Its own session: no terminal signal (Ctrl-C) reaches it, and it is
 	// never in the process group gatehouse signals to stop the app.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
+	err = reaper.Start(cmd)
 	outW.Close()
 	repW.Close()
 	if err != nil {
@@ -302,7 +303,7 @@ func Start(spec Spec) (*Started, error) {
 	// The shim could not start the app (or said nothing in time): it has
 	// exited, or is made to.
 	cmd.Process.Kill()
-	cmd.Wait()
+	reaper.Wait(cmd)
 	outR.Close()
 	if msg, ok := strings.CutPrefix(strings.TrimSpace(line), "error: "); ok {
 		return nil, errors.New(msg)

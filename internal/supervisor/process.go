@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gatehouse/gatehouse/internal/procid"
+	"github.com/gatehouse/gatehouse/internal/reaper"
 	"github.com/gatehouse/gatehouse/internal/shim"
 )
 
@@ -170,11 +171,12 @@ func (p *process) wait() {
 	p.ended = true
 	p.endMu.Unlock()
 	if p.cmd != nil {
-		p.cmd.Wait()
+		reaper.Wait(p.cmd)
 	} else if st, err := procid.ReadStat(p.shim.PID); err == nil && st.PPID == os.Getpid() {
 		// Started by this process, then left and taken back (an upgrade
 		// that failed): still its child to reap.
 		unix.Wait4(p.shim.PID, nil, unix.WNOHANG, nil)
+		reaper.Release(p.shim.PID)
 	}
 	p.exitedAt = time.Now()
 	st, err := shim.ReadStatus(p.statusPath)

@@ -50,6 +50,14 @@ const (
 	EventUpgradeBegin = "upgrade_begin"
 	EventUpgradeReady = "upgrade_ready"
 	EventUpgradeAbort = "upgrade_abort"
+
+	// gatehouse leaving a load balancer's rotation: /readyz fails while
+	// requests are still served. node_drain and node_undrain are
+	// gatehouse drain and undrain; shutdown is SIGTERM (Detail says how
+	// long gatehouse serves on: shutdown_delay). App is empty.
+	EventNodeDrain   = "node_drain"
+	EventNodeUndrain = "node_undrain"
+	EventShutdown    = "shutdown"
 )
 
 // Event is one lifecycle event of an app or instance.

@@ -1,0 +1,165 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/front"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// What /livez and /readyz answer. They reveal nothing (no app names or
+// counts), which is why they need no admin token; GET /api/status has
+// the details.
+const (
+	answerOK       = "ok"
+	answerDraining = "draining"
+	answerStarting = "not ready"
+)
+
+// Live reports whether gatehouse itself serves: it answers at all. It
+// says nothing of the apps, whose instances gatehouse restarts itself;
+// an orchestrator that restarted gatehouse for an app's fault would only
+// lose the instances that were fine.
+func (s *Server) Live() (bool, string) { return true, answerOK }
+
+// Ready reports whether gatehouse should be sent requests: it is not
+// draining (gatehouse drain, or stopping), and every app has its
+// min_ready ready instances.
+func (s *Server) Ready() (bool, string) {
+	if s.draining.Load() {
+		return false, answerDraining
+	}
+	if s.unreadyApp() != "" {
+		return false, answerStarting
+	}
+	return true, answerOK
+}
+
+// unreadyApp names an app short of ready instances, "" when none is.
+func (s *Server) unreadyApp() string {
+	for _, a := range s.sup.Apps() {
+		if ready, need := a.Readiness(); ready < need {
+			return a.Name()
+		}
+	}
+	return ""
+}
+
+// Draining reports whether gatehouse is out of rotation on purpose.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Drain takes gatehouse out of rotation, or puts it back (on false):
+// /readyz fails, and the public listeners keep serving but close each
+// connection after its answer, so that a load balancer that follows
+// /readyz moves every client off this node and none keeps a connection
+// that would break when it stops. For maintenance: gatehouse drain and
+// undrain.
+func (s *Server) Drain(_ context.Context, on bool, p supervisor.Progress) error {
+	if s.stopping.Load() {
+		return fmt.Errorf("drain: %w", errStopping)
+	}
+	if s.draining.Swap(on) == on {
+		p("already %s", map[bool]string{true: "draining", false: "in rotation"}[on])
+		return nil
+	}
+	s.setLameDuck(on)
+	if on {
+		s.events.Emit(telemetry.Event{Type: telemetry.EventNodeDrain, Detail: "/readyz fails; requests are still served, each connection closed after its answer"})
+		p("draining: /readyz answers 503 and connections close after each answer; requests are still served (undrain to end it)")
+		return nil
+	}
+	s.events.Emit(telemetry.Event{Type: telemetry.EventNodeUndrain, Detail: "/readyz passes again once the apps are ready"})
+	p("back in rotation: /readyz passes once every app has its ready instances")
+	return nil
+}
+
+// beginStop fails readiness for good as the shutdown begins, and serves
+// on for shutdown_delay, so that whatever routes to this node (a
+// Kubernetes Service, a cloud load balancer, a gatehouse edge) stops
+// before the listeners close. It returns early when a component fails.
+func (s *Server) beginStop(exited <-chan *component) *component {
+	s.stopping.Store(true)
+	s.draining.Store(true)
+	s.setLameDuck(true)
+	s.upgrade.end() // an upgrade under way is called off, later ones refused
+	if s.upgrade.done.Load() {
+		return nil // handed over just before: the successor serves
+	}
+	d := s.cfg.ShutdownDelay.D()
+	detail := "stopping: /readyz fails, draining at once"
+	if d > 0 {
+		detail = fmt.Sprintf("stopping: /readyz fails; serving on for shutdown_delay %s, then draining", d)
+	}
+	s.events.Emit(telemetry.Event{Type: telemetry.EventShutdown, Detail: detail})
+	if d <= 0 {
+		return nil
+	}
+	s.log.Info("stopping: serving on while load balancers take this node out", "shutdown_delay", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case c := <-exited:
+		return c
+	}
+}
+
+func (s *Server) setLameDuck(on bool) {
+	for _, f := range []*front.Server{s.public, s.secure} {
+		if f != nil {
+			f.SetLameDuck(on)
+		}
+	}
+}
+
+// withHealth puts /livez and /readyz under health_prefix ahead of h on a
+// public listener (ahead of an HTTPS redirect too); h itself when there
+// is no health_prefix.
+func (s *Server) withHealth(h front.Handler) front.Handler {
+	if s.cfg.HealthPrefix == "" {
+		return h
+	}
+	return healthHandler{next: h, prefix: s.cfg.HealthPrefix, s: s}
+}
+
+// healthHandler answers /livez and /readyz under prefix on the public
+// listeners, ahead of the gateway: probes are neither routed to an app
+// nor logged as requests.
+type healthHandler struct {
+	next   front.Handler
+	prefix string
+	s      *Server
+}
+
+func (h healthHandler) ServeFront(x *front.Exchange) {
+	if x.Reject == nil && h.own(x.W, x.Req) {
+		return
+	}
+	h.next.ServeFront(x)
+}
+
+func (h healthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.own(w, r) {
+		h.next.ServeHTTP(w, r)
+	}
+}
+
+func (h healthHandler) own(w http.ResponseWriter, r *http.Request) bool {
+	rest, ok := strings.CutPrefix(r.URL.Path, h.prefix)
+	if !ok || (rest != "/livez" && rest != "/readyz") {
+		return false
+	}
+	check := h.s.Ready
+	if rest == "/livez" {
+		check = h.s.Live
+	}
+	admin.WriteHealth(w, r, check)
+	return true
+}

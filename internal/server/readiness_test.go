@@ -1,0 +1,236 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/harness"
+)
+
+// probe is one answer of /livez or /readyz.
+type probe struct {
+	Status int
+	Body   string
+}
+
+func getProbe(t *testing.T, c *http.Client, url string, host string) probe {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return probe{resp.StatusCode, string(b)}
+}
+
+// Issue 15: /readyz passes only once every app has its min_ready ready
+// instances, fails while gatehouse is drained (gatehouse drain) and
+// passes again after undrain; /livez passes throughout. On the admin
+// listener both answer without the token and whatever the Host (a
+// kubelet probes the pod's address); the rest of the API still wants the
+// token.
+func TestReadyzFollowsInstancesAndDrain(t *testing.T) {
+	cfg, _ := harness.FaultApp(t, 1, "-start-delay", "1500ms")
+	cfg.AdminToken = "s3cret"
+	g := harness.Start(t, cfg)
+	c := client(t, 10*time.Second)
+	const podHost = "10.1.2.3:9901"
+	ok, notReady, draining := probe{200, "ok\n"}, probe{503, "not ready\n"}, probe{503, "draining\n"}
+
+	if got := getProbe(t, c, g.AdminURL+"/readyz", podHost); got != notReady {
+		t.Errorf("/readyz while the instance starts = %+v, want %+v", got, notReady)
+	}
+	if got := getProbe(t, c, g.AdminURL+"/livez", podHost); got != ok {
+		t.Errorf("/livez while the instance starts = %+v, want %+v", got, ok)
+	}
+	g.WaitReady(t, "web", 1, 20*time.Second)
+	testutil.WaitFor(t, 5*time.Second, "/readyz to pass", func() bool {
+		return getProbe(t, c, g.AdminURL+"/readyz", podHost) == ok
+	})
+	if st := getProbe(t, c, g.AdminURL+"/api/status", podHost).Status; st != http.StatusUnauthorized {
+		t.Errorf("/api/status without the token: %d, want 401", st)
+	}
+
+	progress := func(string, ...any) {}
+	if err := g.Srv.Drain(context.Background(), true, progress); err != nil {
+		t.Fatal(err)
+	}
+	if got := getProbe(t, c, g.AdminURL+"/readyz", podHost); got != draining {
+		t.Errorf("/readyz after drain = %+v, want %+v", got, draining)
+	}
+	// Drained, requests are still served, each on a connection that
+	// closes after it.
+	resp, err := c.Get(g.URL + "/pid")
+	if err != nil {
+		t.Fatalf("a request while drained: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("a request while drained: %d, Connection: close %v; want 200 and close", resp.StatusCode, resp.Close)
+	}
+	if err := g.Srv.Drain(context.Background(), false, progress); err != nil {
+		t.Fatal(err)
+	}
+	if got := getProbe(t, c, g.AdminURL+"/readyz", podHost); got != ok {
+		t.Errorf("/readyz after undrain = %+v, want %+v", got, ok)
+	}
+	resp, err = c.Get(g.URL + "/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Close {
+		t.Errorf("after undrain, connections still close after each answer")
+	}
+	var got []string
+	for _, e := range g.Events(telemetry.EventNodeDrain, telemetry.EventNodeUndrain) {
+		got = append(got, e.Type)
+	}
+	if diff := cmp.Diff([]string{telemetry.EventNodeDrain, telemetry.EventNodeUndrain}, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// Issue 15: min_ready says how many ready instances /readyz needs,
+// capped at the instances the app is meant to run; an external pool
+// needs none unless it says so.
+func TestReadyzMinReady(t *testing.T) {
+	intp := func(n int) *int { return &n }
+	for _, tc := range []struct {
+		name      string
+		instances int
+		minReady  *int
+		// ready: whether /readyz passes with every instance still
+		// starting (5 s start delay) and, after a scale to 0, with none.
+		whileStarting, scaledToZero int
+	}{
+		{"default needs one", 2, nil, 503, 200},
+		{"zero never holds back", 2, intp(0), 200, 200},
+		{"two of two", 2, intp(2), 503, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, app := harness.FaultApp(t, tc.instances, "-start-delay", "5s")
+			app.MinReady = tc.minReady
+			g := harness.Start(t, cfg)
+			c := client(t, 10*time.Second)
+			if got := getProbe(t, c, g.AdminURL+"/readyz", "").Status; got != tc.whileStarting {
+				t.Errorf("/readyz while starting: %d, want %d", got, tc.whileStarting)
+			}
+			a := g.Srv.Supervisor().App("web")
+			if err := a.Scale(context.Background(), 0, func(string, ...any) {}); err != nil {
+				t.Fatal(err)
+			}
+			if got := getProbe(t, c, g.AdminURL+"/readyz", "").Status; got != tc.scaledToZero {
+				t.Errorf("/readyz scaled to 0: %d, want %d", got, tc.scaledToZero)
+			}
+		})
+	}
+}
+
+// Issue 15: with health_prefix, /livez and /readyz are answered on the
+// public listener under it, by gatehouse, ahead of the app's routes and
+// without an access-log line; other paths under it are the app's.
+func TestHealthPrefixOnThePublicListener(t *testing.T) {
+	cfg, _ := harness.FaultApp(t, 1)
+	cfg.HealthPrefix = "/.gatehouse"
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 20*time.Second)
+	c := client(t, 10*time.Second)
+	testutil.WaitFor(t, 5*time.Second, "/readyz to pass", func() bool {
+		return getProbe(t, c, g.URL+"/.gatehouse/readyz", "").Status == 200
+	})
+	for _, tc := range []struct {
+		method, path string
+		want         int
+		fromApp      bool
+	}{
+		{"GET", "/.gatehouse/livez", 200, false},
+		{"HEAD", "/.gatehouse/readyz", 200, false},
+		{"POST", "/.gatehouse/readyz", 405, false},
+		{"GET", "/.gatehouse/other", 404, true},
+		{"GET", "/livez", 404, true},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			before := len(g.Access())
+			req, _ := http.NewRequest(tc.method, g.URL+tc.path, nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			// The app's answers are logged (after the response: wait).
+			logged := func() bool { return len(g.Access()) > before }
+			if tc.fromApp {
+				testutil.WaitFor(t, 5*time.Second, "the access-log line", logged)
+			} else if time.Sleep(100 * time.Millisecond); logged() {
+				t.Errorf("a probe was logged as a request: %+v", g.Access()[before:])
+			}
+		})
+	}
+}
+
+// Issue 15, acceptance 3 (in process; the gatehouse command's SIGTERM is
+// TestSIGTERMWithShutdownDelay): a stop with shutdown_delay fails
+// /readyz at once, serves on for the delay, then stops accepting.
+func TestShutdownDelayServesOnThenStops(t *testing.T) {
+	cfg, _ := harness.FaultApp(t, 1)
+	cfg.ShutdownDelay = config.Duration(2 * time.Second)
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 20*time.Second)
+	c := client(t, 5*time.Second)
+	stopped := make(chan struct{})
+	start := time.Now()
+	go func() { defer close(stopped); g.Stop(t) }()
+	testutil.WaitFor(t, time.Second, "/readyz to fail", func() bool {
+		return getProbe(t, c, g.AdminURL+"/readyz", "").Status == 503
+	})
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("/readyz failed %v after the stop began, want within 100 ms", took)
+	}
+	served := 0
+	for time.Since(start) < 1500*time.Millisecond {
+		resp, err := c.Get(g.URL + "/pid")
+		if err != nil {
+			t.Fatalf("a request %v into the shutdown delay failed: %v", time.Since(start), err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("a request %v into the shutdown delay: %d", time.Since(start), resp.StatusCode)
+		}
+		served++
+		time.Sleep(20 * time.Millisecond)
+	}
+	<-stopped
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("gatehouse stopped %v after the stop began, before its shutdown_delay of 2s", took)
+	}
+	ev := g.Events(telemetry.EventShutdown)
+	if len(ev) != 1 || !strings.Contains(ev[0].Detail, "shutdown_delay 2s") {
+		t.Errorf("shutdown events = %+v, want one naming shutdown_delay 2s", ev)
+	}
+	t.Logf("%d requests served during the delay", served)
+}

@@ -1,0 +1,26 @@
+package supervisor
+
+// Readiness reports the app's share of gatehouse's readiness: ready is
+// how many of its members take requests now, need how many it must have
+// (min_ready, capped at what the app is meant to run now: a stopped or
+// idle-unloaded app needs none, an external pool no more than it has
+// members).
+func (a *App) Readiness() (ready, need int) {
+	cfg := a.Config()
+	need = cfg.ReadyNeeded()
+	members := a.pool.Members()
+	switch {
+	case a.pool.Unloaded():
+		need = 0
+	case cfg.External():
+		need = min(need, len(members))
+	default:
+		need = min(need, cfg.Instances)
+	}
+	for _, m := range members {
+		if m.Routable() {
+			ready++
+		}
+	}
+	return ready, need
+}
