@@ -1,0 +1,141 @@
+package cli_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
+
+// Issue 15, acceptance 3: SIGTERM with shutdown_delay: 2s. /readyz
+// answers 503 within 100 ms; requests keep succeeding for the delay;
+// then gatehouse drains and exits 0. Clients that stop sending when
+// readiness fails (as a load balancer following /readyz does) see no
+// failed request, on keep-alive connections throughout.
+func TestSIGTERMWithShutdownDelay(t *testing.T) {
+	f := newUpgradeFixture(t, nil, "1s", "shutdown_delay: 2s")
+	var (
+		notReadyAt atomic.Int64 // unix nanos of the first failed /readyz
+		termAt     atomic.Int64
+		mu         sync.Mutex
+		ok         int
+		failures   []string
+		lastLate   time.Duration // the latest success of the stubborn client
+	)
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		failures = append(failures, fmt.Sprintf(format, args...))
+	}
+	send := func(c *http.Client, i int) error {
+		var resp *http.Response
+		var err error
+		if i%2 == 0 {
+			resp, err = c.Get("http://" + f.listen + "/pid")
+		} else {
+			resp, err = c.Post("http://"+f.listen+"/echo", "text/plain", strings.NewReader(fmt.Sprintf("body %d", i)))
+		}
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d (cause %q)", resp.StatusCode, resp.Header.Get("Gatehouse-Cause"))
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	// The readiness watcher: a load balancer's probe, every 10 ms.
+	wg.Go(func() {
+		c := httpClient(t, 2*time.Second)
+		for i := 0; i < 3000 && notReadyAt.Load() == 0; i++ {
+			resp, err := c.Get(f.adminURL + "/readyz")
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if err != nil || resp.StatusCode != http.StatusOK {
+				notReadyAt.Store(time.Now().UnixNano())
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	// Eight clients that stop when readiness fails.
+	for w := range 8 {
+		wg.Go(func() {
+			c := httpClient(t, 10*time.Second)
+			for i := w; i < 20000 && notReadyAt.Load() == 0; i += 8 {
+				if err := send(c, i); err != nil {
+					fail("client %d request %d: %v", w, i, err)
+					return
+				}
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		})
+	}
+	// One stubborn client that goes on for 1.8 s after SIGTERM: inside
+	// the delay, every request is still served.
+	wg.Go(func() {
+		c := httpClient(t, 10*time.Second)
+		for i := 0; i < 20000; i++ {
+			if at := termAt.Load(); at != 0 && time.Since(time.Unix(0, at)) > 1800*time.Millisecond {
+				return
+			}
+			if err := send(c, i); err != nil {
+				fail("stubborn client request %d: %v", i, err)
+				return
+			}
+			if at := termAt.Load(); at != 0 {
+				mu.Lock()
+				lastLate = time.Since(time.Unix(0, at))
+				mu.Unlock()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	testutil.WaitFor(t, 20*time.Second, "some load before SIGTERM", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return ok >= 200
+	})
+	termAt.Store(time.Now().UnixNano())
+	if err := f.g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	code := f.g.wait(t, 30*time.Second)
+	stoppedAfter := time.Since(time.Unix(0, termAt.Load()))
+
+	if code != 0 {
+		t.Errorf("gatehouse exited %d, want 0", code)
+	}
+	if n := notReadyAt.Load(); n == 0 {
+		t.Errorf("/readyz never failed")
+	} else if d := time.Duration(n - termAt.Load()); d > 100*time.Millisecond {
+		t.Errorf("/readyz failed %v after SIGTERM, want within 100 ms", d)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failures) > 0 {
+		t.Errorf("%d failed requests (of %d):\n%s", len(failures), ok, strings.Join(failures, "\n"))
+	}
+	if lastLate < 1500*time.Millisecond {
+		t.Errorf("the last request served after SIGTERM was %v in, want about 1.8 s (the delay is 2 s)", lastLate)
+	}
+	if stoppedAfter < 2*time.Second {
+		t.Errorf("gatehouse exited %v after SIGTERM, before its shutdown_delay of 2s", stoppedAfter)
+	}
+	t.Logf("%d requests; /readyz failed %v after SIGTERM; served until %v; exited after %v",
+		ok, time.Duration(notReadyAt.Load()-termAt.Load()), lastLate, stoppedAfter)
+}
