@@ -135,8 +135,8 @@ func (s *Server) Instance(id string) (*supervisor.App, error) {
 // and that only a restart applies: the listeners, where data is kept,
 // the HTTPS listener's settings and certificate source, who is trusted,
 // the listeners' limits (read when they are made; an app's own share of
-// them is also applied by its reload), the admin token and the sampling
-// interval.
+// them is also applied by its reload), the admin token, the sampling
+// interval, and the shutdown delay and health prefix.
 func restartKeys(prev, next *config.Config) []string {
 	var keys []string
 	for _, k := range []struct {
@@ -153,6 +153,8 @@ func restartKeys(prev, next *config.Config) []string {
 		{"limits", prev.Limits != next.Limits},
 		{"admin_token", prev.AdminToken != next.AdminToken},
 		{"sample_interval", prev.SampleInterval != next.SampleInterval},
+		{"shutdown_delay", prev.ShutdownDelay != next.ShutdownDelay},
+		{"health_prefix", prev.HealthPrefix != next.HealthPrefix},
 	} {
 		if k.changed {
 			keys = append(keys, k.name)
