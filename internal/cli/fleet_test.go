@@ -378,11 +378,13 @@ apps:
 	if failed > 0 {
 		t.Errorf("%d of %d requests failed at the edge:\n%s", failed, ok+failed, strings.Join(load.failures[:min(failed, 20)], "\n"))
 	}
-	first := nodes[added].firstRequest(t)
-	switch {
-	case first.IsZero():
-		t.Errorf("the new node %s got no request", added)
-	case first.Before(undrainAt):
+	// access.log is written behind the requests: wait for its first line.
+	var first time.Time
+	testutil.WaitFor(t, 10*time.Second, "the new node's first access-log line", func() bool {
+		first = nodes[added].firstRequest(t)
+		return !first.IsZero()
+	})
+	if first.Before(undrainAt) {
 		t.Errorf("the new node got a request at %v, before its probe could pass (undrained at %v)", first, undrainAt)
 	}
 	t.Logf("%d requests through the edge, %d failed; %s undrained %v, first request %v",
