@@ -61,6 +61,9 @@ func printStatus(w io.Writer, st *admin.StatusResponse, now time.Time) {
 		}
 	}
 	tw.Flush()
+	if st.Draining {
+		fmt.Fprintln(w, "gatehouse is draining: /readyz fails, requests are still served (gatehouse undrain puts it back)")
+	}
 	printCertificates(w, st, now)
 	for name, ws := range st.Logs {
 		if ws.Dropped > 0 || ws.Errors > 0 {

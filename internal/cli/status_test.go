@@ -55,6 +55,18 @@ func TestStatusTable(t *testing.T) {
 			wantCols:     map[string]string{"STATE": "starting", "RESTARTS": "0"},
 			wantText:     []string{"403 Forbidden from GET /healthz"},
 		},
+		{
+			name: "gatehouse drain is shown",
+			act: func(t *testing.T, g *harness.Gatehouse) {
+				g.WaitReady(t, "web", 1, 10*time.Second)
+				if out, errOut, code := gatehouse(t, "", "drain", "--admin", g.AdminURL); code != 0 || !strings.Contains(out, "draining") {
+					t.Fatalf("gatehouse drain: exit %d\n%s%s", code, out, errOut)
+				}
+			},
+			wantInstance: "web-1",
+			wantCols:     map[string]string{"STATE": "ready"},
+			wantText:     []string{"gatehouse is draining"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
