@@ -9,6 +9,7 @@ package discovery
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -219,7 +220,7 @@ func (r *Resolver) ask(ctx context.Context, name string, qtype uint16) (*dns.Msg
 	q.SetQuestion(name, qtype)
 	q.SetEdns0(dns.DefaultMsgSize, false)
 	var err error
-	for _, server := range r.servers {
+	for i, server := range r.servers {
 		var msg *dns.Msg
 		msg, err = r.exchange(ctx, q, server)
 		if err == nil {
@@ -227,6 +228,13 @@ func (r *Resolver) ask(ctx context.Context, name string, qtype uint16) (*dns.Msg
 		}
 		if ctx.Err() != nil {
 			break
+		}
+		if i > 0 {
+			// The last server's error stands for all; say there were others.
+			var e *Error
+			if errors.As(err, &e) {
+				e.Err = fmt.Errorf("%w (the %d servers before it failed too)", e.Err, i)
+			}
 		}
 	}
 	return nil, err

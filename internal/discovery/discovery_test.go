@@ -114,6 +114,7 @@ func TestLookupFailures(t *testing.T) {
 		{"REFUSED", func() { bad.Fail(dns.RcodeRefused) }, []string{bad.Addr}, discovery.Answer{}, rcode(dns.RcodeRefused)},
 		{"timeout", func() { bad.Silence(true) }, []string{bad.Addr}, discovery.Answer{}, timeout},
 		{"no server listening", func() {}, []string{dead}, discovery.Answer{}, func(err error) bool { return err != nil }},
+		{"every server fails: the last one is named", func() { bad.Fail(dns.RcodeServerFailure) }, []string{dead, bad.Addr}, discovery.Answer{}, rcode(dns.RcodeServerFailure)},
 		{"failover after SERVFAIL", func() { bad.Fail(dns.RcodeServerFailure) }, []string{bad.Addr, good.Addr}, ok, nil},
 		{"failover after timeout", func() { bad.Silence(true) }, []string{bad.Addr, good.Addr}, ok, nil},
 		{"failover after no server", func() {}, []string{dead, good.Addr}, ok, nil},

@@ -86,7 +86,7 @@ func (a *App) runDNS(ctx context.Context, l *dnsLoop, cfg *config.App, entries [
 		d = config.NewDNS() // a config built in code, not validated
 	}
 	static := cfg.StaticUpstreams()
-	r, rerr := discovery.New(d)
+	var r *discovery.Resolver
 	failing := map[string]time.Time{} // entry → when its failure was last reported
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -97,6 +97,12 @@ func (a *App) runDNS(ctx context.Context, l *dnsLoop, cfg *config.App, entries [
 		case <-t.C:
 		}
 		next := d.MaxRefresh.D()
+		var rerr error
+		if r == nil {
+			// Again until it works: resolv.conf may be written after
+			// gatehouse starts (a container's, say).
+			r, rerr = discovery.New(d)
+		}
 		for _, e := range entries {
 			var ans discovery.Answer
 			err := rerr

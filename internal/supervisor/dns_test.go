@@ -259,6 +259,7 @@ func TestDNSFailureKeepsMembers(t *testing.T) {
 			tt.fail(true)
 			testutil.WaitFor(t, 15*time.Second, "a dns_error event", func() bool { return len(g.Events(telemetry.EventDNSError)) > before })
 			e := g.Events(telemetry.EventDNSError)[before]
+			t.Logf("dns_error: %s", e.Detail)
 			if e.App != "web" || e.Value != entry || e.Trigger != srv.Addr || !strings.Contains(e.Detail, "keeping the last good set of 2 members") {
 				t.Errorf("dns_error %+v: want app web, value %q, trigger %q and the 2 members kept", e, entry, srv.Addr)
 			}
