@@ -53,6 +53,9 @@ func printStatus(w io.Writer, st *admin.StatusResponse, now time.Time) {
 			if in.Upstream != "" {
 				port = in.Upstream
 			}
+			if in.Source != "" {
+				port += " (" + in.Source + ")" // found in DNS: which entry found it
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", a.Name, in.ID, pid, port, in.State,
 				in.Health, in.Restarts, uptime(in.StartedAt, now), in.Inflight, mib(in.RSSBytes))
 		}

@@ -44,6 +44,7 @@ var (
 	autoHealType    = reflect.TypeFor[AutoHeal]()
 	tlsType         = reflect.TypeFor[TLS]()
 	acmeType        = reflect.TypeFor[ACME]()
+	dnsType         = reflect.TypeFor[DNS]()
 )
 
 // decode stores n into v (which must be settable). A null node leaves v as
@@ -105,6 +106,8 @@ func newValue(t reflect.Type) reflect.Value {
 		return reflect.ValueOf(NewTLS())
 	case acmeType:
 		return reflect.ValueOf(NewACME())
+	case dnsType:
+		return reflect.ValueOf(NewDNS())
 	}
 	return reflect.New(t)
 }

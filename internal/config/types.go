@@ -80,11 +80,20 @@ type App struct {
 	// addresses, probed and balanced like instances. "https://host[:port]"
 	// is short for host:port (port 443 by default) with UpstreamTLS (its
 	// defaults, when absent); then every entry must say https://. Validate
-	// leaves host:port.
+	// leaves host:port. "dns://NAME:PORT" makes every A and AAAA record of
+	// NAME a member on PORT, and "dns+srv://_service._proto.NAME" every
+	// SRV record's target and port; both are looked up again as their TTL
+	// says (see DNS), and may be mixed with host:port entries. A host:port
+	// entry with a host name is one member, dialed by that name.
 	Upstreams []string `yaml:"upstreams"`
 	// UpstreamTLS speaks HTTPS to the upstreams and their probes; nil
-	// (absent) means plain HTTP. External pools only.
+	// (absent) means plain HTTP. External pools only. It is how members
+	// found in DNS are spoken to over TLS (they have no https:// form).
 	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
+	// DNS sets how dns:// and dns+srv:// upstreams are looked up; nil
+	// (absent) means its defaults, which Validate fills in for an app with
+	// such entries. External pools with DNS entries only.
+	DNS *DNS `yaml:"dns"`
 	// Affinity keeps a client on one instance with a cookie while that
 	// instance is ready (ARR affinity). Default false.
 	Affinity bool `yaml:"affinity"`

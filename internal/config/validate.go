@@ -170,6 +170,7 @@ func (v *validator) app(a *App, path string, napps int, top *Limits) {
 		v.autoHeal(a.AutoHeal, path+".auto_heal")
 	}
 	v.upstreamTLS(a, path+".upstream_tls")
+	v.dns(a, path+".dns")
 	v.affinity(a, path)
 }
 
@@ -181,6 +182,10 @@ func (v *validator) source(a *App, path string) {
 		v.errorf(path+".upstreams", "command and upstreams are exclusive")
 	case len(a.Upstreams) > 0:
 		for i, u := range a.Upstreams {
+			if IsDNSUpstream(u) {
+				v.dnsUpstream(fmt.Sprintf("%s.upstreams[%d]", path, i), u)
+				continue
+			}
 			v.upstream(fmt.Sprintf("%s.upstreams[%d]", path, i), u)
 		}
 	case len(a.Command) > 0:

@@ -53,10 +53,19 @@ func (v *validator) upstreamTLS(a *App, path string) {
 // does. The scheme is taken off here, once, so that everything after the
 // config sees host:port.
 func (v *validator) upstreamSchemes(a *App, path string) {
-	var https, plain []int
+	var https, plain, looked []int
 	for i, u := range a.Upstreams {
 		p := indexPath(path, i)
-		scheme, _, ok := strings.Cut(u, "://")
+		if IsDNSUpstream(u) {
+			looked = append(looked, i) // checked by source, spoken to as upstream_tls: says
+			continue
+		}
+		scheme, rest, ok := strings.Cut(u, "://")
+		if ok && IsDNSUpstream(rest) {
+			v.errorf(p, "%q: a DNS entry takes no https://: write %q and add an upstream_tls: block, which its members are spoken to with", u, rest)
+			v.reported(p)
+			continue
+		}
 		if !ok {
 			plain = append(plain, i)
 			continue
@@ -78,6 +87,10 @@ func (v *validator) upstreamSchemes(a *App, path string) {
 		}
 	}
 	if len(https) == 0 {
+		return
+	}
+	if len(looked) > 0 {
+		v.errorf(indexPath(path, https[0]), "TLS is for the whole pool, and upstreams[%d] is looked up in DNS, which cannot say https://: write this entry without https:// and add an upstream_tls: block", looked[0])
 		return
 	}
 	if len(plain) > 0 {

@@ -56,6 +56,7 @@ var priority = map[string]int{
 	"unresponsive": 5, "outbound_exhaustion": 6, "memory_pressure": 7, "keepalive_race": 8,
 	"slow_requests": 9, "overload": 10, "cold_start": 11, "app_errors": 12,
 	"certificate_failed": 13, "certificate_expiring": 14, "certificate_reload_failed": 15,
+	"dns_lookup_failed": 16,
 }
 
 // rank sorts findings most important first: severity, then how specific

@@ -18,6 +18,7 @@ type detector func(ev *Evidence, found []Finding) []Finding
 var detectors = []detector{
 	portMismatch, upstreamTLS, probeRejected, restartLoop, startFailure, crash, unresponsive,
 	outboundExhaustion, memoryPressure, keepaliveRace, slowRequests, overload, coldStart, appErrors, certificates,
+	dnsLookups,
 }
 
 func eventsOf(ev *Evidence, types ...string) []telemetry.Event {

@@ -41,6 +41,9 @@ type App struct {
 	// left are the members of the instances Leave let go, which stay in
 	// the pool until TakeBack.
 	left []*pool.Member
+	// dns is the lookups of an external app's DNS upstreams; nil when it
+	// has none. Guarded by mu.
+	dns *dnsLoop
 	// leftInstances are the instances Leave let go, shown by Status until
 	// this process exits or takes them back: it serves through them.
 	leftInstances []*Instance
@@ -73,9 +76,8 @@ func (a *App) begin(ctx context.Context, adopt []ProcessRecord, st *AppRecord) {
 	a.mu.Unlock()
 	cfg := a.Config()
 	if cfg.External() {
-		for _, addr := range cfg.Upstreams {
-			a.addInstance(func(in *Instance) { in.upstream = addr })
-		}
+		a.reconcileUpstreams(staticWanted(cfg.StaticUpstreams()), nil, false)
+		a.startDNS(cfg, nil)
 		return
 	}
 	if st != nil && st.Configured == cfg.Instances {

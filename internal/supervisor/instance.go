@@ -27,6 +27,9 @@ type Instance struct {
 	// upstream is the address of an external upstream; empty for a
 	// supervised process.
 	upstream string
+	// source is the dns:// or dns+srv:// entry an upstream was found by;
+	// empty for a static one.
+	source string
 	// spec is the config the instance's processes are started with: a
 	// reload gives new instances a new spec while old ones keep theirs.
 	spec *config.App

@@ -57,9 +57,14 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	}
 	a.pool.SetMaxQueue(next.QueueSize)
 	if next.External() {
+		// The lookups restart with the new entries and dns: block; the
+		// members a name still has stay, from its last answer.
+		carried := a.stopDNS()
 		a.cfg.Store(next)
 		a.emit(telemetry.EventReload, "upstreams: "+strings.Join(next.Upstreams, ", "))
-		a.reconcileUpstreams(next.Upstreams, p)
+		l := &dnsLoop{last: carried}
+		a.reconcileUpstreams(dnsWanted(next.StaticUpstreams(), next.DNSUpstreams(), l), p, true)
+		a.startDNS(next, carried)
 		return nil
 	}
 	if why := whatChanged(prev, next); why == "" {
@@ -157,8 +162,8 @@ func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error 
 func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
 	var nw *Instance
 	if old.upstream != "" {
-		addr := old.upstream
-		nw = a.addInstance(func(in *Instance) { in.upstream = addr })
+		addr, source := old.upstream, old.source
+		nw = a.addInstance(func(in *Instance) { in.upstream, in.source = addr, source })
 	} else {
 		nw = a.addInstance(nil)
 	}
@@ -420,24 +425,42 @@ func (in *Instance) lastOutput() string {
 }
 
 // reconcileUpstreams adds members for new addresses and drains removed
-// ones.
-func (a *App) reconcileUpstreams(addrs []string, p Progress) {
-	have := map[string]*Instance{}
+// ones: at once when wait is false (the DNS lookups, which must not stall
+// on a slow drain), else one by one, reporting to p.
+func (a *App) reconcileUpstreams(want []upstreamAddr, p Progress, wait bool) {
+	have := map[string][]*Instance{}
 	for _, in := range a.live() {
-		have[in.upstream] = in
+		have[in.upstream] = append(have[in.upstream], in)
 	}
-	for _, addr := range addrs {
-		if have[addr] != nil {
-			delete(have, addr)
+	for _, w := range want {
+		if have[w.addr] != nil {
+			delete(have, w.addr)
 			continue
 		}
-		in := a.addInstance(func(in *Instance) { in.upstream = addr })
+		in := a.addInstance(func(in *Instance) { in.upstream, in.source = w.addr, w.source })
 		if in == nil {
 			return
 		}
-		p("%s: added upstream %s", in.ID, addr)
+		if p != nil {
+			p("%s: added upstream %s", in.ID, w.addr)
+		}
 	}
-	for _, in := range have {
-		a.stopAndWait(in, p)
+	for _, ins := range have {
+		for _, in := range ins {
+			if wait {
+				a.stopAndWait(in, p)
+			} else {
+				in.Stop(stopDrain)
+			}
+		}
 	}
+}
+
+// staticWanted is addrs, each a static entry.
+func staticWanted(addrs []string) []upstreamAddr {
+	out := make([]upstreamAddr, len(addrs))
+	for i, addr := range addrs {
+		out[i] = upstreamAddr{addr: addr}
+	}
+	return out
 }

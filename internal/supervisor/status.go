@@ -13,10 +13,13 @@ type AppStatus struct {
 // InstanceStatus is one instance in GET /api/status; the field names are
 // part of the public contract.
 type InstanceStatus struct {
-	ID        string    `json:"id"`
-	PID       int       `json:"pid"`
-	Port      int       `json:"port"`
-	Upstream  string    `json:"upstream,omitempty"`
+	ID       string `json:"id"`
+	PID      int    `json:"pid"`
+	Port     int    `json:"port"`
+	Upstream string `json:"upstream,omitempty"`
+	// Source is the dns:// or dns+srv:// entry that found the upstream;
+	// empty for a process or a static upstream.
+	Source    string    `json:"source,omitempty"`
 	State     string    `json:"state"`
 	Health    string    `json:"health"`
 	Restarts  int       `json:"restarts"`
@@ -49,7 +52,7 @@ func (s *Supervisor) Status() []AppStatus {
 func (in *Instance) Status() InstanceStatus {
 	in.mu.Lock()
 	st := InstanceStatus{
-		ID: in.ID, PID: in.pid, Port: in.port, Upstream: in.upstream, State: in.state.String(),
+		ID: in.ID, PID: in.pid, Port: in.port, Upstream: in.upstream, Source: in.source, State: in.state.String(),
 		Health: in.health, Restarts: in.restarts, StartedAt: in.startedAt.UTC(),
 	}
 	m := in.member

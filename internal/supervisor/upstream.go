@@ -24,8 +24,12 @@ func (in *Instance) runUpstream(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			// No process to drain: out of rotation, then gone.
+			// Out of rotation; its in-flight requests finish (a member
+			// gone from DNS may still be answering them), then gone.
 			in.setState(pool.Draining)
+			if in.requestedStop() == stopDrain {
+				awaitInflight(m, in.app.Config().StopTimeout.D())
+			}
 			in.setState(pool.Stopped)
 			return
 		case <-m.Kicked():
@@ -44,5 +48,13 @@ func (in *Instance) runUpstream(ctx context.Context) {
 			next = min(next, time.Second)
 		}
 		resetTimer(t, next)
+	}
+}
+
+// awaitInflight waits until m has no in-flight request, or d passes.
+func awaitInflight(m *pool.Member, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for m.Inflight() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,13 @@ const (
 	EventCertReloaded     = "cert_reloaded"
 	EventCertReloadFailed = "cert_reload_failed"
 
+	// Lookups of an external pool's dns:// and dns+srv:// upstreams. Value
+	// is the entry as written; on dns_error, Trigger is the DNS server
+	// that failed last, and Detail the error and DNSKept's words.
+	EventDNSUpdate    = "dns_update" // Detail: "NAME: +addr -addr", what the answer added and removed
+	EventDNSError     = "dns_error"
+	EventDNSRecovered = "dns_recovered"
+
 	// An instance whose process a previous gatehouse started, taken over
 	// without a restart (an upgrade, or after that gatehouse died).
 	EventAdopt = "adopt"
@@ -59,6 +67,20 @@ const (
 	EventNodeUndrain = "node_undrain"
 	EventShutdown    = "shutdown"
 )
+
+// DNSKept is how a dns_error's Detail ends: the members its entry keeps.
+func DNSKept(n int) string { return fmt.Sprintf("keeping the last good set of %d members", n) }
+
+// DNSKeptOf reads DNSKept's count back from a dns_error's Detail.
+func DNSKeptOf(detail string) (int, bool) {
+	i := strings.LastIndex(detail, "keeping the last good set of ")
+	if i < 0 {
+		return 0, false
+	}
+	var n int
+	_, err := fmt.Sscanf(detail[i:], "keeping the last good set of %d members", &n)
+	return n, err == nil
+}
 
 // Event is one lifecycle event of an app or instance.
 type Event struct {

@@ -1,0 +1,259 @@
+// Package discovery owns finding an external pool's members in DNS: it
+// asks the configured servers for the A/AAAA or SRV records of a dns:// or
+// dns+srv:// upstream and turns the answer into host:port addresses and
+// the time to wait before asking again. It keeps no state between
+// lookups; the supervisor decides what a failure or a change means for
+// the members.
+package discovery
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// ResolvConf is where the servers come from when dns.resolvers is empty.
+const ResolvConf = "/etc/resolv.conf"
+
+// Resolver looks up DNS upstreams with one dns: block's settings.
+type Resolver struct {
+	servers  []string
+	timeout  time.Duration
+	min, max time.Duration
+	udp, tcp *dns.Client
+}
+
+// New returns a resolver for d, asking d.Resolvers, or the nameservers of
+// /etc/resolv.conf when it names none.
+func New(d *config.DNS) (*Resolver, error) {
+	servers := slices.Clone(d.Resolvers)
+	if len(servers) == 0 {
+		cc, err := dns.ClientConfigFromFile(ResolvConf)
+		if err != nil {
+			return nil, fmt.Errorf("no dns.resolvers, and %s: %w", ResolvConf, err)
+		}
+		for _, s := range cc.Servers {
+			servers = append(servers, net.JoinHostPort(s, cmp.Or(cc.Port, "53")))
+		}
+		if len(servers) == 0 {
+			return nil, fmt.Errorf("no dns.resolvers, and %s names no nameserver", ResolvConf)
+		}
+	}
+	t := d.Timeout.D()
+	return &Resolver{
+		servers: servers, timeout: t, min: d.MinRefresh.D(), max: d.MaxRefresh.D(),
+		udp: &dns.Client{Net: "udp", Timeout: t},
+		tcp: &dns.Client{Net: "tcp", Timeout: t},
+	}, nil
+}
+
+// Servers are the DNS servers asked, in order.
+func (r *Resolver) Servers() []string { return slices.Clone(r.servers) }
+
+// Answer is what one lookup found.
+type Answer struct {
+	// Addrs are the members' host:port addresses, sorted, without
+	// duplicates. Empty is a valid answer: the name has no members now
+	// (NXDOMAIN, or no records), as a Kubernetes headless Service with no
+	// ready pod answers.
+	Addrs []string
+	// TTL is how long the answer holds: the smallest TTL of the records
+	// used, clamped to [min_refresh, max_refresh].
+	TTL time.Duration
+}
+
+// Error is a lookup that got no answer: every server failed (timed out,
+// was unreachable, or answered SERVFAIL, REFUSED or another error code).
+// It is not the same as an empty answer, which is an Answer.
+type Error struct {
+	// Name is the name looked up, Server the last server asked.
+	Name, Server string
+	Err          error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("lookup %s at %s: %v", e.Name, e.Server, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// RcodeError is a server's answer with an error code.
+type RcodeError struct{ Rcode int }
+
+func (e *RcodeError) Error() string {
+	return "server answered " + cmp.Or(dns.RcodeToString[e.Rcode], strconv.Itoa(e.Rcode))
+}
+
+// Lookup resolves one DNS upstream.
+func (r *Resolver) Lookup(ctx context.Context, u config.DNSUpstream) (Answer, error) {
+	var ttl uint32
+	var addrs []string
+	var err error
+	if u.SRV {
+		addrs, ttl, err = r.srv(ctx, u.Name)
+	} else {
+		var ips []string
+		ips, ttl, err = r.hosts(ctx, u.Name, nil)
+		for _, ip := range ips {
+			addrs = append(addrs, net.JoinHostPort(ip, strconv.Itoa(u.Port)))
+		}
+	}
+	if err != nil {
+		return Answer{}, err
+	}
+	slices.Sort(addrs)
+	return Answer{Addrs: slices.Compact(addrs), TTL: r.clamp(ttl)}, nil
+}
+
+// noTTL stands for "no record said": the answer is re-asked at
+// min_refresh, so that members appear soon after the name gets some.
+const noTTL = 0
+
+func (r *Resolver) clamp(ttl uint32) time.Duration {
+	return min(max(time.Duration(ttl)*time.Second, r.min), r.max)
+}
+
+// minTTL is the smaller of two TTLs where noTTL means none yet.
+func minTTL(a, b uint32) uint32 {
+	if a == noTTL {
+		return b
+	}
+	if b == noTTL {
+		return a
+	}
+	return min(a, b)
+}
+
+// hosts is the A and AAAA addresses of name, from extra (an SRV answer's
+// additional section) when it has any for name, else asked.
+func (r *Resolver) hosts(ctx context.Context, name string, extra []dns.RR) ([]string, uint32, error) {
+	if ips, ttl := addrsOf(extra, name); len(ips) > 0 {
+		return ips, ttl, nil
+	}
+	var ips []string
+	var ttl uint32
+	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		msg, err := r.ask(ctx, name, qt)
+		if err != nil {
+			return nil, 0, err
+		}
+		got, t := addrsOf(msg.Answer, "")
+		ips = append(ips, got...)
+		ttl = minTTL(ttl, cmp.Or(t, negativeTTL(msg)))
+	}
+	return ips, ttl, nil
+}
+
+// addrsOf is the A and AAAA addresses in rrs (those of name only, unless
+// name is ""), with their smallest TTL. A CNAME chain in an answer ends in
+// the records that count, whatever their owner name.
+func addrsOf(rrs []dns.RR, name string) ([]string, uint32) {
+	var ips []string
+	var ttl uint32
+	for _, rr := range rrs {
+		if name != "" && !strings.EqualFold(rr.Header().Name, name) {
+			continue
+		}
+		switch rr := rr.(type) {
+		case *dns.A:
+			ips = append(ips, rr.A.String())
+		case *dns.AAAA:
+			ips = append(ips, rr.AAAA.String())
+		default:
+			continue
+		}
+		ttl = minTTL(ttl, max(rr.Header().Ttl, 1)) // 0 is "do not cache": as soon as allowed
+	}
+	return ips, ttl
+}
+
+// negativeTTL is how long an empty answer holds (RFC 2308 §5: the SOA's
+// TTL, at most its minimum field); noTTL without an SOA.
+func negativeTTL(msg *dns.Msg) uint32 {
+	for _, rr := range msg.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return max(min(soa.Hdr.Ttl, soa.Minttl), 1)
+		}
+	}
+	return noTTL
+}
+
+// srv is the host:port of every SRV record of name; a target "." (no
+// service) is none.
+func (r *Resolver) srv(ctx context.Context, name string) ([]string, uint32, error) {
+	msg, err := r.ask(ctx, name, dns.TypeSRV)
+	if err != nil {
+		return nil, 0, err
+	}
+	var addrs []string
+	ttl := negativeTTL(msg)
+	for _, rr := range msg.Answer {
+		s, ok := rr.(*dns.SRV)
+		if !ok || s.Target == "." {
+			continue
+		}
+		ttl = minTTL(ttl, max(s.Hdr.Ttl, 1))
+		ips, t, err := r.hosts(ctx, s.Target, msg.Extra)
+		if err != nil {
+			return nil, 0, err
+		}
+		ttl = minTTL(ttl, t)
+		for _, ip := range ips {
+			addrs = append(addrs, net.JoinHostPort(ip, strconv.Itoa(int(s.Port))))
+		}
+	}
+	return addrs, ttl, nil
+}
+
+// ask sends one question to each server in turn until one answers
+// NOERROR or NXDOMAIN, over UDP and again over TCP when the UDP answer
+// was truncated.
+func (r *Resolver) ask(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.SetEdns0(dns.DefaultMsgSize, false)
+	var err error
+	for i, server := range r.servers {
+		var msg *dns.Msg
+		msg, err = r.exchange(ctx, q, server)
+		if err == nil {
+			return msg, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if i > 0 {
+			// The last server's error stands for all; say there were others.
+			var e *Error
+			if errors.As(err, &e) {
+				e.Err = fmt.Errorf("%w (the %d servers before it failed too)", e.Err, i)
+			}
+		}
+	}
+	return nil, err
+}
+
+func (r *Resolver) exchange(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
+	fail := func(err error) (*dns.Msg, error) {
+		return nil, &Error{Name: q.Question[0].Name + " " + dns.TypeToString[q.Question[0].Qtype], Server: server, Err: err}
+	}
+	msg, _, err := r.udp.ExchangeContext(ctx, q, server)
+	if err == nil && msg.Truncated {
+		msg, _, err = r.tcp.ExchangeContext(ctx, q, server)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	switch msg.Rcode {
+	case dns.RcodeSuccess, dns.RcodeNameError:
+		return msg, nil
+	}
+	return fail(&RcodeError{Rcode: msg.Rcode})
+}
