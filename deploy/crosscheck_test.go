@@ -26,8 +26,13 @@ import (
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 )
 
-// stopMargin is what gatehouse waits for an instance after SIGKILL.
-const stopMargin = 5 * time.Second
+// What gatehouse waits at the end of its stop: for an instance after
+// SIGKILL (supervisor), and, as PID 1, for the processes left over in
+// the container after SIGTERM (cli's finishTimeout).
+const (
+	killWait   = 5 * time.Second
+	finishWait = 2 * time.Second
+)
 
 // minGracePeriod is the longest orderly stop of a gatehouse running cfg,
 // what terminationGracePeriodSeconds (or docker's --stop-timeout, or
@@ -39,15 +44,16 @@ const stopMargin = 5 * time.Second
 //   - then every instance, all at once: its own drain (in-flight requests
 //     the public drain gave up on), up to its stop_timeout, and SIGTERM
 //     to SIGKILL, up to its stop_timeout again;
-//   - and up to 5 s for the process to go after SIGKILL.
+//   - up to 5 s for the process to go after SIGKILL;
+//   - and, as PID 1, up to 2 s for what is left over in the container.
 //
-// So shutdown_delay + 3 × the longest stop_timeout + 5 s. A stop that
+// So shutdown_delay + 3 × the longest stop_timeout + 7 s. A stop that
 // finishes its public drain in time leaves the instances' drains
 // nothing to wait for, which is the usual case; the bound is for the case
 // that matters, the one where a grace period too short SIGKILLs
 // gatehouse and its apps mid-request.
 func minGracePeriod(cfg *config.Config) time.Duration {
-	return cfg.ShutdownDelay.D() + 3*maxStop(cfg) + stopMargin
+	return cfg.ShutdownDelay.D() + 3*maxStop(cfg) + killWait + finishWait
 }
 
 // maxStop is the longest stop_timeout of cfg's apps.
@@ -327,7 +333,7 @@ var checks = []check{
 		}
 		if want := minGracePeriod(f.cfg); grace < want {
 			e.add("terminationGracePeriodSeconds %s < shutdown_delay + 3 × the longest stop_timeout + %s = %s",
-				grace, stopMargin, want)
+				grace, killWait+finishWait, want)
 		}
 	}},
 	{"data_dir writable", func(f *fixture, e *errs) {
