@@ -15,64 +15,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/dnstest"
 )
 
-// fleetDNS is the fleet's DNS server, on loopback: one name whose A
-// records the test changes, answered with a 1 s TTL.
-type fleetDNS struct {
-	addr string
-	name string
-	mu   sync.Mutex
-	ips  []string
-}
-
-func startFleetDNS(t *testing.T, name string, ips ...string) *fleetDNS {
-	t.Helper()
-	d := &fleetDNS{name: dns.Fqdn(name), ips: ips}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// fleetRecords are the fleet name's A records, one per node address,
+// with a 1 s TTL.
+func fleetRecords(name string, ips ...string) []string {
+	var rrs []string
+	for _, ip := range ips {
+		rrs = append(rrs, name+". 1 IN A "+ip)
 	}
-	d.addr = pc.LocalAddr().String()
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(d.answer)}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	done := make(chan struct{})
-	go func() { defer close(done); srv.ActivateAndServe() }()
-	<-started
-	t.Cleanup(func() { srv.Shutdown(); <-done })
-	return d
-}
-
-func (d *fleetDNS) set(ips ...string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.ips = ips
-}
-
-func (d *fleetDNS) answer(w dns.ResponseWriter, req *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(req)
-	m.Authoritative = true
-	d.mu.Lock()
-	ips := d.ips
-	d.mu.Unlock()
-	if len(req.Question) == 1 && strings.EqualFold(req.Question[0].Name, d.name) {
-		if req.Question[0].Qtype == dns.TypeA {
-			for _, ip := range ips {
-				m.Answer = append(m.Answer, &dns.A{
-					Hdr: dns.RR_Header{Name: d.name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1},
-					A:   net.ParseIP(ip),
-				})
-			}
-		}
-	} else {
-		m.Rcode = dns.RcodeNameError
-	}
-	w.WriteMsg(m)
+	return rrs
 }
 
 // fleetNode is one gatehouse of the fleet, on its own loopback address,
@@ -281,7 +235,9 @@ func TestFleetRollingRestartBehindADNSDiscoveringEdge(t *testing.T) {
 	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
 	ips := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"}
 	port := sharedPort(t, ips...)
-	d := startFleetDNS(t, "nodes.fleet.test", ips[:3]...)
+	const fleetName = "nodes.fleet.test"
+	d := dnstest.Start(t)
+	d.Set(t, fleetName, fleetRecords(fleetName, ips[:3]...)...)
 	nodes := map[string]*fleetNode{}
 	for _, ip := range ips[:3] {
 		nodes[ip] = newFleetNode(t, bin, fault, ip, port)
@@ -299,7 +255,7 @@ apps:
     upstreams: ["dns://nodes.fleet.test:%d"]
     dns: {resolvers: [%q], min_refresh: 200ms, max_refresh: 1s}
     health: {path: /.gatehouse/readyz, interval: 200ms, timeout: 1s, unhealthy_threshold: 1, healthy_threshold: 1}
-`, edgeListen, edgeAdmin, port, d.addr)), 0o644); err != nil {
+`, edgeListen, edgeAdmin, port, d.Addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	edge := startGatehouseAt(t, bin, edgeDir, true, "run", "-c", edgeCfg)
@@ -355,7 +311,7 @@ apps:
 	if _, errOut, code := gatehouse(t, nodes[added].dir, "drain", "--admin", nodes[added].adminURL); code != 0 {
 		t.Fatalf("gatehouse drain on %s: exit %d\n%s", added, code, errOut)
 	}
-	d.set(ips[0], ips[1], added)
+	d.Set(t, fleetName, fleetRecords(fleetName, ips[0], ips[1], added)...)
 	waitEdge("the edge to add "+added+" and remove "+removed, func(m map[string]string) bool {
 		_, still := m[addr(removed)]
 		state, found := m[addr(added)]
