@@ -793,9 +793,15 @@ func TestTakeBackOfAnIdleUnloadedAppStartsNoExtraInstances(t *testing.T) {
 		t.Fatalf("a request after TakeBack: %v", err)
 	}
 	m.Release()
-	time.Sleep(time.Second)
-	if n := len(r.instances()); n != 1 {
-		t.Errorf("after TakeBack of the unloaded app and one request, web has %d instances; want 1", n)
+	// Watched for a second rather than counted once after it: on a busy
+	// machine the app may be unloaded for idleness again (1s) by then,
+	// which is no extra instance.
+	most := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		most = max(most, len(r.instances()))
+	}
+	if most != 1 {
+		t.Errorf("after TakeBack of the unloaded app and one request, web had up to %d instances; want 1", most)
 	}
 }
 
