@@ -85,9 +85,12 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	defer finishPrinting() // unsubscribe may be called twice; printed stays closed
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hupDone := reloadOnHUP(ctx, srv, logger)
+	// SIGHUP is handled until gatehouse exits: unhandled, its default
+	// action would kill gatehouse mid-stop, leaving the apps unsupervised.
+	hupCtx, endHUP := context.WithCancel(context.Background())
+	hupDone := reloadOnHUP(ctx, hupCtx, srv, logger)
 	usr2Done := upgradeOnUSR2(ctx, srv, logger)
-	defer func() { stop(); <-hupDone; <-usr2Done }()
+	defer func() { stop(); endHUP(); <-hupDone; <-usr2Done }()
 	logger.Info("gatehouse running", "listen", srv.Addr(), "admin", srv.AdminAddr(), "apps", len(cfg.Apps), "data_dir", cfg.DataDir)
 	err = srv.Run(ctx)
 	finishPrinting()
@@ -102,9 +105,10 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	return nil
 }
 
-// reloadOnHUP reloads every app on SIGHUP until ctx ends; the returned
-// channel closes when its goroutine has stopped.
-func reloadOnHUP(ctx context.Context, srv *server.Server, logger *slog.Logger) <-chan struct{} {
+// reloadOnHUP reloads every app on SIGHUP until ctx ends, and ignores
+// SIGHUP from then until life ends; the returned channel closes when its
+// goroutine has stopped.
+func reloadOnHUP(ctx, life context.Context, srv *server.Server, logger *slog.Logger) <-chan struct{} {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -113,9 +117,13 @@ func reloadOnHUP(ctx context.Context, srv *server.Server, logger *slog.Logger) <
 		defer signal.Stop(hup)
 		for {
 			select {
-			case <-ctx.Done():
+			case <-life.Done():
 				return
 			case <-hup:
+				if ctx.Err() != nil {
+					logger.Info("SIGHUP ignored: gatehouse is stopping")
+					continue
+				}
 				logger.Info("SIGHUP: reloading")
 				err := srv.Reload(ctx, "", func(format string, args ...any) {
 					logger.Info("reload: " + fmt.Sprintf(format, args...))

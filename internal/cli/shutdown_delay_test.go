@@ -139,3 +139,43 @@ func TestSIGTERMWithShutdownDelay(t *testing.T) {
 	t.Logf("%d requests; /readyz failed %v after SIGTERM; served until %v; exited after %v",
 		ok, time.Duration(notReadyAt.Load()-termAt.Load()), lastLate, stoppedAfter)
 }
+
+// SIGHUP (a reload, say from logrotate) or SIGUSR2 (an upgrade) that
+// comes while gatehouse stops, in its shutdown_delay, is ignored: it must
+// not kill gatehouse with the signal's default action, which would skip
+// the drain and leave the app running without a supervisor.
+func TestSignalsWhileStoppingAreIgnored(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR2} {
+		t.Run(sig.String(), func(t *testing.T) {
+			f := newUpgradeFixture(t, nil, "1s", "shutdown_delay: 2s")
+			pid := f.instancePID(t)
+			f.g.track([]int{pid}, nil)
+			if err := f.g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			testutil.WaitFor(t, 5*time.Second, "/readyz to fail", func() bool {
+				resp, err := f.c.Get(f.adminURL + "/readyz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == http.StatusServiceUnavailable
+			})
+			// Well into the delay: whatever handled the signal before the
+			// stop has had time to stop handling it.
+			time.Sleep(500 * time.Millisecond)
+			if err := f.g.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := f.g.wait(t, 30*time.Second); code != 0 {
+				t.Errorf("gatehouse exited %d after %v in its shutdown_delay, want 0 (%v)", code, sig, f.g.cmd.ProcessState)
+			}
+			if !strings.Contains(f.g.stderr.String(), "gatehouse stopped") {
+				t.Errorf("no clean stop in gatehouse's log:\n%s", f.g.stderr)
+			}
+			if syscall.Kill(pid, 0) == nil {
+				t.Errorf("the app (pid %d) still runs after gatehouse exited", pid)
+			}
+		})
+	}
+}

@@ -85,11 +85,15 @@ func (s *Server) Drain(_ context.Context, on bool, p supervisor.Progress) error 
 // before the listeners close. It returns early when a component fails.
 func (s *Server) beginStop(exited <-chan *component) *component {
 	s.stopping.Store(true)
-	s.draining.Store(true)
+	was := s.draining.Swap(true)
 	s.setLameDuck(true)
 	s.upgrade.end() // an upgrade under way is called off, later ones refused
 	if s.upgrade.done.Load() {
-		return nil // handed over just before: the successor serves
+		// Handed over just before: the successor serves, and the node
+		// stays in rotation (see shutdown).
+		s.draining.Store(was)
+		s.setLameDuck(was)
+		return nil
 	}
 	d := s.cfg.ShutdownDelay.D()
 	detail := "stopping: /readyz fails, draining at once"

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -233,4 +234,46 @@ func TestShutdownDelayServesOnThenStops(t *testing.T) {
 		t.Errorf("shutdown events = %+v, want one naming shutdown_delay 2s", ev)
 	}
 	t.Logf("%d requests served during the delay", served)
+}
+
+// An idle-unloaded app needs no ready instance, and waking it (a request
+// arrived) must not take the whole node out of rotation for as long as
+// the app starts: the request that woke it is held, the other apps serve
+// on, and a load balancer that followed /readyz would cut them all off.
+func TestReadyzPassesWhileAnIdleAppWakes(t *testing.T) {
+	cfg, app := harness.FaultApp(t, 1, "-start-delay", "3s")
+	app.IdleTimeout = config.Duration(time.Second)
+	app.HoldTimeout = config.Duration(20 * time.Second)
+	g := harness.Start(t, cfg)
+	c := client(t, 20*time.Second)
+	pool := g.Srv.Supervisor().App("web").Pool()
+	testutil.WaitFor(t, 20*time.Second, "the idle unload", pool.Unloaded)
+	if got := getProbe(t, c, g.AdminURL+"/readyz", "").Status; got != 200 {
+		t.Fatalf("/readyz with the app unloaded: %d, want 200", got)
+	}
+	woke := make(chan error, 1)
+	go func() {
+		resp, err := c.Get(g.URL + "/pid")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		woke <- err
+	}()
+	testutil.WaitFor(t, 10*time.Second, "the wake", func() bool { return !pool.Unloaded() })
+	for i := 0; i < 10; i++ {
+		if got := getProbe(t, c, g.AdminURL+"/readyz", ""); got.Status != 200 {
+			t.Fatalf("/readyz while the idle app wakes = %+v, want 200", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := <-woke; err != nil {
+		t.Fatalf("the request that woke the app: %v", err)
+	}
+	if got := getProbe(t, c, g.AdminURL+"/readyz", "").Status; got != 200 {
+		t.Errorf("/readyz once the app woke: %d, want 200", got)
+	}
 }

@@ -418,7 +418,8 @@ type running struct {
 //     answer closes its connection, while gatehouse serves on for
 //     shutdown_delay, so that load balancers stop sending it requests
 //     before its listeners close. From here on /readyz fails in every
-//     case.
+//     case but a handover (the successor serves: the node stays in
+//     rotation).
 //  1. Stop accepting on the public listeners (plain and HTTPS): new
 //     connections are refused, or, after an upgrade, accepted by the
 //     successor, which has the same sockets (and the admin one too).
@@ -445,8 +446,13 @@ type running struct {
 // goes on to the next.
 func (s *Server) shutdown(r *running) {
 	s.stopping.Store(true)
-	s.draining.Store(true)
 	s.upgrade.end()
+	if !s.upgrade.done.Load() {
+		// Out of rotation. Not after a handover: the node serves on,
+		// through the successor, and a health check kept alive to this
+		// process is answered by it once more.
+		s.draining.Store(true)
+	}
 	leave := s.upgrade.leaving()
 	if !leave {
 		// Not from a process that handed over, or a successor that never

@@ -35,6 +35,10 @@ type App struct {
 	// resume is how many instances Start brings back: the count Stop
 	// found; 0 when the app was not stopped.
 	resume atomic.Int64
+	// waking: started again by a request after an idle unload, and not
+	// yet seen ready since (Readiness): like an unloaded app, it holds
+	// gatehouse's readiness back meanwhile for none.
+	waking atomic.Bool
 	// configured is the instance count of the config file as last read
 	// (Config's may differ since: a scale or a stop sets it).
 	configured atomic.Int64

@@ -96,6 +96,7 @@ func (a *App) wake() bool {
 			return false // stopping, or left
 		}
 	}
+	a.waking.Store(true)
 	a.pool.SetUnloaded(false)
 	a.pool.Touch()
 	return true

@@ -4,7 +4,9 @@ package supervisor
 // how many of its members take requests now, need how many it must have
 // (min_ready, capped at what the app is meant to run now: a stopped or
 // idle-unloaded app needs none, an external pool no more than it has
-// members).
+// members). An app a request woke from an idle unload needs none either
+// until it is first ready again: the request is held meanwhile, and the
+// other apps must not be taken out of rotation with it.
 func (a *App) Readiness() (ready, need int) {
 	cfg := a.Config()
 	need = cfg.ReadyNeeded()
@@ -21,6 +23,12 @@ func (a *App) Readiness() (ready, need int) {
 		if m.Routable() {
 			ready++
 		}
+	}
+	if a.waking.Load() {
+		if ready < need {
+			return ready, 0
+		}
+		a.waking.Store(false)
 	}
 	return ready, need
 }
