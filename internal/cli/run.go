@@ -71,8 +71,12 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	if err != nil {
 		return fmt.Errorf("find gatehouse's own executable: %w", err)
 	}
+	// A drained predecessor's successor starts drained; the variable is
+	// not passed on to the apps or a later successor.
+	drained := inherit != nil && os.Getenv(server.DrainedEnv) == "1"
+	os.Unsetenv(server.DrainedEnv)
 	srv, err := server.New(cfg, server.Options{Console: c.OutOrStdout(), Logger: logger, Notify: notify, Handover: inherit,
-		Executable: exe, Args: os.Args[1:], Override: override})
+		Executable: exe, Args: os.Args[1:], Override: override, Drained: drained})
 	if err != nil {
 		return err
 	}
@@ -83,7 +87,7 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	go func() { defer close(printed); printLifecycle(c.ErrOrStderr(), evs) }()
 	finishPrinting := func() { unsubscribe(); <-printed }
 	defer finishPrinting() // unsubscribe may be called twice; printed stays closed
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopOnSignals(srv, logger)
 	defer stop()
 	// SIGHUP is handled until gatehouse exits: unhandled, its default
 	// action would kill gatehouse mid-stop, leaving the apps unsupervised.
@@ -103,6 +107,39 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	}
 	logger.Info("gatehouse stopped")
 	return nil
+}
+
+// stopOnSignals returns a context that ends on the first SIGTERM or
+// SIGINT (gatehouse's stop); a second one hurries the stop along: the
+// rest of shutdown_delay is skipped (Ctrl-C twice). The returned func
+// stops listening for them.
+func stopOnSignals(srv *server.Server, logger *slog.Logger) (context.Context, func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	end := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-sigs:
+			cancel()
+		case <-end:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			logger.Info("second signal: stopping without the rest of shutdown_delay", "signal", sig)
+			srv.Hurry()
+		case <-end:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(end)
+		<-done
+		cancel()
+	}
 }
 
 // reloadOnHUP reloads every app on SIGHUP until ctx ends, and ignores

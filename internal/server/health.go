@@ -13,6 +13,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
+// DrainedEnv tells the successor of an upgrade that its predecessor was
+// drained (gatehouse drain): it starts out of rotation too (see
+// Options.Drained).
+const DrainedEnv = "GATEHOUSE_DRAINED"
+
 // What /livez and /readyz answer. They reveal nothing (no app names or
 // counts), which is why they need no admin token; GET /api/status has
 // the details.
@@ -61,6 +66,8 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 // that would break when it stops. For maintenance: gatehouse drain and
 // undrain.
 func (s *Server) Drain(_ context.Context, on bool, p supervisor.Progress) error {
+	s.rotMu.Lock()
+	defer s.rotMu.Unlock()
 	if s.stopping.Load() {
 		return fmt.Errorf("drain: %w", errStopping)
 	}
@@ -79,20 +86,43 @@ func (s *Server) Drain(_ context.Context, on bool, p supervisor.Progress) error 
 	return nil
 }
 
+// leaveRotation marks the stop begun and takes gatehouse out of
+// rotation for good (Drain can no longer undo it), returning whether it
+// was draining already; restoreRotation undoes the second half after a
+// handover. Both hold rotMu, as Drain does, so that an undrain racing a
+// SIGTERM cannot put a stopping node back.
+func (s *Server) leaveRotation() (was bool) {
+	s.rotMu.Lock()
+	defer s.rotMu.Unlock()
+	s.stopping.Store(true)
+	was = s.draining.Swap(true)
+	s.setLameDuck(true)
+	return was
+}
+
+func (s *Server) restoreRotation(was bool) {
+	s.rotMu.Lock()
+	defer s.rotMu.Unlock()
+	s.draining.Store(was)
+	s.setLameDuck(was)
+}
+
+// Hurry cuts a shutdown_delay under way short (a second SIGTERM or
+// Ctrl-C); the stop goes on to drain at once.
+func (s *Server) Hurry() { s.hurryOnce.Do(func() { close(s.hurry) }) }
+
 // beginStop fails readiness for good as the shutdown begins, and serves
 // on for shutdown_delay, so that whatever routes to this node (a
 // Kubernetes Service, a cloud load balancer, a gatehouse edge) stops
-// before the listeners close. It returns early when a component fails.
+// before the listeners close. It returns early when a component fails
+// (returning it) or on Hurry.
 func (s *Server) beginStop(exited <-chan *component) *component {
-	s.stopping.Store(true)
-	was := s.draining.Swap(true)
-	s.setLameDuck(true)
+	was := s.leaveRotation()
 	s.upgrade.end() // an upgrade under way is called off, later ones refused
 	if s.upgrade.done.Load() {
 		// Handed over just before: the successor serves, and the node
 		// stays in rotation (see shutdown).
-		s.draining.Store(was)
-		s.setLameDuck(was)
+		s.restoreRotation(was)
 		return nil
 	}
 	d := s.cfg.ShutdownDelay.D()
@@ -109,10 +139,11 @@ func (s *Server) beginStop(exited <-chan *component) *component {
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return nil
+	case <-s.hurry:
 	case c := <-exited:
 		return c
 	}
+	return nil
 }
 
 func (s *Server) setLameDuck(on bool) {

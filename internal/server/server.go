@@ -60,6 +60,9 @@ type Options struct {
 	// Notify tells systemd when gatehouse is ready, reloading and
 	// stopping, and keeps its watchdog; nil means not under systemd.
 	Notify *sdnotify.Notifier
+	// Drained starts the server out of rotation, as gatehouse drain
+	// leaves it: the successor of an upgrade of a drained gatehouse.
+	Drained bool
 	// Override, if set, is what the command line changes in the config
 	// (--listen, --admin), already applied to it: a reload applies it to
 	// the file it re-reads too, so that it is not taken for a change.
@@ -102,7 +105,12 @@ type Server struct {
 	override func(*config.Config)
 	// draining: out of rotation, /readyz fails (Drain, or stopping);
 	// stopping: the shutdown began, and Drain can no longer undo it.
+	// Read without a lock; changed under rotMu (see leaveRotation).
 	draining, stopping atomic.Bool
+	rotMu              sync.Mutex
+	// hurry closes on Hurry: the rest of shutdown_delay is skipped.
+	hurry     chan struct{}
+	hurryOnce sync.Once
 }
 
 // errStopping refuses an operation that a shutdown under way overrides.
@@ -122,7 +130,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify, upgrade: newUpgradeState(opts), override: opts.Override}
+	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify, upgrade: newUpgradeState(opts), override: opts.Override,
+		hurry: make(chan struct{})}
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
 	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
 	s.events = telemetry.NewEvents(s.eventsW, 0)
@@ -166,6 +175,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.secure = front.New(s.withHealth(s.gw), secure)
 	}
 	s.public = front.New(handler, plain)
+	if opts.Drained {
+		s.draining.Store(true)
+		s.setLameDuck(true)
+	}
 	s.adminSrv = &http.Server{
 		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
@@ -445,13 +458,13 @@ type running struct {
 // A step whose component already failed finds nothing left to stop and
 // goes on to the next.
 func (s *Server) shutdown(r *running) {
-	s.stopping.Store(true)
+	was := s.leaveRotation()
 	s.upgrade.end()
-	if !s.upgrade.done.Load() {
-		// Out of rotation. Not after a handover: the node serves on,
+	if s.upgrade.done.Load() {
+		// Not out of rotation after a handover: the node serves on,
 		// through the successor, and a health check kept alive to this
 		// process is answered by it once more.
-		s.draining.Store(true)
+		s.restoreRotation(was)
 	}
 	leave := s.upgrade.leaving()
 	if !leave {

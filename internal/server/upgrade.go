@@ -140,7 +140,13 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 	s.notify.Reloading()
 	p("leaving the instances to the new process (they run on; this process serves until it is ready)")
 	s.sup.Leave()
-	succ, err := handover.Start(u.exe, u.args, os.Environ(), s.handedSockets(), os.Stdout, os.Stderr)
+	env := os.Environ()
+	if s.draining.Load() {
+		// A node drained for maintenance stays out of rotation through
+		// the upgrade: drain, upgrade, undrain.
+		env = append(env, DrainedEnv+"=1")
+	}
+	succ, err := handover.Start(u.exe, u.args, env, s.handedSockets(), os.Stdout, os.Stderr)
 	if err == nil {
 		p("started %s as pid %d; waiting up to %s for it to adopt the instances and serve", u.exe, succ.PID(), timeout)
 		err = succ.AwaitReady(u.stopping, timeout)
