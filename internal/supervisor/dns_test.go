@@ -350,3 +350,39 @@ func TestDNSPoolReload(t *testing.T) {
 		}
 	}
 }
+
+// A reload that turns static entries into the name that has them keeps
+// the members (same instances, never out of rotation): the new entry is
+// looked up before the old entries are reconciled away.
+func TestDNSPoolReloadFromStatic(t *testing.T) {
+	srv := dnstest.Start(t)
+	nodes, port := startNodes(t, "127.0.0.2", "127.0.0.3")
+	srv.Set(t, "nodes.test", "nodes.test. 1 IN A 127.0.0.2", "nodes.test. 1 IN A 127.0.0.3")
+	both := []string{nodes["127.0.0.2"].addr, nodes["127.0.0.3"].addr}
+	cfg, app := dnsPool(t, srv, both...)
+	dnsBlock := app.DNS
+	app.DNS = nil // static entries only: no dns: block
+	g := harness.Start(t, cfg)
+	waitMembers(t, g, "ready", both...)
+	ids := map[string]string{}
+	for _, in := range g.Instances("web") {
+		ids[in.Upstream] = in.ID
+	}
+
+	next := *app
+	next.Upstreams = []string{fmt.Sprintf("dns://nodes.test:%d", port)}
+	next.DNS = dnsBlock
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := webApp(t, g).Reload(ctx, &next, progress(t)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, in := range g.Instances("web") {
+		got[in.Upstream] = in.ID
+	}
+	if d := cmp.Diff(ids, got); d != "" {
+		t.Errorf("instances by member right after the reload (-before +after): the name has the same members\n%s", d)
+	}
+	waitMembers(t, g, "ready", both...)
+}

@@ -59,7 +59,7 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	if next.External() {
 		// The lookups restart with the new entries and dns: block; the
 		// members a name still has stay, from its last answer.
-		carried := a.stopDNS()
+		carried := a.lookupAdded(ctx, next, a.stopDNS())
 		a.cfg.Store(next)
 		a.emit(telemetry.EventReload, "upstreams: "+strings.Join(next.Upstreams, ", "))
 		l := &dnsLoop{last: carried}
