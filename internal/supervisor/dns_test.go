@@ -386,3 +386,25 @@ func TestDNSPoolReloadFromStatic(t *testing.T) {
 	}
 	waitMembers(t, g, "ready", both...)
 }
+
+// While an upgrade is under way (Leave until TakeBack) the leaving
+// gatehouse still serves the requests of its open connections through
+// its external pools, and can start no member. A member that leaves DNS
+// then must still leave the pool, not keep its requests because no new
+// member could be added.
+func TestDNSMemberRemovedDuringLeave(t *testing.T) {
+	srv := dnstest.Start(t)
+	nodes, port := startNodes(t, "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	srv.Set(t, "nodes.test", "nodes.test. 1 IN A 127.0.0.2", "nodes.test. 1 IN A 127.0.0.3")
+	cfg, _ := dnsPool(t, srv, fmt.Sprintf("dns://nodes.test:%d", port))
+	g := harness.Start(t, cfg)
+	waitMembers(t, g, "ready", nodes["127.0.0.2"].addr, nodes["127.0.0.3"].addr)
+	sup := g.Srv.Supervisor()
+	sup.Leave()
+	// 127.0.0.3 leaves and 127.0.0.4 comes: the new one cannot be added
+	// now, the old one must go all the same.
+	srv.Set(t, "nodes.test", "nodes.test. 1 IN A 127.0.0.2", "nodes.test. 1 IN A 127.0.0.4")
+	waitMembers(t, g, "", nodes["127.0.0.2"].addr)
+	sup.TakeBack()
+	waitMembers(t, g, "ready", nodes["127.0.0.2"].addr, nodes["127.0.0.4"].addr)
+}

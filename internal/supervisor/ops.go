@@ -432,14 +432,21 @@ func (a *App) reconcileUpstreams(want []upstreamAddr, p Progress, wait bool) {
 	for _, in := range a.live() {
 		have[in.upstream] = append(have[in.upstream], in)
 	}
+	var add []upstreamAddr
 	for _, w := range want {
 		if have[w.addr] != nil {
 			delete(have, w.addr)
 			continue
 		}
+		add = append(add, w)
+	}
+	for _, w := range add {
 		in := a.addInstance(func(in *Instance) { in.upstream, in.source = w.addr, w.source })
 		if in == nil {
-			return
+			// Stopping, or leaving to a successor: nothing can be added,
+			// but what left the config or DNS still leaves the pool (a
+			// leaving gatehouse serves on through it).
+			break
 		}
 		if p != nil {
 			p("%s: added upstream %s", in.ID, w.addr)
