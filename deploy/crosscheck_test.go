@@ -456,7 +456,7 @@ var checks = []check{
 	{"dns upstreams", func(f *fixture, e *errs) {
 		for _, name := range f.cfg.Order {
 			for _, u := range f.cfg.Apps[name].Upstreams {
-				if err := checkDNSUpstream(f, u); err != nil {
+				if err := checkDNSUpstream(f, f.cfg.Apps[name], u); err != nil {
 					e.add("app %s: upstream %s: %v", name, u, err)
 				}
 			}
@@ -700,6 +700,9 @@ func TestCrossChecksReject(t *testing.T) {
 		{"edge: upstream on the admin port", "dns upstreams", func(f *fixture) {
 			f.cfg.Apps["demo"].Upstreams = []string{"dns://gatehouse-demo-headless.default.svc.cluster.local:9901"}
 		}, "gatehouse-edge"},
+		{"edge: probes too slow to notice a draining pod within its shutdown_delay", "dns upstreams", func(f *fixture) {
+			f.cfg.Apps["demo"].Health.UnhealthyThreshold = 3
+		}, "gatehouse-edge"},
 		{"edge: SRV upstream on a port name the Service lacks", "dns upstreams", func(f *fixture) {
 			f.cfg.Apps["demo"].Upstreams = []string{"dns+srv://_admin._tcp.gatehouse-demo-headless.default.svc.cluster.local"}
 		}, "gatehouse-edge"},
@@ -736,8 +739,10 @@ func TestCrossChecksReject(t *testing.T) {
 // checkDNSUpstream checks that an external pool's dns:// or dns+srv://
 // entry names a headless Service here (NAME.NAMESPACE.svc.cluster.local,
 // or _PORTNAME._tcp. before it) whose port reaches the public listener of
-// the gatehouse in the pods it selects. Other entries are not checked.
-func checkDNSUpstream(f *fixture, entry string) error {
+// the gatehouse in the pods it selects, and that app's probes take a pod
+// that drains out of the pool within that gatehouse's shutdown_delay.
+// Other entries are not checked.
+func checkDNSUpstream(f *fixture, app *config.App, entry string) error {
 	var host, portName string
 	var port int32 = -1
 	if rest, ok := strings.CutPrefix(entry, "dns+srv://"); ok {
@@ -792,6 +797,16 @@ func checkDNSUpstream(f *fixture, entry string) error {
 		if got != portOf(cfg.Listen) || portName == "" && got != port {
 			return fmt.Errorf("Service %s port %d reaches container port %d of Deployment %s, whose gatehouse listens on %s",
 				svcName, sp.Port, got, d.Name, cfg.Listen)
+		}
+		// A pod that drains fails /readyz at once and serves on for its
+		// shutdown_delay, then refuses connections: the pool must have
+		// let it go by then (its DNS record goes later: the endpoints,
+		// CoreDNS's cache, then dns.max_refresh). Probes of a ready
+		// member come every interval, +10% jitter.
+		h := app.Health
+		if notice := time.Duration(h.UnhealthyThreshold) * (h.Interval.D() + h.Interval.D()/10); notice >= cfg.ShutdownDelay.D() {
+			return fmt.Errorf("health: %d failed probes every %s take up to %s to take a draining pod out of the pool; Deployment %s's gatehouse serves for only shutdown_delay %s after SIGTERM: lower health.unhealthy_threshold or health.interval",
+				h.UnhealthyThreshold, h.Interval.D(), notice, d.Name, cfg.ShutdownDelay.D())
 		}
 		return nil
 	}
