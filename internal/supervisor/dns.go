@@ -236,3 +236,16 @@ func dnsWanted(static []string, entries []config.DNSUpstream, l *dnsLoop) []upst
 	}
 	return out
 }
+
+// setSource records the entry that wants the upstream now.
+func (in *Instance) setSource(source string) {
+	in.mu.Lock()
+	in.source = source
+	in.mu.Unlock()
+}
+
+func (in *Instance) sourceOf() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.source
+}

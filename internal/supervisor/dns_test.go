@@ -385,6 +385,12 @@ func TestDNSPoolReloadFromStatic(t *testing.T) {
 		t.Errorf("instances by member right after the reload (-before +after): the name has the same members\n%s", d)
 	}
 	waitMembers(t, g, "ready", both...)
+	// They are the name's members now: status says so.
+	for _, in := range g.Instances("web") {
+		if in.Source != next.Upstreams[0] {
+			t.Errorf("%s (%s): source %q, want %q", in.ID, in.Upstream, in.Source, next.Upstreams[0])
+		}
+	}
 }
 
 // While an upgrade is under way (Leave until TakeBack) the leaving

@@ -162,7 +162,7 @@ func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error 
 func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
 	var nw *Instance
 	if old.upstream != "" {
-		addr, source := old.upstream, old.source
+		addr, source := old.upstream, old.sourceOf()
 		nw = a.addInstance(func(in *Instance) { in.upstream, in.source = addr, source })
 	} else {
 		nw = a.addInstance(nil)
@@ -434,7 +434,12 @@ func (a *App) reconcileUpstreams(want []upstreamAddr, p Progress, wait bool) {
 	}
 	var add []upstreamAddr
 	for _, w := range want {
-		if have[w.addr] != nil {
+		if ins := have[w.addr]; ins != nil {
+			// Kept: the entry that wants it now is its source (a static
+			// entry replaced by the name that has it, or the reverse).
+			for _, in := range ins {
+				in.setSource(w.source)
+			}
 			delete(have, w.addr)
 			continue
 		}
