@@ -566,21 +566,9 @@ func registered(reg *prometheus.Registry, name string) bool {
 
 // deployments are the gatehouse Deployments checked, each in the
 // kustomization that applies it with everything it relies on.
-var deployments = []struct {
-	dir, name string
-	// dns: the config has dns:// upstreams, which the loader may not
-	// know yet (they are being added alongside these manifests).
-	dns bool
-}{
-	{filepath.Join(k8sDir, "autoscaling"), "gatehouse-demo", false},
-	{filepath.Join(k8sDir, "edge"), "gatehouse-edge", true},
-}
-
-// dnsUpstreams reports whether this build's config loader knows dns://
-// upstreams: it accepts a config with one.
-func dnsUpstreams() bool {
-	_, err := config.Parse("probe.yaml", []byte("apps:\n  x:\n    upstreams: [\"dns://probe.example:80\"]\n"))
-	return err == nil
+var deployments = []struct{ dir, name string }{
+	{filepath.Join(k8sDir, "autoscaling"), "gatehouse-demo"},
+	{filepath.Join(k8sDir, "edge"), "gatehouse-edge"},
 }
 
 // The manifests agree with the gatehouse config they ship, the image they
@@ -588,9 +576,6 @@ func dnsUpstreams() bool {
 func TestManifestsMatchConfig(t *testing.T) {
 	for _, dep := range deployments {
 		t.Run(dep.name, func(t *testing.T) {
-			if dep.dns && !dnsUpstreams() {
-				t.Skip("this build's config loader has no dns:// upstreams yet")
-			}
 			f := newFixture(t, dep.dir, dep.name)
 			for _, c := range checks {
 				t.Run(c.name, func(t *testing.T) {
@@ -626,21 +611,15 @@ func TestKustomizations(t *testing.T) {
 		t.Errorf("autoscaling has %d ServiceMonitors and %d HorizontalPodAutoscalers, want both", len(auto.monitors), len(auto.hpas))
 	}
 	read := append(auto.files, filepath.Join(k8sDir, "autoscaling", adapterRules))
-	edgeDir := filepath.Join(k8sDir, "edge")
-	if dnsUpstreams() {
-		edge, err := loadKustomization(edgeDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		read = append(read, edge.files...)
-	} else {
-		t.Logf("%s not loaded: this build's config loader has no dns:// upstreams yet", edgeDir)
+	edge, err := loadKustomization(filepath.Join(k8sDir, "edge"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	read = append(read, edge.files...)
 	all, err := yamlFiles(k8sDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all = slices.DeleteFunc(all, func(p string) bool { return !dnsUpstreams() && strings.HasPrefix(p, edgeDir+"/") })
 	if d := cmp.Diff(unique(all), unique(read)); d != "" {
 		t.Errorf("YAML files under %s that no check reads, or missing (-on disk +read):\n%s", k8sDir, d)
 	}
@@ -711,9 +690,6 @@ func TestCrossChecksReject(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, name := demo.dir, demo.name
 			if tt.dep != "" {
-				if !dnsUpstreams() {
-					t.Skip("this build's config loader has no dns:// upstreams yet")
-				}
 				dir, name = deployments[1].dir, tt.dep
 			}
 			f := newFixture(t, dir, name)
