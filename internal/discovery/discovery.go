@@ -234,8 +234,8 @@ func negativeTTL(msg *dns.Msg) uint32 {
 	return noTTL
 }
 
-// srv is the host:port of every SRV record of name; a target "." (no
-// service) or port 0 is none.
+// srv is the host:port of every SRV record of name (or of its CNAME
+// chain); a target "." (no service) or port 0 is none.
 func (r *Resolver) srv(ctx context.Context, name string) ([]string, uint32, error) {
 	msg, err := r.ask(ctx, name, dns.TypeSRV)
 	if err != nil {
@@ -243,9 +243,10 @@ func (r *Resolver) srv(ctx context.Context, name string) ([]string, uint32, erro
 	}
 	var addrs []string
 	ttl := negativeTTL(msg)
+	names := chain(msg.Answer, name)
 	for _, rr := range msg.Answer {
 		s, ok := rr.(*dns.SRV)
-		if !ok || s.Target == "." || s.Port == 0 {
+		if !ok || !names[strings.ToLower(s.Hdr.Name)] || s.Target == "." || s.Port == 0 {
 			continue // no service there, or none on a port one can dial
 		}
 		ttl = minTTL(ttl, max(s.Hdr.Ttl, 1))

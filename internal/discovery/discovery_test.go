@@ -247,6 +247,11 @@ func TestLookupOddAnswers(t *testing.T) {
 			}
 		}, []string{"127.0.0.2:80"}, false},
 		{"an SRV record with port 0 is no member", "dns+srv://_http._tcp.web.test", nil, []string{"127.0.0.2:8080"}, false},
+		{"SRV records of another name are not members", "dns+srv://_http._tcp.web.test", func(m *dns.Msg) {
+			if m.Question[0].Qtype == dns.TypeSRV {
+				m.Answer = append(m.Answer, rr("_http._tcp.other.test. 15 IN SRV 0 0 9999 web.test."))
+			}
+		}, []string{"127.0.0.2:8080"}, false},
 	}
 	r := resolver(t, 2*time.Second, srv.Addr)
 	for _, tt := range tests {
