@@ -262,13 +262,19 @@ func (r *Resolver) srv(ctx context.Context, name string) ([]string, uint32, erro
 	return addrs, ttl, nil
 }
 
+// udpSize is the largest UDP answer asked for (EDNS0), DNS Flag Day
+// 2020's: a larger one would be fragmented, and fragments are often
+// dropped (overlay networks, firewalls); the server truncates instead,
+// and the question is asked again over TCP.
+const udpSize = 1232
+
 // ask sends one question to each server in turn until one answers
 // NOERROR or NXDOMAIN, over UDP and again over TCP when the UDP answer
 // was truncated.
 func (r *Resolver) ask(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
-	q.SetEdns0(dns.DefaultMsgSize, false)
+	q.SetEdns0(udpSize, false)
 	var err error
 	for i, server := range r.servers {
 		var msg *dns.Msg

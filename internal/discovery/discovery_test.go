@@ -3,7 +3,9 @@ package discovery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -291,5 +293,31 @@ func TestLookupCancelled(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the cancelled lookup returned after %s, want well within the 30s timeout", d)
+	}
+}
+
+// A large answer, as a headless Service over many pods gives, comes over
+// TCP once it passes 1232 bytes (DNS Flag Day 2020): a larger UDP answer
+// is fragmented, and overlay networks and firewalls often drop the
+// fragments, which would be a timeout on every lookup.
+func TestLookupLargeAnswer(t *testing.T) {
+	srv := dnstest.Start(t)
+	var rrs, want []string
+	for i := range 150 { // about 2.4 KB of answer
+		ip := fmt.Sprintf("127.0.%d.%d", 1+i/200, 1+i%200)
+		rrs = append(rrs, "big.test. 5 IN A "+ip)
+		want = append(want, ip+":80")
+	}
+	srv.Set(t, "big.test", rrs...)
+	got, err := resolver(t, 2*time.Second, srv.Addr).Lookup(context.Background(), entry(t, "dns://big.test:80"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	if d := cmp.Diff(want, got.Addrs); d != "" {
+		t.Errorf("members (-want +got):\n%s", d)
+	}
+	if _, tcp := srv.Queries(); tcp != 1 {
+		t.Errorf("%d questions over TCP, want 1 (the A answer is larger than 1232 bytes)", tcp)
 	}
 }

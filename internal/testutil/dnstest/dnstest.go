@@ -158,5 +158,14 @@ func (s *Server) serve(w dns.ResponseWriter, q *dns.Msg) {
 	if s.rewrite != nil {
 		s.rewrite(m)
 	}
+	if !tcp {
+		// As real servers do: an answer larger than the client's UDP
+		// size (512 bytes without EDNS0) is cut and marked truncated.
+		size := dns.MinMsgSize
+		if opt := q.IsEdns0(); opt != nil {
+			size = int(opt.UDPSize())
+		}
+		m.Truncate(size)
+	}
 	_ = w.WriteMsg(m)
 }
