@@ -456,7 +456,7 @@ var checks = []check{
 	{"dns upstreams", func(f *fixture, e *errs) {
 		for _, name := range f.cfg.Order {
 			for _, u := range f.cfg.Apps[name].Upstreams {
-				if err := checkDNSUpstream(f, u); err != nil {
+				if err := checkDNSUpstream(f, f.cfg.Apps[name], u); err != nil {
 					e.add("app %s: upstream %s: %v", name, u, err)
 				}
 			}
@@ -566,21 +566,9 @@ func registered(reg *prometheus.Registry, name string) bool {
 
 // deployments are the gatehouse Deployments checked, each in the
 // kustomization that applies it with everything it relies on.
-var deployments = []struct {
-	dir, name string
-	// dns: the config has dns:// upstreams, which the loader may not
-	// know yet (they are being added alongside these manifests).
-	dns bool
-}{
-	{filepath.Join(k8sDir, "autoscaling"), "gatehouse-demo", false},
-	{filepath.Join(k8sDir, "edge"), "gatehouse-edge", true},
-}
-
-// dnsUpstreams reports whether this build's config loader knows dns://
-// upstreams: it accepts a config with one.
-func dnsUpstreams() bool {
-	_, err := config.Parse("probe.yaml", []byte("apps:\n  x:\n    upstreams: [\"dns://probe.example:80\"]\n"))
-	return err == nil
+var deployments = []struct{ dir, name string }{
+	{filepath.Join(k8sDir, "autoscaling"), "gatehouse-demo"},
+	{filepath.Join(k8sDir, "edge"), "gatehouse-edge"},
 }
 
 // The manifests agree with the gatehouse config they ship, the image they
@@ -588,9 +576,6 @@ func dnsUpstreams() bool {
 func TestManifestsMatchConfig(t *testing.T) {
 	for _, dep := range deployments {
 		t.Run(dep.name, func(t *testing.T) {
-			if dep.dns && !dnsUpstreams() {
-				t.Skip("this build's config loader has no dns:// upstreams yet")
-			}
 			f := newFixture(t, dep.dir, dep.name)
 			for _, c := range checks {
 				t.Run(c.name, func(t *testing.T) {
@@ -626,21 +611,15 @@ func TestKustomizations(t *testing.T) {
 		t.Errorf("autoscaling has %d ServiceMonitors and %d HorizontalPodAutoscalers, want both", len(auto.monitors), len(auto.hpas))
 	}
 	read := append(auto.files, filepath.Join(k8sDir, "autoscaling", adapterRules))
-	edgeDir := filepath.Join(k8sDir, "edge")
-	if dnsUpstreams() {
-		edge, err := loadKustomization(edgeDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		read = append(read, edge.files...)
-	} else {
-		t.Logf("%s not loaded: this build's config loader has no dns:// upstreams yet", edgeDir)
+	edge, err := loadKustomization(filepath.Join(k8sDir, "edge"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	read = append(read, edge.files...)
 	all, err := yamlFiles(k8sDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all = slices.DeleteFunc(all, func(p string) bool { return !dnsUpstreams() && strings.HasPrefix(p, edgeDir+"/") })
 	if d := cmp.Diff(unique(all), unique(read)); d != "" {
 		t.Errorf("YAML files under %s that no check reads, or missing (-on disk +read):\n%s", k8sDir, d)
 	}
@@ -700,6 +679,9 @@ func TestCrossChecksReject(t *testing.T) {
 		{"edge: upstream on the admin port", "dns upstreams", func(f *fixture) {
 			f.cfg.Apps["demo"].Upstreams = []string{"dns://gatehouse-demo-headless.default.svc.cluster.local:9901"}
 		}, "gatehouse-edge"},
+		{"edge: probes too slow to notice a draining pod within its shutdown_delay", "dns upstreams", func(f *fixture) {
+			f.cfg.Apps["demo"].Health.UnhealthyThreshold = 3
+		}, "gatehouse-edge"},
 		{"edge: SRV upstream on a port name the Service lacks", "dns upstreams", func(f *fixture) {
 			f.cfg.Apps["demo"].Upstreams = []string{"dns+srv://_admin._tcp.gatehouse-demo-headless.default.svc.cluster.local"}
 		}, "gatehouse-edge"},
@@ -708,9 +690,6 @@ func TestCrossChecksReject(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, name := demo.dir, demo.name
 			if tt.dep != "" {
-				if !dnsUpstreams() {
-					t.Skip("this build's config loader has no dns:// upstreams yet")
-				}
 				dir, name = deployments[1].dir, tt.dep
 			}
 			f := newFixture(t, dir, name)
@@ -736,8 +715,10 @@ func TestCrossChecksReject(t *testing.T) {
 // checkDNSUpstream checks that an external pool's dns:// or dns+srv://
 // entry names a headless Service here (NAME.NAMESPACE.svc.cluster.local,
 // or _PORTNAME._tcp. before it) whose port reaches the public listener of
-// the gatehouse in the pods it selects. Other entries are not checked.
-func checkDNSUpstream(f *fixture, entry string) error {
+// the gatehouse in the pods it selects, and that app's probes take a pod
+// that drains out of the pool within that gatehouse's shutdown_delay.
+// Other entries are not checked.
+func checkDNSUpstream(f *fixture, app *config.App, entry string) error {
 	var host, portName string
 	var port int32 = -1
 	if rest, ok := strings.CutPrefix(entry, "dns+srv://"); ok {
@@ -792,6 +773,16 @@ func checkDNSUpstream(f *fixture, entry string) error {
 		if got != portOf(cfg.Listen) || portName == "" && got != port {
 			return fmt.Errorf("Service %s port %d reaches container port %d of Deployment %s, whose gatehouse listens on %s",
 				svcName, sp.Port, got, d.Name, cfg.Listen)
+		}
+		// A pod that drains fails /readyz at once and serves on for its
+		// shutdown_delay, then refuses connections: the pool must have
+		// let it go by then (its DNS record goes later: the endpoints,
+		// CoreDNS's cache, then dns.max_refresh). Probes of a ready
+		// member come every interval, +10% jitter.
+		h := app.Health
+		if notice := time.Duration(h.UnhealthyThreshold) * (h.Interval.D() + h.Interval.D()/10); notice >= cfg.ShutdownDelay.D() {
+			return fmt.Errorf("health: %d failed probes every %s take up to %s to take a draining pod out of the pool; Deployment %s's gatehouse serves for only shutdown_delay %s after SIGTERM: lower health.unhealthy_threshold or health.interval",
+				h.UnhealthyThreshold, h.Interval.D(), notice, d.Name, cfg.ShutdownDelay.D())
 		}
 		return nil
 	}

@@ -48,7 +48,8 @@ const (
 type DNSUpstream struct {
 	// Entry is the entry as written, e.g. "dns://web.internal:8080".
 	Entry string
-	// Name is the fully qualified name looked up (with its final dot).
+	// Name is the fully qualified name looked up (with its final dot): the
+	// entry's name as written, without resolv.conf's search domains.
 	Name string
 	// SRV: Name's SRV records give the targets and ports; else its A and
 	// AAAA records are the members, each on Port.

@@ -8,19 +8,33 @@ import (
 )
 
 // dnsLookups: an external pool's DNS entries whose last word is a failed
-// lookup (dns_error with no dns_recovered since). Requests still succeed,
-// on the members the last good answer had, so nothing else would name
-// it; but the pool no longer follows the name: new nodes get no traffic
-// and removed ones keep theirs.
+// lookup: a dns_error with, since, no dns_recovered, no dns_update (an
+// answer: a restarted or upgraded gatehouse's lookups start afresh and
+// say dns_update first) and no reload of the app (which restarts the
+// lookups: one that still fails reports again at once; the entry may be
+// gone). Requests still succeed, on the members the last good answer
+// had, so nothing else would name it; but the pool no longer follows the
+// name: new nodes get no traffic and removed ones keep theirs.
 func dnsLookups(ev *Evidence, _ []Finding) []Finding {
 	type key struct{ app, entry string }
-	byEntry := map[key][]telemetry.Event{}
-	for _, e := range eventsOf(ev, telemetry.EventDNSError, telemetry.EventDNSRecovered) {
+	open := map[key][]telemetry.Event{}
+	for _, e := range eventsOf(ev, telemetry.EventDNSError, telemetry.EventDNSRecovered, telemetry.EventDNSUpdate, telemetry.EventReload) {
 		k := key{e.App, e.Value}
-		byEntry[k] = append(byEntry[k], e)
+		switch e.Type {
+		case telemetry.EventDNSError:
+			open[k] = append(open[k], e)
+		case telemetry.EventReload:
+			for o := range open {
+				if o.app == e.App {
+					delete(open, o)
+				}
+			}
+		default:
+			delete(open, k)
+		}
 	}
-	keys := make([]key, 0, len(byEntry))
-	for k := range byEntry {
+	keys := make([]key, 0, len(open))
+	for k := range open {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
@@ -28,18 +42,7 @@ func dnsLookups(ev *Evidence, _ []Finding) []Finding {
 	})
 	var out []Finding
 	for _, k := range keys {
-		// Only what came after the last recovery still holds.
-		var open []telemetry.Event
-		for _, e := range byEntry[k] {
-			if e.Type == telemetry.EventDNSRecovered {
-				open = open[:0]
-				continue
-			}
-			open = append(open, e)
-		}
-		if len(open) > 0 {
-			out = append(out, dnsFailing(k.app, k.entry, open))
-		}
+		out = append(out, dnsFailing(k.app, k.entry, open[k]))
 	}
 	return out
 }

@@ -26,6 +26,14 @@ func TestDetectorDNSLookups(t *testing.T) {
 		return telemetry.Event{Time: now.Add(time.Duration(sec) * time.Second), App: app, Type: telemetry.EventDNSRecovered, Value: value,
 			Detail: value + " answers again: 3 members"}
 	}
+	updated := func(sec int, app, value string) telemetry.Event {
+		return telemetry.Event{Time: now.Add(time.Duration(sec) * time.Second), App: app, Type: telemetry.EventDNSUpdate, Value: value,
+			Detail: "nodes.test: +10.0.0.7:8080"}
+	}
+	reloaded := func(sec int, app string) telemetry.Event {
+		return telemetry.Event{Time: now.Add(time.Duration(sec) * time.Second), App: app, Type: telemetry.EventReload,
+			Detail: "upstreams: " + entry}
+	}
 	type got struct {
 		ID       string
 		Severity diagnose.Severity
@@ -44,6 +52,16 @@ func TestDetectorDNSLookups(t *testing.T) {
 		}, []got{{"dns_lookup_failed", diagnose.Warning, "web", 3}}},
 		{"never answered: no member", []telemetry.Event{failed(1, "web", entry, 0)}, []got{{"dns_lookup_failed", diagnose.Critical, "web", 2}}},
 		{"another app's recovery closes nothing", []telemetry.Event{failed(1, "web", entry, 3), recovered(2, "api", entry)},
+			[]got{{"dns_lookup_failed", diagnose.Warning, "web", 2}}},
+		// A restarted or upgraded gatehouse's lookups start afresh: their
+		// first answer is a dns_update, never a dns_recovered.
+		{"an answer after the failure closes it", []telemetry.Event{failed(1, "web", entry, 3), updated(2, "web", entry)}, nil},
+		// A reload restarts the lookups (the entry may be gone, or the
+		// resolvers fixed): one that still fails reports again at once.
+		{"a reload of the app closes it", []telemetry.Event{failed(1, "web", entry, 3), reloaded(2, "web")}, nil},
+		{"failing again after a reload", []telemetry.Event{failed(1, "web", entry, 3), reloaded(2, "web"), failed(3, "web", entry, 3)},
+			[]got{{"dns_lookup_failed", diagnose.Warning, "web", 2}}},
+		{"another app's reload closes nothing", []telemetry.Event{failed(1, "web", entry, 3), reloaded(2, "api")},
 			[]got{{"dns_lookup_failed", diagnose.Warning, "web", 2}}},
 		{"other entries count on their own", []telemetry.Event{
 			failed(1, "web", entry, 3), failed(1, "web", "dns://other.test:80", 2), recovered(2, "web", "dns://other.test:80"),

@@ -91,6 +91,17 @@ func (e *RcodeError) Error() string {
 	return "server answered " + cmp.Or(dns.RcodeToString[e.Rcode], strconv.Itoa(e.Rcode))
 }
 
+// QuestionError is a server's answer to another question than the one
+// asked.
+type QuestionError struct{ Got []dns.Question }
+
+func (e *QuestionError) Error() string {
+	if len(e.Got) == 0 {
+		return "server answered without the question"
+	}
+	return fmt.Sprintf("server answered another question (%s %s)", e.Got[0].Name, dns.TypeToString[e.Got[0].Qtype])
+}
+
 // Lookup resolves one DNS upstream.
 func (r *Resolver) Lookup(ctx context.Context, u config.DNSUpstream) (Answer, error) {
 	var ttl uint32
@@ -144,34 +155,72 @@ func (r *Resolver) hosts(ctx context.Context, name string, extra []dns.RR) ([]st
 		if err != nil {
 			return nil, 0, err
 		}
-		got, t := addrsOf(msg.Answer, "")
+		got, t := addrsOf(msg.Answer, name)
 		ips = append(ips, got...)
 		ttl = minTTL(ttl, cmp.Or(t, negativeTTL(msg)))
 	}
 	return ips, ttl, nil
 }
 
-// addrsOf is the A and AAAA addresses in rrs (those of name only, unless
-// name is ""), with their smallest TTL. A CNAME chain in an answer ends in
-// the records that count, whatever their owner name.
+// addrsOf is the A and AAAA addresses in rrs of name and of the names
+// its CNAME chain in rrs leads to (a headless Service's name may be an
+// alias), with the smallest TTL of the records used. Records of any other
+// name are not the answer to this question, whatever a server added.
+// Addresses no member can be dialed at are left out.
 func addrsOf(rrs []dns.RR, name string) ([]string, uint32) {
+	names := chain(rrs, name)
 	var ips []string
 	var ttl uint32
 	for _, rr := range rrs {
-		if name != "" && !strings.EqualFold(rr.Header().Name, name) {
+		if !names[strings.ToLower(rr.Header().Name)] {
 			continue
 		}
+		var ip net.IP
 		switch rr := rr.(type) {
 		case *dns.A:
-			ips = append(ips, rr.A.String())
+			ip = rr.A
 		case *dns.AAAA:
-			ips = append(ips, rr.AAAA.String())
+			ip = rr.AAAA
+		case *dns.CNAME:
+			// The alias holds no longer than its own TTL.
 		default:
 			continue
 		}
 		ttl = minTTL(ttl, max(rr.Header().Ttl, 1)) // 0 is "do not cache": as soon as allowed
+		if ip != nil && dialable(ip) {
+			ips = append(ips, ip.String())
+		}
+	}
+	if len(ips) == 0 {
+		return nil, noTTL
 	}
 	return ips, ttl
+}
+
+// chain is name and every name its CNAME records in rrs lead to, in
+// lower case.
+func chain(rrs []dns.RR, name string) map[string]bool {
+	names := map[string]bool{strings.ToLower(name): true}
+	for grew := true; grew; {
+		grew = false
+		for _, rr := range rrs {
+			c, ok := rr.(*dns.CNAME)
+			if ok && names[strings.ToLower(c.Hdr.Name)] && !names[strings.ToLower(c.Target)] {
+				names[strings.ToLower(c.Target)] = true
+				grew = true
+			}
+		}
+	}
+	return names
+}
+
+// dialable reports whether ip can be a member's address. 0.0.0.0 (what
+// some DNS filters answer for a blocked name) would dial this host;
+// multicast and broadcast addresses take no TCP connection; an IPv6
+// link-local address needs a zone that DNS cannot give.
+func dialable(ip net.IP) bool {
+	return !ip.IsUnspecified() && !ip.IsMulticast() && !ip.Equal(net.IPv4bcast) &&
+		!(ip.To4() == nil && ip.IsLinkLocalUnicast())
 }
 
 // negativeTTL is how long an empty answer holds (RFC 2308 §5: the SOA's
@@ -185,8 +234,8 @@ func negativeTTL(msg *dns.Msg) uint32 {
 	return noTTL
 }
 
-// srv is the host:port of every SRV record of name; a target "." (no
-// service) is none.
+// srv is the host:port of every SRV record of name (or of its CNAME
+// chain); a target "." (no service) or port 0 is none.
 func (r *Resolver) srv(ctx context.Context, name string) ([]string, uint32, error) {
 	msg, err := r.ask(ctx, name, dns.TypeSRV)
 	if err != nil {
@@ -194,10 +243,11 @@ func (r *Resolver) srv(ctx context.Context, name string) ([]string, uint32, erro
 	}
 	var addrs []string
 	ttl := negativeTTL(msg)
+	names := chain(msg.Answer, name)
 	for _, rr := range msg.Answer {
 		s, ok := rr.(*dns.SRV)
-		if !ok || s.Target == "." {
-			continue
+		if !ok || !names[strings.ToLower(s.Hdr.Name)] || s.Target == "." || s.Port == 0 {
+			continue // no service there, or none on a port one can dial
 		}
 		ttl = minTTL(ttl, max(s.Hdr.Ttl, 1))
 		ips, t, err := r.hosts(ctx, s.Target, msg.Extra)
@@ -212,13 +262,19 @@ func (r *Resolver) srv(ctx context.Context, name string) ([]string, uint32, erro
 	return addrs, ttl, nil
 }
 
+// udpSize is the largest UDP answer asked for (EDNS0), DNS Flag Day
+// 2020's: a larger one would be fragmented, and fragments are often
+// dropped (overlay networks, firewalls); the server truncates instead,
+// and the question is asked again over TCP.
+const udpSize = 1232
+
 // ask sends one question to each server in turn until one answers
 // NOERROR or NXDOMAIN, over UDP and again over TCP when the UDP answer
 // was truncated.
 func (r *Resolver) ask(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
-	q.SetEdns0(dns.DefaultMsgSize, false)
+	q.SetEdns0(udpSize, false)
 	var err error
 	for i, server := range r.servers {
 		var msg *dns.Msg
@@ -244,16 +300,43 @@ func (r *Resolver) exchange(ctx context.Context, q *dns.Msg, server string) (*dn
 	fail := func(err error) (*dns.Msg, error) {
 		return nil, &Error{Name: q.Question[0].Name + " " + dns.TypeToString[q.Question[0].Qtype], Server: server, Err: err}
 	}
-	msg, _, err := r.udp.ExchangeContext(ctx, q, server)
+	msg, err := exchangeOn(ctx, r.udp, q, server)
 	if err == nil && msg.Truncated {
-		msg, _, err = r.tcp.ExchangeContext(ctx, q, server)
+		msg, err = exchangeOn(ctx, r.tcp, q, server)
 	}
 	if err != nil {
 		return fail(err)
 	}
 	switch msg.Rcode {
 	case dns.RcodeSuccess, dns.RcodeNameError:
-		return msg, nil
+	default:
+		return fail(&RcodeError{Rcode: msg.Rcode})
 	}
-	return fail(&RcodeError{Rcode: msg.Rcode})
+	// miekg/dns matches the reply's id only: an answer to another
+	// question (a stale or spoofed reply, a broken middlebox) is not
+	// this one's.
+	if want := q.Question[0]; len(msg.Question) != 1 || !strings.EqualFold(msg.Question[0].Name, want.Name) ||
+		msg.Question[0].Qtype != want.Qtype || msg.Question[0].Qclass != want.Qclass {
+		return fail(&QuestionError{Got: msg.Question})
+	}
+	return msg, nil
+}
+
+// exchangeOn asks q over c. miekg/dns bounds a read by c's timeout and
+// ctx's deadline but not by ctx's cancellation: closing the connection
+// ends the wait when the lookups are stopped (a reload, a stop), rather
+// than dns.timeout later.
+func exchangeOn(ctx context.Context, c *dns.Client, q *dns.Msg, server string) (*dns.Msg, error) {
+	co, err := c.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer co.Close()
+	stop := context.AfterFunc(ctx, func() { co.Close() })
+	defer stop()
+	msg, _, err := c.ExchangeWithConnContext(ctx, q, co)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return msg, err
 }

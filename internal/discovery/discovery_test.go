@@ -3,7 +3,9 @@ package discovery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -192,5 +194,130 @@ func TestResolvConf(t *testing.T) {
 		if _, _, err := net.SplitHostPort(s); err != nil {
 			t.Errorf("server %q is not host:port", s)
 		}
+	}
+}
+
+// Answers a plain zone does not give: only the records of the name asked
+// (and of the CNAME chain from it) count, an answer to another question
+// is no answer, and an address no member can be dialed at is left out.
+func TestLookupOddAnswers(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.Set(t, "web.test", "web.test. 5 IN A 127.0.0.2")
+	srv.Set(t, "_http._tcp.web.test", "_http._tcp.web.test. 15 IN SRV 0 0 0 web.test.", "_http._tcp.web.test. 15 IN SRV 0 0 8080 web.test.")
+	rr := func(s string) dns.RR {
+		r, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	onA := func(f func(m *dns.Msg)) func(m *dns.Msg) {
+		return func(m *dns.Msg) {
+			if m.Question[0].Qtype == dns.TypeA {
+				f(m)
+			}
+		}
+	}
+	tests := []struct {
+		name    string
+		entry   string
+		rewrite func(m *dns.Msg)
+		want    []string
+		wantErr bool
+	}{
+		{"a CNAME chain, as for a Service of type ExternalName", "dns://web.test:80", onA(func(m *dns.Msg) {
+			m.Answer = []dns.RR{rr("web.test. 5 IN CNAME mid.test."), rr("mid.test. 5 IN CNAME end.test."), rr("end.test. 5 IN A 127.0.0.9")}
+		}), []string{"127.0.0.9:80"}, false},
+		{"records of a name off the chain are not members", "dns://web.test:80", onA(func(m *dns.Msg) {
+			m.Answer = append(m.Answer, rr("other.test. 5 IN A 127.0.0.66"))
+		}), []string{"127.0.0.2:80"}, false},
+		{"an answer to another name is no answer", "dns://web.test:80", onA(func(m *dns.Msg) {
+			m.Question[0].Name = "other.test."
+			m.Answer = []dns.RR{rr("other.test. 5 IN A 127.0.0.66")}
+		}), nil, true},
+		{"an answer to another type is no answer", "dns://web.test:80", onA(func(m *dns.Msg) {
+			m.Question[0].Qtype = dns.TypeMX
+		}), nil, true},
+		{"an answer without the question is no answer", "dns://web.test:80", onA(func(m *dns.Msg) {
+			m.Question = nil
+		}), nil, true},
+		{"unspecified, multicast, broadcast and zone-less link-local addresses are left out", "dns://web.test:80", func(m *dns.Msg) {
+			if m.Question[0].Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, rr("web.test. 5 IN A 0.0.0.0"), rr("web.test. 5 IN A 224.0.0.1"), rr("web.test. 5 IN A 255.255.255.255"))
+			} else {
+				m.Answer = append(m.Answer, rr("web.test. 5 IN AAAA ::"), rr("web.test. 5 IN AAAA ff02::1"), rr("web.test. 5 IN AAAA fe80::1"))
+			}
+		}, []string{"127.0.0.2:80"}, false},
+		{"an SRV record with port 0 is no member", "dns+srv://_http._tcp.web.test", nil, []string{"127.0.0.2:8080"}, false},
+		{"SRV records of another name are not members", "dns+srv://_http._tcp.web.test", func(m *dns.Msg) {
+			if m.Question[0].Qtype == dns.TypeSRV {
+				m.Answer = append(m.Answer, rr("_http._tcp.other.test. 15 IN SRV 0 0 9999 web.test."))
+			}
+		}, []string{"127.0.0.2:8080"}, false},
+	}
+	r := resolver(t, 2*time.Second, srv.Addr)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv.Rewrite(tt.rewrite)
+			defer srv.Rewrite(nil)
+			got, err := r.Lookup(context.Background(), entry(t, tt.entry))
+			if tt.wantErr {
+				var de *discovery.Error
+				if !errors.As(err, &de) {
+					t.Fatalf("answer %v, error %v: want a *discovery.Error", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tt.want, got.Addrs); d != "" {
+				t.Errorf("members (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// A lookup waiting on a server that does not answer ends when its context
+// does, not a dns.timeout later: a reload and a stop wait for it.
+func TestLookupCancelled(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.Silence(true)
+	r := resolver(t, 30*time.Second, srv.Addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := r.Lookup(ctx, entry(t, "dns://web.test:80"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the cancelled lookup returned after %s, want well within the 30s timeout", d)
+	}
+}
+
+// A large answer, as a headless Service over many pods gives, comes over
+// TCP once it passes 1232 bytes (DNS Flag Day 2020): a larger UDP answer
+// is fragmented, and overlay networks and firewalls often drop the
+// fragments, which would be a timeout on every lookup.
+func TestLookupLargeAnswer(t *testing.T) {
+	srv := dnstest.Start(t)
+	var rrs, want []string
+	for i := range 150 { // about 2.4 KB of answer
+		ip := fmt.Sprintf("127.0.%d.%d", 1+i/200, 1+i%200)
+		rrs = append(rrs, "big.test. 5 IN A "+ip)
+		want = append(want, ip+":80")
+	}
+	srv.Set(t, "big.test", rrs...)
+	got, err := resolver(t, 2*time.Second, srv.Addr).Lookup(context.Background(), entry(t, "dns://big.test:80"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	if d := cmp.Diff(want, got.Addrs); d != "" {
+		t.Errorf("members (-want +got):\n%s", d)
+	}
+	if _, tcp := srv.Queries(); tcp != 1 {
+		t.Errorf("%d questions over TCP, want 1 (the A answer is larger than 1232 bytes)", tcp)
 	}
 }

@@ -1,9 +1,11 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -77,6 +79,35 @@ func (a *App) stopDNS() map[string][]string {
 	}
 	l.cancel()
 	<-l.done
+	return l.last
+}
+
+// lookupAdded looks up, once, the DNS entries of next that carried has
+// no answer for (those a reload adds), and returns carried with their
+// answers: the reload then keeps the members such a name has (a static
+// entry replaced by the name that has it) rather than draining them and
+// adding them again, unprobed, after the loop's first lookup. An entry
+// whose lookup fails is left to the loop.
+func (a *App) lookupAdded(ctx context.Context, next *config.App, carried map[string][]string) map[string][]string {
+	l := &dnsLoop{last: maps.Clone(carried)}
+	if l.last == nil {
+		l.last = map[string][]string{}
+	}
+	var r *discovery.Resolver
+	for _, e := range next.DNSUpstreams() {
+		if _, ok := l.last[e.Entry]; ok {
+			continue
+		}
+		if r == nil {
+			var err error
+			if r, err = discovery.New(cmp.Or(next.DNS, config.NewDNS())); err != nil {
+				break
+			}
+		}
+		if ans, err := r.Lookup(ctx, e); err == nil {
+			a.dnsAnswered(l, e, ans.Addrs)
+		}
+	}
 	return l.last
 }
 
@@ -204,4 +235,17 @@ func dnsWanted(static []string, entries []config.DNSUpstream, l *dnsLoop) []upst
 		}
 	}
 	return out
+}
+
+// setSource records the entry that wants the upstream now.
+func (in *Instance) setSource(source string) {
+	in.mu.Lock()
+	in.source = source
+	in.mu.Unlock()
+}
+
+func (in *Instance) sourceOf() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.source
 }

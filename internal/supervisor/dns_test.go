@@ -350,3 +350,67 @@ func TestDNSPoolReload(t *testing.T) {
 		}
 	}
 }
+
+// A reload that turns static entries into the name that has them keeps
+// the members (same instances, never out of rotation): the new entry is
+// looked up before the old entries are reconciled away.
+func TestDNSPoolReloadFromStatic(t *testing.T) {
+	srv := dnstest.Start(t)
+	nodes, port := startNodes(t, "127.0.0.2", "127.0.0.3")
+	srv.Set(t, "nodes.test", "nodes.test. 1 IN A 127.0.0.2", "nodes.test. 1 IN A 127.0.0.3")
+	both := []string{nodes["127.0.0.2"].addr, nodes["127.0.0.3"].addr}
+	cfg, app := dnsPool(t, srv, both...)
+	dnsBlock := app.DNS
+	app.DNS = nil // static entries only: no dns: block
+	g := harness.Start(t, cfg)
+	waitMembers(t, g, "ready", both...)
+	ids := map[string]string{}
+	for _, in := range g.Instances("web") {
+		ids[in.Upstream] = in.ID
+	}
+
+	next := *app
+	next.Upstreams = []string{fmt.Sprintf("dns://nodes.test:%d", port)}
+	next.DNS = dnsBlock
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := webApp(t, g).Reload(ctx, &next, progress(t)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, in := range g.Instances("web") {
+		got[in.Upstream] = in.ID
+	}
+	if d := cmp.Diff(ids, got); d != "" {
+		t.Errorf("instances by member right after the reload (-before +after): the name has the same members\n%s", d)
+	}
+	waitMembers(t, g, "ready", both...)
+	// They are the name's members now: status says so.
+	for _, in := range g.Instances("web") {
+		if in.Source != next.Upstreams[0] {
+			t.Errorf("%s (%s): source %q, want %q", in.ID, in.Upstream, in.Source, next.Upstreams[0])
+		}
+	}
+}
+
+// While an upgrade is under way (Leave until TakeBack) the leaving
+// gatehouse still serves the requests of its open connections through
+// its external pools, and can start no member. A member that leaves DNS
+// then must still leave the pool, not keep its requests because no new
+// member could be added.
+func TestDNSMemberRemovedDuringLeave(t *testing.T) {
+	srv := dnstest.Start(t)
+	nodes, port := startNodes(t, "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	srv.Set(t, "nodes.test", "nodes.test. 1 IN A 127.0.0.2", "nodes.test. 1 IN A 127.0.0.3")
+	cfg, _ := dnsPool(t, srv, fmt.Sprintf("dns://nodes.test:%d", port))
+	g := harness.Start(t, cfg)
+	waitMembers(t, g, "ready", nodes["127.0.0.2"].addr, nodes["127.0.0.3"].addr)
+	sup := g.Srv.Supervisor()
+	sup.Leave()
+	// 127.0.0.3 leaves and 127.0.0.4 comes: the new one cannot be added
+	// now, the old one must go all the same.
+	srv.Set(t, "nodes.test", "nodes.test. 1 IN A 127.0.0.2", "nodes.test. 1 IN A 127.0.0.4")
+	waitMembers(t, g, "", nodes["127.0.0.2"].addr)
+	sup.TakeBack()
+	waitMembers(t, g, "ready", nodes["127.0.0.2"].addr, nodes["127.0.0.4"].addr)
+}

@@ -28,7 +28,8 @@ type Instance struct {
 	// supervised process.
 	upstream string
 	// source is the dns:// or dns+srv:// entry an upstream was found by;
-	// empty for a static one.
+	// empty for a static one. Guarded by mu once started: the entry that
+	// wants an address may change.
 	source string
 	// spec is the config the instance's processes are started with: a
 	// reload gives new instances a new spec while old ones keep theirs.

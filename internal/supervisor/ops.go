@@ -59,7 +59,7 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	if next.External() {
 		// The lookups restart with the new entries and dns: block; the
 		// members a name still has stay, from its last answer.
-		carried := a.stopDNS()
+		carried := a.lookupAdded(ctx, next, a.stopDNS())
 		a.cfg.Store(next)
 		a.emit(telemetry.EventReload, "upstreams: "+strings.Join(next.Upstreams, ", "))
 		l := &dnsLoop{last: carried}
@@ -162,7 +162,7 @@ func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error 
 func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
 	var nw *Instance
 	if old.upstream != "" {
-		addr, source := old.upstream, old.source
+		addr, source := old.upstream, old.sourceOf()
 		nw = a.addInstance(func(in *Instance) { in.upstream, in.source = addr, source })
 	} else {
 		nw = a.addInstance(nil)
@@ -432,14 +432,26 @@ func (a *App) reconcileUpstreams(want []upstreamAddr, p Progress, wait bool) {
 	for _, in := range a.live() {
 		have[in.upstream] = append(have[in.upstream], in)
 	}
+	var add []upstreamAddr
 	for _, w := range want {
-		if have[w.addr] != nil {
+		if ins := have[w.addr]; ins != nil {
+			// Kept: the entry that wants it now is its source (a static
+			// entry replaced by the name that has it, or the reverse).
+			for _, in := range ins {
+				in.setSource(w.source)
+			}
 			delete(have, w.addr)
 			continue
 		}
+		add = append(add, w)
+	}
+	for _, w := range add {
 		in := a.addInstance(func(in *Instance) { in.upstream, in.source = w.addr, w.source })
 		if in == nil {
-			return
+			// Stopping, or leaving to a successor: nothing can be added,
+			// but what left the config or DNS still leaves the pool (a
+			// leaving gatehouse serves on through it).
+			break
 		}
 		if p != nil {
 			p("%s: added upstream %s", in.ID, w.addr)

@@ -24,6 +24,7 @@ type Server struct {
 	silent   bool                // no answer at all: the client times out
 	truncate bool                // UDP answers are truncated and empty
 	noExtra  bool                // SRV answers without an additional section
+	rewrite  func(*dns.Msg)      // changes each reply before it is sent
 
 	queries, tcpQueries atomic.Int64
 }
@@ -112,6 +113,11 @@ func (s *Server) Truncate(on bool) { s.mu.Lock(); s.truncate = on; s.mu.Unlock()
 // must look the targets up itself.
 func (s *Server) NoExtra(on bool) { s.mu.Lock(); s.noExtra = on; s.mu.Unlock() }
 
+// Rewrite makes f change every reply before it is sent (nil: no more),
+// for the answers a plain zone does not give: a CNAME chain, records of
+// another name, a question that is not the one asked.
+func (s *Server) Rewrite(f func(reply *dns.Msg)) { s.mu.Lock(); s.rewrite = f; s.mu.Unlock() }
+
 // Queries is how many questions the server got, and over TCP.
 func (s *Server) Queries() (all, tcp int64) { return s.queries.Load(), s.tcpQueries.Load() }
 
@@ -148,6 +154,18 @@ func (s *Server) serve(w dns.ResponseWriter, q *dns.Msg) {
 				m.Extra = append(m.Extra, s.records[strings.ToLower(srv.Target)]...)
 			}
 		}
+	}
+	if s.rewrite != nil {
+		s.rewrite(m)
+	}
+	if !tcp {
+		// As real servers do: an answer larger than the client's UDP
+		// size (512 bytes without EDNS0) is cut and marked truncated.
+		size := dns.MinMsgSize
+		if opt := q.IsEdns0(); opt != nil {
+			size = int(opt.UDPSize())
+		}
+		m.Truncate(size)
 	}
 	_ = w.WriteMsg(m)
 }
