@@ -27,10 +27,12 @@ import (
 )
 
 // What gatehouse waits at the end of its stop: for an instance after
-// SIGKILL (supervisor), and, as PID 1, for the processes left over in
-// the container after SIGTERM (cli's finishTimeout).
+// SIGKILL (supervisor), for the admin API's long-lived answers (server's
+// shutdown step 5), and, as PID 1, for the processes left over in the
+// container after SIGTERM (cli's finishTimeout).
 const (
 	killWait   = 5 * time.Second
+	adminWait  = time.Second
 	finishWait = 2 * time.Second
 )
 
@@ -45,15 +47,16 @@ const (
 //     the public drain gave up on), up to its stop_timeout, and SIGTERM
 //     to SIGKILL, up to its stop_timeout again;
 //   - up to 5 s for the process to go after SIGKILL;
+//   - up to 1 s for the admin API's open answers (logs -f);
 //   - and, as PID 1, up to 2 s for what is left over in the container.
 //
-// So shutdown_delay + 3 × the longest stop_timeout + 7 s. A stop that
+// So shutdown_delay + 3 × the longest stop_timeout + 8 s. A stop that
 // finishes its public drain in time leaves the instances' drains
 // nothing to wait for, which is the usual case; the bound is for the case
 // that matters, the one where a grace period too short SIGKILLs
 // gatehouse and its apps mid-request.
 func minGracePeriod(cfg *config.Config) time.Duration {
-	return cfg.ShutdownDelay.D() + 3*maxStop(cfg) + killWait + finishWait
+	return cfg.ShutdownDelay.D() + 3*maxStop(cfg) + killWait + adminWait + finishWait
 }
 
 // maxStop is the longest stop_timeout of cfg's apps.
@@ -333,7 +336,7 @@ var checks = []check{
 		}
 		if want := minGracePeriod(f.cfg); grace < want {
 			e.add("terminationGracePeriodSeconds %s < shutdown_delay + 3 × the longest stop_timeout + %s = %s",
-				grace, killWait+finishWait, want)
+				grace, killWait+adminWait+finishWait, want)
 		}
 	}},
 	{"data_dir writable", func(f *fixture, e *errs) {

@@ -61,6 +61,17 @@ type kustomization struct {
 	Kind               string      `yaml:"kind"`
 	Resources          []string    `yaml:"resources"`
 	ConfigMapGenerator []generator `yaml:"configMapGenerator"`
+	Patches            []patch     `yaml:"patches"`
+}
+
+// patch is a kustomization's JSON 6902 or strategic-merge patch of the
+// objects target selects.
+type patch struct {
+	Target struct {
+		Kind string `yaml:"kind"`
+		Name string `yaml:"name"`
+	} `yaml:"target"`
+	Patch string `yaml:"patch"`
 }
 
 type generator struct {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -112,7 +113,7 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 // stopOnSignals returns a context that ends on the first SIGTERM or
 // SIGINT (gatehouse's stop); a second one hurries the stop along: the
 // rest of shutdown_delay is skipped (Ctrl-C twice). The returned func
-// stops listening for them.
+// stops listening for them; it may be called more than once.
 func stopOnSignals(srv *server.Server, logger *slog.Logger) (context.Context, func()) {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -134,11 +135,14 @@ func stopOnSignals(srv *server.Server, logger *slog.Logger) (context.Context, fu
 		case <-end:
 		}
 	}()
+	var once sync.Once
 	return ctx, func() {
-		signal.Stop(sigs)
-		close(end)
-		<-done
-		cancel()
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(end)
+			<-done
+			cancel()
+		})
 	}
 }
 
@@ -214,6 +218,9 @@ const finishTimeout = 2 * time.Second
 // PID 1 or a subreaper), until the returned func is called; that func
 // also ends, as PID 1, the processes still running (see reaper.Finish).
 func reapOrphans(logger *slog.Logger) func() {
+	if !reaper.ProcIsOurs() {
+		logger.Warn("gatehouse is PID 1 but /proc is another PID namespace's: orphaned processes cannot be found and reaped; mount /proc for this namespace (docker and Kubernetes do; unshare needs --mount-proc)")
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -179,3 +179,83 @@ func TestSignalsWhileStoppingAreIgnored(t *testing.T) {
 		})
 	}
 }
+
+// A second SIGTERM (or Ctrl-C) during shutdown_delay skips the rest of
+// it: gatehouse drains and exits at once, not 30 s later.
+func TestSecondSignalSkipsTheShutdownDelay(t *testing.T) {
+	f := newUpgradeFixture(t, nil, "1s", "shutdown_delay: 30s")
+	c := httpClient(t, 2*time.Second)
+	start := time.Now()
+	if err := f.g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "/readyz to fail", func() bool {
+		resp, err := c.Get(f.adminURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if !answers(c, f.listen) {
+		t.Errorf("a request during the delay was not served")
+	}
+	if err := f.g.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := f.g.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("gatehouse exited %d, want 0", code)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("gatehouse took %v to stop after a second signal, want well under its 30 s delay", took)
+	}
+	if !strings.Contains(f.g.stderr.String(), "second signal") {
+		t.Errorf("gatehouse did not say why it cut the delay short:\n%s", f.g.stderr)
+	}
+}
+
+// A gatehouse drained for maintenance stays drained through an upgrade
+// (drain, upgrade, undrain): the new process's /readyz fails until
+// undrain.
+func TestDrainedGatehouseStaysDrainedThroughAnUpgrade(t *testing.T) {
+	f := newUpgradeFixture(t, nil, "1s")
+	if out, errOut, code := gatehouse(t, f.dir, "drain", "--admin", f.adminURL); code != 0 {
+		t.Fatalf("gatehouse drain: exit %d\n%s%s", code, out, errOut)
+	}
+	if r := waitOp(t, f.upgrade(t), 60*time.Second, "the upgrade"); r.code != 0 {
+		t.Fatalf("upgrade exited %d:\n%s", r.code, r.out)
+	}
+	if code := f.g.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("the old gatehouse exited %d, want 0", code)
+	}
+	c := httpClient(t, 5*time.Second)
+	readyz := func() (int, string) {
+		resp, err := c.Get(f.adminURL + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if code, body := readyz(); code != http.StatusServiceUnavailable || body != "draining" {
+		t.Errorf("the new gatehouse's /readyz = %d %q, want 503 draining", code, body)
+	}
+	if out, errOut, code := gatehouse(t, f.dir, "undrain", "--admin", f.adminURL); code != 0 {
+		t.Fatalf("gatehouse undrain: exit %d\n%s%s", code, out, errOut)
+	}
+	testutil.WaitFor(t, 10*time.Second, "/readyz to pass after undrain", func() bool {
+		code, _ := readyz()
+		return code == http.StatusOK
+	})
+	// The variable went no further than the new gatehouse: not to the app.
+	resp, err := c.Get("http://" + f.listen + "/env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), "GATEHOUSE_DRAINED") {
+		t.Errorf("the app's environment has GATEHOUSE_DRAINED")
+	}
+}

@@ -19,7 +19,8 @@ type DNS struct {
 	Resolvers []string `yaml:"resolvers"`
 	// MinRefresh is the shortest time between two lookups of a name: a
 	// record's TTL below it (0 included) is raised to it. It is also the
-	// retry interval after a failed lookup. Default 1s; must be > 0.
+	// retry interval after a failed lookup. Default 1s; at least 100ms,
+	// so that TTL-0 answers (Consul's default) are no lookup storm.
 	MinRefresh Duration `yaml:"min_refresh"`
 	// MaxRefresh is the longest time between two lookups: a TTL above it
 	// is lowered to it, so that members follow a change within it.
@@ -201,7 +202,9 @@ func (v *validator) dns(a *App, path string) {
 		}
 		d.Resolvers[i] = addr
 	}
-	v.positive(path+".min_refresh", d.MinRefresh)
+	if d.MinRefresh < Duration(100*time.Millisecond) {
+		v.errorf(path+".min_refresh", "must be at least 100ms, got %s", d.MinRefresh.D())
+	}
 	v.positive(path+".max_refresh", d.MaxRefresh)
 	v.positive(path+".timeout", d.Timeout)
 	if d.MinRefresh > 0 && d.MaxRefresh > 0 && d.MinRefresh > d.MaxRefresh {

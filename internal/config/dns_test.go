@@ -49,7 +49,7 @@ func TestValidateDNS(t *testing.T) {
 				`g.yaml:6: apps.api.dns.resolvers[1]: "10.0.0.1:0" has port "0": must be a number from 1 to 65535`,
 				`g.yaml:6: apps.api.dns.resolvers[2]: "10.0.0.1:" has port "": must be a number from 1 to 65535`,
 				`g.yaml:6: apps.api.dns.resolvers[3]: "" must be an IP address with an optional port, e.g. "10.96.0.10:53" or "10.96.0.10"`,
-				`g.yaml:7: apps.api.dns.min_refresh: must be > 0`,
+				`g.yaml:7: apps.api.dns.min_refresh: must be at least 100ms, got 0s`,
 				`g.yaml:8: apps.api.dns.max_refresh: must be > 0`,
 				`g.yaml:9: apps.api.dns.timeout: must be > 0`,
 			}},

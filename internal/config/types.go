@@ -71,10 +71,11 @@ type App struct {
 	// Instances is how many processes to run. Default 1; 0 is an error.
 	Instances int `yaml:"instances"`
 	// MinReady is how many ready instances (or members, for an external
-	// pool) the app needs for gatehouse's /readyz to pass, capped at the
-	// instances it is meant to run (so a stopped or idle-unloaded app
-	// needs none). nil (absent) means 1 for an app with a command and 0
-	// for an external pool; 0 means the app never holds readiness back.
+	// pool) the app needs for gatehouse's /readyz to pass. For an app with
+	// a command it is capped at the instances the app is meant to run (so
+	// a stopped or idle-unloaded app needs none). nil (absent) means 1 for
+	// an app with a command and 0 for an external pool; 0 means the app
+	// never holds readiness back.
 	MinReady *int `yaml:"min_ready"`
 	// Upstreams, instead of Command, makes an external pool of host:port
 	// addresses, probed and balanced like instances. "https://host[:port]"

@@ -79,6 +79,19 @@ func Orphans() bool {
 	return err == nil && v != 0
 }
 
+// ProcIsOurs reports whether /proc shows this process's own PID
+// namespace, where the reaper looks for zombies: false for a PID 1 whose
+// /proc was mounted for another namespace (unshare without
+// --mount-proc), which then finds none of its orphans. Always true for
+// a process that is not PID 1.
+func ProcIsOurs() bool {
+	if os.Getpid() != 1 {
+		return true
+	}
+	self, err := os.Readlink("/proc/self")
+	return err == nil && self == "1"
+}
+
 // rescan is how often the reaper looks for zombies even without SIGCHLD:
 // signals coalesce, and one that came while a registered pid was being
 // released would otherwise leave a zombie until the next.

@@ -62,7 +62,7 @@ func TestUnitFile(t *testing.T) {
 		{"Service.KillMode", "process"},
 		{"Service.ExecStart", "/usr/local/bin/gatehouse run -c /etc/gatehouse/gatehouse.yaml"},
 		{"Service.ExecReload", "/bin/kill -HUP $MAINPID"},
-		{"Service.TimeoutStopSec", "90s"},
+		{"Service.TimeoutStopSec", "100s"},
 		{"Service.Restart", "on-failure"},
 		{"Service.WatchdogSec", "30s"},
 		{"Service.StateDirectory", "gatehouse"},

@@ -277,3 +277,37 @@ func TestReadyzPassesWhileAnIdleAppWakes(t *testing.T) {
 		t.Errorf("/readyz once the app woke: %d, want 200", got)
 	}
 }
+
+// Issue 15: an external pool holds readiness back only when it says so,
+// and then by its ready members, not capped at how many it has: an edge
+// whose one upstream refuses connections is not ready with min_ready 1.
+func TestReadyzExternalPool(t *testing.T) {
+	one := 1
+	for _, tc := range []struct {
+		name     string
+		minReady *int
+		want     int
+	}{
+		{"default needs none", nil, 200},
+		{"min_ready 1 with no member up", &one, 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _ := harness.FaultApp(t, 1)
+			edge := config.NewApp("web")
+			edge.Upstreams = []string{testutil.ClosedAddr(t)}
+			edge.Routes = []string{"/"}
+			edge.MinReady = tc.minReady
+			edge.Health.Interval = config.Duration(200 * time.Millisecond)
+			cfg.Apps = map[string]*config.App{"web": edge}
+			g := harness.Start(t, cfg)
+			c := client(t, 5*time.Second)
+			testutil.WaitFor(t, 5*time.Second, "the member to be found unhealthy", func() bool {
+				in := g.Instances("web")
+				return len(in) == 1 && in[0].State == "unhealthy"
+			})
+			if got := getProbe(t, c, g.AdminURL+"/readyz", "").Status; got != tc.want {
+				t.Errorf("/readyz = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

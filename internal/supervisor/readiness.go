@@ -2,9 +2,10 @@ package supervisor
 
 // Readiness reports the app's share of gatehouse's readiness: ready is
 // how many of its members take requests now, need how many it must have
-// (min_ready, capped at what the app is meant to run now: a stopped or
-// idle-unloaded app needs none, an external pool no more than it has
-// members). An app a request woke from an idle unload needs none either
+// (min_ready, capped at what an app with a command is meant to run now:
+// a stopped or idle-unloaded app needs none). An external pool's
+// min_ready is not capped: an edge told to need one member is not ready
+// while its DNS name has none. An app a request woke from an idle unload needs none either
 // until it is first ready again: the request is held meanwhile, and the
 // other apps must not be taken out of rotation with it.
 func (a *App) Readiness() (ready, need int) {
@@ -15,7 +16,6 @@ func (a *App) Readiness() (ready, need int) {
 	case a.pool.Unloaded():
 		need = 0
 	case cfg.External():
-		need = min(need, len(members))
 	default:
 		need = min(need, cfg.Instances)
 	}
