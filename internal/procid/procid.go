@@ -54,6 +54,24 @@ func ReadStat(pid int) (Stat, error) {
 	return Stat{State: f[0][0], PPID: ppid, PGRP: pgrp, StartTicks: start}, nil
 }
 
+// List returns the pids /proc shows: every process of this PID
+// namespace (when /proc was mounted for it).
+func List() []int {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	pids := make([]int, 0, len(names))
+	for _, name := range names {
+		if pid, err := strconv.Atoi(name); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // Of names the running process pid; StartTicks is 0 if it cannot be read.
 func Of(pid int) ID {
 	st, _ := ReadStat(pid)

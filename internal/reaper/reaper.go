@@ -24,13 +24,14 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gatehouse/gatehouse/internal/procid"
 )
 
 var (
@@ -151,44 +152,13 @@ func Reap() []Reaped {
 // from /proc (the one place that lists another process's children
 // without waiting for them).
 func zombieChildren(ppid int) []int {
-	d, err := os.Open("/proc")
-	if err != nil {
-		return nil
-	}
-	defer d.Close()
-	names, _ := d.Readdirnames(-1)
 	var out []int
-	for _, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil {
-			continue
-		}
-		if state, parent, ok := stat(pid); ok && state == 'Z' && parent == ppid {
+	for _, pid := range procid.List() {
+		if st, err := procid.ReadStat(pid); err == nil && st.State == 'Z' && st.PPID == ppid {
 			out = append(out, pid)
 		}
 	}
 	return out
-}
-
-// stat reads a process's state and parent from /proc/PID/stat; the
-// command name, in parentheses, may hold anything, so the fields are
-// read after its last ")".
-func stat(pid int) (state byte, ppid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 || len(f[0]) != 1 {
-		return 0, 0, false
-	}
-	ppid, err = strconv.Atoi(f[1])
-	return f[0][0], ppid, err == nil
 }
 
 func describe(ws unix.WaitStatus) string {
@@ -235,18 +205,10 @@ func Finish(timeout time.Duration) int {
 // children counts the processes left in this PID namespace besides
 // this one (for PID 1, every one of them is a descendant).
 func children() int {
-	d, err := os.Open("/proc")
-	if err != nil {
-		return 0
-	}
-	defer d.Close()
-	names, _ := d.Readdirnames(-1)
 	n := 0
-	for _, name := range names {
-		if pid, err := strconv.Atoi(name); err == nil && pid != os.Getpid() {
-			if state, _, ok := stat(pid); ok && state != 'Z' {
-				n++
-			}
+	for _, pid := range procid.List() {
+		if st, err := procid.ReadStat(pid); err == nil && pid != os.Getpid() && st.State != 'Z' {
+			n++
 		}
 	}
 	return n

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/gatehouse/gatehouse/internal/procid"
 	"github.com/gatehouse/gatehouse/internal/reaper"
 )
 
@@ -33,8 +34,7 @@ func awaitZombie(t *testing.T, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err == nil && stateOf(string(b)) == "Z" {
+		if st, err := procid.ReadStat(pid); err == nil && st.State == 'Z' {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -42,15 +42,6 @@ func awaitZombie(t *testing.T, pid int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-func stateOf(stat string) string {
-	for i := len(stat) - 1; i >= 0; i-- {
-		if stat[i] == ')' && i+2 < len(stat) {
-			return stat[i+2 : i+3]
-		}
-	}
-	return ""
 }
 
 // A child started through the reaper is never reaped by it, even as a
@@ -136,19 +127,9 @@ func TestReaperRunsBesideWaits(t *testing.T) {
 
 func zombieChildren(t *testing.T) []int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []int
-	for _, e := range ents {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		var pid, ppid int
-		var comm, state string
-		if _, err := fmt.Sscan(string(b), &pid, &comm, &state, &ppid); err == nil && state == "Z" && ppid == os.Getpid() {
+	for _, pid := range procid.List() {
+		if st, err := procid.ReadStat(pid); err == nil && st.State == 'Z' && st.PPID == os.Getpid() {
 			out = append(out, pid)
 		}
 	}

@@ -307,16 +307,8 @@ func TestShimKilled(t *testing.T) {
 // children lists this process's children, zombies included.
 func children(t *testing.T) []int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range procid.List() {
 		if st, err := procid.ReadStat(pid); err == nil && st.PPID == os.Getpid() {
 			out = append(out, pid)
 		}
