@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,32 +33,6 @@ func fleetRecords(name string, ips ...string) []string {
 type fleetNode struct {
 	ip, dir, cfg, adminURL string
 	g                      *running
-}
-
-// sharedPort finds a port free on every one of ips.
-func sharedPort(t *testing.T, ips ...string) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", ips[0]+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		held := []net.Listener{l}
-		for _, ip := range ips[1:] {
-			if l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port)); err == nil {
-				held = append(held, l)
-			}
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if len(held) == len(ips) {
-			return port
-		}
-	}
-	t.Fatal("no port free on every fleet address")
-	return 0
 }
 
 func newFleetNode(t *testing.T, bin, fault, ip string, port int) *fleetNode {
@@ -234,7 +207,7 @@ func TestFleetRollingRestartBehindADNSDiscoveringEdge(t *testing.T) {
 	bin := testutil.BuildBinary(t, gatehousePkg)
 	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
 	ips := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"}
-	port := sharedPort(t, ips...)
+	port := testutil.FreePortOn(t, ips...)
 	const fleetName = "nodes.fleet.test"
 	d := dnstest.Start(t)
 	d.Set(t, fleetName, fleetRecords(fleetName, ips[:3]...)...)

@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -82,12 +83,59 @@ func sharedBinDir() (string, error) {
 // process may take it before the caller binds it, so use it promptly.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("FreePort: %v", err)
+	return FreePortOn(t, "127.0.0.1")
+}
+
+// FreePortOn returns a TCP port that was free a moment ago on every one of
+// ips. It is chosen below the kernel's ephemeral range, so that the
+// outgoing connections of tests running meanwhile (whose local ports come
+// from that range, thousands a second under load) cannot take it before
+// the caller binds it; only another test choosing the same port at
+// random can.
+func FreePortOn(t testing.TB, ips ...string) int {
+	t.Helper()
+	const lowest = 10000
+	highest := ephemeralLow() - 1
+	for range 200 {
+		port := lowest + rand.IntN(highest-lowest+1)
+		if bindable(port, ips) {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("FreePortOn: no port free on %v below %d", ips, highest+1)
+	return 0
+}
+
+// bindable reports whether port can be listened on at every one of ips.
+func bindable(port int, ips []string) bool {
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for _, ip := range ips {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		held = append(held, l)
+	}
+	return true
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range
+// (Linux's default 32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 10001 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // WaitFor polls cond every 20ms until it is true, and fails the test naming
