@@ -46,7 +46,9 @@ func testAlertsConfig() *config.Alerts {
 }
 
 func TestEvaluator(t *testing.T) {
-	exit := func(inst string) *telemetry.Event { return ev(telemetry.EventExit, "web", inst, "exit code 1 before it became ready") }
+	exit := func(inst string) *telemetry.Event {
+		return ev(telemetry.EventExit, "web", inst, "exit code 1 before it became ready")
+	}
 	noReady := Key{NoReadyInstance, "web", ""}
 	tests := []struct {
 		name  string
