@@ -167,7 +167,7 @@ func (m *Manager) dispatch(ns []Notification) {
 	}
 	for _, n := range ns {
 		m.events.Emit(telemetry.Event{App: n.App, Instance: n.Instance, Type: telemetry.EventAlert,
-			Value: n.Alert, Trigger: n.Status, Detail: n.Summary})
+			Value: n.Alert, Trigger: n.Status, Detail: n.Text()})
 		m.log.Info("alert", "alert", n.Alert, "status", n.Status, "app", n.App, "instance", n.Instance, "summary", n.Summary)
 		for _, q := range m.notifiers {
 			q.enqueue(n)

@@ -22,8 +22,9 @@ type Alerts struct {
 	// notified again. Default 4h (Alertmanager's); must be > 0.
 	RepeatInterval Duration `yaml:"repeat_interval"`
 	// NoReadyFor is how long an app with a command must have no ready
-	// instance before no_ready_instance fires (a restart that takes a
-	// second is not an episode). Default 10s; 0 fires at the first check.
+	// instance before no_ready_instance fires: a restart, or the first
+	// start of an app that boots in 20s, is not an episode. Default 30s;
+	// 0 fires at the first check.
 	NoReadyFor Duration `yaml:"no_ready_for"`
 	// RestartLoop is restart_loop's threshold.
 	RestartLoop RestartLoopAlert `yaml:"restart_loop"`
@@ -95,7 +96,7 @@ var receiverFormats = []string{FormatJSON, FormatAlertmanager, FormatSlack}
 func NewAlerts() *Alerts {
 	return &Alerts{
 		RepeatInterval: Duration(4 * time.Hour),
-		NoReadyFor:     Duration(10 * time.Second),
+		NoReadyFor:     Duration(30 * time.Second),
 		RestartLoop:    RestartLoopAlert{Exits: 3, Window: Duration(3 * time.Minute)},
 		ErrorRate:      ErrorRateAlert{Above: 0.05, Window: Duration(5 * time.Minute), MinRequests: 20},
 	}

@@ -14,7 +14,8 @@ const (
 	EventAutoscaleBelowMax = "autoscale_below_max"
 
 	// EventAlert is a notification of package alerts: Value is the alert
-	// name, Trigger its status (firing or resolved), Detail its summary.
+	// name, Trigger its status (firing or resolved), Detail its one-line
+	// text ("[FIRING] no_ready_instance web: web has no ready instance").
 	// App and Instance are the alert's.
 	EventAlert = "alert"
 )
