@@ -170,3 +170,29 @@ func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
 		t.Errorf("alert events %v, want %v", evs, want)
 	}
 }
+
+// An app the operator stops has no ready instance on purpose: no alert.
+func TestAlertsQuietWhenOperatorStops(t *testing.T) {
+	cfg, _ := harness.FaultApp(t, 1)
+	hook := newWebhook(t)
+	cfg.Alerts = config.NewAlerts()
+	cfg.Alerts.NoReadyFor = config.Duration(500 * time.Millisecond)
+	rc := config.NewReceiver()
+	rc.Name, rc.URL = "own", hook.URL
+	cfg.Alerts.Receivers = []*config.Receiver{rc}
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 20*time.Second)
+	if err := g.Srv.Supervisor().App("web").Stop(t.Context(), func(string, ...any) {}); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	// Several of the alerts' checks (one a second) past no_ready_for.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if ns := hook.notifications(t); len(ns) != 0 {
+			t.Fatalf("notifications for an app the operator stopped: %v", ns)
+		}
+	}
+	g.Stop(t)
+	if ns := hook.notifications(t); len(ns) != 0 {
+		t.Errorf("notifications for an app the operator stopped: %v", ns)
+	}
+}
