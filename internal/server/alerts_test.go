@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -194,5 +195,50 @@ func TestAlertsQuietWhenOperatorStops(t *testing.T) {
 	g.Stop(t)
 	if ns := hook.notifications(t); len(ns) != 0 {
 		t.Errorf("notifications for an app the operator stopped: %v", ns)
+	}
+}
+
+// A receiver that is down (it accepts and never answers) delays nothing:
+// requests are answered at once while notifications pile up for it, and
+// gatehouse stops within the alerts' short flush bound.
+func TestAlertsDownReceiverDelaysNothing(t *testing.T) {
+	hang := make(chan struct{})
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() {
+		close(hang)
+		down.Close()
+	})
+	cfg, _ := harness.FaultApp(t, 1)
+	cfg.Alerts = config.NewAlerts()
+	rc := config.NewReceiver()
+	rc.Name, rc.URL = "down", down.URL
+	rc.Timeout = config.Duration(time.Minute)
+	cfg.Alerts.Receivers = []*config.Receiver{rc}
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 20*time.Second)
+	// Episodes of made-up apps, each a notification for the receiver.
+	for i := range 500 {
+		g.Srv.Events().Emit(telemetry.Event{Type: telemetry.EventAutoscaleAtMax, App: "app" + strconv.Itoa(i)})
+	}
+	testutil.WaitFor(t, 10*time.Second, "alert events", func() bool { return len(g.Events(telemetry.EventAlert)) > 0 })
+	c := client(t, 10*time.Second)
+	for i := range 200 {
+		start := time.Now()
+		if st, _, _ := get(t, c, g.URL+"/"); st != 200 {
+			t.Fatalf("request %d answered %d", i, st)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("request %d took %s with the receiver down", i, d)
+		}
+	}
+	start := time.Now()
+	g.Stop(t)
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("stopping took %s with the receiver down", d)
 	}
 }
