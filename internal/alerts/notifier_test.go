@@ -218,3 +218,39 @@ func TestDownReceiverBlocksNothing(t *testing.T) {
 		t.Errorf("stopping took %s with the receiver down, want about the 200ms flush bound", d)
 	}
 }
+
+// close delivers what is queued (the resolved notifications of a
+// shutdown, say) within its bound, and abandons the rest at the bound.
+func TestNotifierFlushesOnClose(t *testing.T) {
+	tests := []struct {
+		name      string
+		delay     time.Duration // the receiver's answer time
+		bound     time.Duration
+		delivered int
+	}{
+		{"within the bound", 50 * time.Millisecond, 5 * time.Second, 3},
+		{"past the bound", time.Second, 200 * time.Millisecond, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rcv := newReceiver(t, func(int) int { time.Sleep(tt.delay); return http.StatusOK })
+			res := &results{}
+			q := newNotifier(testReceiver(rcv.URL), discard, res.add)
+			for i := range 3 {
+				q.enqueue(firing(fmt.Sprintf("app%d", i)))
+			}
+			go q.run()
+			start := time.Now()
+			q.close(tt.bound)
+			if d := time.Since(start); d > tt.bound+time.Second {
+				t.Errorf("close took %s, bound %s", d, tt.bound)
+			}
+			if got := res.count(ResultSent); got != tt.delivered {
+				t.Errorf("sent %d, want %d (results %v)", got, tt.delivered, res.list())
+			}
+			if got := len(res.list()); got != 3 {
+				t.Errorf("%d results for 3 notifications: %v", got, res.list())
+			}
+		})
+	}
+}
