@@ -13,6 +13,18 @@ type Error struct {
 	Detail string
 	// Err is the underlying error, if any.
 	Err error
+	// Hint, when set, replaces the cause's hint for this failure: a
+	// no_ready_instance of instances busy at max_inflight calls for more
+	// capacity, not a look at the probes.
+	Hint string
+}
+
+// HintText is what the error page suggests: Hint, or the cause's.
+func (e *Error) HintText() string {
+	if e.Hint != "" {
+		return e.Hint
+	}
+	return e.Cause.Hint()
 }
 
 // New returns an Error for cause c.
