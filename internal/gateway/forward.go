@@ -267,15 +267,15 @@ func (a *appProxy) acquireError(ctx context.Context, err error, hold time.Durati
 	case errors.Is(err, pool.ErrQueueFull):
 		e := cause.Errorf(cause.QueueFull, "", err, "%d requests already waiting for an instance of %s%s", a.pool.Waiting(), a.name, a.busyNote())
 		if _, busy := a.pool.Saturated(); busy {
-			e.Hint = BusyHint
+			e.Hint = cause.BusyHint
 		}
 		return e
 	case errors.Is(err, pool.ErrHoldTimeout):
 		if ready, busy := a.pool.Saturated(); busy {
 			// Instances are up but busy: overload, not a start or a crash.
-			e := cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s had a free slot within hold_timeout %s: %s busy at max_inflight %d, %d requests waiting",
-				a.name, hold, plural(ready, "instance", "instances"), a.pool.MaxInflight(), a.pool.Waiting())
-			e.Hint = BusyHint
+			e := cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s had a free slot within hold_timeout %s: %s %s %d, %d requests waiting",
+				a.name, hold, plural(ready, "instance", "instances"), cause.Busy, a.pool.MaxInflight(), a.pool.Waiting())
+			e.Hint = cause.BusyHint
 			return e
 		}
 		return cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s became ready within hold_timeout %s: %s", a.name, hold, a.pool.Describe())
@@ -284,15 +284,11 @@ func (a *appProxy) acquireError(ctx context.Context, err error, hold time.Durati
 	}
 }
 
-// BusyHint is the error page's hint when the instances are up but every
-// one is at max_inflight: real overload.
-const BusyHint = "every instance is busy at max_inflight (overload, not a crash): add instances (gatehouse scale, or autoscale), raise max_inflight if the app can take more at once, or retry later"
-
 // busyNote adds to a queue_full detail that the instances are busy at
 // max_inflight, when they are.
 func (a *appProxy) busyNote() string {
 	if ready, busy := a.pool.Saturated(); busy {
-		return fmt.Sprintf("; %s busy at max_inflight %d", plural(ready, "instance", "instances"), a.pool.MaxInflight())
+		return fmt.Sprintf("; %s %s %d", plural(ready, "instance", "instances"), cause.Busy, a.pool.MaxInflight())
 	}
 	return ""
 }
