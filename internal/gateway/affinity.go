@@ -48,7 +48,6 @@ import (
 // the pinned member alone would need a queue per member and would let
 // one busy instance hold its clients past hold_timeout while others idle.
 
-
 // keyFile is the affinity secret's file under data_dir: 64 hex digits.
 const keyFile = "affinity.key"
 
