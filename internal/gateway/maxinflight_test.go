@@ -1,7 +1,11 @@
 package gateway_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -10,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
 // serialSeen matches the fault app's /serial answer: what the app itself
@@ -178,4 +184,57 @@ func TestMaxInflight(t *testing.T) {
 		}
 		checkCauses(t, g, c.all())
 	})
+}
+
+// max_inflight is reloaded live: the instance keeps running (same pid),
+// and from the reload on the app is no longer sent two requests at once.
+func TestMaxInflightReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gatehouse.yaml")
+	bin, _ := json.Marshal(testutil.BuildBinary(t, testutil.FaultAppPkg))
+	dd, _ := json.Marshal(filepath.Join(dir, "data"))
+	write := func(limit int) {
+		yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin: \"127.0.0.1:0\"\ndata_dir: %s\napps:\n  web:\n    command: [%s]\n    health: {path: /healthz}\n    max_inflight: %d\n", dd, bin, limit)
+		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 20*time.Second)
+	pid := g.Instances("web")[0].PID
+	c := newClient(t, g, 60*time.Second)
+	overlapped := false
+	for _, r := range burst(c, 4, 1, "/serial?d=300ms") {
+		if m := serialSeen.FindStringSubmatch(r.body); m != nil && m[2] != "1" {
+			overlapped = true
+		}
+	}
+	if !overlapped {
+		t.Fatal("without max_inflight four requests at once never overlapped in the app: the test cannot tell the limit's effect")
+	}
+
+	write(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.Srv.Reload(ctx, "", func(string, ...any) {}); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if in := g.Instances("web"); len(in) != 1 || in[0].PID != pid {
+		t.Fatalf("after reloading max_inflight the instances are %+v; want the same process %d", in, pid)
+	}
+	for _, r := range burst(c, 4, 2, "/serial?d=30ms") {
+		if r.err != nil || r.status != 200 {
+			t.Errorf("%v: want 200", r)
+			continue
+		}
+		m := serialSeen.FindStringSubmatch(r.body)
+		if m == nil || m[2] != "1" {
+			t.Errorf("%v: the app had other requests at once after max_inflight 1 was reloaded", r)
+		}
+	}
 }
