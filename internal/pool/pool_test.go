@@ -11,7 +11,7 @@ import (
 )
 
 // newPool returns a pool with members named ids, all in state s.
-func newPool(t *testing.T, maxQueue int, s State, ids ...string) (*Pool, []*Member) {
+func newPool(t testing.TB, maxQueue int, s State, ids ...string) (*Pool, []*Member) {
 	t.Helper()
 	p := New("web", maxQueue)
 	var ms []*Member
