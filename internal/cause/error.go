@@ -13,6 +13,26 @@ type Error struct {
 	Detail string
 	// Err is the underlying error, if any.
 	Err error
+	// Hint, when set, replaces the cause's hint for this failure: a
+	// no_ready_instance of instances busy at max_inflight calls for more
+	// capacity, not a look at the probes.
+	Hint string
+}
+
+// Busy is in the detail of a no_ready_instance or queue_full whose
+// instances were up but every one at max_inflight: the words diagnose
+// looks for to call it overload rather than a start or a crash.
+const Busy = "busy at max_inflight"
+
+// BusyHint is the hint for those failures.
+const BusyHint = "every instance is busy at max_inflight (overload, not a crash): add instances (gatehouse scale, or autoscale), raise max_inflight if the app can take more at once, or retry later"
+
+// HintText is what the error page suggests: Hint, or the cause's.
+func (e *Error) HintText() string {
+	if e.Hint != "" {
+		return e.Hint
+	}
+	return e.Cause.Hint()
 }
 
 // New returns an Error for cause c.

@@ -127,6 +127,12 @@ type App struct {
 	// QueueSize caps how many requests may be held at once; past it they
 	// get 503 queue_full. Default 1000.
 	QueueSize int `yaml:"queue_size"`
+	// MaxInflight caps how many requests one instance is sent at once (an
+	// app that serves one request at a time: 1); beyond it requests wait
+	// in the hold queue, in arrival order, within queue_size and
+	// hold_timeout. Unit: requests per instance. Default 0: no limit.
+	// Reloadable.
+	MaxInflight int `yaml:"max_inflight"`
 	// MaxAttempts bounds attempts per request, retries included. Default 3;
 	// 1 disables retries.
 	MaxAttempts int `yaml:"max_attempts"`

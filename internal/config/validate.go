@@ -157,6 +157,9 @@ func (v *validator) app(a *App, path string, napps int, top *Limits) {
 	if a.QueueSize < 1 {
 		v.errorf(path+".queue_size", "must be ≥ 1, got %d", a.QueueSize)
 	}
+	if a.MaxInflight < 0 {
+		v.errorf(path+".max_inflight", "must be ≥ 0 (0: no limit), got %d", a.MaxInflight)
+	}
 	if a.MaxAttempts < 1 || a.MaxAttempts > 10 {
 		v.errorf(path+".max_attempts", "must be between 1 and 10, got %d", a.MaxAttempts)
 	}

@@ -28,15 +28,20 @@ type AppSnap struct {
 	Command []string `json:"command,omitempty"`
 	// Runtime is what the command runs (RuntimeNode, RuntimeGo, ...), ""
 	// when not recognised: fixes name what applies to it.
-	Runtime             string         `json:"runtime,omitempty"`
-	HealthPath          string         `json:"health_path,omitempty"`
-	HealthTimeout       time.Duration  `json:"health_timeout"`
-	RequestTimeout      time.Duration  `json:"request_timeout"`
-	StartTimeout        time.Duration  `json:"start_timeout"`
-	UpstreamIdleTimeout time.Duration  `json:"upstream_idle_timeout"`
-	IdleTimeout         time.Duration  `json:"idle_timeout"`
-	MemoryLimit         uint64         `json:"memory_limit"`
-	Instances           []InstanceSnap `json:"instances"`
+	Runtime             string        `json:"runtime,omitempty"`
+	HealthPath          string        `json:"health_path,omitempty"`
+	HealthTimeout       time.Duration `json:"health_timeout"`
+	RequestTimeout      time.Duration `json:"request_timeout"`
+	StartTimeout        time.Duration `json:"start_timeout"`
+	UpstreamIdleTimeout time.Duration `json:"upstream_idle_timeout"`
+	IdleTimeout         time.Duration `json:"idle_timeout"`
+	MemoryLimit         uint64        `json:"memory_limit"`
+	// MaxInflight, QueueSize and HoldTimeout bound how much the app is
+	// sent at once and how many wait: overload's figures.
+	MaxInflight int            `json:"max_inflight,omitempty"`
+	QueueSize   int            `json:"queue_size,omitempty"`
+	HoldTimeout time.Duration  `json:"hold_timeout,omitempty"`
+	Instances   []InstanceSnap `json:"instances"`
 }
 
 // InstanceSnap is one instance's state and process statistics.
@@ -57,6 +62,7 @@ func Take(sup *supervisor.Supervisor) Snapshot {
 			Name: a.Name(), Command: c.Command, Runtime: DetectRuntime(c.Command, c.Dir), HealthPath: c.Health.Path, HealthTimeout: c.Health.Timeout.D(),
 			RequestTimeout: c.RequestTimeout.D(), StartTimeout: c.StartTimeout.D(), UpstreamIdleTimeout: c.UpstreamIdleTimeout.D(),
 			IdleTimeout: c.IdleTimeout.D(), MemoryLimit: uint64(c.MemoryLimit),
+			MaxInflight: c.MaxInflight, QueueSize: c.QueueSize, HoldTimeout: c.HoldTimeout.D(),
 		}
 		for _, in := range a.Instances() {
 			as.Instances = append(as.Instances, InstanceSnap{

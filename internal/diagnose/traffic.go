@@ -3,7 +3,10 @@ package diagnose
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/cause"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -180,10 +183,40 @@ func overload(ev *Evidence, found []Finding) []Finding {
 			Fix:              "add capacity (gatehouse scale " + app + " N), make instances start faster, or raise queue_size / hold_timeout if bursts are short",
 			RequestsAffected: len(as), SampleRequestIDs: sampleIDs(as),
 		}
+		if s := ev.app(app); s != nil && s.MaxInflight > 0 {
+			busyOverload(ev, &f, s, as, full)
+		}
 		f.FirstSeen, f.LastSeen = span(as)
 		out = append(out, f)
 	}
 	return sorted(out)
+}
+
+// busyOverload words overload for an app with max_inflight whose
+// instances were up but busy: it names the limit, the instances, and how
+// many requests waited for a slot or were turned away. A no_ready_instance
+// is counted as busy only when its detail says so (cause.Busy): one held
+// while no instance was ready is a start's or a crash's, not the limit's.
+func busyOverload(ev *Evidence, f *Finding, s *AppSnap, as []*Access, full int) {
+	busy := 0
+	for _, a := range as {
+		if a.Cause == "no_ready_instance" && strings.Contains(a.Detail, cause.Busy) {
+			busy++
+		}
+	}
+	held := len(accessWhere(ev, func(a *Access) bool { return a.App == s.Name && a.HeldMS > 0 && a.Cause != "queue_full" }))
+	n := len(s.Instances)
+	f.Title = fmt.Sprintf("overload: %d requests were refused while %s served at most max_inflight %d each",
+		len(as), plural(n, "instance", "instances"), s.MaxInflight)
+	f.Evidence = []string{
+		fmt.Sprintf("max_inflight %d × %s: at most %d requests at once; the rest wait in the hold queue (queue_size %d, hold_timeout %s)",
+			s.MaxInflight, plural(n, "instance", "instances"), s.MaxInflight*n, s.QueueSize, s.HoldTimeout),
+		fmt.Sprintf("%d requests were held for a free slot or a ready instance", held),
+		fmt.Sprintf("%d × 503 queue_full (the hold queue was full)", full),
+		fmt.Sprintf("%d × 503 no_ready_instance, %d of them with every instance busy at max_inflight", len(as)-full, busy),
+	}
+	f.Fix = fmt.Sprintf("add instances (gatehouse scale %s %d, or autoscale), or raise max_inflight if the app can serve more than %d at once; raise queue_size / hold_timeout only if bursts are short",
+		s.Name, n+max(1, n/2), s.MaxInflight)
 }
 
 // coldStart: idle unloads that made requests wait for a start.

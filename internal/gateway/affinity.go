@@ -41,6 +41,12 @@ import (
 // picked as any request is, and its cookie is rewritten to the instance
 // that answered. Retries go elsewhere as they always do, and the cookie
 // follows the answer. gatehouse's own error answers set no cookie.
+//
+// Under max_inflight a pinned member at its limit takes no more (Take
+// refuses): the client is picked as any request is, or held in arrival
+// order with the others, and the cookie follows the answer. Waiting for
+// the pinned member alone would need a queue per member and would let
+// one busy instance hold its clients past hold_timeout while others idle.
 
 // keyFile is the affinity secret's file under data_dir: 64 hex digits.
 const keyFile = "affinity.key"

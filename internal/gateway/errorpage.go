@@ -60,7 +60,7 @@ func jsonBody(requestID string, e *cause.Error) string {
 	b = append(b, `,"detail":`...)
 	b = telemetry.AppendJSONString(b, e.Detail)
 	b = append(b, `,"hint":`...)
-	b = telemetry.AppendJSONString(b, e.Cause.Hint())
+	b = telemetry.AppendJSONString(b, e.HintText())
 	b = append(b, "}\n"...)
 	return string(b)
 }
@@ -75,7 +75,7 @@ func textBody(status int, requestID string, e *cause.Error) string {
 	if e.Detail != "" {
 		sb.WriteString("what happened: " + e.Detail + "\n")
 	}
-	sb.WriteString("hint: " + e.Cause.Hint() + "\n")
+	sb.WriteString("hint: " + e.HintText() + "\n")
 	return sb.String()
 }
 
@@ -84,5 +84,5 @@ func htmlBody(status int, requestID string, e *cause.Error) string {
 	return "<!doctype html><title>" + strconv.Itoa(status) + " " + t(http.StatusText(status)) + "</title>" +
 		"<h1>" + strconv.Itoa(status) + " " + t(http.StatusText(status)) + "</h1>" +
 		"<p><b>gatehouse: " + t(string(e.Cause)) + "</b></p><p>" + t(e.Detail) + "</p>" +
-		"<p>" + t(e.Cause.Hint()) + "</p><p><small>instance " + t(e.Instance) + " · request id " + t(requestID) + "</small></p>\n"
+		"<p>" + t(e.HintText()) + "</p><p><small>instance " + t(e.Instance) + " · request id " + t(requestID) + "</small></p>\n"
 }

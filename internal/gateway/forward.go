@@ -265,12 +265,39 @@ func sinceOrZero(t time.Time) time.Duration {
 func (a *appProxy) acquireError(ctx context.Context, err error, hold time.Duration) *cause.Error {
 	switch {
 	case errors.Is(err, pool.ErrQueueFull):
-		return cause.Errorf(cause.QueueFull, "", err, "%d requests already waiting for an instance of %s", a.pool.Waiting(), a.name)
+		e := cause.Errorf(cause.QueueFull, "", err, "%d requests already waiting for an instance of %s%s", a.pool.Waiting(), a.name, a.busyNote())
+		if _, busy := a.pool.Saturated(); busy {
+			e.Hint = cause.BusyHint
+		}
+		return e
 	case errors.Is(err, pool.ErrHoldTimeout):
+		if ready, busy := a.pool.Saturated(); busy {
+			// Instances are up but busy: overload, not a start or a crash.
+			e := cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s had a free slot within hold_timeout %s: %s %s %d, %d requests waiting",
+				a.name, hold, plural(ready, "instance", "instances"), cause.Busy, a.pool.MaxInflight(), a.pool.Waiting())
+			e.Hint = cause.BusyHint
+			return e
+		}
 		return cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s became ready within hold_timeout %s: %s", a.name, hold, a.pool.Describe())
 	default:
 		return cause.New(cause.ClientClosed, "", "client went away while held", ctx.Err())
 	}
+}
+
+// busyNote adds to a queue_full detail that the instances are busy at
+// max_inflight, when they are.
+func (a *appProxy) busyNote() string {
+	if ready, busy := a.pool.Saturated(); busy {
+		return fmt.Sprintf("; %s %s %d", plural(ready, "instance", "instances"), cause.Busy, a.pool.MaxInflight())
+	}
+	return ""
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // attemptError names the failure of the last attempt, and ties it to the

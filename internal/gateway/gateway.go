@@ -88,6 +88,7 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 			g.secret.get() // now, so that a key that cannot be kept is told at start
 		}
 		a.cfg.Store(ac)
+		a.pool.SetMaxInflight(ac.MaxInflight)
 		a.rp = &httputil.ReverseProxy{
 			Rewrite:       rewrite,
 			Transport:     a,
@@ -107,7 +108,7 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 }
 
 // UpdateApp applies a reloaded app config that needs no restart (timeouts,
-// limits, probes, upstream_tls).
+// limits, max_inflight, probes, upstream_tls).
 func (g *Gateway) UpdateApp(ac *config.App) {
 	if a := g.apps[ac.Name]; a != nil {
 		if ac.Affinity {
@@ -116,6 +117,7 @@ func (g *Gateway) UpdateApp(ac *config.App) {
 		if prev := a.cfg.Swap(ac); prev.UpstreamTLS != nil || ac.UpstreamTLS != nil {
 			a.dropUpstreams()
 		}
+		a.pool.SetMaxInflight(ac.MaxInflight)
 	}
 }
 

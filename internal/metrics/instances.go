@@ -23,12 +23,14 @@ var (
 	descRestarts  = prometheus.NewDesc("gatehouse_instance_restarts", "Restarts of the instance under its id.", []string{"app", "instance"}, nil)
 	descInflight  = prometheus.NewDesc("gatehouse_instance_inflight_requests", "Requests in flight to the instance.", []string{"app", "instance"}, nil)
 	descWaiting   = prometheus.NewDesc("gatehouse_hold_queue_depth", "Requests held waiting for a ready instance.", []string{"app"}, nil)
+	descMaxInfl   = prometheus.NewDesc("gatehouse_max_inflight", "The app's max_inflight: requests one instance is sent at once (0: no limit).", []string{"app"}, nil)
+	descHeldLimit = prometheus.NewDesc("gatehouse_held_at_limit_total", "Requests held because every ready instance was at max_inflight.", []string{"app"}, nil)
 )
 
 var allStates = []string{"starting", "ready", "unhealthy", "draining", "stopped", "crashed"}
 
 func (c *instanceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInstances, descRSS, descPrivate, descCPU, descThreads, descFDs, descOutbound, descRestarts, descInflight, descWaiting} {
+	for _, d := range []*prometheus.Desc{descInstances, descRSS, descPrivate, descCPU, descThreads, descFDs, descOutbound, descRestarts, descInflight, descWaiting, descMaxInfl, descHeldLimit} {
 		ch <- d
 	}
 }
@@ -59,5 +61,7 @@ func (c *instanceCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descInstances, float64(counts[s]), a.Name(), s)
 		}
 		gauge(descWaiting, float64(a.Pool().Waiting()), a.Name())
+		gauge(descMaxInfl, float64(a.Pool().MaxInflight()), a.Name())
+		ch <- prometheus.MustNewConstMetric(descHeldLimit, prometheus.CounterValue, float64(a.Pool().LimitHeld()), a.Name())
 	}
 }

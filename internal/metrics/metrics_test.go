@@ -230,6 +230,8 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		{"gatehouse_instances", map[string]string{"app": "web", "state": "ready"}, eq(2), "2"},
 		{"gatehouse_instances", map[string]string{"app": "web", "state": "crashed"}, eq(0), "0"},
 		{"gatehouse_hold_queue_depth", map[string]string{"app": "web"}, eq(0), "0"},
+		{"gatehouse_max_inflight", map[string]string{"app": "web"}, eq(0), "0 (no limit)"},
+		{"gatehouse_held_at_limit_total", map[string]string{"app": "web"}, eq(0), "0"},
 		// 14 attempts: the 12 routed requests once each, the /crash twice.
 		{"gatehouse_upstream_attempts_total", map[string]string{"app": "web"}, eq(14), "14"},
 	}

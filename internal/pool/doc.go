@@ -1,7 +1,8 @@
 // Package pool owns an app's members (supervised instances or external
 // upstreams) as the gateway sees them: their routable state, in-flight
-// counts, passive ejection, and the hold queue of requests waiting for a
-// ready member.
+// counts, passive ejection, max_inflight (a limit of requests per member),
+// and the hold queue of requests waiting for a ready member or, under that
+// limit, for a free slot (handed to the oldest waiter by Release).
 //
 // The supervisor is the only writer of a member's state; the gateway reads
 // states and picks members. A member's state follows the supervisor's

@@ -14,10 +14,13 @@ var ErrQueueFull = errors.New("hold queue full")
 // within the hold time.
 var ErrHoldTimeout = errors.New("no ready instance within hold_timeout")
 
-// Acquire picks a routable member, holding the request up to hold for one
-// to become routable. Held requests are released in arrival order. The
-// caller must Release the member. Errors: ErrQueueFull, ErrHoldTimeout, or
-// the context's error.
+// Acquire picks a routable member below max_inflight, holding the request
+// up to hold for one to become routable or to free a slot. Held requests
+// are released in arrival order: a slot freed by Release goes to the
+// oldest held request (handed over, so that a request arriving meanwhile
+// cannot take it), and a member that becomes routable wakes them all to
+// pick. The caller must Release the member. Errors: ErrQueueFull,
+// ErrHoldTimeout, or the context's error.
 func (p *Pool) Acquire(ctx context.Context, hold time.Duration, tried []*Member) (*Member, time.Duration, error) {
 	if p.unloaded.Load() {
 		p.signalWake()
@@ -33,13 +36,19 @@ func (p *Pool) Acquire(ctx context.Context, hold time.Duration, tried []*Member)
 	if !ok {
 		return nil, 0, ErrQueueFull
 	}
+	if _, busy := p.Saturated(); busy {
+		p.limitHeld.Add(1)
+	}
 	timer := time.NewTimer(hold)
 	defer timer.Stop()
 	for {
-		// Re-check after queuing: a member may have become ready between
-		// Pick and push.
+		// Re-check after queuing: a member may have become ready, or a
+		// slot free, between Pick and push. A Release after the push
+		// sees this request in the queue and hands it its member.
 		if m := p.Pick(tried); m != nil {
-			p.queue.remove(w)
+			if h := p.queue.leave(w); h != nil {
+				h.Release() // handed one meanwhile: pass it on
+			}
 			return m, time.Since(start), nil
 		}
 		if p.unloaded.Load() {
@@ -48,15 +57,41 @@ func (p *Pool) Acquire(ctx context.Context, hold time.Duration, tried []*Member)
 		}
 		select {
 		case <-w.ch:
-			w = p.queue.requeueFront(w)
+			if h := p.queue.handed(w); h != nil {
+				return h, time.Since(start), nil
+			}
 		case <-timer.C:
-			p.queue.remove(w)
+			if h := p.queue.leave(w); h != nil {
+				return h, time.Since(start), nil
+			}
 			return nil, time.Since(start), ErrHoldTimeout
 		case <-ctx.Done():
-			p.queue.remove(w)
+			if h := p.queue.leave(w); h != nil {
+				h.Release()
+			}
 			return nil, time.Since(start), ctx.Err()
 		}
 	}
+}
+
+// release ends one request's use of m under max_inflight: while requests
+// are held and m may take one, its slot is handed to the oldest of them,
+// the in-flight count unchanged; else the count goes down. Deciding under
+// the queue's lock is what keeps a wake-up from being lost: a request
+// that queued before it is seen here, and one that queues after it sees
+// the lower count when it picks again after pushing.
+func (p *Pool) release(m *Member) {
+	q := &p.queue
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiters) > 0 && m.inflight.Load() <= p.maxInflight.Load() && m.Routable() && p.isMember(m) {
+		w := q.waiters[0]
+		q.waiters = q.waiters[1:]
+		w.m = m
+		w.signal()
+		return
+	}
+	m.inflight.Add(-1)
 }
 
 // waitQueue is a FIFO of held requests.
@@ -65,7 +100,19 @@ type waitQueue struct {
 	waiters []*waiter
 }
 
-type waiter struct{ ch chan struct{} }
+// waiter is one held request. ch (one slot) wakes it; m is the member a
+// Release handed it, set under the queue's lock as it leaves the queue.
+type waiter struct {
+	ch chan struct{}
+	m  *Member
+}
+
+func (w *waiter) signal() {
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
+}
 
 func (q *waitQueue) push(max int64) (*waiter, bool) {
 	q.mu.Lock()
@@ -78,31 +125,26 @@ func (q *waitQueue) push(max int64) (*waiter, bool) {
 	return w, true
 }
 
-// requeueFront puts a woken waiter that found nothing back at the front,
-// keeping its place in line.
-func (q *waitQueue) requeueFront(w *waiter) *waiter {
+// handed returns the member handed to w, nil if w was only woken to pick
+// again (it keeps its place in line).
+func (q *waitQueue) handed(w *waiter) *Member {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	nw := &waiter{ch: make(chan struct{}, 1)}
-	for i, x := range q.waiters {
-		if x == w {
-			q.waiters[i] = nw
-			return nw
-		}
-	}
-	q.waiters = append([]*waiter{nw}, q.waiters...)
-	return nw
+	return w.m
 }
 
-func (q *waitQueue) remove(w *waiter) {
+// leave takes w out of the queue; if a Release had already handed it a
+// member, it returns that member, which the caller now holds.
+func (q *waitQueue) leave(w *waiter) *Member {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, x := range q.waiters {
 		if x == w {
 			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
-			return
+			return nil
 		}
 	}
+	return w.m
 }
 
 // releaseAll wakes every waiter in arrival order; each then picks a member
@@ -111,10 +153,7 @@ func (q *waitQueue) releaseAll() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, w := range q.waiters {
-		select {
-		case w.ch <- struct{}{}:
-		default:
-		}
+		w.signal()
 	}
 }
 

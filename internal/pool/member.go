@@ -105,21 +105,47 @@ func (m *Member) Since() time.Time {
 func (m *Member) Inflight() int64 { return m.inflight.Load() }
 
 // Take counts a request on the member, as Pick does on the member it
-// returns, if the member may receive requests (Routable), and reports
-// whether it did; the caller must then Release it. It is how the gateway
-// sends a client to the member its affinity cookie names: a member that
-// is starting, draining, unhealthy, ejected or gone takes no request, so
-// the client goes to another.
+// returns, if the member may receive requests (Routable) and is below the
+// pool's max_inflight, and reports whether it did; the caller must then
+// Release it. It is how the gateway sends a client to the member its
+// affinity cookie names: a member that is starting, draining, unhealthy,
+// ejected, gone or busy at its limit takes no request, so the client goes
+// to another (or waits in the hold queue with the others).
 func (m *Member) Take() bool {
 	if !m.Routable() {
 		return false
+	}
+	if p := m.pool; p != nil {
+		if limit := p.maxInflight.Load(); limit > 0 {
+			return m.takeBelow(limit)
+		}
 	}
 	m.inflight.Add(1)
 	return true
 }
 
-// Release ends one request's use of the member.
-func (m *Member) Release() { m.inflight.Add(-1) }
+// takeBelow counts a request on the member if it has fewer than limit.
+func (m *Member) takeBelow(limit int64) bool {
+	for {
+		n := m.inflight.Load()
+		if n >= limit {
+			return false
+		}
+		if m.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Release ends one request's use of the member. Under max_inflight the
+// slot goes straight to the oldest held request, if any (Pool.release).
+func (m *Member) Release() {
+	if p := m.pool; p != nil && p.maxInflight.Load() > 0 {
+		p.release(m)
+		return
+	}
+	m.inflight.Add(-1)
+}
 
 // SetPID records the process behind the member, for crash attribution.
 func (m *Member) SetPID(pid int) { m.pid.Store(int64(pid)) }

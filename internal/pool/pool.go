@@ -19,8 +19,14 @@ type Pool struct {
 	snap atomic.Pointer[[]*Member]
 	rr   atomic.Uint32
 
-	queue      waitQueue
-	maxQueue   atomic.Int64
+	queue    waitQueue
+	maxQueue atomic.Int64
+	// maxInflight is max_inflight: how many requests one member may have
+	// at once; 0 means no limit.
+	maxInflight atomic.Int64
+	// limitHeld counts requests held while a member was routable: held
+	// because every routable member was at maxInflight.
+	limitHeld  atomic.Int64
 	lastAccess atomic.Int64
 	// wake receives a signal when a request finds the app unloaded.
 	wake     chan struct{}
@@ -39,6 +45,38 @@ func New(app string, maxQueue int) *Pool {
 
 // SetMaxQueue changes the hold queue's bound (on reload).
 func (p *Pool) SetMaxQueue(n int) { p.maxQueue.Store(int64(n)) }
+
+// SetMaxInflight changes how many requests one member may have at once
+// (max_inflight; 0: no limit), at start and on reload. Held requests are
+// woken, so that a raised limit lets them go at once.
+func (p *Pool) SetMaxInflight(n int) {
+	p.maxInflight.Store(int64(n))
+	p.changed()
+}
+
+// MaxInflight is the per-member limit of requests in flight; 0: none.
+func (p *Pool) MaxInflight() int { return int(p.maxInflight.Load()) }
+
+// LimitHeld is how many requests were held because every routable member
+// was at its max_inflight, since the pool was made.
+func (p *Pool) LimitHeld() int64 { return p.limitHeld.Load() }
+
+// Saturated reports whether the pool has routable members and every one of
+// them is at max_inflight: a request held now waits for a slot, not for an
+// instance to become ready.
+func (p *Pool) Saturated() (ready int, saturated bool) {
+	limit := p.maxInflight.Load()
+	for _, m := range *p.snap.Load() {
+		if !m.Routable() {
+			continue
+		}
+		ready++
+		if limit <= 0 || m.inflight.Load() < limit {
+			return ready, false
+		}
+	}
+	return ready, ready > 0
+}
 
 // Add puts m into the pool. It receives requests once it is Ready.
 func (p *Pool) Add(m *Member) {
@@ -76,8 +114,9 @@ func (p *Pool) publishLocked() {
 func (p *Pool) Members() []*Member { return *p.snap.Load() }
 
 // Pick returns the routable member with the fewest in-flight requests,
-// ties broken round-robin, preferring members not in tried. It returns nil
-// when no member is routable. The caller must Release the member.
+// ties broken round-robin, preferring members not in tried, and skipping
+// members at max_inflight. It returns nil when no member is routable and
+// below its limit. The caller must Release the member.
 func (p *Pool) Pick(tried []*Member) *Member {
 	members := *p.snap.Load()
 	n := len(members)
@@ -85,6 +124,27 @@ func (p *Pool) Pick(tried []*Member) *Member {
 		return nil
 	}
 	start := int(p.rr.Add(1)) % n
+	limit := p.maxInflight.Load()
+	for {
+		best, load := pick(members, start, tried, limit)
+		if best == nil {
+			return nil
+		}
+		if limit <= 0 {
+			best.inflight.Add(1)
+			return best
+		}
+		// With a limit the slot is claimed only if the count is still the
+		// one seen: two requests must not both take a member's last slot.
+		if best.inflight.CompareAndSwap(load, load+1) {
+			return best
+		}
+	}
+}
+
+// pick chooses Pick's member and the load it saw, without claiming it.
+func pick(members []*Member, start int, tried []*Member, limit int64) (*Member, int64) {
+	n := len(members)
 	var best *Member
 	var bestLoad int64
 	bestTried := true
@@ -93,17 +153,19 @@ func (p *Pool) Pick(tried []*Member) *Member {
 		if !m.Routable() {
 			continue
 		}
-		wasTried := contains(tried, m)
 		load := m.inflight.Load()
+		if limit > 0 && load >= limit {
+			continue
+		}
+		wasTried := contains(tried, m)
 		if best == nil || (bestTried && !wasTried) || (bestTried == wasTried && load < bestLoad) {
 			best, bestLoad, bestTried = m, load, wasTried
 		}
 	}
-	if best != nil {
-		best.inflight.Add(1)
-	}
-	return best
+	return best, bestLoad
 }
+
+func (p *Pool) isMember(m *Member) bool { return contains(*p.snap.Load(), m) }
 
 func contains(ms []*Member, m *Member) bool {
 	for _, x := range ms {

@@ -11,7 +11,7 @@ import (
 )
 
 // newPool returns a pool with members named ids, all in state s.
-func newPool(t *testing.T, maxQueue int, s State, ids ...string) (*Pool, []*Member) {
+func newPool(t testing.TB, maxQueue int, s State, ids ...string) (*Pool, []*Member) {
 	t.Helper()
 	p := New("web", maxQueue)
 	var ms []*Member
@@ -168,28 +168,30 @@ func TestTake(t *testing.T) {
 	}
 }
 
-// TestWaitQueueKeepsArrivalOrder checks that the queue releases waiters in
-// arrival order and that a waiter woken for nothing keeps its place.
+// TestWaitQueueKeepsArrivalOrder checks that the queue wakes waiters in
+// arrival order, that a woken waiter keeps its place until it leaves, and
+// that leaving keeps the others' order.
 func TestWaitQueueKeepsArrivalOrder(t *testing.T) {
 	var q waitQueue
 	a, _ := q.push(0)
 	b, _ := q.push(0)
 	c, _ := q.push(0)
-	b2 := q.requeueFront(b)
-	if got := []*waiter{q.waiters[0], q.waiters[1], q.waiters[2]}; got[0] != a || got[1] != b2 || got[2] != c {
-		t.Fatalf("after requeueFront the middle waiter moved: %v", got)
-	}
 	q.releaseAll()
-	for i, w := range []*waiter{a, b2, c} {
+	for i, w := range []*waiter{a, b, c} {
 		select {
 		case <-w.ch:
 		default:
 			t.Errorf("waiter %d not signalled by releaseAll", i)
 		}
 	}
-	q.remove(b2)
+	if got := []*waiter{q.waiters[0], q.waiters[1], q.waiters[2]}; got[0] != a || got[1] != b || got[2] != c {
+		t.Fatalf("after a wake-up the waiters moved: %v", got)
+	}
+	if h := q.leave(b); h != nil {
+		t.Errorf("leave of a queued waiter returned member %v", id(h))
+	}
 	if q.len() != 2 || q.waiters[0] != a || q.waiters[1] != c {
-		t.Errorf("remove broke the order: %v", q.waiters)
+		t.Errorf("leave broke the order: %v", q.waiters)
 	}
 }
 

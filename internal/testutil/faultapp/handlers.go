@@ -27,6 +27,13 @@ type app struct {
 	retained [][]byte
 	conns    []net.Conn
 
+	// serialNow counts /serial requests in progress; serialMax and
+	// serialOverlaps record the most seen at once and how many requests
+	// began while another was in progress. The app, not the proxy,
+	// detects overlap: that is what a one-request-at-a-time worker
+	// would suffer.
+	serialNow, serialMax, serialOverlaps atomic.Int64
+
 	// frozen is held for writing while /freeze blocks the whole server;
 	// every other handler takes it for reading before it starts, so a
 	// frozen app answers nothing, /healthz included: a blocked event loop.
@@ -63,6 +70,7 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("/env", a.env)
 	mux.HandleFunc("/print", a.print)
 	mux.HandleFunc("/freeze", a.freeze)
+	mux.HandleFunc("/serial", a.serial)
 	return a.gate(mux)
 }
 
@@ -216,6 +224,36 @@ func (a *app) sleep(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.text(w, http.StatusOK, "slept %v", d)
+}
+
+// serial models a worker that serves one request at a time (a sync Python
+// or Ruby process): it sleeps d (?d=, default 100ms) and answers what it
+// saw, "instance web-1 concurrent 1 max 1 overlaps 0": how many /serial
+// requests were in progress as this one began (itself included), the
+// most ever, and how many began while another was in progress. Health
+// probes are not counted: they bypass any limit on purpose.
+func (a *app) serial(w http.ResponseWriter, r *http.Request) {
+	d, err := duration(r, "d", 100*time.Millisecond)
+	if err != nil {
+		a.text(w, http.StatusBadRequest, "d: %v", err)
+		return
+	}
+	now := a.serialNow.Add(1)
+	defer a.serialNow.Add(-1)
+	if now > 1 {
+		a.serialOverlaps.Add(1)
+		logf("serial: %d requests at once", now)
+	}
+	for {
+		m := a.serialMax.Load()
+		if now <= m || a.serialMax.CompareAndSwap(m, now) {
+			break
+		}
+	}
+	if !pause(r, d) {
+		return
+	}
+	a.text(w, http.StatusOK, "instance %s concurrent %d max %d overlaps %d", a.instance, now, a.serialMax.Load(), a.serialOverlaps.Load())
 }
 
 // crash models an unhandled exception: the request has been read, nothing
