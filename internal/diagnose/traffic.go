@@ -180,10 +180,29 @@ func overload(ev *Evidence, found []Finding) []Finding {
 			Fix:              "add capacity (gatehouse scale " + app + " N), make instances start faster, or raise queue_size / hold_timeout if bursts are short",
 			RequestsAffected: len(as), SampleRequestIDs: sampleIDs(as),
 		}
+		if at := atMax(ev, app); len(at) > 0 {
+			// Autoscale wanted more and was not allowed: the fix is its max.
+			last := at[len(at)-1]
+			f.Evidence = append(f.Evidence, fmt.Sprintf("autoscale ran %s at its max instances while a scale-out rule held (%s, at %s): %s",
+				app, plural(len(at), "time", "times"), last.Time.UTC().Format("15:04:05"), last.Value))
+			f.Fix = "raise autoscale max for " + app + " (it was at max), make instances start faster, or raise queue_size / hold_timeout if bursts are short"
+		}
 		f.FirstSeen, f.LastSeen = span(as)
 		out = append(out, f)
 	}
 	return sorted(out)
+}
+
+// atMax are the app's at_max scale events: autoscale pinned at max while
+// a scale-out rule still held.
+func atMax(ev *Evidence, app string) []telemetry.Event {
+	var out []telemetry.Event
+	for _, e := range eventsOf(ev, telemetry.EventScale) {
+		if e.App == app && e.Trigger == telemetry.ScaleAtMax {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // coldStart: idle unloads that made requests wait for a start.
