@@ -140,7 +140,8 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	t.Logf("%d requests, none failed; peak %d instances; decisions:\n%s", sent, peak.Load(), describe(all))
+	t.Logf("%d requests, none failed; peak %d instances; first scale-out %s after the surge, first scale-in %s after the calm; decisions:\n%s",
+		sent, peak.Load(), outs[0].Time.Sub(surge).Round(time.Millisecond), ins[0].Time.Sub(calm).Round(time.Millisecond), describe(all))
 }
 
 // load runs a changeable number of clients looping over one URL and
