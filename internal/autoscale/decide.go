@@ -72,19 +72,22 @@ func beyond(r *config.ScaleRule, app *config.App, x float64) bool {
 }
 
 // holds reports whether the rule's metric stayed beyond its threshold on
-// every sample of its window, and the window is covered: the samples
-// reach back to its start (within half an interval, for tick jitter).
-func (st *state) holds(r *config.ScaleRule, app *config.App, interval time.Duration, now time.Time) bool {
-	if len(st.ring) == 0 || st.ring[0].at.After(now.Add(-r.For.D()+interval/2)) {
+// every sample of its window, counting the last sample taken at or before
+// the window's start: so the metric has been beyond for at least For,
+// whatever the ticks' jitter. Without such a sample (samples began less
+// than For ago) the window is not covered and the rule does not hold.
+func (st *state) holds(r *config.ScaleRule, app *config.App, now time.Time) bool {
+	start := now.Add(-r.For.D())
+	if len(st.ring) == 0 || st.ring[0].at.After(start) {
 		return false
 	}
 	for i := len(st.ring) - 1; i >= 0; i-- {
 		s := st.ring[i]
-		if s.at.Before(now.Add(-r.For.D())) {
-			break
-		}
 		if !beyond(r, app, s.value(r.Metric)) {
 			return false
+		}
+		if !s.at.After(start) {
+			break
 		}
 	}
 	return true
@@ -112,12 +115,11 @@ type decision struct {
 func decide(app *config.App, st *state, cur int, now time.Time) decision {
 	as := app.Autoscale
 	d := decision{target: cur}
-	iv := as.Interval.D()
 	// Out: the rule with the largest step among those that hold.
 	var fire *config.ScaleRule
 	for i := range as.Out {
 		r := &as.Out[i]
-		if st.holds(r, app, iv, now) && (fire == nil || r.Step > fire.Step) {
+		if st.holds(r, app, now) && (fire == nil || r.Step > fire.Step) {
 			fire = r
 		}
 	}
@@ -142,7 +144,7 @@ func decide(app *config.App, st *state, cur int, now time.Time) decision {
 	}
 	for i := range as.In {
 		r := &as.In[i]
-		if !st.holds(r, app, iv, now) {
+		if !st.holds(r, app, now) {
 			continue
 		}
 		k := projected(app, st.latest(), cur, min(r.Step, cur-as.Min))

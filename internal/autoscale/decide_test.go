@@ -153,3 +153,37 @@ func TestProjected(t *testing.T) {
 		})
 	}
 }
+
+// Ticks jitter: a rule holds only once the sample taken at or before its
+// window's start was beyond too, so the metric was beyond for at least
+// the whole window, never a tick less.
+func TestHoldsCountsTheWindowStart(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	app := testApp()
+	r := &app.Autoscale.Out[0] // inflight_per_instance > 4 for 3s
+	tests := []struct {
+		name string
+		at   []time.Duration // samples; the first is low, the rest high
+		now  time.Duration
+		want bool
+	}{
+		{"the low sample is at the window's start", []time.Duration{-100 * time.Millisecond, 50 * time.Millisecond, time.Second, 2 * time.Second, 2900 * time.Millisecond}, 2900 * time.Millisecond, false},
+		{"a high sample is at the window's start", []time.Duration{-100 * time.Millisecond, 50 * time.Millisecond, time.Second, 2 * time.Second, 3050 * time.Millisecond}, 3050 * time.Millisecond, true},
+		{"not covered yet", []time.Duration{50 * time.Millisecond, time.Second, 2 * time.Second, 3 * time.Second}, 3 * time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &state{}
+			for i, d := range tt.at {
+				v := 9.0
+				if i == 0 && d < 0 {
+					v = 1
+				}
+				st.add(sample{at: t0.Add(d), v: map[string]float64{config.MetricInflight: v}}, longest(app.Autoscale))
+			}
+			if got := st.holds(r, app, t0.Add(tt.now)); got != tt.want {
+				t.Errorf("holds = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -52,7 +52,11 @@ type appScaler struct {
 	// ready (or the surplus ones drained), not from the decision.
 	doneAt  time.Time
 	doneOut bool
-	status  supervisor.AutoscaleStatus
+	// doneCount is the app's instance count when that scale finished:
+	// what it reached, even when it failed, so that it is not taken for a
+	// change made outside autoscale.
+	doneCount int
+	status    supervisor.AutoscaleStatus
 }
 
 // New returns a scaler; Run starts it.
@@ -106,7 +110,7 @@ func (s *Scaler) evaluate(ctx context.Context, now time.Time) {
 		due := !now.Before(as.next)
 		scaling := as.scaling
 		if !as.doneAt.IsZero() {
-			as.st.lastChange = as.doneAt
+			as.st.known, as.st.lastChange = as.doneCount, as.doneAt
 			if as.doneOut {
 				as.st.lastOut = as.doneAt
 			}
@@ -160,7 +164,6 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 	why := fmt.Sprintf("%d → %s: %s", cur, instances(d.target), d.why)
 	s.record(as, why, now, d.target)
 	s.decided(a.Name(), d)
-	as.st.known = d.target
 	ev := &telemetry.Event{Trigger: d.rule.Metric, Value: format(d.value), Detail: "autoscale: " + why}
 	s.mu.Lock()
 	as.scaling = true
@@ -175,7 +178,7 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 				Detail: fmt.Sprintf("autoscale: scale to %d failed: %v", d.target, err)})
 		}
 		s.mu.Lock()
-		as.scaling, as.doneAt, as.doneOut = false, time.Now(), d.direction == "out"
+		as.scaling, as.doneAt, as.doneOut, as.doneCount = false, time.Now(), d.direction == "out", a.Config().Instances
 		s.mu.Unlock()
 	}()
 }
