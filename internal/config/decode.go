@@ -90,6 +90,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.scalar(n, v, path, "an integer", decodeInt)
 	case reflect.Bool:
 		d.scalar(n, v, path, "true or false", decodeBool)
+	case reflect.Float64:
+		d.scalar(n, v, path, "a number", decodeFloat)
 	default:
 		// A field of a type the schema does not use: a programming error,
 		// reported rather than panicking so the user still gets a message.
@@ -114,6 +116,10 @@ func newValue(t reflect.Type) reflect.Value {
 		return reflect.ValueOf(NewACME())
 	case dnsType:
 		return reflect.ValueOf(NewDNS())
+	case alertsType:
+		return reflect.ValueOf(NewAlerts())
+	case receiverType:
+		return reflect.ValueOf(NewReceiver())
 	}
 	return reflect.New(t)
 }

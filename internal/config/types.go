@@ -50,6 +50,10 @@ type Config struct {
 	HealthPrefix string `yaml:"health_prefix"`
 	// Apps by name; a name is [a-z0-9_-]+ and becomes the instance id prefix.
 	Apps map[string]*App `yaml:"apps"`
+	// Alerts sends webhook notifications when an episode begins and ends
+	// (see alerts.go for the receivers and thresholds and their defaults).
+	// nil (absent) means none.
+	Alerts *Alerts `yaml:"alerts"`
 
 	// File is the path the config was read from ("" when built from a
 	// command line or Procfile).

@@ -81,6 +81,7 @@ func (c *Config) validate(pos positions, failed map[string]bool) Errors {
 	}
 	v.routeClaims(c)
 	v.affinityCookies(c)
+	v.alerts(c.Alerts, "alerts")
 	return v.errs
 }
 

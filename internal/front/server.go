@@ -125,10 +125,18 @@ type Server struct {
 
 // SetLameDuck turns lame-duck mode on or off: while on, the server
 // serves as before but closes each HTTP/1 connection after its answer
-// (with Connection: close). A node about to leave a load balancer's
-// rotation turns it on so that no client keeps a connection to it that
-// the balancer would reuse after it is gone.
-func (s *Server) SetLameDuck(on bool) { s.lameDuck.Store(on) }
+// (with Connection: close), and turning it on tells the HTTP/2
+// connections open then to go away (GOAWAY: their open streams finish,
+// their clients open new connections for the next requests). A node
+// about to leave a load balancer's rotation turns it on so that no
+// client keeps a connection to it that the balancer would reuse after it
+// is gone. (An HTTP/2 connection opened while it is on is told at the
+// drain.)
+func (s *Server) SetLameDuck(on bool) {
+	if s.lameDuck.Swap(on) != on && on {
+		s.goAwayH2()
+	}
+}
 
 // New returns the public server for h.
 func New(h Handler, opts Options) *Server {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
@@ -52,5 +54,51 @@ func TestCertificateExpiryDays(t *testing.T) {
 		if math.Abs(got[name]-w) > 0.01 {
 			t.Errorf("%s: %.3f days, want %.1f", name, got[name], w)
 		}
+	}
+}
+
+// The alerts gauge is read at scrape time and the notifications counter
+// counts by receiver and result; neither has series without alerts.
+func TestAlertMetrics(t *testing.T) {
+	m := metrics.New(supervisor.New(config.Default(), supervisor.Options{}))
+	series := func(name string) map[string]float64 {
+		t.Helper()
+		fams, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, f := range fams {
+			if f.GetName() != name {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				k := ""
+				for _, l := range s.GetLabel() {
+					k += l.GetName() + "=" + l.GetValue() + ","
+				}
+				if g := s.GetGauge(); g != nil {
+					out[k] = g.GetValue()
+				} else {
+					out[k] = s.GetCounter().GetValue()
+				}
+			}
+		}
+		return out
+	}
+	if got := series("gatehouse_alerts_firing"); len(got) != 0 {
+		t.Errorf("without alerts: %v", got)
+	}
+	m.SetAlerts(func() []metrics.AlertCount {
+		return []metrics.AlertCount{{Alert: "no_ready_instance", App: "web", Firing: 1}, {Alert: "cert_expiring", Firing: 2}}
+	})
+	m.ObserveNotification("ops", "sent")
+	m.ObserveNotification("ops", "sent")
+	m.ObserveNotification("ops", "dropped")
+	if diff := cmp.Diff(map[string]float64{"alert=no_ready_instance,app=web,": 1, "alert=cert_expiring,app=,": 2}, series("gatehouse_alerts_firing")); diff != "" {
+		t.Errorf("gatehouse_alerts_firing (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]float64{"receiver=ops,result=sent,": 2, "receiver=ops,result=dropped,": 1}, series("gatehouse_alert_notifications_total")); diff != "" {
+		t.Errorf("gatehouse_alert_notifications_total (-want +got):\n%s", diff)
 	}
 }

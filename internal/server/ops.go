@@ -136,7 +136,8 @@ func (s *Server) Instance(id string) (*supervisor.App, error) {
 // the HTTPS listener's settings and certificate source, who is trusted,
 // the listeners' limits (read when they are made; an app's own share of
 // them is also applied by its reload), the admin token, the sampling
-// interval, and the shutdown delay and health prefix.
+// interval, the shutdown delay and health prefix, and the alerts:
+// block (its receivers and thresholds are the manager's, made once).
 func restartKeys(prev, next *config.Config) []string {
 	var keys []string
 	for _, k := range []struct {
@@ -155,6 +156,7 @@ func restartKeys(prev, next *config.Config) []string {
 		{"sample_interval", prev.SampleInterval != next.SampleInterval},
 		{"shutdown_delay", prev.ShutdownDelay != next.ShutdownDelay},
 		{"health_prefix", prev.HealthPrefix != next.HealthPrefix},
+		{"alerts", !reflect.DeepEqual(prev.Alerts, next.Alerts)},
 	} {
 		if k.changed {
 			keys = append(keys, k.name)

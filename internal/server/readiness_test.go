@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -309,5 +310,50 @@ func TestReadyzExternalPool(t *testing.T) {
 				t.Errorf("/readyz = %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// Issue 15: drained, gatehouse tells its HTTP/2 clients to go away
+// (GOAWAY): a client's next request opens a new connection, which a load
+// balancer in front would send elsewhere. The request in between is
+// served.
+func TestDrainSendsHTTP2ClientsAway(t *testing.T) {
+	cfg, _ := harness.FaultApp(t, 1)
+	roots := harness.TLS(t, cfg)
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 10*time.Second)
+	c := harness.H2Client(roots, 10*time.Second)
+	defer c.CloseIdleConnections()
+	reused := func() bool {
+		t.Helper()
+		var info httptrace.GotConnInfo
+		req, _ := http.NewRequest(http.MethodGet, g.SecureURL+"/pid", nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { info = i },
+		}))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET over HTTP/2: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+			t.Fatalf("GET: %s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+		}
+		return info.Reused
+	}
+	reused()
+	if !reused() {
+		t.Fatalf("the client did not keep its HTTP/2 connection before the drain")
+	}
+	if err := g.Srv.Drain(context.Background(), true, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	// The GOAWAY reaches the client asynchronously: its next request
+	// either sees it (a new connection) or races it; the one after must
+	// be on a new connection.
+	testutil.WaitFor(t, 5*time.Second, "a request on a new connection after the drain", func() bool { return !reused() })
+	if !reused() {
+		t.Errorf("the new connection was not kept: HTTP/2 clients should stay on the new one")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/alerts"
 	"github.com/gatehouse/gatehouse/internal/autoheal"
 	"github.com/gatehouse/gatehouse/internal/autoscale"
 	"github.com/gatehouse/gatehouse/internal/certs"
@@ -88,8 +89,10 @@ type Server struct {
 	metrics     *metrics.Metrics
 	healer      *autoheal.Healer
 	scaler      *autoscale.Scaler
-	publicLn    net.Listener
-	adminLn     net.Listener
+	// alerts is nil without an alerts: block.
+	alerts   *alerts.Manager
+	publicLn net.Listener
+	adminLn  net.Listener
 	// The listening sockets themselves, unwrapped, to hand over.
 	rawPublic, rawTLS, rawAdmin net.Listener
 	upgrade                     *upgradeState
@@ -148,10 +151,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metrics = metrics.New(s.sup)
 	s.healer = autoheal.New(s.sup, s.events, cfg.SampleInterval.D(), opts.Logger)
 	s.scaler = autoscale.New(s.sup, autoscale.Options{Events: s.events, Logger: opts.Logger, Decided: s.metrics.ObserveAutoscale})
+	s.newAlerts()
 	observe := func(e *telemetry.AccessEntry) {
 		s.metrics.ObserveRequest(e)
 		s.healer.Observe(e)
 		s.scaler.Observe(e)
+		if s.alerts != nil {
+			s.alerts.Observe(e)
+		}
 		if opts.Observe != nil {
 			opts.Observe(e)
 		}
@@ -368,10 +375,11 @@ func (s *Server) Run(ctx context.Context) error {
 	// than being cut off mid-response when the process exits.
 	s.adminSrv.BaseContext = func(net.Listener) context.Context { return adminCtx }
 
-	exited := make(chan *component, 12)
+	exited := make(chan *component, 16)
 	r := &running{
 		healer:    start("auto-heal", exited, func() error { return s.healer.Run(loopCtx) }),
 		scaler:    start("autoscale", exited, func() error { return s.scaler.Run(loopCtx) }),
+		alerts:    s.startAlerts(exited, loopCtx),
 		counter:   start("event counter", exited, func() error { s.countEvents(loopCtx); return nil }),
 		snap:      start("state snapshots", exited, func() error { s.snapshotLoop(loopCtx); return nil }),
 		recent:    start("log collector", exited, func() error { s.collectLines(loopCtx); return nil }),
@@ -418,7 +426,7 @@ func (s *Server) failed(c *component) error {
 // running holds a running server's components and the cancel funcs that
 // stop them.
 type running struct {
-	public, healer, scaler, counter, snap, recent, sup, admin, watchdog *component
+	public, healer, scaler, alerts, counter, snap, recent, sup, admin, watchdog *component
 	// secure holds the HTTPS listener and the certificate manager, when
 	// there is a tls: block.
 	secure                                []*component
@@ -450,7 +458,10 @@ type running struct {
 //  3. Stop the background loops: auto-heal (so it starts no recycle of an
 //     instance about to stop), autoscale (so it starts no scale; one
 //     under way gives up waiting for its new instances, which step 4
-//     stops, or finishes draining its surplus ones), the event counter, the state snapshots,
+//     stops, or finishes draining its surplus ones), alerts (what is
+//     queued for the receivers, resolved notifications say, gets up to
+//     2s more to be delivered; the instances stopping in step 4 raise no
+//     alert), the event counter, the state snapshots,
 //     the recent-output collector, the certificate manager (renewals,
 //     file watching) and the systemd watchdog: a stop that outlasts
 //     WatchdogSec is bounded by TimeoutStopSec instead.
@@ -496,7 +507,7 @@ func (s *Server) shutdown(r *running) {
 	wait(r.public)
 	// Step 3.
 	r.stopLoops()
-	wait(r.healer, r.scaler, r.counter, r.snap, r.recent, r.watchdog)
+	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.recent, r.watchdog)
 	wait(r.secure...)
 	// Step 4.
 	if leave {
@@ -584,6 +595,31 @@ func (s *Server) closeLogs() {
 	s.stopLinesCh()
 	s.accessW.Close()
 	s.eventsW.Close()
+}
+
+// newAlerts makes the alerts manager, when there is an alerts: block,
+// with its gauge and counter in the metrics.
+func (s *Server) newAlerts() {
+	if s.cfg.Alerts == nil {
+		return
+	}
+	s.alerts = alerts.New(s.cfg.Alerts, s.sup, s.events, alerts.Options{Logger: s.log, Notified: s.metrics.ObserveNotification})
+	s.metrics.SetAlerts(func() []metrics.AlertCount {
+		var out []metrics.AlertCount
+		for _, f := range s.alerts.Firing() {
+			out = append(out, metrics.AlertCount{Alert: f.Alert, App: f.App, Firing: f.Firing})
+		}
+		return out
+	})
+}
+
+// startAlerts starts the alerts manager, when there is one; it stops with
+// the loops in step 3.
+func (s *Server) startAlerts(exited chan<- *component, loopCtx context.Context) *component {
+	if s.alerts == nil {
+		return nil
+	}
+	return start("alerts", exited, func() error { return s.alerts.Run(loopCtx) })
 }
 
 // countEvents feeds lifecycle events to the metrics until ctx ends.

@@ -1,0 +1,5 @@
+package alerts
+
+import "log/slog"
+
+var discard = slog.New(slog.DiscardHandler)

@@ -1,0 +1,179 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Alerts is the top-level alerts: block: webhook receivers told when an
+// episode (an app with no ready instance, a restart loop, …) begins and
+// ends. nil (absent) means no alerts are evaluated or sent.
+type Alerts struct {
+	// Receivers are the webhooks every notification goes to. At least one.
+	Receivers []*Receiver `yaml:"receivers"`
+	// RepeatInterval is how long a still-firing alert waits before it is
+	// notified again. Default 4h (Alertmanager's); must be > 0.
+	RepeatInterval Duration `yaml:"repeat_interval"`
+	// NoReadyFor is how long an app with a command must have no ready
+	// instance before no_ready_instance fires: a restart, or the first
+	// start of an app that boots in 20s, is not an episode. Default 30s;
+	// 0 fires at the first check.
+	NoReadyFor Duration `yaml:"no_ready_for"`
+	// RestartLoop is restart_loop's threshold.
+	RestartLoop RestartLoopAlert `yaml:"restart_loop"`
+	// ErrorRate is error_rate's threshold.
+	ErrorRate ErrorRateAlert `yaml:"error_rate"`
+}
+
+// RestartLoopAlert fires when one instance exits on its own Exits times
+// within Window (diagnose's restart_loop: 3 exits, about a minute apart
+// at most), and resolves when fewer remain in the window.
+type RestartLoopAlert struct {
+	// Exits is how many exits make a loop. Default 3; at least 1.
+	Exits int `yaml:"exits"`
+	// Window is the sliding window they are counted in. Default 3m.
+	Window Duration `yaml:"window"`
+}
+
+// ErrorRateAlert fires when an app's 5xx answers (from the app or from
+// gatehouse) are at least Above of its requests over Window, with at
+// least MinRequests requests in it.
+type ErrorRateAlert struct {
+	// Above is the share of 5xx, from 0 to 1. Default 0.05; 0 turns the
+	// alert off.
+	Above float64 `yaml:"above"`
+	// Window is the sliding window. Default 5m; at least 10s.
+	Window Duration `yaml:"window"`
+	// MinRequests is the fewest requests in the window the rate is
+	// judged on (two failures of three are not an outage). Default 20.
+	MinRequests int `yaml:"min_requests"`
+}
+
+// Receiver is one webhook.
+type Receiver struct {
+	// Name identifies the receiver in metrics and the Alertmanager body.
+	// Required, unique.
+	Name string `yaml:"name"`
+	// URL is an absolute http or https URL. Required.
+	URL string `yaml:"url"`
+	// Format is the body: json (default; gatehouse's own, with a text
+	// field Slack incoming webhooks accept), alertmanager (the
+	// Alertmanager webhook body, version 4) or slack (only text).
+	Format string `yaml:"format"`
+	// Headers are added to every request (Authorization, say).
+	Headers map[string]string `yaml:"headers"`
+	// Timeout bounds one attempt. Default 5s.
+	Timeout Duration `yaml:"timeout"`
+	// MaxAttempts is how many times a notification is tried before it is
+	// dropped, with exponential back-off from 1s to 1m between tries.
+	// Default 5; at least 1.
+	MaxAttempts int `yaml:"max_attempts"`
+	// RatePerMinute is the most notifications sent to this receiver in a
+	// minute; the rest wait in its queue. Default 30; at least 1.
+	RatePerMinute int `yaml:"rate_per_minute"`
+	// QueueSize is how many notifications may wait; when full the oldest
+	// is dropped (and counted). Default 256; at least 1.
+	QueueSize int `yaml:"queue_size"`
+}
+
+// Receiver formats.
+const (
+	FormatJSON         = "json"
+	FormatAlertmanager = "alertmanager"
+	FormatSlack        = "slack"
+)
+
+var receiverFormats = []string{FormatJSON, FormatAlertmanager, FormatSlack}
+
+// NewAlerts returns the defaults of an alerts: block that is present.
+func NewAlerts() *Alerts {
+	return &Alerts{
+		RepeatInterval: Duration(4 * time.Hour),
+		NoReadyFor:     Duration(30 * time.Second),
+		RestartLoop:    RestartLoopAlert{Exits: 3, Window: Duration(3 * time.Minute)},
+		ErrorRate:      ErrorRateAlert{Above: 0.05, Window: Duration(5 * time.Minute), MinRequests: 20},
+	}
+}
+
+// NewReceiver returns a receiver's defaults.
+func NewReceiver() *Receiver {
+	return &Receiver{Format: FormatJSON, Timeout: Duration(5 * time.Second), MaxAttempts: 5, RatePerMinute: 30, QueueSize: 256}
+}
+
+var (
+	alertsType   = reflect.TypeFor[Alerts]()
+	receiverType = reflect.TypeFor[Receiver]()
+)
+
+func decodeFloat(n *yaml.Node, v reflect.Value) error {
+	if t := n.ShortTag(); t != "!!float" && t != "!!int" {
+		return fmt.Errorf("must be a number, got %q", n.Value)
+	}
+	f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
+	if err != nil {
+		return fmt.Errorf("number %q is out of range", n.Value)
+	}
+	v.SetFloat(f)
+	return nil
+}
+
+// alerts checks the alerts: block.
+func (v *validator) alerts(a *Alerts, path string) {
+	if a == nil {
+		return
+	}
+	if len(a.Receivers) == 0 {
+		v.errorf(path+".receivers", "at least one receiver is required, e.g. [{name: ops, url: https://hooks.example.com/x}]")
+	}
+	names := map[string]bool{}
+	for i, r := range a.Receivers {
+		p := indexPath(path+".receivers", i)
+		if r == nil {
+			v.errorf(p, "must be a receiver: {name: ops, url: https://…}")
+			continue
+		}
+		v.receiver(r, p)
+		if r.Name != "" && names[r.Name] {
+			v.errorf(p+".name", "duplicate receiver name %q", r.Name)
+		}
+		names[r.Name] = true
+	}
+	v.positive(path+".repeat_interval", a.RepeatInterval)
+	if a.NoReadyFor < 0 {
+		v.errorf(path+".no_ready_for", "must be ≥ 0 (0 = fire at the first check)")
+	}
+	v.atLeastOne(path+".restart_loop.exits", a.RestartLoop.Exits)
+	v.positive(path+".restart_loop.window", a.RestartLoop.Window)
+	if e := a.ErrorRate; e.Above < 0 || e.Above > 1 {
+		v.errorf(path+".error_rate.above", "must be between 0 and 1 (a share of requests; 0 = off), got %g", e.Above)
+	}
+	if a.ErrorRate.Window < Duration(10*time.Second) {
+		v.errorf(path+".error_rate.window", "must be at least 10s")
+	}
+	if a.ErrorRate.MinRequests < 0 {
+		v.errorf(path+".error_rate.min_requests", "must be ≥ 0")
+	}
+}
+
+func (v *validator) receiver(r *Receiver, path string) {
+	if r.Name == "" {
+		v.errorf(path+".name", "required")
+	}
+	if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.errorf(path+".url", "%q must be an absolute http or https URL", r.URL)
+	}
+	if !slices.Contains(receiverFormats, r.Format) {
+		v.errorf(path+".format", "%q must be one of %s", r.Format, strings.Join(receiverFormats, ", "))
+	}
+	v.positive(path+".timeout", r.Timeout)
+	v.atLeastOne(path+".max_attempts", r.MaxAttempts)
+	v.atLeastOne(path+".rate_per_minute", r.RatePerMinute)
+	v.atLeastOne(path+".queue_size", r.QueueSize)
+}
