@@ -64,6 +64,7 @@ func printStatus(w io.Writer, st *admin.StatusResponse, now time.Time) {
 		}
 	}
 	tw.Flush()
+	printAutoscale(w, st, now)
 	if st.Draining {
 		fmt.Fprintln(w, "gatehouse is draining: /readyz fails, requests are still served (gatehouse undrain puts it back)")
 	}
@@ -72,6 +73,28 @@ func printStatus(w io.Writer, st *admin.StatusResponse, now time.Time) {
 		if ws.Dropped > 0 || ws.Errors > 0 {
 			fmt.Fprintf(w, "warning: %s dropped %d lines, %d write errors (last: %s)\n", name, ws.Dropped, ws.Errors, ws.LastError)
 		}
+	}
+}
+
+// printAutoscale prints one line per autoscaled app: its bounds, the
+// count it wants, and its last decision.
+func printAutoscale(w io.Writer, st *admin.StatusResponse, now time.Time) {
+	for _, a := range st.Apps {
+		as := a.Autoscale
+		if as == nil {
+			continue
+		}
+		line := fmt.Sprintf("autoscale %s: min %d, max %d, desired %d", a.Name, as.Min, as.Max, as.Desired)
+		if as.AtMax {
+			line += "; AT MAX (a scale-out rule still holds)"
+		}
+		if as.Scaling {
+			line += "; scaling"
+		}
+		if as.LastDecision != "" {
+			line += fmt.Sprintf("; last: %s (%s ago)", as.LastDecision, now.Sub(as.LastDecisionAt).Round(time.Second))
+		}
+		fmt.Fprintln(w, line)
 	}
 }
 

@@ -42,6 +42,7 @@ var (
 	statusRangeType = reflect.TypeFor[StatusRange]()
 	appType         = reflect.TypeFor[App]()
 	autoHealType    = reflect.TypeFor[AutoHeal]()
+	autoscaleType   = reflect.TypeFor[Autoscale]()
 	tlsType         = reflect.TypeFor[TLS]()
 	acmeType        = reflect.TypeFor[ACME]()
 	dnsType         = reflect.TypeFor[DNS]()
@@ -66,6 +67,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	case commandType:
 		d.command(n, v, path)
+		return
+	case thresholdType:
+		d.scalar(n, v, path, "a number", decodeThreshold)
 		return
 	}
 	switch v.Kind() {
@@ -104,6 +108,8 @@ func newValue(t reflect.Type) reflect.Value {
 		return reflect.ValueOf(NewApp(""))
 	case autoHealType:
 		return reflect.ValueOf(NewAutoHeal())
+	case autoscaleType:
+		return reflect.ValueOf(NewAutoscale())
 	case tlsType:
 		return reflect.ValueOf(NewTLS())
 	case acmeType:

@@ -150,6 +150,11 @@ type App struct {
 	// AutoHeal configures triggers and actions; nil means only the
 	// proactive defaults.
 	AutoHeal *AutoHeal `yaml:"auto_heal"`
+	// Autoscale changes the instance count between its min and max on
+	// measured load (see Autoscale); nil (absent) means the count stays
+	// what instances and gatehouse scale make it. Apps with a command
+	// only.
+	Autoscale *Autoscale `yaml:"autoscale"`
 	// Limits overrides some of the top-level limits for this app's
 	// requests. After Parse every key holds its effective value: a key the
 	// app leaves out takes the top-level one.

@@ -173,6 +173,7 @@ func (v *validator) app(a *App, path string, napps int, top *Limits) {
 	if a.AutoHeal != nil {
 		v.autoHeal(a.AutoHeal, path+".auto_heal")
 	}
+	v.autoscale(a, path+".autoscale")
 	v.upstreamTLS(a, path+".upstream_tls")
 	v.dns(a, path+".dns")
 	v.affinity(a, path)

@@ -186,6 +186,13 @@ func overload(ev *Evidence, found []Finding) []Finding {
 		if s := ev.app(app); s != nil && s.MaxInflight > 0 {
 			busyOverload(ev, &f, s, as, full)
 		}
+		if at := atMax(ev, app); len(at) > 0 {
+			// Autoscale wanted more and was not allowed: the fix is its max.
+			last := at[len(at)-1]
+			f.Evidence = append(f.Evidence, fmt.Sprintf("autoscale ran %s at its max instances while a scale-out rule held (%s, at %s): %s",
+				app, plural(len(at), "time", "times"), last.Time.UTC().Format("15:04:05"), last.Value))
+			f.Fix = "raise autoscale max for " + app + " (it was at max), make instances start faster, or raise queue_size / hold_timeout if bursts are short"
+		}
 		f.FirstSeen, f.LastSeen = span(as)
 		out = append(out, f)
 	}
@@ -217,6 +224,18 @@ func busyOverload(ev *Evidence, f *Finding, s *AppSnap, as []*Access, full int) 
 	}
 	f.Fix = fmt.Sprintf("add instances (gatehouse scale %s %d, or autoscale), or raise max_inflight if the app can serve more than %d at once; raise queue_size / hold_timeout only if bursts are short",
 		s.Name, n+max(1, n/2), s.MaxInflight)
+}
+
+// atMax are the app's at_max scale events: autoscale pinned at max while
+// a scale-out rule still held.
+func atMax(ev *Evidence, app string) []telemetry.Event {
+	var out []telemetry.Event
+	for _, e := range eventsOf(ev, telemetry.EventScale) {
+		if e.App == app && e.Trigger == telemetry.ScaleAtMax {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // coldStart: idle unloads that made requests wait for a start.

@@ -31,6 +31,8 @@ type Metrics struct {
 	// alerts and notifications are package alerts' (see alerts.go).
 	alerts        *alertCollector
 	notifications *prometheus.CounterVec
+	// autoscale counts autoscale decisions (see autoscale.go).
+	autoscale *prometheus.CounterVec
 
 	// hot caches resolved series per app, status class and cause, so that
 	// the request path does no label hashing.
@@ -52,7 +54,8 @@ type hotSeries struct {
 // New registers every metric on a new registry; sup provides the gauges
 // read at scrape time.
 func New(sup *supervisor.Supervisor) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), certs: &certCollector{}, alerts: &alertCollector{}, notifications: newNotifications()}
+	m := &Metrics{reg: prometheus.NewRegistry(), certs: &certCollector{}, alerts: &alertCollector{}, notifications: newNotifications(),
+		autoscale: newAutoscaleDecisions()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_requests_total", Help: "Requests by app, status class (2xx…5xx, 499 as 4xx) and cause (empty when the app answered normally).",
 	}, []string{"app", "code", "cause"})
@@ -84,7 +87,7 @@ func New(sup *supervisor.Supervisor) *Metrics {
 		Name: "gatehouse_instance_exits_total", Help: "Instance process exits that gatehouse did not ask for, by app and reason (code_N or a signal name).",
 	}, []string{"app", "reason"})
 	m.reg.MustRegister(m.requests, m.duration, m.attempts, m.retries, m.holdWait, m.probes, m.probeLat, m.events, m.exits,
-		&instanceCollector{sup: sup}, m.certs, m.alerts, m.notifications,
+		&instanceCollector{sup: sup}, m.certs, m.alerts, m.notifications, m.autoscale, &autoscaleCollector{sup: sup},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "gatehouse"}))
 	return m
 }

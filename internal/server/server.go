@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/alerts"
 	"github.com/gatehouse/gatehouse/internal/autoheal"
+	"github.com/gatehouse/gatehouse/internal/autoscale"
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/front"
@@ -87,6 +88,7 @@ type Server struct {
 	gw          *gateway.Gateway
 	metrics     *metrics.Metrics
 	healer      *autoheal.Healer
+	scaler      *autoscale.Scaler
 	// alerts is nil without an alerts: block.
 	alerts   *alerts.Manager
 	publicLn net.Listener
@@ -148,10 +150,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	})
 	s.metrics = metrics.New(s.sup)
 	s.healer = autoheal.New(s.sup, s.events, cfg.SampleInterval.D(), opts.Logger)
+	s.scaler = autoscale.New(s.sup, autoscale.Options{Events: s.events, Logger: opts.Logger, Decided: s.metrics.ObserveAutoscale})
 	s.newAlerts()
 	observe := func(e *telemetry.AccessEntry) {
 		s.metrics.ObserveRequest(e)
 		s.healer.Observe(e)
+		s.scaler.Observe(e)
 		if s.alerts != nil {
 			s.alerts.Observe(e)
 		}
@@ -371,9 +375,10 @@ func (s *Server) Run(ctx context.Context) error {
 	// than being cut off mid-response when the process exits.
 	s.adminSrv.BaseContext = func(net.Listener) context.Context { return adminCtx }
 
-	exited := make(chan *component, 12)
+	exited := make(chan *component, 16)
 	r := &running{
 		healer:    start("auto-heal", exited, func() error { return s.healer.Run(loopCtx) }),
+		scaler:    start("autoscale", exited, func() error { return s.scaler.Run(loopCtx) }),
 		alerts:    s.startAlerts(exited, loopCtx),
 		counter:   start("event counter", exited, func() error { s.countEvents(loopCtx); return nil }),
 		snap:      start("state snapshots", exited, func() error { s.snapshotLoop(loopCtx); return nil }),
@@ -421,7 +426,7 @@ func (s *Server) failed(c *component) error {
 // running holds a running server's components and the cancel funcs that
 // stop them.
 type running struct {
-	public, healer, alerts, counter, snap, recent, sup, admin, watchdog *component
+	public, healer, scaler, alerts, counter, snap, recent, sup, admin, watchdog *component
 	// secure holds the HTTPS listener and the certificate manager, when
 	// there is a tls: block.
 	secure                                []*component
@@ -451,10 +456,12 @@ type running struct {
 //     connections stay open for idleGrace to answer one more request
 //     with Connection: close; whatever is still open then is closed.
 //  3. Stop the background loops: auto-heal (so it starts no recycle of an
-//     instance about to stop), alerts (what is queued for the receivers,
-//     resolved notifications say, gets up to 2s more to be delivered;
-//     the instances stopping in step 4 raise no alert), the event
-//     counter, the state snapshots,
+//     instance about to stop), autoscale (so it starts no scale; one
+//     under way gives up waiting for its new instances, which step 4
+//     stops, or finishes draining its surplus ones), alerts (what is
+//     queued for the receivers, resolved notifications say, gets up to
+//     2s more to be delivered; the instances stopping in step 4 raise no
+//     alert), the event counter, the state snapshots,
 //     the recent-output collector, the certificate manager (renewals,
 //     file watching) and the systemd watchdog: a stop that outlasts
 //     WatchdogSec is bounded by TimeoutStopSec instead.
@@ -500,7 +507,7 @@ func (s *Server) shutdown(r *running) {
 	wait(r.public)
 	// Step 3.
 	r.stopLoops()
-	wait(r.healer, r.alerts, r.counter, r.snap, r.recent, r.watchdog)
+	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.recent, r.watchdog)
 	wait(r.secure...)
 	// Step 4.
 	if leave {

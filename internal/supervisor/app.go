@@ -51,7 +51,14 @@ type App struct {
 	// leftInstances are the instances Leave let go, shown by Status until
 	// this process exits or takes them back: it serves through them.
 	leftInstances []*Instance
+	// autoscale is what the autoscaler last published for Status; nil
+	// for an app without autoscale.
+	autoscale atomic.Pointer[AutoscaleStatus]
 }
+
+// SetAutoscaleStatus publishes the autoscaler's state of the app, shown
+// by Status; st must not be changed after.
+func (a *App) SetAutoscaleStatus(st *AutoscaleStatus) { a.autoscale.Store(st) }
 
 func newApp(s *Supervisor, cfg *config.App) *App {
 	a := &App{name: cfg.Name, sup: s, pool: pool.New(cfg.Name, cfg.QueueSize)}
@@ -276,3 +283,7 @@ func (a *App) stopAll() {
 // Environ is the environment an instance of the app starts with, without
 // its instance-specific PORT and ids.
 func (a *App) Environ() []string { return a.sup.environ(a.Config().Env) }
+
+// AutoscaleStatus is what the autoscaler last published for the app; nil
+// for an app without autoscale.
+func (a *App) AutoscaleStatus() *AutoscaleStatus { return a.autoscale.Load() }

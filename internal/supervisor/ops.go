@@ -50,6 +50,7 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	}
 	a.configured.Store(int64(next.Instances))
 	prev := a.Config()
+	next = keepAutoscaled(prev, next)
 	if prev.External() != next.External() {
 		// Instances are either processes or upstreams: replacing one kind
 		// by the other would leave both in the pool.
@@ -108,6 +109,20 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	}
 	a.emit(telemetry.EventReload, fmt.Sprintf("reload done: %d instances replaced", len(old)))
 	return a.scaleLocked(ctx, next.Instances, p)
+}
+
+// keepAutoscaled keeps, for an app with autoscale, the instance count it
+// runs now (clamped to the new min..max) rather than the file's
+// instances, which is only the count the app starts with: a reload must
+// not undo a scale-out under load. A stopped app stays stopped.
+func keepAutoscaled(prev, next *config.App) *config.App {
+	as := next.Autoscale
+	if as == nil || next.External() || prev.Instances == 0 {
+		return next
+	}
+	c := *next
+	c.Instances = min(max(prev.Instances, as.Min), as.Max)
+	return &c
 }
 
 // settingsChanged reports whether next differs from prev in anything but
@@ -224,8 +239,23 @@ const failFastRestarts = 2
 // Scale sets the number of instances: new ones are started and awaited,
 // surplus ones (newest first) drain and stop. 0 takes the app down and
 // keeps it: its requests are held, then answered no_ready_instance, until
-// it is scaled up again.
+// it is scaled up again. With an autoscale: block a count above 0 is
+// clamped to its min..max (the autoscaler then leaves the new count alone
+// for its cool-downs); 0 still stops the app.
 func (a *App) Scale(ctx context.Context, n int, p Progress) error {
+	if as := a.Config().Autoscale; as != nil && n > 0 {
+		if c := min(max(n, as.Min), as.Max); c != n {
+			p("%s: autoscale is on: %d instances clamped to %d (min %d, max %d)", a.name, n, c, as.Min, as.Max)
+			n = c
+		}
+	}
+	return a.ScaleFor(ctx, n, nil, p)
+}
+
+// ScaleFor is Scale without the autoscale clamp, recording why: when why
+// is not nil, the scale event is why (its Trigger, Value and Detail: an
+// autoscale decision) rather than the plain "N → M instances".
+func (a *App) ScaleFor(ctx context.Context, n int, why *telemetry.Event, p Progress) error {
 	if a.Config().External() {
 		return fmt.Errorf("scale %s: %w", a.name, ErrExternal)
 	}
@@ -237,7 +267,7 @@ func (a *App) Scale(ctx context.Context, n int, p Progress) error {
 	if a.sup.leaving.Load() {
 		return fmt.Errorf("scale %s: %w", a.name, errLeaving)
 	}
-	return a.scaleLocked(ctx, n, p)
+	return a.scaleLockedFor(ctx, n, why, p)
 }
 
 // Stop takes the app down without removing it: Scale to 0, remembering
@@ -260,12 +290,22 @@ func (a *App) Start(ctx context.Context, p Progress) error {
 }
 
 func (a *App) scaleLocked(ctx context.Context, n int, p Progress) error {
+	return a.scaleLockedFor(ctx, n, nil, p)
+}
+
+func (a *App) scaleLockedFor(ctx context.Context, n int, why *telemetry.Event, p Progress) error {
 	cur := a.live()
 	if a.Config().External() || n == len(cur) || a.pool.Unloaded() {
 		a.setInstances(n)
 		return nil
 	}
-	a.emit(telemetry.EventScale, fmt.Sprintf("%d → %d instances", len(cur), n))
+	if why != nil {
+		ev := *why
+		ev.App, ev.Type = a.name, telemetry.EventScale
+		a.sup.opts.Events.Emit(ev)
+	} else {
+		a.emit(telemetry.EventScale, fmt.Sprintf("%d → %d instances", len(cur), n))
+	}
 	a.setInstances(n)
 	if n > len(cur) {
 		return a.scaleUp(ctx, n-len(cur), p)

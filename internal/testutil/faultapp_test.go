@@ -152,6 +152,7 @@ func TestFaultAppRoutes(t *testing.T) {
 		{"sleep", "GET", "/sleep?d=10ms", "", 200, "slept 10ms", nil},
 		{"alloc", "GET", "/alloc?mb=2", "", 200, "retained 2 MiB", nil},
 		{"busy", "GET", "/busy?d=20ms", "", 200, "spun 20ms*", nil},
+		{"work", "GET", "/work?d=5ms", "", 200, "worked 5ms", nil},
 		{"headers", "GET", "/headers", "", 200, `{"Accept-Encoding":["gzip"],"Host":["` + addr + `"],*`, nil},
 		{"set-health", "GET", "/set-health?status=200", "", 200, "health 200 delay 0s", nil},
 	}

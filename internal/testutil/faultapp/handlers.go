@@ -38,6 +38,10 @@ type app struct {
 	// every other handler takes it for reading before it starts, so a
 	// frozen app answers nothing, /healthz included: a blocked event loop.
 	frozen sync.RWMutex
+
+	// work serialises /work: one at a time per process, so that its
+	// latency grows with the concurrency an instance is given.
+	work sync.Mutex
 }
 
 func newApp(o *options) *app {
@@ -66,6 +70,7 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("/pid", a.pid)
 	mux.HandleFunc("/ws", a.ws)
 	mux.HandleFunc("/busy", a.busy)
+	mux.HandleFunc("/work", a.doWork)
 	mux.HandleFunc("/connect-out", a.connectOut)
 	mux.HandleFunc("/env", a.env)
 	mux.HandleFunc("/print", a.print)
@@ -416,6 +421,25 @@ func (a *app) busy(w http.ResponseWriter, r *http.Request) {
 	logf("busy: spinning the CPU for %v", d)
 	n := spin(d)
 	a.text(w, http.StatusOK, "spun %v (%d iterations)", d, n)
+}
+
+// doWork models a process that serves one request at a time (a
+// single-threaded worker): each /work takes d (default 20ms) once its
+// turn comes, so with c requests at once on an instance the last waits
+// c × d. Its answer is 200 with the instance in X-Instance.
+func (a *app) doWork(w http.ResponseWriter, r *http.Request) {
+	d, err := duration(r, "d", 20*time.Millisecond)
+	if err != nil {
+		a.text(w, http.StatusBadRequest, "d: %v", err)
+		return
+	}
+	a.work.Lock()
+	ok := pause(r, d)
+	a.work.Unlock()
+	if !ok {
+		return
+	}
+	a.text(w, http.StatusOK, "worked %v", d)
 }
 
 // spin burns CPU until d has passed and returns the iteration count, so the

@@ -1,0 +1,32 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+)
+
+// Issue 16: gatehouse status says, per autoscaled app, its bounds, the
+// count it wants, whether it is at max, and its last decision.
+func TestStatusPrintsAutoscale(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	st := &admin.StatusResponse{Apps: []supervisor.AppStatus{
+		{Name: "web", Instances: []supervisor.InstanceStatus{}, Autoscale: &supervisor.AutoscaleStatus{
+			Min: 1, Max: 4, Desired: 4, AtMax: true,
+			LastDecision: "at max: inflight_per_instance 16 > 4 for 1s", LastDecisionAt: now.Add(-12 * time.Second)}},
+		{Name: "api", Instances: []supervisor.InstanceStatus{}, Autoscale: &supervisor.AutoscaleStatus{Min: 2, Max: 6, Desired: 2}},
+		{Name: "plain", Instances: []supervisor.InstanceStatus{}},
+	}}
+	var b strings.Builder
+	printAutoscale(&b, st, now)
+	want := "autoscale web: min 1, max 4, desired 4; AT MAX (a scale-out rule still holds); last: at max: inflight_per_instance 16 > 4 for 1s (12s ago)\n" +
+		"autoscale api: min 2, max 6, desired 2\n"
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("autoscale lines (-want +got):\n%s", diff)
+	}
+}
