@@ -76,8 +76,8 @@ type ScaleRule struct {
 
 // Threshold is a rule's threshold: a number in the metric's unit. A
 // number written with "%" (Percent) is a share of the app's per-instance
-// concurrency limit; it is reserved for inflight_per_instance once apps
-// have max_inflight, and rejected until then (see Limit).
+// concurrency limit, max_inflight: for inflight_per_instance only, and
+// only in an app that has one (see Limit).
 type Threshold struct {
 	Value   float64
 	Percent bool
@@ -92,11 +92,15 @@ func (t Threshold) String() string {
 	return s
 }
 
-// Limit is the threshold in the metric's unit for app. This is the hook
-// for max_inflight: a percentage becomes Value% of the app's
-// max_inflight; until apps have one, validation refuses a percentage, so
-// Limit only ever sees numbers.
-func (t Threshold) Limit(_ *App) float64 { return t.Value }
+// Limit is the threshold in the metric's unit for app: a percentage
+// becomes Value% of the app's max_inflight (validation refuses one in an
+// app without max_inflight).
+func (t Threshold) Limit(app *App) float64 {
+	if t.Percent {
+		return t.Value / 100 * float64(app.MaxInflight)
+	}
+	return t.Value
+}
 
 // Autoscale metrics: what gatehouse measures per app, every interval.
 const (
@@ -230,8 +234,8 @@ func (v *validator) scaleRule(a *App, r *ScaleRule, path string, out bool) {
 		v.errorf(path, "missing %s: the threshold, e.g. {metric: %s, %s: 4}", side, orDefault(r.Metric, MetricInflight), side)
 	case want != nil && want.Percent && r.Metric != MetricInflight:
 		v.errorf(path+"."+side, "%s: a percentage is only for inflight_per_instance (a share of max_inflight)", want)
-	case want != nil && want.Percent:
-		v.errorf(path+"."+side, "%s: a percentage of max_inflight needs max_inflight, which this version does not have; give a number of requests", want)
+	case want != nil && want.Percent && a.MaxInflight <= 0:
+		v.errorf(path+"."+side, "%s: a percentage of max_inflight needs max_inflight set on the app; give a number of requests, or set max_inflight", want)
 	case want != nil && !out && want.Value == 0:
 		v.errorf(path+"."+side, "must be > 0: no metric is below 0")
 	}

@@ -36,7 +36,8 @@ func TestValidateAutoscale(t *testing.T) {
 		{"threshold not a number", web + "    autoscale:\n      max: 4\n      out:\n        - {metric: held, above: lots}\n",
 			[]string{`g.yaml:7: apps.web.autoscale.out[0].above: must be a number, e.g. 4 or 0.5, got "lots"`}},
 		{"percentage needs max_inflight", web + "    autoscale:\n      max: 4\n      out:\n        - {metric: inflight_per_instance, above: 80%}\n",
-			[]string{`g.yaml:7: apps.web.autoscale.out[0].above: 80%: a percentage of max_inflight needs max_inflight, which this version does not have; give a number of requests`}},
+			[]string{`g.yaml:7: apps.web.autoscale.out[0].above: 80%: a percentage of max_inflight needs max_inflight set on the app; give a number of requests, or set max_inflight`}},
+		{"percentage of max_inflight", web + "    max_inflight: 5\n    autoscale:\n      max: 4\n      out:\n        - {metric: inflight_per_instance, above: 80%}\n", nil},
 		{"for shorter than the interval", web + "    autoscale:\n      max: 4\n      interval: 5s\n      out:\n        - {metric: held, above: 0, for: 1s}\n",
 			[]string{`g.yaml:8: apps.web.autoscale.out[0].for: must be between the autoscale interval (5s) and 1h, got 1s`}},
 		{"step bounds", web + "    autoscale:\n      max: 4\n      out:\n        - {metric: held, above: 0, step: 5}\n      in:\n        - {metric: held, below: 1, step: 0}\n",
@@ -76,5 +77,23 @@ func TestAutoscaleDefaults(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, c.Apps["web"].Autoscale); diff != "" {
 		t.Errorf("autoscale defaults (-want +got):\n%s", diff)
+	}
+}
+
+// A percentage threshold is a share of the app's max_inflight.
+func TestThresholdLimit(t *testing.T) {
+	app := &App{MaxInflight: 5}
+	for _, tc := range []struct {
+		th   Threshold
+		want float64
+	}{
+		{Threshold{Value: 80, Percent: true}, 4},
+		{Threshold{Value: 3}, 3},
+	} {
+		t.Run(tc.th.String(), func(t *testing.T) {
+			if got := tc.th.Limit(app); got != tc.want {
+				t.Errorf("Limit = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
