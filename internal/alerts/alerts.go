@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -147,6 +148,14 @@ func (m *Manager) states() []AppState {
 		cfg := a.Config()
 		st := AppState{Name: a.Name(), External: cfg.External()}
 		st.Ready, st.Need = a.Readiness()
+		for _, in := range a.Instances() {
+			if s := in.State(); s == pool.Starting || s == pool.Crashed || s == pool.Unhealthy {
+				if st.Failing == nil {
+					st.Failing = map[string]bool{}
+				}
+				st.Failing[in.ID] = true
+			}
+		}
 		if c, ok := m.counts.Load(a.Name()); ok {
 			ac := c.(*appCounts)
 			st.Requests, st.Errors = ac.requests.Load(), ac.errors.Load()

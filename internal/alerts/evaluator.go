@@ -20,6 +20,12 @@ type AppState struct {
 	Ready, Need int
 	// Requests and Errors (5xx) are cumulative counts since start.
 	Requests, Errors uint64
+	// Failing are the instances that have not come up: starting, crashed
+	// (restarting with back-off) or unhealthy. A start_failure episode of
+	// an instance not among them is over even if no ready or stop event
+	// said so (scaled in, replaced by a reload, app stopped, or the event
+	// missed by a full subscription).
+	Failing map[string]bool
 	// PausePer is auto-heal's max_recycles.per (0 without max_recycles):
 	// how long after its last max_recycles event it stays paused.
 	PausePer time.Duration
@@ -155,9 +161,11 @@ func (e *Evaluator) recentExits(k Key, now time.Time) []time.Time {
 func (e *Evaluator) Check(now time.Time, apps []AppState) []Notification {
 	var out []Notification
 	live := map[string]bool{}
+	failing := map[string]map[string]bool{}
 	for i := range apps {
 		a := &apps[i]
 		live[a.Name] = true
+		failing[a.Name] = a.Failing
 		out = append(out, e.noReady(now, a)...)
 		out = append(out, e.errorRate(now, a)...)
 		if t, ok := e.paused[a.Name]; ok && !now.Before(t.Add(a.PausePer)) {
@@ -177,6 +185,8 @@ func (e *Evaluator) Check(now time.Time, apps []AppState) []Notification {
 	}
 	for k := range e.eps {
 		if k.App != "" && !live[k.App] {
+			out = append(out, e.resolve(k, now)...)
+		} else if k.Alert == StartFailure && !failing[k.App][k.Instance] {
 			out = append(out, e.resolve(k, now)...)
 		}
 	}
