@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -252,5 +253,35 @@ func TestNotifierFlushesOnClose(t *testing.T) {
 				t.Errorf("%d results for 3 notifications: %v", got, res.list())
 			}
 		})
+	}
+}
+
+// A 429 or 503 with Retry-After is tried again no sooner than it asks
+// (up to the back-off's cap), not after the shorter back-off.
+func TestNotifierRetryAfter(t *testing.T) {
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		at = append(at, time.Now())
+		n := len(at)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	res := &results{}
+	q := newNotifier(testReceiver(srv.URL), discard, res.add)
+	q.retryBase, q.retryMax = 20*time.Millisecond, 10*time.Second
+	go q.run()
+	t.Cleanup(func() { q.close(time.Second) })
+	q.enqueue(firing("web"))
+	testutil.WaitFor(t, 15*time.Second, "the retry is sent", func() bool { return res.count(ResultSent) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := at[1].Sub(at[0]); gap < 900*time.Millisecond {
+		t.Errorf("retried %s after a 429 with Retry-After: 1, want ≥ 1s", gap)
 	}
 }
