@@ -160,6 +160,9 @@ func (m *Manager) states() []AppState {
 			ac := c.(*appCounts)
 			st.Requests, st.Errors = ac.requests.Load(), ac.errors.Load()
 		}
+		if as := a.AutoscaleStatus(); as != nil && cfg.Autoscale != nil {
+			st.AtMax, st.AtMaxWhy = as.AtMax, as.LastDecision
+		}
 		if ah := cfg.AutoHeal; ah != nil && ah.MaxRecycles != nil {
 			st.PausePer = ah.MaxRecycles.Per.D()
 		}

@@ -128,6 +128,13 @@ func TestEvaluator(t *testing.T) {
 			{time.Hour, &telemetry.Event{Type: telemetry.EventCertExpiring, Value: "example.com"}, nil},
 			{2 * time.Hour, &telemetry.Event{Type: telemetry.EventCertRenewed, Value: "example.com"}, nil},
 		}, []got{{0, Firing, Key{CertExpiring, "", "example.com"}}, {2 * time.Hour, Resolved, Key{CertExpiring, "", "example.com"}}}},
+		{"autoscale pinned at max while its status says so", []step{
+			{0, nil, web(1, 1)},
+			{time.Second, nil, []AppState{{Name: "web", Ready: 8, Need: 1, AtMax: true, AtMaxWhy: "at max: inflight_per_instance 6.2 > 4 for 30s"}}},
+			{time.Minute, nil, []AppState{{Name: "web", Ready: 8, Need: 1, AtMax: true}}},
+			{2 * time.Minute, nil, []AppState{{Name: "web", Ready: 8, Need: 1}}},
+			{3 * time.Minute, nil, []AppState{{Name: "web", Ready: 8, Need: 1}}},
+		}, []got{{time.Second, Firing, Key{AutoscaleAtMax, "web", ""}}, {2 * time.Minute, Resolved, Key{AutoscaleAtMax, "web", ""}}}},
 		{"autoscale pinned at max", []step{
 			{0, ev(telemetry.EventAutoscaleAtMax, "web", "", "wants 12, max 8"), nil},
 			{time.Minute, ev(telemetry.EventAutoscaleAtMax, "web", "", ""), nil},

@@ -285,3 +285,37 @@ func TestNotifierRetryAfter(t *testing.T) {
 		t.Errorf("retried %s after a 429 with Retry-After: 1, want ≥ 1s", gap)
 	}
 }
+
+// The manager reads autoscale's at-max state from the supervisor: the
+// alert fires while the app's autoscale status says at max and resolves
+// when it no longer does (autoscale emits no event at the end).
+func TestManagerAutoscaleAtMax(t *testing.T) {
+	cfg, err := config.Parse("g.yaml", []byte("apps:\n  web:\n    command: x\n    instances: 2\n    autoscale:\n      max: 2\n      out: [{metric: inflight_per_instance, above: 4}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := newReceiver(t, nil)
+	ac := config.NewAlerts()
+	ac.Receivers = []*config.Receiver{testReceiver(rcv.URL)}
+	events := telemetry.NewEvents(nil, 0)
+	sup := supervisor.New(cfg, supervisor.Options{Events: events})
+	m := New(ac, sup, events, Options{Every: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	web := sup.Apps()[0]
+	web.SetAutoscaleStatus(&supervisor.AutoscaleStatus{Min: 1, Max: 2, AtMax: true, LastDecision: "at max: inflight_per_instance 6 > 4 for 30s"})
+	testutil.WaitFor(t, 10*time.Second, "the firing notification", func() bool { return len(received[jsonBody](t, rcv)) == 1 })
+	web.SetAutoscaleStatus(&supervisor.AutoscaleStatus{Min: 1, Max: 2})
+	testutil.WaitFor(t, 10*time.Second, "the resolved notification", func() bool { return len(received[jsonBody](t, rcv)) == 2 })
+	got := received[jsonBody](t, rcv)
+	for i, want := range []string{Firing, Resolved} {
+		if got[i].Alert != AutoscaleAtMax || got[i].Status != want || got[i].App != "web" {
+			t.Errorf("notification %d: %+v, want %s %s of web", i, got[i], AutoscaleAtMax, want)
+		}
+	}
+}
