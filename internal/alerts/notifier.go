@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -212,6 +213,13 @@ func (q *notifier) post(body []byte) error {
 	}
 	resp, err := q.client.Do(req)
 	if err != nil {
+		// Not the *url.Error itself: its text has the URL, whose path or
+		// query is often the webhook's secret (Slack's is), and this
+		// error is logged.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("post to %s: %w", q.r.Name, err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused

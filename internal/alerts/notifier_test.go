@@ -1,10 +1,15 @@
 package alerts
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -318,4 +323,42 @@ func TestManagerAutoscaleAtMax(t *testing.T) {
 			t.Errorf("notification %d: %+v, want %s %s of web", i, got[i], AutoscaleAtMax, want)
 		}
 	}
+}
+
+// A webhook URL often holds its secret in the path (Slack's
+// /services/T…/B…/secret): a failed attempt's log line names the
+// receiver and the network error, never the URL.
+func TestNotifierLogsNoURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every attempt is refused
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	res := &results{}
+	r := testReceiver("http://" + addr + "/services/T0/B0/s3cr3t-token?key=s3cr3t-key")
+	r.MaxAttempts = 1
+	q := newNotifier(r, slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil)), res.add)
+	go q.run()
+	q.enqueue(firing("web"))
+	testutil.WaitFor(t, 10*time.Second, "the attempt to fail", func() bool { return res.count(ResultFailed) == 1 })
+	q.close(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if s := buf.String(); strings.Contains(s, "s3cr3t") || !strings.Contains(s, "ops") {
+		t.Errorf("log names the URL's secret or not the receiver:\n%s", s)
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
