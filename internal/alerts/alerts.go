@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -147,9 +148,20 @@ func (m *Manager) states() []AppState {
 		cfg := a.Config()
 		st := AppState{Name: a.Name(), External: cfg.External()}
 		st.Ready, st.Need = a.Readiness()
+		for _, in := range a.Instances() {
+			if s := in.State(); s == pool.Starting || s == pool.Crashed || s == pool.Unhealthy {
+				if st.Failing == nil {
+					st.Failing = map[string]bool{}
+				}
+				st.Failing[in.ID] = true
+			}
+		}
 		if c, ok := m.counts.Load(a.Name()); ok {
 			ac := c.(*appCounts)
 			st.Requests, st.Errors = ac.requests.Load(), ac.errors.Load()
+		}
+		if as := a.AutoscaleStatus(); as != nil && cfg.Autoscale != nil {
+			st.AtMax, st.AtMaxWhy = as.AtMax, as.LastDecision
 		}
 		if ah := cfg.AutoHeal; ah != nil && ah.MaxRecycles != nil {
 			st.PausePer = ah.MaxRecycles.Per.D()

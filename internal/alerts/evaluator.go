@@ -20,6 +20,18 @@ type AppState struct {
 	Ready, Need int
 	// Requests and Errors (5xx) are cumulative counts since start.
 	Requests, Errors uint64
+	// Failing are the instances that have not come up: starting, crashed
+	// (restarting with back-off) or unhealthy. A start_failure episode of
+	// an instance not among them is over even if no ready or stop event
+	// said so (scaled in, replaced by a reload, app stopped, or the event
+	// missed by a full subscription).
+	Failing map[string]bool
+	// AtMax: autoscale has the app at its max while a scale-out rule
+	// still holds (supervisor.AutoscaleStatus.AtMax); AtMaxWhy is its last
+	// decision. Autoscale says when such an episode begins (a scale event)
+	// but not when it ends, so the check, not an event, decides both.
+	AtMax    bool
+	AtMaxWhy string
 	// PausePer is auto-heal's max_recycles.per (0 without max_recycles):
 	// how long after its last max_recycles event it stays paused.
 	PausePer time.Duration
@@ -155,11 +167,14 @@ func (e *Evaluator) recentExits(k Key, now time.Time) []time.Time {
 func (e *Evaluator) Check(now time.Time, apps []AppState) []Notification {
 	var out []Notification
 	live := map[string]bool{}
+	failing := map[string]map[string]bool{}
 	for i := range apps {
 		a := &apps[i]
 		live[a.Name] = true
+		failing[a.Name] = a.Failing
 		out = append(out, e.noReady(now, a)...)
 		out = append(out, e.errorRate(now, a)...)
+		out = append(out, e.atMax(now, a)...)
 		if t, ok := e.paused[a.Name]; ok && !now.Before(t.Add(a.PausePer)) {
 			delete(e.paused, a.Name)
 			out = append(out, e.resolve(Key{AutoHealPaused, a.Name, ""}, now)...)
@@ -177,6 +192,8 @@ func (e *Evaluator) Check(now time.Time, apps []AppState) []Notification {
 	}
 	for k := range e.eps {
 		if k.App != "" && !live[k.App] {
+			out = append(out, e.resolve(k, now)...)
+		} else if k.Alert == StartFailure && !failing[k.App][k.Instance] {
 			out = append(out, e.resolve(k, now)...)
 		}
 	}
@@ -232,6 +249,15 @@ func (e *Evaluator) errorRate(now time.Time, a *AppState) []Notification {
 	}
 	return e.fire(k, now, fmt.Sprintf("%s answers %.1f%% of requests with 5xx", a.Name, 100*float64(errs)/float64(reqs)),
 		fmt.Sprintf("%d of %d requests in the last %s were answered 5xx (threshold %g%%)", errs, reqs, now.Sub(base.at).Round(time.Second), 100*er.Above))
+}
+
+// atMax: autoscale pinned at max instances.
+func (e *Evaluator) atMax(now time.Time, a *AppState) []Notification {
+	k := Key{AutoscaleAtMax, a.Name, ""}
+	if !a.AtMax {
+		return e.resolve(k, now)
+	}
+	return e.fire(k, now, "autoscale pinned at max instances", a.AtMaxWhy)
 }
 
 // repeat re-notifies episodes still firing after repeat_interval.

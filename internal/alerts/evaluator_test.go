@@ -101,6 +101,14 @@ func TestEvaluator(t *testing.T) {
 			{31 * time.Second, ev(telemetry.EventStop, "web", "web-2", ""), nil},
 		}, []got{{0, Firing, Key{StartFailure, "web", "web-1"}}, {2 * time.Second, Firing, Key{StartFailure, "web", "web-2"}},
 			{30 * time.Second, Resolved, Key{StartFailure, "web", "web-1"}}, {31 * time.Second, Resolved, Key{StartFailure, "web", "web-2"}}}},
+		{"start failure of an instance that goes without an event (scaled in, app stopped, ready event missed) resolves at the next check", []step{
+			{0, ev(telemetry.EventExit, "web", "web-1", "could not start: exec: no such file"), nil},
+			{1 * time.Second, ev(telemetry.EventExit, "web", "web-2", "could not start: exec: no such file"), nil},
+			{2 * time.Second, nil, []AppState{{Name: "web", Need: 2, Failing: map[string]bool{"web-1": true, "web-2": true}}}},
+			{3 * time.Second, nil, []AppState{{Name: "web", Need: 1, Failing: map[string]bool{"web-1": true}}}},
+			{4 * time.Second, nil, []AppState{{Name: "web", Need: 0}}},
+		}, []got{{0, Firing, Key{StartFailure, "web", "web-1"}}, {1 * time.Second, Firing, Key{StartFailure, "web", "web-2"}},
+			{3 * time.Second, Resolved, Key{StartFailure, "web", "web-2"}}, {4 * time.Second, Resolved, Key{StartFailure, "web", "web-1"}}}},
 		{"auto-heal paused until max_recycles.per has passed", []step{
 			{0, &telemetry.Event{Type: telemetry.EventAutoHeal, App: "web", Trigger: "status", Detail: "recycling"}, nil},
 			{time.Second, &telemetry.Event{Type: telemetry.EventAutoHeal, App: "web", Trigger: "max_recycles", Detail: "auto-heal paused"}, nil},
@@ -120,6 +128,13 @@ func TestEvaluator(t *testing.T) {
 			{time.Hour, &telemetry.Event{Type: telemetry.EventCertExpiring, Value: "example.com"}, nil},
 			{2 * time.Hour, &telemetry.Event{Type: telemetry.EventCertRenewed, Value: "example.com"}, nil},
 		}, []got{{0, Firing, Key{CertExpiring, "", "example.com"}}, {2 * time.Hour, Resolved, Key{CertExpiring, "", "example.com"}}}},
+		{"autoscale pinned at max while its status says so", []step{
+			{0, nil, web(1, 1)},
+			{time.Second, nil, []AppState{{Name: "web", Ready: 8, Need: 1, AtMax: true, AtMaxWhy: "at max: inflight_per_instance 6.2 > 4 for 30s"}}},
+			{time.Minute, nil, []AppState{{Name: "web", Ready: 8, Need: 1, AtMax: true}}},
+			{2 * time.Minute, nil, []AppState{{Name: "web", Ready: 8, Need: 1}}},
+			{3 * time.Minute, nil, []AppState{{Name: "web", Ready: 8, Need: 1}}},
+		}, []got{{time.Second, Firing, Key{AutoscaleAtMax, "web", ""}}, {2 * time.Minute, Resolved, Key{AutoscaleAtMax, "web", ""}}}},
 		{"autoscale pinned at max", []step{
 			{0, ev(telemetry.EventAutoscaleAtMax, "web", "", "wants 12, max 8"), nil},
 			{time.Minute, ev(telemetry.EventAutoscaleAtMax, "web", "", ""), nil},

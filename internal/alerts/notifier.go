@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,7 +25,8 @@ const (
 	ResultDropped = "dropped" // the queue was full, or shutdown came first
 )
 
-// Retry back-off between attempts: 1s doubling to 1m.
+// Retry back-off between attempts: 1s doubling to 1m. A receiver's
+// Retry-After lengthens a wait, up to the same minute.
 const (
 	retryBase = time.Second
 	retryMax  = time.Minute
@@ -159,7 +162,12 @@ func (q *notifier) deliver(n *Notification) {
 			return
 		}
 		q.result(q.r.Name, ResultRetried)
-		if !sleep(q.ctx, delay) {
+		wait := delay
+		var busy *busyError
+		if errors.As(err, &busy) {
+			wait = max(wait, min(busy.retryAfter, q.retryMax))
+		}
+		if !sleep(q.ctx, wait) {
 			q.result(q.r.Name, ResultFailed)
 			return
 		}
@@ -205,6 +213,13 @@ func (q *notifier) post(body []byte) error {
 	}
 	resp, err := q.client.Do(req)
 	if err != nil {
+		// Not the *url.Error itself: its text has the URL, whose path or
+		// query is often the webhook's secret (Slack's is), and this
+		// error is logged.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("post to %s: %w", q.r.Name, err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
@@ -215,8 +230,37 @@ func (q *notifier) post(body []byte) error {
 	case s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests:
 		return &permanentError{status: s}
 	default:
-		return fmt.Errorf("receiver %s answered %d", q.r.Name, s)
+		err := fmt.Errorf("receiver %s answered %d", q.r.Name, s)
+		if d := retryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+			return &busyError{err: err, retryAfter: d}
+		}
+		return err
 	}
+}
+
+// busyError is a refusal for now (a 429 or 503, say) whose Retry-After
+// asks the next attempt to wait.
+type busyError struct {
+	err        error
+	retryAfter time.Duration
+}
+
+func (e *busyError) Error() string { return e.err.Error() }
+func (e *busyError) Unwrap() error { return e.err }
+
+// retryAfter is how long a Retry-After header (seconds or an HTTP date)
+// asks to wait from now; 0 when absent or unreadable.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(h); err == nil {
+		return time.Duration(max(s, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
 }
 
 // sleep waits d unless ctx ends first.

@@ -1,9 +1,15 @@
 package alerts
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -253,4 +259,106 @@ func TestNotifierFlushesOnClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A 429 or 503 with Retry-After is tried again no sooner than it asks
+// (up to the back-off's cap), not after the shorter back-off.
+func TestNotifierRetryAfter(t *testing.T) {
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		at = append(at, time.Now())
+		n := len(at)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	res := &results{}
+	q := newNotifier(testReceiver(srv.URL), discard, res.add)
+	q.retryBase, q.retryMax = 20*time.Millisecond, 10*time.Second
+	go q.run()
+	t.Cleanup(func() { q.close(time.Second) })
+	q.enqueue(firing("web"))
+	testutil.WaitFor(t, 15*time.Second, "the retry is sent", func() bool { return res.count(ResultSent) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := at[1].Sub(at[0]); gap < 900*time.Millisecond {
+		t.Errorf("retried %s after a 429 with Retry-After: 1, want ≥ 1s", gap)
+	}
+}
+
+// The manager reads autoscale's at-max state from the supervisor: the
+// alert fires while the app's autoscale status says at max and resolves
+// when it no longer does (autoscale emits no event at the end).
+func TestManagerAutoscaleAtMax(t *testing.T) {
+	cfg, err := config.Parse("g.yaml", []byte("apps:\n  web:\n    command: x\n    instances: 2\n    autoscale:\n      max: 2\n      out: [{metric: inflight_per_instance, above: 4}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := newReceiver(t, nil)
+	ac := config.NewAlerts()
+	ac.Receivers = []*config.Receiver{testReceiver(rcv.URL)}
+	events := telemetry.NewEvents(nil, 0)
+	sup := supervisor.New(cfg, supervisor.Options{Events: events})
+	m := New(ac, sup, events, Options{Every: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	web := sup.Apps()[0]
+	web.SetAutoscaleStatus(&supervisor.AutoscaleStatus{Min: 1, Max: 2, AtMax: true, LastDecision: "at max: inflight_per_instance 6 > 4 for 30s"})
+	testutil.WaitFor(t, 10*time.Second, "the firing notification", func() bool { return len(received[jsonBody](t, rcv)) == 1 })
+	web.SetAutoscaleStatus(&supervisor.AutoscaleStatus{Min: 1, Max: 2})
+	testutil.WaitFor(t, 10*time.Second, "the resolved notification", func() bool { return len(received[jsonBody](t, rcv)) == 2 })
+	got := received[jsonBody](t, rcv)
+	for i, want := range []string{Firing, Resolved} {
+		if got[i].Alert != AutoscaleAtMax || got[i].Status != want || got[i].App != "web" {
+			t.Errorf("notification %d: %+v, want %s %s of web", i, got[i], AutoscaleAtMax, want)
+		}
+	}
+}
+
+// A webhook URL often holds its secret in the path (Slack's
+// /services/T…/B…/secret): a failed attempt's log line names the
+// receiver and the network error, never the URL.
+func TestNotifierLogsNoURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every attempt is refused
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	res := &results{}
+	r := testReceiver("http://" + addr + "/services/T0/B0/s3cr3t-token?key=s3cr3t-key")
+	r.MaxAttempts = 1
+	q := newNotifier(r, slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil)), res.add)
+	go q.run()
+	q.enqueue(firing("web"))
+	testutil.WaitFor(t, 10*time.Second, "the attempt to fail", func() bool { return res.count(ResultFailed) == 1 })
+	q.close(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if s := buf.String(); strings.Contains(s, "s3cr3t") || !strings.Contains(s, "ops") {
+		t.Errorf("log names the URL's secret or not the receiver:\n%s", s)
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"reflect"
 	"slices"
@@ -172,8 +173,42 @@ func (v *validator) receiver(r *Receiver, path string) {
 	if !slices.Contains(receiverFormats, r.Format) {
 		v.errorf(path+".format", "%q must be one of %s", r.Format, strings.Join(receiverFormats, ", "))
 	}
+	v.receiverHeaders(r.Headers, path+".headers")
 	v.positive(path+".timeout", r.Timeout)
 	v.atLeastOne(path+".max_attempts", r.MaxAttempts)
 	v.atLeastOne(path+".rate_per_minute", r.RatePerMinute)
 	v.atLeastOne(path+".queue_size", r.QueueSize)
+}
+
+// receiverHeaders checks headers at load: net/http refuses a bad one only
+// when it sends, and every notification would then fail after all its
+// retries. A line break in a value must never become a header of its own.
+func (v *validator) receiverHeaders(h map[string]string, path string) {
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		p := path + "." + k
+		switch {
+		case !isToken(k):
+			v.errorf(p, "%q is not a valid header name", k)
+		case strings.EqualFold(k, "Host"):
+			v.errorf(p, "is set by gatehouse from the url (it would be ignored)")
+		case slices.Contains([]string{"content-length", "transfer-encoding", "connection"}, strings.ToLower(k)):
+			v.errorf(p, "is set by gatehouse")
+		case strings.ContainsFunc(h[k], func(c rune) bool { return c < ' ' && c != '\t' || c == 0x7f }):
+			v.errorf(p, "the value has a control character (a line break?), which no HTTP request can carry")
+		}
+	}
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 5.6.2), what a
+// header name must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -33,6 +33,12 @@ func TestAlerts(t *testing.T) {
 				`g.yaml:7: alerts.error_rate.window: must be at least 10s`,
 				`g.yaml:8: alerts.restart_loop.exits: must be ≥ 1, got 0`,
 			}},
+		{"headers gatehouse could not send", head + "  receivers:\n    - name: a\n      url: http://x/\n      headers:\n        \"Bad Name\": x\n        X-Token: \"a\\r\\nX-Evil: 1\"\n        Host: other.example\n",
+			[]string{
+				`g.yaml:9: alerts.receivers[0].headers.Bad Name: "Bad Name" is not a valid header name`,
+				`g.yaml:10: alerts.receivers[0].headers.X-Token: the value has a control character (a line break?), which no HTTP request can carry`,
+				`g.yaml:11: alerts.receivers[0].headers.Host: is set by gatehouse from the url (it would be ignored)`,
+			}},
 		{"not a number", head + "  receivers: [{name: a, url: \"http://x/\"}]\n  error_rate: {above: lots}\n",
 			[]string{`g.yaml:6: alerts.error_rate.above: must be a number, got "lots"`}},
 	}

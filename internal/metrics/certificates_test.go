@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // The expiry gauge is read from the certificates at scrape time: one
@@ -100,5 +101,43 @@ func TestAlertMetrics(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]float64{"receiver=ops,result=sent,": 2, "receiver=ops,result=dropped,": 1}, series("gatehouse_alert_notifications_total")); diff != "" {
 		t.Errorf("gatehouse_alert_notifications_total (-want +got):\n%s", diff)
+	}
+}
+
+// An app's start_timeout count is 0 from its first start on, not born at
+// 1 with the first timeout: increase() over a series born at 1 is 0, and
+// the GatehouseStartFailure rule (increase(…[10m]) > 0) would never see
+// an app's first start failure.
+func TestStartTimeoutSeriesStartsAtZero(t *testing.T) {
+	m := metrics.New(supervisor.New(config.Default(), supervisor.Options{}))
+	count := func() (float64, bool) {
+		t.Helper()
+		fams, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() != "gatehouse_events_total" {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range s.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["app"] == "web" && labels["type"] == telemetry.EventStartTimeout {
+					return s.GetCounter().GetValue(), true
+				}
+			}
+		}
+		return 0, false
+	}
+	m.ObserveEvent(telemetry.Event{App: "web", Instance: "web-1", Type: telemetry.EventStart})
+	if v, ok := count(); !ok || v != 0 {
+		t.Errorf("after a start: start_timeout series %v (present %v), want 0", v, ok)
+	}
+	m.ObserveEvent(telemetry.Event{App: "web", Instance: "web-1", Type: telemetry.EventStartTimeout})
+	if v, _ := count(); v != 1 {
+		t.Errorf("after a start_timeout: %v, want 1", v)
 	}
 }

@@ -149,6 +149,12 @@ func (m *Metrics) ObserveProbe(app, _ string, r probe.Result) {
 // ObserveEvent counts a lifecycle event.
 func (m *Metrics) ObserveEvent(ev telemetry.Event) {
 	m.events.WithLabelValues(ev.App, ev.Type).Inc()
+	if ev.Type == telemetry.EventStart && ev.App != "" {
+		// Let the app's start_timeout series exist at 0 before its first
+		// timeout: increase() misses the increment a series is born
+		// with, and the start-failure alerting rule reads it so.
+		m.events.WithLabelValues(ev.App, telemetry.EventStartTimeout)
+	}
 	if ev.Type == telemetry.EventExit {
 		reason := "unknown"
 		switch {
