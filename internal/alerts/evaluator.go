@@ -122,10 +122,6 @@ func (e *Evaluator) Event(ev telemetry.Event) []Notification {
 		return e.fire(Key{CertExpiring, "", ev.Value}, at, fmt.Sprintf("certificate %s expires soon", ev.Value), ev.Detail)
 	case telemetry.EventCertRenewed, telemetry.EventCertObtained, telemetry.EventCertReloaded:
 		return e.resolve(Key{CertExpiring, "", ev.Value}, at)
-	case telemetry.EventAutoscaleAtMax:
-		return e.fire(Key{AutoscaleAtMax, ev.App, ""}, at, "autoscale pinned at max instances", ev.Detail)
-	case telemetry.EventAutoscaleBelowMax:
-		return e.resolve(Key{AutoscaleAtMax, ev.App, ""}, at)
 	}
 	return nil
 }

@@ -135,11 +135,6 @@ func TestEvaluator(t *testing.T) {
 			{2 * time.Minute, nil, []AppState{{Name: "web", Ready: 8, Need: 1}}},
 			{3 * time.Minute, nil, []AppState{{Name: "web", Ready: 8, Need: 1}}},
 		}, []got{{time.Second, Firing, Key{AutoscaleAtMax, "web", ""}}, {2 * time.Minute, Resolved, Key{AutoscaleAtMax, "web", ""}}}},
-		{"autoscale pinned at max", []step{
-			{0, ev(telemetry.EventAutoscaleAtMax, "web", "", "wants 12, max 8"), nil},
-			{time.Minute, ev(telemetry.EventAutoscaleAtMax, "web", "", ""), nil},
-			{2 * time.Minute, ev(telemetry.EventAutoscaleBelowMax, "web", "", ""), nil},
-		}, []got{{0, Firing, Key{AutoscaleAtMax, "web", ""}}, {2 * time.Minute, Resolved, Key{AutoscaleAtMax, "web", ""}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

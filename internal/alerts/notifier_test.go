@@ -203,7 +203,7 @@ func TestDownReceiverBlocksNothing(t *testing.T) {
 	observed := time.Since(start)
 	start = time.Now()
 	for i := range 10000 {
-		events.Emit(telemetry.Event{Type: telemetry.EventAutoscaleAtMax, App: fmt.Sprintf("app%d", i)})
+		events.Emit(telemetry.Event{Type: telemetry.EventCertExpiring, Value: fmt.Sprintf("cert%d.example", i)})
 	}
 	emitted := time.Since(start)
 	// Generous bounds for a busy machine; a blocked path would take the

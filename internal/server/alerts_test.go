@@ -221,9 +221,10 @@ func TestAlertsDownReceiverDelaysNothing(t *testing.T) {
 	cfg.Alerts.Receivers = []*config.Receiver{rc}
 	g := harness.Start(t, cfg)
 	g.WaitReady(t, "web", 1, 20*time.Second)
-	// Episodes of made-up apps, each a notification for the receiver.
+	// Episodes of made-up certificates, each a notification for the
+	// receiver.
 	for i := range 500 {
-		g.Srv.Events().Emit(telemetry.Event{Type: telemetry.EventAutoscaleAtMax, App: "app" + strconv.Itoa(i)})
+		g.Srv.Events().Emit(telemetry.Event{Type: telemetry.EventCertExpiring, Value: "cert" + strconv.Itoa(i) + ".example"})
 	}
 	testutil.WaitFor(t, 10*time.Second, "alert events", func() bool { return len(g.Events(telemetry.EventAlert)) > 0 })
 	c := client(t, 10*time.Second)
