@@ -2,6 +2,7 @@ package autoscale
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -184,8 +185,12 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		err := a.ScaleFor(ctx, d.target, ev, func(string, ...any) {})
-		if err != nil && ctx.Err() == nil {
+		err := a.ScaleFor(ctx, cur, d.target, ev, func(string, ...any) {})
+		if errors.Is(err, supervisor.ErrStaleDecision) {
+			// Someone else changed the app meanwhile; the next
+			// evaluation sees the count they set.
+			s.opts.Logger.Info("autoscale: decision dropped", "app", a.Name(), "to", d.target, "err", err)
+		} else if err != nil && ctx.Err() == nil {
 			s.opts.Logger.Warn("autoscale: scale failed", "app", a.Name(), "to", d.target, "err", err)
 			s.opts.Events.Emit(telemetry.Event{App: a.Name(), Type: telemetry.EventScale, Trigger: d.rule.Metric,
 				Detail: fmt.Sprintf("autoscale: scale to %d failed: %v", d.target, err)})
