@@ -1,9 +1,11 @@
 package autoscale_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/alerts"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -48,6 +51,13 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 		In:          []config.ScaleRule{{Metric: config.MetricInflight, Below: &config.Threshold{Value: 1.5}, For: config.Duration(window), Step: 1}},
 		CooldownOut: config.Duration(cooldownOut), CooldownIn: config.Duration(cooldownIn),
 	}
+	// The autoscale_at_max alert, to a receiver on loopback: it must fire
+	// while pinned at max and resolve once the load falls.
+	hook := newWebhook(t)
+	cfg.Alerts = config.NewAlerts()
+	rc := config.NewReceiver()
+	rc.Name, rc.URL = "hook", hook.URL
+	cfg.Alerts.Receivers = []*config.Receiver{rc}
 	g := harness.Start(t, cfg)
 	g.WaitReady(t, "web", 1, 15*time.Second)
 
@@ -88,6 +98,9 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 	if st.Min != 1 || st.Max != maxN || st.Desired != maxN || !st.AtMax || !strings.HasPrefix(st.LastDecision, "at max: inflight_per_instance") {
 		t.Errorf("status at max = %+v", st)
 	}
+	testutil.WaitFor(t, 10*time.Second, "a firing autoscale_at_max notification", func() bool {
+		return strings.Join(hook.statuses(t, alerts.AutoscaleAtMax), ",") == alerts.Firing
+	})
 	// A while at max: the rule keeps holding, nothing more starts.
 	time.Sleep(time.Second)
 
@@ -115,9 +128,18 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 	if first := ins[0].Time.Sub(calm); first < window {
 		t.Errorf("first scale-in %s after the load fell, before the window (%s) could hold", first, window)
 	}
+	testutil.WaitFor(t, 10*time.Second, "a resolved autoscale_at_max notification", func() bool {
+		return len(hook.statuses(t, alerts.AutoscaleAtMax)) > 1
+	})
 	time.Sleep(500 * time.Millisecond)
 	l.stop()
 	stopWatch()
+	if got, want := strings.Join(hook.statuses(t, alerts.AutoscaleAtMax), ","), alerts.Firing+","+alerts.Resolved; got != want {
+		t.Errorf("autoscale_at_max notifications %s, want %s", got, want)
+	}
+	if n, m := len(g.Events(telemetry.EventAutoscaleAtMax)), len(g.Events(telemetry.EventAutoscaleBelowMax)); n != 1 || m != 1 {
+		t.Errorf("%d autoscale_at_max and %d autoscale_below_max events, want one episode", n, m)
+	}
 
 	if p := peak.Load(); p > maxN {
 		t.Errorf("%d instances at once, max is %d", p, maxN)
@@ -320,4 +342,41 @@ func describe(evs []telemetry.Event) string {
 		fmt.Fprintf(&b, "  %s trigger=%q value=%q: %s\n", e.Time.Format("15:04:05.000"), e.Trigger, e.Value, e.Detail)
 	}
 	return b.String()
+}
+
+// webhook is an alerts receiver on loopback keeping each body.
+type webhook struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func newWebhook(t *testing.T) *webhook {
+	w := &webhook{}
+	w.Server = httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.mu.Lock()
+		w.bodies = append(w.bodies, b)
+		w.mu.Unlock()
+	}))
+	t.Cleanup(w.Close)
+	return w
+}
+
+// statuses are the statuses of alert's notifications, in arrival order.
+func (w *webhook) statuses(t *testing.T, alert string) []string {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, b := range w.bodies {
+		var n struct{ Alert, Status string }
+		if err := json.Unmarshal(b, &n); err != nil {
+			t.Fatalf("webhook body %q: %v", b, err)
+		}
+		if n.Alert == alert {
+			out = append(out, n.Status)
+		}
+	}
+	return out
 }

@@ -126,6 +126,11 @@ func decide(app *config.App, st *state, cur int, now time.Time) decision {
 	if fire != nil {
 		d.rule, d.value = fire, st.latest().value(fire.Metric)
 		d.why = describe(fire, app, d.value)
+		if cur < as.Max {
+			// Below max (a reload raised it, gatehouse scale lowered the
+			// count): no longer pinned, even while the rule holds.
+			st.atMax = false
+		}
 		switch {
 		case cur >= as.Max:
 			if !st.atMax {

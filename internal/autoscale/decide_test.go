@@ -92,6 +92,16 @@ func TestDecide(t *testing.T) {
 				{3, "at_max", 4, "inflight_per_instance 9 > 4 for 3s"},
 				{10, "at_max", 4, "inflight_per_instance 9 > 4 for 3s"},
 			}},
+		{"below max the episode ends even while the rule holds",
+			// gatehouse scale took one away at 4 (or a reload raised
+			// max): out again at once, and at max again is a new episode
+			// (the alert resolved by the first one's end fires again).
+			concat(flat(4, step{inflight: 9, cur: 4}), flat(1, step{inflight: 9, cur: 3}), flat(2, step{inflight: 9, cur: 4})),
+			[]got{
+				{3, "at_max", 4, "inflight_per_instance 9 > 4 for 3s"},
+				{4, "out", 4, "inflight_per_instance 9 > 4 for 3s"},
+				{5, "at_max", 4, "inflight_per_instance 9 > 4 for 3s"},
+			}},
 		{"in after the window, then again after cooldown_in, never below min",
 			concat(flat(13, step{inflight: 0.5, cur: 3}), flat(10, step{inflight: 0.5, cur: 2}), flat(12, step{inflight: 0.2, cur: 1})),
 			[]got{

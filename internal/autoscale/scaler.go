@@ -2,8 +2,10 @@ package autoscale
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -94,7 +96,10 @@ func (s *Scaler) Run(ctx context.Context) error {
 // evaluate samples and decides for every autoscaled app whose interval
 // has come.
 func (s *Scaler) evaluate(ctx context.Context, now time.Time) {
+	seen := map[string]bool{}
+	defer s.dropGone(seen)
 	for _, a := range s.sup.Apps() {
+		seen[a.Name()] = true
 		cfg := a.Config()
 		if cfg.Autoscale == nil || cfg.External() {
 			s.forget(a)
@@ -138,8 +143,10 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 	switch {
 	case cur == 0 || a.Pool().Unloaded():
 		// Stopped (gatehouse stop) or unloaded when idle: not ours to
-		// start again; the next request or gatehouse start does.
+		// start again; the next request or gatehouse start does. Nor is
+		// it pinned at max any more.
 		as.st.known = cur
+		s.endAtMax(a.Name(), as, cur)
 		return
 	case as.st.known == 0:
 		as.st.known = cur
@@ -150,13 +157,20 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 		s.record(as, fmt.Sprintf("instances set to %d outside autoscale; autoscale resumes after its cool-downs", cur), now, cur)
 		return
 	}
+	wasAtMax := as.st.atMax
 	d := decide(cfg, &as.st, cur, now)
+	if wasAtMax && !as.st.atMax {
+		s.belowMax(a.Name(), cur)
+	}
 	switch d.direction {
 	case "":
 		return
 	case "at_max":
 		detail := fmt.Sprintf("autoscale: at max (%d instances): %s; cannot scale out further", cur, d.why)
 		s.opts.Events.Emit(telemetry.Event{App: a.Name(), Type: telemetry.EventScale, Trigger: TriggerAtMax, Value: d.rule.Metric + " " + format(d.value), Detail: detail})
+		// The alert's own event (package alerts fires autoscale_at_max
+		// on it, and resolves it on autoscale_below_max: endAtMax).
+		s.opts.Events.Emit(telemetry.Event{App: a.Name(), Type: telemetry.EventAutoscaleAtMax, Value: strconv.Itoa(cur), Detail: detail})
 		s.record(as, "at max: "+d.why, now, cur)
 		s.decided(a.Name(), d)
 		return
@@ -171,8 +185,12 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		err := a.ScaleFor(ctx, d.target, ev, func(string, ...any) {})
-		if err != nil && ctx.Err() == nil {
+		err := a.ScaleFor(ctx, cur, d.target, ev, func(string, ...any) {})
+		if errors.Is(err, supervisor.ErrStaleDecision) {
+			// Someone else changed the app meanwhile; the next
+			// evaluation sees the count they set.
+			s.opts.Logger.Info("autoscale: decision dropped", "app", a.Name(), "to", d.target, "err", err)
+		} else if err != nil && ctx.Err() == nil {
 			s.opts.Logger.Warn("autoscale: scale failed", "app", a.Name(), "to", d.target, "err", err)
 			s.opts.Events.Emit(telemetry.Event{App: a.Name(), Type: telemetry.EventScale, Trigger: d.rule.Metric,
 				Detail: fmt.Sprintf("autoscale: scale to %d failed: %v", d.target, err)})
@@ -181,6 +199,21 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 		as.scaling, as.doneAt, as.doneOut, as.doneCount = false, time.Now(), d.direction == "out", a.Config().Instances
 		s.mu.Unlock()
 	}()
+}
+
+// endAtMax ends the app's at_max episode, if one is under way.
+func (s *Scaler) endAtMax(app string, as *appScaler, cur int) {
+	if as.st.atMax {
+		as.st.atMax = false
+		s.belowMax(app, cur)
+	}
+}
+
+// belowMax says an at_max episode ended: the event that resolves the
+// autoscale_at_max alert.
+func (s *Scaler) belowMax(app string, cur int) {
+	s.opts.Events.Emit(telemetry.Event{App: app, Type: telemetry.EventAutoscaleBelowMax, Value: strconv.Itoa(cur),
+		Detail: fmt.Sprintf("autoscale: no longer needs more than max (%d instances now)", cur)})
 }
 
 // record keeps the last decision for the status.
@@ -216,12 +249,37 @@ func (s *Scaler) publish(a *supervisor.App, as *appScaler, cfg *config.App, smp 
 
 // forget drops the state of an app that no longer autoscales.
 func (s *Scaler) forget(a *supervisor.App) {
-	s.reqs.Delete(a.Name())
-	s.mu.Lock()
-	delete(s.apps, a.Name())
-	s.mu.Unlock()
+	s.drop(a.Name(), a.Config().Instances)
 	if a.AutoscaleStatus() != nil {
 		a.SetAutoscaleStatus(nil)
+	}
+}
+
+// drop forgets an app's autoscale state, ending its at_max episode: an
+// app that no longer autoscales, or is gone, is not pinned at max.
+func (s *Scaler) drop(app string, cur int) {
+	s.reqs.Delete(app)
+	s.mu.Lock()
+	as := s.apps[app]
+	delete(s.apps, app)
+	s.mu.Unlock()
+	if as != nil {
+		s.endAtMax(app, as, cur)
+	}
+}
+
+// dropGone forgets the apps a reload removed.
+func (s *Scaler) dropGone(seen map[string]bool) {
+	s.mu.Lock()
+	var gone []string
+	for name := range s.apps {
+		if !seen[name] {
+			gone = append(gone, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, name := range gone {
+		s.drop(name, 0)
 	}
 }
 

@@ -76,7 +76,6 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 			}
 			return resp, nil
 		}
-		m.Release()
 		if c == cause.UpstreamReset || c == cause.StaleConnection {
 			// Evidence for poisoned: how many requests the member's
 			// process cut off at once.
@@ -87,6 +86,9 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 			// must not be sent into a process that is going down.
 			m.Eject()
 		}
+		// Released after the ejection: under max_inflight Release hands
+		// the slot to a held request if the member is still routable.
+		m.Release()
 		// poisoned last: it may wait a moment to learn whether the
 		// instance died.
 		retry := c.Retry().Allows(req.Method, req.Header.Get("Idempotency-Key") != "") && replay.rewind(req) &&

@@ -238,3 +238,35 @@ func TestMaxInflightReload(t *testing.T) {
 		}
 	}
 }
+
+// A request held at max_inflight is not handed the slot of an attempt
+// that just failed on a dying instance: the failed member is taken out of
+// rotation before its slot is freed, so the held request waits for the
+// replacement instead of being sent into the dead process (connect
+// refused: with max_attempts 1 a 502 for a request that was only held).
+func TestMaxInflightNoHandOverFromFailedAttempt(t *testing.T) {
+	g := startFault(t, 1, func(a *config.App) {
+		a.MaxInflight = 1
+		a.MaxAttempts = 1
+		a.HoldTimeout = config.Duration(30 * time.Second)
+		a.RequestTimeout = config.Duration(30 * time.Second)
+	})
+	c := newClient(t, g, 60*time.Second)
+	p := g.Srv.Supervisor().App("web").Pool()
+	crashed := make(chan result, 1)
+	go func() { crashed <- c.get("/crash-after?d=1s") }()
+	testutil.WaitFor(t, 10*time.Second, "the crashing request in the instance", func() bool { return p.Inflight() == 1 })
+	held := make(chan result, 1)
+	go func() { held <- c.get("/") }()
+	testutil.WaitFor(t, 10*time.Second, "the second request held at the limit", func() bool { return p.Waiting() == 1 })
+	if r := <-crashed; r.status != 502 {
+		t.Errorf("%v: want 502 from the request the instance died under", r)
+	}
+	r := <-held
+	if r.err != nil || r.status != 200 {
+		t.Fatalf("%v: want 200 from the replacement (the request was only held)", r)
+	}
+	if e, ok := accessFor(t, g, r.id); !ok || e.Attempts != 1 || len(e.RetriedCauses) > 0 {
+		t.Errorf("held request's access entry %+v: want one attempt, on the replacement", e)
+	}
+}

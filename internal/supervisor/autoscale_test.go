@@ -2,12 +2,15 @@ package supervisor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
@@ -71,4 +74,62 @@ func TestAutoscaleBoundsManualScaleAndReload(t *testing.T) {
 		t.Errorf("after a reload with instances 1, max 2 at 3 instances: instances = %d, want 2", got)
 	}
 	g.WaitReady(t, "web", 2, 15*time.Second)
+}
+
+// An autoscale decision is carried out behind whatever holds the app's
+// lock (a reload's rolling restart, an operator's scale or stop): if the
+// app changed meanwhile, the stale decision must not undo it, restart a
+// stopped app, or go past a max a reload lowered.
+func TestAutoscaleStaleDecision(t *testing.T) {
+	cfg, app := harness.FaultApp(t, 2)
+	app.Autoscale = &config.Autoscale{Min: 1, Max: 3, Interval: config.Duration(time.Second),
+		CooldownOut: config.Duration(time.Minute), CooldownIn: config.Duration(time.Minute)}
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 2, 15*time.Second)
+	a := g.Srv.Supervisor().App("web")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	quiet := func(string, ...any) {}
+	why := &telemetry.Event{Trigger: config.MetricInflight, Detail: "autoscale: test"}
+
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T)
+		from, to int
+		stale    bool
+		want     int
+	}{
+		{"taken at a count the app no longer runs", func(t *testing.T) {}, 1, 3, true, 2},
+		{"current", func(t *testing.T) {}, 2, 3, false, 3},
+		{"beyond a max lowered since", func(t *testing.T) {
+			next := *app
+			as := *app.Autoscale
+			as.Max = 2
+			next.Autoscale = &as
+			if err := a.Reload(ctx, &next, quiet); err != nil {
+				t.Fatalf("reload: %v", err)
+			}
+		}, 2, 3, true, 2},
+		{"the app was stopped meanwhile", func(t *testing.T) {
+			if err := a.Stop(ctx, quiet); err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+		}, 2, 1, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.setup(t)
+			err := a.ScaleFor(ctx, tt.from, tt.to, why, quiet)
+			if got := errors.Is(err, supervisor.ErrStaleDecision); got != tt.stale || (!tt.stale && err != nil) {
+				t.Fatalf("ScaleFor %d → %d: %v; want stale %v", tt.from, tt.to, err, tt.stale)
+			}
+			if got := a.Config().Instances; got != tt.want {
+				t.Errorf("instances = %d, want %d", got, tt.want)
+			}
+			g.WaitReady(t, "web", tt.want, 15*time.Second)
+			if n := len(g.Instances("web")); n != tt.want {
+				t.Errorf("%d instances running, want %d", n, tt.want)
+			}
+		})
+	}
 }

@@ -28,6 +28,11 @@ var ErrExternal = errors.New("app is an external pool (upstreams:); it has no pr
 // errLeaving is returned by operations while the instances are left to a
 // new gatehouse process (Leave until TakeBack): they are not this one's
 // to change, and the change would not reach the new process.
+// ErrStaleDecision is returned by ScaleFor when the app no longer runs the
+// count an autoscale decision was taken on, is unloaded, or the decision's
+// target is outside the autoscale bounds it has now.
+var ErrStaleDecision = errors.New("the app changed since the autoscale decision (gatehouse scale or stop, a reload, an idle unload)")
+
 var errLeaving = errors.New("gatehouse is handing its instances to a new process (an upgrade); try again once it is done")
 
 // Reload applies a new config to the app. Settings that need no new
@@ -249,13 +254,23 @@ func (a *App) Scale(ctx context.Context, n int, p Progress) error {
 			n = c
 		}
 	}
-	return a.ScaleFor(ctx, n, nil, p)
+	return a.scale(ctx, -1, n, nil, p)
 }
 
-// ScaleFor is Scale without the autoscale clamp, recording why: when why
-// is not nil, the scale event is why (its Trigger, Value and Detail: an
-// autoscale decision) rather than the plain "N → M instances".
-func (a *App) ScaleFor(ctx context.Context, n int, why *telemetry.Event, p Progress) error {
+// ScaleFor is an autoscale decision taken at from instances: Scale to n
+// without the clamp, its scale event why (its Trigger, Value and Detail)
+// rather than the plain "N → M instances". It is checked again under the
+// app's lock, behind any scale, stop or reload that came meanwhile: if
+// the app no longer runs from instances, is unloaded, or n is outside
+// its autoscale bounds now, nothing is done and the error is
+// ErrStaleDecision (a stale decision must not undo an operator's scale
+// or stop, nor exceed a max a reload lowered).
+func (a *App) ScaleFor(ctx context.Context, from, n int, why *telemetry.Event, p Progress) error {
+	return a.scale(ctx, from, n, why, p)
+}
+
+// scale is Scale and ScaleFor; from < 0: not an autoscale decision.
+func (a *App) scale(ctx context.Context, from, n int, why *telemetry.Event, p Progress) error {
 	if a.Config().External() {
 		return fmt.Errorf("scale %s: %w", a.name, ErrExternal)
 	}
@@ -267,7 +282,18 @@ func (a *App) ScaleFor(ctx context.Context, n int, why *telemetry.Event, p Progr
 	if a.sup.leaving.Load() {
 		return fmt.Errorf("scale %s: %w", a.name, errLeaving)
 	}
+	if from >= 0 && !a.decisionHolds(from, n) {
+		return fmt.Errorf("scale %s from %d to %d: %w", a.name, from, n, ErrStaleDecision)
+	}
 	return a.scaleLockedFor(ctx, n, why, p)
+}
+
+// decisionHolds reports whether an autoscale decision from from to n
+// instances still fits the app; called under opMu.
+func (a *App) decisionHolds(from, n int) bool {
+	cfg := a.Config()
+	as := cfg.Autoscale
+	return as != nil && cfg.Instances == from && !a.pool.Unloaded() && n >= as.Min && n <= as.Max
 }
 
 // Stop takes the app down without removing it: Scale to 0, remembering
