@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -146,7 +145,7 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 		// start again; the next request or gatehouse start does. Nor is
 		// it pinned at max any more.
 		as.st.known = cur
-		s.endAtMax(a.Name(), as, cur)
+		s.endAtMax(as)
 		return
 	case as.st.known == 0:
 		as.st.known = cur
@@ -157,20 +156,13 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 		s.record(as, fmt.Sprintf("instances set to %d outside autoscale; autoscale resumes after its cool-downs", cur), now, cur)
 		return
 	}
-	wasAtMax := as.st.atMax
 	d := decide(cfg, &as.st, cur, now)
-	if wasAtMax && !as.st.atMax {
-		s.belowMax(a.Name(), cur)
-	}
 	switch d.direction {
 	case "":
 		return
 	case "at_max":
 		detail := fmt.Sprintf("autoscale: at max (%d instances): %s; cannot scale out further", cur, d.why)
 		s.opts.Events.Emit(telemetry.Event{App: a.Name(), Type: telemetry.EventScale, Trigger: TriggerAtMax, Value: d.rule.Metric + " " + format(d.value), Detail: detail})
-		// The alert's own event (package alerts fires autoscale_at_max
-		// on it, and resolves it on autoscale_below_max: endAtMax).
-		s.opts.Events.Emit(telemetry.Event{App: a.Name(), Type: telemetry.EventAutoscaleAtMax, Value: strconv.Itoa(cur), Detail: detail})
 		s.record(as, "at max: "+d.why, now, cur)
 		s.decided(a.Name(), d)
 		return
@@ -201,20 +193,10 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 	}()
 }
 
-// endAtMax ends the app's at_max episode, if one is under way.
-func (s *Scaler) endAtMax(app string, as *appScaler, cur int) {
-	if as.st.atMax {
-		as.st.atMax = false
-		s.belowMax(app, cur)
-	}
-}
-
-// belowMax says an at_max episode ended: the event that resolves the
-// autoscale_at_max alert.
-func (s *Scaler) belowMax(app string, cur int) {
-	s.opts.Events.Emit(telemetry.Event{App: app, Type: telemetry.EventAutoscaleBelowMax, Value: strconv.Itoa(cur),
-		Detail: fmt.Sprintf("autoscale: no longer needs more than max (%d instances now)", cur)})
-}
+// endAtMax ends the app's at_max episode, if one is under way: its
+// status no longer says at max, which resolves the autoscale_at_max
+// alert (package alerts reads the status).
+func (s *Scaler) endAtMax(as *appScaler) { as.st.atMax = false }
 
 // record keeps the last decision for the status.
 func (s *Scaler) record(as *appScaler, why string, now time.Time, desired int) {
@@ -249,23 +231,19 @@ func (s *Scaler) publish(a *supervisor.App, as *appScaler, cfg *config.App, smp 
 
 // forget drops the state of an app that no longer autoscales.
 func (s *Scaler) forget(a *supervisor.App) {
-	s.drop(a.Name(), a.Config().Instances)
+	s.drop(a.Name())
 	if a.AutoscaleStatus() != nil {
 		a.SetAutoscaleStatus(nil)
 	}
 }
 
-// drop forgets an app's autoscale state, ending its at_max episode: an
-// app that no longer autoscales, or is gone, is not pinned at max.
-func (s *Scaler) drop(app string, cur int) {
+// drop forgets an app's autoscale state: an app that no longer
+// autoscales, or is gone, has no status, so it is not pinned at max.
+func (s *Scaler) drop(app string) {
 	s.reqs.Delete(app)
 	s.mu.Lock()
-	as := s.apps[app]
 	delete(s.apps, app)
 	s.mu.Unlock()
-	if as != nil {
-		s.endAtMax(app, as, cur)
-	}
 }
 
 // dropGone forgets the apps a reload removed.
@@ -279,7 +257,7 @@ func (s *Scaler) dropGone(seen map[string]bool) {
 	}
 	s.mu.Unlock()
 	for _, name := range gone {
-		s.drop(name, 0)
+		s.drop(name)
 	}
 }
 
