@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,8 +41,14 @@ func TestAutoscaleBoundsManualScaleAndReload(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Progress is called from each stopping instance's goroutine.
+			var mu sync.Mutex
 			var said []string
-			p := func(format string, args ...any) { said = append(said, fmt.Sprintf(format, args...)) }
+			p := func(format string, args ...any) {
+				mu.Lock()
+				defer mu.Unlock()
+				said = append(said, fmt.Sprintf(format, args...))
+			}
 			if err := a.Scale(ctx, tt.n, p); err != nil {
 				t.Fatalf("scale %d: %v", tt.n, err)
 			}
@@ -49,7 +56,10 @@ func TestAutoscaleBoundsManualScaleAndReload(t *testing.T) {
 				t.Errorf("scale %d: instances = %d, want %d", tt.n, got, tt.want)
 			}
 			g.WaitReady(t, "web", tt.want, 15*time.Second)
-			if all := strings.Join(said, "\n"); tt.says != "" && !strings.Contains(all, tt.says) {
+			mu.Lock()
+			all := strings.Join(said, "\n")
+			mu.Unlock()
+			if tt.says != "" && !strings.Contains(all, tt.says) {
 				t.Errorf("scale %d said:\n%s\nwant %q", tt.n, all, tt.says)
 			}
 		})
