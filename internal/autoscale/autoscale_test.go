@@ -1,11 +1,9 @@
 package autoscale_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -53,7 +51,7 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 	}
 	// The autoscale_at_max alert, to a receiver on loopback: it must fire
 	// while pinned at max and resolve once the load falls.
-	hook := newWebhook(t)
+	hook := testutil.NewWebhook(t)
 	cfg.Alerts = config.NewAlerts()
 	rc := config.NewReceiver()
 	rc.Name, rc.URL = "hook", hook.URL
@@ -99,7 +97,7 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 		t.Errorf("status at max = %+v", st)
 	}
 	testutil.WaitFor(t, 10*time.Second, "a firing autoscale_at_max notification", func() bool {
-		return strings.Join(hook.statuses(t, alerts.AutoscaleAtMax), ",") == alerts.Firing
+		return strings.Join(hook.Statuses(t, alerts.AutoscaleAtMax), ",") == alerts.Firing
 	})
 	// A while at max: the rule keeps holding, nothing more starts.
 	time.Sleep(time.Second)
@@ -129,12 +127,12 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 		t.Errorf("first scale-in %s after the load fell, before the window (%s) could hold", first, window)
 	}
 	testutil.WaitFor(t, 10*time.Second, "a resolved autoscale_at_max notification", func() bool {
-		return len(hook.statuses(t, alerts.AutoscaleAtMax)) > 1
+		return len(hook.Statuses(t, alerts.AutoscaleAtMax)) > 1
 	})
 	time.Sleep(500 * time.Millisecond)
 	l.stop()
 	stopWatch()
-	if got, want := strings.Join(hook.statuses(t, alerts.AutoscaleAtMax), ","), alerts.Firing+","+alerts.Resolved; got != want {
+	if got, want := strings.Join(hook.Statuses(t, alerts.AutoscaleAtMax), ","), alerts.Firing+","+alerts.Resolved; got != want {
 		t.Errorf("autoscale_at_max notifications %s, want %s", got, want)
 	}
 
@@ -339,41 +337,4 @@ func describe(evs []telemetry.Event) string {
 		fmt.Fprintf(&b, "  %s trigger=%q value=%q: %s\n", e.Time.Format("15:04:05.000"), e.Trigger, e.Value, e.Detail)
 	}
 	return b.String()
-}
-
-// webhook is an alerts receiver on loopback keeping each body.
-type webhook struct {
-	*httptest.Server
-	mu     sync.Mutex
-	bodies [][]byte
-}
-
-func newWebhook(t *testing.T) *webhook {
-	w := &webhook{}
-	w.Server = httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		w.mu.Lock()
-		w.bodies = append(w.bodies, b)
-		w.mu.Unlock()
-	}))
-	t.Cleanup(w.Close)
-	return w
-}
-
-// statuses are the statuses of alert's notifications, in arrival order.
-func (w *webhook) statuses(t *testing.T, alert string) []string {
-	t.Helper()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []string
-	for _, b := range w.bodies {
-		var n struct{ Alert, Status string }
-		if err := json.Unmarshal(b, &n); err != nil {
-			t.Fatalf("webhook body %q: %v", b, err)
-		}
-		if n.Alert == alert {
-			out = append(out, n.Status)
-		}
-	}
-	return out
 }

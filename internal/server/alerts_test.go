@@ -2,14 +2,12 @@ package server_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,53 +17,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
-
-// webhook is a real receiver on loopback recording each body.
-type webhook struct {
-	*httptest.Server
-	mu     sync.Mutex
-	bodies [][]byte
-}
-
-func newWebhook(t *testing.T) *webhook {
-	w := &webhook{}
-	w.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		w.mu.Lock()
-		w.bodies = append(w.bodies, b)
-		w.mu.Unlock()
-	}))
-	t.Cleanup(w.Close)
-	return w
-}
-
-// notifications decodes the bodies received so far as gatehouse's json
-// format.
-func (w *webhook) notifications(t *testing.T) []map[string]any {
-	t.Helper()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []map[string]any
-	for _, b := range w.bodies {
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatalf("webhook body %q: %v", b, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// of lists the statuses of alert's notifications, in arrival order.
-func of(ns []map[string]any, alert string) []string {
-	var out []string
-	for _, n := range ns {
-		if n["alert"] == alert {
-			out = append(out, n["status"].(string))
-		}
-	}
-	return out
-}
 
 // Issue 16, alerts: an app that is healthy sends nothing; an episode of no
 // ready instance (its instance crashes, then crash-loops at start) sends
@@ -77,7 +28,7 @@ func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
 	flag := filepath.Join(t.TempDir(), "crash")
 	// The instance exits at start while the flag file exists.
 	app.Command = config.Command{"sh", "-c", `if [ -e "$0" ]; then echo "crashing at start"; exit 3; fi; exec "$@"`, flag, app.Command[0]}
-	own, am := newWebhook(t), newWebhook(t)
+	own, am := testutil.NewWebhook(t), testutil.NewWebhook(t)
 	cfg.Alerts = config.NewAlerts()
 	cfg.Alerts.NoReadyFor = config.Duration(2 * time.Second)
 	for _, r := range []struct{ name, url, format string }{{"own", own.URL, config.FormatJSON}, {"am", am.URL, config.FormatAlertmanager}} {
@@ -96,7 +47,7 @@ func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // request pacing, not a wait for a state
 	}
-	if ns := own.notifications(t); len(ns) != 0 {
+	if ns := own.Notifications(t); len(ns) != 0 {
 		t.Fatalf("notifications while healthy: %v", ns)
 	}
 
@@ -108,13 +59,13 @@ func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
 		resp.Body.Close()
 	}
 	testutil.WaitFor(t, 30*time.Second, "a firing no_ready_instance notification", func() bool {
-		return len(of(own.notifications(t), alerts.NoReadyInstance)) > 0
+		return len(own.Statuses(t, alerts.NoReadyInstance)) > 0
 	})
 	if err := os.Remove(flag); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, 90*time.Second, "a resolved no_ready_instance notification", func() bool {
-		return len(of(own.notifications(t), alerts.NoReadyInstance)) > 1
+		return len(own.Statuses(t, alerts.NoReadyInstance)) > 1
 	})
 	testutil.WaitFor(t, 10*time.Second, "the metrics to show the episode over", func() bool {
 		_, body, _ := get(t, c, g.AdminURL+"/metrics")
@@ -123,19 +74,18 @@ func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
 	})
 	g.Stop(t) // flushes what is queued
 	want := []string{alerts.Firing, alerts.Resolved}
-	if got := of(own.notifications(t), alerts.NoReadyInstance); strings.Join(got, ",") != strings.Join(want, ",") {
+	if got := own.Statuses(t, alerts.NoReadyInstance); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("no_ready_instance notifications %v, want exactly %v", got, want)
 	}
-	for _, n := range own.notifications(t) {
+	for _, n := range own.Notifications(t) {
 		if n["alert"] == alerts.NoReadyInstance && (n["app"] != "web" || n["text"] == "" || n["fingerprint"] == "") {
 			t.Errorf("notification %v: want app web, a text and a fingerprint", n)
 		}
 	}
 
 	// The same episode in Alertmanager's webhook body.
-	am.mu.Lock()
 	var bodies []alerts.AMBody
-	for _, b := range am.bodies {
+	for _, b := range am.Bodies() {
 		var body alerts.AMBody
 		if err := json.Unmarshal(b, &body); err != nil {
 			t.Fatalf("alertmanager body %q: %v", b, err)
@@ -144,7 +94,6 @@ func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
 			bodies = append(bodies, body)
 		}
 	}
-	am.mu.Unlock()
 	if len(bodies) != 2 {
 		t.Fatalf("alertmanager receiver got %d no_ready_instance bodies, want 2", len(bodies))
 	}
@@ -175,7 +124,7 @@ func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
 // An app the operator stops has no ready instance on purpose: no alert.
 func TestAlertsQuietWhenOperatorStops(t *testing.T) {
 	cfg, _ := harness.FaultApp(t, 1)
-	hook := newWebhook(t)
+	hook := testutil.NewWebhook(t)
 	cfg.Alerts = config.NewAlerts()
 	cfg.Alerts.NoReadyFor = config.Duration(500 * time.Millisecond)
 	rc := config.NewReceiver()
@@ -188,12 +137,12 @@ func TestAlertsQuietWhenOperatorStops(t *testing.T) {
 	}
 	// Several of the alerts' checks (one a second) past no_ready_for.
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if ns := hook.notifications(t); len(ns) != 0 {
+		if ns := hook.Notifications(t); len(ns) != 0 {
 			t.Fatalf("notifications for an app the operator stopped: %v", ns)
 		}
 	}
 	g.Stop(t)
-	if ns := hook.notifications(t); len(ns) != 0 {
+	if ns := hook.Notifications(t); len(ns) != 0 {
 		t.Errorf("notifications for an app the operator stopped: %v", ns)
 	}
 }
