@@ -15,17 +15,23 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 16: with autoscale on, a manual scale is clamped to min..max (0
-// still stops the app), and a reload keeps the count the app runs rather
-// than going back to the file's instances, which is only where it starts.
-func TestAutoscaleBoundsManualScaleAndReload(t *testing.T) {
+// startAutoscaled runs web, two ready instances, with autoscale min 1,
+// max 3 and no rules: autoscale itself never acts, its bounds do.
+func startAutoscaled(t *testing.T) (*harness.Gatehouse, *supervisor.App) {
+	t.Helper()
 	cfg, app := harness.FaultApp(t, 2)
-	// No rules: autoscale itself never acts here.
 	app.Autoscale = &config.Autoscale{Min: 1, Max: 3, Interval: config.Duration(time.Second),
 		CooldownOut: config.Duration(time.Minute), CooldownIn: config.Duration(time.Minute)}
 	g := harness.Start(t, cfg)
 	g.WaitReady(t, "web", 2, 15*time.Second)
-	a := g.Srv.Supervisor().App("web")
+	return g, g.Srv.Supervisor().App("web")
+}
+
+// Issue 16: with autoscale on, a manual scale is clamped to min..max (0
+// still stops the app), and a reload keeps the count the app runs rather
+// than going back to the file's instances, which is only where it starts.
+func TestAutoscaleBoundsManualScaleAndReload(t *testing.T) {
+	g, a := startAutoscaled(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -69,6 +75,7 @@ func TestAutoscaleBoundsManualScaleAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.WaitReady(t, "web", 3, 15*time.Second)
+	app := g.Config.Apps["web"]
 	next := *app
 	next.Instances = 1
 	next.HoldTimeout = config.Duration(7 * time.Second) // a setting: no new processes
@@ -91,12 +98,7 @@ func TestAutoscaleBoundsManualScaleAndReload(t *testing.T) {
 // app changed meanwhile, the stale decision must not undo it, restart a
 // stopped app, or go past a max a reload lowered.
 func TestAutoscaleStaleDecision(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 2)
-	app.Autoscale = &config.Autoscale{Min: 1, Max: 3, Interval: config.Duration(time.Second),
-		CooldownOut: config.Duration(time.Minute), CooldownIn: config.Duration(time.Minute)}
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 2, 15*time.Second)
-	a := g.Srv.Supervisor().App("web")
+	g, a := startAutoscaled(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	quiet := func(string, ...any) {}
@@ -112,6 +114,7 @@ func TestAutoscaleStaleDecision(t *testing.T) {
 		{"taken at a count the app no longer runs", func(t *testing.T) {}, 1, 3, true, 2},
 		{"current", func(t *testing.T) {}, 2, 3, false, 3},
 		{"beyond a max lowered since", func(t *testing.T) {
+			app := g.Config.Apps["web"]
 			next := *app
 			as := *app.Autoscale
 			as.Max = 2
