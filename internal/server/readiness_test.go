@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
@@ -355,5 +357,41 @@ func TestDrainSendsHTTP2ClientsAway(t *testing.T) {
 	testutil.WaitFor(t, 5*time.Second, "a request on a new connection after the drain", func() bool { return !reused() })
 	if !reused() {
 		t.Errorf("the new connection was not kept: HTTP/2 clients should stay on the new one")
+	}
+}
+
+// Drained, the front answers a pipelined pair of requests with one
+// answer that says Connection: close, then closes: the second request is
+// left for the client to send again, on a new connection (the raw bytes
+// of lame-duck mode on the HTTP/1 engine).
+func TestDrainedAnswerClosesPipelinedConnection(t *testing.T) {
+	cfg, _ := harness.FaultApp(t, 1)
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 10*time.Second)
+	if err := g.Srv.Drain(context.Background(), true, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", g.Srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET /pid HTTP/1.1\r\nHost: x\r\n\r\n"
+	if _, err := io.WriteString(conn, req+req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("first answer: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("first answer: %d, Connection: close %v; want 200 and close", resp.StatusCode, resp.Close)
+	}
+	if rest, _ := io.ReadAll(br); len(rest) != 0 {
+		t.Errorf("after the closing answer the connection carried %q; want nothing (closed)", rest)
 	}
 }
