@@ -8,6 +8,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/diagnose"
+	"github.com/gatehouse/gatehouse/internal/history"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -41,6 +42,12 @@ type Deps struct {
 	// Health answers /livez and /readyz, with no token needed; nil
 	// leaves them out.
 	Health Health
+	// History is the last hour of samples the dashboard charts; nil
+	// leaves the charts empty and the live stream out.
+	History *history.Recorder
+	// Alerts lists the alerts firing now; nil when there is no alerts:
+	// block.
+	Alerts func() []FiringAlert
 }
 
 // StatusResponse is GET /api/status.
@@ -106,7 +113,13 @@ func NewHandler(d Deps) http.Handler {
 		mux.HandleFunc("GET /api/diagnose", d.diagnoseHandler)
 	}
 	mux.HandleFunc("GET /api/dump", d.dump)
-	mux.HandleFunc("GET /{$}", d.dashboard)
+	db := &dashboard{d: d}
+	mux.HandleFunc("GET /{$}", db.page)
+	mux.HandleFunc("GET /api/dashboard/stream", db.stream)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS)))
+	if d.Token != "" {
+		registerLogin(mux, d.Token)
+	}
 	registerPprof(mux)
 	// Operations are POSTs: refuse them from a browser on another origin,
 	// or any web page could restart the app through a loopback admin

@@ -69,7 +69,9 @@ func registerOps(mux *http.ServeMux, ops Ops) {
 		})
 	})
 	mux.HandleFunc("POST /api/apps/{app}/scale", func(w http.ResponseWriter, r *http.Request) {
-		n, err := strconv.Atoi(r.URL.Query().Get("instances"))
+		// The query, or a form's body (the dashboard without script).
+		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+		n, err := strconv.Atoi(r.FormValue("instances"))
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, OpLine{Error: "scale needs ?instances=N"})
 			return

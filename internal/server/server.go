@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/handover"
+	"github.com/gatehouse/gatehouse/internal/history"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/probe"
 	"github.com/gatehouse/gatehouse/internal/sdnotify"
@@ -105,7 +106,9 @@ type Server struct {
 	adminSrv *http.Server
 	// snapMu serialises snapshot writes (the loop and Diagnose): both use
 	// the same temporary file.
-	snapMu   sync.Mutex
+	snapMu sync.Mutex
+	// history is the last hour the dashboard charts.
+	history  *history.Recorder
 	notify   *sdnotify.Notifier
 	override func(*config.Config)
 	// draining: out of rotation, /readyz fails (Drain, or stopping);
@@ -152,8 +155,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.healer = autoheal.New(s.sup, s.events, cfg.SampleInterval.D(), opts.Logger)
 	s.scaler = autoscale.New(s.sup, autoscale.Options{Events: s.events, Logger: opts.Logger, Decided: s.metrics.ObserveAutoscale})
 	s.newAlerts()
+	s.history = history.New(s.sup, history.SelfUsage())
 	observe := func(e *telemetry.AccessEntry) {
 		s.metrics.ObserveRequest(e)
+		s.history.Observe(e)
 		s.healer.Observe(e)
 		s.scaler.Observe(e)
 		if s.alerts != nil {
@@ -194,7 +199,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
 			Lines: s.lines, Recent: s.recent, Diagnose: s.Diagnose, Config: cfg, DataDir: cfg.DataDir, Token: token,
-			Certificates: s.certStatus(), Health: s,
+			Certificates: s.certStatus(), Health: s, History: s.history, Alerts: s.firingAlerts(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -382,6 +387,7 @@ func (s *Server) Run(ctx context.Context) error {
 		alerts:    s.startAlerts(exited, loopCtx),
 		counter:   start("event counter", exited, func() error { s.countEvents(loopCtx); return nil }),
 		snap:      start("state snapshots", exited, func() error { s.snapshotLoop(loopCtx); return nil }),
+		history:   start("dashboard history", exited, func() error { s.history.Run(loopCtx); return nil }),
 		recent:    start("log collector", exited, func() error { s.collectLines(loopCtx); return nil }),
 		sup:       start("supervisor", exited, func() error { return s.sup.Run(supCtx) }),
 		watchdog:  start("systemd watchdog", exited, func() error { s.notify.RunWatchdog(loopCtx, s.adminAnswers); return nil }),
@@ -426,7 +432,7 @@ func (s *Server) failed(c *component) error {
 // running holds a running server's components and the cancel funcs that
 // stop them.
 type running struct {
-	public, healer, scaler, alerts, counter, snap, recent, sup, admin, watchdog *component
+	public, healer, scaler, alerts, counter, snap, history, recent, sup, admin, watchdog *component
 	// secure holds the HTTPS listener and the certificate manager, when
 	// there is a tls: block.
 	secure                                []*component
@@ -461,7 +467,8 @@ type running struct {
 //     stops, or finishes draining its surplus ones), alerts (what is
 //     queued for the receivers, resolved notifications say, gets up to
 //     2s more to be delivered; the instances stopping in step 4 raise no
-//     alert), the event counter, the state snapshots,
+//     alert), the event counter, the state snapshots, the dashboard's
+//     history,
 //     the recent-output collector, the certificate manager (renewals,
 //     file watching) and the systemd watchdog: a stop that outlasts
 //     WatchdogSec is bounded by TimeoutStopSec instead.
@@ -507,7 +514,7 @@ func (s *Server) shutdown(r *running) {
 	wait(r.public)
 	// Step 3.
 	r.stopLoops()
-	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.recent, r.watchdog)
+	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.history, r.recent, r.watchdog)
 	wait(r.secure...)
 	// Step 4.
 	if leave {
@@ -595,6 +602,23 @@ func (s *Server) closeLogs() {
 	s.stopLinesCh()
 	s.accessW.Close()
 	s.eventsW.Close()
+}
+
+// firingAlerts lists the alerts firing now for the dashboard; nil when
+// there is no alerts: block.
+func (s *Server) firingAlerts() func() []admin.FiringAlert {
+	if s.alerts == nil {
+		return nil
+	}
+	return func() []admin.FiringAlert {
+		var out []admin.FiringAlert
+		for _, f := range s.alerts.Firing() {
+			if f.Firing > 0 {
+				out = append(out, admin.FiringAlert{Alert: f.Alert, App: f.App, Firing: f.Firing})
+			}
+		}
+		return out
+	}
 }
 
 // newAlerts makes the alerts manager, when there is an alerts: block,

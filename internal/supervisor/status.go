@@ -53,6 +53,9 @@ type InstanceStatus struct {
 	StartedAt time.Time `json:"started_at"`
 	Inflight  int64     `json:"inflight"`
 	RSSBytes  uint64    `json:"rss_bytes"`
+	// CPUPercent is the CPU use between the last two samples, in
+	// percent of one core; absent until two samples were taken.
+	CPUPercent *float64 `json:"cpu_percent,omitempty"`
 }
 
 // Status snapshots every app and instance.
@@ -89,6 +92,9 @@ func (in *Instance) Status() InstanceStatus {
 	}
 	if ps := in.Stats(); ps != nil {
 		st.RSSBytes = ps.RSS
+	}
+	if c := in.CPUPercent(); c >= 0 {
+		st.CPUPercent = &c
 	}
 	return st
 }

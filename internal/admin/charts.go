@@ -1,0 +1,180 @@
+package admin
+
+import (
+	"math"
+
+	"github.com/gatehouse/gatehouse/internal/history"
+	"github.com/gatehouse/gatehouse/internal/svgchart"
+	"html/template"
+)
+
+// slot is the points of one chart position: Step seconds of them, fewer
+// at the edges of what was recorded.
+type slot []history.Point
+
+// slots groups points into chartSlots positions ending now. A point goes
+// to the position of its second divided by the step, so that a position
+// keeps the same seconds from one update to the next.
+func slots(points []history.Point, win window) []slot {
+	out := make([]slot, chartSlots)
+	if len(points) == 0 {
+		return out
+	}
+	step := int64(win.Step)
+	lastGroup := points[len(points)-1].At.Unix() / step
+	first := lastGroup - chartSlots + 1
+	for _, p := range points {
+		if g := p.At.Unix()/step - first; g >= 0 && g < chartSlots {
+			out[g] = append(out[g], p)
+		}
+	}
+	return out
+}
+
+// charts draws an app's charts (prefix names their ids) over win. The
+// overall ones (all) show gatehouse's own memory and CPU instead of the
+// instances'.
+func charts(prefix string, points []history.Point, win window, all bool) []template.HTML {
+	s := slots(points, win)
+	left := "-" + win.Name
+	mem, cpu := "Memory per instance", "CPU per instance"
+	if all {
+		mem, cpu = "gatehouse memory", "gatehouse CPU"
+	}
+	return []template.HTML{
+		svgchart.HTML(svgchart.Chart{ID: prefix + "-rps", Title: "Requests per second", Unit: "/s", Left: left, Slots: chartSlots,
+			Series: []svgchart.Series{{Name: "requests", Values: rate(s, func(p history.Point) float64 { return float64(p.Requests) })}}}),
+		svgchart.HTML(svgchart.Chart{ID: prefix + "-errors", Title: "5xx per second by cause", Unit: "/s", Left: left, Slots: chartSlots,
+			Series: errorSeries(s)}),
+		svgchart.HTML(svgchart.Chart{ID: prefix + "-latency", Title: "Latency", Unit: "ms", Left: left, Slots: chartSlots,
+			Series: []svgchart.Series{
+				{Name: "p50", Values: peak(s, func(p history.Point) float64 { return p.P50 })},
+				{Name: "p95", Values: peak(s, func(p history.Point) float64 { return p.P95 })},
+				{Name: "p99", Values: peak(s, func(p history.Point) float64 { return p.P99 })},
+			}}),
+		svgchart.HTML(svgchart.Chart{ID: prefix + "-load", Title: "In flight and held", Left: left, Slots: chartSlots,
+			Series: []svgchart.Series{
+				{Name: "in flight", Values: peak(s, func(p history.Point) float64 { return float64(p.Inflight) })},
+				{Name: "held", Values: peak(s, func(p history.Point) float64 { return float64(p.Held) })},
+			}}),
+		svgchart.HTML(svgchart.Chart{ID: prefix + "-memory", Title: mem, Unit: "MiB", Left: left, Slots: chartSlots,
+			Series: instanceSeries(s, func(ip history.InstancePoint) float64 {
+				if ip.RSS == 0 {
+					return math.NaN()
+				}
+				return float64(ip.RSS) / (1 << 20)
+			})}),
+		svgchart.HTML(svgchart.Chart{ID: prefix + "-cpu", Title: cpu, Unit: "%", Left: left, Slots: chartSlots,
+			Series: instanceSeries(s, func(ip history.InstancePoint) float64 { return ip.CPU })}),
+	}
+}
+
+// rate is a per-second average of a count over each slot.
+func rate(s []slot, count func(history.Point) float64) []float64 {
+	out := make([]float64, len(s))
+	for i, sl := range s {
+		if len(sl) == 0 {
+			out[i] = math.NaN()
+			continue
+		}
+		var sum float64
+		for _, p := range sl {
+			sum += count(p)
+		}
+		out[i] = sum / float64(len(sl))
+	}
+	return out
+}
+
+// peak is the highest value of each slot (NaN when none): a latency
+// spike stays visible when a wide window folds seconds together.
+func peak(s []slot, value func(history.Point) float64) []float64 {
+	out := make([]float64, len(s))
+	for i, sl := range s {
+		out[i] = math.NaN()
+		for _, p := range sl {
+			if v := value(p); !math.IsNaN(v) && (math.IsNaN(out[i]) || v > out[i]) {
+				out[i] = v
+			}
+		}
+	}
+	return out
+}
+
+// errorSeries is one series per cause seen in the window, as a rate; a
+// single flat "5xx" series at zero when there was none.
+func errorSeries(s []slot) []svgchart.Series {
+	var causes []string
+	seen := map[string]bool{}
+	for _, sl := range s {
+		for _, p := range sl {
+			for _, e := range p.Errors {
+				if !seen[e.Cause] {
+					seen[e.Cause] = true
+					causes = append(causes, e.Cause)
+				}
+			}
+		}
+	}
+	if len(causes) == 0 {
+		return []svgchart.Series{{Name: "5xx", Values: rate(s, func(history.Point) float64 { return 0 })}}
+	}
+	out := make([]svgchart.Series, 0, len(causes))
+	for _, c := range causes {
+		out = append(out, svgchart.Series{Name: c, Values: rate(s, func(p history.Point) float64 {
+			for _, e := range p.Errors {
+				if e.Cause == c {
+					return float64(e.N)
+				}
+			}
+			return 0
+		})})
+	}
+	return out
+}
+
+// maxInstanceSeries bounds a chart's lines: after many reloads, the
+// instances seen last are the ones shown.
+const maxInstanceSeries = 12
+
+// instanceSeries is one series per instance seen in the window, its
+// value averaged over each slot (NaN where it did not run).
+func instanceSeries(s []slot, value func(history.InstancePoint) float64) []svgchart.Series {
+	var ids []string
+	seen := map[string]bool{}
+	for _, sl := range s {
+		for _, p := range sl {
+			for _, ip := range p.Instances {
+				if !seen[ip.ID] {
+					seen[ip.ID] = true
+					ids = append(ids, ip.ID)
+				}
+			}
+		}
+	}
+	if len(ids) > maxInstanceSeries {
+		ids = ids[len(ids)-maxInstanceSeries:]
+	}
+	out := make([]svgchart.Series, 0, len(ids))
+	for _, id := range ids {
+		vals := make([]float64, len(s))
+		for i, sl := range s {
+			var sum float64
+			n := 0
+			for _, p := range sl {
+				for _, ip := range p.Instances {
+					if v := value(ip); ip.ID == id && !math.IsNaN(v) {
+						sum += v
+						n++
+					}
+				}
+			}
+			vals[i] = math.NaN()
+			if n > 0 {
+				vals[i] = sum / float64(n)
+			}
+		}
+		out = append(out, svgchart.Series{Name: id, Values: vals})
+	}
+	return out
+}

@@ -1,0 +1,141 @@
+// gatehouse dashboard: keeps the server-rendered page live and runs its
+// actions. Without this script the page still shows every table (and
+// refreshes itself); with it, the server pushes each second's fragments
+// over server-sent events and the buttons ask for confirmation and show
+// the operation's progress.
+(() => {
+  'use strict';
+  const body = document.body;
+  const win = body.dataset.window || '5m';
+  let updates = 0;
+
+  // Live fragments: the server renders, this only swaps them in.
+  const stream = new EventSource('/api/dashboard/stream?window=' + encodeURIComponent(win));
+  stream.addEventListener('open', () => { body.dataset.live = 'on'; });
+  stream.addEventListener('error', () => { body.dataset.live = 'off'; });
+  stream.addEventListener('update', (ev) => {
+    const frags = JSON.parse(ev.data);
+    // An app added or removed by a reload: the page's sections change.
+    const shown = [...document.querySelectorAll('section.app')].map((s) => s.dataset.app);
+    const sent = Object.keys(frags).filter((k) => k.startsWith('instances-')).map((k) => k.slice(10));
+    if (shown.length !== sent.length || shown.some((a) => !sent.includes(a))) {
+      location.reload();
+      return;
+    }
+    for (const [id, html] of Object.entries(frags)) {
+      const el = document.getElementById(id);
+      if (el) el.innerHTML = html;
+    }
+    body.dataset.updates = String(++updates);
+  });
+
+  // Actions: confirm in a dialog, then POST (same origin, with the
+  // session cookie) and stream the NDJSON progress into #op.
+  const dialog = document.getElementById('confirm');
+  const op = document.getElementById('op');
+  const opTitle = document.getElementById('op-title');
+  const opResult = document.getElementById('op-result');
+
+  function confirmed(text) {
+    document.getElementById('confirm-text').textContent = text;
+    dialog.returnValue = '';
+    dialog.showModal();
+    return new Promise((resolve) => {
+      dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+    });
+  }
+
+  function report(state, title, line) {
+    op.hidden = false;
+    op.dataset.state = state;
+    opTitle.textContent = title;
+    if (line !== undefined) opResult.textContent += line + '\n';
+  }
+
+  async function run(form) {
+    const url = new URL(form.action);
+    for (const [k, v] of new FormData(form)) url.searchParams.set(k, String(v));
+    const what = form.querySelector('button').textContent + ' ' + url.pathname.split('/').slice(-2, -1)[0];
+    opResult.textContent = '';
+    report('running', what + ': running…');
+    const button = form.querySelector('button');
+    button.disabled = true;
+    try {
+      const resp = await fetch(url, { method: 'POST', credentials: 'same-origin' });
+      const type = resp.headers.get('Content-Type') || '';
+      if (!type.includes('ndjson')) {
+        const text = await resp.text();
+        let msg = text;
+        try { msg = JSON.parse(text).error || text; } catch (_) { /* not JSON */ }
+        report('failed', what + ': failed (' + resp.status + ')', msg.trim());
+        return;
+      }
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      let final = null;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (!line.trim()) continue;
+          const l = JSON.parse(line);
+          if (l.progress) report('running', what + ': running…', l.progress);
+          if (l.error) final = ['failed', l.error];
+          if (l.ok) final = ['ok', ''];
+        }
+      }
+      if (!final) final = ['failed', 'the answer ended before the operation said how it went'];
+      report(final[0], what + (final[0] === 'ok' ? ': done' : ': failed'), final[1] || undefined);
+    } catch (e) {
+      report('failed', what + ': failed', String(e));
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  document.addEventListener('submit', async (ev) => {
+    const form = ev.target;
+    if (!form.dataset.confirm) return; // sign in and out submit as forms
+    ev.preventDefault();
+    if (await confirmed(form.dataset.confirm)) run(form);
+  });
+
+  // Log tails: one open at a time (a browser allows six connections to
+  // the admin listener, and the page's own stream takes one).
+  const tails = [...document.querySelectorAll('details.logs')];
+  for (const d of tails) {
+    let src = null;
+    const pre = d.querySelector('pre');
+    const sel = d.querySelector('select');
+    const append = (text) => {
+      pre.textContent += text + '\n';
+      const lines = pre.textContent.split('\n');
+      if (lines.length > 300) pre.textContent = lines.slice(-300).join('\n');
+      pre.scrollTop = pre.scrollHeight;
+    };
+    const close = () => { if (src) { src.close(); src = null; } };
+    const open = () => {
+      close();
+      // The instances change with reloads: offer the current ones.
+      const ids = [...document.querySelectorAll('#instances-' + CSS.escape(d.dataset.app) + ' tr[data-instance]')].map((r) => r.dataset.instance);
+      const keep = sel.value;
+      sel.replaceChildren(sel.options[0], ...ids.map((id) => new Option(id, id, false, id === keep)));
+      pre.textContent = '';
+      const q = sel.value ? 'instance=' + encodeURIComponent(sel.value) : 'app=' + encodeURIComponent(d.dataset.app);
+      src = new EventSource('/api/logstream?' + q);
+      src.addEventListener('log', (e) => { const l = JSON.parse(e.data); append(l.instance + '  ' + l.line); });
+      src.addEventListener('event', (e) => { const v = JSON.parse(e.data); append('── ' + (v.instance || v.app) + ' ' + v.type + (v.detail ? ': ' + v.detail : '')); });
+    };
+    d.addEventListener('toggle', () => {
+      if (!d.open) { close(); return; }
+      for (const other of tails) if (other !== d) other.open = false;
+      open();
+    });
+    sel.addEventListener('change', () => { if (d.open) open(); });
+  }
+})();

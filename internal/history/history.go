@@ -1,0 +1,279 @@
+package history
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// Capacity is how many points a ring keeps: an hour of seconds.
+const Capacity = 3600
+
+// Step is the time between two points.
+const Step = time.Second
+
+// Overall names the ring of all apps together (and of requests no app
+// took: no_route, bad_request); app names are never empty.
+const Overall = ""
+
+// Self is the instance ID under which the overall ring's points carry
+// gatehouse's own memory and CPU.
+const Self = "gatehouse"
+
+// Point is one second of one app, or of all of them.
+type Point struct {
+	At time.Time
+	// Requests finished in this second.
+	Requests uint32
+	// Errors are this second's 5xx answers by cause (an app's own 5xx
+	// is app_error); nil when there were none.
+	Errors []CauseCount
+	// P50, P95 and P99 are this second's latency percentiles in
+	// milliseconds, within about 12% (the histogram's bucket width);
+	// NaN when no request finished.
+	P50, P95, P99 float64
+	// Inflight: requests at the app's instances; Held: requests waiting
+	// for a ready instance. Both as read at the end of the second.
+	Inflight, Held int
+	// Instances are the app's instances' memory and CPU (for the
+	// overall ring, gatehouse's own, as Self).
+	Instances []InstancePoint
+}
+
+// CauseCount is how many 5xx of one cause a second had.
+type CauseCount struct {
+	Cause string
+	N     uint32
+}
+
+// InstancePoint is one instance's resources at a point.
+type InstancePoint struct {
+	ID string
+	// RSS is resident memory in bytes, 0 when not measured yet.
+	RSS uint64
+	// CPU is percent of one core over the last sample interval; NaN
+	// when not measured yet.
+	CPU float64
+}
+
+// Source is what a Recorder reads each second.
+type Source interface {
+	Status() []supervisor.AppStatus
+}
+
+// Recorder keeps the rings. Observe may be called from any goroutine;
+// Sample from one at a time (Run's).
+type Recorder struct {
+	src  Source
+	self func() InstancePoint
+	// counters maps an app name to *counters; Observe adds, Sample takes.
+	counters sync.Map
+	errors   atomic.Uint64
+
+	mu    sync.Mutex
+	rings map[string]*ring
+	apps  []string
+	next  chan struct{}
+}
+
+// New returns a Recorder reading src. self, if not nil, reports
+// gatehouse's own process for the overall ring (see SelfUsage).
+func New(src Source, self func() InstancePoint) *Recorder {
+	return &Recorder{src: src, self: self, rings: map[string]*ring{}, next: make(chan struct{})}
+}
+
+// counters are one app's request counts since the last Sample.
+type counters struct {
+	requests atomic.Uint64
+	latency  [nBuckets]atomic.Uint64
+	errMu    sync.Mutex
+	errs     map[string]uint32
+}
+
+func (r *Recorder) countersOf(app string) *counters {
+	if c, ok := r.counters.Load(app); ok {
+		return c.(*counters)
+	}
+	c, _ := r.counters.LoadOrStore(app, &counters{})
+	return c.(*counters)
+}
+
+// Observe counts a finished request. It takes no lock unless the answer
+// was a 5xx.
+func (r *Recorder) Observe(e *telemetry.AccessEntry) {
+	c := r.countersOf(e.App)
+	c.requests.Add(1)
+	c.latency[bucket(e.Duration)].Add(1)
+	if e.Status < 500 {
+		return
+	}
+	cause := e.Cause
+	if cause == "" {
+		cause = "app_error"
+	}
+	r.errors.Add(1)
+	c.errMu.Lock()
+	if c.errs == nil {
+		c.errs = map[string]uint32{}
+	}
+	c.errs[cause]++
+	c.errMu.Unlock()
+}
+
+// Errors is how many 5xx answers were observed since New.
+func (r *Recorder) Errors() uint64 { return r.errors.Load() }
+
+// take moves the counts out into p, and adds the latency counts to all.
+func (c *counters) take(p *Point, all *[nBuckets]uint64) {
+	p.Requests = uint32(c.requests.Swap(0))
+	var h [nBuckets]uint64
+	for i := range h {
+		h[i] = c.latency[i].Swap(0)
+		all[i] += h[i]
+	}
+	p.P50, p.P95, p.P99 = percentiles(&h)
+	c.errMu.Lock()
+	errs := c.errs
+	c.errs = nil
+	c.errMu.Unlock()
+	p.Errors = causeCounts(errs)
+}
+
+// Run samples once a second until ctx ends.
+func (r *Recorder) Run(ctx context.Context) {
+	t := time.NewTicker(Step)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			r.Sample(now)
+		}
+	}
+}
+
+// Sample closes the second ending at now: it appends a point to every
+// app's ring and to the overall one, and wakes the waiters on Next.
+func (r *Recorder) Sample(now time.Time) {
+	now = now.Truncate(Step)
+	status := r.src.Status()
+	var all [nBuckets]uint64
+	overall := Point{At: now}
+	points := make(map[string]Point, len(status))
+	apps := make([]string, 0, len(status))
+	for _, as := range status {
+		p := Point{At: now, Held: as.Waiting, Instances: make([]InstancePoint, 0, len(as.Instances))}
+		r.countersOf(as.Name).take(&p, &all)
+		for _, in := range as.Instances {
+			p.Inflight += int(in.Inflight)
+			cpu := math.NaN()
+			if in.CPUPercent != nil {
+				cpu = *in.CPUPercent
+			}
+			p.Instances = append(p.Instances, InstancePoint{ID: in.ID, RSS: in.RSSBytes, CPU: cpu})
+		}
+		points[as.Name] = p
+		apps = append(apps, as.Name)
+		addTo(&overall, p)
+	}
+	// Requests no app took, and those of apps a reload removed.
+	r.counters.Range(func(k, v any) bool {
+		if _, ok := points[k.(string)]; !ok {
+			var p Point
+			v.(*counters).take(&p, &all)
+			addTo(&overall, p)
+		}
+		return true
+	})
+	overall.P50, overall.P95, overall.P99 = percentiles(&all)
+	if r.self != nil {
+		overall.Instances = []InstancePoint{r.self()}
+	}
+	r.mu.Lock()
+	for name, p := range points {
+		r.ringOf(name).push(p)
+	}
+	r.ringOf(Overall).push(overall)
+	for name := range r.rings {
+		if _, ok := points[name]; !ok && name != Overall {
+			delete(r.rings, name)
+		}
+	}
+	r.apps = apps
+	close(r.next)
+	r.next = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// addTo adds an app's counts to the overall point.
+func addTo(overall *Point, p Point) {
+	overall.Requests += p.Requests
+	overall.Inflight += p.Inflight
+	overall.Held += p.Held
+	for _, e := range p.Errors {
+		overall.Errors = addCause(overall.Errors, e)
+	}
+}
+
+func (r *Recorder) ringOf(name string) *ring {
+	rg := r.rings[name]
+	if rg == nil {
+		rg = &ring{}
+		r.rings[name] = rg
+	}
+	return rg
+}
+
+// Next returns a channel closed at the next Sample.
+func (r *Recorder) Next() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.next
+}
+
+// Apps are the apps of the last Sample, in the supervisor's order.
+func (r *Recorder) Apps() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.apps...)
+}
+
+// Window returns app's points (Overall for all apps) of the last span,
+// oldest first. The points share their slices with the ring: they must
+// not be changed.
+func (r *Recorder) Window(app string, span time.Duration) []Point {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rg := r.rings[app]
+	if rg == nil {
+		return nil
+	}
+	return rg.since(span)
+}
+
+// ring is a fixed array of points; pos is where the next one goes.
+type ring struct {
+	points [Capacity]Point
+	pos, n int
+}
+
+func (rg *ring) push(p Point) {
+	rg.points[rg.pos] = p
+	rg.pos = (rg.pos + 1) % Capacity
+	rg.n = min(rg.n+1, Capacity)
+}
+
+func (rg *ring) since(span time.Duration) []Point {
+	want := min(int(span/Step), rg.n)
+	out := make([]Point, 0, want)
+	for i := rg.n - want; i < rg.n; i++ {
+		out = append(out, rg.points[(rg.pos-rg.n+i+Capacity)%Capacity])
+	}
+	return out
+}
