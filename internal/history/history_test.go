@@ -1,0 +1,204 @@
+package history
+
+import (
+	"context"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// status is a Source whose answer the test sets.
+type status struct {
+	mu   sync.Mutex
+	apps []supervisor.AppStatus
+}
+
+func (s *status) Status() []supervisor.AppStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apps
+}
+
+func (s *status) set(apps ...supervisor.AppStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apps = apps
+}
+
+func pct(v float64) *float64 { return &v }
+
+var t0 = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+
+// A second's requests become one point per app, and their sum in the
+// overall point; counters start again from zero after each sample.
+func TestSampleCountsOneSecond(t *testing.T) {
+	src := &status{}
+	src.set(
+		supervisor.AppStatus{Name: "web", Waiting: 2, Instances: []supervisor.InstanceStatus{
+			{ID: "web-1", Inflight: 3, RSSBytes: 10 << 20, CPUPercent: pct(12.5)},
+			{ID: "web-2", Inflight: 1},
+		}},
+		supervisor.AppStatus{Name: "api", Instances: []supervisor.InstanceStatus{}},
+	)
+	r := New(src, func() InstancePoint { return InstancePoint{ID: Self, RSS: 1, CPU: 2} })
+	for range 97 {
+		r.Observe(&telemetry.AccessEntry{App: "web", Status: 200, Duration: 2 * time.Millisecond})
+	}
+	r.Observe(&telemetry.AccessEntry{App: "web", Status: 502, Cause: "upstream_reset", Duration: 40 * time.Millisecond})
+	r.Observe(&telemetry.AccessEntry{App: "web", Status: 500, Duration: time.Millisecond})
+	r.Observe(&telemetry.AccessEntry{App: "api", Status: 503, Cause: "no_ready_instance", Duration: time.Second})
+	r.Observe(&telemetry.AccessEntry{Status: 404, Cause: "no_route"})
+	r.Sample(t0.Add(500 * time.Millisecond))
+
+	web := r.Window("web", time.Minute)
+	if len(web) != 1 {
+		t.Fatalf("web has %d points, want 1", len(web))
+	}
+	want := Point{At: t0, Requests: 99, Inflight: 4, Held: 2,
+		Errors:    []CauseCount{{"app_error", 1}, {"upstream_reset", 1}},
+		Instances: []InstancePoint{{ID: "web-1", RSS: 10 << 20, CPU: 12.5}, {ID: "web-2", CPU: math.NaN()}}}
+	opts := []cmp.Option{cmpopts.EquateNaNs(), cmpopts.IgnoreFields(Point{}, "P50", "P95", "P99")}
+	if diff := cmp.Diff(want, web[0], opts...); diff != "" {
+		t.Errorf("web point (-want +got):\n%s", diff)
+	}
+	// 97 of 99 took 2ms: p50 and p95 are 2ms within a bucket; p99 is the 40ms one.
+	for _, q := range []struct {
+		name      string
+		got, want float64
+	}{{"p50", web[0].P50, 2}, {"p95", web[0].P95, 2}, {"p99", web[0].P99, 40}} {
+		if math.Abs(q.got-q.want)/q.want > 0.13 {
+			t.Errorf("%s = %.2fms, want %.0fms within 13%%", q.name, q.got, q.want)
+		}
+	}
+	all := r.Window(Overall, time.Minute)
+	wantAll := Point{At: t0, Requests: 101, Inflight: 4, Held: 2,
+		Errors:    []CauseCount{{"app_error", 1}, {"no_ready_instance", 1}, {"upstream_reset", 1}},
+		Instances: []InstancePoint{{ID: Self, RSS: 1, CPU: 2}}}
+	if diff := cmp.Diff(wantAll, all[0], opts...); diff != "" {
+		t.Errorf("overall point (-want +got):\n%s", diff)
+	}
+	if got := r.Errors(); got != 3 {
+		t.Errorf("Errors() = %d, want 3", got)
+	}
+
+	r.Sample(t0.Add(time.Second))
+	web = r.Window("web", time.Minute)
+	if len(web) != 2 || web[1].Requests != 0 || web[1].Errors != nil || !math.IsNaN(web[1].P50) {
+		t.Errorf("second point after a quiet second = %+v, want no requests, no errors, NaN latency", web[1])
+	}
+	if diff := cmp.Diff([]string{"web", "api"}, r.Apps()); diff != "" {
+		t.Errorf("apps (-want +got):\n%s", diff)
+	}
+}
+
+// A ring keeps the last hour; a window asks for its tail, oldest first.
+func TestRingKeepsTheLastHour(t *testing.T) {
+	src := &status{}
+	src.set(supervisor.AppStatus{Name: "web"})
+	r := New(src, nil)
+	for i := range Capacity + 10 {
+		r.Observe(&telemetry.AccessEntry{App: "web", Status: 200})
+		r.Sample(t0.Add(time.Duration(i) * Step))
+	}
+	all := r.Window("web", 2*time.Hour)
+	if len(all) != Capacity {
+		t.Fatalf("window of 2h has %d points, want %d", len(all), Capacity)
+	}
+	if !all[0].At.Equal(t0.Add(10*Step)) || !all[Capacity-1].At.Equal(t0.Add((Capacity+9)*Step)) {
+		t.Errorf("window spans %v..%v, want the last %d seconds", all[0].At, all[Capacity-1].At, Capacity)
+	}
+	five := r.Window("web", 5*time.Minute)
+	if len(five) != 300 || !five[299].At.Equal(all[Capacity-1].At) {
+		t.Errorf("5m window: %d points ending %v", len(five), five[len(five)-1].At)
+	}
+	if got := r.Window("nope", time.Hour); got != nil {
+		t.Errorf("window of an unknown app = %d points, want none", len(got))
+	}
+}
+
+// An app a reload removed loses its ring; its last requests still count
+// in the overall one.
+func TestRemovedAppLeavesOverall(t *testing.T) {
+	src := &status{}
+	src.set(supervisor.AppStatus{Name: "old"}, supervisor.AppStatus{Name: "web"})
+	r := New(src, nil)
+	r.Sample(t0)
+	src.set(supervisor.AppStatus{Name: "web"})
+	r.Observe(&telemetry.AccessEntry{App: "old", Status: 200})
+	r.Sample(t0.Add(Step))
+	if got := r.Window("old", time.Hour); got != nil {
+		t.Errorf("removed app still has %d points", len(got))
+	}
+	all := r.Window(Overall, time.Hour)
+	if all[len(all)-1].Requests != 1 {
+		t.Errorf("overall point = %+v, want the removed app's request counted", all[len(all)-1])
+	}
+}
+
+// Next wakes waiters at each sample; Run samples until its context ends.
+func TestRunWakesWaiters(t *testing.T) {
+	src := &status{}
+	src.set(supervisor.AppStatus{Name: "web"})
+	r := New(src, nil)
+	next := r.Next()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	select {
+	case <-next:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sample within 10s")
+	}
+	cancel()
+	<-done
+	if len(r.Window("web", time.Hour)) == 0 {
+		t.Error("Run sampled nothing")
+	}
+}
+
+// Every duration falls in a bucket whose bounds hold it, and a bucket is
+// at most 25% wide, so its middle is within 12.5% of any value in it.
+func TestBucketBounds(t *testing.T) {
+	for _, d := range []time.Duration{0, -time.Second, time.Nanosecond, 16 * time.Microsecond, 17 * time.Microsecond, 999 * time.Microsecond,
+		time.Millisecond, 2500 * time.Microsecond, 40 * time.Millisecond, time.Second, 59 * time.Second, 100 * time.Second} {
+		i := bucket(d)
+		lo, hi := bounds(i)
+		ns := float64(max(d, 0))
+		if ns < lo || ns >= hi {
+			t.Errorf("bucket(%v) = %d with bounds [%v, %v), not holding it", d, i, lo, hi)
+		}
+		if i > 0 && (hi-lo)/lo > 0.25+1e-9 {
+			t.Errorf("bucket %d is %.0f%% wide", i, 100*(hi-lo)/lo)
+		}
+	}
+	if got := bucket(time.Hour); got != nBuckets-1 {
+		t.Errorf("bucket(1h) = %d, want the last bucket %d", got, nBuckets-1)
+	}
+}
+
+// Observe allocates nothing for a plain answer: it runs on every request.
+func TestObserveDoesNotAllocate(t *testing.T) {
+	r := New(&status{}, nil)
+	e := &telemetry.AccessEntry{App: "web", Status: 200, Duration: time.Millisecond}
+	r.Observe(e)
+	if n := testing.AllocsPerRun(1000, func() { r.Observe(e) }); n != 0 {
+		t.Errorf("Observe allocates %.1f times per request", n)
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	r := New(&status{}, nil)
+	e := &telemetry.AccessEntry{App: "web", Status: 200, Duration: time.Millisecond}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r.Observe(e)
+		}
+	})
+}
