@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -57,8 +58,12 @@ func requireToken(token string, next http.Handler) http.Handler {
 
 var loginTmpl = template.Must(template.ParseFS(webFS, "web/login.html"))
 
-// loginFailDelay slows down guessing the token through the sign-in form.
+// loginFailDelay slows down guessing the token through the sign-in form:
+// failed attempts wait in turn (failMu), so that guessing in parallel is
+// no faster. A right token never waits.
 const loginFailDelay = time.Second
+
+var failMu sync.Mutex
 
 // registerLogin serves the dashboard's sign-in: GET /login shows a form
 // for the token, POST /login checks it and sets the session cookie
@@ -75,7 +80,9 @@ func registerLogin(mux *http.ServeMux, token string) {
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("token")), want) != 1 {
+			failMu.Lock()
 			time.Sleep(loginFailDelay)
+			failMu.Unlock()
 			show(w, http.StatusUnauthorized, "That is not the admin token.")
 			return
 		}
