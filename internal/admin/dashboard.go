@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -184,12 +183,7 @@ func (db *dashboard) data(win window, withFindings bool) dashboardData {
 }
 
 func (db *dashboard) recentEvents() []telemetry.Event {
-	evs := db.d.Events.Since(time.Now().Add(-24 * time.Hour))
-	if len(evs) > dashboardEvents {
-		evs = evs[len(evs)-dashboardEvents:]
-	}
-	slices.Reverse(evs)
-	return evs
+	return db.d.Events.Last(dashboardEvents)
 }
 
 // currentFindings returns the cached findings, recomputed first when new

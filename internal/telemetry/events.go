@@ -202,6 +202,23 @@ func (e *Events) Since(t time.Time) []Event {
 	return out
 }
 
+// Last returns the newest n events in the ring, newest first, copying
+// only those (the dashboard asks each second).
+func (e *Events) Last(n int) []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	size := e.next
+	if e.full {
+		size = len(e.ring)
+	}
+	n = min(n, size)
+	out := make([]Event, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, e.ring[(e.next-i+len(e.ring))%len(e.ring)])
+	}
+	return out
+}
+
 // Subscribe returns a channel that receives every event emitted from now on,
 // with room for buf of them (64 when buf is 0 or less) before events are
 // missed. cancel unsubscribes and closes the channel; it may be called more

@@ -53,6 +53,38 @@ func TestEventsRingAndSince(t *testing.T) {
 	}
 }
 
+// Last returns the newest events, newest first, across the ring's wrap.
+func TestEventsLast(t *testing.T) {
+	var emitted []Event
+	for i := range 5 {
+		emitted = append(emitted, Event{Time: at(i), App: "web", Type: EventStart})
+	}
+	rev := func(evs ...Event) []Event { return evs }
+	tests := []struct {
+		name       string
+		ring, emit int
+		n          int
+		want       []Event
+	}{
+		{"empty", 3, 0, 2, []Event{}},
+		{"fewer than asked", 10, 2, 5, rev(emitted[1], emitted[0])},
+		{"exactly full", 3, 3, 3, rev(emitted[2], emitted[1], emitted[0])},
+		{"wrapped", 3, 5, 2, rev(emitted[4], emitted[3])},
+		{"wrapped, all", 3, 5, 10, rev(emitted[4], emitted[3], emitted[2])},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := NewEvents(nil, tt.ring)
+			for _, e := range emitted[:tt.emit] {
+				ev.Emit(e)
+			}
+			if diff := cmp.Diff(tt.want, ev.Last(tt.n)); diff != "" {
+				t.Errorf("Last(%d) (-want +got):\n%s", tt.n, diff)
+			}
+		})
+	}
+}
+
 func TestEventsDefaultRingSize(t *testing.T) {
 	ev := NewEvents(nil, 0)
 	for i := range defaultRingSize + 5 {
