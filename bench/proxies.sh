@@ -24,6 +24,15 @@
 # DURATION seconds: the default takes about 10 minutes.
 # Everything listens on 127.0.0.1 only, and everything started is stopped
 # on exit; each client run is killed if it overruns DURATION by 30 s.
+#
+# Fairness (bench/lib.sh): every server runs in the foreground as a child
+# of this script, in its session: nginx with `daemon off` (its master and
+# workers), HAProxy without -D, gatehouse and the backends as plain
+# children, and the clients too. With autogroup scheduling a daemon
+# (setsid) would get a CPU share of its own against all the rest; the
+# script prints each process's session and autogroup and stops if one has
+# left the session. Processes are stopped by the PIDs the script started,
+# never by name.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -34,12 +43,11 @@ H2_LOADS=${H2_LOADS:-"50x10 256x1"}
 THREADS=${THREADS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
-PIDS=()
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  sleep 0.5
+  stop_all
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -80,8 +88,10 @@ go build -o "$WORK/backend" ./bench/backend
 go build -o "$WORK/gatehouse" ./cmd/gatehouse
 
 B1=$(port); B2=$(port)
-"$WORK/backend" -addr "127.0.0.1:$B1" & PIDS+=($!)
-"$WORK/backend" -addr "127.0.0.1:$B2" & PIDS+=($!)
+"$WORK/backend" -addr "127.0.0.1:$B1" & started $!
+B1_PID=$!
+"$WORK/backend" -addr "127.0.0.1:$B2" & started $!
+B2_PID=$!
 wait_port "$B1"; wait_port "$B2"
 
 NGINX_PORT=$(port); HAPROXY_PORT=$(port); GH_PORT=$(port); GH_ADMIN=$(port)
@@ -97,6 +107,10 @@ TLS13_SUITE=TLS_AES_128_GCM_SHA256
 
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx.conf" <<CONF
+# In the foreground, in this script's session (see the top): a daemon
+# would get a CPU share of its own.
+daemon off;
+master_process on;
 worker_processes auto;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx/error.log warn;
@@ -124,7 +138,8 @@ http {
   }
 }
 CONF
-nginx -c "$WORK/nginx.conf"
+nginx -c "$WORK/nginx.conf" & started $!
+NGINX_PID=$!
 wait_port "$NGINX_PORT"; wait_port "$NGINX_TLS"
 
 cat > "$WORK/haproxy.cfg" <<CONF
@@ -150,7 +165,7 @@ backend be
   server b1 127.0.0.1:$B1
   server b2 127.0.0.1:$B2
 CONF
-haproxy -f "$WORK/haproxy.cfg" > "$WORK/haproxy-access.log" 2>&1 & PIDS+=($!)
+haproxy -f "$WORK/haproxy.cfg" > "$WORK/haproxy-access.log" 2>&1 & started $!
 HAPROXY_PID=$!
 wait_port "$HAPROXY_PORT"; wait_port "$HAPROXY_TLS"
 
@@ -170,20 +185,27 @@ apps:
     upstreams: ["127.0.0.1:$B1", "127.0.0.1:$B2"]
     health: {interval: 5s}
 CONF
-"$WORK/gatehouse" run -c "$WORK/gatehouse.yaml" > "$WORK/gatehouse.out" 2>&1 & PIDS+=($!)
+"$WORK/gatehouse" run -c "$WORK/gatehouse.yaml" > "$WORK/gatehouse.out" 2>&1 & started $!
 GH_PID=$!
 wait_port "$GH_PORT"; wait_port "$GH_TLS"
 sleep 1 # first probes mark the upstreams ready
 
-# nginx's master (from its pid file) and its workers: this run's alone.
-nginx_pids() { local m; m=$(cat "$WORK/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
+# Each proxy's processes: the PID this script started and its descendants
+# (nginx's master and its workers).
 pids_of() {
   case $1 in
-    nginx) nginx_pids ;;
-    haproxy) echo "$HAPROXY_PID" ;;
-    gatehouse) echo "$GH_PID" ;;
+    nginx) tree "$NGINX_PID" | paste -sd' ' ;;
+    haproxy) tree "$HAPROXY_PID" | paste -sd' ' ;;
+    gatehouse) tree "$GH_PID" | paste -sd' ' ;;
   esac
 }
+
+# Every server in this script's session, or no run.
+echo "sessions: script pid $$ sid $SCRIPT_SID $(autogroup_of $$) (autogroup scheduling $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo n/a))"
+for s in "backend:$B1_PID" "backend:$B2_PID" "nginx:$NGINX_PID" "haproxy:$HAPROXY_PID" "gatehouse:$GH_PID"; do
+  check_session "${s%%:*}" "${s#*:}"
+  show_sessions "${s%%:*}" "${s#*:}"
+done
 port_of() { # NAME PROTOCOL
   case $1/$2 in
     nginx/http) echo "$NGINX_PORT" ;;
@@ -209,14 +231,6 @@ cpu_ticks() {
   done
   echo "$t"
 }
-rss_kb() {
-  local t=0 p
-  for p in $1; do
-    [ -r "/proc/$p/status" ] || continue
-    t=$((t + $(awk '/^VmRSS/{print $2}' "/proc/$p/status")))
-  done
-  echo "$t"
-}
 to_ms() { # wrk latency like 1.23ms, 250.00us, 1.02s
   awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v); print v+0} else if (v ~ /s$/) {sub(/s/,"",v); print v*1000} else print v }'
 }
@@ -235,14 +249,28 @@ HZ=$(getconf CLK_TCK)
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
 for name in nginx haproxy gatehouse; do
-  echo -e "idle_rss\t$name\t$(rss_kb "$(pids_of $name)")" >> "$RESULTS"
+  echo -e "idle_rss\t$name\t$(rss_kb $(pids_of $name))" >> "$RESULTS"
 done
 
+# run_client LABEL COMMAND...: runs the client (under timeout) with its
+# output in $WORK/client.out and its exit status in rc, and checks that it
+# ran in this script's session (showing it the first time).
+CLIENT_SHOWN=
+run_client() {
+  local label=$1 show=
+  shift
+  rm -f "$WORK/client.sid"
+  rc=0
+  timeout $((DURATION + 30)) sh -c "$SELF_REPORT" "$WORK/client.sid" "$@" > "$WORK/client.out" 2>&1 || rc=$?
+  case " $CLIENT_SHOWN " in *" $label "*) ;; *) show=1; CLIENT_SHOWN+=" $label" ;; esac
+  check_report "$label" "$WORK/client.sid" $show
+}
 # run_wrk URL CONNS and run_h2load URL CLIENTSxSTREAMS set rps, total
 # (requests answered), p50 and p99 (ms) and errs.
 run_wrk() {
   local out rc=0
-  out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$2" -d"${DURATION}s" --latency "$1") || rc=$?
+  run_client wrk wrk -t"$THREADS" -c"$2" -d"${DURATION}s" --latency "$1"
+  out=$(cat "$WORK/client.out")
   rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
   total=$(echo "$out" | awk '/requests in/{print $1}')
   p50=$(to_ms "$(echo "$out" | awk '$1=="50%"{print $2}')")
@@ -254,7 +282,8 @@ run_h2load() {
   local out rc=0 c=${2%x*} m=${2#*x}
   # h2load prints no percentiles; its per-request log gives them.
   : > "$WORK/h2load.log"
-  out=$(timeout $((DURATION + 30)) h2load -t"$THREADS" -c"$c" -m"$m" -D"$DURATION" --log-file="$WORK/h2load.log" "$1" 2>&1) || rc=$?
+  run_client h2load h2load -t"$THREADS" -c"$c" -m"$m" -D"$DURATION" --log-file="$WORK/h2load.log" "$1"
+  out=$(cat "$WORK/client.out")
   rps=$(echo "$out" | awk '/^finished in/{print $4}')
   total=$(echo "$out" | awk '/^requests:/{print $8}')
   read -r p50 p99 < <(awk '$2 ~ /^2/{print $3}' "$WORK/h2load.log" | sort -n |
@@ -279,7 +308,7 @@ for round in $(seq "$ROUNDS"); do
       for name in "${order[@]}"; do
         pids=$(pids_of "$name")
         before=$(cpu_ticks "$pids")
-        (sleep $((DURATION / 2)); rss_kb "$pids" > "$WORK/rss") &
+        (sleep $((DURATION / 2)); rss_kb $pids > "$WORK/rss") &
         sampler=$!
         case $proto in
           h2) run_h2load "$(url_of "$name" "$proto")" "$load" ;;

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# Idle-connection benchmark: what N idle keep-alive client connections cost
+# nginx, HAProxy and gatehouse in memory, each in front of the same two Go
+# backends as in bench/proxies.sh (configured as there, plain HTTP).
+#
+# For each proxy in turn (a fresh process each time, the order rotating
+# every round) bench/cmd/idleconns opens N connections, PARALLEL at a time;
+# each sends one request, reads the whole answer and then stays idle. The
+# script reads the proxy's memory before the connections and again after
+# all N have been open and idle for HOLD seconds, and counts the proxy's
+# ESTABLISHED sockets with ss; then idleconns checks that every connection
+# is still open (a non-blocking peek at each) and sends one more request on
+# CHECK of them. Memory is the sum of VmRSS (/proc/PID/status) over the
+# proxy's processes: nginx's master and workers, HAProxy's one process,
+# gatehouse's one process. Prints the growth in total and per connection.
+# What a proxy sets aside at start for its configured limits is in its
+# "before": nginx allocates and touches its worker_connections array (about
+# 0.4 KiB per slot, N + 1024 slots in each worker), HAProxy its table of
+# descriptors; gatehouse allocates per connection.
+#
+#   bench/idle.sh                 # N=8000, then N2=20000 if ulimit -n allows
+#   N=2000 N2= HOLD=3 bench/idle.sh
+#   ROUNDS=3 bench/idle.sh
+#
+# A size runs only if the open-file limit (the soft limit, raised here to
+# the hard one) holds 2 x (N + 256) + 512 descriptors: HAProxy reserves two
+# per connection it may accept (client and server side) and refuses to
+# start when its maxconn (N + 256) does not fit; 20000 needs 41024.
+# SOURCES=K spreads the client connections over 127.0.0.1..127.0.0.K (one
+# address holds 20000 of them to one port).
+#
+# Fairness as in bench/proxies.sh (bench/lib.sh): every server and the
+# client run in the foreground in this script's session (checked and
+# printed), and processes are stopped only by the PIDs this script started.
+# Everything listens on 127.0.0.1 only; every client run is bounded
+# (timeout) and everything started is stopped on exit.
+set -euo pipefail
+
+N=${N:-8000}
+N2=${N2-20000}
+ROUNDS=${ROUNDS:-1}
+HOLD=${HOLD:-5}
+CHECK=${CHECK:-100}
+PARALLEL=${PARALLEL:-64}
+SOURCES=${SOURCES:-1}
+# Room beside N client connections in nginx's worker_connections and
+# gatehouse's max_connections (upstream connections, logs), and in
+# HAProxy's maxconn.
+ROOM=1024
+HA_ROOM=256
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/gatehouse-idle.XXXXXX)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+
+cleanup() {
+  stop_all
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+install_peers() {
+  local need=()
+  command -v nginx >/dev/null || need+=(nginx-light)
+  command -v haproxy >/dev/null || need+=(haproxy)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "installing ${need[*]} from Debian" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # Debian starts the services it just installed; the benchmark runs its
+    # own, so stop those (by their pid files: nobody else's).
+    local f
+    for f in /run/nginx.pid /run/haproxy.pid; do
+      [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
+  fi
+}
+
+# port: a free port below the ephemeral range, which tens of thousands of
+# client and upstream connections use up; a listening port picked from it
+# could be taken by one of them before the server binds it.
+port() {
+  python3 - <<'PY'
+import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(1000):
+    p = random.randrange(10000, max(lo, 10001))
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+PY
+}
+
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on $1" >&2; return 1
+}
+
+install_peers
+
+# Every process started from here inherits the raised limit.
+ulimit -Sn "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+SIZES=()
+need() { echo $((2 * ($1 + HA_ROOM) + 512)); }
+for s in $N $N2; do
+  if [ "$NOFILE" = unlimited ] || [ "$(need "$s")" -le "$NOFILE" ]; then
+    SIZES+=("$s")
+  else
+    echo "skipping N=$s: it needs an open-file limit of $(need "$s") (HAProxy takes 2 per connection), and ulimit -n is $NOFILE (hard limit $(ulimit -Hn))"
+  fi
+done
+[ ${#SIZES[@]} -gt 0 ] || { echo "no size fits ulimit -n $NOFILE" >&2; exit 2; }
+MAXN=$(printf '%s\n' "${SIZES[@]}" | sort -n | tail -1)
+[ "$NOFILE" = unlimited ] && NOFILE=$(need "$MAXN")
+
+cd "$ROOT"
+go build -o "$WORK/backend" ./bench/backend
+go build -o "$WORK/gatehouse" ./cmd/gatehouse
+go build -o "$WORK/idleconns" ./bench/cmd/idleconns
+
+B1=$(port); B2=$(port)
+"$WORK/backend" -addr "127.0.0.1:$B1" & started $!
+B1_PID=$!
+"$WORK/backend" -addr "127.0.0.1:$B2" & started $!
+B2_PID=$!
+wait_port "$B1"; wait_port "$B2"
+echo "sessions: script pid $$ sid $SCRIPT_SID $(autogroup_of $$) (autogroup scheduling $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo n/a))"
+for p in "$B1_PID" "$B2_PID"; do
+  check_session backend "$p"
+  show_sessions backend "$p"
+done
+echo "open-file limit $NOFILE; sizes ${SIZES[*]}; hold ${HOLD}s; memory: sum of VmRSS over each proxy's processes"
+echo "limits for N=$MAXN: nginx worker_connections $((MAXN + ROOM)) (allocated at start, in each worker), HAProxy maxconn $((MAXN + HA_ROOM)), gatehouse max_connections $((MAXN + ROOM))"
+
+# start_proxy NAME: a fresh proxy in the foreground, as a child of this
+# script, listening on a new port; sets PROXY_PID and PROXY_PORT. The
+# limits leave room for MAXN client connections: nginx's
+# worker_connections (per worker, client and upstream connections
+# together), HAProxy's maxconn, gatehouse's limits.max_connections (its
+# automatic value is half the open-file limit).
+start_proxy() {
+  PROXY_PORT=$(port)
+  local dir="$WORK/run-$1"
+  rm -rf "$dir"; mkdir -p "$dir"
+  case $1 in
+    nginx)
+      cat > "$dir/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes auto;
+worker_rlimit_nofile $NOFILE;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections $((MAXN + ROOM)); }
+http {
+  access_log $dir/access.log;
+  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir;
+  uwsgi_temp_path $dir; scgi_temp_path $dir;
+  upstream backends { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 256; }
+  server {
+    listen 127.0.0.1:$PROXY_PORT;
+    location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+      nginx -c "$dir/nginx.conf" > "$dir/out" 2>&1 & started $!
+      ;;
+    haproxy)
+      cat > "$dir/haproxy.cfg" <<CONF
+global
+  maxconn $((MAXN + HA_ROOM))
+  log stdout format raw local0
+defaults
+  mode http
+  log global
+  option httplog
+  maxconn $((MAXN + HA_ROOM))
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$PROXY_PORT
+  default_backend be
+backend be
+  balance leastconn
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+CONF
+      haproxy -f "$dir/haproxy.cfg" > "$dir/access.log" 2>&1 & started $!
+      ;;
+    gatehouse)
+      cat > "$dir/gatehouse.yaml" <<CONF
+listen: "127.0.0.1:$PROXY_PORT"
+admin: "127.0.0.1:$(port)"
+data_dir: "$dir/data"
+limits:
+  max_connections: $((MAXN + ROOM))
+apps:
+  bench:
+    upstreams: ["127.0.0.1:$B1", "127.0.0.1:$B2"]
+    health: {interval: 5s}
+CONF
+      "$WORK/gatehouse" run -c "$dir/gatehouse.yaml" > "$dir/out" 2>&1 & started $!
+      ;;
+  esac
+  PROXY_PID=$!
+  wait_port "$PROXY_PORT" || { echo "$1 did not start:" >&2; tail -5 "$dir/out" "$dir/access.log" >&2 2>/dev/null; exit 1; }
+  [ "$1" = gatehouse ] && sleep 1 # first probes mark the upstreams ready
+  check_session "$1" "$PROXY_PID"
+  return 0
+}
+
+# established PORT: ESTABLISHED sockets whose local port is PORT (the
+# proxy's ends of its client connections).
+established() { ss -Htn state established "( sport = :$1 )" | wc -l; }
+# upstream_conns: ESTABLISHED sockets to the backends (the proxy's ends).
+upstream_conns() { ss -Htn state established "( dport = :$B1 or dport = :$B2 )" | wc -l; }
+
+# field KEY FILE: the value of KEY=... on idleconns' output.
+field() { grep -o "\b$1=[^ ]*" "$2" | head -1 | cut -d= -f2; }
+
+RESULTS="$WORK/results.tsv"
+: > "$RESULTS"
+FAILED=0
+SHOWN=
+PROXIES=(nginx haproxy gatehouse)
+for round in $(seq "$ROUNDS"); do
+  order=("${PROXIES[@]:$(( (round-1) % 3 ))}" "${PROXIES[@]:0:$(( (round-1) % 3 ))}")
+  for n in "${SIZES[@]}"; do
+    for name in "${order[@]}"; do
+      start_proxy "$name"
+      case " $SHOWN " in *" $name "*) ;; *) show_sessions "$name" "$PROXY_PID"; SHOWN+=" $name" ;; esac
+      # A few requests first, so that what the first request sets up
+      # (upstream connections, lazy buffers) is in the baseline.
+      timeout 60 sh -c "$SELF_REPORT" "$WORK/warm.sid" "$WORK/idleconns" -addr "127.0.0.1:$PROXY_PORT" -n 16 -c 4 -check 0 -max 0s > "$WORK/warm.out" ||
+        { echo "warm-up through $name failed: $(cat "$WORK/warm.out")" >&2; exit 1; }
+      check_report idleconns "$WORK/warm.sid"
+      sleep 1
+      before=$(rss_kb $(tree "$PROXY_PID"))
+
+      rm -f "$WORK/client.sid"
+      timeout $((HOLD + 600)) sh -c "$SELF_REPORT" "$WORK/client.sid" "$WORK/idleconns" -addr "127.0.0.1:$PROXY_PORT" \
+        -n "$n" -c "$PARALLEL" -sources "$SOURCES" -check "$CHECK" -timeout 20s -max $((HOLD + 300))s > "$WORK/client.out" 2>&1 &
+      tpid=$!
+      for _ in $(seq 1200); do # up to 120 s to open them all
+        grep -q '^ready' "$WORK/client.out" && break
+        kill -0 "$tpid" 2>/dev/null || break
+        sleep 0.1
+      done
+      grep -q '^ready' "$WORK/client.out" || { echo "idleconns against $name never got ready: $(cat "$WORK/client.out")" >&2; exit 1; }
+      show=
+      case " $SHOWN " in *" idleconns "*) ;; *) show=1; SHOWN+=" idleconns" ;; esac
+      check_report idleconns "$WORK/client.sid" $show
+      cpid=$(cut -d' ' -f1 "$WORK/client.sid")
+      sleep "$HOLD"
+      after=$(rss_kb $(tree "$PROXY_PID"))
+      est=$(established "$PROXY_PORT")
+      ups=$(upstream_conns)
+
+      # Release the client (its own pid, under timeout): it peeks at every
+      # connection and sends CHECK more requests.
+      kill -USR1 "$cpid" 2>/dev/null || true
+      rc=0
+      wait "$tpid" || rc=$?
+      stop "$PROXY_PID"; forget "$PROXY_PID"
+
+      opened=$(field conns "$WORK/client.out")
+      open=$(field open "$WORK/client.out")
+      ok=$(field ok "$WORK/client.out")
+      asked=$(field requests "$WORK/client.out")
+      note=""
+      if [ "$rc" != 0 ] || [ "${opened:-0}" != "$n" ] || [ "$est" -lt "$n" ] || [ "${open:-0}" != "$n" ] || [ "${ok:-0}" != "${asked:-x}" ]; then
+        note="FAILED (idleconns exit $rc): $(grep -v '^ready\|^alive\|^check' "$WORK/client.out" | tr '\n' ' ')"
+        FAILED=1
+      fi
+      growth=$((after - before))
+      per=$(awk -v g="$growth" -v n="$n" 'BEGIN{printf "%.2f", g/n}')
+      printf 'idle\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$n" "$name" "$before" "$after" "$est" "$ups" "${open:-0}" "${ok:-0}/${asked:-0}" >> "$RESULTS"
+      printf 'round %s n=%-6s %-9s rss %7sKiB -> %7sKiB  %+7.1fMiB  %6sKiB/conn  established %s/%s  upstream %s  still open %s/%s  check %s/%s %s\n' \
+        "$round" "$n" "$name" "$before" "$after" "$(awk -v g="$growth" 'BEGIN{print g/1024}')" "$per" \
+        "$est" "$n" "$ups" "${open:-0}" "${opened:-0}" "${ok:-0}" "${asked:-0}" "$note"
+    done
+  done
+done
+
+echo
+echo "Medians over $ROUNDS rounds (memory: sum of VmRSS over each proxy's processes; lower is better):"
+python3 - "$RESULTS" <<'PY'
+import sys, statistics as st
+runs, keys = {}, []
+for line in open(sys.argv[1]):
+    _, rnd, n, name, before, after, est, ups, open_, check = line.rstrip("\n").split("\t")
+    if n not in keys:
+        keys.append(n)
+    runs.setdefault((n, name), []).append((int(before), int(after), int(est), int(open_)))
+print(f"{'N':>6} {'proxy':<10} {'rss before':>10} {'rss idle N':>10} {'growth':>9} {'KiB/conn':>9} {'ratio':>6} {'established':>11} {'still open':>10}")
+for n in keys:
+    per = {}
+    for name in ("nginx", "haproxy", "gatehouse"):
+        r = runs[(n, name)]
+        b, a = st.median(x[0] for x in r), st.median(x[1] for x in r)
+        per[name] = st.median((x[1] - x[0]) / int(n) for x in r)
+        base = per.get("nginx")
+        ratio = per[name] / base if base else float("nan")
+        print(f"{n:>6} {name:<10} {b/1024:>9.1f}M {a/1024:>9.1f}M {(a-b)/1024:>8.1f}M {per[name]:>9.2f} {ratio:>6.2f} {min(x[2] for x in r):>11} {min(x[3] for x in r):>10}")
+PY
+[ "$FAILED" = 0 ] || { echo "some connections failed or were closed: see FAILED above" >&2; exit 1; }

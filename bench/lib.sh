@@ -1,0 +1,158 @@
+# Process helpers for the proxy benchmarks (bench/proxies.sh, bench/idle.sh),
+# sourced, not run. They own the fairness rules:
+#
+# - Every server and client stays in the script's own session. With kernel
+#   autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled = 1) the
+#   CPU is shared between sessions first: a daemon (setsid) would get one
+#   share of its own against wrk and the backends together, and serve
+#   20-40% fewer requests than the same server in the foreground.
+#   check_session fails the run when a process has left the session, and
+#   show_sessions prints the evidence (session, process group, autogroup).
+# - Processes are stopped only by the PIDs the script started (and their
+#   descendants, found from those PIDs), never by name.
+#
+# The sourcing script records what it starts with started PID.
+
+SCRIPT_SID=$(ps -o sid= -p $$ | tr -d ' ')
+PIDS=()
+
+started() { PIDS+=("$1"); }
+
+# descendants PID...: every process below the PIDs (children, grandchildren).
+descendants() {
+  local p c
+  for p in "$@"; do
+    for c in $(pgrep -P "$p" || true); do
+      echo "$c"
+      descendants "$c"
+    done
+  done
+}
+
+# tree PID...: the PIDs and their descendants, one per line.
+tree() { printf '%s\n' "$@"; descendants "$@"; }
+
+# stat_field PID N: field N of /proc/PID/stat (1-based, as in proc(5));
+# empty when the process is gone. comm (field 2) may hold spaces, so the
+# fields are counted after its closing parenthesis.
+stat_field() {
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  s=${s##*) }
+  awk -v n="$(($2 - 2))" '{print $n}' <<<"$s"
+}
+
+autogroup_of() { sed 's/ nice.*//' "/proc/$1/autogroup" 2>/dev/null || echo -; }
+
+# check_session LABEL PID...: fail the run, loudly, when one of the PIDs or
+# their descendants is not in the script's session.
+check_session() {
+  local label=$1 p s
+  shift
+  for p in $(tree "$@"); do
+    s=$(ps -o sid= -p "$p" 2>/dev/null | tr -d ' ') || true
+    [ -n "$s" ] || continue # already gone
+    if [ "$s" != "$SCRIPT_SID" ]; then
+      echo "UNFAIR: $label (pid $p, $(ps -o comm= -p "$p")) runs in session $s, not in this script's session $SCRIPT_SID:" \
+        "with autogroup scheduling it would get a CPU share of its own. Run it in the foreground (no daemon, no setsid)." >&2
+      exit 3
+    fi
+  done
+}
+
+# show_sessions LABEL PID...: one line per process (the PIDs and their
+# descendants): pid, parent, session, process group, autogroup, command.
+show_sessions() {
+  local label=$1 pid ppid sid pgid comm
+  shift
+  # ps fails when every process has exited already: nothing to show.
+  { ps -o pid=,ppid=,sid=,pgid=,comm= -p "$(tree "$@" | paste -sd,)" || true; } |
+    while read -r pid ppid sid pgid comm; do
+      printf 'session %-9s pid %-7s ppid %-7s sid %-7s pgid %-7s %-18s %s\n' \
+        "$label" "$pid" "$ppid" "$sid" "$pgid" "$(autogroup_of "$pid")" "$comm"
+    done
+}
+
+# A client runs too briefly to be looked at from outside for sure, so it
+# reports on itself: run it as
+#   sh -c "$SELF_REPORT" FILE COMMAND ARGS...
+# and the shell writes its pid, parent, session, process group and autogroup to
+# FILE, then becomes the client (exec: same pid, same session).
+# shellcheck disable=SC2016 # expanded by that sh, not here
+SELF_REPORT='echo "$$ $(ps -o ppid= -p $$) $(ps -o sid= -p $$) $(ps -o pgid= -p $$) $(sed "s/ nice.*//" /proc/$$/autogroup 2>/dev/null || echo -)" > "$0"; exec "$@"'
+
+# check_report LABEL FILE [show]: fail the run, loudly, when the client
+# that wrote FILE (see SELF_REPORT) was not in the script's session; with
+# show, print its line as show_sessions does.
+check_report() {
+  local pid ppid sid pgid ag
+  read -r pid ppid sid pgid ag < "$2" || { echo "UNFAIR: $1 did not report its session" >&2; exit 3; }
+  if [ "$sid" != "$SCRIPT_SID" ]; then
+    echo "UNFAIR: $1 (pid $pid) ran in session $sid, not in this script's session $SCRIPT_SID" >&2
+    exit 3
+  fi
+  [ -z "${3:-}" ] || printf 'session %-9s pid %-7s ppid %-7s sid %-7s pgid %-7s %-18s %s\n' \
+    "$1" "$pid" "$ppid" "$sid" "$pgid" "$ag" "$1"
+}
+
+# rss_kb PID...: the sum of VmRSS (KiB) of the PIDs (not their descendants;
+# pass tree's output for a process tree). Pages that processes share (nginx
+# master and workers) count once per process.
+rss_kb() {
+  local t=0 p v
+  for p in "$@"; do
+    v=$(awk '/^VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null) || true
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+
+# stop PID...: SIGTERM to the PIDs, up to 10 s for them and their
+# descendants to exit, then SIGKILL to whichever of those is still the
+# same process (same start time: a PID reused meanwhile is left alone).
+# nginx's workers exit with their master; the SIGKILL is the fallback
+# that keeps a wedged one from outliving the script.
+stop() {
+  local all p left
+  declare -A start
+  all=$(tree "$@")
+  for p in $all; do start[$p]=$(stat_field "$p" 22); done
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    left=0
+    for p in $all; do
+      case $(stat_field "$p" 3) in '' | Z) ;; *) left=1 ;; esac
+    done
+    [ "$left" = 0 ] && break
+    sleep 0.1
+  done
+  for p in $all; do
+    case $(stat_field "$p" 3) in '' | Z) continue ;; esac
+    if [ "$(stat_field "$p" 22)" = "${start[$p]}" ]; then
+      echo "pid $p did not exit on SIGTERM within 10 s: SIGKILL" >&2
+      kill -KILL "$p" 2>/dev/null || true
+    fi
+  done
+  for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
+# stop_all: stop everything recorded with started.
+stop_all() {
+  local live=() p
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && [ -e "/proc/$p" ] && live+=("$p")
+  done
+  [ ${#live[@]} -eq 0 ] || stop "${live[@]}"
+  PIDS=()
+}
+
+# forget PID...: drop PIDs from the record (after stop).
+forget() {
+  local keep=() p q drop
+  for p in "${PIDS[@]:-}"; do
+    drop=0
+    for q in "$@"; do [ "$p" = "$q" ] && drop=1; done
+    [ "$drop" = 1 ] || keep+=("$p")
+  done
+  PIDS=("${keep[@]:-}")
+}
