@@ -252,3 +252,42 @@ func BenchmarkIdleConns(b *testing.B) {
 	}
 	b.ReportMetric(perConn, "bytes/conn")
 }
+
+// 20,000 idle keep-alive connections (GATEHOUSE_IDLE_MANY to change it)
+// are held and then each served again, where the file limit allows both
+// their ends in this process.
+func TestManyIdleConns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow; skipped in -short")
+	}
+	n := 20000
+	if v := os.Getenv("GATEHOUSE_IDLE_MANY"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			t.Fatalf("GATEHOUSE_IDLE_MANY=%q: want a positive number", v)
+		}
+	}
+	needFiles(t, 2*n+100)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(echoStub{}, Options{})
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(ln) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	cs := openIdle(t, ln.Addr().String(), n)
+	waitSettled(t, s, n)
+	start := time.Now()
+	for i, c := range cs {
+		if err := c.roundTrip("GET /again HTTP/1.1\r\nHost: a\r\n\r\n", "GET /again"); err != nil {
+			t.Fatalf("connection %d, again: %v", i, err)
+		}
+	}
+	t.Logf("%d parked connections served again, one after the other, in %v", n, time.Since(start))
+	waitSettled(t, s, n)
+	for _, c := range cs {
+		c.close()
+	}
+	waitSettled(t, s, 0)
+}
