@@ -12,7 +12,9 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
@@ -24,36 +26,61 @@ import (
 //
 //	        request's first byte          response written
 //	idle ─────────────────────────▶ active ─────────────────▶ idle
-//	  │
-//	  └── Shutdown closes it ──▶ closed     (active ones finish, then close)
+//	  │  ▲
+//	  │  └── readable ── parked ◀── idle a while, nothing buffered (plain sockets)
+//	  │                    │
+//	  └── Shutdown closes it (idle: its goroutine ends; parked: the poller's claim)
+//	                       ▼
+//	                     closed     (active ones finish, then close)
 const (
 	connIdle int32 = iota
 	connActive
 	connClosed
+	// connParked: idle, with no goroutine and no buffers; the poller
+	// owns it (park_linux.go).
+	connParked
 )
 
-// conn serves the keep-alive requests of one client connection. Its
-// request, header map, URL, body reader and response writer are reused
-// from one request to the next: nothing of a finished request is retained
-// anywhere else (the access entry copies what it keeps, and the strings
-// parsed from a head point into that head's own copy).
+// The buffers a connection holds only while it reads or answers a
+// request: the read buffer bounds what one read of the socket takes (a
+// head larger than it is gathered in conn.big), the write buffer what an
+// answer sends at once.
+const (
+	readSize  = 8 << 10
+	writeSize = 4 << 10
+)
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeSize) }}
+)
+
+// parkAfter is how long a connection idle after an answer keeps its
+// goroutine and buffers, waiting for the next request as it came, before
+// it gives both up and parks (or, unparkable, waits with neither): a
+// client in the middle of a burst sends its next request well within it,
+// and pays nothing for parking.
+const parkAfter = 50 * time.Millisecond
+
+// conn serves the keep-alive requests of one client connection. What it
+// needs only to read and answer a request (reqState: the request, header
+// map, URL, body reader and response writer) is made when a request comes
+// and reused from one request to the next while they keep coming: nothing
+// of a finished request is retained anywhere else (the access entry copies
+// what it keeps, and the strings parsed from a head point into that head's
+// own copy). A connection idle long enough drops it, and its buffers.
 type conn struct {
+	*reqState // nil while idle past parkAfter
+
 	s      *Server
 	c      net.Conn
 	peek   *peek.Peeker
-	br     *bufio.Reader
-	bw     *bufio.Writer
+	br     *bufio.Reader // from readers, while a request is read
+	bw     *bufio.Writer // from writers, while a request is answered
 	state  atomic.Int32
 	remote string
 	ctx    context.Context
 	cancel context.CancelFunc
-
-	x     Exchange
-	head  http1.RequestHead
-	url   url.URL
-	body  bodyReader
-	w     Writer
-	watch watcher
 
 	// pending are bytes to read before the socket's: the byte the
 	// watcher took (the start of a pipelined request), or what followed a
@@ -73,7 +100,30 @@ type conn struct {
 	tls        *tls.ConnectionState
 	closeAfter bool // the client asked for Connection: close, or the exchange broke
 	handedTo   bool // the connection belongs to the fallback server now
-	scratch    [24]byte
+
+	// deadline ends the wait for the next request: HeadTimeout after the
+	// connection came (first), KeepaliveTimeout after the last answer.
+	deadline time.Time
+	first    bool
+	// raw is the socket of a plain TCP or unix connection, which can be
+	// parked; nil for any other (TLS, a PROXY protocol wrapper).
+	raw syscall.RawConn
+	// parkID and parkTimer belong to the poller, while parked.
+	parkID    uint64
+	parkTimer *time.Timer
+	woke      bool // the poller found the parked connection readable
+}
+
+// reqState is what a connection needs only while it reads and answers
+// requests.
+type reqState struct {
+	x       Exchange
+	head    http1.RequestHead
+	url     url.URL
+	body    bodyReader
+	w       Writer
+	watch   watcher
+	scratch [24]byte
 }
 
 func newConn(s *Server, c net.Conn) *conn {
@@ -86,18 +136,29 @@ func newConn(s *Server, c net.Conn) *conn {
 		raw = tc.NetConn()
 	}
 	fc.peek = peek.New(raw)
-	fc.br = bufio.NewReaderSize(source{fc}, 8<<10)
-	fc.bw = bufio.NewWriterSize(sink{fc}, 4<<10)
-	fc.head.DropUnderscores = true
-	req := (&http.Request{Header: http.Header{}, URL: &fc.url}).WithContext(fc.ctx)
-	fc.x = Exchange{c: fc, Req: req, Head: &fc.head, W: &fc.w}
-	fc.body.fc = fc
-	fc.w.fc = fc
-	fc.w.own = http.Header{}
-	fc.watch.fc = fc
+	switch c := c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		fc.raw, _ = c.(syscall.Conn).SyscallConn()
+	}
 	fc.sendTimeout = s.opts.SendTimeout
 	fc.state.Store(connIdle)
 	return fc
+}
+
+// activate makes the connection's request state, when it has none.
+func (fc *conn) activate() {
+	if fc.reqState != nil {
+		return
+	}
+	fc.reqState = &reqState{}
+	fc.head.DropUnderscores = true
+	req := (&http.Request{Header: http.Header{}, URL: &fc.url, TLS: fc.tls}).WithContext(fc.ctx)
+	fc.x = Exchange{c: fc, Req: req, Head: &fc.head, W: &fc.w, IP: hostOf(fc.remote)}
+	fc.body.fc = fc
+	fc.w.fc = fc
+	fc.w.own = http.Header{}
+	fc.w.h = fc.w.own
+	fc.watch.fc = fc
 }
 
 // setRemote learns the client's address. It runs on the connection's own
@@ -106,7 +167,6 @@ func newConn(s *Server, c net.Conn) *conn {
 // it would hold up accepting everyone else.
 func (fc *conn) setRemote() {
 	fc.remote = fc.c.RemoteAddr().String()
-	fc.x.IP = hostOf(fc.remote)
 }
 
 func hostOf(remote string) string {
@@ -140,32 +200,47 @@ func (s sink) Write(p []byte) (int, error) {
 	return s.fc.c.Write(p)
 }
 
-// serve reads and answers requests until the client or the server ends
-// the connection.
-func (fc *conn) serve() {
-	defer fc.end()
+// serve serves a new connection, on its own goroutine.
+func (fc *conn) serve() { fc.run(true) }
+
+// run reads and answers requests until the client or the server ends the
+// connection, or it parks; fresh: the connection was just accepted.
+func (fc *conn) run(fresh bool) {
+	parked := false
+	defer func() {
+		if !parked {
+			fc.end()
+		}
+	}()
 	defer fc.recover()
-	fc.setRemote()
-	if tc, ok := fc.c.(*tls.Conn); ok {
-		if !fc.handshake(tc) {
-			return
+	if fresh {
+		fc.setRemote()
+		if tc, ok := fc.c.(*tls.Conn); ok {
+			if !fc.handshake(tc) {
+				return
+			}
+			if fc.tls.NegotiatedProtocol == alpnH2 {
+				fc.serveH2(tc)
+				return
+			}
 		}
-		if fc.tls.NegotiatedProtocol == alpnH2 {
-			fc.serveH2(tc)
-			return
-		}
+		// A new connection gets HeadTimeout for its first request, as
+		// with net/http; a kept-alive one KeepaliveTimeout for the next.
+		fc.deadline, fc.first = time.Now().Add(fc.s.opts.HeadTimeout), true
 	}
-	// A new connection gets HeadTimeout for its first request, as with
-	// net/http; a kept-alive one KeepaliveTimeout for the next.
-	wait, first := fc.s.opts.HeadTimeout, true
 	// No check for a shutdown here: a connection waiting for its next
 	// request is idle, and Shutdown closes it as such (after its idle
 	// grace). Closing it here instead would cut off the request of a
 	// client told keep-alive a moment before, or one that just finished
 	// its handshake, and answer it with a reset.
 	for {
-		fc.c.SetReadDeadline(time.Now().Add(wait))
-		if _, err := fc.br.Peek(1); err != nil {
+		switch fc.await() {
+		case awaitEnd:
+			return
+		case awaitParked:
+			// From here the connection is the poller's, or already
+			// another goroutine's: nothing of it may be touched.
+			parked = true
 			return
 		}
 		if !fc.state.CompareAndSwap(connIdle, connActive) {
@@ -174,8 +249,8 @@ func (fc *conn) serve() {
 		if !fc.skipEmptyLines() {
 			return
 		}
-		head, err := fc.readHead(!first)
-		wait, first = fc.s.opts.KeepaliveTimeout, false
+		head, err := fc.readHead(!fc.first)
+		fc.first = false
 		if err != nil {
 			fc.refuseRead(err)
 			return
@@ -194,8 +269,108 @@ func (fc *conn) serve() {
 		if !fc.state.CompareAndSwap(connActive, connIdle) {
 			return
 		}
+		fc.deadline = time.Now().Add(fc.s.opts.KeepaliveTimeout)
 	}
 }
+
+// What await found.
+const (
+	awaitRequest = iota // a request's first byte is buffered
+	awaitEnd            // the connection ends: closed, or idle too long
+	awaitParked         // the poller has it
+)
+
+// await waits for the next request's first byte, until fc.deadline. The
+// buffers are taken for it; if nothing comes within parkAfter, they are
+// given back and the connection parks, or, when it cannot, waits on its
+// goroutine for one byte without them. Only a connection with nothing
+// buffered is parked: a request partly read, or pipelined behind the
+// last one, is read on.
+func (fc *conn) await() int {
+	fc.takeBuffers()
+	wait, grace := fc.deadline, false
+	if t := time.Now().Add(parkAfter); t.Before(wait) && !fc.woke {
+		wait, grace = t, true
+	}
+	// A connection the poller woke has something to read (or an end):
+	// it parks again only after a request.
+	fc.woke = false
+	fc.c.SetReadDeadline(wait)
+	_, err := fc.br.Peek(1)
+	switch {
+	case err == nil:
+		if grace && fc.first {
+			fc.c.SetReadDeadline(fc.deadline) // the head's own bound
+		}
+		return awaitRequest
+	case !grace || !errors.Is(err, os.ErrDeadlineExceeded) || fc.br.Buffered() > 0 || len(fc.pending) > 0:
+		return awaitEnd
+	}
+	fc.putBuffers()
+	fc.forget()
+	if fc.park() {
+		return awaitParked
+	}
+	fc.c.SetReadDeadline(fc.deadline)
+	if n, _ := fc.c.Read(fc.pendingBuf[:]); n == 0 {
+		return awaitEnd
+	}
+	fc.pending = fc.pendingBuf[:1]
+	fc.takeBuffers()
+	return awaitRequest
+}
+
+// park hands the idle connection to the server's poller; false when it
+// is not a plain socket, there is no poller, or Shutdown closed it.
+func (fc *conn) park() bool {
+	if fc.raw == nil {
+		return false
+	}
+	p := fc.s.poller()
+	if p == nil || !fc.state.CompareAndSwap(connIdle, connParked) {
+		return false
+	}
+	if p.park(fc) {
+		return true
+	}
+	fc.state.CompareAndSwap(connParked, connIdle)
+	return false
+}
+
+// takeBuffers gives the connection its read and write buffers and its
+// request state, when it does not hold them.
+func (fc *conn) takeBuffers() {
+	fc.activate()
+	if fc.br == nil {
+		fc.br = readers.Get().(*bufio.Reader)
+		fc.br.Reset(source{fc})
+	}
+	if fc.bw == nil {
+		fc.bw = writers.Get().(*bufio.Writer)
+		fc.bw.Reset(sink{fc})
+	}
+}
+
+// putBuffers gives the buffers back; what they held is dropped, so only
+// a connection with nothing buffered, or one that ends, may.
+func (fc *conn) putBuffers() {
+	if fc.br != nil {
+		fc.br.Reset(nil)
+		readers.Put(fc.br)
+		fc.br = nil
+	}
+	if fc.bw != nil {
+		fc.bw.Reset(nil)
+		writers.Put(fc.bw)
+		fc.bw = nil
+	}
+}
+
+// forget drops what the connection holds of its last request while it
+// waits for the next: the copy of its head that the parsed strings point
+// into, the header maps, what the handler set. The next request makes
+// them anew.
+func (fc *conn) forget() { fc.reqState = nil }
 
 // request checks and parses head and prepares the request for the
 // handler; false when the connection was answered, refused or handed off
@@ -264,7 +439,9 @@ func (fc *conn) request(head []byte) bool {
 // gateway down.
 func (fc *conn) recover() {
 	if v := recover(); v != nil {
-		fc.watch.stop()
+		if fc.reqState != nil {
+			fc.watch.stop()
+		}
 		buf := make([]byte, 16<<10)
 		buf = buf[:runtime.Stack(buf, false)]
 		fc.s.opts.ErrorLog.Printf("front: panic serving %s: %v\n%s", fc.remote, v, buf)
@@ -445,12 +622,13 @@ func (fc *conn) end() {
 	fc.cancel()
 	if !fc.handedTo {
 		fc.state.Store(connClosed)
-		if fc.body.n > 0 && !fc.watch.gone.Load() {
+		if fc.reqState != nil && fc.body.n > 0 && !fc.watch.gone.Load() {
 			fc.lingerClose()
 		}
 		fc.c.Close()
 		fc.s.freeSlot()
 	}
+	fc.putBuffers()
 	fc.s.track(fc, false)
 }
 

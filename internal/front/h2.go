@@ -32,7 +32,6 @@ func (fc *conn) handshake(tc *tls.Conn) bool {
 	}
 	st := tc.ConnectionState()
 	fc.tls = &st
-	fc.x.Req.TLS = fc.tls
 	return st.NegotiatedProtocol != alpnACME
 }
 

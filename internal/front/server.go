@@ -121,6 +121,43 @@ type Server struct {
 	h2conns   atomic.Int64
 	// tlsErrors counts failed TLS handshakes.
 	tlsErrors atomic.Uint64
+
+	// poll parks idle plain connections (park_linux.go): made at the
+	// first parking, stopped by Close or a completed Shutdown; pollOff
+	// once stopped, or when it could not be made.
+	poll    *poller
+	pollOff bool
+}
+
+// poller returns the server's poller, making it if need be; nil when
+// there is none (stopped, or no epoll here).
+func (s *Server) poller() *poller {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poll == nil && !s.pollOff {
+		p, err := newPoller()
+		if err != nil {
+			s.pollOff = true
+			return nil
+		}
+		s.poll = p
+	}
+	if s.pollOff {
+		return nil
+	}
+	return s.poll
+}
+
+// stopPoller closes the parked connections and ends the poller; later
+// idle connections wait on their own goroutines.
+func (s *Server) stopPoller() {
+	s.mu.Lock()
+	p := s.poll
+	s.pollOff = true
+	s.mu.Unlock()
+	if p != nil {
+		p.stop()
+	}
 }
 
 // SetLameDuck turns lame-duck mode on or off: while on, the server
@@ -316,6 +353,7 @@ func (s *Server) ShutdownIdleGrace(ctx context.Context, grace time.Duration) err
 			}
 			err := s.fallback.Shutdown(ctx) // closes the hand-off listener
 			s.waitFallback()
+			s.stopPoller()
 			return err
 		case <-ctx.Done():
 			return ctx.Err()
@@ -331,6 +369,7 @@ func (s *Server) ShutdownIdleGrace(ctx context.Context, grace time.Duration) err
 func (s *Server) Close() error {
 	s.beginClose(true)
 	s.fallback.Close()
+	s.stopPoller()
 	s.mu.Lock()
 	for fc := range s.conns {
 		fc.c.Close()
@@ -403,13 +442,18 @@ func (s *Server) waitFallback() {
 	}
 }
 
-// closeIdle closes the connections waiting for a request.
+// closeIdle closes the connections waiting for a request: those on
+// their goroutines, whose read then fails, and the parked ones.
 func (s *Server) closeIdle() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for fc := range s.conns {
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
 			fc.c.Close()
 		}
+	}
+	p := s.poll
+	s.mu.Unlock()
+	if p != nil {
+		p.closeAll()
 	}
 }

@@ -111,12 +111,33 @@ func newConn(p *Pool, c, raw net.Conn) *Conn {
 	if pc.tls != nil {
 		pc.tls13 = pc.tls.ConnectionState().Version == tls.VersionTLS13
 	}
+	pc.takeBuffers()
+	pc.peek = peek.New(raw)
+	return pc
+}
+
+// takeBuffers gives the connection its buffers for an exchange. An idle
+// connection in the pool holds none: with hundreds kept per member, their
+// 8 KiB each would be most of what the pool costs.
+func (pc *Conn) takeBuffers() {
 	pc.br = readers.Get().(*bufio.Reader)
 	pc.br.Reset(&pc.src)
 	pc.bw = writers.Get().(*bufio.Writer)
 	pc.bw.Reset(&pc.dst)
-	pc.peek = peek.New(raw)
-	return pc
+}
+
+// putBuffers gives the buffers back, once; what they hold is dropped.
+func (pc *Conn) putBuffers() {
+	if pc.bw != nil {
+		pc.bw.Reset(nil)
+		writers.Put(pc.bw)
+		pc.bw = nil
+	}
+	if pc.br != nil {
+		pc.br.Reset(nil)
+		readers.Put(pc.br)
+		pc.br = nil
+	}
 }
 
 // NetConn is the connection, for an upgraded exchange that now carries
@@ -135,13 +156,14 @@ func (pc *Conn) Reader() *bufio.Reader { return pc.br }
 // bug this class invites is a body sent anyway, a moment later, which
 // would be read as the next request's answer (see the package doc).
 func (pc *Conn) Finish(clean bool) {
-	if clean && pc.reuse && !pc.src.interrupted.Load() && !pc.bodyless && pc.br.Buffered() == 0 {
+	if clean && pc.reuse && !pc.src.interrupted.Load() && !pc.bodyless && pc.br.Buffered() == 0 && pc.bw.Buffered() == 0 {
 		if pc.src.idle > 0 {
 			// The body's read deadline must not outlive it: past it,
 			// the look before reuse would fail.
 			pc.src.idle = 0
 			pc.conn.SetReadDeadline(time.Time{})
 		}
+		pc.putBuffers()
 		pc.pool.put(pc)
 		return
 	}
@@ -161,10 +183,7 @@ func (pc *Conn) Interrupt() {
 // goroutine for seconds on an upstream that stopped reading.
 func (pc *Conn) Close() {
 	pc.raw.Close()
-	pc.bw.Reset(nil)
-	writers.Put(pc.bw)
-	pc.br.Reset(nil)
-	readers.Put(pc.br)
+	pc.putBuffers()
 }
 
 // quiet peeks at the socket without blocking: true when the app has sent
@@ -179,7 +198,7 @@ func (pc *Conn) Close() {
 // with it). Records that crypto/tls has already pulled off the socket but
 // not decrypted are looked at too (tlsQuiet).
 func (pc *Conn) quiet() bool {
-	if pc.br.Buffered() > 0 {
+	if pc.br != nil && pc.br.Buffered() > 0 {
 		return false
 	}
 	// Unknown (a look that failed) is not quiet: only a socket seen

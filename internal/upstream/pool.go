@@ -72,6 +72,7 @@ func (p *Pool) get(ctx context.Context) (pc *Conn, reused bool, idleFor time.Dur
 		}
 		idleFor = now.Sub(pc.idleSince)
 		if idleFor < idle && pc.quiet() {
+			pc.takeBuffers()
 			return pc, true, idleFor, nil
 		}
 		pc.Close()

@@ -218,3 +218,31 @@ func TestInterrupt(t *testing.T) {
 		t.Errorf("after the interrupt: %q %v on %d connections; want ok on a new one", body, err, a.conns.Load())
 	}
 }
+
+// An idle connection in the pool holds no buffers (issue 18): it takes
+// them back when it is reused, and serves as before.
+func TestIdleConnHoldsNoBuffers(t *testing.T) {
+	a := newApp(t, func(c net.Conn, r *http.Request) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	p := NewPool(a.addr, time.Minute)
+	defer p.Close()
+	for i := range 3 {
+		code, body, err := do(t, p, "GET", "/", nil)
+		if err != nil || code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+		p.mu.Lock()
+		free := slices.Clone(p.free)
+		p.mu.Unlock()
+		if len(free) != 1 {
+			t.Fatalf("after request %d: %d idle connections, want 1", i, len(free))
+		}
+		if free[0].br != nil || free[0].bw != nil {
+			t.Errorf("after request %d: the idle connection holds its buffers", i)
+		}
+	}
+	if n := a.conns.Load(); n != 1 {
+		t.Errorf("the app saw %d connections for 3 requests, want 1 (reuse)", n)
+	}
+}

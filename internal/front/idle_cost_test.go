@@ -1,0 +1,293 @@
+//go:build linux
+
+package front
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The cost of an idle keep-alive connection (issue 18): each client opens
+// a connection, sends one request, reads its answer and then holds the
+// connection. The clients are raw sockets driven by system calls, with
+// no Go object per connection, so that what the process's memory grows
+// by is the server's alone.
+
+// echoStub answers every request with its method and target, and keeps
+// nothing (limStub's record would be counted as the connections' cost).
+type echoStub struct{}
+
+func (echoStub) ServeFront(x *Exchange) {
+	if x.Reject != nil {
+		x.W.Header().Set("Content-Length", "0")
+		x.W.WriteHeader(x.Reject.Status())
+		return
+	}
+	limAnswer(x.W, http.StatusOK, x.Req.Method+" "+x.Req.RequestURI)
+}
+
+func (echoStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	limAnswer(w, http.StatusOK, r.Method+" "+r.RequestURI)
+}
+
+// idleCostConns is how many connections TestIdleConnCost and
+// BenchmarkIdleConns hold: GATEHOUSE_IDLE_CONNS, else n.
+func idleCostConns(t testing.TB, n int) int {
+	if v := os.Getenv("GATEHOUSE_IDLE_CONNS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			t.Fatalf("GATEHOUSE_IDLE_CONNS=%q: want a positive number", v)
+		}
+	}
+	return n
+}
+
+// needFiles skips the test unless the process may open n more files
+// (raising its soft limit as far as the hard one allows).
+func needFiles(t testing.TB, n int) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skipf("no file limit: %v", err)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if have := int(lim.Cur) - openFiles(t); have < n {
+		t.Skipf("needs %d more open files; the limit (%d) leaves %d", n, lim.Cur, have)
+	}
+}
+
+// openFiles is how many files the process has open.
+func openFiles(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(ents)
+}
+
+// memInUse is the process's live heap plus its goroutine stacks, from
+// runtime/metrics, after two collections (the second empties the
+// sync.Pools' victim caches, whose buffers are not a connection's cost).
+func memInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64() + s[1].Value.Uint64()
+}
+
+// rawClient is a client connection as a bare socket.
+type rawClient int
+
+// dialRaw connects to addr (an IPv4 loopback address) with a blocking
+// socket whose reads give up after 10 s.
+func dialRaw(addr *net.TCPAddr) (rawClient, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	tv := unix.Timeval{Sec: 10}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	sa := &unix.SockaddrInet4{Port: addr.Port}
+	copy(sa.Addr[:], addr.IP.To4())
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("connect: %w", err)
+	}
+	return rawClient(fd), nil
+}
+
+// roundTrip sends req and reads until the answer ends with want.
+func (c rawClient) roundTrip(req, want string) error {
+	if _, err := unix.Write(int(c), []byte(req)); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	var got []byte
+	buf := make([]byte, 512)
+	for !bytes.HasSuffix(got, []byte(want)) {
+		n, err := unix.Read(int(c), buf)
+		if err != nil {
+			return fmt.Errorf("read after %q: %w", got, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("closed after %q", got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	return nil
+}
+
+func (c rawClient) close() { unix.Close(int(c)) }
+
+// openIdle opens n connections to addr, four dialers at a time, each
+// served one request, and returns them held open.
+func openIdle(t testing.TB, addr string, n int) []rawClient {
+	t.Helper()
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := make([]rawClient, n)
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Go(func() {
+			for i := w; i < n; i += len(errs) {
+				c, err := dialRaw(ta)
+				if err == nil {
+					cs[i] = c
+					err = c.roundTrip("GET /idle HTTP/1.1\r\nHost: a\r\n\r\n", "GET /idle")
+				}
+				if err != nil {
+					errs[w] = fmt.Errorf("connection %d: %w", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range cs {
+			if c > 0 {
+				c.close()
+			}
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cs
+}
+
+// idleCost serves a front on loopback, opens n idle connections to it,
+// and returns the memory the server holds per connection once they all
+// wait for their next request.
+func idleCost(t testing.TB, n int, opts Options) float64 {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(echoStub{}, opts)
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(ln) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	// One connection first, for what the server makes once (pools, the
+	// poller), which no connection pays for.
+	cs := openIdle(t, ln.Addr().String(), 1)
+	waitSettled(t, s, 1)
+	before := memInUse()
+	openIdle(t, ln.Addr().String(), n)
+	waitSettled(t, s, n+1)
+	after := memInUse()
+	runtime.KeepAlive(cs)
+	return float64(int64(after)-int64(before)) / float64(n)
+}
+
+// waitSettled waits until s holds n connections, all parked.
+func waitSettled(t testing.TB, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s.mu.Lock()
+		idle := 0
+		for fc := range s.conns {
+			if fc.state.Load() == connParked {
+				idle++
+			}
+		}
+		total := len(s.conns)
+		s.mu.Unlock()
+		if total == n && idle == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections, %d of them parked; want %d parked", total, idle, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An idle keep-alive connection costs the server at most 2 KiB (nginx
+// holds about 0.6 KiB, HAProxy 1 KiB).
+func TestIdleConnCost(t *testing.T) {
+	n := idleCostConns(t, 2000)
+	needFiles(t, 2*n+100)
+	const budget = 2 << 10
+	perConn := idleCost(t, n, Options{})
+	t.Logf("%d idle connections: %.0f bytes each (heap objects + goroutine stacks)", n, perConn)
+	if perConn > budget {
+		t.Errorf("an idle keep-alive connection costs %.0f bytes; the budget is %d", perConn, budget)
+	}
+}
+
+// BenchmarkIdleConns reports what an idle keep-alive connection costs the
+// server (bytes/conn: live heap and goroutine stacks), with 2000
+// connections, or GATEHOUSE_IDLE_CONNS. The loop itself does nothing:
+// the metric is the point.
+func BenchmarkIdleConns(b *testing.B) {
+	n := idleCostConns(b, 2000)
+	needFiles(b, 2*n+100)
+	perConn := idleCost(b, n, Options{})
+	for b.Loop() {
+	}
+	b.ReportMetric(perConn, "bytes/conn")
+}
+
+// 20,000 idle keep-alive connections (GATEHOUSE_IDLE_MANY to change it)
+// are held and then each served again, where the file limit allows both
+// their ends in this process.
+func TestManyIdleConns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow; skipped in -short")
+	}
+	n := 20000
+	if v := os.Getenv("GATEHOUSE_IDLE_MANY"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			t.Fatalf("GATEHOUSE_IDLE_MANY=%q: want a positive number", v)
+		}
+	}
+	needFiles(t, 2*n+100)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(echoStub{}, Options{})
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(ln) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	cs := openIdle(t, ln.Addr().String(), n)
+	waitSettled(t, s, n)
+	start := time.Now()
+	for i, c := range cs {
+		if err := c.roundTrip("GET /again HTTP/1.1\r\nHost: a\r\n\r\n", "GET /again"); err != nil {
+			t.Fatalf("connection %d, again: %v", i, err)
+		}
+	}
+	t.Logf("%d parked connections served again, one after the other, in %v", n, time.Since(start))
+	waitSettled(t, s, n)
+	for _, c := range cs {
+		c.close()
+	}
+	waitSettled(t, s, 0)
+}

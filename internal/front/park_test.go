@@ -1,0 +1,252 @@
+//go:build linux
+
+package front
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
+
+// parkServe serves h with opts on a loopback listener until the test
+// ends, and returns the server too.
+func parkServe(t *testing.T, h Handler, opts Options) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(h, opts)
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(ln) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	return s, ln.Addr().String()
+}
+
+// parked is how many connections s has parked.
+func parked(s *Server) int {
+	s.mu.Lock()
+	p := s.poll
+	s.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	return p.parkedCount()
+}
+
+func waitParked(t *testing.T, s *Server, n int) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, "parked connections", func() bool { return parked(s) == n })
+}
+
+// served asks for path on lc and checks the answer.
+func (lc *limClient) served(path string) *http.Response {
+	lc.t.Helper()
+	lc.send("GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, body := lc.mustResponse(5 * time.Second)
+	if resp.StatusCode != 200 || body != "GET "+path {
+		lc.t.Fatalf("GET %s: %d %q", path, resp.StatusCode, body)
+	}
+	return resp
+}
+
+// The parked path on real sockets: a connection idle past parkAfter has
+// no goroutine, and each way its life goes on or ends still works.
+func TestParkedConnections(t *testing.T) {
+	type env struct {
+		t  *testing.T
+		s  *Server
+		lc *limClient
+	}
+	for _, tc := range []struct {
+		name string
+		opts Options
+		run  func(e env)
+	}{
+		{"request after parking", Options{}, func(e env) {
+			for _, path := range []string{"/two", "/three"} {
+				e.lc.served(path)
+				waitParked(e.t, e.s, 1)
+			}
+		}},
+		{"pipelined requests wake it", Options{}, func(e env) {
+			e.lc.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\nGET /c HTTP/1.1\r\nHost: a\r\n\r\n")
+			for _, want := range []string{"GET /a", "GET /b", "GET /c"} {
+				if resp, body := e.lc.mustResponse(5 * time.Second); resp.StatusCode != 200 || body != want {
+					e.t.Fatalf("got %d %q, want %q", resp.StatusCode, body, want)
+				}
+			}
+			waitParked(e.t, e.s, 1)
+		}},
+		// Parking happens only at a request's boundary with nothing
+		// buffered: a head partly received keeps its goroutine, its
+		// buffer and its head timeout.
+		{"head split by a pause", Options{}, func(e env) {
+			e.lc.send("GET /split HTTP/1.1\r\nHo")
+			testutil.WaitFor(e.t, 5*time.Second, "the connection unparked", func() bool { return parked(e.s) == 0 })
+			time.Sleep(3 * parkAfter)
+			if n := parked(e.s); n != 0 {
+				e.t.Fatalf("%d connections parked with half a head read", n)
+			}
+			e.lc.send("st: a\r\n\r\n")
+			if resp, body := e.lc.mustResponse(5 * time.Second); resp.StatusCode != 200 || body != "GET /split" {
+				e.t.Fatalf("got %d %q", resp.StatusCode, body)
+			}
+		}},
+		{"split head still times out", Options{HeadTimeout: 300 * time.Millisecond}, func(e env) {
+			e.lc.send("GET /slow HTTP/1.1\r\nHo")
+			if resp, _ := e.lc.mustResponse(5 * time.Second); resp.StatusCode != http.StatusRequestTimeout {
+				e.t.Fatalf("a stalled head after parking got %d, want 408", resp.StatusCode)
+			}
+		}},
+		{"client closes while parked", Options{}, func(e env) {
+			e.lc.c.Close()
+			waitConns(e.t, e.s, 0)
+			waitParked(e.t, e.s, 0)
+		}},
+		{"idle timeout while parked", Options{KeepaliveTimeout: 400 * time.Millisecond}, func(e env) {
+			start := time.Now()
+			extra, ok := e.lc.closed(5 * time.Second)
+			if took := time.Since(start); !ok || len(extra) > 0 || took > 3*time.Second {
+				e.t.Fatalf("closed %v after %v with %q; keepalive_timeout is 400ms", ok, took, extra)
+			}
+			waitConns(e.t, e.s, 0)
+			waitParked(e.t, e.s, 0)
+		}},
+		{"lame duck", Options{}, func(e env) {
+			e.s.SetLameDuck(true)
+			if resp := e.lc.served("/last"); !resp.Close {
+				e.t.Error("in lame-duck mode the answer on a parked connection does not say Connection: close")
+			}
+			if _, ok := e.lc.closed(5 * time.Second); !ok {
+				e.t.Error("the connection stays open after its closing answer")
+			}
+		}},
+		{"shutdown closes it", Options{}, func(e env) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			if err := e.s.Shutdown(ctx); err != nil {
+				e.t.Fatalf("Shutdown with a parked connection: %v", err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				e.t.Errorf("Shutdown took %v", took)
+			}
+			if _, ok := e.lc.closed(5 * time.Second); !ok {
+				e.t.Error("the parked connection is still open after Shutdown")
+			}
+		}},
+		// An upgrade's drain: a request on a parked connection within
+		// the idle grace is answered, with Connection: close.
+		{"shutdown idle grace serves it", Options{}, func(e env) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			drained := make(chan error, 1)
+			go func() { drained <- e.s.ShutdownIdleGrace(ctx, 5*time.Second) }()
+			waitClosing(e.t, e.s)
+			if resp := e.lc.served("/during"); !resp.Close {
+				e.t.Error("the answer during the drain does not say Connection: close")
+			}
+			if err := <-drained; err != nil {
+				e.t.Errorf("ShutdownIdleGrace: %v", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := openFiles(t)
+			s, addr := parkServe(t, echoStub{}, tc.opts)
+			lc := limDial(t, addr)
+			lc.served("/one")
+			waitParked(t, s, 1)
+			tc.run(env{t, s, lc})
+			lc.c.Close()
+			waitConns(t, s, 0)
+			// Every descriptor of the connection, and of epoll, is closed
+			// once the server is.
+			s.Close()
+			testutil.WaitFor(t, 5*time.Second, "the files opened to be closed", func() bool { return openFiles(t) <= files })
+		})
+	}
+}
+
+// The engine answers the same bytes the same whether the connection
+// parked between two parts of them: each request, written in two pieces
+// with a pause longer than parkAfter before the first and between the
+// two, gets what net/http (the fallback engine) answers to it sent at
+// once on a new connection.
+func TestParkedAnswersLikeNetHTTP(t *testing.T) {
+	type answer struct {
+		Status int
+		Body   string
+	}
+	reqs := []string{
+		"GET /plain HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /q?x=1&y=%41 HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\r\n",
+		"POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+		"HEAD /head HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"GET /old HTTP/1.0\r\nHost: a\r\n\r\n",
+		"GET /nohost HTTP/1.1\r\n\r\n",
+		"GET /bad HTTP/1.1\r\nHost: a\r\nBad Field: x\r\n\r\n",
+		"GET /two-hosts HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET /ws HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"\r\nGET /after-crlf HTTP/1.1\r\nHost: a\r\n\r\n",
+	}
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		answer := r.Method + " " + r.RequestURI
+		if b, _ := io.ReadAll(r.Body); len(b) > 0 {
+			answer += " " + string(b)
+		}
+		limAnswer(w, http.StatusOK, answer)
+	}
+	_, front := parkServe(t, &limStub{handle: echo}, Options{})
+	_, netHTTP := parkServe(t, &limStub{handle: echo}, Options{Fallback: true})
+	ask := func(t *testing.T, lc *limClient, req string) answer {
+		t.Helper()
+		lc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		method, _, _ := strings.Cut(strings.TrimPrefix(req, "\r\n"), " ")
+		resp, err := http.ReadResponse(lc.br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("no answer to %q: %v", req, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("answer to %q: %v", req, err)
+		}
+		return answer{resp.StatusCode, string(b)}
+	}
+	for _, req := range reqs {
+		for _, cut := range []int{1, len(req) / 2} {
+			name := strings.SplitN(req, "\r\n", 2)[0]
+			if name == "" {
+				name = "leading CRLF"
+			}
+			t.Run(name+"/cut at "+strconv.Itoa(cut), func(t *testing.T) {
+				want := func() answer {
+					lc := limDial(t, netHTTP)
+					lc.send(req)
+					return ask(t, lc, req)
+				}()
+				lc := limDial(t, front)
+				lc.served("/warm")
+				time.Sleep(3 * parkAfter) // parks
+				lc.send(req[:cut])
+				time.Sleep(3 * parkAfter)
+				lc.send(req[cut:])
+				if diff := cmp.Diff(want, ask(t, lc, req)); diff != "" {
+					t.Errorf("%q in two pieces after parking (-net/http +front):\n%s", req, diff)
+				}
+			})
+		}
+	}
+}
