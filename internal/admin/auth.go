@@ -1,8 +1,7 @@
 package admin
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"html/template"
@@ -13,26 +12,76 @@ import (
 	"time"
 )
 
-// sessionCookie carries a browser's proof of the admin token, so that the
+// sessionCookie carries a browser's dashboard session, so that the
 // dashboard (whose page loads and event streams cannot send an
-// Authorization header) works where a token is required.
+// Authorization header) works where a token is required. Browsers send
+// a cookie to every port of its host, the app's too: the gateway removes
+// this one from what it forwards (gateway.AdminSessionCookie, the same
+// name).
 const sessionCookie = "gatehouse_session"
 
-// sessionValue is what the cookie holds for token: an HMAC of a fixed
-// text keyed by the token, so that the cookie opens the admin API as the
-// token does but does not reveal it. Changing the token ends every
-// session.
-func sessionValue(token string) string {
-	m := hmac.New(sha256.New, []byte(token))
-	m.Write([]byte("gatehouse admin session v1"))
-	return hex.EncodeToString(m.Sum(nil))
+// A session lasts sessionTTL from its sign-in; at most maxSessions are
+// kept (the oldest goes first).
+const (
+	sessionTTL  = 12 * time.Hour
+	maxSessions = 256
+)
+
+// sessions are the signed-in browsers: random ids, kept in memory only,
+// so that signing out ends one for good and a gatehouse restart or
+// upgrade ends them all (the browser signs in again). The id reveals
+// nothing of the token.
+type sessions struct {
+	mu sync.Mutex
+	m  map[string]time.Time // id → expiry
 }
 
-// requireToken guards every route but /healthz and the sign-in page with
-// a bearer token or the session cookie, compared in constant time. A
-// browser asking for the dashboard without either is sent to sign in.
-func requireToken(token string, next http.Handler) http.Handler {
-	want, wantSession := []byte(token), []byte(sessionValue(token))
+func newSessions() *sessions { return &sessions{m: map[string]time.Time{}} }
+
+func (s *sessions) create() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand's contract)
+	id := hex.EncodeToString(b)
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, exp := range s.m {
+		if now.After(exp) {
+			delete(s.m, k)
+		}
+	}
+	if len(s.m) >= maxSessions {
+		var oldest string
+		for k, exp := range s.m {
+			if oldest == "" || exp.Before(s.m[oldest]) {
+				oldest = k
+			}
+		}
+		delete(s.m, oldest)
+	}
+	s.m[id] = now.Add(sessionTTL)
+	return id
+}
+
+func (s *sessions) valid(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.m[id]
+	return ok && time.Now().Before(exp)
+}
+
+func (s *sessions) revoke(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+}
+
+// requireToken guards every route but /healthz, the sign-in page and the
+// page's static files with a bearer token (compared in constant time) or
+// a session. A browser asking for the dashboard without either is sent to
+// sign in.
+func requireToken(token string, s *sessions, next http.Handler) http.Handler {
+	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" || r.URL.Path == "/login" || strings.HasPrefix(r.URL.Path, "/static/") {
 			next.ServeHTTP(w, r)
@@ -43,7 +92,7 @@ func requireToken(token string, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if c, err := r.Cookie(sessionCookie); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), wantSession) == 1 {
+		if c, err := r.Cookie(sessionCookie); err == nil && s.valid(c.Value) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -58,18 +107,22 @@ func requireToken(token string, next http.Handler) http.Handler {
 
 var loginTmpl = template.Must(template.ParseFS(webFS, "web/login.html"))
 
-// loginFailDelay slows down guessing the token through the sign-in form:
-// failed attempts wait in turn (failMu), so that guessing in parallel is
-// no faster. A right token never waits.
-const loginFailDelay = time.Second
+// A failed sign-in waits loginFailDelay before its answer, so that
+// guessing the token through the form is slow; at most maxFailing wait
+// at once, and a failure beyond that is answered 429 at once, so that
+// nobody can queue failures to keep a user's typo waiting.
+const (
+	loginFailDelay = time.Second
+	maxFailing     = 4
+)
 
-var failMu sync.Mutex
+var failing = make(chan struct{}, maxFailing)
 
 // registerLogin serves the dashboard's sign-in: GET /login shows a form
-// for the token, POST /login checks it and sets the session cookie
-// (HttpOnly, SameSite=Strict, Secure over HTTPS), POST /logout clears it.
-// The cross-origin check on the mux applies to both POSTs.
-func registerLogin(mux *http.ServeMux, token string) {
+// for the token, POST /login checks it and starts a session (an HttpOnly,
+// SameSite=Strict cookie), POST /logout ends it. The cross-origin check
+// on the mux applies to both POSTs.
+func registerLogin(mux *http.ServeMux, token string, s *sessions) {
 	want := []byte(token)
 	show := func(w http.ResponseWriter, status int, msg string) {
 		pageHeaders(w)
@@ -80,17 +133,24 @@ func registerLogin(mux *http.ServeMux, token string) {
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("token")), want) != 1 {
-			failMu.Lock()
-			time.Sleep(loginFailDelay)
-			failMu.Unlock()
-			show(w, http.StatusUnauthorized, "That is not the admin token.")
+			select {
+			case failing <- struct{}{}:
+				time.Sleep(loginFailDelay)
+				<-failing
+				show(w, http.StatusUnauthorized, "That is not the admin token.")
+			default:
+				show(w, http.StatusTooManyRequests, "Too many failed sign-ins at once; try again in a moment.")
+			}
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sessionValue(token), Path: "/", HttpOnly: true,
-			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.create(), Path: "/", HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL / time.Second)})
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			s.revoke(c.Value)
+		}
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	})

@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"maps"
 	"math"
+	"slices"
 
 	"github.com/gatehouse/gatehouse/internal/history"
 	"github.com/gatehouse/gatehouse/internal/svgchart"
@@ -33,15 +35,12 @@ func slots(points []history.Point, win window) []slot {
 
 // charts draws an app's charts (prefix names their ids) over win. The
 // overall ones (all) show gatehouse's own memory and CPU instead of the
-// instances'.
+// instances'; an app whose instances are not processes of gatehouse's (an
+// external pool) has no memory and CPU charts.
 func charts(prefix string, points []history.Point, win window, all bool) []template.HTML {
 	s := slots(points, win)
 	left := "-" + win.Name
-	mem, cpu := "Memory per instance", "CPU per instance"
-	if all {
-		mem, cpu = "gatehouse memory", "gatehouse CPU"
-	}
-	return []template.HTML{
+	out := []template.HTML{
 		svgchart.HTML(svgchart.Chart{ID: prefix + "-rps", Title: "Requests per second", Unit: "/s", Left: left, Slots: chartSlots,
 			Series: []svgchart.Series{{Name: "requests", Values: rate(s, func(p history.Point) float64 { return float64(p.Requests) })}}}),
 		svgchart.HTML(svgchart.Chart{ID: prefix + "-errors", Title: "5xx per second by cause", Unit: "/s", Left: left, Slots: chartSlots,
@@ -57,16 +56,50 @@ func charts(prefix string, points []history.Point, win window, all bool) []templ
 				{Name: "in flight", Values: peak(s, func(p history.Point) float64 { return float64(p.Inflight) })},
 				{Name: "held", Values: peak(s, func(p history.Point) float64 { return float64(p.Held) })},
 			}}),
-		svgchart.HTML(svgchart.Chart{ID: prefix + "-memory", Title: mem, Unit: "MiB", Left: left, Slots: chartSlots,
-			Series: instanceSeries(s, func(ip history.InstancePoint) float64 {
-				if ip.RSS == 0 {
-					return math.NaN()
-				}
-				return float64(ip.RSS) / (1 << 20)
-			})}),
-		svgchart.HTML(svgchart.Chart{ID: prefix + "-cpu", Title: cpu, Unit: "%", Left: left, Slots: chartSlots,
-			Series: instanceSeries(s, func(ip history.InstancePoint) float64 { return ip.CPU })}),
 	}
+	mem := instanceSeries(s, func(ip history.InstancePoint) float64 {
+		if ip.RSS == 0 {
+			return math.NaN()
+		}
+		return float64(ip.RSS) / (1 << 20)
+	})
+	cpu := instanceSeries(s, func(ip history.InstancePoint) float64 { return ip.CPU })
+	if !all && !hasValues(mem) && !hasValues(cpu) && hasInstances(s) {
+		return out
+	}
+	memTitle, cpuTitle := "Memory per instance", "CPU per instance"
+	if all {
+		memTitle, cpuTitle = "gatehouse memory", "gatehouse CPU"
+	}
+	return append(out,
+		svgchart.HTML(svgchart.Chart{ID: prefix + "-memory", Title: memTitle, Unit: "MiB", Left: left, Slots: chartSlots, Series: mem}),
+		svgchart.HTML(svgchart.Chart{ID: prefix + "-cpu", Title: cpuTitle, Unit: "%", Left: left, Slots: chartSlots, Series: cpu}))
+}
+
+// hasValues reports whether any series has a value.
+func hasValues(series []svgchart.Series) bool {
+	for _, sr := range series {
+		for _, v := range sr.Values {
+			if !math.IsNaN(v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasInstances reports whether any point lists an instance: an app with
+// instances but no measurements of them is an external pool (a process
+// app measures within a sample interval of starting).
+func hasInstances(s []slot) bool {
+	for _, sl := range s {
+		for _, p := range sl {
+			if len(p.Instances) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // rate is a per-second average of a count over each slot.
@@ -101,34 +134,39 @@ func peak(s []slot, value func(history.Point) float64) []float64 {
 	return out
 }
 
-// errorSeries is one series per cause seen in the window, as a rate; a
+// errorSeries is one series per cause seen in the window (sorted, so
+// that a cause keeps its colour as the window slides), as a rate; a
 // single flat "5xx" series at zero when there was none.
 func errorSeries(s []slot) []svgchart.Series {
-	var causes []string
-	seen := map[string]bool{}
+	index := map[string]int{}
 	for _, sl := range s {
 		for _, p := range sl {
 			for _, e := range p.Errors {
-				if !seen[e.Cause] {
-					seen[e.Cause] = true
-					causes = append(causes, e.Cause)
-				}
+				index[e.Cause] = 0
 			}
 		}
 	}
-	if len(causes) == 0 {
+	if len(index) == 0 {
 		return []svgchart.Series{{Name: "5xx", Values: rate(s, func(history.Point) float64 { return 0 })}}
 	}
-	out := make([]svgchart.Series, 0, len(causes))
-	for _, c := range causes {
-		out = append(out, svgchart.Series{Name: c, Values: rate(s, func(p history.Point) float64 {
-			for _, e := range p.Errors {
-				if e.Cause == c {
-					return float64(e.N)
-				}
+	causes := slices.Sorted(maps.Keys(index))
+	out := make([]svgchart.Series, len(causes))
+	for i, c := range causes {
+		index[c] = i
+		out[i] = svgchart.Series{Name: c, Values: make([]float64, len(s))}
+	}
+	for j, sl := range s {
+		for i := range out {
+			out[i].Values[j] = math.NaN()
+			if len(sl) > 0 {
+				out[i].Values[j] = 0
 			}
-			return 0
-		})})
+		}
+		for _, p := range sl {
+			for _, e := range p.Errors {
+				out[index[e.Cause]].Values[j] += float64(e.N) / float64(len(sl))
+			}
+		}
 	}
 	return out
 }
@@ -137,44 +175,52 @@ func errorSeries(s []slot) []svgchart.Series {
 // instances seen last are the ones shown.
 const maxInstanceSeries = 12
 
-// instanceSeries is one series per instance seen in the window, its
-// value averaged over each slot (NaN where it did not run).
+// instanceSeries is one series per instance seen in the window (the
+// last maxInstanceSeries to appear, sorted by id so that each keeps its
+// colour), its value averaged over each slot (NaN where it did not run).
 func instanceSeries(s []slot, value func(history.InstancePoint) float64) []svgchart.Series {
-	var ids []string
+	var order []string
 	seen := map[string]bool{}
 	for _, sl := range s {
 		for _, p := range sl {
 			for _, ip := range p.Instances {
 				if !seen[ip.ID] {
 					seen[ip.ID] = true
-					ids = append(ids, ip.ID)
+					order = append(order, ip.ID)
 				}
 			}
 		}
 	}
-	if len(ids) > maxInstanceSeries {
-		ids = ids[len(ids)-maxInstanceSeries:]
+	if len(order) > maxInstanceSeries {
+		order = order[len(order)-maxInstanceSeries:]
 	}
-	out := make([]svgchart.Series, 0, len(ids))
-	for _, id := range ids {
-		vals := make([]float64, len(s))
-		for i, sl := range s {
-			var sum float64
-			n := 0
-			for _, p := range sl {
-				for _, ip := range p.Instances {
-					if v := value(ip); ip.ID == id && !math.IsNaN(v) {
-						sum += v
-						n++
-					}
+	slices.Sort(order)
+	index := make(map[string]int, len(order))
+	out := make([]svgchart.Series, len(order))
+	for i, id := range order {
+		index[id] = i
+		out[i] = svgchart.Series{Name: id, Values: make([]float64, len(s))}
+	}
+	sum := make([]float64, len(order))
+	n := make([]int, len(order))
+	for j, sl := range s {
+		clear(sum)
+		clear(n)
+		for _, p := range sl {
+			for _, ip := range p.Instances {
+				i, ok := index[ip.ID]
+				if v := value(ip); ok && !math.IsNaN(v) {
+					sum[i] += v
+					n[i]++
 				}
 			}
-			vals[i] = math.NaN()
-			if n > 0 {
-				vals[i] = sum / float64(n)
+		}
+		for i := range out {
+			out[i].Values[j] = math.NaN()
+			if n[i] > 0 {
+				out[i].Values[j] = sum[i] / float64(n[i])
 			}
 		}
-		out = append(out, svgchart.Series{Name: id, Values: vals})
 	}
 	return out
 }

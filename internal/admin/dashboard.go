@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/diagnose"
@@ -44,34 +45,45 @@ var dashboardTmpl = template.Must(template.New("dashboard.html").Funcs(template.
 	"eventClass": eventClass,
 }).ParseFS(webFS, "web/dashboard.html"))
 
-// dashboard serves the page at / and its live stream. It caches the
-// findings of diagnose, which reads the last hour of logs, so that neither
-// a page load nor a stream runs it more often than the evidence changes.
+// dashboard serves the page at / and its live stream. It renders each
+// second's fragments once per chart window, however many pages are open,
+// and keeps the findings of diagnose (which reads the last hour of logs)
+// until a page asks for fresher ones: the stream never runs diagnose.
 type dashboard struct {
-	d Deps
+	d        Deps
+	sessions *sessions
 
-	mu       sync.Mutex
-	findings findings
+	// mu guards updates: the last rendered fragments by window name.
+	mu      sync.Mutex
+	updates map[string]*update
+	// streams counts the open live streams, at most maxStreams.
+	streams atomic.Int32
+
+	// fmu guards findings and computing (the diagnose under way, whose
+	// channel closes when it is done).
+	fmu       sync.Mutex
+	findings  findings
+	computing chan struct{}
 }
 
-// findings are diagnose's last report and what it was computed from.
+func newDashboard(d Deps, s *sessions) *dashboard {
+	return &dashboard{d: d, sessions: s, updates: map[string]*update{}}
+}
+
+// findings are diagnose's last report.
 type findings struct {
 	Report *diagnose.Report
 	Err    string
-	at     time.Time
-	// errors and lastEvent are the evidence it saw: a new 5xx or a new
-	// event makes it stale.
-	errors    uint64
-	lastEvent time.Time
+	At     time.Time
 	// gen counts recomputations, for the stream to tell what changed.
 	gen int
 }
 
-// Findings are recomputed at most this often, and at least this often
-// when the evidence changed.
+// A page load uses findings up to findingsPageAge old; its "run again"
+// link, up to findingsFreshAge.
 const (
-	findingsMinAge = 10 * time.Second
-	findingsMaxAge = 5 * time.Minute
+	findingsPageAge  = time.Minute
+	findingsFreshAge = 5 * time.Second
 )
 
 // window is a span a chart covers and how many seconds each of its
@@ -129,14 +141,20 @@ const dashboardEvents = 40
 
 // page serves GET /: every section rendered on the server, so that the
 // tables work without JavaScript; the script then keeps them live.
+// ?findings=now asks for findings at most findingsFreshAge old.
 func (db *dashboard) page(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/" {
 		http.NotFound(w, r)
 		return
 	}
-	data := db.data(windowNamed(r.URL.Query().Get("window")), true)
-	_, err := r.Cookie(sessionCookie)
-	data.Session = db.d.Token != "" && err == nil
+	data := db.data(windowNamed(r.URL.Query().Get("window")))
+	age := findingsPageAge
+	if r.URL.Query().Get("findings") == "now" {
+		age = findingsFreshAge
+	}
+	data.Findings = db.currentFindings(age)
+	c, err := r.Cookie(sessionCookie)
+	data.Session = err == nil && db.sessions != nil && db.sessions.valid(c.Value)
 	pageHeaders(w)
 	if err := dashboardTmpl.Execute(w, data); err != nil {
 		http.Error(w, "dashboard: "+err.Error(), http.StatusInternalServerError)
@@ -155,9 +173,8 @@ func pageHeaders(w http.ResponseWriter) {
 	h.Set("Cache-Control", "no-store")
 }
 
-// data gathers what the page shows; the findings are looked at only when
-// withFindings (currentFindings may run diagnose), else left empty.
-func (db *dashboard) data(win window, withFindings bool) dashboardData {
+// data gathers what the page shows but the findings.
+func (db *dashboard) data(win window) dashboardData {
 	status := db.d.Supervisor.Status()
 	data := dashboardData{Now: time.Now(), Window: win, Windows: windows, Overview: appView{Name: "all apps"}}
 	if db.d.Health != nil {
@@ -170,53 +187,58 @@ func (db *dashboard) data(win window, withFindings bool) dashboardData {
 		data.Apps = append(data.Apps, appView{Name: as.Name, Status: as})
 	}
 	if rec := db.d.History; rec != nil {
-		data.Overview.Charts = charts("all", rec.Window(history.Overall, win.Span), win, true)
+		data.Overview.Charts = charts(overviewID, rec.Window(history.Overall, win.Span), win, true)
 		for i := range data.Apps {
 			data.Apps[i].Charts = charts(data.Apps[i].Name, rec.Window(data.Apps[i].Name, win.Span), win, false)
 		}
 	}
-	data.Events = db.recentEvents()
-	if withFindings {
-		data.Findings = db.currentFindings(data.Events)
-	}
+	data.Events = db.d.Events.Last(dashboardEvents)
 	return data
 }
 
-func (db *dashboard) recentEvents() []telemetry.Event {
-	return db.d.Events.Last(dashboardEvents)
+// overviewID prefixes the ids of the all-apps section: an app name
+// cannot start with "_", so no app's ids can clash with it.
+const overviewID = "_all"
+
+// cachedFindings are the last findings, however old.
+func (db *dashboard) cachedFindings() findings {
+	db.fmu.Lock()
+	defer db.fmu.Unlock()
+	return db.findings
 }
 
-// currentFindings returns the cached findings, recomputed first when new
-// evidence arrived (and the cache is older than findingsMinAge) or when
-// the cache is older than findingsMaxAge. events are the recent events,
-// newest first.
-func (db *dashboard) currentFindings(events []telemetry.Event) findings {
+// currentFindings returns findings at most maxAge old, running diagnose
+// when the cached ones are older. One diagnose runs at a time; whoever
+// asks meanwhile waits for its result.
+func (db *dashboard) currentFindings(maxAge time.Duration) findings {
 	if db.d.Diagnose == nil {
 		return findings{}
 	}
-	var errs uint64
-	if db.d.History != nil {
-		errs = db.d.History.Errors()
-	}
-	var last time.Time
-	if len(events) > 0 {
-		last = events[0].Time
-	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	f := db.findings
-	age := time.Since(f.at)
-	changed := errs != f.errors || !last.Equal(f.lastEvent)
-	if !f.at.IsZero() && age < findingsMaxAge && (!changed || age < findingsMinAge) {
+	db.fmu.Lock()
+	if f := db.findings; !f.At.IsZero() && time.Since(f.At) < maxAge {
+		db.fmu.Unlock()
 		return f
 	}
-	f = findings{at: time.Now(), errors: errs, lastEvent: last, gen: f.gen + 1}
+	if ch := db.computing; ch != nil {
+		db.fmu.Unlock()
+		<-ch
+		return db.cachedFindings()
+	}
+	ch := make(chan struct{})
+	db.computing = ch
+	gen := db.findings.gen + 1
+	db.fmu.Unlock()
+
+	f := findings{At: time.Now(), gen: gen}
 	if rep, err := db.d.Diagnose(time.Now().Add(-time.Hour)); err != nil {
 		f.Err = err.Error()
 	} else {
 		f.Report = &rep
 	}
-	db.findings = f
+	db.fmu.Lock()
+	db.findings, db.computing = f, nil
+	db.fmu.Unlock()
+	close(ch)
 	return f
 }
 

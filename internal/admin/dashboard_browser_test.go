@@ -61,8 +61,8 @@ func TestBrowserDashboardFillsLive(t *testing.T) {
 	ctx := browser(t, browserTimeout)
 	openDashboard(t, ctx, g.AdminURL)
 	// Before any request: the rate chart is there, at zero.
-	if d := dataset(t, ctx, `#all-rps path[data-series="requests"]`); d == nil || d["max"] != "" && d["max"] != "0" {
-		t.Fatalf("before any request, #all-rps requests is %v; want present and at zero", d)
+	if d := dataset(t, ctx, `#_all-rps path[data-series="requests"]`); d == nil || d["max"] != "" && d["max"] != "0" {
+		t.Fatalf("before any request, #_all-rps requests is %v; want present and at zero", d)
 	}
 	// A reload of the page would lose this mark: it proves the values
 	// below came over the stream into the page first loaded.
@@ -91,12 +91,12 @@ func TestBrowserDashboardFillsLive(t *testing.T) {
 	}
 
 	for _, c := range []struct{ what, expr string }{
-		{"a request rate in #all-rps", seriesJS("all-rps", "requests")},
+		{"a request rate in #_all-rps", seriesJS("_all-rps", "requests")},
 		{"a request rate in #web-rps", seriesJS("web-rps", "requests")},
 		{"a p99 latency in #web-latency", seriesJS("web-latency", "p99")},
-		{"a p99 latency in #all-latency", seriesJS("all-latency", "p99")},
+		{"a p99 latency in #_all-latency", seriesJS("_all-latency", "p99")},
 		{"the crash's cause " + cause + " in #web-errors", seriesJS("web-errors", cause)},
-		{"the crash's cause " + cause + " in #all-errors", seriesJS("all-errors", cause)},
+		{"the crash's cause " + cause + " in #_all-errors", seriesJS("_all-errors", cause)},
 		{"memory of web's instances in #web-memory", `document.querySelectorAll('#web-memory path[data-series]:not([data-points="0"])').length >= 2`},
 		{"an exit event, marked bad, in the timeline", `document.querySelector('#events ol.events li.bad[data-type="exit"]')`},
 		{"instance rows in #instances-web", `document.querySelectorAll('#instances-web tr[data-instance]').length === 2`},
@@ -301,7 +301,7 @@ func TestDashboardServerRendered(t *testing.T) {
 		}
 	}
 	walk(doc)
-	for _, prefix := range []string{"all", "web"} {
+	for _, prefix := range []string{"_all", "web"} {
 		for _, kind := range []string{"rps", "errors", "latency", "load", "memory", "cpu"} {
 			if !slices.Contains(charts, prefix+"-"+kind) {
 				t.Errorf("the page has no chart %s-%s; it has %v", prefix, kind, charts)

@@ -32,7 +32,7 @@ func TestDashboard(t *testing.T) {
 	})
 	for _, want := range []string{
 		`<noscript><meta http-equiv="refresh"`,
-		`id="all-rps"`, `id="web-errors"`, `data-series="app_error"`, `id="web-cpu"`, `<tr data-instance="web-1">`,
+		`id="_all-rps"`, `id="web-errors"`, `data-series="app_error"`, `id="web-cpu"`, `<tr data-instance="web-1">`,
 		"web-1", "web-2", `class="state ready"`, "200 OK in",
 		"app_errors", "/status 500: 1 response",
 		"ready in",

@@ -113,20 +113,22 @@ func NewHandler(d Deps) http.Handler {
 		mux.HandleFunc("GET /api/diagnose", d.diagnoseHandler)
 	}
 	mux.HandleFunc("GET /api/dump", d.dump)
-	db := &dashboard{d: d}
+	var sess *sessions
+	if d.Token != "" {
+		sess = newSessions()
+		registerLogin(mux, d.Token, sess)
+	}
+	db := newDashboard(d, sess)
 	mux.HandleFunc("GET /{$}", db.page)
 	mux.HandleFunc("GET /api/dashboard/stream", db.stream)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS)))
-	if d.Token != "" {
-		registerLogin(mux, d.Token)
-	}
 	registerPprof(mux)
 	// Operations are POSTs: refuse them from a browser on another origin,
 	// or any web page could restart the app through a loopback admin
 	// listener that has no token.
 	var h http.Handler = http.NewCrossOriginProtection().Handler(mux)
 	if d.Token != "" {
-		h = requireToken(d.Token, h)
+		h = requireToken(d.Token, sess, h)
 	} else {
 		h = loopbackHostOnly(h)
 	}

@@ -79,6 +79,25 @@ type Recorder struct {
 	rings map[string]*ring
 	apps  []string
 	next  chan struct{}
+	// last is the time of the last point, for the next to follow it.
+	last    time.Time
+	stopped bool
+	// seq counts samples.
+	seq uint64
+}
+
+// Seq counts the samples taken: it changes when the points do.
+func (r *Recorder) Seq() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seq
+}
+
+// Stopped reports whether Run has returned: no more points will come.
+func (r *Recorder) Stopped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopped
 }
 
 // New returns a Recorder reading src. self, if not nil, reports
@@ -87,12 +106,13 @@ func New(src Source, self func() InstancePoint) *Recorder {
 	return &Recorder{src: src, self: self, rings: map[string]*ring{}, next: make(chan struct{})}
 }
 
-// counters are one app's request counts since the last Sample.
+// counters are one app's request counts since the last Sample: the
+// latency histogram's total is the request count, so that a request
+// touches one shared counter, not two.
 type counters struct {
-	requests atomic.Uint64
-	latency  [nBuckets]atomic.Uint64
-	errMu    sync.Mutex
-	errs     map[string]uint32
+	latency [nBuckets]atomic.Uint64
+	errMu   sync.Mutex
+	errs    map[string]uint32
 }
 
 func (r *Recorder) countersOf(app string) *counters {
@@ -107,8 +127,12 @@ func (r *Recorder) countersOf(app string) *counters {
 // was a 5xx.
 func (r *Recorder) Observe(e *telemetry.AccessEntry) {
 	c := r.countersOf(e.App)
-	c.requests.Add(1)
-	c.latency[bucket(e.Duration)].Add(1)
+	d := e.Duration
+	if e.Status == 101 {
+		// A WebSocket's duration is its whole session, not a latency.
+		d = 0
+	}
+	c.latency[bucket(d)].Add(1)
 	if e.Status < 500 {
 		return
 	}
@@ -130,12 +154,14 @@ func (r *Recorder) Errors() uint64 { return r.errors.Load() }
 
 // take moves the counts out into p, and adds the latency counts to all.
 func (c *counters) take(p *Point, all *[nBuckets]uint64) {
-	p.Requests = uint32(c.requests.Swap(0))
 	var h [nBuckets]uint64
+	var n uint64
 	for i := range h {
 		h[i] = c.latency[i].Swap(0)
 		all[i] += h[i]
+		n += h[i]
 	}
+	p.Requests = uint32(n)
 	p.P50, p.P95, p.P99 = percentiles(&h)
 	c.errMu.Lock()
 	errs := c.errs
@@ -144,13 +170,19 @@ func (c *counters) take(p *Point, all *[nBuckets]uint64) {
 	p.Errors = causeCounts(errs)
 }
 
-// Run samples once a second until ctx ends.
+// Run samples once a second until ctx ends; then Stopped reports true
+// and the waiters on Next are woken a last time.
 func (r *Recorder) Run(ctx context.Context) {
 	t := time.NewTicker(Step)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			r.mu.Lock()
+			r.stopped = true
+			close(r.next)
+			r.next = make(chan struct{})
+			r.mu.Unlock()
 			return
 		case now := <-t.C:
 			r.Sample(now)
@@ -161,7 +193,7 @@ func (r *Recorder) Run(ctx context.Context) {
 // Sample closes the second ending at now: it appends a point to every
 // app's ring and to the overall one, and wakes the waiters on Next.
 func (r *Recorder) Sample(now time.Time) {
-	now = now.Truncate(Step)
+	now = r.stamp(now)
 	status := r.src.Status()
 	var all [nBuckets]uint64
 	overall := Point{At: now}
@@ -188,6 +220,12 @@ func (r *Recorder) Sample(now time.Time) {
 			var p Point
 			v.(*counters).take(&p, &all)
 			addTo(&overall, p)
+			if k != "" {
+				// A removed app's. An Observe that loaded it before the
+				// take and adds after it loses its count: one request
+				// of an app that is gone.
+				r.counters.CompareAndDelete(k, v)
+			}
 		}
 		return true
 	})
@@ -206,9 +244,29 @@ func (r *Recorder) Sample(now time.Time) {
 		}
 	}
 	r.apps = apps
+	r.seq++
 	close(r.next)
 	r.next = make(chan struct{})
 	r.mu.Unlock()
+}
+
+// stamp is the time of the point closed at now: one Step after the last
+// one while the ticks keep their pace, so that a tick late across a
+// second's boundary leaves neither a gap nor two points in one second;
+// the wall clock's second when the ticks lost their pace (a stall, or a
+// clock stepped).
+func (r *Recorder) stamp(now time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at := now.Truncate(Step)
+	if !r.last.IsZero() {
+		next := r.last.Add(Step)
+		if d := now.Sub(next); d > -Step && d < 2*Step {
+			at = next
+		}
+	}
+	r.last = at
+	return at
 }
 
 // addTo adds an app's counts to the overall point.

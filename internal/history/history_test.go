@@ -202,3 +202,24 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 }
+
+// Points follow each other one Step apart while the ticks keep their
+// pace, even when a late tick crosses a second's boundary; after a stall
+// they follow the wall clock again.
+func TestStampFollowsThePace(t *testing.T) {
+	src := &status{}
+	src.set(supervisor.AppStatus{Name: "web"})
+	r := New(src, nil)
+	ticks := []time.Duration{999500 * time.Microsecond, 2000500 * time.Microsecond, 2999500 * time.Microsecond, 4001 * time.Millisecond, 9500 * time.Millisecond, 10600 * time.Millisecond}
+	for _, d := range ticks {
+		r.Sample(t0.Add(d))
+	}
+	var got []time.Duration
+	for _, p := range r.Window("web", time.Hour) {
+		got = append(got, p.At.Sub(t0))
+	}
+	want := []time.Duration{0, time.Second, 2 * time.Second, 3 * time.Second, 9 * time.Second, 10 * time.Second}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("point times (-want +got):\n%s", diff)
+	}
+}

@@ -47,7 +47,7 @@ type Chart struct {
 // characters of 12px text ("2.5k ms", "500 MiB") without clipping.
 const (
 	width, height = 600, 170
-	left, right   = 58, 592
+	left, right   = 66, 592
 	top, bottom   = 8, 150
 )
 

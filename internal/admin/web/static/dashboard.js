@@ -8,24 +8,65 @@
   const body = document.body;
   const win = body.dataset.window || '5m';
   let updates = 0;
+  let mismatched = 0;
 
   // Live fragments: the server renders, this only swaps them in.
   const stream = new EventSource('/api/dashboard/stream?window=' + encodeURIComponent(win));
   stream.addEventListener('open', () => { body.dataset.live = 'on'; });
   stream.addEventListener('error', () => { body.dataset.live = 'off'; });
+  // swap replaces an element's content but keeps what the user is doing
+  // in it: the focused button (found again by its form's action) and the
+  // open <details> (by data-key).
+  function swap(el, html) {
+    const active = document.activeElement;
+    const form = active && el.contains(active) ? active.closest('form') : null;
+    const focusKey = form ? form.getAttribute('action') : null;
+    const open = [...el.querySelectorAll('details[open][data-key]')].map((d) => d.dataset.key);
+    el.innerHTML = html;
+    for (const key of open) {
+      const d = el.querySelector('details[data-key="' + CSS.escape(key) + '"]');
+      if (d) d.open = true;
+    }
+    if (focusKey) {
+      const b = el.querySelector('form[action="' + CSS.escape(focusKey) + '"] button');
+      if (b) b.focus();
+    }
+  }
+
+  // While a pointer is down, updates wait: a click whose press and
+  // release straddle a swap would otherwise be lost.
+  let pointerDown = false;
+  let pending = {};
+  const flush = () => {
+    for (const [id, html] of Object.entries(pending)) {
+      const el = document.getElementById(id);
+      if (el) swap(el, html);
+    }
+    pending = {};
+  };
+  document.addEventListener('pointerdown', () => { pointerDown = true; }, true);
+  for (const t of ['pointerup', 'pointercancel']) {
+    document.addEventListener(t, () => { pointerDown = false; setTimeout(flush, 0); }, true);
+  }
+
   stream.addEventListener('update', (ev) => {
     const frags = JSON.parse(ev.data);
     // An app added or removed by a reload: the page's sections change.
+    const apps = (frags._apps || '').split('\n').filter((a) => a);
+    delete frags._apps;
     const shown = [...document.querySelectorAll('section.app')].map((s) => s.dataset.app);
-    const sent = Object.keys(frags).filter((k) => k.startsWith('instances-')).map((k) => k.slice(10));
-    if (shown.length !== sent.length || shown.some((a) => !sent.includes(a))) {
-      location.reload();
-      return;
+    // Twice in a row: during an upgrade two gatehouse processes may
+    // answer in turn.
+    if (shown.join('\n') !== apps.join('\n')) {
+      if (++mismatched >= 2) {
+        location.reload();
+        return;
+      }
+    } else {
+      mismatched = 0;
     }
-    for (const [id, html] of Object.entries(frags)) {
-      const el = document.getElementById(id);
-      if (el) el.innerHTML = html;
-    }
+    Object.assign(pending, frags);
+    if (!pointerDown) flush();
     body.dataset.updates = String(++updates);
   });
 
@@ -55,7 +96,9 @@
   async function run(form) {
     const url = new URL(form.action);
     for (const [k, v] of new FormData(form)) url.searchParams.set(k, String(v));
-    const what = form.querySelector('button').textContent + ' ' + url.pathname.split('/').slice(-2, -1)[0];
+    // "Reload web", "Recycle web-2", "Drain".
+    const parts = url.pathname.split('/');
+    const what = form.querySelector('button').textContent + (parts.length > 4 ? ' ' + decodeURIComponent(parts[3]) : '');
     opResult.textContent = '';
     report('running', what + ': running…');
     const button = form.querySelector('button');
@@ -91,6 +134,8 @@
       }
       if (!final) final = ['failed', 'the answer ended before the operation said how it went'];
       report(final[0], what + (final[0] === 'ok' ? ': done' : ': failed'), final[1] || undefined);
+      // Drain and undrain change the header's own button: show the other.
+      if (final[0] === 'ok' && /\/(un)?drain$/.test(url.pathname)) setTimeout(() => location.reload(), 1500);
     } catch (e) {
       report('failed', what + ': failed', String(e));
     } finally {
