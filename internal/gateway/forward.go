@@ -41,6 +41,7 @@ func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
 // app may have acted on it. All of it within max_attempts.
 func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, error) {
 	cfg := a.cfg.Load()
+	stripSessionCookie(req.Header)
 	replay, err := prepareBody(req, int64(cfg.RetryBodyLimit))
 	if err != nil {
 		return nil, cause.New(clientCause(err), "", "reading the request body: "+err.Error(), err)
