@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/handover"
 	"github.com/gatehouse/gatehouse/internal/history"
+	"github.com/gatehouse/gatehouse/internal/memtrim"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/probe"
 	"github.com/gatehouse/gatehouse/internal/sdnotify"
@@ -388,6 +389,7 @@ func (s *Server) Run(ctx context.Context) error {
 		counter:   start("event counter", exited, func() error { s.countEvents(loopCtx); return nil }),
 		snap:      start("state snapshots", exited, func() error { s.snapshotLoop(loopCtx); return nil }),
 		history:   start("dashboard history", exited, func() error { s.history.Run(loopCtx); return nil }),
+		memtrim:   start("memory trim", exited, func() error { memtrim.New(memtrim.Options{}).Run(loopCtx); return nil }),
 		recent:    start("log collector", exited, func() error { s.collectLines(loopCtx); return nil }),
 		sup:       start("supervisor", exited, func() error { return s.sup.Run(supCtx) }),
 		watchdog:  start("systemd watchdog", exited, func() error { s.notify.RunWatchdog(loopCtx, s.adminAnswers); return nil }),
@@ -432,7 +434,7 @@ func (s *Server) failed(c *component) error {
 // running holds a running server's components and the cancel funcs that
 // stop them.
 type running struct {
-	public, healer, scaler, alerts, counter, snap, history, recent, sup, admin, watchdog *component
+	public, healer, scaler, alerts, counter, snap, history, memtrim, recent, sup, admin, watchdog *component
 	// secure holds the HTTPS listener and the certificate manager, when
 	// there is a tls: block.
 	secure                                []*component
@@ -468,7 +470,7 @@ type running struct {
 //     queued for the receivers, resolved notifications say, gets up to
 //     2s more to be delivered; the instances stopping in step 4 raise no
 //     alert), the event counter, the state snapshots, the dashboard's
-//     history,
+//     history, the memory trim,
 //     the recent-output collector, the certificate manager (renewals,
 //     file watching) and the systemd watchdog: a stop that outlasts
 //     WatchdogSec is bounded by TimeoutStopSec instead.
@@ -514,7 +516,7 @@ func (s *Server) shutdown(r *running) {
 	wait(r.public)
 	// Step 3.
 	r.stopLoops()
-	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.history, r.recent, r.watchdog)
+	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.history, r.memtrim, r.recent, r.watchdog)
 	wait(r.secure...)
 	// Step 4.
 	if leave {
