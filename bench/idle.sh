@@ -76,35 +76,6 @@ install_peers() {
   fi
 }
 
-# port: a free port below the ephemeral range, which tens of thousands of
-# client and upstream connections use up; a listening port picked from it
-# could be taken by one of them before the server binds it.
-port() {
-  python3 - <<'PY'
-import random, socket
-lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for _ in range(1000):
-    p = random.randrange(10000, max(lo, 10001))
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(p)
-    break
-PY
-}
-
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on $1" >&2; return 1
-}
-
 install_peers
 
 # Every process started from here inherits the raised limit.
