@@ -69,6 +69,8 @@ type reqState struct {
 
 	// rw records what a front request's answer was.
 	rw responseWriter
+	// body is a front request's response body (see newResponseBody).
+	body responseBody
 
 	// try is the exchange with the current member; its response storage
 	// is kept across uses of the state.
