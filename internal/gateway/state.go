@@ -25,7 +25,9 @@ type reqState struct {
 	// cleanPath is the decoded path routed by, when dot segments were
 	// removed from the client's.
 	cleanPath string
-	idBuf     [40]byte
+	// ids is the block request ids are cut from (see requestIDs.next);
+	// kept across uses of the state.
+	ids []byte
 	// trusted: the peer is a trusted proxy, whose X-Forwarded-* are kept.
 	trusted bool
 	// client is the client's address a trusted peer's X-Forwarded-For
@@ -91,9 +93,9 @@ func getState() *reqState {
 
 func putState(st *reqState) {
 	clear(st.triedBuf[:])
-	try := st.try
+	try, ids := st.try, st.ids
 	try.Reset()
-	*st = reqState{try: try}
+	*st = reqState{try: try, ids: ids}
 	statePool.Put(st)
 }
 
