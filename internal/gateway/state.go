@@ -56,7 +56,9 @@ type reqState struct {
 	retryBuf  [4]string
 	reused    bool
 	upstream  time.Duration
-	held      time.Duration
+	// answeredAt is when the last attempt returned.
+	answeredAt time.Time
+	held       time.Duration
 
 	// fail is the final gateway failure, when gatehouse answered.
 	fail *cause.Error
