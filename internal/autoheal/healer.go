@@ -52,7 +52,11 @@ func (h *Healer) Observe(e *telemetry.AccessEntry) {
 	if c == nil {
 		return
 	}
-	if f := c.observe(e, time.Now()); f != nil {
+	now := e.Time.Add(e.Duration) // the request's end: the gateway's clock reading, not another
+	if e.Time.IsZero() {
+		now = time.Now()
+	}
+	if f := c.observe(e, now); f != nil {
 		f.app, f.instance = e.App, e.Instance
 		h.submit(f, c)
 	}

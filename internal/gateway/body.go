@@ -129,7 +129,20 @@ func (b *responseBody) endWith(ctx context.Context) {
 }
 
 func newResponseBody(ctx context.Context, resp *http.Response, pc *upstream.Conn, m *pool.Member, st *reqState) io.ReadCloser {
-	b := &responseBody{rc: resp.Body, pc: pc, m: m, st: st}
+	var b *responseBody
+	if st.x != nil && resp.StatusCode != http.StatusSwitchingProtocols && !isEventStream(resp.Header) {
+		// The front's plain answer: copyResponse closes its body before
+		// the request's state is put back, and no callback outlives it
+		// that touches the body itself (watch's interrupts the
+		// connection), so the state's own body serves, unallocated. An
+		// upgrade outlives the request, and an event stream's end
+		// (endWith) sets ended from another goroutine: theirs are their
+		// own.
+		b = &st.body
+		*b = responseBody{rc: resp.Body, pc: pc, m: m, st: st}
+	} else {
+		b = &responseBody{rc: resp.Body, pc: pc, m: m, st: st}
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now carries another protocol: it is the body,
 		// readable and writable, and never goes back to the pool.

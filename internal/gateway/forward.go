@@ -63,14 +63,15 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		if err != nil {
 			return nil, a.acquireError(req.Context(), err, hold)
 		}
+		now := time.Now() // one reading for the deadline, sentAt and the attempt's start
 		if deadline.IsZero() {
-			deadline = time.Now().Add(cfg.RequestTimeout.D())
+			deadline = now.Add(cfg.RequestTimeout.D())
 		}
 		st.attempts++
 		st.tried = append(st.tried, m)
-		st.sentAt = append(st.sentAt, time.Now())
+		st.sentAt = append(st.sentAt, now)
 		st.instance = m.ID
-		resp, c, err := a.attempt(req, m, st, deadline, cfg)
+		resp, c, err := a.attempt(req, m, st, now, deadline, cfg)
 		if err == nil {
 			if cfg.Affinity {
 				a.setPin(resp.Header, m, cfg.AffinityCookie, st, secureRequest(req))
@@ -200,15 +201,15 @@ var killedFromOutside = map[string]bool{"SIGKILL": true, "SIGTERM": true, "SIGIN
 // fails is still counted in the exit's event.
 const cutSettle = 50 * time.Millisecond
 
-// attempt sends req to m once. On success the response body releases m
-// when it is done.
-func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, deadline time.Time, cfg *config.App) (*http.Response, cause.Cause, error) {
+// attempt sends req to m once, starting at start. On success the
+// response body releases m when it is done.
+func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, start, deadline time.Time, cfg *config.App) (*http.Response, cause.Cause, error) {
 	u := a.upstream(m)
 	try := &st.try
 	try.Deadline, try.Timeout, try.RequestURI, try.HeadLimit, try.Client = deadline, cfg.RequestTimeout.D(), st.requestURI, int64(cfg.Limits.ResponseHead), st
-	start := time.Now()
 	resp, pc, err := u.RoundTrip(req.Context(), req, try)
-	st.upstream = time.Since(start)
+	st.answeredAt = time.Now()
+	st.upstream = st.answeredAt.Sub(start)
 	st.reused = try.Progress.Reused
 	if err != nil {
 		if upstream.IsClientBodyError(err) {

@@ -137,7 +137,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (g *Gateway) name(st *reqState, clientID string) {
 	st.requestID = clientID
 	if st.requestID == "" || len(st.requestID) > 200 {
-		st.requestID = g.ids.next(st.idBuf[:0])
+		st.requestID = g.ids.next(&st.ids)
 	}
 }
 

@@ -76,7 +76,7 @@ func (g *Gateway) forwardFront(x *front.Exchange, a *appProxy, rw *responseWrite
 		st.upgrade.Close()
 		err = errUnaskedSwitch
 	}
-	if err == nil && time.Since(start) > lateCheck && x.Gone() {
+	if err == nil && st.answeredAt.Sub(start) > lateCheck && x.Gone() {
 		// The client left while the app worked: its answer is not
 		// written, and the request is logged client_closed. (A failure is
 		// still classified by fail, so that finish can tell an upstream

@@ -25,7 +25,9 @@ type reqState struct {
 	// cleanPath is the decoded path routed by, when dot segments were
 	// removed from the client's.
 	cleanPath string
-	idBuf     [40]byte
+	// ids is the block request ids are cut from (see requestIDs.next);
+	// kept across uses of the state.
+	ids []byte
 	// trusted: the peer is a trusted proxy, whose X-Forwarded-* are kept.
 	trusted bool
 	// client is the client's address a trusted peer's X-Forwarded-For
@@ -54,7 +56,9 @@ type reqState struct {
 	retryBuf  [4]string
 	reused    bool
 	upstream  time.Duration
-	held      time.Duration
+	// answeredAt is when the last attempt returned.
+	answeredAt time.Time
+	held       time.Duration
 
 	// fail is the final gateway failure, when gatehouse answered.
 	fail *cause.Error
@@ -69,6 +73,8 @@ type reqState struct {
 
 	// rw records what a front request's answer was.
 	rw responseWriter
+	// body is a front request's response body (see newResponseBody).
+	body responseBody
 
 	// try is the exchange with the current member; its response storage
 	// is kept across uses of the state.
@@ -89,9 +95,9 @@ func getState() *reqState {
 
 func putState(st *reqState) {
 	clear(st.triedBuf[:])
-	try := st.try
+	try, ids := st.try, st.ids
 	try.Reset()
-	*st = reqState{try: try}
+	*st = reqState{try: try, ids: ids}
 	statePool.Put(st)
 }
 

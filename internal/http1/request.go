@@ -76,7 +76,7 @@ func ParseRequestHead(head []byte, r *RequestHead) error {
 	if n < 4 || string(head[n-4:]) != "\r\n\r\n" {
 		return bad("head does not end with an empty line")
 	}
-	s := string(head[:n-2])
+	s := headString(head[:n-2])
 	line, rest, _ := strings.Cut(s, "\r\n")
 	if err := r.requestLine(line); err != nil {
 		return err

@@ -38,7 +38,7 @@ func (r *ResponseHead) ParsePlainResponse(buf []byte) int {
 // It reports whether the head is plain.
 func (r *ResponseHead) ParsePlainHead(head []byte) bool {
 	n := len(head)
-	s := string(head[:n-2])
+	s := headString(head[:n-2])
 	status, rest, _ := strings.Cut(s, "\r\n")
 	code, ok := plainStatus(status)
 	if !ok {
