@@ -85,13 +85,15 @@ run() {
     sleep 3 # the page loaded and its stream is open
     check_session chromium "$browser"
   fi
+  local prof=""
   t0=$(ticks)
   if [ -n "$browser" ]; then
     curl -s -o "$WORK/cpu-$r.pprof" "http://127.0.0.1:$ADMIN/debug/pprof/profile?seconds=$((DURATION - 2))" &
+    prof=$!
   fi
   timeout $((DURATION + 30)) sh -c "$SELF_REPORT" "$WORK/wrk.sid" wrk -t2 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$GH/" > "$WORK/wrk.out"
   t1=$(ticks)
-  wait # the profile
+  [ -z "$prof" ] || wait "$prof"
   check_report wrk "$WORK/wrk.sid"
   [ -z "$browser" ] || s=$(streams)
   reqs=$(awk '/requests in/{print $1}' "$WORK/wrk.out")
