@@ -59,22 +59,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-install_peers() {
-  local need=()
-  command -v nginx >/dev/null || need+=(nginx-light)
-  command -v haproxy >/dev/null || need+=(haproxy)
-  if [ ${#need[@]} -gt 0 ]; then
-    echo "installing ${need[*]} from Debian" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    # Debian starts the services it just installed; the benchmark runs its
-    # own, so stop those (by their pid files: nobody else's).
-    local f
-    for f in /run/nginx.pid /run/haproxy.pid; do
-      [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
-    done
-  fi
-}
 
 install_peers
 

@@ -185,3 +185,25 @@ wait_port() {
   done
   echo "nothing listens on $1" >&2; return 1
 }
+
+# install_peers [COMMAND:PACKAGE...]: install nginx and HAProxy, and each
+# PACKAGE whose COMMAND is missing, from Debian.
+install_peers() {
+  local need=() pair
+  command -v nginx >/dev/null || need+=(nginx-light)
+  command -v haproxy >/dev/null || need+=(haproxy)
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "installing ${need[*]} from Debian" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # Debian starts the services it just installed; the benchmark runs its
+    # own, so stop those (by their pid files: nobody else's).
+    local f
+    for f in /run/nginx.pid /run/haproxy.pid; do
+      [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
+  fi
+}

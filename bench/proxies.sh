@@ -52,28 +52,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-install_peers() {
-  local need=()
-  command -v nginx >/dev/null || need+=(nginx-light)
-  command -v haproxy >/dev/null || need+=(haproxy)
-  command -v wrk >/dev/null || need+=(wrk)
-  command -v h2load >/dev/null || need+=(nghttp2-client)
-  command -v openssl >/dev/null || need+=(openssl)
-  if [ ${#need[@]} -gt 0 ]; then
-    echo "installing ${need[*]} from Debian" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    # Debian starts the services it just installed; the benchmark runs its
-    # own, so stop those (by their pid files: nobody else's).
-    local f
-    for f in /run/nginx.pid /run/haproxy.pid; do
-      [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
-    done
-  fi
-}
 
-
-install_peers
+install_peers wrk:wrk h2load:nghttp2-client openssl:openssl
 cd "$ROOT"
 go build -o "$WORK/backend" ./bench/backend
 go build -o "$WORK/gatehouse" ./cmd/gatehouse
