@@ -63,28 +63,49 @@ var (
 const parkAfter = 50 * time.Millisecond
 
 // conn serves the keep-alive requests of one client connection. What it
-// needs only to read and answer a request (reqState: the request, header
-// map, URL, body reader and response writer) is made when a request comes
-// and reused from one request to the next while they keep coming: nothing
-// of a finished request is retained anywhere else (the access entry copies
-// what it keeps, and the strings parsed from a head point into that head's
-// own copy). A connection idle long enough drops it, and its buffers.
+// needs only to read and answer a request (reqState: the buffers, the
+// request, header map, URL, body reader, response writer and context) is
+// made when a request comes and reused from one request to the next while
+// they keep coming: nothing of a finished request is retained anywhere
+// else (the access entry copies what it keeps, and the strings parsed from
+// a head point into that head's own copy). A connection idle long enough
+// drops it, and holds only the few words below: thousands of idle
+// keep-alive connections cost little more than their sockets (issue 18).
 type conn struct {
 	*reqState // nil while idle past parkAfter
 
-	s      *Server
-	c      net.Conn
-	peek   *peek.Peeker
-	br     *bufio.Reader // from readers, while a request is read
-	bw     *bufio.Writer // from writers, while a request is answered
-	state  atomic.Int32
-	remote string
+	s *Server
+	c net.Conn
+	// tls is the handshake of a TLS connection; nil on a plain one.
+	tls *tls.ConnectionState
+	// deadline ends the wait for the next request (see monoNow):
+	// HeadTimeout after the connection came (first), KeepaliveTimeout
+	// after the last answer.
+	deadline int64
+	state    atomic.Int32
+	first    bool
+	handedTo bool // the connection belongs to the fallback server now
+	woke     bool // the poller found the parked connection readable
+}
+
+// reqState is what a connection needs only while it reads and answers
+// requests.
+type reqState struct {
+	br *bufio.Reader // from readers
+	bw *bufio.Writer // from writers
+
+	// ctx is the requests' context: cancelled when the client goes away,
+	// when the connection ends, and when it drops its request state.
 	ctx    context.Context
 	cancel context.CancelFunc
+	remote string
+	// peek looks at the client's socket (watcher.check); made at the
+	// first look.
+	peek *peek.Peeker
 
 	// pending are bytes to read before the socket's: the byte the
-	// watcher took (the start of a pipelined request), or what followed a
-	// head that outgrew the read buffer.
+	// watcher or the idle wait took (the start of the next request), or
+	// what followed a head that outgrew the read buffer.
 	pending    []byte
 	pendingBuf [1]byte
 	// big holds a head that outgrew the read buffer, and what came after
@@ -96,27 +117,8 @@ type conn struct {
 	// sendTimeout bounds each write to the client: SendTimeout, or a
 	// second for a request the front refuses.
 	sendTimeout time.Duration
-	// tls is the handshake of a TLS connection; nil on a plain one.
-	tls        *tls.ConnectionState
-	closeAfter bool // the client asked for Connection: close, or the exchange broke
-	handedTo   bool // the connection belongs to the fallback server now
+	closeAfter  bool // the client asked for Connection: close, or the exchange broke
 
-	// deadline ends the wait for the next request: HeadTimeout after the
-	// connection came (first), KeepaliveTimeout after the last answer.
-	deadline time.Time
-	first    bool
-	// raw is the socket of a plain TCP or unix connection, which can be
-	// parked; nil for any other (TLS, a PROXY protocol wrapper).
-	raw syscall.RawConn
-	// parkID and parkTimer belong to the poller, while parked.
-	parkID    uint64
-	parkTimer *time.Timer
-	woke      bool // the poller found the parked connection readable
-}
-
-// reqState is what a connection needs only while it reads and answers
-// requests.
-type reqState struct {
 	x       Exchange
 	head    http1.RequestHead
 	url     url.URL
@@ -126,21 +128,18 @@ type reqState struct {
 	scratch [24]byte
 }
 
+// epoch is the origin of the connections' deadlines: nanoseconds on the
+// monotonic clock, one word where a time.Time takes three.
+var epoch = time.Now()
+
+// monoNow is the time now as a deadline.
+func monoNow() int64 { return int64(time.Since(epoch)) }
+
+// monoTime is a deadline as a time.Time, for SetReadDeadline.
+func monoTime(d int64) time.Time { return epoch.Add(time.Duration(d)) }
+
 func newConn(s *Server, c net.Conn) *conn {
 	fc := &conn{s: s, c: c}
-	fc.ctx, fc.cancel = context.WithCancel(context.Background())
-	raw := c
-	if tc, ok := c.(*tls.Conn); ok {
-		// The socket under TLS: a close there is the client gone all
-		// the same (bytes there are records, and mean nothing to look at).
-		raw = tc.NetConn()
-	}
-	fc.peek = peek.New(raw)
-	switch c := c.(type) {
-	case *net.TCPConn, *net.UnixConn:
-		fc.raw, _ = c.(syscall.Conn).SyscallConn()
-	}
-	fc.sendTimeout = s.opts.SendTimeout
 	fc.state.Store(connIdle)
 	return fc
 }
@@ -151,6 +150,11 @@ func (fc *conn) activate() {
 		return
 	}
 	fc.reqState = &reqState{}
+	fc.ctx, fc.cancel = context.WithCancel(context.Background())
+	// A PROXY protocol wrapper read its header at the connection's start
+	// (setRemote): from then on RemoteAddr is a field's value.
+	fc.remote = fc.c.RemoteAddr().String()
+	fc.sendTimeout = fc.s.opts.SendTimeout
 	fc.head.DropUnderscores = true
 	req := (&http.Request{Header: http.Header{}, URL: &fc.url, TLS: fc.tls}).WithContext(fc.ctx)
 	fc.x = Exchange{c: fc, Req: req, Head: &fc.head, W: &fc.w, IP: hostOf(fc.remote)}
@@ -164,16 +168,36 @@ func (fc *conn) activate() {
 // setRemote learns the client's address. It runs on the connection's own
 // goroutine, not in the accept loop: behind a PROXY protocol listener,
 // RemoteAddr reads the header from the client, and a client slow to send
-// it would hold up accepting everyone else.
-func (fc *conn) setRemote() {
-	fc.remote = fc.c.RemoteAddr().String()
-}
+// it would hold up accepting everyone else. The address is formatted
+// only with the request state.
+func (fc *conn) setRemote() { fc.c.RemoteAddr() }
 
 func hostOf(remote string) string {
 	if h, _, err := net.SplitHostPort(remote); err == nil {
 		return h
 	}
 	return remote
+}
+
+// parkable reports whether c is a plain TCP or unix connection, which
+// can be parked; any other (TLS, a PROXY protocol wrapper) cannot.
+func parkable(c net.Conn) bool {
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
+}
+
+// rawSocket is the socket of a parkable connection; nil for any other.
+// (Made when needed, rather than kept: an idle connection holds no more
+// than it must.)
+func rawSocket(c net.Conn) syscall.RawConn {
+	if !parkable(c) {
+		return nil
+	}
+	raw, _ := c.(syscall.Conn).SyscallConn()
+	return raw
 }
 
 // source reads the client connection, after the pending bytes.
@@ -226,7 +250,7 @@ func (fc *conn) run(fresh bool) {
 		}
 		// A new connection gets HeadTimeout for its first request, as
 		// with net/http; a kept-alive one KeepaliveTimeout for the next.
-		fc.deadline, fc.first = time.Now().Add(fc.s.opts.HeadTimeout), true
+		fc.deadline, fc.first = monoNow()+int64(fc.s.opts.HeadTimeout), true
 	}
 	// No check for a shutdown here: a connection waiting for its next
 	// request is idle, and Shutdown closes it as such (after its idle
@@ -269,7 +293,7 @@ func (fc *conn) run(fresh bool) {
 		if !fc.state.CompareAndSwap(connActive, connIdle) {
 			return
 		}
-		fc.deadline = time.Now().Add(fc.s.opts.KeepaliveTimeout)
+		fc.deadline = monoNow() + int64(fc.s.opts.KeepaliveTimeout)
 	}
 }
 
@@ -289,41 +313,42 @@ const (
 func (fc *conn) await() int {
 	fc.takeBuffers()
 	wait, grace := fc.deadline, false
-	if t := time.Now().Add(parkAfter); t.Before(wait) && !fc.woke {
+	if t := monoNow() + int64(parkAfter); t < wait && !fc.woke {
 		wait, grace = t, true
 	}
 	// A connection the poller woke has something to read (or an end):
 	// it parks again only after a request.
 	fc.woke = false
-	fc.c.SetReadDeadline(wait)
+	fc.c.SetReadDeadline(monoTime(wait))
 	_, err := fc.br.Peek(1)
 	switch {
 	case err == nil:
 		if grace && fc.first {
-			fc.c.SetReadDeadline(fc.deadline) // the head's own bound
+			fc.c.SetReadDeadline(monoTime(fc.deadline)) // the head's own bound
 		}
 		return awaitRequest
 	case !grace || !errors.Is(err, os.ErrDeadlineExceeded) || fc.br.Buffered() > 0 || len(fc.pending) > 0:
 		return awaitEnd
 	}
-	fc.putBuffers()
 	fc.forget()
 	if fc.park() {
 		return awaitParked
 	}
-	fc.c.SetReadDeadline(fc.deadline)
-	if n, _ := fc.c.Read(fc.pendingBuf[:]); n == 0 {
+	fc.c.SetReadDeadline(monoTime(fc.deadline))
+	var b [1]byte
+	if n, _ := fc.c.Read(b[:]); n == 0 {
 		return awaitEnd
 	}
-	fc.pending = fc.pendingBuf[:1]
 	fc.takeBuffers()
+	fc.pendingBuf = b
+	fc.pending = fc.pendingBuf[:1]
 	return awaitRequest
 }
 
 // park hands the idle connection to the server's poller; false when it
 // is not a plain socket, there is no poller, or Shutdown closed it.
 func (fc *conn) park() bool {
-	if fc.raw == nil {
+	if !parkable(fc.c) {
 		return false
 	}
 	p := fc.s.poller()
@@ -354,6 +379,9 @@ func (fc *conn) takeBuffers() {
 // putBuffers gives the buffers back; what they held is dropped, so only
 // a connection with nothing buffered, or one that ends, may.
 func (fc *conn) putBuffers() {
+	if fc.reqState == nil {
+		return
+	}
 	if fc.br != nil {
 		fc.br.Reset(nil)
 		readers.Put(fc.br)
@@ -367,10 +395,18 @@ func (fc *conn) putBuffers() {
 }
 
 // forget drops what the connection holds of its last request while it
-// waits for the next: the copy of its head that the parsed strings point
-// into, the header maps, what the handler set. The next request makes
-// them anew.
-func (fc *conn) forget() { fc.reqState = nil }
+// waits for the next: its buffers, the copy of its head that the parsed
+// strings point into, the header maps, what the handler set, its context
+// (cancelled: nothing of a finished request may still use it). The next
+// request makes them anew.
+func (fc *conn) forget() {
+	if fc.reqState == nil {
+		return
+	}
+	fc.putBuffers()
+	fc.cancel()
+	fc.reqState = nil
+}
 
 // request checks and parses head and prepares the request for the
 // handler; false when the connection was answered, refused or handed off
@@ -444,7 +480,7 @@ func (fc *conn) recover() {
 		}
 		buf := make([]byte, 16<<10)
 		buf = buf[:runtime.Stack(buf, false)]
-		fc.s.opts.ErrorLog.Printf("front: panic serving %s: %v\n%s", fc.remote, v, buf)
+		fc.s.opts.ErrorLog.Printf("front: panic serving %s: %v\n%s", fc.c.RemoteAddr(), v, buf)
 	}
 }
 
@@ -619,7 +655,9 @@ func (fc *conn) unread() []byte {
 // finish before the close, or its kernel would reset the connection and
 // discard the answer it was sent (the answer said Connection: close).
 func (fc *conn) end() {
-	fc.cancel()
+	if fc.reqState != nil {
+		fc.cancel()
+	}
 	if !fc.handedTo {
 		fc.state.Store(connClosed)
 		if fc.reqState != nil && fc.body.n > 0 && !fc.watch.gone.Load() {

@@ -23,7 +23,7 @@ const (
 // connection's request. false: the handshake failed, or it was an ACME
 // validation, and the connection ends.
 func (fc *conn) handshake(tc *tls.Conn) bool {
-	ctx, cancel := context.WithTimeout(fc.ctx, fc.s.opts.HeadTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), fc.s.opts.HeadTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
@@ -56,7 +56,10 @@ func (fc *conn) serveH2(c net.Conn) {
 	// HeadTimeout after it opened. x/net bounds the rest of the preface
 	// and the first SETTINGS itself, and idleness with IdleTimeout.
 	c.SetReadDeadline(time.Time{})
-	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: fc.ctx, BaseConfig: s.h2base, Handler: s.h2handler})
+	// The streams' contexts end with the connection.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: s.h2handler})
 }
 
 // newH2 makes the server's HTTP/2 side: ServeConn serves one connection

@@ -227,12 +227,17 @@ func waitSettled(t testing.TB, s *Server, n int) {
 	}
 }
 
-// An idle keep-alive connection costs the server at most 2 KiB (nginx
-// holds about 0.6 KiB, HAProxy 1 KiB).
+// An idle keep-alive connection costs the server at most 1 KiB of live
+// heap: about 600 bytes, most of it the socket's own objects in package
+// net (about 310 bytes), then its 56-byte conn, its poller slot and its
+// entry in the server's set. (Issue 18's budget, 2 KiB of RSS, also
+// counts what the runtime holds outside the heap for each socket: its
+// 512-byte pollDesc; bench/idle.sh measures that beside nginx and
+// HAProxy.)
 func TestIdleConnCost(t *testing.T) {
 	n := idleCostConns(t, 2000)
 	needFiles(t, 2*n+100)
-	const budget = 2 << 10
+	const budget = 1 << 10
 	perConn := idleCost(t, n, Options{})
 	t.Logf("%d idle connections: %.0f bytes each (heap objects + goroutine stacks)", n, perConn)
 	if perConn > budget {

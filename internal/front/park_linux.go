@@ -2,6 +2,7 @@ package front
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"syscall"
 	"time"
@@ -14,18 +15,27 @@ import (
 // is registered, one-shot, with an epoll instance that one goroutine
 // waits on; a connection the client sends on (or closes) is claimed and
 // served again on a new goroutine, one whose idle time runs out is
-// claimed and closed by its timer, and Shutdown and Close claim and close
-// them all.
+// claimed and closed by that goroutine's scan of the deadlines, and
+// Shutdown and Close claim and close them all.
 //
-// A parked connection is known by the id of that parking, which is what
-// epoll gives back, never by its descriptor: the descriptor may be closed
-// and its number reused by another connection while an event for the old
-// one is on its way. Exactly one claim succeeds (taking the connection out
-// of the map); whoever makes it owns the connection, removes it from epoll
+// A parked connection costs the poller one slot (three words): no timer,
+// no map entry. Its slot is known by its index and the generation of that
+// parking, which is what epoll gives back, never by its descriptor: the
+// descriptor may be closed and its number reused by another connection
+// while an event for the old one is on its way, and the slot may hold
+// another parking by then. Exactly one claim succeeds (emptying the
+// slot); whoever makes it owns the connection, removes it from epoll
 // before anything else, and either serves or closes it.
+//
+// Idle deadlines are coarse: the goroutine scans the slots for expired
+// ones at the earliest deadline, but never sooner than scanEvery per
+// parked connection after its last scan (at most a second), so that the
+// scans cost a bounded share of a core however many connections are
+// parked. A parked connection is closed at its deadline or up to a
+// second after it (about 0.4 s with 8,000 parked; never before it).
 type poller struct {
 	epfd int
-	wake int // eventfd that stop writes to end the wait
+	wake int // eventfd that park and stop write to, to end the wait
 	done chan struct{}
 
 	stopOnce sync.Once
@@ -33,11 +43,39 @@ type poller struct {
 	// closes epfd only after them.
 	claimed sync.WaitGroup
 
-	mu     sync.Mutex
-	parked map[uint64]*conn
-	last   uint64 // id of the latest parking; 0 is wake's
-	closed bool
+	mu    sync.Mutex
+	slots []parkSlot
+	free  []uint32 // indices of the empty slots
+	count int      // parked connections
+	gen   uint32   // generation of the latest parking
+	// minDue is no later than the earliest deadline of a parked
+	// connection (it may be earlier: that one was claimed since);
+	// lastScan is when the slots were last scanned, wakeAt when the
+	// goroutine's wait ends (0: it waits for events only). All are
+	// monoNow times.
+	minDue, lastScan, wakeAt int64
+	closed                   bool
 }
+
+// parkSlot holds one parked connection; fc is nil when it is empty.
+type parkSlot struct {
+	fc  *conn
+	due int64 // fc.deadline
+	gen uint32
+}
+
+// wakeData is what epoll gives back for the eventfd: no slot's (a slot
+// index never reaches 2³²-1).
+const wakeData = math.MaxUint64
+
+// Scans of the deadlines are at least scanEvery apart per parked
+// connection, and at least a millisecond, at most a second.
+const (
+	scanEvery   = 50 * time.Microsecond
+	scanGapMin  = time.Millisecond
+	scanGapMax  = time.Second
+	epollEvents = 128
+)
 
 func newPoller() (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -49,44 +87,55 @@ func newPoller() (*poller, error) {
 		unix.Close(epfd)
 		return nil, err
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	ev := epollEvent(unix.EPOLLIN, wakeData)
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
 		unix.Close(epfd)
 		unix.Close(wake)
 		return nil, err
 	}
-	p := &poller{epfd: epfd, wake: wake, done: make(chan struct{}), parked: map[uint64]*conn{}}
+	p := &poller{epfd: epfd, wake: wake, done: make(chan struct{})}
 	go p.run()
 	return p, nil
 }
 
-// run waits for parked connections to become readable until stop.
+// epollEvent is an event of events carrying data (in the union epoll
+// gives back, which x/sys splits into Fd and Pad).
+func epollEvent(events uint32, data uint64) unix.EpollEvent {
+	return unix.EpollEvent{Events: events, Fd: int32(uint32(data)), Pad: int32(uint32(data >> 32))}
+}
+
+// run waits for parked connections to become readable, and closes those
+// whose deadline passed, until stop.
 func (p *poller) run() {
 	defer close(p.done)
-	events := make([]unix.EpollEvent, 128)
+	events := make([]unix.EpollEvent, epollEvents)
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		n, err := unix.EpollWait(p.epfd, events, p.waitFor())
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			// Not expected; the parked connections' timers still
-			// close them, and stop or Close the rest.
+			// Not expected: the parked connections go back to waiting
+			// on their goroutines, and no more park.
+			p.abandon()
 			return
 		}
 		for _, ev := range events[:n] {
-			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if id == 0 {
+			data := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+			if data == wakeData {
 				if p.isClosed() {
 					return
 				}
+				var buf [8]byte
+				unix.Read(p.wake, buf[:]) // resets it
 				continue
 			}
-			if fc := p.claim(id); fc != nil {
+			if fc := p.claim(uint32(data), uint32(data>>32)); fc != nil {
 				fc.state.Store(connIdle)
 				go p.resume(fc)
 			}
 		}
+		p.expire()
 	}
 }
 
@@ -96,42 +145,105 @@ func (p *poller) isClosed() bool {
 	return p.closed
 }
 
+// waitFor is how long, in milliseconds, the next wait for events may
+// last: until the next scan of the deadlines is due, or for ever (-1)
+// when nothing is parked.
+func (p *poller) waitFor() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.count == 0 {
+		p.wakeAt = 0
+		return -1
+	}
+	p.wakeAt = p.nextScan(p.minDue)
+	ms := (p.wakeAt - monoNow() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+	return int(min(max(ms, 0), math.MaxInt32))
+}
+
+// nextScan is when the slots are scanned next, for the earliest
+// deadline due.
+func (p *poller) nextScan(due int64) int64 {
+	gap := min(max(time.Duration(p.count)*scanEvery, scanGapMin), scanGapMax)
+	return max(due, p.lastScan+int64(gap))
+}
+
 // park registers fc, idle with nothing buffered, until it is readable or
 // until its deadline; false when the poller is stopped or the socket
 // cannot be registered (the caller then waits for it on its goroutine).
 // On true the caller must not touch fc again: another goroutine may
 // already serve it.
 func (p *poller) park(fc *conn) bool {
+	raw := rawSocket(fc.c)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || raw == nil {
 		return false
 	}
-	id := p.last + 1
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+	var idx uint32
+	if n := len(p.free); n > 0 {
+		idx = p.free[n-1]
+	} else {
+		idx = uint32(len(p.slots))
+	}
+	gen := p.gen + 1
+	ev := epollEvent(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLONESHOT, uint64(idx)|uint64(gen)<<32)
 	var errno error
-	if err := fc.raw.Control(func(fd uintptr) { errno = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil || errno != nil {
+	if err := raw.Control(func(fd uintptr) { errno = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil || errno != nil {
 		return false
 	}
-	p.last = id
-	p.parked[id] = fc
-	fc.parkID = id
-	fc.parkTimer = time.AfterFunc(time.Until(fc.deadline), func() { p.expire(id) })
+	p.gen = gen
+	slot := parkSlot{fc: fc, due: fc.deadline, gen: gen}
+	if n := len(p.free); n > 0 {
+		p.free = p.free[:n-1]
+		p.slots[idx] = slot
+	} else {
+		p.slots = append(p.slots, slot)
+	}
+	if p.count == 0 || fc.deadline < p.minDue {
+		p.minDue = fc.deadline
+	}
+	p.count++
+	// The goroutine's wait must end in time for this deadline: it waits
+	// for events only, or until a later scan.
+	if next := p.nextScan(fc.deadline); p.wakeAt == 0 || next < p.wakeAt {
+		p.wakeAt = next
+		p.signal()
+	}
 	return true
 }
 
-// claim takes the connection parked as id; nil when another claim came
-// first (the id is stale).
-func (p *poller) claim(id uint64) *conn {
+// signal ends the goroutine's current wait.
+func (p *poller) signal() {
+	one := [8]byte{1}
+	for {
+		if _, err := unix.Write(p.wake, one[:]); err != syscall.EINTR {
+			return
+		}
+	}
+}
+
+// claim takes the connection parked in slot idx as generation gen; nil
+// when another claim came first (the event is stale).
+func (p *poller) claim(idx, gen uint32) *conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fc := p.parked[id]
-	if fc != nil {
-		delete(p.parked, id)
-		fc.parkTimer.Stop() // (a no-op in the timer's own call)
-		fc.parkTimer = nil
-		p.claimed.Add(1)
+	if int(idx) >= len(p.slots) || p.slots[idx].gen != gen {
+		return nil
 	}
+	return p.take(idx)
+}
+
+// take empties slot idx and returns its connection, now the caller's to
+// unregister; nil when it was empty. p.mu is held.
+func (p *poller) take(idx uint32) *conn {
+	fc := p.slots[idx].fc
+	if fc == nil {
+		return nil
+	}
+	p.slots[idx].fc = nil
+	p.free = append(p.free, idx)
+	p.count--
+	p.claimed.Add(1)
 	return fc
 }
 
@@ -142,10 +254,58 @@ func (p *poller) resume(fc *conn) {
 	fc.run(false)
 }
 
-// expire closes a connection whose idle time ran out while parked.
-func (p *poller) expire(id uint64) {
-	if fc := p.claim(id); fc != nil {
-		p.closeParked(fc)
+// expire claims the connections whose deadline passed, when a scan is
+// due, and closes them on a goroutine of their own (the poller goes back
+// to its events at once).
+func (p *poller) expire() {
+	now := monoNow()
+	p.mu.Lock()
+	if p.count == 0 || now < p.nextScan(p.minDue) {
+		p.mu.Unlock()
+		return
+	}
+	p.lastScan = now
+	var due []*conn
+	minDue := int64(math.MaxInt64)
+	for i := range p.slots {
+		s := &p.slots[i]
+		switch {
+		case s.fc == nil:
+		case s.due <= now:
+			due = append(due, p.take(uint32(i)))
+		default:
+			minDue = min(minDue, s.due)
+		}
+	}
+	p.minDue = minDue
+	p.compact()
+	p.mu.Unlock()
+	if len(due) > 0 {
+		go p.closeEach(due)
+	}
+}
+
+// compact drops the empty slots at the end, and gives back the memory of
+// slots that a burst of connections left unused. p.mu is held.
+func (p *poller) compact() {
+	n := len(p.slots)
+	for n > 0 && p.slots[n-1].fc == nil {
+		n--
+	}
+	if n == len(p.slots) {
+		return
+	}
+	p.slots = p.slots[:n]
+	free := p.free[:0]
+	for _, i := range p.free {
+		if int(i) < n {
+			free = append(free, i)
+		}
+	}
+	p.free = free
+	if cap(p.slots) > 2*n+64 {
+		p.slots = append([]parkSlot(nil), p.slots...)
+		p.free = append([]uint32(nil), p.free...)
 	}
 }
 
@@ -153,7 +313,9 @@ func (p *poller) expire(id uint64) {
 // closed or read, so that no event of it outlives its ownership. (A
 // socket closed meanwhile left epoll by itself.)
 func (p *poller) unregister(fc *conn) {
-	fc.raw.Control(func(fd uintptr) { unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
+	if raw := rawSocket(fc.c); raw != nil {
+		raw.Control(func(fd uintptr) { unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
+	}
 	p.claimed.Done()
 }
 
@@ -164,12 +326,14 @@ func (p *poller) closeParked(fc *conn) {
 	fc.end()
 }
 
-// closeAll closes every parked connection: they are all idle.
-func (p *poller) closeAll() {
-	for _, fc := range p.takeAll(false) {
+func (p *poller) closeEach(fcs []*conn) {
+	for _, fc := range fcs {
 		p.closeParked(fc)
 	}
 }
+
+// closeAll closes every parked connection: they are all idle.
+func (p *poller) closeAll() { p.closeEach(p.takeAll(false)) }
 
 // takeAll claims every parked connection; stop: and parks no more.
 func (p *poller) takeAll(stop bool) []*conn {
@@ -178,15 +342,22 @@ func (p *poller) takeAll(stop bool) []*conn {
 	if stop {
 		p.closed = true
 	}
-	fcs := make([]*conn, 0, len(p.parked))
-	for id, fc := range p.parked {
-		delete(p.parked, id)
-		fc.parkTimer.Stop()
-		fc.parkTimer = nil
-		p.claimed.Add(1)
-		fcs = append(fcs, fc)
+	fcs := make([]*conn, 0, p.count)
+	for i := range p.slots {
+		if fc := p.take(uint32(i)); fc != nil {
+			fcs = append(fcs, fc)
+		}
 	}
 	return fcs
+}
+
+// abandon hands every parked connection back to a goroutine of its own,
+// which waits for its next request there, and parks no more.
+func (p *poller) abandon() {
+	for _, fc := range p.takeAll(true) {
+		fc.state.Store(connIdle)
+		go p.resume(fc)
+	}
 }
 
 // stop closes the parked connections, ends the poller's goroutine and
@@ -194,15 +365,8 @@ func (p *poller) takeAll(stop bool) []*conn {
 // goroutines are the Server's to end.
 func (p *poller) stop() {
 	p.stopOnce.Do(func() {
-		for _, fc := range p.takeAll(true) {
-			p.closeParked(fc)
-		}
-		one := [8]byte{1}
-		for {
-			if _, err := unix.Write(p.wake, one[:]); err != syscall.EINTR {
-				break
-			}
-		}
+		p.closeEach(p.takeAll(true))
+		p.signal()
 		<-p.done
 		p.claimed.Wait()
 		unix.Close(p.epfd)
@@ -214,5 +378,5 @@ func (p *poller) stop() {
 func (p *poller) parkedCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.parked)
+	return p.count
 }

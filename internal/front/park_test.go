@@ -250,3 +250,59 @@ func TestParkedAnswersLikeNetHTTP(t *testing.T) {
 		}
 	}
 }
+
+// The poller's deadlines: connections woken and parked again, many times
+// over (their slots reused, under new generations), are neither closed
+// before keepalive_timeout nor kept much past it, and once they are gone
+// the poller holds no slots for them.
+func TestParkedDeadlines(t *testing.T) {
+	const (
+		n      = 64
+		rounds = 3
+		kt     = 2 * time.Second
+	)
+	s, addr := parkServe(t, echoStub{}, Options{KeepaliveTimeout: kt})
+	lcs := make([]*limClient, n)
+	for i := range lcs {
+		lcs[i] = limDial(t, addr)
+		lcs[i].served("/one")
+	}
+	waitParked(t, s, n)
+	var last time.Time
+	for r := range rounds {
+		last = time.Now()
+		for i, lc := range lcs {
+			lc.served("/again/" + strconv.Itoa(r) + "/" + strconv.Itoa(i))
+		}
+		waitParked(t, s, n)
+	}
+	if wait := time.Until(last.Add(kt / 2)); wait > 0 {
+		time.Sleep(wait)
+	}
+	if got := parked(s); got != n {
+		t.Fatalf("%d of %d connections parked %v after their last answer; keepalive_timeout is %v",
+			got, n, time.Since(last).Round(time.Millisecond), kt)
+	}
+	waitConns(t, s, 0)
+	if took := time.Since(last); took > kt+3*time.Second {
+		t.Errorf("the idle connections closed %v after the last round began; keepalive_timeout is %v", took, kt)
+	}
+	for i, lc := range lcs {
+		if extra, ok := lc.closed(5 * time.Second); !ok || len(extra) > 0 {
+			t.Fatalf("connection %d: closed %v, %q read", i, ok, extra)
+		}
+	}
+	s.mu.Lock()
+	p := s.poll
+	s.mu.Unlock()
+	p.mu.Lock()
+	slots, free, capacity := len(p.slots), len(p.free), cap(p.slots)
+	p.mu.Unlock()
+	if slots != 0 || free != 0 || capacity > 64 {
+		t.Errorf("with nothing parked the poller holds %d slots (capacity %d), %d free", slots, capacity, free)
+	}
+	lc := limDial(t, addr)
+	lc.served("/after")
+	waitParked(t, s, 1)
+	lc.served("/woken")
+}

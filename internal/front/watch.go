@@ -1,6 +1,7 @@
 package front
 
 import (
+	"crypto/tls"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,9 +100,24 @@ func (w *watcher) check() bool {
 	if watching || !w.quiet() {
 		return false
 	}
-	if w.fc.peek.Look() == peek.Closed {
+	if w.peeker().Look() == peek.Closed {
 		w.cancel()
 		return true
 	}
 	return false
+}
+
+// peeker is the connection's Peeker, made at its first look: at the
+// socket under TLS too, where a close is the client gone all the same
+// (bytes there are records, and mean nothing to look at).
+func (w *watcher) peeker() *peek.Peeker {
+	fc := w.fc
+	if fc.peek == nil {
+		raw := fc.c
+		if tc, ok := raw.(*tls.Conn); ok {
+			raw = tc.NetConn()
+		}
+		fc.peek = peek.New(raw)
+	}
+	return fc.peek
 }
