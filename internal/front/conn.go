@@ -323,8 +323,11 @@ func (fc *conn) await() int {
 	_, err := fc.br.Peek(1)
 	switch {
 	case err == nil:
-		if grace && fc.first {
-			fc.c.SetReadDeadline(monoTime(fc.deadline)) // the head's own bound
+		if grace {
+			// The grace's bound is not the request's: the rest of the
+			// head (or the CRLF some clients send after a body, RFC
+			// 9112 §2.2) gets the connection's own deadline.
+			fc.c.SetReadDeadline(monoTime(fc.deadline))
 		}
 		return awaitRequest
 	case !grace || !errors.Is(err, os.ErrDeadlineExceeded) || fc.br.Buffered() > 0 || len(fc.pending) > 0:

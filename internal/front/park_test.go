@@ -306,3 +306,44 @@ func TestParkedDeadlines(t *testing.T) {
 	waitParked(t, s, 1)
 	lc.served("/woken")
 }
+
+// A byte that arrives within the parking grace ends the grace's 50 ms
+// bound: what follows it after a pause (the rest of a head, or the next
+// request after the CRLF a client sent behind a body) is read under the
+// connection's own deadline, not cut off.
+func TestGraceDeadlineEndsWithTheFirstByte(t *testing.T) {
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		limAnswer(w, http.StatusOK, r.Method+" "+r.RequestURI+" "+string(b))
+	}
+	for _, tc := range []struct {
+		name        string
+		first, next string
+	}{
+		{"crlf after a post body", "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n", "GET /next HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"one byte, then a pause", "GET /p HTTP/1.1\r\nHost: a\r\n\r\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := parkServe(t, &limStub{handle: echo}, Options{})
+			lc := limDial(t, addr)
+			lc.send(tc.first)
+			if resp, body := lc.mustResponse(5 * time.Second); resp.StatusCode != 200 {
+				t.Fatalf("first answer: %d %q", resp.StatusCode, body)
+			}
+			next := tc.next
+			if next == "" {
+				lc.send("G")
+				next = "ET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+			}
+			time.Sleep(300 * time.Millisecond) // well past parkAfter
+			lc.send(next)
+			resp, body, err := lc.response(5 * time.Second)
+			if err != nil {
+				t.Fatalf("the next request on the kept-alive connection: %v", err)
+			}
+			if resp.StatusCode != 200 || body != "GET /next " {
+				t.Errorf("next answer: %d %q, want 200 %q", resp.StatusCode, body, "GET /next ")
+			}
+		})
+	}
+}
