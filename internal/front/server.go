@@ -127,6 +127,9 @@ type Server struct {
 	// once stopped, or when it could not be made.
 	poll    *poller
 	pollOff bool
+	// pollRetry: the poller could not be made (EMFILE, ENOMEM); not
+	// before this time again.
+	pollRetry time.Time
 }
 
 // poller returns the server's poller, making it if need be; nil when
@@ -135,9 +138,19 @@ func (s *Server) poller() *poller {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.poll == nil && !s.pollOff {
+		if time.Now().Before(s.pollRetry) {
+			return nil
+		}
 		p, err := newPoller()
 		if err != nil {
-			s.pollOff = true
+			// No epoll here: never. Out of descriptors or memory (a
+			// flood): the connections wait on their goroutines for a
+			// second, and then parking is tried again.
+			if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.ENOSYS) {
+				s.pollOff = true
+			} else {
+				s.pollRetry = time.Now().Add(time.Second)
+			}
 			return nil
 		}
 		s.poll = p

@@ -4,10 +4,10 @@
 // connections opened, then held idle) the garbage of the burst and the
 // pages it freed stay resident for minutes, until the runtime's two-minute
 // forced collection. A Trimmer watches the runtime's own counters and,
-// once allocation has been quiet for a few seconds while enough garbage or
-// free memory is held, collects and returns it at once
-// (debug.FreeOSMemory). It never acts under load: a busy process
-// allocates, and its collector keeps up on its own.
+// once allocation and requests have been quiet for a few seconds while
+// enough garbage or free memory is held, collects and returns it at once
+// (debug.FreeOSMemory). It never acts under load: a trim empties every
+// sync.Pool, and a busy process's collector keeps up on its own.
 package memtrim
 
 import (
@@ -40,6 +40,11 @@ type Options struct {
 	// Trim returns the memory; when nil, a collection, then
 	// debug.FreeOSMemory (tests count).
 	Trim func()
+	// Busy, if set, reports whether requests are being served: a busy
+	// process is never trimmed, however little it allocates (gatehouse's
+	// request path allocates next to nothing, so allocation alone would
+	// take a steady 150 requests a second for quiet).
+	Busy func() bool
 }
 
 // Trimmer watches the runtime and trims; Run drives it.
@@ -132,7 +137,7 @@ func (t *Trimmer) Check(now time.Time) bool {
 		return false
 	}
 	quiet := allocs-t.allocs[0] <= t.opts.QuietRate*uint64(t.opts.Quiet/time.Second)
-	if !quiet || held < t.opts.MinHeld {
+	if !quiet || held < t.opts.MinHeld || t.opts.Busy != nil && t.opts.Busy() {
 		return false
 	}
 	t.opts.Trim()

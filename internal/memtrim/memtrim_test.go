@@ -24,17 +24,19 @@ func TestTrimsOnlyWhenQuiet(t *testing.T) {
 	tests := []struct {
 		name    string
 		seconds []second
+		busy    bool  // requests keep coming
 		want    []int // the seconds (from 1) that trim
 	}{
-		{"always busy", repeat(busy, 20), nil},
-		{"quiet after a burst", append(repeat(busy, 5), repeat(quiet, 5)...), []int{8}},
-		{"quiet with little held", append(repeat(busy, 5), repeat(little, 5)...), nil},
-		{"two bursts within MinGap", append(append(append(repeat(busy, 3), repeat(quiet, 5)...), repeat(busy, 2)...), repeat(quiet, 30)...), []int{6, 36}},
-		{"a trickle under QuietRate is quiet", append(repeat(busy, 2), repeat(second{200 << 10, 20 * MiB}, 5)...), []int{5}},
+		{"always busy", repeat(busy, 20), false, nil},
+		{"quiet after a burst", append(repeat(busy, 5), repeat(quiet, 5)...), false, []int{8}},
+		{"quiet with little held", append(repeat(busy, 5), repeat(little, 5)...), false, nil},
+		{"two bursts within MinGap", append(append(append(repeat(busy, 3), repeat(quiet, 5)...), repeat(busy, 2)...), repeat(quiet, 30)...), false, []int{6, 36}},
+		{"a trickle under QuietRate is quiet", append(repeat(busy, 2), repeat(second{200 << 10, 20 * MiB}, 5)...), false, []int{5}},
+		{"serving requests that allocate little is busy", append(repeat(busy, 5), repeat(quiet, 10)...), true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := New(Options{Trim: func() {}})
+			tr := New(Options{Trim: func() {}, Busy: func() bool { return tt.busy }})
 			var allocs, held uint64
 			tr.read = func() (uint64, uint64) { return allocs, held }
 			now := time.Now()

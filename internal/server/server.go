@@ -389,7 +389,7 @@ func (s *Server) Run(ctx context.Context) error {
 		counter:   start("event counter", exited, func() error { s.countEvents(loopCtx); return nil }),
 		snap:      start("state snapshots", exited, func() error { s.snapshotLoop(loopCtx); return nil }),
 		history:   start("dashboard history", exited, func() error { s.history.Run(loopCtx); return nil }),
-		memtrim:   start("memory trim", exited, func() error { memtrim.New(memtrim.Options{}).Run(loopCtx); return nil }),
+		memtrim:   start("memory trim", exited, func() error { memtrim.New(memtrim.Options{Busy: s.serving}).Run(loopCtx); return nil }),
 		recent:    start("log collector", exited, func() error { s.collectLines(loopCtx); return nil }),
 		sup:       start("supervisor", exited, func() error { return s.sup.Run(supCtx) }),
 		watchdog:  start("systemd watchdog", exited, func() error { s.notify.RunWatchdog(loopCtx, s.adminAnswers); return nil }),
@@ -604,6 +604,17 @@ func (s *Server) closeLogs() {
 	s.stopLinesCh()
 	s.accessW.Close()
 	s.eventsW.Close()
+}
+
+// serving reports whether requests were served in the last few seconds
+// (more than one a second, on average), as the dashboard's history
+// counted them: the memory trim waits for quiet.
+func (s *Server) serving() bool {
+	var n uint32
+	for _, p := range s.history.Window(history.Overall, memtrim.DefaultQuiet) {
+		n += p.Requests
+	}
+	return n > uint32(memtrim.DefaultQuiet/time.Second)
 }
 
 // firingAlerts lists the alerts firing now for the dashboard; nil when
