@@ -75,15 +75,22 @@ type findings struct {
 	Report *diagnose.Report
 	Err    string
 	At     time.Time
+	// lastEvent is the newest event when diagnose ran: a newer one (an
+	// exit, a failed probe) is evidence it has not seen.
+	lastEvent time.Time
 	// gen counts recomputations, for the stream to tell what changed.
 	gen int
 }
 
 // A page load uses findings up to findingsPageAge old; its "run again"
-// link, up to findingsFreshAge.
+// link, up to findingsFreshAge. An open page's stream has them run again
+// when an event came since, at most every findingsEventAge: events (an
+// exit, a failed probe) are few, where 5xx under load can be thousands a
+// second, and diagnose reads the last hour of the access log.
 const (
 	findingsPageAge  = time.Minute
 	findingsFreshAge = 5 * time.Second
+	findingsEventAge = 30 * time.Second
 )
 
 // window is a span a chart covers and how many seconds each of its
@@ -230,6 +237,9 @@ func (db *dashboard) currentFindings(maxAge time.Duration) findings {
 	db.fmu.Unlock()
 
 	f := findings{At: time.Now(), gen: gen}
+	if last := db.d.Events.Last(1); len(last) > 0 {
+		f.lastEvent = last[0].Time
+	}
 	if rep, err := db.d.Diagnose(time.Now().Add(-time.Hour)); err != nil {
 		f.Err = err.Error()
 	} else {
@@ -240,6 +250,21 @@ func (db *dashboard) currentFindings(maxAge time.Duration) findings {
 	db.fmu.Unlock()
 	close(ch)
 	return f
+}
+
+// refreshOnEvents runs diagnose again when an event came since it last
+// ran and its findings are findingsEventAge old (see currentFindings: one
+// runs at a time).
+func (db *dashboard) refreshOnEvents() {
+	if db.d.Diagnose == nil {
+		return
+	}
+	last := db.d.Events.Last(1)
+	f := db.cachedFindings()
+	if len(last) == 0 || !last[0].Time.After(f.lastEvent) || time.Since(f.At) < findingsEventAge {
+		return
+	}
+	db.currentFindings(findingsEventAge)
 }
 
 // eventClass is how the timeline marks an event: bad for exits and

@@ -35,7 +35,8 @@ type update struct {
 // JSON object from element id to that element's new inner HTML, holding
 // only the fragments that changed since this client's last event: the
 // charts, the instance tables, the header, the events, and the findings
-// when a page load or a "run again" made new ones. The server renders
+// when new ones were made (a page load, "run again", or an event since
+// the last ones: see refreshOnEvents). The server renders
 // every fragment (one renderer for the page with and without script), once
 // per second and window for all clients. A client that reads too slowly
 // is cut off by the write deadline rather than holding gatehouse's memory.
@@ -72,6 +73,7 @@ func (db *dashboard) stream(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, "event: end\ndata: {}\n\n")
 			return
 		}
+		db.refreshOnEvents()
 		u, err := db.update(win)
 		if err != nil {
 			return
