@@ -78,15 +78,8 @@ func (s *limStub) seen() (rejects, served []string) {
 // limServe serves h with opts on a loopback listener until the test ends.
 func limServe(t *testing.T, h Handler, opts Options) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(h, opts)
-	done := make(chan struct{})
-	go func() { defer close(done); s.Serve(ln) }()
-	t.Cleanup(func() { s.Close(); <-done })
-	return ln.Addr().String()
+	_, addr := parkServe(t, h, opts)
+	return addr
 }
 
 // forEachFallback runs f with the front's own loop and with every request
