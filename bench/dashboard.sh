@@ -30,13 +30,7 @@ WORK=$(mktemp -d /tmp/gatehouse-dash.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-cleanup() {
-  stop_all
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+install_missing wrk:wrk
 CHROMIUM=${GATEHOUSE_CHROMIUM:-}
 if [ -z "$CHROMIUM" ]; then
   # Debian's /usr/bin/chromium is a wrapper script; run the browser itself.

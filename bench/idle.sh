@@ -53,12 +53,6 @@ WORK=$(mktemp -d /tmp/gatehouse-idle.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-cleanup() {
-  stop_all
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 
 install_peers
 

@@ -11,7 +11,9 @@
 # - Processes are stopped only by the PIDs the script started (and their
 #   descendants, found from those PIDs), never by name.
 #
-# The sourcing script records what it starts with started PID.
+# The sourcing script sets WORK (its scratch directory) before sourcing,
+# and records what it starts with started PID: on exit, everything
+# started is stopped and WORK removed.
 
 SCRIPT_SID=$(ps -o sid= -p $$ | tr -d ' ')
 PIDS=()
@@ -186,19 +188,28 @@ wait_port() {
   echo "nothing listens on $1" >&2; return 1
 }
 
-# install_peers [COMMAND:PACKAGE...]: install nginx and HAProxy, and each
-# PACKAGE whose COMMAND is missing, from Debian.
-install_peers() {
+# install_missing COMMAND:PACKAGE...: install from Debian each PACKAGE
+# whose COMMAND is missing; INSTALLED says whether it installed any. (No
+# status for that: under set -e a function tested by if or || would run
+# with errexit off, and a failed apt-get would go unnoticed.)
+install_missing() {
   local need=() pair
-  command -v nginx >/dev/null || need+=(nginx-light)
-  command -v haproxy >/dev/null || need+=(haproxy)
+  INSTALLED=
   for pair in "$@"; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
   done
-  if [ ${#need[@]} -gt 0 ]; then
-    echo "installing ${need[*]} from Debian" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  [ ${#need[@]} -gt 0 ] || return 0
+  INSTALLED=1
+  echo "installing ${need[*]} from Debian" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+# install_peers [COMMAND:PACKAGE...]: install nginx and HAProxy, and each
+# PACKAGE whose COMMAND is missing, from Debian.
+install_peers() {
+  install_missing nginx:nginx-light haproxy:haproxy "$@"
+  if [ -n "$INSTALLED" ]; then
     # Debian starts the services it just installed; the benchmark runs its
     # own, so stop those (by their pid files: nobody else's).
     local f
@@ -207,3 +218,9 @@ install_peers() {
     done
   fi
 }
+
+cleanup() {
+  stop_all
+  rm -rf "$WORK"
+}
+trap cleanup EXIT

@@ -46,12 +46,6 @@ WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-cleanup() {
-  stop_all
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 
 install_peers wrk:wrk h2load:nghttp2-client openssl:openssl
 cd "$ROOT"

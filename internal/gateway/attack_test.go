@@ -87,6 +87,69 @@ func TestAttacks(t *testing.T) {
 	})
 }
 
+// TestAttacksOnParkedConnections sends each case of the table (those that
+// need no app of their own) on a connection that was first served one
+// plain request and then left idle long enough to park (the front engine
+// gives up the connection's goroutine and buffers): the outcome must be
+// the opener's answer followed by exactly the outcome the same bytes get
+// on a fresh connection, on both sides of the gateway. The net/http engine
+// serves one request per connection: there the opener's answer closes it,
+// and nothing of the case may reach the app.
+func TestAttacksOnParkedConnections(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		type pair struct{ fresh, parked *attackRun }
+		runs := make([]pair, len(attackCases))
+		for i, c := range attackCases {
+			if c.routes != nil || c.answer != nil {
+				continue
+			}
+			for _, r := range []**attackRun{&runs[i].fresh, &runs[i].parked} {
+				app := newRecApp(t, nil)
+				*r = &attackRun{d: newDirect(t, engine, app.addr, c.adjust), app: app}
+			}
+		}
+		var wg sync.WaitGroup
+		for i, c := range attackCases {
+			p := runs[i]
+			if p.fresh == nil {
+				continue
+			}
+			wg.Go(func() {
+				p.fresh.client = sendRaw(p.fresh.d.addr, c.send)
+				p.fresh.reqs = p.fresh.app.settle(p.fresh.d)
+			})
+			wg.Go(func() {
+				p.parked.client = sendRawAfter(p.parked.d.addr, parkOpener, c.send)
+				p.parked.reqs = p.parked.app.settle(p.parked.d)
+			})
+		}
+		wg.Wait()
+		for i, c := range attackCases {
+			p := runs[i]
+			if p.fresh == nil {
+				continue
+			}
+			t.Run(c.name, func(t *testing.T) {
+				if p.fresh.client.err != nil || p.parked.client.err != nil {
+					t.Fatalf("exchange: %v / %v", p.fresh.client.err, p.parked.client.err)
+				}
+				fresh := p.fresh.outcome()
+				want := outcome{Statuses: append([]int{200}, fresh.Statuses...), Causes: append([]string{""}, fresh.Causes...),
+					Closed: fresh.Closed, App: append([]string{"GET /"}, fresh.App...)}
+				if engine == "net/http" {
+					// One request per connection: the opener's answer
+					// closes it, and nothing of the case may get through.
+					want = outcome{Statuses: []int{200}, Causes: []string{""}, Closed: true, App: []string{"GET /"}}
+				}
+				if diff := cmp.Diff(want, p.parked.outcome(), cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("after a parked wait, the outcome differs from a fresh connection's (-want +got):\n%s\nclient got %.400q\napp got %s",
+						diff, p.parked.client.raw, p.parked.reqsString())
+				}
+			})
+		}
+	})
+}
+
 const (
 	// anyCause in outcome.Causes accepts whatever Gatehouse-Cause (or none).
 	anyCause = "*"
@@ -686,7 +749,19 @@ type clientView struct {
 
 // sendRaw writes send on a new connection to addr in one write and reads
 // until the gateway closes or stays silent readIdle.
-func sendRaw(addr, send string) clientView {
+func sendRaw(addr, send string) clientView { return sendRawAfter(addr, "", send) }
+
+// parkOpener is the plain request TestAttacksOnParkedConnections sends
+// first, and parkPause how long it then waits: well past the front's
+// parkAfter, so that the connection is parked when the case's bytes come.
+const (
+	parkOpener = "GET / HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n"
+	parkPause  = 300 * time.Millisecond
+)
+
+// sendRawAfter is sendRaw with opener written first and parkPause waited
+// out before send (its answer stays in the socket, read with the rest).
+func sendRawAfter(addr, opener, send string) clientView {
 	var v clientView
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -694,6 +769,10 @@ func sendRaw(addr, send string) clientView {
 		return v
 	}
 	defer conn.Close()
+	if opener != "" {
+		io.WriteString(conn, opener)
+		time.Sleep(parkPause)
+	}
 	start := time.Now()
 	io.WriteString(conn, send) // a gateway that closes early fails this; read what it said
 	end := start.Add(readTotal)
