@@ -1,8 +1,13 @@
 // Package peek owns looking at a TCP socket without reading it: whether
-// the peer has sent something, closed, or is quiet. The gateway asks it of
-// a client that may have left, and of an idle upstream connection before
-// reuse, once per request; a look costs one non-blocking recvfrom(2) with
-// MSG_PEEK and allocates nothing.
+// the peer has sent something, closed, or is quiet, and waiting until it
+// sends. The gateway asks it of a client that may have left, and of an
+// idle upstream connection before reuse, once per request; a look costs
+// one non-blocking recvfrom(2) with MSG_PEEK and allocates nothing.
+//
+// SendWait is for a request whose answer cannot come before it is sent:
+// Go's Read, called after the write, first tries the socket, finds
+// nothing (EAGAIN) and only then waits for the poller. On a machine whose
+// syscalls trap to a hypervisor that try costs as much as the read itself.
 package peek
 
 import (
@@ -35,6 +40,11 @@ type Peeker struct {
 	n     uintptr
 	errno syscall.Errno
 	buf   [1]byte
+
+	// SendWait's state: what to send, and whether it was sent.
+	sendFn func(fd uintptr) bool
+	out    []byte
+	sent   bool
 }
 
 // New returns a Peeker for c; its Look says Unknown when c is not a
@@ -51,7 +61,60 @@ func New(c net.Conn) *Peeker {
 			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 		return true
 	}
+	p.sendFn = p.send
 	return p
+}
+
+// SendWait sends b on the socket without blocking and, when all of it was
+// taken, waits until the socket is readable (the answer, an end, or an
+// error is there), its read deadline passes, or it is closed, without
+// reading it. It returns how much of b was sent; less than len(b), with
+// the send's error if there was one, means no wait: the caller sends the
+// rest the usual way, and reads the usual way in both cases, that read
+// reporting what the wait found.
+//
+// The send happens inside the wait's registration with Go's poller, which
+// is edge-triggered and forgets readiness seen before a wait begins: an
+// answer that came between a send and a separate wait would not wake it.
+// Bytes already on the socket before the send (which the look before a
+// reuse rules out) may not wake it either; the read deadline bounds the
+// wait then, and the read after it finds them.
+func (p *Peeker) SendWait(b []byte) (int, error) {
+	if p.raw == nil || len(b) == 0 {
+		return 0, nil
+	}
+	p.out, p.sent, p.n, p.errno = b, false, 0, 0
+	p.raw.Read(p.sendFn) // a wait's error is the next read's too
+	p.out = nil
+	if p.errno != 0 {
+		return int(p.n), p.errno
+	}
+	return int(p.n), nil
+}
+
+// send is SendWait's poller callback: first the send (false: now wait),
+// then, once readable, done.
+func (p *Peeker) send(fd uintptr) bool {
+	if p.sent {
+		return true
+	}
+	p.sent = true
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p.out[0])), uintptr(len(p.out)),
+			unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			p.errno = errno
+			if errno == unix.EAGAIN {
+				p.errno = 0 // nothing sent; the usual write waits for room
+			}
+			return true
+		}
+		p.n = n
+		return n < uintptr(len(p.out))
+	}
 }
 
 // Look peeks at the socket without blocking.

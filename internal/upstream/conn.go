@@ -86,12 +86,39 @@ func (s *source) Read(p []byte) (int, error) {
 // sink writes the request to the socket; each write must complete within
 // timeout: an app that stops reading an upload is given up on, while one
 // that keeps reading may take as long as the client takes to send.
+//
+// The write that ends a request may also wait for the answer (sendWait):
+// see peek.SendWait.
 type sink struct {
 	c       net.Conn
 	timeout time.Duration
+	// peek is the socket's Peeker when the connection is plain TCP, for
+	// the send that waits; nil under TLS.
+	peek *peek.Peeker
+	// wait: the next write ends the request, and may wait for its answer
+	// until the read deadline set for it. waited: it did.
+	wait, waited bool
 }
 
 func (s *sink) Write(p []byte) (int, error) {
+	if s.wait && s.peek != nil {
+		s.wait = false
+		n, err := s.peek.SendWait(p)
+		if n == len(p) {
+			s.waited = true
+			return n, nil
+		}
+		if err != nil {
+			// The usual write reports the socket's error in Go's form.
+			n = 0
+		}
+		m, err := s.write(p[n:])
+		return n + m, err
+	}
+	return s.write(p)
+}
+
+func (s *sink) write(p []byte) (int, error) {
 	if s.timeout > 0 {
 		s.c.SetWriteDeadline(time.Now().Add(s.timeout))
 	}
@@ -113,6 +140,9 @@ func newConn(p *Pool, c, raw net.Conn) *Conn {
 	}
 	pc.takeBuffers()
 	pc.peek = peek.New(raw)
+	if pc.tls == nil {
+		pc.dst.peek = pc.peek
+	}
 	return pc
 }
 

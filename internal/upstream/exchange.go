@@ -116,7 +116,11 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, a *Attempt) (*h
 // exchange writes the request and reads the response head, passing on
 // interim answers.
 func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) {
-	if err := writeRequest(pc.bw, req, a.RequestURI); err != nil {
+	err := writeRequest(pc.bw, req, a.RequestURI)
+	if err == nil {
+		err = a.send(pc)
+	}
+	if err != nil {
 		if IsClientBodyError(err) || IsDeadline(err) {
 			return nil, err
 		}
@@ -129,10 +133,6 @@ func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) 
 		return nil, err
 	}
 	a.Progress.WroteRequest = true
-	a.WroteAt = time.Now()
-	if d := a.WroteAt.Add(a.Timeout); a.Timeout > 0 && d.After(a.Deadline) {
-		a.Deadline = d // the request took long to send (a slow upload)
-	}
 	for range maxInterim + 1 {
 		if err := a.awaitFirstByte(pc); err != nil {
 			return nil, err
@@ -152,6 +152,48 @@ func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) 
 		}
 	}
 	return nil, fmt.Errorf("read response: %w", ErrTooManyInterim)
+}
+
+// send writes what is left of the request in the buffer, and sets
+// WroteAt and the head's deadline. On a plain socket the write waits for
+// the answer's first bytes too, up to the first of awaitFirstByte's
+// slices (see peek.SendWait): the read that follows does not find the
+// socket empty first. The answer cannot come before the request's last
+// byte did, and the look before a reuse found the socket empty.
+func (a *Attempt) send(pc *Conn) error {
+	now := time.Now()
+	a.setWrote(now)
+	pc.dst.waited = false
+	if pc.dst.peek != nil && pc.bw.Buffered() > 0 {
+		pc.conn.SetReadDeadline(a.slice(now))
+		pc.dst.wait = true
+	}
+	err := pc.bw.Flush()
+	if pc.dst.wait || !pc.dst.waited {
+		// No wait: the request's last bytes went the usual way, which
+		// may have taken a while.
+		pc.dst.wait = false
+		a.setWrote(time.Now())
+	}
+	return err
+}
+
+// setWrote records when the request was written; the head's deadline is
+// Timeout after it, or later if the caller set a later one.
+func (a *Attempt) setWrote(t time.Time) {
+	a.WroteAt = t
+	if d := t.Add(a.Timeout); a.Timeout > 0 && d.After(a.Deadline) {
+		a.Deadline = d // the request took long to send (a slow upload)
+	}
+}
+
+// slice is the end of the wait for the first byte's slice that starts at
+// now.
+func (a *Attempt) slice(now time.Time) time.Time {
+	if s := now.Add(clientCheck); s.Before(a.Deadline) {
+		return s
+	}
+	return a.Deadline
 }
 
 // readResponse reads the app's response head within the head limit: a
@@ -239,12 +281,10 @@ const clientCheck = 250 * time.Millisecond
 // deadline.
 func (a *Attempt) awaitFirstByte(pc *Conn) error {
 	now := a.WroteAt
-	for {
-		slice := now.Add(clientCheck)
-		if slice.After(a.Deadline) {
-			slice = a.Deadline
+	for first := true; ; first = false {
+		if !first || !pc.dst.waited {
+			pc.conn.SetReadDeadline(a.slice(now)) // (send set the first)
 		}
-		pc.conn.SetReadDeadline(slice)
 		_, err := pc.br.Peek(1)
 		if err == nil {
 			pc.conn.SetReadDeadline(a.Deadline)
@@ -268,8 +308,9 @@ func (a *Attempt) awaitFirstByte(pc *Conn) error {
 // needs.
 var skipHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true}
 
-// writeRequest writes an HTTP/1.1 request: the request line, Host, the
-// headers the caller prepared, the body's framing, and the body.
+// writeRequest writes an HTTP/1.1 request into bw: the request line, Host,
+// the headers the caller prepared, the body's framing, and the body. What
+// bw still holds at the end is for send to write.
 func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
 	if uri == "" {
 		uri = req.URL.RequestURI()
@@ -308,11 +349,9 @@ func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
 		bw.WriteString("\r\n")
 	}
 	if hasBody {
-		if err := writeBody(bw, req.Body, chunked); err != nil {
-			return err
-		}
+		return writeBody(bw, req.Body, chunked)
 	}
-	return bw.Flush()
+	return nil
 }
 
 // expectsBody reports whether a request of method without a body still
