@@ -70,6 +70,13 @@ func (w *watcher) cancel() {
 	}
 }
 
+// active reports whether the watching read runs.
+func (w *watcher) active() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.watching
+}
+
 // stop ends the watching read, if one runs, before the connection is read
 // again.
 func (w *watcher) stop() {
@@ -100,9 +107,14 @@ func (w *watcher) check() bool {
 	if watching || !w.quiet() {
 		return false
 	}
-	if w.peeker().Look() == peek.Closed {
+	switch w.peeker().Look() {
+	case peek.Closed:
 		w.cancel()
 		return true
+	case peek.Data:
+		// A pipelined request: the look took the poller's notice of it,
+		// so the answer's write must not wait for one (primeSendWait).
+		w.fc.short = false
 	}
 	return false
 }

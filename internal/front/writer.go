@@ -240,7 +240,11 @@ func (w *Writer) end() {
 	if w.remaining > 0 {
 		fc.closeAfter = true // shorter than declared
 	}
-	if bw.Flush() != nil {
+	fc.primeSendWait()
+	err := bw.Flush()
+	fc.sendWait = false
+	if err != nil {
+		fc.waitedTo = 0
 		w.fail()
 	}
 }
