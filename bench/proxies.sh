@@ -19,6 +19,7 @@
 #   ROUNDS=5 DURATION=15 bench/proxies.sh
 #   PROTOCOLS=http bench/proxies.sh       # the plain-HTTP runs only
 #   PROTOCOLS="https-h1 h2" H2_LOADS=50x10 bench/proxies.sh
+#   GATEHOUSE_BIN=/tmp/gh-old bench/proxies.sh   # another build of gatehouse
 #
 # One round is (2 CONNS x 2 protocols + 2 H2_LOADS) x 3 proxies = 18 runs of
 # DURATION seconds: the default takes about 10 minutes.
@@ -50,7 +51,11 @@ WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 install_peers wrk:wrk h2load:nghttp2-client openssl:openssl
 cd "$ROOT"
 go build -o "$WORK/backend" ./bench/backend
-go build -o "$WORK/gatehouse" ./cmd/gatehouse
+if [ -n "${GATEHOUSE_BIN:-}" ]; then
+  cp "$GATEHOUSE_BIN" "$WORK/gatehouse" # a build to compare (docs/performance.md's "before" runs)
+else
+  go build -o "$WORK/gatehouse" ./cmd/gatehouse
+fi
 
 B1=$(port); B2=$(port)
 "$WORK/backend" -addr "127.0.0.1:$B1" & started $!

@@ -388,10 +388,12 @@ func (fc *conn) await() int {
 	_, err := fc.br.Peek(1)
 	switch {
 	case err == nil:
-		if grace {
+		if grace && (fc.first || !fc.headStarts()) {
 			// The grace's bound is not the request's: the rest of the
 			// head (or the CRLF some clients send after a body, RFC
-			// 9112 §2.2) gets the connection's own deadline.
+			// 9112 §2.2) gets the connection's own deadline. (A kept-
+			// alive request's head that has started is given its
+			// HeadTimeout by readHead, before it reads.)
 			fc.c.SetReadDeadline(monoTime(fc.deadline))
 		}
 		return awaitRequest
@@ -554,6 +556,13 @@ func (fc *conn) recover() {
 
 // skipEmptyLines drops empty lines before a request line, as RFC 9112
 // §2.2 asks of servers (some clients send a CRLF after a POST body).
+// headStarts reports whether what is buffered is a head's start that
+// skipEmptyLines passes without a read.
+func (fc *conn) headStarts() bool {
+	b, _ := fc.br.Peek(fc.br.Buffered())
+	return len(b) >= 2 && (b[0] != '\r' || b[1] != '\n')
+}
+
 func (fc *conn) skipEmptyLines() bool {
 	for range 4 {
 		b, err := fc.br.Peek(2)
@@ -577,11 +586,9 @@ var errHeadTooLarge = errors.New("request head too large")
 // HeadLimit.
 //
 // extend: the deadline set was the idle one, and the rest of the head gets
-// HeadTimeout from now; a first request's deadline already is that.
+// HeadTimeout from now, set before the first read it takes (a head that
+// came whole needs none); a first request's deadline already is that.
 func (fc *conn) readHead(extend bool) ([]byte, error) {
-	if extend {
-		fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
-	}
 	limit := fc.s.opts.HeadLimit
 	for {
 		buf, _ := fc.br.Peek(fc.br.Buffered())
@@ -593,7 +600,12 @@ func (fc *conn) readHead(extend bool) ([]byte, error) {
 			return buf[:n], nil
 		case n < 0:
 			return nil, errBareLF
-		case len(buf) >= fc.br.Size():
+		}
+		if extend {
+			extend = false
+			fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
+		}
+		if len(buf) >= fc.br.Size() {
 			return fc.readBigHead()
 		}
 		if _, err := fc.br.Peek(len(buf) + 1); err != nil {

@@ -61,6 +61,9 @@ type source struct {
 	// interrupted: Interrupt was called; no read may re-arm a deadline
 	// over the one it set.
 	interrupted atomic.Bool
+	// armed: a read of the body set a deadline (idle), which Finish
+	// clears.
+	armed bool
 }
 
 func (s *source) Read(p []byte) (int, error) {
@@ -72,6 +75,7 @@ func (s *source) Read(p []byte) (int, error) {
 	}
 	if s.idle > 0 {
 		s.c.SetReadDeadline(time.Now().Add(s.idle))
+		s.armed = true
 	}
 	if s.left > 0 && int64(len(p)) > s.left {
 		p = p[:s.left]
@@ -187,10 +191,11 @@ func (pc *Conn) Reader() *bufio.Reader { return pc.br }
 // would be read as the next request's answer (see the package doc).
 func (pc *Conn) Finish(clean bool) {
 	if clean && pc.reuse && !pc.src.interrupted.Load() && !pc.bodyless && pc.br.Buffered() == 0 && pc.bw.Buffered() == 0 {
-		if pc.src.idle > 0 {
+		pc.src.idle = 0
+		if pc.src.armed {
 			// The body's read deadline must not outlive it: past it,
 			// the look before reuse would fail.
-			pc.src.idle = 0
+			pc.src.armed = false
 			pc.conn.SetReadDeadline(time.Time{})
 		}
 		pc.putBuffers()

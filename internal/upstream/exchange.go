@@ -287,7 +287,11 @@ func (a *Attempt) awaitFirstByte(pc *Conn) error {
 		}
 		_, err := pc.br.Peek(1)
 		if err == nil {
-			pc.conn.SetReadDeadline(a.Deadline)
+			if buf, _ := pc.br.Peek(pc.br.Buffered()); http1.HeadEnd(buf) <= 0 {
+				// The rest of the head is still to read (a whole one
+				// is read from the buffer, under no deadline).
+				pc.conn.SetReadDeadline(a.Deadline)
+			}
 			return nil
 		}
 		now = time.Now()
