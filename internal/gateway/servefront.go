@@ -164,8 +164,12 @@ func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
 		w.Flush()
 		x.Watch()
 	}
-	buf := copyBuffers.Get()
-	defer copyBuffers.Put(buf)
+	pool := copyBuffers
+	if resp.ContentLength >= 0 && resp.ContentLength <= int64(smallCopyBuffers.size) {
+		pool = smallCopyBuffers
+	}
+	buf := pool.Get()
+	defer pool.Put(buf)
 	for reads := 0; ; reads++ {
 		if reads == 1 && !stream {
 			// A body longer than one read may stall in the middle: from

@@ -209,9 +209,17 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 // copyBuffers lends response copy buffers: without a BufferPool
 // ReverseProxy allocates 32 KiB for every response.
-var copyBuffers = &bufferPool{}
+var copyBuffers = &bufferPool{size: 32 << 10}
 
-type bufferPool struct{ p sync.Pool }
+// smallCopyBuffers copy bodies of known length up to their size: most
+// answers are small, and a 32 KiB buffer for each in flight was a tenth
+// of the heap under load.
+var smallCopyBuffers = &bufferPool{size: 4 << 10}
+
+type bufferPool struct {
+	p    sync.Pool
+	size int
+}
 
 type copyBuffer struct{ b []byte }
 
@@ -222,7 +230,7 @@ func (bp *bufferPool) Get() []byte {
 		bufHolders.Put(c)
 		return b
 	}
-	return make([]byte, 32<<10)
+	return make([]byte, bp.size)
 }
 
 // Put keeps the buffer; its holder comes from a second pool so that

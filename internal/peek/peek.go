@@ -33,7 +33,10 @@ const (
 )
 
 // Peeker looks at one connection's socket. Its zero value is unusable;
-// make one with New, once per connection.
+// make one with New, once per connection. It is for one goroutine at a
+// time (the connection's own): Look and SendWait share its state, and
+// SendWait's send does not take Go's write lock, so nothing else may
+// write to the socket meanwhile.
 type Peeker struct {
 	raw   syscall.RawConn
 	fn    func(fd uintptr) bool

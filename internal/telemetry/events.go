@@ -122,8 +122,11 @@ type Events struct {
 
 	// mu serialises Emit so the ring, the file and every subscriber see
 	// events in the same order.
-	mu     sync.Mutex
+	mu sync.Mutex
+	// ring grows by append up to size, then wraps: a gateway with few
+	// events does not hold room for 10,000 (1.8 MiB) from the start.
 	ring   []Event
+	size   int
 	next   int // ring index the next event goes to
 	full   bool
 	subs   map[*subscriber]struct{}
@@ -145,7 +148,7 @@ func NewEvents(w LineWriter, ringSize int) *Events {
 	}
 	return &Events{
 		w:    w,
-		ring: make([]Event, ringSize),
+		size: ringSize,
 		subs: make(map[*subscriber]struct{}),
 	}
 }
@@ -157,9 +160,13 @@ func (e *Events) Emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	e.ring[e.next] = ev
+	if len(e.ring) < e.size {
+		e.ring = append(e.ring, ev)
+	} else {
+		e.ring[e.next] = ev
+	}
 	e.next++
-	if e.next == len(e.ring) {
+	if e.next == e.size {
 		e.next = 0
 		e.full = true
 	}

@@ -102,9 +102,16 @@ type sink struct {
 	// wait: the next write ends the request, and may wait for its answer
 	// until the read deadline set for it. waited: it did.
 	wait, waited bool
+	// writes counts the exchange's writes: only a request sent in one
+	// write may wait, since an app may answer a request's head before
+	// its body's end has come (a 401 or 413 to an upload), and the
+	// poller forgets an answer that came before the wait (see
+	// peek.SendWait).
+	writes int
 }
 
 func (s *sink) Write(p []byte) (int, error) {
+	s.writes++
 	if s.wait && s.peek != nil {
 		s.wait = false
 		n, err := s.peek.SendWait(p)

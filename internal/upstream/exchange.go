@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/http1"
+	"github.com/gatehouse/gatehouse/internal/peek"
 )
 
 // Client is the side of an attempt that the exchange reports to while it
@@ -97,7 +98,7 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, a *Attempt) (*h
 	}
 	a.Progress.GotConn, a.Progress.Reused, a.IdleTime = true, reused, idleFor
 	a.Progress.TLS13 = pc.tls13
-	pc.src.idle, pc.dst.timeout = 0, a.Timeout
+	pc.src.idle, pc.dst.timeout, pc.dst.writes = 0, a.Timeout, 0
 	resp, err := a.exchange(pc, req)
 	pc.dst.timeout = 0
 	if err != nil {
@@ -155,16 +156,17 @@ func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) 
 }
 
 // send writes what is left of the request in the buffer, and sets
-// WroteAt and the head's deadline. On a plain socket the write waits for
-// the answer's first bytes too, up to the first of awaitFirstByte's
-// slices (see peek.SendWait): the read that follows does not find the
-// socket empty first. The answer cannot come before the request's last
-// byte did, and the look before a reuse found the socket empty.
+// WroteAt and the head's deadline. On a plain socket, when this one write
+// carries the whole request, it waits for the answer's first bytes too,
+// up to the first of awaitFirstByte's slices (see peek.SendWait): the
+// read that follows does not find the socket empty first. An answer to a
+// request sent in one write cannot come before it, and the look before a
+// reuse found the socket empty.
 func (a *Attempt) send(pc *Conn) error {
 	now := time.Now()
 	a.setWrote(now)
 	pc.dst.waited = false
-	if pc.dst.peek != nil && pc.bw.Buffered() > 0 {
+	if pc.dst.peek != nil && pc.dst.writes == 0 && pc.bw.Buffered() > 0 {
 		pc.conn.SetReadDeadline(a.slice(now))
 		pc.dst.wait = true
 	}
@@ -281,11 +283,26 @@ const clientCheck = 250 * time.Millisecond
 // deadline.
 func (a *Attempt) awaitFirstByte(pc *Conn) error {
 	now := a.WroteAt
+	// waited: send waited, under the first slice's deadline; only the
+	// first byte of the first answer (not one after a 1xx).
+	waited := pc.dst.waited
+	pc.dst.waited = false
 	for first := true; ; first = false {
-		if !first || !pc.dst.waited {
+		if !first || !waited {
 			pc.conn.SetReadDeadline(a.slice(now)) // (send set the first)
 		}
 		_, err := pc.br.Peek(1)
+		if err != nil && first && waited && IsDeadline(err) {
+			// The wait may have missed what came (bytes there before it
+			// began, see peek.SendWait): a look, under no deadline,
+			// and if something is there it is read rather than a
+			// timeout reported.
+			pc.conn.SetReadDeadline(time.Time{})
+			if pc.peek.Look() != peek.Quiet {
+				pc.conn.SetReadDeadline(time.Now().Add(clientCheck))
+				_, err = pc.br.Peek(1)
+			}
+		}
 		if err == nil {
 			if buf, _ := pc.br.Peek(pc.br.Buffered()); http1.HeadEnd(buf) <= 0 {
 				// The rest of the head is still to read (a whole one
