@@ -152,7 +152,18 @@ type closingWriter struct {
 	// hsts, when set, is the Strict-Transport-Security of an answer over
 	// TLS that does not carry its own.
 	hsts string
+	// buffered is, on an HTTP/2 stream (keep), what the writes since the
+	// last flush have put in x/net's buffer for the stream: a write that
+	// still fits there only copies and cannot block on a client that
+	// stopped reading, so it goes without the deadline, whose setting
+	// and clearing are two messages to the connection's serve loop and a
+	// timer. h2Chunk once unknown (after a write that did not fit).
+	buffered int
 }
+
+// h2Chunk is the size of x/net's per-stream response buffer
+// (handlerChunkWriteSize): writes that fit in it are not sent yet.
+const h2Chunk = 4 << 10
 
 func (w *closingWriter) WriteHeader(code int) {
 	if !w.wrote && code >= 200 {
@@ -172,6 +183,11 @@ func (w *closingWriter) Write(p []byte) (int, error) {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.keep && w.buffered+len(p) < h2Chunk {
+		w.buffered += len(p)
+		return w.ResponseWriter.Write(p)
+	}
+	w.buffered = h2Chunk
 	w.deadline()
 	defer w.done()
 	return w.ResponseWriter.Write(p)
@@ -182,6 +198,7 @@ func (w *closingWriter) Flush() {
 	w.deadline()
 	w.rc.Flush()
 	w.done()
+	w.buffered = 0
 }
 
 // deadline gives the next write send to reach the client. On an HTTP/2
