@@ -106,12 +106,7 @@ func TestSendWaitPipelinedWhileServedEndToEnd(t *testing.T) {
 				t.Errorf("after the one answer, read %q, %v; want the connection closed", extra, err)
 			}
 		}
-		got := app.settle(d)
-		gotApp := make([]string, len(got))
-		for i, q := range got {
-			gotApp[i] = q.Method + " " + q.URI
-		}
-		if diff := cmp.Diff(wantApp, gotApp); diff != "" {
+		if diff := cmp.Diff(wantApp, app.lines(d)); diff != "" {
 			t.Errorf("requests the app received (-want +got):\n%s", diff)
 		}
 		d.waitIdle(t)
@@ -175,12 +170,7 @@ func TestSendWaitKeepAliveSequenceEndToEnd(t *testing.T) {
 		if took := time.Since(start); took > 10*time.Second {
 			t.Errorf("%d sequential requests took %v", n, took)
 		}
-		got := app.settle(d)
-		gotApp := make([]string, len(got))
-		for i, q := range got {
-			gotApp[i] = q.Method + " " + q.URI
-		}
-		if diff := cmp.Diff(want, gotApp); diff != "" {
+		if diff := cmp.Diff(want, app.lines(d)); diff != "" {
 			t.Errorf("requests the app received (-want +got):\n%s", diff)
 		}
 		if engine == "front" && conn != nil {
@@ -192,4 +182,15 @@ func TestSendWaitKeepAliveSequenceEndToEnd(t *testing.T) {
 		}
 		d.waitIdle(t)
 	})
+}
+
+// lines is what the app received once the gateway settled, one "METHOD
+// URI" per request.
+func (a *recApp) lines(d *direct) []string {
+	got := a.settle(d)
+	out := make([]string, len(got))
+	for i, q := range got {
+		out[i] = q.Method + " " + q.URI
+	}
+	return out
 }
