@@ -21,11 +21,15 @@
 #   bench/idle.sh                 # N=8000, then N2=20000 if ulimit -n allows
 #   N=2000 N2= HOLD=3 bench/idle.sh
 #   ROUNDS=3 bench/idle.sh
+#   PROXIES=gatehouse N=18500 N2= bench/idle.sh   # the most one process holds here
 #
 # A size runs only if the open-file limit (the soft limit, raised here to
 # the hard one) holds 2 x (N + 256) + 512 descriptors: HAProxy reserves two
 # per connection it may accept (client and server side) and refuses to
 # start when its maxconn (N + 256) does not fit; 20000 needs 41024.
+# Without HAProxy (PROXIES, default "nginx haproxy gatehouse") a size needs
+# N + 1024 + 512: the client connections, the room beside them, and the
+# rest (the client side is another process, with a limit of its own).
 # SOURCES=K spreads the client connections over 127.0.0.1..127.0.0.K (one
 # address holds 20000 of them to one port).
 #
@@ -60,12 +64,18 @@ install_peers
 ulimit -Sn "$(ulimit -Hn)"
 NOFILE=$(ulimit -n)
 SIZES=()
-need() { echo $((2 * ($1 + HA_ROOM) + 512)); }
+read -r -a PROXIES <<< "${PROXIES:-nginx haproxy gatehouse}"
+need() {
+  case " ${PROXIES[*]} " in
+    *" haproxy "*) echo $((2 * ($1 + HA_ROOM) + 512)) ;;
+    *) echo $(($1 + ROOM + 512)) ;;
+  esac
+}
 for s in $N $N2; do
   if [ "$NOFILE" = unlimited ] || [ "$(need "$s")" -le "$NOFILE" ]; then
     SIZES+=("$s")
   else
-    echo "skipping N=$s: it needs an open-file limit of $(need "$s") (HAProxy takes 2 per connection), and ulimit -n is $NOFILE (hard limit $(ulimit -Hn))"
+    echo "skipping N=$s: it needs an open-file limit of $(need "$s") (HAProxy, when run, takes 2 per connection), and ulimit -n is $NOFILE (hard limit $(ulimit -Hn))"
   fi
 done
 [ ${#SIZES[@]} -gt 0 ] || { echo "no size fits ulimit -n $NOFILE" >&2; exit 2; }
@@ -183,9 +193,9 @@ RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
 FAILED=0
 SHOWN=
-PROXIES=(nginx haproxy gatehouse)
 for round in $(seq "$ROUNDS"); do
-  order=("${PROXIES[@]:$(( (round-1) % 3 ))}" "${PROXIES[@]:0:$(( (round-1) % 3 ))}")
+  k=$(( (round-1) % ${#PROXIES[@]} ))
+  order=("${PROXIES[@]:$k}" "${PROXIES[@]:0:$k}")
   for n in "${SIZES[@]}"; do
     for name in "${order[@]}"; do
       start_proxy "$name"
@@ -257,7 +267,9 @@ print(f"{'N':>6} {'proxy':<10} {'rss before':>10} {'rss idle N':>10} {'growth':>
 for n in keys:
     per = {}
     for name in ("nginx", "haproxy", "gatehouse"):
-        r = runs[(n, name)]
+        r = runs.get((n, name))
+        if not r:
+            continue  # not in PROXIES
         b, a = st.median(x[0] for x in r), st.median(x[1] for x in r)
         per[name] = st.median((x[1] - x[0]) / int(n) for x in r)
         base = per.get("nginx")
