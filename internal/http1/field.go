@@ -74,7 +74,18 @@ func AddField(h http.Header, vals []string, k, v string) []string {
 // TrimOWS trims the optional white space around a header value: spaces
 // and tabs only. textproto.TrimString would also take a bare CR, which
 // net/http rejects: a value must mean the same here as there.
-func TrimOWS(v string) string { return strings.Trim(v, " \t") }
+func TrimOWS(v string) string {
+	// A loop, not strings.Trim: a cutset builds a set on every call, and
+	// every header field's value goes through here.
+	i, j := 0, len(v)
+	for i < j && (v[i] == ' ' || v[i] == '\t') {
+		i++
+	}
+	for j > i && (v[j-1] == ' ' || v[j-1] == '\t') {
+		j--
+	}
+	return v[i:j]
+}
 
 // ParseLength parses a Content-Length value: digits only, as RFC 9110
 // says, and no more than fit an int64.
