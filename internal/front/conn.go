@@ -554,8 +554,6 @@ func (fc *conn) recover() {
 	}
 }
 
-// skipEmptyLines drops empty lines before a request line, as RFC 9112
-// §2.2 asks of servers (some clients send a CRLF after a POST body).
 // headStarts reports whether what is buffered is a head's start that
 // skipEmptyLines passes without a read.
 func (fc *conn) headStarts() bool {
@@ -563,6 +561,8 @@ func (fc *conn) headStarts() bool {
 	return len(b) >= 2 && (b[0] != '\r' || b[1] != '\n')
 }
 
+// skipEmptyLines drops empty lines before a request line, as RFC 9112
+// §2.2 asks of servers (some clients send a CRLF after a POST body).
 func (fc *conn) skipEmptyLines() bool {
 	for range 4 {
 		b, err := fc.br.Peek(2)

@@ -119,6 +119,12 @@ func (f streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sw.hsts = f.hsts
 	}
 	f.h.ServeHTTP(sw, r)
+	// What the handler left in x/net's buffer (a small answer, never
+	// flushed) goes out after it returns, under flow control: a client
+	// that grants no window would hold the stream for ever. The deadline
+	// bounds that last write; x/net stops its timer when the stream
+	// closes.
+	sw.deadline()
 }
 
 // prefixConn is a connection whose first bytes were already read.
