@@ -268,8 +268,13 @@ func (s sink) write(p []byte) (int, error) {
 // grace ends and the connection parks, at most parkAfter late.
 func (fc *conn) primeSendWait() {
 	fc.waitedTo = 0
+	// The watcher first: while its read runs (or has ended unjoined, until
+	// watch.stop), pending is its to write.
+	if fc.watch.active() {
+		return
+	}
 	if fc.closeAfter || fc.watch.gone.Load() || !fc.short || fc.body.n != 0 || fc.br.Buffered() > 0 || len(fc.pending) > 0 ||
-		fc.bw.Buffered() == 0 || !parkable(fc.c) || fc.s.opts.KeepaliveTimeout <= parkAfter || fc.watch.active() {
+		fc.bw.Buffered() == 0 || !parkable(fc.c) || fc.s.opts.KeepaliveTimeout <= parkAfter {
 		return
 	}
 	p := fc.watch.peeker()
