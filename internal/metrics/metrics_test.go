@@ -186,14 +186,21 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		{map[string]string{"app": "", "code": "4xx", "cause": "no_route"}, 1},
 	}
 	// The counters are updated as each request finishes, which may be a
-	// moment after the client has the response.
+	// moment after the client has the response; an instance's process
+	// figures come with the supervisor's first sample of it, which for a
+	// restarted instance may be a moment after it is ready.
 	var fams map[string]*dto.MetricFamily
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		fams = scrape(t, g)
 		ok := true
 		for _, w := range wants {
 			if v, _ := value(fams, "gatehouse_requests_total", w.labels); v != w.n {
+				ok = false
+			}
+		}
+		for _, in := range g.Instances("web") {
+			if _, sampled := value(fams, "gatehouse_instance_resident_memory_bytes", map[string]string{"app": "web", "instance": in.ID}); !sampled {
 				ok = false
 			}
 		}
