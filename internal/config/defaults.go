@@ -37,17 +37,20 @@ const (
 // and Node (--max-http-header-size, 16KiB) accept by default, so an app
 // moved from behind either does not start failing; the timeouts are generous enough for slow mobile
 // clients and short enough that idle or stalled clients do not hold
-// connections for long.
+// connections for long. The tunnel timeout is nginx's proxy_read_timeout
+// default, which WebSocket apps moved from behind nginx already keep their
+// connections alive within (Socket.IO pings every 25s).
 func DefaultLimits() Limits {
 	return Limits{
-		RequestHead:      64 << 10,
-		ResponseHead:     64 << 10,
-		RequestBody:      0,
-		MaxConnections:   0,
-		HeadTimeout:      Duration(30 * time.Second),
-		BodyTimeout:      Duration(60 * time.Second),
-		KeepaliveTimeout: Duration(2 * time.Minute),
-		SendTimeout:      Duration(60 * time.Second),
+		RequestHead:       64 << 10,
+		ResponseHead:      64 << 10,
+		RequestBody:       0,
+		MaxConnections:    0,
+		HeadTimeout:       Duration(30 * time.Second),
+		BodyTimeout:       Duration(60 * time.Second),
+		KeepaliveTimeout:  Duration(2 * time.Minute),
+		SendTimeout:       Duration(60 * time.Second),
+		TunnelIdleTimeout: Duration(60 * time.Second),
 	}
 }
 
@@ -77,6 +80,7 @@ func NewApp(name string) *App {
 		UpstreamIdleTimeout: Duration(4 * time.Second),
 		AffinityCookie:      DefaultAffinityCookie,
 		Limits:              DefaultLimits().App(),
+		Upgrades:            []string{UpgradeWebSocket},
 	}
 }
 

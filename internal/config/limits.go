@@ -26,6 +26,9 @@ func (c *Config) inheritLimits(pos positions) {
 		if _, ok := pos[p+"body_timeout"]; !ok {
 			app.Limits.BodyTimeout = top.BodyTimeout
 		}
+		if _, ok := pos[p+"tunnel_idle_timeout"]; !ok {
+			app.Limits.TunnelIdleTimeout = top.TunnelIdleTimeout
+		}
 	}
 }
 
@@ -79,6 +82,7 @@ func (v *validator) limits(l *Limits, path string) {
 	v.positive(path+".body_timeout", l.BodyTimeout)
 	v.positive(path+".keepalive_timeout", l.KeepaliveTimeout)
 	v.positive(path+".send_timeout", l.SendTimeout)
+	v.positive(path+".tunnel_idle_timeout", l.TunnelIdleTimeout)
 }
 
 // appLimits checks an app's limits: block. A value equal to the top-level
@@ -91,6 +95,9 @@ func (v *validator) appLimits(l *AppLimits, top *Limits, path string) {
 	}
 	if v.has(path+".body_timeout") || l.BodyTimeout != top.BodyTimeout {
 		v.positive(path+".body_timeout", l.BodyTimeout)
+	}
+	if v.has(path+".tunnel_idle_timeout") || l.TunnelIdleTimeout != top.TunnelIdleTimeout {
+		v.positive(path+".tunnel_idle_timeout", l.TunnelIdleTimeout)
 	}
 	// RequestBody: any size is valid, 0 is unlimited, and the decoder
 	// already rejects a negative one.

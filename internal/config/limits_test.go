@@ -27,28 +27,28 @@ func TestLoadAppLimitsInherit(t *testing.T) {
 		},
 		{
 			name: "top-level values written in the file are inherited",
-			yaml: "limits: {request_body: 10MiB, response_head: 128KiB, body_timeout: 20s}\napps:\n  web: {command: x}\n",
-			want: map[string]AppLimits{"web": {RequestBody: 10 << 20, ResponseHead: 128 << 10, BodyTimeout: Duration(20 * time.Second)}},
+			yaml: "limits: {request_body: 10MiB, response_head: 128KiB, body_timeout: 20s, tunnel_idle_timeout: 10m}\napps:\n  web: {command: x}\n",
+			want: map[string]AppLimits{"web": {RequestBody: 10 << 20, ResponseHead: 128 << 10, BodyTimeout: Duration(20 * time.Second), TunnelIdleTimeout: Duration(10 * time.Minute)}},
 		},
 		{
 			name: "top-level block after apps",
-			yaml: "apps:\n  web: {command: x}\nlimits: {body_timeout: 20s}\n",
-			want: map[string]AppLimits{"web": {RequestBody: def.RequestBody, ResponseHead: def.ResponseHead, BodyTimeout: Duration(20 * time.Second)}},
+			yaml: "apps:\n  web: {command: x}\nlimits: {body_timeout: 20s, tunnel_idle_timeout: 30s}\n",
+			want: map[string]AppLimits{"web": {RequestBody: def.RequestBody, ResponseHead: def.ResponseHead, BodyTimeout: Duration(20 * time.Second), TunnelIdleTimeout: Duration(30 * time.Second)}},
 		},
 		{
 			name: "an app overrides some keys and inherits the rest",
 			yaml: "limits: {request_body: 10MiB, body_timeout: 20s}\napps:\n  web:\n    command: x\n    limits: {request_body: 1GiB}\n",
-			want: map[string]AppLimits{"web": {RequestBody: 1 << 30, ResponseHead: def.ResponseHead, BodyTimeout: Duration(20 * time.Second)}},
+			want: map[string]AppLimits{"web": {RequestBody: 1 << 30, ResponseHead: def.ResponseHead, BodyTimeout: Duration(20 * time.Second), TunnelIdleTimeout: def.TunnelIdleTimeout}},
 		},
 		{
 			name: "an explicit 0 overrides: unlimited body for one app",
 			yaml: "limits: {request_body: 10MiB}\napps:\n  web:\n    command: x\n    limits: {request_body: 0}\n",
-			want: map[string]AppLimits{"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout}},
+			want: map[string]AppLimits{"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: def.TunnelIdleTimeout}},
 		},
 		{
 			name: "an app's empty limits block inherits everything",
-			yaml: "limits: {request_body: 10MiB}\napps:\n  web:\n    command: x\n    limits:\n",
-			want: map[string]AppLimits{"web": {RequestBody: 10 << 20, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout}},
+			yaml: "limits: {request_body: 10MiB, tunnel_idle_timeout: 2m}\napps:\n  web:\n    command: x\n    limits:\n",
+			want: map[string]AppLimits{"web": {RequestBody: 10 << 20, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(2 * time.Minute)}},
 		},
 		{
 			name: "each app on its own",
@@ -56,19 +56,34 @@ func TestLoadAppLimitsInherit(t *testing.T) {
 				"  web:\n    command: x\n    routes: [/]\n    limits: {response_head: 1MiB, body_timeout: 2m}\n" +
 				"  api:\n    command: y\n    routes: [/api/]\n",
 			want: map[string]AppLimits{
-				"web": {RequestBody: 0, ResponseHead: 1 << 20, BodyTimeout: Duration(2 * time.Minute)},
-				"api": {RequestBody: 0, ResponseHead: 32 << 10, BodyTimeout: def.BodyTimeout},
+				"web": {RequestBody: 0, ResponseHead: 1 << 20, BodyTimeout: Duration(2 * time.Minute), TunnelIdleTimeout: def.TunnelIdleTimeout},
+				"api": {RequestBody: 0, ResponseHead: 32 << 10, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: def.TunnelIdleTimeout},
 			},
 		},
 		{
 			name: "keys from a merge key count as written",
-			yaml: "limits: {body_timeout: 20s}\napps:\n" +
-				"  web: &base\n    command: x\n    routes: [/]\n    limits: {body_timeout: 5m}\n" +
+			yaml: "limits: {body_timeout: 20s, tunnel_idle_timeout: 20s}\napps:\n" +
+				"  web: &base\n    command: x\n    routes: [/]\n    limits: {body_timeout: 5m, tunnel_idle_timeout: 1h}\n" +
 				"  api:\n    <<: *base\n    routes: [/api/]\n",
 			want: map[string]AppLimits{
-				"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: Duration(5 * time.Minute)},
-				"api": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: Duration(5 * time.Minute)},
+				"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: Duration(time.Hour)},
+				"api": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: Duration(time.Hour)},
 			},
+		},
+		{
+			name: "tunnel_idle_timeout: an app overrides it, another inherits the top-level one",
+			yaml: "limits: {tunnel_idle_timeout: 90s}\napps:\n" +
+				"  web:\n    command: x\n    routes: [/]\n" +
+				"  chat:\n    command: y\n    routes: [/ws/]\n    limits: {tunnel_idle_timeout: 1h}\n",
+			want: map[string]AppLimits{
+				"web":  {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(90 * time.Second)},
+				"chat": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(time.Hour)},
+			},
+		},
+		{
+			name: "tunnel_idle_timeout: an app overrides the default",
+			yaml: "apps:\n  web:\n    command: x\n    limits: {tunnel_idle_timeout: 10s}\n",
+			want: map[string]AppLimits{"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(10 * time.Second)}},
 		},
 	}
 	for _, tt := range tests {
@@ -85,6 +100,28 @@ func TestLoadAppLimitsInherit(t *testing.T) {
 				t.Errorf("effective app limits mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestTunnelIdleTimeoutDefault: 60s, nginx's proxy_read_timeout, at the
+// top level and for an app that writes no limits.
+func TestTunnelIdleTimeoutDefault(t *testing.T) {
+	want := Duration(60 * time.Second)
+	if got := DefaultLimits().TunnelIdleTimeout; got != want {
+		t.Errorf("DefaultLimits().TunnelIdleTimeout = %s, want %s", got, want)
+	}
+	if got := NewApp("web").Limits.TunnelIdleTimeout; got != want {
+		t.Errorf("NewApp().Limits.TunnelIdleTimeout = %s, want %s", got, want)
+	}
+	c, err := Parse("g.yaml", []byte(web))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Limits.TunnelIdleTimeout; got != want {
+		t.Errorf("parsed limits.tunnel_idle_timeout = %s, want %s", got, want)
+	}
+	if got := c.Apps["web"].Limits.TunnelIdleTimeout; got != want {
+		t.Errorf("parsed apps.web.limits.tunnel_idle_timeout = %s, want %s", got, want)
 	}
 }
 

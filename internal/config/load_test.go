@@ -41,7 +41,8 @@ func TestParseFull(t *testing.T) {
 	web.RetryBodyLimit = 64 << 10
 	web.UpstreamIdleTimeout = Duration(3 * time.Second)
 	web.MemoryLimit = 1 << 30
-	web.Limits = AppLimits{RequestBody: 100 << 20, ResponseHead: 256 << 10, BodyTimeout: Duration(5 * time.Minute)}
+	web.Limits = AppLimits{RequestBody: 100 << 20, ResponseHead: 256 << 10, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: Duration(time.Hour)}
+	web.Upgrades = []string{"WebSocket", "connect-udp"}
 	web.AutoHeal = &AutoHeal{
 		MinProcessExecutionTime: Duration(time.Minute),
 		MaxRecycles:             &RateLimit{Count: 5, Per: Duration(time.Hour)},
@@ -61,7 +62,8 @@ func TestParseFull(t *testing.T) {
 	api.Health.Path = "/status"
 	api.Health.Status = StatusRange{200, 200}
 	// api sets no limits: it inherits every top-level one.
-	api.Limits = AppLimits{RequestBody: 10 << 20, ResponseHead: 128 << 10, BodyTimeout: Duration(45 * time.Second)}
+	api.Limits = AppLimits{RequestBody: 10 << 20, ResponseHead: 128 << 10, BodyTimeout: Duration(45 * time.Second), TunnelIdleTimeout: Duration(5 * time.Minute)}
+	api.Upgrades = []string{} // upgrades: [] forwards none
 
 	want := &Config{
 		Listen:         ":8080",
@@ -70,14 +72,15 @@ func TestParseFull(t *testing.T) {
 		DataDir:        ".gatehouse",
 		SampleInterval: Duration(2 * time.Second),
 		Limits: Limits{
-			RequestHead:      32 << 10,
-			ResponseHead:     128 << 10,
-			RequestBody:      10 << 20,
-			MaxConnections:   4096,
-			HeadTimeout:      Duration(20 * time.Second),
-			BodyTimeout:      Duration(45 * time.Second),
-			KeepaliveTimeout: Duration(90 * time.Second),
-			SendTimeout:      Duration(60 * time.Second),
+			RequestHead:       32 << 10,
+			ResponseHead:      128 << 10,
+			RequestBody:       10 << 20,
+			MaxConnections:    4096,
+			HeadTimeout:       Duration(20 * time.Second),
+			BodyTimeout:       Duration(45 * time.Second),
+			KeepaliveTimeout:  Duration(90 * time.Second),
+			SendTimeout:       Duration(60 * time.Second),
+			TunnelIdleTimeout: Duration(5 * time.Minute),
 		},
 		Apps:  map[string]*App{"web": web, "api": api},
 		File:  file,

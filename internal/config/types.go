@@ -159,6 +159,16 @@ type App struct {
 	// requests. After Parse every key holds its effective value: a key the
 	// app leaves out takes the top-level one.
 	Limits AppLimits `yaml:"limits"`
+	// Upgrades are the protocols a client may switch a connection to this
+	// app to with Upgrade (RFC 9110 §7.8), by protocol name: matched
+	// without regard to case or to a "/version" the client adds (see
+	// AllowsUpgrade); an Upgrade request for any other protocol is
+	// refused. Default ["websocket"]; an explicit [] forwards no upgrade
+	// at all, while "upgrades:" with no value keeps the default. "h2c" is
+	// an error: it is never forwarded, since a client could then speak
+	// HTTP/2 to the app past every route and limit. Each entry is an HTTP
+	// token, without a version.
+	Upgrades []string `yaml:"upgrades"`
 }
 
 // External reports whether the app is a pool of upstream addresses.
@@ -218,6 +228,16 @@ type Limits struct {
 	// after it, and gives back its connection slot. Default 60s; 0 is
 	// invalid.
 	SendTimeout Duration `yaml:"send_timeout"`
+	// TunnelIdleTimeout closes an upgraded connection (a WebSocket, or
+	// another protocol the app switched to with 101) once it has been
+	// silent in both directions this long (nginx's proxy_read_timeout on
+	// a tunnel, HAProxy's timeout tunnel); it also bounds each write to a
+	// side that stopped reading. An open tunnel keeps its instance's
+	// max_inflight slot until it ends (HAProxy counts tunnels against
+	// maxconn the same way), so this bound is what gives an abandoned
+	// tunnel's slot back. Default 60s; 0 is an error. Apps may override
+	// it.
+	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout"`
 }
 
 // AppLimits is an app's limits: block, the limits that may differ per app.
@@ -231,12 +251,15 @@ type AppLimits struct {
 	ResponseHead Size `yaml:"response_head"`
 	// BodyTimeout: see Limits.BodyTimeout. 0 is an error.
 	BodyTimeout Duration `yaml:"body_timeout"`
+	// TunnelIdleTimeout: see Limits.TunnelIdleTimeout. 0 is an error.
+	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout"`
 }
 
 // App returns the part of l an app inherits: its AppLimits when the app
 // overrides none of them.
 func (l Limits) App() AppLimits {
-	return AppLimits{RequestBody: l.RequestBody, ResponseHead: l.ResponseHead, BodyTimeout: l.BodyTimeout}
+	return AppLimits{RequestBody: l.RequestBody, ResponseHead: l.ResponseHead, BodyTimeout: l.BodyTimeout,
+		TunnelIdleTimeout: l.TunnelIdleTimeout}
 }
 
 // Health is an app's probe. Without Path the check is a TCP connect.

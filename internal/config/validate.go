@@ -170,6 +170,7 @@ func (v *validator) app(a *App, path string, napps int, top *Limits) {
 	}
 	v.routes(a.Routes, path+".routes", napps)
 	v.appLimits(&a.Limits, top, path+".limits")
+	v.upgrades(a.Upgrades, path+".upgrades")
 	if a.AutoHeal != nil {
 		v.autoHeal(a.AutoHeal, path+".auto_heal")
 	}
