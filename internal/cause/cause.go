@@ -35,6 +35,7 @@ const (
 	RequestTooLarge     Cause = "request_too_large"
 	ClientTimeout       Cause = "client_timeout"
 	UnsupportedProtocol Cause = "unsupported_protocol"
+	UpgradeRefused      Cause = "upgrade_refused"
 )
 
 // StatusClientClosed is logged for requests whose client went away (nginx's
@@ -68,6 +69,7 @@ var table = map[Cause]info{
 	RequestTooLarge:     {http.StatusRequestEntityTooLarge, Never, "the request body exceeds limits.request_body (the app's own, if it sets one); send less or raise the limit"},
 	ClientTimeout:       {http.StatusRequestTimeout, Never, "the client sent its request too slowly: the head took longer than limits.head_timeout, or the body paused longer than limits.body_timeout"},
 	UnsupportedProtocol: {http.StatusHTTPVersionNotSupported, Never, "the client spoke a protocol gatehouse does not serve on this listener (HTTP/2 prior knowledge without h2c)"},
+	UpgradeRefused:      {http.StatusBadRequest, Never, "the client asked to switch to a protocol the app's upgrades: does not list (websocket by default); h2c is never forwarded"},
 }
 
 // Status is the HTTP status gatehouse answers with for c; 0 when the status

@@ -65,7 +65,7 @@ func keepaliveRace(ev *Evidence, found []Finding) []Finding {
 // clientSide are the causes of requests whose time was the client's: slow
 // to send (client_timeout), gone, or refused before reaching the app.
 var clientSide = map[string]bool{"client_closed": true, "client_timeout": true, "bad_request": true,
-	"request_too_large": true, "headers_too_large": true, "unsupported_protocol": true}
+	"request_too_large": true, "headers_too_large": true, "unsupported_protocol": true, "upgrade_refused": true}
 
 // neverSent are the causes of requests that never reached the app: their
 // time was spent waiting for an instance, which is overload's or a start's

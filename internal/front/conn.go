@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -84,8 +85,10 @@ type conn struct {
 	deadline int64
 	state    atomic.Int32
 	first    bool
-	handedTo bool // the connection belongs to the fallback server now
 	woke     bool // the poller found the parked connection readable
+	// tunneled: the connection carries another protocol now (Tunnel),
+	// and the front serves nothing more on it.
+	tunneled bool
 }
 
 // reqState is what a connection needs only while it reads and answers
@@ -166,7 +169,7 @@ func (fc *conn) activate() {
 	fc.sendTimeout = fc.s.opts.SendTimeout
 	fc.head.DropUnderscores = true
 	req := (&http.Request{Header: http.Header{}, URL: &fc.url, TLS: fc.tls}).WithContext(fc.ctx)
-	fc.x = Exchange{c: fc, Req: req, Head: &fc.head, W: &fc.w, IP: hostOf(fc.remote)}
+	fc.x = Exchange{side: fc, Req: req, W: &fc.w, IP: hostOf(fc.remote)}
 	fc.body.fc = fc
 	fc.w.fc = fc
 	fc.w.own = http.Header{}
@@ -345,8 +348,10 @@ func (fc *conn) run(fresh bool) {
 			return
 		}
 		fc.c.SetReadDeadline(time.Time{})
-		fc.x.begin()
-		fc.s.h.ServeFront(&fc.x)
+		fc.s.h.Serve(&fc.x)
+		if fc.tunneled {
+			return // the handler's now, until it closes it
+		}
 		fc.w.end()
 		fc.watch.stop()
 		if fc.closeAfter || fc.watch.gone.Load() || !fc.drainBody() {
@@ -510,12 +515,13 @@ func (fc *conn) request(head []byte) bool {
 		return false
 	}
 	h := &fc.head
-	if fc.s.opts.Fallback || h.Minor != 1 || h.Target[0] != '/' || h.Chunked || h.Upgrade || h.Expect != "" {
-		fc.handOff()
-		return false
+	r := fc.x.Req
+	host, target, fail := requestTarget(h, &fc.url)
+	if fail == "" {
+		fail = fc.expectation(h)
 	}
-	if !setTarget(&fc.url, h.Target) {
-		fc.refuse(head, cause.BadRequest, "malformed request target", false)
+	if fail != "" {
+		fc.refuse(head, cause.BadRequest, fail, false)
 		return false
 	}
 	if inBuf {
@@ -524,25 +530,121 @@ func (fc *conn) request(head []byte) bool {
 		fc.pending = fc.big[len(head):]
 		fc.big = nil
 	}
-	r := fc.x.Req
-	r.Method, r.Host, r.RequestURI, r.RemoteAddr = h.Method, h.Host, h.Target, fc.remote
+	if host == "" {
+		// HTTP/1.0 needs no Host: the request is for the address the
+		// client connected to, and the app is told that one.
+		host = fc.c.LocalAddr().String()
+	}
+	r.Method, r.Host, r.RequestURI, r.RemoteAddr = h.Method, host, target, fc.remote
 	r.Header = h.Header
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
-	r.Close = h.Close
+	if h.Minor == 0 {
+		r.Proto, r.ProtoMinor = "HTTP/1.0", 0
+	}
+	// An HTTP/1.0 client is answered once: its answer may have to end
+	// with the connection (no chunked framing in HTTP/1.0).
+	r.Close = h.Close || h.Minor == 0
 	r.GetBody, r.Trailer = nil, nil
-	fc.closeAfter = h.Close
+	fc.closeAfter = r.Close
 	fc.bodyTimeout = fc.s.opts.BodyTimeout
+	fc.x.begin()
+	fc.w.reset()
+	fc.x.ConnTokens = h.ConnTokens
+	if h.Upgrade && h.Minor == 1 {
+		fc.x.Upgrade = strings.Join(h.Header["Upgrade"], ", ")
+	}
 	fc.x.RequestID = ""
 	if id := h.Header["X-Request-Id"]; len(id) > 0 {
 		fc.x.RequestID = id[0]
 	}
-	r.ContentLength = max(h.ContentLength, 0)
-	fc.body.n = r.ContentLength
+	fc.body.start(h)
+	r.ContentLength = fc.body.n
 	r.Body = http.NoBody
-	if r.ContentLength > 0 {
+	if fc.body.n != 0 {
 		r.Body = &fc.body
 	}
 	return true
+}
+
+// requestTarget reads the request's target (RFC 9112 §3.2): the origin
+// form, the absolute form (whose authority is the request's host, Host
+// notwithstanding) and "*" for OPTIONS. It sets u to the target's path
+// and query, and returns the host and the target sent on (origin form);
+// fail says why a request cannot be served: CONNECT (gatehouse is no
+// forward proxy), "*" with another method, any other form.
+func requestTarget(h *http1.RequestHead, u *url.URL) (host, target, fail string) {
+	t := h.Target
+	switch {
+	case h.Method == http.MethodConnect:
+		return "", "", "CONNECT is not served: gatehouse is not a forward proxy"
+	case t == "*" && h.Method == http.MethodOptions:
+		*u = url.URL{Path: "*"}
+		return h.Host, t, ""
+	case t[0] == '/':
+		if !setTarget(u, t) {
+			return "", "", "malformed request target"
+		}
+		return h.Host, t, ""
+	}
+	authority, origin, ok := absoluteTarget(t)
+	if !ok || !setTarget(u, origin) {
+		return "", "", "malformed request target"
+	}
+	return authority, origin, ""
+}
+
+// absoluteTarget splits an absolute-form target, "http://host/p?q", into
+// its authority and its origin form ("/p?q"; "/" for an empty path).
+func absoluteTarget(t string) (authority, origin string, ok bool) {
+	scheme, rest, found := strings.Cut(t, "://")
+	if !found || !strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https") {
+		return "", "", false
+	}
+	i := strings.IndexAny(rest, "/?")
+	if i < 0 {
+		i = len(rest)
+	}
+	authority, origin = rest[:i], rest[i:]
+	if authority == "" || strings.IndexByte(authority, '@') >= 0 || !http1.ValidHost(authority) {
+		return "", "", false
+	}
+	if origin == "" || origin[0] == '?' {
+		origin = "/" + origin
+	}
+	return authority, origin, true
+}
+
+// expectation reads the Expect field: 100-continue is honoured when the
+// body is first read (bodyReader); any other expectation is refused.
+// HTTP/1.0 servers ignore the field (RFC 9110 §10.1.1).
+func (fc *conn) expectation(h *http1.RequestHead) string {
+	if h.Expect == "" || h.Minor == 0 || http1.EqualFold(http1.TrimOWS(h.Expect), "100-continue") {
+		return ""
+	}
+	return "unsupported expectation in Expect"
+}
+
+// The exchange's side (see Exchange): an HTTP/1 connection's.
+
+func (fc *conn) startWatch()                    { fc.watch.start() }
+func (fc *conn) isGone() bool                   { return fc.watch.check() }
+func (fc *conn) closeAfterAnswer()              { fc.closeAfter = true }
+func (fc *conn) limitBodyReads(d time.Duration) { fc.bodyTimeout = d }
+
+// takeOver hands the connection to the protocol its 101 answer switched
+// to: the watcher stops, what was read past the request goes with it, and
+// Shutdown no longer waits for it (see Server.tunnel).
+func (fc *conn) takeOver() (net.Conn, []byte, error) {
+	if !fc.w.switched || fc.w.failed || fc.tunneled {
+		return nil, nil, ErrNoTunnel
+	}
+	fc.watch.stop()
+	fc.tunneled, fc.closeAfter = true, true
+	pending := fc.unread()
+	fc.big, fc.pending = nil, nil
+	fc.c.SetDeadline(time.Time{})
+	fc.s.tunnel(fc)
+	return fc.c, pending, nil
 }
 
 // recover turns a panic while serving into a closed connection and a
@@ -671,14 +773,15 @@ func (fc *conn) refuse(head []byte, c cause.Cause, detail string, answered bool)
 	r.Body, r.ContentLength = http.NoBody, 0
 	fc.x.RequestID = ""
 	fc.x.begin()
+	fc.w.reset()
 	fc.x.Reject = cause.New(c, "", detail, nil)
 	fc.x.Answered = answered
 	fc.sendTimeout = time.Second
-	fc.s.h.ServeFront(&fc.x)
+	fc.body = bodyReader{fc: fc}
+	fc.s.h.Serve(&fc.x)
 	if !answered {
 		fc.w.end()
 	}
-	fc.body.n = 0
 }
 
 // describe fills in what a refused request's first line says, when it
@@ -697,35 +800,21 @@ func describe(r *http.Request, head []byte) {
 // next request starts where it should; false (close the connection) when
 // too much is left or the read fails.
 func (fc *conn) drainBody() bool {
-	if fc.body.n == 0 {
+	switch b := &fc.body; {
+	case b.n == 0:
 		return true
-	}
-	if fc.body.n > maxDrain {
+	case b.n > maxDrain || b.expect:
+		// (A client told nothing of 100-continue may be waiting for it,
+		// or sending a body it was not asked for: either way not read.)
 		return false
 	}
-	_, err := io.Copy(io.Discard, &fc.body)
-	return err == nil && fc.body.n == 0
+	_, err := io.CopyN(io.Discard, &fc.body, maxDrain+1)
+	return err == io.EOF && fc.body.n == 0
 }
 
 // maxDrain is how much of an unread request body is read and dropped to
 // keep the connection; net/http uses the same bound.
 const maxDrain = 256 << 10
-
-// handOff gives the connection, with what was read of it, to the fallback
-// server, for one request.
-func (fc *conn) handOff() {
-	pending := fc.unread()
-	// Both: the last answer's write deadline must not cut net/http's
-	// first flush (a 204, a 101) on a connection idle since.
-	fc.c.SetDeadline(time.Time{})
-	rc := &replayConn{Conn: fc.c, tls: fc.tls, pending: pending, s: fc.s}
-	fc.s.handedOff(rc, true)
-	if fc.s.handoff.give(rc) {
-		fc.handedTo = true
-	} else {
-		fc.s.handedOff(rc, false)
-	}
-}
 
 // unread is what was read of the connection and not consumed: a large
 // head, the pending bytes, the read buffer.
@@ -735,22 +824,20 @@ func (fc *conn) unread() []byte {
 	return append(pending, buf...)
 }
 
-// end untracks the connection and closes it unless it was handed off.
-// A client still sending a body the gateway did not read is given time to
-// finish before the close, or its kernel would reset the connection and
-// discard the answer it was sent (the answer said Connection: close).
+// end untracks the connection and closes it. A client still sending a
+// body the gateway did not read is given time to finish before the
+// close, or its kernel would reset the connection and discard the answer
+// it was sent (the answer said Connection: close).
 func (fc *conn) end() {
 	if fc.reqState != nil {
 		fc.cancel()
 	}
-	if !fc.handedTo {
-		fc.state.Store(connClosed)
-		if fc.reqState != nil && fc.body.n > 0 && !fc.watch.gone.Load() {
-			fc.lingerClose()
-		}
-		fc.c.Close()
-		fc.s.freeSlot()
+	fc.state.Store(connClosed)
+	if fc.reqState != nil && fc.body.n != 0 && !fc.tunneled && !fc.watch.gone.Load() {
+		fc.lingerClose()
 	}
+	fc.c.Close()
+	fc.s.freeSlot()
 	fc.putBuffers()
 	fc.s.track(fc, false)
 }
@@ -767,32 +854,66 @@ func (fc *conn) lingerClose() {
 	io.Copy(io.Discard, fc.c)
 }
 
-// bodyReader reads a request body of known length from the connection,
-// each read bounded by BodyTimeout.
+// bodyReader reads a request body from the connection, of known length
+// or chunked, each read bounded by the request's body timeout.
 type bodyReader struct {
 	fc *conn
-	n  int64
+	// n is what is left of a body of known length; -1 while a chunked
+	// one has not ended; 0 once the body is read (or there is none).
+	n       int64
+	chunked http1.ChunkedReader
+	// expect: the client waits for 100 Continue before it sends the
+	// body, which the first read sends.
+	expect bool
+}
+
+// start prepares the body of the request whose head is h.
+func (b *bodyReader) start(h *http1.RequestHead) {
+	b.n, b.expect = max(h.ContentLength, 0), false
+	if h.Chunked {
+		b.n = -1
+		b.chunked.Reset(b.fc.br, b.fc.s.opts.HeadLimit)
+	}
+	b.expect = b.n != 0 && h.Expect != "" && h.Minor == 1
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
-	if b.n <= 0 {
+	if b.n == 0 {
 		return 0, io.EOF
 	}
-	if int64(len(p)) > b.n {
+	fc := b.fc
+	if b.expect {
+		b.expect = false
+		if err := fc.sendContinue(); err != nil {
+			return 0, err
+		}
+	}
+	if b.n > 0 && int64(len(p)) > b.n {
 		p = p[:b.n]
 	}
-	fc := b.fc
-	if fc.br.Buffered() == 0 {
+	if b.n < 0 || fc.br.Buffered() == 0 {
+		// (A chunk's framing may take more reads than its data shows.)
 		fc.c.SetReadDeadline(time.Now().Add(fc.bodyTimeout))
 	}
-	n, err := fc.br.Read(p)
-	b.n -= int64(n)
+	var n int
+	var err error
+	if b.n < 0 {
+		n, err = b.chunked.Read(p)
+		if err == io.EOF {
+			b.n, err = 0, nil
+		}
+	} else {
+		n, err = fc.br.Read(p)
+		b.n -= int64(n)
+	}
+	var malformed *http1.Error
 	switch {
-	case err == nil && b.n > 0:
+	case err == nil && b.n != 0:
 		return n, nil
 	case err == nil:
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		fc.closeAfter = true // too slow: answered, then closed
+		err = io.EOF
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &malformed):
+		fc.closeAfter = true // too slow, or bad framing: answered, then closed
 	default:
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -802,7 +923,25 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	// The body ended or broke: later reads (the watcher's) must not
 	// inherit its deadline.
 	fc.c.SetReadDeadline(time.Time{})
+	if err == io.EOF && n > 0 {
+		return n, nil // (the next read says EOF: n is 0 now)
+	}
 	return n, err
 }
 
 func (b *bodyReader) Close() error { return nil }
+
+// sendContinue tells a client that waits for it to send its body (Expect:
+// 100-continue), unless the answer has begun.
+func (fc *conn) sendContinue() error {
+	if fc.w.wrote {
+		return nil
+	}
+	bw := fc.bw
+	bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	if err := bw.Flush(); err != nil {
+		fc.w.fail()
+		return ErrClientWrite
+	}
+	return nil
+}

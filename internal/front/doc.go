@@ -4,10 +4,12 @@
 // how slowly, answering on the connection, and watching whether the client
 // is still there.
 //
-// Plain keep-alive requests are served by the package's own connection
-// loop; every other well-formed request (an upgrade, Expect, a chunked
-// body, HTTP/1.0, an absolute-form target) is handed, with the bytes
-// already read, to a net/http.Server for that one request, after the same
-// checks. What to do with a request is the Handler's: the package routes
-// nothing and imports nothing of the gateway.
+// Every HTTP/1.x request is served by the package's own connection loop
+// (conn.go): chunked bodies, Expect: 100-continue, HTTP/1.0, absolute-form
+// targets and upgrades (whose connection it hands over, Exchange.Tunnel)
+// included. HTTP/2, over TLS or h2c, is framed by golang.org/x/net/http2,
+// and each stream is checked as a head is (stream.go). Either way the
+// Handler gets one Exchange type; what to do with a request is the
+// Handler's: the package routes nothing and imports nothing of the
+// gateway.
 package front

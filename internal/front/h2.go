@@ -37,8 +37,9 @@ func (fc *conn) handshake(tc *tls.Conn) bool {
 
 // serveH2 serves the connection as HTTP/2 until it ends: c is the TLS
 // connection that negotiated "h2", or a plain one whose first bytes were
-// the HTTP/2 preface (h2c). Streams go to the handler's ServeHTTP, each
-// with the body and send timeouts of an HTTP/1.1 request.
+// the HTTP/2 preface (h2c). Each stream becomes an Exchange for the
+// handler (stream.go), with the body and send timeouts of an HTTP/1.1
+// request.
 //
 // The connection counts as active for Shutdown, which does not close it
 // as idle but has the HTTP/2 server send GOAWAY: open streams finish,
@@ -59,7 +60,8 @@ func (fc *conn) serveH2(c net.Conn) {
 	// The streams' contexts end with the connection.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: s.h2handler})
+	h := &streamHandler{s: s, tls: fc.tls}
+	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: h})
 }
 
 // newH2 makes the server's HTTP/2 side: ServeConn serves one connection
@@ -67,14 +69,27 @@ func (fc *conn) serveH2(c net.Conn) {
 // front tells every HTTP/2 connection to go away.
 func (s *Server) newH2() {
 	o := &s.opts
-	s.h2handler = streamHandler{h: s.h, bodyTimeout: o.BodyTimeout, sendTimeout: o.SendTimeout, hsts: o.HSTS}
 	// WriteByteTimeout bounds the connection's own writes: without it a
 	// client that stops reading the socket blocks x/net's frame writer,
 	// and with it every stream, handler and app connection, for ever
 	// (not even GOAWAY gets out).
-	s.h2 = &http2.Server{IdleTimeout: o.KeepaliveTimeout, MaxConcurrentStreams: maxStreams, WriteByteTimeout: o.SendTimeout}
+	//
+	// MaxReadFrameSize is the protocol's initial value, 16 KiB, where
+	// x/net's default is 1 MiB: x/net's framer keeps a read buffer as
+	// large as the largest frame its connection has read, for as long as
+	// the connection lives, so under 1 MiB any client could pin 1 MiB per
+	// connection with one HEADERS frame, which flow control does not
+	// bound. A larger frame is a connection error FRAME_SIZE_ERROR (RFC
+	// 9113 §4.2); a client sends a larger header block as CONTINUATION
+	// frames, and a body as more DATA frames.
+	s.h2 = &http2.Server{
+		IdleTimeout:          o.KeepaliveTimeout,
+		MaxConcurrentStreams: maxStreams,
+		WriteByteTimeout:     o.SendTimeout,
+		MaxReadFrameSize:     maxFrameSize,
+	}
 	s.h2base = &http.Server{
-		Handler:        s.h2handler,
+		Handler:        http.NotFoundHandler(), // each connection has its own (serveH2)
 		MaxHeaderBytes: o.HeadLimit,
 		IdleTimeout:    o.KeepaliveTimeout,
 		ErrorLog:       o.ErrorLog,
@@ -87,6 +102,10 @@ func (s *Server) newH2() {
 // nginx's http2_max_concurrent_streams (128) and Go's default (250) do.
 const maxStreams = 250
 
+// maxFrameSize is the largest frame the front reads: RFC 9113's initial
+// SETTINGS_MAX_FRAME_SIZE, the least a server may advertise.
+const maxFrameSize = 16 << 10
+
 // goAwayH2 tells the HTTP/2 connections to finish their streams and
 // close. Called on every tick of Shutdown: a connection that began after
 // the first call hears it too (each connection acts on it once).
@@ -97,34 +116,6 @@ func (s *Server) goAwayH2() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	s.h2base.Shutdown(ctx) // returns at once: base tracks no connections
-}
-
-// streamHandler serves an HTTP/2 stream: the request body's reads are
-// bounded by bodyTimeout each and the answer's writes by sendTimeout, as
-// on an HTTP/1.1 connection.
-type streamHandler struct {
-	h           Handler
-	bodyTimeout time.Duration
-	sendTimeout time.Duration
-	hsts        string
-}
-
-func (f streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rc := http.NewResponseController(w)
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &timedBody{ReadCloser: r.Body, rc: rc, d: f.bodyTimeout, stream: true}
-	}
-	sw := &closingWriter{ResponseWriter: w, rc: rc, send: f.sendTimeout, keep: true}
-	if r.TLS != nil {
-		sw.hsts = f.hsts
-	}
-	f.h.ServeHTTP(sw, r)
-	// What the handler left in x/net's buffer (a small answer, never
-	// flushed) goes out after it returns, under flow control: a client
-	// that grants no window would hold the stream for ever. The deadline
-	// bounds that last write; x/net stops its timer when the stream
-	// closes.
-	sw.deadline()
 }
 
 // prefixConn is a connection whose first bytes were already read.

@@ -29,17 +29,13 @@ import (
 // nothing (limStub's record would be counted as the connections' cost).
 type echoStub struct{}
 
-func (echoStub) ServeFront(x *Exchange) {
+func (echoStub) Serve(x *Exchange) {
 	if x.Reject != nil {
 		x.W.Header().Set("Content-Length", "0")
 		x.W.WriteHeader(x.Reject.Status())
 		return
 	}
 	limAnswer(x.W, http.StatusOK, x.Req.Method+" "+x.Req.RequestURI)
-}
-
-func (echoStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	limAnswer(w, http.StatusOK, r.Method+" "+r.RequestURI)
 }
 
 // idleCostConns is how many connections TestIdleConnCost and

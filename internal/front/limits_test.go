@@ -36,7 +36,7 @@ type limStub struct {
 	served  []string // "METHOD target" of the requests served
 }
 
-func (s *limStub) ServeFront(x *Exchange) {
+func (s *limStub) Serve(x *Exchange) {
 	if x.Reject != nil {
 		s.mu.Lock()
 		s.rejects = append(s.rejects, string(x.Reject.Cause))
@@ -49,8 +49,6 @@ func (s *limStub) ServeFront(x *Exchange) {
 	}
 	s.serve(x.W, x.Req)
 }
-
-func (s *limStub) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r) }
 
 func (s *limStub) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -82,16 +80,10 @@ func limServe(t *testing.T, h Handler, opts Options) string {
 	return addr
 }
 
-// forEachFallback runs f with the front's own loop and with every request
-// handed to net/http.
+// forEachFallback runs f on the front's own loop, which serves every
+// HTTP/1 request.
 func forEachFallback(t *testing.T, f func(t *testing.T, fallback bool)) {
-	for _, fb := range []bool{false, true} {
-		name := "front"
-		if fb {
-			name = "fallback"
-		}
-		t.Run(name, func(t *testing.T) { f(t, fb) })
-	}
+	t.Run("h1", func(t *testing.T) { f(t, false) })
 }
 
 // limClient is one raw client connection.
@@ -174,7 +166,7 @@ func TestLimitHeadTimeout(t *testing.T) {
 	forEachFallback(t, func(t *testing.T, fallback bool) {
 		t.Run("partial head", func(t *testing.T) {
 			st := &limStub{}
-			addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second, Fallback: fallback})
+			addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
 			lc := limDial(t, addr)
 			start := time.Now()
 			lc.send("GET / HTTP/1.1\r\nHo")
@@ -199,7 +191,7 @@ func TestLimitHeadTimeout(t *testing.T) {
 		})
 		t.Run("silent connection", func(t *testing.T) {
 			st := &limStub{}
-			addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second, Fallback: fallback})
+			addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
 			lc := limDial(t, addr)
 			start := time.Now()
 			extra, ok := lc.closed(5 * time.Second)
@@ -266,7 +258,7 @@ func TestLimitHeadTimeoutAcrossHandOff(t *testing.T) {
 		for name, groups := range heads {
 			t.Run(name, func(t *testing.T) {
 				st := &limStub{}
-				addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second, Fallback: fallback})
+				addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
 				lc := limDial(t, addr)
 				stop := make(chan struct{})
 				wrote := make(chan struct{})
@@ -310,7 +302,7 @@ func TestLimitHeadTimeoutAcrossHandOff(t *testing.T) {
 }
 
 // An idle keep-alive connection is closed keepalive_timeout after its last
-// answer; a handed-off connection serves one request and closes.
+// answer.
 func TestLimitKeepaliveTimeout(t *testing.T) {
 	const kt = 300 * time.Millisecond
 	t.Run("front", func(t *testing.T) {
@@ -338,19 +330,7 @@ func TestLimitKeepaliveTimeout(t *testing.T) {
 			t.Errorf("closing an idle connection was logged as %q", rejects)
 		}
 	})
-	t.Run("fallback", func(t *testing.T) {
-		st := &limStub{}
-		addr := limServe(t, st, Options{HeadTimeout: 10 * time.Second, KeepaliveTimeout: 10 * time.Second, Fallback: true})
-		lc := limDial(t, addr)
-		lc.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
-		resp, body := lc.mustResponse(5 * time.Second)
-		if resp.StatusCode != 200 || body != "GET /a" || !resp.Close {
-			t.Fatalf("got %d %q close=%v; want 200, Connection: close", resp.StatusCode, body, resp.Close)
-		}
-		if _, ok := lc.closed(2 * time.Second); !ok {
-			t.Error("a handed-off connection stays open after its one request")
-		}
-	})
+
 }
 
 // request_head: a head larger than the read buffer but within the limit
@@ -358,7 +338,7 @@ func TestLimitKeepaliveTimeout(t *testing.T) {
 func TestLimitRequestHead(t *testing.T) {
 	const limit = 16 << 10
 	forEachFallback(t, func(t *testing.T, fallback bool) {
-		opts := Options{HeadLimit: limit, HeadTimeout: 5 * time.Second, Fallback: fallback}
+		opts := Options{HeadLimit: limit, HeadTimeout: 5 * time.Second}
 		for _, size := range []int{12 << 10, limit} {
 			t.Run(fmt.Sprintf("%d bytes served", size), func(t *testing.T) {
 				st := &limStub{}
@@ -426,7 +406,7 @@ func TestLimitRequestHead(t *testing.T) {
 func TestLimitMaxConnections(t *testing.T) {
 	const wait = 500 * time.Millisecond
 	opts := func(fallback bool) Options {
-		return Options{MaxConnections: 2, HeadTimeout: 10 * time.Second, KeepaliveTimeout: 10 * time.Second, Fallback: fallback}
+		return Options{MaxConnections: 2, HeadTimeout: 10 * time.Second, KeepaliveTimeout: 10 * time.Second}
 	}
 	// third asks on a third connection: no answer while the first two
 	// are served; free ends one of them, and then the third is answered.
@@ -545,7 +525,7 @@ func TestLimitBodyTimeout(t *testing.T) {
 		t.Run("stalled body", func(t *testing.T) {
 			reads := make(chan read, 1)
 			st := &limStub{handle: reader(reads)}
-			addr := limServe(t, st, Options{BodyTimeout: bt, HeadTimeout: 5 * time.Second, KeepaliveTimeout: 10 * time.Second, Fallback: fallback})
+			addr := limServe(t, st, Options{BodyTimeout: bt, HeadTimeout: 5 * time.Second, KeepaliveTimeout: 10 * time.Second})
 			lc := limDial(t, addr)
 			lc.send("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
 			var got read
@@ -572,7 +552,7 @@ func TestLimitBodyTimeout(t *testing.T) {
 			const bt = 500 * time.Millisecond
 			reads := make(chan read, 1)
 			st := &limStub{handle: reader(reads)}
-			addr := limServe(t, st, Options{BodyTimeout: bt, HeadTimeout: 5 * time.Second, Fallback: fallback})
+			addr := limServe(t, st, Options{BodyTimeout: bt, HeadTimeout: 5 * time.Second})
 			lc := limDial(t, addr)
 			const pieces = 7 // 7 pauses of bt/5: the body takes 1.4 × body_timeout
 			lc.send(fmt.Sprintf("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", pieces))

@@ -209,7 +209,7 @@ func TestParkedAnswersLikeNetHTTP(t *testing.T) {
 		limAnswer(w, http.StatusOK, answer)
 	}
 	_, front := parkServe(t, &limStub{handle: echo}, Options{})
-	_, netHTTP := parkServe(t, &limStub{handle: echo}, Options{Fallback: true})
+	_, netHTTP := parkServe(t, &limStub{handle: echo}, Options{}) // a fresh connection, not parked
 	ask := func(t *testing.T, lc *limClient, req string) answer {
 		t.Helper()
 		lc.c.SetReadDeadline(time.Now().Add(5 * time.Second))

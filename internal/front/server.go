@@ -16,14 +16,6 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// Handler serves what a Server reads. ServeFront serves a request the
-// front parsed itself, or logs and answers one it refused (Exchange.Reject);
-// ServeHTTP serves the requests handed to net/http.
-type Handler interface {
-	ServeFront(x *Exchange)
-	http.Handler
-}
-
 // Options are the public server's limits. Zero values mean the defaults
 // named on each.
 type Options struct {
@@ -45,10 +37,6 @@ type Options struct {
 	// MaxConnections bounds the connections served at once; past it new
 	// ones wait in the kernel's accept queue. 0 means no bound.
 	MaxConnections int
-	// Fallback hands every request to net/http after the checks: the
-	// second engine, for tests and as a way out should the front's own
-	// loop misbehave.
-	Fallback bool
 	// ErrorLog receives panics recovered while serving; nil discards them.
 	ErrorLog *log.Logger
 	// TLS, when set, makes the listener HTTPS with this config (which
@@ -87,23 +75,22 @@ func (o *Options) defaults() {
 	}
 }
 
-// Server is the public HTTP/1.1 server. Plain keep-alive requests, the
-// traffic a gateway carries almost all of the time, are served by its own
-// connection loop (conn): parsed into structures reused for the
-// connection's life, and answered without net/http's per-request
-// background read, request clone and header copies.
+// Server is the public server: HTTP/1.1 (and 1.0) on its own connection
+// loop (conn), parsed into structures reused for the connection's life
+// and answered without net/http's per-request background read, request
+// clone and header copies; HTTP/2 over TLS or h2c through x/net (h2.go).
+// Every request, whatever its protocol, reaches the Handler as an
+// Exchange.
 type Server struct {
-	h        Handler
-	fallback *http.Server
-	handoff  *connListener
-	opts     Options
-	slots    chan struct{} // one per connection served; nil: no bound
+	h     Handler
+	opts  Options
+	slots chan struct{} // one per connection served; nil: no bound
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
-	// handed are the connections handed to net/http, which stops
-	// tracking those it hijacks (upgrades): Close closes them.
-	handed  map[*replayConn]struct{}
+	// tunnels are the connections switched to another protocol (a
+	// WebSocket): Shutdown does not wait for them, Close closes them.
+	tunnels map[*conn]struct{}
 	ln      net.Listener
 	closing atomic.Bool
 	// lameDuck: still serving, but every HTTP/1 answer says Connection:
@@ -111,14 +98,12 @@ type Server struct {
 	// balancer that by then sends them elsewhere (SetLameDuck).
 	lameDuck atomic.Bool
 	done     chan struct{} // closed when the last connection ends after Shutdown
-	fallDone chan struct{} // closed when the fallback server's Serve returns
 
 	// The HTTP/2 side (see h2.go): h2 serves each connection, h2base
 	// holds its settings and its graceful-shutdown hook.
-	h2        *http2.Server
-	h2base    *http.Server
-	h2handler streamHandler
-	h2conns   atomic.Int64
+	h2      *http2.Server
+	h2base  *http.Server
+	h2conns atomic.Int64
 	// tlsErrors counts failed TLS handshakes.
 	tlsErrors atomic.Uint64
 
@@ -191,23 +176,9 @@ func (s *Server) SetLameDuck(on bool) {
 // New returns the public server for h.
 func New(h Handler, opts Options) *Server {
 	opts.defaults()
-	s := &Server{h: h, opts: opts, conns: map[*conn]struct{}{}, handed: map[*replayConn]struct{}{},
-		done: make(chan struct{}), fallDone: make(chan struct{})}
+	s := &Server{h: h, opts: opts, conns: map[*conn]struct{}{}, tunnels: map[*conn]struct{}{}, done: make(chan struct{})}
 	if opts.MaxConnections > 0 {
 		s.slots = make(chan struct{}, opts.MaxConnections)
-	}
-	s.fallback = &http.Server{
-		Handler:           fallbackHandler{h: h, bodyTimeout: opts.BodyTimeout, sendTimeout: opts.SendTimeout, hsts: opts.HSTS},
-		ConnContext:       connContext,
-		ReadHeaderTimeout: opts.HeadTimeout,
-		IdleTimeout:       opts.KeepaliveTimeout,
-		MaxHeaderBytes:    opts.HeadLimit,
-		ConnState: func(c net.Conn, st http.ConnState) {
-			if rc, ok := c.(*replayConn); ok && st == http.StateHijacked {
-				rc.hijacked.Store(true)
-			}
-		},
-		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	s.newH2()
 	return s
@@ -225,12 +196,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	s.ln = ln
-	s.handoff = newConnListener(ln.Addr())
 	s.mu.Unlock()
-	go func() {
-		defer close(s.fallDone)
-		s.fallback.Serve(s.handoff)
-	}()
 	var backoff time.Duration
 	for {
 		if !s.takeSlot() {
@@ -311,10 +277,24 @@ func (s *Server) track(fc *conn, add bool) bool {
 		return true
 	}
 	delete(s.conns, fc)
+	delete(s.tunnels, fc)
 	if s.closing.Load() && len(s.conns) == 0 {
 		s.closeDone()
 	}
 	return true
+}
+
+// tunnel moves a connection to the tunnels, which Shutdown does not wait
+// for: a conversation in another protocol has no end Shutdown could wait
+// for, and it ends with Close or with the app's side of it.
+func (s *Server) tunnel(fc *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, fc)
+	s.tunnels[fc] = struct{}{}
+	if s.closing.Load() && len(s.conns) == 0 {
+		s.closeDone()
+	}
 }
 
 func (s *Server) closeDone() {
@@ -328,12 +308,8 @@ func (s *Server) closeDone() {
 // Shutdown stops accepting, closes idle connections, and waits for the
 // requests in flight to finish (their responses say Connection: close),
 // until ctx ends; then it returns ctx's error and the caller may Close.
-//
-// The order matters: first the front's own connections end (one may still
-// hand its request to net/http, which must then serve it), then the
-// requests handed to net/http (which drops one it reads after its own
-// Shutdown began), and only then net/http shuts down. Upgraded
-// conversations are not waited for, as net/http does not.
+// Upgraded conversations (tunnels) are not waited for, as net/http does
+// not wait for hijacked connections.
 func (s *Server) Shutdown(ctx context.Context) error { return s.ShutdownIdleGrace(ctx, 0) }
 
 // ShutdownIdleGrace is Shutdown that leaves idle keep-alive connections
@@ -344,7 +320,7 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.ShutdownIdleGrac
 // accepts on the same socket (an upgrade), the clients that come back
 // within grace are all told to reconnect instead.
 func (s *Server) ShutdownIdleGrace(ctx context.Context, grace time.Duration) error {
-	s.beginClose(false)
+	s.beginClose()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	closeIdleAt := time.Now().Add(grace)
@@ -355,19 +331,8 @@ func (s *Server) ShutdownIdleGrace(ctx context.Context, grace time.Duration) err
 		s.goAwayH2()
 		select {
 		case <-s.done:
-			if s.handing() {
-				// done stays ready: wait for the tick, not spin.
-				select {
-				case <-tick.C:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				continue
-			}
-			err := s.fallback.Shutdown(ctx) // closes the hand-off listener
-			s.waitFallback()
 			s.stopPoller()
-			return err
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
@@ -380,35 +345,29 @@ func (s *Server) ShutdownIdleGrace(ctx context.Context, grace time.Duration) err
 // from a silent app ends when the app's connection does, which is after
 // gatehouse stops the app, and that comes after the front is closed.
 func (s *Server) Close() error {
-	s.beginClose(true)
-	s.fallback.Close()
+	s.beginClose()
 	s.stopPoller()
 	s.mu.Lock()
 	for fc := range s.conns {
 		fc.c.Close()
 	}
-	for rc := range s.handed {
-		rc.Conn.Close()
+	for fc := range s.tunnels {
+		fc.c.Close()
 	}
 	s.mu.Unlock()
 	select {
 	case <-s.done:
 	case <-time.After(closeWait):
 	}
-	s.waitFallback()
 	return nil
 }
 
 const closeWait = time.Second
 
-// beginClose stops accepting; the hand-off listener closes too when
-// closeHandoff (Close), else net/http's Shutdown closes it in its turn.
-func (s *Server) beginClose(closeHandoff bool) {
+// beginClose stops accepting.
+func (s *Server) beginClose() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if closeHandoff && s.handoff != nil {
-		s.handoff.Close()
-	}
 	if s.closing.Swap(true) {
 		return
 	}
@@ -417,41 +376,6 @@ func (s *Server) beginClose(closeHandoff bool) {
 	}
 	if len(s.conns) == 0 {
 		s.closeDone()
-	}
-}
-
-// handing reports whether net/http still serves a request it was handed
-// (upgraded conversations aside).
-func (s *Server) handing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for rc := range s.handed {
-		if !rc.hijacked.Load() {
-			return true
-		}
-	}
-	return false
-}
-
-// handedOff tracks a connection net/http has, until it closes.
-func (s *Server) handedOff(rc *replayConn, add bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if add {
-		s.handed[rc] = struct{}{}
-	} else {
-		delete(s.handed, rc)
-	}
-}
-
-// waitFallback waits for the fallback server's Serve to return, when it
-// was started.
-func (s *Server) waitFallback() {
-	s.mu.Lock()
-	started := s.handoff != nil
-	s.mu.Unlock()
-	if started {
-		<-s.fallDone
 	}
 }
 

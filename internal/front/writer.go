@@ -1,7 +1,6 @@
 package front
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -27,6 +26,9 @@ type Writer struct {
 	// failed: the client's connection broke, or the response was cut
 	// short; the connection closes after it.
 	failed bool
+	// switched: the answer was 101, and the connection is the new
+	// protocol's (conn.takeOver).
+	switched bool
 
 	dateSec int64
 	date    []byte
@@ -53,8 +55,13 @@ func (w *Writer) SetTrailer(t *http.Header) { w.trailer = t }
 
 func (w *Writer) Header() http.Header { return w.h }
 
-// WriteHeader writes the head. Interim answers go through WriteInterim.
+// WriteHeader writes the head; a 101 goes out at once (see switchHead).
+// Other interim answers go through WriteInterim.
 func (w *Writer) WriteHeader(code int) {
+	if code == http.StatusSwitchingProtocols && !w.wrote {
+		w.switchHead()
+		return
+	}
 	if w.wrote || code < 200 {
 		return
 	}
@@ -68,6 +75,15 @@ func (w *Writer) WriteHeader(code int) {
 		}
 	}
 	w.chunked = w.bodyOK && w.remaining < 0
+	if w.chunked && fc.x.Req.ProtoMinor == 0 {
+		// HTTP/1.0 has no chunks: the body ends with the connection.
+		w.chunked, fc.closeAfter = false, true
+	}
+	if fc.body.expect {
+		// The client waits for 100 Continue, which will not come now:
+		// what it sends next is not a request.
+		fc.closeAfter = true
+	}
 	if w.trailer != nil && len(*w.trailer) > 0 && w.chunked {
 		w.h["Trailer"] = trailerNames(*w.trailer)
 	}
@@ -117,6 +133,28 @@ func (w *Writer) WriteHeader(code int) {
 	bw.WriteString("\r\n")
 }
 
+// switchHead writes and sends a 101 answer: its fields but those of
+// framing, and Connection: Upgrade. The connection is then the new
+// protocol's (Exchange.Tunnel).
+func (w *Writer) switchHead() {
+	w.wrote, w.switched = true, true
+	bw := w.fc.bw
+	w.statusLine(http.StatusSwitchingProtocols)
+	for k, vs := range w.h {
+		switch {
+		case !http1.ValidToken(k), k == "Connection", k == "Transfer-Encoding", k == "Content-Length":
+			continue
+		}
+		for _, v := range vs {
+			http1.WriteField(bw, k, v)
+		}
+	}
+	bw.WriteString("Connection: Upgrade\r\n\r\n")
+	if bw.Flush() != nil {
+		w.fail()
+	}
+}
+
 func (w *Writer) statusLine(code int) {
 	bw := w.fc.bw
 	bw.WriteString("HTTP/1.1 ")
@@ -129,8 +167,8 @@ func (w *Writer) statusLine(code int) {
 // WriteInterim sends an interim (1xx) answer with fields h at once, before
 // the final one, as ReverseProxy passes them on (103 Early Hints).
 func (w *Writer) WriteInterim(code int, h http.Header) {
-	if w.wrote || code < 100 || code >= 200 || code == http.StatusSwitchingProtocols {
-		return
+	if w.wrote || code <= http.StatusSwitchingProtocols || code >= 200 {
+		return // (100 Continue is the front's own: see sendContinue)
 	}
 	w.statusLine(code)
 	for k, vs := range h {
@@ -146,9 +184,6 @@ func (w *Writer) WriteInterim(code int, h http.Header) {
 		w.fail()
 	}
 }
-
-// ErrBodyTooLong is a body longer than its Content-Length said.
-var ErrBodyTooLong = errors.New("response body longer than its Content-Length")
 
 func (w *Writer) Write(p []byte) (int, error) {
 	if !w.wrote {
@@ -183,10 +218,6 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, tooLong
 }
 
-// ErrClientWrite: the client's connection broke while its response was
-// written.
-var ErrClientWrite = errors.New("writing the response to the client")
-
 // Flush sends what is buffered, for streamed responses.
 func (w *Writer) Flush() {
 	if !w.wrote {
@@ -216,7 +247,7 @@ func (w *Writer) Abort() {
 // answer: the connection closes.
 func (w *Writer) end() {
 	fc := w.fc
-	if !w.wrote || w.failed {
+	if !w.wrote || w.failed || w.switched {
 		fc.closeAfter = true
 		return
 	}

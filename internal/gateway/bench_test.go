@@ -32,7 +32,7 @@ func benchGateway(b *testing.B, engine string, addrs ...string) (string, *pool.P
 		ms = append(ms, m)
 	}
 	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{})
-	url := "http://" + serve(b, engine, gw)
+	url := protoURL(engine, serve(b, engine, gw))
 	b.Cleanup(func() {
 		for _, m := range ms {
 			p.Remove(m) // closes the gateway's upstream connections
@@ -52,7 +52,10 @@ func backend(b *testing.B) string {
 	return strings.TrimPrefix(s.URL, "http://")
 }
 
-func benchClient(b *testing.B) *http.Client {
+func benchClient(b *testing.B, proto string) *http.Client {
+	if proto != "h1" {
+		return protoClient(b, proto)
+	}
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.Cleanup(c.CloseIdleConnections)
 	return c
@@ -71,18 +74,18 @@ func get(b *testing.B, c *http.Client, url string) {
 }
 
 // BenchmarkProxy is the hot path with no fault: client → gateway → app
-// over keep-alive loopback connections, served by the front and by its
-// net/http fallback. allocs/op counts the client, the gateway and the
-// backend together.
+// over keep-alive loopback connections, for each protocol the front
+// speaks. allocs/op counts the client, the gateway and the backend
+// together.
 func BenchmarkProxy(b *testing.B) {
-	for _, e := range engines {
+	for _, e := range frontProtocols {
 		b.Run(e, func(b *testing.B) { benchProxy(b, e) })
 	}
 }
 
 func benchProxy(b *testing.B, engine string) {
 	srv, _, _ := benchGateway(b, engine, backend(b))
-	c := benchClient(b)
+	c := benchClient(b, engine)
 	url := srv + "/x"
 	get(b, c, url)
 	b.ReportAllocs()
@@ -93,8 +96,8 @@ func benchProxy(b *testing.B, engine string) {
 
 // BenchmarkProxyParallel is the hot path under concurrency.
 func BenchmarkProxyParallel(b *testing.B) {
-	srv, _, _ := benchGateway(b, "front", backend(b))
-	c := benchClient(b)
+	srv, _, _ := benchGateway(b, "h1", backend(b))
+	c := benchClient(b, "h1")
 	url := srv + "/x"
 	get(b, c, url)
 	b.ReportAllocs()
@@ -114,13 +117,13 @@ func BenchmarkRetryPath(b *testing.B) {
 	}
 	dead := ln.Addr().String()
 	ln.Close()
-	srv, p, ms := benchGateway(b, "front", dead, backend(b))
+	srv, p, ms := benchGateway(b, "h1", dead, backend(b))
 	// Hold one in-flight slot on the live member so that the dead one,
 	// least loaded, is always picked first.
 	if m := p.Pick([]*pool.Member{ms[0]}); m != ms[1] {
 		b.Fatalf("picked %v", m)
 	}
-	c := benchClient(b)
+	c := benchClient(b, "h1")
 	url := srv + "/x"
 	b.ReportAllocs()
 	for b.Loop() {

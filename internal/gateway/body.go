@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/upstream"
@@ -130,8 +129,8 @@ func (b *responseBody) endWith(ctx context.Context) {
 
 func newResponseBody(ctx context.Context, resp *http.Response, pc *upstream.Conn, m *pool.Member, st *reqState) io.ReadCloser {
 	var b *responseBody
-	if st.x != nil && resp.StatusCode != http.StatusSwitchingProtocols && !isEventStream(resp.Header) {
-		// The front's plain answer: copyResponse closes its body before
+	if resp.StatusCode != http.StatusSwitchingProtocols && !isEventStream(resp.Header) {
+		// A plain answer: copyResponse closes its body before
 		// the request's state is put back, and no callback outlives it
 		// that touches the body itself (watch's interrupts the
 		// connection), so the state's own body serves, unallocated. An
@@ -146,21 +145,18 @@ func newResponseBody(ctx context.Context, resp *http.Response, pc *upstream.Conn
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now carries another protocol: it is the body,
 		// readable and writable, and never goes back to the pool.
-		ub := &upgradeBody{responseBody: b, conn: pc.NetConn(), br: pc.Reader()}
-		st.upgrade = ub
-		return ub
+		return &upgradeBody{responseBody: b, conn: pc.NetConn(), br: pc.Reader()}
 	}
 	if resp.Body == http.NoBody {
 		b.done(true)
 		return b
 	}
-	if resp.ContentLength < 0 || st.x == nil {
-		// A stream may be silent for minutes, and an app may stall in
-		// the middle of any body: when the client leaves, the read from
-		// the app is interrupted, so that the member and the connection
-		// are let go now rather than at the app's next write. (The
-		// front's own requests arm this only once a body takes more than
-		// one read: see copyResponse.)
+	if resp.ContentLength < 0 {
+		// A stream may be silent for minutes: when the client leaves,
+		// the read from the app is interrupted, so that the member and
+		// the connection are let go now rather than at the app's next
+		// write. (A body of known length arms this only once it takes
+		// more than one read: see copyResponse.)
 		b.watch(ctx)
 	}
 	return b
@@ -220,46 +216,22 @@ func (b *responseBody) Close() error {
 	return nil
 }
 
+// upgradeBody is the body of a 101 answer: the app's connection, which
+// now carries the protocol switched to (see tunnel), after what its
+// reader buffered.
 type upgradeBody struct {
 	*responseBody
 	conn net.Conn
 	br   *bufio.Reader
-	// ended: Close may be called from ReverseProxy's copy goroutines and
-	// from errorHandler at once.
-	ended atomic.Bool
 }
 
-// Read of an upgraded connection reads raw bytes: its errors are the end
-// of a conversation, not a truncated response, and the request's state
-// may already belong to another request when the copy loop sees them.
-func (u *upgradeBody) Read(p []byte) (int, error) { return u.br.Read(p) }
-
-func (u *upgradeBody) Write(p []byte) (int, error) { return u.conn.Write(p) }
-
-// CloseWrite passes a client's half-close on to the app: ReverseProxy
-// calls it when the client's side of the conversation ends. The app gets
-// halfCloseLinger for its last words: a client that closed altogether
-// looks the same, and a silent app must not hold the conversation (and
-// its instance) open for ever.
-func (u *upgradeBody) CloseWrite() error {
-	time.AfterFunc(halfCloseLinger, func() { u.Close() })
-	if cw, ok := u.conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
-
-// halfCloseLinger is how long an upgraded conversation lasts after its
-// client's side ended (HAProxy's timeout client-fin).
-const halfCloseLinger = time.Second
-
-// Close ends the upgraded conversation. ReverseProxy closes the body from
-// its watcher goroutine, and errorHandler when the switch failed; closing
-// twice is harmless.
+// Close ends the upgraded conversation on the app's side and releases
+// the member.
 func (u *upgradeBody) Close() error {
-	if u.ended.Swap(true) {
+	if u.closed {
 		return nil
 	}
+	u.closed = true
 	u.conn.Close()
 	u.m.Release()
 	return nil

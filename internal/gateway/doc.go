@@ -5,13 +5,11 @@
 // cause, the answer gatehouse writes when it must answer instead of the
 // app, and the access log entry of every request.
 //
-// A request arrives from one of two engines, both front-line HTTP/1.1 of
-// package front: its own connection loop (ServeFront), or net/http for
-// upgrades and other unusual requests (ServeHTTP, with
-// httputil.ReverseProxy). Both reach the app through the same retry loop
-// (forward.go) over package upstream's connection pools. Read a request's
-// path top to bottom: servefront.go or servehttp.go, route.go,
-// forward.go, body.go, then errorpage.go and finish in gateway.go.
+// Every request arrives the same way, whatever its protocol: as a
+// front.Exchange, served by Serve. Read a request's path top to bottom:
+// serve.go (admit, forwardAndAnswer), route.go, forward.go, body.go,
+// answer.go (or tunnel.go, for an upgrade the app accepted), then
+// errorpage.go, and finish in gateway.go.
 //
 // The gateway only reads pools: it picks members and counts its requests
 // on them, and reports connection failures (passive ejection); the

@@ -2,44 +2,69 @@ package gateway_test
 
 import (
 	"net"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 )
 
-// The engines a gateway is served with, both behind the front's checks:
-// "front", the public server as gatehouse runs it (its own loop for plain
-// requests, net/http for the rest), and "net/http", the same server
-// handing every request to net/http and the Gateway's ServeHTTP, which is
-// the front's fallback. Tests of request semantics run on both.
-var engines = []string{"front", "net/http"}
+// The protocols a client speaks to the gateway's front: HTTP/1.1 on a
+// plain listener, HTTP/2 over TLS, and h2c (HTTP/2 with prior knowledge
+// on a plain listener). Every request takes the one path, whatever its
+// protocol, and tests of request semantics run on each.
+var frontProtocols = []string{"h1", "h2", "h2c"}
 
-func forEachEngine(t *testing.T, f func(t *testing.T, engine string)) {
-	for _, e := range engines {
-		t.Run(e, func(t *testing.T) { f(t, e) })
+func forEachFrontProtocol(t *testing.T, f func(t *testing.T, proto string)) {
+	for _, p := range frontProtocols {
+		t.Run(p, func(t *testing.T) { f(t, p) })
 	}
 }
 
-// serve serves gw on a loopback listener with engine until the test ends,
+// serve serves gw on a loopback listener for proto until the test ends,
 // and returns the address.
-func serve(t testing.TB, engine string, gw *gateway.Gateway) string {
+func serve(t testing.TB, proto string, gw *gateway.Gateway) string {
 	t.Helper()
-	_, addr := serveWith(t, gw, engineOptions(t, engine))
+	_, addr := serveWith(t, gw, protoOptions(t, proto))
 	return addr
 }
 
-// engineOptions are the front's options for engine.
-func engineOptions(t testing.TB, engine string) front.Options {
+// protoOptions are the front's options for a listener clients speak
+// proto to.
+func protoOptions(t testing.TB, proto string) front.Options {
 	var opts front.Options
-	switch engine {
-	case "front":
-	case "net/http":
-		opts.Fallback = true
+	switch proto {
+	case "h1":
+	case "h2":
+		opts.TLS, _ = h2TLS()
+	case "h2c":
+		opts.H2C = true
 	default:
-		t.Fatalf("no engine %q", engine)
+		t.Fatalf("no protocol %q", proto)
 	}
 	return opts
+}
+
+// protoClient is a client speaking proto to a listener served with
+// protoOptions; protoURL is the URL of addr for it.
+func protoClient(t testing.TB, proto string) *http.Client {
+	switch proto {
+	case "h2":
+		return h2Client(t, true)
+	case "h2c":
+		return h2Client(t, false)
+	}
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+func protoURL(proto, addr string) string {
+	if proto == "h2" {
+		return "https://" + addr
+	}
+	return "http://" + addr
 }
 
 // serveWith serves h with a front of opts on a loopback listener until the
@@ -56,3 +81,11 @@ func serveWith(t testing.TB, h front.Handler, opts front.Options) (*front.Server
 	t.Cleanup(func() { f.Close(); <-done })
 	return f, ln.Addr().String()
 }
+
+// forEachEngine runs f on HTTP/1.1 alone, for the tests whose clients
+// write HTTP/1.1 bytes themselves.
+func forEachEngine(t *testing.T, f func(t *testing.T, engine string)) {
+	t.Run("h1", func(t *testing.T) { f(t, "h1") })
+}
+
+func engineOptions(t testing.TB, engine string) front.Options { return protoOptions(t, engine) }

@@ -18,14 +18,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
 
-// RoundTrip is the ReverseProxy's Transport: forward for a request
-// net/http serves.
-func (a *appProxy) RoundTrip(req *http.Request) (*http.Response, error) {
-	st := stateFrom(req.Context())
-	st.ctx = req.Context() // with ReverseProxy's trace, for 1xx answers
-	return a.forward(req, st)
-}
-
 // forward sends req to one of the app's members, trying another when an
 // attempt fails in a way that is safe to retry, and holding the request
 // while no member is ready. Every error it returns is a *cause.Error.

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"net/http"
-	"net/http/httputil"
 
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/trust"
@@ -13,8 +12,7 @@ import (
 // The peer is who gatehouse got the connection from: the socket's peer,
 // or the client a PROXY protocol header named. A peer that is not in
 // trusted_proxies (every peer, by default) is the client: what it sent in
-// X-Forwarded-* is replaced with what gatehouse sees, as ReverseProxy's
-// Rewrite does. A trusted peer is a proxy in front: its X-Forwarded-For
+// X-Forwarded-* is replaced with what gatehouse sees. A trusted peer is a proxy in front: its X-Forwarded-For
 // is kept and the peer appended, its X-Forwarded-Proto and -Host are kept
 // when they are plain (see trust.ValidProto, trust.ValidHost), and the
 // client (in the access log) is the one its chain names, read strictly
@@ -31,12 +29,12 @@ func (g *Gateway) peer(st *reqState, ip string, h http.Header) {
 	st.client = g.trust.Client(h["X-Forwarded-For"], ip)
 }
 
-// forwardedFront sets the X-Forwarded-* fields of a front request, in the
-// connection's header map.
-func forwardedFront(x *front.Exchange, st *reqState) {
+// forwarded sets the X-Forwarded-* fields of the request to the app, in
+// the exchange's header map. The scheme is the connection's.
+func forwarded(x *front.Exchange, st *reqState) {
 	h := x.Req.Header
 	proto := "http"
-	if x.Req.TLS != nil {
+	if secureRequest(x.Req) {
 		proto = "https"
 	}
 	if !st.trusted {
@@ -51,22 +49,5 @@ func forwardedFront(x *front.Exchange, st *reqState) {
 	}
 	if !trust.ValidProto(h["X-Forwarded-Proto"]) {
 		h["X-Forwarded-Proto"] = x.One(proto)
-	}
-}
-
-// forwardedHTTP sets the X-Forwarded-* fields of a request net/http
-// read. ReverseProxy removed the client's from pr.Out; pr.In has them.
-func forwardedHTTP(pr *httputil.ProxyRequest, st *reqState) {
-	pr.SetXForwarded()
-	if !st.trusted {
-		return
-	}
-	in, out := pr.In.Header, pr.Out.Header
-	out["X-Forwarded-For"] = []string{trust.AppendFor(in["X-Forwarded-For"], clientIP(pr.In.RemoteAddr))}
-	if v := in["X-Forwarded-Host"]; trust.ValidHost(v) {
-		out["X-Forwarded-Host"] = v
-	}
-	if v := in["X-Forwarded-Proto"]; trust.ValidProto(v) {
-		out["X-Forwarded-Proto"] = v
 	}
 }

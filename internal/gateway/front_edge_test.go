@@ -31,7 +31,7 @@ func TestFrontDialRace(t *testing.T) {
 		fmt.Fprintf(w, "%s %d", r.Method, n)
 	}))
 	t.Cleanup(app.Close)
-	d := newDirect(t, "front", strings.TrimPrefix(app.URL, "http://"), func(a *config.App) { a.RetryBodyLimit = 1 << 10 })
+	d := newDirect(t, "h1", strings.TrimPrefix(app.URL, "http://"), func(a *config.App) { a.RetryBodyLimit = 1 << 10 })
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
@@ -266,7 +266,7 @@ func TestUndeclaredTrailers(t *testing.T) {
 // the first byte of the next request and stashes it; the next parse, and
 // a hand-off to net/http (HTTP/1.0), must start with that byte.
 func TestFrontPipelinedWhileHeld(t *testing.T) {
-	d := newDirect(t, "front", echoApp(t), func(a *config.App) { a.HoldTimeout = config.Duration(3 * time.Second) })
+	d := newDirect(t, "h1", echoApp(t), func(a *config.App) { a.HoldTimeout = config.Duration(3 * time.Second) })
 	d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
 	conn, err := net.Dial("tcp", d.addr)
 	if err != nil {

@@ -78,7 +78,7 @@ func rawExchange(t *testing.T, addr, raw string) (*http.Response, string) {
 // the bytes already read: the unusual ones answered, the malformed ones
 // rejected with net/http's 400.
 func TestFrontHandsUnusualRequestsToNetHTTP(t *testing.T) {
-	d := newDirect(t, "front", echoApp(t), nil)
+	d := newDirect(t, "h1", echoApp(t), nil)
 	tests := []struct {
 		name, raw  string
 		wantStatus int
@@ -151,7 +151,7 @@ func TestFrontHeaders(t *testing.T) {
 // Pipelined requests are answered in order on one connection, HEAD and
 // 204 answers carry no body, and Connection: close is honoured.
 func TestFrontPipelinedAndBodiless(t *testing.T) {
-	d := newDirect(t, "front", echoApp(t), nil)
+	d := newDirect(t, "h1", echoApp(t), nil)
 	conn, err := net.Dial("tcp", d.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestFrontStreamsAndTrailers(t *testing.T) {
 		w.Header().Set("X-Sum", "42")
 	}))
 	t.Cleanup(app.Close)
-	d := newDirect(t, "front", strings.TrimPrefix(app.URL, "http://"), nil)
+	d := newDirect(t, "h1", strings.TrimPrefix(app.URL, "http://"), nil)
 	resp, err := http.Get(d.url + "/stream")
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +252,7 @@ func TestFrontClientGoneWhileWaiting(t *testing.T) {
 	}{{"held for an instance", false}, {"waiting for the app", true}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := newDirect(t, "front", strings.TrimPrefix(slow.URL, "http://"), func(a *config.App) {
+			d := newDirect(t, "h1", strings.TrimPrefix(slow.URL, "http://"), func(a *config.App) {
 				a.HoldTimeout = config.Duration(10 * time.Second)
 				a.RequestTimeout = config.Duration(10 * time.Second)
 			})

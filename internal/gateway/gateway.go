@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
 
-// Gateway serves the requests of both front engines: ServeFront for the
-// front's own loop, ServeHTTP for net/http.
+// Gateway serves the front's exchanges (Serve), whatever their protocol.
 type Gateway struct {
 	router atomic.Pointer[router]
 	apps   map[string]*appProxy
@@ -45,7 +43,7 @@ type Options struct {
 	Access *telemetry.AccessLog
 	// Observe, if set, sees every finished request.
 	Observe func(*telemetry.AccessEntry)
-	// ErrorLog receives ReverseProxy's own complaints; nil discards them.
+	// ErrorLog receives warnings when Logger is nil; nil discards them.
 	ErrorLog *log.Logger
 	// Logger receives warnings (an affinity key that cannot be kept in
 	// data_dir); nil sends them to ErrorLog.
@@ -57,7 +55,6 @@ type appProxy struct {
 	name      string
 	cfg       atomic.Pointer[config.App]
 	pool      *pool.Pool
-	rp        *httputil.ReverseProxy
 	upstreams sync.Map // *pool.Member → *upstream.Pool
 	// secret is the gateway's affinity key; pinned the members' affinity
 	// cookies (see affinity.go).
@@ -89,14 +86,6 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 		}
 		a.cfg.Store(ac)
 		a.pool.SetMaxInflight(ac.MaxInflight)
-		a.rp = &httputil.ReverseProxy{
-			Rewrite:       rewrite,
-			Transport:     a,
-			FlushInterval: 0, // event streams and unknown lengths flush at once anyway
-			ErrorHandler:  g.errorHandler,
-			BufferPool:    copyBuffers,
-			ErrorLog:      g.errLog,
-		}
 		g.apps[name] = a
 		for _, r := range ac.Routes {
 			host, prefix := parseRoute(r)

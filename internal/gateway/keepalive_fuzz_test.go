@@ -51,7 +51,7 @@ func FuzzKeepAliveSequence(f *testing.F) {
 	}
 	app := newKAServer(f)
 	oracle := newKAServer(f)
-	d := directWith(f, app.addr, engineOptions(f, "front"), nil)
+	d := directWith(f, app.addr, protoOptions(f, "h1"), nil)
 	var conns atomic.Int64
 	f.Fuzz(func(t *testing.T, data []byte) {
 		reqs := decodeKeepAlive(data)

@@ -85,7 +85,7 @@ func newProxied(t *testing.T, engine string, trusted []string, headerTimeout tim
 	if headerTimeout > 0 {
 		ln = trust.ProxyProtocolListener(ln, trust.New(cfg.TrustedPrefixes()), headerTimeout)
 	}
-	f := front.New(gw, front.Options{Fallback: engine == "net/http"})
+	f := front.New(gw, front.Options{})
 	done := make(chan struct{})
 	go func() { defer close(done); f.Serve(ln) }()
 	t.Cleanup(func() { f.Close(); <-done })
@@ -258,7 +258,7 @@ func TestProxyProtocol(t *testing.T) {
 						br = bufio.NewReader(c)
 						prefix = tt.prefix
 					}
-					if j > 0 && engine == "front" && !open {
+					if j > 0 && engine == "h1" && !open {
 						t.Error("the front closed the connection after the first request")
 					}
 					path := fmt.Sprintf("/pp/%d/%d", i, j)

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/http1"
@@ -106,11 +105,7 @@ func (g *Gateway) route(host, path, target string, st *reqState) (a *appProxy, c
 func (a *appProxy) limitBody(r *http.Request, w http.ResponseWriter, st *reqState) *cause.Error {
 	l := a.cfg.Load().Limits
 	if d := l.BodyTimeout.D(); d > 0 {
-		if st.x != nil {
-			st.x.SetBodyTimeout(d)
-		} else if tb, ok := r.Body.(interface{ SetTimeout(time.Duration) }); ok {
-			tb.SetTimeout(d)
-		}
+		st.x.SetBodyTimeout(d)
 	}
 	limit := int64(l.RequestBody)
 	switch {

@@ -75,7 +75,7 @@ func TestSendWaitPipelinedWhileServedEndToEnd(t *testing.T) {
 
 			wantApp = append(wantApp, "GET "+slow)
 			answers := []string{slow}
-			if engine == "front" {
+			if engine == "h1" {
 				wantApp = append(wantApp, "GET "+next)
 				answers = append(answers, next)
 			}
@@ -90,7 +90,7 @@ func TestSendWaitPipelinedWhileServedEndToEnd(t *testing.T) {
 				if want := "got GET " + uri; err != nil || resp.StatusCode != 200 || string(body) != want {
 					t.Fatalf("round %d: got %d %q %v, want 200 %q", i, resp.StatusCode, body, err, want)
 				}
-				if engine == "front" && resp.Close {
+				if engine == "h1" && resp.Close {
 					t.Fatalf("round %d: the answer to %s closes the connection", i, uri)
 				}
 				if took := time.Since(start); took > 2*time.Second {
@@ -160,7 +160,7 @@ func TestSendWaitKeepAliveSequenceEndToEnd(t *testing.T) {
 				t.Fatalf("request %d: got %d %q %v, want 200 %q", i, resp.StatusCode, body, err, w)
 			}
 			if resp.Close {
-				if engine == "front" {
+				if engine == "h1" {
 					t.Fatalf("request %d: the front closes a kept-alive connection", i)
 				}
 				conn.Close()
@@ -173,7 +173,7 @@ func TestSendWaitKeepAliveSequenceEndToEnd(t *testing.T) {
 		if diff := cmp.Diff(want, app.lines(d)); diff != "" {
 			t.Errorf("requests the app received (-want +got):\n%s", diff)
 		}
-		if engine == "front" && conn != nil {
+		if engine == "h1" && conn != nil {
 			// Still open and usable after the sequence.
 			conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 			if _, err := br.Peek(1); err == nil || !isTimeout(err) {

@@ -1,10 +1,7 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
-	"net/http/httptrace"
-	"net/textproto"
 	"sync"
 	"time"
 
@@ -34,10 +31,8 @@ type reqState struct {
 	// names; "" when it is the peer's own (see peer).
 	client string
 
-	// x is the front exchange the request came on; nil for a request
-	// served by net/http, whose context is ctx.
-	x   *front.Exchange
-	ctx context.Context
+	// x is the exchange the request came in.
+	x *front.Exchange
 
 	// pin is the member the client's affinity cookie names, if any;
 	// pinPlain and pinSameSite the cookies' values as sent ("" if not).
@@ -65,23 +60,18 @@ type reqState struct {
 	// truncated: the app's body ended early.
 	truncated bool
 	// upgraded: the app switched protocols (101), so the exchange went on
-	// over the hijacked connection.
+	// as a tunnel.
 	upgraded bool
-	// upgrade is the 101 response's body while ReverseProxy may still
-	// refuse the switch; errorHandler closes it then.
-	upgrade *upgradeBody
 
-	// rw records what a front request's answer was.
+	// rw records what the answer was.
 	rw responseWriter
-	// body is a front request's response body (see newResponseBody).
+	// body is the response body of a plain answer (see newResponseBody).
 	body responseBody
 
 	// try is the exchange with the current member; its response storage
 	// is kept across uses of the state.
 	try upstream.Attempt
 }
-
-type stateKey struct{}
 
 var statePool = sync.Pool{New: func() any { return &reqState{} }}
 
@@ -101,37 +91,13 @@ func putState(st *reqState) {
 	statePool.Put(st)
 }
 
-func stateFrom(ctx context.Context) *reqState {
-	st, _ := ctx.Value(stateKey{}).(*reqState)
-	return st
-}
+// Gone reports whether the request's client went away.
+func (st *reqState) Gone() bool { return st.x.Gone() }
 
-// Gone reports whether the request's client went away: for a front
-// exchange a look at its socket, else its context.
-func (st *reqState) Gone() bool {
-	if st.x != nil {
-		return st.x.Gone()
-	}
-	return st.ctx.Err() != nil
-}
-
-// Interim passes the app's 1xx answer on to the client: on the front
-// directly, through ReverseProxy's trace hook for net/http.
-func (st *reqState) Interim(code int, h http.Header) {
-	if st.x != nil {
-		st.x.W.WriteInterim(code, h)
-		return
-	}
-	if trace := httptrace.ContextClientTrace(st.ctx); trace != nil && trace.Got1xxResponse != nil {
-		trace.Got1xxResponse(code, textproto.MIMEHeader(h))
-	}
-}
+// Interim passes the app's 1xx answer on to the client.
+func (st *reqState) Interim(code int, h http.Header) { st.x.W.WriteInterim(code, h) }
 
 // watch starts watching the client before the request may wait long.
-func (st *reqState) watch() {
-	if st.x != nil {
-		st.x.Watch()
-	}
-}
+func (st *reqState) watch() { st.x.Watch() }
 
 var _ upstream.Client = (*reqState)(nil)

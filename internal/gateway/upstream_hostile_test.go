@@ -127,7 +127,7 @@ func TestUpgradeHalfClosePropagated(t *testing.T) {
 			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n")
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 			c.SetReadDeadline(time.Now().Add(3 * time.Second))
 			b, _ := io.ReadAll(br) // until the client's half-close
 			io.WriteString(c, "got "+string(b))
@@ -139,7 +139,7 @@ func TestUpgradeHalfClosePropagated(t *testing.T) {
 		}
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n")
+		io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 		br := bufio.NewReader(conn)
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil || resp.StatusCode != 101 {
@@ -265,7 +265,7 @@ func TestUpgradeClientCloseToSilentAppReleases(t *testing.T) {
 			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n")
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 			<-stop // silent until the test ends
 		})
 		d := newDirect(t, engine, addr, nil)
@@ -275,7 +275,7 @@ func TestUpgradeClientCloseToSilentAppReleases(t *testing.T) {
 			t.Fatal(err)
 		}
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n")
+		io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil || resp.StatusCode != 101 {
 			t.Fatalf("upgrade: %v %v", resp, err)

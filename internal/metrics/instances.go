@@ -22,6 +22,7 @@ var (
 	descOutbound  = prometheus.NewDesc("gatehouse_instance_outbound_connections", "Outbound TCP connections of the instance's process tree.", []string{"app", "instance"}, nil)
 	descRestarts  = prometheus.NewDesc("gatehouse_instance_restarts", "Restarts of the instance under its id.", []string{"app", "instance"}, nil)
 	descInflight  = prometheus.NewDesc("gatehouse_instance_inflight_requests", "Requests in flight to the instance.", []string{"app", "instance"}, nil)
+	descTunnels   = prometheus.NewDesc("gatehouse_instance_tunnels", "Upgraded conversations (WebSockets) open to the instance; each also counts as a request in flight.", []string{"app", "instance"}, nil)
 	descWaiting   = prometheus.NewDesc("gatehouse_hold_queue_depth", "Requests held waiting for a ready instance.", []string{"app"}, nil)
 	descMaxInfl   = prometheus.NewDesc("gatehouse_max_inflight", "The app's max_inflight: requests one instance is sent at once (0: no limit).", []string{"app"}, nil)
 	descHeldLimit = prometheus.NewDesc("gatehouse_held_at_limit_total", "Requests held because every ready instance was at max_inflight.", []string{"app"}, nil)
@@ -30,7 +31,7 @@ var (
 var allStates = []string{"starting", "ready", "unhealthy", "draining", "stopped", "crashed"}
 
 func (c *instanceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInstances, descRSS, descPrivate, descCPU, descThreads, descFDs, descOutbound, descRestarts, descInflight, descWaiting, descMaxInfl, descHeldLimit} {
+	for _, d := range []*prometheus.Desc{descInstances, descRSS, descPrivate, descCPU, descThreads, descFDs, descOutbound, descRestarts, descInflight, descTunnels, descWaiting, descMaxInfl, descHeldLimit} {
 		ch <- d
 	}
 }
@@ -46,6 +47,7 @@ func (c *instanceCollector) Collect(ch chan<- prometheus.Metric) {
 			counts[st.State]++
 			gauge(descRestarts, float64(st.Restarts), a.Name(), st.ID)
 			gauge(descInflight, float64(st.Inflight), a.Name(), st.ID)
+			gauge(descTunnels, float64(st.Tunnels), a.Name(), st.ID)
 			ps := in.Stats()
 			if ps == nil {
 				continue

@@ -18,6 +18,7 @@ type Member struct {
 	state    atomic.Int32
 	ejected  atomic.Bool
 	inflight atomic.Int64
+	tunnels  atomic.Int64
 	pid      atomic.Int64
 	// kick asks the member's prober for an immediate probe.
 	kick chan struct{}
@@ -103,6 +104,18 @@ func (m *Member) Since() time.Time {
 
 // Inflight is the number of requests currently using the member.
 func (m *Member) Inflight() int64 { return m.inflight.Load() }
+
+// TunnelOpened counts a tunnel (a conversation the app switched to with
+// 101, such as a WebSocket) that opened through the member; its request
+// stays in flight until TunnelClosed.
+func (m *Member) TunnelOpened() { m.tunnels.Add(1) }
+
+// TunnelClosed counts a tunnel's end.
+func (m *Member) TunnelClosed() { m.tunnels.Add(-1) }
+
+// Tunnels is the number of tunnels open through the member: of Inflight,
+// those that are a conversation rather than a request.
+func (m *Member) Tunnels() int64 { return m.tunnels.Load() }
 
 // Take counts a request on the member, as Pick does on the member it
 // returns, if the member may receive requests (Routable) and is below the

@@ -42,22 +42,16 @@ func newPlainHandler(gw front.Handler, acme challenger, t *config.TLS) plainHand
 	return h
 }
 
-func (h plainHandler) ServeFront(x *front.Exchange) {
-	if x.Reject == nil && h.own(x.W, x.Req) {
+func (h plainHandler) Serve(x *front.Exchange) {
+	if x.Reject == nil && h.own(x, x.W, x.Req) {
 		return
 	}
-	h.gw.ServeFront(x)
-}
-
-func (h plainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.own(w, r) {
-		h.gw.ServeHTTP(w, r)
-	}
+	h.gw.Serve(x)
 }
 
 // own answers r itself when it is an ACME challenge or is to be
 // redirected; false leaves it to the gateway.
-func (h plainHandler) own(w http.ResponseWriter, r *http.Request) bool {
+func (h plainHandler) own(x *front.Exchange, w http.ResponseWriter, r *http.Request) bool {
 	if h.acme != nil && strings.HasPrefix(r.URL.Path, acmeChallengePrefix) && h.acme.HandleHTTPChallenge(w, r) {
 		return true
 	}
@@ -66,11 +60,9 @@ func (h plainHandler) own(w http.ResponseWriter, r *http.Request) bool {
 	}
 	w.Header().Set("Location", h.location(r))
 	w.Header().Set("Content-Length", "0")
-	if r.ProtoMajor == 1 {
-		// The client goes to the HTTPS listener now. (Over h2c this
-		// would be GOAWAY for the connection's other streams.)
-		w.Header().Set("Connection", "close")
-	}
+	// The client goes to the HTTPS listener now (an HTTP/2 stream's
+	// connection serves on).
+	x.CloseAfter()
 	w.WriteHeader(http.StatusPermanentRedirect)
 	return true
 }

@@ -173,17 +173,11 @@ type healthHandler struct {
 	s      *Server
 }
 
-func (h healthHandler) ServeFront(x *front.Exchange) {
+func (h healthHandler) Serve(x *front.Exchange) {
 	if x.Reject == nil && h.own(x.W, x.Req) {
 		return
 	}
-	h.next.ServeFront(x)
-}
-
-func (h healthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.own(w, r) {
-		h.next.ServeHTTP(w, r)
-	}
+	h.next.Serve(x)
 }
 
 func (h healthHandler) own(w http.ResponseWriter, r *http.Request) bool {

@@ -52,7 +52,10 @@ type InstanceStatus struct {
 	Restarts  int       `json:"restarts"`
 	StartedAt time.Time `json:"started_at"`
 	Inflight  int64     `json:"inflight"`
-	RSSBytes  uint64    `json:"rss_bytes"`
+	// Tunnels are the open upgraded conversations (WebSockets) among
+	// Inflight.
+	Tunnels  int64  `json:"tunnels"`
+	RSSBytes uint64 `json:"rss_bytes"`
 	// CPUPercent is the CPU use between the last two samples, in
 	// percent of one core; absent until two samples were taken.
 	CPUPercent *float64 `json:"cpu_percent,omitempty"`
@@ -88,7 +91,7 @@ func (in *Instance) Status() InstanceStatus {
 	m := in.member
 	in.mu.Unlock()
 	if m != nil {
-		st.Inflight = m.Inflight()
+		st.Inflight, st.Tunnels = m.Inflight(), m.Tunnels()
 	}
 	if ps := in.Stats(); ps != nil {
 		st.RSSBytes = ps.RSS

@@ -1,0 +1,324 @@
+package front
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/http1"
+)
+
+// streamHandler turns each HTTP/2 stream of one connection into an
+// Exchange for the server's Handler: x/net keeps the frames, HPACK and
+// flow control, and hands over an http.Request, which the front checks
+// as it checks an HTTP/1.1 head before anything of it is forwarded.
+type streamHandler struct {
+	s *Server
+	// tls is the connection's handshake; nil over h2c. It, not the
+	// request's :scheme, says whether the request came over TLS.
+	tls *tls.ConnectionState
+}
+
+// stream is one HTTP/2 stream's side of an Exchange: pooled, with the
+// exchange, its writer and its body.
+type stream struct {
+	x    Exchange
+	w    streamWriter
+	body timedBody
+}
+
+var streams = sync.Pool{New: func() any { return new(stream) }}
+
+func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := streams.Get().(*stream)
+	aborted := st.serve(h, w, r)
+	*st = stream{x: Exchange{vals: st.x.vals[:0]}}
+	streams.Put(st)
+	if aborted {
+		// x/net resets the stream: the client sees the answer break
+		// rather than end (and a stream nothing was written for gets no
+		// empty 200).
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serve serves one stream; true when its answer was cut short.
+func (st *stream) serve(h *streamHandler, w http.ResponseWriter, r *http.Request) bool {
+	o := &h.s.opts
+	rc := http.NewResponseController(w)
+	// x/net sets Request.TLS from :scheme, which is the client's to say.
+	r.TLS = h.tls
+	st.w = streamWriter{w: w, rc: rc, send: o.SendTimeout}
+	if h.tls != nil {
+		st.w.hsts = o.HSTS
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		st.body = timedBody{ReadCloser: r.Body, rc: rc, d: o.BodyTimeout}
+		r.Body = &st.body
+	}
+	x := &st.x
+	*x = Exchange{Req: r, W: &st.w, side: st, IP: hostOf(r.RemoteAddr), vals: x.vals[:0]}
+	dropUnderscores(r.Header)
+	if id := r.Header["X-Request-Id"]; len(id) > 0 {
+		x.RequestID = id[0]
+	}
+	x.Reject = checkStream(r)
+	h.s.h.Serve(x)
+	st.w.end()
+	return st.w.aborted
+}
+
+// The exchange's side (see Exchange): an HTTP/2 stream's. x/net ends the
+// request's context when the client resets the stream or the connection
+// goes, so there is nothing to watch; a stream's fault is its own.
+
+func (st *stream) startWatch()                    {}
+func (st *stream) isGone() bool                   { return st.x.Req.Context().Err() != nil }
+func (st *stream) closeAfterAnswer()              {}
+func (st *stream) limitBodyReads(d time.Duration) { st.body.d = d }
+
+func (st *stream) takeOver() (net.Conn, []byte, error) { return nil, nil, ErrNoTunnel }
+
+// dropUnderscores removes the fields whose name holds '_', as the HTTP/1
+// parser leaves them out (http1.RequestHead.DropUnderscores): one could
+// pass for a field gatehouse sets.
+func dropUnderscores(h http.Header) {
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 {
+			delete(h, k)
+		}
+	}
+}
+
+// checkStream refuses a stream whose method, target or host the HTTP/1.1
+// request to the app cannot carry as they are, or whose length is not
+// one. x/net checks pseudo-header fields for control characters only: a
+// space there would make the line the app reads another request, or
+// none it can parse. A fragment is refused as over HTTP/1.1; so is a
+// stream without :authority or Host (RFC 9113 §8.3.1), CONNECT, and "*"
+// with another method than OPTIONS.
+func checkStream(r *http.Request) *cause.Error {
+	t := r.RequestURI
+	switch {
+	case r.Method == http.MethodConnect:
+		return cause.New(cause.BadRequest, "", "CONNECT is not served: gatehouse is not a forward proxy", nil)
+	case !http1.ValidToken(r.Method):
+		return cause.New(cause.BadRequest, "", "the method is not a token", nil)
+	case !http1.ValidTarget(t) || t[0] != '/' && (t != "*" || r.Method != http.MethodOptions):
+		return cause.New(cause.BadRequest, "", "the request target holds white space, a control character or '#', or is not a path", nil)
+	case r.Host == "":
+		return cause.New(cause.BadRequest, "", "no :authority or Host", nil)
+	}
+	return streamLength(r)
+}
+
+// streamLength holds a stream to the length it declares (RFC 9113
+// §8.1.1), where x/net does not: it reads the first of several
+// content-length values, takes one it cannot parse as 0 and, on a stream
+// HEADERS ended, ignores it. A content-length that is not one number,
+// the one the request has, is refused. A request that declares an empty
+// body on an open stream is read to the stream's end here: DATA after it
+// would otherwise reset a stream the app was already sent.
+func streamLength(r *http.Request) *cause.Error {
+	for _, v := range r.Header["Content-Length"] {
+		if n, ok := http1.ParseLength(v); !ok || n != r.ContentLength {
+			return cause.New(cause.BadRequest, "", "content-length is not the request's one length", nil)
+		}
+	}
+	if r.ContentLength != 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	var b [1]byte
+	if n, err := io.ReadAtLeast(r.Body, b[:], 1); n > 0 || err != io.EOF {
+		if err == nil {
+			err = errors.New("DATA beyond content-length 0")
+		}
+		return cause.New(cause.BadRequest, "", "reading the request body: "+err.Error(), err)
+	}
+	r.Body = http.NoBody
+	return nil
+}
+
+// streamWriter answers on an HTTP/2 stream, through x/net's
+// ResponseWriter: each write that may block is bounded by send, as an
+// HTTP/1.1 answer's are.
+type streamWriter struct {
+	w  http.ResponseWriter // x/net's
+	rc *http.ResponseController
+	// h is the header map UseHeader gave (a forwarded answer's); nil:
+	// x/net's own.
+	h         http.Header
+	requestID string
+	trailer   *http.Header
+	send      time.Duration
+	// hsts, when set, is the Strict-Transport-Security of an answer
+	// that does not carry its own.
+	hsts    string
+	wrote   bool
+	aborted bool
+	// buffered is what the writes since the last flush have put in
+	// x/net's buffer for the stream: a write that still fits there only
+	// copies and cannot block on a client that stopped reading, so it
+	// goes without the deadline, whose setting and clearing are two
+	// messages to the connection's serve loop and a timer. h2Chunk once
+	// unknown (after a write that did not fit).
+	buffered int
+}
+
+// h2Chunk is the size of x/net's per-stream response buffer
+// (handlerChunkWriteSize): writes that fit in it are not sent yet.
+const h2Chunk = 4 << 10
+
+func (w *streamWriter) Header() http.Header {
+	if w.h != nil {
+		return w.h
+	}
+	return w.w.Header()
+}
+
+func (w *streamWriter) SetRequestID(id string)    { w.requestID = id }
+func (w *streamWriter) UseHeader(h http.Header)   { w.h = h }
+func (w *streamWriter) SetTrailer(t *http.Header) { w.trailer = t }
+
+// WriteHeader hands the head to x/net, which sends it with the first
+// DATA or at the end. A 101 has no meaning on a stream: it is never
+// asked for (x/net refuses Upgrade).
+func (w *streamWriter) WriteHeader(code int) {
+	if w.wrote || code < 200 {
+		return
+	}
+	w.wrote = true
+	h := w.w.Header()
+	for k, vs := range w.h {
+		h[k] = vs
+	}
+	for _, k := range connectionFields {
+		delete(h, k)
+	}
+	if w.requestID != "" {
+		h["X-Request-Id"] = []string{w.requestID}
+	}
+	if w.hsts != "" && h["Strict-Transport-Security"] == nil {
+		h["Strict-Transport-Security"] = []string{w.hsts}
+	}
+	if w.trailer != nil && len(*w.trailer) > 0 {
+		h["Trailer"] = trailerNames(*w.trailer) // announced, as over HTTP/1.1
+	}
+	w.w.WriteHeader(code)
+}
+
+// connectionFields are HTTP/1 fields an HTTP/2 answer must not carry
+// (RFC 9113 §8.2.2).
+var connectionFields = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"}
+
+// WriteInterim sends a 1xx answer with fields h: x/net sends the
+// handler's header map with it, which is then cleared for the final one.
+func (w *streamWriter) WriteInterim(code int, h http.Header) {
+	if w.wrote || code <= http.StatusSwitchingProtocols || code >= 200 {
+		return
+	}
+	hh := w.w.Header()
+	for k, vs := range h {
+		hh[k] = vs
+	}
+	w.w.WriteHeader(code)
+	clear(hh)
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.aborted {
+		return 0, ErrClientWrite
+	}
+	if w.buffered+len(p) < h2Chunk {
+		w.buffered += len(p)
+		n, err := w.w.Write(p)
+		return n, writeError(err)
+	}
+	w.buffered = h2Chunk
+	w.deadline()
+	defer w.done()
+	n, err := w.w.Write(p)
+	return n, writeError(err)
+}
+
+// writeError is x/net's write error as the Writer's: a body longer than
+// declared is ErrBodyTooLong, anything else the client's.
+func writeError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, http.ErrContentLength):
+		return ErrBodyTooLong
+	}
+	return ErrClientWrite
+}
+
+// Flush sends what is buffered, within send.
+func (w *streamWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.deadline()
+	w.rc.Flush()
+	w.done()
+	w.buffered = 0
+}
+
+func (w *streamWriter) Abort() { w.aborted = true }
+
+// end completes the answer: trailers, and the deadline of what x/net
+// still holds of it, which it writes after the handler returns, under
+// flow control: a client that grants no window would hold the stream
+// for ever. x/net stops the deadline's timer when the stream closes. A
+// stream nothing was written for (its client is gone) is reset.
+func (w *streamWriter) end() {
+	if !w.wrote {
+		w.aborted = true
+	}
+	if w.aborted {
+		return
+	}
+	if w.trailer != nil {
+		h := w.w.Header()
+		for k, vs := range *w.trailer {
+			h[http.TrailerPrefix+k] = vs
+		}
+	}
+	w.deadline()
+}
+
+// deadline gives the next write send to reach the client. On a stream
+// the deadline is a timer that resets the stream when it fires, write
+// pending or not: it is cleared again after the write (done), so that a
+// stream that is only quiet (server-sent events, a long poll) outlives
+// send, as an HTTP/1.1 answer does.
+func (w *streamWriter) deadline() { w.rc.SetWriteDeadline(time.Now().Add(w.send)) }
+
+func (w *streamWriter) done() { w.rc.SetWriteDeadline(time.Time{}) }
+
+// timedBody gives each read of a stream's request body d to return: a
+// client that trickles its upload holds an app's connection no longer.
+// The deadline is a timer that ends the body when it fires, read pending
+// or not, so it is cleared after every read: a handler's pause between
+// reads is not the client's fault.
+type timedBody struct {
+	io.ReadCloser
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.d))
+	n, err := b.ReadCloser.Read(p)
+	b.rc.SetReadDeadline(time.Time{})
+	return n, err
+}

@@ -1,0 +1,152 @@
+package gateway_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/testutil/harness"
+)
+
+// tunnelIdle is the limits.tunnel_idle_timeout of TestTunnelIdleTimeout.
+const tunnelIdle = time.Second
+
+// setTunnelIdleTimeout sets limits.tunnel_idle_timeout in a config built
+// in code, at the top level and for app.
+// A config built in code does not go through Load's inheritance of
+// limits: the app keeps NewApp's defaults unless it is set here too.
+func setTunnelIdleTimeout(cfg *config.Config, app *config.App, d time.Duration) {
+	cfg.Limits.TunnelIdleTimeout = config.Duration(d)
+	app.Limits.TunnelIdleTimeout = config.Duration(d)
+}
+
+// TestTunnelIdleTimeoutDefault: limits.tunnel_idle_timeout is 60s unless
+// set.
+func TestTunnelIdleTimeoutDefault(t *testing.T) {
+	if d := config.DefaultLimits().TunnelIdleTimeout.D(); d != 60*time.Second {
+		t.Errorf("default limits.tunnel_idle_timeout %v, want 60s", d)
+	}
+}
+
+// TestTunnelIdleTimeout: an upgraded connection (a WebSocket) that is
+// silent in both directions for limits.tunnel_idle_timeout is closed, and
+// gives back what it held, its max_inflight slot above all. Without the
+// limit one silent WebSocket behind max_inflight 1 makes every other
+// request of the app wait out hold_timeout and get 503 for as long as the
+// client keeps it open.
+//
+// The tunnel first carries a message every 400ms for longer than the
+// limit (and must stay open: the timeout is for silence, not a bound on
+// the tunnel's life), then goes silent: it must be closed, from
+// gatehouse's side, about tunnel_idle_timeout later; then a plain request
+// must be served.
+func TestTunnelIdleTimeout(t *testing.T) {
+	eachWire(t, h1Wires, func(t *testing.T, w wire) {
+		cfg, app := harness.FaultApp(t, 1)
+		app.MaxInflight = 1
+		app.HoldTimeout = config.Duration(300 * time.Millisecond)
+		setTunnelIdleTimeout(cfg, app, tunnelIdle)
+		var roots *x509.CertPool
+		if w.tls {
+			roots = harness.TLS(t, cfg)
+		}
+		g := harness.Start(t, cfg)
+		waitReady(t, g, 1)
+
+		c, err := dialGatehouse(g, w, roots)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+		head, err := readHeadOf(c, time.Now().Add(5*time.Second))
+		if err != nil || !strings.HasPrefix(string(head), "HTTP/1.1 101 ") {
+			t.Fatalf("the upgrade got %.300q (%v); want 101 from the app", head, err)
+		}
+
+		// Traffic, spaced less than the limit, for longer than it.
+		tick := time.NewTicker(tunnelIdle * 2 / 5)
+		defer tick.Stop()
+		var last time.Time // when the last byte came through
+		for i := range 4 {
+			if i > 0 {
+				<-tick.C
+			}
+			msg := fmt.Sprintf("ping%d", i)
+			if err := echo(c, msg); err != nil {
+				t.Fatalf("message %d, %v into the tunnel: %v; a tunnel carrying traffic must stay open", i, time.Duration(i)*tunnelIdle*2/5, err)
+			}
+			last = time.Now()
+		}
+
+		// Silence: gatehouse must close the tunnel about tunnelIdle after
+		// the last byte.
+		c.SetReadDeadline(last.Add(tunnelIdle + 3*time.Second))
+		n, err := c.Read(make([]byte, 1))
+		waited := time.Since(last)
+		var ne net.Error
+		switch {
+		case err == nil:
+			t.Errorf("the silent tunnel gave %d bytes; the app only echoes", n)
+		case errors.As(err, &ne) && ne.Timeout():
+			t.Errorf("the tunnel, silent both ways, is still open %v after its last byte; want it closed after limits.tunnel_idle_timeout %v",
+				waited.Round(time.Millisecond), tunnelIdle)
+		case waited < tunnelIdle*9/10:
+			t.Errorf("the tunnel closed %v after its last byte (%v); want no sooner than limits.tunnel_idle_timeout %v", waited, err, tunnelIdle)
+		default:
+			t.Logf("the silent tunnel was closed %v after its last byte (%v)", waited.Round(time.Millisecond), err)
+		}
+
+		// The slot is given back: the app's next request is served. (The
+		// client's end of the tunnel stays open until the test ends.)
+		p := g.Srv.Supervisor().App("web").Pool()
+		for deadline := time.Now().Add(2 * time.Second); p.Inflight() != 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := p.Inflight(); n != 0 {
+			t.Errorf("after the tunnel's silence the app still has %d request(s) in flight (max_inflight 1)", n)
+		}
+		cl := newClient(t, g, 10*time.Second)
+		if r := cl.get("/"); r.err != nil || r.status != http.StatusOK {
+			t.Errorf("%v: want 200 once the silent tunnel is closed", r)
+		}
+		checkCauses(t, g, cl.all())
+	})
+}
+
+// dialGatehouse opens an HTTP/1.1 connection to g's plain listener, or
+// over w's TLS to its HTTPS one trusting roots.
+func dialGatehouse(g *harness.Gatehouse, w wire, roots *x509.CertPool) (net.Conn, error) {
+	if !w.tls {
+		return net.DialTimeout("tcp", strings.TrimPrefix(g.URL, "http://"), 3*time.Second)
+	}
+	d := &net.Dialer{Timeout: 3 * time.Second}
+	return tls.DialWithDialer(d, "tcp", strings.TrimPrefix(g.SecureURL, "https://"),
+		&tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+}
+
+// echo sends msg through the fault app's /ws tunnel and reads it back.
+func echo(c net.Conn, msg string) error {
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, msg); err != nil {
+		return err
+	}
+	b := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, b); err != nil {
+		return err
+	}
+	if string(b) != msg {
+		return fmt.Errorf("echoed %q, want %q", b, msg)
+	}
+	return nil
+}
