@@ -127,41 +127,6 @@ func (b *responseBody) endWith(ctx context.Context) {
 	})
 }
 
-func newResponseBody(ctx context.Context, resp *http.Response, pc *upstream.Conn, m *pool.Member, st *reqState) io.ReadCloser {
-	var b *responseBody
-	if resp.StatusCode != http.StatusSwitchingProtocols && !isEventStream(resp.Header) {
-		// A plain answer: copyResponse closes its body before
-		// the request's state is put back, and no callback outlives it
-		// that touches the body itself (watch's interrupts the
-		// connection), so the state's own body serves, unallocated. An
-		// upgrade outlives the request, and an event stream's end
-		// (endWith) sets ended from another goroutine: theirs are their
-		// own.
-		b = &st.body
-		*b = responseBody{rc: resp.Body, pc: pc, m: m, st: st}
-	} else {
-		b = &responseBody{rc: resp.Body, pc: pc, m: m, st: st}
-	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		// The connection now carries another protocol: it is the body,
-		// readable and writable, and never goes back to the pool.
-		return &upgradeBody{responseBody: b, conn: pc.NetConn(), br: pc.Reader()}
-	}
-	if resp.Body == http.NoBody {
-		b.done(true)
-		return b
-	}
-	if resp.ContentLength < 0 {
-		// A stream may be silent for minutes: when the client leaves,
-		// the read from the app is interrupted, so that the member and
-		// the connection are let go now rather than at the app's next
-		// write. (A body of known length arms this only once it takes
-		// more than one read: see copyResponse.)
-		b.watch(ctx)
-	}
-	return b
-}
-
 // watch interrupts the body's reads from the app when ctx ends.
 func (b *responseBody) watch(ctx context.Context) {
 	if b.unwatch != nil || b.pc == nil {
@@ -236,3 +201,42 @@ func (u *upgradeBody) Close() error {
 	u.m.Release()
 	return nil
 }
+
+// copyBuffers lends the copy buffers of answers of unknown or large
+// length.
+var copyBuffers = &bufferPool{size: 32 << 10}
+
+// smallCopyBuffers copy bodies of known length up to their size: most
+// answers are small, and a 32 KiB buffer for each in flight was a tenth
+// of the heap under load.
+var smallCopyBuffers = &bufferPool{size: 4 << 10}
+
+type bufferPool struct {
+	p    sync.Pool
+	size int
+}
+
+type copyBuffer struct{ b []byte }
+
+func (bp *bufferPool) Get() []byte {
+	if c, ok := bp.p.Get().(*copyBuffer); ok {
+		b := c.b
+		c.b = nil
+		bufHolders.Put(c)
+		return b
+	}
+	return make([]byte, bp.size)
+}
+
+// Put keeps the buffer; its holder comes from a second pool so that
+// putting one back does not allocate.
+func (bp *bufferPool) Put(b []byte) {
+	c, _ := bufHolders.Get().(*copyBuffer)
+	if c == nil {
+		c = new(copyBuffer)
+	}
+	c.b = b
+	bp.p.Put(c)
+}
+
+var bufHolders sync.Pool

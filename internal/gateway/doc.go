@@ -6,10 +6,10 @@
 // app, and the access log entry of every request.
 //
 // Every request arrives the same way, whatever its protocol: as a
-// front.Exchange, served by Serve. Read a request's path top to bottom:
-// serve.go (admit, forwardAndAnswer), route.go, forward.go, body.go,
-// answer.go (or tunnel.go, for an upgrade the app accepted), then
-// errorpage.go, and finish in gateway.go.
+// front.Exchange, served by Serve. Read a request's path top to bottom
+// in serve.go, the coordinator: admit (route.go), forward (forward.go,
+// body.go), the answer (copyResponse, or tunnel.go for an upgrade the app
+// accepted; errorpage.go when gatehouse answers itself), finish.
 //
 // The gateway only reads pools: it picks members and counts its requests
 // on them, and reports connection failures (passive ejection); the

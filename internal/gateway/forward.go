@@ -113,6 +113,79 @@ func (a *appProxy) acquire(ctx context.Context, st *reqState, hold time.Duration
 	return a.pool.Acquire(ctx, hold, st.tried)
 }
 
+// attempt sends req to m once, starting at start. On success the
+// response body releases m when it is done.
+func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, start, deadline time.Time, cfg *config.App) (*http.Response, cause.Cause, error) {
+	u := a.upstream(m)
+	try := &st.try
+	try.Deadline, try.Timeout, try.RequestURI, try.HeadLimit, try.Client = deadline, cfg.RequestTimeout.D(), st.requestURI, int64(cfg.Limits.ResponseHead), st
+	resp, pc, err := u.RoundTrip(req.Context(), req, try)
+	st.answeredAt = time.Now()
+	st.upstream = st.answeredAt.Sub(start)
+	st.reused = try.Progress.Reused
+	if err != nil {
+		if upstream.IsClientBodyError(err) {
+			return nil, clientCause(err), err
+		}
+		clientGone := req.Context().Err() != nil
+		c := cause.Classify(cause.Attempt{
+			Err: err, Progress: try.Progress, TimedOut: !clientGone && upstream.IsDeadline(err) && !time.Now().Before(try.Deadline),
+			ClientGone: clientGone, IdleTime: try.IdleTime, SinceWrite: sinceOrZero(try.WroteAt),
+		})
+		if c == cause.StaleConnection && try.IdleTime > 0 {
+			// The app closes idle connections sooner than we do: learn it.
+			u.LowerIdle(upstream.CloseBefore(try.IdleTime))
+		}
+		return nil, c, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		st.upgraded = true
+	}
+	if t := upstream.KeepAliveTimeout(resp.Header); t > 0 {
+		u.LowerIdle(upstream.CloseBefore(t))
+	}
+	resp.Body = newResponseBody(req.Context(), resp, pc, m, st)
+	if b, ok := resp.Body.(*responseBody); ok && isEventStream(resp.Header) {
+		b.endWith(a.streamsEnd)
+	}
+	return resp, cause.None, nil
+}
+
+func newResponseBody(ctx context.Context, resp *http.Response, pc *upstream.Conn, m *pool.Member, st *reqState) io.ReadCloser {
+	var b *responseBody
+	if resp.StatusCode != http.StatusSwitchingProtocols && !isEventStream(resp.Header) {
+		// A plain answer: copyResponse closes its body before
+		// the request's state is put back, and no callback outlives it
+		// that touches the body itself (watch's interrupts the
+		// connection), so the state's own body serves, unallocated. An
+		// upgrade outlives the request, and an event stream's end
+		// (endWith) sets ended from another goroutine: theirs are their
+		// own.
+		b = &st.body
+		*b = responseBody{rc: resp.Body, pc: pc, m: m, st: st}
+	} else {
+		b = &responseBody{rc: resp.Body, pc: pc, m: m, st: st}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection now carries another protocol: it is the body,
+		// readable and writable, and never goes back to the pool.
+		return &upgradeBody{responseBody: b, conn: pc.NetConn(), br: pc.Reader()}
+	}
+	if resp.Body == http.NoBody {
+		b.done(true)
+		return b
+	}
+	if resp.ContentLength < 0 {
+		// A stream may be silent for minutes: when the client leaves,
+		// the read from the app is interrupted, so that the member and
+		// the connection are let go now rather than at the app's next
+		// write. (A body of known length arms this only once it takes
+		// more than one read: see copyResponse.)
+		b.watch(ctx)
+	}
+	return b
+}
+
 // poisoned reports whether the request, just cut off by m
 // (upstream_reset), is likely what kills the instances it is sent to (a
 // query of death), and so must not be sent to another. A reset is an
@@ -192,44 +265,6 @@ var killedFromOutside = map[string]bool{"SIGKILL": true, "SIGTERM": true, "SIGIN
 // shorter than the supervisor's exit settle, so that a request that then
 // fails is still counted in the exit's event.
 const cutSettle = 50 * time.Millisecond
-
-// attempt sends req to m once, starting at start. On success the
-// response body releases m when it is done.
-func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, start, deadline time.Time, cfg *config.App) (*http.Response, cause.Cause, error) {
-	u := a.upstream(m)
-	try := &st.try
-	try.Deadline, try.Timeout, try.RequestURI, try.HeadLimit, try.Client = deadline, cfg.RequestTimeout.D(), st.requestURI, int64(cfg.Limits.ResponseHead), st
-	resp, pc, err := u.RoundTrip(req.Context(), req, try)
-	st.answeredAt = time.Now()
-	st.upstream = st.answeredAt.Sub(start)
-	st.reused = try.Progress.Reused
-	if err != nil {
-		if upstream.IsClientBodyError(err) {
-			return nil, clientCause(err), err
-		}
-		clientGone := req.Context().Err() != nil
-		c := cause.Classify(cause.Attempt{
-			Err: err, Progress: try.Progress, TimedOut: !clientGone && upstream.IsDeadline(err) && !time.Now().Before(try.Deadline),
-			ClientGone: clientGone, IdleTime: try.IdleTime, SinceWrite: sinceOrZero(try.WroteAt),
-		})
-		if c == cause.StaleConnection && try.IdleTime > 0 {
-			// The app closes idle connections sooner than we do: learn it.
-			u.LowerIdle(upstream.CloseBefore(try.IdleTime))
-		}
-		return nil, c, err
-	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		st.upgraded = true
-	}
-	if t := upstream.KeepAliveTimeout(resp.Header); t > 0 {
-		u.LowerIdle(upstream.CloseBefore(t))
-	}
-	resp.Body = newResponseBody(req.Context(), resp, pc, m, st)
-	if b, ok := resp.Body.(*responseBody); ok && isEventStream(resp.Header) {
-		b.endWith(a.streamsEnd)
-	}
-	return resp, cause.None, nil
-}
 
 // clientCause names a failure to read the client's request body: too slow
 // (limits.body_timeout), too large (limits.request_body), cut off (the

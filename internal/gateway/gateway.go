@@ -4,13 +4,9 @@ import (
 	"context"
 	"log"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -121,67 +117,6 @@ func (g *Gateway) EndStreams() { g.endStreams() }
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// name gives the request its id: the client's X-Request-Id, else a new one.
-func (g *Gateway) name(st *reqState, clientID string) {
-	st.requestID = clientID
-	if st.requestID == "" || len(st.requestID) > 200 {
-		st.requestID = g.ids.next(&st.ids)
-	}
-}
-
-// finish writes the access log entry.
-func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState, start time.Time) {
-	if g.access == nil && g.observe == nil {
-		return
-	}
-	e := accessEntries.Get().(*telemetry.AccessEntry)
-	defer accessEntries.Put(e)
-	*e = telemetry.AccessEntry{
-		Time: start, RequestID: st.requestID, Instance: st.instance, Method: r.Method, Host: r.Host,
-		Path: r.URL.Path, Status: status, Bytes: bytes, Duration: time.Since(start), Upstream: st.upstream,
-		Held: st.held, Attempts: st.attempts, ConnReused: st.reused, Client: st.client, RetriedCauses: st.retried,
-	}
-	if e.Client == "" {
-		e.Client = clientIP(r.RemoteAddr)
-	}
-	if st.app != nil {
-		e.App = st.app.name
-	}
-	if st.upgraded && e.Status == 0 {
-		e.Status = http.StatusSwitchingProtocols
-	}
-	switch {
-	case r.Context().Err() != nil && (st.fail == nil || st.fail.Cause != cause.UpstreamTimeout && !clientFault(st.fail.Cause)):
-		// (net/http ends the context on a failed read of the body too:
-		// a body too slow is client_timeout, not a client gone.)
-		e.Cause, e.Status = string(cause.ClientClosed), cause.StatusClientClosed
-	case st.fail != nil:
-		e.Cause, e.Detail = string(st.fail.Cause), st.fail.Detail
-		if e.Status == 0 {
-			e.Status = st.fail.Status()
-		}
-	case st.truncated:
-		e.Cause = string(cause.ResponseTruncated)
-	case status >= 500:
-		e.Cause = string(cause.AppError)
-	}
-	if g.access != nil {
-		g.access.Log(e)
-	}
-	if g.observe != nil {
-		g.observe(e)
-	}
-}
-
-var accessEntries = sync.Pool{New: func() any { return new(telemetry.AccessEntry) }}
-
-func clientIP(remote string) string {
-	if h, _, err := net.SplitHostPort(remote); err == nil {
-		return h
-	}
-	return remote
-}
 
 // upstream returns the connection pool of member m.
 func (a *appProxy) upstream(m *pool.Member) *upstream.Pool {

@@ -2,20 +2,25 @@ package gateway
 
 import (
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/http1"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/trust"
 )
 
 // Serve serves one exchange, whatever protocol it came in: admits it
 // (the front's refusals, routing, limits, the upgrade it asks for),
 // forwards it (forward.go), answers with the app's response or tunnels
-// the protocol the app switched to (answer.go), and logs it (finish).
+// the protocol the app switched to (tunnel.go), and logs it (finish).
 func (g *Gateway) Serve(x *front.Exchange) {
 	start := time.Now()
 	st := getState()
@@ -35,69 +40,34 @@ func (g *Gateway) Serve(x *front.Exchange) {
 	g.finish(rw.status, rw.bytes, r, st, start)
 }
 
-// admit decides whether the exchange goes to an app, and which: nil once
-// the client has been answered (a request the front refused, OPTIONS *,
-// no route, a body over the limit, an upgrade the app does not take).
-func (g *Gateway) admit(x *front.Exchange, rw *responseWriter, st *reqState) *appProxy {
-	r := x.Req
-	switch {
-	case x.Reject != nil:
-		st.fail = x.Reject
-		if !x.Answered {
-			writeError(rw, r, st.requestID, x.Reject)
-		}
-		return nil
-	case r.RequestURI == "*":
-		answerOptions(rw)
-		return nil
+// The peer is who gatehouse got the connection from: the socket's peer,
+// or the client a PROXY protocol header named. A peer that is not in
+// trusted_proxies (every peer, by default) is the client: what it sent
+// in X-Forwarded-* is replaced with what gatehouse sees. A trusted peer
+// is a proxy in front: its X-Forwarded-For is kept and the peer
+// appended, its X-Forwarded-Proto and -Host are kept when they are plain
+// (see trust.ValidProto, trust.ValidHost), and the client (in the access
+// log) is the one its chain names, read strictly from right to left
+// (trust.Proxies.Client).
+//
+// peer notes whether the request's peer at ip is a trusted proxy and, if
+// so, the client its X-Forwarded-For names. With no trusted_proxies it
+// does nothing: the access log's client is the peer.
+func (g *Gateway) peer(st *reqState, ip string, h http.Header) {
+	if g.trust == nil || !g.trust.Peer(ip) {
+		return
 	}
-	a, cleaned, fail := g.route(r.Host, r.URL.Path, r.RequestURI, st)
-	if cleaned {
-		r.URL.Path, r.URL.RawPath = st.cleanPath, ""
-	}
-	if fail == nil {
-		fail = a.limitBody(r, rw, st)
-	}
-	if fail == nil && x.Upgrade != "" {
-		fail = a.allowUpgrade(x.Upgrade)
-	}
-	if fail != nil {
-		g.fail(rw, r, st, fail)
-		return nil
-	}
-	return a
+	st.trusted = true
+	st.client = g.trust.Client(h["X-Forwarded-For"], ip)
 }
 
-// answerOptions answers OPTIONS * (RFC 9110 §9.3.7), a question about
-// the server, not any app's resource: what net/http answers.
-func answerOptions(rw *responseWriter) {
-	h := rw.Header()
-	h["Allow"] = allowed
-	h["Content-Length"] = zeroLength
-	rw.WriteHeader(http.StatusOK)
-}
-
-var (
-	allowed    = []string{"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
-	zeroLength = []string{"0"}
-)
-
-// allowUpgrade refuses an upgrade to a protocol the app's upgrades: does
-// not list; every protocol the client names must be listed.
-func (a *appProxy) allowUpgrade(protos string) *cause.Error {
-	cfg := a.cfg.Load()
-	for p := range strings.SplitSeq(protos, ",") {
-		if p = http1.TrimOWS(p); !cfg.AllowsUpgrade(p) {
-			return cause.Errorf(cause.UpgradeRefused, "", nil, "the upgrade to %q is not forwarded to %s (its upgrades: %s)",
-				p, a.name, strings.Join(cfg.Upgrades, ", "))
-		}
+// name gives the request its id: the client's X-Request-Id, else a new one.
+func (g *Gateway) name(st *reqState, clientID string) {
+	st.requestID = clientID
+	if st.requestID == "" || len(st.requestID) > 200 {
+		st.requestID = g.ids.next(&st.ids)
 	}
-	return nil
 }
-
-// errUnaskedSwitch: the app answered 101 to a request that asked for no
-// upgrade, or switched to another protocol than the one asked for.
-var errUnaskedSwitch = errors.New("the app switched protocols when no such upgrade was requested")
 
 // forwardAndAnswer sends the request to the app and answers the client
 // with what came back.
@@ -128,6 +98,10 @@ func (g *Gateway) forwardAndAnswer(x *front.Exchange, a *appProxy, rw *responseW
 	}
 	copyResponse(x, rw, resp)
 }
+
+// errUnaskedSwitch: the app answered 101 to a request that asked for no
+// upgrade, or switched to another protocol than the one asked for.
+var errUnaskedSwitch = errors.New("the app switched protocols when no such upgrade was requested")
 
 // switchedTo reports whether the app's 101 switched to a protocol the
 // client asked for (its Upgrade field, asked).
@@ -179,9 +153,114 @@ func outbound(x *front.Exchange, st *reqState) {
 	}
 }
 
+// forwarded sets the X-Forwarded-* fields of the request to the app, in
+// the exchange's header map. The scheme is the connection's.
+func forwarded(x *front.Exchange, st *reqState) {
+	h := x.Req.Header
+	proto := "http"
+	if secureRequest(x.Req) {
+		proto = "https"
+	}
+	if !st.trusted {
+		h["X-Forwarded-For"] = x.One(x.IP)
+		h["X-Forwarded-Host"] = x.One(x.Req.Host)
+		h["X-Forwarded-Proto"] = x.One(proto)
+		return
+	}
+	h["X-Forwarded-For"] = x.One(trust.AppendFor(h["X-Forwarded-For"], x.IP))
+	if !trust.ValidHost(h["X-Forwarded-Host"]) {
+		h["X-Forwarded-Host"] = x.One(x.Req.Host)
+	}
+	if !trust.ValidProto(h["X-Forwarded-Proto"]) {
+		h["X-Forwarded-Proto"] = x.One(proto)
+	}
+}
+
 // hopHeaders are the hop-by-hop headers a proxy does not forward.
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// copyResponse writes the app's response to the client: streamed
+// responses (unknown length, event streams) are flushed after every read,
+// others once at the end. A body that breaks is cut short on the client's
+// side too (the connection closes), and classified by its reader.
+func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
+	defer resp.Body.Close()
+	w := x.W
+	removeHopByHop(resp.Header)
+	w.UseHeader(resp.Header)
+	if resp.ContentLength < 0 {
+		// Only a chunked answer has trailers; a plain one is the pooled
+		// request state's, which is gone when the writer ends.
+		w.SetTrailer(&resp.Trailer)
+	}
+	rw.WriteHeader(resp.StatusCode)
+	stream := resp.ContentLength < 0 || isEventStream(resp.Header)
+	if stream {
+		// The head goes out now: an event
+		// stream's client must not wait for the first event to know it is
+		// open. A client leaving the stream is watched for, and ends it
+		// (see responseBody).
+		w.Flush()
+		x.Watch()
+	}
+	pool := copyBuffers
+	if resp.ContentLength >= 0 && resp.ContentLength <= int64(smallCopyBuffers.size) {
+		pool = smallCopyBuffers
+	}
+	buf := pool.Get()
+	defer pool.Put(buf)
+	for reads := 0; ; reads++ {
+		if reads == 1 && !stream {
+			// A body longer than one read may stall in the middle: from
+			// now on a client leaving lets the instance go (streams were
+			// watched from the start).
+			x.Watch()
+			if b, ok := resp.Body.(*responseBody); ok {
+				b.watch(x.Req.Context())
+			}
+		}
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := rw.Write(buf[:n]); werr != nil {
+				if !errors.Is(werr, front.ErrClientWrite) {
+					w.Abort()
+				}
+				return
+			}
+			if stream {
+				w.Flush()
+			}
+		}
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			w.Abort()
+			return
+		}
+	}
+}
+
+// removeHopByHop removes the hop-by-hop headers of a response, and those
+// its Connection header names.
+func removeHopByHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(sf))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+func isEventStream(h http.Header) bool {
+	ct := h["Content-Type"]
+	return len(ct) > 0 && len(ct[0]) >= 17 && strings.EqualFold(ct[0][:17], "text/event-stream")
+}
 
 // fail answers for a failed request. Every error of the forward is a
 // *cause.Error; anything else (an app that switched protocols unasked)
@@ -208,4 +287,81 @@ func clientFault(c cause.Cause) bool {
 		return true
 	}
 	return false
+}
+
+// finish writes the access log entry.
+func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState, start time.Time) {
+	if g.access == nil && g.observe == nil {
+		return
+	}
+	e := accessEntries.Get().(*telemetry.AccessEntry)
+	defer accessEntries.Put(e)
+	*e = telemetry.AccessEntry{
+		Time: start, RequestID: st.requestID, Instance: st.instance, Method: r.Method, Host: r.Host,
+		Path: r.URL.Path, Status: status, Bytes: bytes, Duration: time.Since(start), Upstream: st.upstream,
+		Held: st.held, Attempts: st.attempts, ConnReused: st.reused, Client: st.client, RetriedCauses: st.retried,
+	}
+	if e.Client == "" {
+		e.Client = clientIP(r.RemoteAddr)
+	}
+	if st.app != nil {
+		e.App = st.app.name
+	}
+	if st.upgraded && e.Status == 0 {
+		e.Status = http.StatusSwitchingProtocols
+	}
+	switch {
+	case r.Context().Err() != nil && (st.fail == nil || st.fail.Cause != cause.UpstreamTimeout && !clientFault(st.fail.Cause)):
+		// (net/http ends the context on a failed read of the body too:
+		// a body too slow is client_timeout, not a client gone.)
+		e.Cause, e.Status = string(cause.ClientClosed), cause.StatusClientClosed
+	case st.fail != nil:
+		e.Cause, e.Detail = string(st.fail.Cause), st.fail.Detail
+		if e.Status == 0 {
+			e.Status = st.fail.Status()
+		}
+	case st.truncated:
+		e.Cause = string(cause.ResponseTruncated)
+	case status >= 500:
+		e.Cause = string(cause.AppError)
+	}
+	if g.access != nil {
+		g.access.Log(e)
+	}
+	if g.observe != nil {
+		g.observe(e)
+	}
+}
+
+var accessEntries = sync.Pool{New: func() any { return new(telemetry.AccessEntry) }}
+
+func clientIP(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
+}
+
+// responseWriter records what was sent to the client: the status and
+// how many bytes of body.
+type responseWriter struct {
+	front.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
 }
