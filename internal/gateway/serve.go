@@ -153,8 +153,9 @@ func outbound(x *front.Exchange, st *reqState) {
 	}
 }
 
-// forwarded sets the X-Forwarded-* fields of the request to the app, in
-// the exchange's header map. The scheme is the connection's.
+// forwarded sets the X-Forwarded-* fields and X-Real-IP of the request
+// to the app, in the exchange's header map, and drops the origin fields
+// (originField) an untrusted client sent. The scheme is the connection's.
 func forwarded(x *front.Exchange, st *reqState) {
 	h := x.Req.Header
 	proto := "http"
@@ -162,10 +163,20 @@ func forwarded(x *front.Exchange, st *reqState) {
 		proto = "https"
 	}
 	if !st.trusted {
+		for k := range h {
+			if originField(k) {
+				delete(h, k)
+			}
+		}
 		h["X-Forwarded-For"] = x.One(x.IP)
 		h["X-Forwarded-Host"] = x.One(x.Req.Host)
 		h["X-Forwarded-Proto"] = x.One(proto)
+		h["X-Real-Ip"] = h["X-Forwarded-For"]
 		return
+	}
+	h["X-Real-Ip"] = x.One(x.IP)
+	if st.client != "" {
+		h["X-Real-Ip"] = x.One(st.client)
 	}
 	h["X-Forwarded-For"] = x.One(trust.AppendFor(h["X-Forwarded-For"], x.IP))
 	if !trust.ValidHost(h["X-Forwarded-Host"]) {
@@ -174,6 +185,23 @@ func forwarded(x *front.Exchange, st *reqState) {
 	if !trust.ValidProto(h["X-Forwarded-Proto"]) {
 		h["X-Forwarded-Proto"] = x.One(proto)
 	}
+}
+
+// originField reports whether k is one of the fields through which
+// frameworks learn where a request came from or how (Rack reads
+// X-Forwarded-Ssl before X-Forwarded-Proto; ASP.NET behind ARR reads
+// X-ARR-SSL): set by a client that is no trusted proxy, one would pass a
+// plain-HTTP request for HTTPS, or the client for another address. A
+// switch, not a map: most requests carry a few fields, and each is
+// checked.
+func originField(k string) bool {
+	switch k {
+	case "X-Forwarded-Ssl", "X-Forwarded-Port", "X-Forwarded-Scheme", "X-Url-Scheme", "Front-End-Https", "X-Arr-Ssl",
+		"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip", "X-Forwarded-Prefix", "X-Original-Url",
+		"X-Original-Host", "X-Rewrite-Url":
+		return true
+	}
+	return false
 }
 
 // hopHeaders are the hop-by-hop headers a proxy does not forward.
