@@ -202,8 +202,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			Lines: s.lines, Recent: s.recent, Diagnose: s.Diagnose, Config: cfg, DataDir: cfg.DataDir, Token: token,
 			Certificates: s.certStatus(), Health: s, History: s.history, Alerts: s.firingAlerts(),
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
 	}
+	boundAdmin(s.adminSrv, cfg.Limits)
 	return s, nil
 }
 
@@ -401,7 +401,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if cause == nil {
 		r.public = start("public listener", exited, func() error { return serveFront(s.public, s.publicLn) })
 		r.secure = s.startTLS(exited, loopCtx)
-		r.admin = start("admin listener", exited, func() error { return serve(s.adminSrv, s.adminLn) })
+		r.admin = start("admin listener", exited, func() error { return serve(s.adminSrv, adminListener(s.adminLn)) })
 		if s.upgrade.inherit == nil {
 			s.notify.Ready() // a successor said it with MAINPID= in takeOver
 		}
