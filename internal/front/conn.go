@@ -169,7 +169,7 @@ func (fc *conn) activate() {
 	fc.sendTimeout = fc.s.opts.SendTimeout
 	fc.head.DropUnderscores = true
 	req := (&http.Request{Header: http.Header{}, URL: &fc.url, TLS: fc.tls}).WithContext(fc.ctx)
-	fc.x = Exchange{side: fc, Req: req, W: &fc.w, IP: hostOf(fc.remote)}
+	fc.x = Exchange{side: fc, Req: req, W: &fc.w, IP: hostOf(fc.remote), ClientUnknown: clientUnknown(fc.c)}
 	fc.body.fc = fc
 	fc.w.fc = fc
 	fc.w.own = http.Header{}
@@ -183,6 +183,13 @@ func (fc *conn) activate() {
 // it would hold up accepting everyone else. The address is formatted
 // only with the request state.
 func (fc *conn) setRemote() { fc.c.RemoteAddr() }
+
+// clientUnknown reports whether c's PROXY protocol header said the
+// client is unknown (see Exchange.ClientUnknown).
+func clientUnknown(c net.Conn) bool {
+	cu, ok := c.(interface{ ClientUnknown() bool })
+	return ok && cu.ClientUnknown()
+}
 
 func hostOf(remote string) string {
 	if h, _, err := net.SplitHostPort(remote); err == nil {
@@ -640,8 +647,9 @@ func (fc *conn) takeOver() (net.Conn, []byte, error) {
 	}
 	fc.watch.stop()
 	fc.tunneled, fc.closeAfter = true, true
-	pending := fc.unread()
+	pending := fc.unread() // a copy: the buffers go back now, not when the tunnel ends
 	fc.big, fc.pending = nil, nil
+	fc.putBuffers()
 	fc.c.SetDeadline(time.Time{})
 	fc.s.tunnel(fc)
 	return fc.c, pending, nil
@@ -767,6 +775,7 @@ func (fc *conn) refuse(head []byte, c cause.Cause, detail string, answered bool)
 	fc.closeAfter = true
 	r := fc.x.Req
 	r.Method, r.Host, r.RequestURI, r.RemoteAddr = "", "", "", fc.remote
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "", 0, 0 // (not known: not the last request's)
 	fc.url = url.URL{}
 	clear(r.Header)
 	describe(r, head)

@@ -40,6 +40,10 @@ type Exchange struct {
 	// IP is the client's address without the port: the peer's, or the
 	// one a PROXY protocol header named.
 	IP string
+	// ClientUnknown: a PROXY protocol header said the load balancer does
+	// not know the client (UNKNOWN); IP is the balancer's, but nothing
+	// the client says of its origin is the balancer's word.
+	ClientUnknown bool
 	// Reject, when set, is why the front refused the request: the
 	// handler answers with it (unless Answered) and logs it, and the
 	// connection (HTTP/1) closes after.

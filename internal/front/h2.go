@@ -60,7 +60,7 @@ func (fc *conn) serveH2(c net.Conn) {
 	// The streams' contexts end with the connection.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h := &streamHandler{s: s, tls: fc.tls}
+	h := &streamHandler{s: s, tls: fc.tls, clientUnknown: clientUnknown(fc.c)}
 	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: h})
 }
 

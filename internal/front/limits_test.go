@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 // request's method and target, or, for a request the front refused, the
 // refusal's status, and records what it saw.
 type limStub struct {
-	// handle, if set, answers instead (both engines).
+	// handle, if set, answers instead.
 	handle func(w http.ResponseWriter, r *http.Request)
 
 	mu      sync.Mutex
@@ -78,12 +78,6 @@ func limServe(t *testing.T, h Handler, opts Options) string {
 	t.Helper()
 	_, addr := parkServe(t, h, opts)
 	return addr
-}
-
-// forEachFallback runs f on the front's own loop, which serves every
-// HTTP/1 request.
-func forEachFallback(t *testing.T, f func(t *testing.T, fallback bool)) {
-	t.Run("h1", func(t *testing.T) { f(t, false) })
 }
 
 // limClient is one raw client connection.
@@ -163,52 +157,50 @@ func limHead(path string, size int) string {
 // at all comes is closed without a word.
 func TestLimitHeadTimeout(t *testing.T) {
 	const ht = 300 * time.Millisecond
-	forEachFallback(t, func(t *testing.T, fallback bool) {
-		t.Run("partial head", func(t *testing.T) {
-			st := &limStub{}
-			addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
-			lc := limDial(t, addr)
-			start := time.Now()
-			lc.send("GET / HTTP/1.1\r\nHo")
-			resp, _ := lc.mustResponse(5 * time.Second)
-			took := time.Since(start)
-			if resp.StatusCode != http.StatusRequestTimeout {
-				t.Errorf("status %d, want 408", resp.StatusCode)
-			}
-			if took < ht*8/10 || took > ht+2*time.Second {
-				t.Errorf("answered after %v; head_timeout is %v", took, ht)
-			}
-			if !resp.Close {
-				t.Error("the 408 does not say Connection: close")
-			}
-			if extra, ok := lc.closed(2 * time.Second); !ok || len(extra) > 0 {
-				t.Errorf("after the 408: connection closed %v, %q read", ok, extra)
-			}
-			rejects, served := st.seen()
-			if !slices.Equal(rejects, []string{string(cause.ClientTimeout)}) || len(served) > 0 {
-				t.Errorf("handler saw rejects %q, served %q; want one %s", rejects, served, cause.ClientTimeout)
-			}
-		})
-		t.Run("silent connection", func(t *testing.T) {
-			st := &limStub{}
-			addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
-			lc := limDial(t, addr)
-			start := time.Now()
-			extra, ok := lc.closed(5 * time.Second)
-			took := time.Since(start)
-			if !ok {
-				t.Fatalf("a connection that sent nothing is still open after %v; head_timeout is %v", took, ht)
-			}
-			if len(extra) > 0 {
-				t.Errorf("a connection that sent nothing got %q", extra)
-			}
-			if took < ht*8/10 || took > ht+2*time.Second {
-				t.Errorf("closed after %v; head_timeout is %v", took, ht)
-			}
-			if rejects, served := st.seen(); len(rejects)+len(served) > 0 {
-				t.Errorf("handler saw rejects %q, served %q for a connection that sent nothing", rejects, served)
-			}
-		})
+	t.Run("partial head", func(t *testing.T) {
+		st := &limStub{}
+		addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
+		lc := limDial(t, addr)
+		start := time.Now()
+		lc.send("GET / HTTP/1.1\r\nHo")
+		resp, _ := lc.mustResponse(5 * time.Second)
+		took := time.Since(start)
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("status %d, want 408", resp.StatusCode)
+		}
+		if took < ht*8/10 || took > ht+2*time.Second {
+			t.Errorf("answered after %v; head_timeout is %v", took, ht)
+		}
+		if !resp.Close {
+			t.Error("the 408 does not say Connection: close")
+		}
+		if extra, ok := lc.closed(2 * time.Second); !ok || len(extra) > 0 {
+			t.Errorf("after the 408: connection closed %v, %q read", ok, extra)
+		}
+		rejects, served := st.seen()
+		if !slices.Equal(rejects, []string{string(cause.ClientTimeout)}) || len(served) > 0 {
+			t.Errorf("handler saw rejects %q, served %q; want one %s", rejects, served, cause.ClientTimeout)
+		}
+	})
+	t.Run("silent connection", func(t *testing.T) {
+		st := &limStub{}
+		addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
+		lc := limDial(t, addr)
+		start := time.Now()
+		extra, ok := lc.closed(5 * time.Second)
+		took := time.Since(start)
+		if !ok {
+			t.Fatalf("a connection that sent nothing is still open after %v; head_timeout is %v", took, ht)
+		}
+		if len(extra) > 0 {
+			t.Errorf("a connection that sent nothing got %q", extra)
+		}
+		if took < ht*8/10 || took > ht+2*time.Second {
+			t.Errorf("closed after %v; head_timeout is %v", took, ht)
+		}
+		if rejects, served := st.seen(); len(rejects)+len(served) > 0 {
+			t.Errorf("handler saw rejects %q, served %q for a connection that sent nothing", rejects, served)
+		}
 	})
 }
 
@@ -243,152 +235,145 @@ func TestLimitHeadTimeoutKeptAlive(t *testing.T) {
 	}
 }
 
-// head_timeout bounds the whole head once, whichever engine then serves
-// the request: a head that will be handed to net/http, trickled so that it
-// takes 1.6 × head_timeout in all, is refused at head_timeout, never
-// served (net/http's own ReadHeaderTimeout must not start it over).
-func TestLimitHeadTimeoutAcrossHandOff(t *testing.T) {
+// head_timeout bounds the whole head once, from its first byte: a head
+// trickled so that it takes 1.6 × head_timeout in all, each piece well
+// within it, is refused at head_timeout, never served, whatever body it
+// announces (100-continue, chunked).
+func TestLimitHeadTimeoutBoundsTheWholeHead(t *testing.T) {
 	const ht = 500 * time.Millisecond
 	heads := map[string][]string{
 		"expect": {"POST /x HTTP/1.1\r\n", "Host: a\r\n", "Expect: 100-continue\r\n", "Content-Length: 2\r\n", "\r\nhi"},
 		"chunked": {"POST /x HTTP/1.1\r\n", "Host: a\r\n", "Transfer-Encoding: chunked\r\n", "X-Pad: 1\r\n",
 			"\r\n2\r\nhi\r\n0\r\n\r\n"},
 	}
-	forEachFallback(t, func(t *testing.T, fallback bool) {
-		for name, groups := range heads {
-			t.Run(name, func(t *testing.T) {
-				st := &limStub{}
-				addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
-				lc := limDial(t, addr)
-				stop := make(chan struct{})
-				wrote := make(chan struct{})
-				start := time.Now()
-				go func() {
-					defer close(wrote)
-					for i, g := range groups {
-						if i > 0 {
-							select {
-							case <-stop:
-								return
-							case <-time.After(ht * 4 / 10):
-							}
+	for name, groups := range heads {
+		t.Run(name, func(t *testing.T) {
+			st := &limStub{}
+			addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
+			lc := limDial(t, addr)
+			stop := make(chan struct{})
+			wrote := make(chan struct{})
+			start := time.Now()
+			go func() {
+				defer close(wrote)
+				for i, g := range groups {
+					if i > 0 {
+						select {
+						case <-stop:
+							return
+						case <-time.After(ht * 4 / 10):
 						}
-						lc.send(g)
 					}
-				}()
-				resp, body, err := lc.response(5 * time.Second)
-				took := time.Since(start)
-				close(stop)
-				<-wrote
-				if err != nil {
-					t.Fatalf("no answer: %v", err)
+					lc.send(g)
 				}
-				if resp.StatusCode != http.StatusRequestTimeout {
-					t.Errorf("a head trickled over 1.6 × head_timeout got %d %q after %v, want 408", resp.StatusCode, body, took)
-				}
-				if took > ht+2*time.Second {
-					t.Errorf("answered after %v; head_timeout is %v", took, ht)
-				}
-				rejects, served := st.seen()
-				if len(served) > 0 {
-					t.Errorf("the handler served %q", served)
-				}
-				if !slices.Equal(rejects, []string{string(cause.ClientTimeout)}) {
-					t.Errorf("handler saw rejects %q, want one %s", rejects, cause.ClientTimeout)
-				}
-			})
-		}
-	})
+			}()
+			resp, body, err := lc.response(5 * time.Second)
+			took := time.Since(start)
+			close(stop)
+			<-wrote
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if resp.StatusCode != http.StatusRequestTimeout {
+				t.Errorf("a head trickled over 1.6 × head_timeout got %d %q after %v, want 408", resp.StatusCode, body, took)
+			}
+			if took > ht+2*time.Second {
+				t.Errorf("answered after %v; head_timeout is %v", took, ht)
+			}
+			rejects, served := st.seen()
+			if len(served) > 0 {
+				t.Errorf("the handler served %q", served)
+			}
+			if !slices.Equal(rejects, []string{string(cause.ClientTimeout)}) {
+				t.Errorf("handler saw rejects %q, want one %s", rejects, cause.ClientTimeout)
+			}
+		})
+	}
 }
 
 // An idle keep-alive connection is closed keepalive_timeout after its last
 // answer.
 func TestLimitKeepaliveTimeout(t *testing.T) {
 	const kt = 300 * time.Millisecond
-	t.Run("front", func(t *testing.T) {
-		st := &limStub{}
-		addr := limServe(t, st, Options{HeadTimeout: 10 * time.Second, KeepaliveTimeout: kt})
-		lc := limDial(t, addr)
-		lc.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
-		resp, body := lc.mustResponse(5 * time.Second)
-		if resp.StatusCode != 200 || body != "GET /a" || resp.Close {
-			t.Fatalf("got %d %q close=%v", resp.StatusCode, body, resp.Close)
-		}
-		start := time.Now()
-		extra, ok := lc.closed(5 * time.Second)
-		took := time.Since(start)
-		if !ok {
-			t.Fatalf("idle keep-alive connection still open after %v; keepalive_timeout is %v (head_timeout 10s)", took, kt)
-		}
-		if len(extra) > 0 {
-			t.Errorf("idle connection got %q", extra)
-		}
-		if took < kt*8/10 || took > kt+2*time.Second {
-			t.Errorf("closed after %v; keepalive_timeout is %v", took, kt)
-		}
-		if rejects, _ := st.seen(); len(rejects) > 0 {
-			t.Errorf("closing an idle connection was logged as %q", rejects)
-		}
-	})
-
+	st := &limStub{}
+	addr := limServe(t, st, Options{HeadTimeout: 10 * time.Second, KeepaliveTimeout: kt})
+	lc := limDial(t, addr)
+	lc.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, body := lc.mustResponse(5 * time.Second)
+	if resp.StatusCode != 200 || body != "GET /a" || resp.Close {
+		t.Fatalf("got %d %q close=%v", resp.StatusCode, body, resp.Close)
+	}
+	start := time.Now()
+	extra, ok := lc.closed(5 * time.Second)
+	took := time.Since(start)
+	if !ok {
+		t.Fatalf("idle keep-alive connection still open after %v; keepalive_timeout is %v (head_timeout 10s)", took, kt)
+	}
+	if len(extra) > 0 {
+		t.Errorf("idle connection got %q", extra)
+	}
+	if took < kt*8/10 || took > kt+2*time.Second {
+		t.Errorf("closed after %v; keepalive_timeout is %v", took, kt)
+	}
+	if rejects, _ := st.seen(); len(rejects) > 0 {
+		t.Errorf("closing an idle connection was logged as %q", rejects)
+	}
 }
 
 // request_head: a head larger than the read buffer but within the limit
 // is served; one over it is refused with 431 and the connection closed.
 func TestLimitRequestHead(t *testing.T) {
 	const limit = 16 << 10
-	forEachFallback(t, func(t *testing.T, fallback bool) {
-		opts := Options{HeadLimit: limit, HeadTimeout: 5 * time.Second}
-		for _, size := range []int{12 << 10, limit} {
-			t.Run(fmt.Sprintf("%d bytes served", size), func(t *testing.T) {
-				st := &limStub{}
-				lc := limDial(t, limServe(t, st, opts))
-				lc.send(limHead("/big", size))
-				resp, body := lc.mustResponse(5 * time.Second)
-				if resp.StatusCode != 200 || body != "GET /big" {
-					t.Errorf("a %d-byte head (limit %d) got %d %q", size, limit, resp.StatusCode, body)
-				}
-			})
-		}
-		refused := []struct {
-			name  string
-			limit int
-			size  int
-		}{
-			{"far over", limit, 64 << 10},
-			{"just over", limit, limit + 1<<10},
-			{"a quarter over", limit, limit + 4<<10},
-			// A limit below the read buffer's size: the head fits the
-			// buffer, and must be held to the limit all the same.
-			{"small limit", 2 << 10, 6 << 10},
-		}
-		for _, tt := range refused {
-			t.Run(fmt.Sprintf("%s: %d bytes, limit %d", tt.name, tt.size, tt.limit), func(t *testing.T) {
-				st := &limStub{}
-				o := opts
-				o.HeadLimit = tt.limit
-				lc := limDial(t, limServe(t, st, o))
-				go lc.send(limHead("/big", tt.size))
-				resp, body, err := lc.response(5 * time.Second)
-				if err != nil {
-					t.Fatalf("no answer: %v", err)
-				}
-				if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-					t.Errorf("a %d-byte head with limit %d got %d %q, want 431", tt.size, tt.limit, resp.StatusCode, body)
-				}
-				if _, ok := lc.closed(3 * time.Second); !ok {
-					t.Error("the connection stays open after the answer")
-				}
-				rejects, served := st.seen()
-				if !slices.Equal(rejects, []string{string(cause.HeadersTooLarge)}) || len(served) > 0 {
-					t.Errorf("handler saw rejects %q, served %q; want one %s", rejects, served, cause.HeadersTooLarge)
-				}
-			})
-		}
-	})
+	opts := Options{HeadLimit: limit, HeadTimeout: 5 * time.Second}
+	for _, size := range []int{12 << 10, limit} {
+		t.Run(fmt.Sprintf("%d bytes served", size), func(t *testing.T) {
+			st := &limStub{}
+			lc := limDial(t, limServe(t, st, opts))
+			lc.send(limHead("/big", size))
+			resp, body := lc.mustResponse(5 * time.Second)
+			if resp.StatusCode != 200 || body != "GET /big" {
+				t.Errorf("a %d-byte head (limit %d) got %d %q", size, limit, resp.StatusCode, body)
+			}
+		})
+	}
+	refused := []struct {
+		name  string
+		limit int
+		size  int
+	}{
+		{"far over", limit, 64 << 10},
+		{"just over", limit, limit + 1<<10},
+		{"a quarter over", limit, limit + 4<<10},
+		// A limit below the read buffer's size: the head fits the
+		// buffer, and must be held to the limit all the same.
+		{"small limit", 2 << 10, 6 << 10},
+	}
+	for _, tt := range refused {
+		t.Run(fmt.Sprintf("%s: %d bytes, limit %d", tt.name, tt.size, tt.limit), func(t *testing.T) {
+			st := &limStub{}
+			o := opts
+			o.HeadLimit = tt.limit
+			lc := limDial(t, limServe(t, st, o))
+			go lc.send(limHead("/big", tt.size))
+			resp, body, err := lc.response(5 * time.Second)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("a %d-byte head with limit %d got %d %q, want 431", tt.size, tt.limit, resp.StatusCode, body)
+			}
+			if _, ok := lc.closed(3 * time.Second); !ok {
+				t.Error("the connection stays open after the answer")
+			}
+			rejects, served := st.seen()
+			if !slices.Equal(rejects, []string{string(cause.HeadersTooLarge)}) || len(served) > 0 {
+				t.Errorf("handler saw rejects %q, served %q; want one %s", rejects, served, cause.HeadersTooLarge)
+			}
+		})
+	}
 	// The bytes that came after a large head, in the same reads, are the
 	// next request.
-	t.Run("front/pipelined after a large head", func(t *testing.T) {
+	t.Run("pipelined after a large head", func(t *testing.T) {
 		st := &limStub{}
 		lc := limDial(t, limServe(t, st, Options{HeadLimit: limit, HeadTimeout: 5 * time.Second}))
 		lc.send(limHead("/first", 12<<10) + "GET /second HTTP/1.1\r\nHost: a\r\n\r\n" + limHead("/third", 10<<10))
@@ -405,9 +390,7 @@ func TestLimitRequestHead(t *testing.T) {
 // unanswered, until a connection being served ends.
 func TestLimitMaxConnections(t *testing.T) {
 	const wait = 500 * time.Millisecond
-	opts := func(fallback bool) Options {
-		return Options{MaxConnections: 2, HeadTimeout: 10 * time.Second, KeepaliveTimeout: 10 * time.Second}
-	}
+	opts := Options{MaxConnections: 2, HeadTimeout: 10 * time.Second, KeepaliveTimeout: 10 * time.Second}
 	// third asks on a third connection: no answer while the first two
 	// are served; free ends one of them, and then the third is answered.
 	third := func(t *testing.T, st *limStub, addr string, free func()) {
@@ -426,75 +409,71 @@ func TestLimitMaxConnections(t *testing.T) {
 			t.Errorf("third connection got %d %q", resp.StatusCode, body)
 		}
 	}
-	forEachFallback(t, func(t *testing.T, fallback bool) {
-		t.Run("silent connections", func(t *testing.T) {
-			st := &limStub{}
-			addr := limServe(t, st, opts(fallback))
-			c1, _ := limDial(t, addr), limDial(t, addr)
-			third(t, st, addr, func() { c1.c.Close() })
-		})
-		t.Run("requests in progress", func(t *testing.T) {
-			release := make(chan struct{})
-			var once sync.Once
-			st := &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/block" {
-					<-release
-				}
-				limAnswer(w, 200, r.Method+" "+r.RequestURI)
-			}}
-			addr := limServe(t, st, opts(fallback))
-			t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the server's Close
-			c1, c2 := limDial(t, addr), limDial(t, addr)
-			c1.send("GET /block HTTP/1.1\r\nHost: a\r\n\r\n")
-			c2.send("GET /block HTTP/1.1\r\nHost: a\r\n\r\n")
-			deadline := time.Now().Add(5 * time.Second)
-			for _, served := st.seen(); len(served) < 2; _, served = st.seen() {
-				if time.Now().After(deadline) {
-					t.Fatalf("the first two requests did not reach the handler: %q", served)
-				}
-				time.Sleep(5 * time.Millisecond)
+	t.Run("silent connections", func(t *testing.T) {
+		st := &limStub{}
+		addr := limServe(t, st, opts)
+		c1, _ := limDial(t, addr), limDial(t, addr)
+		third(t, st, addr, func() { c1.c.Close() })
+	})
+	t.Run("requests in progress", func(t *testing.T) {
+		release := make(chan struct{})
+		var once sync.Once
+		st := &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/block" {
+				<-release
 			}
-			third(t, st, addr, func() {
-				once.Do(func() { close(release) })
-				c1.mustResponse(5 * time.Second)
-				c1.c.Close() // (a kept-alive connection would hold its slot)
-			})
-			c2.mustResponse(5 * time.Second)
-		})
-		if !fallback {
-			t.Run("kept-alive connections", func(t *testing.T) {
-				st := &limStub{}
-				addr := limServe(t, st, opts(fallback))
-				c1, c2 := limDial(t, addr), limDial(t, addr)
-				for _, c := range []*limClient{c1, c2} {
-					c.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
-					c.mustResponse(5 * time.Second)
-				}
-				third(t, st, addr, func() { c2.c.Close() })
-			})
+			limAnswer(w, 200, r.Method+" "+r.RequestURI)
+		}}
+		addr := limServe(t, st, opts)
+		t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the server's Close
+		c1, c2 := limDial(t, addr), limDial(t, addr)
+		c1.send("GET /block HTTP/1.1\r\nHost: a\r\n\r\n")
+		c2.send("GET /block HTTP/1.1\r\nHost: a\r\n\r\n")
+		deadline := time.Now().Add(5 * time.Second)
+		for _, served := st.seen(); len(served) < 2; _, served = st.seen() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the first two requests did not reach the handler: %q", served)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		// Every way a connection ends gives its slot back: with a bound of
-		// 2, each of these connections, one after the other, is answered.
-		t.Run("slots come back", func(t *testing.T) {
-			st := &limStub{}
-			addr := limServe(t, st, opts(fallback))
-			for i, req := range []string{
-				"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n",                                                   // client closes
-				"GET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",                              // server closes
-				"GET /3 HTTP/1.1\nHost: a\n\n",                                                         // refused (bare LF)
-				"POST /4 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n", // handed off
-				"GET /5 HTTP/1.0\r\nHost: a\r\n\r\n",                                                   // handed off
-				"GET /6 HTTP/1.1\r\nHost: a\r\n\r\n",
-				"GET /7 HTTP/1.1\r\nHost: a\r\n\r\n",
-			} {
-				lc := limDial(t, addr)
-				lc.send(req)
-				if _, _, err := lc.response(5 * time.Second); err != nil {
-					t.Fatalf("connection %d (%q) got no answer: %v; a slot was not given back", i+1, req, err)
-				}
-				lc.c.Close()
-			}
+		third(t, st, addr, func() {
+			once.Do(func() { close(release) })
+			c1.mustResponse(5 * time.Second)
+			c1.c.Close() // (a kept-alive connection would hold its slot)
 		})
+		c2.mustResponse(5 * time.Second)
+	})
+	t.Run("kept-alive connections", func(t *testing.T) {
+		st := &limStub{}
+		addr := limServe(t, st, opts)
+		c1, c2 := limDial(t, addr), limDial(t, addr)
+		for _, c := range []*limClient{c1, c2} {
+			c.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+			c.mustResponse(5 * time.Second)
+		}
+		third(t, st, addr, func() { c2.c.Close() })
+	})
+	// Every way a connection ends gives its slot back: with a bound of
+	// 2, each of these connections, one after the other, is answered.
+	t.Run("slots come back", func(t *testing.T) {
+		st := &limStub{}
+		addr := limServe(t, st, opts)
+		for i, req := range []string{
+			"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n",                                                   // client closes
+			"GET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",                              // server closes
+			"GET /3 HTTP/1.1\nHost: a\n\n",                                                         // refused (bare LF)
+			"POST /4 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n", // chunked body
+			"GET /5 HTTP/1.0\r\nHost: a\r\n\r\n",                                                   // HTTP/1.0: server closes
+			"GET /6 HTTP/1.1\r\nHost: a\r\n\r\n",
+			"GET /7 HTTP/1.1\r\nHost: a\r\n\r\n",
+		} {
+			lc := limDial(t, addr)
+			lc.send(req)
+			if _, _, err := lc.response(5 * time.Second); err != nil {
+				t.Fatalf("connection %d (%q) got no answer: %v; a slot was not given back", i+1, req, err)
+			}
+			lc.c.Close()
+		}
 	})
 }
 
@@ -521,58 +500,56 @@ func TestLimitBodyTimeout(t *testing.T) {
 			limAnswer(w, 200, string(b))
 		}
 	}
-	forEachFallback(t, func(t *testing.T, fallback bool) {
-		t.Run("stalled body", func(t *testing.T) {
-			reads := make(chan read, 1)
-			st := &limStub{handle: reader(reads)}
-			addr := limServe(t, st, Options{BodyTimeout: bt, HeadTimeout: 5 * time.Second, KeepaliveTimeout: 10 * time.Second})
-			lc := limDial(t, addr)
-			lc.send("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
-			var got read
-			select {
-			case got = <-reads:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("the handler's read of a stalled body did not fail within 5s; body_timeout is %v", bt)
-			}
-			if got.n != 3 || !errors.Is(got.err, os.ErrDeadlineExceeded) {
-				t.Errorf("handler read %d bytes, %v; want 3, os.ErrDeadlineExceeded", got.n, got.err)
-			}
-			if got.took < bt*8/10 || got.took > bt+2*time.Second {
-				t.Errorf("the read failed after %v; body_timeout is %v", got.took, bt)
-			}
-			resp, _ := lc.mustResponse(5 * time.Second)
-			if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
-				t.Errorf("answer %d close=%v; want the handler's 408 with Connection: close", resp.StatusCode, resp.Close)
-			}
-			if _, ok := lc.closed(3 * time.Second); !ok {
-				t.Error("the connection stays open after a body timed out")
-			}
-		})
-		t.Run("slow body within the timeout per read", func(t *testing.T) {
-			const bt = 500 * time.Millisecond
-			reads := make(chan read, 1)
-			st := &limStub{handle: reader(reads)}
-			addr := limServe(t, st, Options{BodyTimeout: bt, HeadTimeout: 5 * time.Second})
-			lc := limDial(t, addr)
-			const pieces = 7 // 7 pauses of bt/5: the body takes 1.4 × body_timeout
-			lc.send(fmt.Sprintf("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", pieces))
-			for range pieces {
-				time.Sleep(bt / 5)
-				lc.send("x")
-			}
-			var got read
-			select {
-			case got = <-reads:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the handler did not finish reading the body")
-			}
-			if got.err != nil || got.n != pieces {
-				t.Errorf("a body trickled within body_timeout per read: read %d bytes, %v", got.n, got.err)
-			}
-			resp, body := lc.mustResponse(5 * time.Second)
-			if resp.StatusCode != 200 || body != strings.Repeat("x", pieces) {
-				t.Errorf("got %d %q", resp.StatusCode, body)
-			}
-		})
+	t.Run("stalled body", func(t *testing.T) {
+		reads := make(chan read, 1)
+		st := &limStub{handle: reader(reads)}
+		addr := limServe(t, st, Options{BodyTimeout: bt, HeadTimeout: 5 * time.Second, KeepaliveTimeout: 10 * time.Second})
+		lc := limDial(t, addr)
+		lc.send("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+		var got read
+		select {
+		case got = <-reads:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the handler's read of a stalled body did not fail within 5s; body_timeout is %v", bt)
+		}
+		if got.n != 3 || !errors.Is(got.err, os.ErrDeadlineExceeded) {
+			t.Errorf("handler read %d bytes, %v; want 3, os.ErrDeadlineExceeded", got.n, got.err)
+		}
+		if got.took < bt*8/10 || got.took > bt+2*time.Second {
+			t.Errorf("the read failed after %v; body_timeout is %v", got.took, bt)
+		}
+		resp, _ := lc.mustResponse(5 * time.Second)
+		if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+			t.Errorf("answer %d close=%v; want the handler's 408 with Connection: close", resp.StatusCode, resp.Close)
+		}
+		if _, ok := lc.closed(3 * time.Second); !ok {
+			t.Error("the connection stays open after a body timed out")
+		}
+	})
+	t.Run("slow body within the timeout per read", func(t *testing.T) {
+		const bt = 500 * time.Millisecond
+		reads := make(chan read, 1)
+		st := &limStub{handle: reader(reads)}
+		addr := limServe(t, st, Options{BodyTimeout: bt, HeadTimeout: 5 * time.Second})
+		lc := limDial(t, addr)
+		const pieces = 7 // 7 pauses of bt/5: the body takes 1.4 × body_timeout
+		lc.send(fmt.Sprintf("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", pieces))
+		for range pieces {
+			time.Sleep(bt / 5)
+			lc.send("x")
+		}
+		var got read
+		select {
+		case got = <-reads:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the handler did not finish reading the body")
+		}
+		if got.err != nil || got.n != pieces {
+			t.Errorf("a body trickled within body_timeout per read: read %d bytes, %v", got.n, got.err)
+		}
+		resp, body := lc.mustResponse(5 * time.Second)
+		if resp.StatusCode != 200 || body != strings.Repeat("x", pieces) {
+			t.Errorf("got %d %q", resp.StatusCode, body)
+		}
 	})
 }

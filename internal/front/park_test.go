@@ -178,12 +178,11 @@ func TestParkedConnections(t *testing.T) {
 	}
 }
 
-// The engine answers the same bytes the same whether the connection
-// parked between two parts of them: each request, written in two pieces
-// with a pause longer than parkAfter before the first and between the
-// two, gets what net/http (the fallback engine) answers to it sent at
-// once on a new connection.
-func TestParkedAnswersLikeNetHTTP(t *testing.T) {
+// A parked connection answers as a fresh one does: each request, written
+// in two pieces with a pause longer than parkAfter before the first and
+// between the two, gets what the front answers to it sent at once on a
+// new connection, never parked.
+func TestParkedAnswersAsAFreshConnection(t *testing.T) {
 	type answer struct {
 		Status int
 		Body   string
@@ -208,8 +207,8 @@ func TestParkedAnswersLikeNetHTTP(t *testing.T) {
 		}
 		limAnswer(w, http.StatusOK, answer)
 	}
-	_, front := parkServe(t, &limStub{handle: echo}, Options{})
-	_, netHTTP := parkServe(t, &limStub{handle: echo}, Options{}) // a fresh connection, not parked
+	_, parkedAddr := parkServe(t, &limStub{handle: echo}, Options{})
+	_, freshAddr := parkServe(t, &limStub{handle: echo}, Options{}) // a fresh connection each time, not parked
 	ask := func(t *testing.T, lc *limClient, req string) answer {
 		t.Helper()
 		lc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -233,18 +232,18 @@ func TestParkedAnswersLikeNetHTTP(t *testing.T) {
 			}
 			t.Run(name+"/cut at "+strconv.Itoa(cut), func(t *testing.T) {
 				want := func() answer {
-					lc := limDial(t, netHTTP)
+					lc := limDial(t, freshAddr)
 					lc.send(req)
 					return ask(t, lc, req)
 				}()
-				lc := limDial(t, front)
+				lc := limDial(t, parkedAddr)
 				lc.served("/warm")
 				time.Sleep(3 * parkAfter) // parks
 				lc.send(req[:cut])
 				time.Sleep(3 * parkAfter)
 				lc.send(req[cut:])
 				if diff := cmp.Diff(want, ask(t, lc, req)); diff != "" {
-					t.Errorf("%q in two pieces after parking (-net/http +front):\n%s", req, diff)
+					t.Errorf("%q in two pieces after parking (-fresh connection +parked one):\n%s", req, diff)
 				}
 			})
 		}

@@ -379,6 +379,18 @@ func (s *Server) beginClose() {
 	}
 }
 
+// CloseTunnels closes the connections switched to another protocol
+// (WebSockets), which Shutdown does not wait for: after a Shutdown, the
+// stop closes them before it stops the apps, so that their instances are
+// not kept waiting for them, and their ends are logged.
+func (s *Server) CloseTunnels() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for fc := range s.tunnels {
+		fc.c.Close()
+	}
+}
+
 // closeIdle closes the connections waiting for a request: those on
 // their goroutines, whose read then fails, and the parked ones.
 func (s *Server) closeIdle() {

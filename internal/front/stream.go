@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -23,6 +24,8 @@ type streamHandler struct {
 	// tls is the connection's handshake; nil over h2c. It, not the
 	// request's :scheme, says whether the request came over TLS.
 	tls *tls.ConnectionState
+	// clientUnknown is the connection's (Exchange.ClientUnknown).
+	clientUnknown bool
 }
 
 // stream is one HTTP/2 stream's side of an Exchange: pooled, with the
@@ -63,7 +66,7 @@ func (st *stream) serve(h *streamHandler, w http.ResponseWriter, r *http.Request
 		r.Body = &st.body
 	}
 	x := &st.x
-	*x = Exchange{Req: r, W: &st.w, side: st, IP: hostOf(r.RemoteAddr), vals: x.vals[:0]}
+	*x = Exchange{Req: r, W: &st.w, side: st, IP: hostOf(r.RemoteAddr), ClientUnknown: h.clientUnknown, vals: x.vals[:0]}
 	dropUnderscores(r.Header)
 	if id := r.Header["X-Request-Id"]; len(id) > 0 {
 		x.RequestID = id[0]
@@ -201,6 +204,12 @@ func (w *streamWriter) WriteHeader(code int) {
 	for _, k := range connectionFields {
 		delete(h, k)
 	}
+	if _, ok := h["Content-Type"]; !ok {
+		// x/net would guess one from the body, which the HTTP/1.1
+		// writer never does: an app's untyped upload would become
+		// text/html over HTTP/2 alone. A nil value sends none.
+		h["Content-Type"] = nil
+	}
 	if w.requestID != "" {
 		h["X-Request-Id"] = []string{w.requestID}
 	}
@@ -217,18 +226,20 @@ func (w *streamWriter) WriteHeader(code int) {
 // (RFC 9113 §8.2.2).
 var connectionFields = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"}
 
-// WriteInterim sends a 1xx answer with fields h: x/net sends the
-// handler's header map with it, which is then cleared for the final one.
+// WriteInterim sends a 1xx answer with fields h alone: x/net sends the
+// handler's header map with it, so what that map held for the final
+// answer is set aside meanwhile (a 1xx is rare: the copy is too).
 func (w *streamWriter) WriteInterim(code int, h http.Header) {
 	if w.wrote || code <= http.StatusSwitchingProtocols || code >= 200 {
 		return
 	}
 	hh := w.w.Header()
-	for k, vs := range h {
-		hh[k] = vs
-	}
+	final := maps.Clone(hh)
+	clear(hh)
+	maps.Copy(hh, h)
 	w.w.WriteHeader(code)
 	clear(hh)
+	maps.Copy(hh, final)
 }
 
 func (w *streamWriter) Write(p []byte) (int, error) {

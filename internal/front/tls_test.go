@@ -46,8 +46,8 @@ func boolStr(b bool) string {
 }
 
 // Over TLS, a client that offers h2 gets HTTP/2 and one that does not
-// HTTP/1.1, on the front's loop and handed to net/http alike; the handler
-// sees the handshake in both; HSTS is added to answers over TLS.
+// HTTP/1.1, with a body of known length or chunked; the handler sees the
+// handshake in both; HSTS is added to answers over TLS.
 func TestTLSServesHTTP1AndHTTP2(t *testing.T) {
 	srvTLS, cliTLS := testTLS(t, "h2", "http/1.1")
 	for _, tc := range []struct {
@@ -57,7 +57,7 @@ func TestTLSServesHTTP1AndHTTP2(t *testing.T) {
 		want      string
 	}{
 		{"h1", func(p *http.Protocols) { p.SetHTTP1(true) }, "", "HTTP/1.1 tls=yes /x "},
-		{"h1 chunked (handed to net/http)", func(p *http.Protocols) { p.SetHTTP1(true) }, "chunked", "HTTP/1.1 tls=yes /x chunked"},
+		{"h1 chunked", func(p *http.Protocols) { p.SetHTTP1(true) }, "chunked", "HTTP/1.1 tls=yes /x chunked"},
 		{"h2", func(p *http.Protocols) { p.SetHTTP2(true) }, "", "HTTP/2.0 tls=yes /x "},
 		{"h2 body", func(p *http.Protocols) { p.SetHTTP2(true) }, "stream", "HTTP/2.0 tls=yes /x stream"},
 	} {

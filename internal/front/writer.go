@@ -167,8 +167,10 @@ func (w *Writer) statusLine(code int) {
 // WriteInterim sends an interim (1xx) answer with fields h at once, before
 // the final one, as ReverseProxy passes them on (103 Early Hints).
 func (w *Writer) WriteInterim(code int, h http.Header) {
-	if w.wrote || code <= http.StatusSwitchingProtocols || code >= 200 {
-		return // (100 Continue is the front's own: see sendContinue)
+	if w.wrote || code <= http.StatusSwitchingProtocols || code >= 200 || w.fc.x.Req.ProtoMinor == 0 {
+		// (100 Continue is the front's own: see sendContinue. An
+		// HTTP/1.0 client would take a 1xx for the final answer.)
+		return
 	}
 	w.statusLine(code)
 	for k, vs := range h {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 	"github.com/gatehouse/gatehouse/internal/upstreamtls"
@@ -278,7 +279,8 @@ func clientCause(err error) cause.Cause {
 	case errors.As(err, &tooLarge):
 		return cause.RequestTooLarge
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
-		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, context.Canceled):
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, context.Canceled),
+		errors.Is(err, front.ErrClientWrite): // (the 100 Continue could not be sent)
 		return cause.ClientClosed
 	}
 	return cause.BadRequest

@@ -27,7 +27,7 @@ func (g *Gateway) Serve(x *front.Exchange) {
 	defer putState(st)
 	r := x.Req
 	st.x = x
-	g.peer(st, x.IP, r.Header)
+	g.peer(st, x, r.Header)
 	g.name(st, x.RequestID)
 	x.W.SetRequestID(st.requestID)
 	rw := &st.rw
@@ -52,13 +52,14 @@ func (g *Gateway) Serve(x *front.Exchange) {
 //
 // peer notes whether the request's peer at ip is a trusted proxy and, if
 // so, the client its X-Forwarded-For names. With no trusted_proxies it
-// does nothing: the access log's client is the peer.
-func (g *Gateway) peer(st *reqState, ip string, h http.Header) {
-	if g.trust == nil || !g.trust.Peer(ip) {
+// does nothing: the access log's client is the peer. Nor is a peer
+// trusted whose PROXY header said it does not know the client.
+func (g *Gateway) peer(st *reqState, x *front.Exchange, h http.Header) {
+	if g.trust == nil || x.ClientUnknown || !g.trust.Peer(x.IP) {
 		return
 	}
 	st.trusted = true
-	st.client = g.trust.Client(h["X-Forwarded-For"], ip)
+	st.client = g.trust.Client(h["X-Forwarded-For"], x.IP)
 }
 
 // name gives the request its id: the client's X-Request-Id, else a new one.
@@ -77,7 +78,7 @@ func (g *Gateway) forwardAndAnswer(x *front.Exchange, a *appProxy, rw *responseW
 	resp, err := a.forward(r, st)
 	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
 		if switchedTo(resp.Header, x.Upgrade) {
-			g.tunnel(x, a, rw, resp)
+			g.tunnel(x, a, rw, st, resp)
 			return
 		}
 		st.upgraded = false

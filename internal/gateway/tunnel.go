@@ -20,7 +20,7 @@ import (
 // or neither sends anything for the app's tunnel_idle_timeout. The
 // member is released, and its max_inflight slot freed, when the tunnel
 // ends (a one-request-at-a-time app is busy with it all along).
-func (g *Gateway) tunnel(x *front.Exchange, a *appProxy, rw *responseWriter, resp *http.Response) {
+func (g *Gateway) tunnel(x *front.Exchange, a *appProxy, rw *responseWriter, st *reqState, resp *http.Response) {
 	ub := resp.Body.(*upgradeBody)
 	defer ub.Close()
 	to := resp.Header["Upgrade"]
@@ -30,7 +30,10 @@ func (g *Gateway) tunnel(x *front.Exchange, a *appProxy, rw *responseWriter, res
 	rw.WriteHeader(http.StatusSwitchingProtocols)
 	client, pending, err := x.Tunnel()
 	if err != nil {
-		return // the client's connection broke as the 101 went out
+		// The client's connection broke as the 101 went out: it never
+		// had the switch.
+		st.upgraded = false
+		return
 	}
 	defer client.Close()
 	ub.m.TunnelOpened()
@@ -39,72 +42,87 @@ func (g *Gateway) tunnel(x *front.Exchange, a *appProxy, rw *responseWriter, res
 	rw.bytes += relay(client, pending, ub.conn, ub.br, idle)
 }
 
-// halfCloseLinger is how long a tunnel lasts after one side ended its
-// half of the conversation (HAProxy's timeout client-fin): the other may
-// still have last words, but a silent one must not hold the tunnel (and
-// its instance) open for ever.
+// halfCloseLinger is how long a tunnel lasts, silent, after one side
+// ended its half of the conversation (HAProxy's timeout client-fin): the
+// other may still be talking, and goes on while it does, but a silent
+// one must not hold the tunnel (and its instance) open for ever.
 const halfCloseLinger = time.Second
 
 // relay copies between the client's connection (after the bytes it sent
 // already, pending) and the app's (after what its reader buffered) until
-// one side ends its half and the other follows within halfCloseLinger, a
-// side fails, or neither sends anything for idle. It returns the bytes
-// the client was sent.
+// both sides ended their halves, a side fails, or neither sends anything
+// for idle (for halfCloseLinger once one side ended). It returns the
+// bytes the client was sent.
 func relay(client net.Conn, pending []byte, app net.Conn, appBuf *bufio.Reader, idle time.Duration) int64 {
-	var last atomic.Int64 // when a byte last went either way (monotonic)
-	start := time.Now()
-	up := pipe{dst: app, src: client, r: io.MultiReader(bytes.NewReader(pending), client), idle: idle, last: &last, start: start}
-	down := pipe{dst: client, src: app, r: appBuf, idle: idle, last: &last, start: start}
-	ended := make(chan error, 2)
-	go func() { ended <- up.run() }()
-	go func() { ended <- down.run() }()
-	err := <-ended
-	if err == nil {
+	t := &tunnelClock{start: time.Now()}
+	t.idle.Store(int64(idle))
+	up := pipe{dst: app, src: client, r: io.MultiReader(bytes.NewReader(pending), client), t: t}
+	down := pipe{dst: client, src: app, r: appBuf, t: t}
+	ended := make(chan *pipe, 2)
+	go func() { up.err = up.run(); ended <- &up }()
+	go func() { down.err = down.run(); ended <- &down }()
+	if first := <-ended; first.err == nil {
 		// One side ended its half cleanly (and the other was told): the
-		// other may answer, briefly.
-		t := time.NewTimer(halfCloseLinger)
-		select {
-		case <-ended:
-			t.Stop()
-			client.Close()
-			app.Close()
-			return down.n
-		case <-t.C:
+		// other goes on while it talks, within the shorter bound; its
+		// read is woken to take it.
+		t.idle.Store(int64(halfCloseLinger))
+		other := &up
+		if first == &up {
+			other = &down
 		}
+		other.src.SetReadDeadline(time.Now())
+		<-ended
+	} else {
+		client.Close()
+		app.Close()
+		<-ended
 	}
 	client.Close()
 	app.Close()
-	<-ended
 	return down.n
+}
+
+// tunnelClock is a tunnel's idleness, shared by its two directions.
+type tunnelClock struct {
+	start time.Time
+	// last is when a byte last went either way (since start).
+	last atomic.Int64
+	// idle is how long the tunnel may be silent.
+	idle atomic.Int64
+}
+
+// deadline is when the tunnel, silent from now on, is idle.
+func (t *tunnelClock) deadline() time.Time {
+	return t.start.Add(time.Duration(t.last.Load() + t.idle.Load()))
 }
 
 // pipe is one direction of a tunnel.
 type pipe struct {
 	dst, src net.Conn
 	r        io.Reader // src, after what was read of it already
-	idle     time.Duration
-	last     *atomic.Int64
-	start    time.Time
+	t        *tunnelClock
 	n        int64
+	err      error
 }
 
 // errIdle: neither side sent anything for the tunnel's idle timeout.
 var errIdle = errors.New("tunnel idle")
 
 // run copies until src ends (nil, after passing the half-close on to
-// dst), or a read or write fails, or the tunnel is idle.
+// dst), or a read or write fails, or the tunnel is idle. Its buffer is
+// small: an open WebSocket is mostly waiting, and thousands may be.
 func (p *pipe) run() error {
-	buf := copyBuffers.Get()
-	defer copyBuffers.Put(buf)
+	buf := smallCopyBuffers.Get()
+	defer smallCopyBuffers.Put(buf)
 	for {
 		// Idle from the last byte either way, not from this read.
-		p.src.SetReadDeadline(p.start.Add(time.Duration(p.last.Load()) + p.idle))
+		p.src.SetReadDeadline(p.t.deadline())
 		n, err := p.r.Read(buf)
 		if n > 0 {
-			p.last.Store(int64(time.Since(p.start)))
+			p.t.last.Store(int64(time.Since(p.t.start)))
 			// A side that stops reading holds the tunnel no longer than
 			// a silent one.
-			p.dst.SetWriteDeadline(time.Now().Add(p.idle))
+			p.dst.SetWriteDeadline(p.t.deadline())
 			m, werr := p.dst.Write(buf[:n])
 			p.n += int64(m)
 			if werr != nil {
@@ -119,8 +137,8 @@ func (p *pipe) run() error {
 			return nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// Quiet this way; the tunnel is idle only if the other way
-			// is too.
-			if since := time.Since(p.start) - time.Duration(p.last.Load()); since < p.idle {
+			// is too (or the bound was shortened: see relay).
+			if time.Now().Before(p.t.deadline()) {
 				continue
 			}
 			return errIdle

@@ -117,6 +117,11 @@ func (m *Member) TunnelClosed() { m.tunnels.Add(-1) }
 // those that are a conversation rather than a request.
 func (m *Member) Tunnels() int64 { return m.tunnels.Load() }
 
+// Requests is the number of requests in flight on the member that will
+// end: Inflight less its tunnels, which end when a side does. A drain
+// waits for these.
+func (m *Member) Requests() int64 { return m.inflight.Load() - m.tunnels.Load() }
+
 // Take counts a request on the member, as Pick does on the member it
 // returns, if the member may receive requests (Routable) and is below the
 // pool's max_inflight, and reports whether it did; the caller must then

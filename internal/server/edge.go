@@ -43,7 +43,8 @@ func newPlainHandler(gw front.Handler, acme challenger, t *config.TLS) plainHand
 }
 
 func (h plainHandler) Serve(x *front.Exchange) {
-	if x.Reject == nil && h.own(x, x.W, x.Req) {
+	// (OPTIONS * asks about this server, not a resource to redirect.)
+	if x.Reject == nil && x.Req.RequestURI != "*" && h.own(x, x.W, x.Req) {
 		return
 	}
 	h.gw.Serve(x)

@@ -568,6 +568,7 @@ func (s *Server) drainPublic(served bool) {
 			if err := f.ShutdownIdleGrace(c, grace); err != nil {
 				f.Close()
 			}
+			f.CloseTunnels()
 		})
 	}
 	wg.Wait()

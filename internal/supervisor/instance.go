@@ -538,10 +538,11 @@ func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App, mod
 }
 
 // waitDrained waits until m has no in-flight request, the process exits,
-// or d passes.
+// or d passes. Open tunnels (WebSockets) are not waited for: they have no
+// end to wait for, and the app's stop ends them.
 func waitDrained(proc *process, m *pool.Member, d time.Duration) {
 	deadline := time.Now().Add(d)
-	for m.Inflight() > 0 && time.Now().Before(deadline) {
+	for m.Requests() > 0 && time.Now().Before(deadline) {
 		select {
 		case <-proc.exited:
 			return

@@ -51,10 +51,11 @@ func (in *Instance) runUpstream(ctx context.Context) {
 	}
 }
 
-// awaitInflight waits until m has no in-flight request, or d passes.
+// awaitInflight waits until m has no in-flight request (tunnels aside,
+// as waitDrained), or d passes.
 func awaitInflight(m *pool.Member, d time.Duration) {
 	deadline := time.Now().Add(d)
-	for m.Inflight() > 0 && time.Now().Before(deadline) {
+	for m.Requests() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -41,8 +41,9 @@ func ProxyProtocol(ln net.Listener, cfg *config.Config) net.Listener {
 //
 // A LOCAL header (a load balancer's own health check) keeps the peer's
 // address. A header that names no TCP source (UNKNOWN, or a UDP or Unix
-// one) is refused, unless it is UNSPEC, which keeps the peer's address as
-// LOCAL does.
+// one) is refused, unless it is UNSPEC (UNKNOWN in v1), which keeps the
+// peer's address as LOCAL does but marks the client unknown
+// (conn.ClientUnknown).
 func ProxyProtocolListener(ln net.Listener, p *Proxies, timeout time.Duration) net.Listener {
 	return &listener{Listener: &proxyproto.Listener{
 		Listener:          ln,
@@ -135,6 +136,22 @@ func (c *conn) SetDeadline(t time.Time) error {
 		return c.Raw().SetDeadline(t)
 	}
 	return c.Conn.SetDeadline(t)
+}
+
+// ClientUnknown reports whether the connection's PROXY header said the
+// load balancer does not know the client (UNKNOWN, or an unspecified
+// source): the peer is then the balancer, but nothing the client says of
+// its origin may be believed as if the balancer had said it. It reads
+// the header if that was not done yet.
+func (c *conn) ClientUnknown() bool {
+	h := c.Conn.ProxyHeader()
+	c.processed()
+	if h == nil || h.TransportProtocol != proxyproto.UNSPEC {
+		return false
+	}
+	// v1 has no LOCAL: its UNKNOWN (which the library reads as LOCAL) is
+	// the balancer not knowing; v2's PROXY with no address is too.
+	return h.Version == 1 || !h.Command.IsLocal()
 }
 
 // SyscallConn is the socket's, for peeking at it.

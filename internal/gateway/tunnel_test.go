@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,16 +10,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
 // tunnelIdle is the limits.tunnel_idle_timeout of TestTunnelIdleTimeout.
-const tunnelIdle = time.Second
+const tunnelIdle = 2 * time.Second
 
 // setTunnelIdleTimeout sets limits.tunnel_idle_timeout in a config built
 // in code, at the top level and for app.
@@ -74,16 +78,17 @@ func TestTunnelIdleTimeout(t *testing.T) {
 		}
 
 		// Traffic, spaced less than the limit, for longer than it.
-		tick := time.NewTicker(tunnelIdle * 2 / 5)
+		tick := time.NewTicker(tunnelIdle / 4)
 		defer tick.Stop()
-		var last time.Time // when the last byte came through
-		for i := range 4 {
+		last := time.Now() // when the last byte came through
+		for i := range 6 {
 			if i > 0 {
 				<-tick.C
 			}
 			msg := fmt.Sprintf("ping%d", i)
 			if err := echo(c, msg); err != nil {
-				t.Fatalf("message %d, %v into the tunnel: %v; a tunnel carrying traffic must stay open", i, time.Duration(i)*tunnelIdle*2/5, err)
+				t.Fatalf("message %d, %v after the last one (limit %v): %v; a tunnel carrying traffic must stay open",
+					i, time.Since(last).Round(time.Millisecond), tunnelIdle, err)
 			}
 			last = time.Now()
 		}
@@ -149,4 +154,89 @@ func echo(c net.Conn, msg string) error {
 		return fmt.Errorf("echoed %q, want %q", b, msg)
 	}
 	return nil
+}
+
+// TestTunnelHalfCloseCarriesOn: a client that ends its half of an
+// upgraded conversation (a half-close) still gets all the app goes on
+// sending, for as long as the app keeps talking; the tunnel ends when
+// the app ends its half too.
+func TestTunnelHalfCloseCarriesOn(t *testing.T) {
+	const chunks, every = 20, 100 * time.Millisecond // 2 s of talk, past halfCloseLinger (1 s)
+	addr := testutil.ServeRaw(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		go io.Copy(io.Discard, br) // the client's half, until it ends
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for range chunks {
+			<-tick.C
+			if _, err := c.Write(bytes.Repeat([]byte("x"), 1024)); err != nil {
+				return
+			}
+		}
+	})
+	d := directWith(t, addr, protoOptions(t, "h1"), nil)
+	c, err := net.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	head, err := readHeadOf(c, time.Now().Add(5*time.Second))
+	if err != nil || !strings.HasPrefix(string(head), "HTTP/1.1 101 ") {
+		t.Fatalf("upgrade: %.300q %v", head, err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v", n, err)
+	}
+	if n != chunks*1024 {
+		t.Errorf("the client got %d bytes after its half-close, want all %d the app sent", n, chunks*1024)
+	}
+}
+
+// TestStopClosesTunnels: stopping gatehouse closes its open tunnels
+// (WebSockets) after the requests in flight are done, rather than
+// keeping their instances out of reach until stop_timeout, and logs
+// them.
+func TestStopClosesTunnels(t *testing.T) {
+	cfg, app := harness.FaultApp(t, 1)
+	app.StopTimeout = config.Duration(5 * time.Second)
+	g := harness.Start(t, cfg)
+	waitReady(t, g, 1)
+	c, err := dialGatehouse(g, wireH1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	if head, err := readHeadOf(c, time.Now().Add(5*time.Second)); err != nil || !strings.HasPrefix(string(head), "HTTP/1.1 101 ") {
+		t.Fatalf("upgrade: %.300q %v", head, err)
+	}
+	if err := echo(c, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	g.Stop(t)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("gatehouse took %v to stop with a tunnel open; want it closed, not waited for up to stop_timeout (5s)", took.Round(time.Millisecond))
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the tunnel is still open after gatehouse stopped: %v", err)
+	}
+	var logged bool
+	for _, e := range g.Access() {
+		logged = logged || e.Path == "/ws" && e.Status == http.StatusSwitchingProtocols
+	}
+	if !logged {
+		t.Errorf("no access entry with status 101 for the tunnel: %+v", g.Access())
+	}
 }
