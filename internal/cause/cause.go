@@ -13,6 +13,7 @@ const (
 	None              Cause = ""
 	NoRoute           Cause = "no_route"
 	NoReadyInstance   Cause = "no_ready_instance"
+	InstancesBusy     Cause = "instances_busy"
 	QueueFull         Cause = "queue_full"
 	ConnectRefused    Cause = "connect_refused"
 	ConnectTimeout    Cause = "connect_timeout"
@@ -53,6 +54,7 @@ var table = map[Cause]info{
 	NoRoute:           {http.StatusNotFound, Never, "no route matches this host and path; check the routes: of your apps"},
 	NoReadyInstance:   {http.StatusServiceUnavailable, Never, "no instance became ready in time; see `gatehouse status` for the probe detail"},
 	QueueFull:         {http.StatusServiceUnavailable, Never, "too many requests are waiting for an instance; retry later or raise instances"},
+	InstancesBusy:     {http.StatusServiceUnavailable, Never, BusyHint},
 	ConnectRefused:    {http.StatusBadGateway, Always, "nothing is listening on the instance's port: it crashed, is still starting, or does not bind PORT"},
 	ConnectTimeout:    {http.StatusBadGateway, Always, "the instance did not accept a TCP connection in time; it may be overloaded"},
 	UpstreamTLS:       {http.StatusBadGateway, Always, "the TLS handshake with the upstream failed (its certificate, or the client certificate it wants); see `gatehouse status` for the probe detail"},

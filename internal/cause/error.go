@@ -14,14 +14,13 @@ type Error struct {
 	// Err is the underlying error, if any.
 	Err error
 	// Hint, when set, replaces the cause's hint for this failure: a
-	// no_ready_instance of instances busy at max_inflight calls for more
-	// capacity, not a look at the probes.
+	// queue_full of instances busy at max_inflight calls for more
+	// capacity, not patience.
 	Hint string
 }
 
-// Busy is in the detail of a no_ready_instance or queue_full whose
-// instances were up but every one at max_inflight: the words diagnose
-// looks for to call it overload rather than a start or a crash.
+// Busy is in the detail of an instances_busy or queue_full whose
+// instances were up but every one at max_inflight.
 const Busy = "busy at max_inflight"
 
 // BusyHint is the hint for those failures.

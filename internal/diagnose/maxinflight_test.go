@@ -12,22 +12,25 @@ import (
 )
 
 // overload for an app with max_inflight names the limit, the instances,
-// the held and refused requests, and counts as busy only the holds whose
-// detail says so; without the limit it reads as before.
+// the held and refused requests (instances_busy for the limit's,
+// no_ready_instance for a start's), how long requests waited and how long
+// the overload lasted; without the limit it reads as before.
 func TestOverloadWithMaxInflight(t *testing.T) {
-	now := time.Now()
-	access := func(cause, detail string, held float64) diagnose.Access {
-		return diagnose.Access{Time: now.Add(-time.Minute), App: "web", Path: "/", Status: 503, Cause: cause, Detail: detail, HeldMS: held, RequestID: cause}
+	now := time.Now().Truncate(time.Second)
+	access := func(ago time.Duration, cause, detail string, held float64) diagnose.Access {
+		return diagnose.Access{Time: now.Add(-ago), App: "web", Path: "/", Status: 503, Cause: cause, Detail: detail, HeldMS: held, RequestID: cause}
 	}
 	entries := []diagnose.Access{
-		access("queue_full", "2 requests already waiting for an instance of web; 2 instances busy at max_inflight 1", 0),
-		access("queue_full", "2 requests already waiting for an instance of web; 2 instances busy at max_inflight 1", 0),
-		access("no_ready_instance", "no instance of web had a free slot within hold_timeout 5s: 2 instances busy at max_inflight 1, 2 requests waiting", 5000),
-		access("no_ready_instance", "no instance of web became ready within hold_timeout 5s: web-1 starting for 5s", 5000),
+		access(90*time.Second, "queue_full", "2 requests already waiting for an instance of web; 2 instances busy at max_inflight 1", 0),
+		access(80*time.Second, "queue_full", "2 requests already waiting for an instance of web; 2 instances busy at max_inflight 1", 0),
+		access(70*time.Second, "instances_busy", "no instance of web had a free slot within hold_timeout 5s: 2 instances busy at max_inflight 1, 2 requests waiting", 5000),
+		access(60*time.Second, "no_ready_instance", "no instance of web became ready within hold_timeout 5s: web-1 starting for 5s", 5000),
 	}
 	for range 3 {
-		entries = append(entries, diagnose.Access{Time: now.Add(-time.Minute), App: "web", Path: "/", Status: 200, HeldMS: 40, Attempts: 1, UpstreamMS: 30})
+		entries = append(entries, diagnose.Access{Time: now.Add(-75 * time.Second), App: "web", Path: "/", Status: 200, HeldMS: 40, Attempts: 1, UpstreamMS: 30})
 	}
+	clock := func(ago time.Duration) string { return now.Add(-ago).UTC().Format("15:04:05") }
+	waited := "requests waited for a slot 40ms at the median, 5s at p95, 5s at most; the overload lasted 30s (" + clock(90*time.Second) + " to " + clock(60*time.Second) + ")"
 	instances := []diagnose.InstanceSnap{
 		{InstanceStatus: supervisor.InstanceStatus{ID: "web-1", State: "ready"}},
 		{InstanceStatus: supervisor.InstanceStatus{ID: "web-2", State: "ready"}},
@@ -44,12 +47,16 @@ func TestOverloadWithMaxInflight(t *testing.T) {
 				"max_inflight 1 × 2 instances: at most 2 requests at once; the rest wait in the hold queue (queue_size 2, hold_timeout 5s)",
 				"5 requests were held for a free slot or a ready instance",
 				"2 × 503 queue_full (the hold queue was full)",
-				"2 × 503 no_ready_instance, 1 of them with every instance busy at max_inflight",
+				"1 × 503 instances_busy (every instance busy at max_inflight until hold_timeout)",
+				"1 × 503 no_ready_instance (held until hold_timeout, no instance became ready)",
+				waited,
 			}, "gatehouse scale web 3, or autoscale"},
 		{"no limit", 0, "4 requests were refused for want of a ready instance",
 			[]string{
 				"2 × 503 queue_full (the hold queue was full)",
-				"2 × 503 no_ready_instance (held until hold_timeout, no instance became ready)",
+				"1 × 503 no_ready_instance (held until hold_timeout, no instance became ready)",
+				"1 × 503 instances_busy (every instance busy at max_inflight until hold_timeout)",
+				waited,
 			}, "gatehouse scale web N"},
 	}
 	for _, tt := range tests {

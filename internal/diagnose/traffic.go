@@ -3,10 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"time"
-
-	"github.com/gatehouse/gatehouse/internal/cause"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -70,7 +67,7 @@ var clientSide = map[string]bool{"client_closed": true, "client_timeout": true, 
 // neverSent are the causes of requests that never reached the app: their
 // time was spent waiting for an instance, which is overload's or a start's
 // to explain, not the app's slowness.
-var neverSent = map[string]bool{"no_ready_instance": true, "queue_full": true, "no_route": true}
+var neverSent = map[string]bool{"no_ready_instance": true, "instances_busy": true, "queue_full": true, "no_route": true}
 
 // reachedApp reports whether the app worked on a: some attempt was sent,
 // and it did not end for want of an instance.
@@ -158,19 +155,24 @@ func slowestPaths(as []*Access) []pathStat {
 // overload: requests refused for lack of capacity.
 func overload(ev *Evidence, found []Finding) []Finding {
 	byApp := map[string][]*Access{}
-	for _, a := range accessWhere(ev, func(a *Access) bool { return a.Cause == "queue_full" || a.Cause == "no_ready_instance" }) {
+	for _, a := range accessWhere(ev, func(a *Access) bool {
+		return a.Cause == "queue_full" || a.Cause == "no_ready_instance" || a.Cause == "instances_busy"
+	}) {
 		if !covered(found, a.App, "") {
 			byApp[a.App] = append(byApp[a.App], a)
 		}
 	}
 	var out []Finding
 	for app, as := range byApp {
-		var full, held int
+		var full, held, busy int
 		for _, a := range as {
-			if a.Cause == "queue_full" {
+			switch a.Cause {
+			case "queue_full":
 				full++
-			} else {
+			case "no_ready_instance":
 				held++
+			default:
+				busy++
 			}
 		}
 		f := Finding{
@@ -185,7 +187,10 @@ func overload(ev *Evidence, found []Finding) []Finding {
 		}
 		if s := ev.app(app); s != nil && s.MaxInflight > 0 {
 			busyOverload(ev, &f, s, as, full)
+		} else if busy > 0 {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("%d × 503 instances_busy (every instance busy at max_inflight until hold_timeout)", busy))
 		}
+		f.Evidence = append(f.Evidence, heldFor(ev, app, as))
 		if at := atMax(ev, app); len(at) > 0 {
 			// Autoscale wanted more and was not allowed: the fix is its max.
 			last := at[len(at)-1]
@@ -201,13 +206,13 @@ func overload(ev *Evidence, found []Finding) []Finding {
 
 // busyOverload words overload for an app with max_inflight whose
 // instances were up but busy: it names the limit, the instances, and how
-// many requests waited for a slot or were turned away. A no_ready_instance
-// is counted as busy only when its detail says so (cause.Busy): one held
-// while no instance was ready is a start's or a crash's, not the limit's.
+// many requests waited for a slot or were turned away. An instances_busy
+// is the limit's; a no_ready_instance, held while no instance was ready,
+// is a start's or a crash's.
 func busyOverload(ev *Evidence, f *Finding, s *AppSnap, as []*Access, full int) {
 	busy := 0
 	for _, a := range as {
-		if a.Cause == "no_ready_instance" && strings.Contains(a.Detail, cause.Busy) {
+		if a.Cause == "instances_busy" {
 			busy++
 		}
 	}
@@ -220,10 +225,35 @@ func busyOverload(ev *Evidence, f *Finding, s *AppSnap, as []*Access, full int) 
 			s.MaxInflight, plural(n, "instance", "instances"), s.MaxInflight*n, s.QueueSize, s.HoldTimeout),
 		fmt.Sprintf("%d requests were held for a free slot or a ready instance", held),
 		fmt.Sprintf("%d × 503 queue_full (the hold queue was full)", full),
-		fmt.Sprintf("%d × 503 no_ready_instance, %d of them with every instance busy at max_inflight", len(as)-full, busy),
+		fmt.Sprintf("%d × 503 instances_busy (every instance busy at max_inflight until hold_timeout)", busy),
+		fmt.Sprintf("%d × 503 no_ready_instance (held until hold_timeout, no instance became ready)", len(as)-full-busy),
 	}
 	f.Fix = fmt.Sprintf("add instances (gatehouse scale %s %d, or autoscale), or raise max_inflight if the app can serve more than %d at once; raise queue_size / hold_timeout only if bursts are short",
 		s.Name, n+max(1, n/2), s.MaxInflight)
+}
+
+// heldFor says how long the app's requests waited in the hold queue
+// while it was overloaded (p50, p95, the longest), and how long the
+// overload lasted: refused is what was turned away.
+func heldFor(ev *Evidence, app string, refused []*Access) string {
+	first, last := span(refused)
+	var waits []float64
+	for _, a := range accessWhere(ev, func(a *Access) bool {
+		return a.App == app && a.HeldMS > 0 && !a.Time.Before(first.Add(-time.Minute)) && !a.Time.After(last)
+	}) {
+		waits = append(waits, a.HeldMS)
+	}
+	lasted := last.Sub(first).Round(time.Second)
+	if len(waits) == 0 {
+		return fmt.Sprintf("the overload lasted %s (%s to %s)", lasted, clock(first), clock(last))
+	}
+	sort.Float64s(waits)
+	ms := func(q float64) time.Duration {
+		i := min(max(int(float64(len(waits))*q+0.5)-1, 0), len(waits)-1)
+		return time.Duration(waits[i] * float64(time.Millisecond)).Round(time.Millisecond)
+	}
+	return fmt.Sprintf("requests waited for a slot %s at the median, %s at p95, %s at most; the overload lasted %s (%s to %s)",
+		ms(0.5), ms(0.95), ms(1), lasted, clock(first), clock(last))
 }
 
 // atMax are the app's at_max scale events: autoscale pinned at max while

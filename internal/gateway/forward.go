@@ -306,10 +306,8 @@ func (a *appProxy) acquireError(ctx context.Context, err error, hold time.Durati
 	case errors.Is(err, pool.ErrHoldTimeout):
 		if ready, busy := a.pool.Saturated(); busy {
 			// Instances are up but busy: overload, not a start or a crash.
-			e := cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s had a free slot within hold_timeout %s: %s %s %d, %d requests waiting",
+			return cause.Errorf(cause.InstancesBusy, "", err, "no instance of %s had a free slot within hold_timeout %s: %s %s %d, %d requests waiting",
 				a.name, hold, plural(ready, "instance", "instances"), cause.Busy, a.pool.MaxInflight(), a.pool.Waiting())
-			e.Hint = cause.BusyHint
-			return e
 		}
 		return cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s became ready within hold_timeout %s: %s", a.name, hold, a.pool.Describe())
 	default:
