@@ -7,80 +7,82 @@ import "time"
 // key written explicitly (even as 0) can be validated.
 type Config struct {
 	// Listen is the public listener address. Default ":8080".
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" secret:"false"`
 	// Admin is the admin API, dashboard and /metrics address.
 	// Default "127.0.0.1:9901". A non-loopback address requires AdminToken.
-	Admin string `yaml:"admin"`
+	Admin string `yaml:"admin" secret:"false"`
 	// AdminToken guards the admin API when it is not on loopback. Empty means
 	// none; the environment variable GATEHOUSE_ADMIN_TOKEN overrides it.
-	AdminToken string `yaml:"admin_token"`
+	// A secret (see SecretTag).
+	AdminToken string `yaml:"admin_token" secret:"true"`
 	// DataDir holds access.log, events.log and logs/. Default ".gatehouse",
 	// relative to the config file's directory.
-	DataDir string `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir" secret:"false"`
 	// SampleInterval is how often process statistics (memory, CPU,
 	// sockets) of every instance are read. Default 5s.
-	SampleInterval Duration `yaml:"sample_interval"`
+	SampleInterval Duration `yaml:"sample_interval" secret:"false"`
 	// Limits bounds what clients may send and how long they may take, for
 	// every listener. An app may override some of them (AppLimits).
-	Limits Limits `yaml:"limits"`
+	Limits Limits `yaml:"limits" secret:"false"`
 	// TLS adds an HTTPS listener; nil (absent) means plain HTTP only.
-	TLS *TLS `yaml:"tls"`
+	TLS *TLS `yaml:"tls" secret:"false"`
 	// H2C lets the plain listener accept HTTP/2 with prior knowledge
 	// (h2c), for a trusted load balancer in front. Default false: such a
 	// client is told in HTTP/2 that h2c is off.
-	H2C bool `yaml:"h2c"`
+	H2C bool `yaml:"h2c" secret:"false"`
 	// TrustedProxies are the peers (CIDRs or addresses) whose
 	// X-Forwarded-For and X-Forwarded-Proto are kept and appended to, and
 	// who may send a PROXY protocol header. Default none: those headers
 	// are replaced with what gatehouse itself sees.
-	TrustedProxies []string `yaml:"trusted_proxies"`
+	TrustedProxies []string `yaml:"trusted_proxies" secret:"false"`
 	// ProxyProtocol makes the public listeners read a PROXY protocol
 	// (v1 or v2) header from trusted_proxies peers, as an L4 load balancer
 	// in front sends. Default false.
-	ProxyProtocol bool `yaml:"proxy_protocol"`
+	ProxyProtocol bool `yaml:"proxy_protocol" secret:"false"`
 	// ShutdownDelay is how long gatehouse keeps serving after SIGTERM
 	// with /readyz already failing, before it stops accepting and drains:
 	// the time a load balancer or Kubernetes needs to stop sending it
 	// requests (the endpoint-removal race). Default 0: drain at once.
-	ShutdownDelay Duration `yaml:"shutdown_delay"`
+	ShutdownDelay Duration `yaml:"shutdown_delay" secret:"false"`
 	// HealthPrefix, if set, also serves /livez and /readyz on the public
 	// listeners under this path ("/.gatehouse" serves
 	// /.gatehouse/livez), ahead of every route. Default "": only on the
 	// admin listener.
-	HealthPrefix string `yaml:"health_prefix"`
+	HealthPrefix string `yaml:"health_prefix" secret:"false"`
 	// Apps by name; a name is [a-z0-9_-]+ and becomes the instance id prefix.
-	Apps map[string]*App `yaml:"apps"`
+	Apps map[string]*App `yaml:"apps" secret:"false"`
 	// Alerts sends webhook notifications when an episode begins and ends
 	// (see alerts.go for the receivers and thresholds and their defaults).
 	// nil (absent) means none.
-	Alerts *Alerts `yaml:"alerts"`
+	Alerts *Alerts `yaml:"alerts" secret:"false"`
 
 	// File is the path the config was read from ("" when built from a
 	// command line or Procfile).
-	File string `yaml:"-"`
+	File string `yaml:"-" secret:"false"`
 	// Order lists app names in the order the file declares them.
-	Order []string `yaml:"-"`
+	Order []string `yaml:"-" secret:"false"`
 }
 
 // App is one supervised web app (Command) or external pool (Upstreams).
 type App struct {
 	// Name is the key under apps:, filled by the loader.
-	Name string `yaml:"-"`
+	Name string `yaml:"-" secret:"false"`
 	// Command runs each instance: a list (argv) or a string run with sh -c.
-	Command Command `yaml:"command"`
+	Command Command `yaml:"command" secret:"false"`
 	// Dir is the working directory, relative to the config file. Default ".".
-	Dir string `yaml:"dir"`
-	// Env is added to gatehouse's own environment for each instance.
-	Env map[string]string `yaml:"env"`
+	Dir string `yaml:"dir" secret:"false"`
+	// Env is added to gatehouse's own environment for each instance. Its
+	// values are secret by their names (see RedactValue).
+	Env map[string]string `yaml:"env" secret:"env"`
 	// Instances is how many processes to run. Default 1; 0 is an error.
-	Instances int `yaml:"instances"`
+	Instances int `yaml:"instances" secret:"false"`
 	// MinReady is how many ready instances (or members, for an external
 	// pool) the app needs for gatehouse's /readyz to pass. For an app with
 	// a command it is capped at the instances the app is meant to run (so
 	// a stopped or idle-unloaded app needs none). nil (absent) means 1 for
 	// an app with a command and 0 for an external pool; 0 means the app
 	// never holds readiness back.
-	MinReady *int `yaml:"min_ready"`
+	MinReady *int `yaml:"min_ready" secret:"false"`
 	// Upstreams, instead of Command, makes an external pool of host:port
 	// addresses, probed and balanced like instances. "https://host[:port]"
 	// is short for host:port (port 443 by default) with UpstreamTLS (its
@@ -90,75 +92,75 @@ type App struct {
 	// SRV record's target and port; both are looked up again as their TTL
 	// says (see DNS), and may be mixed with host:port entries. A host:port
 	// entry with a host name is one member, dialed by that name.
-	Upstreams []string `yaml:"upstreams"`
+	Upstreams []string `yaml:"upstreams" secret:"false"`
 	// UpstreamTLS speaks HTTPS to the upstreams and their probes; nil
 	// (absent) means plain HTTP. External pools only. It is how members
 	// found in DNS are spoken to over TLS (they have no https:// form).
-	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
+	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls" secret:"false"`
 	// DNS sets how dns:// and dns+srv:// upstreams are looked up; nil
 	// (absent) means its defaults, which Validate fills in for an app with
 	// such entries. External pools with DNS entries only.
-	DNS *DNS `yaml:"dns"`
+	DNS *DNS `yaml:"dns" secret:"false"`
 	// Affinity keeps a client on one instance with a cookie while that
 	// instance is ready (ARR affinity). Default false.
-	Affinity bool `yaml:"affinity"`
+	Affinity bool `yaml:"affinity" secret:"false"`
 	// AffinityCookie names the affinity cookie. Default "ARRAffinity".
-	AffinityCookie string `yaml:"affinity_cookie"`
+	AffinityCookie string `yaml:"affinity_cookie" secret:"false"`
 	// Routes are "host/path-prefix", "/path-prefix" or "host/". Default
 	// ["/"] when there is a single app.
-	Routes []string `yaml:"routes"`
+	Routes []string `yaml:"routes" secret:"false"`
 	// Health is the startup and liveness probe.
-	Health Health `yaml:"health"`
+	Health Health `yaml:"health" secret:"false"`
 	// StartTimeout bounds how long an instance may take to become ready.
 	// Default 230s.
-	StartTimeout Duration `yaml:"start_timeout"`
+	StartTimeout Duration `yaml:"start_timeout" secret:"false"`
 	// StopTimeout bounds draining, and the wait between SIGTERM and
 	// SIGKILL. Default 30s.
-	StopTimeout Duration `yaml:"stop_timeout"`
+	StopTimeout Duration `yaml:"stop_timeout" secret:"false"`
 	// RequestTimeout bounds the wait for response headers; past it the
 	// client gets 504 upstream_timeout. Default 230s.
-	RequestTimeout Duration `yaml:"request_timeout"`
+	RequestTimeout Duration `yaml:"request_timeout" secret:"false"`
 	// HoldTimeout is how long a request waits for a ready instance before
 	// 503 no_ready_instance. Default 30s; 0 means do not hold.
-	HoldTimeout Duration `yaml:"hold_timeout"`
+	HoldTimeout Duration `yaml:"hold_timeout" secret:"false"`
 	// IdleTimeout stops all instances after no request for this long, and
 	// the next request starts them. Default 0: always on.
-	IdleTimeout Duration `yaml:"idle_timeout"`
+	IdleTimeout Duration `yaml:"idle_timeout" secret:"false"`
 	// QueueSize caps how many requests may be held at once; past it they
 	// get 503 queue_full. Default 1000.
-	QueueSize int `yaml:"queue_size"`
+	QueueSize int `yaml:"queue_size" secret:"false"`
 	// MaxInflight caps how many requests one instance is sent at once (an
 	// app that serves one request at a time: 1); beyond it requests wait
 	// in the hold queue, in arrival order, within queue_size and
 	// hold_timeout. Unit: requests per instance. Default 0: no limit.
 	// Reloadable.
-	MaxInflight int `yaml:"max_inflight"`
+	MaxInflight int `yaml:"max_inflight" secret:"false"`
 	// MaxAttempts bounds attempts per request, retries included. Default 3;
 	// 1 disables retries.
-	MaxAttempts int `yaml:"max_attempts"`
+	MaxAttempts int `yaml:"max_attempts" secret:"false"`
 	// RetryBodyLimit is the largest request body kept in memory so that the
 	// request can be replayed on another instance. Default 1MiB; larger
 	// bodies stream and are not retried once sent.
-	RetryBodyLimit Size `yaml:"retry_body_limit"`
+	RetryBodyLimit Size `yaml:"retry_body_limit" secret:"false"`
 	// UpstreamIdleTimeout closes idle upstream keep-alive connections before
 	// the app would. Default 4s (Node closes after 5s); an app's
 	// "Keep-Alive: timeout=N" response header lowers it per connection.
-	UpstreamIdleTimeout Duration `yaml:"upstream_idle_timeout"`
+	UpstreamIdleTimeout Duration `yaml:"upstream_idle_timeout" secret:"false"`
 	// MemoryLimit is the instance memory budget used by the proactive
 	// auto-heal rule. Default 0: no limit.
-	MemoryLimit Size `yaml:"memory_limit"`
+	MemoryLimit Size `yaml:"memory_limit" secret:"false"`
 	// AutoHeal configures triggers and actions; nil means only the
 	// proactive defaults.
-	AutoHeal *AutoHeal `yaml:"auto_heal"`
+	AutoHeal *AutoHeal `yaml:"auto_heal" secret:"false"`
 	// Autoscale changes the instance count between its min and max on
 	// measured load (see Autoscale); nil (absent) means the count stays
 	// what instances and gatehouse scale make it. Apps with a command
 	// only.
-	Autoscale *Autoscale `yaml:"autoscale"`
+	Autoscale *Autoscale `yaml:"autoscale" secret:"false"`
 	// Limits overrides some of the top-level limits for this app's
 	// requests. After Parse every key holds its effective value: a key the
 	// app leaves out takes the top-level one.
-	Limits AppLimits `yaml:"limits"`
+	Limits AppLimits `yaml:"limits" secret:"false"`
 	// Upgrades are the protocols a client may switch a connection to this
 	// app to with Upgrade (RFC 9110 §7.8), by protocol name: matched
 	// without regard to case or to a "/version" the client adds (see
@@ -168,7 +170,7 @@ type App struct {
 	// an error: it is never forwarded, since a client could then speak
 	// HTTP/2 to the app past every route and limit. Each entry is an HTTP
 	// token, without a version.
-	Upgrades []string `yaml:"upgrades"`
+	Upgrades []string `yaml:"upgrades" secret:"false"`
 }
 
 // External reports whether the app is a pool of upstream addresses.
@@ -194,40 +196,42 @@ type Limits struct {
 	// RequestHead is the largest request head (request line and header
 	// fields) accepted; past it the client gets 431 headers_too_large.
 	// Default 64KiB; from 1KiB to 16MiB, so 0 is an error.
-	RequestHead Size `yaml:"request_head"`
+	RequestHead Size `yaml:"request_head" secret:"false"`
 	// ResponseHead is the largest response head (status line and header
 	// fields) an app may send; past it the client gets 502 bad_response.
 	// Default 64KiB; from 1KiB to 16MiB, so 0 is an error. Apps may
 	// override it.
-	ResponseHead Size `yaml:"response_head"`
+	ResponseHead Size `yaml:"response_head" secret:"false"`
 	// RequestBody is the largest request body accepted; past it the client
 	// gets 413 request_too_large. Default 0: unlimited. Apps may override
 	// it.
-	RequestBody Size `yaml:"request_body"`
+	RequestBody Size `yaml:"request_body" secret:"false"`
 	// MaxConnections is how many client connections each listener serves
-	// at once; past it new connections wait in the kernel's accept queue.
+	// at once; past it the kept-alive connection idle longest is closed to
+	// make room, or, with none idle, new connections wait in the kernel's
+	// accept queue.
 	// Default 0: automatic, half the process's open-file limit
 	// (RLIMIT_NOFILE), so that upstream connections and log files always
 	// have descriptors left (see Config.MaxConnections). Negative is an
 	// error.
-	MaxConnections int `yaml:"max_connections"`
+	MaxConnections int `yaml:"max_connections" secret:"false"`
 	// HeadTimeout bounds the time from a request's first byte to the end
 	// of its head; past it the client gets 408 client_timeout and the
 	// connection is closed. Default 30s; 0 is an error.
-	HeadTimeout Duration `yaml:"head_timeout"`
+	HeadTimeout Duration `yaml:"head_timeout" secret:"false"`
 	// BodyTimeout is the longest wait between two reads of a request body
 	// (nginx's client_body_timeout), not a bound on the whole body; past it
 	// the client gets 408 client_timeout. Default 60s; 0 is an error. Apps
 	// may override it.
-	BodyTimeout Duration `yaml:"body_timeout"`
+	BodyTimeout Duration `yaml:"body_timeout" secret:"false"`
 	// KeepaliveTimeout closes a client's keep-alive connection after it
 	// has been idle this long. Default 2m; 0 is an error.
-	KeepaliveTimeout Duration `yaml:"keepalive_timeout"`
+	KeepaliveTimeout Duration `yaml:"keepalive_timeout" secret:"false"`
 	// SendTimeout bounds each write of a response to a client (nginx's
 	// send_timeout): a client that stops reading its answer is closed
 	// after it, and gives back its connection slot. Default 60s; 0 is
 	// invalid.
-	SendTimeout Duration `yaml:"send_timeout"`
+	SendTimeout Duration `yaml:"send_timeout" secret:"false"`
 	// TunnelIdleTimeout closes an upgraded connection (a WebSocket, or
 	// another protocol the app switched to with 101) once it has been
 	// silent in both directions this long (nginx's proxy_read_timeout on
@@ -237,7 +241,7 @@ type Limits struct {
 	// maxconn the same way), so this bound is what gives an abandoned
 	// tunnel's slot back. Default 60s; 0 is an error. Apps may override
 	// it.
-	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout"`
+	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout" secret:"false"`
 }
 
 // AppLimits is an app's limits: block, the limits that may differ per app.
@@ -246,13 +250,13 @@ type Limits struct {
 // written in the file or is the default.
 type AppLimits struct {
 	// RequestBody: see Limits.RequestBody. 0 means unlimited.
-	RequestBody Size `yaml:"request_body"`
+	RequestBody Size `yaml:"request_body" secret:"false"`
 	// ResponseHead: see Limits.ResponseHead. From 1KiB to 16MiB.
-	ResponseHead Size `yaml:"response_head"`
+	ResponseHead Size `yaml:"response_head" secret:"false"`
 	// BodyTimeout: see Limits.BodyTimeout. 0 is an error.
-	BodyTimeout Duration `yaml:"body_timeout"`
+	BodyTimeout Duration `yaml:"body_timeout" secret:"false"`
 	// TunnelIdleTimeout: see Limits.TunnelIdleTimeout. 0 is an error.
-	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout"`
+	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout" secret:"false"`
 }
 
 // App returns the part of l an app inherits: its AppLimits when the app
@@ -265,76 +269,76 @@ func (l Limits) App() AppLimits {
 // Health is an app's probe. Without Path the check is a TCP connect.
 type Health struct {
 	// Path is the HTTP GET path, e.g. /healthz. Empty means TCP connect.
-	Path string `yaml:"path"`
+	Path string `yaml:"path" secret:"false"`
 	// Interval between probes of a ready instance. Default 5s.
-	Interval Duration `yaml:"interval"`
+	Interval Duration `yaml:"interval" secret:"false"`
 	// Timeout of one probe. Default 2s.
-	Timeout Duration `yaml:"timeout"`
+	Timeout Duration `yaml:"timeout" secret:"false"`
 	// UnhealthyThreshold consecutive failures take an instance out of
 	// rotation. Default 3.
-	UnhealthyThreshold int `yaml:"unhealthy_threshold"`
+	UnhealthyThreshold int `yaml:"unhealthy_threshold" secret:"false"`
 	// HealthyThreshold consecutive passes bring it back. Default 1.
-	HealthyThreshold int `yaml:"healthy_threshold"`
+	HealthyThreshold int `yaml:"healthy_threshold" secret:"false"`
 	// Status is the accepted status range. Default "200-399".
-	Status StatusRange `yaml:"status"`
+	Status StatusRange `yaml:"status" secret:"false"`
 }
 
 // AutoHeal is the per-app auto-heal block.
 type AutoHeal struct {
 	// MinProcessExecutionTime: no trigger acts on a younger instance.
 	// Default 0.
-	MinProcessExecutionTime Duration `yaml:"min_process_execution_time"`
+	MinProcessExecutionTime Duration `yaml:"min_process_execution_time" secret:"false"`
 	// MaxRecycles caps recycles per period; past it auto-heal pauses for
 	// the app. Default 5 per 1h.
-	MaxRecycles *RateLimit `yaml:"max_recycles"`
-	Triggers    Triggers   `yaml:"triggers"`
+	MaxRecycles *RateLimit `yaml:"max_recycles" secret:"false"`
+	Triggers    Triggers   `yaml:"triggers" secret:"false"`
 	// Action is recycle (default), log_event or custom.
-	Action string `yaml:"action"`
+	Action string `yaml:"action" secret:"false"`
 	// Custom is the command for action: custom, with {app} {instance}
 	// {pid} {port} placeholders.
-	Custom Command `yaml:"custom"`
+	Custom Command `yaml:"custom" secret:"false"`
 }
 
 // RateLimit is Count events per Per.
 type RateLimit struct {
-	Count int      `yaml:"count"`
-	Per   Duration `yaml:"per"`
+	Count int      `yaml:"count" secret:"false"`
+	Per   Duration `yaml:"per" secret:"false"`
 }
 
 // Triggers are counted per instance over sliding intervals.
 type Triggers struct {
-	Memory       *MemoryTrigger   `yaml:"memory"`
-	Requests     *RequestsTrigger `yaml:"requests"`
-	SlowRequests []SlowTrigger    `yaml:"slow_requests"`
-	StatusCodes  []StatusTrigger  `yaml:"status_codes"`
+	Memory       *MemoryTrigger   `yaml:"memory" secret:"false"`
+	Requests     *RequestsTrigger `yaml:"requests" secret:"false"`
+	SlowRequests []SlowTrigger    `yaml:"slow_requests" secret:"false"`
+	StatusCodes  []StatusTrigger  `yaml:"status_codes" secret:"false"`
 }
 
 // MemoryTrigger fires when an instance's private bytes exceed the limit.
 type MemoryTrigger struct {
-	PrivateBytes Size `yaml:"private_bytes"`
+	PrivateBytes Size `yaml:"private_bytes" secret:"false"`
 }
 
 // RequestsTrigger fires after Count requests within Interval.
 type RequestsTrigger struct {
-	Count    int      `yaml:"count"`
-	Interval Duration `yaml:"interval"`
+	Count    int      `yaml:"count" secret:"false"`
+	Interval Duration `yaml:"interval" secret:"false"`
 }
 
 // SlowTrigger fires after Count requests slower than TimeTaken within
 // Interval, optionally only for paths under Path.
 type SlowTrigger struct {
-	TimeTaken Duration `yaml:"time_taken"`
-	Count     int      `yaml:"count"`
-	Interval  Duration `yaml:"interval"`
-	Path      string   `yaml:"path"`
+	TimeTaken Duration `yaml:"time_taken" secret:"false"`
+	Count     int      `yaml:"count" secret:"false"`
+	Interval  Duration `yaml:"interval" secret:"false"`
+	Path      string   `yaml:"path" secret:"false"`
 }
 
 // StatusTrigger fires after Count responses in Status within Interval.
 type StatusTrigger struct {
-	Status   StatusRange `yaml:"status"`
-	Count    int         `yaml:"count"`
-	Interval Duration    `yaml:"interval"`
-	Path     string      `yaml:"path"`
+	Status   StatusRange `yaml:"status" secret:"false"`
+	Count    int         `yaml:"count" secret:"false"`
+	Interval Duration    `yaml:"interval" secret:"false"`
+	Path     string      `yaml:"path" secret:"false"`
 }
 
 // Duration is a time.Duration written as "30s", "1m30s"; "0" is zero.
@@ -350,7 +354,10 @@ type Size int64
 type Command []string
 
 // StatusRange is an inclusive range of HTTP status codes, "200-399" or "500".
-type StatusRange struct{ Min, Max int }
+type StatusRange struct {
+	Min int `secret:"false"`
+	Max int `secret:"false"`
+}
 
 // Contains reports whether code is in the range.
 func (r StatusRange) Contains(code int) bool { return code >= r.Min && code <= r.Max }

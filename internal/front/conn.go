@@ -84,7 +84,11 @@ type conn struct {
 	// after the last answer.
 	deadline int64
 	state    atomic.Int32
-	first    bool
+	// idleAt is when the connection last went idle after an answer
+	// (monoNow), 0 while a request is served or before the first: when
+	// connections run out, the one idle longest is closed (reclaim).
+	idleAt atomic.Int64
+	first  bool
 	woke     bool // the poller found the parked connection readable
 	// tunneled: the connection carries another protocol now (Tunnel),
 	// and the front serves nothing more on it.
@@ -340,8 +344,9 @@ func (fc *conn) run(fresh bool) {
 			return
 		}
 		if !fc.state.CompareAndSwap(connIdle, connActive) {
-			return // closed by Shutdown
+			return // closed by Shutdown, or reclaimed
 		}
+		fc.idleAt.Store(0)
 		if !fc.skipEmptyLines() {
 			return
 		}
@@ -367,6 +372,7 @@ func (fc *conn) run(fresh bool) {
 		if !fc.state.CompareAndSwap(connActive, connIdle) {
 			return
 		}
+		fc.idleAt.Store(monoNow())
 		fc.deadline = monoNow() + int64(fc.s.opts.KeepaliveTimeout)
 	}
 }

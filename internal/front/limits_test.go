@@ -443,6 +443,9 @@ func TestLimitMaxConnections(t *testing.T) {
 		})
 		c2.mustResponse(5 * time.Second)
 	})
+	// Kept-alive connections waiting for their next request are not work:
+	// the one idle longest gives its slot up to a new client at once (see
+	// TestIdleConnectionsReclaimed).
 	t.Run("kept-alive connections", func(t *testing.T) {
 		st := &limStub{}
 		addr := limServe(t, st, opts)
@@ -451,7 +454,14 @@ func TestLimitMaxConnections(t *testing.T) {
 			c.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
 			c.mustResponse(5 * time.Second)
 		}
-		third(t, st, addr, func() { c2.c.Close() })
+		lc := limDial(t, addr)
+		lc.send("GET /third HTTP/1.1\r\nHost: a\r\n\r\n")
+		if resp, body := lc.mustResponse(5 * time.Second); resp.StatusCode != 200 || body != "GET /third" {
+			t.Errorf("third connection got %d %q", resp.StatusCode, body)
+		}
+		if _, ok := c1.closed(2 * time.Second); !ok {
+			t.Error("the connection idle longest kept its slot")
+		}
 	})
 	// Every way a connection ends gives its slot back: with a bound of
 	// 2, each of these connections, one after the other, is answered.

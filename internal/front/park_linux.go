@@ -332,6 +332,25 @@ func (p *poller) closeEach(fcs []*conn) {
 	}
 }
 
+// closeConn closes fc if it is parked; false when it is not (it woke,
+// or was closed, meanwhile).
+func (p *poller) closeConn(fc *conn) bool {
+	p.mu.Lock()
+	var claimed *conn
+	for i := range p.slots {
+		if p.slots[i].fc == fc {
+			claimed = p.take(uint32(i))
+			break
+		}
+	}
+	p.mu.Unlock()
+	if claimed == nil {
+		return false
+	}
+	p.closeParked(claimed)
+	return true
+}
+
 // closeAll closes every parked connection: they are all idle.
 func (p *poller) closeAll() { p.closeEach(p.takeAll(false)) }
 

@@ -10,7 +10,8 @@ type poller struct{}
 
 func newPoller() (*poller, error) { return nil, errors.ErrUnsupported }
 
-func (p *poller) park(fc *conn) bool { return false }
-func (p *poller) closeAll()          {}
-func (p *poller) stop()              {}
-func (p *poller) parkedCount() int   { return 0 }
+func (p *poller) park(fc *conn) bool   { return false }
+func (p *poller) closeAll()            {}
+func (p *poller) closeConn(*conn) bool { return false }
+func (p *poller) stop()                {}
+func (p *poller) parkedCount() int     { return 0 }

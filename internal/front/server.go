@@ -34,8 +34,11 @@ type Options struct {
 	// SendTimeout bounds each write of a response to the client; past it
 	// the connection closes. Default 60 s.
 	SendTimeout time.Duration
-	// MaxConnections bounds the connections served at once; past it new
-	// ones wait in the kernel's accept queue. 0 means no bound.
+	// MaxConnections bounds the connections served at once. Past it a
+	// new connection takes the slot of the kept-alive one that has waited
+	// longest for its next request (closed), or, with none idle, waits
+	// for a slot (more wait in the kernel's accept queue). 0 means no
+	// bound.
 	MaxConnections int
 	// ErrorLog receives panics recovered while serving; nil discards them.
 	ErrorLog *log.Logger
@@ -199,12 +202,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Unlock()
 	var backoff time.Duration
 	for {
-		if !s.takeSlot() {
-			return http.ErrServerClosed
-		}
 		c, err := ln.Accept()
 		if err != nil {
-			s.freeSlot()
 			if s.closing.Load() {
 				return http.ErrServerClosed
 			}
@@ -217,6 +216,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		if !s.takeSlot() {
+			c.Close()
+			return http.ErrServerClosed
+		}
 		if s.opts.TLS != nil {
 			c = tls.Server(c, s.opts.TLS) // the handshake runs on the connection's goroutine
 		}
@@ -230,7 +233,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// takeSlot waits for a free connection slot; false once the server closes.
+// takeSlot takes a connection slot for a connection just accepted. When
+// none is free, the connection idle longest between requests is closed
+// to make room (a connection waiting for its next request is not work:
+// nginx reuses them the same way), or, with none idle, the new one waits
+// for a slot. false once the server closes.
 func (s *Server) takeSlot() bool {
 	if s.slots == nil {
 		return true
@@ -238,9 +245,58 @@ func (s *Server) takeSlot() bool {
 	select {
 	case s.slots <- struct{}{}:
 		return true
-	case <-s.done:
-		return false
+	default:
 	}
+	for {
+		// A connection that just answered is still at work for a
+		// moment (its last write waits for the next request, parkAfter
+		// at most): one that goes idle meanwhile is taken on the next
+		// round. One closed frees its slot at once, but not too long is
+		// waited for it before another is taken.
+		wait := parkAfter
+		if s.reclaim() {
+			wait = time.Second
+		}
+		t := time.NewTimer(wait)
+		select {
+		case s.slots <- struct{}{}:
+			t.Stop()
+			return true
+		case <-s.done:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// reclaim closes the kept-alive connection that has waited longest for
+// its next request, on its goroutine or parked; its slot frees when it
+// ends. It reports whether it found one.
+func (s *Server) reclaim() bool {
+	s.mu.Lock()
+	var oldest *conn
+	for fc := range s.conns {
+		at := fc.idleAt.Load()
+		if at == 0 {
+			continue
+		}
+		if st := fc.state.Load(); (st == connIdle || st == connParked) && (oldest == nil || at < oldest.idleAt.Load()) {
+			oldest = fc
+		}
+	}
+	p := s.poll
+	s.mu.Unlock()
+	switch {
+	case oldest == nil:
+		return false
+	case oldest.state.CompareAndSwap(connIdle, connClosed):
+		oldest.c.Close() // its goroutine's read fails, and it ends
+		return true
+	case p != nil:
+		return p.closeConn(oldest)
+	}
+	return false
 }
 
 func (s *Server) freeSlot() {
