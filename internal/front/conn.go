@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"runtime"
@@ -88,8 +89,11 @@ type conn struct {
 	// (monoNow), 0 while a request is served or before the first: when
 	// connections run out, the one idle longest is closed (reclaim).
 	idleAt atomic.Int64
-	first  bool
-	woke     bool // the poller found the parked connection readable
+	// ip is the client address the connection is counted against
+	// (Options.MaxConnectionsPerIP); the zero Addr when it is not.
+	ip    netip.Addr
+	first bool
+	woke  bool // the poller found the parked connection readable
 	// tunneled: the connection carries another protocol now (Tunnel),
 	// and the front serves nothing more on it.
 	tunneled bool
@@ -853,6 +857,7 @@ func (fc *conn) end() {
 	}
 	fc.c.Close()
 	fc.s.freeSlot()
+	fc.s.leavePeer(fc.ip)
 	fc.putBuffers()
 	fc.s.track(fc, false)
 }

@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -40,6 +41,14 @@ type Options struct {
 	// for a slot (more wait in the kernel's accept queue). 0 means no
 	// bound.
 	MaxConnections int
+	// MaxConnectionsPerIP bounds the connections one client address
+	// holds at once, so that a single peer cannot take every slot: past
+	// it, that client's connection idle longest is closed to make room,
+	// or, with none idle, the new connection is closed at once. 0 means
+	// no bound. Peers Exempt says are not bounded (trusted proxies, whose
+	// connections carry many clients).
+	MaxConnectionsPerIP int
+	Exempt              func(ip netip.Addr) bool
 	// ErrorLog receives panics recovered while serving; nil discards them.
 	ErrorLog *log.Logger
 	// TLS, when set, makes the listener HTTPS with this config (which
@@ -91,6 +100,9 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
+	// perIP counts the connections of each client address, under
+	// MaxConnectionsPerIP.
+	perIP map[netip.Addr]int
 	// tunnels are the connections switched to another protocol (a
 	// WebSocket): Shutdown does not wait for them, Close closes them.
 	tunnels map[*conn]struct{}
@@ -179,7 +191,8 @@ func (s *Server) SetLameDuck(on bool) {
 // New returns the public server for h.
 func New(h Handler, opts Options) *Server {
 	opts.defaults()
-	s := &Server{h: h, opts: opts, conns: map[*conn]struct{}{}, tunnels: map[*conn]struct{}{}, done: make(chan struct{})}
+	s := &Server{h: h, opts: opts, conns: map[*conn]struct{}{}, tunnels: map[*conn]struct{}{}, perIP: map[netip.Addr]int{},
+		done: make(chan struct{})}
 	if opts.MaxConnections > 0 {
 		s.slots = make(chan struct{}, opts.MaxConnections)
 	}
@@ -216,7 +229,13 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		ip, ok := s.admitPeer(c)
+		if !ok {
+			c.Close()
+			continue
+		}
 		if !s.takeSlot() {
+			s.leavePeer(ip)
 			c.Close()
 			return http.ErrServerClosed
 		}
@@ -224,9 +243,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			c = tls.Server(c, s.opts.TLS) // the handshake runs on the connection's goroutine
 		}
 		fc := newConn(s, c)
+		fc.ip = ip
 		if !s.track(fc, true) {
 			c.Close()
 			s.freeSlot()
+			s.leavePeer(ip)
 			continue
 		}
 		go fc.serve()
@@ -254,7 +275,7 @@ func (s *Server) takeSlot() bool {
 		// round. One closed frees its slot at once, but not too long is
 		// waited for it before another is taken.
 		wait := parkAfter
-		if s.reclaim() {
+		if s.reclaim(netip.Addr{}) {
 			wait = time.Second
 		}
 		t := time.NewTimer(wait)
@@ -270,15 +291,62 @@ func (s *Server) takeSlot() bool {
 	}
 }
 
+// admitPeer counts a new connection against its client address's
+// MaxConnectionsPerIP; false when the address is at its bound and none of
+// its connections is idle to make room. ip is the address counted (the
+// zero Addr when none is: no bound, an exempt peer). The address is the
+// socket's peer, before any PROXY protocol header (whose load balancer is
+// a trusted proxy, exempt).
+func (s *Server) admitPeer(c net.Conn) (netip.Addr, bool) {
+	limit := s.opts.MaxConnectionsPerIP
+	if limit <= 0 {
+		return netip.Addr{}, true
+	}
+	if r, ok := c.(interface{ Raw() net.Conn }); ok {
+		c = r.Raw()
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}, true // a unix socket: no address to bound
+	}
+	ip := ap.Addr().Unmap()
+	if s.opts.Exempt != nil && s.opts.Exempt(ip) {
+		return netip.Addr{}, true
+	}
+	s.mu.Lock()
+	at := s.perIP[ip] >= limit
+	s.mu.Unlock()
+	if at && !s.reclaim(ip) {
+		return netip.Addr{}, false
+	}
+	s.mu.Lock()
+	s.perIP[ip]++
+	s.mu.Unlock()
+	return ip, true
+}
+
+// leavePeer uncounts a connection of ip (see admitPeer).
+func (s *Server) leavePeer(ip netip.Addr) {
+	if !ip.IsValid() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
 // reclaim closes the kept-alive connection that has waited longest for
-// its next request, on its goroutine or parked; its slot frees when it
-// ends. It reports whether it found one.
-func (s *Server) reclaim() bool {
+// its next request, on its goroutine or parked, of client ip (any client:
+// the zero Addr); its slot frees when it ends. It reports whether it found
+// one.
+func (s *Server) reclaim(ip netip.Addr) bool {
 	s.mu.Lock()
 	var oldest *conn
 	for fc := range s.conns {
 		at := fc.idleAt.Load()
-		if at == 0 {
+		if at == 0 || ip.IsValid() && fc.ip != ip {
 			continue
 		}
 		if st := fc.state.Load(); (st == connIdle || st == connParked) && (oldest == nil || at < oldest.idleAt.Load()) {
