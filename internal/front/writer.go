@@ -165,7 +165,7 @@ func (w *Writer) statusLine(code int) {
 }
 
 // WriteInterim sends an interim (1xx) answer with fields h at once, before
-// the final one, as ReverseProxy passes them on (103 Early Hints).
+// the final one (103 Early Hints), as the app sent it.
 func (w *Writer) WriteInterim(code int, h http.Header) {
 	if w.wrote || code <= http.StatusSwitchingProtocols || code >= 200 || w.fc.x.Req.ProtoMinor == 0 {
 		// (100 Continue is the front's own: see sendContinue. An

@@ -145,7 +145,7 @@ func TestUpgradePassesThrough(t *testing.T) {
 	}
 	for _, e := range g.Access() {
 		if e.Path == "/ws" && e.Status != http.StatusSwitchingProtocols {
-			t.Errorf("BUG (gateway): access entry of the upgrade has status %d, want 101: responseWriter never sees the 101 ReverseProxy writes on the hijacked conn", e.Status)
+			t.Errorf("BUG (gateway): access entry of the upgrade has status %d, want 101: the tunnel's entry must say the app switched protocols", e.Status)
 		}
 		if e.Path == "/" && (e.Cause != "" || e.Status != 200) {
 			t.Errorf("BUG (gateway): plain GET / after the upgrade logged status %d cause %q: the upgrade's body Read set truncated on a reqState already back in the pool", e.Status, e.Cause)

@@ -351,9 +351,6 @@ func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
 			continue
 		}
 		for _, v := range vs {
-			if v == "" && k == "User-Agent" {
-				continue // ReverseProxy's way of saying "send none"
-			}
 			http1.WriteField(bw, k, v)
 		}
 	}
