@@ -12,8 +12,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"time"
-
-	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 // dumpTail is how many lines of each log a dump keeps.
@@ -38,7 +36,9 @@ func (d Deps) dump(w http.ResponseWriter, r *http.Request) {
 		b, _ := json.MarshalIndent(v, "", "  ")
 		add(path, b)
 	}
-	addJSON("config.json", redactConfig(d.Config))
+	// Every secret the config's tags name (see config.SecretTag) is
+	// redacted, a field added later included.
+	addJSON("config.json", d.Config.Redacted())
 	addJSON("status.json", StatusResponse{Apps: d.Supervisor.Status()})
 	addJSON("events.json", d.Events.Since(time.Now().Add(-24*time.Hour)))
 	addJSON("processes.json", d.processList())
@@ -58,27 +58,6 @@ func (d Deps) dump(w http.ResponseWriter, r *http.Request) {
 // DumpFiles lists the files every dump contains, besides one log per
 // instance under logs/.
 var DumpFiles = []string{"config.json", "status.json", "events.json", "processes.json", "access.log", "goroutines.txt"}
-
-// redactConfig copies cfg with env values and the admin token redacted.
-func redactConfig(cfg *config.Config) *config.Config {
-	if cfg == nil {
-		return nil
-	}
-	c := *cfg
-	if c.AdminToken != "" {
-		c.AdminToken = "REDACTED"
-	}
-	c.Apps = map[string]*config.App{}
-	for name, a := range cfg.Apps {
-		ac := *a
-		ac.Env = map[string]string{}
-		for _, k := range sortedKeys(a.Env) {
-			ac.Env[k] = Redact(k, a.Env[k])
-		}
-		c.Apps[name] = &ac
-	}
-	return &c
-}
 
 // tailFile returns the last n lines of a file, or a note why it could not.
 func tailFile(path string, n int) []byte {

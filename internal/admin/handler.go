@@ -30,7 +30,8 @@ type Deps struct {
 	Recent *RecentLines
 	// Diagnose runs diagnose over the evidence since a time.
 	Diagnose func(since time.Time) (diagnose.Report, error)
-	// Config is the running config, redacted in dumps.
+	// Config is the running config; it leaves the process only as
+	// Config.Redacted() (the dump's config.json).
 	Config *config.Config
 	// DataDir holds the logs a dump includes.
 	DataDir string

@@ -4,11 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/procstat"
 )
 
@@ -42,24 +41,10 @@ func (d Deps) processList() map[string][]ProcessInfo {
 	return map[string][]ProcessInfo{"processes": out}
 }
 
-// secretKey matches names whose values must not leave the machine.
-var secretKey = regexp.MustCompile(`(?i)(TOKEN|SECRET|PASSW|PWD|KEY|CREDENTIAL|AUTH|CONNECTION_?STRING|DSN|DATABASE_URL|_URL$|PRIVATE)`)
-
-// credentialsInURL matches user:password@ in a connection string.
-// The user may be empty: redis://:PASSWORD@host.
-var credentialsInURL = regexp.MustCompile(`://([^:/@\s]*):([^@\s]+)@`)
-
 // Redact hides the value of a secret-looking variable; URLs keep their
-// shape with the password replaced.
-func Redact(key, value string) string {
-	if credentialsInURL.MatchString(value) {
-		return credentialsInURL.ReplaceAllString(value, "://$1:REDACTED@")
-	}
-	if secretKey.MatchString(key) && !strings.HasSuffix(strings.ToUpper(key), "_URL") {
-		return "REDACTED"
-	}
-	return value
-}
+// shape with the password replaced. It is config.RedactValue, the one rule
+// for values that are secret by their name.
+func Redact(key, value string) string { return config.RedactValue(key, value) }
 
 func (d Deps) env(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("app")
@@ -78,7 +63,7 @@ func (d Deps) env(w http.ResponseWriter, r *http.Request) {
 		vars := map[string]string{}
 		for _, kv := range d.Supervisor.App(n).Environ() {
 			k, v, _ := strings.Cut(kv, "=")
-			vars[k] = Redact(k, v)
+			vars[k] = config.RedactValue(k, v)
 		}
 		out[n] = vars
 	}
@@ -156,14 +141,4 @@ func (d Deps) diagnoseHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
-}
-
-// sortedKeys is used by dumps for stable output.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

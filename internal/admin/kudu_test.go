@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -153,42 +154,7 @@ func TestDumpBundle(t *testing.T) {
 	for range 4 {
 		getBody(t, c, g.URL+"/", 200)
 	}
-	resp, err := c.Get(g.AdminURL + "/api/dump")
-	if err != nil {
-		t.Fatalf("GET /api/dump: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /api/dump: %d", resp.StatusCode)
-	}
-	zr, err := gzip.NewReader(resp.Body)
-	if err != nil {
-		t.Fatalf("/api/dump is not gzip: %v", err)
-	}
-	tr := tar.NewReader(zr)
-	files := map[string][]byte{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("/api/dump is not a valid tar: %v", err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatalf("/api/dump: read %s: %v", h.Name, err)
-		}
-		// Entries live under one gatehouse-dump-TIME/ directory.
-		dir, rest, ok := strings.Cut(h.Name, "/")
-		if !ok || !strings.HasPrefix(dir, "gatehouse-dump-") {
-			t.Errorf("/api/dump entry %q is not under gatehouse-dump-TIME/", h.Name)
-		}
-		files[rest] = b
-	}
-	if err := zr.Close(); err != nil {
-		t.Errorf("/api/dump gzip: %v", err)
-	}
+	files := getDump(t, c, g.AdminURL, "")
 	want := []string{"config.json", "status.json", "events.json", "processes.json", "access.log", "goroutines.txt",
 		"logs/web/web-1.log", "logs/web/web-2.log"}
 	for _, name := range admin.DumpFiles {
@@ -224,6 +190,118 @@ func TestDumpBundle(t *testing.T) {
 	if len(files["access.log"]) == 0 || !strings.Contains(string(files["goroutines.txt"]), "goroutine") {
 		t.Errorf("dump access.log (%d bytes) or goroutines.txt look empty", len(files["access.log"]))
 	}
+}
+
+// The attack of the issue: a dump said to redact every secret carried the
+// alert receivers' webhook URLs and their Authorization and X-Api-Key
+// headers. Every secret field of the config is now redacted, by its tag.
+func TestDumpRedactsEverySecret(t *testing.T) {
+	const (
+		token     = "admin-t0ken-do-not-leak"
+		hookPath  = "T0000/B0000/slack-hook-do-not-leak"
+		bearer    = "bearer-do-not-leak"
+		apiKey    = "api-key-do-not-leak"
+		urlPasswd = "url-passw0rd-do-not-leak"
+	)
+	g := start(t, 1, func(cfg *config.Config) {
+		cfg.AdminToken = token
+		cfg.Apps["web"].Env["DATABASE_URL"] = "postgres://app:" + urlPasswd + "@db.internal/app"
+		cfg.Alerts = config.NewAlerts()
+		slack, hook := config.NewReceiver(), config.NewReceiver()
+		slack.Name, slack.Format = "slack", config.FormatSlack
+		// Nothing listens on port 9: no alert fires in this test, and one
+		// that did would fail to deliver, not reach anybody.
+		slack.URL = "http://127.0.0.1:9/services/" + hookPath
+		hook.Name = "pager"
+		hook.URL = "http://127.0.0.1:9/v2/enqueue"
+		hook.Headers = map[string]string{"Authorization": "Bearer " + bearer, "X-Api-Key": apiKey}
+		cfg.Alerts.Receivers = []*config.Receiver{slack, hook}
+	})
+	files := getDump(t, client(t), g.AdminURL, token)
+	for name, b := range files {
+		for _, s := range []string{secret, token, hookPath, "/v2/enqueue", bearer, apiKey, urlPasswd} {
+			if strings.Contains(string(b), s) {
+				t.Errorf("/api/dump %s leaks %q", name, s)
+			}
+		}
+	}
+	var cfg struct {
+		AdminToken string
+		Apps       map[string]struct{ Env map[string]string }
+		Alerts     struct {
+			Receivers []struct {
+				Name, URL, Format string
+				Headers           map[string]string
+			}
+		}
+	}
+	if err := json.Unmarshal(files["config.json"], &cfg); err != nil {
+		t.Fatalf("dump config.json: %v", err)
+	}
+	if cfg.AdminToken != "REDACTED" {
+		t.Errorf("dump config.json admin token = %q; want REDACTED", cfg.AdminToken)
+	}
+	if got, want := cfg.Apps["web"].Env["DATABASE_URL"], "postgres://app:REDACTED@db.internal/app"; got != want {
+		t.Errorf("dump config.json DATABASE_URL = %q; want %q", got, want)
+	}
+	type receiver = struct {
+		Name, URL, Format string
+		Headers           map[string]string
+	}
+	want := []receiver{
+		{Name: "slack", URL: "REDACTED", Format: "slack"},
+		{Name: "pager", URL: "REDACTED", Format: "json", Headers: map[string]string{"Authorization": "REDACTED", "X-Api-Key": "REDACTED"}},
+	}
+	if !reflect.DeepEqual(cfg.Alerts.Receivers, want) {
+		t.Errorf("dump config.json receivers = %+v; want %+v (names kept, url and header values redacted)", cfg.Alerts.Receivers, want)
+	}
+}
+
+// getDump fetches GET /api/dump (with token, if any) and returns its
+// files by path under the bundle's gatehouse-dump-TIME/ directory.
+func getDump(t *testing.T, c *http.Client, adminURL, token string) map[string][]byte {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, adminURL+"/api/dump", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET /api/dump: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /api/dump: %d", resp.StatusCode)
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatalf("/api/dump is not gzip: %v", err)
+	}
+	tr := tar.NewReader(zr)
+	files := map[string][]byte{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("/api/dump is not a valid tar: %v", err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatalf("/api/dump: read %s: %v", h.Name, err)
+		}
+		// Entries live under one gatehouse-dump-TIME/ directory.
+		dir, rest, ok := strings.Cut(h.Name, "/")
+		if !ok || !strings.HasPrefix(dir, "gatehouse-dump-") {
+			t.Errorf("/api/dump entry %q is not under gatehouse-dump-TIME/", h.Name)
+		}
+		files[rest] = b
+	}
+	if err := zr.Close(); err != nil {
+		t.Errorf("/api/dump gzip: %v", err)
+	}
+	return files
 }
 
 func keys(m map[string][]byte) []string {

@@ -18,19 +18,19 @@ import (
 // ends. nil (absent) means no alerts are evaluated or sent.
 type Alerts struct {
 	// Receivers are the webhooks every notification goes to. At least one.
-	Receivers []*Receiver `yaml:"receivers"`
+	Receivers []*Receiver `yaml:"receivers" secret:"false"`
 	// RepeatInterval is how long a still-firing alert waits before it is
 	// notified again. Default 4h (Alertmanager's); must be > 0.
-	RepeatInterval Duration `yaml:"repeat_interval"`
+	RepeatInterval Duration `yaml:"repeat_interval" secret:"false"`
 	// NoReadyFor is how long an app with a command must have no ready
 	// instance before no_ready_instance fires: a restart, or the first
 	// start of an app that boots in 20s, is not an episode. Default 30s;
 	// 0 fires at the first check.
-	NoReadyFor Duration `yaml:"no_ready_for"`
+	NoReadyFor Duration `yaml:"no_ready_for" secret:"false"`
 	// RestartLoop is restart_loop's threshold.
-	RestartLoop RestartLoopAlert `yaml:"restart_loop"`
+	RestartLoop RestartLoopAlert `yaml:"restart_loop" secret:"false"`
 	// ErrorRate is error_rate's threshold.
-	ErrorRate ErrorRateAlert `yaml:"error_rate"`
+	ErrorRate ErrorRateAlert `yaml:"error_rate" secret:"false"`
 }
 
 // RestartLoopAlert fires when one instance exits on its own Exits times
@@ -38,9 +38,9 @@ type Alerts struct {
 // at most), and resolves when fewer remain in the window.
 type RestartLoopAlert struct {
 	// Exits is how many exits make a loop. Default 3; at least 1.
-	Exits int `yaml:"exits"`
+	Exits int `yaml:"exits" secret:"false"`
 	// Window is the sliding window they are counted in. Default 3m.
-	Window Duration `yaml:"window"`
+	Window Duration `yaml:"window" secret:"false"`
 }
 
 // ErrorRateAlert fires when an app's 5xx answers (from the app or from
@@ -49,39 +49,41 @@ type RestartLoopAlert struct {
 type ErrorRateAlert struct {
 	// Above is the share of 5xx, from 0 to 1. Default 0.05; 0 turns the
 	// alert off.
-	Above float64 `yaml:"above"`
+	Above float64 `yaml:"above" secret:"false"`
 	// Window is the sliding window. Default 5m; at least 10s.
-	Window Duration `yaml:"window"`
+	Window Duration `yaml:"window" secret:"false"`
 	// MinRequests is the fewest requests in the window the rate is
 	// judged on (two failures of three are not an outage). Default 20.
-	MinRequests int `yaml:"min_requests"`
+	MinRequests int `yaml:"min_requests" secret:"false"`
 }
 
 // Receiver is one webhook.
 type Receiver struct {
 	// Name identifies the receiver in metrics and the Alertmanager body.
 	// Required, unique.
-	Name string `yaml:"name"`
-	// URL is an absolute http or https URL. Required.
-	URL string `yaml:"url"`
+	Name string `yaml:"name" secret:"false"`
+	// URL is an absolute http or https URL. Required. A secret: a Slack or
+	// webhook URL is itself the credential (see SecretTag).
+	URL string `yaml:"url" secret:"true"`
 	// Format is the body: json (default; gatehouse's own, with a text
 	// field Slack incoming webhooks accept), alertmanager (the
 	// Alertmanager webhook body, version 4) or slack (only text).
-	Format string `yaml:"format"`
-	// Headers are added to every request (Authorization, say).
-	Headers map[string]string `yaml:"headers"`
+	Format string `yaml:"format" secret:"false"`
+	// Headers are added to every request (Authorization, say). Their
+	// values are secrets; their names are not.
+	Headers map[string]string `yaml:"headers" secret:"true"`
 	// Timeout bounds one attempt. Default 5s.
-	Timeout Duration `yaml:"timeout"`
+	Timeout Duration `yaml:"timeout" secret:"false"`
 	// MaxAttempts is how many times a notification is tried before it is
 	// dropped, with exponential back-off from 1s to 1m between tries.
 	// Default 5; at least 1.
-	MaxAttempts int `yaml:"max_attempts"`
+	MaxAttempts int `yaml:"max_attempts" secret:"false"`
 	// RatePerMinute is the most notifications sent to this receiver in a
 	// minute; the rest wait in its queue. Default 30; at least 1.
-	RatePerMinute int `yaml:"rate_per_minute"`
+	RatePerMinute int `yaml:"rate_per_minute" secret:"false"`
 	// QueueSize is how many notifications may wait; when full the oldest
 	// is dropped (and counted). Default 256; at least 1.
-	QueueSize int `yaml:"queue_size"`
+	QueueSize int `yaml:"queue_size" secret:"false"`
 }
 
 // Receiver formats.
@@ -167,8 +169,8 @@ func (v *validator) receiver(r *Receiver, path string) {
 	if r.Name == "" {
 		v.errorf(path+".name", "required")
 	}
-	if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.errorf(path+".url", "%q must be an absolute http or https URL", r.URL)
+	if why := notHTTPURL(r.URL); why != "" {
+		v.errorf(path+".url", "%smust be an absolute http or https URL (%s)", quoted(receiverType, "URL", r.URL), why)
 	}
 	if !slices.Contains(receiverFormats, r.Format) {
 		v.errorf(path+".format", "%q must be one of %s", r.Format, strings.Join(receiverFormats, ", "))
@@ -178,6 +180,34 @@ func (v *validator) receiver(r *Receiver, path string) {
 	v.atLeastOne(path+".max_attempts", r.MaxAttempts)
 	v.atLeastOne(path+".rate_per_minute", r.RatePerMinute)
 	v.atLeastOne(path+".queue_size", r.QueueSize)
+}
+
+// notHTTPURL says what keeps s from being an absolute http or https URL,
+// without quoting any of s (a scheme may be a token's prefix); "" when
+// nothing does.
+func notHTTPURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "it does not parse as a URL"
+	case u.Scheme == "":
+		return "it has no scheme"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "its scheme is neither http nor https"
+	case u.Host == "":
+		return "it has no host"
+	}
+	return ""
+}
+
+// quoted is value quoted and followed by a space, for a message about
+// the field named field of struct type t; "" when the field is a secret
+// (see SecretTag), whose value no message may carry.
+func quoted(t reflect.Type, field, value string) string {
+	if fieldSecret(t, field) {
+		return ""
+	}
+	return strconv.Quote(value) + " "
 }
 
 // receiverHeaders checks headers at load: net/http refuses a bad one only

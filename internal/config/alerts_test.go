@@ -21,7 +21,7 @@ func TestAlerts(t *testing.T) {
 		{"receiver problems", head + "  receivers:\n    - url: ftp://x\n      format: xml\n      timeout: 0s\n    - name: a\n      url: http://x/\n    - name: a\n      url: http://x/\n",
 			[]string{
 				`g.yaml:6: alerts.receivers[0].name: required`,
-				`g.yaml:6: alerts.receivers[0].url: "ftp://x" must be an absolute http or https URL`,
+				`g.yaml:6: alerts.receivers[0].url: must be an absolute http or https URL (its scheme is neither http nor https)`,
 				`g.yaml:7: alerts.receivers[0].format: "xml" must be one of json, alertmanager, slack`,
 				`g.yaml:8: alerts.receivers[0].timeout: must be > 0`,
 				`g.yaml:11: alerts.receivers[2].name: duplicate receiver name "a"`,

@@ -23,20 +23,20 @@ type Autoscale struct {
 	// Min is the fewest instances autoscale leaves running. Default
 	// (absent): the app's instances; 0 is an error (idle_timeout is what
 	// takes an app to zero).
-	Min int `yaml:"min"`
+	Min int `yaml:"min" secret:"false"`
 	// Max is the most instances autoscale starts. Required, ≥ Min.
-	Max int `yaml:"max"`
+	Max int `yaml:"max" secret:"false"`
 	// Interval is how often the signals are sampled and the rules
 	// evaluated. Default 5s; from 100ms to 1m. cpu_percent is only as
 	// fresh as the top-level sample_interval.
-	Interval Duration `yaml:"interval"`
+	Interval Duration `yaml:"interval" secret:"false"`
 	// Out are the scale-out rules: any one that holds adds its step.
 	// Default none (autoscale then only scales in, down to Min).
-	Out []ScaleRule `yaml:"out"`
+	Out []ScaleRule `yaml:"out" secret:"false"`
 	// In are the scale-in rules: one that holds removes its step, but
 	// only while every out rule is quiet (its metric within its
 	// threshold on the latest sample). Default none.
-	In []ScaleRule `yaml:"in"`
+	In []ScaleRule `yaml:"in" secret:"false"`
 	// CooldownOut: after a scale-out (or a manual scale), no further
 	// scale-out for this long, so that the new instances take their share
 	// of the load before the signals are judged again. Default 1m: HPA
@@ -44,11 +44,11 @@ type Autoscale struct {
 	// ready and its 15s sync; Azure's default is 5m, slow to answer a
 	// surge. 1m is a minute of new capacity measured, not a guess. 0
 	// means none.
-	CooldownOut Duration `yaml:"cooldown_out"`
+	CooldownOut Duration `yaml:"cooldown_out" secret:"false"`
 	// CooldownIn: after any scale (out, in or manual), no scale-in for
 	// this long. Default 5m, HPA's scale-down stabilization window
 	// (300s) and Azure's default cool-down. 0 means none.
-	CooldownIn Duration `yaml:"cooldown_in"`
+	CooldownIn Duration `yaml:"cooldown_in" secret:"false"`
 }
 
 // ScaleRule is one autoscale rule: when Metric stays Above (an out rule)
@@ -57,21 +57,21 @@ type Autoscale struct {
 type ScaleRule struct {
 	// Metric is one of the Metric* names: inflight_per_instance, held,
 	// hold_wait_ms, p95_upstream_ms, cpu_percent.
-	Metric string `yaml:"metric"`
+	Metric string `yaml:"metric" secret:"false"`
 	// Above is the threshold of an out rule: the rule holds while the
 	// metric is greater. Only in out rules.
-	Above *Threshold `yaml:"above"`
+	Above *Threshold `yaml:"above" secret:"false"`
 	// Below is the threshold of an in rule: the rule holds while the
 	// metric is smaller. Only in in rules.
-	Below *Threshold `yaml:"below"`
+	Below *Threshold `yaml:"below" secret:"false"`
 	// For is how long the metric must stay beyond the threshold, on every
 	// sample, before the rule holds (Azure's duration). Default 1m for
 	// out rules and 5m for in rules; at least the autoscale interval, at
 	// most 1h.
-	For Duration `yaml:"for"`
+	For Duration `yaml:"for" secret:"false"`
 	// Step is how many instances the rule adds or removes. Default 1;
 	// from 1 to Max.
-	Step int `yaml:"step"`
+	Step int `yaml:"step" secret:"false"`
 }
 
 // Threshold is a rule's threshold: a number in the metric's unit. A
@@ -79,8 +79,8 @@ type ScaleRule struct {
 // concurrency limit, max_inflight: for inflight_per_instance only, and
 // only in an app that has one (see Limit).
 type Threshold struct {
-	Value   float64
-	Percent bool
+	Value   float64 `secret:"false"`
+	Percent bool    `secret:"false"`
 }
 
 // String writes the threshold as it is written in the file.

@@ -24,6 +24,9 @@ type decoder struct {
 	// left at defaults or zero, and validation must not then report those
 	// as a second, misleading problem ("must be > 0" after "needs a unit").
 	failed map[string]bool
+	// secret is how many secret fields (see SecretTag) the value being
+	// decoded lies under: its messages then do not quote it.
+	secret int
 }
 
 func newDecoder(file string) *decoder {
@@ -32,7 +35,7 @@ func newDecoder(file string) *decoder {
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
 	d.failed[path] = true
-	d.errs = append(d.errs, &FieldError{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, &FieldError{File: d.file, Line: line, Path: path, Msg: HideURLPasswords(fmt.Sprintf(format, args...))})
 }
 
 var (
@@ -137,14 +140,19 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
-// kindName describes a node for "must be X, got Y" messages.
-func kindName(n *yaml.Node) string {
+// kindName describes a node for "must be X, got Y" messages. A scalar is
+// quoted, unless it was written where a secret goes (see SecretTag):
+// a token or header value misplaced must not be echoed into a log.
+func (d *decoder) kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
+		if d.secret > 0 {
+			return "a single value (not shown: it is a secret)"
+		}
 		return strconv.Quote(n.Value)
 	}
 	return "nothing"
@@ -154,10 +162,14 @@ func kindName(n *yaml.Node) string {
 // or a value parse rejects.
 func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path, want string, parse func(*yaml.Node, reflect.Value) error) {
 	if n.Kind != yaml.ScalarNode {
-		d.errorf(n.Line, path, "must be %s, got %s", want, kindName(n))
+		d.errorf(n.Line, path, "must be %s, got %s", want, d.kindName(n))
 		return
 	}
 	if err := parse(n, v); err != nil {
+		if d.secret > 0 {
+			d.errorf(n.Line, path, "must be %s (the value is not shown: it is a secret)", want)
+			return
+		}
 		d.errorf(n.Line, path, "%v", err)
 	}
 }
@@ -231,21 +243,21 @@ func (d *decoder) command(n *yaml.Node, v reflect.Value, path string) {
 		for i, item := range n.Content {
 			item = resolveAlias(item)
 			if item.Kind != yaml.ScalarNode || isNull(item) {
-				d.errorf(item.Line, indexPath(path, i), "must be a string, got %s", kindName(item))
+				d.errorf(item.Line, indexPath(path, i), "must be a string, got %s", d.kindName(item))
 				continue
 			}
 			argv = append(argv, item.Value)
 		}
 		v.Set(reflect.ValueOf(argv))
 	default:
-		d.errorf(n.Line, path, "must be a string or a list of strings, got %s", kindName(n))
+		d.errorf(n.Line, path, "must be a string or a list of strings, got %s", d.kindName(n))
 	}
 }
 
 // sequence decodes a list, appending each item to a fresh slice.
 func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n.Line, path, "must be a list, got %s", kindName(n))
+		d.errorf(n.Line, path, "must be a list, got %s", d.kindName(n))
 		return
 	}
 	out := reflect.MakeSlice(v.Type(), 0, len(n.Content))
@@ -272,7 +284,7 @@ func (d *decoder) pairs(n *yaml.Node, path string, fn func(key, val *yaml.Node))
 		case key.Kind == yaml.ScalarNode && key.ShortTag() == "!!merge":
 			merges = append(merges, i)
 		case key.Kind != yaml.ScalarNode:
-			d.errorf(key.Line, path, "keys must be strings, got %s", kindName(key))
+			d.errorf(key.Line, path, "keys must be strings, got %s", d.kindName(key))
 		default:
 			if first, dup := seen[key.Value]; dup {
 				d.errorf(key.Line, joinPath(path, key.Value), "duplicate key (first at line %d)", first)
@@ -301,7 +313,7 @@ func (d *decoder) merge(m *yaml.Node, path string, fn func(key, val *yaml.Node))
 			d.merge(item, path, fn)
 		}
 	default:
-		d.errorf(m.Line, path, "merge key (<<) must refer to a mapping, got %s", kindName(m))
+		d.errorf(m.Line, path, "merge key (<<) must refer to a mapping, got %s", d.kindName(m))
 	}
 }
 
@@ -310,7 +322,7 @@ func (d *decoder) merge(m *yaml.Node, path string, fn func(key, val *yaml.Node))
 // lost.
 func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n.Line, path, "must be a mapping, got %s", kindName(n))
+		d.errorf(n.Line, path, "must be a mapping, got %s", d.kindName(n))
 		return
 	}
 	fields := yamlFields(v.Type())
@@ -322,6 +334,10 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		d.pos[p] = key.Line
+		if s, _ := FieldSecrecy(v.Type().Field(i)); s != NotSecret {
+			d.secret++
+			defer func() { d.secret-- }()
+		}
 		d.decode(val, v.Field(i), p)
 	})
 }
@@ -330,7 +346,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 // element when a merge key and an explicit key name the same entry.
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n.Line, path, "must be a mapping, got %s", kindName(n))
+		d.errorf(n.Line, path, "must be a mapping, got %s", d.kindName(n))
 		return
 	}
 	if v.IsNil() {

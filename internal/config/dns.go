@@ -16,18 +16,18 @@ type DNS struct {
 	// server fails), as "ip:port"; a bare IP means port 53. Default: the
 	// nameservers of /etc/resolv.conf, port 53, read when the pool starts
 	// and at each reload.
-	Resolvers []string `yaml:"resolvers"`
+	Resolvers []string `yaml:"resolvers" secret:"false"`
 	// MinRefresh is the shortest time between two lookups of a name: a
 	// record's TTL below it (0 included) is raised to it. It is also the
 	// retry interval after a failed lookup. Default 1s; at least 100ms,
 	// so that TTL-0 answers (Consul's default) are no lookup storm.
-	MinRefresh Duration `yaml:"min_refresh"`
+	MinRefresh Duration `yaml:"min_refresh" secret:"false"`
 	// MaxRefresh is the longest time between two lookups: a TTL above it
 	// is lowered to it, so that members follow a change within it.
 	// Default 30s; must be ≥ min_refresh.
-	MaxRefresh Duration `yaml:"max_refresh"`
+	MaxRefresh Duration `yaml:"max_refresh" secret:"false"`
 	// Timeout bounds one query to one server. Default 2s; must be > 0.
-	Timeout Duration `yaml:"timeout"`
+	Timeout Duration `yaml:"timeout" secret:"false"`
 }
 
 // NewDNS returns the defaults of a dns: block, present or not.

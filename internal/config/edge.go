@@ -12,50 +12,50 @@ import (
 // ACME's HTTP-01 challenge path.
 type TLS struct {
 	// Listen is the HTTPS listener's address. Default ":8443".
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" secret:"false"`
 	// CertFile and KeyFile are a PEM certificate chain and its key. They
 	// are read again when either file changes and on SIGHUP, without
 	// dropping connections. Either these or ACME; both is an error.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	CertFile string `yaml:"cert_file" secret:"false"`
+	KeyFile  string `yaml:"key_file" secret:"false"`
 	// ACME obtains and renews certificates automatically.
-	ACME *ACME `yaml:"acme"`
+	ACME *ACME `yaml:"acme" secret:"false"`
 	// MinVersion is the lowest TLS version accepted: "1.2" (default) or
 	// "1.3".
-	MinVersion string `yaml:"min_version"`
+	MinVersion string `yaml:"min_version" secret:"false"`
 	// HTTP2 offers HTTP/2 over TLS (ALPN "h2"). Default true; the app is
 	// still spoken to in HTTP/1.1.
-	HTTP2 bool `yaml:"http2"`
+	HTTP2 bool `yaml:"http2" secret:"false"`
 	// RedirectHTTP makes the plain listener answer 308 to the same URL
 	// over HTTPS (ACME's /.well-known/acme-challenge/ path excepted).
 	// Default true; false serves plain HTTP as well.
-	RedirectHTTP bool `yaml:"redirect_http"`
+	RedirectHTTP bool `yaml:"redirect_http" secret:"false"`
 	// HSTS is the max-age of the Strict-Transport-Security header sent on
 	// HTTPS responses. Default 0: no header (opt-in, as it is sticky in
 	// browsers).
-	HSTS Duration `yaml:"hsts"`
+	HSTS Duration `yaml:"hsts" secret:"false"`
 }
 
 // ACME is the tls.acme: block.
 type ACME struct {
 	// Domains are the host names to obtain certificates for. Required.
-	Domains []string `yaml:"domains"`
+	Domains []string `yaml:"domains" secret:"false"`
 	// Email is the ACME account's contact. Default none.
-	Email string `yaml:"email"`
+	Email string `yaml:"email" secret:"false"`
 	// Directory is the ACME directory URL. Default Let's Encrypt's
 	// production directory; a private CA's (or Pebble's) works.
-	Directory string `yaml:"directory"`
+	Directory string `yaml:"directory" secret:"false"`
 	// CARoots is a PEM file of roots that the directory's own HTTPS
 	// certificate is verified against, for a private CA. Default: the
 	// system roots.
-	CARoots string `yaml:"ca_roots"`
+	CARoots string `yaml:"ca_roots" secret:"false"`
 	// Challenges are the challenge types offered: "http-01" (answered on
 	// the plain listener) and "tls-alpn-01" (on the HTTPS listener).
 	// Default both.
-	Challenges []string `yaml:"challenges"`
+	Challenges []string `yaml:"challenges" secret:"false"`
 	// RenewBefore renews a certificate when this little of its lifetime
 	// is left, as a fraction written "33%". Default 33%.
-	RenewBefore string `yaml:"renew_before"`
+	RenewBefore string `yaml:"renew_before" secret:"false"`
 }
 
 // DefaultACMEDirectory is Let's Encrypt's production directory.
@@ -76,23 +76,24 @@ func NewACME() *ACME {
 type UpstreamTLS struct {
 	// ServerName is sent as SNI and verified against the certificate.
 	// Default: each upstream's host.
-	ServerName string `yaml:"server_name"`
+	ServerName string `yaml:"server_name" secret:"false"`
 	// CAFile is a PEM bundle the upstreams' certificates are verified
 	// against. Default: the system roots.
-	CAFile string `yaml:"ca_file"`
+	CAFile string `yaml:"ca_file" secret:"false"`
 	// CertFile and KeyFile are a client certificate offered to upstreams
 	// that ask for one. Default none.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	CertFile string `yaml:"cert_file" secret:"false"`
+	KeyFile  string `yaml:"key_file" secret:"false"`
 	// InsecureSkipVerify accepts any certificate. Default false; probes
 	// still report what is wrong with it.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" secret:"false"`
 
 	// roots and cert are CAFile and the CertFile/KeyFile pair as Validate
 	// read and parsed them: what was checked is what is used, and a file
-	// changed after startup changes nothing until a reload.
-	roots *x509.CertPool
-	cert  *tls.Certificate
+	// changed after startup changes nothing until a reload. cert holds a
+	// private key; Redacted copies neither.
+	roots *x509.CertPool   `secret:"false"`
+	cert  *tls.Certificate `secret:"true"`
 }
 
 // Roots is the pool parsed from CAFile by Validate; nil means the system

@@ -50,7 +50,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		if root.Kind == yaml.MappingNode {
 			d.decode(root, reflect.ValueOf(c).Elem(), "")
 		} else {
-			d.errorf(root.Line, "", "config must be a mapping of keys (listen, admin, apps, ...), got %s", kindName(root))
+			d.errorf(root.Line, "", "config must be a mapping of keys (listen, admin, apps, ...), got %s", d.kindName(root))
 		}
 	}
 	c.Order = d.keys["apps"]

@@ -31,7 +31,7 @@ func (v *validator) errorf(path, format string, args ...any) {
 	if v.decodeFailed(path) {
 		return
 	}
-	v.errs = append(v.errs, &FieldError{File: v.file, Line: v.pos.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	v.errs = append(v.errs, &FieldError{File: v.file, Line: v.pos.line(path), Path: path, Msg: HideURLPasswords(fmt.Sprintf(format, args...))})
 }
 
 // decodeFailed reports whether path, or a key it lies under, was already
