@@ -46,6 +46,15 @@ func (c *Config) MaxConnections() int {
 	return autoMaxConnections(rl.Cur, err)
 }
 
+// MaxConnectionsPerIP is limits.max_connections_per_ip, or, when it is
+// 0, a quarter of MaxConnections (at least 1).
+func (c *Config) MaxConnectionsPerIP() int {
+	if c != nil && c.Limits.MaxConnectionsPerIP > 0 {
+		return c.Limits.MaxConnectionsPerIP
+	}
+	return max(c.MaxConnections()/4, 1)
+}
+
 // Bounds of the automatic MaxConnections.
 const (
 	// minAutoConnections is the floor, for a process started with a tiny
@@ -77,6 +86,9 @@ func (v *validator) limits(l *Limits, path string) {
 	v.headSize(path+".response_head", l.ResponseHead)
 	if l.MaxConnections < 0 {
 		v.errorf(path+".max_connections", "must be ≥ 0 (0 = automatic), got %d", l.MaxConnections)
+	}
+	if l.MaxConnectionsPerIP < 0 {
+		v.errorf(path+".max_connections_per_ip", "must be ≥ 0 (0 = automatic), got %d", l.MaxConnectionsPerIP)
 	}
 	v.positive(path+".head_timeout", l.HeadTimeout)
 	v.positive(path+".body_timeout", l.BodyTimeout)

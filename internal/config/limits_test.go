@@ -142,6 +142,20 @@ func TestMaxConnections(t *testing.T) {
 	}
 }
 
+// MaxConnectionsPerIP is the key's value, or a quarter of
+// max_connections, at least 1.
+func TestMaxConnectionsPerIP(t *testing.T) {
+	for _, tc := range []struct{ max, perIP, want int }{
+		{300, 0, 75}, {300, 10, 10}, {8, 0, 2}, {3, 0, 1}, {8, 8, 8},
+	} {
+		c := Default()
+		c.Limits.MaxConnections, c.Limits.MaxConnectionsPerIP = tc.max, tc.perIP
+		if got := c.MaxConnectionsPerIP(); got != tc.want {
+			t.Errorf("max_connections %d, max_connections_per_ip %d: MaxConnectionsPerIP() = %d, want %d", tc.max, tc.perIP, got, tc.want)
+		}
+	}
+}
+
 func TestAutoMaxConnections(t *testing.T) {
 	tests := []struct {
 		name   string

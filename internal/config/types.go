@@ -215,6 +215,15 @@ type Limits struct {
 	// have descriptors left (see Config.MaxConnections). Negative is an
 	// error.
 	MaxConnections int `yaml:"max_connections" secret:"false"`
+	// MaxConnectionsPerIP is how many of those one client address may
+	// hold at once, so that a single peer cannot take every slot: past
+	// it, that address's connection idle longest is closed to make room,
+	// or, with all of them at work, the new connection is closed at once.
+	// trusted_proxies are not bounded (their connections carry many
+	// clients). Default 0: automatic, a quarter of max_connections (see
+	// Config.MaxConnectionsPerIP); set it to max_connections for no
+	// bound. Negative is an error.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip" secret:"false"`
 	// HeadTimeout bounds the time from a request's first byte to the end
 	// of its head; past it the client gets 408 client_timeout and the
 	// connection is closed. Default 30s; 0 is an error.

@@ -107,6 +107,8 @@ func TestValidate(t *testing.T) {
 			}},
 		{"limits max_connections", "limits: {max_connections: -1}\n" + web,
 			[]string{`g.yaml:1: limits.max_connections: must be ≥ 0 (0 = automatic), got -1`}},
+		{"limits max_connections_per_ip", "limits: {max_connections_per_ip: -2}\n" + web,
+			[]string{`g.yaml:1: limits.max_connections_per_ip: must be ≥ 0 (0 = automatic), got -2`}},
 		{"limits timeouts", "limits:\n  head_timeout: 0\n  body_timeout: 0s\n  keepalive_timeout: 0\n  send_timeout: 0\n  tunnel_idle_timeout: 0\n" + web,
 			[]string{
 				`g.yaml:2: limits.head_timeout: must be > 0`,

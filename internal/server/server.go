@@ -294,6 +294,7 @@ func FrontOptions(cfg *config.Config, errLog *log.Logger) front.Options {
 		HeadTimeout: l.HeadTimeout.D(), KeepaliveTimeout: l.KeepaliveTimeout.D(), BodyTimeout: l.BodyTimeout.D(),
 		SendTimeout: l.SendTimeout.D(),
 		HeadLimit:   int(l.RequestHead), MaxConnections: cfg.MaxConnections(), ErrorLog: errLog,
+		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP(), Exempt: trust.New(cfg.TrustedPrefixes()).Contains,
 	}
 }
 
