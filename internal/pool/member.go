@@ -87,6 +87,12 @@ func (m *Member) SetState(s State) {
 		CheckTransition(m.ID, old, s)
 		m.since.Store(time.Now().UnixNano())
 		if m.pool != nil {
+			if s == Ready {
+				// An app's idle time runs from its instance's readiness
+				// too, not only from the request that woke it: a slow
+				// start must not use up idle_timeout.
+				m.pool.Touch()
+			}
 			m.pool.changed()
 		}
 	}

@@ -195,7 +195,8 @@ func (p *Pool) hasRoutable() bool {
 // Touch records a request's arrival, for idle unload.
 func (p *Pool) Touch() { p.lastAccess.Store(time.Now().UnixNano()) }
 
-// LastAccess is when the last request arrived.
+// LastAccess is when the last request arrived, or a member last became
+// ready, whichever came later.
 func (p *Pool) LastAccess() time.Time { return time.Unix(0, p.lastAccess.Load()) }
 
 // Inflight sums the in-flight requests of all members.
