@@ -27,11 +27,15 @@ import (
 // upstream_tls, stale_connection) is retried for any method. An attempt cut off after
 // it was sent (upstream_reset) is retried only for an idempotent method
 // or a request with Idempotency-Key (cause.Retry), and only while the
-// request is not a likely query of death (poisoned). When every instance
-// died at once, the retry finds none ready and is held like any request
-// (within hold_timeout and what is left of request_timeout) until a
-// replacement is ready. A POST the app already had is never retried: the
-// app may have acted on it. All of it within max_attempts.
+// request is not a likely query of death (poisoned). A request whose
+// instance died under it alone (excused says no) is retried only on
+// another instance ready at that moment, never held for a restart of the
+// one it may have killed. When every instance died at once (killed from
+// outside, or with other requests), the retry finds none ready and is
+// held like any request (within hold_timeout and what is left of
+// request_timeout) until a replacement is ready. A POST the app already
+// had is never retried: the app may have acted on it. All of it within
+// max_attempts.
 func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, error) {
 	cfg := a.cfg.Load()
 	stripSessionCookie(req.Header)
@@ -43,6 +47,10 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		a.readPin(req.Header, cfg.AffinityCookie, st)
 	}
 	deadline := time.Time{}
+	// readyOnly: the last attempt was cut off by a process that died of
+	// it, alone: its retry goes to another instance ready now, or
+	// nowhere, never waiting for the restart of the one it killed.
+	var readyOnly func() *cause.Error
 	for {
 		hold := cfg.HoldTimeout.D()
 		if !deadline.IsZero() {
@@ -51,10 +59,18 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 			// and blame the app with a 504.
 			hold = min(hold, time.Until(deadline))
 		}
-		m, held, err := a.acquire(req.Context(), st, hold)
-		st.held += held
-		if err != nil {
-			return nil, a.acquireError(req.Context(), err, hold)
+		var m *pool.Member
+		if readyOnly != nil {
+			if m = a.pool.Pick(st.tried); m == nil {
+				return nil, readyOnly()
+			}
+		} else {
+			var held time.Duration
+			m, held, err = a.acquire(req.Context(), st, hold)
+			st.held += held
+			if err != nil {
+				return nil, a.acquireError(req.Context(), err, hold)
+			}
 		}
 		now := time.Now() // one reading for the deadline, sentAt and the attempt's start
 		if deadline.IsZero() {
@@ -90,6 +106,11 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline) && !poisoned(st, c, m)
 		if !retry {
 			return nil, a.attemptError(c, m, err)
+		}
+		readyOnly = nil
+		if c == cause.UpstreamReset && !excused(m, st.sentAt[len(st.sentAt)-1]) {
+			failed, failErr := m, err
+			readyOnly = func() *cause.Error { return a.attemptError(c, failed, failErr) }
 		}
 		st.retried = append(st.retried, string(c))
 	}
