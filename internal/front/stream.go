@@ -3,6 +3,7 @@ package front
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/http1"
+	"golang.org/x/net/http2"
 )
 
 // streamHandler turns each HTTP/2 stream of one connection into an
@@ -331,5 +333,12 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	b.rc.SetReadDeadline(time.Now().Add(b.d))
 	n, err := b.ReadCloser.Read(p)
 	b.rc.SetReadDeadline(time.Time{})
+	if se := (http2.StreamError{}); errors.As(err, &se) && (se.Code == http2.ErrCodeCancel || se.Code == http2.ErrCodeNo) {
+		// The client reset its stream (x/net closes the body with the
+		// reset before it ends the request's context): the body was cut
+		// short by a client that went away, as a closed HTTP/1.1
+		// connection's is, not malformed.
+		err = fmt.Errorf("%w: %w", io.ErrUnexpectedEOF, err)
+	}
 	return n, err
 }

@@ -22,13 +22,14 @@ import (
 // Issue 13, acceptance 4: with affinity on, 100 clients each stay on one
 // instance across 50 requests; recycling that instance under load moves
 // them with 0 failed requests. Real fault-app processes under the real
-// supervisor, each client with its own cookie jar, on both engines.
+// supervisor, each client with its own cookie jar, over each protocol.
 
 const fleetClients = 100
 
 // fleet is the fault app's instances under a real supervisor, with a
-// gateway (affinity on) over its pools served by one engine.
-func fleet(t *testing.T, engine string, n int) (*harness.Gatehouse, string) {
+// gateway (affinity on) over its pools served to clients speaking proto;
+// it returns the gateway's URL for them.
+func fleet(t *testing.T, proto string, n int) (*harness.Gatehouse, string) {
 	t.Helper()
 	cfg, app := harness.FaultApp(t, n)
 	app.Affinity = true
@@ -37,7 +38,7 @@ func fleet(t *testing.T, engine string, n int) (*harness.Gatehouse, string) {
 	// Only this gateway is sent requests: it alone holds upstream
 	// connections to the instances, and closes them as they go.
 	gw := gateway.New(cfg, g.Srv.Supervisor().Pools(), gateway.Options{})
-	return g, "http://" + serve(t, engine, gw)
+	return g, protoURL(proto, serve(t, proto, gw))
 }
 
 // browser is one client with its own cookie jar. Only its goroutine uses
@@ -62,9 +63,12 @@ func (b *browser) first() string {
 	return ""
 }
 
-func newBrowsers(t *testing.T, n int) []*browser {
-	tr := &http.Transport{MaxIdleConnsPerHost: n}
-	t.Cleanup(tr.CloseIdleConnections)
+// newBrowsers makes n browsers speaking proto, over one transport: over
+// HTTP/1.1 as many connections as browsers, over HTTP/2 their streams on
+// one.
+func newBrowsers(t *testing.T, proto string, n int) []*browser {
+	tr := protoClient(t, proto).Transport.(*http.Transport)
+	tr.MaxIdleConnsPerHost = n
 	bs := make([]*browser, n)
 	for i := range bs {
 		jar, _ := cookiejar.New(nil)
@@ -162,9 +166,9 @@ func counts(bs []*browser) []int64 {
 // under the race detector); each is answered by one instance throughout,
 // and the clients spread over the instances.
 func TestAffinityKeepsClientsOnOneInstance(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		_, url := fleet(t, engine, 3)
-		bs := newBrowsers(t, fleetClients)
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		_, url := fleet(t, proto, 3)
+		bs := newBrowsers(t, proto, fleetClients)
 		requests := 50
 		if raceEnabled {
 			requests = 20 // the race detector slows the request path several times
@@ -190,7 +194,7 @@ func TestAffinityKeepsClientsOnOneInstance(t *testing.T) {
 				perInstance[b.seen[0]]++
 			}
 		}
-		t.Logf("%s: clients per instance: %v", engine, perInstance)
+		t.Logf("%s: clients per instance: %v", proto, perInstance)
 		if len(perInstance) != 3 {
 			t.Errorf("clients per instance %v: want them spread over the 3", perInstance)
 		}
@@ -213,9 +217,9 @@ func distinct(seen []string) string {
 // fails; its clients move at once to another instance, their cookie
 // rewritten, and stay there; the others never move.
 func TestAffinityRecycleMovesClients(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		g, url := fleet(t, engine, 3)
-		bs := newBrowsers(t, fleetClients)
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		g, url := fleet(t, proto, 3)
+		bs := newBrowsers(t, proto, fleetClients)
 		stop := make(chan struct{})
 		wait := browse(bs, url, stop)
 		eachDid(t, bs, nil, 3, "every client pinned")
@@ -242,9 +246,9 @@ func TestAffinityRecycleMovesClients(t *testing.T) {
 // and stay there: the restarted process is another one, which their
 // cookie does not name.
 func TestAffinityKilledInstanceMovesClients(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		g, url := fleet(t, engine, 3)
-		bs := newBrowsers(t, fleetClients)
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		g, url := fleet(t, proto, 3)
+		bs := newBrowsers(t, proto, fleetClients)
 		stop := make(chan struct{})
 		wait := browse(bs, url, stop)
 		eachDid(t, bs, nil, 3, "every client pinned")

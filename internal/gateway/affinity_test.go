@@ -28,11 +28,14 @@ import (
 // in-process apps whose members the test sets to each state; the ones
 // with real processes, recycles and kills are in affinity_fleet_test.go.
 
-// sticky is a gateway with affinity on, served by one engine, in front
-// of n apps that answer their name (web-1…) in X-Instance and set a
-// cookie of their own.
+// sticky is a gateway with affinity on, served to clients speaking one
+// protocol, in front of n apps that answer their name (web-1…) in
+// X-Instance and set a cookie of their own.
 type sticky struct {
-	url     string
+	url string
+	// secure: the clients come over TLS (h2), and are set both cookies,
+	// Secure (see TestAffinityHTTPS).
+	secure  bool
 	dataDir string
 	pool    *pool.Pool
 	members []*pool.Member
@@ -40,7 +43,9 @@ type sticky struct {
 	gw      *gateway.Gateway
 }
 
-func newSticky(t testing.TB, engine string, n int, adjust func(*config.Config)) *sticky {
+// newSticky serves the gateway to clients speaking proto (see
+// protoOptions), or not at all with proto "".
+func newSticky(t testing.TB, proto string, n int, adjust func(*config.Config)) *sticky {
 	t.Helper()
 	s := &sticky{dataDir: t.TempDir(), pool: pool.New("web", 100)}
 	for i := range n {
@@ -63,8 +68,8 @@ func newSticky(t testing.TB, engine string, n int, adjust func(*config.Config)) 
 	})
 	cfg := stickyConfig(s.dataDir, adjust)
 	s.gw = gateway.New(cfg, map[string]*pool.Pool{"web": s.pool}, gateway.Options{})
-	if engine != "" {
-		s.url = "http://" + serve(t, engine, s.gw)
+	if proto != "" {
+		s.url, s.secure = protoURL(proto, serve(t, proto, s.gw)), proto == "h2"
 	}
 	return s
 }
@@ -123,29 +128,54 @@ func ask(t *testing.T, c *http.Client, url, cookie string) stickyAnswer {
 	return a
 }
 
-func stickyClient(t *testing.T) *http.Client {
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
-	t.Cleanup(c.CloseIdleConnections)
+// stickyClient is a client speaking proto.
+func stickyClient(t *testing.T, proto string) *http.Client {
+	c := protoClient(t, proto)
+	c.Timeout = 10 * time.Second
 	return c
 }
 
-// plainCookie is the Set-Cookie of the affinity cookie over HTTP.
-var plainCookie = regexp.MustCompile(`^ARRAffinity=([0-9a-f]{32}); Path=/; HttpOnly; SameSite=Lax$`)
+// plainCookie is the Set-Cookie of the affinity cookie over HTTP,
+// secureCookie over HTTPS.
+var (
+	plainCookie  = regexp.MustCompile(`^ARRAffinity=([0-9a-f]{32}); Path=/; HttpOnly; SameSite=Lax$`)
+	secureCookie = regexp.MustCompile(`^ARRAffinity=([0-9a-f]{32}); Path=/; HttpOnly; Secure; SameSite=Lax$`)
+)
 
-// pinOf returns the cookie value of an answer over HTTP, which must set
-// exactly the Lax affinity cookie, and keep the app's own.
-func pinOf(t *testing.T, a stickyAnswer) string {
+// pinOf returns the cookie value of an answer, which must set exactly
+// the Lax affinity cookie over HTTP, and over HTTPS the Secure one and
+// its SameSite=None twin; and keep the app's own.
+func (s *sticky) pinOf(t *testing.T, a stickyAnswer) string {
 	t.Helper()
 	if a.status != 200 {
 		t.Fatalf("status %d %s", a.status, a.cause)
 	}
-	if len(a.affinity) != 1 || !plainCookie.MatchString(a.affinity[0]) {
-		t.Fatalf("affinity Set-Cookie over HTTP = %q, want one %v", a.affinity, plainCookie)
+	re := plainCookie
+	if s.secure {
+		re = secureCookie
+	}
+	if want := map[bool]int{false: 1, true: 2}[s.secure]; len(a.affinity) != want || !re.MatchString(a.affinity[0]) {
+		t.Fatalf("affinity Set-Cookie = %q, want %d, the first %v", a.affinity, want, re)
+	}
+	v := re.FindStringSubmatch(a.affinity[0])[1]
+	if s.secure {
+		if want := "ARRAffinitySameSite=" + v + "; Path=/; HttpOnly; SameSite=None; Secure"; a.affinity[1] != want {
+			t.Fatalf("second affinity Set-Cookie %q, want %q", a.affinity[1], want)
+		}
 	}
 	if diff := cmp.Diff([]string{"app=" + a.instance + "; Path=/"}, a.app); diff != "" {
 		t.Errorf("the app's own Set-Cookie (-want +got):\n%s", diff)
 	}
-	return plainCookie.FindStringSubmatch(a.affinity[0])[1]
+	return v
+}
+
+// cookie is the Cookie field of a client pinned by value v: the Lax
+// cookie over HTTP, both over HTTPS.
+func (s *sticky) cookie(v string) string {
+	if s.secure {
+		return "ARRAffinity=" + v + "; ARRAffinitySameSite=" + v
+	}
+	return "ARRAffinity=" + v
 }
 
 // member returns the member named id.
@@ -162,11 +192,11 @@ func (s *sticky) member(id string) *pool.Member {
 // request goes to the same instance, even while the others are less
 // loaded, and no cookie is set again. The app's own cookies pass.
 func TestAffinityPinsClient(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		s := newSticky(t, engine, 3, nil)
-		c := stickyClient(t)
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		s := newSticky(t, proto, 3, nil)
+		c := stickyClient(t, proto)
 		first := ask(t, c, s.url, "")
-		v := pinOf(t, first)
+		v := s.pinOf(t, first)
 		// Load the pinned instance: a request without affinity would go
 		// to one of the other two.
 		pinned := s.member(first.instance)
@@ -181,7 +211,7 @@ func TestAffinityPinsClient(t *testing.T) {
 			}
 		}()
 		for i := range 20 {
-			a := ask(t, c, s.url, "theme=dark; ARRAffinity="+v+"; lang=en")
+			a := ask(t, c, s.url, "theme=dark; "+s.cookie(v)+"; lang=en")
 			if a.status != 200 || a.instance != first.instance {
 				t.Fatalf("request %d with the cookie: %d from %q, want 200 from %s", i, a.status, a.instance, first.instance)
 			}
@@ -204,9 +234,9 @@ func TestAffinityPinsClient(t *testing.T) {
 // request is answered as any is, and the cookie is rewritten to the
 // instance that answered.
 func TestAffinityIgnoresForgedCookies(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		s := newSticky(t, engine, 2, nil)
-		c := stickyClient(t)
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		s := newSticky(t, proto, 2, nil)
+		c := stickyClient(t, proto)
 		for _, cookie := range []string{
 			"ARRAffinity=zzz",
 			"ARRAffinity=" + strings.Repeat("0", 32),
@@ -216,8 +246,8 @@ func TestAffinityIgnoresForgedCookies(t *testing.T) {
 			";;=;",
 		} {
 			a := ask(t, c, s.url, cookie)
-			v := pinOf(t, a)
-			if b := ask(t, c, s.url, "ARRAffinity="+v); b.instance != a.instance || len(b.affinity) != 0 {
+			v := s.pinOf(t, a)
+			if b := ask(t, c, s.url, s.cookie(v)); b.instance != a.instance || len(b.affinity) != 0 {
 				t.Errorf("cookie %q: rewritten to %s, which then went to %s (Set-Cookie %q)", cookie, a.instance, b.instance, b.affinity)
 			}
 		}
@@ -240,18 +270,18 @@ func TestAffinityMovesOffUnroutable(t *testing.T) {
 		{"crashed", func(p *pool.Pool, m *pool.Member) { m.SetState(pool.Crashed); p.Remove(m) }, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			forEachEngine(t, func(t *testing.T, engine string) {
-				s := newSticky(t, engine, 3, nil)
-				c := stickyClient(t)
+			forEachFrontProtocol(t, func(t *testing.T, proto string) {
+				s := newSticky(t, proto, 3, nil)
+				c := stickyClient(t, proto)
 				first := ask(t, c, s.url, "")
-				v := pinOf(t, first)
+				v := s.pinOf(t, first)
 				m := s.member(first.instance)
 				tt.leave(s.pool, m)
-				moved := ask(t, c, s.url, "ARRAffinity="+v)
+				moved := ask(t, c, s.url, s.cookie(v))
 				if moved.instance == first.instance {
 					t.Fatalf("sent to %s, which is %s", first.instance, tt.name)
 				}
-				w := pinOf(t, moved)
+				w := s.pinOf(t, moved)
 				if w == v {
 					t.Fatalf("cookie not rewritten: %s", w)
 				}
@@ -259,7 +289,7 @@ func TestAffinityMovesOffUnroutable(t *testing.T) {
 					tt.back(m)
 				}
 				for range 5 {
-					if a := ask(t, c, s.url, "ARRAffinity="+w); a.instance != moved.instance || len(a.affinity) != 0 {
+					if a := ask(t, c, s.url, s.cookie(w)); a.instance != moved.instance || len(a.affinity) != 0 {
 						t.Fatalf("after the move: answered by %s with Set-Cookie %q, want %s and none", a.instance, a.affinity, moved.instance)
 					}
 				}
@@ -272,21 +302,21 @@ func TestAffinityMovesOffUnroutable(t *testing.T) {
 // connection; the request is retried on another, which answers, and the
 // cookie is rewritten to it.
 func TestAffinityRetryRewritesCookie(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		s := newSticky(t, engine, 2, nil)
-		c := stickyClient(t)
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		s := newSticky(t, proto, 2, nil)
+		c := stickyClient(t, proto)
 		first := ask(t, c, s.url, "")
-		v := pinOf(t, first)
+		v := s.pinOf(t, first)
 		for i, m := range s.members {
 			if m.ID == first.instance {
 				s.apps[i].Close() // its port now refuses connections
 			}
 		}
-		a := ask(t, c, s.url, "ARRAffinity="+v)
+		a := ask(t, c, s.url, s.cookie(v))
 		if a.instance == first.instance || a.status != 200 {
 			t.Fatalf("answer %d from %q after %s went away", a.status, a.instance, first.instance)
 		}
-		if w := pinOf(t, a); w == v {
+		if w := s.pinOf(t, a); w == v {
 			t.Errorf("cookie not rewritten to %s", a.instance)
 		}
 	})
@@ -295,12 +325,12 @@ func TestAffinityRetryRewritesCookie(t *testing.T) {
 // TestAffinityNoCookieOnGatehouseErrors: when gatehouse answers itself (no
 // instance ready), no affinity cookie is set: no instance answered.
 func TestAffinityNoCookieOnGatehouseErrors(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		s := newSticky(t, engine, 1, nil)
-		c := stickyClient(t)
-		v := pinOf(t, ask(t, c, s.url, ""))
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		s := newSticky(t, proto, 1, nil)
+		c := stickyClient(t, proto)
+		v := s.pinOf(t, ask(t, c, s.url, ""))
 		s.members[0].SetState(pool.Unhealthy)
-		for _, cookie := range []string{"", "ARRAffinity=" + v, "ARRAffinity=zzz"} {
+		for _, cookie := range []string{"", s.cookie(v), "ARRAffinity=zzz"} {
 			a := ask(t, c, s.url, cookie)
 			if a.status != 503 || a.cause != "no_ready_instance" {
 				t.Fatalf("cookie %q: %d %q, want 503 no_ready_instance", cookie, a.status, a.cause)
@@ -315,17 +345,16 @@ func TestAffinityNoCookieOnGatehouseErrors(t *testing.T) {
 // TestAffinityOff: without affinity the gateway sets no cookie and ignores
 // one sent.
 func TestAffinityOff(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		on := newSticky(t, "", 2, nil)
-		on.url = "http://" + serve(t, engine, on.gw)
-		c := stickyClient(t)
-		v := pinOf(t, ask(t, c, on.url, ""))
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		on := newSticky(t, proto, 2, nil)
+		c := stickyClient(t, proto)
+		v := on.pinOf(t, ask(t, c, on.url, ""))
 		off := gateway.New(stickyConfig(on.dataDir, func(cfg *config.Config) { cfg.Apps["web"].Affinity = false }),
 			map[string]*pool.Pool{"web": on.pool}, gateway.Options{})
-		url := "http://" + serve(t, engine, off)
+		url := protoURL(proto, serve(t, proto, off))
 		seen := map[string]bool{}
 		for range 6 {
-			a := ask(t, c, url, "ARRAffinity="+v)
+			a := ask(t, c, url, on.cookie(v))
 			if len(a.affinity) != 0 {
 				t.Fatalf("affinity off: Set-Cookie %q", a.affinity)
 			}
@@ -339,16 +368,29 @@ func TestAffinityOff(t *testing.T) {
 
 // TestAffinityCookieName: affinity_cookie names both cookies.
 func TestAffinityCookieName(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		s := newSticky(t, engine, 2, func(cfg *config.Config) { cfg.Apps["web"].AffinityCookie = "sticky" })
-		c := stickyClient(t)
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		s := newSticky(t, proto, 2, func(cfg *config.Config) { cfg.Apps["web"].AffinityCookie = "sticky" })
+		c := stickyClient(t, proto)
 		first := ask(t, c, s.url, "")
 		re := regexp.MustCompile(`^sticky=([0-9a-f]{32}); Path=/; HttpOnly; SameSite=Lax$`)
-		if len(first.app) != 2 || !re.MatchString(first.app[1]) {
-			t.Fatalf("Set-Cookie %q, want the app's and one matching %v", first.app, re)
+		want := 2 // the app's and the Lax one
+		if s.secure {
+			re = regexp.MustCompile(`^sticky=([0-9a-f]{32}); Path=/; HttpOnly; Secure; SameSite=Lax$`)
+			want = 3 // and the SameSite=None one
+		}
+		if len(first.app) != want || !re.MatchString(first.app[1]) {
+			t.Fatalf("Set-Cookie %q, want the app's and %d matching %v", first.app, want-1, re)
 		}
 		v := re.FindStringSubmatch(first.app[1])[1]
-		for _, cookie := range []string{"sticky=" + v, "stickySameSite=" + v, `sticky="` + v + `"`} {
+		cookies := []string{"sticky=" + v, "stickySameSite=" + v, `sticky="` + v + `"`}
+		if s.secure {
+			if sameSite := "stickySameSite=" + v + "; Path=/; HttpOnly; SameSite=None; Secure"; first.app[2] != sameSite {
+				t.Errorf("second cookie %q, want %q", first.app[2], sameSite)
+			}
+			// Over HTTPS a client that has the Lax one has the other.
+			cookies = []string{"sticky=" + v + "; stickySameSite=" + v, "stickySameSite=" + v, `sticky="` + v + `"; stickySameSite="` + v + `"`}
+		}
+		for _, cookie := range cookies {
 			if a := ask(t, c, s.url, "ARRAffinity=x; "+cookie); a.instance != first.instance || len(a.app) != 1 {
 				t.Errorf("cookie %q: answered by %s with Set-Cookie %q, want %s and only the app's", cookie, a.instance, a.app, first.instance)
 			}
@@ -358,10 +400,10 @@ func TestAffinityCookieName(t *testing.T) {
 
 // TestAffinityHTTPS: over TLS both cookies are set, the first Secure, the
 // second SameSite=None; Secure (App Service's ARRAffinitySameSite), so
-// that requests from other sites keep their instance too: on the front's
-// own TLS loop, over HTTP/2, and on net/http's TLS server.
+// that requests from other sites keep their instance too, over HTTP/1.1
+// and HTTP/2.
 func TestAffinityHTTPS(t *testing.T) {
-	for _, proto := range []string{"front https", "front h2"} {
+	for _, proto := range []string{"h1 tls", "h2"} {
 		t.Run(proto, func(t *testing.T) {
 			s := newSticky(t, "", 3, nil)
 			c, url := tlsServe(t, s.gw, proto)
@@ -415,9 +457,9 @@ func TestAffinityHTTPS(t *testing.T) {
 // that is not a key is reported and left alone.
 func TestAffinityKeyIsKept(t *testing.T) {
 	s := newSticky(t, "h1", 2, nil)
-	c := stickyClient(t)
+	c := stickyClient(t, "h1")
 	first := ask(t, c, s.url, "")
-	v := pinOf(t, first)
+	v := s.pinOf(t, first)
 
 	path := filepath.Join(s.dataDir, "affinity.key")
 	fi, err := os.Stat(path)
@@ -433,7 +475,7 @@ func TestAffinityKeyIsKept(t *testing.T) {
 	}
 
 	again := gateway.New(stickyConfig(s.dataDir, nil), map[string]*pool.Pool{"web": s.pool}, gateway.Options{})
-	url := "http://" + serve(t, "h1", again)
+	url := protoURL("h1", serve(t, "h1", again))
 	for range 4 {
 		if a := ask(t, c, url, "ARRAffinity="+v); a.instance != first.instance || len(a.affinity) != 0 {
 			t.Fatalf("after a restart: answered by %s with Set-Cookie %q, want %s and none", a.instance, a.affinity, first.instance)
@@ -451,9 +493,9 @@ func TestAffinityKeyIsKept(t *testing.T) {
 	var logged bytes.Buffer
 	other := gateway.New(stickyConfig(bad, nil), map[string]*pool.Pool{"web": s.pool},
 		gateway.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
-	url = "http://" + serve(t, "h1", other)
+	url = protoURL("h1", serve(t, "h1", other))
 	a := ask(t, c, url, "ARRAffinity="+v)
-	if w := pinOf(t, a); w == v {
+	if w := s.pinOf(t, a); w == v {
 		t.Errorf("another key recognised the cookie %s", v)
 	}
 	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "want at least 32 hex digits") {
@@ -464,7 +506,7 @@ func TestAffinityKeyIsKept(t *testing.T) {
 	}
 }
 
-// BenchmarkAffinity is BenchmarkProxy's hot path (front engine) for a
+// BenchmarkAffinity is BenchmarkProxy's hot path (HTTP/1.1) for a
 // client that sends its affinity cookie among others, with affinity off
 // and on: what reading the cookie and sending the request to its
 // instance cost.
@@ -500,8 +542,8 @@ func BenchmarkAffinity(b *testing.B) {
 	}
 }
 
-// tlsServe serves gw over TLS on loopback as proto says: the front's TLS
-// listener speaking HTTP/1.1 or HTTP/2. It returns a client that trusts
+// tlsServe serves gw over TLS on loopback, to a client speaking proto:
+// HTTP/1.1 ("h1 tls") or HTTP/2 ("h2"). It returns a client that trusts
 // the certificate and the base URL.
 func tlsServe(t *testing.T, gw *gateway.Gateway, proto string) (*http.Client, string) {
 	t.Helper()
@@ -520,8 +562,8 @@ func tlsServe(t *testing.T, gw *gateway.Gateway, proto string) (*http.Client, st
 	t.Cleanup(func() { f.Close(); <-done })
 	tr := c.Transport.(*http.Transport).Clone()
 	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetHTTP1(proto == "front https")
-	tr.Protocols.SetHTTP2(proto == "front h2")
+	tr.Protocols.SetHTTP1(proto == "h1 tls")
+	tr.Protocols.SetHTTP2(proto == "h2")
 	c = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	t.Cleanup(c.CloseIdleConnections)
 	return c, "https://" + ln.Addr().String()

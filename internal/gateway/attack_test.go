@@ -32,15 +32,19 @@ import (
 // seen), so the app's log is asserted for every case, the positive ones
 // included, so that no case passes because nothing reached the app at all.
 //
-// Every case gets its own gateway and app. The exchanges of one engine run
-// concurrently: a case where the gateway wrongly keeps the connection open
-// costs a read deadline, and they are waited out together, not one by one.
+// The table runs on HTTP/1.1 over plain TCP and over TLS (h1Wires): the
+// front parses both with the same code, but reads them through different
+// connections (a TLS record may hold a head, a body and the next request
+// at once). Every case gets its own gateway and app. The exchanges of one
+// wire run concurrently: a case where the gateway wrongly keeps the
+// connection open costs a read deadline, and they are waited out
+// together, not one by one.
 func TestAttacks(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
+	eachWire(t, h1Wires, func(t *testing.T, w wire) {
 		runs := make([]*attackRun, len(attackCases))
 		for i, c := range attackCases {
 			app := newRecApp(t, c.answer)
-			d := newDirect(t, engine, app.addr, func(a *config.App) {
+			d := directWith(t, app.addr, w.h1Options(), func(a *config.App) {
 				if c.routes != nil {
 					a.Routes = c.routes
 				}
@@ -54,7 +58,7 @@ func TestAttacks(t *testing.T) {
 		for i, c := range attackCases {
 			r := runs[i]
 			wg.Go(func() {
-				r.client = sendRaw(r.d.addr, c.send)
+				r.client = sendH1(w, r.d.addr, c.send)
 				r.reqs = r.app.settle(r.d)
 			})
 		}
@@ -68,14 +72,10 @@ func TestAttacks(t *testing.T) {
 				if c.want == nil && c.check == nil {
 					t.Fatal("a case must want something")
 				}
-				want := c.want
-				if engine == "net/http" && c.wantFallback != nil {
-					want = c.wantFallback
-				}
-				if want != nil {
-					if diff, ok := matchOutcome(r.outcome(), want); !ok {
+				if c.want != nil {
+					if diff, ok := matchOutcome(r.outcome(), c.want); !ok {
 						t.Errorf("outcome mismatch (-want +got):\n%s\nclient got %.400q\napp got %s", diff, r.client.raw, r.reqsString())
-					} else if len(want) > 1 {
+					} else if len(c.want) > 1 {
 						t.Logf("took the outcome %s", r.outcome()) // which of the acceptable ones
 					}
 				}
@@ -89,14 +89,19 @@ func TestAttacks(t *testing.T) {
 
 // TestAttacksOnParkedConnections sends each case of the table (those that
 // need no app of their own) on a connection that was first served one
-// plain request and then left idle long enough to park (the front engine
-// gives up the connection's goroutine and buffers): the outcome must be
-// the opener's answer followed by exactly the outcome the same bytes get
-// on a fresh connection, on both sides of the gateway. The net/http engine
-// serves one request per connection: there the opener's answer closes it,
-// and nothing of the case may reach the app.
+// plain request and then left idle well past the front's parkAfter: the
+// outcome must be the opener's answer followed by exactly the outcome the
+// same bytes get on a fresh connection, on both sides of the gateway.
+//
+// On the plain socket the idle connection is parked: it gives up its
+// goroutine and buffers to the poller, which hands it back when the
+// case's bytes come. A TLS connection cannot be parked (its tls.Conn
+// keeps state and buffered records the poller cannot see), but it takes
+// the other way out of the same wait: it drops its request state and buffers and waits on its goroutine
+// for one byte, which the next request's reading must take up. Both are
+// run.
 func TestAttacksOnParkedConnections(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
+	eachWire(t, h1Wires, func(t *testing.T, w wire) {
 		type pair struct{ fresh, parked *attackRun }
 		runs := make([]pair, len(attackCases))
 		for i, c := range attackCases {
@@ -105,7 +110,7 @@ func TestAttacksOnParkedConnections(t *testing.T) {
 			}
 			for _, r := range []**attackRun{&runs[i].fresh, &runs[i].parked} {
 				app := newRecApp(t, nil)
-				*r = &attackRun{d: newDirect(t, engine, app.addr, c.adjust), app: app}
+				*r = &attackRun{d: directWith(t, app.addr, w.h1Options(), c.adjust), app: app}
 			}
 		}
 		var wg sync.WaitGroup
@@ -115,11 +120,11 @@ func TestAttacksOnParkedConnections(t *testing.T) {
 				continue
 			}
 			wg.Go(func() {
-				p.fresh.client = sendRaw(p.fresh.d.addr, c.send)
+				p.fresh.client = sendH1(w, p.fresh.d.addr, c.send)
 				p.fresh.reqs = p.fresh.app.settle(p.fresh.d)
 			})
 			wg.Go(func() {
-				p.parked.client = sendRawAfter(p.parked.d.addr, parkOpener, c.send)
+				p.parked.client = sendH1After(w, p.parked.d.addr, parkOpener, c.send)
 				p.parked.reqs = p.parked.app.settle(p.parked.d)
 			})
 		}
@@ -136,11 +141,6 @@ func TestAttacksOnParkedConnections(t *testing.T) {
 				fresh := p.fresh.outcome()
 				want := outcome{Statuses: append([]int{200}, fresh.Statuses...), Causes: append([]string{""}, fresh.Causes...),
 					Closed: fresh.Closed, App: append([]string{"GET /"}, fresh.App...)}
-				if engine == "net/http" {
-					// One request per connection: the opener's answer
-					// closes it, and nothing of the case may get through.
-					want = outcome{Statuses: []int{200}, Causes: []string{""}, Closed: true, App: []string{"GET /"}}
-				}
 				if diff := cmp.Diff(want, p.parked.outcome(), cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("after a parked wait, the outcome differs from a fresh connection's (-want +got):\n%s\nclient got %.400q\napp got %s",
 						diff, p.parked.client.raw, p.parked.reqsString())
@@ -179,10 +179,7 @@ type attackCase struct {
 	answer func(c net.Conn, r appReq)
 	send   string
 	want   []outcome
-	// wantFallback, if set, replaces want on the net/http engine, which
-	// serves one request per connection (the front must check each head).
-	wantFallback []outcome
-	check        func(t *testing.T, r *attackRun)
+	check  func(t *testing.T, r *attackRun)
 }
 
 // Outcomes the cases share.
@@ -219,6 +216,15 @@ func served(app ...string) outcome {
 // client got gatehouse's 502.
 func badResponse(app ...string) outcome {
 	return outcome{Statuses: []int{502}, Causes: []string{"bad_response"}, Closed: true, App: app}
+}
+
+// kept is o with the connection left open after it.
+func kept(o outcome) outcome { o.Closed = false; return o }
+
+// upgradeRefused: gatehouse refused to forward the upgrade, and the app
+// saw nothing.
+func upgradeRefused() outcome {
+	return outcome{Statuses: []int{400}, Causes: []string{"upgrade_refused"}, Closed: true}
 }
 
 func with(o outcome, f func(*outcome)) outcome { f(&o); return o }
@@ -342,6 +348,69 @@ var attackCases = []attackCase{
 		},
 	},
 
+	// 5b. The front reads chunked bodies itself (http1.ChunkedReader):
+	// where a body ends is decided there, so a line end, a size or an
+	// extension another reader takes otherwise is refused, never read so
+	// that the request after it gets through.
+	chunkTrick("bare LF after chunk size", "/c-lf-size", "5\nhello\r\n0\r\n\r\n"),
+	chunkTrick("bare LF after chunk data", "/c-lf-data", "5\r\nhello\n0\r\n\r\n"),
+	chunkTrick("bare LF after last chunk", "/c-lf-last", "5\r\nhello\r\n0\n\n"),
+	chunkTrick("2^63 overflows int64", "/c-2p63", "8000000000000000\r\nhello\r\n0\r\n\r\n"),
+	chunkTrick("17 hex digits", "/c-17digits", "00000000000000005\r\nhello\r\n0\r\n\r\n"),
+	chunkTrick("bare CR in chunk extension", "/c-ext-cr", "5;a\rb\r\nhello\r\n0\r\n\r\n"),
+	chunkTrick("bare CR in quoted chunk extension", "/c-ext-qcr", "5;a=\"b\rc\"\r\nhello\r\n0\r\n\r\n"),
+	chunkTrick("CR CR LF after chunk data", "/c-crcrlf", "5\r\nhello\r\r\n0\r\n\r\n"),
+	{
+		// Served exactly once, with its whole body; the request after the
+		// body is served as the next one (the body's chunks carry valid
+		// extensions, and the second holds what looks like a request).
+		name: "chunked body then a pipelined request",
+		send: "POST /c-then HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"3;ext=1\r\nhel\r\n2;q=\"a b\"\r\nlo\r\n" + fmt.Sprintf("%X\r\n%s\r\n", len(smuggled), smuggled) + "0\r\n\r\n" +
+			"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want: []outcome{served("POST /c-then", "GET /after")},
+		check: allOf(appBodiesAre("hello"+smuggled, ""), answerBodies("got POST /c-then", "got GET /after"),
+			noEntry("/smuggled")),
+	},
+	{
+		// A body larger than the front's read buffer, so that the
+		// pipelined requests come in a later read than the body's start.
+		name: "large chunked body then two pipelined requests",
+		send: "POST /c-big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"2710\r\n" + strings.Repeat("b", 10000) + "\r\n1\r\nc\r\n0\r\n\r\n" +
+			"POST /c-big2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+			"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want:  []outcome{served("POST /c-big", "POST /c-big2", "GET /after")},
+		check: appBodiesAre(strings.Repeat("b", 10000)+"c", "", ""),
+	},
+	{
+		// Content-Length and Transfer-Encoding must not be trailers (RFC
+		// 9110 §6.5.1). Here they can frame nothing (the body has ended),
+		// but passed on, an app that merges trailers into the head would
+		// find a length there that is not the body's. Dropped and served,
+		// the next request served after the trailer section; or refused,
+		// and nothing after it served.
+		name: "trailer with Content-Length and Transfer-Encoding",
+		send: "POST /c-trailer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n" +
+			"0\r\nContent-Length: 41\r\nTransfer-Encoding: chunked\r\nX-Sum: 1\r\n\r\n" +
+			"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want: []outcome{served("POST /c-trailer", "GET /after"), rejected(),
+			with(rejected(), func(o *outcome) { o.App = []string{"POST /c-trailer"} })},
+		check: func(t *testing.T, r *attackRun) {
+			for _, q := range r.reqs {
+				if q.Method != "POST" {
+					continue
+				}
+				if cl := q.Header.Get("Content-Length"); cl != "" && cl != "5" {
+					t.Errorf("app got Content-Length %q for a body of 5 bytes", cl)
+				}
+				if st := r.outcome().Statuses; len(st) > 0 && st[0] == 200 && (q.Body != "hello" || q.BodyErr != "") {
+					t.Errorf("served, and the app got body %q (error %q), want \"hello\"", q.Body, q.BodyErr)
+				}
+			}
+		},
+	},
+
 	// 6. Bare LF line ends: refused, or read as one request; never split
 	// into two.
 	{
@@ -416,19 +485,17 @@ var attackCases = []attackCase{
 		want: []outcome{served("GET /a")},
 	},
 	{
-		name:         "pipelined three",
-		send:         "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-		want:         []outcome{served("GET /1", "GET /2", "GET /3")},
-		wantFallback: []outcome{served("GET /1")},
-		check:        answerBodies("got GET /1", "got GET /2", "got GET /3"),
+		name:  "pipelined three",
+		send:  "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want:  []outcome{served("GET /1", "GET /2", "GET /3")},
+		check: answerBodies("got GET /1", "got GET /2", "got GET /3"),
 	},
 	{
 		// Keep-alive survives pipelining: nothing closes the connection.
-		name:         "pipelined three kept alive",
-		send:         "GET /k1 HTTP/1.1\r\nHost: x\r\n\r\nGET /k2 HTTP/1.1\r\nHost: x\r\n\r\nGET /k3 HTTP/1.1\r\nHost: x\r\n\r\n",
-		want:         []outcome{with(served("GET /k1", "GET /k2", "GET /k3"), func(o *outcome) { o.Closed = false })},
-		wantFallback: []outcome{served("GET /k1")},
-		check:        answerBodies("got GET /k1", "got GET /k2", "got GET /k3"),
+		name:  "pipelined three kept alive",
+		send:  "GET /k1 HTTP/1.1\r\nHost: x\r\n\r\nGET /k2 HTTP/1.1\r\nHost: x\r\n\r\nGET /k3 HTTP/1.1\r\nHost: x\r\n\r\n",
+		want:  []outcome{kept(served("GET /k1", "GET /k2", "GET /k3"))},
+		check: answerBodies("got GET /k1", "got GET /k2", "got GET /k3"),
 	},
 
 	// 12. A path that routes under /public/ but that the app resolves
@@ -470,8 +537,9 @@ var attackCases = []attackCase{
 		},
 	},
 
-	// 14. HTTP/2 prior knowledge: not HTTP/1, not to be forwarded as if it
-	// were; gatehouse answers it itself (a GOAWAY) and closes.
+	// 14. HTTP/2 prior knowledge on a listener without h2c (h1Options):
+	// not HTTP/1, not to be forwarded as if it were; gatehouse answers it
+	// itself (a GOAWAY) and closes.
 	{
 		name: "h2 prior-knowledge preface",
 		send: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + "\x00\x00\x00\x04\x00\x00\x00\x00\x00", // + empty SETTINGS
@@ -540,6 +608,171 @@ var attackCases = []attackCase{
 		send:   "GET /bighead HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		want:   []outcome{badResponse("GET /bighead")},
 	},
+
+	// 19. Expect (RFC 9110 §10.1.1): 100-continue is the front's to
+	// answer, when the body is first read, and not forwarded; any other
+	// expectation is refused (400, where 417 would do as well).
+	{
+		name: "chunked with Expect: 100-continue",
+		send: "POST /c-continue HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n" +
+			"5\r\nhello\r\n0\r\n\r\n",
+		want:  []outcome{{Statuses: []int{100, 200}, Causes: []string{"", ""}, Closed: true, App: []string{"POST /c-continue"}}},
+		check: allOf(appBodies("hello"), appLacks("Expect"), answerBodies("", "got POST /c-continue")),
+	},
+	{
+		name: "Expect: 100-continue then a pipelined request",
+		send: "POST /continue HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello" +
+			"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want:  []outcome{{Statuses: []int{100, 200, 200}, Causes: []string{"", "", ""}, Closed: true, App: []string{"POST /continue", "GET /after"}}},
+		check: allOf(appBodiesAre("hello", ""), appLacks("Expect")),
+	},
+	{
+		// Refused before its body is read: no 100, and the body the
+		// client sent anyway (a request) is never read as one.
+		name:   "Expect: 100-continue on a request refused before its body",
+		routes: []string{"/public/"},
+		send:   fmt.Sprintf("POST /elsewhere HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n%s", len(smuggled), smuggled),
+		want:   []outcome{noRoute()},
+	},
+	{
+		name:  "Expect: something-else",
+		send:  "POST /expect HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 5\r\n\r\nhello" + smuggled,
+		want:  []outcome{rejected()},
+		check: entryIs("/expect", 400, "bad_request"),
+	},
+
+	// 20. HTTP/1.0: no chunked coding, no 1xx, keep-alive only when asked
+	// for and granted; an answer of unknown length ends with the
+	// connection.
+	{
+		// Keep-alive is the server's to grant: both served (every answer
+		// but the last saying keep-alive, with a length), or the first
+		// only, as the connection's last answer.
+		name:  "HTTP 1.0 keep-alive then a second request",
+		send:  "GET /k10 HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\nGET /k10b HTTP/1.0\r\nHost: x\r\n\r\n",
+		want:  []outcome{served("GET /k10", "GET /k10b"), served("GET /k10")},
+		check: allOf(http10Answers, appAnswered),
+	},
+	{
+		name:   "HTTP 1.0 answer of unknown length runs to the close",
+		answer: chunkedAnswer("hello", " world"),
+		send:   "GET /u10 HTTP/1.0\r\nHost: x\r\n\r\n",
+		want:   []outcome{served("GET /u10")},
+		check:  allOf(http10Answers, answerBodies("hello world")),
+	},
+	{
+		name:   "HTTP 1.0 answer the app ends by closing",
+		answer: closeAnswer("hello world"),
+		send:   "GET /close10 HTTP/1.0\r\nHost: x\r\n\r\n",
+		want:   []outcome{served("GET /close10")},
+		check:  allOf(http10Answers, answerBodies("hello world")),
+	},
+	{
+		// No 100 Continue to a client that does not know it.
+		name:  "HTTP 1.0 Expect: 100-continue is ignored",
+		send:  "POST /e10 HTTP/1.0\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
+		want:  []outcome{served("POST /e10")},
+		check: allOf(http10Answers, appBodies("hello"), appLacks("Expect")),
+	},
+	{
+		// The request is for the address the client connected to.
+		name: "HTTP 1.0 without Host",
+		send: "GET /nohost10 HTTP/1.0\r\n\r\n",
+		want: []outcome{served("GET /nohost10")},
+		check: allOf(http10Answers, func(t *testing.T, r *attackRun) {
+			for _, q := range r.reqs {
+				if q.Host != r.d.addr {
+					t.Errorf("app got Host %q, want the address connected to, %s", q.Host, r.d.addr)
+				}
+			}
+		}),
+	},
+
+	// 21. An absolute-form target's authority is the request's host,
+	// whatever Host says (RFC 9112 §3.2.2): the route is chosen by it,
+	// and the app gets it as Host and the target in origin-form.
+	{
+		name:   "absolute-form target routed by its authority, not Host",
+		routes: []string{"app.example/"},
+		send:   "GET http://app.example/p?q=1 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n",
+		want:   []outcome{served("GET /p?q=1")},
+		check:  appHost("app.example"),
+	},
+	{
+		name:   "Host names the route, the absolute-form target another host",
+		routes: []string{"app.example/"},
+		send:   "GET http://other.example/p HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n",
+		want:   []outcome{noRoute()},
+	},
+	{
+		name: "absolute-form target with userinfo",
+		send: "GET http://user@app.example/p HTTP/1.1\r\nHost: app.example\r\n\r\n" + smuggled,
+		want: []outcome{rejected()},
+	},
+	{
+		name: "absolute-form target of another scheme",
+		send: "GET ftp://app.example/p HTTP/1.1\r\nHost: app.example\r\n\r\n" + smuggled,
+		want: []outcome{rejected()},
+	},
+
+	// 22. gatehouse is no forward proxy.
+	{
+		name: "CONNECT",
+		send: "CONNECT app.example:443 HTTP/1.1\r\nHost: app.example:443\r\n\r\n" + smuggled,
+		want: []outcome{rejected()},
+	},
+
+	// 23. OPTIONS * is gatehouse's own to answer (200, Allow, no app
+	// asked), and the connection goes on: what is pipelined after it is
+	// read by the front as any request is.
+	{
+		name: "OPTIONS * then pipelined requests",
+		send: "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n" +
+			"GET /o1 HTTP/1.1\r\nHost: x\r\n\r\n" +
+			"POST /o2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" +
+			"GET /o3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want: []outcome{{Statuses: []int{200, 200, 200, 200}, Causes: []string{"", "", "", ""}, Closed: true,
+			App: []string{"GET /o1", "POST /o2", "GET /o3"}}},
+		check: allOf(answerBodies("", "got GET /o1", "got POST /o2", "got GET /o3"), appBodiesAre("", "hello", ""),
+			func(t *testing.T, r *attackRun) {
+				if a := r.client.answers; len(a) > 0 && a[0].header.Get("Allow") == "" {
+					t.Errorf("the OPTIONS * answer has no Allow field: %v", a[0].header)
+				}
+			}),
+	},
+
+	// 24. Upgrades: only to a protocol the app's upgrades: lists (by
+	// default websocket), never h2c; an Upgrade field that Connection
+	// does not name (or on HTTP/1.0) asks for nothing, and is a
+	// hop-by-hop field to drop.
+	{
+		name:  "Upgrade: h2c refused",
+		send:  "GET /up-h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\n\r\n",
+		want:  []outcome{upgradeRefused()},
+		check: entryIs("/up-h2c", 400, "upgrade_refused"),
+	},
+	{
+		// A refused upgrade leaves the connection HTTP/1.1: what follows
+		// is served, or the connection closes; never passed to the app
+		// as anything but a request.
+		name: "Upgrade: h2c refused, then a pipelined request",
+		send: "GET /up-h2c2 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\n\r\n" +
+			"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want: []outcome{upgradeRefused(),
+			{Statuses: []int{400, 200}, Causes: []string{"upgrade_refused", ""}, Closed: true, App: []string{"GET /after"}}},
+	},
+	{
+		name:  "Upgrade without Connection: upgrade is a plain request",
+		send:  "GET /up-plain HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: close\r\n\r\n",
+		want:  []outcome{served("GET /up-plain")},
+		check: allOf(appLacks("Upgrade"), appConnectionLacks("upgrade")),
+	},
+	{
+		name:  "Upgrade: websocket on HTTP 1.0 is a plain request",
+		send:  "GET /up10 HTTP/1.0\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		want:  []outcome{served("GET /up10")},
+		check: allOf(http10Answers, appLacks("Upgrade"), appConnectionLacks("upgrade")),
+	},
 }
 
 // Checks the cases share.
@@ -572,14 +805,125 @@ func answerBodies(bodies ...string) func(*testing.T, *attackRun) {
 		for _, a := range r.client.answers {
 			got = append(got, a.body)
 		}
-		// Where fewer requests were served (the net/http engine serves
-		// one per connection), their answers; the outcome pins how many.
-		want := bodies
-		if len(r.reqs) < len(bodies) && len(got) < len(bodies) {
-			want = bodies[:len(got)]
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(bodies, got); diff != "" {
 			t.Errorf("answer bodies (-want +got):\n%s", diff)
+		}
+	}
+}
+
+// allOf runs each check.
+func allOf(checks ...func(*testing.T, *attackRun)) func(*testing.T, *attackRun) {
+	return func(t *testing.T, r *attackRun) {
+		for _, c := range checks {
+			c(t, r)
+		}
+	}
+}
+
+// appBodiesAre wants the app's requests to carry these bodies, in order,
+// each in full.
+func appBodiesAre(bodies ...string) func(*testing.T, *attackRun) {
+	return func(t *testing.T, r *attackRun) {
+		var got []string
+		for _, q := range r.reqs {
+			got = append(got, q.Body)
+			if q.BodyErr != "" {
+				t.Errorf("app got %s %s with a body that ended in %q", q.Method, q.URI, q.BodyErr)
+			}
+		}
+		if diff := cmp.Diff(bodies, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("bodies the app got (-want +got):\n%s", diff)
+		}
+	}
+}
+
+// appLacks wants no request the app got to carry any of fields.
+func appLacks(fields ...string) func(*testing.T, *attackRun) {
+	return func(t *testing.T, r *attackRun) {
+		for _, q := range r.reqs {
+			for _, f := range fields {
+				if v, ok := q.Header[http.CanonicalHeaderKey(f)]; ok {
+					t.Errorf("app got %s %s with %s: %q", q.Method, q.URI, f, v)
+				}
+			}
+		}
+	}
+}
+
+// appConnectionLacks wants no request the app got to name token in its
+// Connection field.
+func appConnectionLacks(token string) func(*testing.T, *attackRun) {
+	return func(t *testing.T, r *attackRun) {
+		for _, q := range r.reqs {
+			for _, v := range q.Header["Connection"] {
+				for tok := range strings.SplitSeq(v, ",") {
+					if strings.EqualFold(strings.TrimSpace(tok), token) {
+						t.Errorf("app got %s %s with Connection: %s", q.Method, q.URI, v)
+					}
+				}
+			}
+		}
+	}
+}
+
+// appHost wants every request the app got to say Host: host.
+func appHost(host string) func(*testing.T, *attackRun) {
+	return func(t *testing.T, r *attackRun) {
+		for _, q := range r.reqs {
+			if q.Host != host {
+				t.Errorf("app got %s %s with Host %q, want %q", q.Method, q.URI, q.Host, host)
+			}
+		}
+	}
+}
+
+// appAnswered wants the client's answers to be the app's to the requests
+// it got, in order ("got METHOD URI" each).
+func appAnswered(t *testing.T, r *attackRun) {
+	var want []string
+	for _, q := range r.reqs {
+		want = append(want, "got "+q.Method+" "+q.URI)
+	}
+	answerBodies(want...)(t, r)
+}
+
+// noEntry wants no access entry for path: nothing of it was read as a
+// request.
+func noEntry(path string) func(*testing.T, *attackRun) {
+	return func(t *testing.T, r *attackRun) {
+		r.d.mu.Lock()
+		defer r.d.mu.Unlock()
+		for _, e := range r.d.entries {
+			if e.Path == path {
+				t.Errorf("access entry for %s: %d %q; nothing of the kind was sent as a request", path, e.Status, e.Cause)
+			}
+		}
+	}
+}
+
+// http10Answers wants the answers to an HTTP/1.0 client to be what it
+// can read (RFC 9112 §6.1, RFC 9110 §15.2): none 1xx or chunked, and
+// each the connection goes on after announcing keep-alive with a length;
+// the last before the connection's end promising no keep-alive.
+func http10Answers(t *testing.T, r *attackRun) {
+	as := r.client.answers
+	for i, a := range as {
+		keepAlive := false
+		for _, v := range a.header["Connection"] {
+			for tok := range strings.SplitSeq(v, ",") {
+				keepAlive = keepAlive || strings.EqualFold(strings.TrimSpace(tok), "keep-alive")
+			}
+		}
+		switch last := i == len(as)-1; {
+		case a.status < 200:
+			t.Errorf("answer %d to an HTTP/1.0 client is %d: no 1xx to such a client", i+1, a.status)
+		case a.chunked:
+			t.Errorf("answer %d to an HTTP/1.0 client is chunked", i+1)
+		case !last && (a.length < 0 || !keepAlive):
+			t.Errorf("answer %d to an HTTP/1.0 client, with Content-Length %d and Connection %q, is followed by another",
+				i+1, a.length, a.header["Connection"])
+		case last && r.client.closed && keepAlive:
+			t.Errorf("the last answer to an HTTP/1.0 client says keep-alive, and the connection closed after it")
 		}
 	}
 }
@@ -677,6 +1021,13 @@ func newRecApp(t testing.TB, answer func(c net.Conn, r appReq)) *recApp {
 				return
 			}
 			body, err := io.ReadAll(req.Body)
+			if req.Header.Get("User-Agent") == strayProbe {
+				// Not the gateway's: a health probe of a gatehouse run by
+				// another test on this machine, whose instance had the
+				// port this app now has.
+				io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+				continue
+			}
 			q := appReq{Method: req.Method, URI: req.RequestURI, Host: req.Host, Header: req.Header, Body: string(body)}
 			if err != nil {
 				q.BodyErr = err.Error()
@@ -690,6 +1041,10 @@ func newRecApp(t testing.TB, answer func(c net.Conn, r appReq)) *recApp {
 	})
 	return a
 }
+
+// strayProbe is the User-Agent of gatehouse's health probes (probe.go),
+// which no case sends.
+const strayProbe = "gatehouse-probe"
 
 func (a *recApp) record(q appReq) {
 	a.mu.Lock()
@@ -721,6 +1076,27 @@ func rawAnswer(raw string) func(c net.Conn, r appReq) {
 	return func(c net.Conn, r appReq) { io.WriteString(c, raw) }
 }
 
+// chunkedAnswer answers 200 with a chunked body of parts, each in a write
+// of its own: a length the gateway does not know when the answer starts.
+func chunkedAnswer(parts ...string) func(c net.Conn, r appReq) {
+	return func(c net.Conn, r appReq) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for _, p := range parts {
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(p), p)
+		}
+		io.WriteString(c, "0\r\n\r\n")
+	}
+}
+
+// closeAnswer answers 200 with body and neither length nor chunked
+// coding, and ends the body by closing the connection.
+func closeAnswer(body string) func(c net.Conn, r appReq) {
+	return func(c net.Conn, r appReq) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"+body)
+		c.Close()
+	}
+}
+
 // earlyHints answers 103 with a Link, then, a moment later, 200.
 func earlyHints(c net.Conn, r appReq) {
 	io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
@@ -734,8 +1110,13 @@ func earlyHints(c net.Conn, r appReq) {
 type answer struct {
 	status int
 	cause  string
+	proto  string // its status line's version
 	header http.Header
-	body   string
+	// chunked: its body came chunked; length is its Content-Length (-1
+	// when it has none: chunked, or running to the connection's end).
+	chunked bool
+	length  int64
+	body    string
 }
 
 // clientView is everything the client got on one connection.
@@ -747,56 +1128,17 @@ type clientView struct {
 	firstByte time.Duration
 }
 
-// sendRaw writes send on a new connection to addr in one write and reads
-// until the gateway closes or stays silent readIdle.
-func sendRaw(addr, send string) clientView { return sendRawAfter(addr, "", send) }
+// sendRaw is sendH1 on a plain connection.
+func sendRaw(addr, send string) clientView { return sendH1(wireH1, addr, send) }
 
 // parkOpener is the plain request TestAttacksOnParkedConnections sends
 // first, and parkPause how long it then waits: well past the front's
-// parkAfter, so that the connection is parked when the case's bytes come.
+// parkAfter, so that the connection is parked (or, unparkable, has
+// dropped its buffers) when the case's bytes come.
 const (
 	parkOpener = "GET / HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n"
 	parkPause  = 300 * time.Millisecond
 )
-
-// sendRawAfter is sendRaw with opener written first and parkPause waited
-// out before send (its answer stays in the socket, read with the rest).
-func sendRawAfter(addr, opener, send string) clientView {
-	var v clientView
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		v.err = err
-		return v
-	}
-	defer conn.Close()
-	if opener != "" {
-		io.WriteString(conn, opener)
-		time.Sleep(parkPause)
-	}
-	start := time.Now()
-	io.WriteString(conn, send) // a gateway that closes early fails this; read what it said
-	end := start.Add(readTotal)
-	buf := make([]byte, 64<<10)
-	for {
-		dl := time.Now().Add(readIdle)
-		if dl.After(end) {
-			dl = end
-		}
-		conn.SetReadDeadline(dl)
-		n, err := conn.Read(buf)
-		if n > 0 && v.raw == nil {
-			v.firstByte = time.Since(start)
-		}
-		v.raw = append(v.raw, buf[:n]...)
-		if err != nil {
-			var ne net.Error
-			v.closed = !(errors.As(err, &ne) && ne.Timeout())
-			break
-		}
-	}
-	v.answers = readAnswers(v.raw)
-	return v
-}
 
 // readAnswers reads raw as a sequence of HTTP/1 responses, up to the first
 // thing that is not one.
@@ -809,7 +1151,8 @@ func readAnswers(raw []byte) []answer {
 			return as
 		}
 		body, err := io.ReadAll(resp.Body)
-		as = append(as, answer{status: resp.StatusCode, cause: resp.Header.Get("Gatehouse-Cause"), header: resp.Header, body: string(body)})
+		as = append(as, answer{status: resp.StatusCode, cause: resp.Header.Get("Gatehouse-Cause"), proto: resp.Proto, header: resp.Header,
+			chunked: slices.Contains(resp.TransferEncoding, "chunked"), length: resp.ContentLength, body: string(body)})
 		if err != nil {
 			return as
 		}
@@ -818,7 +1161,7 @@ func readAnswers(raw []byte) []answer {
 
 // The verdict.
 
-// attackRun is one case's exchange on one engine.
+// attackRun is one case's exchange on one wire.
 type attackRun struct {
 	d      *direct
 	app    *recApp

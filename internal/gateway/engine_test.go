@@ -81,11 +81,3 @@ func serveWith(t testing.TB, h front.Handler, opts front.Options) (*front.Server
 	t.Cleanup(func() { f.Close(); <-done })
 	return f, ln.Addr().String()
 }
-
-// forEachEngine runs f on HTTP/1.1 alone, for the tests whose clients
-// write HTTP/1.1 bytes themselves.
-func forEachEngine(t *testing.T, f func(t *testing.T, engine string)) {
-	t.Run("h1", func(t *testing.T) { f(t, "h1") })
-}
-
-func engineOptions(t testing.TB, engine string) front.Options { return protoOptions(t, engine) }

@@ -237,9 +237,10 @@ func TestRequestTimeout(t *testing.T) {
 }
 
 // A retry waits for an instance only as long as the request has left:
-// when the only instance crashed under a GET and restarts slowly, the
-// request ends near request_timeout with 503 no_ready_instance, not with a
-// 504 that blames the app once the restart is done.
+// when the only instance is killed from outside under a GET (which is
+// then held for a replacement) and restarts slowly, the request ends near
+// request_timeout with 503 no_ready_instance, not with a 504 that blames
+// the app once the restart is done.
 func TestRetryHoldBoundedByRequestTimeout(t *testing.T) {
 	g := startFault(t, 1, func(a *config.App) {
 		a.RequestTimeout = config.Duration(time.Second)
@@ -248,7 +249,15 @@ func TestRetryHoldBoundedByRequestTimeout(t *testing.T) {
 		a.StartTimeout = config.Duration(20 * time.Second)
 	})
 	c := newClient(t, g, 15*time.Second)
-	r := c.get("/crash")
+	pid, _ := pidOf(g, "web-1")
+	go func() {
+		// Once the GET is at the app (its sleep outlasts the kill).
+		for deadline := time.Now().Add(5 * time.Second); g.Srv.Supervisor().App("web").Pool().Inflight() == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+	}()
+	r := c.get("/sleep?d=5s")
 	if r.status != http.StatusServiceUnavailable || r.cause != "no_ready_instance" {
 		t.Errorf("%v; want 503 no_ready_instance", r)
 	}

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,16 +15,16 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // Every request that dials the app hands the request's context to
-// net.Dialer, which wraps it with context.WithDeadline. clientCtx is not a
-// context the context package knows, so propagateCancel starts a goroutine
-// that calls clientCtx.Done from outside the connection's goroutine, at any
-// later time: startWatchLocked's quiet() then reads the body reader, the
-// bufio.Reader and the stash while the connection loop streams the body or
-// reads the next request, and may start a watcher that reads the socket
-// concurrently with the loop. Run with -race.
+// net.Dialer, which wraps it with context.WithDeadline. Over HTTP/1.1
+// that context is the connection's own (clientCtx), which the context
+// package does not know: propagateCancel starts a goroutine that calls
+// its Done from outside the connection's goroutine, at any later time,
+// while the connection loop streams the body or reads the next request.
+// Over HTTP/2 it is x/net's stream context. Run with -race.
 func TestFrontDialRace(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
@@ -31,56 +32,60 @@ func TestFrontDialRace(t *testing.T) {
 		fmt.Fprintf(w, "%s %d", r.Method, n)
 	}))
 	t.Cleanup(app.Close)
-	d := newDirect(t, "h1", strings.TrimPrefix(app.URL, "http://"), func(a *config.App) { a.RetryBodyLimit = 1 << 10 })
-	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	body := strings.Repeat("y", 4<<10) // streamed: larger than retry_body_limit
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 30 {
-				var resp *http.Response
-				var err error
-				want := "GET 0"
-				if i%2 == 0 {
-					resp, err = c.Get(d.url + "/x")
-				} else {
-					resp, err = c.Post(d.url+"/x", "application/octet-stream", strings.NewReader(body))
-					want = fmt.Sprintf("POST %d", len(body))
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		d := newDirect(t, proto, strings.TrimPrefix(app.URL, "http://"), func(a *config.App) { a.RetryBodyLimit = 1 << 10 })
+		c := protoClient(t, proto)
+		if tr, ok := c.Transport.(*http.Transport); ok {
+			tr.MaxIdleConnsPerHost = 64
+		}
+		base := protoURL(proto, d.addr)
+		body := strings.Repeat("y", 4<<10) // streamed: larger than retry_body_limit
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 30 {
+					var resp *http.Response
+					var err error
+					want := "GET 0"
+					if i%2 == 0 {
+						resp, err = c.Get(base + "/x")
+					} else {
+						resp, err = c.Post(base+"/x", "application/octet-stream", strings.NewReader(body))
+						want = fmt.Sprintf("POST %d", len(body))
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if string(b) != want {
+						t.Errorf("got %d %q, want %q", resp.StatusCode, b, want)
+					}
 				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if string(b) != want {
-					t.Errorf("got %d %q, want %q", resp.StatusCode, b, want)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	d.waitIdle(t)
+			}()
+		}
+		wg.Wait()
+		d.waitIdle(t)
+	})
 }
 
 // An upload nobody read (no instance became ready: 503), larger than the
-// drain bound: the front answers 503 without Connection: close and then
-// closes at once with the body unread in the socket, which resets the
-// connection; Go's client, still writing the body, reports "connection
-// reset by peer" instead of the 503. net/http says Connection: close,
-// half-closes and lingers (closeWriteAndWait) so the answer arrives.
+// drain bound, still gets its answer: over HTTP/1.1 the front says
+// Connection: close, half-closes and lingers, where closing at once with
+// the body unread in the socket would reset the connection and Go's
+// client, still writing the body, would report "connection reset by
+// peer" instead of the 503; over HTTP/2 the stream is answered and the
+// rest of its body refused.
 func TestFrontUnreadUploadAnswerKept(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		d := newDirect(t, engine, echoApp(t), func(a *config.App) { a.RetryBodyLimit = 1 << 10 })
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		d := newDirect(t, proto, echoApp(t), func(a *config.App) { a.RetryBodyLimit = 1 << 10 })
 		d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
-		c := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
-		defer c.CloseIdleConnections()
+		c := protoClient(t, proto)
 		for i := range 4 {
-			resp, err := c.Post(d.url+"/upload", "application/octet-stream", strings.NewReader(strings.Repeat("x", 32<<20)))
+			resp, err := c.Post(protoURL(proto, d.addr)+"/upload", "application/octet-stream", strings.NewReader(strings.Repeat("x", 32<<20)))
 			if err != nil {
 				t.Errorf("upload %d: the gateway's answer was lost: %v", i, err)
 				continue
@@ -95,11 +100,12 @@ func TestFrontUnreadUploadAnswerKept(t *testing.T) {
 }
 
 // A client that leaves while the app is slow must be logged client_closed,
-// even when the app answers before the next 250 ms look at the client. On a
-// reused upstream connection nothing watches the client: the front writes
-// the answer into the closed connection and logs a 200.
+// even when the app answers before the next 250 ms look at the client,
+// and on a reused upstream connection too (where nothing else watches
+// the client): the answer is not written into a client that is gone and
+// logged a 200.
 func TestFrontClientGoneBeforeSlowAnswer(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/slow" {
 				time.Sleep(200 * time.Millisecond)
@@ -107,18 +113,21 @@ func TestFrontClientGoneBeforeSlowAnswer(t *testing.T) {
 			io.WriteString(w, "ok")
 		}))
 		t.Cleanup(app.Close)
-		d := newDirect(t, engine, strings.TrimPrefix(app.URL, "http://"), nil)
+		d := newDirect(t, proto, strings.TrimPrefix(app.URL, "http://"), nil)
 		// Warm the upstream pool so the slow request reuses a connection.
-		if resp, body := rawExchange(t, d.addr, "GET /warm HTTP/1.1\r\nHost: a\r\n\r\n"); resp.StatusCode != 200 {
-			t.Fatalf("warm-up: %d %q", resp.StatusCode, body)
-		}
-		conn, err := net.Dial("tcp", d.addr)
+		resp, err := protoClient(t, proto).Get(protoURL(proto, d.addr) + "/warm")
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("warm-up: %v", err)
 		}
-		io.WriteString(conn, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-		time.Sleep(50 * time.Millisecond)
-		conn.Close()
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("warm-up: %d", resp.StatusCode)
+		}
+		d.waitIdle(t)
+		leave := sendAndLeave(t, proto, d.addr, "/slow")
+		testutil.WaitFor(t, 3*time.Second, "the slow request at the member", func() bool { return d.m.Inflight() == 1 })
+		leave()
 		e := d.entry(t, "/slow")
 		if e.Cause != "client_closed" || e.Status != 499 {
 			t.Errorf("client left before the answer: entry %q %d, want client_closed 499", e.Cause, e.Status)
@@ -129,9 +138,10 @@ func TestFrontClientGoneBeforeSlowAnswer(t *testing.T) {
 
 // A client that leaves while a response streams from an app that has gone
 // quiet (a long poll, an event stream between events) must end the request
-// client_closed and let go of its member.
+// client_closed and let go of its member: over HTTP/1.1 it closes its
+// connection, over HTTP/2 it resets the stream.
 func TestClientGoneDuringSilentStream(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		release := make(chan struct{})
 		var once sync.Once
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -145,24 +155,39 @@ func TestClientGoneDuringSilentStream(t *testing.T) {
 			}
 		}))
 		t.Cleanup(app.Close)
-		d := newDirect(t, engine, strings.TrimPrefix(app.URL, "http://"), nil)
+		d := newDirect(t, proto, strings.TrimPrefix(app.URL, "http://"), nil)
 		t.Cleanup(func() { once.Do(func() { close(release) }) })
-		conn, err := net.Dial("tcp", d.addr)
-		if err != nil {
-			t.Fatal(err)
+		var body io.Reader
+		var leave func()
+		if proto == "h1" {
+			conn, err := net.Dial("tcp", d.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, leave = resp.Body, func() { conn.Close() }
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", protoURL(proto, d.addr)+"/events", nil)
+			resp, err := protoClient(t, proto).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, leave = resp.Body, cancel // the stream is reset
 		}
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
-		br := bufio.NewReader(conn)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		line, err := bufio.NewReader(body).ReadString('\n')
 		if err != nil || line != "data: first\n" {
 			t.Fatalf("first event %q, %v", line, err)
 		}
-		conn.Close()
+		leave()
 		deadline := time.Now().Add(2 * time.Second)
 		for d.m.Inflight() != 0 && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
@@ -177,12 +202,11 @@ func TestClientGoneDuringSilentStream(t *testing.T) {
 	})
 }
 
-// An event stream whose app sent its head and nothing yet: ReverseProxy
-// flushes the head at once (its initial flush timer), so the client sees
-// the stream open; the front keeps the head in its write buffer until the
-// first body bytes, which may be many seconds away.
+// An event stream whose app sent its head and nothing yet: the client
+// sees the stream open at once, not when the first body bytes come,
+// which may be many seconds away.
 func TestStreamHeadFlushedAtOnce(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		release := make(chan struct{})
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -194,53 +218,45 @@ func TestStreamHeadFlushedAtOnce(t *testing.T) {
 			}
 		}))
 		t.Cleanup(app.Close)
-		d := newDirect(t, engine, strings.TrimPrefix(app.URL, "http://"), nil)
+		d := newDirect(t, proto, strings.TrimPrefix(app.URL, "http://"), nil)
 		t.Cleanup(func() { close(release) })
-		conn, err := net.Dial("tcp", d.addr)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", protoURL(proto, d.addr)+"/events", nil)
+		resp, err := protoClient(t, proto).Do(req)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("the app sent its event-stream head; the client has none after 1 s: %v", err)
 		}
-		defer conn.Close()
-		io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
-		conn.SetReadDeadline(time.Now().Add(time.Second))
-		if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
-			t.Errorf("the app sent its event-stream head; the client has none after 1 s: %v", err)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("status %d, want the app's 200", resp.StatusCode)
 		}
 	})
 }
 
 // RFC 9112 section 2.2: a server SHOULD ignore an empty line before a
-// request-line; net/http does after a POST (old clients add CRLF after the
-// body). The front hands such a head to a fresh net/http connection, which
-// no longer knows the previous request was a POST, and it answers 400.
+// request-line, as net/http's does after a POST (old clients add CRLF
+// after the body): the request after it is served on the same
+// connection. An HTTP/1.1 matter.
 func TestFrontCRLFAfterPostBody(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		d := newDirect(t, engine, echoApp(t), nil)
-		conn, err := net.Dial("tcp", d.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab\r\n"+
-			"GET /echo HTTP/1.1\r\nHost: b\r\n\r\n")
-		br := bufio.NewReader(conn)
-		want := []string{"POST /echo host=a body=2", "GET /echo host=b body=0"}
-		if engine == "net/http" {
-			// A connection handed to net/http serves one request: the
-			// front checks every request head before it is served.
-			want = want[:1]
-		}
-		for _, w := range want {
-			readAnswer(t, br, w)
-		}
-	})
+	d := newDirect(t, "h1", echoApp(t), nil)
+	conn, err := net.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab\r\n"+
+		"GET /echo HTTP/1.1\r\nHost: b\r\n\r\n")
+	br := bufio.NewReader(conn)
+	for _, w := range []string{"POST /echo host=a body=2", "GET /echo host=b body=0"} {
+		readAnswer(t, br, w)
+	}
 }
 
-// Trailers the app sends without announcing them are forwarded by
-// ReverseProxy (http.TrailerPrefix); the front drops them.
+// Trailers the app sends without announcing them are forwarded too.
 func TestUndeclaredTrailers(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 			for {
 				if _, err := http.ReadRequest(br); err != nil {
@@ -249,8 +265,8 @@ func TestUndeclaredTrailers(t *testing.T) {
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n")
 			}
 		})
-		d := newDirect(t, engine, addr, nil)
-		resp, err := http.Get(d.url + "/t")
+		d := newDirect(t, proto, addr, nil)
+		resp, err := protoClient(t, proto).Get(protoURL(proto, d.addr) + "/t")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,8 +279,9 @@ func TestUndeclaredTrailers(t *testing.T) {
 }
 
 // Requests pipelined behind one held for an instance: the watcher reads
-// the first byte of the next request and stashes it; the next parse, and
-// a hand-off to net/http (HTTP/1.0), must start with that byte.
+// the first byte of the next request and stashes it; the next parse,
+// of an HTTP/1.1 request or of an HTTP/1.0 one, must start with that
+// byte.
 func TestFrontPipelinedWhileHeld(t *testing.T) {
 	d := newDirect(t, "h1", echoApp(t), func(a *config.App) { a.HoldTimeout = config.Duration(3 * time.Second) })
 	d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)

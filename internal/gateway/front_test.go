@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/net/http2"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // echoApp answers /echo with the method, host, body length and headers
@@ -51,7 +53,7 @@ func echoApp(t *testing.T) string {
 	return strings.TrimPrefix(app.URL, "http://")
 }
 
-// exchange sends raw on a new connection and reads one response.
+// rawExchange sends raw on a new connection and reads one response.
 func rawExchange(t *testing.T, addr, raw string) (*http.Response, string) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
@@ -74,10 +76,9 @@ func rawExchange(t *testing.T, addr, raw string) (*http.Response, string) {
 	return resp, string(b)
 }
 
-// Requests the front's parser does not take are served by net/http, with
-// the bytes already read: the unusual ones answered, the malformed ones
-// rejected with net/http's 400.
-func TestFrontHandsUnusualRequestsToNetHTTP(t *testing.T) {
+// Requests beyond the plainest are served, the unusual ones answered and
+// the malformed ones refused 400, all by the front's one HTTP/1.1 parser.
+func TestFrontUnusualRequests(t *testing.T) {
 	d := newDirect(t, "h1", echoApp(t), nil)
 	tests := []struct {
 		name, raw  string
@@ -114,23 +115,43 @@ func TestFrontHandsUnusualRequestsToNetHTTP(t *testing.T) {
 	d.waitIdle(t)
 }
 
-// The front forwards what ReverseProxy with Rewrite would: hop-by-hop
-// headers dropped both ways (those the Connection header names too),
-// TE: trailers kept, X-Forwarded-* set by the gateway alone.
+// The gateway forwards a request as a proxy must: hop-by-hop fields
+// dropped both ways (over HTTP/1.1 those the Connection field names too;
+// an HTTP/2 client sends none), TE: trailers kept, X-Forwarded-* set by
+// the gateway alone (X-Forwarded-Proto https over TLS).
 func TestFrontHeaders(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		d := newDirect(t, engine, echoApp(t), nil)
-		resp, body := rawExchange(t, d.addr, "GET /echo HTTP/1.1\r\nHost: site.example\r\nConnection: keep-alive, X-Client-Hop\r\n"+
-			"X-Client-Hop: 1\r\nProxy-Authorization: Basic eA==\r\nKeep-Alive: 300\r\nTe: trailers\r\n"+
-			"X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Host: evil\r\nX-Request-Id: fixed-id\r\nAccept: */*\r\n\r\n")
-		_, seen, _ := strings.Cut(body, "\n")
-		want := []string{"Accept: */*", "Accept-Encoding: gzip", "Te: trailers", "X-Forwarded-For: 127.0.0.1",
-			"X-Forwarded-Host: site.example", "X-Forwarded-Proto: http", "X-Request-Id: fixed-id"}
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		d := newDirect(t, proto, echoApp(t), nil)
+		req, _ := http.NewRequest("GET", protoURL(proto, d.addr)+"/echo", nil)
+		req.Host = "site.example"
+		h := req.Header
+		if proto == "h1" {
+			h.Set("Connection", "keep-alive, X-Client-Hop")
+			h.Set("X-Client-Hop", "1")
+			h.Set("Keep-Alive", "300")
+		}
+		h.Set("Proxy-Authorization", "Basic eA==")
+		h.Set("Te", "trailers")
+		h.Set("X-Forwarded-For", "6.6.6.6")
+		h.Set("Forwarded", "for=6.6.6.6")
+		h.Set("X-Forwarded-Host", "evil")
+		h.Set("X-Request-Id", "fixed-id")
+		h.Set("Accept", "*/*")
+		resp, err := protoClient(t, proto).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_, seen, _ := strings.Cut(string(b), "\n")
+		scheme := "http"
+		if proto == "h2" {
+			scheme = "https"
+		}
+		want := []string{"Accept-Encoding: gzip", "Accept: */*", "Te: trailers", "X-Forwarded-For: 127.0.0.1",
+			"X-Forwarded-Host: site.example", "X-Forwarded-Proto: " + scheme, "X-Real-Ip: 127.0.0.1", "X-Request-Id: fixed-id"}
 		got := strings.Split(strings.TrimSpace(seen), "\n")
-		// Go's client adds Accept-Encoding only when it sends the request
-		// itself; the front forwards what it got.
 		got = slices.DeleteFunc(got, func(s string) bool { return strings.HasPrefix(s, "User-Agent") })
-		want = slices.DeleteFunc(want, func(s string) bool { return s == "Accept-Encoding: gzip" })
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("headers the app saw (-want +got):\n%s", diff)
 		}
@@ -198,46 +219,53 @@ func TestFrontPipelinedAndBodiless(t *testing.T) {
 	}
 }
 
-// A streamed answer (no length) reaches the client as it is written, in
-// chunks, and its trailers follow.
+// A streamed answer (no length) reaches the client as it is written, and
+// its trailers follow: chunked over HTTP/1.1, DATA frames without a
+// content-length over HTTP/2.
 func TestFrontStreamsAndTrailers(t *testing.T) {
-	release := make(chan struct{})
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Trailer", "X-Sum")
-		io.WriteString(w, "first\n")
-		http.NewResponseController(w).Flush()
-		select {
-		case <-release:
-		case <-time.After(5 * time.Second):
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		release := make(chan struct{})
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "X-Sum")
+			io.WriteString(w, "first\n")
+			http.NewResponseController(w).Flush()
+			select {
+			case <-release:
+			case <-time.After(5 * time.Second):
+			}
+			io.WriteString(w, "second\n")
+			w.Header().Set("X-Sum", "42")
+		}))
+		t.Cleanup(app.Close)
+		d := newDirect(t, proto, strings.TrimPrefix(app.URL, "http://"), nil)
+		resp, err := protoClient(t, proto).Get(protoURL(proto, d.addr) + "/stream")
+		if err != nil {
+			t.Fatal(err)
 		}
-		io.WriteString(w, "second\n")
-		w.Header().Set("X-Sum", "42")
-	}))
-	t.Cleanup(app.Close)
-	d := newDirect(t, "h1", strings.TrimPrefix(app.URL, "http://"), nil)
-	resp, err := http.Get(d.url + "/stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	first, err := br.ReadString('\n')
-	if err != nil || first != "first\n" {
-		t.Fatalf("first line %q, %v: the stream was not flushed", first, err)
-	}
-	close(release)
-	rest, _ := io.ReadAll(br)
-	if string(rest) != "second\n" || resp.Trailer.Get("X-Sum") != "42" {
-		t.Errorf("rest %q, trailer %q; want second and 42", rest, resp.Trailer.Get("X-Sum"))
-	}
-	if resp.ContentLength != -1 || len(resp.TransferEncoding) == 0 {
-		t.Errorf("length %d, encoding %v: want chunked", resp.ContentLength, resp.TransferEncoding)
-	}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		first, err := br.ReadString('\n')
+		if err != nil || first != "first\n" {
+			t.Fatalf("first line %q, %v: the stream was not flushed", first, err)
+		}
+		close(release)
+		rest, _ := io.ReadAll(br)
+		if string(rest) != "second\n" || resp.Trailer.Get("X-Sum") != "42" {
+			t.Errorf("rest %q, trailer %q; want second and 42", rest, resp.Trailer.Get("X-Sum"))
+		}
+		if resp.ContentLength != -1 || resp.Header.Get("Content-Length") != "" {
+			t.Errorf("length %d (Content-Length %q): want none", resp.ContentLength, resp.Header.Get("Content-Length"))
+		}
+		if proto == "h1" && len(resp.TransferEncoding) == 0 {
+			t.Errorf("encoding %v: want chunked", resp.TransferEncoding)
+		}
+	})
 }
 
 // A client that leaves while its request waits, held for an instance or
 // for the app's answer, is seen at once: the request ends client_closed
-// and lets go of its place.
+// and lets go of its place. Over HTTP/1.1 the client closes its
+// connection; over HTTP/2 it resets the stream.
 func TestFrontClientGoneWhileWaiting(t *testing.T) {
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -250,37 +278,67 @@ func TestFrontClientGoneWhileWaiting(t *testing.T) {
 		name  string
 		ready bool
 	}{{"held for an instance", false}, {"waiting for the app", true}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d := newDirect(t, "h1", strings.TrimPrefix(slow.URL, "http://"), func(a *config.App) {
-				a.HoldTimeout = config.Duration(10 * time.Second)
-				a.RequestTimeout = config.Duration(10 * time.Second)
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				d := newDirect(t, proto, strings.TrimPrefix(slow.URL, "http://"), func(a *config.App) {
+					a.HoldTimeout = config.Duration(10 * time.Second)
+					a.RequestTimeout = config.Duration(10 * time.Second)
+				})
+				if !tt.ready {
+					d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
+				}
+				leave := sendAndLeave(t, proto, d.addr, "/wait")
+				time.Sleep(300 * time.Millisecond)
+				start := time.Now()
+				leave()
+				e := d.entry(t, "/wait")
+				if took := time.Since(start); took > 2*time.Second {
+					t.Errorf("the request ended %v after its client left", took)
+				}
+				if e.Cause != "client_closed" || e.Status != 499 {
+					t.Errorf("entry %s %d, want client_closed 499", e.Cause, e.Status)
+				}
+				d.waitIdle(t)
 			})
-			if !tt.ready {
-				d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
-			}
-			conn, err := net.Dial("tcp", d.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.WriteString(conn, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
-			time.Sleep(300 * time.Millisecond)
-			start := time.Now()
-			conn.Close()
-			e := d.entry(t, "/wait")
-			if took := time.Since(start); took > 2*time.Second {
-				t.Errorf("the request ended %v after its client left", took)
-			}
-			if e.Cause != "client_closed" || e.Status != 499 {
-				t.Errorf("entry %s %d, want client_closed 499", e.Cause, e.Status)
-			}
-			d.waitIdle(t)
-		})
+		}
+	})
+}
+
+// sendAndLeave sends GET path to the front at addr over proto, and
+// returns how its client leaves before the answer: over HTTP/1.1 it
+// closes the connection, over HTTP/2 it resets the stream (the request's
+// context ends), and leave waits until the client has let go.
+func sendAndLeave(t *testing.T, proto, addr, path string) (leave func()) {
+	t.Helper()
+	if proto == "h1" {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		return func() { conn.Close() }
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", protoURL(proto, addr)+path, nil)
+	c := protoClient(t, proto)
+	c.Timeout = 0 // the test's cancel ends it
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return func() { cancel(); <-done }
 }
 
 // Shutdown closes idle connections at once, lets a request in flight
-// finish with Connection: close, and returns when it has.
+// finish, and returns when it has. Over HTTP/1.1 the answer says
+// Connection: close; over HTTP/2 the connection is told to go away
+// (GOAWAY) and closes after its stream.
 func TestFrontShutdown(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -289,73 +347,124 @@ func TestFrontShutdown(t *testing.T) {
 		io.WriteString(w, "done")
 	}))
 	t.Cleanup(app.Close)
-	cfg := config.Default()
-	ac := config.NewApp("web")
-	ac.Routes = []string{"/"}
-	cfg.Apps, cfg.Order = map[string]*config.App{"web": ac}, []string{"web"}
-	p := pool.New("web", 100)
-	m := pool.NewMember("web-1", strings.TrimPrefix(app.URL, "http://"))
-	p.Add(m)
-	m.SetState(pool.Ready)
-	t.Cleanup(func() { p.Remove(m) })
-	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: func(*telemetry.AccessEntry) {}})
-	f := front.New(gw, front.Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- f.Serve(ln) }()
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		cfg := config.Default()
+		ac := config.NewApp("web")
+		ac.Routes = []string{"/"}
+		cfg.Apps, cfg.Order = map[string]*config.App{"web": ac}, []string{"web"}
+		p := pool.New("web", 100)
+		m := pool.NewMember("web-1", strings.TrimPrefix(app.URL, "http://"))
+		p.Add(m)
+		m.SetState(pool.Ready)
+		t.Cleanup(func() { p.Remove(m) })
+		gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: func(*telemetry.AccessEntry) {}})
+		f := front.New(gw, protoOptions(t, proto))
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		served := make(chan error, 1)
+		go func() { served <- f.Serve(ln) }()
 
-	idle, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	busy, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	io.WriteString(idle, "GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
-	idleBr := bufio.NewReader(idle)
-	if resp, err := http.ReadResponse(idleBr, nil); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("first request: %v", err)
-	} else {
-		io.Copy(io.Discard, resp.Body)
-	}
-	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-	time.Sleep(100 * time.Millisecond)
+		// idleClosed and inFlight check the two connections once Shutdown
+		// has begun.
+		var idleClosed, inFlight func()
+		if proto == "h1" {
+			idle, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer idle.Close()
+			busy, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer busy.Close()
+			io.WriteString(idle, "GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+			idleBr := bufio.NewReader(idle)
+			if resp, err := http.ReadResponse(idleBr, nil); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("first request: %v", err)
+			} else {
+				io.Copy(io.Discard, resp.Body)
+			}
+			io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+			idleClosed = func() {
+				idle.SetReadDeadline(time.Now().Add(2 * time.Second))
+				if n, err := idleBr.Read(make([]byte, 1)); err != io.EOF {
+					t.Errorf("idle connection: read %d, %v; want EOF", n, err)
+				}
+			}
+			inFlight = func() {
+				busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(busy), nil)
+				if err != nil {
+					t.Fatalf("request in flight lost: %v", err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if string(b) != "done" || !resp.Close {
+					t.Errorf("in-flight answer %q close=%v; want done, Connection: close", b, resp.Close)
+				}
+			}
+		} else {
+			secure := proto == "h2"
+			idle, err := dialH2(t, addr, secure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			busy, err := dialH2(t, addr, secure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range []*h2Raw{idle, busy} {
+				if err := h.start(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			idle.get(1, "/fast")
+			if v, ok := idle.await(h2Patience, settled(1)); !ok || v.outcome(1) != "200" {
+				t.Fatalf("first request: %s", v.String())
+			}
+			busy.get(1, "/slow")
+			idleClosed = func() {
+				if v, ok := idle.await(2*time.Second, func(v *h2View) bool { return v.Closed }); !ok {
+					t.Errorf("idle connection still open 2 s into Shutdown: %s", v.String())
+				}
+			}
+			inFlight = func() {
+				v, ok := busy.await(5*time.Second, func(v *h2View) bool { return v.Closed })
+				st := v.Streams[1]
+				switch {
+				case st == nil || st.Status != 200 || !st.Ended || string(st.Body) != "done":
+					t.Fatalf("request in flight: %s; want 200 done", v.String())
+				case !v.GoAway || v.GoAwayCode != http2.ErrCodeNo || v.GoAwayLast < 1:
+					t.Errorf("the busy connection was not told to go away after stream 1: %s", v.String())
+				case !ok:
+					t.Errorf("the busy connection stays open after its stream: %s", v.String())
+				}
+			}
+		}
+		testutil.WaitFor(t, 5*time.Second, "the slow request in the app", func() bool { return m.Inflight() == 1 })
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	start := time.Now()
-	shut := make(chan error, 1)
-	go func() { shut <- f.Shutdown(ctx) }()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		shut := make(chan error, 1)
+		go func() { shut <- f.Shutdown(ctx) }()
 
-	idle.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if n, err := idleBr.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("idle connection: read %d, %v; want EOF", n, err)
-	}
-	busy.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(busy), nil)
-	if err != nil {
-		t.Fatalf("request in flight lost: %v", err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if string(b) != "done" || !resp.Close {
-		t.Errorf("in-flight answer %q close=%v; want done, Connection: close", b, resp.Close)
-	}
-	if err := <-shut; err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("Shutdown took %v", took)
-	}
-	if err := <-served; err != http.ErrServerClosed {
-		t.Errorf("Serve returned %v, want ErrServerClosed", err)
-	}
-	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-		t.Error("still accepting after Shutdown")
-	}
+		idleClosed()
+		inFlight()
+		if err := <-shut; err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("Shutdown took %v", took)
+		}
+		if err := <-served; err != http.ErrServerClosed {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+		if _, err := net.Dial("tcp", addr); err == nil {
+			t.Error("still accepting after Shutdown")
+		}
+	})
 }

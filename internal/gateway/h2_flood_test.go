@@ -44,7 +44,7 @@ var h2Floods = []h2Case{
 		want: floodOutcomes, appFor: floodApp},
 	{name: "PING flood", send: flood(func(w *http2.Framer) { w.WritePing(false, [8]byte{'f', 'l', 'o', 'o', 'd'}) }),
 		settle: floodRead, result: survived,
-		want: floodOutcomes, appFor: floodApp, tls: true},
+		want: floodOutcomes, appFor: floodApp},
 }
 
 // floodN is how many frames a control-frame flood sends.

@@ -35,6 +35,7 @@ var h2FuzzSeeds = []struct {
 	{"GET", "/a%2Fb/%20c/%25", "x", "x-pad", "  a b\t", "x-blank", " ", ""},
 	{"GET", "/caf\xc3\xa9", "x", "x-latin1", "caf\xe9 \xff", "x_user", "admin", ""},
 	{"GET", "/xff", "x", "x-forwarded-for", "6.6.6.6", "x-request-id", "client-id", ""},
+	{"GET", "/origin", "x", "x-forwarded-ssl", "on", "x-real-ip", "6.6.6.6", ""},
 	{"GET", "/te", "x", "te", "trailers", "proxy-authorization", "Basic eA==", ""},
 	{"GET", "/h", "", "host", "h", "", "", ""},
 	{"GET", "/no-host", "", "", "", "", "", ""},
@@ -68,18 +69,27 @@ var h2FuzzSeeds = []struct {
 
 // FuzzH2Request builds an HTTP/2 request from fuzzed pseudo-header
 // values, fields and body, HPACK-encoded as they are, sends it to the
-// gateway (h2c) and to net/http's HTTP/2 server (the oracle), and checks
-// that either the client was refused (a stream or connection error, or a
-// 4xx) and the app saw nothing, or the app's net/http parser read exactly
-// what the oracle handed its handler intact, but for what gatehouse
-// changes on purpose (see expectAtApp). The seeds run in every go test;
-// go test -fuzz=FuzzH2Request explores further.
+// gateway, as h2c and over TLS (a gateway and app for each), and to
+// net/http's HTTP/2 server (the oracle, h2c), and checks, for each of the
+// two, that either the client was refused (a stream or connection error,
+// or a 4xx) and the app saw nothing, or the app's net/http parser read
+// exactly what the oracle handed its handler intact, but for what
+// gatehouse changes on purpose (see expectAtApp). The seeds run in every
+// go test; go test -fuzz=FuzzH2Request explores further.
 func FuzzH2Request(f *testing.F) {
 	for _, s := range h2FuzzSeeds {
 		f.Add(s.method, s.path, s.authority, s.n1, s.v1, s.n2, s.v2, []byte(s.body))
 	}
-	app := newRecApp(f, nil)
-	d := directWith(f, app.addr, h2Opts(false), nil)
+	type gateway struct {
+		secure bool
+		app    *recApp
+		d      *direct
+	}
+	var gws []gateway
+	for _, secure := range []bool{false, true} {
+		app := newRecApp(f, nil)
+		gws = append(gws, gateway{secure: secure, app: app, d: directWith(f, app.addr, h2Opts(secure), nil)})
+	}
 	o := newOracle(f, h2Opts(false))
 	f.Fuzz(func(t *testing.T, method, path, authority, n1, v1, n2, v2 string, body []byte) {
 		fields := []string{":method", method, ":scheme", "http", ":path", path}
@@ -97,37 +107,45 @@ func FuzzH2Request(f *testing.F) {
 				h.sendBody(id, true, body)
 			}
 		}
-		before, oBefore := len(app.received(d)), len(o.seen())
-		got := sendOne(t, d.addr, send)
+		oBefore := len(o.seen())
+		gots := make([]string, len(gws))
+		reqs := make([][]appReq, len(gws))
+		for i, g := range gws {
+			before := len(g.app.received(g.d))
+			gots[i] = sendOneOver(t, g.d.addr, g.secure, send)
+			reqs[i] = g.app.received(g.d)[before:]
+		}
 		oGot := sendOne(t, o.addr, send)
-		reqs := app.received(d)[before:]
 		var intact []seenReq
 		for _, q := range o.seen()[oBefore:] {
 			if q.BodyErr == "" {
 				intact = append(intact, q)
 			}
 		}
-		switch {
-		case len(reqs) == 0 && method == "OPTIONS" && path == "*":
-			// The server's own question, answered by gatehouse.
-			if got != "200" && !refused(got) {
-				t.Errorf("OPTIONS *: the client got %s; want 200 or a refusal", got)
-			}
-		case len(reqs) == 0:
-			if !refused(got) {
-				t.Errorf("the app saw nothing, and the client got %s; want a refusal (a stream or connection error, or 4xx)", got)
-			}
-		case len(reqs) > 1 || reqs[0].Method == "!unreadable":
-			t.Errorf("the app received %d requests, the first %s %q: want one it can read", len(reqs), reqs[0].Method, reqs[0].URI)
-		case len(intact) != 1:
-			t.Errorf("the app received %s %q, which net/http's HTTP/2 server did not hand its handler intact (%s)", reqs[0].Method, reqs[0].URI, oGot)
-		default:
-			want, at := expectAtApp(intact[0]), atApp(reqs[0])
-			if diff := cmp.Diff(want, at, cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("the app's request differs from the oracle's (-oracle +app):\n%s", diff)
-			}
-			if got != "200" {
-				t.Errorf("served by the app, but the client got %s", got)
+		for i, g := range gws {
+			got, reqs, over := gots[i], reqs[i], schemeOf(g.secure)
+			switch {
+			case len(reqs) == 0 && method == "OPTIONS" && path == "*":
+				// The server's own question, answered by gatehouse.
+				if got != "200" && !refused(got) {
+					t.Errorf("%s: OPTIONS *: the client got %s; want 200 or a refusal", over, got)
+				}
+			case len(reqs) == 0:
+				if !refused(got) {
+					t.Errorf("%s: the app saw nothing, and the client got %s; want a refusal (a stream or connection error, or 4xx)", over, got)
+				}
+			case len(reqs) > 1 || reqs[0].Method == "!unreadable":
+				t.Errorf("%s: the app received %d requests, the first %s %q: want one it can read", over, len(reqs), reqs[0].Method, reqs[0].URI)
+			case len(intact) != 1:
+				t.Errorf("%s: the app received %s %q, which net/http's HTTP/2 server did not hand its handler intact (%s)", over, reqs[0].Method, reqs[0].URI, oGot)
+			default:
+				want, at := expectAtApp(intact[0]), atApp(reqs[0])
+				if diff := cmp.Diff(want, at, cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("%s: the app's request differs from the oracle's (-oracle +app):\n%s", over, diff)
+				}
+				if got != "200" {
+					t.Errorf("%s: served by the app, but the client got %s", over, got)
+				}
 			}
 		}
 	})
@@ -160,21 +178,20 @@ type fuzzView struct {
 	Body              string
 }
 
-// setAside are the fields not compared: those gatehouse drops as
-// ReverseProxy does (TE is dropped only when it says other than
-// "trailers"), those it sets, Content-Length (framing), and Host, which
-// r.Host carries (x/net takes it out of the header map; Go 1.26's bundled
-// server leaves it in).
+// setAside are the fields not compared: the hop-by-hop ones gatehouse
+// drops (TE is dropped only when it says other than "trailers"), those it
+// sets, Content-Length (framing), and Host, which r.Host carries (x/net
+// takes it out of the header map; Go 1.26's bundled server leaves it in).
 var setAside = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-	"Trailer", "Transfer-Encoding", "Upgrade", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id",
-	"Content-Length", "Host"}
+	"Trailer", "Transfer-Encoding", "Upgrade", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip",
+	"X-Request-Id", "Content-Length", "Host"}
 
 // expectAtApp is what the app must read of a request the oracle's handler
 // was handed: its path's dot segments removed (the route is chosen by
-// that path), fields with an underscore in their name dropped, white
-// space around values trimmed (HTTP/1.1 cannot carry it), an empty
-// User-Agent left out (ReverseProxy's "send none"), and the fields of
-// setAside set aside.
+// that path), fields with an underscore in their name dropped, and the
+// originFields too (the fuzzer is no trusted proxy), white space around
+// values trimmed (HTTP/1.1 cannot carry it), and the fields of setAside
+// set aside.
 func expectAtApp(q seenReq) fuzzView {
 	uri := q.RequestURI
 	p, query, hasQuery := strings.Cut(uri, "?")
@@ -186,15 +203,11 @@ func expectAtApp(q seenReq) fuzzView {
 	}
 	h := http.Header{}
 	for k, vs := range q.Header {
-		if strings.Contains(k, "_") {
+		if strings.Contains(k, "_") || slices.Contains(originFields, k) {
 			continue
 		}
 		for _, v := range vs {
-			v = strings.Trim(v, " \t")
-			if k == "User-Agent" && v == "" {
-				continue
-			}
-			h[k] = append(h[k], v)
+			h[k] = append(h[k], strings.Trim(v, " \t"))
 		}
 	}
 	if te := h["Te"]; len(te) > 0 && te[0] != "trailers" {

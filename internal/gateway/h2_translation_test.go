@@ -81,9 +81,10 @@ func TestH2ToHTTP1Translation(t *testing.T) {
 		{name: "large body with content-length", method: "POST", path: "/big", fields: []string{"content-length", fmt.Sprint(len(big))}, bodies: chop(big, 16<<10)},
 		{name: "large body without content-length", method: "POST", path: "/big", bodies: chop(big, 16<<10)},
 		{name: "forwarded fields are gatehouse's", method: "GET", path: "/xff",
-			fields: []string{"x-forwarded-for", "6.6.6.6", "x-forwarded-host", "evil", "x-forwarded-proto", "https", "x-request-id", "client-id"},
+			fields: []string{"x-forwarded-for", "6.6.6.6", "x-forwarded-host", "evil", "x-forwarded-proto", "https", "x-request-id", "client-id",
+				"x-real-ip", "6.6.6.6"},
 			adjust: func(q *seenReq) {
-				for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id"} {
+				for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id", "X-Real-Ip"} {
 					delete(q.Header, k)
 				}
 			}},
@@ -142,7 +143,7 @@ func agreed(q seenReq, atApp bool) seenReq {
 	q.Header = q.Header.Clone()
 	delete(q.Header, "Content-Length")
 	if atApp {
-		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id"} {
+		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id"} {
 			delete(q.Header, k)
 		}
 	}
@@ -154,7 +155,13 @@ func agreed(q seenReq, atApp bool) seenReq {
 // returns its outcome.
 func sendOne(t *testing.T, addr string, send func(h *h2Raw, id uint32)) string {
 	t.Helper()
-	v := exchangeOne(t, addr, send)
+	return sendOneOver(t, addr, false, send)
+}
+
+// sendOneOver is sendOne over TLS (secure) or h2c.
+func sendOneOver(t *testing.T, addr string, secure bool, send func(h *h2Raw, id uint32)) string {
+	t.Helper()
+	v := exchangeOneOver(t, addr, secure, send)
 	return v.outcome(1)
 }
 
@@ -162,7 +169,13 @@ func sendOne(t *testing.T, addr string, send func(h *h2Raw, id uint32)) string {
 // and returns what came back once the stream settled (or h2Patience).
 func exchangeOne(t *testing.T, addr string, send func(h *h2Raw, id uint32)) h2View {
 	t.Helper()
-	h, err := dialH2(t, addr, false)
+	return exchangeOneOver(t, addr, false, send)
+}
+
+// exchangeOneOver is exchangeOne over TLS (secure) or h2c.
+func exchangeOneOver(t *testing.T, addr string, secure bool, send func(h *h2Raw, id uint32)) h2View {
+	t.Helper()
+	h, err := dialH2(t, addr, secure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,8 +300,8 @@ func answerOf(t *testing.T, addr string, send func(h *h2Raw, id uint32)) h2Answe
 		delete(a.Header, k)
 	}
 	if names := a.Header["Trailer"]; len(names) > 0 {
-		// A set: ReverseProxy announces the app's trailers in its own
-		// order.
+		// A set: the app's net/http and the front each announce the
+		// trailers in their own order (from a map).
 		var all []string
 		for _, n := range names {
 			for f := range strings.SplitSeq(n, ",") {

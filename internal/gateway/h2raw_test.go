@@ -229,6 +229,16 @@ type h2Raw struct {
 	// sent counts the DATA bytes sendBody sent, by stream (0: all).
 	sent map[uint32]int64
 
+	// wrote is closed by the connection's first write. Over TLS the
+	// server sends its SETTINGS as soon as the handshake is done, before
+	// the client has written anything: the reader acknowledges them only
+	// after the client's first write (the preface, or a raw case's bytes),
+	// which must come first on the connection.
+	wrote     chan struct{}
+	wroteOnce sync.Once
+	quit      chan struct{} // closed by close: the reader waits no more
+	closeOnce sync.Once
+
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every frame read
 	view    h2View
@@ -289,7 +299,8 @@ func dialH2(t testing.TB, addr string, secure bool) (*h2Raw, error) {
 		tc.SetDeadline(time.Time{})
 		c = tc
 	}
-	h := &h2Raw{c: c, scheme: schemeOf(secure), sent: map[uint32]int64{}, changed: make(chan struct{}), done: make(chan struct{})}
+	h := &h2Raw{c: c, scheme: schemeOf(secure), sent: map[uint32]int64{}, changed: make(chan struct{}), done: make(chan struct{}),
+		wrote: make(chan struct{}), quit: make(chan struct{})}
 	h.view.Streams = map[uint32]*h2Stream{}
 	h.w = http2.NewFramer(c, nil)
 	h.w.AllowIllegalWrites = true
@@ -300,9 +311,13 @@ func dialH2(t testing.TB, addr string, secure bool) (*h2Raw, error) {
 }
 
 func (h *h2Raw) close() {
+	h.closeOnce.Do(func() { close(h.quit) })
 	h.c.Close()
 	<-h.done
 }
+
+// written notes a write on the connection (under wmu).
+func (h *h2Raw) written() { h.wroteOnce.Do(func() { close(h.wrote) }) }
 
 // start writes the client preface and SETTINGS, and waits for the
 // server's SETTINGS, which the reader acknowledges: a test's frames then
@@ -334,6 +349,7 @@ func (h *h2Raw) raw(b []byte) error {
 	defer h.wmu.Unlock()
 	h.c.SetWriteDeadline(time.Now().Add(3 * time.Second))
 	_, err := h.c.Write(b)
+	h.written()
 	return err
 }
 
@@ -342,6 +358,7 @@ func (h *h2Raw) frame(f func(w *http2.Framer) error) error {
 	h.wmu.Lock()
 	defer h.wmu.Unlock()
 	h.c.SetWriteDeadline(time.Now().Add(3 * time.Second))
+	defer h.written()
 	return f(h.w)
 }
 
@@ -442,7 +459,11 @@ func (h *h2Raw) read() {
 			return
 		}
 		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
-			h.frame(func(w *http2.Framer) error { return w.WriteSettingsAck() })
+			select {
+			case <-h.wrote:
+				h.frame(func(w *http2.Framer) error { return w.WriteSettingsAck() })
+			case <-h.quit:
+			}
 		}
 		// The acknowledgement is written before the SETTINGS are seen.
 		h.update(func(v *h2View) { v.record(f) })

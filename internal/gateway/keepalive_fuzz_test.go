@@ -25,22 +25,18 @@ import (
 // how gatehouse parses, frames or reuses connections, here peek.SendWait):
 // a short sequence of HTTP/1.1 requests on one client connection, sent in
 // the fuzzed segments with the fuzzed pauses, goes (a) through the gateway
-// on the front engine to a net/http app and (b) as the same bytes in the
-// same segments straight to an oracle net/http server with the same
-// handler. The answers the client reads (status, Content-Length, the
-// body, whether the connection closes after it) and the requests the app
-// saw (method, path, body length and checksum) must be the same; what
+// (HTTP/1.1 on a plain listener) to a net/http app and (b) as the same
+// bytes in the same segments straight to an oracle net/http server with
+// the same handler. The answers the client reads (status, Content-Length,
+// the body, whether the connection closes after it) and the requests the
+// app saw (method, path, body length and checksum) must be the same; what
 // gatehouse adds or strips on purpose (X-Request-Id, Via, Forwarded...)
 // is in headers, which are not compared. Every exchange is bounded by a
 // 5 s deadline on the client connection: a hang is a failure.
 //
-// The front engine only: the net/http engine serves one request per
-// connection (it answers the first and closes, see
-// TestSendWaitPipelinedWhileServedEndToEnd), so a sequence through it
-// would test only that; and the front's loop is what SendWait changed.
-//
 // The seeds run in every go test; go test -fuzz=FuzzKeepAliveSequence
-// explores further.
+// explores further. FuzzPipelinedBodies runs the same sequences with
+// chunked bodies, HTTP/1.0 and Expect: 100-continue among them.
 func FuzzKeepAliveSequence(f *testing.F) {
 	for _, s := range keepAliveSeeds {
 		b := encodeKeepAlive(s)
@@ -49,12 +45,19 @@ func FuzzKeepAliveSequence(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	fuzzSequences(f, decodeKeepAlive)
+}
+
+// fuzzSequences runs the fuzz target: each input, decoded into a sequence
+// of requests, goes through the gateway and to the oracle, and what the
+// client read and the app saw must be the same.
+func fuzzSequences(f *testing.F, decode func([]byte) []fuzzReq) {
 	app := newKAServer(f)
 	oracle := newKAServer(f)
 	d := directWith(f, app.addr, protoOptions(f, "h1"), nil)
 	var conns atomic.Int64
 	f.Fuzz(func(t *testing.T, data []byte) {
-		reqs := decodeKeepAlive(data)
+		reqs := decode(data)
 		// The id is in every request, the same in both runs, so that each
 		// server keeps this connection's requests apart from earlier
 		// inputs' (the gateway's app connections are pooled across them).
@@ -124,6 +127,9 @@ const keepAlivePathChars = "abcdefghijklmnopqrstuvwxyz0123456789-"
 const maxFuzzLen = 9000
 
 // fuzzReq is one request of a sequence, as decoded from the fuzz input.
+// The fields after Delay are FuzzPipelinedBodies'; their zero values are
+// an HTTP/1.1 request with a Content-Length body, as FuzzKeepAliveSequence
+// sends.
 type fuzzReq struct {
 	Method    string
 	Path      string
@@ -134,6 +140,59 @@ type fuzzReq struct {
 	Pause     int // ms, 0-20
 	AnswerLen int // bytes of padding after the echo
 	Delay     int // ms the app waits before answering, 0-20
+
+	// HTTP10: an HTTP/1.0 request, which never asks for keep-alive: the
+	// connection ends with its answer.
+	HTTP10 bool
+	// Chunked: the body goes chunked (HTTP/1.1 only), in chunks of Chunks
+	// bytes (the last chunk takes what they leave, none is empty), each
+	// size line as ChunkForm says, with Trailer's fields after the last.
+	Chunked   bool
+	Chunks    []int
+	ChunkForm chunkForm
+	Trailer   bool
+	// Expect: the request says Expect: 100-continue.
+	Expect bool
+	// CRLF: an empty line before the request line (RFC 9112 §2.2).
+	CRLF bool
+	// Stream: the app answers without Content-Length, in two flushes.
+	Stream bool
+}
+
+// chunkForm is how a chunk-size line is written: every form is valid,
+// and read alike by net/http (RFC 9112 §7.1).
+type chunkForm struct {
+	Upper bool // upper-case hex digits
+	Zeros int  // leading zeros, 0-7
+	Ext   int  // the extension: an index into chunkExts
+}
+
+// chunkExts are chunk extensions net/http's reader skips.
+var chunkExts = []string{"", ";a", ";a=b", ";name=\"quoted value\"", ";a=1;b=2", ";x=\"\\\"\""}
+
+// chunkSizes splits n bytes of body into the chunk sizes q.Chunks asks
+// for: in order, each at most what is left, none empty; the last takes
+// the rest.
+func (q fuzzReq) chunkSizes(n int) []int {
+	var sizes []int
+	for _, c := range q.Chunks {
+		if c = min(c, n); c > 0 && n > 0 {
+			sizes = append(sizes, c)
+			n -= c
+		}
+	}
+	if n > 0 {
+		sizes = append(sizes, n)
+	}
+	return sizes
+}
+
+func (f chunkForm) sizeLine(n int) string {
+	digits := fmt.Sprintf("%x", n)
+	if f.Upper {
+		digits = strings.ToUpper(digits)
+	}
+	return strings.Repeat("0", f.Zeros) + digits + chunkExts[f.Ext%len(chunkExts)] + "\r\n"
 }
 
 func hasBody(method string) bool { return method == "POST" || method == "PUT" }
@@ -141,20 +200,56 @@ func hasBody(method string) bool { return method == "POST" || method == "PUT" }
 // raw is the request's bytes on connection id, the i-th of its sequence.
 func (q fuzzReq) raw(id string, i int) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: fuzz\r\nX-Fuzz-Conn: %s\r\nX-Answer-Len: %d\r\nX-Answer-Delay: %d\r\n",
-		q.Method, q.Path, id, q.AnswerLen, q.Delay)
-	if hasBody(q.Method) {
+	version := "HTTP/1.1"
+	if q.HTTP10 {
+		version = "HTTP/1.0"
+	}
+	if q.CRLF {
+		b.WriteString("\r\n")
+	}
+	fmt.Fprintf(&b, "%s %s %s\r\nHost: fuzz\r\nX-Fuzz-Conn: %s\r\nX-Answer-Len: %d\r\nX-Answer-Delay: %d\r\n",
+		q.Method, q.Path, version, id, q.AnswerLen, q.Delay)
+	if q.Stream {
+		b.WriteString("X-Answer-Stream: 1\r\n")
+	}
+	chunked := q.chunked()
+	switch {
+	case chunked:
+		b.WriteString("Transfer-Encoding: chunked\r\n")
+	case hasBody(q.Method):
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", q.BodyLen)
+	}
+	if q.Expect {
+		b.WriteString("Expect: 100-continue\r\n")
 	}
 	if q.Close {
 		b.WriteString("Connection: close\r\n")
 	}
 	b.WriteString("\r\n")
-	for j := range q.BodyLen {
-		b.WriteByte('a' + byte((j*7+i)%26))
+	body := make([]byte, q.BodyLen)
+	for j := range body {
+		body[j] = 'a' + byte((j*7+i)%26)
 	}
+	if !chunked {
+		b.Write(body)
+		return []byte(b.String())
+	}
+	for _, n := range q.chunkSizes(len(body)) {
+		b.WriteString(q.ChunkForm.sizeLine(n))
+		b.Write(body[:n])
+		b.WriteString("\r\n")
+		body = body[n:]
+	}
+	b.WriteString(q.ChunkForm.sizeLine(0))
+	if q.Trailer {
+		b.WriteString("X-Trailer: t\r\nX-Sum: 1, 2\r\n")
+	}
+	b.WriteString("\r\n")
 	return []byte(b.String())
 }
+
+// chunked: the request's body goes chunked.
+func (q fuzzReq) chunked() bool { return q.Chunked && !q.HTTP10 && hasBody(q.Method) }
 
 // splitAt is where the request's two writes meet: inside it, never at
 // its ends.
@@ -245,7 +340,9 @@ type keepAliveAnswer struct {
 	Echo          string // the body's first line
 	Len           int    // the body's length
 	Sum           uint32 // the body's CRC-32
-	Close         bool   // the answer closes the connection
+	Chunked       bool   // the body came chunked
+	Continues     int    // 100 Continue answers read before it
+	Close         bool   // the answer closes the connection (or, to HTTP/1.0, the connection ended after it)
 	Err           string // "closed", errHang, or another read error
 }
 
@@ -267,7 +364,14 @@ func runKeepAlive(addr string, reqs []fuzzReq, raws [][]byte) []keepAliveAnswer 
 	// readTo reads the answers to the requests before the n-th.
 	readTo := func(n int) {
 		for len(answers) < n && !closed {
-			a := readKeepAliveAnswer(br, reqs[len(answers)].Method)
+			q := reqs[len(answers)]
+			a := readKeepAliveAnswer(br, q.Method)
+			if q.HTTP10 && !a.Close && a.Err == "" {
+				// An HTTP/1.0 request without keep-alive is the
+				// connection's last: the server ends it, and need not say
+				// so (net/http does not).
+				a.Close = endsAfter(br)
+			}
 			answers = append(answers, a)
 			closed = a.Close || a.Err != ""
 		}
@@ -316,19 +420,31 @@ func runKeepAlive(addr string, reqs []fuzzReq, raws [][]byte) []keepAliveAnswer 
 }
 
 func readKeepAliveAnswer(br *bufio.Reader, method string) keepAliveAnswer {
+	var continues int
 	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	for err == nil && resp.StatusCode == http.StatusContinue && continues < 3 {
+		continues++
+		resp, err = http.ReadResponse(br, &http.Request{Method: method})
+	}
 	if err != nil {
-		return keepAliveAnswer{Err: readErr(err)}
+		return keepAliveAnswer{Continues: continues, Err: readErr(err)}
 	}
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	a := keepAliveAnswer{Status: resp.StatusCode, ContentLength: resp.ContentLength, Len: len(body),
-		Sum: crc32.ChecksumIEEE(body), Close: resp.Close}
+		Sum: crc32.ChecksumIEEE(body), Chunked: slices.Contains(resp.TransferEncoding, "chunked"), Continues: continues, Close: resp.Close}
 	a.Echo, _, _ = strings.Cut(string(body), "\n")
 	if err != nil {
 		a.Err = readErr(err)
 	}
 	return a
+}
+
+// endsAfter reports whether the connection br reads ends (a close or a
+// reset) before anything more comes, within the connection's deadline.
+func endsAfter(br *bufio.Reader) bool {
+	_, err := br.Peek(1)
+	return err != nil && !isTimeout(err)
 }
 
 // readErr names the ways reading an answer fails that the two servers
@@ -348,7 +464,9 @@ func readErr(err error) string {
 // body, records the request under its X-Fuzz-Conn, waits X-Answer-Delay
 // ms, and answers 200 with a known length: a line naming the method, the
 // path, the body's length and checksum and the request's number on its
-// X-Fuzz-Conn, then X-Answer-Len bytes of padding. The number counts per
+// X-Fuzz-Conn, then X-Answer-Len bytes of padding. With X-Answer-Stream
+// it sends no length, and flushes after the line: the answer goes chunked
+// (to an HTTP/1.0 client, to the connection's end). The number counts per
 // client connection, not per app connection, as the gateway pools those.
 type kaServer struct {
 	addr string
@@ -401,7 +519,14 @@ func (e *kaServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 	}
 	pad, _ := strconv.Atoi(r.Header.Get("X-Answer-Len"))
-	out := fmt.Sprintf("%s %s body=%d sum=%08x seq=%d\n", s.Method, s.Path, s.BodyLen, s.BodySum, n) + fuzzPad[:min(max(pad, 0), maxFuzzLen)]
+	line := fmt.Sprintf("%s %s body=%d sum=%08x seq=%d\n", s.Method, s.Path, s.BodyLen, s.BodySum, n)
+	out := line + fuzzPad[:min(max(pad, 0), maxFuzzLen)]
+	if r.Header.Get("X-Answer-Stream") != "" {
+		io.WriteString(w, line)
+		w.(http.Flusher).Flush()
+		io.WriteString(w, out[len(line):])
+		return
+	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	io.WriteString(w, out)
 }
@@ -419,8 +544,24 @@ func (e *kaServer) take(id string) []kaSeen {
 func describeKeepAlive(reqs []fuzzReq) string {
 	var b strings.Builder
 	for i, q := range reqs {
-		fmt.Fprintf(&b, "  %d: %s %s body=%d close=%v send=%v split=%d pause=%dms answer=%d delay=%dms\n",
+		fmt.Fprintf(&b, "  %d: %s %s body=%d close=%v send=%v split=%d pause=%dms answer=%d delay=%dms",
 			i, q.Method, q.Path, q.BodyLen, q.Close, q.Send, q.Split, q.Pause, q.AnswerLen, q.Delay)
+		if q.HTTP10 {
+			b.WriteString(" HTTP/1.0")
+		}
+		if q.chunked() {
+			fmt.Fprintf(&b, " chunked=%v form=%+v trailer=%v", q.chunkSizes(q.BodyLen), q.ChunkForm, q.Trailer)
+		}
+		if q.Expect {
+			b.WriteString(" expect=100-continue")
+		}
+		if q.CRLF {
+			b.WriteString(" crlf-before")
+		}
+		if q.Stream {
+			b.WriteString(" stream")
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -50,34 +51,46 @@ func (a *limBodyApp) got(path string) (whole, broken []int) {
 	return append([]int(nil), a.whole[path]...), append([]int(nil), a.broken[path]...)
 }
 
-func limChunked(n int) string {
-	return strconv.FormatInt(int64(n), 16) + "\r\n" + strings.Repeat("x", n) + "\r\n0\r\n\r\n"
-}
-
 // An app's request_body: a body declared larger is refused before the app
-// sees anything; a chunked one is cut at the limit, and the client gets
-// 413 either way; a body within the limit reaches the app.
+// sees anything; one of undeclared length (chunked over HTTP/1.1, DATA
+// without content-length over HTTP/2) is cut at the limit, and the
+// client gets 413 either way; a body within the limit reaches the app.
 func TestLimitAppRequestBody(t *testing.T) {
 	const limit = 1 << 10
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		for _, mode := range []struct {
 			name  string
 			retry config.Size // retry_body_limit: below the body, it streams
 		}{{"buffered", 0}, {"streamed", 256}} {
 			t.Run(mode.name, func(t *testing.T) {
 				app := newLimBodyApp(t)
-				d := newDirect(t, engine, app.addr, func(a *config.App) {
+				d := newDirect(t, proto, app.addr, func(a *config.App) {
 					a.Limits.RequestBody = limit
 					if mode.retry > 0 {
 						a.RetryBodyLimit = mode.retry
 					}
 				})
-				tooLarge := []struct{ path, raw string }{
-					{"/cl-big", "POST /cl-big HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n" + strings.Repeat("x", 2000)},
-					{"/chunked-big", "POST /chunked-big HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + limChunked(2000)},
+				c := protoClient(t, proto)
+				post := func(path string, n int, declared bool) (*http.Response, string) {
+					t.Helper()
+					req, _ := http.NewRequest("POST", protoURL(proto, d.addr)+path, io.MultiReader(strings.NewReader(strings.Repeat("x", n))))
+					req.ContentLength = -1
+					if declared {
+						req.ContentLength = int64(n)
+					}
+					resp, err := c.Do(req)
+					if err != nil {
+						t.Fatalf("%s: %v", path, err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					return resp, string(b)
 				}
-				for _, tt := range tooLarge {
-					resp, body := rawExchange(t, d.addr, tt.raw)
+				for _, tt := range []struct {
+					path     string
+					declared bool
+				}{{"/cl-big", true}, {"/chunked-big", false}} {
+					resp, body := post(tt.path, 2000, tt.declared)
 					if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("Gatehouse-Cause") != "request_too_large" {
 						t.Errorf("%s: got %d (Gatehouse-Cause %q, body %.80q), want 413 request_too_large", tt.path, resp.StatusCode, resp.Header.Get("Gatehouse-Cause"), body)
 					}
@@ -85,17 +98,12 @@ func TestLimitAppRequestBody(t *testing.T) {
 						t.Errorf("%s: access log says %d %q (%s), want 413 request_too_large", tt.path, e.Status, e.Cause, e.Detail)
 					}
 				}
-				ok := []struct {
-					path string
-					raw  string
-					n    int
-				}{
-					{"/cl-small", "POST /cl-small HTTP/1.1\r\nHost: a\r\nContent-Length: 500\r\n\r\n" + strings.Repeat("x", 500), 500},
-					{"/cl-limit", "POST /cl-limit HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n\r\n" + strings.Repeat("x", 1024), 1024},
-					{"/chunked-small", "POST /chunked-small HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + limChunked(500), 500},
-				}
-				for _, tt := range ok {
-					resp, body := rawExchange(t, d.addr, tt.raw)
+				for _, tt := range []struct {
+					path     string
+					n        int
+					declared bool
+				}{{"/cl-small", 500, true}, {"/cl-limit", 1024, true}, {"/chunked-small", 500, false}} {
+					resp, body := post(tt.path, tt.n, tt.declared)
 					if want := fmt.Sprintf("got %d", tt.n); resp.StatusCode != 200 || body != want {
 						t.Errorf("%s: got %d %q, want 200 %q", tt.path, resp.StatusCode, body, want)
 					}
@@ -106,10 +114,10 @@ func TestLimitAppRequestBody(t *testing.T) {
 				}
 				whole, broken := app.got("/chunked-big")
 				if len(whole) > 0 {
-					t.Errorf("the app received a whole chunked body larger than request_body: %v", whole)
+					t.Errorf("the app received a whole body of undeclared length larger than request_body: %v", whole)
 				}
 				if mode.name == "buffered" && len(broken) > 0 {
-					t.Errorf("the app received part of a chunked body larger than request_body and retry_body_limit: %v", broken)
+					t.Errorf("the app received part of a body of undeclared length larger than request_body and retry_body_limit: %v", broken)
 				}
 			})
 		}
@@ -121,7 +129,7 @@ func TestLimitAppRequestBody(t *testing.T) {
 // member are let go.
 func TestLimitAppBodyTimeout(t *testing.T) {
 	const bt = 300 * time.Millisecond
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		for _, mode := range []struct {
 			name  string
 			retry config.Size
@@ -140,7 +148,7 @@ func TestLimitAppBodyTimeout(t *testing.T) {
 						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 					}
 				})
-				d := newDirect(t, engine, addr, func(a *config.App) {
+				d := newDirect(t, proto, addr, func(a *config.App) {
 					a.Limits.BodyTimeout = config.Duration(bt)
 					if mode.retry > 0 {
 						a.RetryBodyLimit = mode.retry
@@ -149,23 +157,35 @@ func TestLimitAppBodyTimeout(t *testing.T) {
 				if got := config.DefaultLimits().BodyTimeout.D(); got < 30*time.Second {
 					t.Fatalf("the global body_timeout default is %v; this test needs it long", got)
 				}
-				conn, err := net.Dial("tcp", d.addr)
-				if err != nil {
-					t.Fatal(err)
+				var status int
+				var cause string
+				var took time.Duration
+				if proto == "h1" {
+					conn, err := net.Dial("tcp", d.addr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer conn.Close()
+					start := time.Now()
+					io.WriteString(conn, "POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n0123456789")
+					conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+					resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+					took = time.Since(start)
+					if err != nil {
+						t.Fatalf("no answer to a stalled body after %v: %v (app body_timeout %v)", took, err, bt)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status, cause = resp.StatusCode, resp.Header.Get("Gatehouse-Cause")
+				} else {
+					var err error
+					status, cause, took, err = stallH2Upload(t, proto, d.addr, "/slow", 100000, nil, "0123456789")
+					if err != nil {
+						t.Fatalf("no answer to a stalled body after %v: %v (app body_timeout %v)", took, err, bt)
+					}
 				}
-				defer conn.Close()
-				start := time.Now()
-				io.WriteString(conn, "POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n0123456789")
-				conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-				took := time.Since(start)
-				if err != nil {
-					t.Fatalf("no answer to a stalled body after %v: %v (app body_timeout %v)", took, err, bt)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusRequestTimeout || resp.Header.Get("Gatehouse-Cause") != "client_timeout" {
-					t.Errorf("got %d (Gatehouse-Cause %q), want 408 client_timeout", resp.StatusCode, resp.Header.Get("Gatehouse-Cause"))
+				if status != http.StatusRequestTimeout || cause != "client_timeout" {
+					t.Errorf("got %d (Gatehouse-Cause %q), want 408 client_timeout", status, cause)
 				}
 				if took > 3*time.Second {
 					t.Errorf("answered after %v; the app's body_timeout is %v", took, bt)
@@ -189,11 +209,39 @@ func TestLimitAppBodyTimeout(t *testing.T) {
 	})
 }
 
+// stallH2Upload POSTs path over proto (h2 or h2c) to the front at addr,
+// declaring length declared (-1: none) and the fields header, with a
+// body that sends first and then nothing more until the test ends. It
+// returns the answer's status and Gatehouse-Cause, and how long the
+// answer took.
+func stallH2Upload(t *testing.T, proto, addr, path string, declared int64, header http.Header, first string) (status int, cause string, took time.Duration, err error) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(errors.New("the test is over")) })
+	go pw.Write([]byte(first)) // returns when the client has sent it, or at the test's end
+	req, _ := http.NewRequest("POST", protoURL(proto, addr)+path, pr)
+	req.ContentLength = declared
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	c := protoClient(t, proto)
+	c.Timeout = 10 * time.Second
+	start := time.Now()
+	resp, err := c.Do(req)
+	took = time.Since(start)
+	if err != nil {
+		return 0, "", took, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Gatehouse-Cause"), took, nil
+}
+
 // An app's response_head: a longer response head is refused with 502
 // bad_response, one within it passes.
 func TestLimitAppResponseHead(t *testing.T) {
 	const limit = 2 << 10
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 			for {
 				req, err := http.ReadRequest(br)
@@ -206,14 +254,20 @@ func TestLimitAppResponseHead(t *testing.T) {
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("b", n)+"\r\nContent-Length: 2\r\n\r\nok")
 			}
 		})
-		d := newDirect(t, engine, addr, func(a *config.App) { a.Limits.ResponseHead = limit })
+		d := newDirect(t, proto, addr, func(a *config.App) { a.Limits.ResponseHead = limit })
+		c := protoClient(t, proto)
 		for _, n := range []int{1 << 10, 4 << 10, 3 << 10, 16 << 10} {
 			path := fmt.Sprintf("/h%d", n)
 			t.Run(fmt.Sprintf("%d-byte header", n), func(t *testing.T) {
-				resp, body := rawExchange(t, d.addr, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+				resp, err := c.Get(protoURL(proto, d.addr) + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
 				if n < limit {
-					if resp.StatusCode != 200 || body != "ok" || len(resp.Header.Get("X-Big")) != n {
-						t.Errorf("a %d-byte header (limit %d): got %d %q, X-Big of %d bytes", n, limit, resp.StatusCode, body, len(resp.Header.Get("X-Big")))
+					if resp.StatusCode != 200 || string(b) != "ok" || len(resp.Header.Get("X-Big")) != n {
+						t.Errorf("a %d-byte header (limit %d): got %d %q, X-Big of %d bytes", n, limit, resp.StatusCode, b, len(resp.Header.Get("X-Big")))
 					}
 					return
 				}
@@ -227,5 +281,56 @@ func TestLimitAppResponseHead(t *testing.T) {
 			})
 		}
 		d.waitIdle(t)
+	})
+}
+
+// An app's body_timeout shorter than the front's cuts a stalled upload at
+// the app's value, whatever its framing: 408 within it.
+func TestAppBodyTimeout(t *testing.T) {
+	app := sampleApp(t)
+	cases := []struct {
+		name       string
+		head, part string      // over HTTP/1.1
+		declared   int64       // over HTTP/2: the content-length (-1: none)
+		header     http.Header // over HTTP/2
+	}{
+		{"chunked", "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", "3\r\nabc\r\n", -1, nil},
+		{"content-length", "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n", "abc", 10, nil},
+		{"expect", "POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n", "abc", 10, http.Header{"Expect": {"100-continue"}}},
+	}
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				opts := protoOptions(t, proto)
+				opts.BodyTimeout = 20 * time.Second
+				s := serveCounted(t, app, opts, func(a *config.App) {
+					a.Limits.BodyTimeout = config.Duration(300 * time.Millisecond)
+				})
+				var status int
+				var took time.Duration
+				if proto == "h1" {
+					c := dialRaw(t, s.addr)
+					start := time.Now()
+					c.send(tc.head)
+					time.Sleep(50 * time.Millisecond)
+					c.send(tc.part)
+					resp, _, err := c.final(5 * time.Second)
+					took = time.Since(start)
+					if err != nil {
+						t.Fatalf("no answer within 5 s to a stalled upload with the app's body_timeout 300ms: %v", err)
+					}
+					status = resp.StatusCode
+				} else {
+					var err error
+					status, _, took, err = stallH2Upload(t, proto, s.addr, "/up", tc.declared, tc.header, "abc")
+					if err != nil {
+						t.Fatalf("no answer to a stalled upload with the app's body_timeout 300ms: %v", err)
+					}
+				}
+				if status != http.StatusRequestTimeout || took > 2*time.Second {
+					t.Errorf("got %d after %v; want 408 after ~300ms", status, took)
+				}
+			})
+		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,9 +47,10 @@ type proxied struct {
 	entries map[string]telemetry.AccessEntry // by path
 }
 
-// newProxied serves the gateway with engine. headerTimeout > 0 wraps the
-// listener for the PROXY protocol.
-func newProxied(t *testing.T, engine string, trusted []string, headerTimeout time.Duration) *proxied {
+// newProxied serves the gateway to clients speaking proto (see
+// protoOptions). headerTimeout > 0 wraps the listener for the PROXY
+// protocol.
+func newProxied(t *testing.T, proto string, trusted []string, headerTimeout time.Duration) *proxied {
 	t.Helper()
 	px := &proxied{entries: map[string]telemetry.AccessEntry{}}
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,7 +87,7 @@ func newProxied(t *testing.T, engine string, trusted []string, headerTimeout tim
 	if headerTimeout > 0 {
 		ln = trust.ProxyProtocolListener(ln, trust.New(cfg.TrustedPrefixes()), headerTimeout)
 	}
-	f := front.New(gw, front.Options{})
+	f := front.New(gw, protoOptions(t, proto))
 	done := make(chan struct{})
 	go func() { defer close(done); f.Serve(ln) }()
 	t.Cleanup(func() { f.Close(); <-done })
@@ -93,8 +95,8 @@ func newProxied(t *testing.T, engine string, trusted []string, headerTimeout tim
 	return px
 }
 
-// client is the access entry's client address for path.
-func (px *proxied) client(t *testing.T, path string) string {
+// accessClient is the access entry's client address for path.
+func (px *proxied) accessClient(t *testing.T, path string) string {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
@@ -124,17 +126,9 @@ func dialFrom(t *testing.T, addr, from string) net.Conn {
 	return c
 }
 
-// ask sends prefix and a GET of path with the header lines fields on c,
-// and returns what the app saw.
+// askRaw sends prefix and an HTTP/1.1 GET of path with the header lines
+// fields on c, and returns what the app saw.
 func askRaw(t *testing.T, c net.Conn, br *bufio.Reader, prefix []byte, path, fields string) seen {
-	s, _ := askKeep(t, c, br, prefix, path, fields)
-	return s
-}
-
-// askKeep is ask, and whether the connection stays open after the answer
-// (net/http, which the front hands unusual requests to, serves one per
-// connection).
-func askKeep(t *testing.T, c net.Conn, br *bufio.Reader, prefix []byte, path, fields string) (seen, bool) {
 	t.Helper()
 	req := append(append([]byte(nil), prefix...), "GET "+path+" HTTP/1.1\r\nHost: site.example\r\n"+fields+"\r\n"...)
 	if _, err := c.Write(req); err != nil {
@@ -150,12 +144,59 @@ func askKeep(t *testing.T, c net.Conn, br *bufio.Reader, prefix []byte, path, fi
 		t.Fatalf("%s: status %d, %v", path, resp.StatusCode, err)
 	}
 	io.Copy(io.Discard, resp.Body)
-	return s, !resp.Close
+	return s
+}
+
+// proxiedClient is a client speaking proto that connects from the
+// loopback address from and opens each connection with prefix (a PROXY
+// header; nil: none); dials counts the connections it opened.
+func proxiedClient(t *testing.T, proto, from string, prefix []byte) (c *http.Client, dials *atomic.Int32) {
+	t.Helper()
+	c = protoClient(t, proto)
+	dials = new(atomic.Int32)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	c.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil && len(prefix) > 0 {
+			if _, err = conn.Write(prefix); err != nil {
+				conn.Close()
+			}
+		}
+		return conn, err
+	}
+	return c, dials
+}
+
+// askProxied sends a GET of path with Host site.example and the header lines
+// fields ("Name: value\r\n" each) through c to base, and returns what
+// the app saw.
+func askProxied(t *testing.T, c *http.Client, base, path, fields string) seen {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+path, nil)
+	req.Host = "site.example"
+	for _, line := range strings.Split(strings.TrimSuffix(fields, "\r\n"), "\r\n") {
+		if k, v, ok := strings.Cut(line, ": "); ok {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var s seen
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%s: status %d, %v", path, resp.StatusCode, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return s
 }
 
 // From a trusted proxy the forwarded fields are kept (X-Forwarded-For
 // appended to) and the access log's client is the one the chain names;
-// from anyone else they are replaced with what gatehouse sees.
+// from anyone else they are replaced with what gatehouse sees (the
+// scheme https over TLS).
 func TestForwardedTrust(t *testing.T) {
 	const forged = "X-Forwarded-For: 203.0.113.7, 198.51.100.1\r\nX-Forwarded-For: 192.0.2.1\r\n" +
 		"X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\nForwarded: for=6.6.6.6\r\n"
@@ -165,7 +206,7 @@ func TestForwardedTrust(t *testing.T) {
 		trusted []string
 		from    string
 		fields  string
-		want    seen
+		want    seen // X-Forwarded-Proto "http": gatehouse's own, the connection's scheme
 		client  string
 	}{
 		{"no trusted_proxies: replaced", nil, "127.0.0.1", forged, mine, "127.0.0.1"},
@@ -186,17 +227,25 @@ func TestForwardedTrust(t *testing.T) {
 		{"trusted peer, garbage in the chain", []string{"127.0.0.1/32"}, "127.0.0.1", "X-Forwarded-For: 6.6.6.6, unknown\r\n",
 			seen{XFF: []string{"6.6.6.6, unknown, 127.0.0.1"}, XFP: []string{"http"}, XFH: []string{"site.example"}}, "127.0.0.1"},
 	}
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		scheme := "http"
+		if proto == "h2" {
+			scheme = "https"
+		}
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				px := newProxied(t, engine, tt.trusted, 0)
-				c := dialFrom(t, px.addr, tt.from)
+				want := tt.want
+				if slices.Equal(want.XFP, []string{"http"}) {
+					want.XFP = []string{scheme}
+				}
+				px := newProxied(t, proto, tt.trusted, 0)
+				c, _ := proxiedClient(t, proto, tt.from, nil)
 				path := fmt.Sprintf("/case/%d", i)
-				got := askRaw(t, c, bufio.NewReader(c), nil, path, tt.fields)
-				if diff := cmp.Diff(tt.want, got); diff != "" {
+				got := askProxied(t, c, protoURL(proto, px.addr), path, tt.fields)
+				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("the app saw (-want +got):\n%s", diff)
 				}
-				if got := px.client(t, path); got != tt.client {
+				if got := px.accessClient(t, path); got != tt.client {
 					t.Errorf("access log client %q, want %q", got, tt.client)
 				}
 			})
@@ -222,7 +271,9 @@ func v2(t *testing.T, cmd proxyproto.ProtocolVersionAndCommand, src, dst string)
 // With proxy_protocol, the client is the one the header names: the app
 // sees it in X-Forwarded-For and the access log shows it, for each
 // request of the connection. A LOCAL header (the load balancer's own
-// check) leaves the load balancer as the peer, a trusted one.
+// check) leaves the load balancer as the peer, a trusted one. The
+// header comes before TLS, and an HTTP/2 connection's streams are its
+// client's as HTTP/1.1 keep-alive requests are.
 func TestProxyProtocol(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -244,32 +295,23 @@ func TestProxyProtocol(t *testing.T) {
 		{"v1 UNKNOWN", "127.0.0.1", []byte("PROXY UNKNOWN\r\n"), "", []string{"127.0.0.1"}, "127.0.0.1"},
 		{"untrusted peer without a header", "127.0.0.2", nil, "X-Forwarded-For: 6.6.6.6\r\n", []string{"127.0.0.2"}, "127.0.0.2"},
 	}
-	forEachEngine(t, func(t *testing.T, engine string) {
-		px := newProxied(t, engine, []string{"127.0.0.1/32"}, 5*time.Second)
+	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+		px := newProxied(t, proto, []string{"127.0.0.1/32"}, 5*time.Second)
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				var c net.Conn
-				var br *bufio.Reader
-				open := false
+				c, dials := proxiedClient(t, proto, tt.from, tt.prefix)
 				for j := range 2 { // the header comes once per connection; each request is its client's
-					prefix := []byte(nil)
-					if !open {
-						c = dialFrom(t, px.addr, tt.from)
-						br = bufio.NewReader(c)
-						prefix = tt.prefix
-					}
-					if j > 0 && engine == "h1" && !open {
-						t.Error("the front closed the connection after the first request")
-					}
 					path := fmt.Sprintf("/pp/%d/%d", i, j)
-					var got seen
-					got, open = askKeep(t, c, br, prefix, path, tt.fields)
+					got := askProxied(t, c, protoURL(proto, px.addr), path, tt.fields)
 					if diff := cmp.Diff(tt.want, got.XFF); diff != "" {
 						t.Errorf("request %d: X-Forwarded-For the app saw (-want +got):\n%s", j+1, diff)
 					}
-					if got := px.client(t, path); got != tt.client {
+					if got := px.accessClient(t, path); got != tt.client {
 						t.Errorf("request %d: access log client %q, want %q", j+1, got, tt.client)
 					}
+				}
+				if n := dials.Load(); n != 1 {
+					t.Errorf("two requests took %d connections, want one: the front closed the connection after the first", n)
 				}
 			})
 		}
@@ -310,37 +352,35 @@ func TestProxyProtocolRefused(t *testing.T) {
 		{"garbage", "127.0.0.1", "\x00\x01\x02\x03 not http, not a header\r\n\r\n", false},
 		{"nothing", "127.0.0.1", "", false},
 	}
-	forEachEngine(t, func(t *testing.T, engine string) {
-		leaks := goleak.IgnoreCurrent()
-		t.Cleanup(func() { goleak.VerifyNone(t, leaks) }) // runs last, after the servers closed
-		px := newProxied(t, engine, []string{"127.0.0.1/32"}, time.Second)
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				c := dialFrom(t, px.addr, tt.from)
-				io.WriteString(c, tt.send)
-				if !tt.silence {
-					c.(*net.TCPConn).CloseWrite()
-				}
-				got, err := io.ReadAll(c)
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					t.Fatalf("the connection stays open (read %q)", got)
-				}
-				if len(got) > 0 {
-					t.Errorf("answered %q", got)
-				}
-			})
-		}
-		// A good connection after them all is served: the listener goes on.
-		c := dialFrom(t, px.addr, "127.0.0.1")
-		if got := askRaw(t, c, bufio.NewReader(c), good, "/after", ""); !cmp.Equal(got.XFF, []string{"203.0.113.8"}) {
-			t.Errorf("after the refusals: X-Forwarded-For %q", got.XFF)
-		}
-		c.Close()
-		if n := px.requests.Load(); n != 1 {
-			t.Errorf("the app got %d requests, want only the good one", n)
-		}
-	})
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) }) // runs last, after the servers closed
+	px := newProxied(t, "h1", []string{"127.0.0.1/32"}, time.Second)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialFrom(t, px.addr, tt.from)
+			io.WriteString(c, tt.send)
+			if !tt.silence {
+				c.(*net.TCPConn).CloseWrite()
+			}
+			got, err := io.ReadAll(c)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the connection stays open (read %q)", got)
+			}
+			if len(got) > 0 {
+				t.Errorf("answered %q", got)
+			}
+		})
+	}
+	// A good connection after them all is served: the listener goes on.
+	c := dialFrom(t, px.addr, "127.0.0.1")
+	if got := askRaw(t, c, bufio.NewReader(c), good, "/after", ""); !cmp.Equal(got.XFF, []string{"203.0.113.8"}) {
+		t.Errorf("after the refusals: X-Forwarded-For %q", got.XFF)
+	}
+	c.Close()
+	if n := px.requests.Load(); n != 1 {
+		t.Errorf("the app got %d requests, want only the good one", n)
+	}
 }
 
 // A client that connects and sends no header holds up no one else: the
@@ -348,22 +388,20 @@ func TestProxyProtocolRefused(t *testing.T) {
 // Both kinds of peer are waited on for a header (a trusted one must send
 // it; an untrusted one's first bytes are looked at to refuse one).
 func TestProxyProtocolSilentClientDoesNotBlockAccept(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		// A header timeout far past the client's patience below: were the
-		// accept loop waiting on the silent clients, the request would
-		// time out.
-		px := newProxied(t, engine, []string{"127.0.0.1/32"}, time.Minute)
-		dialFrom(t, px.addr, "127.0.0.1")
-		dialFrom(t, px.addr, "127.0.0.2")
-		c := dialFrom(t, px.addr, "127.0.0.1")
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		start := time.Now()
-		got := askRaw(t, c, bufio.NewReader(c), []byte("PROXY TCP4 203.0.113.7 127.0.0.1 5555 8080\r\n"), "/busy", "")
-		if !cmp.Equal(got.XFF, []string{"203.0.113.7"}) {
-			t.Errorf("X-Forwarded-For %q", got.XFF)
-		}
-		t.Logf("answered in %v beside two silent clients", time.Since(start).Round(time.Millisecond))
-	})
+	// A header timeout far past the client's patience below: were the
+	// accept loop waiting on the silent clients, the request would
+	// time out.
+	px := newProxied(t, "h1", []string{"127.0.0.1/32"}, time.Minute)
+	dialFrom(t, px.addr, "127.0.0.1")
+	dialFrom(t, px.addr, "127.0.0.2")
+	c := dialFrom(t, px.addr, "127.0.0.1")
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	got := askRaw(t, c, bufio.NewReader(c), []byte("PROXY TCP4 203.0.113.7 127.0.0.1 5555 8080\r\n"), "/busy", "")
+	if !cmp.Equal(got.XFF, []string{"203.0.113.7"}) {
+		t.Errorf("X-Forwarded-For %q", got.XFF)
+	}
+	t.Logf("answered in %v beside two silent clients", time.Since(start).Round(time.Millisecond))
 }
 
 // BenchmarkProxyTrusted is BenchmarkProxy's hot path on the front from a

@@ -44,7 +44,10 @@ func TestProxyUnknownTrustsNoClientField(t *testing.T) {
 	}
 	f := front.New(gw, front.Options{})
 	done := make(chan struct{})
-	go func() { defer close(done); f.Serve(trust.ProxyProtocolListener(ln, trust.New(cfg.TrustedPrefixes()), 5*time.Second)) }()
+	go func() {
+		defer close(done)
+		f.Serve(trust.ProxyProtocolListener(ln, trust.New(cfg.TrustedPrefixes()), 5*time.Second))
+	}()
 	t.Cleanup(func() { f.Close(); <-done })
 
 	c, err := net.Dial("tcp", ln.Addr().String())

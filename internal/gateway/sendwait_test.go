@@ -2,13 +2,11 @@ package gateway_test
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,151 +35,117 @@ func slowApp(t *testing.T) (app *recApp, started <-chan string, release chan<- s
 	return app, st, rel
 }
 
+// The sendWait tests speak HTTP/1.1 on a plain socket, the only kind
+// whose answers' last writes wait (primeSendWait); a TLS connection is
+// served by the same loop without the wait.
+
 // TestSendWaitPipelinedWhileServedEndToEnd: the client sends a request
 // for a slow answer and, while the app works on it, the next request in
-// a write of its own. The front engine answers both, in order, on the
-// connection kept alive, round after round; the net/http engine serves
-// one request per connection: it answers the first and closes, and the
-// second never reaches the app.
+// a write of its own. Both are answered, in order, on the connection kept
+// alive, round after round.
 func TestSendWaitPipelinedWhileServedEndToEnd(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		app, started, release := slowApp(t)
-		d := newDirect(t, engine, app.addr, nil)
-		conn, err := net.Dial("tcp", d.addr)
-		if err != nil {
-			t.Fatal(err)
+	app, started, release := slowApp(t)
+	d := directWith(t, app.addr, protoOptions(t, "h1"), nil)
+	conn, err := net.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	var wantApp []string
+	for i := range 10 {
+		slow, next := "/slow?"+strconv.Itoa(i), "/next?"+strconv.Itoa(i)
+		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, "GET "+slow+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the slow request did not reach the app", i)
 		}
-		defer conn.Close()
-		br := bufio.NewReader(conn)
-		rounds := 10
-		if engine == "net/http" {
-			rounds = 1
-		}
-		var wantApp []string
-		for i := range rounds {
-			slow, next := "/slow?"+strconv.Itoa(i), "/next?"+strconv.Itoa(i)
-			conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			io.WriteString(conn, "GET "+slow+" HTTP/1.1\r\nHost: x\r\n\r\n")
-			select {
-			case <-started:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("round %d: the slow request did not reach the app", i)
-			}
-			io.WriteString(conn, "GET "+next+" HTTP/1.1\r\nHost: x\r\n\r\n")
-			// The second request reaches the gateway's socket before the
-			// first is answered: the case the front's wait may miss.
-			time.Sleep(10 * time.Millisecond)
-			release <- struct{}{}
+		io.WriteString(conn, "GET "+next+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		// The second request reaches the gateway's socket before the
+		// first is answered: the case the front's wait may miss.
+		time.Sleep(10 * time.Millisecond)
+		release <- struct{}{}
 
-			wantApp = append(wantApp, "GET "+slow)
-			answers := []string{slow}
-			if engine == "h1" {
-				wantApp = append(wantApp, "GET "+next)
-				answers = append(answers, next)
+		wantApp = append(wantApp, "GET "+slow, "GET "+next)
+		for _, uri := range []string{slow, next} {
+			start := time.Now()
+			conn.SetReadDeadline(start.Add(5 * time.Second))
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("round %d: no answer to %s: %v", i, uri, err)
 			}
-			for _, uri := range answers {
-				start := time.Now()
-				conn.SetReadDeadline(start.Add(5 * time.Second))
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					t.Fatalf("round %d: no answer to %s: %v", i, uri, err)
-				}
-				body, err := io.ReadAll(resp.Body)
-				if want := "got GET " + uri; err != nil || resp.StatusCode != 200 || string(body) != want {
-					t.Fatalf("round %d: got %d %q %v, want 200 %q", i, resp.StatusCode, body, err, want)
-				}
-				if engine == "h1" && resp.Close {
-					t.Fatalf("round %d: the answer to %s closes the connection", i, uri)
-				}
-				if took := time.Since(start); took > 2*time.Second {
-					t.Fatalf("round %d: the answer to %s took %v", i, uri, took)
-				}
+			body, err := io.ReadAll(resp.Body)
+			if want := "got GET " + uri; err != nil || resp.StatusCode != 200 || string(body) != want {
+				t.Fatalf("round %d: got %d %q %v, want 200 %q", i, resp.StatusCode, body, err, want)
+			}
+			if resp.Close {
+				t.Fatalf("round %d: the answer to %s closes the connection", i, uri)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("round %d: the answer to %s took %v", i, uri, took)
 			}
 		}
-		if engine == "net/http" {
-			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			// Closed with the second request unread: an end or a reset
-			// (net/http's own way), but nothing more.
-			if extra, err := io.ReadAll(br); (err != nil && !errors.Is(err, syscall.ECONNRESET)) || len(extra) > 0 {
-				t.Errorf("after the one answer, read %q, %v; want the connection closed", extra, err)
-			}
-		}
-		if diff := cmp.Diff(wantApp, app.lines(d)); diff != "" {
-			t.Errorf("requests the app received (-want +got):\n%s", diff)
-		}
-		d.waitIdle(t)
-	})
+	}
+	if diff := cmp.Diff(wantApp, app.lines(d)); diff != "" {
+		t.Errorf("requests the app received (-want +got):\n%s", diff)
+	}
+	d.waitIdle(t)
 }
 
 // TestSendWaitKeepAliveSequenceEndToEnd: many requests one after the
 // other, each sent when the answer before it was read, on one client
-// connection (the front engine; net/http's closes each, and the client
-// dials again), over reused app connections: every answer is the
-// request's own, and the whole sequence takes far less than a wait that
-// missed its wake-up at every request would cost.
+// connection, over reused app connections: every answer is the request's
+// own, the connection stays open, and the whole sequence takes far less
+// than a wait that missed its wake-up at every request would cost.
 func TestSendWaitKeepAliveSequenceEndToEnd(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		app := newRecApp(t, nil)
-		d := newDirect(t, engine, app.addr, nil)
-		var conn net.Conn
-		var br *bufio.Reader
-		defer func() {
-			if conn != nil {
-				conn.Close()
-			}
-		}()
-		const n = 200
-		start := time.Now()
-		var want []string
-		for i := range n {
-			if conn == nil {
-				c, err := net.Dial("tcp", d.addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				conn, br = c, bufio.NewReader(c)
-			}
-			uri := "/seq?" + strconv.Itoa(i)
-			req := "GET " + uri + " HTTP/1.1\r\nHost: x\r\n\r\n"
-			if i%3 == 1 {
-				body := strings.Repeat("b", i)
-				req = "POST " + uri + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
-			}
-			method, _, _ := strings.Cut(req, " ")
-			want = append(want, method+" "+uri)
-			conn.SetDeadline(time.Now().Add(5 * time.Second))
-			io.WriteString(conn, req)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatalf("request %d: %v", i, err)
-			}
-			body, err := io.ReadAll(resp.Body)
-			if w := "got " + method + " " + uri; err != nil || resp.StatusCode != 200 || string(body) != w {
-				t.Fatalf("request %d: got %d %q %v, want 200 %q", i, resp.StatusCode, body, err, w)
-			}
-			if resp.Close {
-				if engine == "h1" {
-					t.Fatalf("request %d: the front closes a kept-alive connection", i)
-				}
-				conn.Close()
-				conn = nil
-			}
+	app := newRecApp(t, nil)
+	d := directWith(t, app.addr, protoOptions(t, "h1"), nil)
+	conn, err := net.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	const n = 200
+	start := time.Now()
+	var want []string
+	for i := range n {
+		uri := "/seq?" + strconv.Itoa(i)
+		req := "GET " + uri + " HTTP/1.1\r\nHost: x\r\n\r\n"
+		if i%3 == 1 {
+			body := strings.Repeat("b", i)
+			req = "POST " + uri + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 		}
-		if took := time.Since(start); took > 10*time.Second {
-			t.Errorf("%d sequential requests took %v", n, took)
+		method, _, _ := strings.Cut(req, " ")
+		want = append(want, method+" "+uri)
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, req)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
 		}
-		if diff := cmp.Diff(want, app.lines(d)); diff != "" {
-			t.Errorf("requests the app received (-want +got):\n%s", diff)
+		body, err := io.ReadAll(resp.Body)
+		if w := "got " + method + " " + uri; err != nil || resp.StatusCode != 200 || string(body) != w {
+			t.Fatalf("request %d: got %d %q %v, want 200 %q", i, resp.StatusCode, body, err, w)
 		}
-		if engine == "h1" && conn != nil {
-			// Still open and usable after the sequence.
-			conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-			if _, err := br.Peek(1); err == nil || !isTimeout(err) {
-				t.Errorf("the kept-alive connection after the sequence: %v, want it open and quiet", err)
-			}
+		if resp.Close {
+			t.Fatalf("request %d: the front closes a kept-alive connection", i)
 		}
-		d.waitIdle(t)
-	})
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("%d sequential requests took %v", n, took)
+	}
+	if diff := cmp.Diff(want, app.lines(d)); diff != "" {
+		t.Errorf("requests the app received (-want +got):\n%s", diff)
+	}
+	// Still open and usable after the sequence.
+	conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := br.Peek(1); err == nil || !isTimeout(err) {
+		t.Errorf("the kept-alive connection after the sequence: %v, want it open and quiet", err)
+	}
+	d.waitIdle(t)
 }
 
 // lines is what the app received once the gateway settled, one "METHOD

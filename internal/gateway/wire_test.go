@@ -42,6 +42,18 @@ func (w wire) frontOptions() front.Options {
 	return o
 }
 
+// h1Options are the options of the listener w reaches, as the HTTP/1.1
+// attack tables want it: the HTTPS one (h2TLS's certificate, offering h2
+// and http/1.1), or a plain one as configured by default, h2c off, so
+// that an HTTP/2 preface is refused rather than served.
+func (w wire) h1Options() front.Options {
+	var o front.Options
+	if w.tls {
+		o.TLS, _ = h2TLS()
+	}
+	return o
+}
+
 // dialH1 opens an HTTP/1.1 connection to addr over w: plain TCP, or TLS
 // trusting h2TLS's certificate with ALPN http/1.1.
 func dialH1(w wire, addr string) (net.Conn, error) {
@@ -66,22 +78,31 @@ func dialH1(w wire, addr string) (net.Conn, error) {
 	return tc, nil
 }
 
-// sendH1 is sendRaw over w: send in one write on a new connection, then
-// everything the gateway answers until it closes or stays silent
-// readIdle (readTotal in all).
-func sendH1(w wire, addr, send string) clientView {
+// sendH1 writes send in one write on a new connection to addr over w,
+// then reads everything the gateway answers until it closes or stays
+// silent readIdle (readTotal in all).
+func sendH1(w wire, addr, send string) clientView { return sendH1After(w, addr, "", send) }
+
+// sendH1After is sendH1 with opener written first and parkPause waited
+// out before send (the opener's answer stays in the socket, read with the
+// rest).
+func sendH1After(w wire, addr, opener, send string) clientView {
 	c, err := dialH1(w, addr)
 	if err != nil {
 		return clientView{err: err}
 	}
 	defer c.Close()
+	if opener != "" {
+		io.WriteString(c, opener)
+		time.Sleep(parkPause)
+	}
 	start := time.Now()
 	io.WriteString(c, send) // a gateway that closes early fails this; read what it said
 	return readView(c, start)
 }
 
-// readView reads c as sendRawAfter does: until the gateway closes or is
-// silent readIdle, at most until readTotal after start.
+// readView reads c until the gateway closes or is silent readIdle, at
+// most until readTotal after start.
 func readView(c net.Conn, start time.Time) clientView {
 	var v clientView
 	end := start.Add(readTotal)

@@ -1,0 +1,112 @@
+package gateway_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/front"
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
+
+// A request whose head is arriving when Shutdown begins is in flight: it
+// is answered, with Connection: close, whatever its framing, and
+// Shutdown returns.
+func TestShutdownHeadInFlight(t *testing.T) {
+	app := sampleApp(t)
+	cases := []struct {
+		name, first, rest string
+	}{
+		{"plain GET", "GET /a HTTP/1.1\r\nHo", "st: a\r\n\r\n"},
+		{"chunked POST", "POST /a HTTP/1.1\r\nHo", "st: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"},
+		{"HTTP/1.0", "GET /a HTTP/1.0\r\nHo", "st: a\r\n\r\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := serveCounted(t, app, front.Options{HeadTimeout: 5 * time.Second}, nil)
+			c := dialRaw(t, s.addr)
+			c.send(tc.first)
+			time.Sleep(150 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- s.f.Shutdown(ctx) }()
+			time.Sleep(150 * time.Millisecond)
+			c.send(tc.rest)
+			resp, body, err := c.final(4 * time.Second)
+			if err != nil {
+				t.Errorf("a request whose head was arriving when Shutdown began got no answer: %v", err)
+			} else if resp.StatusCode != 200 || !resp.Close {
+				t.Errorf("got %d %q close=%v, want 200 with Connection: close", resp.StatusCode, body, resp.Close)
+			}
+			select {
+			case err := <-shut:
+				if err != nil {
+					t.Errorf("Shutdown: %v", err)
+				}
+			case <-time.After(6 * time.Second):
+				t.Fatal("Shutdown did not return")
+			}
+		})
+	}
+}
+
+// Requests in flight when Shutdown begins finish with Connection: close,
+// whatever their framing (TestFrontShutdown has HTTP/2's form); an idle
+// keep-alive connection is closed; Shutdown returns.
+func TestShutdownInFlight(t *testing.T) {
+	app := sampleApp(t)
+	s := serveCounted(t, app, front.Options{}, nil)
+	idle := dialRaw(t, s.addr)
+	idle.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, _, err := idle.final(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	get := dialRaw(t, s.addr)
+	get.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	chunked := dialRaw(t, s.addr)
+	chunked.send("POST /slow HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n")
+	testutil.WaitFor(t, 5*time.Second, "both requests at the app", func() bool { return s.m.Inflight() == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- s.f.Shutdown(ctx) }()
+	for name, c := range map[string]*rawConn{"GET": get, "chunked POST": chunked} {
+		resp, body, err := c.final(4 * time.Second)
+		if err != nil || resp.StatusCode != 200 || !resp.Close {
+			t.Errorf("%s in flight: %v %q %v; want 200 with Connection: close", name, resp, body, err)
+		}
+	}
+	idle.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := idle.br.ReadByte(); err == nil || isTimeout(err) {
+		t.Errorf("the idle connection was not closed by Shutdown: %v", err)
+	}
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+}
+
+// Close ends every client connection, an upgraded one too.
+func TestCloseEndsUpgraded(t *testing.T) {
+	app := sampleApp(t)
+	s := serveCounted(t, app, front.Options{}, nil)
+	c := dialRaw(t, s.addr)
+	c.send("GET /upgrade HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	if resp, _, err := c.resp(3 * time.Second); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	closed := make(chan struct{})
+	go func() { s.f.Close(); close(closed) }()
+	c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err := c.br.ReadByte()
+	if isTimeout(err) {
+		t.Errorf("an upgraded connection stays open 3 s after Close")
+	}
+	<-closed
+	c.close()
+}
