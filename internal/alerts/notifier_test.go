@@ -212,9 +212,9 @@ func TestDownReceiverBlocksNothing(t *testing.T) {
 		t.Errorf("10k observations took %s and 10k events %s with the receiver down", observed, emitted)
 	}
 	testutil.WaitFor(t, 10*time.Second, "the queue to overflow", func() bool { return res.count(ResultDropped) > 0 })
-	if rcv.requests() == 0 {
-		t.Errorf("the receiver was never tried")
-	}
+	// The first notification reaches the hanging receiver on its own
+	// goroutine, which a busy machine may run after the overflow.
+	testutil.WaitFor(t, 10*time.Second, "the receiver to be tried", func() bool { return rcv.requests() > 0 })
 	start = time.Now()
 	cancel()
 	if err := <-done; err != nil {

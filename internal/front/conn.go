@@ -368,6 +368,9 @@ func (fc *conn) run(fresh bool) {
 		if fc.tunneled {
 			return // the handler's now, until it closes it
 		}
+		// Idle from when the answer went out: its last write may then
+		// wait a while for the next request (primeSendWait).
+		answered := monoNow()
 		fc.w.end()
 		fc.watch.stop()
 		if fc.closeAfter || fc.watch.gone.Load() || !fc.drainBody() {
@@ -376,7 +379,7 @@ func (fc *conn) run(fresh bool) {
 		if !fc.state.CompareAndSwap(connActive, connIdle) {
 			return
 		}
-		fc.idleAt.Store(monoNow())
+		fc.idleAt.Store(answered)
 		fc.deadline = monoNow() + int64(fc.s.opts.KeepaliveTimeout)
 	}
 }
