@@ -50,8 +50,8 @@ func (g *Gateway) Serve(x *front.Exchange) {
 // log) is the one its chain names, read strictly from right to left
 // (trust.Proxies.Client).
 //
-// peer notes whether the request's peer at ip is a trusted proxy and, if
-// so, the client its X-Forwarded-For names. With no trusted_proxies it
+// peer notes whether the exchange's peer (x.IP) is a trusted proxy and,
+// if so, the client its X-Forwarded-For names. With no trusted_proxies it
 // does nothing: the access log's client is the peer. Nor is a peer
 // trusted whose PROXY header said it does not know the client.
 func (g *Gateway) peer(st *reqState, x *front.Exchange, h http.Header) {
