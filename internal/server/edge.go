@@ -107,7 +107,19 @@ func edgeTLS(base *tls.Config, t *config.TLS) *tls.Config {
 	if t.MinVersion == "1.3" {
 		c.MinVersion = tls.VersionTLS13
 	}
+	c.CipherSuites = tls12Suites()
 	return c
+}
+
+// tls12Suites are the TLS 1.2 suites offered: forward-secret AEAD only,
+// Mozilla's intermediate profile (Go's default list still has CBC-SHA1
+// suites). TLS 1.3's suites are not configurable, and all AEAD.
+func tls12Suites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
 }
 
 // hstsValue is the Strict-Transport-Security header for t; "" when off.
