@@ -72,6 +72,12 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 				return nil, a.acquireError(req.Context(), err, hold)
 			}
 		}
+		if err := req.Context().Err(); err != nil {
+			// The client left (an HTTP/2 stream reset as it was sent,
+			// a rapid-reset flood's way): the app is not asked.
+			m.Release()
+			return nil, cause.New(cause.ClientClosed, "", "client went away before the request was sent", err)
+		}
 		now := time.Now() // one reading for the deadline, sentAt and the attempt's start
 		if deadline.IsZero() {
 			deadline = now.Add(cfg.RequestTimeout.D())

@@ -117,8 +117,18 @@ func TestH2RapidReset(t *testing.T) {
 			if !slices.Contains([]string{"survived; next 200", "GOAWAY ENHANCE_YOUR_CALM"}, got) {
 				t.Errorf("the connection: %q, want it to survive (and serve) or to be told to calm down", got)
 			}
-			if forwarded > n/10 {
-				t.Errorf("the app got %d of %d requests reset as they were sent; want no more than %d", forwarded, n, n/10)
+			// A stream's handler races x/net's serve loop, which cancels
+			// it when the RST_STREAM right behind its HEADERS is read; the
+			// gateway asks the app only while it has not (forward). The
+			// race detector slows the handler's side more than x/net's
+			// reading, and lets about twice as many through; the plain
+			// run holds the tenth.
+			limit := n / 10
+			if raceEnabled {
+				limit = n / 5
+			}
+			if forwarded > limit {
+				t.Errorf("the app got %d of %d requests reset as they were sent; want no more than %d", forwarded, n, limit)
 			}
 			if grew := maxG - base; grew > 3*250 {
 				t.Errorf("goroutines grew by %d during the attack; want at most 3 per stream the connection may run (750)", grew)
