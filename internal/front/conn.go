@@ -72,7 +72,7 @@ const parkAfter = 50 * time.Millisecond
 // else (the access entry copies what it keeps, and the strings parsed from
 // a head point into that head's own copy). A connection idle long enough
 // drops it, and holds only the few words below: thousands of idle
-// keep-alive connections cost little more than their sockets (issue 18).
+// keep-alive connections cost little more than their sockets.
 type conn struct {
 	*reqState // nil while idle past parkAfter
 
