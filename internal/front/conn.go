@@ -509,8 +509,8 @@ func (fc *conn) forget() {
 }
 
 // request checks and parses head and prepares the request for the
-// handler; false when the connection was answered, refused or handed off
-// instead.
+// handler; false when the connection was answered or refused instead, or
+// went on as HTTP/2 (h2c).
 func (fc *conn) request(head []byte) bool {
 	inBuf := fc.big == nil
 	if string(head) == http1.PrefaceHead && fc.s.opts.H2C && fc.tls == nil {

@@ -282,7 +282,8 @@ func (a *appProxy) setPin(h http.Header, m *pool.Member, name string, st *reqSta
 
 // secureRequest reports whether the client's request came over TLS, which
 // decides the cookies' Secure attribute and whether the SameSite=None
-// twin is sent. Both engines and HTTP/2 set Req.TLS on a TLS connection.
+// twin is sent. The front sets Req.TLS from the connection, on every
+// protocol.
 // (A trusted proxy's X-Forwarded-Proto: https does not count: the
 // cookie's attributes follow the connection the browser can see only
 // when gatehouse terminates TLS itself.)

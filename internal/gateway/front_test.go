@@ -53,27 +53,10 @@ func echoApp(t *testing.T) string {
 	return strings.TrimPrefix(app.URL, "http://")
 }
 
-// rawExchange sends raw on a new connection and reads one response.
+// rawExchange sends raw on a new plain connection and reads one response.
 func rawExchange(t *testing.T, addr, raw string) (*http.Response, string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(conn, raw)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	for err == nil && resp.StatusCode < 200 { // 100 Continue
-		resp, err = http.ReadResponse(br, nil)
-	}
-	if err != nil {
-		t.Fatalf("%q: %v", raw, err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b)
+	return rawExchangeOver(t, wireH1, addr, raw)
 }
 
 // Requests beyond the plainest are served, the unusual ones answered and
