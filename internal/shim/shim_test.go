@@ -487,6 +487,14 @@ func passedOn(t *testing.T) []int {
 // leads its own session, outside that group and away from the terminal.
 func TestAppIsolation(t *testing.T) {
 	r := start(t, spec(t, []string{"sleep", "30"}, "APP_VAR=1"))
+	// Polled: until the app has exec'd, /proc shows the shim's
+	// environment, or none at all.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		exe, _ := os.Readlink("/proc/" + strconv.Itoa(r.PID) + "/exe")
+		if filepath.Base(exe) == "sleep" || time.Now().After(deadline) {
+			break
+		}
+	}
 	environ, err := os.ReadFile("/proc/" + strconv.Itoa(r.PID) + "/environ")
 	if err != nil {
 		t.Fatal(err)
