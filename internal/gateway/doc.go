@@ -7,9 +7,10 @@
 //
 // Every request arrives the same way, whatever its protocol: as a
 // front.Exchange, served by Serve. Read a request's path top to bottom
-// in serve.go, the coordinator: admit (route.go), forward (forward.go,
-// body.go), the answer (copyResponse, or tunnel.go for an upgrade the app
-// accepted; errorpage.go when gatehouse answers itself), finish.
+// in serve.go, the coordinator: admit and route, then forward and answer
+// (forward.go: the attempts, the app's answer copied, or tunnel.go for an
+// upgrade the app accepted; failure.go and errorpage.go when gatehouse
+// answers itself), then finish.
 //
 // The gateway only reads pools: it picks members and counts its requests
 // on them, and reports connection failures (passive ejection); the

@@ -1,23 +1,237 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/front"
+	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/trust"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
+
+// forwardAndAnswer sends the request to the app and answers the client
+// with what came back.
+func (g *Gateway) forwardAndAnswer(x *front.Exchange, a *appProxy, rw *responseWriter, st *reqState, start time.Time) {
+	r := x.Req
+	outbound(x, st)
+	resp, err := a.forward(r, st)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		if switchedTo(resp.Header, x.Upgrade) {
+			g.tunnel(x, a, rw, st, resp)
+			return
+		}
+		st.upgraded = false
+		resp.Body.Close()
+		err = errUnaskedSwitch
+	}
+	if err == nil && st.answeredAt.Sub(start) > lateCheck && x.Gone() {
+		// The client left while the app worked: its answer is not
+		// written, and the request is logged client_closed. (A failure is
+		// still classified by fail, so that finish can tell an upstream
+		// timeout from a client that gave up.)
+		resp.Body.Close()
+		return
+	}
+	if err != nil {
+		g.fail(rw, r, st, err)
+		return
+	}
+	copyResponse(x, rw, resp)
+}
+
+// switchedTo reports whether the app's 101 switched to a protocol the
+// client asked for (its Upgrade field, asked).
+func switchedTo(h http.Header, asked string) bool {
+	to := http1.TrimOWS(h.Get("Upgrade"))
+	if asked == "" || to == "" {
+		return false
+	}
+	for p := range strings.SplitSeq(asked, ",") {
+		if http1.EqualFold(http1.TrimOWS(p), to) {
+			return true
+		}
+	}
+	return false
+}
+
+// outbound turns the client's request into the app's: hop-by-hop fields
+// removed (TE: trailers kept), Forwarded and Expect removed (the front
+// answers 100-continue itself), X-Forwarded-* set (see forwarded), the
+// request id set, and an admitted upgrade asked for again. The header map
+// is the exchange's, reused.
+func outbound(x *front.Exchange, st *reqState) {
+	h := x.Req.Header
+	for _, k := range x.ConnTokens {
+		delete(h, textproto.CanonicalMIMEHeaderKey(k))
+	}
+	trailers := false
+	for _, v := range h["Te"] {
+		trailers = trailers || http1.HasToken(v, "trailers")
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	if trailers {
+		h["Te"] = x.One("trailers")
+	}
+	delete(h, "Forwarded")
+	delete(h, "Expect")
+	forwarded(x, st)
+	h["X-Request-Id"] = x.One(st.requestID)
+	if x.Upgrade != "" {
+		h["Connection"] = x.One("Upgrade")
+		h["Upgrade"] = x.One(x.Upgrade)
+	}
+}
+
+// forwarded sets the X-Forwarded-* fields and X-Real-IP of the request
+// to the app, in the exchange's header map, and drops the origin fields
+// (originField) an untrusted client sent. The scheme is the connection's.
+func forwarded(x *front.Exchange, st *reqState) {
+	h := x.Req.Header
+	proto := "http"
+	if secureRequest(x.Req) {
+		proto = "https"
+	}
+	if !st.trusted {
+		for k := range h {
+			if originField(k) {
+				delete(h, k)
+			}
+		}
+		h["X-Forwarded-For"] = x.One(x.IP)
+		h["X-Forwarded-Host"] = x.One(x.Req.Host)
+		h["X-Forwarded-Proto"] = x.One(proto)
+		h["X-Real-Ip"] = h["X-Forwarded-For"]
+		return
+	}
+	h["X-Real-Ip"] = x.One(x.IP)
+	if st.client != "" {
+		h["X-Real-Ip"] = x.One(st.client)
+	}
+	h["X-Forwarded-For"] = x.One(trust.AppendFor(h["X-Forwarded-For"], x.IP))
+	if !trust.ValidHost(h["X-Forwarded-Host"]) {
+		h["X-Forwarded-Host"] = x.One(x.Req.Host)
+	}
+	if !trust.ValidProto(h["X-Forwarded-Proto"]) {
+		h["X-Forwarded-Proto"] = x.One(proto)
+	}
+}
+
+// originField reports whether k is one of the fields through which
+// frameworks learn where a request came from or how (Rack reads
+// X-Forwarded-Ssl before X-Forwarded-Proto; ASP.NET behind ARR reads
+// X-ARR-SSL): set by a client that is no trusted proxy, one would pass a
+// plain-HTTP request for HTTPS, or the client for another address. A
+// switch, not a map: most requests carry a few fields, and each is
+// checked.
+func originField(k string) bool {
+	switch k {
+	case "X-Forwarded-Ssl", "X-Forwarded-Port", "X-Forwarded-Scheme", "X-Url-Scheme", "Front-End-Https", "X-Arr-Ssl",
+		"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip", "X-Forwarded-Prefix", "X-Original-Url",
+		"X-Original-Host", "X-Rewrite-Url":
+		return true
+	}
+	return false
+}
+
+// copyResponse writes the app's response to the client: streamed
+// responses (unknown length, event streams) are flushed after every read,
+// others once at the end. A body that breaks is cut short on the client's
+// side too (the connection closes), and classified by its reader.
+func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
+	defer resp.Body.Close()
+	w := x.W
+	removeHopByHop(resp.Header)
+	w.UseHeader(resp.Header)
+	if resp.ContentLength < 0 {
+		// Only a chunked answer has trailers; a plain one is the pooled
+		// request state's, which is gone when the writer ends.
+		w.SetTrailer(&resp.Trailer)
+	}
+	rw.WriteHeader(resp.StatusCode)
+	stream := resp.ContentLength < 0 || isEventStream(resp.Header)
+	if stream {
+		// The head goes out now: an event
+		// stream's client must not wait for the first event to know it is
+		// open. A client leaving the stream is watched for, and ends it
+		// (see responseBody).
+		w.Flush()
+		x.Watch()
+	}
+	pool := copyBuffers
+	if resp.ContentLength >= 0 && resp.ContentLength <= int64(smallCopyBuffers.size) {
+		pool = smallCopyBuffers
+	}
+	buf := pool.Get()
+	defer pool.Put(buf)
+	for reads := 0; ; reads++ {
+		if reads == 1 && !stream {
+			// A body longer than one read may stall in the middle: from
+			// now on a client leaving lets the instance go (streams were
+			// watched from the start).
+			x.Watch()
+			if b, ok := resp.Body.(*responseBody); ok {
+				b.watch(x.Req.Context())
+			}
+		}
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := rw.Write(buf[:n]); werr != nil {
+				if !errors.Is(werr, front.ErrClientWrite) {
+					w.Abort()
+				}
+				return
+			}
+			if stream {
+				w.Flush()
+			}
+		}
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			w.Abort()
+			return
+		}
+	}
+}
+
+// removeHopByHop removes the hop-by-hop headers of a response, and those
+// its Connection header names.
+func removeHopByHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(sf))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+func isEventStream(h http.Header) bool {
+	ct := h["Content-Type"]
+	return len(ct) > 0 && len(ct[0]) >= 17 && strings.EqualFold(ct[0][:17], "text/event-stream")
+}
 
 // forward sends req to one of the app's members, trying another when an
 // attempt fails in a way that is safe to retry, and holding the request
@@ -320,89 +534,259 @@ func sinceOrZero(t time.Time) time.Duration {
 	return time.Since(t)
 }
 
-// acquireError turns a failure to get a member into a cause, saying what
-// gatehouse saw of the app's instances.
-func (a *appProxy) acquireError(ctx context.Context, err error, hold time.Duration) *cause.Error {
-	switch {
-	case errors.Is(err, pool.ErrQueueFull):
-		e := cause.Errorf(cause.QueueFull, "", err, "%d requests already waiting for an instance of %s%s", a.pool.Waiting(), a.name, a.busyNote())
-		if _, busy := a.pool.Saturated(); busy {
-			e.Hint = cause.BusyHint
-		}
-		return e
-	case errors.Is(err, pool.ErrHoldTimeout):
-		if ready, busy := a.pool.Saturated(); busy {
-			// Instances are up but busy: overload, not a start or a crash.
-			return cause.Errorf(cause.InstancesBusy, "", err, "no instance of %s had a free slot within hold_timeout %s: %s %s %d, %d requests waiting",
-				a.name, hold, plural(ready, "instance", "instances"), cause.Busy, a.pool.MaxInflight(), a.pool.Waiting())
-		}
-		return cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s became ready within hold_timeout %s: %s", a.name, hold, a.pool.Describe())
-	default:
-		return cause.New(cause.ClientClosed, "", "client went away while held", ctx.Err())
-	}
-}
-
-// busyNote adds to a queue_full detail that the instances are busy at
-// max_inflight, when they are.
-func (a *appProxy) busyNote() string {
-	if ready, busy := a.pool.Saturated(); busy {
-		return fmt.Sprintf("; %s %s %d", plural(ready, "instance", "instances"), cause.Busy, a.pool.MaxInflight())
-	}
-	return ""
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
-
-// attemptError names the failure of the last attempt, and ties it to the
-// instance's exit when the process died under the request.
-func (a *appProxy) attemptError(c cause.Cause, m *pool.Member, err error) *cause.Error {
-	if c == cause.ClientClosed || c == cause.ClientTimeout || c == cause.BadRequest || c == cause.RequestTooLarge {
-		return cause.New(c, "", "reading the request body: "+err.Error(), err)
-	}
-	detail := attemptDetail(c, m, err)
-	if c == cause.UpstreamReset || c == cause.ConnectRefused || c == cause.BadResponse {
-		if exit := m.ExitFor(m.PID(), exitWait); exit != nil {
-			exit.Failed.Add(1)
-			detail += fmt.Sprintf("; instance %s (pid %d) %s", m.ID, exit.PID, exit.Detail)
-		}
-	}
-	return cause.New(c, m.ID, detail, err)
-}
-
 // exitWait is how long a failed request waits to learn that its instance
 // died: the reset is seen a moment before the supervisor reaps the process.
 const exitWait = 250 * time.Millisecond
 
-func attemptDetail(c cause.Cause, m *pool.Member, err error) string {
-	switch c {
-	case cause.ConnectRefused:
-		return "connection refused on " + m.Addr + "; is the app listening on its PORT?"
-	case cause.ConnectTimeout:
-		if upstreamtls.Classify(err) != upstreamtls.None {
-			return "TLS handshake with " + m.Addr + " timed out after " + upstream.ConnectTimeout.String()
-		}
-		return "connect to " + m.Addr + " timed out after " + upstream.ConnectTimeout.String()
-	case cause.UpstreamTLS:
-		return "TLS with " + m.Addr + ": " + upstreamtls.Describe(err)
-	case cause.StaleConnection:
-		return "the app closed an idle keep-alive connection as it was reused"
-	case cause.UpstreamReset:
-		return "connection to " + m.Addr + " closed before response headers"
-	case cause.UpstreamTimeout:
-		return "no response headers from " + m.Addr + " within request_timeout"
-	case cause.BadResponse:
-		switch {
-		case errors.Is(err, upstream.ErrHeadTooLarge):
-			return "the response head from " + m.Addr + " is larger than limits.response_head"
-		case errors.Is(err, upstream.ErrBadStatus), errors.Is(err, upstream.ErrTooManyInterim):
-			return "the answer from " + m.Addr + " is not valid HTTP: " + err.Error()
-		}
-		return "the answer from " + m.Addr + " is not HTTP"
+// replayer rewinds a request body for another attempt.
+type replayer struct {
+	buf []byte
+	// counted tracks how much of a streamed body was read; a body that
+	// was read at all cannot be sent again.
+	counted *countingBody
+}
+
+// prepareBody keeps a request body of up to limit bytes in memory so the
+// request can be replayed on another instance; a larger body streams, and
+// is replayable only while none of it was sent.
+func prepareBody(req *http.Request, limit int64) (replayer, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return replayer{}, nil
 	}
-	return c.Hint()
+	if req.ContentLength > limit {
+		cb := &countingBody{ReadCloser: req.Body}
+		req.Body = cb
+		return replayer{counted: cb}, nil
+	}
+	bp := bodyBufs.Get().(*bytes.Buffer)
+	bp.Reset()
+	n, err := io.Copy(bp, io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		bodyBufs.Put(bp)
+		return replayer{}, err
+	}
+	if n > limit {
+		// Unknown length and larger than the limit: stream what is left
+		// after what we read.
+		rest := io.MultiReader(bytes.NewReader(bytes.Clone(bp.Bytes())), req.Body)
+		bodyBufs.Put(bp)
+		cb := &countingBody{ReadCloser: readCloser{rest, req.Body}}
+		req.Body = cb
+		return replayer{counted: cb}, nil
+	}
+	buf := bytes.Clone(bp.Bytes())
+	bodyBufs.Put(bp)
+	req.Body.Close()
+	req.ContentLength = int64(len(buf))
+	req.Body = io.NopCloser(bytes.NewReader(buf))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	return replayer{buf: buf}, nil
+}
+
+// rewind prepares req for another attempt; false when its body cannot be
+// sent again.
+func (r replayer) rewind(req *http.Request) bool {
+	switch {
+	case r.counted != nil:
+		return r.counted.n == 0
+	case r.buf != nil:
+		req.Body = io.NopCloser(bytes.NewReader(r.buf))
+	}
+	return true
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		// The client's body broke (cut short, bad chunking): the failure
+		// is the client's, not the instance's the body was going to.
+		err = &upstream.ClientBodyError{Err: err}
+	}
+	return n, err
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// responseBody hands the connection back once the body has been read to
+// its end, releases the member when the response is done, and notes a
+// body that ended early.
+type responseBody struct {
+	rc     io.ReadCloser
+	pc     *upstream.Conn
+	m      *pool.Member
+	st     *reqState
+	closed bool
+	// unwatch stops the interruption of a streamed body's reads when its
+	// client leaves; false when the interruption already happened.
+	unwatch func() bool
+	// unend stops the end of an event stream at EndStreams; ended is set
+	// when that end came.
+	unend func() bool
+	ended atomic.Bool
+}
+
+// endWith makes an event stream end when ctx does, as if the app had
+// ended it: the client's response is complete (an event stream may end
+// at any event; its client reconnects), the connection to the app is
+// dropped.
+func (b *responseBody) endWith(ctx context.Context) {
+	if b.pc == nil || ctx == nil {
+		return
+	}
+	pc := b.pc
+	b.unend = context.AfterFunc(ctx, func() {
+		b.ended.Store(true)
+		pc.Interrupt()
+	})
+}
+
+// watch interrupts the body's reads from the app when ctx ends.
+func (b *responseBody) watch(ctx context.Context) {
+	if b.unwatch != nil || b.pc == nil {
+		return
+	}
+	b.unwatch = context.AfterFunc(ctx, b.pc.Interrupt)
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	if b.pc == nil {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.done(true)
+	case err != nil && b.ended.Load():
+		b.done(false)
+		return n, io.EOF
+	case err != nil:
+		b.st.truncated = true
+		b.done(false)
+	}
+	return n, err
+}
+
+// done ends the exchange's use of the connection: clean when the body was
+// read exactly to its end (see package upstream for when that is enough
+// to reuse it).
+func (b *responseBody) done(clean bool) {
+	if b.pc == nil {
+		return
+	}
+	if b.unwatch != nil && !b.unwatch() {
+		clean = false // its deadline was moved: the connection is spent
+	}
+	if b.unend != nil && !b.unend() {
+		clean = false
+	}
+	b.unwatch, b.unend = nil, nil
+	b.pc.Finish(clean)
+	b.pc = nil
+}
+
+func (b *responseBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	b.done(false)
+	b.m.Release()
+	return nil
+}
+
+// copyBuffers lends the copy buffers of answers of unknown or large
+// length.
+var copyBuffers = &bufferPool{size: 32 << 10}
+
+// smallCopyBuffers copy bodies of known length up to their size: most
+// answers are small, and a 32 KiB buffer for each in flight was a tenth
+// of the heap under load.
+var smallCopyBuffers = &bufferPool{size: 4 << 10}
+
+type bufferPool struct {
+	p    sync.Pool
+	size int
+}
+
+type copyBuffer struct{ b []byte }
+
+func (bp *bufferPool) Get() []byte {
+	if c, ok := bp.p.Get().(*copyBuffer); ok {
+		b := c.b
+		c.b = nil
+		bufHolders.Put(c)
+		return b
+	}
+	return make([]byte, bp.size)
+}
+
+// Put keeps the buffer; its holder comes from a second pool so that
+// putting one back does not allocate.
+func (bp *bufferPool) Put(b []byte) {
+	c, _ := bufHolders.Get().(*copyBuffer)
+	if c == nil {
+		c = new(copyBuffer)
+	}
+	c.b = b
+	bp.p.Put(c)
+}
+
+var bufHolders sync.Pool
+
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// errUnaskedSwitch: the app answered 101 to a request that asked for no
+// upgrade, or switched to another protocol than the one asked for.
+var errUnaskedSwitch = errors.New("the app switched protocols when no such upgrade was requested")
+
+// hopHeaders are the hop-by-hop headers a proxy does not forward.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// upstream returns the connection pool of member m.
+func (a *appProxy) upstream(m *pool.Member) *upstream.Pool {
+	for {
+		if u, ok := a.upstreams.Load(m); ok {
+			return u.(*upstream.Pool)
+		}
+		cfg := a.cfg.Load()
+		u, loaded := a.upstreams.LoadOrStore(m, newUpstream(cfg, m))
+		if loaded {
+			continue
+		}
+		if a.cfg.Load() != cfg {
+			// A reload swapped the config, and dropped the pools, between
+			// the pool's making and its storing: it has the old
+			// upstream_tls:. (A swap after this check drops it itself.)
+			if a.upstreams.CompareAndDelete(m, u) {
+				u.(*upstream.Pool).Close()
+			}
+			continue
+		}
+		m.OnRemove(func() {
+			if u, ok := a.upstreams.LoadAndDelete(m); ok {
+				u.(*upstream.Pool).Close()
+			}
+		})
+		return u.(*upstream.Pool)
+	}
+}
+
+// newUpstream makes member m's pool for the app's config cfg: of TLS
+// connections when it has upstream_tls:, with one client config for the
+// pool's lifetime.
+func newUpstream(cfg *config.App, m *pool.Member) *upstream.Pool {
+	if cfg.UpstreamTLS != nil {
+		return upstream.NewTLSPool(m.Addr, cfg.UpstreamIdleTimeout.D(), upstreamtls.Config(cfg.UpstreamTLS, m.Addr))
+	}
+	return upstream.NewPool(m.Addr, cfg.UpstreamIdleTimeout.D())
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/trust"
 	"github.com/gatehouse/gatehouse/internal/upstream"
-	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
 
 // Gateway serves the front's exchanges (Serve), whatever their protocol.
@@ -117,45 +116,6 @@ func (g *Gateway) EndStreams() { g.endStreams() }
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// upstream returns the connection pool of member m.
-func (a *appProxy) upstream(m *pool.Member) *upstream.Pool {
-	for {
-		if u, ok := a.upstreams.Load(m); ok {
-			return u.(*upstream.Pool)
-		}
-		cfg := a.cfg.Load()
-		u, loaded := a.upstreams.LoadOrStore(m, newUpstream(cfg, m))
-		if loaded {
-			continue
-		}
-		if a.cfg.Load() != cfg {
-			// A reload swapped the config, and dropped the pools, between
-			// the pool's making and its storing: it has the old
-			// upstream_tls:. (A swap after this check drops it itself.)
-			if a.upstreams.CompareAndDelete(m, u) {
-				u.(*upstream.Pool).Close()
-			}
-			continue
-		}
-		m.OnRemove(func() {
-			if u, ok := a.upstreams.LoadAndDelete(m); ok {
-				u.(*upstream.Pool).Close()
-			}
-		})
-		return u.(*upstream.Pool)
-	}
-}
-
-// newUpstream makes member m's pool for the app's config cfg: of TLS
-// connections when it has upstream_tls:, with one client config for the
-// pool's lifetime.
-func newUpstream(cfg *config.App, m *pool.Member) *upstream.Pool {
-	if cfg.UpstreamTLS != nil {
-		return upstream.NewTLSPool(m.Addr, cfg.UpstreamIdleTimeout.D(), upstreamtls.Config(cfg.UpstreamTLS, m.Addr))
-	}
-	return upstream.NewPool(m.Addr, cfg.UpstreamIdleTimeout.D())
-}
 
 // dropUpstreams closes every member's pool, so that new connections are
 // made with a reloaded upstream_tls: (its files were read again).

@@ -1,20 +1,26 @@
 package gateway
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
-	"io"
 	"net"
 	"net/http"
-	"net/textproto"
+	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/http1"
+	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
-	"github.com/gatehouse/gatehouse/internal/trust"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
 // Serve serves one exchange, whatever protocol it came in: admits it
@@ -70,225 +76,173 @@ func (g *Gateway) name(st *reqState, clientID string) {
 	}
 }
 
-// forwardAndAnswer sends the request to the app and answers the client
-// with what came back.
-func (g *Gateway) forwardAndAnswer(x *front.Exchange, a *appProxy, rw *responseWriter, st *reqState, start time.Time) {
-	r := x.Req
-	outbound(x, st)
-	resp, err := a.forward(r, st)
-	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
-		if switchedTo(resp.Header, x.Upgrade) {
-			g.tunnel(x, a, rw, st, resp)
-			return
-		}
-		st.upgraded = false
-		resp.Body.Close()
-		err = errUnaskedSwitch
-	}
-	if err == nil && st.answeredAt.Sub(start) > lateCheck && x.Gone() {
-		// The client left while the app worked: its answer is not
-		// written, and the request is logged client_closed. (A failure is
-		// still classified by fail, so that finish can tell an upstream
-		// timeout from a client that gave up.)
-		resp.Body.Close()
-		return
-	}
-	if err != nil {
-		g.fail(rw, r, st, err)
-		return
-	}
-	copyResponse(x, rw, resp)
-}
-
-// errUnaskedSwitch: the app answered 101 to a request that asked for no
-// upgrade, or switched to another protocol than the one asked for.
-var errUnaskedSwitch = errors.New("the app switched protocols when no such upgrade was requested")
-
-// switchedTo reports whether the app's 101 switched to a protocol the
-// client asked for (its Upgrade field, asked).
-func switchedTo(h http.Header, asked string) bool {
-	to := http1.TrimOWS(h.Get("Upgrade"))
-	if asked == "" || to == "" {
-		return false
-	}
-	for p := range strings.SplitSeq(asked, ",") {
-		if http1.EqualFold(http1.TrimOWS(p), to) {
-			return true
-		}
-	}
-	return false
-}
-
 // lateCheck is how long a request may take before the client is checked
 // for having left, once, before its answer is written. Quicker requests
 // skip the syscall; a client gone within them is found by the write.
 const lateCheck = time.Millisecond
 
-// outbound turns the client's request into the app's: hop-by-hop fields
-// removed (TE: trailers kept), Forwarded and Expect removed (the front
-// answers 100-continue itself), X-Forwarded-* set (see forwarded), the
-// request id set, and an admitted upgrade asked for again. The header map
-// is the exchange's, reused.
-func outbound(x *front.Exchange, st *reqState) {
-	h := x.Req.Header
-	for _, k := range x.ConnTokens {
-		delete(h, textproto.CanonicalMIMEHeaderKey(k))
+var accessEntries = sync.Pool{New: func() any { return new(telemetry.AccessEntry) }}
+
+// admit decides whether the exchange goes to an app, and which: nil once
+// the client has been answered (a request the front refused, OPTIONS *,
+// no route, a body over the limit, an upgrade the app does not take).
+func (g *Gateway) admit(x *front.Exchange, rw *responseWriter, st *reqState) *appProxy {
+	r := x.Req
+	switch {
+	case x.Reject != nil:
+		st.fail = x.Reject
+		if !x.Answered {
+			writeError(rw, r, st.requestID, x.Reject)
+		}
+		return nil
+	case r.RequestURI == "*":
+		answerOptions(rw)
+		return nil
 	}
-	trailers := false
-	for _, v := range h["Te"] {
-		trailers = trailers || http1.HasToken(v, "trailers")
+	a, cleaned, fail := g.route(r.Host, r.URL.Path, r.RequestURI, st)
+	if cleaned {
+		r.URL.Path, r.URL.RawPath = st.cleanPath, ""
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+	if fail == nil {
+		fail = a.limitBody(r, rw, st)
 	}
-	if trailers {
-		h["Te"] = x.One("trailers")
+	if fail == nil && x.Upgrade != "" {
+		fail = a.allowUpgrade(x.Upgrade)
 	}
-	delete(h, "Forwarded")
-	delete(h, "Expect")
-	forwarded(x, st)
-	h["X-Request-Id"] = x.One(st.requestID)
-	if x.Upgrade != "" {
-		h["Connection"] = x.One("Upgrade")
-		h["Upgrade"] = x.One(x.Upgrade)
+	if fail != nil {
+		g.fail(rw, r, st, fail)
+		return nil
 	}
+	return a
 }
 
-// forwarded sets the X-Forwarded-* fields and X-Real-IP of the request
-// to the app, in the exchange's header map, and drops the origin fields
-// (originField) an untrusted client sent. The scheme is the connection's.
-func forwarded(x *front.Exchange, st *reqState) {
-	h := x.Req.Header
-	proto := "http"
-	if secureRequest(x.Req) {
-		proto = "https"
-	}
-	if !st.trusted {
-		for k := range h {
-			if originField(k) {
-				delete(h, k)
-			}
-		}
-		h["X-Forwarded-For"] = x.One(x.IP)
-		h["X-Forwarded-Host"] = x.One(x.Req.Host)
-		h["X-Forwarded-Proto"] = x.One(proto)
-		h["X-Real-Ip"] = h["X-Forwarded-For"]
-		return
-	}
-	h["X-Real-Ip"] = x.One(x.IP)
-	if st.client != "" {
-		h["X-Real-Ip"] = x.One(st.client)
-	}
-	h["X-Forwarded-For"] = x.One(trust.AppendFor(h["X-Forwarded-For"], x.IP))
-	if !trust.ValidHost(h["X-Forwarded-Host"]) {
-		h["X-Forwarded-Host"] = x.One(x.Req.Host)
-	}
-	if !trust.ValidProto(h["X-Forwarded-Proto"]) {
-		h["X-Forwarded-Proto"] = x.One(proto)
-	}
+// answerOptions answers OPTIONS * (RFC 9110 §9.3.7), a question about
+// the server, not any app's resource: what net/http answers.
+func answerOptions(rw *responseWriter) {
+	h := rw.Header()
+	h["Allow"] = allowed
+	h["Content-Length"] = zeroLength
+	rw.WriteHeader(http.StatusOK)
 }
 
-// originField reports whether k is one of the fields through which
-// frameworks learn where a request came from or how (Rack reads
-// X-Forwarded-Ssl before X-Forwarded-Proto; ASP.NET behind ARR reads
-// X-ARR-SSL): set by a client that is no trusted proxy, one would pass a
-// plain-HTTP request for HTTPS, or the client for another address. A
-// switch, not a map: most requests carry a few fields, and each is
-// checked.
-func originField(k string) bool {
-	switch k {
-	case "X-Forwarded-Ssl", "X-Forwarded-Port", "X-Forwarded-Scheme", "X-Url-Scheme", "Front-End-Https", "X-Arr-Ssl",
-		"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip", "X-Forwarded-Prefix", "X-Original-Url",
-		"X-Original-Host", "X-Rewrite-Url":
-		return true
+// allowUpgrade refuses an upgrade to a protocol the app's upgrades: does
+// not list; every protocol the client names must be listed.
+func (a *appProxy) allowUpgrade(protos string) *cause.Error {
+	cfg := a.cfg.Load()
+	for p := range strings.SplitSeq(protos, ",") {
+		if p = http1.TrimOWS(p); !cfg.AllowsUpgrade(p) {
+			return cause.Errorf(cause.UpgradeRefused, "", nil, "the upgrade to %q is not forwarded to %s (its upgrades: %s)",
+				p, a.name, strings.Join(cfg.Upgrades, ", "))
+		}
 	}
-	return false
+	return nil
 }
 
-// hopHeaders are the hop-by-hop headers a proxy does not forward.
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-// copyResponse writes the app's response to the client: streamed
-// responses (unknown length, event streams) are flushed after every read,
-// others once at the end. A body that breaks is cut short on the client's
-// side too (the connection closes), and classified by its reader.
-func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
-	defer resp.Body.Close()
-	w := x.W
-	removeHopByHop(resp.Header)
-	w.UseHeader(resp.Header)
-	if resp.ContentLength < 0 {
-		// Only a chunked answer has trailers; a plain one is the pooled
-		// request state's, which is gone when the writer ends.
-		w.SetTrailer(&resp.Trailer)
+// route finds the app for host and target (the request's origin-form
+// target) and notes in st what is sent on: the target as it came, or its
+// path cleaned of dot segments, which is also what the route is chosen by
+// (so "/public/../admin" is routed as "/admin", the path the app will
+// serve). cleaned: st.cleanPath holds the decoded clean path. A path whose
+// meaning is ambiguous is refused; a path no route takes gets no_route.
+func (g *Gateway) route(host, path, target string, st *reqState) (a *appProxy, cleaned bool, fail *cause.Error) {
+	rawPath, query, hasQuery := strings.Cut(target, "?")
+	clean, changed, err := http1.CleanPath(rawPath)
+	if err != nil {
+		return nil, false, cause.New(cause.BadRequest, "", err.Error(), err)
 	}
-	rw.WriteHeader(resp.StatusCode)
-	stream := resp.ContentLength < 0 || isEventStream(resp.Header)
-	if stream {
-		// The head goes out now: an event
-		// stream's client must not wait for the first event to know it is
-		// open. A client leaving the stream is watched for, and ends it
-		// (see responseBody).
-		w.Flush()
-		x.Watch()
-	}
-	pool := copyBuffers
-	if resp.ContentLength >= 0 && resp.ContentLength <= int64(smallCopyBuffers.size) {
-		pool = smallCopyBuffers
-	}
-	buf := pool.Get()
-	defer pool.Put(buf)
-	for reads := 0; ; reads++ {
-		if reads == 1 && !stream {
-			// A body longer than one read may stall in the middle: from
-			// now on a client leaving lets the instance go (streams were
-			// watched from the start).
-			x.Watch()
-			if b, ok := resp.Body.(*responseBody); ok {
-				b.watch(x.Req.Context())
-			}
+	st.requestURI = target
+	if changed {
+		if path, err = url.PathUnescape(clean); err != nil {
+			return nil, false, cause.New(cause.BadRequest, "", "malformed path escape", err)
 		}
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := rw.Write(buf[:n]); werr != nil {
-				if !errors.Is(werr, front.ErrClientWrite) {
-					w.Abort()
-				}
-				return
-			}
-			if stream {
-				w.Flush()
-			}
-		}
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			w.Abort()
-			return
+		st.cleanPath = path
+		st.requestURI = clean
+		if hasQuery {
+			st.requestURI += "?" + query
 		}
 	}
+	a = g.router.Load().match(host, path)
+	if a == nil {
+		return nil, false, cause.New(cause.NoRoute, "", "no route for "+host+path, nil)
+	}
+	st.app = a
+	a.pool.Touch()
+	return a, changed, nil
 }
 
-// removeHopByHop removes the hop-by-hop headers of a response, and those
-// its Connection header names.
-func removeHopByHop(h http.Header) {
-	for _, f := range h["Connection"] {
-		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
-				delete(h, textproto.CanonicalMIMEHeaderKey(sf))
-			}
-		}
+// limitBody applies the app's request body limits: a body declared larger
+// is refused before anything is sent, one of unknown length is cut at the
+// limit as it streams, and each read waits at most the app's body_timeout.
+func (a *appProxy) limitBody(r *http.Request, w http.ResponseWriter, st *reqState) *cause.Error {
+	l := a.cfg.Load().Limits
+	if d := l.BodyTimeout.D(); d > 0 {
+		st.x.SetBodyTimeout(d)
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+	limit := int64(l.RequestBody)
+	switch {
+	case limit <= 0 || r.Body == nil || r.Body == http.NoBody:
+	case r.ContentLength > limit:
+		return cause.Errorf(cause.RequestTooLarge, "", nil, "request body of %d bytes is larger than limits.request_body (%d)", r.ContentLength, limit)
+	case r.ContentLength < 0:
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
+	return nil
 }
 
-func isEventStream(h http.Header) bool {
-	ct := h["Content-Type"]
-	return len(ct) > 0 && len(ct[0]) >= 17 && strings.EqualFold(ct[0][:17], "text/event-stream")
+// router maps host and path prefix to an app. Host-specific routes win over
+// host-less ones; among those, the longest prefix wins.
+type router struct {
+	routes []route
+}
+
+type route struct {
+	host   string // lower-case, no port; "" matches any host
+	prefix string
+	app    *appProxy
+}
+
+// parseRoute splits "api.example.com/v1/" into host and prefix; "/api/"
+// has no host.
+func parseRoute(s string) (host, prefix string) {
+	i := strings.IndexByte(s, '/')
+	if i < 0 {
+		return strings.ToLower(s), "/"
+	}
+	return strings.ToLower(s[:i]), s[i:]
+}
+
+func newRouter(routes []route) *router {
+	sort.SliceStable(routes, func(i, j int) bool {
+		if (routes[i].host != "") != (routes[j].host != "") {
+			return routes[i].host != ""
+		}
+		return len(routes[i].prefix) > len(routes[j].prefix)
+	})
+	return &router{routes: routes}
+}
+
+func (r *router) match(host, path string) *appProxy {
+	if len(r.routes) == 1 && r.routes[0].host == "" && r.routes[0].prefix == "/" {
+		return r.routes[0].app
+	}
+	host = stripPort(host)
+	for i := range r.routes {
+		rt := &r.routes[i]
+		if rt.host != "" && !strings.EqualFold(rt.host, host) {
+			continue
+		}
+		if strings.HasPrefix(path, rt.prefix) {
+			return rt.app
+		}
+	}
+	return nil
+}
+
+func stripPort(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
 }
 
 // fail answers for a failed request. Every error of the forward is a
@@ -362,8 +316,6 @@ func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState,
 	}
 }
 
-var accessEntries = sync.Pool{New: func() any { return new(telemetry.AccessEntry) }}
-
 func clientIP(remote string) string {
 	if h, _, err := net.SplitHostPort(remote); err == nil {
 		return h
@@ -394,3 +346,139 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	w.bytes += int64(n)
 	return n, err
 }
+
+var (
+	allowed    = []string{"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
+	zeroLength = []string{"0"}
+)
+
+// reqState is what the gateway learns about one request across its
+// attempts. It is pooled: the hot path allocates none per request.
+type reqState struct {
+	app       *appProxy
+	requestID string
+	// requestURI is the target sent to the app: the client's origin-form
+	// target unchanged, or its path cleaned of dot segments.
+	requestURI string
+	// cleanPath is the decoded path routed by, when dot segments were
+	// removed from the client's.
+	cleanPath string
+	// ids is the block request ids are cut from (see requestIDs.next);
+	// kept across uses of the state.
+	ids []byte
+	// trusted: the peer is a trusted proxy, whose X-Forwarded-* are kept.
+	trusted bool
+	// client is the client's address a trusted peer's X-Forwarded-For
+	// names; "" when it is the peer's own (see peer).
+	client string
+
+	// x is the exchange the request came in.
+	x *front.Exchange
+
+	// pin is the member the client's affinity cookie names, if any;
+	// pinPlain and pinSameSite the cookies' values as sent ("" if not).
+	pin         *pool.Member
+	pinPlain    string
+	pinSameSite string
+
+	attempts int
+	instance string
+	tried    []*pool.Member
+	triedBuf [4]*pool.Member
+	// sentAt[i] is when the attempt on tried[i] began.
+	sentAt    []time.Time
+	sentAtBuf [4]time.Time
+	retried   []string
+	retryBuf  [4]string
+	reused    bool
+	upstream  time.Duration
+	// answeredAt is when the last attempt returned.
+	answeredAt time.Time
+	held       time.Duration
+
+	// fail is the final gateway failure, when gatehouse answered.
+	fail *cause.Error
+	// truncated: the app's body ended early.
+	truncated bool
+	// upgraded: the app switched protocols (101), so the exchange went on
+	// as a tunnel.
+	upgraded bool
+
+	// rw records what the answer was.
+	rw responseWriter
+	// body is the response body of a plain answer (see newResponseBody).
+	body responseBody
+
+	// try is the exchange with the current member; its response storage
+	// is kept across uses of the state.
+	try upstream.Attempt
+}
+
+var statePool = sync.Pool{New: func() any { return &reqState{} }}
+
+func getState() *reqState {
+	st := statePool.Get().(*reqState)
+	st.tried = st.triedBuf[:0]
+	st.sentAt = st.sentAtBuf[:0]
+	st.retried = st.retryBuf[:0]
+	return st
+}
+
+func putState(st *reqState) {
+	clear(st.triedBuf[:])
+	try, ids := st.try, st.ids
+	try.Reset()
+	*st = reqState{try: try, ids: ids}
+	statePool.Put(st)
+}
+
+// Gone reports whether the request's client went away.
+func (st *reqState) Gone() bool { return st.x.Gone() }
+
+// Interim passes the app's 1xx answer on to the client.
+func (st *reqState) Interim(code int, h http.Header) { st.x.W.WriteInterim(code, h) }
+
+// watch starts watching the client before the request may wait long.
+func (st *reqState) watch() { st.x.Watch() }
+
+// requestIDs makes request ids unique across restarts of gatehouse: a
+// random per-process prefix and a counter.
+type requestIDs struct {
+	prefix []byte
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	var b [6]byte
+	rand.Read(b[:])
+	p := make([]byte, 0, 32)
+	p = hex.AppendEncode(p, b[:])
+	return &requestIDs{prefix: append(p, '-')}
+}
+
+// next returns a new id, cut from *slab, which it replaces when it is
+// full. An id's bytes are never written again once it is made: the slab
+// is only appended to, and a full one is left to the ids that refer to
+// it (and the collector) rather than reused. So the string may outlive
+// the request (an access entry, an event) like any other.
+func (g *requestIDs) next(slab *[]byte) string {
+	b := *slab
+	if cap(b)-len(b) < maxIDLen {
+		b = make([]byte, 0, idSlabSize)
+	}
+	start := len(b)
+	b = append(b, g.prefix...)
+	b = strconv.AppendUint(b, g.n.Add(1), 36)
+	*slab = b
+	return unsafe.String(&b[start], len(b)-start)
+}
+
+// idSlabSize is the size of the blocks ids are cut from: one allocation
+// for about forty requests' ids.
+const idSlabSize = 1024
+
+// maxIDLen bounds an id's length: the 13-byte prefix and a base-36
+// uint64 (13 digits at most).
+const maxIDLen = 13 + 13
+
+var _ upstream.Client = (*reqState)(nil)

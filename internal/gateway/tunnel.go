@@ -147,3 +147,24 @@ func (p *pipe) run() error {
 		}
 	}
 }
+
+// upgradeBody is the body of a 101 answer: the app's connection, which
+// now carries the protocol switched to (see tunnel), after what its
+// reader buffered.
+type upgradeBody struct {
+	*responseBody
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+// Close ends the upgraded conversation on the app's side and releases
+// the member.
+func (u *upgradeBody) Close() error {
+	if u.closed {
+		return nil
+	}
+	u.closed = true
+	u.conn.Close()
+	u.m.Release()
+	return nil
+}
