@@ -15,6 +15,12 @@
 //	old ──Start──▶ new (child, fds 3..)      new: Listener(key, addr)
 //	old ◀──────── "ready PID" / "error: …" ── new: Ready() / Fail(err)
 //	old: stops accepting, drains, exits      new: serves on
+//
+// An old process that dies before it reads the ready line (killed in the
+// middle of the handover) leaves nobody to serve but the new one, which
+// holds the sockets: Ready then says so (ErrOldProcessGone), and the new
+// process serves on. Nothing is written after the ready line, so an old
+// process that dies after it read it changes nothing for the new one.
 package handover
 
 import (
@@ -34,6 +40,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gatehouse/gatehouse/internal/fds"
+	"github.com/gatehouse/gatehouse/internal/procid"
 	"github.com/gatehouse/gatehouse/internal/reaper"
 )
 
@@ -213,9 +220,22 @@ func withoutEnv(env []string) []string {
 	return out
 }
 
+// ErrOldProcessGone is Ready's error when the old process has exited
+// without reading the ready line.
+var ErrOldProcessGone = errors.New("the old gatehouse process has exited")
+
+// goneWithin bounds how long Ready, its line refused, waits to see the
+// old process ended: a dying process's descriptors close a moment before
+// /proc and a pidfd show it exited. An old process still there after it
+// closed the channel has given up on this one.
+const goneWithin = 2 * time.Second
+
 // Inherited is what a new process got from the process that started it.
 type Inherited struct {
-	parent  int
+	parent int
+	// old names the parent by pid and start time, read as this process
+	// starts: a later process given the same pid is not taken for it.
+	old     procid.ID
 	control *os.File
 	lns     map[string]listenerRef
 	used    map[string]bool
@@ -237,7 +257,7 @@ func FromEnv() (*Inherited, error) {
 	// Inherited descriptors come without close-on-exec: set it, or every
 	// process this one starts would hold them.
 	syscall.CloseOnExec(sp.Control)
-	in := &Inherited{parent: sp.Parent, control: os.NewFile(uintptr(sp.Control), "handover"),
+	in := &Inherited{parent: sp.Parent, old: procid.Of(sp.Parent), control: os.NewFile(uintptr(sp.Control), "handover"),
 		lns: map[string]listenerRef{}, used: map[string]bool{}}
 	for _, l := range sp.Listeners {
 		syscall.CloseOnExec(l.FD)
@@ -276,8 +296,25 @@ func (in *Inherited) Close() {
 	}
 }
 
-// Ready tells the old process that this one serves.
-func (in *Inherited) Ready() error { return in.say("ready " + strconv.Itoa(os.Getpid())) }
+// Ready tells the old process that this one serves. When the line cannot
+// be written because the old process has exited, the error wraps
+// ErrOldProcessGone: this process is then the only one left to serve.
+// Any other error means the old process gave up on this one.
+func (in *Inherited) Ready() error {
+	err := in.say("ready " + strconv.Itoa(os.Getpid()))
+	if err != nil && in.oldGone() {
+		return fmt.Errorf("%w: %w", ErrOldProcessGone, err)
+	}
+	return err
+}
+
+// oldGone reports whether the old process has exited, or does within
+// goneWithin.
+func (in *Inherited) oldGone() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), goneWithin)
+	defer cancel()
+	return procid.Wait(ctx, in.old) == nil
+}
 
 // Fail tells the old process why this one gives up.
 func (in *Inherited) Fail(err error) error {

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	if role, ok := os.LookupEnv(roleEnv); ok {
 		os.Exit(successor(role))
 	}
+	if role, ok := os.LookupEnv(goneRoleEnv); ok {
+		os.Exit(goneRole(role))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -35,6 +35,11 @@ import (
 // If the successor says it cannot, exits, or is not ready within
 // UpgradeTimeout, it is killed (SIGKILL: its own shutdown would stop the
 // apps), this process takes the instances back and serves on.
+//
+// If this process dies before it hears that the successor is ready
+// (killed in the middle of step 2), the successor, which holds the
+// sockets and the instances, finds nobody to tell and serves on alone
+// (upgrade_predecessor_gone).
 
 // upgradeState is a server's part in upgrades, as the old process and as
 // the new one.
@@ -211,8 +216,15 @@ func (s *Server) takeOver(ctx context.Context) error {
 		return err
 	}
 	if err := u.inherit.Ready(); err != nil {
-		// The predecessor gave up on this process (and kills it).
-		return fmt.Errorf("tell the previous gatehouse (pid %d) this one is ready: %w", u.inherit.Parent(), err)
+		if !errors.Is(err, handover.ErrOldProcessGone) {
+			// The predecessor gave up on this process (and kills it).
+			return fmt.Errorf("tell the previous gatehouse (pid %d) this one is ready: %w", u.inherit.Parent(), err)
+		}
+		// Nobody is left to take the instances back: this process, which
+		// has them and the sockets, is the gatehouse now.
+		s.emitUpgrade(telemetry.EventUpgradePredecessorGone, fmt.Sprintf(
+			"the previous gatehouse (pid %d) went away during the handover; gatehouse pid %d has the listening sockets and the instances, and serves on",
+			u.inherit.Parent(), os.Getpid()))
 	}
 	u.ready.Store(true)
 	s.notify.MainPID(os.Getpid())

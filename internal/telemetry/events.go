@@ -31,6 +31,10 @@ const (
 	EventIdleUnload   = "idle_unload"
 	EventWake         = "wake"
 	EventAutoHeal     = "auto_heal"
+	// A starting instance's process listens, and answers, on other ports
+	// than the PORT it was given; Detail says where, and the fix. Once
+	// per process.
+	EventPortMismatch = "port_mismatch"
 
 	// Certificates of the HTTPS listener (package certs). App is empty
 	// and Value names the certificate (its first host name).
@@ -40,6 +44,10 @@ const (
 	EventCertExpiring     = "cert_expiring"
 	EventCertReloaded     = "cert_reloaded"
 	EventCertReloadFailed = "cert_reload_failed"
+	// A cert_file holds its certificate without the intermediate that
+	// issued it: served as it is, it fails verification in clients that
+	// do not already have that intermediate. At every load of the files.
+	EventCertChainIncomplete = "cert_chain_incomplete"
 
 	// Lookups of an external pool's dns:// and dns+srv:// upstreams. Value
 	// is the entry as written; on dns_error, Trigger is the DNS server
@@ -54,10 +62,13 @@ const (
 
 	// Upgrades of gatehouse itself (gatehouse upgrade, SIGUSR2). App is
 	// empty; Detail names the old and new gatehouse processes, or why
-	// the upgrade was abandoned.
-	EventUpgradeBegin = "upgrade_begin"
-	EventUpgradeReady = "upgrade_ready"
-	EventUpgradeAbort = "upgrade_abort"
+	// the upgrade was abandoned. upgrade_predecessor_gone is the new
+	// process's: the old one died before it heard that the new one was
+	// ready, and the new one serves on alone.
+	EventUpgradeBegin           = "upgrade_begin"
+	EventUpgradeReady           = "upgrade_ready"
+	EventUpgradeAbort           = "upgrade_abort"
+	EventUpgradePredecessorGone = "upgrade_predecessor_gone"
 
 	// gatehouse leaving a load balancer's rotation: /readyz fails while
 	// requests are still served. node_drain and node_undrain are
@@ -98,6 +109,10 @@ type Event struct {
 	// Trigger names what caused a recycle or auto-heal action.
 	Trigger string `json:"trigger,omitempty"`
 	Value   string `json:"value,omitempty"`
+	// Cause classifies a failure by the type of its error, for diagnose
+	// (cert_failed: "unknown_authority"); empty when nothing more is known
+	// than Detail says.
+	Cause string `json:"cause,omitempty"`
 	// Failed is how many requests failed because of this event.
 	Failed int `json:"failed_requests,omitempty"`
 	// Output holds the last lines the instance wrote before an exit: the
