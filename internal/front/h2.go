@@ -44,6 +44,10 @@ func (fc *conn) handshake(tc *tls.Conn) bool {
 // The connection counts as active for Shutdown, which does not close it
 // as idle but has the HTTP/2 server send GOAWAY: open streams finish,
 // then the server closes it.
+//
+// x/net reads and writes the connection through a guard (h2guard.go) that
+// ends a client flooding it with frames that ask for nothing, or
+// resetting the streams it opens as it opens them.
 func (fc *conn) serveH2(c net.Conn) {
 	fc.state.Store(connActive)
 	s := fc.s
@@ -61,7 +65,9 @@ func (fc *conn) serveH2(c net.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	h := &streamHandler{s: s, tls: fc.tls, clientUnknown: clientUnknown(fc.c)}
-	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: h})
+	g, gc := s.guardH2(c)
+	defer g.stop()
+	s.h2.ServeConn(gc, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: h})
 }
 
 // newH2 makes the server's HTTP/2 side: ServeConn serves one connection

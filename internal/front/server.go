@@ -119,8 +119,11 @@ type Server struct {
 	h2      *http2.Server
 	h2base  *http.Server
 	h2conns atomic.Int64
-	// tlsErrors counts failed TLS handshakes.
+	// tlsErrors counts failed TLS handshakes; h2Floods and h2Resets the
+	// HTTP/2 connections the guard ended (h2guard.go).
 	tlsErrors atomic.Uint64
+	h2Floods  atomic.Uint64
+	h2Resets  atomic.Uint64
 
 	// poll parks idle plain connections (park_linux.go): made at the
 	// first parking, stopped by Close or a completed Shutdown; pollOff
@@ -202,6 +205,15 @@ func New(h Handler, opts Options) *Server {
 
 // TLSHandshakeErrors is how many TLS handshakes have failed.
 func (s *Server) TLSHandshakeErrors() uint64 { return s.tlsErrors.Load() }
+
+// H2FloodsEnded is how many HTTP/2 connections were ended (GOAWAY
+// ENHANCE_YOUR_CALM) for a flood of frames that ask for no request.
+func (s *Server) H2FloodsEnded() uint64 { return s.h2Floods.Load() }
+
+// H2RapidResetsEnded is how many HTTP/2 connections were ended (GOAWAY
+// ENHANCE_YOUR_CALM) for resetting the streams they open as they open
+// them.
+func (s *Server) H2RapidResetsEnded() uint64 { return s.h2Resets.Load() }
 
 // Serve accepts connections on ln until Shutdown or Close; it returns
 // http.ErrServerClosed then, like net/http.

@@ -368,16 +368,13 @@ var h2Cases = []h2Case{
 		want: []string{"431; next 200", "GOAWAY PROTOCOL_ERROR"}},
 	{name: "header list under the head limit is served", send: func(h *h2Raw) { h.splitHeaders(1, h.req("GET", "/big-ok", bigFields(40<<10)...)) },
 		want: servedOK, app: []string{"GET /big-ok"}},
-	{name: "empty CONTINUATION frames", send: func(h *h2Raw) {
-		blk := h.block(h.req("GET", "/empty-continuations")...)
-		h.frame(func(w *http2.Framer) error {
-			return w.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk, EndStream: true})
-		})
-		// x/net counts header bytes, not frames: empty CONTINUATION
-		// frames are read, and the request served.
-		h.burst(1000, func(w *http2.Framer) { w.WriteContinuation(1, false, nil) })
-		h.frame(func(w *http2.Framer) error { return w.WriteContinuation(1, true, nil) })
-	}, want: servedOK, app: []string{"GET /empty-continuations"}},
+	{name: "empty CONTINUATION frames", send: emptyContinuations(10),
+		want: servedOK, app: []string{"GET /empty-continuations"}},
+	{name: "empty CONTINUATION flood", send: emptyContinuations(2000),
+		// x/net counts header bytes, not frames, and serves the request;
+		// the front counts frames that carry nothing.
+		stricter: "a flood of frames that carry nothing ends the connection", oracleWant: servedOK,
+		want: connError(http2.ErrCodeEnhanceYourCalm)},
 	{name: "CONTINUATION trickle", send: func(h *h2Raw) {
 		blk := h.block(h.req("GET", "/trickle")...)
 		h.frame(func(w *http2.Framer) error {
@@ -481,6 +478,20 @@ func (h *h2Raw) splitHeaders(id uint32, fields []string) {
 		blk = blk[len(frag):]
 		if h.frame(func(w *http2.Framer) error { return w.WriteContinuation(id, len(blk) == 0, frag) }) != nil {
 			return
+		}
+	}
+}
+
+// emptyContinuations opens a GET on stream 1 whose header block goes on
+// in n empty CONTINUATION frames before the one that ends it.
+func emptyContinuations(n int) func(h *h2Raw) {
+	return func(h *h2Raw) {
+		blk := h.block(h.req("GET", "/empty-continuations")...)
+		h.frame(func(w *http2.Framer) error {
+			return w.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk, EndStream: true})
+		})
+		if h.burst(n, func(w *http2.Framer) { w.WriteContinuation(1, false, nil) }) == nil {
+			h.frame(func(w *http2.Framer) error { return w.WriteContinuation(1, true, nil) })
 		}
 	}
 }
