@@ -51,6 +51,10 @@ func DefaultLimits() Limits {
 		KeepaliveTimeout:  Duration(2 * time.Minute),
 		SendTimeout:       Duration(60 * time.Second),
 		TunnelIdleTimeout: Duration(60 * time.Second),
+		ResponseBuffer:    64 << 10,
+		RequestBuffer:     16 << 20,
+		BufferMemory:      64 << 20,
+		ConnectionBuffer:  1 << 20,
 	}
 }
 

@@ -29,6 +29,12 @@ func (c *Config) inheritLimits(pos positions) {
 		if _, ok := pos[p+"tunnel_idle_timeout"]; !ok {
 			app.Limits.TunnelIdleTimeout = top.TunnelIdleTimeout
 		}
+		if _, ok := pos[p+"response_buffer"]; !ok {
+			app.Limits.ResponseBuffer = top.ResponseBuffer
+		}
+		if _, ok := pos[p+"request_buffer"]; !ok {
+			app.Limits.RequestBuffer = top.RequestBuffer
+		}
 	}
 }
 

@@ -28,27 +28,27 @@ func TestLoadAppLimitsInherit(t *testing.T) {
 		{
 			name: "top-level values written in the file are inherited",
 			yaml: "limits: {request_body: 10MiB, response_head: 128KiB, body_timeout: 20s, tunnel_idle_timeout: 10m}\napps:\n  web: {command: x}\n",
-			want: map[string]AppLimits{"web": {RequestBody: 10 << 20, ResponseHead: 128 << 10, BodyTimeout: Duration(20 * time.Second), TunnelIdleTimeout: Duration(10 * time.Minute)}},
+			want: map[string]AppLimits{"web": {RequestBody: 10 << 20, ResponseHead: 128 << 10, BodyTimeout: Duration(20 * time.Second), TunnelIdleTimeout: Duration(10 * time.Minute), ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer}},
 		},
 		{
 			name: "top-level block after apps",
 			yaml: "apps:\n  web: {command: x}\nlimits: {body_timeout: 20s, tunnel_idle_timeout: 30s}\n",
-			want: map[string]AppLimits{"web": {RequestBody: def.RequestBody, ResponseHead: def.ResponseHead, BodyTimeout: Duration(20 * time.Second), TunnelIdleTimeout: Duration(30 * time.Second)}},
+			want: map[string]AppLimits{"web": {RequestBody: def.RequestBody, ResponseHead: def.ResponseHead, BodyTimeout: Duration(20 * time.Second), TunnelIdleTimeout: Duration(30 * time.Second), ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer}},
 		},
 		{
 			name: "an app overrides some keys and inherits the rest",
 			yaml: "limits: {request_body: 10MiB, body_timeout: 20s}\napps:\n  web:\n    command: x\n    limits: {request_body: 1GiB}\n",
-			want: map[string]AppLimits{"web": {RequestBody: 1 << 30, ResponseHead: def.ResponseHead, BodyTimeout: Duration(20 * time.Second), TunnelIdleTimeout: def.TunnelIdleTimeout}},
+			want: map[string]AppLimits{"web": {RequestBody: 1 << 30, ResponseHead: def.ResponseHead, BodyTimeout: Duration(20 * time.Second), TunnelIdleTimeout: def.TunnelIdleTimeout, ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer}},
 		},
 		{
 			name: "an explicit 0 overrides: unlimited body for one app",
 			yaml: "limits: {request_body: 10MiB}\napps:\n  web:\n    command: x\n    limits: {request_body: 0}\n",
-			want: map[string]AppLimits{"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: def.TunnelIdleTimeout}},
+			want: map[string]AppLimits{"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: def.TunnelIdleTimeout, ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer}},
 		},
 		{
 			name: "an app's empty limits block inherits everything",
 			yaml: "limits: {request_body: 10MiB, tunnel_idle_timeout: 2m}\napps:\n  web:\n    command: x\n    limits:\n",
-			want: map[string]AppLimits{"web": {RequestBody: 10 << 20, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(2 * time.Minute)}},
+			want: map[string]AppLimits{"web": {RequestBody: 10 << 20, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(2 * time.Minute), ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer}},
 		},
 		{
 			name: "each app on its own",
@@ -56,8 +56,8 @@ func TestLoadAppLimitsInherit(t *testing.T) {
 				"  web:\n    command: x\n    routes: [/]\n    limits: {response_head: 1MiB, body_timeout: 2m}\n" +
 				"  api:\n    command: y\n    routes: [/api/]\n",
 			want: map[string]AppLimits{
-				"web": {RequestBody: 0, ResponseHead: 1 << 20, BodyTimeout: Duration(2 * time.Minute), TunnelIdleTimeout: def.TunnelIdleTimeout},
-				"api": {RequestBody: 0, ResponseHead: 32 << 10, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: def.TunnelIdleTimeout},
+				"web": {RequestBody: 0, ResponseHead: 1 << 20, BodyTimeout: Duration(2 * time.Minute), TunnelIdleTimeout: def.TunnelIdleTimeout, ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer},
+				"api": {RequestBody: 0, ResponseHead: 32 << 10, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: def.TunnelIdleTimeout, ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer},
 			},
 		},
 		{
@@ -66,8 +66,8 @@ func TestLoadAppLimitsInherit(t *testing.T) {
 				"  web: &base\n    command: x\n    routes: [/]\n    limits: {body_timeout: 5m, tunnel_idle_timeout: 1h}\n" +
 				"  api:\n    <<: *base\n    routes: [/api/]\n",
 			want: map[string]AppLimits{
-				"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: Duration(time.Hour)},
-				"api": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: Duration(time.Hour)},
+				"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: Duration(time.Hour), ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer},
+				"api": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: Duration(time.Hour), ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer},
 			},
 		},
 		{
@@ -76,14 +76,24 @@ func TestLoadAppLimitsInherit(t *testing.T) {
 				"  web:\n    command: x\n    routes: [/]\n" +
 				"  chat:\n    command: y\n    routes: [/ws/]\n    limits: {tunnel_idle_timeout: 1h}\n",
 			want: map[string]AppLimits{
-				"web":  {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(90 * time.Second)},
-				"chat": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(time.Hour)},
+				"web":  {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(90 * time.Second), ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer},
+				"chat": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(time.Hour), ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer},
+			},
+		},
+		{
+			name: "buffers: an app overrides one and inherits the other",
+			yaml: "limits: {response_buffer: 1MiB, request_buffer: 0}\napps:\n" +
+				"  web:\n    command: x\n    routes: [/]\n    limits: {response_buffer: 0}\n" +
+				"  api:\n    command: y\n    routes: [/api/]\n    limits: {request_buffer: 2MiB}\n",
+			want: map[string]AppLimits{
+				"web": {ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: def.TunnelIdleTimeout, ResponseBuffer: 0, RequestBuffer: 0},
+				"api": {ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: def.TunnelIdleTimeout, ResponseBuffer: 1 << 20, RequestBuffer: 2 << 20},
 			},
 		},
 		{
 			name: "tunnel_idle_timeout: an app overrides the default",
 			yaml: "apps:\n  web:\n    command: x\n    limits: {tunnel_idle_timeout: 10s}\n",
-			want: map[string]AppLimits{"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(10 * time.Second)}},
+			want: map[string]AppLimits{"web": {RequestBody: 0, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(10 * time.Second), ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer}},
 		},
 	}
 	for _, tt := range tests {

@@ -41,7 +41,8 @@ func TestParseFull(t *testing.T) {
 	web.RetryBodyLimit = 64 << 10
 	web.UpstreamIdleTimeout = Duration(3 * time.Second)
 	web.MemoryLimit = 1 << 30
-	web.Limits = AppLimits{RequestBody: 100 << 20, ResponseHead: 256 << 10, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: Duration(time.Hour)}
+	web.Limits = AppLimits{RequestBody: 100 << 20, ResponseHead: 256 << 10, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: Duration(time.Hour),
+		ResponseBuffer: 0, RequestBuffer: 4 << 20}
 	web.Upgrades = []string{"WebSocket", "connect-udp"}
 	web.AutoHeal = &AutoHeal{
 		MinProcessExecutionTime: Duration(time.Minute),
@@ -62,7 +63,8 @@ func TestParseFull(t *testing.T) {
 	api.Health.Path = "/status"
 	api.Health.Status = StatusRange{200, 200}
 	// api sets no limits: it inherits every top-level one.
-	api.Limits = AppLimits{RequestBody: 10 << 20, ResponseHead: 128 << 10, BodyTimeout: Duration(45 * time.Second), TunnelIdleTimeout: Duration(5 * time.Minute)}
+	api.Limits = AppLimits{RequestBody: 10 << 20, ResponseHead: 128 << 10, BodyTimeout: Duration(45 * time.Second), TunnelIdleTimeout: Duration(5 * time.Minute),
+		ResponseBuffer: 128 << 10, RequestBuffer: 4 << 20}
 	api.Upgrades = []string{} // upgrades: [] forwards none
 
 	want := &Config{
@@ -81,6 +83,10 @@ func TestParseFull(t *testing.T) {
 			KeepaliveTimeout:  Duration(90 * time.Second),
 			SendTimeout:       Duration(60 * time.Second),
 			TunnelIdleTimeout: Duration(5 * time.Minute),
+			ResponseBuffer:    128 << 10,
+			RequestBuffer:     4 << 20,
+			BufferMemory:      32 << 20,
+			ConnectionBuffer:  512 << 10,
 		},
 		Apps:  map[string]*App{"web": web, "api": api},
 		File:  file,

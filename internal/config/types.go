@@ -138,9 +138,11 @@ type App struct {
 	// MaxAttempts bounds attempts per request, retries included. Default 3;
 	// 1 disables retries.
 	MaxAttempts int `yaml:"max_attempts" secret:"false"`
-	// RetryBodyLimit is the largest request body kept in memory so that the
-	// request can be replayed on another instance. Default 1MiB; larger
-	// bodies stream and are not retried once sent.
+	// RetryBodyLimit is the largest request body read whole before an
+	// instance is asked, so that the request can be replayed on another
+	// instance, when it is larger than limits.request_buffer (which reads
+	// bodies whole for the same reason). Default 1MiB; larger bodies
+	// stream and are not retried once sent.
 	RetryBodyLimit Size `yaml:"retry_body_limit" secret:"false"`
 	// UpstreamIdleTimeout closes idle upstream keep-alive connections before
 	// the app would. Default 4s (Node closes after 5s); an app's
@@ -251,6 +253,32 @@ type Limits struct {
 	// tunnel's slot back. Default 60s; 0 is an error. Apps may override
 	// it.
 	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout" secret:"false"`
+	// ResponseBuffer is the longest answer read whole from the app before
+	// it is written to the client, so that the app's connection and its
+	// instance's max_inflight slot are free while a slow client reads it
+	// (nginx's proxy_buffering); a longer answer, and an event stream,
+	// streams. Held in memory within BufferMemory and ConnectionBuffer,
+	// in a temporary file beyond. Default 64KiB; 0: every answer streams.
+	// Apps may override it.
+	ResponseBuffer Size `yaml:"response_buffer" secret:"false"`
+	// RequestBuffer is the longest request body read whole from the
+	// client before an instance is asked (nginx's proxy_request_buffering),
+	// so that a slow upload holds no instance; such a body may also be
+	// sent again to another instance. A longer body streams. Held in
+	// memory within BufferMemory and ConnectionBuffer, in a temporary
+	// file beyond. Default 16MiB; 0: bodies stream (those up to the app's
+	// retry_body_limit are still read whole). Apps may override it.
+	RequestBuffer Size `yaml:"request_buffer" secret:"false"`
+	// BufferMemory bounds the memory all buffered answers and request
+	// bodies hold at once; beyond it they go to temporary files.
+	// Default 64MiB; 0: always files.
+	BufferMemory Size `yaml:"buffer_memory" secret:"false"`
+	// ConnectionBuffer bounds the memory one client connection's buffered
+	// answers and request bodies hold at once (an HTTP/2 connection's
+	// streams share it), so that one client cannot take all of
+	// BufferMemory; beyond it they go to temporary files. Default 1MiB;
+	// 0 means the default.
+	ConnectionBuffer Size `yaml:"connection_buffer" secret:"false"`
 }
 
 // AppLimits is an app's limits: block, the limits that may differ per app.
@@ -266,13 +294,17 @@ type AppLimits struct {
 	BodyTimeout Duration `yaml:"body_timeout" secret:"false"`
 	// TunnelIdleTimeout: see Limits.TunnelIdleTimeout. 0 is an error.
 	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout" secret:"false"`
+	// ResponseBuffer: see Limits.ResponseBuffer. 0: answers stream.
+	ResponseBuffer Size `yaml:"response_buffer" secret:"false"`
+	// RequestBuffer: see Limits.RequestBuffer. 0: bodies stream.
+	RequestBuffer Size `yaml:"request_buffer" secret:"false"`
 }
 
 // App returns the part of l an app inherits: its AppLimits when the app
 // overrides none of them.
 func (l Limits) App() AppLimits {
 	return AppLimits{RequestBody: l.RequestBody, ResponseHead: l.ResponseHead, BodyTimeout: l.BodyTimeout,
-		TunnelIdleTimeout: l.TunnelIdleTimeout}
+		TunnelIdleTimeout: l.TunnelIdleTimeout, ResponseBuffer: l.ResponseBuffer, RequestBuffer: l.RequestBuffer}
 }
 
 // Health is an app's probe. Without Path the check is a TCP connect.

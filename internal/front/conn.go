@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/peek"
+	"github.com/gatehouse/gatehouse/internal/spool"
 )
 
 // A connection's state, for Shutdown:
@@ -80,6 +81,8 @@ type conn struct {
 	c net.Conn
 	// tls is the handshake of a TLS connection; nil on a plain one.
 	tls *tls.ConnectionState
+	// buffered is the connection's budget (Exchange.Buffered).
+	buffered spool.Budget
 	// deadline ends the wait for the next request (see monoNow):
 	// HeadTimeout after the connection came (first), KeepaliveTimeout
 	// after the last answer.
@@ -177,7 +180,8 @@ func (fc *conn) activate() {
 	fc.sendTimeout = fc.s.opts.SendTimeout
 	fc.head.DropUnderscores = true
 	req := (&http.Request{Header: http.Header{}, URL: &fc.url, TLS: fc.tls}).WithContext(fc.ctx)
-	fc.x = Exchange{side: fc, Req: req, W: &fc.w, IP: hostOf(fc.remote), ClientUnknown: clientUnknown(fc.c)}
+	fc.buffered.SetLimit(fc.s.opts.ConnectionBuffer)
+	fc.x = Exchange{side: fc, Req: req, W: &fc.w, IP: hostOf(fc.remote), ClientUnknown: clientUnknown(fc.c), Buffered: &fc.buffered}
 	fc.body.fc = fc
 	fc.w.fc = fc
 	fc.w.own = http.Header{}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/spool"
 )
 
 // Handler serves the exchanges a Server reads, whatever their protocol:
@@ -50,6 +51,10 @@ type Exchange struct {
 	Reject *cause.Error
 	// Answered: the front already answered a refused request.
 	Answered bool
+	// Buffered is the connection's memory budget for bodies held ahead
+	// of their reader (Options.ConnectionBuffer): an HTTP/2
+	// connection's streams share one.
+	Buffered *spool.Budget
 
 	side side
 	vals []string // backing store of One

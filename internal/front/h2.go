@@ -65,6 +65,7 @@ func (fc *conn) serveH2(c net.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	h := &streamHandler{s: s, tls: fc.tls, clientUnknown: clientUnknown(fc.c)}
+	h.buffered.SetLimit(s.opts.ConnectionBuffer)
 	g, gc := s.guardH2(c)
 	defer g.stop()
 	s.h2.ServeConn(gc, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: h})

@@ -32,6 +32,9 @@ type Options struct {
 	// HeadLimit is the largest request head read, in bytes; past it the
 	// client gets 431. Default 64 KiB.
 	HeadLimit int
+	// ConnectionBuffer bounds the memory one connection's bodies held
+	// ahead of their reader take (Exchange.Buffered). Default 1 MiB.
+	ConnectionBuffer int64
 	// SendTimeout bounds each write of a response to the client; past it
 	// the connection closes. Default 60 s.
 	SendTimeout time.Duration
@@ -78,6 +81,9 @@ func (o *Options) defaults() {
 	}
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = 60 * time.Second
+	}
+	if o.ConnectionBuffer <= 0 {
+		o.ConnectionBuffer = 1 << 20
 	}
 	if o.HeadLimit <= 0 {
 		o.HeadLimit = 64 << 10

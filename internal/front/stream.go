@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/http1"
+	"github.com/gatehouse/gatehouse/internal/spool"
 	"golang.org/x/net/http2"
 )
 
@@ -28,6 +29,8 @@ type streamHandler struct {
 	tls *tls.ConnectionState
 	// clientUnknown is the connection's (Exchange.ClientUnknown).
 	clientUnknown bool
+	// buffered is the connection's budget, its streams' Exchange.Buffered.
+	buffered spool.Budget
 }
 
 // stream is one HTTP/2 stream's side of an Exchange: pooled, with the
@@ -68,7 +71,7 @@ func (st *stream) serve(h *streamHandler, w http.ResponseWriter, r *http.Request
 		r.Body = &st.body
 	}
 	x := &st.x
-	*x = Exchange{Req: r, W: &st.w, side: st, IP: hostOf(r.RemoteAddr), ClientUnknown: h.clientUnknown, vals: x.vals[:0]}
+	*x = Exchange{Req: r, W: &st.w, side: st, IP: hostOf(r.RemoteAddr), ClientUnknown: h.clientUnknown, Buffered: &h.buffered, vals: x.vals[:0]}
 	dropUnderscores(r.Header)
 	if id := r.Header["X-Request-Id"]; len(id) > 0 {
 		x.RequestID = id[0]

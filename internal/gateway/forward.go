@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/spool"
 	"github.com/gatehouse/gatehouse/internal/trust"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 	"github.com/gatehouse/gatehouse/internal/upstreamtls"
@@ -52,6 +52,7 @@ func (g *Gateway) forwardAndAnswer(x *front.Exchange, a *appProxy, rw *responseW
 		g.fail(rw, r, st, err)
 		return
 	}
+	a.holdAnswer(x, st, resp, int64(a.cfg.Load().Limits.ResponseBuffer))
 	copyResponse(x, rw, resp)
 }
 
@@ -179,6 +180,14 @@ func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
 	if resp.ContentLength >= 0 && resp.ContentLength <= int64(smallCopyBuffers.size) {
 		pool = smallCopyBuffers
 	}
+	if h, ok := resp.Body.(*heldBody); ok && h.whole() {
+		// Read whole from the app, which has its slot back: written as
+		// held, without a copy.
+		if _, err := h.s.WriteTo(rw); err != nil && !errors.Is(err, front.ErrClientWrite) {
+			w.Abort()
+		}
+		return
+	}
 	buf := pool.Get()
 	defer pool.Put(buf)
 	for reads := 0; ; reads++ {
@@ -187,7 +196,10 @@ func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
 			// now on a client leaving lets the instance go (streams were
 			// watched from the start).
 			x.Watch()
-			if b, ok := resp.Body.(*responseBody); ok {
+			switch b := resp.Body.(type) {
+			case *responseBody:
+				b.watch(x.Req.Context())
+			case *heldBody:
 				b.watch(x.Req.Context())
 			}
 		}
@@ -253,7 +265,7 @@ func isEventStream(h http.Header) bool {
 func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, error) {
 	cfg := a.cfg.Load()
 	stripSessionCookie(req.Header)
-	replay, err := prepareBody(req, int64(cfg.RetryBodyLimit))
+	replay, err := prepareBody(req, st, int64(max(cfg.RetryBodyLimit, cfg.Limits.RequestBuffer)), a.buffers)
 	if err != nil {
 		return nil, cause.New(clientCause(err), "", "reading the request body: "+err.Error(), err)
 	}
@@ -540,16 +552,20 @@ const exitWait = 250 * time.Millisecond
 
 // replayer rewinds a request body for another attempt.
 type replayer struct {
-	buf []byte
+	// held is the body read whole before the app was asked.
+	held *spool.Spool
 	// counted tracks how much of a streamed body was read; a body that
 	// was read at all cannot be sent again.
 	counted *countingBody
 }
 
-// prepareBody keeps a request body of up to limit bytes in memory so the
-// request can be replayed on another instance; a larger body streams, and
-// is replayable only while none of it was sent.
-func prepareBody(req *http.Request, limit int64) (replayer, error) {
+// prepareBody reads a request body of up to limit bytes whole from the
+// client before an instance is asked, into the request state's spool
+// (memory within the budgets, a temporary file beyond): a slow upload
+// then holds no instance, and the request can be replayed on another. A
+// larger body streams, after what was read of it, and is replayable only
+// while none of it was sent.
+func prepareBody(req *http.Request, st *reqState, limit int64, process *spool.Budget) (replayer, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return replayer{}, nil
 	}
@@ -558,29 +574,28 @@ func prepareBody(req *http.Request, limit int64) (replayer, error) {
 		req.Body = cb
 		return replayer{counted: cb}, nil
 	}
-	bp := bodyBufs.Get().(*bytes.Buffer)
-	bp.Reset()
-	n, err := io.Copy(bp, io.LimitReader(req.Body, limit+1))
-	if err != nil {
-		bodyBufs.Put(bp)
-		return replayer{}, err
+	s := &st.reqBody
+	s.Init("", process, st.x.Buffered)
+	max := limit + 1
+	if req.ContentLength >= 0 {
+		max = req.ContentLength
 	}
-	if n > limit {
-		// Unknown length and larger than the limit: stream what is left
-		// after what we read.
-		rest := io.MultiReader(bytes.NewReader(bytes.Clone(bp.Bytes())), req.Body)
-		bodyBufs.Put(bp)
-		cb := &countingBody{ReadCloser: readCloser{rest, req.Body}}
+	ended, err := s.Fill(req.Body, max, req.ContentLength)
+	switch {
+	case err != nil && !errors.Is(err, spool.ErrSpill):
+		return replayer{}, err
+	case !ended:
+		// Larger than the limit, or no room left to spill to: the rest
+		// streams after what was read.
+		cb := &countingBody{ReadCloser: readCloser{io.MultiReader(s, req.Body), req.Body}}
 		req.Body = cb
 		return replayer{counted: cb}, nil
 	}
-	buf := bytes.Clone(bp.Bytes())
-	bodyBufs.Put(bp)
 	req.Body.Close()
-	req.ContentLength = int64(len(buf))
-	req.Body = io.NopCloser(bytes.NewReader(buf))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-	return replayer{buf: buf}, nil
+	req.ContentLength = s.Len()
+	req.Body = io.NopCloser(s)
+	req.GetBody = func() (io.ReadCloser, error) { s.Rewind(); return io.NopCloser(s), nil }
+	return replayer{held: s}, nil
 }
 
 // rewind prepares req for another attempt; false when its body cannot be
@@ -589,8 +604,8 @@ func (r replayer) rewind(req *http.Request) bool {
 	switch {
 	case r.counted != nil:
 		return r.counted.n == 0
-	case r.buf != nil:
-		req.Body = io.NopCloser(bytes.NewReader(r.buf))
+	case r.held != nil:
+		r.held.Rewind()
 	}
 	return true
 }
@@ -741,8 +756,6 @@ func (bp *bufferPool) Put(b []byte) {
 }
 
 var bufHolders sync.Pool
-
-var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // errUnaskedSwitch: the app answered 101 to a request that asked for no
 // upgrade, or switched to another protocol than the one asked for.

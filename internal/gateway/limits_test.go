@@ -67,7 +67,10 @@ func TestLimitAppRequestBody(t *testing.T) {
 				d := newDirect(t, proto, app.addr, func(a *config.App) {
 					a.Limits.RequestBody = limit
 					if mode.retry > 0 {
+						// Streamed: neither kept for a retry nor read
+						// whole before the app is asked.
 						a.RetryBodyLimit = mode.retry
+						a.Limits.RequestBuffer = 0
 					}
 				})
 				c := protoClient(t, proto)
@@ -151,7 +154,10 @@ func TestLimitAppBodyTimeout(t *testing.T) {
 				d := newDirect(t, proto, addr, func(a *config.App) {
 					a.Limits.BodyTimeout = config.Duration(bt)
 					if mode.retry > 0 {
+						// Streamed: neither kept for a retry nor read
+						// whole before the app is asked.
 						a.RetryBodyLimit = mode.retry
+						a.Limits.RequestBuffer = 0
 					}
 				})
 				if got := config.DefaultLimits().BodyTimeout.D(); got < 30*time.Second {

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/spool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
@@ -412,6 +413,14 @@ type reqState struct {
 	// try is the exchange with the current member; its response storage
 	// is kept across uses of the state.
 	try upstream.Attempt
+
+	// reqBody holds the request body read ahead of the app (see
+	// prepareBody), answer the app's answer read ahead of the client
+	// (see holdAnswer), and heldAnswer the latter's reader; their chunk
+	// lists are kept across uses of the state.
+	reqBody    spool.Spool
+	answer     spool.Spool
+	heldAnswer heldBody
 }
 
 var statePool = sync.Pool{New: func() any { return &reqState{} }}
@@ -426,9 +435,11 @@ func getState() *reqState {
 
 func putState(st *reqState) {
 	clear(st.triedBuf[:])
+	st.reqBody.Close()
+	st.answer.Close()
 	try, ids := st.try, st.ids
 	try.Reset()
-	*st = reqState{try: try, ids: ids}
+	*st = reqState{try: try, ids: ids, reqBody: st.reqBody, answer: st.answer}
 	statePool.Put(st)
 }
 

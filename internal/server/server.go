@@ -292,8 +292,8 @@ func FrontOptions(cfg *config.Config, errLog *log.Logger) front.Options {
 	l := cfg.Limits
 	return front.Options{
 		HeadTimeout: l.HeadTimeout.D(), KeepaliveTimeout: l.KeepaliveTimeout.D(), BodyTimeout: l.BodyTimeout.D(),
-		SendTimeout: l.SendTimeout.D(),
-		HeadLimit:   int(l.RequestHead), MaxConnections: cfg.MaxConnections(), ErrorLog: errLog,
+		SendTimeout: l.SendTimeout.D(), ConnectionBuffer: int64(l.ConnectionBuffer),
+		HeadLimit: int(l.RequestHead), MaxConnections: cfg.MaxConnections(), ErrorLog: errLog,
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP(), Exempt: trust.New(cfg.TrustedPrefixes()).Contains,
 	}
 }

@@ -76,6 +76,7 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("/print", a.print)
 	mux.HandleFunc("/freeze", a.freeze)
 	mux.HandleFunc("/serial", a.serial)
+	mux.HandleFunc("/bytes", a.bytes)
 	return a.gate(mux)
 }
 
@@ -237,6 +238,21 @@ func (a *app) sleep(w http.ResponseWriter, r *http.Request) {
 // requests were in progress as this one began (itself included), the
 // most ever, and how many began while another was in progress. Health
 // probes are not counted: they bypass any limit on purpose.
+// bytes answers n bytes (?n=5000), with their length, or chunked with
+// ?chunked=1.
+func (a *app) bytes(w http.ResponseWriter, r *http.Request) {
+	n, err := integer(r, "n", 1024)
+	if err != nil || n < 0 {
+		a.text(w, http.StatusBadRequest, "bad n %q", r.URL.Query().Get("n"))
+		return
+	}
+	if r.URL.Query().Get("chunked") == "" {
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+	}
+	w.Header().Set("X-Instance", a.instance)
+	w.Write([]byte(strings.Repeat("x", n)))
+}
+
 func (a *app) serial(w http.ResponseWriter, r *http.Request) {
 	d, err := duration(r, "d", 100*time.Millisecond)
 	if err != nil {

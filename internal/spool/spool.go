@@ -1,0 +1,334 @@
+// Package spool holds a body read ahead of the one who will read it: an
+// answer read whole from the app so that the app's connection and its
+// instance's slot are free while a slow client takes it, or a request
+// body read whole from the client before an instance is asked. The bytes
+// are kept in memory while every budget charged allows, and in an
+// unlinked temporary file beyond.
+//
+// spool imports nothing of gatehouse.
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// Budget bounds the memory some spools hold together: all of a process's
+// (buffer_memory), or one client connection's (connection_buffer). A nil
+// Budget allows everything.
+type Budget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// NewBudget returns a budget of limit bytes; limit <= 0 allows nothing
+// to be held in memory.
+func NewBudget(limit int64) *Budget { return &Budget{limit: limit} }
+
+// SetLimit sets b's limit: for a Budget kept by value, whose zero value
+// allows nothing.
+func (b *Budget) SetLimit(limit int64) { b.limit = limit }
+
+// Used is how many bytes spools hold in memory against b.
+func (b *Budget) Used() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.used.Load()
+}
+
+// Take charges n bytes to b: false, and nothing charged, when that
+// would go past its limit.
+func (b *Budget) Take(n int64) bool {
+	if b == nil {
+		return true
+	}
+	if b.used.Add(n) > b.limit {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+// Give returns n bytes Take charged.
+func (b *Budget) Give(n int64) {
+	if b != nil {
+		b.used.Add(-n)
+	}
+}
+
+// Chunk sizes: most answers are small, and a small one held in a large
+// chunk would count (and cost) eight times its size.
+const (
+	smallChunk = 4 << 10
+	largeChunk = 32 << 10
+)
+
+var (
+	smallChunks = sync.Pool{New: func() any { return new([smallChunk]byte) }}
+	largeChunks = sync.Pool{New: func() any { return new([largeChunk]byte) }}
+)
+
+// Spool is a body read ahead. Fill it, read it (Read or WriteTo), Rewind
+// it to read it again, and Close it to give back its memory and file.
+// The zero Spool is not usable; see Init.
+type Spool struct {
+	dir     string
+	budgets [2]*Budget
+	chunks  [][]byte // full chunks, the last one filled up to its len
+	charged int64
+	file    *os.File
+	fileLen int64
+	// scratch is where bytes bound for the file are read first; tail the
+	// bytes read there that the file failed to take (see ErrSpill).
+	scratch *[largeChunk]byte
+	tail    []byte
+	tailOff int
+	size    int64
+	// eof: the source ended within what was filled.
+	eof bool
+
+	// read position: chunk index and offset into it, then the file's.
+	ci, co  int
+	fileOff int64
+}
+
+// Init readies s to be filled, charging its memory to both budgets (nil
+// for none) and spilling beyond them to a file in dir ("" for the
+// system's temporary directory).
+func (s *Spool) Init(dir string, process, conn *Budget) {
+	*s = Spool{dir: dir, budgets: [2]*Budget{process, conn}, chunks: s.chunks[:0]}
+}
+
+// ErrLonger is the error of a source longer than the size it declared.
+var ErrLonger = errors.New("spool: body longer than its declared length")
+
+// ErrSpill is the error of a spool that could not make or write its
+// file. Nothing read is lost: the spool holds all it read, and the rest
+// is still in the source.
+var ErrSpill = errors.New("spool: write the spill file")
+
+// Fill reads from r until r ends or max bytes are held, whichever comes
+// first; sizeHint (the body's declared length, or -1) picks the first
+// chunk's size. It reports whether r ended within them: when not, the
+// rest of the body is still in r. An error reading r is returned as is;
+// an error of the spill file wraps ErrSpill.
+func (s *Spool) Fill(r io.Reader, max, sizeHint int64) (ended bool, err error) {
+	for s.size < max {
+		buf, err := s.room(max-s.size, sizeHint)
+		if err != nil {
+			return false, err
+		}
+		n, rerr := io.ReadAtLeast(r, buf, 1)
+		if n > 0 {
+			if werr := s.keep(buf[:n]); werr != nil {
+				return false, werr
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			s.eof = true
+			return true, nil
+		}
+		if rerr != nil {
+			return false, rerr
+		}
+	}
+	if sizeHint >= 0 && s.size == sizeHint {
+		// The declared length held whole: the source's EOF is a
+		// formality, taken without a wait (a body of known length ends
+		// at its length).
+		var one [1]byte
+		n, rerr := r.Read(one[:])
+		if n > 0 {
+			return false, ErrLonger
+		}
+		if rerr == io.EOF {
+			s.eof = true
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// room returns where the next bytes go: the unused end of the last
+// memory chunk, a new chunk the budgets allow, or scratch space for the
+// file.
+func (s *Spool) room(left, sizeHint int64) ([]byte, error) {
+	if s.file == nil {
+		if k := len(s.chunks); k > 0 {
+			last := s.chunks[k-1]
+			if len(last) < cap(last) {
+				return last[len(last):min(int64(cap(last)), int64(len(last))+left)], nil
+			}
+		}
+		size := int64(largeChunk)
+		if s.size == 0 && sizeHint >= 0 && sizeHint <= smallChunk {
+			size = smallChunk
+		}
+		if s.budgets[0].Take(size) {
+			if s.budgets[1].Take(size) {
+				s.charged += size
+				c := s.newChunk(size)
+				s.chunks = append(s.chunks, c)
+				return c[:min(size, left)], nil
+			}
+			s.budgets[0].Give(size)
+		}
+		f, err := os.CreateTemp(s.dir, "gatehouse-body-*")
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSpill, err)
+		}
+		// Unlinked at once: nothing is left behind, whatever becomes of
+		// the process.
+		os.Remove(f.Name())
+		s.file = f
+	}
+	if s.scratch == nil {
+		s.scratch = largeChunks.Get().(*[largeChunk]byte)
+	}
+	return s.scratch[:min(largeChunk, left)], nil
+}
+
+func (s *Spool) newChunk(size int64) []byte {
+	if size == smallChunk {
+		return smallChunks.Get().(*[smallChunk]byte)[:0]
+	}
+	return largeChunks.Get().(*[largeChunk]byte)[:0]
+}
+
+// keep records b, just read into room's buffer.
+func (s *Spool) keep(b []byte) error {
+	s.size += int64(len(b))
+	if s.file == nil {
+		k := len(s.chunks) - 1
+		s.chunks[k] = s.chunks[k][:len(s.chunks[k])+len(b)]
+		return nil
+	}
+	if _, err := s.file.WriteAt(b, s.fileLen); err != nil {
+		// Read, and still held: they come after the file's.
+		s.tail = b
+		return fmt.Errorf("%w: %w", ErrSpill, err)
+	}
+	s.fileLen += int64(len(b))
+	return nil
+}
+
+// Len is how many bytes s holds.
+func (s *Spool) Len() int64 { return s.size }
+
+// Ended reports whether the body ended within what s holds.
+func (s *Spool) Ended() bool { return s.eof }
+
+// OnDisk reports whether part of s is in its spill file.
+func (s *Spool) OnDisk() bool { return s.file != nil }
+
+// Read reads what s holds, from where the last Read or Rewind left it.
+func (s *Spool) Read(p []byte) (int, error) {
+	mem := s.chunks
+	for s.ci < len(mem) {
+		c := mem[s.ci]
+		if s.co < len(c) {
+			n := copy(p, c[s.co:])
+			s.co += n
+			return n, nil
+		}
+		s.ci, s.co = s.ci+1, 0
+	}
+	if s.file != nil && s.fileOff < s.fileLen {
+		n, err := s.file.ReadAt(p[:min(int64(len(p)), s.fileLen-s.fileOff)], s.fileOff)
+		s.fileOff += int64(n)
+		if err == io.EOF && n > 0 {
+			err = nil
+		}
+		return n, err
+	}
+	if s.tailOff < len(s.tail) {
+		n := copy(p, s.tail[s.tailOff:])
+		s.tailOff += n
+		return n, nil
+	}
+	return 0, io.EOF
+}
+
+// WriteTo writes what s holds from its read position, memory chunks as
+// they are, without a copy.
+func (s *Spool) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	mem := s.chunks
+	for ; s.ci < len(mem); s.ci, s.co = s.ci+1, 0 {
+		n, err := w.Write(mem[s.ci][s.co:])
+		total += int64(n)
+		if err != nil {
+			s.co += n
+			return total, err
+		}
+	}
+	if s.file == nil || s.fileOff >= s.fileLen {
+		n, err := s.writeTail(w)
+		return total + n, err
+	}
+	buf := largeChunks.Get().(*[largeChunk]byte)
+	defer largeChunks.Put(buf)
+	for s.fileOff < s.fileLen {
+		n, err := s.file.ReadAt(buf[:min(int64(largeChunk), s.fileLen-s.fileOff)], s.fileOff)
+		if n > 0 {
+			s.fileOff += int64(n)
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err != nil && err != io.EOF {
+			return total, err
+		}
+	}
+	n, err := s.writeTail(w)
+	return total + n, err
+}
+
+func (s *Spool) writeTail(w io.Writer) (int64, error) {
+	if s.tailOff >= len(s.tail) {
+		return 0, nil
+	}
+	n, err := w.Write(s.tail[s.tailOff:])
+	s.tailOff += n
+	return int64(n), err
+}
+
+// Rewind makes the next Read start from the first byte again.
+func (s *Spool) Rewind() { s.ci, s.co, s.fileOff, s.tailOff = 0, 0, 0, 0 }
+
+// Close gives back s's memory to its budgets and its chunks to the pool,
+// and closes its file. s may be Init again.
+func (s *Spool) Close() error {
+	for _, c := range s.chunks {
+		switch cap(c) {
+		case smallChunk:
+			smallChunks.Put((*[smallChunk]byte)(c[:smallChunk]))
+		case largeChunk:
+			largeChunks.Put((*[largeChunk]byte)(c[:largeChunk]))
+		}
+	}
+	clear(s.chunks)
+	s.chunks = s.chunks[:0]
+	if s.scratch != nil {
+		largeChunks.Put(s.scratch)
+		s.scratch = nil
+	}
+	s.budgets[0].Give(s.charged)
+	s.budgets[1].Give(s.charged)
+	s.charged = 0
+	var err error
+	if s.file != nil {
+		err = s.file.Close()
+		s.file = nil
+	}
+	s.size, s.fileLen, s.eof, s.tail = 0, 0, false, nil
+	s.Rewind()
+	return err
+}

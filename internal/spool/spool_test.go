@@ -1,0 +1,90 @@
+package spool
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// What a spool holds reads back byte for byte, in memory while the
+// budgets allow and in its file beyond, and every byte of budget comes
+// back at Close.
+func TestSpoolHoldsAndGivesBack(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		body       int
+		max        int64
+		hint       int64
+		process    int64
+		conn       int64
+		wantEnded  bool
+		wantOnDisk bool
+	}{
+		{"small known length in memory", 300, 300, 300, 1 << 20, 1 << 20, true, false},
+		{"unknown length in memory", 70 << 10, 1 << 20, -1, 1 << 20, 1 << 20, true, false},
+		{"process budget spent: spills", 70 << 10, 1 << 20, -1, 32 << 10, 1 << 20, true, true},
+		{"connection budget spent: spills", 70 << 10, 1 << 20, -1, 1 << 20, 40 << 10, true, true},
+		{"no memory at all: all on disk", 5000, 5000, 5000, 0, 0, true, true},
+		{"longer than max: partly held", 100 << 10, 64 << 10, -1, 1 << 20, 1 << 20, false, false},
+		{"empty", 0, 100, -1, 1 << 20, 1 << 20, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := bytes.Repeat([]byte("0123456789abcdef"), tc.body/16+1)[:tc.body]
+			process, conn := NewBudget(tc.process), NewBudget(tc.conn)
+			var s Spool
+			s.Init(t.TempDir(), process, conn)
+			// One byte a read: the worst a source can do.
+			ended, err := s.Fill(iotest.OneByteReader(bytes.NewReader(body)), tc.max, tc.hint)
+			if err != nil || ended != tc.wantEnded || s.OnDisk() != tc.wantOnDisk {
+				t.Fatalf("Fill = %v, %v, on disk %v; want %v, nil, on disk %v", ended, err, s.OnDisk(), tc.wantEnded, tc.wantOnDisk)
+			}
+			if process.Used() > tc.process || conn.Used() > tc.conn {
+				t.Errorf("held %d and %d in memory, budgets %d and %d", process.Used(), conn.Used(), tc.process, tc.conn)
+			}
+			want := body[:min(int64(len(body)), tc.max)]
+			for pass := range 2 {
+				var got bytes.Buffer
+				if pass == 0 {
+					_, err = s.WriteTo(&got)
+				} else {
+					_, err = io.Copy(&got, struct{ io.Reader }{&s})
+				}
+				if err != nil || !bytes.Equal(got.Bytes(), want) {
+					t.Fatalf("pass %d read %d bytes (err %v), want the %d held", pass, got.Len(), err, len(want))
+				}
+				s.Rewind()
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if process.Used() != 0 || conn.Used() != 0 {
+				t.Errorf("after Close the budgets still count %d and %d", process.Used(), conn.Used())
+			}
+		})
+	}
+}
+
+// A source that says it is longer than it is, or errs, is told apart from
+// one that ended.
+func TestSpoolSourceFaults(t *testing.T) {
+	var s Spool
+	s.Init(t.TempDir(), nil, nil)
+	defer s.Close()
+	if _, err := s.Fill(strings.NewReader("abcdef"), 3, 3); !errors.Is(err, ErrLonger) {
+		t.Errorf("body longer than declared: err %v, want ErrLonger", err)
+	}
+	s.Close()
+	s.Init(t.TempDir(), nil, nil)
+	boom := errors.New("boom")
+	if _, err := s.Fill(iotest.ErrReader(boom), 10, -1); !errors.Is(err, boom) {
+		t.Errorf("failing source: err %v, want it passed on", err)
+	}
+	s.Close()
+	s.Init("/nonexistent/dir", NewBudget(0), nil)
+	if _, err := s.Fill(strings.NewReader("abc"), 10, -1); !errors.Is(err, ErrSpill) {
+		t.Errorf("spill dir missing: err %v, want ErrSpill", err)
+	}
+}
