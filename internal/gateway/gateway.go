@@ -97,6 +97,9 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 	return g
 }
 
+// BufferedBytes is the memory bodies read ahead of their reader hold now.
+func (g *Gateway) BufferedBytes() int64 { return g.buffers.Used() }
+
 // UpdateApp applies a reloaded app config that needs no restart (timeouts,
 // limits, max_inflight, probes, upstream_tls).
 func (g *Gateway) UpdateApp(ac *config.App) {

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
 // An HTTP/2 client that floods frames asking for no request, and never
@@ -388,4 +391,34 @@ func (a *netApp) received() []seenReq {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.reqs)
+}
+
+// A connection ended for a flood is counted on /metrics, where an
+// operator's alert sees it.
+func TestH2FloodCountedInMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts gatehouse with the fault app")
+	}
+	cfg, _ := harness.FaultApp(t, 1)
+	cfg.H2C = true
+	g := harness.Start(t, cfg)
+	waitReady(t, g, 1)
+	u, _ := url.Parse(g.URL)
+	got := floodNeverReading(t, u.Host, false, nil, func(w *http2.Framer, _ int) {
+		w.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
+	})
+	if !got.goAway || got.code != http2.ErrCodeEnhanceYourCalm {
+		t.Fatalf("the flooding connection: %s; want GOAWAY ENHANCE_YOUR_CALM", got)
+	}
+	resp, err := http.Get(g.AdminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`gatehouse_h2_connections_ended_total{reason="flood"} 1`, `gatehouse_h2_connections_ended_total{reason="rapid_reset"} 0`, "gatehouse_buffered_bytes 0"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

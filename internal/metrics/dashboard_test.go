@@ -20,7 +20,7 @@ const (
 	docsPath      = "../../docs/metrics.md"
 )
 
-var metricName = regexp.MustCompile(`gatehouse_[a-z_]+`)
+var metricName = regexp.MustCompile(`gatehouse_[a-z0-9_]+`)
 
 // registered reports whether gatehouse registers a metric called name
 // (for a histogram or summary, also name_bucket, _sum, _count). It asks

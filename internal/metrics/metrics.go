@@ -28,6 +28,8 @@ type Metrics struct {
 	events   *prometheus.CounterVec
 	exits    *prometheus.CounterVec
 	certs    *certCollector
+	// front is the listeners' counts (see front.go).
+	front *frontCollector
 	// alerts and notifications are package alerts' (see alerts.go).
 	alerts        *alertCollector
 	notifications *prometheus.CounterVec
@@ -54,7 +56,7 @@ type hotSeries struct {
 // New registers every metric on a new registry; sup provides the gauges
 // read at scrape time.
 func New(sup *supervisor.Supervisor) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), certs: &certCollector{}, alerts: &alertCollector{}, notifications: newNotifications(),
+	m := &Metrics{reg: prometheus.NewRegistry(), certs: &certCollector{}, front: &frontCollector{}, alerts: &alertCollector{}, notifications: newNotifications(),
 		autoscale: newAutoscaleDecisions()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_requests_total", Help: "Requests by app, status class (2xx…5xx, 499 as 4xx) and cause (empty when the app answered normally).",
@@ -87,7 +89,7 @@ func New(sup *supervisor.Supervisor) *Metrics {
 		Name: "gatehouse_instance_exits_total", Help: "Instance process exits that gatehouse did not ask for, by app and reason (code_N or a signal name).",
 	}, []string{"app", "reason"})
 	m.reg.MustRegister(m.requests, m.duration, m.attempts, m.retries, m.holdWait, m.probes, m.probeLat, m.events, m.exits,
-		&instanceCollector{sup: sup}, m.certs, m.alerts, m.notifications, m.autoscale, &autoscaleCollector{sup: sup},
+		&instanceCollector{sup: sup}, m.certs, m.front, m.alerts, m.notifications, m.autoscale, &autoscaleCollector{sup: sup},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "gatehouse"}))
 	return m
 }

@@ -192,6 +192,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.secure = front.New(s.withHealth(s.gw), secure)
 	}
 	s.public = front.New(handler, plain)
+	s.metrics.SetFront(s.frontCounts)
 	if opts.Drained {
 		s.draining.Store(true)
 		s.setLameDuck(true)
@@ -296,6 +297,19 @@ func FrontOptions(cfg *config.Config, errLog *log.Logger) front.Options {
 		HeadLimit: int(l.RequestHead), MaxConnections: cfg.MaxConnections(), ErrorLog: errLog,
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP(), Exempt: trust.New(cfg.TrustedPrefixes()).Contains,
 	}
+}
+
+// frontCounts sums the listeners' counts for /metrics.
+func (s *Server) frontCounts() metrics.FrontCounts {
+	n := metrics.FrontCounts{BufferedBytes: s.gw.BufferedBytes()}
+	for _, f := range []*front.Server{s.public, s.secure} {
+		if f != nil {
+			n.H2Floods += f.H2FloodsEnded()
+			n.H2RapidResets += f.H2RapidResetsEnded()
+			n.TLSHandshakeErrors += f.TLSHandshakeErrors()
+		}
+	}
+	return n
 }
 
 // adminToken is the admin API's token: GATEHOUSE_ADMIN_TOKEN, else
