@@ -54,6 +54,7 @@ func DefaultLimits() Limits {
 		ResponseBuffer:    64 << 10,
 		RequestBuffer:     16 << 20,
 		BufferMemory:      64 << 20,
+		BufferDisk:        1 << 30,
 		ConnectionBuffer:  1 << 20,
 	}
 }

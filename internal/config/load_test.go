@@ -86,6 +86,7 @@ func TestParseFull(t *testing.T) {
 			ResponseBuffer:    128 << 10,
 			RequestBuffer:     4 << 20,
 			BufferMemory:      32 << 20,
+			BufferDisk:        2 << 30,
 			ConnectionBuffer:  512 << 10,
 		},
 		Apps:  map[string]*App{"web": web, "api": api},

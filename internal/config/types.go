@@ -273,6 +273,11 @@ type Limits struct {
 	// bodies hold at once; beyond it they go to temporary files.
 	// Default 64MiB; 0: always files.
 	BufferMemory Size `yaml:"buffer_memory" secret:"false"`
+	// BufferDisk bounds the temporary files all buffered answers and
+	// request bodies hold at once (on a tmpfs /tmp, that is memory too);
+	// past it a body streams after what was held, holding its instance
+	// as it did before buffering. Default 1GiB; 0: no files.
+	BufferDisk Size `yaml:"buffer_disk" secret:"false"`
 	// ConnectionBuffer bounds the memory one client connection's buffered
 	// answers and request bodies hold at once (an HTTP/2 connection's
 	// streams share it), so that one client cannot take all of

@@ -28,16 +28,11 @@ func (a *appProxy) holdAnswer(x *front.Exchange, st *reqState, resp *http.Respon
 		resp.Body = newAheadBody(x.Req.Context(), b, limit, a.buffers, x.Buffered)
 		return
 	}
-	if resp.ContentLength > smallHold {
-		// More than one read: a client that leaves meanwhile lets the
-		// instance go (as copyResponse does for a streamed body).
-		x.Watch()
-		b.watch(x.Req.Context())
-	}
 	s := &st.answer
-	s.Init("", a.buffers, x.Buffered)
-	ended, err := s.Fill(b, resp.ContentLength, resp.ContentLength)
+	s.Init("", a.buffers, x.Buffered, a.disk)
 	h := &st.heldAnswer
+	h.fill = watchedReads{b: b, x: x}
+	ended, err := s.Fill(&h.fill, resp.ContentLength, resp.ContentLength)
 	*h = heldBody{s: s, err: err}
 	switch {
 	case err != nil && !errors.Is(err, spool.ErrSpill):
@@ -57,9 +52,24 @@ func (a *appProxy) holdAnswer(x *front.Exchange, st *reqState, resp *http.Respon
 	resp.Body = h
 }
 
-// smallHold is the answer length that arrives in one read as a rule;
-// longer ones are watched for their client leaving while they are held.
-const smallHold = 4 << 10
+// watchedReads reads an answer being held: from its second read on (the
+// app sent part of it and may stall in the middle) a client that leaves
+// lets the instance go, as copyResponse does for a body it streams. The
+// first is not watched: most answers come whole in it.
+type watchedReads struct {
+	b     *responseBody
+	x     *front.Exchange
+	reads int
+}
+
+func (r *watchedReads) Read(p []byte) (int, error) {
+	if r.reads == 1 && r.b.pc != nil {
+		r.x.Watch()
+		r.b.watch(r.x.Req.Context())
+	}
+	r.reads++
+	return r.b.Read(p)
+}
 
 // heldBody is an answer read ahead (holdAnswer): what the spool holds,
 // then the rest from the app, or the error the app's body ended with.
@@ -67,6 +77,8 @@ type heldBody struct {
 	s    *spool.Spool
 	rest *responseBody
 	err  error
+	// fill reads the answer into s.
+	fill watchedReads
 }
 
 func (h *heldBody) Read(p []byte) (int, error) {
@@ -134,12 +146,18 @@ func newAheadBody(ctx context.Context, src *responseBody, limit int64, process, 
 	// The app's reads are interrupted when the client leaves or the
 	// answer is closed early, rather than at the app's next write.
 	if src.unwatch != nil && !src.unwatch() {
-		src.pc = nil // interrupted already: the connection is spent
+		// Interrupted already (the client left): the connection is
+		// spent, its reads fail, and done must not take it back.
+		src.unwatch = spent
+		return a
 	}
 	src.unwatch = nil
 	src.watch(ctx)
 	return a
 }
+
+// spent is the unwatch of a body whose interruption already happened.
+func spent() bool { return false }
 
 // read is the reader goroutine: it ends when the app's body does, or
 // when the answer is closed.

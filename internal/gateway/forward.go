@@ -31,6 +31,9 @@ func (g *Gateway) forwardAndAnswer(x *front.Exchange, a *appProxy, rw *responseW
 	r := x.Req
 	outbound(x, st)
 	resp, err := a.forward(r, st)
+	// The app has had the request, or will not: a body read ahead of it
+	// is let go now, not after an answer a slow client may take long over.
+	st.reqBody.Close()
 	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
 		if switchedTo(resp.Header, x.Upgrade) {
 			g.tunnel(x, a, rw, st, resp)
@@ -265,7 +268,7 @@ func isEventStream(h http.Header) bool {
 func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, error) {
 	cfg := a.cfg.Load()
 	stripSessionCookie(req.Header)
-	replay, err := prepareBody(req, st, int64(max(cfg.RetryBodyLimit, cfg.Limits.RequestBuffer)), a.buffers)
+	replay, err := prepareBody(req, st, int64(max(cfg.RetryBodyLimit, cfg.Limits.RequestBuffer)), a.buffers, a.disk)
 	if err != nil {
 		return nil, cause.New(clientCause(err), "", "reading the request body: "+err.Error(), err)
 	}
@@ -565,7 +568,7 @@ type replayer struct {
 // then holds no instance, and the request can be replayed on another. A
 // larger body streams, after what was read of it, and is replayable only
 // while none of it was sent.
-func prepareBody(req *http.Request, st *reqState, limit int64, process *spool.Budget) (replayer, error) {
+func prepareBody(req *http.Request, st *reqState, limit int64, process, disk *spool.Budget) (replayer, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return replayer{}, nil
 	}
@@ -575,7 +578,7 @@ func prepareBody(req *http.Request, st *reqState, limit int64, process *spool.Bu
 		return replayer{counted: cb}, nil
 	}
 	s := &st.reqBody
-	s.Init("", process, st.x.Buffered)
+	s.Init("", process, st.x.Buffered, disk)
 	max := limit + 1
 	if req.ContentLength >= 0 {
 		max = req.ContentLength

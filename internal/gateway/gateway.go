@@ -29,8 +29,9 @@ type Gateway struct {
 	// trust is trusted_proxies; nil when there are none, as by default.
 	trust *trust.Proxies
 	// buffers bounds the memory of every body held ahead of its reader
-	// (limits.buffer_memory).
-	buffers *spool.Budget
+	// (limits.buffer_memory), disk their temporary files
+	// (limits.buffer_disk).
+	buffers, disk *spool.Budget
 	// streamsEnd ends when EndStreams is called.
 	streamsEnd context.Context
 	endStreams context.CancelFunc
@@ -59,8 +60,8 @@ type appProxy struct {
 	// cookies (see affinity.go).
 	secret *secret
 	pinned atomic.Pointer[pinTable]
-	// buffers is the gateway's.
-	buffers *spool.Budget
+	// buffers and disk are the gateway's.
+	buffers, disk *spool.Budget
 	// streamsEnd is the gateway's (see EndStreams).
 	streamsEnd context.Context
 }
@@ -68,7 +69,8 @@ type appProxy struct {
 // New builds a gateway for cfg's apps over the supervisor's pools.
 func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway {
 	g := &Gateway{apps: map[string]*appProxy{}, access: opts.Access, ids: newRequestIDs(), observe: opts.Observe,
-		trust: trust.New(cfg.TrustedPrefixes()), buffers: spool.NewBudget(int64(cfg.Limits.BufferMemory))}
+		trust: trust.New(cfg.TrustedPrefixes()), buffers: spool.NewBudget(int64(cfg.Limits.BufferMemory)),
+		disk: spool.NewBudget(int64(cfg.Limits.BufferDisk))}
 	g.streamsEnd, g.endStreams = context.WithCancel(context.Background())
 	g.errLog = opts.ErrorLog
 	if g.errLog == nil {
@@ -81,7 +83,7 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 	var routes []route
 	for _, name := range cfg.Order {
 		ac := cfg.Apps[name]
-		a := &appProxy{name: name, pool: pools[name], secret: g.secret, streamsEnd: g.streamsEnd, buffers: g.buffers}
+		a := &appProxy{name: name, pool: pools[name], secret: g.secret, streamsEnd: g.streamsEnd, buffers: g.buffers, disk: g.disk}
 		if ac.Affinity {
 			g.secret.get() // now, so that a key that cannot be kept is told at start
 		}

@@ -161,3 +161,36 @@ func h1SlowUpload(t *testing.T, g *harness.Gatehouse, size int) {
 		t.Fatal(err)
 	}
 }
+
+// With memory and disk for held bodies spent, a body streams after what
+// was held, whole: the budgets bound what gatehouse keeps, never what
+// the app gets.
+func TestBodiesStreamPastTheBuffersBudgets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts gatehouse with the fault app")
+	}
+	cfg, _ := harness.FaultApp(t, 1)
+	cfg.Limits.BufferMemory = 0
+	cfg.Limits.BufferDisk = 64 << 10
+	g := harness.Start(t, cfg)
+	waitReady(t, g, 1)
+	c := newClient(t, g, 20*time.Second)
+	for _, tc := range []struct {
+		name string
+		q    req
+	}{
+		{"declared length", req{method: "POST", path: "/echo", body: strings.Repeat("b", 300<<10)}},
+		{"chunked", req{method: "POST", path: "/echo", bodyReader: strings.NewReader(strings.Repeat("c", 300<<10))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.q.body
+			if want == "" {
+				want = strings.Repeat("c", 300<<10)
+			}
+			r := c.do(tc.q)
+			if r.status != http.StatusOK || r.body != want {
+				t.Errorf("POST of %d bytes: %d with %d bytes back; want 200 and the body echoed", len(want), r.status, len(r.body))
+			}
+		})
+	}
+}

@@ -79,6 +79,10 @@ var (
 type Spool struct {
 	dir     string
 	budgets [2]*Budget
+	disk    *Budget
+	// diskCharged is what disk was charged: the file's bytes, and the
+	// room of a read into scratch under way.
+	diskCharged int64
 	chunks  [][]byte // full chunks, the last one filled up to its len
 	charged int64
 	file    *os.File
@@ -97,20 +101,25 @@ type Spool struct {
 	fileOff int64
 }
 
-// Init readies s to be filled, charging its memory to both budgets (nil
-// for none) and spilling beyond them to a file in dir ("" for the
-// system's temporary directory).
-func (s *Spool) Init(dir string, process, conn *Budget) {
-	*s = Spool{dir: dir, budgets: [2]*Budget{process, conn}, chunks: s.chunks[:0]}
+// Init readies s to be filled, charging its memory to process and conn
+// and spilling beyond them to a file in dir ("" for the system's
+// temporary directory), whose bytes are charged to disk (nil budgets
+// allow everything).
+func (s *Spool) Init(dir string, process, conn, disk *Budget) {
+	*s = Spool{dir: dir, budgets: [2]*Budget{process, conn}, disk: disk, chunks: s.chunks[:0]}
 }
 
 // ErrLonger is the error of a source longer than the size it declared.
 var ErrLonger = errors.New("spool: body longer than its declared length")
 
-// ErrSpill is the error of a spool that could not make or write its
-// file. Nothing read is lost: the spool holds all it read, and the rest
-// is still in the source.
+// ErrSpill is the error of a spool that could not spill: its disk budget
+// is spent (ErrNoRoom), or its file could not be made or written.
+// Nothing read is lost: the spool holds all it read, and the rest is
+// still in the source.
 var ErrSpill = errors.New("spool: write the spill file")
+
+// ErrNoRoom is ErrSpill's case of a spent disk budget.
+var ErrNoRoom = fmt.Errorf("%w: the disk budget is spent", ErrSpill)
 
 // Fill reads from r until r ends or max bytes are held, whichever comes
 // first; sizeHint (the body's declared length, or -1) picks the first
@@ -123,13 +132,25 @@ func (s *Spool) Fill(r io.Reader, max, sizeHint int64) (ended bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		n, rerr := io.ReadAtLeast(r, buf, 1)
+		// One Read, its error taken with its bytes: a source may say it
+		// broke only once. Only io.EOF ends the body; io.ErrUnexpectedEOF
+		// is a body cut short.
+		n, rerr := r.Read(buf)
+		if s.scratch != nil && s.file != nil && &buf[0] == &s.scratch[0] {
+			// The room charged to disk and not filled goes back.
+			unused := int64(len(buf) - n)
+			s.disk.Give(unused)
+			s.diskCharged -= unused
+		}
 		if n > 0 {
 			if werr := s.keep(buf[:n]); werr != nil {
+				if rerr != nil && rerr != io.EOF {
+					return false, rerr // (what was read is held still)
+				}
 				return false, werr
 			}
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		if rerr == io.EOF {
 			s.eof = true
 			return true, nil
 		}
@@ -178,6 +199,13 @@ func (s *Spool) room(left, sizeHint int64) ([]byte, error) {
 			}
 			s.budgets[0].Give(size)
 		}
+	}
+	size := min(int64(largeChunk), left)
+	if !s.disk.Take(size) {
+		return nil, ErrNoRoom
+	}
+	s.diskCharged += size
+	if s.file == nil {
 		f, err := os.CreateTemp(s.dir, "gatehouse-body-*")
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSpill, err)
@@ -190,7 +218,7 @@ func (s *Spool) room(left, sizeHint int64) ([]byte, error) {
 	if s.scratch == nil {
 		s.scratch = largeChunks.Get().(*[largeChunk]byte)
 	}
-	return s.scratch[:min(largeChunk, left)], nil
+	return s.scratch[:size], nil
 }
 
 func (s *Spool) newChunk(size int64) []byte {
@@ -322,6 +350,8 @@ func (s *Spool) Close() error {
 	}
 	s.budgets[0].Give(s.charged)
 	s.budgets[1].Give(s.charged)
+	s.disk.Give(s.diskCharged)
+	s.diskCharged = 0
 	s.charged = 0
 	var err error
 	if s.file != nil {

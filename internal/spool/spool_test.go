@@ -33,9 +33,9 @@ func TestSpoolHoldsAndGivesBack(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := bytes.Repeat([]byte("0123456789abcdef"), tc.body/16+1)[:tc.body]
-			process, conn := NewBudget(tc.process), NewBudget(tc.conn)
+			process, conn, disk := NewBudget(tc.process), NewBudget(tc.conn), NewBudget(1<<30)
 			var s Spool
-			s.Init(t.TempDir(), process, conn)
+			s.Init(t.TempDir(), process, conn, disk)
 			// One byte a read: the worst a source can do.
 			ended, err := s.Fill(iotest.OneByteReader(bytes.NewReader(body)), tc.max, tc.hint)
 			if err != nil || ended != tc.wantEnded || s.OnDisk() != tc.wantOnDisk {
@@ -57,11 +57,14 @@ func TestSpoolHoldsAndGivesBack(t *testing.T) {
 				}
 				s.Rewind()
 			}
+			if tc.wantOnDisk && disk.Used() == 0 || !tc.wantOnDisk && disk.Used() != 0 {
+				t.Errorf("disk budget charged %d, on disk %v", disk.Used(), tc.wantOnDisk)
+			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if process.Used() != 0 || conn.Used() != 0 {
-				t.Errorf("after Close the budgets still count %d and %d", process.Used(), conn.Used())
+			if process.Used() != 0 || conn.Used() != 0 || disk.Used() != 0 {
+				t.Errorf("after Close the budgets still count %d, %d and %d", process.Used(), conn.Used(), disk.Used())
 			}
 		})
 	}
@@ -71,20 +74,47 @@ func TestSpoolHoldsAndGivesBack(t *testing.T) {
 // one that ended.
 func TestSpoolSourceFaults(t *testing.T) {
 	var s Spool
-	s.Init(t.TempDir(), nil, nil)
+	s.Init(t.TempDir(), nil, nil, nil)
 	defer s.Close()
 	if _, err := s.Fill(strings.NewReader("abcdef"), 3, 3); !errors.Is(err, ErrLonger) {
 		t.Errorf("body longer than declared: err %v, want ErrLonger", err)
 	}
 	s.Close()
-	s.Init(t.TempDir(), nil, nil)
+	s.Init(t.TempDir(), nil, nil, nil)
 	boom := errors.New("boom")
 	if _, err := s.Fill(iotest.ErrReader(boom), 10, -1); !errors.Is(err, boom) {
 		t.Errorf("failing source: err %v, want it passed on", err)
 	}
 	s.Close()
-	s.Init("/nonexistent/dir", NewBudget(0), nil)
+	s.Init("/nonexistent/dir", NewBudget(0), nil, nil)
 	if _, err := s.Fill(strings.NewReader("abc"), 10, -1); !errors.Is(err, ErrSpill) {
 		t.Errorf("spill dir missing: err %v, want ErrSpill", err)
+	}
+}
+
+// A spent disk budget stops the spool where memory and disk ran out,
+// with what it read held and the rest still in the source; the disk
+// budget is charged exactly the file's bytes.
+func TestSpoolDiskBudget(t *testing.T) {
+	body := bytes.Repeat([]byte("d"), 100<<10)
+	disk := NewBudget(40 << 10)
+	var s Spool
+	s.Init(t.TempDir(), NewBudget(0), nil, disk)
+	r := bytes.NewReader(body)
+	ended, err := s.Fill(r, 1<<20, -1)
+	if ended || !errors.Is(err, ErrNoRoom) || !errors.Is(err, ErrSpill) {
+		t.Fatalf("Fill = %v, %v; want not ended, ErrNoRoom (an ErrSpill)", ended, err)
+	}
+	if s.Len() != disk.Used() || s.Len() > 40<<10 || s.Len() == 0 {
+		t.Errorf("held %d bytes, disk charged %d; want them equal, within 40 KiB", s.Len(), disk.Used())
+	}
+	var got bytes.Buffer
+	io.Copy(&got, io.MultiReader(&s, r))
+	if !bytes.Equal(got.Bytes(), body) {
+		t.Errorf("held then rest: %d bytes, want the body's %d", got.Len(), len(body))
+	}
+	s.Close()
+	if disk.Used() != 0 {
+		t.Errorf("after Close the disk budget counts %d", disk.Used())
 	}
 }
