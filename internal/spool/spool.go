@@ -83,10 +83,10 @@ type Spool struct {
 	// diskCharged is what disk was charged: the file's bytes, and the
 	// room of a read into scratch under way.
 	diskCharged int64
-	chunks  [][]byte // full chunks, the last one filled up to its len
-	charged int64
-	file    *os.File
-	fileLen int64
+	chunks      [][]byte // full chunks, the last one filled up to its len
+	charged     int64
+	file        *os.File
+	fileLen     int64
 	// scratch is where bytes bound for the file are read first; tail the
 	// bytes read there that the file failed to take (see ErrSpill).
 	scratch *[largeChunk]byte
