@@ -207,8 +207,8 @@ func (a *acmeCerts) run(ctx context.Context) error {
 
 // manage puts domain's certificate in the cache: the stored one (renewed
 // first if due), else a new one, retried with certmagic's back-off (1
-// minute, 2, 2, 5, 10 … up to a day apart) until ctx ends. From then on
-// certmagic's maintenance renews it.
+// minute, 2, 2, 5, 10 … growing to 6 hours apart, for up to 30 days)
+// until ctx ends. From then on certmagic's maintenance renews it.
 func (a *acmeCerts) manage(ctx context.Context, magic *certmagic.Config, cache *certmagic.Cache, domain string) {
 	cert, err := magic.CacheManagedCertificate(ctx, domain)
 	switch {
@@ -306,9 +306,21 @@ func (a *acmeCerts) onEvent(ctx context.Context, event string, data map[string]a
 		if renewal {
 			verb, trigger = "renewing", TriggerRenew
 		}
-		a.m.emit(telemetry.EventCertFailed, domain, trigger, fmt.Sprintf("%s: %s the certificate from %s failed: %s", domain, verb, a.cfg.Directory, msg))
+		a.m.emitCause(telemetry.EventCertFailed, domain, trigger, failureCause(err),
+			fmt.Sprintf("%s: %s the certificate from %s failed: %s", domain, verb, a.cfg.Directory, msg))
 	}
 	return nil
+}
+
+// failureCause classifies a failed order by its error's type: the CA's
+// problem documents say nothing when the directory could not be reached
+// over HTTPS at all.
+func failureCause(err error) string {
+	var unknown x509.UnknownAuthorityError
+	if errors.As(err, &unknown) {
+		return CauseUnknownAuthority
+	}
+	return ""
 }
 
 // storedLeaf reads the certificate an event says was just stored.

@@ -273,6 +273,30 @@ func TestACMEFailureIsReported(t *testing.T) {
 	}
 }
 
+// A private CA's directory with acme.ca_roots left out: the order never
+// reaches the CA, the failure is classified by its error's type as an
+// unknown authority, and diagnose says to set ca_roots rather than to
+// look at DNS and ports.
+func TestACMEUnknownAuthorityNamesCARoots(t *testing.T) {
+	domain := uniqueDomain("untrusted")
+	s := newACMESetup(t, 0, domain, "http-01")
+	s.cfg.ACME.CARoots = ""
+	ev := telemetry.NewEvents(nil, 0)
+	run(t, s.manager(t, ev, 0))
+	failed := waitEvent(t, ev, telemetry.EventCertFailed, 30*time.Second)
+	if failed.Cause != certs.CauseUnknownAuthority || failed.Trigger != certs.TriggerObtain {
+		t.Errorf("cert_failed = %+v; want cause %s, trigger obtain", failed, certs.CauseUnknownAuthority)
+	}
+	f := finding(t, ev, "certificate_failed")
+	if f == nil {
+		t.Fatal("diagnose has no certificate_failed finding")
+	}
+	if f.Severity != diagnose.Critical || !strings.Contains(f.Title, domain) || !strings.Contains(f.Title, "does not trust") ||
+		!strings.Contains(f.Fix, "tls.acme.ca_roots") || strings.Contains(f.Fix, "DNS") || strings.Contains(f.Title, "refused") {
+		t.Errorf("finding = %+v; want critical, naming %s and an untrusted authority, with ca_roots (not DNS) as the fix", *f, domain)
+	}
+}
+
 // A renewal the CA refuses leaves the current certificate served, is a
 // cert_failed (renew) event, then a cert_expiring warning since renewal is
 // overdue; diagnose calls it a warning, not an outage.

@@ -253,10 +253,15 @@ func (m *Manager) clearError(name string) {
 // emit records an event about the certificate called name; trigger
 // classifies it for diagnose (see the Trigger* constants).
 func (m *Manager) emit(typ, name, trigger, detail string) {
+	m.emitCause(typ, name, trigger, "", detail)
+}
+
+// emitCause is emit with the failure's cause (see the Cause* constants).
+func (m *Manager) emitCause(typ, name, trigger, cause, detail string) {
 	if m.opts.Events == nil {
 		return
 	}
-	m.opts.Events.Emit(telemetry.Event{Type: typ, Value: name, Trigger: trigger, Detail: detail})
+	m.opts.Events.Emit(telemetry.Event{Type: typ, Value: name, Trigger: trigger, Cause: cause, Detail: detail})
 }
 
 // Event triggers, which diagnose reads: what a cert_failed was doing;
@@ -271,6 +276,12 @@ const (
 	TriggerFileExpiring = "file_expiring"
 	TriggerFileExpired  = "file_expired"
 )
+
+// Event causes, which diagnose reads: what kind of error a cert_failed
+// was, from its type. CauseUnknownAuthority: the ACME directory's HTTPS
+// certificate is not signed by a root gatehouse trusts (a private CA
+// without acme.ca_roots).
+const CauseUnknownAuthority = "unknown_authority"
 
 // RenewCheckEnv names an environment variable that sets the renewal
 // check interval (a Go duration) when Options does not: a knob for

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -50,7 +51,66 @@ func newFiles(m *Manager, certFile, keyFile string) (*files, error) {
 		return nil, err
 	}
 	f.cur.Store(p)
+	if gap := f.checkChain(p); gap != "" {
+		// The terminal's event printer is not listening yet.
+		m.opts.Logger.Warn("certificate chain incomplete", "cert_file", certFile, "problem", gap)
+	}
 	return f, nil
+}
+
+// checkChain reports a pair whose chain lacks its certificate's issuer
+// as cert_chain_incomplete, and returns what is missing ("" when nothing
+// is). The pair is served all the same: some clients have the
+// intermediate cached, and refusing it would turn a warning into an
+// outage.
+func (f *files) checkChain(p *pair) string {
+	gap := chainGap(p.cert)
+	if gap == "" {
+		return ""
+	}
+	name := leafName(p.cert.Leaf)
+	gap = fmt.Sprintf("cert_file %s %s", f.certFile, gap)
+	f.m.emit(telemetry.EventCertChainIncomplete, name, "", name+": "+gap)
+	return gap
+}
+
+// chainGap says what a certificate's chain lacks: "" when the file holds
+// the certificate's issuer, the certificate is self-signed, or it
+// verifies against this host's roots as it is. Otherwise the issuer is
+// missing; and when the certificate names where its issuer's certificate
+// is published (Authority Information Access, as every public CA's
+// certificates do), that issuer is an intermediate clients cannot be
+// assumed to have. A certificate without that pointer is taken for a
+// private CA's, issued by the root its clients hold, and not reported.
+func chainGap(cert *tls.Certificate) string {
+	leaf := cert.Leaf
+	if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) || len(leaf.IssuingCertificateURL) == 0 {
+		return ""
+	}
+	inter := x509.NewCertPool()
+	for _, der := range cert.Certificate[1:] {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			continue
+		}
+		if leaf.CheckSignatureFrom(c) == nil {
+			return ""
+		}
+		inter.AddCert(c)
+	}
+	// Verified as of the middle of its validity: an expired certificate
+	// is cert_expiring's to report, not a chain's.
+	at := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+	if _, err := leaf.Verify(x509.VerifyOptions{Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+		return ""
+	}
+	issuer := leaf.Issuer.CommonName
+	if issuer == "" {
+		issuer = leaf.Issuer.String()
+	}
+	return fmt.Sprintf("holds the certificate without the intermediate certificate of its issuer %q (published at %s): "+
+		"clients that do not already have it fail to verify the chain; append the intermediate certificate(s) after the certificate "+
+		"in cert_file (the CA's full chain, e.g. Let's Encrypt's fullchain.pem, not cert.pem)", issuer, leaf.IssuingCertificateURL[0])
 }
 
 func (f *files) current() *pair { return f.cur.Load() }
@@ -181,6 +241,7 @@ func (f *files) reload(asked bool) error {
 	leaf := p.cert.Leaf
 	f.m.emit(telemetry.EventCertReloaded, leafName(leaf), "", fmt.Sprintf("%s: certificate reloaded from %s, serial %x (was %x), valid until %s",
 		leafName(leaf), f.certFile, leaf.SerialNumber, old.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339)))
+	f.checkChain(p)
 	return nil
 }
 

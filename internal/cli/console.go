@@ -13,7 +13,8 @@ import (
 // lifecycle prints gatehouse's lifecycle events on the `run` terminal, one
 // readable line each, as PM2 and systemd do: crashes with their exit code
 // and the app's last line, restarts with their back-off, start_timeout
-// kills, health changes, auto-heal actions and reload steps.
+// kills, a starting instance's port mismatch, health changes, auto-heal
+// actions and reload steps.
 //
 // An exit followed at once by its instance's restart is one line
 // ("web-1 exited with code 1 (last output: "boom") — restarting in 2s
@@ -130,7 +131,7 @@ func formatLifecycle(ev telemetry.Event) string {
 	case telemetry.EventIdleUnload:
 		text = "unloaded (idle): " + ev.Detail
 	case telemetry.EventCertObtained, telemetry.EventCertRenewed, telemetry.EventCertFailed,
-		telemetry.EventCertExpiring, telemetry.EventCertReloaded, telemetry.EventCertReloadFailed:
+		telemetry.EventCertExpiring, telemetry.EventCertReloaded, telemetry.EventCertReloadFailed, telemetry.EventCertChainIncomplete:
 		// Not an app's: the detail starts with the certificate's name.
 		who, text = "tls", ev.Detail
 	default:

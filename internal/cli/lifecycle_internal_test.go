@@ -28,6 +28,8 @@ func TestPrintLifecycle(t *testing.T) {
 		{Time: at, App: "web", Type: telemetry.EventReload, Detail: "web-1 replaced by web-3"},
 		{Time: at, Type: telemetry.EventCertFailed, Value: "app.example.com", Trigger: "obtain",
 			Detail: "app.example.com: obtaining the certificate from https://ca/dir failed: connection: connection refused"},
+		{Time: at, Type: telemetry.EventCertChainIncomplete, Value: "site.example.com",
+			Detail: "site.example.com: cert_file /etc/site.pem holds the certificate without the intermediate certificate of its issuer"},
 		{Time: at, App: "web", Instance: "web-4", Type: telemetry.EventExit, Detail: `could not start: exec: "nodex": executable file not found in $PATH`},
 	}
 	ch := make(chan telemetry.Event, len(evs))
@@ -45,6 +47,7 @@ func TestPrintLifecycle(t *testing.T) {
 		`12:00:01 web-1 auto-heal: recycling: private bytes 600MiB ≥ 512MiB`,
 		`12:00:01 web reload: web-1 replaced by web-3`,
 		`12:00:01 tls app.example.com: obtaining the certificate from https://ca/dir failed: connection: connection refused`,
+		`12:00:01 tls site.example.com: cert_file /etc/site.pem holds the certificate without the intermediate certificate of its issuer`,
 		`12:00:01 web-4 could not start: exec: "nodex": executable file not found in $PATH`,
 	}
 	got := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")

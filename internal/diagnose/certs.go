@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -15,8 +16,17 @@ import (
 func certificates(ev *Evidence, _ []Finding) []Finding {
 	byName := map[string][]telemetry.Event{}
 	for _, e := range eventsOf(ev, telemetry.EventCertObtained, telemetry.EventCertRenewed, telemetry.EventCertReloaded,
-		telemetry.EventCertFailed, telemetry.EventCertReloadFailed, telemetry.EventCertExpiring) {
+		telemetry.EventCertFailed, telemetry.EventCertReloadFailed, telemetry.EventCertExpiring, telemetry.EventCertChainIncomplete) {
 		byName[e.Value] = append(byName[e.Value], e)
+	}
+	// A chain is checked at every load of the files, a start's included:
+	// what was found before gatehouse last stopped holds no longer unless
+	// found again.
+	var restarted time.Time
+	for _, e := range eventsOf(ev, telemetry.EventShutdown, telemetry.EventUpgradeBegin) {
+		if e.Time.After(restarted) {
+			restarted = e.Time
+		}
 	}
 	names := make([]string, 0, len(byName))
 	for n := range byName {
@@ -44,8 +54,33 @@ func certificates(ev *Evidence, _ []Finding) []Finding {
 		if f, ok := certExpiring(name, open); ok {
 			out = append(out, f)
 		}
+		if f, ok := certChain(name, open, restarted); ok {
+			out = append(out, f)
+		}
 	}
 	return out
+}
+
+// certChain: a certificate file served without its intermediate. The
+// handshake succeeds; verification fails in clients that lack it (most
+// non-browser clients, and browsers that never met it).
+func certChain(name string, open []telemetry.Event, restarted time.Time) (Finding, bool) {
+	var last *telemetry.Event
+	for i := range open {
+		if open[i].Type == telemetry.EventCertChainIncomplete && open[i].Time.After(restarted) {
+			last = &open[i]
+		}
+	}
+	if last == nil {
+		return Finding{}, false
+	}
+	return Finding{
+		ID: "certificate_chain_incomplete", Severity: Warning, FirstSeen: last.Time, LastSeen: last.Time,
+		Title:    fmt.Sprintf("the certificate for %s is served without its intermediate certificate: clients that lack it fail to verify it", name),
+		Evidence: []string{fmt.Sprintf("%s %s", clock(last.Time), last.Detail)},
+		Fix: "put the full chain in cert_file: the certificate first, then the intermediate certificate(s) the CA issued with it " +
+			"(Let's Encrypt's fullchain.pem, not cert.pem); gatehouse reads the file again within 2 s of a change",
+	}, true
 }
 
 // acmeFix is what to check when the CA cannot validate a host name.
@@ -72,6 +107,19 @@ func certFailed(name string, open []telemetry.Event, typ string) (Finding, bool)
 		f.Evidence = append(f.Evidence, fmt.Sprintf("%s %s", clock(e.Time), e.Detail))
 	}
 	switch {
+	case typ == telemetry.EventCertFailed && last.Cause == "unknown_authority":
+		// gatehouse never reached the CA: its directory's HTTPS
+		// certificate is from a CA this host does not trust. DNS and
+		// ports play no part yet.
+		f.Title = fmt.Sprintf("no certificate for %s: the ACME directory's HTTPS certificate is signed by an authority gatehouse does not trust", name)
+		if last.Trigger == "renew" {
+			f.Title = fmt.Sprintf("renewing the certificate for %s fails: the ACME directory's HTTPS certificate is signed by an authority gatehouse does not trust", name)
+		} else {
+			f.Severity = Critical
+		}
+		f.Fix = "set tls.acme.ca_roots to a PEM file holding the root certificate of the CA that serves acme.directory over HTTPS " +
+			"(a private CA's root; for Pebble, the certificate its web front end serves) and run gatehouse reload; " +
+			"without ca_roots the system's roots are used, which know only public CAs"
 	case typ == telemetry.EventCertReloadFailed:
 		f.ID = "certificate_reload_failed"
 		f.Title = fmt.Sprintf("the certificate files for %s do not load; the previous certificate is still served", name)

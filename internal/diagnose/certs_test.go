@@ -52,6 +52,21 @@ func TestDetectorCertificates(t *testing.T) {
 		{"renewed after the warning", []telemetry.Event{
 			ev(1, telemetry.EventCertExpiring, "a.test", "expiring"), ev(2, telemetry.EventCertRenewed, "a.test", ""),
 		}, nil},
+		{"chain incomplete", []telemetry.Event{
+			ev(1, telemetry.EventCertReloaded, "a.test", ""), ev(1, telemetry.EventCertChainIncomplete, "a.test", ""),
+		}, []got{{"certificate_chain_incomplete", diagnose.Warning, 1}}},
+		{"chain completed by a reload", []telemetry.Event{
+			ev(1, telemetry.EventCertChainIncomplete, "a.test", ""), ev(2, telemetry.EventCertReloaded, "a.test", ""),
+		}, nil},
+		// Every start checks the chain again: one it does not report is
+		// complete.
+		{"chain incomplete before a restart", []telemetry.Event{
+			ev(1, telemetry.EventCertChainIncomplete, "a.test", ""), ev(2, telemetry.EventShutdown, "", ""),
+		}, nil},
+		{"chain incomplete again after a restart", []telemetry.Event{
+			ev(1, telemetry.EventCertChainIncomplete, "a.test", ""), ev(2, telemetry.EventShutdown, "", ""),
+			ev(3, telemetry.EventCertChainIncomplete, "a.test", ""),
+		}, []got{{"certificate_chain_incomplete", diagnose.Warning, 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/diagnose"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
@@ -112,4 +114,80 @@ func TestUpstreamTLSFindings(t *testing.T) {
 
 func upstreamStatus(state, health string) supervisor.InstanceStatus {
 	return supervisor.InstanceStatus{ID: "api-1", Upstream: "10.0.0.5:443", State: state, Health: health}
+}
+
+// Two upstreams that fail their handshakes at different times: each is
+// credited only with the requests whose failed attempt it can have been
+// (the access log names where a request ended, not where a retried
+// attempt failed), a request that could have failed on either is
+// credited to neither but said, and the evidence quotes when the latest
+// episode began.
+func TestUpstreamTLSCreditsTheUpstreamHit(t *testing.T) {
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	const expired = "certificate expired on 2026-11-30"
+	marked := func(d time.Duration, id, addr string) telemetry.Event {
+		return telemetry.Event{Time: at(d), App: "api", Instance: id, Type: telemetry.EventUnhealthy, Detail: addr + ": " + expired + " (3 failed probes in a row)"}
+	}
+	healthy := func(d time.Duration, id, addr string) telemetry.Event {
+		return telemetry.Event{Time: at(d), App: "api", Instance: id, Type: telemetry.EventHealthy, Detail: addr + ": 200 OK in 2ms"}
+	}
+	retried := func(d time.Duration, id string, failed int) diagnose.Access {
+		a := diagnose.Access{Time: at(d), RequestID: id, App: "api", Instance: "api-3", Status: 200, Attempts: failed + 1, DurationMS: 40}
+		for range failed {
+			a.RetriedCauses = append(a.RetriedCauses, "upstream_tls")
+		}
+		return a
+	}
+	ev := &diagnose.Evidence{Since: t0.Add(-time.Minute), Until: at(time.Hour)}
+	ev.State = diagnose.Snapshot{At: at(time.Hour), Apps: []diagnose.AppSnap{{Name: "api", HealthPath: "/healthz", Instances: []diagnose.InstanceSnap{
+		{InstanceStatus: supervisor.InstanceStatus{ID: "api-1", Upstream: "10.0.0.5:443", State: "unhealthy", Health: expired}},
+		{InstanceStatus: supervisor.InstanceStatus{ID: "api-2", Upstream: "10.0.0.6:443", State: "unhealthy", Health: expired}},
+		{InstanceStatus: supervisor.InstanceStatus{ID: "api-3", Upstream: "10.0.0.7:443", State: "ready", Health: "200 OK in 2ms"}},
+	}}}}
+	ev.Events = []telemetry.Event{
+		marked(time.Second, "api-1", "10.0.0.5:443"), healthy(5*time.Minute, "api-1", "10.0.0.5:443"),
+		marked(10*time.Minute+time.Second, "api-2", "10.0.0.6:443"), healthy(15*time.Minute, "api-2", "10.0.0.6:443"),
+		marked(20*time.Minute+time.Second, "api-1", "10.0.0.5:443"), marked(20*time.Minute+2*time.Second, "api-2", "10.0.0.6:443"),
+	}
+	ev.Access = []diagnose.Access{
+		retried(0, "r1", 1),              // api-1 failing then, api-2 not
+		retried(10*time.Minute, "r2", 1), // api-2 failing then, api-1 not
+		{Time: at(12 * time.Minute), RequestID: "r3", App: "api", Instance: "api-2", Status: 502, Attempts: 1, Cause: "upstream_tls"},
+		retried(20*time.Minute, "r4", 2), // two failed attempts while both failed: one on each
+		retried(20*time.Minute, "r5", 1), // one failed attempt while both failed: which is not known
+		retried(30*time.Minute, "r6", 0),
+	}
+	type credit struct {
+		Affected int
+		Samples  []string
+	}
+	got := map[string]credit{}
+	evidence := map[string]string{}
+	rep := diagnose.Run(ev)
+	for _, f := range rep.Findings {
+		if f.ID == "upstream_tls" {
+			got[f.Instance] = credit{f.RequestsAffected, f.SampleRequestIDs}
+			evidence[f.Instance] = strings.Join(f.Evidence, "\n")
+		}
+	}
+	want := map[string]credit{"api-1": {2, []string{"r1", "r4"}}, "api-2": {3, []string{"r2", "r3", "r4"}}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("requests credited to each upstream (-want +got):\n%s\n%s", d, render(rep))
+	}
+	for id, addr := range map[string]string{"api-1": "10.0.0.5:443", "api-2": "10.0.0.6:443"} {
+		latest := at(20*time.Minute + time.Second)
+		if id == "api-2" {
+			latest = latest.Add(time.Second)
+		}
+		for _, w := range []string{
+			latest.UTC().Format("15:04:05") + " marked unhealthy (the latest of 2 times since",
+			addr + ": " + expired,
+			"1 more request was retried after a failed TLS handshake on " + id + " or another failing upstream",
+		} {
+			if !strings.Contains(evidence[id], w) {
+				t.Errorf("%s evidence lacks %q:\n%s", id, w, evidence[id])
+			}
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/upstreamtls"
@@ -17,6 +18,7 @@ import (
 // insecure_skip_verify lets pass is reported too, as a warning.
 func upstreamTLS(ev *Evidence, found []Finding) []Finding {
 	var out []Finding
+	attributed := map[string]tlsAttribution{} // by app
 	for _, ai := range instances(ev) {
 		in := ai.in
 		detail := strings.TrimPrefix(in.Health, "starting: ")
@@ -34,9 +36,12 @@ func upstreamTLS(ev *Evidence, found []Finding) []Finding {
 		if !skipped && ev.readyCount(ai.app.Name) == 0 {
 			sev = Critical
 		}
-		affected := accessWhere(ev, func(a *Access) bool {
-			return a.App == ai.app.Name && (a.Cause == "upstream_tls" && a.Instance == in.ID || slices.Contains(a.RetriedCauses, "upstream_tls"))
-		})
+		at, ok := attributed[ai.app.Name]
+		if !ok {
+			at = attributeTLS(ev, ai.app)
+			attributed[ai.app.Name] = at
+		}
+		affected := at.hit[in.ID]
 		title := fmt.Sprintf("upstream %s (%s): %s", in.ID, in.Upstream, what)
 		if skipped {
 			title += ", accepted only because of insecure_skip_verify"
@@ -44,7 +49,7 @@ func upstreamTLS(ev *Evidence, found []Finding) []Finding {
 		f := Finding{
 			ID: "upstream_tls", Severity: sev, App: ai.app.Name, Instance: in.ID,
 			Title:            title,
-			Evidence:         tlsEvidence(ev, ai, detail, skipped, affected),
+			Evidence:         tlsEvidence(ev, ai, detail, skipped, affected, at.unsure[in.ID]),
 			Fix:              tlsFix(kind, in.Upstream, ai.app.Name, what, skipped),
 			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
 		}
@@ -54,7 +59,86 @@ func upstreamTLS(ev *Evidence, found []Finding) []Finding {
 	return out
 }
 
-func tlsEvidence(ev *Evidence, ai appInstance, detail string, skipped bool, affected []*Access) []string {
+// tlsAttribution puts an app's failed TLS handshakes on the upstreams
+// they hit: hit by instance; unsure, the requests that may have failed a
+// handshake with an instance but may as well have with another.
+type tlsAttribution struct {
+	hit, unsure map[string][]*Access
+}
+
+// attributeTLS attributes the app's failed handshakes. A request that
+// failed with upstream_tls names the upstream it failed on (its
+// instance). One retried after failed handshakes names only where it
+// ended; the access log does not say which upstreams its failed attempts
+// hit, but a failed handshake takes its upstream out of rotation and has
+// it probed at once, so it is marked unhealthy for a TLS failure soon
+// after: those of the other upstreams so marked within tlsLead of the
+// request are where it failed. Each failed attempt hit a different
+// upstream (a retry goes to one not tried yet): when there are no more
+// such upstreams than failed attempts, each of them was hit; when there
+// are more, which were is not known, and none is credited.
+func attributeTLS(ev *Evidence, app *AppSnap) tlsAttribution {
+	at := tlsAttribution{hit: map[string][]*Access{}, unsure: map[string][]*Access{}}
+	marked := map[string][]time.Time{} // upstream → when marked unhealthy for TLS
+	for _, e := range eventsOf(ev, telemetry.EventUnhealthy) {
+		if e.App == app.Name && upstreamtls.DetailKind(e.Detail) != upstreamtls.None {
+			marked[e.Instance] = append(marked[e.Instance], e.Time)
+		}
+	}
+	var failing []string // upstreams with a TLS failure, now or in the events
+	for _, in := range app.Instances {
+		if in.Upstream != "" && (upstreamtls.DetailKind(strings.TrimPrefix(in.Health, "starting: ")) != upstreamtls.None || len(marked[in.ID]) > 0) {
+			failing = append(failing, in.ID)
+		}
+	}
+	lead := tlsLead(app)
+	for _, a := range accessWhere(ev, func(a *Access) bool { return a.App == app.Name }) {
+		if a.Cause == "upstream_tls" && a.Instance != "" {
+			at.hit[a.Instance] = append(at.hit[a.Instance], a)
+		}
+		n := 0
+		for _, c := range a.RetriedCauses {
+			if c == "upstream_tls" {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		end := a.Time.Add(millis(a.DurationMS))
+		var near, others []string
+		for _, id := range failing {
+			if id == a.Instance {
+				continue // where it ended, not where it was retried from
+			}
+			others = append(others, id)
+			if slices.ContainsFunc(marked[id], func(t time.Time) bool { return !t.Before(a.Time) && !t.After(end.Add(lead)) }) {
+				near = append(near, id)
+			}
+		}
+		if len(near) == 0 {
+			near = others // no marking to go by (before the window, or the events rotated)
+		}
+		into := at.hit
+		if len(near) > n {
+			into = at.unsure
+		}
+		for _, id := range near {
+			into[id] = append(into[id], a)
+		}
+	}
+	return at
+}
+
+// tlsLead bounds how long after a failed handshake its upstream is marked
+// unhealthy: ejected, it is probed at once and then at most a second
+// apart (each probe within health.timeout) until unhealthy_threshold
+// probes in a row have failed.
+func tlsLead(app *AppSnap) time.Duration {
+	return max(30*time.Second, 5*(time.Second+app.HealthTimeout))
+}
+
+func tlsEvidence(ev *Evidence, ai appInstance, detail string, skipped bool, affected, unsure []*Access) []string {
 	in := ai.in
 	probe := "TLS handshake"
 	if ai.app.HealthPath != "" {
@@ -66,11 +150,19 @@ func tlsEvidence(ev *Evidence, ai appInstance, detail string, skipped bool, affe
 	} else {
 		evd = append(evd, fmt.Sprintf("%s is %s and gets no traffic", in.ID, in.State))
 	}
+	// The latest marking says since when the failure holds; earlier
+	// episodes ended with the upstream healthy again.
+	var marks []telemetry.Event
 	for _, e := range eventsOf(ev, telemetry.EventUnhealthy) {
-		if e.Instance == in.ID && upstreamtls.DetailKind(e.Detail) != upstreamtls.None {
-			evd = append(evd, fmt.Sprintf("%s marked unhealthy: %s", clock(e.Time), e.Detail))
-			break // the first says since when
+		if e.App == ai.app.Name && e.Instance == in.ID && upstreamtls.DetailKind(e.Detail) != upstreamtls.None {
+			marks = append(marks, e)
 		}
+	}
+	if n := len(marks); n == 1 {
+		evd = append(evd, fmt.Sprintf("%s marked unhealthy: %s", clock(marks[0].Time), marks[0].Detail))
+	} else if n > 1 {
+		evd = append(evd, fmt.Sprintf("%s marked unhealthy (the latest of %d times since %s): %s",
+			clock(marks[n-1].Time), n, clock(marks[0].Time), marks[n-1].Detail))
 	}
 	if len(affected) > 0 {
 		failed := 0
@@ -81,6 +173,10 @@ func tlsEvidence(ev *Evidence, ai appInstance, detail string, skipped bool, affe
 		}
 		evd = append(evd, fmt.Sprintf("%s met a failed TLS handshake: %d retried on another upstream, %d failed with upstream_tls (502)",
 			plural(len(affected), "request", "requests"), len(affected)-failed, failed))
+	}
+	if len(unsure) > 0 {
+		evd = append(evd, fmt.Sprintf("%s retried after a failed TLS handshake on %s or another failing upstream (the access log does not name the upstream a retried attempt hit)",
+			plural(len(unsure), "more request was", "more requests were"), in.ID))
 	}
 	return evd
 }
