@@ -246,8 +246,10 @@ var hintsFor = map[string]hints{
 	},
 }
 
-func (ev *Evidence) hints(app string) hints {
-	if h, ok := hintsFor[ev.runtimeOf(app)]; ok {
+func (ev *Evidence) hints(app string) hints { return hintsOf(ev.runtimeOf(app)) }
+
+func hintsOf(runtime string) hints {
+	if h, ok := hintsFor[runtime]; ok {
 		return h
 	}
 	return hintsFor[""]

@@ -21,21 +21,33 @@ func portMismatch(ev *Evidence, _ []Finding) []Finding {
 		affected := accessWhere(ev, func(a *Access) bool {
 			return a.App == ai.app.Name && (a.Cause == "no_ready_instance" || (a.Instance == in.ID && a.Cause == "connect_refused"))
 		})
+		what, fix := PortMismatchText(in.Stats.Listening, in.Port, ev.runtimeOf(ai.app.Name))
 		f := Finding{
 			ID: "port_mismatch", Severity: "critical", App: ai.app.Name, Instance: in.ID,
-			Title: fmt.Sprintf("%s listens on %s, but was given PORT=%d", in.ID, strings.Join(in.Stats.Listening, ", "), in.Port),
+			Title: in.ID + " " + what,
 			Evidence: []string{
 				fmt.Sprintf("process %d listens on %s (from /proc)", in.PID, strings.Join(in.Stats.Listening, ", ")),
 				fmt.Sprintf("gatehouse gave it PORT=%d and WEBSITES_PORT=%d, and probes that port: %s", in.Port, in.Port, in.Health),
 				fmt.Sprintf("%s is %s", in.ID, in.State),
 			},
-			Fix:              fmt.Sprintf("bind to the PORT environment variable (%s) instead of a fixed port; %s was never reachable on %d", ev.hints(ai.app.Name).port, in.ID, in.Port),
+			Fix:              fix,
 			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
 		}
 		f.FirstSeen, f.LastSeen = span(affected)
 		out = append(out, f)
 	}
 	return out
+}
+
+// PortMismatchText words a port mismatch: what the process does ("listens
+// on 127.0.0.1:8000, but was given PORT=37781", to follow its instance's
+// name) and the fix for its runtime (see DetectRuntime). The
+// port_mismatch finding says it so, and so does the supervisor, which
+// sees a mismatch as an instance starts.
+func PortMismatchText(listening []string, port int, runtime string) (what, fix string) {
+	what = fmt.Sprintf("listens on %s, but was given PORT=%d", strings.Join(listening, ", "), port)
+	fix = fmt.Sprintf("bind to the PORT environment variable (%s) instead of a fixed port: gatehouse probes and sends requests to the PORT it gives", hintsOf(runtime).port)
+	return what, fix
 }
 
 func listensOn(addrs []string, port int) bool {
@@ -118,7 +130,7 @@ func startFailure(ev *Evidence, found []Finding) []Finding {
 			continue
 		}
 		evd := []string{fmt.Sprintf("%s: %s", plural(a.n, "failed start", "failed starts"), a.last)}
-		fix := "see the instance's output (gatehouse logs --instance " + a.instance + "); make the app listen on PORT within start_timeout, or raise start_timeout if it is just slow"
+		fix := "see the app's output (gatehouse logs --app " + a.app + "); make the app listen on PORT within start_timeout, or raise start_timeout if it is just slow"
 		if in := snapInstance(ev, a.instance); in != nil && in.Stats != nil {
 			if len(in.Stats.Listening) == 0 {
 				evd = append(evd, "the process listens on no port at all (from /proc): it never called listen()")

@@ -28,7 +28,11 @@ func (a *appProxy) acquireError(ctx context.Context, err error, hold time.Durati
 			return cause.Errorf(cause.InstancesBusy, "", err, "no instance of %s had a free slot within hold_timeout %s: %s %s %d, %d requests waiting",
 				a.name, hold, plural(ready, "instance", "instances"), cause.Busy, a.pool.MaxInflight(), a.pool.Waiting())
 		}
-		return cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s became ready within hold_timeout %s: %s", a.name, hold, a.pool.Describe())
+		e := cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s became ready within hold_timeout %s: %s", a.name, hold, a.pool.Describe())
+		// What the supervisor knows for certain (a port mismatch, with
+		// its fix) says more than the cause's generic hint.
+		e.Hint = a.pool.Problem()
+		return e
 	default:
 		return cause.New(cause.ClientClosed, "", "client went away while held", ctx.Err())
 	}

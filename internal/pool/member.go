@@ -28,6 +28,7 @@ type Member struct {
 	exitedMu atomic.Pointer[chan struct{}]
 	onRemove atomic.Pointer[func()]
 	note     atomic.Pointer[string]
+	problem  atomic.Pointer[string]
 	since    atomic.Int64
 
 	// cutMu guards the current burst of cut-off attempts (CutOff).
@@ -71,6 +72,19 @@ func (m *Member) SetNote(s string) { m.note.Store(&s) }
 
 // Note is the latest health detail.
 func (m *Member) Note() string { return *m.note.Load() }
+
+// SetProblem publishes what the supervisor knows for certain is wrong
+// with the instance, with its fix ("" for nothing): the hint of the
+// error page of a request no instance could take.
+func (m *Member) SetProblem(s string) { m.problem.Store(&s) }
+
+// Problem is the latest SetProblem's, or "".
+func (m *Member) Problem() string {
+	if p := m.problem.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // State is the member's current state.
 func (m *Member) State() State { return State(m.state.Load()) }

@@ -228,6 +228,16 @@ func (p *Pool) signalWake() {
 // Waiting is the number of held requests.
 func (p *Pool) Waiting() int { return p.queue.len() }
 
+// Problem is the first member's known problem (Member.Problem), or "".
+func (p *Pool) Problem() string {
+	for _, m := range p.Members() {
+		if s := m.Problem(); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
 // Describe says, for people, what state each member is in and why: the
 // body of a 503 after a hold.
 func (p *Pool) Describe() string {

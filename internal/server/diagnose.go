@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/diagnose"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
 )
 
 // snapshotLoop keeps data_dir/state.json fresh, so that diagnose run
@@ -43,4 +44,11 @@ func (s *Server) Diagnose(since time.Time) (diagnose.Report, error) {
 		return diagnose.Report{}, err
 	}
 	return diagnose.Run(ev), nil
+}
+
+// explainPortMismatch words the port mismatch the supervisor found as an
+// instance started, as diagnose's port_mismatch finding does, with the
+// fix for the app's runtime.
+func explainPortMismatch(m supervisor.PortMismatch) (what, fix string) {
+	return diagnose.PortMismatchText(m.Listening, m.Port, diagnose.DetectRuntime(m.Command, m.Dir))
 }

@@ -150,7 +150,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.sup = supervisor.New(cfg, supervisor.Options{
 		Events: s.events, Lines: s.lines, DataDir: cfg.DataDir, Console: opts.Console, Logger: opts.Logger,
 		SampleInterval: cfg.SampleInterval.D(), Successor: opts.Handover != nil,
-		ProbeResult: func(app, id string, r probe.Result) { s.metrics.ObserveProbe(app, id, r) },
+		ProbeResult:         func(app, id string, r probe.Result) { s.metrics.ObserveProbe(app, id, r) },
+		ExplainPortMismatch: explainPortMismatch,
 	})
 	s.metrics = metrics.New(s.sup)
 	s.healer = autoheal.New(s.sup, s.events, cfg.SampleInterval.D(), opts.Logger)

@@ -16,6 +16,12 @@
 //	stop: draining (out of rotation, in-flight finish ≤ stop_timeout),
 //	then SIGTERM to the group, ≤ stop_timeout, then SIGKILL, then stopped.
 //
+// A starting process whose probes are refused is looked at for a port
+// mismatch (portcheck.go): listening, and answering, on other ports than
+// its PORT, it will never be ready, and the supervisor says so at once
+// (a port_mismatch event, and the note of held requests' 503s) rather
+// than at start_timeout.
+//
 // Commands: a command string (a Procfile line, command: "…") is run
 // without a shell when it has no shell syntax, and with "sh -c exec …"
 // when it is one simple command, so that the app is gatehouse's direct

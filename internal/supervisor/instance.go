@@ -354,6 +354,7 @@ func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Membe
 	defer deadline.Stop()
 	spec := probe.SpecFor(cfg.Health)
 	wait := 50 * time.Millisecond
+	var mismatch portCheck
 	for {
 		r := in.probe(ctx, m.Addr, spec)
 		if in.checked != nil {
@@ -376,7 +377,11 @@ func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Membe
 			in.emit(telemetry.Event{Type: telemetry.EventReady, PID: proc.pid, Detail: detail})
 			return readyOK
 		}
-		in.setHealth("starting: " + r.Detail)
+		health, note := "starting: "+r.Detail, ""
+		if r.Refused {
+			note = mismatch.check(ctx, in, proc, cfg, spec)
+		}
+		in.setHealthNote(health, note)
 		t := time.NewTimer(wait)
 		select {
 		case <-proc.exited:
@@ -580,13 +585,22 @@ func (in *Instance) State() pool.State {
 	return in.state
 }
 
-func (in *Instance) setHealth(h string) {
+func (in *Instance) setHealth(h string) { in.setHealthNote(h, "") }
+
+// setHealthNote sets the probe detail h, and the member's note: h, and
+// what is known to be wrong (a port mismatch) when known, so that the
+// 503 of a held request says it.
+func (in *Instance) setHealthNote(h, known string) {
 	in.mu.Lock()
 	in.health = h
 	m := in.member
 	in.mu.Unlock()
 	if m != nil {
+		if known != "" {
+			h += "; " + known
+		}
 		m.SetNote(h)
+		m.SetProblem(known)
 	}
 }
 

@@ -41,6 +41,12 @@ type Options struct {
 	SampleInterval time.Duration
 	// ProbeResult, if set, sees every probe's result (metrics).
 	ProbeResult func(app, instance string, r probe.Result)
+	// ExplainPortMismatch, if set, words a port mismatch found while an
+	// instance starts (what its process does, and the fix), which the
+	// supervisor then reports as a port_mismatch event and in its
+	// instance's note; without it, starting instances are not checked
+	// for one.
+	ExplainPortMismatch func(PortMismatch) (what, fix string)
 	// Successor: this gatehouse was started by an upgrade, and the
 	// gatehouse that started it (alive, its parent) has left its
 	// processes to it to adopt.
