@@ -54,13 +54,14 @@ type Report struct {
 var priority = map[string]int{
 	"port_mismatch": 0, "upstream_tls": 1, "probe_rejected": 1, "restart_loop": 2, "start_failure": 3, "crash": 4,
 	"unresponsive": 5, "outbound_exhaustion": 6, "memory_pressure": 7, "keepalive_race": 8,
-	"slow_requests": 9, "overload": 10, "cold_start": 11, "app_errors": 12,
+	"overload": 9, "slow_requests": 10, "cold_start": 11, "app_errors": 12,
 	"certificate_failed": 13, "certificate_expiring": 14, "certificate_reload_failed": 15,
-	"dns_lookup_failed": 16,
+	"certificate_chain_incomplete": 15, "dns_lookup_failed": 16,
 }
 
-// rank sorts findings most important first: severity, then how specific
-// the cause is, then how many requests it cost.
+// rank sorts findings most important first: current before past, then
+// severity, then how specific the cause is, then how many requests it
+// cost.
 func rank(fs []Finding) {
 	sort.SliceStable(fs, func(i, j int) bool {
 		a, b := fs[i], fs[j]

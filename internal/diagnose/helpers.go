@@ -17,7 +17,7 @@ type detector func(ev *Evidence, found []Finding) []Finding
 // detectors run in order of priority (see finding.go).
 var detectors = []detector{
 	portMismatch, upstreamTLS, probeRejected, restartLoop, startFailure, crash, unresponsive,
-	outboundExhaustion, memoryPressure, keepaliveRace, slowRequests, overload, coldStart, appErrors, certificates,
+	outboundExhaustion, memoryPressure, keepaliveRace, overload, slowRequests, coldStart, appErrors, certificates,
 	dnsLookups,
 }
 

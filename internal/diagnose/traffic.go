@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -87,19 +88,18 @@ func appMS(a *Access) float64 {
 }
 
 // slowRequests: the slowest paths, by the time the app took, and requests
-// that hit request_timeout.
+// that hit request_timeout. A path whose time was spent queued inside
+// the app (overload's) is not the app's slowness: its fix is capacity,
+// and recycling an instance would cut off the requests queued in it.
 func slowRequests(ev *Evidence, found []Finding) []Finding {
-	byApp := map[string][]*Access{}
-	for _, a := range accessWhere(ev, func(a *Access) bool { return a.App != "" && !clientSide[a.Cause] && reachedApp(a) }) {
-		byApp[a.App] = append(byApp[a.App], a)
-	}
 	var out []Finding
-	for app, as := range byApp {
-		timeouts := accessWhere(ev, func(a *Access) bool { return a.App == app && a.Cause == "upstream_timeout" })
-		paths := slowestPaths(as)
-		if len(paths) == 0 || len(timeouts) == 0 && paths[0].p99 < slowP99 {
+	inflight := inflightAtSend(ev)
+	for _, app := range appsInAccess(ev) {
+		paths, timeouts, ok := slowOf(ev, app)
+		if !ok {
 			continue
 		}
+		queued := queuedPaths(ev, app, inflight)
 		var evd []string
 		if s := ev.app(app); s != nil && len(timeouts) > 0 {
 			evd = append(evd, fmt.Sprintf("%d requests got no response headers within request_timeout %s (504 upstream_timeout)", len(timeouts), s.RequestTimeout))
@@ -109,22 +109,54 @@ func slowRequests(ev *Evidence, found []Finding) []Finding {
 				break
 			}
 			evd = append(evd, fmt.Sprintf("%s: p99 %s in the app over %s", p.path, p.p99.Round(time.Millisecond), plural(p.n, "request", "requests")))
+			if q, ok := queued[p.path]; ok {
+				evd = append(evd, fmt.Sprintf("%s took %s when sent %s: the rest was waiting inside the app behind other requests (overload)",
+					p.path, q.alone.Round(time.Millisecond), aloneWords(q.aloneN)))
+			}
 		}
 		sev := Warning
-		if len(timeouts) > 0 {
-			sev = Critical
+		if slices.ContainsFunc(timeouts, func(a *Access) bool { return queued[a.Path] == nil }) {
+			sev = Critical // timeouts that queueing does not explain
+		}
+		fix := "make the slow path faster or move its work out of the request (a queue, a background job); raise request_timeout only if the wait is expected; auto_heal slow_requests recycles an instance that gets stuck"
+		if queued[paths[0].path] != nil {
+			fix = "the slowest path's time is spent waiting inside the app, not working: see overload (max_inflight, more instances, autoscale); " +
+				"recycling an instance for it (auto_heal slow_requests) would cut off the requests queued in it"
 		}
 		f := Finding{
 			ID: "slow_requests", Severity: sev, App: app,
 			Title:            fmt.Sprintf("slow requests: %s is the slowest path (p99 %s)", paths[0].path, paths[0].p99.Round(time.Millisecond)),
 			Evidence:         evd,
-			Fix:              "make the slow path faster or move its work out of the request (a queue, a background job); raise request_timeout only if the wait is expected; auto_heal slow_requests recycles an instance that gets stuck",
+			Fix:              fix,
 			RequestsAffected: len(timeouts), SampleRequestIDs: sampleIDs(timeouts),
 		}
 		f.FirstSeen, f.LastSeen = span(timeouts)
 		out = append(out, f)
 	}
-	return sorted(out)
+	return out
+}
+
+// slowOf is an app's slowest paths by the app's time, and its requests
+// that hit request_timeout; ok when that is worth a slow_requests
+// finding.
+func slowOf(ev *Evidence, app string) (paths []pathStat, timeouts []*Access, ok bool) {
+	paths = slowestPaths(accessWhere(ev, func(a *Access) bool { return a.App == app && !clientSide[a.Cause] && reachedApp(a) }))
+	timeouts = accessWhere(ev, func(a *Access) bool { return a.App == app && a.Cause == "upstream_timeout" })
+	return paths, timeouts, len(paths) > 0 && (len(timeouts) > 0 || paths[0].p99 >= slowP99)
+}
+
+// appsInAccess are the apps the access log names, sorted.
+func appsInAccess(ev *Evidence) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, a := range ev.Access {
+		if a.App != "" && !seen[a.App] {
+			seen[a.App] = true
+			out = append(out, a.App)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // slowP99 is the p99 past which a path is reported even without timeouts.
@@ -152,8 +184,18 @@ func slowestPaths(as []*Access) []pathStat {
 	return out
 }
 
-// overload: requests refused for lack of capacity.
+// overload: requests refused for lack of capacity, or queued inside the
+// app (see queueing) because its instances were sent more at once than
+// they serve. Refusals of an app whose own slowness slow_requests names
+// are that slowness's.
 func overload(ev *Evidence, found []Finding) []Finding {
+	inflight := inflightAtSend(ev)
+	queued := map[string]map[string]*queueing{}
+	for _, app := range appsInAccess(ev) {
+		if q := queuedPaths(ev, app, inflight); len(q) > 0 && !covered(found, app, "") {
+			queued[app] = q
+		}
+	}
 	byApp := map[string][]*Access{}
 	for _, a := range accessWhere(ev, func(a *Access) bool {
 		return a.Cause == "queue_full" || a.Cause == "no_ready_instance" || a.Cause == "instances_busy"
@@ -162,7 +204,17 @@ func overload(ev *Evidence, found []Finding) []Finding {
 			byApp[a.App] = append(byApp[a.App], a)
 		}
 	}
+	for app := range byApp {
+		if _, _, slow := slowOf(ev, app); slow && queued[app] == nil {
+			delete(byApp, app)
+		}
+	}
 	var out []Finding
+	for app, qs := range queued {
+		if byApp[app] == nil {
+			out = append(out, queueFinding(ev, app, qs))
+		}
+	}
 	for app, as := range byApp {
 		var full, held, busy int
 		for _, a := range as {
@@ -199,6 +251,15 @@ func overload(ev *Evidence, found []Finding) []Finding {
 			f.Fix = "raise autoscale max for " + app + " (it was at max), make instances start faster, or raise queue_size / hold_timeout if bursts are short"
 		}
 		f.FirstSeen, f.LastSeen = span(as)
+		if qs := queued[app]; qs != nil {
+			// Refused, and queued inside the app as well: one overload.
+			q := queueFinding(ev, app, qs)
+			f.Evidence = append(f.Evidence, q.Evidence...)
+			if len(atMax(ev, app)) == 0 {
+				f.Fix = q.Fix
+			}
+			f.RequestsAffected += q.RequestsAffected
+		}
 		out = append(out, f)
 	}
 	return sorted(out)
