@@ -76,14 +76,14 @@ func (s *sessions) revoke(id string) {
 	delete(s.m, id)
 }
 
-// requireToken guards every route but /healthz, the sign-in page and the
-// page's static files with a bearer token (compared in constant time) or
-// a session. A browser asking for the dashboard without either is sent to
-// sign in.
+// requireToken guards every route but /healthz, the sign-in page, the
+// page's static files and its icon with a bearer token (compared in
+// constant time) or a session. A browser asking for the dashboard
+// without either is sent to sign in.
 func requireToken(token string, s *sessions, next http.Handler) http.Handler {
 	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || r.URL.Path == "/login" || strings.HasPrefix(r.URL.Path, "/static/") {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/login" || r.URL.Path == "/favicon.ico" || strings.HasPrefix(r.URL.Path, "/static/") {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +45,7 @@ var dashboardTmpl = template.Must(template.New("dashboard.html").Funcs(template.
 		return fmt.Sprintf("%.0f%%", *p)
 	},
 	"eventClass": eventClass,
+	"join":       strings.Join,
 }).ParseFS(webFS, "web/dashboard.html"))
 
 // dashboard serves the page at / and its live stream. It renders each
@@ -143,6 +146,89 @@ type appView struct {
 	Charts []template.HTML
 }
 
+// markPast returns the findings marked past against the apps shown:
+// diagnose marked them against the state it read, which may be up to
+// findingsPageAge older than the page (an instance scaled away since).
+// The cached report is shared by every page and stream, so the marks go
+// on a copy.
+func (f findings) markPast(apps []appView) findings {
+	if f.Report == nil {
+		return f
+	}
+	s := diagnose.Snapshot{At: time.Now()}
+	for _, a := range apps {
+		as := diagnose.AppSnap{Name: a.Name}
+		for _, in := range a.Status.Instances {
+			as.Instances = append(as.Instances, diagnose.InstanceSnap{InstanceStatus: in})
+		}
+		s.Apps = append(s.Apps, as)
+	}
+	rep := *f.Report
+	rep.Findings = slices.Clone(rep.Findings)
+	rep.MarkPast(s)
+	f.Report = &rep
+	return f
+}
+
+// summary is the top of the page: what needs someone now (apps not
+// ready, alerts firing, current critical findings), so that a crash loop
+// is on the first screen and not below the charts.
+type summary struct {
+	NotReady []appHealth
+	Alerts   []FiringAlert
+	Critical []diagnose.Finding
+	// FindingsErr is why diagnose has no findings to show.
+	FindingsErr string
+	// Apps and Ready count what is well, for the line that says so.
+	Apps, Ready int
+}
+
+// appHealth is an app with instances that should serve and do not.
+type appHealth struct {
+	Name         string
+	Ready, Total int
+	// Others are its instances not ready, with their state.
+	Others []supervisor.InstanceStatus
+}
+
+// Well: nothing to report.
+func (s summary) Well() bool {
+	return len(s.NotReady) == 0 && len(s.Alerts) == 0 && len(s.Critical) == 0 && s.FindingsErr == ""
+}
+
+// Summary gathers the page's summary. Instances draining or stopped are
+// on their way out (a reload, a scale-down) and count neither way; an
+// app with none (unloaded for idleness, scaled to zero) is not unwell.
+func (d dashboardData) Summary() summary {
+	s := summary{Apps: len(d.Apps), Alerts: d.Alerts, FindingsErr: d.Findings.Err}
+	for _, a := range d.Apps {
+		h := appHealth{Name: a.Name}
+		for _, in := range a.Status.Instances {
+			switch in.State {
+			case "draining", "stopped":
+				continue
+			case "ready":
+				h.Ready++
+			default:
+				h.Others = append(h.Others, in)
+			}
+			h.Total++
+		}
+		s.Ready += h.Ready
+		if len(h.Others) > 0 {
+			s.NotReady = append(s.NotReady, h)
+		}
+	}
+	if rep := d.Findings.Report; rep != nil {
+		for _, f := range rep.Findings {
+			if f.Severity == diagnose.Critical && !f.Past {
+				s.Critical = append(s.Critical, f)
+			}
+		}
+	}
+	return s
+}
+
 // dashboardEvents is how many recent events the page lists.
 const dashboardEvents = 40
 
@@ -159,13 +245,26 @@ func (db *dashboard) page(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("findings") == "now" {
 		age = findingsFreshAge
 	}
-	data.Findings = db.currentFindings(age)
+	data.Findings = db.currentFindings(age).markPast(data.Apps)
 	c, err := r.Cookie(sessionCookie)
 	data.Session = err == nil && db.sessions != nil && db.sessions.valid(c.Value)
 	pageHeaders(w)
 	if err := dashboardTmpl.Execute(w, data); err != nil {
 		http.Error(w, "dashboard: "+err.Error(), http.StatusInternalServerError)
 	}
+}
+
+// faviconSVG is the pages' icon (linked as /static/favicon.svg).
+var faviconSVG, _ = fs.ReadFile(staticFS, "favicon.svg")
+
+// favicon serves GET /favicon.ico, which browsers ask for on their own
+// (for the JSON of /api/status opened in a tab, too): the same SVG, so
+// that they find an icon rather than log a 404.
+func favicon(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "max-age=86400")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(faviconSVG)
 }
 
 // pageHeaders keep the page from being framed (its buttons restart

@@ -123,6 +123,7 @@ func NewHandler(d Deps) http.Handler {
 	mux.HandleFunc("GET /{$}", db.page)
 	mux.HandleFunc("GET /api/dashboard/stream", db.stream)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS)))
+	mux.HandleFunc("GET /favicon.ico", favicon)
 	registerPprof(mux)
 	// Operations are POSTs: refuse them from a browser on another origin,
 	// or any web page could restart the app through a loopback admin

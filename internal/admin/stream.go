@@ -34,12 +34,13 @@ type update struct {
 // history (once a second), one server-sent event "update" whose data is a
 // JSON object from element id to that element's new inner HTML, holding
 // only the fragments that changed since this client's last event: the
-// charts, the instance tables, the header, the events, and the findings
-// when new ones were made (a page load, "run again", or an event since
-// the last ones: see refreshOnEvents). The server renders
-// every fragment (one renderer for the page with and without script), once
-// per second and window for all clients. A client that reads too slowly
-// is cut off by the write deadline rather than holding gatehouse's memory.
+// summary at the top, the charts, the instance tables, the header, the
+// events, and the findings when new ones were made (a page load, "run
+// again", or an event since the last ones: see refreshOnEvents). The
+// server renders every fragment (one renderer for the page with and
+// without script), once per second and window for all clients. A client
+// that reads too slowly is cut off by the write deadline rather than
+// holding gatehouse's memory.
 func (db *dashboard) stream(w http.ResponseWriter, r *http.Request) {
 	if db.d.History == nil {
 		http.Error(w, "no history", http.StatusNotFound)
@@ -113,7 +114,7 @@ func (db *dashboard) update(win window) (*update, error) {
 		return u, nil
 	}
 	data := db.data(win)
-	data.Findings = db.cachedFindings()
+	data.Findings = db.cachedFindings().markPast(data.Apps)
 	frags, err := db.fragments(data)
 	if err != nil {
 		return nil, err
@@ -139,6 +140,9 @@ func (db *dashboard) fragments(data dashboardData) (map[string]string, error) {
 		return nil
 	}
 	if err := render("banner", "banner", data); err != nil {
+		return nil, err
+	}
+	if err := render("summary", "summary", data); err != nil {
 		return nil, err
 	}
 	if err := render("charts-"+overviewID, "charts", data.Overview); err != nil {

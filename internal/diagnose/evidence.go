@@ -94,6 +94,7 @@ func Run(ev *Evidence) Report {
 	for _, d := range detectors {
 		r.Findings = append(r.Findings, d(ev, r.Findings)...)
 	}
-	rank(r.Findings)
+	r.Findings = group(r.Findings)
+	r.MarkPast(ev.State)
 	return r
 }

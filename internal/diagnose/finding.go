@@ -26,10 +26,17 @@ func (s Severity) rank() int {
 
 // Finding is one diagnosed problem. The JSON names are public.
 type Finding struct {
-	ID               string    `json:"id"`
-	Severity         Severity  `json:"severity"`
-	App              string    `json:"app,omitempty"`
-	Instance         string    `json:"instance,omitempty"`
+	ID       string   `json:"id"`
+	Severity Severity `json:"severity"`
+	App      string   `json:"app,omitempty"`
+	Instance string   `json:"instance,omitempty"`
+	// Instances are the instances of App that share the cause, when
+	// there are several: one finding names them all, and Instance is "".
+	Instances []string `json:"instances,omitempty"`
+	// Past: App is no longer configured, or none of the instances the
+	// finding names runs any more. It is kept, for its evidence, after
+	// the current findings.
+	Past             bool      `json:"past,omitempty"`
 	Title            string    `json:"title"`
 	Evidence         []string  `json:"evidence"`
 	Fix              string    `json:"fix"`
@@ -65,6 +72,9 @@ var priority = map[string]int{
 func rank(fs []Finding) {
 	sort.SliceStable(fs, func(i, j int) bool {
 		a, b := fs[i], fs[j]
+		if a.Past != b.Past {
+			return b.Past
+		}
 		if a.Severity.rank() != b.Severity.rank() {
 			return a.Severity.rank() < b.Severity.rank()
 		}

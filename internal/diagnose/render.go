@@ -8,7 +8,8 @@ import (
 )
 
 // Render writes the report for people: most important first, each
-// finding with its evidence and fix.
+// finding with its evidence and fix; past findings (what they name no
+// longer runs) last, under a heading of their own.
 func Render(w io.Writer, r Report) {
 	fmt.Fprintf(w, "gatehouse diagnose: %s to %s (%s), %d requests, %d 5xx\n\n",
 		r.Since.Local().Format("2006-01-02 15:04:05"), r.Until.Local().Format("15:04:05"),
@@ -17,12 +18,24 @@ func Render(w io.Writer, r Report) {
 		fmt.Fprintln(w, "No problems found.")
 		return
 	}
+	past := false
 	for i, f := range r.Findings {
+		if f.Past && !past {
+			past = true
+			fmt.Fprintln(w, "Past: what these name no longer runs.")
+			fmt.Fprintln(w)
+		}
 		where := f.App
 		if f.Instance != "" {
 			where += "/" + f.Instance
+		} else if len(f.Instances) > 0 {
+			where += " (" + strings.Join(f.Instances, ", ") + ")"
 		}
-		fmt.Fprintf(w, "%d. %s %s  %s", i+1, strings.ToUpper(string(f.Severity)), f.ID, where)
+		sev := strings.ToUpper(string(f.Severity))
+		if f.Past {
+			sev = "PAST " + string(f.Severity)
+		}
+		fmt.Fprintf(w, "%d. %s %s  %s", i+1, sev, f.ID, where)
 		if f.RequestsAffected > 0 {
 			fmt.Fprintf(w, "  (%s affected)", plural(f.RequestsAffected, "request", "requests"))
 		}

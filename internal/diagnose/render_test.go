@@ -51,4 +51,26 @@ func TestRenderGolden(t *testing.T) {
 	got.Reset()
 	diagnose.Render(&got, diagnose.Report{Since: since, Until: since.Add(10 * time.Minute), Requests: 5})
 	testutil.Golden(t, filepath.Join("testdata", "render_empty.golden"), got.String())
+
+	// A group names its instances; past findings come last, apart.
+	got.Reset()
+	diagnose.Render(&got, diagnose.Report{
+		Since: since, Until: since.Add(time.Hour), Requests: 40, Errors: 12,
+		Findings: []diagnose.Finding{
+			{
+				ID: "probe_rejected", Severity: diagnose.Critical, App: "site", Instances: []string{"site-1", "site-2"},
+				Title:            "2 instances of site (site-1 and site-2) have their health probe rejected",
+				Evidence:         []string{"the health probe of site-1 is rejected: 403 Forbidden", "the health probe of site-2 is rejected: 403 Forbidden"},
+				Fix:              "the probe path /healthz needs login",
+				RequestsAffected: 12,
+			},
+			{
+				ID: "restart_loop", Severity: diagnose.Critical, App: "web", Instance: "web-1", Past: true,
+				Title:    "web-1 keeps dying soon after it starts (3 exits)",
+				Evidence: []string{"past: web is no longer configured (renamed or removed)", "3 exits between 10:01:00 and 10:01:07"},
+				Fix:      "the app exits during or right after startup",
+			},
+		},
+	})
+	testutil.Golden(t, filepath.Join("testdata", "render_past.golden"), got.String())
 }
