@@ -370,9 +370,11 @@ func (db *dashboard) refreshOnEvents() {
 // failures, warn for what may lead to one, and plain otherwise.
 func eventClass(e telemetry.Event) string {
 	switch e.Type {
-	case telemetry.EventExit, telemetry.EventStartTimeout, telemetry.EventCertFailed, telemetry.EventDNSError, telemetry.EventUpgradeAbort:
+	case telemetry.EventExit, telemetry.EventStartTimeout, telemetry.EventCertFailed, telemetry.EventDNSError, telemetry.EventUpgradeAbort,
+		telemetry.EventPortMismatch:
 		return "bad"
-	case telemetry.EventUnhealthy, telemetry.EventAutoHeal, telemetry.EventRecycle, telemetry.EventCertExpiring:
+	case telemetry.EventUnhealthy, telemetry.EventAutoHeal, telemetry.EventRecycle, telemetry.EventCertExpiring,
+		telemetry.EventCertChainIncomplete, telemetry.EventUpgradePredecessorGone:
 		return "warn"
 	case telemetry.EventAlert:
 		if e.Trigger == "resolved" {
