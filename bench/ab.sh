@@ -5,6 +5,8 @@
 #
 #   bench/ab.sh REF              # REF (a commit, tag or branch) against the work tree
 #   ROUNDS=5 DURATION=6 CONNS="50 256" bench/ab.sh HEAD~3
+#   PROTO=h2 CONNS=50 bench/ab.sh HEAD~3   # HTTP/2 over TLS, h2load, 10 streams a client
+#   PROTO=https bench/ab.sh HEAD~3         # HTTP/1.1 over TLS, wrk
 #
 # Everything listens on 127.0.0.1; only the processes this script started
 # are stopped on exit.
@@ -14,6 +16,8 @@ REF=${1:?usage: bench/ab.sh REF}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-6}
 CONNS=${CONNS:-"50 256"}
+PROTO=${PROTO:-http} # http: wrk over plain HTTP/1.1; https: wrk over TLS; h2: h2load over TLS
+STREAMS=${STREAMS:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/gatehouse-ab.XXXXXX)
 PIDS=()
@@ -25,6 +29,12 @@ cleanup() {
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+if [ "$PROTO" != http ]; then
+  [ "$PROTO" = h2 ] && { command -v h2load >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }; }
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+fi
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
@@ -44,11 +54,18 @@ wait_port "$B1"; wait_port "$B2"
 
 declare -A PORT PID
 for v in a b; do
-  PORT[$v]=$(port); admin=$(port)
+  PORT[$v]=$(port); admin=$(port); plain=$(port)
+  if [ "$PROTO" != http ]; then
+    listen=$plain
+    tlsconf="tls: {listen: \"127.0.0.1:${PORT[$v]}\", cert_file: \"$WORK/cert.pem\", key_file: \"$WORK/key.pem\", redirect_http: false}"
+  else
+    listen=${PORT[$v]}; tlsconf=""
+  fi
   cat > "$WORK/$v.yaml" <<CONF
-listen: "127.0.0.1:${PORT[$v]}"
+listen: "127.0.0.1:$listen"
 admin: "127.0.0.1:$admin"
 data_dir: "$WORK/$v-data"
+$tlsconf
 apps:
   bench:
     upstreams: ["127.0.0.1:$B1", "127.0.0.1:$B2"]
@@ -62,17 +79,25 @@ sleep 1
 
 HZ=$(getconf CLK_TCK)
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-echo "A = $REF ($(git rev-parse --short "$REF")), B = work tree"
+echo "A = $REF ($(git rev-parse --short "$REF")), B = work tree; $PROTO"
 : > "$WORK/results"
 for round in $(seq "$ROUNDS"); do
   order=(a b); [ $((round % 2)) -eq 0 ] && order=(b a)
   for c in $CONNS; do
     for v in "${order[@]}"; do
       before=$(ticks "${PID[$v]}")
-      out=$(wrk -t2 -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$v]}/")
-      after=$(ticks "${PID[$v]}")
-      rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
-      total=$(echo "$out" | awk '/requests in/{print $1}')
+      if [ "$PROTO" = h2 ]; then
+        out=$(h2load -t2 -c"$c" -m"$STREAMS" -D"$DURATION" "https://127.0.0.1:${PORT[$v]}/")
+        after=$(ticks "${PID[$v]}")
+        rps=$(echo "$out" | awk '/^finished in/{gsub(",","",$4); print $4}')
+        total=$(echo "$out" | awk '/^requests:/{print $8}')
+      else
+        scheme=http; [ "$PROTO" = https ] && scheme=https
+        out=$(wrk -t2 -c"$c" -d"${DURATION}s" --latency "$scheme://127.0.0.1:${PORT[$v]}/")
+        after=$(ticks "${PID[$v]}")
+        rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+        total=$(echo "$out" | awk '/requests in/{print $1}')
+      fi
       cpu=$(awk -v a="$after" -v b="$before" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.1f", (a-b)/hz*1e6/n}')
       printf 'round %s c=%-3s %s %9s req/s  cpu/req %6sus\n' "$round" "$c" "$v" "$rps" "$cpu"
       printf '%s\t%s\t%s\t%s\n' "$c" "$v" "$rps" "$cpu" >> "$WORK/results"
