@@ -806,3 +806,105 @@ func newUpstream(cfg *config.App, m *pool.Member) *upstream.Pool {
 	}
 	return upstream.NewPool(m.Addr, cfg.UpstreamIdleTimeout.D())
 }
+
+// holdAnswer lets the app's connection and its instance's slot go as
+// soon as the app has sent its answer, whatever the client's speed: a
+// client that reads slowly, or not at all, then holds gatehouse's memory
+// (or a temporary file), never the app's worker. An answer of known
+// length up to limit is read whole before any of it is written; one of
+// unknown length is read ahead of the client by up to limit bytes
+// (aheadBody), its pieces written as they come. A longer answer, an
+// event stream and an upgrade stream as before.
+func (a *appProxy) holdAnswer(x *front.Exchange, st *reqState, resp *http.Response, limit int64) {
+	b, ok := resp.Body.(*responseBody)
+	if !ok || limit <= 0 || resp.ContentLength > limit || resp.ContentLength == 0 || resp.Body == http.NoBody || isEventStream(resp.Header) {
+		return
+	}
+	if resp.ContentLength < 0 {
+		resp.Body = newAheadBody(x.Req.Context(), b, limit, a.buffers, x.Buffered)
+		return
+	}
+	s := &st.answer
+	s.Init("", a.buffers, x.Buffered, a.disk)
+	h := &st.heldAnswer
+	h.fill = watchedReads{b: b, x: x}
+	ended, err := s.Fill(&h.fill, resp.ContentLength, resp.ContentLength)
+	*h = heldBody{s: s, err: err}
+	switch {
+	case err != nil && !errors.Is(err, spool.ErrSpill):
+		// The app's body broke off: what came is written, then the
+		// answer is cut short as a streamed one would be (responseBody
+		// noted it).
+		b.Close()
+	case ended:
+		b.Close()
+		h.err = nil
+	default:
+		// No room left to spill to: the rest streams from the app, after
+		// what was held.
+		h.rest, h.err = b, nil
+		b.watch(x.Req.Context())
+	}
+	resp.Body = h
+}
+
+// watchedReads reads an answer being held: from its second read on (the
+// app sent part of it and may stall in the middle) a client that leaves
+// lets the instance go, as copyResponse does for a body it streams. The
+// first is not watched: most answers come whole in it.
+type watchedReads struct {
+	b     *responseBody
+	x     *front.Exchange
+	reads int
+}
+
+func (r *watchedReads) Read(p []byte) (int, error) {
+	if r.reads == 1 && r.b.pc != nil {
+		r.x.Watch()
+		r.b.watch(r.x.Req.Context())
+	}
+	r.reads++
+	return r.b.Read(p)
+}
+
+// heldBody is an answer read ahead (holdAnswer): what the spool holds,
+// then the rest from the app, or the error the app's body ended with.
+type heldBody struct {
+	s    *spool.Spool
+	rest *responseBody
+	err  error
+	// fill reads the answer into s.
+	fill watchedReads
+}
+
+func (h *heldBody) Read(p []byte) (int, error) {
+	n, err := h.s.Read(p)
+	if err != io.EOF {
+		return n, err
+	}
+	switch {
+	case h.rest != nil:
+		return h.rest.Read(p)
+	case h.err != nil:
+		return n, h.err
+	}
+	return n, io.EOF
+}
+
+// whole reports whether the answer is all in the spool.
+func (h *heldBody) whole() bool { return h.rest == nil && h.err == nil }
+
+// watch interrupts the reads of the rest from the app when ctx ends.
+func (h *heldBody) watch(ctx context.Context) {
+	if h.rest != nil {
+		h.rest.watch(ctx)
+	}
+}
+
+// Close lets the rest go; the spool is the request state's, closed with it.
+func (h *heldBody) Close() error {
+	if h.rest != nil {
+		return h.rest.Close()
+	}
+	return nil
+}
