@@ -80,6 +80,29 @@ func limServe(t *testing.T, h Handler, opts Options) string {
 	return addr
 }
 
+// awaitIdle waits until n of s's connections wait for their next
+// request: a client has its answer a moment before the server counts its
+// connection idle, and "idle longest" is by the server's count.
+func awaitIdle(t *testing.T, s *Server, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		idle := 0
+		for fc := range s.conns {
+			if fc.idleAt.Load() != 0 {
+				idle++
+			}
+		}
+		s.mu.Unlock()
+		if idle >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections idle after 5s, want %d", idle, n)
+		}
+	}
+}
+
 // limClient is one raw client connection.
 type limClient struct {
 	t  *testing.T
@@ -448,11 +471,12 @@ func TestLimitMaxConnections(t *testing.T) {
 	// TestIdleConnectionsReclaimed).
 	t.Run("kept-alive connections", func(t *testing.T) {
 		st := &limStub{}
-		addr := limServe(t, st, opts)
+		s, addr := parkServe(t, st, opts)
 		c1, c2 := limDial(t, addr), limDial(t, addr)
-		for _, c := range []*limClient{c1, c2} {
+		for i, c := range []*limClient{c1, c2} {
 			c.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
 			c.mustResponse(5 * time.Second)
+			awaitIdle(t, s, i+1)
 		}
 		lc := limDial(t, addr)
 		lc.send("GET /third HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -19,14 +19,15 @@ func TestIdleConnectionsReclaimed(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			st := &limStub{}
-			addr := limServe(t, st, Options{MaxConnections: 2, KeepaliveTimeout: time.Minute})
+			s, addr := parkServe(t, st, Options{MaxConnections: 2, KeepaliveTimeout: time.Minute})
 			var held []*limClient
-			for range 2 {
+			for i := range 2 {
 				lc := limDial(t, addr)
 				lc.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
 				if resp, _ := lc.mustResponse(5 * time.Second); resp.StatusCode != http.StatusOK || resp.Close {
 					t.Fatalf("holder: %d close=%v", resp.StatusCode, resp.Close)
 				}
+				awaitIdle(t, s, i+1)
 				held = append(held, lc)
 				if parked {
 					time.Sleep(2 * parkAfter) // past the grace: it parks
