@@ -222,11 +222,11 @@ func refused(addr string) bool {
 	return false
 }
 
-// Issue 14: a gatehouse told to stop (SIGTERM: systemctl stop) while an
-// upgrade it started waits for its successor stops, as a stop does,
-// whichever way the upgrade began: it does not leave its apps running
-// with no gatehouse (the old one gone, the successor unable to say it is
-// ready to a process that exited), and no successor serves on after it.
+// A gatehouse told to stop (SIGTERM: systemctl stop) while an upgrade it
+// started waits for its successor stops, as a stop does, whichever way the
+// upgrade began: it does not leave its apps running with no gatehouse (the
+// old one gone, the successor unable to say it is ready to a process that
+// exited), and no successor serves on after it.
 func TestSIGTERMDuringAnUpgradeStops(t *testing.T) {
 	for _, trigger := range []string{"gatehouse upgrade", "SIGUSR2"} {
 		t.Run(trigger, func(t *testing.T) {
@@ -267,11 +267,11 @@ func TestSIGTERMDuringAnUpgradeStops(t *testing.T) {
 	}
 }
 
-// Issue 14: a successor that cannot take over (its config fails, its
-// listen address is taken, it is stopped before it is ready) is killed,
-// and the old gatehouse serves on with the same app processes, which it
-// has taken back: `gatehouse upgrade` exits 1 with the reason, and a later
-// stop stops those processes.
+// A successor that cannot take over (its config fails, its listen address
+// is taken, it is stopped before it is ready) is killed, and the old
+// gatehouse serves on with the same app processes, which it has taken
+// back: `gatehouse upgrade` exits 1 with the reason, and a later stop
+// stops those processes.
 func TestUpgradeRefusedByTheSuccessorServesOn(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -349,7 +349,15 @@ func TestUpgradeRefusedByTheSuccessorServesOn(t *testing.T) {
 			if !answers(f.c, f.listen) {
 				t.Errorf("the old gatehouse does not answer on %s after the failed upgrade", f.listen)
 			}
-			events, _ := os.ReadFile(filepath.Join(f.dir, "data", "events.log"))
+			// The event reaches events.log through its writer's queue, a
+			// moment after gatehouse upgrade has its answer.
+			var events []byte
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				events, _ = os.ReadFile(filepath.Join(f.dir, "data", "events.log"))
+				if strings.Contains(string(events), "upgrade_abort") || time.Now().After(deadline) {
+					break
+				}
+			}
 			if !strings.Contains(string(events), "upgrade_abort") {
 				t.Errorf("no upgrade_abort in events.log:\n%s", events)
 			}
@@ -416,11 +424,11 @@ func (s *stream) wait(t *testing.T, d time.Duration) {
 	}
 }
 
-// Issue 14: across an upgrade the old process ends its event streams the
-// way an app would, with the terminating chunk after a whole event (their
-// clients reconnect, to the new process), while another chunked answer in
-// flight is not ended early as if complete: it completes, or is cut off
-// where its client can see it.
+// Across an upgrade the old process ends its event streams the way an app
+// would, with the terminating chunk after a whole event (their clients
+// reconnect, to the new process), while another chunked answer in flight
+// is not ended early as if complete: it completes, or is cut off where its
+// client can see it.
 func TestUpgradeEndsEventStreamsCleanly(t *testing.T) {
 	f := newUpgradeFixture(t, nil, "1s")
 	// No client-side timeout: the streams outlive the fixture's 20s.
@@ -467,11 +475,10 @@ func tail(s string) string {
 	return s
 }
 
-// Issue 14: keep-alive clients sending POSTs (which a client does not
-// send again on its own) through three upgrades in a row see no failed
-// request: every connection the old process accepted is answered, the
-// last answers say Connection: close, and the next connection goes to
-// the new process.
+// Keep-alive clients sending POSTs (which a client does not send again on
+// its own) through three upgrades in a row see no failed request: every
+// connection the old process accepted is answered, the last answers say
+// Connection: close, and the next connection goes to the new process.
 func TestUpgradeUnderKeepAlivePOSTsFailsNone(t *testing.T) {
 	f := newUpgradeFixture(t, nil, "1s")
 	// Slow answers (the app sleeps 0-40ms) and streamed ones (their head
@@ -553,10 +560,10 @@ func TestUpgradeUnderKeepAlivePOSTsFailsNone(t *testing.T) {
 	f.g.wait(t, 30*time.Second)
 }
 
-// Issue 14: the HTTPS listener goes across an upgrade like the plain one:
-// the new process answers with the same certificate, and clients in the
-// middle of it, HTTP/2 ones told GOAWAY by the old process among them,
-// see no failed request.
+// The HTTPS listener goes across an upgrade like the plain one: the new
+// process answers with the same certificate, and clients in the middle of
+// it, HTTP/2 ones told GOAWAY by the old process among them, see no failed
+// request.
 func TestUpgradeHandsOverTheHTTPSListener(t *testing.T) {
 	ca := testutil.NewCA(t, "upgrade test CA")
 	cert := ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}})
@@ -649,12 +656,11 @@ func TestUpgradeHandsOverTheHTTPSListener(t *testing.T) {
 	}
 }
 
-// Issue 14: the admin API answers throughout an upgrade, and, once the
-// new process serves, it is the new process that answers: a client that
-// keeps its connection alive (a dashboard, a metrics scraper) is not
-// answered for seconds more by the old process as it drains, whose
-// supervisor has let go of every instance (and on which an operation
-// would act on nothing).
+// The admin API answers throughout an upgrade, and, once the new process
+// serves, it is the new process that answers: a client that keeps its
+// connection alive (a dashboard, a metrics scraper) is not answered for
+// seconds more by the old process as it drains, whose supervisor has let
+// go of every instance (and on which an operation would act on nothing).
 func TestUpgradeKeepsTheAdminAPIAnswering(t *testing.T) {
 	f := newUpgradeFixture(t, nil, "1s")
 	for _, keepAlive := range []bool{true, false} {
@@ -714,10 +720,10 @@ func TestUpgradeKeepsTheAdminAPIAnswering(t *testing.T) {
 	}
 }
 
-// Issue 14: while an upgrade waits for its successor, the old process
-// serves every request through its instances; the admin API (gatehouse
-// status, the metrics) must still show them, not an app with no instance
-// for as long as the successor takes to adopt them (up to 60s).
+// While an upgrade waits for its successor, the old process serves every
+// request through its instances; the admin API (gatehouse status, the
+// metrics) must still show them, not an app with no instance for as long
+// as the successor takes to adopt them (up to 60s).
 func TestAdminStatusDuringAnUpgradeShowsTheInstances(t *testing.T) {
 	// Each adopted instance's probe takes 1.5s: the window is that long.
 	f := newUpgradeFixture(t, map[string]string{"FAULT_HEALTH_DELAY": "1500ms"}, "5s")
@@ -739,12 +745,12 @@ func TestAdminStatusDuringAnUpgradeShowsTheInstances(t *testing.T) {
 	}
 }
 
-// Issue 14: an upgrade cannot carry a data_dir change: the new process
-// would look for the running instances in the new data_dir, find none,
-// and start a second set, while the first runs on with no gatehouse (two
-// of every worker, ports and memory held for ever). An upgrade, or a
-// reload that would apply another change through one, refuses it and
-// says to stop and start; the old process serves on with its instances.
+// An upgrade cannot carry a data_dir change: the new process would look
+// for the running instances in the new data_dir, find none, and start a
+// second set, while the first runs on with no gatehouse (two of every
+// worker, ports and memory held for ever). An upgrade, or a reload that
+// would apply another change through one, refuses it and says to stop and
+// start; the old process serves on with its instances.
 func TestUpgradeRefusesAMovedDataDir(t *testing.T) {
 	for _, op := range []string{"upgrade", "reload"} {
 		t.Run(op, func(t *testing.T) {
@@ -783,11 +789,11 @@ func TestUpgradeRefusesAMovedDataDir(t *testing.T) {
 	}
 }
 
-// Issue 14: gatehouse as the first process of its PID namespace (a
-// container's entrypoint) cannot hand over: when it exits, the kernel
-// kills every process of the namespace, the new gatehouse and every app
-// with it. The upgrade is refused, with the reason, and gatehouse serves
-// on, rather than reporting success before the container dies.
+// gatehouse as the first process of its PID namespace (a container's
+// entrypoint) cannot hand over: when it exits, the kernel kills every
+// process of the namespace, the new gatehouse and every app with it. The
+// upgrade is refused, with the reason, and gatehouse serves on, rather
+// than reporting success before the container dies.
 func TestUpgradeRefusedAsAContainersFirstProcess(t *testing.T) {
 	if err := exec.Command("unshare", "-fp", "--mount-proc", "true").Run(); err != nil {
 		t.Skipf("cannot make a PID namespace here: %v", err)
@@ -804,9 +810,9 @@ func TestUpgradeRefusedAsAContainersFirstProcess(t *testing.T) {
 	}
 }
 
-// Issue 14: --listen and --admin on the command line are not config
-// changes: a reload compares the re-read file with them applied, and does
-// not replace the gatehouse process (an upgrade) on every reload.
+// --listen and --admin on the command line are not config changes: a
+// reload compares the re-read file with them applied, and does not replace
+// the gatehouse process (an upgrade) on every reload.
 func TestReloadWithCommandLineAddressesDoesNotUpgrade(t *testing.T) {
 	f := prepareUpgradeFixture(t, nil, "1s")
 	// The file's addresses are not the ones served.
@@ -824,10 +830,10 @@ func TestReloadWithCommandLineAddressesDoesNotUpgrade(t *testing.T) {
 	}
 }
 
-// Issue 14: a reload that moves `listen` applies it through an upgrade:
-// the new process serves on the new address as soon as the reload
-// returns (no connection refused there), and the old address is released
-// once the old process is gone; the app process is the same.
+// A reload that moves `listen` applies it through an upgrade: the new
+// process serves on the new address as soon as the reload returns (no
+// connection refused there), and the old address is released once the old
+// process is gone; the app process is the same.
 func TestReloadMovesTheListenAddress(t *testing.T) {
 	f := newUpgradeFixture(t, nil, "1s")
 	moved := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
