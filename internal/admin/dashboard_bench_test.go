@@ -12,13 +12,13 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
-// Acceptance 4 of issue 17: the dashboard adds less than 5% CPU to
-// gatehouse with one browser open. Its cost is one update a second per
-// open page: gathering the data and rendering every fragment, which is
-// what BenchmarkDashboardUpdate measures, for 2 apps with a full hour of
-// history behind them. It reports the cost as "%core": the process' CPU
-// time per update as a percent of one core, at one update a second. (The lead measures the whole under load
-// with bench/proxies.sh; this isolates the dashboard's share.)
+// The dashboard adds less than 5% CPU to gatehouse with one browser open.
+// Its cost is one update a second per open page: gathering the data and
+// rendering every fragment, which is what BenchmarkDashboardUpdate
+// measures, for 2 apps with a full hour of history behind them. It reports
+// the cost as "%core": the process' CPU time per update as a percent of
+// one core, at one update a second. (bench/proxies.sh measures the whole
+// under load; this isolates the dashboard's share.)
 //
 //	go test -run '^$' -bench DashboardUpdate ./internal/admin
 

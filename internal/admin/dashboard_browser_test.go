@@ -20,10 +20,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 17, in a browser: the dashboard's charts fill from the live
-// stream, its buttons run operations, its sign-in guards them, and it
-// works without JavaScript. go test -run Browser ./internal/admin runs
-// them (see browser_helpers_test.go for finding Chromium).
+// In a browser: the dashboard's charts fill from the live stream, its
+// buttons run operations, its sign-in guards them, and it works without
+// JavaScript. go test -run Browser ./internal/admin runs them (see
+// browser_helpers_test.go for finding Chromium).
 
 // browserTimeout bounds each browser test: generous, as the machine
 // that runs them may be busy with other tests.

@@ -25,8 +25,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 6, 3 and 4: the Kudu-style admin API (log stream, env, dump) and
-// the admin token, against a real gatehouse and fault app.
+// The Kudu-style admin API (log stream, env, dump) and the admin token,
+// against a real gatehouse and fault app.
 
 const secret = "hunter2-do-not-leak"
 
@@ -192,9 +192,9 @@ func TestDumpBundle(t *testing.T) {
 	}
 }
 
-// The attack of the issue: a dump said to redact every secret carried the
-// alert receivers' webhook URLs and their Authorization and X-Api-Key
-// headers. Every secret field of the config is now redacted, by its tag.
+// A dump said to redact every secret must not carry the alert receivers'
+// webhook URLs, nor their Authorization and X-Api-Key headers: every
+// secret field of the config is redacted, by its tag.
 func TestDumpRedactsEverySecret(t *testing.T) {
 	const (
 		token     = "admin-t0ken-do-not-leak"

@@ -15,11 +15,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 5, point 1: a memory trigger of 150 MiB private bytes; the app
-// retains 100 MiB per /alloc. One request stays under the limit; after the
-// second the instance is recycled (auto_heal event naming the measured
-// private bytes, then a recycle event), a replacement serves, and requests
-// sent all through the recycle succeed.
+// A memory trigger of 150 MiB private bytes; the app retains 100 MiB per
+// /alloc. One request stays under the limit; after the second the instance
+// is recycled (auto_heal event naming the measured private bytes, then a
+// recycle event), a replacement serves, and requests sent all through the
+// recycle succeed.
 func TestMemoryTriggerRecyclesWithoutFailedRequests(t *testing.T) {
 	ah := autoHeal()
 	ah.Triggers.Memory = &config.MemoryTrigger{PrivateBytes: config.Size(150 << 20)}
@@ -107,8 +107,8 @@ func TestMemoryTriggerRecyclesWithoutFailedRequests(t *testing.T) {
 	t.Logf("%d requests during the episode, none failed; %s", sent.Load(), ev.Value)
 }
 
-// Issue 5, point 2: three requests slower than time_taken on one instance
-// of two recycle that instance only; the other keeps its pid.
+// Three requests slower than time_taken on one instance of two recycle
+// that instance only; the other keeps its pid.
 func TestSlowRequestsRecycleOnlyThatInstance(t *testing.T) {
 	ah := autoHeal()
 	ah.Triggers.SlowRequests = []config.SlowTrigger{{TimeTaken: config.Duration(time.Second), Count: 3, Interval: config.Duration(30 * time.Second)}}
@@ -159,8 +159,7 @@ func TestSlowRequestsRecycleOnlyThatInstance(t *testing.T) {
 	}
 }
 
-// Issue 5, point 2: five 500s within the interval recycle the instance;
-// four do not.
+// Five 500s within the interval recycle the instance; four do not.
 func TestStatusCodesRecycle(t *testing.T) {
 	ah := autoHeal()
 	ah.Triggers.StatusCodes = []config.StatusTrigger{{Status: config.StatusRange{Min: 500, Max: 500}, Count: 5, Interval: config.Duration(time.Minute)}}
@@ -189,8 +188,8 @@ func TestStatusCodesRecycle(t *testing.T) {
 	mustGet(t, c, g.URL+"/", 200)
 }
 
-// Issue 5, point 3: with min_process_execution_time 1h no trigger acts on
-// the (young) instance: no auto_heal event, no recycle, same pid.
+// With min_process_execution_time 1h no trigger acts on the (young)
+// instance: no auto_heal event, no recycle, same pid.
 func TestMinProcessExecutionTimeProtectsYoungInstance(t *testing.T) {
 	ah := autoHeal()
 	ah.MinProcessExecutionTime = config.Duration(time.Hour)
@@ -211,12 +210,11 @@ func TestMinProcessExecutionTimeProtectsYoungInstance(t *testing.T) {
 	mustGet(t, c, g.URL+"/", 200)
 }
 
-// Issue 5, point 3: with max_recycles {count: 2, per: 1h} and a trigger
-// that keeps firing, two recycles happen, the third does not, and an
-// auto_heal event (trigger max_recycles) says auto-heal paused. The issue
-// speaks of the sixth recycle with the default count of 5; a count of 2
-// proves the same rule (count recycles per period allowed, the next one
-// refused) in less time.
+// With max_recycles {count: 2, per: 1h} and a trigger that keeps firing,
+// two recycles happen, the third does not, and an auto_heal event (trigger
+// max_recycles) says auto-heal paused. With the default count of 5 it
+// would be the sixth recycle; a count of 2 proves the same rule (count
+// recycles per period allowed, the next one refused) in less time.
 func TestMaxRecyclesPausesAutoHeal(t *testing.T) {
 	ah := autoHeal()
 	ah.MaxRecycles = &config.RateLimit{Count: 2, Per: config.Duration(time.Hour)}
@@ -259,9 +257,9 @@ func TestMaxRecyclesPausesAutoHeal(t *testing.T) {
 	mustGet(t, c, g.URL+"/", 200)
 }
 
-// Issue 5, point 4: action custom runs the command with the instance's
-// placeholders filled and records its output in an auto_heal event; the
-// instance is not recycled.
+// Action custom runs the command with the instance's placeholders filled
+// and records its output in an auto_heal event; the instance is not
+// recycled.
 func TestCustomActionRunsCommand(t *testing.T) {
 	ah := autoHeal()
 	ah.Action = config.ActionCustom
@@ -290,8 +288,7 @@ func TestCustomActionRunsCommand(t *testing.T) {
 	mustGet(t, c, g.URL+"/", 200)
 }
 
-// Issue 5, point 4: action log_event only logs: an auto_heal event, no
-// recycle, same pid.
+// Action log_event only logs: an auto_heal event, no recycle, same pid.
 func TestLogEventActionOnlyLogs(t *testing.T) {
 	ah := autoHeal()
 	ah.Action = config.ActionLogEvent

@@ -20,7 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Timings of the acceptance test: short, so that the whole episode fits
+// Timings of TestAutoscaleFollowsLoad: short, so that the whole episode fits
 // in well under a minute, and far enough apart to tell a window from a
 // cool-down on a busy machine.
 const (
@@ -31,13 +31,12 @@ const (
 	maxN        = 4
 )
 
-// Issue 16, acceptance: an app whose latency grows with concurrency (the
-// fault app's /work serves one request at a time per process), load
-// ramped from 2 clients to 64 and back. Gatehouse scales out once
-// in-flight per instance stayed above 4 for the window, one step per
-// cool-down up to max and never beyond, says it is at max, scales back in
-// to min after the cool-downs once the load is low, and not one request
-// fails throughout.
+// An app whose latency grows with concurrency (the fault app's /work
+// serves one request at a time per process), load ramped from 2 clients to
+// 64 and back. Gatehouse scales out once in-flight per instance stayed
+// above 4 for the window, one step per cool-down up to max and never
+// beyond, says it is at max, scales back in to min after the cool-downs
+// once the load is low, and not one request fails throughout.
 func TestAutoscaleFollowsLoad(t *testing.T) {
 	cfg, app := harness.FaultApp(t, 1)
 	app.Autoscale = &config.Autoscale{

@@ -84,9 +84,9 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Issue 13 #1: with only a directory and a host name, gatehouse obtains a
-// certificate itself, over each challenge alone, and serves it with its
-// chain; a browser verifying against the CA's root accepts it.
+// With only a directory and a host name, gatehouse obtains a certificate
+// itself, over each challenge alone, and serves it with its chain; a
+// browser verifying against the CA's root accepts it.
 func TestACMEObtains(t *testing.T) {
 	for _, tt := range []struct{ name, challenge string }{
 		{"http-01", "http-01"}, {"http-01 answered without net/http", "http-01"}, {"tls-alpn-01", "tls-alpn-01"},
@@ -125,8 +125,8 @@ func TestACMEObtains(t *testing.T) {
 	}
 }
 
-// Issue 13 #1: a restart reuses the stored certificate: same serial, no
-// new order, no cert_obtained.
+// A restart reuses the stored certificate: same serial, no new order, no
+// cert_obtained.
 func TestACMERestartReusesStoredCertificate(t *testing.T) {
 	domain := uniqueDomain("reuse")
 	s := newACMESetup(t, 0, domain, "http-01", "tls-alpn-01")
@@ -153,10 +153,10 @@ func TestACMERestartReusesStoredCertificate(t *testing.T) {
 	}
 }
 
-// Issue 13 #1: a short-lived certificate is renewed ahead of its expiry
-// (renew_before) while clients keep connecting: every new handshake
-// succeeds and verifies, the serial changes, cert_renewed is emitted, and
-// a connection made with the old certificate keeps working.
+// A short-lived certificate is renewed ahead of its expiry (renew_before)
+// while clients keep connecting: every new handshake succeeds and
+// verifies, the serial changes, cert_renewed is emitted, and a connection
+// made with the old certificate keeps working.
 func TestACMERenewsUnderLoad(t *testing.T) {
 	domain := uniqueDomain("renew")
 	s := newACMESetup(t, 40*time.Second, domain, "http-01", "tls-alpn-01")
@@ -239,9 +239,9 @@ func request(addr, name string, roots *x509.CertPool) error {
 	return err
 }
 
-// Issue 13: issuance that fails (the host name points elsewhere) is a
-// cert_failed event quoting the CA, an error in Status, and a diagnose
-// finding that names it and says what to check.
+// Issuance that fails (the host name points elsewhere) is a cert_failed
+// event quoting the CA, an error in Status, and a diagnose finding that
+// names it and says what to check.
 func TestACMEFailureIsReported(t *testing.T) {
 	domain := uniqueDomain("elsewhere")
 	s := newACMESetup(t, 0, domain, "http-01")

@@ -189,10 +189,10 @@ func TestFilesNewRejectsBadPair(t *testing.T) {
 	}
 }
 
-// Issue 13: replaced files are served without a restart; a connection
-// made before keeps working; a broken pair keeps the certificate being
-// served, is reported once the files have settled, and is forgotten when
-// the files are fixed.
+// Replaced files are served without a restart; a connection made before
+// keeps working; a broken pair keeps the certificate being served, is
+// reported once the files have settled, and is forgotten when the files
+// are fixed.
 func TestFilesFollowChanges(t *testing.T) {
 	s, first := newFileSetup(t, time.Now().Add(24*time.Hour))
 	ev := telemetry.NewEvents(nil, 0)
@@ -252,8 +252,8 @@ func TestFilesFollowChanges(t *testing.T) {
 	}
 }
 
-// Issue 13: Reload (SIGHUP) reads the files at once, and reports a broken
-// pair at once, keeping the certificate being served.
+// Reload (SIGHUP) reads the files at once, and reports a broken pair at
+// once, keeping the certificate being served.
 func TestFilesReload(t *testing.T) {
 	s, first := newFileSetup(t, time.Now().Add(24*time.Hour))
 	ev := telemetry.NewEvents(nil, 0)

@@ -194,12 +194,12 @@ func edgeMembers(c *http.Client, adminURL string) map[string]string {
 	return out
 }
 
-// Issue 15, acceptance 2: three gatehouse nodes on 127.0.0.2-4, each
-// supervising two instances, behind a gatehouse edge that finds them
-// through DNS. Under load (32 clients, GET and POST): each node in turn is
-// drained and restarted, then a DNS change adds a fourth node and removes
-// one. No request fails at the edge, and the new node gets its first
-// request only after the edge's probe of it passed.
+// Three gatehouse nodes on 127.0.0.2-4, each supervising two instances,
+// behind a gatehouse edge that finds them through DNS. Under load (32
+// clients, GET and POST): each node in turn is drained and restarted, then
+// a DNS change adds a fourth node and removes one. No request fails at the
+// edge, and the new node gets its first request only after the edge's
+// probe of it passed.
 func TestFleetRollingRestartBehindADNSDiscoveringEdge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fleet test runs five gatehouses for about half a minute")

@@ -11,8 +11,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
-// Issue 12, item 10: each lifecycle event is one readable terminal line;
-// an exit and its restart are merged into one.
+// Each lifecycle event is one readable terminal line; an exit and its
+// restart are merged into one.
 func TestPrintLifecycle(t *testing.T) {
 	code := 1
 	at := time.Date(2026, 1, 2, 12, 0, 1, 0, time.Local)

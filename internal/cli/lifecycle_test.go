@@ -16,8 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 12, acceptance 5 (and items 11, 12 against a real gatehouse): the
-// `run` terminal shows a crash with its restart, and a start_timeout, each
+// Against a real gatehouse: the `run` terminal shows a crash with its restart, and a start_timeout, each
 // on one line; `logs` shows recent app output, as text and JSON; names
 // complete from the running gatehouse; `logs -f` ends cleanly when
 // gatehouse stops.
@@ -173,9 +172,9 @@ apps:
 	}
 }
 
-// Issue 12, item 12: --version prints what `version` prints; completion
-// scripts are generated; names complete from the config when no gatehouse
-// runs; scale accepts 0 on the command line.
+// --version prints what `version` prints; completion scripts are
+// generated; names complete from the config when no gatehouse runs; scale
+// accepts 0 on the command line.
 func TestVersionCompletionScale(t *testing.T) {
 	v, _, code := gatehouse(t, "", "version")
 	vf, _, codeF := gatehouse(t, "", "--version")

@@ -65,10 +65,10 @@ func zombies(pid int) []int {
 	return out
 }
 
-// Issue 15, acceptance 1: as PID 1, gatehouse reaps the orphans an app
-// leaves (a double fork: the middle process exits at once, the
-// grandchild is reparented to PID 1 and exits later), and none is left a
-// zombie after 5 s; the instance it supervises is unharmed.
+// As PID 1, gatehouse reaps the orphans an app leaves (a double fork: the
+// middle process exits at once, the grandchild is reparented to PID 1 and
+// exits later), and none is left a zombie after 5 s; the instance it
+// supervises is unharmed.
 func TestPID1ReapsOrphans(t *testing.T) {
 	// Five double-forked children that exit after 0.2-1 s, and one that
 	// keeps running in its own session (a daemon: the stop of the app's
@@ -96,10 +96,9 @@ func TestPID1ReapsOrphans(t *testing.T) {
 	}
 }
 
-// Issue 15, acceptance 1: as PID 1 (where the kernel drops a signal that
-// has no handler), SIGTERM and SIGINT are gatehouse's own shutdown: it
-// drains, stops the app, ends the processes left over, and exits 0 within
-// the bounds its config sets.
+// As PID 1 (where the kernel drops a signal that has no handler), SIGTERM
+// and SIGINT are gatehouse's own shutdown: it drains, stops the app, ends
+// the processes left over, and exits 0 within the bounds its config sets.
 func TestPID1StopsOnSignal(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {

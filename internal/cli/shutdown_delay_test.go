@@ -14,11 +14,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 15, acceptance 3: SIGTERM with shutdown_delay: 2s. /readyz
-// answers 503 within 100 ms; requests keep succeeding for the delay;
-// then gatehouse drains and exits 0. Clients that stop sending when
-// readiness fails (as a load balancer following /readyz does) see no
-// failed request, on keep-alive connections throughout.
+// SIGTERM with shutdown_delay: 2s. /readyz answers 503 within 100 ms;
+// requests keep succeeding for the delay; then gatehouse drains and exits
+// 0. Clients that stop sending when readiness fails (as a load balancer
+// following /readyz does) see no failed request, on keep-alive connections
+// throughout.
 func TestSIGTERMWithShutdownDelay(t *testing.T) {
 	f := newUpgradeFixture(t, nil, "1s", "shutdown_delay: 2s")
 	var (

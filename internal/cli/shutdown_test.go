@@ -16,9 +16,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 2, point 5: SIGTERM to gatehouse under load lets every in-flight
-// request finish, exits 0, and leaves no process of the app behind, not
-// even a grandchild the app forked.
+// SIGTERM to gatehouse under load lets every in-flight request finish,
+// exits 0, and leaves no process of the app behind, not even a grandchild
+// the app forked.
 func TestSIGTERMUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)

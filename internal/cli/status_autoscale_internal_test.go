@@ -11,8 +11,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 )
 
-// Issue 16: gatehouse status says, per autoscaled app, its bounds, the
-// count it wants, whether it is at max, and its last decision.
+// gatehouse status says, per autoscaled app, its bounds, the count it
+// wants, whether it is at max, and its last decision.
 func TestStatusPrintsAutoscale(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	st := &admin.StatusResponse{Apps: []supervisor.AppStatus{

@@ -11,8 +11,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 2, points 2 and 4: `gatehouse status` shows what a person needs
-// after a kill -9 (the restart count) and for a rejected probe (the 403).
+// `gatehouse status` shows what a person needs after a kill -9 (the
+// restart count) and for a rejected probe (the 403).
 func TestStatusTable(t *testing.T) {
 	tests := []struct {
 		name string

@@ -86,11 +86,11 @@ func monotonicUsec(t *testing.T) int64 {
 	return ts.Nano() / 1000
 }
 
-// Issue 14: under systemd (NOTIFY_SOCKET set, Type=notify) the real
-// `gatehouse run` says READY=1 once its public listener answers,
-// RELOADING=1 with MONOTONIC_USEC then READY=1 around a SIGHUP reload,
-// STOPPING=1 on SIGTERM, and pings the watchdog meanwhile; its apps
-// inherit none of systemd's variables.
+// Under systemd (NOTIFY_SOCKET set, Type=notify) the real `gatehouse run`
+// says READY=1 once its public listener answers, RELOADING=1 with
+// MONOTONIC_USEC then READY=1 around a SIGHUP reload, STOPPING=1 on
+// SIGTERM, and pings the watchdog meanwhile; its apps inherit none of
+// systemd's variables.
 func TestRunUnderSystemd(t *testing.T) {
 	dir := t.TempDir()
 	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)

@@ -22,11 +22,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 14, acceptance 1: three `gatehouse upgrade` in a row under load
-// (32 keep-alive clients, an event stream, an admin poller) drop nothing:
-// no request fails, no connection is refused or reset, the app processes
-// are the same ones throughout, each upgrade hands over to a new
-// gatehouse process, and access.log has every request exactly once.
+// Three `gatehouse upgrade` in a row under load (32 keep-alive clients, an
+// event stream, an admin poller) drop nothing: no request fails, no
+// connection is refused or reset, the app processes are the same ones
+// throughout, each upgrade hands over to a new gatehouse process, and
+// access.log has every request exactly once.
 func TestUpgradeUnderLoadDropsNothing(t *testing.T) {
 	r := newUpgradeRig(t, 2)
 	pid := r.start(t)
@@ -130,10 +130,9 @@ func sum(m map[string]int) int {
 	return n
 }
 
-// Issue 14, acceptance 2: an upgrade to a binary that does not start
-// fails with the reason, and the old gatehouse serves on with the same
-// instances, which it supervises again: a later upgrade to a good binary
-// works.
+// An upgrade to a binary that does not start fails with the reason, and
+// the old gatehouse serves on with the same instances, which it supervises
+// again: a later upgrade to a good binary works.
 //
 // Not covered: a new binary that hangs (never ready). The old process
 // gives up after server.Options.UpgradeTimeout, which neither the
@@ -198,10 +197,10 @@ func TestUpgradeToBrokenBinaryKeepsServing(t *testing.T) {
 	tr.report(t)
 }
 
-// Issue 14, acceptance 3: an instance that crashes while the gatehouse is
-// handing over — the old process has let it go, the new one has not yet
-// adopted it — is restarted exactly once, by the new process, which
-// reports its exit code; the other instance is left alone.
+// An instance that crashes while the gatehouse is handing over — the old
+// process has let it go, the new one has not yet adopted it — is restarted
+// exactly once, by the new process, which reports its exit code; the other
+// instance is left alone.
 func TestCrashDuringHandoverRestartedOnce(t *testing.T) {
 	r := newUpgradeRig(t, 2)
 	pid := r.start(t)
@@ -276,14 +275,14 @@ func TestCrashDuringHandoverRestartedOnce(t *testing.T) {
 	}
 }
 
-// Issue 14, acceptance 5: under systemd the upgrade says RELOADING=1
-// (the old process), then MAINPID=<new pid> with READY=1, from the old
-// process once the new one said it serves (so that systemd knows the new
-// main process before the old one can exit) and from the new one (so
-// that it holds whichever way the datagrams race); the old process then
-// exits without a word, since any STOPPING=1 it sent would stop the unit
-// (NotifyAccess=all takes it from any process of the unit). A failed
-// upgrade ends with READY=1 from the old process.
+// Under systemd the upgrade says RELOADING=1 (the old process), then
+// MAINPID=<new pid> with READY=1, from the old process once the new one
+// said it serves (so that systemd knows the new main process before the
+// old one can exit) and from the new one (so that it holds whichever way
+// the datagrams race); the old process then exits without a word, since
+// any STOPPING=1 it sent would stop the unit (NotifyAccess=all takes it
+// from any process of the unit). A failed upgrade ends with READY=1 from
+// the old process.
 func TestUpgradeTellsSystemdTheNewMainPID(t *testing.T) {
 	r := newUpgradeRig(t, 1)
 	sd := listenNotifyCreds(t, r.dir)
@@ -454,9 +453,9 @@ func (n *notifyCreds) nothingMore(t *testing.T) {
 	}
 }
 
-// Issue 14, acceptance 4: a gatehouse killed with SIGKILL under load
-// leaves its apps running; a new `gatehouse run` on the same config and
-// data_dir adopts them (no restart), and requests succeed again.
+// A gatehouse killed with SIGKILL under load leaves its apps running; a
+// new `gatehouse run` on the same config and data_dir adopts them (no
+// restart), and requests succeed again.
 func TestSIGKILLedGatehouseUnderLoadAdopted(t *testing.T) {
 	r := newUpgradeRig(t, 2)
 	pid := r.start(t)

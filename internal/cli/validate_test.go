@@ -9,7 +9,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 2, point 6: validate reports every problem of a bad config, one
+// `gatehouse validate` reports every problem of a bad config, one
 // line each as FILE:LINE: PATH: MESSAGE, and exits 2; a good config exits 0.
 func TestValidate(t *testing.T) {
 	tests := []struct {

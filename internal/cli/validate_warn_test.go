@@ -7,7 +7,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 12, item 10: validate warns when a command's executable is not on
+// `gatehouse validate` warns when a command's executable is not on
 // PATH, or is a path that does not exist, and still exits 0.
 func TestValidateWarnsMissingExecutable(t *testing.T) {
 	stdout, stderr, code := gatehouse(t, "testdata", "validate", "-c", "missing_exe.yaml")

@@ -7,7 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// Issue 16: the autoscale block's errors name file, line and key.
+// The autoscale block's errors name file, line and key.
 func TestValidateAutoscale(t *testing.T) {
 	tests := []struct {
 		name string

@@ -116,7 +116,7 @@ func TestParseMinimalGetsDefaults(t *testing.T) {
 }
 
 // TestBadGoldens checks every bad fixture's full error text, so that a
-// change in wording, line or path shows up in review.
+// change in wording, line or path shows up in the goldens' diff.
 func TestBadGoldens(t *testing.T) {
 	files, err := filepath.Glob("testdata/bad/*.yaml")
 	if err != nil || len(files) == 0 {

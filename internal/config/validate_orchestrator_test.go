@@ -6,7 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// Issue 15: the keys an orchestrator's probes and termination depend on.
+// The keys an orchestrator's probes and termination depend on.
 func TestValidateOrchestratorKeys(t *testing.T) {
 	for _, tt := range []struct {
 		name, yaml string

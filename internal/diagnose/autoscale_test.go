@@ -10,8 +10,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
-// Issue 16: when autoscale had the app at max while requests were refused,
-// the overload finding says so and its fix is autoscale's max; without an
+// When autoscale had the app at max while requests were refused, the
+// overload finding says so and its fix is autoscale's max; without an
 // at_max event it says nothing of autoscale.
 func TestOverloadSaysAtMax(t *testing.T) {
 	now := time.Now()

@@ -19,9 +19,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 6, 1: every detector is shown its situation for real, a
-// misbehaving fault app on loopback, and must name it as the root cause:
-// first in the report, with the evidence a person needs.
+// Every detector is shown its situation for real, a misbehaving fault app
+// on loopback, and must name it as the root cause: first in the report,
+// with the evidence a person needs.
 
 // crashScenario: one instance serving three POSTs crashes on /crash with
 // exit code 3 and a panic line; the POSTs die with it (a POST is not

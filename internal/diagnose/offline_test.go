@@ -17,9 +17,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 6, 2: a copy of data_dir, diagnosed offline (by the package and
-// by `gatehouse diagnose --data-dir`), names the same findings with the
-// same evidence as the running gatehouse did.
+// A copy of data_dir, diagnosed offline (by the package and by `gatehouse
+// diagnose --data-dir`), names the same findings with the same evidence as
+// the running gatehouse did.
 func TestOfflineMatchesLive(t *testing.T) {
 	g, since := crashScenario(t)
 	live, _ := apiDiagnose(t, g, since)

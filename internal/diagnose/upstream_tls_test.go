@@ -16,9 +16,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 13, acceptance 3: an external HTTPS upstream whose certificate is
-// expired is shown unhealthy with the probe's detail, and diagnose names
-// it first, with the date and the fix, live and through the admin API.
+// An external HTTPS upstream whose certificate is expired is shown
+// unhealthy with the probe's detail, and diagnose names it first, with the
+// date and the fix, live and through the admin API.
 func TestDetectorUpstreamTLS(t *testing.T) {
 	ca := testutil.NewCA(t, "Test CA")
 	expiredOn := time.Now().Add(-30 * 24 * time.Hour).UTC()

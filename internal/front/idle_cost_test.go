@@ -19,11 +19,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The cost of an idle keep-alive connection (issue 18): each client opens
-// a connection, sends one request, reads its answer and then holds the
-// connection. The clients are raw sockets driven by system calls, with
-// no Go object per connection, so that what the process's memory grows
-// by is the server's alone.
+// The cost of an idle keep-alive connection: each client opens a
+// connection, sends one request, reads its answer and then holds the
+// connection. The clients are raw sockets driven by system calls, with no
+// Go object per connection, so that what the process's memory grows by is
+// the server's alone.
 
 // echoStub answers every request with its method and target, and keeps
 // nothing (limStub's record would be counted as the connections' cost).
@@ -226,10 +226,10 @@ func waitSettled(t testing.TB, s *Server, n int) {
 // An idle keep-alive connection costs the server at most 1 KiB of live
 // heap: about 600 bytes, most of it the socket's own objects in package
 // net (about 310 bytes), then its 56-byte conn, its poller slot and its
-// entry in the server's set. (Issue 18's budget, 2 KiB of RSS, also
-// counts what the runtime holds outside the heap for each socket: its
-// 512-byte pollDesc; bench/idle.sh measures that beside nginx and
-// HAProxy.)
+// entry in the server's set. (The budget per idle connection, 2 KiB of
+// RSS, also counts what the runtime holds outside the heap for each
+// socket: its 512-byte pollDesc; bench/idle.sh measures that beside nginx
+// and HAProxy.)
 func TestIdleConnCost(t *testing.T) {
 	n := idleCostConns(t, 2000)
 	needFiles(t, 2*n+100)

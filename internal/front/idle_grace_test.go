@@ -16,15 +16,15 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// Issue 14: while the old process of an upgrade drains, a client that
-// sends a request on a connection the old process accepted, within the
-// idle grace, is answered, with Connection: close, and not cut off: the
-// request may be a POST, which the client cannot safely send again, and
-// on a connection that was never used the client retries nothing at all.
-// That holds for a connection that was idle when the drain began; for one
-// whose answer was on its way then, its head already out saying
-// keep-alive (its client reuses the connection the moment the answer
-// ends); and for a TLS connection whose handshake was under way.
+// While the old process of an upgrade drains, a client that sends a
+// request on a connection the old process accepted, within the idle grace,
+// is answered, with Connection: close, and not cut off: the request may be
+// a POST, which the client cannot safely send again, and on a connection
+// that was never used the client retries nothing at all. That holds for a
+// connection that was idle when the drain began; for one whose answer was
+// on its way then, its head already out saying keep-alive (its client
+// reuses the connection the moment the answer ends); and for a TLS
+// connection whose handshake was under way.
 func TestShutdownIdleGraceAnswersTheNextRequest(t *testing.T) {
 	srvTLS, cliTLS := testTLS(t, "http/1.1")
 	for _, tc := range []struct {
@@ -167,10 +167,10 @@ func waitConns(t *testing.T, s *Server, n int) {
 	}
 }
 
-// Issue 14: an HTTP/2 connection whose handshake ends after the drain of
-// an upgrade began is told to go away (GOAWAY, and its client retries on
-// a new connection, which the new process accepts), not closed without a
-// word, which fails the request its client sent with the preface.
+// An HTTP/2 connection whose handshake ends after the drain of an upgrade
+// began is told to go away (GOAWAY, and its client retries on a new
+// connection, which the new process accepts), not closed without a word,
+// which fails the request its client sent with the preface.
 func TestShutdownGoesAwayOnAnH2ConnectionThatBeganDuringIt(t *testing.T) {
 	srvTLS, cliTLS := testTLS(t, "h2")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -19,10 +19,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 13, acceptance 4: with affinity on, 100 clients each stay on one
-// instance across 50 requests; recycling that instance under load moves
-// them with 0 failed requests. Real fault-app processes under the real
-// supervisor, each client with its own cookie jar, over each protocol.
+// With affinity on, 100 clients each stay on one instance across 50
+// requests; recycling that instance under load moves them with 0 failed
+// requests. Real fault-app processes under the real supervisor, each
+// client with its own cookie jar, over each protocol.
 
 const fleetClients = 100
 

@@ -24,9 +24,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/pool"
 )
 
-// Issue 13: affinity. These tests put the gateway in front of small
-// in-process apps whose members the test sets to each state; the ones
-// with real processes, recycles and kills are in affinity_fleet_test.go.
+// These tests of affinity put the gateway in front of small in-process
+// apps whose members the test sets to each state; the ones with real
+// processes, recycles and kills are in affinity_fleet_test.go.
 
 // sticky is a gateway with affinity on, served to clients speaking one
 // protocol, in front of n apps that answer their name (web-1…) in

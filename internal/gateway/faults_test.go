@@ -33,9 +33,9 @@ func load(workers int, d time.Duration, one func(worker, i int)) {
 	wg.Wait()
 }
 
-// Issue 3, 1: an instance SIGKILLed every ~1.5s under mixed load loses no
-// GET, and a POST fails only when the dead instance already had it, with
-// a 502 upstream_reset that names the exit.
+// An instance SIGKILLed every ~1.5s under mixed load loses no GET, and a
+// POST fails only when the dead instance already had it, with a 502
+// upstream_reset that names the exit.
 func TestKilledInstanceUnderLoad(t *testing.T) {
 	forEachProtocol(t, func(t *testing.T, proto string) {
 		g := startFaultOver(t, proto, 2, nil)
@@ -147,8 +147,8 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 	return true
 }
 
-// Issue 3, 2: the app closes idle keep-alive connections after 1s and
-// says nothing; clients that pace requests around 1s see no failure.
+// The app closes idle keep-alive connections after 1s and says nothing;
+// clients that pace requests around 1s see no failure.
 func TestKeepAliveRace(t *testing.T) {
 	forEachProtocol(t, func(t *testing.T, proto string) {
 		g := startFaultOver(t, proto, 2, nil, "-keepalive-idle", "1s")
@@ -180,8 +180,8 @@ func TestKeepAliveRace(t *testing.T) {
 	})
 }
 
-// Issue 3, 3: every instance killed at once, the app slow to start:
-// requests arriving meanwhile are held, then served.
+// Every instance killed at once, the app slow to start: requests arriving
+// meanwhile are held, then served.
 func TestAllInstancesKilledRequestsHeld(t *testing.T) {
 	forEachProtocol(t, func(t *testing.T, proto string) {
 		g := startFaultOver(t, proto, 2, func(a *config.App) { a.HoldTimeout = config.Duration(8 * time.Second) }, "-start-delay", "1.5s")
@@ -216,8 +216,8 @@ func TestAllInstancesKilledRequestsHeld(t *testing.T) {
 	})
 }
 
-// Issue 3, 4: a handler slower than request_timeout gets a 504
-// upstream_timeout after about request_timeout.
+// A handler slower than request_timeout gets a 504 upstream_timeout after
+// about request_timeout.
 func TestRequestTimeout(t *testing.T) {
 	forEachProtocol(t, func(t *testing.T, proto string) {
 		g := startFaultOver(t, proto, 1, func(a *config.App) { a.RequestTimeout = config.Duration(2 * time.Second) })
@@ -267,8 +267,8 @@ func TestRetryHoldBoundedByRequestTimeout(t *testing.T) {
 	checkCauses(t, g, c.all())
 }
 
-// Issue 3, 5: an app that ignores PORT never becomes ready; requests end
-// after hold_timeout with a 503 that says what gatehouse saw.
+// An app that ignores PORT never becomes ready; requests end after
+// hold_timeout with a 503 that says what gatehouse saw.
 func TestIgnoresPort(t *testing.T) {
 	cfg, app := harness.FaultApp(t, 1, "-ignore-port")
 	app.HoldTimeout = config.Duration(2 * time.Second)

@@ -163,7 +163,7 @@ func accessFor(t testing.TB, g *harness.Gatehouse, id string) (telemetry.AccessE
 	}
 }
 
-// checkCauses is issue 3's rule 6, applied by every test: every status
+// checkCauses holds every test to the rule on causes: every status
 // >= 500 that gatehouse produced carries Gatehouse-Cause, an error page
 // carries the cause's status, and the access log names the same cause as
 // the header. A 5xx without the header must be the app's own (app_error).

@@ -12,11 +12,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 12, 1: every instance SIGKILLed at once under GET+POST load, the
-// app slow to start again. The GETs the kill cut off reset two instances
-// between them, but they did not kill them: they are held and served by
-// the replacements, not condemned as a query of death. Only POSTs the
-// dead instances already had fail, with 502 upstream_reset.
+// Every instance SIGKILLed at once under GET+POST load, the app slow to
+// start again. The GETs the kill cut off reset two instances between them,
+// but they did not kill them: they are held and served by the
+// replacements, not condemned as a query of death. Only POSTs the dead
+// instances already had fail, with 502 upstream_reset.
 func TestAllInstancesKilledUnderLoad(t *testing.T) {
 	g := startFault(t, 2, func(a *config.App) {
 		a.HoldTimeout = config.Duration(15 * time.Second)

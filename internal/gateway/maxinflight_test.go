@@ -58,11 +58,11 @@ func checkSerial(t *testing.T, r result) string {
 	return m[1]
 }
 
-// TestMaxInflight is issue 16's acceptance: an app that serves one request
-// at a time, behind max_inflight 1, is never sent two at once; eight
-// clients' requests queue and all succeed within hold_timeout; with a
-// small queue_size the rest get 503 queue_full at once, and diagnose
-// names overload first with the limit and the figures.
+// TestMaxInflight: an app that serves one request at a time, behind
+// max_inflight 1, is never sent two at once; eight clients' requests queue
+// and all succeed within hold_timeout; with a small queue_size the rest
+// get 503 queue_full at once, and diagnose names overload first with the
+// limit and the figures.
 func TestMaxInflight(t *testing.T) {
 	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		for _, n := range []int{1, 2} {

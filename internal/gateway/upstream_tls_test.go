@@ -61,11 +61,11 @@ func instance(g *harness.Gatehouse, addr string) supervisor.InstanceStatus {
 	return supervisor.InstanceStatus{}
 }
 
-// Issue 13, acceptance 3: of an external pool of two HTTPS upstreams, one
-// starts serving an expired certificate. Requests that meet it fail their
-// handshake, before anything was sent, and are retried on the other: none
-// fails. The expired one is shown unhealthy with the probe's detail
-// "certificate expired", and diagnose names it.
+// Of an external pool of two HTTPS upstreams, one starts serving an
+// expired certificate. Requests that meet it fail their handshake, before
+// anything was sent, and are retried on the other: none fails. The expired
+// one is shown unhealthy with the probe's detail "certificate expired",
+// and diagnose names it.
 func TestUpstreamTLSExpiredCertificate(t *testing.T) {
 	ca := testutil.NewCA(t, "Test CA")
 	loopback := testutil.Leaf{Names: []string{"127.0.0.1"}}

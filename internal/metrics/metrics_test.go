@@ -135,9 +135,9 @@ func get(t *testing.T, c *http.Client, url, host string, want int) {
 	}
 }
 
-// Issue 5, point 5: after known traffic the request counters equal what
-// was sent, by status class and cause; retries, exits, instances and the
-// hold queue are exposed.
+// After known traffic the request counters equal what was sent, by status
+// class and cause; retries, exits, instances and the hold queue are
+// exposed.
 func TestMetricsCountKnownTraffic(t *testing.T) {
 	cfg, app := harness.FaultApp(t, 2)
 	cfg.SampleInterval = config.Duration(200 * time.Millisecond)
@@ -285,8 +285,8 @@ http.createServer((req, res) => { res.end('ok ' + held.length); })
   .listen(Number(process.env.PORT), '127.0.0.1', () => console.log('listening on ' + process.env.PORT));
 `
 
-// Issue 5, point 5: the memory gauges of a node instance agree with what
-// /proc/PID/status says, within 10%.
+// The memory gauges of a node instance agree with what /proc/PID/status
+// says, within 10%.
 func TestMetricsNodeMemoryMatchesProc(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {

@@ -6,10 +6,9 @@ import (
 	"time"
 )
 
-// Issue 12, 2: the body of a 503 after a hold says what state each member
-// is in and for how long, and never a duration from the zero time
-// ("starting for 498939h29m") for a member whose state time was never
-// recorded.
+// The body of a 503 after a hold says what state each member is in and for
+// how long, and never a duration from the zero time ("starting for
+// 498939h29m") for a member whose state time was never recorded.
 func TestDescribe(t *testing.T) {
 	member := func(id string, s State, ago time.Duration, note string) *Member {
 		m := NewMember(id, "127.0.0.1:1")

@@ -42,10 +42,10 @@ func TestTransitionTableIsComplete(t *testing.T) {
 	if len(transitions[Stopped]) != 0 {
 		t.Errorf("stopped → %v: stopped must be final", transitions[Stopped])
 	}
-	// The edges issue 12 asked about, and the ones the supervisor needs.
+	// The edges members take in practice, and the ones the supervisor needs.
 	for _, e := range [][2]State{
 		{Starting, Ready}, {Starting, Crashed}, {Starting, Draining},
-		{Starting, Unhealthy}, // an external upstream whose first probes fail (issue 13)
+		{Starting, Unhealthy}, // an external upstream whose first probes fail
 		{Ready, Unhealthy}, {Ready, Crashed}, {Ready, Draining},
 		{Unhealthy, Ready}, {Unhealthy, Crashed}, {Unhealthy, Draining},
 		{Crashed, Starting}, {Crashed, Stopped},

@@ -53,11 +53,11 @@ func curlH2(t *testing.T) string {
 	return path
 }
 
-// Issue 13, acceptance 1: with only an ACME directory (a real Pebble on
-// loopback) and a host name in the config, curl --http2 reaches the app
-// through a certificate gatehouse obtained itself; the plain listener
-// redirects; a restart reuses the stored certificate (no new order); a
-// short-lived certificate is renewed under load with no failed request.
+// With only an ACME directory (a real Pebble on loopback) and a host name
+// in the config, curl --http2 reaches the app through a certificate
+// gatehouse obtained itself; the plain listener redirects; a restart
+// reuses the stored certificate (no new order); a short-lived certificate
+// is renewed under load with no failed request.
 func TestACMEEndToEnd(t *testing.T) {
 	curl := curlH2(t)
 	httpPort, tlsPort := freePort(t), freePort(t)

@@ -18,11 +18,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 16, alerts: an app that is healthy sends nothing; an episode of no
-// ready instance (its instance crashes, then crash-loops at start) sends
-// exactly one firing and, once it serves again, one resolved
-// notification, to a gatehouse-format receiver and an Alertmanager one
-// alike.
+// Alerts: an app that is healthy sends nothing; an episode of no ready
+// instance (its instance crashes, then crash-loops at start) sends exactly
+// one firing and, once it serves again, one resolved notification, to a
+// gatehouse-format receiver and an Alertmanager one alike.
 func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
 	cfg, app := harness.FaultApp(t, 1)
 	flag := filepath.Join(t.TempDir(), "crash")

@@ -13,10 +13,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 13: drains hold over HTTP/2 as over HTTP/1.1. A rolling reload
-// replaces both instances while clients keep HTTP/2 connections busy
-// with GETs and POSTs: none fails, though every instance they were
-// served by is drained and stopped.
+// Drains hold over HTTP/2 as over HTTP/1.1. A rolling reload replaces both
+// instances while clients keep HTTP/2 connections busy with GETs and
+// POSTs: none fails, though every instance they were served by is drained
+// and stopped.
 func TestRollingReloadUnderHTTP2Load(t *testing.T) {
 	cfg, _ := harness.FaultApp(t, 2)
 	roots := harness.TLS(t, cfg)

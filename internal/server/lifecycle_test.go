@@ -14,8 +14,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 2, point 1: both instances of a 2-instance app become ready and
-// requests through the gateway reach both.
+// Both instances of a 2-instance app become ready and requests through the
+// gateway reach both.
 func TestRunTwoInstancesBothServe(t *testing.T) {
 	cfg, _ := harness.FaultApp(t, 2)
 	g := harness.Start(t, cfg)
@@ -57,9 +57,9 @@ func TestRunTwoInstancesBothServe(t *testing.T) {
 	}
 }
 
-// Issue 2, point 2: kill -9 of one instance is recorded as an exit by
-// SIGKILL and a restart, and the instance comes back under the same id
-// with restarts == 1 while the other is untouched.
+// `kill -9` of one instance is recorded as an exit by SIGKILL and a
+// restart, and the instance comes back under the same id with restarts ==
+// 1 while the other is untouched.
 func TestKill9RestartsUnderSameID(t *testing.T) {
 	cfg, _ := harness.FaultApp(t, 2)
 	g := harness.Start(t, cfg)
@@ -109,9 +109,8 @@ func TestKill9RestartsUnderSameID(t *testing.T) {
 	}
 }
 
-// Issue 2, point 3: an app that exits at once is restarted with growing
-// delays (immediately, then about 1s, 2s, 4s) and gatehouse does not spin
-// while it waits.
+// An app that exits at once is restarted with growing delays (immediately,
+// then about 1s, 2s, 4s) and gatehouse does not spin while it waits.
 func TestCrashLoopBacksOff(t *testing.T) {
 	cfg, _ := harness.FaultApp(t, 1, "-exit-at-start", "1")
 	var before syscall.Rusage

@@ -13,8 +13,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 2, point 8: logs that cannot be written neither fail nor slow
-// requests, and the admin status reports the failing writers.
+// Logs that cannot be written neither fail nor slow requests, and the
+// admin status reports the failing writers.
 func TestUnwritableLogsDoNotHurtRequests(t *testing.T) {
 	const requests = 300
 	// baseline is the p50 latency with a good data dir.

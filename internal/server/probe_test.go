@@ -13,8 +13,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 2, point 4: an app whose health path answers 403 never becomes
-// ready; status says why, and so does the 503 a held request gets.
+// An app whose health path answers 403 never becomes ready; status says
+// why, and so does the 503 a held request gets.
 func TestProbeRejected403NeverReady(t *testing.T) {
 	cfg, app := harness.FaultApp(t, 1, "-health-status", "403")
 	app.HoldTimeout = config.Duration(300 * time.Millisecond)
@@ -58,8 +58,8 @@ func TestProbeRejected403NeverReady(t *testing.T) {
 	}
 }
 
-// Issue 2, point 4: an app that never binds its port is killed at
-// start_timeout, with an event, and its process is gone.
+// An app that never binds its port is killed at start_timeout, with an
+// event, and its process is gone.
 func TestNeverListensStartTimeout(t *testing.T) {
 	cfg, app := harness.FaultApp(t, 1, "-no-listen")
 	app.StartTimeout = config.Duration(time.Second)

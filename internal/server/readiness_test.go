@@ -44,12 +44,11 @@ func getProbe(t *testing.T, c *http.Client, url string, host string) probe {
 	return probe{resp.StatusCode, string(b)}
 }
 
-// Issue 15: /readyz passes only once every app has its min_ready ready
-// instances, fails while gatehouse is drained (gatehouse drain) and
-// passes again after undrain; /livez passes throughout. On the admin
-// listener both answer without the token and whatever the Host (a
-// kubelet probes the pod's address); the rest of the API still wants the
-// token.
+// /readyz passes only once every app has its min_ready ready instances,
+// fails while gatehouse is drained (gatehouse drain) and passes again
+// after undrain; /livez passes throughout. On the admin listener both
+// answer without the token and whatever the Host (a kubelet probes the
+// pod's address); the rest of the API still wants the token.
 func TestReadyzFollowsInstancesAndDrain(t *testing.T) {
 	cfg, _ := harness.FaultApp(t, 1, "-start-delay", "1500ms")
 	cfg.AdminToken = "s3cret"
@@ -114,9 +113,9 @@ func TestReadyzFollowsInstancesAndDrain(t *testing.T) {
 	}
 }
 
-// Issue 15: min_ready says how many ready instances /readyz needs,
-// capped at the instances the app is meant to run; an external pool
-// needs none unless it says so.
+// min_ready says how many ready instances /readyz needs, capped at the
+// instances the app is meant to run; an external pool needs none unless it
+// says so.
 func TestReadyzMinReady(t *testing.T) {
 	intp := func(n int) *int { return &n }
 	for _, tc := range []struct {
@@ -150,9 +149,9 @@ func TestReadyzMinReady(t *testing.T) {
 	}
 }
 
-// Issue 15: with health_prefix, /livez and /readyz are answered on the
-// public listener under it, by gatehouse, ahead of the app's routes and
-// without an access-log line; other paths under it are the app's.
+// With health_prefix, /livez and /readyz are answered on the public
+// listener under it, by gatehouse, ahead of the app's routes and without
+// an access-log line; other paths under it are the app's.
 func TestHealthPrefixOnThePublicListener(t *testing.T) {
 	cfg, _ := harness.FaultApp(t, 1)
 	cfg.HealthPrefix = "/.gatehouse"
@@ -196,9 +195,9 @@ func TestHealthPrefixOnThePublicListener(t *testing.T) {
 	}
 }
 
-// Issue 15, acceptance 3 (in process; the gatehouse command's SIGTERM is
-// TestSIGTERMWithShutdownDelay): a stop with shutdown_delay fails
-// /readyz at once, serves on for the delay, then stops accepting.
+// In process (the gatehouse command's SIGTERM is
+// TestSIGTERMWithShutdownDelay): a stop with shutdown_delay fails /readyz
+// at once, serves on for the delay, then stops accepting.
 func TestShutdownDelayServesOnThenStops(t *testing.T) {
 	cfg, _ := harness.FaultApp(t, 1)
 	cfg.ShutdownDelay = config.Duration(2 * time.Second)
@@ -281,9 +280,9 @@ func TestReadyzPassesWhileAnIdleAppWakes(t *testing.T) {
 	}
 }
 
-// Issue 15: an external pool holds readiness back only when it says so,
-// and then by its ready members, not capped at how many it has: an edge
-// whose one upstream refuses connections is not ready with min_ready 1.
+// An external pool holds readiness back only when it says so, and then by
+// its ready members, not capped at how many it has: an edge whose one
+// upstream refuses connections is not ready with min_ready 1.
 func TestReadyzExternalPool(t *testing.T) {
 	one := 1
 	for _, tc := range []struct {
@@ -315,10 +314,9 @@ func TestReadyzExternalPool(t *testing.T) {
 	}
 }
 
-// Issue 15: drained, gatehouse tells its HTTP/2 clients to go away
-// (GOAWAY): a client's next request opens a new connection, which a load
-// balancer in front would send elsewhere. The request in between is
-// served.
+// Drained, gatehouse tells its HTTP/2 clients to go away (GOAWAY): a
+// client's next request opens a new connection, which a load balancer in
+// front would send elsewhere. The request in between is served.
 func TestDrainSendsHTTP2ClientsAway(t *testing.T) {
 	cfg, _ := harness.FaultApp(t, 1)
 	roots := harness.TLS(t, cfg)

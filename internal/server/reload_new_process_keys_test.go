@@ -16,12 +16,12 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 14: a reload applies through a new process (an upgrade) every
-// top-level change that only a new process applies, or says so; it does
-// not keep the old value silently, to be applied by whichever upgrade or
-// restart comes next. The public listeners' limits (head, keep-alive and
-// send timeouts, request head size, connection bound), the admin token
-// and the sampling interval are read once, when the process starts.
+// A reload applies through a new process (an upgrade) every top-level
+// change that only a new process applies, or says so; it does not keep the
+// old value silently, to be applied by whichever upgrade or restart comes
+// next. The public listeners' limits (head, keep-alive and send timeouts,
+// request head size, connection bound), the admin token and the sampling
+// interval are read once, when the process starts.
 func TestReloadNamesEveryKeyThatTakesANewProcess(t *testing.T) {
 	for _, tc := range []struct{ key, yaml string }{
 		{"limits", "limits: {keepalive_timeout: 7s}\n"},

@@ -25,7 +25,7 @@ func TestReloadReportsTLSChange(t *testing.T) {
 	path := filepath.Join(dir, "gatehouse.yaml")
 	bin, _ := json.Marshal(testutil.BuildBinary(t, testutil.FaultAppPkg))
 	dd, _ := json.Marshal(filepath.Join(dir, "data"))
-	ca := testutil.NewCA(t, "review CA")
+	ca := testutil.NewCA(t, "reload CA")
 	oldCert, oldKey := testutil.KeyPairFiles(t, ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1", "old.example"}}))
 	newCert, newKey := testutil.KeyPairFiles(t, ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1", "new.example"}}))
 	write := func(cert, key string) {

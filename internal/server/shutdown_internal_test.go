@@ -12,10 +12,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 12, item 9: when a component fails on its own (here the admin
-// listener, closed under the server), Run runs the shutdown sequence and
-// returns that component's error, without waiting for a signal; the app's
-// processes are stopped and no goroutine is left behind.
+// When a component fails on its own (here the admin listener, closed under
+// the server), Run runs the shutdown sequence and returns that component's
+// error, without waiting for a signal; the app's processes are stopped and
+// no goroutine is left behind.
 func TestRunReturnsWhenAdminListenerFails(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	bin := testutil.BuildBinary(t, testutil.FaultAppPkg)

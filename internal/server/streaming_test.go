@@ -17,9 +17,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 2, point 7: a server-sent event stream arrives through the gateway
-// event by event, not buffered until the end, over HTTP/1.1 and over
-// HTTP/2 (issue 13).
+// A server-sent event stream arrives through the gateway event by event,
+// not buffered until the end, over HTTP/1.1 and over HTTP/2.
 func TestSSEArrivesEventByEvent(t *testing.T) {
 	for _, proto := range []string{"http/1.1", "h2"} {
 		t.Run(proto, func(t *testing.T) {

@@ -27,9 +27,9 @@ func startAutoscaled(t *testing.T) (*harness.Gatehouse, *supervisor.App) {
 	return g, g.Srv.Supervisor().App("web")
 }
 
-// Issue 16: with autoscale on, a manual scale is clamped to min..max (0
-// still stops the app), and a reload keeps the count the app runs rather
-// than going back to the file's instances, which is only where it starts.
+// With autoscale on, a manual scale is clamped to min..max (0 still stops
+// the app), and a reload keeps the count the app runs rather than going
+// back to the file's instances, which is only where it starts.
 func TestAutoscaleBoundsManualScaleAndReload(t *testing.T) {
 	g, a := startAutoscaled(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -1,8 +1,8 @@
 package supervisor_test
 
-// Issue 15: an external pool whose members are found in DNS, with a real
-// DNS server whose records the tests change, real upstream servers on
-// distinct loopback addresses, and the gateway in front.
+// An external pool whose members are found in DNS, with a real DNS server
+// whose records the tests change, real upstream servers on distinct
+// loopback addresses, and the gateway in front.
 
 import (
 	"context"

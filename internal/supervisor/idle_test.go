@@ -13,7 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Point 5: with idle_timeout the app's processes are stopped after it idles,
+// With idle_timeout the app's processes are stopped after it idles,
 // and the next requests (a concurrent burst of GETs and POSTs) are held
 // through the cold start and all succeed; the events show idle_unload, then
 // wake.

@@ -1,13 +1,12 @@
 package supervisor
 
-// Issue 14, acceptance 4 (and issue 12's): an app run through sh -c keeps
-// running (under its shim, still listening) when gatehouse is killed with
-// SIGKILL, and the next `gatehouse run` on the same data_dir adopts it:
-// the same pid serves, with no cold start, and is stopped drain-first when
-// that run stops. A record without shims (written by a gatehouse before
-// issue 14) cannot be adopted: its processes are stopped as before.
-// gatehouse runs as a real child process here: an in-process server cannot
-// be SIGKILLed.
+// An app run through sh -c keeps running (under its shim, still listening)
+// when gatehouse is killed with SIGKILL, and the next `gatehouse run` on
+// the same data_dir adopts it: the same pid serves, with no cold start,
+// and is stopped drain-first when that run stops. A record without shims
+// (written by a gatehouse that ran its apps without them) cannot be
+// adopted: its processes are stopped. gatehouse runs as a real child
+// process here: an in-process server cannot be SIGKILLed.
 
 import (
 	"encoding/json"

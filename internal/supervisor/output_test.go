@@ -14,11 +14,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// Issue 12, 5: an exit event's output is the last output of the process
-// that exited, never of an earlier process of the same instance. Here the
-// first process dies on POST /crash after printing a panic; its successor
-// is killed with SIGKILL after printing only its start-up line: the
-// second exit must not show the first process's panic.
+// An exit event's output is the last output of the process that exited,
+// never of an earlier process of the same instance. Here the first process
+// dies on POST /crash after printing a panic; its successor is killed with
+// SIGKILL after printing only its start-up line: the second exit must not
+// show the first process's panic.
 func TestExitOutputIsThatProcesssOwn(t *testing.T) {
 	cfg, app := harness.FaultApp(t, 1)
 	tune(app)

@@ -1,6 +1,8 @@
 package supervisor
 
-// Review 4 of issue 12's supervisor code: each test fails on a bug.
+// What gatehouse may do to processes it finds through processes.json or
+// starts from a command line: leftovers it may stop, records it shares
+// with another gatehouse, and how it finds an app's program.
 
 import (
 	"encoding/json"
@@ -17,10 +19,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/procid"
 )
 
-func review4Log() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// discardLogger is a logger that writes nowhere.
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// review4Spawn starts sh -c script in its own process group with env.
-func review4Spawn(t *testing.T, script string, env ...string) (*exec.Cmd, chan error) {
+// spawnGroup starts sh -c script in its own process group with env.
+func spawnGroup(t *testing.T, script string, env ...string) (*exec.Cmd, chan error) {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", script)
 	cmd.Env = append(os.Environ(), env...)
@@ -37,7 +40,8 @@ func review4Spawn(t *testing.T, script string, env ...string) (*exec.Cmd, chan e
 	return cmd, done
 }
 
-func review4Ticks(t *testing.T, pid int) uint64 {
+// startTicksOf is pid's start time in clock ticks since boot.
+func startTicksOf(t *testing.T, pid int) uint64 {
 	t.Helper()
 	st, err := procid.ReadStat(pid)
 	if err != nil {
@@ -46,23 +50,25 @@ func review4Ticks(t *testing.T, pid int) uint64 {
 	return st.StartTicks
 }
 
-// review4DeadGatehouse is the pid and start time of a process that has exited.
-func review4DeadGatehouse(t *testing.T) (int, uint64) {
+// exitedProcess is the pid and start time of a process that has exited.
+func exitedProcess(t *testing.T) (int, uint64) {
 	cmd := exec.Command("sleep", "0.2")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
-	ticks := review4Ticks(t, pid)
+	ticks := startTicksOf(t, pid)
 	cmd.Wait()
 	return pid, ticks
 }
 
-func review4WriteDoc(t *testing.T, dataDir string, recs ...ProcessRecord) {
+// writeOrphanedDoc writes processes.json with recs, as a gatehouse that
+// has since exited would have left it.
+func writeOrphanedDoc(t *testing.T, dataDir string, recs ...ProcessRecord) {
 	t.Helper()
 	var doc processesDoc
 	doc.BootID = procid.BootID()
-	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = review4DeadGatehouse(t)
+	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = exitedProcess(t)
 	doc.Written = time.Now()
 	doc.Processes = recs
 	b, _ := json.Marshal(doc)
@@ -71,7 +77,9 @@ func review4WriteDoc(t *testing.T, dataDir string, recs ...ProcessRecord) {
 	}
 }
 
-func review4Signaled(t *testing.T, done chan error, within time.Duration) bool {
+// killedWithin reports whether the process whose Wait result arrives on
+// done ended with an error (a signal, here) within the given time.
+func killedWithin(t *testing.T, done chan error, within time.Duration) bool {
 	t.Helper()
 	select {
 	case err := <-done:
@@ -88,22 +96,22 @@ func review4Signaled(t *testing.T, done chan error, within time.Duration) bool {
 // a NEW group: an instance web-1 of another gatehouse (another data_dir, same
 // app and instance names), which has a worker child (npm → node, gunicorn
 // master → workers). The worker is in group P, carries GATEHOUSE_APP=web and
-// GATEHOUSE_INSTANCE=web-1 and started after the record: stopLeftovers takes
-// it for a leftover and kills the other gatehouse's live instance.
+// GATEHOUSE_INSTANCE=web-1 and started after the record: stopLeftovers must
+// not take it for a leftover and kill the other gatehouse's live instance.
 func TestReusedPIDNewGroupIsNotALeftover(t *testing.T) {
 	if procid.BootID() == "" {
 		t.Skip("no boot id")
 	}
 	dataDir := t.TempDir()
 	// The other gatehouse's instance: leader sh (pid P) with a worker child.
-	other, done := review4Spawn(t, "sleep 30 & wait", "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
+	other, done := spawnGroup(t, "sleep 30 & wait", "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
 	p := other.Process.Pid
 	time.Sleep(200 * time.Millisecond) // the worker is forked
 	// The record: the process that had pid P before, started earlier.
-	review4WriteDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: p, PGID: p,
-		StartTicks: review4Ticks(t, p) - 1, Port: 1, StartedAt: time.Now()})
-	newRecords(dataDir, review4Log()).stopLeftovers(nil)
-	if review4Signaled(t, done, 300*time.Millisecond) {
+	writeOrphanedDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: p, PGID: p,
+		StartTicks: startTicksOf(t, p) - 1, Port: 1, StartedAt: time.Now()})
+	newRecords(dataDir, discardLogger()).stopLeftovers(nil)
+	if killedWithin(t, done, 300*time.Millisecond) {
 		t.Fatalf("stopLeftovers killed process group %d, a live group that only reuses the recorded pid "+
 			"(its leader is a different process than the record's)", p)
 	}
@@ -111,38 +119,38 @@ func TestReusedPIDNewGroupIsNotALeftover(t *testing.T) {
 
 // A record whose pid is a live leftover but whose pgid is not that
 // process's group (a file edited by hand, or written by another version):
-// stopLeftovers signals the recorded pgid without checking that the live
-// leader is in it, here a stand-in for the user's shell's job.
+// stopLeftovers must check that the live leader is in the recorded pgid
+// before it signals that group, here a stand-in for the user's shell's job.
 func TestRecordedPGIDIsCheckedAgainstTheLiveLeader(t *testing.T) {
 	if procid.BootID() == "" {
 		t.Skip("no boot id")
 	}
 	dataDir := t.TempDir()
-	shell, shellDone := review4Spawn(t, "sleep 30 & wait") // some unrelated job, its own group
-	leftover, _ := review4Spawn(t, "sleep 30 & wait", "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
+	shell, shellDone := spawnGroup(t, "sleep 30 & wait") // some unrelated job, its own group
+	leftover, _ := spawnGroup(t, "sleep 30 & wait", "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
 	time.Sleep(200 * time.Millisecond)
-	review4WriteDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: leftover.Process.Pid,
-		PGID: shell.Process.Pid, StartTicks: review4Ticks(t, leftover.Process.Pid), Port: 1, StartedAt: time.Now()})
-	newRecords(dataDir, review4Log()).stopLeftovers(nil)
-	if review4Signaled(t, shellDone, 300*time.Millisecond) {
+	writeOrphanedDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: leftover.Process.Pid,
+		PGID: shell.Process.Pid, StartTicks: startTicksOf(t, leftover.Process.Pid), Port: 1, StartedAt: time.Now()})
+	newRecords(dataDir, discardLogger()).stopLeftovers(nil)
+	if killedWithin(t, shellDone, 300*time.Millisecond) {
 		t.Fatalf("stopLeftovers signalled process group %d, which the recorded leftover (pid %d, pgid %d) is not in",
 			shell.Process.Pid, leftover.Process.Pid, leftover.Process.Pid)
 	}
 }
 
 // A second gatehouse started on a data_dir that a running gatehouse uses
-// leaves the first's processes alone, but then claims the record and
-// overwrites it with none of them: if the first is killed hard now, its
-// leftovers are unknown to the next run.
+// leaves the first's processes alone, and must leave its record alone too:
+// were it overwritten with none of them and the first killed hard, its
+// leftovers would be unknown to the next run.
 func TestSecondGatehouseKeepsTheFirstsRecord(t *testing.T) {
 	dataDir := t.TempDir()
-	first := newRecords(dataDir, review4Log())
+	first := newRecords(dataDir, discardLogger())
 	first.claim()
-	app, _ := review4Spawn(t, "sleep 30 & wait", "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
+	app, _ := spawnGroup(t, "sleep 30 & wait", "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
 	first.started(ProcessRecord{App: "web", ID: "web-1", PID: app.Process.Pid, PGID: app.Process.Pid,
-		StartTicks: review4Ticks(t, app.Process.Pid), Port: 1, StartedAt: time.Now()})
+		StartTicks: startTicksOf(t, app.Process.Pid), Port: 1, StartedAt: time.Now()})
 
-	second := newRecords(dataDir, review4Log())
+	second := newRecords(dataDir, discardLogger())
 	second.stopLeftovers(nil) // the first is alive: nothing is stopped
 	second.claim()
 
@@ -162,18 +170,19 @@ func TestSecondGatehouseKeepsTheFirstsRecord(t *testing.T) {
 
 // A command string run by sh found its program on the app's PATH,
 // relative entries included (PATH: node_modules/.bin:/usr/bin, the way
-// npm scripts do). Started directly, the relative entry is skipped and the
-// program is looked up on gatehouse's own PATH instead: it does not start.
+// npm scripts do). gatehouse starts such a command directly, and must find
+// the program the same way, not skip the relative entry and look it up on
+// its own PATH instead.
 func TestRelativePATHEntryFindsTheProgram(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "bin", "review4app"), []byte("#!/bin/sh\necho started\n"), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "bin", "pathapp"), []byte("#!/bin/sh\necho started\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	env := []string{"PATH=bin:/usr/bin:/bin"}
-	line := "review4app --serve"
+	line := "pathapp --serve"
 	// What sh does with it.
 	sh := exec.Command("sh", "-c", line)
 	sh.Dir, sh.Env = dir, env

@@ -1,9 +1,8 @@
 package supervisor_test
 
-// Issue 12, item 6: a reload that changes only `instances` scales (starts
-// or drains the difference, as `gatehouse scale` does) and says so; one
-// that changes the instance count and the command replaces every
-// instance, as before.
+// A reload that changes only `instances` scales (starts or drains the
+// difference, as `gatehouse scale` does) and says so; one that changes the
+// instance count and the command replaces every instance, as before.
 
 import (
 	"context"

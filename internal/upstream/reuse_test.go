@@ -219,8 +219,9 @@ func TestInterrupt(t *testing.T) {
 	}
 }
 
-// An idle connection in the pool holds no buffers (issue 18): it takes
-// them back when it is reused, and serves as before.
+// An idle connection in the pool holds no buffers, so that many idle
+// connections cost little memory: it takes them back when it is reused,
+// and serves as before.
 func TestIdleConnHoldsNoBuffers(t *testing.T) {
 	a := newApp(t, func(c net.Conn, r *http.Request) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")

@@ -1,6 +1,8 @@
 package handover_test
 
-// The review of issue 14's handover: each test failed on a bug found then.
+// A successor started by handover.Start: how AwaitReady learns that it
+// failed, went silent or serves (from a wrapper's child too), and which
+// descriptors each side holds once the sockets are handed over.
 
 import (
 	"bufio"
@@ -109,9 +111,9 @@ func describeFDs() string {
 	return b.String()
 }
 
-// start starts the test binary as a successor in role, handing it ln as
+// startSuccessor starts the test binary as a successor in role, handing it ln as
 // "listen" (bound for its own address).
-func startR(t *testing.T, role string, ln *net.TCPListener, stdout *os.File, env ...string) *handover.Successor {
+func startSuccessor(t *testing.T, role string, ln *net.TCPListener, stdout *os.File, env ...string) *handover.Successor {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -125,7 +127,8 @@ func startR(t *testing.T, role string, ln *net.TCPListener, stdout *os.File, env
 	return succ
 }
 
-func listenR(t *testing.T) *net.TCPListener {
+// listenLoopback is a TCP listener on 127.0.0.1, closed when the test ends.
+func listenLoopback(t *testing.T) *net.TCPListener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -135,9 +138,9 @@ func listenR(t *testing.T) *net.TCPListener {
 	return ln.(*net.TCPListener)
 }
 
-// awaitReady runs AwaitReady, failing the test if it has not returned
+// awaitReadyWithin runs AwaitReady, failing the test if it has not returned
 // within bound (its goroutine is then left behind).
-func awaitReadyR(t *testing.T, succ *handover.Successor, timeout, bound time.Duration) error {
+func awaitReadyWithin(t *testing.T, succ *handover.Successor, timeout, bound time.Duration) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- succ.AwaitReady(context.Background(), timeout) }()
@@ -150,10 +153,10 @@ func awaitReadyR(t *testing.T, succ *handover.Successor, timeout, bound time.Dur
 	}
 }
 
-// Issue 14: a successor that cannot take over (its config fails, its
-// address is taken) says why, or exits; the old process must learn it at
-// once, kill it, and say why, so that it takes its instances back and
-// `gatehouse upgrade` exits 1 with the reason. It must not wait forever.
+// A successor that cannot take over (its config fails, its address is
+// taken) says why, or exits; the old process must learn it at once, kill
+// it, and say why, so that it takes its instances back and `gatehouse
+// upgrade` exits 1 with the reason. It must not wait forever.
 func TestAwaitReadyReturnsTheSuccessorsFailure(t *testing.T) {
 	for _, tc := range []struct {
 		role, reason string
@@ -162,8 +165,8 @@ func TestAwaitReadyReturnsTheSuccessorsFailure(t *testing.T) {
 		{"exit3", "it exited with code 3 before it was ready"},
 	} {
 		t.Run(tc.role, func(t *testing.T) {
-			succ := startR(t, tc.role, listenR(t), nil)
-			err := awaitReadyR(t, succ, time.Minute, 20*time.Second)
+			succ := startSuccessor(t, tc.role, listenLoopback(t), nil)
+			err := awaitReadyWithin(t, succ, time.Minute, 20*time.Second)
 			var he *handover.Error
 			if !errors.As(err, &he) {
 				t.Fatalf("AwaitReady = %v, want a *handover.Error", err)
@@ -178,14 +181,14 @@ func TestAwaitReadyReturnsTheSuccessorsFailure(t *testing.T) {
 	}
 }
 
-// Issue 14: a successor that stays silent is killed after the timeout.
+// A successor that stays silent is killed after the timeout.
 func TestAwaitReadyKillsASilentSuccessor(t *testing.T) {
 	succ, err := handover.Start("/bin/sh", []string{"-c", "exec sleep 60"}, os.Environ(), nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	err = awaitReadyR(t, succ, 300*time.Millisecond, 20*time.Second)
+	err = awaitReadyWithin(t, succ, 300*time.Millisecond, 20*time.Second)
 	var he *handover.Error
 	if !errors.As(err, &he) || !strings.Contains(he.Reason, "not ready within 300ms") {
 		t.Fatalf("AwaitReady = %v, want not ready within 300ms", err)
@@ -215,16 +218,16 @@ func waitReaped(t *testing.T, pid int) {
 	}
 }
 
-// Issue 14: the successor serves on the very socket the old process
-// listens on, and the old one's socket stays non-blocking (a blocking
-// listening socket would tie up a thread in accept, and Close would no
-// longer end it): exec's Fd() must not have switched the shared file
-// description to blocking mode.
+// The successor serves on the very socket the old process listens on, and
+// the old one's socket stays non-blocking (a blocking listening socket
+// would tie up a thread in accept, and Close would no longer end it):
+// exec's Fd() must not have switched the shared file description to
+// blocking mode.
 func TestSuccessorServesTheHandedSocketWhichStaysNonBlocking(t *testing.T) {
-	ln := listenR(t)
+	ln := listenLoopback(t)
 	// The successor waits before it takes the socket (net.FileListener
 	// would make it non-blocking again): the mode is Start's doing.
-	succ := startR(t, "ready", ln, nil, "HANDOVER_TEST_WAIT=1s")
+	succ := startSuccessor(t, "ready", ln, nil, "HANDOVER_TEST_WAIT=1s")
 	rc, err := ln.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +240,7 @@ func TestSuccessorServesTheHandedSocketWhichStaysNonBlocking(t *testing.T) {
 	if !nonblock {
 		t.Errorf("the old process's listening socket is in blocking mode after Start")
 	}
-	if err := awaitReadyR(t, succ, time.Minute, 20*time.Second); err != nil {
+	if err := awaitReadyWithin(t, succ, time.Minute, 20*time.Second); err != nil {
 		t.Fatalf("AwaitReady: %v", err)
 	}
 	// The old process stops accepting, as it does once the successor
@@ -256,20 +259,20 @@ func TestSuccessorServesTheHandedSocketWhichStaysNonBlocking(t *testing.T) {
 	waitReaped(t, succ.PID())
 }
 
-// Issue 14: the successor holds no handover descriptor beyond what it
-// took: the control socket is closed once it said ready, the listener it
-// took is one descriptor with close-on-exec (so that no app it starts
-// inherits it), and nothing else it was given stays open.
+// The successor holds no handover descriptor beyond what it took: the
+// control socket is closed once it said ready, the listener it took is one
+// descriptor with close-on-exec (so that no app it starts inherits it),
+// and nothing else it was given stays open.
 func TestSuccessorKeepsNoStrayDescriptor(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ln := listenR(t)
-	succ := startR(t, "fds", ln, w)
+	ln := listenLoopback(t)
+	succ := startSuccessor(t, "fds", ln, w)
 	w.Close()
-	if err := awaitReadyR(t, succ, time.Minute, 20*time.Second); err != nil {
+	if err := awaitReadyWithin(t, succ, time.Minute, 20*time.Second); err != nil {
 		t.Fatalf("AwaitReady: %v", err)
 	}
 	// Descriptors this test process itself passes on (from whatever
@@ -306,11 +309,11 @@ func TestSuccessorKeepsNoStrayDescriptor(t *testing.T) {
 // The handed descriptors are not left open in the old process either:
 // Start closes its copies once the successor has them.
 func TestStartLeavesNoDescriptorInTheOldProcess(t *testing.T) {
-	before := countFDsR(t)
-	ln := listenR(t)
-	afterListen := countFDsR(t)
-	succ := startR(t, "ready", ln, nil)
-	if err := awaitReadyR(t, succ, time.Minute, 20*time.Second); err != nil {
+	before := countOpenFDs(t)
+	ln := listenLoopback(t)
+	afterListen := countOpenFDs(t)
+	succ := startSuccessor(t, "ready", ln, nil)
+	if err := awaitReadyWithin(t, succ, time.Minute, 20*time.Second); err != nil {
 		t.Fatalf("AwaitReady: %v", err)
 	}
 	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
@@ -323,15 +326,16 @@ func TestStartLeavesNoDescriptorInTheOldProcess(t *testing.T) {
 	// The successor's pidfd goes once it is reaped, a moment after it
 	// exits.
 	deadline := time.Now().Add(10 * time.Second)
-	for countFDsR(t) > afterListen && time.Now().Before(deadline) {
+	for countOpenFDs(t) > afterListen && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := countFDsR(t); got > afterListen {
+	if got := countOpenFDs(t); got > afterListen {
 		t.Errorf("descriptors: %d before, %d with the listener, %d after the handover", before, afterListen, got)
 	}
 }
 
-func countFDsR(t *testing.T) int {
+// countOpenFDs is the number of descriptors this process holds.
+func countOpenFDs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -340,18 +344,18 @@ func countFDsR(t *testing.T) int {
 	return len(ents)
 }
 
-// Issue 14: the gatehouse at the executable's path may be a wrapper
-// script that runs the real binary as its child rather than exec'ing it.
-// The process that says ready is then the script's child: it serves, and
-// the handover must be taken as done with it, not refused while it serves
-// on beside the old process (which would take its instances back: two
-// gatehouses on the same sockets and apps).
+// The gatehouse at the executable's path may be a wrapper script that runs
+// the real binary as its child rather than exec'ing it. The process that
+// says ready is then the script's child: it serves, and the handover must
+// be taken as done with it, not refused while it serves on beside the old
+// process (which would take its instances back: two gatehouses on the same
+// sockets and apps).
 func TestAwaitReadyFromAWrappersChild(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listenR(t)
+	ln := listenLoopback(t)
 	env := append(os.Environ(), roleEnv+"=ready", "HANDOVER_TEST_ADDR="+ln.Addr().String())
 	// The ":" after it keeps sh from exec'ing the last command.
 	succ, err := handover.Start("/bin/sh", []string{"-c", `"$0"; :`, exe}, env,
@@ -360,7 +364,7 @@ func TestAwaitReadyFromAWrappersChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	shell := succ.PID()
-	if err := awaitReadyR(t, succ, time.Minute, 20*time.Second); err != nil {
+	if err := awaitReadyWithin(t, succ, time.Minute, 20*time.Second); err != nil {
 		t.Fatalf("AwaitReady: %v", err)
 	}
 	if succ.PID() == shell {

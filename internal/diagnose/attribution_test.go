@@ -16,10 +16,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// Issue 12, 3: requests held in the queue for 30s that never reached the
-// app, or reached it only after the hold and were answered at once, are
-// not slow requests: the app took no time over them. Slow-request figures
-// are the app's time, upstream_ms.
+// Requests held in the queue for 30s that never reached the app, or
+// reached it only after the hold and were answered at once, are not slow
+// requests: the app took no time over them. Slow-request figures are the
+// app's time, upstream_ms.
 func TestSlowRequestsCountOnlyTheAppsTime(t *testing.T) {
 	now := time.Now()
 	held := func() *diagnose.Evidence {
@@ -110,9 +110,9 @@ func crashEvidence(killedBy bool) (ev *diagnose.Evidence, pids []int, ids []stri
 	return ev, pids, ids
 }
 
-// Issue 12, 4: an instance killed three times by a request, 4s apart, is
-// a crash, first, naming the request, the exit and the process's output;
-// not a restart_loop with 0 requests affected.
+// An instance killed three times by a request, 4s apart, is a crash,
+// first, naming the request, the exit and the process's output; not a
+// restart_loop with 0 requests affected.
 func TestCrashByRequestsIsNotRestartLoop(t *testing.T) {
 	ev, pids, ids := crashEvidence(true)
 	rep := diagnose.Run(ev)
@@ -158,9 +158,9 @@ var runtimeMarkers = map[string][]string{
 	diagnose.RuntimeGo:     {"Go:", "in Go", "net/http", "http.Server", "os.Getenv", "goroutine"},
 }
 
-// Issue 12, 7: fixes say what applies to the app's runtime, told from its
-// command, and stay neutral when it is not known: no uncaughtException
-// for a Go or Python app.
+// Fixes say what applies to the app's runtime, told from its command, and
+// stay neutral when it is not known: no uncaughtException for a Go or
+// Python app.
 func TestFixesFollowTheRuntime(t *testing.T) {
 	goBin := testutil.BuildBinary(t, testutil.FaultAppPkg)
 	tests := []struct {
@@ -258,9 +258,9 @@ func everyFixEvidence(command []string) *diagnose.Evidence {
 	return ev
 }
 
-// Issue 12, acceptance 3: an app crashed by requests three times, 4s
-// apart. diagnose puts crash first, with the request, the exit code and
-// the last output of the process that died, none of its predecessors'.
+// An app crashed by requests three times, 4s apart. diagnose puts crash
+// first, with the request, the exit code and the last output of the
+// process that died, none of its predecessors'.
 func TestDetectorCrashThreeTimesByRequests(t *testing.T) {
 	g, since := start(t, 1, nil)
 	c := client(t, 15*time.Second)

@@ -1,7 +1,7 @@
 package supervisor
 
-// Review of issue 14 (gatehouse hands its running instances to the next
-// gatehouse: shims, Leave, adoption, TakeBack): each test fails on a bug.
+// Handing running instances to the next gatehouse and taking them back:
+// shims, Leave, adoption, TakeBack, and the records they go by.
 // Supervisors run in this test process; a gatehouse that left its
 // processes and then went away is played by rewriting processes.json's
 // writer to a process that has exited (the adoption rules are the same as
@@ -30,8 +30,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// rev1Config is a one-app config: web runs the fault app with args.
-func rev1Config(t *testing.T, dataDir string, instances int, args ...string) *config.Config {
+// webConfig is a one-app config: web runs the fault app with args.
+func webConfig(t *testing.T, dataDir string, instances int, args ...string) *config.Config {
 	t.Helper()
 	bin := testutil.BuildBinary(t, testutil.FaultAppPkg)
 	cfg := config.Default()
@@ -55,17 +55,17 @@ func rev1Config(t *testing.T, dataDir string, instances int, args ...string) *co
 	return cfg
 }
 
-// rev1Run is a supervisor running in this process.
-type rev1Run struct {
+// runningSupervisor is a supervisor running in this process.
+type runningSupervisor struct {
 	sup    *Supervisor
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// rev1Start runs a supervisor for cfg until the test ends (or stop).
-func rev1Start(t *testing.T, cfg *config.Config, events *telemetry.Events) *rev1Run {
+// startSupervisor runs a supervisor for cfg until the test ends (or stop).
+func startSupervisor(t *testing.T, cfg *config.Config, events *telemetry.Events) *runningSupervisor {
 	t.Helper()
-	r := &rev1Run{sup: New(cfg, Options{Events: events, DataDir: cfg.DataDir, Logger: review4Log(),
+	r := &runningSupervisor{sup: New(cfg, Options{Events: events, DataDir: cfg.DataDir, Logger: discardLogger(),
 		SampleInterval: time.Hour}), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -79,7 +79,7 @@ func rev1Start(t *testing.T, cfg *config.Config, events *telemetry.Events) *rev1
 
 // stop ends Run: instances it still supervises are stopped, those it left
 // run on.
-func (r *rev1Run) stop(t *testing.T) {
+func (r *runningSupervisor) stop(t *testing.T) {
 	r.cancel()
 	select {
 	case <-r.done:
@@ -88,7 +88,7 @@ func (r *rev1Run) stop(t *testing.T) {
 	}
 }
 
-func (r *rev1Run) instances() []InstanceStatus {
+func (r *runningSupervisor) instances() []InstanceStatus {
 	return r.sup.App("web").statusAll()
 }
 
@@ -100,7 +100,7 @@ func (a *App) statusAll() []InstanceStatus {
 	return out
 }
 
-func (r *rev1Run) waitReady(t *testing.T, n int) []InstanceStatus {
+func (r *runningSupervisor) waitReady(t *testing.T, n int) []InstanceStatus {
 	t.Helper()
 	var ins []InstanceStatus
 	testutil.WaitFor(t, 20*time.Second, strconv.Itoa(n)+" ready instances of web", func() bool {
@@ -116,8 +116,8 @@ func (r *rev1Run) waitReady(t *testing.T, n int) []InstanceStatus {
 	return ins
 }
 
-// rev1Doc reads processes.json.
-func rev1Doc(t *testing.T, dataDir string) processesDoc {
+// readProcessesDoc reads processes.json.
+func readProcessesDoc(t *testing.T, dataDir string) processesDoc {
 	t.Helper()
 	var doc processesDoc
 	b, err := os.ReadFile(filepath.Join(dataDir, processesFile))
@@ -130,12 +130,12 @@ func rev1Doc(t *testing.T, dataDir string) processesDoc {
 	return doc
 }
 
-// rev1Orphan rewrites processes.json as if the gatehouse that wrote it
+// orphanDoc rewrites processes.json as if the gatehouse that wrote it
 // had gone: its writer is a process that has exited.
-func rev1Orphan(t *testing.T, dataDir string) processesDoc {
+func orphanDoc(t *testing.T, dataDir string) processesDoc {
 	t.Helper()
-	doc := rev1Doc(t, dataDir)
-	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = review4DeadGatehouse(t)
+	doc := readProcessesDoc(t, dataDir)
+	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = exitedProcess(t)
 	b, _ := json.Marshal(doc)
 	if err := os.WriteFile(filepath.Join(dataDir, processesFile), b, 0o644); err != nil {
 		t.Fatal(err)
@@ -143,8 +143,8 @@ func rev1Orphan(t *testing.T, dataDir string) processesDoc {
 	return doc
 }
 
-// rev1Events are the events of type typ for instance id.
-func rev1Events(events *telemetry.Events, typ, id string) []telemetry.Event {
+// eventsOf are the events of type typ for instance id.
+func eventsOf(events *telemetry.Events, typ, id string) []telemetry.Event {
 	var out []telemetry.Event
 	for _, e := range events.Since(time.Time{}) {
 		if e.Type == typ && e.Instance == id {
@@ -154,7 +154,7 @@ func rev1Events(events *telemetry.Events, typ, id string) []telemetry.Event {
 	return out
 }
 
-func rev1Describe(events *telemetry.Events) string {
+func describeAllEvents(events *telemetry.Events) string {
 	var b strings.Builder
 	for _, e := range events.Since(time.Time{}) {
 		code := ""
@@ -174,38 +174,39 @@ func rev1Describe(events *telemetry.Events) string {
 // shim killed, the OOM killer), with no status written, and the app's pid
 // P was reused by the leader of an unrelated process group (a user's
 // shell job, a daemon: every session and job leader has pgid = pid). The
-// next gatehouse adopts the record, finds the shim gone and no status,
-// and its onExit "kills the children the app left behind": SIGKILL to
-// process group P. The guard for adopted processes (only within a minute
-// of the exit) is void here, because with no status file the exit time
-// is taken as now. The record's start ticks prove P is no longer the app.
+// next gatehouse adopts the record and finds the shim gone and no status;
+// onExit then kills the children the app left behind by signalling the
+// app's group, which here would be P's. The guard for adopted processes
+// (only within a minute of the exit) does not help, because with no status
+// file the exit time is taken as now. The record's start ticks, which are
+// not P's, must keep P's group from being signalled.
 func TestAdoptedRecordOfAReusedPIDKillsNoProcessGroup(t *testing.T) {
 	if procid.BootID() == "" {
 		t.Skip("no boot id")
 	}
 	dataDir := t.TempDir()
-	cfg := rev1Config(t, dataDir, 1)
+	cfg := webConfig(t, dataDir, 1)
 	// The unrelated group: leader sh (pid P) with a child.
-	other, done := review4Spawn(t, "sleep 30 & wait")
+	other, done := spawnGroup(t, "sleep 30 & wait")
 	p := other.Process.Pid
-	shimPID, shimTicks := review4DeadGatehouse(t)
-	review4WriteDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: p, PGID: p,
-		StartTicks: review4Ticks(t, p) - 1, Port: testutil.FreePort(t), StartedAt: time.Now().Add(-time.Hour),
+	shimPID, shimTicks := exitedProcess(t)
+	writeOrphanedDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: p, PGID: p,
+		StartTicks: startTicksOf(t, p) - 1, Port: testutil.FreePort(t), StartedAt: time.Now().Add(-time.Hour),
 		Command: commandArgv(cfg.Apps["web"].Command), ShimPID: shimPID, ShimStartTicks: shimTicks,
 		StatusFile: filepath.Join(dataDir, "run", "web-1.1.1.exit")})
 	events := telemetry.NewEvents(nil, 0)
-	r := rev1Start(t, cfg, events)
+	r := startSupervisor(t, cfg, events)
 	testutil.WaitFor(t, 20*time.Second, "web-1 to be adopted, found ended, and started again", func() bool {
-		return len(rev1Events(events, telemetry.EventExit, "web-1")) > 0 && len(r.waitReadyNow()) == 1
+		return len(eventsOf(events, telemetry.EventExit, "web-1")) > 0 && len(r.waitReadyNow()) == 1
 	})
-	if review4Signaled(t, done, 500*time.Millisecond) {
+	if killedWithin(t, done, 500*time.Millisecond) {
 		t.Fatalf("process group %d, which only reuses the recorded app pid (its start time differs), was killed "+
-			"when the adopted record was found ended; events:\n%s", p, rev1Describe(events))
+			"when the adopted record was found ended; events:\n%s", p, describeAllEvents(events))
 	}
 }
 
 // waitReadyNow returns the ready instances.
-func (r *rev1Run) waitReadyNow() []InstanceStatus {
+func (r *runningSupervisor) waitReadyNow() []InstanceStatus {
 	var out []InstanceStatus
 	for _, in := range r.instances() {
 		if in.State == "ready" {
@@ -216,17 +217,17 @@ func (r *rev1Run) waitReadyNow() []InstanceStatus {
 }
 
 // The record's shim pid was reused (the shim ended long ago) by an
-// unrelated process whose fd 3 is a pipe. adopt opens /proc/SHIM/fd/3
-// without checking that SHIM is still the recorded shim (its start ticks
-// differ), and reads that process's pipe as the app's output: it takes
-// the bytes another program was waiting for, and writes them to the
-// instance's log.
+// unrelated process whose fd 3 is a pipe. adopt reads the app's output
+// through /proc/SHIM/fd/3, so it must first check that SHIM is still the
+// recorded shim (here its start ticks differ): otherwise it would take the
+// bytes another program is waiting for, and write them to the instance's
+// log.
 func TestAdoptDoesNotReadAReusedShimPIDsDescriptor(t *testing.T) {
 	if procid.BootID() == "" {
 		t.Skip("no boot id")
 	}
 	dataDir := t.TempDir()
-	cfg := rev1Config(t, dataDir, 1)
+	cfg := webConfig(t, dataDir, 1)
 	// The unrelated process, holding the read end of a pipe at fd 3, and
 	// the data that waits in the pipe for it.
 	pr, pw, err := os.Pipe()
@@ -244,16 +245,16 @@ func TestAdoptDoesNotReadAReusedShimPIDsDescriptor(t *testing.T) {
 	if _, err := pw.WriteString(secret); err != nil {
 		t.Fatal(err)
 	}
-	appPID, appTicks := review4DeadGatehouse(t)
+	appPID, appTicks := exitedProcess(t)
 	shim := other.Process.Pid
-	review4WriteDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: appPID, PGID: appPID,
+	writeOrphanedDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: appPID, PGID: appPID,
 		StartTicks: appTicks, Port: testutil.FreePort(t), StartedAt: time.Now().Add(-time.Hour),
-		Command: commandArgv(cfg.Apps["web"].Command), ShimPID: shim, ShimStartTicks: review4Ticks(t, shim) - 1,
+		Command: commandArgv(cfg.Apps["web"].Command), ShimPID: shim, ShimStartTicks: startTicksOf(t, shim) - 1,
 		StatusFile: filepath.Join(dataDir, "run", "web-1.1.1.exit")})
 	events := telemetry.NewEvents(nil, 0)
-	r := rev1Start(t, cfg, events)
+	r := startSupervisor(t, cfg, events)
 	testutil.WaitFor(t, 20*time.Second, "web-1 to be adopted, found ended, and started again", func() bool {
-		return len(rev1Events(events, telemetry.EventExit, "web-1")) > 0 && len(r.waitReadyNow()) == 1
+		return len(eventsOf(events, telemetry.EventExit, "web-1")) > 0 && len(r.waitReadyNow()) == 1
 	})
 	// What is left in the pipe is still there for its reader. (pr is in
 	// blocking mode since exec passed it on: ask how much it holds first;
@@ -272,9 +273,9 @@ func TestAdoptDoesNotReadAReusedShimPIDsDescriptor(t *testing.T) {
 	}
 }
 
-// rev1Get asks an instance's port directly for path, as a request the
+// getDirect asks an instance's port directly for path, as a request the
 // leaving gatehouse still forwards would.
-func rev1Get(port int, path string) {
+func getDirect(port int, path string) {
 	c := &http.Client{Timeout: 5 * time.Second}
 	if resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(port) + path); err == nil {
 		io.Copy(io.Discard, resp.Body)
@@ -286,24 +287,23 @@ func rev1Get(port int, path string) {
 // next one adopts it (during an upgrade, or after a gatehouse was
 // killed): the adopter reports the exit with its code, its last output
 // (the panic a crash prints: what the user needs to see) and restarts it
-// once. The output is lost: the app wrote it to the pipe, which the
-// leaving gatehouse no longer reads; the shim, the pipe's last holder,
-// exits once it wrote the exit status, and the pipe, with the output in
-// it, is gone before anyone adopts the instance.
+// once. The output is in the pipe, which the leaving gatehouse no longer
+// reads; it survives only while the shim, the pipe's last holder, waits
+// for an adopter to read it rather than exiting once it wrote the status.
 func TestCrashBetweenLeaveAndAdoptionIsReportedOnce(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg := rev1Config(t, dataDir, 1)
+	cfg := webConfig(t, dataDir, 1)
 	events := telemetry.NewEvents(nil, 0)
-	old := rev1Start(t, cfg, events)
+	old := startSupervisor(t, cfg, events)
 	in := old.waitReady(t, 1)[0]
 	old.sup.Leave()
 	old.stop(t) // the old gatehouse exits, leaving web-1 running
-	rec := rev1Doc(t, dataDir).Processes
+	rec := readProcessesDoc(t, dataDir).Processes
 	if len(rec) != 1 || rec[0].PID != in.PID {
 		t.Fatalf("after Leave, processes.json records %+v; want web-1 pid %d", rec, in.PID)
 	}
 	// It crashes: a panic on stderr, exit code 3.
-	rev1Get(in.Port, "/crash")
+	getDirect(in.Port, "/crash")
 	app := procid.ID{PID: rec[0].PID, StartTicks: rec[0].StartTicks}
 	testutil.WaitFor(t, 10*time.Second, "the app to end and its status to be written", func() bool {
 		_, err := os.Stat(rec[0].StatusFile)
@@ -315,23 +315,23 @@ func TestCrashBetweenLeaveAndAdoptionIsReportedOnce(t *testing.T) {
 	for end := time.Now().Add(3 * time.Second); shim.Alive() && time.Now().Before(end); {
 		time.Sleep(20 * time.Millisecond)
 	}
-	rev1Orphan(t, dataDir)
+	orphanDoc(t, dataDir)
 
-	next := rev1Start(t, cfg, events)
+	next := startSupervisor(t, cfg, events)
 	testutil.WaitFor(t, 20*time.Second, "the adopter to report web-1's exit and restart it", func() bool {
 		ready := next.waitReadyNow()
 		return len(ready) == 1 && ready[0].PID != in.PID
 	})
-	exits := rev1Events(events, telemetry.EventExit, "web-1")
+	exits := eventsOf(events, telemetry.EventExit, "web-1")
 	if len(exits) != 1 {
-		t.Fatalf("%d exit events for web-1; want 1:\n%s", len(exits), rev1Describe(events))
+		t.Fatalf("%d exit events for web-1; want 1:\n%s", len(exits), describeAllEvents(events))
 	}
 	e := exits[0]
 	if e.PID != in.PID || e.ExitCode == nil || *e.ExitCode != 3 {
 		t.Errorf("exit event %+v; want pid %d, code 3", e, in.PID)
 	}
 	if !slices.ContainsFunc(e.Output, func(l string) bool { return strings.Contains(l, "panic: crash requested") }) {
-		t.Errorf("web-1's exit event has output %q; want the panic it printed as it crashed:\n%s", e.Output, rev1Describe(events))
+		t.Errorf("web-1's exit event has output %q; want the panic it printed as it crashed:\n%s", e.Output, describeAllEvents(events))
 	}
 	if st := next.instances(); len(st) != 1 || st[0].Restarts != 1 {
 		t.Errorf("after the adopter restarted it: %+v; want web-1 with 1 restart", st)
@@ -342,51 +342,52 @@ func TestCrashBetweenLeaveAndAdoptionIsReportedOnce(t *testing.T) {
 // process: the shim has ended, and the gatehouse has reaped it and read
 // (and removed) its exit status, but is still reading the last output
 // (here for up to a second: a worker the app started holds the pipe). The
-// instance is told to leave and leaves the process as if it ran: its
-// record is kept, for the next gatehouse to adopt. That one finds the
-// shim gone and no status, and reports the exit as "how is not known":
-// the exit code, read by the gatehouse that left, is lost, and the exit
-// was reported by neither. Whoever reports it must say code 3.
+// instance is told to leave while its exit is half taken in. If it left
+// the process as if it ran, its record would be kept for the next
+// gatehouse, which would find the shim gone and no status and report the
+// exit as "how is not known": the exit code, read by the gatehouse that
+// left, would be lost. Whichever gatehouse reports the exit must say code
+// 3, and only one may report it.
 func TestLeaveDuringAnExitLosesNoExitCode(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg := rev1Config(t, dataDir, 1, "-spawn-child")
+	cfg := webConfig(t, dataDir, 1, "-spawn-child")
 	events := telemetry.NewEvents(nil, 0)
-	old := rev1Start(t, cfg, events)
+	old := startSupervisor(t, cfg, events)
 	in := old.waitReady(t, 1)[0]
-	rec := rev1Doc(t, dataDir).Processes[0]
+	rec := readProcessesDoc(t, dataDir).Processes[0]
 	shim := procid.ID{PID: rec.ShimPID, StartTicks: rec.ShimStartTicks}
-	go rev1Get(in.Port, "/crash")
+	go getDirect(in.Port, "/crash")
 	testutil.WaitFor(t, 10*time.Second, "the shim to end", func() bool { return !shim.Alive() })
 	old.sup.Leave()
 	old.stop(t)
-	rev1Orphan(t, dataDir)
+	orphanDoc(t, dataDir)
 
-	next := rev1Start(t, cfg, events)
+	next := startSupervisor(t, cfg, events)
 	testutil.WaitFor(t, 20*time.Second, "web-1 to run a new process", func() bool {
 		ready := next.waitReadyNow()
 		return len(ready) == 1 && ready[0].PID != in.PID
 	})
 	var exits []telemetry.Event
-	for _, e := range rev1Events(events, telemetry.EventExit, "web-1") {
+	for _, e := range eventsOf(events, telemetry.EventExit, "web-1") {
 		if e.PID == in.PID {
 			exits = append(exits, e)
 		}
 	}
 	if len(exits) != 1 || exits[0].ExitCode == nil || *exits[0].ExitCode != 3 {
-		t.Fatalf("exit events of web-1's pid %d: %d; want one, with code 3:\n%s", in.PID, len(exits), rev1Describe(events))
+		t.Fatalf("exit events of web-1's pid %d: %d; want one, with code 3:\n%s", in.PID, len(exits), describeAllEvents(events))
 	}
 }
 
 // Between Leave and TakeBack (an upgrade under way) the instances belong
 // to the successor, and no operation can act on them. An operation must
-// then fail and say so, as one that would start an instance does; these
-// find no instance (all have let go) and report success having done
-// nothing: `gatehouse stop web` and `gatehouse restart web` print success,
-// the processes run on unchanged, and the successor adopts them.
+// then fail and say so, as one that would start an instance does, rather
+// than find no instance (all have let go) and report success having done
+// nothing: `gatehouse stop web` or `gatehouse restart web` printing
+// success while the processes run on unchanged for the successor to adopt.
 func TestOperationsDuringLeaveFail(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg := rev1Config(t, dataDir, 1)
-	r := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
+	cfg := webConfig(t, dataDir, 1)
+	r := startSupervisor(t, cfg, telemetry.NewEvents(nil, 0))
 	in := r.waitReady(t, 1)[0]
 	r.sup.Leave()
 	a := r.sup.App("web")
@@ -414,14 +415,15 @@ func TestOperationsDuringLeaveFail(t *testing.T) {
 // instances: the idle loop goes on in the leaving gatehouse, "unloads" the
 // app (it has no instance left to stop) and marks its pool unloaded; the
 // wake that follows can start nothing, so the mark stays. After TakeBack
-// (the upgrade failed) the adopted instance serves, but its pool is still
-// marked unloaded: status says the app is starting, and a scale is
-// silently dropped (scaleLocked does nothing for an unloaded pool).
+// (the upgrade failed) the adopted instance serves, and its pool must no
+// longer be marked unloaded: status would say the app is starting, and a
+// scale would be silently dropped (scaleLocked does nothing for an
+// unloaded pool).
 func TestIdleUnloadDuringLeaveDoesNotOutliveTakeBack(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg := rev1Config(t, dataDir, 1)
+	cfg := webConfig(t, dataDir, 1)
 	cfg.Apps["web"].IdleTimeout = config.Duration(time.Second)
-	r := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
+	r := startSupervisor(t, cfg, telemetry.NewEvents(nil, 0))
 	a := r.sup.App("web")
 	// Requests keep it loaded until it is left.
 	stopTouch := make(chan struct{})
@@ -461,20 +463,20 @@ func TestIdleUnloadDuringLeaveDoesNotOutliveTakeBack(t *testing.T) {
 // TakeBack after a successor that changed what runs (here: its config has
 // another command, so it stopped the left processes and started its own,
 // which the taker-back in turn cannot adopt and stops): processes.json
-// must list what runs. TakeBack claims the record with this gatehouse's
-// entries from before Leave, for processes that no longer exist; nothing
-// removes them, and the next gatehouse adopts them (an extra instance,
-// found ended, restarted, and its recorded group killed).
+// must list what runs. Were the record claimed with this gatehouse's
+// entries from before Leave, for processes that no longer exist, nothing
+// would remove them, and the next gatehouse would adopt them (an extra
+// instance, found ended, restarted, and its recorded group killed).
 func TestTakeBackRecordsOnlyWhatRuns(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg := rev1Config(t, dataDir, 1)
+	cfg := webConfig(t, dataDir, 1)
 	events := telemetry.NewEvents(nil, 0)
-	old := rev1Start(t, cfg, events)
+	old := startSupervisor(t, cfg, events)
 	first := old.waitReady(t, 1)[0]
 	old.sup.Leave()
-	rev1Orphan(t, dataDir)
+	orphanDoc(t, dataDir)
 	// The successor runs another command.
-	succ := rev1Start(t, rev1Config(t, dataDir, 1, "-health-status", "200"), events)
+	succ := startSupervisor(t, webConfig(t, dataDir, 1, "-health-status", "200"), events)
 	testutil.WaitFor(t, 20*time.Second, "the successor to replace web-1", func() bool {
 		ready := succ.waitReadyNow()
 		return len(ready) == 1 && ready[0].PID != first.PID && !procid.Of(first.PID).Alive()
@@ -485,7 +487,7 @@ func TestTakeBackRecordsOnlyWhatRuns(t *testing.T) {
 	old.sup.TakeBack()
 	now := old.waitReady(t, 1)[0]
 	var stale []string
-	for _, p := range rev1Doc(t, dataDir).Processes {
+	for _, p := range readProcessesDoc(t, dataDir).Processes {
 		if st, err := procid.ReadStat(p.PID); err != nil || st.StartTicks != p.StartTicks || st.State == 'Z' {
 			stale = append(stale, p.ID+" pid "+strconv.Itoa(p.PID))
 		}
@@ -498,23 +500,23 @@ func TestTakeBackRecordsOnlyWhatRuns(t *testing.T) {
 
 // The shim writes the app's exit status under data_dir/run. When that
 // directory cannot be made (here a file is in its way; a data_dir that is
-// read-only, or on a full disk, does the same), statusPath ignores the
-// error and every shim fails to write its status: every exit is then
-// reported as "how is not known" — no exit code, no signal — though this
-// gatehouse watched the process end, and nothing says why. The exit code
-// must be known (the status can go elsewhere).
+// read-only, or on a full disk, does the same), every shim would fail to
+// write its status, and every exit would be reported as "how is not
+// known" — no exit code, no signal — though this gatehouse watched the
+// process end. The exit code must be known: statusPath puts the status
+// elsewhere, and warns once.
 func TestExitCodeKnownWhenDataDirRunIsUnusable(t *testing.T) {
 	dataDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dataDir, "run"), []byte("not a directory\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := rev1Config(t, dataDir, 1, "-exit-at-start", "7")
+	cfg := webConfig(t, dataDir, 1, "-exit-at-start", "7")
 	events := telemetry.NewEvents(nil, 0)
-	rev1Start(t, cfg, events)
+	startSupervisor(t, cfg, events)
 	testutil.WaitFor(t, 20*time.Second, "web-1's first exit", func() bool {
-		return len(rev1Events(events, telemetry.EventExit, "web-1")) > 0
+		return len(eventsOf(events, telemetry.EventExit, "web-1")) > 0
 	})
-	e := rev1Events(events, telemetry.EventExit, "web-1")[0]
+	e := eventsOf(events, telemetry.EventExit, "web-1")[0]
 	if e.ExitCode == nil || *e.ExitCode != 7 {
 		t.Errorf("web-1's exit with code 7 is reported as %q (code %v)", e.Detail, e.ExitCode)
 	}
@@ -522,10 +524,9 @@ func TestExitCodeKnownWhenDataDirRunIsUnusable(t *testing.T) {
 
 // `gatehouse stop web` (scale to 0) or a scale down, then an upgrade (or a
 // reload that needs a new process, which is one): the successor adopts
-// what runs and starts instances up to the count in the config file, so
-// the stopped app is started again and the scale down undone. populate
-// keeps a scale up ("a scale the previous gatehouse made holds") but
-// nothing carries a scale down or a stop to the next process.
+// what runs. Were it to start instances up to the count in the config
+// file, the stopped app would be started again and the scale down undone:
+// a scale down or a stop, like a scale up, holds across the handover.
 func TestStoppedAppStaysStoppedAcrossAHandover(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -537,8 +538,8 @@ func TestStoppedAppStaysStoppedAcrossAHandover(t *testing.T) {
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			dataDir := t.TempDir()
-			cfg := rev1Config(t, dataDir, 2)
-			old := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
+			cfg := webConfig(t, dataDir, 2)
+			old := startSupervisor(t, cfg, telemetry.NewEvents(nil, 0))
 			old.waitReady(t, 2)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -550,8 +551,8 @@ func TestStoppedAppStaysStoppedAcrossAHandover(t *testing.T) {
 			}
 			old.sup.Leave()
 			old.stop(t)
-			rev1Orphan(t, dataDir)
-			next := rev1Start(t, rev1Config(t, dataDir, 2), telemetry.NewEvents(nil, 0))
+			orphanDoc(t, dataDir)
+			next := startSupervisor(t, webConfig(t, dataDir, 2), telemetry.NewEvents(nil, 0))
 			<-next.sup.begun
 			time.Sleep(500 * time.Millisecond)
 			if n := len(next.instances()); n != tc.want {
@@ -584,14 +585,14 @@ func TestLeaveLetsGoOnlyOfRecordedProcesses(t *testing.T) {
 			}
 		}, false},
 		{"data_dir of another gatehouse", func(t *testing.T, dataDir string) {
-			other := rev1Start(t, rev1Config(t, dataDir, 1), telemetry.NewEvents(nil, 0))
+			other := startSupervisor(t, webConfig(t, dataDir, 1), telemetry.NewEvents(nil, 0))
 			other.waitReady(t, 1)
 		}, false},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			dataDir := t.TempDir()
 			tc.setup(t, dataDir)
-			r := rev1Start(t, rev1Config(t, dataDir, 1), telemetry.NewEvents(nil, 0))
+			r := startSupervisor(t, webConfig(t, dataDir, 1), telemetry.NewEvents(nil, 0))
 			in := r.waitReady(t, 1)[0]
 			if err := r.sup.CanLeave(); err != nil {
 				if tc.canLeave {
@@ -621,15 +622,15 @@ func TestLeaveLetsGoOnlyOfRecordedProcesses(t *testing.T) {
 
 // Two gatehouses on one data_dir: the second leaves the first's record
 // alone (shared). If the second then leaves and takes back (an upgrade of
-// it that failed), TakeBack reads the record "whoever wrote last" and
-// adopts what it lists: the first gatehouse's processes, which the first
-// still supervises. Two gatehouses then probe, restart and stop the same
-// processes, and read their output from the same pipe, each getting part.
+// it that failed), TakeBack must not adopt what the record lists for the
+// first gatehouse, which still supervises those processes: two gatehouses
+// would then probe, restart and stop the same processes, and read their
+// output from the same pipe, each getting part.
 func TestTakeBackAdoptsNoOtherGatehousesProcess(t *testing.T) {
 	dataDir := t.TempDir()
-	other := rev1Start(t, rev1Config(t, dataDir, 1), telemetry.NewEvents(nil, 0))
+	other := startSupervisor(t, webConfig(t, dataDir, 1), telemetry.NewEvents(nil, 0))
 	theirs := other.waitReady(t, 1)[0]
-	r := rev1Start(t, rev1Config(t, dataDir, 1), telemetry.NewEvents(nil, 0))
+	r := startSupervisor(t, webConfig(t, dataDir, 1), telemetry.NewEvents(nil, 0))
 	ours := r.waitReady(t, 1)[0]
 	r.sup.Leave()
 	r.sup.TakeBack()
@@ -647,9 +648,9 @@ func TestTakeBackAdoptsNoOtherGatehousesProcess(t *testing.T) {
 func TestAdoptedAppsLeftoverWorkerIsKilledOnExit(t *testing.T) {
 	dataDir := t.TempDir()
 	pidfile := filepath.Join(t.TempDir(), "child.pid")
-	cfg := rev1Config(t, dataDir, 1, "-spawn-child", "-child-pidfile", pidfile)
+	cfg := webConfig(t, dataDir, 1, "-spawn-child", "-child-pidfile", pidfile)
 	events := telemetry.NewEvents(nil, 0)
-	old := rev1Start(t, cfg, events)
+	old := startSupervisor(t, cfg, events)
 	in := old.waitReady(t, 1)[0]
 	b, err := os.ReadFile(pidfile)
 	if err != nil {
@@ -664,13 +665,13 @@ func TestAdoptedAppsLeftoverWorkerIsKilledOnExit(t *testing.T) {
 	})
 	old.sup.Leave()
 	old.stop(t)
-	rev1Orphan(t, dataDir)
-	next := rev1Start(t, cfg, events)
+	orphanDoc(t, dataDir)
+	next := startSupervisor(t, cfg, events)
 	testutil.WaitFor(t, 20*time.Second, "web-1 to be adopted", func() bool {
 		ready := next.waitReadyNow()
 		return len(ready) == 1 && ready[0].PID == in.PID
 	})
-	rev1Get(in.Port, "/crash")
+	getDirect(in.Port, "/crash")
 	testutil.WaitFor(t, 20*time.Second, "web-1 to run a new process", func() bool {
 		ready := next.waitReadyNow()
 		return len(ready) == 1 && ready[0].PID != in.PID
@@ -681,14 +682,14 @@ func TestAdoptedAppsLeftoverWorkerIsKilledOnExit(t *testing.T) {
 // A record is adopted only if it can name an app process of its own
 // group: pid 0 and 1 cannot (kill(-0) is gatehouse's own group, kill(-1)
 // every process it may signal), nor a record whose group is not its pid's
-// or without a start time. findLeftover refuses these for leftovers;
-// adoption took them, and onExit or a stop would signal -PID. (Not run
-// end to end: with pid 1 and init's start time it would be kill(-1,
+// or without a start time. findLeftover refuses these for leftovers, and
+// adoption must too: onExit or a stop would signal -PID. (Not run end to
+// end: with pid 1 and init's start time a wrong answer would be kill(-1,
 // SIGKILL).)
 func TestAdoptableRefusesRecordsNamingNoAppGroup(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg := rev1Config(t, dataDir, 1)
-	s := New(cfg, Options{Events: telemetry.NewEvents(nil, 0), DataDir: dataDir, Logger: review4Log()})
+	cfg := webConfig(t, dataDir, 1)
+	s := New(cfg, Options{Events: telemetry.NewEvents(nil, 0), DataDir: dataDir, Logger: discardLogger()})
 	good := ProcessRecord{App: "web", ID: "web-1", PID: 4242, PGID: 4242, StartTicks: 99, Port: 1,
 		Command: commandArgv(cfg.Apps["web"].Command), ShimPID: 4243, ShimStartTicks: 98,
 		StatusFile: filepath.Join(dataDir, "run", "web-1.1.1.exit")}
@@ -716,21 +717,21 @@ func TestAdoptableRefusesRecordsNamingNoAppGroup(t *testing.T) {
 
 // A line the app is in the middle of writing when its gatehouse leaves it:
 // the leaving gatehouse has read its first part, the adopter reads the
-// rest. The log file has the whole line (each writes the bytes it read),
-// but the live log stream (and the console, and the tail diagnose shows)
-// never gets the first part: it waits in the leaving gatehouse for a
-// newline that never comes there.
+// rest. The log file has the whole line (each writes the bytes it read);
+// the live log stream (and the console, and the tail diagnose shows) must
+// have the first part too, which would otherwise wait in the leaving
+// gatehouse for a newline that never comes there.
 func TestLineCutByLeaveIsNotLost(t *testing.T) {
 	dataDir := t.TempDir()
 	bin := testutil.BuildBinary(t, testutil.FaultAppPkg)
-	cfg := rev1Config(t, dataDir, 1)
+	cfg := webConfig(t, dataDir, 1)
 	cfg.Apps["web"].Command = config.Command{"sh", "-c", "printf 'half a line, '; sleep 1.5; echo 'and the rest'; exec " + bin}
 	lines := telemetry.NewLines()
 	got, cancel := lines.Subscribe(1024)
 	defer cancel()
 	events := telemetry.NewEvents(nil, 0)
-	start := func() *rev1Run {
-		r := &rev1Run{sup: New(cfg, Options{Events: events, DataDir: dataDir, Logger: review4Log(), Lines: lines,
+	start := func() *runningSupervisor {
+		r := &runningSupervisor{sup: New(cfg, Options{Events: events, DataDir: dataDir, Logger: discardLogger(), Lines: lines,
 			SampleInterval: time.Hour}), done: make(chan struct{})}
 		ctx, c := context.WithCancel(context.Background())
 		r.cancel = c
@@ -749,7 +750,7 @@ func TestLineCutByLeaveIsNotLost(t *testing.T) {
 	})
 	old.sup.Leave()
 	old.stop(t)
-	rev1Orphan(t, dataDir)
+	orphanDoc(t, dataDir)
 	next := start()
 	next.waitReady(t, 1)
 	var published []string
@@ -762,13 +763,13 @@ func TestLineCutByLeaveIsNotLost(t *testing.T) {
 	}
 }
 
-// rev1Unloaded runs web (one instance, idle_timeout 1s) until it is
+// startUnloaded runs web (one instance, idle_timeout 1s) until it is
 // unloaded for idleness.
-func rev1Unloaded(t *testing.T) (*rev1Run, *App) {
+func startUnloaded(t *testing.T) (*runningSupervisor, *App) {
 	t.Helper()
-	cfg := rev1Config(t, t.TempDir(), 1)
+	cfg := webConfig(t, t.TempDir(), 1)
 	cfg.Apps["web"].IdleTimeout = config.Duration(time.Second)
-	r := rev1Start(t, cfg, telemetry.NewEvents(nil, 0))
+	r := startSupervisor(t, cfg, telemetry.NewEvents(nil, 0))
 	a := r.sup.App("web")
 	r.waitReady(t, 1)
 	testutil.WaitFor(t, 20*time.Second, "web to be unloaded for idleness", func() bool {
@@ -778,11 +779,11 @@ func rev1Unloaded(t *testing.T) (*rev1Run, *App) {
 }
 
 // An app unloaded for idleness when its gatehouse leaves it (an upgrade
-// that then fails): TakeBack starts the configured instances though the
-// app is unloaded, and the idle loop still waits for a wake; the first
-// request wakes it, and wake starts as many again.
+// that then fails): TakeBack must leave it unloaded rather than start the
+// configured instances while the idle loop still waits for a wake, or the
+// first request would wake it and wake would start as many again.
 func TestTakeBackOfAnIdleUnloadedAppStartsNoExtraInstances(t *testing.T) {
-	r, a := rev1Unloaded(t)
+	r, a := startUnloaded(t)
 	r.sup.Leave()
 	r.sup.TakeBack()
 	// A request comes.
@@ -809,7 +810,7 @@ func TestTakeBackOfAnIdleUnloadedAppStartsNoExtraInstances(t *testing.T) {
 // nothing (the instances are left). After TakeBack the next request
 // must still wake the app.
 func TestIdleUnloadedAppWakesAfterAWakeDuringLeave(t *testing.T) {
-	r, a := rev1Unloaded(t)
+	r, a := startUnloaded(t)
 	r.sup.Leave()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -828,12 +829,12 @@ func TestIdleUnloadedAppWakesAfterAWakeDuringLeave(t *testing.T) {
 // A shim killed with SIGKILL (the OOM killer, a stray kill): its app
 // dies with it (PR_SET_PDEATHSIG), the worker the app started is killed
 // with its group, the exit is reported once, as the shim's, and the
-// instance restarts once. (Sound: kept as a regression test.)
+// instance restarts once.
 func TestKilledShimTakesItsAppAndRestartsOnce(t *testing.T) {
 	dataDir := t.TempDir()
 	pidfile := filepath.Join(t.TempDir(), "child.pid")
 	events := telemetry.NewEvents(nil, 0)
-	r := rev1Start(t, rev1Config(t, dataDir, 1, "-spawn-child", "-child-pidfile", pidfile), events)
+	r := startSupervisor(t, webConfig(t, dataDir, 1, "-spawn-child", "-child-pidfile", pidfile), events)
 	in := r.waitReady(t, 1)[0]
 	b, err := os.ReadFile(pidfile)
 	if err != nil {
@@ -841,7 +842,7 @@ func TestKilledShimTakesItsAppAndRestartsOnce(t *testing.T) {
 	}
 	cpid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	worker, app := procid.Of(cpid), procid.Of(in.PID)
-	rec := rev1Doc(t, dataDir).Processes[0]
+	rec := readProcessesDoc(t, dataDir).Processes[0]
 	syscall.Kill(rec.ShimPID, syscall.SIGKILL)
 	testutil.WaitFor(t, 20*time.Second, "web-1 to run a new process", func() bool {
 		ready := r.waitReadyNow()
@@ -850,9 +851,9 @@ func TestKilledShimTakesItsAppAndRestartsOnce(t *testing.T) {
 	if app.Alive() || worker.Alive() {
 		t.Errorf("after its shim was killed: app alive %v, its worker alive %v", app.Alive(), worker.Alive())
 	}
-	exits := rev1Events(events, telemetry.EventExit, "web-1")
+	exits := eventsOf(events, telemetry.EventExit, "web-1")
 	if len(exits) != 1 || !strings.Contains(exits[0].Detail, "shim") {
-		t.Errorf("exit events: %d; want one that names the shim:\n%s", len(exits), rev1Describe(events))
+		t.Errorf("exit events: %d; want one that names the shim:\n%s", len(exits), describeAllEvents(events))
 	}
 	if st := r.instances(); st[0].Restarts != 1 {
 		t.Errorf("restarts %d, want 1", st[0].Restarts)

@@ -1,6 +1,6 @@
 package supervisor_test
 
-// Races between operations, crash restarts and shutdown, found in review.
+// Races between operations, crash restarts and shutdown.
 
 import (
 	"context"
