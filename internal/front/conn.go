@@ -408,7 +408,7 @@ func (fc *conn) await() int {
 	case fc.waitedTo != 0:
 		// The answer's last write waited, with this grace as the
 		// socket's read deadline (primeSendWait).
-		wait, grace = fc.waitedTo, true
+		grace = true
 		fc.waitedTo = 0
 	case t < wait && !fc.woke:
 		wait, grace = t, true

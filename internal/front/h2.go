@@ -68,12 +68,14 @@ func (fc *conn) serveH2(c net.Conn) {
 	h.buffered.SetLimit(s.opts.ConnectionBuffer)
 	g, gc := s.guardH2(c)
 	defer g.stop()
+	//lint:ignore SA1019 net/http serves only connections it accepts itself; this one the front accepted, sniffed and wrapped.
 	s.h2.ServeConn(gc, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: h})
 }
 
 // newH2 makes the server's HTTP/2 side: ServeConn serves one connection
 // at a time on the front's own goroutine, and base's Shutdown is how the
-// front tells every HTTP/2 connection to go away.
+// front tells every HTTP/2 connection to go away. The settings are
+// base's (IdleTimeout, HTTP2), which x/net reads through ServeConnOpts.
 func (s *Server) newH2() {
 	o := &s.opts
 	// WriteByteTimeout bounds the connection's own writes: without it a
@@ -89,19 +91,22 @@ func (s *Server) newH2() {
 	// bound. A larger frame is a connection error FRAME_SIZE_ERROR (RFC
 	// 9113 §4.2); a client sends a larger header block as CONTINUATION
 	// frames, and a body as more DATA frames.
-	s.h2 = &http2.Server{
-		IdleTimeout:          o.KeepaliveTimeout,
-		MaxConcurrentStreams: maxStreams,
-		WriteByteTimeout:     o.SendTimeout,
-		MaxReadFrameSize:     maxFrameSize,
-	}
 	s.h2base = &http.Server{
 		Handler:        http.NotFoundHandler(), // each connection has its own (serveH2)
 		MaxHeaderBytes: o.HeadLimit,
 		IdleTimeout:    o.KeepaliveTimeout,
 		ErrorLog:       o.ErrorLog,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: maxStreams,
+			WriteByteTimeout:     o.SendTimeout,
+			MaxReadFrameSize:     maxFrameSize,
+		},
 	}
-	// Registers the graceful-shutdown hook on base; base never serves.
+	//lint:ignore SA1019 ServeConn (serveH2) needs an x/net Server; net/http has no equivalent for a connection it did not accept.
+	s.h2 = &http2.Server{}
+	// Registers the graceful-shutdown hook on base, and copies its
+	// IdleTimeout to the x/net server; base never serves.
+	//lint:ignore SA1019 the only way to have base's Shutdown send GOAWAY on connections served by ServeConn.
 	http2.ConfigureServer(s.h2base, s.h2)
 }
 

@@ -2,12 +2,9 @@ package front
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // An h2c connection lives as long as its client keeps using it, as an
@@ -18,12 +15,9 @@ import (
 func TestH2COutlivesHeadTimeout(t *testing.T) {
 	const headTimeout = 300 * time.Millisecond
 	addr := limServe(t, protoStub(), Options{H2C: true, HeadTimeout: headTimeout})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cc, err := (&http2.Transport{AllowHTTP: true}).NewClientConn(c)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, and nothing else
+	cc, err := tr.NewClientConn(t.Context(), "http", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,6 +122,7 @@ type Server struct {
 
 	// The HTTP/2 side (see h2.go): h2 serves each connection, h2base
 	// holds its settings and its graceful-shutdown hook.
+	//lint:ignore SA1019 see newH2: ServeConn on the front's own connections has no net/http equivalent.
 	h2      *http2.Server
 	h2base  *http.Server
 	h2conns atomic.Int64

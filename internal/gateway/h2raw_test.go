@@ -487,7 +487,7 @@ func (v *h2View) record(f http2.Frame) {
 				fmt.Sscan(hf.Value, &status)
 				continue
 			}
-			h.Add(http.CanonicalHeaderKey(hf.Name), hf.Value)
+			h.Add(hf.Name, hf.Value)
 		}
 		switch {
 		case status == 0:

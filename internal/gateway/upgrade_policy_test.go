@@ -204,8 +204,8 @@ func newUpgradeApp(t testing.TB) *recApp {
 			}
 			fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s\r\n", token, accept)
 			if token == "h2c" {
-				h2 := &http2.Server{}
-				h2.ServeConn(&bufferedConn{Conn: c, r: br}, &http2.ServeConnOpts{
+				//lint:ignore SA1019 only x/net's ServeConn serves an Upgrade: h2c (UpgradeRequest); net/http has no such path.
+				(&http2.Server{}).ServeConn(&bufferedConn{Conn: c, r: br}, &http2.ServeConnOpts{
 					UpgradeRequest: req,
 					Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 						a.record(appReq{Method: "h2 " + r.Method, URI: r.RequestURI, Host: r.Host, Header: r.Header})

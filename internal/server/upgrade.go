@@ -50,7 +50,10 @@ type upgradeState struct {
 	// inherit is what this process got from its predecessor; nil if none.
 	inherit *handover.Inherited
 
-	mu sync.Mutex // one upgrade at a time
+	// running is closed when the upgrade under way returns; nil when
+	// none is (one at a time). mu guards it and is held only to look.
+	mu      sync.Mutex
+	running chan struct{}
 	// stopping ends when this gatehouse begins to stop (see end): an
 	// upgrade under way is called off, and later ones are refused.
 	stopping context.Context
@@ -106,13 +109,11 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 	if timeout <= 0 {
 		timeout = u.timeout
 	}
-	if !u.mu.TryLock() {
-		return 0, errors.New("upgrade: another upgrade is under way")
+	finish, err := u.begin()
+	if err != nil {
+		return 0, err
 	}
-	defer u.mu.Unlock()
-	if u.stopping.Err() != nil {
-		return 0, errors.New("upgrade: this gatehouse is stopping")
-	}
+	defer finish()
 	if u.done.Load() {
 		return 0, errors.New("upgrade: this gatehouse has already handed over to a new process")
 	}
@@ -240,9 +241,35 @@ func (s *Server) takeOver(ctx context.Context) error {
 // successor.
 func (u *upgradeState) end() {
 	u.stop(errors.New("this gatehouse is stopping"))
-	// Wait for an upgrade under way to be called off.
 	u.mu.Lock()
+	running := u.running
 	u.mu.Unlock()
+	if running != nil {
+		<-running // the upgrade under way, called off, returns
+	}
+}
+
+// begin marks an upgrade under way, for end to wait for, unless one
+// already is or this gatehouse is stopping; finish marks its return.
+// stopping is looked at under mu: end, having stopped, either sees the
+// upgrade that began before or none begins after.
+func (u *upgradeState) begin() (finish func(), err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case u.running != nil:
+		return nil, errors.New("upgrade: another upgrade is under way")
+	case u.stopping.Err() != nil:
+		return nil, errors.New("upgrade: this gatehouse is stopping")
+	}
+	running := make(chan struct{})
+	u.running = running
+	return func() {
+		u.mu.Lock()
+		u.running = nil
+		u.mu.Unlock()
+		close(running)
+	}, nil
 }
 
 // possible reports whether this server can start a successor: it knows

@@ -34,10 +34,13 @@ type app struct {
 	// would suffer.
 	serialNow, serialMax, serialOverlaps atomic.Int64
 
-	// frozen is held for writing while /freeze blocks the whole server;
-	// every other handler takes it for reading before it starts, so a
-	// frozen app answers nothing, /healthz included: a blocked event loop.
-	frozen sync.RWMutex
+	// frozen is true while /freeze blocks the whole server; every other
+	// handler waits on thawed until it is false before it starts, so a
+	// frozen app answers nothing, /healthz included: a blocked event
+	// loop. freezeMu guards frozen and is thawed's lock.
+	freezeMu sync.Mutex
+	frozen   bool
+	thawed   *sync.Cond
 
 	// work serialises /work: one at a time per process, so that its
 	// latency grows with the concurrency an instance is given.
@@ -46,6 +49,7 @@ type app struct {
 
 func newApp(o *options) *app {
 	a := &app{instance: os.Getenv("GATEHOUSE_INSTANCE"), memPerReq: o.memPerReq}
+	a.thawed = sync.NewCond(&a.freezeMu)
 	a.healthStatus.Store(int64(o.healthStatus))
 	a.healthDelay.Store(int64(o.healthDelay))
 	return a
@@ -84,8 +88,11 @@ func (a *app) routes() http.Handler {
 func (a *app) gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/freeze" {
-			a.frozen.RLock()
-			a.frozen.RUnlock()
+			a.freezeMu.Lock()
+			for a.frozen {
+				a.thawed.Wait()
+			}
+			a.freezeMu.Unlock()
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -101,16 +108,21 @@ func (a *app) freeze(w http.ResponseWriter, r *http.Request) {
 		a.text(w, http.StatusBadRequest, "d: %v", err)
 		return
 	}
-	locked := make(chan struct{})
+	a.freezeMu.Lock()
+	for a.frozen { // one freeze at a time: this one follows
+		a.thawed.Wait()
+	}
+	a.frozen = true
+	a.freezeMu.Unlock()
 	go func() {
-		a.frozen.Lock()
-		defer a.frozen.Unlock()
-		close(locked)
 		logf("freeze: blocking every handler and spinning the CPU for %v", d)
-		spin(d)
-		logf("freeze: thawed after %v", d)
+		n := spin(d)
+		a.freezeMu.Lock()
+		a.frozen = false
+		a.thawed.Broadcast()
+		a.freezeMu.Unlock()
+		logf("freeze: thawed after %v (%d iterations)", d, n)
 	}()
-	<-locked
 	a.text(w, http.StatusOK, "frozen for %v", d)
 }
 
