@@ -13,9 +13,19 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
+// Instances is what the admin API needs of the supervisor: the status it
+// reports, a fresh sample of the processes before listing them,
+// and the apps with their instances and environment.
+type Instances interface {
+	Status() []supervisor.AppStatus
+	SampleNow()
+	Apps() []*supervisor.App
+	App(name string) *supervisor.App
+}
+
 // Deps is what the admin API reads.
 type Deps struct {
-	Supervisor *supervisor.Supervisor
+	Supervisor Instances
 	Events     *telemetry.Events
 	// Writers reports the health of the log writers.
 	Writers func() map[string]telemetry.WriterStats

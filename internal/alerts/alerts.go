@@ -27,11 +27,17 @@ type Options struct {
 	Flush time.Duration
 }
 
+// Apps is what the manager needs of the supervisor: the apps whose state
+// its periodic look evaluates.
+type Apps interface {
+	Apps() []*supervisor.App
+}
+
 // Manager evaluates alerts and notifies the receivers: Run is its loop,
 // Observe its request-path hook.
 type Manager struct {
 	cfg       *config.Alerts
-	sup       *supervisor.Supervisor
+	sup       Apps
 	events    *telemetry.Events
 	log       *slog.Logger
 	every     time.Duration
@@ -60,7 +66,7 @@ type FiringCount struct {
 
 // New returns a manager for cfg; Run starts it. It subscribes to events
 // at once, so that none emitted before Run is missed.
-func New(cfg *config.Alerts, sup *supervisor.Supervisor, events *telemetry.Events, opts Options) *Manager {
+func New(cfg *config.Alerts, sup Apps, events *telemetry.Events, opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

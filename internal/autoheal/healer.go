@@ -12,9 +12,16 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
+// Apps is what the healer needs of the supervisor: the apps whose
+// instances it watches, and one app by name to recycle an instance of.
+type Apps interface {
+	Apps() []*supervisor.App
+	App(name string) *supervisor.App
+}
+
 // Healer watches instances and acts on triggers.
 type Healer struct {
-	sup    *supervisor.Supervisor
+	sup    Apps
 	events *telemetry.Events
 	log    *slog.Logger
 	every  time.Duration
@@ -35,7 +42,7 @@ type appState struct {
 
 // New returns a healer; Run starts it. every is how often memory is
 // checked (the sample interval).
-func New(sup *supervisor.Supervisor, events *telemetry.Events, every time.Duration, log *slog.Logger) *Healer {
+func New(sup Apps, events *telemetry.Events, every time.Duration, log *slog.Logger) *Healer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

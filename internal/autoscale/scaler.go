@@ -30,9 +30,15 @@ type Options struct {
 	Decided func(app, direction, rule string)
 }
 
+// Apps is what the scaler needs of the supervisor: the apps, each of
+// which it measures and scales itself.
+type Apps interface {
+	Apps() []*supervisor.App
+}
+
 // Scaler evaluates every autoscaled app's rules and scales it.
 type Scaler struct {
-	sup  *supervisor.Supervisor
+	sup  Apps
 	opts Options
 
 	reqs sync.Map // app name → *requests
@@ -61,7 +67,7 @@ type appScaler struct {
 }
 
 // New returns a scaler; Run starts it.
-func New(sup *supervisor.Supervisor, opts Options) *Scaler {
+func New(sup Apps, opts Options) *Scaler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -53,8 +53,14 @@ type InstanceSnap struct {
 	Output     []string        `json:"output,omitempty"`
 }
 
+// Apps is what a snapshot needs of the supervisor: the apps, whose
+// config and instances it records.
+type Apps interface {
+	Apps() []*supervisor.App
+}
+
 // Take snapshots the supervisor now.
-func Take(sup *supervisor.Supervisor) Snapshot {
+func Take(sup Apps) Snapshot {
 	s := Snapshot{At: time.Now().UTC()}
 	for _, a := range sup.Apps() {
 		c := a.Config()

@@ -1,15 +1,11 @@
 package metrics
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/gatehouse/gatehouse/internal/supervisor"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // autoscaleCollector reads each autoscaled app's state from the
 // supervisor at scrape time.
 type autoscaleCollector struct {
-	sup *supervisor.Supervisor
+	sup Apps
 }
 
 var (

@@ -1,15 +1,11 @@
 package metrics
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/gatehouse/gatehouse/internal/supervisor"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // instanceCollector reads per-instance state from the supervisor at scrape
 // time, so that gauges never go stale when instances come and go.
 type instanceCollector struct {
-	sup *supervisor.Supervisor
+	sup Apps
 }
 
 var (

@@ -53,9 +53,15 @@ type hotSeries struct {
 	holdWait prometheus.Observer
 }
 
+// Apps is what the collectors need of the supervisor: the apps whose
+// instances and autoscale state they read at scrape time.
+type Apps interface {
+	Apps() []*supervisor.App
+}
+
 // New registers every metric on a new registry; sup provides the gauges
 // read at scrape time.
-func New(sup *supervisor.Supervisor) *Metrics {
+func New(sup Apps) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), certs: &certCollector{}, front: &frontCollector{}, alerts: &alertCollector{}, notifications: newNotifications(),
 		autoscale: newAutoscaleDecisions()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
