@@ -325,7 +325,7 @@ func TestIgnoresPort(t *testing.T) {
 	checkCauses(t, g, c.all())
 }
 
-// The cases of PRODUCT.md's cause table that the tests above do not reach.
+// The cases of the cause table (docs/diagnose.md) that the tests above do not reach.
 
 func TestBadResponse(t *testing.T) {
 	g := startFault(t, 2, nil)
