@@ -2,8 +2,6 @@ package diagnose
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -15,7 +13,7 @@ func portMismatch(ev *Evidence, _ []Finding) []Finding {
 	var out []Finding
 	for _, ai := range instances(ev) {
 		in := ai.in
-		if in.Stats == nil || len(in.Stats.Listening) == 0 || in.Port == 0 || listensOn(in.Stats.Listening, in.Port) {
+		if in.Stats == nil || len(in.Stats.Listening) == 0 || in.Port == 0 || in.Stats.ListensOn(in.Port) {
 			continue
 		}
 		affected := accessWhere(ev, func(a *Access) bool {
@@ -48,16 +46,6 @@ func PortMismatchText(listening []string, port int, runtime string) (what, fix s
 	what = fmt.Sprintf("listens on %s, but was given PORT=%d", strings.Join(listening, ", "), port)
 	fix = fmt.Sprintf("bind to the PORT environment variable (%s) instead of a fixed port: gatehouse probes and sends requests to the PORT it gives", hintsOf(runtime).port)
 	return what, fix
-}
-
-func listensOn(addrs []string, port int) bool {
-	p := strconv.Itoa(port)
-	for _, a := range addrs {
-		if _, ap, err := net.SplitHostPort(a); err == nil && ap == p {
-			return true
-		}
-	}
-	return false
 }
 
 // probeRejected: the health probe gets an answer, but one that says "not

@@ -2,6 +2,8 @@ package procstat
 
 import (
 	"errors"
+	"net"
+	"strconv"
 	"time"
 )
 
@@ -42,4 +44,15 @@ type Reader interface {
 	// Read returns the stats of each process group leader in pgids, keyed
 	// by leader pid; a group that no longer exists is missing.
 	Read(pgids []int) (map[int]Stats, error)
+}
+
+// ListensOn reports whether the tree listens on port, on any address.
+func (s *Stats) ListensOn(port int) bool {
+	p := strconv.Itoa(port)
+	for _, a := range s.Listening {
+		if _, ap, err := net.SplitHostPort(a); err == nil && ap == p {
+			return true
+		}
+	}
+	return false
 }

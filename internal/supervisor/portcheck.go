@@ -2,9 +2,7 @@ package supervisor
 
 import (
 	"context"
-	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -67,7 +65,7 @@ func (pc *portCheck) check(ctx context.Context, in *Instance, proc *process, cfg
 	in.mu.Unlock()
 	stats, err := in.app.sup.reader.Read([]int{proc.pid})
 	st, ok := stats[proc.pid]
-	if err != nil || !ok || len(st.Listening) == 0 || listensOn(st.Listening, port) {
+	if err != nil || !ok || len(st.Listening) == 0 || st.ListensOn(port) {
 		// Not listening yet; or on PORT after all, on an address the
 		// probe does not reach (::1): not this mismatch.
 		return ""
@@ -121,15 +119,4 @@ func dialable(listening string) (string, bool) {
 		ip = netip.IPv6Loopback()
 	}
 	return netip.AddrPortFrom(ip, ap.Port()).String(), true
-}
-
-// listensOn reports whether one of addrs is on port.
-func listensOn(addrs []string, port int) bool {
-	p := strconv.Itoa(port)
-	for _, a := range addrs {
-		if _, ap, err := net.SplitHostPort(a); err == nil && ap == p {
-			return true
-		}
-	}
-	return false
 }
