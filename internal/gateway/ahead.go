@@ -13,11 +13,11 @@ import (
 // come, as a stream's must be, and the app is let go when it has sent
 // the last one, however far behind the client is.
 type aheadBody struct {
-	src    *responseBody
-	limit  int64
-	charge [2]*spool.Budget
-	stop   context.CancelFunc
-	done   chan struct{} // closed when the reader has let src go
+	src   *responseBody
+	limit int64
+	mem   spool.Memory
+	stop  context.CancelFunc
+	done  chan struct{} // closed when the reader has let src go
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -35,7 +35,7 @@ type aheadBody struct {
 
 func newAheadBody(ctx context.Context, src *responseBody, limit int64, process, conn *spool.Budget) *aheadBody {
 	ctx, stop := context.WithCancel(ctx)
-	a := &aheadBody{src: src, limit: limit, charge: [2]*spool.Budget{process, conn}, stop: stop, done: make(chan struct{})}
+	a := &aheadBody{src: src, limit: limit, mem: spool.Memory{process, conn}, stop: stop, done: make(chan struct{})}
 	a.cond.L = &a.mu
 	// The app's reads are interrupted when the client leaves or the
 	// answer is closed early, rather than at the app's next write.
@@ -92,25 +92,12 @@ func (a *aheadBody) room() ([]byte, bool) {
 		if a.queued == 0 {
 			return getChunk(), true
 		}
-		if a.queued < a.limit && a.take(aheadChunk) {
+		if a.queued < a.limit && a.takeChunk() {
 			return getChunk(), true
 		}
 		a.cond.Wait()
 	}
 	return nil, false
-}
-
-// take charges n bytes to both budgets, or neither.
-func (a *aheadBody) take(n int64) bool {
-	if !a.charge[0].Take(n) {
-		return false
-	}
-	if !a.charge[1].Take(n) {
-		a.charge[0].Give(n)
-		return false
-	}
-	a.charged += n
-	return true
 }
 
 func (a *aheadBody) Read(p []byte) (int, error) {
@@ -136,8 +123,7 @@ func (a *aheadBody) Read(p []byte) (int, error) {
 		a.queued -= int64(len(c))
 		if a.charged > 0 {
 			// Each piece beyond the first was charged a chunk.
-			a.charge[0].Give(aheadChunk)
-			a.charge[1].Give(aheadChunk)
+			a.mem.Give(aheadChunk)
 			a.charged -= aheadChunk
 		}
 		putChunk(c)
@@ -165,8 +151,7 @@ func (a *aheadBody) Close() error {
 		putChunk(c)
 	}
 	a.queue = nil
-	a.charge[0].Give(a.charged)
-	a.charge[1].Give(a.charged)
+	a.mem.Give(a.charged)
 	a.charged = 0
 	return nil
 }
@@ -174,5 +159,14 @@ func (a *aheadBody) Close() error {
 // aheadChunk is the size of the pieces read ahead.
 const aheadChunk = 32 << 10
 
-func getChunk() []byte  { return copyBuffers.Get()[:aheadChunk] }
-func putChunk(b []byte) { copyBuffers.Put(b[:cap(b)]) }
+func getChunk() []byte  { return spool.Buffer(aheadChunk) }
+func putChunk(b []byte) { spool.Release(b) }
+
+// takeChunk charges one more piece read ahead to the budgets.
+func (a *aheadBody) takeChunk() bool {
+	if !a.mem.Take(aheadChunk) {
+		return false
+	}
+	a.charged += aheadChunk
+	return true
+}

@@ -9,7 +9,6 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -179,10 +178,6 @@ func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
 		w.Flush()
 		x.Watch()
 	}
-	pool := copyBuffers
-	if resp.ContentLength >= 0 && resp.ContentLength <= int64(smallCopyBuffers.size) {
-		pool = smallCopyBuffers
-	}
 	if h, ok := resp.Body.(*heldBody); ok && h.whole() {
 		// Read whole from the app, which has its slot back: written as
 		// held, without a copy.
@@ -191,8 +186,15 @@ func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
 		}
 		return
 	}
-	buf := pool.Get()
-	defer pool.Put(buf)
+	// Most answers are small, and a 32 KiB buffer for each in flight was
+	// a tenth of the heap under load: one of known length up to 4 KiB
+	// takes a 4 KiB one.
+	size := 32 << 10
+	if resp.ContentLength >= 0 {
+		size = int(min(resp.ContentLength, int64(size)))
+	}
+	buf := spool.Buffer(size)
+	defer spool.Release(buf)
 	for reads := 0; ; reads++ {
 		if reads == 1 && !stream {
 			// A body longer than one read may stall in the middle: from
@@ -720,45 +722,6 @@ func (b *responseBody) Close() error {
 	b.m.Release()
 	return nil
 }
-
-// copyBuffers lends the copy buffers of answers of unknown or large
-// length.
-var copyBuffers = &bufferPool{size: 32 << 10}
-
-// smallCopyBuffers copy bodies of known length up to their size: most
-// answers are small, and a 32 KiB buffer for each in flight was a tenth
-// of the heap under load.
-var smallCopyBuffers = &bufferPool{size: 4 << 10}
-
-type bufferPool struct {
-	p    sync.Pool
-	size int
-}
-
-type copyBuffer struct{ b []byte }
-
-func (bp *bufferPool) Get() []byte {
-	if c, ok := bp.p.Get().(*copyBuffer); ok {
-		b := c.b
-		c.b = nil
-		bufHolders.Put(c)
-		return b
-	}
-	return make([]byte, bp.size)
-}
-
-// Put keeps the buffer; its holder comes from a second pool so that
-// putting one back does not allocate.
-func (bp *bufferPool) Put(b []byte) {
-	c, _ := bufHolders.Get().(*copyBuffer)
-	if c == nil {
-		c = new(copyBuffer)
-	}
-	c.b = b
-	bp.p.Put(c)
-}
-
-var bufHolders sync.Pool
 
 // errUnaskedSwitch: the app answered 101 to a request that asked for no
 // upgrade, or switched to another protocol than the one asked for.

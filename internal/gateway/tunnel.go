@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/front"
+	"github.com/gatehouse/gatehouse/internal/spool"
 )
 
 // tunnel answers an upgrade the app accepted: the app's 101 goes to the
@@ -112,8 +113,8 @@ var errIdle = errors.New("tunnel idle")
 // dst), or a read or write fails, or the tunnel is idle. Its buffer is
 // small: an open WebSocket is mostly waiting, and thousands may be.
 func (p *pipe) run() error {
-	buf := smallCopyBuffers.Get()
-	defer smallCopyBuffers.Put(buf)
+	buf := spool.Buffer(4 << 10)
+	defer spool.Release(buf)
 	for {
 		// Idle from the last byte either way, not from this read.
 		p.src.SetReadDeadline(p.t.deadline())

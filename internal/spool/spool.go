@@ -61,6 +61,30 @@ func (b *Budget) Give(n int64) {
 	}
 }
 
+// Memory is the two budgets memory is charged to together: the
+// process's (buffer_memory) and the client connection's
+// (connection_buffer).
+type Memory [2]*Budget
+
+// Take charges n bytes to both budgets, or, when either would go past
+// its limit, to neither.
+func (m Memory) Take(n int64) bool {
+	if !m[0].Take(n) {
+		return false
+	}
+	if !m[1].Take(n) {
+		m[0].Give(n)
+		return false
+	}
+	return true
+}
+
+// Give returns n bytes Take charged.
+func (m Memory) Give(n int64) {
+	m[0].Give(n)
+	m[1].Give(n)
+}
+
 // Chunk sizes: most answers are small, and a small one held in a large
 // chunk would count (and cost) eight times its size.
 const (
@@ -77,9 +101,9 @@ var (
 // it to read it again, and Close it to give back its memory and file.
 // The zero Spool is not usable; see Init.
 type Spool struct {
-	dir     string
-	budgets [2]*Budget
-	disk    *Budget
+	dir  string
+	mem  Memory
+	disk *Budget
 	// diskCharged is what disk was charged: the file's bytes, and the
 	// room of a read into scratch under way.
 	diskCharged int64
@@ -106,7 +130,7 @@ type Spool struct {
 // temporary directory), whose bytes are charged to disk (nil budgets
 // allow everything).
 func (s *Spool) Init(dir string, process, conn, disk *Budget) {
-	*s = Spool{dir: dir, budgets: [2]*Budget{process, conn}, disk: disk, chunks: s.chunks[:0]}
+	*s = Spool{dir: dir, mem: Memory{process, conn}, disk: disk, chunks: s.chunks[:0]}
 }
 
 // ErrLonger is the error of a source longer than the size it declared.
@@ -190,14 +214,11 @@ func (s *Spool) room(left, sizeHint int64) ([]byte, error) {
 		if s.size == 0 && sizeHint >= 0 && sizeHint <= smallChunk {
 			size = smallChunk
 		}
-		if s.budgets[0].Take(size) {
-			if s.budgets[1].Take(size) {
-				s.charged += size
-				c := s.newChunk(size)
-				s.chunks = append(s.chunks, c)
-				return c[:min(size, left)], nil
-			}
-			s.budgets[0].Give(size)
+		if s.mem.Take(size) {
+			s.charged += size
+			c := s.newChunk(size)
+			s.chunks = append(s.chunks, c)
+			return c[:min(size, left)], nil
 		}
 	}
 	size := min(int64(largeChunk), left)
@@ -219,6 +240,25 @@ func (s *Spool) room(left, sizeHint int64) ([]byte, error) {
 		s.scratch = largeChunks.Get().(*[largeChunk]byte)
 	}
 	return s.scratch[:size], nil
+}
+
+// Buffer lends a buffer from the pools spools take their chunks from:
+// 4 KiB for size up to 4 KiB, else 32 KiB. Give it back with Release.
+func Buffer(size int) []byte {
+	if size <= smallChunk {
+		return smallChunks.Get().(*[smallChunk]byte)[:]
+	}
+	return largeChunks.Get().(*[largeChunk]byte)[:]
+}
+
+// Release gives back a buffer Buffer lent, whatever its length now.
+func Release(b []byte) {
+	switch cap(b) {
+	case smallChunk:
+		smallChunks.Put((*[smallChunk]byte)(b[:smallChunk]))
+	case largeChunk:
+		largeChunks.Put((*[largeChunk]byte)(b[:largeChunk]))
+	}
 }
 
 func (s *Spool) newChunk(size int64) []byte {
@@ -335,12 +375,7 @@ func (s *Spool) Rewind() { s.ci, s.co, s.fileOff, s.tailOff = 0, 0, 0, 0 }
 // and closes its file. s may be Init again.
 func (s *Spool) Close() error {
 	for _, c := range s.chunks {
-		switch cap(c) {
-		case smallChunk:
-			smallChunks.Put((*[smallChunk]byte)(c[:smallChunk]))
-		case largeChunk:
-			largeChunks.Put((*[largeChunk]byte)(c[:largeChunk]))
-		}
+		Release(c)
 	}
 	clear(s.chunks)
 	s.chunks = s.chunks[:0]
@@ -348,8 +383,7 @@ func (s *Spool) Close() error {
 		largeChunks.Put(s.scratch)
 		s.scratch = nil
 	}
-	s.budgets[0].Give(s.charged)
-	s.budgets[1].Give(s.charged)
+	s.mem.Give(s.charged)
 	s.disk.Give(s.diskCharged)
 	s.diskCharged = 0
 	s.charged = 0
