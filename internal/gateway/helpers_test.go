@@ -272,8 +272,11 @@ func startFaultOver(t testing.TB, proto string, n int, adjust func(*config.App),
 		adjust(app)
 	}
 	var roots *x509.CertPool
-	if proto == "h2" {
+	switch proto {
+	case "h2":
 		roots = harness.TLS(t, cfg)
+	case "h2c":
+		cfg.H2C = true // the plain listener takes HTTP/2 with prior knowledge too
 	}
 	g := harness.Start(t, cfg)
 	g.H2Roots = roots

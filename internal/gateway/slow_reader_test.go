@@ -39,6 +39,9 @@ func TestSlowClientsDoNotHoldTheApp(t *testing.T) {
 		{"HTTP/2 streams whose window is never opened, 5 KB answers", "h2", nil, func(t *testing.T, g *harness.Gatehouse) {
 			h2NeverReads(t, g, 8, "/bytes?n=5000")
 		}},
+		{"h2c streams whose window is never opened, 5 KB answers", "h2c", nil, func(t *testing.T, g *harness.Gatehouse) {
+			h2NeverReads(t, g, 8, "/bytes?n=5000")
+		}},
 		{"HTTP/2, chunked answers", "h2", nil, func(t *testing.T, g *harness.Gatehouse) {
 			h2NeverReads(t, g, 8, "/bytes?n=20000&chunked=1")
 		}},
@@ -83,8 +86,18 @@ func TestSlowClientsDoNotHoldTheApp(t *testing.T) {
 // open until the test ends.
 func h2NeverReads(t *testing.T, g *harness.Gatehouse, n int, path string) {
 	t.Helper()
+	// Over TLS when the gatehouse has an HTTPS listener, else h2c.
 	u, _ := url.Parse(g.SecureURL)
-	c, err := tls.Dial("tcp", u.Host, &tls.Config{RootCAs: g.H2Roots, NextProtos: []string{"h2"}})
+	scheme := "https"
+	var c net.Conn
+	var err error
+	if g.H2Roots != nil {
+		c, err = tls.Dial("tcp", u.Host, &tls.Config{RootCAs: g.H2Roots, NextProtos: []string{"h2"}})
+	} else {
+		u, _ = url.Parse(g.URL)
+		scheme = "http"
+		c, err = net.Dial("tcp", u.Host)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +109,7 @@ func h2NeverReads(t *testing.T, g *harness.Gatehouse, n int, path string) {
 	enc := hpack.NewEncoder(&hb)
 	for i := range n {
 		hb.Reset()
-		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", u.Host}, {":path", path}} {
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", scheme}, {":authority", u.Host}, {":path", path}} {
 			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 		}
 		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -164,8 +165,15 @@ func TestUpgradeHalfClosePropagated(t *testing.T) {
 // A client that leaves while the app stalls in the middle of a body with a
 // Content-Length lets go of the member and the app's connection at once,
 // not when the app writes again: over HTTP/1.1 it closes its connection,
-// over HTTP/2 it resets the stream.
+// over HTTP/2 it resets the stream. So for a short body, which the
+// gateway reads whole before it writes any, as for a long one it streams.
 func TestClientGoneDuringStalledLengthBodyReleases(t *testing.T) {
+	for _, length := range []int{3000, 100000} {
+		t.Run(strconv.Itoa(length), func(t *testing.T) { clientGoneDuringStalledBody(t, length) })
+	}
+}
+
+func clientGoneDuringStalledBody(t *testing.T, length int) {
 	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		appConn := make(chan net.Conn, 1)
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
@@ -173,7 +181,7 @@ func TestClientGoneDuringStalledLengthBodyReleases(t *testing.T) {
 				return
 			}
 			appConn <- c
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 10))
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(length)+"\r\n\r\n"+strings.Repeat("x", 10))
 			io.Copy(io.Discard, br) // stall until the gateway closes (or the test ends)
 		})
 		d := newDirect(t, proto, addr, nil)
