@@ -103,11 +103,44 @@ func dialRaw(addr *net.TCPAddr) (rawClient, error) {
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
 	sa := &unix.SockaddrInet4{Port: addr.Port}
 	copy(sa.Addr[:], addr.IP.To4())
-	if err := unix.Connect(fd, sa); err != nil {
+	err = unix.Connect(fd, sa)
+	if err == unix.EINTR {
+		// A signal (the runtime's preemption) cut the wait short; the
+		// connection goes on being made: wait for it, and take its result.
+		err = awaitConnect(fd)
+	}
+	if err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("connect: %w", err)
 	}
 	return rawClient(fd), nil
+}
+
+// awaitConnect waits up to 10 s for a connect under way on fd to end, and
+// returns how it ended.
+func awaitConnect(fd int) error {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for {
+		n, err := unix.Poll(pfd, 10_000)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return unix.ETIMEDOUT
+		}
+		break
+	}
+	soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if soErr != 0 {
+		return unix.Errno(soErr)
+	}
+	return nil
 }
 
 // roundTrip sends req and reads until the answer ends with want.
