@@ -42,6 +42,7 @@ var (
 // build fails every caller with the compiler's output.
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
+	SkipInShort(t)
 	buildMu.Lock()
 	b, ok := builds[pkg]
 	if !ok {
@@ -54,6 +55,15 @@ func BuildBinary(t testing.TB, pkg string) string {
 		t.Fatalf("go build %s: %v\n%s", pkg, b.err, b.out)
 	}
 	return b.bin
+}
+
+// SkipInShort skips a test that runs real processes when -short is set:
+// the short tier is the in-process tests only, the full suite runs the rest.
+func SkipInShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs real processes; the full suite (without -short) runs it")
+	}
 }
 
 // goBuild runs `go build -o DIR/NAME pkg`. `go test` puts its own GOROOT/bin
