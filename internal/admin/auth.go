@@ -116,14 +116,14 @@ const (
 	maxFailing     = 4
 )
 
-var failing = make(chan struct{}, maxFailing)
-
 // registerLogin serves the dashboard's sign-in: GET /login shows a form
 // for the token, POST /login checks it and starts a session (an HttpOnly,
 // SameSite=Strict cookie), POST /logout ends it. The cross-origin check
-// on the mux applies to both POSTs.
+// on the mux applies to both POSTs. The failures waiting are counted per
+// mux: one admin listener's guesser does not lock out another's users.
 func registerLogin(mux *http.ServeMux, token string, s *sessions) {
 	want := []byte(token)
+	failing := make(chan struct{}, maxFailing)
 	show := func(w http.ResponseWriter, status int, msg string) {
 		pageHeaders(w)
 		w.WriteHeader(status)
