@@ -10,14 +10,22 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gatehouse/gatehouse/internal/adoption"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/extpool"
+	"github.com/gatehouse/gatehouse/internal/instance"
 	"github.com/gatehouse/gatehouse/internal/pool"
 )
+
+// Instance is one supervised slot of an app (see package instance).
+type Instance = instance.Instance
 
 // App is one app's set of instances and its pool.
 type App struct {
 	name string
 	sup  *Supervisor
+	// host is what the app's instances share (see package instance).
+	host *instance.Host
 	cfg  atomic.Pointer[config.App]
 	pool *pool.Pool
 
@@ -47,7 +55,7 @@ type App struct {
 	left []*pool.Member
 	// dns is the lookups of an external app's DNS upstreams; nil when it
 	// has none. Guarded by mu.
-	dns *dnsLoop
+	dns *dnsWatch
 	// leftInstances are the instances Leave let go, shown by Status until
 	// this process exits or takes them back: it serves through them.
 	leftInstances []*Instance
@@ -62,6 +70,10 @@ func (a *App) SetAutoscaleStatus(st *AutoscaleStatus) { a.autoscale.Store(st) }
 
 func newApp(s *Supervisor, cfg *config.App) *App {
 	a := &App{name: cfg.Name, sup: s, pool: pool.New(cfg.Name, cfg.QueueSize)}
+	a.host = &instance.Host{App: a.name, Config: a.Config, Pool: a.pool, DataDir: s.opts.DataDir, Events: s.opts.Events,
+		Ports: s.ports, Records: s.records, StatusFiles: s.statusFiles, Prober: s.prober, Reader: s.reader,
+		ProbeResult: s.opts.ProbeResult, ExplainPortMismatch: s.opts.ExplainPortMismatch, Environ: s.environ,
+		Kick: s.sampler.Kick, Console: s.console, Lines: s.lines}
 	a.cfg.Store(cfg)
 	a.configured.Store(int64(cfg.Instances))
 	return a
@@ -80,14 +92,14 @@ func (a *App) Pool() *pool.Pool { return a.pool }
 // configured number, or to the number st, the state the previous
 // gatehouse recorded, wants (nil: none recorded): an app it had stopped
 // stays stopped, one it had idle-unloaded stays unloaded until a request.
-func (a *App) begin(ctx context.Context, adopt []ProcessRecord, st *AppRecord) {
+func (a *App) begin(ctx context.Context, adopt []adoption.ProcessRecord, st *adoption.AppRecord) {
 	a.mu.Lock()
 	a.ctx, a.cancel = context.WithCancel(ctx)
 	ctx = a.ctx
 	a.mu.Unlock()
 	cfg := a.Config()
 	if cfg.External() {
-		a.reconcileUpstreams(staticWanted(cfg.StaticUpstreams()), nil, false)
+		a.reconcileUpstreams(extpool.Static(cfg.StaticUpstreams()), nil, false)
 		a.startDNS(cfg, nil)
 		return
 	}
@@ -116,15 +128,12 @@ func (a *App) begin(ctx context.Context, adopt []ProcessRecord, st *AppRecord) {
 // then starts instances up to the configured number. More adopted
 // instances than configured are kept: a scale the previous gatehouse
 // made holds.
-func (a *App) populate(adopt []ProcessRecord) {
-	slices.SortFunc(adopt, func(x, y ProcessRecord) int { return cmp.Compare(instanceN(x.ID), instanceN(y.ID)) })
+func (a *App) populate(adopt []adoption.ProcessRecord) {
+	slices.SortFunc(adopt, func(x, y adoption.ProcessRecord) int { return cmp.Compare(instanceN(x.ID), instanceN(y.ID)) })
 	for _, rec := range adopt {
 		a.sup.adopting.add()
-		in := a.addAt(instanceN(rec.ID), func(in *Instance) {
-			in.adopt = &rec
-			in.restarts = rec.Restarts
-			in.checked = sync.OnceFunc(a.sup.adopting.done)
-		})
+		in := a.addAt(instanceN(rec.ID), instance.Setup{Adopt: &rec, Restarts: rec.Restarts,
+			Checked: sync.OnceFunc(a.sup.adopting.done)})
 		if in == nil {
 			a.sup.adopting.done()
 		}
@@ -133,7 +142,7 @@ func (a *App) populate(adopt []ProcessRecord) {
 		return // unloaded for idleness (before a Leave): a request wakes it
 	}
 	for n := len(adopt); n < a.Config().Instances; n++ {
-		a.addInstance(nil)
+		a.addInstance(instance.Setup{})
 	}
 }
 
@@ -160,12 +169,12 @@ func (a *App) leave() {
 	defer a.opMu.Unlock()
 	for _, in := range a.Instances() {
 		a.mu.Lock()
-		if m := in.currentMember(); m != nil {
+		if m := in.CurrentMember(); m != nil {
 			a.left = append(a.left, m)
 		}
 		a.leftInstances = append(a.leftInstances, in)
 		a.mu.Unlock()
-		in.Stop(stopLeave)
+		in.Stop(instance.Leave)
 	}
 	for _, in := range a.Instances() {
 		<-in.Done()
@@ -174,7 +183,7 @@ func (a *App) leave() {
 
 // takeBack adopts adopt and starts what is missing (see
 // Supervisor.TakeBack); then the members leave kept go.
-func (a *App) takeBack(adopt []ProcessRecord) {
+func (a *App) takeBack(adopt []adoption.ProcessRecord) {
 	if a.Config().External() {
 		return
 	}
@@ -195,11 +204,11 @@ var errStopping = errors.New("gatehouse is stopping; no instance is started")
 // addInstance creates and starts an instance with the next id, running
 // the app's current config. It returns nil once stopAll has begun: a
 // process started then would outlive the supervisor.
-func (a *App) addInstance(setup func(*Instance)) *Instance { return a.addAt(0, setup) }
+func (a *App) addInstance(o instance.Setup) *Instance { return a.addAt(0, o) }
 
 // addAt is addInstance with the instance's number: n, or the next one
 // when n is 0.
-func (a *App) addAt(n int, setup func(*Instance)) *Instance {
+func (a *App) addAt(n int, o instance.Setup) *Instance {
 	a.mu.Lock()
 	if a.ctx == nil || a.ctx.Err() != nil || a.sup.leaving.Load() {
 		a.mu.Unlock()
@@ -209,18 +218,14 @@ func (a *App) addAt(n int, setup func(*Instance)) *Instance {
 		n = a.nextN + 1
 	}
 	a.nextN = max(a.nextN, n)
-	in := newInstance(a, n, a.cfg.Load())
-	if setup != nil {
-		setup(in)
-	}
-	// The instance is visible to Stop as soon as it is listed: its cancel
-	// must be set, and its goroutine counted before stopAll's Wait.
-	var ctx context.Context
-	ctx, in.cancel = context.WithCancel(a.ctx)
+	// The instance is visible to Stop as soon as it is listed: its
+	// context must be made, and its goroutine counted before stopAll's
+	// Wait.
+	in := instance.New(a.ctx, a.host, n, a.cfg.Load(), o)
 	a.wg.Add(1)
 	a.instances = append(a.instances, in)
 	a.mu.Unlock()
-	in.start(ctx)
+	in.Start(a.forget, a.wg.Done)
 	return in
 }
 
@@ -260,7 +265,7 @@ func (a *App) forget(in *Instance) {
 func (a *App) live() []*Instance {
 	var out []*Instance
 	for _, in := range a.Instances() {
-		if !in.stopping.Load() {
+		if !in.Stopping() {
 			out = append(out, in)
 		}
 	}

@@ -1,31 +1,20 @@
-// Package supervisor owns the app processes: it spawns each instance in its
-// own process group with a port of its own, checks it until it is ready,
-// probes it while it runs, restarts it with back-off when it dies, and
-// stops it drain-first (out of rotation, in-flight requests finish, then
-// SIGTERM, then SIGKILL). It is the only writer of instance state, which
-// it publishes to the app's pool for the gateway to read.
+// Package supervisor owns the apps' sets of instances: it starts each
+// app's instances (package instance), or adopts them from the gatehouse
+// that ran before (package adoption), and changes the set: rolling
+// reload, scale, recycle, restart, stop and start, idle unload and wake.
+// It hands the instances to a successor and takes them back (Leave,
+// TakeBack), tells each app's share of gatehouse's readiness, snapshots
+// status, and has every running process sampled (package sampling). It is
+// the only writer of instance state, which the instances publish to each
+// app's pool for the gateway to read; its tests fail on any state change
+// that pool's transition table does not have (main_test.go).
 //
-// One instance's lifecycle (starting, ready, unhealthy, crashed, draining,
-// stopped) is drawn once, in package pool's doc, from the transition table
-// in pool/state.go (pool.CanTransition); the supervisor sets states only
-// along its edges, and its tests fail on any other (main_test.go). What
-// the supervisor adds to that drawing:
+// An external pool (upstreams:, no command) has an instance per address
+// its static entries and DNS answers want (package extpool); the
+// supervisor adds and drains them to match.
 //
-//	back-off before a restart: 0, 1s, 2s, 4s … 60s; reset after 60s of
-//	ready running.
-//	stop: draining (out of rotation, in-flight finish ≤ stop_timeout),
-//	then SIGTERM to the group, ≤ stop_timeout, then SIGKILL, then stopped.
-//
-// A starting process whose probes are refused is looked at for a port
-// mismatch (portcheck.go): listening, and answering, on other ports than
-// its PORT, it will never be ready, and the supervisor says so at once
-// (a port_mismatch event, and the note of held requests' 503s) rather
-// than at start_timeout.
-//
-// Commands: a command string (a Procfile line, command: "…") is run
-// without a shell when it has no shell syntax, and with "sh -c exec …"
-// when it is one simple command, so that the app is gatehouse's direct
-// child (see commandArgv). Every running process is recorded in
-// data_dir/processes.json (ProcessRecord); a gatehouse that starts finds
-// the processes a killed predecessor left running there and stops them.
+// Every running process is recorded in data_dir/processes.json (package
+// adoption); a gatehouse that starts finds there the processes a killed
+// predecessor, or the gatehouse that upgraded to it, left running, adopts
+// those its config still runs (adoptable) and stops the others.
 package supervisor

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/instance"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -75,7 +76,7 @@ func (a *App) unload() bool {
 	ins := a.live()
 	a.emit(telemetry.EventIdleUnload, fmt.Sprintf("no request for %s (idle_timeout); stopping %d instances", idle, len(ins)))
 	for _, in := range ins {
-		in.Stop(stopDrain)
+		in.Stop(instance.Drain)
 	}
 	for _, in := range ins {
 		<-in.Done()
@@ -92,7 +93,7 @@ func (a *App) wake() bool {
 	n := a.Config().Instances - len(a.live())
 	a.emit(telemetry.EventWake, fmt.Sprintf("request arrived; starting %d instances (%d requests held)", n, a.pool.Waiting()))
 	for i := 0; i < n; i++ {
-		if a.addInstance(nil) == nil {
+		if a.addInstance(instance.Setup{}) == nil {
 			return false // stopping, or left
 		}
 	}

@@ -18,14 +18,13 @@ import (
 // through the cold start and all succeed; the events show idle_unload, then
 // wake.
 func TestIdleUnloadAndWake(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 2, "-start-delay", "300ms")
-	tune(app)
-	app.IdleTimeout = config.Duration(2 * time.Second)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 2, 10*time.Second)
+	g := startWeb(t, 2, func(a *config.App) {
+		a.IdleTimeout = config.Duration(2 * time.Second)
+	}, "-start-delay", "300ms")
 	before := snapshot(g)
 
-	// Traffic keeps it loaded.
+	// Traffic keeps it loaded, for longer than idle_timeout: deliberately
+	// a while, as only time without traffic unloads it.
 	l := startLoad(t, g.URL, 2)
 	time.Sleep(2500 * time.Millisecond)
 	// Taken before the load stops, so at or before its last request's

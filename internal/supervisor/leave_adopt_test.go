@@ -9,8 +9,8 @@ package supervisor
 
 import (
 	"context"
-	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,7 +24,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gatehouse/gatehouse/internal/adoption"
+	"github.com/gatehouse/gatehouse/internal/adoption/adoptiontest"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/process"
 	"github.com/gatehouse/gatehouse/internal/procid"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil"
@@ -65,8 +68,15 @@ type runningSupervisor struct {
 // startSupervisor runs a supervisor for cfg until the test ends (or stop).
 func startSupervisor(t *testing.T, cfg *config.Config, events *telemetry.Events) *runningSupervisor {
 	t.Helper()
-	r := &runningSupervisor{sup: New(cfg, Options{Events: events, DataDir: cfg.DataDir, Logger: discardLogger(),
-		SampleInterval: time.Hour}), done: make(chan struct{})}
+	return runSupervisor(t, cfg, Options{Events: events})
+}
+
+// runSupervisor is startSupervisor with opts, on cfg's data_dir, logging
+// nowhere and sampling no process.
+func runSupervisor(t *testing.T, cfg *config.Config, opts Options) *runningSupervisor {
+	t.Helper()
+	opts.DataDir, opts.Logger, opts.SampleInterval = cfg.DataDir, discardLogger(), time.Hour
+	r := &runningSupervisor{sup: New(cfg, opts), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
@@ -116,31 +126,24 @@ func (r *runningSupervisor) waitReady(t *testing.T, n int) []InstanceStatus {
 	return ins
 }
 
+// discardLogger is a logger that writes nowhere.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
 // readProcessesDoc reads processes.json.
-func readProcessesDoc(t *testing.T, dataDir string) processesDoc {
+func readProcessesDoc(t *testing.T, dataDir string) adoption.Doc {
 	t.Helper()
-	var doc processesDoc
-	b, err := os.ReadFile(filepath.Join(dataDir, processesFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
+	doc, ok := adoptiontest.ReadDoc(t, dataDir)
+	if !ok {
+		t.Fatalf("no %s in %s", adoption.File, dataDir)
 	}
 	return doc
 }
 
 // orphanDoc rewrites processes.json as if the gatehouse that wrote it
-// had gone: its writer is a process that has exited.
-func orphanDoc(t *testing.T, dataDir string) processesDoc {
+// had gone.
+func orphanDoc(t *testing.T, dataDir string) {
 	t.Helper()
-	doc := readProcessesDoc(t, dataDir)
-	doc.Gatehouse.PID, doc.Gatehouse.StartTicks = exitedProcess(t)
-	b, _ := json.Marshal(doc)
-	if err := os.WriteFile(filepath.Join(dataDir, processesFile), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return doc
+	adoptiontest.WriteDoc(t, dataDir, adoptiontest.OrphanDoc(t, readProcessesDoc(t, dataDir)))
 }
 
 // eventsOf are the events of type typ for instance id.
@@ -187,19 +190,19 @@ func TestAdoptedRecordOfAReusedPIDKillsNoProcessGroup(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := webConfig(t, dataDir, 1)
 	// The unrelated group: leader sh (pid P) with a child.
-	other, done := spawnGroup(t, "sleep 30 & wait")
+	other, done := adoptiontest.SpawnGroup(t, "sleep 30 & wait")
 	p := other.Process.Pid
-	shimPID, shimTicks := exitedProcess(t)
-	writeOrphanedDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: p, PGID: p,
-		StartTicks: startTicksOf(t, p) - 1, Port: testutil.FreePort(t), StartedAt: time.Now().Add(-time.Hour),
-		Command: commandArgv(cfg.Apps["web"].Command), ShimPID: shimPID, ShimStartTicks: shimTicks,
+	shimPID, shimTicks := adoptiontest.ExitedProcess(t)
+	adoptiontest.WriteOrphanedDoc(t, dataDir, adoption.ProcessRecord{App: "web", ID: "web-1", PID: p, PGID: p,
+		StartTicks: adoptiontest.StartTicksOf(t, p) - 1, Port: testutil.FreePort(t), StartedAt: time.Now().Add(-time.Hour),
+		Command: process.CommandArgv(cfg.Apps["web"].Command), ShimPID: shimPID, ShimStartTicks: shimTicks,
 		StatusFile: filepath.Join(dataDir, "run", "web-1.1.1.exit")})
 	events := telemetry.NewEvents(nil, 0)
 	r := startSupervisor(t, cfg, events)
 	testutil.WaitFor(t, 20*time.Second, "web-1 to be adopted, found ended, and started again", func() bool {
 		return len(eventsOf(events, telemetry.EventExit, "web-1")) > 0 && len(r.waitReadyNow()) == 1
 	})
-	if killedWithin(t, done, 500*time.Millisecond) {
+	if adoptiontest.KilledWithin(t, done, 500*time.Millisecond) {
 		t.Fatalf("process group %d, which only reuses the recorded app pid (its start time differs), was killed "+
 			"when the adopted record was found ended; events:\n%s", p, describeAllEvents(events))
 	}
@@ -245,11 +248,11 @@ func TestAdoptDoesNotReadAReusedShimPIDsDescriptor(t *testing.T) {
 	if _, err := pw.WriteString(secret); err != nil {
 		t.Fatal(err)
 	}
-	appPID, appTicks := exitedProcess(t)
+	appPID, appTicks := adoptiontest.ExitedProcess(t)
 	shim := other.Process.Pid
-	writeOrphanedDoc(t, dataDir, ProcessRecord{App: "web", ID: "web-1", PID: appPID, PGID: appPID,
+	adoptiontest.WriteOrphanedDoc(t, dataDir, adoption.ProcessRecord{App: "web", ID: "web-1", PID: appPID, PGID: appPID,
 		StartTicks: appTicks, Port: testutil.FreePort(t), StartedAt: time.Now().Add(-time.Hour),
-		Command: commandArgv(cfg.Apps["web"].Command), ShimPID: shim, ShimStartTicks: startTicksOf(t, shim) - 1,
+		Command: process.CommandArgv(cfg.Apps["web"].Command), ShimPID: shim, ShimStartTicks: adoptiontest.StartTicksOf(t, shim) - 1,
 		StatusFile: filepath.Join(dataDir, "run", "web-1.1.1.exit")})
 	events := telemetry.NewEvents(nil, 0)
 	r := startSupervisor(t, cfg, events)
@@ -312,9 +315,9 @@ func TestCrashBetweenLeaveAndAdoptionIsReportedOnce(t *testing.T) {
 	// The next gatehouse comes once the shim is done, or a few seconds
 	// later (a restart by systemd, an upgrade's successor starting up).
 	shim := procid.ID{PID: rec[0].ShimPID, StartTicks: rec[0].ShimStartTicks}
-	for end := time.Now().Add(3 * time.Second); shim.Alive() && time.Now().Before(end); {
-		time.Sleep(20 * time.Millisecond)
-	}
+	shimCtx, shimDone := context.WithTimeout(context.Background(), 3*time.Second)
+	procid.Wait(shimCtx, shim)
+	shimDone()
 	orphanDoc(t, dataDir)
 
 	next := startSupervisor(t, cfg, events)
@@ -553,8 +556,11 @@ func TestStoppedAppStaysStoppedAcrossAHandover(t *testing.T) {
 			old.stop(t)
 			orphanDoc(t, dataDir)
 			next := startSupervisor(t, webConfig(t, dataDir, 2), telemetry.NewEvents(nil, 0))
-			<-next.sup.begun
-			time.Sleep(500 * time.Millisecond)
+			// Every instance the next gatehouse runs is started, or
+			// adopted and checked, by then.
+			if err := next.sup.AwaitAdopted(ctx); err != nil {
+				t.Fatal(err)
+			}
 			if n := len(next.instances()); n != tc.want {
 				t.Errorf("after %s (%d instances) and a handover, the next gatehouse runs %d instances", tc.name, tc.want, n)
 			}
@@ -580,7 +586,7 @@ func TestLeaveLetsGoOnlyOfRecordedProcesses(t *testing.T) {
 	}{
 		{"record written", func(t *testing.T, dataDir string) {}, true},
 		{"record not writable", func(t *testing.T, dataDir string) {
-			if err := os.Mkdir(filepath.Join(dataDir, processesFile), 0o755); err != nil {
+			if err := os.Mkdir(filepath.Join(dataDir, adoption.File), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}, false},
@@ -602,10 +608,8 @@ func TestLeaveLetsGoOnlyOfRecordedProcesses(t *testing.T) {
 			}
 			r.sup.Leave()
 			var recorded bool
-			if b, err := os.ReadFile(filepath.Join(dataDir, processesFile)); err == nil {
-				var doc processesDoc
-				json.Unmarshal(b, &doc)
-				recorded = slices.ContainsFunc(doc.Processes, func(p ProcessRecord) bool { return p.PID == in.PID })
+			if doc, ok := adoptiontest.ReadDoc(t, dataDir); ok {
+				recorded = slices.ContainsFunc(doc.Processes, func(p adoption.ProcessRecord) bool { return p.PID == in.PID })
 			}
 			supervised := slices.ContainsFunc(r.instances(), func(s InstanceStatus) bool { return s.PID == in.PID })
 			if !recorded && !supervised {
@@ -634,7 +638,12 @@ func TestTakeBackAdoptsNoOtherGatehousesProcess(t *testing.T) {
 	ours := r.waitReady(t, 1)[0]
 	r.sup.Leave()
 	r.sup.TakeBack()
-	time.Sleep(500 * time.Millisecond)
+	// TakeBack has listed the instances it adopted or started; each
+	// names its process once it runs.
+	testutil.WaitFor(t, 20*time.Second, "web's instances to run their processes", func() bool {
+		ins := r.instances()
+		return len(ins) > 0 && !slices.ContainsFunc(ins, func(s InstanceStatus) bool { return s.PID == 0 })
+	})
 	if slices.ContainsFunc(r.instances(), func(s InstanceStatus) bool { return s.PID == theirs.PID }) {
 		t.Errorf("after Leave and TakeBack, this gatehouse supervises pid %d, the other gatehouse's web-1 "+
 			"(which supervises it too); its own was pid %d", theirs.PID, ours.PID)
@@ -682,7 +691,7 @@ func TestAdoptedAppsLeftoverWorkerIsKilledOnExit(t *testing.T) {
 // A record is adopted only if it can name an app process of its own
 // group: pid 0 and 1 cannot (kill(-0) is gatehouse's own group, kill(-1)
 // every process it may signal), nor a record whose group is not its pid's
-// or without a start time. findLeftover refuses these for leftovers, and
+// or without a start time. adoption refuses these for leftovers, and
 // adoption must too: onExit or a stop would signal -PID. (Not run end to
 // end: with pid 1 and init's start time a wrong answer would be kill(-1,
 // SIGKILL).)
@@ -690,20 +699,20 @@ func TestAdoptableRefusesRecordsNamingNoAppGroup(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := webConfig(t, dataDir, 1)
 	s := New(cfg, Options{Events: telemetry.NewEvents(nil, 0), DataDir: dataDir, Logger: discardLogger()})
-	good := ProcessRecord{App: "web", ID: "web-1", PID: 4242, PGID: 4242, StartTicks: 99, Port: 1,
-		Command: commandArgv(cfg.Apps["web"].Command), ShimPID: 4243, ShimStartTicks: 98,
+	good := adoption.ProcessRecord{App: "web", ID: "web-1", PID: 4242, PGID: 4242, StartTicks: 99, Port: 1,
+		Command: process.CommandArgv(cfg.Apps["web"].Command), ShimPID: 4243, ShimStartTicks: 98,
 		StatusFile: filepath.Join(dataDir, "run", "web-1.1.1.exit")}
 	if !s.adoptable(good) {
 		t.Fatalf("a well-formed record is not adoptable: %+v", good)
 	}
 	for _, tc := range []struct {
 		name string
-		edit func(*ProcessRecord)
+		edit func(*adoption.ProcessRecord)
 	}{
-		{"pid 0", func(r *ProcessRecord) { r.PID, r.PGID = 0, 0 }},
-		{"pid 1", func(r *ProcessRecord) { r.PID, r.PGID = 1, 1 }},
-		{"group not its own", func(r *ProcessRecord) { r.PGID = 4000 }},
-		{"no start time", func(r *ProcessRecord) { r.StartTicks = 0 }},
+		{"pid 0", func(r *adoption.ProcessRecord) { r.PID, r.PGID = 0, 0 }},
+		{"pid 1", func(r *adoption.ProcessRecord) { r.PID, r.PGID = 1, 1 }},
+		{"group not its own", func(r *adoption.ProcessRecord) { r.PGID = 4000 }},
+		{"no start time", func(r *adoption.ProcessRecord) { r.StartTicks = 0 }},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			rec := good
@@ -730,18 +739,7 @@ func TestLineCutByLeaveIsNotLost(t *testing.T) {
 	got, cancel := lines.Subscribe(1024)
 	defer cancel()
 	events := telemetry.NewEvents(nil, 0)
-	start := func() *runningSupervisor {
-		r := &runningSupervisor{sup: New(cfg, Options{Events: events, DataDir: dataDir, Logger: discardLogger(), Lines: lines,
-			SampleInterval: time.Hour}), done: make(chan struct{})}
-		ctx, c := context.WithCancel(context.Background())
-		r.cancel = c
-		go func() {
-			defer close(r.done)
-			r.sup.Run(ctx)
-		}()
-		t.Cleanup(func() { r.stop(t) })
-		return r
-	}
+	start := func() *runningSupervisor { return runSupervisor(t, cfg, Options{Events: events, Lines: lines}) }
 	old := start()
 	logFile := filepath.Join(dataDir, "logs", "web", "web-1.log")
 	testutil.WaitFor(t, 10*time.Second, "the first part of the line to be read", func() bool {

@@ -9,7 +9,6 @@ package supervisor
 // process here: an in-process server cannot be SIGKILLed.
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/adoption"
+	"github.com/gatehouse/gatehouse/internal/adoption/adoptiontest"
+	"github.com/gatehouse/gatehouse/internal/process"
 	"github.com/gatehouse/gatehouse/internal/procid"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
@@ -53,8 +55,8 @@ func testLeftovers(t *testing.T, procfile, legacy bool) {
 	// the app's parent, whatever the shell's exec optimisations: the shape
 	// of a Procfile line that gatehouse cannot exec directly.
 	line := fmt.Sprintf("trap '' TERM; %s & echo $! > %s/$GATEHOUSE_INSTANCE.pid; wait", fault, dir)
-	if got := commandArgv([]string{"sh", "-c", line}); got[0] != "sh" || got[2] != line {
-		t.Fatalf("commandArgv(%q) = %q; the test needs sh to stay the app's parent", line, got)
+	if got := process.CommandArgv([]string{"sh", "-c", line}); got[0] != "sh" || got[2] != line {
+		t.Fatalf("CommandArgv(%q) = %q; the test needs sh to stay the app's parent", line, got)
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
@@ -80,7 +82,7 @@ apps:
 
 	// The first run: wait until the app listens and is recorded.
 	first := startChild(t, dir, gh, args...)
-	var rec ProcessRecord
+	var rec adoption.ProcessRecord
 	var app procid.ID
 	testutil.WaitFor(t, 20*time.Second, "the app to listen and be recorded in processes.json", func() bool {
 		recs := readRecords(t, dataDir)
@@ -115,6 +117,8 @@ apps:
 
 	// SIGKILL gatehouse: no chance to stop the app, which stays behind.
 	first.kill(t)
+	// Deliberately a moment: an app that were to die with gatehouse (its
+	// parent's death signal, a closed pipe) would be gone by then.
 	time.Sleep(300 * time.Millisecond)
 	if !app.Alive() || !listening(rec.Port) {
 		t.Fatalf("the app (pid %d) is gone after gatehouse's SIGKILL: the leftover this test is about did not happen", app.PID)
@@ -179,20 +183,11 @@ apps:
 // it. The shims still run: they end once the next run stops their apps.
 func stripShims(t *testing.T, dataDir string) {
 	t.Helper()
-	path := filepath.Join(dataDir, processesFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc processesDoc
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
+	doc, _ := adoptiontest.ReadDoc(t, dataDir)
 	for i := range doc.Processes {
 		doc.Processes[i].ShimPID, doc.Processes[i].ShimStartTicks, doc.Processes[i].StatusFile = 0, 0, ""
 	}
-	b, _ = json.Marshal(doc)
-	write(t, path, string(b))
+	adoptiontest.WriteDoc(t, dataDir, doc)
 }
 
 func write(t *testing.T, path, text string) {
@@ -202,15 +197,8 @@ func write(t *testing.T, path, text string) {
 	}
 }
 
-func readRecords(t *testing.T, dataDir string) []ProcessRecord {
-	b, err := os.ReadFile(filepath.Join(dataDir, processesFile))
-	if err != nil {
-		return nil
-	}
-	var doc processesDoc
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("%s: %v\n%s", processesFile, err, b)
-	}
+func readRecords(t *testing.T, dataDir string) []adoption.ProcessRecord {
+	doc, _ := adoptiontest.ReadDoc(t, dataDir)
 	return doc.Processes
 }
 
@@ -269,10 +257,7 @@ func startChild(t *testing.T, dir, bin string, args ...string) *child {
 	}
 	go func() { c.cmd.Wait(); close(c.done) }()
 	t.Cleanup(func() {
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(10 * time.Second):
+		if !c.signal(syscall.SIGTERM, 10*time.Second) {
 			c.cmd.Process.Kill()
 			<-c.done
 		}
@@ -285,20 +270,25 @@ func startChild(t *testing.T, dir, bin string, args ...string) *child {
 
 func (c *child) kill(t *testing.T) {
 	t.Helper()
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
+	if !c.signal(syscall.SIGKILL, 10*time.Second) {
 		t.Fatal("gatehouse did not die of SIGKILL")
 	}
 }
 
 func (c *child) term(t *testing.T) {
 	t.Helper()
-	c.cmd.Process.Signal(syscall.SIGTERM)
+	if !c.signal(syscall.SIGTERM, 15*time.Second) {
+		t.Errorf("gatehouse did not exit within 15s of SIGTERM")
+	}
+}
+
+// signal sends sig and reports whether gatehouse exited within d.
+func (c *child) signal(sig syscall.Signal, d time.Duration) bool {
+	c.cmd.Process.Signal(sig)
 	select {
 	case <-c.done:
-	case <-time.After(15 * time.Second):
-		t.Errorf("gatehouse did not exit within 15s of SIGTERM")
+		return true
+	case <-time.After(d):
+		return false
 	}
 }

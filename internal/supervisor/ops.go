@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/extpool"
+	"github.com/gatehouse/gatehouse/internal/instance"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -25,14 +27,14 @@ var ErrBusy = errors.New("another reload of this app is in progress")
 // ErrExternal is returned for process operations on an external pool.
 var ErrExternal = errors.New("app is an external pool (upstreams:); it has no processes")
 
-// errLeaving is returned by operations while the instances are left to a
-// new gatehouse process (Leave until TakeBack): they are not this one's
-// to change, and the change would not reach the new process.
 // ErrStaleDecision is returned by ScaleFor when the app no longer runs the
 // count an autoscale decision was taken on, is unloaded, or the decision's
 // target is outside the autoscale bounds it has now.
 var ErrStaleDecision = errors.New("the app changed since the autoscale decision (gatehouse scale or stop, a reload, an idle unload)")
 
+// errLeaving is returned by operations while the instances are left to a
+// new gatehouse process (Leave until TakeBack): they are not this one's
+// to change, and the change would not reach the new process.
 var errLeaving = errors.New("gatehouse is handing its instances to a new process (an upgrade); try again once it is done")
 
 // Reload applies a new config to the app. Settings that need no new
@@ -65,11 +67,10 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	if next.External() {
 		// The lookups restart with the new entries and dns: block; the
 		// members a name still has stay, from its last answer.
-		carried := a.lookupAdded(ctx, next, a.stopDNS())
+		carried := extpool.LookupAdded(ctx, a.name, next, a.stopDNS(), a.sup.opts.Events)
 		a.cfg.Store(next)
 		a.emit(telemetry.EventReload, "upstreams: "+strings.Join(next.Upstreams, ", "))
-		l := &dnsLoop{last: carried}
-		a.reconcileUpstreams(dnsWanted(next.StaticUpstreams(), next.DNSUpstreams(), l), p, true)
+		a.reconcileUpstreams(extpool.Wanted(next, carried), p, true)
 		a.startDNS(next, carried)
 		return nil
 	}
@@ -181,18 +182,18 @@ func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error 
 // drains and stops old.
 func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
 	var nw *Instance
-	if old.upstream != "" {
-		addr, source := old.upstream, old.sourceOf()
-		nw = a.addInstance(func(in *Instance) { in.upstream, in.source = addr, source })
+	if old.Upstream() != "" {
+		addr, source := old.Upstream(), old.Source()
+		nw = a.addInstance(instance.Setup{Upstream: addr, Source: source})
 	} else {
-		nw = a.addInstance(nil)
+		nw = a.addInstance(instance.Setup{})
 	}
 	if nw == nil {
 		return errStopping
 	}
 	p("%s: starting (replaces %s)", nw.ID, old.ID)
 	if err := a.awaitReady(ctx, nw); err != nil {
-		nw.Stop(stopHard)
+		nw.Stop(instance.Hard)
 		<-nw.Done()
 		return err
 	}
@@ -203,8 +204,8 @@ func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
 
 // stopAndWait stops in drain-first and waits until it has stopped.
 func (a *App) stopAndWait(in *Instance, p Progress) {
-	p("%s: draining %d in-flight requests, then stopping", in.ID, in.inflight())
-	in.Stop(stopDrain)
+	p("%s: draining %d in-flight requests, then stopping", in.ID, in.Inflight())
+	in.Stop(instance.Drain)
 	<-in.Done()
 	p("%s: stopped", in.ID)
 }
@@ -222,9 +223,9 @@ func (a *App) awaitReady(ctx context.Context, in *Instance) error {
 		case st.State == pool.Ready.String():
 			return nil
 		case st.Restarts >= failFastRestarts && st.State == pool.Crashed.String():
-			return fmt.Errorf("%s exited %d times before it became ready: %s%s", in.ID, st.Restarts, st.Health, in.lastOutput())
+			return fmt.Errorf("%s exited %d times before it became ready: %s%s", in.ID, st.Restarts, st.Health, in.LastOutput())
 		case time.Now().After(deadline):
-			return fmt.Errorf("%s not ready within start_timeout %s: %s%s", in.ID, timeout, st.Health, in.lastOutput())
+			return fmt.Errorf("%s not ready within start_timeout %s: %s%s", in.ID, timeout, st.Health, in.LastOutput())
 		}
 		select {
 		case <-ctx.Done():
@@ -352,7 +353,7 @@ func (a *App) scaleUp(ctx context.Context, k int, p Progress) error {
 	var added []*Instance
 	var errs []error
 	for range k {
-		in := a.addInstance(nil)
+		in := a.addInstance(instance.Setup{})
 		if in == nil {
 			errs = append(errs, errStopping)
 			break
@@ -421,7 +422,7 @@ func (a *App) RestartInstance(ctx context.Context, id string, p Progress) error 
 		return fmt.Errorf("restart %s: %w", id, errLeaving)
 	}
 	in := a.instance(id)
-	if in == nil || in.upstream != "" {
+	if in == nil || in.Upstream() != "" {
 		return fmt.Errorf("restart: no running instance %q", id)
 	}
 	p("%s: restarting", in.ID)
@@ -439,12 +440,16 @@ func (a *App) RestartInstance(ctx context.Context, id string, p Progress) error 
 // again.
 func (a *App) awaitRestarted(ctx context.Context, in *Instance, before int) error {
 	deadline := time.Now().Add(a.Config().StopTimeout.D() + 5*time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for in.Status().Restarts == before {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not restart", in.ID)
 		}
-		if !sleepCtx(ctx, 20*time.Millisecond) {
+		select {
+		case <-ctx.Done():
 			return ctx.Err()
+		case <-tick.C:
 		}
 	}
 	return a.awaitReady(ctx, in)
@@ -465,80 +470,4 @@ func (a *App) emit(typ, detail string) {
 
 func (a *App) emitFor(in *Instance, typ, detail string) {
 	a.sup.opts.Events.Emit(telemetry.Event{App: a.name, Instance: in.ID, PID: in.Status().PID, Type: typ, Detail: detail})
-}
-
-// inflight is the instance's in-flight request count.
-func (in *Instance) inflight() int64 {
-	in.mu.Lock()
-	m := in.member
-	in.mu.Unlock()
-	if m == nil {
-		return 0
-	}
-	return m.Inflight()
-}
-
-// lastOutput is the instance's last lines of output, for error messages.
-func (in *Instance) lastOutput() string {
-	tail := in.out.Tail()
-	if len(tail) == 0 {
-		return ""
-	}
-	if len(tail) > 5 {
-		tail = tail[len(tail)-5:]
-	}
-	return "; last output: " + strings.Join(tail, " ⏎ ")
-}
-
-// reconcileUpstreams adds members for new addresses and drains removed
-// ones: at once when wait is false (the DNS lookups, which must not stall
-// on a slow drain), else one by one, reporting to p.
-func (a *App) reconcileUpstreams(want []upstreamAddr, p Progress, wait bool) {
-	have := map[string][]*Instance{}
-	for _, in := range a.live() {
-		have[in.upstream] = append(have[in.upstream], in)
-	}
-	var add []upstreamAddr
-	for _, w := range want {
-		if ins := have[w.addr]; ins != nil {
-			// Kept: the entry that wants it now is its source (a static
-			// entry replaced by the name that has it, or the reverse).
-			for _, in := range ins {
-				in.setSource(w.source)
-			}
-			delete(have, w.addr)
-			continue
-		}
-		add = append(add, w)
-	}
-	for _, w := range add {
-		in := a.addInstance(func(in *Instance) { in.upstream, in.source = w.addr, w.source })
-		if in == nil {
-			// Stopping, or leaving to a successor: nothing can be added,
-			// but what left the config or DNS still leaves the pool (a
-			// leaving gatehouse serves on through it).
-			break
-		}
-		if p != nil {
-			p("%s: added upstream %s", in.ID, w.addr)
-		}
-	}
-	for _, ins := range have {
-		for _, in := range ins {
-			if wait {
-				a.stopAndWait(in, p)
-			} else {
-				in.Stop(stopDrain)
-			}
-		}
-	}
-}
-
-// staticWanted is addrs, each a static entry.
-func staticWanted(addrs []string) []upstreamAddr {
-	out := make([]upstreamAddr, len(addrs))
-	for i, addr := range addrs {
-		out[i] = upstreamAddr{addr: addr}
-	}
-	return out
 }

@@ -20,10 +20,7 @@ import (
 // it must not time out waiting for an instance that restarted while the
 // operation was still waiting for the one before it.
 func TestRestartAppWithSeveralInstances(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 3)
-	tune(app)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 3, 10*time.Second)
+	g := startWeb(t, 3, nil)
 	before := snapshot(g)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -69,6 +66,9 @@ func TestRestartDuringCrashBackoffIsImmediate(t *testing.T) {
 	}
 	ins := g.Instances("web")
 	pid := ins[0].PID
+	// Deliberately a while: a restart request left behind would
+	// hard-stop the new process at its watch's first turn, which nothing
+	// outside the instance shows.
 	time.Sleep(time.Second)
 	if ins := g.Instances("web"); len(ins) != 1 || ins[0].PID != pid || ins[0].State != "ready" {
 		t.Errorf("after the restart: %s; want web-1 still ready with pid %d\n%s", states(g), pid, describeEvents(g.Events()))
@@ -78,10 +78,7 @@ func TestRestartDuringCrashBackoffIsImmediate(t *testing.T) {
 // Once gatehouse has stopped its instances, an operation still running
 // (an admin request, a SIGHUP reload, a wake) must not start new ones.
 func TestNoInstanceStartsAfterShutdown(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 1)
-	tune(app)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 1, 10*time.Second)
+	g := startWeb(t, 1, nil)
 	a := webApp(t, g)
 	g.Stop(t)
 	starts := len(g.Events("start"))
@@ -107,10 +104,7 @@ func TestNoInstanceStartsAfterShutdown(t *testing.T) {
 // Reloading an app from a command to upstreams (or back) must not leave a
 // pool that mixes supervised processes with external upstreams.
 func TestReloadBetweenCommandAndUpstreamsDoesNotMix(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 2)
-	tune(app)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 2, 10*time.Second)
+	g := startWeb(t, 2, nil)
 	a := webApp(t, g)
 
 	next := *a.Config()
@@ -119,8 +113,9 @@ func TestReloadBetweenCommandAndUpstreamsDoesNotMix(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err := a.Reload(ctx, &next, progress(t))
+	// Reload has done what it does by the time it returns: a switch is
+	// refused before anything changes.
 	t.Logf("reload to upstreams: %v", err)
-	time.Sleep(200 * time.Millisecond)
 	var procs, ups []string
 	for _, in := range g.Instances("web") {
 		if in.Upstream != "" {

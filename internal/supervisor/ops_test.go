@@ -41,11 +41,13 @@ const gatehousePkg = "github.com/gatehouse/gatehouse/cmd/gatehouse"
 // through the gateway from several goroutines until stopped. Any non-2xx,
 // transport error or wrong echo is a failure.
 type load struct {
-	t      *testing.T
-	c      *http.Client
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	total  atomic.Int64
+	t     *testing.T
+	c     *http.Client
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	total atomic.Int64
+	// sent is signalled (without blocking) as each request is sent.
+	sent   chan struct{}
 	failed atomic.Int64
 	// failedGET counts failed GETs: gatehouse retries those on another
 	// instance whatever went wrong, so even a hard restart must not fail one.
@@ -61,7 +63,7 @@ const loadMaxRun = 60 * time.Second
 // startLoad starts workers goroutines (half GET, half POST) against base.
 func startLoad(t *testing.T, base string, workers int) *load {
 	t.Helper()
-	l := &load{t: t, c: harness.Client(10 * time.Second), stop: make(chan struct{})}
+	l := &load{t: t, c: harness.Client(10 * time.Second), stop: make(chan struct{}), sent: make(chan struct{}, 1)}
 	deadline := time.Now().Add(loadMaxRun)
 	for w := 0; w < workers; w++ {
 		l.wg.Add(1)
@@ -78,8 +80,13 @@ func startLoad(t *testing.T, base string, workers int) *load {
 				} else {
 					l.do(http.MethodPost, base+"/echo", fmt.Sprintf("worker %d request %d", w, i))
 				}
-				// Keep the machine responsive: probes and starts share it.
-				time.Sleep(3 * time.Millisecond)
+				// Paced, to keep the machine responsive: probes and starts
+				// share it.
+				select {
+				case <-l.stop:
+					return
+				case <-time.After(3 * time.Millisecond):
+				}
 			}
 		}()
 	}
@@ -89,6 +96,10 @@ func startLoad(t *testing.T, base string, workers int) *load {
 
 func (l *load) do(method, url, body string) {
 	l.total.Add(1)
+	select {
+	case l.sent <- struct{}{}:
+	default:
+	}
 	var rd io.Reader
 	if method == http.MethodPost {
 		rd = strings.NewReader(body)
@@ -148,9 +159,7 @@ func (l *load) requireNoFailures(t *testing.T, during string) {
 	// An operation quicker than the load's first twenty requests (a
 	// reload that only scales can take half a second) still has the
 	// load run through it, and on past it until it has sent them.
-	for deadline := time.Now().Add(10 * time.Second); l.total.Load() < 20 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	l.awaitSent(20, 10*time.Second)
 	l.Stop()
 	total, failed := l.total.Load(), l.failed.Load()
 	t.Logf("load during %s: %d requests, %d failed", during, total, failed)
@@ -159,6 +168,30 @@ func (l *load) requireNoFailures(t *testing.T, during string) {
 	}
 	if total < 20 {
 		t.Errorf("only %d requests were sent during %s; the load did not run", total, during)
+	}
+}
+
+// awaitSent waits until the load has sent n requests in all; false if it
+// has not within d.
+func (l *load) awaitSent(n int64, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for l.total.Load() < n {
+		select {
+		case <-l.sent:
+		case <-deadline.C:
+			return false
+		}
+	}
+	return true
+}
+
+// awaitMore waits until the load has sent n more requests than it has
+// now: under way before an operation starts, or run on past its end.
+func (l *load) awaitMore(t *testing.T, n int64) {
+	t.Helper()
+	if want := l.total.Load() + n; !l.awaitSent(want, 20*time.Second) {
+		t.Fatalf("the load sent %d requests in all within 20s; want %d", l.total.Load(), want)
 	}
 }
 
@@ -171,6 +204,20 @@ func trim(s string) string {
 
 // ---------------------------------------------------------------------------
 // Configs.
+
+// startWeb runs the fault app (with args) as web, instances of it,
+// tuned and then edited by edit (if set), and waits until all are ready.
+func startWeb(t *testing.T, instances int, edit func(*config.App), args ...string) *harness.Gatehouse {
+	t.Helper()
+	cfg, app := harness.FaultApp(t, instances, args...)
+	tune(app)
+	if edit != nil {
+		edit(app)
+	}
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", instances, 15*time.Second)
+	return g
+}
 
 // tune shortens probe and stop timings for tests on a busy machine.
 func tune(app *config.App) {
@@ -394,7 +441,7 @@ func TestReloadThreeTimesUnderLoad(t *testing.T) {
 	before := snapshot(g)
 
 	l := startLoad(t, g.URL, 4)
-	time.Sleep(300 * time.Millisecond)
+	l.awaitMore(t, 20)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	began := time.Now()
@@ -405,7 +452,7 @@ func TestReloadThreeTimesUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("3 reloads took %v", time.Since(began).Round(time.Millisecond))
-	time.Sleep(300 * time.Millisecond)
+	l.awaitMore(t, 20)
 	l.requireNoFailures(t, "three reloads")
 
 	after := snapshot(g)
@@ -514,7 +561,7 @@ func TestReloadThatCannotStartKeepsOldInstances(t *testing.T) {
 				}
 			}
 
-			time.Sleep(300 * time.Millisecond)
+			l.awaitMore(t, 20)
 			l.requireNoFailures(t, "failed reloads")
 			if got := snapshot(g); !maps.Equal(got, before) {
 				t.Errorf("instances after the failed reloads %v, want the old ones %v (%s)", got, before, states(g))
@@ -527,10 +574,7 @@ func TestReloadThatCannotStartKeepsOldInstances(t *testing.T) {
 // Scale 2 → 4 (API) → 1 (CLI) under load loses no request, and both the
 // supervisor and `gatehouse status --json` show the counts.
 func TestScaleUpAndDownUnderLoad(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 2)
-	tune(app)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 2, 10*time.Second)
+	g := startWeb(t, 2, nil)
 	gatehouse(t, "version") // build the CLI before the load starts
 	a := webApp(t, g)
 
@@ -549,7 +593,7 @@ func TestScaleUpAndDownUnderLoad(t *testing.T) {
 	if n := cliStatusCount(t, g); n != 4 {
 		t.Errorf("gatehouse status --json shows %d instances after scale 4, want 4", n)
 	}
-	time.Sleep(300 * time.Millisecond)
+	l.awaitMore(t, 20)
 
 	began = time.Now()
 	if r := gatehouse(t, "scale", "web", "1", "--admin", g.AdminURL); r.code != 0 {
@@ -562,7 +606,7 @@ func TestScaleUpAndDownUnderLoad(t *testing.T) {
 	if n := cliStatusCount(t, g); n != 1 {
 		t.Errorf("gatehouse status --json shows %d instances after scale 1, want 1", n)
 	}
-	time.Sleep(300 * time.Millisecond)
+	l.awaitMore(t, 20)
 	l.requireNoFailures(t, "scale 2 → 4 → 1")
 	if evs := g.Events("scale"); len(evs) != 2 {
 		t.Errorf("%d scale events, want 2:\n%s", len(evs), describeEvents(evs))
@@ -574,10 +618,7 @@ func TestScaleUpAndDownUnderLoad(t *testing.T) {
 // Recycling an instance with long requests in flight lets them finish with
 // 200 while other traffic continues without a failure.
 func TestRecycleUnderLoadFinishesLongRequests(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 2)
-	tune(app)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 2, 10*time.Second)
+	g := startWeb(t, 2, nil)
 	a := webApp(t, g)
 
 	// Four 3s requests, spread over both instances.
@@ -619,7 +660,7 @@ func TestRecycleUnderLoadFinishesLongRequests(t *testing.T) {
 	t.Logf("recycling %s with %d long requests in flight", target.ID, target.Inflight)
 
 	l := startLoad(t, g.URL, 4)
-	time.Sleep(200 * time.Millisecond)
+	l.awaitMore(t, 20)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	began := time.Now()
@@ -648,7 +689,7 @@ func TestRecycleUnderLoadFinishesLongRequests(t *testing.T) {
 	if onOld != int(target.Inflight) {
 		t.Errorf("%d long requests were answered by %s, want the %d it held", onOld, target.ID, target.Inflight)
 	}
-	time.Sleep(300 * time.Millisecond)
+	l.awaitMore(t, 20)
 	l.requireNoFailures(t, "a recycle")
 
 	if evs := g.Events("recycle"); len(evs) != 1 || evs[0].Instance != target.ID {
@@ -667,11 +708,9 @@ func TestRecycleUnderLoadFinishesLongRequests(t *testing.T) {
 // An app that ignores SIGTERM is SIGKILLed after stop_timeout (the
 // stop event says so), and a reload of it under load loses no request.
 func TestReloadIgnoringSIGTERMIsKilledAfterStopTimeout(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 2, "-ignore-sigterm")
-	tune(app)
-	app.StopTimeout = config.Duration(time.Second)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 2, 10*time.Second)
+	g := startWeb(t, 2, func(a *config.App) {
+		a.StopTimeout = config.Duration(time.Second)
+	}, "-ignore-sigterm")
 	before := snapshot(g)
 
 	l := startLoad(t, g.URL, 4)
@@ -684,7 +723,7 @@ func TestReloadIgnoringSIGTERMIsKilledAfterStopTimeout(t *testing.T) {
 		t.Fatalf("reload: %v", err)
 	}
 	t.Logf("reload took %v", time.Since(began).Round(time.Millisecond))
-	time.Sleep(300 * time.Millisecond)
+	l.awaitMore(t, 20)
 	l.requireNoFailures(t, "a reload of an app that ignores SIGTERM")
 
 	for id, pid := range before {
@@ -712,10 +751,7 @@ func TestReloadIgnoringSIGTERMIsKilledAfterStopTimeout(t *testing.T) {
 // clear message, both in Go (ErrBusy) and through the CLI; the first one
 // completes.
 func TestConcurrentReloadIsRefused(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 1)
-	tune(app)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 1, 10*time.Second)
+	g := startWeb(t, 1, nil)
 	gatehouse(t, "version") // build the CLI before the reload starts
 	a := webApp(t, g)
 
@@ -753,10 +789,7 @@ func TestConcurrentReloadIsRefused(t *testing.T) {
 // `gatehouse restart web-1` restarts that one instance under the same id
 // (restarts + 1, new pid) and leaves the other alone.
 func TestRestartInstanceCLI(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 2)
-	tune(app)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 2, 10*time.Second)
+	g := startWeb(t, 2, nil)
 	gatehouse(t, "version")
 	before := map[string]supervisor.InstanceStatus{}
 	for _, in := range g.Instances("web") {
@@ -768,7 +801,7 @@ func TestRestartInstanceCLI(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("gatehouse restart web-1: exit %d: %s", r.code, r.stderr)
 	}
-	time.Sleep(300 * time.Millisecond)
+	l.awaitMore(t, 20)
 	l.Stop()
 	// A restart is hard (no draining), so unlike a reload it does not
 	// promise that no POST fails; a GET is retried on web-2 and must not.
@@ -807,11 +840,9 @@ func TestRestartInstanceCLI(t *testing.T) {
 // `gatehouse start APP` brings its configured instances back. A negative
 // count is still a usage error, caught before the admin API is called.
 func TestStopAndStartApp(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 2)
-	tune(app)
-	app.HoldTimeout = config.Duration(200 * time.Millisecond)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 2, 10*time.Second)
+	g := startWeb(t, 2, func(a *config.App) {
+		a.HoldTimeout = config.Duration(200 * time.Millisecond)
+	})
 	if r := gatehouse(t, "stop", "web", "--admin", g.AdminURL); r.code != 0 {
 		t.Fatalf("gatehouse stop web: exit %d: %s", r.code, r.stderr)
 	}

@@ -20,10 +20,7 @@ import (
 // SIGKILL after printing only its start-up line: the second exit must not
 // show the first process's panic.
 func TestExitOutputIsThatProcesssOwn(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 1)
-	tune(app)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 1, 15*time.Second)
+	g := startWeb(t, 1, nil)
 	first := g.Instances("web")[0].PID
 	c := harness.Client(10 * time.Second)
 	defer c.CloseIdleConnections()

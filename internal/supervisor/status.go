@@ -1,6 +1,10 @@
 package supervisor
 
-import "time"
+import (
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/instance"
+)
 
 // AppStatus is one app in GET /api/status.
 type AppStatus struct {
@@ -37,29 +41,9 @@ type AutoscaleStatus struct {
 	Signals map[string]float64 `json:"signals,omitempty"`
 }
 
-// InstanceStatus is one instance in GET /api/status; the field names are
-// part of the public contract.
-type InstanceStatus struct {
-	ID       string `json:"id"`
-	PID      int    `json:"pid"`
-	Port     int    `json:"port"`
-	Upstream string `json:"upstream,omitempty"`
-	// Source is the dns:// or dns+srv:// entry that found the upstream;
-	// empty for a process or a static upstream.
-	Source    string    `json:"source,omitempty"`
-	State     string    `json:"state"`
-	Health    string    `json:"health"`
-	Restarts  int       `json:"restarts"`
-	StartedAt time.Time `json:"started_at"`
-	Inflight  int64     `json:"inflight"`
-	// Tunnels are the open upgraded conversations (WebSockets) among
-	// Inflight.
-	Tunnels  int64  `json:"tunnels"`
-	RSSBytes uint64 `json:"rss_bytes"`
-	// CPUPercent is the CPU use between the last two samples, in
-	// percent of one core; absent until two samples were taken.
-	CPUPercent *float64 `json:"cpu_percent,omitempty"`
-}
+// InstanceStatus is one instance in GET /api/status (see package
+// instance).
+type InstanceStatus = instance.Status
 
 // Status snapshots every app and instance.
 func (s *Supervisor) Status() []AppStatus {
@@ -79,25 +63,4 @@ func (s *Supervisor) Status() []AppStatus {
 		out = append(out, as)
 	}
 	return out
-}
-
-// Status snapshots the instance.
-func (in *Instance) Status() InstanceStatus {
-	in.mu.Lock()
-	st := InstanceStatus{
-		ID: in.ID, PID: in.pid, Port: in.port, Upstream: in.upstream, Source: in.source, State: in.state.String(),
-		Health: in.health, Restarts: in.restarts, StartedAt: in.startedAt.UTC(),
-	}
-	m := in.member
-	in.mu.Unlock()
-	if m != nil {
-		st.Inflight, st.Tunnels = m.Inflight(), m.Tunnels()
-	}
-	if ps := in.Stats(); ps != nil {
-		st.RSSBytes = ps.RSS
-	}
-	if c := in.CPUPercent(); c >= 0 {
-		st.CPUPercent = &c
-	}
-	return st
 }

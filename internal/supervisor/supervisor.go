@@ -2,23 +2,24 @@ package supervisor
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/gatehouse/gatehouse/internal/adoption"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/instance"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/portcheck"
 	"github.com/gatehouse/gatehouse/internal/probe"
+	"github.com/gatehouse/gatehouse/internal/process"
 	"github.com/gatehouse/gatehouse/internal/procstat"
+	"github.com/gatehouse/gatehouse/internal/sampling"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -53,17 +54,23 @@ type Options struct {
 	Successor bool
 }
 
+// PortMismatch is a starting process that ignores its PORT (see package
+// portcheck).
+type PortMismatch = portcheck.Mismatch
+
 // Supervisor owns every app's processes.
 type Supervisor struct {
-	opts   Options
-	prober *probe.Prober
-	reader procstat.Reader
-	// sampleKick asks the sample loop for an early sample.
-	sampleKick chan struct{}
-	ports      *ports
-	console    *console
+	opts    Options
+	prober  *probe.Prober
+	reader  procstat.Reader
+	sampler *sampling.Sampler
+	ports   *instance.Ports
+	console *process.Console
+	// lines is Options.Lines; nil (not a nil pointer) without one.
+	lines process.Lines
 	// records is data_dir/processes.json; nil without a data_dir.
-	records *records
+	records     *adoption.Records
+	statusFiles *adoption.StatusFiles
 
 	// leaving is set from Leave until TakeBack: the processes belong to
 	// a successor, and no instance is started.
@@ -72,10 +79,6 @@ type Supervisor struct {
 	begun chan struct{}
 	// adopting counts the adopted instances not yet checked.
 	adopting countdown
-	// statusSeq numbers the status files of the processes it starts.
-	statusSeq atomic.Int64
-	// statusDirWarned: the log said data_dir/run cannot be written.
-	statusDirWarned atomic.Bool
 
 	mu    sync.Mutex
 	apps  map[string]*App
@@ -88,18 +91,19 @@ func New(cfg *config.Config, opts Options) *Supervisor {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Supervisor{
-		opts:       opts,
-		prober:     probe.New(),
-		reader:     procstat.NewReader(),
-		sampleKick: make(chan struct{}, 1),
-		begun:      make(chan struct{}),
-		ports:      newPorts(),
-		console:    &console{w: opts.Console},
-		apps:       map[string]*App{},
-		records:    newRecords(opts.DataDir, opts.Logger),
+		opts:        opts,
+		prober:      probe.New(),
+		reader:      procstat.NewReader(),
+		begun:       make(chan struct{}),
+		ports:       instance.NewPorts(),
+		console:     process.NewConsole(opts.Console),
+		apps:        map[string]*App{},
+		statusFiles: adoption.NewStatusFiles(opts.DataDir, opts.Logger),
 	}
-	if s.records != nil {
-		s.records.apps = s.appRecords
+	s.records = adoption.New(opts.DataDir, opts.Logger, s.appRecords)
+	s.sampler = sampling.New(s.reader, s.sampleTargets)
+	if opts.Lines != nil {
+		s.lines = opts.Lines
 	}
 	for _, name := range cfg.Order {
 		s.apps[name] = newApp(s, cfg.Apps[name])
@@ -145,16 +149,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	// The gatehouse that upgraded to this one, or one that was killed
 	// hard, left its apps running: adopt those this config still runs,
 	// stop the others, then start what is missing.
-	mode := takeFresh
+	mode := adoption.Fresh
 	if s.opts.Successor {
-		mode = takeFromParent
+		mode = adoption.FromParent
 	}
-	adopt, apps := s.records.takeOver(s.opts.Events, mode, s.adoptable)
-	s.records.reset(adopt)
-	s.records.claim()
-	s.sweepStatusFiles(adopt)
+	adopt, apps := s.records.TakeOver(s.opts.Events, mode, s.adoptable)
+	s.records.Reset(adopt)
+	s.records.Claim()
+	s.statusFiles.Sweep(s.records, adopt)
 	for _, a := range s.Apps() {
-		var st *AppRecord
+		var st *adoption.AppRecord
 		if rec, ok := apps[a.name]; ok {
 			st = &rec
 		}
@@ -168,7 +172,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		s.sampleLoop(ctx, every)
+		s.sampler.Run(ctx, every)
 	}()
 	<-ctx.Done()
 	<-sampled
@@ -183,7 +187,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	wg.Wait()
 	if !s.leaving.Load() {
 		// Not after a handover: the record is the successor's by now.
-		s.records.stoppedCleanly()
+		s.records.StoppedCleanly()
 	}
 	return nil
 }
@@ -192,12 +196,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // started under a shim, for an app of this config that runs processes,
 // with the command the config gives it. The shim may have ended since:
 // the adopted instance then reports how its process ended and restarts.
-func (s *Supervisor) adoptable(rec ProcessRecord) bool {
+func (s *Supervisor) adoptable(rec adoption.ProcessRecord) bool {
 	if rec.ShimPID <= 1 || rec.StatusFile == "" {
 		return false
 	}
 	// It must name an app process that leads its own group, as
-	// findLeftover requires of a leftover: the group gets signals as
+	// adoption requires of a leftover: the group gets signals as
 	// -PID, and kill(-0) is this gatehouse's own group, kill(-1) every
 	// process it may signal.
 	if rec.PID <= 1 || rec.PGID != rec.PID || rec.StartTicks == 0 {
@@ -208,7 +212,7 @@ func (s *Supervisor) adoptable(rec ProcessRecord) bool {
 		return false
 	}
 	cfg := a.Config()
-	return !cfg.External() && slices.Equal(commandArgv(cfg.Command), rec.Command)
+	return !cfg.External() && slices.Equal(process.CommandArgv(cfg.Command), rec.Command)
 }
 
 // AwaitAdopted returns once every instance adopted so far has been
@@ -267,7 +271,7 @@ func (c *countdown) wait(ctx context.Context) error {
 // finds them through data_dir/processes.json: when that record does not
 // list them (it cannot be written, or another gatehouse owns it), a left
 // process would run on unsupervised. nil when they can.
-func (s *Supervisor) CanLeave() error { return s.records.handoverErr() }
+func (s *Supervisor) CanLeave() error { return s.records.HandoverErr() }
 
 // Leave stops supervising every instance without stopping any process,
 // for a successor gatehouse to adopt them: each instance's output is no
@@ -289,14 +293,14 @@ func (s *Supervisor) Leave() {
 	wg.Wait()
 	// The apps' latest state (a scale, a stop, an unload) for the
 	// successor, which goes by the record.
-	s.records.claim()
+	s.records.Claim()
 }
 
 // appRecords is every app's state for processes.json.
-func (s *Supervisor) appRecords() map[string]AppRecord {
-	out := map[string]AppRecord{}
+func (s *Supervisor) appRecords() map[string]adoption.AppRecord {
+	out := map[string]adoption.AppRecord{}
 	for _, a := range s.Apps() {
-		out[a.name] = AppRecord{Instances: a.Config().Instances, Resume: int(a.resume.Load()), Unloaded: a.pool.Unloaded(),
+		out[a.name] = adoption.AppRecord{Instances: a.Config().Instances, Resume: int(a.resume.Load()), Unloaded: a.pool.Unloaded(),
 			Configured: int(a.configured.Load())}
 	}
 	return out
@@ -307,59 +311,14 @@ func (s *Supervisor) appRecords() map[string]AppRecord {
 // some), and starts what is missing. The members Leave kept leave the
 // pools once the adopted ones are in.
 func (s *Supervisor) TakeBack() {
-	adopt, _ := s.records.takeOver(s.opts.Events, takeBack, s.adoptable)
+	adopt, _ := s.records.TakeOver(s.opts.Events, adoption.Back, s.adoptable)
 	s.leaving.Store(false)
 	// What this gatehouse recorded before Leave is stale: the successor
 	// may have stopped or replaced any of it.
-	s.records.reset(adopt)
-	s.records.claim()
+	s.records.Reset(adopt)
+	s.records.Claim()
 	for _, a := range s.Apps() {
 		a.takeBack(adopt[a.name])
-	}
-}
-
-// statusPath is the file the shim of instance id's next process writes
-// its exit status to: under data_dir/run, or the system's temporary
-// directory without a data_dir or when data_dir/run cannot be written (a
-// shim that cannot write the status leaves every exit unexplained).
-func (s *Supervisor) statusPath(id string) string {
-	dir := os.TempDir()
-	if s.opts.DataDir != "" {
-		run := filepath.Join(s.opts.DataDir, "run")
-		err := os.MkdirAll(run, 0o755)
-		if err == nil {
-			err = unix.Access(run, unix.W_OK)
-		}
-		if err == nil {
-			dir = run
-		} else if !s.statusDirWarned.Swap(true) {
-			s.opts.Logger.Warn("cannot write exit status files under data_dir; they go to the temporary directory", "dir", run, "err", err)
-		}
-	}
-	os.MkdirAll(dir, 0o755)
-	return filepath.Join(dir, fmt.Sprintf("%s.%d.%d.exit", id, os.Getpid(), s.statusSeq.Add(1)))
-}
-
-// sweepStatusFiles removes the exit status files under data_dir/run that
-// no adopted process will read: those of processes stopped as leftovers,
-// or whose gatehouse never came back. Not while another gatehouse shares
-// the data_dir: the files may be its processes'.
-func (s *Supervisor) sweepStatusFiles(adopt map[string][]ProcessRecord) {
-	if s.opts.DataDir == "" || s.records.isShared() {
-		return
-	}
-	keep := map[string]bool{}
-	for _, recs := range adopt {
-		for _, rec := range recs {
-			keep[rec.StatusFile] = true
-		}
-	}
-	dir := filepath.Join(s.opts.DataDir, "run")
-	names, _ := filepath.Glob(filepath.Join(dir, "*.exit"))
-	for _, n := range names {
-		if !keep[n] {
-			os.Remove(n)
-		}
 	}
 }
 
@@ -379,7 +338,7 @@ func (s *Supervisor) baseEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "PORT", "WEBSITES_PORT", "GATEHOUSE_APP", "GATEHOUSE_INSTANCE", "GATEHOUSE_ADMIN_TOKEN", runEnv,
+		case "PORT", "WEBSITES_PORT", "GATEHOUSE_APP", "GATEHOUSE_INSTANCE", "GATEHOUSE_ADMIN_TOKEN", adoption.RunEnv,
 			// systemd's, for gatehouse: an app acting on them would speak for the service.
 			"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES":
 			continue

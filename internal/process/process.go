@@ -1,4 +1,4 @@
-package supervisor
+package process
 
 import (
 	"context"
@@ -21,10 +21,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/shim"
 )
 
-// process is one running incarnation of an instance: the app process and
-// the shim that is its parent (see package shim). This gatehouse either
-// started the shim (cmd is set) or adopted it from a previous gatehouse.
-type process struct {
+// Process is one running app process and the shim that is its parent
+// (see package shim). This gatehouse either started the shim (cmd is set)
+// or adopted it from a previous gatehouse.
+type Process struct {
 	cmd *exec.Cmd
 	pid int
 	// startTicks is the process's start time in clock ticks since boot
@@ -37,15 +37,13 @@ type process struct {
 	// output is the read end of the app's output pipe.
 	output  *os.File
 	started time.Time
-	// adopted: started by a previous gatehouse; rec is its record and run
-	// the token its processes carry (see signalGroup).
-	adopted bool
-	rec     ProcessRecord
-	run     string
+	// ownsGroup, for an adopted process, tells whether its group is
+	// still the app's (see SignalGroup); nil for one started here.
+	ownsGroup func() bool
 
 	// stop ends the watch without the process ending (a handover).
 	stop context.CancelFunc
-	// endMu orders leave against wait: either the process is left (a
+	// endMu orders Leave against wait: either the process is left (a
 	// successor reaps its shim and reads its status) or this gatehouse
 	// takes in its end, never both halves.
 	endMu         sync.Mutex
@@ -54,67 +52,83 @@ type process struct {
 	read          chan struct{} // closed when the output is read to its end
 	// exited is closed once the process has ended and its output was
 	// read; exit and exitedAt are valid after that. It is never closed
-	// for a process left to a successor (leave).
+	// for a process left to a successor (Leave).
 	exited chan struct{}
-	exit   exitInfo
+	exit   Exit
 	// exitedAt is when the process ended: its exit's time, which a
 	// request sent before it may have caused and one sent after cannot.
 	exitedAt time.Time
 }
 
-// spawnSpec is what a process is started with.
-type spawnSpec struct {
-	argv []string
-	dir  string
-	env  []string
-	out  io.Writer
-	// statusPath is where its shim writes its exit status.
-	statusPath string
+// Spec is what a process is started with.
+type Spec struct {
+	Argv []string
+	Dir  string
+	Env  []string
+	Out  io.Writer
+	// StatusPath is where its shim writes its exit status.
+	StatusPath string
 }
 
-// shimExe is the shim's executable: this one (see package shim).
-var shimExe = sync.OnceValues(os.Executable)
-
-// spawn starts argv under a shim, in its own process group, so that
+// Spawn starts s.Argv under a shim, in its own process group, so that
 // stopping it reaches every process it started (npm start → node), and so
 // that it outlives this gatehouse if need be.
-func spawn(s spawnSpec) (*process, error) {
-	if len(s.argv) == 0 {
+func Spawn(s Spec) (*Process, error) {
+	if len(s.Argv) == 0 {
 		return nil, errors.New("empty command")
 	}
-	exe, err := shimExe()
+	// The shim is this executable (see package shim).
+	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find gatehouse's executable for the shim: %w", err)
 	}
-	path := s.argv[0]
-	if p, ok := lookPathIn(s.argv[0], s.env, s.dir); ok {
+	path := s.Argv[0]
+	if p, ok := lookPathIn(s.Argv[0], s.Env, s.Dir); ok {
 		// As sh would: the program is found on the PATH the app gets.
 		path = p
 	} else if p, err := exec.LookPath(path); err == nil {
 		path = p
 	} else if !strings.Contains(path, "/") {
-		return nil, fmt.Errorf("start %s: %w", s.argv[0], err)
+		return nil, fmt.Errorf("start %s: %w", s.Argv[0], err)
 	}
-	st, err := shim.Start(shim.Spec{Exe: exe, Path: path, Argv: s.argv, Dir: s.dir, Env: s.env, StatusPath: s.statusPath})
+	st, err := shim.Start(shim.Spec{Exe: exe, Path: path, Argv: s.Argv, Dir: s.Dir, Env: s.Env, StatusPath: s.StatusPath})
 	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", s.argv[0], err)
+		return nil, fmt.Errorf("start %s: %w", s.Argv[0], err)
 	}
-	p := &process{cmd: st.Cmd, pid: st.PID, startTicks: st.StartTicks, statusPath: s.statusPath,
+	p := &Process{cmd: st.Cmd, pid: st.PID, startTicks: st.StartTicks, statusPath: s.StatusPath,
 		shim: procid.ID{PID: st.ShimPID, StartTicks: st.ShimStartTicks}, output: st.Output, started: time.Now()}
-	p.watch(s.out)
+	p.watch(s.Out)
 	return p, nil
 }
 
-// adopt takes over the process rec describes, which a previous gatehouse
-// started with the run token run; out receives its output from now on.
-func adopt(rec ProcessRecord, run string, out io.Writer) *process {
-	p := &process{pid: rec.PID, startTicks: rec.StartTicks, statusPath: rec.StatusFile, adopted: true, rec: rec, run: run,
-		shim: procid.ID{PID: rec.ShimPID, StartTicks: rec.ShimStartTicks}, started: rec.StartedAt}
+// Adoptee is a process a previous gatehouse started, as it recorded it.
+type Adoptee struct {
+	PID        int
+	StartTicks uint64
+	Shim       procid.ID
+	StatusPath string
+	StartedAt  time.Time
+	// OwnsGroup reports whether the process group PID still is the
+	// app's: its leader runs with StartTicks, or a member carries the
+	// instance's identity. This gatehouse may not have seen the app end
+	// (it ended before the adoption, its status lost), so its group id
+	// may since have been reused by another program's group.
+	OwnsGroup func() bool
+}
+
+// Adopt takes over the process a describes; out receives its output from
+// now on.
+func Adopt(a Adoptee, out io.Writer) *Process {
+	p := &Process{pid: a.PID, startTicks: a.StartTicks, statusPath: a.StatusPath, ownsGroup: a.OwnsGroup,
+		shim: a.Shim, started: a.StartedAt}
+	if p.ownsGroup == nil {
+		p.ownsGroup = func() bool { return false }
+	}
 	// Only the recorded shim's pipe: a reused pid's fd 3 is another
 	// program's. Checked again once open, in case the pid was reused in
 	// between.
 	if p.shim.Alive() {
-		if f, err := shim.OpenOutput(rec.ShimPID); err == nil {
+		if f, err := shim.OpenOutput(a.Shim.PID); err == nil {
 			if p.shim.Alive() {
 				p.output = f
 			} else {
@@ -126,16 +140,45 @@ func adopt(rec ProcessRecord, run string, out io.Writer) *process {
 	return p
 }
 
+// PID is the app process's pid, which leads its process group.
+func (p *Process) PID() int { return p.pid }
+
+// StartTicks is the app process's start time in clock ticks since boot;
+// 0 if it could not be read.
+func (p *Process) StartTicks() uint64 { return p.startTicks }
+
+// Shim names the app's shim.
+func (p *Process) Shim() procid.ID { return p.shim }
+
+// StatusPath is where the shim writes the app's exit status.
+func (p *Process) StatusPath() string { return p.statusPath }
+
+// Started is when the process started.
+func (p *Process) Started() time.Time { return p.started }
+
+// Adopted reports whether a previous gatehouse started the process.
+func (p *Process) Adopted() bool { return p.ownsGroup != nil }
+
+// Exited is closed once the process has ended and its output was read;
+// never for a process left to a successor.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Exit is how the process ended; valid once Exited is closed.
+func (p *Process) Exit() Exit { return p.exit }
+
+// ExitedAt is when the process ended; valid once Exited is closed.
+func (p *Process) ExitedAt() time.Time { return p.exitedAt }
+
 // watch starts the goroutines that copy the output to out and wait for
-// the process to end.
-func (p *process) watch(out io.Writer) {
+// the process to end; they end with the process, or with Leave.
+func (p *Process) watch(out io.Writer) {
 	p.watchCtx, p.stop = context.WithCancel(context.Background())
 	p.read, p.exited = make(chan struct{}), make(chan struct{})
 	go p.copyOutput(out)
 	go p.wait()
 }
 
-func (p *process) copyOutput(out io.Writer) {
+func (p *Process) copyOutput(out io.Writer) {
 	defer close(p.read)
 	if p.output == nil {
 		return
@@ -158,8 +201,8 @@ const outputWait = time.Second
 
 // wait waits for the shim to end, reaps it if it is this gatehouse's
 // child, and reads how the app ended. It ends early, doing nothing, when
-// the process is left to a successor (leave).
-func (p *process) wait() {
+// the process is left to a successor (Leave).
+func (p *Process) wait() {
 	if err := procid.Wait(p.watchCtx, p.shim); err != nil {
 		return // left: the successor watches it from now on
 	}
@@ -182,15 +225,16 @@ func (p *process) wait() {
 	st, err := shim.ReadStatus(p.statusPath)
 	switch {
 	case err == nil:
-		p.exit = exitInfo{code: st.Code, signal: st.Signal}
+		p.exit = Exit{Code: st.Code, Signal: st.Signal}
 		p.exitedAt = st.At
 		os.Remove(p.statusPath)
 	case procid.ID{PID: p.pid, StartTicks: p.startTicks}.Alive():
 		// The shim was killed and wrote nothing; the app it was parent
-		// of dies with it (PR_SET_PDEATHSIG), or is killed by onExit.
-		p.exit = exitInfo{lost: "its shim (pid " + strconv.Itoa(p.shim.PID) + ") was killed"}
+		// of dies with it (PR_SET_PDEATHSIG), or is killed by whoever
+		// sees this exit (SignalGroup).
+		p.exit = Exit{Lost: "its shim (pid " + strconv.Itoa(p.shim.PID) + ") was killed"}
 	default:
-		p.exit = exitInfo{lost: "its shim (pid " + strconv.Itoa(p.shim.PID) + ") ended without recording its exit status"}
+		p.exit = Exit{Lost: "its shim (pid " + strconv.Itoa(p.shim.PID) + ") ended without recording its exit status"}
 	}
 	t := time.NewTimer(outputWait)
 	select {
@@ -208,13 +252,13 @@ func (p *process) wait() {
 	close(p.exited)
 }
 
-// leave stops watching the process without touching it, for a successor
+// Leave stops watching the process without touching it, for a successor
 // gatehouse to adopt: the output is no longer read (what the app writes
 // meanwhile waits in the pipe) and its end no longer awaited. It returns
 // false, doing nothing, when this gatehouse is already taking in the
 // process's end (it reaped the shim and read its status): that end is
-// then reported here, exited is closed soon.
-func (p *process) leave() bool {
+// then reported here, Exited is closed soon.
+func (p *Process) Leave() bool {
 	p.endMu.Lock()
 	if p.ended {
 		p.endMu.Unlock()
@@ -231,11 +275,11 @@ func (p *process) leave() bool {
 	return true
 }
 
-// signalGroup sends sig to the process group. ESRCH (already gone) is fine.
-// An adopted process's group is signalled only while it is provably still
-// the app's (see ownGroup).
-func (p *process) signalGroup(sig syscall.Signal) {
-	if p.adopted && !p.ownGroup() {
+// SignalGroup sends sig to the process group. ESRCH (already gone) is
+// fine. An adopted process's group is signalled only while it is provably
+// still the app's (Adoptee.OwnsGroup).
+func (p *Process) SignalGroup(sig syscall.Signal) {
+	if p.ownsGroup != nil && !p.ownGroup() {
 		return
 	}
 	if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -244,21 +288,15 @@ func (p *process) signalGroup(sig syscall.Signal) {
 	}
 }
 
-// ownGroup reports whether the process group of an adopted process is
-// still its own: its leader runs with the recorded start time, or a
-// member carries the instance's identity and run token (findLeftover).
-// This gatehouse may not have seen the app end (it ended before the
-// adoption, its status lost), so its group id may since have been reused
-// by another program's group.
-func (p *process) ownGroup() bool {
+func (p *Process) ownGroup() bool {
 	if (procid.ID{PID: p.pid, StartTicks: p.startTicks}).Alive() {
 		return true
 	}
-	return findLeftover(p.rec, p.run) != nil
+	return p.ownsGroup()
 }
 
-// waitExit waits up to d for the process to exit.
-func (p *process) waitExit(d time.Duration) bool {
+// WaitExit waits up to d for the process to exit.
+func (p *Process) WaitExit(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -269,25 +307,26 @@ func (p *process) waitExit(d time.Duration) bool {
 	}
 }
 
-// exitInfo describes how a process ended.
-type exitInfo struct {
-	code   *int
-	signal string
-	// lost says why how it ended is not known.
-	lost string
+// Exit describes how a process ended.
+type Exit struct {
+	// Code is the exit code; nil when a signal killed it or it is not
+	// known.
+	Code *int
+	// Signal is the name of the signal that killed it (SIGSEGV).
+	Signal string
+	// Lost says why how it ended is not known.
+	Lost string
 }
 
-func (p *process) exitInfo() exitInfo { return p.exit }
-
-func (e exitInfo) String() string {
-	if e.lost != "" {
-		return "ended; how is not known: " + e.lost
+func (e Exit) String() string {
+	if e.Lost != "" {
+		return "ended; how is not known: " + e.Lost
 	}
-	if e.signal != "" {
-		return "killed by " + e.signal
+	if e.Signal != "" {
+		return "killed by " + e.Signal
 	}
-	if e.code != nil {
-		return "exited with code " + strconv.Itoa(*e.code)
+	if e.Code != nil {
+		return "exited with code " + strconv.Itoa(*e.Code)
 	}
 	return "exited"
 }

@@ -1,10 +1,10 @@
-package supervisor
+package process
 
 import (
 	"strings"
 )
 
-// commandArgv is the argv an instance's command is started with. A
+// CommandArgv is the argv an instance's command is started with. A
 // command string (a Procfile line, command: "…") arrives as
 // ["sh", "-c", s]; run that way, sh is gatehouse's child and the app its
 // grandchild, which a SIGKILL of gatehouse leaves running. So:
@@ -18,7 +18,7 @@ import (
 //     assignments before the command, a builtin) is left to sh -c as is.
 //
 // Any other argv is started as it is.
-func commandArgv(argv []string) []string {
+func CommandArgv(argv []string) []string {
 	if len(argv) != 3 || argv[0] != "sh" || argv[1] != "-c" {
 		return argv
 	}
@@ -56,23 +56,21 @@ func hasShellSyntax(s string) bool { return strings.ContainsAny(s, shellMeta) }
 // program: not an assignment (FOO=1 cmd), a reserved word or a builtin
 // that has no program of its own, and free of syntax.
 func plainCommandWord(w string) bool {
-	if strings.Contains(w, "=") || strings.ContainsAny(w, shellMeta) || shellWords[w] {
+	if strings.Contains(w, "=") || strings.ContainsAny(w, shellMeta) || shellWord(w) {
 		return false
 	}
 	return true
 }
 
-// shellWords are reserved words and builtins that only the shell
-// understands: a command starting with one must stay a shell command.
-var shellWords = map[string]bool{
-	"!": true, "if": true, "then": true, "else": true, "elif": true, "fi": true, "do": true, "done": true,
-	"case": true, "esac": true, "while": true, "until": true, "for": true, "in": true, "function": true,
-	"select": true, "[[": true, "]]": true, "time": true, "coproc": true,
-	".": true, ":": true, "source": true, "eval": true, "exec": true, "exit": true, "export": true,
-	"readonly": true, "return": true, "set": true, "shift": true, "times": true, "trap": true, "unset": true,
-	"cd": true, "alias": true, "unalias": true, "ulimit": true, "umask": true, "command": true,
-	"wait": true, "read": true, "getopts": true, "hash": true, "type": true, "jobs": true, "fg": true,
-	"bg": true, "local": true, "declare": true, "typeset": true, "let": true, "builtin": true,
+// shellWord reports whether w is a reserved word or a builtin that only
+// the shell understands: a command starting with one must stay a shell
+// command.
+func shellWord(w string) bool {
+	switch w {
+	case "!", "if", "then", "else", "elif", "fi", "do", "done", "case", "esac", "while", "until", "for", "in", "function", "select", "[[", "]]", "time", "coproc", ".", ":", "source", "eval", "exec", "exit", "export", "readonly", "return", "set", "shift", "times", "trap", "unset", "cd", "alias", "unalias", "ulimit", "umask", "command", "wait", "read", "getopts", "hash", "type", "jobs", "fg", "bg", "local", "declare", "typeset", "let", "builtin":
+		return true
+	}
+	return false
 }
 
 // simpleCommand reports whether s is one simple command: words and

@@ -1,4 +1,4 @@
-package supervisor
+package instance
 
 import (
 	"fmt"
@@ -7,18 +7,21 @@ import (
 	"time"
 )
 
-// ports hands out free loopback ports and avoids handing the same port to
-// two instances while a recently stopped one may still hold it.
-type ports struct {
+// Ports hands out free loopback ports and avoids handing the same port to
+// two instances while a recently stopped one may still hold it; one is
+// shared by every app.
+type Ports struct {
 	mu     sync.Mutex
 	recent map[int]time.Time
 }
 
 const portQuarantine = time.Minute
 
-func newPorts() *ports { return &ports{recent: map[int]time.Time{}} }
+// NewPorts has handed out no port yet.
+func NewPorts() *Ports { return &Ports{recent: map[int]time.Time{}} }
 
-func (p *ports) alloc() (int, error) {
+// Alloc is a free port, none of those handed out in the last minute.
+func (p *Ports) Alloc() (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
@@ -42,9 +45,9 @@ func (p *ports) alloc() (int, error) {
 	return 0, fmt.Errorf("find a free port: all candidates recently used")
 }
 
-// reserve marks port as in use by an adopted instance, so that alloc does
+// Reserve marks port as in use by an adopted instance, so that Alloc does
 // not hand it out while the instance may still hold it.
-func (p *ports) reserve(port int) {
+func (p *Ports) Reserve(port int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.recent[port] = time.Now()

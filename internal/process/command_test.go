@@ -1,4 +1,4 @@
-package supervisor
+package process
 
 import (
 	"slices"
@@ -39,8 +39,8 @@ func TestCommandArgv(t *testing.T) {
 		{[]string{"node", "server.js"}, []string{"node", "server.js"}},
 		{[]string{"bash", "-c", "node x"}, []string{"bash", "-c", "node x"}},
 	} {
-		if got := commandArgv(tc.in); !slices.Equal(got, tc.want) {
-			t.Errorf("commandArgv(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := CommandArgv(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("CommandArgv(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

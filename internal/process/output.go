@@ -1,4 +1,4 @@
-package supervisor
+package process
 
 import (
 	"bytes"
@@ -11,22 +11,27 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
-// output receives an instance's stdout and stderr: it writes them to the
+// Output receives an instance's stdout and stderr: it writes them to the
 // instance's rotated log file, to the console prefixed with the instance id,
 // and keeps the last lines in memory for diagnose. Every process of the
-// instance writes through its own procOutput (process), so each line is
-// known by the pid that wrote it: a restarted instance's exit shows its
-// own process's last lines, not its predecessor's.
-type output struct {
+// instance writes through its own Writer, so each line is known by the
+// pid that wrote it: a restarted instance's exit shows its own process's
+// last lines, not its predecessor's.
+type Output struct {
 	app     string
 	id      string
-	lines   *telemetry.Lines
+	lines   Lines
 	file    *timberjack.Logger
-	console *console
+	console *Console
 
 	mu   sync.Mutex
 	tail []outLine
-	cur  *procOutput
+	cur  *Writer
+}
+
+// Lines is the live log stream every complete line is published to.
+type Lines interface {
+	Publish(telemetry.LogLine)
 }
 
 // outLine is one kept line and the pid of the process that wrote it.
@@ -38,12 +43,14 @@ type outLine struct {
 const tailLines = 50
 
 // pidWait bounds how long a process's first write waits for its pid to be
-// known (setPID right after the spawn returns): the pipe holds what the
+// known (SetPID right after the spawn returns): the pipe holds what the
 // process writes meanwhile.
 const pidWait = 2 * time.Second
 
-func newOutput(app, id, path string, c *console, lines *telemetry.Lines) *output {
-	return &output{
+// NewOutput is the output of instance id of app, written to the log file
+// path, shown on c (nil: nowhere) and published to lines (nil: nowhere).
+func NewOutput(app, id, path string, c *Console, lines Lines) *Output {
+	return &Output{
 		app:     app,
 		lines:   lines,
 		id:      id,
@@ -52,23 +59,23 @@ func newOutput(app, id, path string, c *console, lines *telemetry.Lines) *output
 	}
 }
 
-// procOutput is the writer one process's stdout and stderr go to. It is
-// a pointer, so that os/exec sees the same writer for both and serialises
+// Writer is the writer one process's stdout and stderr go to. It is a
+// pointer, so that os/exec sees the same writer for both and serialises
 // their writes through one pipe.
-type procOutput struct {
-	o     *output
-	known chan struct{} // closed by setPID
+type Writer struct {
+	o     *Output
+	known chan struct{} // closed by SetPID
 	pid   int           // set once, before known is closed
 	// partial is the unterminated end of what the process wrote; under o.mu.
 	partial []byte
 }
 
-// process returns the writer for the next process of the instance. Its
-// lines are attributed once setPID names the process; the previous
+// Process returns the writer for the next process of the instance. Its
+// lines are attributed once SetPID names the process; the previous
 // process's unterminated last line, if any, is kept as a line of its own
 // rather than glued to the new process's first.
-func (o *output) process() *procOutput {
-	p := &procOutput{o: o, known: make(chan struct{})}
+func (o *Output) Process() *Writer {
+	p := &Writer{o: o, known: make(chan struct{})}
 	o.mu.Lock()
 	if o.cur != nil {
 		o.cur.flushLocked()
@@ -78,15 +85,15 @@ func (o *output) process() *procOutput {
 	return p
 }
 
-// setPID names the process that writes to p. Call it once, right after
+// SetPID names the process that writes to p. Call it once, right after
 // the process started.
-func (p *procOutput) setPID(pid int) {
+func (p *Writer) SetPID(pid int) {
 	p.pid = pid
 	close(p.known)
 }
 
 // Write never fails: a full disk must not block or kill the app.
-func (p *procOutput) Write(b []byte) (int, error) {
+func (p *Writer) Write(b []byte) (int, error) {
 	select {
 	case <-p.known:
 	default:
@@ -117,8 +124,8 @@ func (p *procOutput) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// pidNow is the pid, or 0 if it is not known yet (setPID never came).
-func (p *procOutput) pidNow() int {
+// pidNow is the pid, or 0 if it is not known yet (SetPID never came).
+func (p *Writer) pidNow() int {
 	select {
 	case <-p.known:
 		return p.pid
@@ -128,7 +135,7 @@ func (p *procOutput) pidNow() int {
 }
 
 // flushLocked keeps the unterminated rest as a line; o.mu is held.
-func (p *procOutput) flushLocked() {
+func (p *Writer) flushLocked() {
 	if len(p.partial) == 0 {
 		return
 	}
@@ -138,7 +145,7 @@ func (p *procOutput) flushLocked() {
 }
 
 // lineLocked keeps, shows and publishes one complete line; o.mu is held.
-func (o *output) lineLocked(pid int, line string) {
+func (o *Output) lineLocked(pid int, line string) {
 	if len(o.tail) == tailLines {
 		copy(o.tail, o.tail[1:])
 		o.tail = o.tail[:tailLines-1]
@@ -152,7 +159,7 @@ func (o *output) lineLocked(pid int, line string) {
 
 // Tail returns the last lines the instance wrote, whichever of its
 // processes wrote them.
-func (o *output) Tail() []string {
+func (o *Output) Tail() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := make([]string, 0, len(o.tail))
@@ -166,7 +173,7 @@ func (o *output) Tail() []string {
 // read to the end: its unterminated last line (a message printed without
 // a newline before dying) is kept as a line, and the last lines that
 // process wrote are returned, none of another process's.
-func (o *output) Exited(pid int) []string {
+func (o *Output) Exited(pid int) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.cur != nil && o.cur.pidNow() == pid {
@@ -181,9 +188,9 @@ func (o *output) Exited(pid int) []string {
 	return out
 }
 
-// flush keeps process pid's unterminated last line as a line: it was
+// Flush keeps process pid's unterminated last line as a line: it was
 // left to another gatehouse, which reads the rest of it.
-func (o *output) flush(pid int) {
+func (o *Output) Flush(pid int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.cur != nil && o.cur.pidNow() == pid {
@@ -191,16 +198,20 @@ func (o *output) flush(pid int) {
 	}
 }
 
-func (o *output) Close() error { return o.file.Close() }
+// Close closes the log file.
+func (o *Output) Close() error { return o.file.Close() }
 
-// console serialises prefixed lines from all instances to one writer.
-type console struct {
+// Console serialises prefixed lines from all instances to one writer.
+type Console struct {
 	mu  sync.Mutex
 	w   io.Writer
 	buf []byte
 }
 
-func (c *console) line(id, line string) {
+// NewConsole writes to w; nil w shows nothing.
+func NewConsole(w io.Writer) *Console { return &Console{w: w} }
+
+func (c *Console) line(id, line string) {
 	if c == nil || c.w == nil {
 		return
 	}

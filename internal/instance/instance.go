@@ -1,4 +1,4 @@
-package supervisor
+package instance
 
 import (
 	"context"
@@ -11,10 +11,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/adoption"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/portcheck"
 	"github.com/gatehouse/gatehouse/internal/probe"
-	"github.com/gatehouse/gatehouse/internal/procstat"
+	"github.com/gatehouse/gatehouse/internal/process"
+	"github.com/gatehouse/gatehouse/internal/procid"
+	"github.com/gatehouse/gatehouse/internal/sampling"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -22,8 +26,8 @@ import (
 // restarts it under the same id; a replacement gets a new id.
 type Instance struct {
 	ID  string
-	app *App
-	out *output
+	app *Host
+	out *process.Output
 	// upstream is the address of an external upstream; empty for a
 	// supervised process.
 	upstream string
@@ -38,7 +42,7 @@ type Instance struct {
 	restart chan struct{}
 	// adopt, until the first process runs, is the process a previous
 	// gatehouse left to this one to adopt instead of starting one.
-	adopt *ProcessRecord
+	adopt *adoption.ProcessRecord
 	// checked, for an adopted instance, counts it as checked (its first
 	// probe ran, or it ended) for Supervisor.AwaitAdopted.
 	checked func()
@@ -53,27 +57,26 @@ type Instance struct {
 	readyAt   time.Time
 	member    *pool.Member
 
-	stats      atomic.Pointer[procstat.Stats]
-	prevStats  atomic.Pointer[procstat.Stats]
-	firstStats atomic.Pointer[procstat.Stats]
-	stopOnce   sync.Once
-	stopping   atomic.Bool
-	stopMode   stopMode
-	cancel     context.CancelFunc
-	done       chan struct{}
+	samples  sampling.Slot
+	stopOnce sync.Once
+	stopping atomic.Bool
+	stopMode StopMode
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
-// stopMode says how an instance is stopped.
-type stopMode int
+// StopMode says how an instance is stopped.
+type StopMode int
 
 const (
-	// stopDrain: out of rotation, in-flight requests finish, then signals.
-	stopDrain stopMode = iota
-	// stopHard: signals at once (gatehouse restart).
-	stopHard
-	// stopLeave: no signal; the process is left running, with its member
-	// in the pool, for a successor gatehouse to adopt (an upgrade).
-	stopLeave
+	// Drain: out of rotation, in-flight requests finish, then signals.
+	Drain StopMode = iota
+	// Hard: signals at once (gatehouse restart).
+	Hard
+	// Leave: no signal; the process is left running, with its member in
+	// the pool, for a successor gatehouse to adopt (an upgrade).
+	Leave
 )
 
 // outcome is how one process incarnation ended.
@@ -83,22 +86,45 @@ const (
 	crashed outcome = iota
 	stopped
 	restarted
-	// left: left running for a successor (stopLeave).
+	// left: left running for a successor (Leave).
 	left
 )
 
-func newInstance(a *App, n int, spec *config.App) *Instance {
-	id := a.name + "-" + strconv.Itoa(n)
-	logPath := filepath.Join(a.sup.opts.DataDir, "logs", a.name, id+".log")
-	return &Instance{
-		ID:      id,
-		app:     a,
-		spec:    spec,
-		out:     newOutput(a.name, id, logPath, a.sup.console, a.sup.opts.Lines),
-		state:   pool.Starting,
-		restart: make(chan struct{}, 1),
-		done:    make(chan struct{}),
+// Setup is what an instance starts with beyond its app's config.
+type Setup struct {
+	// Upstream is the address of an external upstream, Source the DNS
+	// entry that found it; empty for a supervised process.
+	Upstream, Source string
+	// Adopt is the process a previous gatehouse left to this instance,
+	// Restarts its restart count so far, and Checked (for
+	// Supervisor.AwaitAdopted) is called once its first probe ran or it
+	// ended.
+	Adopt    *adoption.ProcessRecord
+	Restarts int
+	Checked  func()
+}
+
+// New is instance number n of h's app, running spec; it lives on a
+// context of its own under parent, which Stop cancels. Start runs it.
+func New(parent context.Context, h *Host, n int, spec *config.App, o Setup) *Instance {
+	id := h.App + "-" + strconv.Itoa(n)
+	logPath := filepath.Join(h.DataDir, "logs", h.App, id+".log")
+	in := &Instance{
+		ID:       id,
+		app:      h,
+		spec:     spec,
+		out:      process.NewOutput(h.App, id, logPath, h.Console, h.Lines),
+		state:    pool.Starting,
+		restart:  make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		upstream: o.Upstream,
+		source:   o.Source,
+		adopt:    o.Adopt,
+		restarts: o.Restarts,
+		checked:  o.Checked,
 	}
+	in.ctx, in.cancel = context.WithCancel(parent)
+	return in
 }
 
 // Restart asks for a hard restart: the process is stopped at once, without
@@ -110,14 +136,16 @@ func (in *Instance) Restart() {
 	}
 }
 
-// start runs the instance's lifecycle in a goroutine owned by its app;
-// addInstance has set in.cancel and counted it in the app's WaitGroup.
-func (in *Instance) start(ctx context.Context) {
+// Start runs the instance's lifecycle in a goroutine owned by its app,
+// which has counted it: release is called as it ends, after forget (the
+// app drops it from its list) and before Done is closed.
+func (in *Instance) Start(forget func(*Instance), release func()) {
+	ctx := in.ctx
 	go func() {
-		defer in.app.wg.Done()
+		defer release()
 		defer close(in.done)
 		defer in.out.Close()
-		defer in.app.forget(in)
+		defer forget(in)
 		if in.upstream != "" {
 			in.runUpstream(ctx)
 			return
@@ -127,7 +155,7 @@ func (in *Instance) start(ctx context.Context) {
 }
 
 // Stop asks the instance to stop and returns at once; Done tells when.
-func (in *Instance) Stop(mode stopMode) {
+func (in *Instance) Stop(mode StopMode) {
 	in.stopOnce.Do(func() {
 		in.stopping.Store(true)
 		in.mu.Lock()
@@ -236,30 +264,30 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 	in.mu.Lock()
 	restarts := in.restarts
 	in.mu.Unlock()
-	rec := in.app.sup.records
-	rec.started(ProcessRecord{App: in.app.name, ID: in.ID, PID: proc.pid, PGID: proc.pid, StartTicks: proc.startTicks,
-		Port: port, Restarts: restarts, StartedAt: proc.started, Command: argv,
-		ShimPID: proc.shim.PID, ShimStartTicks: proc.shim.StartTicks, StatusFile: proc.statusPath})
+	rec := in.app.Records
+	rec.Started(adoption.ProcessRecord{App: in.app.App, ID: in.ID, PID: proc.PID(), PGID: proc.PID(), StartTicks: proc.StartTicks(),
+		Port: port, Restarts: restarts, StartedAt: proc.Started(), Command: argv,
+		ShimPID: proc.Shim().PID, ShimStartTicks: proc.Shim().StartTicks, StatusFile: proc.StatusPath()})
 	keepRecord := false
 	defer func() {
 		if !keepRecord {
-			rec.exited(in.app.name, in.ID, proc.pid)
+			rec.Exited(in.app.App, in.ID, proc.PID())
 		}
 	}()
 	m := pool.NewMember(in.ID, "127.0.0.1:"+strconv.Itoa(port))
-	m.SetPID(proc.pid)
+	m.SetPID(proc.PID())
 	in.mu.Lock()
-	in.pid, in.port, in.member, in.startedAt, in.readyAt = proc.pid, port, m, proc.started, time.Time{}
+	in.pid, in.port, in.member, in.startedAt, in.readyAt = proc.PID(), port, m, proc.Started(), time.Time{}
 	in.health = "starting"
 	in.mu.Unlock()
-	in.app.pool.Add(m)
+	in.app.Pool.Add(m)
 	in.setState(pool.Starting)
-	if proc.adopted {
-		in.emit(telemetry.Event{Type: telemetry.EventAdopt, PID: proc.pid,
+	if proc.Adopted() {
+		in.emit(telemetry.Event{Type: telemetry.EventAdopt, PID: proc.PID(),
 			Detail: fmt.Sprintf("adopted without a restart: %s on PORT=%d, running since %s",
-				argv[0], port, proc.started.Local().Format(time.RFC3339))})
+				argv[0], port, proc.Started().Local().Format(time.RFC3339))})
 	} else {
-		in.emit(telemetry.Event{Type: telemetry.EventStart, PID: proc.pid,
+		in.emit(telemetry.Event{Type: telemetry.EventStart, PID: proc.PID(),
 			Detail: fmt.Sprintf("started %s with PORT=%d", argv[0], port)})
 	}
 	out := in.supervise(ctx, proc, m, cfg)
@@ -269,38 +297,41 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 
 // startOrAdopt starts the instance's next process, or adopts the one a
 // previous gatehouse left it; false when none could be started.
-func (in *Instance) startOrAdopt(cfg *config.App) (*process, int, []string, bool) {
-	out := in.out.process()
+func (in *Instance) startOrAdopt(cfg *config.App) (*process.Process, int, []string, bool) {
+	out := in.out.Process()
 	if rec := in.adopt; rec != nil {
 		in.adopt = nil
-		in.app.sup.ports.reserve(rec.Port)
-		proc := adopt(*rec, in.app.sup.records.token(), out)
-		out.setPID(proc.pid)
+		in.app.Ports.Reserve(rec.Port)
+		run := in.app.Records.Token()
+		proc := process.Adopt(process.Adoptee{PID: rec.PID, StartTicks: rec.StartTicks, StatusPath: rec.StatusFile,
+			Shim: procid.ID{PID: rec.ShimPID, StartTicks: rec.ShimStartTicks}, StartedAt: rec.StartedAt,
+			OwnsGroup: func() bool { return adoption.OwnsGroup(*rec, run) }}, out)
+		out.SetPID(proc.PID())
 		return proc, rec.Port, rec.Command, true
 	}
-	port, err := in.app.sup.ports.alloc()
+	port, err := in.app.Ports.Alloc()
 	if err != nil {
 		in.failStart(err)
 		return nil, 0, nil, false
 	}
-	argv := commandArgv(cfg.Command)
-	proc, err := spawn(spawnSpec{argv: argv, dir: cfg.Dir, env: in.env(cfg, port), out: out,
-		statusPath: in.app.sup.statusPath(in.ID)})
+	argv := process.CommandArgv(cfg.Command)
+	proc, err := process.Spawn(process.Spec{Argv: argv, Dir: cfg.Dir, Env: in.env(cfg, port), Out: out,
+		StatusPath: in.app.StatusFiles.Path(in.ID)})
 	if err != nil {
 		in.failStart(err)
 		return nil, 0, nil, false
 	}
-	out.setPID(proc.pid)
+	out.SetPID(proc.PID())
 	return proc, port, argv, true
 }
 
 // supervise runs a started or adopted process until it ends or the
 // instance stops.
-func (in *Instance) supervise(ctx context.Context, proc *process, m *pool.Member, cfg *config.App) outcome {
+func (in *Instance) supervise(ctx context.Context, proc *process.Process, m *pool.Member, cfg *config.App) outcome {
 	switch in.awaitReady(ctx, proc, m, cfg) {
 	case readyExited:
 		when := "before it became ready"
-		if proc.adopted && in.State() != pool.Ready {
+		if proc.Adopted() && in.State() != pool.Ready {
 			when = "while no gatehouse watched it, or as this one adopted it"
 		}
 		in.onExit(ctx, proc, m, when)
@@ -311,7 +342,7 @@ func (in *Instance) supervise(ctx context.Context, proc *process, m *pool.Member
 	case readyStopped:
 		return in.shutdown(proc, m, cfg, in.requestedStop())
 	case readyRestart:
-		in.shutdown(proc, m, cfg, stopHard)
+		in.shutdown(proc, m, cfg, Hard)
 		return restarted
 	}
 	return in.watch(ctx, proc, m, cfg)
@@ -328,10 +359,10 @@ func (in *Instance) failStart(err error) {
 // env is the process environment: gatehouse's own, the app's env:, and
 // the instance's port and identity.
 func (in *Instance) env(cfg *config.App, port int) []string {
-	env := in.app.sup.environ(cfg.Env)
+	env := in.app.Environ(cfg.Env)
 	p := strconv.Itoa(port)
-	env = append(env, "PORT="+p, "WEBSITES_PORT="+p, "GATEHOUSE_APP="+in.app.name, "GATEHOUSE_INSTANCE="+in.ID)
-	if run := in.app.sup.records.env(); run != "" {
+	env = append(env, "PORT="+p, "WEBSITES_PORT="+p, "GATEHOUSE_APP="+in.app.App, "GATEHOUSE_INSTANCE="+in.ID)
+	if run := in.app.Records.Env(); run != "" {
 		env = append(env, run) // names this run's processes (see records)
 	}
 	return env
@@ -349,12 +380,12 @@ const (
 
 // awaitReady runs the startup check until it passes, the process exits,
 // start_timeout passes, or the instance is stopped.
-func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Member, cfg *config.App) readiness {
+func (in *Instance) awaitReady(ctx context.Context, proc *process.Process, m *pool.Member, cfg *config.App) readiness {
 	deadline := time.NewTimer(cfg.StartTimeout.D())
 	defer deadline.Stop()
 	spec := probe.SpecFor(cfg.Health)
 	wait := 50 * time.Millisecond
-	var mismatch portCheck
+	mismatch := portcheck.Check{Reader: in.app.Reader, Prober: in.app.Prober, Explain: in.app.ExplainPortMismatch}
 	for {
 		r := in.probe(ctx, m.Addr, spec)
 		if in.checked != nil {
@@ -369,22 +400,22 @@ func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Membe
 			in.health, in.readyAt = r.Detail, time.Now()
 			in.mu.Unlock()
 			in.setState(pool.Ready)
-			in.app.sup.kickSample()
-			detail := fmt.Sprintf("ready in %s: %s", time.Since(proc.started).Round(time.Millisecond), r.Detail)
-			if proc.adopted {
+			in.app.Kick()
+			detail := fmt.Sprintf("ready in %s: %s", time.Since(proc.Started()).Round(time.Millisecond), r.Detail)
+			if proc.Adopted() {
 				detail = "answers as adopted: " + r.Detail
 			}
-			in.emit(telemetry.Event{Type: telemetry.EventReady, PID: proc.pid, Detail: detail})
+			in.emit(telemetry.Event{Type: telemetry.EventReady, PID: proc.PID(), Detail: detail})
 			return readyOK
 		}
 		health, note := "starting: "+r.Detail, ""
 		if r.Refused {
-			note = mismatch.check(ctx, in, proc, cfg, spec)
+			note = in.portMismatch(ctx, &mismatch, proc, cfg, spec)
 		}
 		in.setHealthNote(health, note)
 		t := time.NewTimer(wait)
 		select {
-		case <-proc.exited:
+		case <-proc.Exited():
 			t.Stop()
 			return readyExited
 		case <-deadline.C:
@@ -404,20 +435,35 @@ func (in *Instance) awaitReady(ctx context.Context, proc *process, m *pool.Membe
 	}
 }
 
+// portMismatch looks for the process ignoring its PORT (see package
+// portcheck), with a port_mismatch event once it is certain, and returns
+// the mismatch in words ("" while none is known).
+func (in *Instance) portMismatch(ctx context.Context, c *portcheck.Check, proc *process.Process, cfg *config.App, spec probe.Spec) string {
+	in.mu.Lock()
+	port := in.port
+	in.mu.Unlock()
+	found, isNew := c.Look(ctx, portcheck.Mismatch{App: in.app.App, Instance: in.ID, PID: proc.PID(), Port: port,
+		Command: cfg.Command, Dir: cfg.Dir}, spec)
+	if isNew {
+		in.emit(telemetry.Event{Type: telemetry.EventPortMismatch, PID: proc.PID(), Detail: found})
+	}
+	return found
+}
+
 // watch probes a ready instance until its process exits or it is stopped.
-func (in *Instance) watch(ctx context.Context, proc *process, m *pool.Member, cfg *config.App) outcome {
+func (in *Instance) watch(ctx context.Context, proc *process.Process, m *pool.Member, cfg *config.App) outcome {
 	var count probeCount
 	t := time.NewTimer(jitter(cfg.Health.Interval.D()))
 	defer t.Stop()
 	for {
 		select {
-		case <-proc.exited:
+		case <-proc.Exited():
 			in.onExit(ctx, proc, m, "")
 			return crashed
 		case <-ctx.Done():
 			return in.shutdown(proc, m, in.effective(), in.requestedStop())
 		case <-in.restart:
-			in.shutdown(proc, m, in.effective(), stopHard)
+			in.shutdown(proc, m, in.effective(), Hard)
 			return restarted
 		case <-m.Kicked():
 		case <-t.C:
@@ -427,7 +473,7 @@ func (in *Instance) watch(ctx context.Context, proc *process, m *pool.Member, cf
 		if ctx.Err() != nil {
 			continue
 		}
-		in.judge(&count, r, m, cfg.Health, proc.pid)
+		in.judge(&count, r, m, cfg.Health, proc.PID())
 		next := jitter(cfg.Health.Interval.D())
 		if m.Ejected() && next > 500*time.Millisecond {
 			// Passive ejection holds the member out until a probe passes:
@@ -439,25 +485,25 @@ func (in *Instance) watch(ctx context.Context, proc *process, m *pool.Member, cf
 }
 
 // onExit handles a process that exited by itself.
-func (in *Instance) onExit(ctx context.Context, proc *process, m *pool.Member, when string) {
+func (in *Instance) onExit(ctx context.Context, proc *process.Process, m *pool.Member, when string) {
 	in.setState(pool.Crashed)
-	info := proc.exitInfo()
+	info := proc.Exit()
 	detail := info.String()
 	if when != "" {
 		detail += " " + when
 	}
-	exit := &pool.Exit{PID: proc.pid, Detail: detail, Signal: info.signal, At: proc.exitedAt}
+	exit := &pool.Exit{PID: proc.PID(), Detail: detail, Signal: info.Signal, At: proc.ExitedAt()}
 	m.SetExit(exit)
 	// Children the app left behind would hold its port or leak. (An
-	// adopted process's group is checked first: see signalGroup.)
-	proc.signalGroup(syscall.SIGKILL)
-	in.app.pool.Remove(m)
+	// adopted process's group is checked first: see SignalGroup.)
+	proc.SignalGroup(syscall.SIGKILL)
+	in.app.Pool.Remove(m)
 	in.setHealth(detail)
 	// Let requests that failed with this exit be attributed to it before
 	// the event records how many did.
 	sleepCtx(ctx, exitSettle)
-	ev := telemetry.Event{Type: telemetry.EventExit, PID: proc.pid, ExitCode: info.code, Signal: info.signal,
-		Detail: detail, Failed: int(exit.Failed.Load()), Output: lastLines(in.out.Exited(proc.pid), exitOutputLines)}
+	ev := telemetry.Event{Type: telemetry.EventExit, PID: proc.PID(), ExitCode: info.Code, Signal: info.Signal,
+		Detail: detail, Failed: int(exit.Failed.Load()), Output: lastLines(in.out.Exited(proc.PID()), exitOutputLines)}
 	switch {
 	case ev.Failed == 1:
 		ev.Detail += "; 1 request failed with it"
@@ -471,14 +517,14 @@ func (in *Instance) onExit(ctx context.Context, proc *process, m *pool.Member, w
 // attributed to it before its event is written.
 const exitSettle = 100 * time.Millisecond
 
-func (in *Instance) onStartTimeout(ctx context.Context, proc *process, m *pool.Member, cfg *config.App) {
+func (in *Instance) onStartTimeout(ctx context.Context, proc *process.Process, m *pool.Member, cfg *config.App) {
 	in.mu.Lock()
 	last := in.health
 	in.mu.Unlock()
-	in.emit(telemetry.Event{Type: telemetry.EventStartTimeout, PID: proc.pid,
+	in.emit(telemetry.Event{Type: telemetry.EventStartTimeout, PID: proc.PID(),
 		Detail: fmt.Sprintf("not ready within start_timeout %s; last check: %s", cfg.StartTimeout.D(), last)})
-	proc.signalGroup(syscall.SIGKILL)
-	proc.waitExit(5 * time.Second)
+	proc.SignalGroup(syscall.SIGKILL)
+	proc.WaitExit(5 * time.Second)
 	in.onExit(ctx, proc, m, "after start_timeout")
 }
 
@@ -496,48 +542,48 @@ func (in *Instance) effective() *config.App {
 }
 
 // requestedStop is how Stop asked the instance to stop.
-func (in *Instance) requestedStop() stopMode {
+func (in *Instance) requestedStop() StopMode {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.stopMode
 }
 
-// shutdown stops a process: out of rotation; with stopDrain, in-flight
+// shutdown stops a process: out of rotation; with Drain, in-flight
 // requests finish (bounded by stop_timeout); then SIGTERM, then SIGKILL.
-// A hard restart (stopHard) skips the wait for in-flight requests.
-func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App, mode stopMode) outcome {
-	if mode == stopLeave {
-		if proc.leave() {
+// A hard restart (Hard) skips the wait for in-flight requests.
+func (in *Instance) shutdown(proc *process.Process, m *pool.Member, cfg *config.App, mode StopMode) outcome {
+	if mode == Leave {
+		if proc.Leave() {
 			// A line it is in the middle of writing is cut here: the
 			// successor shows the rest, this gatehouse the part it read.
-			in.out.flush(proc.pid)
+			in.out.Flush(proc.PID())
 			return left
 		}
 		// It ended as it was left, and this gatehouse read how: report
 		// it, and drop its record, for no successor could.
-		<-proc.exited
+		<-proc.Exited()
 		in.onExit(context.Background(), proc, m, "")
 		return stopped
 	}
 	in.setState(pool.Draining)
 	start := time.Now()
-	if mode == stopDrain {
-		in.emit(telemetry.Event{Type: telemetry.EventDrain, PID: proc.pid,
+	if mode == Drain {
+		in.emit(telemetry.Event{Type: telemetry.EventDrain, PID: proc.PID(),
 			Detail: fmt.Sprintf("out of rotation; waiting for %d in-flight requests", m.Inflight())})
 		waitDrained(proc, m, cfg.StopTimeout.D())
 	}
-	proc.signalGroup(syscall.SIGTERM)
+	proc.SignalGroup(syscall.SIGTERM)
 	detail := ""
-	if !proc.waitExit(cfg.StopTimeout.D()) {
+	if !proc.WaitExit(cfg.StopTimeout.D()) {
 		detail = fmt.Sprintf("did not exit within stop_timeout %s of SIGTERM; sent SIGKILL; ", cfg.StopTimeout.D())
-		proc.signalGroup(syscall.SIGKILL)
-		proc.waitExit(5 * time.Second)
+		proc.SignalGroup(syscall.SIGKILL)
+		proc.WaitExit(5 * time.Second)
 	}
-	proc.signalGroup(syscall.SIGKILL)
-	in.app.pool.Remove(m)
-	info := proc.exitInfo()
+	proc.SignalGroup(syscall.SIGKILL)
+	in.app.Pool.Remove(m)
+	info := proc.Exit()
 	in.setHealth("stopped")
-	in.emit(telemetry.Event{Type: telemetry.EventStop, PID: proc.pid, ExitCode: info.code, Signal: info.signal,
+	in.emit(telemetry.Event{Type: telemetry.EventStop, PID: proc.PID(), ExitCode: info.Code, Signal: info.Signal,
 		Detail: fmt.Sprintf("%s%s after %s", detail, info, time.Since(start).Round(time.Millisecond))})
 	return stopped
 }
@@ -545,11 +591,11 @@ func (in *Instance) shutdown(proc *process, m *pool.Member, cfg *config.App, mod
 // waitDrained waits until m has no in-flight request, the process exits,
 // or d passes. Open tunnels (WebSockets) are not waited for: they have no
 // end to wait for, and the app's stop ends them.
-func waitDrained(proc *process, m *pool.Member, d time.Duration) {
+func waitDrained(proc *process.Process, m *pool.Member, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for m.Requests() > 0 && time.Now().Before(deadline) {
 		select {
-		case <-proc.exited:
+		case <-proc.Exited():
 			return
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -570,9 +616,9 @@ func (in *Instance) setState(s pool.State) {
 	}
 }
 
-// currentMember is the pool member of the instance's current process;
+// CurrentMember is the pool member of the instance's current process;
 // nil between processes.
-func (in *Instance) currentMember() *pool.Member {
+func (in *Instance) CurrentMember() *pool.Member {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.member
@@ -605,9 +651,9 @@ func (in *Instance) setHealthNote(h, known string) {
 }
 
 func (in *Instance) emit(ev telemetry.Event) {
-	ev.App = in.app.name
+	ev.App = in.app.App
 	ev.Instance = in.ID
-	in.app.sup.opts.Events.Emit(ev)
+	in.app.Events.Emit(ev)
 }
 
 // jitter spreads probes of instances started together by ±10%.
@@ -644,9 +690,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // probe checks addr once and reports the result to the metrics hook.
 func (in *Instance) probe(ctx context.Context, addr string, spec probe.Spec) probe.Result {
-	r := in.app.sup.prober.Check(ctx, addr, spec)
-	if f := in.app.sup.opts.ProbeResult; f != nil && ctx.Err() == nil {
-		f(in.app.name, in.ID, r)
+	r := in.app.Prober.Check(ctx, addr, spec)
+	if f := in.app.ProbeResult; f != nil && ctx.Err() == nil {
+		f(in.app.App, in.ID, r)
 	}
 	return r
 }
