@@ -10,7 +10,9 @@
 // in serve.go, the coordinator: admit and route, then forward and answer
 // (forward.go: the attempts, the app's answer copied, or tunnel.go for an
 // upgrade the app accepted; failure.go and errorpage.go when gatehouse
-// answers itself), then finish.
+// answers itself), then finish: the access entry, held by lateexit.go
+// when the instance's process died under the request, until the
+// supervisor records the exit (the answer does not wait for it).
 //
 // The gateway only reads pools: it picks members and counts its requests
 // on them, and reports connection failures (passive ejection); the

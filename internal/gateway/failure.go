@@ -55,16 +55,20 @@ func plural(n int, one, many string) string {
 }
 
 // attemptError names the failure of the last attempt, and ties it to the
-// instance's exit when the process died under the request.
-func (a *appProxy) attemptError(c cause.Cause, m *pool.Member, err error) *cause.Error {
+// instance's exit when the process died under the request. It does not
+// wait for the exit: one already recorded is named now, in the answer
+// too; else the access entry waits for it (st.dying, lateExits).
+func (a *appProxy) attemptError(st *reqState, c cause.Cause, m *pool.Member, err error) *cause.Error {
 	if c == cause.ClientClosed || c == cause.ClientTimeout || c == cause.BadRequest || c == cause.RequestTooLarge {
 		return cause.New(c, "", "reading the request body: "+err.Error(), err)
 	}
 	detail := attemptDetail(c, m, err)
-	if c == cause.UpstreamReset || c == cause.ConnectRefused || c == cause.BadResponse {
-		if exit := m.ExitFor(m.PID(), exitWait); exit != nil {
+	if pid := m.PID(); pid != 0 && (c == cause.UpstreamReset || c == cause.ConnectRefused || c == cause.BadResponse) {
+		if exit := m.ExitOf(pid); exit != nil {
 			exit.Failed.Add(1)
-			detail += fmt.Sprintf("; instance %s (pid %d) %s", m.ID, exit.PID, exit.Detail)
+			detail += exitNote(m, exit)
+		} else {
+			st.dying, st.dyingPID = m, pid
 		}
 	}
 	return cause.New(c, m.ID, detail, err)

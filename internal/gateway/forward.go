@@ -257,16 +257,20 @@ func isEventStream(h http.Header) bool {
 // An attempt the app never saw (connect_refused, connect_timeout,
 // upstream_tls, stale_connection) is retried for any method. An attempt cut off after
 // it was sent (upstream_reset) is retried only for an idempotent method
-// or a request with Idempotency-Key (cause.Retry), and only while the
-// request is not a likely query of death (poisoned). A request whose
+// or a request with Idempotency-Key (cause.Retry), only while the
+// request is not a likely query of death (poisoned), and never on an
+// instance that cut it off already. A request whose
 // instance died under it alone (excused says no) is retried only on
 // another instance ready at that moment, never held for a restart of the
 // one it may have killed. When every instance died at once (killed from
 // outside, or with other requests), the retry finds none ready and is
 // held like any request (within hold_timeout and what is left of
-// request_timeout) until a replacement is ready. A POST the app already
-// had is never retried: the app may have acted on it. All of it within
-// max_attempts.
+// request_timeout) until a replacement is ready. Nothing waits on the
+// supervisor to decide: what is known when the attempt fails decides
+// (excused), and only a retry that finds no instance ready while nothing
+// yet explains the death is held on its exit (holdJudged). A POST the
+// app already had is never retried: the app may have acted on it. All of
+// it within max_attempts.
 func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, error) {
 	cfg := a.cfg.Load()
 	stripSessionCookie(req.Header)
@@ -279,9 +283,14 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 	}
 	deadline := time.Time{}
 	// readyOnly: the last attempt was cut off by a process that died of
-	// it, alone: its retry goes to another instance ready now, or
-	// nowhere, never waiting for the restart of the one it killed.
+	// it, alone, as far as is known: its retry goes to another instance
+	// ready now, or nowhere, never waiting for the restart of the one it
+	// killed. judging: nothing is known yet of that process's death; with
+	// no instance ready, the retry is held until its exit tells
+	// (holdJudged).
 	var readyOnly func() *cause.Error
+	var judging *pool.Member
+	var judgingSent time.Time
 	for {
 		hold := cfg.HoldTimeout.D()
 		if !deadline.IsZero() {
@@ -292,7 +301,17 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		}
 		var m *pool.Member
 		if readyOnly != nil {
-			if m = a.pool.Pick(st.tried); m == nil {
+			m = a.pool.PickExcept(st.tried, st.cutBy)
+			if m == nil && judging != nil {
+				var held time.Duration
+				var own bool
+				m, held, own, err = a.holdJudged(req.Context(), st, hold, judging, judgingSent)
+				st.held += held
+				if err != nil && !own {
+					return nil, a.acquireError(req.Context(), err, hold)
+				}
+			}
+			if m == nil {
 				return nil, readyOnly()
 			}
 		} else {
@@ -337,17 +356,30 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		// Released after the ejection: under max_inflight Release hands
 		// the slot to a held request if the member is still routable.
 		m.Release()
-		// poisoned last: it may wait a moment to learn whether the
-		// instance died.
 		retry := c.Retry().Allows(req.Method, req.Header.Get("Idempotency-Key") != "") && replay.rewind(req) &&
 			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline) && !poisoned(st, c, m)
 		if !retry {
-			return nil, a.attemptError(c, m, err)
+			return nil, a.attemptError(st, c, m, err)
 		}
-		readyOnly = nil
-		if c == cause.UpstreamReset && !excused(m, st.sentAt[len(st.sentAt)-1]) {
-			failed, failErr := m, err
-			readyOnly = func() *cause.Error { return a.attemptError(c, failed, failErr) }
+		readyOnly, judging = nil, nil
+		if c == cause.UpstreamReset {
+			if m.PID() != 0 {
+				// Not sent to m again: its process is going down, or it
+				// closed on the request; and a probe it passed a moment
+				// ago may bring it back into rotation before the
+				// supervisor sees it die. An instance's replacement is
+				// another member. (An external upstream's member is its
+				// address, which may come back.)
+				st.cutBy = append(st.cutBy, m)
+			}
+			sent := st.sentAt[len(st.sentAt)-1]
+			if ok, known := excused(m, sent); !ok {
+				failed, failErr := m, err
+				readyOnly = func() *cause.Error { return a.attemptError(st, c, failed, failErr) }
+				if !known {
+					judging, judgingSent = m, sent
+				}
+			}
 		}
 		st.retried = append(st.retried, string(c))
 	}
@@ -364,12 +396,12 @@ func (a *appProxy) acquire(ctx context.Context, st *reqState, hold time.Duration
 		return st.pin, 0, nil
 	}
 	if !a.pool.Unloaded() {
-		if m := a.pool.Pick(st.tried); m != nil {
+		if m := a.pool.PickExcept(st.tried, st.cutBy); m != nil {
 			return m, 0, nil
 		}
 	}
 	st.watch()
-	return a.pool.Acquire(ctx, hold, st.tried)
+	return a.pool.AcquireExcept(ctx, hold, st.tried, st.cutBy)
 }
 
 // attempt sends req to m once, starting at start. On success the
@@ -456,12 +488,20 @@ func newResponseBody(ctx context.Context, resp *http.Response, pc *upstream.Conn
 //
 //   - the first reset is never the request's fault: it is retried;
 //   - after resets on two instances the request is poisoned unless at
-//     least one of them died with another request cut off on it at about
-//     the same time, or was dead before the request was sent (excused). A request that crashes whichever
-//     instance serves it kills them one by one, alone; two instances
-//     killed at once under load cut off several requests each;
+//     least one of them is known to have died with another request cut
+//     off on it at about the same time, or to have been killed from
+//     outside, or dead before the request was sent (excused). A request
+//     that crashes whichever instance serves it kills them one by one,
+//     alone; two instances killed at once under load cut off several
+//     requests each;
 //   - after resets on three instances it is poisoned in any case: resets
 //     that keep following one request to fresh instances are its own.
+//
+// What is known is what there is when m's reset is seen: it is not
+// waited for. By then the earlier instance died a whole attempt ago, so
+// its exit is usually recorded and its burst of cut-offs counted; a
+// death nothing explains yet counts as the request's own, for sending a
+// query of death to a third instance is the greater harm.
 //
 // So a GET that every instance died under at once is held and served by
 // a replacement, and a GET that crashes instances reaches two at most
@@ -484,46 +524,100 @@ func poisoned(st *reqState, c cause.Cause, m *pool.Member) bool {
 	if prev < 0 {
 		return false
 	}
-	// The earlier instance's exit is long known; m's is checked only when
-	// the earlier one does not excuse the request.
 	last := len(st.tried) - 1
-	return !excused(st.tried[prev], st.sentAt[prev]) && !excused(m, st.sentAt[last])
+	if ok, _ := excused(st.tried[prev], st.sentAt[prev]); ok {
+		return false
+	}
+	ok, _ := excused(m, st.sentAt[last])
+	return !ok
 }
 
 // excused reports whether m's process, which cut off an attempt sent at
-// sentAt, died of something else than that request: it was killed from
-// outside (SIGKILL, SIGTERM, SIGINT: an operator, an orchestrator, the OOM
-// killer), it was dead before the request reached it, or it cut off at
-// least one other request around its exit (Member.CutOffs). A request
-// crashes a process with an error, a panic or a fault, not with those.
-// (A request that drives an app out of memory is excused too; the cap of
-// three instances still holds it.) A reset without an exit (the app
-// closed the connection and lives on) is not excused: the request may be
-// what it refused.
-func excused(m *pool.Member, sentAt time.Time) bool {
-	e := m.ExitFor(m.PID(), exitWait)
+// sentAt, died of something else than that request, from what is known
+// now; known is false while nothing is: no other request was cut off on
+// m, and the supervisor has not recorded the exit yet. It never waits.
+// Another request cut off on m within CutBurst excuses it at once, exit
+// or not: the sockets of a process killed under load close together.
+// An exit excuses it when it was from outside (SIGKILL, SIGTERM, SIGINT:
+// an operator, an orchestrator, the OOM killer) or before the request
+// reached the process (see excusedBy). A request crashes a process with
+// an error, a panic or a fault, not with those. (A request that drives
+// an app out of memory is excused too; the cap of three instances still
+// holds it.) A reset with an exit that excuses nothing is the request's
+// own; one without an exit (the app closed the connection and lives on)
+// is too, once the exit has had time to come (holdJudged): the request
+// may be what it refused.
+func excused(m *pool.Member, sentAt time.Time) (ok, known bool) {
+	if m.CutOffs(time.Now()) >= 2 {
+		return true, true
+	}
+	pid := m.PID()
+	if pid == 0 {
+		return false, true // an external upstream: no exit will come
+	}
+	e := m.ExitOf(pid)
 	if e == nil {
-		return false
+		return false, false
 	}
-	if killedFromOutside[e.Signal] || e.At.Before(sentAt) || m.CutOffs(e.At) >= 2 {
-		return true
-	}
-	// The other requests on a killed process see its sockets close at
-	// the same moment; give their goroutines a moment to record it.
-	if d := time.Until(e.At.Add(cutSettle)); d > 0 {
-		time.Sleep(d)
-	}
-	return m.CutOffs(e.At) >= 2
+	return excusedBy(m, e, sentAt), true
+}
+
+// excusedBy reports whether exit e of m's process excuses an attempt
+// sent at sentAt that it cut off.
+func excusedBy(m *pool.Member, e *pool.Exit, sentAt time.Time) bool {
+	return killedFromOutside[e.Signal] || e.At.Before(sentAt) || m.CutOffs(e.At) >= 2
 }
 
 // killedFromOutside are the signals a process dies of when something
 // other than its requests ends it.
 var killedFromOutside = map[string]bool{"SIGKILL": true, "SIGTERM": true, "SIGINT": true, "SIGHUP": true, "SIGQUIT": true}
 
-// cutSettle is how long after an exit its cut-offs are taken as counted:
-// shorter than the supervisor's exit settle, so that a request that then
-// fails is still counted in the exit's event.
-const cutSettle = 50 * time.Millisecond
+// holdJudged holds the retry of a request cut off by m's process (sent
+// at sentAt), whose death nothing explains yet, while no other instance
+// is ready: held as any request (acquire), until m's exit says whether
+// the request killed the process. If it did, or no exit comes within
+// exitWait, the hold ends at once with own set, and the request is not
+// sent again: a query of death is not held for the restart of the
+// instance it killed. If the exit excuses the request, the hold goes on
+// for a replacement. This is the one place a request waits to hear from
+// the supervisor, and only where it would wait anyway: for an instance.
+func (a *appProxy) holdJudged(reqCtx context.Context, st *reqState, hold time.Duration, m *pool.Member, sentAt time.Time) (_ *pool.Member, held time.Duration, own bool, err error) {
+	ctx, cancel := context.WithCancelCause(reqCtx)
+	defer cancel(nil)
+	// verdict: 0 while unknown, then verdictExcused or verdictOwn, once.
+	var verdict atomic.Int32
+	judge := func(v int32) {
+		if verdict.CompareAndSwap(0, v) && v == verdictOwn {
+			cancel(errOwnDeath)
+		}
+	}
+	stop := time.AfterFunc(exitWait, func() { judge(verdictOwn) }).Stop
+	defer stop()
+	unwatch := m.OnExit(m.PID(), func(e *pool.Exit) {
+		if excusedBy(m, e, sentAt) {
+			judge(verdictExcused)
+		} else {
+			judge(verdictOwn)
+		}
+	})
+	defer unwatch()
+	st.watch()
+	got, held, err := a.pool.AcquireExcept(ctx, hold, st.tried, st.cutBy)
+	if err != nil && verdict.Load() != verdictExcused && reqCtx.Err() == nil {
+		// Condemned by the exit, or still unexplained at the end of a
+		// hold shorter than exitWait: the request's own.
+		return nil, held, true, err
+	}
+	return got, held, false, err
+}
+
+const (
+	verdictExcused int32 = 1
+	verdictOwn     int32 = 2
+)
+
+// errOwnDeath ends the hold of a request whose instance died of it.
+var errOwnDeath = errors.New("the instance's process died of the request")
 
 // clientCause names a failure to read the client's request body: too slow
 // (limits.body_timeout), too large (limits.request_body), cut off (the
@@ -551,8 +645,9 @@ func sinceOrZero(t time.Time) time.Duration {
 	return time.Since(t)
 }
 
-// exitWait is how long a failed request waits to learn that its instance
-// died: the reset is seen a moment before the supervisor reaps the process.
+// exitWait is how long a retry held by holdJudged waits to learn that
+// its instance died: the reset is seen a moment before the supervisor
+// reaps the process.
 const exitWait = 250 * time.Millisecond
 
 // replayer rewinds a request body for another attempt.

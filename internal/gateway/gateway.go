@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
@@ -23,7 +24,9 @@ type Gateway struct {
 	ids    *requestIDs
 	// observe, if set, sees every finished request (metrics, auto-heal).
 	observe func(*telemetry.AccessEntry)
-	errLog  *log.Logger
+	// late holds the access entries waiting for their instance's exit.
+	late   *lateExits
+	errLog *log.Logger
 	// secret is the affinity key, shared by the apps.
 	secret *secret
 	// trust is trusted_proxies; nil when there are none, as by default.
@@ -72,6 +75,7 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 		trust: trust.New(cfg.TrustedPrefixes()), buffers: spool.NewBudget(int64(cfg.Limits.BufferMemory)),
 		disk: spool.NewBudget(int64(cfg.Limits.BufferDisk))}
 	g.streamsEnd, g.endStreams = context.WithCancel(context.Background())
+	g.late = newLateExits(g.emit)
 	g.errLog = opts.ErrorLog
 	if g.errLog == nil {
 		g.errLog = log.New(discard{}, "", 0)
@@ -123,6 +127,17 @@ func (g *Gateway) UpdateApp(ac *config.App) {
 // its bound and then get cut off mid-response. Other responses are left
 // to finish.
 func (g *Gateway) EndStreams() { g.endStreams() }
+
+// SettleAccess waits, at most timeout, until the access entries that
+// wait for their instance's exit are written (each waits at most about a
+// second): whoever reads the access log next (diagnose) then finds
+// every request finished so far, with the exits they failed with.
+func (g *Gateway) SettleAccess(timeout time.Duration) { g.late.settle(timeout) }
+
+// Close writes the access entries still waiting for their instance's
+// exit as they are, and any later one at once; gatehouse calls it before
+// it closes the access log.
+func (g *Gateway) Close() { g.late.close() }
 
 type discard struct{}
 

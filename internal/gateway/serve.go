@@ -273,9 +273,11 @@ func clientFault(c cause.Cause) bool {
 	return false
 }
 
-// finish writes the access log entry.
+// finish writes the access log entry. The entry of a request whose
+// instance's process may have died under it waits for the exit, apart
+// from the answer, which has gone (lateExits).
 func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState, start time.Time) {
-	if g.access == nil && g.observe == nil {
+	if g.access == nil && g.observe == nil && st.dying == nil {
 		return
 	}
 	e := accessEntries.Get().(*telemetry.AccessEntry)
@@ -304,11 +306,21 @@ func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState,
 		if e.Status == 0 {
 			e.Status = st.fail.Status()
 		}
+		if st.dying != nil {
+			g.late.add(e, st.dying, st.dyingPID)
+			return
+		}
 	case st.truncated:
 		e.Cause = string(cause.ResponseTruncated)
 	case status >= 500:
 		e.Cause = string(cause.AppError)
 	}
+	g.emit(e)
+}
+
+// emit writes a finished request's entry to the access log and shows it
+// to the observer.
+func (g *Gateway) emit(e *telemetry.AccessEntry) {
 	if g.access != nil {
 		g.access.Log(e)
 	}
@@ -391,14 +403,22 @@ type reqState struct {
 	sentAtBuf [4]time.Time
 	retried   []string
 	retryBuf  [4]string
-	reused    bool
-	upstream  time.Duration
+	// cutBy are the members that cut an attempt off (upstream_reset),
+	// which its retries are not sent to.
+	cutBy    []*pool.Member
+	reused   bool
+	upstream time.Duration
 	// answeredAt is when the last attempt returned.
 	answeredAt time.Time
 	held       time.Duration
 
 	// fail is the final gateway failure, when gatehouse answered.
 	fail *cause.Error
+	// dying is the member whose process (dyingPID) may have died under
+	// the failed attempt, its exit not yet recorded: the access entry
+	// waits for it (see attemptError).
+	dying    *pool.Member
+	dyingPID int
 	// truncated: the app's body ended early.
 	truncated bool
 	// upgraded: the app switched protocols (101), so the exchange went on

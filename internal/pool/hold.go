@@ -22,17 +22,23 @@ var ErrHoldTimeout = errors.New("no ready instance within hold_timeout")
 // pick. The caller must Release the member. Errors: ErrQueueFull,
 // ErrHoldTimeout, or the context's error.
 func (p *Pool) Acquire(ctx context.Context, hold time.Duration, tried []*Member) (*Member, time.Duration, error) {
+	return p.AcquireExcept(ctx, hold, tried, nil)
+}
+
+// AcquireExcept is Acquire that never takes a member in except (see
+// PickExcept), nor is handed one.
+func (p *Pool) AcquireExcept(ctx context.Context, hold time.Duration, tried, except []*Member) (*Member, time.Duration, error) {
 	if p.unloaded.Load() {
 		p.signalWake()
 	}
-	if m := p.Pick(tried); m != nil {
+	if m := p.PickExcept(tried, except); m != nil {
 		return m, 0, nil
 	}
 	if hold <= 0 {
 		return nil, 0, ErrHoldTimeout
 	}
 	start := time.Now()
-	w, ok := p.queue.push(p.maxQueue.Load())
+	w, ok := p.queue.pushExcept(p.maxQueue.Load(), except)
 	if !ok {
 		return nil, 0, ErrQueueFull
 	}
@@ -45,7 +51,7 @@ func (p *Pool) Acquire(ctx context.Context, hold time.Duration, tried []*Member)
 		// Re-check after queuing: a member may have become ready, or a
 		// slot free, between Pick and push. A Release after the push
 		// sees this request in the queue and hands it its member.
-		if m := p.Pick(tried); m != nil {
+		if m := p.PickExcept(tried, except); m != nil {
 			if h := p.queue.leave(w); h != nil {
 				h.Release() // handed one meanwhile: pass it on
 			}
@@ -85,11 +91,19 @@ func (p *Pool) release(m *Member) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.waiters) > 0 && m.inflight.Load() <= p.maxInflight.Load() && m.Routable() && p.isMember(m) {
-		w := q.waiters[0]
-		q.waiters = q.waiters[1:]
-		w.m = m
-		w.signal()
-		return
+		for i, w := range q.waiters {
+			if w.except != nil && contains(w.except, m) {
+				continue
+			}
+			if i == 0 {
+				q.waiters = q.waiters[1:]
+			} else {
+				q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+			}
+			w.m = m
+			w.signal()
+			return
+		}
 	}
 	m.inflight.Add(-1)
 }
@@ -105,6 +119,8 @@ type waitQueue struct {
 type waiter struct {
 	ch chan struct{}
 	m  *Member
+	// except are the members it must not be handed (AcquireExcept).
+	except []*Member
 }
 
 func (w *waiter) signal() {
@@ -114,13 +130,16 @@ func (w *waiter) signal() {
 	}
 }
 
-func (q *waitQueue) push(max int64) (*waiter, bool) {
+func (q *waitQueue) push(max int64) (*waiter, bool) { return q.pushExcept(max, nil) }
+
+// pushExcept queues a waiter that must not be handed a member in except.
+func (q *waitQueue) pushExcept(max int64, except []*Member) (*waiter, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if max > 0 && int64(len(q.waiters)) >= max {
 		return nil, false
 	}
-	w := &waiter{ch: make(chan struct{}, 1)}
+	w := &waiter{ch: make(chan struct{}, 1), except: except}
 	q.waiters = append(q.waiters, w)
 	return w, true
 }

@@ -131,3 +131,65 @@ func TestAcquireHoldTimeout(t *testing.T) {
 		})
 	}
 }
+
+// A retry is never given a member in except (one that cut the request
+// off), routable as it may look: Pick skips it, a held request waits for
+// another, and a slot it frees under max_inflight goes to the next held
+// request that may take it.
+func TestAcquireExceptNeverGivesAnExceptedMember(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, ms := newPool(t, 10, Ready, "web-1")
+		cut := []*Member{ms[0]}
+		if m := p.PickExcept(nil, cut); m != nil {
+			t.Fatalf("PickExcept returned %s, the only member, which is excepted", m.ID)
+		}
+
+		// Under max_inflight 1, web-1 busy: the first held request
+		// excepts it, the second does not.
+		p.SetMaxInflight(1)
+		busy := p.Pick(nil)
+		if busy != ms[0] {
+			t.Fatalf("Pick = %s, want web-1", id(busy))
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		out := make(chan acquireResult, 2)
+		go func() {
+			m, held, err := p.AcquireExcept(ctx, 5*time.Second, nil, cut)
+			out <- acquireResult{0, m, held, err}
+		}()
+		synctest.Wait()
+		go func() {
+			m, held, err := p.AcquireExcept(ctx, 5*time.Second, nil, nil)
+			out <- acquireResult{1, m, held, err}
+		}()
+		synctest.Wait()
+		busy.Release()
+		synctest.Wait()
+		select {
+		case r := <-out:
+			if r.idx != 1 || r.m != ms[0] {
+				t.Fatalf("Acquire %d got %s (%v); want the one that does not except web-1 to be handed it", r.idx, id(r.m), r.err)
+			}
+			r.m.Release()
+		default:
+			t.Fatal("web-1's freed slot went to nobody")
+		}
+
+		// A new member ready: the held request that excepts web-1 takes it.
+		time.Sleep(time.Second)
+		m2 := NewMember("web-2", "127.0.0.1:10001")
+		p.Add(m2)
+		m2.SetState(Ready)
+		synctest.Wait()
+		select {
+		case r := <-out:
+			if r.idx != 0 || r.m != m2 || r.err != nil || r.held != time.Second {
+				t.Errorf("Acquire %d got %s after %v (%v); want web-2 after 1s", r.idx, id(r.m), r.held, r.err)
+			}
+			r.m.Release()
+		default:
+			t.Fatal("the request held away from web-1 was not given web-2")
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,13 +24,14 @@ type Member struct {
 	// kick asks the member's prober for an immediate probe.
 	kick chan struct{}
 	exit atomic.Pointer[Exit]
-	// exited is closed and replaced when the process behind the member
-	// exits, so a failed request can wait briefly to learn why.
-	exitedMu atomic.Pointer[chan struct{}]
-	onRemove atomic.Pointer[func()]
-	note     atomic.Pointer[string]
-	problem  atomic.Pointer[string]
-	since    atomic.Int64
+	// exitMu orders SetExit against OnExit: a watch registered before
+	// the exit is told of it, one registered after finds it recorded.
+	exitMu    sync.Mutex
+	exitWatch []*exitWatch
+	onRemove  atomic.Pointer[func()]
+	note      atomic.Pointer[string]
+	problem   atomic.Pointer[string]
+	since     atomic.Int64
 
 	// cutMu guards the current burst of cut-off attempts (CutOff).
 	cutMu   sync.Mutex
@@ -59,8 +61,6 @@ type Exit struct {
 func NewMember(id, addr string) *Member {
 	m := &Member{ID: id, Addr: addr, kick: make(chan struct{}, 1)}
 	m.since.Store(time.Now().UnixNano()) // starting since now
-	ch := make(chan struct{})
-	m.exitedMu.Store(&ch)
 	note := ""
 	m.note.Store(&note)
 	return m
@@ -223,38 +223,74 @@ func (m *Member) Kick() {
 // Kicked delivers probe requests to the member's prober.
 func (m *Member) Kicked() <-chan struct{} { return m.kick }
 
-// SetExit records that the process behind the member exited, and wakes
-// requests waiting to learn why their attempt failed.
+// SetExit records that the process behind the member exited, and calls
+// the OnExit watches of its pid.
 func (m *Member) SetExit(e *Exit) {
+	m.exitMu.Lock()
 	m.exit.Store(e)
-	next := make(chan struct{})
-	old := m.exitedMu.Swap(&next)
-	close(*old)
+	var due []*exitWatch
+	keep := m.exitWatch[:0]
+	for _, w := range m.exitWatch {
+		if w.pid == e.PID {
+			due = append(due, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	clear(m.exitWatch[len(keep):])
+	m.exitWatch = keep
+	m.exitMu.Unlock()
+	for _, w := range due {
+		w.f(e)
+	}
 }
 
 // LastExit returns the most recent exit of the member's process, if any.
 func (m *Member) LastExit() *Exit { return m.exit.Load() }
 
-// ExitFor returns the exit of process pid, waiting up to wait for it to be
-// recorded. A failed attempt usually sees the connection reset a moment
-// before the supervisor reaps the process.
-func (m *Member) ExitFor(pid int, wait time.Duration) *Exit {
-	if pid == 0 {
-		return nil
+// ExitOf returns the exit of process pid if it has been recorded, else
+// nil (always nil for pid 0, an external upstream's).
+func (m *Member) ExitOf(pid int) *Exit {
+	if e := m.exit.Load(); e != nil && pid != 0 && e.PID == pid {
+		return e
 	}
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	for {
-		ch := *m.exitedMu.Load()
-		if e := m.exit.Load(); e != nil && e.PID == pid {
-			return e
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			return nil
-		}
+	return nil
+}
+
+// OnExit calls f with the exit of process pid once it is recorded
+// (SetExit), or at once, on the caller's goroutine, if it already is.
+// Nothing waits for it: a request whose connection broke as the process
+// died goes on, and what the exit says comes to f when the supervisor
+// has reaped the process, a moment later. f runs on the goroutine that
+// records the exit: it must be quick and must not block. stop cancels
+// the call and reports whether it did; false once f was called or is
+// being called.
+func (m *Member) OnExit(pid int, f func(*Exit)) (stop func() bool) {
+	m.exitMu.Lock()
+	if e := m.ExitOf(pid); e != nil {
+		m.exitMu.Unlock()
+		f(e)
+		return func() bool { return false }
 	}
+	w := &exitWatch{pid: pid, f: f}
+	m.exitWatch = append(m.exitWatch, w)
+	m.exitMu.Unlock()
+	return func() bool {
+		m.exitMu.Lock()
+		defer m.exitMu.Unlock()
+		i := slices.Index(m.exitWatch, w)
+		if i < 0 {
+			return false
+		}
+		m.exitWatch = slices.Delete(m.exitWatch, i, i+1)
+		return true
+	}
+}
+
+// exitWatch is one OnExit call waiting for the exit of pid.
+type exitWatch struct {
+	pid int
+	f   func(*Exit)
 }
 
 // CutBurst is how close together attempts cut off on one member count as

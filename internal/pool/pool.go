@@ -117,7 +117,12 @@ func (p *Pool) Members() []*Member { return *p.snap.Load() }
 // ties broken round-robin, preferring members not in tried, and skipping
 // members at max_inflight. It returns nil when no member is routable and
 // below its limit. The caller must Release the member.
-func (p *Pool) Pick(tried []*Member) *Member {
+func (p *Pool) Pick(tried []*Member) *Member { return p.PickExcept(tried, nil) }
+
+// PickExcept is Pick that never returns a member in except: for a retry,
+// the members that cut the request off, which a probe that passed a
+// moment ago may show routable still.
+func (p *Pool) PickExcept(tried, except []*Member) *Member {
 	members := *p.snap.Load()
 	n := len(members)
 	if n == 0 {
@@ -126,7 +131,7 @@ func (p *Pool) Pick(tried []*Member) *Member {
 	start := int(p.rr.Add(1)) % n
 	limit := p.maxInflight.Load()
 	for {
-		best, load := pick(members, start, tried, limit)
+		best, load := pick(members, start, tried, except, limit)
 		if best == nil {
 			return nil
 		}
@@ -143,14 +148,14 @@ func (p *Pool) Pick(tried []*Member) *Member {
 }
 
 // pick chooses Pick's member and the load it saw, without claiming it.
-func pick(members []*Member, start int, tried []*Member, limit int64) (*Member, int64) {
+func pick(members []*Member, start int, tried, except []*Member, limit int64) (*Member, int64) {
 	n := len(members)
 	var best *Member
 	var bestLoad int64
 	bestTried := true
 	for i := 0; i < n; i++ {
 		m := members[(start+i)%n]
-		if !m.Routable() {
+		if !m.Routable() || except != nil && contains(except, m) {
 			continue
 		}
 		load := m.inflight.Load()

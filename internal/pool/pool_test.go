@@ -242,19 +242,40 @@ func TestEjection(t *testing.T) {
 	}
 }
 
-func TestExitForWaitsForTheExit(t *testing.T) {
+// OnExit tells of the exit of one process without anyone waiting for
+// it: a watch registered before the exit is called when it is recorded,
+// one registered after is called at once, a stopped one never, and a
+// watch of another process is not called for this one.
+func TestOnExitCallsWithTheExit(t *testing.T) {
 	m := NewMember("web-1", "127.0.0.1:1")
 	m.SetPID(42)
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		m.SetExit(&Exit{PID: 42, Detail: "killed by SIGKILL"})
-	}()
-	e := m.ExitFor(42, 2*time.Second)
-	if e == nil || e.Detail != "killed by SIGKILL" {
-		t.Fatalf("ExitFor = %+v, want the exit recorded 50ms later", e)
+	var got []string
+	watch := func(name string) func(*Exit) {
+		return func(e *Exit) { got = append(got, fmt.Sprintf("%s: pid %d %s", name, e.PID, e.Detail)) }
 	}
-	if e := m.ExitFor(43, 50*time.Millisecond); e != nil {
-		t.Errorf("ExitFor(other pid) = %+v, want nil", e)
+	m.OnExit(42, watch("before"))
+	stopped := m.OnExit(42, watch("stopped"))
+	m.OnExit(43, watch("other pid"))
+	if !stopped() {
+		t.Errorf("stop of a watch not yet called = false, want true")
+	}
+	if len(got) != 0 {
+		t.Fatalf("watches called before the exit: %q", got)
+	}
+	m.SetExit(&Exit{PID: 42, Detail: "killed by SIGKILL"})
+	stopAfter := m.OnExit(42, watch("after"))
+	if stopAfter() {
+		t.Errorf("stop of a watch already called = true, want false")
+	}
+	want := []string{"before: pid 42 killed by SIGKILL", "after: pid 42 killed by SIGKILL"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("watches called (-want +got):\n%s", diff)
+	}
+	if e := m.ExitOf(42); e == nil || e.Detail != "killed by SIGKILL" {
+		t.Errorf("ExitOf(42) = %+v, want the exit", e)
+	}
+	if e := m.ExitOf(43); e != nil {
+		t.Errorf("ExitOf(43) = %+v, want nil", e)
 	}
 }
 

@@ -32,11 +32,13 @@ func (s *Server) writeSnapshot() {
 }
 
 // Diagnose runs the detectors over the evidence since since. It first
-// writes out every queued log line and a fresh snapshot, and then reads
+// writes out every queued log line (the access entries that wait for an
+// exit among them) and a fresh snapshot, and then reads
 // the same files an offline diagnose would.
 func (s *Server) Diagnose(since time.Time) (diagnose.Report, error) {
 	s.sup.SampleNow()
 	s.writeSnapshot()
+	s.gw.SettleAccess(2 * time.Second)
 	s.accessW.Sync(2 * time.Second)
 	s.eventsW.Sync(2 * time.Second)
 	ev, err := diagnose.Load(s.cfg.DataDir, since)

@@ -496,7 +496,8 @@ type running struct {
 //     instances are left running instead, for the process that serves.
 //  5. Stop the admin API: long-lived handlers (logs -f) end their
 //     responses cleanly, then the listener shuts down, bounded by 1s.
-//  6. Close the logs: events.log and access.log are flushed and closed.
+//  6. Close the logs: the access entries still waiting for an exit are
+//     written as they are, events.log and access.log flushed and closed.
 //
 // A step whose component already failed finds nothing left to stop and
 // goes on to the next.
@@ -619,6 +620,7 @@ func serve(srv *http.Server, ln net.Listener) error {
 
 func (s *Server) closeLogs() {
 	s.stopLinesCh()
+	s.gw.Close()
 	s.accessW.Close()
 	s.eventsW.Close()
 }

@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// An access entry waiting for an exit is written once, on synctest's
+// clock: amended at the exit's moment if it comes within exitNoteWait,
+// as it is at the window's end if it does not, and at once by close;
+// settle returns when it is written.
+func TestLateExitEntryWrittenOnceWithinItsWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// exitAt: when the exit is recorded after the entry is added;
+		// 0 for never. closeAt: when close is called; 0 for never.
+		exitAt, closeAt time.Duration
+		wantAt          time.Duration
+		wantDetail      string
+		wantFailed      int64
+	}{
+		{name: "exit within the window", exitAt: 300 * time.Millisecond, wantAt: 300 * time.Millisecond,
+			wantDetail: "closed; instance web-1 (pid 7) killed by SIGKILL", wantFailed: 1},
+		{name: "no exit", wantAt: exitNoteWait, wantDetail: "closed"},
+		{name: "exit after the window", exitAt: exitNoteWait + time.Millisecond, wantAt: exitNoteWait, wantDetail: "closed"},
+		{name: "closed first", closeAt: 100 * time.Millisecond, exitAt: 200 * time.Millisecond, wantAt: 100 * time.Millisecond, wantDetail: "closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := pool.NewMember("web-1", "127.0.0.1:1")
+				m.SetPID(7)
+				var mu sync.Mutex
+				var written []telemetry.AccessEntry
+				var writtenAt []time.Duration
+				start := time.Now()
+				l := newLateExits(func(e *telemetry.AccessEntry) {
+					mu.Lock()
+					written = append(written, *e)
+					writtenAt = append(writtenAt, time.Since(start))
+					mu.Unlock()
+				})
+				l.add(&telemetry.AccessEntry{RequestID: "r1", Detail: "closed", RetriedCauses: []string{"upstream_reset"}}, m, 7)
+				exit := &pool.Exit{PID: 7, Detail: "killed by SIGKILL", Signal: "SIGKILL"}
+				if tc.closeAt > 0 {
+					time.AfterFunc(tc.closeAt, l.close)
+				}
+				if tc.exitAt > 0 {
+					time.AfterFunc(tc.exitAt, func() { m.SetExit(exit) })
+				}
+				// settle returns once the entry is written.
+				l.settle(2 * exitNoteWait)
+				settledAt := time.Since(start)
+				time.Sleep(2 * exitNoteWait)
+				synctest.Wait()
+				if settledAt != tc.wantAt {
+					t.Errorf("settle returned after %v; want %v, when the entry was written", settledAt, tc.wantAt)
+				}
+				if len(written) != 1 {
+					t.Fatalf("%d entries written: %+v; want 1", len(written), written)
+				}
+				e := written[0]
+				if writtenAt[0] != tc.wantAt || e.Detail != tc.wantDetail || exit.Failed.Load() != tc.wantFailed ||
+					len(e.RetriedCauses) != 1 {
+					t.Errorf("written after %v with detail %q, retried %v, the exit counting %d; want after %v, %q, [upstream_reset], %d",
+						writtenAt[0], e.Detail, e.RetriedCauses, exit.Failed.Load(), tc.wantAt, tc.wantDetail, tc.wantFailed)
+				}
+			})
+		})
+	}
+}
