@@ -10,7 +10,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pool"
-	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -27,17 +26,11 @@ type Options struct {
 	Flush time.Duration
 }
 
-// Apps is what the manager needs of the supervisor: the apps whose state
-// its periodic look evaluates.
-type Apps interface {
-	Apps() []*supervisor.App
-}
-
 // Manager evaluates alerts and notifies the receivers: Run is its loop,
 // Observe its request-path hook.
 type Manager struct {
 	cfg       *config.Alerts
-	sup       Apps
+	sup       fleet
 	events    *telemetry.Events
 	log       *slog.Logger
 	every     time.Duration
@@ -67,6 +60,10 @@ type FiringCount struct {
 // New returns a manager for cfg; Run starts it. It subscribes to events
 // at once, so that none emitted before Run is missed.
 func New(cfg *config.Alerts, sup Apps, events *telemetry.Events, opts Options) *Manager {
+	return newManager(cfg, supervised{sup}, events, opts)
+}
+
+func newManager(cfg *config.Alerts, sup fleet, events *telemetry.Events, opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -148,7 +145,7 @@ func (m *Manager) Run(ctx context.Context) error {
 
 // states reads every app for Check.
 func (m *Manager) states() []AppState {
-	apps := m.sup.Apps()
+	apps := m.sup.apps()
 	out := make([]AppState, 0, len(apps))
 	for _, a := range apps {
 		cfg := a.Config()
@@ -159,7 +156,7 @@ func (m *Manager) states() []AppState {
 				if st.Failing == nil {
 					st.Failing = map[string]bool{}
 				}
-				st.Failing[in.ID] = true
+				st.Failing[in.ID()] = true
 			}
 		}
 		if c, ok := m.counts.Load(a.Name()); ok {

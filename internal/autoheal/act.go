@@ -11,7 +11,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/reaper"
-	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -21,7 +20,7 @@ const customTimeout = 30 * time.Second
 // act carries out the app's action for a fired trigger, unless the
 // instance is too young or the app has recycled too often.
 func (h *Healer) act(ctx context.Context, f *firing) {
-	a := h.sup.App(f.app)
+	a := h.sup.app(f.app)
 	c := h.counters(f.app, f.instance)
 	if a == nil || c == nil {
 		return
@@ -38,7 +37,7 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 	if ah == nil {
 		ah = config.NewAutoHeal()
 	}
-	st := in.Status()
+	st := in.Process()
 	if age := time.Since(st.StartedAt); age < ah.MinProcessExecutionTime.D() {
 		c.done()
 		return
@@ -61,7 +60,7 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 	default:
 		h.record(a.Name())
 		h.async(func() {
-			err := a.Recycle(ctx, f.instance, "auto-heal "+f.trigger+": "+f.value, func(string, ...any) {})
+			err := a.Recycle(ctx, f.instance, "auto-heal "+f.trigger+": "+f.value)
 			if err != nil {
 				h.emit(f, st.PID, "recycle failed: "+err.Error())
 			}
@@ -78,9 +77,9 @@ func (h *Healer) async(f func()) {
 	}()
 }
 
-func findInstance(a *supervisor.App, id string) *supervisor.Instance {
+func findInstance(a app, id string) instance {
 	for _, in := range a.Instances() {
-		if in.ID == id {
+		if in.ID() == id {
 			return in
 		}
 	}
@@ -139,7 +138,7 @@ func (h *Healer) emit(f *firing, pid int, detail string) {
 }
 
 // runCustom runs the custom command with its placeholders filled.
-func runCustom(ctx context.Context, argv config.Command, f *firing, st supervisor.InstanceStatus) (string, error) {
+func runCustom(ctx context.Context, argv config.Command, f *firing, st process) (string, error) {
 	if len(argv) == 0 {
 		return "", fmt.Errorf("no custom command configured")
 	}

@@ -8,20 +8,12 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
-// Apps is what the healer needs of the supervisor: the apps whose
-// instances it watches, and one app by name to recycle an instance of.
-type Apps interface {
-	Apps() []*supervisor.App
-	App(name string) *supervisor.App
-}
-
 // Healer watches instances and acts on triggers.
 type Healer struct {
-	sup    Apps
+	sup    fleet
 	events *telemetry.Events
 	log    *slog.Logger
 	every  time.Duration
@@ -43,6 +35,10 @@ type appState struct {
 // New returns a healer; Run starts it. every is how often memory is
 // checked (the sample interval).
 func New(sup Apps, events *telemetry.Events, every time.Duration, log *slog.Logger) *Healer {
+	return newHealer(supervised{sup}, events, every, log)
+}
+
+func newHealer(sup fleet, events *telemetry.Events, every time.Duration, log *slog.Logger) *Healer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -73,7 +69,7 @@ func (h *Healer) counters(app, id string) *counters {
 	if c, ok := h.insts.Load(id); ok {
 		return c.(*counters)
 	}
-	a := h.sup.App(app)
+	a := h.sup.app(app)
 	if a == nil {
 		return nil
 	}
@@ -111,16 +107,16 @@ func (h *Healer) Run(ctx context.Context) error {
 // checkMemory fires memory triggers from the latest process samples.
 func (h *Healer) checkMemory() {
 	now := time.Now()
-	for _, a := range h.sup.Apps() {
+	for _, a := range h.sup.apps() {
 		cfg := a.Config()
 		for _, in := range a.Instances() {
-			st := in.Stats()
-			if st == nil {
+			private, rss, ok := in.Memory()
+			if !ok {
 				continue
 			}
-			c := h.counters(a.Name(), in.ID)
-			if f := memoryFiring(c, cfg, st.Private, st.RSS, now); f != nil {
-				f.app, f.instance = a.Name(), in.ID
+			c := h.counters(a.Name(), in.ID())
+			if f := memoryFiring(c, cfg, private, rss, now); f != nil {
+				f.app, f.instance = a.Name(), in.ID()
 				h.submit(f, c)
 			}
 		}
@@ -158,9 +154,9 @@ func mib(b uint64) string { return fmt.Sprintf("%d MiB", b>>20) }
 // forgetGone drops the counters of instances that no longer exist.
 func (h *Healer) forgetGone() {
 	live := map[string]bool{}
-	for _, a := range h.sup.Apps() {
+	for _, a := range h.sup.apps() {
 		for _, in := range a.Instances() {
-			live[in.ID] = true
+			live[in.ID()] = true
 		}
 	}
 	h.insts.Range(func(k, _ any) bool {

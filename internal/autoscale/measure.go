@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/pool"
-	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -62,16 +60,16 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // measure samples app's signals at now.
-func measure(a *supervisor.App, r *requests, now time.Time) sample {
+func measure(a app, r *requests, now time.Time) sample {
 	var ready int
 	var inflight, cpu float64
 	cpuN := 0
 	for _, in := range a.Instances() {
-		if in.State() != pool.Ready {
+		if !in.Ready() {
 			continue
 		}
 		ready++
-		inflight += float64(in.Status().Inflight)
+		inflight += float64(in.Inflight())
 		if c := in.CPUPercent(); c >= 0 {
 			cpu += c
 			cpuN++
@@ -79,7 +77,7 @@ func measure(a *supervisor.App, r *requests, now time.Time) sample {
 	}
 	p95, hold := r.take()
 	v := map[string]float64{
-		config.MetricHeld:        float64(a.Pool().Waiting()),
+		config.MetricHeld:        float64(a.Held()),
 		config.MetricHoldWait:    hold,
 		config.MetricP95Upstream: p95,
 		config.MetricInflight:    math.NaN(),

@@ -30,15 +30,9 @@ type Options struct {
 	Decided func(app, direction, rule string)
 }
 
-// Apps is what the scaler needs of the supervisor: the apps, each of
-// which it measures and scales itself.
-type Apps interface {
-	Apps() []*supervisor.App
-}
-
 // Scaler evaluates every autoscaled app's rules and scales it.
 type Scaler struct {
-	sup  Apps
+	sup  fleet
 	opts Options
 
 	reqs sync.Map // app name → *requests
@@ -68,6 +62,10 @@ type appScaler struct {
 
 // New returns a scaler; Run starts it.
 func New(sup Apps, opts Options) *Scaler {
+	return newScaler(supervised{sup}, opts)
+}
+
+func newScaler(sup fleet, opts Options) *Scaler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -103,7 +101,7 @@ func (s *Scaler) Run(ctx context.Context) error {
 func (s *Scaler) evaluate(ctx context.Context, now time.Time) {
 	seen := map[string]bool{}
 	defer s.dropGone(seen)
-	for _, a := range s.sup.Apps() {
+	for _, a := range s.sup.apps() {
 		seen[a.Name()] = true
 		cfg := a.Config()
 		if cfg.Autoscale == nil || cfg.External() {
@@ -143,10 +141,10 @@ func (s *Scaler) evaluate(ctx context.Context, now time.Time) {
 }
 
 // step decides for one app and carries the decision out.
-func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg *config.App, now time.Time) {
+func (s *Scaler) step(ctx context.Context, a app, as *appScaler, cfg *config.App, now time.Time) {
 	cur := cfg.Instances
 	switch {
-	case cur == 0 || a.Pool().Unloaded():
+	case cur == 0 || a.Unloaded():
 		// Stopped (gatehouse stop) or unloaded when idle: not ours to
 		// start again; the next request or gatehouse start does. Nor is
 		// it pinned at max any more.
@@ -183,7 +181,7 @@ func (s *Scaler) step(ctx context.Context, a *supervisor.App, as *appScaler, cfg
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		err := a.ScaleFor(ctx, cur, d.target, ev, func(string, ...any) {})
+		err := a.ScaleFor(ctx, cur, d.target, ev)
 		if errors.Is(err, supervisor.ErrStaleDecision) {
 			// Someone else changed the app meanwhile; the next
 			// evaluation sees the count they set.
@@ -216,7 +214,7 @@ func (s *Scaler) decided(app string, d decision) {
 }
 
 // publish gives the supervisor the app's autoscale state for status.
-func (s *Scaler) publish(a *supervisor.App, as *appScaler, cfg *config.App, smp sample, cur int) {
+func (s *Scaler) publish(a app, as *appScaler, cfg *config.App, smp sample, cur int) {
 	st := as.status
 	st.Min, st.Max = cfg.Autoscale.Min, cfg.Autoscale.Max
 	if st.Desired == 0 {
@@ -236,7 +234,7 @@ func (s *Scaler) publish(a *supervisor.App, as *appScaler, cfg *config.App, smp 
 }
 
 // forget drops the state of an app that no longer autoscales.
-func (s *Scaler) forget(a *supervisor.App) {
+func (s *Scaler) forget(a app) {
 	s.drop(a.Name())
 	if a.AutoscaleStatus() != nil {
 		a.SetAutoscaleStatus(nil)

@@ -1,0 +1,219 @@
+package autoheal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// fakeFleet is one app, web, whose instances the test sets up and whose
+// recycles replace an instance as the supervisor does: the old one is
+// stopping meanwhile, a recycle event is emitted, and the replacement has
+// a new id and pid and starts on the (fake) clock after recycleTakes.
+type fakeFleet struct {
+	events *telemetry.Events
+	cfg    *config.App
+
+	mu        sync.Mutex
+	instances []instance // of *fakeInstance
+	recycled  []string   // ids, in the order Recycle was called
+	next      int
+	// replacementMem, when set, is the memory replacements sample at;
+	// otherwise they have not been sampled yet.
+	replacementMem *[2]uint64
+}
+
+// recycleTakes is how long a fake recycle takes.
+const recycleTakes = 2 * time.Second
+
+type fakeInstance struct {
+	fl       *fakeFleet
+	id       string
+	pid      int
+	started  time.Time
+	stopping bool
+	sampled  bool
+	private  uint64
+	rss      uint64
+}
+
+// newInstance is the next instance; mu is held or the fleet not shared
+// yet.
+func (fl *fakeFleet) newInstance() *fakeInstance {
+	fl.next++
+	in := &fakeInstance{fl: fl, id: fmt.Sprintf("web-%d", fl.next), pid: 1000 + fl.next, started: time.Now()}
+	if m := fl.replacementMem; m != nil {
+		in.sampled, in.private, in.rss = true, m[0], m[1]
+	}
+	return in
+}
+
+func (fl *fakeFleet) apps() []app { return []app{fl} }
+
+func (fl *fakeFleet) app(name string) app {
+	if name != "web" {
+		return nil
+	}
+	return fl
+}
+
+func (fl *fakeFleet) Name() string        { return "web" }
+func (fl *fakeFleet) Config() *config.App { return fl.cfg }
+
+func (fl *fakeFleet) Instances() []instance {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return slices.Clone(fl.instances)
+}
+
+var errNoInstance = errors.New("no such instance, or already stopping")
+
+func (fl *fakeFleet) Recycle(ctx context.Context, id, reason string) error {
+	fl.mu.Lock()
+	i := slices.IndexFunc(fl.instances, func(in instance) bool { return in.ID() == id })
+	if i < 0 || fl.instances[i].(*fakeInstance).stopping {
+		fl.mu.Unlock()
+		return errNoInstance
+	}
+	old := fl.instances[i].(*fakeInstance)
+	fl.recycled = append(fl.recycled, id)
+	old.stopping = true
+	fl.mu.Unlock()
+	fl.events.Emit(telemetry.Event{App: "web", Instance: id, PID: old.pid, Type: telemetry.EventRecycle, Detail: reason})
+	select {
+	case <-time.After(recycleTakes):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	fl.mu.Lock()
+	fl.instances[slices.Index(fl.instances, instance(old))] = fl.newInstance()
+	fl.mu.Unlock()
+	return nil
+}
+
+// instance returns the instance now in slot i.
+func (fl *fakeFleet) instance(i int) *fakeInstance {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.instances[i].(*fakeInstance)
+}
+
+func (fl *fakeFleet) recycles() []string {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return slices.Clone(fl.recycled)
+}
+
+// setMemory makes every instance sample at private and rss bytes, and
+// the replacements too when replacementsToo.
+func (fl *fakeFleet) setMemory(private, rss uint64, replacementsToo bool) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	for _, in := range fl.instances {
+		in := in.(*fakeInstance)
+		in.sampled, in.private, in.rss = true, private, rss
+	}
+	if replacementsToo {
+		fl.replacementMem = &[2]uint64{private, rss}
+	}
+}
+
+// setStopping marks instance in as on its way out.
+func (fl *fakeFleet) setStopping(in *fakeInstance) {
+	fl.mu.Lock()
+	in.stopping = true
+	fl.mu.Unlock()
+}
+
+func (in *fakeInstance) ID() string { return in.id }
+
+func (in *fakeInstance) Stopping() bool {
+	in.fl.mu.Lock()
+	defer in.fl.mu.Unlock()
+	return in.stopping
+}
+
+func (in *fakeInstance) Process() process {
+	return process{PID: in.pid, Port: 3000 + in.pid%1000, StartedAt: in.started}
+}
+
+func (in *fakeInstance) Memory() (private, rss uint64, ok bool) {
+	in.fl.mu.Lock()
+	defer in.fl.mu.Unlock()
+	return in.private, in.rss, in.sampled
+}
+
+// healing is a healer on a fake fleet.
+type healing struct {
+	h      *Healer
+	fl     *fakeFleet
+	events *telemetry.Events
+}
+
+// sampleEvery is the healer's memory check interval in these tests.
+const sampleEvery = 200 * time.Millisecond
+
+// webApp is the app web with the auto_heal block ah.
+func webApp(ah *config.AutoHeal) *config.App {
+	cfg := config.NewApp("web")
+	cfg.AutoHeal = ah
+	return cfg
+}
+
+// healTest runs body in a synctest bubble, with a healer running over n
+// instances of app until body returns.
+func healTest(t *testing.T, app *config.App, n int, body func(t *testing.T, hg *healing)) {
+	t.Helper()
+	synctest.Test(t, func(t *testing.T) {
+		events := telemetry.NewEvents(nil, 0)
+		fl := &fakeFleet{events: events, cfg: app}
+		for range n {
+			fl.instances = append(fl.instances, fl.newInstance())
+		}
+		hg := &healing{h: newHealer(fl, events, sampleEvery, nil), fl: fl, events: events}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- hg.h.Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+		body(t, hg)
+	})
+}
+
+// request is a finished request of instance id, ending now.
+func (hg *healing) request(id, path string, status int, took time.Duration) {
+	hg.h.Observe(&telemetry.AccessEntry{Time: time.Now().Add(-took), Duration: took, App: "web", Instance: id, Path: path, Status: status})
+}
+
+// of returns the events of the given types, oldest first.
+func (hg *healing) of(types ...string) []telemetry.Event {
+	var out []telemetry.Event
+	for _, e := range hg.events.Since(time.Time{}) {
+		if slices.Contains(types, e.Type) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// describe formats events for failure messages.
+func describe(evs []telemetry.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "  %s %s %s pid=%d trigger=%q value=%q: %s\n", e.Time.Format("15:04:05.000"), e.Instance, e.Type, e.PID, e.Trigger, e.Value, e.Detail)
+	}
+	return b.String()
+}
