@@ -64,7 +64,7 @@ apps:
 
 func (n *fleetNode) start(t *testing.T, bin string) {
 	t.Helper()
-	n.g = startGatehouseAt(t, bin, n.dir, true, "run", "-c", n.cfg)
+	n.g = startGatehouseAt(t, bin, n.dir, nil, "run", "-c", n.cfg)
 	waitReady(t, httpClient(t, 5*time.Second), n.adminURL, "web", 2, n.g)
 }
 
@@ -134,7 +134,11 @@ func (l *fleetLoad) client(c *http.Client, w int) {
 			l.ok++
 			l.mu.Unlock()
 		}
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case <-l.stop:
+			return
+		case <-time.After(5 * time.Millisecond): // a client's pace
+		}
 	}
 }
 
@@ -201,6 +205,7 @@ func edgeMembers(c *http.Client, adminURL string) map[string]string {
 // edge, and the new node gets its first request only after the edge's
 // probe of it passed.
 func TestFleetRollingRestartBehindADNSDiscoveringEdge(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("the fleet test runs five gatehouses for about half a minute")
 	}
@@ -231,7 +236,7 @@ apps:
 `, edgeListen, edgeAdmin, port, d.Addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	edge := startGatehouseAt(t, bin, edgeDir, true, "run", "-c", edgeCfg)
+	edge := startGatehouseAt(t, bin, edgeDir, nil, "run", "-c", edgeCfg)
 	c := httpClient(t, 5*time.Second)
 	edgeAdminURL := "http://" + edgeAdmin
 	addr := func(ip string) string { return fmt.Sprintf("%s:%d", ip, port) }

@@ -17,7 +17,7 @@ import (
 // pid1 is gatehouse run as PID 1 of a new PID namespace, as in a
 // container: unshare forks it there and waits for it.
 type pid1 struct {
-	*upgradeFixture
+	*fixture
 	// pid is gatehouse's pid as this test sees it (outside the namespace).
 	pid int
 }
@@ -26,6 +26,7 @@ type pid1 struct {
 // whose command is script (sh -c), which ends by exec'ing the fault app.
 func startPID1(t *testing.T, script string, top ...string) *pid1 {
 	t.Helper()
+	testutil.SkipInShort(t)
 	if err := exec.Command("unshare", "-fp", "--mount-proc", "true").Run(); err != nil {
 		t.Skipf("cannot make a PID namespace here (unshare -fp needs root or user namespaces): %v", err)
 	}
@@ -35,7 +36,7 @@ func startPID1(t *testing.T, script string, top ...string) *pid1 {
 		fmt.Sprintf("command: %q", script+"; exec "+fault), 1)
 	f.writeConfig(t, f.listen, cfg)
 	f.start(t, "unshare", "-fp", "--mount-proc", f.real, "run", "-c", f.cfgFile)
-	p := &pid1{upgradeFixture: f}
+	p := &pid1{fixture: f}
 	testutil.WaitFor(t, 10*time.Second, "gatehouse inside the namespace", func() bool {
 		p.pid = childOf(f.g.cmd.Process.Pid)
 		return p.pid > 0
@@ -54,6 +55,29 @@ func childOf(pid int) int {
 	return n
 }
 
+// descendants lists the processes below pid.
+func descendants(pid int) []int {
+	kids := map[int][]int{}
+	for _, p := range procid.List() {
+		if st, err := procid.ReadStat(p); err == nil {
+			kids[st.PPID] = append(kids[st.PPID], p)
+		}
+	}
+	var out []int
+	for next := kids[pid]; len(next) > 0; {
+		p := next[0]
+		next = append(next[1:], kids[p]...)
+		out = append(out, p)
+	}
+	return out
+}
+
+// cmdline is pid's command line, its arguments joined by spaces.
+func cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+}
+
 // zombies lists the zombie children of pid.
 func zombies(pid int) []int {
 	var out []int
@@ -70,20 +94,27 @@ func zombies(pid int) []int {
 // exits later), and none is left a zombie after 5 s; the instance it
 // supervises is unharmed.
 func TestPID1ReapsOrphans(t *testing.T) {
+	t.Parallel()
 	// Five double-forked children that exit after 0.2-1 s, and one that
 	// keeps running in its own session (a daemon: the stop of the app's
 	// process group does not reach it).
 	p := startPID1(t, "for d in 0.2 0.4 0.6 0.8 1; do (sleep $d &); done; (setsid sleep 300 &)")
-	time.Sleep(time.Second) // the orphans exist and end meanwhile
-	var left []int
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		left = zombies(p.pid)
-		if len(left) == 0 || time.Now().After(deadline) {
-			break
+	// The instance is ready: its script made the orphans before it
+	// exec'd the app. They end meanwhile.
+	testutil.WaitFor(t, 10*time.Second, "the orphans to end", func() bool {
+		for _, c := range descendants(p.pid) {
+			// A zombie's command line is empty.
+			if cmd := cmdline(c); strings.HasPrefix(cmd, "sleep 0.") || cmd == "sleep 1" {
+				return false
+			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true
+	})
+	var left []int
+	eventually(5*time.Second, func() bool {
+		left = zombies(p.pid)
+		return len(left) == 0
+	})
 	if len(left) > 0 {
 		t.Errorf("zombie children of gatehouse (pid %d) after 5 s: %v", p.pid, left)
 	}
@@ -100,8 +131,10 @@ func TestPID1ReapsOrphans(t *testing.T) {
 // and SIGINT are gatehouse's own shutdown: it drains, stops the app, ends
 // the processes left over, and exits 0 within the bounds its config sets.
 func TestPID1StopsOnSignal(t *testing.T) {
+	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
 			p := startPID1(t, "(setsid sleep 300 &)")
 			start := time.Now()
 			if err := syscall.Kill(p.pid, sig); err != nil {

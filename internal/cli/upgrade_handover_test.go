@@ -1,226 +1,30 @@
 package cli_test
 
 import (
+	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
-
-// upgradeFixture is a gatehouse run from its own copy of the binary in
-// its directory, so that a test can put something else at that path for
-// the upgrade to start (the successor), as an operator installs a new
-// version there.
-type upgradeFixture struct {
-	dir, exe, real   string
-	cfgFile          string
-	listen, adminURL string
-	// admin is the admin listener's address (adminURL without http://).
-	admin string
-	g     *running
-	c     *http.Client
-}
-
-// newUpgradeFixture runs `gatehouse run` with one app of one instance of
-// the fault app (env: its FAULT_* settings; probeTimeout its health
-// timeout; top, more top-level config) and waits for it to be ready.
-func newUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string, top ...string) *upgradeFixture {
-	t.Helper()
-	f := prepareUpgradeFixture(t, env, probeTimeout, top...)
-	f.start(t, f.exe, "run", "-c", f.cfgFile)
-	return f
-}
-
-// start runs bin with args (a gatehouse run of the fixture's config) and
-// waits for its instance to be ready.
-func (f *upgradeFixture) start(t *testing.T, bin string, args ...string) {
-	t.Helper()
-	f.g = startGatehouseAt(t, bin, f.dir, true, args...)
-	f.c = httpClient(t, 20*time.Second)
-	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
-}
-
-// prepareUpgradeFixture is newUpgradeFixture without the start: the
-// binary's copy and the config are in place.
-func prepareUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string, top ...string) *upgradeFixture {
-	t.Helper()
-	f := &upgradeFixture{dir: t.TempDir(), real: testutil.BuildBinary(t, gatehousePkg)}
-	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
-	// Processes left behind (shims of a gatehouse that exited without
-	// stopping them, successors) are found by the directory in their
-	// command line. Registered first, so that it runs last.
-	t.Cleanup(func() { killUnder(f.dir) })
-	f.exe = filepath.Join(f.dir, "gh")
-	b, err := os.ReadFile(f.real)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f.listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	f.admin = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	f.adminURL = "http://" + f.admin
-	var envYAML []string
-	for k, v := range env {
-		envYAML = append(envYAML, fmt.Sprintf("%s: %q", k, v))
-	}
-	f.cfgFile = filepath.Join(f.dir, "gatehouse.yaml")
-	f.writeConfig(t, f.listen, strings.Join(append(top, ""), "\n")+fmt.Sprintf(`admin: %q
-data_dir: data
-apps:
-  web:
-    command: [%q]
-    instances: 1
-    routes: ["/"]
-    env: {%s}
-    health: {path: /healthz, interval: 200ms, timeout: %s}
-    start_timeout: 10s
-    stop_timeout: 2s
-`, f.admin, fault, strings.Join(envYAML, ", "), probeTimeout))
-	return f
-}
-
-// writeConfig writes the config with listen and the rest.
-func (f *upgradeFixture) writeConfig(t *testing.T, listen, rest string) {
-	t.Helper()
-	if err := os.WriteFile(f.cfgFile, []byte(fmt.Sprintf("listen: %q\n", listen)+rest), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// config is the config file's text after its listen line.
-func (f *upgradeFixture) config(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(f.cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, _ := strings.Cut(string(b), "\n")
-	return rest
-}
-
-// successor puts at the gatehouse's path a script that runs script, then
-// the real gatehouse (same pid, same descriptors).
-func (f *upgradeFixture) successor(t *testing.T, script string) {
-	t.Helper()
-	tmp := f.exe + ".new"
-	text := "#!/bin/sh\n" + script + "\nexec " + f.real + ` "$@"` + "\n"
-	if err := os.WriteFile(tmp, []byte(text), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, f.exe); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// instancePID is the pid of the app's one instance, as the admin API says.
-func (f *upgradeFixture) instancePID(t *testing.T) int {
-	t.Helper()
-	st := status(f.c, f.adminURL)
-	if st == nil || len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1 {
-		t.Fatalf("status: %+v", st)
-	}
-	return st.Apps[0].Instances[0].PID
-}
-
-// upgrade runs `gatehouse upgrade` against the fixture, in the background.
-func (f *upgradeFixture) upgrade(t *testing.T) <-chan opResult {
-	t.Helper()
-	return runAsync(t, f.real, f.dir, "upgrade", "--admin", f.admin)
-}
-
-type opResult struct {
-	out  string
-	code int
-}
-
-// runAsync runs the gatehouse binary at bin with args, bounded by 90s;
-// its result arrives on the channel.
-func runAsync(t *testing.T, bin, dir string, args ...string) <-chan opResult {
-	t.Helper()
-	res := make(chan opResult, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		defer cancel()
-		cmd.Wait()
-		res <- opResult{out: out.String(), code: cmd.ProcessState.ExitCode()}
-	}()
-	return res
-}
-
-func waitOp(t *testing.T, res <-chan opResult, d time.Duration, what string) opResult {
-	t.Helper()
-	select {
-	case r := <-res:
-		return r
-	case <-time.After(d):
-		t.Fatalf("%s has not finished after %v", what, d)
-		return opResult{}
-	}
-}
-
-// killUnder kills every process whose command line or environment names
-// dir: gatehouses run from it, and shims, whose status files are under
-// its data_dir (their apps die with them).
-func killUnder(dir string) {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		for _, f := range []string{"cmdline", "environ"} {
-			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), f))
-			if err == nil && strings.Contains(string(b), dir) {
-				syscall.Kill(pid, syscall.SIGKILL)
-				break
-			}
-		}
-	}
-}
-
-// answers reports whether the public listener answers a request.
-func answers(c *http.Client, listen string) bool {
-	resp, err := c.Get("http://" + listen + "/pid")
-	if err != nil {
-		return false
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-func refused(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return true
-	}
-	c.Close()
-	return false
-}
 
 // A gatehouse told to stop (SIGTERM: systemctl stop) while an upgrade it
 // started waits for its successor stops, as a stop does, whichever way the
@@ -228,34 +32,38 @@ func refused(addr string) bool {
 // old one gone, the successor unable to say it is ready to a process that
 // exited), and no successor serves on after it.
 func TestSIGTERMDuringAnUpgradeStops(t *testing.T) {
+	t.Parallel()
 	for _, trigger := range []string{"gatehouse upgrade", "SIGUSR2"} {
 		t.Run(trigger, func(t *testing.T) {
+			t.Parallel()
 			f := newUpgradeFixture(t, nil, "1s")
 			pid := f.instancePID(t)
-			// A successor slow to start: the old process waits for it.
-			f.successor(t, "sleep 3")
+			// A successor slow to start: the old process waits for it. Its
+			// sleep holds none of the sockets handed to it (from fd 3 on),
+			// which would accept after gatehouse stopped.
+			pidFile := filepath.Join(f.dir, "successor.pid")
+			f.successor(t, "echo $$ > "+pidFile+"; sleep 3 3<&- 4<&- 5<&- 6<&- 7<&-")
 			var op <-chan opResult
 			if trigger == "SIGUSR2" {
-				f.g.cmd.Process.Signal(syscall.SIGUSR2)
+				f.g.signal(t, syscall.SIGUSR2)
 			} else {
 				op = f.upgrade(t)
 			}
 			testutil.WaitFor(t, 10*time.Second, "upgrade begin", func() bool {
 				return strings.Contains(f.g.stderr.String(), "upgrade begin")
 			})
-			if err := f.g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			if code := f.g.wait(t, 30*time.Second); code != 0 {
-				t.Errorf("gatehouse exit %d after SIGTERM, want 0", code)
-			}
+			succ := waitPIDFile(t, pidFile, "the successor to start")
+			f.stop(t, 30*time.Second)
 			if op != nil {
 				if r := waitOp(t, op, 30*time.Second, "gatehouse upgrade"); r.code == 0 {
 					t.Errorf("gatehouse upgrade exit 0 although gatehouse stopped instead:\n%s", r.out)
 				}
 			}
-			// Long enough for the slow successor to have come up.
-			time.Sleep(5 * time.Second)
+			// The slow successor (the same pid once it execs gatehouse) must
+			// not come up: it is gone, or nothing would stop it serving.
+			if !eventually(10*time.Second, func() bool { return !testutil.ProcessAlive(succ) }) {
+				t.Errorf("the successor (pid %d) still runs after gatehouse stopped", succ)
+			}
 			if testutil.ProcessAlive(pid) {
 				t.Errorf("the app (pid %d) still runs after gatehouse stopped; something serves: %v",
 					pid, answers(f.c, f.listen))
@@ -273,6 +81,7 @@ func TestSIGTERMDuringAnUpgradeStops(t *testing.T) {
 // back: `gatehouse upgrade` exits 1 with the reason, and a later stop
 // stops those processes.
 func TestUpgradeRefusedByTheSuccessorServesOn(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -280,20 +89,20 @@ func TestUpgradeRefusedByTheSuccessorServesOn(t *testing.T) {
 		probeTimeout string
 		// prepare breaks the successor; during, if set, acts while the
 		// upgrade waits for it.
-		prepare func(t *testing.T, f *upgradeFixture)
-		during  func(t *testing.T, f *upgradeFixture)
+		prepare func(t *testing.T, f *fixture)
+		during  func(t *testing.T, f *fixture)
 		reason  string
 	}{
 		{
 			name: "config fails validation", probeTimeout: "1s",
-			prepare: func(t *testing.T, f *upgradeFixture) {
+			prepare: func(t *testing.T, f *fixture) {
 				f.writeConfig(t, f.listen, f.config(t)+"bogus: [\n")
 			},
 			reason: "invalid YAML",
 		},
 		{
 			name: "listen address taken", probeTimeout: "1s",
-			prepare: func(t *testing.T, f *upgradeFixture) {
+			prepare: func(t *testing.T, f *fixture) {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					t.Fatal(err)
@@ -308,24 +117,20 @@ func TestUpgradeRefusedByTheSuccessorServesOn(t *testing.T) {
 			// successor is stopped while it waits for it.
 			name: "successor stopped before it is ready", probeTimeout: "5s",
 			env: map[string]string{"FAULT_HEALTH_DELAY": "1500ms"},
-			prepare: func(t *testing.T, f *upgradeFixture) {
+			prepare: func(t *testing.T, f *fixture) {
 				f.successor(t, "echo $$ > "+filepath.Join(f.dir, "successor.pid"))
 			},
-			during: func(t *testing.T, f *upgradeFixture) {
+			during: func(t *testing.T, f *fixture) {
 				testutil.WaitFor(t, 20*time.Second, "the successor adopting", func() bool {
 					return strings.Contains(f.g.stderr.String(), "adopted without a restart")
 				})
-				b, err := os.ReadFile(filepath.Join(f.dir, "successor.pid"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-				syscall.Kill(pid, syscall.SIGTERM)
+				syscall.Kill(waitPIDFile(t, filepath.Join(f.dir, "successor.pid"), "the successor's pid"), syscall.SIGTERM)
 			},
 			reason: "did not take over",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f := newUpgradeFixture(t, tc.env, tc.probeTimeout)
 			pid := f.instancePID(t)
 			tc.prepare(t, f)
@@ -352,13 +157,10 @@ func TestUpgradeRefusedByTheSuccessorServesOn(t *testing.T) {
 			// The event reaches events.log through its writer's queue, a
 			// moment after gatehouse upgrade has its answer.
 			var events []byte
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if !eventually(5*time.Second, func() bool {
 				events, _ = os.ReadFile(filepath.Join(f.dir, "data", "events.log"))
-				if strings.Contains(string(events), "upgrade_abort") || time.Now().After(deadline) {
-					break
-				}
-			}
-			if !strings.Contains(string(events), "upgrade_abort") {
+				return strings.Contains(string(events), "upgrade_abort")
+			}) {
 				t.Errorf("no upgrade_abort in events.log:\n%s", events)
 			}
 			// The instances are the old gatehouse's again: its stop stops them.
@@ -430,6 +232,7 @@ func (s *stream) wait(t *testing.T, d time.Duration) {
 // is not ended early as if complete: it completes, or is cut off where its
 // client can see it.
 func TestUpgradeEndsEventStreamsCleanly(t *testing.T) {
+	t.Parallel()
 	f := newUpgradeFixture(t, nil, "1s")
 	// No client-side timeout: the streams outlive the fixture's 20s.
 	c := &http.Client{Transport: &http.Transport{}}
@@ -468,18 +271,12 @@ func TestUpgradeEndsEventStreamsCleanly(t *testing.T) {
 	}
 }
 
-func tail(s string) string {
-	if len(s) > 80 {
-		return "…" + s[len(s)-80:]
-	}
-	return s
-}
-
 // Keep-alive clients sending POSTs (which a client does not send again on
 // its own) through three upgrades in a row see no failed request: every
 // connection the old process accepted is answered, the last answers say
 // Connection: close, and the next connection goes to the new process.
 func TestUpgradeUnderKeepAlivePOSTsFailsNone(t *testing.T) {
+	t.Parallel()
 	f := newUpgradeFixture(t, nil, "1s")
 	// Slow answers (the app sleeps 0-40ms) and streamed ones (their head
 	// out at once, their end 60ms later) keep requests in flight as each
@@ -491,6 +288,7 @@ func TestUpgradeUnderKeepAlivePOSTsFailsNone(t *testing.T) {
 		errs []string
 	}
 	results := make(chan tally, clients)
+	var answered atomic.Int64
 	for i := range clients {
 		go func() {
 			tr := &http.Transport{MaxIdleConnsPerHost: 1}
@@ -529,18 +327,29 @@ func TestUpgradeUnderKeepAlivePOSTsFailsNone(t *testing.T) {
 					tl.errs = append(tl.errs, fmt.Sprintf("echo %q, want %q", b, body))
 				default:
 					tl.ok++
+					answered.Add(1)
 				}
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond)
+	olds := []int{f.g.cmd.Process.Pid}
+	progress(t, &answered, 50, "answers before the first upgrade")
 	for i := range 3 {
-		if r := waitOp(t, f.upgrade(t), 70*time.Second, "gatehouse upgrade"); r.code != 0 {
+		r := waitOp(t, f.upgrade(t), 70*time.Second, "gatehouse upgrade")
+		if r.code != 0 {
 			t.Errorf("upgrade %d: exit %d\n%s", i+1, r.code, r.out)
 		}
-		time.Sleep(time.Second)
+		if m := upgradedRE.FindStringSubmatch(r.out); m != nil && i < 2 {
+			pid, _ := strconv.Atoi(m[1])
+			olds = append(olds, pid)
+		}
+		progress(t, &answered, 50, fmt.Sprintf("answers after upgrade %d", i+1))
 	}
-	time.Sleep(2500 * time.Millisecond) // past the last idle grace
+	// Past the last idle grace: every old process has answered what it
+	// accepted, and is gone.
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("the old gatehouses %v to exit", olds), func() bool {
+		return !slices.ContainsFunc(olds, testutil.ProcessAlive)
+	})
 	close(stop)
 	var ok int
 	var errs []string
@@ -565,6 +374,7 @@ func TestUpgradeUnderKeepAlivePOSTsFailsNone(t *testing.T) {
 // it, HTTP/2 ones told GOAWAY by the old process among them, see no failed
 // request.
 func TestUpgradeHandsOverTheHTTPSListener(t *testing.T) {
+	t.Parallel()
 	ca := testutil.NewCA(t, "upgrade test CA")
 	cert := ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}})
 	certFile, keyFile := testutil.KeyPairFiles(t, cert)
@@ -601,6 +411,7 @@ func TestUpgradeHandsOverTheHTTPSListener(t *testing.T) {
 		other  int // answers with another certificate
 	}
 	results := make(chan tally, 8)
+	var answered atomic.Int64
 	for i := range 8 {
 		go func() {
 			c := client(i%2 == 0)
@@ -621,18 +432,19 @@ func TestUpgradeHandsOverTheHTTPSListener(t *testing.T) {
 				default:
 					tl.ok++
 					tl.protos[s.proto]++
+					answered.Add(1)
 				}
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond)
+	progress(t, &answered, 50, "HTTPS answers before the upgrade")
 	if r := waitOp(t, f.upgrade(t), 70*time.Second, "gatehouse upgrade"); r.code != 0 {
 		t.Errorf("gatehouse upgrade: exit %d\n%s", r.code, r.out)
 	}
 	if code := f.g.wait(t, 30*time.Second); code != 0 {
 		t.Errorf("the old gatehouse exit %d, want 0", code)
 	}
-	time.Sleep(time.Second) // the new process serves alone
+	progress(t, &answered, 50, "HTTPS answers from the new process alone")
 	close(stop)
 	var ok, other int
 	var errs []string
@@ -662,9 +474,11 @@ func TestUpgradeHandsOverTheHTTPSListener(t *testing.T) {
 // seconds more by the old process as it drains, whose supervisor has let
 // go of every instance (and on which an operation would act on nothing).
 func TestUpgradeKeepsTheAdminAPIAnswering(t *testing.T) {
-	f := newUpgradeFixture(t, nil, "1s")
+	t.Parallel()
 	for _, keepAlive := range []bool{true, false} {
 		t.Run(fmt.Sprintf("keep-alive %v", keepAlive), func(t *testing.T) {
+			t.Parallel()
+			f := newUpgradeFixture(t, nil, "1s")
 			tr := &http.Transport{DisableKeepAlives: !keepAlive}
 			defer tr.CloseIdleConnections()
 			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -698,18 +512,22 @@ func TestUpgradeKeepsTheAdminAPIAnswering(t *testing.T) {
 					poll()
 				}
 			}
+			handedOver := time.Now()
 			if r.code != 0 {
 				t.Fatalf("gatehouse upgrade: exit %d\n%s", r.code, r.out)
 			}
-			// The new process serves: from now on it answers.
-			time.Sleep(200 * time.Millisecond)
+			old := f.g.cmd.Process.Pid
+			// The new process serves: from now on (after a poll the old
+			// one may still be answering) it answers, for as long as the
+			// old one drains, its public client kept for the idle grace.
 			var wrong []string
-			for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			eventually(30*time.Second, func() bool {
 				st := poll()
-				if st != nil && (len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1) {
+				if st != nil && (len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1) && time.Since(handedOver) > 200*time.Millisecond {
 					wrong = append(wrong, fmt.Sprintf("%+v", st.Apps))
 				}
-			}
+				return !testutil.ProcessAlive(old)
+			})
 			if missing > 0 {
 				t.Errorf("%d of %d admin requests got no answer", missing, polls)
 			}
@@ -725,6 +543,7 @@ func TestUpgradeKeepsTheAdminAPIAnswering(t *testing.T) {
 // metrics) must still show them, not an app with no instance for as long
 // as the successor takes to adopt them (up to 60s).
 func TestAdminStatusDuringAnUpgradeShowsTheInstances(t *testing.T) {
+	t.Parallel()
 	// Each adopted instance's probe takes 1.5s: the window is that long.
 	f := newUpgradeFixture(t, map[string]string{"FAULT_HEALTH_DELAY": "1500ms"}, "5s")
 	pid := f.instancePID(t)
@@ -752,8 +571,10 @@ func TestAdminStatusDuringAnUpgradeShowsTheInstances(t *testing.T) {
 // would apply another change through one, refuses it and says to stop and
 // start; the old process serves on with its instances.
 func TestUpgradeRefusesAMovedDataDir(t *testing.T) {
+	t.Parallel()
 	for _, op := range []string{"upgrade", "reload"} {
 		t.Run(op, func(t *testing.T) {
+			t.Parallel()
 			f := newUpgradeFixture(t, nil, "1s")
 			pid := f.instancePID(t)
 			listen := f.listen
@@ -795,6 +616,8 @@ func TestUpgradeRefusesAMovedDataDir(t *testing.T) {
 // upgrade is refused, with the reason, and gatehouse serves on, rather
 // than reporting success before the container dies.
 func TestUpgradeRefusedAsAContainersFirstProcess(t *testing.T) {
+	t.Parallel()
+	testutil.SkipInShort(t)
 	if err := exec.Command("unshare", "-fp", "--mount-proc", "true").Run(); err != nil {
 		t.Skipf("cannot make a PID namespace here: %v", err)
 	}
@@ -804,6 +627,9 @@ func TestUpgradeRefusedAsAContainersFirstProcess(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.out, "PID 1") {
 		t.Errorf("gatehouse upgrade: exit %d, want 1 naming PID 1:\n%s", r.code, r.out)
 	}
+	// A first process that handed over regardless would take the
+	// container down as it exits, a moment after the answer: time must
+	// pass for that to show.
 	time.Sleep(2 * time.Second)
 	if !answers(f.c, f.listen) {
 		t.Errorf("nothing answers on %s after the upgrade", f.listen)
@@ -814,6 +640,7 @@ func TestUpgradeRefusedAsAContainersFirstProcess(t *testing.T) {
 // reload compares the re-read file with them applied, and does not replace
 // the gatehouse process (an upgrade) on every reload.
 func TestReloadWithCommandLineAddressesDoesNotUpgrade(t *testing.T) {
+	t.Parallel()
 	f := prepareUpgradeFixture(t, nil, "1s")
 	// The file's addresses are not the ones served.
 	closed := testutil.ClosedAddr(t)
@@ -835,6 +662,7 @@ func TestReloadWithCommandLineAddressesDoesNotUpgrade(t *testing.T) {
 // connection refused there), and the old address is released once the old
 // process is gone; the app process is the same.
 func TestReloadMovesTheListenAddress(t *testing.T) {
+	t.Parallel()
 	f := newUpgradeFixture(t, nil, "1s")
 	moved := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	f.writeConfig(t, moved, f.config(t))
@@ -853,5 +681,255 @@ func TestReloadMovesTheListenAddress(t *testing.T) {
 	}
 	if !answers(f.c, moved) {
 		t.Errorf("nothing answers on %s after the old process exited", moved)
+	}
+}
+
+// An upgrade hands the node to the successor, which serves: the node
+// stays in rotation throughout. The old process answers one more request
+// on each of its idle keep-alive connections (with Connection: close),
+// and a load balancer's health check that keeps its connection (Envoy's
+// does) sends its next /readyz there: it must pass, or the balancer
+// takes the node out for the upgrade it was meant not to notice.
+func TestReadyzPassesOnTheOldProcessAfterAnUpgrade(t *testing.T) {
+	t.Parallel()
+	f := newUpgradeFixture(t, nil, "1s", "health_prefix: /.gatehouse")
+	type check struct {
+		name, addr, path string
+		conn             net.Conn
+		br               *bufio.Reader
+	}
+	checks := []*check{
+		{name: "public listener", addr: f.listen, path: "/.gatehouse/readyz"},
+		{name: "admin listener", addr: f.admin, path: "/readyz"},
+	}
+	get := func(c *check) (int, string, error) {
+		c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c.conn, "GET "+c.path+" HTTP/1.1\r\nHost: "+c.addr+"\r\n\r\n"); err != nil {
+			return 0, "", err
+		}
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b)), nil
+	}
+	for _, c := range checks {
+		conn, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		c.conn, c.br = conn, bufio.NewReader(conn)
+		if code, body, err := get(c); err != nil || code != 200 {
+			t.Fatalf("%s: /readyz before the upgrade: %d %q %v", c.name, code, body, err)
+		}
+	}
+	if r := waitOp(t, f.upgrade(t), 60*time.Second, "the upgrade"); r.code != 0 {
+		t.Fatalf("upgrade exited %d:\n%s", r.code, r.out)
+	}
+	// The old process is into its shutdown once it has closed its
+	// listening socket, which the successor holds on (it answers idle
+	// connections for 2 s more).
+	ln := listeningInode(t, f.listen)
+	testutil.WaitFor(t, 10*time.Second, "the old gatehouse to close its listening socket", func() bool {
+		return !holdsSocket(f.g.cmd.Process.Pid, ln)
+	})
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			code, body, err := get(c)
+			if err != nil {
+				// Closed rather than answered: the client reconnects, to
+				// the successor.
+				t.Logf("the old process closed the kept-alive connection: %v", err)
+				return
+			}
+			if code != 200 {
+				t.Errorf("/readyz on a kept-alive connection after the upgrade: %d %q, want 200", code, body)
+			}
+		})
+	}
+}
+
+// listeningInode is the inode of the socket listening on addr (an IPv4
+// address), as /proc/net/tcp has it.
+func listeningInode(t *testing.T, addr string) string {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := ap.Addr().As4()
+	local := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ap.Port())
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		if f := strings.Fields(l); len(f) > 9 && f[1] == local && f[3] == "0A" {
+			return f[9]
+		}
+	}
+	t.Fatalf("no socket listens on %s", addr)
+	return ""
+}
+
+// holdsSocket reports whether pid has a descriptor of the socket inode.
+func holdsSocket(pid int, inode string) bool {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && l == "socket:["+inode+"]" {
+			return true
+		}
+	}
+	return false
+}
+
+// A gatehouse killed (SIGKILL) in the middle of `gatehouse upgrade`,
+// while its successor is still taking over, leaves the successor
+// serving: it holds the listening sockets and adopts the instances (the
+// same processes, not restarted), finds nobody to tell it is ready, says
+// so in an upgrade_predecessor_gone event, and serves on as the one
+// gatehouse, whose stop stops the apps.
+func TestUpgradeWhoseOldProcessIsKilledLeavesTheSuccessorServing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// killWhen is what the test waits for before it kills the old
+		// process: the successor has started, or it is probing the
+		// instances it adopted (each probe takes 1.5s).
+		killWhen string
+	}{
+		{name: "as the successor starts", killWhen: "started"},
+		{name: "while the successor probes the adopted instances", killWhen: "adopted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newUpgradeFixture(t, map[string]string{"FAULT_HEALTH_DELAY": "1500ms"}, "5s")
+			instance := f.instancePID(t)
+			old := f.g.cmd.Process.Pid
+			pidFile := filepath.Join(f.dir, "successor.pid")
+			f.successor(t, "echo $$ > "+pidFile)
+			op := f.upgrade(t)
+
+			succ := waitPIDFile(t, pidFile, "the successor to start")
+			if tc.killWhen == "adopted" {
+				testutil.WaitFor(t, 20*time.Second, "the successor to adopt the instance", func() bool {
+					return strings.Contains(f.g.stderr.String(), "adopted without a restart")
+				})
+				if strings.Contains(f.g.stderr.String(), "took over from the previous gatehouse") {
+					t.Fatal("the successor was ready before the old gatehouse was killed: the handover window is too narrow on this machine")
+				}
+			}
+			if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-f.g.done
+			// The upgrade command loses the process it asked; it must end.
+			r := waitOp(t, op, 30*time.Second, "gatehouse upgrade")
+			t.Logf("gatehouse upgrade, its gatehouse killed: exit %d:\n%s", r.code, r.out)
+
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			testutil.WaitFor(t, 30*time.Second, "the successor to answer with the adopted instance", func() bool {
+				if !testutil.ProcessAlive(succ) {
+					t.Fatalf("the successor (pid %d) exited after the old gatehouse was killed:\n%s", succ, tail(f.g.stderr.String()))
+				}
+				resp, err := c.Get("http://" + f.listen + "/pid")
+				if err != nil {
+					return false
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode == http.StatusOK && string(b) == strconv.Itoa(instance)
+			})
+			st := status(c, f.adminURL)
+			if st == nil || len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1 ||
+				st.Apps[0].Instances[0].PID != instance || st.Apps[0].Instances[0].State != "ready" {
+				t.Errorf("the successor's status: %+v; want web's one instance, pid %d, ready", st, instance)
+			}
+			b, err := os.ReadFile(filepath.Join(f.dir, "data", "processes.json"))
+			var rec processesDoc
+			if err == nil {
+				err = json.Unmarshal(b, &rec)
+			}
+			if err != nil || rec.Gatehouse.PID != succ {
+				t.Errorf("processes.json names gatehouse pid %d (%v), want the successor, %d", rec.Gatehouse.PID, err, succ)
+			}
+			var gone []telemetry.Event
+			testutil.WaitFor(t, 10*time.Second, "an upgrade_predecessor_gone event", func() bool {
+				gone = nil
+				begun := false
+				for _, ev := range readEvents(t, filepath.Join(f.dir, "data", "events.log")) {
+					begun = begun || ev.Type == telemetry.EventUpgradeBegin
+					switch {
+					case ev.Type == telemetry.EventUpgradePredecessorGone:
+						gone = append(gone, ev)
+					case begun && (ev.Type == telemetry.EventStart || ev.Type == telemetry.EventRestart || ev.Type == telemetry.EventExit):
+						t.Fatalf("a %s event since the upgrade began: %+v; want the instance adopted as it runs", ev.Type, ev)
+					}
+				}
+				return len(gone) > 0
+			})
+			if len(gone) != 1 || gone[0].PID != succ || !strings.Contains(gone[0].Detail, strconv.Itoa(old)) {
+				t.Errorf("upgrade_predecessor_gone events %+v; want one, from pid %d, naming pid %d", gone, succ, old)
+			}
+			// The instance is the successor's: its stop stops it.
+			if err := syscall.Kill(succ, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			testutil.WaitFor(t, 30*time.Second, "the successor to stop, and the app with it", func() bool {
+				return !testutil.ProcessAlive(succ) && !testutil.ProcessAlive(instance)
+			})
+		})
+	}
+}
+
+// A gatehouse drained for maintenance stays drained through an upgrade
+// (drain, upgrade, undrain): the new process's /readyz fails until
+// undrain.
+func TestDrainedGatehouseStaysDrainedThroughAnUpgrade(t *testing.T) {
+	t.Parallel()
+	f := newUpgradeFixture(t, nil, "1s")
+	if out, errOut, code := gatehouse(t, f.dir, "drain", "--admin", f.adminURL); code != 0 {
+		t.Fatalf("gatehouse drain: exit %d\n%s%s", code, out, errOut)
+	}
+	if r := waitOp(t, f.upgrade(t), 60*time.Second, "the upgrade"); r.code != 0 {
+		t.Fatalf("upgrade exited %d:\n%s", r.code, r.out)
+	}
+	if code := f.g.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("the old gatehouse exited %d, want 0", code)
+	}
+	c := httpClient(t, 5*time.Second)
+	readyz := func() (int, string) {
+		resp, err := c.Get(f.adminURL + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if code, body := readyz(); code != http.StatusServiceUnavailable || body != "draining" {
+		t.Errorf("the new gatehouse's /readyz = %d %q, want 503 draining", code, body)
+	}
+	if out, errOut, code := gatehouse(t, f.dir, "undrain", "--admin", f.adminURL); code != 0 {
+		t.Fatalf("gatehouse undrain: exit %d\n%s%s", code, out, errOut)
+	}
+	testutil.WaitFor(t, 10*time.Second, "/readyz to pass after undrain", func() bool {
+		code, _ := readyz()
+		return code == http.StatusOK
+	})
+	// The variable went no further than the new gatehouse: not to the app.
+	resp, err := c.Get("http://" + f.listen + "/env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), "GATEHOUSE_DRAINED") {
+		t.Errorf("the app's environment has GATEHOUSE_DRAINED")
 	}
 }

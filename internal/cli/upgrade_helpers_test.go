@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,67 +27,27 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// upgradeRig is a gatehouse started from a copy of its binary in the
-// test's directory: an upgrade re-executes that path, which a test may
-// overwrite. Every gatehouse generation shares one process group (a
-// successor is its predecessor's child) and one log file: real files,
-// not pipes, since a successor outlives the process the test started and
-// would die of SIGPIPE on a pipe the test stopped reading.
-type upgradeRig struct {
-	dir      string
-	exe      string // the copy `run` started from; upgrades re-execute it
-	real     string // the built gatehouse, for commands and to restore exe
-	cfgFile  string
-	listen   string
-	adminURL string
-	dataDir  string
-	logPath  string
-	client   *http.Client
-
-	mu sync.Mutex
-	// pgids are the process groups of the `gatehouse run` the test
-	// started, each with its successors.
-	pgids []int
-	// first is the gatehouse the test started; done closes once reaped.
-	first *exec.Cmd
-	done  chan struct{}
-	// apps are the app pids seen, killed by group at cleanup if left.
-	apps map[int]bool
+// installBinary puts a copy of the built gatehouse in the fixture's
+// directory, for `run` to start from: an upgrade re-executes that path,
+// which a test may replace, as an operator installs a new version there.
+func (f *fixture) installBinary(t *testing.T) {
+	t.Helper()
+	if f.exe == "" {
+		f.exe = filepath.Join(f.dir, "bin", "gatehouse")
+		if err := os.MkdirAll(filepath.Dir(f.exe), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replaceFile(t, f.exe, mustRead(t, f.real))
 }
 
-// newUpgradeRig writes a config with one app, web, of n faultapp
-// instances behind the gateway, and copies gatehouse into dir/bin.
-func newUpgradeRig(t *testing.T, instances int) *upgradeRig {
+// startRig starts gatehouse on a rig with web's two instances, and
+// returns the rig, gatehouse's pid and the instances' pids by id.
+func startRig(t *testing.T) (*upgradeRig, int, map[string]int) {
 	t.Helper()
-	dir := t.TempDir()
-	fault := testutil.BuildBinary(t, testutil.FaultAppPkg)
-	r := &upgradeRig{dir: dir, real: testutil.BuildBinary(t, gatehousePkg), exe: filepath.Join(dir, "bin", "gatehouse"),
-		cfgFile: filepath.Join(dir, "gatehouse.yaml"), dataDir: filepath.Join(dir, "data"),
-		logPath: filepath.Join(dir, "gatehouse.log"), apps: map[int]bool{},
-		listen: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))}
-	r.adminURL = fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t))
-	r.client = httpClient(t, 10*time.Second)
-	if err := os.MkdirAll(filepath.Dir(r.exe), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r.installBinary(t)
-	cfg := fmt.Sprintf(`listen: %q
-admin: %q
-data_dir: data
-apps:
-  web:
-    command: [%q]
-    instances: %d
-    routes: ["/"]
-    health: {path: /healthz, interval: 200ms, timeout: 2s}
-    start_timeout: 15s
-    stop_timeout: 5s
-`, r.listen, strings.TrimPrefix(r.adminURL, "http://"), fault, instances)
-	if err := os.WriteFile(r.cfgFile, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.cleanup(t) })
-	return r
+	r := newUpgradeRig(t, 2)
+	pid := r.start(t)
+	return r, pid, r.instances(t, 2)
 }
 
 // replaceFile puts content at path through a temporary file renamed over
@@ -107,14 +67,104 @@ func replaceFile(t *testing.T, path string, content []byte) {
 	}
 }
 
-// installBinary puts the real gatehouse at exe.
-func (r *upgradeRig) installBinary(t *testing.T) {
+// successor puts at the gatehouse's path a script that runs script, then
+// the real gatehouse (same pid, same descriptors).
+func (f *fixture) successor(t *testing.T, script string) {
 	t.Helper()
-	b, err := os.ReadFile(r.real)
-	if err != nil {
-		t.Fatal(err)
+	replaceFile(t, f.exe, []byte("#!/bin/sh\n"+script+"\nexec "+f.real+` "$@"`+"\n"))
+}
+
+// webApp is the config of one app, web: instances of the fault app
+// behind the gateway, with env its FAULT_* settings and probeTimeout its
+// health timeout, and top more top-level config.
+func (f *fixture) webApp(instances int, env map[string]string, probeTimeout, stopTimeout string, top ...string) string {
+	var envYAML []string
+	for k, v := range env {
+		envYAML = append(envYAML, fmt.Sprintf("%s: %q", k, v))
 	}
-	replaceFile(t, r.exe, b)
+	slices.Sort(envYAML)
+	return strings.Join(append(top, ""), "\n") + fmt.Sprintf(`apps:
+  web:
+    command: [%q]
+    instances: %d
+    routes: ["/"]
+    env: {%s}
+    health: {path: /healthz, interval: 200ms, timeout: %s}
+    start_timeout: 15s
+    stop_timeout: %s
+`, f.fault, instances, strings.Join(envYAML, ", "), probeTimeout, stopTimeout)
+}
+
+// newUpgradeFixture runs `gatehouse run` from a copy of the binary (see
+// installBinary) with web's one instance (see webApp) and waits for it to
+// be ready.
+func newUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string, top ...string) *fixture {
+	t.Helper()
+	f := prepareUpgradeFixture(t, env, probeTimeout, top...)
+	f.start(t, f.exe, "run", "-c", f.cfgFile)
+	return f
+}
+
+// prepareUpgradeFixture is newUpgradeFixture without the start: the
+// binary's copy and the config are in place.
+func prepareUpgradeFixture(t *testing.T, env map[string]string, probeTimeout string, top ...string) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	f.installBinary(t)
+	f.writeApps(t, f.webApp(1, env, probeTimeout, "2s", top...))
+	return f
+}
+
+// instancePID is the pid of the app's one instance, as the admin API says.
+func (f *fixture) instancePID(t *testing.T) int {
+	t.Helper()
+	st := status(f.c, f.adminURL)
+	if st == nil || len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1 {
+		t.Fatalf("status: %+v", st)
+	}
+	return st.Apps[0].Instances[0].PID
+}
+
+// upgrade runs `gatehouse upgrade` against the fixture, in the background.
+func (f *fixture) upgrade(t *testing.T) <-chan opResult {
+	t.Helper()
+	return runAsync(t, f.real, f.dir, "upgrade", "--admin", f.admin)
+}
+
+// upgradeRig is a fixture whose gatehouses the test starts itself, and
+// follows through upgrades and restarts: every gatehouse generation
+// shares one process group (a successor is its predecessor's child) and
+// one log file: a real file, not a pipe, since a successor outlives the
+// process the test started and would die of SIGPIPE on a pipe the test
+// stopped reading.
+type upgradeRig struct {
+	*fixture
+	dataDir string
+	logPath string
+	// env is added to the test's environment for the gatehouses started.
+	env []string
+
+	mu sync.Mutex
+	// pgids are the process groups of the `gatehouse run` the test
+	// started, each with its successors.
+	pgids []int
+	// first is the gatehouse the test started; done closes once reaped.
+	first *exec.Cmd
+	done  chan struct{}
+	// apps are the app pids seen, killed by group at cleanup if left.
+	apps map[int]bool
+}
+
+// newUpgradeRig writes a config with one app, web, of n fault app
+// instances behind the gateway, and copies gatehouse into dir/bin.
+func newUpgradeRig(t *testing.T, instances int) *upgradeRig {
+	t.Helper()
+	r := &upgradeRig{fixture: newFixture(t), apps: map[int]bool{}}
+	r.dataDir, r.logPath = filepath.Join(r.dir, "data"), filepath.Join(r.dir, "gatehouse.log")
+	r.installBinary(t)
+	r.writeApps(t, r.webApp(instances, nil, "2s", "5s"))
+	t.Cleanup(func() { r.cleanup(t) })
+	return r
 }
 
 // start runs `exe run -c CONFIG` in its own process group and returns
@@ -128,6 +178,9 @@ func (r *upgradeRig) start(t *testing.T) int {
 	defer log.Close()
 	cmd := exec.Command(r.exe, "run", "-c", r.cfgFile)
 	cmd.Dir = r.dir
+	if r.env != nil {
+		cmd.Env = append(os.Environ(), r.env...)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -192,10 +245,7 @@ func (r *upgradeRig) cleanup(t *testing.T) {
 	for _, pid := range r.gatehouses() {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(r.gatehouses()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(30*time.Second, func() bool { return len(r.gatehouses()) == 0 })
 	r.mu.Lock()
 	for _, g := range r.pgids {
 		syscall.Kill(-g, syscall.SIGKILL)
@@ -206,8 +256,13 @@ func (r *upgradeRig) cleanup(t *testing.T) {
 	r.mu.Unlock()
 	if pf, err := r.processes(); err == nil {
 		for _, p := range pf.Processes {
-			syscall.Kill(-p.PGID, syscall.SIGKILL)
-			syscall.Kill(p.ShimPID, syscall.SIGKILL)
+			// Never 0: that would be the test's own process group.
+			if p.PGID > 0 {
+				syscall.Kill(-p.PGID, syscall.SIGKILL)
+			}
+			if p.ShimPID > 0 {
+				syscall.Kill(p.ShimPID, syscall.SIGKILL)
+			}
 		}
 	}
 	if r.done != nil {
@@ -251,7 +306,7 @@ func (r *upgradeRig) instances(t *testing.T, n int) map[string]int {
 		if len(r.gatehouses()) == 0 {
 			t.Fatalf("no gatehouse is running")
 		}
-		st := status(r.client, r.adminURL)
+		st := status(r.c, r.adminURL)
 		if st == nil || len(st.Apps) != 1 || len(st.Apps[0].Instances) != n {
 			return false
 		}
@@ -357,19 +412,7 @@ func (r *upgradeRig) upgrade(t *testing.T) *upgradeRun {
 // events reads events.log.
 func (r *upgradeRig) events(t *testing.T) []telemetry.Event {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(r.dataDir, "events.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []telemetry.Event
-	for _, l := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
-		var ev telemetry.Event
-		if err := json.Unmarshal(l, &ev); err != nil {
-			t.Fatalf("events.log line %q: %v", l, err)
-		}
-		out = append(out, ev)
-	}
-	return out
+	return readEvents(t, filepath.Join(r.dataDir, "events.log"))
 }
 
 // accessIDs counts access.log's lines by request id.

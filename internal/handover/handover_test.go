@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,31 +27,124 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// The test binary is its own successor: started with childEnv set, it
-// runs child (one of the modes below) instead of the tests, the way
+// The test binary is its own successor: started with roleEnv set, it
+// plays that role (see play) instead of running the tests, the way
 // os/exec's tests use GO_WANT_HELPER_PROCESS.
 const (
-	childEnv = "HANDOVER_TEST_CHILD"
-	addrEnv  = "HANDOVER_TEST_ADDR"
+	roleEnv = "HANDOVER_TEST_ROLE"
+	// addrEnv is the address the "listen" socket was bound for.
+	addrEnv = "HANDOVER_TEST_ADDR"
+	// holdEnv makes the "ready" role wait for SIGUSR1 before it takes
+	// its socket, once it said "holding" on stdout.
+	holdEnv = "HANDOVER_TEST_HOLD"
 )
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(childEnv); mode != "" {
-		os.Exit(child(mode))
-	}
 	if role, ok := os.LookupEnv(roleEnv); ok {
-		os.Exit(successor(role))
-	}
-	if role, ok := os.LookupEnv(goneRoleEnv); ok {
-		os.Exit(goneRole(role))
+		os.Exit(play(role))
 	}
 	goleak.VerifyTestMain(m)
 }
 
-// wait bounds every wait for the child: generous, for a busy machine.
+// wait bounds every wait for a started process: generous, for a busy
+// machine.
 const wait = 10 * time.Second
 
-// report is what the "serve" child found, as it writes it on stdout
+// play is what the started process does, by role:
+//
+//	exit3      exits with code 3 without a word
+//	killed     kills itself with SIGKILL
+//	fail       says "error: config: bad port" and stays
+//	fail-exit  says "error: config broken" and exits 1, as gatehouse run does
+//	silent     takes the handover and says nothing
+//	hangup     closes the handover channel without a word
+//	serve      reports what it inherited (see report), serves "child PID"
+//	           on the "listen" socket and says ready (twice)
+//	ready      takes the "listen" socket (after SIGUSR1 with holdEnv),
+//	           closes the others, says ready, answers one connection with
+//	           "new" and exits
+//	fds        takes the "listen" socket, closes the others, says ready
+//	           and prints each descriptor it holds (see describeFDs)
+//	old        starts the test binary as its successor (role waiter),
+//	           prints "successor PID" and waits for it to be ready
+//	waiter     prints "waiter PID", waits until the old process closes its
+//	           end of the channel, then says ready and prints what Ready
+//	           returned ("ready: gone", "ready: ok" or "ready: error: MSG")
+func play(role string) int {
+	switch role {
+	case "exit3":
+		return 3
+	case "killed":
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		hang()
+	case "old":
+		return playOld()
+	}
+	noCloexecBefore := noCloexec()
+	in, err := handover.FromEnv()
+	if err != nil || in == nil {
+		fmt.Fprintf(os.Stderr, "FromEnv: %v, %v\n", in, err)
+		return 2
+	}
+	switch role {
+	case "fail":
+		in.Fail(errors.New("config: bad\nport"))
+		hang()
+	case "fail-exit":
+		in.Fail(errors.New("config broken"))
+		return 1
+	case "silent":
+		hang()
+	case "hangup":
+		// The channel is fd 3 (see Start); close it without a word.
+		syscall.Close(3)
+		hang()
+	case "serve":
+		return serve(in, report{NoCloexecBefore: noCloexecBefore})
+	case "ready", "fds":
+		if os.Getenv(holdEnv) != "" {
+			// The old process looks at its socket meanwhile: taking it
+			// (net.FileListener) would make it non-blocking again.
+			usr1 := make(chan os.Signal, 1)
+			signal.Notify(usr1, syscall.SIGUSR1)
+			fmt.Println("holding")
+			<-usr1
+		}
+		ln, ok, err := in.Listener("listen", os.Getenv(addrEnv))
+		if !ok || err != nil {
+			in.Fail(fmt.Errorf("no listen socket: %v", err))
+			return 1
+		}
+		in.Close()
+		if err := in.Ready(); err != nil {
+			return 1
+		}
+		if role == "fds" {
+			fmt.Print(describeFDs())
+			return 0
+		}
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		c.Write([]byte("new\n"))
+		c.Close()
+		return 0
+	case "waiter":
+		return playWaiter(in)
+	}
+	return 2
+}
+
+// hang blocks until the process is killed: a successor that never
+// answers, or answered and serves on.
+func hang() {
+	for {
+		unix.Pause()
+	}
+}
+
+// report is what the "serve" role found, as it writes it on stdout
 // before it says it is ready.
 type report struct {
 	// NoCloexecBefore and After are its descriptors above 2 without
@@ -64,38 +159,6 @@ type report struct {
 	RightErr                            string
 	// ClosedByClose is how many descriptors Close closed.
 	ClosedByClose int
-}
-
-func child(mode string) int {
-	switch mode {
-	case "exit3":
-		return 3
-	case "killed":
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		time.Sleep(time.Hour)
-		return 0
-	}
-	var rep report
-	rep.NoCloexecBefore = noCloexec()
-	in, err := handover.FromEnv()
-	if err != nil || in == nil {
-		fmt.Fprintf(os.Stderr, "FromEnv: %v, %v\n", in, err)
-		return 2
-	}
-	switch mode {
-	case "fail":
-		in.Fail(errors.New("config: bad\nport"))
-		time.Sleep(time.Hour)
-	case "silent":
-		time.Sleep(time.Hour)
-	case "hangup":
-		// The channel is fd 3 (see Start); close it without a word.
-		syscall.Close(3)
-		time.Sleep(time.Hour)
-	case "serve":
-		return serve(in, rep)
-	}
-	return 2
 }
 
 func serve(in *handover.Inherited, rep report) int {
@@ -125,7 +188,7 @@ func serve(in *handover.Inherited, rep report) int {
 		fmt.Printf("ready: %v\n", err)
 	}
 	fmt.Printf("ready again: %v\n", in.Ready())
-	time.Sleep(time.Hour)
+	hang()
 	return 0
 }
 
@@ -156,24 +219,58 @@ func noCloexec() []int {
 	return out
 }
 
-// startChild starts the test binary as a successor in mode, giving it
-// lns, with its stdout on the returned pipe. The child is killed, if
-// still running, when the test ends, and waited for until reaped (by
-// Start's own goroutine).
-func startChild(t *testing.T, mode string, lns []handover.Listener, env ...string) (*handover.Successor, *bufio.Reader) {
+// describeFDs lists this process's descriptors above 2 as "N TARGET
+// cloexec|inherit" lines.
+func describeFDs() string {
+	var b strings.Builder
+	for _, fd := range fds() {
+		if fd <= 2 {
+			continue
+		}
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", strconv.Itoa(fd)))
+		flags, ferr := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || ferr != nil {
+			continue
+		}
+		mode := "inherit"
+		if flags&unix.FD_CLOEXEC != 0 {
+			mode = "cloexec"
+		}
+		fmt.Fprintf(&b, "%d %s %s\n", fd, target, mode)
+	}
+	return b.String()
+}
+
+// startRole starts the test binary as a successor playing role, giving it
+// lns (the first, if any, is "listen": addrEnv names its address), with
+// its stdout on the returned reader. The process is killed, if still
+// running, when the test ends, and waited for until reaped (by Start's
+// own goroutine).
+func startRole(t *testing.T, role string, lns []handover.Listener, env ...string) (*handover.Successor, *bufio.Reader) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startExe(t, exe, nil, role, lns, env...)
+}
+
+// startExe is startRole with the program to start: the test binary under
+// a wrapper, say.
+func startExe(t *testing.T, exe string, args []string, role string, lns []handover.Listener, env ...string) (*handover.Successor, *bufio.Reader) {
+	t.Helper()
+	testutil.SkipInShort(t)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A stale Env, as a successor that upgrades again would pass on: Start
 	// must replace it.
-	env = append(append(os.Environ(), handover.Env+"=stale", childEnv+"="+mode), env...)
-	succ, err := handover.Start(exe, nil, env, lns, w, os.Stderr)
+	env = append(append(os.Environ(), handover.Env+"=stale", roleEnv+"="+role), env...)
+	if len(lns) > 0 {
+		env = append(env, addrEnv+"="+lns[0].Addr)
+	}
+	succ, err := handover.Start(exe, args, env, lns, w, os.Stderr)
 	w.Close()
 	if err != nil {
 		r.Close()
@@ -182,13 +279,21 @@ func startChild(t *testing.T, mode string, lns []handover.Listener, env ...strin
 	t.Cleanup(func() {
 		pid := succ.PID()
 		syscall.Kill(pid, syscall.SIGKILL)
-		testutil.WaitFor(t, wait, "the successor to be reaped", func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH })
+		waitReaped(t, pid)
 		r.Close()
 	})
 	r.SetReadDeadline(time.Now().Add(wait))
 	return succ, bufio.NewReader(r)
 }
 
+// waitReaped waits until pid is gone and reaped (a successor by Start's
+// goroutine, which then ends).
+func waitReaped(t *testing.T, pid int) {
+	t.Helper()
+	testutil.WaitFor(t, wait, fmt.Sprintf("pid %d to be reaped", pid), func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH })
+}
+
+// listen is a TCP listener on 127.0.0.1, closed when the test ends.
 func listen(t *testing.T) *net.TCPListener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -197,6 +302,28 @@ func listen(t *testing.T) *net.TCPListener {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln.(*net.TCPListener)
+}
+
+// handed is ln handed over as "listen", bound for its own address.
+func handed(ln *net.TCPListener) []handover.Listener {
+	return []handover.Listener{{Key: "listen", Addr: ln.Addr().String(), Ln: ln}}
+}
+
+// awaitReady is AwaitReady, bounded: a hung AwaitReady (the old
+// gatehouse's upgrade hanging) fails the test instead of the whole
+// package's run (its goroutine is then leaked, and goleak says so too).
+func awaitReady(t *testing.T, succ *handover.Successor, timeout time.Duration) error {
+	t.Helper()
+	bound := min(timeout, wait) + 2*wait
+	done := make(chan error, 1)
+	go func() { done <- succ.AwaitReady(context.Background(), timeout) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(bound):
+		t.Fatalf("AwaitReady(%s) has not returned after %s", timeout, bound)
+		return nil
+	}
 }
 
 // passedOn lists this process's descriptors above 2 without
@@ -209,6 +336,10 @@ func passedOn() []int { return noCloexec() }
 // in the accept queue: once the old process closed its listener, clients
 // still connect and get the new process's answer.
 func TestHandOverListeners(t *testing.T) {
+	// Parallel: its second Ready waits goneWithin to see the old process
+	// gone. Other tests' Starts make no descriptor without close-on-exec
+	// here, so passedOn is not disturbed.
+	t.Parallel()
 	ln, spare := listen(t), listen(t)
 	addr := ln.Addr().String()
 	// A client that connected before the handover, still in the queue:
@@ -219,8 +350,7 @@ func TestHandOverListeners(t *testing.T) {
 	}
 	defer early.Close()
 	inherited := passedOn()
-	succ, out := startChild(t, "serve", []handover.Listener{
-		{Key: "listen", Addr: addr, Ln: ln}, {Key: "spare", Addr: spare.Addr().String(), Ln: spare}}, addrEnv+"="+addr)
+	succ, out := startRole(t, "serve", append(handed(ln), handover.Listener{Key: "spare", Addr: spare.Addr().String(), Ln: spare}))
 	if err := awaitReady(t, succ, wait); err != nil {
 		t.Fatalf("AwaitReady: %v", err)
 	}
@@ -293,22 +423,28 @@ func sortedUnion(a, b []int) []int {
 
 // Any outcome but "ready" is an *Error that says what happened, and the
 // successor is gone (killed if need be, and reaped) when AwaitReady
-// returns.
+// returns. A successor that cannot take over (its config fails, its
+// address is taken) says why, or exits: the old process learns it at
+// once, not at the timeout, so that it takes its instances back and
+// `gatehouse upgrade` exits 1 with the reason. One that stays silent is
+// killed after the timeout.
 func TestAwaitReadyFails(t *testing.T) {
 	tests := []struct {
-		mode       string
+		role       string
 		timeout    time.Duration
 		wantReason string
 	}{
-		{"fail", wait, "config: bad port"},
-		{"exit3", wait, "it exited with code 3 before it was ready"},
-		{"killed", wait, "it was killed by SIGKILL before it was ready"},
+		{"fail", time.Minute, "config: bad port"},
+		{"fail-exit", time.Minute, "config broken"},
+		{"exit3", time.Minute, "it exited with code 3 before it was ready"},
+		{"killed", time.Minute, "it was killed by SIGKILL before it was ready"},
 		{"silent", 300 * time.Millisecond, "not ready within 300ms"},
-		{"hangup", wait, "it closed the handover channel without saying why"},
+		{"hangup", time.Minute, "it closed the handover channel without saying why"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.mode, func(t *testing.T) {
-			succ, _ := startChild(t, tc.mode, nil)
+		t.Run(tc.role, func(t *testing.T) {
+			t.Parallel()
+			succ, _ := startRole(t, tc.role, handed(listen(t)))
 			start := time.Now()
 			err := awaitReady(t, succ, tc.timeout)
 			var herr *handover.Error
@@ -321,81 +457,13 @@ func TestAwaitReadyFails(t *testing.T) {
 			if !strings.Contains(err.Error(), strconv.Itoa(succ.PID())) {
 				t.Errorf("error %q does not name the pid", err)
 			}
-			if d := time.Since(start); d < tc.timeout && tc.mode == "silent" {
+			if d := time.Since(start); d < tc.timeout && tc.role == "silent" {
 				t.Errorf("timed out after %s, before %s", d, tc.timeout)
 			}
 			if err := syscall.Kill(succ.PID(), 0); err != syscall.ESRCH {
 				t.Errorf("successor %d still exists (or is unreaped) after AwaitReady: kill 0 = %v", succ.PID(), err)
 			}
 		})
-	}
-}
-
-// awaitReady is AwaitReady, bounded: a hung AwaitReady fails the test
-// instead of the whole package's run (its goroutine is then leaked, and
-// goleak says so too).
-func awaitReady(t *testing.T, succ *handover.Successor, timeout time.Duration) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- succ.AwaitReady(context.Background(), timeout) }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(timeout + 2*wait):
-		t.Fatalf("AwaitReady(%s) has not returned after %s", timeout, timeout+2*wait)
-		return nil
-	}
-}
-
-// nonBlocking reports whether ln's socket is in non-blocking mode.
-func nonBlocking(t *testing.T, ln *net.TCPListener) bool {
-	t.Helper()
-	rc, err := ln.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var flags int
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil || ferr != nil {
-		t.Fatal(err, ferr)
-	}
-	return flags&unix.O_NONBLOCK != 0
-}
-
-// The old process accepts on until the successor is ready, so its
-// listener must stay non-blocking: a blocking socket (what passing
-// (*TCPListener).File to exec would make of it, the mode being the
-// socket's) ties a thread up in accept and ignores deadlines, so that
-// the old process could not stop accepting.
-func TestParentListenerStaysNonBlocking(t *testing.T) {
-	ln := listen(t)
-	succ, _ := startChild(t, "silent", []handover.Listener{{Key: "listen", Addr: ln.Addr().String(), Ln: ln}})
-	defer succ.AwaitReady(context.Background(), time.Millisecond)
-	if !nonBlocking(t, ln) {
-		t.Error("the listener is in blocking mode after Start")
-	}
-	ln.SetDeadline(time.Now().Add(100 * time.Millisecond))
-	accepted := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if c != nil {
-			c.Close()
-		}
-		accepted <- err
-	}()
-	select {
-	case err := <-accepted:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Errorf("Accept with a deadline: %v, want a deadline error", err)
-		}
-	case <-time.After(wait):
-		t.Error("Accept ignored its deadline: the listener blocks")
-		// Unblock it: the silent successor does not accept.
-		c, err := net.DialTimeout("tcp", ln.Addr().String(), wait)
-		if err == nil {
-			c.Close()
-		}
-		<-accepted
 	}
 }
 

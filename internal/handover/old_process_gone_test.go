@@ -19,59 +19,45 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// goneRoleEnv makes the test binary play a part in the tests below
-// instead of running the tests (see goneRole).
-const goneRoleEnv = "HANDOVER_TEST_GONE_ROLE"
-
-// goneRole is what the started process does, by role:
-//
-//	old     starts the test binary as its successor (role waiter), prints
-//	        "successor PID" and waits for it to be ready
-//	waiter  a successor: prints "waiter PID", waits until the old process
-//	        closes its end of the channel, then says ready and prints what
-//	        Ready returned ("ready: gone", "ready: ok", or "ready: error:
-//	        MESSAGE")
-func goneRole(role string) int {
-	switch role {
-	case "old":
-		exe, err := os.Executable()
-		if err != nil {
-			return 2
-		}
-		env := append(os.Environ(), goneRoleEnv+"=waiter")
-		succ, err := handover.Start(exe, nil, env, nil, os.Stdout, os.Stderr)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		fmt.Printf("successor %d\n", succ.PID())
-		succ.AwaitReady(context.Background(), time.Hour)
-		return 0
-	case "waiter":
-		in, err := handover.FromEnv()
-		if err != nil || in == nil {
-			fmt.Fprintln(os.Stderr, "no handover:", err)
-			return 2
-		}
-		fmt.Printf("waiter %d\n", os.Getpid())
-		// The channel is fd 3 (see Start): it reads as ended once the old
-		// process has closed its end.
-		fds := []unix.PollFd{{Fd: 3, Events: unix.POLLIN}}
-		if n, err := unix.Poll(fds, int(time.Minute/time.Millisecond)); n != 1 || err != nil {
-			fmt.Println("ready: the old process never closed the channel")
-			return 1
-		}
-		switch err := in.Ready(); {
-		case errors.Is(err, handover.ErrOldProcessGone):
-			fmt.Println("ready: gone")
-		case err != nil:
-			fmt.Printf("ready: error: %v\n", err)
-		default:
-			fmt.Println("ready: ok")
-		}
-		return 0
+// playOld is the "old" role: it starts the test binary as its successor
+// (role waiter), prints "successor PID" and waits for it to be ready.
+func playOld() int {
+	exe, err := os.Executable()
+	if err != nil {
+		return 2
 	}
-	return 2
+	env := append(os.Environ(), roleEnv+"=waiter")
+	succ, err := handover.Start(exe, nil, env, nil, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	fmt.Printf("successor %d\n", succ.PID())
+	succ.AwaitReady(context.Background(), time.Hour)
+	return 0
+}
+
+// playWaiter is the "waiter" role: it prints "waiter PID", waits until the
+// old process closes its end of the channel, then says ready and prints
+// what Ready returned.
+func playWaiter(in *handover.Inherited) int {
+	fmt.Printf("waiter %d\n", os.Getpid())
+	// The channel is fd 3 (see Start): it reads as ended once the old
+	// process has closed its end.
+	fds := []unix.PollFd{{Fd: 3, Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, int(time.Minute/time.Millisecond)); n != 1 || err != nil {
+		fmt.Println("ready: the old process never closed the channel")
+		return 1
+	}
+	switch err := in.Ready(); {
+	case errors.Is(err, handover.ErrOldProcessGone):
+		fmt.Println("ready: gone")
+	case err != nil:
+		fmt.Printf("ready: error: %v\n", err)
+	default:
+		fmt.Println("ready: ok")
+	}
+	return 0
 }
 
 // outputFile is a file for a started process's stdout, and a reader of
@@ -112,13 +98,15 @@ func killWhenDone(t *testing.T, pid int) {
 // the successor alone: Ready's error says the old process is gone, so
 // that the successor, which holds the sockets, serves on.
 func TestReadyAfterTheOldProcessWasKilledSaysItIsGone(t *testing.T) {
+	testutil.SkipInShort(t)
+	t.Parallel()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, line := outputFile(t)
 	old := exec.Command(exe)
-	old.Env = append(os.Environ(), goneRoleEnv+"=old")
+	old.Env = append(os.Environ(), roleEnv+"=old")
 	old.Stdout, old.Stderr = out, os.Stderr
 	if err := old.Start(); err != nil {
 		t.Fatal(err)
@@ -143,16 +131,21 @@ func TestReadyAfterTheOldProcessWasKilledSaysItIsGone(t *testing.T) {
 // successor does not serve beside it. The successor is a wrapper
 // script's child, which the old process's SIGKILL does not reach.
 func TestReadyToAnOldProcessThatGaveUpFails(t *testing.T) {
+	t.Parallel()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, line := outputFile(t)
-	env := append(os.Environ(), goneRoleEnv+"=waiter")
 	// The ":" after it keeps sh from exec'ing the last command.
-	succ, err := handover.Start("/bin/sh", []string{"-c", `"$0"; :`, exe}, env, nil, out, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
+	succ, out := startExe(t, "/bin/sh", []string{"-c", `"$0"; :`, exe}, "waiter", nil)
+	line := func(re *regexp.Regexp) []string {
+		t.Helper()
+		l, err := out.ReadString('\n')
+		m := re.FindStringSubmatch(l)
+		if err != nil || m == nil {
+			t.Fatalf("the successor's line %q, %v; want one matching %s", l, err, re)
+		}
+		return m
 	}
 	waiter, _ := strconv.Atoi(line(waiterLine)[1])
 	killWhenDone(t, waiter)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -14,6 +15,7 @@ import (
 // Each lifecycle event is one readable terminal line; an exit and its
 // restart are merged into one.
 func TestPrintLifecycle(t *testing.T) {
+	t.Parallel()
 	code := 1
 	at := time.Date(2026, 1, 2, 12, 0, 1, 0, time.Local)
 	evs := []telemetry.Event{
@@ -59,20 +61,22 @@ func TestPrintLifecycle(t *testing.T) {
 // An exit whose restart does not follow is printed on its own after
 // mergeWait, not held forever.
 func TestPrintLifecycleLoneExit(t *testing.T) {
-	ch := make(chan telemetry.Event, 1)
-	ch <- telemetry.Event{Time: time.Now(), App: "web", Instance: "web-1", Type: telemetry.EventExit, Detail: "killed by SIGKILL"}
-	var mu lockedBuf
-	done := make(chan struct{})
-	go func() { defer close(done); printLifecycle(&mu, ch) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for !regexp.MustCompile(`web-1 killed by SIGKILL\n`).MatchString(mu.String()) {
-		if time.Now().After(deadline) {
+	t.Parallel()
+	// In a bubble, the clock moves on as soon as every goroutine waits.
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan telemetry.Event, 1)
+		ch <- telemetry.Event{Time: time.Now(), App: "web", Instance: "web-1", Type: telemetry.EventExit, Detail: "killed by SIGKILL"}
+		var mu lockedBuf
+		done := make(chan struct{})
+		go func() { defer close(done); printLifecycle(&mu, ch) }()
+		<-time.After(5 * time.Second)
+		synctest.Wait()
+		if !regexp.MustCompile(`web-1 killed by SIGKILL\n`).MatchString(mu.String()) {
 			t.Fatalf("lone exit not printed within 5s; got %q", mu.String())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	close(ch)
-	<-done
+		close(ch)
+		<-done
+	})
 }
 
 type lockedBuf struct {
@@ -90,4 +94,31 @@ func (b *lockedBuf) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// The exit line quotes what the app said about its death, not the last
+// line of a stack trace.
+func TestLastOutput(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		out  []string
+		want string
+	}{
+		{"plain", []string{"starting", "listening on :8080", "bye"}, "bye"},
+		{"go panic", []string{"listening", "panic: unhandled exception in POST /crash", "", "goroutine 1 [running]:", "main.crash()", "\t/app/main.go:12 +0x25"},
+			"panic: unhandled exception in POST /crash"},
+		{"python traceback", []string{"Traceback (most recent call last):", `  File "app.py", line 3, in <module>`, "ValueError: boom"}, "ValueError: boom"},
+		{"node throw", []string{"/app/server.js:10", "    throw new Error('boom');", "    ^", "", "Error: boom", "    at Server.<anonymous> (/app/server.js:10:11)", "", "Node.js v20.20.2"}, "Error: boom"},
+		{"java", []string{`Exception in thread "main" java.lang.IllegalStateException: boom`, "\tat App.main(App.java:5)"}, `Exception in thread "main" java.lang.IllegalStateException: boom`},
+		{"no error word", []string{"ErrorHandler registered", "shutting down"}, "shutting down"},
+		{"nothing", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := lastOutput(tt.out); got != tt.want {
+				t.Errorf("lastOutput = %q, want %q", got, tt.want)
+			}
+		})
+	}
 }

@@ -8,12 +8,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // gatehouse status says, per autoscaled app, its bounds, the count it
 // wants, whether it is at max, and its last decision.
 func TestStatusPrintsAutoscale(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	st := &admin.StatusResponse{Apps: []supervisor.AppStatus{
 		{Name: "web", Instances: []supervisor.InstanceStatus{}, Autoscale: &supervisor.AutoscaleStatus{
@@ -29,4 +32,20 @@ func TestStatusPrintsAutoscale(t *testing.T) {
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("autoscale lines (-want +got):\n%s", diff)
 	}
+}
+
+// gatehouse status lists the HTTPS listener's certificates after the
+// instances: where each comes from, when it ends, and its last failure.
+func TestStatusPrintsCertificates(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	st := &admin.StatusResponse{Certificates: []certs.Status{
+		{Names: []string{"app.example.com"}, Managed: true, Issuer: "Pebble Intermediate CA", NotAfter: now.Add(60*24*time.Hour + time.Hour)},
+		{Names: []string{"api.example.com"}, Managed: true, LastError: "obtaining: dial tcp: connection refused"},
+		{Names: []string{"old.example.com"}, CertFile: "/etc/old.pem", Issuer: "Old CA", NotAfter: now.Add(-time.Hour)},
+		{Names: []string{"soon.example.com"}, CertFile: "/etc/soon.pem", Issuer: "Old CA", NotAfter: now.Add(5 * time.Hour)},
+	}}
+	var b strings.Builder
+	printStatus(&b, st, now)
+	testutil.Golden(t, "testdata/status_certificates.golden", b.String())
 }
