@@ -79,6 +79,17 @@ func readRequest(br *bufio.Reader) error {
 	return err
 }
 
+// afterRequest is the failed attempt of a request to an app that reads
+// it, then does then with the connection.
+func afterRequest(t *testing.T, method, body string, then func(c net.Conn)) cause.Attempt {
+	t.Helper()
+	addr := testutil.ServeRaw(t, func(c net.Conn) {
+		readRequest(bufio.NewReader(c))
+		then(c)
+	})
+	return mustFail(t, traced(t, &http.Transport{}, method, "http://"+addr+"/", body))
+}
+
 func TestClassifyRealSockets(t *testing.T) {
 	tests := []struct {
 		name string
@@ -105,27 +116,19 @@ func TestClassifyRealSockets(t *testing.T) {
 			return a
 		}, cause.ConnectTimeout},
 		{"accepts, reads the request, closes", func(t *testing.T) cause.Attempt {
-			addr := testutil.ServeRaw(t, func(c net.Conn) {
-				readRequest(bufio.NewReader(c))
-				c.Close()
-			})
-			return mustFail(t, traced(t, &http.Transport{}, "POST", "http://"+addr+"/", "hello"))
+			return afterRequest(t, "POST", "hello", func(c net.Conn) { c.Close() })
 		}, cause.UpstreamReset},
 		{"accepts, reads the request, resets", func(t *testing.T) cause.Attempt {
-			addr := testutil.ServeRaw(t, func(c net.Conn) {
-				readRequest(bufio.NewReader(c))
+			return afterRequest(t, "GET", "", func(c net.Conn) {
 				c.(*net.TCPConn).SetLinger(0)
 				c.Close()
 			})
-			return mustFail(t, traced(t, &http.Transport{}, "GET", "http://"+addr+"/", ""))
 		}, cause.UpstreamReset},
 		{"answers something that is not HTTP", func(t *testing.T) cause.Attempt {
-			addr := testutil.ServeRaw(t, func(c net.Conn) {
-				readRequest(bufio.NewReader(c))
+			return afterRequest(t, "GET", "", func(c net.Conn) {
 				io.WriteString(c, "NOT HTTP\r\n\r\n")
 				c.Close()
 			})
-			return mustFail(t, traced(t, &http.Transport{}, "GET", "http://"+addr+"/", ""))
 		}, cause.BadResponse},
 		{"a reused connection the app closed while idle", func(t *testing.T) cause.Attempt {
 			return staleAttempt(t, "POST")

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -13,22 +12,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/upstreamtlstest"
 	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
-
-// upstreamTLS returns u as Validate leaves it for an external pool.
-func upstreamTLS(t *testing.T, u config.UpstreamTLS) *config.UpstreamTLS {
-	t.Helper()
-	c := config.Default()
-	app := config.NewApp("api")
-	app.Upstreams = []string{"127.0.0.1:443"}
-	app.UpstreamTLS = &u
-	c.Apps, c.Order = map[string]*config.App{"api": app}, []string{"api"}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	return app.UpstreamTLS
-}
 
 // handshake connects to addr and runs the handshake as the gateway's
 // connection pool does, its connect phase bounded by within.
@@ -55,16 +41,13 @@ func handshake(t *testing.T, u *config.UpstreamTLS, addr string, within time.Dur
 // connection.
 func TestClassifyUpstreamTLS(t *testing.T) {
 	ca := testutil.NewCA(t, "Test CA")
-	trust := upstreamTLS(t, config.UpstreamTLS{CAFile: ca.File(t)})
+	trust := upstreamtlstest.Validated(t, config.UpstreamTLS{CAFile: ca.File(t)})
 	loopback := []string{"127.0.0.1"}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	// refusedAfterWrite writes a request on a TLS 1.3 connection to an
 	// upstream that wants a client certificate, and reads the answer.
 	refusedAfterWrite := func(t *testing.T) error {
-		addr := testutil.ServeHTTPS(t, &tls.Config{
-			Certificates: []tls.Certificate{ca.Issue(t, testutil.Leaf{Names: loopback})},
-			ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
-		}, ok)
+		addr := upstreamtlstest.ClientCertRequired(t, ca, ok)
 		tc, err := handshake(t, trust, addr, 5*time.Second)
 		if err != nil {
 			t.Fatalf("handshake: %v (TLS 1.3 ends the client's before the certificate is checked)", err)
@@ -94,7 +77,7 @@ func TestClassifyUpstreamTLS(t *testing.T) {
 			return cause.Attempt{Err: err}
 		}, cause.UpstreamTLS},
 		{"the upstream never answers the handshake", func(t *testing.T) cause.Attempt {
-			addr := testutil.ServeRaw(t, func(c net.Conn) { io.Copy(io.Discard, c) }) // until the test closes it
+			addr := upstreamtlstest.Stalled(t)
 			_, err := handshake(t, trust, addr, 100*time.Millisecond)
 			return cause.Attempt{Err: err}
 		}, cause.ConnectTimeout},

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/diagnose"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/acmetest"
 )
 
@@ -88,11 +89,13 @@ func (w tWriter) Write(p []byte) (int, error) {
 // itself, over each challenge alone, and serves it with its chain; a
 // browser verifying against the CA's root accepts it.
 func TestACMEObtains(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ name, challenge string }{
 		{"http-01", "http-01"}, {"http-01 answered without net/http", "http-01"}, {"tls-alpn-01", "tls-alpn-01"},
 	} {
 		challenge := tt.challenge
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			domain := uniqueDomain("app")
 			s := newACMESetup(t, 0, domain, challenge)
 			s.edge.plainAnswer.Store(strings.Contains(tt.name, "without"))
@@ -128,6 +131,7 @@ func TestACMEObtains(t *testing.T) {
 // A restart reuses the stored certificate: same serial, no new order, no
 // cert_obtained.
 func TestACMERestartReusesStoredCertificate(t *testing.T) {
+	t.Parallel()
 	domain := uniqueDomain("reuse")
 	s := newACMESetup(t, 0, domain, "http-01", "tls-alpn-01")
 	addr := s.edge.tlsLn.Addr().String()
@@ -158,9 +162,10 @@ func TestACMERestartReusesStoredCertificate(t *testing.T) {
 // verifies, the serial changes, cert_renewed is emitted, and a connection
 // made with the old certificate keeps working.
 func TestACMERenewsUnderLoad(t *testing.T) {
+	t.Parallel()
 	domain := uniqueDomain("renew")
-	s := newACMESetup(t, 40*time.Second, domain, "http-01", "tls-alpn-01")
-	s.cfg.ACME.RenewBefore = "85%" // due 6 s after issuance
+	s := newACMESetup(t, 20*time.Second, domain, "http-01", "tls-alpn-01")
+	s.cfg.ACME.RenewBefore = "95%" // due 1 s after issuance
 	addr := s.edge.tlsLn.Addr().String()
 	ev := telemetry.NewEvents(nil, 0)
 	m := s.manager(t, ev, 500*time.Millisecond)
@@ -179,6 +184,8 @@ func TestACMERenewsUnderLoad(t *testing.T) {
 	var lastErr atomic.Value
 	stopLoad := make(chan struct{})
 	var wg sync.WaitGroup
+	endLoad := sync.OnceFunc(func() { close(stopLoad); wg.Wait() })
+	defer endLoad()
 	for range 2 {
 		wg.Go(func() {
 			for {
@@ -195,19 +202,16 @@ func TestACMERenewsUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	deadline := time.Now().Add(45 * time.Second)
 	var renewed *x509.Certificate
-	for renewed == nil && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		if leaf, err := handshake(addr, domain, s.pebble.Roots()); err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
-			renewed = leaf
+	testutil.WaitForNil(t, 45*time.Second, fmt.Sprintf("the certificate (serial %x, until %s) to be renewed", first.SerialNumber, first.NotAfter), func() error {
+		leaf, err := handshake(addr, domain, s.pebble.Roots())
+		if err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) == 0 {
+			err = fmt.Errorf("not renewed; events: %v", ev.Since(time.Time{}))
 		}
-	}
-	close(stopLoad)
-	wg.Wait()
-	if renewed == nil {
-		t.Fatalf("the certificate (serial %x, until %s) was not renewed within 45s; events: %v", first.SerialNumber, first.NotAfter, ev.Since(time.Time{}))
-	}
+		renewed = leaf
+		return err
+	})
+	endLoad()
 	if !renewed.NotAfter.After(first.NotAfter) {
 		t.Errorf("renewed certificate ends %s, not after the first's %s", renewed.NotAfter, first.NotAfter)
 	}
@@ -243,6 +247,7 @@ func request(addr, name string, roots *x509.CertPool) error {
 // event quoting the CA, an error in Status, and a diagnose finding that
 // names it and says what to check.
 func TestACMEFailureIsReported(t *testing.T) {
+	t.Parallel()
 	domain := uniqueDomain("elsewhere")
 	s := newACMESetup(t, 0, domain, "http-01")
 	s.pebble.SetAddress("127.0.0.2") // nothing of ours listens there
@@ -278,6 +283,7 @@ func TestACMEFailureIsReported(t *testing.T) {
 // unknown authority, and diagnose says to set ca_roots rather than to
 // look at DNS and ports.
 func TestACMEUnknownAuthorityNamesCARoots(t *testing.T) {
+	t.Parallel()
 	domain := uniqueDomain("untrusted")
 	s := newACMESetup(t, 0, domain, "http-01")
 	s.cfg.ACME.CARoots = ""
@@ -301,9 +307,10 @@ func TestACMEUnknownAuthorityNamesCARoots(t *testing.T) {
 // cert_failed (renew) event, then a cert_expiring warning since renewal is
 // overdue; diagnose calls it a warning, not an outage.
 func TestACMERenewalFailureWarns(t *testing.T) {
+	t.Parallel()
 	domain := uniqueDomain("lapse")
-	s := newACMESetup(t, 40*time.Second, domain, "http-01")
-	s.cfg.ACME.RenewBefore = "85%" // due 6 s after issuance
+	s := newACMESetup(t, 20*time.Second, domain, "http-01")
+	s.cfg.ACME.RenewBefore = "95%" // due 1 s after issuance
 	addr := s.edge.tlsLn.Addr().String()
 	ev := telemetry.NewEvents(nil, 0)
 	m := s.manager(t, ev, 500*time.Millisecond)
@@ -345,6 +352,7 @@ func TestACMERenewalFailureWarns(t *testing.T) {
 // What ACME needs beyond the config is checked by New, before anything
 // is ordered.
 func TestACMENewChecks(t *testing.T) {
+	t.Parallel()
 	roots := filepath.Join(t.TempDir(), "roots.pem")
 	os.WriteFile(roots, []byte("not PEM"), 0o644)
 	notADir := filepath.Join(t.TempDir(), "file") // even root cannot make a directory under it
@@ -363,6 +371,7 @@ func TestACMENewChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cfg := config.NewTLS()
 			cfg.ACME = config.NewACME()
 			cfg.ACME.Domains = []string{"a.gatehouse.test"}
@@ -379,6 +388,7 @@ func TestACMENewChecks(t *testing.T) {
 // A stored certificate already due for renewal when gatehouse starts is
 // served at once, renewed at once, and replaced in place.
 func TestACMERestartRenewsDueCertificate(t *testing.T) {
+	t.Parallel()
 	domain := uniqueDomain("due")
 	// 40 s is within 5 renewal checks (10 minutes each) of expiry: due
 	// as soon as it is issued, but the first manager's first check
@@ -396,17 +406,13 @@ func TestACMERestartRenewsDueCertificate(t *testing.T) {
 	if renewed.Value != domain {
 		t.Errorf("cert_renewed = %+v, want it for %s", renewed, domain)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		leaf := served(t, addr, domain, s.pebble.Roots(), 5*time.Second)
-		if leaf.SerialNumber.Cmp(stored.SerialNumber) != 0 {
-			break
+	testutil.WaitForNil(t, 5*time.Second, "the renewed certificate to be served", func() error {
+		leaf, err := handshake(addr, domain, s.pebble.Roots())
+		if err == nil && leaf.SerialNumber.Cmp(stored.SerialNumber) == 0 {
+			err = fmt.Errorf("still serving the stored serial %x after its renewal", stored.SerialNumber)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still serving the stored serial %x after its renewal", stored.SerialNumber)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 	if st := m.Status(); st[0].Serial == stored.SerialNumber.Text(16) {
 		t.Errorf("Status() shows the replaced certificate: %+v", st)
 	}

@@ -8,10 +8,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,27 +21,44 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/diagnose"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // testCA issues ECDSA P-256 certificates, as an operator's CA would.
 type testCA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
+	pool *x509.CertPool // its root's
 }
 
-func newTestCA(t *testing.T) *testCA {
+// serials number the certificates of the process, from a start no earlier
+// run of it used.
+var (
+	serialBase = time.Now().UnixNano()
+	serials    atomic.Int64
+)
+
+// sign makes the certificate tmpl describes, with a key of its own,
+// issued by issuer (nil: by itself); a zero validity is from an hour ago
+// for a day.
+func sign(t *testing.T, tmpl *x509.Certificate, issuer *testCA) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gatehouse test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	tmpl.SerialNumber = big.NewInt(serialBase + serials.Add(1))
+	if tmpl.NotBefore.IsZero() {
+		tmpl.NotBefore = time.Now().Add(-time.Hour)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	}
+	parent, signer := tmpl, any(key)
+	if issuer != nil {
+		parent, signer = issuer.cert, issuer.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,38 +66,83 @@ func newTestCA(t *testing.T) *testCA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
+	return cert, key
 }
 
-var nextSerial = time.Now().UnixNano()
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	ca := &testCA{pool: x509.NewCertPool()}
+	ca.cert, ca.key = sign(t, caTemplate("gatehouse test CA"), nil)
+	ca.pool.AddCert(ca.cert)
+	return ca
+}
+
+// intermediate issues a CA certificate under ca.
+func (ca *testCA) intermediate(t *testing.T, name string) *testCA {
+	t.Helper()
+	cert, key := sign(t, caTemplate(name), ca)
+	return &testCA{cert: cert, key: key, pool: ca.pool}
+}
+
+func caTemplate(name string) *x509.Certificate {
+	return &x509.Certificate{Subject: pkix.Name{CommonName: name}, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+}
 
 // issue returns a certificate for name valid until notAfter, and its key,
 // in PEM.
 func (ca *testCA) issue(t *testing.T, name string, notAfter time.Time) (certPEM, keyPEM []byte, serial *big.Int) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	cert, key := sign(t, leafTemplate(name, notAfter), ca)
+	return pemCert(cert.Raw), pemKey(t, key), cert.SerialNumber
+}
+
+// leaf is a certificate for siteName and its key, in PEM. issuer nil
+// makes it self-signed; aia names where its issuer's certificate is
+// published.
+func leaf(t *testing.T, issuer *testCA, aia bool) (certPEM, keyPEM []byte) {
+	t.Helper()
+	tmpl := leafTemplate(siteName, time.Time{})
+	if aia {
+		tmpl.IssuingCertificateURL = []string{intermediateURL}
 	}
-	nextSerial++
-	serial = big.NewInt(nextSerial)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
+	cert, key := sign(t, tmpl, issuer)
+	return pemCert(cert.Raw), pemKey(t, key)
+}
+
+func leafTemplate(name string, notAfter time.Time) *x509.Certificate {
+	return &x509.Certificate{
+		Subject: pkix.Name{CommonName: name}, DNSNames: []string{name}, NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func pemKey(t *testing.T, key *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), serial
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+}
+
+// intermediateURL is where the test intermediate's certificate would be
+// published (Authority Information Access); nothing is fetched from it.
+const intermediateURL = "http://ca.gatehouse.test/intermediate.der"
+
+// pki is a root, an intermediate it issued, and certificates for
+// siteName, as a public CA's hierarchy.
+type pki struct {
+	root, inter *testCA
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	root := newTestCA(t)
+	return &pki{root: root, inter: root.intermediate(t, "gatehouse test intermediate")}
 }
 
 // fileSetup is a certificate pair on disk and its config.
@@ -100,6 +164,25 @@ func newFileSetup(t *testing.T, notAfter time.Time) (*fileSetup, *big.Int) {
 	s.cfg.Listen = s.edge.tlsLn.Addr().String()
 	s.cfg.CertFile, s.cfg.KeyFile = s.certFile, s.keyFile
 	return s, serial
+}
+
+// filesConfig is a TLS config whose cert_file and key_file (site.pem and
+// site.key in a directory of the test's) hold certPEM and keyPEM; with
+// certPEM nil there is no cert_file.
+func filesConfig(t *testing.T, certPEM, keyPEM []byte) *config.TLS {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.NewTLS()
+	cfg.CertFile, cfg.KeyFile = filepath.Join(dir, "site.pem"), filepath.Join(dir, "site.key")
+	if certPEM != nil {
+		if err := os.WriteFile(cfg.CertFile, certPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(cfg.KeyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // write replaces the pair the way an operator's copy does: the
@@ -139,44 +222,33 @@ func (s *fileSetup) serial(t *testing.T) *big.Int {
 // waitSerial polls until handshakes are served serial.
 func (s *fileSetup) waitSerial(t *testing.T, serial *big.Int, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		got := s.serial(t)
-		if got.Cmp(serial) == 0 {
-			return
+	testutil.WaitForNil(t, within, fmt.Sprintf("serial %x to be served", serial), func() error {
+		if got := s.serial(t); got.Cmp(serial) != 0 {
+			return fmt.Errorf("still serving serial %x", got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still serving serial %x after %v, want %x", got, within, serial)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // A pair that does not load is a start-up error naming the file(s).
 func TestFilesNewRejectsBadPair(t *testing.T) {
+	t.Parallel()
 	ca := newTestCA(t)
 	certPEM, keyPEM, _ := ca.issue(t, siteName, time.Now().Add(time.Hour))
 	_, otherKey, _ := ca.issue(t, siteName, time.Now().Add(time.Hour))
 	tests := []struct {
 		name       string
-		cert, key  []byte
-		noCert     bool
+		cert, key  []byte // cert nil: none
 		wantInText []string
 	}{
-		{"key of another certificate", certPEM, otherKey, false, []string{"site.pem", "site.key", "private key does not match public key"}},
-		{"garbage certificate", []byte("not PEM"), keyPEM, false, []string{"site.pem", "site.key"}},
-		{"missing certificate", nil, keyPEM, true, []string{"cert_file", "site.pem", "no such file"}},
+		{"key of another certificate", certPEM, otherKey, []string{"site.pem", "site.key", "private key does not match public key"}},
+		{"garbage certificate", []byte("not PEM"), keyPEM, []string{"site.pem", "site.key"}},
+		{"missing certificate", nil, keyPEM, []string{"cert_file", "site.pem", "no such file"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			cfg := config.NewTLS()
-			cfg.CertFile, cfg.KeyFile = filepath.Join(dir, "site.pem"), filepath.Join(dir, "site.key")
-			if !tt.noCert {
-				os.WriteFile(cfg.CertFile, tt.cert, 0o644)
-			}
-			os.WriteFile(cfg.KeyFile, tt.key, 0o600)
-			_, err := certs.New(cfg, certs.Options{})
+			t.Parallel()
+			_, err := certs.New(filesConfig(t, tt.cert, tt.key), certs.Options{})
 			if err == nil {
 				t.Fatal("New accepted the pair")
 			}
@@ -194,9 +266,14 @@ func TestFilesNewRejectsBadPair(t *testing.T) {
 // reported once the files have settled, and is forgotten when the files
 // are fixed.
 func TestFilesFollowChanges(t *testing.T) {
+	t.Parallel()
 	s, first := newFileSetup(t, time.Now().Add(24*time.Hour))
 	ev := telemetry.NewEvents(nil, 0)
-	m := s.manager(t, ev, certs.Options{FileCheckInterval: 50 * time.Millisecond})
+	// The watcher's looks are far enough apart that one never falls
+	// between the writes of the certificate and the key twice, even on a
+	// busy machine.
+	const every = 200 * time.Millisecond
+	m := s.manager(t, ev, certs.Options{FileCheckInterval: every})
 	run(t, m)
 	if got := s.serial(t); got.Cmp(first) != 0 {
 		t.Fatalf("serving serial %x, want %x", got, first)
@@ -230,7 +307,7 @@ func TestFilesFollowChanges(t *testing.T) {
 	if got := s.serial(t); got.Cmp(second) != 0 {
 		t.Errorf("after a broken key: serving %x, want the previous %x", got, second)
 	}
-	time.Sleep(300 * time.Millisecond) // several more looks at the same broken files
+	time.Sleep(3 * every) // several more looks at the same broken files
 	if n := len(eventsOf(ev, telemetry.EventCertReloadFailed)); n != 1 {
 		t.Errorf("%d cert_reload_failed events for one broken pair, want 1", n)
 	}
@@ -255,6 +332,7 @@ func TestFilesFollowChanges(t *testing.T) {
 // Reload (SIGHUP) reads the files at once, and reports a broken pair at
 // once, keeping the certificate being served.
 func TestFilesReload(t *testing.T) {
+	t.Parallel()
 	s, first := newFileSetup(t, time.Now().Add(24*time.Hour))
 	ev := telemetry.NewEvents(nil, 0)
 	m := s.manager(t, ev, certs.Options{FileCheckInterval: time.Hour})
@@ -287,41 +365,43 @@ func TestFilesReload(t *testing.T) {
 // check), and diagnose says to replace the files; an expired one is
 // critical.
 func TestFilesExpiring(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name     string
 		left     time.Duration
-		trigger  string
+		trigger  string // "": no warning
 		severity diagnose.Severity
 	}{
 		{"expiring", 2 * time.Hour, certs.TriggerFileExpiring, diagnose.Warning},
 		{"expired", -time.Minute, certs.TriggerFileExpired, diagnose.Critical},
+		{"most of its life left", 30 * 24 * time.Hour, "", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s, _ := newFileSetup(t, time.Now().Add(tt.left))
 			ev := telemetry.NewEvents(nil, 0)
 			m := s.manager(t, ev, certs.Options{RenewCheckInterval: 10 * time.Millisecond})
 			run(t, m)
-			e := waitEvent(t, ev, telemetry.EventCertExpiring, 2*time.Second)
-			if e.Trigger != tt.trigger || e.Value != siteName {
-				t.Errorf("cert_expiring = %+v; want trigger %s for %s", e, tt.trigger, siteName)
+			want := 0
+			if tt.trigger != "" {
+				want = 1
+				e := waitEvent(t, ev, telemetry.EventCertExpiring, 2*time.Second)
+				if e.Trigger != tt.trigger || e.Value != siteName {
+					t.Errorf("cert_expiring = %+v; want trigger %s for %s", e, tt.trigger, siteName)
+				}
 			}
 			time.Sleep(200 * time.Millisecond) // about 20 more checks
-			if n := len(eventsOf(ev, telemetry.EventCertExpiring)); n != 1 {
-				t.Errorf("%d cert_expiring events, want 1 a day", n)
+			if es := eventsOf(ev, telemetry.EventCertExpiring); len(es) != want {
+				t.Errorf("%d cert_expiring events with %v left, want %d (once a day, none with most of its life left): %v", len(es), tt.left, want, es)
+			}
+			if want == 0 {
+				return
 			}
 			f := finding(t, ev, "certificate_expiring")
 			if f == nil || f.Severity != tt.severity || !strings.Contains(f.Fix, "replace cert_file") {
 				t.Errorf("diagnose: %+v; want %s, saying to replace the files", f, tt.severity)
 			}
 		})
-	}
-	// And one with most of its life left does not warn.
-	s, _ := newFileSetup(t, time.Now().Add(30*24*time.Hour))
-	ev := telemetry.NewEvents(nil, 0)
-	run(t, s.manager(t, ev, certs.Options{RenewCheckInterval: 10 * time.Millisecond}))
-	time.Sleep(100 * time.Millisecond)
-	if es := eventsOf(ev, telemetry.EventCertExpiring); len(es) > 0 {
-		t.Errorf("a certificate with 30 of its 30 days left warned: %v", es)
 	}
 }
 
@@ -335,4 +415,132 @@ func finding(t *testing.T, ev *telemetry.Events, id string) *diagnose.Finding {
 		}
 	}
 	return nil
+}
+
+// A cert_file that holds its certificate without the intermediate that
+// issued it is loaded and served, but reported: an event naming the file
+// and the missing issuer, and a diagnose warning saying to serve the full
+// chain. A full chain, a self-signed certificate and a private CA's
+// certificate issued by its root are not reported.
+func TestFilesChainCheckedAtLoad(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	tests := []struct {
+		name  string
+		chain func() (certPEM, keyPEM []byte)
+		want  bool
+	}{
+		{"the intermediate cut off", func() ([]byte, []byte) { return leaf(t, p.inter, true) }, true},
+		{"the full chain", func() ([]byte, []byte) {
+			c, k := leaf(t, p.inter, true)
+			return append(c, pemCert(p.inter.cert.Raw)...), k
+		}, false},
+		{"the full chain and the root", func() ([]byte, []byte) {
+			c, k := leaf(t, p.inter, true)
+			return append(append(c, pemCert(p.inter.cert.Raw)...), pemCert(p.root.cert.Raw)...), k
+		}, false},
+		{"the root instead of the intermediate", func() ([]byte, []byte) {
+			c, k := leaf(t, p.inter, true)
+			return append(c, pemCert(p.root.cert.Raw)...), k
+		}, true},
+		{"self-signed", func() ([]byte, []byte) { return leaf(t, nil, false) }, false},
+		{"a private CA's, issued by its root", func() ([]byte, []byte) { return leaf(t, p.root, false) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			certPEM, keyPEM := tt.chain()
+			cfg := filesConfig(t, certPEM, keyPEM)
+			ev := telemetry.NewEvents(nil, 0)
+			m, err := certs.New(cfg, certs.Options{Events: ev})
+			if err != nil {
+				t.Fatalf("New refused the pair: %v", err)
+			}
+			if st := m.Status(); len(st) != 1 || st[0].Serial == "" {
+				t.Errorf("Status() = %+v; want the certificate loaded", st)
+			}
+			es := eventsOf(ev, telemetry.EventCertChainIncomplete)
+			f := finding(t, ev, "certificate_chain_incomplete")
+			if !tt.want {
+				if len(es) > 0 || f != nil {
+					t.Errorf("reported: events %v, finding %+v; want nothing", es, f)
+				}
+				return
+			}
+			if len(es) != 1 {
+				t.Fatalf("cert_chain_incomplete events: %v; want 1", es)
+			}
+			for _, w := range []string{cfg.CertFile, `"gatehouse test intermediate"`, intermediateURL} {
+				if !strings.Contains(es[0].Detail, w) || es[0].Value != siteName {
+					t.Errorf("cert_chain_incomplete = %+v; want it for %s, naming %s", es[0], siteName, w)
+				}
+			}
+			if f == nil || f.Severity != diagnose.Warning || !strings.Contains(f.Fix, "full chain") ||
+				!strings.Contains(strings.Join(f.Evidence, "\n"), cfg.CertFile) {
+				t.Errorf("diagnose: %+v; want a warning naming %s and saying to serve the full chain", f, cfg.CertFile)
+			}
+		})
+	}
+}
+
+// Files replaced by ones without the intermediate are served (the
+// reload is not refused) and reported after cert_reloaded; putting the
+// full chain back clears diagnose's warning.
+func TestFilesChainCheckedAtReload(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	s, _ := newFileSetup(t, time.Now().Add(24*time.Hour))
+	write := func(full bool) *big.Int {
+		t.Helper()
+		c, k := leaf(t, p.inter, true)
+		block, _ := pem.Decode(c)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if full {
+			c = append(c, pemCert(p.inter.cert.Raw)...)
+		}
+		if err := os.WriteFile(s.certFile, c, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.keyFile, k, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return cert.SerialNumber
+	}
+	s.ca = p.root // handshakes verify against the hierarchy's root
+	write(true)
+	ev := telemetry.NewEvents(nil, 0)
+	m := s.manager(t, ev, certs.Options{FileCheckInterval: time.Hour})
+	run(t, m)
+
+	cut := write(false)
+	if err := m.Reload(); err != nil {
+		t.Fatalf("Reload of a certificate without its intermediate: %v; want it loaded", err)
+	}
+	if got := m.Status()[0].Serial; got != cut.Text(16) {
+		t.Errorf("serving serial %s, want the reloaded %x", got, cut)
+	}
+	var types []string
+	for _, e := range ev.Since(time.Time{}) {
+		if e.Type != telemetry.EventCertExpiring { // a day-long test certificate is always about to expire
+			types = append(types, e.Type)
+		}
+	}
+	if strings.Join(types, " ") != "cert_reloaded cert_chain_incomplete" {
+		t.Errorf("events %v; want cert_reloaded, then cert_chain_incomplete", types)
+	}
+	if f := finding(t, ev, "certificate_chain_incomplete"); f == nil {
+		t.Error("diagnose has no certificate_chain_incomplete finding")
+	}
+
+	full := write(true)
+	if err := m.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitSerial(t, full, time.Second)
+	if f := finding(t, ev, "certificate_chain_incomplete"); f != nil {
+		t.Errorf("diagnose still reports the chain after the full chain was put back: %+v", f)
+	}
 }

@@ -19,12 +19,17 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/acmetest"
 )
 
 // Every Manager's Run has returned, every server is closed: nothing but
-// Pebble's VA loop (which cannot be stopped) may be left.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, acmetest.IgnoreGoroutines...) }
+// Pebble's VA loop (which cannot be stopped) may be left. The tests wait
+// on CAs and file watchers far more than they compute.
+func TestMain(m *testing.M) {
+	testutil.WaitingParallel(16)
+	goleak.VerifyTestMain(m, acmetest.IgnoreGoroutines...)
+}
 
 // edge is the pair of listeners a Manager serves, as gatehouse's: a
 // plain one answering HTTP-01 and an HTTPS one (h2-less HTTP/1.1 here)
@@ -141,17 +146,12 @@ func handshake(addr, name string, roots *x509.CertPool) (*x509.Certificate, erro
 // served polls until a verified handshake succeeds and returns its leaf.
 func served(t *testing.T, addr, name string, roots *x509.CertPool, within time.Duration) *x509.Certificate {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		leaf, err := handshake(addr, name, roots)
-		if err == nil {
-			return leaf
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no verified handshake for %s at %s within %v: %v", name, addr, within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var leaf *x509.Certificate
+	testutil.WaitForNil(t, within, "a verified handshake for "+name+" at "+addr, func() (err error) {
+		leaf, err = handshake(addr, name, roots)
+		return err
+	})
+	return leaf
 }
 
 // get sends one request on an established connection and returns the
@@ -185,16 +185,13 @@ func eventsOf(ev *telemetry.Events, typ string) []telemetry.Event {
 // waitEvent waits for the first event of type typ.
 func waitEvent(t *testing.T, ev *telemetry.Events, typ string, within time.Duration) telemetry.Event {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if es := eventsOf(ev, typ); len(es) > 0 {
-			return es[0]
+	testutil.WaitForNil(t, within, "a "+typ+" event", func() error {
+		if len(eventsOf(ev, typ)) == 0 {
+			return fmt.Errorf("events: %v", ev.Since(time.Time{}))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s event within %v; events: %v", typ, within, ev.Since(time.Time{}))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return eventsOf(ev, typ)[0]
 }
 
 func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }

@@ -11,11 +11,7 @@ import (
 // problem is reported on its line.
 func TestAlerts(t *testing.T) {
 	const head = web + "alerts:\n"
-	tests := []struct {
-		name string
-		yaml string
-		want []string
-	}{
+	checkParses(t, []parseCase{
 		{"valid", head + "  receivers:\n    - name: ops\n      url: https://hooks.example.com/x\n      format: alertmanager\n      headers: {Authorization: Bearer x}\n  error_rate: {above: 0.1, window: 1m}\n", nil},
 		{"no receivers", head + "  repeat_interval: 1h\n", []string{`g.yaml:4: alerts.receivers: at least one receiver is required, e.g. [{name: ops, url: https://hooks.example.com/x}]`}},
 		{"receiver problems", head + "  receivers:\n    - url: ftp://x\n      format: xml\n      timeout: 0s\n    - name: a\n      url: http://x/\n    - name: a\n      url: http://x/\n",
@@ -41,15 +37,7 @@ func TestAlerts(t *testing.T) {
 			}},
 		{"not a number", head + "  receivers: [{name: a, url: \"http://x/\"}]\n  error_rate: {above: lots}\n",
 			[]string{`g.yaml:6: alerts.error_rate.above: must be a number, got "lots"`}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("g.yaml", []byte(tt.yaml))
-			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
-				t.Errorf("errors (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 func TestAlertsDefaults(t *testing.T) {

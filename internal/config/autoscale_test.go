@@ -9,11 +9,7 @@ import (
 
 // The autoscale block's errors name file, line and key.
 func TestValidateAutoscale(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		want []string
-	}{
+	checkParses(t, []parseCase{
 		{"valid", web + "    instances: 2\n    autoscale:\n      max: 8\n      out: [{metric: inflight_per_instance, above: 4}]\n      in: [{metric: inflight_per_instance, below: 0.5}]\n", nil},
 		{"max required", web + "    autoscale:\n      min: 1\n",
 			[]string{`g.yaml:4: apps.web.autoscale.max: required: the most instances autoscale may run, e.g. max: 8`}},
@@ -51,15 +47,7 @@ func TestValidateAutoscale(t *testing.T) {
 			[]string{`g.yaml:4: apps.web.autoscale: only for an app with a command: an external pool (upstreams:) has no processes to start`}},
 		{"unknown key", web + "    autoscale: {max: 4, mx: 5}\n",
 			[]string{`g.yaml:4: apps.web.autoscale.mx: unknown key (did you mean "max"?)`}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("g.yaml", []byte(tt.yaml))
-			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
-				t.Errorf("errors mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 // The documented defaults: min is instances, interval 5s, cool-downs 1m

@@ -9,11 +9,7 @@ import (
 
 func TestValidateDNS(t *testing.T) {
 	ext := "apps:\n  api:\n    upstreams:\n"
-	tests := []struct {
-		name string
-		yaml string
-		want []string
-	}{
+	checkParses(t, []parseCase{
 		{"dns, srv and static mixed", ext + "      - dns://web.default.svc.cluster.local:8080\n      - dns+srv://_http._tcp.web.default.svc.cluster.local\n      - 10.0.0.5:8080\n      - api.internal:80\n", nil},
 		{"dns with a block", ext + "      - dns://web.internal:8080\n    dns: {resolvers: [\"10.96.0.10:53\", \"10.96.0.11\", \"[fd00::1]:5353\"], min_refresh: 2s, max_refresh: 1m, timeout: 500ms}\n", nil},
 		{"dns with upstream_tls", ext + "      - dns://web.internal:8443\n    upstream_tls: {server_name: web.internal}\n", nil},
@@ -55,15 +51,7 @@ func TestValidateDNS(t *testing.T) {
 			}},
 		{"min_refresh above max_refresh", ext + "      - dns://web.internal:80\n    dns: {min_refresh: 1m, max_refresh: 30s}\n",
 			[]string{`g.yaml:5: apps.api.dns.max_refresh: 30s is below min_refresh 1m0s`}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("g.yaml", []byte(tt.yaml))
-			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
-				t.Errorf("errors mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 // What runs sees the entries parsed, the defaults of an absent dns:

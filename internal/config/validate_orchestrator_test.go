@@ -1,17 +1,10 @@
 package config
 
-import (
-	"testing"
-
-	"github.com/google/go-cmp/cmp"
-)
+import "testing"
 
 // The keys an orchestrator's probes and termination depend on.
 func TestValidateOrchestratorKeys(t *testing.T) {
-	for _, tt := range []struct {
-		name, yaml string
-		want       []string
-	}{
+	checkParses(t, []parseCase{
 		{"all valid", "shutdown_delay: 5s\nhealth_prefix: /.gatehouse\n" + web + "    instances: 2\n    min_ready: 2\n", nil},
 		{"min_ready 0", web + "    min_ready: 0\n", nil},
 		{"negative shutdown_delay", "shutdown_delay: -1s\n" + web,
@@ -28,14 +21,7 @@ func TestValidateOrchestratorKeys(t *testing.T) {
 			[]string{`g.yaml:5: apps.web.min_ready: must be between 0 and instances (2), got 3`}},
 		{"negative min_ready", web + "    min_ready: -1\n",
 			[]string{`g.yaml:4: apps.web.min_ready: must be between 0 and instances (1), got -1`}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("g.yaml", []byte(tt.yaml))
-			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
-				t.Errorf("errors mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 // min_ready's default depends on what the app is: one ready instance for

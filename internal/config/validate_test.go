@@ -15,11 +15,7 @@ import (
 const web = "apps:\n  web:\n    command: x\n"
 
 func TestValidate(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		want []string
-	}{
+	checkParses(t, []parseCase{
 		{"valid", web, nil},
 		{"at least one app", "listen: \":80\"\napps: {}\n",
 			[]string{`g.yaml:2: apps: at least one app is required, e.g. apps: {web: {command: "node server.js"}}`}},
@@ -305,15 +301,7 @@ func TestValidate(t *testing.T) {
 			"  api:\n    command: y\n    routes: [/api/]\n    affinity: true\n    affinity_cookie: ApiAffinity\n", nil},
 		{"only apps with affinity on count", "apps:\n  web:\n    command: x\n    routes: [/]\n    affinity: true\n" +
 			"  api:\n    command: y\n    routes: [/api/]\n", nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("g.yaml", []byte(tt.yaml))
-			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
-				t.Errorf("errors mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 func TestLoneAppGetsRootRoute(t *testing.T) {
@@ -417,11 +405,7 @@ func TestValidateUpstreamTLS(t *testing.T) {
 	badDER := writeFile(t, dir, "bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
 	missing := filepath.Join(dir, "missing.pem")
 	ext := "apps:\n  api:\n    upstreams: [\"10.0.0.5:443\"]\n    upstream_tls:\n"
-	tests := []struct {
-		name string
-		yaml string
-		want []string
-	}{
+	checkParses(t, []parseCase{
 		{"empty block: system roots, the upstream's host as name", ext[:len(ext)-1] + " {}\n", nil},
 		{"everything", ext + "      server_name: api.internal\n      ca_file: " + caFile + "\n      cert_file: " + certFile + "\n      key_file: " + keyFile + "\n", nil},
 		{"not for instances gatehouse runs", web + "    upstream_tls: {server_name: x}\n",
@@ -463,15 +447,7 @@ func TestValidateUpstreamTLS(t *testing.T) {
 				`g.yaml:6: apps.api.upstreams[2]: "https://u@h:1" must be scheme://host[:port], without path, query or user`,
 				`g.yaml:7: apps.api.upstreams[3]: "https://:443" must be scheme://host[:port], without path, query or user`,
 			}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("g.yaml", []byte(tt.yaml))
-			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
-				t.Errorf("errors mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 // TrustedPrefixes gives each entry as the range it stands for: a bare
@@ -550,5 +526,26 @@ func TestUpstreamTLSFilesParsed(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil { // again, with absolute paths
 		t.Errorf("Validate after Load: %v", err)
+	}
+}
+
+// parseCase is a config file and the problems Parse finds in it, one a
+// line ("file:line: key: what"); nil for none.
+type parseCase struct {
+	name string
+	yaml string
+	want []string
+}
+
+// checkParses parses each case as g.yaml and checks the problems found.
+func checkParses(t *testing.T, tests []parseCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("g.yaml", []byte(tt.yaml))
+			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

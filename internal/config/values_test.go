@@ -24,11 +24,7 @@ func decodeYAML(t *testing.T, src string, out any) []string {
 }
 
 func TestDuration(t *testing.T) {
-	tests := []struct {
-		yaml    string
-		want    Duration
-		wantErr string
-	}{
+	checkDecodes(t, []decodeCase[Duration]{
 		{"30s", Duration(30 * time.Second), ""},
 		{"1m30s", Duration(90 * time.Second), ""},
 		{"250ms", Duration(250 * time.Millisecond), ""},
@@ -42,22 +38,11 @@ func TestDuration(t *testing.T) {
 		{"-1", 0, `line 1: v: "-1" needs a unit, e.g. 30s`},
 		{"soon", 0, `line 1: v: invalid duration "soon", want e.g. 30s, 1m30s or 250ms`},
 		{"[1s]", 0, `line 1: v: must be a duration, got a list`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.yaml, func(t *testing.T) {
-			var got Duration
-			errs := decodeYAML(t, tt.yaml, &got)
-			checkDecoded(t, got, tt.want, errs, tt.wantErr)
-		})
-	}
+	})
 }
 
 func TestSize(t *testing.T) {
-	tests := []struct {
-		yaml    string
-		want    Size
-		wantErr string
-	}{
+	checkDecodes(t, []decodeCase[Size]{
 		{"1024", 1024, ""},
 		{`"1024"`, 1024, ""},
 		{"0", 0, ""},
@@ -77,22 +62,11 @@ func TestSize(t *testing.T) {
 		{"10TB", 0, `line 1: v: invalid size "10TB", want e.g. 512MiB, 10MB or 1024`},
 		{"MiB", 0, `line 1: v: invalid size "MiB", want e.g. 512MiB, 10MB or 1024`},
 		{"99999999999GiB", 0, `line 1: v: size "99999999999GiB" is too large`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.yaml, func(t *testing.T) {
-			var got Size
-			errs := decodeYAML(t, tt.yaml, &got)
-			checkDecoded(t, got, tt.want, errs, tt.wantErr)
-		})
-	}
+	})
 }
 
 func TestStatusRange(t *testing.T) {
-	tests := []struct {
-		yaml    string
-		want    StatusRange
-		wantErr string
-	}{
+	checkDecodes(t, []decodeCase[StatusRange]{
 		{`"200-399"`, StatusRange{200, 399}, ""},
 		{"200-399", StatusRange{200, 399}, ""},
 		{`"500"`, StatusRange{500, 500}, ""},
@@ -103,22 +77,11 @@ func TestStatusRange(t *testing.T) {
 		{"399-200", StatusRange{}, `line 1: v: status range 399-200: 399 is greater than 200`},
 		{"5xx", StatusRange{}, `line 1: v: invalid status range "5xx", want e.g. "200-399" or "500"`},
 		{"200-", StatusRange{}, `line 1: v: invalid status range "200-", want e.g. "200-399" or "500"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.yaml, func(t *testing.T) {
-			var got StatusRange
-			errs := decodeYAML(t, tt.yaml, &got)
-			checkDecoded(t, got, tt.want, errs, tt.wantErr)
-		})
-	}
+	})
 }
 
 func TestCommand(t *testing.T) {
-	tests := []struct {
-		yaml    string
-		want    Command
-		wantErr string
-	}{
+	checkDecodes(t, []decodeCase[Command]{
 		{"node server.js", Command{"sh", "-c", "node server.js"}, ""},
 		{`"exec gunicorn -b :$PORT app:app"`, Command{"sh", "-c", "exec gunicorn -b :$PORT app:app"}, ""},
 		{"[node, server.js]", Command{"node", "server.js"}, ""},
@@ -127,27 +90,36 @@ func TestCommand(t *testing.T) {
 		{"[]", Command{}, ""},
 		{"[node, [x]]", Command{"node"}, `line 1: v[1]: must be a string, got a list`},
 		{"{run: node}", nil, `line 1: v: must be a string or a list of strings, got a mapping`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.yaml, func(t *testing.T) {
-			var got Command
-			errs := decodeYAML(t, tt.yaml, &got)
-			checkDecoded(t, got, tt.want, errs, tt.wantErr)
-		})
-	}
+	})
 }
 
-func checkDecoded[T any](t *testing.T, got, want T, errs []string, wantErr string) {
+// decodeCase is a value in YAML, what it decodes to, and the problem
+// decoding it reports ("" for none).
+type decodeCase[T any] struct {
+	yaml    string
+	want    T
+	wantErr string
+}
+
+// checkDecodes decodes each case's YAML into a T and checks the value and
+// the problem.
+func checkDecodes[T any](t *testing.T, tests []decodeCase[T]) {
 	t.Helper()
-	var wantErrs []string
-	if wantErr != "" {
-		wantErrs = []string{wantErr}
-	}
-	if diff := cmp.Diff(wantErrs, errs); diff != "" {
-		t.Errorf("errors mismatch (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("value mismatch (-want +got):\n%s", diff)
+	for _, tt := range tests {
+		t.Run(tt.yaml, func(t *testing.T) {
+			var got T
+			errs := decodeYAML(t, tt.yaml, &got)
+			var wantErrs []string
+			if tt.wantErr != "" {
+				wantErrs = []string{tt.wantErr}
+			}
+			if diff := cmp.Diff(wantErrs, errs); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("value mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -52,14 +52,8 @@ func TestFromProcfile(t *testing.T) {
 			t.Chdir(dir)
 			writeFile(t, dir, "Procfile", tt.procfile)
 			c, err := FromProcfile("Procfile")
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("FromProcfile error = %v, want %q", err, tt.wantErr)
-				}
+			if failedAs(t, "FromProcfile", err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tt.want, c.Apps["web"].Command); diff != "" {
 				t.Errorf("command mismatch (-want +got):\n%s", diff)
@@ -117,14 +111,8 @@ func TestFind(t *testing.T) {
 				writeFile(t, dir, name, content)
 			}
 			c, err := Find(tt.explicit, tt.argv)
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("Find error = %v, want %q", err, tt.wantErr)
-				}
+			if failedAs(t, "Find", err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			cmd := c.Apps["web"].Command
 			if got := cmd[len(cmd)-1]; got != tt.want {
@@ -195,4 +183,21 @@ func TestResolveTLSFiles(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Resolve mismatch (-want +got):\n%s", diff)
 	}
+}
+
+// failedAs checks err against want, the error's text a case expects (""
+// for none), and reports whether the case ends there, having failed as
+// it should.
+func failedAs(t *testing.T, what string, err error, want string) bool {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	if err == nil || err.Error() != want {
+		t.Fatalf("%s error = %v, want %q", what, err, want)
+	}
+	return true
 }

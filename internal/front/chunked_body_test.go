@@ -34,6 +34,7 @@ func echoBody(x *Exchange, h *handed) {
 // the same write) is the next request, served next on the same
 // connection.
 func TestChunkedBodyReadWhole(t *testing.T) {
+	t.Parallel()
 	const next = "GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
 	for _, tc := range []struct {
 		name string
@@ -65,6 +66,7 @@ func TestChunkedBodyReadWhole(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := newXStub(echoBody)
 			lc := limDial(t, limServe(t, st, Options{}))
 			lc.send(tc.send)
@@ -93,6 +95,7 @@ func TestChunkedBodyReadWhole(t *testing.T) {
 // that answers without reading the body: the front's drain finds the
 // framing bad, and closes the connection after the answer all the same.
 func TestChunkedBodyMalformed(t *testing.T) {
+	t.Parallel()
 	const smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
 	for _, tc := range []struct {
 		name, body string
@@ -112,6 +115,7 @@ func TestChunkedBodyMalformed(t *testing.T) {
 				name = tc.name + "/left to the drain"
 			}
 			t.Run(name, func(t *testing.T) {
+				t.Parallel()
 				st := newXStub(func(x *Exchange, h *handed) {
 					if !read {
 						limAnswer(x.W, http.StatusOK, "unread")
@@ -152,6 +156,7 @@ func TestChunkedBodyMalformed(t *testing.T) {
 // os.ErrDeadlineExceeded body_timeout after the last bytes, wherever in
 // the framing it stalls; the connection closes after the answer.
 func TestChunkedBodyStalls(t *testing.T) {
+	t.Parallel()
 	const bt = 300 * time.Millisecond
 	for _, tc := range []struct {
 		name, body string
@@ -164,6 +169,7 @@ func TestChunkedBodyStalls(t *testing.T) {
 		{"in the trailer section", "5\r\nhello\r\n0\r\nX-T: v\r\n", "hello"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			took := make(chan time.Duration, 1)
 			st := newXStub(func(x *Exchange, h *handed) {
 				start := time.Now()
@@ -197,6 +203,7 @@ func TestChunkedBodyStalls(t *testing.T) {
 // request on the connection; past that it closes the connection after
 // the answer, and what the client sent after the body is not served.
 func TestChunkedBodyUnread(t *testing.T) {
+	t.Parallel()
 	const next = "GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
 	for _, tc := range []struct {
 		name string
@@ -213,6 +220,7 @@ func TestChunkedBodyUnread(t *testing.T) {
 		{"256 KiB and a byte left of 300", 300 << 10, 44<<10 - 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := newXStub(func(x *Exchange, h *handed) {
 				if x.Req.URL.Path == "/u" {
 					if _, err := io.ReadFull(x.Req.Body, make([]byte, tc.read)); err != nil {

@@ -15,6 +15,7 @@ import (
 // client sends its body only then; the answer and the next request on
 // the connection follow as usual, with no second 100.
 func TestExpectContinueOnFirstRead(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		head   string
@@ -30,6 +31,7 @@ func TestExpectContinueOnFirstRead(t *testing.T) {
 			handed{Method: "POST", RequestURI: "/e", Host: "a", Proto: "HTTP/1.1", ContentLength: -1, Body: "hello"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := newXStub(func(x *Exchange, h *handed) {
 				if x.Req.URL.Path == "/e" {
 					x.W.WriteInterim(http.StatusEarlyHints, http.Header{"Link": {"</s.css>; rel=preload"}})
@@ -74,6 +76,7 @@ func TestExpectContinueOnFirstRead(t *testing.T) {
 // close, and the connection closes after it (the client, told nothing,
 // may send its body or not; what comes next cannot be read as a request).
 func TestExpectContinueAnsweredUnread(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		head   string
@@ -88,6 +91,7 @@ func TestExpectContinueAnsweredUnread(t *testing.T) {
 			handed{Method: "POST", RequestURI: "/e", Host: "a", Proto: "HTTP/1.1", ContentLength: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := newXStub(func(x *Exchange, h *handed) { limAnswer(x.W, tc.status, "unread") })
 			lc := limDial(t, limServe(t, st, Options{}))
 			lc.send(tc.head)
@@ -114,6 +118,7 @@ func TestExpectContinueAnsweredUnread(t *testing.T) {
 // connection closed; HTTP/1.0 has no Expect, and
 // its requests are served whatever the field says, with no 100.
 func TestExpectOther(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		send string
@@ -131,6 +136,7 @@ func TestExpectOther(t *testing.T) {
 			handed{Method: "POST", RequestURI: "/e", Host: "a", Proto: "HTTP/1.0", ContentLength: 5, Body: "hello"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := newXStub(echoBody)
 			lc := limDial(t, limServe(t, st, Options{}))
 			lc.send(tc.send)
@@ -160,6 +166,7 @@ func TestExpectOther(t *testing.T) {
 // A request with Expect: 100-continue and no body gets no 100: there is
 // nothing to continue with. The connection is kept.
 func TestExpectContinueWithoutBody(t *testing.T) {
+	t.Parallel()
 	st := newXStub(echoBody)
 	lc := limDial(t, limServe(t, st, Options{}))
 	lc.send("GET /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n")

@@ -15,6 +15,7 @@ import (
 // (x/net's framer keeps a read buffer as large as the largest frame read,
 // for the connection's life) and maxStreams streams at once.
 func TestH2AdvertisesItsLimits(t *testing.T) {
+	t.Parallel()
 	addr := limServe(t, protoStub(), Options{H2C: true})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

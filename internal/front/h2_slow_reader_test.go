@@ -1,16 +1,10 @@
 package front
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"net"
 	"net/http"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // An HTTP/2 client that opens a large flow-control window and then stops
@@ -18,6 +12,7 @@ import (
 // bounded (WriteByteTimeout = SendTimeout), so the handler's write fails,
 // the connection and its slot are freed, and Shutdown returns.
 func TestH2SlowReaderIsCutOff(t *testing.T) {
+	t.Parallel()
 	srvTLS, cliTLS := testTLS(t, "h2")
 	failed := make(chan struct{}, 1)
 	stub := &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
@@ -31,32 +26,7 @@ func TestH2SlowReaderIsCutOff(t *testing.T) {
 		}
 		failed <- struct{}{}
 	}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(stub, Options{TLS: srvTLS, SendTimeout: 500 * time.Millisecond, KeepaliveTimeout: time.Second})
-	done := make(chan struct{})
-	go func() { defer close(done); s.Serve(ln) }()
-	defer func() { s.Close(); <-done }()
-
-	cfg := cliTLS.Clone()
-	cfg.NextProtos = []string{"h2"}
-	c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte(http2.ClientPreface))
-	fr := http2.NewFramer(c, nil)
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
-	fr.WriteWindowUpdate(0, 1<<30)
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "127.0.0.1"}, {":path", "/big"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	s, _ := h2OneStream(t, stub, Options{TLS: srvTLS, SendTimeout: 500 * time.Millisecond, KeepaliveTimeout: time.Second}, cliTLS, 1<<30, 1<<30, "/big")
 	// From here on the client reads nothing.
 
 	select {

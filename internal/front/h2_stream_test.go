@@ -1,10 +1,8 @@
 package front
 
 import (
-	"bytes"
 	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // The two ways an HTTP/2 stream comes: over TLS (ALPN h2) and h2c (prior
@@ -26,52 +25,52 @@ var h2Ways = []struct {
 // h2Client is a raw HTTP/2 client connection: the test writes the frames
 // it wants, however malformed, and reads what the front answers.
 type h2Client struct {
-	t   *testing.T
-	c   net.Conn
-	fr  *http2.Framer
-	hb  bytes.Buffer
-	enc *hpack.Encoder
+	t *testing.T
+	*testutil.RawH2
 }
 
 // h2Serve serves h over TLS (h2) or h2c on a loopback listener, and opens
 // a client connection to it, its preface and SETTINGS sent.
 func h2Serve(t *testing.T, h Handler, overTLS bool, opts Options) *h2Client {
 	t.Helper()
-	var cli *tls.Config
-	if overTLS {
-		opts.TLS, cli = testTLS(t, "h2")
-		cli.NextProtos = []string{"h2"}
-	} else {
+	opts, cli := h2Options(t, opts, overTLS)
+	return h2Open(t, limServe(t, h, opts), cli)
+}
+
+// h2Stub serves an xStub with serve (nil: it answers 200 "served") over
+// TLS (h2) or h2c, and opens a client connection to it.
+func h2Stub(t *testing.T, overTLS bool, serve func(x *Exchange, h *handed)) (*xStub, *h2Client) {
+	t.Helper()
+	st := newXStub(serve)
+	return st, h2Serve(t, st, overTLS, Options{})
+}
+
+// h2Options are opts for a listener HTTP/2 clients reach over TLS (h2)
+// or h2c, and the clients' TLS config (nil: h2c).
+func h2Options(t *testing.T, opts Options, overTLS bool) (Options, *tls.Config) {
+	if !overTLS {
 		opts.H2C = true
+		return opts, nil
 	}
-	addr := limServe(t, h, opts)
-	var c net.Conn
-	var err error
-	if overTLS {
-		var tc *tls.Conn
-		tc, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cli)
-		if err == nil && tc.ConnectionState().NegotiatedProtocol != "h2" {
-			t.Fatalf("ALPN chose %q, want h2", tc.ConnectionState().NegotiatedProtocol)
-		}
-		c = tc
-	} else {
-		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
-	}
+	var cli *tls.Config
+	opts.TLS, cli = testTLS(t, "h2")
+	return opts, cli
+}
+
+// h2Open opens a client connection to addr, over TLS trusting cli or h2c
+// (cli nil), its preface and SETTINGS sent; every read and write of it
+// ends within 20 s.
+func h2Open(t *testing.T, addr string, cli *tls.Config) *h2Client {
+	t.Helper()
+	r, err := testutil.DialH2(t, addr, cli)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	hc := &h2Client{t: t, c: c, fr: http2.NewFramer(c, c)}
-	hc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	hc.enc = hpack.NewEncoder(&hc.hb)
-	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+	r.Conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := r.Preface(); err != nil {
 		t.Fatal(err)
 	}
-	if err := hc.fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	return hc
+	return &h2Client{t: t, RawH2: r}
 }
 
 // request opens stream id with fields (pseudo-fields first, as given),
@@ -79,20 +78,26 @@ func h2Serve(t *testing.T, h Handler, overTLS bool, opts Options) *h2Client {
 // HEADERS end the stream).
 func (hc *h2Client) request(id uint32, fields [][2]string, data ...string) {
 	hc.t.Helper()
-	hc.hb.Reset()
+	var flat []string
 	for _, f := range fields {
-		hc.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		flat = append(flat, f[0], f[1])
 	}
-	err := hc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hc.hb.Bytes(),
-		EndStream: len(data) == 0, EndHeaders: true})
+	err := hc.Headers(id, len(data) == 0, flat...)
 	for i, d := range data {
 		if err == nil {
-			err = hc.fr.WriteData(id, i == len(data)-1, []byte(d))
+			err = hc.Framer.WriteData(id, i == len(data)-1, []byte(d))
 		}
 	}
 	if err != nil {
 		hc.t.Fatalf("writing stream %d: %v", id, err)
 	}
+}
+
+// exchange is request, then answer.
+func (hc *h2Client) exchange(id uint32, fields [][2]string, data ...string) h2Answer {
+	hc.t.Helper()
+	hc.request(id, fields, data...)
+	return hc.answer(id)
 }
 
 // h2Answer is what came back on one stream.
@@ -130,21 +135,7 @@ func (hc *h2Client) answer(id uint32) h2Answer {
 	hc.t.Helper()
 	var a h2Answer
 	for {
-		f, err := hc.fr.ReadFrame()
-		if err != nil {
-			hc.t.Fatalf("reading stream %d's answer (so far %+v): %v", id, a, err)
-		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				hc.fr.WriteSettingsAck()
-			}
-		case *http2.PingFrame:
-			if !f.IsAck() {
-				hc.fr.WritePing(true, f.Data)
-			}
-		case *http2.GoAwayFrame:
-			hc.t.Fatalf("GOAWAY (%v) while stream %d was answered (so far %+v)", f.ErrCode, id, a)
+		switch f := hc.next(id, &a).(type) {
 		case *http2.MetaHeadersFrame:
 			if f.StreamID == id {
 				a.heads = append(a.heads, f.Fields)
@@ -171,6 +162,31 @@ func (hc *h2Client) answer(id uint32) h2Answer {
 	}
 }
 
+// next reads the next frame while stream id is answered (what came of it
+// so far is sofar, for a failure's message), answering the connection's
+// SETTINGS and PINGs as a client does; a GOAWAY or the connection's end
+// fails the test.
+func (hc *h2Client) next(id uint32, sofar any) http2.Frame {
+	hc.t.Helper()
+	f, err := hc.Framer.ReadFrame()
+	if err != nil {
+		hc.t.Fatalf("reading stream %d's answer (so far %+v): %v", id, sofar, err)
+	}
+	switch f := f.(type) {
+	case *http2.SettingsFrame:
+		if !f.IsAck() {
+			hc.Framer.WriteSettingsAck()
+		}
+	case *http2.PingFrame:
+		if !f.IsAck() {
+			hc.Framer.WritePing(true, f.Data)
+		}
+	case *http2.GoAwayFrame:
+		hc.t.Fatalf("GOAWAY (%v) while stream %d was answered (so far %+v)", f.ErrCode, id, sofar)
+	}
+	return f
+}
+
 // h2Get are the pseudo-fields of a GET of path.
 func h2Get(scheme, path string) [][2]string {
 	return [][2]string{{":method", "GET"}, {":scheme", scheme}, {":authority", "example.com"}, {":path", path}}
@@ -180,13 +196,13 @@ func h2Get(scheme, path string) [][2]string {
 // :scheme says: set over TLS with :scheme http, nil over h2c with :scheme
 // https.
 func TestH2StreamTLSIsTheConnections(t *testing.T) {
+	t.Parallel()
 	for _, way := range h2Ways {
 		for _, scheme := range []string{"http", "https"} {
 			t.Run(way.name+"/:scheme "+scheme, func(t *testing.T) {
-				st := newXStub(nil)
-				hc := h2Serve(t, st, way.tls, Options{})
-				hc.request(1, h2Get(scheme, "/s"))
-				if a := hc.answer(1); a.status() != "200" || a.data != "served" {
+				t.Parallel()
+				st, hc := h2Stub(t, way.tls, nil)
+				if a := hc.exchange(1, h2Get(scheme, "/s")); a.status() != "200" || a.data != "served" {
 					t.Errorf("answer %+v, want 200 served", a)
 				}
 				st.nextIs(t, handed{Method: "GET", RequestURI: "/s", Host: "example.com", Proto: "HTTP/2.0", TLS: way.tls})
@@ -198,6 +214,7 @@ func TestH2StreamTLSIsTheConnections(t *testing.T) {
 // What a stream hands the handler: method, target, host, body and its
 // length, as an HTTP/1.1 request's.
 func TestH2StreamHanded(t *testing.T) {
+	t.Parallel()
 	for _, way := range h2Ways {
 		for _, tc := range []struct {
 			name   string
@@ -222,10 +239,9 @@ func TestH2StreamHanded(t *testing.T) {
 				handed{Method: "OPTIONS", RequestURI: "*", Host: "example.com", Proto: "HTTP/2.0"}},
 		} {
 			t.Run(way.name+"/"+tc.name, func(t *testing.T) {
-				st := newXStub(nil)
-				hc := h2Serve(t, st, way.tls, Options{})
-				hc.request(1, tc.fields, tc.data...)
-				if a := hc.answer(1); a.status() != "200" || a.data != "served" || !a.ended {
+				t.Parallel()
+				st, hc := h2Stub(t, way.tls, nil)
+				if a := hc.exchange(1, tc.fields, tc.data...); a.status() != "200" || a.data != "served" || !a.ended {
 					t.Errorf("answer %+v, want 200 served", a)
 				}
 				tc.want.TLS = way.tls
@@ -243,6 +259,7 @@ func TestH2StreamHanded(t *testing.T) {
 // with another method than OPTIONS, no :authority nor Host, and a
 // content-length that is not the stream's one length.
 func TestH2StreamRefused(t *testing.T) {
+	t.Parallel()
 	post := func(fields ...[2]string) [][2]string {
 		return append([][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/up"}}, fields...)
 	}
@@ -269,10 +286,9 @@ func TestH2StreamRefused(t *testing.T) {
 			{"DATA beyond content-length 0", post([2]string{"content-length", "0"}), []string{"x"}, true},
 		} {
 			t.Run(way.name+"/"+tc.name, func(t *testing.T) {
-				st := newXStub(nil)
-				hc := h2Serve(t, st, way.tls, Options{})
-				hc.request(1, tc.fields, tc.data...)
-				a := hc.answer(1)
+				t.Parallel()
+				st, hc := h2Stub(t, way.tls, nil)
+				a := hc.exchange(1, tc.fields, tc.data...)
 				if a.status() != "400" && !(tc.reset && a.reset != nil) {
 					t.Errorf("answer %+v, want 400", a)
 				}
@@ -280,8 +296,7 @@ func TestH2StreamRefused(t *testing.T) {
 					t.Errorf("the handler was handed %+v, want a refusal %s", got, cause.BadRequest)
 				}
 				// The connection serves on.
-				hc.request(3, h2Get("https", "/next"))
-				if a := hc.answer(3); a.status() != "200" {
+				if a := hc.exchange(3, h2Get("https", "/next")); a.status() != "200" {
 					t.Errorf("the next stream got %+v, want 200", a)
 				}
 				st.nextIs(t, handed{Method: "GET", RequestURI: "/next", Host: "example.com", Proto: "HTTP/2.0", TLS: way.tls})
@@ -295,6 +310,7 @@ func TestH2StreamRefused(t *testing.T) {
 // whose read of the body fails, so that it never takes a body of another
 // length than the one it was told.
 func TestH2StreamBodyNotItsLength(t *testing.T) {
+	t.Parallel()
 	for _, way := range h2Ways {
 		for _, tc := range []struct {
 			name string
@@ -304,8 +320,8 @@ func TestH2StreamBodyNotItsLength(t *testing.T) {
 			{"longer", []string{"hello", " world"}},
 		} {
 			t.Run(way.name+"/"+tc.name, func(t *testing.T) {
-				st := newXStub(echoBody)
-				hc := h2Serve(t, st, way.tls, Options{})
+				t.Parallel()
+				st, hc := h2Stub(t, way.tls, echoBody)
 				hc.request(1, [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/up"}, {"content-length", "5"}},
 					tc.data...)
 				if a := hc.answer(1); a.status() == "200" {
@@ -323,16 +339,16 @@ func TestH2StreamBodyNotItsLength(t *testing.T) {
 // Fields whose name holds an underscore are dropped, as from an HTTP/1
 // head: one could pass for a field gatehouse sets.
 func TestH2StreamDropsUnderscores(t *testing.T) {
+	t.Parallel()
 	for _, way := range h2Ways {
 		t.Run(way.name, func(t *testing.T) {
+			t.Parallel()
 			hdrs := make(chan http.Header, 1)
-			st := newXStub(func(x *Exchange, h *handed) {
+			st, hc := h2Stub(t, way.tls, func(x *Exchange, h *handed) {
 				hdrs <- x.Req.Header.Clone()
 				limAnswer(x.W, http.StatusOK, "served")
 			})
-			hc := h2Serve(t, st, way.tls, Options{})
-			hc.request(1, append(h2Get("https", "/u"), [2]string{"x_forwarded_for", "6.6.6.6"}, [2]string{"x-real", "1"}, [2]string{"_", "x"}))
-			if a := hc.answer(1); a.status() != "200" {
+			if a := hc.exchange(1, append(h2Get("https", "/u"), [2]string{"x_forwarded_for", "6.6.6.6"}, [2]string{"x-real", "1"}, [2]string{"_", "x"})); a.status() != "200" {
 				t.Errorf("answer %+v, want 200", a)
 			}
 			h := <-hdrs
@@ -353,6 +369,7 @@ func TestH2StreamDropsUnderscores(t *testing.T) {
 // reset stream, never as a complete answer; so does a stream the handler
 // wrote nothing for (no empty 200).
 func TestH2StreamAbort(t *testing.T) {
+	t.Parallel()
 	for _, way := range h2Ways {
 		for _, tc := range []struct {
 			name  string
@@ -374,23 +391,21 @@ func TestH2StreamAbort(t *testing.T) {
 			{"nothing written", func(x *Exchange) {}},
 		} {
 			t.Run(way.name+"/"+tc.name, func(t *testing.T) {
-				st := newXStub(func(x *Exchange, h *handed) {
+				t.Parallel()
+				st, hc := h2Stub(t, way.tls, func(x *Exchange, h *handed) {
 					if x.Req.URL.Path != "/a" {
 						limAnswer(x.W, http.StatusOK, "served")
 						return
 					}
 					tc.serve(x)
 				})
-				hc := h2Serve(t, st, way.tls, Options{})
-				hc.request(1, h2Get("https", "/a"))
-				a := hc.answer(1)
+				a := hc.exchange(1, h2Get("https", "/a"))
 				if a.reset == nil || a.ended {
 					t.Errorf("the client saw %+v; want the stream reset, not ended (no complete answer, no empty 200)", a)
 				}
 				st.next(t)
 				// The connection serves on.
-				hc.request(3, h2Get("https", "/next"))
-				if a := hc.answer(3); a.status() != "200" || a.data != "served" || !a.ended {
+				if a := hc.exchange(3, h2Get("https", "/next")); a.status() != "200" || a.data != "served" || !a.ended {
 					t.Errorf("the next stream got %+v, want 200", a)
 				}
 				st.next(t)
@@ -403,18 +418,18 @@ func TestH2StreamAbort(t *testing.T) {
 // body reader fills it) arrive as HTTP/2 trailers, announced in the
 // answer's Trailer field.
 func TestH2StreamTrailers(t *testing.T) {
+	t.Parallel()
 	for _, way := range h2Ways {
 		t.Run(way.name, func(t *testing.T) {
-			st := newXStub(func(x *Exchange, h *handed) {
+			t.Parallel()
+			st, hc := h2Stub(t, way.tls, func(x *Exchange, h *handed) {
 				trailer := http.Header{"X-Checksum": nil} // declared; filled at the body's end
 				x.W.SetTrailer(&trailer)
 				x.W.WriteHeader(http.StatusOK)
 				io.WriteString(x.W, "body")
 				trailer = http.Header{"X-Checksum": {"abc"}} // replaced, as a body reader may
 			})
-			hc := h2Serve(t, st, way.tls, Options{})
-			hc.request(1, h2Get("https", "/t"))
-			a := hc.answer(1)
+			a := hc.exchange(1, h2Get("https", "/t"))
 			if a.status() != "200" || a.data != "body" || !a.ended {
 				t.Fatalf("answer %+v, want 200 body", a)
 			}
@@ -435,6 +450,7 @@ func TestH2StreamTrailers(t *testing.T) {
 // WriteInterim(103, h) sends an interim HEADERS with h before the final
 // one, which carries the handler's own fields and not h's.
 func TestH2StreamInterim(t *testing.T) {
+	t.Parallel()
 	for _, way := range h2Ways {
 		for _, tc := range []struct {
 			name string
@@ -446,7 +462,8 @@ func TestH2StreamInterim(t *testing.T) {
 			{"fields set before the interim", true},
 		} {
 			t.Run(way.name+"/"+tc.name, func(t *testing.T) {
-				st := newXStub(func(x *Exchange, h *handed) {
+				t.Parallel()
+				st, hc := h2Stub(t, way.tls, func(x *Exchange, h *handed) {
 					if tc.before {
 						x.W.Header().Set("X-Final", "1")
 					}
@@ -456,9 +473,7 @@ func TestH2StreamInterim(t *testing.T) {
 					}
 					limAnswer(x.W, http.StatusOK, "final")
 				})
-				hc := h2Serve(t, st, way.tls, Options{})
-				hc.request(1, h2Get("https", "/i"))
-				a := hc.answer(1)
+				a := hc.exchange(1, h2Get("https", "/i"))
 				if len(a.heads) != 2 {
 					t.Fatalf("%d HEADERS blocks (%+v), want an interim one and the final one", len(a.heads), a)
 				}

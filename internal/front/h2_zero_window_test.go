@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // A client that grants an HTTP/2 stream no flow-control window, and keeps
@@ -23,6 +23,7 @@ import (
 // returns without a deadline (were the buffer smaller, that write would
 // block here for good).
 func TestH2ZeroWindowStreamEnds(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		size  int
@@ -34,6 +35,7 @@ func TestH2ZeroWindowStreamEnds(t *testing.T) {
 	} {
 		flush := c.flush
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			srvTLS, cliTLS := testTLS(t, "h2")
 			stub := &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(http.StatusOK)
@@ -42,32 +44,9 @@ func TestH2ZeroWindowStreamEnds(t *testing.T) {
 					http.NewResponseController(w).Flush()
 				}
 			}}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := New(stub, Options{TLS: srvTLS, SendTimeout: 300 * time.Millisecond, KeepaliveTimeout: time.Minute})
-			done := make(chan struct{})
-			go func() { defer close(done); s.Serve(ln) }()
-			defer func() { s.Close(); <-done }()
-
-			cfg := cliTLS.Clone()
-			cfg.NextProtos = []string{"h2"}
-			c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			c.Write([]byte(http2.ClientPreface))
-			fr := http2.NewFramer(c, c)
-			fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-			var hb bytes.Buffer
-			enc := hpack.NewEncoder(&hb)
-			for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "127.0.0.1"}, {":path", "/s"}} {
-				enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-			}
-			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+			s, c := h2OneStream(t, stub, Options{TLS: srvTLS, SendTimeout: 300 * time.Millisecond, KeepaliveTimeout: time.Minute}, cliTLS, 0, 0, "/s")
+			c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+			fr := c.Framer
 
 			start := time.Now()
 			for {
@@ -95,4 +74,22 @@ func TestH2ZeroWindowStreamEnds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// h2OneStream serves h with opts (over TLS) and opens an HTTP/2
+// connection to it, trusting cli, whose streams may each be sent window
+// bytes and the connection 65535+connWindow, with stream 1 a GET of path.
+func h2OneStream(t *testing.T, h Handler, opts Options, cli *tls.Config, window, connWindow uint32, path string) (*Server, *testutil.RawH2) {
+	t.Helper()
+	s, addr := parkServe(t, h, opts)
+	c, err := testutil.DialH2(t, addr, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Preface(http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
+	if connWindow > 0 {
+		c.Framer.WriteWindowUpdate(0, connWindow)
+	}
+	c.Headers(1, true, testutil.H2Get("https", "127.0.0.1", path)...)
+	return s, c
 }

@@ -13,6 +13,7 @@ import (
 // the request is for the address the client connected to, and the
 // handler is told that one.
 func TestHTTP10AnsweredOnce(t *testing.T) {
+	t.Parallel()
 	const pipelined = "GET /second HTTP/1.0\r\nHost: a\r\n\r\n"
 	for _, tc := range []struct {
 		name string
@@ -33,6 +34,7 @@ func TestHTTP10AnsweredOnce(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := newXStub(echoBody)
 			addr := limServe(t, st, Options{})
 			lc := limDial(t, addr)
@@ -58,6 +60,7 @@ func TestHTTP10AnsweredOnce(t *testing.T) {
 // HTTP/1.1 client, and ends with the connection for an HTTP/1.0 one,
 // which knows no chunks: the body comes as it was written, unframed.
 func TestHTTP10UnknownLengthIsCloseDelimited(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		proto   string
@@ -69,6 +72,7 @@ func TestHTTP10UnknownLengthIsCloseDelimited(t *testing.T) {
 		{"HTTP/1.1 (contrast)", "HTTP/1.1", "GET /stream HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := newXStub(func(x *Exchange, h *handed) {
 				x.W.WriteHeader(http.StatusOK)
 				io.WriteString(x.W, "hello, ")

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // The cost of an idle keep-alive connection: each client opens a
@@ -235,25 +237,10 @@ func idleCost(t testing.TB, n int, opts Options) float64 {
 // waitSettled waits until s holds n connections, all parked.
 func waitSettled(t testing.TB, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		s.mu.Lock()
-		idle := 0
-		for fc := range s.conns {
-			if fc.state.Load() == connParked {
-				idle++
-			}
-		}
-		total := len(s.conns)
-		s.mu.Unlock()
-		if total == n && idle == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections, %d of them parked; want %d parked", total, idle, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 60*time.Second, strconv.Itoa(n)+" connections, all parked", func() bool {
+		parked, total := countConns(s, func(fc *conn) bool { return fc.state.Load() == connParked })
+		return total == n && parked == n
+	})
 }
 
 // An idle keep-alive connection costs the server at most 1 KiB of live

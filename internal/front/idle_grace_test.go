@@ -8,12 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // While the old process of an upgrade drains, a client that sends a
@@ -26,6 +29,7 @@ import (
 // reuses the connection the moment the answer ends); and for a TLS
 // connection whose handshake was under way.
 func TestShutdownIdleGraceAnswersTheNextRequest(t *testing.T) {
+	t.Parallel()
 	srvTLS, cliTLS := testTLS(t, "http/1.1")
 	for _, tc := range []struct {
 		name string
@@ -41,6 +45,7 @@ func TestShutdownIdleGraceAnswersTheNextRequest(t *testing.T) {
 		{name: "TLS handshake under way when the drain begins", handshakeLate: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			headOut, release := make(chan struct{}), make(chan struct{})
 			stub := &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path != "/stream" {
@@ -55,20 +60,12 @@ func TestShutdownIdleGraceAnswersTheNextRequest(t *testing.T) {
 				<-release
 				io.WriteString(w, "part 2")
 			}}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
 			opts := Options{}
 			if tc.handshakeLate {
 				opts.TLS = srvTLS
 			}
-			s := New(stub, opts)
-			served := make(chan struct{})
-			go func() { defer close(served); s.Serve(ln) }()
-			defer func() { s.Close(); <-served }()
-
-			raw, err := net.Dial("tcp", ln.Addr().String())
+			s, addr := parkServe(t, stub, opts)
+			raw, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,31 +137,16 @@ func TestShutdownIdleGraceAnswersTheNextRequest(t *testing.T) {
 // waitClosing waits until s has begun its shutdown.
 func waitClosing(t *testing.T, s *Server) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.closing.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("the shutdown did not begin")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "the shutdown to begin", s.closing.Load)
 }
 
 // waitConns waits until s serves n connections.
 func waitConns(t *testing.T, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s.mu.Lock()
-		got := len(s.conns)
-		s.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server has %d connections, want %d", got, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "the server to have "+strconv.Itoa(n)+" connections", func() bool {
+		_, total := countConns(s, func(*conn) bool { return false })
+		return total == n
+	})
 }
 
 // An HTTP/2 connection whose handshake ends after the drain of an upgrade
@@ -172,16 +154,10 @@ func waitConns(t *testing.T, s *Server, n int) {
 // connection, which the new process accepts), not closed without a word,
 // which fails the request its client sent with the preface.
 func TestShutdownGoesAwayOnAnH2ConnectionThatBeganDuringIt(t *testing.T) {
+	t.Parallel()
 	srvTLS, cliTLS := testTLS(t, "h2")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(protoStub(), Options{TLS: srvTLS})
-	served := make(chan struct{})
-	go func() { defer close(served); s.Serve(ln) }()
-	defer func() { s.Close(); <-served }()
-	raw, err := net.Dial("tcp", ln.Addr().String())
+	s, addr := parkServe(t, protoStub(), Options{TLS: srvTLS})
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
+	testutil.WaitingParallel(16)
 	goleak.VerifyTestMain(m)
 }
 
@@ -61,10 +63,31 @@ func (s *limStub) serve(w http.ResponseWriter, r *http.Request) {
 	limAnswer(w, http.StatusOK, r.Method+" "+r.RequestURI)
 }
 
+// slowStub is a limStub that answers /slow only once release is closed:
+// a request at work for as long as the test wants.
+func slowStub(release <-chan struct{}) *limStub {
+	return &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		limAnswer(w, http.StatusOK, r.Method+" "+r.RequestURI)
+	}}
+}
+
 func limAnswer(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	io.WriteString(w, body)
+}
+
+// refusedOnce checks that the handler was handed one refusal, for c,
+// and served nothing.
+func (s *limStub) refusedOnce(t *testing.T, c cause.Cause) {
+	t.Helper()
+	rejects, served := s.seen()
+	if !slices.Equal(rejects, []string{string(c)}) || len(served) > 0 {
+		t.Errorf("handler saw rejects %q, served %q; want one %s", rejects, served, c)
+	}
 }
 
 func (s *limStub) seen() (rejects, served []string) {
@@ -85,22 +108,32 @@ func limServe(t *testing.T, h Handler, opts Options) string {
 // connection idle, and "idle longest" is by the server's count.
 func awaitIdle(t *testing.T, s *Server, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		s.mu.Lock()
-		idle := 0
-		for fc := range s.conns {
-			if fc.idleAt.Load() != 0 {
-				idle++
-			}
-		}
-		s.mu.Unlock()
-		if idle >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections idle after 5s, want %d", idle, n)
+	testutil.WaitFor(t, 5*time.Second, strconv.Itoa(n)+" idle connections", func() bool {
+		idle, _ := countConns(s, func(fc *conn) bool { return fc.idleAt.Load() != 0 })
+		return idle >= n
+	})
+}
+
+// countConns is how many of s's connections are as is says, and how
+// many it has.
+func countConns(s *Server, is func(fc *conn) bool) (n, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for fc := range s.conns {
+		if is(fc) {
+			n++
 		}
 	}
+	return n, len(s.conns)
+}
+
+// awaitServed waits until st's handler has seen n requests.
+func awaitServed(t *testing.T, st *limStub, n int) {
+	t.Helper()
+	testutil.WaitFor(t, 5*time.Second, strconv.Itoa(n)+" requests at the handler", func() bool {
+		_, served := st.seen()
+		return len(served) >= n
+	})
 }
 
 // limClient is one raw client connection.
@@ -165,6 +198,24 @@ func (lc *limClient) closed(d time.Duration) (extra []byte, ok bool) {
 	return b, true // EOF, or a reset: closed either way
 }
 
+// closedAfter waits for the server to close lc's connection without a
+// word, and checks that it came about d after start: d is the timeout
+// (what) that closes it.
+func (lc *limClient) closedAfter(start time.Time, d time.Duration, what string) {
+	lc.t.Helper()
+	extra, ok := lc.closed(d + 5*time.Second)
+	took := time.Since(start)
+	if !ok {
+		lc.t.Fatalf("the connection is still open after %v; %s is %v", took, what, d)
+	}
+	if len(extra) > 0 {
+		lc.t.Errorf("the connection got %q before its close", extra)
+	}
+	if took < d*8/10 || took > d+2*time.Second {
+		lc.t.Errorf("closed after %v; %s is %v", took, what, d)
+	}
+}
+
 // limHead is a GET of path whose head is exactly size bytes.
 func limHead(path string, size int) string {
 	start := "GET " + path + " HTTP/1.1\r\nHost: a\r\nX-Big: "
@@ -179,12 +230,19 @@ func limHead(path string, size int) string {
 // head_timeout after the connection came; a connection on which nothing
 // at all comes is closed without a word.
 func TestLimitHeadTimeout(t *testing.T) {
+	t.Parallel()
 	const ht = 300 * time.Millisecond
-	t.Run("partial head", func(t *testing.T) {
+	// connect serves a stub and connects to it, and says when: head_timeout
+	// counts from the connection's arrival.
+	connect := func(t *testing.T) (*limStub, *limClient, time.Time) {
 		st := &limStub{}
 		addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
-		lc := limDial(t, addr)
 		start := time.Now()
+		return st, limDial(t, addr), start
+	}
+	t.Run("partial head", func(t *testing.T) {
+		t.Parallel()
+		st, lc, start := connect(t)
 		lc.send("GET / HTTP/1.1\r\nHo")
 		resp, _ := lc.mustResponse(5 * time.Second)
 		took := time.Since(start)
@@ -200,27 +258,12 @@ func TestLimitHeadTimeout(t *testing.T) {
 		if extra, ok := lc.closed(2 * time.Second); !ok || len(extra) > 0 {
 			t.Errorf("after the 408: connection closed %v, %q read", ok, extra)
 		}
-		rejects, served := st.seen()
-		if !slices.Equal(rejects, []string{string(cause.ClientTimeout)}) || len(served) > 0 {
-			t.Errorf("handler saw rejects %q, served %q; want one %s", rejects, served, cause.ClientTimeout)
-		}
+		st.refusedOnce(t, cause.ClientTimeout)
 	})
 	t.Run("silent connection", func(t *testing.T) {
-		st := &limStub{}
-		addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
-		lc := limDial(t, addr)
-		start := time.Now()
-		extra, ok := lc.closed(5 * time.Second)
-		took := time.Since(start)
-		if !ok {
-			t.Fatalf("a connection that sent nothing is still open after %v; head_timeout is %v", took, ht)
-		}
-		if len(extra) > 0 {
-			t.Errorf("a connection that sent nothing got %q", extra)
-		}
-		if took < ht*8/10 || took > ht+2*time.Second {
-			t.Errorf("closed after %v; head_timeout is %v", took, ht)
-		}
+		t.Parallel()
+		st, lc, start := connect(t)
+		lc.closedAfter(start, ht, "head_timeout") // a connection that sent nothing
 		if rejects, served := st.seen(); len(rejects)+len(served) > 0 {
 			t.Errorf("handler saw rejects %q, served %q for a connection that sent nothing", rejects, served)
 		}
@@ -231,6 +274,7 @@ func TestLimitHeadTimeout(t *testing.T) {
 // first byte: a head that stalls is refused head_timeout later, not when
 // the (much longer) keep-alive wait would have ended.
 func TestLimitHeadTimeoutKeptAlive(t *testing.T) {
+	t.Parallel()
 	const ht = 300 * time.Millisecond
 	st := &limStub{}
 	addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 6 * time.Second})
@@ -239,7 +283,7 @@ func TestLimitHeadTimeoutKeptAlive(t *testing.T) {
 	if resp, body := lc.mustResponse(5 * time.Second); resp.StatusCode != 200 || body != "GET /one" {
 		t.Fatalf("first request: %d %q", resp.StatusCode, body)
 	}
-	time.Sleep(ht / 2)
+	time.Sleep(ht / 2) // idle long enough that a timer counted from the answer would show
 	start := time.Now()
 	lc.send("GET /two HTTP/1.1\r\nHo")
 	resp, _, err := lc.response(4 * time.Second)
@@ -263,6 +307,7 @@ func TestLimitHeadTimeoutKeptAlive(t *testing.T) {
 // within it, is refused at head_timeout, never served, whatever body it
 // announces (100-continue, chunked).
 func TestLimitHeadTimeoutBoundsTheWholeHead(t *testing.T) {
+	t.Parallel()
 	const ht = 500 * time.Millisecond
 	heads := map[string][]string{
 		"expect": {"POST /x HTTP/1.1\r\n", "Host: a\r\n", "Expect: 100-continue\r\n", "Content-Length: 2\r\n", "\r\nhi"},
@@ -271,6 +316,7 @@ func TestLimitHeadTimeoutBoundsTheWholeHead(t *testing.T) {
 	}
 	for name, groups := range heads {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			st := &limStub{}
 			addr := limServe(t, st, Options{HeadTimeout: ht, KeepaliveTimeout: 10 * time.Second})
 			lc := limDial(t, addr)
@@ -303,13 +349,7 @@ func TestLimitHeadTimeoutBoundsTheWholeHead(t *testing.T) {
 			if took > ht+2*time.Second {
 				t.Errorf("answered after %v; head_timeout is %v", took, ht)
 			}
-			rejects, served := st.seen()
-			if len(served) > 0 {
-				t.Errorf("the handler served %q", served)
-			}
-			if !slices.Equal(rejects, []string{string(cause.ClientTimeout)}) {
-				t.Errorf("handler saw rejects %q, want one %s", rejects, cause.ClientTimeout)
-			}
+			st.refusedOnce(t, cause.ClientTimeout)
 		})
 	}
 }
@@ -317,27 +357,18 @@ func TestLimitHeadTimeoutBoundsTheWholeHead(t *testing.T) {
 // An idle keep-alive connection is closed keepalive_timeout after its last
 // answer.
 func TestLimitKeepaliveTimeout(t *testing.T) {
+	t.Parallel()
 	const kt = 300 * time.Millisecond
 	st := &limStub{}
 	addr := limServe(t, st, Options{HeadTimeout: 10 * time.Second, KeepaliveTimeout: kt})
 	lc := limDial(t, addr)
+	start := time.Now() // before the answer, which keepalive_timeout counts from
 	lc.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
 	resp, body := lc.mustResponse(5 * time.Second)
 	if resp.StatusCode != 200 || body != "GET /a" || resp.Close {
 		t.Fatalf("got %d %q close=%v", resp.StatusCode, body, resp.Close)
 	}
-	start := time.Now()
-	extra, ok := lc.closed(5 * time.Second)
-	took := time.Since(start)
-	if !ok {
-		t.Fatalf("idle keep-alive connection still open after %v; keepalive_timeout is %v (head_timeout 10s)", took, kt)
-	}
-	if len(extra) > 0 {
-		t.Errorf("idle connection got %q", extra)
-	}
-	if took < kt*8/10 || took > kt+2*time.Second {
-		t.Errorf("closed after %v; keepalive_timeout is %v", took, kt)
-	}
+	lc.closedAfter(start, kt, "keepalive_timeout (head_timeout 10s)")
 	if rejects, _ := st.seen(); len(rejects) > 0 {
 		t.Errorf("closing an idle connection was logged as %q", rejects)
 	}
@@ -346,10 +377,12 @@ func TestLimitKeepaliveTimeout(t *testing.T) {
 // request_head: a head larger than the read buffer but within the limit
 // is served; one over it is refused with 431 and the connection closed.
 func TestLimitRequestHead(t *testing.T) {
+	t.Parallel()
 	const limit = 16 << 10
 	opts := Options{HeadLimit: limit, HeadTimeout: 5 * time.Second}
 	for _, size := range []int{12 << 10, limit} {
 		t.Run(fmt.Sprintf("%d bytes served", size), func(t *testing.T) {
+			t.Parallel()
 			st := &limStub{}
 			lc := limDial(t, limServe(t, st, opts))
 			lc.send(limHead("/big", size))
@@ -373,6 +406,7 @@ func TestLimitRequestHead(t *testing.T) {
 	}
 	for _, tt := range refused {
 		t.Run(fmt.Sprintf("%s: %d bytes, limit %d", tt.name, tt.size, tt.limit), func(t *testing.T) {
+			t.Parallel()
 			st := &limStub{}
 			o := opts
 			o.HeadLimit = tt.limit
@@ -388,15 +422,13 @@ func TestLimitRequestHead(t *testing.T) {
 			if _, ok := lc.closed(3 * time.Second); !ok {
 				t.Error("the connection stays open after the answer")
 			}
-			rejects, served := st.seen()
-			if !slices.Equal(rejects, []string{string(cause.HeadersTooLarge)}) || len(served) > 0 {
-				t.Errorf("handler saw rejects %q, served %q; want one %s", rejects, served, cause.HeadersTooLarge)
-			}
+			st.refusedOnce(t, cause.HeadersTooLarge)
 		})
 	}
 	// The bytes that came after a large head, in the same reads, are the
 	// next request.
 	t.Run("pipelined after a large head", func(t *testing.T) {
+		t.Parallel()
 		st := &limStub{}
 		lc := limDial(t, limServe(t, st, Options{HeadLimit: limit, HeadTimeout: 5 * time.Second}))
 		lc.send(limHead("/first", 12<<10) + "GET /second HTTP/1.1\r\nHost: a\r\n\r\n" + limHead("/third", 10<<10))
@@ -412,6 +444,7 @@ func TestLimitRequestHead(t *testing.T) {
 // max_connections: past it, a connection waits in the accept queue,
 // unanswered, until a connection being served ends.
 func TestLimitMaxConnections(t *testing.T) {
+	t.Parallel()
 	const wait = 500 * time.Millisecond
 	opts := Options{MaxConnections: 2, HeadTimeout: 10 * time.Second, KeepaliveTimeout: 10 * time.Second}
 	// third asks on a third connection: no answer while the first two
@@ -433,32 +466,23 @@ func TestLimitMaxConnections(t *testing.T) {
 		}
 	}
 	t.Run("silent connections", func(t *testing.T) {
+		t.Parallel()
 		st := &limStub{}
 		addr := limServe(t, st, opts)
 		c1, _ := limDial(t, addr), limDial(t, addr)
 		third(t, st, addr, func() { c1.c.Close() })
 	})
 	t.Run("requests in progress", func(t *testing.T) {
+		t.Parallel()
 		release := make(chan struct{})
 		var once sync.Once
-		st := &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/block" {
-				<-release
-			}
-			limAnswer(w, 200, r.Method+" "+r.RequestURI)
-		}}
+		st := slowStub(release)
 		addr := limServe(t, st, opts)
 		t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the server's Close
 		c1, c2 := limDial(t, addr), limDial(t, addr)
-		c1.send("GET /block HTTP/1.1\r\nHost: a\r\n\r\n")
-		c2.send("GET /block HTTP/1.1\r\nHost: a\r\n\r\n")
-		deadline := time.Now().Add(5 * time.Second)
-		for _, served := st.seen(); len(served) < 2; _, served = st.seen() {
-			if time.Now().After(deadline) {
-				t.Fatalf("the first two requests did not reach the handler: %q", served)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		c1.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+		c2.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+		awaitServed(t, st, 2)
 		third(t, st, addr, func() {
 			once.Do(func() { close(release) })
 			c1.mustResponse(5 * time.Second)
@@ -470,6 +494,7 @@ func TestLimitMaxConnections(t *testing.T) {
 	// the one idle longest gives its slot up to a new client at once (see
 	// TestIdleConnectionsReclaimed).
 	t.Run("kept-alive connections", func(t *testing.T) {
+		t.Parallel()
 		st := &limStub{}
 		s, addr := parkServe(t, st, opts)
 		c1, c2 := limDial(t, addr), limDial(t, addr)
@@ -490,6 +515,7 @@ func TestLimitMaxConnections(t *testing.T) {
 	// Every way a connection ends gives its slot back: with a bound of
 	// 2, each of these connections, one after the other, is answered.
 	t.Run("slots come back", func(t *testing.T) {
+		t.Parallel()
 		st := &limStub{}
 		addr := limServe(t, st, opts)
 		for i, req := range []string{
@@ -515,6 +541,7 @@ func TestLimitMaxConnections(t *testing.T) {
 // that waits longer fails with os.ErrDeadlineExceeded, and the connection
 // closes after the answer.
 func TestLimitBodyTimeout(t *testing.T) {
+	t.Parallel()
 	const bt = 300 * time.Millisecond
 	type read struct {
 		n    int
@@ -535,6 +562,7 @@ func TestLimitBodyTimeout(t *testing.T) {
 		}
 	}
 	t.Run("stalled body", func(t *testing.T) {
+		t.Parallel()
 		reads := make(chan read, 1)
 		st := &limStub{handle: reader(reads)}
 		addr := limServe(t, st, Options{BodyTimeout: bt, HeadTimeout: 5 * time.Second, KeepaliveTimeout: 10 * time.Second})
@@ -561,6 +589,7 @@ func TestLimitBodyTimeout(t *testing.T) {
 		}
 	})
 	t.Run("slow body within the timeout per read", func(t *testing.T) {
+		t.Parallel()
 		const bt = 500 * time.Millisecond
 		reads := make(chan read, 1)
 		st := &limStub{handle: reader(reads)}

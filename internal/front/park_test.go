@@ -62,6 +62,14 @@ func (lc *limClient) served(path string) *http.Response {
 // The parked path on real sockets: a connection idle past parkAfter has
 // no goroutine, and each way its life goes on or ends still works.
 func TestParkedConnections(t *testing.T) {
+	// Every descriptor of the cases' connections, and of their pollers'
+	// epoll, is closed once their servers are. The cases run at once,
+	// so the count is taken around them all: the test itself is not
+	// parallel, as the process's other tests open files too.
+	files := openFiles(t)
+	t.Cleanup(func() {
+		testutil.WaitFor(t, 5*time.Second, "the files opened to be closed", func() bool { return openFiles(t) <= files })
+	})
 	type env struct {
 		t  *testing.T
 		s  *Server
@@ -93,7 +101,7 @@ func TestParkedConnections(t *testing.T) {
 		{"head split by a pause", Options{}, func(e env) {
 			e.lc.send("GET /split HTTP/1.1\r\nHo")
 			testutil.WaitFor(e.t, 5*time.Second, "the connection unparked", func() bool { return parked(e.s) == 0 })
-			time.Sleep(3 * parkAfter)
+			time.Sleep(3 * parkAfter) // past the grace: it would have parked by now
 			if n := parked(e.s); n != 0 {
 				e.t.Fatalf("%d connections parked with half a head read", n)
 			}
@@ -162,7 +170,7 @@ func TestParkedConnections(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			files := openFiles(t)
+			t.Parallel()
 			s, addr := parkServe(t, echoStub{}, tc.opts)
 			lc := limDial(t, addr)
 			lc.served("/one")
@@ -170,10 +178,7 @@ func TestParkedConnections(t *testing.T) {
 			tc.run(env{t, s, lc})
 			lc.c.Close()
 			waitConns(t, s, 0)
-			// Every descriptor of the connection, and of epoll, is closed
-			// once the server is.
 			s.Close()
-			testutil.WaitFor(t, 5*time.Second, "the files opened to be closed", func() bool { return openFiles(t) <= files })
 		})
 	}
 }
@@ -183,6 +188,7 @@ func TestParkedConnections(t *testing.T) {
 // between the two, gets what the front answers to it sent at once on a
 // new connection, never parked.
 func TestParkedAnswersAsAFreshConnection(t *testing.T) {
+	t.Parallel()
 	type answer struct {
 		Status int
 		Body   string
@@ -207,8 +213,6 @@ func TestParkedAnswersAsAFreshConnection(t *testing.T) {
 		}
 		limAnswer(w, http.StatusOK, answer)
 	}
-	_, parkedAddr := parkServe(t, &limStub{handle: echo}, Options{})
-	_, freshAddr := parkServe(t, &limStub{handle: echo}, Options{}) // a fresh connection each time, not parked
 	ask := func(t *testing.T, lc *limClient, req string) answer {
 		t.Helper()
 		lc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -231,15 +235,21 @@ func TestParkedAnswersAsAFreshConnection(t *testing.T) {
 				name = "leading CRLF"
 			}
 			t.Run(name+"/cut at "+strconv.Itoa(cut), func(t *testing.T) {
+				t.Parallel()
 				want := func() answer {
+					_, freshAddr := parkServe(t, &limStub{handle: echo}, Options{}) // a fresh connection, not parked
 					lc := limDial(t, freshAddr)
 					lc.send(req)
 					return ask(t, lc, req)
 				}()
+				s, parkedAddr := parkServe(t, &limStub{handle: echo}, Options{})
 				lc := limDial(t, parkedAddr)
 				lc.served("/warm")
-				time.Sleep(3 * parkAfter) // parks
+				waitParked(t, s, 1)
 				lc.send(req[:cut])
+				// The first piece wakes the connection; the second comes
+				// after a pause past the grace, so that the head is read
+				// across it.
 				time.Sleep(3 * parkAfter)
 				lc.send(req[cut:])
 				if diff := cmp.Diff(want, ask(t, lc, req)); diff != "" {
@@ -255,6 +265,8 @@ func TestParkedAnswersAsAFreshConnection(t *testing.T) {
 // before keepalive_timeout nor kept much past it, and once they are gone
 // the poller holds no slots for them.
 func TestParkedDeadlines(t *testing.T) {
+	// Not parallel: each round must end well within keepalive_timeout,
+	// without the other tests' work in the way.
 	const (
 		n      = 64
 		rounds = 3
@@ -276,7 +288,7 @@ func TestParkedDeadlines(t *testing.T) {
 		waitParked(t, s, n)
 	}
 	if wait := time.Until(last.Add(kt / 2)); wait > 0 {
-		time.Sleep(wait)
+		time.Sleep(wait) // well into keepalive_timeout, which must not have ended any
 	}
 	if got := parked(s); got != n {
 		t.Fatalf("%d of %d connections parked %v after their last answer; keepalive_timeout is %v",
@@ -311,6 +323,7 @@ func TestParkedDeadlines(t *testing.T) {
 // request after the CRLF a client sent behind a body) is read under the
 // connection's own deadline, not cut off.
 func TestGraceDeadlineEndsWithTheFirstByte(t *testing.T) {
+	t.Parallel()
 	echo := func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		limAnswer(w, http.StatusOK, r.Method+" "+r.RequestURI+" "+string(b))
@@ -323,6 +336,7 @@ func TestGraceDeadlineEndsWithTheFirstByte(t *testing.T) {
 		{"one byte, then a pause", "GET /p HTTP/1.1\r\nHost: a\r\n\r\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, addr := parkServe(t, &limStub{handle: echo}, Options{})
 			lc := limDial(t, addr)
 			lc.send(tc.first)

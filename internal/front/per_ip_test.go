@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // dialAs opens a connection to addr from the loopback address from.
@@ -27,15 +29,11 @@ func dialAs(t *testing.T, addr, from string) *limClient {
 // closed at once; another address is served all the while, and an
 // exempt peer (a trusted proxy) is not bounded.
 func TestConnectionsPerIPBounded(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
-	st := &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			<-release
-		}
-		limAnswer(w, http.StatusOK, r.Method+" "+r.RequestURI)
-	}}
+	st := slowStub(release)
 	exempt := netip.MustParseAddr("127.0.0.3")
-	addr := limServe(t, st, Options{MaxConnectionsPerIP: 2, KeepaliveTimeout: time.Minute,
+	s, addr := parkServe(t, st, Options{MaxConnectionsPerIP: 2, KeepaliveTimeout: time.Minute,
 		Exempt: func(ip netip.Addr) bool { return ip == exempt }})
 	defer close(release)
 
@@ -44,14 +42,7 @@ func TestConnectionsPerIPBounded(t *testing.T) {
 		lc := dialAs(t, addr, "127.0.0.1")
 		lc.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, served := st.seen(); len(served) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the slow requests never reached the handler")
-		}
-	}
+	awaitServed(t, st, 2)
 	third := dialAs(t, addr, "127.0.0.1")
 	third.send("GET /third HTTP/1.1\r\nHost: a\r\n\r\n")
 	if extra, ok := third.closed(3 * time.Second); !ok || len(extra) > 0 {
@@ -68,12 +59,12 @@ func TestConnectionsPerIPBounded(t *testing.T) {
 	// Two kept-alive connections of 127.0.0.4, idle: a third takes the
 	// slot of the one idle longest.
 	var idle []*limClient
-	for range 2 {
+	for i := range 2 {
 		lc := dialAs(t, addr, "127.0.0.4")
 		lc.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
 		lc.mustResponse(5 * time.Second)
 		idle = append(idle, lc)
-		time.Sleep(2 * parkAfter)
+		awaitIdleFrom(t, s, "127.0.0.4", i+1)
 	}
 	lc := dialAs(t, addr, "127.0.0.4")
 	lc.send("GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -83,4 +74,14 @@ func TestConnectionsPerIPBounded(t *testing.T) {
 	if _, ok := idle[0].closed(2 * time.Second); !ok {
 		t.Error("the address's connection idle longest is still open")
 	}
+}
+
+// awaitIdleFrom waits until n connections of the client address ip wait
+// for their next request.
+func awaitIdleFrom(t *testing.T, s *Server, ip string, n int) {
+	t.Helper()
+	testutil.WaitFor(t, 5*time.Second, "idle connections of "+ip, func() bool {
+		idle, _ := countConns(s, func(fc *conn) bool { return fc.idleAt.Load() != 0 && hostOf(fc.c.RemoteAddr().String()) == ip })
+		return idle >= n
+	})
 }

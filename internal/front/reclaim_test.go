@@ -12,12 +12,14 @@ import (
 // the others are left alone. A connection whose request is being served
 // is never taken: then the new client waits for a slot.
 func TestIdleConnectionsReclaimed(t *testing.T) {
+	t.Parallel()
 	for _, parked := range []bool{false, true} {
 		name := "idle on its goroutine"
 		if parked {
 			name = "parked"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			st := &limStub{}
 			s, addr := parkServe(t, st, Options{MaxConnections: 2, KeepaliveTimeout: time.Minute})
 			var held []*limClient
@@ -30,7 +32,7 @@ func TestIdleConnectionsReclaimed(t *testing.T) {
 				awaitIdle(t, s, i+1)
 				held = append(held, lc)
 				if parked {
-					time.Sleep(2 * parkAfter) // past the grace: it parks
+					waitParked(t, s, i+1)
 				}
 			}
 			start := time.Now()
@@ -57,25 +59,13 @@ func TestIdleConnectionsReclaimed(t *testing.T) {
 // TestBusyConnectionsNotReclaimed: connections whose requests are being
 // served keep their slots; a new client waits until one frees.
 func TestBusyConnectionsNotReclaimed(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
-	st := &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			<-release
-		}
-		limAnswer(w, http.StatusOK, r.Method+" "+r.RequestURI)
-	}}
+	st := slowStub(release)
 	addr := limServe(t, st, Options{MaxConnections: 1, KeepaliveTimeout: time.Minute})
 	busy := limDial(t, addr)
 	busy.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if _, served := st.seen(); len(served) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the slow request never reached the handler")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	awaitServed(t, st, 1)
 	nc := limDial(t, addr)
 	nc.send("GET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 	nc.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))

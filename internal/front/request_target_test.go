@@ -31,6 +31,7 @@ type targetCase struct {
 func checkTargets(t *testing.T, cases []targetCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := newXStub(targetEcho)
 			lc := limDial(t, limServe(t, st, Options{}))
 			lc.send(tc.send)
@@ -62,6 +63,7 @@ func checkTargets(t *testing.T, cases []targetCase) {
 // handler is handed its origin form ("/" for an empty path). One with
 // userinfo, another scheme than http(s), or no authority is refused.
 func TestAbsoluteFormTarget(t *testing.T) {
+	t.Parallel()
 	refused := handed{Reject: string(cause.BadRequest)}
 	checkTargets(t, []targetCase{
 		{"path and query", "GET http://example.com/p?q HTTP/1.1\r\nHost: other\r\n\r\n",
@@ -92,6 +94,7 @@ func TestAbsoluteFormTarget(t *testing.T) {
 // OPTIONS * is handed to the handler with RequestURI "*"; "*" with any
 // other method, and CONNECT (gatehouse is no forward proxy), are refused.
 func TestAsteriskAndConnect(t *testing.T) {
+	t.Parallel()
 	refused := handed{Reject: string(cause.BadRequest)}
 	checkTargets(t, []targetCase{
 		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // The answer's last write waits for the next request in the same poller
@@ -46,6 +49,50 @@ func swStub(started chan<- string, release <-chan struct{}) *limStub {
 	}}
 }
 
+// sockets applies f to the socket of each of s's connections.
+func sockets(s *Server, f func(fd int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for fc := range s.conns {
+		if raw := rawSocket(fc.c); raw != nil {
+			raw.Control(func(fd uintptr) { f(int(fd)) })
+		}
+	}
+}
+
+// awaitUnread waits until n bytes the client sent wait in the server's
+// sockets, unread: they reached the server before it reads them.
+func awaitUnread(t *testing.T, s *Server, n int) {
+	t.Helper()
+	testutil.WaitFor(t, 5*time.Second, strconv.Itoa(n)+" bytes at the server's socket", func() bool {
+		queued := 0
+		sockets(s, func(fd int) {
+			if q, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err == nil {
+				queued += q
+			}
+		})
+		return queued >= n
+	})
+}
+
+// tcpCloseWait is Linux's TCP state after the peer's FIN (tcp_states.h).
+const tcpCloseWait = 8
+
+// awaitClientEnd waits until the end of a client's stream (its FIN)
+// reached a connection of s.
+func awaitClientEnd(t *testing.T, s *Server) {
+	t.Helper()
+	testutil.WaitFor(t, 5*time.Second, "the client's end at the server's socket", func() bool {
+		ended := false
+		sockets(s, func(fd int) {
+			if info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && info.State == tcpCloseWait {
+				ended = true
+			}
+		})
+		return ended
+	})
+}
+
 // swReq is a request for target: a GET, or a POST of body.
 func swReq(target, body string) string {
 	if body == "" {
@@ -67,6 +114,7 @@ func swWant(target, body string) string {
 // begins, so the wait may not wake; the request must still be answered,
 // correctly, in order, and soon (when the grace ends, or at once).
 func TestSendWaitPipelinedWhileServed(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		// first and second are the two requests' bodies ("" a GET).
@@ -80,8 +128,9 @@ func TestSendWaitPipelinedWhileServed(t *testing.T) {
 		{name: "POST then split POST", first: "body-1", second: "body-2", split: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			started, release := make(chan string), make(chan struct{})
-			addr := limServe(t, swStub(started, release), Options{KeepaliveTimeout: 30 * time.Second})
+			s, addr := parkServe(t, swStub(started, release), Options{KeepaliveTimeout: 30 * time.Second})
 			lc := limDial(t, addr)
 			// Several rounds on one connection: each one's second request
 			// comes while the first is served, after a round that left
@@ -94,17 +143,19 @@ func TestSendWaitPipelinedWhileServed(t *testing.T) {
 				case <-time.After(5 * time.Second):
 					t.Fatalf("round %d: the first request did not reach the handler", i)
 				}
-				second := swReq(next, tc.second)
+				second, rest := swReq(next, tc.second), ""
 				if tc.split {
-					lc.send(second[:10])
-					time.Sleep(5 * time.Millisecond)
-					second = second[10:]
+					second, rest = second[:10], second[10:]
 				}
 				lc.send(second)
-				// Let the second request reach the server's socket before
+				if tc.split {
+					awaitUnread(t, s, len(second)) // the head's two pieces arrive apart
+					lc.send(rest)
+				}
+				// The second request reaches the server's socket before
 				// the first is answered: that is the case the wait may
 				// miss (not needed for correctness, only for the case).
-				time.Sleep(10 * time.Millisecond)
+				awaitUnread(t, s, len(second+rest))
 				release <- struct{}{}
 				for _, want := range []string{swWant(slow, tc.first), swWant(next, tc.second)} {
 					start := time.Now()
@@ -128,6 +179,7 @@ func TestSendWaitPipelinedWhileServed(t *testing.T) {
 // that missed its wake-up every time would cost parkAfter a request: 200
 // requests in 10s; the bound is half that, and far above what it takes.
 func TestSendWaitKeepAliveSequence(t *testing.T) {
+	// Not parallel: its bound is on time, and it moves megabytes.
 	for _, tc := range []struct {
 		name string
 		req  func(i int) (send, want string)
@@ -146,6 +198,7 @@ func TestSendWaitKeepAliveSequence(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			addr := limServe(t, swStub(nil, nil), Options{KeepaliveTimeout: 30 * time.Second})
 			lc := limDial(t, addr)
 			const n = 200
@@ -171,6 +224,7 @@ func TestSendWaitKeepAliveSequence(t *testing.T) {
 // while the request was served (before the answer's wait began), or
 // after it read the answer (during the wait).
 func TestSendWaitHalfClose(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		when string // "with request", "while served", "after answer"
@@ -180,8 +234,9 @@ func TestSendWaitHalfClose(t *testing.T) {
 		{"end after the answer", "after answer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			started, release := make(chan string, 1), make(chan struct{})
-			addr := limServe(t, swStub(started, release), Options{KeepaliveTimeout: 30 * time.Second})
+			s, addr := parkServe(t, swStub(started, release), Options{KeepaliveTimeout: 30 * time.Second})
 			lc := limDial(t, addr)
 			// One request first, so that the connection is a kept-alive
 			// one, then the one the client ends after.
@@ -202,7 +257,7 @@ func TestSendWaitHalfClose(t *testing.T) {
 			}
 			if tc.when == "while served" {
 				closeWrite()
-				time.Sleep(10 * time.Millisecond) // the end reaches the server first
+				awaitClientEnd(t, s) // the end reaches the server first
 			}
 			close(release)
 			resp, body := lc.mustResponse(5 * time.Second)
@@ -229,6 +284,7 @@ func TestSendWaitHalfClose(t *testing.T) {
 // next request: Shutdown ends within its context, and the client, which
 // read its whole answer, sees an orderly close (EOF, not a reset).
 func TestSendWaitShutdown(t *testing.T) {
+	t.Parallel()
 	// The wait lasts parkAfter from the answer's write: the client,
 	// which checks just after it read the answer, nearly always finds the
 	// connection still in it. A few tries make sure one did.
@@ -286,6 +342,7 @@ func TestSendWaitShutdown(t *testing.T) {
 // begins while a request is buffered (the read that took them was not
 // short, or the buffer holds the next), and all are answered in order.
 func TestSendWaitPipelinedBurst(t *testing.T) {
+	t.Parallel()
 	addr := limServe(t, swStub(nil, nil), Options{KeepaliveTimeout: 30 * time.Second})
 	lc := limDial(t, addr)
 	var want []string

@@ -60,6 +60,7 @@ func switchStub(ends chan<- tunnelEnd) *xStub {
 // write), and speaks the new protocol on it; the 101 on the wire says
 // Connection: Upgrade and carries no framing field.
 func TestUpgradeTunnel(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		pad   int    // bytes of an X-Pad field in the head
@@ -73,6 +74,7 @@ func TestUpgradeTunnel(t *testing.T) {
 		{"a head larger than the read buffer", 12 << 10, "early frame"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			ends := make(chan tunnelEnd, 1)
 			st := switchStub(ends)
 			lc := limDial(t, limServe(t, st, Options{}))
@@ -136,6 +138,7 @@ func TestUpgradeTunnel(t *testing.T) {
 // the request waits for an instance) is not lost to the tunnel: Tunnel
 // hands it over as early bytes, and the rest comes on the connection.
 func TestUpgradeAfterWatch(t *testing.T) {
+	t.Parallel()
 	ends := make(chan tunnelEnd, 1)
 	watching := make(chan struct{})
 	sent := make(chan struct{})
@@ -186,6 +189,7 @@ func TestUpgradeAfterWatch(t *testing.T) {
 // Tunnel on an exchange whose answer was not a 101 returns ErrNoTunnel,
 // and the connection serves on as HTTP/1.1.
 func TestUpgradeNoTunnelWithout101(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		answer func(x *Exchange) // what the handler does before Tunnel
@@ -198,6 +202,7 @@ func TestUpgradeNoTunnelWithout101(t *testing.T) {
 		}, func(x *Exchange) { limAnswer(x.W, http.StatusOK, "plain") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			errs := make(chan error, 1)
 			st := newXStub(func(x *Exchange, h *handed) {
 				if x.Req.URL.Path != "/ws" {
@@ -233,6 +238,7 @@ func TestUpgradeNoTunnelWithout101(t *testing.T) {
 // Shutdown does not wait for an open tunnel (it has no end Shutdown could
 // wait for), and leaves it open; Close closes it.
 func TestUpgradeTunnelAndShutdown(t *testing.T) {
+	t.Parallel()
 	ends := make(chan tunnelEnd, 1)
 	s, addr := parkServe(t, switchStub(ends), Options{})
 	lc := limDial(t, addr)
@@ -272,6 +278,7 @@ func TestUpgradeTunnelAndShutdown(t *testing.T) {
 // x.Upgrade is the Upgrade field of an HTTP/1.1 request with Connection:
 // upgrade, and "" for any other.
 func TestUpgradeField(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, send, want string
 	}{
@@ -284,6 +291,7 @@ func TestUpgradeField(t *testing.T) {
 		{"plain request", "GET /u HTTP/1.1\r\nHost: a\r\n\r\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := newXStub(nil)
 			lc := limDial(t, limServe(t, st, Options{}))
 			lc.send(tc.send)

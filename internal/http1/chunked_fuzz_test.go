@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -234,38 +232,6 @@ func withoutBWS(in string) string {
 		}
 		b.WriteString(rest[:size+2])
 		in = rest[size+2:]
-	}
-}
-
-// TestChunkedFuzzSeedFiles checks the committed corpus of FuzzChunkedBody
-// as TestFuzzSeedFiles does the others'.
-func TestChunkedFuzzSeedFiles(t *testing.T) {
-	named := 0
-	for _, s := range chunkedSeeds {
-		if s.file == "" {
-			continue
-		}
-		named++
-		path := filepath.Join("testdata", "fuzz", "FuzzChunkedBody", s.file)
-		if *updateSeeds {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", s.raw), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Error(err)
-			continue
-		}
-		if got := parseCorpusFile(t, b); got != s.raw {
-			t.Errorf("FuzzChunkedBody/%s holds %q, want %q", s.file, got, s.raw)
-		}
-	}
-	if named == 0 {
-		t.Error("FuzzChunkedBody: no committed seeds")
 	}
 }
 

@@ -204,6 +204,7 @@ func TestFuzzSeedFiles(t *testing.T) {
 	}{
 		{"FuzzParseRequestHead", requestSeeds},
 		{"FuzzParsePlainResponse", responseSeeds},
+		{"FuzzChunkedBody", chunkedSeeds},
 	} {
 		named := 0
 		for _, s := range c.seeds {

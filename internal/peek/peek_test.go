@@ -2,10 +2,11 @@ package peek
 
 import (
 	"net"
+	"syscall"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -33,7 +34,7 @@ func TestLook(t *testing.T) {
 		t.Fatalf("fresh connection: %v, want Quiet", got)
 	}
 	client.Write([]byte("x"))
-	waitFor(t, p, Data)
+	waitFor(t, server, p, Data)
 	if got := p.Look(); got != Data {
 		t.Errorf("peeked twice: %v, want Data (a look reads nothing)", got)
 	}
@@ -42,7 +43,7 @@ func TestLook(t *testing.T) {
 		t.Fatalf("read %q after the look", b[:n])
 	}
 	client.Close()
-	waitFor(t, p, Closed)
+	waitFor(t, server, p, Closed)
 	if allocs := testing.AllocsPerRun(100, func() { p.Look() }); allocs != 0 {
 		t.Errorf("Look allocates %v times", allocs)
 	}
@@ -57,13 +58,20 @@ func TestLookNotASocket(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, p *Peeker, want State) {
+func waitFor(t *testing.T, c net.Conn, p *Peeker, want State) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for p.Look() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("state stays %v, want %v", p.Look(), want)
+	// poll(2) returns once the socket is readable: data came, or the
+	// peer's end.
+	raw, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Control(func(fd uintptr) {
+		for err = unix.EINTR; err == unix.EINTR; { // the runtime's signals interrupt it
+			_, err = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}, 5000)
 		}
-		time.Sleep(time.Millisecond)
+	})
+	if got := p.Look(); err != nil || got != want {
+		t.Fatalf("state %v (poll: %v), want %v", got, err, want)
 	}
 }

@@ -3,8 +3,6 @@ package probe_test
 import (
 	"context"
 	"crypto/tls"
-	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"testing"
@@ -13,22 +11,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/probe"
 	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/upstreamtlstest"
 )
-
-// upstreamTLS returns u as Validate leaves it for an external pool: its
-// files read and parsed.
-func upstreamTLS(t *testing.T, u config.UpstreamTLS) *config.UpstreamTLS {
-	t.Helper()
-	c := config.Default()
-	app := config.NewApp("api")
-	app.Upstreams = []string{"127.0.0.1:443"}
-	app.UpstreamTLS = &u
-	c.Apps, c.Order = map[string]*config.App{"api": app}, []string{"api"}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	return app.UpstreamTLS
-}
 
 // The probe of an upstream with upstream_tls: is HTTPS (or, without a
 // health path, a TLS handshake), and its detail names what is wrong with
@@ -48,17 +32,14 @@ func TestCheckTLSDetail(t *testing.T) {
 	validFrom := time.Now().Add(72 * time.Hour).UTC()
 	valid := serve(ca.Issue(t, testutil.Leaf{Names: loopback}))
 	expired := serve(ca.Issue(t, testutil.Leaf{Names: loopback, NotBefore: expiredOn.Add(-time.Hour), NotAfter: expiredOn}))
-	mtls := testutil.ServeHTTPS(t, &tls.Config{
-		Certificates: []tls.Certificate{ca.Issue(t, testutil.Leaf{Names: loopback})},
-		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
-	}, healthz)
+	mtls := upstreamtlstest.ClientCertRequired(t, ca, healthz)
 	certFile, keyFile := testutil.KeyPairFiles(t, ca.Issue(t, testutil.Leaf{Names: []string{"gatehouse"}, Client: true}))
-	stalled := testutil.ServeRaw(t, func(c net.Conn) { io.Copy(io.Discard, c) }) // accepts, never answers the handshake
+	stalled := upstreamtlstest.Stalled(t)
 	plain := server(t, status(200))
 
-	trust := upstreamTLS(t, config.UpstreamTLS{CAFile: ca.File(t)})
-	withClient := upstreamTLS(t, config.UpstreamTLS{CAFile: ca.File(t), CertFile: certFile, KeyFile: keyFile})
-	insecure := upstreamTLS(t, config.UpstreamTLS{CAFile: ca.File(t), InsecureSkipVerify: true})
+	trust := upstreamtlstest.Validated(t, config.UpstreamTLS{CAFile: ca.File(t)})
+	withClient := upstreamtlstest.Validated(t, config.UpstreamTLS{CAFile: ca.File(t), CertFile: certFile, KeyFile: keyFile})
+	insecure := upstreamtlstest.Validated(t, config.UpstreamTLS{CAFile: ca.File(t), InsecureSkipVerify: true})
 	http := probe.Spec{Path: "/healthz", Timeout: 2 * time.Second, Status: okRange}
 	handshake := probe.Spec{Timeout: 2 * time.Second}
 	expiredDetail := "certificate expired on " + expiredOn.Format(time.DateOnly)
@@ -118,7 +99,7 @@ func TestCheckTLSServerName(t *testing.T) {
 	addr := testutil.ServeHTTPS(t, &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, testutil.Leaf{Names: []string{"api.internal"}})}},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- seen{r.TLS.ServerName, r.Host} }))
 	r := probe.New().Check(context.Background(), addr, probe.Spec{Path: "/healthz", Timeout: 2 * time.Second, Status: okRange,
-		TLS: upstreamTLS(t, config.UpstreamTLS{CAFile: ca.File(t), ServerName: "api.internal"})})
+		TLS: upstreamtlstest.Validated(t, config.UpstreamTLS{CAFile: ca.File(t), ServerName: "api.internal"})})
 	if !r.OK {
 		t.Fatalf("Check = %+v", r)
 	}

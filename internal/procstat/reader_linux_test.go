@@ -3,6 +3,7 @@
 package procstat
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -46,18 +47,14 @@ func startChild(tb testing.TB, args ...string) *child {
 		syscall.Kill(-c.pid, syscall.SIGKILL)
 		cmd.Wait()
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.WaitForNil(tb, 10*time.Second, fmt.Sprintf("fault app pid %d to listen on %s", c.pid, c.addr), func() error {
 		conn, err := net.DialTimeout("tcp", c.addr, time.Second)
 		if err == nil {
 			conn.Close()
-			return c
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("fault app pid %d not listening on %s within 10s: %v", c.pid, c.addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
+	return c
 }
 
 // get asks the child for path and fails unless it answers 200.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/procid"
 	"github.com/gatehouse/gatehouse/internal/reaper"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // TestMain makes the test binary a child subreaper, so that orphans of
@@ -32,16 +33,10 @@ func TestMain(m *testing.M) {
 // awaitZombie waits until pid has ended and is not yet reaped.
 func awaitZombie(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if st, err := procid.ReadStat(pid); err == nil && st.State == 'Z' {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d did not end", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("process %d to end", pid), func() bool {
+		st, err := procid.ReadStat(pid)
+		return err == nil && st.State == 'Z'
+	})
 }
 
 // A child started through the reaper is never reaped by it, even as a
@@ -116,10 +111,7 @@ func TestReaperRunsBesideWaits(t *testing.T) {
 		t.Error(err)
 	}
 	// The orphans are all reaped in the end.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(zombieChildren(t)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(10*time.Second, func() bool { return len(zombieChildren(t)) == 0 })
 	if z := zombieChildren(t); len(z) > 0 {
 		t.Errorf("zombies left: %v", z)
 	}

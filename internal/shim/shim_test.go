@@ -489,12 +489,10 @@ func TestAppIsolation(t *testing.T) {
 	r := start(t, spec(t, []string{"sleep", "30"}, "APP_VAR=1"))
 	// Polled: until the app has exec'd, /proc shows the shim's
 	// environment, or none at all.
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testutil.Eventually(2*time.Second, func() bool {
 		exe, _ := os.Readlink("/proc/" + strconv.Itoa(r.PID) + "/exe")
-		if filepath.Base(exe) == "sleep" || time.Now().After(deadline) {
-			break
-		}
-	}
+		return filepath.Base(exe) == "sleep"
+	})
 	environ, err := os.ReadFile("/proc/" + strconv.Itoa(r.PID) + "/environ")
 	if err != nil {
 		t.Fatal(err)
@@ -507,11 +505,10 @@ func TestAppIsolation(t *testing.T) {
 	// moment as it starts.
 	wantFDs := append([]int{0, 1, 2}, passedOn(t)...)
 	var diff string
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if diff = cmp.Diff(wantFDs, openFDs(t, r.PID)); diff == "" || time.Now().After(deadline) {
-			break
-		}
-	}
+	testutil.Eventually(2*time.Second, func() bool {
+		diff = cmp.Diff(wantFDs, openFDs(t, r.PID))
+		return diff == ""
+	})
 	if diff != "" {
 		t.Errorf("app's open descriptors (-want +got):\n%s", diff)
 	}

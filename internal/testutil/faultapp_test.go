@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -24,26 +23,8 @@ type proc struct {
 	cmd    *exec.Cmd
 	port   int // PORT it was given
 	lines  chan string
-	stderr *lockedBuffer
+	stderr *LockedBuffer
 	done   chan struct{} // closed once the process has been reaped
-}
-
-// lockedBuffer lets the test read stderr while exec copies into it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startFault runs the fault app the way gatehouse would: PORT and the
@@ -51,7 +32,7 @@ func (l *lockedBuffer) String() string {
 // all) when the test ends.
 func startFault(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{port: FreePort(t), lines: make(chan string, 100), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{port: FreePort(t), lines: make(chan string, 100), stderr: &LockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(BuildBinary(t, FaultAppPkg), args...)
 	p.cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(p.port), "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
 	p.cmd.Env = append(p.cmd.Env, env...)

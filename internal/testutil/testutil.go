@@ -148,17 +148,13 @@ func ephemeralLow() int {
 	return 32768
 }
 
-// WaitFor polls cond every 20ms until it is true, and fails the test naming
-// what it waited for if timeout passes first. Like t.Fatal, call it only
-// from the test's own goroutine.
+// WaitFor polls cond until it is true, and fails the test naming what it
+// waited for if timeout passes first. Like t.Fatal, call it only from the
+// test's own goroutine.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !pollUntil(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
 	}
 }
 

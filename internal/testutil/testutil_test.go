@@ -22,6 +22,7 @@ func TestBuildBinaryCaches(t *testing.T) {
 }
 
 func TestBuildBinaryFailureFailsTest(t *testing.T) {
+	SkipInShort(t) // it runs go build
 	ft := runFake(func(tb *fakeTB) { BuildBinary(tb, "github.com/gatehouse/gatehouse/no/such/pkg") })
 	if !strings.Contains(ft.msg, "go build") {
 		t.Errorf("failure message = %q", ft.msg)

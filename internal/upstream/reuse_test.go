@@ -30,11 +30,7 @@ type app struct {
 
 func newApp(t *testing.T, answer func(c net.Conn, r *http.Request)) *app {
 	t.Helper()
-	a := &app{}
-	a.addr = testutil.ServeRaw(t, func(c net.Conn) {
-		a.conns.Add(1)
-		defer c.Close()
-		br := bufio.NewReader(c)
+	return rawApp(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			r, err := http.ReadRequest(br)
 			if err != nil {
@@ -43,6 +39,18 @@ func newApp(t *testing.T, answer func(c net.Conn, r *http.Request)) *app {
 			io.Copy(io.Discard, r.Body)
 			answer(c, r)
 		}
+	})
+}
+
+// rawApp is an app that serves each connection with serve, which reads
+// it through br.
+func rawApp(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) *app {
+	t.Helper()
+	a := &app{}
+	a.addr = testutil.ServeRaw(t, func(c net.Conn) {
+		a.conns.Add(1)
+		defer c.Close()
+		serve(c, bufio.NewReader(c))
 	})
 	return a
 }
@@ -82,6 +90,7 @@ func do(t *testing.T, p *Pool, method, path string, cl *client) (int, string, er
 // must close it (it sees two), and the second request always gets its own
 // answer.
 func TestReuseRule(t *testing.T) {
+	t.Parallel()
 	big := strings.Repeat("b", 12000)
 	tests := []struct {
 		name   string
@@ -104,6 +113,7 @@ func TestReuseRule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			var n atomic.Int32
 			a := newApp(t, func(c net.Conn, r *http.Request) {
 				if n.Add(1) == 1 {
@@ -131,6 +141,7 @@ func TestReuseRule(t *testing.T) {
 // A connection the app closed while it sat in the pool is not reused,
 // whatever its idle time (the look before reuse finds the close).
 func TestReuseSkipsClosedIdle(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	a := newApp(t, func(c net.Conn, r *http.Request) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -140,11 +151,15 @@ func TestReuseSkipsClosedIdle(t *testing.T) {
 	})
 	p := NewPool(a.addr, time.Minute)
 	defer p.Close()
+	var s sockets
+	s.watch(p)
 	for i := range 2 {
 		if code, body, err := do(t, p, "GET", "/", nil); err != nil || body != "ok" {
 			t.Fatalf("request %d: %d %q %v", i, code, body, err)
 		}
-		time.Sleep(20 * time.Millisecond) // the close reaches the gateway's socket
+		if i == 0 {
+			s.await(t, "the app's close at the idle connection", func() bool { return s.ended() == 1 })
+		}
 	}
 	if got := a.conns.Load(); got != 2 {
 		t.Errorf("the app saw %d connections, want 2 (the closed one not reused)", got)
@@ -154,6 +169,7 @@ func TestReuseSkipsClosedIdle(t *testing.T) {
 // Answers that are not HTTP's are errors of their own kind, for the
 // classifier; 1xx other than 101 reach the client.
 func TestExchangeAnswers(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		answer  string
@@ -169,6 +185,7 @@ func TestExchangeAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			a := newApp(t, func(c net.Conn, r *http.Request) { io.WriteString(c, tt.answer) })
 			p := NewPool(a.addr, time.Minute)
 			defer p.Close()
@@ -187,6 +204,7 @@ func TestExchangeAnswers(t *testing.T) {
 // An interrupted body read fails at once and for good, and its connection
 // is not reused.
 func TestInterrupt(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	a := newApp(t, func(c net.Conn, r *http.Request) {
 		if n.Add(1) == 1 {
@@ -223,6 +241,7 @@ func TestInterrupt(t *testing.T) {
 // connections cost little memory: it takes them back when it is reused,
 // and serves as before.
 func TestIdleConnHoldsNoBuffers(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c net.Conn, r *http.Request) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	})

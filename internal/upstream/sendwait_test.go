@@ -28,11 +28,7 @@ import (
 // answered, if set, is told after each answer was written.
 func eagerApp(t *testing.T, answered chan<- struct{}) *app {
 	t.Helper()
-	a := &app{}
-	a.addr = testutil.ServeRaw(t, func(c net.Conn) {
-		a.conns.Add(1)
-		defer c.Close()
-		br := bufio.NewReader(c)
+	return rawApp(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			line, err := br.ReadString('\n')
 			if err != nil {
@@ -63,7 +59,6 @@ func eagerApp(t *testing.T, answered chan<- struct{}) *app {
 			}
 		}
 	})
-	return a
 }
 
 // doBody is do with a body, the Attempt's timeout, and the time it took.
@@ -88,6 +83,7 @@ func doBody(p *Pool, path string, body io.Reader, length int64, timeout time.Dur
 // An app that answers at once, on one reused connection, many times:
 // every answer is read, and read as its own request's.
 func TestSendWaitInstantAnswers(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		body int // the request body's length; 0: a GET
@@ -99,6 +95,7 @@ func TestSendWaitInstantAnswers(t *testing.T) {
 		{"POST larger than the write buffer", 10000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			a := eagerApp(t, nil)
 			p := NewPool(a.addr, time.Minute)
 			defer p.Close()
@@ -131,6 +128,7 @@ func TestSendWaitInstantAnswers(t *testing.T) {
 type gatedBody struct {
 	first    []byte
 	answered <-chan struct{}
+	sockets  *sockets
 	step     int // 1: the last byte was read
 }
 
@@ -147,7 +145,9 @@ func (g *gatedBody) Read(p []byte) (int, error) {
 		case <-time.After(5 * time.Second):
 			return 0, fmt.Errorf("the app did not answer early")
 		}
-		time.Sleep(20 * time.Millisecond) // the answer reaches the socket
+		if !testutil.Eventually(5*time.Second, func() bool { return g.sockets.unread() > 0 }) {
+			return 0, fmt.Errorf("the early answer did not reach the socket")
+		}
 		p[0] = 'z'
 		return 1, nil
 	}
@@ -164,12 +164,16 @@ func (g *gatedBody) Read(p []byte) (int, error) {
 // sent in more than one write does not wait, so the answer is read at
 // once (the quickest of three under a slice, against a busy machine).
 func TestSendWaitAnswerBeforeLastWrite(t *testing.T) {
+	t.Parallel()
 	for _, timeout := range []time.Duration{2 * time.Second, 200 * time.Millisecond} {
 		t.Run(timeout.String(), func(t *testing.T) {
+			t.Parallel()
 			answered := make(chan struct{}, 1)
 			a := eagerApp(t, answered)
 			p := NewPool(a.addr, time.Minute)
 			defer p.Close()
+			var s sockets
+			s.watch(p)
 			quickest := time.Hour
 			defer func() {
 				if !t.Failed() && quickest >= clientCheck*4/5 {
@@ -178,7 +182,7 @@ func TestSendWaitAnswerBeforeLastWrite(t *testing.T) {
 			}()
 			for i := range 3 {
 				path := "/early" + strconv.Itoa(i)
-				body := &gatedBody{first: []byte(strings.Repeat("b", 8000)), answered: answered}
+				body := &gatedBody{first: []byte(strings.Repeat("b", 8000)), answered: answered, sockets: &s}
 				code, got, took, err := doBody(p, path, body, 8001, timeout)
 				if err != nil || code != 200 || got != path {
 					t.Fatalf("request %d: %d %q %v after %v, want 200 %q", i, code, got, err, took, path)
@@ -193,27 +197,32 @@ func TestSendWaitAnswerBeforeLastWrite(t *testing.T) {
 // before reuse finds them, the connection is not reused, and the next
 // request gets its own answer on a new one.
 func TestSendWaitUnaskedBytesNotReused(t *testing.T) {
-	unasked := make(chan struct{}, 10)
+	t.Parallel()
+	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+	putBack, unasked := make(chan struct{}), make(chan struct{}, 10)
 	var n atomic.Int32
 	a := newApp(t, func(c net.Conn, r *http.Request) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(r.URL.Path))+"\r\n\r\n"+r.URL.Path)
 		if n.Add(1) == 1 {
-			time.Sleep(20 * time.Millisecond) // the answer was read, the connection put back
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+			<-putBack // the answer was read, the connection put back
+			io.WriteString(c, evil)
 			unasked <- struct{}{}
 		}
 	})
 	p := NewPool(a.addr, time.Minute)
 	defer p.Close()
+	var s sockets
+	s.watch(p)
 	if code, body, err := do(t, p, "GET", "/first", nil); err != nil || code != 200 || body != "/first" {
 		t.Fatalf("first request: %d %q %v", code, body, err)
 	}
+	close(putBack)
 	select {
 	case <-unasked:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the app did not send its unasked bytes")
 	}
-	time.Sleep(20 * time.Millisecond) // they reach the pool's socket
+	s.await(t, "the unasked bytes at the pool's socket", func() bool { return s.unread() >= len(evil) })
 	for i := range 20 {
 		path := "/next" + strconv.Itoa(i)
 		if code, body, err := do(t, p, "GET", path, nil); err != nil || code != 200 || body != path {
@@ -229,6 +238,7 @@ func TestSendWaitUnaskedBytesNotReused(t *testing.T) {
 // the Attempt's Timeout has passed, on a new connection and on a reused
 // one, and does not hang.
 func TestSendWaitNoAnswerTimesOut(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		reused bool
@@ -237,6 +247,7 @@ func TestSendWaitNoAnswerTimesOut(t *testing.T) {
 		{"reused connection", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			var n atomic.Int32
 			a := newApp(t, func(c net.Conn, r *http.Request) {
 				if n.Add(1) == 1 && tc.reused {
@@ -284,8 +295,10 @@ func (c *leaver) Interim(int, http.Header) {}
 // was kept for every answer, and a client that left was noticed only at
 // the app's answer, 3 s later.)
 func TestSendWaitInterimThenClientGone(t *testing.T) {
+	t.Parallel()
 	final := make(chan struct{})
 	defer close(final)
+	var s sockets
 	addr := testutil.ServeRaw(t, func(c net.Conn) {
 		defer c.Close()
 		r, err := http.ReadRequest(bufio.NewReader(c))
@@ -293,8 +306,11 @@ func TestSendWaitInterimThenClientGone(t *testing.T) {
 			return
 		}
 		io.Copy(io.Discard, r.Body)
-		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\n")
-		time.Sleep(20 * time.Millisecond) // the interim head in two reads
+		const first = "HTTP/1.1 103 Early Hints\r\n"
+		io.WriteString(c, first)
+		// The interim head in two reads: the pool has read the first
+		// piece before the second is sent.
+		testutil.Eventually(5*time.Second, func() bool { return s.received() >= len(first) && s.unread() == 0 })
 		io.WriteString(c, "Link: </a.css>; rel=preload\r\n\r\n")
 		select {
 		case <-final:
@@ -304,6 +320,7 @@ func TestSendWaitInterimThenClientGone(t *testing.T) {
 	})
 	p := NewPool(addr, time.Minute)
 	defer p.Close()
+	s.watch(p)
 	req, _ := http.NewRequest("GET", "http://app/", nil)
 	a := &Attempt{Timeout: 10 * time.Second, Client: &leaver{at: time.Now().Add(10 * time.Millisecond)}}
 	start := time.Now()

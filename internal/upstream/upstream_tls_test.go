@@ -90,6 +90,7 @@ func ok(tc *tls.Conn) bool {
 // close_notify with or without the TCP close) is not reused, and the next
 // request gets its own answer on a new connection.
 func TestTLSReuseRule(t *testing.T) {
+	t.Parallel()
 	ca := testutil.NewCA(t, "Test CA")
 	cert := ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}})
 	stray := "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
@@ -121,6 +122,7 @@ func TestTLSReuseRule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			var n atomic.Int32
 			a := newTLSApp(t, cert, func(tc *tls.Conn, r *http.Request) bool {
 				if n.Add(1) == 1 {
@@ -149,6 +151,7 @@ func TestTLSReuseRule(t *testing.T) {
 // not on the socket any more: the peek finds it quiet, and only the look
 // into crypto/tls's buffer finds the record.
 func TestTLSQuietLooksPastTheSocket(t *testing.T) {
+	t.Parallel()
 	ca := testutil.NewCA(t, "Test CA")
 	a := newTLSApp(t, ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}}), func(tc *tls.Conn, r *http.Request) bool {
 		ok(tc)
@@ -176,6 +179,7 @@ func TestTLSQuietLooksPastTheSocket(t *testing.T) {
 // A TLS handshake that fails is an error of getting a connection: the
 // attempt never had one, the request was never written.
 func TestTLSHandshakeFailure(t *testing.T) {
+	t.Parallel()
 	ca := testutil.NewCA(t, "Test CA")
 	expired := ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}, NotAfter: time.Now().Add(-time.Hour)})
 	a := newTLSApp(t, expired, func(tc *tls.Conn, r *http.Request) bool { io.WriteString(tc, good); return false })

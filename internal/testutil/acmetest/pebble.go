@@ -9,7 +9,6 @@
 package acmetest
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/pem"
 	"log"
@@ -18,7 +17,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +28,8 @@ import (
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
 	"go.uber.org/goleak"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // IgnoreGoroutines are the goleak options for a package whose tests speak
@@ -70,17 +70,17 @@ type Pebble struct {
 // StartPebble starts Pebble and its DNS server, which answers A 127.0.0.1
 // for every name until SetAddress changes it. It sets PEBBLE_VA_NOSLEEP
 // (validation at once) and PEBBLE_AUTHZREUSE=0 (every order is validated
-// anew) with t.Setenv, so the calling test cannot be parallel. Pebble's
-// default of rejecting 5% of nonces is kept: clients must retry them.
+// anew) for the rest of the process, which only Pebble reads, so that
+// tests that each start a Pebble may run in parallel. Pebble's default
+// of rejecting 5% of nonces is kept: clients must retry them.
 func StartPebble(t testing.TB, opts Options) *Pebble {
 	t.Helper()
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_AUTHZREUSE", "0")
-	logs := &lockedBuffer{}
+	pebbleEnv()
+	logs := &testutil.LockedBuffer{} // Pebble's goroutines write to it after the test may have ended
 	logger := log.New(logs, "pebble ", log.Lmicroseconds)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("Pebble's log:\n%s", logs.tail(16<<10))
+			t.Logf("Pebble's log:\n%s", logs.Tail(16<<10))
 		}
 	})
 
@@ -114,6 +114,11 @@ func StartPebble(t testing.TB, opts Options) *Pebble {
 	}
 	return p
 }
+
+var pebbleEnv = sync.OnceFunc(func() {
+	os.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	os.Setenv("PEBBLE_AUTHZREUSE", "0")
+})
 
 // Roots is the pool of Pebble's issuing root, to verify the certificates
 // it issued.
@@ -202,31 +207,4 @@ func (d *dnsServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 	}
 	w.WriteMsg(m)
-}
-
-// lockedBuffer keeps Pebble's log, which its goroutines write to after
-// the test may have ended (t.Log would panic then).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// tail is the last n bytes, from a line start.
-func (l *lockedBuffer) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > n {
-		s = s[len(s)-n:]
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[i+1:]
-		}
-	}
-	return s
 }
