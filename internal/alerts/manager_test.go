@@ -145,9 +145,9 @@ func TestManagerAutoscaleAtMax(t *testing.T) {
 		w.fl.set(func() {
 			web.autoscale = &supervisor.AutoscaleStatus{Min: 1, Max: 2, AtMax: true, LastDecision: "at max: inflight_per_instance 6 > 4 for 30s"}
 		})
-		time.Sleep(time.Minute)
+		elapse(time.Minute)
 		w.fl.set(func() { web.autoscale = &supervisor.AutoscaleStatus{Min: 1, Max: 2} })
-		time.Sleep(2 * time.Second)
+		elapse(2 * time.Second)
 		want := []string{AutoscaleAtMax + " " + Firing + " web", AutoscaleAtMax + " " + Resolved + " web"}
 		if got := w.sent(t); !slices.Equal(got, want) {
 			t.Errorf("notifications %q, want %q", got, want)
@@ -171,16 +171,16 @@ func TestManagerEpisodesNotifyOnce(t *testing.T) {
 		w := startWatching(t, ac)
 		web := w.fl.add(config.NewApp("web"))
 
-		time.Sleep(5 * time.Second)
+		elapse(5 * time.Second)
 		w.fl.set(func() { web.ready, web.states["web-1"] = 0, pool.Crashed })
 		w.events.Emit(telemetry.Event{Type: telemetry.EventExit, App: "web", Instance: "web-1", Detail: "could not start: exec: no such file"})
-		time.Sleep(9 * time.Second)
+		elapse(9 * time.Second)
 		if got, want := w.sent(t), []string{StartFailure + " " + Firing + " webweb-1"}; !slices.Equal(got, want) {
 			t.Fatalf("before no_ready_for: %q, want %q", got, want)
 		}
-		time.Sleep(50 * time.Minute)
+		elapse(50 * time.Minute)
 		w.fl.set(func() { web.ready, web.states["web-1"] = 1, pool.Ready })
-		time.Sleep(2 * time.Second)
+		elapse(2 * time.Second)
 		want := []string{
 			StartFailure + " " + Firing + " webweb-1",
 			NoReadyInstance + " " + Firing + " web",
@@ -193,7 +193,7 @@ func TestManagerEpisodesNotifyOnce(t *testing.T) {
 
 		// Down again for over repeat_interval: fired, then fired again.
 		w.fl.set(func() { web.ready = 0 })
-		time.Sleep(time.Hour + time.Minute)
+		elapse(time.Hour + time.Minute)
 		got := w.sent(t)[len(want):]
 		if want := []string{NoReadyInstance + " " + Firing + " web", NoReadyInstance + " " + Firing + " web"}; !slices.Equal(got, want) {
 			t.Errorf("a second episode over repeat_interval: %q, want %q", got, want)
@@ -231,7 +231,7 @@ func TestDownReceiverBlocksNothing(t *testing.T) {
 		if d := time.Since(start); d != 0 {
 			t.Errorf("10k observations and 10k events took %s with the receiver down", d)
 		}
-		time.Sleep(time.Second)
+		elapse(time.Second)
 		if out.count(ResultDropped) == 0 {
 			t.Errorf("the queue did not overflow: %d results", len(out.list()))
 		}
@@ -248,3 +248,8 @@ func TestDownReceiverBlocksNothing(t *testing.T) {
 		}
 	})
 }
+
+// elapse lets d of a synctest bubble's fake time pass: the bubble's
+// goroutines run until they block, and the timers due on the way fire.
+// It takes no real time.
+func elapse(d time.Duration) { time.Sleep(d) }

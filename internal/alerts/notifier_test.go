@@ -114,7 +114,7 @@ func TestNotifierRetries(t *testing.T) {
 				out := &outcomes{}
 				q := startNotifier(t, r, rcv, out)
 				q.enqueue(firing("web"))
-				time.Sleep(time.Minute)
+				elapse(time.Minute)
 				if diff := cmp.Diff(tt.want, out.list()); diff != "" {
 					t.Errorf("results (-want +got):\n%s", diff)
 				}
@@ -158,7 +158,7 @@ func TestNotifierRetryAfter(t *testing.T) {
 				out := &outcomes{}
 				q := startNotifier(t, testReceiver(), rcv, out)
 				q.enqueue(firing("web"))
-				time.Sleep(2 * time.Minute)
+				elapse(2 * time.Minute)
 				if diff := cmp.Diff([]string{ResultRetried, ResultSent}, out.list()); diff != "" {
 					t.Fatalf("results (-want +got):\n%s", diff)
 				}
@@ -183,7 +183,7 @@ func TestNotifierRateLimit(t *testing.T) {
 		for i := range 12 {
 			q.enqueue(firing(fmt.Sprintf("app%d", i)))
 		}
-		time.Sleep(time.Minute)
+		elapse(time.Minute)
 		if got := out.count(ResultSent); got != 12 {
 			t.Fatalf("sent %d of 12: %v", got, out.list())
 		}

@@ -32,7 +32,7 @@ func TestLogEventActionOnlyLogs(t *testing.T) {
 	healTest(t, webApp(ah), 1, func(t *testing.T, hg *healing) {
 		old := hg.fl.instance(0)
 		fireStatus(hg, old)
-		time.Sleep(time.Second)
+		elapse(time.Second)
 		evs := hg.of(telemetry.EventAutoHeal, telemetry.EventRecycle)
 		if len(evs) != 1 || evs[0].Type != telemetry.EventAutoHeal || evs[0].Trigger != "status_codes" || !strings.Contains(evs[0].Detail, "log_event") {
 			t.Fatalf("want one status_codes auto_heal event naming log_event, got:\n%s", describe(evs))
@@ -42,12 +42,12 @@ func TestLogEventActionOnlyLogs(t *testing.T) {
 		}
 
 		hg.request(old.id, "/status", 500, time.Millisecond)
-		time.Sleep(time.Second)
+		elapse(time.Second)
 		if n := len(hg.of(telemetry.EventAutoHeal)); n != 1 {
 			t.Errorf("one 500 after the episode logged again (%d events)", n)
 		}
 		hg.request(old.id, "/status", 500, time.Millisecond)
-		time.Sleep(time.Second)
+		elapse(time.Second)
 		if n := len(hg.of(telemetry.EventAutoHeal)); n != 2 {
 			t.Errorf("a second episode logged %d events in all, want 2", n)
 		}
@@ -66,7 +66,7 @@ func TestCustomActionRunsCommand(t *testing.T) {
 	healTest(t, webApp(ah), 1, func(t *testing.T, hg *healing) {
 		old := hg.fl.instance(0)
 		fireStatus(hg, old)
-		time.Sleep(time.Second)
+		elapse(time.Second)
 		// The command runs on the real clock: wait for its goroutine.
 		hg.h.wg.Wait()
 		want := fmt.Sprintf("healing %s pid=%d", old.id, old.pid)
@@ -82,7 +82,7 @@ func TestCustomActionRunsCommand(t *testing.T) {
 		if ev.Trigger != "status_codes" {
 			t.Errorf("custom action event trigger = %q, want status_codes", ev.Trigger)
 		}
-		time.Sleep(time.Second)
+		elapse(time.Second)
 		if evs := hg.of(telemetry.EventRecycle); len(evs) > 0 || hg.fl.instance(0) != old {
 			t.Fatalf("action custom recycled:\n%s", describe(evs))
 		}
@@ -104,14 +104,14 @@ func TestMinProcessExecutionTimeProtectsYoungInstance(t *testing.T) {
 		for range 6 {
 			hg.request(old.id, "/status", 500, time.Millisecond)
 		}
-		time.Sleep(59 * time.Minute)
+		elapse(59 * time.Minute)
 		if evs := hg.of(telemetry.EventAutoHeal, telemetry.EventRecycle); len(evs) > 0 {
 			t.Fatalf("acted on an instance younger than min_process_execution_time:\n%s", describe(evs))
 		}
 		if now := hg.fl.instance(0); now != old || now.Stopping() {
 			t.Fatalf("instance %s changed to %s", old.id, now.id)
 		}
-		time.Sleep(time.Minute + sampleEvery)
+		elapse(time.Minute + sampleEvery)
 		if evs := hg.of(telemetry.EventAutoHeal); len(evs) != 1 || evs[0].Trigger != "memory" {
 			t.Errorf("an hour old, want the memory trigger to act:\n%s", describe(evs))
 		}
@@ -139,7 +139,7 @@ func TestMaxRecyclesPausesAutoHeal(t *testing.T) {
 	}
 	healTest(t, webApp(ah), 1, func(t *testing.T, hg *healing) {
 		hg.fl.setMemory(10<<20, 10<<20, true)
-		time.Sleep(2*recycleTakes + 10*sampleEvery)
+		elapse(2*recycleTakes + 10*sampleEvery)
 		if got := len(hg.fl.recycles()); got != 2 {
 			t.Fatalf("%d recycles, want 2:\n%s", got, describe(hg.of(telemetry.EventAutoHeal, telemetry.EventRecycle)))
 		}
@@ -150,7 +150,7 @@ func TestMaxRecyclesPausesAutoHeal(t *testing.T) {
 		// Paused: the trigger keeps firing, nothing more is recycled and
 		// the pause is announced once.
 		cur := hg.fl.instance(0)
-		time.Sleep(50 * time.Minute)
+		elapse(50 * time.Minute)
 		if got := len(hg.fl.recycles()); got != 2 {
 			t.Fatalf("%d recycles while paused:\n%s", got, describe(hg.of(telemetry.EventRecycle, telemetry.EventAutoHeal)))
 		}
@@ -161,7 +161,7 @@ func TestMaxRecyclesPausesAutoHeal(t *testing.T) {
 			t.Errorf("%d max_recycles events, want the pause announced once", n)
 		}
 
-		time.Sleep(10*time.Minute + sampleEvery)
+		elapse(10*time.Minute + sampleEvery)
 		if got := len(hg.fl.recycles()); got < 3 {
 			t.Errorf("auto-heal did not resume an hour after the first recycle: %d recycles", got)
 		}
@@ -178,7 +178,7 @@ func TestStoppingInstanceIsLeftAlone(t *testing.T) {
 		in := hg.fl.instance(0)
 		hg.fl.setStopping(in)
 		fireStatus(hg, in)
-		time.Sleep(time.Second)
+		elapse(time.Second)
 		if evs := hg.of(telemetry.EventAutoHeal, telemetry.EventRecycle); len(evs) > 0 || len(hg.fl.recycles()) > 0 {
 			t.Fatalf("acted on a stopping instance:\n%s", describe(evs))
 		}

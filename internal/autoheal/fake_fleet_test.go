@@ -217,3 +217,8 @@ func describe(evs []telemetry.Event) string {
 	}
 	return b.String()
 }
+
+// elapse lets d of a synctest bubble's fake time pass: the bubble's
+// goroutines run until they block, and the timers due on the way fire.
+// It takes no real time.
+func elapse(d time.Duration) { time.Sleep(d) }

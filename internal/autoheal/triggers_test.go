@@ -76,12 +76,12 @@ func TestRequestTriggersRecycleThatInstance(t *testing.T) {
 			healTest(t, webApp(ah), 2, func(t *testing.T, hg *healing) {
 				victim, other := hg.fl.instance(0), hg.fl.instance(1)
 				for _, r := range tt.reqs {
-					time.Sleep(r.gap)
+					elapse(r.gap)
 					hg.request(hg.fl.instance(r.inst).id, r.path, r.status, r.took)
 				}
 				// Long enough for the action, and for the recycle to be
 				// done (the fake's take 2s).
-				time.Sleep(3 * time.Second)
+				elapse(3 * time.Second)
 				synctest.Wait()
 
 				evs := hg.of(telemetry.EventAutoHeal, telemetry.EventRecycle)
@@ -128,13 +128,13 @@ func TestMemoryTriggerRecyclesOnce(t *testing.T) {
 		old := hg.fl.instance(0)
 
 		hg.fl.setMemory(100<<20, 120<<20, false)
-		time.Sleep(10 * sampleEvery)
+		elapse(10 * sampleEvery)
 		if evs := hg.of(telemetry.EventAutoHeal, telemetry.EventRecycle); len(evs) > 0 {
 			t.Fatalf("below the limit:\n%s", describe(evs))
 		}
 
 		hg.fl.setMemory(200<<20, 220<<20, false)
-		time.Sleep(sampleEvery)
+		elapse(sampleEvery)
 		synctest.Wait()
 		evs := hg.of(telemetry.EventAutoHeal, telemetry.EventRecycle)
 		if len(evs) != 2 || evs[0].Type != telemetry.EventAutoHeal || evs[1].Type != telemetry.EventRecycle {
@@ -145,7 +145,7 @@ func TestMemoryTriggerRecyclesOnce(t *testing.T) {
 		}
 
 		// The replacement, with little memory, stays.
-		time.Sleep(recycleTakes + 10*sampleEvery)
+		elapse(recycleTakes + 10*sampleEvery)
 		nw := hg.fl.instance(0)
 		if nw.id == old.id || nw.pid == old.pid {
 			t.Fatalf("not replaced: %s pid %d", nw.id, nw.pid)
@@ -166,15 +166,15 @@ func TestProactiveMemoryRule(t *testing.T) {
 		old := hg.fl.instance(0)
 
 		hg.fl.setMemory(50<<20, 95<<20, false)
-		time.Sleep(20 * time.Second)
+		elapse(20 * time.Second)
 		hg.fl.setMemory(50<<20, 80<<20, false) // a dip
-		time.Sleep(2 * sampleEvery)
+		elapse(2 * sampleEvery)
 		hg.fl.setMemory(50<<20, 95<<20, false)
-		time.Sleep(29 * time.Second)
+		elapse(29 * time.Second)
 		if evs := hg.of(telemetry.EventAutoHeal); len(evs) > 0 {
 			t.Fatalf("fired before 30s above 90%% since the dip:\n%s", describe(evs))
 		}
-		time.Sleep(2 * time.Second)
+		elapse(2 * time.Second)
 		evs := hg.of(telemetry.EventAutoHeal)
 		if len(evs) != 1 || evs[0].Trigger != "proactive_memory" || evs[0].Instance != old.id {
 			t.Fatalf("want one proactive_memory auto_heal of %s, got:\n%s", old.id, describe(evs))

@@ -69,7 +69,7 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 
 		// c=2: one instance copes (2 in flight ≤ 4); nothing scales.
 		sc.app.set(func(a *fakeApp) { a.clients = 2 })
-		time.Sleep(2 * time.Second)
+		elapse(2 * time.Second)
 		if evs := decisions(sc.scaleEvents()); len(evs) > 0 {
 			t.Fatalf("scaled under 2 clients:\n%s", timeline(evs))
 		}
@@ -77,7 +77,7 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 		// c=64: out after the window, one step per cool-down, up to max.
 		surge := time.Now()
 		sc.app.set(func(a *fakeApp) { a.clients = 64 })
-		time.Sleep(window + 3*cooldownOut + 5*interval)
+		elapse(window + 3*cooldownOut + 5*interval)
 		if ready := sc.app.snapshot().ready; ready != maxN {
 			t.Fatalf("%d ready instances under 64 clients, want %d:\n%s", ready, maxN, timeline(sc.scaleEvents()))
 		}
@@ -113,7 +113,7 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 		}
 		// A while at max: the rule keeps holding, nothing more starts,
 		// and at max is said once per episode.
-		time.Sleep(5 * time.Second)
+		elapse(5 * time.Second)
 		if n := len(sc.scaleEvents()); n != maxN {
 			t.Fatalf("at max, more scale events:\n%s", timeline(sc.scaleEvents()))
 		}
@@ -121,7 +121,7 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 		// Back to c=2: in, one step per cooldown_in, down to min.
 		calm := time.Now()
 		sc.app.set(func(a *fakeApp) { a.clients = 2 })
-		time.Sleep(window + 3*cooldownIn + 5*interval)
+		elapse(window + 3*cooldownIn + 5*interval)
 		if s := sc.app.snapshot(); s.ready != 1 || s.live != 1 {
 			t.Fatalf("%d ready of %d instances under 2 clients, want 1:\n%s", s.ready, s.live, timeline(sc.scaleEvents()))
 		}

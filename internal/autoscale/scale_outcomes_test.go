@@ -21,7 +21,7 @@ func TestScaleOutcomes(t *testing.T) {
 		scaleTest(t, inflightScaling(), 1, func(t *testing.T, sc *scaling) {
 			sc.app.set(func(a *fakeApp) { a.fail = errors.New("start web-2: exec: no such file") })
 			sc.app.set(func(a *fakeApp) { a.clients = 64 })
-			time.Sleep(window + 2*interval)
+			elapse(window + 2*interval)
 			if got, want := failures(sc), []string{"inflight_per_instance: autoscale: scale to 2 failed: start web-2: exec: no such file"}; !slices.Equal(got, want) {
 				t.Fatalf("failure events %q, want %q", got, want)
 			}
@@ -31,7 +31,7 @@ func TestScaleOutcomes(t *testing.T) {
 		scaleTest(t, inflightScaling(), 1, func(t *testing.T, sc *scaling) {
 			sc.app.set(func(a *fakeApp) { a.meanwhile = func(c *config.App) { c.Instances = 3 } })
 			sc.app.set(func(a *fakeApp) { a.clients = 64 })
-			time.Sleep(window + cooldownOut + 5*interval)
+			elapse(window + cooldownOut + 5*interval)
 			if got := failures(sc); len(got) > 0 {
 				t.Errorf("a stale decision reported as failed: %q", got)
 			}
@@ -46,16 +46,16 @@ func TestScaleOutcomes(t *testing.T) {
 	})
 	t.Run("outside", func(t *testing.T) {
 		scaleTest(t, inflightScaling(), 1, func(t *testing.T, sc *scaling) {
-			time.Sleep(2 * interval)
+			elapse(2 * interval)
 			changed := time.Now()
 			sc.app.reconfigure(func(c *config.App) { c.Instances = 2 })
 			sc.app.set(func(a *fakeApp) { a.clients = 64 })
-			time.Sleep(2 * interval)
+			elapse(2 * interval)
 			st := sc.app.autoscaleStatus()
 			if want := "instances set to 2 outside autoscale; autoscale resumes after its cool-downs"; st.LastDecision != want || st.Desired != 2 {
 				t.Errorf("status %+v, want desired 2 and last decision %q", st, want)
 			}
-			time.Sleep(cooldownOut + 2*interval)
+			elapse(cooldownOut + 2*interval)
 			calls := sc.app.snapshot().calls
 			if len(calls) != 1 || calls[0].From != 2 || calls[0].To != 3 {
 				t.Fatalf("ScaleFor calls %+v, want one, 2 → 3", calls)
@@ -84,11 +84,11 @@ func TestCooldownCountsFromTheScaleDone(t *testing.T) {
 	scaleTest(t, inflightScaling(), 1, func(t *testing.T, sc *scaling) {
 		sc.app.set(func(a *fakeApp) { a.startTakes = 5 * time.Second })
 		sc.app.set(func(a *fakeApp) { a.clients = 64 })
-		time.Sleep(window + 2*interval)
+		elapse(window + 2*interval)
 		if st := sc.app.autoscaleStatus(); !st.Scaling {
 			t.Errorf("status while the scale is under way = %+v, want scaling", st)
 		}
-		time.Sleep(5*time.Second + cooldownOut + 3*interval)
+		elapse(5*time.Second + cooldownOut + 3*interval)
 		calls := sc.app.snapshot().calls
 		if len(calls) != 2 {
 			t.Fatalf("ScaleFor calls %+v, want two", calls)
@@ -115,12 +115,12 @@ func TestStoppedUnloadedAndUnscaledApps(t *testing.T) {
 			as.Max = 1
 			scaleTest(t, as, 1, func(t *testing.T, sc *scaling) {
 				sc.app.set(func(a *fakeApp) { a.clients = 64 })
-				time.Sleep(window + 2*interval)
+				elapse(window + 2*interval)
 				if st := sc.app.autoscaleStatus(); !st.AtMax {
 					t.Fatalf("status = %+v, want at max", st)
 				}
 				tt.change(sc.app)
-				time.Sleep(10 * time.Second)
+				elapse(10 * time.Second)
 				if st := sc.app.autoscaleStatus(); st.AtMax {
 					t.Errorf("%s app still at max: %+v", tt.name, st)
 				}
@@ -132,12 +132,12 @@ func TestStoppedUnloadedAndUnscaledApps(t *testing.T) {
 	}
 	t.Run("autoscale removed", func(t *testing.T) {
 		scaleTest(t, inflightScaling(), 1, func(t *testing.T, sc *scaling) {
-			time.Sleep(2 * interval)
+			elapse(2 * interval)
 			if sc.app.AutoscaleStatus() == nil {
 				t.Fatal("no autoscale status while autoscaled")
 			}
 			sc.app.reconfigure(func(c *config.App) { c.Autoscale = nil })
-			time.Sleep(2 * interval)
+			elapse(2 * interval)
 			if st := sc.app.AutoscaleStatus(); st != nil {
 				t.Errorf("autoscale status %+v after autoscale was removed", st)
 			}

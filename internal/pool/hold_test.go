@@ -45,7 +45,7 @@ func TestAcquireHoldsUntilReady(t *testing.T) {
 		defer cancel()
 		res := startHeld(t, ctx, p, 3, 5*time.Second)
 
-		time.Sleep(150 * time.Millisecond)
+		elapse(150 * time.Millisecond)
 		synctest.Wait()
 		select {
 		case r := <-res:
@@ -177,7 +177,7 @@ func TestAcquireExceptNeverGivesAnExceptedMember(t *testing.T) {
 		}
 
 		// A new member ready: the held request that excepts web-1 takes it.
-		time.Sleep(time.Second)
+		elapse(time.Second)
 		m2 := NewMember("web-2", "127.0.0.1:10001")
 		p.Add(m2)
 		m2.SetState(Ready)
@@ -193,3 +193,8 @@ func TestAcquireExceptNeverGivesAnExceptedMember(t *testing.T) {
 		}
 	})
 }
+
+// elapse lets d of a synctest bubble's fake time pass: the bubble's
+// goroutines run until they block, and the timers due on the way fire.
+// It takes no real time.
+func elapse(d time.Duration) { time.Sleep(d) }

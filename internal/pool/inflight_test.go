@@ -79,7 +79,7 @@ func TestReleaseHandsSlotToOldest(t *testing.T) {
 		}
 		holder := first
 		for want := range 4 {
-			time.Sleep(100 * time.Millisecond)
+			elapse(100 * time.Millisecond)
 			holder.Release()
 			if m := p.Pick(nil); m != nil {
 				t.Fatalf("a new request took the slot released for held request %d", want)
