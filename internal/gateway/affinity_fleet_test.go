@@ -122,14 +122,15 @@ func browse(bs []*browser, url string, stop <-chan struct{}) (wait func()) {
 	var wg sync.WaitGroup
 	for _, b := range bs {
 		wg.Go(func() {
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
 			for {
+				b.get(url)
 				select {
 				case <-stop:
 					return
-				default:
+				case <-tick.C:
 				}
-				b.get(url)
-				time.Sleep(5 * time.Millisecond)
 			}
 		})
 	}
@@ -166,7 +167,8 @@ func counts(bs []*browser) []int64 {
 // under the race detector); each is answered by one instance throughout,
 // and the clients spread over the instances.
 func TestAffinityKeepsClientsOnOneInstance(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		_, url := fleet(t, proto, 3)
 		bs := newBrowsers(t, proto, fleetClients)
 		requests := 50
@@ -217,7 +219,8 @@ func distinct(seen []string) string {
 // fails; its clients move at once to another instance, their cookie
 // rewritten, and stay there; the others never move.
 func TestAffinityRecycleMovesClients(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		g, url := fleet(t, proto, 3)
 		bs := newBrowsers(t, proto, fleetClients)
 		stop := make(chan struct{})
@@ -246,7 +249,8 @@ func TestAffinityRecycleMovesClients(t *testing.T) {
 // and stay there: the restarted process is another one, which their
 // cookie does not name.
 func TestAffinityKilledInstanceMovesClients(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		g, url := fleet(t, proto, 3)
 		bs := newBrowsers(t, proto, fleetClients)
 		stop := make(chan struct{})

@@ -7,6 +7,7 @@ import (
 )
 
 func TestAffinityCookies(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		fields []string

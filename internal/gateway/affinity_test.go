@@ -192,7 +192,8 @@ func (s *sticky) member(id string) *pool.Member {
 // request goes to the same instance, even while the others are less
 // loaded, and no cookie is set again. The app's own cookies pass.
 func TestAffinityPinsClient(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		s := newSticky(t, proto, 3, nil)
 		c := stickyClient(t, proto)
 		first := ask(t, c, s.url, "")
@@ -234,7 +235,8 @@ func TestAffinityPinsClient(t *testing.T) {
 // request is answered as any is, and the cookie is rewritten to the
 // instance that answered.
 func TestAffinityIgnoresForgedCookies(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		s := newSticky(t, proto, 2, nil)
 		c := stickyClient(t, proto)
 		for _, cookie := range []string{
@@ -259,6 +261,7 @@ func TestAffinityIgnoresForgedCookies(t *testing.T) {
 // goes to another at once, and its cookie follows; it then stays there,
 // even when the first member is ready again.
 func TestAffinityMovesOffUnroutable(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name  string
 		leave func(p *pool.Pool, m *pool.Member)
@@ -270,7 +273,8 @@ func TestAffinityMovesOffUnroutable(t *testing.T) {
 		{"crashed", func(p *pool.Pool, m *pool.Member) { m.SetState(pool.Crashed); p.Remove(m) }, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			forEachFrontProtocol(t, func(t *testing.T, proto string) {
+			t.Parallel()
+			forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 				s := newSticky(t, proto, 3, nil)
 				c := stickyClient(t, proto)
 				first := ask(t, c, s.url, "")
@@ -302,7 +306,8 @@ func TestAffinityMovesOffUnroutable(t *testing.T) {
 // connection; the request is retried on another, which answers, and the
 // cookie is rewritten to it.
 func TestAffinityRetryRewritesCookie(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		s := newSticky(t, proto, 2, nil)
 		c := stickyClient(t, proto)
 		first := ask(t, c, s.url, "")
@@ -325,7 +330,8 @@ func TestAffinityRetryRewritesCookie(t *testing.T) {
 // TestAffinityNoCookieOnGatehouseErrors: when gatehouse answers itself (no
 // instance ready), no affinity cookie is set: no instance answered.
 func TestAffinityNoCookieOnGatehouseErrors(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		s := newSticky(t, proto, 1, nil)
 		c := stickyClient(t, proto)
 		v := s.pinOf(t, ask(t, c, s.url, ""))
@@ -345,7 +351,8 @@ func TestAffinityNoCookieOnGatehouseErrors(t *testing.T) {
 // TestAffinityOff: without affinity the gateway sets no cookie and ignores
 // one sent.
 func TestAffinityOff(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		on := newSticky(t, proto, 2, nil)
 		c := stickyClient(t, proto)
 		v := on.pinOf(t, ask(t, c, on.url, ""))
@@ -368,7 +375,8 @@ func TestAffinityOff(t *testing.T) {
 
 // TestAffinityCookieName: affinity_cookie names both cookies.
 func TestAffinityCookieName(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		s := newSticky(t, proto, 2, func(cfg *config.Config) { cfg.Apps["web"].AffinityCookie = "sticky" })
 		c := stickyClient(t, proto)
 		first := ask(t, c, s.url, "")
@@ -403,6 +411,7 @@ func TestAffinityCookieName(t *testing.T) {
 // that requests from other sites keep their instance too, over HTTP/1.1
 // and HTTP/2.
 func TestAffinityHTTPS(t *testing.T) {
+	t.Parallel()
 	for _, proto := range []string{"h1 tls", "h2"} {
 		t.Run(proto, func(t *testing.T) {
 			s := newSticky(t, "", 3, nil)
@@ -456,6 +465,7 @@ func TestAffinityHTTPS(t *testing.T) {
 // gatehouse with another key does not recognise its cookies. A key file
 // that is not a key is reported and left alone.
 func TestAffinityKeyIsKept(t *testing.T) {
+	t.Parallel()
 	s := newSticky(t, "h1", 2, nil)
 	c := stickyClient(t, "h1")
 	first := ask(t, c, s.url, "")

@@ -12,7 +12,8 @@ import (
 // An answer of unknown length read ahead of the client keeps its
 // trailers: the client gets the fields the app sent after the last chunk.
 func TestAheadAnswerKeepsTrailers(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 			for {
 				req, err := http.ReadRequest(br)
@@ -46,7 +47,8 @@ func TestAheadAnswerKeepsTrailers(t *testing.T) {
 // A client that leaves while the app is silent in the middle of an answer
 // of unknown length lets the app go at once.
 func TestAheadAnswerClientGoneReleases(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		appConn := make(chan net.Conn, 1)
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 			if _, err := http.ReadRequest(br); err != nil {

@@ -19,6 +19,7 @@ import (
 // connection, interrupted, is closed: neither taken for a clean end nor
 // left open.
 func TestAheadAnswerOfClientGoneClosesAppConnection(t *testing.T) {
+	t.Parallel()
 	closed := make(chan struct{})
 	addr := testutil.ServeRaw(t, func(c net.Conn) {
 		defer c.Close()

@@ -16,16 +16,17 @@ import (
 // clean end of stream after fewer bytes. The access log says
 // response_truncated.
 func TestAnswerCutShortReachesClientBroken(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, answer string }{
 		{"held whole", "HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + strings.Repeat("x", 1000)},
 		{"read ahead", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + strings.Repeat("x", 1000) + "\r\n"},
 	} {
-		t.Run(tc.name, func(t *testing.T) { answerCutShort(t, tc.answer) })
+		t.Run(tc.name, func(t *testing.T) { t.Parallel(); answerCutShort(t, tc.answer) })
 	}
 }
 
 func answerCutShort(t *testing.T, answer string) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 			if _, err := http.ReadRequest(br); err != nil {
 				return

@@ -83,7 +83,7 @@ func spillFiles() int {
 // Streams whose client never reads hold the answers they were given in
 // memory within the connection's budget (beyond it, in files), not the
 // app; when the client goes, every byte of budget comes back and every
-// spill file is closed.
+// spill file is closed. Serial: spillFiles counts the whole process's.
 func TestBuffersOfAbandonedStreamsComeBack(t *testing.T) {
 	app := bufferApp(t)
 	const connBudget = 256 << 10
@@ -112,11 +112,15 @@ func TestBuffersOfAbandonedStreamsComeBack(t *testing.T) {
 	}
 	// The answers held whole let the app go; those read ahead hold it
 	// once the budget is spent.
+	// Watched for a while, every 10ms: the answers read ahead keep
+	// coming until the budget stops them.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for range 20 {
 		if used := gw.BufferedBytes(); used > connBudget {
 			t.Fatalf("one connection's answers hold %d bytes of memory, over its budget %d", used, connBudget)
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-tick.C
 	}
 	if m.Inflight() > 3*2 {
 		t.Errorf("%d requests hold the app; at most the 6 answers of unknown length may", m.Inflight())
@@ -129,6 +133,7 @@ func TestBuffersOfAbandonedStreamsComeBack(t *testing.T) {
 // app has answered: a client that uploads and then never reads its
 // answer holds only that answer, not its upload too.
 func TestHeldUploadLetGoOnceAnswered(t *testing.T) {
+	t.Parallel()
 	app := bufferApp(t)
 	const upload = 600 << 10
 	gw, _, addr := buffered(t, app, 4<<20, nil)

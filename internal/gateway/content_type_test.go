@@ -16,6 +16,7 @@ import (
 // text/html (stored XSS) whatever X-Content-Type-Options says, and over
 // HTTP/2 alone if only x/net guessed.
 func TestUntypedAnswerNotSniffed(t *testing.T) {
+	t.Parallel()
 	const body = "<html><script>alert(1)</script></html>"
 	addr := testutil.ServeRaw(t, func(c net.Conn) {
 		defer c.Close()
@@ -29,7 +30,7 @@ func TestUntypedAnswerNotSniffed(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 38\r\n\r\n"+body)
 		}
 	})
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		d := directWith(t, addr, protoOptions(t, proto), nil)
 		resp, err := protoClient(t, proto).Get(protoURL(proto, d.addr) + "/upload/1")
 		if err != nil {

@@ -22,6 +22,22 @@ func forEachFrontProtocol(t *testing.T, f func(t *testing.T, proto string)) {
 	}
 }
 
+// forEachFrontProtocolInParallel is forEachFrontProtocol with the
+// protocols' runs at once: for tests that mostly wait, each protocol's
+// run with a gateway of its own.
+func forEachFrontProtocolInParallel(t *testing.T, f func(t *testing.T, proto string)) {
+	for _, p := range frontProtocols {
+		t.Run(p, func(t *testing.T) { t.Parallel(); f(t, p) })
+	}
+}
+
+// eachWireInParallel is eachWire with the wires' runs at once.
+func eachWireInParallel(t *testing.T, wires []wire, f func(t *testing.T, w wire)) {
+	for _, w := range wires {
+		t.Run(w.name, func(t *testing.T) { t.Parallel(); f(t, w) })
+	}
+}
+
 // serve serves gw on a loopback listener for proto until the test ends,
 // and returns the address.
 func serve(t testing.TB, proto string, gw *gateway.Gateway) string {

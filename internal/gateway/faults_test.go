@@ -35,7 +35,9 @@ func load(workers int, d time.Duration, one func(worker, i int)) {
 
 // An instance SIGKILLed every ~1.5s under mixed load loses no GET, and a
 // POST fails only when the dead instance already had it, with a 502
-// upstream_reset that names the exit.
+// upstream_reset that names the exit. Serial, a protocol at a time: its
+// load keeps the cores busy, and the kills need the instances to restart
+// within the run.
 func TestKilledInstanceUnderLoad(t *testing.T) {
 	forEachProtocol(t, func(t *testing.T, proto string) {
 		g := startFaultOver(t, proto, 2, nil)
@@ -136,24 +138,16 @@ func TestKilledInstanceUnderLoad(t *testing.T) {
 	})
 }
 
-func waitUntil(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
 // The app closes idle keep-alive connections after 1s and says nothing;
 // clients that pace requests around 1s see no failure.
 func TestKeepAliveRace(t *testing.T) {
-	forEachProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachProtocolInParallel(t, func(t *testing.T, proto string) {
 		g := startFaultOver(t, proto, 2, nil, "-keepalive-idle", "1s")
 		c := newClient(t, g, 10*time.Second)
 		load(6, 10*time.Second, func(w, i int) {
+			// The point: a request every 0.9-1.1s, racing the app's
+			// close of its connections idle for 1s.
 			time.Sleep(900*time.Millisecond + rand.N(200*time.Millisecond))
 			if (w+i)%2 == 0 {
 				c.get("/")
@@ -183,15 +177,27 @@ func TestKeepAliveRace(t *testing.T) {
 // Every instance killed at once, the app slow to start: requests arriving
 // meanwhile are held, then served.
 func TestAllInstancesKilledRequestsHeld(t *testing.T) {
-	forEachProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachProtocolInParallel(t, func(t *testing.T, proto string) {
 		g := startFaultOver(t, proto, 2, func(a *config.App) { a.HoldTimeout = config.Duration(8 * time.Second) }, "-start-delay", "1.5s")
 		c := newClient(t, g, 15*time.Second)
 		p1, _ := pidOf(g, "web-1")
 		p2, _ := pidOf(g, "web-2")
 		killAll(t, p1, p2)
+		// Arrivals spread over the restart: a worker's first request
+		// every 200ms.
+		turn := make(chan struct{})
+		go func() {
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for range 5 {
+				<-tick.C
+				turn <- struct{}{}
+			}
+		}()
 		load(6, 1500*time.Millisecond, func(w, i int) {
-			if i == 0 {
-				time.Sleep(time.Duration(w) * 200 * time.Millisecond) // arrivals spread over the restart
+			if i == 0 && w > 0 {
+				<-turn
 			}
 			if w%2 == 0 {
 				c.get("/")
@@ -219,15 +225,16 @@ func TestAllInstancesKilledRequestsHeld(t *testing.T) {
 // A handler slower than request_timeout gets a 504 upstream_timeout after
 // about request_timeout.
 func TestRequestTimeout(t *testing.T) {
-	forEachProtocol(t, func(t *testing.T, proto string) {
-		g := startFaultOver(t, proto, 1, func(a *config.App) { a.RequestTimeout = config.Duration(2 * time.Second) })
+	t.Parallel()
+	forEachProtocolInParallel(t, func(t *testing.T, proto string) {
+		g := startFaultOver(t, proto, 1, func(a *config.App) { a.RequestTimeout = config.Duration(time.Second) })
 		c := newClient(t, g, 10*time.Second)
-		r := c.get("/sleep?d=4s")
+		r := c.get("/sleep?d=3s")
 		if r.status != http.StatusGatewayTimeout || r.cause != "upstream_timeout" {
 			t.Errorf("%v; want 504 upstream_timeout", r)
 		}
-		if r.duration < 1800*time.Millisecond || r.duration > 3500*time.Millisecond {
-			t.Errorf("504 after %v; want about request_timeout 2s", r.duration)
+		if r.duration < 900*time.Millisecond || r.duration > 2500*time.Millisecond {
+			t.Errorf("504 after %v; want about request_timeout 1s", r.duration)
 		}
 		if e, ok := accessFor(t, g, r.id); ok && e.Attempts != 1 {
 			t.Errorf("a timed-out request was tried %d times; upstream_timeout is never retried", e.Attempts)
@@ -242,6 +249,7 @@ func TestRequestTimeout(t *testing.T) {
 // request_timeout with 503 no_ready_instance, not with a 504 that blames
 // the app once the restart is done.
 func TestRetryHoldBoundedByRequestTimeout(t *testing.T) {
+	t.Parallel()
 	g := startFault(t, 1, func(a *config.App) {
 		a.RequestTimeout = config.Duration(time.Second)
 		a.HoldTimeout = config.Duration(10 * time.Second)
@@ -250,13 +258,14 @@ func TestRetryHoldBoundedByRequestTimeout(t *testing.T) {
 	})
 	c := newClient(t, g, 15*time.Second)
 	pid, _ := pidOf(g, "web-1")
+	killed := make(chan struct{})
 	go func() {
+		defer close(killed)
 		// Once the GET is at the app (its sleep outlasts the kill).
-		for deadline := time.Now().Add(5 * time.Second); g.Srv.Supervisor().App("web").Pool().Inflight() == 0 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitUntil(5*time.Second, func() bool { return g.Srv.Supervisor().App("web").Pool().Inflight() != 0 })
 		syscall.Kill(pid, syscall.SIGKILL)
 	}()
+	defer func() { <-killed }()
 	r := c.get("/sleep?d=5s")
 	if r.status != http.StatusServiceUnavailable || r.cause != "no_ready_instance" {
 		t.Errorf("%v; want 503 no_ready_instance", r)
@@ -270,12 +279,15 @@ func TestRetryHoldBoundedByRequestTimeout(t *testing.T) {
 // An app that ignores PORT never becomes ready; requests end after
 // hold_timeout with a 503 that says what gatehouse saw.
 func TestIgnoresPort(t *testing.T) {
+	t.Parallel()
 	cfg, app := harness.FaultApp(t, 1, "-ignore-port")
-	app.HoldTimeout = config.Duration(2 * time.Second)
+	app.HoldTimeout = config.Duration(time.Second)
 	app.StartTimeout = config.Duration(2 * time.Minute)
 	g := harness.Start(t, cfg)
-	testutil.WaitFor(t, 10*time.Second, "web-1 to start", func() bool { pid, _ := pidOf(g, "web-1"); return pid != 0 })
-	time.Sleep(300 * time.Millisecond) // let a probe or two fail
+	testutil.WaitFor(t, 10*time.Second, "a probe of web-1 refused", func() bool {
+		in := g.Instances("web")
+		return len(in) == 1 && in[0].PID != 0 && strings.Contains(in[0].Health, "connection refused on port")
+	})
 	c := newClient(t, g, 10*time.Second)
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ {
@@ -295,8 +307,8 @@ func TestIgnoresPort(t *testing.T) {
 			t.Errorf("%v; want 503 no_ready_instance", r)
 			continue
 		}
-		if r.duration < 1800*time.Millisecond || r.duration > 4*time.Second {
-			t.Errorf("%v: answered after %v; want about hold_timeout 2s", r, r.duration)
+		if r.duration < 900*time.Millisecond || r.duration > 3*time.Second {
+			t.Errorf("%v: answered after %v; want about hold_timeout 1s", r, r.duration)
 		}
 		if r.header.Get("Retry-After") == "" {
 			t.Errorf("%v: 503 without Retry-After", r)
@@ -328,6 +340,7 @@ func TestIgnoresPort(t *testing.T) {
 // The cases of the cause table (docs/diagnose.md) that the tests above do not reach.
 
 func TestBadResponse(t *testing.T) {
+	t.Parallel()
 	g := startFault(t, 2, nil)
 	c := newClient(t, g, 10*time.Second)
 	r := c.get("/garbage")
@@ -341,6 +354,7 @@ func TestBadResponse(t *testing.T) {
 }
 
 func TestResponseTruncated(t *testing.T) {
+	t.Parallel()
 	g := startFault(t, 1, nil)
 	c := newClient(t, g, 10*time.Second)
 	r := c.get("/truncate")
@@ -364,7 +378,8 @@ func TestResponseTruncated(t *testing.T) {
 }
 
 func TestClientClosed(t *testing.T) {
-	forEachProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachProtocolInParallel(t, func(t *testing.T, proto string) {
 		g := startFaultOver(t, proto, 1, nil)
 		c := newClient(t, g, 10*time.Second)
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -380,8 +395,11 @@ func TestClientClosed(t *testing.T) {
 		if e.Status != 499 || e.Cause != "client_closed" {
 			t.Errorf("access entry status %d cause %q; want 499 client_closed", e.Status, e.Cause)
 		}
-		time.Sleep(200 * time.Millisecond)
-		for _, m := range g.Srv.Supervisor().App("web").Pool().Members() {
+		// The gateway is done with the request once the pool no longer
+		// counts it: an ejection for it would have come before.
+		p := g.Srv.Supervisor().App("web").Pool()
+		testutil.WaitFor(t, 5*time.Second, "the gateway done with the request", func() bool { return p.Inflight() == 0 })
+		for _, m := range p.Members() {
 			if m.Ejected() {
 				t.Errorf("%s ejected after a client went away", m.ID)
 			}
@@ -393,6 +411,7 @@ func TestClientClosed(t *testing.T) {
 }
 
 func TestAppError(t *testing.T) {
+	t.Parallel()
 	g := startFault(t, 2, nil)
 	c := newClient(t, g, 10*time.Second)
 	r := c.get("/status?code=500")
@@ -412,6 +431,7 @@ func TestAppError(t *testing.T) {
 }
 
 func TestNoRoute(t *testing.T) {
+	t.Parallel()
 	cfg, app := harness.FaultApp(t, 1)
 	app.Routes = []string{"/api/"}
 	g := harness.Start(t, cfg)
@@ -431,6 +451,7 @@ func TestNoRoute(t *testing.T) {
 }
 
 func TestQueueFull(t *testing.T) {
+	t.Parallel()
 	cfg, app := harness.FaultApp(t, 1, "-no-listen")
 	app.QueueSize = 2
 	app.HoldTimeout = config.Duration(2 * time.Second)

@@ -72,7 +72,9 @@ func newClientFor(t testing.TB, g *harness.Gatehouse, proto string, timeout time
 
 // One member's port goes dead while the supervisor still believes it
 // ready: requests to it are connect_refused and retried on the other
-// member, POSTs included, and the dead member is ejected.
+// member, POSTs included, and the dead member is ejected. Serial: the
+// dead port must stay dead, and a test running beside it could be given
+// that port for a listener of its own.
 func TestConnectRefusedRetried(t *testing.T) {
 	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		good, bad := echoServer(t, "good"), echoServer(t, "bad")
@@ -120,7 +122,8 @@ func TestConnectRefusedRetried(t *testing.T) {
 // A body larger than retry_body_limit streams through intact, with and
 // without a declared length.
 func TestLargeBodyStreamed(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		g := startFaultFor(t, proto, 2, func(a *config.App) { a.RetryBodyLimit = 4 << 10 })
 		c := newClientFor(t, g, proto, 20*time.Second)
 		big := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB
@@ -145,7 +148,8 @@ func TestLargeBodyStreamed(t *testing.T) {
 // X-Request-Id is kept from the client or made, and reaches the app with
 // X-Forwarded-For, -Proto (https over TLS) and -Host.
 func TestForwardedHeaders(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		g := startFaultFor(t, proto, 1, nil)
 		c := newClientFor(t, g, proto, 10*time.Second)
 

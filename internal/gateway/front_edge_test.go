@@ -80,7 +80,8 @@ func TestFrontDialRace(t *testing.T) {
 // peer" instead of the 503; over HTTP/2 the stream is answered and the
 // rest of its body refused.
 func TestFrontUnreadUploadAnswerKept(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		d := newDirect(t, proto, echoApp(t), func(a *config.App) { a.RetryBodyLimit = 1 << 10 })
 		d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
 		c := protoClient(t, proto)
@@ -108,6 +109,9 @@ func TestFrontClientGoneBeforeSlowAnswer(t *testing.T) {
 	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/slow" {
+				// Time must pass: the gateway looks at the client before it
+				// writes an answer that took longer than lateCheck, and
+				// the client must have left by then.
 				time.Sleep(200 * time.Millisecond)
 			}
 			io.WriteString(w, "ok")
@@ -115,13 +119,7 @@ func TestFrontClientGoneBeforeSlowAnswer(t *testing.T) {
 		t.Cleanup(app.Close)
 		d := newDirect(t, proto, strings.TrimPrefix(app.URL, "http://"), nil)
 		// Warm the upstream pool so the slow request reuses a connection.
-		resp, err := protoClient(t, proto).Get(protoURL(proto, d.addr) + "/warm")
-		if err != nil {
-			t.Fatalf("warm-up: %v", err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
+		if resp, _ := fetchGet(t, protoClient(t, proto), protoURL(proto, d.addr)+"/warm"); resp.StatusCode != 200 {
 			t.Fatalf("warm-up: %d", resp.StatusCode)
 		}
 		d.waitIdle(t)
@@ -141,7 +139,8 @@ func TestFrontClientGoneBeforeSlowAnswer(t *testing.T) {
 // client_closed and let go of its member: over HTTP/1.1 it closes its
 // connection, over HTTP/2 it resets the stream.
 func TestClientGoneDuringSilentStream(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		release := make(chan struct{})
 		var once sync.Once
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -160,18 +159,13 @@ func TestClientGoneDuringSilentStream(t *testing.T) {
 		var body io.Reader
 		var leave func()
 		if proto == "h1" {
-			conn, err := net.Dial("tcp", d.addr)
+			c := dialPlain(t, d.addr)
+			c.send("GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+			resp, err := http.ReadResponse(c.br, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(5 * time.Second))
-			io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
-			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, leave = resp.Body, func() { conn.Close() }
+			body, leave = resp.Body, c.close
 		} else {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -188,11 +182,8 @@ func TestClientGoneDuringSilentStream(t *testing.T) {
 			t.Fatalf("first event %q, %v", line, err)
 		}
 		leave()
-		deadline := time.Now().Add(2 * time.Second)
-		for d.m.Inflight() != 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := d.m.Inflight(); n != 0 {
+		if !eventually(2*time.Second, func() bool { return d.m.Inflight() == 0 }) {
+			n := d.m.Inflight()
 			t.Errorf("2 s after the client left its stream, the member still has %d in flight", n)
 		}
 		once.Do(func() { close(release) })
@@ -206,7 +197,8 @@ func TestClientGoneDuringSilentStream(t *testing.T) {
 // sees the stream open at once, not when the first body bytes come,
 // which may be many seconds away.
 func TestStreamHeadFlushedAtOnce(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		release := make(chan struct{})
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -239,40 +231,25 @@ func TestStreamHeadFlushedAtOnce(t *testing.T) {
 // after the body): the request after it is served on the same
 // connection. An HTTP/1.1 matter.
 func TestFrontCRLFAfterPostBody(t *testing.T) {
+	t.Parallel()
 	d := newDirect(t, "h1", echoApp(t), nil)
-	conn, err := net.Dial("tcp", d.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab\r\n"+
+	c := dialPlain(t, d.addr)
+	c.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab\r\n" +
 		"GET /echo HTTP/1.1\r\nHost: b\r\n\r\n")
-	br := bufio.NewReader(conn)
-	for _, w := range []string{"POST /echo host=a body=2", "GET /echo host=b body=0"} {
-		readAnswer(t, br, w)
-	}
+	c.answers("POST /echo host=a body=2")
+	c.answers("GET /echo host=b body=0")
 }
 
 // Trailers the app sends without announcing them are forwarded too.
 func TestUndeclaredTrailers(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
-		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-			for {
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n")
-			}
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		addr := rawApp(t, func(c net.Conn, req *http.Request, body []byte) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n")
 		})
 		d := newDirect(t, proto, addr, nil)
-		resp, err := protoClient(t, proto).Get(protoURL(proto, d.addr) + "/t")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if string(b) != "hello" || resp.Trailer.Get("X-Sum") != "42" {
+		resp, b := fetchGet(t, protoClient(t, proto), protoURL(proto, d.addr)+"/t")
+		if b != "hello" || resp.Trailer.Get("X-Sum") != "42" {
 			t.Errorf("body %q trailer %v; want hello and X-Sum: 42", b, resp.Trailer)
 		}
 	})
@@ -283,46 +260,19 @@ func TestUndeclaredTrailers(t *testing.T) {
 // of an HTTP/1.1 request or of an HTTP/1.0 one, must start with that
 // byte.
 func TestFrontPipelinedWhileHeld(t *testing.T) {
+	t.Parallel()
 	d := newDirect(t, "h1", echoApp(t), func(a *config.App) { a.HoldTimeout = config.Duration(3 * time.Second) })
-	d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
-	conn, err := net.Dial("tcp", d.addr)
-	if err != nil {
-		t.Fatal(err)
+	c := dialPlain(t, d.addr)
+	for _, pair := range [][2]string{{"GET /echo?1 HTTP/1.1", "GET /echo?2 HTTP/1.1"}, {"GET /echo?3 HTTP/1.1", "GET /echo?4 HTTP/1.0"}} {
+		d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
+		c.send(pair[0] + "\r\nHost: a\r\n\r\n")
+		testutil.WaitFor(t, 3*time.Second, "the first request held", func() bool { return d.p.Waiting() == 1 })
+		next := pair[1] + "\r\nHost: a\r\n\r\n"
+		c.send(next)
+		testutil.AwaitPeerRead(c.c, len(next)-1, 3*time.Second) // the watcher took its first byte
+		d.m.SetState(pool.Ready)
+		c.answers(strings.TrimSuffix(pair[0], " HTTP/1.1") + " host=a")
+		c.answers(strings.TrimSuffix(strings.TrimSuffix(pair[1], " HTTP/1.1"), " HTTP/1.0") + " host=a")
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(conn, "GET /echo?1 HTTP/1.1\r\nHost: a\r\n\r\n")
-	time.Sleep(100 * time.Millisecond)
-	io.WriteString(conn, "GET /echo?2 HTTP/1.1\r\nHost: a\r\n\r\n")
-	time.Sleep(100 * time.Millisecond)
-	d.m.SetState(pool.Ready)
-	br := bufio.NewReader(conn)
-	read := func(want string) { t.Helper(); readAnswer(t, br, want) }
-	read("GET /echo?1 host=a")
-	read("GET /echo?2 host=a")
-
-	d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
-	io.WriteString(conn, "GET /echo?3 HTTP/1.1\r\nHost: a\r\n\r\n")
-	time.Sleep(100 * time.Millisecond)
-	io.WriteString(conn, "GET /echo?4 HTTP/1.0\r\nHost: a\r\n\r\n")
-	time.Sleep(100 * time.Millisecond)
-	d.m.SetState(pool.Ready)
-	read("GET /echo?3 host=a")
-	read("GET /echo?4 host=a")
 	d.waitIdle(t)
-}
-
-// readAnswer reads one response from br and checks that its body starts
-// with want.
-func readAnswer(t *testing.T, br *bufio.Reader, want string) {
-	t.Helper()
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("%s: %v", want, err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.HasPrefix(string(b), want) {
-		t.Errorf("got %d %.60q, want %q", resp.StatusCode, b, want)
-	}
 }

@@ -1,10 +1,7 @@
 package gateway_test
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +9,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/front"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // routedDirect is directWith the front's options and the app's routes
@@ -40,7 +38,8 @@ func headOfSize(t *testing.T, path string, n int) string {
 // that fits the buffer is measured too, on the plain listener and on the
 // HTTPS one.
 func TestHeadLimitBelowBuffer(t *testing.T) {
-	eachWire(t, h1Wires, func(t *testing.T, w wire) {
+	t.Parallel()
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
 		d := routedDirect(t, echoApp(t), nil, withOpts(w, front.Options{HeadLimit: 2 << 10}))
 		resp, body := rawExchangeOver(t, w, d.addr, headOfSize(t, "/echo", 6000))
 		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
@@ -54,7 +53,8 @@ func TestHeadLimitBelowBuffer(t *testing.T) {
 // is refused too, whatever the reads' sizes (TLS records or TCP
 // segments).
 func TestHeadLimitOvershoot(t *testing.T) {
-	eachWire(t, h1Wires, func(t *testing.T, w wire) {
+	t.Parallel()
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
 		d := routedDirect(t, echoApp(t), nil, withOpts(w, front.Options{HeadLimit: 16 << 10}))
 		resp, body := rawExchangeOver(t, w, d.addr, headOfSize(t, "/echo", 22<<10))
 		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
@@ -69,7 +69,8 @@ func TestHeadLimitOvershoot(t *testing.T) {
 // valid head larger than 8 KiB is refused 400 depending on where a line
 // ends.
 func TestBigHeadFalseBareLF(t *testing.T) {
-	eachWire(t, h1Wires, func(t *testing.T, w wire) {
+	t.Parallel()
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
 		d := routedDirect(t, echoApp(t), nil, withOpts(w, front.Options{}))
 		start := "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-A: "
 		// The CRLF ending X-A is at bytes 8188-8189: big[8189] == '\n'.
@@ -90,6 +91,7 @@ func TestBigHeadFalseBareLF(t *testing.T) {
 // front, which checks the next request on it as any other: one it
 // refuses (bare LF line ends, an obs-folded line) never reaches the app.
 func TestUpgradeNotTakenNextRequestChecked(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		routes []string
@@ -99,7 +101,7 @@ func TestUpgradeNotTakenNextRequestChecked(t *testing.T) {
 		{"no route for websocket", []string{"/api/"}, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"},
 		{"chunked POST with an Upgrade field", nil, "POST /up HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
 	}
-	eachWire(t, h1Wires, func(t *testing.T, w wire) {
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				app := newRecApp(t, nil)
@@ -139,6 +141,7 @@ func TestUpgradeNotTakenNextRequestChecked(t *testing.T) {
 // bounds the wait for the rest of the body, and the connection then
 // ends.
 func TestUnreadBodyReleasesSlot(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ name, head string }{
 		{"chunked", "POST /nope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"},
 		{"expect 100-continue", "POST /nope HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n"},
@@ -146,38 +149,25 @@ func TestUnreadBodyReleasesSlot(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			d := routedDirect(t, echoApp(t), []string{"/api/"}, front.Options{
 				MaxConnections: 1, BodyTimeout: 200 * time.Millisecond, HeadTimeout: time.Second, KeepaliveTimeout: time.Second})
-			conn, err := net.Dial("tcp", d.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			io.WriteString(conn, c.head)
-			conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-			br := bufio.NewReader(conn)
-			resp, err := http.ReadResponse(br, nil)
+			first := dialRaw(t, d.addr)
+			first.send(c.head)
+			resp, _, err := first.resp(3 * time.Second)
 			if err != nil {
 				t.Fatalf("no answer: %v", err)
 			}
-			io.Copy(io.Discard, resp.Body)
 			if resp.StatusCode != 404 {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
 			// The client now stays silent. body_timeout (200 ms) and every
 			// other limit are long past after 3 s.
-			conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-			_, err = br.ReadByte()
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			first.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			if _, err = first.br.ReadByte(); isTimeout(err) {
 				t.Errorf("connection still open 3 s after its answer, with body_timeout 200ms")
 			}
 			// And with max_connections 1, the next client is served.
-			c2, err := net.Dial("tcp", d.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c2.Close()
-			c2.SetDeadline(time.Now().Add(time.Second))
-			io.WriteString(c2, "GET /api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-			if _, err := http.ReadResponse(bufio.NewReader(c2), nil); err != nil {
+			next := dialRaw(t, d.addr)
+			next.send("GET /api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			if _, _, err := next.resp(time.Second); err != nil {
 				t.Errorf("second client not served while the first stays silent: %v", err)
 			}
 		})
@@ -187,28 +177,20 @@ func TestUnreadBodyReleasesSlot(t *testing.T) {
 // A head that outgrew the read buffer and then stalls past head_timeout
 // is answered 408 client_timeout and logged, as a shorter one is.
 func TestBigHeadTimeoutUnanswered(t *testing.T) {
-	eachWire(t, h1Wires, func(t *testing.T, w wire) {
+	t.Parallel()
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
 		for _, size := range []int{4000, 9000} {
 			t.Run(fmt.Sprint(size), func(t *testing.T) {
 				d := routedDirect(t, echoApp(t), nil, withOpts(w, front.Options{HeadTimeout: 300 * time.Millisecond}))
-				conn, err := dialH1(w, d.addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer conn.Close()
-				partial := "GET /slow HTTP/1.1\r\nHost: a\r\nX-Pad: " + strings.Repeat("p", size)
-				io.WriteString(conn, partial)
-				conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				c := dialRawOver(t, w, d.addr)
+				c.send("GET /slow HTTP/1.1\r\nHost: a\r\nX-Pad: " + strings.Repeat("p", size))
+				resp, _, err := c.resp(3 * time.Second)
 				if err != nil {
 					t.Errorf("partial head of %d bytes, stalled past head_timeout: no answer (%v), want 408", size, err)
 				} else if resp.StatusCode != http.StatusRequestTimeout {
 					t.Errorf("status %d, want 408", resp.StatusCode)
 				}
-				d.mu.Lock()
-				n := len(d.entries)
-				d.mu.Unlock()
-				if n == 0 {
+				if _, ok := d.find(func(telemetry.AccessEntry) bool { return true }); !ok {
 					t.Errorf("no access entry for the timed-out head")
 				}
 			})
@@ -226,22 +208,12 @@ func withOpts(w wire, opts front.Options) front.Options {
 // rawExchangeOver is rawExchange over w.
 func rawExchangeOver(t *testing.T, w wire, addr, raw string) (*http.Response, string) {
 	t.Helper()
-	conn, err := dialH1(w, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(conn, raw)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	for err == nil && resp.StatusCode < 200 { // 100 Continue
-		resp, err = http.ReadResponse(br, nil)
-	}
+	c := dialRawOver(t, w, addr)
+	c.send(raw)
+	resp, body, err := c.final(5 * time.Second) // past any 100 Continue
 	if err != nil {
 		t.Fatalf("%q: %v", raw, err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b)
+	c.close()
+	return resp, body
 }

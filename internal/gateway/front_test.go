@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,6 +63,7 @@ func rawExchange(t *testing.T, addr, raw string) (*http.Response, string) {
 // Requests beyond the plainest are served, the unusual ones answered and
 // the malformed ones refused 400, all by the front's one HTTP/1.1 parser.
 func TestFrontUnusualRequests(t *testing.T) {
+	t.Parallel()
 	d := newDirect(t, "h1", echoApp(t), nil)
 	tests := []struct {
 		name, raw  string
@@ -103,7 +105,8 @@ func TestFrontUnusualRequests(t *testing.T) {
 // an HTTP/2 client sends none), TE: trailers kept, X-Forwarded-* set by
 // the gateway alone (X-Forwarded-Proto https over TLS).
 func TestFrontHeaders(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		d := newDirect(t, proto, echoApp(t), nil)
 		req, _ := http.NewRequest("GET", protoURL(proto, d.addr)+"/echo", nil)
 		req.Host = "site.example"
@@ -155,6 +158,7 @@ func TestFrontHeaders(t *testing.T) {
 // Pipelined requests are answered in order on one connection, HEAD and
 // 204 answers carry no body, and Connection: close is honoured.
 func TestFrontPipelinedAndBodiless(t *testing.T) {
+	t.Parallel()
 	d := newDirect(t, "h1", echoApp(t), nil)
 	conn, err := net.Dial("tcp", d.addr)
 	if err != nil {
@@ -206,7 +210,8 @@ func TestFrontPipelinedAndBodiless(t *testing.T) {
 // its trailers follow: chunked over HTTP/1.1, DATA frames without a
 // content-length over HTTP/2.
 func TestFrontStreamsAndTrailers(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		release := make(chan struct{})
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Trailer", "X-Sum")
@@ -250,6 +255,7 @@ func TestFrontStreamsAndTrailers(t *testing.T) {
 // and lets go of its place. Over HTTP/1.1 the client closes its
 // connection; over HTTP/2 it resets the stream.
 func TestFrontClientGoneWhileWaiting(t *testing.T) {
+	t.Parallel()
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -261,9 +267,10 @@ func TestFrontClientGoneWhileWaiting(t *testing.T) {
 		name  string
 		ready bool
 	}{{"held for an instance", false}, {"waiting for the app", true}}
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
 				d := newDirect(t, proto, strings.TrimPrefix(slow.URL, "http://"), func(a *config.App) {
 					a.HoldTimeout = config.Duration(10 * time.Second)
 					a.RequestTimeout = config.Duration(10 * time.Second)
@@ -272,7 +279,12 @@ func TestFrontClientGoneWhileWaiting(t *testing.T) {
 					d.m.SetState(pool.Unhealthy) // out of rotation (a legal change from ready)
 				}
 				leave := sendAndLeave(t, proto, d.addr, "/wait")
-				time.Sleep(300 * time.Millisecond)
+				testutil.WaitFor(t, 5*time.Second, "the request waiting", func() bool {
+					if tt.ready {
+						return d.m.Inflight() == 1 // at the app
+					}
+					return d.serving.n.Load() == 1 // held: the only member is out of rotation
+				})
 				start := time.Now()
 				leave()
 				e := d.entry(t, "/wait")
@@ -323,14 +335,24 @@ func sendAndLeave(t *testing.T, proto, addr, path string) (leave func()) {
 // Connection: close; over HTTP/2 the connection is told to go away
 // (GOAWAY) and closes after its stream.
 func TestFrontShutdown(t *testing.T) {
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			time.Sleep(500 * time.Millisecond)
-		}
-		io.WriteString(w, "done")
-	}))
-	t.Cleanup(app.Close)
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		// /slow answers once the test lets it: when Shutdown has closed
+		// the idle connection.
+		release := make(chan struct{})
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}
+			io.WriteString(w, "done")
+		}))
+		t.Cleanup(app.Close)
+		var released sync.Once
+		letGo := func() { released.Do(func() { close(release) }) }
+		t.Cleanup(letGo)
 		cfg := config.Default()
 		ac := config.NewApp("web")
 		ac.Routes = []string{"/"}
@@ -436,6 +458,7 @@ func TestFrontShutdown(t *testing.T) {
 		go func() { shut <- f.Shutdown(ctx) }()
 
 		idleClosed()
+		letGo()
 		inFlight()
 		if err := <-shut; err != nil {
 			t.Errorf("Shutdown: %v", err)

@@ -30,6 +30,7 @@ import (
 // flood's start, over h2c and over TLS, for each kind of frame; a client
 // on another connection is served meanwhile.
 func TestH2FloodThatNeverReadsIsToldToCalmDown(t *testing.T) {
+	parallelUnlessRace(t)
 	cases := []struct {
 		name string
 		// open writes what comes before the flood; frame one frame of
@@ -55,8 +56,10 @@ func TestH2FloodThatNeverReadsIsToldToCalmDown(t *testing.T) {
 	}
 	for _, secure := range []bool{false, true} {
 		t.Run(schemeOf(secure), func(t *testing.T) {
+			parallelUnlessRace(t)
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
+					parallelUnlessRace(t)
 					f, addr := calmFront(t, secure)
 					good := goodClient(t, addr, secure)
 					got := floodNeverReading(t, addr, secure, c.open, c.frame)
@@ -82,6 +85,7 @@ func TestH2FloodThatNeverReadsIsToldToCalmDown(t *testing.T) {
 // never pile up, is told to calm down all the same: SETTINGS and PING
 // each make the server answer.
 func TestH2FloodThatReadsIsToldToCalmDown(t *testing.T) {
+	parallelUnlessRace(t)
 	cases := []struct {
 		name  string
 		frame func(w *http2.Framer)
@@ -93,8 +97,10 @@ func TestH2FloodThatReadsIsToldToCalmDown(t *testing.T) {
 	}
 	for _, secure := range []bool{false, true} {
 		t.Run(schemeOf(secure), func(t *testing.T) {
+			parallelUnlessRace(t)
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
+					parallelUnlessRace(t)
 					f, addr := calmFront(t, secure)
 					good := goodClient(t, addr, secure)
 					h, err := dialH2(t, addr, secure)
@@ -255,11 +261,15 @@ func goodClient(t *testing.T, addr string, secure bool) *goodRun {
 	url := schemeOf(secure) + "://" + addr + "/good"
 	go func() {
 		defer close(g.done)
+		// A request every few milliseconds, not back to back: the
+		// floods, not this client, are to keep the cores busy.
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
 		for {
 			select {
 			case <-g.quit:
 				return
-			default:
+			case <-tick.C:
 			}
 			resp, err := cl.Get(url)
 			var out string
@@ -322,8 +332,10 @@ func (g *goodRun) stop() goodSeen {
 // another connection is served meanwhile. Without the bound its
 // connection went on for as long as it kept resetting.
 func TestH2RapidResetIsToldToCalmDown(t *testing.T) {
+	parallelUnlessRace(t)
 	for _, secure := range []bool{false, true} {
 		t.Run(schemeOf(secure), func(t *testing.T) {
+			parallelUnlessRace(t)
 			app := newNetApp(t, nil)
 			gw, m := oneMember(t, app.addr, nil, gateway.Options{})
 			f, addr := serveWith(t, gw, h2Opts(secure))
@@ -396,6 +408,7 @@ func (a *netApp) received() []seenReq {
 // A connection ended for a flood is counted on /metrics, where an
 // operator's alert sees it.
 func TestH2FloodCountedInMetrics(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts gatehouse with the fault app")
 	}

@@ -15,9 +15,12 @@ import (
 
 // TestH2Floods is TestH2Hostile's floods, one at a time: each keeps a
 // core busy, and run beside the other cases they would hold those past
-// the idle timeout.
+// the idle timeout. A load test, serial and in the full suite only.
 func TestH2Floods(t *testing.T) {
-	runH2Cases(t, h2Floods, 1)
+	if testing.Short() {
+		t.Skip("a load test: the full suite (without -short) runs it")
+	}
+	runH2Cases(t, h2Floods, 1, false)
 }
 
 var h2Floods = []h2Case{
@@ -99,7 +102,13 @@ func survived(v *h2View) string {
 // forward thousands of requests for it to the app, nor keep goroutines
 // once the connection is gone. net/http's server, given the same bytes,
 // is measured beside it.
+//
+// A load test that counts the process's goroutines: serial, and in the
+// full suite only.
 func TestH2RapidReset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a load test: the full suite (without -short) runs it")
+	}
 	const n = 3000
 	for _, secure := range []bool{false, true} {
 		t.Run(schemeOf(secure), func(t *testing.T) {

@@ -151,17 +151,13 @@ func FuzzH2Request(f *testing.F) {
 	})
 }
 
-// received is what the app got, once the gateway is done with the member
-// (boundedly), and a moment more for a forward racing a reset; settle's
-// moment is longer than a fuzzer can wait on every input.
+// received is what the app got, once the gateway is done with every
+// request and the app with every byte (boundedly), and a moment more for
+// a forward racing a reset; settle's moment is longer than a fuzzer can
+// wait on every input.
 func (a *recApp) received(d *direct) []appReq {
-	for deadline := time.Now().Add(3 * time.Second); d.m.Inflight() != 0 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(5 * time.Millisecond)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.reqs)
+	quiesce(d, 3*time.Second, a.conns.quiet, 5*time.Millisecond)
+	return a.all()
 }
 
 // refused: a stream or connection error, or a 4xx, is how the client

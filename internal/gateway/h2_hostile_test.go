@@ -35,17 +35,22 @@ import (
 //
 // goleak (TestMain) checks that nothing is left running.
 func TestH2Hostile(t *testing.T) {
-	// The cases' exchanges run at once: most are a few frames, and the
-	// silent ones wait out the idle timeout together.
-	runH2Cases(t, h2Cases, len(h2Cases))
+	// The cases' exchanges run at once, over h2c and TLS together: most
+	// are a few frames, and the silent ones wait out the idle timeout
+	// together.
+	runH2Cases(t, h2Cases, len(h2Cases), true)
 }
 
-// runH2Cases runs cases over h2c and over TLS, at most par at a time,
-// each against its own gateway, app and oracle (net/http's server, h2c:
-// the protocol under test is the same over both).
-func runH2Cases(t *testing.T, cases []h2Case, par int) {
+// runH2Cases runs cases over h2c and over TLS (both at once if
+// together), at most par at a time on each, each against its own
+// gateway, app and oracle (net/http's server, h2c: the protocol under
+// test is the same over both).
+func runH2Cases(t *testing.T, cases []h2Case, par int, together bool) {
 	for _, secure := range []bool{false, true} {
 		t.Run(schemeOf(secure), func(t *testing.T) {
+			if together {
+				t.Parallel()
+			}
 			runs := make([]*h2Run, len(cases))
 			for i := range cases {
 				app := newRecApp(t, nil)
@@ -622,9 +627,11 @@ func (d *direct) logged(cause string, status int) bool {
 // and a header list past it refused before it reaches the app; over h2c
 // and over TLS.
 func TestH2HeadLimit(t *testing.T) {
+	t.Parallel()
 	const limit = 16 << 10
 	for _, secure := range []bool{false, true} {
 		t.Run(schemeOf(secure), func(t *testing.T) {
+			t.Parallel()
 			opts := h2Opts(secure)
 			opts.HeadLimit = limit
 			app := newRecApp(t, nil)

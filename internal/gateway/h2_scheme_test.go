@@ -25,6 +25,7 @@ import (
 // sets back from the connection. The HTTP/1.1 counterpart is an
 // absolute-form target naming the other scheme.
 func TestSchemeIsTheConnections(t *testing.T) {
+	t.Parallel()
 	const hsts = "max-age=31536000"
 	cases := []struct {
 		wire wire
@@ -47,6 +48,7 @@ func TestSchemeIsTheConnections(t *testing.T) {
 			name = c.wire.name + " origin-form"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			app := newNetApp(t, nil)
 			opts := c.wire.frontOptions()
 			opts.HSTS = hsts
@@ -147,7 +149,8 @@ func affinityDirect(t *testing.T, addr string, opts front.Options) *direct {
 	d.m.SetState(pool.Ready)
 	t.Cleanup(func() { p.Remove(d.m) })
 	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: d.observe})
-	_, d.addr = serveWith(t, gw, opts)
+	d.serving = &servingCount{h: gw}
+	_, d.addr = serveWith(t, d.serving, opts)
 	d.url = "http://" + d.addr
 	return d
 }

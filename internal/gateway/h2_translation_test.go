@@ -23,6 +23,7 @@ import (
 // gatehouse sets or drops; adjust: anything else), and the framing of
 // the body (Content-Length or chunked), which net/http hides.
 func TestH2ToHTTP1Translation(t *testing.T) {
+	t.Parallel()
 	app := newNetApp(t, nil)
 	d := directWith(t, app.addr, h2Opts(false), nil)
 	o := newOracle(t, h2Opts(false))
@@ -212,6 +213,7 @@ func chop(s string, n int) []string {
 // Framing fields (Content-Length) and the ones gatehouse adds (Date,
 // X-Request-Id) are set aside.
 func TestH2ResponsesIntact(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name   string
 		method string
@@ -333,6 +335,7 @@ func newH2App(t *testing.T, answer http.HandlerFunc) string {
 // §8.2.2) reaches an HTTP/2 client without them, on an intact stream, and
 // the connection serves on.
 func TestH2DropsConnectionSpecificResponseFields(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name string
 		raw  string

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/gatehouse/gatehouse/internal/front"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // HTTP/2 by hand: a client that writes whatever frames a test says,
@@ -197,13 +198,11 @@ func (a *netApp) record(q seenReq) {
 	a.mu.Unlock()
 }
 
-// settle waits (boundedly) for the gateway to be done with the member,
+// settle waits (boundedly) for the gateway to be done with every request
+// (quiesce), and a moment more for a forward racing the client's reset,
 // then returns what the app saw.
 func (a *netApp) settle(d *direct) []seenReq {
-	for deadline := time.Now().Add(3 * time.Second); d.m.Inflight() != 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(30 * time.Millisecond) // a forward racing the client's reset
+	quiesce(d, 3*time.Second, nil, 30*time.Millisecond)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.reqs)
@@ -280,29 +279,18 @@ type h2Stream struct {
 // and starts reading it; the test's end closes it and waits for the
 // reader. Nothing is written yet: start sends the preface.
 func dialH2(t testing.TB, addr string, secure bool) (*h2Raw, error) {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	var cfg *tls.Config
+	if secure {
+		_, cfg = h2TLS()
+	}
+	r, err := testutil.DialH2(t, addr, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if secure {
-		_, cfg := h2TLS()
-		tc := tls.Client(c, cfg.Clone())
-		tc.SetDeadline(time.Now().Add(5 * time.Second))
-		if err := tc.Handshake(); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("TLS handshake: %w", err)
-		}
-		if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
-			c.Close()
-			return nil, fmt.Errorf("ALPN negotiated %q, want h2", p)
-		}
-		tc.SetDeadline(time.Time{})
-		c = tc
-	}
-	h := &h2Raw{c: c, scheme: schemeOf(secure), sent: map[uint32]int64{}, changed: make(chan struct{}), done: make(chan struct{}),
+	h := &h2Raw{c: r.Conn, scheme: schemeOf(secure), sent: map[uint32]int64{}, changed: make(chan struct{}), done: make(chan struct{}),
 		wrote: make(chan struct{}), quit: make(chan struct{})}
 	h.view.Streams = map[uint32]*h2Stream{}
-	h.w = http2.NewFramer(c, nil)
+	h.w = r.Framer // its writing side: read reads with a framer of its own
 	h.w.AllowIllegalWrites = true
 	h.enc = hpack.NewEncoder(&h.hbuf)
 	go h.read()

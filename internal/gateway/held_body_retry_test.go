@@ -22,6 +22,7 @@ import (
 // A request body read whole before the app was asked (in a temporary
 // file: the connection's memory budget is too small for it) is sent whole
 // again when the first instance cuts the request off after reading it.
+// Serial: spillFiles counts the whole process's.
 func TestHeldBodyResentWholeOnRetry(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

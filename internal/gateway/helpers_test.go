@@ -3,9 +3,11 @@ package gateway_test
 import (
 	"context"
 	"crypto/x509"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,7 +24,32 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	testutil.WaitingParallel(parallelTests())
 	goleak.VerifyTestMain(m)
+}
+
+// parallelTests is how many parallel tests run at once (unless
+// -parallel is given): they spend their time waiting on app processes,
+// timeouts and sockets, not on a core. Under the race detector, which
+// makes each of them costlier, fewer. The tests that load the CPU, or
+// read what the whole process holds (goroutines, allocations, open
+// files), stay serial, and so never run beside a parallel one.
+func parallelTests() int {
+	if raceEnabled {
+		return max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	return max(8, 4*runtime.GOMAXPROCS(0))
+}
+
+// parallelUnlessRace is t.Parallel but under the race detector: for a
+// test that keeps the CPU busy within time bounds, which hold beside
+// other tests in a plain run but not when the race detector makes every
+// test several times costlier.
+func parallelUnlessRace(t *testing.T) {
+	if !raceEnabled {
+		t.Parallel()
+	}
 }
 
 // result is what a client saw of one request.
@@ -149,18 +176,33 @@ func (c *client) all() []result {
 // accessFor waits for the access entry of request id.
 func accessFor(t testing.TB, g *harness.Gatehouse, id string) (telemetry.AccessEntry, bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var found telemetry.AccessEntry
+	ok := waitUntil(5*time.Second, func() bool {
 		for _, e := range g.Access() {
 			if e.RequestID == id {
-				return e, true
+				found = e
+				return true
 			}
 		}
+		return false
+	})
+	return found, ok
+}
+
+// waitUntil polls cond until it holds, and reports whether it did
+// within d. Unlike testutil.WaitFor it leaves failing to the caller, and
+// may run on any goroutine.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
 		if time.Now().After(deadline) {
-			return telemetry.AccessEntry{}, false
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
 	}
+	return true
 }
 
 // checkCauses holds every test to the rule on causes: every status
@@ -260,6 +302,14 @@ var protocols = []string{"http/1.1", "h2"}
 func forEachProtocol(t *testing.T, f func(t *testing.T, proto string)) {
 	for _, p := range protocols {
 		t.Run(p, func(t *testing.T) { f(t, p) })
+	}
+}
+
+// forEachProtocolInParallel is forEachProtocol with the protocols' runs
+// at once (each with its own gatehouse): for tests that mostly wait.
+func forEachProtocolInParallel(t *testing.T, f func(t *testing.T, proto string)) {
+	for _, p := range protocols {
+		t.Run(p, func(t *testing.T) { t.Parallel(); f(t, p) })
 	}
 }
 

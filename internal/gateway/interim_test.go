@@ -15,6 +15,7 @@ import (
 // HTTP/1.1 client, never to an HTTP/1.0 one, which would take it for the
 // final answer and the real one for its body (RFC 9110 §15.2).
 func TestInterimNotSentToHTTP10(t *testing.T) {
+	t.Parallel()
 	addr := testutil.ServeRaw(t, func(c net.Conn) {
 		defer c.Close()
 		br := bufio.NewReader(c)

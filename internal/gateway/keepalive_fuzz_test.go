@@ -38,26 +38,27 @@ import (
 // explores further. FuzzPipelinedBodies runs the same sequences with
 // chunked bodies, HTTP/1.0 and Expect: 100-continue among them.
 func FuzzKeepAliveSequence(f *testing.F) {
-	for _, s := range keepAliveSeeds {
-		b := encodeKeepAlive(s)
-		if diff := cmp.Diff(s, decodeKeepAlive(b)); diff != "" {
-			f.Fatalf("a seed does not decode to itself (-seed +decoded):\n%s", diff)
-		}
-		f.Add(b)
-	}
-	fuzzSequences(f, decodeKeepAlive)
+	fuzzSequences(f, keepAliveSeeds, keepAliveForm)
 }
 
 // fuzzSequences runs the fuzz target: each input, decoded into a sequence
 // of requests, goes through the gateway and to the oracle, and what the
-// client read and the app saw must be the same.
-func fuzzSequences(f *testing.F, decode func([]byte) []fuzzReq) {
+// client read and the app saw must be the same. The seeds, encoded, are
+// the corpus; each must decode to itself.
+func fuzzSequences(f *testing.F, seeds [][]fuzzReq, form sequenceForm) {
+	for _, s := range seeds {
+		b := form.encode(s)
+		if diff := cmp.Diff(s, form.decode(b)); diff != "" {
+			f.Fatalf("a seed does not decode to itself (-seed +decoded):\n%s", diff)
+		}
+		f.Add(b)
+	}
 	app := newKAServer(f)
 	oracle := newKAServer(f)
 	d := directWith(f, app.addr, protoOptions(f, "h1"), nil)
 	var conns atomic.Int64
 	f.Fuzz(func(t *testing.T, data []byte) {
-		reqs := decode(data)
+		reqs := form.decode(data)
 		// The id is in every request, the same in both runs, so that each
 		// server keeps this connection's requests apart from earlier
 		// inputs' (the gateway's app connections are pooled across them).
@@ -68,10 +69,7 @@ func fuzzSequences(f *testing.F, decode func([]byte) []fuzzReq) {
 		}
 		got := runKeepAlive(d.addr, reqs, raws)
 		want := runKeepAlive(oracle.addr, reqs, raws)
-		for deadline := time.Now().Add(3 * time.Second); d.m.Inflight() != 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
-		time.Sleep(5 * time.Millisecond) // a forward racing the client's close
+		quiesce(d, 3*time.Second, app.conns.quiet, 0)
 		gotApp, wantApp := app.take(id), oracle.take(id)
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("answers the client read (-net/http +gateway):\n%s\nsequence:\n%s", diff, describeKeepAlive(reqs))
@@ -270,66 +268,97 @@ func (s *fuzzBytes) byte() int {
 
 func (s *fuzzBytes) u16() int { return s.byte()<<8 | s.byte() }
 
-// decodeKeepAlive reads 1-6 requests: a count, then per request a
-// method, a send mode, a close flag (3 closes), a path length (0-7) and
-// its characters, a body length and a split offset (2 bytes each), a
-// pause, an answer length (2 bytes) and a delay (d ms is 7+8d).
-// encodeKeepAlive is its inverse, for the seeds.
-func decodeKeepAlive(data []byte) []fuzzReq {
+// sequenceForm is how a fuzz target's input spells a sequence: 1-6
+// requests, a count, then per request a method, a send mode, a flags
+// byte (read by flags, written by flagsOf), what rest reads, then what
+// more reads (appendMore writes), if set. encode is decode's inverse, for
+// the seeds.
+type sequenceForm struct {
+	flags      func(q *fuzzReq, flags byte, reqs []fuzzReq, i int)
+	flagsOf    func(q fuzzReq) byte
+	more       func(s *fuzzBytes, q *fuzzReq)
+	appendMore func(b []byte, q fuzzReq) []byte
+}
+
+func (f sequenceForm) decode(data []byte) []fuzzReq {
 	s := &fuzzBytes{data}
 	reqs := make([]fuzzReq, 1+s.byte()%6)
 	for i := range reqs {
 		q := &reqs[i]
 		q.Method = keepAliveMethods[s.byte()%len(keepAliveMethods)]
 		q.Send = sendMode(s.byte() % int(numSendModes))
-		q.Close = s.byte()%4 == 3
-		path := []byte{'/'}
-		for range s.byte() % 8 {
-			path = append(path, keepAlivePathChars[s.byte()%len(keepAlivePathChars)])
-		}
-		q.Path = string(path)
-		if n := s.u16() % (maxFuzzLen + 1); hasBody(q.Method) {
-			q.BodyLen = n
-		}
-		q.Split = s.u16()
-		q.Pause = s.byte() % 21
-		q.AnswerLen = s.u16() % (maxFuzzLen + 1)
-		if b := s.byte(); b%8 == 7 {
-			q.Delay = (b / 8) % 21
+		f.flags(q, byte(s.byte()), reqs, i)
+		s.rest(q)
+		if f.more != nil {
+			f.more(s, q)
 		}
 	}
 	return reqs
 }
 
-func encodeKeepAlive(reqs []fuzzReq) []byte {
+func (f sequenceForm) encode(reqs []fuzzReq) []byte {
 	if len(reqs) < 1 || len(reqs) > 6 {
 		panic("a sequence is 1-6 requests")
 	}
 	b := []byte{byte(len(reqs) - 1)}
-	u16 := func(v int) { b = append(b, byte(v>>8), byte(v)) }
 	for _, q := range reqs {
-		b = append(b, byte(slices.Index(keepAliveMethods, q.Method)), byte(q.Send))
-		if q.Close {
-			b = append(b, 3)
-		} else {
-			b = append(b, 0)
-		}
-		p := strings.TrimPrefix(q.Path, "/")
-		b = append(b, byte(len(p)))
-		for _, c := range []byte(p) {
-			b = append(b, byte(strings.IndexByte(keepAlivePathChars, c)))
-		}
-		u16(q.BodyLen)
-		u16(q.Split)
-		b = append(b, byte(q.Pause))
-		u16(q.AnswerLen)
-		if q.Delay > 0 {
-			b = append(b, byte(7+8*q.Delay))
-		} else {
-			b = append(b, 0)
+		b = append(b, byte(slices.Index(keepAliveMethods, q.Method)), byte(q.Send), f.flagsOf(q))
+		b = appendRest(b, q)
+		if f.appendMore != nil {
+			b = f.appendMore(b, q)
 		}
 	}
 	return b
+}
+
+// keepAliveForm is FuzzKeepAliveSequence's: the flags byte is a close
+// flag (3 closes).
+var keepAliveForm = sequenceForm{
+	flags: func(q *fuzzReq, flags byte, _ []fuzzReq, _ int) { q.Close = flags%4 == 3 },
+	flagsOf: func(q fuzzReq) byte {
+		if q.Close {
+			return 3
+		}
+		return 0
+	},
+}
+
+// rest reads what the two fuzz targets' requests share after the method,
+// send mode and flags: a path length (0-7) and its characters, a body
+// length and a split offset (2 bytes each), a pause, an answer length (2
+// bytes) and a delay (d ms is 7+8d). appendRest writes them.
+func (s *fuzzBytes) rest(q *fuzzReq) {
+	path := []byte{'/'}
+	for range s.byte() % 8 {
+		path = append(path, keepAlivePathChars[s.byte()%len(keepAlivePathChars)])
+	}
+	q.Path = string(path)
+	if n := s.u16() % (maxFuzzLen + 1); hasBody(q.Method) {
+		q.BodyLen = n
+	}
+	q.Split = s.u16()
+	q.Pause = s.byte() % 21
+	q.AnswerLen = s.u16() % (maxFuzzLen + 1)
+	if b := s.byte(); b%8 == 7 {
+		q.Delay = (b / 8) % 21
+	}
+}
+
+func appendRest(b []byte, q fuzzReq) []byte {
+	u16 := func(v int) { b = append(b, byte(v>>8), byte(v)) }
+	p := strings.TrimPrefix(q.Path, "/")
+	b = append(b, byte(len(p)))
+	for _, c := range []byte(p) {
+		b = append(b, byte(strings.IndexByte(keepAlivePathChars, c)))
+	}
+	u16(q.BodyLen)
+	u16(q.Split)
+	b = append(b, byte(q.Pause))
+	u16(q.AnswerLen)
+	if q.Delay > 0 {
+		return append(b, byte(7+8*q.Delay))
+	}
+	return append(b, 0)
 }
 
 // keepAliveAnswer is what the client read of one answer: what the echo
@@ -397,7 +426,7 @@ func runKeepAlive(addr string, reqs []fuzzReq, raws [][]byte) []keepAliveAnswer 
 			readTo(i)
 		case sendEarly:
 			flush()
-			time.Sleep(time.Duration(q.Pause) * time.Millisecond)
+			pause(q.Pause)
 		case sendSplitEarly:
 			flush()
 		}
@@ -407,7 +436,7 @@ func runKeepAlive(addr string, reqs []fuzzReq, raws [][]byte) []keepAliveAnswer 
 		if q.Send == sendSplitAfter || q.Send == sendSplitEarly {
 			at := q.splitAt(len(raw))
 			write(raw[:at])
-			time.Sleep(time.Duration(q.Pause) * time.Millisecond)
+			pause(q.Pause)
 			raw = raw[at:]
 		}
 		pending = raw
@@ -469,10 +498,11 @@ func readErr(err error) string {
 // (to an HTTP/1.0 client, to the connection's end). The number counts per
 // client connection, not per app connection, as the gateway pools those.
 type kaServer struct {
-	addr string
-	mu   sync.Mutex
-	seq  map[string]int
-	seen map[string][]kaSeen
+	addr  string
+	conns appConns
+	mu    sync.Mutex
+	seq   map[string]int
+	seen  map[string][]kaSeen
 }
 
 // kaSeen is what the handler was handed of a request.
@@ -489,7 +519,7 @@ func newKAServer(t testing.TB) *kaServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: e, ErrorLog: quietLog()}
+	srv := &http.Server{Handler: e, ErrorLog: quietLog(), ConnState: e.conns.state}
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close(); <-done })
@@ -516,7 +546,7 @@ func (e *kaServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ms, _ := strconv.Atoi(r.Header.Get("X-Answer-Delay")); ms > 0 {
-		time.Sleep(time.Duration(ms) * time.Millisecond)
+		pause(ms)
 	}
 	pad, _ := strconv.Atoi(r.Header.Get("X-Answer-Len"))
 	line := fmt.Sprintf("%s %s body=%d sum=%08x seq=%d\n", s.Method, s.Path, s.BodyLen, s.BodySum, n)
@@ -530,6 +560,10 @@ func (e *kaServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	io.WriteString(w, out)
 }
+
+// pause waits ms milliseconds, as a fuzz input says: time must pass
+// between the writes it splits, or before the app answers.
+func pause(ms int) { time.Sleep(time.Duration(ms) * time.Millisecond) }
 
 // take returns and forgets what the handler saw on connection id.
 func (e *kaServer) take(id string) []kaSeen {

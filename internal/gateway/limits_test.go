@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // limBodyApp records, per path, the length of every request body it read
@@ -56,13 +57,15 @@ func (a *limBodyApp) got(path string) (whole, broken []int) {
 // without content-length over HTTP/2) is cut at the limit, and the
 // client gets 413 either way; a body within the limit reaches the app.
 func TestLimitAppRequestBody(t *testing.T) {
+	t.Parallel()
 	const limit = 1 << 10
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		for _, mode := range []struct {
 			name  string
 			retry config.Size // retry_body_limit: below the body, it streams
 		}{{"buffered", 0}, {"streamed", 256}} {
 			t.Run(mode.name, func(t *testing.T) {
+				t.Parallel()
 				app := newLimBodyApp(t)
 				d := newDirect(t, proto, app.addr, func(a *config.App) {
 					a.Limits.RequestBody = limit
@@ -131,13 +134,15 @@ func TestLimitAppRequestBody(t *testing.T) {
 // answered 408 client_timeout within it, and the app's connection and
 // member are let go.
 func TestLimitAppBodyTimeout(t *testing.T) {
+	t.Parallel()
 	const bt = 300 * time.Millisecond
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		for _, mode := range []struct {
 			name  string
 			retry config.Size
 		}{{"buffered", 0}, {"streamed", 1 << 10}} {
 			t.Run(mode.name, func(t *testing.T) {
+				t.Parallel()
 				appDone := make(chan error, 4)
 				addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 					// (The head may still sit in the gateway's write buffer
@@ -246,8 +251,9 @@ func stallH2Upload(t *testing.T, proto, addr, path string, declared int64, heade
 // An app's response_head: a longer response head is refused with 502
 // bad_response, one within it passes.
 func TestLimitAppResponseHead(t *testing.T) {
+	t.Parallel()
 	const limit = 2 << 10
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 			for {
 				req, err := http.ReadRequest(br)
@@ -293,6 +299,7 @@ func TestLimitAppResponseHead(t *testing.T) {
 // An app's body_timeout shorter than the front's cuts a stalled upload at
 // the app's value, whatever its framing: 408 within it.
 func TestAppBodyTimeout(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t)
 	cases := []struct {
 		name       string
@@ -304,9 +311,10 @@ func TestAppBodyTimeout(t *testing.T) {
 		{"content-length", "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n", "abc", 10, nil},
 		{"expect", "POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n", "abc", 10, http.Header{"Expect": {"100-continue"}}},
 	}
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
 				opts := protoOptions(t, proto)
 				opts.BodyTimeout = 20 * time.Second
 				s := serveCounted(t, app, opts, func(a *config.App) {
@@ -318,7 +326,7 @@ func TestAppBodyTimeout(t *testing.T) {
 					c := dialRaw(t, s.addr)
 					start := time.Now()
 					c.send(tc.head)
-					time.Sleep(50 * time.Millisecond)
+					testutil.WaitFor(t, 5*time.Second, "the request at the gateway", func() bool { return s.h.active.Load() == 1 })
 					c.send(tc.part)
 					resp, _, err := c.final(5 * time.Second)
 					took = time.Since(start)

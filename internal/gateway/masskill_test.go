@@ -18,6 +18,7 @@ import (
 // replacements, not condemned as a query of death. Only POSTs the dead
 // instances already had fail, with 502 upstream_reset.
 func TestAllInstancesKilledUnderLoad(t *testing.T) {
+	t.Parallel()
 	g := startFault(t, 2, func(a *config.App) {
 		a.HoldTimeout = config.Duration(15 * time.Second)
 		a.RequestTimeout = config.Duration(30 * time.Second)
@@ -27,6 +28,11 @@ func TestAllInstancesKilledUnderLoad(t *testing.T) {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	// halt stops the load and waits for it; a failed wait below halts it
+	// too, when the test ends.
+	halt := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	t.Cleanup(halt)
 	for w := 0; w < 16; w++ {
 		wg.Add(1)
 		go func() {
@@ -54,9 +60,11 @@ func TestAllInstancesKilledUnderLoad(t *testing.T) {
 		}()
 	}
 
-	// The kill must cut off requests in flight: wait until each instance
-	// has some (slow GETs), however busy the machine.
-	time.Sleep(500 * time.Millisecond)
+	// The kill must cut off requests in flight: wait until the load is in
+	// its stride (every worker has had answers, so slow GETs sit in the
+	// app), and then until each instance has some, however busy the
+	// machine.
+	testutil.WaitFor(t, 20*time.Second, "two answers per worker", func() bool { return len(c.all()) >= 32 })
 	testutil.WaitFor(t, 10*time.Second, "requests in flight on both instances", func() bool {
 		busy := 0
 		for _, m := range g.Srv.Supervisor().App("web").Pool().Members() {
@@ -69,8 +77,7 @@ func TestAllInstancesKilledUnderLoad(t *testing.T) {
 	p1, _ := pidOf(g, "web-1")
 	p2, _ := pidOf(g, "web-2")
 	if p1 == 0 || p2 == 0 {
-		close(stop)
-		wg.Wait()
+		halt()
 		t.Fatalf("pids before the kill: web-1 %d, web-2 %d", p1, p2)
 	}
 	killedAt := time.Now()
@@ -85,9 +92,10 @@ func TestAllInstancesKilledUnderLoad(t *testing.T) {
 		return ready == 2
 	})
 	replacedAfter := time.Since(killedAt)
-	time.Sleep(time.Second) // load on the replacements
-	close(stop)
-	wg.Wait()
+	// Load on the replacements: two more rounds of every worker.
+	answered := len(c.all())
+	testutil.WaitFor(t, 20*time.Second, "requests served by the replacements", func() bool { return len(c.all()) >= answered+32 })
+	halt()
 
 	results := c.all()
 	var gets, posts, failedGets, cutGets, heldGets int
@@ -147,6 +155,7 @@ func TestAllInstancesKilledUnderLoad(t *testing.T) {
 // third keeps its process, and the 502 names the second exit, which
 // counts the request.
 func TestQueryOfDeathNotSentToThird(t *testing.T) {
+	t.Parallel()
 	g := startFault(t, 3, nil)
 	c := newClient(t, g, 20*time.Second)
 	before := map[string]int{}

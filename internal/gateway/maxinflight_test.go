@@ -64,10 +64,13 @@ func checkSerial(t *testing.T, r result) string {
 // get 503 queue_full at once, and diagnose names overload first with the
 // limit and the figures.
 func TestMaxInflight(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		for _, n := range []int{1, 2} {
 			t.Run(fmt.Sprintf("%d instances", n), func(t *testing.T) {
+				t.Parallel()
 				t.Run("queue", func(t *testing.T) {
+					t.Parallel()
 					g := startFaultFor(t, proto, n, func(a *config.App) {
 						a.MaxInflight = 1
 						a.HoldTimeout = config.Duration(30 * time.Second)
@@ -98,6 +101,7 @@ func TestMaxInflight(t *testing.T) {
 					checkCauses(t, g, c.all())
 				})
 				t.Run("queue_full", func(t *testing.T) {
+					t.Parallel()
 					since := time.Now()
 					g := startFaultFor(t, proto, n, func(a *config.App) {
 						a.MaxInflight = 1
@@ -160,12 +164,13 @@ func TestMaxInflight(t *testing.T) {
 		// instances_busy (not no_ready_instance: nothing is down) with
 		// Retry-After, whose detail and hint say busy.
 		t.Run("hold_timeout busy", func(t *testing.T) {
+			t.Parallel()
 			g := startFaultFor(t, proto, 1, func(a *config.App) {
 				a.MaxInflight = 1
 				a.HoldTimeout = config.Duration(300 * time.Millisecond)
 			})
 			c := newClientFor(t, g, proto, 30*time.Second)
-			rs := burst(c, 3, 1, "/serial?d=2s")
+			rs := burst(c, 3, 1, "/serial?d=1s")
 			busy := 0
 			for _, r := range rs {
 				switch {
@@ -195,7 +200,8 @@ func TestMaxInflight(t *testing.T) {
 // max_inflight is reloaded live: the instance keeps running (same pid),
 // and from the reload on the app is no longer sent two requests at once.
 func TestMaxInflightReload(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "gatehouse.yaml")
 		bin, _ := json.Marshal(testutil.BuildBinary(t, testutil.FaultAppPkg))
@@ -267,7 +273,8 @@ func TestMaxInflightReload(t *testing.T) {
 // replacement instead of being sent into the dead process (connect
 // refused: with max_attempts 1 a 502 for a request that was only held).
 func TestMaxInflightNoHandOverFromFailedAttempt(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		g := startFaultFor(t, proto, 1, func(a *config.App) {
 			a.MaxInflight = 1
 			a.MaxAttempts = 1

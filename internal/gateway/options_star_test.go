@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -86,7 +85,8 @@ var optionsStarCases = []optionsStarCase{
 // answered by gatehouse: 200, Allow, Content-Length 0 and an empty body,
 // no app asked, one access entry.
 func TestOptionsStarAnswered(t *testing.T) {
-	eachWire(t, []wire{wireH1, wireH1TLS, wireH2TLS, wireH2C}, func(t *testing.T, w wire) {
+	t.Parallel()
+	eachWireInParallel(t, []wire{wireH1, wireH1TLS, wireH2TLS, wireH2C}, func(t *testing.T, w wire) {
 		app := newRecApp(t, nil)
 		d := directWith(t, app.addr, w.frontOptions(), nil)
 		var (
@@ -139,32 +139,14 @@ func TestOptionsStarAnswered(t *testing.T) {
 func TestOptionsStarThenChecks(t *testing.T) {
 	eachWire(t, h1Wires, func(t *testing.T, w wire) {
 		runs := make([]*attackRun, len(optionsStarCases))
-		for i := range optionsStarCases {
-			app := newRecApp(t, nil)
-			runs[i] = &attackRun{d: directWith(t, app.addr, w.frontOptions(), nil), app: app}
-		}
-		var wg sync.WaitGroup
 		for i, c := range optionsStarCases {
-			r := runs[i]
-			wg.Go(func() {
-				r.client = sendH1(w, r.d.addr, c.send)
-				r.reqs = r.app.settle(r.d)
-			})
+			app := newRecApp(t, nil)
+			runs[i] = &attackRun{d: directWith(t, app.addr, w.frontOptions(), nil), app: app, send: c.send}
 		}
-		wg.Wait()
+		exchangeAll(w, runs)
 		for i, c := range optionsStarCases {
 			t.Run(c.name, func(t *testing.T) {
-				r := runs[i]
-				if r.client.err != nil {
-					t.Fatalf("exchange: %v", r.client.err)
-				}
-				if diff, ok := matchOutcome(r.outcome(), []outcome{c.want}); !ok {
-					t.Errorf("outcome mismatch (-want +got):\n%s\nclient got %.600q\napp got %s\naccess log: %s",
-						diff, r.client.raw, r.reqsString(), entriesString(r.d))
-				}
-				if c.check != nil {
-					c.check(t, r)
-				}
+				runs[i].verdict(t, []outcome{c.want}, c.check, "\naccess log: "+entriesString(runs[i].d))
 			})
 		}
 	})

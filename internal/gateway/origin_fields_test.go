@@ -20,7 +20,8 @@ var originFields = []string{
 // untrusted client sent in the origin fields never reaches the app; the
 // app is told the client's address in X-Real-IP by gatehouse itself.
 func TestOriginFieldsFromClientsDropped(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		app := newNetApp(t, nil)
 		d := directWith(t, app.addr, protoOptions(t, proto), nil)
 		req, err := http.NewRequest("GET", protoURL(proto, d.addr)+"/p", nil)

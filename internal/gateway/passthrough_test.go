@@ -21,8 +21,9 @@ import (
 // Streams are flushed as they come, to a GET and to a request with a
 // body of undeclared length (chunked over HTTP/1.1).
 func TestStreamsFlush(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t)
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		s := serveCounted(t, app, protoOptions(t, proto), nil)
 		c := protoClient(t, proto)
 		for _, tc := range []struct{ method, path string }{
@@ -56,8 +57,9 @@ func TestStreamsFlush(t *testing.T) {
 // Connection: close), and the final answer, without them, still carries
 // the request id.
 func TestEarlyHints(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t)
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		s := serveCounted(t, app, protoOptions(t, proto), nil)
 		var interim []string
 		var hints textproto.MIMEHeader
@@ -94,8 +96,9 @@ func TestEarlyHints(t *testing.T) {
 
 // The app's own X-Request-Id (the same id echoed) is sent once.
 func TestRequestIDOnce(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t)
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		s := serveCounted(t, app, protoOptions(t, proto), nil)
 		req, _ := http.NewRequest("GET", protoURL(proto, s.addr)+"/echoid", nil)
 		req.Header.Set("X-Request-Id", "rid-1")
@@ -116,8 +119,9 @@ func TestRequestIDOnce(t *testing.T) {
 // 300 ms apart for 1.5 s all come back, on the plain listener and
 // through TLS.
 func TestUpgradeLongLived(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t)
-	eachWire(t, h1Wires, func(t *testing.T, w wire) {
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
 		s := serveCounted(t, app, withOpts(w, front.Options{HeadTimeout: 400 * time.Millisecond, KeepaliveTimeout: 400 * time.Millisecond, BodyTimeout: 400 * time.Millisecond}), nil)
 		c := dialRawOver(t, w, s.addr)
 		c.send("GET /upgrade HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
@@ -128,8 +132,12 @@ func TestUpgradeLongLived(t *testing.T) {
 		if resp.Close || resp.Header.Get("Connection") == "close" {
 			t.Errorf("the 101 says Connection: close: %v", resp.Header)
 		}
+		// A message every 300ms: each pause is under the front's
+		// timeouts, the conversation far past them.
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
 		for i := range 6 {
-			time.Sleep(300 * time.Millisecond)
+			<-tick.C
 			msg := fmt.Sprintf("m%d\n", i)
 			c.send(msg)
 			c.c.SetReadDeadline(time.Now().Add(3 * time.Second))

@@ -32,10 +32,13 @@ import (
 // its own path has been handed someone else's answer.
 
 const (
-	// poolSafetyRequests is the number of requests sent per protocol, and
-	// poolSafetyShortRequests the number under -short and -race.
+	// poolSafetyRequests is the number of requests sent per protocol,
+	// poolSafetyRaceRequests the number under -race, and
+	// poolSafetyShortRequests under -short (a quick look: every mode
+	// comes up 20 times over).
 	poolSafetyRequests      = 100_000
-	poolSafetyShortRequests = 10_000
+	poolSafetyRaceRequests  = 10_000
+	poolSafetyShortRequests = 2_000
 	// poolSafetyTimeCap bounds each protocol's run; fewer requests than
 	// asked for within it is a failure.
 	poolSafetyTimeCap = 120 * time.Second
@@ -50,8 +53,11 @@ const (
 // 2-core machine, HTTP/2 and h2c about 30 s; the three took 70 s with
 // other work on the machine.
 func poolSafetyTotal() int64 {
-	if testing.Short() || raceEnabled {
+	switch {
+	case testing.Short():
 		return poolSafetyShortRequests
+	case raceEnabled:
+		return poolSafetyRaceRequests
 	}
 	return poolSafetyRequests
 }
@@ -385,6 +391,8 @@ func psClient(proto string) (*http.Client, *http.Transport) {
 // app side is the same HTTP/1.1 pool whatever the client spoke, but the
 // answer reaches the client through another writer, and an HTTP/2
 // client's requests come on streams of one connection.
+//
+// Serial: it keeps both cores busy.
 func TestPoolSafetyUnderLoad(t *testing.T) {
 	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		total := poolSafetyTotal()
@@ -483,7 +491,8 @@ func TestPoolSafetyUnderLoad(t *testing.T) {
 // leaves the surplus in the kernel. The client speaks each of the front's
 // protocols in turn.
 func TestPoolSafetySurplusKernel(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		var conns atomic.Int32
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 			conns.Add(1)

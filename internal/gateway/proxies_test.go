@@ -98,18 +98,17 @@ func newProxied(t *testing.T, proto string, trusted []string, headerTimeout time
 // accessClient is the access entry's client address for path.
 func (px *proxied) accessClient(t *testing.T, path string) string {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
+	var client string
+	if !waitUntil(3*time.Second, func() bool {
 		px.mu.Lock()
+		defer px.mu.Unlock()
 		e, ok := px.entries[path]
-		px.mu.Unlock()
-		if ok {
-			return e.Client
-		}
-		time.Sleep(5 * time.Millisecond)
+		client = e.Client
+		return ok
+	}) {
+		t.Fatalf("no access entry for %s", path)
 	}
-	t.Fatalf("no access entry for %s", path)
-	return ""
+	return client
 }
 
 // dialFrom connects to addr from the loopback address from (127.0.0.2
@@ -198,6 +197,7 @@ func askProxied(t *testing.T, c *http.Client, base, path, fields string) seen {
 // from anyone else they are replaced with what gatehouse sees (the
 // scheme https over TLS).
 func TestForwardedTrust(t *testing.T) {
+	t.Parallel()
 	const forged = "X-Forwarded-For: 203.0.113.7, 198.51.100.1\r\nX-Forwarded-For: 192.0.2.1\r\n" +
 		"X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\nForwarded: for=6.6.6.6\r\n"
 	mine := seen{XFF: []string{"127.0.0.1"}, XFP: []string{"http"}, XFH: []string{"site.example"}}
@@ -227,7 +227,7 @@ func TestForwardedTrust(t *testing.T) {
 		{"trusted peer, garbage in the chain", []string{"127.0.0.1/32"}, "127.0.0.1", "X-Forwarded-For: 6.6.6.6, unknown\r\n",
 			seen{XFF: []string{"6.6.6.6, unknown, 127.0.0.1"}, XFP: []string{"http"}, XFH: []string{"site.example"}}, "127.0.0.1"},
 	}
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		scheme := "http"
 		if proto == "h2" {
 			scheme = "https"
@@ -275,6 +275,7 @@ func v2(t *testing.T, cmd proxyproto.ProtocolVersionAndCommand, src, dst string)
 // header comes before TLS, and an HTTP/2 connection's streams are its
 // client's as HTTP/1.1 keep-alive requests are.
 func TestProxyProtocol(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		from   string
@@ -295,7 +296,7 @@ func TestProxyProtocol(t *testing.T) {
 		{"v1 UNKNOWN", "127.0.0.1", []byte("PROXY UNKNOWN\r\n"), "", []string{"127.0.0.1"}, "127.0.0.1"},
 		{"untrusted peer without a header", "127.0.0.2", nil, "X-Forwarded-For: 6.6.6.6\r\n", []string{"127.0.0.2"}, "127.0.0.2"},
 	}
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		px := newProxied(t, proto, []string{"127.0.0.1/32"}, 5*time.Second)
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -352,9 +353,10 @@ func TestProxyProtocolRefused(t *testing.T) {
 		{"garbage", "127.0.0.1", "\x00\x01\x02\x03 not http, not a header\r\n\r\n", false},
 		{"nothing", "127.0.0.1", "", false},
 	}
+	// Serial: goleak sees every goroutine of the process.
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) }) // runs last, after the servers closed
-	px := newProxied(t, "h1", []string{"127.0.0.1/32"}, time.Second)
+	px := newProxied(t, "h1", []string{"127.0.0.1/32"}, 300*time.Millisecond)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialFrom(t, px.addr, tt.from)
@@ -388,6 +390,7 @@ func TestProxyProtocolRefused(t *testing.T) {
 // Both kinds of peer are waited on for a header (a trusted one must send
 // it; an untrusted one's first bytes are looked at to refuse one).
 func TestProxyProtocolSilentClientDoesNotBlockAccept(t *testing.T) {
+	t.Parallel()
 	// A header timeout far past the client's patience below: were the
 	// accept loop waiting on the silent clients, the request would
 	// time out.

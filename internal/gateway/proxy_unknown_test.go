@@ -23,6 +23,7 @@ import (
 // balancer. (A LOCAL header, the balancer's own health check, keeps it a
 // trusted peer: that is the balancer speaking.)
 func TestProxyUnknownTrustsNoClientField(t *testing.T) {
+	t.Parallel()
 	app := newNetApp(t, nil)
 	cfg := config.Default()
 	cfg.TrustedProxies = []string{"127.0.0.1/32"}
@@ -38,11 +39,12 @@ func TestProxyUnknownTrustsNoClientField(t *testing.T) {
 	t.Cleanup(func() { p.Remove(m) })
 	d := &direct{m: m}
 	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: d.observe})
+	d.serving = &servingCount{h: gw}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := front.New(gw, front.Options{})
+	f := front.New(d.serving, front.Options{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

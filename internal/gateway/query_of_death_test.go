@@ -13,6 +13,7 @@ import (
 // it would crash it again, each client waiting through restart and
 // back-off): it gets 502 upstream_reset at once, and the app exits once.
 func TestCrashingGETNotHeldForRestart(t *testing.T) {
+	t.Parallel()
 	g := startFault(t, 1, nil)
 	c := newClient(t, g, 15*time.Second)
 	start := time.Now()

@@ -44,6 +44,7 @@ func slowApp(t *testing.T) (app *recApp, started <-chan string, release chan<- s
 // a write of its own. Both are answered, in order, on the connection kept
 // alive, round after round.
 func TestSendWaitPipelinedWhileServedEndToEnd(t *testing.T) {
+	t.Parallel()
 	app, started, release := slowApp(t)
 	d := directWith(t, app.addr, protoOptions(t, "h1"), nil)
 	conn, err := net.Dial("tcp", d.addr)
@@ -100,6 +101,7 @@ func TestSendWaitPipelinedWhileServedEndToEnd(t *testing.T) {
 // own, the connection stays open, and the whole sequence takes far less
 // than a wait that missed its wake-up at every request would cost.
 func TestSendWaitKeepAliveSequenceEndToEnd(t *testing.T) {
+	t.Parallel()
 	app := newRecApp(t, nil)
 	d := directWith(t, app.addr, protoOptions(t, "h1"), nil)
 	conn, err := net.Dial("tcp", d.addr)

@@ -10,6 +10,7 @@ import (
 // The dashboard's session cookie is taken out of what is forwarded, and
 // every other cookie is kept as sent.
 func TestStripSessionCookie(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		in   []string

@@ -12,7 +12,8 @@ import (
 // Through a running gatehouse, over HTTP/1.1 and HTTP/2, the app sees the
 // client's other cookies and never the dashboard's session.
 func TestAppNeverSeesSessionCookie(t *testing.T) {
-	forEachProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachProtocolInParallel(t, func(t *testing.T, proto string) {
 		g := startFaultOver(t, proto, 1, nil)
 		c := newClient(t, g, 10*time.Second)
 		r := c.do(req{path: "/headers", header: map[string]string{"Cookie": "theme=dark; gatehouse_session=0123abcd; lang=en"}})

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 // is answered, with Connection: close, whatever its framing, and
 // Shutdown returns.
 func TestShutdownHeadInFlight(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t)
 	cases := []struct {
 		name, first, rest string
@@ -23,15 +25,21 @@ func TestShutdownHeadInFlight(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := serveCounted(t, app, front.Options{HeadTimeout: 5 * time.Second}, nil)
 			c := dialRaw(t, s.addr)
 			c.send(tc.first)
+			// Time for the front to read the head's first bytes: nothing
+			// it shows tells when it has.
 			time.Sleep(150 * time.Millisecond)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			shut := make(chan error, 1)
-			go func() { shut <- s.f.Shutdown(ctx) }()
-			time.Sleep(150 * time.Millisecond)
+			shutReturned := beginShutdown(t, s.f)
+			testutil.WaitFor(t, 5*time.Second, "Shutdown begun (the listener closed)", func() bool {
+				c, err := net.Dial("tcp", s.addr)
+				if err == nil {
+					c.Close()
+				}
+				return err != nil
+			})
 			c.send(tc.rest)
 			resp, body, err := c.final(4 * time.Second)
 			if err != nil {
@@ -39,15 +47,28 @@ func TestShutdownHeadInFlight(t *testing.T) {
 			} else if resp.StatusCode != 200 || !resp.Close {
 				t.Errorf("got %d %q close=%v, want 200 with Connection: close", resp.StatusCode, body, resp.Close)
 			}
-			select {
-			case err := <-shut:
-				if err != nil {
-					t.Errorf("Shutdown: %v", err)
-				}
-			case <-time.After(6 * time.Second):
-				t.Fatal("Shutdown did not return")
-			}
+			shutReturned()
 		})
+	}
+}
+
+// beginShutdown begins f's Shutdown, bounded by 5s, and returns a wait
+// for its return that fails the test if it fails or never comes.
+func beginShutdown(t *testing.T, f *front.Server) (returned func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	shut := make(chan error, 1)
+	go func() { shut <- f.Shutdown(ctx) }()
+	return func() {
+		t.Helper()
+		select {
+		case err := <-shut:
+			if err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		case <-time.After(6 * time.Second):
+			t.Fatal("Shutdown did not return")
+		}
 	}
 }
 
@@ -55,6 +76,7 @@ func TestShutdownHeadInFlight(t *testing.T) {
 // whatever their framing (TestFrontShutdown has HTTP/2's form); an idle
 // keep-alive connection is closed; Shutdown returns.
 func TestShutdownInFlight(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t)
 	s := serveCounted(t, app, front.Options{}, nil)
 	idle := dialRaw(t, s.addr)
@@ -67,10 +89,7 @@ func TestShutdownInFlight(t *testing.T) {
 	chunked := dialRaw(t, s.addr)
 	chunked.send("POST /slow HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n")
 	testutil.WaitFor(t, 5*time.Second, "both requests at the app", func() bool { return s.m.Inflight() == 2 })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	shut := make(chan error, 1)
-	go func() { shut <- s.f.Shutdown(ctx) }()
+	shutReturned := beginShutdown(t, s.f)
 	for name, c := range map[string]*rawConn{"GET": get, "chunked POST": chunked} {
 		resp, body, err := c.final(4 * time.Second)
 		if err != nil || resp.StatusCode != 200 || !resp.Close {
@@ -81,18 +100,12 @@ func TestShutdownInFlight(t *testing.T) {
 	if _, err := idle.br.ReadByte(); err == nil || isTimeout(err) {
 		t.Errorf("the idle connection was not closed by Shutdown: %v", err)
 	}
-	select {
-	case err := <-shut:
-		if err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	case <-time.After(6 * time.Second):
-		t.Fatal("Shutdown did not return")
-	}
+	shutReturned()
 }
 
 // Close ends every client connection, an upgraded one too.
 func TestCloseEndsUpgraded(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t)
 	s := serveCounted(t, app, front.Options{}, nil)
 	c := dialRaw(t, s.addr)

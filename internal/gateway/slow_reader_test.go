@@ -27,6 +27,7 @@ import (
 // while they hang on. Each hangs on far longer than the good client's
 // patience, and all of them longer than hold_timeout.
 func TestSlowClientsDoNotHoldTheApp(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts gatehouse with the fault app")
 	}
@@ -179,6 +180,7 @@ func h1SlowUpload(t *testing.T, g *harness.Gatehouse, size int) {
 // was held, whole: the budgets bound what gatehouse keeps, never what
 // the app gets.
 func TestBodiesStreamPastTheBuffersBudgets(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts gatehouse with the fault app")
 	}

@@ -16,7 +16,8 @@ import (
 // only when its head is all buffered at the first byte, must reject it too,
 // or the same bytes from the app would get 200 in one write and 502 in two.
 func TestResponseBareCRReadAlikeHoweverItArrives(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		const head = "HTTP/1.1 200 OK\r\nX-A: b\r\r\nContent-Length: 2\r\n\r\n"
 		var n atomic.Int32
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
@@ -28,6 +29,8 @@ func TestResponseBareCRReadAlikeHoweverItArrives(t *testing.T) {
 					io.WriteString(c, head+"ok")
 				} else {
 					io.WriteString(c, head[:20])
+					// Time between the two writes: the gateway reads
+					// the head in two parts.
 					time.Sleep(50 * time.Millisecond)
 					io.WriteString(c, head[20:]+"ok")
 				}
@@ -57,6 +60,7 @@ func TestResponseBareCRReadAlikeHoweverItArrives(t *testing.T) {
 // refuses it: never framed by a reading that a proxy in front of
 // gatehouse may not share. An HTTP/1.1 head's matter.
 func TestRequestBareCRRejected(t *testing.T) {
+	t.Parallel()
 	d := newDirect(t, "h1", echoApp(t), nil)
 	for _, raw := range []string{
 		"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\r\n\r\nabc",
@@ -77,7 +81,8 @@ func TestRequestBareCRRejected(t *testing.T) {
 // for any lenient parser downstream; an HTTP/2 client gets a field name
 // no HTTP/1.1 hop after it could write.
 func TestInvalidResponseHeaderNameDropped(t *testing.T) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 			for {
 				if _, err := http.ReadRequest(br); err != nil {

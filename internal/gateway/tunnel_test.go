@@ -21,7 +21,7 @@ import (
 )
 
 // tunnelIdle is the limits.tunnel_idle_timeout of TestTunnelIdleTimeout.
-const tunnelIdle = 2 * time.Second
+const tunnelIdle = time.Second
 
 // setTunnelIdleTimeout sets limits.tunnel_idle_timeout in a config built
 // in code, at the top level and for app.
@@ -35,6 +35,7 @@ func setTunnelIdleTimeout(cfg *config.Config, app *config.App, d time.Duration) 
 // TestTunnelIdleTimeoutDefault: limits.tunnel_idle_timeout is 60s unless
 // set.
 func TestTunnelIdleTimeoutDefault(t *testing.T) {
+	t.Parallel()
 	if d := config.DefaultLimits().TunnelIdleTimeout.D(); d != 60*time.Second {
 		t.Errorf("default limits.tunnel_idle_timeout %v, want 60s", d)
 	}
@@ -47,13 +48,14 @@ func TestTunnelIdleTimeoutDefault(t *testing.T) {
 // request of the app wait out hold_timeout and get 503 for as long as the
 // client keeps it open.
 //
-// The tunnel first carries a message every 400ms for longer than the
+// The tunnel first carries a message every 250ms for longer than the
 // limit (and must stay open: the timeout is for silence, not a bound on
 // the tunnel's life), then goes silent: it must be closed, from
 // gatehouse's side, about tunnel_idle_timeout later; then a plain request
 // must be served.
 func TestTunnelIdleTimeout(t *testing.T) {
-	eachWire(t, h1Wires, func(t *testing.T, w wire) {
+	t.Parallel()
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
 		cfg, app := harness.FaultApp(t, 1)
 		app.MaxInflight = 1
 		app.HoldTimeout = config.Duration(300 * time.Millisecond)
@@ -114,9 +116,7 @@ func TestTunnelIdleTimeout(t *testing.T) {
 		// The slot is given back: the app's next request is served. (The
 		// client's end of the tunnel stays open until the test ends.)
 		p := g.Srv.Supervisor().App("web").Pool()
-		for deadline := time.Now().Add(2 * time.Second); p.Inflight() != 0 && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitUntil(2*time.Second, func() bool { return p.Inflight() == 0 })
 		if n := p.Inflight(); n != 0 {
 			t.Errorf("after the tunnel's silence the app still has %d request(s) in flight (max_inflight 1)", n)
 		}
@@ -161,6 +161,7 @@ func echo(c net.Conn, msg string) error {
 // sending, for as long as the app keeps talking; the tunnel ends when
 // the app ends its half too.
 func TestTunnelHalfCloseCarriesOn(t *testing.T) {
+	t.Parallel()
 	const chunks, every = 20, 100 * time.Millisecond // 2 s of talk, past halfCloseLinger (1 s)
 	addr := testutil.ServeRaw(t, func(c net.Conn) {
 		defer c.Close()
@@ -206,6 +207,7 @@ func TestTunnelHalfCloseCarriesOn(t *testing.T) {
 // keeping their instances out of reach until stop_timeout, and logs
 // them.
 func TestStopClosesTunnels(t *testing.T) {
+	t.Parallel()
 	cfg, app := harness.FaultApp(t, 1)
 	app.StopTimeout = config.Duration(5 * time.Second)
 	g := harness.Start(t, cfg)

@@ -33,6 +33,7 @@ import (
 // the app. Where the test finds the tunnel open it shows that: a request
 // for a path outside the app's routes, sent over it, reaches the app.
 func TestUpgradePolicy(t *testing.T) {
+	t.Parallel()
 	const path = "/public/chat"
 	refused := func(t *testing.T, r upgradeRun) {
 		t.Helper()
@@ -80,9 +81,10 @@ func TestUpgradePolicy(t *testing.T) {
 			},
 		},
 	}
-	eachWire(t, h1Wires, func(t *testing.T, w wire) {
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
 				app := newUpgradeApp(t)
 				d := directWith(t, app.addr, w.frontOptions(), func(a *config.App) { a.Routes = []string{"/public/"} })
 				r := upgradeExchange(t, w, d, app, "GET "+path+" HTTP/1.1\r\nHost: x\r\n"+c.headers+"\r\n")

@@ -14,41 +14,32 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // limits.response_head below the upstream reader's 4 KiB buffer is
 // enforced: a head up to the buffer's size that arrives in one read is
 // measured too, whatever its framing.
 func TestResponseHeadLimitBelowBuffer(t *testing.T) {
+	t.Parallel()
 	big := strings.Repeat("a", 3000) // a 3 KiB head against a 1 KiB limit
 	framings := []struct{ name, rest string }{
 		{"content-length", "Content-Length: 2\r\n\r\nok"},
 		{"chunked", "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
 		{"bare LF", "Content-Length: 2\n\nok"}, // no CRLF CRLF to measure the head by
 	}
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		for _, framing := range framings {
 			t.Run(framing.name, func(t *testing.T) {
-				addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-					for {
-						if _, err := http.ReadRequest(br); err != nil {
-							return
-						}
-						eol := "\r\n"
-						if strings.HasSuffix(framing.rest, "\n\nok") {
-							eol = "\n"
-						}
-						io.WriteString(c, "HTTP/1.1 200 OK"+eol+"X-Big: "+big+eol+framing.rest)
+				addr := rawApp(t, func(c net.Conn, req *http.Request, body []byte) {
+					eol := "\r\n"
+					if strings.HasSuffix(framing.rest, "\n\nok") {
+						eol = "\n"
 					}
+					io.WriteString(c, "HTTP/1.1 200 OK"+eol+"X-Big: "+big+eol+framing.rest)
 				})
 				d := newDirect(t, proto, addr, func(a *config.App) { a.Limits.ResponseHead = 1 << 10 })
-				resp, err := protoClient(t, proto).Get(protoURL(proto, d.addr) + "/big")
-				if err != nil {
-					t.Fatal(err)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Gatehouse-Cause") != "bad_response" {
+				if resp, _ := fetchGet(t, protoClient(t, proto), protoURL(proto, d.addr)+"/big"); resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Gatehouse-Cause") != "bad_response" {
 					t.Errorf("%d-byte response head with limits.response_head 1KiB: got %d %q, want 502 bad_response",
 						len(big)+40, resp.StatusCode, resp.Header.Get("Gatehouse-Cause"))
 				}
@@ -86,18 +77,11 @@ func TestSlowStreamedUploadIsNotUpstreamTimeout(t *testing.T) {
 	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		var mu sync.Mutex
 		got := -1
-		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-			for {
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				n, _ := io.Copy(io.Discard, req.Body)
-				mu.Lock()
-				got = int(n)
-				mu.Unlock()
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}
+		addr := rawApp(t, func(c net.Conn, req *http.Request, body []byte) {
+			mu.Lock()
+			got = len(body)
+			mu.Unlock()
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		})
 		d := newDirect(t, proto, addr, func(a *config.App) {
 			a.RequestTimeout = config.Duration(400 * time.Millisecond)
@@ -106,12 +90,7 @@ func TestSlowStreamedUploadIsNotUpstreamTimeout(t *testing.T) {
 		const size = 12 << 10
 		req, _ := http.NewRequest("PUT", protoURL(proto, d.addr)+"/upload", &slowBody{n: size, piece: 1 << 10, pause: 80 * time.Millisecond})
 		req.ContentLength = size
-		resp, err := protoClient(t, proto).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		resp, _ := fetch(t, protoClient(t, proto), req)
 		mu.Lock()
 		defer mu.Unlock()
 		if resp.StatusCode != 200 {
@@ -126,38 +105,29 @@ func TestSlowStreamedUploadIsNotUpstreamTimeout(t *testing.T) {
 // close_notify) still gets what the app sends afterwards: the half-close
 // is passed on to the app, not taken for the end of the whole tunnel.
 func TestUpgradeHalfClosePropagated(t *testing.T) {
-	eachWire(t, h1Wires, func(t *testing.T, w wire) {
-		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-			if _, err := http.ReadRequest(br); err != nil {
-				return
-			}
+	t.Parallel()
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
+		addr := rawFirst(t, func(c net.Conn, br *bufio.Reader) {
 			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 			c.SetReadDeadline(time.Now().Add(3 * time.Second))
 			b, _ := io.ReadAll(br) // until the client's half-close
 			io.WriteString(c, "got "+string(b))
 		})
 		d := directWith(t, addr, w.frontOptions(), nil)
-		conn, err := dialH1(w, d.addr)
-		if err != nil {
+		c := dialRawOver(t, w, d.addr)
+		c.c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.send("GET /ws HTTP/1.1\r\nHost: x\r\n" + wsUpgrade)
+		c.upgraded()
+		c.send("ping")
+		if err := c.c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		br := bufio.NewReader(conn)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != 101 {
-			t.Fatalf("upgrade: %v %v", resp, err)
-		}
-		io.WriteString(conn, "ping")
-		if err := conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
-			t.Fatal(err)
-		}
-		rest, _ := io.ReadAll(br)
+		c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		rest, _ := io.ReadAll(c.br)
 		if string(rest) != "got ping" {
 			t.Errorf("after the client's half-close it got %q, want the app's %q", rest, "got ping")
 		}
-		conn.Close()
+		c.close()
 		d.waitIdle(t)
 	})
 }
@@ -168,18 +138,16 @@ func TestUpgradeHalfClosePropagated(t *testing.T) {
 // over HTTP/2 it resets the stream. So for a short body, which the
 // gateway reads whole before it writes any, as for a long one it streams.
 func TestClientGoneDuringStalledLengthBodyReleases(t *testing.T) {
+	t.Parallel()
 	for _, length := range []int{3000, 100000} {
-		t.Run(strconv.Itoa(length), func(t *testing.T) { clientGoneDuringStalledBody(t, length) })
+		t.Run(strconv.Itoa(length), func(t *testing.T) { t.Parallel(); clientGoneDuringStalledBody(t, length) })
 	}
 }
 
 func clientGoneDuringStalledBody(t *testing.T, length int) {
-	forEachFrontProtocol(t, func(t *testing.T, proto string) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		appConn := make(chan net.Conn, 1)
-		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-			if _, err := http.ReadRequest(br); err != nil {
-				return
-			}
+		addr := rawFirst(t, func(c net.Conn, br *bufio.Reader) {
 			appConn <- c
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(length)+"\r\n\r\n"+strings.Repeat("x", 10))
 			io.Copy(io.Discard, br) // stall until the gateway closes (or the test ends)
@@ -195,18 +163,13 @@ func clientGoneDuringStalledBody(t *testing.T, length int) {
 		// The gateway may keep a Content-Length answer's first bytes until
 		// more come: the client sees nothing, or 10 bytes, and gives up.
 		if proto == "h1" {
-			conn, err := net.Dial("tcp", d.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conn.SetDeadline(time.Now().Add(300 * time.Millisecond))
-			io.WriteString(conn, "GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
-			br := bufio.NewReader(conn)
-			resp, err := http.ReadResponse(br, nil)
-			if err == nil {
+			c := dialRaw(t, d.addr)
+			c.c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+			c.send("GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, err := http.ReadResponse(c.br, nil); err == nil {
 				io.ReadFull(resp.Body, make([]byte, 10))
 			}
-			conn.Close()
+			c.close()
 		} else {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			req, _ := http.NewRequestWithContext(ctx, "GET", protoURL(proto, d.addr)+"/stall", nil)
@@ -230,46 +193,44 @@ func TestExpiredBodyDeadlineDefeatsReusePeek(t *testing.T) {
 	forEachFrontProtocol(t, func(t *testing.T, proto string) {
 		var n sync.Mutex
 		count := 0
-		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-			for {
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				n.Lock()
-				count++
-				first := count == 1
-				n.Unlock()
-				if !first {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
-					continue
-				}
-				// The body in a second segment, so that the gateway reads it
-				// from the socket; then, a moment later, bytes nobody asked for.
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
-				time.Sleep(30 * time.Millisecond)
-				io.WriteString(c, "ok")
-				time.Sleep(100 * time.Millisecond)
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!")
+		// firstDone hands the app the gateway once the first answer was
+		// read (nil: the test ended first).
+		firstDone := make(chan *direct, 1)
+		addr := rawApp(t, func(c net.Conn, req *http.Request, body []byte) {
+			n.Lock()
+			count++
+			first := count == 1
+			n.Unlock()
+			if !first {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+				return
 			}
+			// The body in a second segment, once the gateway has read the
+			// head, so that it reads the body from the socket; then, once
+			// the gateway has let the connection go, bytes nobody asked
+			// for.
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+			testutil.AwaitPeerRead(c, 0, 3*time.Second)
+			io.WriteString(c, "ok")
+			if d := <-firstDone; d != nil {
+				eventually(3*time.Second, func() bool { return d.m.Inflight() == 0 })
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!")
 		})
 		d := newDirect(t, proto, addr, func(a *config.App) {
 			a.RequestTimeout = config.Duration(300 * time.Millisecond)
 			a.UpstreamIdleTimeout = config.Duration(4 * time.Second)
 		})
+		t.Cleanup(func() { close(firstDone) })
 		c := protoClient(t, proto)
 		for i, want := range []string{"ok", "good"} {
 			if i == 1 {
-				time.Sleep(700 * time.Millisecond) // idle, past the armed deadline
+				firstDone <- d
+				// Time must pass: the connection idles past the deadline
+				// its body read armed.
+				time.Sleep(700 * time.Millisecond)
 			}
-			resp, err := c.Get(protoURL(proto, d.addr) + "/" + fmt.Sprint(i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if string(b) != want {
+			if _, b := fetchGet(t, c, protoURL(proto, d.addr)+"/"+fmt.Sprint(i)); b != want {
 				t.Errorf("request %d got %q, want %q: bytes sent after another response were served", i, b, want)
 			}
 		}
@@ -282,28 +243,20 @@ func TestExpiredBodyDeadlineDefeatsReusePeek(t *testing.T) {
 // the tunnel ends and the member is let go, however long the app stays
 // silent.
 func TestUpgradeClientCloseToSilentAppReleases(t *testing.T) {
-	eachWire(t, h1Wires, func(t *testing.T, w wire) {
+	t.Parallel()
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
 		stop := make(chan struct{})
-		addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-			if _, err := http.ReadRequest(br); err != nil {
-				return
-			}
+		addr := rawFirst(t, func(c net.Conn, br *bufio.Reader) {
 			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 			<-stop // silent until the test ends
 		})
 		d := directWith(t, addr, w.frontOptions(), nil)
 		t.Cleanup(func() { close(stop) })
-		conn, err := dialH1(w, d.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil || resp.StatusCode != 101 {
-			t.Fatalf("upgrade: %v %v", resp, err)
-		}
-		conn.Close()
+		c := dialRawOver(t, w, d.addr)
+		c.c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.send("GET /ws HTTP/1.1\r\nHost: x\r\n" + wsUpgrade)
+		c.upgraded()
+		c.close()
 		d.waitIdle(t)
 	})
 }

@@ -34,7 +34,10 @@ func alertingUpstream(t *testing.T, cert tls.Certificate, seen *atomic.Int32) st
 		}
 		var b [1]byte
 		tc.Read(b[:]) // the corrupted record: crypto/tls sends bad_record_mac
-		time.Sleep(100 * time.Millisecond)
+		// Held open until the gateway lets go, so that the alert, not a
+		// close, ends the gateway's exchange.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c)
 	})
 	// The relay passes everything on, and after the client's first
 	// application_data record, a copy of it with its last byte flipped.
@@ -71,6 +74,7 @@ func alertingUpstream(t *testing.T, cert tls.Certificate, seen *atomic.Int32) st
 // written (and read, and acted on, by the app) is not "never sent": the
 // POST is not retried on another upstream (it was, as upstream_tls).
 func TestPostNotRetriedAfterPostHandshakeAlert(t *testing.T) {
+	t.Parallel()
 	ca := testutil.NewCA(t, "Test CA")
 	cert := ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}})
 	var seen atomic.Int32

@@ -67,6 +67,7 @@ func instance(g *harness.Gatehouse, addr string) supervisor.InstanceStatus {
 // one is shown unhealthy with the probe's detail "certificate expired",
 // and diagnose names it.
 func TestUpstreamTLSExpiredCertificate(t *testing.T) {
+	t.Parallel()
 	ca := testutil.NewCA(t, "Test CA")
 	loopback := testutil.Leaf{Names: []string{"127.0.0.1"}}
 	good := newHTTPSUpstream(t, "good", ca.Issue(t, loopback), nil)
@@ -147,6 +148,7 @@ func TestUpstreamTLSExpiredCertificate(t *testing.T) {
 // to an upstream that requires one; a single upstream whose certificate
 // fails leaves requests with an answer that says why.
 func TestUpstreamTLSServerNameAndClientCertificate(t *testing.T) {
+	t.Parallel()
 	ca := testutil.NewCA(t, "Test CA")
 	up := newHTTPSUpstream(t, "api", ca.Issue(t, testutil.Leaf{Names: []string{"api.internal"}}), func(c *tls.Config) {
 		c.ClientAuth, c.ClientCAs = tls.RequireAndVerifyClientCert, ca.Pool()
@@ -174,6 +176,7 @@ func TestUpstreamTLSServerNameAndClientCertificate(t *testing.T) {
 // that a request gets after hold_timeout says so. (Written https://, the
 // upstream is its address with the app's upstream_tls:.)
 func TestUpstreamTLSNoReadyInstanceSaysWhy(t *testing.T) {
+	t.Parallel()
 	ca := testutil.NewCA(t, "Test CA")
 	up := newHTTPSUpstream(t, "api", testutil.NewCA(t, "Other CA").Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}}), nil)
 	cfg, app := harness.FaultApp(t, 1)
@@ -196,6 +199,7 @@ func TestUpstreamTLSNoReadyInstanceSaysWhy(t *testing.T) {
 // A reload re-reads upstream_tls: and its files, and the connections made
 // after it use them: pooled ones made before are not reused.
 func TestUpstreamTLSReload(t *testing.T) {
+	t.Parallel()
 	ca := testutil.NewCA(t, "Test CA")
 	up := newHTTPSUpstream(t, "api", ca.Issue(t, testutil.Leaf{Names: []string{"a.internal", "b.internal"}}), nil)
 	dir := t.TempDir()
