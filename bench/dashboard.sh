@@ -43,21 +43,17 @@ fi
 cd "$ROOT"
 go build -o "$WORK/gatehouse" ./cmd/gatehouse
 go build -o "$WORK/backend" ./bench/backend
-B1=$(port); B2=$(port); GH=$(port); ADMIN=$(port)
-"$WORK/backend" -addr "127.0.0.1:$B1" & started $!
-"$WORK/backend" -addr "127.0.0.1:$B2" & started $!
+start_backends
+GH=$(port); ADMIN=$(port)
 cat > "$WORK/gatehouse.yaml" <<CONF
 listen: "127.0.0.1:$GH"
 admin: "127.0.0.1:$ADMIN"
 data_dir: "$WORK/data"
-apps:
-  bench:
-    upstreams: ["127.0.0.1:$B1", "127.0.0.1:$B2"]
-    health: {interval: 5s}
+$(bench_app_conf)
 CONF
 "$WORK/gatehouse" run -c "$WORK/gatehouse.yaml" > "$WORK/gatehouse.out" 2>&1 & started $!
 GH_PID=$!
-wait_port "$B1"; wait_port "$B2"; wait_port "$GH"; wait_port "$ADMIN"
+wait_port "$GH"; wait_port "$ADMIN"
 sleep 1 # first probes mark the upstreams ready
 check_session gatehouse "$GH_PID"
 show_sessions gatehouse "$GH_PID"

@@ -87,12 +87,7 @@ go build -o "$WORK/backend" ./bench/backend
 go build -o "$WORK/gatehouse" ./cmd/gatehouse
 go build -o "$WORK/idleconns" ./bench/cmd/idleconns
 
-B1=$(port); B2=$(port)
-"$WORK/backend" -addr "127.0.0.1:$B1" & started $!
-B1_PID=$!
-"$WORK/backend" -addr "127.0.0.1:$B2" & started $!
-B2_PID=$!
-wait_port "$B1"; wait_port "$B2"
+start_backends
 echo "sessions: script pid $$ sid $SCRIPT_SID $(autogroup_of $$) (autogroup scheduling $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo n/a))"
 for p in "$B1_PID" "$B2_PID"; do
   check_session backend "$p"
@@ -151,10 +146,7 @@ defaults
 frontend fe
   bind 127.0.0.1:$PROXY_PORT
   default_backend be
-backend be
-  balance leastconn
-  server b1 127.0.0.1:$B1
-  server b2 127.0.0.1:$B2
+$(haproxy_backend_conf)
 CONF
       haproxy -f "$dir/haproxy.cfg" > "$dir/access.log" 2>&1 & started $!
       ;;
@@ -165,10 +157,7 @@ admin: "127.0.0.1:$(port)"
 data_dir: "$dir/data"
 limits:
   max_connections: $((MAXN + ROOM))
-apps:
-  bench:
-    upstreams: ["127.0.0.1:$B1", "127.0.0.1:$B2"]
-    health: {interval: 5s}
+$(bench_app_conf)
 CONF
       "$WORK/gatehouse" run -c "$dir/gatehouse.yaml" > "$dir/out" 2>&1 & started $!
       ;;

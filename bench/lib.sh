@@ -188,6 +188,40 @@ wait_port() {
   echo "nothing listens on $1" >&2; return 1
 }
 
+# start_backends: two bench/backend servers ($WORK/backend) on free ports,
+# recorded with started; sets B1 and B2 (ports) and B1_PID and B2_PID, and
+# returns once both listen.
+start_backends() {
+  B1=$(port); B2=$(port)
+  "$WORK/backend" -addr "127.0.0.1:$B1" & started $!
+  B1_PID=$!
+  "$WORK/backend" -addr "127.0.0.1:$B2" & started $!
+  B2_PID=$!
+  wait_port "$B1"; wait_port "$B2"
+}
+
+# bench_app_conf: the apps section of a gatehouse config that proxies to
+# the two backends of start_backends.
+bench_app_conf() {
+  cat <<CONF
+apps:
+  bench:
+    upstreams: ["127.0.0.1:$B1", "127.0.0.1:$B2"]
+    health: {interval: 5s}
+CONF
+}
+
+# haproxy_backend_conf: the backend section of an HAProxy config that
+# balances over the two backends of start_backends.
+haproxy_backend_conf() {
+  cat <<CONF
+backend be
+  balance leastconn
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+CONF
+}
+
 # install_missing COMMAND:PACKAGE...: install from Debian each PACKAGE
 # whose COMMAND is missing; INSTALLED says whether it installed any. (No
 # status for that: under set -e a function tested by if or || would run

@@ -57,12 +57,7 @@ else
   go build -o "$WORK/gatehouse" ./cmd/gatehouse
 fi
 
-B1=$(port); B2=$(port)
-"$WORK/backend" -addr "127.0.0.1:$B1" & started $!
-B1_PID=$!
-"$WORK/backend" -addr "127.0.0.1:$B2" & started $!
-B2_PID=$!
-wait_port "$B1"; wait_port "$B2"
+start_backends
 
 NGINX_PORT=$(port); HAPROXY_PORT=$(port); GH_PORT=$(port); GH_ADMIN=$(port)
 NGINX_TLS=$(port); HAPROXY_TLS=$(port); GH_TLS=$(port)
@@ -130,10 +125,7 @@ frontend fe
 frontend fe_tls
   bind 127.0.0.1:$HAPROXY_TLS ssl crt $WORK/combined.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2 ciphersuites $TLS13_SUITE
   default_backend be
-backend be
-  balance leastconn
-  server b1 127.0.0.1:$B1
-  server b2 127.0.0.1:$B2
+$(haproxy_backend_conf)
 CONF
 haproxy -f "$WORK/haproxy.cfg" > "$WORK/haproxy-access.log" 2>&1 & started $!
 HAPROXY_PID=$!
@@ -150,10 +142,7 @@ tls:
   min_version: "1.2"
   http2: true
   redirect_http: false # the plain listener keeps serving, for the http runs
-apps:
-  bench:
-    upstreams: ["127.0.0.1:$B1", "127.0.0.1:$B2"]
-    health: {interval: 5s}
+$(bench_app_conf)
 CONF
 "$WORK/gatehouse" run -c "$WORK/gatehouse.yaml" > "$WORK/gatehouse.out" 2>&1 & started $!
 GH_PID=$!

@@ -22,14 +22,13 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-reload-bench.XXXXXX")
 gh_pid=""
 lg_pid=""
+# shellcheck source=bench/demo_lib.sh
+. "$root/bench/demo_lib.sh"
 
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [[ -n $lg_pid ]] && kill -0 "$lg_pid" 2>/dev/null; then
-		kill "$lg_pid" 2>/dev/null || true
-		wait "$lg_pid" 2>/dev/null || true
-	fi
+	stop_loadgen
 	if [[ -n $gh_pid ]] && kill -0 "$gh_pid" 2>/dev/null; then
 		kill -TERM "$gh_pid" 2>/dev/null || true
 		# gatehouse drains and stops its instances; give it a bound.
@@ -37,35 +36,15 @@ cleanup() {
 		kill -KILL "$gh_pid" 2>/dev/null || true
 		wait "$gh_pid" 2>/dev/null || true
 	fi
-	if [[ -n ${KEEP:-} ]]; then
-		echo "kept $work" >&2
-	else
-		rm -rf "$work"
-	fi
+	remove_work
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+build_demo
 
-log "building gatehouse, demo and loadgen in $work"
-(cd "$root" && go build -o "$work/gatehouse" ./cmd/gatehouse &&
-	go build -o "$work/demo" ./examples/demo &&
-	go build -o "$work/loadgen" ./bench/cmd/loadgen)
-
-cat >"$work/gatehouse.yaml" <<EOF
-listen: "127.0.0.1:0"
-admin: "127.0.0.1:0"
-data_dir: "$work/data"
-apps:
-  demo:
-    command: ["$work/demo"]
-    instances: 2
-    health: {path: /healthz, interval: 1s, timeout: 1s}
-    start_timeout: 20s
-    stop_timeout: 15s
-EOF
+demo_config "127.0.0.1:0" "127.0.0.1:0"
 
 "$work/gatehouse" run -c "$work/gatehouse.yaml" >"$work/gatehouse.out" 2>"$work/gatehouse.err" &
 gh_pid=$!
@@ -120,12 +99,7 @@ five_xx=$(grep -c '"status":5' "$work/data/access.log" || true)
 pids=$("$work/gatehouse" status --admin "$admin" --json | grep -c '"pid"' || true)
 reload_secs=$(awk -v a="$reload_start" -v b="$reload_end" 'BEGIN { printf "%.1f", b - a }')
 
-echo
-echo "== per second (requests, failures, latency) =="
-grep '^t=' "$work/loadgen.out" || true
-echo
-echo "== summary: $RELOADS reloads of 2 demo instances under $CONC clients (${reload_secs}s of reloading) =="
-grep -v '^t=' "$work/loadgen.out"
+print_loadgen "$RELOADS reloads of 2 demo instances under $CONC clients (${reload_secs}s of reloading)"
 echo "gatehouse access.log responses with status 5xx: $five_xx"
 # The headline: failures and p99 while reloading vs quiet.
 awk '/^phase=(quiet|reload) / {

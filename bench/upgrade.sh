@@ -24,6 +24,8 @@ UPGRADES=${UPGRADES:-3}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-upgrade-bench.XXXXXX")
 lg_pid=""
+# shellcheck source=bench/demo_lib.sh
+. "$root/bench/demo_lib.sh"
 
 # ours lists the pids of the processes this run started from $work
 # (gatehouse, its successors, the shims and the demo apps).
@@ -32,49 +34,26 @@ ours() { pgrep -f -- "$work/" || true; }
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [[ -n $lg_pid ]] && kill -0 "$lg_pid" 2>/dev/null; then
-		kill "$lg_pid" 2>/dev/null || true
-		wait "$lg_pid" 2>/dev/null || true
-	fi
+	stop_loadgen
 	# The serving gatehouse is not necessarily this shell's child after an
 	# upgrade: stop whichever runs from $work, drain-first, then the rest.
 	for pid in $(pgrep -f -- "$work/gatehouse run" || true); do kill -TERM "$pid" 2>/dev/null || true; done
 	for _ in $(seq 1 150); do [[ -z $(pgrep -f -- "$work/gatehouse run" || true) ]] && break; sleep 0.1; done
 	for pid in $(ours); do kill -KILL "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	if [[ -n ${KEEP:-} ]]; then
-		echo "kept $work" >&2
-	else
-		rm -rf "$work"
-	fi
+	remove_work
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-log "building gatehouse, demo and loadgen in $work"
-(cd "$root" && go build -o "$work/gatehouse" ./cmd/gatehouse &&
-	go build -o "$work/demo" ./examples/demo &&
-	go build -o "$work/loadgen" ./bench/cmd/loadgen)
+build_demo
 
 listen="127.0.0.1:$(free_port)"
 admin="127.0.0.1:$(free_port)"
-cat >"$work/gatehouse.yaml" <<EOF
-listen: "$listen"
-admin: "$admin"
-data_dir: "$work/data"
-apps:
-  demo:
-    command: ["$work/demo"]
-    instances: 2
-    health: {path: /healthz, interval: 1s, timeout: 1s}
-    start_timeout: 20s
-    stop_timeout: 15s
-EOF
+demo_config "$listen" "$admin"
 
 start_gatehouse() {
 	"$work/gatehouse" run -c "$work/gatehouse.yaml" >>"$work/gatehouse.out" 2>>"$work/gatehouse.err" &
@@ -143,12 +122,7 @@ kill -INT "$lg_pid"
 wait "$lg_pid" || true
 lg_pid=""
 
-echo
-echo "== per second (requests, failures, latency) =="
-grep '^t=' "$work/loadgen.out" || true
-echo
-echo "== summary: $CONC clients; stop-and-start (${restart_secs}s) vs $UPGRADES upgrades (${upgrade_secs}s) =="
-grep -v '^t=' "$work/loadgen.out"
+print_loadgen "$CONC clients; stop-and-start (${restart_secs}s) vs $UPGRADES upgrades (${upgrade_secs}s)"
 awk '/^phase=(quiet|restart|upgrade) / {
 	for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 	ph[v["phase"]] = sprintf("%s failed of %s requests, p99 %s", v["failed"], v["requests"], v["p99"])

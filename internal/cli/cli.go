@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,6 +92,14 @@ func configFlag(c *cobra.Command, dst *string) {
 // gatehouse.
 func adminFlag(c *cobra.Command, dst *string) {
 	c.Flags().StringVar(dst, "admin", "", "admin address or URL (default: admin of ./gatehouse.yaml, else 127.0.0.1:9901)")
+}
+
+// printJSON is the --json output of a command that otherwise prints a
+// table or report: v indented by two spaces.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // adminTarget resolves the admin address (--admin, else the config's,

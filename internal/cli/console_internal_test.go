@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // Each lifecycle event is one readable terminal line; an exit and its
@@ -66,7 +66,7 @@ func TestPrintLifecycleLoneExit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ch := make(chan telemetry.Event, 1)
 		ch <- telemetry.Event{Time: time.Now(), App: "web", Instance: "web-1", Type: telemetry.EventExit, Detail: "killed by SIGKILL"}
-		var mu lockedBuf
+		var mu testutil.LockedBuffer
 		done := make(chan struct{})
 		go func() { defer close(done); printLifecycle(&mu, ch) }()
 		<-time.After(5 * time.Second)
@@ -77,23 +77,6 @@ func TestPrintLifecycleLoneExit(t *testing.T) {
 		close(ch)
 		<-done
 	})
-}
-
-type lockedBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // The exit line quotes what the app said about its death, not the last

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -28,9 +27,7 @@ func newDiagnoseCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(c.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return printJSON(c.OutOrStdout(), rep)
 			}
 			diagnose.Render(c.OutOrStdout(), rep)
 			return nil

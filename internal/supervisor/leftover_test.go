@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -224,30 +223,13 @@ func ppid(pid int) string {
 // child is a gatehouse binary run in the background.
 type child struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuf
+	stderr *testutil.LockedBuffer
 	done   chan struct{}
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startChild(t *testing.T, dir, bin string, args ...string) *child {
 	t.Helper()
-	c := &child{stderr: &lockedBuf{}, done: make(chan struct{})}
+	c := &child{stderr: &testutil.LockedBuffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.Dir = dir
 	c.cmd.Stdout, c.cmd.Stderr = c.stderr, c.stderr

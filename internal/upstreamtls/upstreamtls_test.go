@@ -19,25 +19,11 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/upstreamtlstest"
 	"github.com/gatehouse/gatehouse/internal/upstreamtls"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// block returns u as Validate leaves it for an external pool: its files
-// read and parsed.
-func block(t *testing.T, u config.UpstreamTLS) *config.UpstreamTLS {
-	t.Helper()
-	c := config.Default()
-	app := config.NewApp("api")
-	app.Upstreams = []string{"127.0.0.1:443"}
-	app.UpstreamTLS = &u
-	c.Apps, c.Order = map[string]*config.App{"api": app}, []string{"api"}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	return app.UpstreamTLS
-}
 
 // fetch makes a TLS connection to addr with u's config, as the gateway
 // does, and reads one answer over it: a TLS 1.3 server's verdict on a
@@ -136,7 +122,7 @@ func TestHandshakeFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := fetch(t, block(t, tc.u), tc.addr)
+			_, err := fetch(t, upstreamtlstest.Validated(t, tc.u), tc.addr)
 			if got := upstreamtls.Classify(err); got != tc.kind {
 				t.Errorf("Classify(%v) = %d, want %d", err, got, tc.kind)
 			}
@@ -182,7 +168,7 @@ func TestServerNameAndALPN(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cs, err := fetch(t, block(t, tc.u), addr)
+			cs, err := fetch(t, upstreamtlstest.Validated(t, tc.u), addr)
 			if got := upstreamtls.Classify(err); got != tc.wantError {
 				t.Fatalf("Classify(%v) = %d, want %d", err, got, tc.wantError)
 			}
@@ -211,7 +197,7 @@ func TestVerifyWhatInsecureAccepts(t *testing.T) {
 	addr := testutil.ServeHTTPS(t, &tls.Config{Certificates: []tls.Certificate{
 		ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}, NotBefore: expiredOn.Add(-time.Hour), NotAfter: expiredOn}),
 	}}, ok)
-	u := block(t, config.UpstreamTLS{CAFile: ca.File(t), InsecureSkipVerify: true})
+	u := upstreamtlstest.Validated(t, config.UpstreamTLS{CAFile: ca.File(t), InsecureSkipVerify: true})
 	cs, err := fetch(t, u, addr)
 	if err != nil {
 		t.Fatalf("insecure_skip_verify: %v", err)
@@ -232,7 +218,7 @@ func TestClassifyAllocatesNothing(t *testing.T) {
 	addr := testutil.ServeHTTPS(t, &tls.Config{Certificates: []tls.Certificate{
 		ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1"}, NotAfter: time.Now().Add(-time.Minute)}),
 	}}, ok)
-	_, expired := fetch(t, block(t, config.UpstreamTLS{CAFile: ca.File(t)}), addr)
+	_, expired := fetch(t, upstreamtlstest.Validated(t, config.UpstreamTLS{CAFile: ca.File(t)}), addr)
 	for _, err := range []error{expired, &net.OpError{Op: "dial", Err: errors.New("refused")}} {
 		if n := testing.AllocsPerRun(100, func() { upstreamtls.Classify(err) }); n != 0 {
 			t.Errorf("Classify(%v): %v allocations", err, n)

@@ -30,6 +30,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/dnstest"
 )
 
 // IgnoreGoroutines are the goleak options for a package whose tests speak
@@ -154,41 +155,8 @@ func startDNS(t testing.TB) *dnsServer {
 	d := &dnsServer{}
 	local := "127.0.0.1"
 	d.answer.Store(&local)
-	tcp, udp := listenBoth(t)
-	d.addr = tcp.Addr().String()
-	for _, s := range []*dns.Server{{Listener: tcp, Handler: d}, {PacketConn: udp, Handler: d}} {
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			s.ActivateAndServe()
-		}()
-		<-started
-		t.Cleanup(func() {
-			s.Shutdown()
-			<-done
-		})
-	}
+	d.addr = dnstest.Serve(t, d)
 	return d
-}
-
-// listenBoth finds a loopback port free for both TCP and UDP.
-func listenBoth(t testing.TB) (net.Listener, net.PacketConn) {
-	t.Helper()
-	for range 20 {
-		tcp, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		udp, err := net.ListenPacket("udp", tcp.Addr().String())
-		if err == nil {
-			return tcp, udp
-		}
-		tcp.Close()
-	}
-	t.Fatal("no loopback port free for both TCP and UDP")
-	return nil, nil
 }
 
 func (d *dnsServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {

@@ -33,11 +33,19 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{records: map[string][]dns.RR{}}
+	s.Addr = Serve(t, dns.HandlerFunc(s.serve))
+	return s
+}
+
+// Serve serves h over UDP and TCP on one loopback port until the test
+// ends, and returns the port's 127.0.0.1:port: for a test that answers
+// with a handler of its own rather than with a Server's records.
+func Serve(t testing.TB, h dns.Handler) string {
+	t.Helper()
 	pc, ln := listen(t)
-	s.Addr = pc.LocalAddr().String()
 	for _, srv := range []*dns.Server{{PacketConn: pc}, {Listener: ln}} {
 		started := make(chan struct{})
-		srv.Handler = dns.HandlerFunc(s.serve)
+		srv.Handler = h
 		srv.NotifyStartedFunc = func() { close(started) }
 		done := make(chan struct{})
 		go func() {
@@ -50,7 +58,7 @@ func Start(t testing.TB) *Server {
 			<-done
 		})
 	}
-	return s
+	return pc.LocalAddr().String()
 }
 
 // listen opens UDP and TCP on one loopback port.
