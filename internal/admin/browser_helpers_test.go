@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
@@ -66,6 +67,7 @@ func chromium(t *testing.T) string {
 // first).
 func browser(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
+	testutil.SkipInShort(t) // runs Chromium
 	exe := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
@@ -127,26 +129,21 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	return get(t, ctx, "evaluate "+expr, chromedp.Evaluate[T](expr))
 }
 
-// waitJS polls a JavaScript expression until it is true, and fails the
+// waitJS waits until a JavaScript expression is true, evaluating it in
+// the page as it loads and on every change to the page, and fails the
 // test naming what it waited for, with the page's diagnosis (an
 // expression giving a string) when the wait times out.
 func waitJS(t *testing.T, ctx context.Context, timeout time.Duration, what, expr, diagnosis string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
-		if err == nil && ok {
-			return
-		}
-		if err != nil && ctx.Err() != nil || time.Now().After(deadline) {
-			var diag string
-			if diagnosis != "" && ctx.Err() == nil {
-				diag, _ = chromedp.Run(ctx, chromedp.Evaluate[string](diagnosis))
-			}
-			t.Fatalf("timed out after %v waiting for %s (%v)\npage: %s", timeout, what, err, diag)
-		}
-		time.Sleep(250 * time.Millisecond)
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool]("!!("+expr+")", chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(timeout)))
+	if err == nil {
+		return
 	}
+	var diag string
+	if diagnosis != "" && ctx.Err() == nil {
+		diag, _ = chromedp.Run(ctx, chromedp.Evaluate[string](diagnosis))
+	}
+	t.Fatalf("timed out after %v waiting for %s (%v)\npage: %s", timeout, what, err, diag)
 }
 
 // dataset returns the data-* attributes of the first element matching a
@@ -229,6 +226,23 @@ func (l *load) one(c *http.Client, url string) {
 	if code != http.StatusOK && len(l.failures) < 5 {
 		l.failures = append(l.failures, detail)
 	}
+}
+
+// waitAnswers waits until the load has had n more answers than when it
+// was called, whatever their status.
+func (l *load) waitAnswers(t *testing.T, n int, what string) {
+	t.Helper()
+	answered := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		total := 0
+		for _, k := range l.status {
+			total += k
+		}
+		return total
+	}
+	from := answered()
+	testutil.WaitFor(t, liveWait, fmt.Sprintf("%d answers %s", n, what), func() bool { return answered() >= from+n })
 }
 
 // end stops the load and waits for it (idempotent).

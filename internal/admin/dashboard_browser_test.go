@@ -57,6 +57,7 @@ func confirmAction(t *testing.T, ctx context.Context, button string) {
 // through its live stream alone (no reload), the request rate, latency,
 // the 5xx of a crash by its cause, and the crash in the timeline.
 func TestBrowserDashboardFillsLive(t *testing.T) {
+	t.Parallel()
 	g := start(t, 2, nil)
 	ctx := browser(t, browserTimeout)
 	openDashboard(t, ctx, g.AdminURL)
@@ -69,7 +70,7 @@ func TestBrowserDashboardFillsLive(t *testing.T) {
 	eval[string](t, ctx, `window.gatehouseTestMark = 'first load'`)
 
 	l := startLoad(t, g.URL+"/", 4)
-	time.Sleep(3 * time.Second)
+	l.waitAnswers(t, 20, "to the load before the crash")
 	// A POST is not retried: one instance exits mid-request, the client
 	// gets a 502 whose cause gatehouse names.
 	resp, err := client(t).Post(g.URL+"/crash", "text/plain", strings.NewReader("x"))
@@ -82,14 +83,7 @@ func TestBrowserDashboardFillsLive(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || cause == "" {
 		t.Fatalf("POST /crash: %d, Gatehouse-Cause %q; want 502 with a cause", resp.StatusCode, cause)
 	}
-	time.Sleep(7 * time.Second)
-	l.end()
-	counts, failures := l.counts()
-	t.Logf("load: answers by status %v (first failures %q); crash: 502 %s", counts, failures, cause)
-	if counts[http.StatusOK] == 0 {
-		t.Fatalf("no request of the load succeeded: %v %q", counts, failures)
-	}
-
+	// The load goes on while the page fills.
 	for _, c := range []struct{ what, expr string }{
 		{"a request rate in #_all-rps", seriesJS("_all-rps", "requests")},
 		{"a request rate in #web-rps", seriesJS("web-rps", "requests")},
@@ -103,6 +97,12 @@ func TestBrowserDashboardFillsLive(t *testing.T) {
 	} {
 		waitJS(t, ctx, liveWait, c.what, c.expr, chartsDiagnosis)
 	}
+	l.end()
+	counts, failures := l.counts()
+	t.Logf("load: answers by status %v (first failures %q); crash: 502 %s", counts, failures, cause)
+	if counts[http.StatusOK] == 0 {
+		t.Fatalf("no request of the load succeeded: %v %q", counts, failures)
+	}
 	if mark := eval[string](t, ctx, `String(window.gatehouseTestMark)`); mark != "first load" {
 		t.Errorf("the page was reloaded (mark %q): the values did not come over the live stream", mark)
 	}
@@ -113,20 +113,21 @@ func TestBrowserDashboardFillsLive(t *testing.T) {
 // in the page, replaces every instance while requests keep flowing, and
 // not one of them fails; the page reports the operation done.
 func TestBrowserReloadWithoutFailedRequests(t *testing.T) {
+	t.Parallel()
 	g := start(t, 2, nil)
 	ctx := browser(t, browserTimeout)
 	openDashboard(t, ctx, g.AdminURL)
 	before := pids(status(t, g, ""), "web")
 
 	l := startLoad(t, g.URL+"/", 4)
-	time.Sleep(time.Second)
+	l.waitAnswers(t, 20, "before the reload")
 	confirmAction(t, ctx, `#app-web button[data-action="reload"]`)
 	waitJS(t, ctx, 90*time.Second, "#op to say the reload is done",
 		`document.querySelector('#op[data-state="ok"]') || document.querySelector('#op[data-state="failed"]')`, opDiagnosis)
 	if d := dataset(t, ctx, "#op"); d["state"] != "ok" {
 		t.Fatalf("reload from the page: %s", eval[string](t, ctx, opDiagnosis))
 	}
-	time.Sleep(time.Second) // load on the new instances alone
+	l.waitAnswers(t, 20, "from the new instances alone")
 	l.end()
 
 	counts, failures := l.counts()
@@ -160,7 +161,6 @@ const dashboardToken = "dashboard-t0ken"
 // startWithToken runs one instance behind an admin API with a token.
 func startWithToken(t *testing.T) *harness.Gatehouse {
 	t.Helper()
-	t.Setenv("GATEHOUSE_ADMIN_TOKEN", "")
 	return start(t, 1, func(cfg *config.Config) { cfg.AdminToken = dashboardToken })
 }
 
@@ -168,6 +168,7 @@ func startWithToken(t *testing.T) *harness.Gatehouse {
 // sign-in form; once signed in its actions work, and once the session
 // cookie is gone they fail with 401 and say so.
 func TestBrowserActionsNeedSignIn(t *testing.T) {
+	t.Parallel()
 	g := startWithToken(t)
 	ctx := browser(t, browserTimeout)
 	do(t, ctx, "open the dashboard", chromedp.Navigate(g.AdminURL+"/"))
@@ -206,6 +207,7 @@ func TestBrowserActionsNeedSignIn(t *testing.T) {
 // TestDashboardSignIn (no browser): the sign-in's answers, and the
 // cross-origin refusal that holds even with a valid session cookie.
 func TestDashboardSignIn(t *testing.T) {
+	t.Parallel()
 	g := startWithToken(t)
 	c := client(t)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -278,6 +280,7 @@ func TestDashboardSignIn(t *testing.T) {
 // TestDashboardServerRendered (no browser): the page is rendered on the
 // server, so its charts and tables are there for a plain HTTP client.
 func TestDashboardServerRendered(t *testing.T) {
+	t.Parallel()
 	g := start(t, 2, nil)
 	doc, err := html.Parse(bytes.NewReader(getBody(t, client(t), g.AdminURL+"/", http.StatusOK)))
 	if err != nil {
@@ -321,6 +324,7 @@ func TestDashboardServerRendered(t *testing.T) {
 // TestBrowserDashboardWithoutJavaScript: in a browser with scripts off,
 // the instance table and the charts are there.
 func TestBrowserDashboardWithoutJavaScript(t *testing.T) {
+	t.Parallel()
 	g := start(t, 2, nil)
 	ctx := browser(t, browserTimeout)
 	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {

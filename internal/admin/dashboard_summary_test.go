@@ -94,6 +94,7 @@ func findAllText(n *html.Node) []string {
 // finding the page shows for web-1 is past, and the summary says all is
 // well.
 func TestDashboardSummaryPutsACrashLoopFirst(t *testing.T) {
+	t.Parallel()
 	g := startCrashLooping(t)
 	doc := page(t, g)
 	h2 := findAll(doc, func(n *html.Node) bool { return n.Data == "h2" })
@@ -145,6 +146,7 @@ func TestDashboardSummaryPutsACrashLoopFirst(t *testing.T) {
 // are images, served without a token: the sign-in page shows the icon
 // too.
 func TestDashboardFavicon(t *testing.T) {
+	t.Parallel()
 	g := startWithToken(t)
 	c := client(t)
 	for _, path := range []string{"/favicon.ico", "/static/favicon.svg"} {
@@ -168,6 +170,7 @@ func TestDashboardFavicon(t *testing.T) {
 // first screen: the summary's heading, web not ready and the critical
 // restart_loop all start within the top 600 pixels.
 func TestBrowserSummaryOnTheFirstScreenWithoutJavaScript(t *testing.T) {
+	t.Parallel()
 	g := startCrashLooping(t)
 	ctx := browser(t, browserTimeout)
 	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
@@ -200,6 +203,7 @@ func TestBrowserSummaryOnTheFirstScreenWithoutJavaScript(t *testing.T) {
 // the first screen; when web's probe starts failing the live stream turns
 // it, without a reload, into web not ready.
 func TestBrowserSummaryAllWellThenLive(t *testing.T) {
+	t.Parallel()
 	g := start(t, 1, nil)
 	ctx := browser(t, browserTimeout)
 	do(t, ctx, "size the window 1280×800", chromedp.EmulateViewport(1280, 800))

@@ -5,9 +5,10 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/testutil"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // TestDashboard checks that the page a person opens on the admin address
@@ -16,6 +17,7 @@ import (
 // (the tables need no script), that it refreshes itself without script,
 // and that it loads nothing from elsewhere.
 func TestDashboard(t *testing.T) {
+	t.Parallel()
 	g := start(t, 2, nil)
 	c := client(t)
 	// An app error gives the findings section something to show.

@@ -69,6 +69,7 @@ func getBody(t *testing.T, c *http.Client, u string, want int) []byte {
 
 // A line the app prints reaches a log stream client within a second.
 func TestLogstreamDeliversAppOutput(t *testing.T) {
+	t.Parallel()
 	g := start(t, 1, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -128,6 +129,7 @@ func TestLogstreamDeliversAppOutput(t *testing.T) {
 }
 
 func TestEnvRedactsSecrets(t *testing.T) {
+	t.Parallel()
 	g := start(t, 1, nil)
 	body := getBody(t, client(t), g.AdminURL+"/api/env?app=web", 200)
 	if strings.Contains(string(body), secret) {
@@ -149,6 +151,7 @@ func TestEnvRedactsSecrets(t *testing.T) {
 }
 
 func TestDumpBundle(t *testing.T) {
+	t.Parallel()
 	g := start(t, 2, nil)
 	c := client(t)
 	for range 4 {
@@ -196,6 +199,7 @@ func TestDumpBundle(t *testing.T) {
 // webhook URLs, nor their Authorization and X-Api-Key headers: every
 // secret field of the config is redacted, by its tag.
 func TestDumpRedactsEverySecret(t *testing.T) {
+	t.Parallel()
 	const (
 		token     = "admin-t0ken-do-not-leak"
 		hookPath  = "T0000/B0000/slack-hook-do-not-leak"
@@ -316,7 +320,7 @@ func keys(m map[string][]byte) []string {
 // An admin listener off loopback without a token would hand process
 // control and secrets to the network: gatehouse refuses to start.
 func TestAdminOffLoopbackNeedsToken(t *testing.T) {
-	t.Setenv("GATEHOUSE_ADMIN_TOKEN", "")
+	t.Parallel()
 	cfg, _ := harness.FaultApp(t, 1)
 	cfg.Admin = "0.0.0.0:0"
 	srv, err := server.New(cfg, server.Options{})
@@ -337,7 +341,7 @@ func TestAdminOffLoopbackNeedsToken(t *testing.T) {
 // With a token, the admin API answers only requests that carry it. The
 // listener binds every interface; requests go to 127.0.0.1 only.
 func TestAdminToken(t *testing.T) {
-	t.Setenv("GATEHOUSE_ADMIN_TOKEN", "")
+	t.Parallel()
 	const token = "t0ken-for-tests"
 	g := start(t, 1, func(cfg *config.Config) {
 		cfg.Admin = "0.0.0.0:0"
@@ -380,6 +384,7 @@ func TestAdminToken(t *testing.T) {
 // scale or reload the app through the admin API on loopback (no token
 // there): a browser sends such a cross-site form POST without asking.
 func TestAdminRefusesCrossSiteOperations(t *testing.T) {
+	t.Parallel()
 	g := start(t, 1, nil)
 	pid := g.Instances("web")[0].PID
 	c := client(t)
@@ -397,5 +402,38 @@ func TestAdminRefusesCrossSiteOperations(t *testing.T) {
 	}
 	if got := g.Instances("web")[0]; got.PID != pid || got.Restarts != 0 {
 		t.Errorf("a cross-site POST restarted web-1: pid %d → %d, restarts %d", pid, got.PID, got.Restarts)
+	}
+}
+
+// Without a token, the admin API answers only to loopback host names, so
+// a DNS name rebound to 127.0.0.1 cannot read it from a browser.
+func TestAdminRefusesForeignHostWithoutToken(t *testing.T) {
+	t.Parallel()
+	g := start(t, 1, nil)
+	c := client(t)
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"", http.StatusOK}, // the URL's own 127.0.0.1:PORT
+		{"localhost", http.StatusOK},
+		{"[::1]:9901", http.StatusOK},
+		{"evil.example:9901", http.StatusForbidden},
+		{"10.0.0.1", http.StatusForbidden},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, g.AdminURL+"/api/env?app=web", nil)
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("Host %q: status %d, want %d", tc.host, resp.StatusCode, tc.want)
+			}
+		})
 	}
 }

@@ -33,6 +33,7 @@ const screenshotLoad = 90 * time.Second
 // with one crash, and saves the dashboard as a full-page PNG 1280 pixels
 // wide.
 func TestDashboardScreenshot(t *testing.T) {
+	t.Parallel()
 	out := os.Getenv(screenshotEnv)
 	if out == "" {
 		t.Skipf("set %s to the PNG to write", screenshotEnv)

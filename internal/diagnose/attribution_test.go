@@ -56,12 +56,7 @@ func TestSlowRequestsCountOnlyTheAppsTime(t *testing.T) {
 			App: "web", Method: "GET", Path: "/report", Status: 200, DurationMS: 38_000, HeldMS: 30_000, UpstreamMS: 8_000, Attempts: 1})
 	}
 	rep = diagnose.Run(ev)
-	var slow *diagnose.Finding
-	for i := range rep.Findings {
-		if rep.Findings[i].ID == "slow_requests" {
-			slow = &rep.Findings[i]
-		}
-	}
+	slow := findingOf(rep, "slow_requests", "web")
 	if slow == nil {
 		t.Fatalf("/report took the app 8s each: no slow_requests finding:\n%s", render(rep))
 	}
@@ -162,6 +157,7 @@ var runtimeMarkers = map[string][]string{
 // stay neutral when it is not known: no uncaughtException for a Go or
 // Python app.
 func TestFixesFollowTheRuntime(t *testing.T) {
+	t.Parallel()
 	goBin := testutil.BuildBinary(t, testutil.FaultAppPkg)
 	tests := []struct {
 		command []string
@@ -258,15 +254,15 @@ func everyFixEvidence(command []string) *diagnose.Evidence {
 	return ev
 }
 
-// An app crashed by requests three times, 4s apart. diagnose puts crash
-// first, with the request, the exit code and the last output of the
-// process that died, none of its predecessors'.
+// An app crashed by requests three times, each as soon as it serves
+// again. diagnose puts crash first, with the request, the exit code and
+// the last output of the process that died, none of its predecessors'.
 func TestDetectorCrashThreeTimesByRequests(t *testing.T) {
+	t.Parallel()
 	g, since := start(t, 1, nil)
 	c := client(t, 15*time.Second)
 	var pids []int
 	for i := range 3 {
-		began := time.Now()
 		g.WaitReady(t, "web", 1, 15*time.Second)
 		pid := pidOf(t, g, "web-1")
 		pids = append(pids, pid)
@@ -275,7 +271,6 @@ func TestDetectorCrashThreeTimesByRequests(t *testing.T) {
 		}
 		waitEvents(t, g, 5*time.Second, telemetry.EventExit, i+1)
 		if i < 2 {
-			time.Sleep(time.Until(began.Add(4 * time.Second)))
 			testutil.WaitFor(t, 15*time.Second, "a new process", func() bool {
 				in := g.Instances("web")
 				return len(in) == 1 && in[0].PID != pid && in[0].PID != 0

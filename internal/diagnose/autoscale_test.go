@@ -39,12 +39,7 @@ func TestOverloadSaysAtMax(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rep := diagnose.Run(evidence(tt.events...))
-			var f *diagnose.Finding
-			for i := range rep.Findings {
-				if rep.Findings[i].ID == "overload" {
-					f = &rep.Findings[i]
-				}
-			}
+			f := findingOf(rep, "overload", "web")
 			if f == nil {
 				t.Fatalf("no overload finding:\n%s", render(rep))
 			}

@@ -23,14 +23,41 @@ import (
 // on loopback, and must name it as the root cause: first in the report,
 // with the evidence a person needs.
 
+// Normal traffic to a healthy two-instance app is nothing to report.
+func TestHealthyNoCriticalFinding(t *testing.T) {
+	t.Parallel()
+	g, since, c := serving(t, 2, nil)
+	for range 4 {
+		for _, r := range parallel(c, 10, http.MethodGet, g.URL+"/") {
+			if r.status != 200 {
+				t.Errorf("GET / on a healthy app: %v", r)
+			}
+		}
+	}
+	mustGet(t, c, g.URL+"/echo", 200)
+	rep, err := g.Srv.Diagnose(since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, _ := apiDiagnose(t, g, since)
+	for _, r := range []diagnose.Report{rep, api} {
+		for _, f := range r.Findings {
+			if f.Severity == diagnose.Critical {
+				t.Errorf("healthy app, critical finding %s:\n%s", f.ID, render(r))
+			}
+		}
+		if r.Errors != 0 || r.Requests < 41 {
+			t.Errorf("healthy app: %d requests, %d 5xx; want >= 41, 0", r.Requests, r.Errors)
+		}
+	}
+}
+
 // crashScenario: one instance serving three POSTs crashes on /crash with
 // exit code 3 and a panic line; the POSTs die with it (a POST is not
 // retried once sent). It returns after the instance is ready again.
 func crashScenario(t *testing.T) (*harness.Gatehouse, time.Time) {
 	t.Helper()
-	g, since := start(t, 1, nil)
-	g.WaitReady(t, "web", 1, 15*time.Second)
-	c := client(t, 15*time.Second)
+	g, since, c := serving(t, 1, nil)
 	var wg sync.WaitGroup
 	inflight := make([]result, 3)
 	for i := range inflight {
@@ -54,6 +81,7 @@ func crashScenario(t *testing.T) (*harness.Gatehouse, time.Time) {
 }
 
 func TestDetectorCrash(t *testing.T) {
+	t.Parallel()
 	g, since := crashScenario(t)
 	f := expectFirst(t, g, since, "crash", "exited with code 3", "output: panic: crash requested on /crash")
 	if f.Severity != diagnose.Critical || f.RequestsAffected < 3 || f.Instance != "web-1" {
@@ -64,9 +92,8 @@ func TestDetectorCrash(t *testing.T) {
 
 // SIGKILL from outside (the OOM killer, an operator) under requests.
 func TestDetectorCrashSIGKILL(t *testing.T) {
-	g, since := start(t, 1, nil)
-	g.WaitReady(t, "web", 1, 15*time.Second)
-	c := client(t, 15*time.Second)
+	t.Parallel()
+	g, since, c := serving(t, 1, nil)
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Add(1)
@@ -89,6 +116,7 @@ func TestDetectorCrashSIGKILL(t *testing.T) {
 }
 
 func TestDetectorRestartLoop(t *testing.T) {
+	t.Parallel()
 	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
 		a.HoldTimeout = config.Duration(time.Second)
 	}, "-exit-at-start", "1")
@@ -107,6 +135,7 @@ func TestDetectorRestartLoop(t *testing.T) {
 // Even after several failed starts this is a start failure, not a crash
 // loop of a running app.
 func TestDetectorStartFailure(t *testing.T) {
+	t.Parallel()
 	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
 		a.StartTimeout = config.Duration(time.Second)
 		a.HoldTimeout = config.Duration(time.Second)
@@ -117,6 +146,13 @@ func TestDetectorStartFailure(t *testing.T) {
 	}
 	waitEvents(t, g, 15*time.Second, telemetry.EventStartTimeout, 3)
 	waitEvents(t, g, 5*time.Second, telemetry.EventExit, 3)
+	// That it listens on no port comes from a sample of the process that
+	// runs now: the instance spends its back-off between starts with none,
+	// and each process lives 1s. Diagnose early in one's life.
+	testutil.WaitFor(t, 30*time.Second, "a sample of a process started under 500ms ago", func() bool {
+		in := g.Instances("web")
+		return len(in) == 1 && in[0].PID > 0 && in[0].RSSBytes > 0 && time.Since(in[0].StartedAt) < 500*time.Millisecond
+	})
 	f := expectFirst(t, g, since, "start_failure", "start_timeout 1s", "listens on no port")
 	if f.RequestsAffected < 1 {
 		t.Errorf("start_failure counts %d requests affected; want >= 1", f.RequestsAffected)
@@ -124,6 +160,7 @@ func TestDetectorStartFailure(t *testing.T) {
 }
 
 func TestDetectorPortMismatch(t *testing.T) {
+	t.Parallel()
 	fixed := testutil.FreePort(t)
 	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
 		a.StartTimeout = config.Duration(60 * time.Second)
@@ -151,6 +188,7 @@ func TestDetectorPortMismatch(t *testing.T) {
 }
 
 func TestDetectorProbeRejected(t *testing.T) {
+	t.Parallel()
 	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
 		a.StartTimeout = config.Duration(60 * time.Second)
 		a.HoldTimeout = config.Duration(time.Second)
@@ -170,19 +208,20 @@ func TestDetectorProbeRejected(t *testing.T) {
 // A blocked event loop: the process is alive and spins a core, and
 // answers nothing, its probes included.
 func TestDetectorUnresponsive(t *testing.T) {
-	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
+	t.Parallel()
+	g, since, c := serving(t, 1, func(_ *config.Config, a *config.App) {
 		a.Health.Interval = config.Duration(200 * time.Millisecond)
 		a.Health.Timeout = config.Duration(300 * time.Millisecond)
 		a.Health.UnhealthyThreshold = 2
 		a.StopTimeout = config.Duration(time.Second)
 	})
-	g.WaitReady(t, "web", 1, 15*time.Second)
 	pid := pidOf(t, g, "web-1")
-	c := client(t, 10*time.Second)
 	mustGet(t, c, g.URL+"/freeze?d=5s", 200)
 	waitEvents(t, g, 4*time.Second, telemetry.EventUnhealthy, 1)
-	// Let the sampler see the spinning core.
-	time.Sleep(400 * time.Millisecond)
+	testutil.WaitFor(t, 4*time.Second, "a sample of the spinning core", func() bool {
+		in := g.Instances("web")
+		return len(in) == 1 && in[0].CPUPercent != nil && *in[0].CPUPercent > 0
+	})
 	f := expectFirst(t, g, since, "unresponsive", "timeout after 300ms", fmt.Sprintf("pid %d", pid))
 	if f.Instance != "web-1" || f.Severity != diagnose.Critical {
 		t.Errorf("unresponsive finding: instance %q severity %s; want web-1, critical", f.Instance, f.Severity)
@@ -190,11 +229,10 @@ func TestDetectorUnresponsive(t *testing.T) {
 }
 
 func TestDetectorSlowRequests(t *testing.T) {
-	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
+	t.Parallel()
+	g, since, c := serving(t, 1, func(_ *config.Config, a *config.App) {
 		a.RequestTimeout = config.Duration(time.Second)
 	})
-	g.WaitReady(t, "web", 1, 15*time.Second)
-	c := client(t, 10*time.Second)
 	for _, r := range parallel(c, 3, http.MethodGet, g.URL+"/sleep?d=2s") {
 		if r.status != 504 || r.cause != "upstream_timeout" {
 			t.Errorf("GET /sleep?d=2s with request_timeout 1s: %v; want 504 upstream_timeout", r)
@@ -207,13 +245,12 @@ func TestDetectorSlowRequests(t *testing.T) {
 }
 
 func TestDetectorMemoryPressure(t *testing.T) {
-	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
+	t.Parallel()
+	g, since, c := serving(t, 1, func(_ *config.Config, a *config.App) {
 		ah := config.NewAutoHeal()
 		ah.Triggers.Memory = &config.MemoryTrigger{PrivateBytes: 100 << 20}
 		a.AutoHeal = ah
 	})
-	g.WaitReady(t, "web", 1, 15*time.Second)
-	c := client(t, 20*time.Second)
 	mustGet(t, c, g.URL+"/alloc?mb=150", 200)
 	testutil.WaitFor(t, 10*time.Second, "a memory auto_heal event", func() bool {
 		for _, e := range g.Events(telemetry.EventAutoHeal) {
@@ -227,6 +264,7 @@ func TestDetectorMemoryPressure(t *testing.T) {
 }
 
 func TestDetectorOutboundExhaustion(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -256,9 +294,7 @@ func TestDetectorOutboundExhaustion(t *testing.T) {
 		}
 		mu.Unlock()
 	})
-	g, since := start(t, 1, nil)
-	g.WaitReady(t, "web", 1, 15*time.Second)
-	c := client(t, 20*time.Second)
+	g, since, c := serving(t, 1, nil)
 	mustGet(t, c, g.URL+"/connect-out?n=130&addr="+ln.Addr().String(), 200)
 	f := expectFirst(t, g, since, "outbound_exhaustion", "130 outbound connections to "+ln.Addr().String())
 	if f.Severity != diagnose.Critical || f.Instance != "web-1" {
@@ -266,16 +302,16 @@ func TestDetectorOutboundExhaustion(t *testing.T) {
 	}
 }
 
-// The app closes idle keep-alive connections after 1s without saying so,
-// and clients pace requests at about 1s: gatehouse sometimes writes a
-// request on a connection the app is closing. The race is timing-based:
-// bursts of POSTs about 1s apart make it likely within 15s; if it never
+// The app closes idle keep-alive connections after 200ms without saying
+// so, and clients pace requests at about that: gatehouse sometimes writes
+// a request on a connection the app is closing. The race is timing-based:
+// bursts of POSTs about 250ms apart make it likely within 15s; if it never
 // happens the test is skipped, since there is nothing to diagnose.
 func TestDetectorKeepaliveRace(t *testing.T) {
-	g, since := start(t, 2, func(_ *config.Config, a *config.App) {
+	t.Parallel()
+	g, since, c := serving(t, 2, func(_ *config.Config, a *config.App) {
 		a.UpstreamIdleTimeout = config.Duration(5 * time.Second)
-	}, "-keepalive-idle", "1s")
-	g.WaitReady(t, "web", 2, 15*time.Second)
+	}, "-keepalive-idle", "200ms")
 	stale := func() bool {
 		for _, e := range g.Access() {
 			if e.Cause == "stale_connection" {
@@ -290,12 +326,13 @@ func TestDetectorKeepaliveRace(t *testing.T) {
 		return false
 	}
 	// Bursts of requests that each take 50ms open many connections at
-	// once; the next burst, about 1s later, reuses every one of them after
-	// it idled about as long as the app allows. Within a burst the starts
-	// are staggered by 100µs, and the period sweeps a few milliseconds
-	// either way, so the reuses cover the instant the app closes.
+	// once; the next burst, about 250ms later, reuses every one of them
+	// after it idled about as long as the app allows. Within a burst the
+	// starts are staggered by 1ms, so that the connections' idle times
+	// span tens of milliseconds around the app's 200ms, and the period
+	// sweeps a few milliseconds either way, so the reuses cover the
+	// instant the app closes whatever the machine's delays.
 	const workers = 24
-	c := client(t, 10*time.Second)
 	offsets := []time.Duration{0, 2, -2, 4, -4, 1, -1, 3, -3, 6, -6}
 	sent := 0
 	deadline := time.Now().Add(15 * time.Second)
@@ -304,7 +341,7 @@ func TestDetectorKeepaliveRace(t *testing.T) {
 		var wg sync.WaitGroup
 		for j := range workers {
 			wg.Add(1)
-			at := next.Add(time.Duration(j) * 100 * time.Microsecond)
+			at := next.Add(time.Duration(j) * time.Millisecond)
 			go func() {
 				defer wg.Done()
 				time.Sleep(time.Until(at))
@@ -320,7 +357,7 @@ func TestDetectorKeepaliveRace(t *testing.T) {
 		}
 		wg.Wait()
 		sent += workers
-		next = next.Add(1050*time.Millisecond + offsets[n%len(offsets)]*time.Millisecond)
+		next = next.Add(250*time.Millisecond + offsets[n%len(offsets)]*time.Millisecond)
 		time.Sleep(time.Until(next) - 5*time.Millisecond)
 		// A slow machine may have fallen behind: start again from now.
 		if time.Until(next) < 0 {
@@ -334,12 +371,14 @@ func TestDetectorKeepaliveRace(t *testing.T) {
 }
 
 func TestDetectorColdStart(t *testing.T) {
-	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
+	t.Parallel()
+	g, since, c := serving(t, 1, func(_ *config.Config, a *config.App) {
 		a.IdleTimeout = config.Duration(time.Second)
 	})
-	g.WaitReady(t, "web", 1, 15*time.Second)
 	waitEvents(t, g, 10*time.Second, telemetry.EventIdleUnload, 1)
-	c := client(t, 15*time.Second)
+	// The event comes as the unload begins: the request must find the app
+	// unloaded, not its last instance still in the pool.
+	testutil.WaitFor(t, 10*time.Second, "the app to be unloaded", g.Srv.Supervisor().App("web").Pool().Unloaded)
 	mustGet(t, c, g.URL+"/", 200)
 	waitEvents(t, g, 5*time.Second, telemetry.EventWake, 1)
 	f := expectFirst(t, g, since, "cold_start", "idle_timeout 1s", "woke from idle 1 time")
@@ -360,6 +399,7 @@ func TestDetectorColdStart(t *testing.T) {
 // Ten requests at once for an instance still starting (3s), with room to
 // hold only two: the rest are turned away at once.
 func TestDetectorOverload(t *testing.T) {
+	t.Parallel()
 	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
 		a.QueueSize = 2
 		a.HoldTimeout = config.Duration(500 * time.Millisecond)
@@ -381,9 +421,8 @@ func TestDetectorOverload(t *testing.T) {
 }
 
 func TestDetectorAppErrors(t *testing.T) {
-	g, since := start(t, 1, nil)
-	g.WaitReady(t, "web", 1, 15*time.Second)
-	c := client(t, 10*time.Second)
+	t.Parallel()
+	g, since, c := serving(t, 1, nil)
 	for range 5 {
 		mustGet(t, c, g.URL+"/status?code=500", 500)
 	}
@@ -391,36 +430,6 @@ func TestDetectorAppErrors(t *testing.T) {
 	f := expectFirst(t, g, since, "app_errors", "/status 500: 5 responses")
 	if f.RequestsAffected != 5 {
 		t.Errorf("app_errors counts %d requests; want 5", f.RequestsAffected)
-	}
-}
-
-// Normal traffic to a healthy two-instance app is nothing to report.
-func TestHealthyNoCriticalFinding(t *testing.T) {
-	g, since := start(t, 2, nil)
-	g.WaitReady(t, "web", 2, 15*time.Second)
-	c := client(t, 10*time.Second)
-	for range 4 {
-		for _, r := range parallel(c, 10, http.MethodGet, g.URL+"/") {
-			if r.status != 200 {
-				t.Errorf("GET / on a healthy app: %v", r)
-			}
-		}
-	}
-	mustGet(t, c, g.URL+"/echo", 200)
-	rep, err := g.Srv.Diagnose(since)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, _ := apiDiagnose(t, g, since)
-	for _, r := range []diagnose.Report{rep, api} {
-		for _, f := range r.Findings {
-			if f.Severity == diagnose.Critical {
-				t.Errorf("healthy app, critical finding %s:\n%s", f.ID, render(r))
-			}
-		}
-		if r.Errors != 0 || r.Requests < 41 {
-			t.Errorf("healthy app: %d requests, %d 5xx; want >= 41, 0", r.Requests, r.Errors)
-		}
 	}
 }
 

@@ -23,8 +23,12 @@ import (
 
 // Every gatehouse a test starts is stopped by the harness, every client
 // closes its idle connections and every process is reaped, so nothing may
-// be left running.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// be left running. The parallel tests wait on misbehaving apps, probes
+// and timers more than they compute: six run at once.
+func TestMain(m *testing.M) {
+	testutil.WaitingParallel(6)
+	goleak.VerifyTestMain(m)
+}
 
 // start runs the fault app with n instances and args, sampling process
 // statistics every 200ms, after adjust (may be nil) changed the config.
@@ -39,6 +43,15 @@ func start(t *testing.T, n int, adjust func(*config.Config, *config.App), args .
 	}
 	since := time.Now().Add(-time.Second)
 	return harness.Start(t, cfg), since
+}
+
+// serving is start, then a wait until the n instances are ready; it
+// returns a gateway client too.
+func serving(t *testing.T, n int, adjust func(*config.Config, *config.App), args ...string) (*harness.Gatehouse, time.Time, *http.Client) {
+	t.Helper()
+	g, since := start(t, n, adjust, args...)
+	g.WaitReady(t, "web", n, 15*time.Second)
+	return g, since, client(t, 20*time.Second)
 }
 
 // client returns a gateway client whose idle connections are closed when
@@ -211,4 +224,25 @@ func pidOf(t *testing.T, g *harness.Gatehouse, id string) int {
 	}
 	t.Fatalf("no running instance %s: %+v", id, g.Instances("web"))
 	return 0
+}
+
+// findingOf is the first finding id of app in rep, nil when there is none.
+func findingOf(rep diagnose.Report, id, app string) *diagnose.Finding {
+	for i := range rep.Findings {
+		if rep.Findings[i].ID == id && rep.Findings[i].App == app {
+			return &rep.Findings[i]
+		}
+	}
+	return nil
+}
+
+// count is how many findings id rep has.
+func count(rep diagnose.Report, id string) int {
+	n := 0
+	for _, f := range rep.Findings {
+		if f.ID == id {
+			n++
+		}
+	}
+	return n
 }

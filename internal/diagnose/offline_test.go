@@ -21,6 +21,7 @@ import (
 // diagnose --data-dir`), names the same findings with the same evidence as
 // the running gatehouse did.
 func TestOfflineMatchesLive(t *testing.T) {
+	t.Parallel()
 	g, since := crashScenario(t)
 	live, _ := apiDiagnose(t, g, since)
 	if len(live.Findings) == 0 || live.Findings[0].ID != "crash" {

@@ -22,6 +22,7 @@ import (
 // hold the loop) reports that finding as past, after the current ones,
 // and nothing current is critical.
 func TestFindingsOfARenamedAppArePast(t *testing.T) {
+	t.Parallel()
 	g, since := start(t, 2, func(_ *config.Config, a *config.App) {
 		a.HoldTimeout = config.Duration(time.Second)
 	}, "-exit-at-start", "1")
@@ -222,23 +223,4 @@ func TestInstancesSharingACauseAreOneFinding(t *testing.T) {
 	if n := count(rep, "crash"); n != 2 {
 		t.Errorf("%d crash findings for web-1 (POST /crash) and web-2 (POST /other); want 2:\n%s", n, render(rep))
 	}
-}
-
-func findingOf(rep diagnose.Report, id, app string) *diagnose.Finding {
-	for i := range rep.Findings {
-		if rep.Findings[i].ID == id && rep.Findings[i].App == app {
-			return &rep.Findings[i]
-		}
-	}
-	return nil
-}
-
-func count(rep diagnose.Report, id string) int {
-	n := 0
-	for _, f := range rep.Findings {
-		if f.ID == id {
-			n++
-		}
-	}
-	return n
 }

@@ -20,11 +20,10 @@ import (
 // instances, autoscale), and slow_requests does not advise recycling the
 // instance the requests are queued in.
 func TestDetectorOverloadQueuedInsideTheApp(t *testing.T) {
-	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
+	t.Parallel()
+	g, since, c := serving(t, 1, func(_ *config.Config, a *config.App) {
 		a.RequestTimeout = config.Duration(2 * time.Second)
 	})
-	g.WaitReady(t, "web", 1, 15*time.Second)
-	c := client(t, 10*time.Second)
 	// Quiet traffic first: one request at a time.
 	for range 5 {
 		mustGet(t, c, g.URL+"/work?d=200ms", 200)
@@ -71,11 +70,10 @@ func TestDetectorOverloadQueuedInsideTheApp(t *testing.T) {
 // A handler slow on its own (1.5s with nothing else in flight, one
 // client) is the app's slowness, not overload.
 func TestDetectorSlowRequestsAlone(t *testing.T) {
-	g, since := start(t, 1, func(_ *config.Config, a *config.App) {
+	t.Parallel()
+	g, since, c := serving(t, 1, func(_ *config.Config, a *config.App) {
 		a.RequestTimeout = config.Duration(time.Second)
 	})
-	g.WaitReady(t, "web", 1, 15*time.Second)
-	c := client(t, 10*time.Second)
 	for range 4 {
 		if r := do(c, http.MethodGet, g.URL+"/work?d=1500ms"); r.status != http.StatusGatewayTimeout {
 			t.Errorf("GET /work?d=1500ms with request_timeout 1s: %v; want 504", r)

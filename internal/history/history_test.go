@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -143,24 +144,27 @@ func TestRemovedAppLeavesOverall(t *testing.T) {
 }
 
 // Next wakes waiters at each sample; Run samples until its context ends.
+// The clock is synctest's: a second passes at once.
 func TestRunWakesWaiters(t *testing.T) {
-	src := &status{}
-	src.set(supervisor.AppStatus{Name: "web"})
-	r := New(src, nil)
-	next := r.Next()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	select {
-	case <-next:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no sample within 10s")
-	}
-	cancel()
-	<-done
-	if len(r.Window("web", time.Hour)) == 0 {
-		t.Error("Run sampled nothing")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		src := &status{}
+		src.set(supervisor.AppStatus{Name: "web"})
+		r := New(src, nil)
+		next := r.Next()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { r.Run(ctx); close(done) }()
+		select {
+		case <-next:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no sample within 10s")
+		}
+		cancel()
+		<-done
+		if len(r.Window("web", time.Hour)) == 0 {
+			t.Error("Run sampled nothing")
+		}
+	})
 }
 
 // Every duration falls in a bucket whose bounds hold it, and a bucket is

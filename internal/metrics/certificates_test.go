@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/metrics"
@@ -18,22 +19,10 @@ import (
 // obtained yet, and nothing at all without TLS.
 func TestCertificateExpiryDays(t *testing.T) {
 	m := metrics.New(supervisor.New(config.Default(), supervisor.Options{}))
+	// By the certificate's name, its one label.
 	gather := func() map[string]float64 {
 		t.Helper()
-		fams, err := m.Registry().Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]float64{}
-		for _, f := range fams {
-			if f.GetName() != "gatehouse_tls_certificate_expiry_days" {
-				continue
-			}
-			for _, s := range f.GetMetric() {
-				out[s.GetLabel()[0].GetValue()] = s.GetGauge().GetValue()
-			}
-		}
-		return out
+		return gathered(t, m, "gatehouse_tls_certificate_expiry_days", func(ls []*dto.LabelPair) string { return ls[0].GetValue() })
 	}
 	if got := gather(); len(got) != 0 {
 		t.Errorf("without certificates: %v, want no series", got)
@@ -62,30 +51,16 @@ func TestCertificateExpiryDays(t *testing.T) {
 // counts by receiver and result; neither has series without alerts.
 func TestAlertMetrics(t *testing.T) {
 	m := metrics.New(supervisor.New(config.Default(), supervisor.Options{}))
+	// By every label, "name=value," each.
 	series := func(name string) map[string]float64 {
 		t.Helper()
-		fams, err := m.Registry().Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]float64{}
-		for _, f := range fams {
-			if f.GetName() != name {
-				continue
+		return gathered(t, m, name, func(ls []*dto.LabelPair) string {
+			k := ""
+			for _, l := range ls {
+				k += l.GetName() + "=" + l.GetValue() + ","
 			}
-			for _, s := range f.GetMetric() {
-				k := ""
-				for _, l := range s.GetLabel() {
-					k += l.GetName() + "=" + l.GetValue() + ","
-				}
-				if g := s.GetGauge(); g != nil {
-					out[k] = g.GetValue()
-				} else {
-					out[k] = s.GetCounter().GetValue()
-				}
-			}
-		}
-		return out
+			return k
+		})
 	}
 	if got := series("gatehouse_alerts_firing"); len(got) != 0 {
 		t.Errorf("without alerts: %v", got)
@@ -140,4 +115,28 @@ func TestStartTimeoutSeriesStartsAtZero(t *testing.T) {
 	if v, _ := count(); v != 1 {
 		t.Errorf("after a start_timeout: %v, want 1", v)
 	}
+}
+
+// gathered is the series of family name in m's registry now, gauge or
+// counter values, keyed by key of each series' labels.
+func gathered(t *testing.T, m *metrics.Metrics, name string, key func([]*dto.LabelPair) string) map[string]float64 {
+	t.Helper()
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			if g := s.GetGauge(); g != nil {
+				out[key(s.GetLabel())] = g.GetValue()
+			} else {
+				out[key(s.GetLabel())] = s.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
 }

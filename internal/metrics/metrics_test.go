@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
@@ -139,6 +141,7 @@ func get(t *testing.T, c *http.Client, url, host string, want int) {
 // class and cause; retries, exits, instances and the hold queue are
 // exposed.
 func TestMetricsCountKnownTraffic(t *testing.T) {
+	t.Parallel()
 	cfg, app := harness.FaultApp(t, 2)
 	cfg.SampleInterval = config.Duration(200 * time.Millisecond)
 	// Only requests for host 127.0.0.1 reach the app: any other host has
@@ -174,6 +177,32 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	}
 	get(t, c, g.URL+"/", "unrouted.invalid", 404)
 
+	// The counters are updated as each request finishes, which may be a
+	// moment after the client has the response; an instance's process
+	// figures come with the supervisor's first sample of it, which for a
+	// restarted instance may be a moment after it is ready. Every figure
+	// below is read from one scrape, taken once all of them are there.
+	var fams map[string]*dto.MetricFamily
+	testutil.WaitForNil(t, 10*time.Second, "the metrics to count the traffic sent", func() error {
+		fams = scrape(t, g)
+		return knownTraffic(fams, g.Instances("web"))
+	})
+	// The docs list every metric a user can see.
+	docs, err := os.ReadFile(docsPath)
+	if err != nil {
+		t.Fatalf("read docs: %v", err)
+	}
+	for name := range fams {
+		if strings.HasPrefix(name, "gatehouse_") && !strings.Contains(string(docs), "`"+name+"`") {
+			t.Errorf("%s is exposed but docs/metrics.md does not list it", name)
+		}
+	}
+}
+
+// knownTraffic says what in fams differs from the figures of
+// TestMetricsCountKnownTraffic's requests, nil when nothing does.
+func knownTraffic(fams map[string]*dto.MetricFamily, instances []supervisor.InstanceStatus) error {
+	var errs []error
 	type want struct {
 		labels map[string]string
 		n      float64
@@ -185,44 +214,20 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		// No route: no app.
 		{map[string]string{"app": "", "code": "4xx", "cause": "no_route"}, 1},
 	}
-	// The counters are updated as each request finishes, which may be a
-	// moment after the client has the response; an instance's process
-	// figures come with the supervisor's first sample of it, which for a
-	// restarted instance may be a moment after it is ready.
-	var fams map[string]*dto.MetricFamily
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		fams = scrape(t, g)
-		ok := true
-		for _, w := range wants {
-			if v, _ := value(fams, "gatehouse_requests_total", w.labels); v != w.n {
-				ok = false
-			}
-		}
-		for _, in := range g.Instances("web") {
-			if _, sampled := value(fams, "gatehouse_instance_resident_memory_bytes", map[string]string{"app": "web", "instance": in.ID}); !sampled {
-				ok = false
-			}
-		}
-		if ok || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	var total float64
 	for _, m := range fams["gatehouse_requests_total"].GetMetric() {
 		total += m.GetCounter().GetValue()
 	}
 	for _, w := range wants {
 		if v, ok := value(fams, "gatehouse_requests_total", w.labels); !ok || v != w.n {
-			t.Errorf("gatehouse_requests_total%v = %g (present %v), want %g", w.labels, v, ok, w.n)
+			errs = append(errs, fmt.Errorf("gatehouse_requests_total%v = %g (present %v), want %g", w.labels, v, ok, w.n))
 		}
 	}
 	if total != 14 {
-		t.Errorf("gatehouse_requests_total sums to %g, want the 14 requests sent:\n%s", total, series(fams, "gatehouse_requests_total"))
+		errs = append(errs, fmt.Errorf("gatehouse_requests_total sums to %g, want the 14 requests sent", total))
 	}
-	if t.Failed() {
-		t.Logf("gatehouse_requests_total:\n%s", series(fams, "gatehouse_requests_total"))
+	if len(errs) > 0 {
+		errs = append(errs, fmt.Errorf("gatehouse_requests_total:\n%s", series(fams, "gatehouse_requests_total")))
 	}
 
 	type check struct {
@@ -242,7 +247,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		// 14 attempts: the 12 routed requests once each, the /crash twice.
 		{"gatehouse_upstream_attempts_total", map[string]string{"app": "web"}, eq(14), "14"},
 	}
-	for _, in := range g.Instances("web") {
+	for _, in := range instances {
 		l := map[string]string{"app": "web", "instance": in.ID}
 		checks = append(checks,
 			check{"gatehouse_instance_restarts", l, func(v float64) bool { return v >= 1 }, "≥ 1"},
@@ -255,24 +260,15 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	for _, ck := range checks {
 		v, ok := value(fams, ck.name, ck.labels)
 		if !ok || !ck.want(v) {
-			t.Errorf("%s%v = %g (present %v), want %s:\n%s", ck.name, ck.labels, v, ok, ck.what, series(fams, ck.name))
-		}
-	}
-	// The docs list every metric a user can see.
-	docs, err := os.ReadFile(docsPath)
-	if err != nil {
-		t.Fatalf("read docs: %v", err)
-	}
-	for name := range fams {
-		if strings.HasPrefix(name, "gatehouse_") && !strings.Contains(string(docs), "`"+name+"`") {
-			t.Errorf("%s is exposed but docs/metrics.md does not list it", name)
+			errs = append(errs, fmt.Errorf("%s%v = %g (present %v), want %s:\n%s", ck.name, ck.labels, v, ok, ck.what, series(fams, ck.name)))
 		}
 	}
 	if h := fams["gatehouse_request_duration_seconds"]; h == nil || h.GetType() != dto.MetricType_HISTOGRAM {
-		t.Errorf("gatehouse_request_duration_seconds missing or not a histogram")
+		errs = append(errs, errors.New("gatehouse_request_duration_seconds missing or not a histogram"))
 	} else if n := h.GetMetric()[0].GetHistogram().GetSampleCount(); n != 13 {
-		t.Errorf("gatehouse_request_duration_seconds count = %d, want the 13 routed requests", n)
+		errs = append(errs, fmt.Errorf("gatehouse_request_duration_seconds count = %d, want the 13 routed requests", n))
 	}
+	return errors.Join(errs...)
 }
 
 func eq(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
@@ -288,6 +284,8 @@ http.createServer((req, res) => { res.end('ok ' + held.length); })
 // The memory gauges of a node instance agree with what /proc/PID/status
 // says, within 10%.
 func TestMetricsNodeMemoryMatchesProc(t *testing.T) {
+	t.Parallel()
+	testutil.SkipInShort(t) // runs node
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("node is not on PATH")
@@ -310,7 +308,7 @@ func TestMetricsNodeMemoryMatchesProc(t *testing.T) {
 	var rss, private, vmrss float64
 	var fams map[string]*dto.MetricFamily
 	l := map[string]string{"app": "web", "instance": in.ID}
-	for attempt := 0; ; attempt++ {
+	testutil.WaitForNil(t, 5*time.Second, "a sample of node's memory that /proc agrees with", func() error {
 		g.Srv.Supervisor().SampleNow()
 		vmrss = float64(testutil.VmRSS(t, in.PID))
 		fams = scrape(t, g)
@@ -321,15 +319,12 @@ func TestMetricsNodeMemoryMatchesProc(t *testing.T) {
 			t.Fatalf("memory gauges of %s missing:\n%s\n%s", in.ID,
 				series(fams, "gatehouse_instance_resident_memory_bytes"), series(fams, "gatehouse_instance_private_memory_bytes"))
 		}
-		if within(rss, vmrss, 0.10) || attempt == 5 {
-			break
+		if !within(rss, vmrss, 0.10) {
+			return fmt.Errorf("gatehouse_instance_resident_memory_bytes = %.1f MiB, /proc/%d/status VmRSS = %.1f MiB: more than 10%% apart", rss/(1<<20), in.PID, vmrss/(1<<20))
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	t.Logf("node pid %d: gauge RSS %.1f MiB, private %.1f MiB; /proc VmRSS %.1f MiB", in.PID, rss/(1<<20), private/(1<<20), vmrss/(1<<20))
-	if !within(rss, vmrss, 0.10) {
-		t.Errorf("gatehouse_instance_resident_memory_bytes = %.1f MiB, /proc/%d/status VmRSS = %.1f MiB: more than 10%% apart", rss/(1<<20), in.PID, vmrss/(1<<20))
-	}
 	if vmrss < 48<<20 {
 		t.Errorf("VmRSS %.1f MiB is below the 48 MiB the app holds: the comparison is meaningless", vmrss/(1<<20))
 	}

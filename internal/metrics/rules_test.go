@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 const rulesPath = "../../examples/prometheus/gatehouse-rules.yaml"
@@ -64,6 +66,7 @@ func TestPrometheusRulesUseRegisteredMetrics(t *testing.T) {
 // promtool, Prometheus's own checker, accepts the rules (syntax, PromQL,
 // templates). CI installs it (Debian package prometheus).
 func TestPrometheusRulesPassPromtool(t *testing.T) {
+	testutil.SkipInShort(t) // runs promtool
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Skip("promtool is not on PATH (apt-get install prometheus); .ci/run installs it")

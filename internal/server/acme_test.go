@@ -12,31 +12,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/acmetest"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
 const acmeHost = "app.gatehouse.test"
-
-// freePort is a loopback port nothing listens on now: Pebble must know
-// gatehouse's ports before gatehouse's config can name Pebble.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // curlH2 is the curl binary, which must speak HTTP/2 (.ci/run installs
 // it).
@@ -59,8 +46,12 @@ func curlH2(t *testing.T) string {
 // reuses the stored certificate (no new order); a short-lived certificate
 // is renewed under load with no failed request.
 func TestACMEEndToEnd(t *testing.T) {
+	testutil.SkipInShort(t) // runs curl
+	t.Parallel()
 	curl := curlH2(t)
-	httpPort, tlsPort := freePort(t), freePort(t)
+	// Pebble must know gatehouse's ports before gatehouse's config can
+	// name Pebble.
+	httpPort, tlsPort := testutil.FreePort(t), testutil.FreePort(t)
 	pebble := acmetest.StartPebble(t, acmetest.Options{HTTPPort: httpPort, TLSPort: tlsPort, Validity: 40 * time.Second})
 	rootsFile := filepath.Join(t.TempDir(), "roots.pem")
 	if err := os.WriteFile(rootsFile, pebble.RootsPEM(), 0o644); err != nil {
@@ -113,44 +104,17 @@ func TestACMEEndToEnd(t *testing.T) {
 	// Renewal under load: new verified connections and kept-alive HTTP/2
 	// ones, until a renewed certificate is served.
 	before := leafOf(t, tlsPort, pebble.Roots())
-	var sent, failed atomic.Int64
-	var lastErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range 4 {
-		wg.Go(func() {
-			client := loadClient(pebble.Roots(), tlsPort, i%2 == 0)
-			defer client.CloseIdleConnections()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				sent.Add(1)
-				if err := getOK(client, url); err != nil {
-					failed.Add(1)
-					lastErr.Store(err)
-				}
-			}
-		})
+	l := startLoad(t, 4, func(w int) *http.Client { return loadClient(pebble.Roots(), tlsPort, w%2 == 0) },
+		func(c *http.Client, _, _ int) error { return getOK(c, url) })
+	testutil.WaitFor(t, 45*time.Second, fmt.Sprintf("the certificate (until %s) to be renewed", before.NotAfter), func() bool {
+		return leafOf(t, tlsPort, pebble.Roots()).SerialNumber.Cmp(before.SerialNumber) != 0
+	})
+	l.waitMore(t, 40, "after the swap") // load across the swap, not just up to it
+	l.end()
+	if n := l.failed.Load(); n > 0 {
+		t.Errorf("%d of %d requests failed during the renewal; last: %v", n, l.sent.Load(), l.last())
 	}
-	renewed := false
-	deadline := time.Now().Add(45 * time.Second)
-	for !renewed && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-		renewed = leafOf(t, tlsPort, pebble.Roots()).SerialNumber.Cmp(before.SerialNumber) != 0
-	}
-	time.Sleep(500 * time.Millisecond) // load across the swap, not just up to it
-	close(stop)
-	wg.Wait()
-	if !renewed {
-		t.Fatalf("certificate (until %s) not renewed within 45s; events: %v", before.NotAfter, g.Events())
-	}
-	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed during the renewal; last: %v", n, sent.Load(), lastErr.Load())
-	}
-	t.Logf("%d requests during the renewal, 0 failed", sent.Load())
+	t.Logf("%d requests during the renewal, 0 failed", l.sent.Load())
 }
 
 // leafOf is the certificate the HTTPS listener serves for acmeHost,

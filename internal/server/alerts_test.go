@@ -23,13 +23,14 @@ import (
 // one firing and, once it serves again, one resolved notification, to a
 // gatehouse-format receiver and an Alertmanager one alike.
 func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
+	t.Parallel()
 	cfg, app := harness.FaultApp(t, 1)
 	flag := filepath.Join(t.TempDir(), "crash")
 	// The instance exits at start while the flag file exists.
 	app.Command = config.Command{"sh", "-c", `if [ -e "$0" ]; then echo "crashing at start"; exit 3; fi; exec "$@"`, flag, app.Command[0]}
 	own, am := testutil.NewWebhook(t), testutil.NewWebhook(t)
 	cfg.Alerts = config.NewAlerts()
-	cfg.Alerts.NoReadyFor = config.Duration(2 * time.Second)
+	cfg.Alerts.NoReadyFor = config.Duration(time.Second)
 	for _, r := range []struct{ name, url, format string }{{"own", own.URL, config.FormatJSON}, {"am", am.URL, config.FormatAlertmanager}} {
 		rc := config.NewReceiver()
 		rc.Name, rc.URL, rc.Format = r.name, r.url, r.format
@@ -40,11 +41,12 @@ func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
 	c := client(t, 10*time.Second)
 
 	// Healthy for a few of the alerts' checks (one a second): nothing.
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+	pace := time.NewTicker(50 * time.Millisecond)
+	defer pace.Stop()
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); <-pace.C {
 		if st, _, _ := get(t, c, g.URL+"/"); st != 200 {
 			t.Fatalf("healthy app answered %d", st)
 		}
-		time.Sleep(50 * time.Millisecond) // request pacing, not a wait for a state
 	}
 	if ns := own.Notifications(t); len(ns) != 0 {
 		t.Fatalf("notifications while healthy: %v", ns)
@@ -122,10 +124,13 @@ func TestAlertsNoReadyInstanceEpisode(t *testing.T) {
 
 // An app the operator stops has no ready instance on purpose: no alert.
 func TestAlertsQuietWhenOperatorStops(t *testing.T) {
+	t.Parallel()
 	cfg, _ := harness.FaultApp(t, 1)
 	hook := testutil.NewWebhook(t)
 	cfg.Alerts = config.NewAlerts()
-	cfg.Alerts.NoReadyFor = config.Duration(500 * time.Millisecond)
+	// Longer than a stop takes on a busy machine: while the instance
+	// drains, the app still counts as meant to have a ready one.
+	cfg.Alerts.NoReadyFor = config.Duration(2 * time.Second)
 	rc := config.NewReceiver()
 	rc.Name, rc.URL = "own", hook.URL
 	cfg.Alerts.Receivers = []*config.Receiver{rc}
@@ -135,7 +140,9 @@ func TestAlertsQuietWhenOperatorStops(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	// Several of the alerts' checks (one a second) past no_ready_for.
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	pace := time.NewTicker(100 * time.Millisecond)
+	defer pace.Stop()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); <-pace.C {
 		if ns := hook.Notifications(t); len(ns) != 0 {
 			t.Fatalf("notifications for an app the operator stopped: %v", ns)
 		}
@@ -150,6 +157,7 @@ func TestAlertsQuietWhenOperatorStops(t *testing.T) {
 // requests are answered at once while notifications pile up for it, and
 // gatehouse stops within the alerts' short flush bound.
 func TestAlertsDownReceiverDelaysNothing(t *testing.T) {
+	t.Parallel()
 	hang := make(chan struct{})
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

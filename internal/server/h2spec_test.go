@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
@@ -71,6 +72,8 @@ var h2specAllowed = map[string]h2specAllowance{
 // case that does not pass and is not in h2specAllowed. Without h2spec on
 // PATH it skips, unless GATEHOUSE_H2SPEC=1 (as CI sets it).
 func TestH2Spec(t *testing.T) {
+	testutil.SkipInShort(t) // runs h2spec
+	t.Parallel()
 	bin, err := exec.LookPath("h2spec")
 	if err != nil {
 		if os.Getenv("GATEHOUSE_H2SPEC") == "1" {

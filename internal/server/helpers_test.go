@@ -1,20 +1,18 @@
 package server_test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil"
@@ -81,70 +79,6 @@ func describeEvents(evs []telemetry.Event) string {
 	return b.String()
 }
 
-// external is a fault app started by the test itself, outside gatehouse,
-// as an upstream would be.
-type external struct {
-	Addr string
-	PID  int
-	done chan struct{}
-}
-
-// startExternal runs the fault app with PORT set and GATEHOUSE_INSTANCE
-// name, waits until it listens, and kills its process group when the test
-// ends.
-func startExternal(t *testing.T, name string, args ...string) *external {
-	t.Helper()
-	cmd := exec.Command(testutil.BuildBinary(t, testutil.FaultAppPkg), args...)
-	port := testutil.FreePort(t)
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "GATEHOUSE_APP=ext", "GATEHOUSE_INSTANCE="+name)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = time.Second
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e := &external{PID: cmd.Process.Pid, done: make(chan struct{})}
-	listening := make(chan string, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s := bufio.NewScanner(out)
-		for s.Scan() {
-			if a, ok := strings.CutPrefix(s.Text(), "listening on "); ok {
-				listening <- a
-			}
-		}
-	}()
-	go func() { wg.Wait(); cmd.Wait(); close(e.done) }()
-	t.Cleanup(func() {
-		syscall.Kill(-e.PID, syscall.SIGKILL)
-		<-e.done
-	})
-	select {
-	case e.Addr = <-listening:
-	case <-e.done:
-		t.Fatalf("external %s exited before listening", name)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("external %s did not listen within 10s", name)
-	}
-	return e
-}
-
-// Kill kills the external app and waits until it is reaped.
-func (e *external) Kill(t *testing.T) {
-	t.Helper()
-	syscall.Kill(-e.PID, syscall.SIGKILL)
-	select {
-	case <-e.done:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("external pid %d not reaped", e.PID)
-	}
-}
-
 // percentile returns the p-th percentile (0..1) of ds.
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
@@ -153,4 +87,87 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[int(p*float64(len(s)-1))]
+}
+
+// serving runs the fault app with n instances and args behind a
+// gatehouse, after adjust (may be nil) changed the config, and waits
+// until every instance is ready.
+func serving(t *testing.T, n int, adjust func(*config.Config, *config.App), args ...string) *harness.Gatehouse {
+	t.Helper()
+	cfg, app := harness.FaultApp(t, n, args...)
+	if adjust != nil {
+		adjust(cfg, app)
+	}
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", n, 20*time.Second)
+	return g
+}
+
+// dial connects to addr for raw bytes, with a 10s deadline on the whole
+// conversation; the connection is closed when the test ends.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// load is requests that several workers send back to back until end: it
+// counts them and their failures, and keeps the last failure.
+type load struct {
+	sent, failed atomic.Int64
+	end          func() // stops the workers and waits for them; idempotent
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+// startLoad runs workers goroutines, each with the client newClient(w)
+// returns, sending its i-th request with send(c, w, i), until end or the
+// test's end.
+func startLoad(t *testing.T, workers int, newClient func(w int) *http.Client, send func(c *http.Client, w, i int) error) *load {
+	l := &load{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	l.end = sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(l.end) // a failed wait still stops the load
+	for w := range workers {
+		wg.Go(func() {
+			c := newClient(w)
+			defer c.CloseIdleConnections()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				l.sent.Add(1)
+				if err := send(c, w, i); err != nil {
+					l.failed.Add(1)
+					l.mu.Lock()
+					l.lastErr = err
+					l.mu.Unlock()
+				}
+			}
+		})
+	}
+	return l
+}
+
+// waitMore waits until n more requests than now have been sent.
+func (l *load) waitMore(t *testing.T, n int64, what string) {
+	t.Helper()
+	from := l.sent.Load()
+	testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("%d requests %s", n, what), func() bool { return l.sent.Load() >= from+n })
+}
+
+// last is the last failure, nil when none.
+func (l *load) last() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastErr
 }

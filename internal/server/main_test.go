@@ -5,10 +5,15 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/acmetest"
 )
 
 // Every gatehouse a test starts is stopped by the harness, every client
 // closes its idle connections and every process is reaped, so nothing may
-// be left running.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, acmetest.IgnoreGoroutines...) }
+// be left running. The parallel tests wait on processes, probes and
+// timers more than they compute: six run at once.
+func TestMain(m *testing.M) {
+	testutil.WaitingParallel(6)
+	goleak.VerifyTestMain(m, acmetest.IgnoreGoroutines...)
+}

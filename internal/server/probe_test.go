@@ -16,6 +16,7 @@ import (
 // An app whose health path answers 403 never becomes ready; status says
 // why, and so does the 503 a held request gets.
 func TestProbeRejected403NeverReady(t *testing.T) {
+	t.Parallel()
 	cfg, app := harness.FaultApp(t, 1, "-health-status", "403")
 	app.HoldTimeout = config.Duration(300 * time.Millisecond)
 	g := harness.Start(t, cfg)
@@ -24,8 +25,25 @@ func TestProbeRejected403NeverReady(t *testing.T) {
 		in, _ := instance(g, "web-1")
 		return strings.Contains(in.Health, "403")
 	})
-	// Give it several more probes: it must stay out of rotation.
-	time.Sleep(1500 * time.Millisecond)
+	// Several more probes, each of which the app logs as it answers 403:
+	// the instance must stay out of rotation.
+	ac := admin.NewClient(g.AdminURL, "")
+	t.Cleanup(ac.HTTP.CloseIdleConnections)
+	rejected := func() int {
+		lines, err := ac.Logs(t.Context(), "app=web")
+		if err != nil {
+			t.Fatalf("GET /api/logs: %v", err)
+		}
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l.Line, "/healthz answering 403") {
+				n++
+			}
+		}
+		return n
+	}
+	first := rejected()
+	testutil.WaitFor(t, 10*time.Second, "three more probes answered 403", func() bool { return rejected() >= first+3 })
 	in, _ := instance(g, "web-1")
 	if in.State == "ready" {
 		t.Fatalf("instance with a 403 health path is %s", in.State)
@@ -61,6 +79,7 @@ func TestProbeRejected403NeverReady(t *testing.T) {
 // An app that never binds its port is killed at start_timeout, with an
 // event, and its process is gone.
 func TestNeverListensStartTimeout(t *testing.T) {
+	t.Parallel()
 	cfg, app := harness.FaultApp(t, 1, "-no-listen")
 	app.StartTimeout = config.Duration(time.Second)
 	began := time.Now()

@@ -3,11 +3,12 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,7 @@ func getProbe(t *testing.T, c *http.Client, url string, host string) probe {
 // answer without the token and whatever the Host (a kubelet probes the
 // pod's address); the rest of the API still wants the token.
 func TestReadyzFollowsInstancesAndDrain(t *testing.T) {
+	t.Parallel()
 	cfg, _ := harness.FaultApp(t, 1, "-start-delay", "1500ms")
 	cfg.AdminToken = "s3cret"
 	g := harness.Start(t, cfg)
@@ -81,14 +83,7 @@ func TestReadyzFollowsInstancesAndDrain(t *testing.T) {
 	// Drained, requests are still served, each on a connection that
 	// closes after it.
 	resp, err := c.Get(g.URL + "/pid")
-	if err != nil {
-		t.Fatalf("a request while drained: %v", err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !resp.Close {
-		t.Errorf("a request while drained: %d, Connection: close %v; want 200 and close", resp.StatusCode, resp.Close)
-	}
+	wantClosingAnswer(t, "a request while drained", resp, err)
 	if err := g.Srv.Drain(context.Background(), false, progress); err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +112,7 @@ func TestReadyzFollowsInstancesAndDrain(t *testing.T) {
 // instances the app is meant to run; an external pool needs none unless it
 // says so.
 func TestReadyzMinReady(t *testing.T) {
+	t.Parallel()
 	intp := func(n int) *int { return &n }
 	for _, tc := range []struct {
 		name      string
@@ -131,6 +127,7 @@ func TestReadyzMinReady(t *testing.T) {
 		{"two of two", 2, intp(2), 503, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			cfg, app := harness.FaultApp(t, tc.instances, "-start-delay", "5s")
 			app.MinReady = tc.minReady
 			g := harness.Start(t, cfg)
@@ -153,11 +150,13 @@ func TestReadyzMinReady(t *testing.T) {
 // listener under it, by gatehouse, ahead of the app's routes and without
 // an access-log line; other paths under it are the app's.
 func TestHealthPrefixOnThePublicListener(t *testing.T) {
-	cfg, _ := harness.FaultApp(t, 1)
-	cfg.HealthPrefix = "/.gatehouse"
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 1, 20*time.Second)
-	c := client(t, 10*time.Second)
+	t.Parallel()
+	g := serving(t, 1, func(cfg *config.Config, _ *config.App) { cfg.HealthPrefix = "/.gatehouse" })
+	// One connection: what it carried before a later request's access-log
+	// line was logged before that line (the front logs a request before
+	// it reads the next).
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}}
+	t.Cleanup(c.CloseIdleConnections)
 	testutil.WaitFor(t, 5*time.Second, "/readyz to pass", func() bool {
 		return getProbe(t, c, g.URL+"/.gatehouse/readyz", "").Status == 200
 	})
@@ -185,24 +184,46 @@ func TestHealthPrefixOnThePublicListener(t *testing.T) {
 				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
 			}
 			// The app's answers are logged (after the response: wait).
-			logged := func() bool { return len(g.Access()) > before }
 			if tc.fromApp {
-				testutil.WaitFor(t, 5*time.Second, "the access-log line", logged)
-			} else if time.Sleep(100 * time.Millisecond); logged() {
-				t.Errorf("a probe was logged as a request: %+v", g.Access()[before:])
+				testutil.WaitFor(t, 5*time.Second, "the access-log line", func() bool { return len(g.Access()) > before })
+				return
+			}
+			// A probe is not: once a request after it on its connection
+			// is logged, that must be the only line since.
+			const after = "/pid"
+			if st, _, _ := get(t, c, g.URL+after); st != 200 {
+				t.Fatalf("GET %s: %d", after, st)
+			}
+			testutil.WaitFor(t, 5*time.Second, "the access-log line of the request after the probe", func() bool {
+				return slices.ContainsFunc(g.Access()[before:], func(e telemetry.AccessEntry) bool { return e.Path == after })
+			})
+			if since := g.Access()[before:]; len(since) != 1 {
+				t.Errorf("a probe was logged as a request: %+v", since)
 			}
 		})
 	}
 }
 
+// wantClosingAnswer checks an answer of a drained gatehouse: a 200 that
+// says Connection: close. It reads the body whole.
+func wantClosingAnswer(t *testing.T, what string, resp *http.Response, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("%s: %d, Connection: close %v; want 200 and close", what, resp.StatusCode, resp.Close)
+	}
+}
+
 // In process (the gatehouse command's SIGTERM is
 // TestSIGTERMWithShutdownDelay): a stop with shutdown_delay fails /readyz
-// at once, serves on for the delay, then stops accepting.
+// at once, serves on for the delay, then stops accepting. Not parallel:
+// it times how soon /readyz fails.
 func TestShutdownDelayServesOnThenStops(t *testing.T) {
-	cfg, _ := harness.FaultApp(t, 1)
-	cfg.ShutdownDelay = config.Duration(2 * time.Second)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 1, 20*time.Second)
+	g := serving(t, 1, func(cfg *config.Config, _ *config.App) { cfg.ShutdownDelay = config.Duration(time.Second) })
 	c := client(t, 5*time.Second)
 	stopped := make(chan struct{})
 	start := time.Now()
@@ -214,7 +235,9 @@ func TestShutdownDelayServesOnThenStops(t *testing.T) {
 		t.Errorf("/readyz failed %v after the stop began, want within 100 ms", took)
 	}
 	served := 0
-	for time.Since(start) < 1500*time.Millisecond {
+	pace := time.NewTicker(20 * time.Millisecond)
+	defer pace.Stop()
+	for ; time.Since(start) < 750*time.Millisecond; <-pace.C {
 		resp, err := c.Get(g.URL + "/pid")
 		if err != nil {
 			t.Fatalf("a request %v into the shutdown delay failed: %v", time.Since(start), err)
@@ -225,15 +248,14 @@ func TestShutdownDelayServesOnThenStops(t *testing.T) {
 			t.Fatalf("a request %v into the shutdown delay: %d", time.Since(start), resp.StatusCode)
 		}
 		served++
-		time.Sleep(20 * time.Millisecond)
 	}
 	<-stopped
-	if took := time.Since(start); took < 2*time.Second {
-		t.Errorf("gatehouse stopped %v after the stop began, before its shutdown_delay of 2s", took)
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("gatehouse stopped %v after the stop began, before its shutdown_delay of 1s", took)
 	}
 	ev := g.Events(telemetry.EventShutdown)
-	if len(ev) != 1 || !strings.Contains(ev[0].Detail, "shutdown_delay 2s") {
-		t.Errorf("shutdown events = %+v, want one naming shutdown_delay 2s", ev)
+	if len(ev) != 1 || !strings.Contains(ev[0].Detail, "shutdown_delay 1s") {
+		t.Errorf("shutdown events = %+v, want one naming shutdown_delay 1s", ev)
 	}
 	t.Logf("%d requests served during the delay", served)
 }
@@ -243,7 +265,8 @@ func TestShutdownDelayServesOnThenStops(t *testing.T) {
 // the app starts: the request that woke it is held, the other apps serve
 // on, and a load balancer that followed /readyz would cut them all off.
 func TestReadyzPassesWhileAnIdleAppWakes(t *testing.T) {
-	cfg, app := harness.FaultApp(t, 1, "-start-delay", "3s")
+	t.Parallel()
+	cfg, app := harness.FaultApp(t, 1, "-start-delay", "1500ms")
 	app.IdleTimeout = config.Duration(time.Second)
 	app.HoldTimeout = config.Duration(20 * time.Second)
 	g := harness.Start(t, cfg)
@@ -266,13 +289,22 @@ func TestReadyzPassesWhileAnIdleAppWakes(t *testing.T) {
 		woke <- err
 	}()
 	testutil.WaitFor(t, 10*time.Second, "the wake", func() bool { return !pool.Unloaded() })
-	for i := 0; i < 10; i++ {
+	// Throughout the wake, until the request that woke the app is
+	// answered, /readyz passes.
+	pace := time.NewTicker(100 * time.Millisecond)
+	defer pace.Stop()
+	var err error
+	for waking := true; waking; {
 		if got := getProbe(t, c, g.AdminURL+"/readyz", ""); got.Status != 200 {
 			t.Fatalf("/readyz while the idle app wakes = %+v, want 200", got)
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case err = <-woke:
+			waking = false
+		case <-pace.C:
+		}
 	}
-	if err := <-woke; err != nil {
+	if err != nil {
 		t.Fatalf("the request that woke the app: %v", err)
 	}
 	if got := getProbe(t, c, g.AdminURL+"/readyz", "").Status; got != 200 {
@@ -284,6 +316,7 @@ func TestReadyzPassesWhileAnIdleAppWakes(t *testing.T) {
 // its ready members, not capped at how many it has: an edge whose one
 // upstream refuses connections is not ready with min_ready 1.
 func TestReadyzExternalPool(t *testing.T) {
+	t.Parallel()
 	one := 1
 	for _, tc := range []struct {
 		name     string
@@ -294,6 +327,7 @@ func TestReadyzExternalPool(t *testing.T) {
 		{"min_ready 1 with no member up", &one, 503},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			cfg, _ := harness.FaultApp(t, 1)
 			edge := config.NewApp("web")
 			edge.Upstreams = []string{testutil.ClosedAddr(t)}
@@ -318,10 +352,9 @@ func TestReadyzExternalPool(t *testing.T) {
 // client's next request opens a new connection, which a load balancer in
 // front would send elsewhere. The request in between is served.
 func TestDrainSendsHTTP2ClientsAway(t *testing.T) {
-	cfg, _ := harness.FaultApp(t, 1)
-	roots := harness.TLS(t, cfg)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 1, 10*time.Second)
+	t.Parallel()
+	var roots *x509.CertPool
+	g := serving(t, 1, func(cfg *config.Config, _ *config.App) { roots = harness.TLS(t, cfg) })
 	c := harness.H2Client(roots, 10*time.Second)
 	defer c.CloseIdleConnections()
 	reused := func() bool {
@@ -363,32 +396,19 @@ func TestDrainSendsHTTP2ClientsAway(t *testing.T) {
 // left for the client to send again, on a new connection (the raw bytes
 // of lame-duck mode on the HTTP/1 engine).
 func TestDrainedAnswerClosesPipelinedConnection(t *testing.T) {
-	cfg, _ := harness.FaultApp(t, 1)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 1, 10*time.Second)
+	t.Parallel()
+	g := serving(t, 1, nil)
 	if err := g.Srv.Drain(context.Background(), true, func(string, ...any) {}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.Dial("tcp", g.Srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dial(t, g.Srv.Addr())
 	req := "GET /pid HTTP/1.1\r\nHost: x\r\n\r\n"
 	if _, err := io.WriteString(conn, req+req); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("first answer: %v", err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !resp.Close {
-		t.Errorf("first answer: %d, Connection: close %v; want 200 and close", resp.StatusCode, resp.Close)
-	}
+	wantClosingAnswer(t, "first answer", resp, err)
 	if rest, _ := io.ReadAll(br); len(rest) != 0 {
 		t.Errorf("after the closing answer the connection carried %q; want nothing (closed)", rest)
 	}

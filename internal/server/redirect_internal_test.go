@@ -2,16 +2,18 @@ package server
 
 import (
 	"bufio"
-	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/front"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // okGateway stands for the gateway: it answers 200 to what it is handed.
@@ -19,42 +21,81 @@ type okGateway struct{}
 
 func (okGateway) Serve(x *front.Exchange) { x.W.WriteHeader(http.StatusOK) }
 
-// With h2c: true and tls.redirect_http, a redirect over HTTP/2 does not
-// say Connection: close (x/net would take it as GOAWAY for the whole
-// connection): the client keeps its connection.
-func TestRedirectOverH2CKeepsConnection(t *testing.T) {
-	h := newPlainHandler(okGateway{}, nil, &config.TLS{Listen: ":8443", RedirectHTTP: true})
+// serveRedirecting runs a front with opts on loopback, whose plain
+// listener redirects to HTTPS (tls.redirect_http) in front of okGateway,
+// until the test ends; it returns the address.
+func serveRedirecting(t *testing.T, opts front.Options) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := front.New(h, front.Options{H2C: true})
+	s := front.New(newPlainHandler(okGateway{}, nil, &config.TLS{Listen: ":8443", RedirectHTTP: true}), opts)
 	done := make(chan struct{})
 	go func() { defer close(done); s.Serve(ln) }()
-	defer func() { s.Close(); <-done }()
+	t.Cleanup(func() { s.Close(); <-done })
+	return ln.Addr().String()
+}
 
-	tr := &http.Transport{Protocols: new(http.Protocols)}
-	tr.Protocols.SetUnencryptedHTTP2(true)
-	defer tr.CloseIdleConnections()
-	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	var reused []bool
-	for i := range 2 {
-		trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { reused = append(reused, ci.Reused) }}
-		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "http://"+ln.Addr().String()+"/x", nil)
-		resp, err := cl.Do(req)
-		if err != nil {
+// With h2c: true and tls.redirect_http, a redirect over HTTP/2 does not
+// say Connection: close (x/net would take it as GOAWAY for the whole
+// connection): the client keeps its connection.
+func TestRedirectOverH2CKeepsConnection(t *testing.T) {
+	addr := serveRedirecting(t, front.Options{H2C: true})
+	h, err := testutil.DialH2(t, addr, nil) // h2c with prior knowledge
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := h.Preface(); err != nil {
+		t.Fatal(err)
+	}
+	// next reads frames until done says so, failing on a GOAWAY: the
+	// connection must stay open for the client's next request.
+	next := func(what string, done func(http2.Frame) bool) {
+		t.Helper()
+		for {
+			f, err := h.Framer.ReadFrame()
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			switch f := f.(type) {
+			case *http2.GoAwayFrame:
+				t.Fatalf("%s: GOAWAY %v: the redirect's Connection: close ended the connection", what, f.ErrCode)
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					h.Framer.WriteSettingsAck()
+				}
+			}
+			if done(f) {
+				return
+			}
+		}
+	}
+	for i, id := range []uint32{1, 3} {
+		if err := h.Headers(id, true, testutil.H2Get("http", addr, "/x")...); err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusPermanentRedirect || resp.ProtoMajor != 2 {
-			t.Fatalf("request %d: %s %s", i, resp.Proto, resp.Status)
+		what := fmt.Sprintf("redirect %d", i+1)
+		next(what, func(f http2.Frame) bool {
+			m, ok := f.(*http2.MetaHeadersFrame)
+			if !ok || m.StreamID != id {
+				return false
+			}
+			if st := m.PseudoValue("status"); st != "308" {
+				t.Fatalf("%s: status %s, want 308", what, st)
+			}
+			return m.StreamEnded()
+		})
+		// A GOAWAY sent with the answer arrives before the answer to a
+		// ping sent after it.
+		if err := h.Framer.WritePing(false, [8]byte{byte(id)}); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond) // let a GOAWAY arrive
-	}
-	if !reused[1] {
-		t.Errorf("the second redirect over h2c needed a new connection (reused %v): the first one's Connection: close sent GOAWAY", reused)
+		next(what+", then a ping", func(f http2.Frame) bool {
+			p, ok := f.(*http2.PingFrame)
+			return ok && p.IsAck()
+		})
 	}
 }
 
@@ -62,16 +103,7 @@ func TestRedirectOverH2CKeepsConnection(t *testing.T) {
 // redirecting plain listener hands it to the gateway (which answers it)
 // rather than redirecting it to "https://host*".
 func TestRedirectLeavesOptionsStar(t *testing.T) {
-	h := newPlainHandler(okGateway{}, nil, &config.TLS{Listen: ":8443", RedirectHTTP: true})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := front.New(h, front.Options{})
-	done := make(chan struct{})
-	go func() { defer close(done); s.Serve(ln) }()
-	defer func() { s.Close(); <-done }()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial("tcp", serveRedirecting(t, front.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,22 +12,24 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
 // A server-sent event stream arrives through the gateway event by event,
-// not buffered until the end, over HTTP/1.1 and over HTTP/2.
+// not buffered until the end, over HTTP/1.1 and over HTTP/2. Not
+// parallel with other tests: it times the events' arrival.
 func TestSSEArrivesEventByEvent(t *testing.T) {
 	for _, proto := range []string{"http/1.1", "h2"} {
 		t.Run(proto, func(t *testing.T) {
-			cfg, _ := harness.FaultApp(t, 1)
+			t.Parallel()
 			var roots *x509.CertPool
-			if proto == "h2" {
-				roots = harness.TLS(t, cfg)
-			}
-			g := harness.Start(t, cfg)
-			g.WaitReady(t, "web", 1, 10*time.Second)
+			g := serving(t, 1, func(cfg *config.Config, _ *config.App) {
+				if proto == "h2" {
+					roots = harness.TLS(t, cfg)
+				}
+			})
 
 			c, base := client(t, 10*time.Second), g.URL
 			if proto == "h2" {
@@ -87,17 +88,11 @@ func TestSSEArrivesEventByEvent(t *testing.T) {
 // A WebSocket-style upgrade passes through: 101, then bytes both ways on
 // the same connection.
 func TestUpgradePassesThrough(t *testing.T) {
-	cfg, _ := harness.FaultApp(t, 1)
-	g := harness.Start(t, cfg)
-	g.WaitReady(t, "web", 1, 10*time.Second)
+	t.Parallel()
+	g := serving(t, 1, nil)
 
 	addr := strings.TrimPrefix(g.URL, "http://")
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dial(t, addr)
 	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", addr)
 	r := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(r, nil)
@@ -126,7 +121,8 @@ func TestUpgradePassesThrough(t *testing.T) {
 	conn.Close()
 
 	// The closed upgrade must not leak into later requests' records (the
-	// gateway pools per-request state).
+	// gateway pools per-request state): fifty requests after its entry
+	// reuse that state, whenever the tunnel's last read ends.
 	testutil.WaitFor(t, 5*time.Second, "the upgrade's access entry", func() bool {
 		for _, e := range g.Access() {
 			if e.Path == "/ws" {
@@ -135,7 +131,6 @@ func TestUpgradePassesThrough(t *testing.T) {
 		}
 		return false
 	})
-	time.Sleep(100 * time.Millisecond)
 	c := client(t, 5*time.Second)
 	for i := 0; i < 50; i++ {
 		if code, body, _ := get(t, c, g.URL+"/"); code != 200 {
