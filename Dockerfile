@@ -46,6 +46,7 @@ WORKDIR /app
 EXPOSE 8080 9901
 # gatehouse's graceful stop. docker stop waits 10 s by default before
 # SIGKILL: give it `--stop-timeout` of at least shutdown_delay plus three
-# times the longest stop_timeout plus 7 s (docs/kubernetes.md).
+# times the longest stop_timeout plus 8 s, 2 s of it for what is left
+# over as gatehouse exits, being PID 1 here (docs/kubernetes.md).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/gatehouse", "run", "-c", "/etc/gatehouse/gatehouse.yaml"]
