@@ -56,7 +56,13 @@ func startRig(t *testing.T) (*upgradeRig, int, map[string]int) {
 func replaceFile(t *testing.T, path string, content []byte) {
 	t.Helper()
 	tmp := path + ".new"
-	if err := os.WriteFile(tmp, content, 0o755); err != nil {
+	// Written under syscall.ForkLock: a process that a parallel test
+	// forks meanwhile would inherit the file's write descriptor until it
+	// execs, and an exec of the file then fails with ETXTBSY.
+	syscall.ForkLock.RLock()
+	err := os.WriteFile(tmp, content, 0o755)
+	syscall.ForkLock.RUnlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
