@@ -100,8 +100,14 @@ func requireToken(token string, s *sessions, next http.Handler) http.Handler {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
+		// A wrong token and none at all call for different fixes (the
+		// token's source, or sending one): the answer says which.
+		msg := "admin token required: send Authorization: Bearer TOKEN (admin_token or GATEHOUSE_ADMIN_TOKEN), or sign in to the dashboard"
+		if bearer {
+			msg = "admin token not accepted: the Bearer token sent is not this gatehouse's admin token (admin_token or GATEHOUSE_ADMIN_TOKEN where it runs)"
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin token required: send Authorization: Bearer TOKEN (admin_token or GATEHOUSE_ADMIN_TOKEN), or sign in to the dashboard"})
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": msg})
 	})
 }
 

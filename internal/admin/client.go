@@ -19,6 +19,11 @@ type Client struct {
 	Base  string
 	Token string
 	HTTP  *http.Client
+	// ConfigErr, if set, is why the config the token was to be read from
+	// did not load: a request refused for want of a token (401), or that
+	// reaches no admin API, fails with it instead, since the mistake in
+	// the file is what to fix.
+	ConfigErr error
 }
 
 // NewClient accepts "127.0.0.1:9901" or a full URL.
@@ -119,11 +124,17 @@ func (c *Client) doWith(ctx context.Context, method, path string, hc *http.Clien
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
+		if c.ConfigErr != nil {
+			return nil, c.ConfigErr
+		}
 		return nil, fmt.Errorf("reach gatehouse admin at %s (is gatehouse running?): %w", c.Base, err)
 	}
 	if resp.StatusCode >= 400 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized && c.ConfigErr != nil {
+			return nil, c.ConfigErr
+		}
 		return nil, newHTTPError(resp.StatusCode, body)
 	}
 	return resp, nil

@@ -104,19 +104,28 @@ func printJSON(w io.Writer, v any) error {
 
 // adminTarget resolves the admin address (--admin, else the config's,
 // else the default) and token (GATEHOUSE_ADMIN_TOKEN, else the config's).
-func adminTarget(flagAddr, cfgFile string) (addr, token string) {
+// cfgErr is the error of a config that is there but does not load, when
+// either is still wanted from it; addr is then "" unless --admin gave it.
+func adminTarget(flagAddr, cfgFile string) (addr, token string, cfgErr error) {
 	addr, token = flagAddr, os.Getenv("GATEHOUSE_ADMIN_TOKEN")
+	if addr != "" && token != "" {
+		return addr, token, nil
+	}
 	cfg, err := config.Find(cfgFile, nil)
-	if err == nil {
+	switch {
+	case err == nil:
 		if addr == "" {
 			addr = cfg.AdminAddr()
 		}
 		if token == "" {
 			token = cfg.AdminToken
 		}
+	case errors.Is(err, config.ErrNoConfig):
+		if addr == "" {
+			addr = config.DefaultAdmin
+		}
+	default:
+		return addr, token, err
 	}
-	if addr == "" {
-		addr = config.DefaultAdmin
-	}
-	return addr, token
+	return addr, token, nil
 }

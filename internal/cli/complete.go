@@ -19,7 +19,10 @@ const completeTimeout = time.Second
 // names returns the app names and instance ids of the running gatehouse
 // the flags name (GET /api/status), else the config's app names.
 func (f *opFlags) names(ctx context.Context) (apps, instances []string) {
-	cl := f.client()
+	cl, err := f.client()
+	if err != nil {
+		return nil, nil // a config that does not load names nothing
+	}
 	cl.HTTP = &http.Client{Timeout: completeTimeout}
 	ctx, cancel := context.WithTimeout(ctx, completeTimeout)
 	defer cancel()

@@ -49,7 +49,10 @@ func runDiagnose(c *cobra.Command, f opFlags, dataDir string, since time.Time) (
 		return diagnose.Run(ev), nil
 	}
 	var rep diagnose.Report
-	cl := f.client()
+	cl, err := f.client()
+	if err != nil {
+		return rep, err
+	}
 	if err := cl.GetJSON(c.Context(), "/api/diagnose?since="+since.UTC().Format(time.RFC3339Nano), &rep); err != nil {
 		return rep, fmt.Errorf("%w (to diagnose without a running gatehouse, use --data-dir)", err)
 	}

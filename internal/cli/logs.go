@@ -53,7 +53,11 @@ func newLogsCmd() *cobra.Command {
 			if f.inst != "" {
 				q.Set("instance", f.inst)
 			}
-			body, err := f.op.client().Stream(c.Context(), "/api/logstream?"+q.Encode())
+			cl, err := f.op.client()
+			if err != nil {
+				return err
+			}
+			body, err := cl.Stream(c.Context(), "/api/logstream?"+q.Encode())
 			if err != nil {
 				return err
 			}
@@ -96,7 +100,10 @@ func eventRecord(e telemetry.Event) logRecord {
 // printRecent prints the last lines of output and the events since the
 // oldest of them (or since --since), oldest first.
 func printRecent(c *cobra.Command, f logsFlags) error {
-	cl := f.op.client()
+	cl, err := f.op.client()
+	if err != nil {
+		return err
+	}
 	q := url.Values{"lines": {strconv.Itoa(f.lines)}}
 	if f.app != "" {
 		q.Set("app", f.app)

@@ -21,18 +21,31 @@ func (f *opFlags) add(c *cobra.Command) {
 	adminFlag(c, &f.admin)
 }
 
-// client is an admin client for the target the flags name.
-func (f *opFlags) client() *admin.Client {
-	addr, token := adminTarget(f.admin, f.file)
-	return admin.NewClient(addr, token)
+// client is an admin client for the target the flags name. A config that
+// does not load is reported, as validate reports it, rather than a guess
+// at the address or the admin API's "token required" that would hide the
+// mistake in the file: at once when the address was to come from it, else
+// when the request fails for want of what it would have given (see
+// admin.Client.ConfigErr).
+func (f *opFlags) client() (*admin.Client, error) {
+	addr, token, cfgErr := adminTarget(f.admin, f.file)
+	if cfgErr != nil && addr == "" {
+		return nil, cfgErr
+	}
+	cl := admin.NewClient(addr, token)
+	cl.ConfigErr = cfgErr
+	return cl, nil
 }
 
 // runOp posts an operation and prints its progress as it happens.
 func (f *opFlags) runOp(c *cobra.Command, path string) error {
-	cl := f.client()
+	cl, err := f.client()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	out := c.OutOrStdout()
-	err := cl.Op(c.Context(), path, func(line string) {
+	err = cl.Op(c.Context(), path, func(line string) {
 		fmt.Fprintf(out, "%6.1fs  %s\n", time.Since(start).Seconds(), line)
 	})
 	if err != nil {

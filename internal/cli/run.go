@@ -46,7 +46,7 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 			inherit.Fail(err) // a no-op once it said it was ready
 		}
 	}()
-	cfg, err := config.Find(file, argv)
+	cfg, err := findConfig(file, argv)
 	if err != nil {
 		return err
 	}
@@ -59,6 +59,12 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 		}
 	}
 	override(cfg)
+	// What validate reports, refused before anything starts.
+	if err := cfg.Preflight(); err != nil {
+		return err
+	}
+	// The same warning as validate's: such a command fails at once.
+	warnMissingExecutables(c.ErrOrStderr(), cfg, file)
 	logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	// As a container's PID 1, orphans come to gatehouse: it reaps them
 	// for as long as it runs and, last, stops whatever is left.
@@ -96,7 +102,11 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	hupDone := reloadOnHUP(ctx, hupCtx, srv, logger)
 	usr2Done := upgradeOnUSR2(ctx, srv, logger)
 	defer func() { stop(); endHUP(); <-hupDone; <-usr2Done }()
-	logger.Info("gatehouse running", "listen", srv.Addr(), "admin", srv.AdminAddr(), "apps", len(cfg.Apps), "data_dir", cfg.DataDir)
+	where := []any{"listen", srv.Addr()}
+	if a := srv.TLSAddr(); a != "" {
+		where = append(where, "https", a)
+	}
+	logger.Info("gatehouse running", append(where, "admin", srv.AdminAddr(), "apps", len(cfg.Apps), "data_dir", cfg.DataDir)...)
 	err = srv.Run(ctx)
 	finishPrinting()
 	if err != nil {

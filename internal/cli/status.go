@@ -21,7 +21,11 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show every instance: state, probe detail, restarts, uptime",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			st, err := f.client().Status(c.Context())
+			cl, err := f.client()
+			if err != nil {
+				return err
+			}
+			st, err := cl.Status(c.Context())
 			if err != nil {
 				return err
 			}
@@ -40,10 +44,10 @@ func newStatusCmd() *cobra.Command {
 // printStatus prints the backend-health table.
 func printStatus(w io.Writer, st *admin.StatusResponse, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tINSTANCE\tPID\tPORT\tSTATE\tHEALTH\tRESTARTS\tUPTIME\tINFLIGHT\tRSS")
+	fmt.Fprintln(tw, "APP\tINSTANCE\tPID\tPORT\tSTATE\tHEALTH\tRESTARTS\tUPTIME\tINFLIGHT\tCPU\tRSS")
 	for _, a := range st.Apps {
 		if len(a.Instances) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\tno instances\t\t\t\t\t\n", a.Name)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tno instances\t\t\t\t\t\t\n", a.Name)
 		}
 		for _, in := range a.Instances {
 			pid, port := dash(in.PID), dash(in.Port)
@@ -53,11 +57,11 @@ func printStatus(w io.Writer, st *admin.StatusResponse, now time.Time) {
 			if in.Source != "" {
 				port += " (" + in.Source + ")" // found in DNS: which entry found it
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", a.Name, in.ID, pid, port, in.State,
-				in.Health, in.Restarts, uptime(in.StartedAt, now), in.Inflight, mib(in.RSSBytes))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", a.Name, in.ID, pid, port, in.State,
+				in.Health, in.Restarts, uptime(in.StartedAt, now), in.Inflight, cpu(in.CPUPercent), mib(in.RSSBytes))
 		}
 		if a.Waiting > 0 {
-			fmt.Fprintf(tw, "%s\t(%d requests held)\t\t\t\t\t\t\t\t\n", a.Name, a.Waiting)
+			fmt.Fprintf(tw, "%s\t(%s held)\t\t\t\t\t\t\t\t\t\n", a.Name, plural(a.Waiting, "request", "requests"))
 		}
 	}
 	tw.Flush()
@@ -153,6 +157,22 @@ func uptime(t, now time.Time) string {
 		return "-"
 	}
 	return now.Sub(t).Round(time.Second).String()
+}
+
+// cpu is an instance's CPU use; "-" before two samples could measure it.
+func cpu(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", *p)
+}
+
+// plural is "1 request", "2 requests".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 func mib(b uint64) string {

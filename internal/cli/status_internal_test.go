@@ -49,3 +49,23 @@ func TestStatusPrintsCertificates(t *testing.T) {
 	printStatus(&b, st, now)
 	testutil.Golden(t, "testdata/status_certificates.golden", b.String())
 }
+
+// gatehouse status shows each instance's CPU use, as the JSON has it
+// ("-" before it could be measured), and counts held requests in words
+// that agree with the number.
+func TestStatusPrintsCPUAndHeldRequests(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	busy := 37.5
+	st := &admin.StatusResponse{Apps: []supervisor.AppStatus{
+		{Name: "web", Waiting: 1, Instances: []supervisor.InstanceStatus{
+			{ID: "web-1", PID: 4242, Port: 5001, State: "ready", Health: "200 in 3ms", StartedAt: now.Add(-time.Minute),
+				Inflight: 1, RSSBytes: 64 << 20, CPUPercent: &busy},
+			{ID: "web-2", PID: 4243, Port: 5002, State: "starting", StartedAt: now.Add(-time.Second)},
+		}},
+		{Name: "api", Waiting: 3, Instances: []supervisor.InstanceStatus{}},
+	}}
+	var b strings.Builder
+	printStatus(&b, st, now)
+	testutil.Golden(t, "testdata/status_instances.golden", b.String())
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/process"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -19,12 +21,17 @@ func newValidateCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "validate [-c FILE]",
 		Short: "Check a config and report every problem with its line",
-		Long: "Check a config and report every problem with its line (exit code 2).\n" +
+		Long: "Check a config and report every problem with its line (exit code 2), including what\n" +
+			"gatehouse run would refuse to start on here: tls: files that cannot be read or do not go\n" +
+			"together, an admin address off loopback without a token.\n" +
 			"A command whose executable is not on PATH is a warning: it does not change the exit code.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := config.Find(file, nil)
+			cfg, err := findConfig(file, nil)
 			if err != nil {
+				return err
+			}
+			if err := cfg.Preflight(); err != nil {
 				return err
 			}
 			src := cfg.File
@@ -38,6 +45,18 @@ func newValidateCmd() *cobra.Command {
 	}
 	configFlag(c, &file)
 	return c
+}
+
+// findConfig is config.Find for validate and run: a config that cannot
+// be found or read is a bad config (exit 2), as one with mistakes in it
+// is.
+func findConfig(file string, argv []string) (*config.Config, error) {
+	cfg, err := config.Find(file, argv)
+	var ce config.Errors
+	if err != nil && !errors.As(err, &ce) {
+		return nil, &ExitError{Code: exitUsage, Err: err}
+	}
+	return cfg, err
 }
 
 // warnMissingExecutables warns, one line per app, when the executable an
@@ -95,6 +114,7 @@ var shellBuiltins = map[string]bool{
 // SCRIPT) it is the script's first plain word after exec and VAR=value
 // assignments, or "" when that is not a plain word or is a builtin.
 func executable(argv config.Command) string {
+	argv = process.CommandArgv(argv) // a one-argument command line is a shell command
 	if len(argv) == 3 && argv[0] == "sh" && argv[1] == "-c" {
 		for _, word := range strings.Fields(argv[2]) {
 			switch {

@@ -54,6 +54,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 	}
 	c.Order = d.keys["apps"]
+	c.pos = d.pos
 	for name, app := range c.Apps {
 		app.Name = name
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
@@ -93,7 +94,7 @@ func TestParseFull(t *testing.T) {
 		File:  file,
 		Order: []string{"web", "api"},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("Parse(%s) mismatch (-want +got):\n%s", file, diff)
 	}
 }
@@ -110,7 +111,7 @@ func TestParseMinimalGetsDefaults(t *testing.T) {
 	want.Apps = map[string]*App{"web": web}
 	want.File = "testdata/good/minimal.yaml"
 	want.Order = []string{"web"}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("mismatch (-want +got):\n%s", diff)
 	}
 }

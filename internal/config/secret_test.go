@@ -234,11 +234,11 @@ func TestRedactedHidesEverySecret(t *testing.T) {
 		}
 	}
 	// Exactly the secrets changed: structure, keys, numbers kept.
-	if diff := cmp.Diff(fillConfig(true), r, cmpopts.IgnoreUnexported(UpstreamTLS{})); diff != "" {
+	if diff := cmp.Diff(fillConfig(true), r, cmpopts.IgnoreUnexported(Config{}, UpstreamTLS{})); diff != "" {
 		t.Errorf("Redacted() (-want +got):\n%s", diff)
 	}
 	// And the original is untouched.
-	if diff := cmp.Diff(fillConfig(false), c, cmpopts.IgnoreUnexported(UpstreamTLS{})); diff != "" {
+	if diff := cmp.Diff(fillConfig(false), c, cmpopts.IgnoreUnexported(Config{}, UpstreamTLS{})); diff != "" {
 		t.Errorf("Redacted() changed its receiver (-want +got):\n%s", diff)
 	}
 }
@@ -285,7 +285,7 @@ func TestRedacted(t *testing.T) {
 			if tt.want != nil {
 				tt.want(want)
 			}
-			opts := cmpopts.IgnoreUnexported(UpstreamTLS{})
+			opts := cmpopts.IgnoreUnexported(Config{}, UpstreamTLS{})
 			if diff := cmp.Diff(want, c.Redacted(), opts); diff != "" {
 				t.Errorf("Redacted() (-want +got):\n%s", diff)
 			}

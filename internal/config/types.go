@@ -61,6 +61,10 @@ type Config struct {
 	File string `yaml:"-" secret:"false"`
 	// Order lists app names in the order the file declares them.
 	Order []string `yaml:"-" secret:"false"`
+
+	// pos is the line of each key path Parse read, so that Preflight's
+	// problems name lines as Parse's do; nil for a config not parsed.
+	pos positions `secret:"false"`
 }
 
 // App is one supervised web app (Command) or external pool (Upstreams).

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestFromCommand(t *testing.T) {
@@ -25,7 +26,7 @@ func TestFromCommand(t *testing.T) {
 	want.DataDir = filepath.Join(dir, DefaultDataDir)
 	want.Apps = map[string]*App{"web": web}
 	want.Order = []string{"web"}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("FromCommand mismatch (-want +got):\n%s", diff)
 	}
 	if err := got.Validate(); err != nil {

@@ -46,22 +46,23 @@ func group(fs []Finding) []Finding {
 // "3 instances of web (web-1, web-2 and web-3)"; a kind not listed here
 // is titled by its first member's title.
 var groupTitles = map[string]string{
-	"restart_loop":        "keep dying soon after they start",
-	"start_failure":       "never became ready",
-	"crash":               "crashed",
-	"port_mismatch":       "listen on another port than the PORT they were given",
-	"probe_rejected":      "have their health probe rejected",
-	"upstream_tls":        "fail the TLS handshake",
-	"unresponsive":        "are alive but not answering",
-	"outbound_exhaustion": "open too many outbound connections",
-	"memory_pressure":     "keep growing in memory",
+	"restart_loop":           "keep dying soon after they start",
+	"start_failure":          "never became ready",
+	"command_not_executable": "cannot run their command's program",
+	"crash":                  "crashed",
+	"port_mismatch":          "listen on another port than the PORT they were given",
+	"probe_rejected":         "have their health probe rejected",
+	"upstream_tls":           "fail the TLS handshake",
+	"unresponsive":           "are alive but not answering",
+	"outbound_exhaustion":    "open too many outbound connections",
+	"memory_pressure":        "keep growing in memory",
 }
 
 // appWide are the kinds whose affected requests are the app's (held for
 // a ready instance that never came), the same for each of its instances:
 // a group counts them once. Other kinds count each instance's own, which
 // a group adds up.
-var appWide = map[string]bool{"restart_loop": true, "start_failure": true, "probe_rejected": true, "port_mismatch": true}
+var appWide = map[string]bool{"command_not_executable": true, "restart_loop": true, "start_failure": true, "probe_rejected": true, "port_mismatch": true}
 
 // merge makes one finding of ms, findings of one kind, app, severity and
 // fix about different instances, in the order of the instances' numbers.

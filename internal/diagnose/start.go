@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -85,6 +86,55 @@ func probeFix(code int, path string) string {
 	}
 	return fmt.Sprintf("make %s answer a status within health.status (default 200-399)", path)
 }
+
+// commandNotExecutable: an instance whose command's program does not
+// exist or may not be executed. gatehouse does not restart it (it would
+// fail the same way for ever) and answers the app's requests 503 at once;
+// its exit event says which path and why (ENOENT, EACCES), as package
+// process words it: "could not start: executable …".
+func commandNotExecutable(ev *Evidence, found []Finding) []Finding {
+	last := map[string]telemetry.Event{}
+	var order []string
+	for _, e := range ev.Events {
+		if e.Type == telemetry.EventReady {
+			delete(last, e.Instance) // fixed and restarted since
+			continue
+		}
+		if e.Type != telemetry.EventExit || !strings.HasPrefix(e.Detail, notExecutablePrefix) {
+			continue
+		}
+		if !slices.Contains(order, e.Instance) {
+			order = append(order, e.Instance)
+		}
+		last[e.Instance] = e
+	}
+	var out []Finding
+	for _, id := range order {
+		e, ok := last[id]
+		if !ok || covered(found, e.App, id) {
+			continue
+		}
+		what, _, _ := strings.Cut(strings.TrimPrefix(e.Detail, "could not start: "), "; ")
+		affected := accessWhere(ev, func(x *Access) bool { return x.App == e.App && x.Cause == "no_ready_instance" })
+		f := Finding{
+			ID: "command_not_executable", Severity: Critical, App: e.App, Instance: id,
+			Title: fmt.Sprintf("%s cannot run its command: %s", id, what),
+			Evidence: []string{
+				fmt.Sprintf("%s %s: %s", e.Time.Local().Format("15:04:05"), id, e.Detail),
+				"not restarted: it would fail the same way; requests get a 503 at once instead of waiting for hold_timeout",
+			},
+			Fix:              "fix command: in the config (or the words after gatehouse run --): the program's path, or install it, or chmod +x it; then gatehouse restart or reload",
+			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
+		}
+		f.FirstSeen, f.LastSeen = span(affected)
+		out = append(out, f)
+	}
+	return out
+}
+
+// notExecutablePrefix begins the detail of an exit event whose command's
+// program cannot be run (process.NotExecutableError).
+const notExecutablePrefix = "could not start: executable "
 
 // startFailure: instances that never became ready: start timeouts and
 // commands that could not start.

@@ -22,6 +22,13 @@ func (a *appProxy) acquireError(ctx context.Context, err error, hold time.Durati
 			e.Hint = cause.BusyHint
 		}
 		return e
+	case errors.Is(err, pool.ErrCannotStart):
+		// Not held for hold_timeout: no instance of the app can start.
+		why := a.pool.CannotStart()
+		if why == "" {
+			why = "its command cannot be run"
+		}
+		return cause.Errorf(cause.NoReadyInstance, "", err, "no instance of %s can start: %s", a.name, why)
 	case errors.Is(err, pool.ErrHoldTimeout):
 		if ready, busy := a.pool.Saturated(); busy {
 			// Instances are up but busy: overload, not a start or a crash.

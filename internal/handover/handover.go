@@ -50,7 +50,9 @@ const Env = "GATEHOUSE_HANDOVER"
 // Listener is one listening socket to pass on: Key says what it is for
 // (listen, tls listen, admin) and Addr is the configured address it was
 // bound for, so that a successor whose config moved it binds anew. Ln
-// must be the socket itself (a *net.TCPListener), not a wrapper.
+// must be the socket itself (a *net.TCPListener), not a wrapper. Another
+// descriptor (a lock file, Addr its path) goes across the same way, and
+// the successor takes it with File.
 type Listener struct {
 	Key  string
 	Addr string
@@ -284,6 +286,17 @@ func (in *Inherited) Listener(key, addr string) (net.Listener, bool, error) {
 		return nil, false, fmt.Errorf("inherited %s socket: %w", key, err)
 	}
 	return ln, true, nil
+}
+
+// File returns the inherited descriptor for key, as it is, if it was
+// passed for addr; false when there is none.
+func (in *Inherited) File(key, addr string) (*os.File, bool) {
+	l, ok := in.lns[key]
+	if !ok || l.Addr != addr || in.used[key] {
+		return nil, false
+	}
+	in.used[key] = true
+	return os.NewFile(uintptr(l.FD), key), true
 }
 
 // Close closes the inherited sockets Listener was not asked for.

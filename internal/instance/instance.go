@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -57,6 +58,10 @@ type Instance struct {
 	readyAt   time.Time
 	member    *pool.Member
 
+	// cannotStart is why the command's program cannot be run, while the
+	// instance waits for a restart or a stop; "" otherwise. Guarded by mu.
+	cannotStart string
+
 	samples  sampling.Slot
 	stopOnce sync.Once
 	stopping atomic.Bool
@@ -88,6 +93,9 @@ const (
 	restarted
 	// left: left running for a successor (Leave).
 	left
+	// unrunnable: the command's program is missing or not executable;
+	// starting it again cannot help, so it is not restarted until asked.
+	unrunnable
 )
 
 // Setup is what an instance starts with beyond its app's config.
@@ -173,6 +181,8 @@ func (in *Instance) Stopping() bool { return in.stopping.Load() }
 func (in *Instance) Done() <-chan struct{} { return in.done }
 
 func (in *Instance) run(ctx context.Context) {
+	// However it ends, a stopped instance holds no request up.
+	defer in.clearCannotStart()
 	var bo backoff
 	for {
 		start := time.Now()
@@ -183,6 +193,15 @@ func (in *Instance) run(ctx context.Context) {
 		if out == stopped || ctx.Err() != nil {
 			in.setState(pool.Stopped)
 			return
+		}
+		if out == unrunnable {
+			// No back-off loop: it stays crashed, and held requests get
+			// their 503 at once, until a restart (after a fix) or a stop.
+			if !in.awaitRestart(ctx) {
+				in.setState(pool.Stopped)
+				return
+			}
+			continue
 		}
 		in.mu.Lock()
 		upFor := time.Duration(0)
@@ -236,6 +255,33 @@ func (in *Instance) backOff(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// awaitRestart waits, with no process, for a restart to be asked for
+// (true) or the instance to be stopped (false).
+func (in *Instance) awaitRestart(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-in.restart:
+		// Cleared before the restart counts: whoever waits for it to
+		// become ready must not see this start's failure as the next's.
+		in.clearCannotStart()
+		in.restartRequested()
+		return true
+	}
+}
+
+// clearCannotStart forgets that the command cannot be run, in the pool
+// too, so that the app's requests are held again.
+func (in *Instance) clearCannotStart() {
+	in.mu.Lock()
+	was := in.cannotStart
+	in.cannotStart = ""
+	in.mu.Unlock()
+	if was != "" {
+		in.app.Pool.SetCannotStart(in.ID, "")
+	}
+}
+
 func (in *Instance) restartRequested() {
 	// No longer crashed: an operation waiting for the restart must not
 	// take the instance for one that keeps failing.
@@ -257,8 +303,11 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 	in.member = nil
 	in.mu.Unlock()
 	in.setState(pool.Starting)
-	proc, port, argv, ok := in.startOrAdopt(cfg)
-	if !ok {
+	proc, port, argv, err := in.startOrAdopt(cfg)
+	if err != nil {
+		if errors.As(err, new(*process.NotExecutableError)) {
+			return unrunnable
+		}
 		return crashed
 	}
 	in.mu.Lock()
@@ -296,8 +345,9 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 }
 
 // startOrAdopt starts the instance's next process, or adopts the one a
-// previous gatehouse left it; false when none could be started.
-func (in *Instance) startOrAdopt(cfg *config.App) (*process.Process, int, []string, bool) {
+// previous gatehouse left it; the error (reported already) when none
+// could be started.
+func (in *Instance) startOrAdopt(cfg *config.App) (*process.Process, int, []string, error) {
 	out := in.out.Process()
 	if rec := in.adopt; rec != nil {
 		in.adopt = nil
@@ -307,22 +357,22 @@ func (in *Instance) startOrAdopt(cfg *config.App) (*process.Process, int, []stri
 			Shim: procid.ID{PID: rec.ShimPID, StartTicks: rec.ShimStartTicks}, StartedAt: rec.StartedAt,
 			OwnsGroup: func() bool { return adoption.OwnsGroup(*rec, run) }}, out)
 		out.SetPID(proc.PID())
-		return proc, rec.Port, rec.Command, true
+		return proc, rec.Port, rec.Command, nil
 	}
 	port, err := in.app.Ports.Alloc()
 	if err != nil {
 		in.failStart(err)
-		return nil, 0, nil, false
+		return nil, 0, nil, err
 	}
 	argv := process.CommandArgv(cfg.Command)
 	proc, err := process.Spawn(process.Spec{Argv: argv, Dir: cfg.Dir, Env: in.env(cfg, port), Out: out,
 		StatusPath: in.app.StatusFiles.Path(in.ID)})
 	if err != nil {
 		in.failStart(err)
-		return nil, 0, nil, false
+		return nil, 0, nil, err
 	}
 	out.SetPID(proc.PID())
-	return proc, port, argv, true
+	return proc, port, argv, nil
 }
 
 // supervise runs a started or adopted process until it ends or the
@@ -350,11 +400,25 @@ func (in *Instance) supervise(ctx context.Context, proc *process.Process, m *poo
 
 func (in *Instance) failStart(err error) {
 	in.setState(pool.Crashed)
+	detail := "could not start: " + err.Error()
+	if errors.As(err, new(*process.NotExecutableError)) {
+		detail += "; " + notRestartedFix
+		// Known for certain, with its fix: the 503 of every request
+		// held for the app says it, at once.
+		in.app.Pool.SetCannotStart(in.ID, in.ID+" "+detail)
+	}
 	in.mu.Lock()
-	in.health = err.Error()
+	in.health = detail
+	if errors.As(err, new(*process.NotExecutableError)) {
+		in.cannotStart = detail
+	}
 	in.mu.Unlock()
-	in.emit(telemetry.Event{Type: telemetry.EventExit, Detail: "could not start: " + err.Error()})
+	in.emit(telemetry.Event{Type: telemetry.EventExit, Detail: detail})
 }
+
+// notRestartedFix ends the detail of a start that failed because the
+// command's program cannot be run: what happens next, and the fix.
+const notRestartedFix = "not restarted: fix the command or the file, then gatehouse restart or reload"
 
 // env is the process environment: gatehouse's own, the app's env:, and
 // the instance's port and identity.
@@ -622,6 +686,15 @@ func (in *Instance) CurrentMember() *pool.Member {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.member
+}
+
+// CannotStart is why the instance's command cannot be run (its program
+// is missing or not executable), or "": such an instance is not
+// restarted until asked, so whoever waits for it to become ready need not.
+func (in *Instance) CannotStart() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.cannotStart
 }
 
 // State is the instance's current state.

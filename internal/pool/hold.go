@@ -14,13 +14,19 @@ var ErrQueueFull = errors.New("hold queue full")
 // within the hold time.
 var ErrHoldTimeout = errors.New("no ready instance within hold_timeout")
 
+// ErrCannotStart is returned by Acquire when no member can become
+// routable because the app's instances cannot start at all (its command's
+// program is missing): holding would only delay the 503. See
+// Pool.SetCannotStart.
+var ErrCannotStart = errors.New("no instance can start")
+
 // Acquire picks a routable member below max_inflight, holding the request
 // up to hold for one to become routable or to free a slot. Held requests
 // are released in arrival order: a slot freed by Release goes to the
 // oldest held request (handed over, so that a request arriving meanwhile
 // cannot take it), and a member that becomes routable wakes them all to
 // pick. The caller must Release the member. Errors: ErrQueueFull,
-// ErrHoldTimeout, or the context's error.
+// ErrHoldTimeout, ErrCannotStart, or the context's error.
 func (p *Pool) Acquire(ctx context.Context, hold time.Duration, tried []*Member) (*Member, time.Duration, error) {
 	return p.AcquireExcept(ctx, hold, tried, nil)
 }
@@ -36,6 +42,9 @@ func (p *Pool) AcquireExcept(ctx context.Context, hold time.Duration, tried, exc
 	}
 	if hold <= 0 {
 		return nil, 0, ErrHoldTimeout
+	}
+	if p.CannotStart() != "" {
+		return nil, 0, ErrCannotStart
 	}
 	start := time.Now()
 	w, ok := p.queue.pushExcept(p.maxQueue.Load(), except)
@@ -60,6 +69,12 @@ func (p *Pool) AcquireExcept(ctx context.Context, hold time.Duration, tried, exc
 		if p.unloaded.Load() {
 			// The app may have been unloaded after this request arrived.
 			p.signalWake()
+		}
+		if p.CannotStart() != "" {
+			if h := p.queue.leave(w); h != nil {
+				return h, time.Since(start), nil
+			}
+			return nil, time.Since(start), ErrCannotStart
 		}
 		select {
 		case <-w.ch:

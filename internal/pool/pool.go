@@ -31,6 +31,9 @@ type Pool struct {
 	// wake receives a signal when a request finds the app unloaded.
 	wake     chan struct{}
 	unloaded atomic.Bool
+	// cannotStart is, per instance id, why it cannot start at all
+	// (SetCannotStart); guarded by mu.
+	cannotStart map[string]string
 }
 
 // New returns an empty pool for app with a hold queue of at most maxQueue
@@ -232,6 +235,51 @@ func (p *Pool) signalWake() {
 
 // Waiting is the number of held requests.
 func (p *Pool) Waiting() int { return p.queue.len() }
+
+// SetCannotStart records that instance id cannot start at all, and why
+// (with the fix), or with why "" that it may again (it was restarted,
+// stopped, replaced). Held requests are woken to see it: while some
+// instance cannot start and no member is starting or up, a request gets
+// ErrCannotStart at once instead of waiting out hold_timeout.
+func (p *Pool) SetCannotStart(id, why string) {
+	p.mu.Lock()
+	if why == "" {
+		delete(p.cannotStart, id)
+	} else {
+		if p.cannotStart == nil {
+			p.cannotStart = map[string]string{}
+		}
+		p.cannotStart[id] = why
+	}
+	p.mu.Unlock()
+	p.queue.releaseAll()
+}
+
+// CannotStart is why no member can become routable (SetCannotStart), or
+// "" while one may: some member is starting, ready or unhealthy, or no
+// instance said it cannot start.
+func (p *Pool) CannotStart() string {
+	for _, m := range p.Members() {
+		switch m.State() {
+		case Starting, Ready, Unhealthy:
+			return ""
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	why := ""
+	for id := range p.cannotStart {
+		// The lowest id, so that the answer does not change from one
+		// request to the next.
+		if why == "" || id < why {
+			why = id
+		}
+	}
+	if why == "" {
+		return ""
+	}
+	return p.cannotStart[why]
+}
 
 // Problem is the first member's known problem (Member.Problem), or "".
 func (p *Pool) Problem() string {

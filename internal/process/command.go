@@ -17,8 +17,14 @@ import (
 //   - anything else (lists, pipes, compound commands, "cd dir && …",
 //     assignments before the command, a builtin) is left to sh -c as is.
 //
-// Any other argv is started as it is.
+// A single argument holding a whole command line (gatehouse run --
+// 'python3 -m uvicorn main:app --port $PORT') is such a string too: no
+// program has blanks and $PORT in its path, and exec'ing it as one would
+// fail for ever. Any other argv is started as it is, word for word.
 func CommandArgv(argv []string) []string {
+	if line, ok := commandLine(argv); ok {
+		argv = []string{"sh", "-c", line}
+	}
 	if len(argv) != 3 || argv[0] != "sh" || argv[1] != "-c" {
 		return argv
 	}
@@ -44,6 +50,33 @@ func CommandArgv(argv []string) []string {
 		return []string{"sh", "-c", "exec " + s}
 	}
 	return argv
+}
+
+// commandLine reports whether argv is one argument that is a command
+// line rather than a program's path: it has words separated by blanks.
+func commandLine(argv []string) (string, bool) {
+	if len(argv) != 1 {
+		return "", false
+	}
+	s := strings.TrimSpace(argv[0])
+	return s, strings.ContainsAny(s, " \t\n")
+}
+
+// Program is the program argv, as CommandArgv returned it, runs: its
+// first word, or the word a shell execs (sh -c "exec prog …"); "" when
+// only the shell knows (a list, a pipe, a builtin).
+func Program(argv []string) string {
+	if len(argv) == 0 {
+		return ""
+	}
+	if len(argv) != 3 || argv[0] != "sh" || argv[1] != "-c" {
+		return argv[0]
+	}
+	words := strings.Fields(argv[2])
+	if len(words) < 2 || words[0] != "exec" || !plainCommandWord(words[1]) || !simpleCommand(argv[2]) {
+		return ""
+	}
+	return words[1]
 }
 
 // shellMeta are the characters that make a string more than blank-separated

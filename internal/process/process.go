@@ -77,6 +77,9 @@ func Spawn(s Spec) (*Process, error) {
 	if len(s.Argv) == 0 {
 		return nil, errors.New("empty command")
 	}
+	if err := checkProgram(s.Argv, s.Env, s.Dir); err != nil {
+		return nil, err
+	}
 	// The shim is this executable (see package shim).
 	exe, err := os.Executable()
 	if err != nil {

@@ -120,6 +120,8 @@ type Server struct {
 	// hurry closes on Hurry: the rest of shutdown_delay is skipped.
 	hurry     chan struct{}
 	hurryOnce sync.Once
+	// dataLock keeps other gatehouses off data_dir while this one runs.
+	dataLock *dataDirLock
 }
 
 // errStopping refuses an operation that a shutdown under way overrides.
@@ -139,8 +141,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	lock, err := lockDataDir(cfg.DataDir, opts.Handover, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify, upgrade: newUpgradeState(opts), override: opts.Override,
-		hurry: make(chan struct{})}
+		hurry: make(chan struct{}), dataLock: lock}
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
 	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
 	s.events = telemetry.NewEvents(s.eventsW, 0)
@@ -178,6 +184,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	})
 	if err := s.listen(opts.CertRenewCheck); err != nil {
 		s.closeLogs()
+		s.dataLock.release()
 		return nil, err
 	}
 	errLog := slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError)
@@ -228,7 +235,7 @@ func (s *Server) listen(renewCheck time.Duration) error {
 			return ln
 		}
 		if ln, err = net.Listen("tcp", addr); err != nil {
-			err = fmt.Errorf("%s on %s: %w", what, addr, err)
+			err = fmt.Errorf("%s on %s: %w%s", what, addr, err, heldBy(addr, err))
 			return nil
 		}
 		lns = append(lns, ln)
@@ -251,13 +258,11 @@ func (s *Server) listen(renewCheck time.Duration) error {
 	s.rawAdmin = s.adminLn
 	s.upgrade.closeInherited()
 	if err == nil && cfg.TLS != nil {
+		// Its errors name the tls: key already.
 		s.certs, err = certs.New(cfg.TLS, certs.Options{
 			Events: s.events, Logger: s.log, DataDir: cfg.DataDir, RenewCheckInterval: renewCheck,
 			HTTPAddr: s.publicLn.Addr().String(), TLSAddr: s.tlsLn.Addr().String(),
 		})
-		if err != nil {
-			err = fmt.Errorf("tls: %w", err)
-		}
 	}
 	if err != nil {
 		for _, ln := range lns {
@@ -551,6 +556,7 @@ func (s *Server) shutdown(r *running) {
 	wait(r.admin)
 	// Step 6.
 	s.closeLogs()
+	s.dataLock.release()
 }
 
 // drainPublic stops accepting and waits for in-flight requests, bounded

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -159,6 +160,7 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 	}
 	if err != nil {
 		s.sup.TakeBack()
+		s.dataLock.claim()
 		s.emitUpgrade(telemetry.EventUpgradeAbort, err.Error()+"; this gatehouse (pid "+strconv.Itoa(os.Getpid())+") took its instances back and serves on")
 		s.notify.Ready()
 		return 0, fmt.Errorf("upgrade: %w", err)
@@ -184,7 +186,8 @@ func (s *Server) emitUpgrade(typ, detail string) {
 	s.log.Info(typ, "detail", detail)
 }
 
-// handedSockets are the listening sockets a successor gets.
+// handedSockets are the listening sockets a successor gets, and the
+// data_dir lock (see lockDataDir).
 func (s *Server) handedSockets() []handover.Listener {
 	var out []handover.Listener
 	add := func(key, addr string, ln net.Listener) {
@@ -197,6 +200,9 @@ func (s *Server) handedSockets() []handover.Listener {
 		add("tls listen", s.cfg.TLS.Listen, s.rawTLS)
 	}
 	add("admin listen", s.cfg.Admin, s.rawAdmin)
+	if l, ok := s.dataLock.handover(filepath.Join(s.cfg.DataDir, LockFile)); ok {
+		out = append(out, l)
+	}
 	return out
 }
 
@@ -216,6 +222,9 @@ func (s *Server) takeOver(ctx context.Context) error {
 		u.inherit.Fail(err)
 		return err
 	}
+	// Named in the data_dir lock before the predecessor hears of it and
+	// exits (it names itself again if it takes the instances back).
+	s.dataLock.claim()
 	if err := u.inherit.Ready(); err != nil {
 		if !errors.Is(err, handover.ErrOldProcessGone) {
 			// The predecessor gave up on this process (and kills it).

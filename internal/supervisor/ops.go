@@ -204,7 +204,11 @@ func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
 
 // stopAndWait stops in drain-first and waits until it has stopped.
 func (a *App) stopAndWait(in *Instance, p Progress) {
-	p("%s: draining %d in-flight requests, then stopping", in.ID, in.Inflight())
+	n, what := in.Inflight(), "in-flight requests"
+	if n == 1 {
+		what = "in-flight request"
+	}
+	p("%s: draining %d %s, then stopping", in.ID, n, what)
 	in.Stop(instance.Drain)
 	<-in.Done()
 	p("%s: stopped", in.ID)
@@ -222,6 +226,9 @@ func (a *App) awaitReady(ctx context.Context, in *Instance) error {
 		switch {
 		case st.State == pool.Ready.String():
 			return nil
+		case in.CannotStart() != "":
+			// Not restarted, so not worth waiting for: see Instance.CannotStart.
+			return fmt.Errorf("%s %s", in.ID, st.Health)
 		case st.Restarts >= failFastRestarts && st.State == pool.Crashed.String():
 			return fmt.Errorf("%s exited %d times before it became ready: %s%s", in.ID, st.Restarts, st.Health, in.LastOutput())
 		case time.Now().After(deadline):
