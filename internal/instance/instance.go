@@ -633,7 +633,7 @@ func (in *Instance) shutdown(proc *process.Process, m *pool.Member, cfg *config.
 	start := time.Now()
 	if mode == Drain {
 		in.emit(telemetry.Event{Type: telemetry.EventDrain, PID: proc.PID(),
-			Detail: fmt.Sprintf("out of rotation; waiting for %d in-flight requests", m.Inflight())})
+			Detail: "out of rotation; waiting for " + count(int(m.Inflight()), "in-flight request", "in-flight requests")})
 		waitDrained(proc, m, cfg.StopTimeout.D())
 	}
 	proc.SignalGroup(syscall.SIGTERM)
@@ -779,4 +779,13 @@ func lastLines(lines []string, n int) []string {
 		return lines[len(lines)-n:]
 	}
 	return lines
+}
+
+// count is n with the noun in the number it takes: "1 request",
+// "2 requests".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }

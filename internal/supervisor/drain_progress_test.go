@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// A recycle's progress says how many requests the old instance drains,
-// in words that agree with the number.
+// A recycle's progress, and the drain event, say how many requests the
+// old instance drains, in words that agree with the number.
 func TestDrainProgressCountsOneRequest(t *testing.T) {
 	g := startWeb(t, 1, nil)
 	a := webApp(t, g)
@@ -58,5 +59,12 @@ func TestDrainProgressCountsOneRequest(t *testing.T) {
 	defer mu.Unlock()
 	if !slices.Contains(lines, want) {
 		t.Errorf("progress %q; want the line %q", lines, want)
+	}
+	var drains []string
+	for _, e := range g.Events(telemetry.EventDrain) {
+		drains = append(drains, e.Detail)
+	}
+	if wantEv := "out of rotation; waiting for 1 in-flight request"; !slices.Contains(drains, wantEv) {
+		t.Errorf("drain events %q; want one %q", drains, wantEv)
 	}
 }
