@@ -64,13 +64,15 @@ func plural(n int, one, many string) string {
 // attemptError names the failure of the last attempt, and ties it to the
 // instance's exit when the process died under the request. It does not
 // wait for the exit: one already recorded is named now, in the answer
-// too; else the access entry waits for it (st.dying, lateExits).
-func (a *appProxy) attemptError(st *reqState, c cause.Cause, m *pool.Member, err error) *cause.Error {
+// too; else the access entry waits for it (st.dying, lateExits). pid is
+// the process the attempt was sent to: by the time a slow goroutine
+// classifies the failure, the supervisor may have started the next one.
+func (a *appProxy) attemptError(st *reqState, c cause.Cause, m *pool.Member, pid int, err error) *cause.Error {
 	if c == cause.ClientClosed || c == cause.ClientTimeout || c == cause.BadRequest || c == cause.RequestTooLarge {
 		return cause.New(c, "", "reading the request body: "+err.Error(), err)
 	}
 	detail := attemptDetail(c, m, err)
-	if pid := m.PID(); pid != 0 && (c == cause.UpstreamReset || c == cause.ConnectRefused || c == cause.BadResponse) {
+	if pid != 0 && (c == cause.UpstreamReset || c == cause.ConnectRefused || c == cause.BadResponse) {
 		if exit := m.ExitOf(pid); exit != nil {
 			exit.Failed.Add(1)
 			detail += exitNote(m, exit)

@@ -336,6 +336,7 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		st.tried = append(st.tried, m)
 		st.sentAt = append(st.sentAt, now)
 		st.instance = m.ID
+		st.sentPID = m.PID()
 		resp, c, err := a.attempt(req, m, st, now, deadline, cfg)
 		if err == nil {
 			if cfg.Affinity {
@@ -359,7 +360,7 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		retry := c.Retry().Allows(req.Method, req.Header.Get("Idempotency-Key") != "") && replay.rewind(req) &&
 			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline) && !poisoned(st, c, m)
 		if !retry {
-			return nil, a.attemptError(st, c, m, err)
+			return nil, a.attemptError(st, c, m, st.sentPID, err)
 		}
 		readyOnly, judging = nil, nil
 		if c == cause.UpstreamReset {
@@ -374,8 +375,8 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 			}
 			sent := st.sentAt[len(st.sentAt)-1]
 			if ok, known := excused(m, sent); !ok {
-				failed, failErr := m, err
-				readyOnly = func() *cause.Error { return a.attemptError(st, c, failed, failErr) }
+				failed, failedPID, failErr := m, st.sentPID, err
+				readyOnly = func() *cause.Error { return a.attemptError(st, c, failed, failedPID, failErr) }
 				if !known {
 					judging, judgingSent = m, sent
 				}

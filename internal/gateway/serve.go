@@ -400,6 +400,7 @@ type reqState struct {
 	triedBuf [4]*pool.Member
 	// sentAt[i] is when the attempt on tried[i] began.
 	sentAt    []time.Time
+	sentPID   int // the process the last attempt was sent to
 	sentAtBuf [4]time.Time
 	retried   []string
 	retryBuf  [4]string
