@@ -458,21 +458,6 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// eventually polls cond until it is true or d has passed, and says which.
-func eventually(d time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(d)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return cond()
-		}
-	}
-	return true
-}
-
 // notifySocket is a unixgram socket standing where systemd's notify
 // socket would. Like systemd it learns who sent each datagram
 // (SO_PASSCRED); they arrive on msgs in order, but for the watchdog's

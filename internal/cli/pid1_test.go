@@ -111,7 +111,7 @@ func TestPID1ReapsOrphans(t *testing.T) {
 		return true
 	})
 	var left []int
-	eventually(5*time.Second, func() bool {
+	testutil.Eventually(5*time.Second, func() bool {
 		left = zombies(p.pid)
 		return len(left) == 0
 	})

@@ -61,7 +61,7 @@ func TestSIGTERMDuringAnUpgradeStops(t *testing.T) {
 			}
 			// The slow successor (the same pid once it execs gatehouse) must
 			// not come up: it is gone, or nothing would stop it serving.
-			if !eventually(10*time.Second, func() bool { return !testutil.ProcessAlive(succ) }) {
+			if !testutil.Eventually(10*time.Second, func() bool { return !testutil.ProcessAlive(succ) }) {
 				t.Errorf("the successor (pid %d) still runs after gatehouse stopped", succ)
 			}
 			if testutil.ProcessAlive(pid) {
@@ -157,7 +157,7 @@ func TestUpgradeRefusedByTheSuccessorServesOn(t *testing.T) {
 			// The event reaches events.log through its writer's queue, a
 			// moment after gatehouse upgrade has its answer.
 			var events []byte
-			if !eventually(5*time.Second, func() bool {
+			if !testutil.Eventually(5*time.Second, func() bool {
 				events, _ = os.ReadFile(filepath.Join(f.dir, "data", "events.log"))
 				return strings.Contains(string(events), "upgrade_abort")
 			}) {
@@ -521,7 +521,7 @@ func TestUpgradeKeepsTheAdminAPIAnswering(t *testing.T) {
 			// one may still be answering) it answers, for as long as the
 			// old one drains, its public client kept for the idle grace.
 			var wrong []string
-			eventually(30*time.Second, func() bool {
+			testutil.Eventually(30*time.Second, func() bool {
 				st := poll()
 				if st != nil && (len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1) && time.Since(handedOver) > 200*time.Millisecond {
 					wrong = append(wrong, fmt.Sprintf("%+v", st.Apps))

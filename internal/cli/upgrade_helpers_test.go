@@ -251,7 +251,7 @@ func (r *upgradeRig) cleanup(t *testing.T) {
 	for _, pid := range r.gatehouses() {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
-	eventually(30*time.Second, func() bool { return len(r.gatehouses()) == 0 })
+	testutil.Eventually(30*time.Second, func() bool { return len(r.gatehouses()) == 0 })
 	r.mu.Lock()
 	for _, g := range r.pgids {
 		syscall.Kill(-g, syscall.SIGKILL)

@@ -1212,7 +1212,7 @@ func matchOutcome(got outcome, wants []outcome) (string, bool) {
 // anyEntry waits a little for the first access entry of d, whatever its
 // path (an HTTP/2 preface has none to look it up by).
 func (d *direct) anyEntry() (e telemetry.AccessEntry, ok bool) {
-	eventually(2*time.Second, func() bool {
+	testutil.Eventually(2*time.Second, func() bool {
 		e, ok = d.find(func(telemetry.AccessEntry) bool { return true })
 		return ok
 	})

@@ -32,7 +32,7 @@ var (
 	accepted oddStep = func(_ *rawConn, s *countedFront) { testutil.AwaitAccepted(s.addr, 5*time.Second) }
 	// forwarded waits until the request is being forwarded.
 	forwarded oddStep = func(_ *rawConn, s *countedFront) {
-		eventually(5*time.Second, func() bool { return s.m.Inflight() == 1 })
+		testutil.Eventually(5*time.Second, func() bool { return s.m.Inflight() == 1 })
 	}
 )
 

@@ -182,7 +182,7 @@ func TestClientGoneDuringSilentStream(t *testing.T) {
 			t.Fatalf("first event %q, %v", line, err)
 		}
 		leave()
-		if !eventually(2*time.Second, func() bool { return d.m.Inflight() == 0 }) {
+		if !testutil.Eventually(2*time.Second, func() bool { return d.m.Inflight() == 0 }) {
 			n := d.m.Inflight()
 			t.Errorf("2 s after the client left its stream, the member still has %d in flight", n)
 		}

@@ -238,7 +238,7 @@ func (p peerOf) RemoteAddr() net.Addr { return p.Conn.LocalAddr() }
 // nothing outside the front can see: grace is how long such a forward is
 // given to show at the app. It reports whether the events came.
 func quiesce(d *direct, within time.Duration, appQuiet func() bool, grace time.Duration) bool {
-	ok := eventually(within, func() bool {
+	ok := testutil.Eventually(within, func() bool {
 		return d.m.Inflight() == 0 && d.serving.n.Load() == 0 && (appQuiet == nil || appQuiet())
 	})
 	if grace > 0 {
@@ -246,22 +246,6 @@ func quiesce(d *direct, within time.Duration, appQuiet func() bool, grace time.D
 		time.Sleep(grace)
 	}
 	return ok
-}
-
-// eventually polls cond every millisecond until it holds or within has
-// passed, and reports whether it held. Unlike testutil.WaitFor it fails
-// nothing, for goroutines that are not the test's.
-func eventually(within time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		<-tick.C
-	}
-	return true
 }
 
 // fetch does req with c, fails the test if it gets no answer, and

@@ -213,7 +213,7 @@ func TestExpiredBodyDeadlineDefeatsReusePeek(t *testing.T) {
 			testutil.AwaitPeerRead(c, 0, 3*time.Second)
 			io.WriteString(c, "ok")
 			if d := <-firstDone; d != nil {
-				eventually(3*time.Second, func() bool { return d.m.Inflight() == 0 })
+				testutil.Eventually(3*time.Second, func() bool { return d.m.Inflight() == 0 })
 			}
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!")
 		})

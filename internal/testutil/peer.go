@@ -45,7 +45,7 @@ func PeerUnread(c net.Conn) (int, error) {
 // AwaitPeerRead waits up to within for c's peer to leave at most n of the
 // bytes sent unread (PeerUnread), and reports whether it came to that.
 func AwaitPeerRead(c net.Conn, n int, within time.Duration) bool {
-	return awaitSocket(within, func() bool {
+	return pollUntil(within, func() bool {
 		u, err := PeerUnread(c)
 		return err == nil && u <= n
 	})
@@ -59,7 +59,7 @@ func AwaitAccepted(addr string, within time.Duration) bool {
 	if err != nil {
 		return false
 	}
-	return awaitSocket(within, func() bool {
+	return pollUntil(within, func() bool {
 		// A listening socket's receive queue is its accept queue.
 		backlog, _, _, err := tcpQueues(a, &net.TCPAddr{IP: a.IP, Port: 0})
 		return err == nil && backlog == 0 || errors.Is(err, errors.ErrUnsupported)
@@ -79,7 +79,7 @@ func AwaitPeerSawEnd(c net.Conn, within time.Duration) bool {
 	if !lok || !rok {
 		return false
 	}
-	return awaitSocket(within, func() bool {
+	return pollUntil(within, func() bool {
 		_, _, state, err := tcpQueues(remote, local)
 		switch {
 		case errors.Is(err, syscall.ENOENT), errors.Is(err, errors.ErrUnsupported):
@@ -91,22 +91,6 @@ func AwaitPeerSawEnd(c net.Conn, within time.Duration) bool {
 		// peer closed first, and waits for c's end) follows a FIN from c.
 		return state == tcpCloseWait || state == tcpLastAck || state == tcpClosing || state == tcpTimeWait || state == tcpClose
 	})
-}
-
-// awaitSocket checks cond every millisecond (the kernel answers in
-// microseconds) until it holds or within has passed, and reports whether
-// it held.
-func awaitSocket(within time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		<-tick.C
-	}
-	return true
 }
 
 // TCP states, as sock_diag names them (include/net/tcp_states.h).
