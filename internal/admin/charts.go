@@ -35,9 +35,9 @@ func slots(points []history.Point, win window) []slot {
 
 // charts draws an app's charts (prefix names their ids) over win. The
 // overall ones (all) show gatehouse's own memory and CPU instead of the
-// instances'; an app whose instances are not processes of gatehouse's (an
-// external pool) has no memory and CPU charts.
-func charts(prefix string, points []history.Point, win window, all bool) []template.HTML {
+// instances'; an external pool (its instances are not processes of
+// gatehouse's) has no memory and CPU charts.
+func charts(prefix string, points []history.Point, win window, all, external bool) []template.HTML {
 	s := slots(points, win)
 	left := "-" + win.Name
 	out := []template.HTML{
@@ -57,6 +57,9 @@ func charts(prefix string, points []history.Point, win window, all bool) []templ
 				{Name: "held", Values: peak(s, func(p history.Point) float64 { return float64(p.Held) })},
 			}}),
 	}
+	if external {
+		return out
+	}
 	mem := instanceSeries(s, func(ip history.InstancePoint) float64 {
 		if ip.RSS == 0 {
 			return math.NaN()
@@ -64,9 +67,6 @@ func charts(prefix string, points []history.Point, win window, all bool) []templ
 		return float64(ip.RSS) / (1 << 20)
 	})
 	cpu := instanceSeries(s, func(ip history.InstancePoint) float64 { return ip.CPU })
-	if !all && !hasValues(mem) && !hasValues(cpu) && hasInstances(s) {
-		return out
-	}
 	memTitle, cpuTitle := "Memory per instance", "CPU per instance"
 	if all {
 		memTitle, cpuTitle = "gatehouse memory", "gatehouse CPU"
@@ -74,32 +74,6 @@ func charts(prefix string, points []history.Point, win window, all bool) []templ
 	return append(out,
 		svgchart.HTML(svgchart.Chart{ID: prefix + "-memory", Title: memTitle, Unit: "MiB", Left: left, Slots: chartSlots, Series: mem}),
 		svgchart.HTML(svgchart.Chart{ID: prefix + "-cpu", Title: cpuTitle, Unit: "%", Left: left, Slots: chartSlots, Series: cpu}))
-}
-
-// hasValues reports whether any series has a value.
-func hasValues(series []svgchart.Series) bool {
-	for _, sr := range series {
-		for _, v := range sr.Values {
-			if !math.IsNaN(v) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// hasInstances reports whether any point lists an instance: an app with
-// instances but no measurements of them is an external pool (a process
-// app measures within a sample interval of starting).
-func hasInstances(s []slot) bool {
-	for _, sl := range s {
-		for _, p := range sl {
-			if len(p.Instances) > 0 {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // rate is a per-second average of a count over each slot.

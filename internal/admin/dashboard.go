@@ -293,13 +293,19 @@ func (db *dashboard) data(win window) dashboardData {
 		data.Apps = append(data.Apps, appView{Name: as.Name, Status: as})
 	}
 	if rec := db.d.History; rec != nil {
-		data.Overview.Charts = charts(overviewID, rec.Window(history.Overall, win.Span), win, true)
-		for i := range data.Apps {
-			data.Apps[i].Charts = charts(data.Apps[i].Name, rec.Window(data.Apps[i].Name, win.Span), win, false)
+		data.Overview.Charts = charts(overviewID, rec.Window(history.Overall, win.Span), win, true, false)
+		for i, a := range data.Apps {
+			data.Apps[i].Charts = charts(a.Name, rec.Window(a.Name, win.Span), win, false, external(a.Status))
 		}
 	}
 	data.Events = db.d.Events.Last(dashboardEvents)
 	return data
+}
+
+// external reports whether an app is an external pool: every instance
+// is an upstream address, none a process of gatehouse's.
+func external(as supervisor.AppStatus) bool {
+	return len(as.Instances) > 0 && !slices.ContainsFunc(as.Instances, func(in supervisor.InstanceStatus) bool { return in.Upstream == "" })
 }
 
 // overviewID prefixes the ids of the all-apps section: an app name

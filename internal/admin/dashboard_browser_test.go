@@ -14,9 +14,11 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/html"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
@@ -318,6 +320,28 @@ func TestDashboardServerRendered(t *testing.T) {
 	}
 	if !slices.Equal(rows, []string{"web-1", "web-2"}) {
 		t.Errorf("#instances-web rows %v; want web-1, web-2", rows)
+	}
+}
+
+// An external pool's instances are not gatehouse's processes: its
+// section has no memory and CPU charts, whatever has been sampled.
+func TestDashboardExternalPoolHasNoProcessCharts(t *testing.T) {
+	t.Parallel()
+	cfg, _ := harness.FaultApp(t, 1)
+	edge := config.NewApp("web")
+	edge.Upstreams = []string{testutil.ClosedAddr(t)}
+	edge.Routes = []string{"/"}
+	cfg.Apps = map[string]*config.App{"web": edge}
+	g := harness.Start(t, cfg)
+	testutil.WaitFor(t, 10*time.Second, "the pool's member", func() bool { return len(g.Instances("web")) == 1 })
+	var charts []string
+	for _, n := range findAll(page(t, g), func(n *html.Node) bool { return n.Data == "figure" && hasClass(n, "chart") }) {
+		charts = append(charts, attr(n, "id"))
+	}
+	want := []string{"_all-rps", "_all-errors", "_all-latency", "_all-load", "_all-memory", "_all-cpu",
+		"web-rps", "web-errors", "web-latency", "web-load"}
+	if diff := cmp.Diff(want, charts); diff != "" {
+		t.Errorf("charts (-want +got):\n%s", diff)
 	}
 }
 
