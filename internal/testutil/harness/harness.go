@@ -9,7 +9,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
-
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -83,7 +83,11 @@ func StartWith(t testing.TB, cfg *config.Config, opts server.Options) *Gatehouse
 		t.Fatalf("config: %v", err)
 	}
 	g := &Gatehouse{Config: cfg, done: make(chan error, 1)}
-	opts.Console, opts.Observe = testWriter{t}, g.observe
+	console := &testWriter{t: t}
+	opts.Console, opts.Observe = console, g.observe
+	// Registered before Stop's cleanup, so it runs after it: a failed
+	// test shows what gatehouse printed, up to its stop.
+	t.Cleanup(console.showIfFailed)
 	srv, err := server.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("server: %v", err)
@@ -114,7 +118,9 @@ func (g *Gatehouse) Stop(t testing.TB) {
 		}
 		close(g.done)
 	case <-time.After(30 * time.Second):
-		t.Errorf("gatehouse did not stop within 30s")
+		var stacks strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Errorf("gatehouse did not stop within 30s; goroutines:\n%s", stacks.String())
 	}
 }
 
@@ -182,11 +188,39 @@ func Client(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 }
 
-type testWriter struct{ t testing.TB }
+// testWriter takes gatehouse's console: into the test log at once with
+// -v, else kept (the last consoleKeep lines) for a failed test to show.
+type testWriter struct {
+	t     testing.TB
+	mu    sync.Mutex
+	lines []string
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
+// consoleKeep bounds the console lines a test keeps.
+const consoleKeep = 400
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	line := strings.TrimRight(string(p), "\n")
 	if testing.Verbose() {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
+		w.t.Log(line)
+		return len(p), nil
 	}
+	w.mu.Lock()
+	if len(w.lines) == consoleKeep {
+		w.lines = w.lines[1:]
+	}
+	w.lines = append(w.lines, line)
+	w.mu.Unlock()
 	return len(p), nil
+}
+
+func (w *testWriter) showIfFailed() {
+	if !w.t.Failed() {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.lines) > 0 {
+		w.t.Logf("gatehouse's console (last %d lines):\n%s", len(w.lines), strings.Join(w.lines, "\n"))
+	}
 }
