@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
@@ -199,7 +198,7 @@ func targetPort(p corev1.ServicePort) intstr.IntOrString {
 // tokenRequired says whether gatehouse refuses to start without an admin
 // token: its admin listener is not on loopback and the file has none.
 func (f *fixture) tokenRequired() bool {
-	return !admin.IsLoopback(f.cfg.Admin) && f.cfg.AdminToken == ""
+	return !config.LoopbackOnly(f.cfg.Admin) && f.cfg.AdminToken == ""
 }
 
 // tokenSecret is the Secret key GATEHOUSE_ADMIN_TOKEN comes from.

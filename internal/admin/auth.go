@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"html/template"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -160,18 +159,4 @@ func registerLogin(mux *http.ServeMux, token string, s *sessions) {
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	})
-}
-
-// IsLoopback reports whether addr (host:port) only listens on loopback.
-// An empty host (":9901") listens everywhere.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

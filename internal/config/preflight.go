@@ -26,14 +26,15 @@ const AdminTokenEnv = "GATEHOUSE_ADMIN_TOKEN"
 func (c *Config) Preflight() error {
 	v := &validator{file: c.File, pos: c.pos}
 	v.tlsFiles(c.TLS, "tls")
-	if os.Getenv(AdminTokenEnv) == "" && c.AdminToken == "" && !isLoopback(c.Admin) {
+	if os.Getenv(AdminTokenEnv) == "" && c.AdminToken == "" && !LoopbackOnly(c.Admin) {
 		v.errorf("admin", "%q is not a loopback address: set admin_token in the config or %s, or bind admin to 127.0.0.1", c.Admin, AdminTokenEnv)
 	}
 	return v.errs.err()
 }
 
-// isLoopback reports whether addr (host:port) listens on loopback only.
-func isLoopback(addr string) bool {
+// LoopbackOnly reports whether addr (host:port) listens on loopback
+// only. An empty host (":9901") listens everywhere.
+func LoopbackOnly(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

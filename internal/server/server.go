@@ -326,7 +326,7 @@ func adminToken(cfg *config.Config) (string, error) {
 	if token == "" {
 		token = cfg.AdminToken
 	}
-	if token == "" && !admin.IsLoopback(cfg.Admin) {
+	if token == "" && !config.LoopbackOnly(cfg.Admin) {
 		return "", fmt.Errorf("admin %q is not a loopback address: set admin_token in the config or GATEHOUSE_ADMIN_TOKEN, or bind admin to 127.0.0.1", cfg.Admin)
 	}
 	return token, nil
