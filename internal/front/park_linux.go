@@ -351,8 +351,19 @@ func (p *poller) closeConn(fc *conn) bool {
 	return true
 }
 
-// closeAll closes every parked connection: they are all idle.
-func (p *poller) closeAll() { p.closeEach(p.takeAll(false)) }
+// closeAll closes every parked connection that is idle. One whose client
+// has sent a request the poller has not woken for yet goes back to a
+// goroutine of its own, to be served and answered with Connection: close.
+func (p *poller) closeAll() {
+	for _, fc := range p.takeAll(false) {
+		if pendingRequest(fc) {
+			fc.state.Store(connIdle)
+			go p.resume(fc)
+			continue
+		}
+		p.closeParked(fc)
+	}
+}
 
 // takeAll claims every parked connection; stop: and parks no more.
 func (p *poller) takeAll(stop bool) []*conn {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/peek"
 	"golang.org/x/net/http2"
 )
 
@@ -507,6 +508,16 @@ func (s *Server) Close() error {
 
 const closeWait = time.Second
 
+// pendingRequest reports whether fc's client has sent bytes not read
+// yet: under TLS at the socket, where any bytes are records of a request.
+func pendingRequest(fc *conn) bool {
+	c := fc.c
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	return peek.Pending(c) == peek.Data
+}
+
 // beginClose stops accepting.
 func (s *Server) beginClose() {
 	s.mu.Lock()
@@ -535,10 +546,16 @@ func (s *Server) CloseTunnels() {
 }
 
 // closeIdle closes the connections waiting for a request: those on
-// their goroutines, whose read then fails, and the parked ones.
+// their goroutines, whose read then fails, and the parked ones. A
+// connection whose client has sent bytes its goroutine has not read yet
+// is not idle: closing it would lose a request the client sent before
+// the shutdown (net/http likewise spares a new connection for a while).
 func (s *Server) closeIdle() {
 	s.mu.Lock()
 	for fc := range s.conns {
+		if fc.state.Load() == connIdle && pendingRequest(fc) {
+			continue // its goroutine reads it next, and answers with close
+		}
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
 			fc.c.Close()
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/front"
+	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
@@ -26,15 +27,18 @@ func TestShutdownHeadInFlight(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := serveCounted(t, app, front.Options{HeadTimeout: 5 * time.Second}, nil)
-			c := dialRaw(t, s.addr)
+			gw, _ := oneMember(t, app, nil, gateway.Options{})
+			f, addr, accepted := serveNoticingAccepts(t, &countingHandler{gw: gw}, front.Options{HeadTimeout: 5 * time.Second})
+			c := dialRaw(t, addr)
 			c.send(tc.first)
-			// Time for the front to read the head's first bytes: nothing
-			// it shows tells when it has.
-			time.Sleep(150 * time.Millisecond)
-			shutReturned := beginShutdown(t, s.f)
+			// Shutdown begins once the front has the connection, whether or
+			// not it has read the first bytes yet: either way the request
+			// is in flight. (One still in the listen backlog is refused
+			// with the listener, as by any server.)
+			<-accepted
+			shutReturned := beginShutdown(t, f)
 			testutil.WaitFor(t, 5*time.Second, "Shutdown begun (the listener closed)", func() bool {
-				c, err := net.Dial("tcp", s.addr)
+				c, err := net.Dial("tcp", addr)
 				if err == nil {
 					c.Close()
 				}
@@ -50,6 +54,38 @@ func TestShutdownHeadInFlight(t *testing.T) {
 			shutReturned()
 		})
 	}
+}
+
+// serveNoticingAccepts serves h as serveWith does, and tells on accepted
+// of each connection the front has accepted.
+func serveNoticingAccepts(t *testing.T, h front.Handler, opts front.Options) (*front.Server, string, <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, 16)
+	f := front.New(h, opts)
+	done := make(chan struct{})
+	go func() { defer close(done); f.Serve(noticingListener{ln, accepted}) }()
+	t.Cleanup(func() { f.Close(); <-done })
+	return f, ln.Addr().String(), accepted
+}
+
+type noticingListener struct {
+	net.Listener
+	accepted chan<- struct{}
+}
+
+func (l noticingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		select {
+		case l.accepted <- struct{}{}:
+		default: // nobody waits for more
+		}
+	}
+	return c, err
 }
 
 // beginShutdown begins f's Shutdown, bounded by 5s, and returns a wait

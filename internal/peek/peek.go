@@ -137,3 +137,36 @@ func (p *Peeker) Look() State {
 	}
 	return Data
 }
+
+// Pending looks once at c's socket without blocking and without taking
+// c's read lock, so another goroutine may be reading c meanwhile: it is
+// for a shutdown deciding whether a connection is really idle. Unlike
+// Look it allocates.
+func Pending(c net.Conn) State {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return Unknown
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return Unknown
+	}
+	st := Unknown
+	err = raw.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case errno == unix.EAGAIN || errno == unix.EINTR:
+			st = Quiet
+		case errno != 0, n == 0:
+			st = Closed
+		default:
+			st = Data
+		}
+	})
+	if err != nil {
+		return Unknown
+	}
+	return st
+}

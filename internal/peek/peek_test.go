@@ -49,6 +49,57 @@ func TestLook(t *testing.T) {
 	}
 }
 
+// Pending tells the states apart as Look does, and answers while another
+// goroutine is blocked reading the connection (it takes no read lock).
+func TestPendingBesideABlockedRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	read := make(chan byte)
+	go func() {
+		b := make([]byte, 1)
+		server.Read(b)
+		read <- b[0]
+	}()
+	if got := Pending(server); got != Quiet {
+		t.Errorf("during a blocked read: %v, want Quiet", got)
+	}
+	client.Write([]byte("x"))
+	if b := <-read; b != 'x' {
+		t.Fatalf("the blocked read got %q", b)
+	}
+	p := New(server)
+	client.Write([]byte("y"))
+	waitFor(t, server, p, Data)
+	if got := Pending(server); got != Data {
+		t.Errorf("a byte not read: %v, want Data", got)
+	}
+	client.Close()
+	server.Read(make([]byte, 1))
+	waitFor(t, server, p, Closed)
+	if got := Pending(server); got != Closed {
+		t.Errorf("after the peer's close: %v, want Closed", got)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if got := Pending(a); got != Unknown {
+		t.Errorf("a pipe: %v, want Unknown", got)
+	}
+}
+
 func TestLookNotASocket(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
