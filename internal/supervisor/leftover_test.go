@@ -165,8 +165,13 @@ apps:
 	if !shell.Alive() || !app.Alive() {
 		t.Errorf("after adoption: sh %d alive %v, app %d alive %v; want both running on", shell.PID, shell.Alive(), app.PID, app.Alive())
 	}
-	if out := second.stderr.String(); !strings.Contains(out, "adopt") || strings.Contains(out, "web-1 start:") {
-		t.Errorf("the second run does not say it adopted web-1, or started a new process; stderr:\n%s", out)
+	// The console says it after the event, which may come after the
+	// first answer through the adopted process.
+	testutil.WaitFor(t, 10*time.Second, "the second run to say it adopted web-1", func() bool {
+		return strings.Contains(second.stderr.String(), "adopt")
+	})
+	if out := second.stderr.String(); strings.Contains(out, "web-1 start:") {
+		t.Errorf("the second run started a new process for web-1; stderr:\n%s", out)
 	}
 	// Its stop stops the adopted app, drain-first, and says how it ended.
 	second.term(t)
