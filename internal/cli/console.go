@@ -20,7 +20,7 @@ import (
 // ("web-1 exited with code 1 (last output: "boom") — restarting in 2s
 // (restart 3)"); an exit is held for at most mergeWait for that.
 type lifecycle struct {
-	w       io.Writer
+	emit    func(ev telemetry.Event, who, text string)
 	pending map[string]telemetry.Event // exits waiting for their restart
 	timer   *time.Timer
 }
@@ -30,7 +30,15 @@ const mergeWait = 500 * time.Millisecond
 // printLifecycle prints the events from ch on w until ch closes, then
 // flushes what it holds. It returns when it is done.
 func printLifecycle(w io.Writer, ch <-chan telemetry.Event) {
-	p := &lifecycle{w: w, pending: map[string]telemetry.Event{}, timer: time.NewTimer(time.Hour)}
+	printLifecycleTo(func(ev telemetry.Event, who, text string) {
+		fmt.Fprintf(w, "%s %s %s\n", ev.Time.Local().Format("15:04:05"), who, text)
+	}, ch)
+}
+
+// printLifecycleTo is printLifecycle with each line given to emit (the
+// run terminal's format) as the event it is about, WHO and TEXT.
+func printLifecycleTo(emit func(ev telemetry.Event, who, text string), ch <-chan telemetry.Event) {
+	p := &lifecycle{emit: emit, pending: map[string]telemetry.Event{}, timer: time.NewTimer(time.Hour)}
 	p.timer.Stop()
 	defer p.timer.Stop()
 	for {
@@ -53,19 +61,19 @@ func (p *lifecycle) event(ev telemetry.Event) {
 	if exit, ok := p.pending[key]; ok {
 		delete(p.pending, key)
 		if ev.Type == telemetry.EventRestart {
-			p.print(exit.Time, ev.Instance, exitText(exit)+" — "+restartText(ev))
+			p.emit(exit, ev.Instance, exitText(exit)+" — "+restartText(ev))
 			p.arm()
 			return
 		}
-		p.print(exit.Time, exit.Instance, exitText(exit))
+		p.emit(exit, exit.Instance, exitText(exit))
 	}
 	if ev.Type == telemetry.EventExit && ev.Instance != "" {
 		p.pending[key] = ev
 		p.arm()
 		return
 	}
-	if line := formatLifecycle(ev); line != "" {
-		fmt.Fprintln(p.w, line)
+	if who, text, ok := lifecycleText(ev); ok {
+		p.emit(ev, who, text)
 	}
 }
 
@@ -75,7 +83,7 @@ func (p *lifecycle) flush(cutoff time.Time) {
 	for key, ev := range p.pending {
 		if cutoff.IsZero() || !ev.Time.After(cutoff) {
 			delete(p.pending, key)
-			p.print(ev.Time, ev.Instance, exitText(ev))
+			p.emit(ev, ev.Instance, exitText(ev))
 		}
 	}
 }
@@ -94,21 +102,20 @@ func (p *lifecycle) arm() {
 	}
 }
 
-func (p *lifecycle) print(t time.Time, who, text string) {
-	fmt.Fprintf(p.w, "%s %s %s\n", t.Local().Format("15:04:05"), who, text)
-}
-
-// formatLifecycle is one event as a terminal line, or "" for events the
-// terminal does not show (start: the ready line follows it).
-func formatLifecycle(ev telemetry.Event) string {
-	who := ev.Instance
+// lifecycleText is who an event is about and what it says, or false for
+// events the terminal does not show.
+func lifecycleText(ev telemetry.Event) (who, text string, ok bool) {
+	who = ev.Instance
 	if who == "" {
 		who = ev.App
 	}
-	var text string
+	if who == "" {
+		// gatehouse's own (its shutdown's stages).
+		who = "gatehouse"
+	}
 	switch ev.Type {
 	case telemetry.EventStart:
-		return ""
+		return "", "", false
 	case telemetry.EventReady:
 		text = ev.Detail
 	case telemetry.EventExit:
@@ -137,7 +144,7 @@ func formatLifecycle(ev telemetry.Event) string {
 	default:
 		text = strings.ReplaceAll(ev.Type, "_", " ") + ": " + ev.Detail
 	}
-	return fmt.Sprintf("%s %s %s", ev.Time.Local().Format("15:04:05"), who, strings.TrimSuffix(text, ": "))
+	return who, strings.TrimSuffix(text, ": "), true
 }
 
 // exitText: "exited with code 1 (last output: "Error: boom")", or "could

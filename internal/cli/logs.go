@@ -2,10 +2,12 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -15,67 +17,107 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // logsFlags are the flags of `gatehouse logs`.
 type logsFlags struct {
 	op                   opFlags
-	app, inst            string
+	app, inst, dataDir   string
 	events, follow, json bool
 	lines                int
 	since                time.Duration
 }
 
+// defaultLogLines is how many lines `logs` shows before it follows, as
+// tail and kubectl logs --tail show.
+const defaultLogLines = 10
+
+// timeLayout is the time of every line `logs` prints as text: RFC 3339
+// with milliseconds, in the local zone.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
 func newLogsCmd() *cobra.Command {
 	var f logsFlags
 	c := &cobra.Command{
-		Use:   "logs [--app A] [--instance I] [--lines N] [--since D] [--events] [--json] [-f]",
-		Short: "Show the instances' recent output and events; -f follows them as they happen",
-		Long: "Without -f, shows the last --lines lines of the instances' output (the admin API keeps the\n" +
-			"last 1000 per instance) interleaved with the lifecycle events of the same period.\n" +
-			"With -f, follows the output live (and events with --events) until gatehouse stops.",
-		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
+		Use:   "logs [APP] [--instance I] [--lines N] [--since D] [--events] [--json] [-f] [--data-dir DIR | -c FILE | --admin URL]",
+		Short: "Show the instances' last output lines; -f then follows them as they happen",
+		Long: "Shows the last --lines lines (default 10) of the instances' output, oldest first, each with its\n" +
+			"time and instance, interleaved with the lifecycle events of the same period; with -f, then\n" +
+			"follows the output live (and events with --events) until gatehouse stops or Ctrl-C.\n" +
+			"From the running gatehouse's admin API; when it does not answer (gatehouse stopped), or with\n" +
+			"--data-dir, from the files in data_dir (logs/APP/INSTANCE.log, events.log), which -f then\n" +
+			"follows as they grow.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if f.app != "" && f.app != args[0] {
+					return &ExitError{Code: exitUsage, Err: fmt.Errorf("logs: app %q and --app %q disagree", args[0], f.app)}
+				}
+				f.app = args[0]
+			}
 			if f.lines < 0 {
 				return &ExitError{Code: exitUsage, Err: fmt.Errorf("logs: --lines must be ≥ 0, got %d", f.lines)}
 			}
 			if f.since < 0 {
 				return &ExitError{Code: exitUsage, Err: fmt.Errorf("logs: --since must be a positive duration, got %s", f.since)}
 			}
-			if !f.follow {
-				return printRecent(c, f)
+			if f.dataDir != "" {
+				return printFiles(c, f, f.dataDir)
 			}
-			q := url.Values{}
-			if f.app != "" {
-				q.Set("app", f.app)
-			}
-			if f.inst != "" {
-				q.Set("instance", f.inst)
-			}
-			cl, err := f.op.client()
-			if err != nil {
+			err := printLive(c, f)
+			if !unanswered(err) {
 				return err
 			}
-			body, err := cl.Stream(c.Context(), "/api/logstream?"+q.Encode())
-			if err != nil {
-				return err
+			dir, cfgErr := dataDirOf(f.op.file)
+			if cfgErr != nil {
+				return fmt.Errorf("%w (to read the log files of a stopped gatehouse, use --data-dir)", err)
 			}
-			defer body.Close()
-			return printStream(body, c.OutOrStdout(), f.events, f.json)
+			fmt.Fprintf(c.ErrOrStderr(), "gatehouse does not answer (%s): reading the files of a stopped gatehouse in %s\n", adminOf(err), dir)
+			return printFiles(c, f, dir)
 		},
 	}
 	f.op.add(c)
-	c.Flags().StringVar(&f.app, "app", "", "only this app")
+	c.Flags().StringVar(&f.app, "app", "", "only this app (as APP)")
 	c.Flags().StringVar(&f.inst, "instance", "", "only this instance")
-	c.Flags().IntVarP(&f.lines, "lines", "n", 50, "without -f: how many recent lines to show (0: all kept)")
-	c.Flags().DurationVar(&f.since, "since", 0, "without -f: only lines and events of the last DURATION (e.g. 10m)")
+	c.Flags().IntVarP(&f.lines, "lines", "n", defaultLogLines, "how many of the last lines to show first (0: all kept)")
+	c.Flags().DurationVar(&f.since, "since", 0, "only lines and events of the last DURATION (e.g. 10m)")
 	c.Flags().BoolVar(&f.events, "events", false, "with -f, show lifecycle events too (without -f they are always shown)")
 	c.Flags().BoolVar(&f.json, "json", false, "one JSON object per line: time, app, instance, stream, line")
-	c.Flags().BoolVarP(&f.follow, "follow", "f", false, "follow the live stream")
+	c.Flags().BoolVarP(&f.follow, "follow", "f", false, "after the last lines, follow new ones")
+	c.Flags().StringVar(&f.dataDir, "data-dir", "", "read the log files in this data dir instead of asking a running gatehouse")
+	c.ValidArgsFunction = f.op.completeFirst(false)
 	c.RegisterFlagCompletionFunc("app", f.op.completeApps)
 	c.RegisterFlagCompletionFunc("instance", f.op.completeInstances)
 	return c
+}
+
+// unanswered reports whether err is the admin API not answering at all
+// (nothing listens: gatehouse is stopped), rather than answering with an
+// error.
+func unanswered(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// adminOf is the address in a dial error, for the note that says the
+// files are read instead.
+func adminOf(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Addr != nil {
+		return "nothing listens on " + op.Addr.String()
+	}
+	return "its admin API is not there"
+}
+
+// dataDirOf is the data_dir of the config the flags name.
+func dataDirOf(file string) (string, error) {
+	cfg, err := config.Find(file, nil)
+	if err != nil {
+		return "", err
+	}
+	return cfg.DataDir, nil
 }
 
 // logRecord is one line of `logs` output: instance output (stream
@@ -97,13 +139,52 @@ func eventRecord(e telemetry.Event) logRecord {
 	return logRecord{Time: e.Time, App: e.App, Instance: e.Instance, Stream: "event", Line: e.Detail, Type: e.Type}
 }
 
-// printRecent prints the last lines of output and the events since the
-// oldest of them (or since --since), oldest first.
-func printRecent(c *cobra.Command, f logsFlags) error {
+// matches reports whether r is of the app and instance asked for.
+func (f logsFlags) matches(app, inst string) bool {
+	return (f.app == "" || app == f.app) && (f.inst == "" || inst == f.inst)
+}
+
+// printLive prints the last lines from the admin API and, with -f, then
+// follows its log stream. The stream is opened first, so that no line
+// falls between the two; the lines both have are printed once.
+func printLive(c *cobra.Command, f logsFlags) error {
 	cl, err := f.op.client()
 	if err != nil {
 		return err
 	}
+	var body io.ReadCloser
+	if f.follow {
+		q := url.Values{}
+		if f.app != "" {
+			q.Set("app", f.app)
+		}
+		if f.inst != "" {
+			q.Set("instance", f.inst)
+		}
+		if body, err = cl.Stream(c.Context(), "/api/logstream?"+q.Encode()); err != nil {
+			return err
+		}
+		defer body.Close()
+	}
+	recs, err := recentLive(c.Context(), cl, f)
+	if err != nil {
+		return err
+	}
+	out := c.OutOrStdout()
+	for _, r := range recs {
+		printRecord(out, r, f.json)
+	}
+	if !f.follow {
+		return nil
+	}
+	seen := newPrinted(recs)
+	return printStream(body, out, f.events, f.json, seen.skip)
+}
+
+// recentLive is the last lines of output and the events since the oldest
+// of them (or since --since), oldest first; with -f, events only with
+// --events.
+func recentLive(ctx context.Context, cl *admin.Client, f logsFlags) ([]logRecord, error) {
 	q := url.Values{"lines": {strconv.Itoa(f.lines)}}
 	if f.app != "" {
 		q.Set("app", f.app)
@@ -116,32 +197,69 @@ func printRecent(c *cobra.Command, f logsFlags) error {
 		since = f.since.String()
 		q.Set("since", since)
 	}
-	lines, err := cl.Logs(c.Context(), q.Encode())
+	lines, err := cl.Logs(ctx, q.Encode())
 	if err != nil {
-		return err
-	}
-	evs, err := cl.Events(c.Context(), since)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	var recs []logRecord
 	for _, l := range lines {
 		recs = append(recs, outputRecord(l))
 	}
-	for _, e := range evs {
-		if (f.app == "" || e.App == f.app) && (f.inst == "" || e.Instance == f.inst) {
-			recs = append(recs, eventRecord(e))
+	if !f.follow || f.events {
+		evs, err := cl.Events(ctx, since)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			if f.matches(e.App, e.Instance) {
+				recs = append(recs, eventRecord(e))
+			}
 		}
 	}
+	return lastRecords(recs, f.lines), nil
+}
+
+// lastRecords sorts recs by time and keeps the last n (all when n is 0).
+func lastRecords(recs []logRecord, n int) []logRecord {
 	slices.SortStableFunc(recs, func(a, b logRecord) int { return a.Time.Compare(b.Time) })
-	if f.lines > 0 && len(recs) > f.lines {
-		recs = recs[len(recs)-f.lines:]
+	if n > 0 && len(recs) > n {
+		recs = recs[len(recs)-n:]
 	}
-	out := c.OutOrStdout()
+	return recs
+}
+
+// printed is what the backlog printed, so that the stream opened before
+// it does not print it again: every line up to the backlog's last time,
+// and those at that very time that the backlog had.
+type printed struct {
+	last time.Time
+	at   map[logRecord]bool
+}
+
+func newPrinted(recs []logRecord) *printed {
+	p := &printed{at: map[logRecord]bool{}}
+	if len(recs) == 0 {
+		return p
+	}
+	p.last = recs[len(recs)-1].Time
 	for _, r := range recs {
-		printRecord(out, r, f.json)
+		if r.Time.Equal(p.last) {
+			p.at[p.key(r)] = true
+		}
 	}
-	return nil
+	return p
+}
+
+func (p *printed) key(r logRecord) logRecord {
+	r.Time = time.Time{} // compared with Equal, not by its location
+	return r
+}
+
+func (p *printed) skip(r logRecord) bool {
+	if p.last.IsZero() {
+		return false
+	}
+	return r.Time.Before(p.last) || (r.Time.Equal(p.last) && p.at[p.key(r)])
 }
 
 func printRecord(out io.Writer, r logRecord, asJSON bool) {
@@ -154,7 +272,16 @@ func printRecord(out io.Writer, r logRecord, asJSON bool) {
 		fmt.Fprintln(out, formatEvent(telemetry.Event{Time: r.Time, App: r.App, Instance: r.Instance, Type: r.Type, Detail: r.Line}))
 		return
 	}
-	fmt.Fprintf(out, "%s %s | %s\n", r.Time.Local().Format("15:04:05.000"), r.Instance, r.Line)
+	fmt.Fprintf(out, "%s %s | %s\n", stamp(r.Time), r.Instance, r.Line)
+}
+
+// stamp is a line's time as text; a line of a log file written before
+// lines were stamped has none.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return strings.Repeat(" ", len(timeLayout)-2) // as wide as "…+01:00"
+	}
+	return t.Local().Format(timeLayout)
 }
 
 func formatEvent(e telemetry.Event) string {
@@ -162,13 +289,14 @@ func formatEvent(e telemetry.Event) string {
 	if e.Instance != "" {
 		who = e.Instance
 	}
-	return fmt.Sprintf("%s %-8s %-13s %s", e.Time.Local().Format("15:04:05.000"), who, e.Type, e.Detail)
+	return fmt.Sprintf("%s %-8s %-13s %s", stamp(e.Time), who, e.Type, e.Detail)
 }
 
 // printStream prints a server-sent event stream of log lines and events
-// until it ends: gatehouse closes it with an "end" event when it stops,
-// which is a clean end, not an error.
-func printStream(r io.Reader, out io.Writer, events, asJSON bool) error {
+// until it ends, but not those skip says were printed already: gatehouse
+// closes it with an "end" event when it stops, which is a clean end, not
+// an error.
+func printStream(r io.Reader, out io.Writer, events, asJSON bool, skip func(logRecord) bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var typ string
@@ -179,6 +307,7 @@ func printStream(r io.Reader, out io.Writer, events, asJSON bool) error {
 			typ = strings.TrimPrefix(line, "event: ")
 		case strings.HasPrefix(line, "data: "):
 			data := []byte(strings.TrimPrefix(line, "data: "))
+			var rec logRecord
 			switch typ {
 			case "end":
 				return nil
@@ -187,16 +316,18 @@ func printStream(r io.Reader, out io.Writer, events, asJSON bool) error {
 				if json.Unmarshal(data, &l) != nil {
 					continue
 				}
-				if asJSON {
-					printRecord(out, logRecord{Time: l.Time, App: l.App, Instance: l.Instance, Stream: admin.StreamOutput, Line: l.Line}, true)
-				} else {
-					fmt.Fprintf(out, "%s | %s\n", l.Instance, l.Line)
-				}
+				rec = logRecord{Time: l.Time, App: l.App, Instance: l.Instance, Stream: admin.StreamOutput, Line: l.Line}
 			case "event":
 				var e telemetry.Event
-				if events && json.Unmarshal(data, &e) == nil {
-					printRecord(out, eventRecord(e), asJSON)
+				if !events || json.Unmarshal(data, &e) != nil {
+					continue
 				}
+				rec = eventRecord(e)
+			default:
+				continue
+			}
+			if !skip(rec) {
+				printRecord(out, rec, asJSON)
 			}
 		}
 	}

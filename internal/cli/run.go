@@ -46,6 +46,10 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 			inherit.Fail(err) // a no-op once it said it was ready
 		}
 	}()
+	// Started by systemd with its socket units: the listening sockets it
+	// holds across gatehouse's restarts. An upgrade's successor has none:
+	// it inherits them through the handover.
+	activated := server.ActivatedSockets()
 	cfg, err := findConfig(file, argv)
 	if err != nil {
 		return err
@@ -64,8 +68,9 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 		return err
 	}
 	// The same warning as validate's: such a command fails at once.
-	warnMissingExecutables(c.ErrOrStderr(), cfg, file)
-	logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	term := newTerminal(c.OutOrStdout(), c.ErrOrStderr(), cfg.TerminalJSON())
+	warnMissingExecutables(term.warnings, cfg, file)
+	logger := term.logger
 	// As a container's PID 1, orphans come to gatehouse: it reaps them
 	// for as long as it runs and, last, stops whatever is left.
 	defer reapOrphans(logger)()
@@ -82,8 +87,8 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	// not passed on to the apps or a later successor.
 	drained := inherit != nil && os.Getenv(server.DrainedEnv) == "1"
 	os.Unsetenv(server.DrainedEnv)
-	srv, err := server.New(cfg, server.Options{Console: c.OutOrStdout(), Logger: logger, Notify: notify, Handover: inherit,
-		Executable: exe, Args: os.Args[1:], Override: override, Drained: drained})
+	srv, err := server.New(cfg, server.Options{Console: term.console, Logger: logger, Notify: notify, Handover: inherit,
+		Executable: exe, Args: os.Args[1:], Override: override, Drained: drained, Activated: activated})
 	if err != nil {
 		return err
 	}
@@ -91,7 +96,7 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	// after Run, once it has printed the events of the shutdown too.
 	evs, unsubscribe := srv.Events().Subscribe(1024)
 	printed := make(chan struct{})
-	go func() { defer close(printed); printLifecycle(c.ErrOrStderr(), evs) }()
+	go func() { defer close(printed); printLifecycleTo(term.event, evs) }()
 	finishPrinting := func() { unsubscribe(); <-printed }
 	defer finishPrinting() // unsubscribe may be called twice; printed stays closed
 	ctx, stop := stopOnSignals(srv, logger)
@@ -176,8 +181,11 @@ func reloadOnHUP(ctx, life context.Context, srv *server.Server, logger *slog.Log
 					continue
 				}
 				logger.Info("SIGHUP: reloading")
+				// Each step of the reload is an event too, which the
+				// terminal shows: the steps themselves only at debug
+				// level, so that none is printed twice.
 				err := srv.Reload(ctx, "", func(format string, args ...any) {
-					logger.Info("reload: " + fmt.Sprintf(format, args...))
+					logger.Debug("reload: " + fmt.Sprintf(format, args...))
 				})
 				if err != nil {
 					logger.Error("reload failed", "err", err)

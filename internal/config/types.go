@@ -2,9 +2,9 @@ package config
 
 import "time"
 
-// Config is the whole gatehouse.yaml. Zero values documented per field are
-// what an absent key means; Defaults fills them before decoding so that a
-// key written explicitly (even as 0) can be validated.
+// Config is the whole gatehouse.yaml: its top-level keys. An absent key
+// means the default its field states; Default fills the defaults in before
+// decoding, so that a key written explicitly (even as 0) can be validated.
 type Config struct {
 	// Listen is the public listener address. Default ":8080".
 	Listen string `yaml:"listen" secret:"false"`
@@ -49,11 +49,30 @@ type Config struct {
 	// /.gatehouse/livez), ahead of every route. Default "": only on the
 	// admin listener.
 	HealthPrefix string `yaml:"health_prefix" secret:"false"`
+	// LogFormat is the format of gatehouse's own lines on the run
+	// terminal (standard error: its messages and the instances'
+	// lifecycle events): "text" (default, "" or absent), one human line
+	// each, "15:04:05 WHO WHAT key=value"; or "json", one log/slog JSON
+	// object each (time, level, msg, attributes), and the instances'
+	// output on standard output as JSON objects too (time, app,
+	// instance, stream, line).
+	LogFormat string `yaml:"log_format" secret:"false"`
+	// AccessLog is where the access log (one JSON line per request)
+	// goes: "" (default, absent) is data_dir/access.log; "stdout" is
+	// gatehouse's standard output, for a container runtime to collect;
+	// "off" writes none; anything else is a file path, relative to
+	// data_dir. Only data_dir/access.log is read by diagnose. An explicit
+	// "" is an error.
+	AccessLog string `yaml:"access_log" secret:"false"`
+	// LogFiles sets the rotation (max_size, max_files) and retention
+	// (max_age) of the instances' output files and of the access log
+	// file. Defaults: 100MB, 5 files, 14 days (see LogFiles).
+	LogFiles LogFiles `yaml:"log_files" secret:"false"`
 	// Apps by name; a name is [a-z0-9_-]+ and becomes the instance id prefix.
 	Apps map[string]*App `yaml:"apps" secret:"false"`
 	// Alerts sends webhook notifications when an episode begins and ends
-	// (see alerts.go for the receivers and thresholds and their defaults).
-	// nil (absent) means none.
+	// (its receivers and thresholds are keys of their own, each with its
+	// default). nil (absent) means none.
 	Alerts *Alerts `yaml:"alerts" secret:"false"`
 
 	// File is the path the config was read from ("" when built from a
@@ -72,11 +91,13 @@ type App struct {
 	// Name is the key under apps:, filled by the loader.
 	Name string `yaml:"-" secret:"false"`
 	// Command runs each instance: a list (argv) or a string run with sh -c.
+	// Required, unless the app has upstreams instead; no default.
 	Command Command `yaml:"command" secret:"false"`
 	// Dir is the working directory, relative to the config file. Default ".".
 	Dir string `yaml:"dir" secret:"false"`
-	// Env is added to gatehouse's own environment for each instance. Its
-	// values are secret by their names (see RedactValue).
+	// Env is added to gatehouse's own environment for each instance.
+	// Default none. Its values are secret by their names (see
+	// RedactValue).
 	Env map[string]string `yaml:"env" secret:"env"`
 	// Instances is how many processes to run. Default 1; 0 is an error.
 	Instances int `yaml:"instances" secret:"false"`
@@ -87,7 +108,7 @@ type App struct {
 	// an app with a command and 0 for an external pool; 0 means the app
 	// never holds readiness back.
 	MinReady *int `yaml:"min_ready" secret:"false"`
-	// Upstreams, instead of Command, makes an external pool of host:port
+	// Upstreams, instead of a command, makes an external pool of host:port
 	// addresses, probed and balanced like instances. "https://host[:port]"
 	// is short for host:port (port 443 by default) with UpstreamTLS (its
 	// defaults, when absent); then every entry must say https://. Validate
@@ -113,7 +134,8 @@ type App struct {
 	// Routes are "host/path-prefix", "/path-prefix" or "host/". Default
 	// ["/"] when there is a single app.
 	Routes []string `yaml:"routes" secret:"false"`
-	// Health is the startup and liveness probe.
+	// Health is the startup and liveness probe. Absent, it is a TCP
+	// connect to the instance's port with the defaults of its keys.
 	Health Health `yaml:"health" secret:"false"`
 	// StartTimeout bounds how long an instance may take to become ready.
 	// Default 230s.
@@ -153,10 +175,13 @@ type App struct {
 	// "Keep-Alive: timeout=N" response header lowers it per connection.
 	UpstreamIdleTimeout Duration `yaml:"upstream_idle_timeout" secret:"false"`
 	// MemoryLimit is the instance memory budget used by the proactive
-	// auto-heal rule. Default 0: no limit.
+	// auto-heal rule, which recycles an instance whose resident memory
+	// (RSS) stays above 90% of it for 30s. Unit: bytes, written as a
+	// size. Default 0: no limit.
 	MemoryLimit Size `yaml:"memory_limit" secret:"false"`
-	// AutoHeal configures triggers and actions; nil means only the
-	// proactive defaults.
+	// AutoHeal configures triggers and actions; nil (absent) means only
+	// the proactive rules: memory_limit, and slow requests (80% or more
+	// of at least 5 requests in 2 minutes taking 200s or more).
 	AutoHeal *AutoHeal `yaml:"auto_heal" secret:"false"`
 	// Autoscale changes the instance count between its min and max on
 	// measured load (see Autoscale); nil (absent) means the count stays
@@ -217,9 +242,9 @@ type Limits struct {
 	// make room, or, with none idle, new connections wait in the kernel's
 	// accept queue.
 	// Default 0: automatic, half the process's open-file limit
-	// (RLIMIT_NOFILE), so that upstream connections and log files always
-	// have descriptors left (see Config.MaxConnections). Negative is an
-	// error.
+	// (RLIMIT_NOFILE) and at least 64, so that upstream connections and
+	// log files always have descriptors left (see Config.MaxConnections).
+	// Negative is an error.
 	MaxConnections int `yaml:"max_connections" secret:"false"`
 	// MaxConnectionsPerIP is how many of those one client address may
 	// hold at once, so that a single peer cannot take every slot: past
@@ -335,72 +360,115 @@ type Health struct {
 
 // AutoHeal is the per-app auto-heal block.
 type AutoHeal struct {
-	// MinProcessExecutionTime: no trigger acts on a younger instance.
-	// Default 0.
+	// MinProcessExecutionTime: no trigger acts on an instance younger
+	// than this. Default 0: triggers act from an instance's start.
 	MinProcessExecutionTime Duration `yaml:"min_process_execution_time" secret:"false"`
 	// MaxRecycles caps recycles per period; past it auto-heal pauses for
 	// the app. Default 5 per 1h.
 	MaxRecycles *RateLimit `yaml:"max_recycles" secret:"false"`
-	Triggers    Triggers   `yaml:"triggers" secret:"false"`
+	// Triggers are the conditions, counted per instance, that make
+	// auto-heal act. Default none: only the proactive rules act.
+	Triggers Triggers `yaml:"triggers" secret:"false"`
 	// Action is recycle (default), log_event or custom.
 	Action string `yaml:"action" secret:"false"`
 	// Custom is the command for action: custom, with {app} {instance}
-	// {pid} {port} placeholders.
+	// {pid} {port} placeholders. Required with action: custom, and only
+	// then; no default.
 	Custom Command `yaml:"custom" secret:"false"`
 }
 
 // RateLimit is Count events per Per.
 type RateLimit struct {
-	Count int      `yaml:"count" secret:"false"`
-	Per   Duration `yaml:"per" secret:"false"`
+	// Count is how many events are allowed in each Per. Default (in
+	// max_recycles) 5; at least 1.
+	Count int `yaml:"count" secret:"false"`
+	// Per is the period Count is counted over. Default (in max_recycles)
+	// 1h; 0 is an error.
+	Per Duration `yaml:"per" secret:"false"`
 }
 
 // Triggers are counted per instance over sliding intervals.
 type Triggers struct {
-	Memory       *MemoryTrigger   `yaml:"memory" secret:"false"`
-	Requests     *RequestsTrigger `yaml:"requests" secret:"false"`
-	SlowRequests []SlowTrigger    `yaml:"slow_requests" secret:"false"`
-	StatusCodes  []StatusTrigger  `yaml:"status_codes" secret:"false"`
+	// Memory fires on an instance's private memory. Default none.
+	Memory *MemoryTrigger `yaml:"memory" secret:"false"`
+	// Requests fires on an instance's request count. Default none.
+	Requests *RequestsTrigger `yaml:"requests" secret:"false"`
+	// SlowRequests fire on an instance's slow requests, each rule
+	// counted on its own. Default none.
+	SlowRequests []SlowTrigger `yaml:"slow_requests" secret:"false"`
+	// StatusCodes fire on an instance's answers with given statuses,
+	// each rule counted on its own. Default none.
+	StatusCodes []StatusTrigger `yaml:"status_codes" secret:"false"`
 }
 
 // MemoryTrigger fires when an instance's private bytes exceed the limit.
 type MemoryTrigger struct {
+	// PrivateBytes is the limit on an instance's private memory (what no
+	// other process shares: private clean and dirty pages), sampled every
+	// sample_interval. Unit: bytes, written as a size. Required, > 0; no
+	// default.
 	PrivateBytes Size `yaml:"private_bytes" secret:"false"`
 }
 
 // RequestsTrigger fires after Count requests within Interval.
 type RequestsTrigger struct {
-	Count    int      `yaml:"count" secret:"false"`
+	// Count is how many requests to one instance fire the trigger.
+	// Required, at least 1; no default.
+	Count int `yaml:"count" secret:"false"`
+	// Interval is the sliding window the requests are counted in.
+	// Required, > 0; no default.
 	Interval Duration `yaml:"interval" secret:"false"`
 }
 
 // SlowTrigger fires after Count requests slower than TimeTaken within
 // Interval, optionally only for paths under Path.
 type SlowTrigger struct {
+	// TimeTaken is how long a request must take to count as slow.
+	// Required, > 0; no default.
 	TimeTaken Duration `yaml:"time_taken" secret:"false"`
-	Count     int      `yaml:"count" secret:"false"`
-	Interval  Duration `yaml:"interval" secret:"false"`
-	Path      string   `yaml:"path" secret:"false"`
+	// Count is how many slow requests fire the trigger. Required, at
+	// least 1; no default.
+	Count int `yaml:"count" secret:"false"`
+	// Interval is the sliding window the slow requests are counted in.
+	// Required, > 0; no default.
+	Interval Duration `yaml:"interval" secret:"false"`
+	// Path counts only requests whose path starts with it ("/api/").
+	// Default "": every request.
+	Path string `yaml:"path" secret:"false"`
 }
 
 // StatusTrigger fires after Count responses in Status within Interval.
 type StatusTrigger struct {
-	Status   StatusRange `yaml:"status" secret:"false"`
-	Count    int         `yaml:"count" secret:"false"`
-	Interval Duration    `yaml:"interval" secret:"false"`
-	Path     string      `yaml:"path" secret:"false"`
+	// Status is the statuses counted, a range ("500-599") or one code.
+	// Required; no default.
+	Status StatusRange `yaml:"status" secret:"false"`
+	// Count is how many such answers fire the trigger. Required, at
+	// least 1; no default.
+	Count int `yaml:"count" secret:"false"`
+	// Interval is the sliding window the answers are counted in.
+	// Required, > 0; no default.
+	Interval Duration `yaml:"interval" secret:"false"`
+	// Path counts only requests whose path starts with it ("/api/").
+	// Default "": every request.
+	Path string `yaml:"path" secret:"false"`
 }
 
-// Duration is a time.Duration written as "30s", "1m30s"; "0" is zero.
+// Duration is a length of time written as a number with a unit: "30s",
+// "1m30s", "250ms" (units ns, us, ms, s, m, h). "0" alone is zero; any
+// other number without a unit is an error, as it could mean seconds or
+// milliseconds.
 type Duration time.Duration
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// Size is a byte count written as "512MiB", "1MB", "1024".
+// Size is a byte count written as "512MiB", "1MB", "1.5GiB" or "1024":
+// KB, MB and GB are powers of 1000, KiB, MiB and GiB powers of 1024, and
+// a number alone is bytes; units are case-insensitive.
 type Size int64
 
-// Command is an argv. A YAML string becomes ["sh", "-c", string].
+// Command is an argv: a list of strings, run as it is (no shell), or a
+// single string, run with sh -c (it becomes ["sh", "-c", string]).
 type Command []string
 
 // StatusRange is an inclusive range of HTTP status codes, "200-399" or "500".

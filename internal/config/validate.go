@@ -73,6 +73,7 @@ func (c *Config) validate(pos positions, failed map[string]bool) Errors {
 		v.errorf("shutdown_delay", "must be ≥ 0")
 	}
 	v.healthPrefix(c.HealthPrefix)
+	v.logging(c)
 	if len(c.Apps) == 0 {
 		v.errorf("apps", "at least one app is required, e.g. apps: {web: {command: \"node server.js\"}}")
 	}

@@ -21,7 +21,7 @@ type Host struct {
 	// Config is the app's current config.
 	Config func() *config.App
 	Pool   *pool.Pool
-	// DataDir holds logs/APP/INSTANCE.log.
+	// DataDir holds logs/APP/INSTANCE.log, rotated as LogFiles says.
 	DataDir string
 	Events  Events
 	Ports   *Ports
@@ -45,6 +45,9 @@ type Host struct {
 	// Console and Lines receive every line of output (nil: none).
 	Console *process.Console
 	Lines   process.Lines
+
+	// LogFiles is the rotation of logs/APP/INSTANCE.log.
+	LogFiles process.FileOptions
 }
 
 // Events receives the instance's lifecycle events.

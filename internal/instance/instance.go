@@ -121,7 +121,7 @@ func New(parent context.Context, h *Host, n int, spec *config.App, o Setup) *Ins
 		ID:       id,
 		app:      h,
 		spec:     spec,
-		out:      process.NewOutput(h.App, id, logPath, h.Console, h.Lines),
+		out:      process.NewOutput(h.App, id, logPath, h.LogFiles, h.Console, h.Lines),
 		state:    pool.Starting,
 		restart:  make(chan struct{}, 1),
 		done:     make(chan struct{}),

@@ -12,7 +12,9 @@ import (
 )
 
 // Output receives an instance's stdout and stderr: it writes them to the
-// instance's rotated log file, to the console prefixed with the instance id,
+// instance's rotated log file, each line stamped with the time its first
+// byte arrived (RFC 3339 with milliseconds, UTC, then a space: see
+// FileTimeLayout), to the console prefixed with the instance id,
 // and keeps the last lines in memory for diagnose. Every process of the
 // instance writes through its own Writer, so each line is known by the
 // pid that wrote it: a restarted instance's exit shows its own process's
@@ -27,6 +29,26 @@ type Output struct {
 	mu   sync.Mutex
 	tail []outLine
 	cur  *Writer
+	// midLine: the file's last line has no newline yet, so the next
+	// bytes continue it rather than start a stamped line; under mu.
+	midLine bool
+	stamp   []byte // the file's write buffer, under mu
+}
+
+// FileTimeLayout is the stamp at the start of every line of an
+// instance's log file, followed by one space and the line as the process
+// wrote it.
+const FileTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// FileOptions are the rotation and retention of the instances' log files;
+// zero fields take timberjack's defaults, as NewOutput documents.
+type FileOptions struct {
+	// MaxSizeMB rotates a file at this size. 0: 100.
+	MaxSizeMB int
+	// MaxBackups is how many rotated files are kept. 0: all.
+	MaxBackups int
+	// MaxAgeDays removes rotated files older than this. 0: never.
+	MaxAgeDays int
 }
 
 // Lines is the live log stream every complete line is published to.
@@ -48,14 +70,15 @@ const tailLines = 50
 const pidWait = 2 * time.Second
 
 // NewOutput is the output of instance id of app, written to the log file
-// path, shown on c (nil: nowhere) and published to lines (nil: nowhere).
-func NewOutput(app, id, path string, c *Console, lines Lines) *Output {
+// path, rotated as fo says, shown on c (nil: nowhere) and published to
+// lines (nil: nowhere).
+func NewOutput(app, id, path string, fo FileOptions, c *Console, lines Lines) *Output {
 	return &Output{
 		app:     app,
 		lines:   lines,
 		id:      id,
 		console: c,
-		file:    &timberjack.Logger{Filename: path, MaxSize: 50, MaxBackups: 3},
+		file:    &timberjack.Logger{Filename: path, MaxSize: fo.MaxSizeMB, MaxBackups: fo.MaxBackups, MaxAge: fo.MaxAgeDays},
 	}
 }
 
@@ -66,8 +89,10 @@ type Writer struct {
 	o     *Output
 	known chan struct{} // closed by SetPID
 	pid   int           // set once, before known is closed
-	// partial is the unterminated end of what the process wrote; under o.mu.
+	// partial is the unterminated end of what the process wrote, and
+	// began when its first byte arrived; under o.mu.
 	partial []byte
+	began   time.Time
 }
 
 // Process returns the writer for the next process of the instance. Its
@@ -105,9 +130,13 @@ func (p *Writer) Write(b []byte) (int, error) {
 		t.Stop()
 	}
 	o := p.o
-	o.file.Write(b)
+	now := time.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.fileLocked(b, now)
+	if len(p.partial) == 0 {
+		p.began = now
+	}
 	p.partial = append(p.partial, b...)
 	for {
 		i := bytes.IndexByte(p.partial, '\n')
@@ -116,7 +145,8 @@ func (p *Writer) Write(b []byte) (int, error) {
 		}
 		line := string(p.partial[:i])
 		p.partial = p.partial[i+1:]
-		o.lineLocked(p.pidNow(), line)
+		o.lineLocked(p.pidNow(), p.began, line)
+		p.began = now
 	}
 	if len(p.partial) > 64<<10 {
 		p.flushLocked()
@@ -141,19 +171,50 @@ func (p *Writer) flushLocked() {
 	}
 	line := string(p.partial)
 	p.partial = p.partial[:0]
-	p.o.lineLocked(p.pidNow(), line)
+	p.o.lineLocked(p.pidNow(), p.began, line)
+	if p.o.midLine {
+		// The line is kept as one: so it ends in the file too.
+		p.o.fileLocked([]byte{'\n'}, time.Now())
+	}
 }
 
-// lineLocked keeps, shows and publishes one complete line; o.mu is held.
-func (o *Output) lineLocked(pid int, line string) {
+// fileLocked writes b to the log file, a stamp of now before each line
+// it starts; o.mu is held. What is written as it arrives, not once a
+// line is complete: a line cut by a crash or a hand-over is in the file.
+func (o *Output) fileLocked(b []byte, now time.Time) {
+	buf := o.stamp[:0]
+	for len(b) > 0 {
+		if !o.midLine {
+			buf = now.UTC().AppendFormat(buf, FileTimeLayout)
+			buf = append(buf, ' ')
+			o.midLine = true
+		}
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			buf = append(buf, b...)
+			break
+		}
+		buf = append(buf, b[:i+1]...)
+		b = b[i+1:]
+		o.midLine = false
+	}
+	o.file.Write(buf)
+	if cap(buf) <= 64<<10 {
+		o.stamp = buf
+	}
+}
+
+// lineLocked keeps, shows and publishes one complete line that began at
+// t; o.mu is held.
+func (o *Output) lineLocked(pid int, t time.Time, line string) {
 	if len(o.tail) == tailLines {
 		copy(o.tail, o.tail[1:])
 		o.tail = o.tail[:tailLines-1]
 	}
 	o.tail = append(o.tail, outLine{pid: pid, text: line})
-	o.console.line(o.id, line)
+	o.console.line(o.app, o.id, t, line)
 	if o.lines != nil {
-		o.lines.Publish(telemetry.LogLine{Time: time.Now(), App: o.app, Instance: o.id, PID: pid, Line: line})
+		o.lines.Publish(telemetry.LogLine{Time: t, App: o.app, Instance: o.id, PID: pid, Line: line})
 	}
 }
 
@@ -208,11 +269,22 @@ type Console struct {
 	buf []byte
 }
 
-// NewConsole writes to w; nil w shows nothing.
+// LineWriter is a console writer that formats instance output itself
+// (as JSON, say) rather than take "ID | LINE" lines.
+type LineWriter interface {
+	WriteLine(t time.Time, app, instance, line string)
+}
+
+// NewConsole writes to w; nil w shows nothing. A w that is a LineWriter
+// is given each line with its time, app and instance.
 func NewConsole(w io.Writer) *Console { return &Console{w: w} }
 
-func (c *Console) line(id, line string) {
+func (c *Console) line(app, id string, t time.Time, line string) {
 	if c == nil || c.w == nil {
+		return
+	}
+	if lw, ok := c.w.(LineWriter); ok {
+		lw.WriteLine(t, app, id, line)
 		return
 	}
 	c.mu.Lock()

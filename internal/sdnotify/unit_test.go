@@ -20,6 +20,15 @@ import (
 // talk this package holds.
 const unitFile = "../../dist/systemd/gatehouse.service"
 
+// socketUnits are the optional socket units that hold gatehouse's
+// listeners across its restarts, with the FileDescriptorName= each
+// passes (the listener gatehouse takes it for) and its address.
+var socketUnits = []struct{ file, name, listen string }{
+	{"../../dist/systemd/gatehouse.socket", "public", "80"},
+	{"../../dist/systemd/gatehouse-https.socket", "https", "443"},
+	{"../../dist/systemd/gatehouse-admin.socket", "admin", "127.0.0.1:9901"},
+}
+
 // unit is a unit file's assignments by "Section.Key", each key's values
 // in order (a key may be repeated).
 type unit map[string][]string
@@ -88,6 +97,10 @@ func TestUnitFile(t *testing.T) {
 		{"Service.PrivateTmp", nil},
 		{"Service.ProtectHome", []string{"yes"}},
 		{"Service.LimitNOFILE", []string{"65536"}},
+		// The socket units are optional: they name the service, not
+		// the service them.
+		{"Service.Sockets", nil},
+		{"Unit.Requires", nil},
 		{"Install.WantedBy", []string{"multi-user.target"}},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
@@ -98,10 +111,41 @@ func TestUnitFile(t *testing.T) {
 	}
 }
 
-// systemd-analyze verify accepts the unit, where it is installed: a key
-// misspelt or a value systemd cannot parse (verify exits 0 on those,
-// ignoring them, so any output fails). verify checks that ExecStart's
-// binary exists, so the copy it reads runs this test binary instead.
+// Each socket unit passes one listener, named for gatehouse (a
+// FileDescriptorName= is the whole unit's), to gatehouse.service, one
+// socket for all connections (Accept=no, the default).
+func TestSocketUnitFiles(t *testing.T) {
+	for _, su := range socketUnits {
+		text, err := os.ReadFile(su.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := parseUnit(t, text)
+		for _, tc := range []struct {
+			key  string
+			want []string
+		}{
+			{"Socket.ListenStream", []string{su.listen}},
+			{"Socket.FileDescriptorName", []string{su.name}},
+			{"Socket.Service", []string{"gatehouse.service"}},
+			{"Socket.Accept", nil},
+			{"Install.WantedBy", []string{"sockets.target"}},
+		} {
+			t.Run(filepath.Base(su.file)+"/"+tc.key, func(t *testing.T) {
+				if diff := cmp.Diff(tc.want, u[tc.key]); diff != "" {
+					t.Errorf("%s (-want +got):\n%s", tc.key, diff)
+				}
+			})
+		}
+	}
+}
+
+// systemd-analyze verify accepts the unit and the socket units, where it
+// is installed: a key misspelt or a value systemd cannot parse (verify
+// exits 0 on those, ignoring them, so any output fails), or a socket
+// unit's Service= that is not the service beside it. verify checks that
+// ExecStart's binary exists, so the copy it reads runs this test binary
+// instead.
 func TestUnitFileVerifies(t *testing.T) {
 	testutil.SkipInShort(t)
 	analyze, err := exec.LookPath("systemd-analyze")
@@ -116,14 +160,27 @@ func TestUnitFileVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "gatehouse.service")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gatehouse.service")
 	text = bytes.ReplaceAll(text, []byte("/usr/local/bin/gatehouse"), []byte(self))
 	if err := os.WriteFile(path, text, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	paths := []string{path}
+	for _, su := range socketUnits {
+		text, err := os.ReadFile(su.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.Base(su.file))
+		if err := os.WriteFile(p, text, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, analyze, "verify", path).CombinedOutput()
+	out, err := exec.CommandContext(ctx, analyze, append([]string{"verify"}, paths...)...).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}

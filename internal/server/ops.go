@@ -10,13 +10,15 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // Reload re-reads the config file and applies it to app (every app when
 // app is ""; then the certificate files of the tls: block are read again
 // too). Apps added or removed in the file, and changes to listen, admin,
 // tls, h2c, routes, trusted_proxies, proxy_protocol, the global limits,
-// admin_token or sample_interval, need a new gatehouse process: a reload
+// admin_token, sample_interval or the logs (log_format, access_log,
+// log_files), need a new gatehouse process: a reload
 // of every app applies them with an upgrade (see Upgrade), after the
 // apps' own changes; a reload of one app says so. A data_dir change is
 // the one an upgrade cannot carry (the new process would not find the
@@ -31,7 +33,10 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 	var needs []string // what needs a new process
 	keys := restartKeys(s.cfg, next)
 	if slices.Contains(keys, "data_dir") {
-		p("data_dir changed; stop and start gatehouse to move it (the running gatehouse keeps what it started with)")
+		const moved = "data_dir changed; stop and start gatehouse to move it (the running gatehouse keeps what it started with)"
+		// An event too: the run terminal shows a reload by its events.
+		s.events.Emit(telemetry.Event{Type: telemetry.EventReload, Detail: moved})
+		p(moved)
 		keys = slices.DeleteFunc(keys, func(k string) bool { return k == "data_dir" })
 	}
 	needs = append(needs, keys...)
@@ -157,6 +162,9 @@ func restartKeys(prev, next *config.Config) []string {
 		{"shutdown_delay", prev.ShutdownDelay != next.ShutdownDelay},
 		{"health_prefix", prev.HealthPrefix != next.HealthPrefix},
 		{"alerts", !reflect.DeepEqual(prev.Alerts, next.Alerts)},
+		{"log_format", prev.LogFormat != next.LogFormat},
+		{"access_log", prev.AccessLog != next.AccessLog},
+		{"log_files", !reflect.DeepEqual(prev.LogFiles, next.LogFiles)},
 	} {
 		if k.changed {
 			keys = append(keys, k.name)

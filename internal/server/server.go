@@ -58,6 +58,10 @@ type Options struct {
 	// Handover is what this process inherited from the gatehouse that
 	// upgraded to it; nil for a gatehouse started on its own.
 	Handover *handover.Inherited
+	// Activated are the listening sockets systemd passed (socket
+	// activation: see ActivatedSockets); New takes them over, and binds
+	// the listeners they are not.
+	Activated []*os.File
 	// UpgradeTimeout bounds how long a successor has to become ready
 	// before the upgrade is abandoned; 0 means 60s.
 	UpgradeTimeout time.Duration
@@ -148,13 +152,13 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify, upgrade: newUpgradeState(opts), override: opts.Override,
 		hurry: make(chan struct{}), dataLock: lock}
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
-	s.accessW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "access.log"), telemetry.WriterOptions{})
+	s.accessW = newAccessWriter(cfg, opts.Console)
 	s.events = telemetry.NewEvents(s.eventsW, 0)
 	s.lines = telemetry.NewLines()
 	s.recent = admin.NewRecentLines(0)
 	s.linesCh, s.stopLinesCh = s.lines.Subscribe(4096)
 	s.sup = supervisor.New(cfg, supervisor.Options{
-		Events: s.events, Lines: s.lines, DataDir: cfg.DataDir, Console: opts.Console, Logger: opts.Logger,
+		Events: s.events, Lines: s.lines, DataDir: cfg.DataDir, LogFiles: instanceLogFiles(cfg), Console: opts.Console, Logger: opts.Logger,
 		SampleInterval: cfg.SampleInterval.D(), Successor: opts.Handover != nil,
 		ProbeResult:         func(app, id string, r probe.Result) { s.metrics.ObserveProbe(app, id, r) },
 		ExplainPortMismatch: explainPortMismatch,
@@ -182,7 +186,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		Logger:   opts.Logger,
 	})
-	if err := s.listen(opts.CertRenewCheck); err != nil {
+	if err := s.listen(opts.CertRenewCheck, opts.Activated); err != nil {
 		s.closeLogs()
 		s.dataLock.release()
 		return nil, err
@@ -216,13 +220,17 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// listen binds the listeners and then, when there is a tls: block, makes
-// the certificate manager (whose ACME solvers answer on them); on failure
-// nothing is left open.
-func (s *Server) listen(renewCheck time.Duration) error {
+// listen binds the listeners, or takes the sockets systemd passed for
+// them, and then, when there is a tls: block, makes the certificate
+// manager (whose ACME solvers answer on them); on failure nothing is left
+// open.
+func (s *Server) listen(renewCheck time.Duration, passed []*os.File) error {
 	cfg := s.cfg
 	var lns []net.Listener
-	var err error
+	act, err := matchActivated(passed, cfg, s.log)
+	if err != nil {
+		return err
+	}
 	bind := func(what, addr string) net.Listener {
 		if err != nil {
 			return nil
@@ -231,6 +239,10 @@ func (s *Server) listen(renewCheck time.Duration) error {
 		// same address: not one connection is refused between the two.
 		ln, ok, ierr := s.upgrade.inherited(what, addr)
 		if err = ierr; err != nil || ok {
+			lns = append(lns, ln)
+			return ln
+		}
+		if ln, ok := act.take(what); ok {
 			lns = append(lns, ln)
 			return ln
 		}
@@ -257,6 +269,7 @@ func (s *Server) listen(renewCheck time.Duration) error {
 	s.adminLn = bind("admin listen", cfg.Admin)
 	s.rawAdmin = s.adminLn
 	s.upgrade.closeInherited()
+	act.close()
 	if err == nil && cfg.TLS != nil {
 		// Its errors name the tls: key already.
 		s.certs, err = certs.New(cfg.TLS, certs.Options{
@@ -412,6 +425,7 @@ func (s *Server) Run(ctx context.Context) error {
 		history:   start("dashboard history", exited, func() error { s.history.Run(loopCtx); return nil }),
 		memtrim:   start("memory trim", exited, func() error { memtrim.New(memtrim.Options{Busy: s.serving}).Run(loopCtx); return nil }),
 		recent:    start("log collector", exited, func() error { s.collectLines(loopCtx); return nil }),
+		prune:     start("log retention", exited, func() error { s.pruneLogs(loopCtx); return nil }),
 		sup:       start("supervisor", exited, func() error { return s.sup.Run(supCtx) }),
 		watchdog:  start("systemd watchdog", exited, func() error { s.notify.RunWatchdog(loopCtx, s.adminAnswers); return nil }),
 		stopLoops: stopLoops, stopSup: stopSup, stopAdminHandlers: stopAdminHandlers,
@@ -455,7 +469,7 @@ func (s *Server) failed(c *component) error {
 // running holds a running server's components and the cancel funcs that
 // stop them.
 type running struct {
-	public, healer, scaler, alerts, counter, snap, history, memtrim, recent, sup, admin, watchdog *component
+	public, healer, scaler, alerts, counter, snap, history, memtrim, recent, prune, sup, admin, watchdog *component
 	// secure holds the HTTPS listener and the certificate manager, when
 	// there is a tls: block.
 	secure                                []*component
@@ -538,7 +552,7 @@ func (s *Server) shutdown(r *running) {
 	wait(r.public)
 	// Step 3.
 	r.stopLoops()
-	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.history, r.memtrim, r.recent, r.watchdog)
+	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.history, r.memtrim, r.recent, r.prune, r.watchdog)
 	wait(r.secure...)
 	// Step 4.
 	if leave {

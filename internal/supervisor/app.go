@@ -70,7 +70,7 @@ func (a *App) SetAutoscaleStatus(st *AutoscaleStatus) { a.autoscale.Store(st) }
 
 func newApp(s *Supervisor, cfg *config.App) *App {
 	a := &App{name: cfg.Name, sup: s, pool: pool.New(cfg.Name, cfg.QueueSize)}
-	a.host = &instance.Host{App: a.name, Config: a.Config, Pool: a.pool, DataDir: s.opts.DataDir, Events: s.opts.Events,
+	a.host = &instance.Host{App: a.name, Config: a.Config, Pool: a.pool, DataDir: s.opts.DataDir, LogFiles: s.opts.LogFiles, Events: s.opts.Events,
 		Ports: s.ports, Records: s.records, StatusFiles: s.statusFiles, Prober: s.prober, Reader: s.reader,
 		ProbeResult: s.opts.ProbeResult, ExplainPortMismatch: s.opts.ExplainPortMismatch, Environ: s.environ,
 		Kick: s.sampler.Kick, Console: s.console, Lines: s.lines}

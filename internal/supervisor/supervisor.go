@@ -30,8 +30,9 @@ type Options struct {
 	// Lines, if set, receives every line of instance output (the log
 	// stream).
 	Lines *telemetry.Lines
-	// DataDir holds logs/APP/INSTANCE.log.
-	DataDir string
+	// DataDir holds logs/APP/INSTANCE.log, rotated as LogFiles says.
+	DataDir  string
+	LogFiles process.FileOptions
 	// Console, if set, receives every instance's output prefixed with its
 	// id (the foreground terminal).
 	Console io.Writer

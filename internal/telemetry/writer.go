@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,6 +27,13 @@ type WriterOptions struct {
 	MaxSizeMB int
 	// MaxBackups is how many rotated files are kept. Default 5.
 	MaxBackups int
+	// MaxAgeDays removes rotated files older than this many days. Default
+	// 0: by MaxBackups only.
+	MaxAgeDays int
+	// Out, if set, takes the lines instead of the file at the writer's
+	// path (standard output, or io.Discard for a log that is off): it is
+	// neither opened nor rotated, and its errors are counted as a file's.
+	Out io.Writer
 	// BufferLines is the queue length between Write and the file. When it is
 	// full, Write drops the line rather than wait. Default 8192.
 	BufferLines int
@@ -112,7 +120,7 @@ type AsyncWriter struct {
 	lastErr error
 
 	// Owned by the run goroutine; nobody else touches them.
-	out       *timberjack.Logger // nil while the file is not open
+	out       io.WriteCloser // nil while the file is not open
 	bw        *bufio.Writer
 	pending   uint64 // lines in bw not yet flushed
 	lastFlush time.Time
@@ -373,6 +381,11 @@ func (w *AsyncWriter) fail(err error) {
 // timberjack, which only opens on its first Write: finding out here keeps
 // lines queued instead of losing a batch per retry.
 func (w *AsyncWriter) open() {
+	if w.opt.Out != nil {
+		w.out = nopCloser{w.opt.Out}
+		w.setOut()
+		return
+	}
 	if err := os.MkdirAll(filepath.Dir(w.path), 0o755); err != nil {
 		w.openFailed(fmt.Errorf("create log directory: %w", err))
 		return
@@ -390,7 +403,13 @@ func (w *AsyncWriter) open() {
 		Filename:   w.path,
 		MaxSize:    w.opt.MaxSizeMB,
 		MaxBackups: w.opt.MaxBackups,
+		MaxAge:     w.opt.MaxAgeDays,
 	}
+	w.setOut()
+}
+
+// setOut points the buffer at w.out.
+func (w *AsyncWriter) setOut() {
 	if w.bw == nil {
 		w.bw = bufio.NewWriterSize(w.out, writeBufferSize)
 	} else {
@@ -398,6 +417,11 @@ func (w *AsyncWriter) open() {
 	}
 	w.lastFlush = time.Now()
 }
+
+// nopCloser leaves an Out the writer does not own open.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 func (w *AsyncWriter) openFailed(err error) {
 	w.setErr(err)
