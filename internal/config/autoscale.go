@@ -24,7 +24,8 @@ type Autoscale struct {
 	// (absent): the app's instances; 0 is an error (idle_timeout is what
 	// takes an app to zero).
 	Min int `yaml:"min" secret:"false"`
-	// Max is the most instances autoscale starts. Required, ≥ Min.
+	// Max is the most instances autoscale starts. Required, ≥ Min and at
+	// most 256; no default.
 	Max int `yaml:"max" secret:"false"`
 	// Interval is how often the signals are sampled and the rules
 	// evaluated. Default 5s; from 100ms to 1m. cpu_percent is only as
@@ -55,8 +56,9 @@ type Autoscale struct {
 // or Below (an in rule) its threshold on every sample over For, the
 // instance count changes by Step.
 type ScaleRule struct {
-	// Metric is one of the Metric* names: inflight_per_instance, held,
-	// hold_wait_ms, p95_upstream_ms, cpu_percent.
+	// Metric is what the rule measures, one of the Metric* names:
+	// inflight_per_instance, held, hold_wait_ms, p95_upstream_ms,
+	// cpu_percent. Required; no default.
 	Metric string `yaml:"metric" secret:"false"`
 	// Above is the threshold of an out rule: the rule holds while the
 	// metric is greater. Only in out rules.

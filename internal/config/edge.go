@@ -15,10 +15,14 @@ type TLS struct {
 	Listen string `yaml:"listen" secret:"false"`
 	// CertFile and KeyFile are a PEM certificate chain and its key. They
 	// are read again when either file changes and on SIGHUP, without
-	// dropping connections. Either these or ACME; both is an error.
+	// dropping connections. Either these or ACME; both is an error. No
+	// default; relative to the config file.
 	CertFile string `yaml:"cert_file" secret:"false"`
-	KeyFile  string `yaml:"key_file" secret:"false"`
-	// ACME obtains and renews certificates automatically.
+	// KeyFile is the PEM private key of CertFile; the two go together.
+	// No default; relative to the config file.
+	KeyFile string `yaml:"key_file" secret:"false"`
+	// ACME obtains and renews certificates automatically. nil (absent)
+	// means certificates from CertFile and KeyFile.
 	ACME *ACME `yaml:"acme" secret:"false"`
 	// MinVersion is the lowest TLS version accepted: "1.2" (default) or
 	// "1.3".
@@ -83,7 +87,9 @@ type UpstreamTLS struct {
 	// CertFile and KeyFile are a client certificate offered to upstreams
 	// that ask for one. Default none.
 	CertFile string `yaml:"cert_file" secret:"false"`
-	KeyFile  string `yaml:"key_file" secret:"false"`
+	// KeyFile is the PEM private key of CertFile; the two go together.
+	// Default none.
+	KeyFile string `yaml:"key_file" secret:"false"`
 	// InsecureSkipVerify accepts any certificate. Default false; probes
 	// still report what is wrong with it.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify" secret:"false"`
