@@ -70,7 +70,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newRunCmd(), newValidateCmd(), newSchemaCmd(), newStatusCmd(), newVersionCmd(),
+	root.AddCommand(newInitCmd(), newRunCmd(), newValidateCmd(), newSchemaCmd(), newStatusCmd(), newVersionCmd(),
 		newReloadCmd(), newUpgradeCmd(),
 		newDrainCmd("drain", "Take gatehouse out of its load balancer's rotation: /readyz fails, requests are still served",
 			"For maintenance: /readyz answers 503, so that a load balancer or Kubernetes that follows it\n"+
