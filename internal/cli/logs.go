@@ -177,7 +177,7 @@ func printLive(c *cobra.Command, f logsFlags) error {
 	if !f.follow {
 		return nil
 	}
-	seen := newPrinted(recs)
+	seen := newPrinted(recs, f.lines)
 	return printStream(body, out, f.events, f.json, seen.skip)
 }
 
@@ -229,37 +229,47 @@ func lastRecords(recs []logRecord, n int) []logRecord {
 }
 
 // printed is what the backlog printed, so that the stream opened before
-// it does not print it again: every line up to the backlog's last time,
-// and those at that very time that the backlog had.
+// it does not print it again. A line is stamped with the time its first
+// byte arrived, so the stream's lines are not in time order: one that
+// another instance finished later, or that was still being written when
+// the backlog was read, comes with a time before the backlog's last and
+// is printed all the same. Only a line older than the oldest the backlog
+// kept of the --lines asked is taken for one it left out.
 type printed struct {
-	last time.Time
-	at   map[logRecord]bool
+	oldest time.Time // the zero time when the backlog was not cut
+	at     map[printedKey]int
 }
 
-func newPrinted(recs []logRecord) *printed {
-	p := &printed{at: map[logRecord]bool{}}
-	if len(recs) == 0 {
-		return p
+// printedKey is a record with its time as a number: compared as Equal
+// does, not by its location.
+type printedKey struct {
+	nanos int64
+	r     logRecord
+}
+
+func newPrinted(recs []logRecord, lines int) *printed {
+	p := &printed{at: map[printedKey]int{}}
+	if lines > 0 && len(recs) >= lines {
+		p.oldest = recs[0].Time
 	}
-	p.last = recs[len(recs)-1].Time
 	for _, r := range recs {
-		if r.Time.Equal(p.last) {
-			p.at[p.key(r)] = true
-		}
+		p.at[p.key(r)]++
 	}
 	return p
 }
 
-func (p *printed) key(r logRecord) logRecord {
-	r.Time = time.Time{} // compared with Equal, not by its location
-	return r
+func (p *printed) key(r logRecord) printedKey {
+	k := printedKey{nanos: r.Time.UnixNano(), r: r}
+	k.r.Time = time.Time{}
+	return k
 }
 
 func (p *printed) skip(r logRecord) bool {
-	if p.last.IsZero() {
-		return false
+	if k := p.key(r); p.at[k] > 0 {
+		p.at[k]--
+		return true
 	}
-	return r.Time.Before(p.last) || (r.Time.Equal(p.last) && p.at[p.key(r)])
+	return r.Time.Before(p.oldest)
 }
 
 func printRecord(out io.Writer, r logRecord, asJSON bool) {

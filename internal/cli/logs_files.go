@@ -90,13 +90,29 @@ func printFiles(c *cobra.Command, f logsFlags, dir string) error {
 		since = time.Now().Add(-f.since)
 	}
 	var recs []logRecord
-	offsets := map[string]int64{}
+	// With -f, each file stays open from here on: following it reads on
+	// from where its last lines end, in the file read, even once it has
+	// been renamed by a rotation.
+	tails := map[string]*followed{}
+	defer func() {
+		for _, t := range tails {
+			t.fd.Close()
+		}
+	}()
 	for _, lf := range files {
-		lines, end, err := tailFile(lf.path, f.lines)
+		fd, err := os.Open(lf.path)
+		if err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+		lines, end, err := tailFile(fd, f.lines)
+		if f.follow && err == nil {
+			tails[lf.path] = &followed{lf: lf, fd: fd, off: end}
+		} else {
+			fd.Close()
+		}
 		if err != nil {
 			return err
 		}
-		offsets[lf.path] = end
 		for _, l := range lines {
 			if r := parseLogLine(lf, l); !r.Time.Before(since) {
 				recs = append(recs, r)
@@ -121,17 +137,18 @@ func printFiles(c *cobra.Command, f logsFlags, dir string) error {
 	if !f.follow {
 		return nil
 	}
-	return followFiles(c.Context(), dir, f, offsets, out)
+	return followFiles(c.Context(), dir, f, tails, out)
 }
 
 // followFiles prints the lines added to the instances' log files from
-// the offsets on (a file not in offsets, new since, from its start; one
-// that shrank, rotated, from its new start) until ctx ends. A line is
-// printed once it is complete.
-func followFiles(ctx context.Context, dir string, f logsFlags, offsets map[string]int64, out io.Writer) error {
+// where tails are (a file not in tails, new since, from its start) until
+// ctx ends. A line is printed once it is complete. A file renamed by a
+// rotation is read to its end before the new file at its path is
+// followed from its start; one that shrank (truncated) from its new
+// start. The files in tails when it returns are the caller's to close.
+func followFiles(ctx context.Context, dir string, f logsFlags, tails map[string]*followed, out io.Writer) error {
 	t := time.NewTicker(followPoll)
 	defer t.Stop()
-	partial := map[string][]byte{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -142,14 +159,30 @@ func followFiles(ctx context.Context, dir string, f logsFlags, offsets map[strin
 		if err != nil {
 			return err
 		}
-		var recs []logRecord
 		for _, lf := range files {
-			fresh, err := readFrom(lf.path, offsets, partial)
+			if tails[lf.path] == nil {
+				fd, err := os.Open(lf.path)
+				if errors.Is(err, os.ErrNotExist) {
+					continue // rotated away between the listing and now
+				}
+				if err != nil {
+					return fmt.Errorf("follow %s: %w", lf.path, err)
+				}
+				tails[lf.path] = &followed{lf: lf, fd: fd}
+			}
+		}
+		var recs []logRecord
+		for path, ft := range tails {
+			fresh, next, err := ft.poll()
 			if err != nil {
 				return err
 			}
+			if next != nil {
+				ft.fd.Close()
+				tails[path] = next
+			}
 			for _, l := range fresh {
-				recs = append(recs, parseLogLine(lf, l))
+				recs = append(recs, parseLogLine(ft.lf, l))
 			}
 		}
 		// Lines of several instances that arrived in one poll, in time
@@ -161,36 +194,78 @@ func followFiles(ctx context.Context, dir string, f logsFlags, offsets map[strin
 	}
 }
 
-// readFrom returns the complete lines of the file at path after
-// offsets[path], and moves the offset past them; the unterminated rest is
-// kept in partial until its newline comes.
-func readFrom(path string, offsets map[string]int64, partial map[string][]byte) ([][]byte, error) {
-	fd, err := os.Open(path)
+// followed is a log file `logs -f` follows: open, read up to off, with
+// the unterminated rest of what was read in partial.
+type followed struct {
+	lf      logFile
+	fd      *os.File
+	off     int64
+	partial []byte
+}
+
+// poll returns the complete lines added to the file since the last poll.
+// When its path now names another file (a rotation renamed this one),
+// this one is read to its end and next is the new file, read from its
+// start: a line cut by the rotation is whole again.
+func (ft *followed) poll() (lines [][]byte, next *followed, err error) {
+	if lines, err = ft.read(); err != nil {
+		return nil, nil, err
+	}
+	st, err := os.Stat(ft.lf.path)
+	if err != nil {
+		// Renamed, its successor not created yet: the next poll finds it.
+		return lines, nil, nil
+	}
+	cur, err := ft.fd.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("follow %s: %w", ft.lf.path, err)
+	}
+	if os.SameFile(st, cur) {
+		return lines, nil, nil
+	}
+	// Written to until it was renamed: what came after the read above.
+	more, err := ft.read()
+	if err != nil {
+		return nil, nil, err
+	}
+	lines = append(lines, more...)
+	fd, err := os.Open(ft.lf.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil // rotated away between the listing and now
+		return lines, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("follow %s: %w", path, err)
+		return nil, nil, fmt.Errorf("follow %s: %w", ft.lf.path, err)
 	}
-	defer fd.Close()
-	st, err := fd.Stat()
+	next = &followed{lf: ft.lf, fd: fd, partial: ft.partial}
+	more, err = next.read()
 	if err != nil {
-		return nil, fmt.Errorf("follow %s: %w", path, err)
+		fd.Close()
+		return nil, nil, err
 	}
-	off := offsets[path]
-	if st.Size() < off {
-		off, partial[path] = 0, nil // rotated: a new file
+	return append(lines, more...), next, nil
+}
+
+// read returns the complete lines of the file after off, and moves off
+// past what it read; the unterminated rest is kept in partial until its
+// newline comes.
+func (ft *followed) read() ([][]byte, error) {
+	st, err := ft.fd.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("follow %s: %w", ft.lf.path, err)
 	}
-	if st.Size() == off {
+	if st.Size() < ft.off {
+		ft.off, ft.partial = 0, nil // truncated: a new start
+	}
+	if st.Size() == ft.off {
 		return nil, nil
 	}
-	b := make([]byte, st.Size()-off)
-	n, err := fd.ReadAt(b, off)
+	b := make([]byte, st.Size()-ft.off)
+	n, err := ft.fd.ReadAt(b, ft.off)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("follow %s: %w", path, err)
+		return nil, fmt.Errorf("follow %s: %w", ft.lf.path, err)
 	}
-	offsets[path] = off + int64(n)
-	b = append(partial[path], b[:n]...)
+	ft.off += int64(n)
+	b = append(ft.partial, b[:n]...)
 	var lines [][]byte
 	for {
 		i := bytes.IndexByte(b, '\n')
@@ -200,23 +275,18 @@ func readFrom(path string, offsets map[string]int64, partial map[string][]byte) 
 		lines = append(lines, b[:i])
 		b = b[i+1:]
 	}
-	partial[path] = bytes.Clone(b)
+	ft.partial = bytes.Clone(b)
 	return lines, nil
 }
 
 // tailChunk is how much of a file tailFile reads at a time, from its end.
 const tailChunk = 64 << 10
 
-// tailFile returns the last n complete lines of the file at path (all of
+// tailFile returns the last n complete lines of the file fd (all of
 // them when n is 0) and the offset just past the last one, where
 // following it begins; it reads from the end, so a large file costs what
 // its last lines do.
-func tailFile(path string, n int) (lines [][]byte, end int64, err error) {
-	fd, err := os.Open(path)
-	if err != nil {
-		return nil, 0, fmt.Errorf("read log: %w", err)
-	}
-	defer fd.Close()
+func tailFile(fd *os.File, n int) (lines [][]byte, end int64, err error) {
 	st, err := fd.Stat()
 	if err != nil {
 		return nil, 0, fmt.Errorf("read log: %w", err)

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -365,4 +366,117 @@ func containsPrefix(list []string, p string) bool {
 		}
 	}
 	return false
+}
+
+// `logs -f --data-dir` follows an instance's log across its rotation
+// (the file renamed, a new one started): the lines written to the old
+// file after the last read and every line of the new file are printed,
+// however large the new file already is when it is first seen.
+func TestLogsFollowOfFilesKeepsEveryLineAcrossRotation(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	logs := filepath.Join(data, "logs", "web")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(logs, "web-1.log")
+	stamp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	line := func(i int, text string) string {
+		return fmt.Sprintf("%s %s\n", stamp.Add(time.Duration(i)*time.Millisecond).Format("2006-01-02T15:04:05.000Z07:00"), text)
+	}
+	if err := os.WriteFile(logFile, []byte(line(0, "before")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fl := startFollower(t, data, "web", "--lines", "1", "--data-dir", data)
+	testutil.WaitFor(t, 10*time.Second, "logs -f --data-dir to print the last line", func() bool {
+		return strings.Contains(fl.out.String(), "before")
+	})
+	// The last line of the old file, then the rotation as timberjack does
+	// it: the file renamed, a new one in its place, here already longer
+	// than the old one.
+	fd, err := os.OpenFile(logFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd.WriteString(line(1, "old-last"))
+	fd.Close()
+	if err := os.Rename(logFile, filepath.Join(logs, "web-1-2030-01-02T03-04-05.001-size.log")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"web-1 | before", "web-1 | old-last"}
+	var fresh strings.Builder
+	for i, s := range numbered("new", 5) {
+		fresh.WriteString(line(2+i, s))
+		want = append(want, "web-1 | "+s)
+	}
+	tmp := filepath.Join(data, "web-1.log.tmp")
+	if err := os.WriteFile(tmp, []byte(fresh.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, logFile); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "logs -f --data-dir to print the new file's last line", func() bool {
+		return strings.Contains(fl.out.String(), "new-05")
+	})
+	if diff := cmp.Diff(want, appLines(t, fl.out.String())); diff != "" {
+		t.Errorf("logs -f --data-dir across a rotation (-want +got):\n%s", diff)
+	}
+}
+
+// A gatehouse that adopts the instances a killed one left running keeps
+// their logs, however long ago they were written: an instance beyond the
+// configured count (web-2, which a reload made to replace web-1) is live
+// as soon as it is adopted, not gone until the supervisor has it.
+func TestLogRetentionKeepsAdoptedInstancesLogs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	top := "log_files: {max_age: 240h}"
+	f.writeApps(t, f.webApp(1, map[string]string{"V": "1"}, "1s", "2s", top))
+	f.run(t)
+	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
+	f.trackInstances()
+	f.writeApps(t, f.webApp(1, map[string]string{"V": "2"}, "1s", "2s", top))
+	if out, errOut, code := gatehouse(t, f.dir, "reload", "-c", f.cfgFile); code != 0 {
+		t.Fatalf("reload: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var id string
+	testutil.WaitFor(t, 15*time.Second, "web-1 to be replaced by a ready instance", func() bool {
+		st := status(f.c, f.adminURL)
+		if st == nil || len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1 {
+			return false
+		}
+		in := st.Apps[0].Instances[0]
+		id = in.ID
+		return in.ID != "web-1" && in.State == "ready"
+	})
+	f.trackInstances()
+	// Killed hard: the instance runs on, for the next gatehouse to adopt.
+	if err := syscall.Kill(f.g.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-f.g.done
+	logs := filepath.Join(f.dir, "data", "logs", "web")
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	// web-9 is gone: its removal says the first pruning has run.
+	if err := os.WriteFile(filepath.Join(logs, "web-9.log"), []byte("2026-01-02T03:04:05.000Z old line\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{id + ".log", "web-9.log"} {
+		if err := os.Chtimes(filepath.Join(logs, name), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.run(t)
+	f.trackInstances()
+	testutil.WaitFor(t, 15*time.Second, "the gone web-9's log to be removed", func() bool {
+		_, err := os.Stat(filepath.Join(logs, "web-9.log"))
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if _, err := os.Stat(filepath.Join(logs, id+".log")); err != nil {
+		t.Errorf("the adopted %s's log: %v; want it kept", id, err)
+	}
+	if st := status(f.c, f.adminURL); st == nil || len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1 || st.Apps[0].Instances[0].ID != id {
+		t.Errorf("status after the restart: %+v; want %s adopted", st, id)
+	}
 }

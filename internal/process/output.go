@@ -3,6 +3,7 @@ package process
 import (
 	"bytes"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -32,6 +33,12 @@ type Output struct {
 	// midLine: the file's last line has no newline yet, so the next
 	// bytes continue it rather than start a stamped line; under mu.
 	midLine bool
+	// written: the file has been written to. Before the first write, a
+	// file that ends in a line cut short (its gatehouse was killed in
+	// the middle of it) is ended, so that the first stamped line starts
+	// a line of its own; looked at then rather than at the start, after
+	// a predecessor that handed over has ended the line itself. Under mu.
+	written bool
 	stamp   []byte // the file's write buffer, under mu
 }
 
@@ -80,6 +87,22 @@ func NewOutput(app, id, path string, fo FileOptions, c *Console, lines Lines) *O
 		console: c,
 		file:    &timberjack.Logger{Filename: path, MaxSize: fo.MaxSizeMB, MaxBackups: fo.MaxBackups, MaxAge: fo.MaxAgeDays},
 	}
+}
+
+// endsCut reports whether the file at path ends without a newline.
+func endsCut(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return false
+	}
+	last := make([]byte, 1)
+	_, err = f.ReadAt(last, st.Size()-1)
+	return err == nil && last[0] != '\n'
 }
 
 // Writer is the writer one process's stdout and stderr go to. It is a
@@ -183,6 +206,12 @@ func (p *Writer) flushLocked() {
 // line is complete: a line cut by a crash or a hand-over is in the file.
 func (o *Output) fileLocked(b []byte, now time.Time) {
 	buf := o.stamp[:0]
+	if !o.written {
+		o.written = true
+		if endsCut(o.file.Filename) {
+			buf = append(buf, '\n')
+		}
+	}
 	for len(b) > 0 {
 		if !o.midLine {
 			buf = now.UTC().AppendFormat(buf, FileTimeLayout)

@@ -41,6 +41,31 @@ func TestOutputStampsEachLineInTheFile(t *testing.T) {
 	}
 }
 
+// A log file left with an unterminated line (its gatehouse was killed
+// mid-line) gets its next stamped line on a line of its own, not glued
+// to the cut one.
+func TestOutputStartsItsFirstLineAfterACutOne(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "web-1.log")
+	if err := os.WriteFile(path, []byte("2030-01-02T03:04:05.000Z whole\n2030-01-02T03:04:06.000Z cut"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := NewOutput("web", "web-1", path, FileOptions{}, nil, nil)
+	w := o.Process()
+	w.SetPID(42)
+	w.Write([]byte("next\n"))
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z `).ReplaceAllString(string(b), "T ")
+	if diff := cmp.Diff("T whole\nT cut\nT next\n", got); diff != "" {
+		t.Errorf("log file (-want +got, stamps as T):\n%s", diff)
+	}
+}
+
 // PruneLogs removes every file of an instance that is not live and was
 // last written to longer than maxAge ago, and an app's directory left
 // empty; it keeps live instances' files, recent ones, and files that are

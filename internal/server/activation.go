@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"golang.org/x/sys/unix"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 )
@@ -93,6 +94,13 @@ func matchActivated(files []*os.File, cfg *config.Config, log *slog.Logger) (act
 			fail(&UnmatchedSocketError{Name: name, Addr: ln.Addr().String(), Why: "it is not a TCP socket (ListenStream= takes a port or an address:port)"})
 			continue
 		}
+		if !listening(ln.(*net.TCPListener)) {
+			// A connection (Accept=yes passes one per service
+			// instance), on which every accept would fail.
+			ln.Close()
+			fail(fmt.Errorf("systemd passed the socket %q (descriptor %d), which is not a listening socket: set Accept=no in its socket unit", name, 3+i))
+			continue
+		}
 		key, named := activationNames[name]
 		switch {
 		case !named:
@@ -131,6 +139,20 @@ func matchActivated(files []*os.File, cfg *config.Config, log *slog.Logger) (act
 		return nil, err
 	}
 	return out, nil
+}
+
+// listening reports whether ln's socket listens (SO_ACCEPTCONN).
+func listening(ln *net.TCPListener) bool {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return false
+	}
+	on := 0
+	var serr error
+	if err := rc.Control(func(fd uintptr) { on, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ACCEPTCONN) }); err != nil {
+		return false
+	}
+	return serr == nil && on == 1
 }
 
 // note logs which passed socket a listener is, with a warning when it is

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -171,6 +172,65 @@ func TestBoundTo(t *testing.T) {
 		t.Run(tc.got.String()+" "+tc.addr, func(t *testing.T) {
 			if got := boundTo(tc.got, tc.addr); got != tc.want {
 				t.Errorf("boundTo(%s, %q) = %v, want %v", tc.got, tc.addr, got, tc.want)
+			}
+		})
+	}
+}
+
+// A passed socket gatehouse cannot accept on (a connection, as a socket
+// unit with Accept=yes passes; a datagram socket; a unix socket) is
+// refused at start, rather than served on and failing at the first
+// accept, and nothing is left open.
+func TestActivatedSocketsRefuseWhatCannotBeAcceptedOn(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// socket opens the socket; the test closes it.
+		socket func(t *testing.T) syscall.Conn
+	}{
+		{"a connected TCP socket", func(t *testing.T) syscall.Conn {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c.(*net.TCPConn)
+		}},
+		{"a UDP socket", func(t *testing.T) syscall.Conn {
+			c, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c.(*net.UDPConn)
+		}},
+		{"a unix socket", func(t *testing.T) syscall.Conn {
+			ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			return ln.(*net.UnixListener)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := config.Default()
+			cfg.Listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+			// matchActivated closes the descriptor it is passed: a copy.
+			f, err := fds.Dup(tc.socket(t), "public")
+			if err != nil {
+				t.Fatal(err)
+			}
+			act, err := matchActivated([]*os.File{f}, cfg, slog.New(slog.DiscardHandler))
+			if err == nil {
+				act.close()
+				t.Fatalf("matchActivated took %s as the public listener", tc.name)
 			}
 		})
 	}

@@ -45,6 +45,14 @@ func newAccessWriter(cfg *config.Config, console io.Writer) *telemetry.AsyncWrit
 // log_files.max_age, at start and then every pruneInterval, until ctx
 // ends.
 func (s *Server) pruneLogs(ctx context.Context) {
+	// Not before the supervisor has the instances it adopted (a
+	// successor's, or those a gatehouse killed hard left running): until
+	// then a live instance beyond the configured count (web-3 after a
+	// reload replaced web-1) would look gone, and a quiet one's log be
+	// removed.
+	if s.sup.AwaitAdopted(ctx) != nil {
+		return
+	}
 	t := time.NewTicker(pruneInterval)
 	defer t.Stop()
 	for {
