@@ -89,9 +89,11 @@ func initCmd(out io.Writer, dir string, force bool) error {
 
 // writeConfig writes data to file: a new file, unless force, which
 // replaces it whole (a temporary file renamed over it, so that a
-// gatehouse reading it sees the old config or the new, never a part).
+// gatehouse reading it sees the old config or the new, never a part)
+// with the permissions it had. With nothing to replace, force writes a
+// new file as init does without it, within the umask.
 func writeConfig(file string, data []byte, force bool) error {
-	if !force {
+	if _, err := os.Lstat(file); !force || errors.Is(err, fs.ErrNotExist) {
 		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
 			return &ExitError{Code: exitFailure, Err: fmt.Errorf("%s exists: init does not overwrite it (--force does)", file)}
@@ -109,6 +111,10 @@ func writeConfig(file string, data []byte, force bool) error {
 		}
 		return nil
 	}
+	mode := fs.FileMode(0o644)
+	if old, err := os.Stat(file); err == nil && old.Mode().IsRegular() {
+		mode = old.Mode().Perm()
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(file), ".gatehouse.yaml-")
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
@@ -118,7 +124,7 @@ func writeConfig(file string, data []byte, force bool) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
+		err = os.Chmod(tmp.Name(), mode)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), file)

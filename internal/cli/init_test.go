@@ -210,6 +210,29 @@ func TestInitRefusesToOverwriteWithoutForce(t *testing.T) {
 	}
 }
 
+// --force replaces the config's content, not who may read it: a
+// gatehouse.yaml kept private stays private.
+func TestInitForceKeepsTheConfigsPermissions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeAppFile(t, filepath.Join(dir, "Procfile"), "web: python3 -m http.server $PORT\n")
+	cfgFile := filepath.Join(dir, "gatehouse.yaml")
+	writeAppFile(t, cfgFile, "# mine, with a token\n")
+	if err := os.Chmod(cfgFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, stderr, code := gatehouse(t, dir, "init", "--force"); code != 0 {
+		t.Fatalf("gatehouse init --force: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	fi, err := os.Stat(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Errorf("gatehouse.yaml's mode after --force = %v, want -rw------- as before", got)
+	}
+}
+
 // An app init cannot place gets a template whose command is to be filled
 // in, exit code 1 and a message that says so; validate refuses the
 // template at its command.

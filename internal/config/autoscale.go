@@ -72,7 +72,7 @@ type ScaleRule struct {
 	// most 1h.
 	For Duration `yaml:"for" secret:"false"`
 	// Step is how many instances the rule adds or removes. Default 1;
-	// from 1 to Max.
+	// from 1 to Autoscale.Max.
 	Step int `yaml:"step" secret:"false"`
 }
 

@@ -86,7 +86,9 @@ type detector struct {
 	passed []string
 }
 
-// read returns the file name in dir, nil when it does not exist.
+// read returns the file name in dir, nil when it does not exist. A
+// byte order mark, which editors on Windows may write and npm, pip and
+// node all skip, is dropped.
 func (d *detector) read(name string) ([]byte, error) {
 	b, err := os.ReadFile(filepath.Join(d.dir, filepath.FromSlash(name)))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -95,7 +97,7 @@ func (d *detector) read(name string) ([]byte, error) {
 	if err == nil && b == nil {
 		b = []byte{} // there, and empty
 	}
-	return b, err
+	return bytes.TrimPrefix(b, []byte("\ufeff")), err
 }
 
 // isDir reports whether name in dir is a directory.
@@ -137,14 +139,15 @@ func (d *detector) procfile() (Plan, bool, error) {
 
 // packageJSON is what node reads of package.json.
 type packageJSON struct {
-	Main         string            `json:"main"`
-	Scripts      map[string]string `json:"scripts"`
-	Dependencies map[string]string `json:"dependencies"`
+	Main            string            `json:"main"`
+	Scripts         map[string]string `json:"scripts"`
+	Dependencies    map[string]string `json:"dependencies"`
+	DevDependencies map[string]string `json:"devDependencies"`
 }
 
 // node runs scripts.start, else main, else server.js (npm start's own
-// default): node itself when the command is node's, so that signals
-// reach the app with no npm in between.
+// default): node itself when the command is node's and no prestart must
+// run before it, so that signals reach the app with no npm in between.
 func (d *detector) node() (Plan, bool, error) {
 	b, err := d.read("package.json")
 	if b == nil || err != nil {
@@ -156,8 +159,9 @@ func (d *detector) node() (Plan, bool, error) {
 	}
 	p := Plan{Runtime: Node}
 	start := strings.TrimSpace(pkg.Scripts["start"])
+	prestart := strings.TrimSpace(pkg.Scripts["prestart"]) != ""
 	switch {
-	case start != "" && process.Program(process.CommandArgv([]string{"sh", "-c", start})) == "node":
+	case start != "" && !prestart && process.Program(process.CommandArgv([]string{"sh", "-c", start})) == "node":
 		p.Source = fmt.Sprintf("package.json scripts.start %q", start)
 		p.Command = start
 		p.Why = append(p.Why, "scripts.start runs node: gatehouse runs that command itself rather than npm start, "+
@@ -165,8 +169,13 @@ func (d *detector) node() (Plan, bool, error) {
 	case start != "":
 		p.Source = fmt.Sprintf("package.json scripts.start %q", start)
 		p.Command = "npm start"
-		p.Why = append(p.Why, "scripts.start is not a plain node command, so npm runs it "+
-			"(npm puts node_modules/.bin on PATH); gatehouse signals npm and the app together, as a process group.")
+		if prestart {
+			p.Why = append(p.Why, "scripts.prestart runs before scripts.start only under npm start, so npm runs them; "+
+				"gatehouse signals npm and the app together, as a process group.")
+		} else {
+			p.Why = append(p.Why, "scripts.start is not a plain node command, so npm runs it "+
+				"(npm puts node_modules/.bin on PATH); gatehouse signals npm and the app together, as a process group.")
+		}
 	case pkg.Main != "":
 		p.Source = fmt.Sprintf("package.json main %q", pkg.Main)
 		p.Command = "node " + shellQuote(pkg.Main)
@@ -191,8 +200,12 @@ func (d *detector) node() (Plan, bool, error) {
 	} else {
 		p.Why = append(p.Why, "The app must listen on process.env.PORT, which gatehouse sets for each instance.")
 	}
-	if len(pkg.Dependencies) > 0 {
+	if len(pkg.Dependencies) > 0 || len(pkg.DevDependencies) > 0 {
 		p.Before = append(p.Before, "npm install")
+	}
+	if strings.TrimSpace(pkg.Scripts["build"]) != "" {
+		// What start runs (dist/server.js) is often what build makes.
+		p.Before = append(p.Before, "npm run build")
 	}
 	if entry := nodeEntry(p.Command); entry != "" {
 		if w, err := d.mentions(entry, "PORT", "process.env.PORT"); err != nil {
@@ -288,7 +301,7 @@ func (d *detector) python() (Plan, bool, error) {
 	switch {
 	case deps["fastapi"]:
 		p.Framework = "FastAPI"
-		mod, obj, found, err := d.pyApp([]string{"main.py", "app.py", "app/main.py"}, "FastAPI", false)
+		mod, obj, found, err := d.pyApp([]string{"main.py", "app.py", "app/main.py"}, []string{"main.py", "app.py"}, "FastAPI", false)
 		if err != nil {
 			return Plan{}, false, err
 		}
@@ -303,7 +316,7 @@ func (d *detector) python() (Plan, bool, error) {
 		if found != "" {
 			p.Why = append(p.Why, fmt.Sprintf("%s holds the app: FastAPI( is called there, as %s.", found, obj))
 		} else {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("no FastAPI( found in main.py, app.py or app/main.py: "+
+			p.Warnings = append(p.Warnings, fmt.Sprintf("no FastAPI( found in main.py, app.py, app/main.py nor a package's main.py or app.py: "+
 				"check that %s names your app (module:variable).", target))
 		}
 		if !deps["uvicorn"] {
@@ -313,13 +326,14 @@ func (d *detector) python() (Plan, bool, error) {
 		return p, true, nil
 	case deps["flask"]:
 		p.Framework = "Flask"
-		mod, obj, found, err := d.pyApp([]string{"app.py", "wsgi.py", "main.py", "app/__init__.py"}, "Flask", true)
+		mod, obj, found, err := d.pyApp([]string{"app.py", "wsgi.py", "main.py", "app/__init__.py"},
+			[]string{"__init__.py", "app.py", "wsgi.py", "main.py"}, "Flask", true)
 		if err != nil {
 			return Plan{}, false, err
 		}
 		target := mod + ":" + obj
 		if found == "" {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("no Flask( found in app.py, wsgi.py, main.py or app/__init__.py: "+
+			p.Warnings = append(p.Warnings, fmt.Sprintf("no Flask( found in app.py, wsgi.py, main.py, app/__init__.py nor a package's __init__.py, app.py, wsgi.py or main.py: "+
 				"check that %s names your app (module:variable).", target))
 		}
 		if deps["gunicorn"] {
@@ -353,16 +367,25 @@ var (
 	appFactory = regexp.MustCompile(`(?m)^def (create_app|make_app)\(`)
 )
 
-// pyApp finds the module among files that creates the app with
-// constructor (FastAPI, Flask), and the variable holding it; with
-// factory, a create_app() where no variable is. Not found, it is the
-// first file's module and "app", and found is "".
-func (d *detector) pyApp(files []string, constructor string, factory bool) (mod, obj, found string, err error) {
+// pyApp finds the module among files, then among inPackage in each of
+// the app's packages, that creates the app with constructor (FastAPI,
+// Flask), and the variable holding it; with factory, a create_app()
+// where no variable is. Not found, it is the first file's module and
+// "app", and found is "".
+func (d *detector) pyApp(files, inPackage []string, constructor string, factory bool) (mod, obj, found string, err error) {
 	module := func(f string) string {
 		f = strings.TrimSuffix(strings.TrimSuffix(f, ".py"), "/__init__")
-		return strings.ReplaceAll(f, "/", ".")
+		return strings.ReplaceAll(strings.TrimPrefix(f, "src/"), "/", ".")
 	}
-	for _, f := range files {
+	candidates := slices.Clone(files)
+	for _, pkg := range d.pyPackages() {
+		for _, f := range inPackage {
+			if f := pkg + "/" + f; !slices.Contains(candidates, f) {
+				candidates = append(candidates, f)
+			}
+		}
+	}
+	for _, f := range candidates {
 		b, err := d.read(f)
 		if err != nil {
 			return "", "", "", err
@@ -377,6 +400,30 @@ func (d *detector) pyApp(files []string, constructor string, factory bool) (mod,
 		}
 	}
 	return module(files[0]), "app", "", nil
+}
+
+// pyPackages are the directories at the top and under src/ (the two
+// layouts packaging guides give) that hold an __init__.py, but for the
+// tests', by name. It is a search, not a file the app needs: a
+// directory it cannot read (a database's volume) is passed over.
+func (d *detector) pyPackages() []string {
+	var pkgs []string
+	for _, parent := range []string{".", "src"} {
+		ents, _ := os.ReadDir(filepath.Join(d.dir, parent))
+		for _, e := range ents {
+			name := e.Name()
+			if !e.IsDir() || name == "tests" || name == "test" || strings.HasPrefix(name, ".") {
+				continue
+			}
+			if parent != "." {
+				name = parent + "/" + name
+			}
+			if ok, err := d.exists(name + "/__init__.py"); ok && err == nil {
+				pkgs = append(pkgs, name)
+			}
+		}
+	}
+	return pkgs
 }
 
 // requirementName is the distribution name a requirement begins with.
@@ -474,12 +521,12 @@ func (d *detector) golang() (Plan, bool, error) {
 	if d.isDir(out) {
 		out = "bin/" + name
 	}
-	p.Before = []string{fmt.Sprintf("go build -o %s %s", out, pkg)}
-	p.Command = "./" + out
+	p.Before = []string{fmt.Sprintf("go build -o %s %s", shellQuote(out), shellQuote(pkg))}
+	p.Command = shellQuote("./" + out)
 	p.Why = append(p.Why,
-		fmt.Sprintf("gatehouse runs the binary `go build -o %s %s` makes (build it before gatehouse run, "+
+		fmt.Sprintf("gatehouse runs the binary `%s` makes (build it before gatehouse run, "+
 			"and again for each deploy): `go run` would compile at every start and put the go tool between "+
-			"gatehouse and the app.", out, pkg),
+			"gatehouse and the app.", p.Before[0]),
 		"The app must listen on the PORT environment variable (os.Getenv(\"PORT\")), which gatehouse sets for each instance.")
 	if pkg != "" {
 		w, err := d.goMentionsPort(pkg)
@@ -557,7 +604,13 @@ func (d *detector) goMainIn(dir string) (bool, error) {
 	return false, nil
 }
 
-// goFiles returns the non-test .go files of dir (relative), by name.
+// goIgnored matches the build constraint of a file go build leaves out
+// whatever the platform: a generator's "//go:build ignore" package main
+// beside a library's own package.
+var goIgnored = regexp.MustCompile(`(?m)^//(go:build|\s*\+build)\s+ignore\s*$`)
+
+// goFiles returns the non-test .go files of dir (relative) that go build
+// reads, by name.
 func (d *detector) goFiles(dir string) (map[string][]byte, error) {
 	ents, err := os.ReadDir(filepath.Join(d.dir, filepath.FromSlash(dir)))
 	if err != nil {
@@ -572,6 +625,9 @@ func (d *detector) goFiles(dir string) (map[string][]byte, error) {
 		b, err := d.read(dir + "/" + n)
 		if err != nil {
 			return nil, err
+		}
+		if goIgnored.Match(b) {
+			continue
 		}
 		files[n] = b
 	}

@@ -72,6 +72,20 @@ var detectCases = []struct {
 		"server.js":    "app.listen(3000)"},
 		got{Runtime: scaffold.Node, Command: "node server.js", Warned: true}},
 	{"package.json with nothing to run", map[string]string{"package.json": `{"name": "lib"}`}, got{}},
+	{"package.json saved with a byte order mark", map[string]string{
+		"package.json": "\ufeff{\"scripts\": {\"start\": \"node server.js\"}}",
+		"server.js":    "app.listen(process.env.PORT)"},
+		got{Runtime: scaffold.Node, Command: "node server.js"}},
+	{"procfile saved on windows", map[string]string{"Procfile": "\ufeffweb: ./server --port $PORT\r\nrelease: ./migrate\r\n"},
+		got{Runtime: scaffold.Procfile, Command: "./server --port $PORT"}},
+	{"node app built before it starts", map[string]string{
+		"package.json": `{"type": "module", "scripts": {"build": "tsc", "start": "node ./dist/server.js --port $PORT"},
+			"devDependencies": {"typescript": "^5"}}`},
+		got{Runtime: scaffold.Node, Command: "node ./dist/server.js --port $PORT", Before: []string{"npm install", "npm run build"}}},
+	{"prestart runs only through npm start", map[string]string{
+		"package.json": `{"scripts": {"prestart": "node migrate.js", "start": "node server.js"}}`,
+		"server.js":    "app.listen(process.env.PORT)"},
+		got{Runtime: scaffold.Node, Command: "npm start"}},
 	{"fastapi and uvicorn in requirements.txt", map[string]string{
 		"requirements.txt": "fastapi==0.110.0\nuvicorn[standard]>=0.29 # the server\n",
 		"main.py":          "from fastapi import FastAPI\napp = FastAPI()\n"},
@@ -111,6 +125,19 @@ var detectCases = []struct {
 		"app/__init__.py":  "from flask import Flask\n\ndef create_app():\n    return Flask(__name__)\n"},
 		got{Runtime: scaffold.Python, Framework: "Flask", Command: "gunicorn -b 127.0.0.1:$PORT 'app:create_app()'",
 			Env: map[string]string{"PYTHONUNBUFFERED": "1"}, Before: []string{"pip install -r requirements.txt"}}},
+	{"flask application factory in a package of its own name", map[string]string{
+		"pyproject.toml":     "[project]\nname = \"flaskr\"\ndependencies = [\"flask\", \"gunicorn\"]\n",
+		"flaskr/__init__.py": "from flask import Flask\n\ndef create_app(test_config=None):\n    app = Flask(__name__)\n    return app\n",
+		"flaskr/db.py":       "import sqlite3\n",
+		"tests/__init__.py":  "from flask import Flask\napp = Flask(__name__)\n"},
+		got{Runtime: scaffold.Python, Framework: "Flask", Command: "gunicorn -b 127.0.0.1:$PORT 'flaskr:create_app()'",
+			Env: map[string]string{"PYTHONUNBUFFERED": "1"}, Before: []string{"pip install ."}}},
+	{"fastapi app in a package under src", map[string]string{
+		"pyproject.toml":      "[project]\nname = \"svc\"\ndependencies = [\"fastapi\", \"uvicorn[standard]\"]\n",
+		"src/svc/__init__.py": "",
+		"src/svc/main.py":     "from fastapi import FastAPI\napp = FastAPI()\n"},
+		got{Runtime: scaffold.Python, Framework: "FastAPI", Command: "uvicorn svc.main:app --host 127.0.0.1 --port $PORT",
+			Env: map[string]string{"PYTHONUNBUFFERED": "1"}, Before: []string{"pip install ."}}},
 	{"plain flask: flask run", map[string]string{
 		"requirements.txt": "flask\n",
 		"main.py":          "import flask\nserver = flask.Flask(__name__)\n"},
@@ -134,6 +161,17 @@ var detectCases = []struct {
 		"cmd/api/main_test.go": "package main\n",
 		"api/.keep":            ""}, // go build -o api would write into this directory
 		got{Runtime: scaffold.Go, Command: "./bin/api", Before: []string{"go build -o bin/api ./cmd/api"}, Warned: true}},
+	{"go library root with a generator, main under cmd", map[string]string{
+		"go.mod":            "module example.com/shop\n",
+		"shop.go":           "package shop\n",
+		"gen.go":            "//go:build ignore\n\npackage main\n\nfunc main() {}\n",
+		"cmd/shop/main.go":  "package main\n\nvar port = os.Getenv(\"PORT\")\n",
+		"cmd/shop/serve.go": "package main\n"},
+		got{Runtime: scaffold.Go, Command: "./shop", Before: []string{"go build -o shop ./cmd/shop"}}},
+	{"go main under a cmd directory sh would split", map[string]string{
+		"go.mod":                 "module example.com/x\n",
+		"cmd/web server/main.go": "package main\n\nvar port = os.Getenv(\"PORT\")\n"},
+		got{Runtime: scaffold.Go, Command: "'./web server'", Before: []string{"go build -o 'web server' './cmd/web server'"}}},
 	{"go app that ignores PORT warns", map[string]string{
 		"go.mod":  "module hello\n",
 		"main.go": "package main\n\nfunc main() { http.ListenAndServe(\":8080\", nil) }\n"},
