@@ -56,8 +56,12 @@ func (w wire) h1Options() front.Options {
 
 // dialH1 opens an HTTP/1.1 connection to addr over w: plain TCP, or TLS
 // trusting h2TLS's certificate with ALPN http/1.1.
-func dialH1(w wire, addr string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+func dialH1(w wire, addr string) (net.Conn, error) { return dialH1Within(w, addr, 3*time.Second) }
+
+// dialH1Within is dialH1 with the connect and the TLS handshake bounded
+// by d each.
+func dialH1Within(w wire, addr string, d time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, d)
 	if err != nil || !w.tls {
 		return c, err
 	}
@@ -65,7 +69,7 @@ func dialH1(w wire, addr string) (net.Conn, error) {
 	cfg = cfg.Clone()
 	cfg.NextProtos = []string{"http/1.1"}
 	tc := tls.Client(c, cfg)
-	tc.SetDeadline(time.Now().Add(3 * time.Second))
+	tc.SetDeadline(time.Now().Add(d))
 	if err := tc.Handshake(); err != nil {
 		c.Close()
 		return nil, err
