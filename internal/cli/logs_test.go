@@ -115,11 +115,7 @@ func appLines(t *testing.T, out string) []string {
 // objects; `logs --lines N` prints N.
 func TestLogsFollowPrintsTheLastLinesThenNewOnes(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.writeApps(t, f.webApp(1, nil, "1s", "2s"))
-	f.run(t)
-	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
-	f.trackInstances()
+	f := runOneWebInstance(t, "")
 	before := numbered("before", 15)
 	f.printLines(t, before...)
 	f.waitLastLine(t, before[14])
@@ -174,11 +170,7 @@ func TestLogsFollowPrintsTheLastLinesThenNewOnes(t *testing.T) {
 // were written; -f follows the files as they grow.
 func TestLogsOfAStoppedGatehouseReadTheFiles(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.writeApps(t, f.webApp(1, nil, "1s", "2s"))
-	f.run(t)
-	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
-	f.trackInstances()
+	f := runOneWebInstance(t, "")
 	lines := numbered("kept", 5)
 	f.printLines(t, lines...)
 	f.waitLastLine(t, lines[4])
@@ -232,11 +224,7 @@ func TestLogsOfAStoppedGatehouseReadTheFiles(t *testing.T) {
 // output, where a container runtime collects them, and not in data_dir.
 func TestAccessLogToStdout(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.writeApps(t, "access_log: stdout\n"+f.webApp(1, nil, "1s", "2s"))
-	f.run(t)
-	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
-	f.trackInstances()
+	f := runOneWebInstance(t, "access_log: stdout\n")
 	f.printLines(t, "to-the-access-log")
 	testutil.WaitFor(t, 10*time.Second, "the request's access entry on gatehouse's stdout", func() bool {
 		for l := range strings.SplitSeq(f.g.stdout.String(), "\n") {
@@ -258,11 +246,7 @@ func TestAccessLogToStdout(t *testing.T) {
 // instances' output.
 func TestRunTerminalJSONFormat(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.writeApps(t, "log_format: json\n"+f.webApp(1, nil, "1s", "2s"))
-	f.run(t)
-	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
-	f.trackInstances()
+	f := runOneWebInstance(t, "log_format: json\n")
 	f.printLines(t, "json-terminal")
 	testutil.WaitFor(t, 10*time.Second, "the app's line on the terminal", func() bool {
 		return strings.Contains(f.g.stdout.String(), "json-terminal")
@@ -479,4 +463,17 @@ func TestLogRetentionKeepsAdoptedInstancesLogs(t *testing.T) {
 	if st := status(f.c, f.adminURL); st == nil || len(st.Apps) != 1 || len(st.Apps[0].Instances) != 1 || st.Apps[0].Instances[0].ID != id {
 		t.Errorf("status after the restart: %+v; want %s adopted", st, id)
 	}
+}
+
+// runOneWebInstance runs a real gatehouse with one instance of the fault
+// app as web (the config's top-level lines first, as given), and waits
+// until it is ready.
+func runOneWebInstance(t *testing.T, top string) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	f.writeApps(t, top+f.webApp(1, nil, "1s", "2s"))
+	f.run(t)
+	waitReady(t, f.c, f.adminURL, "web", 1, f.g)
+	f.trackInstances()
+	return f
 }

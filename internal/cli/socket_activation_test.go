@@ -59,26 +59,7 @@ func activatedCommand(ctx context.Context, exe, dir, cfg string, sockets []*os.F
 // cleanup, and returns its pid and a channel closed once it is reaped.
 func (r *upgradeRig) startActivated(t *testing.T, sockets []*os.File) (int, <-chan struct{}) {
 	t.Helper()
-	log, err := os.OpenFile(r.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	cmd := activatedCommand(context.Background(), r.exe, r.dir, r.cfgFile, sockets)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.pgids = append(r.pgids, cmd.Process.Pid)
-	if r.first == nil {
-		r.first, r.done = cmd, done
-	}
-	return cmd.Process.Pid, done
+	return r.startCmd(t, activatedCommand(context.Background(), r.exe, r.dir, r.cfgFile, sockets))
 }
 
 // freshLoad is clients sending GET / each on a new connection, so that a

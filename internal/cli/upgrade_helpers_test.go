@@ -177,16 +177,27 @@ func newUpgradeRig(t *testing.T, instances int) *upgradeRig {
 // its pid.
 func (r *upgradeRig) start(t *testing.T) int {
 	t.Helper()
-	log, err := os.OpenFile(r.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
 	cmd := exec.Command(r.exe, "run", "-c", r.cfgFile)
 	cmd.Dir = r.dir
 	if r.env != nil {
 		cmd.Env = append(os.Environ(), r.env...)
 	}
+	pid, _ := r.startCmd(t, cmd)
+	return pid
+}
+
+// startCmd starts cmd, a gatehouse, in its own process group with its
+// output in the rig's log, and returns its pid and a channel closed when
+// it has exited. Each start has its own waiter; the first is the one the
+// rig stops, and cleanup finds the later ones (after a SIGKILL) through
+// their groups.
+func (r *upgradeRig) startCmd(t *testing.T, cmd *exec.Cmd) (int, <-chan struct{}) {
+	t.Helper()
+	log, err := os.OpenFile(r.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -199,12 +210,8 @@ func (r *upgradeRig) start(t *testing.T) int {
 	r.pgids = append(r.pgids, cmd.Process.Pid)
 	if r.first == nil {
 		r.first, r.done = cmd, done
-	} else {
-		// Later starts (after a SIGKILL) are reaped by their own waiter;
-		// cleanup finds them through their group.
-		go func() { <-done }()
 	}
-	return cmd.Process.Pid
+	return cmd.Process.Pid, done
 }
 
 // gatehouses are the live gatehouse processes the test started, with

@@ -510,12 +510,15 @@ const closeWait = time.Second
 
 // pendingRequest reports whether fc's client has sent bytes not read
 // yet: under TLS at the socket, where any bytes are records of a request.
-func pendingRequest(fc *conn) bool {
-	c := fc.c
+func pendingRequest(fc *conn) bool { return peek.Pending(socketOf(fc.c)) == peek.Data }
+
+// socketOf is the connection under c's TLS, if any: what a look at the
+// socket looks at.
+func socketOf(c net.Conn) net.Conn {
 	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
+		return tc.NetConn()
 	}
-	return peek.Pending(c) == peek.Data
+	return c
 }
 
 // beginClose stops accepting.

@@ -1,7 +1,6 @@
 package front
 
 import (
-	"crypto/tls"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,11 +124,7 @@ func (w *watcher) check() bool {
 func (w *watcher) peeker() *peek.Peeker {
 	fc := w.fc
 	if fc.peek == nil {
-		raw := fc.c
-		if tc, ok := raw.(*tls.Conn); ok {
-			raw = tc.NetConn()
-		}
-		fc.peek = peek.New(raw)
+		fc.peek = peek.New(socketOf(fc.c))
 	}
 	return fc.peek
 }

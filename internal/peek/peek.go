@@ -129,10 +129,15 @@ func (p *Peeker) Look() State {
 	if p.raw.Read(p.fn) != nil {
 		return Unknown
 	}
+	return found(p.n, p.errno)
+}
+
+// found is what a peeking recvfrom(2) that returned n and errno found.
+func found(n uintptr, errno syscall.Errno) State {
 	switch {
-	case p.errno == unix.EAGAIN || p.errno == unix.EINTR:
+	case errno == unix.EAGAIN || errno == unix.EINTR:
 		return Quiet
-	case p.errno != 0, p.n == 0:
+	case errno != 0, n == 0:
 		return Closed
 	}
 	return Data
@@ -156,14 +161,7 @@ func Pending(c net.Conn) State {
 		var b [1]byte
 		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
 			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-		switch {
-		case errno == unix.EAGAIN || errno == unix.EINTR:
-			st = Quiet
-		case errno != 0, n == 0:
-			st = Closed
-		default:
-			st = Data
-		}
+		st = found(n, errno)
 	})
 	if err != nil {
 		return Unknown

@@ -14,21 +14,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // Look tells the three states of a real loopback connection apart, and
 // reading nothing: the bytes are still there after.
 func TestLook(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := loopbackPair(t)
 	p := New(server)
 	if got := p.Look(); got != Quiet {
 		t.Fatalf("fresh connection: %v, want Quiet", got)
@@ -52,21 +38,7 @@ func TestLook(t *testing.T) {
 // Pending tells the states apart as Look does, and answers while another
 // goroutine is blocked reading the connection (it takes no read lock).
 func TestPendingBesideABlockedRead(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := loopbackPair(t)
 	read := make(chan byte)
 	go func() {
 		b := make([]byte, 1)
@@ -125,4 +97,26 @@ func waitFor(t *testing.T, c net.Conn, p *Peeker, want State) {
 	if got := p.Look(); err != nil || got != want {
 		t.Fatalf("state %v (poll: %v), want %v", got, err, want)
 	}
+}
+
+// loopbackPair is the two ends of a real TCP connection on loopback,
+// closed when the test ends.
+func loopbackPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
