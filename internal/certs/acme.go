@@ -148,6 +148,7 @@ func (a *acmeCerts) setup() *certmagic.Cache {
 	})
 	magic = certmagic.New(cache, certmagic.Config{
 		RenewalWindowRatio: a.ratio,
+		DisableARI:         a.m.opts.IgnoreARI,
 		OnEvent:            a.onEvent,
 		ShouldEmitFunc:     func(event string) bool { return event == "cert_obtained" || event == "cert_failed" },
 		// A client without SNI (an IP in the URL, a health check) gets

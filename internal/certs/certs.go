@@ -46,6 +46,9 @@ type Options struct {
 	// renewal and expiry. Default $GATEHOUSE_TLS_RENEW_CHECK_INTERVAL,
 	// else 10 minutes (certmagic's).
 	RenewCheckInterval time.Duration
+	// IgnoreARI renews by renew_before alone, never by the CA's
+	// renewal-info (ARI) window.
+	IgnoreARI bool
 	// FileCheckInterval is how often cert_file and key_file are looked
 	// at for changes. Default 2 seconds.
 	FileCheckInterval time.Duration

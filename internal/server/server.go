@@ -47,6 +47,11 @@ type Options struct {
 	// CertRenewCheck is how often ACME certificates are checked for
 	// renewal; 0 means certmagic's default (10 minutes). Tests shorten it.
 	CertRenewCheck time.Duration
+	// CertIgnoreARI makes renewal follow renew_before alone, not the
+	// CA's renewal-info window. Tests set it: a test CA's window for a
+	// seconds-long certificate (Pebble's spans a day either side) makes
+	// a restart renew at once about half the time.
+	CertIgnoreARI bool
 	// Executable and Args start the successor of an upgrade: the
 	// gatehouse binary at that path, read afresh, with those arguments
 	// (the gatehouse command passes os.Executable() and os.Args[1:]).
@@ -186,7 +191,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		Logger:   opts.Logger,
 	})
-	if err := s.listen(opts.CertRenewCheck, opts.Activated); err != nil {
+	if err := s.listen(opts, opts.Activated); err != nil {
 		s.closeLogs()
 		s.dataLock.release()
 		return nil, err
@@ -224,7 +229,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 // them, and then, when there is a tls: block, makes the certificate
 // manager (whose ACME solvers answer on them); on failure nothing is left
 // open.
-func (s *Server) listen(renewCheck time.Duration, passed []*os.File) error {
+func (s *Server) listen(opts Options, passed []*os.File) error {
 	cfg := s.cfg
 	var lns []net.Listener
 	act, err := matchActivated(passed, cfg, s.log)
@@ -273,7 +278,7 @@ func (s *Server) listen(renewCheck time.Duration, passed []*os.File) error {
 	if err == nil && cfg.TLS != nil {
 		// Its errors name the tls: key already.
 		s.certs, err = certs.New(cfg.TLS, certs.Options{
-			Events: s.events, Logger: s.log, DataDir: cfg.DataDir, RenewCheckInterval: renewCheck,
+			Events: s.events, Logger: s.log, DataDir: cfg.DataDir, RenewCheckInterval: opts.CertRenewCheck, IgnoreARI: opts.CertIgnoreARI,
 			HTTPAddr: s.publicLn.Addr().String(), TLSAddr: s.tlsLn.Addr().String(),
 		})
 	}
