@@ -1,0 +1,126 @@
+package compress
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Applies reports whether an answer with this status, to a request with
+// this method, with these header fields and this body length (-1 when
+// unknown) is to be compressed. It does not look at the request's
+// Accept-Encoding: Negotiate does.
+//
+// Not compressed: 1xx, 204 and 304 (no body), 206 and any answer with
+// Content-Range (the range is of the identity body), a 2xx to CONNECT (a
+// tunnel), an answer that already has a Content-Encoding or says
+// Cache-Control: no-transform, a content type outside Types, and a body
+// of known length under MinSize.
+//
+// A HEAD is judged as the GET would be, from its Content-Length field
+// (pass the length the GET would have): RFC 9110 9.3.2 asks that a HEAD's
+// header fields be those of the GET, so a cache that stores them sees the
+// same Content-Encoding, Vary and ETag. The caller Prepares the header and
+// writes no body.
+func (c *Compressor) Applies(status int, method string, h http.Header, contentLength int64) bool {
+	if status < 200 || status == http.StatusNoContent || status == http.StatusNotModified ||
+		status == http.StatusPartialContent {
+		return false
+	}
+	if method == http.MethodConnect {
+		return false
+	}
+	if hasNonEmpty(h["Content-Encoding"]) || len(h["Content-Range"]) > 0 {
+		return false
+	}
+	if hasToken(h["Cache-Control"], "no-transform") {
+		return false
+	}
+	if contentLength >= 0 && contentLength < c.minSize {
+		return false
+	}
+	ct := h["Content-Type"]
+	return len(ct) > 0 && c.typeMatches(ct[0])
+}
+
+// Prepare edits the answer's header fields for a body compressed with
+// enc: Content-Encoding is set; Vary gains Accept-Encoding (AddVary);
+// Content-Length goes (the compressed length is not known in advance);
+// Accept-Ranges goes (ranges of a body made on the fly cannot be served);
+// a strong ETag becomes weak, as nginx does, because the bytes differ from
+// the identity body's while the representation's meaning does not, so
+// If-None-Match (weak comparison) still revalidates; Content-MD5,
+// Content-Digest and Repr-Digest go, because they describe bytes that are
+// no longer sent.
+func Prepare(h http.Header, enc string) {
+	h.Set("Content-Encoding", enc)
+	AddVary(h)
+	h.Del("Content-Length")
+	h.Del("Accept-Ranges")
+	h.Del("Content-Md5")
+	h.Del("Content-Digest")
+	h.Del("Repr-Digest")
+	if tags := h["Etag"]; len(tags) > 0 {
+		for i, t := range tags {
+			if strings.HasPrefix(t, `"`) {
+				tags[i] = "W/" + t
+			}
+		}
+	}
+}
+
+// AddVary adds Accept-Encoding to Vary unless it (or "*") is already
+// there, appending to the last existing Vary line so the answer keeps one
+// field line. It is for every answer whose type could be compressed,
+// compressed or not this time, so a shared cache does not hand the
+// gzipped copy to a client that did not ask for gzip, or the reverse.
+func AddVary(h http.Header) {
+	vs := h["Vary"]
+	for _, v := range vs {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			tok = strings.TrimSpace(tok)
+			if tok == "*" || strings.EqualFold(tok, "Accept-Encoding") {
+				return
+			}
+		}
+	}
+	switch {
+	case len(vs) == 0:
+		h.Set("Vary", "Accept-Encoding")
+	case strings.TrimSpace(vs[len(vs)-1]) == "":
+		vs[len(vs)-1] = "Accept-Encoding"
+	default:
+		vs[len(vs)-1] += ", Accept-Encoding"
+	}
+}
+
+// Compressible reports whether a Content-Type field value is one of
+// Types: the integrator calls AddVary for such answers even when the
+// client did not ask for compression.
+func (c *Compressor) Compressible(contentType string) bool { return c.typeMatches(contentType) }
+
+func hasNonEmpty(vs []string) bool {
+	for _, v := range vs {
+		if strings.TrimSpace(v) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// hasToken reports whether a comma-separated list field holds tok as a
+// directive name (case-insensitive, ignoring any "=value").
+func hasToken(vs []string, tok string) bool {
+	for _, v := range vs {
+		for v != "" {
+			var d string
+			d, v, _ = strings.Cut(v, ",")
+			name, _, _ := strings.Cut(d, "=")
+			if strings.EqualFold(strings.TrimSpace(name), tok) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,11 @@
+package compress
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain proves that every goroutine the package's tests start (test
+// servers, curl's pipes, decoders) has stopped when they end.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
