@@ -144,6 +144,10 @@ type appView struct {
 	Name   string
 	Status supervisor.AppStatus
 	Charts []template.HTML
+	// Refused are the answers the app's route rules gave instead of it
+	// in the last hour, by cause (access_denied, rate_limited, …),
+	// whatever the charts' window: the hour diagnose reads too.
+	Refused []history.CauseCount
 }
 
 // markPast returns the findings marked past against the apps shown:
@@ -296,6 +300,7 @@ func (db *dashboard) data(win window) dashboardData {
 		data.Overview.Charts = charts(overviewID, rec.Window(history.Overall, win.Span), win, true, false)
 		for i, a := range data.Apps {
 			data.Apps[i].Charts = charts(a.Name, rec.Window(a.Name, win.Span), win, false, external(a.Status))
+			data.Apps[i].Refused = rec.Refused(a.Name, time.Hour)
 		}
 	}
 	data.Events = db.d.Events.Last(dashboardEvents)

@@ -57,15 +57,19 @@ func confirmAction(t *testing.T, ctx context.Context, button string) {
 
 // TestBrowserDashboardFillsLive: a page opened before any traffic shows,
 // through its live stream alone (no reload), the request rate, latency,
-// the 5xx of a crash by its cause, and the crash in the timeline.
+// the 5xx of a crash by its cause, the crash in the timeline, and a
+// route rule's refusal by its cause.
 func TestBrowserDashboardFillsLive(t *testing.T) {
 	t.Parallel()
-	g := start(t, 2, nil)
+	g := start(t, 2, withDeniedRoute)
 	ctx := browser(t, browserTimeout)
 	openDashboard(t, ctx, g.AdminURL)
 	// Before any request: the rate chart is there, at zero.
 	if d := dataset(t, ctx, `#_all-rps path[data-series="requests"]`); d == nil || d["max"] != "" && d["max"] != "0" {
 		t.Fatalf("before any request, #_all-rps requests is %v; want present and at zero", d)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#rules-web [data-rules]').length`); n != 0 {
+		t.Fatalf("before any request, #rules-web shows route rules' answers")
 	}
 	// A reload of the page would lose this mark: it proves the values
 	// below came over the stream into the page first loaded.
@@ -85,6 +89,15 @@ func TestBrowserDashboardFillsLive(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || cause == "" {
 		t.Fatalf("POST /crash: %d, Gatehouse-Cause %q; want 502 with a cause", resp.StatusCode, cause)
 	}
+	refused, err := client(t).Get(g.URL + "/private/x")
+	if err != nil {
+		t.Fatalf("GET /private/x: %v", err)
+	}
+	io.Copy(io.Discard, refused.Body)
+	refused.Body.Close()
+	if refused.StatusCode != http.StatusForbidden {
+		t.Fatalf("GET /private/x from loopback, denied: %d; want 403", refused.StatusCode)
+	}
 	// The load goes on while the page fills.
 	for _, c := range []struct{ what, expr string }{
 		{"a request rate in #_all-rps", seriesJS("_all-rps", "requests")},
@@ -96,6 +109,7 @@ func TestBrowserDashboardFillsLive(t *testing.T) {
 		{"memory of web's instances in #web-memory", `document.querySelectorAll('#web-memory path[data-series]:not([data-points="0"])').length >= 2`},
 		{"an exit event, marked bad, in the timeline", `document.querySelector('#events ol.events li.bad[data-type="exit"]')`},
 		{"instance rows in #instances-web", `document.querySelectorAll('#instances-web tr[data-instance]').length === 2`},
+		{"the 403 by its cause in #rules-web", `document.querySelector('#rules-web [data-cause="access_denied"] b')?.textContent === '1'`},
 	} {
 		waitJS(t, ctx, liveWait, c.what, c.expr, chartsDiagnosis)
 	}
@@ -330,7 +344,7 @@ func TestDashboardExternalPoolHasNoProcessCharts(t *testing.T) {
 	cfg, _ := harness.FaultApp(t, 1)
 	edge := config.NewApp("web")
 	edge.Upstreams = []string{testutil.ClosedAddr(t)}
-	edge.Routes = []string{"/"}
+	edge.Routes = config.PlainRoutes("/")
 	cfg.Apps = map[string]*config.App{"web": edge}
 	g := harness.Start(t, cfg)
 	testutil.WaitFor(t, 10*time.Second, "the pool's member", func() bool { return len(g.Instances("web")) == 1 })

@@ -49,7 +49,7 @@ func TestDashboardScreenshot(t *testing.T) {
 	copyFile(t, testutil.BuildBinary(t, "github.com/gatehouse/gatehouse/examples/demo"), filepath.Join(app.Dir, "demo"))
 	app.Command = config.Command{"./demo"}
 	app.Instances = 2
-	app.Routes = []string{"/"}
+	app.Routes = config.PlainRoutes("/")
 	app.Health.Path = "/healthz"
 	app.Health.Interval = config.Duration(time.Second)
 	app.StartTimeout = config.Duration(10 * time.Second)

@@ -34,9 +34,10 @@ type update struct {
 // history (once a second), one server-sent event "update" whose data is a
 // JSON object from element id to that element's new inner HTML, holding
 // only the fragments that changed since this client's last event: the
-// summary at the top, the charts, the instance tables, the header, the
-// events, and the findings when new ones were made (a page load, "run
-// again", or an event since the last ones: see refreshOnEvents). The
+// summary at the top, the charts, the route rules' refusals, the
+// instance tables, the header, the events, and the findings when new
+// ones were made (a page load, "run again", or an event since the last
+// ones: see refreshOnEvents). The
 // server renders every fragment (one renderer for the page with and
 // without script), once per second and window for all clients. A client
 // that reads too slowly is cut off by the write deadline rather than
@@ -153,6 +154,9 @@ func (db *dashboard) fragments(data dashboardData) (map[string]string, error) {
 			return nil, err
 		}
 		if err := render("instances-"+a.Name, "instances", a); err != nil {
+			return nil, err
+		}
+		if err := render("rules-"+a.Name, "rules", a); err != nil {
 			return nil, err
 		}
 	}

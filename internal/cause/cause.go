@@ -39,6 +39,15 @@ const (
 	UpgradeRefused      Cause = "upgrade_refused"
 )
 
+// Causes of the rules a route applies before the app is asked (allow and
+// deny, rate_limit, basic_auth, forward_auth). None is retried.
+const (
+	AccessDenied    Cause = "access_denied"
+	RateLimited     Cause = "rate_limited"
+	AuthRequired    Cause = "auth_required"
+	AuthUnavailable Cause = "auth_unavailable"
+)
+
 // StatusClientClosed is logged for requests whose client went away (nginx's
 // convention); it is never written to a client.
 const StatusClientClosed = 499
@@ -72,6 +81,11 @@ var table = map[Cause]info{
 	ClientTimeout:       {http.StatusRequestTimeout, Never, "the client sent its request too slowly: the head took longer than limits.head_timeout, or the body paused longer than limits.body_timeout"},
 	UnsupportedProtocol: {http.StatusHTTPVersionNotSupported, Never, "the client spoke a protocol gatehouse does not serve on this listener (HTTP/2 prior knowledge without h2c)"},
 	UpgradeRefused:      {http.StatusBadRequest, Never, "the client asked to switch to a protocol the app's upgrades: does not list (websocket by default); h2c is never forwarded"},
+
+	AccessDenied:    {http.StatusForbidden, Never, "the client's address is refused by the route's deny list, or is not in its allow list; behind a proxy, check trusted_proxies"},
+	RateLimited:     {http.StatusTooManyRequests, Never, "the client sent more requests than the route's rate_limit allows; wait for Retry-After, or raise rate or burst"},
+	AuthRequired:    {http.StatusUnauthorized, Never, "the route asks for a user name and password (basic_auth), and none or a wrong one was sent"},
+	AuthUnavailable: {http.StatusServiceUnavailable, Never, "the forward_auth service could not be reached or did not answer within its timeout; check that it runs at forward_auth.url"},
 }
 
 // Status is the HTTP status gatehouse answers with for c; 0 when the status

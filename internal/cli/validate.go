@@ -23,7 +23,8 @@ func newValidateCmd() *cobra.Command {
 		Short: "Check a config and report every problem with its line",
 		Long: "Check a config and report every problem with its line (exit code 2), including what\n" +
 			"gatehouse run would refuse to start on here: tls: files that cannot be read or do not go\n" +
-			"together, an admin address off loopback without a token.\n" +
+			"together, a static root that is not a directory, an admin address off loopback without\n" +
+			"a token.\n" +
 			"A command whose executable is not on PATH is a warning: it does not change the exit code.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {

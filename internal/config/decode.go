@@ -75,6 +75,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.scalar(n, v, path, "a number", decodeThreshold)
 		return
 	}
+	if n.Kind == yaml.ScalarNode && v.CanAddr() {
+		if sf, ok := v.Addr().Interface().(scalarForm); ok {
+			if err := sf.decodeScalar(n.Value); err != nil {
+				d.errorf(n.Line, path, "%v", err)
+			}
+			return
+		}
+	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
@@ -101,6 +109,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(n.Line, path, "cannot decode into %s", v.Type())
 	}
 }
+
+// scalarForm is a block that may also be written as one value: a route
+// as its match string, compress as true or false, rate_limit and the auth
+// blocks as "off".
+type scalarForm interface{ decodeScalar(string) error }
 
 // newValue returns a pointer to a fresh T, with T's defaults where the
 // schema has them: an app or auto_heal block that appears starts from its

@@ -35,7 +35,7 @@ func TestParseFull(t *testing.T) {
 	web.Command = Command{"node", "server.js"}
 	web.Env = map[string]string{"NODE_ENV": "production", "WORKERS": "4"}
 	web.Instances = 2
-	web.Routes = []string{"/"}
+	web.Routes = PlainRoutes("/")
 	web.Health.Path = "/healthz"
 	web.QueueSize = 500
 	web.MaxAttempts = 2
@@ -60,7 +60,7 @@ func TestParseFull(t *testing.T) {
 
 	api := NewApp("api")
 	api.Upstreams = []string{"10.0.0.5:8080", "10.0.0.6:8080"}
-	api.Routes = []string{"api.example.com/", "/api/"}
+	api.Routes = PlainRoutes("api.example.com/", "/api/")
 	api.Health.Path = "/status"
 	api.Health.Status = StatusRange{200, 200}
 	// api sets no limits: it inherits every top-level one.
@@ -106,7 +106,7 @@ func TestParseMinimalGetsDefaults(t *testing.T) {
 	}
 	web := NewApp("web")
 	web.Command = Command{"sh", "-c", "node server.js"}
-	web.Routes = []string{"/"} // a lone app serves everything
+	web.Routes = PlainRoutes("/") // a lone app serves everything
 	want := Default()
 	want.Apps = map[string]*App{"web": web}
 	want.File = "testdata/good/minimal.yaml"
@@ -316,7 +316,7 @@ apps:
 	api.Command = Command{"node", "server.js"}
 	api.Health.Path = "/healthz" // from the merge; "health:" with no value keeps it
 	api.Instances = 2
-	api.Routes = []string{"/api/"}
+	api.Routes = PlainRoutes("/api/")
 	if diff := cmp.Diff(api, c.Apps["api"]); diff != "" {
 		t.Errorf("merged app mismatch (-want +got):\n%s", diff)
 	}

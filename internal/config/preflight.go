@@ -17,7 +17,8 @@ const AdminTokenEnv = "GATEHOUSE_ADMIN_TOKEN"
 // Preflight checks what gatehouse run refuses to start on that Parse
 // cannot see, because it depends on the files and environment gatehouse
 // starts in: the tls: certificate and key must be readable and go
-// together, acme's ca_roots must hold certificates, and an admin listener
+// together, acme's ca_roots must hold certificates, static roots must
+// be directories, and an admin listener
 // off loopback needs a token (admin_token or GATEHOUSE_ADMIN_TOKEN).
 // Problems come back as Errors placed like Parse's, so that gatehouse
 // validate and gatehouse run report them alike. Parse leaves these out
@@ -26,6 +27,7 @@ const AdminTokenEnv = "GATEHOUSE_ADMIN_TOKEN"
 func (c *Config) Preflight() error {
 	v := &validator{file: c.File, pos: c.pos}
 	v.tlsFiles(c.TLS, "tls")
+	v.staticRoots(c)
 	if os.Getenv(AdminTokenEnv) == "" && c.AdminToken == "" && !LoopbackOnly(c.Admin) {
 		v.errorf("admin", "%q is not a loopback address: set admin_token in the config or %s, or bind admin to 127.0.0.1", c.Admin, AdminTokenEnv)
 	}

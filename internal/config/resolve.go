@@ -2,8 +2,8 @@ package config
 
 import "path/filepath"
 
-// Resolve makes DataDir, each app's Dir, the tls: files and the
-// upstream_tls files absolute, relative to baseDir, the config file's
+// Resolve makes DataDir, each app's Dir, the tls: files, the
+// upstream_tls files and static roots absolute, relative to baseDir, the config file's
 // directory, or the working directory when baseDir is "". Relative paths
 // are resolved once, here, because instances and log files
 // are opened long after startup and must not depend on the working
@@ -23,6 +23,11 @@ func (c *Config) Resolve(baseDir string) {
 			app.Dir = resolvePath(baseDir, app.Dir)
 			if app.UpstreamTLS != nil {
 				app.UpstreamTLS.resolve(baseDir)
+			}
+			for i := range app.Routes {
+				if st := app.Routes[i].Static; st != nil {
+					st.Root = resolvePath(baseDir, st.Root)
+				}
 			}
 		}
 	}

@@ -131,9 +131,44 @@ type App struct {
 	Affinity bool `yaml:"affinity" secret:"false"`
 	// AffinityCookie names the affinity cookie. Default "ARRAffinity".
 	AffinityCookie string `yaml:"affinity_cookie" secret:"false"`
-	// Routes are "host/path-prefix", "/path-prefix" or "host/". Default
+	// Routes say which requests are the app's: each is "host/path-prefix",
+	// "/path-prefix" or "host/", or a block (see Route) that adds path
+	// changes, a redirect, static files or its own edge keys. Default
 	// ["/"] when there is a single app.
-	Routes []string `yaml:"routes" secret:"false"`
+	Routes []Route `yaml:"routes" secret:"false"`
+	// RequestHeaders changes the request's header fields before the app
+	// sees it. nil (absent) means none.
+	RequestHeaders *HeaderOps `yaml:"request_headers" secret:"false"`
+	// ResponseHeaders changes the answer's header fields before the
+	// client sees them (gatehouse's own answers included). nil (absent)
+	// means none.
+	ResponseHeaders *HeaderOps `yaml:"response_headers" secret:"false"`
+	// SecurityHeaders adds Strict-Transport-Security (over HTTPS, one
+	// year), X-Content-Type-Options: nosniff, Referrer-Policy:
+	// strict-origin-when-cross-origin and X-Frame-Options: SAMEORIGIN to
+	// every answer: true adds each the app did not send, "force" replaces
+	// the app's own; false, or absent, adds none.
+	SecurityHeaders string `yaml:"security_headers" secret:"false"`
+	// Allow, when not empty, admits only clients whose address (as
+	// trusted_proxies establishes it) is in one of these CIDRs or
+	// addresses; others get 403 access_denied. gatehouse's health paths
+	// and ACME's challenge path are not subject to it. No default.
+	Allow []string `yaml:"allow" secret:"false"`
+	// Deny refuses clients in these CIDRs or addresses with 403
+	// access_denied, whatever allow says. No default.
+	Deny []string `yaml:"deny" secret:"false"`
+	// RateLimit limits each client's request rate; past it, 429
+	// rate_limited with Retry-After. nil (absent) means no limit.
+	RateLimit *RequestRateLimit `yaml:"rate_limit" secret:"false"`
+	// BasicAuth asks for a user name and password. nil (absent) means
+	// none.
+	BasicAuth *BasicAuth `yaml:"basic_auth" secret:"false"`
+	// ForwardAuth asks an auth service about each request first. nil
+	// (absent) means none.
+	ForwardAuth *ForwardAuth `yaml:"forward_auth" secret:"false"`
+	// Compress compresses the app's answers for clients that accept it.
+	// nil (absent) means answers are sent as the app wrote them.
+	Compress *Compress `yaml:"compress" secret:"false"`
 	// Health is the startup and liveness probe. Absent, it is a TCP
 	// connect to the instance's port with the defaults of its keys.
 	Health Health `yaml:"health" secret:"false"`

@@ -108,7 +108,7 @@ func (c *Config) implicitRoutes() {
 	}
 	for _, app := range c.Apps {
 		if app != nil && len(app.Routes) == 0 {
-			app.Routes = []string{"/"}
+			app.Routes = PlainRoutes("/")
 		}
 	}
 }
@@ -170,6 +170,7 @@ func (v *validator) app(a *App, path string, napps int, top *Limits) {
 		}
 	}
 	v.routes(a.Routes, path+".routes", napps)
+	v.appEdge(a, path)
 	v.appLimits(&a.Limits, top, path+".limits")
 	v.upgrades(a.Upgrades, path+".upgrades")
 	if a.AutoHeal != nil {
@@ -249,28 +250,6 @@ func (v *validator) atLeastOne(path string, n int) {
 	}
 }
 
-// routes checks each route's shape. Several apps share one listener, so
-// each must say which requests are its own.
-func (v *validator) routes(routes []string, path string, napps int) {
-	if len(routes) == 0 && napps > 1 {
-		v.errorf(path, "required when there are several apps, e.g. routes: [\"/api/\"] or [\"api.example.com/\"]")
-	}
-	seen := map[string]bool{}
-	for i, r := range routes {
-		p := fmt.Sprintf("%s[%d]", path, i)
-		host, _, ok := strings.Cut(r, "/")
-		switch {
-		case strings.Contains(r, "://"):
-			v.errorf(p, "%q: leave out the scheme, e.g. \"api.example.com/\"", r)
-		case !ok || strings.ContainsAny(host, " \t"):
-			v.errorf(p, "%q must be \"/prefix\" or \"host/prefix\", e.g. \"/api/\" or \"api.example.com/\"", r)
-		case seen[r]:
-			v.errorf(p, "duplicate route %q", r)
-		}
-		seen[r] = true
-	}
-}
-
 // routeClaims reports a route claimed by two apps: the gateway could not
 // tell which one a request is for.
 func (v *validator) routeClaims(c *Config) {
@@ -281,11 +260,11 @@ func (v *validator) routeClaims(c *Config) {
 			continue
 		}
 		for i, r := range a.Routes {
-			if first, ok := owner[r]; ok && first != name {
-				v.errorf(fmt.Sprintf("apps.%s.routes[%d]", name, i), "route %q is already claimed by app %q", r, first)
+			if first, ok := owner[r.Match]; ok && first != name {
+				v.errorf(fmt.Sprintf("apps.%s.routes[%d]", name, i), "route %q is already claimed by app %q", r.Match, first)
 				continue
 			}
-			owner[r] = name
+			owner[r.Match] = name
 		}
 	}
 }

@@ -41,7 +41,7 @@ func (v *validator) affinityCookies(c *Config) {
 			continue
 		}
 		for _, b := range seen {
-			if b.AffinityCookie == a.AffinityCookie && shareHost(a.Routes, b.Routes) {
+			if b.AffinityCookie == a.AffinityCookie && shareHost(Matches(a.Routes), Matches(b.Routes)) {
 				v.errorf("apps."+name+".affinity_cookie", "%q is also the affinity cookie of app %q, on the same host: give each app its own name, e.g. affinity_cookie: %q",
 					a.AffinityCookie, b.Name, a.AffinityCookie+strings.ToUpper(name[:1])+name[1:])
 				break

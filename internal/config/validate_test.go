@@ -309,7 +309,7 @@ func TestLoneAppGetsRootRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"/"}, c.Apps["web"].Routes); diff != "" {
+	if diff := cmp.Diff(PlainRoutes("/"), c.Apps["web"].Routes); diff != "" {
 		t.Errorf("routes mismatch (-want +got):\n%s", diff)
 	}
 }

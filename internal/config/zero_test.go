@@ -20,7 +20,7 @@ func TestFromCommand(t *testing.T) {
 
 	web := NewApp("web")
 	web.Command = Command{"node", "server.js"}
-	web.Routes = []string{"/"}
+	web.Routes = PlainRoutes("/")
 	web.Dir = dir
 	want := Default()
 	want.DataDir = filepath.Join(dir, DefaultDataDir)

@@ -186,7 +186,13 @@ func (s *Section) example() string {
 					name = "example"
 				}
 			}
-			fmt.Fprintf(&b, "%s%s:\n", indent, name)
+			if list {
+				// The block below a list's item: the item's first key.
+				fmt.Fprintf(&b, "%s- %s:\n", indent, name)
+				indent += "  "
+			} else {
+				fmt.Fprintf(&b, "%s%s:\n", indent, name)
+			}
 			indent += "  "
 			parent, list = name, isList
 		}

@@ -84,15 +84,25 @@ func schemaAt(root map[string]any, path string) map[string]any {
 		}
 		return nil
 	}
+	// A block also written as one value (a route as its match) is an
+	// anyOf whose first member is the block.
+	block := func(n map[string]any) map[string]any {
+		n = resolve(n)
+		if alts, ok := n["anyOf"].([]any); ok && len(alts) > 0 {
+			first, _ := alts[0].(map[string]any)
+			return first
+		}
+		return n
+	}
 	prop := func(n map[string]any, name string) map[string]any {
-		props, _ := resolve(n)["properties"].(map[string]any)
+		props, _ := block(n)["properties"].(map[string]any)
 		p, _ := props[name].(map[string]any)
 		return p
 	}
 	n := root
 	for _, seg := range strings.Split(path, ".") {
 		if seg == "<name>" {
-			n, _ = resolve(n)["additionalProperties"].(map[string]any)
+			n, _ = block(n)["additionalProperties"].(map[string]any)
 			continue
 		}
 		name, list := strings.CutSuffix(seg, "[]")

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 // Patterns of the written forms, as config.ParseDuration, ParseSize,
@@ -106,11 +108,29 @@ func (r *Reference) block(s *Section) obj {
 		}
 		o = append(o, kv{"description", strings.Join(r.prose(s.Doc, goName, key, s, false), "\n\n")})
 	}
-	return append(o,
-		kv{"type", []string{"object", "null"}},
-		kv{"additionalProperties", false},
-		kv{"properties", props})
+	body := obj{
+		{"type", []string{"object", "null"}},
+		{"additionalProperties", false},
+		{"properties", props},
+	}
+	if alt, ok := scalarForms[s.Type]; ok {
+		return append(o, kv{"anyOf", []any{body, alt}})
+	}
+	return append(o, body...)
 }
+
+// scalarForms are the blocks decode.go also reads from one value (their
+// decodeScalar): a route as its match, compress as true or false, the
+// blocks a route turns off as "off".
+var scalarForms = map[reflect.Type]obj{
+	reflect.TypeFor[config.Route]():            {{"type", "string"}},
+	reflect.TypeFor[config.Compress]():         {{"type", "boolean"}},
+	reflect.TypeFor[config.RequestRateLimit](): offForm,
+	reflect.TypeFor[config.BasicAuth]():        offForm,
+	reflect.TypeFor[config.ForwardAuth]():      offForm,
+}
+
+var offForm = obj{{"enum", []any{"off", false}}}
 
 // typeSchema is the schema of a value of type t; checkType has refused
 // any t it does not cover.

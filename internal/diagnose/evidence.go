@@ -29,6 +29,13 @@ type Access struct {
 	Cause         string    `json:"cause"`
 	RetriedCauses []string  `json:"retried_causes"`
 	Detail        string    `json:"detail"`
+	Host          string    `json:"host"`
+	Client        string    `json:"client"`
+	// Rule is the route rule that answered ("rate_limit", "deny
+	// 10.0.0.0/8", "not in allow", ...); User who basic_auth or
+	// forward_auth established.
+	Rule string `json:"rule"`
+	User string `json:"user"`
 }
 
 // Evidence is everything the detectors look at.

@@ -64,6 +64,7 @@ var priority = map[string]int{
 	"overload": 9, "slow_requests": 10, "cold_start": 11, "app_errors": 12,
 	"certificate_failed": 13, "certificate_expiring": 14, "certificate_reload_failed": 15,
 	"certificate_chain_incomplete": 15, "dns_lookup_failed": 16,
+	"auth_unavailable": 17, "rate_limited": 18, "access_denied": 19,
 }
 
 // rank sorts findings most important first: current before past, then

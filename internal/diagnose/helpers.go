@@ -18,7 +18,7 @@ type detector func(ev *Evidence, found []Finding) []Finding
 var detectors = []detector{
 	commandNotExecutable, portMismatch, upstreamTLS, probeRejected, restartLoop, startFailure, crash, unresponsive,
 	outboundExhaustion, memoryPressure, keepaliveRace, overload, slowRequests, coldStart, appErrors, certificates,
-	dnsLookups,
+	dnsLookups, authUnavailable, rateLimited, accessDenied,
 }
 
 func eventsOf(ev *Evidence, types ...string) []telemetry.Event {

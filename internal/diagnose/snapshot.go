@@ -1,12 +1,14 @@
 package diagnose
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/procstat"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 )
@@ -38,10 +40,24 @@ type AppSnap struct {
 	MemoryLimit         uint64        `json:"memory_limit"`
 	// MaxInflight, QueueSize and HoldTimeout bound how much the app is
 	// sent at once and how many wait: overload's figures.
-	MaxInflight int            `json:"max_inflight,omitempty"`
-	QueueSize   int            `json:"queue_size,omitempty"`
-	HoldTimeout time.Duration  `json:"hold_timeout,omitempty"`
-	Instances   []InstanceSnap `json:"instances"`
+	MaxInflight int           `json:"max_inflight,omitempty"`
+	QueueSize   int           `json:"queue_size,omitempty"`
+	HoldTimeout time.Duration `json:"hold_timeout,omitempty"`
+	// Routes are the app's routes with the rules the edge findings
+	// name, in the config's order.
+	Routes    []RouteSnap    `json:"routes,omitempty"`
+	Instances []InstanceSnap `json:"instances"`
+}
+
+// RouteSnap is one route's match and the rules in effect on it that
+// findings name in their fixes.
+type RouteSnap struct {
+	Match string `json:"match"`
+	// RateLimit is "10/s burst 20 key client_ip"; "" when none.
+	RateLimit string `json:"rate_limit,omitempty"`
+	// ForwardAuthURL and ForwardAuthTimeout are the auth service's.
+	ForwardAuthURL     string        `json:"forward_auth_url,omitempty"`
+	ForwardAuthTimeout time.Duration `json:"forward_auth_timeout,omitempty"`
 }
 
 // InstanceSnap is one instance's state and process statistics.
@@ -68,7 +84,7 @@ func Take(sup Apps) Snapshot {
 			Name: a.Name(), Command: c.Command, Runtime: DetectRuntime(c.Command, c.Dir), HealthPath: c.Health.Path, HealthTimeout: c.Health.Timeout.D(),
 			RequestTimeout: c.RequestTimeout.D(), StartTimeout: c.StartTimeout.D(), UpstreamIdleTimeout: c.UpstreamIdleTimeout.D(),
 			IdleTimeout: c.IdleTimeout.D(), MemoryLimit: uint64(c.MemoryLimit),
-			MaxInflight: c.MaxInflight, QueueSize: c.QueueSize, HoldTimeout: c.HoldTimeout.D(),
+			MaxInflight: c.MaxInflight, QueueSize: c.QueueSize, HoldTimeout: c.HoldTimeout.D(), Routes: routeSnaps(c),
 		}
 		for _, in := range a.Instances() {
 			as.Instances = append(as.Instances, InstanceSnap{
@@ -79,6 +95,23 @@ func Take(sup Apps) Snapshot {
 		s.Apps = append(s.Apps, as)
 	}
 	return s
+}
+
+func routeSnaps(c *config.App) []RouteSnap {
+	var out []RouteSnap
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		e := config.EdgeOf(c, r)
+		rs := RouteSnap{Match: r.Match}
+		if rl := e.RateLimit; rl != nil {
+			rs.RateLimit = fmt.Sprintf("%s burst %d key %s", rl.Rate, rl.Burst, cmp.Or(rl.Key, "client_ip"))
+		}
+		if fa := e.ForwardAuth; fa != nil {
+			rs.ForwardAuthURL, rs.ForwardAuthTimeout = fa.URL, cmp.Or(fa.Timeout.D(), 5*time.Second)
+		}
+		out = append(out, rs)
+	}
+	return out
 }
 
 func lastN(ss []string, n int) []string {

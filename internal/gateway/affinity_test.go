@@ -78,7 +78,7 @@ func stickyConfig(dataDir string, adjust func(*config.Config)) *config.Config {
 	cfg := config.Default()
 	cfg.DataDir = dataDir
 	app := config.NewApp("web")
-	app.Routes = []string{"/"}
+	app.Routes = config.PlainRoutes("/")
 	app.Affinity = true
 	app.HoldTimeout = config.Duration(200 * time.Millisecond)
 	app.RequestTimeout = config.Duration(5 * time.Second)

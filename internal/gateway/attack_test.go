@@ -51,7 +51,7 @@ func TestAttacks(t *testing.T) {
 			app := newRecApp(t, c.answer)
 			d := directWith(t, app.addr, w.h1Options(), func(a *config.App) {
 				if c.routes != nil {
-					a.Routes = c.routes
+					a.Routes = config.PlainRoutes(c.routes...)
 				}
 				if c.adjust != nil {
 					c.adjust(a)

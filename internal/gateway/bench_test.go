@@ -1,10 +1,13 @@
 package gateway_test
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +23,7 @@ func benchGateway(b *testing.B, engine string, addrs ...string) (string, *pool.P
 	b.Helper()
 	cfg := config.Default()
 	app := config.NewApp("web")
-	app.Routes = []string{"/"}
+	app.Routes = config.PlainRoutes("/")
 	cfg.Apps = map[string]*config.App{"web": app}
 	cfg.Order = []string{"web"}
 	p := pool.New("web", 1000)
@@ -129,5 +132,36 @@ func BenchmarkRetryPath(b *testing.B) {
 	for b.Loop() {
 		ms[0].ClearEjection()
 		get(b, c, url)
+	}
+}
+
+// BenchmarkStatic is a static route's file (1 KiB and 1 MiB) over
+// keep-alive connections, for each protocol the front speaks.
+func BenchmarkStatic(b *testing.B) {
+	root := b.TempDir()
+	for name, size := range map[string]int{"1k.txt": 1 << 10, "1m.bin": 1 << 20} {
+		if err := os.WriteFile(filepath.Join(root, name), bytes.Repeat([]byte("g"), size), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, engine := range frontProtocols {
+		cfg := config.Default()
+		app := config.NewApp("web")
+		app.Routes = []config.Route{{Match: "/", Static: &config.Static{Root: root, Index: []string{"index.html"}}}}
+		cfg.Apps = map[string]*config.App{"web": app}
+		cfg.Order = []string{"web"}
+		gw := gateway.New(cfg, map[string]*pool.Pool{"web": pool.New("web", 1000)}, gateway.Options{})
+		url := protoURL(engine, serve(b, engine, gw))
+		c := benchClient(b, engine)
+		for _, f := range []string{"1k.txt", "1m.bin"} {
+			b.Run(engine+"/"+f, func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						get(b, c, url+"/"+f)
+					}
+				})
+			})
+		}
 	}
 }

@@ -138,7 +138,7 @@ func TestPipelinedAfterUnreadBody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := serveCounted(t, app, front.Options{}, func(a *config.App) { a.Routes = []string{"/app/"} })
+			s := serveCounted(t, app, front.Options{}, func(a *config.App) { a.Routes = config.PlainRoutes("/app/") })
 			c := dialRaw(t, s.addr)
 			c.send(tc.pieces[0])
 			if resp, _, err := c.final(3 * time.Second); err != nil || resp.StatusCode != 404 {

@@ -52,7 +52,7 @@ func TestAccessEntryWaitsForTheExitNotTheAnswer(t *testing.T) {
 				})
 				cfg := config.Default()
 				app := config.NewApp("web")
-				app.Routes = []string{"/"}
+				app.Routes = config.PlainRoutes("/")
 				app.HoldTimeout = config.Duration(200 * time.Millisecond)
 				cfg.Apps = map[string]*config.App{"web": app}
 				cfg.Order = []string{"web"}

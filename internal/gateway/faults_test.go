@@ -433,7 +433,7 @@ func TestAppError(t *testing.T) {
 func TestNoRoute(t *testing.T) {
 	t.Parallel()
 	cfg, app := harness.FaultApp(t, 1)
-	app.Routes = []string{"/api/"}
+	app.Routes = config.PlainRoutes("/api/")
 	g := harness.Start(t, cfg)
 	waitReady(t, g, 1)
 	c := newClient(t, g, 10*time.Second)

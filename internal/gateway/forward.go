@@ -97,6 +97,12 @@ func outbound(x *front.Exchange, st *reqState) {
 	delete(h, "Expect")
 	forwarded(x, st)
 	h["X-Request-Id"] = x.One(st.requestID)
+	if e := st.edge; e != nil {
+		if p := e.StripsPrefix(); p != "" {
+			h["X-Forwarded-Prefix"] = x.One(p)
+		}
+		e.EditRequest(h, &st.ask)
+	}
 	if x.Upgrade != "" {
 		h["Connection"] = x.One("Upgrade")
 		h["Upgrade"] = x.One(x.Upgrade)
@@ -175,14 +181,14 @@ func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
 		// stream's client must not wait for the first event to know it is
 		// open. A client leaving the stream is watched for, and ends it
 		// (see responseBody).
-		w.Flush()
+		rw.Flush()
 		x.Watch()
 	}
 	if h, ok := resp.Body.(*heldBody); ok && h.whole() {
 		// Read whole from the app, which has its slot back: written as
 		// held, without a copy.
 		if _, err := h.s.WriteTo(rw); err != nil && !errors.Is(err, front.ErrClientWrite) {
-			w.Abort()
+			rw.Abort()
 		}
 		return
 	}
@@ -212,19 +218,19 @@ func copyResponse(x *front.Exchange, rw *responseWriter, resp *http.Response) {
 		if n > 0 {
 			if _, werr := rw.Write(buf[:n]); werr != nil {
 				if !errors.Is(werr, front.ErrClientWrite) {
-					w.Abort()
+					rw.Abort()
 				}
 				return
 			}
 			if stream {
-				w.Flush()
+				rw.Flush()
 			}
 		}
 		if err == io.EOF {
 			return
 		}
 		if err != nil {
-			w.Abort()
+			rw.Abort()
 			return
 		}
 	}

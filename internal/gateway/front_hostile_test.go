@@ -18,7 +18,7 @@ func routedDirect(t *testing.T, addr string, routes []string, opts front.Options
 	t.Helper()
 	return directWith(t, addr, opts, func(a *config.App) {
 		if routes != nil {
-			a.Routes = routes
+			a.Routes = config.PlainRoutes(routes...)
 		}
 	})
 }

@@ -355,7 +355,7 @@ func TestFrontShutdown(t *testing.T) {
 		t.Cleanup(letGo)
 		cfg := config.Default()
 		ac := config.NewApp("web")
-		ac.Routes = []string{"/"}
+		ac.Routes = config.PlainRoutes("/")
 		cfg.Apps, cfg.Order = map[string]*config.App{"web": ac}, []string{"web"}
 		p := pool.New("web", 100)
 		m := pool.NewMember("web-1", strings.TrimPrefix(app.URL, "http://"))

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log"
 	"log/slog"
 	"sync"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/edge"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/spool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -35,6 +38,14 @@ type Gateway struct {
 	// (limits.buffer_memory), disk their temporary files
 	// (limits.buffer_disk).
 	buffers, disk *spool.Budget
+	// order is the apps' names in the config's order, for the router.
+	order []string
+	// err is why the routes' rules could not be built at start (Err).
+	err error
+	// edges are the routes' rules in effect, closed when replaced or
+	// with the gateway.
+	edgesMu sync.Mutex
+	edges   []*edge.Route
 	// streamsEnd ends when EndStreams is called.
 	streamsEnd context.Context
 	endStreams context.CancelFunc
@@ -84,7 +95,6 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 	if opts.Logger != nil {
 		g.secret.warn = func(err error) { opts.Logger.Warn(keyWarning, "err", err) }
 	}
-	var routes []route
 	for _, name := range cfg.Order {
 		ac := cfg.Apps[name]
 		a := &appProxy{name: name, pool: pools[name], secret: g.secret, streamsEnd: g.streamsEnd, buffers: g.buffers, disk: g.disk}
@@ -94,30 +104,83 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 		a.cfg.Store(ac)
 		a.pool.SetMaxInflight(ac.MaxInflight)
 		g.apps[name] = a
-		for _, r := range ac.Routes {
-			host, prefix := parseRoute(r)
-			routes = append(routes, route{host: host, prefix: prefix, app: a})
-		}
+		g.order = append(g.order, name)
 	}
-	g.router.Store(newRouter(routes))
+	g.err = g.buildRoutes()
 	return g
 }
+
+// buildRoutes builds the router from each app's config in effect, with
+// each route's rules compiled, and closes the previous routes' rules.
+// On an error the router is left as it was.
+func (g *Gateway) buildRoutes() error {
+	var routes []route
+	var edges []*edge.Route
+	var errs []error
+	for _, name := range g.order {
+		a := g.apps[name]
+		ac := a.cfg.Load()
+		for i := range ac.Routes {
+			r := &ac.Routes[i]
+			host, prefix := parseRoute(r.Match)
+			rt := route{host: host, prefix: prefix, app: a}
+			e, err := edge.Compile(ac, r)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("apps.%s.routes[%d]: %w", name, i, err))
+			case !e.Plain():
+				rt.edge = e
+				edges = append(edges, e)
+			}
+			routes = append(routes, rt)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, e := range edges {
+			e.Close()
+		}
+		return err
+	}
+	g.router.Store(newRouter(routes))
+	g.edgesMu.Lock()
+	old := g.edges
+	g.edges = edges
+	g.edgesMu.Unlock()
+	for _, e := range old {
+		e.Close()
+	}
+	return nil
+}
+
+// Err is why a route's rules could not be built (a static root that
+// cannot be opened, …); nil when every route is ready.
+func (g *Gateway) Err() error { return g.err }
 
 // BufferedBytes is the memory bodies read ahead of their reader hold now.
 func (g *Gateway) BufferedBytes() int64 { return g.buffers.Used() }
 
 // UpdateApp applies a reloaded app config that needs no restart (timeouts,
-// limits, max_inflight, probes, upstream_tls).
-func (g *Gateway) UpdateApp(ac *config.App) {
-	if a := g.apps[ac.Name]; a != nil {
-		if ac.Affinity {
-			g.secret.get()
-		}
-		if prev := a.cfg.Swap(ac); prev.UpstreamTLS != nil || ac.UpstreamTLS != nil {
-			a.dropUpstreams()
-		}
-		a.pool.SetMaxInflight(ac.MaxInflight)
+// limits, max_inflight, probes, upstream_tls, routes and their rules).
+// Routes whose rules cannot be built leave the app's config and routes
+// as they were, and the error says why.
+func (g *Gateway) UpdateApp(ac *config.App) error {
+	a := g.apps[ac.Name]
+	if a == nil {
+		return nil
 	}
+	if ac.Affinity {
+		g.secret.get()
+	}
+	prev := a.cfg.Swap(ac)
+	if err := g.buildRoutes(); err != nil {
+		a.cfg.Store(prev)
+		return err
+	}
+	if prev.UpstreamTLS != nil || ac.UpstreamTLS != nil {
+		a.dropUpstreams()
+	}
+	a.pool.SetMaxInflight(ac.MaxInflight)
+	return nil
 }
 
 // EndStreams ends every event stream (text/event-stream) in flight, and
@@ -137,7 +200,15 @@ func (g *Gateway) SettleAccess(timeout time.Duration) { g.late.settle(timeout) }
 // Close writes the access entries still waiting for their instance's
 // exit as they are, and any later one at once; gatehouse calls it before
 // it closes the access log.
-func (g *Gateway) Close() { g.late.close() }
+func (g *Gateway) Close() {
+	g.late.close()
+	g.edgesMu.Lock()
+	defer g.edgesMu.Unlock()
+	for _, e := range g.edges {
+		e.Close()
+	}
+	g.edges = nil
+}
 
 type discard struct{}
 

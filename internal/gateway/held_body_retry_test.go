@@ -52,7 +52,7 @@ func TestHeldBodyResentWholeOnRetry(t *testing.T) {
 			}
 			cfg := config.Default()
 			app := config.NewApp("web")
-			app.Routes = []string{"/"}
+			app.Routes = config.PlainRoutes("/")
 			app.HoldTimeout = config.Duration(200 * time.Millisecond)
 			app.RequestTimeout = config.Duration(5 * time.Second)
 			cfg.Apps = map[string]*config.App{"web": app}

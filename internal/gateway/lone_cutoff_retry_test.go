@@ -49,7 +49,7 @@ func TestLoneCutOffHeldUntilTheExitTells(t *testing.T) {
 			})
 			cfg := config.Default()
 			app := config.NewApp("web")
-			app.Routes = []string{"/"}
+			app.Routes = config.PlainRoutes("/")
 			app.HoldTimeout = config.Duration(10 * time.Second)
 			app.RequestTimeout = config.Duration(20 * time.Second)
 			cfg.Apps = map[string]*config.App{"web": app}

@@ -63,7 +63,7 @@ func newProxied(t *testing.T, proto string, trusted []string, headerTimeout time
 	cfg.TrustedProxies = trusted
 	cfg.ProxyProtocol = headerTimeout > 0
 	ac := config.NewApp("web")
-	ac.Routes = []string{"/"}
+	ac.Routes = config.PlainRoutes("/")
 	ac.Upstreams = []string{strings.TrimPrefix(app.URL, "http://")}
 	cfg.Apps = map[string]*config.App{"web": ac}
 	cfg.Order = []string{"web"}
@@ -421,7 +421,7 @@ func BenchmarkProxyTrusted(b *testing.B) {
 			cfg := config.Default()
 			cfg.TrustedProxies = []string{"127.0.0.1"}
 			app := config.NewApp("web")
-			app.Routes = []string{"/"}
+			app.Routes = config.PlainRoutes("/")
 			cfg.Apps = map[string]*config.App{"web": app}
 			cfg.Order = []string{"web"}
 			p := pool.New("web", 1000)

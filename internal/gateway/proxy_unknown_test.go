@@ -29,7 +29,7 @@ func TestProxyUnknownTrustsNoClientField(t *testing.T) {
 	cfg.TrustedProxies = []string{"127.0.0.1/32"}
 	cfg.ProxyProtocol = true
 	ac := config.NewApp("web")
-	ac.Routes = []string{"/"}
+	ac.Routes = config.PlainRoutes("/")
 	cfg.Apps = map[string]*config.App{"web": ac}
 	cfg.Order = []string{"web"}
 	p := pool.New("web", 100)

@@ -331,7 +331,7 @@ func oneMember(t testing.TB, addr string, adjust func(*config.App), opts gateway
 func oneMemberIn(t testing.TB, addr string, adjust func(*config.App), opts gateway.Options) (*gateway.Gateway, *pool.Pool, *pool.Member) {
 	cfg := config.Default()
 	app := config.NewApp("web")
-	app.Routes = []string{"/"}
+	app.Routes = config.PlainRoutes("/")
 	app.HoldTimeout = config.Duration(200 * time.Millisecond)
 	app.RequestTimeout = config.Duration(5 * time.Second)
 	if adjust != nil {

@@ -16,6 +16,8 @@ import (
 	"unsafe"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/compress"
+	"github.com/gatehouse/gatehouse/internal/edge"
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/pool"
@@ -40,8 +42,13 @@ func (g *Gateway) Serve(x *front.Exchange) {
 	rw := &st.rw
 	*rw = responseWriter{ResponseWriter: x.W}
 	if a := g.admit(x, rw, st); a != nil {
-		g.forwardAndAnswer(x, a, rw, st, start)
+		if st.edge != nil && st.edge.Static != nil {
+			g.serveStatic(x, rw, st)
+		} else {
+			g.forwardAndAnswer(x, a, rw, st, start)
+		}
 	}
+	rw.end()
 	// Logged before the last flush, as net/http's ServeHTTP is: a client
 	// that has its answer finds the request in the access log.
 	g.finish(rw.status, rw.bytes, r, st, start)
@@ -104,6 +111,12 @@ func (g *Gateway) admit(x *front.Exchange, rw *responseWriter, st *reqState) *ap
 	if cleaned {
 		r.URL.Path, r.URL.RawPath = st.cleanPath, ""
 	}
+	if fail == nil && st.edge != nil {
+		var answered bool
+		if answered, fail = g.admitEdge(x, rw, st, st.edge); answered {
+			return nil
+		}
+	}
 	if fail == nil {
 		fail = a.limitBody(r, rw, st)
 	}
@@ -162,11 +175,12 @@ func (g *Gateway) route(host, path, target string, st *reqState) (a *appProxy, c
 			st.requestURI += "?" + query
 		}
 	}
-	a = g.router.Load().match(host, path)
-	if a == nil {
+	rt := g.router.Load().match(host, path)
+	if rt == nil {
 		return nil, false, cause.New(cause.NoRoute, "", "no route for "+host+path, nil)
 	}
-	st.app = a
+	a = rt.app
+	st.app, st.edge = a, rt.edge
 	a.pool.Touch()
 	return a, changed, nil
 }
@@ -200,6 +214,8 @@ type route struct {
 	host   string // lower-case, no port; "" matches any host
 	prefix string
 	app    *appProxy
+	// edge is the route's rules; nil when it only routes.
+	edge *edge.Route
 }
 
 // parseRoute splits "api.example.com/v1/" into host and prefix; "/api/"
@@ -222,9 +238,9 @@ func newRouter(routes []route) *router {
 	return &router{routes: routes}
 }
 
-func (r *router) match(host, path string) *appProxy {
+func (r *router) match(host, path string) *route {
 	if len(r.routes) == 1 && r.routes[0].host == "" && r.routes[0].prefix == "/" {
-		return r.routes[0].app
+		return &r.routes[0]
 	}
 	host = stripPort(host)
 	for i := range r.routes {
@@ -233,7 +249,7 @@ func (r *router) match(host, path string) *appProxy {
 			continue
 		}
 		if strings.HasPrefix(path, rt.prefix) {
-			return rt.app
+			return rt
 		}
 	}
 	return nil
@@ -286,6 +302,7 @@ func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState,
 		Time: start, RequestID: st.requestID, Instance: st.instance, Method: r.Method, Host: r.Host,
 		Path: r.URL.Path, Status: status, Bytes: bytes, Duration: time.Since(start), Upstream: st.upstream,
 		Held: st.held, Attempts: st.attempts, ConnReused: st.reused, Client: st.client, RetriedCauses: st.retried,
+		AppPath: st.appPath, Rule: st.ask.Rule, User: st.ask.User, Encoding: st.rw.encName,
 	}
 	if e.Client == "" {
 		e.Client = clientIP(r.RemoteAddr)
@@ -338,22 +355,38 @@ func clientIP(remote string) string {
 
 // responseWriter records what was sent to the client: the status and
 // how many bytes of body.
+// On a route with edge rules it also applies them to the head as it is
+// written, and compresses the body (see edge.go).
 type responseWriter struct {
 	front.ResponseWriter
 	status int
 	bytes  int64
+	// edge is the route's rules (nil: none), ask what they know of the
+	// request.
+	edge *edge.Route
+	ask  *edge.Ask
+	// enc compresses the body, with encName; nil: sent as written.
+	enc     *compress.Writer
+	encName string
 }
 
 func (w *responseWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
+		if w.edge != nil {
+			w.edge.EditResponse(w.ResponseWriter.Header(), w.ask)
+			w.startEncoding(code)
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.enc != nil {
+		return w.enc.Write(b)
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
@@ -368,7 +401,13 @@ var (
 // reqState is what the gateway learns about one request across its
 // attempts. It is pooled: the hot path allocates none per request.
 type reqState struct {
-	app       *appProxy
+	app *appProxy
+	// edge is the route's rules (nil: none), ask what they know of the
+	// request, appPath the path the app is sent when they changed it.
+	edge    *edge.Route
+	ask     edge.Ask
+	appPath string
+
 	requestID string
 	// requestURI is the target sent to the app: the client's origin-form
 	// target unchanged, or its path cleaned of dot segments.

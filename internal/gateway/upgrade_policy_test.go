@@ -86,7 +86,7 @@ func TestUpgradePolicy(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
 				app := newUpgradeApp(t)
-				d := directWith(t, app.addr, w.frontOptions(), func(a *config.App) { a.Routes = []string{"/public/"} })
+				d := directWith(t, app.addr, w.frontOptions(), func(a *config.App) { a.Routes = config.PlainRoutes("/public/") })
 				r := upgradeExchange(t, w, d, app, "GET "+path+" HTTP/1.1\r\nHost: x\r\n"+c.headers+"\r\n")
 				c.check(t, r)
 			})

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -33,6 +34,10 @@ type Point struct {
 	// Errors are this second's 5xx answers by cause (an app's own 5xx
 	// is app_error); nil when there were none.
 	Errors []CauseCount
+	// Refused are this second's answers a route's rules gave instead of
+	// the app, by cause (see ruleCauses); nil when there were none. An
+	// auth_unavailable, a 503, is among Errors too.
+	Refused []CauseCount
 	// P50, P95 and P99 are this second's latency percentiles in
 	// milliseconds, within about 12% (the histogram's bucket width);
 	// NaN when no request finished.
@@ -45,7 +50,7 @@ type Point struct {
 	Instances []InstancePoint
 }
 
-// CauseCount is how many 5xx of one cause a second had.
+// CauseCount is how many answers of one cause a second (or a span) had.
 type CauseCount struct {
 	Cause string
 	N     uint32
@@ -113,6 +118,13 @@ type counters struct {
 	latency [nBuckets]atomic.Uint64
 	errMu   sync.Mutex
 	errs    map[string]uint32
+	refused map[string]uint32
+}
+
+// ruleCauses are the causes of a route's rules refusing a request
+// (allow and deny, rate_limit, basic_auth, forward_auth).
+var ruleCauses = map[string]bool{
+	string(cause.AccessDenied): true, string(cause.RateLimited): true, string(cause.AuthRequired): true, string(cause.AuthUnavailable): true,
 }
 
 func (r *Recorder) countersOf(app string) *counters {
@@ -124,7 +136,7 @@ func (r *Recorder) countersOf(app string) *counters {
 }
 
 // Observe counts a finished request. It takes no lock unless the answer
-// was a 5xx.
+// was a 5xx or a route rule's refusal.
 func (r *Recorder) Observe(e *telemetry.AccessEntry) {
 	c := r.countersOf(e.App)
 	d := e.Duration
@@ -133,6 +145,18 @@ func (r *Recorder) Observe(e *telemetry.AccessEntry) {
 		d = 0
 	}
 	c.latency[bucket(d)].Add(1)
+	refused := e.Cause != "" && ruleCauses[e.Cause]
+	if e.Status < 500 && !refused {
+		return
+	}
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	if refused {
+		if c.refused == nil {
+			c.refused = map[string]uint32{}
+		}
+		c.refused[e.Cause]++
+	}
 	if e.Status < 500 {
 		return
 	}
@@ -141,12 +165,10 @@ func (r *Recorder) Observe(e *telemetry.AccessEntry) {
 		cause = "app_error"
 	}
 	r.errors.Add(1)
-	c.errMu.Lock()
 	if c.errs == nil {
 		c.errs = map[string]uint32{}
 	}
 	c.errs[cause]++
-	c.errMu.Unlock()
 }
 
 // Errors is how many 5xx answers were observed since New.
@@ -164,10 +186,11 @@ func (c *counters) take(p *Point, all *[nBuckets]uint64) {
 	p.Requests = uint32(n)
 	p.P50, p.P95, p.P99 = percentiles(&h)
 	c.errMu.Lock()
-	errs := c.errs
-	c.errs = nil
+	errs, refused := c.errs, c.refused
+	c.errs, c.refused = nil, nil
 	c.errMu.Unlock()
 	p.Errors = causeCounts(errs)
+	p.Refused = causeCounts(refused)
 }
 
 // Run samples once a second until ctx ends; then Stopped reports true
@@ -277,6 +300,9 @@ func addTo(overall *Point, p Point) {
 	for _, e := range p.Errors {
 		overall.Errors = addCause(overall.Errors, e)
 	}
+	for _, e := range p.Refused {
+		overall.Refused = addCause(overall.Refused, e)
+	}
 }
 
 func (r *Recorder) ringOf(name string) *ring {
@@ -313,6 +339,26 @@ func (r *Recorder) Window(app string, span time.Duration) []Point {
 		return nil
 	}
 	return rg.since(span)
+}
+
+// Refused sums app's refusals by route rules (Point.Refused) over the
+// last span, sorted by cause; nil when there were none. It copies no
+// points, as the dashboard asks for the hour every second.
+func (r *Recorder) Refused(app string, span time.Duration) []CauseCount {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rg := r.rings[app]
+	if rg == nil {
+		return nil
+	}
+	var out []CauseCount
+	want := min(int(span/Step), rg.n)
+	for i := rg.n - want; i < rg.n; i++ {
+		for _, c := range rg.points[(rg.pos-rg.n+i+Capacity)%Capacity].Refused {
+			out = addCause(out, c)
+		}
+	}
+	return out
 }
 
 // ring is a fixed array of points; pos is where the next one goes.

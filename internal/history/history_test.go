@@ -227,3 +227,61 @@ func TestStampFollowsThePace(t *testing.T) {
 		t.Errorf("point times (-want +got):\n%s", diff)
 	}
 }
+
+// The answers a route's rules gave instead of the app are counted by
+// cause, each second and over a span: the dashboard shows them beside
+// the 5xx. A refusal the auth service sent itself (no cause) is the
+// app's side of things, not a rule's cause.
+func TestRuleRefusalsCountedByCause(t *testing.T) {
+	src := &status{}
+	src.set(supervisor.AppStatus{Name: "web", Instances: []supervisor.InstanceStatus{}})
+	r := New(src, nil)
+	observe := func() {
+		for _, e := range []telemetry.AccessEntry{
+			{App: "web", Status: 403, Cause: "access_denied", Rule: "not in allow"},
+			{App: "web", Status: 429, Cause: "rate_limited", Rule: "rate_limit"},
+			{App: "web", Status: 429, Cause: "rate_limited", Rule: "rate_limit"},
+			{App: "web", Status: 401, Cause: "auth_required", Rule: "basic_auth"},
+			{App: "web", Status: 503, Cause: "auth_unavailable", Rule: "forward_auth"},
+			{App: "web", Status: 401, Rule: "forward_auth"},
+			{App: "web", Status: 200},
+			{Status: 404, Cause: "no_route"},
+		} {
+			r.Observe(&e)
+		}
+	}
+	observe()
+	r.Sample(t0)
+	want := []CauseCount{{"access_denied", 1}, {"auth_required", 1}, {"auth_unavailable", 1}, {"rate_limited", 2}}
+	web := r.Window("web", time.Minute)
+	if len(web) != 1 {
+		t.Fatalf("web has %d points, want 1", len(web))
+	}
+	if diff := cmp.Diff(want, web[0].Refused); diff != "" {
+		t.Errorf("web point's refusals (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]CauseCount{{"auth_unavailable", 1}}, web[0].Errors); diff != "" {
+		t.Errorf("web point's 5xx (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, r.Window(Overall, time.Minute)[0].Refused); diff != "" {
+		t.Errorf("overall point's refusals (-want +got):\n%s", diff)
+	}
+	observe()
+	r.Sample(t0.Add(time.Second))
+	r.Sample(t0.Add(2 * time.Second))
+	for _, tt := range []struct {
+		span time.Duration
+		want []CauseCount
+	}{
+		{time.Hour, []CauseCount{{"access_denied", 2}, {"auth_required", 2}, {"auth_unavailable", 2}, {"rate_limited", 4}}},
+		{2 * time.Second, want},
+		{time.Second, nil},
+	} {
+		if diff := cmp.Diff(tt.want, r.Refused("web", tt.span)); diff != "" {
+			t.Errorf("Refused(web, %s) (-want +got):\n%s", tt.span, diff)
+		}
+	}
+	if got := r.Refused("gone", time.Hour); got != nil {
+		t.Errorf("Refused of an app never seen = %v, want nil", got)
+	}
+}

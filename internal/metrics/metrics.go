@@ -19,15 +19,18 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	attempts *prometheus.CounterVec
-	retries  *prometheus.CounterVec
-	holdWait *prometheus.HistogramVec
-	probes   *prometheus.CounterVec
-	probeLat *prometheus.HistogramVec
-	events   *prometheus.CounterVec
-	exits    *prometheus.CounterVec
-	certs    *certCollector
+	// rules and encoded count the route rules that acted and the answers
+	// sent compressed.
+	rules, encoded *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	attempts       *prometheus.CounterVec
+	retries        *prometheus.CounterVec
+	holdWait       *prometheus.HistogramVec
+	probes         *prometheus.CounterVec
+	probeLat       *prometheus.HistogramVec
+	events         *prometheus.CounterVec
+	exits          *prometheus.CounterVec
+	certs          *certCollector
 	// front is the listeners' counts (see front.go).
 	front *frontCollector
 	// alerts and notifications are package alerts' (see alerts.go).
@@ -71,6 +74,12 @@ func New(sup Apps) *Metrics {
 		Name: "gatehouse_request_duration_seconds", Help: "Time from request arrival to the end of the response, by app.",
 		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 230},
 	}, []string{"app"})
+	m.rules = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_route_rule_total", Help: "Requests a route rule answered or changed, by app and rule (access, redirect, static, basic_auth, forward_auth, rate_limit).",
+	}, []string{"app", "rule"})
+	m.encoded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_encoded_responses_total", Help: "Answers sent compressed (by gatehouse, or a precompressed file), by app and content encoding.",
+	}, []string{"app", "encoding"})
 	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_upstream_attempts_total", Help: "Attempts to forward a request to an instance, retries included.",
 	}, []string{"app"})
@@ -94,7 +103,7 @@ func New(sup Apps) *Metrics {
 	m.exits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_instance_exits_total", Help: "Instance process exits that gatehouse did not ask for, by app and reason (code_N or a signal name).",
 	}, []string{"app", "reason"})
-	m.reg.MustRegister(m.requests, m.duration, m.attempts, m.retries, m.holdWait, m.probes, m.probeLat, m.events, m.exits,
+	m.reg.MustRegister(m.requests, m.rules, m.encoded, m.duration, m.attempts, m.retries, m.holdWait, m.probes, m.probeLat, m.events, m.exits,
 		&instanceCollector{sup: sup}, m.certs, m.front, m.alerts, m.notifications, m.autoscale, &autoscaleCollector{sup: sup},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "gatehouse"}))
 	return m
@@ -128,6 +137,22 @@ func (m *Metrics) ObserveRequest(e *telemetry.AccessEntry) {
 	for _, c := range e.RetriedCauses {
 		m.retries.WithLabelValues(e.App, c).Inc()
 	}
+	if e.Rule != "" {
+		m.rules.WithLabelValues(e.App, ruleKind(e.Rule)).Inc()
+	}
+	if e.Encoding != "" {
+		m.encoded.WithLabelValues(e.App, e.Encoding).Inc()
+	}
+}
+
+// ruleKind is a rule's family, a bounded label: an access rule is logged
+// with the entry that decided ("deny 10.0.0.0/8").
+func ruleKind(rule string) string {
+	switch rule {
+	case "redirect", "static", "basic_auth", "forward_auth", "rate_limit":
+		return rule
+	}
+	return "access"
 }
 
 func (m *Metrics) series(k hotKey) *hotSeries {

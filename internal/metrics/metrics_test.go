@@ -146,7 +146,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	cfg.SampleInterval = config.Duration(200 * time.Millisecond)
 	// Only requests for host 127.0.0.1 reach the app: any other host has
 	// no route.
-	app.Routes = []string{"127.0.0.1/"}
+	app.Routes = config.PlainRoutes("127.0.0.1/")
 	g := harness.Start(t, cfg)
 	g.WaitReady(t, "web", 2, 15*time.Second)
 	c := harness.Client(10 * time.Second)

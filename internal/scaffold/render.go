@@ -107,6 +107,20 @@ func Render(p Plan) []byte {
 		"    # name it, so that an app that hangs is taken out of rotation too:\n" +
 		"    # health:\n" +
 		"    #   path: /healthz\n")
+	b.WriteString("    # What nginx in front would do, gatehouse does on its routes\n" +
+		"    # (docs/routes.md): compressed answers, security headers, static\n" +
+		"    # files, a prefix the app does not know of, rate limits, a password:\n" +
+		"    # compress: true\n" +
+		"    # security_headers: true\n" +
+		"    # routes:\n" +
+		"    #   - match: /static/\n" +
+		"    #     strip_prefix: true\n" +
+		"    #     static: {root: ./public}\n" +
+		"    #   - match: /api/\n" +
+		"    #     strip_prefix: true          # /api/items reaches the app as /items\n" +
+		"    #     rate_limit: {rate: 20/s, burst: 40}\n" +
+		"    #   - match: /\n" +
+		"    # basic_auth: {users: {admin: HASH}}   # HASH from: gatehouse hash-password\n")
 	return b.Bytes()
 }
 

@@ -16,7 +16,7 @@ import (
 // Reload re-reads the config file and applies it to app (every app when
 // app is ""; then the certificate files of the tls: block are read again
 // too). Apps added or removed in the file, and changes to listen, admin,
-// tls, h2c, routes, trusted_proxies, proxy_protocol, the global limits,
+// tls, h2c, trusted_proxies, proxy_protocol, the global limits,
 // admin_token, sample_interval or the logs (log_format, access_log,
 // log_files), need a new gatehouse process: a reload
 // of every app applies them with an upgrade (see Upgrade), after the
@@ -57,16 +57,15 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 			needs = append(needs, name+" removed")
 			continue
 		}
-		if !slices.Equal(na.Routes, s.cfg.Apps[name].Routes) {
-			needs = append(needs, name+"'s routes")
-		}
 		if err := s.sup.App(name).Reload(ctx, na, p); err != nil {
 			// The gateway keeps the settings the running instances were
 			// reloaded with: a refused or failed reload changes nothing.
 			errs = append(errs, err)
 			continue
 		}
-		s.gw.UpdateApp(na)
+		if err := s.gw.UpdateApp(na); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if app != "" && s.sup.App(app) == nil {
 		return fmt.Errorf("reload: no app %q (apps: %s)", app, strings.Join(s.cfg.Order, ", "))

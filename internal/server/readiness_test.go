@@ -331,7 +331,7 @@ func TestReadyzExternalPool(t *testing.T) {
 			cfg, _ := harness.FaultApp(t, 1)
 			edge := config.NewApp("web")
 			edge.Upstreams = []string{testutil.ClosedAddr(t)}
-			edge.Routes = []string{"/"}
+			edge.Routes = config.PlainRoutes("/")
 			edge.MinReady = tc.minReady
 			edge.Health.Interval = config.Duration(200 * time.Millisecond)
 			cfg.Apps = map[string]*config.App{"web": edge}

@@ -191,6 +191,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		Logger:   opts.Logger,
 	})
+	if err := s.gw.Err(); err != nil {
+		s.gw.Close()
+		s.closeLogs()
+		s.dataLock.release()
+		return nil, err
+	}
 	if err := s.listen(opts, opts.Activated); err != nil {
 		s.closeLogs()
 		s.dataLock.release()

@@ -25,7 +25,7 @@ func TestRunReturnsWhenAdminListenerFails(t *testing.T) {
 	app := config.NewApp("web")
 	app.Command = config.Command{bin}
 	app.Instances = 1
-	app.Routes = []string{"/"}
+	app.Routes = config.PlainRoutes("/")
 	app.Health.Path = "/healthz"
 	app.Health.Interval = config.Duration(200 * time.Millisecond)
 	app.Health.Timeout = config.Duration(time.Second)

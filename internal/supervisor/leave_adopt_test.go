@@ -43,7 +43,7 @@ func webConfig(t *testing.T, dataDir string, instances int, args ...string) *con
 	app := config.NewApp("web")
 	app.Command = append(config.Command{bin}, args...)
 	app.Instances = instances
-	app.Routes = []string{"/"}
+	app.Routes = config.PlainRoutes("/")
 	app.Health.Path = "/healthz"
 	app.Health.Interval = config.Duration(300 * time.Millisecond)
 	app.Health.Timeout = config.Duration(time.Second)

@@ -39,6 +39,20 @@ type AccessEntry struct {
 	Client string
 	// Detail is free text (e.g. the error behind Cause); omitted when empty.
 	Detail string
+	// AppPath is the path the app was sent when a route changed it
+	// (strip_prefix, add_prefix, rewrite); Path stays the client's.
+	// Encoded as app_path, only when non-empty.
+	AppPath string
+	// Rule names the route rule that answered or changed the request
+	// ("deny 10.0.0.0/8", "rate_limit", "basic_auth", "forward_auth",
+	// "redirect", "static"); only when non-empty.
+	Rule string
+	// User is who basic_auth or forward_auth established; only when
+	// non-empty.
+	User string
+	// Encoding is the content encoding gatehouse compressed the answer
+	// with, or of the precompressed file it served; only when non-empty.
+	Encoding string
 }
 
 // AccessLog encodes AccessEntries as JSON lines into a LineWriter. Log does
@@ -87,7 +101,8 @@ func (l *AccessLog) Log(e *AccessEntry) {
 // returns the extended buffer. Keys, in order: time, request_id, app,
 // instance, method, host, path, status, bytes, duration_ms, upstream_ms,
 // held_ms (only when non-zero), attempts, cause, retried_causes (only when non-empty), conn_reused, client,
-// detail (only when non-empty). It allocates only if dst must grow.
+// detail, app_path, rule, user, encoding (each only when non-empty). It
+// allocates only if dst must grow.
 func AppendAccessJSON(dst []byte, e *AccessEntry) []byte {
 	return appendAccess(dst, e, e.Time)
 }
@@ -142,6 +157,12 @@ func appendAccess(dst []byte, e *AccessEntry, t time.Time) []byte {
 	if e.Detail != "" {
 		dst = appendKey(dst, "detail")
 		dst = appendString(dst, e.Detail)
+	}
+	for _, f := range [...]struct{ k, v string }{{"app_path", e.AppPath}, {"rule", e.Rule}, {"user", e.User}, {"encoding", e.Encoding}} {
+		if f.v != "" {
+			dst = appendKey(dst, f.k)
+			dst = appendString(dst, f.v)
+		}
 	}
 	return append(dst, '}', '\n')
 }

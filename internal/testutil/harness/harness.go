@@ -55,7 +55,7 @@ func FaultApp(t testing.TB, instances int, args ...string) (*config.Config, *con
 	app := config.NewApp("web")
 	app.Command = append(config.Command{bin}, args...)
 	app.Instances = instances
-	app.Routes = []string{"/"}
+	app.Routes = config.PlainRoutes("/")
 	app.Health.Path = "/healthz"
 	app.Health.Interval = config.Duration(500 * time.Millisecond)
 	app.Health.Timeout = config.Duration(time.Second)

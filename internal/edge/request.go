@@ -1,0 +1,205 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// Ask is what the rules read of one request, and what they found.
+type Ask struct {
+	Req *http.Request
+	// ClientIP is the client as trusted_proxies establishes it.
+	ClientIP string
+	// Scheme is "https" or "http", as the gateway established it.
+	Scheme    string
+	RequestID string
+	// RawPath is the path as it will be sent on (escaped, cleaned of dot
+	// segments), Query the query without its "?".
+	RawPath, Query string
+
+	// User is who basic_auth or forward_auth established.
+	User string
+	// Rule names the rule that answered the request or changed it, for
+	// the access log.
+	Rule string
+	// target is the path after strip_prefix, rewrite and add_prefix, for
+	// a redirect's {path}.
+	target string
+	// decision is forward_auth's answer that let the request through.
+	decision *auth.Decision
+}
+
+// Reset empties the ask for reuse.
+func (q *Ask) Reset() { *q = Ask{} }
+
+// Admit applies the rules that may answer instead of the app, in order:
+// access, redirect, authentication, rate limit. answered: a redirect or
+// the auth service's own answer was written to w. fail: gatehouse
+// answers with it (the header fields it needs, WWW-Authenticate or
+// Retry-After, are already on w). Neither: the request goes on.
+func (rt *Route) Admit(ctx context.Context, w http.ResponseWriter, q *Ask) (answered bool, fail *cause.Error) {
+	if rt.access != nil {
+		ip, err := netip.ParseAddr(q.ClientIP)
+		if ok, matched := rt.access.Check(ip.Unmap()); err != nil || !ok {
+			q.Rule = matched
+			if err != nil {
+				q.Rule = "unknown client address"
+			}
+			return false, cause.New(cause.AccessDenied, "", "client "+q.ClientIP+": "+q.Rule, nil)
+		}
+	}
+	if rt.redirect != nil {
+		q.Rule = "redirect"
+		q.target, _ = rt.Target(q)
+		w.Header().Set("Location", rt.redirect.expand(q))
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(rt.redirStat)
+		return true, nil
+	}
+	if rt.basic != nil {
+		if fail := rt.checkBasic(ctx, w, q); fail != nil {
+			return false, fail
+		}
+	}
+	if rt.forward != nil {
+		if answered, fail := rt.checkForward(ctx, w, q); answered || fail != nil {
+			return answered, fail
+		}
+	}
+	if rt.limiter != nil {
+		if ok, after := rt.limiter.Allow(rt.rateKey(q), rt.now()); !ok {
+			q.Rule = "rate_limit"
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(after.Seconds(), 1)))))
+			return false, cause.Errorf(cause.RateLimited, "", nil, "client %s is over the route's rate_limit", rt.rateKey(q))
+		}
+	}
+	return false, nil
+}
+
+// checkBasic checks the request's basic credentials. A failure waits
+// (auth.Basic.Fail), unless too many already do.
+func (rt *Route) checkBasic(ctx context.Context, w http.ResponseWriter, q *Ask) *cause.Error {
+	user, ok := rt.basic.Check(q.Req)
+	if ok {
+		q.User = user
+		return nil
+	}
+	q.Rule = "basic_auth"
+	if rt.basic.HasCredentials(q.Req) && !rt.basic.Fail(ctx) {
+		w.Header().Set("Retry-After", "1")
+		return cause.New(cause.RateLimited, "", "too many failed sign-ins at once", nil)
+	}
+	w.Header().Set("WWW-Authenticate", rt.basic.Challenge())
+	detail := "no credentials sent"
+	if rt.basic.HasCredentials(q.Req) {
+		detail = "wrong user name or password"
+	}
+	return cause.New(cause.AuthRequired, "", detail, nil)
+}
+
+// checkForward asks the auth service. Its denial is written to w as it
+// came; its failure to answer is auth_unavailable.
+func (rt *Route) checkForward(ctx context.Context, w http.ResponseWriter, q *Ask) (bool, *cause.Error) {
+	d, err := rt.forward.Check(ctx, q.Req, q.ClientIP, q.Scheme)
+	if err != nil {
+		q.Rule = "forward_auth"
+		var ue *auth.UnavailableError
+		if errors.As(err, &ue) {
+			return false, cause.New(cause.AuthUnavailable, "", ue.Error(), err)
+		}
+		return false, cause.New(cause.AuthUnavailable, "", err.Error(), err)
+	}
+	if !d.Allowed {
+		q.Rule = "forward_auth"
+		h := w.Header()
+		for k, v := range d.Header {
+			h[k] = v
+		}
+		h.Set("Content-Length", strconv.Itoa(len(d.Body)))
+		w.WriteHeader(d.Status)
+		if q.Req.Method != http.MethodHead {
+			w.Write(d.Body)
+		}
+		return true, nil
+	}
+	if d.User != "" {
+		q.User = d.User
+	}
+	q.decision = &d
+	return false, nil
+}
+
+func (rt *Route) rateKey(q *Ask) string {
+	switch {
+	case rt.limitKey == config.RateKeyUser && q.User != "":
+		return "user:" + q.User
+	case strings.HasPrefix(rt.limitKey, config.RateKeyHeader):
+		return q.Req.Header.Get(rt.limitKey[len(config.RateKeyHeader):])
+	}
+	return q.ClientIP
+}
+
+// Target is the escaped path the app is sent: the client's after
+// strip_prefix, rewrite and add_prefix. changed is false when it is the
+// client's.
+func (rt *Route) Target(q *Ask) (path string, changed bool) {
+	path = q.RawPath
+	if rt.strip != "" {
+		path = stripPrefix(path, rt.strip)
+	}
+	if rt.rewrite != nil {
+		dec, err := url.PathUnescape(path)
+		if err == nil && rt.rewrite.MatchString(dec) {
+			path = (&url.URL{Path: rt.rewrite.ReplaceAllString(dec, rt.rewriteTo)}).EscapedPath()
+		}
+	}
+	if rt.addPrefix != "" {
+		path = rt.addPrefix + path
+	}
+	if path == "" || path[0] != '/' {
+		path = "/" + path
+	}
+	return path, path != q.RawPath
+}
+
+// stripPrefix takes prefix off the escaped path p. The route matched the
+// decoded path, so an escaped spelling of the prefix ("/%61pi") is taken
+// off segment by segment.
+func stripPrefix(p, prefix string) string {
+	if strings.HasPrefix(p, prefix) {
+		return p[len(prefix):]
+	}
+	segs := strings.Count(prefix, "/")
+	i := 0
+	for n := 0; n < segs && i < len(p); n++ {
+		j := strings.IndexByte(p[i+1:], '/')
+		if j < 0 {
+			return ""
+		}
+		i += j + 1
+	}
+	return p[i:]
+}
+
+// StripsPrefix is the prefix taken off, for X-Forwarded-Prefix; "" when
+// none.
+func (rt *Route) StripsPrefix() string { return rt.strip }
+
+// EditRequest applies forward_auth's copied fields and request_headers
+// to the header map sent to the app.
+func (rt *Route) EditRequest(h http.Header, q *Ask) {
+	if q.decision != nil {
+		q.decision.Apply(h)
+	}
+	rt.reqHeaders.apply(h, q)
+}

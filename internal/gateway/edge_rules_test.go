@@ -1,0 +1,661 @@
+package gateway_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
+
+// edgeApp is an app that says what it was sent: GET /anything answers
+// {"path": …, "query": …, "headers": …} as JSON; /page answers 4 KiB of
+// HTML; /framed sends its own X-Frame-Options; /events streams server-sent
+// events, one per value received on events.
+type edgeApp struct {
+	addr   string
+	events chan string
+}
+
+type echoed struct {
+	Path    string              `json:"path"`
+	Query   string              `json:"query"`
+	Headers map[string][]string `json:"headers"`
+}
+
+var edgePage = strings.Repeat("<p>gatehouse serves this page, compressed when asked.</p>\n", 70)
+
+func newEdgeApp(t testing.TB) *edgeApp {
+	t.Helper()
+	a := &edgeApp{events: make(chan string)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, edgePage)
+	})
+	mux.HandleFunc("/framed", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Server", "edge-app")
+		io.WriteString(w, "framed")
+	})
+	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case ev, ok := <-a.events:
+				if !ok {
+					return
+				}
+				fmt.Fprintf(w, "data: %s\n\n", ev)
+				w.(http.Flusher).Flush()
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(echoed{Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Headers: r.Header})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { close(a.events); srv.Close() })
+	a.addr = ln.Addr().String()
+	return a
+}
+
+// fromAddr is a client for proto whose connections come from the
+// loopback address ip (127.0.0.2 …).
+func fromAddr(t testing.TB, proto, ip string) *http.Client {
+	c := protoClient(t, proto)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 3 * time.Second}
+	c.Transport.(*http.Transport).DialContext = d.DialContext
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}
+
+type edgeReq struct {
+	method, path string
+	header       http.Header
+	from         string // the client's loopback address; default 127.0.0.1
+}
+
+type edgeAnswer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (d *direct) send(t *testing.T, proto string, q edgeReq) edgeAnswer {
+	t.Helper()
+	if q.method == "" {
+		q.method = http.MethodGet
+	}
+	if q.from == "" {
+		q.from = "127.0.0.1"
+	}
+	req, err := http.NewRequest(q.method, protoURL(proto, d.addr)+q.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range q.header {
+		req.Header[k] = v
+	}
+	if req.Header.Get("Accept-Encoding") == "" {
+		req.Header.Set("Accept-Encoding", "identity") // Go's client would ask for gzip and hide it
+	}
+	resp, err := fromAddr(t, proto, q.from).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", q.method, q.path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", q.method, q.path, err)
+	}
+	return edgeAnswer{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
+func (a edgeAnswer) echoed(t *testing.T) echoed {
+	t.Helper()
+	var e echoed
+	if err := json.Unmarshal(a.body, &e); err != nil {
+		t.Fatalf("the app's echo: %v (status %d, body %q)", err, a.status, a.body)
+	}
+	return e
+}
+
+// Paths: strip_prefix, rewrite with add_prefix, and redirects reach the
+// app (or the client) as configured, over every protocol; the access log
+// keeps the client's path and the one the app was sent.
+func TestRoutePathRules(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		d := newDirect(t, proto, app.addr, func(a *config.App) {
+			a.Routes = []config.Route{
+				{Match: "/api/", StripPrefix: true},
+				{Match: "/old/", Rewrite: &config.Rewrite{From: "^/old/(.*)$", To: "/new/$1"}, AddPrefix: "/v1"},
+				{Match: "/moved/", StripPrefix: true, Redirect: &config.Redirect{To: "https://example.com/docs{path}{query}", Status: 301}},
+				{Match: "/"},
+			}
+		})
+		for _, tt := range []struct {
+			path, appPath, logged string
+		}{
+			{"/api/items?x=1", "/items", "/items"},
+			{"/api/", "/", "/"},
+			{"/api/a%2Fb", "/a%2Fb", "/a%2Fb"}, // logged as the client's decoded path, /api/a/b
+			{"/old/page", "/v1/new/page", "/v1/new/page"},
+			{"/plain", "/plain", ""},
+		} {
+			t.Run(tt.path, func(t *testing.T) {
+				got := d.send(t, proto, edgeReq{path: tt.path})
+				if got.status != 200 {
+					t.Fatalf("status %d, body %q", got.status, got.body)
+				}
+				e := got.echoed(t)
+				if e.Path != tt.appPath {
+					t.Errorf("the app saw %q, want %q", e.Path, tt.appPath)
+				}
+				path, _, _ := strings.Cut(tt.path, "?")
+				entry := d.entry(t, strings.ReplaceAll(path, "%2F", "/"))
+				if entry.AppPath != tt.logged {
+					t.Errorf("access log app_path %q, want %q", entry.AppPath, tt.logged)
+				}
+			})
+		}
+		t.Run("strip_prefix tells the app", func(t *testing.T) {
+			e := d.send(t, proto, edgeReq{path: "/api/x", header: http.Header{"X-Forwarded-Prefix": {"/forged"}}}).echoed(t)
+			if got := e.Headers["X-Forwarded-Prefix"]; !cmp.Equal(got, []string{"/api"}) {
+				t.Errorf("X-Forwarded-Prefix %q, want [/api]", got)
+			}
+		})
+		t.Run("redirect", func(t *testing.T) {
+			got := d.send(t, proto, edgeReq{path: "/moved/guide?lang=en"})
+			if got.status != 301 || got.header.Get("Location") != "https://example.com/docs/guide?lang=en" {
+				t.Errorf("got %d Location %q, want 301 https://example.com/docs/guide?lang=en", got.status, got.header.Get("Location"))
+			}
+			if e := d.entry(t, "/moved/guide"); e.Rule != "redirect" || e.Attempts != 0 {
+				t.Errorf("access entry rule %q attempts %d, want redirect and no attempt", e.Rule, e.Attempts)
+			}
+		})
+	})
+}
+
+// Header rules and security_headers apply to the request the app sees
+// and the answer the client sees, the app's own header winning over
+// security_headers unless forced.
+func TestRouteHeaderRules(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		d := newDirect(t, proto, app.addr, func(a *config.App) {
+			a.RequestHeaders = &config.HeaderOps{Set: map[string]string{"X-Client": "{client_ip} {scheme}"}, Remove: []string{"X-Secret", "X-Debug-*"}}
+			a.ResponseHeaders = &config.HeaderOps{Set: map[string]string{"X-Served-By": "gatehouse"}, Remove: []string{"Server"}}
+			a.SecurityHeaders = config.SecurityOn
+			a.Routes = []config.Route{{Match: "/forced/", StripPrefix: true, SecurityHeaders: config.SecurityForce},
+				{Match: "/denied/", Deny: []string{"127.0.0.0/8"}}, {Match: "/"}}
+		})
+		scheme := "http"
+		if proto == "h2" {
+			scheme = "https"
+		}
+		e := d.send(t, proto, edgeReq{path: "/echo", header: http.Header{"X-Secret": {"s"}, "X-Debug-Level": {"9"}, "X-Kept": {"k"}}}).echoed(t)
+		want := map[string][]string{"X-Client": {"127.0.0.1 " + scheme}, "X-Kept": {"k"}}
+		for k, v := range want {
+			if !cmp.Equal(e.Headers[k], v) {
+				t.Errorf("the app got %s: %q, want %q", k, e.Headers[k], v)
+			}
+		}
+		for _, k := range []string{"X-Secret", "X-Debug-Level"} {
+			if _, ok := e.Headers[k]; ok {
+				t.Errorf("the app got %s, which request_headers removes", k)
+			}
+		}
+		hsts := ""
+		if scheme == "https" {
+			hsts = "max-age=31536000"
+		}
+		for _, tt := range []struct {
+			path, frame string
+		}{{"/framed", "DENY"}, {"/forced/framed", "SAMEORIGIN"}} {
+			got := d.send(t, proto, edgeReq{path: tt.path})
+			h := got.header
+			for k, v := range map[string]string{"X-Frame-Options": tt.frame, "X-Content-Type-Options": "nosniff",
+				"Referrer-Policy": "strict-origin-when-cross-origin", "X-Served-By": "gatehouse", "Server": "",
+				"Strict-Transport-Security": hsts} {
+				if h.Get(k) != v {
+					t.Errorf("%s: %s: %q, want %q", tt.path, k, h.Get(k), v)
+				}
+			}
+		}
+		// gatehouse's own answers carry them too.
+		if got := d.send(t, proto, edgeReq{path: "/denied/"}); got.status != 403 || got.header.Get("X-Served-By") != "gatehouse" {
+			t.Errorf("gatehouse's own %d answer lacks response_headers: %v", got.status, got.header)
+		}
+	})
+}
+
+// allow/deny decide on the client's address, from several loopback
+// addresses, directly and through a trusted proxy.
+func TestRouteAccessRules(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		d := newDirect(t, proto, app.addr, func(a *config.App) {
+			a.Deny = []string{"127.0.0.3"}
+			a.Routes = []config.Route{{Match: "/admin/", Allow: []string{"127.0.0.4/32", "127.0.0.5"}, Deny: []string{}}, {Match: "/"}}
+		})
+		for _, tt := range []struct {
+			from, path string
+			status     int
+		}{
+			{"127.0.0.2", "/x", 200}, {"127.0.0.3", "/x", 403}, {"127.0.0.4", "/x", 200},
+			{"127.0.0.2", "/admin/", 403}, {"127.0.0.3", "/admin/", 403}, {"127.0.0.4", "/admin/", 200}, {"127.0.0.5", "/admin/", 200},
+		} {
+			got := d.send(t, proto, edgeReq{from: tt.from, path: tt.path})
+			if got.status != tt.status {
+				t.Errorf("%s from %s: %d, want %d", tt.path, tt.from, got.status, tt.status)
+			}
+			if tt.status == 403 && got.header.Get("Gatehouse-Cause") != "access_denied" {
+				t.Errorf("%s from %s: cause %q, want access_denied", tt.path, tt.from, got.header.Get("Gatehouse-Cause"))
+			}
+		}
+	})
+}
+
+// A client over its rate gets 429 rate_limited with Retry-After; another
+// address keeps being served.
+func TestRouteRateLimit(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		d := newDirect(t, proto, app.addr, func(a *config.App) {
+			a.RateLimit = &config.RequestRateLimit{Rate: "1/m", Burst: 3}
+		})
+		for i := range 10 {
+			got := d.send(t, proto, edgeReq{from: "127.0.0.2", path: fmt.Sprintf("/flood/%d", i)})
+			switch {
+			case i < 3 && got.status != 200:
+				t.Errorf("request %d within the burst: %d", i, got.status)
+			case i >= 3 && (got.status != 429 || got.header.Get("Gatehouse-Cause") != "rate_limited" || got.header.Get("Retry-After") == ""):
+				t.Errorf("request %d past the burst: %d cause %q Retry-After %q, want 429 rate_limited with Retry-After",
+					i, got.status, got.header.Get("Gatehouse-Cause"), got.header.Get("Retry-After"))
+			}
+		}
+		for i := range 3 {
+			if got := d.send(t, proto, edgeReq{from: "127.0.0.3", path: "/other"}); got.status != 200 {
+				t.Errorf("another address's request %d during the flood: %d", i, got.status)
+			}
+		}
+		if e := d.entry(t, "/flood/9"); e.Rule != "rate_limit" || e.Cause != "rate_limited" || e.Status != 429 {
+			t.Errorf("access entry %+v, want rule rate_limit, cause rate_limited, 429", e)
+		}
+	})
+}
+
+// basic_auth: a missing or wrong password gets 401 with a challenge, the
+// wrong one after the failure delay; the right one reaches the app and
+// names the user in the log.
+func TestRouteBasicAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		d := newDirect(t, proto, app.addr, func(a *config.App) {
+			a.BasicAuth = &config.BasicAuth{Users: map[string]string{"alice": string(hash)}}
+			a.Routes = []config.Route{{Match: "/public/", BasicAuth: &config.BasicAuth{Off: true}}, {Match: "/"}}
+		})
+		auth := func(user, pass string) http.Header {
+			r, _ := http.NewRequest("GET", "http://x/", nil)
+			r.SetBasicAuth(user, pass)
+			return r.Header
+		}
+		got := d.send(t, proto, edgeReq{path: "/none"})
+		if got.status != 401 || !strings.HasPrefix(got.header.Get("Www-Authenticate"), "Basic realm=") || got.header.Get("Gatehouse-Cause") != "auth_required" {
+			t.Errorf("no credentials: %d %v", got.status, got.header)
+		}
+		start := time.Now()
+		got = d.send(t, proto, edgeReq{path: "/wrong", header: auth("alice", "guess")})
+		if waited := time.Since(start); got.status != 401 || waited < 900*time.Millisecond {
+			t.Errorf("wrong password: %d after %v, want 401 after the 1 s failure delay", got.status, waited)
+		}
+		got = d.send(t, proto, edgeReq{path: "/right", header: auth("alice", "s3cret")})
+		if got.status != 200 {
+			t.Fatalf("right password: %d %q", got.status, got.body)
+		}
+		if e := d.entry(t, "/right"); e.User != "alice" {
+			t.Errorf("access entry user %q, want alice", e.User)
+		}
+		if got := d.send(t, proto, edgeReq{path: "/public/x"}); got.status != 200 {
+			t.Errorf("a route with basic_auth off: %d", got.status)
+		}
+	})
+}
+
+// forward_auth: the auth service decides; its denial and its redirect are
+// relayed, the headers it names are copied (a client's forgery
+// removed), and when it is down the client gets 503 auth_unavailable.
+func TestRouteForwardAuth(t *testing.T) {
+	authSvc := http.NewServeMux()
+	var seenBody, seenURI = make(chan string, 64), make(chan string, 64)
+	authSvc.HandleFunc("/check", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		seenBody <- string(b)
+		seenURI <- r.Header.Get("X-Forwarded-Uri")
+		switch r.Header.Get("X-Token") {
+		case "good":
+			w.Header().Set("X-Auth-User", "alice")
+			w.WriteHeader(200)
+		case "":
+			w.Header().Set("Location", "/signin?rd="+r.Header.Get("X-Forwarded-Uri"))
+			w.Header().Set("Set-Cookie", "csrf=1; Path=/")
+			w.WriteHeader(302)
+		default:
+			w.WriteHeader(403)
+			io.WriteString(w, "not you")
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: authSvc}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	down := testutil.FreePort(t)
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		d := newDirect(t, proto, app.addr, func(a *config.App) {
+			a.ForwardAuth = &config.ForwardAuth{URL: "http://" + ln.Addr().String() + "/check", CopyHeaders: []string{"X-Auth-User"}, Timeout: config.Duration(2 * time.Second)}
+			a.Routes = []config.Route{
+				{Match: "/down/", ForwardAuth: &config.ForwardAuth{URL: fmt.Sprintf("http://127.0.0.1:%d/check", down), Timeout: config.Duration(2 * time.Second)}},
+				{Match: "/"},
+			}
+		})
+		got := d.send(t, proto, edgeReq{path: "/in", header: http.Header{"X-Token": {"good"}, "X-Auth-User": {"mallory"}}})
+		if got.status != 200 {
+			t.Fatalf("allowed: %d %q", got.status, got.body)
+		}
+		if e := got.echoed(t); !cmp.Equal(e.Headers["X-Auth-User"], []string{"alice"}) {
+			t.Errorf("the app got X-Auth-User %q, want [alice] from the auth service", e.Headers["X-Auth-User"])
+		}
+		if e := d.entry(t, "/in"); e.User != "alice" {
+			t.Errorf("access entry user %q, want alice", e.User)
+		}
+		got = d.send(t, proto, edgeReq{path: "/in", header: http.Header{"X-Token": {"bad"}}})
+		if got.status != 403 || string(got.body) != "not you" {
+			t.Errorf("denied: %d %q, want the auth service's 403 \"not you\"", got.status, got.body)
+		}
+		got = d.send(t, proto, edgeReq{path: "/in?x=1"})
+		if got.status != 302 || got.header.Get("Location") != "/signin?rd=/in?x=1" || got.header.Get("Set-Cookie") != "csrf=1; Path=/" {
+			t.Errorf("redirected: %d %v, want the auth service's 302 with its Location and cookie", got.status, got.header)
+		}
+		got = d.send(t, proto, edgeReq{method: "POST", path: "/in", header: http.Header{"X-Token": {"good"}}})
+		if got.status != 200 {
+			t.Errorf("POST allowed: %d", got.status)
+		}
+		for range 4 {
+			if b := <-seenBody; b != "" {
+				t.Errorf("the auth service was sent a body %q", b)
+			}
+			<-seenURI
+		}
+		got = d.send(t, proto, edgeReq{path: "/down/x"})
+		if got.status != 503 || got.header.Get("Gatehouse-Cause") != "auth_unavailable" {
+			t.Errorf("auth service down: %d cause %q, want 503 auth_unavailable", got.status, got.header.Get("Gatehouse-Cause"))
+		}
+	})
+}
+
+// A static route serves files from its directory, with ranges and
+// conditionals, over every protocol; a file outside it is never served.
+func TestRouteStaticFiles(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "app.js"), []byte("console.log('gatehouse')\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "index.html"), []byte("<h1>home</h1>"), 0o644)
+	os.WriteFile(filepath.Join(filepath.Dir(root), "secret.txt"), []byte("outside"), 0o644)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB: sent by sendfile over plain HTTP/1.1, in pieces
+	os.WriteFile(filepath.Join(root, "big.bin"), big, 0o644)
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		d := newDirect(t, proto, app.addr, func(a *config.App) {
+			a.Routes = []config.Route{{Match: "/assets/", StripPrefix: true, Static: &config.Static{Root: root, Index: []string{"index.html"}, CacheControl: "public, max-age=60"}}, {Match: "/"}}
+		})
+		got := d.send(t, proto, edgeReq{path: "/assets/app.js"})
+		if got.status != 200 || string(got.body) != "console.log('gatehouse')\n" || !strings.Contains(got.header.Get("Content-Type"), "javascript") ||
+			got.header.Get("Cache-Control") != "public, max-age=60" || got.header.Get("Etag") == "" {
+			t.Errorf("app.js: %d %v %q", got.status, got.header, got.body)
+		}
+		etag := got.header.Get("Etag")
+		if got := d.send(t, proto, edgeReq{path: "/assets/app.js", header: http.Header{"If-None-Match": {etag}}}); got.status != 304 {
+			t.Errorf("If-None-Match: %d, want 304", got.status)
+		}
+		if got := d.send(t, proto, edgeReq{path: "/assets/app.js", header: http.Header{"Range": {"bytes=0-6"}}}); got.status != 206 || string(got.body) != "console" {
+			t.Errorf("Range: %d %q, want 206 \"console\"", got.status, got.body)
+		}
+		if got := d.send(t, proto, edgeReq{path: "/assets/big.bin"}); got.status != 200 || !bytes.Equal(got.body, big) {
+			t.Errorf("big.bin: %d, %d bytes, want 200 and the file's %d", got.status, len(got.body), len(big))
+		}
+		if got := d.send(t, proto, edgeReq{path: "/assets/big.bin", header: http.Header{"Range": {"bytes=1048570-2097160"}}}); got.status != 206 || !bytes.Equal(got.body, big[1048570:2097161]) {
+			t.Errorf("big.bin range: %d, %d bytes", got.status, len(got.body))
+		}
+		if got := d.send(t, proto, edgeReq{path: "/assets/"}); got.status != 200 || string(got.body) != "<h1>home</h1>" {
+			t.Errorf("index: %d %q", got.status, got.body)
+		}
+		for _, p := range []string{"/assets/../secret.txt", "/assets/%2e%2e/secret.txt", "/assets/..%2fsecret.txt", "/assets/missing"} {
+			if got := d.send(t, proto, edgeReq{path: p}); bytes.Contains(got.body, []byte("outside")) || got.status == 200 && !strings.Contains(string(got.body), `"path"`) {
+				t.Errorf("%s: %d %q: a file outside the root, or a file where there is none", p, got.status, got.body)
+			}
+		}
+		if e := d.entry(t, "/assets/app.js"); e.Rule != "static" || e.Attempts != 0 {
+			t.Errorf("access entry rule %q attempts %d, want static and no attempt", e.Rule, e.Attempts)
+		}
+	})
+}
+
+// compress: each encoding reads back byte-exact, and an event stream
+// through gzip arrives event by event.
+func TestRouteCompression(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		d := newDirect(t, proto, app.addr, func(a *config.App) { a.Compress = &config.Compress{} })
+		for _, enc := range []string{"gzip", "br", "zstd"} {
+			t.Run(enc, func(t *testing.T) {
+				got := d.send(t, proto, edgeReq{path: "/page", header: http.Header{"Accept-Encoding": {enc}}})
+				if got.header.Get("Content-Encoding") != enc || !strings.Contains(got.header.Get("Vary"), "Accept-Encoding") {
+					t.Fatalf("Content-Encoding %q Vary %q, want %s and Accept-Encoding", got.header.Get("Content-Encoding"), got.header.Get("Vary"), enc)
+				}
+				if plain := decode(t, enc, got.body); plain != edgePage {
+					t.Errorf("decoded %d bytes, not the page's %d", len(plain), len(edgePage))
+				}
+				if len(got.body) >= len(edgePage) {
+					t.Errorf("compressed to %d bytes, the page is %d", len(got.body), len(edgePage))
+				}
+			})
+		}
+		if got := d.send(t, proto, edgeReq{path: "/page"}); got.header.Get("Content-Encoding") != "" || string(got.body) != edgePage {
+			t.Errorf("identity: Content-Encoding %q, %d bytes", got.header.Get("Content-Encoding"), len(got.body))
+		}
+		t.Run("events", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", protoURL(proto, d.addr)+"/events", nil)
+			req.Header.Set("Accept-Encoding", "gzip")
+			resp, err := protoClient(t, proto).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.Header.Get("Content-Encoding") != "gzip" {
+				t.Fatalf("event stream Content-Encoding %q, want gzip", resp.Header.Get("Content-Encoding"))
+			}
+			app.events <- "one"
+			zr, err := gzip.NewReader(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := bufio.NewReader(zr)
+			for _, ev := range []string{"one", "two", "three"} {
+				if ev != "one" {
+					app.events <- ev
+				}
+				line, err := lines.ReadString('\n')
+				if err != nil || line != "data: "+ev+"\n" {
+					t.Fatalf("event %q arrived as %q, %v", ev, line, err)
+				}
+				lines.ReadString('\n')
+			}
+		})
+	})
+}
+
+func decode(t *testing.T, enc string, b []byte) string {
+	t.Helper()
+	var r io.Reader
+	switch enc {
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	case "br":
+		r = brotli.NewReader(bytes.NewReader(b))
+	case "zstd":
+		zr, err := zstd.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("decoding %s: %v", enc, err)
+	}
+	return string(out)
+}
+
+// A reload changes a route's rules at once, without a restart; a rule
+// that cannot be built leaves the running ones as they were.
+func TestRouteRulesChangeOnReload(t *testing.T) {
+	app := newEdgeApp(t)
+	var cfg *config.App
+	gw, _ := oneMember(t, app.addr, func(a *config.App) { cfg = a }, gateway.Options{})
+	addr := serve(t, "h1", gw)
+	get := func() int {
+		resp, err := http.Get("http://" + addr + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := get(); s != 200 {
+		t.Fatalf("before the reload: %d", s)
+	}
+	next := *cfg
+	next.Deny = []string{"127.0.0.0/8"}
+	if err := gw.UpdateApp(&next); err != nil {
+		t.Fatal(err)
+	}
+	if s := get(); s != 403 {
+		t.Errorf("after a reload denying loopback: %d, want 403", s)
+	}
+	broken := next
+	broken.Routes = []config.Route{{Match: "/", Static: &config.Static{Root: filepath.Join(t.TempDir(), "missing")}}}
+	if err := gw.UpdateApp(&broken); err == nil {
+		t.Error("a reload with a static root that does not exist was taken")
+	}
+	if s := get(); s != 403 {
+		t.Errorf("after a refused reload: %d, want the rules before it (403)", s)
+	}
+}
+
+// Raw bytes: answers a route writes itself (a file by sendfile, a range,
+// a compressed chunked answer, a refused path) keep the connection's
+// framing: pipelined requests each get their own answer, whole, on both
+// HTTP/1.1 listeners; a HEAD gets the head alone.
+func TestRouteAnswersKeepFramingOnRawConnections(t *testing.T) {
+	root := t.TempDir()
+	big := bytes.Repeat([]byte("gatehouse-sendfile"), 1<<16) // ~1.1 MiB
+	os.WriteFile(filepath.Join(root, "big.bin"), big, 0o644)
+	os.WriteFile(filepath.Join(root, "app.js"), []byte("console.log(1)\n"), 0o644)
+	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
+		app := newEdgeApp(t)
+		d := directWith(t, app.addr, w.h1Options(), func(a *config.App) {
+			a.Compress = &config.Compress{}
+			a.Routes = []config.Route{{Match: "/s/", StripPrefix: true, Static: &config.Static{Root: root}}, {Match: "/"}}
+		})
+		send := "GET /s/big.bin HTTP/1.1\r\nHost: x\r\n\r\n" +
+			"GET /s/app.js HTTP/1.1\r\nHost: x\r\nRange: bytes=8-13\r\n\r\n" +
+			"GET /page HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n" +
+			"GET /s/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n" +
+			"GET /s/app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+		v := sendH1(w, d.addr, send)
+		if len(v.answers) != 5 {
+			t.Fatalf("%d answers to 5 pipelined requests: %+v", len(v.answers), v.answers)
+		}
+		a := v.answers
+		if a[0].status != 200 || a[0].body != string(big) {
+			t.Errorf("big.bin: %d, %d bytes, want the file's %d", a[0].status, len(a[0].body), len(big))
+		}
+		if a[1].status != 206 || a[1].body != "log(1)" {
+			t.Errorf("range: %d %q", a[1].status, a[1].body)
+		}
+		if a[2].status != 200 || !a[2].chunked || a[2].header.Get("Content-Encoding") != "gzip" || decode(t, "gzip", []byte(a[2].body)) != edgePage {
+			t.Errorf("compressed page: %d chunked %v encoding %q", a[2].status, a[2].chunked, a[2].header.Get("Content-Encoding"))
+		}
+		// Dot segments are removed before routing: the path leaves the
+		// static route and is the app's, never a file's outside the root.
+		if a[3].status != 200 || !strings.Contains(a[3].body, `"path":"/etc/passwd"`) {
+			t.Errorf("escape: %d %q, want the app's answer for /etc/passwd", a[3].status, a[3].body)
+		}
+		if a[4].status != 200 || a[4].body != "console.log(1)\n" {
+			t.Errorf("last: %d %q", a[4].status, a[4].body)
+		}
+		c, err := dialH1(w, d.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "HEAD /s/big.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /s/app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		head, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})
+		if err != nil || head.StatusCode != 200 || head.ContentLength != int64(len(big)) {
+			t.Fatalf("HEAD: %v %+v", err, head)
+		}
+		next, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("the answer after HEAD: %v", err)
+		}
+		if body, _ := io.ReadAll(next.Body); string(body) != "console.log(1)\n" {
+			t.Errorf("the answer after HEAD: %q (the HEAD sent a body?)", body)
+		}
+	})
+}
