@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Static files, gatehouse against nginx serving the same directory side by
+# side: a 1 KiB and a 1 MiB file, wrk over plain HTTP/1.1 with keep-alive,
+# rounds interleaved. Reports requests a second and CPU time a request
+# (the servers' user+system CPU over the requests served).
+#
+#   bench/static.sh
+#   ROUNDS=5 DURATION=5 CONNS=50 bench/static.sh
+#   FILES=1m.bin bench/static.sh    # one size only
+#
+# gatehouse runs with GOMAXPROCS unset (every core) and nginx with
+# worker_processes auto, sendfile on: each as its users would run it.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-50}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/gatehouse-static.XXXXXX)
+chmod 755 "$WORK" # nginx's workers run as nobody
+source "$ROOT/bench/lib.sh"
+
+install_peers wrk:wrk
+cd "$ROOT"
+go build -o "$WORK/gatehouse" ./cmd/gatehouse
+
+mkdir -p "$WORK/www"
+head -c 1024 /dev/urandom | base64 -w 0 | head -c 1024 >"$WORK/www/1k.txt"
+head -c $((1 << 20)) /dev/urandom >"$WORK/www/1m.bin"
+
+NGINX_PORT=$(port)
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes auto;
+daemon off;
+master_process on;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  types { text/plain txt; application/octet-stream bin; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $WORK/www;
+  }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & started $!
+NGINX_PID=$!
+
+GH_PORT=$(port); GH_ADMIN=$(port); DUMMY=$(port)
+cat >"$WORK/gatehouse.yaml" <<CONF
+listen: "127.0.0.1:$GH_PORT"
+admin: "127.0.0.1:$GH_ADMIN"
+data_dir: $WORK/data
+access_log: "off"
+apps:
+  files:
+    upstreams: ["127.0.0.1:$DUMMY"]   # never asked: the route is static
+    health: {interval: 60s}
+    routes:
+      - match: /
+        static: {root: $WORK/www}
+CONF
+"$WORK/gatehouse" run -c "$WORK/gatehouse.yaml" >"$WORK/gatehouse.log" 2>&1 & started $!
+GH_PID=$!
+wait_port "$NGINX_PORT"; wait_port "$GH_PORT"
+for u in "http://127.0.0.1:$NGINX_PORT" "http://127.0.0.1:$GH_PORT"; do
+  for f in 1k.txt 1m.bin; do
+    cmp -s <(curl -sf "$u/$f") "$WORK/www/$f" || { echo "$u/$f does not serve the file" >&2; exit 1; }
+  done
+done
+check_session "servers" "$NGINX_PID" "$GH_PID"
+
+# cpu_ticks PID...: user+system clock ticks of the PIDs and their
+# descendants.
+cpu_ticks() {
+  local t=0 p
+  for p in $(tree "$@"); do
+    t=$((t + $(stat_field "$p" 14 || echo 0) + $(stat_field "$p" 15 || echo 0)))
+  done
+  echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+
+run() { # run NAME PID URL → "req/s cpu_us_per_req"
+  local before after out reqs
+  before=$(cpu_ticks "$2")
+  out=$(wrk -t 2 -c "$CONNS" -d "${DURATION}s" "$3")
+  after=$(cpu_ticks "$2")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  awk -v r="$reqs" -v d="$DURATION" -v t=$((after - before)) -v hz="$HZ" \
+    'BEGIN { printf "%.0f %.1f\n", r / d, t / hz * 1e6 / r }'
+}
+
+printf '%-8s %-6s %12s %12s %14s %14s\n' file round "nginx req/s" "gh req/s" "nginx µs/req" "gh µs/req"
+for f in ${FILES:-1k.txt 1m.bin}; do
+  for r in $(seq "$ROUNDS"); do
+    read -r nrps ncpu < <(run nginx "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT/$f")
+    read -r grps gcpu < <(run gatehouse "$GH_PID" "http://127.0.0.1:$GH_PORT/$f")
+    printf '%-8s %-6s %12s %12s %14s %14s\n' "$f" "$r" "$nrps" "$grps" "$ncpu" "$gcpu"
+  done
+done
