@@ -57,8 +57,10 @@ type RequestRateLimit struct {
 func (r *RequestRateLimit) decodeScalar(s string) error { return decodeOff(s, &r.Off) }
 
 // BasicAuth is a basic_auth: block: HTTP Basic authentication against
-// bcrypt hashes (make one with `gatehouse hash-password`). Written "off"
-// on a route, it turns the app's off there.
+// bcrypt hashes (make one with `gatehouse hash-password`). A request
+// without the right user name and password gets 401 auth_required (a
+// wrong password after a second). Written "off" on a route, it turns the
+// app's off there.
 type BasicAuth struct {
 	// Users maps each user name to its bcrypt hash ("$2a$…"). Required.
 	Users map[string]string `yaml:"users" secret:"true"`

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
@@ -656,6 +657,53 @@ func TestRouteAnswersKeepFramingOnRawConnections(t *testing.T) {
 		}
 		if body, _ := io.ReadAll(next.Body); string(body) != "console.log(1)\n" {
 			t.Errorf("the answer after HEAD: %q (the HEAD sent a body?)", body)
+		}
+	})
+}
+
+// Behind a trusted proxy the rules decide on the client its
+// X-Forwarded-For names; from any other peer, on the peer, whatever it
+// forges. A flood from one client through the proxy leaves another
+// client through the same proxy served.
+func TestRouteRulesThroughATrustedProxy(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		cfg := config.Default()
+		cfg.TrustedProxies = []string{"127.0.0.2"}
+		ac := config.NewApp("web")
+		ac.Routes = config.PlainRoutes("/")
+		ac.Deny = []string{"127.0.0.3"}
+		ac.RateLimit = &config.RequestRateLimit{Rate: "1/m", Burst: 2}
+		cfg.Apps, cfg.Order = map[string]*config.App{"web": ac}, []string{"web"}
+		p := pool.New("web", 100)
+		m := pool.NewMember("web-1", app.addr)
+		p.Add(m)
+		m.SetState(pool.Ready)
+		t.Cleanup(func() { p.Remove(m) })
+		gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{})
+		d := &direct{addr: serve(t, proto, gw)}
+		xff := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
+		for _, tt := range []struct {
+			name, from, client string
+			status             int
+		}{
+			{"a denied client through the proxy", "127.0.0.2", "127.0.0.3", 403},
+			{"another client through the proxy", "127.0.0.2", "127.0.0.4", 200},
+			{"an untrusted peer forging a denied client", "127.0.0.4", "127.0.0.3", 200},
+			{"a denied peer forging another client", "127.0.0.3", "127.0.0.4", 403},
+		} {
+			if got := d.send(t, proto, edgeReq{from: tt.from, path: "/a", header: xff(tt.client)}); got.status != tt.status {
+				t.Errorf("%s: %d, want %d", tt.name, got.status, tt.status)
+			}
+		}
+		for i := range 4 {
+			got := d.send(t, proto, edgeReq{from: "127.0.0.2", path: "/flood", header: xff("127.0.0.5")})
+			if want := map[bool]int{true: 200, false: 429}[i < 2]; got.status != want {
+				t.Errorf("flooding client's request %d: %d, want %d", i, got.status, want)
+			}
+		}
+		if got := d.send(t, proto, edgeReq{from: "127.0.0.2", path: "/calm", header: xff("127.0.0.6")}); got.status != 200 {
+			t.Errorf("another client through the same proxy during the flood: %d", got.status)
 		}
 	})
 }
