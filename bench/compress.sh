@@ -80,27 +80,9 @@ for u in "http://127.0.0.1:$NGINX_PORT/" "http://127.0.0.1:$GH_PORT/"; do
   echo "$u: $(wc -c <"$WORK/page.html") bytes, $enc gzipped"
 done
 
-cpu_ticks() {
-  local t=0 p
-  for p in $(tree "$@"); do
-    t=$((t + $(stat_field "$p" 14 || echo 0) + $(stat_field "$p" 15 || echo 0)))
-  done
-  echo "$t"
-}
-HZ=$(getconf CLK_TCK)
-run() { # run PID URL → "req/s cpu_us_per_req"
-  local before after out reqs
-  before=$(cpu_ticks "$1")
-  out=$(wrk -t 2 -c "$CONNS" -d "${DURATION}s" -H 'Accept-Encoding: gzip' "$2")
-  after=$(cpu_ticks "$1")
-  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  awk -v r="$reqs" -v d="$DURATION" -v t=$((after - before)) -v hz="$HZ" \
-    'BEGIN { printf "%.0f %.1f\n", r / d, t / hz * 1e6 / r }'
-}
-
 printf '%-6s %12s %12s %14s %14s %8s\n' round "nginx req/s" "gh req/s" "nginx µs/req" "gh µs/req" ratio
 for r in $(seq "$ROUNDS"); do
-  read -r nrps ncpu < <(run "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT/")
-  read -r grps gcpu < <(run "$GH_PID" "http://127.0.0.1:$GH_PORT/")
+  read -r nrps ncpu < <(wrk_cpu "$NGINX_PID" "$DURATION" "$CONNS" "http://127.0.0.1:$NGINX_PORT/" -H "Accept-Encoding: gzip")
+  read -r grps gcpu < <(wrk_cpu "$GH_PID" "$DURATION" "$CONNS" "http://127.0.0.1:$GH_PORT/" -H "Accept-Encoding: gzip")
   printf '%-6s %12s %12s %14s %14s %8.2f\n' "$r" "$nrps" "$grps" "$ncpu" "$gcpu" "$(awk -v a="$gcpu" -v b="$ncpu" 'BEGIN{print a/b}')"
 done

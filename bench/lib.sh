@@ -253,6 +253,30 @@ install_peers() {
   fi
 }
 
+# cpu_ticks PID...: user+system clock ticks of the PIDs and their
+# descendants, so far.
+cpu_ticks() {
+  local t=0 p
+  for p in $(tree "$@"); do
+    t=$((t + $(stat_field "$p" 14 || echo 0) + $(stat_field "$p" 15 || echo 0)))
+  done
+  echo "$t"
+}
+
+# wrk_cpu PID DURATION CONNS URL [WRK ARGS...]: wrk at URL for DURATION
+# seconds over CONNS connections; prints the requests a second and the
+# CPU time a request (µs) the PIDs and their descendants spent.
+wrk_cpu() {
+  local pid=$1 dur=$2 conns=$3 url=$4 before after out reqs
+  shift 4
+  before=$(cpu_ticks "$pid")
+  out=$(wrk -t 2 -c "$conns" -d "${dur}s" "$@" "$url")
+  after=$(cpu_ticks "$pid")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  awk -v r="$reqs" -v d="$dur" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.0f %.1f\n", r / d, t / hz * 1e6 / r }'
+}
+
 cleanup() {
   stop_all
   rm -rf "$WORK"

@@ -81,32 +81,11 @@ for u in "http://127.0.0.1:$NGINX_PORT" "http://127.0.0.1:$GH_PORT"; do
 done
 check_session "servers" "$NGINX_PID" "$GH_PID"
 
-# cpu_ticks PID...: user+system clock ticks of the PIDs and their
-# descendants.
-cpu_ticks() {
-  local t=0 p
-  for p in $(tree "$@"); do
-    t=$((t + $(stat_field "$p" 14 || echo 0) + $(stat_field "$p" 15 || echo 0)))
-  done
-  echo "$t"
-}
-HZ=$(getconf CLK_TCK)
-
-run() { # run NAME PID URL → "req/s cpu_us_per_req"
-  local before after out reqs
-  before=$(cpu_ticks "$2")
-  out=$(wrk -t 2 -c "$CONNS" -d "${DURATION}s" "$3")
-  after=$(cpu_ticks "$2")
-  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  awk -v r="$reqs" -v d="$DURATION" -v t=$((after - before)) -v hz="$HZ" \
-    'BEGIN { printf "%.0f %.1f\n", r / d, t / hz * 1e6 / r }'
-}
-
 printf '%-8s %-6s %12s %12s %14s %14s\n' file round "nginx req/s" "gh req/s" "nginx µs/req" "gh µs/req"
 for f in ${FILES:-1k.txt 1m.bin}; do
   for r in $(seq "$ROUNDS"); do
-    read -r nrps ncpu < <(run nginx "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT/$f")
-    read -r grps gcpu < <(run gatehouse "$GH_PID" "http://127.0.0.1:$GH_PORT/$f")
+    read -r nrps ncpu < <(wrk_cpu "$NGINX_PID" "$DURATION" "$CONNS" "http://127.0.0.1:$NGINX_PORT/$f")
+    read -r grps gcpu < <(wrk_cpu "$GH_PID" "$DURATION" "$CONNS" "http://127.0.0.1:$GH_PORT/$f")
     printf '%-8s %-6s %12s %12s %14s %14s\n' "$f" "$r" "$nrps" "$grps" "$ncpu" "$gcpu"
   done
 done
