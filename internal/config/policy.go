@@ -164,36 +164,21 @@ type Edge struct {
 // written "off" is nil here.
 func EdgeOf(a *App, r *Route) Edge {
 	e := Edge{
-		RequestHeaders: a.RequestHeaders, ResponseHeaders: a.ResponseHeaders, SecurityHeaders: a.SecurityHeaders,
-		Allow: a.Allow, Deny: a.Deny, RateLimit: a.RateLimit, BasicAuth: a.BasicAuth, ForwardAuth: a.ForwardAuth,
-		Compress: a.Compress,
-	}
-	if r.RequestHeaders != nil {
-		e.RequestHeaders = r.RequestHeaders
-	}
-	if r.ResponseHeaders != nil {
-		e.ResponseHeaders = r.ResponseHeaders
+		RequestHeaders:  either(r.RequestHeaders, a.RequestHeaders),
+		ResponseHeaders: either(r.ResponseHeaders, a.ResponseHeaders),
+		SecurityHeaders: a.SecurityHeaders,
+		Allow:           eitherList(r.Allow, a.Allow),
+		Deny:            eitherList(r.Deny, a.Deny),
+		RateLimit:       either(r.RateLimit, a.RateLimit),
+		BasicAuth:       either(r.BasicAuth, a.BasicAuth),
+		ForwardAuth:     either(r.ForwardAuth, a.ForwardAuth),
+		Compress:        either(r.Compress, a.Compress),
 	}
 	if r.SecurityHeaders != "" {
 		e.SecurityHeaders = r.SecurityHeaders
 	}
-	if r.Allow != nil {
-		e.Allow = r.Allow
-	}
-	if r.Deny != nil {
-		e.Deny = r.Deny
-	}
-	if r.RateLimit != nil {
-		e.RateLimit = r.RateLimit
-	}
-	if r.BasicAuth != nil {
-		e.BasicAuth = r.BasicAuth
-	}
-	if r.ForwardAuth != nil {
-		e.ForwardAuth = r.ForwardAuth
-	}
-	if r.Compress != nil {
-		e.Compress = r.Compress
+	if e.SecurityHeaders == SecurityOff {
+		e.SecurityHeaders = ""
 	}
 	if e.RateLimit != nil && e.RateLimit.Off {
 		e.RateLimit = nil
@@ -207,8 +192,22 @@ func EdgeOf(a *App, r *Route) Edge {
 	if e.Compress != nil && e.Compress.Off {
 		e.Compress = nil
 	}
-	if e.SecurityHeaders == SecurityOff {
-		e.SecurityHeaders = ""
-	}
 	return e
+}
+
+// either is the route's block when it has one, else the app's.
+func either[T any](route, app *T) *T {
+	if route != nil {
+		return route
+	}
+	return app
+}
+
+// eitherList is the route's list when it has one (an explicit [] too),
+// else the app's.
+func eitherList(route, app []string) []string {
+	if route != nil {
+		return route
+	}
+	return app
 }

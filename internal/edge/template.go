@@ -63,11 +63,8 @@ func parseTemplate(s string) *template {
 	if rest != "" {
 		t.parts = append(t.parts, part{lit: rest})
 	}
-	if len(t.parts) == 1 && t.parts[0].ph == phNone {
-		t.plain = t.parts[0].lit
-	}
-	if len(t.parts) == 0 {
-		t.plain = ""
+	if !t.dynamic() {
+		t.plain = s
 	}
 	return t
 }

@@ -1,0 +1,82 @@
+package edge
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+func compile(t *testing.T, r config.Route) *Route {
+	t.Helper()
+	rt, err := Compile(config.NewApp("web"), &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+// The app's path: strip_prefix (also of an escaped spelling of the
+// prefix), then rewrite, then add_prefix; the query is the caller's.
+func TestTargetIsThePathTheAppIsSent(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		route config.Route
+		raw   string
+		want  string
+	}{
+		{"strip", config.Route{Match: "/api/", StripPrefix: true}, "/api/items", "/items"},
+		{"strip to root", config.Route{Match: "/api/", StripPrefix: true}, "/api/", "/"},
+		{"strip the bare prefix", config.Route{Match: "/api/", StripPrefix: true}, "/api", "/"},
+		{"strip an escaped prefix", config.Route{Match: "/api/", StripPrefix: true}, "/%61pi/items", "/items"},
+		{"strip keeps escapes after it", config.Route{Match: "/api/", StripPrefix: true}, "/api/a%2Fb", "/a%2Fb"},
+		{"strip with a host", config.Route{Match: "example.com/v1/", StripPrefix: true}, "/v1/x", "/x"},
+		{"rewrite", config.Route{Match: "/old/", Rewrite: &config.Rewrite{From: "^/old/(.*)$", To: "/new/$1"}}, "/old/a b", "/new/a%20b"},
+		{"rewrite that does not match", config.Route{Match: "/", Rewrite: &config.Rewrite{From: "^/x$", To: "/y"}}, "/z", "/z"},
+		{"add", config.Route{Match: "/", AddPrefix: "/v2"}, "/items", "/v2/items"},
+		{"strip and add", config.Route{Match: "/api/", StripPrefix: true, AddPrefix: "/v2"}, "/api/items", "/v2/items"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, changed := compile(t, tt.route).Target(&Ask{RawPath: tt.raw})
+			if got != tt.want || changed != (tt.want != tt.raw) {
+				t.Errorf("Target(%q) = %q, %v; want %q", tt.raw, got, changed, tt.want)
+			}
+		})
+	}
+}
+
+// Placeholders are the request's; an unknown one is kept as text.
+func TestTemplatesExpandPlaceholders(t *testing.T) {
+	r, _ := http.NewRequest("GET", "http://example.com/a/b?x=1", nil)
+	r.RequestURI = "/a/b?x=1"
+	q := &Ask{Req: r, ClientIP: "192.0.2.7", Scheme: "https", RequestID: "id-1", RawPath: "/a/b", Query: "x=1", User: "alice"}
+	for in, want := range map[string]string{
+		"plain":                          "plain",
+		"{client_ip} {scheme} {user}":    "192.0.2.7 https alice",
+		"https://www.example.com{uri}":   "https://www.example.com/a/b?x=1",
+		"{scheme}://{host}{path}{query}": "https://example.com/a/b?x=1",
+		"{request_id}-{method}":          "id-1-GET",
+		"{nope} and {":                   "{nope} and {",
+	} {
+		if got := parseTemplate(in).expand(q); got != want {
+			t.Errorf("%q expanded to %q, want %q", in, got, want)
+		}
+	}
+}
+
+// response_headers: removal (a name, a prefix), then set, then add.
+func TestHeaderOpsRemoveSetAdd(t *testing.T) {
+	ops := compileHeaderOps(&config.HeaderOps{
+		Remove: []string{"server", "X-Debug-*"},
+		Set:    map[string]string{"x-served-by": "gatehouse", "Cache-Control": "no-store"},
+		Add:    map[string]string{"Vary": "Origin"},
+	})
+	h := http.Header{"Server": {"app"}, "X-Debug-A": {"1"}, "X-Debug-B": {"2"}, "Cache-Control": {"public"}, "Vary": {"Accept"}, "Kept": {"k"}}
+	ops.apply(h, &Ask{})
+	want := http.Header{"X-Served-By": {"gatehouse"}, "Cache-Control": {"no-store"}, "Vary": {"Accept", "Origin"}, "Kept": {"k"}}
+	if diff := cmp.Diff(want, h); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+}
