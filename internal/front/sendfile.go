@@ -12,13 +12,14 @@ import (
 
 // A file's body goes to a plain socket by sendfile(2): Writer.ReadFrom
 // flushes the head and hands the file, cut at the answer's
-// Content-Length, to sink.ReadFrom, which lets the kernel copy it, a
-// piece at a time within SendTimeout each. A TLS connection, a chunked answer or a
-// body of any other kind is copied through Write as before.
+// Content-Length, to sink.ReadFrom, which lets the kernel copy it, with
+// SendTimeout bounding each wait in which the client takes nothing (on
+// Linux, sendFile), or else a piece at a time within SendTimeout each.
+// A TLS connection, a chunked answer or a body of any other kind is
+// copied through Write as before.
 
 // sendPiece is how much of a file one sendfile may send before the write
-// deadline is renewed: a client that reads is never cut off for a large
-// file, one that stops is within SendTimeout.
+// deadline is renewed, where sendFile does not renew it on progress.
 const sendPiece = 1 << 20
 
 // ReadFrom writes the answer's body from r: a file (or part of one) by
@@ -80,6 +81,9 @@ func (s sink) ReadFrom(r io.Reader) (int64, error) {
 	lr, isLimited := r.(*io.LimitedReader)
 	if !ok || !isLimited || s.fc.sendWait {
 		return copyThrough(s, r)
+	}
+	if n, err, handled := sendFile(tc, lr, s.fc.sendTimeout); handled {
+		return n, err
 	}
 	var total int64
 	for lr.N > 0 {

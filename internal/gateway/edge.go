@@ -141,15 +141,25 @@ var _ io.Writer = (*sentBody)(nil)
 
 // ReadFrom writes a body read from r (a static file): through the front
 // writer's own ReadFrom, which sends a file by sendfile on a plain
-// connection, unless the body is being compressed.
+// connection, unless the body is being compressed. Like that one, it
+// stops at the Content-Length declared: a file that grew since it was
+// stat'ed would otherwise overrun it (x/net refuses the write that does,
+// and with it the end of the body).
 func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok && w.enc == nil {
-		n, err := rf.ReadFrom(r)
-		w.bytes += n
-		return n, err
+	if w.enc == nil {
+		if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+			n, err := rf.ReadFrom(r)
+			w.bytes += n
+			return n, err
+		}
+		if cl := w.ResponseWriter.Header()["Content-Length"]; len(cl) == 1 {
+			if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil {
+				r = &io.LimitedReader{R: r, N: max(n-w.bytes, 0)}
+			}
+		}
 	}
 	buf := spool.Buffer(32 << 10)
 	defer spool.Release(buf)
