@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,11 @@ type BasicOptions struct {
 	FailDelay time.Duration
 	// MaxFailing is how many failures may wait at once; default 4.
 	MaxFailing int
+	// MaxComparing is how many bcrypt comparisons may run at once;
+	// default half the cores, at least one. Each costs a core for about
+	// a quarter of a second at cost 12, before its failure waits: without
+	// a bound a flood of guesses takes every core from the gateway.
+	MaxComparing int
 }
 
 // Defaults of BasicOptions.
@@ -62,6 +68,8 @@ type Basic struct {
 
 	failDelay time.Duration
 	failing   chan struct{}
+	// comparing holds a slot for each bcrypt comparison running.
+	comparing chan struct{}
 
 	// compare is bcrypt.CompareHashAndPassword; tests count its calls.
 	compare func(hash, password []byte) error
@@ -106,6 +114,11 @@ func NewBasic(o BasicOptions) (*Basic, error) {
 		maxFailing = DefaultMaxFailing
 	}
 	b.failing = make(chan struct{}, maxFailing)
+	maxComparing := o.MaxComparing
+	if maxComparing <= 0 {
+		maxComparing = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	b.comparing = make(chan struct{}, maxComparing)
 	rand.Read(b.cacheKey) // never fails (crypto/rand's contract)
 
 	maxCost := -1
@@ -182,7 +195,8 @@ func (b *Basic) HasCredentials(r *http.Request) bool {
 // answers 401 with Challenge() as WWW-Authenticate (after Fail when
 // HasCredentials). An unknown user costs a bcrypt as a wrong password
 // does; a right password is verified once and then found in a bounded
-// cache; a failure is never cached.
+// cache; a failure is never cached. A bcrypt waits its turn among
+// MaxComparing; a request whose context ends meanwhile fails.
 func (b *Basic) Check(r *http.Request) (user string, ok bool) {
 	u, p, present := r.BasicAuth()
 	if !present {
@@ -199,7 +213,14 @@ func (b *Basic) Check(r *http.Request) (user string, ok bool) {
 	if known && b.cached(key) {
 		return u, true
 	}
-	if b.compare(hash, []byte(p)) != nil || !known {
+	select {
+	case b.comparing <- struct{}{}:
+	case <-r.Context().Done():
+		return "", false
+	}
+	err := b.compare(hash, []byte(p))
+	<-b.comparing
+	if err != nil || !known {
 		return "", false
 	}
 	b.remember(key)

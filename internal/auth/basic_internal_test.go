@@ -194,3 +194,66 @@ func TestBasicFailDefaultsToTheAdminSignInsDelay(t *testing.T) {
 		t.Errorf("FailDelay %v, MaxFailing %d; want 1s, 4", b.failDelay, cap(b.failing))
 	}
 }
+
+// bcrypt comparisons run a few at once (MaxComparing): a flood of
+// guesses, each of which costs a bcrypt before its failure waits, takes
+// those cores and no more; a guess waiting for its turn gives up with
+// its client.
+func TestBasicComparesAFewAtOnce(t *testing.T) {
+	t.Parallel()
+	b, err := NewBasic(BasicOptions{Users: map[string]string{"alice": mustHash(t, "pw", bcrypt.MinCost)}, MaxComparing: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	entered := 0
+	release := make(chan struct{})
+	b.compare = func(hash, password []byte) error {
+		mu.Lock()
+		entered++
+		mu.Unlock()
+		<-release
+		return bcrypt.ErrMismatchedHashAndPassword
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return entered
+	}
+	guess := func(ctx context.Context) *http.Request {
+		r, _ := http.NewRequestWithContext(ctx, "GET", "http://x/", nil)
+		r.SetBasicAuth("alice", "guess")
+		return r
+	}
+	first := make(chan bool, 2)
+	for range 2 {
+		go func() { _, ok := b.Check(guess(context.Background())); first <- ok }()
+	}
+	testutil.WaitFor(t, 10*time.Second, "2 comparisons running", func() bool { return count() >= 2 })
+	ctx, cancel := context.WithCancel(context.Background())
+	more := make(chan bool, 3)
+	for range 3 {
+		go func() { _, ok := b.Check(guess(ctx)); more <- ok }()
+	}
+	cancel()
+	for range 3 {
+		select {
+		case ok := <-more:
+			if ok {
+				t.Error("a guess whose client left: Check = true")
+			}
+		case <-time.After(10 * time.Second):
+			close(release)
+			t.Fatal("a guess beyond MaxComparing, its client gone, did not return within 10s: it is being compared")
+		}
+	}
+	if n := count(); n != 2 {
+		t.Errorf("%d comparisons ran at once, want MaxComparing (2)", n)
+	}
+	close(release)
+	for range 2 {
+		if <-first {
+			t.Error("a wrong password: Check = true")
+		}
+	}
+}

@@ -33,7 +33,8 @@ type ForwardOptions struct {
 	// RequestHeaders are the client's headers sent to the auth service;
 	// default all but the hop-by-hop ones, the body's framing
 	// (Content-Length, Transfer-Encoding), Accept-Encoding and the
-	// client's forwarding headers, which Check sets itself.
+	// client's forwarding headers, which Check sets itself, and other
+	// origin fields (X-Original-*; see dropHeaders).
 	RequestHeaders []string
 	// TLS configures connections to an https:// URL; nil: the system's
 	// roots.
@@ -173,15 +174,19 @@ func (f *Forward) Close() { f.transport.CloseIdleConnections() }
 // dropHeaders are the client's headers never sent to the auth service by
 // default: hop-by-hop (RFC 9110 7.6.1), the body's framing (the question
 // has no body), Accept-Encoding (a relayed denial body is cut at a bound,
-// which a compressed one does not survive) and the forwarding headers,
+// which a compressed one does not survive), the forwarding headers,
 // which Check sets from what the caller knows rather than from what the
-// client claims.
+// client claims, and the other fields an auth service may take the
+// request's URL or client from (Authelia reads X-Original-URL before
+// X-Forwarded-*; X-Original-* are dropped by prefix): a client's own
+// would have the service judge another request than this one.
 var dropHeaders = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true,
 	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true,
 	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 	"Content-Length": true, "Accept-Encoding": true,
 	"Forwarded": true, "X-Real-Ip": true,
+	"X-Rewrite-Url": true, "True-Client-Ip": true, "X-Client-Ip": true, "Cf-Connecting-Ip": true,
 }
 
 // hopByHop are the headers of an answer that are not relayed.
@@ -266,7 +271,7 @@ func (f *Forward) questionHeader(h http.Header, r *http.Request, clientIP, schem
 			}
 		}
 		for k, v := range r.Header {
-			if dropHeaders[k] || named[k] || strings.HasPrefix(k, "X-Forwarded-") {
+			if dropHeaders[k] || named[k] || strings.HasPrefix(k, "X-Forwarded-") || strings.HasPrefix(k, "X-Original-") {
 				continue
 			}
 			h[k] = append([]string(nil), v...)

@@ -224,6 +224,12 @@ func TestForwardAsksWithoutTheBodyAndWithTheForwardedSet(t *testing.T) {
 		"Cookie": "_oauth2_proxy=session", "Authorization": "Bearer t0ken", "Content-Type": "text/plain",
 		"X-Forwarded-For": "198.51.100.66", "X-Forwarded-Host": "forged.example", "Forwarded": "for=198.51.100.66",
 		"X-Real-Ip": "198.51.100.66", "X-Forwarded-Port": "8443", "Connection": "X-Hop", "X-Hop": "1", "Accept-Encoding": "gzip",
+		// Authelia's /api/verify and /api/authz/auth-request read the
+		// request from these before X-Forwarded-*: a client's own would
+		// have the service judge another URL than the one asked for.
+		"X-Original-Url": "https://app.example/public/", "X-Original-Method": "GET", "X-Original-Uri": "/public/",
+		"X-Rewrite-Url": "/public/", "True-Client-Ip": "198.51.100.66", "X-Client-Ip": "198.51.100.66",
+		"Cf-Connecting-Ip": "198.51.100.66",
 	}
 	forwarded := http.Header{
 		"X-Forwarded-Method": {"POST"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"app.example"},

@@ -11,8 +11,10 @@ import "strings"
 // replaces a server block's directive in nginx.
 type Route struct {
 	// Match is "host/path-prefix", "/path-prefix" or "host/": the host
-	// (without port, any case) and the path prefix the request's path
-	// must start with. Required.
+	// (without port, any case, a trailing dot ignored) and the path
+	// prefix the request's path must start with; a prefix ending in "/"
+	// also takes the path without it ("/admin/" takes "/admin", unless a
+	// route "/admin" does), which apps serve as the same page. Required.
 	Match string `yaml:"match" secret:"false"`
 	// StripPrefix removes Match's path prefix (without its trailing
 	// "/") from the path the app sees: with match "/api/", "/api/items"

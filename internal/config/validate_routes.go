@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // routes checks each route's shape and its blocks. Several apps share
@@ -244,8 +246,11 @@ func ParseAddrOrPrefix(s string) (netip.Prefix, error) {
 
 func (v *validator) rateLimit(rl *RequestRateLimit, path string) {
 	r, err := ParseRate(rl.Rate)
-	if err != nil {
+	switch {
+	case err != nil:
 		v.errorf(path+".rate", "%v", err)
+	case r < ratelimit.MinRate || r > ratelimit.MaxRate:
+		v.errorf(path+".rate", "%q must be between one a year and one a nanosecond", rl.Rate)
 	}
 	if rl.Burst < 0 {
 		v.errorf(path+".burst", "must be ≥ 1, got %d", rl.Burst)

@@ -61,7 +61,7 @@ func (rt *Route) Admit(ctx context.Context, w http.ResponseWriter, q *Ask) (answ
 	if rt.redirect != nil {
 		q.Rule = "redirect"
 		q.target, _ = rt.Target(q)
-		w.Header().Set("Location", rt.redirect.expand(q))
+		w.Header().Set("Location", rt.location(q))
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(rt.redirStat)
 		return true, nil
@@ -84,6 +84,18 @@ func (rt *Route) Admit(ctx context.Context, w http.ResponseWriter, q *Ask) (answ
 		}
 	}
 	return false, nil
+}
+
+// location is the redirect's Location for q. One that begins with the
+// client's path is kept on the site: "//evil.example" or
+// "/\evil.example" (browsers read both as another host) becomes
+// "/evil.example". A configured "//host" is the config's own.
+func (rt *Route) location(q *Ask) string {
+	loc := rt.redirect.expand(q)
+	if p := rt.redirect.parts; len(p) > 0 && p[0].ph != phNone && len(loc) > 1 && loc[0] == '/' && (loc[1] == '/' || loc[1] == '\\') {
+		loc = "/" + strings.TrimLeft(loc, "/\\")
+	}
+	return loc
 }
 
 // checkBasic checks the request's basic credentials. A failure waits

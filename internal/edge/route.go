@@ -94,6 +94,9 @@ func (rt *Route) compileEdge(e config.Edge) error {
 		if err != nil {
 			return fmt.Errorf("rate_limit.rate: %w", err)
 		}
+		if !(rate >= ratelimit.MinRate && rate <= ratelimit.MaxRate) {
+			return fmt.Errorf("rate_limit.rate: %q is outside one a year to one a nanosecond", rl.Rate)
+		}
 		rt.limiter = ratelimit.New(ratelimit.Options{Rate: rate, Burst: rl.Burst, MaxKeys: rl.MaxKeys})
 		rt.limitKey = rl.Key
 	}

@@ -103,6 +103,7 @@ type edgeReq struct {
 	method, path string
 	header       http.Header
 	from         string // the client's loopback address; default 127.0.0.1
+	host         string // the request's Host; default the gateway's address
 }
 
 type edgeAnswer struct {
@@ -125,6 +126,9 @@ func (d *direct) send(t *testing.T, proto string, q edgeReq) edgeAnswer {
 	}
 	for k, v := range q.header {
 		req.Header[k] = v
+	}
+	if q.host != "" {
+		req.Host = q.host
 	}
 	if req.Header.Get("Accept-Encoding") == "" {
 		req.Header.Set("Accept-Encoding", "identity") // Go's client would ask for gzip and hide it
@@ -706,4 +710,62 @@ func TestRouteRulesThroughATrustedProxy(t *testing.T) {
 			t.Errorf("another client through the same proxy during the flood: %d", got.status)
 		}
 	})
+}
+
+// A host route's rules hold for every spelling of its host that names
+// it: upper case, a port, and the absolute domain's trailing dot
+// ("admin.example.com."), which apps (Django, for one) take for the
+// host without it; none falls through to the app's host-less route.
+func TestRouteRulesOfAHostRouteHoldForEverySpellingOfTheHost(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		d := newDirect(t, proto, app.addr, func(a *config.App) {
+			a.Routes = []config.Route{{Match: "admin.example.com/", Deny: []string{"127.0.0.0/8"}}, {Match: "/"}}
+		})
+		for _, host := range []string{"admin.example.com", "ADMIN.example.com", "admin.example.com:8443", "admin.example.com.", "admin.example.com.:8443"} {
+			if got := d.send(t, proto, edgeReq{path: "/x", host: host}); got.status != http.StatusForbidden {
+				t.Errorf("Host %q: %d, want 403 from the host route's deny", host, got.status)
+			}
+		}
+		if got := d.send(t, proto, edgeReq{path: "/x", host: "www.example.com"}); got.status != http.StatusOK {
+			t.Errorf("another host: %d, want 200 from the host-less route", got.status)
+		}
+	})
+}
+
+// A route "/admin/" takes "/admin" too, its prefix without the slash
+// (which apps serve as the same page: Express, Flask and Rails do), so
+// that its rules hold for it rather than a shorter route's; a route
+// that names "/admin" itself keeps it.
+func TestRouteRulesHoldForTheirPrefixWithoutItsSlash(t *testing.T) {
+	app := newEdgeApp(t)
+	d := newDirect(t, "h1", app.addr, func(a *config.App) {
+		a.Routes = []config.Route{
+			{Match: "/admin/", Deny: []string{"127.0.0.0/8"}},
+			{Match: "/api/", StripPrefix: true},
+			{Match: "/docs/", Deny: []string{"127.0.0.0/8"}}, {Match: "/docs"},
+			{Match: "/"},
+		}
+	})
+	for _, tt := range []struct {
+		path   string
+		status int
+		app    string // the path the app saw, when it answered
+	}{
+		{"/admin", 403, ""}, {"/admin?x=1", 403, ""}, {"/admin/", 403, ""},
+		{"/administrator", 200, "/administrator"},
+		{"/api", 200, "/"}, {"/api?x=1", 200, "/"},
+		{"/docs", 200, "/docs"}, {"/docs/", 403, ""},
+	} {
+		got := d.send(t, "h1", edgeReq{path: tt.path})
+		if got.status != tt.status {
+			t.Errorf("%s: %d, want %d", tt.path, got.status, tt.status)
+			continue
+		}
+		if tt.app != "" {
+			if e := got.echoed(t); e.Path != tt.app {
+				t.Errorf("%s: the app saw %q, want %q", tt.path, e.Path, tt.app)
+			}
+		}
+	}
 }

@@ -42,6 +42,10 @@ type Gateway struct {
 	order []string
 	// err is why the routes' rules could not be built at start (Err).
 	err error
+	// reloadMu makes reloads one at a time: each rebuilds every app's
+	// routes from the configs in effect, and two at once would each
+	// store a router that lacks the other's app config.
+	reloadMu sync.Mutex
 	// edges are the routes' rules in effect, closed when replaced or
 	// with the gateway.
 	edgesMu sync.Mutex
@@ -168,6 +172,8 @@ func (g *Gateway) UpdateApp(ac *config.App) error {
 	if a == nil {
 		return nil
 	}
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
 	if ac.Affinity {
 		g.secret.get()
 	}

@@ -242,17 +242,32 @@ func (r *router) match(host, path string) *route {
 	if len(r.routes) == 1 && r.routes[0].host == "" && r.routes[0].prefix == "/" {
 		return &r.routes[0]
 	}
-	host = stripPort(host)
+	// "example.com." is the absolute spelling of "example.com", which
+	// apps take for the same host: routed as it, or a host route's rules
+	// would not hold for it.
+	host = strings.TrimSuffix(stripPort(host), ".")
+	// bare is the route whose prefix is path and a slash ("/admin/" for
+	// "/admin"): apps serve the two as one page, so it takes path unless
+	// a route of its host, or of none if it has none, whose prefix is
+	// path itself does; else a shorter route's rules would apply to the
+	// page, not its own.
+	var bare *route
 	for i := range r.routes {
 		rt := &r.routes[i]
 		if rt.host != "" && !strings.EqualFold(rt.host, host) {
 			continue
 		}
 		if strings.HasPrefix(path, rt.prefix) {
+			if bare != nil && (len(rt.prefix) < len(path) || bare.host != "" && rt.host == "") {
+				return bare
+			}
 			return rt
 		}
+		if bare == nil && len(rt.prefix) == len(path)+1 && rt.prefix[len(path)] == '/' && strings.HasPrefix(rt.prefix, path) {
+			bare = rt
+		}
 	}
-	return nil
+	return bare
 }
 
 func stripPort(host string) string {
