@@ -178,6 +178,13 @@ func (v *validator) headerOps(h *HeaderOps, path string) {
 			v.errorf(path+".set."+k, "%q is not a header field name", k)
 		}
 	}
+	for _, m := range []map[string]string{h.Set, h.Add} {
+		for k := range m {
+			if framing[strings.ToLower(k)] {
+				v.errorf(path+"."+k, "%s is the connection's or the message's framing, which gatehouse writes itself; it cannot be set here", k)
+			}
+		}
+	}
 	for k := range h.Add {
 		if !validFieldName(k) {
 			v.errorf(path+".add."+k, "%q is not a header field name", k)
@@ -196,6 +203,13 @@ func (v *validator) headerOps(h *HeaderOps, path string) {
 		}
 	}
 }
+
+// framing are the fields gatehouse writes itself on each side (the
+// request's Host and framing, the answer's framing and hop-by-hop
+// fields): a value set for them would be dropped or would break the
+// message.
+var framing = map[string]bool{"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
+	"keep-alive": true, "upgrade": true, "te": true, "trailer": true, "proxy-connection": true}
 
 // validFieldName reports whether s is an HTTP token (RFC 9110 §5.1).
 func validFieldName(s string) bool {

@@ -66,6 +66,16 @@ func (rt *Route) Admit(ctx context.Context, w http.ResponseWriter, q *Ask) (answ
 		w.WriteHeader(rt.redirStat)
 		return true, nil
 	}
+	// A limit by client or header comes before authentication, so that
+	// a flood of guesses is held to the rate before a bcrypt or an
+	// auth service's answer is spent on it; a limit by user can only
+	// come after.
+	byUser := rt.limitKey == config.RateKeyUser
+	if !byUser {
+		if fail := rt.limit(w, q); fail != nil {
+			return false, fail
+		}
+	}
 	if rt.basic != nil {
 		if fail := rt.checkBasic(ctx, w, q); fail != nil {
 			return false, fail
@@ -76,14 +86,25 @@ func (rt *Route) Admit(ctx context.Context, w http.ResponseWriter, q *Ask) (answ
 			return answered, fail
 		}
 	}
-	if rt.limiter != nil {
-		if ok, after := rt.limiter.Allow(rt.rateKey(q), rt.now()); !ok {
-			q.Rule = "rate_limit"
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(after.Seconds(), 1)))))
-			return false, cause.Errorf(cause.RateLimited, "", nil, "client %s is over the route's rate_limit", rt.rateKey(q))
-		}
+	if byUser {
+		return false, rt.limit(w, q)
 	}
 	return false, nil
+}
+
+// limit takes a token from the request's bucket: rate_limited, with
+// Retry-After, when there is none.
+func (rt *Route) limit(w http.ResponseWriter, q *Ask) *cause.Error {
+	if rt.limiter == nil {
+		return nil
+	}
+	key := rt.rateKey(q)
+	if ok, after := rt.limiter.Allow(key, rt.now()); !ok {
+		q.Rule = "rate_limit"
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(after.Seconds(), 1)))))
+		return cause.Errorf(cause.RateLimited, "", nil, "client %s is over the route's rate_limit", key)
+	}
+	return nil
 }
 
 // location is the redirect's Location for q. One that begins with the

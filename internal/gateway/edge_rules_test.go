@@ -769,3 +769,28 @@ func TestRouteRulesHoldForTheirPrefixWithoutItsSlash(t *testing.T) {
 		}
 	}
 }
+
+// A rate limit by client holds a flood of password guesses to the rate
+// before any is checked: past the burst, 429 at once, not a wrong
+// password's one-second wait.
+func TestRouteRateLimitComesBeforeBasicAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newEdgeApp(t)
+	d := newDirect(t, "h1", app.addr, func(a *config.App) {
+		a.BasicAuth = &config.BasicAuth{Users: map[string]string{"alice": string(hash)}}
+		a.RateLimit = &config.RequestRateLimit{Rate: "1/m", Burst: 1}
+	})
+	r, _ := http.NewRequest("GET", "http://x/", nil)
+	r.SetBasicAuth("alice", "guess")
+	if got := d.send(t, "h1", edgeReq{path: "/guess/1", header: r.Header}); got.status != 401 {
+		t.Fatalf("first guess: %d, want 401", got.status)
+	}
+	start := time.Now()
+	got := d.send(t, "h1", edgeReq{path: "/guess/2", header: r.Header})
+	if waited := time.Since(start); got.status != 429 || waited > 500*time.Millisecond {
+		t.Errorf("second guess past the burst: %d after %v, want 429 at once", got.status, waited)
+	}
+}
