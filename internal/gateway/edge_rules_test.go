@@ -771,8 +771,8 @@ func TestRouteRulesHoldForTheirPrefixWithoutItsSlash(t *testing.T) {
 }
 
 // A rate limit by client holds a flood of password guesses to the rate
-// before any is checked: past the burst, 429 at once, not a wrong
-// password's one-second wait.
+// before any is checked: past the burst, 429, not a wrong password's
+// 401 after its one-second wait.
 func TestRouteRateLimitComesBeforeBasicAuth(t *testing.T) {
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	if err != nil {
@@ -788,9 +788,9 @@ func TestRouteRateLimitComesBeforeBasicAuth(t *testing.T) {
 	if got := d.send(t, "h1", edgeReq{path: "/guess/1", header: r.Header}); got.status != 401 {
 		t.Fatalf("first guess: %d, want 401", got.status)
 	}
-	start := time.Now()
-	got := d.send(t, "h1", edgeReq{path: "/guess/2", header: r.Header})
-	if waited := time.Since(start); got.status != 429 || waited > 500*time.Millisecond {
-		t.Errorf("second guess past the burst: %d after %v, want 429 at once", got.status, waited)
+	// Checked the other way round, the guess would wait its second and
+	// get 401.
+	if got := d.send(t, "h1", edgeReq{path: "/guess/2", header: r.Header}); got.status != 429 {
+		t.Errorf("second guess past the burst: %d, want 429", got.status)
 	}
 }
