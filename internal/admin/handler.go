@@ -124,6 +124,7 @@ func NewHandler(d Deps) http.Handler {
 		mux.HandleFunc("GET /api/diagnose", d.diagnoseHandler)
 	}
 	mux.HandleFunc("GET /api/dump", d.dump)
+	registerExec(mux, d)
 	var sess *sessions
 	if d.Token != "" {
 		sess = newSessions()

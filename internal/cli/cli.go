@@ -16,6 +16,9 @@ import (
 type ExitError struct {
 	Code int
 	Err  error
+	// Quiet: nothing is printed (gatehouse exec's command said what it
+	// had to say; its exit code is the message).
+	Quiet bool
 }
 
 func (e *ExitError) Error() string { return e.Err.Error() }
@@ -45,7 +48,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, ce.Error())
 		return exitUsage
 	case errors.As(err, &ee):
-		fmt.Fprintln(stderr, "gatehouse: "+err.Error())
+		if !ee.Quiet {
+			fmt.Fprintln(stderr, "gatehouse: "+err.Error())
+		}
 		return ee.Code
 	}
 	fmt.Fprintln(stderr, "gatehouse: "+err.Error())
@@ -79,7 +84,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 				"gatehouse undrain (or a restart). SIGTERM does the same for shutdown_delay before stopping."),
 		newDrainCmd("undrain", "Put gatehouse back in rotation after a drain: /readyz passes once the apps are ready", ""), newScaleCmd(), newRestartCmd(), newDiagnoseCmd(), newLogsCmd(),
 		newStopStartCmd("stop", "Take an app down without removing it: drain and stop every instance (scale to 0)"),
-		newStopStartCmd("start", "Bring a stopped app back to its configured number of instances"))
+		newStopStartCmd("start", "Bring a stopped app back to its configured number of instances"), newExecCmd())
 	root.AddCommand(newHashPasswordCmd())
 	return root
 }

@@ -73,6 +73,15 @@ func (in *Instance) Output() []string { return in.out.Tail() }
 // Spec is the config the instance's process was started with.
 func (in *Instance) Spec() *config.App { return in.effective() }
 
+// Environ is the environment the instance's process was started with
+// (env), for a command run in its world (gatehouse exec).
+func (in *Instance) Environ() []string {
+	in.mu.Lock()
+	port := in.port
+	in.mu.Unlock()
+	return in.env(in.effective(), port)
+}
+
 // currentPID is the pid of the instance's current (or last) process.
 func (in *Instance) currentPID() int {
 	in.mu.Lock()

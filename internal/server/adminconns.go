@@ -4,9 +4,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
-
-	"golang.org/x/net/netutil"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 )
@@ -18,7 +17,43 @@ const adminConns = 128
 
 // adminListener is the admin listener, with at most adminConns
 // connections served at once (more wait in the kernel's queue).
-func adminListener(ln net.Listener) net.Listener { return netutil.LimitListener(ln, adminConns) }
+func adminListener(ln net.Listener) net.Listener {
+	return &limitedListener{Listener: ln, slots: make(chan struct{}, adminConns)}
+}
+
+// limitedListener is netutil.LimitListener with connections that say
+// what they wrap (NetConn, as tls.Conn does): gatehouse exec watches its
+// client's socket for a hang-up while the command's stdin is full.
+type limitedListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *limitedListener) Accept() (net.Conn, error) {
+	l.slots <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+// limitedConn gives its slot back once, when it is closed.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// NetConn is the connection under the limit.
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }
 
 // boundAdmin gives the admin server the public listener's limits on a
 // client: its head must come within head_timeout, a connection idle
