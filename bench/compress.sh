@@ -31,21 +31,7 @@ B=$(port)
 wait_port "$B"
 
 NGINX_PORT=$(port)
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes auto;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
+start_nginx <<CONF
   gzip on;
   gzip_comp_level $LEVEL;
   gzip_proxied any;
@@ -54,10 +40,7 @@ http {
     listen 127.0.0.1:$NGINX_PORT;
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
-}
 CONF
-nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & started $!
-NGINX_PID=$!
 
 GH_PORT=$(port); GH_ADMIN=$(port)
 cat >"$WORK/gatehouse.yaml" <<CONF

@@ -253,6 +253,35 @@ install_peers() {
   fi
 }
 
+# start_nginx: nginx in the foreground of this script's session, every
+# worker the machine has, no access log, keep-alive clients never cut,
+# its temporary files under $WORK/nginx, and the http block's own lines
+# read from standard input; sets NGINX_PID.
+start_nginx() {
+  mkdir -p "$WORK/nginx"
+  {
+    cat <<CONF
+worker_processes auto;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+CONF
+    cat
+    echo "}"
+  } >"$WORK/nginx/nginx.conf"
+  nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & started $!
+  NGINX_PID=$!
+}
+
 # cpu_ticks PID...: user+system clock ticks of the PIDs and their
 # descendants, so far.
 cpu_ticks() {

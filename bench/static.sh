@@ -29,33 +29,15 @@ head -c 1024 /dev/urandom | base64 -w 0 | head -c 1024 >"$WORK/www/1k.txt"
 head -c $((1 << 20)) /dev/urandom >"$WORK/www/1m.bin"
 
 NGINX_PORT=$(port)
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes auto;
-daemon off;
-master_process on;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
+start_nginx <<CONF
   sendfile on;
   tcp_nopush on;
-  keepalive_requests 100000;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
   types { text/plain txt; application/octet-stream bin; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
     root $WORK/www;
   }
-}
 CONF
-nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & started $!
-NGINX_PID=$!
 
 GH_PORT=$(port); GH_ADMIN=$(port); DUMMY=$(port)
 cat >"$WORK/gatehouse.yaml" <<CONF

@@ -113,10 +113,7 @@ func rateLimited(ev *Evidence, found []Finding) []Finding {
 // authUnavailable: forward_auth's service could not be asked, so its
 // requests were refused with 503: critical, however few.
 func authUnavailable(ev *Evidence, found []Finding) []Finding {
-	byApp := map[string][]*Access{}
-	for _, a := range accessWhere(ev, func(a *Access) bool { return a.Cause == "auth_unavailable" }) {
-		byApp[a.App] = append(byApp[a.App], a)
-	}
+	byApp := accessByApp(ev, func(a *Access) bool { return a.Cause == "auth_unavailable" })
 	var out []Finding
 	for app, as := range byApp {
 		s := ev.app(app)

@@ -44,6 +44,15 @@ func accessWhere(ev *Evidence, keep func(a *Access) bool) []*Access {
 	return out
 }
 
+// accessByApp is accessWhere's entries grouped by app.
+func accessByApp(ev *Evidence, keep func(a *Access) bool) map[string][]*Access {
+	byApp := map[string][]*Access{}
+	for _, a := range accessWhere(ev, keep) {
+		byApp[a.App] = append(byApp[a.App], a)
+	}
+	return byApp
+}
+
 // covered reports whether an earlier finding already names instance (or
 // its whole app, when instance is "").
 func covered(found []Finding, app, instance string) bool {

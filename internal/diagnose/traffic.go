@@ -24,10 +24,7 @@ func hasCause(a *Access, c string) bool {
 // keepaliveRace: the app closed pooled keep-alive connections as gatehouse
 // reused them.
 func keepaliveRace(ev *Evidence, found []Finding) []Finding {
-	byApp := map[string][]*Access{}
-	for _, a := range accessWhere(ev, func(a *Access) bool { return hasCause(a, "stale_connection") }) {
-		byApp[a.App] = append(byApp[a.App], a)
-	}
+	byApp := accessByApp(ev, func(a *Access) bool { return hasCause(a, "stale_connection") })
 	var out []Finding
 	for app, as := range byApp {
 		failed := 0
@@ -362,10 +359,7 @@ func coldStart(ev *Evidence, found []Finding) []Finding {
 
 // appErrors: the app's own 5xx, by path.
 func appErrors(ev *Evidence, found []Finding) []Finding {
-	byApp := map[string][]*Access{}
-	for _, a := range accessWhere(ev, func(a *Access) bool { return a.Cause == "app_error" }) {
-		byApp[a.App] = append(byApp[a.App], a)
-	}
+	byApp := accessByApp(ev, func(a *Access) bool { return a.Cause == "app_error" })
 	var out []Finding
 	for app, as := range byApp {
 		var keys []string

@@ -103,8 +103,3 @@ func (rt *Route) EditResponse(h http.Header, q *Ask) {
 	}
 	rt.respHeaders.apply(h, q)
 }
-
-// EditsResponse reports whether EditResponse changes anything.
-func (rt *Route) EditsResponse() bool {
-	return rt.security != "" || rt.respHeaders != nil || rt.forward != nil
-}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/cause"
@@ -38,9 +39,6 @@ type Ask struct {
 	// decision is forward_auth's answer that let the request through.
 	decision *auth.Decision
 }
-
-// Reset empties the ask for reuse.
-func (q *Ask) Reset() { *q = Ask{} }
 
 // Admit applies the rules that may answer instead of the app, in order:
 // access, redirect, authentication, rate limit. answered: a redirect or
@@ -99,7 +97,7 @@ func (rt *Route) limit(w http.ResponseWriter, q *Ask) *cause.Error {
 		return nil
 	}
 	key := rt.rateKey(q)
-	if ok, after := rt.limiter.Allow(key, rt.now()); !ok {
+	if ok, after := rt.limiter.Allow(key, time.Now()); !ok {
 		q.Rule = "rate_limit"
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(after.Seconds(), 1)))))
 		return cause.Errorf(cause.RateLimited, "", nil, "client %s is over the route's rate_limit", key)
@@ -224,13 +222,13 @@ func stripPrefix(p, prefix string) string {
 	return p[i:]
 }
 
-// StripsPrefix is the prefix taken off, for X-Forwarded-Prefix; "" when
-// none.
-func (rt *Route) StripsPrefix() string { return rt.strip }
-
-// EditRequest applies forward_auth's copied fields and request_headers
-// to the header map sent to the app.
+// EditRequest applies X-Forwarded-Prefix (what strip_prefix took off),
+// forward_auth's copied fields and request_headers to the header map
+// sent to the app.
 func (rt *Route) EditRequest(h http.Header, q *Ask) {
+	if rt.prefixField != nil {
+		h["X-Forwarded-Prefix"] = rt.prefixField
+	}
 	if q.decision != nil {
 		q.decision.Apply(h)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -20,12 +19,15 @@ type Route struct {
 	// Match is the route's match string, as configured.
 	Match string
 
-	strip     string // the prefix strip_prefix takes off, without its trailing "/"
-	addPrefix string
-	rewrite   *regexp.Regexp
-	rewriteTo string
-	redirect  *template
-	redirStat int
+	strip string // the prefix strip_prefix takes off, without its trailing "/"
+	// prefixField is X-Forwarded-Prefix's value, made once: header rules
+	// replace a field's slice, never write into it.
+	prefixField []string
+	addPrefix   string
+	rewrite     *regexp.Regexp
+	rewriteTo   string
+	redirect    *template
+	redirStat   int
 
 	// Static serves the route from a directory; nil: the app answers.
 	Static *static.Server
@@ -40,17 +42,16 @@ type Route struct {
 	limitKey string
 	basic    *auth.Basic
 	forward  *auth.Forward
-
-	// now is the clock of the rate limit.
-	now func() time.Time
 }
 
 // Compile builds route r of app a: its own keys, else the app's
 // (config.EdgeOf). The config has been validated.
 func Compile(a *config.App, r *config.Route) (*Route, error) {
-	rt := &Route{Match: r.Match, addPrefix: r.AddPrefix, now: time.Now}
+	rt := &Route{Match: r.Match, addPrefix: r.AddPrefix}
 	if r.StripPrefix {
-		rt.strip = strings.TrimSuffix(r.Prefix(), "/")
+		if rt.strip = strings.TrimSuffix(r.Prefix(), "/"); rt.strip != "" {
+			rt.prefixField = []string{rt.strip}
+		}
 	}
 	var err error
 	if rw := r.Rewrite; rw != nil {

@@ -28,18 +28,7 @@ func TestSendfileFramedByContentLength(t *testing.T) {
 	if err := os.WriteFile(name, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
-		declared, _ := strconv.Atoi(r.URL.Query().Get("n"))
-		f, err := os.Open(name)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer f.Close()
-		w.Header().Set("Content-Length", strconv.Itoa(declared))
-		w.WriteHeader(http.StatusOK)
-		w.(io.ReaderFrom).ReadFrom(f)
-	}}
+	h := &limStub{handle: declaredFile(t, name)}
 	addr := limServe(t, h, Options{})
 	cases := []struct {
 		name     string
@@ -103,18 +92,7 @@ func TestSendfileOverTLSFramedByContentLength(t *testing.T) {
 		t.Fatal(err)
 	}
 	srvTLS, cliTLS := testTLS(t, "http/1.1")
-	addr := limServe(t, &limStub{handle: func(w http.ResponseWriter, r *http.Request) {
-		declared, _ := strconv.Atoi(r.URL.Query().Get("n"))
-		f, err := os.Open(name)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer f.Close()
-		w.Header().Set("Content-Length", strconv.Itoa(declared))
-		w.WriteHeader(http.StatusOK)
-		w.(io.ReaderFrom).ReadFrom(f)
-	}}, Options{TLS: srvTLS})
+	addr := limServe(t, &limStub{handle: declaredFile(t, name)}, Options{TLS: srvTLS})
 	tr := &http.Transport{TLSClientConfig: cliTLS, MaxConnsPerHost: 1}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
@@ -128,5 +106,23 @@ func TestSendfileOverTLSFramedByContentLength(t *testing.T) {
 		if err != nil || resp.ProtoMajor != 1 || !bytes.Equal(body, content[:n]) {
 			t.Errorf("declared %d: %s, %d bytes (%v), want the file's first %d", n, resp.Proto, len(body), err, n)
 		}
+	}
+}
+
+// declaredFile answers with the file at name through the writer's
+// ReadFrom, declaring the Content-Length the query's n says (which may
+// be shorter or longer than the file).
+func declaredFile(t *testing.T, name string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		declared, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		f, err := os.Open(name)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Length", strconv.Itoa(declared))
+		w.WriteHeader(http.StatusOK)
+		w.(io.ReaderFrom).ReadFrom(f)
 	}
 }

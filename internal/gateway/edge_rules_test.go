@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -792,5 +793,55 @@ func TestRouteRateLimitComesBeforeBasicAuth(t *testing.T) {
 	// get 401.
 	if got := d.send(t, "h1", edgeReq{path: "/guess/2", header: r.Header}); got.status != 429 {
 		t.Errorf("second guess past the burst: %d, want 429", got.status)
+	}
+}
+
+// Raw frames: on HTTP/2 and h2c, streams answered by a route itself (a
+// file, a range, a compressed page, a HEAD of a file) each end with the
+// bytes their head declares, side by side on one connection.
+func TestRouteAnswersKeepFramingOnRawStreams(t *testing.T) {
+	root := t.TempDir()
+	file := bytes.Repeat([]byte("gatehouse-h2-file"), 1500) // ~25 KB: within the initial window
+	os.WriteFile(filepath.Join(root, "f.bin"), file, 0o644)
+	for _, proto := range []string{"h2", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			app := newEdgeApp(t)
+			d := newDirect(t, proto, app.addr, func(a *config.App) {
+				a.Compress = &config.Compress{}
+				a.Routes = []config.Route{{Match: "/s/", StripPrefix: true, Static: &config.Static{Root: root}}, {Match: "/"}}
+			})
+			h, err := dialH2(t, d.addr, proto == "h2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.start(); err != nil {
+				t.Fatal(err)
+			}
+			h.get(1, "/s/f.bin")
+			h.headers(3, true, h.req("GET", "/s/f.bin", "range", "bytes=10-19")...)
+			h.headers(5, true, h.req("GET", "/page", "accept-encoding", "gzip")...)
+			h.headers(7, true, h.req("HEAD", "/s/f.bin")...)
+			v, ok := h.await(10*time.Second, func(v *h2View) bool {
+				return settled(1)(v) && settled(3)(v) && settled(5)(v) && settled(7)(v)
+			})
+			if !ok {
+				t.Fatalf("streams did not end: %s", v.String())
+			}
+			if st := v.Streams[1]; st.Status != 200 || !bytes.Equal(st.Body, file) {
+				t.Errorf("file: %s, %d bytes", v.outcome(1), len(st.Body))
+			}
+			if st := v.Streams[3]; st.Status != 206 || string(st.Body) != string(file[10:20]) {
+				t.Errorf("range: %s %q", v.outcome(3), st.Body)
+			}
+			if st := v.Streams[5]; st.Status != 200 || st.Header.Get("Content-Encoding") != "gzip" || decode(t, "gzip", st.Body) != edgePage {
+				t.Errorf("compressed page: %s, encoding %q", v.outcome(5), st.Header.Get("Content-Encoding"))
+			}
+			if st := v.Streams[7]; st.Status != 200 || len(st.Body) != 0 || st.Header.Get("Content-Length") != strconv.Itoa(len(file)) {
+				t.Errorf("HEAD: %s, %d body bytes, Content-Length %q", v.outcome(7), len(st.Body), st.Header.Get("Content-Length"))
+			}
+			if v.GoAway || v.Closed {
+				t.Errorf("the connection ended: %s", v.String())
+			}
+		})
 	}
 }

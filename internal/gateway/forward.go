@@ -97,11 +97,8 @@ func outbound(x *front.Exchange, st *reqState) {
 	delete(h, "Expect")
 	forwarded(x, st)
 	h["X-Request-Id"] = x.One(st.requestID)
-	if e := st.edge; e != nil {
-		if p := e.StripsPrefix(); p != "" {
-			h["X-Forwarded-Prefix"] = x.One(p)
-		}
-		e.EditRequest(h, &st.ask)
+	if st.edge != nil {
+		st.edge.EditRequest(h, &st.ask)
 	}
 	if x.Upgrade != "" {
 		h["Connection"] = x.One("Upgrade")

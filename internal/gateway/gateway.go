@@ -46,10 +46,6 @@ type Gateway struct {
 	// routes from the configs in effect, and two at once would each
 	// store a router that lacks the other's app config.
 	reloadMu sync.Mutex
-	// edges are the routes' rules in effect, closed when replaced or
-	// with the gateway.
-	edgesMu sync.Mutex
-	edges   []*edge.Route
 	// streamsEnd ends when EndStreams is called.
 	streamsEnd context.Context
 	endStreams context.CancelFunc
@@ -119,40 +115,29 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 // On an error the router is left as it was.
 func (g *Gateway) buildRoutes() error {
 	var routes []route
-	var edges []*edge.Route
 	var errs []error
 	for _, name := range g.order {
 		a := g.apps[name]
 		ac := a.cfg.Load()
 		for i := range ac.Routes {
 			r := &ac.Routes[i]
-			host, prefix := parseRoute(r.Match)
-			rt := route{host: host, prefix: prefix, app: a}
+			rt := route{host: r.Host(), prefix: r.Prefix(), app: a}
 			e, err := edge.Compile(ac, r)
 			switch {
 			case err != nil:
 				errs = append(errs, fmt.Errorf("apps.%s.routes[%d]: %w", name, i, err))
 			case !e.Plain():
 				rt.edge = e
-				edges = append(edges, e)
 			}
 			routes = append(routes, rt)
 		}
 	}
+	next := newRouter(routes)
 	if err := errors.Join(errs...); err != nil {
-		for _, e := range edges {
-			e.Close()
-		}
+		next.close()
 		return err
 	}
-	g.router.Store(newRouter(routes))
-	g.edgesMu.Lock()
-	old := g.edges
-	g.edges = edges
-	g.edgesMu.Unlock()
-	for _, e := range old {
-		e.Close()
-	}
+	g.router.Swap(next).close()
 	return nil
 }
 
@@ -208,12 +193,9 @@ func (g *Gateway) SettleAccess(timeout time.Duration) { g.late.settle(timeout) }
 // it closes the access log.
 func (g *Gateway) Close() {
 	g.late.close()
-	g.edgesMu.Lock()
-	defer g.edgesMu.Unlock()
-	for _, e := range g.edges {
-		e.Close()
-	}
-	g.edges = nil
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	g.router.Load().close()
 }
 
 type discard struct{}

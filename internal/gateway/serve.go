@@ -218,16 +218,6 @@ type route struct {
 	edge *edge.Route
 }
 
-// parseRoute splits "api.example.com/v1/" into host and prefix; "/api/"
-// has no host.
-func parseRoute(s string) (host, prefix string) {
-	i := strings.IndexByte(s, '/')
-	if i < 0 {
-		return strings.ToLower(s), "/"
-	}
-	return strings.ToLower(s[:i]), s[i:]
-}
-
 func newRouter(routes []route) *router {
 	sort.SliceStable(routes, func(i, j int) bool {
 		if (routes[i].host != "") != (routes[j].host != "") {
@@ -236,6 +226,18 @@ func newRouter(routes []route) *router {
 		return len(routes[i].prefix) > len(routes[j].prefix)
 	})
 	return &router{routes: routes}
+}
+
+// close lets go of what the routes' rules hold open; nil closes nothing.
+func (r *router) close() {
+	if r == nil {
+		return
+	}
+	for i := range r.routes {
+		if e := r.routes[i].edge; e != nil {
+			e.Close()
+		}
+	}
 }
 
 func (r *router) match(host, path string) *route {

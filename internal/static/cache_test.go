@@ -43,15 +43,7 @@ func TestKeptFileChangeSeenAfterRevalidation(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f.txt")
 	t0 := time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)
-	write := func(body string, mtime time.Time) {
-		t.Helper()
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(p, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(body string, mtime time.Time) { writeFileAt(t, p, body, mtime) }
 	write("first", t0)
 	clk := newFakeClock()
 	addr := serveOver(t, newServer(t, Options{Root: dir, Now: clk.Now}))

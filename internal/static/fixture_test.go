@@ -208,3 +208,14 @@ func serveRecording(t testing.TB, s *Server) (addr string, results <-chan Result
 	t.Cleanup(ts.Close)
 	return ts.Listener.Addr().String(), ch
 }
+
+// writeFileAt writes body to p and sets its modification time.
+func writeFileAt(t *testing.T, p, body string, mtime time.Time) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
