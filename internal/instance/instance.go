@@ -533,6 +533,12 @@ func (in *Instance) watch(ctx context.Context, proc *process.Process, m *pool.Me
 		case <-t.C:
 		}
 		cfg = in.effective()
+		if m.Held() {
+			// Held out of rotation for a dump, which pauses the process:
+			// a probe would count the pause as a failure.
+			resetTimer(t, jitter(cfg.Health.Interval.D()))
+			continue
+		}
 		r := in.probe(ctx, m.Addr, probe.SpecFor(cfg.Health))
 		if ctx.Err() != nil {
 			continue

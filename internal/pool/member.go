@@ -15,9 +15,12 @@ type Member struct {
 	// Addr is host:port.
 	Addr string
 
-	pool     *Pool
-	state    atomic.Int32
-	ejected  atomic.Bool
+	pool    *Pool
+	state   atomic.Int32
+	ejected atomic.Bool
+	// held counts the holds on the member (Hold): while any is on it
+	// gets no new requests, whatever its state.
+	held     atomic.Int32
 	inflight atomic.Int64
 	tunnels  atomic.Int64
 	pid      atomic.Int64
@@ -192,7 +195,28 @@ func (m *Member) SetPID(pid int) { m.pid.Store(int64(pid)) }
 func (m *Member) PID() int { return int(m.pid.Load()) }
 
 // Routable reports whether the member may receive new requests.
-func (m *Member) Routable() bool { return m.State() == Ready && !m.ejected.Load() }
+func (m *Member) Routable() bool {
+	return m.State() == Ready && !m.ejected.Load() && m.held.Load() == 0
+}
+
+// Hold takes the member out of rotation, without a change of state, until
+// release is called: a process about to be paused (a dump) takes no new
+// requests while the ones in flight finish. Holds nest; release is
+// idempotent.
+func (m *Member) Hold() (release func()) {
+	m.held.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if m.held.Add(-1) == 0 && m.pool != nil {
+				m.pool.changed()
+			}
+		})
+	}
+}
+
+// Held reports whether a hold keeps the member out of rotation.
+func (m *Member) Held() bool { return m.held.Load() > 0 }
 
 // Eject takes the member out of rotation after a connection failure and
 // asks for an immediate probe; the probe's success brings it back.

@@ -242,6 +242,56 @@ func TestEjection(t *testing.T) {
 	}
 }
 
+// A held member (a dump pausing its process) gets no new request
+// while it keeps its state; requests wait for it when no other member
+// is routable, and its release lets them go.
+func TestHeldMemberIsOutOfRotationUntilReleased(t *testing.T) {
+	p, ms := newPool(t, 10, Ready, "web-1", "web-2")
+	release := ms[0].Hold()
+	if ms[0].Routable() || ms[0].State() != Ready || !ms[0].Held() {
+		t.Fatalf("held member: routable %v, state %v, held %v; want out of rotation, still ready", ms[0].Routable(), ms[0].State(), ms[0].Held())
+	}
+	for range 4 {
+		got := p.Pick(nil)
+		if got != ms[1] {
+			t.Fatalf("Pick = %v, want web-2 while web-1 is held", id(got))
+		}
+		got.Release()
+	}
+	// Holds nest: the second's release leaves the first on.
+	ms[0].Hold()()
+	if ms[0].Routable() {
+		t.Fatal("one release of two holds put the member back")
+	}
+	ms[1].SetState(Unhealthy)
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res := startHeld(t, ctx, p, 1, 5*time.Second)
+		synctest.Wait()
+		select {
+		case r := <-res:
+			t.Fatalf("a request got %v while the only ready member was held", id(r.m))
+		default:
+		}
+		release()
+		release() // idempotent: the count stays at 0
+		synctest.Wait()
+		select {
+		case r := <-res:
+			if r.err != nil || r.m != ms[0] {
+				t.Fatalf("held Acquire = %v, %v; want web-1 once released", id(r.m), r.err)
+			}
+			r.m.Release()
+		default:
+			t.Fatal("the release did not let the waiting request go")
+		}
+	})
+	if ms[0].Held() {
+		t.Error("still held after every release")
+	}
+}
+
 // OnExit tells of the exit of one process without anyone waiting for
 // it: a watch registered before the exit is called when it is recorded,
 // one registered after is called at once, a stopped one never, and a
