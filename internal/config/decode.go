@@ -136,6 +136,8 @@ func newValue(t reflect.Type) reflect.Value {
 		return reflect.ValueOf(NewAlerts())
 	case receiverType:
 		return reflect.ValueOf(NewReceiver())
+	case tracingType:
+		return reflect.ValueOf(NewTracing())
 	}
 	return reflect.New(t)
 }

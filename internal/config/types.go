@@ -74,6 +74,10 @@ type Config struct {
 	// (its receivers and thresholds are keys of their own, each with its
 	// default). nil (absent) means none.
 	Alerts *Alerts `yaml:"alerts" secret:"false"`
+	// Tracing exports a span for every request and every attempt on an
+	// instance over OTLP, in the trace the client's traceparent names
+	// (see Tracing). nil (absent) means none.
+	Tracing *Tracing `yaml:"tracing" secret:"false"`
 
 	// File is the path the config was read from ("" when built from a
 	// command line or Procfile).

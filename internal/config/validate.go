@@ -83,6 +83,7 @@ func (c *Config) validate(pos positions, failed map[string]bool) Errors {
 	v.routeClaims(c)
 	v.affinityCookies(c)
 	v.alerts(c.Alerts, "alerts")
+	v.tracing(c.Tracing, "tracing")
 	return v.errs
 }
 

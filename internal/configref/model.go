@@ -112,6 +112,7 @@ var defaults = map[reflect.Type]func() reflect.Value{
 	reflect.TypeFor[config.DNS]():       func() reflect.Value { return reflect.ValueOf(config.NewDNS()).Elem() },
 	reflect.TypeFor[config.Alerts]():    func() reflect.Value { return reflect.ValueOf(config.NewAlerts()).Elem() },
 	reflect.TypeFor[config.Receiver]():  func() reflect.Value { return reflect.ValueOf(config.NewReceiver()).Elem() },
+	reflect.TypeFor[config.Tracing]():   func() reflect.Value { return reflect.ValueOf(config.NewTracing()).Elem() },
 }
 
 // inherited are the blocks whose keys, left out, take another block's

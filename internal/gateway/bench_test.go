@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -15,11 +16,19 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/tracing"
+	"github.com/gatehouse/gatehouse/internal/tracing/otlptest"
 )
 
 // benchGateway serves gateway.New's handler on a real loopback listener in
 // front of a pool of the given addresses, all ready.
 func benchGateway(b *testing.B, engine string, addrs ...string) (string, *pool.Pool, []*pool.Member) {
+	b.Helper()
+	return benchGatewayWith(b, engine, gateway.Options{}, addrs...)
+}
+
+// benchGatewayWith is benchGateway with the gateway's options.
+func benchGatewayWith(b *testing.B, engine string, opts gateway.Options, addrs ...string) (string, *pool.Pool, []*pool.Member) {
 	b.Helper()
 	cfg := config.Default()
 	app := config.NewApp("web")
@@ -34,7 +43,7 @@ func benchGateway(b *testing.B, engine string, addrs ...string) (string, *pool.P
 		m.SetState(pool.Ready)
 		ms = append(ms, m)
 	}
-	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{})
+	gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, opts)
 	url := protoURL(engine, serve(b, engine, gw))
 	b.Cleanup(func() {
 		for _, m := range ms {
@@ -94,6 +103,33 @@ func benchProxy(b *testing.B, engine string) {
 	b.ReportAllocs()
 	for b.Loop() {
 		get(b, c, url)
+	}
+}
+
+// BenchmarkProxyTraced is BenchmarkProxy with tracing on, every request
+// sampled, its spans exported over OTLP/gRPC to a receiver in the
+// process: allocs/op counts the spans' making and their export (on the
+// batch processor's goroutine) as well.
+func BenchmarkProxyTraced(b *testing.B) {
+	for _, e := range frontProtocols {
+		b.Run(e, func(b *testing.B) {
+			rcv := otlptest.Start(b)
+			tc := config.NewTracing()
+			tc.Endpoint = rcv.GRPCAddr()
+			tr, err := tracing.New(tc, tracing.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { tr.Shutdown(context.Background()) })
+			srv, _, _ := benchGatewayWith(b, e, gateway.Options{Tracer: tr}, backend(b))
+			c := benchClient(b, e)
+			url := srv + "/x"
+			get(b, c, url)
+			b.ReportAllocs()
+			for b.Loop() {
+				get(b, c, url)
+			}
+		})
 	}
 }
 

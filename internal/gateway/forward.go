@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/front"
@@ -340,7 +342,19 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		st.sentAt = append(st.sentAt, now)
 		st.instance = m.ID
 		st.sentPID = m.PID()
+		var span trace.Span
+		if st.span != nil {
+			span = a.startAttempt(req, m, st, now)
+		}
 		resp, c, err := a.attempt(req, m, st, now, deadline, cfg)
+		if span != nil {
+			if err != nil {
+				attemptFailed(span, c, err)
+			} else {
+				attemptAnswered(span, resp.StatusCode)
+				st.attemptSpan = span
+			}
+		}
 		if err == nil {
 			if cfg.Affinity {
 				a.setPin(resp.Header, m, cfg.AffinityCookie, st, secureRequest(req))

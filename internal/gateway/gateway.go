@@ -49,6 +49,8 @@ type Gateway struct {
 	// streamsEnd ends when EndStreams is called.
 	streamsEnd context.Context
 	endStreams context.CancelFunc
+	// tracer makes the requests' spans; nil when tracing is off.
+	tracer Tracer
 }
 
 // Options are the gateway's collaborators.
@@ -62,6 +64,9 @@ type Options struct {
 	// Logger receives warnings (an affinity key that cannot be kept in
 	// data_dir); nil sends them to ErrorLog.
 	Logger *slog.Logger
+	// Tracer, if set, makes a span of every request and of every attempt
+	// on an instance (see trace.go); nil turns tracing off.
+	Tracer Tracer
 }
 
 // appProxy forwards to one app's pool.
@@ -78,13 +83,15 @@ type appProxy struct {
 	buffers, disk *spool.Budget
 	// streamsEnd is the gateway's (see EndStreams).
 	streamsEnd context.Context
+	// tracer is the gateway's; nil when tracing is off.
+	tracer Tracer
 }
 
 // New builds a gateway for cfg's apps over the supervisor's pools.
 func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway {
 	g := &Gateway{apps: map[string]*appProxy{}, access: opts.Access, ids: newRequestIDs(), observe: opts.Observe,
 		trust: trust.New(cfg.TrustedPrefixes()), buffers: spool.NewBudget(int64(cfg.Limits.BufferMemory)),
-		disk: spool.NewBudget(int64(cfg.Limits.BufferDisk))}
+		disk: spool.NewBudget(int64(cfg.Limits.BufferDisk)), tracer: opts.Tracer}
 	g.streamsEnd, g.endStreams = context.WithCancel(context.Background())
 	g.late = newLateExits(g.emit)
 	g.errLog = opts.ErrorLog
@@ -97,7 +104,8 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 	}
 	for _, name := range cfg.Order {
 		ac := cfg.Apps[name]
-		a := &appProxy{name: name, pool: pools[name], secret: g.secret, streamsEnd: g.streamsEnd, buffers: g.buffers, disk: g.disk}
+		a := &appProxy{name: name, pool: pools[name], secret: g.secret, streamsEnd: g.streamsEnd, buffers: g.buffers, disk: g.disk,
+			tracer: g.tracer}
 		if ac.Affinity {
 			g.secret.get() // now, so that a key that cannot be kept is told at start
 		}

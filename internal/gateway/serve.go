@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/compress"
@@ -39,6 +42,9 @@ func (g *Gateway) Serve(x *front.Exchange) {
 	g.peer(st, x, r.Header)
 	g.name(st, x.RequestID)
 	x.W.SetRequestID(st.requestID)
+	if g.tracer != nil {
+		g.startTrace(st, r, start)
+	}
 	rw := &st.rw
 	*rw = responseWriter{ResponseWriter: x.W}
 	if a := g.admit(x, rw, st); a != nil {
@@ -180,7 +186,7 @@ func (g *Gateway) route(host, path, target string, st *reqState) (a *appProxy, c
 		return nil, false, cause.New(cause.NoRoute, "", "no route for "+host+path, nil)
 	}
 	a = rt.app
-	st.app, st.edge = a, rt.edge
+	st.app, st.edge, st.route = a, rt.edge, rt
 	a.pool.Touch()
 	return a, changed, nil
 }
@@ -310,7 +316,7 @@ func clientFault(c cause.Cause) bool {
 // instance's process may have died under it waits for the exit, apart
 // from the answer, which has gone (lateExits).
 func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState, start time.Time) {
-	if g.access == nil && g.observe == nil && st.dying == nil {
+	if g.access == nil && g.observe == nil && st.dying == nil && st.span == nil {
 		return
 	}
 	e := accessEntries.Get().(*telemetry.AccessEntry)
@@ -319,7 +325,10 @@ func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState,
 		Time: start, RequestID: st.requestID, Instance: st.instance, Method: r.Method, Host: r.Host,
 		Path: r.URL.Path, Status: status, Bytes: bytes, Duration: time.Since(start), Upstream: st.upstream,
 		Held: st.held, Attempts: st.attempts, ConnReused: st.reused, Client: st.client, RetriedCauses: st.retried,
-		AppPath: st.appPath, Rule: st.ask.Rule, User: st.ask.User, Encoding: st.rw.encName,
+		AppPath: st.appPath, Rule: st.ask.Rule, User: st.ask.User, Encoding: st.rw.encName, TraceID: st.traceID,
+	}
+	if e.TraceID == "" {
+		e.TraceID = clientTraceID(r.Header)
 	}
 	if e.Client == "" {
 		e.Client = clientIP(r.RemoteAddr)
@@ -330,6 +339,7 @@ func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState,
 	if st.upgraded && e.Status == 0 {
 		e.Status = http.StatusSwitchingProtocols
 	}
+	late := false
 	switch {
 	case r.Context().Err() != nil && (st.fail == nil || st.fail.Cause != cause.UpstreamTimeout && !clientFault(st.fail.Cause)):
 		// (net/http ends the context on a failed read of the body too:
@@ -340,14 +350,18 @@ func (g *Gateway) finish(status int, bytes int64, r *http.Request, st *reqState,
 		if e.Status == 0 {
 			e.Status = st.fail.Status()
 		}
-		if st.dying != nil {
-			g.late.add(e, st.dying, st.dyingPID)
-			return
-		}
+		late = st.dying != nil
 	case st.truncated:
 		e.Cause = string(cause.ResponseTruncated)
 	case status >= 500:
 		e.Cause = string(cause.AppError)
+	}
+	if st.span != nil {
+		g.endTrace(st, r, e)
+	}
+	if late {
+		g.late.add(e, st.dying, st.dyingPID)
+		return
 	}
 	g.emit(e)
 }
@@ -419,6 +433,9 @@ var (
 // attempts. It is pooled: the hot path allocates none per request.
 type reqState struct {
 	app *appProxy
+	// route is the route the request took (nil: none yet, or none
+	// matched).
+	route *route
 	// edge is the route's rules (nil: none), ask what they know of the
 	// request, appPath the path the app is sent when they changed it.
 	edge    *edge.Route
@@ -481,6 +498,15 @@ type reqState struct {
 	// upgraded: the app switched protocols (101), so the exchange went on
 	// as a tunnel.
 	upgraded bool
+
+	// span is the request's span, traceCtx the context that carries it,
+	// attemptSpan the span of the attempt whose answer is being copied;
+	// nil when tracing is off. traceID is the request's trace id, from
+	// its span or, with tracing off, its client's traceparent.
+	span        trace.Span
+	traceCtx    context.Context
+	attemptSpan trace.Span
+	traceID     string
 
 	// rw records what the answer was.
 	rw responseWriter

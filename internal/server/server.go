@@ -31,6 +31,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/sdnotify"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/tracing"
 	"github.com/gatehouse/gatehouse/internal/trust"
 )
 
@@ -101,7 +102,9 @@ type Server struct {
 	healer      *autoheal.Healer
 	scaler      *autoscale.Scaler
 	// alerts is nil without an alerts: block.
-	alerts   *alerts.Manager
+	alerts *alerts.Manager
+	// tracer exports the requests' spans; nil without tracing.
+	tracer   *tracing.Provider
 	publicLn net.Listener
 	adminLn  net.Listener
 	// The listening sockets themselves, unwrapped, to hand over.
@@ -156,6 +159,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: opts.Logger, notify: opts.Notify, upgrade: newUpgradeState(opts), override: opts.Override,
 		hurry: make(chan struct{}), dataLock: lock}
+	if s.tracer, err = tracing.New(cfg.Tracing, tracing.Options{Logger: opts.Logger}); err != nil {
+		s.dataLock.release()
+		return nil, err
+	}
 	s.eventsW = telemetry.NewAsyncWriter(filepath.Join(cfg.DataDir, "events.log"), telemetry.WriterOptions{})
 	s.accessW = newAccessWriter(cfg, opts.Console)
 	s.events = telemetry.NewEvents(s.eventsW, 0)
@@ -190,6 +197,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Observe:  observe,
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		Logger:   opts.Logger,
+		Tracer:   s.gatewayTracer(),
 	})
 	if err := s.gw.Err(); err != nil {
 		s.gw.Close()
@@ -441,6 +449,7 @@ func (s *Server) Run(ctx context.Context) error {
 		watchdog:  start("systemd watchdog", exited, func() error { s.notify.RunWatchdog(loopCtx, s.adminAnswers); return nil }),
 		stopLoops: stopLoops, stopSup: stopSup, stopAdminHandlers: stopAdminHandlers,
 	}
+	r.tracing = s.startTracing(exited, loopCtx)
 	// A successor accepts only once it has adopted its predecessor's
 	// instances: until then the predecessor serves alone.
 	cause := s.takeOver(ctx)
@@ -485,6 +494,9 @@ type running struct {
 	// there is a tls: block.
 	secure                                []*component
 	stopLoops, stopSup, stopAdminHandlers context.CancelFunc
+	// tracing flushes the spans when the loops stop; nil without
+	// tracing.
+	tracing *component
 }
 
 // shutdown is gatehouse's one shutdown sequence. Run calls it once, both
@@ -519,7 +531,8 @@ type running struct {
 //     history, the memory trim,
 //     the recent-output collector, the certificate manager (renewals,
 //     file watching) and the systemd watchdog: a stop that outlasts
-//     WatchdogSec is bounded by TimeoutStopSec instead.
+//     WatchdogSec is bounded by TimeoutStopSec instead. With tracing,
+//     the spans still queued are flushed, within tracing.FlushTimeout.
 //  4. Stop the supervisor: every instance is drained, sent SIGTERM, then
 //     SIGKILL after its stop_timeout; their stop events are still written.
 //     After an upgrade, and in a successor that never became ready, the
@@ -565,6 +578,7 @@ func (s *Server) shutdown(r *running) {
 	r.stopLoops()
 	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.history, r.memtrim, r.recent, r.prune, r.watchdog)
 	wait(r.secure...)
+	wait(r.tracing)
 	// Step 4.
 	if leave {
 		s.sup.Leave()
@@ -651,6 +665,7 @@ func serve(srv *http.Server, ln net.Listener) error {
 
 func (s *Server) closeLogs() {
 	s.stopLinesCh()
+	s.stopTracing()
 	s.gw.Close()
 	s.accessW.Close()
 	s.eventsW.Close()

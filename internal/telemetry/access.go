@@ -12,12 +12,17 @@ type AccessEntry struct {
 	Time time.Time
 	// RequestID is the X-Request-Id the request carried or was given.
 	RequestID string
-	App       string
-	Instance  string
-	Method    string
-	Host      string
-	Path      string
-	Status    int
+	// TraceID is the W3C trace id of the request's trace (32 lower-case
+	// hex digits): its span's, when tracing is on, else the one the
+	// client's traceparent names. Encoded as trace_id, only when
+	// non-empty.
+	TraceID  string
+	App      string
+	Instance string
+	Method   string
+	Host     string
+	Path     string
+	Status   int
 	// Bytes is the response body size sent to the client.
 	Bytes int64
 	// Duration is the whole request; Upstream the time waiting on the app.
@@ -98,7 +103,8 @@ func (l *AccessLog) Log(e *AccessEntry) {
 }
 
 // AppendAccessJSON appends e to dst as one JSON object followed by "\n" and
-// returns the extended buffer. Keys, in order: time, request_id, app,
+// returns the extended buffer. Keys, in order: time, request_id, trace_id
+// (only when non-empty), app,
 // instance, method, host, path, status, bytes, duration_ms, upstream_ms,
 // held_ms (only when non-zero), attempts, cause, retried_causes (only when non-empty), conn_reused, client,
 // detail, app_path, rule, user, encoding (each only when non-empty). It
@@ -113,6 +119,10 @@ func appendAccess(dst []byte, e *AccessEntry, t time.Time) []byte {
 	dst = appendTime(dst, t)
 	dst = appendKey(dst, "request_id")
 	dst = appendString(dst, e.RequestID)
+	if e.TraceID != "" {
+		dst = appendKey(dst, "trace_id")
+		dst = appendString(dst, e.TraceID)
+	}
 	dst = appendKey(dst, "app")
 	dst = appendString(dst, e.App)
 	dst = appendKey(dst, "instance")

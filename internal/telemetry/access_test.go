@@ -68,7 +68,7 @@ func TestAppendAccessJSON(t *testing.T) {
 		{
 			name: "full entry",
 			entry: AccessEntry{
-				Time: ts, RequestID: "req-1", App: "web", Instance: "web-1", Method: "POST",
+				Time: ts, RequestID: "req-1", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", App: "web", Instance: "web-1", Method: "POST",
 				Host: "example.com", Path: "/api/x?y=1", Status: 502, Bytes: 1234,
 				Duration: 12345678 * time.Nanosecond, Upstream: 1500 * time.Microsecond,
 				Attempts: 2, Cause: "connect_refused", RetriedCauses: []string{"stale_connection", "connect_refused"},
@@ -76,7 +76,7 @@ func TestAppendAccessJSON(t *testing.T) {
 			},
 			want: map[string]any{
 				"time": "2026-11-21T09:00:00.123456789Z", "request_id": "req-1", "app": "web",
-				"instance": "web-1", "method": "POST", "host": "example.com", "path": "/api/x?y=1",
+				"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "instance": "web-1", "method": "POST", "host": "example.com", "path": "/api/x?y=1",
 				"status": 502.0, "bytes": 1234.0, "duration_ms": 12.346, "upstream_ms": 1.5,
 				"attempts": 2.0, "cause": "connect_refused",
 				"conn_reused": true, "client": "10.0.0.1:5555", "detail": "dial tcp: connection refused",
@@ -84,7 +84,7 @@ func TestAppendAccessJSON(t *testing.T) {
 			},
 		},
 		{
-			name:  "zero entry omits retried_causes and detail",
+			name:  "zero entry omits trace_id, retried_causes and detail",
 			entry: AccessEntry{},
 			want: map[string]any{
 				"time": "0001-01-01T00:00:00Z", "request_id": "", "app": "", "instance": "",
@@ -142,11 +142,11 @@ func TestAppendAccessJSON(t *testing.T) {
 
 func TestAppendAccessJSONKeyOrder(t *testing.T) {
 	e := AccessEntry{
-		Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), RequestID: "r", App: "a", Instance: "a-1",
+		Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), RequestID: "r", TraceID: "t", App: "a", Instance: "a-1",
 		Method: "GET", Host: "h", Path: "/", Status: 200, Bytes: 5, Duration: time.Millisecond,
 		Upstream: 0, Attempts: 1, RetriedCauses: []string{"stale_connection"}, Client: "c", Detail: "d",
 	}
-	want := `{"time":"2026-01-02T03:04:05Z","request_id":"r","app":"a","instance":"a-1","method":"GET",` +
+	want := `{"time":"2026-01-02T03:04:05Z","request_id":"r","trace_id":"t","app":"a","instance":"a-1","method":"GET",` +
 		`"host":"h","path":"/","status":200,"bytes":5,"duration_ms":1.000,"upstream_ms":0.000,` +
 		`"attempts":1,"cause":"","retried_causes":["stale_connection"],"conn_reused":false,"client":"c","detail":"d"}` + "\n"
 	if diff := cmp.Diff(want, string(AppendAccessJSON(nil, &e))); diff != "" {

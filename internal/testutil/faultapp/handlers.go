@@ -65,6 +65,7 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("/sleep", a.sleep)
 	mux.HandleFunc("/crash", a.crash)
 	mux.HandleFunc("/crash-after", a.crashAfter)
+	mux.HandleFunc("/crash-once", a.crashOnce)
 	mux.HandleFunc("/status", a.status)
 	mux.HandleFunc("/alloc", a.alloc)
 	mux.HandleFunc("/sse", a.sse)

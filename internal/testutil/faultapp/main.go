@@ -42,6 +42,7 @@ type options struct {
 	child        bool
 	childPidfile string
 	memPerReq    int
+	otlpHTTP     string
 }
 
 func main() {
@@ -70,6 +71,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.BoolVar(&o.child, "child", false, "internal: be the sleeping grandchild")
 	fs.StringVar(&o.childPidfile, "child-pidfile", "", "write the grandchild's pid to this file")
 	fs.IntVar(&o.memPerReq, "memory-per-request", 10, "MiB /alloc retains when ?mb= is not given")
+	fs.StringVar(&o.otlpHTTP, "otlp-http", "", "export a span per request over OTLP/HTTP to this base URL, in the trace its traceparent names (\"\" = none)")
 	if err := applyEnv(fs); err != nil {
 		return nil, err
 	}
@@ -132,8 +134,14 @@ func run(o *options) int {
 		return 1
 	}
 	a := newApp(o)
+	handler, stopTracing, err := traced(a.routes(), o.otlpHTTP, a.instance)
+	if err != nil {
+		logf("otlp-http: %v", err)
+		return 1
+	}
+	defer stopTracing()
 	srv := &http.Server{
-		Handler: a.routes(),
+		Handler: handler,
 		// Go never sends a "Keep-Alive: timeout=N" header, so like Node's
 		// default the proxy gets no warning before an idle close.
 		IdleTimeout: o.keepIdle,
