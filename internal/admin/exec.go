@@ -66,10 +66,7 @@ type execs struct {
 }
 
 func registerExec(mux *http.ServeMux, d Deps) {
-	x := &execs{sup: d.Supervisor, events: d.Events, who: "a loopback admin client", slots: make(chan struct{}, maxExecs)}
-	if d.Token != "" {
-		x.who = "the admin token holder"
-	}
+	x := &execs{sup: d.Supervisor, events: d.Events, who: who(d), slots: make(chan struct{}, maxExecs)}
 	mux.HandleFunc("POST /api/instances/{id}/exec", func(w http.ResponseWriter, r *http.Request) {
 		x.serve(w, r, func() (string, *supervisor.Instance, error) { return x.byID(r.PathValue("id")) })
 	})

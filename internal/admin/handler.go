@@ -59,6 +59,8 @@ type Deps struct {
 	// Alerts lists the alerts firing now; nil when there is no alerts:
 	// block.
 	Alerts func() []FiringAlert
+	// Dumps takes and keeps process dumps; nil leaves /api/dumps out.
+	Dumps Dumps
 }
 
 // StatusResponse is GET /api/status.
@@ -125,6 +127,7 @@ func NewHandler(d Deps) http.Handler {
 	}
 	mux.HandleFunc("GET /api/dump", d.dump)
 	registerExec(mux, d)
+	registerDumps(mux, d)
 	var sess *sessions
 	if d.Token != "" {
 		sess = newSessions()

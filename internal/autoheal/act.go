@@ -60,12 +60,27 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 	default:
 		h.record(a.Name())
 		h.async(func() {
+			if ah.Action == config.ActionDump {
+				h.dump(ctx, f, st.PID, ah.DumpOf())
+			}
 			err := a.Recycle(ctx, f.instance, "auto-heal "+f.trigger+": "+f.value)
 			if err != nil {
 				h.emit(f, st.PID, "recycle failed: "+err.Error())
 			}
 			c.clear()
 		})
+	}
+}
+
+// dump takes the action's dump before the recycle; a dump that fails
+// (its dump_failed event says why) does not hold the recycle back.
+func (h *Healer) dump(ctx context.Context, f *firing, pid int, kind string) {
+	if h.dumper == nil {
+		h.emit(f, pid, "no dump taken: this gatehouse keeps no dumps")
+		return
+	}
+	if err := h.dumper.Dump(ctx, f.app, f.instance, kind, "auto-heal "+f.trigger+": "+f.value); err != nil {
+		h.emit(f, pid, "dump failed, recycling anyway: "+err.Error())
 	}
 }
 

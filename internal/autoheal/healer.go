@@ -14,6 +14,7 @@ import (
 // Healer watches instances and acts on triggers.
 type Healer struct {
 	sup    fleet
+	dumper Dumper
 	events *telemetry.Events
 	log    *slog.Logger
 	every  time.Duration
@@ -34,8 +35,10 @@ type appState struct {
 
 // New returns a healer; Run starts it. every is how often memory is
 // checked (the sample interval).
-func New(sup Apps, events *telemetry.Events, every time.Duration, log *slog.Logger) *Healer {
-	return newHealer(supervised{sup}, events, every, log)
+func New(sup Apps, dumper Dumper, events *telemetry.Events, every time.Duration, log *slog.Logger) *Healer {
+	h := newHealer(supervised{sup}, events, every, log)
+	h.dumper = dumper
+	return h
 }
 
 func newHealer(sup fleet, events *telemetry.Events, every time.Duration, log *slog.Logger) *Healer {
@@ -43,6 +46,11 @@ func newHealer(sup fleet, events *telemetry.Events, every time.Duration, log *sl
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Healer{sup: sup, events: events, log: log, every: every, actions: make(chan *firing, 64), apps: map[string]*appState{}}
+}
+
+// Dumper takes a dump of an instance (package dumps), for action: dump.
+type Dumper interface {
+	Dump(ctx context.Context, app, instance, kind, by string) error
 }
 
 // Observe counts a finished request. It is on the request path: cheap,

@@ -84,7 +84,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 				"gatehouse undrain (or a restart). SIGTERM does the same for shutdown_delay before stopping."),
 		newDrainCmd("undrain", "Put gatehouse back in rotation after a drain: /readyz passes once the apps are ready", ""), newScaleCmd(), newRestartCmd(), newDiagnoseCmd(), newLogsCmd(),
 		newStopStartCmd("stop", "Take an app down without removing it: drain and stop every instance (scale to 0)"),
-		newStopStartCmd("start", "Bring a stopped app back to its configured number of instances"), newExecCmd())
+		newStopStartCmd("start", "Bring a stopped app back to its configured number of instances"), newExecCmd(), newDumpCmd())
 	root.AddCommand(newHashPasswordCmd())
 	return root
 }

@@ -38,7 +38,7 @@ func newExecCmd() *cobra.Command {
 			if len(argv) == 0 {
 				return &ExitError{Code: exitUsage, Err: errors.New("exec: no command after the target (gatehouse exec APP -- CMD [ARG...])")}
 			}
-			paths := execPaths(args[0])
+			paths := targetPaths(args[0], "exec")
 			cl, err := f.client()
 			if err != nil {
 				return err
@@ -91,16 +91,17 @@ func newExecCmd() *cobra.Command {
 	return c
 }
 
-// execPaths are the admin API paths target names, in the order to try:
-// APP/N and APP/ID an instance; a bare name an app, else an instance of
-// that id (as restart takes it).
-func execPaths(target string) []string {
+// targetPaths are the admin API paths of verb (exec, dump) on the
+// instance target names, in the order to try: APP/N and APP/ID an
+// instance; a bare name an app, else an instance of that id (as restart
+// takes it).
+func targetPaths(target, verb string) []string {
 	app, inst, ok := strings.Cut(target, "/")
 	if !ok {
-		return []string{"/api/apps/" + url.PathEscape(app) + "/exec", "/api/instances/" + url.PathEscape(app) + "/exec"}
+		return []string{"/api/apps/" + url.PathEscape(app) + "/" + verb, "/api/instances/" + url.PathEscape(app) + "/" + verb}
 	}
 	if !strings.HasPrefix(inst, app+"-") {
 		inst = app + "-" + inst
 	}
-	return []string{"/api/instances/" + url.PathEscape(inst) + "/exec"}
+	return []string{"/api/instances/" + url.PathEscape(inst) + "/" + verb}
 }

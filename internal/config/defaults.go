@@ -21,6 +21,7 @@ func Default() *Config {
 		// leak, and cheap: one pass over /proc for all instances.
 		SampleInterval: Duration(5 * time.Second),
 		Limits:         DefaultLimits(),
+		Dumps:          DefaultDumps(),
 	}
 }
 
@@ -103,4 +104,5 @@ const (
 	ActionRecycle  = "recycle"
 	ActionLogEvent = "log_event"
 	ActionCustom   = "custom"
+	ActionDump     = "dump"
 )

@@ -91,6 +91,7 @@ func TestParseFull(t *testing.T) {
 			ConnectionBuffer:  512 << 10,
 		},
 		Apps:  map[string]*App{"web": web, "api": api},
+		Dumps: Dumps{MaxSize: 1 << 30, MaxCount: 5, MaxAge: Duration(48 * time.Hour), DrainTimeout: Duration(3 * time.Second)},
 		File:  file,
 		Order: []string{"web", "api"},
 	}

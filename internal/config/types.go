@@ -78,6 +78,10 @@ type Config struct {
 	// instance over OTLP, in the trace the client's traceparent names
 	// (see Tracing). nil (absent) means none.
 	Tracing *Tracing `yaml:"tracing" secret:"false"`
+	// Dumps keeps the process dumps (gatehouse dump, auto_heal's action
+	// dump) under data_dir/dumps within a size, count and age (see
+	// Dumps). Defaults: 4GiB, 20 dumps, 7 days.
+	Dumps Dumps `yaml:"dumps" secret:"false"`
 
 	// File is the path the config was read from ("" when built from a
 	// command line or Procfile).
@@ -408,8 +412,13 @@ type AutoHeal struct {
 	// Triggers are the conditions, counted per instance, that make
 	// auto-heal act. Default none: only the proactive rules act.
 	Triggers Triggers `yaml:"triggers" secret:"false"`
-	// Action is recycle (default), log_event or custom.
+	// Action is recycle (default), log_event, custom, or dump: a dump
+	// of the instance (dump_kind) taken while it is out of rotation,
+	// then a recycle.
 	Action string `yaml:"action" secret:"false"`
+	// DumpKind is the dump action dump takes: core (default), stacks or
+	// heap (Node only). Only used with action: dump.
+	DumpKind string `yaml:"dump_kind" secret:"false"`
 	// Custom is the command for action: custom, with {app} {instance}
 	// {pid} {port} placeholders. Required with action: custom, and only
 	// then; no default.

@@ -84,6 +84,7 @@ func (c *Config) validate(pos positions, failed map[string]bool) Errors {
 	v.affinityCookies(c)
 	v.alerts(c.Alerts, "alerts")
 	v.tracing(c.Tracing, "tracing")
+	v.dumps(&c.Dumps, "dumps")
 	return v.errs
 }
 
@@ -272,7 +273,7 @@ func (v *validator) routeClaims(c *Config) {
 
 func (v *validator) autoHeal(h *AutoHeal, path string) {
 	switch h.Action {
-	case ActionRecycle, ActionLogEvent:
+	case ActionRecycle, ActionLogEvent, ActionDump:
 		if len(h.Custom) > 0 {
 			v.errorf(path+".custom", "only used with action: custom (action is %q)", h.Action)
 		}
@@ -283,7 +284,13 @@ func (v *validator) autoHeal(h *AutoHeal, path string) {
 			v.command(path+".custom", h.Custom)
 		}
 	default:
-		v.errorf(path+".action", "%q must be one of recycle, log_event, custom", h.Action)
+		v.errorf(path+".action", "%q must be one of recycle, log_event, custom, dump", h.Action)
+	}
+	switch {
+	case h.Action != ActionDump && h.DumpKind != "":
+		v.errorf(path+".dump_kind", "only used with action: dump (action is %q)", h.Action)
+	case h.Action == ActionDump && h.DumpKind != "" && !slices.Contains(DumpKinds(), h.DumpKind):
+		v.errorf(path+".dump_kind", "%q must be one of core, stacks, heap", h.DumpKind)
 	}
 	if m := h.MaxRecycles; m != nil {
 		v.atLeastOne(path+".max_recycles.count", m.Count)

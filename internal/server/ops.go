@@ -140,8 +140,9 @@ func (s *Server) Instance(id string) (*supervisor.App, error) {
 // the HTTPS listener's settings and certificate source, who is trusted,
 // the listeners' limits (read when they are made; an app's own share of
 // them is also applied by its reload), the admin token, the sampling
-// interval, the shutdown delay and health prefix, and the alerts:
-// block (its receivers and thresholds are the manager's, made once).
+// interval, the shutdown delay and health prefix, the alerts: block
+// (its receivers and thresholds are the manager's, made once) and the
+// dumps: block.
 func restartKeys(prev, next *config.Config) []string {
 	var keys []string
 	for _, k := range []struct {
@@ -164,6 +165,7 @@ func restartKeys(prev, next *config.Config) []string {
 		{"log_format", prev.LogFormat != next.LogFormat},
 		{"access_log", prev.AccessLog != next.AccessLog},
 		{"log_files", !reflect.DeepEqual(prev.LogFiles, next.LogFiles)},
+		{"dumps", prev.Dumps != next.Dumps},
 	} {
 		if k.changed {
 			keys = append(keys, k.name)

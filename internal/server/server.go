@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/autoscale"
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/dumps"
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/handover"
@@ -100,7 +101,9 @@ type Server struct {
 	gw          *gateway.Gateway
 	metrics     *metrics.Metrics
 	healer      *autoheal.Healer
-	scaler      *autoscale.Scaler
+	// dumper takes and keeps the process dumps (data_dir/dumps).
+	dumper *dumps.Dumper
+	scaler *autoscale.Scaler
 	// alerts is nil without an alerts: block.
 	alerts *alerts.Manager
 	// tracer exports the requests' spans; nil without tracing.
@@ -176,7 +179,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ExplainPortMismatch: explainPortMismatch,
 	})
 	s.metrics = metrics.New(s.sup)
-	s.healer = autoheal.New(s.sup, s.events, cfg.SampleInterval.D(), opts.Logger)
+	s.dumper = s.newDumper(cfg)
+	s.healer = autoheal.New(s.sup, s.dumper, s.events, cfg.SampleInterval.D(), opts.Logger)
 	s.scaler = autoscale.New(s.sup, autoscale.Options{Events: s.events, Logger: opts.Logger, Decided: s.metrics.ObserveAutoscale})
 	s.newAlerts()
 	s.history = history.New(s.sup, history.SelfUsage())
@@ -232,7 +236,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Handler: admin.NewHandler(admin.Deps{
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
 			Lines: s.lines, Recent: s.recent, Diagnose: s.Diagnose, Config: cfg, DataDir: cfg.DataDir, Token: token,
-			Certificates: s.certStatus(), Health: s, History: s.history, Alerts: s.firingAlerts(),
+			Certificates: s.certStatus(), Health: s, History: s.history, Alerts: s.firingAlerts(), Dumps: s.dumper,
 		}),
 	}
 	boundAdmin(s.adminSrv, cfg.Limits)
@@ -445,6 +449,7 @@ func (s *Server) Run(ctx context.Context) error {
 		memtrim:   start("memory trim", exited, func() error { memtrim.New(memtrim.Options{Busy: s.serving}).Run(loopCtx); return nil }),
 		recent:    start("log collector", exited, func() error { s.collectLines(loopCtx); return nil }),
 		prune:     start("log retention", exited, func() error { s.pruneLogs(loopCtx); return nil }),
+		dumps:     start("dump retention", exited, func() error { return s.dumper.Run(loopCtx) }),
 		sup:       start("supervisor", exited, func() error { return s.sup.Run(supCtx) }),
 		watchdog:  start("systemd watchdog", exited, func() error { s.notify.RunWatchdog(loopCtx, s.adminAnswers); return nil }),
 		stopLoops: stopLoops, stopSup: stopSup, stopAdminHandlers: stopAdminHandlers,
@@ -489,7 +494,7 @@ func (s *Server) failed(c *component) error {
 // running holds a running server's components and the cancel funcs that
 // stop them.
 type running struct {
-	public, healer, scaler, alerts, counter, snap, history, memtrim, recent, prune, sup, admin, watchdog *component
+	public, healer, scaler, alerts, counter, snap, history, memtrim, recent, prune, dumps, sup, admin, watchdog *component
 	// secure holds the HTTPS listener and the certificate manager, when
 	// there is a tls: block.
 	secure                                []*component
@@ -529,8 +534,8 @@ type running struct {
 //     2s more to be delivered; the instances stopping in step 4 raise no
 //     alert), the event counter, the state snapshots, the dashboard's
 //     history, the memory trim,
-//     the recent-output collector, the certificate manager (renewals,
-//     file watching) and the systemd watchdog: a stop that outlasts
+//     the recent-output collector, the dump retention, the certificate
+//     manager (renewals, file watching) and the systemd watchdog: a stop that outlasts
 //     WatchdogSec is bounded by TimeoutStopSec instead. With tracing,
 //     the spans still queued are flushed, within tracing.FlushTimeout.
 //  4. Stop the supervisor: every instance is drained, sent SIGTERM, then
@@ -576,7 +581,7 @@ func (s *Server) shutdown(r *running) {
 	wait(r.public)
 	// Step 3.
 	r.stopLoops()
-	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.history, r.memtrim, r.recent, r.prune, r.watchdog)
+	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.history, r.memtrim, r.recent, r.prune, r.dumps, r.watchdog)
 	wait(r.secure...)
 	wait(r.tracing)
 	// Step 4.

@@ -106,6 +106,17 @@
     try {
       const resp = await fetch(url, { method: 'POST', credentials: 'same-origin' });
       const type = resp.headers.get('Content-Type') || '';
+      if (resp.ok && /\/dump$/.test(url.pathname)) {
+        const m = await resp.json();
+        report('ok', what + ': done', m.kind + ' of ' + m.instance + ' by ' + m.tool + ', ' + m.size + ' bytes' +
+          (m.paused_ms ? '; paused ' + m.paused_ms + ' ms' : '') + (m.note ? '; ' + m.note : ''));
+        const a = document.createElement('a');
+        a.href = '/api/dumps/' + encodeURIComponent(m.name);
+        a.textContent = 'download ' + m.name;
+        a.setAttribute('download', m.name);
+        opResult.append(a);
+        return;
+      }
       if (!type.includes('ndjson')) {
         const text = await resp.text();
         let msg = text;

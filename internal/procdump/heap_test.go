@@ -1,0 +1,69 @@
+package procdump
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHeapSnapshotOfNodeLoads takes a heap snapshot of node, idle or in
+// a busy loop, which must be the JSON DevTools loads (its snapshot.meta
+// describes the rest).
+func TestHeapSnapshotOfNodeLoads(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		src      string
+		stayOpen bool // the inspector cannot be closed: the loop never yields
+	}{
+		{"idle", nodeIdle, false},
+		{"busy", nodeBusy, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startNode(t, tc.src)
+			before := len(listeners(a.pid()))
+			var out bytes.Buffer
+			res, err := Take(context.Background(), KindHeap, a.pid(), &out, Options{})
+			if err != nil {
+				t.Fatalf("Take: %v", err)
+			}
+			var snap struct {
+				Snapshot struct {
+					Meta struct {
+						NodeFields []string `json:"node_fields"`
+					} `json:"meta"`
+					NodeCount int `json:"node_count"`
+				} `json:"snapshot"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &snap); err != nil {
+				t.Fatalf("the snapshot is not JSON: %v", err)
+			}
+			if len(snap.Snapshot.Meta.NodeFields) == 0 || snap.Snapshot.NodeCount == 0 {
+				t.Errorf("the snapshot has no snapshot.meta.node_fields or no nodes: %.200s", out.String())
+			}
+			if res.Tool != "node inspector" || res.Format != "heapsnapshot" || res.Paused <= 0 || strings.Contains(res.Note, "stays open") != tc.stayOpen {
+				t.Errorf("Result = %+v, want the inspector's heapsnapshot with its pause, the inspector left open: %v", res, tc.stayOpen)
+			}
+			t.Logf("heap snapshot: paused %v, %d KB, %d nodes", res.Paused.Round(time.Millisecond), out.Len()>>10, snap.Snapshot.NodeCount)
+			if !tc.stayOpen {
+				waitListeners(t, a.pid(), before)
+			}
+			if !a.running() {
+				t.Error("node does not run after the snapshot")
+			}
+		})
+	}
+}
+
+// TestHeapOfPythonIsUnsupported: only node's inspector takes one.
+func TestHeapOfPythonIsUnsupported(t *testing.T) {
+	a := startSystemPython(t)
+	_, err := Take(context.Background(), KindHeap, a.pid(), &bytes.Buffer{}, Options{})
+	var unsupported *UnsupportedError
+	if !errors.As(err, &unsupported) || unsupported.Runtime != RuntimePython {
+		t.Errorf("Take = %v, want an UnsupportedError for python", err)
+	}
+}
