@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/dumps"
 	"github.com/gatehouse/gatehouse/internal/procdump"
@@ -27,10 +26,6 @@ type Dumps interface {
 type DumpsResponse struct {
 	Dumps []dumps.Meta `json:"dumps"`
 }
-
-// maxDumpTime bounds a dump asked for through the API: a core of a large
-// process is written and compressed within it.
-const maxDumpTime = 10 * time.Minute
 
 func registerDumps(mux *http.ServeMux, d Deps) {
 	if d.Dumps == nil {
@@ -80,8 +75,9 @@ func (x dumpAPI) take(w http.ResponseWriter, r *http.Request, app, id string) {
 		}
 		allowExit = b
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), maxDumpTime)
-	defer cancel()
+	// A client that leaves does not cut the dump short: the process may
+	// be paused already, and the dump is kept for --list and --get.
+	ctx := context.WithoutCancel(r.Context())
 	m, err := x.d.Take(ctx, dumps.Request{App: app, Instance: id, Kind: procdump.Kind(kind), AllowExit: allowExit,
 		By: fmt.Sprintf("%s (%s)", x.who, r.RemoteAddr)})
 	if err != nil {

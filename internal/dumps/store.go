@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -144,18 +146,31 @@ func (s store) remove(name string) error {
 	return nil
 }
 
-// create opens a partial file for a dump being taken; commit gives it
-// its name.
+// create opens a partial file for a dump being taken, named with this
+// process's pid (see clearPartials); commit gives it its name.
 func (s store) create() (*os.File, error) {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("dumps: %w", err)
 	}
-	f, err := os.CreateTemp(s.dir, partialPrefix+"*")
+	f, err := os.CreateTemp(s.dir, s.partial()+"*")
 	if err != nil {
 		return nil, fmt.Errorf("dumps: %w", err)
 	}
 	return f, nil
 }
+
+// scratch makes a directory for a dump's uncompressed core, cleared
+// like a partial file.
+func (s store) scratch() (string, error) {
+	dir, err := os.MkdirTemp(s.dir, s.partial()+"scratch-*")
+	if err != nil {
+		return "", fmt.Errorf("dumps: %w", err)
+	}
+	return dir, nil
+}
+
+// partial is the prefix of this process's partial files: ".partial-PID-".
+func (s store) partial() string { return fmt.Sprintf("%s%d-", partialPrefix, os.Getpid()) }
 
 // freeName is base.ext, or base-N.ext when a dump of the same
 // millisecond has that name. Dumps of one instance are taken one at a
@@ -189,14 +204,49 @@ func (s store) commit(partial string, m Meta) error {
 	return nil
 }
 
-// clearPartials removes what a dump cut short by a crash left.
+// orphanAge is how old a dump file without its meta (or a meta without
+// its file) must be before it is taken for a crash's leftover: commit
+// writes the two one after the other.
+const orphanAge = time.Minute
+
+// clearPartials removes what dumps cut short by a crash left: partial
+// files and scratch directories of processes no longer running (an
+// upgrade's successor starts while its predecessor may still be taking
+// one), and dump files or metas left without their other half.
 func (s store) clearPartials() {
 	ents, _ := os.ReadDir(s.dir)
+	names := map[string]bool{}
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), partialPrefix) {
-			os.Remove(filepath.Join(s.dir, e.Name()))
+		names[e.Name()] = true
+	}
+	for _, e := range ents {
+		name := e.Name()
+		path := filepath.Join(s.dir, name)
+		if rest, ok := strings.CutPrefix(name, partialPrefix); ok {
+			pid, _, _ := strings.Cut(rest, "-")
+			if n, err := strconv.Atoi(pid); err != nil || n != os.Getpid() && !running(n) {
+				os.RemoveAll(path)
+			}
+			continue
+		}
+		base, isMeta := strings.CutSuffix(name, metaSuffix)
+		other := name + metaSuffix
+		if isMeta {
+			other = base
+		}
+		if names[other] || !validName(base) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > orphanAge {
+			os.Remove(path)
 		}
 	}
+}
+
+// running reports whether a process pid exists (signal 0).
+func running(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // Limits is the dumps: block as the store applies it.
@@ -214,7 +264,8 @@ type removal struct {
 }
 
 // overCap lists the dumps to remove, oldest first: past MaxAge, then
-// the oldest until the count and the size fit.
+// the oldest until the count and the size fit, the newest excepted from
+// the size.
 func overCap(dumps []Meta, l Limits, now time.Time) []removal {
 	var out []removal
 	var size int64
@@ -222,14 +273,17 @@ func overCap(dumps []Meta, l Limits, now time.Time) []removal {
 		size += d.Size
 	}
 	n := len(dumps)
-	for _, d := range dumps {
+	for i, d := range dumps {
 		why := ""
 		switch {
 		case l.MaxAge > 0 && now.Sub(d.Created) > l.MaxAge:
 			why = "max_age"
 		case n > l.MaxCount:
 			why = "max_count"
-		case size > l.MaxSize:
+		case size > l.MaxSize && i < len(dumps)-1:
+			// The newest is kept whatever its size, until the next:
+			// removing the dump just taken would only have paused the
+			// process for nothing.
 			why = "max_size"
 		default:
 			continue

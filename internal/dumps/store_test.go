@@ -1,6 +1,9 @@
 package dumps
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,9 +26,11 @@ func TestCapRemovesTheOldestPastEachLimit(t *testing.T) {
 		{"within every limit", three, Limits{MaxSize: 300, MaxCount: 3}, nil},
 		{"one too many", three, Limits{MaxSize: 1000, MaxCount: 2}, []string{"a:max_count"}},
 		{"too large together", three, Limits{MaxSize: 150, MaxCount: 10}, []string{"a:max_size", "b:max_size"}},
+		{"too large together, the newest kept", three, Limits{MaxSize: 50, MaxCount: 10}, []string{"a:max_size", "b:max_size"}},
 		{"too old", three, Limits{MaxSize: 1000, MaxCount: 10, MaxAge: 150 * time.Minute}, []string{"a:max_age"}},
 		{"age 0 keeps them", three, Limits{MaxSize: 1000, MaxCount: 10}, nil},
-		{"a dump larger than the cap on its own", []Meta{dump("big", time.Minute, 500)}, Limits{MaxSize: 100, MaxCount: 10}, []string{"big:max_size"}},
+		{"the newest is kept however large", []Meta{dump("big", time.Minute, 500)}, Limits{MaxSize: 100, MaxCount: 10}, nil},
+		{"an older large one goes", []Meta{dump("big", time.Hour, 500), dump("new", time.Minute, 500)}, Limits{MaxSize: 100, MaxCount: 10}, []string{"big:max_size"}},
 		{"age first, then count", three, Limits{MaxSize: 1000, MaxCount: 1, MaxAge: 150 * time.Minute}, []string{"a:max_age", "b:max_count"}},
 		{"none kept", nil, Limits{MaxSize: 1, MaxCount: 1}, nil},
 	} {
@@ -58,5 +63,44 @@ func TestDumpNamesStayInTheStore(t *testing.T) {
 		if got := validName(name); got != want {
 			t.Errorf("validName(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// What a crash left is cleared at start; what a live process (this
+// one, or an upgrade's predecessor) is writing, and a dump just being
+// committed, are left alone.
+func TestClearPartialsKeepsWhatIsStillBeingWritten(t *testing.T) {
+	t.Parallel()
+	s := store{dir: t.TempDir()}
+	old := time.Now().Add(-2 * orphanAge)
+	write := func(name string, mtime time.Time) {
+		path := filepath.Join(s.dir, name)
+		if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := fmt.Sprintf("%s%d-", partialPrefix, 1<<22+7) // above pid_max's default
+	write(s.partial()+"live", time.Now())
+	write(dead+"123", time.Now())
+	if err := os.MkdirAll(filepath.Join(s.dir, dead+"scratch-1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(dead+"scratch-1/core.42", time.Now())
+	write("web-1-core-1.core.gz", old)        // no meta, old: a crash's
+	write("web-1-core-2.core.gz", time.Now()) // no meta yet: being committed
+	write("web-1-stacks-3.txt", old)          // with its meta
+	write("web-1-stacks-3.txt"+metaSuffix, old)
+	s.clearPartials()
+	var left []string
+	ents, _ := os.ReadDir(s.dir)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	want := []string{s.partial() + "live", "web-1-core-2.core.gz", "web-1-stacks-3.txt", "web-1-stacks-3.txt.json"}
+	if d := cmp.Diff(want, left); d != "" {
+		t.Errorf("left (-want +got):\n%s", d)
 	}
 }

@@ -64,6 +64,10 @@ type Dumper struct {
 
 const maxConcurrent = 2
 
+// MaxTime bounds one dump: a core of a large process is copied and
+// compressed within it.
+const MaxTime = 10 * time.Minute
+
 // drainPoll is how often a held instance's requests are counted while
 // it drains: the pool keeps a count, not a signal.
 const drainPoll = 20 * time.Millisecond
@@ -148,7 +152,12 @@ func (d *Dumper) take(ctx context.Context, r Request, in Instance, pid int) (Met
 	}
 	partial := f.Name()
 	defer os.Remove(partial) // a no-op once committed under its name
-	opt := procdump.Options{AllowExit: r.AllowExit, TempDir: d.opt.Dir}
+	scratch, err := d.store.scratch()
+	if err != nil {
+		return Meta{}, err
+	}
+	defer os.RemoveAll(scratch)
+	opt := procdump.Options{AllowExit: r.AllowExit, TempDir: scratch, Timeout: MaxTime}
 	if r.Kind == procdump.KindStacks && r.AllowExit {
 		out := in.Output()
 		defer out.Close()
@@ -160,6 +169,9 @@ func (d *Dumper) take(ctx context.Context, r Request, in Instance, pid int) (Met
 		err = fmt.Errorf("dumps: %w", cerr)
 	}
 	if err != nil {
+		if res.Note != "" {
+			err = fmt.Errorf("%w; %s", err, res.Note)
+		}
 		return Meta{}, err
 	}
 	st, err := os.Stat(partial)

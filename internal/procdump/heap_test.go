@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,23 @@ func TestHeapSnapshotOfNodeLoads(t *testing.T) {
 				t.Error("node does not run after the snapshot")
 			}
 		})
+	}
+}
+
+// A heap snapshot cut short by its timeout still closes the inspector
+// it opened: one left open would let any local user run code as the app.
+func TestHeapSnapshotCutShortClosesTheInspector(t *testing.T) {
+	a := startNode(t, nodeIdle)
+	before := len(listeners(a.pid()))
+	_, err := Take(context.Background(), KindHeap, a.pid(), io.Discard, Options{Timeout: 50 * time.Millisecond})
+	if err == nil {
+		t.Fatal("a 50ms heap snapshot did not time out; make the heap larger")
+	}
+	if len(listeners(a.pid())) != before {
+		t.Errorf("listening on %v after the dump returned, want the inspector closed", listeners(a.pid()))
+	}
+	if !a.running() {
+		t.Error("node does not run after the snapshot")
 	}
 }
 

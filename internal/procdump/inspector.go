@@ -34,6 +34,9 @@ const (
 	// closeWait is how long the app is given to close the inspector this
 	// dump opened: it needs one turn of the event loop.
 	closeWait = 2 * time.Second
+	// closeWaitCutShort is closeWait for a dump cut short (its timeout,
+	// its caller gone), whose heap snapshot may still be being taken.
+	closeWaitCutShort = 30 * time.Second
 	// maxMessage bounds one DevTools message (a heap snapshot comes in
 	// chunks far smaller).
 	maxMessage = 64 << 20
@@ -83,14 +86,19 @@ type cdpError struct {
 }
 
 // openInspector has node open its inspector (SIGUSR1) and connects to it.
+// Once signalled, the connection is made even if the dump is cut short
+// meanwhile (bounded by the wait for the inspector), so that finish can
+// close what the signal opened; the caller then sees the dump's end.
 func openInspector(t *target) (*devtools, error) {
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	wsURL, listen, opened, err := findInspector(t, client)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.live), inspectorOpenWait+closeWait)
+	defer cancel()
+	wsURL, listen, opened, err := findInspector(ctx, t, client)
 	if err != nil {
 		return nil, err
 	}
 	addr := dialable(listen)
-	conn, _, err := websocket.Dial(t.live, wsURL, &websocket.DialOptions{HTTPClient: client})
+	conn, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: client})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to node's inspector at %s: %w", addr, err)
 	}
@@ -106,7 +114,7 @@ func openInspector(t *target) (*devtools, error) {
 // again each second while nothing new listens: node tries its port
 // again on each, and another instance's inspector that held it (9229
 // by default) may have closed meanwhile.
-func findInspector(t *target, client *http.Client) (wsURL string, listen netip.AddrPort, opened bool, err error) {
+func findInspector(ctx context.Context, t *target, client *http.Client) (wsURL string, listen netip.AddrPort, opened bool, err error) {
 	before := map[netip.AddrPort]bool{}
 	for _, a := range listeners(t.pid) {
 		before[a] = true
@@ -128,18 +136,21 @@ func findInspector(t *target, client *http.Client) (wsURL string, listen netip.A
 				continue
 			}
 			tried[a] = true
-			if u, ok := debuggerURL(t.live, client, dialable(a)); ok {
+			if u, ok := debuggerURL(ctx, client, dialable(a)); ok {
 				return u, a, true, nil
 			}
 		}
 		select {
-		case <-t.live.Done():
-			return "", listen, false, context.Cause(t.live)
+		case <-ctx.Done():
+			return "", listen, false, context.Cause(ctx)
 		case <-tick.C:
+			if t.exited() || !alive(t.pid) {
+				return "", listen, false, fmt.Errorf("waiting for node's inspector: %w", ErrExited)
+			}
 		}
 	}
 	for a := range before {
-		if u, ok := debuggerURL(t.live, client, dialable(a)); ok {
+		if u, ok := debuggerURL(ctx, client, dialable(a)); ok {
 			return u, a, false, nil
 		}
 	}
@@ -272,11 +283,20 @@ func (d *devtools) next(ctx context.Context) (cdpMessage, error) {
 // turn (JavaScript in a loop) closes it only once it does.
 func (d *devtools) finish(t *target, res *Result) {
 	defer d.shutdown()
-	if !d.opened || t.live.Err() != nil {
+	if !d.opened || t.exited() {
 		return
 	}
 	d.onEvent = nil
-	ctx, cancel := context.WithTimeout(t.live, closeWait)
+	// Closed even when the dump was cut short (its timeout, the caller
+	// gone): an inspector left open lets any local user run code as the
+	// app.
+	wait := closeWait
+	if t.live.Err() != nil {
+		// Cut short mid-snapshot, V8 finishes the snapshot before it
+		// runs anything else, the close among it.
+		wait = closeWaitCutShort
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.live), wait)
 	defer cancel()
 	_, err := d.call(ctx, "Runtime.evaluate", map[string]any{"expression": closeScript, "awaitPromise": true})
 	if err == nil {

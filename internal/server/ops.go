@@ -141,8 +141,8 @@ func (s *Server) Instance(id string) (*supervisor.App, error) {
 // the listeners' limits (read when they are made; an app's own share of
 // them is also applied by its reload), the admin token, the sampling
 // interval, the shutdown delay and health prefix, the alerts: block
-// (its receivers and thresholds are the manager's, made once) and the
-// dumps: block.
+// (its receivers and thresholds are the manager's, made once), the
+// dumps: block and the tracing: block (its exporter is made once).
 func restartKeys(prev, next *config.Config) []string {
 	var keys []string
 	for _, k := range []struct {
@@ -166,6 +166,7 @@ func restartKeys(prev, next *config.Config) []string {
 		{"access_log", prev.AccessLog != next.AccessLog},
 		{"log_files", !reflect.DeepEqual(prev.LogFiles, next.LogFiles)},
 		{"dumps", prev.Dumps != next.Dumps},
+		{"tracing", !reflect.DeepEqual(prev.Tracing, next.Tracing)},
 	} {
 		if k.changed {
 			keys = append(keys, k.name)
