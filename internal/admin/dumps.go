@@ -93,7 +93,10 @@ func dumpStatus(err error) int {
 	var refused *dumps.Error
 	var missing *procdump.MissingToolError
 	var unsupported *procdump.UnsupportedError
+	var noSpace *procdump.NoSpaceError
 	switch {
+	case errors.As(err, &noSpace):
+		return http.StatusInsufficientStorage
 	case errors.As(err, &refused):
 		return refused.Status
 	case errors.As(err, &missing), errors.As(err, &unsupported):

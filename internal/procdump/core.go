@@ -4,13 +4,17 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sys/unix"
 )
 
 // coreLevel is gzip's fastest level: a core is hundreds of megabytes of
@@ -31,6 +35,9 @@ func takeCore(ctx context.Context, t *target, w io.Writer, opt Options, res *Res
 		return err
 	}
 	res.BuildID = gnuBuildID(procPath(t.pid, "exe"))
+	if err := roomForCore(t.pid, opt.tempDir()); err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp(opt.tempDir(), "procdump-core-")
 	if err != nil {
 		return fmt.Errorf("core directory: %w", err)
@@ -102,4 +109,67 @@ func parseBuildIDNote(order interface{ Uint32([]byte) uint32 }, b []byte) string
 		return ""
 	}
 	return hex.EncodeToString(b[descStart : descStart+int(descsz)])
+}
+
+// coreMargin is the free space a core leaves beside it: the logs on the
+// same filesystem go on being written while it is.
+const coreMargin = 64 << 20
+
+// NoSpaceError is a core that would not fit: gcore writes it whole,
+// uncompressed, before it is compressed.
+type NoSpaceError struct {
+	Dir        string
+	Need, Free uint64
+}
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("not enough free space in %s for the core: it is written uncompressed first, about %d MiB (the process's readable memory), and %d MiB are free",
+		e.Dir, e.Need>>20, e.Free>>20)
+}
+
+// roomForCore checks that dir's filesystem holds a core of pid with
+// coreMargin to spare; a core that filled it would stop the logs beside.
+func roomForCore(pid int, dir string) error {
+	need, err := readableMemory(pid)
+	if err != nil {
+		return err
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("free space of %s: %w", dir, err)
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	if free < need+coreMargin {
+		return &NoSpaceError{Dir: dir, Need: need, Free: free}
+	}
+	return nil
+}
+
+// readableMemory is the size of pid's readable mappings, which is what
+// gcore copies: an upper bound of the core's size.
+func readableMemory(pid int) (uint64, error) {
+	b, err := os.ReadFile(procPath(pid, "maps"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("pid %d: %w", pid, ErrExited)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("memory map of pid %d: %w", pid, err)
+	}
+	var total uint64
+	for line := range strings.Lines(string(b)) {
+		rng, rest, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(rest, "r") {
+			continue
+		}
+		lo, hi, ok := strings.Cut(rng, "-")
+		if !ok {
+			continue
+		}
+		a, err1 := strconv.ParseUint(lo, 16, 64)
+		z, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 == nil && err2 == nil && z > a {
+			total += z - a
+		}
+	}
+	return total, nil
 }

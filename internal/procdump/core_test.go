@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -165,4 +166,27 @@ func hasLine(text string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// A core that would not fit beside the store (gcore writes it whole
+// first) is refused before gcore runs, saying how much it needs.
+func TestCoreRefusedWithoutRoomForIt(t *testing.T) {
+	requireTools(t, "gcore")
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("a 1 MiB tmpfs for the test: %v (needs root)", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	a := startSleep(t)
+	_, err := Take(context.Background(), KindCore, a.pid(), io.Discard, Options{TempDir: dir})
+	var ns *NoSpaceError
+	if !errors.As(err, &ns) || ns.Need == 0 || ns.Free > 1<<20 {
+		t.Fatalf("Take in a 1 MiB filesystem: %v, want a NoSpaceError", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left %v in the filesystem", ents)
+	}
+	if !a.running() {
+		t.Error("the process does not run after the refusal")
+	}
 }
