@@ -86,7 +86,12 @@ func (d dumpInstance) Output() io.ReadCloser {
 
 // outputQuiet is how long an instance's output is read after its last
 // line: what a dying process wrote reaches the pipe's reader at once.
-const outputQuiet = 500 * time.Millisecond
+// outputFirst is the wait for the first line, longer, for a machine
+// busy enough to delay the output's reader.
+const (
+	outputQuiet = 500 * time.Millisecond
+	outputFirst = 5 * time.Second
+)
 
 // outputReader reads an instance's process's lines from the live output
 // until they stop for outputQuiet.
@@ -113,7 +118,11 @@ func (r *outputReader) Read(p []byte) (int, error) {
 }
 
 func (r *outputReader) next() {
-	t := time.NewTimer(outputQuiet)
+	wait := outputQuiet
+	if r.buf.Len() == 0 {
+		wait = outputFirst
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
