@@ -129,6 +129,10 @@ func (d *Dumper) Take(ctx context.Context, r Request) (Meta, error) {
 	if pid == 0 {
 		return Meta{}, &Error{409, fmt.Sprintf("%s has no running process", r.Instance)}
 	}
+	// Released once the outcome's event is out: the events bound the
+	// time the instance was out of rotation.
+	release := in.Hold()
+	defer release()
 	m, err := d.take(ctx, r, in, pid)
 	if err != nil {
 		d.emit(r, pid, telemetry.EventDumpFailed, "", fmt.Sprintf("%s of %s failed: %v", r.Kind, r.Instance, err))
@@ -139,9 +143,8 @@ func (d *Dumper) Take(ctx context.Context, r Request) (Meta, error) {
 	return m, nil
 }
 
+// take takes the dump of a held instance.
 func (d *Dumper) take(ctx context.Context, r Request, in Instance, pid int) (Meta, error) {
-	release := in.Hold()
-	defer release()
 	held := time.Now()
 	d.emit(r, pid, telemetry.EventDumpStarted, string(r.Kind),
 		fmt.Sprintf("%s out of rotation for a %s dump (asked by %s)", r.Instance, r.Kind, r.By))
