@@ -1,11 +1,8 @@
 package cli_test
 
 import (
-	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,24 +35,10 @@ func needDumpTools(t *testing.T, tools ...string) {
 	}
 }
 
-// dumpCLI runs `gatehouse dump` with args in the fixture's directory.
+// dumpCLI runs `gatehouse dump` with args, bounded by 2m.
 func dumpCLI(t *testing.T, f *fixture, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, f.real, append([]string{"dump", "--admin", f.admin}, args...)...)
-	cmd.Dir = f.dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("gatehouse dump %q did not finish within 2m", args)
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	return cliResult{cmd.ProcessState.ExitCode(), out.String(), errb.String()}
+	return adminCLI(t, f, 2*time.Minute, nil, "dump", args...)
 }
 
 // load sends requests to the fixture's listener until stopped, counting

@@ -39,15 +39,22 @@ type cliResult struct {
 // execCLI runs `gatehouse exec` with args and stdin, bounded by 20s.
 func execCLI(t *testing.T, f *fixture, stdin io.Reader, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	return adminCLI(t, f, 20*time.Second, stdin, "exec", args...)
+}
+
+// adminCLI runs the gatehouse command verb against the fixture's admin
+// address, with args and stdin, in its directory, bounded by d.
+func adminCLI(t *testing.T, f *fixture, d time.Duration, stdin io.Reader, verb string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, f.real, append([]string{"exec", "--admin", f.admin}, args...)...)
+	cmd := exec.CommandContext(ctx, f.real, append([]string{verb, "--admin", f.admin}, args...)...)
 	cmd.Dir, cmd.Stdin = f.dir, stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("gatehouse exec %q did not finish within 20s", args)
+		t.Fatalf("gatehouse %s %q did not finish within %v", verb, args, d)
 	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
