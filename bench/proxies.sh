@@ -6,6 +6,11 @@
 #   https-h1  HTTP/1.1 over TLS, wrk (OpenSSL) at the same CONNS
 #   h2        HTTP/2 over TLS, h2load at 50 clients x 10 streams each and
 #             256 clients x 1 stream (H2_LOADS, CLIENTSxSTREAMS)
+#   handshake HTTP/1.1 over TLS with Connection: close, wrk at c=50
+#             (HANDSHAKE_CONNS): a new connection and a full handshake
+#             for every request (wrk resumes no session), so req/s is
+#             handshakes/s and CPU per request is CPU per handshake;
+#             not among the default PROTOCOLS
 #
 # Every client keeps its connections alive. The three proxies serve HTTPS
 # with the same ECDSA P-256 certificate for 127.0.0.1 (made here with
@@ -19,6 +24,7 @@
 #   ROUNDS=5 DURATION=15 bench/proxies.sh
 #   PROTOCOLS=http bench/proxies.sh       # the plain-HTTP runs only
 #   PROTOCOLS="https-h1 h2" H2_LOADS=50x10 bench/proxies.sh
+#   PROTOCOLS=handshake bench/proxies.sh  # TLS handshakes per second
 #   GATEHOUSE_BIN=/tmp/gh-old bench/proxies.sh   # another build of gatehouse
 #
 # One round is (2 CONNS x 2 protocols + 2 H2_LOADS) x 3 proxies = 18 runs of
@@ -41,6 +47,7 @@ DURATION=${DURATION:-10}
 PROTOCOLS=${PROTOCOLS:-"http https-h1 h2"}
 CONNS=${CONNS:-"50 256"}
 H2_LOADS=${H2_LOADS:-"50x10 256x1"}
+HANDSHAKE_CONNS=${HANDSHAKE_CONNS:-50}
 THREADS=${THREADS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
@@ -196,7 +203,7 @@ to_ms() { # wrk latency like 1.23ms, 250.00us, 1.02s
 
 # What each proxy negotiates, once: the same protocol version, suite and
 # ALPN for all three is the point of the HTTPS runs.
-case " $PROTOCOLS " in *" https-h1 "*|*" h2 "*)
+case " $PROTOCOLS " in *" https-h1 "*|*" h2 "*|*" handshake "*)
   for name in nginx haproxy gatehouse; do
     neg=$(timeout 10 openssl s_client -connect "127.0.0.1:$(port_of $name h2)" -alpn h2,http/1.1 -brief </dev/null 2>&1 |
       awk -F': ' '/^Protocol version|^Ciphersuite|^Peer signature type|^Server Temp Key|^ALPN protocol/{printf "%s ", $2}')
@@ -224,11 +231,11 @@ run_client() {
   case " $CLIENT_SHOWN " in *" $label "*) ;; *) show=1; CLIENT_SHOWN+=" $label" ;; esac
   check_report "$label" "$WORK/client.sid" $show
 }
-# run_wrk URL CONNS and run_h2load URL CLIENTSxSTREAMS set rps, total
-# (requests answered), p50 and p99 (ms) and errs.
+# run_wrk URL CONNS [WRK ARGS] and run_h2load URL CLIENTSxSTREAMS set rps,
+# total (requests answered), p50 and p99 (ms) and errs.
 run_wrk() {
   local out rc=0
-  run_client wrk wrk -t"$THREADS" -c"$2" -d"${DURATION}s" --latency "$1"
+  run_client wrk wrk -t"$THREADS" -c"$2" -d"${DURATION}s" --latency "${@:3}" "$1"
   out=$(cat "$WORK/client.out")
   rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
   total=$(echo "$out" | awk '/requests in/{print $1}')
@@ -261,7 +268,8 @@ for round in $(seq "$ROUNDS"); do
     case $proto in
       http|https-h1) loads=$CONNS ;;
       h2) loads=$H2_LOADS ;;
-      *) echo "unknown protocol $proto (http, https-h1, h2)" >&2; exit 2 ;;
+      handshake) loads=$HANDSHAKE_CONNS ;;
+      *) echo "unknown protocol $proto (http, https-h1, h2, handshake)" >&2; exit 2 ;;
     esac
     for load in $loads; do
       for name in "${order[@]}"; do
@@ -271,6 +279,7 @@ for round in $(seq "$ROUNDS"); do
         sampler=$!
         case $proto in
           h2) run_h2load "$(url_of "$name" "$proto")" "$load" ;;
+          handshake) run_wrk "$(url_of "$name" "$proto")" "$load" -H "Connection: close" ;;
           *) run_wrk "$(url_of "$name" "$proto")" "$load" ;;
         esac
         wait "$sampler"
