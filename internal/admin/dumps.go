@@ -81,7 +81,12 @@ func (x dumpAPI) take(w http.ResponseWriter, r *http.Request, app, id string) {
 	m, err := x.d.Take(ctx, dumps.Request{App: app, Instance: id, Kind: procdump.Kind(kind), AllowExit: allowExit,
 		By: fmt.Sprintf("%s (%s)", x.who, r.RemoteAddr)})
 	if err != nil {
-		writeJSON(w, dumpStatus(err), OpLine{Error: err.Error()})
+		msg := err.Error()
+		var unsupported *procdump.UnsupportedError
+		if errors.As(err, &unsupported) && unsupported.NeedsAllowExit {
+			msg += " (gatehouse dump --allow-exit; allow_exit=true here: gatehouse starts the instance again)"
+		}
+		writeJSON(w, dumpStatus(err), OpLine{Error: msg})
 		return
 	}
 	writeJSON(w, http.StatusOK, m)

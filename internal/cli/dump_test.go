@@ -332,7 +332,7 @@ func TestDumpOfAGoInstanceEndsItOnlyWhenAllowed(t *testing.T) {
 	f := execFixture(t)
 	pid := f.instancePID(t)
 	refused := dumpCLI(t, f, "web", "--kind", "stacks")
-	if refused.Code == 0 || !strings.Contains(refused.Stderr, "allow") {
+	if refused.Code == 0 || !strings.Contains(refused.Stderr, "--allow-exit") {
 		t.Errorf("stacks of a Go app without --allow-exit: %+v, want a refusal naming --allow-exit", refused)
 	}
 	if f.instancePID(t) != pid {

@@ -106,6 +106,9 @@ type UnsupportedError struct {
 	Kind    Kind
 	Runtime Runtime
 	Reason  string
+	// NeedsAllowExit: the dump is possible, but only by ending the
+	// process (Options.AllowExit).
+	NeedsAllowExit bool
 }
 
 func (e *UnsupportedError) Error() string {

@@ -177,8 +177,8 @@ const maxGoDump = 64 << 20
 func goStacks(t *target, w io.Writer, opt Options, res *Result) error {
 	res.Tool = "SIGQUIT"
 	if !opt.AllowExit {
-		return &UnsupportedError{Kind: KindStacks, Runtime: res.Runtime, Reason: "a Go program prints its goroutines only on SIGQUIT, " +
-			"which ends it; allow the dump to end the process (Options.AllowExit) to take them anyway, " +
+		return &UnsupportedError{Kind: KindStacks, Runtime: res.Runtime, NeedsAllowExit: true, Reason: "a Go program prints its goroutines only on SIGQUIT, " +
+			"which ends it; allow the dump to end the process to take them anyway, take a core instead, " +
 			"or have the app serve net/http/pprof and read /debug/pprof/goroutine?debug=2"}
 	}
 	if opt.Output == nil {

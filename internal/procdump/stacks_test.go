@@ -127,8 +127,8 @@ func TestStacksOfGoNeedAllowExit(t *testing.T) {
 	a := startGo(t)
 	_, err := Take(context.Background(), KindStacks, a.pid(), &bytes.Buffer{}, Options{Output: a.outputFrom})
 	var unsupported *UnsupportedError
-	if !errors.As(err, &unsupported) || !strings.Contains(unsupported.Reason, "AllowExit") {
-		t.Errorf("Take = %v, want an UnsupportedError naming AllowExit", err)
+	if !errors.As(err, &unsupported) || !unsupported.NeedsAllowExit {
+		t.Errorf("Take = %v, want an UnsupportedError that needs AllowExit", err)
 	}
 	if !a.running() {
 		t.Error("the Go program does not run after a refused dump")
