@@ -84,7 +84,7 @@ func (x dumpAPI) take(w http.ResponseWriter, r *http.Request, app, id string) {
 		msg := err.Error()
 		var unsupported *procdump.UnsupportedError
 		if errors.As(err, &unsupported) && unsupported.NeedsAllowExit {
-			msg += " (gatehouse dump --allow-exit; allow_exit=true here: gatehouse starts the instance again)"
+			msg += "; allow_exit=true (gatehouse dump --allow-exit) takes them, and gatehouse starts the instance again; kind=core (--kind core) takes a core without ending it"
 		}
 		writeJSON(w, dumpStatus(err), OpLine{Error: msg})
 		return

@@ -55,6 +55,11 @@ func newDumpCmd() *cobra.Command {
 			case len(args) == 0:
 				return &ExitError{Code: exitUsage, Err: errors.New("dump: name an instance (gatehouse dump APP[/INSTANCE]), or --list, --get NAME, --rm NAME")}
 			}
+			// Where the dump goes is checked before the process is paused
+			// for it.
+			if err := checkOutput(output); err != nil {
+				return &ExitError{Code: exitUsage, Err: err}
+			}
 			paths := targetPaths(args[0], "dump")
 			m, err := cl.Dump(c.Context(), paths[0], kind, allowExit)
 			if err != nil && len(paths) > 1 && isNotFound(err) {
@@ -68,7 +73,10 @@ func newDumpCmd() *cobra.Command {
 				_, err := cl.DownloadDump(c.Context(), m.Name, c.OutOrStdout())
 				return err
 			}
-			return saveDump(c, cl, m, output)
+			if err := saveDump(c, cl, m, output); err != nil {
+				return fmt.Errorf("%w (the dump is kept as %s: gatehouse dump --get %s -o PATH)", err, m.Name, m.Name)
+			}
+			return nil
 		},
 	}
 	c.Flags().StringVar(&kind, "kind", "stacks", "what to take: stacks, core or heap")
@@ -104,6 +112,25 @@ func dumpSummary(m dumps.Meta) string {
 		s += "; " + m.Note
 	}
 	return s
+}
+
+// checkOutput: -o names a directory, a file that is not there yet in a
+// directory that is, or - (standard output).
+func checkOutput(output string) error {
+	if output == "" || output == "-" {
+		return nil
+	}
+	st, err := os.Stat(output)
+	switch {
+	case err == nil && st.IsDir():
+		return nil
+	case err == nil:
+		return fmt.Errorf("dump: -o %s: the file exists (name another, or a directory)", output)
+	}
+	if _, err := os.Stat(filepath.Dir(output)); err != nil {
+		return fmt.Errorf("dump: -o %s: %w", output, err)
+	}
+	return nil
 }
 
 // saveDump downloads a dump into output: a file, a directory, or the

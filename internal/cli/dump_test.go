@@ -139,7 +139,6 @@ apps:
 		{"core", checkCore},
 		{"heap", checkHeapSnapshot},
 	} {
-		before := l.ok.Load()
 		got := dumpCLI(t, f, "web/1", "--kind", tc.kind, "-o", f.dir)
 		if got.Code != 0 {
 			t.Fatalf("gatehouse dump --kind %s: %+v", tc.kind, got)
@@ -154,7 +153,7 @@ apps:
 			t.Errorf("gatehouse dump said %q, want the pause", got.Stderr)
 		}
 		tc.check(t, filepath.Join(f.dir, m.Name))
-		progress(t, &l.ok, before+20, "requests answered by web-2 during and after the "+tc.kind+" dump")
+		progress(t, &l.ok, 20, "requests answered by web-2 during and after the "+tc.kind+" dump")
 	}
 	got := dumpCLI(t, f, "web/1", "--kind", "stacks")
 	if got.Code != 0 || got.Stdout == "" || !strings.Contains(got.Stderr, "stacks of web-1 (pid") {
@@ -169,15 +168,18 @@ apps:
 	t.Logf("%d requests answered during the dumps, the slowest in %s", ok, time.Duration(l.slowest.Load()))
 	// events.log is written behind the events: wait for the last dump's.
 	var evs []telemetry.Event
-	testutil.WaitFor(t, 10*time.Second, "four dump events in events.log", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "four dump events and a dump_removed in events.log", func() bool {
 		evs = readEvents(t, filepath.Join(f.dir, "data", "events.log"))
-		n := 0
+		n, removed := 0, 0
 		for _, e := range evs {
-			if e.Type == telemetry.EventDump {
+			switch e.Type {
+			case telemetry.EventDump:
 				n++
+			case telemetry.EventDumpRemoved:
+				removed++
 			}
 		}
-		return n >= 4
+		return n >= 4 && removed >= 1
 	})
 	noRequestWhileHeld(t, f, evs, ok)
 
@@ -384,4 +386,25 @@ func TestAutoHealDumpsBeforeItRecycles(t *testing.T) {
 		t.Errorf("events %q, want the dump by auto-heal, then the recycle", order)
 	}
 	f.trackInstances()
+}
+
+// Where a dump is to be saved is checked before the process is paused:
+// a file that exists, or a directory that does not, is refused with no
+// dump taken.
+func TestDumpOutputCheckedBeforeTheDump(t *testing.T) {
+	t.Parallel()
+	f := execFixture(t)
+	exists := filepath.Join(f.dir, "exists.txt")
+	if err := os.WriteFile(exists, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{exists, filepath.Join(f.dir, "no", "such", "dir", "core.gz")} {
+		got := dumpCLI(t, f, "web", "--kind", "core", "-o", out)
+		if got.Code != 2 || !strings.Contains(got.Stderr, "-o") {
+			t.Errorf("-o %s: %+v, want a usage refusal naming -o", out, got)
+		}
+	}
+	if list := dumpCLI(t, f, "--list"); !strings.Contains(list.Stdout, "no dumps kept") {
+		t.Errorf("a refused -o took a dump:\n%s", list.Stdout)
+	}
 }

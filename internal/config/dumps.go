@@ -23,8 +23,8 @@ const (
 // requests before a dump pauses it.
 type Dumps struct {
 	// MaxSize is what the dumps kept may take on disk together; past it
-	// the oldest are removed, with a dump_removed event each. A dump
-	// larger than MaxSize on its own is removed at once. Unit: bytes,
+	// the oldest are removed, with a dump_removed event each; the newest
+	// is kept whatever its size, until the next is taken. Unit: bytes,
 	// written as a size ("4GiB"). Default 4GiB; 0 is an error.
 	MaxSize Size `yaml:"max_size" secret:"false"`
 	// MaxCount is how many dumps are kept; past it the oldest are

@@ -212,7 +212,8 @@ const orphanAge = time.Minute
 // clearPartials removes what dumps cut short by a crash left: partial
 // files and scratch directories of processes no longer running (an
 // upgrade's successor starts while its predecessor may still be taking
-// one), and dump files or metas left without their other half.
+// one), and dump files or metas left without their other half. It runs
+// once, before this process takes a dump.
 func (s store) clearPartials() {
 	ents, _ := os.ReadDir(s.dir)
 	names := map[string]bool{}
@@ -224,7 +225,10 @@ func (s store) clearPartials() {
 		path := filepath.Join(s.dir, name)
 		if rest, ok := strings.CutPrefix(name, partialPrefix); ok {
 			pid, _, _ := strings.Cut(rest, "-")
-			if n, err := strconv.Atoi(pid); err != nil || n != os.Getpid() && !running(n) {
+			// This process's own are leftovers too: it calls this before
+			// its first dump, and a container's gatehouse is pid 1 at
+			// every start.
+			if n, err := strconv.Atoi(pid); err != nil || n == os.Getpid() || !running(n) {
 				os.RemoveAll(path)
 			}
 			continue

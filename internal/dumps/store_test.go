@@ -66,9 +66,10 @@ func TestDumpNamesStayInTheStore(t *testing.T) {
 	}
 }
 
-// What a crash left is cleared at start; what a live process (this
-// one, or an upgrade's predecessor) is writing, and a dump just being
-// committed, are left alone.
+// What a crash left is cleared at start, this pid's too (a container's
+// gatehouse is pid 1 at every start); what a live process (an upgrade's
+// predecessor) is writing, and a dump just being committed, are left
+// alone.
 func TestClearPartialsKeepsWhatIsStillBeingWritten(t *testing.T) {
 	t.Parallel()
 	s := store{dir: t.TempDir()}
@@ -83,7 +84,9 @@ func TestClearPartialsKeepsWhatIsStillBeingWritten(t *testing.T) {
 		}
 	}
 	dead := fmt.Sprintf("%s%d-", partialPrefix, 1<<22+7) // above pid_max's default
-	write(s.partial()+"live", time.Now())
+	live := fmt.Sprintf("%s1-", partialPrefix)           // pid 1 runs: a predecessor, say
+	write(live+"live", time.Now())
+	write(s.partial()+"mine", time.Now()) // this pid's, from an earlier run
 	write(dead+"123", time.Now())
 	if err := os.MkdirAll(filepath.Join(s.dir, dead+"scratch-1"), 0o700); err != nil {
 		t.Fatal(err)
@@ -99,7 +102,7 @@ func TestClearPartialsKeepsWhatIsStillBeingWritten(t *testing.T) {
 	for _, e := range ents {
 		left = append(left, e.Name())
 	}
-	want := []string{s.partial() + "live", "web-1-core-2.core.gz", "web-1-stacks-3.txt", "web-1-stacks-3.txt.json"}
+	want := []string{live + "live", "web-1-core-2.core.gz", "web-1-stacks-3.txt", "web-1-stacks-3.txt.json"}
 	if d := cmp.Diff(want, left); d != "" {
 		t.Errorf("left (-want +got):\n%s", d)
 	}

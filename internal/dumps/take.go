@@ -38,14 +38,19 @@ type Fleet interface {
 // TakeFunc writes one dump of a process; procdump.Take.
 type TakeFunc func(ctx context.Context, kind procdump.Kind, pid int, w io.Writer, opt procdump.Options) (procdump.Result, error)
 
+// CheckFunc tells whether a dump can be taken, before the instance is
+// held for it; procdump.Check.
+type CheckFunc func(kind procdump.Kind, pid int, opt procdump.Options) error
+
 // Options configure a Dumper.
 type Options struct {
 	// Dir is data_dir/dumps.
 	Dir    string
 	Fleet  Fleet
 	Events *telemetry.Events
-	// Take is procdump.Take unless a test says otherwise.
-	Take TakeFunc
+	// Take and Check are procdump's unless a test says otherwise.
+	Take  TakeFunc
+	Check CheckFunc
 	// Limits and DrainTimeout are the dumps: block's.
 	Limits       Limits
 	DrainTimeout time.Duration
@@ -77,6 +82,9 @@ const drainPoll = 20 * time.Millisecond
 func New(opt Options) *Dumper {
 	if opt.Take == nil {
 		opt.Take = procdump.Take
+	}
+	if opt.Check == nil {
+		opt.Check = procdump.Check
 	}
 	d := &Dumper{opt: opt, store: store{dir: opt.Dir}, slots: make(chan struct{}, maxConcurrent), busy: map[string]bool{}}
 	d.store.clearPartials()
@@ -129,6 +137,12 @@ func (d *Dumper) Take(ctx context.Context, r Request) (Meta, error) {
 	if pid == 0 {
 		return Meta{}, &Error{409, fmt.Sprintf("%s has no running process", r.Instance)}
 	}
+	// A dump that would be refused (a kind the runtime has not, a tool
+	// missing, no room for a core) is refused before the instance is
+	// held and drained for it.
+	if err := d.check(r, pid); err != nil {
+		return Meta{}, err
+	}
 	// Released once the outcome's event is out: the events bound the
 	// time the instance was out of rotation.
 	release := in.Hold()
@@ -141,6 +155,13 @@ func (d *Dumper) Take(ctx context.Context, r Request) (Meta, error) {
 	d.emit(r, pid, telemetry.EventDump, m.Name, describe(m))
 	d.Prune()
 	return m, nil
+}
+
+func (d *Dumper) check(r Request, pid int) error {
+	if err := os.MkdirAll(d.opt.Dir, 0o700); err != nil {
+		return fmt.Errorf("dumps: %w", err)
+	}
+	return d.opt.Check(r.Kind, pid, procdump.Options{AllowExit: r.AllowExit, TempDir: d.opt.Dir})
 }
 
 // take takes the dump of a held instance.

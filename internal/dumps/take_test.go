@@ -59,7 +59,8 @@ func (f oneInstance) Find(app, id string) (string, string, Instance, error) {
 func newTestDumper(t *testing.T, in *heldInstance, take TakeFunc, l Limits, drain time.Duration) (*Dumper, *telemetry.Events) {
 	t.Helper()
 	ev := telemetry.NewEvents(nil, 0)
-	d := New(Options{Dir: filepath.Join(t.TempDir(), "dumps"), Fleet: oneInstance{in}, Events: ev, Take: take, Limits: l, DrainTimeout: drain})
+	d := New(Options{Dir: filepath.Join(t.TempDir(), "dumps"), Fleet: oneInstance{in}, Events: ev, Take: take, Limits: l, DrainTimeout: drain,
+		Check: func(procdump.Kind, int, procdump.Options) error { return nil }})
 	return d, ev
 }
 
@@ -264,5 +265,34 @@ func TestDumpRefusals(t *testing.T) {
 				t.Errorf("err %v, want a %d refusal", err, tc.status)
 			}
 		})
+	}
+}
+
+// A dump that would be refused is refused before the instance is held
+// or drained: a Go program's stacks without allow_exit took it out of
+// rotation for drain_timeout first, for nothing.
+func TestRefusedDumpDoesNotHoldTheInstance(t *testing.T) {
+	t.Parallel()
+	in := &heldInstance{pid: 7}
+	in.inflight.Store(1) // would make a hold wait out the drain
+	take := func(ctx context.Context, kind procdump.Kind, pid int, w io.Writer, opt procdump.Options) (procdump.Result, error) {
+		t.Error("a refused dump was taken")
+		return procdump.Result{}, nil
+	}
+	d, ev := newTestDumper(t, in, take, Limits{MaxSize: 1 << 20, MaxCount: 5}, time.Minute)
+	d.opt.Check = func(kind procdump.Kind, pid int, opt procdump.Options) error {
+		if in.holds.Load() != 0 {
+			t.Error("checked while held")
+		}
+		return &procdump.UnsupportedError{Kind: kind, Runtime: procdump.RuntimeGo, NeedsAllowExit: true, Reason: "SIGQUIT ends it"}
+	}
+	start := time.Now()
+	_, err := d.Take(context.Background(), Request{Instance: "web-1", Kind: procdump.KindStacks})
+	var unsupported *procdump.UnsupportedError
+	if !errors.As(err, &unsupported) || time.Since(start) > 5*time.Second {
+		t.Errorf("Take: %v after %v, want the refusal at once", err, time.Since(start))
+	}
+	if got := eventTypes(ev); len(got) != 0 {
+		t.Errorf("events %v, want none: nothing was held or taken", got)
 	}
 }

@@ -156,6 +156,11 @@ func Take(ctx context.Context, kind Kind, pid int, w io.Writer, opt Options) (Re
 	if err != nil && t.exited() && !res.Ended {
 		return res, fmt.Errorf("%s dump of pid %d: %w", kind, pid, ErrExited)
 	}
+	var unsupported *UnsupportedError
+	var missing *MissingToolError
+	if errors.As(err, &unsupported) || errors.As(err, &missing) {
+		return res, err // they say what and which runtime already
+	}
 	if err != nil {
 		return res, fmt.Errorf("%s dump of pid %d: %w", kind, pid, err)
 	}

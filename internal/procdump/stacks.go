@@ -174,12 +174,18 @@ const maxGoDump = 64 << 20
 // goStacks sends SIGQUIT, on which the Go runtime prints every goroutine
 // to stderr and exits with status 2, waits for the exit and copies the
 // dump from the process's captured output.
+// goStacksRefused is the refusal of a Go program's stacks without
+// AllowExit.
+func goStacksRefused(rt Runtime) error {
+	return &UnsupportedError{Kind: KindStacks, Runtime: rt, NeedsAllowExit: true, Reason: "a Go program prints its goroutines only on SIGQUIT, " +
+		"which ends it; allow the dump to end the process to take them anyway, take a core instead, " +
+		"or have the app serve net/http/pprof and read /debug/pprof/goroutine?debug=2"}
+}
+
 func goStacks(t *target, w io.Writer, opt Options, res *Result) error {
 	res.Tool = "SIGQUIT"
 	if !opt.AllowExit {
-		return &UnsupportedError{Kind: KindStacks, Runtime: res.Runtime, NeedsAllowExit: true, Reason: "a Go program prints its goroutines only on SIGQUIT, " +
-			"which ends it; allow the dump to end the process to take them anyway, take a core instead, " +
-			"or have the app serve net/http/pprof and read /debug/pprof/goroutine?debug=2"}
+		return goStacksRefused(res.Runtime)
 	}
 	if opt.Output == nil {
 		return &UnsupportedError{Kind: KindStacks, Runtime: res.Runtime, Reason: "the goroutines go to the process's stderr and no Output was given to read them from"}

@@ -37,6 +37,9 @@ func (f dumpFleet) Find(app, id string) (string, string, dumps.Instance, error) 
 			return "", "", nil, &dumps.Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("no app %q", app)}
 		}
 		for _, in := range a.Instances() {
+			if len(in.Spec().Command) == 0 {
+				return "", "", nil, &dumps.Error{Status: http.StatusConflict, Msg: fmt.Sprintf("%s is an external pool: gatehouse runs no process of it", app)}
+			}
 			if in.Status().State == "ready" {
 				return a.Name(), in.ID, dumpInstance{in, a.Name(), f.lines}, nil
 			}
