@@ -85,3 +85,31 @@ func TestHeapOfPythonIsUnsupported(t *testing.T) {
 		t.Errorf("Take = %v, want an UnsupportedError for python", err)
 	}
 }
+
+// When the dump's own session is gone before it could close the
+// inspector (a write cut short by the dump's end closes the
+// connection), the inspector is closed over a new session.
+func TestInspectorClosedOverANewSession(t *testing.T) {
+	a := startNode(t, nodeIdle)
+	before := len(listeners(a.pid()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tg, err := watch(ctx, a.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.stop()
+	d, err := openInspector(tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listeners(a.pid())) == before {
+		t.Fatal("no inspector opened")
+	}
+	d.conn.CloseNow()
+	var res Result
+	d.finish(tg, &res)
+	if len(listeners(a.pid())) != before || res.Note != "" {
+		t.Errorf("listening on %v, note %q after finish: want the inspector closed", listeners(a.pid()), res.Note)
+	}
+}

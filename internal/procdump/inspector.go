@@ -63,6 +63,8 @@ const closeScript = `new Promise((resolve) => setImmediate(() => {
 // answers, and control frames need reading); shutdown stops it.
 type devtools struct {
 	conn    *websocket.Conn
+	wsURL   string         // the inspector's target, to connect again
+	client  *http.Client   // what connected
 	addr    string         // where the inspector listens, to dial
 	listen  netip.AddrPort // where it listens, as the process's sockets say
 	opened  bool           // this dump opened the inspector, so it closes it
@@ -103,7 +105,7 @@ func openInspector(t *target) (*devtools, error) {
 		return nil, fmt.Errorf("connecting to node's inspector at %s: %w", addr, err)
 	}
 	conn.SetReadLimit(maxMessage)
-	d := &devtools{conn: conn, addr: addr, listen: listen, opened: opened, msgs: make(chan cdpMessage)}
+	d := &devtools{conn: conn, wsURL: wsURL, client: client, addr: addr, listen: listen, opened: opened, msgs: make(chan cdpMessage)}
 	go d.readLoop()
 	return d, nil
 }
@@ -299,6 +301,11 @@ func (d *devtools) finish(t *target, res *Result) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.live), wait)
 	defer cancel()
 	_, err := d.call(ctx, "Runtime.evaluate", map[string]any{"expression": closeScript, "awaitPromise": true})
+	if err != nil && ctx.Err() == nil && !t.exited() {
+		// The session itself is gone (a write cut short by the dump's
+		// end closes it): close the inspector over a new one.
+		err = d.closeOver(ctx)
+	}
 	if err == nil {
 		// The close runs a turn after the answer: wait for the port to
 		// go, so that a dump of another instance, taken next, finds it
@@ -308,6 +315,20 @@ func (d *devtools) finish(t *target, res *Result) {
 	if err != nil && !t.exited() {
 		res.Note = fmt.Sprintf("node's inspector stays open on %s until the app's event loop turns again (its JavaScript is busy); it closes itself then", d.addr)
 	}
+}
+
+// closeOver connects to the inspector again and closes it from there.
+func (d *devtools) closeOver(ctx context.Context) error {
+	conn, _, err := websocket.Dial(ctx, d.wsURL, &websocket.DialOptions{HTTPClient: d.client})
+	if err != nil {
+		return fmt.Errorf("connecting to node's inspector again at %s: %w", d.addr, err)
+	}
+	conn.SetReadLimit(maxMessage)
+	again := &devtools{conn: conn, addr: d.addr, msgs: make(chan cdpMessage)}
+	go again.readLoop()
+	defer again.shutdown()
+	_, err = again.call(ctx, "Runtime.evaluate", map[string]any{"expression": closeScript, "awaitPromise": true})
+	return err
 }
 
 // untilClosed waits for the process to stop listening on the inspector's
