@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -226,6 +227,22 @@ func TestTracingCollectorDownDoesNotSlowRequests(t *testing.T) {
 			st := g.Srv.Tracing().Stats()
 			if st.FailedExports == 0 || st.Exported != 0 {
 				t.Errorf("stats %+v; want failed exports and none exported", st)
+			}
+			// An operator sees it in /metrics.
+			resp, err := http.Get(g.AdminURL + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var failed int64 = -1
+			for line := range strings.Lines(string(body)) {
+				if v, ok := strings.CutPrefix(line, "gatehouse_trace_spans_failed_total "); ok {
+					fmt.Sscan(v, &failed)
+				}
+			}
+			if failed < st.Failed || failed == 0 {
+				t.Errorf("/metrics says %d spans failed, want at least the %d the exporter counted", failed, st.Failed)
 			}
 			start := time.Now()
 			g.Stop(t)

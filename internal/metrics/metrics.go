@@ -33,6 +33,8 @@ type Metrics struct {
 	certs          *certCollector
 	// front is the listeners' counts (see front.go).
 	front *frontCollector
+	// traces is the span exporter's counts (see traces.go).
+	traces *traceCollector
 	// alerts and notifications are package alerts' (see alerts.go).
 	alerts        *alertCollector
 	notifications *prometheus.CounterVec
@@ -65,7 +67,7 @@ type Apps interface {
 // New registers every metric on a new registry; sup provides the gauges
 // read at scrape time.
 func New(sup Apps) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), certs: &certCollector{}, front: &frontCollector{}, alerts: &alertCollector{}, notifications: newNotifications(),
+	m := &Metrics{reg: prometheus.NewRegistry(), certs: &certCollector{}, front: &frontCollector{}, traces: &traceCollector{}, alerts: &alertCollector{}, notifications: newNotifications(),
 		autoscale: newAutoscaleDecisions()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_requests_total", Help: "Requests by app, status class (2xx…5xx, 499 as 4xx) and cause (empty when the app answered normally).",
@@ -104,7 +106,7 @@ func New(sup Apps) *Metrics {
 		Name: "gatehouse_instance_exits_total", Help: "Instance process exits that gatehouse did not ask for, by app and reason (code_N or a signal name).",
 	}, []string{"app", "reason"})
 	m.reg.MustRegister(m.requests, m.rules, m.encoded, m.duration, m.attempts, m.retries, m.holdWait, m.probes, m.probeLat, m.events, m.exits,
-		&instanceCollector{sup: sup}, m.certs, m.front, m.alerts, m.notifications, m.autoscale, &autoscaleCollector{sup: sup},
+		&instanceCollector{sup: sup}, m.certs, m.front, m.traces, m.alerts, m.notifications, m.autoscale, &autoscaleCollector{sup: sup},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "gatehouse"}))
 	return m
 }

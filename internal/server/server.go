@@ -228,6 +228,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s.public = front.New(handler, plain)
 	s.metrics.SetFront(s.frontCounts)
+	if s.tracer != nil {
+		s.metrics.SetTraces(s.traceCounts)
+	}
 	if opts.Drained {
 		s.draining.Store(true)
 		s.setLameDuck(true)

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/tracing"
 )
 
@@ -14,6 +15,12 @@ func (s *Server) gatewayTracer() gateway.Tracer {
 		return nil
 	}
 	return s.tracer
+}
+
+// traceCounts is what /metrics reports of the span exporter.
+func (s *Server) traceCounts() metrics.TraceCounts {
+	st := s.tracer.Stats()
+	return metrics.TraceCounts{Exported: uint64(st.Exported), Failed: uint64(st.Failed)}
 }
 
 // startTracing runs the tracer provider with the loops, when tracing is
