@@ -2,8 +2,10 @@ package dumps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -63,8 +65,10 @@ type Dumper struct {
 	store store
 	slots chan struct{}
 
-	mu   sync.Mutex
-	busy map[string]bool // "app/instance" being dumped
+	mu sync.Mutex
+	// busy is the instances ("app/instance") being dumped, each with a
+	// channel closed when its dump ends.
+	busy map[string]chan struct{}
 }
 
 const maxConcurrent = 2
@@ -86,7 +90,7 @@ func New(opt Options) *Dumper {
 	if opt.Check == nil {
 		opt.Check = procdump.Check
 	}
-	d := &Dumper{opt: opt, store: store{dir: opt.Dir}, slots: make(chan struct{}, maxConcurrent), busy: map[string]bool{}}
+	d := &Dumper{opt: opt, store: store{dir: opt.Dir}, slots: make(chan struct{}, maxConcurrent), busy: map[string]chan struct{}{}}
 	d.store.clearPartials()
 	return d
 }
@@ -123,7 +127,7 @@ func (d *Dumper) Take(ctx context.Context, r Request) (Meta, error) {
 	}
 	r.App, r.Instance = app, id
 	key := r.App + "/" + r.Instance
-	if !d.claim(key) {
+	if d.claim(key) != nil {
 		return Meta{}, &Error{409, fmt.Sprintf("a dump of %s is being taken already", r.Instance)}
 	}
 	defer d.unclaim(key)
@@ -234,20 +238,31 @@ func (d *Dumper) drain(ctx context.Context, in Instance) int64 {
 	}
 }
 
-func (d *Dumper) claim(key string) bool {
+// claim marks key as being dumped; when it is already, it returns the
+// channel that closes when that dump ends.
+func (d *Dumper) claim(key string) <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.busy[key] {
-		return false
+	if ch, ok := d.busy[key]; ok {
+		return ch
 	}
-	d.busy[key] = true
-	return true
+	d.busy[key] = make(chan struct{})
+	return nil
 }
 
 func (d *Dumper) unclaim(key string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	close(d.busy[key])
 	delete(d.busy, key)
+}
+
+// during returns the channel that closes when the dump of key under
+// way ends; nil when none is.
+func (d *Dumper) during(key string) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.busy[key]
 }
 
 // List returns the dumps kept, oldest first, after applying the cap.
@@ -363,7 +378,24 @@ func validKind(k procdump.Kind) bool {
 // Dump takes a dump for auto-heal's action dump (which recycles the
 // instance after it, so a dump that would end the process is not
 // allowed to).
+//
+// A dump of the instance already under way (an admin's) is waited for
+// and stands for this one: recycling the instance under it would end
+// the process it is reading.
 func (d *Dumper) Dump(ctx context.Context, app, instance, kind, by string) error {
 	_, err := d.Take(ctx, Request{App: app, Instance: instance, Kind: procdump.Kind(kind), By: by})
-	return err
+	var refused *Error
+	if !errors.As(err, &refused) || refused.Status != http.StatusConflict {
+		return err
+	}
+	ongoing := d.during(app + "/" + instance)
+	if ongoing == nil {
+		return err // not a dump under way: no process, say
+	}
+	select {
+	case <-ongoing:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

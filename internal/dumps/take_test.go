@@ -296,3 +296,44 @@ func TestRefusedDumpDoesNotHoldTheInstance(t *testing.T) {
 		t.Errorf("events %v, want none: nothing was held or taken", got)
 	}
 }
+
+// Auto-heal's dump of an instance an admin is dumping already waits for
+// that dump and takes it as its own, rather than recycling the instance
+// under it.
+func TestAutoHealDumpWaitsForTheOneUnderWay(t *testing.T) {
+	t.Parallel()
+	in := &heldInstance{pid: 7}
+	var takes atomic.Int32
+	started, finish := make(chan struct{}), make(chan struct{})
+	take := func(ctx context.Context, kind procdump.Kind, pid int, w io.Writer, opt procdump.Options) (procdump.Result, error) {
+		if takes.Add(1) == 1 {
+			close(started)
+			<-finish
+		}
+		return procdump.Result{Kind: kind, Format: "txt"}, nil
+	}
+	d, _ := newTestDumper(t, in, take, Limits{MaxSize: 1 << 20, MaxCount: 5}, 0)
+	admin := make(chan error, 1)
+	go func() {
+		_, err := d.Take(context.Background(), Request{Instance: "web-1", Kind: procdump.KindCore, By: "an admin"})
+		admin <- err
+	}()
+	<-started
+	healed := make(chan error, 1)
+	go func() { healed <- d.Dump(context.Background(), "web", "web-1", "core", "auto-heal") }()
+	select {
+	case err := <-healed:
+		t.Fatalf("auto-heal's dump returned (%v) while the admin's was still being taken", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(finish)
+	if err := <-admin; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-healed; err != nil {
+		t.Errorf("auto-heal's dump: %v, want the admin's taken for it", err)
+	}
+	if n := takes.Load(); n != 1 {
+		t.Errorf("%d dumps taken, want the admin's alone", n)
+	}
+}
