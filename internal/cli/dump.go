@@ -68,7 +68,7 @@ func newDumpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(c.ErrOrStderr(), dumpSummary(m))
+			fmt.Fprintln(c.ErrOrStderr(), m.Summary())
 			if m.Kind == "stacks" && output == "" {
 				_, err := cl.DownloadDump(c.Context(), m.Name, c.OutOrStdout())
 				return err
@@ -88,30 +88,6 @@ func newDumpCmd() *cobra.Command {
 	c.MarkFlagsMutuallyExclusive("list", "get", "rm")
 	f.add(c)
 	return c
-}
-
-// dumpSummary is the line gatehouse dump prints of a dump taken.
-func dumpSummary(m dumps.Meta) string {
-	s := fmt.Sprintf("%s of %s (pid %d, %s) by %s: %s, %d bytes", m.Kind, m.Instance, m.PID, m.Runtime, m.Tool, m.Name, m.Size)
-	if m.PausedMS > 0 || m.Kind == "core" {
-		s += fmt.Sprintf("; paused at most %s", time.Duration(m.PausedMS)*time.Millisecond)
-	}
-	if m.InflightAtStart > 0 {
-		s += fmt.Sprintf("; %d requests still running when it began", m.InflightAtStart)
-	}
-	if m.Exe != "" {
-		s += "; executable " + m.Exe
-		if m.BuildID != "" {
-			s += " (build id " + m.BuildID + ")"
-		}
-	}
-	if m.Ended {
-		s += "; the process ended, as --allow-exit let it"
-	}
-	if m.Note != "" {
-		s += "; " + m.Note
-	}
-	return s
 }
 
 // checkOutput: -o names a directory, a file that is not there yet in a

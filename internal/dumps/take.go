@@ -156,7 +156,7 @@ func (d *Dumper) Take(ctx context.Context, r Request) (Meta, error) {
 		d.emit(r, pid, telemetry.EventDumpFailed, "", fmt.Sprintf("%s of %s failed: %v", r.Kind, r.Instance, err))
 		return Meta{}, err
 	}
-	d.emit(r, pid, telemetry.EventDump, m.Name, describe(m))
+	d.emit(r, pid, telemetry.EventDump, m.Name, m.Summary())
 	d.Prune()
 	return m, nil
 }
@@ -340,8 +340,9 @@ func (d *Dumper) emit(r Request, pid int, typ, value, detail string) {
 	d.opt.Events.Emit(telemetry.Event{App: r.App, Instance: r.Instance, PID: pid, Type: typ, Value: value, Trigger: r.By, Detail: detail})
 }
 
-// describe is a dump event's detail.
-func describe(m Meta) string {
+// Summary says in a line what was taken, of what, and what it cost the
+// process: the dump event's detail, and what gatehouse dump prints.
+func (m Meta) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s of %s (pid %d, %s) by %s: %s, %s", m.Kind, m.Instance, m.PID, m.Runtime, m.Tool, m.Name, bytesText(m.Size))
 	if m.PausedMS > 0 || m.Kind == string(procdump.KindCore) {
@@ -350,8 +351,14 @@ func describe(m Meta) string {
 	if m.InflightAtStart > 0 {
 		fmt.Fprintf(&b, "; %d requests were still running after %s out of rotation", m.InflightAtStart, time.Duration(m.DrainedMS)*time.Millisecond)
 	}
+	if m.Exe != "" {
+		b.WriteString("; executable " + m.Exe)
+		if m.BuildID != "" {
+			b.WriteString(" (build id " + m.BuildID + ")")
+		}
+	}
 	if m.Ended {
-		b.WriteString("; the dump ended the process, as asked (allow_exit)")
+		b.WriteString("; the process ended, as allow_exit let it")
 	}
 	if m.Note != "" {
 		b.WriteString("; " + m.Note)

@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -71,4 +74,42 @@ func TestClientTraceIDAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { clientTraceID(h) }); n != 0 {
 		t.Errorf("clientTraceID: %v allocs, want 0", n)
 	}
+}
+
+// The traceparent parser agrees with OpenTelemetry's own propagator on
+// any field a client can send: the same parent or none. Two differences
+// are W3C Trace Context's: a version 00 field with more after its flags
+// is refused, where OpenTelemetry takes it; and flags gatehouse does not
+// know are ignored, where OpenTelemetry refuses a version 00 field with
+// them.
+func FuzzTraceparentMatchesOpenTelemetry(f *testing.F) {
+	for _, s := range []string{
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+		"",
+	} {
+		f.Add(s)
+	}
+	prop := propagation.TraceContext{}
+	f.Fuzz(func(t *testing.T, v string) {
+		tid, sid, flags, ok := parseTraceparent(v)
+		if strings.HasPrefix(v, "00-") && len(v) > 55 && !ok {
+			return
+		}
+		sc := trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.HeaderCarrier(http.Header{"Traceparent": {v}})))
+		if ok && !sc.IsValid() && strings.HasPrefix(v, "00-") && v[53:55] > "03" {
+			return
+		}
+		if ok != sc.IsValid() {
+			t.Fatalf("%q: parsed %v, OpenTelemetry %v", v, ok, sc.IsValid())
+		}
+		if ok && (tid != sc.TraceID() || sid != sc.SpanID() || flags&1 == 1 != sc.IsSampled()) {
+			t.Fatalf("%q: %s %s %02x, OpenTelemetry %s %s sampled %v", v, tid, sid, flags, sc.TraceID(), sc.SpanID(), sc.IsSampled())
+		}
+	})
 }

@@ -1,6 +1,8 @@
 package procdump
 
 import (
+	"github.com/gatehouse/gatehouse/internal/procid"
+
 	"bufio"
 	"io"
 	"os"
@@ -190,8 +192,8 @@ func startGo(t *testing.T) *app {
 
 // running reports whether the app still runs (not exited, not stopped).
 func (a *app) running() bool {
-	state, ok := procState(a.pid())
-	return ok && state != 'Z' && state != 'X' && state != 'T' && a.cmd.Process.Signal(syscall.Signal(0)) == nil
+	st, err := procid.ReadStat(a.pid())
+	return err == nil && st.State != 'Z' && st.State != 'X' && st.State != 'T' && a.cmd.Process.Signal(syscall.Signal(0)) == nil
 }
 
 // outputFrom is an Options.Output reading the app's stderr from its end

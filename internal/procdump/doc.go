@@ -6,7 +6,7 @@
 // watches the process so that one exiting mid-dump is reported at once,
 // and bounds every step by a timeout.
 //
-// It imports nothing of gatehouse: where a dump is stored, which instance
-// it belongs to and whether the instance is drained first are its
-// callers' business.
+// Of gatehouse it imports only procid (a process named by pid and start
+// time, waited for): where a dump is stored, which instance it belongs to
+// and whether the instance is drained first are its callers' business.
 package procdump

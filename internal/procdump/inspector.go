@@ -146,7 +146,7 @@ func findInspector(ctx context.Context, t *target, client *http.Client) (wsURL s
 		case <-ctx.Done():
 			return "", listen, false, context.Cause(ctx)
 		case <-tick.C:
-			if t.exited() || !alive(t.pid) {
+			if t.exited() || !t.id.Alive() {
 				return "", listen, false, fmt.Errorf("waiting for node's inspector: %w", ErrExited)
 			}
 		}

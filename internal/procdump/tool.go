@@ -1,6 +1,8 @@
 package procdump
 
 import (
+	"github.com/gatehouse/gatehouse/internal/procid"
+
 	"bytes"
 	"context"
 	"errors"
@@ -80,7 +82,7 @@ func (e *toolFailedError) Unwrap() error { return e.Err }
 // resumeIfStopped continues a process a tracer killed mid-attach left in
 // a group stop; a stopped process would stop serving.
 func resumeIfStopped(t *target) {
-	if state, ok := procState(t.pid); ok && state == 'T' {
+	if st, err := procid.ReadStat(t.pid); err == nil && st.State == 'T' {
 		_ = t.signal(syscall.SIGCONT)
 	}
 }
