@@ -306,10 +306,11 @@ func (d *devtools) finish(t *target, res *Result) {
 		// end closes it): close the inspector over a new one.
 		err = d.closeOver(ctx)
 	}
-	if err == nil {
-		// The close runs a turn after the answer: wait for the port to
-		// go, so that a dump of another instance, taken next, finds it
-		// free.
+	// The close runs a turn after the answer, and the close may drop the
+	// answer or refuse the new session as it goes: whatever the calls
+	// said, the port going is what tells, so that a dump of another
+	// instance, taken next, finds it free.
+	if ctx.Err() == nil && !t.exited() {
 		err = d.untilClosed(ctx, t.pid)
 	}
 	if err != nil && !t.exited() {
