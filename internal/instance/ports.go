@@ -2,7 +2,11 @@ package instance
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -10,15 +14,37 @@ import (
 // Ports hands out free loopback ports and avoids handing the same port to
 // two instances while a recently stopped one may still hold it; one is
 // shared by every app.
+//
+// Ports come from below the kernel's ephemeral range (portLow up to
+// ip_local_port_range's first port). A port the kernel picks for
+// 127.0.0.1:0 lies inside that range, where every outgoing connection on
+// the host takes its local port too: between the check and the app's own
+// bind, one of them (gatehouse's own to another instance, thousands a
+// second under load) may take it, and the app exits with "address
+// already in use". Only when the range leaves no room below it is the
+// kernel asked.
 type Ports struct {
 	mu     sync.Mutex
 	recent map[int]time.Time
+	low    int // first port handed out
+	high   int // last; below low when the kernel is asked instead
+	intn   func(int) int
 }
 
-const portQuarantine = time.Minute
+const (
+	portQuarantine = time.Minute
+	// portLow is the first port handed out: above the well-known and
+	// the usual registered services' ports (databases, caches, 8080s).
+	portLow = 20000
+	// portTries is how many random ports are checked before the kernel
+	// is asked.
+	portTries = 64
+)
 
 // NewPorts has handed out no port yet.
-func NewPorts() *Ports { return &Ports{recent: map[int]time.Time{}} }
+func NewPorts() *Ports {
+	return &Ports{recent: map[int]time.Time{}, low: portLow, high: ephemeralLow() - 1, intn: rand.IntN}
+}
 
 // Alloc is a free port, none of those handed out in the last minute.
 func (p *Ports) Alloc() (int, error) {
@@ -30,7 +56,16 @@ func (p *Ports) Alloc() (int, error) {
 			delete(p.recent, port)
 		}
 	}
-	for i := 0; i < 20; i++ {
+	if p.high >= p.low {
+		for range portTries {
+			port := p.low + p.intn(p.high-p.low+1)
+			if _, used := p.recent[port]; !used && bindable(port) {
+				p.recent[port] = now
+				return port, nil
+			}
+		}
+	}
+	for range 20 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return 0, fmt.Errorf("find a free port: %w", err)
@@ -51,4 +86,28 @@ func (p *Ports) Reserve(port int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.recent[port] = time.Now()
+}
+
+// bindable reports whether a listener can take 127.0.0.1:port now.
+func bindable(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range, Linux's
+// default 32768 when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				return n
+			}
+		}
+	}
+	return 32768
 }
