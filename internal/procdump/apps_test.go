@@ -191,9 +191,28 @@ func startGo(t *testing.T) *app {
 }
 
 // running reports whether the app still runs (not exited, not stopped).
-func (a *app) running() bool {
+func (a *app) running() bool { return a.notRunning() == "" }
+
+// notRunning says why the app does not run, with the end of its stderr,
+// or "" when it runs.
+func (a *app) notRunning() string {
 	st, err := procid.ReadStat(a.pid())
-	return err == nil && st.State != 'Z' && st.State != 'X' && st.State != 'T' && a.cmd.Process.Signal(syscall.Signal(0)) == nil
+	why := ""
+	switch {
+	case err != nil:
+		why = err.Error()
+	case st.State == 'Z' || st.State == 'X' || st.State == 'T' || st.State == 't':
+		why = "state " + string(st.State)
+	case a.cmd.Process.Signal(syscall.Signal(0)) != nil:
+		why = "it cannot be signalled"
+	default:
+		return ""
+	}
+	b, _ := os.ReadFile(a.stderr)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return why + "; its stderr:\n" + string(b)
 }
 
 // outputFrom is an Options.Output reading the app's stderr from its end

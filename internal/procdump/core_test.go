@@ -44,8 +44,8 @@ func TestCoreLoadsInGDB(t *testing.T) {
 			if res.Kind != KindCore || res.Runtime != tc.runtime || res.Tool != "gcore" || res.Exe != exe || res.Format != "core.gz" || res.Paused <= 0 {
 				t.Errorf("Take = %+v, want a gcore core.gz of the %s program %s with its pause", res, tc.runtime, exe)
 			}
-			if !a.running() {
-				t.Errorf("the program does not run after its core was taken")
+			if why := a.notRunning(); why != "" {
+				t.Errorf("the program does not run after its core was taken: %s", why)
 			}
 			gzSize := gz.Len()
 			core := gunzip(t, &gz)
@@ -186,7 +186,7 @@ func TestCoreRefusedWithoutRoomForIt(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("left %v in the filesystem", ents)
 	}
-	if !a.running() {
-		t.Error("the process does not run after the refusal")
+	if why := a.notRunning(); why != "" {
+		t.Errorf("the process does not run after the refusal: %s", why)
 	}
 }

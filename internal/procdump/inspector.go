@@ -37,6 +37,8 @@ const (
 	// closeWaitCutShort is closeWait for a dump cut short (its timeout,
 	// its caller gone), whose heap snapshot may still be being taken.
 	closeWaitCutShort = 30 * time.Second
+	// sendWait bounds writing one command.
+	sendWait = 5 * time.Second
 	// maxMessage bounds one DevTools message (a heap snapshot comes in
 	// chunks far smaller).
 	maxMessage = 64 << 20
@@ -215,8 +217,18 @@ func (d *devtools) shutdown() {
 	}
 }
 
-// send sends one command without waiting for its answer.
+// send sends one command without waiting for its answer. The write is
+// not cut by the dump's end: a websocket write cut short closes the
+// connection, and node (20) can crash when its inspector is then closed
+// over a new session while it still tears the old one down. The session
+// is kept for finish to close the inspector over; a message this small
+// to loopback is written at once or the connection is gone.
 func (d *devtools) send(ctx context.Context, method string, params any) (int64, error) {
+	if err := context.Cause(ctx); err != nil {
+		return 0, fmt.Errorf("%s: %w", method, err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendWait)
+	defer cancel()
 	d.lastID++
 	b, err := json.Marshal(struct {
 		ID     int64  `json:"id"`

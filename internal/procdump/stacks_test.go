@@ -130,8 +130,8 @@ func TestStacksOfGoNeedAllowExit(t *testing.T) {
 	if !errors.As(err, &unsupported) || !unsupported.NeedsAllowExit {
 		t.Errorf("Take = %v, want an UnsupportedError that needs AllowExit", err)
 	}
-	if !a.running() {
-		t.Error("the Go program does not run after a refused dump")
+	if why := a.notRunning(); why != "" {
+		t.Errorf("the Go program does not run after a refused dump: %s", why)
 	}
 }
 
