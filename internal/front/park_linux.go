@@ -123,11 +123,14 @@ func (p *poller) run() {
 		for _, ev := range events[:n] {
 			data := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 			if data == wakeData {
+				// Reset first, then look: a stop between a look and
+				// the reset would have its signal read away, and the
+				// poller would wait for ever.
+				var buf [8]byte
+				unix.Read(p.wake, buf[:])
 				if p.isClosed() {
 					return
 				}
-				var buf [8]byte
-				unix.Read(p.wake, buf[:]) // resets it
 				continue
 			}
 			if fc := p.claim(uint32(data), uint32(data>>32)); fc != nil {
