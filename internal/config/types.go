@@ -312,8 +312,9 @@ type Limits struct {
 	KeepaliveTimeout Duration `yaml:"keepalive_timeout" secret:"false"`
 	// SendTimeout bounds each write of a response to a client (nginx's
 	// send_timeout): a client that stops reading its answer is closed
-	// after it, and gives back its connection slot. Default 60s; 0 is
-	// invalid.
+	// after it (an HTTP/2 connection, whose writes several streams
+	// share, after up to half as long again), and gives back its
+	// connection slot. Default 60s; 0 is invalid.
 	SendTimeout Duration `yaml:"send_timeout" secret:"false"`
 	// TunnelIdleTimeout closes an upgraded connection (a WebSocket, or
 	// another protocol the app switched to with 101) once it has been

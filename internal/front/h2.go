@@ -4,10 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"net/http"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/gatehouse/gatehouse/internal/h2"
 )
 
 // ALPN protocol names the front acts on.
@@ -42,10 +41,9 @@ func (fc *conn) handshake(tc *tls.Conn) bool {
 // request.
 //
 // The connection counts as active for Shutdown, which does not close it
-// as idle but has the HTTP/2 server send GOAWAY: open streams finish,
-// then the server closes it.
+// as idle but has it send GOAWAY: open streams finish, then it closes.
 //
-// x/net reads and writes the connection through a guard (h2guard.go) that
+// The connection is read and written through a guard (h2guard.go) that
 // ends a client flooding it with frames that ask for nothing, or
 // resetting the streams it opens as it opens them.
 func (fc *conn) serveH2(c net.Conn) {
@@ -56,10 +54,8 @@ func (fc *conn) serveH2(c net.Conn) {
 	// During a shutdown the connection is still served: the next tick of
 	// Shutdown tells it to go away, and its client retries what it had
 	// not sent elsewhere, where a closed connection would fail it.
-	// An h2c connection still has the deadline its preface was read
-	// under, which x/net never clears: it would end the connection
-	// HeadTimeout after it opened. x/net bounds the rest of the preface
-	// and the first SETTINGS itself, and idleness with IdleTimeout.
+	// The deadline the preface was sniffed under is the h2 server's to
+	// set from here on.
 	c.SetReadDeadline(time.Time{})
 	// The streams' contexts end with the connection.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -68,47 +64,38 @@ func (fc *conn) serveH2(c net.Conn) {
 	h.buffered.SetLimit(s.opts.ConnectionBuffer)
 	g, gc := s.guardH2(c)
 	defer g.stop()
-	//lint:ignore SA1019 net/http serves only connections it accepts itself; this one the front accepted, sniffed and wrapped.
-	s.h2.ServeConn(gc, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: h})
+	s.h2.ServeConn(ctx, gc, h)
 }
 
-// newH2 makes the server's HTTP/2 side: ServeConn serves one connection
-// at a time on the front's own goroutine, and base's Shutdown is how the
-// front tells every HTTP/2 connection to go away. The settings are
-// base's (IdleTimeout, HTTP2), which x/net reads through ServeConnOpts.
+// newH2 makes the server's HTTP/2 side.
+//
+// WriteTimeout bounds the connection's own writes: without it a client
+// that stops reading the socket blocks every stream's writer, and with
+// it every handler and app connection, for ever (not even GOAWAY gets
+// out).
+//
+// MaxReadFrameSize is the protocol's initial value, 16 KiB: the read
+// buffer is as large as the largest frame the connection has read, for
+// as long as it lives, and flow control does not bound a HEADERS frame.
+// A larger frame is a connection error FRAME_SIZE_ERROR (RFC 9113 §4.2);
+// a client sends a larger header block as CONTINUATION frames, and a
+// body as more DATA frames.
 func (s *Server) newH2() {
 	o := &s.opts
-	// WriteByteTimeout bounds the connection's own writes: without it a
-	// client that stops reading the socket blocks x/net's frame writer,
-	// and with it every stream, handler and app connection, for ever
-	// (not even GOAWAY gets out).
-	//
-	// MaxReadFrameSize is the protocol's initial value, 16 KiB, where
-	// x/net's default is 1 MiB: x/net's framer keeps a read buffer as
-	// large as the largest frame its connection has read, for as long as
-	// the connection lives, so under 1 MiB any client could pin 1 MiB per
-	// connection with one HEADERS frame, which flow control does not
-	// bound. A larger frame is a connection error FRAME_SIZE_ERROR (RFC
-	// 9113 §4.2); a client sends a larger header block as CONTINUATION
-	// frames, and a body as more DATA frames.
-	s.h2base = &http.Server{
-		Handler:        http.NotFoundHandler(), // each connection has its own (serveH2)
-		MaxHeaderBytes: o.HeadLimit,
-		IdleTimeout:    o.KeepaliveTimeout,
-		ErrorLog:       o.ErrorLog,
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: maxStreams,
-			WriteByteTimeout:     o.SendTimeout,
-			MaxReadFrameSize:     maxFrameSize,
-		},
+	s.h2 = &h2.Server{
+		MaxConcurrentStreams: maxStreams,
+		MaxHeaderListSize:    uint32(o.HeadLimit) + headListSlack,
+		MaxReadFrameSize:     maxFrameSize,
+		IdleTimeout:          o.KeepaliveTimeout,
+		WriteTimeout:         o.SendTimeout,
+		PrefaceTimeout:       o.HeadTimeout,
+		ErrorLog:             o.ErrorLog.Printf,
 	}
-	//lint:ignore SA1019 ServeConn (serveH2) needs an x/net Server; net/http has no equivalent for a connection it did not accept.
-	s.h2 = &http2.Server{}
-	// Registers the graceful-shutdown hook on base, and copies its
-	// IdleTimeout to the x/net server; base never serves.
-	//lint:ignore SA1019 the only way to have base's Shutdown send GOAWAY on connections served by ServeConn.
-	http2.ConfigureServer(s.h2base, s.h2)
 }
+
+// headListSlack is what HPACK counts beyond a head's bytes: 32 a field,
+// for 10 fields, as net/http adds to MaxHeaderBytes for HTTP/2.
+const headListSlack = 10 * 32
 
 // maxStreams bounds the requests in flight on one HTTP/2 connection, as
 // nginx's http2_max_concurrent_streams (128) and Go's default (250) do.
@@ -125,9 +112,7 @@ func (s *Server) goAwayH2() {
 	if s.h2conns.Load() == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	s.h2base.Shutdown(ctx) // returns at once: base tracks no connections
+	s.h2.GoAway()
 }
 
 // prefixConn is a connection whose first bytes were already read.

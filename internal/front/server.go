@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/h2"
 	"github.com/gatehouse/gatehouse/internal/peek"
-	"golang.org/x/net/http2"
 )
 
 // Options are the public server's limits. Zero values mean the defaults
@@ -121,11 +121,9 @@ type Server struct {
 	lameDuck atomic.Bool
 	done     chan struct{} // closed when the last connection ends after Shutdown
 
-	// The HTTP/2 side (see h2.go): h2 serves each connection, h2base
-	// holds its settings and its graceful-shutdown hook.
-	//lint:ignore SA1019 see newH2: ServeConn on the front's own connections has no net/http equivalent.
-	h2      *http2.Server
-	h2base  *http.Server
+	// The HTTP/2 side (see h2.go): h2 serves each connection and tells
+	// them all to go away.
+	h2      *h2.Server
 	h2conns atomic.Int64
 	// tlsErrors counts failed TLS handshakes; h2Floods and h2Resets the
 	// HTTP/2 connections the guard ended (h2guard.go).

@@ -179,9 +179,9 @@ type streamWriter struct {
 	buffered int
 }
 
-// h2Chunk is the size of x/net's per-stream response buffer
-// (handlerChunkWriteSize): writes that fit in it are not sent yet.
-const h2Chunk = 4 << 10
+// h2Chunk is the size of the h2 server's per-stream answer buffer:
+// writes that fit in it are not sent yet.
+const h2Chunk = 8 << 10
 
 func (w *streamWriter) Header() http.Header {
 	if w.h != nil {

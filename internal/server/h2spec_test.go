@@ -32,29 +32,6 @@ type h2specAllowance struct {
 // command line). Every other case must pass on both listeners, and an
 // entry here whose case passes must be removed.
 var h2specAllowed = map[string]h2specAllowance{
-	// A SETTINGS frame that names a setting twice: x/net's server
-	// (serverConn.processSettings) answers every such frame with GOAWAY
-	// PROTOCOL_ERROR, a hardening of its own ("hang up on suspiciously
-	// large settings frames or those with duplicate entries"), where RFC
-	// 9113 §6.5.3 has the values applied in order. It runs before any
-	// code of gatehouse's sees the frame; only replacing x/net's server
-	// would change it. No client sends such a frame.
-	"http2/6.5.3/1": {desc: "Sends multiple values of SETTINGS_INITIAL_WINDOW_SIZE"},
-
-	// A request with a connection-specific field (Connection, Keep-Alive,
-	// Proxy-Connection, Transfer-Encoding, Upgrade) or TE other than
-	// "trailers" is malformed (RFC 9113 §8.2.2). x/net's server
-	// (serverConn.processHeaders, checkValidHTTP2RequestHeaders) answers
-	// it with its own 400 naming the field, which ends the stream, rather
-	// than RST_STREAM PROTOCOL_ERROR, which is what h2spec wants; §8.1.1
-	// allows a server to answer a malformed request before it closes the
-	// stream. The request never reaches gatehouse's handler, so it is not
-	// forwarded (the MUST of §8.1.1), and the connection serves on. Only
-	// replacing x/net's server would change it. internal/gateway's
-	// TestH2Hostile holds gatehouse to the same outcomes.
-	"http2/8.1.2.2/1": {desc: "Sends a HEADERS frame that contains the connection-specific header field"},
-	"http2/8.1.2.2/2": {desc: `Sends a HEADERS frame that contains the TE header field with any value other than "trailers"`},
-
 	// An invalid connection preface on the plain listener: with h2c on,
 	// that listener speaks HTTP/1.1 and HTTP/2 with prior knowledge on one
 	// port, and bytes that are not the HTTP/2 preface are an HTTP/1.1

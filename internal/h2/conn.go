@@ -1,0 +1,729 @@
+package h2
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// conn is one HTTP/2 connection. Its reader goroutine (serve) reads
+// every frame and owns the stream table's changes; handlers write their
+// own frames under wmu.
+//
+// Locks: mu guards the connection's and its streams' state and the
+// windows; wmu the writing side (buffer, HPACK encoder, framer's
+// writes). Neither is taken while the other is held.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	h      http.Handler
+	ctx    context.Context
+	cancel context.CancelFunc
+	remote string
+	fr     *http2.Framer
+	br     *bufio.Reader
+
+	// The writing side, under wmu.
+	wmu  sync.Mutex
+	bw   *bufio.Writer
+	henc *hpack.Encoder
+	hbuf bytes.Buffer
+	werr error // the first write error: the connection is broken
+	// wdeadline is the write deadline set on nc.
+	wdeadline time.Time
+	waiting   atomic.Int32 // writers queued for wmu: the last one flushes
+
+	// peerMaxFrame is the largest frame the client reads.
+	peerMaxFrame atomic.Uint32
+
+	// The state, under mu.
+	mu          sync.Mutex
+	cond        sync.Cond
+	streams     map[uint32]*stream
+	maxID       uint32 // the highest stream the client opened
+	active      int    // streams whose handler runs
+	open        int    // streams open or half-closed: what the limit counts
+	sendWindow  int64  // what the connection may still send
+	peerWindow  int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	recvWindow  int64  // what the client may still send
+	recvUnacked int64  // read or dropped, not yet granted back
+	goingAway   bool   // GOAWAY sent: no new stream is served
+	lingering   bool   // the connection reads out its last frames
+	closed      bool   // ended: waiters give up
+	idleSince   time.Time
+	idle        *time.Timer
+	// refused are the last streams reset as they opened (a malformed
+	// request): their DATA, sent before the client heard, is dropped.
+	refused     [8]uint32
+	nextRefused int
+
+	handlers sync.WaitGroup
+	canon    map[string]string // canonical field names seen beyond the common ones
+}
+
+func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn {
+	c := &conn{s: s, nc: nc, h: h, remote: nc.RemoteAddr().String(), streams: map[uint32]*stream{}}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.cond.L = &c.mu
+	c.br = bufio.NewReaderSize(nc, 4<<10)
+	c.bw = bufio.NewWriterSize(writerOnly{nc}, 16<<10)
+	c.fr = http2.NewFramer(c.bw, c.br)
+	c.fr.SetMaxReadFrameSize(s.maxFrame())
+	c.fr.MaxHeaderListSize = s.maxHeaderList()
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.SetReuseFrames()
+	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.peerMaxFrame.Store(defaultMaxFrame)
+	c.sendWindow = initialWindow
+	c.peerWindow = initialWindow
+	c.recvWindow = initialWindow
+	c.idleSince = time.Now()
+	return c
+}
+
+// writerOnly hides nc's ReadFrom from bufio: a full buffer is written as
+// it is, never handed to a copy loop.
+type writerOnly struct{ io.Writer }
+
+// clientPreface is what an HTTP/2 client sends first (RFC 9113 §3.4).
+const clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// serve reads and acts on frames until the connection ends, then waits
+// for its handlers.
+func (c *conn) serve() {
+	defer c.end()
+	c.nc.SetReadDeadline(time.Now().Add(c.s.prefaceTimeout()))
+	var p [len(clientPreface)]byte
+	if _, err := io.ReadFull(c.br, p[:]); err != nil || string(p[:]) != clientPreface {
+		return
+	}
+	if !c.writeSettings() {
+		return
+	}
+	if c.s.IdleTimeout > 0 {
+		c.idle = time.AfterFunc(c.s.IdleTimeout, c.onIdle)
+	}
+	first := true
+	for {
+		f, err := c.fr.ReadFrame()
+		if err == nil && first {
+			// Its SETTINGS, or, as x/net takes it too, the
+			// acknowledgement of the server's.
+			if _, ok := f.(*http2.SettingsFrame); !ok {
+				err = http2.ConnectionError(http2.ErrCodeProtocol)
+			}
+		}
+		if err == nil {
+			err = c.process(f)
+		}
+		if err != nil && !c.failed(f, err) {
+			return
+		}
+		if first {
+			first = false
+			c.mu.Lock()
+			if !c.lingering {
+				c.nc.SetReadDeadline(time.Time{})
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// failed acts on an error reading or acting on a frame: a stream error
+// resets that stream and the connection goes on; anything else ends it,
+// with GOAWAY when it is the client's fault.
+func (c *conn) failed(f http2.Frame, err error) bool {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		c.mu.Lock()
+		if se.StreamID > c.maxID && se.StreamID%2 == 1 {
+			// A HEADERS frame refused as it opens its stream: the
+			// stream was used, and is closed now.
+			c.maxID = se.StreamID
+		}
+		st := c.streams[se.StreamID]
+		if st != nil {
+			st.resetLocked(errStreamReset)
+		} else {
+			c.refused[c.nextRefused%len(c.refused)] = se.StreamID
+			c.nextRefused++
+		}
+		c.mu.Unlock()
+		c.writeReset(se.StreamID, se.Code)
+		return true
+	}
+	var ce http2.ConnectionError
+	switch {
+	case errors.As(err, &ce):
+		c.writeGoAway(http2.ErrCode(ce), c.fr.ErrorDetail())
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		c.writeGoAway(http2.ErrCodeFrameSize, nil)
+	default:
+		return false
+	}
+	c.drain()
+	return false
+}
+
+// drain gives the client goAwayLinger to read the GOAWAY before the
+// connection closes: closing with its frames unread would reset the
+// connection, and the client could lose the GOAWAY with them. What it
+// sends meanwhile is read and dropped; a read that fails at once (a
+// guard that reads no more of this client) leaves only the wait.
+func (c *conn) drain() {
+	deadline := time.Now().Add(goAwayLinger)
+	c.nc.SetReadDeadline(deadline)
+	var buf [4 << 10]byte
+	for {
+		_, err := c.nc.Read(buf[:])
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+			return
+		}
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+		return
+	}
+}
+
+// end closes the connection and waits for its handlers, which the
+// canceled context and the closed state stop.
+func (c *conn) end() {
+	c.mu.Lock()
+	c.closed = true
+	c.cond.Broadcast()
+	if c.idle != nil {
+		c.idle.Stop()
+	}
+	c.mu.Unlock()
+	c.cancel()
+	c.nc.Close()
+	c.handlers.Wait()
+}
+
+// process acts on one frame the client sent.
+func (c *conn) process(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return c.processHeaders(f)
+	case *http2.DataFrame:
+		return c.processData(f)
+	case *http2.SettingsFrame:
+		return c.processSettings(f)
+	case *http2.WindowUpdateFrame:
+		return c.processWindowUpdate(f)
+	case *http2.PingFrame:
+		if !f.IsAck() {
+			c.write(func() error { return c.fr.WritePing(true, f.Data) })
+		}
+	case *http2.RSTStreamFrame:
+		return c.processReset(f)
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+		}
+	case *http2.GoAwayFrame:
+		// The client opens no more streams: the open ones finish.
+		c.goAway()
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	// Unknown frame types are ignored (RFC 9113 §4.1); CONTINUATION
+	// comes merged into its HEADERS.
+	return nil
+}
+
+func (c *conn) processSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
+		return err
+	}
+	var tableSize *uint32
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		switch s.ID {
+		case http2.SettingHeaderTableSize:
+			v := s.Val
+			tableSize = &v
+		case http2.SettingInitialWindowSize:
+			return c.setPeerWindow(int64(s.Val))
+		case http2.SettingMaxFrameSize:
+			c.peerMaxFrame.Store(s.Val)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.write(func() error {
+		if tableSize != nil {
+			c.henc.SetMaxDynamicTableSizeLimit(*tableSize)
+		}
+		return c.fr.WriteSettingsAck()
+	})
+	return nil
+}
+
+// setPeerWindow applies a new SETTINGS_INITIAL_WINDOW_SIZE to every
+// open stream's window (RFC 9113 §6.9.2).
+func (c *conn) setPeerWindow(v int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delta := v - c.peerWindow
+	c.peerWindow = v
+	for _, st := range c.streams {
+		st.sendWindow += delta
+		if st.sendWindow > maxWindow {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+	}
+	c.cond.Broadcast()
+	return nil
+}
+
+func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inc := int64(f.Increment)
+	if f.StreamID == 0 {
+		c.sendWindow += inc
+		if c.sendWindow > maxWindow {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.cond.Broadcast()
+		return nil
+	}
+	if f.StreamID > c.maxID {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	st := c.streams[f.StreamID]
+	if st == nil || st.reset != nil {
+		return nil
+	}
+	st.sendWindow += inc
+	if st.sendWindow > maxWindow {
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+	}
+	c.cond.Broadcast()
+	return nil
+}
+
+func (c *conn) processReset(f *http2.RSTStreamFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f.StreamID > c.maxID {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if st := c.streams[f.StreamID]; st != nil && st.reset == nil {
+		st.resetLocked(http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode})
+		st.clientReset = true
+	}
+	return nil
+}
+
+func (c *conn) processData(f *http2.DataFrame) error {
+	id := f.StreamID
+	n := int64(f.Length)
+	data := f.Data()
+	c.mu.Lock()
+	if n > c.recvWindow {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	c.recvWindow -= n
+	st := c.streams[id]
+	if st == nil || st.remoteDone || st.reset != nil {
+		c.recvUnacked += n
+		connInc := c.grantLocked()
+		idle := id > c.maxID
+		c.mu.Unlock()
+		if idle {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		c.writeWindow(0, connInc)
+		if st != nil && st.reset != nil && !st.clientReset || st == nil && c.wasRefused(id) {
+			// Sent before the client heard of the server's reset.
+			return nil
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+	}
+	if n > st.recvWindow {
+		c.recvUnacked += n
+		c.mu.Unlock()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
+	}
+	st.recvWindow -= n
+	// Padding is given back at once; the data as the handler reads it.
+	c.recvUnacked += n - int64(len(data))
+	st.received += int64(len(data))
+	if st.declared >= 0 && (st.received > st.declared || f.StreamEnded() && st.received != st.declared) {
+		c.recvUnacked += int64(len(data))
+		st.resetLocked(errStreamReset)
+		c.mu.Unlock()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	if st.bodyClosed {
+		c.recvUnacked += int64(len(data))
+		st.recvUnacked += int64(len(data))
+	} else {
+		st.body = append(st.body, data...)
+	}
+	if f.StreamEnded() {
+		st.remoteDone = true
+		st.bodyErr = io.EOF
+		st.closedLocked()
+	}
+	c.cond.Broadcast()
+	connInc := c.grantLocked()
+	var streamInc uint32
+	if !st.remoteDone {
+		streamInc = st.grantLocked()
+	}
+	c.mu.Unlock()
+	c.writeWindow(id, streamInc, 0, connInc)
+	return nil
+}
+
+// wasRefused reports whether stream id was reset as it opened, of
+// late.
+func (c *conn) wasRefused(id uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.refused {
+		if r == id {
+			return true
+		}
+	}
+	return false
+}
+
+// grantLocked is how much of the connection's window to give back now:
+// what was read or dropped, once it is a quarter of the window.
+func (c *conn) grantLocked() uint32 {
+	if c.recvUnacked < int64(c.s.connWindow())/4 {
+		return 0
+	}
+	inc := c.recvUnacked
+	c.recvUnacked = 0
+	c.recvWindow += inc
+	return uint32(inc)
+}
+
+func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	c.mu.Lock()
+	if st := c.streams[id]; st != nil {
+		c.mu.Unlock()
+		return c.processTrailers(st, f)
+	}
+	if id <= c.maxID {
+		// A stream id going down, or one closed and gone (RFC 9113
+		// §5.1.1), as x/net has it.
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	c.maxID = id
+	if c.goingAway {
+		// Past the GOAWAY's last stream: ignored, as the client knows.
+		c.mu.Unlock()
+		return nil
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		c.mu.Unlock()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	// The limit counts streams the protocol has open; handlers of reset
+	// streams may still run for a while, but not without bound.
+	if max := c.s.maxStreams(); uint32(c.open) >= max || uint32(c.active) >= 2*max {
+		c.mu.Unlock()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	c.mu.Unlock()
+	if f.Truncated {
+		c.writeStatusOnly(id, http.StatusRequestHeaderFieldsTooLarge)
+		return nil
+	}
+	st := newStream(c, id)
+	if err := st.buildRequest(f); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	st.sendWindow = c.peerWindow
+	st.recvWindow = int64(c.s.streamWindow())
+	if f.StreamEnded() {
+		st.remoteDone = true
+		st.bodyErr = io.EOF
+	}
+	c.streams[id] = st
+	c.active++
+	c.open++
+	st.counted = true
+	c.mu.Unlock()
+	c.handlers.Add(1)
+	go st.run()
+	return nil
+}
+
+// processTrailers takes a HEADERS frame on an open stream: the request's
+// trailers, which end it.
+func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case st.reset != nil && !st.clientReset:
+		return nil // sent before the client heard of the server's reset
+	case st.clientReset || st.remoteDone && st.localDone:
+		return http2.ConnectionError(http2.ErrCodeStreamClosed)
+	case st.remoteDone:
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeStreamClosed}
+	case !f.StreamEnded() || len(f.PseudoFields()) > 0:
+		st.resetLocked(errStreamReset)
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	case st.declared >= 0 && st.received != st.declared:
+		st.resetLocked(errStreamReset)
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	}
+	for _, hf := range f.RegularFields() {
+		k := c.canonical(hf.Name)
+		switch k {
+		case "Transfer-Encoding", "Trailer", "Content-Length", "Host", "Te":
+			st.resetLocked(errStreamReset)
+			return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+		}
+		if st.trailer == nil {
+			st.trailer = http.Header{}
+		}
+		st.trailer[k] = append(st.trailer[k], hf.Value)
+	}
+	st.remoteDone = true
+	st.bodyErr = io.EOF
+	st.closedLocked()
+	c.cond.Broadcast()
+	return nil
+}
+
+// goAway has the connection take no new stream and close once its open
+// streams end; once only.
+func (c *conn) goAway() {
+	c.mu.Lock()
+	if c.goingAway || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.goingAway = true
+	last := c.maxID
+	idle := c.active == 0
+	c.mu.Unlock()
+	c.write(func() error { return c.fr.WriteGoAway(last, http2.ErrCodeNo, nil) })
+	if idle {
+		c.linger()
+	}
+}
+
+// linger has the reader read out what the client still sends for a
+// moment, then end.
+func (c *conn) linger() {
+	c.mu.Lock()
+	c.lingering = true
+	c.mu.Unlock()
+	c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
+}
+
+// onIdle ends a connection that had no stream for IdleTimeout.
+func (c *conn) onIdle() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	left := c.s.IdleTimeout
+	if c.active == 0 {
+		left -= time.Since(c.idleSince)
+	}
+	if left > 0 {
+		c.idle.Reset(left)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.goAway()
+}
+
+// streamEnded takes a stream whose handler returned out of the table.
+func (c *conn) streamEnded(st *stream) {
+	c.mu.Lock()
+	delete(c.streams, st.id)
+	c.active--
+	st.localDone = true
+	st.closedLocked()
+	// What the handler left unread is the connection's again.
+	unread := int64(len(st.body))
+	st.body = nil
+	c.recvUnacked += unread
+	connInc := c.grantLocked()
+	last := c.active == 0
+	if last {
+		c.idleSince = time.Now()
+	}
+	linger := last && c.goingAway && !c.lingering
+	c.mu.Unlock()
+	c.writeWindow(0, connInc)
+	if linger {
+		c.linger()
+	}
+}
+
+// write runs fn, which writes frames, under the write lock, and flushes
+// unless another writer waits for the lock: that one flushes both. Every
+// write to the connection is bounded by WriteTimeout.
+func (c *conn) write(fn func() error) error {
+	c.lockWrite()
+	err := fn()
+	return c.unlockWrite(err)
+}
+
+func (c *conn) lockWrite() {
+	c.waiting.Add(1)
+	c.wmu.Lock()
+	c.waiting.Add(-1)
+	if d := c.s.WriteTimeout; d > 0 && c.werr == nil {
+		// Each write gets WriteTimeout at least, half as much again at
+		// most: moving the deadline on every write would cost a timer
+		// change a write, set half a timeout ahead it moves once in
+		// that half.
+		if now := time.Now(); c.wdeadline.Sub(now) < d {
+			c.wdeadline = now.Add(d + d/2)
+			c.nc.SetWriteDeadline(c.wdeadline)
+		}
+	}
+}
+
+// unlockWrite flushes (see write) and releases the lock; err is what
+// the frames' writing said.
+func (c *conn) unlockWrite(err error) error {
+	if c.werr != nil {
+		err = c.werr
+	} else if err == nil && c.waiting.Load() == 0 {
+		err = c.bw.Flush()
+	}
+	if err != nil && c.werr == nil {
+		c.werr = fmt.Errorf("h2: writing to the client: %w", err)
+		// Nothing more can be sent: the reader sees the close and ends
+		// the connection.
+		c.nc.Close()
+	}
+	err = c.werr
+	c.wmu.Unlock()
+	return err
+}
+
+func (c *conn) writeSettings() bool {
+	s := c.s
+	err := c.write(func() error {
+		err := c.fr.WriteSettings(
+			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: s.maxStreams()},
+			http2.Setting{ID: http2.SettingMaxFrameSize, Val: s.maxFrame()},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: s.streamWindow()},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: s.maxHeaderList()},
+		)
+		if err == nil && s.connWindow() > initialWindow {
+			err = c.fr.WriteWindowUpdate(0, s.connWindow()-initialWindow)
+		}
+		return err
+	})
+	c.mu.Lock()
+	c.recvWindow = int64(s.connWindow())
+	c.mu.Unlock()
+	return err == nil
+}
+
+func (c *conn) writeReset(id uint32, code http2.ErrCode) {
+	c.write(func() error { return c.fr.WriteRSTStream(id, code) })
+}
+
+func (c *conn) writeGoAway(code http2.ErrCode, detail error) {
+	c.mu.Lock()
+	c.goingAway = true
+	last := c.maxID
+	c.mu.Unlock()
+	var debug []byte
+	if detail != nil {
+		debug = []byte(detail.Error())
+	}
+	c.write(func() error { return c.fr.WriteGoAway(last, code, debug) })
+}
+
+// writeWindow sends WINDOW_UPDATE frames, given as stream and increment
+// pairs; a zero increment is none.
+func (c *conn) writeWindow(pairs ...uint32) {
+	any := false
+	for i := 1; i < len(pairs); i += 2 {
+		any = any || pairs[i] > 0
+	}
+	if !any {
+		return
+	}
+	c.write(func() error {
+		for i := 0; i+1 < len(pairs); i += 2 {
+			if pairs[i+1] == 0 {
+				continue
+			}
+			if err := c.fr.WriteWindowUpdate(pairs[i], pairs[i+1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeStatusOnly answers a stream with a status and nothing else, the
+// stream read no further.
+func (c *conn) writeStatusOnly(id uint32, status int) {
+	c.lockWrite()
+	err := c.writeHeaderBlock(id, status, nil, true, "", true)
+	c.unlockWrite(err)
+}
+
+// waitLocked waits on the connection's condition until woken or until
+// deadline, if set; false once the deadline passed.
+func (c *conn) waitLocked(deadline time.Time) bool {
+	if deadline.IsZero() {
+		c.cond.Wait()
+		return true
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return false
+	}
+	t := time.AfterFunc(d, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	c.cond.Wait()
+	t.Stop()
+	return true
+}

@@ -1,0 +1,19 @@
+// Package h2 serves HTTP/2 connections (RFC 9113) to an http.Handler:
+// the server side only, over a connection someone else accepted (TLS
+// with ALPN "h2", or cleartext h2c after its preface was sniffed).
+//
+// It owns the connection's state: the streams and their states, flow
+// control both ways, the HPACK contexts, SETTINGS, GOAWAY and idle
+// ends. Frames are read and written with x/net's Framer and hpack; the
+// protocol's rules are checked here.
+//
+// Its shape is what makes it cheaper than x/net's server, which hands a
+// stream's every write to one serve goroutine and back: one goroutine
+// per connection reads and acts on frames, one per stream runs the
+// handler, and a handler writes its own frames to the connection under
+// its write lock. An answer that fits the stream's buffer leaves as
+// HEADERS and DATA in one write (one TLS record), and writers queued
+// behind one another share a flush.
+//
+// It imports nothing of gatehouse.
+package h2

@@ -1,0 +1,140 @@
+package h2
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server holds the settings every connection is served with, and the
+// connections being served, so that GoAway reaches them all. The zero
+// value of each setting is its default.
+type Server struct {
+	// MaxConcurrentStreams bounds the streams a client may have open at
+	// once (250).
+	MaxConcurrentStreams uint32
+	// MaxHeaderListSize bounds a request's header list, as HPACK counts
+	// it (RFC 9113 §6.5.2); a larger one is answered 431 (1 MiB).
+	MaxHeaderListSize uint32
+	// MaxReadFrameSize is the largest frame read (16 KiB, the protocol's
+	// least): the read buffer is as large as the largest frame read.
+	MaxReadFrameSize uint32
+	// StreamWindow and ConnWindow are how many request body bytes a
+	// client may send ahead of the handlers' reads, per stream and per
+	// connection (256 KiB and 1 MiB).
+	StreamWindow uint32
+	ConnWindow   uint32
+	// IdleTimeout ends a connection with no open stream for that long
+	// (none: never).
+	IdleTimeout time.Duration
+	// WriteTimeout bounds every write to the connection: a client that
+	// stops reading cannot hold the connection's writers for ever.
+	WriteTimeout time.Duration
+	// PrefaceTimeout bounds the client's preface and first SETTINGS (10s).
+	PrefaceTimeout time.Duration
+	// ErrorLog, if set, hears of handler panics other than
+	// http.ErrAbortHandler.
+	ErrorLog func(format string, args ...any)
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+
+	date atomic.Pointer[dateStamp]
+}
+
+// The defaults.
+const (
+	defaultMaxStreams     = 250
+	defaultMaxHeaderList  = 1 << 20
+	defaultMaxFrame       = 16 << 10
+	defaultStreamWindow   = 256 << 10
+	defaultConnWindow     = 1 << 20
+	defaultPrefaceTimeout = 10 * time.Second
+	// initialWindow is the protocol's window before SETTINGS say
+	// otherwise (RFC 9113 §6.9.2).
+	initialWindow = 65535
+	// maxWindow is the largest a flow-control window may be.
+	maxWindow = 1<<31 - 1
+	// goAwayLinger is how long a connection that sent GOAWAY and has no
+	// stream left reads on before it closes: closing with the client's
+	// frames unread would reset the connection and could lose the
+	// GOAWAY and the last answers on their way.
+	goAwayLinger = time.Second
+)
+
+func (s *Server) maxStreams() uint32 { return or(s.MaxConcurrentStreams, defaultMaxStreams) }
+func (s *Server) maxHeaderList() uint32 {
+	return or(s.MaxHeaderListSize, defaultMaxHeaderList)
+}
+func (s *Server) maxFrame() uint32 { return or(s.MaxReadFrameSize, defaultMaxFrame) }
+func (s *Server) streamWindow() uint32 {
+	return min(or(s.StreamWindow, defaultStreamWindow), maxWindow)
+}
+func (s *Server) connWindow() uint32 { return min(or(s.ConnWindow, defaultConnWindow), maxWindow) }
+func (s *Server) prefaceTimeout() time.Duration {
+	if s.PrefaceTimeout > 0 {
+		return s.PrefaceTimeout
+	}
+	return defaultPrefaceTimeout
+}
+
+func or(v, d uint32) uint32 {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+// ServeConn serves nc as HTTP/2 until it ends, each stream's request to
+// h; nc's next bytes are the client's connection preface. ctx is the
+// parent of every request's context.
+func (s *Server) ServeConn(ctx context.Context, nc net.Conn, h http.Handler) {
+	c := newConn(ctx, s, nc, h)
+	s.mu.Lock()
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	c.serve()
+}
+
+// GoAway tells every connection being served to finish its open streams
+// and close (GOAWAY with NO_ERROR); a connection told before does
+// nothing again.
+func (s *Server) GoAway() {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.goAway()
+	}
+}
+
+// dateStamp is the Date field's value for one second.
+type dateStamp struct {
+	sec int64
+	val string
+}
+
+// httpDate is the Date value of now, formatted once a second.
+func (s *Server) httpDate() string {
+	now := time.Now()
+	if d := s.date.Load(); d != nil && d.sec == now.Unix() {
+		return d.val
+	}
+	d := &dateStamp{sec: now.Unix(), val: now.UTC().Format(http.TimeFormat)}
+	s.date.Store(d)
+	return d.val
+}

@@ -1,0 +1,332 @@
+package h2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+)
+
+// Errors a handler sees.
+var (
+	// errStreamReset: the stream was reset, by the client or for its
+	// fault; nothing more is sent on it.
+	errStreamReset = errors.New("h2: stream reset")
+	// errConnClosed: the connection ended.
+	errConnClosed = errors.New("h2: connection closed")
+)
+
+// stream is one request and its answer. The fields under "state" are
+// under the connection's mu; the rest belong to the handler's goroutine.
+type stream struct {
+	c      *conn
+	id     uint32
+	ctx    context.Context
+	cancel context.CancelFunc
+	req    *http.Request
+	w      responseWriter
+	// needsContinue: the client waits for 100 Continue before it sends
+	// the body, sent at the first read.
+	needsContinue bool
+
+	// state
+	sendWindow    int64
+	recvWindow    int64
+	recvUnacked   int64
+	declared      int64 // the request's content-length; -1: none
+	received      int64
+	body          []byte // received, not yet read
+	bodyErr       error  // what a read returns once body is empty
+	bodyClosed    bool   // the handler closed the body: data is dropped
+	remoteDone    bool   // the client ended the stream (END_STREAM)
+	localDone     bool   // the answer ended the stream
+	counted       bool   // in the connection's open streams
+	reset         error  // the stream was reset: nothing more is sent
+	clientReset   bool   // by the client
+	readDeadline  time.Time
+	writeDeadline time.Time
+	trailer       http.Header
+}
+
+func newStream(c *conn, id uint32) *stream {
+	st := &stream{c: c, id: id, declared: -1}
+	st.ctx, st.cancel = context.WithCancel(c.ctx)
+	st.w.st = st
+	return st
+}
+
+// resetLocked marks the stream reset with why, which its body reads
+// return, and wakes its waiters. The caller sends RST_STREAM if it is
+// the server's doing.
+func (st *stream) resetLocked(why error) {
+	if st.reset != nil {
+		return
+	}
+	st.reset = why
+	st.closedLocked()
+	if st.bodyErr == nil || st.bodyErr == io.EOF && len(st.body) > 0 {
+		st.bodyErr = why
+	}
+	st.cancel()
+	st.c.cond.Broadcast()
+}
+
+// closedLocked takes the stream out of the connection's open streams
+// once the protocol has it closed: reset, or ended both ways.
+func (st *stream) closedLocked() {
+	if st.counted && (st.reset != nil || st.remoteDone && st.localDone) {
+		st.counted = false
+		st.c.open--
+	}
+}
+
+// grantLocked is how much of the stream's window to give back now.
+func (st *stream) grantLocked() uint32 {
+	if st.recvUnacked < int64(st.c.s.streamWindow())/4 {
+		return 0
+	}
+	inc := st.recvUnacked
+	st.recvUnacked = 0
+	st.recvWindow += inc
+	return uint32(inc)
+}
+
+// buildRequest makes the stream's request from its HEADERS, checked as
+// RFC 9113 §8.3 asks: a malformed one is a stream error PROTOCOL_ERROR.
+func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
+	bad := http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	method, scheme := f.PseudoValue("method"), f.PseudoValue("scheme")
+	authority, path := f.PseudoValue("authority"), f.PseudoValue("path")
+	if f.PseudoValue("protocol") != "" {
+		return bad // extended CONNECT is not offered
+	}
+	connect := method == http.MethodConnect
+	if connect {
+		if path != "" || scheme != "" || authority == "" {
+			return bad
+		}
+	} else if method == "" || path == "" || scheme != "https" && scheme != "http" {
+		return bad
+	}
+	c := st.c
+	fields := f.RegularFields()
+	header := make(http.Header, len(fields))
+	for _, hf := range fields {
+		k := c.canonical(hf.Name)
+		switch k {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
+			return bad
+		case "Te":
+			if hf.Value != "trailers" {
+				return bad
+			}
+		}
+		header[k] = append(header[k], hf.Value)
+	}
+	if cookies := header["Cookie"]; len(cookies) > 1 {
+		header["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	if httpguts.HeaderValuesContainsToken(header["Expect"], "100-continue") {
+		st.needsContinue = true
+		delete(header, "Expect")
+	}
+	var trailer http.Header
+	for _, v := range header["Trailer"] {
+		for key := range strings.SplitSeq(v, ",") {
+			key = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(key))
+			switch key {
+			case "Transfer-Encoding", "Trailer", "Content-Length", "":
+			default:
+				if trailer == nil {
+					trailer = http.Header{}
+				}
+				trailer[key] = nil
+			}
+		}
+	}
+	delete(header, "Trailer")
+	if host := header["Host"]; len(host) == 1 {
+		if authority == "" {
+			authority = host[0]
+		} else if host[0] != authority {
+			return bad
+		}
+		delete(header, "Host")
+	} else if len(host) > 1 {
+		return bad
+	}
+	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
+		return bad
+	}
+	if authority != "" && !httpguts.ValidHostHeader(authority) {
+		return bad
+	}
+	var u *url.URL
+	uri := path
+	if connect {
+		u, uri = &url.URL{Host: authority}, authority
+	} else {
+		if path[0] != '/' && path != "*" {
+			return bad
+		}
+		var err error
+		if u, err = url.ParseRequestURI(path); err != nil {
+			return bad
+		}
+	}
+	r := &http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Header:     header,
+		Host:       authority,
+		RequestURI: uri,
+		RemoteAddr: c.remote,
+		Trailer:    trailer,
+	}
+	if f.StreamEnded() {
+		r.Body = http.NoBody
+	} else {
+		r.ContentLength = -1
+		if vv := header["Content-Length"]; len(vv) > 0 {
+			if n, err := strconv.ParseUint(vv[0], 10, 63); err == nil {
+				r.ContentLength = int64(n)
+				st.declared = int64(n)
+			} else {
+				r.ContentLength = 0
+			}
+		}
+		r.Body = &requestBody{st: st}
+	}
+	st.req = r.WithContext(st.ctx)
+	return nil
+}
+
+// run runs the handler, then ends the answer and the stream.
+func (st *stream) run() {
+	c := st.c
+	defer c.handlers.Done()
+	defer st.cancel()
+	defer c.streamEnded(st)
+	if !st.serve() {
+		st.abort(http2.ErrCodeInternal)
+		return
+	}
+	st.w.end()
+}
+
+// serve calls the handler; false when it panicked.
+func (st *stream) serve() (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler && st.c.s.ErrorLog != nil {
+				st.c.s.ErrorLog("h2: panic serving %s: %v", st.c.remote, v)
+			}
+			ok = false
+		}
+	}()
+	st.c.h.ServeHTTP(&st.w, st.req)
+	return true
+}
+
+// abort resets the stream, unless it is reset already.
+func (st *stream) abort(code http2.ErrCode) {
+	c := st.c
+	c.mu.Lock()
+	was := st.reset
+	st.resetLocked(errStreamReset)
+	c.mu.Unlock()
+	if was == nil {
+		c.writeReset(st.id, code)
+	}
+}
+
+// sendContinue sends 100 Continue once, if the client waits for it.
+func (st *stream) sendContinue() {
+	if !st.needsContinue {
+		return
+	}
+	st.needsContinue = false
+	c := st.c
+	if st.gone() {
+		return
+	}
+	// The body may be read on another goroutine than the answer is
+	// written on: whether the answer's head went is asked under wmu,
+	// where it is sent.
+	c.lockWrite()
+	var err error
+	if !st.w.sentHeader {
+		err = c.writeHeaderBlock(st.id, http.StatusContinue, nil, false, "", false)
+	}
+	c.unlockWrite(err)
+}
+
+// requestBody is a stream's request body: what the reader goroutine
+// received, read by the handler, the window given back as it reads.
+type requestBody struct{ st *stream }
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	st := b.st
+	c := st.c
+	st.sendContinue()
+	c.mu.Lock()
+	for len(st.body) == 0 && st.bodyErr == nil && !c.closed {
+		if !c.waitLocked(st.readDeadline) {
+			c.mu.Unlock()
+			return 0, fmt.Errorf("h2: reading the request body: %w", os.ErrDeadlineExceeded)
+		}
+	}
+	if len(st.body) == 0 {
+		err := st.bodyErr
+		if err == nil {
+			err = fmt.Errorf("h2: reading the request body: %w: %w", errConnClosed, io.ErrUnexpectedEOF)
+		}
+		c.mu.Unlock()
+		return 0, err
+	}
+	n := copy(p, st.body)
+	st.body = st.body[n:]
+	if len(st.body) == 0 {
+		st.body = st.body[:0:0]
+	}
+	c.recvUnacked += int64(n)
+	st.recvUnacked += int64(n)
+	connInc := c.grantLocked()
+	var streamInc uint32
+	if !st.remoteDone && st.reset == nil {
+		streamInc = st.grantLocked()
+	}
+	c.mu.Unlock()
+	c.writeWindow(st.id, streamInc, 0, connInc)
+	return n, nil
+}
+
+// Close drops what is left of the body: what the client still sends of
+// it is read and let go.
+func (b *requestBody) Close() error {
+	st := b.st
+	c := st.c
+	c.mu.Lock()
+	st.bodyClosed = true
+	c.recvUnacked += int64(len(st.body))
+	st.body = nil
+	if st.bodyErr == nil {
+		st.bodyErr = http.ErrBodyReadAfterClose
+	}
+	connInc := c.grantLocked()
+	c.mu.Unlock()
+	c.writeWindow(0, connInc)
+	return nil
+}
