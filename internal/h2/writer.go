@@ -162,6 +162,8 @@ func (w *responseWriter) SetWriteDeadline(t time.Time) error {
 	c := w.st.c
 	c.mu.Lock()
 	w.st.writeDeadline = t
+	// A wait already under way takes the new deadline.
+	c.cond.Broadcast()
 	c.mu.Unlock()
 	return nil
 }
@@ -171,6 +173,8 @@ func (w *responseWriter) SetReadDeadline(t time.Time) error {
 	c := w.st.c
 	c.mu.Lock()
 	w.st.readDeadline = t
+	// A wait already under way takes the new deadline.
+	c.cond.Broadcast()
 	c.mu.Unlock()
 	return nil
 }

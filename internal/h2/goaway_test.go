@@ -1,0 +1,97 @@
+package h2_test
+
+import (
+	"io"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/net/http2"
+
+	"github.com/gatehouse/gatehouse/internal/h2"
+)
+
+// GoAway tells the client which streams will be served, serves none
+// after them, lets the open one finish, then ends the connection.
+func TestGoAwayFinishesOpenStreamsThenCloses(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var late atomic.Int32
+	srv := &h2.Server{}
+	ts := startServer(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/open" {
+			late.Add(1)
+			return
+		}
+		close(started)
+		select {
+		case <-release:
+		case <-r.Context().Done(): // the test gave up
+			return
+		}
+		io.WriteString(w, "finished")
+	}), nil)
+	c := dialRaw(t, ts)
+	sc := ts.nextConn(t)
+	c.get(1, "/open")
+	await(t, started, "the open stream's handler")
+
+	srv.GoAway()
+	var goAway *http2.GoAwayFrame
+	for goAway == nil {
+		if g, ok := c.readFrame().(*http2.GoAwayFrame); ok {
+			goAway = g
+		}
+	}
+	if goAway.ErrCode != http2.ErrCodeNo || goAway.LastStreamID != 1 {
+		t.Errorf("GOAWAY %v with last stream %d, want NO_ERROR with 1", goAway.ErrCode, goAway.LastStreamID)
+	}
+
+	// A stream after the GOAWAY's last is not served; the PING's answer
+	// says the server has read it.
+	c.get(3, "/late")
+	seen := c.ping()
+	close(release)
+	a := c.readAnswer(1)
+	if diff := cmp.Diff([]string{"200"}, a.statuses()); diff != "" || a.reset != nil {
+		t.Errorf("statuses (-want +got):\n%s, reset %v", diff, a.reset)
+	}
+	if string(a.body) != "finished" {
+		t.Errorf("body %q, want %q", a.body, "finished")
+	}
+	for _, f := range append(seen, c.readToEnd()...) {
+		if f.Header().StreamID == 3 {
+			t.Errorf("the stream after GOAWAY got %v", f)
+		}
+	}
+	awaitServed(t, sc)
+	if n := late.Load(); n != 0 {
+		t.Errorf("the stream after GOAWAY ran its handler %d times", n)
+	}
+}
+
+// A second GoAway sends nothing more: the client is told once.
+func TestGoAwayIsSentOnce(t *testing.T) {
+	t.Parallel()
+	srv := &h2.Server{}
+	ts := startServer(t, srv, http.NotFoundHandler(), nil)
+	c := dialRaw(t, ts)
+	sc := ts.nextConn(t)
+	srv.GoAway()
+	srv.GoAway()
+	n := 0
+	for _, f := range c.readToEnd() {
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			n++
+			if g.ErrCode != http2.ErrCodeNo || g.LastStreamID != 0 {
+				t.Errorf("GOAWAY %v with last stream %d, want NO_ERROR with 0", g.ErrCode, g.LastStreamID)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d GOAWAY frames, want 1", n)
+	}
+	awaitServed(t, sc)
+}
