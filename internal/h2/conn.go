@@ -58,9 +58,12 @@ type conn struct {
 	peerWindow  int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	recvWindow  int64  // what the client may still send
 	recvUnacked int64  // read or dropped, not yet granted back
-	goingAway   bool   // GOAWAY sent: no new stream is served
-	lingering   bool   // the connection reads out its last frames
-	closed      bool   // ended: waiters give up
+	goingAway   bool   // GOAWAY sent or due: no new stream is served
+	sentGoAway  bool   // a GOAWAY went out, naming lastSent
+	lastSent    uint32
+	settings    bool // the server's SETTINGS went out
+	lingering   bool // the connection reads out its last frames
+	closed      bool // ended: waiters give up
 	idleSince   time.Time
 	idle        *time.Timer
 	// refused are the last streams reset as they opened (a malformed
@@ -111,6 +114,19 @@ func (c *conn) serve() {
 	if !c.writeSettings() {
 		return
 	}
+	c.mu.Lock()
+	c.settings = true
+	away := c.goingAway
+	var last uint32
+	if away {
+		last = c.goAwayLastLocked()
+	}
+	c.mu.Unlock()
+	if away {
+		// Told to go away before it could say so.
+		c.write(func() error { return c.fr.WriteGoAway(last, http2.ErrCodeNo, nil) })
+		c.linger()
+	}
 	if c.s.IdleTimeout > 0 {
 		c.idle = time.AfterFunc(c.s.IdleTimeout, c.onIdle)
 	}
@@ -157,8 +173,7 @@ func (c *conn) failed(f http2.Frame, err error) bool {
 		if st != nil {
 			st.resetLocked(errStreamReset)
 		} else {
-			c.refused[c.nextRefused%len(c.refused)] = se.StreamID
-			c.nextRefused++
+			c.refuseLocked(se.StreamID)
 		}
 		c.mu.Unlock()
 		c.writeReset(se.StreamID, se.Code)
@@ -356,12 +371,13 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		c.recvUnacked += n
 		connInc := c.grantLocked()
 		idle := id > c.maxID
+		refused := st != nil && st.reset != nil && !st.clientReset || st == nil && c.wasRefusedLocked(id)
 		c.mu.Unlock()
 		if idle {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
 		c.writeWindow(0, connInc)
-		if st != nil && st.reset != nil && !st.clientReset || st == nil && c.wasRefused(id) {
+		if refused {
 			// Sent before the client heard of the server's reset.
 			return nil
 		}
@@ -373,8 +389,11 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
 	}
 	st.recvWindow -= n
-	// Padding is given back at once; the data as the handler reads it.
-	c.recvUnacked += n - int64(len(data))
+	// Padding is given back at once, to both windows; the data as the
+	// handler reads it.
+	pad := n - int64(len(data))
+	c.recvUnacked += pad
+	st.recvUnacked += pad
 	st.received += int64(len(data))
 	if st.declared >= 0 && (st.received > st.declared || f.StreamEnded() && st.received != st.declared) {
 		c.recvUnacked += int64(len(data))
@@ -383,8 +402,9 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	if st.bodyClosed {
+		// Dropped: the connection's window is given back, the stream's
+		// not, so that a body nobody reads stops coming.
 		c.recvUnacked += int64(len(data))
-		st.recvUnacked += int64(len(data))
 	} else {
 		st.body = append(st.body, data...)
 	}
@@ -404,17 +424,22 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	return nil
 }
 
-// wasRefused reports whether stream id was reset as it opened, of
-// late.
-func (c *conn) wasRefused(id uint32) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// wasRefusedLocked reports whether stream id was reset by the server of
+// late, as it opened or before the client ended it.
+func (c *conn) wasRefusedLocked(id uint32) bool {
 	for _, r := range c.refused {
 		if r == id {
 			return true
 		}
 	}
 	return false
+}
+
+// refuseLocked records stream id as reset by the server: frames the
+// client sent on it before it heard are dropped, not answered.
+func (c *conn) refuseLocked(id uint32) {
+	c.refused[c.nextRefused%len(c.refused)] = id
+	c.nextRefused++
 }
 
 // grantLocked is how much of the connection's window to give back now:
@@ -434,15 +459,22 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if id%2 == 0 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
+	// Held from the checks to the stream's registration: a GOAWAY sent
+	// meanwhile names this stream as processed or not, and the stream is
+	// served or not accordingly.
 	c.mu.Lock()
 	if st := c.streams[id]; st != nil {
 		c.mu.Unlock()
 		return c.processTrailers(st, f)
 	}
 	if id <= c.maxID {
+		refused := c.wasRefusedLocked(id)
+		c.mu.Unlock()
+		if refused {
+			return nil // trailers sent before the client heard of the reset
+		}
 		// A stream id going down, or one closed and gone (RFC 9113
 		// §5.1.1), as x/net has it.
-		c.mu.Unlock()
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	c.maxID = id
@@ -461,16 +493,22 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		c.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
-	c.mu.Unlock()
 	if f.Truncated {
+		c.refuseLocked(id)
+		c.mu.Unlock()
 		c.writeStatusOnly(id, http.StatusRequestHeaderFieldsTooLarge)
+		if !f.StreamEnded() {
+			// Answered: the body it would send is not wanted.
+			c.writeReset(id, http2.ErrCodeNo)
+		}
 		return nil
 	}
 	st := newStream(c, id)
 	if err := st.buildRequest(f); err != nil {
+		st.cancel()
+		c.mu.Unlock()
 		return err
 	}
-	c.mu.Lock()
 	st.sendWindow = c.peerWindow
 	st.recvWindow = int64(c.s.streamWindow())
 	if f.StreamEnded() {
@@ -481,8 +519,8 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.active++
 	c.open++
 	st.counted = true
-	c.mu.Unlock()
 	c.handlers.Add(1)
+	c.mu.Unlock()
 	go st.run()
 	return nil
 }
@@ -513,10 +551,12 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 			st.resetLocked(errStreamReset)
 			return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 		}
-		if st.trailer == nil {
-			st.trailer = http.Header{}
+		// The request's Trailer has the announced names; the values
+		// are visible to the handler once its body read sees the end,
+		// which takes mu.
+		if t := st.req.Trailer; t != nil {
+			t[k] = append(t[k], hf.Value)
 		}
-		st.trailer[k] = append(st.trailer[k], hf.Value)
 	}
 	st.remoteDone = true
 	st.bodyErr = io.EOF
@@ -526,7 +566,10 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 }
 
 // goAway has the connection take no new stream and close once its open
-// streams end; once only.
+// streams end; once only. The GOAWAY is written on a goroutine of the
+// connection's: a writer stuck on a client that does not read must not
+// hold the caller (Shutdown, a timer, the reader). Before the server's
+// SETTINGS, serve sends it right after them.
 func (c *conn) goAway() {
 	c.mu.Lock()
 	if c.goingAway || c.closed {
@@ -534,21 +577,40 @@ func (c *conn) goAway() {
 		return
 	}
 	c.goingAway = true
-	last := c.maxID
-	idle := c.active == 0
-	c.mu.Unlock()
-	c.write(func() error { return c.fr.WriteGoAway(last, http2.ErrCodeNo, nil) })
-	if idle {
-		c.linger()
+	if !c.settings {
+		c.mu.Unlock()
+		return
 	}
+	last := c.goAwayLastLocked()
+	idle := c.active == 0
+	c.handlers.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.handlers.Done()
+		c.write(func() error { return c.fr.WriteGoAway(last, http2.ErrCodeNo, nil) })
+		if idle {
+			c.linger()
+		}
+	}()
+}
+
+// goAwayLastLocked is the last stream a GOAWAY names: the highest the
+// client opened when the first was sent, never more after (RFC 9113
+// §6.8).
+func (c *conn) goAwayLastLocked() uint32 {
+	if !c.sentGoAway {
+		c.sentGoAway = true
+		c.lastSent = c.maxID
+	}
+	return c.lastSent
 }
 
 // linger has the reader read out what the client still sends for a
 // moment, then end.
 func (c *conn) linger() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.lingering = true
-	c.mu.Unlock()
 	c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
 }
 
@@ -577,6 +639,11 @@ func (c *conn) streamEnded(st *stream) {
 	c.mu.Lock()
 	delete(c.streams, st.id)
 	c.active--
+	if !st.remoteDone && !st.clientReset {
+		// Reset by the server (its answer ended first, or it failed):
+		// what the client sent meanwhile is dropped.
+		c.refuseLocked(st.id)
+	}
 	st.localDone = true
 	st.closedLocked()
 	// What the handler left unread is the connection's again.
@@ -667,7 +734,7 @@ func (c *conn) writeReset(id uint32, code http2.ErrCode) {
 func (c *conn) writeGoAway(code http2.ErrCode, detail error) {
 	c.mu.Lock()
 	c.goingAway = true
-	last := c.maxID
+	last := c.goAwayLastLocked()
 	c.mu.Unlock()
 	var debug []byte
 	if detail != nil {

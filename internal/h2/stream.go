@@ -55,7 +55,6 @@ type stream struct {
 	clientReset   bool   // by the client
 	readDeadline  time.Time
 	writeDeadline time.Time
-	trailer       http.Header
 }
 
 func newStream(c *conn, id uint32) *stream {
@@ -299,7 +298,10 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	n := copy(p, st.body)
 	st.body = st.body[n:]
 	if len(st.body) == 0 {
-		st.body = st.body[:0:0]
+		st.body = nil
+	} else if cap(st.body) > 2*len(st.body)+16<<10 {
+		// A few bytes left must not hold a whole window's array.
+		st.body = append([]byte(nil), st.body...)
 	}
 	c.recvUnacked += int64(n)
 	st.recvUnacked += int64(n)
@@ -325,6 +327,7 @@ func (b *requestBody) Close() error {
 	if st.bodyErr == nil {
 		st.bodyErr = http.ErrBodyReadAfterClose
 	}
+	c.cond.Broadcast() // a Read on another goroutine ends
 	connInc := c.grantLocked()
 	c.mu.Unlock()
 	c.writeWindow(0, connInc)

@@ -18,6 +18,9 @@ import (
 // an answer this small leaves, HEADERS and DATA, in one write.
 const bodyChunk = 8 << 10
 
+// maxHold bounds the DATA one hold of the write lock sends.
+const maxHold = 32 << 10
+
 var chunks = sync.Pool{New: func() any { b := make([]byte, 0, bodyChunk); return &b }}
 
 // errWriteTimeout: the write deadline passed while the client's window
@@ -270,7 +273,9 @@ func (w *responseWriter) sendFrames(b []byte, end bool, t http.Header) error {
 		n := 0
 		if len(b) > 0 {
 			var err error
-			if n, err = st.takeWindow(len(b), !w.sentHeader); err != nil {
+			// At most maxHold a hold of the write lock: other streams'
+			// frames and the reader's acknowledgements go between.
+			if n, err = st.takeWindow(min(len(b), maxHold), !w.sentHeader); err != nil {
 				if errors.Is(err, errWriteTimeout) {
 					st.abort(http2.ErrCodeInternal)
 				}
