@@ -3,6 +3,7 @@ package diagnose_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -85,6 +86,11 @@ func copyTree(src, dst string) error {
 			return nil
 		}
 		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A temporary file gatehouse renamed into place meanwhile,
+			// as a copy of a live data_dir meets them.
+			return nil
+		}
 		if err != nil {
 			return err
 		}
