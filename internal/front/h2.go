@@ -62,9 +62,9 @@ func (fc *conn) serveH2(c net.Conn) {
 	defer cancel()
 	h := &streamHandler{s: s, tls: fc.tls, clientUnknown: clientUnknown(fc.c)}
 	h.buffered.SetLimit(s.opts.ConnectionBuffer)
-	g, gc := s.guardH2(c)
+	g := s.guardH2(c)
 	defer g.stop()
-	s.h2.ServeConn(ctx, gc, h)
+	s.h2.ServeConn(ctx, g, h)
 }
 
 // newH2 makes the server's HTTP/2 side.

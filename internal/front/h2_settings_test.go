@@ -11,9 +11,9 @@ import (
 )
 
 // An HTTP/2 connection's first SETTINGS carry the front's limits, which
-// x/net then enforces: frames of at most the protocol's initial 16 KiB
-// (x/net's framer keeps a read buffer as large as the largest frame read,
-// for the connection's life) and maxStreams streams at once.
+// the h2 server then enforces: frames of at most the protocol's initial
+// 16 KiB (the framer keeps a read buffer as large as the largest frame
+// read, for the connection's life) and maxStreams streams at once.
 func TestH2AdvertisesItsLimits(t *testing.T) {
 	t.Parallel()
 	addr := limServe(t, protoStub(), Options{H2C: true})

@@ -8,8 +8,8 @@ import (
 )
 
 // An HTTP/2 client that opens a large flow-control window and then stops
-// reading the socket is given up on: x/net's connection-level writes are
-// bounded (WriteByteTimeout = SendTimeout), so the handler's write fails,
+// reading the socket is given up on: the h2 server's connection-level
+// writes are bounded (WriteTimeout = SendTimeout), so the handler's write fails,
 // the connection and its slot are freed, and Shutdown returns.
 func TestH2SlowReaderIsCutOff(t *testing.T) {
 	t.Parallel()
@@ -33,7 +33,7 @@ func TestH2SlowReaderIsCutOff(t *testing.T) {
 	case <-failed:
 	case <-time.After(10 * time.Second):
 		t.Errorf("the handler's Write is still blocked 10s in, with SendTimeout 500ms: the stream's " +
-			"RST_STREAM waits behind x/net's blocked frame write, so its writes never fail")
+			"RST_STREAM waits behind the connection's blocked frame write, so its writes never fail")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

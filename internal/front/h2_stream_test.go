@@ -269,7 +269,8 @@ func TestH2StreamRefused(t *testing.T) {
 			fields [][2]string
 			data   []string
 			// reset: the client may see the stream reset instead of the
-			// 400 (x/net resets a stream whose DATA passes its length).
+			// 400 (the h2 server resets a stream whose DATA passes its
+			// length).
 			reset bool
 		}{
 			{"CONNECT", [][2]string{{":method", "CONNECT"}, {":authority", "example.com:443"}}, nil, false},
@@ -280,8 +281,8 @@ func TestH2StreamRefused(t *testing.T) {
 			{"path with a space", [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/a b"}}, nil, false},
 			{"content-length on a stream without DATA", post([2]string{"content-length", "5"}), nil, false},
 			{"two content-lengths", post([2]string{"content-length", "5"}, [2]string{"content-length", "6"}), []string{"hello"}, false},
-			// (x/net takes "five" for 0, and may reset the stream at its
-			// DATA before the 400 goes out.)
+			// (The h2 server takes "five" for 0, as net/http's does, and
+			// may reset the stream at its DATA before the 400 goes out.)
 			{"content-length not a number", post([2]string{"content-length", "five"}), []string{"hello"}, true},
 			{"DATA beyond content-length 0", post([2]string{"content-length", "0"}), []string{"x"}, true},
 		} {

@@ -14,12 +14,12 @@ import (
 )
 
 // A client that grants an HTTP/2 stream no flow-control window, and keeps
-// reading frames: the small answer the handler left in x/net's buffer
+// reading frames: the small answer the handler left in the stream's buffer
 // (sent only after the handler returns) cannot go out, and the stream is
 // reset within SendTimeout instead of being held for ever, with its
 // goroutine and a slot of the connection; Shutdown then completes. The
 // same when the handler flushed. An answer of h2Chunk-1 bytes pins what
-// closingWriter assumes of x/net: a write that fits its stream buffer
+// streamWriter assumes of the h2 server: a write that fits its stream buffer
 // returns without a deadline (were the buffer smaller, that write would
 // block here for good).
 func TestH2ZeroWindowStreamEnds(t *testing.T) {

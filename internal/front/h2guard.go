@@ -1,7 +1,6 @@
 package front
 
 import (
-	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -11,30 +10,30 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// h2Guard is an HTTP/2 connection as x/net reads and writes it, watched
-// frame by frame for two abuses x/net does not bound:
+// h2Guard is an HTTP/2 connection as the h2 server reads and writes it,
+// watched frame by frame for two abuses the protocol itself does not
+// bound:
 //
 //   - floods of frames that ask for no request: SETTINGS, PING,
 //     WINDOW_UPDATE, PRIORITY, RST_STREAM, empty DATA, HEADERS or
-//     CONTINUATION, unknown types. x/net answers each (or acknowledges a
-//     run of SETTINGS at once) and only closes, without a word, once
-//     10,000 answers wait unwritten: a client that reads its answers, or
-//     floods what needs none, is served for ever at a core's cost.
+//     CONTINUATION, unknown types. The server answers each it must: a
+//     client that reads its answers, or floods what needs none, would be
+//     served for ever at a core's cost.
 //   - rapid reset: streams opened and reset at once, each a request the
-//     handler may already have sent to the app. x/net only ends a
-//     connection whose resets outpace its handlers by 1,000.
+//     handler may already have sent to the app. The server bounds only
+//     the handlers running at once.
 //
 // Each is a token bucket (idleBudget, resetBudget): a frame that asks for
 // nothing takes a token, as does a stream the client resets within
 // prematureReset of opening it before the server has ended it (Envoy's
 // premature reset); frames the server answers with, and streams it ends,
 // give tokens back, and time refills them. A client that empties one has
-// its reads fail with ENHANCE_YOUR_CALM as a connection error: x/net sends
-// GOAWAY with that code, reads no more, and closes the connection
-// goAwayTimeout (1 s) after; if the GOAWAY cannot be written (a client
-// that does not read), calmGrace closes it anyway.
+// its reads fail with ENHANCE_YOUR_CALM as a connection error: the server
+// sends GOAWAY with that code, reads no more, and closes the connection a
+// second after; if the GOAWAY cannot be written (a client that does not
+// read), calmGrace closes it anyway.
 //
-// Reads happen on x/net's reader goroutine, writes on one writing
+// Reads happen on the server's reader goroutine, writes on one writing
 // goroutine at a time; the buckets and the open streams, which both
 // sides change, are under mu.
 type h2Guard struct {
@@ -83,40 +82,29 @@ const (
 	prematureReset = time.Second
 	// ... one every resetRefill: 10 a second.
 	resetRefill = 100 * time.Millisecond
-	// maxTracked bounds the open streams followed: four times as many as
-	// x/net runs at once (as x/net bounds the handlers it queues). Past
-	// it, a stream that opens counts as a premature reset.
+	// maxTracked bounds the open streams followed: twice as many as the
+	// h2 server runs handlers for at once. Past it, a stream that opens
+	// counts as a premature reset.
 	maxTracked = 4 * maxStreams
 	// calmGrace is how long a connection told to calm down stays open at
-	// most: x/net closes it goAwayTimeout (1 s) after its GOAWAY is out.
+	// most: the h2 server closes it a second after its GOAWAY is out.
 	calmGrace = 2 * time.Second
 )
 
 // errCalm is what the guard's reads return once a budget is spent.
 var errCalm = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 
-// guardH2 wraps c, which begins with the client preface, for x/net. A TLS
-// connection keeps its ConnectionState, which x/net checks.
-func (s *Server) guardH2(c net.Conn) (*h2Guard, net.Conn) {
+// guardH2 wraps c, which begins with the client preface, for the h2
+// server.
+func (s *Server) guardH2(c net.Conn) *h2Guard {
 	now := time.Now()
 	g := &h2Guard{Conn: c, s: s, open: map[uint32]time.Time{},
 		idle:   bucket{tokens: idleBudget, burst: idleBudget, every: idleRefill, last: now},
 		resets: bucket{tokens: resetBudget, burst: resetBudget, every: resetRefill, last: now}}
 	g.in = frameScanner{preface: len(http2.ClientPreface), frame: g.clientFrame}
 	g.out = frameScanner{frame: g.serverFrame}
-	if tc, ok := c.(*tls.Conn); ok {
-		return g, tlsGuard{g, tc}
-	}
-	return g, g
+	return g
 }
-
-// tlsGuard is a guarded TLS connection.
-type tlsGuard struct {
-	*h2Guard
-	tc *tls.Conn
-}
-
-func (c tlsGuard) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 func (g *h2Guard) Read(p []byte) (int, error) {
 	if g.calm != nil {
@@ -125,7 +113,7 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 	n, err := g.Conn.Read(p)
 	if k := g.in.scan(p[:n]); k < n {
 		// The frame that spent the budget, and what follows, are not
-		// passed on: x/net acts on nothing more of this client's.
+		// passed on: the h2 server acts on nothing more of this client's.
 		g.calmDown()
 		return k, g.calm
 	}
@@ -139,7 +127,7 @@ func (g *h2Guard) Write(p []byte) (int, error) {
 }
 
 // calmDown fails the reads from now on, and closes the connection if
-// x/net has not calmGrace from now.
+// the h2 server has not calmGrace from now.
 func (g *h2Guard) calmDown() {
 	g.calm = errCalm
 	g.s.opts.ErrorLog.Printf("http2: %s from %s: GOAWAY ENHANCE_YOUR_CALM", g.why, g.RemoteAddr())
@@ -150,7 +138,7 @@ func (g *h2Guard) calmDown() {
 	}
 }
 
-// stop is called when x/net is done with the connection.
+// stop is called when the h2 server is done with the connection.
 func (g *h2Guard) stop() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -228,7 +216,7 @@ func (g *h2Guard) reset(id uint32) bool {
 	defer g.mu.Unlock()
 	t, ok := g.open[id]
 	if !ok {
-		return true // already ended, or never opened (x/net's to judge)
+		return true // already ended, or never opened (the h2 server's to judge)
 	}
 	delete(g.open, id)
 	return now.Sub(t) >= prematureReset || g.resets.take(now)
@@ -292,7 +280,7 @@ type frameHead struct {
 
 // payload is what a DATA or HEADERS frame carries past its padding and
 // priority fields (pad: its pad length); negative when they overrun it
-// (x/net refuses such a frame).
+// (the framer refuses such a frame).
 func (f frameHead) payload(pad int) int {
 	n := int(f.length)
 	if f.flags.Has(http2.FlagDataPadded) {

@@ -97,7 +97,8 @@ func (o *Options) defaults() {
 // Server is the public server: HTTP/1.1 (and 1.0) on its own connection
 // loop (conn), parsed into structures reused for the connection's life
 // and answered without net/http's per-request background read, request
-// clone and header copies; HTTP/2 over TLS or h2c through x/net (h2.go).
+// clone and header copies; HTTP/2 over TLS or h2c through package h2
+// (h2.go).
 // Every request, whatever its protocol, reaches the Handler as an
 // Exchange.
 type Server struct {

@@ -13,15 +13,17 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cause"
+	"github.com/gatehouse/gatehouse/internal/h2"
 	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/spool"
 	"golang.org/x/net/http2"
 )
 
 // streamHandler turns each HTTP/2 stream of one connection into an
-// Exchange for the server's Handler: x/net keeps the frames, HPACK and
-// flow control, and hands over an http.Request, which the front checks
-// as it checks an HTTP/1.1 head before anything of it is forwarded.
+// Exchange for the server's Handler: the h2 server keeps the frames,
+// HPACK and flow control, and hands over an http.Request, which the front
+// checks as it checks an HTTP/1.1 head before anything of it is
+// forwarded.
 type streamHandler struct {
 	s *Server
 	// tls is the connection's handshake; nil over h2c. It, not the
@@ -49,7 +51,7 @@ func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	*st = stream{x: Exchange{vals: st.x.vals[:0]}}
 	streams.Put(st)
 	if aborted {
-		// x/net resets the stream: the client sees the answer break
+		// The h2 server resets the stream: the client sees the answer break
 		// rather than end (and a stream nothing was written for gets no
 		// empty 200).
 		panic(http.ErrAbortHandler)
@@ -60,7 +62,8 @@ func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (st *stream) serve(h *streamHandler, w http.ResponseWriter, r *http.Request) bool {
 	o := &h.s.opts
 	rc := http.NewResponseController(w)
-	// x/net sets Request.TLS from :scheme, which is the client's to say.
+	// The connection's handshake, not :scheme (the client's to say),
+	// tells whether the request came over TLS.
 	r.TLS = h.tls
 	st.w = streamWriter{w: w, rc: rc, send: o.SendTimeout}
 	if h.tls != nil {
@@ -82,8 +85,8 @@ func (st *stream) serve(h *streamHandler, w http.ResponseWriter, r *http.Request
 	return st.w.aborted
 }
 
-// The exchange's side (see Exchange): an HTTP/2 stream's. x/net ends the
-// request's context when the client resets the stream or the connection
+// The exchange's side (see Exchange): an HTTP/2 stream's. The h2 server
+// ends the request's context when the client resets the stream or the connection
 // goes, so there is nothing to watch; a stream's fault is its own.
 
 func (st *stream) startWatch()                    {}
@@ -106,8 +109,8 @@ func dropUnderscores(h http.Header) {
 
 // checkStream refuses a stream whose method, target or host the HTTP/1.1
 // request to the app cannot carry as they are, or whose length is not
-// one. x/net checks pseudo-header fields for control characters only: a
-// space there would make the line the app reads another request, or
+// one. The h2 server checks what RFC 9113 asks of a request, not what
+// HTTP/1.1 can carry: a space in a pseudo-header field would make the line the app reads another request, or
 // none it can parse. A fragment is refused as over HTTP/1.1; so is a
 // stream without :authority or Host (RFC 9113 §8.3.1), CONNECT, and "*"
 // with another method than OPTIONS.
@@ -127,9 +130,9 @@ func checkStream(r *http.Request) *cause.Error {
 }
 
 // streamLength holds a stream to the length it declares (RFC 9113
-// §8.1.1), where x/net does not: it reads the first of several
-// content-length values, takes one it cannot parse as 0 and, on a stream
-// HEADERS ended, ignores it. A content-length that is not one number,
+// §8.1.1) where the h2 server, as net/http's, holds DATA to the first of
+// several content-length values, takes one it cannot parse as 0 and, on
+// a stream HEADERS ended, ignores it. A content-length that is not one number,
 // the one the request has, is refused. A request that declares an empty
 // body on an open stream is read to the stream's end here: DATA after it
 // would otherwise reset a stream the app was already sent.
@@ -153,14 +156,14 @@ func streamLength(r *http.Request) *cause.Error {
 	return nil
 }
 
-// streamWriter answers on an HTTP/2 stream, through x/net's
+// streamWriter answers on an HTTP/2 stream, through the h2 server's
 // ResponseWriter: each write that may block is bounded by send, as an
 // HTTP/1.1 answer's are.
 type streamWriter struct {
-	w  http.ResponseWriter // x/net's
+	w  http.ResponseWriter // the h2 server's
 	rc *http.ResponseController
 	// h is the header map UseHeader gave (a forwarded answer's); nil:
-	// x/net's own.
+	// the h2 server's own.
 	h         http.Header
 	requestID string
 	trailer   *http.Header
@@ -170,18 +173,18 @@ type streamWriter struct {
 	hsts    string
 	wrote   bool
 	aborted bool
-	// buffered is what the writes since the last flush have put in
-	// x/net's buffer for the stream: a write that still fits there only
-	// copies and cannot block on a client that stopped reading, so it
-	// goes without the deadline, whose setting and clearing are two
-	// messages to the connection's serve loop and a timer. h2Chunk once
-	// unknown (after a write that did not fit).
+	// buffered is what the writes since the last flush have put in the
+	// h2 server's buffer for the stream: a write that still fits there
+	// only copies and cannot block on a client that stopped reading, so
+	// it goes without the deadline, whose setting and clearing take the
+	// connection's lock twice. h2Chunk once unknown (after a write that
+	// did not fit).
 	buffered int
 }
 
-// h2Chunk is the size of the h2 server's per-stream answer buffer:
-// writes that fit in it are not sent yet.
-const h2Chunk = 8 << 10
+// h2Chunk is the h2 server's per-stream answer buffer: writes that fit
+// in it are not sent yet.
+const h2Chunk = h2.AnswerBuffer
 
 func (w *streamWriter) Header() http.Header {
 	if w.h != nil {
@@ -194,9 +197,9 @@ func (w *streamWriter) SetRequestID(id string)    { w.requestID = id }
 func (w *streamWriter) UseHeader(h http.Header)   { w.h = h }
 func (w *streamWriter) SetTrailer(t *http.Header) { w.trailer = t }
 
-// WriteHeader hands the head to x/net, which sends it with the first
-// DATA or at the end. A 101 has no meaning on a stream: it is never
-// asked for (x/net refuses Upgrade).
+// WriteHeader hands the head to the h2 server, which sends it with the
+// first DATA or at the end. A 101 has no meaning on a stream: it is never
+// asked for (the h2 server refuses Upgrade).
 func (w *streamWriter) WriteHeader(code int) {
 	if w.wrote || code < 200 {
 		return
@@ -208,12 +211,6 @@ func (w *streamWriter) WriteHeader(code int) {
 	}
 	for _, k := range connectionFields {
 		delete(h, k)
-	}
-	if _, ok := h["Content-Type"]; !ok {
-		// x/net would guess one from the body, which the HTTP/1.1
-		// writer never does: an app's untyped upload would become
-		// text/html over HTTP/2 alone. A nil value sends none.
-		h["Content-Type"] = nil
 	}
 	if w.requestID != "" {
 		h["X-Request-Id"] = []string{w.requestID}
@@ -231,8 +228,8 @@ func (w *streamWriter) WriteHeader(code int) {
 // (RFC 9113 §8.2.2).
 var connectionFields = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"}
 
-// WriteInterim sends a 1xx answer with fields h alone: x/net sends the
-// handler's header map with it, so what that map held for the final
+// WriteInterim sends a 1xx answer with fields h alone: the h2 server
+// sends the handler's header map with it, so what that map held for the final
 // answer is set aside meanwhile (a 1xx is rare: the copy is too).
 func (w *streamWriter) WriteInterim(code int, h http.Header) {
 	if w.wrote || code <= http.StatusSwitchingProtocols || code >= 200 {
@@ -266,7 +263,7 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	return n, writeError(err)
 }
 
-// writeError is x/net's write error as the Writer's: a body longer than
+// writeError is the h2 server's write error as the Writer's: a body longer than
 // declared is ErrBodyTooLong, anything else the client's.
 func writeError(err error) error {
 	switch {
@@ -291,11 +288,11 @@ func (w *streamWriter) Flush() {
 
 func (w *streamWriter) Abort() { w.aborted = true }
 
-// end completes the answer: trailers, and the deadline of what x/net
-// still holds of it, which it writes after the handler returns, under
-// flow control: a client that grants no window would hold the stream
-// for ever. x/net stops the deadline's timer when the stream closes. A
-// stream nothing was written for (its client is gone) is reset.
+// end completes the answer: trailers, and the deadline of what the h2
+// server still holds of it, which it writes after the handler returns,
+// under flow control: a client that grants no window would hold the
+// stream for ever. A stream nothing was written for (its client is gone)
+// is reset.
 func (w *streamWriter) end() {
 	if !w.wrote {
 		w.aborted = true
@@ -312,11 +309,11 @@ func (w *streamWriter) end() {
 	w.deadline()
 }
 
-// deadline gives the next write send to reach the client. On a stream
-// the deadline is a timer that resets the stream when it fires, write
-// pending or not: it is cleared again after the write (done), so that a
-// stream that is only quiet (server-sent events, a long poll) outlives
-// send, as an HTTP/1.1 answer does.
+// deadline gives the next write send to reach the client: a write still
+// waiting for the client's window then fails and the stream is reset. It
+// is cleared again after the write (done), so that a stream that is only
+// quiet (server-sent events, a long poll) outlives send, as an HTTP/1.1
+// answer does.
 func (w *streamWriter) deadline() { w.rc.SetWriteDeadline(time.Now().Add(w.send)) }
 
 func (w *streamWriter) done() { w.rc.SetWriteDeadline(time.Time{}) }
@@ -337,8 +334,8 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.rc.SetReadDeadline(time.Time{})
 	if se := (http2.StreamError{}); errors.As(err, &se) && (se.Code == http2.ErrCodeCancel || se.Code == http2.ErrCodeNo) {
-		// The client reset its stream (x/net closes the body with the
-		// reset before it ends the request's context): the body was cut
+		// The client reset its stream (the h2 server's body reads say
+		// so with the reset's code): the body was cut
 		// short by a client that went away, as a closed HTTP/1.1
 		// connection's is, not malformed.
 		err = fmt.Errorf("%w: %w", io.ErrUnexpectedEOF, err)

@@ -143,8 +143,8 @@ var _ io.Writer = (*sentBody)(nil)
 // writer's own ReadFrom, which sends a file by sendfile on a plain
 // connection, unless the body is being compressed. Like that one, it
 // stops at the Content-Length declared: a file that grew since it was
-// stat'ed would otherwise overrun it (x/net refuses the write that does,
-// and with it the end of the body).
+// stat'ed would otherwise overrun it (the HTTP/2 writer refuses the write
+// that does, and with it the end of the body).
 func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)

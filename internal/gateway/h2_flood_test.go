@@ -42,8 +42,8 @@ var h2Floods = []h2Case{
 	{name: "SETTINGS flood", send: flood(func(w *http2.Framer) {
 		w.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
 	}), settle: floodRead, result: survived,
-		// Acknowledged (x/net acknowledges several at once), or, when
-		// more than 10,000 answers queue up unwritten, closed.
+		// Acknowledged, or, when the guard's budget is spent first,
+		// closed or told to calm down.
 		want: floodOutcomes, appFor: floodApp},
 	{name: "PING flood", send: flood(func(w *http2.Framer) { w.WritePing(false, [8]byte{'f', 'l', 'o', 'o', 'd'}) }),
 		settle: floodRead, result: survived,
@@ -67,8 +67,8 @@ func flood(f func(w *http2.Framer)) func(h *h2Raw) {
 var lastPing = [8]byte{'l', 'a', 's', 't'}
 
 // floodOutcomes: the flood was read and answered, and the POST served;
-// or, more than 10,000 answers queued up unwritten, x/net closed the
-// connection without a word (its ping-flood defence).
+// or the guard's budget was spent first and the connection closed, told
+// to calm down or not.
 var floodOutcomes = []string{"200 survived; next 200", "closed", "GOAWAY ENHANCE_YOUR_CALM"}
 
 // floodApp: the app has the POST when the connection survived the flood,

@@ -445,12 +445,19 @@ func (c *conn) refuseLocked(id uint32) {
 // grantLocked is how much of the connection's window to give back now:
 // what was read or dropped, once it is a quarter of the window.
 func (c *conn) grantLocked() uint32 {
-	if c.recvUnacked < int64(c.s.connWindow())/4 {
+	return grant(&c.recvUnacked, &c.recvWindow, c.s.connWindow())
+}
+
+// grant moves what was read or dropped (unacked) back into window once
+// it is a quarter of the window's size, and returns the increment to
+// send; 0: not yet.
+func grant(unacked, window *int64, size uint32) uint32 {
+	if *unacked < int64(size)/4 {
 		return 0
 	}
-	inc := c.recvUnacked
-	c.recvUnacked = 0
-	c.recvWindow += inc
+	inc := *unacked
+	*unacked = 0
+	*window += inc
 	return uint32(inc)
 }
 

@@ -91,13 +91,7 @@ func (st *stream) closedLocked() {
 
 // grantLocked is how much of the stream's window to give back now.
 func (st *stream) grantLocked() uint32 {
-	if st.recvUnacked < int64(st.c.s.streamWindow())/4 {
-		return 0
-	}
-	inc := st.recvUnacked
-	st.recvUnacked = 0
-	st.recvWindow += inc
-	return uint32(inc)
+	return grant(&st.recvUnacked, &st.recvWindow, st.c.s.streamWindow())
 }
 
 // buildRequest makes the stream's request from its HEADERS, checked as

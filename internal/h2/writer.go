@@ -14,14 +14,15 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// bodyChunk is how much of an answer's body is held before it is sent:
-// an answer this small leaves, HEADERS and DATA, in one write.
-const bodyChunk = 8 << 10
+// AnswerBuffer is how much of an answer's body a stream holds before it
+// is sent: an answer this small leaves, HEADERS and DATA, in one write,
+// and a write that still fits only copies, whatever the client does.
+const AnswerBuffer = 8 << 10
 
 // maxHold bounds the DATA one hold of the write lock sends.
 const maxHold = 32 << 10
 
-var chunks = sync.Pool{New: func() any { b := make([]byte, 0, bodyChunk); return &b }}
+var chunks = sync.Pool{New: func() any { b := make([]byte, 0, AnswerBuffer); return &b }}
 
 // errWriteTimeout: the write deadline passed while the client's window
 // was closed.
@@ -120,7 +121,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		w.buf = chunks.Get().(*[]byte)
 	}
 	b := *w.buf
-	if len(b)+len(p) <= bodyChunk {
+	if len(b)+len(p) <= AnswerBuffer {
 		*w.buf = append(b, p...)
 		return len(p), nil
 	}
@@ -130,7 +131,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		}
 		*w.buf = b[:0]
 	}
-	if len(p) >= bodyChunk {
+	if len(p) >= AnswerBuffer {
 		if err := w.send(p, false); err != nil {
 			return 0, err
 		}
@@ -162,24 +163,24 @@ func (w *responseWriter) FlushError() error {
 
 // SetWriteDeadline bounds the wait for the client's window to send on.
 func (w *responseWriter) SetWriteDeadline(t time.Time) error {
-	c := w.st.c
-	c.mu.Lock()
-	w.st.writeDeadline = t
-	// A wait already under way takes the new deadline.
-	c.cond.Broadcast()
-	c.mu.Unlock()
+	w.st.setDeadline(&w.st.writeDeadline, t)
 	return nil
 }
 
 // SetReadDeadline bounds the wait for the request body's next bytes.
 func (w *responseWriter) SetReadDeadline(t time.Time) error {
-	c := w.st.c
+	w.st.setDeadline(&w.st.readDeadline, t)
+	return nil
+}
+
+// setDeadline sets one of the stream's deadlines; a wait already under
+// way takes the new one.
+func (st *stream) setDeadline(d *time.Time, t time.Time) {
+	c := st.c
 	c.mu.Lock()
-	w.st.readDeadline = t
-	// A wait already under way takes the new deadline.
+	*d = t
 	c.cond.Broadcast()
 	c.mu.Unlock()
-	return nil
 }
 
 // end finishes the answer after the handler returned: what the body
