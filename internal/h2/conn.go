@@ -37,7 +37,7 @@ type conn struct {
 
 	// The writing side, under wmu.
 	wmu  sync.Mutex
-	bw   *bufio.Writer
+	bw   outBuffer
 	henc *hpack.Encoder
 	hbuf bytes.Buffer
 	werr error // the first write error: the connection is broken
@@ -87,8 +87,8 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn 
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.cond.L = &c.mu
 	c.br = bufio.NewReaderSize(nc, 4<<10)
-	c.bw = bufio.NewWriterSize(writerOnly{nc}, writeBuffer)
-	c.fr = http2.NewFramer(c.bw, c.br)
+	c.bw = outBuffer{w: nc, pool: &s.bufs}
+	c.fr = http2.NewFramer(&c.bw, c.br)
 	c.fr.SetMaxReadFrameSize(s.maxFrame())
 	c.fr.MaxHeaderListSize = s.maxHeaderList()
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
@@ -101,10 +101,6 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn 
 	c.idleSince = time.Now()
 	return c
 }
-
-// writerOnly hides nc's ReadFrom from bufio: a full buffer is written as
-// it is, never handed to a copy loop.
-type writerOnly struct{ io.Writer }
 
 // clientPreface is what an HTTP/2 client sends first (RFC 9113 §3.4).
 const clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -751,8 +747,8 @@ func (c *conn) flush() error {
 	return c.bw.Flush()
 }
 
-// writeBuffer is the size of bw; a flush does not wait for more once
-// flushAtOnce is written (bw writes itself out when full).
+// writeBuffer is the size of bw's buffer; a flush does not wait for more
+// once flushAtOnce is written (bw writes itself out when full).
 const (
 	writeBuffer = 16 << 10
 	flushAtOnce = writeBuffer / 2

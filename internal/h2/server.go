@@ -42,6 +42,10 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 
+	// bufs are the connections' write buffers (outBuffer), each held
+	// from a connection's first frame after a flush to the next flush.
+	bufs sync.Pool
+
 	date atomic.Pointer[dateStamp]
 }
 
