@@ -518,7 +518,12 @@ func (fc *conn) forget() {
 func (fc *conn) request(head []byte) bool {
 	inBuf := fc.big == nil
 	if string(head) == http1.PrefaceHead && fc.s.opts.H2C && fc.tls == nil {
-		fc.serveH2(&prefixConn{Conn: fc.c, pending: fc.unread()})
+		// What was read past the head goes with the connection; the
+		// HTTP/1.1 buffers and request state go back, unused for as
+		// long as the HTTP/2 connection lives.
+		pending := fc.unread()
+		fc.forget()
+		fc.serveH2(&prefixConn{Conn: fc.c, pending: pending})
 		return false
 	}
 	if string(head) == http1.PrefaceHead {

@@ -1,0 +1,111 @@
+//go:build linux
+
+package front
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// h2cHello is what an h2c client sends to be served one request: the
+// preface, its SETTINGS and a GET of path on stream 1; h2cAnswered is how
+// the server's bytes end once it has answered (echoStub's body in the
+// DATA frame that ends stream 1).
+func h2cHello(path string) (hello, answered []byte) {
+	var b, block bytes.Buffer
+	b.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&b, nil)
+	fr.WriteSettings()
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", path}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
+	var a bytes.Buffer
+	http2.NewFramer(&a, nil).WriteData(1, true, []byte("GET "+path))
+	return b.Bytes(), a.Bytes()
+}
+
+// openIdleH2C opens n h2c connections to addr, four dialers at a time,
+// each served one request on one stream, and returns them held open.
+func openIdleH2C(t testing.TB, addr string, n int) []rawClient {
+	t.Helper()
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello, answered := h2cHello("/idle")
+	cs := make([]rawClient, n)
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Go(func() {
+			for i := w; i < n; i += len(errs) {
+				c, err := dialRaw(ta)
+				if err == nil {
+					cs[i] = c
+					err = c.roundTrip(string(hello), string(answered))
+				}
+				if err != nil {
+					errs[w] = fmt.Errorf("connection %d: %w", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range cs {
+			if c > 0 {
+				c.close()
+			}
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cs
+}
+
+// An idle HTTP/2 connection with prior knowledge (h2c), after one
+// stream, costs the server its reader goroutine, that goroutine's read
+// buffer, the HPACK tables and the connection's state: at most 16 KiB
+// of live heap and stacks (about 13 here). It holds neither the
+// HTTP/1.1 buffers and request state its preface was read with (about
+// 11 KiB more) nor a write buffer between answers (16 KiB more).
+func TestIdleH2CConnCost(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a memory budget of the production build; -race's stacks are larger")
+	}
+	n := idleCostConns(t, 1000)
+	needFiles(t, 2*n+100)
+	const budget = 16 << 10
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(echoStub{}, Options{H2C: true})
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(ln) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	// One connection first, for what the server makes once.
+	cs := openIdleH2C(t, ln.Addr().String(), 1)
+	before := memInUse()
+	openIdleH2C(t, ln.Addr().String(), n)
+	after := memInUse()
+	runtime.KeepAlive(cs)
+	perConn := float64(int64(after)-int64(before)) / float64(n)
+	t.Logf("%d idle h2c connections: %.0f bytes each (heap objects + goroutine stacks)", n, perConn)
+	if perConn > budget {
+		t.Errorf("an idle h2c connection costs %.0f bytes; the budget is %d", perConn, budget)
+	}
+}
