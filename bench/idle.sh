@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idle-connection benchmark: what N idle keep-alive client connections cost
 # nginx, HAProxy and gatehouse in memory, each in front of the same two Go
-# backends as in bench/proxies.sh (configured as there, plain HTTP).
+# backends as in bench/proxies.sh (configured as there, plain HTTP/1.1, or
+# HTTP/2 with prior knowledge with PROTO=h2c).
 #
 # For each proxy in turn (a fresh process each time, the order rotating
 # every round) bench/cmd/idleconns opens N connections, PARALLEL at a time;
@@ -22,6 +23,12 @@
 #   N=2000 N2= HOLD=3 bench/idle.sh
 #   ROUNDS=3 bench/idle.sh
 #   PROXIES=gatehouse N=18500 N2= bench/idle.sh   # the most one process holds here
+#   PROTO=h2c N=2000 N2= bench/idle.sh  # idle HTTP/2 connections (prior knowledge)
+#   GATEHOUSE_BIN=/tmp/gh-old PROXIES=gatehouse bench/idle.sh  # another build
+#
+# PROTO=h2c holds HTTP/2 connections instead, each after one stream: the
+# three proxies listen for HTTP/2 with prior knowledge (nginx `listen
+# ... http2`, HAProxy `proto h2`, gatehouse `h2c: true`).
 #
 # A size runs only if the open-file limit (the soft limit, raised here to
 # the hard one) holds 2 x (N + 256) + 512 descriptors: HAProxy reserves two
@@ -47,6 +54,12 @@ HOLD=${HOLD:-5}
 CHECK=${CHECK:-100}
 PARALLEL=${PARALLEL:-64}
 SOURCES=${SOURCES:-1}
+PROTO=${PROTO:-http}
+case $PROTO in
+  http) NGINX_LISTEN=""; HA_BIND=""; GH_H2C="" ;;
+  h2c) NGINX_LISTEN=" http2"; HA_BIND=" proto h2"; GH_H2C="h2c: true" ;;
+  *) echo "PROTO is http or h2c" >&2; exit 2 ;;
+esac
 # Room beside N client connections in nginx's worker_connections and
 # gatehouse's max_connections (upstream connections, logs), and in
 # HAProxy's maxconn.
@@ -84,7 +97,11 @@ MAXN=$(printf '%s\n' "${SIZES[@]}" | sort -n | tail -1)
 
 cd "$ROOT"
 go build -o "$WORK/backend" ./bench/backend
-go build -o "$WORK/gatehouse" ./cmd/gatehouse
+if [ -n "${GATEHOUSE_BIN:-}" ]; then
+  cp "$GATEHOUSE_BIN" "$WORK/gatehouse" # another build, to compare
+else
+  go build -o "$WORK/gatehouse" ./cmd/gatehouse
+fi
 go build -o "$WORK/idleconns" ./bench/cmd/idleconns
 
 start_backends
@@ -93,7 +110,7 @@ for p in "$B1_PID" "$B2_PID"; do
   check_session backend "$p"
   show_sessions backend "$p"
 done
-echo "open-file limit $NOFILE; sizes ${SIZES[*]}; hold ${HOLD}s; memory: sum of VmRSS over each proxy's processes"
+echo "protocol $PROTO; open-file limit $NOFILE; sizes ${SIZES[*]}; hold ${HOLD}s; memory: sum of VmRSS over each proxy's processes"
 echo "limits for N=$MAXN: nginx worker_connections $((MAXN + ROOM)) (allocated at start, in each worker), HAProxy maxconn $((MAXN + HA_ROOM)), gatehouse max_connections $((MAXN + ROOM))"
 
 # start_proxy NAME: a fresh proxy in the foreground, as a child of this
@@ -101,7 +118,9 @@ echo "limits for N=$MAXN: nginx worker_connections $((MAXN + ROOM)) (allocated a
 # limits leave room for MAXN client connections: nginx's
 # worker_connections (per worker, client and upstream connections
 # together), HAProxy's maxconn, gatehouse's limits.max_connections (its
-# automatic value is half the open-file limit).
+# automatic value is half the open-file limit) and max_connections_per_ip
+# (automatic: a quarter of max_connections; every client here is
+# 127.0.0.1, and neither peer bounds one address).
 start_proxy() {
   PROXY_PORT=$(port)
   local dir="$WORK/run-$1"
@@ -122,7 +141,7 @@ http {
   uwsgi_temp_path $dir; scgi_temp_path $dir;
   upstream backends { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 256; }
   server {
-    listen 127.0.0.1:$PROXY_PORT;
+    listen 127.0.0.1:$PROXY_PORT$NGINX_LISTEN;
     location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
@@ -144,7 +163,7 @@ defaults
   timeout server 60s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:$PROXY_PORT
+  bind 127.0.0.1:$PROXY_PORT$HA_BIND
   default_backend be
 $(haproxy_backend_conf)
 CONF
@@ -155,8 +174,10 @@ CONF
 listen: "127.0.0.1:$PROXY_PORT"
 admin: "127.0.0.1:$(port)"
 data_dir: "$dir/data"
+$GH_H2C
 limits:
   max_connections: $((MAXN + ROOM))
+  max_connections_per_ip: $((MAXN + ROOM))
 $(bench_app_conf)
 CONF
       "$WORK/gatehouse" run -c "$dir/gatehouse.yaml" > "$dir/out" 2>&1 & started $!
@@ -191,14 +212,14 @@ for round in $(seq "$ROUNDS"); do
       case " $SHOWN " in *" $name "*) ;; *) show_sessions "$name" "$PROXY_PID"; SHOWN+=" $name" ;; esac
       # A few requests first, so that what the first request sets up
       # (upstream connections, lazy buffers) is in the baseline.
-      timeout 60 sh -c "$SELF_REPORT" "$WORK/warm.sid" "$WORK/idleconns" -addr "127.0.0.1:$PROXY_PORT" -n 16 -c 4 -check 0 -max 0s > "$WORK/warm.out" ||
+      timeout 60 sh -c "$SELF_REPORT" "$WORK/warm.sid" "$WORK/idleconns" -proto "$PROTO" -addr "127.0.0.1:$PROXY_PORT" -n 16 -c 4 -check 0 -max 0s > "$WORK/warm.out" ||
         { echo "warm-up through $name failed: $(cat "$WORK/warm.out")" >&2; exit 1; }
       check_report idleconns "$WORK/warm.sid"
       sleep 1
       before=$(rss_kb $(tree "$PROXY_PID"))
 
       rm -f "$WORK/client.sid"
-      timeout $((HOLD + 600)) sh -c "$SELF_REPORT" "$WORK/client.sid" "$WORK/idleconns" -addr "127.0.0.1:$PROXY_PORT" \
+      timeout $((HOLD + 600)) sh -c "$SELF_REPORT" "$WORK/client.sid" "$WORK/idleconns" -proto "$PROTO" -addr "127.0.0.1:$PROXY_PORT" \
         -n "$n" -c "$PARALLEL" -sources "$SOURCES" -check "$CHECK" -timeout 20s -max $((HOLD + 300))s > "$WORK/client.out" 2>&1 &
       tpid=$!
       for _ in $(seq 1200); do # up to 120 s to open them all

@@ -1,10 +1,14 @@
-// Command idleconns holds many idle keep-alive HTTP/1.1 connections open to
-// one proxy, so that the proxy's memory per idle connection can be measured
+// Command idleconns holds many idle keep-alive connections open to one
+// proxy, so that the proxy's memory per idle connection can be measured
 // (see bench/idle.sh).
 //
 // It opens -n connections to -addr, -c at a time; on each it sends one
 // `GET / HTTP/1.1` request and reads the whole response (Content-Length
-// framed), then leaves the connection idle. When all are open it prints
+// framed), then leaves the connection idle. With -proto h2c it speaks
+// HTTP/2 with prior knowledge instead: the preface and SETTINGS, one GET
+// on a stream and a PING, and it reads the answer, the PING's
+// acknowledgement and whatever the proxy sent before them (its SETTINGS,
+// acknowledged, and window updates). When all are open it prints
 //
 //	ready conns=8000 failed=0 elapsed=1.52s
 //
@@ -53,14 +57,16 @@ func main() {
 	timeout := flag.Duration("timeout", 30*time.Second, "bound on each connect and each request")
 	maxWait := flag.Duration("max", 5*time.Minute, "hold at most this long, then check and exit anyway")
 	stdin := flag.Bool("stdin", false, "also stop holding when standard input closes")
+	proto := flag.String("proto", "http", "http (HTTP/1.1) or h2c (HTTP/2 with prior knowledge)")
 	flag.Parse()
-	if *n < 1 || *conc < 1 || *sources < 1 || *sources > 254 || *check < 0 {
-		fmt.Fprintln(os.Stderr, "idleconns: -n and -c must be ≥ 1, -sources 1 to 254, -check ≥ 0")
+	if *n < 1 || *conc < 1 || *sources < 1 || *sources > 254 || *check < 0 || *proto != "http" && *proto != "h2c" {
+		fmt.Fprintln(os.Stderr, "idleconns: -n and -c must be ≥ 1, -sources 1 to 254, -check ≥ 0, -proto http or h2c")
 		os.Exit(2)
 	}
+	h2c := *proto == "h2c"
 
 	start := time.Now()
-	conns, failed, firstErr := openAll(*addr, *n, *conc, *sources, *timeout)
+	conns, failed, firstErr := openAll(*addr, *n, *conc, *sources, h2c, *timeout)
 	fmt.Printf("ready conns=%d failed=%d elapsed=%.2fs\n", len(conns), failed, time.Since(start).Seconds())
 	if firstErr != nil {
 		fmt.Printf("first error: %v\n", firstErr)
@@ -85,7 +91,7 @@ func main() {
 
 // openAll opens n connections, conc at a time, each with one request answered;
 // it returns those that succeeded, how many failed and the first error.
-func openAll(addr string, n, conc, sources int, timeout time.Duration) ([]net.Conn, int, error) {
+func openAll(addr string, n, conc, sources int, h2c bool, timeout time.Duration) ([]net.Conn, int, error) {
 	conns := make([]net.Conn, n)
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -99,7 +105,7 @@ func openAll(addr string, n, conc, sources int, timeout time.Duration) ([]net.Co
 				if i >= n {
 					return
 				}
-				c, err := openOne(addr, i%sources, timeout)
+				c, err := openOne(addr, i%sources, h2c, timeout)
 				if err != nil {
 					failed.Add(1)
 					once.Do(func() { firstErr = fmt.Errorf("connection %d: %w", i, err) })
@@ -123,7 +129,7 @@ func openAll(addr string, n, conc, sources int, timeout time.Duration) ([]net.Co
 // request. A second or later source is bound with IP_BIND_ADDRESS_NO_PORT,
 // so that the kernel picks the port at connect time, per destination, as it
 // does for an unbound socket.
-func openOne(addr string, src int, timeout time.Duration) (net.Conn, error) {
+func openOne(addr string, src int, h2c bool, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	if src > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(src+1))}
@@ -139,6 +145,9 @@ func openOne(addr string, src int, timeout time.Duration) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if h2c {
+		c = &h2Conn{Conn: c}
+	}
 	if err := roundTrip(c, timeout); err != nil {
 		c.Close()
 		return nil, err
@@ -152,6 +161,12 @@ func openOne(addr string, src int, timeout time.Duration) (net.Conn, error) {
 func roundTrip(c net.Conn, timeout time.Duration) error {
 	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return err
+	}
+	if hc, ok := c.(*h2Conn); ok {
+		if err := hc.roundTrip(); err != nil {
+			return err
+		}
+		return c.SetDeadline(time.Time{})
 	}
 	if _, err := io.WriteString(c, request); err != nil {
 		return fmt.Errorf("write request: %w", err)
@@ -226,6 +241,9 @@ func waitForRelease(maxWait time.Duration, stdin bool) {
 func peekAll(conns []net.Conn) (open, closed, unexpected int) {
 	buf := make([]byte, 1)
 	for _, c := range conns {
+		if hc, ok := c.(*h2Conn); ok {
+			c = hc.Conn
+		}
 		sc, ok := c.(syscall.Conn)
 		if !ok {
 			unexpected++
