@@ -30,7 +30,7 @@ import (
 //	        request's first byte          response written
 //	idle ─────────────────────────▶ active ─────────────────▶ idle
 //	  │  ▲
-//	  │  └── readable ── parked ◀── idle a while, nothing buffered (plain sockets)
+//	  │  └── readable ── parked ◀── idle a while, nothing buffered (sockets, TLS on them)
 //	  │                    │
 //	  └── Shutdown closes it (idle: its goroutine ends; parked: the poller's claim)
 //	                       ▼
@@ -210,9 +210,9 @@ func hostOf(remote string) string {
 	return remote
 }
 
-// parkable reports whether c is a plain TCP or unix connection, which
-// can be parked; any other (TLS, a PROXY protocol wrapper) cannot.
-func parkable(c net.Conn) bool {
+// plainSocket reports whether c is a TCP or unix socket itself, with no
+// layer above it (TLS, a PROXY protocol wrapper).
+func plainSocket(c net.Conn) bool {
 	switch c.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		return true
@@ -220,14 +220,25 @@ func parkable(c net.Conn) bool {
 	return false
 }
 
-// rawSocket is the socket of a parkable connection; nil for any other.
-// (Made when needed, rather than kept: an idle connection holds no more
-// than it must.)
+// parkable reports whether c can be parked: a plain socket, or TLS
+// directly over one (whose state waits in its Conn, the socket in epoll);
+// not one behind a PROXY protocol wrapper, which may hold bytes of its
+// own.
+func parkable(c net.Conn) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	return plainSocket(c)
+}
+
+// rawSocket is the socket of a parkable connection (under its TLS); nil
+// for any other. (Made when needed, rather than kept: an idle connection
+// holds no more than it must.)
 func rawSocket(c net.Conn) syscall.RawConn {
 	if !parkable(c) {
 		return nil
 	}
-	raw, _ := c.(syscall.Conn).SyscallConn()
+	raw, _ := socketOf(c).(syscall.Conn).SyscallConn()
 	return raw
 }
 
@@ -296,7 +307,7 @@ func (fc *conn) primeSendWait() {
 		return
 	}
 	if fc.closeAfter || fc.watch.gone.Load() || !fc.short || fc.body.n != 0 || fc.br.Buffered() > 0 || len(fc.pending) > 0 ||
-		fc.bw.Buffered() == 0 || !parkable(fc.c) || fc.s.opts.KeepaliveTimeout <= parkAfter {
+		fc.bw.Buffered() == 0 || !plainSocket(fc.c) || fc.s.opts.KeepaliveTimeout <= parkAfter {
 		return
 	}
 	p := fc.watch.peeker()
@@ -434,6 +445,9 @@ func (fc *conn) await() int {
 	case !grace || !errors.Is(err, os.ErrDeadlineExceeded) || fc.br.Buffered() > 0 || len(fc.pending) > 0:
 		return awaitEnd
 	}
+	// Over TLS too: the grace's read timed out inside TLS, which so holds
+	// no whole record, and whatever comes next must come on the socket,
+	// which wakes the poller.
 	fc.forget()
 	if fc.park() {
 		return awaitParked
@@ -450,7 +464,7 @@ func (fc *conn) await() int {
 }
 
 // park hands the idle connection to the server's poller; false when it
-// is not a plain socket, there is no poller, or Shutdown closed it.
+// is not parkable, there is no poller, or Shutdown closed it.
 func (fc *conn) park() bool {
 	if !parkable(fc.c) {
 		return false

@@ -1,6 +1,7 @@
 package front
 
 import (
+	"crypto/tls"
 	"errors"
 	"math"
 	"sync"
@@ -10,8 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// poller holds the parked connections of one Server: plain connections
-// waiting for their next request with no goroutine and no buffers. Each
+// poller holds the parked connections of one Server: connections on a
+// socket of their own (plain, or TLS on it) waiting for their next
+// request with no goroutine and no buffers. Each
 // is registered, one-shot, with an epoll instance that one goroutine
 // waits on; a connection the client sends on (or closes) is claimed and
 // served again on a new goroutine, one whose idle time runs out is
@@ -322,10 +324,16 @@ func (p *poller) unregister(fc *conn) {
 	p.claimed.Done()
 }
 
-// closeParked closes a claimed connection.
+// closeParked closes a claimed connection. A TLS one's socket is closed
+// first, so that its close_notify fails at once: it idled out, and a
+// client not reading could hold the poller's closing for the 5 s crypto/tls
+// gives that write (nginx sends none on a keep-alive timeout either).
 func (p *poller) closeParked(fc *conn) {
 	p.unregister(fc)
 	fc.state.Store(connClosed)
+	if _, ok := fc.c.(*tls.Conn); ok {
+		socketOf(fc.c).Close()
+	}
 	fc.end()
 }
 

@@ -3,7 +3,9 @@
 package front
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -59,8 +61,9 @@ func (lc *limClient) served(path string) *http.Response {
 	return resp
 }
 
-// The parked path on real sockets: a connection idle past parkAfter has
-// no goroutine, and each way its life goes on or ends still works.
+// The parked path on real sockets, plain and TLS: a connection idle past
+// parkAfter has no goroutine, and each way its life goes on or ends
+// still works.
 func TestParkedConnections(t *testing.T) {
 	// Every descriptor of the cases' connections, and of their pollers'
 	// epoll, is closed once their servers are. The cases run at once,
@@ -169,18 +172,46 @@ func TestParkedConnections(t *testing.T) {
 			}
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s, addr := parkServe(t, echoStub{}, tc.opts)
-			lc := limDial(t, addr)
-			lc.served("/one")
-			waitParked(t, s, 1)
-			tc.run(env{t, s, lc})
-			lc.c.Close()
-			waitConns(t, s, 0)
-			s.Close()
-		})
+		for _, overTLS := range []bool{false, true} {
+			name := tc.name
+			if overTLS {
+				name = "tls/" + name
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				opts := tc.opts
+				var cli *tls.Config
+				if overTLS {
+					opts.TLS, cli = testTLS(t, "http/1.1")
+				}
+				s, addr := parkServe(t, echoStub{}, opts)
+				lc := limDialOver(t, addr, cli)
+				lc.served("/one")
+				waitParked(t, s, 1)
+				tc.run(env{t, s, lc})
+				lc.c.Close()
+				waitConns(t, s, 0)
+				s.Close()
+			})
+		}
 	}
+}
+
+// limDialOver dials addr, over TLS when cli is set (its handshake done).
+func limDialOver(t *testing.T, addr string, cli *tls.Config) *limClient {
+	t.Helper()
+	lc := limDial(t, addr)
+	if cli == nil {
+		return lc
+	}
+	tc := tls.Client(lc.c, cli)
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake: %v", err)
+	}
+	tc.SetDeadline(time.Time{})
+	t.Cleanup(func() { tc.Close() })
+	return &limClient{t: t, c: tc, br: bufio.NewReader(tc)}
 }
 
 // A parked connection answers as a fresh one does: each request, written

@@ -132,7 +132,7 @@ type Server struct {
 	h2Floods  atomic.Uint64
 	h2Resets  atomic.Uint64
 
-	// poll parks idle plain connections (park_linux.go): made at the
+	// poll parks idle connections (park_linux.go): made at the
 	// first parking, stopped by Close or a completed Shutdown; pollOff
 	// once stopped, or when it could not be made.
 	poll    *poller
