@@ -24,11 +24,17 @@
 #   ROUNDS=3 bench/idle.sh
 #   PROXIES=gatehouse N=18500 N2= bench/idle.sh   # the most one process holds here
 #   PROTO=h2c N=2000 N2= bench/idle.sh  # idle HTTP/2 connections (prior knowledge)
+#   PROTO=h2 N=2000 N2= bench/idle.sh   # idle HTTP/2 connections over TLS
+#   PROTO=https N=2000 N2= bench/idle.sh  # idle HTTP/1.1 connections over TLS
 #   GATEHOUSE_BIN=/tmp/gh-old PROXIES=gatehouse bench/idle.sh  # another build
 #
 # PROTO=h2c holds HTTP/2 connections instead, each after one stream: the
 # three proxies listen for HTTP/2 with prior knowledge (nginx `listen
-# ... http2`, HAProxy `proto h2`, gatehouse `h2c: true`).
+# ... http2`, HAProxy `proto h2`, gatehouse `h2c: true`). PROTO=https and
+# PROTO=h2 hold TLS connections (HTTP/1.1, and HTTP/2 chosen by ALPN),
+# every proxy with the same ECDSA P-256 certificate, TLS 1.3 between
+# Go's client and each of them; a handshake per connection makes these
+# runs slower to open.
 #
 # A size runs only if the open-file limit (the soft limit, raised here to
 # the hard one) holds 2 x (N + 256) + 512 descriptors: HAProxy reserves two
@@ -54,12 +60,6 @@ HOLD=${HOLD:-5}
 CHECK=${CHECK:-100}
 PARALLEL=${PARALLEL:-64}
 SOURCES=${SOURCES:-1}
-PROTO=${PROTO:-http}
-case $PROTO in
-  http) NGINX_LISTEN=""; HA_BIND=""; GH_H2C="" ;;
-  h2c) NGINX_LISTEN=" http2"; HA_BIND=" proto h2"; GH_H2C="h2c: true" ;;
-  *) echo "PROTO is http or h2c" >&2; exit 2 ;;
-esac
 # Room beside N client connections in nginx's worker_connections and
 # gatehouse's max_connections (upstream connections, logs), and in
 # HAProxy's maxconn.
@@ -67,6 +67,21 @@ ROOM=1024
 HA_ROOM=256
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/gatehouse-idle.XXXXXX)
+PROTO=${PROTO:-http}
+# How each proxy listens for PROTO: nginx's listen parameters, HAProxy's
+# bind options, gatehouse's h2c and tls keys (its plain listener then
+# takes a port of its own, unused).
+CRT=$WORK/combined.pem
+NGINX_LISTEN="" NGINX_CERT="" HA_BIND="" GH_H2C="" GH_TLS=""
+case $PROTO in
+  http) ;;
+  h2c) NGINX_LISTEN=" http2"; HA_BIND=" proto h2"; GH_H2C="h2c: true" ;;
+  https | h2)
+    NGINX_LISTEN=" ssl"; HA_BIND=" ssl crt $CRT alpn http/1.1"; GH_TLS=false
+    [ "$PROTO" = h2 ] && { NGINX_LISTEN=" ssl http2"; HA_BIND=" ssl crt $CRT alpn h2,http/1.1"; GH_TLS=true; }
+    NGINX_CERT="ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;" ;;
+  *) echo "PROTO is http, h2c, https or h2" >&2; exit 2 ;;
+esac
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
@@ -103,6 +118,13 @@ else
   go build -o "$WORK/gatehouse" ./cmd/gatehouse
 fi
 go build -o "$WORK/idleconns" ./bench/cmd/idleconns
+
+if [ "$PROTO" = https ] || [ "$PROTO" = h2 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+  cat "$WORK/cert.pem" "$WORK/key.pem" > "$CRT"
+fi
 
 start_backends
 echo "sessions: script pid $$ sid $SCRIPT_SID $(autogroup_of $$) (autogroup scheduling $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo n/a))"
@@ -142,6 +164,7 @@ http {
   upstream backends { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 256; }
   server {
     listen 127.0.0.1:$PROXY_PORT$NGINX_LISTEN;
+    $NGINX_CERT
     location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
@@ -170,8 +193,14 @@ CONF
       haproxy -f "$dir/haproxy.cfg" > "$dir/access.log" 2>&1 & started $!
       ;;
     gatehouse)
+      local plain=$PROXY_PORT tls=""
+      if [ -n "$GH_TLS" ]; then
+        plain=$(port)
+        tls="tls: {listen: \"127.0.0.1:$PROXY_PORT\", cert_file: \"$WORK/cert.pem\", key_file: \"$WORK/key.pem\", http2: $GH_TLS, redirect_http: false}"
+      fi
       cat > "$dir/gatehouse.yaml" <<CONF
-listen: "127.0.0.1:$PROXY_PORT"
+listen: "127.0.0.1:$plain"
+$tls
 admin: "127.0.0.1:$(port)"
 data_dir: "$dir/data"
 $GH_H2C

@@ -8,7 +8,8 @@
 // HTTP/2 with prior knowledge instead: the preface and SETTINGS, one GET
 // on a stream and a PING, and it reads the answer, the PING's
 // acknowledgement and whatever the proxy sent before them (its SETTINGS,
-// acknowledged, and window updates). When all are open it prints
+// acknowledged, and window updates). -proto https and h2 do the same
+// over TLS (the certificate is not verified), with ALPN http/1.1 and h2. When all are open it prints
 //
 //	ready conns=8000 failed=0 elapsed=1.52s
 //
@@ -29,6 +30,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,16 +59,15 @@ func main() {
 	timeout := flag.Duration("timeout", 30*time.Second, "bound on each connect and each request")
 	maxWait := flag.Duration("max", 5*time.Minute, "hold at most this long, then check and exit anyway")
 	stdin := flag.Bool("stdin", false, "also stop holding when standard input closes")
-	proto := flag.String("proto", "http", "http (HTTP/1.1) or h2c (HTTP/2 with prior knowledge)")
+	proto := flag.String("proto", "http", "http (HTTP/1.1), h2c (HTTP/2 with prior knowledge), https (HTTP/1.1 over TLS) or h2 (HTTP/2 over TLS)")
 	flag.Parse()
-	if *n < 1 || *conc < 1 || *sources < 1 || *sources > 254 || *check < 0 || *proto != "http" && *proto != "h2c" {
-		fmt.Fprintln(os.Stderr, "idleconns: -n and -c must be ≥ 1, -sources 1 to 254, -check ≥ 0, -proto http or h2c")
+	if *n < 1 || *conc < 1 || *sources < 1 || *sources > 254 || *check < 0 || !validProto(*proto) {
+		fmt.Fprintln(os.Stderr, "idleconns: -n and -c must be ≥ 1, -sources 1 to 254, -check ≥ 0, -proto http, h2c, https or h2")
 		os.Exit(2)
 	}
-	h2c := *proto == "h2c"
 
 	start := time.Now()
-	conns, failed, firstErr := openAll(*addr, *n, *conc, *sources, h2c, *timeout)
+	conns, failed, firstErr := openAll(*addr, *n, *conc, *sources, *proto, *timeout)
 	fmt.Printf("ready conns=%d failed=%d elapsed=%.2fs\n", len(conns), failed, time.Since(start).Seconds())
 	if firstErr != nil {
 		fmt.Printf("first error: %v\n", firstErr)
@@ -91,7 +92,7 @@ func main() {
 
 // openAll opens n connections, conc at a time, each with one request answered;
 // it returns those that succeeded, how many failed and the first error.
-func openAll(addr string, n, conc, sources int, h2c bool, timeout time.Duration) ([]net.Conn, int, error) {
+func openAll(addr string, n, conc, sources int, proto string, timeout time.Duration) ([]net.Conn, int, error) {
 	conns := make([]net.Conn, n)
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -105,7 +106,7 @@ func openAll(addr string, n, conc, sources int, h2c bool, timeout time.Duration)
 				if i >= n {
 					return
 				}
-				c, err := openOne(addr, i%sources, h2c, timeout)
+				c, err := openOne(addr, i%sources, proto, timeout)
 				if err != nil {
 					failed.Add(1)
 					once.Do(func() { firstErr = fmt.Errorf("connection %d: %w", i, err) })
@@ -125,11 +126,59 @@ func openAll(addr string, n, conc, sources int, h2c bool, timeout time.Duration)
 	return held, int(failed.Load()), firstErr
 }
 
+// validProto reports whether proto is one idleconns speaks.
+func validProto(proto string) bool {
+	switch proto {
+	case "http", "h2c", "https", "h2":
+		return true
+	}
+	return false
+}
+
+// speak makes c a connection of proto: a TLS handshake first for https
+// (ALPN http/1.1) and h2 (ALPN h2, which the proxy must choose), and
+// HTTP/2's framing for h2c and h2.
+func speak(c net.Conn, proto string, timeout time.Duration) (net.Conn, error) {
+	if proto == "https" || proto == "h2" {
+		alpn := "http/1.1"
+		if proto == "h2" {
+			alpn = "h2"
+		}
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{alpn}}) // a benchmark's self-signed certificate
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err == nil && tc.ConnectionState().NegotiatedProtocol != alpn {
+			err = fmt.Errorf("the proxy chose ALPN %q, want %q", tc.ConnectionState().NegotiatedProtocol, alpn)
+		}
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		c = tc
+	}
+	if proto == "h2c" || proto == "h2" {
+		c = &h2Conn{Conn: c}
+	}
+	return c, nil
+}
+
+// socketOf is the TCP connection under c's TLS and HTTP/2 layers.
+func socketOf(c net.Conn) net.Conn {
+	if hc, ok := c.(*h2Conn); ok {
+		c = hc.Conn
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	return c
+}
+
 // openOne connects from source address 127.0.0.(src+1) and makes one
 // request. A second or later source is bound with IP_BIND_ADDRESS_NO_PORT,
 // so that the kernel picks the port at connect time, per destination, as it
 // does for an unbound socket.
-func openOne(addr string, src int, h2c bool, timeout time.Duration) (net.Conn, error) {
+func openOne(addr string, src int, proto string, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	if src > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(src+1))}
@@ -145,8 +194,8 @@ func openOne(addr string, src int, h2c bool, timeout time.Duration) (net.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	if h2c {
-		c = &h2Conn{Conn: c}
+	if c, err = speak(c, proto, timeout); err != nil {
+		return nil, err
 	}
 	if err := roundTrip(c, timeout); err != nil {
 		c.Close()
@@ -241,10 +290,7 @@ func waitForRelease(maxWait time.Duration, stdin bool) {
 func peekAll(conns []net.Conn) (open, closed, unexpected int) {
 	buf := make([]byte, 1)
 	for _, c := range conns {
-		if hc, ok := c.(*h2Conn); ok {
-			c = hc.Conn
-		}
-		sc, ok := c.(syscall.Conn)
+		sc, ok := socketOf(c).(syscall.Conn)
 		if !ok {
 			unexpected++
 			continue
