@@ -322,12 +322,20 @@ func (fc *conn) primeSendWait() {
 // serve serves a new connection, on its own goroutine.
 func (fc *conn) serve() { fc.run(true) }
 
+// runH2 serves a TLS connection that negotiated HTTP/2 until it ends.
+func (fc *conn) runH2(tc *tls.Conn) {
+	defer fc.end()
+	defer fc.recover()
+	fc.serveH2(tc)
+}
+
 // run reads and answers requests until the client or the server ends the
-// connection, or it parks; fresh: the connection was just accepted.
+// connection, or it parks or goes on as HTTP/2 on another goroutine;
+// fresh: the connection was just accepted.
 func (fc *conn) run(fresh bool) {
-	parked := false
+	handed := false // the poller or the HTTP/2 goroutine ends it
 	defer func() {
-		if !parked {
+		if !handed {
 			fc.end()
 		}
 	}()
@@ -339,7 +347,12 @@ func (fc *conn) run(fresh bool) {
 				return
 			}
 			if fc.tls.NegotiatedProtocol == alpnH2 {
-				fc.serveH2(tc)
+				// On a goroutine of its own: the handshake grew this
+				// one's stack (to 16 KiB or so), which the connection's
+				// reader would keep, idle or not, for as long as it
+				// lives; a new one starts at the runtime's usual size.
+				handed = true
+				go fc.runH2(tc)
 				return
 			}
 		}
@@ -359,7 +372,7 @@ func (fc *conn) run(fresh bool) {
 		case awaitParked:
 			// From here the connection is the poller's, or already
 			// another goroutine's: nothing of it may be touched.
-			parked = true
+			handed = true
 			return
 		}
 		if !fc.state.CompareAndSwap(connIdle, connActive) {
