@@ -33,7 +33,12 @@ type conn struct {
 	cancel context.CancelFunc
 	remote string
 	fr     *http2.Framer
+	// br is the read buffer, nil while the connection waits idle (see
+	// awaitFrame); one holds the byte that wait read, hasOne whether it
+	// is still to be read.
 	br     *bufio.Reader
+	one    [1]byte
+	hasOne bool
 
 	// The writing side, under wmu.
 	wmu  sync.Mutex
@@ -71,8 +76,13 @@ type conn struct {
 	settings    bool // the server's SETTINGS went out
 	lingering   bool // the connection reads out its last frames
 	closed      bool // ended: waiters give up
-	idleSince   time.Time
-	idle        *time.Timer
+	// awaiting: the reader waits for a frame's first byte with nothing
+	// buffered, so a read deadline may be set under it (nothing of a
+	// frame is half read); graceSet: one is set for the idle check.
+	awaiting  bool
+	graceSet  bool
+	idleSince time.Time
+	idle      *time.Timer
 	// refused are the last streams reset as they opened (a malformed
 	// request): their DATA, sent before the client heard, is dropped.
 	refused     [8]uint32
@@ -86,9 +96,9 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn 
 	c := &conn{s: s, nc: nc, h: h, remote: nc.RemoteAddr().String(), streams: map[uint32]*stream{}}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.cond.L = &c.mu
-	c.br = bufio.NewReaderSize(nc, 4<<10)
+	c.takeReadBuffer()
 	c.bw = outBuffer{w: nc, pool: &s.bufs}
-	c.fr = http2.NewFramer(&c.bw, c.br)
+	c.fr = http2.NewFramer(&c.bw, frameSource{c})
 	c.fr.SetMaxReadFrameSize(s.maxFrame())
 	c.fr.MaxHeaderListSize = s.maxHeaderList()
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
@@ -135,6 +145,11 @@ func (c *conn) serve() {
 	}
 	first := true
 	for {
+		if !first && !c.hasOne && c.br.Buffered() == 0 {
+			if err := c.awaitFrame(); err != nil {
+				return
+			}
+		}
 		f, err := c.fr.ReadFrame()
 		if err == nil && first {
 			// Its SETTINGS, or, as x/net takes it too, the
@@ -158,6 +173,100 @@ func (c *conn) serve() {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// awaitFrame waits for the next frame's first byte, with nothing
+// buffered. Once the connection has been idle (no stream open) for
+// readIdleAfter, it gives its read buffer back and waits for one byte
+// without it: an idle connection holds no read buffer, a busy one keeps
+// its buffer between frames and pays nothing. The grace's read deadline
+// is set here, or by streamEnded when the last stream ends meanwhile.
+func (c *conn) awaitFrame() error {
+	c.mu.Lock()
+	c.awaiting = true
+	c.armGraceLocked()
+	c.mu.Unlock()
+	_, err := c.br.Peek(1)
+	c.mu.Lock()
+	c.awaiting = false
+	grace := c.graceSet
+	c.graceSet = false
+	if grace && !c.lingering {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	idle := c.idleLocked()
+	c.mu.Unlock()
+	if err == nil {
+		return nil
+	}
+	var ne net.Error
+	if !grace || !idle || !errors.As(err, &ne) || !ne.Timeout() {
+		return err
+	}
+	// Idle past the grace: the connection's own bounds (the idle timer's
+	// GOAWAY and linger, Close) end this wait.
+	c.putReadBuffer()
+	n, err := c.nc.Read(c.one[:])
+	c.takeReadBuffer()
+	c.hasOne = n == 1
+	if n == 1 {
+		return nil
+	}
+	return err
+}
+
+// armGraceLocked sets the idle check's read deadline under a reader
+// waiting for a frame, when the connection is idle. c.mu is held.
+func (c *conn) armGraceLocked() {
+	if c.awaiting && !c.graceSet && c.idleLocked() {
+		c.graceSet = true
+		c.nc.SetReadDeadline(time.Now().Add(readIdleAfter))
+	}
+}
+
+// idleLocked reports whether no stream is open or running and the
+// connection is not ending. c.mu is held.
+func (c *conn) idleLocked() bool {
+	return c.active == 0 && c.open == 0 && !c.goingAway && !c.lingering && !c.closed
+}
+
+// readIdleAfter is how long a connection is idle before it gives back
+// its read buffer: a client between the requests of a burst sends the
+// next well within it.
+const readIdleAfter = 50 * time.Millisecond
+
+// takeReadBuffer gives the connection a read buffer on nc.
+func (c *conn) takeReadBuffer() {
+	br, _ := c.s.readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(nil, readBuffer)
+	}
+	br.Reset(c.nc)
+	c.br = br
+}
+
+// putReadBuffer gives the read buffer back; it holds nothing.
+func (c *conn) putReadBuffer() {
+	c.br.Reset(nil)
+	c.s.readers.Put(c.br)
+	c.br = nil
+}
+
+// readBuffer is the size of br: what one read of the connection takes.
+const readBuffer = 4 << 10
+
+// frameSource is what the framer reads: the byte an idle wait read,
+// then the read buffer.
+type frameSource struct{ c *conn }
+
+func (s frameSource) Read(p []byte) (int, error) {
+	c := s.c
+	if c.hasOne && len(p) > 0 {
+		p[0] = c.one[0]
+		c.hasOne = false
+		return 1, nil
+	}
+	return c.br.Read(p)
 }
 
 // failed acts on an error reading or acting on a frame: a stream error
@@ -667,6 +776,7 @@ func (c *conn) streamEnded(st *stream) {
 	if last {
 		c.idleSince = time.Now()
 	}
+	c.armGraceLocked()
 	linger := last && c.goingAway && !c.lingering
 	c.mu.Unlock()
 	c.writeWindow(0, connInc)

@@ -1,6 +1,7 @@
 package h2_test
 
 import (
+	"bytes"
 	"net/http"
 	"testing"
 	"time"
@@ -62,4 +63,61 @@ func TestConnectionWithARunningStreamIsNotIdle(t *testing.T) {
 		t.Errorf("GOAWAY frames %+v once idle, want one NO_ERROR with last stream 1", c.goAways)
 	}
 	awaitServed(t, sc)
+}
+
+// A connection idle past its read grace waits for its next frame with
+// no read buffer, and is served on as before: a request whole, or one
+// whose HEADERS frame comes in pieces across the grace and across the
+// wait without the buffer.
+func TestIdleConnectionServesOnAfterItsReadGrace(t *testing.T) {
+	t.Parallel()
+	// Time itself must pass: several read graces (50 ms), the
+	// connection idle.
+	const pause = 200 * time.Millisecond
+	tests := []struct {
+		name string
+		// send sends the HEADERS frame b of a GET.
+		send func(c *rawClient, b []byte)
+	}{
+		{"whole, after the grace", func(c *rawClient, b []byte) {
+			time.Sleep(pause)
+			c.Conn.Write(b)
+		}},
+		{"begun before the grace ends, the rest after", func(c *rawClient, b []byte) {
+			c.Conn.Write(b[:4])
+			time.Sleep(pause)
+			c.Conn.Write(b[4:])
+		}},
+		{"begun after the grace, in pieces", func(c *rawClient, b []byte) {
+			time.Sleep(pause)
+			c.Conn.Write(b[:1])
+			time.Sleep(pause)
+			c.Conn.Write(b[1:12])
+			time.Sleep(pause)
+			c.Conn.Write(b[12:])
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, &h2.Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte("answer " + r.URL.Path))
+			}), nil)
+			c := dialRaw(t, ts)
+			c.get(1, "/first")
+			if a := c.readAnswer(1); string(a.body) != "answer /first" {
+				t.Fatalf("first answer %q", a.body)
+			}
+			var frame bytes.Buffer
+			block := c.Block(":method", "GET", ":scheme", "http", ":authority", "example.test", ":path", "/next")
+			http2.NewFramer(&frame, nil).WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: block, EndStream: true, EndHeaders: true})
+			tt.send(c, frame.Bytes())
+			if a := c.readAnswer(3); string(a.body) != "answer /next" || a.reset != nil {
+				t.Fatalf("the answer after the pause: %q, reset %v", a.body, a.reset)
+			}
+			if len(c.goAways) != 0 {
+				t.Errorf("GOAWAY %v", c.goAways[0].ErrCode)
+			}
+		})
+	}
 }

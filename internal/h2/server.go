@@ -43,8 +43,10 @@ type Server struct {
 	conns map[*conn]struct{}
 
 	// bufs are the connections' write buffers (outBuffer), each held
-	// from a connection's first frame after a flush to the next flush.
-	bufs sync.Pool
+	// from a connection's first frame after a flush to the next flush;
+	// readers their read buffers, given back by idle connections.
+	bufs    sync.Pool
+	readers sync.Pool
 
 	date atomic.Pointer[dateStamp]
 }
