@@ -147,6 +147,9 @@ func (c *conn) serve() {
 	for {
 		if !first && !c.hasOne && c.br.Buffered() == 0 {
 			if err := c.awaitFrame(); err != nil {
+				// What the read found (a guard's ENHANCE_YOUR_CALM,
+				// the connection's end) is acted on as ReadFrame's.
+				c.failed(nil, err)
 				return
 			}
 		}
