@@ -226,7 +226,9 @@ func plainSocket(c net.Conn) bool {
 // own.
 func parkable(c net.Conn) bool {
 	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
+		// On a tlsSocket only, which tells a record begun (see await).
+		s, ok := tc.NetConn().(*tlsSocket)
+		return ok && plainSocket(s.Conn)
 	}
 	return plainSocket(c)
 }
@@ -454,6 +456,11 @@ func (fc *conn) await() int {
 			// HeadTimeout by readHead, before it reads.)
 			fc.c.SetReadDeadline(monoTime(fc.deadline))
 		}
+		return awaitRequest
+	case grace && errors.Is(err, os.ErrDeadlineExceeded) && midRecord(fc.c):
+		// A request's first record under way: its head has begun, and
+		// has its HeadTimeout, as a plain head split by a pause does.
+		fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
 		return awaitRequest
 	case !grace || !errors.Is(err, os.ErrDeadlineExceeded) || fc.br.Buffered() > 0 || len(fc.pending) > 0:
 		return awaitEnd

@@ -259,7 +259,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return http.ErrServerClosed
 		}
 		if s.opts.TLS != nil {
-			c = tls.Server(c, s.opts.TLS) // the handshake runs on the connection's goroutine
+			c = tls.Server(&tlsSocket{Conn: c}, s.opts.TLS) // the handshake runs on the connection's goroutine
 		}
 		fc := newConn(s, c)
 		fc.ip = ip
@@ -368,7 +368,7 @@ func (s *Server) reclaim(ip netip.Addr) bool {
 		if at == 0 || ip.IsValid() && fc.ip != ip {
 			continue
 		}
-		if st := fc.state.Load(); (st == connIdle || st == connParked) && (oldest == nil || at < oldest.idleAt.Load()) {
+		if st := fc.state.Load(); (st == connIdle && !midRecord(fc.c) || st == connParked) && (oldest == nil || at < oldest.idleAt.Load()) {
 			oldest = fc
 		}
 	}
@@ -508,14 +508,20 @@ func (s *Server) Close() error {
 const closeWait = time.Second
 
 // pendingRequest reports whether fc's client has sent bytes not read
-// yet: under TLS at the socket, where any bytes are records of a request.
-func pendingRequest(fc *conn) bool { return peek.Pending(socketOf(fc.c)) == peek.Data }
+// yet: at the socket (under TLS, records of a request), or, under TLS,
+// part of a record TLS has begun.
+func pendingRequest(fc *conn) bool {
+	return peek.Pending(socketOf(fc.c)) == peek.Data || midRecord(fc.c)
+}
 
 // socketOf is the connection under c's TLS, if any: what a look at the
 // socket looks at.
 func socketOf(c net.Conn) net.Conn {
 	if tc, ok := c.(*tls.Conn); ok {
-		return tc.NetConn()
+		c = tc.NetConn()
+		if s, ok := c.(*tlsSocket); ok {
+			return s.Conn
+		}
 	}
 	return c
 }

@@ -1,0 +1,115 @@
+//go:build linux
+
+package front
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
+
+// heldSocket is a TLS client's socket that can hold back what TLS writes,
+// so that a test sends a record in parts.
+type heldSocket struct {
+	net.Conn
+	mu   sync.Mutex
+	hold bool
+	held bytes.Buffer
+}
+
+func (h *heldSocket) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hold {
+		return h.held.Write(p)
+	}
+	return h.Conn.Write(p)
+}
+
+// record returns what TLS writes for s: one record, held back.
+func (h *heldSocket) record(tc *tls.Conn, s string) []byte {
+	h.mu.Lock()
+	h.hold = true
+	h.mu.Unlock()
+	tc.Write([]byte(s))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hold = false
+	b := bytes.Clone(h.held.Bytes())
+	h.held.Reset()
+	return b
+}
+
+// A client that has begun its next request's TLS record is not idle,
+// though neither the socket nor the plaintext shows a byte of it: its
+// connection does not park, Shutdown does not close it, and the request
+// is answered once the record is whole (with Connection: close, the
+// server shutting down).
+func TestTLSRecordBegunIsNotIdle(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// begin sends the record's first part, and waits until the
+		// connection has read it.
+		begin func(t *testing.T, s *Server, sock *heldSocket, part []byte)
+	}{
+		{"within the idle grace", func(t *testing.T, s *Server, sock *heldSocket, part []byte) {
+			sock.Conn.Write(part)
+			testutil.WaitFor(t, 10*time.Second, "the connection to take the request as begun", func() bool {
+				n, _ := countConns(s, func(fc *conn) bool { return fc.state.Load() == connActive })
+				return n == 1
+			})
+		}},
+		{"while parked", func(t *testing.T, s *Server, sock *heldSocket, part []byte) {
+			waitParked(t, s, 1)
+			sock.Conn.Write(part)
+			testutil.WaitFor(t, 10*time.Second, "the connection to read the record's start", func() bool {
+				n, _ := countConns(s, func(fc *conn) bool { return midRecord(fc.c) })
+				return n == 1
+			})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := Options{}
+			var cli *tls.Config
+			opts.TLS, cli = testTLS(t, "http/1.1")
+			s, addr := parkServe(t, echoStub{}, opts)
+			raw, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { raw.Close() })
+			sock := &heldSocket{Conn: raw}
+			c := tls.Client(sock, cli)
+			lc := &limClient{t: t, c: c, br: bufio.NewReader(c)}
+			lc.served("/one")
+			rec := sock.record(c, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n")
+			tc.begin(t, s, sock, rec[:len(rec)/2])
+			shut := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				shut <- s.Shutdown(ctx)
+			}()
+			waitClosing(t, s)
+			sock.Conn.Write(rec[len(rec)/2:])
+			resp, body, err := lc.response(5 * time.Second)
+			if err != nil {
+				t.Fatalf("the request whose record was begun before the shutdown: %v", err)
+			}
+			if resp.StatusCode != 200 || body != "GET /two" || !resp.Close {
+				t.Errorf("got %d %q close=%v, want 200 %q with Connection: close", resp.StatusCode, body, resp.Close, "GET /two")
+			}
+			if err := <-shut; err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
+	}
+}
