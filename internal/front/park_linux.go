@@ -1,7 +1,6 @@
 package front
 
 import (
-	"crypto/tls"
 	"errors"
 	"math"
 	"sync"
@@ -324,16 +323,12 @@ func (p *poller) unregister(fc *conn) {
 	p.claimed.Done()
 }
 
-// closeParked closes a claimed connection. A TLS one's socket is closed
-// first, so that its close_notify fails at once: it idled out, and a
-// client not reading could hold the poller's closing for the 5 s crypto/tls
-// gives that write (nginx sends none on a keep-alive timeout either).
+// closeParked closes a claimed connection (closeIdleConn first, which a
+// TLS one's closing must not wait for).
 func (p *poller) closeParked(fc *conn) {
 	p.unregister(fc)
 	fc.state.Store(connClosed)
-	if _, ok := fc.c.(*tls.Conn); ok {
-		socketOf(fc.c).Close()
-	}
+	closeIdleConn(fc.c)
 	fc.end()
 }
 

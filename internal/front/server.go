@@ -378,7 +378,7 @@ func (s *Server) reclaim(ip netip.Addr) bool {
 	case oldest == nil:
 		return false
 	case oldest.state.CompareAndSwap(connIdle, connClosed):
-		oldest.c.Close() // its goroutine's read fails, and it ends
+		closeIdleConn(oldest.c) // its goroutine's read fails, and it ends
 		return true
 	case p != nil:
 		return p.closeConn(oldest)
@@ -514,6 +514,19 @@ func pendingRequest(fc *conn) bool {
 	return peek.Pending(socketOf(fc.c)) == peek.Data || midRecord(fc.c)
 }
 
+// closeIdleConn closes an idle connection, under TLS its socket first,
+// so that close_notify fails at once: behind a client that does not read,
+// crypto/tls would give that write 5 s, which the caller (Shutdown with
+// the server's lock, the accept loop, the poller) cannot spare. An idle
+// connection's client expects no more (nginx sends none on a keep-alive
+// timeout either).
+func closeIdleConn(c net.Conn) {
+	if _, ok := c.(*tls.Conn); ok {
+		socketOf(c).Close()
+	}
+	c.Close()
+}
+
 // socketOf is the connection under c's TLS, if any: what a look at the
 // socket looks at.
 func socketOf(c net.Conn) net.Conn {
@@ -565,7 +578,7 @@ func (s *Server) closeIdle() {
 			continue // its goroutine reads it next, and answers with close
 		}
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
-			fc.c.Close()
+			closeIdleConn(fc.c)
 		}
 	}
 	p := s.poll
