@@ -13,7 +13,12 @@
 // handler, and a handler writes its own frames to the connection under
 // its write lock. An answer that fits the stream's buffer leaves as
 // HEADERS and DATA in one write (one TLS record), and writers queued
-// behind one another share a flush.
+// behind one another, or ready together while the connection's other
+// handlers run, share a flush.
+//
+// A connection holds buffers only while it uses them: the write buffer
+// from a frame to its flush, the read buffer until the connection has
+// been idle a moment; both come from the Server's pools.
 //
 // It imports nothing of gatehouse.
 package h2
