@@ -149,11 +149,15 @@ func (c *conn) serve() {
 			if err := c.awaitFrame(); err != nil {
 				// What the read found (a guard's ENHANCE_YOUR_CALM,
 				// the connection's end) is acted on as ReadFrame's.
-				c.failed(nil, err)
+				c.failed(err, nil)
 				return
 			}
 		}
 		f, err := c.fr.ReadFrame()
+		var detail error // why ReadFrame refused a frame, for GOAWAY
+		if err != nil {
+			detail = c.fr.ErrorDetail()
+		}
 		if err == nil && first {
 			// Its SETTINGS, or, as x/net takes it too, the
 			// acknowledgement of the server's.
@@ -164,7 +168,7 @@ func (c *conn) serve() {
 		if err == nil {
 			err = c.process(f)
 		}
-		if err != nil && !c.failed(f, err) {
+		if err != nil && !c.failed(err, detail) {
 			return
 		}
 		if first {
@@ -185,27 +189,38 @@ func (c *conn) serve() {
 // its buffer between frames and pays nothing. The grace's read deadline
 // is set here, or by streamEnded when the last stream ends meanwhile.
 func (c *conn) awaitFrame() error {
-	c.mu.Lock()
-	c.awaiting = true
-	c.armGraceLocked()
-	c.mu.Unlock()
-	_, err := c.br.Peek(1)
-	c.mu.Lock()
-	c.awaiting = false
-	grace := c.graceSet
-	c.graceSet = false
-	if grace && !c.lingering {
-		c.nc.SetReadDeadline(time.Time{})
+	for {
+		c.mu.Lock()
+		c.awaiting = true
+		c.armGraceLocked()
+		c.mu.Unlock()
+		_, err := c.br.Peek(1)
+		c.mu.Lock()
+		c.awaiting = false
+		grace := c.graceSet
+		c.graceSet = false
+		if grace && !c.lingering {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+		idle := c.idleLocked()
+		c.mu.Unlock()
+		var ne net.Error
+		switch {
+		case err == nil:
+			return nil
+		case !grace || !errors.As(err, &ne) || !ne.Timeout():
+			return err
+		case idle:
+			return c.awaitByte()
+		}
+		// The grace's deadline passed on a connection told to go away
+		// meanwhile: it waits on, under linger's deadline once that is
+		// set, and its GOAWAY goes out first.
 	}
-	idle := c.idleLocked()
-	c.mu.Unlock()
-	if err == nil {
-		return nil
-	}
-	var ne net.Error
-	if !grace || !idle || !errors.As(err, &ne) || !ne.Timeout() {
-		return err
-	}
+}
+
+// awaitByte waits for the next frame's first byte without a read buffer.
+func (c *conn) awaitByte() error {
 	// Idle past the grace: the connection's own bounds (the idle timer's
 	// GOAWAY and linger, Close) end this wait.
 	c.putReadBuffer()
@@ -275,7 +290,7 @@ func (s frameSource) Read(p []byte) (int, error) {
 // failed acts on an error reading or acting on a frame: a stream error
 // resets that stream and the connection goes on; anything else ends it,
 // with GOAWAY when it is the client's fault.
-func (c *conn) failed(f http2.Frame, err error) bool {
+func (c *conn) failed(err, detail error) bool {
 	var se http2.StreamError
 	if errors.As(err, &se) {
 		c.mu.Lock()
@@ -297,7 +312,7 @@ func (c *conn) failed(f http2.Frame, err error) bool {
 	var ce http2.ConnectionError
 	switch {
 	case errors.As(err, &ce):
-		c.writeGoAway(http2.ErrCode(ce), c.fr.ErrorDetail())
+		c.writeGoAway(http2.ErrCode(ce), detail)
 	case errors.Is(err, http2.ErrFrameTooLarge):
 		c.writeGoAway(http2.ErrCodeFrameSize, nil)
 	default:

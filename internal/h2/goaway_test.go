@@ -1,15 +1,19 @@
 package h2_test
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/http2"
 
 	"github.com/gatehouse/gatehouse/internal/h2"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // GoAway tells the client which streams will be served, serves none
@@ -94,4 +98,66 @@ func TestGoAwayIsSentOnce(t *testing.T) {
 		t.Errorf("%d GOAWAY frames, want 1", n)
 	}
 	awaitServed(t, sc)
+}
+
+// A connection told to go away just after its last stream ended, while
+// it waits out its read grace, still gets its GOAWAY out to a client
+// that reads it late (a pipe: the write waits for the read), and ends
+// after it: the grace's deadline passing ends nothing.
+func TestGoAwayWithinTheReadGraceGetsOut(t *testing.T) {
+	t.Parallel()
+	srv := &h2.Server{}
+	sc, cc := net.Pipe()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.ServeConn(context.Background(), sc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "answer")
+		}))
+	}()
+	defer cc.Close()
+	c := testutil.NewRawH2(cc)
+	// The client's writes, in order on one goroutine (the pipe holds
+	// each until the server reads it): its preface, then, once it has
+	// the server's SETTINGS, the request.
+	settled := make(chan struct{})
+	go func() {
+		c.Preface()
+		<-settled
+		c.Headers(1, true, ":method", "GET", ":scheme", "http", ":authority", "example.test", ":path", "/")
+	}()
+	read := func() http2.Frame {
+		t.Helper()
+		cc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		f, err := c.Framer.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading: %v", err)
+		}
+		return f
+	}
+	for f := read(); ; f = read() {
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			break
+		}
+	}
+	close(settled)
+	for f := read(); ; f = read() {
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamEnded() {
+			break
+		}
+	}
+	// Time itself must pass: the handler returns a moment after its
+	// answer, and the client reads again only after the 50 ms grace.
+	time.Sleep(10 * time.Millisecond)
+	srv.GoAway()
+	time.Sleep(200 * time.Millisecond)
+	for f := read(); ; f = read() {
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			if g.ErrCode != http2.ErrCodeNo || g.LastStreamID != 1 {
+				t.Errorf("GOAWAY %v, last stream %d; want NO_ERROR, 1", g.ErrCode, g.LastStreamID)
+			}
+			break
+		}
+	}
+	await(t, served, "the connection's end")
 }

@@ -51,10 +51,15 @@ func DialH2(t testing.TB, addr string, cfg *tls.Config) (*RawH2, error) {
 		c = tc
 	}
 	t.Cleanup(func() { c.Close() })
+	return NewRawH2(c), nil
+}
+
+// NewRawH2 speaks HTTP/2 as a client on c, connected already.
+func NewRawH2(c net.Conn) *RawH2 {
 	h := &RawH2{Conn: c, Framer: http2.NewFramer(c, c)}
 	h.Framer.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	h.enc = hpack.NewEncoder(&h.block)
-	return h, nil
+	return h
 }
 
 // Preface writes the client connection preface and a SETTINGS frame with
