@@ -199,7 +199,8 @@ func (fc *conn) setRemote() { fc.c.RemoteAddr() }
 // clientUnknown reports whether c's PROXY protocol header said the
 // client is unknown (see Exchange.ClientUnknown).
 func clientUnknown(c net.Conn) bool {
-	cu, ok := c.(interface{ ClientUnknown() bool })
+	// Under TLS, the PROXY protocol wrapper is the socket's (socketOf).
+	cu, ok := socketOf(c).(interface{ ClientUnknown() bool })
 	return ok && cu.ClientUnknown()
 }
 

@@ -2,9 +2,11 @@ package gateway_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -20,10 +22,24 @@ import (
 // is served with the balancer as its peer, but what the client wrote in
 // X-Forwarded-For, -Proto and -Host is not taken as the balancer's word:
 // the app gets gatehouse's own, and the access log's client is the
-// balancer. (A LOCAL header, the balancer's own health check, keeps it a
-// trusted peer: that is the balancer speaking.)
+// balancer, on the plain listener and on the TLS one alike. (A LOCAL
+// header, the balancer's own health check, keeps it a trusted peer: that
+// is the balancer speaking.)
 func TestProxyUnknownTrustsNoClientField(t *testing.T) {
 	t.Parallel()
+	for _, overTLS := range []bool{false, true} {
+		name := "plain"
+		if overTLS {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			proxyUnknownTrustsNoClientField(t, overTLS)
+		})
+	}
+}
+
+func proxyUnknownTrustsNoClientField(t *testing.T, overTLS bool) {
 	app := newNetApp(t, nil)
 	cfg := config.Default()
 	cfg.TrustedProxies = []string{"127.0.0.1/32"}
@@ -44,7 +60,19 @@ func TestProxyUnknownTrustsNoClientField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := front.New(d.serving, front.Options{})
+	var opts front.Options
+	var cli *tls.Config
+	proto := "http"
+	if overTLS {
+		srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		opts.TLS = &tls.Config{Certificates: srv.TLS.Certificates, NextProtos: []string{"http/1.1"}}
+		cli = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+		cli.ServerName = "example.com" // what httptest's certificate is for
+		proto = "https"
+	}
+	f := front.New(d.serving, opts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -52,12 +80,17 @@ func TestProxyUnknownTrustsNoClientField(t *testing.T) {
 	}()
 	t.Cleanup(func() { f.Close(); <-done })
 
-	c, err := net.Dial("tcp", ln.Addr().String())
+	raw, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	io.WriteString(c, "PROXY UNKNOWN\r\nGET /u HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n"+
+	defer raw.Close()
+	io.WriteString(raw, "PROXY UNKNOWN\r\n")
+	var c net.Conn = raw
+	if overTLS {
+		c = tls.Client(raw, cli)
+	}
+	io.WriteString(c, "GET /u HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n"+
 		"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\n\r\n")
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -73,7 +106,7 @@ func TestProxyUnknownTrustsNoClientField(t *testing.T) {
 		t.Fatalf("the app got %d requests, want 1", len(seen))
 	}
 	h := seen[0].Header
-	for k, want := range map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "app.example"} {
+	for k, want := range map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": proto, "X-Forwarded-Host": "app.example"} {
 		if got := h.Values(k); len(got) != 1 || got[0] != want {
 			t.Errorf("the app got %s %q, want gatehouse's own %q: the client is unknown, its fields are not the balancer's word", k, got, want)
 		}
