@@ -354,6 +354,9 @@ func (fc *conn) run(fresh bool) {
 				// one's stack (to 16 KiB or so), which the connection's
 				// reader would keep, idle or not, for as long as it
 				// lives; a new one starts at the runtime's usual size.
+				if !fc.state.CompareAndSwap(connIdle, connActive) {
+					return // closed by Shutdown meanwhile
+				}
 				handed = true
 				go fc.runH2(tc)
 				return
@@ -431,6 +434,12 @@ const (
 func (fc *conn) await() int {
 	fc.takeBuffers()
 	wait, grace := fc.deadline, false
+	if fc.woke {
+		// The client has begun sending (a request, or its close): what
+		// it began has HeadTimeout to arrive, as a head split by a pause
+		// has, not what is left of the keep-alive.
+		wait = min(wait, monoNow()+int64(fc.s.opts.HeadTimeout))
+	}
 	switch t := monoNow() + int64(parkAfter); {
 	case fc.waitedTo != 0:
 		// The answer's last write waited, with this grace as the

@@ -47,7 +47,8 @@ func (fc *conn) handshake(tc *tls.Conn) bool {
 // ends a client flooding it with frames that ask for nothing, or
 // resetting the streams it opens as it opens them.
 func (fc *conn) serveH2(c net.Conn) {
-	fc.state.Store(connActive)
+	// Active already (run's request loop, or its handshake): Shutdown
+	// sends it GOAWAY rather than closing it as idle.
 	s := fc.s
 	s.h2conns.Add(1)
 	defer s.h2conns.Add(-1)

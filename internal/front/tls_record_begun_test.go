@@ -113,3 +113,42 @@ func TestTLSRecordBegunIsNotIdle(t *testing.T) {
 		})
 	}
 }
+
+// A TLS record begun and never finished has HeadTimeout to arrive, as a
+// plain head split by a pause has, not what is left of the keep-alive:
+// within the idle grace or woken from parking, the connection then
+// closes.
+func TestTLSRecordBegunHasHeadTimeout(t *testing.T) {
+	const headTimeout = 400 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		parked bool
+	}{
+		{"within the idle grace", false},
+		{"while parked", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := Options{HeadTimeout: headTimeout, KeepaliveTimeout: 30 * time.Second}
+			var cli *tls.Config
+			opts.TLS, cli = testTLS(t, "http/1.1")
+			s, addr := parkServe(t, echoStub{}, opts)
+			raw, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { raw.Close() })
+			sock := &heldSocket{Conn: raw}
+			c := tls.Client(sock, cli)
+			lc := &limClient{t: t, c: c, br: bufio.NewReader(c)}
+			lc.served("/one")
+			rec := sock.record(c, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n")
+			if tc.parked {
+				waitParked(t, s, 1)
+			}
+			start := time.Now()
+			sock.Conn.Write(rec[:3])
+			lc.closedAfter(start, headTimeout, "head_timeout")
+		})
+	}
+}
