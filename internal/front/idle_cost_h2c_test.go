@@ -4,10 +4,8 @@ package front
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,49 +32,6 @@ func h2cHello(path string) (hello, answered []byte) {
 	return b.Bytes(), a.Bytes()
 }
 
-// openIdleH2C opens n h2c connections to addr, four dialers at a time,
-// each served one request on one stream, and returns them held open.
-func openIdleH2C(t testing.TB, addr string, n int) []rawClient {
-	t.Helper()
-	ta, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hello, answered := h2cHello("/idle")
-	cs := make([]rawClient, n)
-	errs := make([]error, 4)
-	var wg sync.WaitGroup
-	for w := range errs {
-		wg.Go(func() {
-			for i := w; i < n; i += len(errs) {
-				c, err := dialRaw(ta)
-				if err == nil {
-					cs[i] = c
-					err = c.roundTrip(string(hello), string(answered))
-				}
-				if err != nil {
-					errs[w] = fmt.Errorf("connection %d: %w", i, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, c := range cs {
-			if c > 0 {
-				c.close()
-			}
-		}
-	})
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return cs
-}
-
 // An idle HTTP/2 connection with prior knowledge (h2c), after one
 // stream, costs the server its reader goroutine, the HPACK tables and
 // the connection's state: at most 11 KiB of live heap and stacks (about
@@ -99,9 +54,10 @@ func TestIdleH2CConnCost(t *testing.T) {
 	go func() { defer close(done); s.Serve(ln) }()
 	t.Cleanup(func() { s.Close(); <-done })
 	// One connection first, for what the server makes once.
-	cs := openIdleH2C(t, ln.Addr().String(), 1)
+	hello, answered := h2cHello("/idle")
+	cs := openIdleWith(t, ln.Addr().String(), 1, string(hello), string(answered))
 	before := memInUse()
-	openIdleH2C(t, ln.Addr().String(), n)
+	openIdleWith(t, ln.Addr().String(), n, string(hello), string(answered))
 	// Each gives its read buffer back once idle for a moment (50 ms).
 	var perConn float64
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {

@@ -171,6 +171,14 @@ func (c rawClient) close() { unix.Close(int(c)) }
 // served one request, and returns them held open.
 func openIdle(t testing.TB, addr string, n int) []rawClient {
 	t.Helper()
+	return openIdleWith(t, addr, n, "GET /idle HTTP/1.1\r\nHost: a\r\n\r\n", "GET /idle")
+}
+
+// openIdleWith opens n connections to addr, four dialers at a time, each
+// sending req and reading until what it got ends with want, and returns
+// them held open.
+func openIdleWith(t testing.TB, addr string, n int, req, want string) []rawClient {
+	t.Helper()
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +192,7 @@ func openIdle(t testing.TB, addr string, n int) []rawClient {
 				c, err := dialRaw(ta)
 				if err == nil {
 					cs[i] = c
-					err = c.roundTrip("GET /idle HTTP/1.1\r\nHost: a\r\n\r\n", "GET /idle")
+					err = c.roundTrip(req, want)
 				}
 				if err != nil {
 					errs[w] = fmt.Errorf("connection %d: %w", i, err)

@@ -47,6 +47,22 @@ func (h *heldSocket) record(tc *tls.Conn, s string) []byte {
 	return b
 }
 
+// heldTLSAfterOne dials addr over TLS on a heldSocket, is served one
+// request, and returns the record of its next request, unsent.
+func heldTLSAfterOne(t *testing.T, addr string, cli *tls.Config) (*heldSocket, *limClient, []byte) {
+	t.Helper()
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	sock := &heldSocket{Conn: raw}
+	c := tls.Client(sock, cli)
+	lc := &limClient{t: t, c: c, br: bufio.NewReader(c)}
+	lc.served("/one")
+	return sock, lc, sock.record(c, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n")
+}
+
 // A client that has begun its next request's TLS record is not idle,
 // though neither the socket nor the plaintext shows a byte of it: its
 // connection does not park, Shutdown does not close it, and the request
@@ -81,16 +97,7 @@ func TestTLSRecordBegunIsNotIdle(t *testing.T) {
 			var cli *tls.Config
 			opts.TLS, cli = testTLS(t, "http/1.1")
 			s, addr := parkServe(t, echoStub{}, opts)
-			raw, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { raw.Close() })
-			sock := &heldSocket{Conn: raw}
-			c := tls.Client(sock, cli)
-			lc := &limClient{t: t, c: c, br: bufio.NewReader(c)}
-			lc.served("/one")
-			rec := sock.record(c, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n")
+			sock, lc, rec := heldTLSAfterOne(t, addr, cli)
 			tc.begin(t, s, sock, rec[:len(rec)/2])
 			shut := make(chan error, 1)
 			go func() {
@@ -133,16 +140,7 @@ func TestTLSRecordBegunHasHeadTimeout(t *testing.T) {
 			var cli *tls.Config
 			opts.TLS, cli = testTLS(t, "http/1.1")
 			s, addr := parkServe(t, echoStub{}, opts)
-			raw, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { raw.Close() })
-			sock := &heldSocket{Conn: raw}
-			c := tls.Client(sock, cli)
-			lc := &limClient{t: t, c: c, br: bufio.NewReader(c)}
-			lc.served("/one")
-			rec := sock.record(c, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n")
+			sock, lc, rec := heldTLSAfterOne(t, addr, cli)
 			if tc.parked {
 				waitParked(t, s, 1)
 			}
