@@ -454,8 +454,15 @@ func (fc *conn) await() int {
 	}
 	// A connection the poller woke has something to read (or an end):
 	// it parks again only after a request.
+	woke := fc.woke
 	fc.woke = false
 	_, err := fc.br.Peek(1)
+	if woke && errors.Is(err, os.ErrDeadlineExceeded) && !midRecord(fc.c) && pendingRequest(fc) {
+		// The bound passed before the read was made (this goroutine was
+		// held up longer than HeadTimeout): what woke it is there.
+		fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
+		_, err = fc.br.Peek(1)
+	}
 	switch {
 	case err == nil:
 		if grace && (fc.first || !fc.headStarts()) {
