@@ -65,6 +65,10 @@ SOURCES=${SOURCES:-1}
 # HAProxy's maxconn.
 ROOM=1024
 HA_ROOM=256
+# The idle timeout of all three: longer than opening N connections (up
+# to 120 s, TLS handshakes included) and holding them, so that none is
+# closed as idle before it is counted.
+IDLE_TIMEOUT=600s
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/gatehouse-idle.XXXXXX)
 PROTO=${PROTO:-http}
@@ -161,6 +165,7 @@ http {
   access_log $dir/access.log;
   client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir;
   uwsgi_temp_path $dir; scgi_temp_path $dir;
+  keepalive_timeout $IDLE_TIMEOUT;
   upstream backends { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 256; }
   server {
     listen 127.0.0.1:$PROXY_PORT$NGINX_LISTEN;
@@ -182,7 +187,8 @@ defaults
   option httplog
   maxconn $((MAXN + HA_ROOM))
   timeout connect 5s
-  timeout client 60s
+  timeout client $IDLE_TIMEOUT
+  timeout http-keep-alive $IDLE_TIMEOUT
   timeout server 60s
   http-reuse always
 frontend fe
@@ -207,6 +213,7 @@ $GH_H2C
 limits:
   max_connections: $((MAXN + ROOM))
   max_connections_per_ip: $((MAXN + ROOM))
+  keepalive_timeout: $IDLE_TIMEOUT
 $(bench_app_conf)
 CONF
       "$WORK/gatehouse" run -c "$dir/gatehouse.yaml" > "$dir/out" 2>&1 & started $!
