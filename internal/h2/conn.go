@@ -204,11 +204,10 @@ func (c *conn) awaitFrame() error {
 		}
 		idle := c.idleLocked()
 		c.mu.Unlock()
-		var ne net.Error
 		switch {
 		case err == nil:
 			return nil
-		case !grace || !errors.As(err, &ne) || !ne.Timeout():
+		case !grace || !isTimeout(err):
 			return err
 		case idle:
 			return c.awaitByte()
@@ -217,6 +216,14 @@ func (c *conn) awaitFrame() error {
 		// meanwhile: it waits on, under linger's deadline once that is
 		// set, and its GOAWAY goes out first.
 	}
+}
+
+// isTimeout reports whether err is a read deadline's passing. (A
+// function of its own: the net.Error it looks for escapes, and is made
+// only for an error.)
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // awaitByte waits for the next frame's first byte without a read buffer.
