@@ -433,11 +433,14 @@ const (
 // last one, is read on.
 func (fc *conn) await() int {
 	fc.takeBuffers()
+	// A connection the poller woke has something to read (or an end): it
+	// parks again only after a request, and what its client began has
+	// HeadTimeout to arrive, as a head split by a pause has, not what is
+	// left of the keep-alive.
+	woke := fc.woke
+	fc.woke = false
 	wait, grace := fc.deadline, false
-	if fc.woke {
-		// The client has begun sending (a request, or its close): what
-		// it began has HeadTimeout to arrive, as a head split by a pause
-		// has, not what is left of the keep-alive.
+	if woke {
 		wait = min(wait, monoNow()+int64(fc.s.opts.HeadTimeout))
 	}
 	switch t := monoNow() + int64(parkAfter); {
@@ -446,18 +449,14 @@ func (fc *conn) await() int {
 		// socket's read deadline (primeSendWait).
 		grace = true
 		fc.waitedTo = 0
-	case t < wait && !fc.woke:
+	case t < wait && !woke:
 		wait, grace = t, true
 		fallthrough
 	default:
 		fc.c.SetReadDeadline(monoTime(wait))
 	}
-	// A connection the poller woke has something to read (or an end):
-	// it parks again only after a request.
-	woke := fc.woke
-	fc.woke = false
 	_, err := fc.br.Peek(1)
-	if woke && errors.Is(err, os.ErrDeadlineExceeded) && !midRecord(fc.c) && pendingRequest(fc) {
+	if woke && errors.Is(err, os.ErrDeadlineExceeded) && peek.Pending(socketOf(fc.c)) == peek.Data {
 		// The bound passed before the read was made (this goroutine was
 		// held up longer than HeadTimeout): what woke it is there.
 		fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))

@@ -13,10 +13,10 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// h2cHello is what an h2c client sends to be served one request: the
-// preface, its SETTINGS and a GET of path on stream 1; h2cAnswered is how
-// the server's bytes end once it has answered (echoStub's body in the
-// DATA frame that ends stream 1).
+// h2cHello returns what an h2c client sends to be served one request
+// (hello: the preface, its SETTINGS and a GET of path on stream 1) and
+// how the server's bytes end once it has answered (answered: echoStub's
+// body in the DATA frame that ends stream 1).
 func h2cHello(path string) (hello, answered []byte) {
 	var b, block bytes.Buffer
 	b.WriteString(http2.ClientPreface)

@@ -17,9 +17,8 @@ import (
 // goroutine.
 type tlsSocket struct {
 	net.Conn
-	// left is what remains of the current record's header (negative:
-	// -left header bytes are still to come) or body; hdr gathers a
-	// header split over reads.
+	// left is what remains of the current record's body; hdr gathers
+	// the next record's header, hdrN bytes of it so far.
 	left int
 	hdr  [recordHeader]byte
 	hdrN int
