@@ -36,3 +36,39 @@ func TestTLSSocketFollowsRecords(t *testing.T) {
 		})
 	}
 }
+
+// Following the record framing read by read says what a walk over the
+// whole stream says, wherever the reads cut it.
+func FuzzTLSSocketFollowsRecords(f *testing.F) {
+	f.Add([]byte{23, 3, 3, 0, 3, 'a', 'b', 'c', 23, 3, 3, 0, 0}, []byte{2, 5})
+	f.Add([]byte{22, 3, 1, 1, 0}, []byte{1, 1, 1})
+	f.Fuzz(func(t *testing.T, stream, cuts []byte) {
+		var s tlsSocket
+		from := 0
+		for _, c := range cuts {
+			to := min(from+int(c), len(stream))
+			s.follow(stream[from:to])
+			from = to
+		}
+		s.follow(stream[from:])
+		if got, want := s.mid.Load(), endsMidRecord(stream); got != want {
+			t.Errorf("mid-record %v, want %v, for % x cut at %v", got, want, stream, cuts)
+		}
+	})
+}
+
+// endsMidRecord walks stream record by record: whether it ends inside a
+// header or a body.
+func endsMidRecord(stream []byte) bool {
+	for len(stream) > 0 {
+		if len(stream) < recordHeader {
+			return true
+		}
+		n := recordHeader + (int(stream[3])<<8 | int(stream[4]))
+		if len(stream) < n {
+			return true
+		}
+		stream = stream[n:]
+	}
+	return false
+}
