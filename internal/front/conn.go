@@ -32,7 +32,9 @@ import (
 //	  │  ▲
 //	  │  └── readable ── parked ◀── idle a while, nothing buffered (sockets, TLS on them)
 //	  │                    │
-//	  └── Shutdown closes it (idle: its goroutine ends; parked: the poller's claim)
+//	  ├── Shutdown stops its wait ──▶ stopping ── a request begun ──▶ active
+//	  │                                  │
+//	  └── parked: the poller's claim     └── nothing begun: its goroutine ends
 //	                       ▼
 //	                     closed     (active ones finish, then close)
 const (
@@ -42,6 +44,10 @@ const (
 	// connParked: idle, with no goroutine and no buffers; the poller
 	// owns it (park_linux.go).
 	connParked
+	// connStopping: idle, and Shutdown has cut its goroutine's wait
+	// short (stopWait); the goroutine ends it, or serves what it had
+	// begun to read (resume).
+	connStopping
 )
 
 // The buffers a connection holds only while it reads or answers a
@@ -94,9 +100,13 @@ type conn struct {
 	idleAt atomic.Int64
 	// ip is the client address the connection is counted against
 	// (Options.MaxConnectionsPerIP); the zero Addr when it is not.
-	ip    netip.Addr
-	first bool
-	woke  bool // the poller found the parked connection readable
+	ip netip.Addr
+	// stopMu orders Shutdown's cut of an idle wait (stopWait) before the
+	// goroutine takes up a request it had begun to read (resume), so that
+	// no cut lands after the request's own read deadline is set.
+	stopMu sync.Mutex
+	first  bool
+	woke   bool // the poller found the parked connection readable
 	// tunneled: the connection carries another protocol now (Tunnel),
 	// and the front serves nothing more on it.
 	tunneled bool
@@ -355,7 +365,7 @@ func (fc *conn) run(fresh bool) {
 				// reader would keep, idle or not, for as long as it
 				// lives; a new one starts at the runtime's usual size.
 				if !fc.state.CompareAndSwap(connIdle, connActive) {
-					return // closed by Shutdown meanwhile
+					return // stopped by Shutdown meanwhile
 				}
 				handed = true
 				go fc.runH2(tc)
@@ -381,8 +391,8 @@ func (fc *conn) run(fresh bool) {
 			handed = true
 			return
 		}
-		if !fc.state.CompareAndSwap(connIdle, connActive) {
-			return // closed by Shutdown, or reclaimed
+		if !fc.state.CompareAndSwap(connIdle, connActive) && !fc.resume() {
+			return // stopped or closed by Shutdown, or reclaimed
 		}
 		fc.idleAt.Store(0)
 		if !fc.skipEmptyLines() {
@@ -497,6 +507,42 @@ func (fc *conn) await() int {
 	fc.pendingBuf = b
 	fc.pending = fc.pendingBuf[:1]
 	return awaitRequest
+}
+
+// stopWait cuts short the wait of an idle connection's goroutine for its
+// next request, for Shutdown, which calls it again until the connection
+// ends: a cut made before the goroutine set its read's deadline is lost.
+// Closing the connection instead would lose a request whose first bytes
+// the goroutine has just read. It reports whether fc was idle.
+func (fc *conn) stopWait() bool {
+	fc.stopMu.Lock()
+	defer fc.stopMu.Unlock()
+	if !fc.state.CompareAndSwap(connIdle, connStopping) && fc.state.Load() != connStopping {
+		return false
+	}
+	fc.c.SetReadDeadline(time.Unix(1, 0))
+	return true
+}
+
+// resume takes up, as active, a connection whose wait Shutdown stopped
+// after the goroutine had read the start of a request: the request is
+// served (and answered with Connection: close). False when nothing had
+// begun, and the connection ends.
+func (fc *conn) resume() bool {
+	fc.stopMu.Lock()
+	defer fc.stopMu.Unlock()
+	if fc.state.Load() != connStopping || !fc.begun() {
+		return false
+	}
+	fc.state.Store(connActive)
+	fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
+	return true
+}
+
+// begun reports whether the connection holds the start of a request:
+// bytes read and not consumed, or a TLS record under way.
+func (fc *conn) begun() bool {
+	return len(fc.pending) > 0 || fc.br != nil && fc.br.Buffered() > 0 || midRecord(fc.c)
 }
 
 // park hands the idle connection to the server's poller; false when it
@@ -913,11 +959,15 @@ func (fc *conn) end() {
 	if fc.reqState != nil {
 		fc.cancel()
 	}
-	fc.state.Store(connClosed)
+	stopped := fc.state.Swap(connClosed) == connStopping
 	if fc.reqState != nil && fc.body.n != 0 && !fc.tunneled && !fc.watch.gone.Load() {
 		fc.lingerClose()
 	}
-	fc.c.Close()
+	if stopped {
+		closeIdleConn(fc.c) // as Shutdown would have: no close_notify to wait on
+	} else {
+		fc.c.Close()
+	}
 	fc.s.freeSlot()
 	fc.s.leavePeer(fc.ip)
 	fc.putBuffers()

@@ -566,20 +566,19 @@ func (s *Server) CloseTunnels() {
 	}
 }
 
-// closeIdle closes the connections waiting for a request: those on
-// their goroutines, whose read then fails, and the parked ones. A
-// connection whose client has sent bytes its goroutine has not read yet
-// is not idle: closing it would lose a request the client sent before
-// the shutdown (net/http likewise spares a new connection for a while).
+// closeIdle ends the connections waiting for a request: it cuts short
+// the wait of those on their goroutines, which end them unless a request
+// had begun, and closes the parked ones. A connection whose client has
+// sent bytes its goroutine has not read yet is not idle: cutting its
+// read short would lose a request the client sent before the shutdown
+// (net/http likewise spares a new connection for a while).
 func (s *Server) closeIdle() {
 	s.mu.Lock()
 	for fc := range s.conns {
-		if fc.state.Load() == connIdle && pendingRequest(fc) {
+		if st := fc.state.Load(); (st == connIdle || st == connStopping) && pendingRequest(fc) {
 			continue // its goroutine reads it next, and answers with close
 		}
-		if fc.state.CompareAndSwap(connIdle, connClosed) {
-			closeIdleConn(fc.c)
-		}
+		fc.stopWait()
 	}
 	p := s.poll
 	s.mu.Unlock()
