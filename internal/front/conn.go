@@ -29,14 +29,18 @@ import (
 //
 //	        request's first byte          response written
 //	idle ─────────────────────────▶ active ─────────────────▶ idle
-//	  │  ▲
+//	  │  ▲                            ▲
 //	  │  └── readable ── parked ◀── idle a while, nothing buffered (sockets, TLS on them)
-//	  │                    │
-//	  ├── Shutdown stops its wait ──▶ stopping ── a request begun ──▶ active
-//	  │                                  │
-//	  └── parked: the poller's claim     └── nothing begun: its goroutine ends
-//	                       ▼
-//	                     closed     (active ones finish, then close)
+//	  │                    │          │
+//	  │                    │          └── a request begun (its last) ──┐
+//	  │                    │                                           │
+//	  └── Shutdown or reclaim cuts its wait short (stopWait) ──▶ stopping
+//	                       │                                           │
+//	                       │ Shutdown or reclaim           nothing begun│
+//	                       ▼                                           ▼
+//	                     closed ◀──────────────────────────────────────┘
+//
+// An active connection ends (closed) after its answer when it must.
 const (
 	connIdle int32 = iota
 	connActive
@@ -44,9 +48,9 @@ const (
 	// connParked: idle, with no goroutine and no buffers; the poller
 	// owns it (park_linux.go).
 	connParked
-	// connStopping: idle, and Shutdown has cut its goroutine's wait
-	// short (stopWait); the goroutine ends it, or serves what it had
-	// begun to read (resume).
+	// connStopping: idle, and Shutdown or reclaim has cut its
+	// goroutine's wait short (stopWait); the goroutine ends it, or
+	// serves what it had begun to read as its last request (resume).
 	connStopping
 )
 
@@ -101,12 +105,14 @@ type conn struct {
 	// ip is the client address the connection is counted against
 	// (Options.MaxConnectionsPerIP); the zero Addr when it is not.
 	ip netip.Addr
-	// stopMu orders Shutdown's cut of an idle wait (stopWait) before the
+	// stopMu orders the cut of an idle wait (stopWait) before the
 	// goroutine takes up a request it had begun to read (resume), so that
 	// no cut lands after the request's own read deadline is set.
 	stopMu sync.Mutex
 	first  bool
-	woke   bool // the poller found the parked connection readable
+	// last: the request taken up after a cut is the connection's last.
+	last bool
+	woke bool // the poller found the parked connection readable
 	// tunneled: the connection carries another protocol now (Tunnel),
 	// and the front serves nothing more on it.
 	tunneled bool
@@ -364,8 +370,8 @@ func (fc *conn) run(fresh bool) {
 				// one's stack (to 16 KiB or so), which the connection's
 				// reader would keep, idle or not, for as long as it
 				// lives; a new one starts at the runtime's usual size.
-				if !fc.state.CompareAndSwap(connIdle, connActive) {
-					return // stopped by Shutdown meanwhile
+				if !fc.state.CompareAndSwap(connIdle, connActive) && !fc.takeUp(always) {
+					return
 				}
 				handed = true
 				go fc.runH2(tc)
@@ -377,7 +383,7 @@ func (fc *conn) run(fresh bool) {
 		fc.deadline, fc.first = monoNow()+int64(fc.s.opts.HeadTimeout), true
 	}
 	// No check for a shutdown here: a connection waiting for its next
-	// request is idle, and Shutdown closes it as such (after its idle
+	// request is idle, and Shutdown ends it as such (after its idle
 	// grace). Closing it here instead would cut off the request of a
 	// client told keep-alive a moment before, or one that just finished
 	// its handshake, and answer it with a reset.
@@ -391,8 +397,11 @@ func (fc *conn) run(fresh bool) {
 			handed = true
 			return
 		}
+		if fc.dropEmptyLines() {
+			continue
+		}
 		if !fc.state.CompareAndSwap(connIdle, connActive) && !fc.resume() {
-			return // stopped or closed by Shutdown, or reclaimed
+			return // its wait cut short, with no request begun
 		}
 		fc.idleAt.Store(0)
 		if !fc.skipEmptyLines() {
@@ -463,14 +472,21 @@ func (fc *conn) await() int {
 		wait, grace = t, true
 		fallthrough
 	default:
-		fc.c.SetReadDeadline(monoTime(wait))
+		fc.setWait(monoTime(wait))
 	}
 	_, err := fc.br.Peek(1)
 	if woke && errors.Is(err, os.ErrDeadlineExceeded) && peek.Pending(socketOf(fc.c)) == peek.Data {
 		// The bound passed before the read was made (this goroutine was
 		// held up longer than HeadTimeout): what woke it is there.
-		fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
+		fc.setWait(time.Now().Add(fc.s.opts.HeadTimeout))
 		_, err = fc.br.Peek(1)
+	}
+	if err != nil && fc.resume() {
+		// Cut short as a request began: it is read on.
+		if _, err = fc.br.Peek(1); err != nil {
+			return awaitEnd
+		}
+		return awaitRequest
 	}
 	switch {
 	case err == nil:
@@ -498,9 +514,13 @@ func (fc *conn) await() int {
 	if fc.park() {
 		return awaitParked
 	}
-	fc.c.SetReadDeadline(monoTime(fc.deadline))
+	fc.setWait(monoTime(fc.deadline))
 	var b [1]byte
-	if n, _ := fc.c.Read(b[:]); n == 0 {
+	n, _ := fc.c.Read(b[:])
+	if n == 0 && fc.resume() {
+		n, _ = fc.c.Read(b[:])
+	}
+	if n == 0 {
 		return awaitEnd
 	}
 	fc.takeBuffers()
@@ -509,44 +529,98 @@ func (fc *conn) await() int {
 	return awaitRequest
 }
 
+// cut is the read deadline of a wait cut short: long past.
+var cut = time.Unix(1, 0)
+
 // stopWait cuts short the wait of an idle connection's goroutine for its
-// next request, for Shutdown, which calls it again until the connection
-// ends: a cut made before the goroutine set its read's deadline is lost.
-// Closing the connection instead would lose a request whose first bytes
-// the goroutine has just read. It reports whether fc was idle.
+// next request, for Shutdown and reclaim: the goroutine ends the
+// connection, or serves a request it had begun to read. Closing the
+// connection instead would lose a request whose first bytes the
+// goroutine has just read. It reports whether fc was idle (or cut
+// already).
 func (fc *conn) stopWait() bool {
 	fc.stopMu.Lock()
 	defer fc.stopMu.Unlock()
 	if !fc.state.CompareAndSwap(connIdle, connStopping) && fc.state.Load() != connStopping {
 		return false
 	}
-	fc.c.SetReadDeadline(time.Unix(1, 0))
+	fc.c.SetReadDeadline(cut)
 	return true
 }
 
-// resume takes up, as active, a connection whose wait Shutdown stopped
-// after the goroutine had read the start of a request: the request is
-// served (and answered with Connection: close). False when nothing had
-// begun, and the connection ends.
-func (fc *conn) resume() bool {
+// setWait sets the deadline of the wait for a request, unless the wait
+// was cut short: the cut stands. stopWait marks the connection before it
+// sets the deadline, and this sets it before it looks, so one of the two
+// sets the cut last.
+func (fc *conn) setWait(t time.Time) {
+	fc.c.SetReadDeadline(t)
+	if fc.state.Load() == connStopping {
+		fc.c.SetReadDeadline(cut)
+	}
+}
+
+// resume takes up, as active, a connection whose wait was cut short after
+// its client began a request (begun): the request is served, as the
+// connection's last. False when nothing had begun, and the connection
+// ends. True, too, for a connection taken up already.
+func (fc *conn) resume() bool { return fc.takeUp(fc.begun) }
+
+// always is takeUp's condition for a connection taken up whatever it
+// holds: one that has just finished its handshake for HTTP/2, whose
+// client may have sent its requests along with the handshake's end,
+// into TLS's buffer, where begun cannot see them. HTTP/2 answers them
+// and says GOAWAY.
+func always() bool { return true }
+
+// takeUp makes a connection whose wait was cut short active, when ok
+// says it holds a request, with HeadTimeout for its head. Under stopMu,
+// so that the cut is set before the request's deadline is.
+func (fc *conn) takeUp(ok func() bool) bool {
+	if st := fc.state.Load(); st != connStopping {
+		return st == connActive
+	}
 	fc.stopMu.Lock()
 	defer fc.stopMu.Unlock()
-	if fc.state.Load() != connStopping || !fc.begun() {
+	if !ok() {
 		return false
 	}
 	fc.state.Store(connActive)
+	fc.last = true
 	fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
 	return true
 }
 
 // begun reports whether the connection holds the start of a request:
-// bytes read and not consumed, or a TLS record under way.
+// bytes read and not consumed, a TLS record under way, or bytes on the
+// socket.
 func (fc *conn) begun() bool {
-	return len(fc.pending) > 0 || fc.br != nil && fc.br.Buffered() > 0 || midRecord(fc.c)
+	return len(fc.pending) > 0 || fc.br != nil && fc.br.Buffered() > 0 || midRecord(fc.c) ||
+		peek.Pending(socketOf(fc.c)) == peek.Data
+}
+
+// dropEmptyLines drops the empty lines read ahead of a request (RFC 9112
+// §2.2: some clients send a CRLF after a body), and reports whether they
+// were all that was read: the connection then waits on, idle, for its
+// request. Taken for the start of one, they would make it active, beyond
+// Shutdown's and reclaim's reach, until its deadline.
+func (fc *conn) dropEmptyLines() bool {
+	if len(fc.pending) > 0 {
+		return false
+	}
+	dropped := false
+	for fc.br.Buffered() >= 2 {
+		b, _ := fc.br.Peek(2)
+		if b[0] != '\r' || b[1] != '\n' {
+			return false
+		}
+		fc.br.Discard(2)
+		dropped = true
+	}
+	return dropped && fc.br.Buffered() == 0
 }
 
 // park hands the idle connection to the server's poller; false when it
-// is not parkable, there is no poller, or Shutdown closed it.
+// is not parkable, there is no poller, or its wait was cut short.
 func (fc *conn) park() bool {
 	if !parkable(fc.c) {
 		return false
@@ -670,7 +744,7 @@ func (fc *conn) request(head []byte) bool {
 	// with the connection (no chunked framing in HTTP/1.0).
 	r.Close = h.Close || h.Minor == 0
 	r.GetBody, r.Trailer = nil, nil
-	fc.closeAfter = r.Close
+	fc.closeAfter = r.Close || fc.last
 	fc.bodyTimeout = fc.s.opts.BodyTimeout
 	fc.x.begin()
 	fc.w.reset()

@@ -377,9 +377,8 @@ func (s *Server) reclaim(ip netip.Addr) bool {
 	switch {
 	case oldest == nil:
 		return false
-	case oldest.state.CompareAndSwap(connIdle, connClosed):
-		closeIdleConn(oldest.c) // its goroutine's read fails, and it ends
-		return true
+	case oldest.stopWait():
+		return true // its goroutine ends it, or answers a request begun first
 	case p != nil:
 		return p.closeConn(oldest)
 	}
@@ -516,10 +515,10 @@ func pendingRequest(fc *conn) bool {
 
 // closeIdleConn closes an idle connection, under TLS its socket first,
 // so that close_notify fails at once: behind a client that does not read,
-// crypto/tls would give that write 5 s, which the caller (Shutdown with
-// the server's lock, the accept loop, the poller) cannot spare. An idle
-// connection's client expects no more (nginx sends none on a keep-alive
-// timeout either).
+// crypto/tls would give that write 5 s, which the caller (the poller, or
+// the goroutine of a connection whose wait was cut short, which
+// Shutdown waits for) cannot spare. An idle connection's client expects
+// no more (nginx sends none on a keep-alive timeout either).
 func closeIdleConn(c net.Conn) {
 	if _, ok := c.(*tls.Conn); ok {
 		socketOf(c).Close()
