@@ -58,14 +58,14 @@ func (fc *conn) serveH2(c net.Conn) {
 	// The deadline the preface was sniffed under is the h2 server's to
 	// set from here on.
 	c.SetReadDeadline(time.Time{})
-	// The streams' contexts end with the connection.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	// The streams' contexts end with the connection, which cancels
+	// them itself: a parent here would hold a map of one child for as
+	// long as the connection lives.
 	h := &streamHandler{s: s, tls: fc.tls, clientUnknown: clientUnknown(fc.c)}
 	h.buffered.SetLimit(s.opts.ConnectionBuffer)
 	g := s.guardH2(c)
 	defer g.stop()
-	s.h2.ServeConn(ctx, g, h)
+	s.h2.ServeConn(context.Background(), g, h)
 }
 
 // newH2 makes the server's HTTP/2 side.

@@ -60,8 +60,8 @@ type conn struct {
 	// The state, under mu.
 	mu      sync.Mutex
 	cond    sync.Cond
-	streams map[uint32]*stream
-	maxID   uint32 // the highest stream the client opened
+	streams map[uint32]*stream // nil while no stream has been opened since the connection went idle
+	maxID   uint32             // the highest stream the client opened
 	// active counts the streams whose handler runs: changed under mu,
 	// read without it too (a writer yields before its flush while others
 	// run).
@@ -94,7 +94,7 @@ type conn struct {
 }
 
 func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn {
-	c := &conn{s: s, nc: nc, h: h, remote: nc.RemoteAddr().String(), streams: map[uint32]*stream{}}
+	c := &conn{s: s, nc: nc, h: h, remote: nc.RemoteAddr().String()}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.cond.L = &c.mu
 	c.takeReadBuffer()
@@ -224,6 +224,11 @@ func (c *conn) awaitByte() error {
 	// Idle past the grace: the connection's own bounds (the idle timer's
 	// GOAWAY and linger, Close) end this wait.
 	c.putReadBuffer()
+	c.mu.Lock()
+	if len(c.streams) == 0 {
+		c.streams = nil // a map never shrinks: the next stream makes one anew
+	}
+	c.mu.Unlock()
 	n, err := c.nc.Read(c.one[:])
 	c.takeReadBuffer()
 	c.hasOne = n == 1
@@ -650,6 +655,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if f.StreamEnded() {
 		st.remoteDone = true
 		st.bodyErr = io.EOF
+	}
+	if c.streams == nil {
+		c.streams = map[uint32]*stream{}
 	}
 	c.streams[id] = st
 	c.active.Add(1)
