@@ -40,7 +40,11 @@ import (
 //	                       ▼                                           ▼
 //	                     closed ◀──────────────────────────────────────┘
 //
-// An active connection ends (closed) after its answer when it must.
+// An active connection ends (closed) after its answer when it must. A
+// parked one whose client began a request as Shutdown came, or whose
+// poller stopped, goes back to idle on a goroutine. A TLS connection that
+// negotiated HTTP/2 goes from idle (or stopping: its requests may be in
+// TLS's buffer) to active once its handshake ends, and stays active.
 const (
 	connIdle int32 = iota
 	connActive
@@ -504,7 +508,8 @@ func (fc *conn) await() int {
 		// has its HeadTimeout, as a plain head split by a pause does.
 		fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
 		return awaitRequest
-	case !grace || !errors.Is(err, os.ErrDeadlineExceeded) || fc.br.Buffered() > 0 || len(fc.pending) > 0:
+	case !grace || !errors.Is(err, os.ErrDeadlineExceeded) || fc.br.Buffered() > 0 || len(fc.pending) > 0,
+		fc.state.Load() == connStopping: // cut short, nothing begun (resume)
 		return awaitEnd
 	}
 	// Over TLS too: the grace's read timed out inside TLS, which so holds
@@ -517,11 +522,17 @@ func (fc *conn) await() int {
 	fc.setWait(monoTime(fc.deadline))
 	var b [1]byte
 	n, _ := fc.c.Read(b[:])
-	if n == 0 && fc.resume() {
-		n, _ = fc.c.Read(b[:])
-	}
 	if n == 0 {
-		return awaitEnd
+		if !fc.resume() {
+			return awaitEnd
+		}
+		// Cut short as a request began: it is read on (buffered
+		// already, by a last look).
+		fc.takeBuffers()
+		if _, err := fc.br.Peek(1); err != nil {
+			return awaitEnd
+		}
+		return awaitRequest
 	}
 	fc.takeBuffers()
 	fc.pendingBuf = b
@@ -593,10 +604,35 @@ func (fc *conn) takeUp(ok func() bool) bool {
 // begun reports whether the connection holds the start of a request:
 // bytes read and not consumed, a TLS record under way, or bytes on the
 // socket.
+// (A connection idle past its grace holds no request state.) Called under
+// stopMu, with the cut in force.
 func (fc *conn) begun() bool {
-	return len(fc.pending) > 0 || fc.br != nil && fc.br.Buffered() > 0 || midRecord(fc.c) ||
-		peek.Pending(socketOf(fc.c)) == peek.Data
+	if fc.reqState != nil && (len(fc.pending) > 0 || fc.br != nil && fc.br.Buffered() > 0) || midRecord(fc.c) {
+		return true
+	}
+	switch peek.Pending(socketOf(fc.c)) {
+	case peek.Data:
+		return true
+	case peek.Unknown:
+		return fc.lastLook()
+	}
+	return false
 }
+
+// lastLook reads what the client may have sent as the wait was cut, when
+// the socket cannot be looked at without a read (behind a PROXY protocol
+// header, whose reader may hold bytes of its own): a read that waits
+// lastLookWait at most. What it finds is buffered.
+func (fc *conn) lastLook() bool {
+	fc.takeBuffers()
+	fc.c.SetReadDeadline(time.Now().Add(lastLookWait))
+	_, err := fc.br.Peek(1)
+	fc.c.SetReadDeadline(cut)
+	return err == nil
+}
+
+// lastLookWait bounds lastLook's read: bytes already there come at once.
+const lastLookWait = time.Millisecond
 
 // dropEmptyLines drops the empty lines read ahead of a request (RFC 9112
 // §2.2: some clients send a CRLF after a body), and reports whether they

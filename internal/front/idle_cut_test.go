@@ -1,8 +1,10 @@
 package front
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"log"
 	"net"
 	"net/http"
 	"sync"
@@ -19,10 +21,13 @@ import (
 // made only once before is closed (when not nil), and, once it has
 // bytes, returned only once release is closed. It holds open the moment
 // between a goroutine's read of a request's start and its taking the
-// request up.
+// request up. With oneByte, the read held is instead the first of one
+// byte (an idle wait without buffers), from its start (read is closed
+// then) until release, before it reads.
 type heldListener struct {
 	net.Listener
 	afterWrite bool
+	oneByte    bool
 	before     chan struct{}
 	read       chan struct{} // closed when the held read has its bytes
 	release    chan struct{}
@@ -62,6 +67,14 @@ func (c *heldConn) Write(p []byte) (int, error) {
 }
 
 func (c *heldConn) Read(p []byte) (int, error) {
+	if c.hold && c.l.oneByte {
+		if len(p) == 1 {
+			c.hold = false
+			close(c.l.read)
+			<-c.l.release
+		}
+		return c.Conn.Read(p)
+	}
 	held := c.hold && (c.wrote || !c.l.afterWrite)
 	if held && c.l.before != nil {
 		<-c.l.before
@@ -74,6 +87,27 @@ func (c *heldConn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// errorLog is an Options.ErrorLog whose lines a test reads with
+// String: a connection's goroutine logs there the panics it recovers.
+type errorLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *errorLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *errorLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *errorLog) logger() *log.Logger { return log.New(l, "", 0) }
 
 // serveHeld serves h with opts on l until the test ends.
 func serveHeld(t *testing.T, l heldListener, h Handler, opts Options) *Server {
@@ -114,7 +148,8 @@ func beginShutdownOf(s *Server, d time.Duration) <-chan error {
 func TestShutdownSparesARequestItsGoroutineHasRead(t *testing.T) {
 	t.Parallel()
 	hl := newHeldListener(t, false, nil)
-	s := serveHeld(t, hl, &limStub{}, Options{HeadTimeout: 5 * time.Second})
+	var el errorLog
+	s := serveHeld(t, hl, &limStub{}, Options{HeadTimeout: 5 * time.Second, ErrorLog: el.logger()})
 	lc := limDial(t, hl.Addr().String())
 	lc.send("GET /a HTTP/1.1\r\nHo")
 	<-hl.read
@@ -128,6 +163,9 @@ func TestShutdownSparesARequestItsGoroutineHasRead(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+	if l := el.String(); l != "" {
+		t.Errorf("logged: %s", l)
 	}
 }
 
@@ -220,7 +258,8 @@ func TestShutdownAnswersH2SentWithTheHandshake(t *testing.T) {
 // than after its keep-alive.
 func TestEmptyLinesAfterABodyLeaveTheConnectionIdle(t *testing.T) {
 	t.Parallel()
-	s, addr := parkServe(t, echoStub{}, Options{KeepaliveTimeout: 30 * time.Second})
+	var el errorLog
+	s, addr := parkServe(t, echoStub{}, Options{KeepaliveTimeout: 30 * time.Second, ErrorLog: el.logger()})
 	lc := limDial(t, addr)
 	lc.send("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\n")
 	if resp, body := lc.mustResponse(5 * time.Second); resp.StatusCode != http.StatusOK || body != "POST /a" {
@@ -233,5 +272,54 @@ func TestEmptyLinesAfterABodyLeaveTheConnectionIdle(t *testing.T) {
 	}
 	if _, ok := lc.closed(time.Second); !ok {
 		t.Errorf("the connection is still open after Shutdown")
+	}
+	if l := el.String(); l != "" {
+		t.Errorf("logged: %s", l)
+	}
+}
+
+// Shutdown cuts short the wait of a connection that cannot park (not a
+// plain socket: behind a PROXY protocol header, say), idle past its
+// grace with no request state: it ends, quietly, and one whose client
+// sends a request as the wait is cut has it answered, though the socket
+// cannot be looked at without a read.
+func TestShutdownEndsAnUnparkedWaitPastItsGrace(t *testing.T) {
+	t.Parallel()
+	for _, send := range []bool{false, true} {
+		name := "nothing sent"
+		if send {
+			name = "a request sent as Shutdown begins"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			hl := newHeldListener(t, false, nil)
+			hl.oneByte = true
+			var el errorLog
+			s := serveHeld(t, hl, echoStub{}, Options{KeepaliveTimeout: 30 * time.Second, ErrorLog: el.logger()})
+			lc := limDial(t, hl.Addr().String())
+			lc.served("/one")
+			<-hl.read // past its grace, the wait for one byte begins
+			if send {
+				lc.send("GET /two HTTP/1.1\r\nHost: a\r\n\r\n")
+			}
+			shut := beginShutdownOf(s, 5*time.Second)
+			awaitCut(t, s)
+			close(hl.release)
+			if send {
+				resp, body := lc.mustResponse(5 * time.Second)
+				if resp.StatusCode != 200 || body != "GET /two" || !resp.Close {
+					t.Errorf("got %d %q close=%v, want 200 %q with Connection: close", resp.StatusCode, body, resp.Close, "GET /two")
+				}
+			}
+			if err := <-shut; err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if _, ok := lc.closed(time.Second); !ok {
+				t.Errorf("the connection is still open after Shutdown")
+			}
+			if l := el.String(); l != "" {
+				t.Errorf("logged: %s", l)
+			}
+		})
 	}
 }

@@ -41,13 +41,14 @@ type Options struct {
 	SendTimeout time.Duration
 	// MaxConnections bounds the connections served at once. Past it a
 	// new connection takes the slot of the kept-alive one that has waited
-	// longest for its next request (closed), or, with none idle, waits
+	// longest for its next request (ended, after the one request its
+	// client may have begun as it was chosen), or, with none idle, waits
 	// for a slot (more wait in the kernel's accept queue). 0 means no
 	// bound.
 	MaxConnections int
 	// MaxConnectionsPerIP bounds the connections one client address
 	// holds at once, so that a single peer cannot take every slot: past
-	// it, that client's connection idle longest is closed to make room,
+	// it, that client's connection idle longest is ended to make room,
 	// or, with none idle, the new connection is closed at once. 0 means
 	// no bound. Peers Exempt says are not bounded (trusted proxies, whose
 	// connections carry many clients).
@@ -274,7 +275,7 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // takeSlot takes a connection slot for a connection just accepted. When
-// none is free, the connection idle longest between requests is closed
+// none is free, the connection idle longest between requests is ended
 // to make room (a connection waiting for its next request is not work:
 // nginx reuses them the same way), or, with none idle, the new one waits
 // for a slot. false once the server closes.
@@ -291,8 +292,9 @@ func (s *Server) takeSlot() bool {
 		// A connection that just answered is still at work for a
 		// moment (its last write waits for the next request, parkAfter
 		// at most): one that goes idle meanwhile is taken on the next
-		// round. One closed frees its slot at once, but not too long is
-		// waited for it before another is taken.
+		// round. One ended frees its slot at once (or after the request
+		// its client began as it was chosen), but not too long is waited
+		// for it before another is taken.
 		wait := parkAfter
 		if s.reclaim(netip.Addr{}) {
 			wait = time.Second
@@ -356,10 +358,12 @@ func (s *Server) leavePeer(ip netip.Addr) {
 	}
 }
 
-// reclaim closes the kept-alive connection that has waited longest for
-// its next request, on its goroutine or parked, of client ip (any client:
-// the zero Addr); its slot frees when it ends. It reports whether it found
-// one.
+// reclaim ends the kept-alive connection that has waited longest for
+// its next request, on its goroutine (whose wait it cuts short) or parked
+// (closed), of client ip (any client: the zero Addr); its slot frees when
+// it ends. It reports whether it found one. One whose client has sent
+// bytes not yet read is not idle: no connection is taken this round, and
+// the next finds it at work.
 func (s *Server) reclaim(ip netip.Addr) bool {
 	s.mu.Lock()
 	var oldest *conn
@@ -375,7 +379,7 @@ func (s *Server) reclaim(ip netip.Addr) bool {
 	p := s.poll
 	s.mu.Unlock()
 	switch {
-	case oldest == nil:
+	case oldest == nil, oldest.state.Load() == connIdle && pendingRequest(oldest):
 		return false
 	case oldest.stopWait():
 		return true // its goroutine ends it, or answers a request begun first
@@ -568,9 +572,8 @@ func (s *Server) CloseTunnels() {
 // closeIdle ends the connections waiting for a request: it cuts short
 // the wait of those on their goroutines, which end them unless a request
 // had begun, and closes the parked ones. A connection whose client has
-// sent bytes its goroutine has not read yet is not idle: cutting its
-// read short would lose a request the client sent before the shutdown
-// (net/http likewise spares a new connection for a while).
+// sent bytes its goroutine has not read yet is not idle, and is left to
+// read them (its goroutine would find them after a cut too).
 func (s *Server) closeIdle() {
 	s.mu.Lock()
 	for fc := range s.conns {
