@@ -120,6 +120,8 @@ type conn struct {
 	// tunneled: the connection carries another protocol now (Tunnel),
 	// and the front serves nothing more on it.
 	tunneled bool
+	// h2 is set once the connection goes on as HTTP/2 (h2.go).
+	h2 *h2Side
 }
 
 // reqState is what a connection needs only while it reads and answers
@@ -345,11 +347,17 @@ func (fc *conn) primeSendWait() {
 // serve serves a new connection, on its own goroutine.
 func (fc *conn) serve() { fc.run(true) }
 
-// runH2 serves a TLS connection that negotiated HTTP/2 until it ends.
+// runH2 serves a TLS connection that negotiated HTTP/2 until it ends,
+// or parks (then the poller's claimer serves it on, and ends it).
 func (fc *conn) runH2(tc *tls.Conn) {
-	defer fc.end()
+	ended := true
+	defer func() {
+		if ended {
+			fc.end()
+		}
+	}()
 	defer fc.recover()
-	fc.serveH2(tc)
+	ended = fc.serveH2(tc)
 }
 
 // run reads and answers requests until the client or the server ends the
@@ -415,6 +423,15 @@ func (fc *conn) run(fresh bool) {
 		fc.first = false
 		if err != nil {
 			fc.refuseRead(err)
+			return
+		}
+		if string(head) == http1.PrefaceHead && fc.s.opts.H2C && fc.tls == nil {
+			// What was read past the head goes with the connection; the
+			// HTTP/1.1 buffers and request state go back, unused for as
+			// long as the HTTP/2 connection lives.
+			pending := fc.unread()
+			fc.forget()
+			handed = !fc.serveH2(&prefixConn{Conn: fc.c, pending: pending})
 			return
 		}
 		if !fc.request(head) {
@@ -719,19 +736,9 @@ func (fc *conn) forget() {
 }
 
 // request checks and parses head and prepares the request for the
-// handler; false when the connection was answered or refused instead, or
-// went on as HTTP/2 (h2c).
+// handler; false when the connection was answered or refused instead.
 func (fc *conn) request(head []byte) bool {
 	inBuf := fc.big == nil
-	if string(head) == http1.PrefaceHead && fc.s.opts.H2C && fc.tls == nil {
-		// What was read past the head goes with the connection; the
-		// HTTP/1.1 buffers and request state go back, unused for as
-		// long as the HTTP/2 connection lives.
-		pending := fc.unread()
-		fc.forget()
-		fc.serveH2(&prefixConn{Conn: fc.c, pending: pending})
-		return false
-	}
 	if string(head) == http1.PrefaceHead {
 		// An HTTP/2 client with prior knowledge: it would read an
 		// HTTP/1.1 answer as garbage, so it is told in its own protocol.

@@ -34,7 +34,8 @@ func (fc *conn) handshake(tc *tls.Conn) bool {
 	return st.NegotiatedProtocol != alpnACME
 }
 
-// serveH2 serves the connection as HTTP/2 until it ends: c is the TLS
+// serveH2 serves the connection as HTTP/2 until it ends (true), or
+// parks (false: the poller's claimer serves it on, wakeH2): c is the TLS
 // connection that negotiated "h2", or a plain one whose first bytes were
 // the HTTP/2 preface (h2c). Each stream becomes an Exchange for the
 // handler (stream.go), with the body and send timeouts of an HTTP/1.1
@@ -46,12 +47,11 @@ func (fc *conn) handshake(tc *tls.Conn) bool {
 // The connection is read and written through a guard (h2guard.go) that
 // ends a client flooding it with frames that ask for nothing, or
 // resetting the streams it opens as it opens them.
-func (fc *conn) serveH2(c net.Conn) {
+func (fc *conn) serveH2(c net.Conn) (ended bool) {
 	// Active already (run's request loop, or its handshake): Shutdown
 	// sends it GOAWAY rather than closing it as idle.
 	s := fc.s
 	s.h2conns.Add(1)
-	defer s.h2conns.Add(-1)
 	// During a shutdown the connection is still served: the next tick of
 	// Shutdown tells it to go away, and its client retries what it had
 	// not sent elsewhere, where a closed connection would fail it.
@@ -64,8 +64,66 @@ func (fc *conn) serveH2(c net.Conn) {
 	h := &streamHandler{s: s, tls: fc.tls, clientUnknown: clientUnknown(fc.c)}
 	h.buffered.SetLimit(s.opts.ConnectionBuffer)
 	g := s.guardH2(c)
-	defer g.stop()
-	s.h2.ServeConn(context.Background(), g, h)
+	fc.h2 = &h2Side{end: func() {
+		g.stop()
+		s.h2conns.Add(-1)
+	}}
+	ended = true
+	defer func() {
+		if ended {
+			fc.h2.end()
+		}
+	}()
+	return s.h2.ServeParkable(context.Background(), g, h, h2Parking{fc})
+}
+
+// h2Side is what an HTTP/2 connection keeps on the front's side: what
+// ends it here, and, while it is parked, how it is served on and its
+// slot in the poller (under the poller's lock).
+type h2Side struct {
+	end      func()
+	wake     func() (ended bool)
+	idx, gen uint32
+}
+
+// wakeH2 serves a parked HTTP/2 connection on, on the goroutine of the
+// poller's claim, until it ends (and is ended here) or parks again.
+func (fc *conn) wakeH2(wake func() bool) {
+	ended := true
+	defer func() {
+		if ended {
+			fc.h2.end()
+			fc.end()
+		}
+	}()
+	defer fc.recover()
+	ended = wake()
+}
+
+// h2Parking parks an idle HTTP/2 connection in the server's poller, as
+// an idle HTTP/1.1 one parks: its reader goroutine and read buffer go,
+// the socket waits in epoll (h2.Parking). Over TLS only when no record
+// has begun: what TLS holds then is nothing, and anything more must
+// come on the socket.
+type h2Parking struct{ fc *conn }
+
+func (p h2Parking) Park(wake func() bool) bool {
+	fc := p.fc
+	if !parkable(fc.c) || midRecord(fc.c) {
+		return false
+	}
+	pl := fc.s.poller()
+	return pl != nil && pl.parkH2(fc, wake)
+}
+
+func (p h2Parking) Unpark() {
+	fc := p.fc
+	fc.s.mu.Lock()
+	pl := fc.s.poll
+	fc.s.mu.Unlock()
+	if pl != nil {
+		pl.unparkH2(fc)
+	}
 }
 
 // newH2 makes the server's HTTP/2 side.

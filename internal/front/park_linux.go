@@ -135,8 +135,7 @@ func (p *poller) run() {
 				continue
 			}
 			if fc := p.claim(uint32(data), uint32(data>>32)); fc != nil {
-				fc.state.Store(connIdle)
-				go p.resume(fc)
+				p.wakeUp(fc)
 			}
 		}
 		p.expire()
@@ -176,7 +175,40 @@ func (p *poller) nextScan(due int64) int64 {
 // cannot be registered (the caller then waits for it on its goroutine).
 // On true the caller must not touch fc again: another goroutine may
 // already serve it.
-func (p *poller) park(fc *conn) bool {
+func (p *poller) park(fc *conn) bool { return p.parkUntil(fc, fc.deadline) }
+
+// parkH2 parks fc's idle HTTP/2 connection until it is readable, or
+// until unparkH2: then wake serves it on. Its own idle timer, not the
+// poller, bounds its idleness.
+func (p *poller) parkH2(fc *conn, wake func() bool) bool {
+	fc.h2.wake = wake
+	if !p.parkUntil(fc, math.MaxInt64) {
+		fc.h2.wake = nil
+		return false
+	}
+	return true
+}
+
+// unparkH2 has fc's parked HTTP/2 connection served on at once, when it
+// is still parked. Its parking and this are ordered by the HTTP/2
+// connection's lock, under which both are called.
+func (p *poller) unparkH2(fc *conn) {
+	if fc := p.claim(fc.h2.idx, fc.h2.gen); fc != nil {
+		go p.resume(fc)
+	}
+}
+
+// wakeUp serves on a connection claimed because its client sent or
+// closed, or the poller stopped, on a goroutine of its own.
+func (p *poller) wakeUp(fc *conn) {
+	if fc.h2 == nil {
+		fc.state.Store(connIdle) // an HTTP/2 one stayed active
+	}
+	go p.resume(fc)
+}
+
+// parkUntil is park, with due as the deadline.
+func (p *poller) parkUntil(fc *conn, due int64) bool {
 	raw := rawSocket(fc.c)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -196,20 +228,23 @@ func (p *poller) park(fc *conn) bool {
 		return false
 	}
 	p.gen = gen
-	slot := parkSlot{fc: fc, due: fc.deadline, gen: gen}
+	slot := parkSlot{fc: fc, due: due, gen: gen}
+	if fc.h2 != nil {
+		fc.h2.idx, fc.h2.gen = idx, gen
+	}
 	if n := len(p.free); n > 0 {
 		p.free = p.free[:n-1]
 		p.slots[idx] = slot
 	} else {
 		p.slots = append(p.slots, slot)
 	}
-	if p.count == 0 || fc.deadline < p.minDue {
-		p.minDue = fc.deadline
+	if p.count == 0 || due < p.minDue {
+		p.minDue = due
 	}
 	p.count++
 	// The goroutine's wait must end in time for this deadline: it waits
 	// for events only, or until a later scan.
-	if next := p.nextScan(fc.deadline); p.wakeAt == 0 || next < p.wakeAt {
+	if next := p.nextScan(due); due != math.MaxInt64 && (p.wakeAt == 0 || next < p.wakeAt) {
 		p.wakeAt = next
 		p.signal()
 	}
@@ -254,6 +289,12 @@ func (p *poller) take(idx uint32) *conn {
 // resume serves a claimed connection again, on its own goroutine.
 func (p *poller) resume(fc *conn) {
 	p.unregister(fc)
+	if fc.h2 != nil {
+		wake := fc.h2.wake
+		fc.h2.wake = nil
+		fc.wakeH2(wake)
+		return
+	}
 	fc.woke = true
 	fc.run(false)
 }
@@ -324,8 +365,14 @@ func (p *poller) unregister(fc *conn) {
 }
 
 // closeParked closes a claimed connection (closeIdleConn first, which a
-// TLS one's closing must not wait for).
+// TLS one's closing must not wait for). An HTTP/2 one's socket is
+// closed, and it is served on, to end as its reader finds it closed.
 func (p *poller) closeParked(fc *conn) {
+	if fc.h2 != nil {
+		socketOf(fc.c).Close()
+		go p.resume(fc)
+		return
+	}
 	p.unregister(fc)
 	fc.state.Store(connClosed)
 	closeIdleConn(fc.c)
@@ -359,12 +406,12 @@ func (p *poller) closeConn(fc *conn) bool {
 
 // closeAll closes every parked connection that is idle. One whose client
 // has sent a request the poller has not woken for yet goes back to a
-// goroutine of its own, to be served and answered with Connection: close.
+// goroutine of its own, to be served and answered with Connection: close,
+// as does an HTTP/2 one, which Shutdown tells GOAWAY.
 func (p *poller) closeAll() {
 	for _, fc := range p.takeAll(false) {
-		if pendingRequest(fc) {
-			fc.state.Store(connIdle)
-			go p.resume(fc)
+		if fc.h2 != nil || pendingRequest(fc) {
+			p.wakeUp(fc)
 			continue
 		}
 		p.closeParked(fc)
@@ -391,8 +438,7 @@ func (p *poller) takeAll(stop bool) []*conn {
 // which waits for its next request there, and parks no more.
 func (p *poller) abandon() {
 	for _, fc := range p.takeAll(true) {
-		fc.state.Store(connIdle)
-		go p.resume(fc)
+		p.wakeUp(fc)
 	}
 }
 

@@ -91,6 +91,11 @@ type conn struct {
 
 	handlers sync.WaitGroup
 	canon    map[string]string // canonical field names seen beyond the common ones
+
+	// parking holds the socket of the connection idle past its grace
+	// (nil: the reader waits on it); parked, under mu, says it does.
+	parking Parking
+	parked  bool
 }
 
 func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn {
@@ -117,16 +122,13 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn 
 const clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // serve reads and acts on frames until the connection ends, then waits
-// for its handlers.
-func (c *conn) serve() {
-	defer c.end()
+// for its handlers (true), or until it parks (false).
+func (c *conn) serve() (ended bool) {
 	c.nc.SetReadDeadline(time.Now().Add(c.s.prefaceTimeout()))
 	var p [len(clientPreface)]byte
-	if _, err := io.ReadFull(c.br, p[:]); err != nil || string(p[:]) != clientPreface {
-		return
-	}
-	if !c.writeSettings() {
-		return
+	if _, err := io.ReadFull(c.br, p[:]); err != nil || string(p[:]) != clientPreface || !c.writeSettings() {
+		c.end()
+		return true
 	}
 	c.mu.Lock()
 	c.settings = true
@@ -144,14 +146,35 @@ func (c *conn) serve() {
 	if c.s.IdleTimeout > 0 {
 		c.idle = time.AfterFunc(c.s.IdleTimeout, c.onIdle)
 	}
-	first := true
+	return c.read(true)
+}
+
+// wake serves a parked connection on (Parking.Park).
+func (c *conn) wake() (ended bool) {
+	c.mu.Lock()
+	c.parked = false
+	c.mu.Unlock()
+	c.takeReadBuffer()
+	return c.read(false)
+}
+
+// read reads and acts on frames until the connection ends (true), or
+// parks (false); first: the client's SETTINGS is next.
+func (c *conn) read(first bool) (ended bool) {
+	defer func() {
+		if ended {
+			c.end()
+		}
+	}()
 	for {
 		if !first && !c.hasOne && c.br.Buffered() == 0 {
-			if err := c.awaitFrame(); err != nil {
+			if err := c.awaitFrame(); err == errParked {
+				return false // another goroutine's from here on
+			} else if err != nil {
 				// What the read found (a guard's ENHANCE_YOUR_CALM,
 				// the connection's end) is acted on as ReadFrame's.
 				c.failed(err, nil)
-				return
+				return true
 			}
 		}
 		f, err := c.fr.ReadFrame()
@@ -170,7 +193,7 @@ func (c *conn) serve() {
 			err = c.process(f)
 		}
 		if err != nil && !c.failed(err, detail) {
-			return
+			return true
 		}
 		if first {
 			first = false
@@ -219,7 +242,12 @@ func (c *conn) awaitFrame() error {
 	}
 }
 
-// awaitByte waits for the next frame's first byte without a read buffer.
+// errParked: the connection's socket is held by its Parking, and its
+// reader goroutine ends.
+var errParked = errors.New("parked")
+
+// awaitByte waits for the next frame's first byte without a read buffer,
+// or parks the connection (errParked).
 func (c *conn) awaitByte() error {
 	// Idle past the grace: the connection's own bounds (the idle timer's
 	// GOAWAY and linger, Close) end this wait.
@@ -227,6 +255,13 @@ func (c *conn) awaitByte() error {
 	c.mu.Lock()
 	if len(c.streams) == 0 {
 		c.streams = nil // a map never shrinks: the next stream makes one anew
+	}
+	// Under mu, which linger takes to unpark it: no GOAWAY's linger can
+	// come between the look at idle and the parking.
+	if c.parking != nil && c.idleLocked() && c.parking.Park(c.wake) {
+		c.parked = true
+		c.mu.Unlock()
+		return errParked
 	}
 	c.mu.Unlock()
 	n, err := c.nc.Read(c.one[:])
@@ -367,6 +402,7 @@ func (c *conn) end() {
 	c.cancel()
 	c.nc.Close()
 	c.handlers.Wait()
+	c.s.forget(c)
 }
 
 // process acts on one frame the client sent.
@@ -756,6 +792,9 @@ func (c *conn) linger() {
 	defer c.mu.Unlock()
 	c.lingering = true
 	c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
+	if c.parked {
+		c.parking.Unpark()
+	}
 }
 
 // onIdle ends a connection that had no stream for IdleTimeout.

@@ -98,19 +98,48 @@ func or(v, d uint32) uint32 {
 // h; nc's next bytes are the client's connection preface. ctx is the
 // parent of every request's context.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn, h http.Handler) {
+	s.ServeParkable(ctx, nc, h, nil)
+}
+
+// Parking lets an idle connection give up its goroutine. Once idle past
+// its read grace (no stream open, nothing buffered, its read buffer
+// given back), a connection asks Park to hold its socket rather than
+// wait on it.
+type Parking interface {
+	// Park holds the connection's socket until the client sends on it
+	// or closes it, or until Unpark: then it calls wake, on a goroutine
+	// of its own, which serves the connection on until it ends or parks
+	// again, and reports whether it ended. False: the socket cannot be
+	// held, and the connection waits on its goroutine. Called with the
+	// connection's lock held: it must not call back.
+	Park(wake func() (ended bool)) bool
+	// Unpark has the wake of a parked connection called at once: the
+	// connection has something to do (linger after its GOAWAY, end).
+	// Nothing, for a connection not parked. Called with the
+	// connection's lock held.
+	Unpark()
+}
+
+// ServeParkable is ServeConn for a connection that parks with p (nil:
+// it never does). It returns when the connection ends (true) or parks
+// (false): it is then p's to wake.
+func (s *Server) ServeParkable(ctx context.Context, nc net.Conn, h http.Handler, p Parking) (ended bool) {
 	c := newConn(ctx, s, nc, h)
+	c.parking = p
 	s.mu.Lock()
 	if s.conns == nil {
 		s.conns = map[*conn]struct{}{}
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	}()
-	c.serve()
+	return c.serve()
+}
+
+// forget takes an ended connection out of those GoAway reaches.
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
 }
 
 // GoAway tells every connection being served to finish its open streams
