@@ -161,14 +161,17 @@ func (c *conn) wake() (ended bool) {
 // read reads and acts on frames until the connection ends (true), or
 // parks (false); first: the client's SETTINGS is next.
 func (c *conn) read(first bool) (ended bool) {
+	parked := false
 	defer func() {
-		if ended {
+		// Unless parked: a panic that the caller recovers ends it too.
+		if !parked {
 			c.end()
 		}
 	}()
 	for {
 		if !first && !c.hasOne && c.br.Buffered() == 0 {
 			if err := c.awaitFrame(); err == errParked {
+				parked = true
 				return false // another goroutine's from here on
 			} else if err != nil {
 				// What the read found (a guard's ENHANCE_YOUR_CALM,

@@ -18,7 +18,9 @@
 //
 // A connection holds buffers only while it uses them: the write buffer
 // from a frame to its flush, the read buffer until the connection has
-// been idle a moment; both come from the Server's pools.
+// been idle a moment; both come from the Server's pools. Idle past that
+// moment, a connection served with a Parking (ServeParkable) gives up
+// its reader goroutine too, until its client sends again.
 //
 // It imports nothing of gatehouse.
 package h2
