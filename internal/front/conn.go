@@ -912,7 +912,9 @@ func (fc *conn) headStarts() bool {
 }
 
 // skipEmptyLines drops empty lines before a request line, as RFC 9112
-// §2.2 asks of servers (some clients send a CRLF after a POST body).
+// §2.2 asks of servers (some clients send a CRLF after a POST body): the
+// few read after the request began (dropEmptyLines dropped those read
+// while the connection waited, as many as came).
 func (fc *conn) skipEmptyLines() bool {
 	for range 4 {
 		b, err := fc.br.Peek(2)
