@@ -124,10 +124,17 @@ const clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // serve reads and acts on frames until the connection ends, then waits
 // for its handlers (true), or until it parks (false).
 func (c *conn) serve() (ended bool) {
+	reading := false
+	defer func() {
+		// read ends it from there on; before, a panic its caller
+		// recovers ends it too.
+		if !reading {
+			c.end()
+		}
+	}()
 	c.nc.SetReadDeadline(time.Now().Add(c.s.prefaceTimeout()))
 	var p [len(clientPreface)]byte
 	if _, err := io.ReadFull(c.br, p[:]); err != nil || string(p[:]) != clientPreface || !c.writeSettings() {
-		c.end()
 		return true
 	}
 	c.mu.Lock()
@@ -146,6 +153,7 @@ func (c *conn) serve() (ended bool) {
 	if c.s.IdleTimeout > 0 {
 		c.idle = time.AfterFunc(c.s.IdleTimeout, c.onIdle)
 	}
+	reading = true
 	return c.read(true)
 }
 
@@ -170,7 +178,7 @@ func (c *conn) read(first bool) (ended bool) {
 	}()
 	for {
 		if !first && !c.hasOne && c.br.Buffered() == 0 {
-			if err := c.awaitFrame(); err == errParked {
+			if err := c.awaitFrame(); errors.Is(err, errParked) {
 				parked = true
 				return false // another goroutine's from here on
 			} else if err != nil {
@@ -212,7 +220,7 @@ func (c *conn) read(first bool) (ended bool) {
 // awaitFrame waits for the next frame's first byte, with nothing
 // buffered. Once the connection has been idle (no stream open) for
 // readIdleAfter, it gives its read buffer back and waits for one byte
-// without it: an idle connection holds no read buffer, a busy one keeps
+// without it, or parks (awaitByte): an idle connection holds no read buffer, a busy one keeps
 // its buffer between frames and pays nothing. The grace's read deadline
 // is set here, or by streamEnded when the last stream ends meanwhile.
 func (c *conn) awaitFrame() error {
@@ -247,7 +255,7 @@ func (c *conn) awaitFrame() error {
 
 // errParked: the connection's socket is held by its Parking, and its
 // reader goroutine ends.
-var errParked = errors.New("parked")
+var errParked = errors.New("h2: connection parked")
 
 // awaitByte waits for the next frame's first byte without a read buffer,
 // or parks the connection (errParked).

@@ -385,7 +385,7 @@ func (c *conn) writeHeaderBlock(id uint32, status int, fields []hpack.HeaderFiel
 		enc.WriteField(hpack.HeaderField{Name: "date", Value: c.s.httpDate()})
 	}
 	if cl != "" {
-		enc.WriteField(hpack.HeaderField{Name: "content-length", Value: cl, Sensitive: true}) // see unindexed
+		enc.WriteField(hpack.HeaderField{Name: "content-length", Value: cl, Sensitive: unindexed("content-length")})
 	}
 	block := c.hbuf.Bytes()
 	max := int(c.peerMaxFrame.Load())
