@@ -42,9 +42,10 @@ import (
 //
 // An active connection ends (closed) after its answer when it must. A
 // parked one whose client began a request as Shutdown came, or whose
-// poller stopped, goes back to idle on a goroutine. A TLS connection that
-// negotiated HTTP/2 goes from idle (or stopping: its requests may be in
-// TLS's buffer) to active once its handshake ends, and stays active.
+// poller stopped, goes back to idle on a goroutine. A connection that
+// goes on as HTTP/2 is active from then on (over TLS from idle, or from
+// stopping, its requests maybe in TLS's buffer, once its handshake
+// ends), parked in the poller or not: Shutdown tells it GOAWAY.
 const (
 	connIdle int32 = iota
 	connActive
@@ -54,7 +55,7 @@ const (
 	connParked
 	// connStopping: idle, and Shutdown or reclaim has cut its
 	// goroutine's wait short (stopWait); the goroutine ends it, or
-	// serves what it had begun to read as its last request (resume).
+	// serves what it had begun to read as its last request (takeUpBegun).
 	connStopping
 )
 
@@ -110,7 +111,7 @@ type conn struct {
 	// (Options.MaxConnectionsPerIP); the zero Addr when it is not.
 	ip netip.Addr
 	// stopMu orders the cut of an idle wait (stopWait) before the
-	// goroutine takes up a request it had begun to read (resume), so that
+	// goroutine takes up a request it had begun to read (takeUpBegun), so that
 	// no cut lands after the request's own read deadline is set.
 	stopMu sync.Mutex
 	first  bool
@@ -347,19 +348,6 @@ func (fc *conn) primeSendWait() {
 // serve serves a new connection, on its own goroutine.
 func (fc *conn) serve() { fc.run(true) }
 
-// runH2 serves a TLS connection that negotiated HTTP/2 until it ends,
-// or parks (then the poller's claimer serves it on, and ends it).
-func (fc *conn) runH2(tc *tls.Conn) {
-	ended := true
-	defer func() {
-		if ended {
-			fc.end()
-		}
-	}()
-	defer fc.recover()
-	ended = fc.serveH2(tc)
-}
-
 // run reads and answers requests until the client or the server ends the
 // connection, or it parks or goes on as HTTP/2 on another goroutine;
 // fresh: the connection was just accepted.
@@ -412,7 +400,7 @@ func (fc *conn) run(fresh bool) {
 		if fc.dropEmptyLines() {
 			continue
 		}
-		if !fc.state.CompareAndSwap(connIdle, connActive) && !fc.resume() {
+		if !fc.state.CompareAndSwap(connIdle, connActive) && !fc.takeUpBegun() {
 			return // its wait cut short, with no request begun
 		}
 		fc.idleAt.Store(0)
@@ -502,12 +490,8 @@ func (fc *conn) await() int {
 		fc.setWait(time.Now().Add(fc.s.opts.HeadTimeout))
 		_, err = fc.br.Peek(1)
 	}
-	if err != nil && fc.resume() {
-		// Cut short as a request began: it is read on.
-		if _, err = fc.br.Peek(1); err != nil {
-			return awaitEnd
-		}
-		return awaitRequest
+	if err != nil && fc.takeUpBegun() {
+		return fc.readOn()
 	}
 	switch {
 	case err == nil:
@@ -526,7 +510,7 @@ func (fc *conn) await() int {
 		fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
 		return awaitRequest
 	case !grace || !errors.Is(err, os.ErrDeadlineExceeded) || fc.br.Buffered() > 0 || len(fc.pending) > 0,
-		fc.state.Load() == connStopping: // cut short, nothing begun (resume)
+		fc.state.Load() == connStopping: // cut short, nothing begun (takeUpBegun)
 		return awaitEnd
 	}
 	// Over TLS too: the grace's read timed out inside TLS, which so holds
@@ -540,16 +524,10 @@ func (fc *conn) await() int {
 	var b [1]byte
 	n, _ := fc.c.Read(b[:])
 	if n == 0 {
-		if !fc.resume() {
+		if !fc.takeUpBegun() {
 			return awaitEnd
 		}
-		// Cut short as a request began: it is read on (buffered
-		// already, by a last look).
-		fc.takeBuffers()
-		if _, err := fc.br.Peek(1); err != nil {
-			return awaitEnd
-		}
-		return awaitRequest
+		return fc.readOn()
 	}
 	fc.takeBuffers()
 	fc.pendingBuf = b
@@ -557,8 +535,19 @@ func (fc *conn) await() int {
 	return awaitRequest
 }
 
-// cut is the read deadline of a wait cut short: long past.
-var cut = time.Unix(1, 0)
+// readOn reads on a request taken up after its wait was cut short
+// (takeUpBegun): its first byte, buffered already (by lastLook, say) or
+// still to come under the request's deadline.
+func (fc *conn) readOn() int {
+	fc.takeBuffers()
+	if _, err := fc.br.Peek(1); err != nil {
+		return awaitEnd
+	}
+	return awaitRequest
+}
+
+// cutDeadline is the read deadline of a wait cut short: long past.
+var cutDeadline = time.Unix(1, 0)
 
 // stopWait cuts short the wait of an idle connection's goroutine for its
 // next request, for Shutdown and reclaim: the goroutine ends the
@@ -572,7 +561,7 @@ func (fc *conn) stopWait() bool {
 	if !fc.state.CompareAndSwap(connIdle, connStopping) && fc.state.Load() != connStopping {
 		return false
 	}
-	fc.c.SetReadDeadline(cut)
+	fc.c.SetReadDeadline(cutDeadline)
 	return true
 }
 
@@ -583,15 +572,15 @@ func (fc *conn) stopWait() bool {
 func (fc *conn) setWait(t time.Time) {
 	fc.c.SetReadDeadline(t)
 	if fc.state.Load() == connStopping {
-		fc.c.SetReadDeadline(cut)
+		fc.c.SetReadDeadline(cutDeadline)
 	}
 }
 
-// resume takes up, as active, a connection whose wait was cut short after
+// takeUpBegun takes up, as active, a connection whose wait was cut short after
 // its client began a request (begun): the request is served, as the
 // connection's last. False when nothing had begun, and the connection
 // ends. True, too, for a connection taken up already.
-func (fc *conn) resume() bool { return fc.takeUp(fc.begun) }
+func (fc *conn) takeUpBegun() bool { return fc.takeUp(fc.begun) }
 
 // always is takeUp's condition for a connection taken up whatever it
 // holds: one that has just finished its handshake for HTTP/2, whose
@@ -602,7 +591,9 @@ func always() bool { return true }
 
 // takeUp makes a connection whose wait was cut short active, when ok
 // says it holds a request, with HeadTimeout for its head. Under stopMu,
-// so that the cut is set before the request's deadline is.
+// so that the cut is set before the request's deadline is. True, too,
+// for a connection active already (taken up earlier in its wait); false
+// for one neither cut short nor active.
 func (fc *conn) takeUp(ok func() bool) bool {
 	if st := fc.state.Load(); st != connStopping {
 		return st == connActive
@@ -619,10 +610,9 @@ func (fc *conn) takeUp(ok func() bool) bool {
 }
 
 // begun reports whether the connection holds the start of a request:
-// bytes read and not consumed, a TLS record under way, or bytes on the
-// socket.
-// (A connection idle past its grace holds no request state.) Called under
-// stopMu, with the cut in force.
+// bytes read and not consumed (a connection idle past its grace holds no
+// request state, nor them), a TLS record under way, or bytes on the
+// socket. Called under stopMu, with the cut in force.
 func (fc *conn) begun() bool {
 	if fc.reqState != nil && (len(fc.pending) > 0 || fc.br != nil && fc.br.Buffered() > 0) || midRecord(fc.c) {
 		return true
@@ -644,7 +634,7 @@ func (fc *conn) lastLook() bool {
 	fc.takeBuffers()
 	fc.c.SetReadDeadline(time.Now().Add(lastLookWait))
 	_, err := fc.br.Peek(1)
-	fc.c.SetReadDeadline(cut)
+	fc.c.SetReadDeadline(cutDeadline)
 	return err == nil
 }
 
@@ -1086,6 +1076,9 @@ func (fc *conn) end() {
 		closeIdleConn(fc.c) // as Shutdown would have: no close_notify to wait on
 	} else {
 		fc.c.Close()
+	}
+	if fc.h2 != nil {
+		fc.h2.end()
 	}
 	fc.s.freeSlot()
 	fc.s.leavePeer(fc.ip)

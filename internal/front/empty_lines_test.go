@@ -1,6 +1,7 @@
 package front
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +46,30 @@ func TestEmptyLinesBeforeARequestLine(t *testing.T) {
 				t.Errorf("got %d %q, want %d", resp.StatusCode, body, tc.status)
 			}
 		})
+	}
+}
+
+// Empty lines after a request's body (RFC 9112 §2.2) leave the
+// connection idle: Shutdown ends it at once, as any idle one, rather
+// than after its keep-alive.
+func TestEmptyLinesAfterABodyLeaveTheConnectionIdle(t *testing.T) {
+	t.Parallel()
+	var el errorLog
+	s, addr := parkServe(t, echoStub{}, Options{KeepaliveTimeout: 30 * time.Second, ErrorLog: el.logger()})
+	lc := limDial(t, addr)
+	lc.send("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\n")
+	if resp, body := lc.mustResponse(5 * time.Second); resp.StatusCode != http.StatusOK || body != "POST /a" {
+		t.Fatalf("POST: %d %q", resp.StatusCode, body)
+	}
+	awaitIdle(t, s, 1)
+	start := time.Now()
+	if err := <-beginShutdownOf(s, 3*time.Second); err != nil {
+		t.Errorf("Shutdown after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if _, ok := lc.closed(time.Second); !ok {
+		t.Errorf("the connection is still open after Shutdown")
+	}
+	if l := el.String(); l != "" {
+		t.Errorf("logged: %s", l)
 	}
 }

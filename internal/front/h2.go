@@ -51,7 +51,6 @@ func (fc *conn) serveH2(c net.Conn) (ended bool) {
 	// Active already (run's request loop, or its handshake): Shutdown
 	// sends it GOAWAY rather than closing it as idle.
 	s := fc.s
-	s.h2conns.Add(1)
 	// During a shutdown the connection is still served: the next tick of
 	// Shutdown tells it to go away, and its client retries what it had
 	// not sent elsewhere, where a closed connection would fail it.
@@ -68,36 +67,41 @@ func (fc *conn) serveH2(c net.Conn) (ended bool) {
 		g.stop()
 		s.h2conns.Add(-1)
 	}}
-	ended = true
-	defer func() {
-		if ended {
-			fc.h2.end()
-		}
-	}()
+	s.h2conns.Add(1)
 	return s.h2.ServeParkable(context.Background(), g, h, h2Parking{fc})
 }
 
 // h2Side is what an HTTP/2 connection keeps on the front's side: what
-// ends it here, and, while it is parked, how it is served on and its
-// slot in the poller (under the poller's lock).
+// ends it here (fc.end calls it), and, while it is parked, how it is
+// served on (wake, ordered by the poller's lock) and its slot in the
+// poller (idx and gen, written under the poller's lock and read by
+// unparkH2, both under the HTTP/2 connection's lock).
 type h2Side struct {
 	end      func()
 	wake     func() (ended bool)
 	idx, gen uint32
 }
 
+// runH2 serves a TLS connection that negotiated HTTP/2, on the
+// goroutine started after its handshake.
+func (fc *conn) runH2(tc *tls.Conn) { fc.h2Leg(func() bool { return fc.serveH2(tc) }) }
+
 // wakeH2 serves a parked HTTP/2 connection on, on the goroutine of the
-// poller's claim, until it ends (and is ended here) or parks again.
-func (fc *conn) wakeH2(wake func() bool) {
+// poller's claim.
+func (fc *conn) wakeH2(wake func() bool) { fc.h2Leg(wake) }
+
+// h2Leg runs serve, one stretch of an HTTP/2 connection's life on this
+// goroutine, and ends the connection when serve says it ended, or
+// panicked; not when it parked (whoever wakes it runs the next).
+func (fc *conn) h2Leg(serve func() (ended bool)) {
 	ended := true
 	defer func() {
 		if ended {
-			fc.h2.end()
 			fc.end()
 		}
 	}()
 	defer fc.recover()
-	ended = wake()
+	ended = serve()
 }
 
 // h2Parking parks an idle HTTP/2 connection in the server's poller, as

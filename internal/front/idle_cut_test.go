@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"log"
 	"net"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -119,8 +118,8 @@ func serveHeld(t *testing.T, l heldListener, h Handler, opts Options) *Server {
 	return s
 }
 
-// awaitCut waits until one of s's connections has left idle (its wait
-// cut short, or, by older ways, closed).
+// awaitCut waits until Shutdown or reclaim has acted on one of s's idle
+// connections: its wait cut short (stopping), or the connection closed.
 func awaitCut(t *testing.T, s *Server) {
 	t.Helper()
 	testutil.WaitFor(t, 5*time.Second, "the idle connection's wait to be cut short", func() bool {
@@ -253,31 +252,6 @@ func TestShutdownAnswersH2SentWithTheHandshake(t *testing.T) {
 	}
 }
 
-// Empty lines after a request's body (RFC 9112 §2.2) leave the
-// connection idle: Shutdown ends it at once, as any idle one, rather
-// than after its keep-alive.
-func TestEmptyLinesAfterABodyLeaveTheConnectionIdle(t *testing.T) {
-	t.Parallel()
-	var el errorLog
-	s, addr := parkServe(t, echoStub{}, Options{KeepaliveTimeout: 30 * time.Second, ErrorLog: el.logger()})
-	lc := limDial(t, addr)
-	lc.send("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\n")
-	if resp, body := lc.mustResponse(5 * time.Second); resp.StatusCode != http.StatusOK || body != "POST /a" {
-		t.Fatalf("POST: %d %q", resp.StatusCode, body)
-	}
-	awaitIdle(t, s, 1)
-	start := time.Now()
-	if err := <-beginShutdownOf(s, 3*time.Second); err != nil {
-		t.Errorf("Shutdown after %v: %v", time.Since(start).Round(time.Millisecond), err)
-	}
-	if _, ok := lc.closed(time.Second); !ok {
-		t.Errorf("the connection is still open after Shutdown")
-	}
-	if l := el.String(); l != "" {
-		t.Errorf("logged: %s", l)
-	}
-}
-
 // Shutdown cuts short the wait of a connection that cannot park (not a
 // plain socket: behind a PROXY protocol header, say), idle past its
 // grace with no request state: it ends, quietly, and one whose client
@@ -285,12 +259,12 @@ func TestEmptyLinesAfterABodyLeaveTheConnectionIdle(t *testing.T) {
 // cannot be looked at without a read.
 func TestShutdownEndsAnUnparkedWaitPastItsGrace(t *testing.T) {
 	t.Parallel()
-	for _, send := range []bool{false, true} {
-		name := "nothing sent"
-		if send {
-			name = "a request sent as Shutdown begins"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		send bool // a request, as Shutdown begins
+	}{{"nothing sent", false}, {"a request sent as Shutdown begins", true}} {
+		send := tc.send
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			hl := newHeldListener(t, false, nil)
 			hl.oneByte = true

@@ -12,12 +12,15 @@ import (
 
 // poller holds the parked connections of one Server: connections on a
 // socket of their own (plain, or TLS on it) waiting for their next
-// request with no goroutine and no buffers. Each
+// request, or HTTP/2 frame, with no goroutine and no buffers. Each
 // is registered, one-shot, with an epoll instance that one goroutine
 // waits on; a connection the client sends on (or closes) is claimed and
-// served again on a new goroutine, one whose idle time runs out is
-// claimed and closed by that goroutine's scan of the deadlines, and
-// Shutdown and Close claim and close them all.
+// served again on a new goroutine. An HTTP/1.1 one whose idle time runs
+// out is claimed and closed by that goroutine's scan of the deadlines,
+// and Shutdown and Close claim and close them all. An HTTP/2 one has no
+// deadline here: its own idle timer, like Shutdown, has it say GOAWAY,
+// which wakes it (unparkH2); Shutdown wakes it too, and Close closes its
+// socket and wakes it to end.
 //
 // A parked connection costs the poller one slot (three words): no timer,
 // no map entry. Its slot is known by its index and the generation of that
@@ -61,7 +64,7 @@ type poller struct {
 // parkSlot holds one parked connection; fc is nil when it is empty.
 type parkSlot struct {
 	fc  *conn
-	due int64 // fc.deadline
+	due int64 // fc.deadline; never, for HTTP/2
 	gen uint32
 }
 
@@ -194,7 +197,7 @@ func (p *poller) parkH2(fc *conn, wake func() bool) bool {
 // connection's lock, under which both are called.
 func (p *poller) unparkH2(fc *conn) {
 	if fc := p.claim(fc.h2.idx, fc.h2.gen); fc != nil {
-		go p.resume(fc)
+		p.wakeUp(fc)
 	}
 }
 
@@ -370,7 +373,7 @@ func (p *poller) unregister(fc *conn) {
 func (p *poller) closeParked(fc *conn) {
 	if fc.h2 != nil {
 		socketOf(fc.c).Close()
-		go p.resume(fc)
+		p.wakeUp(fc)
 		return
 	}
 	p.unregister(fc)
