@@ -1,6 +1,7 @@
 package front
 
 import (
+	"log"
 	"net/http"
 	"strings"
 	"testing"
@@ -54,8 +55,8 @@ func TestEmptyLinesBeforeARequestLine(t *testing.T) {
 // than after its keep-alive.
 func TestEmptyLinesAfterABodyLeaveTheConnectionIdle(t *testing.T) {
 	t.Parallel()
-	var el errorLog
-	s, addr := parkServe(t, echoStub{}, Options{KeepaliveTimeout: 30 * time.Second, ErrorLog: el.logger()})
+	var el testutil.LockedBuffer
+	s, addr := parkServe(t, echoStub{}, Options{KeepaliveTimeout: 30 * time.Second, ErrorLog: log.New(&el, "", 0)})
 	lc := limDial(t, addr)
 	lc.send("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\n")
 	if resp, body := lc.mustResponse(5 * time.Second); resp.StatusCode != http.StatusOK || body != "POST /a" {

@@ -1,7 +1,6 @@
 package front
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log"
@@ -87,27 +86,6 @@ func (c *heldConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// errorLog is an Options.ErrorLog whose lines a test reads with
-// String: a connection's goroutine logs there the panics it recovers.
-type errorLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *errorLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *errorLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *errorLog) logger() *log.Logger { return log.New(l, "", 0) }
-
 // serveHeld serves h with opts on l until the test ends.
 func serveHeld(t *testing.T, l heldListener, h Handler, opts Options) *Server {
 	t.Helper()
@@ -147,8 +125,8 @@ func beginShutdownOf(s *Server, d time.Duration) <-chan error {
 func TestShutdownSparesARequestItsGoroutineHasRead(t *testing.T) {
 	t.Parallel()
 	hl := newHeldListener(t, false, nil)
-	var el errorLog
-	s := serveHeld(t, hl, &limStub{}, Options{HeadTimeout: 5 * time.Second, ErrorLog: el.logger()})
+	var el testutil.LockedBuffer
+	s := serveHeld(t, hl, &limStub{}, Options{HeadTimeout: 5 * time.Second, ErrorLog: log.New(&el, "", 0)})
 	lc := limDial(t, hl.Addr().String())
 	lc.send("GET /a HTTP/1.1\r\nHo")
 	<-hl.read
@@ -268,8 +246,8 @@ func TestShutdownEndsAnUnparkedWaitPastItsGrace(t *testing.T) {
 			t.Parallel()
 			hl := newHeldListener(t, false, nil)
 			hl.oneByte = true
-			var el errorLog
-			s := serveHeld(t, hl, echoStub{}, Options{KeepaliveTimeout: 30 * time.Second, ErrorLog: el.logger()})
+			var el testutil.LockedBuffer
+			s := serveHeld(t, hl, echoStub{}, Options{KeepaliveTimeout: 30 * time.Second, ErrorLog: log.New(&el, "", 0)})
 			lc := limDial(t, hl.Addr().String())
 			lc.served("/one")
 			<-hl.read // past its grace, the wait for one byte begins
