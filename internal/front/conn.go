@@ -561,7 +561,9 @@ func (fc *conn) stopWait() bool {
 	if !fc.state.CompareAndSwap(connIdle, connStopping) && fc.state.Load() != connStopping {
 		return false
 	}
-	fc.c.SetReadDeadline(cutDeadline)
+	// Writes too: an idle connection writes nothing but its TLS
+	// handshake, which a client that does not read would hold up.
+	fc.c.SetDeadline(cutDeadline)
 	return true
 }
 
@@ -606,6 +608,7 @@ func (fc *conn) takeUp(ok func() bool) bool {
 	fc.state.Store(connActive)
 	fc.last = true
 	fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
+	fc.c.SetWriteDeadline(time.Time{}) // each write sets its own
 	return true
 }
 
