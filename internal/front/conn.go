@@ -117,7 +117,10 @@ type conn struct {
 	first  bool
 	// last: the request taken up after a cut is the connection's last.
 	last bool
-	woke bool // the poller found the parked connection readable
+	// handshaking: its TLS handshake runs; changed to false under
+	// stopMu, so that stopWait's cut of its writes is undone after it.
+	handshaking atomic.Bool
+	woke        bool // the poller found the parked connection readable
 	// tunneled: the connection carries another protocol now (Tunnel),
 	// and the front serves nothing more on it.
 	tunneled bool
@@ -561,9 +564,14 @@ func (fc *conn) stopWait() bool {
 	if !fc.state.CompareAndSwap(connIdle, connStopping) && fc.state.Load() != connStopping {
 		return false
 	}
-	// Writes too: an idle connection writes nothing but its TLS
-	// handshake, which a client that does not read would hold up.
-	fc.c.SetDeadline(cutDeadline)
+	fc.c.SetReadDeadline(cutDeadline)
+	if fc.handshaking.Load() {
+		// Its writes too, which a client that does not read would hold
+		// up. Not a finished handshake's: TLS 1.3 answers a KeyUpdate
+		// from inside a read, and a failed write breaks the connection
+		// for good, with a request it may have to answer.
+		fc.c.SetWriteDeadline(cutDeadline)
+	}
 	return true
 }
 
@@ -608,7 +616,6 @@ func (fc *conn) takeUp(ok func() bool) bool {
 	fc.state.Store(connActive)
 	fc.last = true
 	fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.HeadTimeout))
-	fc.c.SetWriteDeadline(time.Time{}) // each write sets its own
 	return true
 }
 

@@ -23,8 +23,17 @@ const (
 // validation, and the connection ends.
 func (fc *conn) handshake(tc *tls.Conn) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), fc.s.opts.HeadTimeout)
+	fc.handshaking.Store(true)
 	err := tc.HandshakeContext(ctx)
 	cancel()
+	fc.stopMu.Lock()
+	fc.handshaking.Store(false)
+	if fc.state.Load() == connStopping {
+		// Cut short as it ended: no write after it is the cut's to fail
+		// (stopWait).
+		fc.c.SetWriteDeadline(time.Time{})
+	}
+	fc.stopMu.Unlock()
 	if err != nil {
 		fc.s.tlsErrors.Add(1)
 		return false
