@@ -3,6 +3,7 @@
 package front
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -28,6 +29,25 @@ func TestIdleH2ConnectionsPark(t *testing.T) {
 				t.Errorf("after parking: %s %q", a.status(), a.data)
 			}
 			waitParked(t, s, 1)
+		}},
+		{"a request in pieces, the first waking it, is answered", Options{}, func(t *testing.T, s *Server, hc *h2Client, scheme string) {
+			var frame bytes.Buffer
+			var flat []string
+			for _, f := range h2Get(scheme, "/pieces") {
+				flat = append(flat, f[0], f[1])
+			}
+			http2.NewFramer(&frame, nil).WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: hc.Block(flat...), EndStream: true, EndHeaders: true})
+			b := frame.Bytes()
+			if _, err := hc.Conn.Write(b[:4]); err != nil {
+				t.Fatal(err)
+			}
+			waitParked(t, s, 0)
+			if _, err := hc.Conn.Write(b[4:]); err != nil {
+				t.Fatal(err)
+			}
+			if a := hc.answer(3); a.status() != "200" || a.data != "GET /pieces" {
+				t.Errorf("after parking: %s %q", a.status(), a.data)
+			}
 		}},
 		{"Shutdown tells it GOAWAY, and it closes", Options{}, func(t *testing.T, s *Server, hc *h2Client, scheme string) {
 			shut := beginShutdownOf(s, 10*time.Second)

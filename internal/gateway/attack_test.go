@@ -383,6 +383,21 @@ var attackCases = []attackCase{
 		want: []outcome{rejected(), served("GET /lf")},
 	},
 
+	// Empty lines before a request line are dropped (RFC 9112 2.2), as
+	// many as come, before the first request and between pipelined ones;
+	// a lone CR is no empty line.
+	{
+		name: "empty lines before the request line",
+		send: strings.Repeat("\r\n", 10) + "GET /el HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want: []outcome{served("GET /el")},
+	},
+	{
+		name: "empty lines between pipelined requests",
+		send: "GET /el1 HTTP/1.1\r\nHost: x\r\n\r\n" + strings.Repeat("\r\n", 6) + "GET /el2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want: []outcome{served("GET /el1", "GET /el2")},
+	},
+	refusedCase("lone CR before the request line", "\rGET /lcr HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+
 	// 7. obs-fold (RFC 9112 5.2): a server may unfold it, another may take
 	// the continuation for a header of its own.
 	refusedCase("obs-fold space", "GET /fold HTTP/1.1\r\nHost: x\r\nX-A: a\r\n Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"),
