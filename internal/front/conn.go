@@ -373,7 +373,7 @@ func (fc *conn) run(fresh bool) {
 				// one's stack (to 16 KiB or so), which the connection's
 				// reader would keep, idle or not, for as long as it
 				// lives; a new one starts at the runtime's usual size.
-				if !fc.state.CompareAndSwap(connIdle, connActive) && !fc.takeUp(always) {
+				if !fc.state.CompareAndSwap(connIdle, connActive) && !fc.takeUp(true) {
 					return
 				}
 				handed = true
@@ -586,31 +586,28 @@ func (fc *conn) setWait(t time.Time) {
 	}
 }
 
-// takeUpBegun takes up, as active, a connection whose wait was cut short after
-// its client began a request (begun): the request is served, as the
-// connection's last. False when nothing had begun, and the connection
+// takeUpBegun takes up, as active, a connection whose wait was cut
+// short after its client began a request (begun): the request is
+// served, as the connection's last. False when nothing had begun, and the connection
 // ends. True, too, for a connection taken up already.
-func (fc *conn) takeUpBegun() bool { return fc.takeUp(fc.begun) }
+func (fc *conn) takeUpBegun() bool { return fc.takeUp(false) }
 
-// always is takeUp's condition for a connection taken up whatever it
-// holds: one that has just finished its handshake for HTTP/2, whose
-// client may have sent its requests along with the handshake's end,
-// into TLS's buffer, where begun cannot see them. HTTP/2 answers them
-// and says GOAWAY.
-func always() bool { return true }
-
-// takeUp makes a connection whose wait was cut short active, when ok
-// says it holds a request, with HeadTimeout for its head. Under stopMu,
-// so that the cut is set before the request's deadline is. True, too,
-// for a connection active already (taken up earlier in its wait); false
-// for one neither cut short nor active.
-func (fc *conn) takeUp(ok func() bool) bool {
+// takeUp makes a connection whose wait was cut short active, with
+// HeadTimeout for its head, when a request has begun (begun) or, with
+// anyway, whatever it holds: a connection that has just finished its
+// handshake for HTTP/2, whose client may have sent its requests with the
+// handshake's end, into TLS's buffer, where begun cannot see them
+// (HTTP/2 answers them and says GOAWAY). Under stopMu, so that the cut
+// is set before the request's deadline is. True, too, for a connection
+// active already (taken up earlier in its wait); false for one neither
+// cut short nor active.
+func (fc *conn) takeUp(anyway bool) bool {
 	if st := fc.state.Load(); st != connStopping {
 		return st == connActive
 	}
 	fc.stopMu.Lock()
 	defer fc.stopMu.Unlock()
-	if !ok() {
+	if !anyway && !fc.begun() {
 		return false
 	}
 	fc.state.Store(connActive)

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// conn is one HTTP/2 connection. Its reader goroutine (serve) reads
+// conn is one HTTP/2 connection. Its reader goroutine (read) reads
 // every frame and owns the stream table's changes; handlers write their
 // own frames under wmu.
 //
@@ -121,21 +121,13 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn 
 // clientPreface is what an HTTP/2 client sends first (RFC 9113 §3.4).
 const clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-// serve reads and acts on frames until the connection ends, then waits
-// for its handlers (true), or until it parks (false).
-func (c *conn) serve() (ended bool) {
-	reading := false
-	defer func() {
-		// read ends it from there on; before, a panic its caller
-		// recovers ends it too.
-		if !reading {
-			c.end()
-		}
-	}()
+// start reads the client's preface and says the server's SETTINGS; false
+// when the connection ends there.
+func (c *conn) start() bool {
 	c.nc.SetReadDeadline(time.Now().Add(c.s.prefaceTimeout()))
 	var p [len(clientPreface)]byte
 	if _, err := io.ReadFull(c.br, p[:]); err != nil || string(p[:]) != clientPreface || !c.writeSettings() {
-		return true
+		return false
 	}
 	c.mu.Lock()
 	c.settings = true
@@ -153,8 +145,7 @@ func (c *conn) serve() (ended bool) {
 	if c.s.IdleTimeout > 0 {
 		c.idle = time.AfterFunc(c.s.IdleTimeout, c.onIdle)
 	}
-	reading = true
-	return c.read(true)
+	return true
 }
 
 // wake serves a parked connection on (Parking.Park).
@@ -166,8 +157,10 @@ func (c *conn) wake() (ended bool) {
 	return c.read(false)
 }
 
-// read reads and acts on frames until the connection ends (true), or
-// parks (false); first: the client's SETTINGS is next.
+// read reads and acts on frames until the connection ends, then waits
+// for its handlers (true), or until it parks (false); first: the
+// connection starts (start), and the client's SETTINGS is its first
+// frame.
 func (c *conn) read(first bool) (ended bool) {
 	parked := false
 	defer func() {
@@ -176,6 +169,9 @@ func (c *conn) read(first bool) (ended bool) {
 			c.end()
 		}
 	}()
+	if first && !c.start() {
+		return true
+	}
 	for {
 		if !first && !c.hasOne && c.br.Buffered() == 0 {
 			if err := c.awaitFrame(); errors.Is(err, errParked) {
@@ -220,8 +216,8 @@ func (c *conn) read(first bool) (ended bool) {
 // awaitFrame waits for the next frame's first byte, with nothing
 // buffered. Once the connection has been idle (no stream open) for
 // readIdleAfter, it gives its read buffer back and waits for one byte
-// without it, or parks (awaitByte): an idle connection holds no read buffer, a busy one keeps
-// its buffer between frames and pays nothing. The grace's read deadline
+// without it, or parks (awaitByte): an idle connection holds no read
+// buffer, a busy one keeps its buffer between frames and pays nothing. The grace's read deadline
 // is set here, or by streamEnded when the last stream ends meanwhile.
 func (c *conn) awaitFrame() error {
 	for {

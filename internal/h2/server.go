@@ -132,7 +132,7 @@ func (s *Server) ServeParkable(ctx context.Context, nc net.Conn, h http.Handler,
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	return c.serve()
+	return c.read(true)
 }
 
 // forget takes an ended connection out of those GoAway reaches.
