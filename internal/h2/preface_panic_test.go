@@ -14,7 +14,7 @@ type failingConn struct{ net.Conn }
 func (failingConn) Read([]byte) (int, error) { panic("read fault") }
 
 // A panic while the client's preface is read, which the caller
-// recovers, ends the connection all the same: GoAway no longer counts
+// recovers, ends the connection all the same: GoAway does not count
 // it among those it tells.
 func TestPanicBeforeTheFirstFrameEndsTheConnection(t *testing.T) {
 	t.Parallel()
