@@ -37,7 +37,9 @@ type Options struct {
 	// ahead of their reader take (Exchange.Buffered). Default 1 MiB.
 	ConnectionBuffer int64
 	// SendTimeout bounds each write of a response to the client; past it
-	// the connection closes. Default 60 s.
+	// the connection closes. Over TLS it also bounds what TLS writes of
+	// its own (a KeyUpdate's reply), from when that starts (tlsSocket).
+	// Default 60 s.
 	SendTimeout time.Duration
 	// MaxConnections bounds the connections served at once. Past it a
 	// new connection takes the slot of the kept-alive one that has waited
@@ -260,7 +262,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return http.ErrServerClosed
 		}
 		if s.opts.TLS != nil {
-			c = tls.Server(&tlsSocket{Conn: c}, s.opts.TLS) // the handshake runs on the connection's goroutine
+			c = tls.Server(&tlsSocket{Conn: c, send: s.opts.SendTimeout}, s.opts.TLS) // the handshake runs on the connection's goroutine
 		}
 		fc := newConn(s, c)
 		fc.ip = ip

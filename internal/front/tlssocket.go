@@ -3,7 +3,9 @@ package front
 import (
 	"crypto/tls"
 	"net"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // tlsSocket is the socket under a TLS connection, following the record
@@ -15,6 +17,15 @@ import (
 //
 // Only the connection's reader reads it; midRecord may be asked from any
 // goroutine.
+//
+// It also bounds every write TLS makes, within SendTimeout (send) of
+// the write's start: not only an answer's, but the ones TLS makes on its
+// own from inside a read, such as the reply to a TLS 1.3 KeyUpdate. A
+// deadline left by the last answer may have passed long before the
+// client sends one, and a reply that fails breaks the connection for
+// good, losing the request behind it; with no deadline, a client that
+// asks for replies and never reads them would hold its connection for
+// ever.
 type tlsSocket struct {
 	net.Conn
 	// left is what remains of the current record's body; hdr gathers
@@ -23,6 +34,16 @@ type tlsSocket struct {
 	hdr  [recordHeader]byte
 	hdrN int
 	mid  atomic.Bool
+
+	send time.Duration
+	// wmu guards the write deadline's state: set from other goroutines
+	// (Shutdown cutting a handshake's writes) as writes check it.
+	wmu sync.Mutex
+	// wdeadline is the socket's write deadline (zero: none); own: Write
+	// set it; stopped: it was set in the past, to fail writes.
+	wdeadline time.Time
+	own       bool
+	stopped   bool
 }
 
 // recordHeader is a TLS record header's length: type, version, length.
@@ -34,6 +55,45 @@ func (s *tlsSocket) Read(p []byte) (int, error) {
 		s.follow(p[:n])
 	}
 	return n, err
+}
+
+// Write bounds p's write (see tlsSocket). A deadline set for it (an
+// answer's) stands while it is ahead; a write with none, or one that
+// has passed, gets send and half as much again, as does one with less
+// than send left of a deadline Write set: half again, so that a run of
+// writes needs a timer change only when half the bound is spent.
+// Writes stopped stay stopped.
+func (s *tlsSocket) Write(p []byte) (int, error) {
+	if s.send > 0 {
+		s.wmu.Lock()
+		if now := time.Now(); !s.stopped {
+			left := s.wdeadline.Sub(now)
+			if s.wdeadline.IsZero() || left <= 0 || s.own && left < s.send {
+				s.wdeadline, s.own = now.Add(s.send+s.send/2), true
+				s.Conn.SetWriteDeadline(s.wdeadline)
+			}
+		}
+		s.wmu.Unlock()
+	}
+	return s.Conn.Write(p)
+}
+
+// SetWriteDeadline sets the socket's write deadline; one already past
+// stops writes until the next is set (a cut, crypto/tls's close).
+func (s *tlsSocket) SetWriteDeadline(t time.Time) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.wdeadline, s.own = t, false
+	s.stopped = !t.IsZero() && !t.After(time.Now())
+	return s.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines, the write's as SetWriteDeadline does.
+func (s *tlsSocket) SetDeadline(t time.Time) error {
+	if err := s.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return s.SetWriteDeadline(t)
 }
 
 // follow advances the record framing over b, what was just read.

@@ -1,7 +1,12 @@
 package front
 
 import (
+	"errors"
+	"io"
+	"net"
+	"os"
 	"testing"
+	"time"
 )
 
 // The socket under TLS follows the record framing across reads that cut
@@ -71,4 +76,60 @@ func endsMidRecord(stream []byte) bool {
 		stream = stream[n:]
 	}
 	return false
+}
+
+// Every write through a tlsSocket ends within its bound: a deadline set
+// for it while still ahead, else send (and half again) from when it
+// starts, so a deadline long past does not fail a write begun now; a
+// deadline set in the past stops writes at once.
+func TestTLSSocketBoundsEveryWrite(t *testing.T) {
+	t.Parallel()
+	const send = time.Second
+	for _, tc := range []struct {
+		name string
+		// before acts on the socket before the write.
+		before func(s *tlsSocket)
+		// reads: the peer takes what is written; else it never reads.
+		reads bool
+		// within bounds how long the write may take, fail whether it
+		// fails.
+		within time.Duration
+		fail   bool
+	}{
+		{"no deadline, a peer that never reads", func(s *tlsSocket) {}, false, 5 * send, true},
+		{"a deadline ahead stands", func(s *tlsSocket) { s.SetWriteDeadline(time.Now().Add(send / 10)) }, false, send, true},
+		{"a deadline long past is not this write's", func(s *tlsSocket) {
+			s.SetWriteDeadline(time.Now().Add(time.Millisecond))
+			time.Sleep(10 * time.Millisecond) // it passes
+		}, true, 5 * time.Second, false},
+		{"a deadline set in the past stops it", func(s *tlsSocket) { s.SetWriteDeadline(time.Unix(1, 0)) }, true, send / 2, true},
+		{"SetDeadline in the past stops it too", func(s *tlsSocket) { s.SetDeadline(time.Now().Add(-time.Second)) }, true, send / 2, true},
+		{"cleared, it is bounded again", func(s *tlsSocket) {
+			s.SetWriteDeadline(time.Unix(1, 0))
+			s.SetWriteDeadline(time.Time{})
+		}, false, 5 * send, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := net.Pipe()
+			defer a.Close()
+			defer b.Close()
+			if tc.reads {
+				go io.Copy(io.Discard, b)
+			}
+			s := &tlsSocket{Conn: a, send: send}
+			tc.before(s)
+			start := time.Now()
+			_, err := s.Write([]byte("record"))
+			if took := time.Since(start); took > tc.within {
+				t.Errorf("the write took %v, want within %v", took, tc.within)
+			}
+			if fail := err != nil; fail != tc.fail {
+				t.Errorf("write error %v, want failure %v", err, tc.fail)
+			}
+			if tc.fail && !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("write error %v, want a deadline's", err)
+			}
+		})
+	}
 }
