@@ -312,11 +312,11 @@ type Limits struct {
 	KeepaliveTimeout Duration `yaml:"keepalive_timeout" secret:"false"`
 	// SendTimeout bounds each write of a response to a client (nginx's
 	// send_timeout): a client that stops reading its answer is closed
-	// after it (an HTTP/2 connection, whose writes several streams
-	// share, after up to half as long again), and gives back its
-	// connection slot. Over TLS it bounds the same way what TLS writes
-	// of its own, such as the reply to a client's key update, from when
-	// that write starts. Default 60s; 0 is invalid.
+	// after it (over TLS, and on an HTTP/2 connection, after up to half
+	// as long again), and gives back its connection slot. Over TLS it
+	// also bounds what TLS writes of its own, such as the reply to a
+	// client's key update, from when that write starts. Default 60s; 0
+	// is invalid.
 	SendTimeout Duration `yaml:"send_timeout" secret:"false"`
 	// TunnelIdleTimeout closes an upgraded connection (a WebSocket, or
 	// another protocol the app switched to with 101) once it has been

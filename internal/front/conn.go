@@ -311,7 +311,13 @@ func (s sink) Write(p []byte) (int, error) {
 }
 
 func (s sink) write(p []byte) (int, error) {
-	s.fc.c.SetWriteDeadline(time.Now().Add(s.fc.sendTimeout))
+	// Over TLS the socket bounds each write by SendTimeout itself
+	// (tlsSocket): a deadline set here would also bound, nearly spent,
+	// what TLS writes of its own later (a KeyUpdate's reply). A refusal's
+	// shorter bound is set here.
+	if fc := s.fc; fc.tls == nil || fc.sendTimeout != fc.s.opts.SendTimeout {
+		fc.c.SetWriteDeadline(time.Now().Add(fc.sendTimeout))
+	}
 	return s.fc.c.Write(p)
 }
 

@@ -1,6 +1,7 @@
 package front
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -38,9 +39,12 @@ import (
 // sides change, are under mu.
 type h2Guard struct {
 	net.Conn
-	s   *Server
-	in  frameScanner // the client's frames, after its preface
-	out frameScanner // the server's
+	s *Server
+	// overTLS: the connection is TLS on a tlsSocket, which bounds each
+	// write itself (SetWriteDeadline).
+	overTLS bool
+	in      frameScanner // the client's frames, after its preface
+	out     frameScanner // the server's
 	// calm, once set, is what every read returns; why says which budget
 	// was spent.
 	calm error
@@ -101,9 +105,22 @@ func (s *Server) guardH2(c net.Conn) *h2Guard {
 	g := &h2Guard{Conn: c, s: s, open: map[uint32]time.Time{},
 		idle:   bucket{tokens: idleBudget, burst: idleBudget, every: idleRefill, last: now},
 		resets: bucket{tokens: resetBudget, burst: resetBudget, every: resetRefill, last: now}}
+	_, g.overTLS = c.(*tls.Conn)
 	g.in = frameScanner{preface: len(http2.ClientPreface), frame: g.clientFrame}
 	g.out = frameScanner{frame: g.serverFrame}
 	return g
+}
+
+// SetWriteDeadline passes the h2 server's write deadline on, except over
+// TLS: there the socket bounds every write itself (tlsSocket), by the
+// same SendTimeout as the server's WriteTimeout, and so also what TLS
+// writes of its own, a KeyUpdate's reply, which a deadline the server
+// set for an earlier write, nearly spent, would cut short.
+func (g *h2Guard) SetWriteDeadline(t time.Time) error {
+	if g.overTLS {
+		return nil
+	}
+	return g.Conn.SetWriteDeadline(t)
 }
 
 func (g *h2Guard) Read(p []byte) (int, error) {

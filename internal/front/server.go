@@ -37,9 +37,10 @@ type Options struct {
 	// ahead of their reader take (Exchange.Buffered). Default 1 MiB.
 	ConnectionBuffer int64
 	// SendTimeout bounds each write of a response to the client; past it
-	// the connection closes. Over TLS it also bounds what TLS writes of
-	// its own (a KeyUpdate's reply), from when that starts (tlsSocket).
-	// Default 60 s.
+	// the connection closes. Over TLS (tlsSocket) and HTTP/2 a write may
+	// take up to half as long again, and what TLS writes of its own (a
+	// KeyUpdate's reply) is bounded too, from when it starts. Default
+	// 60 s.
 	SendTimeout time.Duration
 	// MaxConnections bounds the connections served at once. Past it a
 	// new connection takes the slot of the kept-alive one that has waited

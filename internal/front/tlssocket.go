@@ -18,14 +18,14 @@ import (
 // Only the connection's reader reads it; midRecord may be asked from any
 // goroutine.
 //
-// It also bounds every write TLS makes, within SendTimeout (send) of
-// the write's start: not only an answer's, but the ones TLS makes on its
-// own from inside a read, such as the reply to a TLS 1.3 KeyUpdate. A
-// deadline left by the last answer may have passed long before the
-// client sends one, and a reply that fails breaks the connection for
-// good, losing the request behind it; with no deadline, a client that
-// asks for replies and never reads them would hold its connection for
-// ever.
+// It also bounds every write TLS makes by SendTimeout (send) from the
+// write's start, as the HTTP/1.1 sink and the HTTP/2 guard leave it to:
+// an answer's, and what TLS writes of its own from inside a read, such
+// as the reply to a TLS 1.3 KeyUpdate. A deadline set for the last
+// answer may have passed, or nearly, when the client sends one, and a
+// reply that fails breaks the connection for good, losing the request
+// behind it; with no deadline, a client that asks for replies and never
+// reads them would hold its connection for ever.
 type tlsSocket struct {
 	net.Conn
 	// left is what remains of the current record's body; hdr gathers
@@ -57,12 +57,12 @@ func (s *tlsSocket) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write bounds p's write (see tlsSocket). A deadline set for it (an
-// answer's) stands while it is ahead; a write with none, or one that
-// has passed, gets send and half as much again, as does one with less
-// than send left of a deadline Write set: half again, so that a run of
-// writes needs a timer change only when half the bound is spent.
-// Writes stopped stay stopped.
+// Write bounds p's write (see tlsSocket). A write with less than send
+// left of the deadline Write last set, or with none, or with one set for
+// it that has passed, gets send and half as much again: half again, so
+// that a run of writes needs a timer change only once half the bound is
+// spent. A deadline set for it (a refusal's shorter bound) stands while
+// it is ahead, and one already past when it was set stops writes.
 func (s *tlsSocket) Write(p []byte) (int, error) {
 	if s.send > 0 {
 		s.wmu.Lock()
@@ -78,8 +78,9 @@ func (s *tlsSocket) Write(p []byte) (int, error) {
 	return s.Conn.Write(p)
 }
 
-// SetWriteDeadline sets the socket's write deadline; one already past
-// stops writes until the next is set (a cut, crypto/tls's close).
+// SetWriteDeadline sets the socket's write deadline. One already past
+// when set stops writes until the next is set (Shutdown's cut of a
+// handshake, crypto/tls's close); one that passes later does not.
 func (s *tlsSocket) SetWriteDeadline(t time.Time) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()

@@ -80,47 +80,74 @@ func endsMidRecord(stream []byte) bool {
 
 // Every write through a tlsSocket ends within its bound: a deadline set
 // for it while still ahead, else send (and half again) from when it
-// starts, so a deadline long past does not fail a write begun now; a
-// deadline set in the past stops writes at once.
+// starts, so that neither a deadline long past nor one of its own nearly
+// spent cuts a write begun now; a deadline already past when it is set
+// stops writes at once.
 func TestTLSSocketBoundsEveryWrite(t *testing.T) {
 	t.Parallel()
 	const send = time.Second
 	for _, tc := range []struct {
 		name string
 		// before acts on the socket before the write.
-		before func(s *tlsSocket)
-		// reads: the peer takes what is written; else it never reads.
-		reads bool
+		before func(t *testing.T, s *tlsSocket, peer net.Conn)
+		// readAfter: the peer starts taking what is written that long
+		// after the write begins; 0: it never does.
+		readAfter time.Duration
 		// within bounds how long the write may take, fail whether it
 		// fails.
 		within time.Duration
 		fail   bool
 	}{
-		{"no deadline, a peer that never reads", func(s *tlsSocket) {}, false, 5 * send, true},
-		{"a deadline ahead stands", func(s *tlsSocket) { s.SetWriteDeadline(time.Now().Add(send / 10)) }, false, send, true},
-		{"a deadline long past is not this write's", func(s *tlsSocket) {
-			s.SetWriteDeadline(time.Now().Add(time.Millisecond))
-			time.Sleep(10 * time.Millisecond) // it passes
-		}, true, 5 * time.Second, false},
-		{"a deadline set in the past stops it", func(s *tlsSocket) { s.SetWriteDeadline(time.Unix(1, 0)) }, true, send / 2, true},
-		{"SetDeadline in the past stops it too", func(s *tlsSocket) { s.SetDeadline(time.Now().Add(-time.Second)) }, true, send / 2, true},
-		{"cleared, it is bounded again", func(s *tlsSocket) {
+		{"no deadline, a peer that never reads", func(*testing.T, *tlsSocket, net.Conn) {}, 0, 5 * send, true},
+		{"a deadline set ahead stands", func(_ *testing.T, s *tlsSocket, _ net.Conn) {
+			s.SetWriteDeadline(time.Now().Add(send / 10))
+		}, 0, send, true},
+		{"a deadline long past is not this write's", func(_ *testing.T, s *tlsSocket, _ net.Conn) {
+			s.SetWriteDeadline(time.Now().Add(send / 20))
+			time.Sleep(send / 10) // it passes
+		}, send / 10, 5 * send, false},
+		{"its own deadline nearly spent is renewed", func(t *testing.T, s *tlsSocket, peer net.Conn) {
+			go peer.Read(make([]byte, 64))
+			if _, err := s.Write([]byte("first")); err != nil {
+				t.Fatal(err)
+			}
+			// Less than send is left of the first write's deadline, less
+			// than readAfter.
+			time.Sleep(send * 9 / 10)
+		}, send, 5 * send, false},
+		{"a deadline set in the past stops it", func(_ *testing.T, s *tlsSocket, _ net.Conn) {
+			s.SetWriteDeadline(time.Unix(1, 0))
+		}, send / 10, send / 2, true},
+		{"SetDeadline in the past stops it too", func(_ *testing.T, s *tlsSocket, _ net.Conn) {
+			s.SetDeadline(time.Now().Add(-time.Second))
+		}, send / 10, send / 2, true},
+		{"cleared, it is bounded again", func(_ *testing.T, s *tlsSocket, _ net.Conn) {
 			s.SetWriteDeadline(time.Unix(1, 0))
 			s.SetWriteDeadline(time.Time{})
-		}, false, 5 * send, true},
+		}, 0, 5 * send, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			a, b := net.Pipe()
 			defer a.Close()
 			defer b.Close()
-			if tc.reads {
-				go io.Copy(io.Discard, b)
-			}
 			s := &tlsSocket{Conn: a, send: send}
-			tc.before(s)
+			tc.before(t, s, b)
+			if tc.readAfter > 0 {
+				time.AfterFunc(tc.readAfter, func() { io.Copy(io.Discard, b) })
+			}
 			start := time.Now()
-			_, err := s.Write([]byte("record"))
+			done := make(chan error, 1)
+			go func() {
+				_, err := s.Write([]byte("record"))
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(tc.within):
+				t.Fatalf("the write did not end within %v", tc.within)
+			}
 			if took := time.Since(start); took > tc.within {
 				t.Errorf("the write took %v, want within %v", took, tc.within)
 			}
