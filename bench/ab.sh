@@ -7,6 +7,10 @@
 #   ROUNDS=5 DURATION=6 CONNS="50 256" bench/ab.sh HEAD~3
 #   PROTO=h2 CONNS=50 bench/ab.sh HEAD~3   # HTTP/2 over TLS, h2load, 10 streams a client
 #   PROTO=https bench/ab.sh HEAD~3         # HTTP/1.1 over TLS, wrk
+#   PROTO=handshake CONNS=50 bench/ab.sh HEAD~3  # a TLS handshake a request (Connection: close)
+#
+# Each run prints requests/s, the CPU gatehouse spent per request, and its
+# RSS as the run ends (under its load).
 #
 # Everything listens on 127.0.0.1; only the processes this script started
 # are stopped on exit.
@@ -16,7 +20,7 @@ REF=${1:?usage: bench/ab.sh REF}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-6}
 CONNS=${CONNS:-"50 256"}
-PROTO=${PROTO:-http} # http: wrk over plain HTTP/1.1; https: wrk over TLS; h2: h2load over TLS
+PROTO=${PROTO:-http} # http: wrk over plain HTTP/1.1; https: wrk over TLS; h2: h2load over TLS; handshake: https, Connection: close
 STREAMS=${STREAMS:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/gatehouse-ab.XXXXXX)
@@ -92,15 +96,18 @@ for round in $(seq "$ROUNDS"); do
         rps=$(echo "$out" | awk '/^finished in/{gsub(",","",$4); print $4}')
         total=$(echo "$out" | awk '/^requests:/{print $8}')
       else
-        scheme=http; [ "$PROTO" = https ] && scheme=https
-        out=$(wrk -t2 -c"$c" -d"${DURATION}s" --latency "$scheme://127.0.0.1:${PORT[$v]}/")
+        scheme=https; hdr=()
+        [ "$PROTO" = http ] && scheme=http
+        [ "$PROTO" = handshake ] && hdr=(-H "Connection: close")
+        out=$(wrk -t2 -c"$c" -d"${DURATION}s" --latency "${hdr[@]}" "$scheme://127.0.0.1:${PORT[$v]}/")
         after=$(ticks "${PID[$v]}")
         rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
         total=$(echo "$out" | awk '/requests in/{print $1}')
       fi
+      rss=$(awk '/^VmRSS/{printf "%.1f", $2/1024}' "/proc/${PID[$v]}/status")
       cpu=$(awk -v a="$after" -v b="$before" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.1f", (a-b)/hz*1e6/n}')
-      printf 'round %s c=%-3s %s %9s req/s  cpu/req %6sus\n' "$round" "$c" "$v" "$rps" "$cpu"
-      printf '%s\t%s\t%s\t%s\n' "$c" "$v" "$rps" "$cpu" >> "$WORK/results"
+      printf 'round %s c=%-3s %s %9s req/s  cpu/req %6sus  rss %5s MiB\n' "$round" "$c" "$v" "$rps" "$cpu" "$rss"
+      printf '%s\t%s\t%s\t%s\t%s\n' "$c" "$v" "$rps" "$cpu" "$rss" >> "$WORK/results"
     done
   done
 done
@@ -108,12 +115,13 @@ python3 - "$WORK/results" <<'PY'
 import sys, statistics as st
 r = {}
 for line in open(sys.argv[1]):
-    c, v, rps, cpu = line.split()
-    r.setdefault((c, v), []).append((float(rps), float(cpu)))
-print("\nmedians: c, A req/s, B req/s, B/A, A cpu/req, B cpu/req, B/A")
+    c, v, rps, cpu, rss = line.split()
+    r.setdefault((c, v), []).append((float(rps), float(cpu), float(rss)))
+print("\nmedians: c, A req/s, B req/s, B/A, A cpu/req, B cpu/req, B/A, A rss, B rss (MiB)")
 for c in sorted({k[0] for k in r}, key=int):
     a, b = r[(c, "a")], r[(c, "b")]
     ar, br = st.median(x[0] for x in a), st.median(x[0] for x in b)
     ac, bc = st.median(x[1] for x in a), st.median(x[1] for x in b)
-    print(f"c={c:<4} {ar:9.0f} {br:9.0f} {br/ar:5.2f}   {ac:6.1f}us {bc:6.1f}us {bc/ac:5.2f}")
+    am, bm = st.median(x[2] for x in a), st.median(x[2] for x in b)
+    print(f"c={c:<4} {ar:9.0f} {br:9.0f} {br/ar:5.2f}   {ac:6.1f}us {bc:6.1f}us {bc/ac:5.2f}   {am:5.1f} {bm:5.1f}")
 PY
