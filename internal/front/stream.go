@@ -61,7 +61,10 @@ func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve serves one stream; true when its answer was cut short.
 func (st *stream) serve(h *streamHandler, w http.ResponseWriter, r *http.Request) bool {
 	o := &h.s.opts
-	rc := http.NewResponseController(w)
+	rc, ok := w.(streamControl)
+	if !ok {
+		rc = controller{http.NewResponseController(w)}
+	}
 	// The connection's handshake, not :scheme (the client's to say),
 	// tells whether the request came over TLS.
 	r.TLS = h.tls
@@ -156,12 +159,27 @@ func streamLength(r *http.Request) *cause.Error {
 	return nil
 }
 
+// streamControl is what the h2 server's ResponseWriter offers besides
+// the writes: what http.ResponseController would find on it, without one
+// made for every stream.
+type streamControl interface {
+	FlushError() error
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// controller is a ResponseWriter's http.ResponseController as a
+// streamControl.
+type controller struct{ *http.ResponseController }
+
+func (c controller) FlushError() error { return c.Flush() }
+
 // streamWriter answers on an HTTP/2 stream, through the h2 server's
 // ResponseWriter: each write that may block is bounded by send, as an
 // HTTP/1.1 answer's are.
 type streamWriter struct {
 	w  http.ResponseWriter // the h2 server's
-	rc *http.ResponseController
+	rc streamControl
 	// h is the header map UseHeader gave (a forwarded answer's); nil:
 	// the h2 server's own.
 	h         http.Header
@@ -281,7 +299,7 @@ func (w *streamWriter) Flush() {
 		w.WriteHeader(http.StatusOK)
 	}
 	w.deadline()
-	w.rc.Flush()
+	w.rc.FlushError()
 	w.done()
 	w.buffered = 0
 }
@@ -325,7 +343,7 @@ func (w *streamWriter) done() { w.rc.SetWriteDeadline(time.Time{}) }
 // reads is not the client's fault.
 type timedBody struct {
 	io.ReadCloser
-	rc *http.ResponseController
+	rc streamControl
 	d  time.Duration
 }
 

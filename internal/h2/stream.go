@@ -114,7 +114,11 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
 	c := st.c
 	fields := f.RegularFields()
 	header := make(http.Header, len(fields))
-	for _, hf := range fields {
+	// One array backs every field's first value, not a slice each; a
+	// field's slice is capped at its one value, so that a second value
+	// (rare) moves it rather than overwriting its neighbour's.
+	vals := make([]string, len(fields))
+	for i, hf := range fields {
 		k := c.canonical(hf.Name)
 		switch k {
 		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
@@ -124,7 +128,12 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
 				return bad
 			}
 		}
-		header[k] = append(header[k], hf.Value)
+		if vs, ok := header[k]; ok {
+			header[k] = append(vs, hf.Value)
+			continue
+		}
+		vals[i] = hf.Value
+		header[k] = vals[i : i+1 : i+1]
 	}
 	if cookies := header["Cookie"]; len(cookies) > 1 {
 		header["Cookie"] = []string{strings.Join(cookies, "; ")}

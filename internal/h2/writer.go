@@ -77,7 +77,11 @@ func (w *responseWriter) WriteHeader(code int) {
 			w.declared = n
 		}
 	}
-	// The head as it is now is what is sent, whenever it is sent.
+	// The head as it is now is what is sent, whenever it is sent. Sized
+	// once, for a value a field and a few more.
+	if w.fields == nil {
+		w.fields = make([]hpack.HeaderField, 0, len(w.header)+4)
+	}
 	w.fields = appendFields(w.fields[:0], w.header)
 	_, w.hasDate = w.header["Date"]
 	for _, v := range w.header["Trailer"] {
