@@ -311,11 +311,11 @@ func (s sink) Write(p []byte) (int, error) {
 }
 
 func (s sink) write(p []byte) (int, error) {
-	// Over TLS the socket bounds each write by SendTimeout itself
-	// (tlsSocket): a deadline set here would also bound, nearly spent,
-	// what TLS writes of its own later (a KeyUpdate's reply). A refusal's
-	// shorter bound is set here.
-	if fc := s.fc; fc.tls == nil || fc.sendTimeout != fc.s.opts.SendTimeout {
+	// On a tlsSocket (TLS the server set up) the socket bounds each
+	// write by SendTimeout itself: a deadline set here would also bound,
+	// nearly spent, what TLS writes of its own later (a KeyUpdate's
+	// reply). A refusal's shorter bound is set here.
+	if fc := s.fc; !socketBounds(fc.c) || fc.sendTimeout != fc.s.opts.SendTimeout {
 		fc.c.SetWriteDeadline(time.Now().Add(fc.sendTimeout))
 	}
 	return s.fc.c.Write(p)

@@ -1,7 +1,6 @@
 package front
 
 import (
-	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -41,7 +40,8 @@ type h2Guard struct {
 	net.Conn
 	s *Server
 	// overTLS: the connection is TLS on a tlsSocket, which bounds each
-	// write itself (SetWriteDeadline).
+	// write itself (SetWriteDeadline); not TLS a listener of the
+	// caller's set up.
 	overTLS bool
 	in      frameScanner // the client's frames, after its preface
 	out     frameScanner // the server's
@@ -105,14 +105,14 @@ func (s *Server) guardH2(c net.Conn) *h2Guard {
 	g := &h2Guard{Conn: c, s: s, open: map[uint32]time.Time{},
 		idle:   bucket{tokens: idleBudget, burst: idleBudget, every: idleRefill, last: now},
 		resets: bucket{tokens: resetBudget, burst: resetBudget, every: resetRefill, last: now}}
-	_, g.overTLS = c.(*tls.Conn)
+	g.overTLS = socketBounds(c)
 	g.in = frameScanner{preface: len(http2.ClientPreface), frame: g.clientFrame}
 	g.out = frameScanner{frame: g.serverFrame}
 	return g
 }
 
-// SetWriteDeadline passes the h2 server's write deadline on, except over
-// TLS: there the socket bounds every write itself (tlsSocket), by the
+// SetWriteDeadline passes the h2 server's write deadline on, except on a
+// tlsSocket: there the socket bounds every write itself, by the
 // same SendTimeout as the server's WriteTimeout, and so also what TLS
 // writes of its own, a KeyUpdate's reply, which a deadline the server
 // set for an earlier write, nearly spent, would cut short.

@@ -127,3 +127,14 @@ func midRecord(c net.Conn) bool {
 	}
 	return false
 }
+
+// socketBounds reports whether c's writes are bounded by its socket: TLS
+// the server set up on a tlsSocket, not TLS from a listener of the
+// caller's.
+func socketBounds(c net.Conn) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		s, ok := tc.NetConn().(*tlsSocket)
+		return ok && s.send > 0
+	}
+	return false
+}
