@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/gatehouse/gatehouse/internal/h2"
 )
@@ -49,5 +50,38 @@ func TestRequestFieldsKeepEveryValue(t *testing.T) {
 				t.Errorf("Header (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// An answer carries the fields its handler set and no other: none of an
+// answer before it on the connection, or on another, whatever the
+// server keeps between streams.
+func TestAnswerCarriesOnlyItsOwnFields(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, &h2.Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.Header.Get("Set"); v != "" {
+			w.Header().Set("X-Set", v)
+			w.Header().Add("X-Many", "1")
+			w.Header().Add("X-Many", "2")
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}), nil)
+	c := dialRaw(t, ts)
+	for i, set := range []string{"a", "", "b", "", ""} {
+		id := uint32(2*i + 1)
+		if set != "" {
+			c.get(id, "/", "set", set)
+		} else {
+			c.get(id, "/")
+		}
+		a := c.readAnswer(id)
+		got := map[string][]string{"x-set": a.values(0, "x-set"), "x-many": a.values(0, "x-many")}
+		want := map[string][]string{"x-set": nil, "x-many": nil}
+		if set != "" {
+			want = map[string][]string{"x-set": {set}, "x-many": {"1", "2"}}
+		}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("answer %d (set %q), fields (-want +got):\n%s", i, set, diff)
+		}
 	}
 }

@@ -49,10 +49,18 @@ type responseWriter struct {
 
 func (w *responseWriter) Header() http.Header {
 	if w.header == nil {
-		w.header = http.Header{}
+		w.header = heads.Get().(http.Header)
 	}
 	return w.header
 }
+
+// heads are answers' header maps, kept from one stream to the next: a
+// map grown to an answer's fields is cleared for the next answer (when
+// its stream has ended, release) instead of made and grown anew. One
+// grown past maxPooledFields is left to the collector.
+var heads = sync.Pool{New: func() any { return make(http.Header, 16) }}
+
+const maxPooledFields = 64
 
 func (w *responseWriter) WriteHeader(code int) {
 	if w.wroteHeader {
@@ -225,6 +233,13 @@ func (w *responseWriter) release() {
 		*w.buf = (*w.buf)[:0]
 		chunks.Put(w.buf)
 		w.buf = nil
+	}
+	if h := w.header; h != nil {
+		w.header = nil
+		if len(h) <= maxPooledFields {
+			clear(h)
+			heads.Put(h)
+		}
 	}
 }
 
