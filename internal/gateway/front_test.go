@@ -250,6 +250,36 @@ func TestFrontStreamsAndTrailers(t *testing.T) {
 	})
 }
 
+// A trailer named as a field of the head reaches the client with the
+// trailer's value, over every protocol: the head's is the head's.
+func TestFrontTrailerNamedAsAHeadField(t *testing.T) {
+	t.Parallel()
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			brw.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nX-Sum: head\r\nConnection: close\r\n\r\n" +
+				"3\r\n1+2\r\n0\r\nX-Sum: 3\r\n\r\n")
+			brw.Flush()
+		}))
+		t.Cleanup(app.Close)
+		d := newDirect(t, proto, strings.TrimPrefix(app.URL, "http://"), nil)
+		resp, err := protoClient(t, proto).Get(protoURL(proto, d.addr) + "/sum")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != "1+2" || resp.Header.Get("X-Sum") != "head" || resp.Trailer.Get("X-Sum") != "3" {
+			t.Errorf("body %q, head X-Sum %q, trailer X-Sum %q; want 1+2, head and 3", body, resp.Header.Get("X-Sum"), resp.Trailer.Get("X-Sum"))
+		}
+	})
+}
+
 // A client that leaves while its request waits, held for an instance or
 // for the app's answer, is seen at once: the request ends client_closed
 // and lets go of its place. Over HTTP/1.1 the client closes its

@@ -46,6 +46,18 @@ func TestTrailersReachTheClient(t *testing.T) {
 			},
 			want: http.Header{"X-Sum": {"3"}},
 		},
+		{
+			// As net/http's server: the prefixed value is the
+			// trailer's, whatever the head held under its name.
+			name: "announced, in the head too, and with the prefix",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Trailer", "X-Sum")
+				w.Header().Set("X-Sum", "head")
+				io.WriteString(w, "1+2")
+				w.Header().Set(http.TrailerPrefix+"X-Sum", "3")
+			},
+			want: http.Header{"X-Sum": {"3"}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

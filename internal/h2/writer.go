@@ -256,6 +256,9 @@ func (w *responseWriter) trailers() http.Header {
 		}
 	}
 	for _, k := range w.trailerKeys {
+		if _, set := t[k]; set {
+			continue // the prefixed value stands, as in net/http's server
+		}
 		if vs := w.header[k]; len(vs) > 0 {
 			if t == nil {
 				t = http.Header{}
