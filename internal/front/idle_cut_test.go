@@ -20,8 +20,9 @@ import (
 // bytes, returned only once release is closed. It holds open the moment
 // between a goroutine's read of a request's start and its taking the
 // request up. With oneByte, the read held is instead the first of one
-// byte (an idle wait without buffers), from its start (read is closed
-// then) until release, before it reads.
+// byte (an idle wait without buffers) after an answer was written (a
+// slow client's first request may be waited for that way too), from its
+// start (read is closed then) until release, before it reads.
 type heldListener struct {
 	net.Listener
 	afterWrite bool
@@ -66,7 +67,7 @@ func (c *heldConn) Write(p []byte) (int, error) {
 
 func (c *heldConn) Read(p []byte) (int, error) {
 	if c.hold && c.l.oneByte {
-		if len(p) == 1 {
+		if len(p) == 1 && c.wrote {
 			c.hold = false
 			close(c.l.read)
 			<-c.l.release
