@@ -212,7 +212,10 @@ func (sc sClientConn) SetWriteDeadline(time.Time) error { return nil }
 // KeyUpdate reply's.
 func TestKeyUpdateLongAfterTheLastAnswer(t *testing.T) {
 	t.Parallel()
-	const send = 100 * time.Millisecond
+	// Long enough that the answers' own writes, bounded by it, do not
+	// miss it on a busy machine; what matters is that it has passed when
+	// the KeyUpdate comes.
+	const send = 250 * time.Millisecond
 	parkedOn := func(l net.Listener) net.Listener { return l }
 	unparked := func(l net.Listener) net.Listener { return unparkableListener{l} }
 	for _, tc := range []struct {
