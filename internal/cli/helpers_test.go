@@ -438,8 +438,14 @@ func readEvents(t *testing.T, path string) []telemetry.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Whole lines only: a test polling the log may read it as it is
+	// created (empty) or while a line is being written.
+	b = b[:bytes.LastIndexByte(b, '\n')+1]
 	var out []telemetry.Event
-	for _, l := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
 		var ev telemetry.Event
 		if err := json.Unmarshal(l, &ev); err != nil {
 			t.Fatalf("events.log line %q: %v", l, err)
