@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,9 +29,13 @@ type heldListener struct {
 	afterWrite bool
 	oneByte    bool
 	before     chan struct{}
-	read       chan struct{} // closed when the held read has its bytes
-	release    chan struct{}
-	once       *sync.Once // one connection's read is held
+	// sent, when set, counts what the client wrote: the held read waits
+	// (after before) until the socket holds all of it, for what the
+	// kernel has yet to deliver on a busy machine.
+	sent    *atomic.Int64
+	read    chan struct{} // closed when the held read has its bytes
+	release chan struct{}
+	once    *sync.Once // one connection's read is held
 }
 
 func newHeldListener(t *testing.T, afterWrite bool, before chan struct{}) heldListener {
@@ -58,6 +63,7 @@ type heldConn struct {
 	l     heldListener
 	hold  bool
 	wrote bool
+	nread int64
 }
 
 func (c *heldConn) Write(p []byte) (int, error) {
@@ -78,12 +84,28 @@ func (c *heldConn) Read(p []byte) (int, error) {
 	if held && c.l.before != nil {
 		<-c.l.before
 	}
+	if held && c.l.sent != nil {
+		testutil.Eventually(5*time.Second, func() bool { return c.nread+int64(queued(c.Conn)) >= c.l.sent.Load() })
+	}
 	n, err := c.Conn.Read(p)
+	c.nread += int64(n)
 	if held && n > 0 {
 		c.hold = false
 		close(c.l.read)
 		<-c.l.release
 	}
+	return n, err
+}
+
+// countingConn counts what is written to it.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.Add(int64(n))
 	return n, err
 }
 
@@ -181,6 +203,7 @@ func TestShutdownAnswersH2SentWithTheHandshake(t *testing.T) {
 	t.Parallel()
 	sent := make(chan struct{})
 	hl := newHeldListener(t, true, sent)
+	hl.sent = new(atomic.Int64)
 	opts, cli := h2Options(t, Options{}, true)
 	s := serveHeld(t, hl, &limStub{}, opts)
 
@@ -191,7 +214,7 @@ func TestShutdownAnswersH2SentWithTheHandshake(t *testing.T) {
 	t.Cleanup(func() { raw.Close() })
 	cli = cli.Clone()
 	cli.NextProtos = []string{"h2"}
-	tc := tls.Client(raw, cli)
+	tc := tls.Client(countingConn{Conn: raw, n: hl.sent}, cli)
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
