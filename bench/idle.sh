@@ -166,11 +166,11 @@ http {
   client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir;
   uwsgi_temp_path $dir; scgi_temp_path $dir;
   keepalive_timeout $IDLE_TIMEOUT;
-  upstream backends { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 256; }
+  $(nginx_backends_conf)
   server {
     listen 127.0.0.1:$PROXY_PORT$NGINX_LISTEN;
     $NGINX_CERT
-    location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    $NGINX_PROXY
   }
 }
 CONF

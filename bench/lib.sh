@@ -211,6 +211,14 @@ apps:
 CONF
 }
 
+# nginx_backends_conf: the upstream "backends" of an nginx http block,
+# the two backends of start_backends with connections kept alive, and
+# NGINX_PROXY, the location that proxies to it, for a server block.
+nginx_backends_conf() {
+  echo "upstream backends { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 256; }"
+}
+NGINX_PROXY='location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }'
+
 # haproxy_backend_conf: the backend section of an HAProxy config that
 # balances over the two backends of start_backends.
 haproxy_backend_conf() {

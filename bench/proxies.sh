@@ -91,10 +91,10 @@ http {
   access_log $WORK/nginx/access.log;
   client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
   uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-  upstream backends { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 256; }
+  $(nginx_backends_conf)
   server {
     listen 127.0.0.1:$NGINX_PORT;
-    location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    $NGINX_PROXY
   }
   server {
     listen 127.0.0.1:$NGINX_TLS ssl http2;
@@ -106,7 +106,7 @@ http {
     # GOAWAY), and h2load does not reconnect: its clients would stop
     # early. HAProxy and gatehouse set no such limit.
     keepalive_requests 1000000000;
-    location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    $NGINX_PROXY
   }
 }
 CONF

@@ -61,10 +61,7 @@ func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve serves one stream; true when its answer was cut short.
 func (st *stream) serve(h *streamHandler, w http.ResponseWriter, r *http.Request) bool {
 	o := &h.s.opts
-	rc, ok := w.(streamControl)
-	if !ok {
-		rc = controller{http.NewResponseController(w)}
-	}
+	rc := w.(streamControl) // the h2 server's writer, which has them
 	// The connection's handshake, not :scheme (the client's to say),
 	// tells whether the request came over TLS.
 	r.TLS = h.tls
@@ -160,19 +157,13 @@ func streamLength(r *http.Request) *cause.Error {
 }
 
 // streamControl is what the h2 server's ResponseWriter offers besides
-// the writes: what http.ResponseController would find on it, without one
-// made for every stream.
+// the writes: what http.ResponseController would find on it, reached
+// without one made for every stream.
 type streamControl interface {
 	FlushError() error
 	SetReadDeadline(time.Time) error
 	SetWriteDeadline(time.Time) error
 }
-
-// controller is a ResponseWriter's http.ResponseController as a
-// streamControl.
-type controller struct{ *http.ResponseController }
-
-func (c controller) FlushError() error { return c.Flush() }
 
 // streamWriter answers on an HTTP/2 stream, through the h2 server's
 // ResponseWriter: each write that may block is bounded by send, as an
