@@ -219,6 +219,7 @@ var h2Cases = []h2Case{
 	{name: "proxy-connection field", send: headersWith("/p", "proxy-connection", "keep-alive"), want: malformed},
 	{name: "te gzip", send: headersWith("/t", "te", "gzip"), want: malformed},
 	{name: "te trailers and gzip", send: headersWith("/t", "te", "trailers, gzip"), want: malformed},
+	{name: "a field sent again around others is served", send: headersWith("/again", "x-a", "1", "x-b", "2", "x-a", "3", "x-a", "4"), want: servedOK, app: []string{"GET /again"}},
 	{name: "te trailers is served", send: headersWith("/te-trailers", "te", "trailers"), want: servedOK, app: []string{"GET /te-trailers"}},
 
 	// Field names: lower-case tokens only (§8.2.1).
