@@ -158,11 +158,13 @@ func TestReadCountsTheWholeGroup(t *testing.T) {
 		grandchild, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil
 	})
+	// The leader's own RSS before the group's: a process starting up
+	// only grows, and read after it could pass the group's read before.
+	alone := testutil.VmRSS(t, c.pid)
 	st := read(t, c.pid)[c.pid]
 	if len(st.PIDs) != 2 || st.PIDs[0] != c.pid || st.PIDs[1] != grandchild {
 		t.Fatalf("PIDs = %v, want [%d %d] (leader, then its child)", st.PIDs, c.pid, grandchild)
 	}
-	alone := testutil.VmRSS(t, c.pid)
 	if st.RSS <= alone {
 		t.Errorf("group RSS %d ≤ the leader's own %d: the child is not counted", st.RSS, alone)
 	}
