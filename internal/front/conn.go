@@ -296,6 +296,13 @@ func (s sink) Write(p []byte) (int, error) {
 	fc := s.fc
 	if fc.sendWait {
 		fc.sendWait = false
+		if tc, ok := fc.c.(*tls.Conn); ok {
+			n, waited, err := tc.NetConn().(*tlsSocket).sendWait(tc, fc.peek, p)
+			if !waited {
+				fc.waitedTo = 0
+			}
+			return n, err
+		}
 		n, err := fc.peek.SendWait(p)
 		if n == len(p) {
 			return n, nil
@@ -323,9 +330,11 @@ func (s sink) write(p []byte) (int, error) {
 
 // primeSendWait arms the answer's last write (the flush that ends it) to
 // wait for the next request in the same breath (peek.SendWait), when the
-// connection is a plain socket known to be empty: the request and its
-// body read to their end by a read that took all there was, nothing
-// buffered, and no watcher reading. The wait lasts until the keep-alive
+// connection is known to be empty: the request and its body read to
+// their end by a read that took all there was, nothing buffered, and no
+// watcher reading. That is a plain socket, or TLS on a tlsSocket that
+// holds no record undecrypted (drainedTLS), whose answer's records go
+// out in one send. The wait lasts until the keep-alive
 // grace (parkAfter) ends, after which await parks the connection at
 // once; a request that comes meanwhile is read without first finding
 // the socket empty (one syscall fewer per request).
@@ -342,7 +351,7 @@ func (fc *conn) primeSendWait() {
 		return
 	}
 	if fc.closeAfter || fc.watch.gone.Load() || !fc.short || fc.body.n != 0 || fc.br.Buffered() > 0 || len(fc.pending) > 0 ||
-		fc.bw.Buffered() == 0 || !plainSocket(fc.c) || fc.s.opts.KeepaliveTimeout <= parkAfter {
+		fc.bw.Buffered() == 0 || !(plainSocket(fc.c) || drainedTLS(fc.c)) || fc.s.opts.KeepaliveTimeout <= parkAfter {
 		return
 	}
 	p := fc.watch.peeker()

@@ -3,13 +3,16 @@
 package front
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -93,6 +96,74 @@ func awaitClientEnd(t *testing.T, s *Server) {
 	})
 }
 
+// swTransports are the connections the answer's wait is tried on: a
+// plain socket, and TLS over one, where the answer's records go out in
+// one send (tlsSocket.sendWait).
+var swTransports = []struct {
+	name    string
+	overTLS bool
+}{{"plain", false}, {"tls", true}}
+
+// swConn is a test client's connection; wire counts the bytes it put on
+// the socket, records and all over TLS.
+type swConn struct {
+	*limClient
+	raw  *net.TCPConn
+	wire *atomic.Int64
+}
+
+// swServe serves h with opts, over TLS when overTLS, and dials it.
+func swServe(t *testing.T, overTLS bool, h Handler, opts Options) (*Server, *swConn) {
+	t.Helper()
+	var cli *tls.Config
+	if overTLS {
+		opts.TLS, cli = testTLS(t, "http/1.1")
+	}
+	s, addr := parkServe(t, h, opts)
+	return s, swDial(t, addr, cli)
+}
+
+// swDial dials addr, over TLS when cli is set.
+func swDial(t *testing.T, addr string, cli *tls.Config) *swConn {
+	t.Helper()
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	sc := &swConn{raw: raw.(*net.TCPConn), wire: new(atomic.Int64)}
+	var c net.Conn = countingConn{Conn: raw, n: sc.wire}
+	if cli != nil {
+		tc := tls.Client(c, cli)
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("TLS handshake: %v", err)
+		}
+		tc.SetDeadline(time.Time{})
+		c = tc
+	}
+	sc.limClient = &limClient{t: t, c: c, br: bufio.NewReader(c)}
+	return sc
+}
+
+// sendCounted sends s and returns how many bytes that put on the socket.
+func (sc *swConn) sendCounted(s string) int {
+	before := sc.wire.Load()
+	sc.send(s)
+	return int(sc.wire.Load() - before)
+}
+
+// closeWrite ends what the client sends: over TLS with close_notify,
+// then, as over a plain socket, with its half of the TCP connection.
+func (sc *swConn) closeWrite() error {
+	if tc, ok := sc.c.(*tls.Conn); ok {
+		if err := tc.CloseWrite(); err != nil {
+			return err
+		}
+	}
+	return sc.raw.CloseWrite()
+}
+
 // swReq is a request for target: a GET, or a POST of body.
 func swReq(target, body string) string {
 	if body == "" {
@@ -127,48 +198,49 @@ func TestSendWaitPipelinedWhileServed(t *testing.T) {
 		{name: "GET then split GET", split: true},
 		{name: "POST then split POST", first: "body-1", second: "body-2", split: true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			started, release := make(chan string), make(chan struct{})
-			s, addr := parkServe(t, swStub(started, release), Options{KeepaliveTimeout: 30 * time.Second})
-			lc := limDial(t, addr)
-			// Several rounds on one connection: each one's second request
-			// comes while the first is served, after a round that left
-			// the connection in any of its states.
-			for i := range 10 {
-				slow, next := "/slow?"+strconv.Itoa(i), "/next?"+strconv.Itoa(i)
-				lc.send(swReq(slow, tc.first))
-				select {
-				case <-started:
-				case <-time.After(5 * time.Second):
-					t.Fatalf("round %d: the first request did not reach the handler", i)
-				}
-				second, rest := swReq(next, tc.second), ""
-				if tc.split {
-					second, rest = second[:10], second[10:]
-				}
-				lc.send(second)
-				if tc.split {
-					awaitUnread(t, s, len(second)) // the head's two pieces arrive apart
-					lc.send(rest)
-				}
-				// The second request reaches the server's socket before
-				// the first is answered: that is the case the wait may
-				// miss (not needed for correctness, only for the case).
-				awaitUnread(t, s, len(second+rest))
-				release <- struct{}{}
-				for _, want := range []string{swWant(slow, tc.first), swWant(next, tc.second)} {
-					start := time.Now()
-					resp, body := lc.mustResponse(5 * time.Second)
-					if resp.StatusCode != 200 || body != want || resp.Close {
-						t.Fatalf("round %d: got %d %q (close %v), want 200 %q kept alive", i, resp.StatusCode, body, resp.Close, want)
+		for _, tr := range swTransports {
+			t.Run(tr.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				started, release := make(chan string), make(chan struct{})
+				s, lc := swServe(t, tr.overTLS, swStub(started, release), Options{KeepaliveTimeout: 30 * time.Second})
+				// Several rounds on one connection: each one's second request
+				// comes while the first is served, after a round that left
+				// the connection in any of its states.
+				for i := range 10 {
+					slow, next := "/slow?"+strconv.Itoa(i), "/next?"+strconv.Itoa(i)
+					lc.send(swReq(slow, tc.first))
+					select {
+					case <-started:
+					case <-time.After(5 * time.Second):
+						t.Fatalf("round %d: the first request did not reach the handler", i)
 					}
-					if took := time.Since(start); took > 2*time.Second {
-						t.Fatalf("round %d: %q took %v", i, want, took)
+					second, rest := swReq(next, tc.second), ""
+					if tc.split {
+						second, rest = second[:10], second[10:]
+					}
+					wire := lc.sendCounted(second)
+					if tc.split {
+						awaitUnread(t, s, wire) // the head's two pieces arrive apart
+						wire += lc.sendCounted(rest)
+					}
+					// The second request reaches the server's socket before
+					// the first is answered: that is the case the wait may
+					// miss (not needed for correctness, only for the case).
+					awaitUnread(t, s, wire)
+					release <- struct{}{}
+					for _, want := range []string{swWant(slow, tc.first), swWant(next, tc.second)} {
+						start := time.Now()
+						resp, body := lc.mustResponse(5 * time.Second)
+						if resp.StatusCode != 200 || body != want || resp.Close {
+							t.Fatalf("round %d: got %d %q (close %v), want 200 %q kept alive", i, resp.StatusCode, body, resp.Close, want)
+						}
+						if took := time.Since(start); took > 2*time.Second {
+							t.Fatalf("round %d: %q took %v", i, want, took)
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -197,25 +269,26 @@ func TestSendWaitKeepAliveSequence(t *testing.T) {
 			return swReq("/big?"+strconv.Itoa(n), ""), strings.Repeat("x", n)
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			addr := limServe(t, swStub(nil, nil), Options{KeepaliveTimeout: 30 * time.Second})
-			lc := limDial(t, addr)
-			const n = 200
-			start := time.Now()
-			for i := range n {
-				send, want := tc.req(i)
-				lc.send(send)
-				resp, body := lc.mustResponse(5 * time.Second)
-				if resp.StatusCode != 200 || body != want || resp.Close {
-					t.Fatalf("request %d: got %d %.80q (%d bytes, close %v), want 200 %.80q (%d bytes)",
-						i, resp.StatusCode, body, len(body), resp.Close, want, len(want))
+		for _, tr := range swTransports {
+			t.Run(tr.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				_, lc := swServe(t, tr.overTLS, swStub(nil, nil), Options{KeepaliveTimeout: 30 * time.Second})
+				const n = 200
+				start := time.Now()
+				for i := range n {
+					send, want := tc.req(i)
+					lc.send(send)
+					resp, body := lc.mustResponse(5 * time.Second)
+					if resp.StatusCode != 200 || body != want || resp.Close {
+						t.Fatalf("request %d: got %d %.80q (%d bytes, close %v), want 200 %.80q (%d bytes)",
+							i, resp.StatusCode, body, len(body), resp.Close, want, len(want))
+					}
 				}
-			}
-			if took := time.Since(start); took > 5*time.Second {
-				t.Errorf("%d sequential requests on one connection took %v", n, took)
-			}
-		})
+				if took := time.Since(start); took > 5*time.Second {
+					t.Errorf("%d sequential requests on one connection took %v", n, took)
+				}
+			})
+		}
 	}
 }
 
@@ -233,50 +306,51 @@ func TestSendWaitHalfClose(t *testing.T) {
 		{"end while the request is served", "while served"},
 		{"end after the answer", "after answer"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			started, release := make(chan string, 1), make(chan struct{})
-			s, addr := parkServe(t, swStub(started, release), Options{KeepaliveTimeout: 30 * time.Second})
-			lc := limDial(t, addr)
-			// One request first, so that the connection is a kept-alive
-			// one, then the one the client ends after.
-			lc.served("/first")
-			lc.send(swReq("/slow", "last"))
-			closeWrite := func() {
-				if err := lc.c.(*net.TCPConn).CloseWrite(); err != nil {
-					t.Fatal(err)
+		for _, tr := range swTransports {
+			t.Run(tr.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				started, release := make(chan string, 1), make(chan struct{})
+				s, lc := swServe(t, tr.overTLS, swStub(started, release), Options{KeepaliveTimeout: 30 * time.Second})
+				// One request first, so that the connection is a kept-alive
+				// one, then the one the client ends after.
+				lc.served("/first")
+				lc.send(swReq("/slow", "last"))
+				closeWrite := func() {
+					if err := lc.closeWrite(); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			if tc.when == "with request" {
-				closeWrite()
-			}
-			select {
-			case <-started:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the request did not reach the handler")
-			}
-			if tc.when == "while served" {
-				closeWrite()
-				awaitClientEnd(t, s) // the end reaches the server first
-			}
-			close(release)
-			resp, body := lc.mustResponse(5 * time.Second)
-			if want := swWant("/slow", "last"); resp.StatusCode != 200 || body != want {
-				t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, want)
-			}
-			if tc.when == "after answer" {
-				closeWrite()
-			}
-			start := time.Now()
-			lc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, err := lc.br.Read(make([]byte, 1))
-			if n != 0 || !errors.Is(err, io.EOF) {
-				t.Fatalf("after the answer, read %d bytes, %v; want EOF", n, err)
-			}
-			if took := time.Since(start); took > 2*time.Second {
-				t.Errorf("the connection ended %v after the answer", took)
-			}
-		})
+				if tc.when == "with request" {
+					closeWrite()
+				}
+				select {
+				case <-started:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the request did not reach the handler")
+				}
+				if tc.when == "while served" {
+					closeWrite()
+					awaitClientEnd(t, s) // the end reaches the server first
+				}
+				close(release)
+				resp, body := lc.mustResponse(5 * time.Second)
+				if want := swWant("/slow", "last"); resp.StatusCode != 200 || body != want {
+					t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, want)
+				}
+				if tc.when == "after answer" {
+					closeWrite()
+				}
+				start := time.Now()
+				lc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := lc.br.Read(make([]byte, 1))
+				if n != 0 || !errors.Is(err, io.EOF) {
+					t.Fatalf("after the answer, read %d bytes, %v; want EOF", n, err)
+				}
+				if took := time.Since(start); took > 2*time.Second {
+					t.Errorf("the connection ended %v after the answer", took)
+				}
+			})
+		}
 	}
 }
 
@@ -288,16 +362,30 @@ func TestSendWaitShutdown(t *testing.T) {
 	// The wait lasts parkAfter from the answer's write: the client,
 	// which checks just after it read the answer, nearly always finds the
 	// connection still in it. A few tries make sure one did.
+	for _, tr := range swTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			sendWaitShutdown(t, tr.overTLS)
+		})
+	}
+}
+
+func sendWaitShutdown(t *testing.T, overTLS bool) {
 	caught := 0
 	for try := 0; try < 5 && caught == 0; try++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := New(swStub(nil, nil), Options{KeepaliveTimeout: 30 * time.Second})
+		opts := Options{KeepaliveTimeout: 30 * time.Second}
+		var cli *tls.Config
+		if overTLS {
+			opts.TLS, cli = testTLS(t, "http/1.1")
+		}
+		s := New(swStub(nil, nil), opts)
 		served := make(chan struct{})
 		go func() { defer close(served); s.Serve(ln) }()
-		lc := limDial(t, ln.Addr().String())
+		lc := swDial(t, ln.Addr().String(), cli)
 		lc.served("/first")
 		lc.send(swReq("/second", "body"))
 		resp, body := lc.mustResponse(5 * time.Second)
@@ -343,8 +431,16 @@ func TestSendWaitShutdown(t *testing.T) {
 // short, or the buffer holds the next), and all are answered in order.
 func TestSendWaitPipelinedBurst(t *testing.T) {
 	t.Parallel()
-	addr := limServe(t, swStub(nil, nil), Options{KeepaliveTimeout: 30 * time.Second})
-	lc := limDial(t, addr)
+	for _, tr := range swTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			_, lc := swServe(t, tr.overTLS, swStub(nil, nil), Options{KeepaliveTimeout: 30 * time.Second})
+			pipelinedBurst(t, lc)
+		})
+	}
+}
+
+func pipelinedBurst(t *testing.T, lc *swConn) {
 	var want []string
 	for round := range 20 {
 		var burst strings.Builder
@@ -366,5 +462,84 @@ func TestSendWaitPipelinedBurst(t *testing.T) {
 		if diff := cmp.Diff(want[len(want)-len(got):], got); diff != "" {
 			t.Fatalf("round %d: answers (-want +got):\n%s", round, diff)
 		}
+	}
+}
+
+// gatherConn, while holding, keeps what is written to it until flush
+// sends it in one write: a TLS client over it puts records made apart
+// into one segment.
+type gatherConn struct {
+	net.Conn
+	holding bool
+	held    []byte
+}
+
+func (c *gatherConn) Write(p []byte) (int, error) {
+	if !c.holding {
+		return c.Conn.Write(p)
+	}
+	c.held = append(c.held, p...)
+	return len(p), nil
+}
+
+func (c *gatherConn) flush() error {
+	_, err := c.Conn.Write(c.held)
+	c.held = c.held[:0]
+	return err
+}
+
+// Two requests in two TLS records that reach the server in one segment,
+// so that one read takes both: TLS decrypts the first and keeps the
+// second, where no look at the socket sees it. The first's answer must
+// not wait on the socket (the wait would end only with the grace, and
+// the second request be answered parkAfter late): the rounds together
+// take less than half of what a wait in each would.
+func TestSendWaitTLSRecordsReadTogether(t *testing.T) {
+	t.Parallel()
+	srv, cli := testTLS(t, "http/1.1")
+	_, addr := parkServe(t, swStub(nil, nil), Options{KeepaliveTimeout: 30 * time.Second, TLS: srv})
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	gc := &gatherConn{Conn: raw}
+	tc := tls.Client(gc, cli)
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake: %v", err)
+	}
+	br := bufio.NewReader(tc)
+	const rounds = 40
+	start := time.Now()
+	for i := range rounds {
+		gc.holding = true
+		var want []string
+		for j := range 2 {
+			target := "/r?" + strconv.Itoa(i) + "-" + strconv.Itoa(j)
+			if _, err := io.WriteString(tc, swReq(target, "")); err != nil { // a record each
+				t.Fatal(err)
+			}
+			want = append(want, swWant(target, ""))
+		}
+		gc.holding = false
+		if err := gc.flush(); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for range 2 {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			got = append(got, string(b))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("round %d: answers (-want +got):\n%s", i, diff)
+		}
+	}
+	if took, bound := time.Since(start), rounds*parkAfter/2; took > bound {
+		t.Errorf("%d rounds took %v, more than %v: answers waited on a socket with the next request in TLS", rounds, took, bound)
 	}
 }

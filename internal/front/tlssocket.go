@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/peek"
 )
 
 // tlsSocket is the socket under a TLS connection, following the record
@@ -34,6 +36,14 @@ type tlsSocket struct {
 	hdr  [recordHeader]byte
 	hdrN int
 	mid  atomic.Bool
+	// lastEnded: the last read ended one record and began none (see
+	// drained).
+	lastEnded bool
+
+	// gathered collects what TLS writes while gathering: the records of
+	// one answer, sent at once by sendWait.
+	gathering bool
+	gathered  *[]byte
 
 	send time.Duration
 	// wmu guards the write deadline's state: set from other goroutines
@@ -64,6 +74,10 @@ func (s *tlsSocket) Read(p []byte) (int, error) {
 // spent. A deadline set for it (a refusal's shorter bound) stands while
 // it is ahead, and one already past when it was set stops writes.
 func (s *tlsSocket) Write(p []byte) (int, error) {
+	if s.gathering {
+		*s.gathered = append(*s.gathered, p...)
+		return len(p), nil
+	}
 	if s.send > 0 {
 		s.wmu.Lock()
 		if now := time.Now(); !s.stopped {
@@ -99,11 +113,15 @@ func (s *tlsSocket) SetDeadline(t time.Time) error {
 
 // follow advances the record framing over b, what was just read.
 func (s *tlsSocket) follow(b []byte) {
+	ended := 0
 	for len(b) > 0 {
 		if s.left > 0 {
 			k := min(s.left, len(b))
 			s.left -= k
 			b = b[k:]
+			if s.left == 0 {
+				ended++
+			}
 			continue
 		}
 		k := copy(s.hdr[s.hdrN:], b)
@@ -112,9 +130,58 @@ func (s *tlsSocket) follow(b []byte) {
 		if s.hdrN == recordHeader {
 			s.left = int(s.hdr[3])<<8 | int(s.hdr[4])
 			s.hdrN = 0
+			if s.left == 0 {
+				ended++
+			}
 		}
 	}
-	s.mid.Store(s.hdrN > 0 || s.left > 0)
+	mid := s.hdrN > 0 || s.left > 0
+	s.mid.Store(mid)
+	s.lastEnded = ended == 1 && !mid
+}
+
+// drained reports, once TLS has handed over all the plaintext it
+// decrypted, whether it holds nothing more of the client's: TLS reads
+// the socket only for a record it lacks part of, so when its last read
+// ended exactly one record and began none, that record, now decrypted,
+// was all it held. Two records ended by one read may leave the second
+// undecrypted in TLS's buffer, where no look at the socket can see it.
+func (s *tlsSocket) drained() bool { return s.lastEnded }
+
+// gatheredBufs holds the buffers answers' records are gathered in.
+var gatheredBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// sendWait writes p through tc, whose socket s is, in one send that
+// then waits until the client sends again (peek.SendWait): the records
+// TLS makes of p are gathered, not written one by one. It returns how
+// much of p was written and whether the wait was made; a send the socket
+// did not take whole is finished with Write, unwaited.
+func (s *tlsSocket) sendWait(tc *tls.Conn, pk *peek.Peeker, p []byte) (int, bool, error) {
+	bp := gatheredBufs.Get().(*[]byte)
+	s.gathered, s.gathering = bp, true
+	n, err := tc.Write(p)
+	s.gathering, s.gathered = false, nil
+	out := *bp
+	defer func() {
+		if cap(out) <= 64<<10 {
+			*bp = out[:0]
+			gatheredBufs.Put(bp)
+		}
+	}()
+	if err != nil || len(out) == 0 {
+		return n, false, err
+	}
+	sent, err := pk.SendWait(out)
+	if sent == len(out) {
+		return n, true, nil
+	}
+	if err != nil {
+		sent = 0 // the usual write reports the socket's error in Go's form
+	}
+	if _, err := s.Write(out[sent:]); err != nil {
+		return 0, false, err
+	}
+	return n, false, nil
 }
 
 // midRecord reports whether TLS holds part of a record of c's client:
@@ -124,6 +191,17 @@ func midRecord(c net.Conn) bool {
 		if s, ok := tc.NetConn().(*tlsSocket); ok {
 			return s.mid.Load()
 		}
+	}
+	return false
+}
+
+// drainedTLS reports whether c is TLS the server set up, on a tlsSocket
+// that bounds its writes, and holds nothing of its client's beyond the
+// plaintext it handed over (see drained).
+func drainedTLS(c net.Conn) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		s, ok := tc.NetConn().(*tlsSocket)
+		return ok && s.send > 0 && s.drained()
 	}
 	return false
 }

@@ -1,41 +1,59 @@
 package front
 
 import (
+	"bytes"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/peek"
 )
 
 // The socket under TLS follows the record framing across reads that cut
-// headers and bodies anywhere.
+// headers and bodies anywhere: whether a record is begun (mid), and
+// whether TLS can hold nothing beyond the record the last read ended
+// (drained).
 func TestTLSSocketFollowsRecords(t *testing.T) {
 	// Two records: 3 body bytes, then 258 (a length over a byte).
 	one := []byte{23, 3, 3, 0, 3, 'a', 'b', 'c'}
 	two := append([]byte{23, 3, 3, 1, 2}, make([]byte, 258)...)
 	stream := append(append([]byte(nil), one...), two...)
+	empty := []byte{23, 3, 3, 0, 0}
 	tests := []struct {
-		name string
-		cuts []int // read boundaries in stream
-		// mid is midRecord after each read.
-		mid []bool
+		name   string
+		stream []byte
+		cuts   []int // read boundaries in stream
+		// mid and drained, after each read.
+		mid, drained []bool
 	}{
-		{"whole records", []int{len(one), len(stream)}, []bool{false, false}},
-		{"header cut", []int{2, len(one), len(one) + 4, len(stream)}, []bool{true, false, true, false}},
-		{"body cut", []int{6, len(one) + 100, len(stream)}, []bool{true, true, false}},
-		{"both in one read", []int{len(stream)}, []bool{false}},
+		{"whole records", stream, []int{len(one), len(stream)}, []bool{false, false}, []bool{true, true}},
+		{"header cut", stream, []int{2, len(one), len(one) + 4, len(stream)},
+			[]bool{true, false, true, false}, []bool{false, true, false, true}},
+		{"body cut", stream, []int{6, len(one) + 100, len(stream)}, []bool{true, true, false}, []bool{false, false, true}},
+		{"both in one read", stream, []int{len(stream)}, []bool{false}, []bool{false}},
+		{"the end of one and all of another", stream, []int{6, len(stream)}, []bool{true, false}, []bool{false, false}},
+		{"an empty record", empty, []int{len(empty)}, []bool{false}, []bool{true}},
+		{"an empty record after one", append(one[:len(one):len(one)], empty...), []int{len(one) + len(empty)},
+			[]bool{false}, []bool{false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var s tlsSocket
 			from := 0
 			for i, to := range tt.cuts {
-				s.follow(stream[from:to])
+				s.follow(tt.stream[from:to])
 				from = to
 				if got := s.mid.Load(); got != tt.mid[i] {
 					t.Errorf("after reading to %d: mid-record %v, want %v", to, got, tt.mid[i])
+				}
+				if got := s.drained(); got != tt.drained[i] {
+					t.Errorf("after reading to %d: drained %v, want %v", to, got, tt.drained[i])
 				}
 			}
 		})
@@ -49,17 +67,51 @@ func FuzzTLSSocketFollowsRecords(f *testing.F) {
 	f.Add([]byte{22, 3, 1, 1, 0}, []byte{1, 1, 1})
 	f.Fuzz(func(t *testing.T, stream, cuts []byte) {
 		var s tlsSocket
-		from := 0
-		for _, c := range cuts {
-			to := min(from+int(c), len(stream))
-			s.follow(stream[from:to])
-			from = to
+		// Read follows only what a read returned: never nothing.
+		from, last := 0, 0
+		read := func(to int) {
+			if to > from {
+				s.follow(stream[from:to])
+				last, from = from, to
+			}
 		}
-		s.follow(stream[from:])
+		for _, c := range cuts {
+			read(min(from+int(c), len(stream)))
+		}
+		read(len(stream))
 		if got, want := s.mid.Load(), endsMidRecord(stream); got != want {
 			t.Errorf("mid-record %v, want %v, for % x cut at %v", got, want, stream, cuts)
 		}
+		if len(stream) == 0 {
+			return
+		}
+		ends := recordEnds(stream)
+		inLast := 0
+		for _, e := range ends {
+			if e > last {
+				inLast++
+			}
+		}
+		want := inLast == 1 && !endsMidRecord(stream)
+		if got := s.drained(); got != want {
+			t.Errorf("drained %v, want %v, for % x cut at %v (last read from %d, records end at %v)", got, want, stream, cuts, last, ends)
+		}
 	})
+}
+
+// recordEnds walks stream record by record: where each whole record ends.
+func recordEnds(stream []byte) []int {
+	var ends []int
+	at := 0
+	for len(stream)-at >= recordHeader {
+		n := recordHeader + (int(stream[at+3])<<8 | int(stream[at+4]))
+		if len(stream)-at < n {
+			break
+		}
+		at += n
+		ends = append(ends, at)
+	}
+	return ends
 }
 
 // endsMidRecord walks stream record by record: whether it ends inside a
@@ -158,6 +210,84 @@ func TestTLSSocketBoundsEveryWrite(t *testing.T) {
 			}
 			if tc.fail && !errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Errorf("write error %v, want a deadline's", err)
+			}
+		})
+	}
+}
+
+// sendWait writes an answer's records in one send and waits for what the
+// client sends next; an answer the socket does not take whole is written
+// to its end the usual way, unwaited. Either way the client reads the
+// answer whole, and the server then reads what followed it.
+func TestTLSSocketSendWait(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		size   int
+		waited bool
+	}{
+		{"an answer the socket takes", 300, true},
+		{"records of an answer the socket takes", 20 << 10, true},
+		{"an answer larger than the socket takes", 8 << 20, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srvCfg, cliCfg := testTLS(t, "http/1.1")
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			client := make(chan error, 1)
+			answer := bytes.Repeat([]byte("0123456789abcdef"), tc.size/16)
+			go func() {
+				// Small socket buffers, fixed, so that the large answer
+				// cannot go in one send however fast this reads.
+				d := tls.Dialer{Config: cliCfg, NetDialer: &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+					rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10) })
+					return nil
+				}}}
+				c, err := d.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					client <- err
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				got := make([]byte, len(answer))
+				if _, err := io.ReadFull(c, got); err != nil {
+					client <- fmt.Errorf("reading the answer: %w", err)
+					return
+				}
+				if !bytes.Equal(got, answer) {
+					client <- errors.New("the answer came altered")
+					return
+				}
+				_, err = c.Write([]byte("next"))
+				client <- err
+			}()
+			raw, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			raw.(*net.TCPConn).SetWriteBuffer(32 << 10)
+			sock := &tlsSocket{Conn: raw, send: 5 * time.Second}
+			sc := tls.Server(sock, srvCfg)
+			sc.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := sc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			n, waited, err := sock.sendWait(sc, peek.New(raw), answer)
+			if err != nil || n != len(answer) || waited != tc.waited {
+				t.Errorf("sendWait: %d, waited %v, %v; want %d, waited %v", n, waited, err, len(answer), tc.waited)
+			}
+			if err := <-client; err != nil {
+				t.Fatalf("client: %v", err)
+			}
+			next := make([]byte, 4)
+			if _, err := io.ReadFull(sc, next); err != nil || string(next) != "next" {
+				t.Errorf("after the answer the server read %q, %v; want next", next, err)
 			}
 		})
 	}
