@@ -60,7 +60,7 @@ func TestAttacks(t *testing.T) {
 			runs[i] = &attackRun{d: d, app: app}
 		}
 		for i, c := range attackCases {
-			runs[i].send = c.send
+			runs[i].send = c.pieces()
 		}
 		exchangeAll(w, runs)
 		for i, c := range attackCases {
@@ -98,7 +98,7 @@ func TestAttacksOnParkedConnections(t *testing.T) {
 			}
 			for _, r := range []**attackRun{&runs[i].fresh, &runs[i].parked} {
 				app := newRecApp(t, nil)
-				*r = &attackRun{d: directWith(t, app.addr, w.h1Options(), c.adjust), app: app, send: c.send}
+				*r = &attackRun{d: directWith(t, app.addr, w.h1Options(), c.adjust), app: app, send: c.pieces()}
 				all = append(all, *r)
 			}
 			runs[i].parked.opener = parkOpener
@@ -153,8 +153,11 @@ type attackCase struct {
 	adjust func(*config.App) // more config for the app
 	answer func(c net.Conn, r appReq)
 	send   string
-	want   []outcome
-	check  func(t *testing.T, r *attackRun)
+	// records, if set, are sent instead of send: over TLS a record
+	// each, all in one segment.
+	records []string
+	want    []outcome
+	check   func(t *testing.T, r *attackRun)
 }
 
 // Outcomes the cases share.
@@ -397,6 +400,32 @@ var attackCases = []attackCase{
 		want: []outcome{served("GET /el1", "GET /el2")},
 	},
 	refusedCase("lone CR before the request line", "\rGET /lcr HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+
+	// Records read together (over TLS a record each, in one segment):
+	// TLS decrypts one at a time and keeps the rest, where no look at
+	// the socket sees them; over TCP, the same bytes pipelined.
+	{
+		name:    "pipelined requests in records of their own",
+		records: []string{"GET /rec1 HTTP/1.1\r\nHost: x\r\n\r\n", "GET /rec2 HTTP/1.1\r\nHost: x\r\n\r\n", "GET /rec3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"},
+		want:    []outcome{served("GET /rec1", "GET /rec2", "GET /rec3")},
+	},
+	{
+		name:    "a head cut across records",
+		records: []string{"GET /cut HTTP/1.1\r\nHo", "st: x\r\nConnection: clo", "se\r\n\r\n"},
+		want:    []outcome{served("GET /cut")},
+	},
+	{
+		name: "a body in records after its head, then a request",
+		records: []string{"POST /recbody HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", "01234", "56789",
+			"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"},
+		want: []outcome{served("POST /recbody", "GET /after")},
+	},
+	{
+		name: "a request in a record after a chunked body's end",
+		records: []string{"POST /recchunk HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n",
+			"GET /afterchunk HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"},
+		want: []outcome{served("POST /recchunk", "GET /afterchunk")},
+	},
 
 	// 7. obs-fold (RFC 9112 5.2): a server may unfold it, another may take
 	// the continuation for a header of its own.
@@ -1126,14 +1155,23 @@ func readAnswers(raw []byte) []answer {
 
 // The verdict.
 
+// pieces is what the case sends, in the pieces it sends it in.
+func (c attackCase) pieces() []string {
+	if c.records != nil {
+		return c.records
+	}
+	return []string{c.send}
+}
+
 // attackRun is one case's exchange on one wire: opener (if any), then,
 // parkPause later, send, on a connection of its own.
 type attackRun struct {
-	d            *direct
-	app          *recApp
-	opener, send string
-	client       clientView
-	reqs         []appReq // what the app received
+	d      *direct
+	app    *recApp
+	opener string
+	send   []string
+	client clientView
+	reqs   []appReq // what the app received
 }
 
 // exchangeAll runs the exchanges of runs over w side by side, and keeps
@@ -1149,7 +1187,7 @@ func exchangeAll(w wire, runs []*attackRun) {
 		wg.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			r.client = sendH1After(w, r.d.addr, r.opener, r.send)
+			r.client = sendH1After(w, r.d.addr, r.opener, r.send...)
 			r.reqs = r.app.settle(r.d)
 		})
 	}

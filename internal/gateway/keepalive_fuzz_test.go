@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -38,14 +39,33 @@ import (
 // explores further. FuzzPipelinedBodies runs the same sequences with
 // chunked bodies, HTTP/1.0 and Expect: 100-continue among them.
 func FuzzKeepAliveSequence(f *testing.F) {
-	fuzzSequences(f, keepAliveSeeds, keepAliveForm)
+	fuzzSequences(f, keepAliveSeeds, keepAliveForm, nil)
+}
+
+// FuzzKeepAliveSequenceTLS is FuzzKeepAliveSequence over TLS, the
+// gateway's listener and the oracle's alike: each write of the client a
+// TLS record, and requests sent in one write (pipelined) records of
+// their own that go out in one segment, so that the server's read takes
+// several records at once and TLS keeps some undecrypted.
+func FuzzKeepAliveSequenceTLS(f *testing.F) {
+	fuzzSequences(f, keepAliveSeeds, keepAliveForm, http11TLS())
+}
+
+// http11TLS is a client config that trusts h2TLS's certificate and asks
+// for HTTP/1.1.
+func http11TLS() *tls.Config {
+	_, cli := h2TLS()
+	cli = cli.Clone()
+	cli.NextProtos = []string{"http/1.1"}
+	return cli
 }
 
 // fuzzSequences runs the fuzz target: each input, decoded into a sequence
 // of requests, goes through the gateway and to the oracle, and what the
-// client read and the app saw must be the same. The seeds, encoded, are
-// the corpus; each must decode to itself.
-func fuzzSequences(f *testing.F, seeds [][]fuzzReq, form sequenceForm) {
+// client read and the app saw must be the same; over TLS when cli, the
+// client's config, is set. The seeds, encoded, are the corpus; each must
+// decode to itself.
+func fuzzSequences(f *testing.F, seeds [][]fuzzReq, form sequenceForm, cli *tls.Config) {
 	for _, s := range seeds {
 		b := form.encode(s)
 		if diff := cmp.Diff(s, form.decode(b)); diff != "" {
@@ -53,9 +73,17 @@ func fuzzSequences(f *testing.F, seeds [][]fuzzReq, form sequenceForm) {
 		}
 		f.Add(b)
 	}
-	app := newKAServer(f)
-	oracle := newKAServer(f)
-	d := directWith(f, app.addr, protoOptions(f, "h1"), nil)
+	app := newKAServer(f, nil)
+	proto := "h1"
+	var oracleTLS *tls.Config
+	if cli != nil {
+		proto = "h2" // TLS offering h2 and http/1.1; the client asks for http/1.1
+		oracleTLS, _ = h2TLS()
+		oracleTLS = oracleTLS.Clone()
+		oracleTLS.NextProtos = []string{"http/1.1"}
+	}
+	oracle := newKAServer(f, oracleTLS)
+	d := directWith(f, app.addr, protoOptions(f, proto), nil)
 	var conns atomic.Int64
 	f.Fuzz(func(t *testing.T, data []byte) {
 		reqs := form.decode(data)
@@ -67,8 +95,8 @@ func fuzzSequences(f *testing.F, seeds [][]fuzzReq, form sequenceForm) {
 		for i, q := range reqs {
 			raws[i] = q.raw(id, i)
 		}
-		got := runKeepAlive(d.addr, reqs, raws)
-		want := runKeepAlive(oracle.addr, reqs, raws)
+		got := runKeepAlive(d.addr, cli, reqs, raws)
+		want := runKeepAlive(oracle.addr, cli, reqs, raws)
 		quiesce(d, 3*time.Second, app.conns.quiet, 0)
 		gotApp, wantApp := app.take(id), oracle.take(id)
 		if diff := cmp.Diff(want, got); diff != "" {
@@ -377,16 +405,26 @@ type keepAliveAnswer struct {
 
 const errHang = "no answer within the deadline"
 
-// runKeepAlive sends reqs (their bytes raws) on one connection to addr as
-// their send modes say, reads the answers, and returns them; it stops at
-// an answer that closes the connection, and sends nothing after it.
-func runKeepAlive(addr string, reqs []fuzzReq, raws [][]byte) []keepAliveAnswer {
-	conn, err := net.Dial("tcp", addr)
+// runKeepAlive sends reqs (their bytes raws) on one connection to addr,
+// over TLS when cli is set, as their send modes say, reads the answers,
+// and returns them; it stops at an answer that closes the connection, and
+// sends nothing after it.
+func runKeepAlive(addr string, cli *tls.Config, reqs []fuzzReq, raws [][]byte) []keepAliveAnswer {
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		return []keepAliveAnswer{{Err: "dial: " + err.Error()}}
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	var conn net.Conn = raw
+	held := &heldWrites{Conn: raw}
+	if cli != nil {
+		tc := tls.Client(held, cli)
+		if err := tc.Handshake(); err != nil {
+			return []keepAliveAnswer{{Err: "handshake: " + err.Error()}}
+		}
+		conn = tc
+	}
 	br := bufio.NewReader(conn)
 	var answers []keepAliveAnswer
 	closed, broken := false, false
@@ -407,19 +445,38 @@ func runKeepAlive(addr string, reqs []fuzzReq, raws [][]byte) []keepAliveAnswer 
 	}
 	// A write that fails (the server closed, as it may after a close)
 	// ends the sending; the answers already sent for are still read.
-	var pending []byte
-	write := func(p []byte) {
-		if len(p) > 0 && !broken {
-			_, err := conn.Write(p)
-			broken = err != nil
+	// pending are the requests to go in the next write: over TLS a
+	// record each, all in one segment.
+	var pending [][]byte
+	write := func(ps ...[]byte) {
+		if broken {
+			return
 		}
+		if cli == nil {
+			_, err := conn.Write(slices.Concat(ps...))
+			broken = err != nil
+			return
+		}
+		held.hold = true
+		for _, p := range ps {
+			if _, err := conn.Write(p); err != nil {
+				broken = true
+			}
+		}
+		held.hold = false
+		broken = held.flush() != nil || broken
 	}
-	flush := func() { write(pending); pending = nil }
+	flush := func() {
+		if len(pending) > 0 {
+			write(pending...)
+		}
+		pending = nil
+	}
 	for i, q := range reqs {
 		raw := raws[i]
 		switch q.Send {
 		case sendPipelined:
-			pending = append(pending, raw...)
+			pending = append(pending, raw)
 			continue
 		case sendAfter, sendSplitAfter:
 			flush()
@@ -439,7 +496,7 @@ func runKeepAlive(addr string, reqs []fuzzReq, raws [][]byte) []keepAliveAnswer 
 			pause(q.Pause)
 			raw = raw[at:]
 		}
-		pending = raw
+		pending = [][]byte{raw}
 	}
 	if !closed {
 		flush()
@@ -513,11 +570,40 @@ type kaSeen struct {
 	BodyErr      string
 }
 
-func newKAServer(t testing.TB) *kaServer {
+// heldWrites, while hold is set, keeps what is written to it until
+// flush sends it in one write.
+type heldWrites struct {
+	net.Conn
+	hold bool
+	held []byte
+}
+
+func (h *heldWrites) Write(p []byte) (int, error) {
+	if !h.hold {
+		return h.Conn.Write(p)
+	}
+	h.held = append(h.held, p...)
+	return len(p), nil
+}
+
+func (h *heldWrites) flush() error {
+	if len(h.held) == 0 {
+		return nil
+	}
+	_, err := h.Conn.Write(h.held)
+	h.held = h.held[:0]
+	return err
+}
+
+// newKAServer starts a kaServer, serving TLS with cfg when it is set.
+func newKAServer(t testing.TB, cfg *tls.Config) *kaServer {
 	e := &kaServer{seq: map[string]int{}, seen: map[string][]kaSeen{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
 	}
 	srv := &http.Server{Handler: e, ErrorLog: quietLog(), ConnState: e.conns.state}
 	done := make(chan struct{})

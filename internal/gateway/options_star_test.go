@@ -141,7 +141,7 @@ func TestOptionsStarThenChecks(t *testing.T) {
 		runs := make([]*attackRun, len(optionsStarCases))
 		for i, c := range optionsStarCases {
 			app := newRecApp(t, nil)
-			runs[i] = &attackRun{d: directWith(t, app.addr, w.frontOptions(), nil), app: app, send: c.send}
+			runs[i] = &attackRun{d: directWith(t, app.addr, w.frontOptions(), nil), app: app, send: []string{c.send}}
 		}
 		exchangeAll(w, runs)
 		for i, c := range optionsStarCases {

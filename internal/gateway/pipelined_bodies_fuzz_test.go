@@ -29,7 +29,13 @@ import "testing"
 // The seeds run in every go test; go test -fuzz=FuzzPipelinedBodies
 // explores further.
 func FuzzPipelinedBodies(f *testing.F) {
-	fuzzSequences(f, pipelinedBodySeeds, pipelinedBodiesForm)
+	fuzzSequences(f, pipelinedBodySeeds, pipelinedBodiesForm, nil)
+}
+
+// FuzzPipelinedBodiesTLS is FuzzPipelinedBodies over TLS, as
+// FuzzKeepAliveSequenceTLS is FuzzKeepAliveSequence.
+func FuzzPipelinedBodiesTLS(f *testing.F) {
+	fuzzSequences(f, pipelinedBodySeeds, pipelinedBodiesForm, http11TLS())
 }
 
 // The flags byte of a request in FuzzPipelinedBodies' input.

@@ -128,7 +128,11 @@ func (c *rawConn) close() { c.c.Close() }
 // tcp is the TCP connection under c (under its TLS, if any).
 func (c *rawConn) tcp() *net.TCPConn {
 	if tc, ok := c.c.(*tls.Conn); ok {
-		return tc.NetConn().(*net.TCPConn)
+		under := tc.NetConn()
+		if h, ok := under.(*heldWrites); ok {
+			under = h.Conn
+		}
+		return under.(*net.TCPConn)
 	}
 	return c.c.(*net.TCPConn)
 }

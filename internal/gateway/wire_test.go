@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func dialH1Within(w wire, addr string, d time.Duration) (net.Conn, error) {
 	_, cfg := h2TLS()
 	cfg = cfg.Clone()
 	cfg.NextProtos = []string{"http/1.1"}
-	tc := tls.Client(c, cfg)
+	tc := tls.Client(&heldWrites{Conn: c}, cfg)
 	tc.SetDeadline(time.Now().Add(d))
 	if err := tc.Handshake(); err != nil {
 		c.Close()
@@ -89,8 +90,9 @@ func sendH1(w wire, addr, send string) clientView { return sendH1After(w, addr, 
 
 // sendH1After is sendH1 with opener written first and parkPause waited
 // out before send (the opener's answer stays in the socket, read with the
-// rest).
-func sendH1After(w wire, addr, opener, send string) clientView {
+// rest). send may come in pieces: over TLS a record each, all in one
+// segment; over TCP one write all the same.
+func sendH1After(w wire, addr, opener string, send ...string) clientView {
 	c, err := dialH1(w, addr)
 	if err != nil {
 		return clientView{err: err}
@@ -101,8 +103,25 @@ func sendH1After(w wire, addr, opener, send string) clientView {
 		time.Sleep(parkPause)
 	}
 	start := time.Now()
-	io.WriteString(c, send) // a gateway that closes early fails this; read what it said
+	writeRecords(c, send) // a gateway that closes early fails this; read what it said
 	return readView(c, start)
+}
+
+// writeRecords writes pieces to c: over TLS (dialH1's) a record each, in
+// one write to the socket, else in one write.
+func writeRecords(c net.Conn, pieces []string) {
+	tc, ok := c.(*tls.Conn)
+	if !ok || len(pieces) < 2 {
+		io.WriteString(c, strings.Join(pieces, ""))
+		return
+	}
+	held := tc.NetConn().(*heldWrites)
+	held.hold = true
+	for _, p := range pieces {
+		io.WriteString(tc, p)
+	}
+	held.hold = false
+	held.flush()
 }
 
 // readView reads c until the gateway closes or is silent readIdle, at
