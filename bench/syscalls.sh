@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where a plain-HTTP request's CPU goes, gatehouse against nginx: the
+# Where an HTTP/1.1 request's CPU goes, gatehouse against nginx: the
 # syscalls each proxy makes per request (perf's syscall tracepoints over a
 # whole wrk run), and its CPU per request split into user and system time,
 # with its context switches (from /proc). Both proxies log every request
@@ -8,6 +8,7 @@
 #
 #   bench/syscalls.sh                  # wrk at c=50, 2 runs of 8 s each
 #   CONNS=256 RUNS=3 bench/syscalls.sh
+#   PROTO=https bench/syscalls.sh      # over TLS (ECDSA P-256, TLS 1.3)
 #
 # The counts run under perf (its tracepoints slow every syscall), the CPU
 # split in runs of their own without it. Everything listens on 127.0.0.1;
@@ -18,12 +19,14 @@ set -euo pipefail
 CONNS=${CONNS:-50}
 DURATION=${DURATION:-8}
 RUNS=${RUNS:-2}
+PROTO=${PROTO:-http}
+case $PROTO in http|https) ;; *) echo "PROTO is http or https" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/gatehouse-syscalls.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-install_missing wrk:wrk nginx:nginx-light perf:linux-perf
+install_missing wrk:wrk nginx:nginx-light perf:linux-perf openssl:openssl
 cd "$ROOT"
 go build -o "$WORK/backend" ./bench/backend
 go build -o "$WORK/gatehouse" ./cmd/gatehouse
@@ -31,6 +34,23 @@ start_backends
 
 NGINX_PORT=$(port); GH_PORT=$(port); GH_ADMIN=$(port)
 mkdir -p "$WORK/nginx"
+# Over TLS both listen with the same certificate and TLS 1.3 suite as in
+# bench/proxies.sh.
+NGINX_TLS="" GH_TLS_CONF=""
+if [ "$PROTO" = https ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+  NGINX_TLS="ssl; ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+    keepalive_requests 1000000000"
+  GH_TLS_CONF="tls:
+  listen: \"127.0.0.1:$GH_PORT\"
+  cert_file: \"$WORK/cert.pem\"
+  key_file: \"$WORK/key.pem\"
+  redirect_http: false"
+  GH_PLAIN=$(port)
+fi
 cat >"$WORK/nginx.conf" <<CONF
 daemon off;
 worker_processes auto;
@@ -43,7 +63,7 @@ http {
   uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
   $(nginx_backends_conf)
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$NGINX_PORT ${NGINX_TLS:-};
     $NGINX_PROXY
   }
 }
@@ -51,9 +71,10 @@ CONF
 nginx -c "$WORK/nginx.conf" & started $!
 NGINX_PID=$!
 cat >"$WORK/gatehouse.yaml" <<CONF
-listen: "127.0.0.1:$GH_PORT"
+listen: "127.0.0.1:${GH_PLAIN:-$GH_PORT}"
 admin: "127.0.0.1:$GH_ADMIN"
 data_dir: "$WORK/gh-data"
+$GH_TLS_CONF
 $(bench_app_conf)
 CONF
 "$WORK/gatehouse" run -c "$WORK/gatehouse.yaml" >"$WORK/gatehouse.out" 2>&1 & started $!
@@ -82,7 +103,7 @@ for run in $(seq "$RUNS"); do
   for name in "${order[@]}"; do
     pid=$NGINX_PID port=$NGINX_PORT
     [ "$name" = gatehouse ] && pid=$GH_PID port=$GH_PORT
-    url="http://127.0.0.1:$port/"
+    url="$PROTO://127.0.0.1:$port/"
     # The CPU split, without perf.
     read -r u0 s0 c0 < <(split "$pid")
     out=$(wrk -t 2 -c "$CONNS" -d "${DURATION}s" "$url")
