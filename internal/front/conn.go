@@ -1095,7 +1095,7 @@ func (fc *conn) end() {
 		fc.lingerClose()
 	}
 	if stopped {
-		closeIdleConn(fc.c) // as Shutdown would have: no close_notify to wait on
+		closeSocketFirst(fc.c) // as Shutdown would have: no close_notify to wait on
 	} else {
 		fc.c.Close()
 	}

@@ -367,7 +367,7 @@ func (p *poller) unregister(fc *conn) {
 	p.claimed.Done()
 }
 
-// closeParked closes a claimed connection (closeIdleConn first, which a
+// closeParked closes a claimed connection (closeSocketFirst first, which a
 // TLS one's closing must not wait for). An HTTP/2 one's socket is
 // closed, and it is served on, to end as its reader finds it closed.
 func (p *poller) closeParked(fc *conn) {
@@ -378,7 +378,7 @@ func (p *poller) closeParked(fc *conn) {
 	}
 	p.unregister(fc)
 	fc.state.Store(connClosed)
-	closeIdleConn(fc.c)
+	closeSocketFirst(fc.c)
 	fc.end()
 }
 

@@ -498,7 +498,10 @@ func (s *Server) Close() error {
 	s.stopPoller()
 	s.mu.Lock()
 	for fc := range s.conns {
-		fc.c.Close()
+		// Socket first: no close_notify from this goroutine, which
+		// could block, and would come between an answer's records
+		// and their send (tlsSocket.sendWait).
+		closeSocketFirst(fc.c)
 	}
 	for fc := range s.tunnels {
 		fc.c.Close()
@@ -520,13 +523,14 @@ func pendingRequest(fc *conn) bool {
 	return peek.Pending(socketOf(fc.c)) == peek.Data || midRecord(fc.c)
 }
 
-// closeIdleConn closes an idle connection, under TLS its socket first,
-// so that close_notify fails at once: behind a client that does not read,
-// crypto/tls would give that write 5 s, which the caller (the poller, or
-// the goroutine of a connection whose wait was cut short, which
-// Shutdown waits for) cannot spare. An idle connection's client expects
-// no more (nginx sends none on a keep-alive timeout either).
-func closeIdleConn(c net.Conn) {
+// closeSocketFirst closes a connection, under TLS its socket first, so
+// that close_notify fails at once: behind a client that does not read,
+// crypto/tls would give that write 5 s, which the caller (the poller, the
+// goroutine of a connection whose wait was cut short, which Shutdown
+// waits for, or Close) cannot spare. An idle connection's client expects
+// no more (nginx sends none on a keep-alive timeout either), and Close
+// ends every connection abruptly.
+func closeSocketFirst(c net.Conn) {
 	if _, ok := c.(*tls.Conn); ok {
 		socketOf(c).Close()
 	}

@@ -36,12 +36,15 @@ type tlsSocket struct {
 	hdr  [recordHeader]byte
 	hdrN int
 	mid  atomic.Bool
-	// lastEnded: the last read ended one record and began none (see
+	// lastEnded: the last read ended one record, began none, and took
+	// less than it asked for; alerted: an alert came in the clear (see
 	// drained).
 	lastEnded bool
+	alerted   bool
 
 	// gathered collects what TLS writes while gathering: the records of
-	// one answer, sent at once by sendWait.
+	// one answer, sent at once by sendWait. Guarded by wmu: another
+	// goroutine's Close writes close_notify.
 	gathering bool
 	gathered  *[]byte
 
@@ -56,13 +59,20 @@ type tlsSocket struct {
 	stopped   bool
 }
 
-// recordHeader is a TLS record header's length: type, version, length.
-const recordHeader = 5
+// recordHeader is a TLS record header's length: type, version, length;
+// recordAlert an alert record's type.
+const (
+	recordHeader = 5
+	recordAlert  = 21
+)
 
 func (s *tlsSocket) Read(p []byte) (int, error) {
 	n, err := s.Conn.Read(p)
 	if n > 0 {
 		s.follow(p[:n])
+		// A read that filled p may have left the next record on the
+		// socket, come before any wait begins, which would not see it.
+		s.lastEnded = s.lastEnded && n < len(p)
 	}
 	return n, err
 }
@@ -74,12 +84,13 @@ func (s *tlsSocket) Read(p []byte) (int, error) {
 // spent. A deadline set for it (a refusal's shorter bound) stands while
 // it is ahead, and one already past when it was set stops writes.
 func (s *tlsSocket) Write(p []byte) (int, error) {
-	if s.gathering {
-		*s.gathered = append(*s.gathered, p...)
-		return len(p), nil
-	}
 	if s.send > 0 {
 		s.wmu.Lock()
+		if s.gathering {
+			*s.gathered = append(*s.gathered, p...)
+			s.wmu.Unlock()
+			return len(p), nil
+		}
 		if now := time.Now(); !s.stopped {
 			left := s.wdeadline.Sub(now)
 			if s.wdeadline.IsZero() || left <= 0 || s.own && left < s.send {
@@ -128,6 +139,11 @@ func (s *tlsSocket) follow(b []byte) {
 		s.hdrN += k
 		b = b[k:]
 		if s.hdrN == recordHeader {
+			// An alert in the clear (TLS 1.2's; 1.3 hides them as
+			// application data): TLS, having handed over plaintext,
+			// reads past a warning for what follows, whose plaintext it
+			// then holds however the read ended.
+			s.alerted = s.alerted || s.hdr[0] == recordAlert
 			s.left = int(s.hdr[3])<<8 | int(s.hdr[4])
 			s.hdrN = 0
 			if s.left == 0 {
@@ -143,10 +159,12 @@ func (s *tlsSocket) follow(b []byte) {
 // drained reports, once TLS has handed over all the plaintext it
 // decrypted, whether it holds nothing more of the client's: TLS reads
 // the socket only for a record it lacks part of, so when its last read
-// ended exactly one record and began none, that record, now decrypted,
-// was all it held. Two records ended by one read may leave the second
-// undecrypted in TLS's buffer, where no look at the socket can see it.
-func (s *tlsSocket) drained() bool { return s.lastEnded }
+// ended exactly one record, began none and took all the socket had,
+// that record, now decrypted, was all it held. Two records ended by one
+// read may leave the second undecrypted in TLS's buffer, where no look
+// at the socket can see it. A connection whose client sent an alert in
+// the clear is never drained again (see follow).
+func (s *tlsSocket) drained() bool { return s.lastEnded && !s.alerted }
 
 // gatheredBufs holds the buffers answers' records are gathered in.
 var gatheredBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
@@ -158,10 +176,14 @@ var gatheredBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); retu
 // did not take whole is finished with Write, unwaited.
 func (s *tlsSocket) sendWait(tc *tls.Conn, pk *peek.Peeker, p []byte) (int, bool, error) {
 	bp := gatheredBufs.Get().(*[]byte)
+	s.wmu.Lock()
 	s.gathered, s.gathering = bp, true
+	s.wmu.Unlock()
 	n, err := tc.Write(p)
+	s.wmu.Lock()
 	s.gathering, s.gathered = false, nil
 	out := *bp
+	s.wmu.Unlock()
 	defer func() {
 		if cap(out) <= 64<<10 {
 			*bp = out[:0]

@@ -41,6 +41,10 @@ func TestTLSSocketFollowsRecords(t *testing.T) {
 		{"an empty record", empty, []int{len(empty)}, []bool{false}, []bool{true}},
 		{"an empty record after one", append(one[:len(one):len(one)], empty...), []int{len(one) + len(empty)},
 			[]bool{false}, []bool{false}},
+		// TLS 1.2's alerts come in the clear; after one, TLS may hold
+		// the plaintext of what followed it.
+		{"an alert in the clear, then records", append(append([]byte{21, 3, 3, 0, 2, 1, 90}, one...), one...),
+			[]int{7, 7 + len(one), 7 + 2*len(one)}, []bool{false, false, false}, []bool{false, false, false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +59,36 @@ func TestTLSSocketFollowsRecords(t *testing.T) {
 				if got := s.drained(); got != tt.drained[i] {
 					t.Errorf("after reading to %d: drained %v, want %v", to, got, tt.drained[i])
 				}
+			}
+		})
+	}
+}
+
+// A read that takes as much as it asked for may have left the next
+// record on the socket, where a wait that begins after it would not see
+// it: such a read does not leave TLS drained, however it ended.
+func TestTLSSocketReadThatFillsItsBuffer(t *testing.T) {
+	record := []byte{23, 3, 3, 0, 3, 'a', 'b', 'c'}
+	for _, tc := range []struct {
+		name    string
+		buf     int
+		drained bool
+	}{
+		{"the record and room to spare", len(record) + 1, true},
+		{"the record filling the buffer", len(record), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := net.Pipe()
+			defer a.Close()
+			defer b.Close()
+			go b.Write(record)
+			s := &tlsSocket{Conn: a}
+			p := make([]byte, tc.buf)
+			if n, err := s.Read(p); err != nil || n != len(record) {
+				t.Fatalf("read %d, %v; want the record's %d", n, err, len(record))
+			}
+			if got := s.drained(); got != tc.drained {
+				t.Errorf("drained %v, want %v", got, tc.drained)
 			}
 		})
 	}
@@ -92,11 +126,22 @@ func FuzzTLSSocketFollowsRecords(f *testing.F) {
 				inLast++
 			}
 		}
-		want := inLast == 1 && !endsMidRecord(stream)
+		want := inLast == 1 && !endsMidRecord(stream) && !hasAlert(stream)
 		if got := s.drained(); got != want {
 			t.Errorf("drained %v, want %v, for % x cut at %v (last read from %d, records end at %v)", got, want, stream, cuts, last, ends)
 		}
 	})
+}
+
+// hasAlert reports whether a record of stream whose header is whole is
+// an alert.
+func hasAlert(stream []byte) bool {
+	for at := 0; len(stream)-at >= recordHeader; at += recordHeader + (int(stream[at+3])<<8 | int(stream[at+4])) {
+		if stream[at] == recordAlert {
+			return true
+		}
+	}
+	return false
 }
 
 // recordEnds walks stream record by record: where each whole record ends.
@@ -291,4 +336,70 @@ func TestTLSSocketSendWait(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Another goroutine may write through the socket while an answer's
+// records are gathered: Close's close_notify. Its writes see the
+// gathering state under the socket's lock (the race detector's to find
+// otherwise).
+func TestTLSSocketGatheringBesideAnotherWriter(t *testing.T) {
+	t.Parallel()
+	srvCfg, cliCfg := testTLS(t, "http/1.1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := tls.Dial("tcp", ln.Addr().String(), cliCfg)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4<<10)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+			if _, err := c.Write([]byte("n")); err != nil {
+				return
+			}
+		}
+	}()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	sock := &tlsSocket{Conn: raw, send: 5 * time.Second}
+	sc := tls.Server(sock, srvCfg)
+	sc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := sc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	other := make(chan struct{})
+	go func() {
+		defer close(other)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				sock.Write(nil) // writes nothing, but looks at the state
+			}
+		}
+	}()
+	pk := peek.New(raw)
+	for range 50 {
+		if _, _, err := sock.sendWait(sc, pk, []byte("answer")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sc.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-other
 }
