@@ -430,8 +430,29 @@ var (
 )
 
 // reqState is what the gateway learns about one request across its
-// attempts. It is pooled: the hot path allocates none per request.
+// attempts. It is pooled: the hot path allocates none per request. What
+// it keeps across uses (storage) is outside reqFields, which putState
+// clears in place: a cleared copy built on the stack would be a frame of
+// kilobytes, which grows a stream goroutine's stack as its request ends.
 type reqState struct {
+	reqFields
+
+	// ids is the block request ids are cut from (see requestIDs.next).
+	ids []byte
+
+	// try is the exchange with the current member; its response storage
+	// is kept.
+	try upstream.Attempt
+
+	// reqBody holds the request body read ahead of the app (see
+	// prepareBody), answer the app's answer read ahead of the client
+	// (see holdAnswer); their chunk lists are kept.
+	reqBody spool.Spool
+	answer  spool.Spool
+}
+
+// reqFields are a request's own fields of its reqState.
+type reqFields struct {
 	app *appProxy
 	// route is the route the request took (nil: none yet, or none
 	// matched).
@@ -449,9 +470,6 @@ type reqState struct {
 	// cleanPath is the decoded path routed by, when dot segments were
 	// removed from the client's.
 	cleanPath string
-	// ids is the block request ids are cut from (see requestIDs.next);
-	// kept across uses of the state.
-	ids []byte
 	// trusted: the peer is a trusted proxy, whose X-Forwarded-* are kept.
 	trusted bool
 	// client is the client's address a trusted peer's X-Forwarded-For
@@ -513,16 +531,8 @@ type reqState struct {
 	// body is the response body of a plain answer (see newResponseBody).
 	body responseBody
 
-	// try is the exchange with the current member; its response storage
-	// is kept across uses of the state.
-	try upstream.Attempt
-
-	// reqBody holds the request body read ahead of the app (see
-	// prepareBody), answer the app's answer read ahead of the client
-	// (see holdAnswer), and heldAnswer the latter's reader; their chunk
-	// lists are kept across uses of the state.
-	reqBody    spool.Spool
-	answer     spool.Spool
+	// heldAnswer reads the app's answer held in reqState.answer (see
+	// holdAnswer).
 	heldAnswer heldBody
 }
 
@@ -537,12 +547,10 @@ func getState() *reqState {
 }
 
 func putState(st *reqState) {
-	clear(st.triedBuf[:])
 	st.reqBody.Close()
 	st.answer.Close()
-	try, ids := st.try, st.ids
-	try.Reset()
-	*st = reqState{try: try, ids: ids, reqBody: st.reqBody, answer: st.answer}
+	st.try.Reset()
+	st.reqFields = reqFields{}
 	statePool.Put(st)
 }
 
