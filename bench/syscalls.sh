@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where an HTTP/1.1 request's CPU goes, gatehouse against nginx: the
+# Where a request's CPU goes, gatehouse against nginx: the
 # syscalls each proxy makes per request (perf's syscall tracepoints over a
 # whole wrk run), and its CPU per request split into user and system time,
 # with its context switches (from /proc). Both proxies log every request
@@ -9,6 +9,7 @@
 #   bench/syscalls.sh                  # wrk at c=50, 2 runs of 8 s each
 #   CONNS=256 RUNS=3 bench/syscalls.sh
 #   PROTO=https bench/syscalls.sh      # over TLS (ECDSA P-256, TLS 1.3)
+#   PROTO=h2 CONNS=256 STREAMS=1 bench/syscalls.sh   # HTTP/2 over TLS, h2load
 #
 # The counts run under perf (its tracepoints slow every syscall), the CPU
 # split in runs of their own without it. Everything listens on 127.0.0.1;
@@ -20,13 +21,14 @@ CONNS=${CONNS:-50}
 DURATION=${DURATION:-8}
 RUNS=${RUNS:-2}
 PROTO=${PROTO:-http}
-case $PROTO in http|https) ;; *) echo "PROTO is http or https" >&2; exit 2 ;; esac
+STREAMS=${STREAMS:-1}
+case $PROTO in http|https|h2) ;; *) echo "PROTO is http, https or h2" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/gatehouse-syscalls.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-install_missing wrk:wrk nginx:nginx-light perf:linux-perf openssl:openssl
+install_missing wrk:wrk nginx:nginx-light perf:linux-perf openssl:openssl h2load:nghttp2-client
 cd "$ROOT"
 go build -o "$WORK/backend" ./bench/backend
 go build -o "$WORK/gatehouse" ./cmd/gatehouse
@@ -37,17 +39,18 @@ mkdir -p "$WORK/nginx"
 # Over TLS both listen with the same certificate and TLS 1.3 suite as in
 # bench/proxies.sh.
 NGINX_TLS="" GH_TLS_CONF=""
-if [ "$PROTO" = https ]; then
+if [ "$PROTO" != http ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-  NGINX_TLS="ssl; ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;
+  NGINX_TLS="ssl $([ "$PROTO" = h2 ] && echo http2); ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
     keepalive_requests 1000000000"
   GH_TLS_CONF="tls:
   listen: \"127.0.0.1:$GH_PORT\"
   cert_file: \"$WORK/cert.pem\"
   key_file: \"$WORK/key.pem\"
+  http2: true
   redirect_http: false"
   GH_PLAIN=$(port)
 fi
@@ -96,6 +99,18 @@ split() {
   echo "$u $s $c"
 }
 
+# load [perf stat ARGS --]: runs the load against $url, under perf when
+# asked; prints the requests served.
+load() {
+  if [ "$PROTO" = h2 ]; then
+    "$@" h2load -c "$CONNS" -m "$STREAMS" -D "$DURATION" "$url" >"$WORK/load.out"
+    awk '/^requests:/ {print $8}' "$WORK/load.out"
+  else
+    "$@" wrk -t 2 -c "$CONNS" -d "${DURATION}s" "$url" >"$WORK/load.out"
+    awk '/requests in/ {print $1}' "$WORK/load.out"
+  fi
+}
+
 HZ=$(getconf CLK_TCK)
 : >"$WORK/results"
 for run in $(seq "$RUNS"); do
@@ -103,17 +118,15 @@ for run in $(seq "$RUNS"); do
   for name in "${order[@]}"; do
     pid=$NGINX_PID port=$NGINX_PORT
     [ "$name" = gatehouse ] && pid=$GH_PID port=$GH_PORT
-    url="$PROTO://127.0.0.1:$port/"
+    scheme=$PROTO; [ "$PROTO" = h2 ] && scheme=https
+    url="$scheme://127.0.0.1:$port/"
     # The CPU split, without perf.
     read -r u0 s0 c0 < <(split "$pid")
-    out=$(wrk -t 2 -c "$CONNS" -d "${DURATION}s" "$url")
+    reqs=$(load)
     read -r u1 s1 c1 < <(split "$pid")
-    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     # The syscalls, under perf.
     pids=$(tree "$pid" | paste -sd,)
-    perf stat -e 'syscalls:sys_enter_*' -x, -o "$WORK/perf.out" -p "$pids" -- \
-      wrk -t 2 -c "$CONNS" -d "${DURATION}s" "$url" >"$WORK/wrk.out"
-    counted=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+    counted=$(load perf stat -e 'syscalls:sys_enter_*' -x, -o "$WORK/perf.out" -p "$pids" --)
     calls=$(awk -F, -v n="$counted" '$1 ~ /^[0-9]+$/ && $1 > 0 {sub("syscalls:sys_enter_", "", $3); printf "%s %.2f\n", $3, $1 / n}' "$WORK/perf.out" |
       sort -k2 -rn | awk '$2 >= 0.01 {printf "%s%s %s", sep, $1, $2; sep=", "}')
     total=$(awk -F, -v n="$counted" '$1 ~ /^[0-9]+$/ {t += $1} END {printf "%.2f", t / n}' "$WORK/perf.out")
