@@ -322,11 +322,22 @@ func (s sink) write(p []byte) (int, error) {
 	// write by SendTimeout itself: a deadline set here would also bound,
 	// nearly spent, what TLS writes of its own later (a KeyUpdate's
 	// reply). A refusal's shorter bound is set here.
-	if fc := s.fc; !socketBounds(fc.c) || fc.sendTimeout != fc.s.opts.SendTimeout {
+	fc := s.fc
+	bounds := socketBounds(fc.c)
+	if !bounds || fc.sendTimeout != fc.s.opts.SendTimeout {
 		fc.c.SetWriteDeadline(time.Now().Add(fc.sendTimeout))
 	}
-	return s.fc.c.Write(p)
+	// More than a small record's worth goes in one write.
+	if bounds && len(p) > oneRecord {
+		tc := fc.c.(*tls.Conn)
+		return tc.NetConn().(*tlsSocket).writeGathered(tc, p)
+	}
+	return fc.c.Write(p)
 }
+
+// oneRecord is at most what crypto/tls puts in one record at a
+// connection's start.
+const oneRecord = 1 << 10
 
 // primeSendWait arms the answer's last write (the flush that ends it) to
 // wait for the next request in the same breath (peek.SendWait), when the

@@ -1,6 +1,7 @@
 package front
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -138,7 +139,14 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 }
 
 func (g *h2Guard) Write(p []byte) (int, error) {
-	n, err := g.Conn.Write(p)
+	var n int
+	var err error
+	if tc, ok := g.Conn.(*tls.Conn); ok && g.overTLS && len(p) > oneRecord {
+		// The frames of a flush, over a few records, in one write.
+		n, err = tc.NetConn().(*tlsSocket).writeGathered(tc, p)
+	} else {
+		n, err = g.Conn.Write(p)
+	}
 	g.out.scan(p[:n])
 	return n, err
 }

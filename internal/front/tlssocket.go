@@ -43,10 +43,14 @@ type tlsSocket struct {
 	alerted   bool
 
 	// gathered collects what TLS writes while gathering: the records of
-	// one answer, sent at once by sendWait. Guarded by wmu: another
-	// goroutine's Close writes close_notify.
+	// one write, sent at once (gather). sending: they are being sent, and
+	// a write from another goroutine (a KeyUpdate's reply, from inside a
+	// read) waits on sent for them, whose sequence numbers come first.
+	// Guarded by wmu.
 	gathering bool
 	gathered  *[]byte
+	sending   bool
+	sent      *sync.Cond
 
 	send time.Duration
 	// wmu guards the write deadline's state: set from other goroutines
@@ -91,16 +95,34 @@ func (s *tlsSocket) Write(p []byte) (int, error) {
 			s.wmu.Unlock()
 			return len(p), nil
 		}
-		if now := time.Now(); !s.stopped {
-			left := s.wdeadline.Sub(now)
-			if s.wdeadline.IsZero() || left <= 0 || s.own && left < s.send {
-				s.wdeadline, s.own = now.Add(s.send+s.send/2), true
-				s.Conn.SetWriteDeadline(s.wdeadline)
-			}
+		for s.sending {
+			s.sent.Wait()
 		}
+		s.bound()
 		s.wmu.Unlock()
 	}
 	return s.Conn.Write(p)
+}
+
+// bound sets the write deadline a write beginning now gets (see Write).
+// The caller holds wmu.
+func (s *tlsSocket) bound() {
+	if now := time.Now(); !s.stopped {
+		left := s.wdeadline.Sub(now)
+		if s.wdeadline.IsZero() || left <= 0 || s.own && left < s.send {
+			s.wdeadline, s.own = now.Add(s.send+s.send/2), true
+			s.Conn.SetWriteDeadline(s.wdeadline)
+		}
+	}
+}
+
+// writeOwn writes what gather returned, bounded as Write bounds a write,
+// while other writes wait for it.
+func (s *tlsSocket) writeOwn(b []byte) (int, error) {
+	s.wmu.Lock()
+	s.bound()
+	s.wmu.Unlock()
+	return s.Conn.Write(b)
 }
 
 // SetWriteDeadline sets the socket's write deadline. One already past
@@ -169,27 +191,66 @@ func (s *tlsSocket) drained() bool { return s.lastEnded && !s.alerted }
 // gatheredBufs holds the buffers answers' records are gathered in.
 var gatheredBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
-// sendWait writes p through tc, whose socket s is, in one send that
-// then waits until the client sends again (peek.SendWait): the records
-// TLS makes of p are gathered, not written one by one. It returns how
-// much of p was written and whether the wait was made; a send the socket
-// did not take whole is finished with Write, unwaited.
-func (s *tlsSocket) sendWait(tc *tls.Conn, pk *peek.Peeker, p []byte) (int, bool, error) {
+// gather has tc make its records of p without writing them: they are
+// returned, to go out in one send (writeOwn, or a peek.SendWait's), with
+// what tc.Write returned. Until release, which gives the buffer back once
+// they have gone, other writes wait: a TLS 1.3 KeyUpdate's reply, which
+// another goroutine's read may write as soon as tc.Write returns, must
+// follow them on the wire; so does another gather.
+func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, n int, err error, release func()) {
 	bp := gatheredBufs.Get().(*[]byte)
 	s.wmu.Lock()
+	if s.sent == nil {
+		s.sent = sync.NewCond(&s.wmu)
+	}
+	for s.gathering || s.sending {
+		s.sent.Wait()
+	}
 	s.gathered, s.gathering = bp, true
 	s.wmu.Unlock()
-	n, err := tc.Write(p)
+	n, err = tc.Write(p)
 	s.wmu.Lock()
-	s.gathering, s.gathered = false, nil
-	out := *bp
+	s.gathering, s.gathered, s.sending = false, nil, true
+	out = *bp
 	s.wmu.Unlock()
-	defer func() {
+	return out, n, err, func() {
+		s.wmu.Lock()
+		s.sending = false
+		s.sent.Broadcast()
+		s.wmu.Unlock()
 		if cap(out) <= 64<<10 {
 			*bp = out[:0]
 			gatheredBufs.Put(bp)
 		}
-	}()
+	}
+}
+
+// writeGathered writes p through tc, whose socket s is, the records TLS
+// makes of it in one write: crypto/tls writes each on its own, and makes
+// them small at a connection's start (about 1.2 KB until it has sent
+// 128 KB), so that a 16 KB answer would take a dozen writes.
+func (s *tlsSocket) writeGathered(tc *tls.Conn, p []byte) (int, error) {
+	out, n, err, release := s.gather(tc, p)
+	defer release()
+	if err != nil || len(out) == 0 {
+		return n, err
+	}
+	if _, err := s.writeOwn(out); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// sendWait writes p through tc, whose socket s is, in one send that
+// then waits until the client sends again (peek.SendWait): the records
+// TLS makes of p are gathered, not written one by one. It returns how
+// much of p was written and whether the wait was made; a send the socket
+// did not take whole is finished with writeOwn, unwaited. The wait
+// needs the connection's reader to be the caller: nothing else may read
+// meanwhile.
+func (s *tlsSocket) sendWait(tc *tls.Conn, pk *peek.Peeker, p []byte) (int, bool, error) {
+	out, n, err, release := s.gather(tc, p)
+	defer release()
 	if err != nil || len(out) == 0 {
 		return n, false, err
 	}
@@ -200,7 +261,7 @@ func (s *tlsSocket) sendWait(tc *tls.Conn, pk *peek.Peeker, p []byte) (int, bool
 	if err != nil {
 		sent = 0 // the usual write reports the socket's error in Go's form
 	}
-	if _, err := s.Write(out[sent:]); err != nil {
+	if _, err := s.writeOwn(out[sent:]); err != nil {
 		return 0, false, err
 	}
 	return n, false, nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -402,4 +403,161 @@ func TestTLSSocketGatheringBesideAnotherWriter(t *testing.T) {
 	}
 	close(stop)
 	<-other
+}
+
+// tlsPairOver makes a TLS connection over loopback whose server side is
+// on a tlsSocket; it returns the server's tls.Conn and socket, and the
+// client's raw TCP connection, its handshake done (what the server sends
+// next is read raw).
+func tlsPairOver(t *testing.T) (*tls.Conn, *tlsSocket, net.Conn) {
+	t.Helper()
+	srvCfg, cliCfg := testTLS(t, "http/1.1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	srvRaw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srvRaw.Close() })
+	sock := &tlsSocket{Conn: srvRaw, send: 5 * time.Second}
+	sc := tls.Server(sock, srvCfg)
+	cc := tls.Client(raw, cliCfg)
+	done := make(chan error, 1)
+	go func() { done <- cc.Handshake() }()
+	sc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := sc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sc.SetDeadline(time.Time{})
+	// The session tickets TLS 1.3 sends after the handshake are read
+	// with the rest, raw.
+	return sc, sock, raw
+}
+
+// countingWrites counts the writes made to its Conn.
+type countingWrites struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (c *countingWrites) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(p)
+}
+
+// At a connection's start TLS makes small records, each written on its
+// own; writeGathered puts them in one write, and the client reads the
+// same bytes either way.
+func TestTLSSocketWriteGathered(t *testing.T) {
+	t.Parallel()
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<10) // 16 KiB
+	for _, gathered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gathered=%v", gathered), func(t *testing.T) {
+			t.Parallel()
+			srvCfg, cliCfg := testTLS(t, "http/1.1")
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			got := make(chan []byte, 1)
+			go func() {
+				c, err := tls.Dial("tcp", ln.Addr().String(), cliCfg)
+				if err != nil {
+					got <- nil
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				b := make([]byte, len(payload))
+				io.ReadFull(c, b)
+				got <- b
+			}()
+			raw, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			cw := &countingWrites{Conn: raw}
+			sock := &tlsSocket{Conn: cw, send: 5 * time.Second}
+			sc := tls.Server(sock, srvCfg)
+			if err := sc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			before := cw.n.Load()
+			var n int
+			if gathered {
+				n, err = sock.writeGathered(sc, payload)
+			} else {
+				n, err = sc.Write(payload)
+			}
+			if err != nil || n != len(payload) {
+				t.Fatalf("write: %d, %v", n, err)
+			}
+			writes := cw.n.Load() - before
+			switch {
+			case gathered && writes != 1:
+				t.Errorf("gathered: %d writes to the socket, want 1", writes)
+			case !gathered && writes < 2:
+				t.Errorf("TLS alone made %d writes; the case wants small records at the start", writes)
+			}
+			if b := <-got; !bytes.Equal(b, payload) {
+				t.Error("the client read other bytes than were written")
+			}
+		})
+	}
+}
+
+// Records gathered go out before anything another goroutine writes
+// after TLS made them (a KeyUpdate's reply, written from inside a read):
+// its write waits until they are sent.
+func TestTLSSocketGatheredRecordsGoFirst(t *testing.T) {
+	t.Parallel()
+	sc, sock, raw := tlsPairOver(t)
+	// Whatever TLS sent after its handshake (session tickets), first.
+	raw.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	io.Copy(io.Discard, raw)
+
+	out, _, err, release := sock.gather(sc, []byte("the answer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := []byte("another goroutine's write")
+	other := make(chan error, 1)
+	go func() {
+		_, err := sock.Write(marker)
+		other <- err
+	}()
+	// Nothing reaches the client before the gathered records are sent.
+	raw.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _ := raw.Read(make([]byte, 64)); n > 0 {
+		t.Fatalf("%d bytes reached the client before the gathered records were sent", n)
+	}
+	if _, err := sock.writeOwn(out); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := <-other; err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]byte(nil), out...), marker...)
+	got := make([]byte, len(want))
+	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(raw, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the client got the other write out of turn:\n got % x\nwant % x", got, want)
+	}
 }
