@@ -160,6 +160,8 @@ type reqState struct {
 	// deadline (monoNow) at most; 0 when it did not.
 	sendWait bool
 	waitedTo int64
+	// waits counts the answers whose last write waited (tests read it).
+	waits atomic.Int64
 
 	// bodyTimeout bounds each read of the current request's body.
 	bodyTimeout time.Duration
@@ -300,11 +302,14 @@ func (s sink) Write(p []byte) (int, error) {
 			n, waited, err := tc.NetConn().(*tlsSocket).sendWait(tc, fc.peek, p)
 			if !waited {
 				fc.waitedTo = 0
+			} else {
+				fc.waits.Add(1)
 			}
 			return n, err
 		}
 		n, err := fc.peek.SendWait(p)
 		if n == len(p) {
+			fc.waits.Add(1)
 			return n, nil
 		}
 		fc.waitedTo = 0

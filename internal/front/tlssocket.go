@@ -279,12 +279,13 @@ func midRecord(c net.Conn) bool {
 }
 
 // drainedTLS reports whether c is TLS the server set up, on a tlsSocket
-// that bounds its writes, and holds nothing of its client's beyond the
-// plaintext it handed over (see drained).
+// that bounds its writes, over a plain socket (no PROXY header reader,
+// which may hold bytes of its own), and holds nothing of its client's
+// beyond the plaintext it handed over (see drained).
 func drainedTLS(c net.Conn) bool {
 	if tc, ok := c.(*tls.Conn); ok {
 		s, ok := tc.NetConn().(*tlsSocket)
-		return ok && s.send > 0 && s.drained()
+		return ok && s.send > 0 && plainSocket(s.Conn) && s.drained()
 	}
 	return false
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -339,10 +340,11 @@ func TestTLSSocketSendWait(t *testing.T) {
 	}
 }
 
-// Another goroutine may write through the socket while an answer's
-// records are gathered: Close's close_notify. Its writes see the
-// gathering state under the socket's lock (the race detector's to find
-// otherwise).
+// Another goroutine may write through the socket while a write's
+// records are gathered and sent (a KeyUpdate's reply, from inside a
+// read): its writes see the gathering state under the socket's lock,
+// which the race detector checks here, with writes of nothing;
+// TestTLSSocketGatheredRecordsGoFirst checks their order.
 func TestTLSSocketGatheringBesideAnotherWriter(t *testing.T) {
 	t.Parallel()
 	srvCfg, cliCfg := testTLS(t, "http/1.1")
@@ -381,6 +383,7 @@ func TestTLSSocketGatheringBesideAnotherWriter(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	other := make(chan struct{})
+	defer func() { close(stop); <-other }()
 	go func() {
 		defer close(other)
 		for {
@@ -389,6 +392,7 @@ func TestTLSSocketGatheringBesideAnotherWriter(t *testing.T) {
 				return
 			default:
 				sock.Write(nil) // writes nothing, but looks at the state
+				runtime.Gosched()
 			}
 		}
 	}()
@@ -401,8 +405,6 @@ func TestTLSSocketGatheringBesideAnotherWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	<-other
 }
 
 // tlsPairOver makes a TLS connection over loopback whose server side is
