@@ -197,7 +197,7 @@ var gatheredBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); retu
 // they have gone, other writes wait: a TLS 1.3 KeyUpdate's reply, which
 // another goroutine's read may write as soon as tc.Write returns, must
 // follow them on the wire; so does another gather.
-func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, n int, err error, release func()) {
+func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, release func(), n int, err error) {
 	bp := gatheredBufs.Get().(*[]byte)
 	s.wmu.Lock()
 	if s.sent == nil {
@@ -213,7 +213,7 @@ func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, n int, err error
 	s.gathering, s.gathered, s.sending = false, nil, true
 	out = *bp
 	s.wmu.Unlock()
-	return out, n, err, func() {
+	release = func() {
 		s.wmu.Lock()
 		s.sending = false
 		s.sent.Broadcast()
@@ -223,6 +223,7 @@ func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, n int, err error
 			gatheredBufs.Put(bp)
 		}
 	}
+	return out, release, n, err
 }
 
 // writeGathered writes p through tc, whose socket s is, the records TLS
@@ -230,7 +231,7 @@ func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, n int, err error
 // them small at a connection's start (about 1.2 KB until it has sent
 // 128 KB), so that a 16 KB answer would take a dozen writes.
 func (s *tlsSocket) writeGathered(tc *tls.Conn, p []byte) (int, error) {
-	out, n, err, release := s.gather(tc, p)
+	out, release, n, err := s.gather(tc, p)
 	defer release()
 	if err != nil || len(out) == 0 {
 		return n, err
@@ -249,7 +250,7 @@ func (s *tlsSocket) writeGathered(tc *tls.Conn, p []byte) (int, error) {
 // needs the connection's reader to be the caller: nothing else may read
 // meanwhile.
 func (s *tlsSocket) sendWait(tc *tls.Conn, pk *peek.Peeker, p []byte) (int, bool, error) {
-	out, n, err, release := s.gather(tc, p)
+	out, release, n, err := s.gather(tc, p)
 	defer release()
 	if err != nil || len(out) == 0 {
 		return n, false, err

@@ -531,7 +531,7 @@ func TestTLSSocketGatheredRecordsGoFirst(t *testing.T) {
 	raw.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	io.Copy(io.Discard, raw)
 
-	out, _, err, release := sock.gather(sc, []byte("the answer"))
+	out, release, _, err := sock.gather(sc, []byte("the answer"))
 	if err != nil {
 		t.Fatal(err)
 	}
