@@ -1,7 +1,6 @@
 package front
 
 import (
-	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -138,15 +137,13 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write writes p, TLS's records of it one by one: not gathered as
+// HTTP/1.1's are (tlsSocket.writeGathered), since a gathered write goes
+// out after crypto/tls's Write has returned, where a Close from another
+// goroutine (the connection's end, calmDown's closer) would no longer
+// break it but wait behind it.
 func (g *h2Guard) Write(p []byte) (int, error) {
-	var n int
-	var err error
-	if tc, ok := g.Conn.(*tls.Conn); ok && g.overTLS && len(p) > oneRecord {
-		// The frames of a flush, over a few records, in one write.
-		n, err = tc.NetConn().(*tlsSocket).writeGathered(tc, p)
-	} else {
-		n, err = g.Conn.Write(p)
-	}
+	n, err := g.Conn.Write(p)
 	g.out.scan(p[:n])
 	return n, err
 }

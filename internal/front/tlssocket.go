@@ -51,6 +51,9 @@ type tlsSocket struct {
 	gathered  *[]byte
 	sending   bool
 	sent      *sync.Cond
+	// failed is a gathered send's error: TLS, which counted the records
+	// sent, must write nothing after them, as after its own failed write.
+	failed error
 
 	send time.Duration
 	// wmu guards the write deadline's state: set from other goroutines
@@ -98,6 +101,10 @@ func (s *tlsSocket) Write(p []byte) (int, error) {
 		for s.sending {
 			s.sent.Wait()
 		}
+		if err := s.failed; err != nil {
+			s.wmu.Unlock()
+			return 0, err
+		}
 		s.bound()
 		s.wmu.Unlock()
 	}
@@ -122,7 +129,13 @@ func (s *tlsSocket) writeOwn(b []byte) (int, error) {
 	s.wmu.Lock()
 	s.bound()
 	s.wmu.Unlock()
-	return s.Conn.Write(b)
+	n, err := s.Conn.Write(b)
+	if err != nil {
+		s.wmu.Lock()
+		s.failed = err
+		s.wmu.Unlock()
+	}
+	return n, err
 }
 
 // SetWriteDeadline sets the socket's write deadline. One already past
@@ -208,7 +221,17 @@ func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, release func(), 
 	}
 	s.gathered, s.gathering = bp, true
 	s.wmu.Unlock()
+	made := false
+	defer func() {
+		if !made { // tc.Write panicked: nothing to send, nobody to wait for
+			s.wmu.Lock()
+			s.gathering, s.gathered = false, nil
+			s.sent.Broadcast()
+			s.wmu.Unlock()
+		}
+	}()
 	n, err = tc.Write(p)
+	made = true
 	s.wmu.Lock()
 	s.gathering, s.gathered, s.sending = false, nil, true
 	out = *bp
@@ -227,10 +250,31 @@ func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, release func(), 
 }
 
 // writeGathered writes p through tc, whose socket s is, the records TLS
-// makes of it in one write: crypto/tls writes each on its own, and makes
-// them small at a connection's start (about 1.2 KB until it has sent
-// 128 KB), so that a 16 KB answer would take a dozen writes.
+// makes of each gatherPiece of it in one write: crypto/tls writes each
+// on its own, and makes them small at a connection's start (about 1.2 KB
+// until it has sent 128 KB), so that a 16 KB answer would take a dozen
+// writes. Only the connection's own goroutine may close it meanwhile: a
+// Close from another would wait behind the write, not break it, as
+// crypto/tls's Close does a Write of its own.
 func (s *tlsSocket) writeGathered(tc *tls.Conn, p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		piece := p[:min(len(p), gatherPiece)]
+		n, err := s.writePiece(tc, piece)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[len(piece):]
+	}
+	return written, nil
+}
+
+// gatherPiece bounds what one gathered write carries: its buffer, and
+// the send a deadline bounds.
+const gatherPiece = 32 << 10
+
+func (s *tlsSocket) writePiece(tc *tls.Conn, p []byte) (int, error) {
 	out, release, n, err := s.gather(tc, p)
 	defer release()
 	if err != nil || len(out) == 0 {

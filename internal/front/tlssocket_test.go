@@ -459,13 +459,23 @@ func (c *countingWrites) Write(p []byte) (int, error) {
 }
 
 // At a connection's start TLS makes small records, each written on its
-// own; writeGathered puts them in one write, and the client reads the
-// same bytes either way.
+// own; writeGathered puts them in one write a gatherPiece, and the
+// client reads the same bytes either way.
 func TestTLSSocketWriteGathered(t *testing.T) {
 	t.Parallel()
-	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<10) // 16 KiB
-	for _, gathered := range []bool{false, true} {
-		t.Run(fmt.Sprintf("gathered=%v", gathered), func(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		size     int
+		gathered bool
+		writes   int64 // 0: more than one
+	}{
+		{"16 KiB, TLS alone", 16 << 10, false, 0},
+		{"16 KiB, gathered", 16 << 10, true, 1},
+		{"a piece and a half, gathered", gatherPiece * 3 / 2, true, 2},
+	} {
+		payload := bytes.Repeat([]byte("0123456789abcdef"), tc.size/16)
+		gathered := tc.gathered
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srvCfg, cliCfg := testTLS(t, "http/1.1")
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -509,9 +519,9 @@ func TestTLSSocketWriteGathered(t *testing.T) {
 			}
 			writes := cw.n.Load() - before
 			switch {
-			case gathered && writes != 1:
-				t.Errorf("gathered: %d writes to the socket, want 1", writes)
-			case !gathered && writes < 2:
+			case tc.writes != 0 && writes != tc.writes:
+				t.Errorf("%d writes to the socket, want %d", writes, tc.writes)
+			case tc.writes == 0 && writes < 2:
 				t.Errorf("TLS alone made %d writes; the case wants small records at the start", writes)
 			}
 			if b := <-got; !bytes.Equal(b, payload) {
@@ -561,5 +571,28 @@ func TestTLSSocketGatheredRecordsGoFirst(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("the client got the other write out of turn:\n got % x\nwant % x", got, want)
+	}
+}
+
+// A gathered write that fails (here, its deadline passed) leaves TLS
+// counting records that never went out: nothing may follow them, as
+// nothing follows TLS's own failed write.
+func TestTLSSocketNothingAfterAFailedGatheredWrite(t *testing.T) {
+	t.Parallel()
+	sc, sock, raw := tlsPairOver(t)
+	raw.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	io.Copy(io.Discard, raw) // what TLS sent after its handshake
+
+	sock.SetWriteDeadline(time.Unix(1, 0))
+	if _, err := sock.writeGathered(sc, bytes.Repeat([]byte("x"), 4<<10)); err == nil {
+		t.Fatal("a gathered write past its deadline succeeded")
+	}
+	sock.SetWriteDeadline(time.Time{})
+	if _, err := sc.Write([]byte("after")); err == nil {
+		t.Error("a write after a failed gathered write succeeded")
+	}
+	raw.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _ := raw.Read(make([]byte, 64)); n > 0 {
+		t.Errorf("%d bytes reached the client after the failed write", n)
 	}
 }
