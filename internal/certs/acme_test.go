@@ -212,8 +212,11 @@ func TestACMERenewsUnderLoad(t *testing.T) {
 		return err
 	})
 	endLoad()
-	if !renewed.NotAfter.After(first.NotAfter) {
-		t.Errorf("renewed certificate ends %s, not after the first's %s", renewed.NotAfter, first.NotAfter)
+	// NotAfter has a second's precision: a renewal can end in the same
+	// second as the certificate it replaces (seen under load in CI), never
+	// before it. The new serial and cert_renewed say it was renewed.
+	if renewed.NotAfter.Before(first.NotAfter) {
+		t.Errorf("renewed certificate ends %s, before the first's %s", renewed.NotAfter, first.NotAfter)
 	}
 	if n := failures.Load(); n > 0 {
 		t.Errorf("%d of %d requests failed during the renewal; last: %v", n, handshakes.Load(), lastErr.Load())
