@@ -107,6 +107,9 @@ type conn struct {
 	// (monoNow), 0 while a request is served or before the first: when
 	// connections run out, the one idle longest is closed (reclaim).
 	idleAt atomic.Int64
+	// waits counts the answers whose last write waited for the next
+	// request (primeSendWait); tests read it.
+	waits atomic.Int64
 	// ip is the client address the connection is counted against
 	// (Options.MaxConnectionsPerIP); the zero Addr when it is not.
 	ip netip.Addr
@@ -160,8 +163,6 @@ type reqState struct {
 	// deadline (monoNow) at most; 0 when it did not.
 	sendWait bool
 	waitedTo int64
-	// waits counts the answers whose last write waited (tests read it).
-	waits atomic.Int64
 
 	// bodyTimeout bounds each read of the current request's body.
 	bodyTimeout time.Duration
