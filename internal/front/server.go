@@ -504,7 +504,7 @@ func (s *Server) Close() error {
 		closeSocketFirst(fc.c)
 	}
 	for fc := range s.tunnels {
-		fc.c.Close()
+		closeSocketFirst(fc.c)
 	}
 	s.mu.Unlock()
 	select {
@@ -527,9 +527,9 @@ func pendingRequest(fc *conn) bool {
 // that close_notify fails at once: behind a client that does not read,
 // crypto/tls would give that write 5 s, which the caller (the poller, the
 // goroutine of a connection whose wait was cut short, which Shutdown
-// waits for, or Close) cannot spare. An idle connection's client expects
-// no more (nginx sends none on a keep-alive timeout either), and Close
-// ends every connection abruptly.
+// waits for, Close or CloseTunnels) cannot spare. An idle connection's
+// client expects no more (nginx sends none on a keep-alive timeout
+// either), and Close and CloseTunnels end connections abruptly.
 func closeSocketFirst(c net.Conn) {
 	if _, ok := c.(*tls.Conn); ok {
 		socketOf(c).Close()
@@ -572,7 +572,9 @@ func (s *Server) CloseTunnels() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for fc := range s.tunnels {
-		fc.c.Close()
+		// Socket first, as Close: a TLS close_notify to a client that
+		// stopped reading would wait 5 s, tunnel after tunnel.
+		closeSocketFirst(fc.c)
 	}
 }
 

@@ -3,6 +3,7 @@ package front
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -300,6 +301,71 @@ func TestUpgradeField(t *testing.T) {
 			}
 			if got := st.next(t); got.Upgrade != tc.want {
 				t.Errorf("x.Upgrade = %q, want %q", got.Upgrade, tc.want)
+			}
+		})
+	}
+}
+
+// Closing tunnels does not wait on a TLS client that stopped reading:
+// crypto/tls's close_notify to it would wait 5 s for room, one tunnel
+// after another, under the server's lock. The socket goes first.
+func TestCloseTunnelsOverTLSWithAClientNotReading(t *testing.T) {
+	t.Parallel()
+	for _, closeAll := range []bool{false, true} {
+		name := "CloseTunnels"
+		if closeAll {
+			name = "Close"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			full := make(chan struct{})
+			ended := make(chan struct{})
+			h := newXStub(func(x *Exchange, _ *handed) {
+				x.W.Header().Set("Upgrade", "websocket")
+				x.W.WriteHeader(http.StatusSwitchingProtocols)
+				c, _, err := x.Tunnel()
+				if err != nil {
+					close(full)
+					return
+				}
+				defer close(ended)
+				// Fill the way to the client, which does not read, then
+				// wait on it with no write under way.
+				chunk := make([]byte, 64<<10)
+				for {
+					c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+					if _, err := c.Write(chunk); err != nil {
+						break
+					}
+				}
+				close(full)
+				io.Copy(io.Discard, c)
+			})
+			opts := Options{}
+			var cli *tls.Config
+			opts.TLS, cli = testTLS(t, "http/1.1")
+			s, addr := parkServe(t, h, opts)
+			lc := limDialOver(t, addr, cli)
+			lc.send(wsRequest)
+			lc.mustRawHead(5 * time.Second)
+			select {
+			case <-full:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the tunnel did not fill the way to the client")
+			}
+			start := time.Now()
+			if closeAll {
+				s.Close()
+			} else {
+				s.CloseTunnels()
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("%s took %v with a client not reading", name, took)
+			}
+			select {
+			case <-ended:
+			case <-time.After(5 * time.Second):
+				t.Error("the tunnel's handler still runs 5 s after the close")
 			}
 		})
 	}
