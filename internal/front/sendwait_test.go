@@ -517,29 +517,6 @@ func pipelinedBurst(t *testing.T, lc *swConn) {
 	}
 }
 
-// gatherConn, while holding, keeps what is written to it until flush
-// sends it in one write: a TLS client over it puts records made apart
-// into one segment.
-type gatherConn struct {
-	net.Conn
-	holding bool
-	held    []byte
-}
-
-func (c *gatherConn) Write(p []byte) (int, error) {
-	if !c.holding {
-		return c.Conn.Write(p)
-	}
-	c.held = append(c.held, p...)
-	return len(p), nil
-}
-
-func (c *gatherConn) flush() error {
-	_, err := c.Conn.Write(c.held)
-	c.held = c.held[:0]
-	return err
-}
-
 // Two requests in two TLS records that reach the server in one segment,
 // so that one read takes both: TLS decrypts the first and keeps the
 // second, where no look at the socket sees it. The first's answer must
@@ -555,7 +532,7 @@ func TestSendWaitTLSRecordsReadTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	gc := &gatherConn{Conn: raw}
+	gc := &testutil.HeldConn{Conn: raw}
 	tc := tls.Client(gc, cli)
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.Handshake(); err != nil {
@@ -564,7 +541,7 @@ func TestSendWaitTLSRecordsReadTogether(t *testing.T) {
 	br := bufio.NewReader(tc)
 	const rounds = 40
 	for i := range rounds {
-		gc.holding = true
+		gc.Hold()
 		var want []string
 		for j := range 2 {
 			target := "/r?" + strconv.Itoa(i) + "-" + strconv.Itoa(j)
@@ -573,8 +550,7 @@ func TestSendWaitTLSRecordsReadTogether(t *testing.T) {
 			}
 			want = append(want, swWant(target, ""))
 		}
-		gc.holding = false
-		if err := gc.flush(); err != nil {
+		if err := gc.Flush(); err != nil {
 			t.Fatal(err)
 		}
 		var got []string

@@ -4,63 +4,31 @@ package front
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
-// heldSocket is a TLS client's socket that can hold back what TLS writes,
-// so that a test sends a record in parts.
-type heldSocket struct {
-	net.Conn
-	mu   sync.Mutex
-	hold bool
-	held bytes.Buffer
-}
-
-func (h *heldSocket) Write(p []byte) (int, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.hold {
-		return h.held.Write(p)
-	}
-	return h.Conn.Write(p)
-}
-
-// record returns what TLS writes for s: one record, held back.
-func (h *heldSocket) record(tc *tls.Conn, s string) []byte {
-	h.mu.Lock()
-	h.hold = true
-	h.mu.Unlock()
-	tc.Write([]byte(s))
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.hold = false
-	b := bytes.Clone(h.held.Bytes())
-	h.held.Reset()
-	return b
-}
-
-// heldTLSAfterOne dials addr over TLS on a heldSocket, is served one
+// heldTLSAfterOne dials addr over TLS on a held connection, is served one
 // request, and returns the record of its next request, unsent.
-func heldTLSAfterOne(t *testing.T, addr string, cli *tls.Config) (*heldSocket, *limClient, []byte) {
+func heldTLSAfterOne(t *testing.T, addr string, cli *tls.Config) (*testutil.HeldConn, *limClient, []byte) {
 	t.Helper()
 	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { raw.Close() })
-	sock := &heldSocket{Conn: raw}
+	sock := &testutil.HeldConn{Conn: raw}
 	c := tls.Client(sock, cli)
 	lc := &limClient{t: t, c: c, br: bufio.NewReader(c)}
 	lc.served("/one")
-	return sock, lc, sock.record(c, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n")
+	sock.Hold()
+	c.Write([]byte("GET /two HTTP/1.1\r\nHost: a\r\n\r\n"))
+	return sock, lc, sock.Take()
 }
 
 // A client that has begun its next request's TLS record is not idle,
@@ -73,16 +41,16 @@ func TestTLSRecordBegunIsNotIdle(t *testing.T) {
 		name string
 		// begin sends the record's first part, and waits until the
 		// connection has read it.
-		begin func(t *testing.T, s *Server, sock *heldSocket, part []byte)
+		begin func(t *testing.T, s *Server, sock *testutil.HeldConn, part []byte)
 	}{
-		{"within the idle grace", func(t *testing.T, s *Server, sock *heldSocket, part []byte) {
+		{"within the idle grace", func(t *testing.T, s *Server, sock *testutil.HeldConn, part []byte) {
 			sock.Conn.Write(part)
 			testutil.WaitFor(t, 10*time.Second, "the connection to take the request as begun", func() bool {
 				n, _ := countConns(s, func(fc *conn) bool { return fc.state.Load() == connActive })
 				return n == 1
 			})
 		}},
-		{"while parked", func(t *testing.T, s *Server, sock *heldSocket, part []byte) {
+		{"while parked", func(t *testing.T, s *Server, sock *testutil.HeldConn, part []byte) {
 			waitParked(t, s, 1)
 			sock.Conn.Write(part)
 			testutil.WaitFor(t, 10*time.Second, "the connection to read the record's start", func() bool {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -417,7 +418,7 @@ func runKeepAlive(addr string, cli *tls.Config, reqs []fuzzReq, raws [][]byte) [
 	defer raw.Close()
 	raw.SetDeadline(time.Now().Add(5 * time.Second))
 	var conn net.Conn = raw
-	held := &heldWrites{Conn: raw}
+	held := &testutil.HeldConn{Conn: raw}
 	if cli != nil {
 		tc := tls.Client(held, cli)
 		if err := tc.Handshake(); err != nil {
@@ -457,14 +458,13 @@ func runKeepAlive(addr string, cli *tls.Config, reqs []fuzzReq, raws [][]byte) [
 			broken = err != nil
 			return
 		}
-		held.hold = true
+		held.Hold()
 		for _, p := range ps {
 			if _, err := conn.Write(p); err != nil {
 				broken = true
 			}
 		}
-		held.hold = false
-		broken = held.flush() != nil || broken
+		broken = held.Flush() != nil || broken
 	}
 	flush := func() {
 		if len(pending) > 0 {
@@ -568,31 +568,6 @@ type kaSeen struct {
 	BodyLen      int
 	BodySum      uint32
 	BodyErr      string
-}
-
-// heldWrites, while hold is set, keeps what is written to it until
-// flush sends it in one write.
-type heldWrites struct {
-	net.Conn
-	hold bool
-	held []byte
-}
-
-func (h *heldWrites) Write(p []byte) (int, error) {
-	if !h.hold {
-		return h.Conn.Write(p)
-	}
-	h.held = append(h.held, p...)
-	return len(p), nil
-}
-
-func (h *heldWrites) flush() error {
-	if len(h.held) == 0 {
-		return nil
-	}
-	_, err := h.Conn.Write(h.held)
-	h.held = h.held[:0]
-	return err
 }
 
 // newKAServer starts a kaServer, serving TLS with cfg when it is set.

@@ -129,7 +129,7 @@ func (c *rawConn) close() { c.c.Close() }
 func (c *rawConn) tcp() *net.TCPConn {
 	if tc, ok := c.c.(*tls.Conn); ok {
 		under := tc.NetConn()
-		if h, ok := under.(*heldWrites); ok {
+		if h, ok := under.(*testutil.HeldConn); ok {
 			under = h.Conn
 		}
 		return under.(*net.TCPConn)

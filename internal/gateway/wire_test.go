@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/front"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // How a client reaches the front, for the tests that need HTTP/1.1 over
@@ -69,7 +70,7 @@ func dialH1Within(w wire, addr string, d time.Duration) (net.Conn, error) {
 	_, cfg := h2TLS()
 	cfg = cfg.Clone()
 	cfg.NextProtos = []string{"http/1.1"}
-	tc := tls.Client(&heldWrites{Conn: c}, cfg)
+	tc := tls.Client(&testutil.HeldConn{Conn: c}, cfg)
 	tc.SetDeadline(time.Now().Add(d))
 	if err := tc.Handshake(); err != nil {
 		c.Close()
@@ -115,13 +116,12 @@ func writeRecords(c net.Conn, pieces []string) {
 		io.WriteString(c, strings.Join(pieces, ""))
 		return
 	}
-	held := tc.NetConn().(*heldWrites)
-	held.hold = true
+	held := tc.NetConn().(*testutil.HeldConn)
+	held.Hold()
 	for _, p := range pieces {
 		io.WriteString(tc, p)
 	}
-	held.hold = false
-	held.flush()
+	held.Flush()
 }
 
 // readView reads c until the gateway closes or is silent readIdle, at
