@@ -262,6 +262,59 @@ func TestTLSSocketBoundsEveryWrite(t *testing.T) {
 	}
 }
 
+// tlsSocketPair makes a TLS connection over loopback, its handshake
+// done: the server's tls.Conn on a tlsSocket over the accepted socket
+// (wrapped by under, if set), and the client's tls.Conn, bounded to 10 s.
+// small fixes both ends' socket buffers at 32 KiB, so that a large write
+// cannot go in one send however fast the client reads.
+func tlsSocketPair(t *testing.T, under func(net.Conn) net.Conn, small bool) (*tls.Conn, *tlsSocket, *tls.Conn) {
+	t.Helper()
+	srvCfg, cliCfg := testTLS(t, "http/1.1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var d net.Dialer
+	if small {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10) })
+			return nil
+		}
+	}
+	raw, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	var srvRaw net.Conn
+	if srvRaw, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srvRaw.Close() })
+	if small {
+		srvRaw.(*net.TCPConn).SetWriteBuffer(32 << 10)
+	}
+	if under != nil {
+		srvRaw = under(srvRaw)
+	}
+	sock := &tlsSocket{Conn: srvRaw, send: 5 * time.Second}
+	sc := tls.Server(sock, srvCfg)
+	cc := tls.Client(raw, cliCfg)
+	cc.SetDeadline(time.Now().Add(10 * time.Second))
+	done := make(chan error, 1)
+	go func() { done <- cc.Handshake() }()
+	sc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := sc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sc.SetDeadline(time.Time{})
+	return sc, sock, cc
+}
+
 // sendWait writes an answer's records in one send and waits for what the
 // client sends next; an answer the socket does not take whole is written
 // to its end the usual way, unwaited. Either way the client reads the
@@ -279,30 +332,12 @@ func TestTLSSocketSendWait(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srvCfg, cliCfg := testTLS(t, "http/1.1")
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			client := make(chan error, 1)
+			sc, sock, cc := tlsSocketPair(t, nil, true)
 			answer := bytes.Repeat([]byte("0123456789abcdef"), tc.size/16)
+			client := make(chan error, 1)
 			go func() {
-				// Small socket buffers, fixed, so that the large answer
-				// cannot go in one send however fast this reads.
-				d := tls.Dialer{Config: cliCfg, NetDialer: &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-					rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10) })
-					return nil
-				}}}
-				c, err := d.Dial("tcp", ln.Addr().String())
-				if err != nil {
-					client <- err
-					return
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
 				got := make([]byte, len(answer))
-				if _, err := io.ReadFull(c, got); err != nil {
+				if _, err := io.ReadFull(cc, got); err != nil {
 					client <- fmt.Errorf("reading the answer: %w", err)
 					return
 				}
@@ -310,22 +345,10 @@ func TestTLSSocketSendWait(t *testing.T) {
 					client <- errors.New("the answer came altered")
 					return
 				}
-				_, err = c.Write([]byte("next"))
+				_, err := cc.Write([]byte("next"))
 				client <- err
 			}()
-			raw, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
-			raw.(*net.TCPConn).SetWriteBuffer(32 << 10)
-			sock := &tlsSocket{Conn: raw, send: 5 * time.Second}
-			sc := tls.Server(sock, srvCfg)
-			sc.SetDeadline(time.Now().Add(10 * time.Second))
-			if err := sc.Handshake(); err != nil {
-				t.Fatal(err)
-			}
-			n, waited, err := sock.sendWait(sc, peek.New(raw), answer)
+			n, waited, err := sock.sendWait(sc, peek.New(sock.Conn), answer)
 			if err != nil || n != len(answer) || waited != tc.waited {
 				t.Errorf("sendWait: %d, waited %v, %v; want %d, waited %v", n, waited, err, len(answer), tc.waited)
 			}
@@ -333,6 +356,7 @@ func TestTLSSocketSendWait(t *testing.T) {
 				t.Fatalf("client: %v", err)
 			}
 			next := make([]byte, 4)
+			sc.SetReadDeadline(time.Now().Add(10 * time.Second))
 			if _, err := io.ReadFull(sc, next); err != nil || string(next) != "next" {
 				t.Errorf("after the answer the server read %q, %v; want next", next, err)
 			}
@@ -347,40 +371,18 @@ func TestTLSSocketSendWait(t *testing.T) {
 // TestTLSSocketGatheredRecordsGoFirst checks their order.
 func TestTLSSocketGatheringBesideAnotherWriter(t *testing.T) {
 	t.Parallel()
-	srvCfg, cliCfg := testTLS(t, "http/1.1")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	sc, sock, cc := tlsSocketPair(t, nil, false)
 	go func() {
-		c, err := tls.Dial("tcp", ln.Addr().String(), cliCfg)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
 		buf := make([]byte, 4<<10)
 		for {
-			if _, err := c.Read(buf); err != nil {
+			if _, err := cc.Read(buf); err != nil {
 				return
 			}
-			if _, err := c.Write([]byte("n")); err != nil {
+			if _, err := cc.Write([]byte("n")); err != nil {
 				return
 			}
 		}
 	}()
-	raw, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	sock := &tlsSocket{Conn: raw, send: 5 * time.Second}
-	sc := tls.Server(sock, srvCfg)
-	sc.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := sc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
 	stop := make(chan struct{})
 	other := make(chan struct{})
 	defer func() { close(stop); <-other }()
@@ -396,7 +398,8 @@ func TestTLSSocketGatheringBesideAnotherWriter(t *testing.T) {
 			}
 		}
 	}()
-	pk := peek.New(raw)
+	pk := peek.New(sock.Conn)
+	sc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for range 50 {
 		if _, _, err := sock.sendWait(sc, pk, []byte("answer")); err != nil {
 			t.Fatal(err)
@@ -405,46 +408,6 @@ func TestTLSSocketGatheringBesideAnotherWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// tlsPairOver makes a TLS connection over loopback whose server side is
-// on a tlsSocket; it returns the server's tls.Conn and socket, and the
-// client's raw TCP connection, its handshake done (what the server sends
-// next is read raw).
-func tlsPairOver(t *testing.T) (*tls.Conn, *tlsSocket, net.Conn) {
-	t.Helper()
-	srvCfg, cliCfg := testTLS(t, "http/1.1")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	srvRaw, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srvRaw.Close() })
-	sock := &tlsSocket{Conn: srvRaw, send: 5 * time.Second}
-	sc := tls.Server(sock, srvCfg)
-	cc := tls.Client(raw, cliCfg)
-	done := make(chan error, 1)
-	go func() { done <- cc.Handshake() }()
-	sc.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := sc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	sc.SetDeadline(time.Time{})
-	// The session tickets TLS 1.3 sends after the handshake are read
-	// with the rest, raw.
-	return sc, sock, raw
 }
 
 // countingWrites counts the writes made to its Conn.
@@ -473,43 +436,21 @@ func TestTLSSocketWriteGathered(t *testing.T) {
 		{"16 KiB, gathered", 16 << 10, true, 1},
 		{"a piece and a half, gathered", gatherPiece * 3 / 2, true, 2},
 	} {
-		payload := bytes.Repeat([]byte("0123456789abcdef"), tc.size/16)
-		gathered := tc.gathered
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srvCfg, cliCfg := testTLS(t, "http/1.1")
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
+			payload := bytes.Repeat([]byte("0123456789abcdef"), tc.size/16)
+			var cw *countingWrites
+			sc, sock, cc := tlsSocketPair(t, func(c net.Conn) net.Conn { cw = &countingWrites{Conn: c}; return cw }, false)
 			got := make(chan []byte, 1)
 			go func() {
-				c, err := tls.Dial("tcp", ln.Addr().String(), cliCfg)
-				if err != nil {
-					got <- nil
-					return
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
 				b := make([]byte, len(payload))
-				io.ReadFull(c, b)
+				io.ReadFull(cc, b)
 				got <- b
 			}()
-			raw, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
-			cw := &countingWrites{Conn: raw}
-			sock := &tlsSocket{Conn: cw, send: 5 * time.Second}
-			sc := tls.Server(sock, srvCfg)
-			if err := sc.Handshake(); err != nil {
-				t.Fatal(err)
-			}
 			before := cw.n.Load()
 			var n int
-			if gathered {
+			var err error
+			if tc.gathered {
 				n, err = sock.writeGathered(sc, payload)
 			} else {
 				n, err = sc.Write(payload)
@@ -536,7 +477,8 @@ func TestTLSSocketWriteGathered(t *testing.T) {
 // its write waits until they are sent.
 func TestTLSSocketGatheredRecordsGoFirst(t *testing.T) {
 	t.Parallel()
-	sc, sock, raw := tlsPairOver(t)
+	sc, sock, cc := tlsSocketPair(t, nil, false)
+	raw := cc.NetConn() // read raw: what the server sends next
 	// Whatever TLS sent after its handshake (session tickets), first.
 	raw.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	io.Copy(io.Discard, raw)
@@ -579,7 +521,8 @@ func TestTLSSocketGatheredRecordsGoFirst(t *testing.T) {
 // nothing follows TLS's own failed write.
 func TestTLSSocketNothingAfterAFailedGatheredWrite(t *testing.T) {
 	t.Parallel()
-	sc, sock, raw := tlsPairOver(t)
+	sc, sock, cc := tlsSocketPair(t, nil, false)
+	raw := cc.NetConn() // read raw: what the server sends next
 	raw.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	io.Copy(io.Discard, raw) // what TLS sent after its handshake
 
