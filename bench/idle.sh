@@ -124,9 +124,7 @@ fi
 go build -o "$WORK/idleconns" ./bench/cmd/idleconns
 
 if [ "$PROTO" = https ] || [ "$PROTO" = h2 ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
-    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+  bench_cert "$WORK"
   cat "$WORK/cert.pem" "$WORK/key.pem" > "$CRT"
 fi
 

@@ -200,6 +200,15 @@ start_backends() {
   wait_port "$B1"; wait_port "$B2"
 }
 
+# bench_cert DIR: DIR/cert.pem and DIR/key.pem, one ECDSA P-256
+# certificate for 127.0.0.1, self-signed (the load tools do not verify
+# it), that every proxy serves.
+bench_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
+}
+
 # bench_app_conf: the apps section of a gatehouse config that proxies to
 # the two backends of start_backends.
 bench_app_conf() {

@@ -71,9 +71,7 @@ NGINX_TLS=$(port); HAPROXY_TLS=$(port); GH_TLS=$(port)
 
 # One certificate for all three: ECDSA P-256, self-signed, for 127.0.0.1
 # (neither wrk nor h2load verifies it).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
-  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+bench_cert "$WORK"
 cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/combined.pem"
 TLS13_SUITE=TLS_AES_128_GCM_SHA256
 

@@ -40,10 +40,10 @@ mkdir -p "$WORK/nginx"
 # bench/proxies.sh.
 NGINX_TLS="" GH_TLS_CONF=""
 if [ "$PROTO" != http ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
-    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-  NGINX_TLS="ssl $([ "$PROTO" = h2 ] && echo http2); ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;
+  bench_cert "$WORK"
+  h2=""
+  if [ "$PROTO" = h2 ]; then h2=http2; fi
+  NGINX_TLS="ssl $h2; ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
     keepalive_requests 1000000000"
   GH_TLS_CONF="tls:
