@@ -147,13 +147,22 @@ func awaitConnect(fd int) error {
 
 // roundTrip sends req and reads until the answer ends with want.
 func (c rawClient) roundTrip(req, want string) error {
-	if _, err := unix.Write(int(c), []byte(req)); err != nil {
+	// Blocking calls on a raw socket: Go's preemption signals interrupt
+	// them (EINTR), to be made again.
+	_, err := unix.Write(int(c), []byte(req))
+	for err == unix.EINTR {
+		_, err = unix.Write(int(c), []byte(req))
+	}
+	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	var got []byte
 	buf := make([]byte, 512)
 	for !bytes.HasSuffix(got, []byte(want)) {
 		n, err := unix.Read(int(c), buf)
+		if err == unix.EINTR {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("read after %q: %w", got, err)
 		}

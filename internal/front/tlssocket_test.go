@@ -498,6 +498,8 @@ func TestTLSSocketGatheredRecordsGoFirst(t *testing.T) {
 	if n, _ := raw.Read(make([]byte, 64)); n > 0 {
 		t.Fatalf("%d bytes reached the client before the gathered records were sent", n)
 	}
+	// out is the pool's again after release.
+	want := append(append([]byte(nil), out...), marker...)
 	if _, err := sock.writeOwn(out); err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +507,6 @@ func TestTLSSocketGatheredRecordsGoFirst(t *testing.T) {
 	if err := <-other; err != nil {
 		t.Fatal(err)
 	}
-	want := append(append([]byte(nil), out...), marker...)
 	got := make([]byte, len(want))
 	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(raw, got); err != nil {
