@@ -109,6 +109,13 @@ func TestDetectorCrashSIGKILL(t *testing.T) {
 	}
 	wg.Wait()
 	waitEvents(t, g, 5*time.Second, telemetry.EventExit, 1)
+	// The entries of requests cut off by a death wait for the exit to be
+	// recorded, and are written a moment after it: the finding counts
+	// them once they are.
+	testutil.WaitFor(t, 5*time.Second, "the crash finding to count both requests", func() bool {
+		rep, err := g.Srv.Diagnose(since)
+		return err == nil && len(rep.Findings) > 0 && rep.Findings[0].RequestsAffected >= 2
+	})
 	f := expectFirst(t, g, since, "crash", "killed by SIGKILL", "pid "+strconv.Itoa(pid))
 	if f.RequestsAffected < 2 {
 		t.Errorf("crash finding counts %d requests affected; want >= 2", f.RequestsAffected)
