@@ -110,6 +110,9 @@ type conn struct {
 	// waits counts the answers whose last write waited for the next
 	// request (primeSendWait); tests read it.
 	waits atomic.Int64
+	// writeFailed: a write to the client failed, and its close sends
+	// TLS no close_notify (see end).
+	writeFailed atomic.Bool
 	// ip is the client address the connection is counted against
 	// (Options.MaxConnectionsPerIP); the zero Addr when it is not.
 	ip netip.Addr
@@ -295,7 +298,17 @@ func (s source) Read(p []byte) (int, error) {
 // client that stops reading its answer is given up on.
 type sink struct{ fc *conn }
 
+// Write writes p; a failure is remembered for the connection's close
+// (see conn.end).
 func (s sink) Write(p []byte) (int, error) {
+	n, err := s.send(p)
+	if err != nil {
+		s.fc.writeFailed.Store(true)
+	}
+	return n, err
+}
+
+func (s sink) send(p []byte) (int, error) {
 	fc := s.fc
 	if fc.sendWait {
 		fc.sendWait = false
@@ -1111,8 +1124,10 @@ func (fc *conn) end() {
 	if fc.reqState != nil && fc.body.n != 0 && !fc.tunneled && !fc.watch.gone.Load() {
 		fc.lingerClose()
 	}
-	if stopped {
-		closeSocketFirst(fc.c) // as Shutdown would have: no close_notify to wait on
+	if stopped || fc.writeFailed.Load() {
+		// As Shutdown would have: no close_notify to wait on, which a
+		// client that stopped reading would hold up.
+		closeSocketFirst(fc.c)
 	} else {
 		fc.c.Close()
 	}

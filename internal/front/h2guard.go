@@ -61,6 +61,9 @@ type h2Guard struct {
 	// done: the connection was served to its end, nothing more to close.
 	closer *time.Timer
 	done   bool
+	// writeFailed: a write failed, and the close sends TLS no
+	// close_notify (see Close).
+	writeFailed atomic.Bool
 }
 
 // The budgets. A browser or an API client spends a few idle frames per
@@ -145,7 +148,24 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 func (g *h2Guard) Write(p []byte) (int, error) {
 	n, err := g.Conn.Write(p)
 	g.out.scan(p[:n])
+	if err != nil {
+		g.writeFailed.Store(true)
+	}
 	return n, err
+}
+
+// Close closes the connection; after a failed write, under TLS, its
+// socket first. crypto/tls's Close would write a close_notify, under a
+// deadline of its own (5 s), to a client that stopped reading, and the
+// h2 server closes from its writer, which the handler told of the
+// failure waits on. (On a tlsSocket, the failed write fails that one
+// too; on a TLS listener's connection, nothing else would.)
+func (g *h2Guard) Close() error {
+	if g.writeFailed.Load() {
+		closeSocketFirst(g.Conn)
+		return nil
+	}
+	return g.Conn.Close()
 }
 
 // calmDown fails the reads from now on, and closes the connection if
@@ -156,7 +176,9 @@ func (g *h2Guard) calmDown() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.done {
-		g.closer = time.AfterFunc(calmGrace, func() { g.Conn.Close() })
+		// Socket first: a client that has not read the GOAWAY by now
+		// would not read a close_notify either.
+		g.closer = time.AfterFunc(calmGrace, func() { closeSocketFirst(g.Conn) })
 	}
 }
 

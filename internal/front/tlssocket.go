@@ -51,8 +51,9 @@ type tlsSocket struct {
 	gathered  *[]byte
 	sending   bool
 	sent      *sync.Cond
-	// failed is a gathered send's error: TLS, which counted the records
-	// sent, must write nothing after them, as after its own failed write.
+	// failed is the first write's error: nothing is written after it
+	// (see Write). After a gathered send's, TLS, which counted the
+	// records sent, must not write another behind them.
 	failed error
 
 	send time.Duration
@@ -90,25 +91,45 @@ func (s *tlsSocket) Read(p []byte) (int, error) {
 // that a run of writes needs a timer change only once half the bound is
 // spent. A deadline set for it (a refusal's shorter bound) stands while
 // it is ahead, and one already past when it was set stops writes.
+//
+// A write that fails fails every write after it. TLS gives up on the
+// connection then anyway, all but its close_notify, which crypto/tls's
+// Close would otherwise send under a deadline of its own, 5 s, to a
+// client that has stopped reading: the close, and whatever waits on it
+// (the HTTP/2 writer, and so the handler told of the failure), would
+// wait that long.
 func (s *tlsSocket) Write(p []byte) (int, error) {
+	s.wmu.Lock()
+	if s.gathering {
+		*s.gathered = append(*s.gathered, p...)
+		s.wmu.Unlock()
+		return len(p), nil
+	}
+	for s.sending {
+		s.sent.Wait()
+	}
+	if err := s.failed; err != nil {
+		s.wmu.Unlock()
+		return 0, err
+	}
 	if s.send > 0 {
-		s.wmu.Lock()
-		if s.gathering {
-			*s.gathered = append(*s.gathered, p...)
-			s.wmu.Unlock()
-			return len(p), nil
-		}
-		for s.sending {
-			s.sent.Wait()
-		}
-		if err := s.failed; err != nil {
-			s.wmu.Unlock()
-			return 0, err
-		}
 		s.bound()
+	}
+	s.wmu.Unlock()
+	return s.writeSocket(p)
+}
+
+// writeSocket writes b to the socket; an error is kept as failed.
+func (s *tlsSocket) writeSocket(b []byte) (int, error) {
+	n, err := s.Conn.Write(b)
+	if err != nil {
+		s.wmu.Lock()
+		if s.failed == nil {
+			s.failed = err
+		}
 		s.wmu.Unlock()
 	}
-	return s.Conn.Write(p)
+	return n, err
 }
 
 // bound sets the write deadline a write beginning now gets (see Write).
@@ -127,15 +148,11 @@ func (s *tlsSocket) bound() {
 // while other writes wait for it.
 func (s *tlsSocket) writeOwn(b []byte) (int, error) {
 	s.wmu.Lock()
-	s.bound()
-	s.wmu.Unlock()
-	n, err := s.Conn.Write(b)
-	if err != nil {
-		s.wmu.Lock()
-		s.failed = err
-		s.wmu.Unlock()
+	if s.send > 0 {
+		s.bound()
 	}
-	return n, err
+	s.wmu.Unlock()
+	return s.writeSocket(b)
 }
 
 // SetWriteDeadline sets the socket's write deadline. One already past
