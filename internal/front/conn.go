@@ -1121,7 +1121,9 @@ func (fc *conn) end() {
 		fc.cancel()
 	}
 	stopped := fc.state.Swap(connClosed) == connStopping
-	if fc.reqState != nil && fc.body.n != 0 && !fc.tunneled && !fc.watch.gone.Load() {
+	// No linger once a write failed: no answer is on its way, and TLS's
+	// CloseWrite is a close_notify.
+	if fc.reqState != nil && fc.body.n != 0 && !fc.tunneled && !fc.watch.gone.Load() && !fc.writeFailed.Load() {
 		fc.lingerClose()
 	}
 	if stopped || fc.writeFailed.Load() {

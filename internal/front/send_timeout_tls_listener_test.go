@@ -18,9 +18,10 @@ import (
 // no tlsSocket to bound its writes, and is bounded by SendTimeout the
 // way a plain one is: a client that stops reading is cut, and let go at
 // once. Both ends' socket buffers are small, so that what the server
-// sends fills them for good: a close_notify written after the failure
-// would wait out crypto/tls's own 5 s bound, and hold the handler (over
-// HTTP/2) or the connection that long.
+// sends fills them soon. (Whether a close_notify written after the
+// failure would then wait out crypto/tls's own 5 s bound depends on the
+// room the kernel leaves; TestNothingIsWrittenAfterAFailedWrite checks
+// that none is written.)
 func TestSendTimeoutOnATLSListenersConnections(t *testing.T) {
 	t.Parallel()
 	for _, proto := range []string{"http/1.1", "h2"} {

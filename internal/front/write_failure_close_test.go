@@ -2,6 +2,7 @@ package front
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -24,19 +25,27 @@ func TestNothingIsWrittenAfterAFailedWrite(t *testing.T) {
 	t.Parallel()
 	for _, proto := range []string{"http/1.1", "h2"} {
 		for _, serverTLS := range []bool{true, false} {
-			name := proto + "/tls-listener"
-			if serverTLS {
-				name = proto + "/server-tls"
+			// cut: the request's body is left unread, and the handler
+			// cuts its answer short, whose flush is the write that
+			// fails; the connection does not linger for the body.
+			for _, cut := range []bool{false, true} {
+				name := proto + "/tls-listener"
+				if serverTLS {
+					name = proto + "/server-tls"
+				}
+				if cut {
+					name += "/cut-short"
+				}
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					nothingAfterAFailedWrite(t, proto, serverTLS, cut)
+				})
 			}
-			t.Run(name, func(t *testing.T) {
-				t.Parallel()
-				nothingAfterAFailedWrite(t, proto, serverTLS)
-			})
 		}
 	}
 }
 
-func nothingAfterAFailedWrite(t *testing.T, proto string, serverTLS bool) {
+func nothingAfterAFailedWrite(t *testing.T, proto string, serverTLS, cut bool) {
 	srvTLS, cliTLS := testTLS(t, proto)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,6 +59,12 @@ func nothingAfterAFailedWrite(t *testing.T, proto string, serverTLS bool) {
 		w.Write([]byte("first"))
 		w.(http.Flusher).Flush()
 		fc.fail()
+		if cut {
+			w.Write([]byte("buffered"))
+			w.(ResponseWriter).Abort()
+			result <- errCutShort
+			return
+		}
 		// The failure may reach the handler a write or two later: an
 		// HTTP/2 stream's writes are buffered, and flushed for it.
 		var err error
@@ -80,11 +95,19 @@ func nothingAfterAFailedWrite(t *testing.T, proto string, serverTLS bool) {
 	}
 	defer c.Close()
 	fc = <-fl.accepted
-	if proto == "h2" {
+	switch {
+	case proto == "h2" && cut:
+		h := testutil.NewRawH2(c)
+		h.Preface()
+		h.Headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "127.0.0.1", ":path", "/", "content-length", "100000")
+		h.Framer.WriteData(1, false, []byte("abc"))
+	case proto == "h2":
 		h := testutil.NewRawH2(c)
 		h.Preface()
 		h.Headers(1, true, testutil.H2Get("https", "127.0.0.1", "/")...)
-	} else {
+	case cut:
+		c.Write([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc"))
+	default:
 		c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	}
 	go io.Copy(io.Discard, c) // the client reads: nothing but the failure stops the answer
@@ -104,6 +127,10 @@ func nothingAfterAFailedWrite(t *testing.T, proto string, serverTLS bool) {
 		t.Errorf("%d bytes were written to the socket after a write failed (a close_notify is 24 or 31)", n)
 	}
 }
+
+// errCutShort stands for the failure of a write the handler does not
+// see: Abort's flush.
+var errCutShort = errors.New("cut short")
 
 // failingListener hands each connection it accepts over as a
 // failingConn, to the test too.
