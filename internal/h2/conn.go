@@ -34,6 +34,8 @@ type conn struct {
 	cancel context.CancelFunc
 	remote string
 	fr     *http2.Framer
+	// hdec decodes the client's header blocks (the reader's).
+	hdec *blockDecoder
 	// br is the read buffer, nil while the connection waits idle (see
 	// awaitFrame); one holds the byte that wait read, hasOne whether it
 	// is still to be read.
@@ -107,7 +109,7 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn 
 	c.fr = http2.NewFramer(&c.bw, frameSource{c})
 	c.fr.SetMaxReadFrameSize(s.maxFrame())
 	c.fr.MaxHeaderListSize = s.maxHeaderList()
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.hdec = newBlockDecoder(c.fr.MaxHeaderListSize)
 	c.fr.SetReuseFrames()
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.peerMaxFrame.Store(defaultMaxFrame)
@@ -184,7 +186,7 @@ func (c *conn) read(first bool) (ended bool) {
 				return true
 			}
 		}
-		f, err := c.fr.ReadFrame()
+		f, err := c.readFrame()
 		var detail error // why ReadFrame refused a frame, for GOAWAY
 		if err != nil {
 			detail = c.fr.ErrorDetail()
@@ -412,10 +414,20 @@ func (c *conn) end() {
 	c.s.forget(c)
 }
 
+// readFrame reads the client's next frame: a HEADERS frame with its
+// CONTINUATIONs as one *headerBlock, any other as the Framer reads it.
+func (c *conn) readFrame() (any, error) {
+	f, err := c.fr.ReadFrame()
+	if hf, ok := f.(*http2.HeadersFrame); ok && err == nil {
+		return c.hdec.read(c.fr, hf)
+	}
+	return f, err
+}
+
 // process acts on one frame the client sent.
-func (c *conn) process(f http2.Frame) error {
+func (c *conn) process(f any) error {
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
+	case *headerBlock:
 		return c.processHeaders(f)
 	case *http2.DataFrame:
 		return c.processData(f)
@@ -638,8 +650,8 @@ func grant(unacked, window *int64, size uint32) uint32 {
 	return uint32(inc)
 }
 
-func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
-	id := f.StreamID
+func (c *conn) processHeaders(f *headerBlock) error {
+	id := f.streamID
 	if id%2 == 0 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
@@ -667,7 +679,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		c.mu.Unlock()
 		return nil
 	}
-	if f.HasPriority() && f.Priority.StreamDep == id {
+	if f.dependsOnItself {
 		c.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
@@ -677,11 +689,11 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		c.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
-	if f.Truncated {
+	if f.truncated {
 		c.refuseLocked(id)
 		c.mu.Unlock()
 		c.writeStatusOnly(id, http.StatusRequestHeaderFieldsTooLarge)
-		if !f.StreamEnded() {
+		if !f.streamEnded {
 			// Answered: the body it would send is not wanted.
 			c.writeReset(id, http2.ErrCodeNo)
 		}
@@ -695,7 +707,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	st.sendWindow = c.peerWindow
 	st.recvWindow = int64(c.s.streamWindow())
-	if f.StreamEnded() {
+	if f.streamEnded {
 		st.remoteDone = true
 		st.bodyErr = io.EOF
 	}
@@ -714,7 +726,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 
 // processTrailers takes a HEADERS frame on an open stream: the request's
 // trailers, which end it.
-func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
+func (c *conn) processTrailers(st *stream, f *headerBlock) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -724,14 +736,14 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 		return http2.ConnectionError(http2.ErrCodeStreamClosed)
 	case st.remoteDone:
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeStreamClosed}
-	case !f.StreamEnded() || len(f.PseudoFields()) > 0:
+	case !f.streamEnded || len(f.pseudos()) > 0:
 		st.resetLocked(errStreamReset)
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	case st.declared >= 0 && st.received != st.declared:
 		st.resetLocked(errStreamReset)
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	}
-	for _, hf := range f.RegularFields() {
+	for _, hf := range f.regular() {
 		k := c.canonical(hf.Name)
 		switch k {
 		case "Transfer-Encoding", "Trailer", "Content-Length", "Host", "Te":

@@ -5,7 +5,10 @@
 // It owns the connection's state: the streams and their states, flow
 // control both ways, the HPACK contexts, SETTINGS, GOAWAY and idle
 // ends. Frames are read and written with x/net's Framer and hpack; the
-// protocol's rules are checked here.
+// protocol's rules are checked here. A header block (HEADERS and its
+// CONTINUATIONs) is decoded by hpack into fields the connection keeps
+// from one block to the next (headerblock.go), with the checks x/net's
+// MetaHeadersFrame makes, which a fuzz test holds it to.
 //
 // Its shape is what makes it cheaper than x/net's server, which hands a
 // stream's every write to one serve goroutine and back: one goroutine

@@ -96,11 +96,11 @@ func (st *stream) grantLocked() uint32 {
 
 // buildRequest makes the stream's request from its HEADERS, checked as
 // RFC 9113 §8.3 asks: a malformed one is a stream error PROTOCOL_ERROR.
-func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
+func (st *stream) buildRequest(f *headerBlock) error {
 	bad := http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
-	method, scheme := f.PseudoValue("method"), f.PseudoValue("scheme")
-	authority, path := f.PseudoValue("authority"), f.PseudoValue("path")
-	if f.PseudoValue("protocol") != "" {
+	method, scheme := f.pseudo("method"), f.pseudo("scheme")
+	authority, path := f.pseudo("authority"), f.pseudo("path")
+	if f.pseudo("protocol") != "" {
 		return bad // extended CONNECT is not offered
 	}
 	connect := method == http.MethodConnect
@@ -112,7 +112,7 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
 		return bad
 	}
 	c := st.c
-	fields := f.RegularFields()
+	fields := f.regular()
 	header := make(http.Header, len(fields))
 	// One array backs every field's first value, not a slice each; a
 	// field's slice is capped at its one value, so that a second value
@@ -197,7 +197,7 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
 		RemoteAddr: c.remote,
 		Trailer:    trailer,
 	}
-	if f.StreamEnded() {
+	if f.streamEnded {
 		r.Body = http.NoBody
 	} else {
 		r.ContentLength = -1
