@@ -42,8 +42,10 @@ type responseWriter struct {
 	written     int64
 	buf         *[]byte
 	trailerKeys []string // announced in Trailer when the head was written
-	// fields and hasDate are the head as WriteHeader saw it.
+	// fields and hasDate are the head as WriteHeader saw it; fields'
+	// storage is pooled's (fieldLists), given back by release.
 	fields  []hpack.HeaderField
+	pooled  *[]hpack.HeaderField
 	hasDate bool
 }
 
@@ -59,6 +61,10 @@ func (w *responseWriter) Header() http.Header {
 // its stream has ended, release) instead of made and grown anew. One
 // grown past maxPooledFields is left to the collector.
 var heads = sync.Pool{New: func() any { return make(http.Header, 16) }}
+
+// fieldLists are the lists of an answer's head fields as it is sent,
+// kept as heads are.
+var fieldLists = sync.Pool{New: func() any { f := make([]hpack.HeaderField, 0, 16); return &f }}
 
 const maxPooledFields = 64
 
@@ -85,12 +91,11 @@ func (w *responseWriter) WriteHeader(code int) {
 			w.declared = n
 		}
 	}
-	// The head as it is now is what is sent, whenever it is sent. Sized
-	// once, for a value a field and a few more.
-	if w.fields == nil {
-		w.fields = make([]hpack.HeaderField, 0, len(w.header)+4)
+	// The head as it is now is what is sent, whenever it is sent.
+	if w.pooled == nil {
+		w.pooled = fieldLists.Get().(*[]hpack.HeaderField)
 	}
-	w.fields = appendFields(w.fields[:0], w.header)
+	w.fields = appendFields((*w.pooled)[:0], w.header)
 	_, w.hasDate = w.header["Date"]
 	for _, v := range w.header["Trailer"] {
 		for k := range strings.SplitSeq(v, ",") {
@@ -239,6 +244,15 @@ func (w *responseWriter) release() {
 		if len(h) <= maxPooledFields {
 			clear(h)
 			heads.Put(h)
+		}
+	}
+	if p := w.pooled; p != nil {
+		f := w.fields
+		w.pooled, w.fields = nil, nil
+		if cap(f) <= maxPooledFields {
+			clear(f[:cap(f)]) // the values are the answer's: not kept alive
+			*p = f[:0]
+			fieldLists.Put(p)
 		}
 	}
 }
