@@ -428,7 +428,9 @@ func (c *conn) readFrame() (any, error) {
 func (c *conn) process(f any) error {
 	switch f := f.(type) {
 	case *headerBlock:
-		return c.processHeaders(f)
+		err := c.processHeaders(f)
+		c.hdec.done()
+		return err
 	case *http2.DataFrame:
 		return c.processData(f)
 	case *http2.SettingsFrame:

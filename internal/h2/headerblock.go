@@ -74,9 +74,10 @@ type blockDecoder struct {
 	invalid                   error
 }
 
-// keptFields bounds the field storage a connection keeps between blocks:
-// a client that sent one large head does not make it keep that much.
-const keptFields = 64
+// keptFields bounds the field storage a connection keeps between blocks
+// (5 KiB): a client that sent one large head does not make it keep that
+// much.
+const keptFields = 128
 
 func newBlockDecoder(max uint32) *blockDecoder {
 	d := &blockDecoder{max: max}
@@ -100,9 +101,11 @@ func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (*headerBl
 		// the limit is spent) is not decoded but ends the connection,
 		// as one after an invalid field does.
 		if int64(len(frag)) > 2*int64(d.headersLeft+d.trailersLeft) || d.invalid != nil {
+			d.done()
 			return nil, http2.ConnectionError(http2.ErrCodeProtocol)
 		}
 		if _, err := d.dec.Write(frag); err != nil {
+			d.done()
 			return nil, http2.ConnectionError(http2.ErrCodeCompression)
 		}
 		if ended {
@@ -110,24 +113,36 @@ func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (*headerBl
 		}
 		f, err := fr.ReadFrame()
 		if err != nil {
+			d.done()
 			return nil, err
 		}
 		cf := f.(*http2.ContinuationFrame) // the Framer checks the order
 		frag, ended = cf.HeaderBlockFragment(), cf.HeadersEnded()
 	}
 	if err := d.dec.Close(); err != nil {
+		d.done()
 		return nil, http2.ConnectionError(http2.ErrCodeCompression)
 	}
 	if d.invalid == nil {
 		d.invalid = checkPseudos(d.b.pseudos())
 	}
 	if d.invalid != nil {
+		d.done()
 		return nil, http2.StreamError{StreamID: d.b.streamID, Code: http2.ErrCodeProtocol, Cause: d.invalid}
 	}
 	return &d.b, nil
 }
 
-// begin readies the decoder for the block hf begins.
+// done lets go of the block's fields, which would otherwise keep its
+// values (cookies, credentials, up to the limit on a head) alive while
+// the connection waits for the next. The caller is done with the block.
+func (d *blockDecoder) done() {
+	clear(d.b.fields)
+	d.b.fields = d.b.fields[:0]
+}
+
+// begin readies the decoder for the block hf begins. The last block's
+// fields are cleared already (done).
 func (d *blockDecoder) begin(hf *http2.HeadersFrame) {
 	fields := d.b.fields[:0]
 	if cap(fields) > keptFields {

@@ -61,6 +61,7 @@ func FuzzHeaderBlockMatchesXNet(f *testing.F) {
 			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Fatalf("frame %d: the blocks differ (-x/net +ours):\n%s", i, diff)
 			}
+			d.done() // as the connection is with each block
 		}
 	})
 }
@@ -149,7 +150,7 @@ func headerBlockSeeds(f *testing.F) [][]byte {
 
 // writeBlock writes frag as a HEADERS frame of split bytes (all when 0)
 // and CONTINUATIONs of the rest, three bytes each.
-func writeBlock(f *testing.F, w *http2.Framer, id uint32, frag []byte, split int, end bool) {
+func writeBlock(f testing.TB, w *http2.Framer, id uint32, frag []byte, split int, end bool) {
 	f.Helper()
 	if split == 0 || split > len(frag) {
 		split = len(frag)
@@ -162,5 +163,54 @@ func writeBlock(f *testing.F, w *http2.Framer, id uint32, frag []byte, split int
 	}
 	if err != nil {
 		f.Fatal(err)
+	}
+}
+
+// A connection waiting for its next request keeps none of the last
+// one's values (cookies, credentials, up to the limit on a head): the
+// decoder's storage, reused from block to block, is cleared when a block
+// is done with, after a stream error, and at heads of every length.
+func TestHeaderBlockKeepsNoValues(t *testing.T) {
+	const max = 64<<10 + 320
+	var wire bytes.Buffer
+	w := http2.NewFramer(&wire, nil)
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	blocks := 0
+	for k := range 12 {
+		block.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "x"}, {":path", "/"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		// Fewer fields each time, each block ending in a large one,
+		// which lands in a slot of its own; every third block invalid.
+		for range 40 - 3*k {
+			enc.WriteField(hpack.HeaderField{Name: "a", Value: "b"})
+		}
+		if k%3 == 2 {
+			enc.WriteField(hpack.HeaderField{Name: "Upper", Value: "x"})
+		}
+		enc.WriteField(hpack.HeaderField{Name: "cookie", Value: strings.Repeat("s", 1000)})
+		writeBlock(t, w, uint32(2*k+1), block.Bytes(), 0, true)
+		blocks++
+	}
+	r := http2.NewFramer(io.Discard, bytes.NewReader(wire.Bytes()))
+	r.MaxHeaderListSize = max
+	d := newBlockDecoder(max)
+	for i := range blocks {
+		f, err := r.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.read(r, f.(*http2.HeadersFrame)); err == nil {
+			d.done()
+		} else if i%3 != 2 {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		for j, f := range d.b.fields[:cap(d.b.fields)] {
+			if f != (hpack.HeaderField{}) {
+				t.Fatalf("after block %d, slot %d still holds %q", i, j, f.Name)
+			}
+		}
 	}
 }
