@@ -313,7 +313,8 @@ type Limits struct {
 	// SendTimeout bounds each write of a response to a client (nginx's
 	// send_timeout): a client that stops reading its answer is closed
 	// after it (over TLS, and on an HTTP/2 connection, after up to half
-	// as long again), and gives back its connection slot. Over TLS it
+	// as long again), at once and without a TLS close_notify, which it
+	// would not read, and gives back its connection slot. Over TLS it
 	// also bounds what TLS writes of its own, such as the reply to a
 	// client's key update, from when that write starts. Default 60s; 0
 	// is invalid.
