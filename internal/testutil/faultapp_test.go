@@ -32,8 +32,11 @@ type proc struct {
 // all) when the test ends.
 func startFault(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
+	// Built first: the port is chosen as late as it can be, as another
+	// test may choose it too until the app has bound it.
+	bin := BuildBinary(t, FaultAppPkg)
 	p := &proc{port: FreePort(t), lines: make(chan string, 100), stderr: &LockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(BuildBinary(t, FaultAppPkg), args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(p.port), "GATEHOUSE_APP=web", "GATEHOUSE_INSTANCE=web-1")
 	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stderr = p.stderr
