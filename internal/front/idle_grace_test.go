@@ -143,7 +143,13 @@ func waitClosing(t *testing.T, s *Server) {
 // waitConns waits until s serves n connections.
 func waitConns(t *testing.T, s *Server, n int) {
 	t.Helper()
-	testutil.WaitFor(t, 10*time.Second, "the server to have "+strconv.Itoa(n)+" connections", func() bool {
+	waitConnsWithin(t, s, n, 10*time.Second)
+}
+
+// waitConnsWithin waits up to d until s serves n connections.
+func waitConnsWithin(t *testing.T, s *Server, n int, d time.Duration) {
+	t.Helper()
+	testutil.WaitFor(t, d, "the server to have "+strconv.Itoa(n)+" connections", func() bool {
 		_, total := countConns(s, func(*conn) bool { return false })
 		return total == n
 	})

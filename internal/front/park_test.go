@@ -27,11 +27,18 @@ func parkServe(t *testing.T, h Handler, opts Options) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, h, opts, ln), ln.Addr().String()
+}
+
+// serveOn serves h with opts on ln (a loopback listener, perhaps
+// wrapped) until the test ends.
+func serveOn(t *testing.T, h Handler, opts Options, ln net.Listener) *Server {
+	t.Helper()
 	s := New(h, opts)
 	done := make(chan struct{})
 	go func() { defer close(done); s.Serve(ln) }()
 	t.Cleanup(func() { s.Close(); <-done })
-	return s, ln.Addr().String()
+	return s
 }
 
 // parked is how many connections s has parked.

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,19 +44,8 @@ func TestSendTimeoutOnATLSListenersConnections(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := New(stub, Options{SendTimeout: 300 * time.Millisecond})
-			done := make(chan struct{})
-			go func() { defer close(done); s.Serve(tls.NewListener(smallSendBuffers{ln}, srvTLS)) }()
-			t.Cleanup(func() { s.Close(); <-done })
-			raw := dialSmallReceiveBuffer(t, ln.Addr().String())
-			cliTLS = cliTLS.Clone()
-			cliTLS.NextProtos = []string{proto}
-			c := tls.Client(raw, cliTLS)
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			if err := c.Handshake(); err != nil {
-				t.Fatal(err)
-			}
-			c.SetDeadline(time.Time{})
+			s := serveOn(t, stub, Options{SendTimeout: 300 * time.Millisecond}, tls.NewListener(smallSendListener{ln}, srvTLS))
+			c := dialALPN(t, &slowSocketDialer, ln.Addr().String(), cliTLS, proto)
 			if proto == "h2" {
 				h := testutil.NewRawH2(c)
 				h.Preface(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
@@ -74,36 +62,7 @@ func TestSendTimeoutOnATLSListenersConnections(t *testing.T) {
 			case <-time.After(12 * time.Second):
 				t.Fatal("the handler never returned")
 			}
-			if !testutil.Eventually(3*time.Second, func() bool { _, n := countConns(s, func(*conn) bool { return false }); return n == 0 }) {
-				t.Error("the connection was still open 3 s after its send failed")
-			}
+			waitConnsWithin(t, s, 0, 3*time.Second) // let go at once, not after a close_notify's 5 s
 		})
 	}
-}
-
-// smallSendBuffers gives each accepted connection a small send buffer.
-type smallSendBuffers struct{ net.Listener }
-
-func (l smallSendBuffers) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetWriteBuffer(32 << 10)
-	}
-	return c, err
-}
-
-// dialSmallReceiveBuffer dials addr with a small receive buffer, set
-// before the connection's window is announced.
-func dialSmallReceiveBuffer(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10) })
-		return nil
-	}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }

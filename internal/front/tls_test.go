@@ -32,6 +32,22 @@ func testTLS(t *testing.T, protos ...string) (server, client *tls.Config) {
 		&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
 }
 
+// dialALPN dials addr with d and cfg, offering proto alone, its
+// handshake done within 5 s; closed when the test ends.
+func dialALPN(t *testing.T, d *net.Dialer, addr string, cfg *tls.Config, proto string) *tls.Conn {
+	t.Helper()
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{proto}
+	dd := *d
+	dd.Timeout = 5 * time.Second
+	c, err := tls.DialWithDialer(&dd, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // overEachProtocol serves handle with opts over TLS (offering h2 and
 // http/1.1), and runs f on its address as eachProtocol does.
 func overEachProtocol(t *testing.T, opts Options, handle func(w http.ResponseWriter, r *http.Request), f func(t *testing.T, c *http.Client, addr string)) {

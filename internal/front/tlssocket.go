@@ -112,9 +112,7 @@ func (s *tlsSocket) Write(p []byte) (int, error) {
 		s.wmu.Unlock()
 		return 0, err
 	}
-	if s.send > 0 {
-		s.bound()
-	}
+	s.bound()
 	s.wmu.Unlock()
 	return s.writeSocket(p)
 }
@@ -132,9 +130,12 @@ func (s *tlsSocket) writeSocket(b []byte) (int, error) {
 	return n, err
 }
 
-// bound sets the write deadline a write beginning now gets (see Write).
-// The caller holds wmu.
+// bound sets the write deadline a write beginning now gets (see Write),
+// when the socket bounds writes (send). The caller holds wmu.
 func (s *tlsSocket) bound() {
+	if s.send <= 0 {
+		return
+	}
 	if now := time.Now(); !s.stopped {
 		left := s.wdeadline.Sub(now)
 		if s.wdeadline.IsZero() || left <= 0 || s.own && left < s.send {
@@ -148,9 +149,7 @@ func (s *tlsSocket) bound() {
 // while other writes wait for it.
 func (s *tlsSocket) writeOwn(b []byte) (int, error) {
 	s.wmu.Lock()
-	if s.send > 0 {
-		s.bound()
-	}
+	s.bound()
 	s.wmu.Unlock()
 	return s.writeSocket(b)
 }

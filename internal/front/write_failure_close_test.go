@@ -82,18 +82,8 @@ func nothingAfterAFailedWrite(t *testing.T, proto string, serverTLS, cut bool) {
 	} else {
 		sln = tls.NewListener(fl, srvTLS)
 	}
-	s := New(stub, opts)
-	done := make(chan struct{})
-	go func() { defer close(done); s.Serve(sln) }()
-	t.Cleanup(func() { s.Close(); <-done })
-
-	cliTLS = cliTLS.Clone()
-	cliTLS.NextProtos = []string{proto}
-	c, err := tls.Dial("tcp", ln.Addr().String(), cliTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	s := serveOn(t, stub, opts, sln)
+	c := dialALPN(t, &net.Dialer{}, ln.Addr().String(), cliTLS, proto)
 	fc = <-fl.accepted
 	switch {
 	case proto == "h2" && cut:
@@ -120,9 +110,7 @@ func nothingAfterAFailedWrite(t *testing.T, proto string, serverTLS, cut bool) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the handler's write never returned")
 	}
-	if !testutil.Eventually(3*time.Second, func() bool { _, n := countConns(s, func(*conn) bool { return false }); return n == 0 }) {
-		t.Fatal("the connection was still open 3 s after its write failed")
-	}
+	waitConnsWithin(t, s, 0, 3*time.Second) // let go at once, not after a close_notify's 5 s
 	if n := fc.writtenAfter(); n != 0 {
 		t.Errorf("%d bytes were written to the socket after a write failed (a close_notify is 24 or 31)", n)
 	}

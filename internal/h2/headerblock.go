@@ -92,8 +92,13 @@ const initialTableSize = 4096
 
 // read decodes the block hf begins, reading the CONTINUATION frames
 // after it from fr. The error is a connection or stream error, as x/net
-// returns them.
-func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (*headerBlock, error) {
+// returns them; with one, the block is done with already.
+func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (_ *headerBlock, err error) {
+	defer func() {
+		if err != nil {
+			d.done()
+		}
+	}()
 	d.begin(hf)
 	frag, ended := hf.HeaderBlockFragment(), hf.HeadersEnded()
 	for {
@@ -101,11 +106,9 @@ func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (*headerBl
 		// the limit is spent) is not decoded but ends the connection,
 		// as one after an invalid field does.
 		if int64(len(frag)) > 2*int64(d.headersLeft+d.trailersLeft) || d.invalid != nil {
-			d.done()
 			return nil, http2.ConnectionError(http2.ErrCodeProtocol)
 		}
 		if _, err := d.dec.Write(frag); err != nil {
-			d.done()
 			return nil, http2.ConnectionError(http2.ErrCodeCompression)
 		}
 		if ended {
@@ -113,21 +116,18 @@ func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (*headerBl
 		}
 		f, err := fr.ReadFrame()
 		if err != nil {
-			d.done()
 			return nil, err
 		}
 		cf := f.(*http2.ContinuationFrame) // the Framer checks the order
 		frag, ended = cf.HeaderBlockFragment(), cf.HeadersEnded()
 	}
 	if err := d.dec.Close(); err != nil {
-		d.done()
 		return nil, http2.ConnectionError(http2.ErrCodeCompression)
 	}
 	if d.invalid == nil {
 		d.invalid = checkPseudos(d.b.pseudos())
 	}
 	if d.invalid != nil {
-		d.done()
 		return nil, http2.StreamError{StreamID: d.b.streamID, Code: http2.ErrCodeProtocol, Cause: d.invalid}
 	}
 	return &d.b, nil
