@@ -349,6 +349,13 @@ var h2Cases = []h2Case{
 	}, want: resetOnly},
 
 	// Header blocks (§4.3, §6.10).
+	// Each block's fields are its own: a stream lacking :path after one
+	// with a long head is malformed, not served as the one before it.
+	{name: "a block without :path after a long one", send: func(h *h2Raw) {
+		h.headers(1, true, h.req("GET", "/first", bigFields(8<<10)...)...)
+		h.await(h2Patience, settled(1))
+		h.headers(3, true, ":method", "GET", ":scheme", h.scheme, ":authority", "x")
+	}, watch: 3, want: resetOnly, app: []string{"GET /first"}},
 	{name: "HPACK garbage", send: func(h *h2Raw) {
 		h.frame(func(w *http2.Framer) error {
 			return w.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, EndStream: true, EndHeaders: true})
