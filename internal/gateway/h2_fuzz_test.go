@@ -175,11 +175,12 @@ type fuzzView struct {
 }
 
 // setAside are the fields not compared: the hop-by-hop ones gatehouse
-// drops (TE is dropped only when it says other than "trailers"), those it
-// sets, Content-Length (framing), and Host, which r.Host carries (x/net
-// takes it out of the header map; Go 1.26's bundled server leaves it in).
+// drops (TE is dropped only when it says other than "trailers"), Expect,
+// which the gateway answers itself and never forwards, those it sets,
+// Content-Length (framing), and Host, which r.Host carries (x/net takes
+// it out of the header map; Go 1.26's bundled server leaves it in).
 var setAside = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-	"Trailer", "Transfer-Encoding", "Upgrade", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip",
+	"Trailer", "Transfer-Encoding", "Upgrade", "Expect", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip",
 	"X-Request-Id", "Content-Length", "Host"}
 
 // expectAtApp is what the app must read of a request the oracle's handler
