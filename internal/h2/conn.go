@@ -32,6 +32,12 @@ type conn struct {
 	h      http.Handler
 	ctx    context.Context
 	cancel context.CancelFunc
+	// base is what streams' contexts derive from: the serving context
+	// itself when nothing can cancel it (the connection then cancels its
+	// streams itself, see cancelStreams), which spares every stream an
+	// entry in ctx's table of children, taken and given back under its
+	// lock; ctx otherwise.
+	base   context.Context
 	remote string
 	fr     *http2.Framer
 	// hdec decodes the client's header blocks (the reader's).
@@ -103,6 +109,10 @@ type conn struct {
 func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn {
 	c := &conn{s: s, nc: nc, h: h, remote: nc.RemoteAddr().String()}
 	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.base = c.ctx
+	if ctx.Done() == nil {
+		c.base = ctx
+	}
 	c.cond.L = &c.mu
 	c.takeReadBuffer()
 	c.bw = outBuffer{w: nc, pool: &s.bufs}
@@ -409,9 +419,20 @@ func (c *conn) end() {
 	}
 	c.mu.Unlock()
 	c.cancel()
+	c.cancelStreams()
 	c.nc.Close()
 	c.handlers.Wait()
 	c.s.forget(c)
+}
+
+// cancelStreams cancels the context of every stream whose handler runs,
+// as the connection's own cancellation does its children's (see base).
+func (c *conn) cancelStreams() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.streams {
+		st.cancel()
+	}
 }
 
 // readFrame reads the client's next frame: a HEADERS frame with its
@@ -717,6 +738,9 @@ func (c *conn) processHeaders(f *headerBlock) error {
 		c.streams = map[uint32]*stream{}
 	}
 	c.streams[id] = st
+	if c.ctx.Err() != nil {
+		st.cancel() // cancelStreams ran before it was in the table
+	}
 	c.active.Add(1)
 	c.open++
 	st.counted = true

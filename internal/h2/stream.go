@@ -59,7 +59,7 @@ type stream struct {
 
 func newStream(c *conn, id uint32) *stream {
 	st := &stream{c: c, id: id, declared: -1}
-	st.ctx, st.cancel = context.WithCancel(c.ctx)
+	st.ctx, st.cancel = context.WithCancel(c.base)
 	st.w.st = st
 	return st
 }
