@@ -2,7 +2,6 @@ package h2
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // conn is one HTTP/2 connection. Its reader goroutine (read) reads
@@ -52,8 +50,7 @@ type conn struct {
 	// The writing side, under wmu.
 	wmu  sync.Mutex
 	bw   outBuffer
-	henc *hpack.Encoder
-	hbuf bytes.Buffer
+	henc blockEncoder
 	werr error // the first write error: the connection is broken
 	// wdeadline is the write deadline set on nc.
 	wdeadline time.Time
@@ -121,7 +118,6 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn 
 	c.fr.MaxHeaderListSize = s.maxHeaderList()
 	c.hdec = newBlockDecoder(c.fr.MaxHeaderListSize)
 	c.fr.SetReuseFrames()
-	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.peerMaxFrame.Store(defaultMaxFrame)
 	c.sendWindow = initialWindow
 	c.peerWindow = initialWindow
@@ -486,12 +482,10 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
 		return err
 	}
-	var tableSize *uint32
+	// SETTINGS_HEADER_TABLE_SIZE bounds a table the answers never use
+	// (see blockEncoder).
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
-		case http2.SettingHeaderTableSize:
-			v := s.Val
-			tableSize = &v
 		case http2.SettingInitialWindowSize:
 			return c.setPeerWindow(int64(s.Val))
 		case http2.SettingMaxFrameSize:
@@ -502,12 +496,7 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
-	c.write(func() error {
-		if tableSize != nil {
-			c.henc.SetMaxDynamicTableSizeLimit(*tableSize)
-		}
-		return c.fr.WriteSettingsAck()
-	})
+	c.write(c.fr.WriteSettingsAck)
 	return nil
 }
 

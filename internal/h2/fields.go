@@ -90,7 +90,7 @@ func appendFields(dst []hpack.HeaderField, h http.Header) []hpack.HeaderField {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
 			continue
 		}
-		never := unindexed(lk)
+		never := neverIndexed(lk)
 		for _, v := range vs {
 			if httpguts.ValidHeaderFieldValue(v) {
 				dst = append(dst, hpack.HeaderField{Name: lk, Value: v, Sensitive: never})
@@ -100,21 +100,10 @@ func appendFields(dst []hpack.HeaderField, h http.Header) []hpack.HeaderField {
 	return dst
 }
 
-// unindexed reports whether an answer's field goes out as a literal that
-// HPACK tables never keep. Its values are new with nearly every answer
-// (request ids, lengths, validators, trace context): an entry for each
-// would only push out the ones that repeat, and the search and eviction
-// it costs are paid per answer for no byte saved. Cookies too, which RFC
-// 7541 §7.1.3 advises never to index. (x/net's encoder offers no literal
-// "without indexing" for a field that fits the table, only "never".)
-func unindexed(name string) bool {
-	switch name {
-	case "x-request-id", "content-length", "etag", "last-modified", "set-cookie",
-		"traceparent", "tracestate", "content-range", "age", "expires":
-		return true
-	}
-	return false
-}
+// neverIndexed says whether an answer's field is sent as never indexed
+// (RFC 7541 §6.2.3): cookies, as §7.1.3 advises, so that no proxy on
+// the way keeps one in a table of its own.
+func neverIndexed(name string) bool { return name == "set-cookie" }
 
 var _ http.ResponseWriter = (*responseWriter)(nil)
 var _ http.Flusher = (*responseWriter)(nil)

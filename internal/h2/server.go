@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2/hpack"
 )
 
 // Server holds the settings every connection is served with, and the
@@ -48,7 +50,7 @@ type Server struct {
 	bufs    sync.Pool
 	readers sync.Pool
 
-	date atomic.Pointer[dateStamp]
+	dates atomic.Pointer[dateStamp]
 }
 
 // The defaults.
@@ -157,19 +159,24 @@ func (s *Server) GoAway() {
 	}
 }
 
-// dateStamp is the Date field's value for one second.
+// dateStamp is the Date field's value for one second, and the field
+// as a header block carries it.
 type dateStamp struct {
-	sec int64
-	val string
+	sec   int64
+	val   string
+	field []byte
 }
 
-// httpDate is the Date value of now, formatted once a second.
-func (s *Server) httpDate() string {
+// date is the Date of now, made once a second.
+func (s *Server) date() *dateStamp {
 	now := time.Now()
-	if d := s.date.Load(); d != nil && d.sec == now.Unix() {
-		return d.val
+	if d := s.dates.Load(); d != nil && d.sec == now.Unix() {
+		return d
 	}
 	d := &dateStamp{sec: now.Unix(), val: now.UTC().Format(http.TimeFormat)}
-	s.date.Store(d)
-	return d.val
+	var e blockEncoder
+	e.field(hpack.HeaderField{Name: "date", Value: d.val})
+	d.field = e.buf
+	s.dates.Store(d)
+	return d
 }

@@ -407,23 +407,38 @@ func (c *conn) writeData(id uint32, b []byte, end bool) error {
 
 // writeHeaderBlock encodes and writes a header block: status (none for
 // trailers), fields, Date if date, and content-length if cl is set. Under
-// wmu, which orders the HPACK encoder's state as the client decodes it.
+// wmu: the first block encoded is the first sent, which carries the
+// table size update.
 func (c *conn) writeHeaderBlock(id uint32, status int, fields []hpack.HeaderField, date bool, cl string, end bool) error {
-	c.hbuf.Reset()
-	enc := c.henc
+	enc := &c.henc
+	enc.reset()
 	if status != 0 {
-		enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusValue(status)})
+		enc.status(status)
 	}
+	var d *dateStamp
 	for _, f := range fields {
-		enc.WriteField(f)
+		if f.Name == "date" && !f.Sensitive {
+			// The app's Date is most often this second's, encoded once.
+			if d == nil {
+				d = c.s.date()
+			}
+			if f.Value == d.val {
+				enc.raw(d.field)
+				continue
+			}
+		}
+		enc.field(f)
 	}
 	if date {
-		enc.WriteField(hpack.HeaderField{Name: "date", Value: c.s.httpDate()})
+		if d == nil {
+			d = c.s.date()
+		}
+		enc.raw(d.field)
 	}
 	if cl != "" {
-		enc.WriteField(hpack.HeaderField{Name: "content-length", Value: cl, Sensitive: unindexed("content-length")})
+		enc.field(hpack.HeaderField{Name: "content-length", Value: cl})
 	}
-	block := c.hbuf.Bytes()
+	block := enc.block()
 	max := int(c.peerMaxFrame.Load())
 	n := min(len(block), max)
 	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block[:n], EndStream: end, EndHeaders: n == len(block)})
@@ -431,6 +446,7 @@ func (c *conn) writeHeaderBlock(id uint32, status int, fields []hpack.HeaderFiel
 		n = min(len(block), max)
 		err = c.fr.WriteContinuation(id, n == len(block), block[:n])
 	}
+	enc.done()
 	return err
 }
 
