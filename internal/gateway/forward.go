@@ -428,6 +428,7 @@ func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, star
 	u := a.upstream(m)
 	try := &st.try
 	try.Deadline, try.Timeout, try.RequestURI, try.HeadLimit, try.Client = deadline, cfg.RequestTimeout.D(), st.requestURI, int64(cfg.Limits.ResponseHead), st
+	try.Start = start
 	resp, pc, err := u.RoundTrip(req.Context(), req, try)
 	st.answeredAt = time.Now()
 	st.upstream = st.answeredAt.Sub(start)

@@ -37,6 +37,7 @@ func (g *Gateway) Serve(x *front.Exchange) {
 	start := time.Now()
 	st := getState()
 	defer putState(st)
+	st.start = start
 	r := x.Req
 	st.x = x
 	g.peer(st, x, r.Header)
@@ -187,7 +188,7 @@ func (g *Gateway) route(host, path, target string, st *reqState) (a *appProxy, c
 	}
 	a = rt.app
 	st.app, st.edge, st.route = a, rt.edge, rt
-	a.pool.Touch()
+	a.pool.TouchAt(st.start)
 	return a, changed, nil
 }
 
@@ -453,6 +454,10 @@ type reqState struct {
 
 // reqFields are a request's own fields of its reqState.
 type reqFields struct {
+	// start is when Serve began: the request's one reading of the clock
+	// before it is forwarded.
+	start time.Time
+
 	app *appProxy
 	// route is the route the request took (nil: none yet, or none
 	// matched).

@@ -201,7 +201,10 @@ func (p *Pool) hasRoutable() bool {
 }
 
 // Touch records a request's arrival, for idle unload.
-func (p *Pool) Touch() { p.lastAccess.Store(time.Now().UnixNano()) }
+func (p *Pool) Touch() { p.TouchAt(time.Now()) }
+
+// TouchAt records a request's arrival at t, a time its caller read.
+func (p *Pool) TouchAt(t time.Time) { p.lastAccess.Store(t.UnixNano()) }
 
 // LastAccess is when the last request arrived, or a member last became
 // ready, whichever came later.

@@ -54,6 +54,10 @@ type Attempt struct {
 	IdleTime time.Duration
 	// WroteAt is when the request was written.
 	WroteAt time.Time
+	// Start is when the caller began the attempt, as it read the clock:
+	// a reused connection's idle time is reckoned from it rather than
+	// from another reading (zero: RoundTrip reads the clock).
+	Start time.Time
 
 	head http1.ResponseHead
 	resp http.Response
@@ -92,7 +96,11 @@ func (a *Attempt) resetProgress() {
 // when the body was read to its end (clean) or abandoned.
 func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, a *Attempt) (*http.Response, *Conn, error) {
 	a.resetProgress()
-	pc, reused, idleFor, err := p.get(ctx)
+	now := a.Start
+	if now.IsZero() {
+		now = time.Now()
+	}
+	pc, reused, idleFor, err := p.get(ctx, now)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -61,9 +61,9 @@ func NewTLSPool(addr string, idle time.Duration, c *tls.Config) *Pool {
 	return p
 }
 
-// get returns a quiet idle connection, or dials a new one.
-func (p *Pool) get(ctx context.Context) (pc *Conn, reused bool, idleFor time.Duration, err error) {
-	now := time.Now()
+// get returns a quiet idle connection, or dials a new one; now is the
+// time it is asked at.
+func (p *Pool) get(ctx context.Context, now time.Time) (pc *Conn, reused bool, idleFor time.Duration, err error) {
 	idle := time.Duration(p.idle.Load())
 	for {
 		pc = p.take()
