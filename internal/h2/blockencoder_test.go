@@ -2,9 +2,11 @@ package h2
 
 import (
 	"bytes"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -255,5 +257,40 @@ func TestTheSharedDateFieldIsNotWrittenInto(t *testing.T) {
 	got, err := hpack.NewDecoder(4096, nil).DecodeFull(d.field)
 	if err != nil || len(got) != 1 || got[0].Name != "date" || got[0].Value != d.val || got[0].Sensitive {
 		t.Fatalf("Date field decodes to %v, %v", got, err)
+	}
+}
+
+// An app's Date is encoded once for the answers that carry the same
+// value, server-wide, and again when the value changes; each encoding
+// decodes to its value.
+func TestAnAppsDateIsEncodedOnceAValue(t *testing.T) {
+	s := &Server{}
+	first, second := "Sat, 05 Dec 2026 04:30:00 GMT", "Sat, 05 Dec 2026 04:30:01 GMT"
+	decodes := func(field []byte, want string) {
+		t.Helper()
+		got, err := hpack.NewDecoder(4096, nil).DecodeFull(field)
+		if err != nil || len(got) != 1 || got[0] != (hpack.HeaderField{Name: "date", Value: want}) {
+			t.Fatalf("the Date field decodes to %v, %v; want %q", got, err, want)
+		}
+	}
+	a := s.dateField(first)
+	decodes(a, first)
+	if b := s.dateField(first); &b[0] != &a[0] {
+		t.Error("the same Date was encoded again")
+	}
+	c := s.dateField(second)
+	decodes(c, second)
+	if d := s.dateField(second); &d[0] != &c[0] {
+		t.Error("the next second's Date was encoded again")
+	}
+	own := s.date() // the server's own Date is of now, whatever apps sent
+	decodes(own.field, time.Unix(own.sec, 0).UTC().Format(http.TimeFormat))
+	// The server's own Date and an app's other one, in turn, are each
+	// encoded once: neither pushes the other out.
+	if n := testing.AllocsPerRun(100, func() {
+		s.dateField(second)
+		s.date()
+	}); n != 0 {
+		t.Errorf("an app's Date and the server's, in turn: %v allocations, want 0", n)
 	}
 }

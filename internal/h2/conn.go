@@ -231,7 +231,7 @@ func (c *conn) awaitFrame() error {
 	for {
 		c.mu.Lock()
 		c.awaiting = true
-		c.armGraceLocked()
+		c.armGraceLocked(time.Time{})
 		c.mu.Unlock()
 		_, err := c.br.Peek(1)
 		c.mu.Lock()
@@ -289,11 +289,16 @@ func (c *conn) awaitByte() error {
 }
 
 // armGraceLocked sets the idle check's read deadline under a reader
-// waiting for a frame, when the connection is idle. c.mu is held.
-func (c *conn) armGraceLocked() {
+// waiting for a frame, when the connection is idle; now is the time, if
+// the caller read it (zero: it is read here, when needed). c.mu is
+// held.
+func (c *conn) armGraceLocked(now time.Time) {
 	if c.awaiting && !c.graceSet && c.idleLocked() {
+		if now.IsZero() {
+			now = time.Now()
+		}
 		c.graceSet = true
-		c.nc.SetReadDeadline(time.Now().Add(readIdleAfter))
+		c.nc.SetReadDeadline(now.Add(readIdleAfter))
 	}
 }
 
@@ -869,10 +874,12 @@ func (c *conn) streamEnded(st *stream) {
 	c.recvUnacked += unread
 	connInc := c.grantLocked()
 	last := c.active.Load() == 0
+	var now time.Time
 	if last {
-		c.idleSince = time.Now()
+		now = time.Now()
+		c.idleSince = now
 	}
-	c.armGraceLocked()
+	c.armGraceLocked(now)
 	linger := last && c.goingAway && !c.lingering
 	c.mu.Unlock()
 	c.writeWindow(0, connInc)

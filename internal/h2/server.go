@@ -50,7 +50,8 @@ type Server struct {
 	bufs    sync.Pool
 	readers sync.Pool
 
-	dates atomic.Pointer[dateStamp]
+	dates    atomic.Pointer[dateStamp] // the server's own (date)
+	appDates atomic.Pointer[dateStamp] // the last other one an app sent (dateField)
 }
 
 // The defaults.
@@ -159,12 +160,19 @@ func (s *Server) GoAway() {
 	}
 }
 
-// dateStamp is the Date field's value for one second, and the field
-// as a header block carries it.
+// dateStamp is a Date field's value and the field as a header block
+// carries it, encoded once for every answer that sends it: the value of
+// second sec, or one an app sent (sec 0).
 type dateStamp struct {
 	sec   int64
 	val   string
 	field []byte
+}
+
+func newDateStamp(sec int64, val string) *dateStamp {
+	var e blockEncoder
+	e.field(hpack.HeaderField{Name: "date", Value: val})
+	return &dateStamp{sec: sec, val: val, field: e.buf}
 }
 
 // date is the Date of now, made once a second.
@@ -173,10 +181,24 @@ func (s *Server) date() *dateStamp {
 	if d := s.dates.Load(); d != nil && d.sec == now.Unix() {
 		return d
 	}
-	d := &dateStamp{sec: now.Unix(), val: now.UTC().Format(http.TimeFormat)}
-	var e blockEncoder
-	e.field(hpack.HeaderField{Name: "date", Value: d.val})
-	d.field = e.buf
+	d := newDateStamp(now.Unix(), now.UTC().Format(http.TimeFormat))
 	s.dates.Store(d)
 	return d
+}
+
+// dateField is a Date field of value v, encoded: the server's own of
+// this second when it has v, which it most often has (apps answer with
+// the current second's), or the last other value an app sent, kept
+// apart so that the two do not push each other out; else v's, then kept
+// for the answers after. It reads no clock.
+func (s *Server) dateField(v string) []byte {
+	if d := s.dates.Load(); d != nil && d.val == v {
+		return d.field
+	}
+	if d := s.appDates.Load(); d != nil && d.val == v {
+		return d.field
+	}
+	d := newDateStamp(0, v)
+	s.appDates.Store(d)
+	return d.field
 }

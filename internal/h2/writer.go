@@ -415,25 +415,15 @@ func (c *conn) writeHeaderBlock(id uint32, status int, fields []hpack.HeaderFiel
 	if status != 0 {
 		enc.status(status)
 	}
-	var d *dateStamp
 	for _, f := range fields {
 		if f.Name == "date" && !f.Sensitive {
-			// The app's Date is most often this second's, encoded once.
-			if d == nil {
-				d = c.s.date()
-			}
-			if f.Value == d.val {
-				enc.raw(d.field)
-				continue
-			}
+			enc.raw(c.s.dateField(f.Value))
+			continue
 		}
 		enc.field(f)
 	}
 	if date {
-		if d == nil {
-			d = c.s.date()
-		}
-		enc.raw(d.field)
+		enc.raw(c.s.date().field)
 	}
 	if cl != "" {
 		enc.field(hpack.HeaderField{Name: "content-length", Value: cl})
