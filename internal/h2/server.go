@@ -51,7 +51,10 @@ type Server struct {
 	readers sync.Pool
 
 	dates    atomic.Pointer[dateStamp] // the server's own (date)
-	appDates atomic.Pointer[dateStamp] // the last other one an app sent (dateField)
+	appDates atomic.Pointer[dateStamp] // the last other one an app sent twice (dateField)
+	// missedDate, under dateMu, is the last Date dateField had none for.
+	dateMu     sync.Mutex
+	missedDate string
 }
 
 // The defaults.
@@ -188,15 +191,23 @@ func (s *Server) date() *dateStamp {
 
 // dateField is a Date field of value v, encoded: the server's own of
 // this second when it has v, which it most often has (apps answer with
-// the current second's), or the last other value an app sent, kept
-// apart so that the two do not push each other out; else v's, then kept
-// for the answers after. It reads no clock.
+// the current second's), or the last other value an app sent twice in a
+// row, kept apart so that the two do not push each other out. nil when
+// neither has v: the caller encodes it (answers whose Dates differ, as
+// stored answers' do, cost no stamp each). It reads no clock.
 func (s *Server) dateField(v string) []byte {
 	if d := s.dates.Load(); d != nil && d.val == v {
 		return d.field
 	}
 	if d := s.appDates.Load(); d != nil && d.val == v {
 		return d.field
+	}
+	s.dateMu.Lock()
+	again := s.missedDate == v
+	s.missedDate = v
+	s.dateMu.Unlock()
+	if !again {
+		return nil
 	}
 	d := newDateStamp(0, v)
 	s.appDates.Store(d)

@@ -417,8 +417,10 @@ func (c *conn) writeHeaderBlock(id uint32, status int, fields []hpack.HeaderFiel
 	}
 	for _, f := range fields {
 		if f.Name == "date" && !f.Sensitive {
-			enc.raw(c.s.dateField(f.Value))
-			continue
+			if b := c.s.dateField(f.Value); b != nil {
+				enc.raw(b)
+				continue
+			}
 		}
 		enc.field(f)
 	}
