@@ -7,8 +7,10 @@ package harness
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -88,7 +90,7 @@ func StartWith(t testing.TB, cfg *config.Config, opts server.Options) *Gatehouse
 	// Registered before Stop's cleanup, so it runs after it: a failed
 	// test shows what gatehouse printed, up to its stop.
 	t.Cleanup(console.showIfFailed)
-	srv, err := server.New(cfg, opts)
+	srv, err := newServer(cfg, opts)
 	if err != nil {
 		t.Fatalf("server: %v", err)
 	}
@@ -103,6 +105,23 @@ func StartWith(t testing.TB, cfg *config.Config, opts server.Options) *Gatehouse
 	go func() { g.done <- srv.Run(ctx) }()
 	t.Cleanup(func() { g.Stop(t) })
 	return g
+}
+
+// newServer is server.New, waiting a moment for a data_dir lock that
+// this process's own gatehouse, stopped before, still holds. Its lock is
+// an open file's, and every process forked meanwhile (another test's app
+// instances) shares the file until its exec closes it, so the lock may
+// outlive the Stop that closed it by that long.
+func newServer(cfg *config.Config, opts server.Options) (*server.Server, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		srv, err := server.New(cfg, opts)
+		var inUse *server.DataDirInUseError
+		if !errors.As(err, &inUse) || inUse.PID != os.Getpid() || time.Now().After(deadline) {
+			return srv, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Stop shuts gatehouse down and waits for it (idempotent).
