@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"strconv"
 	"sync"
 
 	"golang.org/x/net/http2/hpack"
@@ -134,6 +135,22 @@ func staticStatus(code int) byte {
 		return 14
 	}
 	return 0
+}
+
+// statusValue is :status's value for a code the static table lacks,
+// the common ones without formatting.
+func statusValue(code int) string {
+	switch code {
+	case 301:
+		return "301"
+	case 302:
+		return "302"
+	case 502:
+		return "502"
+	case 503:
+		return "503"
+	}
+	return strconv.Itoa(code)
 }
 
 // staticName is the index of name's first entry in HPACK's static table

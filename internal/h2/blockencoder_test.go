@@ -67,7 +67,7 @@ func FuzzBlockEncoderRoundTrips(f *testing.F) {
 			case 2:
 				code := []int{200, 204, 206, 304, 400, 404, 500, 502, 503, 100, 301}[int(next())%11]
 				enc.status(code)
-				want = append(want, hpack.HeaderField{Name: ":status", Value: statusValue(code)})
+				want = append(want, hpack.HeaderField{Name: ":status", Value: strconv.Itoa(code)})
 			case 3:
 				name := blockEncoderNames[int(next())%len(blockEncoderNames)]
 				if n := next(); n%5 == 4 {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/h2"
-	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // panickyConn panics in Read once armed: a fault in what the reader
@@ -57,16 +56,7 @@ func TestReaderPanicEndsTheConnection(t *testing.T) {
 		defer func() { served <- recover() }()
 		(&h2.Server{}).ServeConn(context.Background(), panickyConn{nc, &armed}, h)
 	}()
-	c, err := testutil.DialH2(t, ln.Addr().String(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Preface(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Headers(1, true, testutil.H2Get("http", "a", "/")...); err != nil {
-		t.Fatal(err)
-	}
+	c := getOnNewConn(t, ln.Addr().String())
 	await(t, started, "the handler to start")
 	armed.Store(true)
 	if err := c.Framer.WritePing(false, [8]byte{}); err != nil {

@@ -164,6 +164,24 @@ func dialRaw(t *testing.T, ts *testServer, settings ...http2.Setting) *rawClient
 	return c
 }
 
+// getOnNewConn opens an h2c connection to addr, sends the preface and a
+// GET of / on stream 1, and returns the connection without waiting for
+// the server.
+func getOnNewConn(t *testing.T, addr string) *testutil.RawH2 {
+	t.Helper()
+	c, err := testutil.DialH2(t, addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Preface(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Headers(1, true, testutil.H2Get("http", "a", "/")...); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // read reads the next frame, or the error that ended the reading.
 func (c *rawClient) read() (http2.Frame, error) {
 	c.Conn.SetReadDeadline(time.Now().Add(waitLimit))

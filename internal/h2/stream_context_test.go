@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/h2"
-	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 type servingKey struct{}
@@ -70,16 +69,7 @@ func TestStreamContextEndsWithItsConnection(t *testing.T) {
 				accepted <- nc
 				(&h2.Server{}).ServeConn(ctx, nc, h)
 			}()
-			c, err := testutil.DialH2(t, ln.Addr().String(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Preface(); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Headers(1, true, testutil.H2Get("http", "a", "/")...); err != nil {
-				t.Fatal(err)
-			}
+			c := getOnNewConn(t, ln.Addr().String())
 			var nc net.Conn
 			select {
 			case nc = <-accepted:

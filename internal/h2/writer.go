@@ -441,30 +441,3 @@ func (c *conn) writeHeaderBlock(id uint32, status int, fields []hpack.HeaderFiel
 	enc.done()
 	return err
 }
-
-// statusValue is :status's value, the common ones without formatting.
-func statusValue(code int) string {
-	switch code {
-	case 200:
-		return "200"
-	case 204:
-		return "204"
-	case 301:
-		return "301"
-	case 302:
-		return "302"
-	case 304:
-		return "304"
-	case 400:
-		return "400"
-	case 404:
-		return "404"
-	case 500:
-		return "500"
-	case 502:
-		return "502"
-	case 503:
-		return "503"
-	}
-	return strconv.Itoa(code)
-}
