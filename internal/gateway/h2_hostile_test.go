@@ -429,6 +429,14 @@ var h2Cases = []h2Case{
 			return w.WriteSettings(http2.Setting{ID: http2.SettingMaxFrameSize, Val: 100})
 		})
 	}, conn: true, want: connError(http2.ErrCodeProtocol)},
+	// A client may ask for no HPACK table at all; the answers, and the
+	// follow-up's on the same connection, still decode.
+	{name: "SETTINGS header table size 0, then a request", send: func(h *h2Raw) {
+		h.frame(func(w *http2.Framer) error {
+			return w.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0})
+		})
+		h.headers(1, true, h.req("GET", "/table0")...)
+	}, want: servedOK, app: []string{"GET /table0"}},
 	{name: "frame larger than the server's max frame size", send: func(h *h2Raw) {
 		h.headers(1, false, h.req("POST", "/f")...)
 		h.raw([]byte{0x20, 0, 0, byte(http2.FrameData), 0, 0, 0, 0, 1, 'x'}) // says 2 MiB follow
