@@ -159,7 +159,8 @@ func newConn(p *Pool, c, raw net.Conn) *Conn {
 
 // takeBuffers gives the connection its buffers for an exchange. An idle
 // connection in the pool holds none: with hundreds kept per member, their
-// 8 KiB each would be most of what the pool costs.
+// 8 KiB each would be most of what the pool costs. The writer goes back
+// as soon as the request is sent (putWriter).
 func (pc *Conn) takeBuffers() {
 	pc.br = readers.Get().(*bufio.Reader)
 	pc.br.Reset(&pc.src)
@@ -167,13 +168,21 @@ func (pc *Conn) takeBuffers() {
 	pc.bw.Reset(&pc.dst)
 }
 
-// putBuffers gives the buffers back, once; what they hold is dropped.
-func (pc *Conn) putBuffers() {
+// putWriter gives the writer back once the request is sent: the answer
+// is read with the reader alone, and under load most connections are
+// waiting for one, so their writers would be most of the buffers held.
+// What it holds is dropped.
+func (pc *Conn) putWriter() {
 	if pc.bw != nil {
 		pc.bw.Reset(nil)
 		writers.Put(pc.bw)
 		pc.bw = nil
 	}
+}
+
+// putBuffers gives the buffers back, once; what they hold is dropped.
+func (pc *Conn) putBuffers() {
+	pc.putWriter()
 	if pc.br != nil {
 		pc.br.Reset(nil)
 		readers.Put(pc.br)
@@ -197,7 +206,7 @@ func (pc *Conn) Reader() *bufio.Reader { return pc.br }
 // bug this class invites is a body sent anyway, a moment later, which
 // would be read as the next request's answer (see the package doc).
 func (pc *Conn) Finish(clean bool) {
-	if clean && pc.reuse && !pc.src.interrupted.Load() && !pc.bodyless && pc.br.Buffered() == 0 && pc.bw.Buffered() == 0 {
+	if clean && pc.reuse && !pc.src.interrupted.Load() && !pc.bodyless && pc.br.Buffered() == 0 {
 		pc.src.idle = 0
 		if pc.src.armed {
 			// The body's read deadline must not outlive it: past it,

@@ -129,6 +129,9 @@ func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) 
 	if err == nil {
 		err = a.send(pc)
 	}
+	// Sent, or failed: a request not sent whole ends its connection
+	// (earlyResponse's answer asks to close).
+	pc.putWriter()
 	if err != nil {
 		if IsClientBodyError(err) || IsDeadline(err) {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -261,6 +262,44 @@ func TestIdleConnHoldsNoBuffers(t *testing.T) {
 		if free[0].br != nil || free[0].bw != nil {
 			t.Errorf("after request %d: the idle connection holds its buffers", i)
 		}
+	}
+	if n := a.conns.Load(); n != 1 {
+		t.Errorf("the app saw %d connections for 3 requests, want 1 (reuse)", n)
+	}
+}
+
+// A connection whose request is sent gives its writer back while the
+// answer is read, and takes one again for its next request.
+func TestAnAnswerIsReadWithoutTheWriter(t *testing.T) {
+	t.Parallel()
+	a := rawApp(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		}
+	})
+	p := NewPool(a.addr, time.Minute)
+	defer p.Close()
+	for i, body := range []string{"", "first", strings.Repeat("x", 10000)} {
+		req, _ := http.NewRequest("POST", "http://app/", strings.NewReader(body))
+		at := &Attempt{Deadline: time.Now().Add(5 * time.Second), Timeout: time.Minute}
+		resp, pc, err := p.RoundTrip(context.Background(), req, at)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if pc.bw != nil || pc.br == nil {
+			t.Errorf("request %d: while its answer is read, writer held %v, reader held %v; want only the reader",
+				i, pc.bw != nil, pc.br != nil)
+		}
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || string(got) != body {
+			t.Fatalf("request %d: answer %q, %v; want %q", i, got, err, body)
+		}
+		pc.Finish(true)
 	}
 	if n := a.conns.Load(); n != 1 {
 		t.Errorf("the app saw %d connections for 3 requests, want 1 (reuse)", n)
