@@ -482,6 +482,7 @@ func (fc *conn) run(fresh bool) {
 		// wait a while for the next request (primeSendWait).
 		answered := monoNow()
 		fc.w.end()
+		fc.putWriter()
 		fc.watch.stop()
 		if fc.closeAfter || fc.watch.gone.Load() || !fc.drainBody() {
 			return
@@ -731,17 +732,35 @@ func (fc *conn) park() bool {
 	return false
 }
 
-// takeBuffers gives the connection its read and write buffers and its
-// request state, when it does not hold them.
+// takeBuffers gives the connection its read buffer and its request
+// state, when it does not hold them. The write buffer is an answer's
+// (takeWriter): a connection waiting for its next request holds none.
 func (fc *conn) takeBuffers() {
 	fc.activate()
 	if fc.br == nil {
 		fc.br = readers.Get().(*bufio.Reader)
 		fc.br.Reset(source{fc})
 	}
+}
+
+// takeWriter gives the connection its write buffer for an answer's
+// head, when it does not hold it; the request state is there already.
+func (fc *conn) takeWriter() {
 	if fc.bw == nil {
 		fc.bw = writers.Get().(*bufio.Writer)
 		fc.bw.Reset(sink{fc})
+	}
+}
+
+// putWriter gives the write buffer back once an answer is out: under
+// load most connections are waiting for their client's next request,
+// and their writers would be a third of the buffers held. What it holds
+// is dropped.
+func (fc *conn) putWriter() {
+	if fc.reqState != nil && fc.bw != nil {
+		fc.bw.Reset(nil)
+		writers.Put(fc.bw)
+		fc.bw = nil
 	}
 }
 
@@ -756,11 +775,7 @@ func (fc *conn) putBuffers() {
 		readers.Put(fc.br)
 		fc.br = nil
 	}
-	if fc.bw != nil {
-		fc.bw.Reset(nil)
-		writers.Put(fc.bw)
-		fc.bw = nil
-	}
+	fc.putWriter()
 }
 
 // forget drops what the connection holds of its last request while it
@@ -1237,6 +1252,7 @@ func (fc *conn) sendContinue() error {
 	if fc.w.wrote {
 		return nil
 	}
+	fc.takeWriter()
 	bw := fc.bw
 	bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 	if err := bw.Flush(); err != nil {

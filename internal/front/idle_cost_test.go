@@ -12,6 +12,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ import (
 
 // The cost of an idle keep-alive connection: each client opens a
 // connection, sends one request, reads its answer and then holds the
-// connection. The clients are raw sockets driven by system calls, with no
+// connection. And of a request waiting for its app's answer. The clients are raw sockets driven by system calls, with no
 // Go object per connection, so that what the process's memory grows by is
 // the server's alone.
 
@@ -328,4 +329,72 @@ func TestManyIdleConns(t *testing.T) {
 		c.close()
 	}
 	waitSettled(t, s, 0)
+}
+
+// holdStub holds every request at the handler until release is closed,
+// counting those it holds, then answers it.
+type holdStub struct {
+	held    atomic.Int64
+	release chan struct{}
+}
+
+func (h *holdStub) Serve(x *Exchange) {
+	if x.Reject != nil {
+		x.W.Header().Set("Content-Length", "0")
+		x.W.WriteHeader(x.Reject.Status())
+		return
+	}
+	h.held.Add(1)
+	<-h.release
+	limAnswer(x.W, http.StatusOK, x.Req.Method+" "+x.Req.RequestURI)
+}
+
+// A request waiting for its app's answer holds no write buffer: the
+// answer takes one when its head is written. What it costs is its
+// goroutine's stack, its read buffer (the head was read into it, and the
+// client's leaving is watched through it) and its request state, which
+// the budget bounds (about 15.5 KiB: the write buffer would add 4).
+func TestWaitingRequestCost(t *testing.T) {
+	if raceEnabled {
+		t.Skip("under -race goroutine stacks are larger and sync.Pool drops items")
+	}
+	const n, budget = 500, 17 << 10
+	needFiles(t, 2*n+100)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &holdStub{release: make(chan struct{})}
+	s := New(h, Options{})
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(ln) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	t.Cleanup(func() { close(h.release) })
+	ta := ln.Addr().(*net.TCPAddr)
+	send := func(k int) []rawClient {
+		cs := make([]rawClient, k)
+		for i := range cs {
+			c, err := dialRaw(ta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.close)
+			cs[i] = c
+			if _, err := unix.Write(int(c), []byte("GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return cs
+	}
+	// One request first, for what the server makes once.
+	send(1)
+	testutil.WaitFor(t, 30*time.Second, "the first request held", func() bool { return h.held.Load() == 1 })
+	before := memInUse()
+	send(n)
+	testutil.WaitFor(t, 60*time.Second, "the requests held", func() bool { return h.held.Load() == n+1 })
+	perReq := float64(int64(memInUse())-int64(before)) / n
+	t.Logf("%d requests waiting for their app: %.0f bytes each (heap objects + goroutine stacks)", n, perReq)
+	if perReq > budget {
+		t.Errorf("a request waiting for its app costs %.0f bytes; the budget is %d", perReq, budget)
+	}
 }

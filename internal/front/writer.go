@@ -34,7 +34,9 @@ type Writer struct {
 	date    []byte
 }
 
-// reset prepares the writer for the next request.
+// reset prepares the writer for the next request. The write buffer is
+// taken when the answer's head is written (statusLine), not before: a
+// request waiting for its app holds none.
 func (w *Writer) reset() {
 	clear(w.own)
 	*w = Writer{fc: w.fc, own: w.own, h: w.own, dateSec: w.dateSec, date: w.date}
@@ -92,8 +94,8 @@ func (w *Writer) WriteHeader(code int) {
 		// know the connection ends with this answer.
 		fc.closeAfter = true
 	}
-	bw := fc.bw
 	w.statusLine(code)
+	bw := fc.bw
 	if w.requestID != "" {
 		bw.WriteString("X-Request-Id: ")
 		bw.WriteString(http1.Clean(w.requestID))
@@ -138,8 +140,8 @@ func (w *Writer) WriteHeader(code int) {
 // protocol's (Exchange.Tunnel).
 func (w *Writer) switchHead() {
 	w.wrote, w.switched = true, true
-	bw := w.fc.bw
 	w.statusLine(http.StatusSwitchingProtocols)
+	bw := w.fc.bw
 	for k, vs := range w.h {
 		switch {
 		case !http1.ValidToken(k), k == "Connection", k == "Transfer-Encoding", k == "Content-Length":
@@ -156,6 +158,7 @@ func (w *Writer) switchHead() {
 }
 
 func (w *Writer) statusLine(code int) {
+	w.fc.takeWriter()
 	bw := w.fc.bw
 	bw.WriteString("HTTP/1.1 ")
 	bw.Write(strconv.AppendInt(w.fc.scratch[:0], int64(code), 10))
@@ -241,7 +244,9 @@ func (w *Writer) fail() {
 func (w *Writer) Abort() {
 	w.failed = true
 	w.fc.closeAfter = true
-	w.fc.bw.Flush()
+	if w.fc.bw != nil {
+		w.fc.bw.Flush()
+	}
 }
 
 // end completes the response: the last chunk and the trailers, then one
