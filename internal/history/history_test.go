@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -283,5 +284,46 @@ func TestRuleRefusalsCountedByCause(t *testing.T) {
 	}
 	if got := r.Refused("gone", time.Hour); got != nil {
 		t.Errorf("Refused of an app never seen = %v, want nil", got)
+	}
+}
+
+// A ring gives back the points it was given, whole, though it keeps each
+// in a smaller form: any percentile the histogram reads (a bucket's
+// middle, or NaN), the causes or none, the instances.
+func TestARingGivesBackItsPoints(t *testing.T) {
+	at := time.Unix(1_780_000_000, 0)
+	var in []Point
+	for i, tc := range []struct {
+		p50, p95, p99 int // bucket indexes; -1: NaN
+		errors        []CauseCount
+		refused       []CauseCount
+	}{
+		{p50: -1, p95: -1, p99: -1},
+		{p50: 0, p95: 1, p99: 2},
+		{p50: 40, p95: 60, p99: nBuckets - 1, errors: []CauseCount{{"upstream_timeout", 3}}},
+		{p50: 5, p95: 5, p99: 5, refused: []CauseCount{{"rate_limited", 7}}},
+		{p50: 9, p95: 10, p99: 11, errors: []CauseCount{{"app_error", 1}}, refused: []CauseCount{{"access_denied", 2}}},
+	} {
+		pct := func(b int) float64 {
+			if b < 0 {
+				return math.NaN()
+			}
+			return middle(b)
+		}
+		in = append(in, Point{
+			At: at.Add(time.Duration(i) * Step), Requests: uint32(i * 1000), Inflight: i, Held: 2 * i,
+			P50: pct(tc.p50), P95: pct(tc.p95), P99: pct(tc.p99), Errors: tc.errors, Refused: tc.refused,
+			Instances: []InstancePoint{{ID: "web-1", RSS: uint64(i) << 20, CPU: float64(i) / 2}},
+		})
+	}
+	var rg ring
+	for _, p := range in {
+		rg.push(p)
+	}
+	if diff := cmp.Diff(in, rg.since(time.Hour), cmpopts.EquateNaNs()); diff != "" {
+		t.Errorf("points given back (-given +got):\n%s", diff)
+	}
+	if size := unsafe.Sizeof(slot{}); size > 56 {
+		t.Errorf("a slot takes %d bytes; an hour of them per app is why it is 56", size)
 	}
 }

@@ -52,14 +52,19 @@ func percentiles(h *[nBuckets]uint64) (p50, p95, p99 float64) {
 	return quantile(h, n, 0.50), quantile(h, n, 0.95), quantile(h, n, 0.99)
 }
 
+// middle is bucket i's middle in milliseconds: a percentile's value.
+func middle(i int) float64 {
+	lo, hi := bounds(i)
+	return (lo + hi) / 2 / 1e6
+}
+
 func quantile(h *[nBuckets]uint64, n uint64, q float64) float64 {
 	rank := uint64(math.Ceil(q * float64(n)))
 	var seen uint64
 	for i, c := range h {
 		seen += c
 		if seen >= rank {
-			lo, hi := bounds(i)
-			return (lo + hi) / 2 / 1e6
+			return middle(i)
 		}
 	}
 	return math.NaN()
