@@ -24,9 +24,10 @@ import (
 
 // The cost of an idle keep-alive connection: each client opens a
 // connection, sends one request, reads its answer and then holds the
-// connection. And of a request waiting for its app's answer. The clients are raw sockets driven by system calls, with no
-// Go object per connection, so that what the process's memory grows by is
-// the server's alone.
+// connection; and of a request waiting for its app's answer. The clients
+// are raw sockets driven by system calls, with no Go object per
+// connection, so that what the process's memory grows by is the server's
+// alone.
 
 // echoStub answers every request with its method and target, and keeps
 // nothing (limStub's record would be counted as the connections' cost).

@@ -228,6 +228,9 @@ func (w *Writer) Flush() {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.fc.bw == nil {
+		return // a 101's connection, taken over: the tunnel's now
+	}
 	if w.fc.bw.Flush() != nil {
 		w.fail()
 	}
