@@ -380,7 +380,7 @@ func (fc *conn) primeSendWait() {
 	if fc.watch.active() {
 		return
 	}
-	if fc.closeAfter || fc.watch.gone.Load() || !fc.short || fc.body.n != 0 || fc.br.Buffered() > 0 || len(fc.pending) > 0 ||
+	if fc.closeAfter || fc.watch.gone.Load() || !fc.short || fc.body.n != 0 || fc.readBuffered() > 0 || len(fc.pending) > 0 ||
 		fc.bw.Buffered() == 0 || !(plainSocket(fc.c) || drainedTLS(fc.c)) || fc.s.opts.KeepaliveTimeout <= parkAfter {
 		return
 	}
@@ -472,6 +472,12 @@ func (fc *conn) run(fresh bool) {
 		}
 		if !fc.request(head) {
 			return
+		}
+		if fc.body.n == 0 && fc.br.Buffered() == 0 && len(fc.pending) == 0 {
+			// Nothing more to read for this request: its head is parsed
+			// into strings of their own, and the watcher reads into
+			// pending. A request waiting for its app holds no buffer.
+			fc.putReader()
 		}
 		fc.c.SetReadDeadline(time.Time{})
 		fc.s.h.Serve(&fc.x)
@@ -667,7 +673,7 @@ func (fc *conn) takeUp(anyway bool) bool {
 // request state, nor them), a TLS record under way, or bytes on the
 // socket. Called under stopMu, with the cut in force.
 func (fc *conn) begun() bool {
-	if fc.reqState != nil && (len(fc.pending) > 0 || fc.br != nil && fc.br.Buffered() > 0) || midRecord(fc.c) {
+	if fc.reqState != nil && (len(fc.pending) > 0 || fc.readBuffered() > 0) || midRecord(fc.c) {
 		return true
 	}
 	switch peek.Pending(socketOf(fc.c)) {
@@ -764,17 +770,27 @@ func (fc *conn) putWriter() {
 	}
 }
 
-// putBuffers gives the buffers back; what they held is dropped, so only
-// a connection with nothing buffered, or one that ends, may.
-func (fc *conn) putBuffers() {
-	if fc.reqState == nil {
-		return
-	}
-	if fc.br != nil {
+// putReader gives the read buffer back; what it holds is dropped.
+func (fc *conn) putReader() {
+	if fc.reqState != nil && fc.br != nil {
 		fc.br.Reset(nil)
 		readers.Put(fc.br)
 		fc.br = nil
 	}
+}
+
+// readBuffered is how many bytes the read buffer holds, if there is one.
+func (fc *conn) readBuffered() int {
+	if fc.br == nil {
+		return 0
+	}
+	return fc.br.Buffered()
+}
+
+// putBuffers gives the buffers back; what they held is dropped, so only
+// a connection with nothing buffered, or one that ends, may.
+func (fc *conn) putBuffers() {
+	fc.putReader()
 	fc.putWriter()
 }
 
@@ -1123,6 +1139,9 @@ const maxDrain = 256 << 10
 // head, the pending bytes, the read buffer.
 func (fc *conn) unread() []byte {
 	pending := append(fc.big, fc.pending...)
+	if fc.br == nil {
+		return pending
+	}
 	buf, _ := fc.br.Peek(fc.br.Buffered())
 	return append(pending, buf...)
 }

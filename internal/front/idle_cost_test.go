@@ -350,16 +350,17 @@ func (h *holdStub) Serve(x *Exchange) {
 	limAnswer(x.W, http.StatusOK, x.Req.Method+" "+x.Req.RequestURI)
 }
 
-// A request waiting for its app's answer holds no write buffer: the
-// answer takes one when its head is written. What it costs is its
-// goroutine's stack, its read buffer (the head was read into it, and the
-// client's leaving is watched through it) and its request state, which
-// the budget bounds (about 15.5 KiB: the write buffer would add 4).
+// A request waiting for its app's answer holds no buffer: not the read
+// buffer (its head is parsed into strings of its own, and the client's
+// leaving is watched with a read of one byte), nor a write buffer (the
+// answer takes one when its head is written). What it costs is its
+// goroutine's stack and its request state, about 7 KiB, which the
+// budget bounds: either buffer would exceed it.
 func TestWaitingRequestCost(t *testing.T) {
 	if raceEnabled {
 		t.Skip("under -race goroutine stacks are larger and sync.Pool drops items")
 	}
-	const n, budget = 500, 17 << 10
+	const n, budget = 500, 10 << 10
 	needFiles(t, 2*n+100)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

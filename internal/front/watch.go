@@ -29,7 +29,7 @@ type watcher struct {
 // current request: only then is a read from it a sign of its going away.
 func (w *watcher) quiet() bool {
 	fc := w.fc
-	return fc.body.n == 0 && fc.br.Buffered() == 0 && len(fc.pending) == 0
+	return fc.body.n == 0 && fc.readBuffered() == 0 && len(fc.pending) == 0
 }
 
 // start starts the watching read, on the connection's goroutine, which
