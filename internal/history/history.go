@@ -385,6 +385,9 @@ type slot struct {
 	instances      []InstancePoint
 }
 
+// A percentile's bucket index + 1 fits a slot's uint8.
+var _ [255 - nBuckets]struct{}
+
 // slotCauses are a slot's errors and refusals, when it has either.
 type slotCauses struct{ errors, refused []CauseCount }
 
