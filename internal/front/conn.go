@@ -770,12 +770,15 @@ func (fc *conn) putWriter() {
 	}
 }
 
-// putReader gives the read buffer back; what it holds is dropped.
+// putReader gives the read buffer back; what it holds is dropped. The
+// chunked body reader lets go of it too: the next chunked body is
+// started with the buffer the connection holds then.
 func (fc *conn) putReader() {
 	if fc.reqState != nil && fc.br != nil {
 		fc.br.Reset(nil)
 		readers.Put(fc.br)
 		fc.br = nil
+		fc.body.chunked.Reset(nil, 0)
 	}
 }
 
@@ -842,7 +845,12 @@ func (fc *conn) request(head []byte) bool {
 	if inBuf {
 		fc.br.Discard(len(head))
 	} else {
-		fc.pending = fc.big[len(head):]
+		// What came after the head, if anything: an empty rest would
+		// still hold the large head's array.
+		fc.pending = nil
+		if rest := fc.big[len(head):]; len(rest) > 0 {
+			fc.pending = rest
+		}
 		fc.big = nil
 	}
 	if host == "" {

@@ -2,8 +2,12 @@ package front
 
 import (
 	"crypto/tls"
+	"net/http"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A connection holds a write buffer only while it answers: between two
@@ -74,4 +78,37 @@ func onlyConn(t *testing.T, s *Server) *conn {
 		return fc
 	}
 	return nil
+}
+
+// pendingStub answers every request with how much the connection's
+// pending bytes hold on to (their capacity), read on the connection's
+// own goroutine while it serves.
+type pendingStub struct{}
+
+func (pendingStub) Serve(x *Exchange) {
+	if x.Reject != nil {
+		x.W.Header().Set("Content-Length", "0")
+		x.W.WriteHeader(x.Reject.Status())
+		return
+	}
+	limAnswer(x.W, http.StatusOK, strconv.Itoa(cap(x.side.(*conn).pending)))
+}
+
+// A head larger than the read buffer is gathered into an array of its
+// own; once parsed, with nothing after it, that array is let go: the
+// connection's later requests do not keep tens of KiB alive.
+func TestALargeHeadIsNotKeptPastItsRequest(t *testing.T) {
+	t.Parallel()
+	_, addr := parkServe(t, pendingStub{}, Options{})
+	lc := limDial(t, addr)
+	for i, req := range []string{
+		"GET /large HTTP/1.1\r\nHost: a\r\nX-Pad: " + strings.Repeat("p", 30<<10) + "\r\n\r\n",
+		"GET /small HTTP/1.1\r\nHost: a\r\n\r\n",
+	} {
+		lc.send(req)
+		resp, body := lc.mustResponse(5 * time.Second)
+		if resp.StatusCode != http.StatusOK || body != "0" {
+			t.Errorf("request %d: %d, pending bytes hold %s bytes; want 200 and 0", i, resp.StatusCode, body)
+		}
+	}
 }
