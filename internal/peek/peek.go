@@ -44,10 +44,12 @@ type Peeker struct {
 	errno syscall.Errno
 	buf   [1]byte
 
-	// SendWait's state: what to send, and whether it was sent.
+	// SendWait's state: what to send, whether it was sent, and what to
+	// give it to once it was (SendWaitThen).
 	sendFn func(fd uintptr) bool
 	out    []byte
 	sent   bool
+	then   func([]byte)
 }
 
 // New returns a Peeker for c; its Look says Unknown when c is not a
@@ -82,13 +84,19 @@ func New(c net.Conn) *Peeker {
 // Bytes already on the socket before the send (which the look before a
 // reuse rules out) may not wake it either; the read deadline bounds the
 // wait then, and the read after it finds them.
-func (p *Peeker) SendWait(b []byte) (int, error) {
+func (p *Peeker) SendWait(b []byte) (int, error) { return p.SendWaitThen(b, nil) }
+
+// SendWaitThen is SendWait that gives b to then as soon as all of it is
+// sent, before the wait: the memory behind b need not be held while the
+// answer is awaited. When less than all of b was sent, then is not
+// called and b is still the caller's.
+func (p *Peeker) SendWaitThen(b []byte, then func([]byte)) (int, error) {
 	if p.raw == nil || len(b) == 0 {
 		return 0, nil
 	}
-	p.out, p.sent, p.n, p.errno = b, false, 0, 0
+	p.out, p.sent, p.n, p.errno, p.then = b, false, 0, 0, then
 	p.raw.Read(p.sendFn) // a wait's error is the next read's too
-	p.out = nil
+	p.out, p.then = nil, nil
 	if p.errno != 0 {
 		return int(p.n), p.errno
 	}
@@ -116,7 +124,14 @@ func (p *Peeker) send(fd uintptr) bool {
 			return true
 		}
 		p.n = n
-		return n < uintptr(len(p.out))
+		if n < uintptr(len(p.out)) {
+			return true
+		}
+		if p.then != nil {
+			p.then(p.out)
+			p.out, p.then = nil, nil
+		}
+		return false
 	}
 }
 
