@@ -190,6 +190,15 @@ func WriteField(bw *bufio.Writer, k, v string) {
 	bw.WriteString("\r\n")
 }
 
+// AppendField appends one header line to dst, its value kept on one line,
+// as WriteField writes it.
+func AppendField(dst []byte, k, v string) []byte {
+	dst = append(dst, k...)
+	dst = append(dst, ": "...)
+	dst = append(dst, Clean(v)...)
+	return append(dst, "\r\n"...)
+}
+
 // Clean keeps a header value on one line. Values parsed here cannot hold
 // CR or LF; this guards values set in code.
 func Clean(v string) string {

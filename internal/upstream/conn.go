@@ -31,6 +31,10 @@ type Conn struct {
 	dst   sink
 	br    *bufio.Reader
 	bw    *bufio.Writer
+	// head is the block a request's head is written into, from heads,
+	// until it is sent; putHeadFn is putHead, made once.
+	head      *[]byte
+	putHeadFn func([]byte)
 	// idleSince is when the connection was last returned to the pool.
 	idleSince time.Time
 	// bodyless: the response being read may not carry a body.
@@ -102,6 +106,9 @@ type sink struct {
 	// wait: the next write ends the request, and may wait for its answer
 	// until the read deadline set for it. waited: it did.
 	wait, waited bool
+	// then, when set, is given what the waiting write sent, once all of
+	// it is (peek.SendWaitThen).
+	then func([]byte)
 	// writes counts the exchange's writes: only a request sent in one
 	// write may wait, since an app may answer a request's head before
 	// its body's end has come (a 401 or 413 to an upload), and the
@@ -114,7 +121,7 @@ func (s *sink) Write(p []byte) (int, error) {
 	s.writes++
 	if s.wait && s.peek != nil {
 		s.wait = false
-		n, err := s.peek.SendWait(p)
+		n, err := s.peek.SendWaitThen(p, s.then)
 		if n == len(p) {
 			s.waited = true
 			return n, nil
@@ -139,12 +146,19 @@ func (s *sink) write(p []byte) (int, error) {
 var (
 	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+	heads   = sync.Pool{New: func() any { b := make([]byte, 0, headBlock); return &b }}
 )
+
+// headBlock is a head block's size: most requests' heads fit, and one
+// that does not grows its block, which goes back to the pool unless it
+// grew past maxHeadBlock.
+const headBlock, maxHeadBlock = 1 << 10, 16 << 10
 
 // newConn wraps c, whose TCP connection is raw (c itself unless c is
 // TLS).
 func newConn(p *Pool, c, raw net.Conn) *Conn {
 	pc := &Conn{pool: p, conn: c, raw: raw, src: source{c: c, left: -1}, dst: sink{c: c}}
+	pc.putHeadFn = pc.putHead
 	pc.tls, _ = c.(*tls.Conn)
 	if pc.tls != nil {
 		pc.tls13 = pc.tls.ConnectionState().Version == tls.VersionTLS13
@@ -157,21 +171,43 @@ func newConn(p *Pool, c, raw net.Conn) *Conn {
 	return pc
 }
 
-// takeBuffers gives the connection its buffers for an exchange. An idle
-// connection in the pool holds none: with hundreds kept per member, their
-// 8 KiB each would be most of what the pool costs. The writer goes back
-// as soon as the request is sent (putWriter).
+// takeBuffers gives the connection its reader for an exchange. An idle
+// connection in the pool holds no buffer: with hundreds kept per member,
+// their memory would be most of what the pool costs. An exchange holds
+// its head's block (takeHead) only until the head is sent, and a writer
+// (takeWriter) only for a request with a body, until it is sent.
 func (pc *Conn) takeBuffers() {
 	pc.br = readers.Get().(*bufio.Reader)
 	pc.br.Reset(&pc.src)
+}
+
+// takeWriter gives the connection a writer, for a request's body.
+func (pc *Conn) takeWriter() {
 	pc.bw = writers.Get().(*bufio.Writer)
 	pc.bw.Reset(&pc.dst)
 }
 
+// takeHead returns an empty block to write a request's head into.
+func (pc *Conn) takeHead() []byte {
+	pc.head = heads.Get().(*[]byte)
+	return (*pc.head)[:0]
+}
+
+// putHead gives the head's block back, as b, what the head grew it to;
+// once: a second call does nothing.
+func (pc *Conn) putHead(b []byte) {
+	if pc.head == nil {
+		return
+	}
+	if cap(b) <= maxHeadBlock {
+		*pc.head = b[:0]
+	}
+	heads.Put(pc.head)
+	pc.head = nil
+}
+
 // putWriter gives the writer back once the request is sent: the answer
-// is read with the reader alone, and under load most connections are
-// waiting for one, so their writers would be most of the buffers held.
-// What it holds is dropped.
+// is read with the reader alone. What it holds is dropped.
 func (pc *Conn) putWriter() {
 	if pc.bw != nil {
 		pc.bw.Reset(nil)

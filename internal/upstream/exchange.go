@@ -125,13 +125,9 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, a *Attempt) (*h
 // exchange writes the request and reads the response head, passing on
 // interim answers.
 func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) {
-	err := writeRequest(pc.bw, req, a.RequestURI)
-	if err == nil {
-		err = a.send(pc)
-	}
 	// Sent, or failed: a request not sent whole ends its connection
 	// (earlyResponse's answer asks to close).
-	pc.putWriter()
+	err := a.sendRequest(pc, req)
 	if err != nil {
 		if IsClientBodyError(err) || IsDeadline(err) {
 			return nil, err
@@ -166,22 +162,51 @@ func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) 
 	return nil, fmt.Errorf("read response: %w", ErrTooManyInterim)
 }
 
-// send writes what is left of the request in the buffer, and sets
-// WroteAt and the head's deadline. On a plain socket, when this one write
-// carries the whole request, it waits for the answer's first bytes too,
-// up to the first of awaitFirstByte's slices (see peek.SendWait): the
+// sendRequest writes and sends req: a request without a body from its
+// head's block alone, given back once it is sent; one with a body through
+// a writer, given back once all of it is.
+func (a *Attempt) sendRequest(pc *Conn, req *http.Request) error {
+	head, body, chunked := appendHead(pc.takeHead(), req, a.RequestURI)
+	if !body {
+		err := a.send(pc, head)
+		pc.putHead(head) // (when the send has not)
+		return err
+	}
+	pc.takeWriter()
+	pc.bw.Write(head)
+	pc.putHead(head)
+	err := writeBody(pc.bw, req.Body, chunked)
+	if err == nil {
+		err = a.send(pc, nil)
+	}
+	pc.putWriter()
+	return err
+}
+
+// send writes head, or else what is left of the request in the writer,
+// and sets WroteAt and the head's deadline. On a plain socket, when this
+// one write carries the whole request, it waits for the answer's first
+// bytes too, up to the first of awaitFirstByte's slices (see
+// peek.SendWait), and a head's block is given back before the wait: the
 // read that follows does not find the socket empty first. An answer to a
 // request sent in one write cannot come before it, and the look before a
 // reuse found the socket empty.
-func (a *Attempt) send(pc *Conn) error {
+func (a *Attempt) send(pc *Conn, head []byte) error {
 	now := time.Now()
 	a.setWrote(now)
 	pc.dst.waited = false
-	if pc.dst.peek != nil && pc.dst.writes == 0 && pc.bw.Buffered() > 0 {
+	if pc.dst.peek != nil && pc.dst.writes == 0 && (len(head) > 0 || head == nil && pc.bw.Buffered() > 0) {
 		pc.conn.SetReadDeadline(a.slice(now))
 		pc.dst.wait = true
 	}
-	err := pc.bw.Flush()
+	var err error
+	if head != nil {
+		pc.dst.then = pc.putHeadFn
+		_, err = pc.dst.Write(head)
+		pc.dst.then = nil
+	} else {
+		err = pc.bw.Flush()
+	}
 	if pc.dst.wait || !pc.dst.waited {
 		// No wait: the request's last bytes went the usual way, which
 		// may have taken a while.
@@ -340,10 +365,10 @@ func (a *Attempt) awaitFirstByte(pc *Conn) error {
 // needs.
 var skipHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true}
 
-// writeRequest writes an HTTP/1.1 request into bw: the request line, Host,
-// the headers the caller prepared, the body's framing, and the body. What
-// bw still holds at the end is for send to write.
-func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
+// appendHead appends an HTTP/1.1 request's head to dst: the request line,
+// Host, the headers the caller prepared, the body's framing. It reports
+// whether a body follows, and whether chunked.
+func appendHead(dst []byte, req *http.Request, uri string) (head []byte, body, chunked bool) {
 	if uri == "" {
 		uri = req.URL.RequestURI()
 	}
@@ -351,36 +376,33 @@ func writeRequest(bw *bufio.Writer, req *http.Request, uri string) error {
 	if host == "" {
 		host = req.URL.Host
 	}
-	bw.WriteString(req.Method)
-	bw.WriteByte(' ')
-	bw.WriteString(uri)
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(http1.Clean(host))
-	bw.WriteString("\r\n")
+	dst = append(dst, req.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, uri...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	dst = append(dst, http1.Clean(host)...)
+	dst = append(dst, "\r\n"...)
 	for k, vs := range req.Header {
 		if skipHeaders[k] {
 			continue
 		}
 		for _, v := range vs {
-			http1.WriteField(bw, k, v)
+			dst = http1.AppendField(dst, k, v)
 		}
 	}
-	hasBody := req.Body != nil && req.Body != http.NoBody
-	chunked := hasBody && req.ContentLength <= 0
+	body = req.Body != nil && req.Body != http.NoBody
+	chunked = body && req.ContentLength <= 0
 	switch {
 	case chunked:
-		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-	case hasBody || req.ContentLength > 0 || expectsBody(req.Method):
-		bw.WriteString("Content-Length: ")
-		bw.WriteString(strconv.FormatInt(req.ContentLength, 10))
-		bw.WriteString("\r\n\r\n")
+		dst = append(dst, "Transfer-Encoding: chunked\r\n\r\n"...)
+	case body || req.ContentLength > 0 || expectsBody(req.Method):
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, req.ContentLength, 10)
+		dst = append(dst, "\r\n\r\n"...)
 	default:
-		bw.WriteString("\r\n")
+		dst = append(dst, "\r\n"...)
 	}
-	if hasBody {
-		return writeBody(bw, req.Body, chunked)
-	}
-	return nil
+	return dst, body, chunked
 }
 
 // expectsBody reports whether a request of method without a body still
