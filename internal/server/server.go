@@ -90,17 +90,15 @@ type Server struct {
 	log    *slog.Logger
 	events *telemetry.Events
 	lines  *telemetry.Lines
-	// recent keeps the instances' last lines for GET /api/logs; linesCh
-	// feeds it, subscribed in New so that no first line is missed.
-	recent      *admin.RecentLines
-	linesCh     <-chan telemetry.LogLine
-	stopLinesCh func()
-	eventsW     *telemetry.AsyncWriter
-	accessW     *telemetry.AsyncWriter
-	sup         *supervisor.Supervisor
-	gw          *gateway.Gateway
-	metrics     *metrics.Metrics
-	healer      *autoheal.Healer
+	// recent keeps the instances' last lines for GET /api/logs, observed
+	// from New on so that no first line is missed.
+	recent  *admin.RecentLines
+	eventsW *telemetry.AsyncWriter
+	accessW *telemetry.AsyncWriter
+	sup     *supervisor.Supervisor
+	gw      *gateway.Gateway
+	metrics *metrics.Metrics
+	healer  *autoheal.Healer
 	// dumper takes and keeps the process dumps (data_dir/dumps).
 	dumper *dumps.Dumper
 	scaler *autoscale.Scaler
@@ -171,7 +169,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.events = telemetry.NewEvents(s.eventsW, 0)
 	s.lines = telemetry.NewLines()
 	s.recent = admin.NewRecentLines(0)
-	s.linesCh, s.stopLinesCh = s.lines.Subscribe(4096)
+	s.lines.Observe(s.recent.Add)
 	s.sup = supervisor.New(cfg, supervisor.Options{
 		Events: s.events, Lines: s.lines, DataDir: cfg.DataDir, LogFiles: instanceLogFiles(cfg), Console: opts.Console, Logger: opts.Logger,
 		SampleInterval: cfg.SampleInterval.D(), Successor: opts.Handover != nil,
@@ -179,6 +177,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ExplainPortMismatch: explainPortMismatch,
 	})
 	s.metrics = metrics.New(s.sup)
+	s.events.Observe(s.metrics.ObserveEvent)
 	s.dumper = s.newDumper(cfg)
 	s.healer = autoheal.New(s.sup, s.dumper, s.events, cfg.SampleInterval.D(), opts.Logger)
 	s.scaler = autoscale.New(s.sup, autoscale.Options{Events: s.events, Logger: opts.Logger, Decided: s.metrics.ObserveAutoscale})
@@ -446,11 +445,9 @@ func (s *Server) Run(ctx context.Context) error {
 		healer:    start("auto-heal", exited, func() error { return s.healer.Run(loopCtx) }),
 		scaler:    start("autoscale", exited, func() error { return s.scaler.Run(loopCtx) }),
 		alerts:    s.startAlerts(exited, loopCtx),
-		counter:   start("event counter", exited, func() error { s.countEvents(loopCtx); return nil }),
 		snap:      start("state snapshots", exited, func() error { s.snapshotLoop(loopCtx); return nil }),
 		history:   start("dashboard history", exited, func() error { s.history.Run(loopCtx); return nil }),
 		memtrim:   start("memory trim", exited, func() error { memtrim.New(memtrim.Options{Busy: s.serving}).Run(loopCtx); return nil }),
-		recent:    start("log collector", exited, func() error { s.collectLines(loopCtx); return nil }),
 		prune:     start("log retention", exited, func() error { s.pruneLogs(loopCtx); return nil }),
 		dumps:     start("dump retention", exited, func() error { return s.dumper.Run(loopCtx) }),
 		sup:       start("supervisor", exited, func() error { return s.sup.Run(supCtx) }),
@@ -497,7 +494,7 @@ func (s *Server) failed(c *component) error {
 // running holds a running server's components and the cancel funcs that
 // stop them.
 type running struct {
-	public, healer, scaler, alerts, counter, snap, history, memtrim, recent, prune, dumps, sup, admin, watchdog *component
+	public, healer, scaler, alerts, snap, history, memtrim, prune, dumps, sup, admin, watchdog *component
 	// secure holds the HTTPS listener and the certificate manager, when
 	// there is a tls: block.
 	secure                                []*component
@@ -535,9 +532,8 @@ type running struct {
 //     stops, or finishes draining its surplus ones), alerts (what is
 //     queued for the receivers, resolved notifications say, gets up to
 //     2s more to be delivered; the instances stopping in step 4 raise no
-//     alert), the event counter, the state snapshots, the dashboard's
-//     history, the memory trim,
-//     the recent-output collector, the dump retention, the certificate
+//     alert), the state snapshots, the dashboard's history, the memory
+//     trim, the dump retention, the certificate
 //     manager (renewals, file watching) and the systemd watchdog: a stop that outlasts
 //     WatchdogSec is bounded by TimeoutStopSec instead. With tracing,
 //     the spans still queued are flushed, within tracing.FlushTimeout.
@@ -584,7 +580,7 @@ func (s *Server) shutdown(r *running) {
 	wait(r.public)
 	// Step 3.
 	r.stopLoops()
-	wait(r.healer, r.scaler, r.alerts, r.counter, r.snap, r.history, r.memtrim, r.recent, r.prune, r.dumps, r.watchdog)
+	wait(r.healer, r.scaler, r.alerts, r.snap, r.history, r.memtrim, r.prune, r.dumps, r.watchdog)
 	wait(r.secure...)
 	wait(r.tracing)
 	// Step 4.
@@ -672,7 +668,6 @@ func serve(srv *http.Server, ln net.Listener) error {
 }
 
 func (s *Server) closeLogs() {
-	s.stopLinesCh()
 	s.stopTracing()
 	s.gw.Close()
 	s.accessW.Close()
@@ -730,35 +725,6 @@ func (s *Server) startAlerts(exited chan<- *component, loopCtx context.Context) 
 		return nil
 	}
 	return start("alerts", exited, func() error { return s.alerts.Run(loopCtx) })
-}
-
-// countEvents feeds lifecycle events to the metrics until ctx ends.
-func (s *Server) countEvents(ctx context.Context) {
-	ch, cancel := s.events.Subscribe(1024)
-	defer cancel()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev := <-ch:
-			s.metrics.ObserveEvent(ev)
-		}
-	}
-}
-
-// collectLines keeps the instances' output in s.recent until ctx ends.
-func (s *Server) collectLines(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case l, ok := <-s.linesCh:
-			if !ok {
-				return
-			}
-			s.recent.Add(l)
-		}
-	}
 }
 
 func (s *Server) writerStats() map[string]telemetry.WriterStats {

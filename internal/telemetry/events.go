@@ -140,12 +140,14 @@ type Events struct {
 	mu sync.Mutex
 	// ring grows by append up to size, then wraps: a gateway with few
 	// events does not hold room for 10,000 (1.8 MiB) from the start.
-	ring   []Event
-	size   int
-	next   int // ring index the next event goes to
-	full   bool
-	subs   map[*subscriber]struct{}
-	missed atomic.Uint64
+	ring []Event
+	size int
+	next int // ring index the next event goes to
+	full bool
+	subs map[*subscriber]struct{}
+	// observers are called with each event, in Emit (Observe).
+	observers []func(Event)
+	missed    atomic.Uint64
 	// line is reused for encoding under mu; Write does not keep it.
 	line bytes.Buffer
 }
@@ -195,6 +197,9 @@ func (e *Events) Emit(ev Event) {
 			e.w.Write(e.line.Bytes())
 		}
 	}
+	for _, f := range e.observers {
+		f(ev)
+	}
 	for s := range e.subs {
 		select {
 		case s.ch <- ev:
@@ -239,6 +244,17 @@ func (e *Events) Last(n int) []Event {
 		out = append(out, e.ring[(e.next-i+len(e.ring))%len(e.ring)])
 	}
 	return out
+}
+
+// Observe has f called with every event emitted from now on, in Emit
+// and in order, under the lock that orders events: f must be quick and
+// must not emit. For a consumer as quick as a counter it costs neither a
+// goroutine nor a subscriber's buffer (200 KiB for 1,024 events), and
+// misses nothing.
+func (e *Events) Observe(f func(Event)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.observers = append(e.observers, f)
 }
 
 // Subscribe returns a channel that receives every event emitted from now on,

@@ -261,3 +261,46 @@ func TestReadEventsMissingFile(t *testing.T) {
 		t.Errorf("err = %v, want one wrapping fs.ErrNotExist", err)
 	}
 }
+
+// An observer is called with every event, in order, however many come
+// at once: where a subscriber's buffer fills and it misses events, an
+// observer misses none. Lines' observers likewise.
+func TestObserversMissNothing(t *testing.T) {
+	const n = 3000
+	t.Run("events", func(t *testing.T) {
+		ev := NewEvents(nil, 10)
+		var got []int
+		ev.Observe(func(e Event) { got = append(got, e.PID) })
+		_, cancel := ev.Subscribe(16)
+		defer cancel()
+		var want []int
+		for i := range n {
+			ev.Emit(Event{App: "web", Type: EventScale, PID: i})
+			want = append(want, i)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("observed events (-want +got):\n%s", diff)
+		}
+		if m := ev.Missed(); m != n-16 {
+			t.Errorf("the subscriber missed %d events, want %d (its buffer is 16)", m, n-16)
+		}
+	})
+	t.Run("lines", func(t *testing.T) {
+		h := NewLines()
+		var got []string
+		h.Observe(func(l LogLine) { got = append(got, l.Line) })
+		_, cancel := h.Subscribe(16)
+		defer cancel()
+		var want []string
+		for i := range n {
+			h.Publish(LogLine{App: "web", Line: fmt.Sprint(i)})
+			want = append(want, fmt.Sprint(i))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("observed lines (-want +got):\n%s", diff)
+		}
+		if m := h.Missed(); m != n-16 {
+			t.Errorf("the subscriber missed %d lines, want %d (its buffer is 16)", m, n-16)
+		}
+	})
+}
