@@ -533,10 +533,13 @@ type running struct {
 //     queued for the receivers, resolved notifications say, gets up to
 //     2s more to be delivered; the instances stopping in step 4 raise no
 //     alert), the state snapshots, the dashboard's history, the memory
-//     trim, the dump retention, the certificate
-//     manager (renewals, file watching) and the systemd watchdog: a stop that outlasts
-//     WatchdogSec is bounded by TimeoutStopSec instead. With tracing,
-//     the spans still queued are flushed, within tracing.FlushTimeout.
+//     trim, the log and dump retention, the certificate manager
+//     (renewals, file watching) and the systemd watchdog: a stop that
+//     outlasts WatchdogSec is bounded by TimeoutStopSec instead. With
+//     tracing, the spans still queued are flushed, within
+//     tracing.FlushTimeout. (The event counter of the metrics and the
+//     instances' recent output are observers of events and lines, from
+//     New on: they stop with nothing.)
 //  4. Stop the supervisor: every instance is drained, sent SIGTERM, then
 //     SIGKILL after its stop_timeout; their stop events are still written.
 //     After an upgrade, and in a successor that never became ready, the

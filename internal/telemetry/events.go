@@ -129,9 +129,10 @@ const (
 )
 
 // Events records lifecycle events: an in-memory ring (for the admin API and
-// diagnose), an optional events.log line writer, and live subscribers (the
-// log stream). Emit never blocks: a subscriber that does not keep up misses
-// events, and Missed counts them.
+// diagnose), an optional events.log line writer, observers (quick, called
+// in Emit) and live subscribers (the log stream). Emit never waits for a
+// subscriber: one that does not keep up misses events, and Missed counts
+// them.
 type Events struct {
 	w LineWriter
 

@@ -17,9 +17,9 @@ type LogLine struct {
 	Line string `json:"line"`
 }
 
-// Lines fans instance output out to live subscribers (the log stream).
-// Publishing never blocks: a subscriber that falls behind misses lines,
-// which are counted.
+// Lines fans instance output out to observers (quick, called in Publish)
+// and live subscribers (the log stream). Publishing never waits for a
+// subscriber: one that falls behind misses lines, which are counted.
 type Lines struct {
 	mu   sync.Mutex
 	subs map[chan LogLine]struct{}
