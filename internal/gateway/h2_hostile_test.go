@@ -98,9 +98,13 @@ func h2Opts(secure bool) front.Options {
 }
 
 const (
-	h2Idle     = 2500 * time.Millisecond // front.Options.KeepaliveTimeout, x/net's IdleTimeout
-	h2Patience = 6 * time.Second         // bound on waiting for one stream's fate
-	nextID     = 1001                    // the follow-up request's stream
+	// The idle timeout is what the silent cases wait out, and a bound on
+	// the gap between the others' exchanges: 86 cases at once, each with
+	// a gateway, an app and an oracle, under -race beside the plain
+	// suite, took longer than 2.5 s between two streams on a slow machine.
+	h2Idle     = 5 * time.Second  // front.Options.KeepaliveTimeout, x/net's IdleTimeout
+	h2Patience = 10 * time.Second // bound on waiting for one stream's fate
+	nextID     = 1001             // the follow-up request's stream
 )
 
 // h2Case is one row of the table.
