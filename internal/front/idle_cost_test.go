@@ -34,9 +34,7 @@ import (
 type echoStub struct{}
 
 func (echoStub) Serve(x *Exchange) {
-	if x.Reject != nil {
-		x.W.Header().Set("Content-Length", "0")
-		x.W.WriteHeader(x.Reject.Status())
+	if answerRefusal(x) {
 		return
 	}
 	limAnswer(x.W, http.StatusOK, x.Req.Method+" "+x.Req.RequestURI)
@@ -340,9 +338,7 @@ type holdStub struct {
 }
 
 func (h *holdStub) Serve(x *Exchange) {
-	if x.Reject != nil {
-		x.W.Header().Set("Content-Length", "0")
-		x.W.WriteHeader(x.Reject.Status())
+	if answerRefusal(x) {
 		return
 	}
 	h.held.Add(1)

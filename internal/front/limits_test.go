@@ -43,13 +43,25 @@ func (s *limStub) Serve(x *Exchange) {
 		s.mu.Lock()
 		s.rejects = append(s.rejects, string(x.Reject.Cause))
 		s.mu.Unlock()
-		if !x.Answered {
-			x.W.Header().Set("Content-Length", "0")
-			x.W.WriteHeader(x.Reject.Status())
-		}
+	}
+	if answerRefusal(x) {
 		return
 	}
 	s.serve(x.W, x.Req)
+}
+
+// answerRefusal answers a request the front refused with its status and
+// no body, unless the front told the client itself, and reports whether
+// the request was refused.
+func answerRefusal(x *Exchange) bool {
+	if x.Reject == nil {
+		return false
+	}
+	if !x.Answered {
+		x.W.Header().Set("Content-Length", "0")
+		x.W.WriteHeader(x.Reject.Status())
+	}
+	return true
 }
 
 func (s *limStub) serve(w http.ResponseWriter, r *http.Request) {

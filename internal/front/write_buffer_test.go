@@ -86,9 +86,7 @@ func onlyConn(t *testing.T, s *Server) *conn {
 type pendingStub struct{}
 
 func (pendingStub) Serve(x *Exchange) {
-	if x.Reject != nil {
-		x.W.Header().Set("Content-Length", "0")
-		x.W.WriteHeader(x.Reject.Status())
+	if answerRefusal(x) {
 		return
 	}
 	limAnswer(x.W, http.StatusOK, strconv.Itoa(cap(x.side.(*conn).pending)))
