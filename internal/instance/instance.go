@@ -539,11 +539,12 @@ func (in *Instance) watch(ctx context.Context, proc *process.Process, m *pool.Me
 			resetTimer(t, jitter(cfg.Health.Interval.D()))
 			continue
 		}
+		mark := m.EjectionMark()
 		r := in.probe(ctx, m.Addr, probe.SpecFor(cfg.Health))
 		if ctx.Err() != nil {
 			continue
 		}
-		in.judge(&count, r, m, cfg.Health, proc.PID())
+		in.judge(&count, r, mark, m, cfg.Health, proc.PID())
 		next := jitter(cfg.Health.Interval.D())
 		if m.Ejected() && next > 500*time.Millisecond {
 			// Passive ejection holds the member out until a probe passes:

@@ -56,11 +56,12 @@ func (in *Instance) runUpstream(ctx context.Context) {
 		cfg := in.app.Config()
 		spec := probe.SpecFor(cfg.Health)
 		spec.TLS = cfg.UpstreamTLS
+		mark := m.EjectionMark()
 		r := in.probe(ctx, m.Addr, spec)
 		if ctx.Err() != nil {
 			continue
 		}
-		in.judge(&count, r, m, cfg.Health, 0)
+		in.judge(&count, r, mark, m, cfg.Health, 0)
 		next := jitter(cfg.Health.Interval.D())
 		if in.State() != pool.Ready || m.Ejected() {
 			next = min(next, time.Second)

@@ -42,7 +42,7 @@ func TestDescribe(t *testing.T) {
 		{"two members, one ejected", false, func() []*Member {
 			a := member("web-1", Unhealthy, 2*time.Second, "probe: 500")
 			b := member("web-2", Ready, 10*time.Second, "")
-			b.ejected.Store(true)
+			b.Eject()
 			return []*Member{a, b}
 		}, `web-1 unhealthy for 2(\.\d)?s: probe: 500; web-2 ready for 10(\.\d)?s \(ejected after a connection failure\)`},
 	}

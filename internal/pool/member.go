@@ -15,9 +15,13 @@ type Member struct {
 	// Addr is host:port.
 	Addr string
 
-	pool    *Pool
-	state   atomic.Int32
-	ejected atomic.Bool
+	pool  *Pool
+	state atomic.Int32
+	// ejection is passive ejection: bit 0 says the member is out of
+	// rotation, the bits above count the ejections, so that a probe sent
+	// before the latest one cannot bring the member back
+	// (ClearEjectionSince).
+	ejection atomic.Uint64
 	// held counts the holds on the member (Hold): while any is on it
 	// gets no new requests, whatever its state.
 	held     atomic.Int32
@@ -98,7 +102,7 @@ func (m *Member) State() State { return State(m.state.Load()) }
 // becomes ready again is no longer ejected: the probe vouched for it.
 func (m *Member) SetState(s State) {
 	if s == Ready {
-		m.ejected.Store(false)
+		m.ejection.And(^uint64(1))
 	}
 	if old := State(m.state.Swap(int32(s))); old != s {
 		CheckTransition(m.ID, old, s)
@@ -196,7 +200,7 @@ func (m *Member) PID() int { return int(m.pid.Load()) }
 
 // Routable reports whether the member may receive new requests.
 func (m *Member) Routable() bool {
-	return m.State() == Ready && !m.ejected.Load() && m.held.Load() == 0
+	return m.State() == Ready && !m.Ejected() && m.held.Load() == 0
 }
 
 // Hold takes the member out of rotation, without a change of state, until
@@ -221,18 +225,47 @@ func (m *Member) Held() bool { return m.held.Load() > 0 }
 // Eject takes the member out of rotation after a connection failure and
 // asks for an immediate probe; the probe's success brings it back.
 func (m *Member) Eject() {
-	if !m.ejected.Swap(true) {
-		m.Kick()
+	for {
+		old := m.ejection.Load()
+		if m.ejection.CompareAndSwap(old, (old|1)+2) {
+			if old&1 == 0 {
+				m.Kick()
+			}
+			return
+		}
 	}
 }
 
 // Ejected reports whether passive ejection holds the member out.
-func (m *Member) Ejected() bool { return m.ejected.Load() }
+func (m *Member) Ejected() bool { return m.ejection.Load()&1 != 0 }
 
-// ClearEjection brings an ejected member back after a passing probe.
-func (m *Member) ClearEjection() {
-	if m.ejected.Swap(false) && m.pool != nil {
-		m.pool.changed()
+// EjectionMark is taken before a probe is sent: the probe's pass may lift
+// only the ejections made before it (ClearEjectionSince).
+func (m *Member) EjectionMark() uint64 { return m.ejection.Load() >> 1 }
+
+// ClearEjection brings an ejected member back, whatever its ejections.
+func (m *Member) ClearEjection() { m.clearEjection(func(uint64) bool { return true }) }
+
+// ClearEjectionSince brings an ejected member back after a passing probe
+// sent when EjectionMark was mark: not if the member was ejected again
+// after the probe was sent, as a probe that passed just before the
+// process died would otherwise put a dead member back in rotation.
+func (m *Member) ClearEjectionSince(mark uint64) {
+	m.clearEjection(func(old uint64) bool { return old>>1 == mark })
+}
+
+func (m *Member) clearEjection(may func(old uint64) bool) {
+	for {
+		old := m.ejection.Load()
+		if old&1 == 0 || !may(old) {
+			return
+		}
+		if m.ejection.CompareAndSwap(old, old&^1) {
+			if m.pool != nil {
+				m.pool.changed()
+			}
+			return
+		}
 	}
 }
 

@@ -242,6 +242,46 @@ func TestEjection(t *testing.T) {
 	}
 }
 
+// A probe's pass lifts only the ejections made before the probe was
+// sent: one that passed just before the process died and failed a
+// request does not put the dead member back in rotation.
+func TestAProbeSentBeforeAnEjectionDoesNotLiftIt(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		ejectBefore bool // an ejection before the probe is sent
+		ejectDuring bool // an ejection while it is out
+		wantEjected bool
+	}{
+		{"ejected, then probed", true, false, false},
+		{"ejected again while probed", true, true, true},
+		{"ejected while probed", false, true, true},
+		{"never ejected", false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ms := newPool(t, 10, Ready, "web-1")
+			m := ms[0]
+			if tc.ejectBefore {
+				m.Eject()
+			}
+			mark := m.EjectionMark()
+			if tc.ejectDuring {
+				m.Eject()
+			}
+			m.ClearEjectionSince(mark)
+			if m.Ejected() != tc.wantEjected || m.Routable() == tc.wantEjected {
+				t.Errorf("after the pass: ejected %v, routable %v; want ejected %v", m.Ejected(), m.Routable(), tc.wantEjected)
+			}
+			if tc.wantEjected {
+				// The next probe, sent after the last ejection, lifts it.
+				m.ClearEjectionSince(m.EjectionMark())
+				if m.Ejected() || !m.Routable() {
+					t.Errorf("a probe sent after the last ejection did not lift it")
+				}
+			}
+		})
+	}
+}
+
 // A held member (a dump pausing its process) gets no new request
 // while it keeps its state; requests wait for it when no other member
 // is routable, and its release lets them go.
