@@ -69,9 +69,9 @@ func eachProtocol(t *testing.T, cliTLS *tls.Config, f func(t *testing.T, c *http
 			tr.Protocols.SetHTTP1(proto == "HTTP/1.1")
 			tr.Protocols.SetHTTP2(proto == "HTTP/2")
 			defer tr.CloseIdleConnections()
-			// 30 s: a test moves 8 MiB each way, under -race beside
-			// the plain suite on a 2-core machine.
-			f(t, &http.Client{Transport: tr, Timeout: 30 * time.Second})
+			// A minute: a test uploads 8 MiB, under -race beside the
+			// plain suite on a 2-core machine (over 15 s seen).
+			f(t, &http.Client{Transport: tr, Timeout: time.Minute})
 		})
 	}
 }

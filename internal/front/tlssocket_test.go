@@ -264,7 +264,7 @@ func TestTLSSocketBoundsEveryWrite(t *testing.T) {
 
 // tlsSocketPair makes a TLS connection over loopback, its handshake
 // done: the server's tls.Conn on a tlsSocket over the accepted socket
-// (wrapped by under, if set), and the client's tls.Conn, bounded to 10 s.
+// (wrapped by under, if set), and the client's tls.Conn, bounded to a minute.
 // small fixes both ends' socket buffers at 32 KiB, so that a large write
 // cannot go in one send however fast the client reads.
 func tlsSocketPair(t *testing.T, under func(net.Conn) net.Conn, small bool) (*tls.Conn, *tlsSocket, *tls.Conn) {
@@ -298,13 +298,15 @@ func tlsSocketPair(t *testing.T, under func(net.Conn) net.Conn, small bool) (*tl
 	if under != nil {
 		srvRaw = under(srvRaw)
 	}
-	sock := &tlsSocket{Conn: srvRaw, send: 5 * time.Second}
+	// Bounds for a whole test, not for what a test times: generous, as
+	// the -race suite runs beside the plain one on two cores.
+	sock := &tlsSocket{Conn: srvRaw, send: 30 * time.Second}
 	sc := tls.Server(sock, srvCfg)
 	cc := tls.Client(raw, cliCfg)
-	cc.SetDeadline(time.Now().Add(10 * time.Second))
+	cc.SetDeadline(time.Now().Add(time.Minute))
 	done := make(chan error, 1)
 	go func() { done <- cc.Handshake() }()
-	sc.SetDeadline(time.Now().Add(10 * time.Second))
+	sc.SetDeadline(time.Now().Add(time.Minute))
 	if err := sc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +330,8 @@ func TestTLSSocketSendWait(t *testing.T) {
 	}{
 		{"an answer the socket takes", 300, true},
 		{"records of an answer the socket takes", 20 << 10, true},
-		{"an answer larger than the socket takes", 8 << 20, false},
+		// 1 MiB, sixteen times the 64 KiB the two small buffers hold.
+		{"an answer larger than the socket takes", 1 << 20, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
