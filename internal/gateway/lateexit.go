@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/procid"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -18,14 +20,19 @@ import (
 // failed with it"). The connection breaks a moment before the supervisor
 // has reaped the process, and the client's answer does not wait for
 // that: the entry does. lateExits holds it until the exit is recorded,
-// or writes it as it is once exitNoteWait has passed without one (the
-// app closed the connection and lives on).
+// or writes it as it is once exitNoteWait has passed without one and the
+// process lives on (the app closed the connection).
 
 // exitNoteWait is how long an access entry waits for its instance's exit
 // to be recorded. Only the log line waits, so it can be generous: the
 // supervisor records an exit once the process's output is read to its
 // end, which a busy machine may take a while over.
 const exitNoteWait = time.Second
+
+// exitNoteDyingWait is how much longer it waits when, at the end of
+// exitNoteWait, the process is exiting, dead or gone: its exit is then
+// certain, only late (over a second on a busy two-core machine).
+const exitNoteDyingWait = 10 * time.Second
 
 // lateExits is the one owner of the access entries waiting for an exit:
 // each is written exactly once, by whichever comes first of the exit
@@ -34,6 +41,9 @@ type lateExits struct {
 	// emit writes an entry: the access log and the observer.
 	emit func(*telemetry.AccessEntry)
 	wait time.Duration
+	// lives reports whether process pid runs on, not exiting:
+	// processLives, but for tests.
+	lives func(pid int) bool
 	// after starts an entry's window: time.AfterFunc, but for tests.
 	after func(time.Duration, func()) (stop func() bool)
 
@@ -49,19 +59,22 @@ type lateExits struct {
 type lateEntry struct {
 	e       telemetry.AccessEntry
 	m       *pool.Member
+	pid     int
 	unwatch func() bool
 	stop    func() bool
+	// dying is set when the window was lengthened for a dying process.
+	dying bool
 }
 
 func newLateExits(emit func(*telemetry.AccessEntry)) *lateExits {
-	return &lateExits{emit: emit, wait: exitNoteWait, pending: map[*lateEntry]struct{}{},
+	return &lateExits{emit: emit, wait: exitNoteWait, lives: processLives, pending: map[*lateEntry]struct{}{},
 		after: func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }}
 }
 
 // add holds a copy of e until the exit of process pid of m. If the exit
 // is already recorded, e is amended and written now.
 func (l *lateExits) add(e *telemetry.AccessEntry, m *pool.Member, pid int) {
-	le := &lateEntry{e: *e, m: m}
+	le := &lateEntry{e: *e, m: m, pid: pid}
 	// The retried causes are the pooled request state's.
 	le.e.RetriedCauses = slices.Clone(e.RetriedCauses)
 	l.mu.Lock()
@@ -120,17 +133,38 @@ func (l *lateExits) exited(le *lateEntry, x *pool.Exit) {
 	l.emit(&le.e)
 }
 
-// expire writes le as it is: no exit came within the window.
+// expire ends le's window: no exit came within it. If the process is
+// dying, le waits exitNoteDyingWait more, once; else it is written as it
+// is.
 func (l *lateExits) expire(le *lateEntry) {
+	lives := l.lives(le.pid) // a read of /proc: outside the lock
 	l.mu.Lock()
-	ok := l.takeLocked(le)
-	unwatch := le.unwatch
-	l.mu.Unlock()
-	if !ok {
+	if _, ok := l.pending[le]; !ok {
+		l.mu.Unlock()
 		return
 	}
+	if !lives && !le.dying {
+		le.dying = true
+		le.stop = l.after(exitNoteDyingWait, func() { l.expire(le) })
+		l.mu.Unlock()
+		return
+	}
+	l.takeLocked(le)
+	unwatch := le.unwatch
+	l.mu.Unlock()
 	unwatch()
 	l.emit(&le.e)
+}
+
+// processLives reports whether process pid runs on: on Linux, that
+// /proc shows it and not on its way out (procid.Stat.Exiting); elsewhere,
+// where that cannot be seen, always.
+func processLives(pid int) bool {
+	if runtime.GOOS != "linux" || pid <= 0 {
+		return true
+	}
+	st, err := procid.ReadStat(pid)
+	return err == nil && !st.Exiting()
 }
 
 // settle waits until no entry is pending, or until timeout.

@@ -11,24 +11,31 @@ import (
 )
 
 // An access entry waiting for an exit is written once, on synctest's
-// clock: amended at the exit's moment if it comes within exitNoteWait,
-// as it is at the window's end if it does not, and at once by close;
-// settle returns when it is written.
+// clock: amended at the exit's moment if it comes within exitNoteWait
+// (or, for a process dying then, exitNoteDyingWait more), as it is at the
+// window's end if it does not, and at once by close; settle returns when
+// it is written.
 func TestLateExitEntryWrittenOnceWithinItsWindow(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// exitAt: when the exit is recorded after the entry is added;
 		// 0 for never. closeAt: when close is called; 0 for never.
 		exitAt, closeAt time.Duration
-		wantAt          time.Duration
-		wantDetail      string
-		wantFailed      int64
+		// dying: the process is on its way out when the window ends.
+		dying      bool
+		wantAt     time.Duration
+		wantDetail string
+		wantFailed int64
 	}{
 		{name: "exit within the window", exitAt: 300 * time.Millisecond, wantAt: 300 * time.Millisecond,
 			wantDetail: "closed; instance web-1 (pid 7) killed by SIGKILL", wantFailed: 1},
 		{name: "no exit", wantAt: exitNoteWait, wantDetail: "closed"},
 		{name: "exit after the window", exitAt: exitNoteWait + time.Millisecond, wantAt: exitNoteWait, wantDetail: "closed"},
 		{name: "closed first", closeAt: 100 * time.Millisecond, exitAt: 200 * time.Millisecond, wantAt: 100 * time.Millisecond, wantDetail: "closed"},
+		{name: "dying, exit after the window", dying: true, exitAt: exitNoteWait + 3*time.Second, wantAt: exitNoteWait + 3*time.Second,
+			wantDetail: "closed; instance web-1 (pid 7) killed by SIGKILL", wantFailed: 1},
+		{name: "dying, no exit", dying: true, wantAt: exitNoteWait + exitNoteDyingWait, wantDetail: "closed"},
+		{name: "dying, closed in the longer wait", dying: true, closeAt: 2 * exitNoteWait, wantAt: 2 * exitNoteWait, wantDetail: "closed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -44,6 +51,12 @@ func TestLateExitEntryWrittenOnceWithinItsWindow(t *testing.T) {
 					writtenAt = append(writtenAt, time.Since(start))
 					mu.Unlock()
 				})
+				l.lives = func(pid int) bool {
+					if pid != 7 {
+						t.Errorf("lives(%d); want the entry's pid, 7", pid)
+					}
+					return !tc.dying
+				}
 				l.add(&telemetry.AccessEntry{RequestID: "r1", Detail: "closed", RetriedCauses: []string{"upstream_reset"}}, m, 7)
 				exit := &pool.Exit{PID: 7, Detail: "killed by SIGKILL", Signal: "SIGKILL"}
 				if tc.closeAt > 0 {
@@ -53,9 +66,10 @@ func TestLateExitEntryWrittenOnceWithinItsWindow(t *testing.T) {
 					time.AfterFunc(tc.exitAt, func() { m.SetExit(exit) })
 				}
 				// settle returns once the entry is written.
-				l.settle(2 * exitNoteWait)
+				const longest = exitNoteWait + exitNoteDyingWait
+				l.settle(2 * longest)
 				settledAt := time.Since(start)
-				time.Sleep(2 * exitNoteWait)
+				time.Sleep(2 * longest)
 				synctest.Wait()
 				if settledAt != tc.wantAt {
 					t.Errorf("settle returned after %v; want %v, when the entry was written", settledAt, tc.wantAt)

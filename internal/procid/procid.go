@@ -25,6 +25,8 @@ type Stat struct {
 	State byte
 	// PPID is field 4, PGRP field 5.
 	PPID, PGRP int
+	// Flags is field 9, the kernel's PF_* flags.
+	Flags uint64
 	// StartTicks is field 22 (starttime).
 	StartTicks uint64
 }
@@ -47,12 +49,20 @@ func ReadStat(pid int) (Stat, error) {
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	pgrp, err2 := strconv.Atoi(f[2])
+	flags, err4 := strconv.ParseUint(f[6], 10, 64)
 	start, err3 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil {
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
 		return Stat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
-	return Stat{State: f[0][0], PPID: ppid, PGRP: pgrp, StartTicks: start}, nil
+	return Stat{State: f[0][0], PPID: ppid, PGRP: pgrp, Flags: flags, StartTicks: start}, nil
 }
+
+// pfExiting is the kernel's PF_EXITING: the process has begun to exit.
+const pfExiting = 0x4
+
+// Exiting reports whether the process is on its way out: exiting (its
+// files, sockets among them, being closed), or dead and not yet reaped.
+func (s Stat) Exiting() bool { return s.State == 'Z' || s.State == 'X' || s.Flags&pfExiting != 0 }
 
 // List returns the pids /proc shows: every process of this PID
 // namespace (when /proc was mounted for it).

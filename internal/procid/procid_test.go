@@ -33,6 +33,30 @@ func TestReadStat(t *testing.T) {
 	}
 }
 
+// A running process is not exiting; one dead and not yet reaped (a
+// zombie) is.
+func TestExitingSeesAnUnreapedDeath(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if st, err := ReadStat(pid); err != nil || st.Exiting() {
+		t.Errorf("running: %+v, %v; want not exiting", st, err)
+	}
+	cmd.Process.Kill()
+	var st Stat
+	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
+		if st, _ = ReadStat(pid); st.Exiting() {
+			break
+		}
+	}
+	if !st.Exiting() {
+		t.Errorf("killed, not reaped: %+v; want exiting", st)
+	}
+	cmd.Wait()
+}
+
 // Wait sees a process end whether it is a zombie (its parent, this test,
 // has not reaped it) or gone, and a process it waits for that another
 // waiter reaps.
