@@ -173,11 +173,13 @@ func (c *client) all() []result {
 	return append([]result(nil), c.results...)
 }
 
-// accessFor waits for the access entry of request id.
+// accessFor waits for the access entry of request id: up to 15 s, past
+// the 11 s that the entry of a request cut off by a dying process may
+// wait for its exit on a busy machine (exitNoteWait, exitNoteDyingWait).
 func accessFor(t testing.TB, g *harness.Gatehouse, id string) (telemetry.AccessEntry, bool) {
 	t.Helper()
 	var found telemetry.AccessEntry
-	ok := waitUntil(5*time.Second, func() bool {
+	ok := waitUntil(15*time.Second, func() bool {
 		for _, e := range g.Access() {
 			if e.RequestID == id {
 				found = e

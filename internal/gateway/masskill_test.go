@@ -143,7 +143,15 @@ func TestAllInstancesKilledUnderLoad(t *testing.T) {
 		}
 	}
 	if cutGets == 0 {
-		t.Errorf("no GET was retried after upstream_reset (%d GETs): the kill cut off no request in flight, so the test exercised nothing", gets)
+		// What the retries that were made were for, to tell a kill that
+		// cut nothing from cut-off requests given another cause.
+		retried := map[string]int{}
+		for _, e := range g.Access() {
+			for _, c := range e.RetriedCauses {
+				retried[e.Method+" "+c]++
+			}
+		}
+		t.Errorf("no GET was retried after upstream_reset (%d GETs; retries by cause %v): the kill cut off no request in flight, so the test exercised nothing", gets, retried)
 	}
 	checkCauses(t, g, results)
 	t.Logf("replacements ready %v after the kill; %d requests: %d GETs (%d failed; %d cut off by the kill and served, %d of them held), %d POSTs, failed POSTs by cause %v",
