@@ -76,6 +76,9 @@ func TestAccessEntryWaitsForTheExitNotTheAnswer(t *testing.T) {
 					mu.Unlock()
 				}})
 				t.Cleanup(gw.Close)
+				// The made-up pid's process is not seen dying: the window
+				// is exitNoteWait's.
+				gateway.SetProcessLives(gw, func(int) bool { return true })
 				// The window ends when the test says.
 				var windows []func()
 				gateway.SetExitWindow(gw, func(d time.Duration, end func()) func() bool {

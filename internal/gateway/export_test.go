@@ -9,5 +9,9 @@ func SetExitWindow(g *Gateway, after func(d time.Duration, end func()) (stop fun
 	g.late.after = after
 }
 
+// SetProcessLives has lives say whether a member's process runs on, where
+// /proc would: for members with a made-up pid.
+func SetProcessLives(g *Gateway, lives func(pid int) bool) { g.late.lives = lives }
+
 // ExitNoteWait is how long an access entry waits for its instance's exit.
 const ExitNoteWait = exitNoteWait
