@@ -193,7 +193,9 @@ type App struct {
 	// 503 no_ready_instance. Default 30s; 0 means do not hold.
 	HoldTimeout Duration `yaml:"hold_timeout" secret:"false"`
 	// IdleTimeout stops all instances after no request for this long, and
-	// the next request starts them. Default 0: always on.
+	// the next request starts them. The time runs from the last request's
+	// end or an instance's readiness, whichever is later; an app with an
+	// instance still starting is not stopped. Default 0: always on.
 	IdleTimeout Duration `yaml:"idle_timeout" secret:"false"`
 	// QueueSize caps how many requests may be held at once; past it they
 	// get 503 queue_full. Default 1000.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/instance"
+	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -44,10 +45,23 @@ func idleCheckEvery(idle time.Duration) time.Duration {
 	return min(max(idle/4, 50*time.Millisecond), time.Second)
 }
 
-// idle reports whether the app has had no request for idle_timeout and
-// has none under way or held.
+// idle reports whether the app has had no request for idle_timeout,
+// has none under way or held, and no instance starting: an instance's
+// readiness restarts the clock (the pool is touched), so a start slower
+// than idle_timeout is not unloaded before it could serve.
 func (a *App) idle() bool {
-	return idleAt(time.Now(), a.pool.LastAccess(), a.Config().IdleTimeout.D(), a.pool.Inflight(), a.pool.Waiting())
+	return idleAt(time.Now(), a.pool.LastAccess(), a.Config().IdleTimeout.D(), a.pool.Inflight(), a.pool.Waiting()) &&
+		!a.starting()
+}
+
+// starting reports whether one of the app's instances is starting.
+func (a *App) starting() bool {
+	for _, in := range a.live() {
+		if in.State() == pool.Starting {
+			return true
+		}
+	}
+	return false
 }
 
 // idleAt is the idle rule at now, its clock explicit for tests: no request

@@ -10,22 +10,20 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
 
-// TestIdleClockFromReadiness: an app woken from idle by a request is
-// idle for idle_timeout from when its instance became ready (and from its
-// last request), not from the request that woke it: with a start longer
-// than most of idle_timeout, the old clock unloaded the instance a moment
-// after it was ready.
+// An app is idle for idle_timeout from when its instance became ready
+// (and from its last request), and not while an instance starts: with a
+// start longer than idle_timeout, neither the first start nor a wake is
+// cut short by an unload, and each unload comes idle_timeout after the
+// readiness before it.
 func TestIdleClockFromReadiness(t *testing.T) {
-	const idle = 2 * time.Second
-	cfg, app := harness.FaultApp(t, 1, "-start-delay", "1500ms")
+	const idle = time.Second
+	cfg, app := harness.FaultApp(t, 1, "-start-delay", "2s")
 	tune(app)
 	app.IdleTimeout = config.Duration(idle)
 	app.HoldTimeout = config.Duration(10 * time.Second)
 	g := harness.Start(t, cfg)
-	// Its ready event, not its state: on a busy machine a poll of the
-	// state can miss the idle_timeout it is ready for before its unload.
-	testutil.WaitFor(t, 15*time.Second, "the instance ready", func() bool { return len(g.Events("ready")) > 0 })
-	testutil.WaitFor(t, 10*time.Second, "the first idle_unload", func() bool { return len(g.Events("idle_unload")) > 0 })
+	testutil.WaitFor(t, 15*time.Second, "the first idle_unload", func() bool { return len(g.Events("idle_unload")) > 0 })
+	assertUnloadAfterReady(t, g, 0, idle)
 
 	c := harness.Client(15 * time.Second)
 	resp, err := c.Get(g.URL + "/")
@@ -38,12 +36,24 @@ func TestIdleClockFromReadiness(t *testing.T) {
 		t.Fatalf("the waking request got %d", resp.StatusCode)
 	}
 	testutil.WaitFor(t, 10*time.Second, "the second idle_unload", func() bool { return len(g.Events("idle_unload")) > 1 })
+	assertUnloadAfterReady(t, g, 1, idle)
+}
+
+// assertUnloadAfterReady checks that the app's i-th idle_unload came at
+// least idle after the ready event before it.
+func assertUnloadAfterReady(t *testing.T, g *harness.Gatehouse, i int, idle time.Duration) {
+	t.Helper()
+	unload := g.Events("idle_unload")[i].Time
 	var ready time.Time
 	for _, e := range g.Events("ready") {
-		ready = e.Time // the last: the woken instance's
+		if e.Time.Before(unload) {
+			ready = e.Time
+		}
 	}
-	unload := g.Events("idle_unload")[1].Time
+	if ready.IsZero() {
+		t.Fatalf("idle_unload %d came before any instance was ready: %v", i, g.Events())
+	}
 	if after := unload.Sub(ready); after < idle*9/10 {
-		t.Errorf("the woken instance was unloaded %v after it became ready; want idle_timeout %v from readiness", after.Round(time.Millisecond), idle)
+		t.Errorf("idle_unload %d came %v after the instance became ready; want idle_timeout %v from readiness", i, after.Round(time.Millisecond), idle)
 	}
 }
