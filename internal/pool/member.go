@@ -24,7 +24,9 @@ type Member struct {
 	ejection atomic.Uint64
 	// held counts the holds on the member (Hold): while any is on it
 	// gets no new requests, whatever its state.
-	held     atomic.Int32
+	held atomic.Int32
+	// removed is set when the member leaves its pool (Pool.Remove).
+	removed  atomic.Bool
 	inflight atomic.Int64
 	tunnels  atomic.Int64
 	pid      atomic.Int64
@@ -98,12 +100,11 @@ func (m *Member) State() State { return State(m.state.Load()) }
 
 // SetState publishes a new state. Only the supervisor calls it, along the
 // transition table (CanTransition); any other change is reported as a
-// programming error (CheckTransition) and made anyway. A member that
-// becomes ready again is no longer ejected: the probe vouched for it.
+// programming error (CheckTransition) and made anyway. An ejection is not
+// lifted by a state: only by a probe sent after it (ClearEjectionSince),
+// as a member may be ejected again while the probe that makes it ready
+// is out.
 func (m *Member) SetState(s State) {
-	if s == Ready {
-		m.ejection.And(^uint64(1))
-	}
 	if old := State(m.state.Swap(int32(s))); old != s {
 		CheckTransition(m.ID, old, s)
 		m.since.Store(time.Now().UnixNano())
@@ -118,6 +119,10 @@ func (m *Member) SetState(s State) {
 		}
 	}
 }
+
+// Removed reports whether the member has left its pool: its process is
+// gone or no longer this gatehouse's.
+func (m *Member) Removed() bool { return m.removed.Load() }
 
 // Since is when the member entered its current state; the zero time if
 // that was never recorded.

@@ -234,11 +234,17 @@ func TestEjection(t *testing.T) {
 		}
 	})
 
-	// Becoming ready again also ends an ejection.
+	// A state does not end an ejection (the member may have been ejected
+	// again while the probe that makes it ready was out); a probe sent
+	// after the ejection does.
 	ms[0].SetState(Unhealthy)
 	ms[0].SetState(Ready)
+	if !ms[0].Ejected() || ms[0].Routable() {
+		t.Error("setting the state Ready lifted an ejection")
+	}
+	ms[0].ClearEjectionSince(ms[0].EjectionMark())
 	if ms[0].Ejected() || !ms[0].Routable() {
-		t.Error("member set Ready is still ejected")
+		t.Error("a probe sent after the ejection did not lift it")
 	}
 }
 
