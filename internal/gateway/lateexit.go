@@ -34,6 +34,10 @@ const exitNoteWait = time.Second
 // certain, only late (over a second on a busy two-core machine).
 const exitNoteDyingWait = 10 * time.Second
 
+// MaxAccessWait is the longest an access entry waits for its instance's
+// exit: a bound for SettleAccess.
+const MaxAccessWait = exitNoteWait + exitNoteDyingWait
+
 // lateExits is the one owner of the access entries waiting for an exit:
 // each is written exactly once, by whichever comes first of the exit
 // (amended), its window's end, or Close (as it is).
@@ -135,9 +139,11 @@ func (l *lateExits) exited(le *lateEntry, x *pool.Exit) {
 
 // expire ends le's window: no exit came within it. If the process is
 // dying, le waits exitNoteDyingWait more, once; else it is written as it
-// is.
+// is. A member that left its pool with no exit recorded was stopped by
+// gatehouse (a restart, a drain, an unload), whose stops record none:
+// nothing more will come.
 func (l *lateExits) expire(le *lateEntry) {
-	lives := l.lives(le.pid) // a read of /proc: outside the lock
+	lives := le.m.Removed() || l.lives(le.pid) // a read of /proc: outside the lock
 	l.mu.Lock()
 	if _, ok := l.pending[le]; !ok {
 		l.mu.Unlock()

@@ -21,11 +21,13 @@ func TestLateExitEntryWrittenOnceWithinItsWindow(t *testing.T) {
 		// exitAt: when the exit is recorded after the entry is added;
 		// 0 for never. closeAt: when close is called; 0 for never.
 		exitAt, closeAt time.Duration
-		// dying: the process is on its way out when the window ends.
-		dying      bool
-		wantAt     time.Duration
-		wantDetail string
-		wantFailed int64
+		// dying: the process is on its way out when the window ends;
+		// removed: its member left the pool first (a stop of gatehouse's
+		// own, which records no exit).
+		dying, removed bool
+		wantAt         time.Duration
+		wantDetail     string
+		wantFailed     int64
 	}{
 		{name: "exit within the window", exitAt: 300 * time.Millisecond, wantAt: 300 * time.Millisecond,
 			wantDetail: "closed; instance web-1 (pid 7) killed by SIGKILL", wantFailed: 1},
@@ -36,11 +38,17 @@ func TestLateExitEntryWrittenOnceWithinItsWindow(t *testing.T) {
 			wantDetail: "closed; instance web-1 (pid 7) killed by SIGKILL", wantFailed: 1},
 		{name: "dying, no exit", dying: true, wantAt: exitNoteWait + exitNoteDyingWait, wantDetail: "closed"},
 		{name: "dying, closed in the longer wait", dying: true, closeAt: 2 * exitNoteWait, wantAt: 2 * exitNoteWait, wantDetail: "closed"},
+		{name: "dying, stopped by gatehouse", dying: true, removed: true, wantAt: exitNoteWait, wantDetail: "closed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := pool.NewMember("web-1", "127.0.0.1:1")
 				m.SetPID(7)
+				if tc.removed {
+					p := pool.New("web", 10)
+					p.Add(m)
+					p.Remove(m)
+				}
 				var mu sync.Mutex
 				var written []telemetry.AccessEntry
 				var writtenAt []time.Duration

@@ -102,6 +102,7 @@ func (p *Pool) Remove(m *Member) {
 	}
 	p.publishLocked()
 	p.mu.Unlock()
+	m.removed.Store(true)
 	if f := m.onRemove.Load(); f != nil {
 		(*f)()
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/diagnose"
+	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
 )
 
@@ -38,7 +39,9 @@ func (s *Server) writeSnapshot() {
 func (s *Server) Diagnose(since time.Time) (diagnose.Report, error) {
 	s.sup.SampleNow()
 	s.writeSnapshot()
-	s.gw.SettleAccess(2 * time.Second)
+	// Only entries of requests cut off a moment ago wait, for an exit
+	// that is late at most on a busy machine.
+	s.gw.SettleAccess(gateway.MaxAccessWait)
 	s.accessW.Sync(2 * time.Second)
 	s.eventsW.Sync(2 * time.Second)
 	ev, err := diagnose.Load(s.cfg.DataDir, since)
