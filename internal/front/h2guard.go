@@ -1,6 +1,7 @@
 package front
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/gatehouse/gatehouse/internal/peek"
 )
 
 // h2Guard is an HTTP/2 connection as the h2 server reads and writes it,
@@ -124,6 +127,33 @@ func (g *h2Guard) SetWriteDeadline(t time.Time) error {
 		return nil
 	}
 	return g.Conn.SetWriteDeadline(t)
+}
+
+// Drained reports whether the client's connection holds nothing the h2
+// server has not read: no TLS record begun or undecrypted, and nothing in
+// the socket. The h2 server asks it until it has read what came with the
+// connection's start, so that a GOAWAY of a shutdown names those
+// streams. True where it cannot be seen (TLS of a caller's listener, a
+// socket behind another reader), as the server then cannot wait on it.
+func (g *h2Guard) Drained() bool {
+	c := g.Conn
+	if p, ok := c.(*prefixConn); ok {
+		if len(p.pending) > 0 {
+			return false
+		}
+		c = p.Conn
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		s, ok := tc.NetConn().(*tlsSocket)
+		if !ok {
+			return true
+		}
+		if !s.drained() {
+			return false
+		}
+		c = s.Conn
+	}
+	return peek.Pending(c) != peek.Data
 }
 
 func (g *h2Guard) Read(p []byte) (int, error) {

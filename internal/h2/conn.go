@@ -62,6 +62,12 @@ type conn struct {
 	// peerMaxFrame is the largest frame the client reads.
 	peerMaxFrame atomic.Uint32
 
+	// caughtUp: the reader has read all the client sent before its first
+	// wait (Drained), or caughtUpBound has passed since the connection
+	// began; until then a GOAWAY would refuse streams sent with the
+	// connection's start, and is held (goAwayDue).
+	caughtUp atomic.Bool
+
 	// The state, under mu.
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -77,17 +83,20 @@ type conn struct {
 	recvWindow  int64 // what the client may still send
 	recvUnacked int64 // read or dropped, not yet granted back
 	goingAway   bool  // GOAWAY sent or due: no new stream is served
-	sentGoAway  bool  // a GOAWAY went out, naming lastSent
-	lastSent    uint32
-	settings    bool // the server's SETTINGS went out
-	lingering   bool // the connection reads out its last frames
-	closed      bool // ended: waiters give up
+	// goAwayDue: a GOAWAY held until the reader catches up (caughtUp).
+	goAwayDue  bool
+	sentGoAway bool // a GOAWAY went out, naming lastSent
+	lastSent   uint32
+	settings   bool // the server's SETTINGS went out
+	lingering  bool // the connection reads out its last frames
+	closed     bool // ended: waiters give up
 	// awaiting: the reader waits for a frame's first byte with nothing
 	// buffered, so a read deadline may be set under it (nothing of a
 	// frame is half read); graceSet: one is set for the idle check.
 	awaiting  bool
 	graceSet  bool
 	idleSince time.Time
+	born      time.Time // when the connection began: caughtUpBound's start
 	idle      *time.Timer
 	// refused are the last streams reset as they opened (a malformed
 	// request): their DATA, sent before the client heard, is dropped.
@@ -123,6 +132,7 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, h http.Handler) *conn 
 	c.peerWindow = initialWindow
 	c.recvWindow = initialWindow
 	c.idleSince = time.Now()
+	c.born = c.idleSince
 	return c
 }
 
@@ -139,17 +149,7 @@ func (c *conn) start() bool {
 	}
 	c.mu.Lock()
 	c.settings = true
-	away := c.goingAway
-	var last uint32
-	if away {
-		last = c.goAwayLastLocked()
-	}
 	c.mu.Unlock()
-	if away {
-		// Told to go away before it could say so.
-		c.write(func() error { return c.fr.WriteGoAway(last, http2.ErrCodeNo, nil) })
-		c.linger()
-	}
 	if c.s.IdleTimeout > 0 {
 		c.idle = time.AfterFunc(c.s.IdleTimeout, c.onIdle)
 	}
@@ -181,6 +181,9 @@ func (c *conn) read(first bool) (ended bool) {
 		return true
 	}
 	for {
+		if !first && !c.caughtUp.Load() && !c.hasOne && c.br.Buffered() == 0 {
+			c.lookForMore()
+		}
 		if !first && !c.hasOne && c.br.Buffered() == 0 {
 			if err := c.awaitFrame(); errors.Is(err, errParked) {
 				parked = true
@@ -787,19 +790,31 @@ func (c *conn) processTrailers(st *stream, f *headerBlock) error {
 // goAway has the connection take no new stream and close once its open
 // streams end; once only. The GOAWAY is written on a goroutine of the
 // connection's: a writer stuck on a client that does not read must not
-// hold the caller (Shutdown, a timer, the reader). Before the server's
-// SETTINGS, serve sends it right after them.
+// hold the caller (Shutdown, a timer, the reader). Before the reader has
+// caught up with what the client sent as the connection began (the
+// streams a GOAWAY then would name none of), it is held until it has
+// (catchUp).
 func (c *conn) goAway() {
 	c.mu.Lock()
 	if c.goingAway || c.closed {
 		c.mu.Unlock()
 		return
 	}
-	c.goingAway = true
-	if !c.settings {
-		c.mu.Unlock()
-		return
+	if !c.caughtUp.Load() {
+		// Held for the reader, but not for longer than caughtUpBound: a
+		// reader inside a frame the client never finishes does not
+		// catch up.
+		if wait := caughtUpBound - time.Since(c.born); wait > 0 {
+			if !c.goAwayDue {
+				c.goAwayDue = true
+				time.AfterFunc(wait, c.catchUp)
+			}
+			c.mu.Unlock()
+			return
+		}
+		c.caughtUp.Store(true)
 	}
+	c.goingAway = true
 	last := c.goAwayLastLocked()
 	idle := c.active.Load() == 0
 	c.handlers.Add(1)
@@ -811,6 +826,70 @@ func (c *conn) goAway() {
 			c.linger()
 		}
 	}()
+}
+
+// caughtUpBound bounds the catching up: a client that never stops
+// sending (an upload as the connection begins), or stops inside a frame,
+// does not hold a GOAWAY for longer.
+const caughtUpBound = time.Second
+
+// catchUpLook is how long the reader looks for more of what came with the
+// connection's start when the connection cannot say whether it holds
+// any (Drained).
+const catchUpLook = 50 * time.Millisecond
+
+// lookForMore catches up (catchUp) once the client's connection holds
+// nothing unread: at once when it says so (Drained), else when a short
+// look (catchUpLook) finds nothing, or past caughtUpBound. What the look
+// finds is left buffered for the reader.
+func (c *conn) lookForMore() {
+	if drained(c.nc) || time.Since(c.born) >= caughtUpBound {
+		c.catchUp()
+		return
+	}
+	// Deadlines under mu, as linger sets its own: a lingering
+	// connection's is not cut short, nor cleared.
+	c.mu.Lock()
+	if c.lingering {
+		c.mu.Unlock()
+		c.catchUp()
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(catchUpLook))
+	c.mu.Unlock()
+	_, err := c.br.Peek(1)
+	c.mu.Lock()
+	if !c.lingering {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	c.mu.Unlock()
+	if err != nil {
+		// Nothing came (or the connection ended, which the wait for the
+		// next frame meets again).
+		c.catchUp()
+	}
+}
+
+// drained reports whether nc holds nothing of the client's that the
+// reader has not read: what nc says (Drained), or true when it cannot
+// say.
+func drained(nc net.Conn) bool {
+	d, ok := nc.(interface{ Drained() bool })
+	return !ok || d.Drained()
+}
+
+// catchUp records that the reader has caught up with the connection's
+// start, or that caughtUpBound has passed, and sends the GOAWAY held
+// meanwhile, if any: it names the streams the client sent as the
+// connection began.
+func (c *conn) catchUp() {
+	c.mu.Lock()
+	c.caughtUp.Store(true)
+	due := c.goAwayDue
+	c.mu.Unlock()
+	if due {
+		c.goAway()
+	}
 }
 
 // goAwayLastLocked is the last stream a GOAWAY names: the highest the

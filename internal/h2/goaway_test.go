@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/gatehouse/gatehouse/internal/h2"
+	"github.com/gatehouse/gatehouse/internal/peek"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
@@ -161,3 +163,65 @@ func TestGoAwayWithinTheReadGraceGetsOut(t *testing.T) {
 	}
 	await(t, served, "the connection's end")
 }
+
+// A GoAway that comes as a connection begins, before its reader has read
+// what the client sent with its preface, names the streams sent then,
+// and they are served: on a connection that says when it holds nothing
+// unread (Drained, from the socket), and on one that never says so (the
+// reader then looks a moment for more).
+func TestGoAwayAsTheConnectionBeginsServesWhatCameWithIt(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		drained func(net.Conn) bool
+	}{
+		{"the socket says", func(c net.Conn) bool { return peek.Pending(c) != peek.Data }},
+		{"never drained", func(net.Conn) bool { return false }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := &h2.Server{}
+			sent := make(chan struct{})
+			ts := startServer(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "served")
+			}), func(nc net.Conn) net.Conn {
+				return &beginningConn{Conn: nc, sent: sent, goAway: srv.GoAway, drained: tc.drained}
+			})
+			h := getOnNewConn(t, ts.addr) // the preface, then a GET on stream 1
+			close(sent)
+			c := &rawClient{t: t, RawH2: h, grant: true}
+			status := ""
+			for _, f := range c.readToEnd() {
+				if hf, ok := f.(*http2.MetaHeadersFrame); ok && hf.StreamID == 1 {
+					status = hf.PseudoValue("status")
+				}
+			}
+			if status != "200" || len(c.goAways) != 1 || c.goAways[0].LastStreamID != 1 || c.goAways[0].ErrCode != http2.ErrCodeNo {
+				t.Errorf("stream 1's status %q, GOAWAY frames %+v; want 200 and one GOAWAY NO_ERROR naming stream 1", status, c.goAways)
+			}
+		})
+	}
+}
+
+// beginningConn is a server's connection whose client has sent its
+// preface and a request before the server reads it (sent): its first
+// read tells the server to go away, and its reads return at most a
+// frame header's worth, so that the reader finds its buffer empty
+// between frames with the client's bytes still in the socket.
+type beginningConn struct {
+	net.Conn
+	sent    chan struct{}
+	goAway  func()
+	drained func(net.Conn) bool
+	once    sync.Once
+}
+
+func (c *beginningConn) Read(p []byte) (int, error) {
+	c.once.Do(func() {
+		<-c.sent
+		c.goAway()
+	})
+	return c.Conn.Read(p[:min(len(p), 9)])
+}
+
+func (c *beginningConn) Drained() bool { return c.drained(c.Conn) }
