@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
@@ -36,8 +37,31 @@ func fleet(t *testing.T, proto string, n int) (*harness.Gatehouse, string) {
 	g := harness.Start(t, cfg)
 	waitReady(t, g, n)
 	// Only this gateway is sent requests: it alone holds upstream
-	// connections to the instances, and closes them as they go.
-	gw := gateway.New(cfg, g.Srv.Supervisor().Pools(), gateway.Options{})
+	// connections to the instances, and closes them as they go. What
+	// failed or was retried is shown if the test fails: a move is
+	// explained by it, or by an instance's health events.
+	var mu sync.Mutex
+	odd := map[string]int{}
+	gw := gateway.New(cfg, g.Srv.Supervisor().Pools(), gateway.Options{Observe: func(e *telemetry.AccessEntry) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range e.RetriedCauses {
+			odd["retried after "+c+" on "+e.Instance]++
+		}
+		if e.Cause != "" {
+			odd[e.Cause]++
+		}
+	}})
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("failed or retried requests: %v", odd)
+			for _, e := range g.Events("unhealthy", "healthy", "exit") {
+				t.Logf("event %s %s %s %s", e.Time.Format("15:04:05.000"), e.Type, e.Instance, e.Detail)
+			}
+		}
+	})
 	return g, protoURL(proto, serve(t, proto, gw))
 }
 
