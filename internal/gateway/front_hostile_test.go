@@ -182,10 +182,14 @@ func TestBigHeadTimeoutUnanswered(t *testing.T) {
 	eachWireInParallel(t, h1Wires, func(t *testing.T, w wire) {
 		for _, size := range []int{4000, 9000} {
 			t.Run(fmt.Sprint(size), func(t *testing.T) {
-				d := routedDirect(t, echoApp(t), nil, withOpts(w, front.Options{HeadTimeout: 300 * time.Millisecond}))
+				// head_timeout runs from the connection's start, the TLS
+				// handshake's too: a second, so that the handshake and the
+				// partial head get in under -race on a busy machine (at
+				// 300 ms the timeout once passed before the head was sent).
+				d := routedDirect(t, echoApp(t), nil, withOpts(w, front.Options{HeadTimeout: time.Second}))
 				c := dialRawOver(t, w, d.addr)
 				c.send("GET /slow HTTP/1.1\r\nHost: a\r\nX-Pad: " + strings.Repeat("p", size))
-				resp, _, err := c.resp(3 * time.Second)
+				resp, _, err := c.resp(5 * time.Second)
 				if err != nil {
 					t.Errorf("partial head of %d bytes, stalled past head_timeout: no answer (%v), want 408", size, err)
 				} else if resp.StatusCode != http.StatusRequestTimeout {
