@@ -52,6 +52,9 @@ type h2Guard struct {
 	// was spent.
 	calm error
 	why  string
+	// filled: the last read filled the buffer it was given (Drained).
+	// The reader's alone.
+	filled bool
 
 	mu     sync.Mutex
 	idle   bucket
@@ -130,12 +133,17 @@ func (g *h2Guard) SetWriteDeadline(t time.Time) error {
 }
 
 // Drained reports whether the client's connection holds nothing the h2
-// server has not read: no TLS record begun or undecrypted, and nothing in
-// the socket. The h2 server asks it until it has read what came with the
-// connection's start, so that a GOAWAY of a shutdown names those
-// streams. True where it cannot be seen (TLS of a caller's listener, a
-// socket behind another reader), as the server then cannot wait on it.
+// server has not read: its last read did not fill the buffer it was given
+// (else TLS may hold more plaintext of the same record), no TLS record is
+// begun or undecrypted, and nothing is in the socket. The h2 server asks
+// it until it has read what came with the connection's start, so that a
+// GOAWAY of a shutdown names those streams. False where it cannot be seen
+// (TLS of a caller's listener, a socket behind another reader): the
+// server then looks a moment for more.
 func (g *h2Guard) Drained() bool {
+	if g.filled {
+		return false
+	}
 	c := g.Conn
 	if p, ok := c.(*prefixConn); ok {
 		if len(p.pending) > 0 {
@@ -145,15 +153,12 @@ func (g *h2Guard) Drained() bool {
 	}
 	if tc, ok := c.(*tls.Conn); ok {
 		s, ok := tc.NetConn().(*tlsSocket)
-		if !ok {
-			return true
-		}
-		if !s.drained() {
+		if !ok || !s.drained() {
 			return false
 		}
 		c = s.Conn
 	}
-	return peek.Pending(c) != peek.Data
+	return peek.Pending(c) == peek.Quiet
 }
 
 func (g *h2Guard) Read(p []byte) (int, error) {
@@ -161,6 +166,7 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 		return 0, g.calm
 	}
 	n, err := g.Conn.Read(p)
+	g.filled = n > 0 && n == len(p)
 	if k := g.in.scan(p[:n]); k < n {
 		// The frame that spent the budget, and what follows, are not
 		// passed on: the h2 server acts on nothing more of this client's.

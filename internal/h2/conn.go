@@ -83,13 +83,15 @@ type conn struct {
 	recvWindow  int64 // what the client may still send
 	recvUnacked int64 // read or dropped, not yet granted back
 	goingAway   bool  // GOAWAY sent or due: no new stream is served
-	// goAwayDue: a GOAWAY held until the reader catches up (caughtUp).
-	goAwayDue  bool
-	sentGoAway bool // a GOAWAY went out, naming lastSent
-	lastSent   uint32
-	settings   bool // the server's SETTINGS went out
-	lingering  bool // the connection reads out its last frames
-	closed     bool // ended: waiters give up
+	// goAwayDue: a GOAWAY held until the server's SETTINGS are out and
+	// the reader has caught up (caughtUp), or catchUpTimer's bound.
+	goAwayDue    bool
+	catchUpTimer *time.Timer
+	sentGoAway   bool // a GOAWAY went out, naming lastSent
+	lastSent     uint32
+	settings     bool // the server's SETTINGS went out
+	lingering    bool // the connection reads out its last frames
+	closed       bool // ended: waiters give up
 	// awaiting: the reader waits for a frame's first byte with nothing
 	// buffered, so a read deadline may be set under it (nothing of a
 	// frame is half read); graceSet: one is set for the idle check.
@@ -149,7 +151,12 @@ func (c *conn) start() bool {
 	}
 	c.mu.Lock()
 	c.settings = true
+	due := c.goAwayDue
 	c.mu.Unlock()
+	if due {
+		// Told to go away before it could say SETTINGS: now it may.
+		c.goAway()
+	}
 	if c.s.IdleTimeout > 0 {
 		c.idle = time.AfterFunc(c.s.IdleTimeout, c.onIdle)
 	}
@@ -420,6 +427,9 @@ func (c *conn) end() {
 	c.cond.Broadcast()
 	if c.idle != nil {
 		c.idle.Stop()
+	}
+	if c.catchUpTimer != nil {
+		c.catchUpTimer.Stop()
 	}
 	c.mu.Unlock()
 	c.cancel()
@@ -800,14 +810,21 @@ func (c *conn) goAway() {
 		c.mu.Unlock()
 		return
 	}
+	if !c.settings {
+		// No frame goes before the server's SETTINGS: start calls
+		// goAway again once they are out.
+		c.goAwayDue = true
+		c.mu.Unlock()
+		return
+	}
 	if !c.caughtUp.Load() {
 		// Held for the reader, but not for longer than caughtUpBound: a
 		// reader inside a frame the client never finishes does not
 		// catch up.
 		if wait := caughtUpBound - time.Since(c.born); wait > 0 {
-			if !c.goAwayDue {
-				c.goAwayDue = true
-				time.AfterFunc(wait, c.catchUp)
+			c.goAwayDue = true
+			if c.catchUpTimer == nil {
+				c.catchUpTimer = time.AfterFunc(wait, c.catchUp)
 			}
 			c.mu.Unlock()
 			return
@@ -871,11 +888,11 @@ func (c *conn) lookForMore() {
 }
 
 // drained reports whether nc holds nothing of the client's that the
-// reader has not read: what nc says (Drained), or true when it cannot
-// say.
+// reader has not read: what nc says (Drained); false when it cannot say,
+// so that the reader looks a moment (lookForMore).
 func drained(nc net.Conn) bool {
 	d, ok := nc.(interface{ Drained() bool })
-	return !ok || d.Drained()
+	return ok && d.Drained()
 }
 
 // catchUp records that the reader has caught up with the connection's

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -166,16 +167,17 @@ func TestGoAwayWithinTheReadGraceGetsOut(t *testing.T) {
 
 // A GoAway that comes as a connection begins, before its reader has read
 // what the client sent with its preface, names the streams sent then,
-// and they are served: on a connection that says when it holds nothing
-// unread (Drained, from the socket), and on one that never says so (the
-// reader then looks a moment for more).
+// and they are served; the GOAWAY comes as soon as the reader has read
+// them, not at the hold's bound (a second): on a connection that says
+// when it holds nothing unread (Drained, from the socket), and on one
+// that never says so (the reader then looks a moment for more).
 func TestGoAwayAsTheConnectionBeginsServesWhatCameWithIt(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		drained func(net.Conn) bool
 	}{
-		{"the socket says", func(c net.Conn) bool { return peek.Pending(c) != peek.Data }},
+		{"the socket says", func(c net.Conn) bool { return peek.Pending(c) == peek.Quiet }},
 		{"never drained", func(net.Conn) bool { return false }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,16 +190,31 @@ func TestGoAwayAsTheConnectionBeginsServesWhatCameWithIt(t *testing.T) {
 				return &beginningConn{Conn: nc, sent: sent, goAway: srv.GoAway, drained: tc.drained}
 			})
 			h := getOnNewConn(t, ts.addr) // the preface, then a GET on stream 1
+			start := time.Now()
 			close(sent)
 			c := &rawClient{t: t, RawH2: h, grant: true}
-			status := ""
-			for _, f := range c.readToEnd() {
-				if hf, ok := f.(*http2.MetaHeadersFrame); ok && hf.StreamID == 1 {
-					status = hf.PseudoValue("status")
+			status, goAwayAfter := "", time.Duration(0)
+			for {
+				f, err := c.read()
+				if err != nil {
+					break
+				}
+				switch f := f.(type) {
+				case *http2.MetaHeadersFrame:
+					if f.StreamID == 1 {
+						status = f.PseudoValue("status")
+					}
+				case *http2.GoAwayFrame:
+					goAwayAfter = time.Since(start)
 				}
 			}
 			if status != "200" || len(c.goAways) != 1 || c.goAways[0].LastStreamID != 1 || c.goAways[0].ErrCode != http2.ErrCodeNo {
 				t.Errorf("stream 1's status %q, GOAWAY frames %+v; want 200 and one GOAWAY NO_ERROR naming stream 1", status, c.goAways)
+			}
+			// The hold's bound is a second: a GOAWAY that waited it out
+			// was not sent on the reader's catching up.
+			if goAwayAfter >= 700*time.Millisecond {
+				t.Errorf("the GOAWAY came %v after the request; want it once the request was read, well before the hold's bound", goAwayAfter)
 			}
 		})
 	}
@@ -205,23 +222,83 @@ func TestGoAwayAsTheConnectionBeginsServesWhatCameWithIt(t *testing.T) {
 
 // beginningConn is a server's connection whose client has sent its
 // preface and a request before the server reads it (sent): its first
-// read tells the server to go away, and its reads return at most a
-// frame header's worth, so that the reader finds its buffer empty
-// between frames with the client's bytes still in the socket.
+// read tells the server to go away, and each read returns the preface, a
+// frame's header or a frame's payload, no more, so that the reader finds
+// its buffer empty at each frame's end with the client's next frame
+// still in the socket.
 type beginningConn struct {
 	net.Conn
 	sent    chan struct{}
 	goAway  func()
 	drained func(net.Conn) bool
 	once    sync.Once
+	// next is how much the next read may return; left, how much of the
+	// current frame's payload is still to come.
+	next, left int
 }
 
 func (c *beginningConn) Read(p []byte) (int, error) {
 	c.once.Do(func() {
 		<-c.sent
 		c.goAway()
+		c.next = len(http2.ClientPreface)
 	})
-	return c.Conn.Read(p[:min(len(p), 9)])
+	if c.next == 0 {
+		if c.left > 0 {
+			c.next = c.left
+		} else {
+			c.next = 9 // a frame header
+		}
+	}
+	n, err := io.ReadFull(c.Conn, p[:min(len(p), c.next)])
+	c.next -= n
+	switch {
+	case c.left > 0:
+		c.left -= n
+	case n == 9 && c.next == 0:
+		// A frame's header (the preface, the first read, is 24 bytes).
+		c.left = int(p[0])<<16 | int(p[1])<<8 | int(p[2])
+	}
+	return n, err
 }
 
 func (c *beginningConn) Drained() bool { return c.drained(c.Conn) }
+
+// A GoAway that comes before the client's preface, which comes late (past
+// the second a GOAWAY is held for the reader), still lets the server say
+// its SETTINGS first: no frame goes before them (RFC 9113 §3.4).
+func TestGoAwayBeforeALatePrefaceFollowsTheSettings(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := &h2.Server{}
+		sc, cc := net.Pipe()
+		defer cc.Close()
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			srv.ServeConn(context.Background(), &goAwayAtFirstRead{Conn: sc, goAway: srv.GoAway}, http.NotFoundHandler())
+		}()
+		time.Sleep(3 * time.Second) // the client is slow to send its preface
+		c := testutil.NewRawH2(cc)
+		go c.Preface()
+		f, err := c.Framer.ReadFrame()
+		if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() || err != nil {
+			t.Errorf("the server's first frame: %v (%v); want its SETTINGS", f, err)
+		}
+		cc.Close()
+		<-served
+	})
+}
+
+// goAwayAtFirstRead tells the server to go away as it first reads the
+// connection, before anything of the client's has come.
+type goAwayAtFirstRead struct {
+	net.Conn
+	goAway func()
+	once   sync.Once
+}
+
+func (c *goAwayAtFirstRead) Read(p []byte) (int, error) {
+	c.once.Do(c.goAway)
+	return c.Conn.Read(p)
+}
