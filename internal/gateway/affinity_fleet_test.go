@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil"
@@ -34,6 +35,11 @@ func fleet(t *testing.T, proto string, n int) (*harness.Gatehouse, string) {
 	t.Helper()
 	cfg, app := harness.FaultApp(t, n)
 	app.Affinity = true
+	// An unhealthy instance moves its clients, as it should: probes
+	// lenient enough for a CI machine running the -race suite beside the
+	// plain one, where 1 s timeouts three times in a row were seen.
+	app.Health.Timeout = config.Duration(5 * time.Second)
+	app.Health.UnhealthyThreshold = 5
 	g := harness.Start(t, cfg)
 	waitReady(t, g, n)
 	// Only this gateway is sent requests: it alone holds upstream
