@@ -1,7 +1,6 @@
 package front
 
 import (
-	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -151,14 +150,7 @@ func (g *h2Guard) Drained() bool {
 		}
 		c = p.Conn
 	}
-	if tc, ok := c.(*tls.Conn); ok {
-		s, ok := tc.NetConn().(*tlsSocket)
-		if !ok || !s.drained() {
-			return false
-		}
-		c = s.Conn
-	}
-	return peek.Pending(c) == peek.Quiet
+	return (plainSocket(c) || drainedTLS(c)) && peek.Pending(socketOf(c)) == peek.Quiet
 }
 
 func (g *h2Guard) Read(p []byte) (int, error) {

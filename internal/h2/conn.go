@@ -188,11 +188,11 @@ func (c *conn) read(first bool) (ended bool) {
 		return true
 	}
 	for {
-		if !first && !c.caughtUp.Load() && !c.hasOne && c.br.Buffered() == 0 {
-			c.lookForMore()
-		}
 		if !first && !c.hasOne && c.br.Buffered() == 0 {
-			if err := c.awaitFrame(); errors.Is(err, errParked) {
+			found := !c.caughtUp.Load() && c.lookForMore()
+			if found {
+				// The look read the next frame's first bytes.
+			} else if err := c.awaitFrame(); errors.Is(err, errParked) {
 				parked = true
 				return false // another goroutine's from here on
 			} else if err != nil {
@@ -857,12 +857,12 @@ const catchUpLook = 50 * time.Millisecond
 
 // lookForMore catches up (catchUp) once the client's connection holds
 // nothing unread: at once when it says so (Drained), else when a short
-// look (catchUpLook) finds nothing, or past caughtUpBound. What the look
-// finds is left buffered for the reader.
-func (c *conn) lookForMore() {
+// look (catchUpLook) finds nothing, or past caughtUpBound. found: the
+// look found more, left buffered for the reader.
+func (c *conn) lookForMore() (found bool) {
 	if drained(c.nc) || time.Since(c.born) >= caughtUpBound {
 		c.catchUp()
-		return
+		return false
 	}
 	// Deadlines under mu, as linger sets its own: a lingering
 	// connection's is not cut short, nor cleared.
@@ -870,7 +870,7 @@ func (c *conn) lookForMore() {
 	if c.lingering {
 		c.mu.Unlock()
 		c.catchUp()
-		return
+		return false
 	}
 	c.nc.SetReadDeadline(time.Now().Add(catchUpLook))
 	c.mu.Unlock()
@@ -884,7 +884,9 @@ func (c *conn) lookForMore() {
 		// Nothing came (or the connection ended, which the wait for the
 		// next frame meets again).
 		c.catchUp()
+		return false
 	}
+	return true
 }
 
 // drained reports whether nc holds nothing of the client's that the

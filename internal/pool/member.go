@@ -249,20 +249,16 @@ func (m *Member) Ejected() bool { return m.ejection.Load()&1 != 0 }
 func (m *Member) EjectionMark() uint64 { return m.ejection.Load() >> 1 }
 
 // ClearEjection brings an ejected member back, whatever its ejections.
-func (m *Member) ClearEjection() { m.clearEjection(func(uint64) bool { return true }) }
+func (m *Member) ClearEjection() { m.ClearEjectionSince(m.EjectionMark()) }
 
 // ClearEjectionSince brings an ejected member back after a passing probe
 // sent when EjectionMark was mark: not if the member was ejected again
 // after the probe was sent, as a probe that passed just before the
 // process died would otherwise put a dead member back in rotation.
 func (m *Member) ClearEjectionSince(mark uint64) {
-	m.clearEjection(func(old uint64) bool { return old>>1 == mark })
-}
-
-func (m *Member) clearEjection(may func(old uint64) bool) {
 	for {
 		old := m.ejection.Load()
-		if old&1 == 0 || !may(old) {
+		if old&1 == 0 || old>>1 != mark {
 			return
 		}
 		if m.ejection.CompareAndSwap(old, old&^1) {

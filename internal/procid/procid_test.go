@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -46,12 +48,7 @@ func TestExitingSeesAnUnreapedDeath(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	var st Stat
-	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
-		if st, _ = ReadStat(pid); st.Exiting() {
-			break
-		}
-	}
-	if !st.Exiting() {
+	if !testutil.Eventually(10*time.Second, func() bool { st, _ = ReadStat(pid); return st.Exiting() }) {
 		t.Errorf("killed, not reaped: %+v; want exiting", st)
 	}
 	cmd.Wait()
