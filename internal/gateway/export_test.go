@@ -15,3 +15,11 @@ func SetProcessLives(g *Gateway, lives func(pid int) bool) { g.late.lives = live
 
 // ExitNoteWait is how long an access entry waits for its instance's exit.
 const ExitNoteWait = exitNoteWait
+
+// SetExitWait sets how long a request waits to learn of an instance's
+// exit (exitWait): long, for a test whose exits come late on purpose.
+func SetExitWait(g *Gateway, d time.Duration) {
+	for _, a := range g.apps {
+		a.exitWait = d
+	}
+}

@@ -270,10 +270,12 @@ func isEventStream(h http.Header) bool {
 // one it may have killed. When every instance died at once (killed from
 // outside, or with other requests), the retry finds none ready and is
 // held like any request (within hold_timeout and what is left of
-// request_timeout) until a replacement is ready. Nothing waits on the
-// supervisor to decide: what is known when the attempt fails decides
-// (excused), and only a retry that finds no instance ready while nothing
-// yet explains the death is held on its exit (holdJudged). A POST the
+// request_timeout) until a replacement is ready. What is known when the
+// attempt fails decides (excused); the supervisor is waited on, for at
+// most exitWait, only by a retry that finds no instance ready while
+// nothing yet explains the death (holdJudged), and by a second reset
+// that would fail the request as a query of death on deaths not yet
+// recorded (poisonedOnceKnown). A POST the
 // app already had is never retried: the app may have acted on it. All of
 // it within max_attempts.
 func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, error) {
@@ -375,7 +377,7 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		// the slot to a held request if the member is still routable.
 		m.Release()
 		retry := c.Retry().Allows(req.Method, req.Header.Get("Idempotency-Key") != "") && replay.rewind(req) &&
-			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline) && !poisoned(st, c, m)
+			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline) && !a.poisonedOnceKnown(req.Context(), st, c, m)
 		if !retry {
 			return nil, a.attemptError(st, c, m, st.sentPID, err)
 		}
@@ -516,19 +518,18 @@ func newResponseBody(ctx context.Context, resp *http.Response, pc *upstream.Conn
 //   - after resets on three instances it is poisoned in any case: resets
 //     that keep following one request to fresh instances are its own.
 //
-// What is known is what there is when m's reset is seen: it is not
-// waited for. By then the earlier instance died a whole attempt ago, so
-// its exit is usually recorded and its burst of cut-offs counted; a
-// death nothing explains yet counts as the request's own, for sending a
-// query of death to a third instance is the greater harm.
+// unknown lists the instances whose death nothing explains yet because
+// their exits are not recorded (excused's known is false): a verdict of
+// poisoned that rests on them may change once they are
+// (poisonedOnceKnown).
 //
 // So a GET that every instance died under at once is held and served by
 // a replacement, and a GET that crashes instances reaches two at most
 // (three under load that hides it).
 // st.retried[i] is the cause of the failed attempt on st.tried[i].
-func poisoned(st *reqState, c cause.Cause, m *pool.Member) bool {
+func poisoned(st *reqState, c cause.Cause, m *pool.Member) (_ bool, unknown []*pool.Member) {
 	if c != cause.UpstreamReset {
-		return false
+		return false, nil
 	}
 	prev := -1
 	for i, r := range st.retried {
@@ -536,19 +537,65 @@ func poisoned(st *reqState, c cause.Cause, m *pool.Member) bool {
 			continue
 		}
 		if prev >= 0 {
-			return true // m is the third instance
+			return true, nil // m is the third instance
 		}
 		prev = i
 	}
 	if prev < 0 {
-		return false
+		return false, nil
 	}
 	last := len(st.tried) - 1
-	if ok, _ := excused(st.tried[prev], st.sentAt[prev]); ok {
-		return false
+	for _, at := range []int{prev, last} {
+		ok, known := excused(st.tried[at], st.sentAt[at])
+		if ok {
+			return false, nil
+		}
+		if !known {
+			unknown = append(unknown, st.tried[at])
+		}
 	}
-	ok, _ := excused(m, st.sentAt[last])
-	return !ok
+	return true, unknown
+}
+
+// poisonedOnceKnown is poisoned, judged on the exits of the instances
+// it rests on: when resets on two instances make a request poisoned
+// while the death of either is not yet recorded, it waits (at most
+// exitWait, and never past the client's leaving) for those exits, and
+// judges again. Every instance killed at once cuts its requests off a
+// moment before the supervisor reaps it, and a GET that reached two of
+// them in that moment would otherwise be failed as a query of death,
+// where the exits excuse it and it is held for a replacement. Only the
+// second reset of a request ever waits, and a query of death's 502
+// comes at most exitWait later.
+func (a *appProxy) poisonedOnceKnown(ctx context.Context, st *reqState, c cause.Cause, m *pool.Member) bool {
+	p, unknown := poisoned(st, c, m)
+	if !p || len(unknown) == 0 {
+		return p
+	}
+	awaitExits(ctx, unknown, a.exitWait)
+	p, _ = poisoned(st, c, m)
+	return p
+}
+
+// awaitExits returns once the exits of every member in ms are recorded,
+// wait has passed, or ctx is done, whichever comes first.
+func awaitExits(ctx context.Context, ms []*pool.Member, wait time.Duration) {
+	recorded := make(chan struct{}, len(ms))
+	for _, m := range ms {
+		stop := m.OnExit(m.PID(), func(*pool.Exit) { recorded <- struct{}{} })
+		defer stop()
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for range ms {
+		select {
+		case <-recorded:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // excused reports whether m's process, which cut off an attempt sent at
@@ -598,8 +645,8 @@ var killedFromOutside = map[string]bool{"SIGKILL": true, "SIGTERM": true, "SIGIN
 // exitWait, the hold ends at once with own set, and the request is not
 // sent again: a query of death is not held for the restart of the
 // instance it killed. If the exit excuses the request, the hold goes on
-// for a replacement. This is the one place a request waits to hear from
-// the supervisor, and only where it would wait anyway: for an instance.
+// for a replacement. A request waits to hear from the supervisor here,
+// where it would wait anyway (for an instance), and in poisonedOnceKnown.
 func (a *appProxy) holdJudged(reqCtx context.Context, st *reqState, hold time.Duration, m *pool.Member, sentAt time.Time) (_ *pool.Member, held time.Duration, own bool, err error) {
 	ctx, cancel := context.WithCancelCause(reqCtx)
 	defer cancel(nil)
@@ -610,7 +657,7 @@ func (a *appProxy) holdJudged(reqCtx context.Context, st *reqState, hold time.Du
 			cancel(errOwnDeath)
 		}
 	}
-	stop := time.AfterFunc(exitWait, func() { judge(verdictOwn) }).Stop
+	stop := time.AfterFunc(a.exitWait, func() { judge(verdictOwn) }).Stop
 	defer stop()
 	unwatch := m.OnExit(m.PID(), func(e *pool.Exit) {
 		if excusedBy(m, e, sentAt) {

@@ -85,6 +85,9 @@ type appProxy struct {
 	streamsEnd context.Context
 	// tracer is the gateway's; nil when tracing is off.
 	tracer Tracer
+	// exitWait is how long a request waits to learn of an instance's
+	// exit (exitWait, but for tests).
+	exitWait time.Duration
 }
 
 // New builds a gateway for cfg's apps over the supervisor's pools.
@@ -105,7 +108,7 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 	for _, name := range cfg.Order {
 		ac := cfg.Apps[name]
 		a := &appProxy{name: name, pool: pools[name], secret: g.secret, streamsEnd: g.streamsEnd, buffers: g.buffers, disk: g.disk,
-			tracer: g.tracer}
+			tracer: g.tracer, exitWait: exitWait}
 		if ac.Affinity {
 			g.secret.get() // now, so that a key that cannot be kept is told at start
 		}

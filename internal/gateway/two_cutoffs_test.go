@@ -1,0 +1,156 @@
+package gateway_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// A GET cut off by two instances in turn, neither exit recorded yet (both
+// processes killed at once, a moment before the supervisor reaps them),
+// is judged on the exits when they come: killed from outside, it is held
+// and served by a replacement; dead of the request, or no exit at all
+// within the wait, it is a query of death and gets its 502 with no third
+// attempt.
+func TestTwoCutOffsJudgedOnTheirExits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// exit is each instance's exit, recorded once both cut the
+		// request off; nil: none comes.
+		exit func(pid int) *pool.Exit
+		// wait is how long the gateway waits for an exit.
+		wait         time.Duration
+		wantStatus   int
+		wantCause    string
+		wantDetail   string
+		wantAttempts int
+	}{
+		{name: "killed from outside", exit: func(pid int) *pool.Exit {
+			return &pool.Exit{PID: pid, Detail: "killed by SIGKILL", Signal: "SIGKILL"}
+		}, wait: 10 * time.Second, wantStatus: 200, wantAttempts: 3},
+		{name: "died of the request", exit: func(pid int) *pool.Exit {
+			return &pool.Exit{PID: pid, Detail: "exited with code 3"}
+		}, wait: 10 * time.Second, wantStatus: 502, wantCause: "upstream_reset", wantDetail: "exited with code 3", wantAttempts: 2},
+		{name: "no exit", wait: 300 * time.Millisecond,
+			wantStatus: 502, wantCause: "upstream_reset", wantDetail: "closed before response headers", wantAttempts: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Each app reads the GET and drops the connection.
+			cut := make(chan struct{}, 2)
+			cutter := func(c net.Conn, br *bufio.Reader) {
+				if _, err := http.ReadRequest(br); err == nil {
+					cut <- struct{}{}
+				}
+			}
+			ok := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+				if _, err := http.ReadRequest(br); err == nil {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nreplacement")
+				}
+			})
+			cfg := config.Default()
+			app := config.NewApp("web")
+			app.Routes = config.PlainRoutes("/")
+			app.HoldTimeout = config.Duration(10 * time.Second)
+			app.RequestTimeout = config.Duration(20 * time.Second)
+			cfg.Apps = map[string]*config.App{"web": app}
+			cfg.Order = []string{"web"}
+			p := pool.New("web", 100)
+			var cutters []*pool.Member
+			for i, id := range []string{"web-1", "web-2"} {
+				m := pool.NewMember(id, rawBackend(t, cutter))
+				p.Add(m)
+				m.SetState(pool.Ready)
+				m.SetPID(4242 + i)
+				t.Cleanup(func() { p.Remove(m) })
+				cutters = append(cutters, m)
+			}
+			entries := make(chan telemetry.AccessEntry, 4)
+			gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: func(e *telemetry.AccessEntry) { entries <- *e }})
+			t.Cleanup(gw.Close)
+			gateway.SetProcessLives(gw, func(int) bool { return true })
+			gateway.SetExitWait(gw, tc.wait)
+			addr := serve(t, "h1", gw)
+
+			type answer struct {
+				status      int
+				cause, body string
+				took        time.Duration
+				err         error
+			}
+			got := make(chan answer, 1)
+			start := time.Now()
+			go func() {
+				resp, err := protoClient(t, "h1").Get("http://" + addr + "/report")
+				if err != nil {
+					got <- answer{err: err}
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got <- answer{resp.StatusCode, resp.Header.Get("Gatehouse-Cause"), string(body), time.Since(start), nil}
+			}()
+			for range 2 {
+				select {
+				case <-cut:
+				case a := <-got:
+					t.Fatalf("answered %d %q (%v) before both instances cut the request off", a.status, a.cause, a.err)
+				case <-time.After(10 * time.Second):
+					t.Fatal("the request did not reach both instances within 10s")
+				}
+			}
+			if tc.exit != nil {
+				// Long enough for a verdict that does not wait for the
+				// exits to show.
+				time.Sleep(200 * time.Millisecond)
+				select {
+				case a := <-got:
+					t.Fatalf("answered %d %q before the exits were recorded; want the verdict to wait for them", a.status, a.cause)
+				default:
+				}
+				for _, m := range cutters {
+					m.SetState(pool.Crashed)
+					e := tc.exit(m.PID())
+					e.At = time.Now() // after the request was sent
+					m.SetExit(e)
+					p.Remove(m)
+				}
+				if tc.wantStatus == 200 {
+					r := pool.NewMember("web-3", ok)
+					p.Add(r)
+					r.SetState(pool.Ready)
+					r.SetPID(4343)
+					t.Cleanup(func() { p.Remove(r) })
+				}
+			}
+			var a answer
+			select {
+			case a = <-got:
+			case <-time.After(15 * time.Second):
+				t.Fatal("no answer within 15s")
+			}
+			if a.err != nil || a.status != tc.wantStatus || a.cause != tc.wantCause || !strings.Contains(a.body, tc.wantDetail) {
+				t.Errorf("answer %d %q %q (%v); want %d %q with %q", a.status, a.cause, a.body, a.err, tc.wantStatus, tc.wantCause, tc.wantDetail)
+			}
+			if tc.exit == nil && a.took < tc.wait {
+				t.Errorf("the 502 came after %v; want it once the wait for the exits (%v) is over", a.took, tc.wait)
+			}
+			select {
+			case e := <-entries:
+				if e.Attempts != tc.wantAttempts {
+					t.Errorf("access entry: %d attempts; want %d", e.Attempts, tc.wantAttempts)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("no access entry within 15s")
+			}
+		})
+	}
+}
