@@ -70,7 +70,6 @@ const (
 
 var (
 	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readSize) }}
-	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeSize) }}
 )
 
 // parkAfter is how long a connection idle after an answer keeps its
@@ -138,7 +137,10 @@ type conn struct {
 // requests.
 type reqState struct {
 	br *bufio.Reader // from readers
-	bw *bufio.Writer // from writers
+	bw answerBuf
+	// giveWriter gives bw's memory back (peek.SendWaitThen's then): made
+	// once, as a closure per answer would allocate.
+	giveWriter func([]byte)
 
 	// ctx is the requests' context: cancelled when the client goes away,
 	// when the connection ends, and when it drops its request state.
@@ -205,6 +207,7 @@ func (fc *conn) activate() {
 		return
 	}
 	fc.reqState = &reqState{}
+	fc.giveWriter = func([]byte) { fc.bw.give() }
 	fc.ctx, fc.cancel = context.WithCancel(context.Background())
 	// A PROXY protocol wrapper read its header at the connection's start
 	// (setRemote): from then on RemoteAddr is a field's value.
@@ -313,7 +316,7 @@ func (s sink) send(p []byte) (int, error) {
 	if fc.sendWait {
 		fc.sendWait = false
 		if tc, ok := fc.c.(*tls.Conn); ok {
-			n, waited, err := tc.NetConn().(*tlsSocket).sendWait(tc, fc.peek, p)
+			n, waited, err := tc.NetConn().(*tlsSocket).sendWait(tc, fc.peek, p, fc.giveWriter)
 			if !waited {
 				fc.waitedTo = 0
 			} else {
@@ -321,7 +324,7 @@ func (s sink) send(p []byte) (int, error) {
 			}
 			return n, err
 		}
-		n, err := fc.peek.SendWait(p)
+		n, err := fc.peek.SendWaitThen(p, fc.giveWriter)
 		if n == len(p) {
 			fc.waits.Add(1)
 			return n, nil
@@ -752,21 +755,17 @@ func (fc *conn) takeBuffers() {
 // takeWriter gives the connection its write buffer for an answer's
 // head, when it does not hold it; the request state is there already.
 func (fc *conn) takeWriter() {
-	if fc.bw == nil {
-		fc.bw = writers.Get().(*bufio.Writer)
-		fc.bw.Reset(sink{fc})
-	}
+	fc.bw.take(sink{fc})
 }
 
-// putWriter gives the write buffer back once an answer is out: under
-// load most connections are waiting for their client's next request,
-// and their writers would be a third of the buffers held. What it holds
-// is dropped.
+// putWriter gives the write buffer back once an answer is out, if the
+// answer's last send has not (see answerBuf): under load most
+// connections are waiting for their client's next request, and their
+// writers would be a third of the buffers held. What it holds is
+// dropped.
 func (fc *conn) putWriter() {
-	if fc.reqState != nil && fc.bw != nil {
-		fc.bw.Reset(nil)
-		writers.Put(fc.bw)
-		fc.bw = nil
+	if fc.reqState != nil {
+		fc.bw.give()
 	}
 }
 
@@ -1280,7 +1279,7 @@ func (fc *conn) sendContinue() error {
 		return nil
 	}
 	fc.takeWriter()
-	bw := fc.bw
+	bw := &fc.bw
 	bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 	if err := bw.Flush(); err != nil {
 		fc.w.fail()

@@ -225,8 +225,9 @@ var gatheredBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); retu
 // what tc.Write returned. Until release, which gives the buffer back once
 // they have gone, other writes wait: a TLS 1.3 KeyUpdate's reply, which
 // another goroutine's read may write as soon as tc.Write returns, must
-// follow them on the wire; so does another gather.
-func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, release func(), n int, err error) {
+// follow them on the wire; so does another gather. release is called
+// once, its argument unused (it is a peek.SendWaitThen's then).
+func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, release func([]byte), n int, err error) {
 	bp := gatheredBufs.Get().(*[]byte)
 	s.wmu.Lock()
 	if s.sent == nil {
@@ -252,7 +253,7 @@ func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, release func(), 
 	s.gathering, s.gathered, s.sending = false, nil, true
 	out = *bp
 	s.wmu.Unlock()
-	release = func() {
+	release = func([]byte) {
 		s.wmu.Lock()
 		s.sending = false
 		s.sent.Broadcast()
@@ -292,7 +293,7 @@ const gatherPiece = 32 << 10
 
 func (s *tlsSocket) writePiece(tc *tls.Conn, p []byte) (int, error) {
 	out, release, n, err := s.gather(tc, p)
-	defer release()
+	defer release(nil)
 	if err != nil || len(out) == 0 {
 		return n, err
 	}
@@ -308,21 +309,28 @@ func (s *tlsSocket) writePiece(tc *tls.Conn, p []byte) (int, error) {
 // much of p was written and whether the wait was made; a send the socket
 // did not take whole is finished with writeOwn, unwaited. The wait
 // needs the connection's reader to be the caller: nothing else may read
-// meanwhile.
-func (s *tlsSocket) sendWait(tc *tls.Conn, pk *peek.Peeker, p []byte) (int, bool, error) {
+// meanwhile. Neither p nor the records are held through the wait: p is
+// given to then once TLS has made its records of all of it, and the
+// records' buffer goes back once they are sent.
+func (s *tlsSocket) sendWait(tc *tls.Conn, pk *peek.Peeker, p []byte, then func([]byte)) (int, bool, error) {
 	out, release, n, err := s.gather(tc, p)
-	defer release()
 	if err != nil || len(out) == 0 {
+		release(nil)
 		return n, false, err
 	}
-	sent, err := pk.SendWait(out)
+	if n == len(p) && then != nil {
+		then(p)
+	}
+	sent, err := pk.SendWaitThen(out, release) // which releases, once all is sent
 	if sent == len(out) {
 		return n, true, nil
 	}
 	if err != nil {
 		sent = 0 // the usual write reports the socket's error in Go's form
 	}
-	if _, err := s.writeOwn(out[sent:]); err != nil {
+	_, err = s.writeOwn(out[sent:])
+	release(nil)
+	if err != nil {
 		return 0, false, err
 	}
 	return n, false, nil

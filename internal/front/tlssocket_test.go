@@ -348,12 +348,34 @@ func TestTLSSocketSendWait(t *testing.T) {
 					client <- errors.New("the answer came altered")
 					return
 				}
+				if tc.waited {
+					// The records have gone, and the wait for what
+					// comes next holds neither their buffer nor the
+					// socket's other writes (a KeyUpdate's reply).
+					sending := true
+					for end := time.Now().Add(10 * time.Second); sending && time.Now().Before(end); {
+						sock.wmu.Lock()
+						sending = sock.sending
+						sock.wmu.Unlock()
+						runtime.Gosched()
+					}
+					if sending {
+						client <- errors.New("the records' buffer was held through the wait for the next request")
+						return
+					}
+				}
 				_, err := cc.Write([]byte("next"))
 				client <- err
 			}()
-			n, waited, err := sock.sendWait(sc, peek.New(sock.Conn), answer)
+			given := 0
+			// Bounds the wait when the client never sends (it failed).
+			sc.SetReadDeadline(time.Now().Add(30 * time.Second))
+			n, waited, err := sock.sendWait(sc, peek.New(sock.Conn), answer, func([]byte) { given++ })
 			if err != nil || n != len(answer) || waited != tc.waited {
 				t.Errorf("sendWait: %d, waited %v, %v; want %d, waited %v", n, waited, err, len(answer), tc.waited)
+			}
+			if given != 1 {
+				t.Errorf("the answer was given back %d times; want once, as its records were made", given)
 			}
 			if err := <-client; err != nil {
 				t.Fatalf("client: %v", err)
@@ -404,7 +426,7 @@ func TestTLSSocketGatheringBesideAnotherWriter(t *testing.T) {
 	pk := peek.New(sock.Conn)
 	sc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for range 50 {
-		if _, _, err := sock.sendWait(sc, pk, []byte("answer")); err != nil {
+		if _, _, err := sock.sendWait(sc, pk, []byte("answer"), nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := sc.Read(make([]byte, 1)); err != nil {
@@ -506,7 +528,7 @@ func TestTLSSocketGatheredRecordsGoFirst(t *testing.T) {
 	if _, err := sock.writeOwn(out); err != nil {
 		t.Fatal(err)
 	}
-	release()
+	release(nil)
 	if err := <-other; err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestAConnectionBetweenRequestsHoldsNoWriter(t *testing.T) {
 				// parked or about to be, and is looked at again.
 				if rs := fc.reqState; st == connIdle && rs != nil {
 					seen = true
-					if rs.bw != nil {
+					if rs.bw.held() {
 						t.Error("a connection waiting for its next request holds a write buffer")
 					}
 				}
@@ -108,5 +108,71 @@ func TestALargeHeadIsNotKeptPastItsRequest(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || body != "0" {
 			t.Errorf("request %d: %d, pending bytes hold %s bytes; want 200 and 0", i, resp.StatusCode, body)
 		}
+	}
+}
+
+// An answer's last send, which waits for the client's next request
+// (primeSendWait), gives the write buffer back as soon as its bytes are
+// sent (or, over TLS, made into records), not when the wait ends: under
+// load most connections are in that wait.
+//
+// Looked at beside the connection's goroutine, as above: not under the
+// race detector.
+func TestAnAnswerWaitingForTheNextRequestHoldsNoWriter(t *testing.T) {
+	if raceEnabled {
+		t.Skip("looks at the connection beside its goroutine")
+	}
+	t.Parallel()
+	for _, overTLS := range []bool{false, true} {
+		name := "plain"
+		if overTLS {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var opts Options
+			var cli *tls.Config
+			if overTLS {
+				opts.TLS, cli = testTLS(t, "http/1.1")
+			}
+			s, addr := parkServe(t, echoStub{}, opts)
+			lc := limDialOver(t, addr, cli)
+			// window: well within the wait (parkAfter) that follows the
+			// answer's send, so that a look in it sees the wait, not
+			// the connection after it.
+			const window = parkAfter / 2
+			released, looked := 0, 0
+			for range 20 {
+				lc.served("/one")
+				answered := time.Now()
+				fc := onlyConn(t, s)
+				held := true
+				for time.Since(answered) < window {
+					if rs := fc.reqState; rs != nil && fc.state.Load() == connActive && !rs.bw.held() {
+						held = false
+						break
+					}
+					runtime.Gosched()
+				}
+				if time.Since(answered) < window {
+					looked++
+					if !held {
+						released++
+					}
+				} else if held {
+					looked++ // held through the whole window
+				}
+			}
+			lc.served("/two")
+			if fc := onlyConn(t, s); fc.waits.Load() == 0 {
+				t.Fatal("no answer's last send waited for the next request: the test saw no wait")
+			}
+			if looked == 0 {
+				t.Skip("the machine was too busy to look within the wait")
+			}
+			if released == 0 {
+				t.Errorf("in %d answers' waits for the next request, the write buffer was held each time; want it given back once sent", looked)
+			}
+		})
 	}
 }

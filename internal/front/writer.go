@@ -95,7 +95,7 @@ func (w *Writer) WriteHeader(code int) {
 		fc.closeAfter = true
 	}
 	w.statusLine(code)
-	bw := fc.bw
+	bw := &fc.bw
 	if w.requestID != "" {
 		bw.WriteString("X-Request-Id: ")
 		bw.WriteString(http1.Clean(w.requestID))
@@ -141,7 +141,7 @@ func (w *Writer) WriteHeader(code int) {
 func (w *Writer) switchHead() {
 	w.wrote, w.switched = true, true
 	w.statusLine(http.StatusSwitchingProtocols)
-	bw := w.fc.bw
+	bw := &w.fc.bw
 	for k, vs := range w.h {
 		switch {
 		case !http1.ValidToken(k), k == "Connection", k == "Transfer-Encoding", k == "Content-Length":
@@ -159,7 +159,7 @@ func (w *Writer) switchHead() {
 
 func (w *Writer) statusLine(code int) {
 	w.fc.takeWriter()
-	bw := w.fc.bw
+	bw := &w.fc.bw
 	bw.WriteString("HTTP/1.1 ")
 	bw.Write(strconv.AppendInt(w.fc.scratch[:0], int64(code), 10))
 	bw.WriteByte(' ')
@@ -181,7 +181,7 @@ func (w *Writer) WriteInterim(code int, h http.Header) {
 			continue
 		}
 		for _, v := range vs {
-			http1.WriteField(w.fc.bw, k, v)
+			http1.WriteField(&w.fc.bw, k, v)
 		}
 	}
 	w.fc.bw.WriteString("\r\n")
@@ -207,7 +207,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 		w.remaining -= int64(len(p))
 	}
-	bw := w.fc.bw
+	bw := &w.fc.bw
 	if w.chunked {
 		bw.Write(strconv.AppendUint(w.fc.scratch[:0], uint64(len(p)), 16))
 		bw.WriteString("\r\n")
@@ -228,7 +228,7 @@ func (w *Writer) Flush() {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.fc.bw == nil {
+	if !w.fc.bw.held() {
 		return // a 101's connection, taken over: the tunnel's now
 	}
 	if w.fc.bw.Flush() != nil {
@@ -247,7 +247,7 @@ func (w *Writer) fail() {
 func (w *Writer) Abort() {
 	w.failed = true
 	w.fc.closeAfter = true
-	if w.fc.bw != nil {
+	if w.fc.bw.held() {
 		w.fc.bw.Flush()
 	}
 }
@@ -261,7 +261,7 @@ func (w *Writer) end() {
 		fc.closeAfter = true
 		return
 	}
-	bw := fc.bw
+	bw := &fc.bw
 	if w.chunked {
 		bw.WriteString("0\r\n")
 		var trailer http.Header

@@ -1,7 +1,7 @@
 package http1
 
 import (
-	"bufio"
+	"io"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -183,7 +183,7 @@ func HasToken(v, token string) bool {
 }
 
 // WriteField writes one header line, its value kept on one line.
-func WriteField(bw *bufio.Writer, k, v string) {
+func WriteField(bw io.StringWriter, k, v string) {
 	bw.WriteString(k)
 	bw.WriteString(": ")
 	bw.WriteString(Clean(v))
