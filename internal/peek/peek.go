@@ -8,10 +8,13 @@
 // Go's Read, called after the write, first tries the socket, finds
 // nothing (EAGAIN) and only then waits for the poller. On a machine whose
 // syscalls trap to a hypervisor that try costs as much as the read itself.
+// Wait is for a wait that may be long (a slow app's answer): it holds no
+// buffer to read into while it waits.
 package peek
 
 import (
 	"net"
+	"os"
 	"syscall"
 	"unsafe"
 
@@ -38,11 +41,15 @@ const (
 // SendWait's send does not take Go's write lock, so nothing else may
 // write to the socket meanwhile.
 type Peeker struct {
+	c     net.Conn
 	raw   syscall.RawConn
 	fn    func(fd uintptr) bool
 	n     uintptr
 	errno syscall.Errno
 	buf   [1]byte
+
+	// waitFn is Wait's poller callback.
+	waitFn func(fd uintptr) bool
 
 	// SendWait's state: what to send, whether it was sent, and what to
 	// give it to once it was (SendWaitThen).
@@ -55,7 +62,7 @@ type Peeker struct {
 // New returns a Peeker for c; its Look says Unknown when c is not a
 // socket.
 func New(c net.Conn) *Peeker {
-	p := &Peeker{}
+	p := &Peeker{c: c}
 	if sc, ok := c.(syscall.Conn); ok {
 		p.raw, _ = sc.SyscallConn()
 	}
@@ -67,7 +74,43 @@ func New(c net.Conn) *Peeker {
 		return true
 	}
 	p.sendFn = p.send
+	p.waitFn = func(fd uintptr) bool {
+		for {
+			p.fn(fd)
+			if p.errno != unix.EINTR {
+				return p.errno != unix.EAGAIN
+			}
+		}
+	}
 	return p
+}
+
+// Wait waits until the socket is readable (bytes or an end are there),
+// its read deadline passes, or it is closed, without reading it: a wait
+// that may be long holds no buffer to read into. It looks first, so bytes
+// there before it began are found (unlike SendWait's wait). nil means the
+// next read has what was found, bytes or an end of stream; an error is
+// the one a read would have returned, in the form Read gives it: the
+// deadline's, the close's, or the socket's own (a reset), which the look
+// took from the socket, so that the next read would not see it. On a
+// connection that is not a socket it returns nil at once: the read
+// waits.
+func (p *Peeker) Wait() error {
+	if p.raw == nil {
+		return nil
+	}
+	p.n, p.errno = 0, 0
+	if err := p.raw.Read(p.waitFn); err != nil {
+		if oe, ok := err.(*net.OpError); ok {
+			oe.Op = "read" // (the raw read's own name for it is "raw-read")
+		}
+		return err
+	}
+	if p.errno != 0 && p.errno != unix.EAGAIN {
+		return &net.OpError{Op: "read", Net: p.c.LocalAddr().Network(), Source: p.c.LocalAddr(), Addr: p.c.RemoteAddr(),
+			Err: os.NewSyscallError("read", p.errno)}
+	}
+	return nil
 }
 
 // SendWait sends b on the socket without blocking and, when all of it was

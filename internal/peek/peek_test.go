@@ -1,9 +1,12 @@
 package peek
 
 import (
+	"errors"
 	"net"
+	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
@@ -119,4 +122,64 @@ func loopbackPair(t *testing.T) (client, server net.Conn) {
 	}
 	t.Cleanup(func() { server.Close() })
 	return client, server
+}
+
+// Wait returns once the peer has sent or closed, whether that came
+// before the wait began or during it, reads nothing, and gives up at the
+// read deadline; a reset, which its look takes from the socket, it
+// returns as a read would have.
+func TestWait(t *testing.T) {
+	reset := func(c net.Conn) {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}
+	for _, tc := range []struct {
+		name         string
+		before, then func(c net.Conn) // the peer's act, before and during the wait
+		wantDeadline bool
+		wantReset    bool
+		wantByte     bool // the byte is still there to read after
+	}{
+		{name: "sent before", before: func(c net.Conn) { c.Write([]byte("x")) }, wantByte: true},
+		{name: "sent during", then: func(c net.Conn) { c.Write([]byte("x")) }, wantByte: true},
+		{name: "closed during", then: func(c net.Conn) { c.Close() }},
+		{name: "reset during", then: reset, wantReset: true},
+		{name: "nothing", wantDeadline: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := loopbackPair(t)
+			p := New(server)
+			if tc.before != nil {
+				tc.before(client)
+				waitFor(t, server, p, Data)
+			}
+			deadline := 10 * time.Second
+			if tc.wantDeadline {
+				deadline = 50 * time.Millisecond
+			}
+			server.SetReadDeadline(time.Now().Add(deadline))
+			done := make(chan error, 1)
+			go func() { done <- p.Wait() }()
+			if tc.then != nil {
+				tc.then(client)
+			}
+			err := <-done
+			switch {
+			case tc.wantDeadline, tc.wantReset:
+				var oe *net.OpError
+				if !errors.As(err, &oe) || oe.Op != "read" || errors.Is(err, os.ErrDeadlineExceeded) != tc.wantDeadline ||
+					errors.Is(err, syscall.ECONNRESET) != tc.wantReset {
+					t.Fatalf("Wait: %v; want a read's error, deadline %v, reset %v", err, tc.wantDeadline, tc.wantReset)
+				}
+			case err != nil:
+				t.Fatalf("Wait: %v; want nil", err)
+			}
+			if tc.wantByte {
+				b := make([]byte, 1)
+				if n, _ := server.Read(b); n != 1 || b[0] != 'x' {
+					t.Errorf("read %q after the wait; want the byte sent", b[:n])
+				}
+			}
+		})
+	}
 }

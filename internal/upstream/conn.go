@@ -163,7 +163,6 @@ func newConn(p *Pool, c, raw net.Conn) *Conn {
 	if pc.tls != nil {
 		pc.tls13 = pc.tls.ConnectionState().Version == tls.VersionTLS13
 	}
-	pc.takeBuffers()
 	pc.peek = peek.New(raw)
 	if pc.tls == nil {
 		pc.dst.peek = pc.peek
@@ -171,14 +170,25 @@ func newConn(p *Pool, c, raw net.Conn) *Conn {
 	return pc
 }
 
-// takeBuffers gives the connection its reader for an exchange. An idle
-// connection in the pool holds no buffer: with hundreds kept per member,
-// their memory would be most of what the pool costs. An exchange holds
-// its head's block (takeHead) only until the head is sent, and a writer
-// (takeWriter) only for a request with a body, until it is sent.
-func (pc *Conn) takeBuffers() {
-	pc.br = readers.Get().(*bufio.Reader)
-	pc.br.Reset(&pc.src)
+// begin readies the connection for an exchange whose writes must each
+// complete within timeout.
+func (pc *Conn) begin(timeout time.Duration) {
+	pc.src.idle, pc.dst.timeout, pc.dst.writes = 0, timeout, 0
+}
+
+// takeReader gives the connection its reader, when it holds none, once
+// the answer is there to read (awaitFirstByte). An idle connection in the
+// pool holds no buffer: with hundreds kept per member, their memory would
+// be most of what the pool costs; nor does one whose request is sent and
+// whose answer has not begun, under load most of the busy ones. An
+// exchange holds its head's block (takeHead) only until the head is sent,
+// and a writer (takeWriter) only for a request with a body, until it is
+// sent.
+func (pc *Conn) takeReader() {
+	if pc.br == nil {
+		pc.br = readers.Get().(*bufio.Reader)
+		pc.br.Reset(&pc.src)
+	}
 }
 
 // takeWriter gives the connection a writer, for a request's body.
@@ -216,14 +226,27 @@ func (pc *Conn) putWriter() {
 	}
 }
 
-// putBuffers gives the buffers back, once; what they hold is dropped.
-func (pc *Conn) putBuffers() {
-	pc.putWriter()
+// readBuffered is how many bytes the reader holds, if there is one.
+func (pc *Conn) readBuffered() int {
+	if pc.br == nil {
+		return 0
+	}
+	return pc.br.Buffered()
+}
+
+// putReader gives the reader back; what it holds is dropped.
+func (pc *Conn) putReader() {
 	if pc.br != nil {
 		pc.br.Reset(nil)
 		readers.Put(pc.br)
 		pc.br = nil
 	}
+}
+
+// putBuffers gives the buffers back, once; what they hold is dropped.
+func (pc *Conn) putBuffers() {
+	pc.putWriter()
+	pc.putReader()
 }
 
 // NetConn is the connection, for an upgraded exchange that now carries
@@ -285,7 +308,7 @@ func (pc *Conn) Close() {
 // with it). Records that crypto/tls has already pulled off the socket but
 // not decrypted are looked at too (tlsQuiet).
 func (pc *Conn) quiet() bool {
-	if pc.br != nil && pc.br.Buffered() > 0 {
+	if pc.readBuffered() > 0 {
 		return false
 	}
 	// Unknown (a look that failed) is not quiet: only a socket seen

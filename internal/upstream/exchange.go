@@ -106,7 +106,7 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, a *Attempt) (*h
 	}
 	a.Progress.GotConn, a.Progress.Reused, a.IdleTime = true, reused, idleFor
 	a.Progress.TLS13 = pc.tls13
-	pc.src.idle, pc.dst.timeout, pc.dst.writes = 0, a.Timeout, 0
+	pc.begin(a.Timeout)
 	resp, err := a.exchange(pc, req)
 	pc.dst.timeout = 0
 	if err != nil {
@@ -295,6 +295,7 @@ const earlyWait = 20 * time.Millisecond
 // earlyResponse reads a final response the app sent before the request was
 // all written, if there is one. The connection is not reused after it.
 func (a *Attempt) earlyResponse(pc *Conn, req *http.Request) *http.Response {
+	pc.takeReader()
 	pc.conn.SetReadDeadline(time.Now().Add(earlyWait))
 	for range maxInterim + 1 {
 		resp, err := a.readResponse(pc, req)
@@ -316,7 +317,10 @@ const clientCheck = 250 * time.Millisecond
 
 // awaitFirstByte waits for the response to start, until the deadline or
 // the client's going away; the head that follows is read under the
-// deadline.
+// deadline. The connection takes its reader once the answer has begun
+// (the send's wait, see send, holds none), and on a plain socket an app
+// slower than the first slice (a long poll, a slow report) is waited for
+// without one: a look at the socket, then the read.
 func (a *Attempt) awaitFirstByte(pc *Conn) error {
 	now := a.WroteAt
 	// waited: send waited, under the first slice's deadline; only the
@@ -327,7 +331,15 @@ func (a *Attempt) awaitFirstByte(pc *Conn) error {
 		if !first || !waited {
 			pc.conn.SetReadDeadline(a.slice(now)) // (send set the first)
 		}
-		_, err := pc.br.Peek(1)
+		var err error
+		if !first && pc.dst.peek != nil && pc.readBuffered() == 0 {
+			pc.putReader()
+			err = pc.peek.Wait()
+		}
+		if err == nil {
+			pc.takeReader()
+			_, err = pc.br.Peek(1)
+		}
 		if err != nil && first && waited && IsDeadline(err) {
 			// The wait may have missed what came (bytes there before it
 			// began, see peek.SendWait): a look, under no deadline,

@@ -72,7 +72,6 @@ func (p *Pool) get(ctx context.Context, now time.Time) (pc *Conn, reused bool, i
 		}
 		idleFor = now.Sub(pc.idleSince)
 		if idleFor < idle && pc.quiet() {
-			pc.takeBuffers()
 			return pc, true, idleFor, nil
 		}
 		pc.Close()
