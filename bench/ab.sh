@@ -15,6 +15,8 @@
 # Everything listens on 127.0.0.1; only the processes this script started
 # are stopped on exit.
 set -euo pipefail
+# Built as releases are (.goreleaser.yaml): without cgo.
+export CGO_ENABLED=${CGO_ENABLED:-0}
 
 REF=${1:?usage: bench/ab.sh REF}
 ROUNDS=${ROUNDS:-5}

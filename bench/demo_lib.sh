@@ -9,7 +9,7 @@ log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # build_demo: gatehouse, the demo app and loadgen, built into $work.
 build_demo() {
 	log "building gatehouse, demo and loadgen in $work"
-	(cd "$root" && go build -o "$work/gatehouse" ./cmd/gatehouse &&
+	(cd "$root" && CGO_ENABLED=0 go build -o "$work/gatehouse" ./cmd/gatehouse &&
 		go build -o "$work/demo" ./examples/demo &&
 		go build -o "$work/loadgen" ./bench/cmd/loadgen)
 }
