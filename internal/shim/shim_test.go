@@ -488,15 +488,15 @@ func passedOn(t *testing.T) []int {
 func TestAppIsolation(t *testing.T) {
 	r := start(t, spec(t, []string{"sleep", "30"}, "APP_VAR=1"))
 	// Polled: until the app has exec'd, /proc shows the shim's
-	// environment, or none at all.
-	testutil.Eventually(2*time.Second, func() bool {
+	// environment, or none at all; and for a moment after its exe is the
+	// app's, an empty one, until the kernel has laid out the new stack.
+	var environ []byte
+	testutil.Eventually(10*time.Second, func() bool {
 		exe, _ := os.Readlink("/proc/" + strconv.Itoa(r.PID) + "/exe")
-		return filepath.Base(exe) == "sleep"
+		var err error
+		environ, err = os.ReadFile("/proc/" + strconv.Itoa(r.PID) + "/environ")
+		return err == nil && filepath.Base(exe) == "sleep" && len(environ) > 0
 	})
-	environ, err := os.ReadFile("/proc/" + strconv.Itoa(r.PID) + "/environ")
-	if err != nil {
-		t.Fatal(err)
-	}
 	vars := strings.Split(strings.TrimRight(string(environ), "\x00"), "\x00")
 	if !slices.Contains(vars, "APP_VAR=1") || slices.ContainsFunc(vars, func(kv string) bool { return strings.HasPrefix(kv, shim.Env+"=") }) {
 		t.Errorf("app environment %q: want APP_VAR=1 and no %s", vars, shim.Env)
