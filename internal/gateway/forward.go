@@ -377,7 +377,13 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		// the slot to a held request if the member is still routable.
 		m.Release()
 		retry := c.Retry().Allows(req.Method, req.Header.Get("Idempotency-Key") != "") && replay.rewind(req) &&
-			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline) && !a.poisonedOnceKnown(req.Context(), st, c, m)
+			st.attempts < cfg.MaxAttempts && req.Context().Err() == nil && time.Now().Before(deadline)
+		waited := false // for the exits poisoned lacked
+		if retry {
+			var p bool
+			p, waited = a.poisonedOnceKnown(req.Context(), st, c, m, deadline)
+			retry = !p && (!waited || req.Context().Err() == nil && time.Now().Before(deadline))
+		}
 		if !retry {
 			return nil, a.attemptError(st, c, m, st.sentPID, err)
 		}
@@ -396,7 +402,10 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 			if ok, known := excused(m, sent); !ok {
 				failed, failedPID, failErr := m, st.sentPID, err
 				readyOnly = func() *cause.Error { return a.attemptError(st, c, failed, failedPID, failErr) }
-				if !known {
+				if !known && !waited {
+					// (After poisonedOnceKnown's wait, an exit still
+					// unknown has had its time: the reset is the
+					// request's own, and not waited for again.)
 					judging, judgingSent = m, sent
 				}
 			}
@@ -559,27 +568,35 @@ func poisoned(st *reqState, c cause.Cause, m *pool.Member) (_ bool, unknown []*p
 
 // poisonedOnceKnown is poisoned, judged on the exits of the instances
 // it rests on: when resets on two instances make a request poisoned
-// while the death of either is not yet recorded, it waits (at most
-// exitWait, and never past the client's leaving) for those exits, and
-// judges again. Every instance killed at once cuts its requests off a
-// moment before the supervisor reaps it, and a GET that reached two of
-// them in that moment would otherwise be failed as a query of death,
-// where the exits excuse it and it is held for a replacement. Only the
-// second reset of a request ever waits, and a query of death's 502
-// comes at most exitWait later.
-func (a *appProxy) poisonedOnceKnown(ctx context.Context, st *reqState, c cause.Cause, m *pool.Member) bool {
+// while an exit that could excuse it is not yet recorded, it waits for
+// those exits and judges again. Every instance killed at once cuts its
+// requests off a moment before the supervisor reaps it, and a request
+// that reached two of them in that moment would otherwise be failed as a
+// query of death, where the exits excuse it and it is held for a
+// replacement. The wait lasts at most exitWait, and never past the
+// request's deadline or its client's leaving (the client is watched
+// from now); waited says it was made, after which an exit still unknown
+// has had its time. Only the second reset of a request ever waits: a
+// query of death's 502 comes at most exitWait later, and so does that
+// of an app that closes the connection on the request on two instances
+// and lives on.
+func (a *appProxy) poisonedOnceKnown(ctx context.Context, st *reqState, c cause.Cause, m *pool.Member, deadline time.Time) (_, waited bool) {
 	p, unknown := poisoned(st, c, m)
 	if !p || len(unknown) == 0 {
-		return p
+		return p, false
 	}
-	awaitExits(ctx, unknown, a.exitWait)
+	st.watch()
+	awaitExits(ctx, unknown, min(a.exitWait, time.Until(deadline)))
 	p, _ = poisoned(st, c, m)
-	return p
+	return p, true
 }
 
 // awaitExits returns once the exits of every member in ms are recorded,
 // wait has passed, or ctx is done, whichever comes first.
 func awaitExits(ctx context.Context, ms []*pool.Member, wait time.Duration) {
+	if wait <= 0 {
+		return
+	}
 	recorded := make(chan struct{}, len(ms))
 	for _, m := range ms {
 		stop := m.OnExit(m.PID(), func(*pool.Exit) { recorded <- struct{}{} })

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"cmp"
 	"io"
 	"net"
 	"net/http"
@@ -20,35 +21,53 @@ import (
 // is judged on the exits when they come: killed from outside, it is held
 // and served by a replacement; dead of the request, or no exit at all
 // within the wait, it is a query of death and gets its 502 with no third
-// attempt.
+// attempt. The wait is one: an instance whose exit it did not see is not
+// waited for again. And it ends with the request's deadline.
 func TestTwoCutOffsJudgedOnTheirExits(t *testing.T) {
+	killed := func(pid int) *pool.Exit { return &pool.Exit{PID: pid, Detail: "killed by SIGKILL", Signal: "SIGKILL"} }
+	crashed := func(pid int) *pool.Exit { return &pool.Exit{PID: pid, Detail: "exited with code 3"} }
 	for _, tc := range []struct {
 		name string
-		// exit is each instance's exit, recorded once both cut the
-		// request off; nil: none comes.
-		exit func(pid int) *pool.Exit
+		// exits are the instances' exits in the order they cut the
+		// request off, recorded once both did; nil: none comes.
+		exits [2]func(pid int) *pool.Exit
 		// wait is how long the gateway waits for an exit.
-		wait         time.Duration
-		wantStatus   int
-		wantCause    string
-		wantDetail   string
-		wantAttempts int
+		wait           time.Duration
+		requestTimeout time.Duration // 20s when 0
+		wantStatus     int
+		wantCause      string
+		wantDetail     string
+		wantAttempts   int
+		// tookAtLeast, tookUnder bound when the answer comes, from the
+		// request's send.
+		tookAtLeast, tookUnder time.Duration
 	}{
-		{name: "killed from outside", exit: func(pid int) *pool.Exit {
-			return &pool.Exit{PID: pid, Detail: "killed by SIGKILL", Signal: "SIGKILL"}
-		}, wait: 10 * time.Second, wantStatus: 200, wantAttempts: 3},
-		{name: "died of the request", exit: func(pid int) *pool.Exit {
-			return &pool.Exit{PID: pid, Detail: "exited with code 3"}
-		}, wait: 10 * time.Second, wantStatus: 502, wantCause: "upstream_reset", wantDetail: "exited with code 3", wantAttempts: 2},
+		{name: "killed from outside", exits: [2]func(int) *pool.Exit{killed, killed}, wait: 10 * time.Second,
+			wantStatus: 200, wantAttempts: 3},
+		{name: "died of the request", exits: [2]func(int) *pool.Exit{crashed, crashed}, wait: 10 * time.Second,
+			wantStatus: 502, wantCause: "upstream_reset", wantDetail: "exited with code 3", wantAttempts: 2},
 		{name: "no exit", wait: 300 * time.Millisecond,
-			wantStatus: 502, wantCause: "upstream_reset", wantDetail: "closed before response headers", wantAttempts: 2},
+			wantStatus: 502, wantCause: "upstream_reset", wantDetail: "closed before response headers", wantAttempts: 2,
+			tookAtLeast: 300 * time.Millisecond},
+		// The first was killed; the second closed on the request and
+		// lives on: one wait, then the 502 at once, no instance being
+		// ready (the second is not waited for twice).
+		{name: "one killed, the other lives on", exits: [2]func(int) *pool.Exit{killed, nil}, wait: 2 * time.Second,
+			wantStatus: 502, wantCause: "upstream_reset", wantDetail: "closed before response headers", wantAttempts: 2,
+			tookAtLeast: 2 * time.Second, tookUnder: 4 * time.Second},
+		// The wait ends with the request: its deadline comes first.
+		{name: "deadline first", wait: 10 * time.Second, requestTimeout: time.Second,
+			wantStatus: 502, wantCause: "upstream_reset", wantDetail: "closed before response headers", wantAttempts: 2,
+			tookAtLeast: time.Second, tookUnder: 5 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Each app reads the GET and drops the connection.
-			cut := make(chan struct{}, 2)
-			cutter := func(c net.Conn, br *bufio.Reader) {
-				if _, err := http.ReadRequest(br); err == nil {
-					cut <- struct{}{}
+			cut := make(chan int, 2) // which instance, as each cuts it off
+			cutter := func(i int) func(c net.Conn, br *bufio.Reader) {
+				return func(c net.Conn, br *bufio.Reader) {
+					if _, err := http.ReadRequest(br); err == nil {
+						cut <- i
+					}
 				}
 			}
 			ok := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
@@ -60,13 +79,13 @@ func TestTwoCutOffsJudgedOnTheirExits(t *testing.T) {
 			app := config.NewApp("web")
 			app.Routes = config.PlainRoutes("/")
 			app.HoldTimeout = config.Duration(10 * time.Second)
-			app.RequestTimeout = config.Duration(20 * time.Second)
+			app.RequestTimeout = config.Duration(cmp.Or(tc.requestTimeout, 20*time.Second))
 			cfg.Apps = map[string]*config.App{"web": app}
 			cfg.Order = []string{"web"}
 			p := pool.New("web", 100)
 			var cutters []*pool.Member
 			for i, id := range []string{"web-1", "web-2"} {
-				m := pool.NewMember(id, rawBackend(t, cutter))
+				m := pool.NewMember(id, rawBackend(t, cutter(i)))
 				p.Add(m)
 				m.SetState(pool.Ready)
 				m.SetPID(4242 + i)
@@ -98,16 +117,18 @@ func TestTwoCutOffsJudgedOnTheirExits(t *testing.T) {
 				resp.Body.Close()
 				got <- answer{resp.StatusCode, resp.Header.Get("Gatehouse-Cause"), string(body), time.Since(start), nil}
 			}()
+			var order []*pool.Member // as they were tried
 			for range 2 {
 				select {
-				case <-cut:
+				case i := <-cut:
+					order = append(order, cutters[i])
 				case a := <-got:
 					t.Fatalf("answered %d %q (%v) before both instances cut the request off", a.status, a.cause, a.err)
 				case <-time.After(10 * time.Second):
 					t.Fatal("the request did not reach both instances within 10s")
 				}
 			}
-			if tc.exit != nil {
+			if tc.exits[0] != nil {
 				// Long enough for a verdict that does not wait for the
 				// exits to show.
 				time.Sleep(200 * time.Millisecond)
@@ -116,9 +137,13 @@ func TestTwoCutOffsJudgedOnTheirExits(t *testing.T) {
 					t.Fatalf("answered %d %q before the exits were recorded; want the verdict to wait for them", a.status, a.cause)
 				default:
 				}
-				for _, m := range cutters {
+				for i, m := range order {
+					exit := tc.exits[i]
+					if exit == nil {
+						continue
+					}
 					m.SetState(pool.Crashed)
-					e := tc.exit(m.PID())
+					e := exit(m.PID())
 					e.At = time.Now() // after the request was sent
 					m.SetExit(e)
 					p.Remove(m)
@@ -140,8 +165,8 @@ func TestTwoCutOffsJudgedOnTheirExits(t *testing.T) {
 			if a.err != nil || a.status != tc.wantStatus || a.cause != tc.wantCause || !strings.Contains(a.body, tc.wantDetail) {
 				t.Errorf("answer %d %q %q (%v); want %d %q with %q", a.status, a.cause, a.body, a.err, tc.wantStatus, tc.wantCause, tc.wantDetail)
 			}
-			if tc.exit == nil && a.took < tc.wait {
-				t.Errorf("the 502 came after %v; want it once the wait for the exits (%v) is over", a.took, tc.wait)
+			if a.took < tc.tookAtLeast || tc.tookUnder > 0 && a.took >= tc.tookUnder {
+				t.Errorf("the answer came after %v; want it after %v at least, and within %v", a.took, tc.tookAtLeast, tc.tookUnder)
 			}
 			select {
 			case e := <-entries:
