@@ -96,7 +96,7 @@ func (b *answerBuf) Write(p []byte) (int, error) {
 		if len(b.buf) == 0 {
 			n, b.err = b.out.Write(p)
 		} else {
-			n = len(p[:cap(b.buf)-len(b.buf)])
+			n = cap(b.buf) - len(b.buf)
 			b.buf = append(b.buf, p[:n]...)
 			b.Flush()
 		}

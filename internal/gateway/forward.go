@@ -382,7 +382,9 @@ func (a *appProxy) forward(req *http.Request, st *reqState) (*http.Response, err
 		if retry {
 			var p bool
 			p, waited = a.poisonedOnceKnown(req.Context(), st, c, m, deadline)
-			retry = !p && (!waited || req.Context().Err() == nil && time.Now().Before(deadline))
+			// (The client and the deadline again: the wait may have
+			// outlasted either.)
+			retry = !p && req.Context().Err() == nil && time.Now().Before(deadline)
 		}
 		if !retry {
 			return nil, a.attemptError(st, c, m, st.sentPID, err)

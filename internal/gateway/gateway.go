@@ -195,8 +195,9 @@ func (g *Gateway) EndStreams() { g.endStreams() }
 
 // SettleAccess waits, at most timeout, until the access entries that
 // wait for their instance's exit are written (each waits a second, or
-// MaxAccessWait for a process seen dying whose exit is late): whoever reads the access log next (diagnose) then finds
-// every request finished so far, with the exits they failed with.
+// MaxAccessWait for a process seen dying whose exit is late): whoever
+// reads the access log next (diagnose) then finds every request finished
+// so far, with the exits they failed with.
 func (g *Gateway) SettleAccess(timeout time.Duration) { g.late.settle(timeout) }
 
 // Close writes the access entries still waiting for their instance's

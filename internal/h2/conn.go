@@ -188,11 +188,10 @@ func (c *conn) read(first bool) (ended bool) {
 		return true
 	}
 	for {
-		if !first && !c.hasOne && c.br.Buffered() == 0 {
-			found := !c.caughtUp.Load() && c.lookForMore()
-			if found {
-				// The look read the next frame's first bytes.
-			} else if err := c.awaitFrame(); errors.Is(err, errParked) {
+		// (A look for more of the connection's start that finds it has
+		// read the next frame's first bytes.)
+		if !first && !c.hasOne && c.br.Buffered() == 0 && (c.caughtUp.Load() || !c.lookForMore()) {
+			if err := c.awaitFrame(); errors.Is(err, errParked) {
 				parked = true
 				return false // another goroutine's from here on
 			} else if err != nil {

@@ -49,8 +49,8 @@ func ReadStat(pid int) (Stat, error) {
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	pgrp, err2 := strconv.Atoi(f[2])
-	flags, err4 := strconv.ParseUint(f[6], 10, 64)
-	start, err3 := strconv.ParseUint(f[19], 10, 64)
+	flags, err3 := strconv.ParseUint(f[6], 10, 64)
+	start, err4 := strconv.ParseUint(f[19], 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
 		return Stat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}

@@ -332,7 +332,9 @@ func (a *Attempt) awaitFirstByte(pc *Conn) error {
 			pc.conn.SetReadDeadline(a.slice(now)) // (send set the first)
 		}
 		var err error
-		if !first && pc.dst.peek != nil && pc.readBuffered() == 0 {
+		if !first && pc.dst.peek != nil {
+			// (The last slice's look found no byte: the reader holds
+			// nothing.)
 			pc.putReader()
 			err = pc.peek.Wait()
 		}
