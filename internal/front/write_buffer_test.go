@@ -20,50 +20,36 @@ import (
 // only serves the requests.
 func TestAConnectionBetweenRequestsHoldsNoWriter(t *testing.T) {
 	t.Parallel()
-	for _, overTLS := range []bool{false, true} {
-		name := "plain"
-		if overTLS {
-			name = "tls"
+	overPlainAndTLS(t, func(t *testing.T, s *Server, lc *limClient) {
+		// Seen idle, not parked: on a machine too busy to look within
+		// the grace it parks first, and the look is tried again.
+		seen := false
+		for i := 0; i < 20 && !seen; i++ {
+			lc.served("/one")
+			if raceEnabled {
+				continue
+			}
+			fc := onlyConn(t, s)
+			st := fc.state.Load()
+			for st == connActive {
+				runtime.Gosched()
+				st = fc.state.Load()
+			}
+			// Idle comes after the writer went back. The request
+			// state is dropped when the grace ends: then it is
+			// parked or about to be, and is looked at again.
+			if rs := fc.reqState; st == connIdle && rs != nil {
+				seen = true
+				if rs.bw.held() {
+					t.Error("a connection waiting for its next request holds a write buffer")
+				}
+			}
+			lc.served("/two")
 		}
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			var opts Options
-			var cli *tls.Config
-			if overTLS {
-				opts.TLS, cli = testTLS(t, "http/1.1")
-			}
-			s, addr := parkServe(t, echoStub{}, opts)
-			lc := limDialOver(t, addr, cli)
-			// Seen idle, not parked: on a machine too busy to look within
-			// the grace it parks first, and the look is tried again.
-			seen := false
-			for i := 0; i < 20 && !seen; i++ {
-				lc.served("/one")
-				if raceEnabled {
-					continue
-				}
-				fc := onlyConn(t, s)
-				st := fc.state.Load()
-				for st == connActive {
-					runtime.Gosched()
-					st = fc.state.Load()
-				}
-				// Idle comes after the writer went back. The request
-				// state is dropped when the grace ends: then it is
-				// parked or about to be, and is looked at again.
-				if rs := fc.reqState; st == connIdle && rs != nil {
-					seen = true
-					if rs.bw.held() {
-						t.Error("a connection waiting for its next request holds a write buffer")
-					}
-				}
-				lc.served("/two")
-			}
-			if !seen && !raceEnabled {
-				t.Skip("the connection was never seen idle before it parked")
-			}
-		})
-	}
+		if !seen && !raceEnabled {
+			t.Skip("the connection was never seen idle before it parked")
+		}
+	})
 }
 
 // onlyConn is s's one connection.
@@ -123,6 +109,50 @@ func TestAnAnswerWaitingForTheNextRequestHoldsNoWriter(t *testing.T) {
 		t.Skip("looks at the connection beside its goroutine")
 	}
 	t.Parallel()
+	overPlainAndTLS(t, func(t *testing.T, s *Server, lc *limClient) {
+		// window: well within the wait (parkAfter) that follows the
+		// answer's send, so that a look in it sees the wait, not
+		// the connection after it.
+		const window = parkAfter / 2
+		released, looked := 0, 0
+		for range 20 {
+			lc.served("/one")
+			answered := time.Now()
+			fc := onlyConn(t, s)
+			held := true
+			for time.Since(answered) < window {
+				if rs := fc.reqState; rs != nil && fc.state.Load() == connActive && !rs.bw.held() {
+					held = false
+					break
+				}
+				runtime.Gosched()
+			}
+			if time.Since(answered) < window {
+				looked++
+				if !held {
+					released++
+				}
+			} else if held {
+				looked++ // held through the whole window
+			}
+		}
+		lc.served("/two")
+		if fc := onlyConn(t, s); fc.waits.Load() == 0 {
+			t.Fatal("no answer's last send waited for the next request: the test saw no wait")
+		}
+		if looked == 0 {
+			t.Skip("the machine was too busy to look within the wait")
+		}
+		if released == 0 {
+			t.Errorf("in %d answers' waits for the next request, the write buffer was held each time; want it given back once sent", looked)
+		}
+	})
+}
+
+// overPlainAndTLS runs f as parallel subtests, plain and tls, each with a
+// server answering what it is sent (parkServe, echoStub) and a client
+// connected to it.
+func overPlainAndTLS(t *testing.T, f func(t *testing.T, s *Server, lc *limClient)) {
 	for _, overTLS := range []bool{false, true} {
 		name := "plain"
 		if overTLS {
@@ -136,43 +166,7 @@ func TestAnAnswerWaitingForTheNextRequestHoldsNoWriter(t *testing.T) {
 				opts.TLS, cli = testTLS(t, "http/1.1")
 			}
 			s, addr := parkServe(t, echoStub{}, opts)
-			lc := limDialOver(t, addr, cli)
-			// window: well within the wait (parkAfter) that follows the
-			// answer's send, so that a look in it sees the wait, not
-			// the connection after it.
-			const window = parkAfter / 2
-			released, looked := 0, 0
-			for range 20 {
-				lc.served("/one")
-				answered := time.Now()
-				fc := onlyConn(t, s)
-				held := true
-				for time.Since(answered) < window {
-					if rs := fc.reqState; rs != nil && fc.state.Load() == connActive && !rs.bw.held() {
-						held = false
-						break
-					}
-					runtime.Gosched()
-				}
-				if time.Since(answered) < window {
-					looked++
-					if !held {
-						released++
-					}
-				} else if held {
-					looked++ // held through the whole window
-				}
-			}
-			lc.served("/two")
-			if fc := onlyConn(t, s); fc.waits.Load() == 0 {
-				t.Fatal("no answer's last send waited for the next request: the test saw no wait")
-			}
-			if looked == 0 {
-				t.Skip("the machine was too busy to look within the wait")
-			}
-			if released == 0 {
-				t.Errorf("in %d answers' waits for the next request, the write buffer was held each time; want it given back once sent", looked)
-			}
+			f(t, s, limDialOver(t, addr, cli))
 		})
 	}
 }

@@ -2,17 +2,13 @@ package gateway_test
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/pool"
-	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
@@ -42,48 +38,11 @@ func TestLoneCutOffHeldUntilTheExitTells(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// The app reads the GET and drops the connection.
 			cut := rawBackend(t, func(c net.Conn, br *bufio.Reader) { http.ReadRequest(br) })
-			ok := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-				if _, err := http.ReadRequest(br); err == nil {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nreplacement")
-				}
-			})
-			cfg := config.Default()
-			app := config.NewApp("web")
-			app.Routes = config.PlainRoutes("/")
-			app.HoldTimeout = config.Duration(10 * time.Second)
-			app.RequestTimeout = config.Duration(20 * time.Second)
-			cfg.Apps = map[string]*config.App{"web": app}
-			cfg.Order = []string{"web"}
 			p := pool.New("web", 100)
-			m := pool.NewMember("web-1", cut)
-			p.Add(m)
-			m.SetState(pool.Ready)
-			m.SetPID(4242)
-			t.Cleanup(func() { p.Remove(m) })
-			entries := make(chan telemetry.AccessEntry, 4)
-			gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: func(e *telemetry.AccessEntry) { entries <- *e }})
-			t.Cleanup(gw.Close)
-			// The made-up pid's process is not seen dying: with no exit,
-			// the entry is written when exitNoteWait ends.
-			gateway.SetProcessLives(gw, func(int) bool { return true })
+			m := addReady(t, p, "web-1", cut, 4242)
+			gw, entries := cutOffGateway(t, p, 20*time.Second)
 			addr := serve(t, "h1", gw)
-
-			type answer struct {
-				status      int
-				cause, body string
-				err         error
-			}
-			got := make(chan answer, 1)
-			go func() {
-				resp, err := protoClient(t, "h1").Get("http://" + addr + "/report")
-				if err != nil {
-					got <- answer{err: err}
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				got <- answer{resp.StatusCode, resp.Header.Get("Gatehouse-Cause"), string(body), nil}
-			}()
+			got := getLater(t, addr)
 			if tc.exit != nil {
 				testutil.WaitFor(t, 10*time.Second, "the retry held", func() bool { return p.Waiting() == 1 })
 				m.SetState(pool.Crashed)
@@ -97,13 +56,9 @@ func TestLoneCutOffHeldUntilTheExitTells(t *testing.T) {
 					t.Fatalf("answered %d %q after an exit from outside; want the retry held for a replacement", a.status, a.cause)
 				default:
 				}
-				r := pool.NewMember("web-1", ok)
-				p.Add(r)
-				r.SetState(pool.Ready)
-				r.SetPID(4343)
-				t.Cleanup(func() { p.Remove(r) })
+				addReady(t, p, "web-1", replacementBackend(t), 4343)
 			}
-			var a answer
+			var a clientAnswer
 			select {
 			case a = <-got:
 			case <-time.After(15 * time.Second):

@@ -3,17 +3,14 @@ package gateway_test
 import (
 	"bufio"
 	"cmp"
-	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/pool"
-	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // A GET cut off by two instances in turn, neither exit recorded yet (both
@@ -70,53 +67,15 @@ func TestTwoCutOffsJudgedOnTheirExits(t *testing.T) {
 					}
 				}
 			}
-			ok := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-				if _, err := http.ReadRequest(br); err == nil {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nreplacement")
-				}
-			})
-			cfg := config.Default()
-			app := config.NewApp("web")
-			app.Routes = config.PlainRoutes("/")
-			app.HoldTimeout = config.Duration(10 * time.Second)
-			app.RequestTimeout = config.Duration(cmp.Or(tc.requestTimeout, 20*time.Second))
-			cfg.Apps = map[string]*config.App{"web": app}
-			cfg.Order = []string{"web"}
 			p := pool.New("web", 100)
 			var cutters []*pool.Member
 			for i, id := range []string{"web-1", "web-2"} {
-				m := pool.NewMember(id, rawBackend(t, cutter(i)))
-				p.Add(m)
-				m.SetState(pool.Ready)
-				m.SetPID(4242 + i)
-				t.Cleanup(func() { p.Remove(m) })
-				cutters = append(cutters, m)
+				cutters = append(cutters, addReady(t, p, id, rawBackend(t, cutter(i)), 4242+i))
 			}
-			entries := make(chan telemetry.AccessEntry, 4)
-			gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{Observe: func(e *telemetry.AccessEntry) { entries <- *e }})
-			t.Cleanup(gw.Close)
-			gateway.SetProcessLives(gw, func(int) bool { return true })
+			gw, entries := cutOffGateway(t, p, cmp.Or(tc.requestTimeout, 20*time.Second))
 			gateway.SetExitWait(gw, tc.wait)
 			addr := serve(t, "h1", gw)
-
-			type answer struct {
-				status      int
-				cause, body string
-				took        time.Duration
-				err         error
-			}
-			got := make(chan answer, 1)
-			start := time.Now()
-			go func() {
-				resp, err := protoClient(t, "h1").Get("http://" + addr + "/report")
-				if err != nil {
-					got <- answer{err: err}
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				got <- answer{resp.StatusCode, resp.Header.Get("Gatehouse-Cause"), string(body), time.Since(start), nil}
-			}()
+			got := getLater(t, addr)
 			var order []*pool.Member // as they were tried
 			for range 2 {
 				select {
@@ -149,14 +108,10 @@ func TestTwoCutOffsJudgedOnTheirExits(t *testing.T) {
 					p.Remove(m)
 				}
 				if tc.wantStatus == 200 {
-					r := pool.NewMember("web-3", ok)
-					p.Add(r)
-					r.SetState(pool.Ready)
-					r.SetPID(4343)
-					t.Cleanup(func() { p.Remove(r) })
+					addReady(t, p, "web-3", replacementBackend(t), 4343)
 				}
 			}
-			var a answer
+			var a clientAnswer
 			select {
 			case a = <-got:
 			case <-time.After(15 * time.Second):
