@@ -517,6 +517,33 @@ var attackCases = []attackCase{
 		},
 	},
 
+	// An app slower than the first quarter second: its answer is waited
+	// for with a look at its socket and no read buffer, then read; its
+	// connection is reused for the next request. One that resets the
+	// connection then: the reset, which the look takes from the socket,
+	// is still the request's cause.
+	{
+		name: "an app answering after the first slice, then a request",
+		answer: func(c net.Conn, r appReq) {
+			if r.URI == "/late" {
+				time.Sleep(400 * time.Millisecond)
+			}
+			answerGot(c, r)
+		},
+		send: "GET /late HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want: []outcome{served("GET /late", "GET /next")},
+	},
+	{
+		name: "an app resetting after the first slice",
+		answer: func(c net.Conn, r appReq) {
+			time.Sleep(400 * time.Millisecond)
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		},
+		send: "GET /reset HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want: []outcome{{Statuses: []int{502}, Causes: []string{"upstream_reset"}, Closed: true, App: []string{"GET /reset"}}},
+	},
+
 	// 14. HTTP/2 prior knowledge on a listener without h2c (h1Options):
 	// not HTTP/1, not to be forwarded as if it were; gatehouse answers it
 	// itself (a GOAWAY) and closes.
