@@ -9,22 +9,20 @@ package tracing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/otlp"
 )
 
 // The batch processor's bounds. A span waits at most BatchTimeout to be
@@ -98,42 +96,11 @@ func New(cfg *config.Tracing, opts Options) (*Provider, error) {
 // newExporter makes the OTLP exporter of cfg's protocol and endpoint
 // (config.Tracing says which forms each takes).
 func newExporter(cfg *config.Tracing) (sdktrace.SpanExporter, error) {
-	retry := struct {
-		initial, max, elapsed time.Duration
-	}{time.Second, 5 * time.Second, ExportTimeout}
+	protocol := otlp.GRPC
 	if cfg.Protocol == config.TracingHTTP {
-		u, err := url.Parse(cfg.Endpoint)
-		if err != nil {
-			return nil, fmt.Errorf("endpoint: %w", err)
-		}
-		path := u.Path
-		if path == "" || path == "/" {
-			path = "/v1/traces"
-		}
-		o := []otlptracehttp.Option{otlptracehttp.WithEndpoint(u.Host), otlptracehttp.WithURLPath(path),
-			otlptracehttp.WithTimeout(ExportTimeout),
-			otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: true, InitialInterval: retry.initial, MaxInterval: retry.max, MaxElapsedTime: retry.elapsed})}
-		if u.Scheme == "http" {
-			o = append(o, otlptracehttp.WithInsecure())
-		}
-		if len(cfg.Headers) > 0 {
-			o = append(o, otlptracehttp.WithHeaders(cfg.Headers))
-		}
-		return otlptracehttp.New(context.Background(), o...)
+		protocol = otlp.HTTP
 	}
-	host, secure := cfg.Endpoint, false
-	if scheme, rest, ok := strings.Cut(cfg.Endpoint, "://"); ok {
-		host, secure = strings.TrimSuffix(rest, "/"), scheme == "https"
-	}
-	o := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(host), otlptracegrpc.WithTimeout(ExportTimeout),
-		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: true, InitialInterval: retry.initial, MaxInterval: retry.max, MaxElapsedTime: retry.elapsed})}
-	if !secure {
-		o = append(o, otlptracegrpc.WithInsecure())
-	}
-	if len(cfg.Headers) > 0 {
-		o = append(o, otlptracegrpc.WithHeaders(cfg.Headers))
-	}
-	return otlptracegrpc.New(context.Background(), o...)
+	return otlp.New(otlp.Options{Protocol: protocol, Endpoint: cfg.Endpoint, Headers: cfg.Headers})
 }
 
 // Start starts a span, as trace.Tracer's Start does: the gateway's
@@ -224,11 +191,17 @@ func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		e.exported.Add(int64(len(spans)))
 		return nil
 	}
-	e.failed.Add(int64(len(spans)))
+	failed := int64(len(spans))
+	if pe, ok := errors.AsType[*otlp.PartialError](err); ok {
+		// The receiver kept the rest.
+		failed = min(max(pe.Rejected, 0), failed)
+		e.exported.Add(int64(len(spans)) - failed)
+	}
+	e.failed.Add(failed)
 	n := e.failedExports.Add(1)
 	now := time.Now().UnixNano()
 	if last := e.warned.Load(); (last == 0 || now-last >= int64(warnEvery)) && e.warned.CompareAndSwap(last, now) {
-		e.log.Warn("tracing: spans not exported", "endpoint", e.endpoint, "spans", len(spans),
+		e.log.Warn("tracing: spans not exported", "endpoint", e.endpoint, "spans", failed,
 			"failed_exports", n, "err", err)
 	}
 	return nil
