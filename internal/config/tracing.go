@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/otlp"
 )
 
 // Tracing is the top-level tracing: block: a span for every request
@@ -32,8 +34,10 @@ type Tracing struct {
 	// says it is not is not: the decision of whoever began the trace
 	// holds.
 	SampleRatio float64 `yaml:"sample_ratio" secret:"false"`
-	// Headers are sent with every export (an API key, an Authorization).
-	// Their values are secrets; their names are not.
+	// Headers are sent with every export (an API key, an Authorization),
+	// over those of OTEL_EXPORTER_OTLP_HEADERS. Their values are secrets;
+	// their names are not. Those that frame the export itself
+	// (Content-Type, TE, grpc-*, …) are refused.
 	Headers map[string]string `yaml:"headers" secret:"true"`
 	// ServiceName is the service.name resource attribute of gatehouse's
 	// spans. Default "gatehouse".
@@ -81,6 +85,8 @@ func (v *validator) tracing(t *Tracing, path string) {
 		switch {
 		case !isToken(k):
 			v.errorf(p, "%q is not a valid header name", k)
+		case otlp.FramingHeader(k):
+			v.errorf(p, "%q is set by the exporter itself (it frames the export), so it cannot be configured", k)
 		case strings.ContainsFunc(t.Headers[k], func(c rune) bool { return c < ' ' && c != '\t' || c == 0x7f }):
 			v.errorf(p, "the value has a control character (a line break?), which no request can carry")
 		}

@@ -40,6 +40,11 @@ func TestTracing(t *testing.T) {
 				`g.yaml:7: tracing.headers.Bad Name: "Bad Name" is not a valid header name`,
 				`g.yaml:8: tracing.headers.X-Key: the value has a control character (a line break?), which no request can carry`,
 			}},
+		{"headers the exporter sets", head + "  endpoint: 127.0.0.1:4317\n  headers: {Content-Type: text/plain, grpc-timeout: 1S}\n",
+			[]string{
+				`g.yaml:6: tracing.headers.Content-Type: "Content-Type" is set by the exporter itself (it frames the export), so it cannot be configured`,
+				`g.yaml:6: tracing.headers.grpc-timeout: "grpc-timeout" is set by the exporter itself (it frames the export), so it cannot be configured`,
+			}},
 		{"header value not a string", head + "  headers: {X-Key: [sec, ret]}\n",
 			[]string{`g.yaml:5: tracing.headers.X-Key: must be a string, got a list`}},
 	})
