@@ -80,9 +80,14 @@ func (v *validator) tracing(t *Tracing, path string) {
 	if t.ServiceName == "" {
 		v.errorf(path+".service_name", "must not be empty")
 	}
+	seen := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(t.Headers)) {
 		p := path + ".headers." + k
+		other, dup := seen[strings.ToLower(k)]
+		seen[strings.ToLower(k)] = k
 		switch {
+		case dup:
+			v.errorf(p, "%q is the same header as %q (names are not case-sensitive)", k, other)
 		case !isToken(k):
 			v.errorf(p, "%q is not a valid header name", k)
 		case otlp.FramingHeader(k):

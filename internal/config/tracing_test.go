@@ -45,6 +45,8 @@ func TestTracing(t *testing.T) {
 				`g.yaml:6: tracing.headers.Content-Type: "Content-Type" is set by the exporter itself (it frames the export), so it cannot be configured`,
 				`g.yaml:6: tracing.headers.grpc-timeout: "grpc-timeout" is set by the exporter itself (it frames the export), so it cannot be configured`,
 			}},
+		{"headers equal but for case", head + "  endpoint: 127.0.0.1:4317\n  headers:\n    X-Key: a\n    x-key: b\n",
+			[]string{`g.yaml:8: tracing.headers.x-key: "x-key" is the same header as "X-Key" (names are not case-sensitive)`}},
 		{"header value not a string", head + "  headers: {X-Key: [sec, ret]}\n",
 			[]string{`g.yaml:5: tracing.headers.X-Key: must be a string, got a list`}},
 	})

@@ -3,6 +3,7 @@ package otlp
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"mime"
 	"strings"
 	"time"
@@ -10,17 +11,23 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// PartialError is an export the receiver took only part of: it said so
-// in the answer's partial_success, which OTLP says is not to be retried.
+// PartialError is an export the receiver answered with a
+// partial_success, which OTLP says is not to be retried: it refused
+// Rejected spans and took the rest, or, with none refused, took every
+// span and warned.
 type PartialError struct {
-	// Rejected is how many spans the receiver refused.
+	// Rejected is how many spans the receiver refused (0 for a
+	// warning).
 	Rejected int64
 	// Message is its word on why, cut short.
 	Message string
 }
 
 func (e *PartialError) Error() string {
-	if e.Message == "" {
+	switch {
+	case e.Rejected == 0:
+		return "otlp: the receiver took every span, and warned: " + e.Message
+	case e.Message == "":
 		return fmt.Sprintf("otlp: the receiver refused %d spans", e.Rejected)
 	}
 	return fmt.Sprintf("otlp: the receiver refused %d spans: %s", e.Rejected, e.Message)
@@ -63,18 +70,21 @@ func fields(b []byte, f func(num protowire.Number, v []byte, x uint64)) bool {
 }
 
 // partial reads an ExportTraceServiceResponse: nil unless its
-// partial_success (field 1) refuses spans or says something.
+// partial_success (field 1) refuses spans or says something. A message
+// field that comes twice is merged, as protobuf's are.
 func partial(b []byte) error {
 	var p *PartialError
 	fields(b, func(num protowire.Number, v []byte, _ uint64) {
 		if num != 1 {
 			return
 		}
-		p = &PartialError{}
+		if p == nil {
+			p = &PartialError{}
+		}
 		fields(v, func(num protowire.Number, v []byte, x uint64) {
 			switch num {
-			case 1: // rejected_spans
-				p.Rejected = int64(x)
+			case 1: // rejected_spans, an int64: more is all of them
+				p.Rejected = int64(min(x, math.MaxInt64))
 			case 2: // error_message
 				p.Message = cut(string(v))
 			}
@@ -92,7 +102,7 @@ func partial(b []byte) error {
 func answerMessage(contentType string, b []byte) string {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	if mt == "application/x-protobuf" {
-		msg, _ := rpcStatus(b)
+		msg, _, _ := rpcStatus(b)
 		return cut(msg)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
@@ -104,7 +114,7 @@ const retryInfoType = "type.googleapis.com/google.rpc.RetryInfo"
 // rpcStatus reads a google.rpc.Status: its message (field 2), and the
 // delay of a google.rpc.RetryInfo among its details (field 3, each an
 // Any), zero when it has none.
-func rpcStatus(b []byte) (msg string, retryDelay time.Duration) {
+func rpcStatus(b []byte) (msg string, retryDelay time.Duration, retryInfo bool) {
 	fields(b, func(num protowire.Number, v []byte, _ uint64) {
 		switch num {
 		case 2:
@@ -121,11 +131,11 @@ func rpcStatus(b []byte) (msg string, retryDelay time.Duration) {
 				}
 			})
 			if typeURL == retryInfoType {
-				retryDelay = retryInfoDelay(value)
+				retryDelay, retryInfo = retryInfoDelay(value), true
 			}
 		}
 	})
-	return msg, retryDelay
+	return msg, retryDelay, retryInfo
 }
 
 // retryInfoDelay reads RetryInfo's retry_delay (a Duration), bounded by
@@ -152,7 +162,8 @@ func retryInfoDelay(b []byte) time.Duration {
 }
 
 // grpcDetails reads grpc-status-details-bin (a google.rpc.Status in
-// base64, padded or not) for its RetryInfo's delay.
+// base64, padded or not) for its RetryInfo's delay; a RetryInfo of no
+// delay is a nanosecond, so that it still says the call may be retried.
 func grpcDetails(v string) time.Duration {
 	if v == "" {
 		return 0
@@ -161,6 +172,9 @@ func grpcDetails(v string) time.Duration {
 	if err != nil {
 		return 0
 	}
-	_, d := rpcStatus(b)
+	_, d, ok := rpcStatus(b)
+	if ok && d == 0 {
+		d = time.Nanosecond
+	}
 	return d
 }

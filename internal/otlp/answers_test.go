@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,5 +92,58 @@ func TestTakenAnswerCutShortIsDelivered(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("the receiver had %d calls, want 1", n)
+	}
+}
+
+// TestTakenAnswerOfAnotherContentTypeIsDelivered: a 2xx answer that is
+// not OTLP's (application/x-protobuf), as a proxy or a page in front of
+// the receiver answers, took the spans: its body is not read as an
+// ExportTraceServiceResponse, though it would parse as one (here as a
+// partial_success saying "hello"), nor is the export sent again.
+func TestTakenAnswerOfAnotherContentTypeIsDelivered(t *testing.T) {
+	// A partial_success (field 1) of an error_message (field 2) "hello".
+	const body = "\n\x07\x12\x05hello"
+	tests := []struct {
+		contentType string
+		want        *otlp.PartialError // nil: the export succeeds
+	}{
+		{contentType: "text/html"},
+		{contentType: "text/plain; charset=utf-8"},
+		{contentType: "application/json"},
+		{contentType: "application/octet-stream"},
+		{contentType: ""},
+		{contentType: "application/x-protobuf", want: &otlp.PartialError{Message: "hello"}},
+		{contentType: "Application/X-Protobuf; charset=binary", want: &otlp.PartialError{Message: "hello"}},
+	}
+	for _, tt := range tests {
+		t.Run("content type "+tt.contentType, func(t *testing.T) {
+			var calls atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				io.Copy(io.Discard, r.Body)
+				// Without one, net/http would sniff a content type.
+				w.Header()["Content-Type"] = []string{tt.contentType}
+				io.WriteString(w, body)
+			}))
+			t.Cleanup(srv.Close)
+			x := newExporter(t, otlp.Options{Protocol: otlp.HTTP, Endpoint: srv.URL})
+			_, err := export(x, 10*time.Second, oneSpan())
+			if n := calls.Load(); n != 1 {
+				t.Errorf("the receiver had %d calls, want 1", n)
+			}
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("ExportSpans: %v", err)
+				}
+				return
+			}
+			var pe *otlp.PartialError
+			if !errors.As(err, &pe) {
+				t.Fatalf("ExportSpans: %v (%T), want a *otlp.PartialError", err, err)
+			}
+			if diff := cmp.Diff(tt.want, pe); diff != "" {
+				t.Errorf("the PartialError (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

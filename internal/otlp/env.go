@@ -85,9 +85,39 @@ func readEnv(getenv func(string) string) (env, error) {
 		return getenv(strings.ToLower(upper))
 	}
 	pc := httpproxy.Config{HTTPSProxy: either("HTTPS_PROXY"), HTTPProxy: either("HTTP_PROXY"), NoProxy: either("NO_PROXY")}
+	for name, v := range map[string]string{"HTTPS_PROXY": pc.HTTPSProxy, "HTTP_PROXY": pc.HTTPProxy} {
+		if err := checkProxy(v); err != nil {
+			return e, fmt.Errorf("otlp: %s: %w", name, err)
+		}
+	}
 	pf := pc.ProxyFunc()
 	e.proxy = func(r *http.Request) (*url.URL, error) { return pf(r.URL) }
 	return e, nil
+}
+
+// checkProxy says what is wrong with a proxy variable's value, as
+// net/http reads it (a URL, or a host:port taken as http://): else the
+// fault would come up at every export instead of at start.
+func checkProxy(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		if u2, err2 := url.Parse("http://" + v); err2 == nil && u2.Host != "" {
+			u, err = u2, nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+		if u.Host != "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: want a proxy URL (http://host:port)", v)
 }
 
 // parseHeaders reads the W3C Baggage form OTLP's headers variable

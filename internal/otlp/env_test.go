@@ -3,6 +3,7 @@ package otlp
 import (
 	"errors"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +88,10 @@ func TestBadEnvironmentIsAnErrorNamingTheVariable(t *testing.T) {
 		{"a client certificate without its key", mapEnv{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": notPEM}, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is set without OTEL_EXPORTER_OTLP_CLIENT_KEY", nil},
 		{"a client key without its certificate", mapEnv{"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY": notPEM}, "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY is set without OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", nil},
 		{"a client pair that is not one", mapEnv{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": notPEM, "OTEL_EXPORTER_OTLP_CLIENT_KEY": notPEM}, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY: ", nil},
+		{"HTTPS_PROXY that is no URL", mapEnv{"HTTPS_PROXY": "::bad"}, "HTTPS_PROXY: ", nil},
+		{"https_proxy that is no URL", mapEnv{"https_proxy": "::bad"}, "HTTPS_PROXY: ", nil},
+		{"HTTPS_PROXY of a scheme no proxy speaks", mapEnv{"HTTPS_PROXY": "ftp://x"}, `HTTPS_PROXY: "ftp://x": want a proxy URL`, nil},
+		{"HTTP_PROXY of a scheme no proxy speaks", mapEnv{"HTTP_PROXY": "ftp://x"}, `HTTP_PROXY: "ftp://x": want a proxy URL`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,6 +101,52 @@ func TestBadEnvironmentIsAnErrorNamingTheVariable(t *testing.T) {
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("error %v is not %v", err, tt.is)
+			}
+		})
+	}
+}
+
+// TestProxyVariables: a proxy variable is a URL, or a host:port taken
+// as http://, as net/http reads it; the exporter's requests go to the
+// proxy it names.
+func TestProxyVariables(t *testing.T) {
+	const (
+		https = "https://collector.example:4318/v1/traces"
+		plain = "http://collector.example:4318/v1/traces"
+	)
+	tests := []struct {
+		name string
+		env  mapEnv
+		url  string // the request's
+		want string // its proxy; "" for none
+	}{
+		{"HTTPS_PROXY of host:port", mapEnv{"HTTPS_PROXY": "proxy.internal:3128"}, https, "http://proxy.internal:3128"},
+		{"HTTPS_PROXY of an http:// URL", mapEnv{"HTTPS_PROXY": "http://proxy.internal:3128"}, https, "http://proxy.internal:3128"},
+		{"HTTPS_PROXY of an https:// URL", mapEnv{"HTTPS_PROXY": "https://proxy.internal"}, https, "https://proxy.internal"},
+		{"https_proxy of a socks5:// URL", mapEnv{"https_proxy": "socks5://proxy.internal:1080"}, https, "socks5://proxy.internal:1080"},
+		{"HTTP_PROXY of host:port", mapEnv{"HTTP_PROXY": "proxy.internal:3128"}, plain, "http://proxy.internal:3128"},
+		{"NO_PROXY naming the host", mapEnv{"HTTPS_PROXY": "proxy.internal:3128", "NO_PROXY": "collector.example"}, https, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := readEnv(tt.env.get)
+			if err != nil {
+				t.Fatalf("readEnv: %v", err)
+			}
+			req, err := http.NewRequest(http.MethodPost, tt.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := e.proxy(req)
+			if err != nil {
+				t.Fatalf("the proxy of %s: %v", tt.url, err)
+			}
+			got := ""
+			if u != nil {
+				got = u.String()
+			}
+			if got != tt.want {
+				t.Errorf("the proxy of %s is %q, want %q", tt.url, got, tt.want)
 			}
 		})
 	}

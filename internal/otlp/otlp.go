@@ -10,8 +10,8 @@
 // It is the SDK's exporter interface only: gatehouse's tracer provider
 // (package tracing) owns the batching, the sampling and the counting.
 // Doing without the official exporters keeps gRPC's runtime out of the
-// binary, whose initialisation alone mapped 1.6 MiB into every
-// gatehouse process, tracing on or off.
+// binary, whose initialisation alone mapped about 1.4 MiB into
+// every gatehouse process, tracing on or off.
 package otlp
 
 import (
@@ -19,9 +19,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,8 +48,10 @@ type Options struct {
 	Endpoint string
 	// Headers are sent with every export, over the environment's.
 	Headers map[string]string
-	// Backoff is the first wait before a retry (doubling, with jitter,
-	// up to MaxBackoff); zero means a second.
+	// Backoff is the wait before the first retry (doubling up to
+	// MaxBackoff; each wait taken at random from its upper half). Zero
+	// means a second; a MaxBackoff below Backoff means 5 seconds, or
+	// Backoff if that is more.
 	Backoff, MaxBackoff time.Duration
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(string) string
@@ -83,11 +88,17 @@ func New(o Options) (*Exporter, error) {
 	for k, v := range env.headers {
 		headers[strings.ToLower(k)] = v
 	}
-	for k, v := range o.Headers {
+	seen := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(o.Headers)) {
 		if FramingHeader(k) {
 			return nil, fmt.Errorf("otlp: header %q frames the export itself", k)
 		}
-		headers[strings.ToLower(k)] = v
+		lk := strings.ToLower(k)
+		if other, ok := seen[lk]; ok {
+			return nil, fmt.Errorf("otlp: headers %q and %q are the same header", other, k)
+		}
+		seen[lk] = k
+		headers[lk] = o.Headers[k]
 	}
 	x := &Exporter{backoff: o.Backoff, maxWait: o.MaxBackoff, gzip: env.gzip, stop: make(chan struct{})}
 	if x.backoff <= 0 {
@@ -146,7 +157,8 @@ func grpcTarget(endpoint string) (host string, secure bool, err error) {
 }
 
 // ExportSpans sends spans, retrying what OTLP calls retryable until ctx
-// ends; it returns the last error when they were not taken.
+// ends (a ctx without a deadline retries until Shutdown); it returns the
+// receiver's last refusal, or the last error, when they were not taken.
 func (x *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	if x.isStopped() {
 		return ErrStopped
@@ -159,19 +171,31 @@ func (x *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		body = gzipped(body)
 	}
 	wait := x.backoff
+	var refused error // the receiver's last refusal
 	for {
 		err := x.send.send(ctx, body)
 		if err == nil {
 			return nil
 		}
 		// Once ctx has ended, what failed is the export's time, not
-		// the receiver.
-		if ctx.Err() != nil || !retryable(err) {
+		// the receiver; its last refusal says more.
+		if ctx.Err() != nil {
+			if refused != nil {
+				return refused
+			}
 			return err
 		}
+		if !retryable(err) {
+			return err
+		}
+		if _, ok := errors.AsType[*StatusError](err); ok {
+			refused = err
+		}
+		// The receiver's delay, when it gives one, but no less than the
+		// backoff: a delay of nothing is not a loop.
 		d := jitter(wait)
 		if after, ok := retryAfter(err); ok {
-			d = after
+			d = max(d, after)
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 			return err
@@ -277,8 +301,11 @@ func retryable(err error) bool {
 	if errors.As(err, &pse) {
 		return false
 	}
+	// A receiver's certificate refused here is refused again. (One that
+	// refuses this side's is not told apart: under TLS 1.3 its alert may
+	// come as a reset, after the handshake has ended here.)
 	var ce *tls.CertificateVerificationError
-	return !errors.As(err, &ce) && !errors.Is(err, ErrStopped)
+	return !errors.As(err, &ce) && !errors.Is(err, ErrStopped) && !errors.Is(err, http.ErrSchemeMismatch)
 }
 
 func retryAfter(err error) (time.Duration, bool) {

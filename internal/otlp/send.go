@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -76,10 +77,24 @@ func newHTTPSender(u string, headers map[string]string, gz bool, tc *tls.Config,
 	p.SetHTTP1(true)
 	p.SetHTTP2(true)
 	s.t = newTransport(&s.dialed, proxy, tc, p)
-	// A client, for the redirects a receiver moved behind may answer
-	// (307 and 308 send the body again).
-	s.client = &http.Client{Transport: s.t}
+	// A client, for the redirects a receiver moved behind may answer,
+	// within its origin only (checkRedirect).
+	s.client = &http.Client{Transport: s.t, CheckRedirect: checkRedirect}
 	return s
+}
+
+// checkRedirect follows a redirect that sends the spans again (307 and
+// 308 keep the POST) to the same origin, three at most. Any other is
+// not followed, and its 3xx is the export's refusal: a 301, 302 or 303
+// would make the POST a GET that loses the spans and answers 200, and
+// another origin (another host, port or scheme) would be given the
+// configured headers, API keys among them.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if len(via) > 3 || req.Method != http.MethodPost || req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }
 
 func (s *httpSender) send(ctx context.Context, body []byte) error {
@@ -98,9 +113,9 @@ func (s *httpSender) send(ctx context.Context, body []byte) error {
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if resp.StatusCode/100 == 2 {
-		if err != nil {
-			// Taken: an answer cut short is no reason to send the
-			// spans again.
+		// Taken: an answer cut short, or not OTLP's, is no reason to
+		// send the spans again.
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "application/x-protobuf" {
 			return nil
 		}
 		return partial(answer)

@@ -625,6 +625,117 @@ func TestRetryWaitEnds(t *testing.T) {
 	}
 }
 
+// TestRetryInfoShorterThanTheBackoff: a receiver that asks to be tried
+// again sooner than the backoff (a RetryInfo of a nanosecond) is tried
+// again after the backoff all the same: a refusal answered at once
+// every time is not a loop of calls.
+func TestRetryInfoShorterThanTheBackoff(t *testing.T) {
+	const (
+		backoff = 200 * time.Millisecond
+		timeout = time.Second
+		// With waits of 100ms to 200ms, doubling, a second holds at
+		// most 4 calls; hundreds would be a loop.
+		maxCalls = 8
+	)
+	for _, code := range []codes.Code{codes.Unavailable, codes.ResourceExhausted} {
+		t.Run(code.String(), func(t *testing.T) {
+			r := otlptest.Start(t)
+			r.FailGRPCWithRetryInfo(1_000_000, code, time.Nanosecond)
+			x := newExporter(t, otlp.Options{Protocol: otlp.GRPC, Endpoint: r.GRPCAddr(), Backoff: backoff})
+			_, err := export(x, timeout, oneSpan())
+			if n := r.Calls("grpc"); n < 2 || n > maxCalls {
+				t.Errorf("the receiver had %d calls in %v with a backoff of %v, want 2 to %d", n, timeout, backoff, maxCalls)
+			}
+			want := &otlp.StatusError{Protocol: otlp.GRPC, HTTPStatus: 200, GRPCCode: int(code), Message: "otlptest: refused", RetryAfter: time.Nanosecond}
+			if se, ok := errors.AsType[*otlp.StatusError](err); !ok {
+				t.Errorf("ExportSpans: %v (%T), want a *otlp.StatusError", err, err)
+			} else if diff := cmp.Diff(want, se); diff != "" {
+				t.Errorf("the StatusError (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestExportEndedDuringARetryReturnsTheRefusal: an export whose context
+// ends while a retry is under way (the receiver refused it, then does
+// not answer) returns the receiver's refusal, which says more than the
+// context's deadline.
+func TestExportEndedDuringARetryReturnsTheRefusal(t *testing.T) {
+	tests := []struct {
+		tr   transport
+		want *otlp.StatusError
+	}{
+		{grpcTransport, &otlp.StatusError{Protocol: otlp.GRPC, HTTPStatus: 200, GRPCCode: 14, Message: "busy"}},
+		{httpTransport, &otlp.StatusError{Protocol: otlp.HTTP, HTTPStatus: 503, Message: "busy"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.tr.name, func(t *testing.T) {
+			var calls atomic.Int64
+			release := make(chan struct{})
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				if calls.Add(1) > 1 {
+					// Held until the exporter goes away.
+					select {
+					case <-r.Context().Done():
+					case <-release:
+					}
+					return
+				}
+				if tt.tr.protocol == otlp.GRPC {
+					w.Header().Set("Content-Type", "application/grpc")
+					w.Header().Set("Grpc-Status", "14")
+					w.Header().Set("Grpc-Message", "busy")
+					w.WriteHeader(http.StatusOK)
+					return
+				}
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+			})
+			var endpoint string
+			if tt.tr.protocol == otlp.GRPC {
+				endpoint = startRaw(t, func(c net.Conn) { serveHTTP2(c, h) }).addr()
+			} else {
+				srv := httptest.NewServer(h)
+				t.Cleanup(srv.Close)
+				endpoint = srv.URL
+			}
+			t.Cleanup(func() { close(release) }) // before the servers close
+			x := newExporter(t, otlp.Options{Protocol: tt.tr.protocol, Endpoint: endpoint})
+			_, err := export(x, 500*time.Millisecond, oneSpan())
+			var se *otlp.StatusError
+			if !errors.As(err, &se) {
+				t.Fatalf("ExportSpans: %v (%T), want the receiver's refusal", err, err)
+			}
+			if diff := cmp.Diff(tt.want, se); diff != "" {
+				t.Errorf("the StatusError (-want +got):\n%s", diff)
+			}
+			if n := calls.Load(); n != 2 {
+				t.Errorf("the receiver had %d calls, want 2 (the refusal, then the retry held)", n)
+			}
+		})
+	}
+}
+
+// TestHeadersEqualButForCaseAreRefused: configured headers whose names
+// differ only in case are one header (names are not case-sensitive), of
+// two values: New refuses them, naming both, rather than send either.
+func TestHeadersEqualButForCaseAreRefused(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			_, err := otlp.New(otlp.Options{Protocol: tr.protocol, Endpoint: "http://127.0.0.1:1",
+				Headers: map[string]string{"X-Key": "a", "x-key": "b", "x-other": "c"}, Getenv: environ(nil)})
+			if err == nil {
+				t.Fatal("New succeeded")
+			}
+			for _, name := range []string{`"X-Key"`, `"x-key"`} {
+				if !strings.Contains(err.Error(), name) {
+					t.Errorf("New: %v, want an error naming %s", err, name)
+				}
+			}
+		})
+	}
+}
+
 // TestHeaders: the configured headers and OTEL_EXPORTER_OTLP_HEADERS
 // reach the receiver, as gRPC metadata or HTTP headers.
 func TestHeaders(t *testing.T) {
@@ -1036,16 +1147,22 @@ func TestTLSRefused(t *testing.T) {
 }
 
 // TestMutualTLSWithoutClientCertificate: a receiver that requires a
-// client certificate the exporter does not have takes nothing.
+// client certificate the exporter does not have takes nothing, and its
+// TLS alert is not tried again (the next handshake would be refused the
+// same way): the export returns well before its deadline.
 func TestMutualTLSWithoutClientCertificate(t *testing.T) {
 	p := newPKI(t)
+	// The refusal comes as an alert or, under TLS 1.3, as a reset after
+	// the handshake has ended on this side: it is retried, within the
+	// export's time.
+	const timeout = time.Second
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			var w tlsWatch
 			r := otlptest.StartTLS(t, w.config(p, true))
 			x := newExporter(t, otlp.Options{Protocol: tr.protocol, Endpoint: tr.tlsEndpoint(r),
 				Getenv: environ(map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": p.caFile})})
-			if _, err := export(x, time.Second, oneSpan()); err == nil {
+			if _, err := export(x, timeout, oneSpan()); err == nil {
 				t.Fatal("ExportSpans succeeded without the client certificate the receiver requires")
 			}
 			if n := r.Calls(tr.name); n != 0 {
@@ -1205,6 +1322,7 @@ func TestMisbehavingGRPCReceivers(t *testing.T) {
 	// grpc-go sends grpc-status-details-bin unpadded; a receiver may
 	// pad it.
 	paddedDetails := statusDetailsBin(t, codes.InvalidArgument, 250*time.Millisecond, base64.StdEncoding)
+	zeroRetryInfo := statusDetailsBin(t, codes.ResourceExhausted, 0, base64.RawStdEncoding)
 	if !strings.HasSuffix(paddedDetails, "=") {
 		t.Fatalf("grpc-status-details-bin %q has no padding to test", paddedDetails)
 	}
@@ -1303,6 +1421,19 @@ func TestMisbehavingGRPCReceivers(t *testing.T) {
 				w.Write(bigBody)
 			},
 			wantErr: true, wantCalls: 1,
+		},
+		{
+			// A RetryInfo says when: RESOURCE_EXHAUSTED may be retried,
+			// and at once.
+			name: "RESOURCE_EXHAUSTED with a RetryInfo of no delay, then OK",
+			handle: func(call int, w http.ResponseWriter, _ *http.Request) {
+				if call == 1 {
+					grpcAnswer(w, "application/grpc", map[string]string{"Grpc-Status": "8", "Grpc-Status-Details-Bin": zeroRetryInfo})
+					return
+				}
+				grpcAnswer(w, "application/grpc", map[string]string{"Grpc-Status": "0"})
+			},
+			wantCalls: 2,
 		},
 		{
 			name: "a percent-encoded grpc-message",

@@ -196,13 +196,27 @@ func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		// The receiver kept the rest.
 		failed = min(max(pe.Rejected, 0), failed)
 		e.exported.Add(int64(len(spans)) - failed)
+		if failed == 0 {
+			// It took every span, and warned.
+			if e.mayWarn() {
+				e.log.Warn("tracing: the receiver warned", "endpoint", e.endpoint, "err", err)
+			}
+			return nil
+		}
 	}
 	e.failed.Add(failed)
 	n := e.failedExports.Add(1)
-	now := time.Now().UnixNano()
-	if last := e.warned.Load(); (last == 0 || now-last >= int64(warnEvery)) && e.warned.CompareAndSwap(last, now) {
+	if e.mayWarn() {
 		e.log.Warn("tracing: spans not exported", "endpoint", e.endpoint, "spans", failed,
 			"failed_exports", n, "err", err)
 	}
 	return nil
+}
+
+// mayWarn says whether a warning may be logged now: one every
+// warnEvery at most.
+func (e *exporter) mayWarn() bool {
+	now := time.Now().UnixNano()
+	last := e.warned.Load()
+	return (last == 0 || now-last >= int64(warnEvery)) && e.warned.CompareAndSwap(last, now)
 }
