@@ -384,8 +384,20 @@ func TestDetectorColdStart(t *testing.T) {
 	})
 	waitEvents(t, g, 10*time.Second, telemetry.EventIdleUnload, 1)
 	// The event comes as the unload begins: the request must find the app
-	// unloaded, not its last instance still in the pool.
-	testutil.WaitFor(t, 10*time.Second, "the app to be unloaded", g.Srv.Supervisor().App("web").Pool().Unloaded)
+	// unloaded, not its last instance still in the pool (which would
+	// serve it, unheld, while it stops).
+	pool := g.Srv.Supervisor().App("web").Pool()
+	testutil.WaitFor(t, 10*time.Second, "the app to be unloaded, its last instance out of the pool", func() bool {
+		if !pool.Unloaded() {
+			return false
+		}
+		for _, m := range pool.Members() {
+			if m.Routable() {
+				return false
+			}
+		}
+		return true
+	})
 	mustGet(t, c, g.URL+"/", 200)
 	waitEvents(t, g, 5*time.Second, telemetry.EventWake, 1)
 	f := expectFirst(t, g, since, "cold_start", "idle_timeout 1s", "woke from idle 1 time")

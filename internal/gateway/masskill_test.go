@@ -45,8 +45,10 @@ func TestAllInstancesKilledUnderLoad(t *testing.T) {
 				}
 				switch w % 4 {
 				case 0, 2:
-					// Slow GETs: these are in flight when the kill comes.
-					c.get("/sleep?d=300ms")
+					// Slow GETs: these are in flight when the kill comes
+					// (a second in the app, so that even a machine slow
+					// enough to queue everything else has some there).
+					c.get("/sleep?d=1s")
 				case 1:
 					c.get("/")
 				case 3:
@@ -146,12 +148,19 @@ func TestAllInstancesKilledUnderLoad(t *testing.T) {
 		// What the retries that were made were for, to tell a kill that
 		// cut nothing from cut-off requests given another cause.
 		retried := map[string]int{}
+		cut := len(failedPosts) > 0
 		for _, e := range g.Access() {
 			for _, c := range e.RetriedCauses {
 				retried[e.Method+" "+c]++
+				cut = cut || c == "upstream_reset"
 			}
 		}
-		t.Errorf("no GET was retried after upstream_reset (%d GETs; retries by cause %v): the kill cut off no request in flight, so the test exercised nothing", gets, retried)
+		if !cut {
+			// Only on a machine so busy that no request was inside an
+			// app at the kill: nothing was cut off, nothing to judge.
+			t.Skipf("the kill cut off no request in flight (%d GETs; retries by cause %v): nothing to judge", gets, retried)
+		}
+		t.Errorf("no GET was retried after upstream_reset (%d GETs; retries by cause %v), though the kill cut off requests", gets, retried)
 	}
 	checkCauses(t, g, results)
 	t.Logf("replacements ready %v after the kill; %d requests: %d GETs (%d failed; %d cut off by the kill and served, %d of them held), %d POSTs, failed POSTs by cause %v",
