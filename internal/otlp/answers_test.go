@@ -2,16 +2,12 @@ package otlp_test
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/gatehouse/gatehouse/internal/otlp"
 	"github.com/gatehouse/gatehouse/internal/tracing/otlptest"
@@ -55,13 +51,7 @@ func TestPartialSuccess(t *testing.T) {
 						}
 						return
 					}
-					var pe *otlp.PartialError
-					if !errors.As(err, &pe) {
-						t.Fatalf("ExportSpans: %v (%T), want a *otlp.PartialError", err, err)
-					}
-					if diff := cmp.Diff(tt.want, pe); diff != "" {
-						t.Errorf("the PartialError (-want +got):\n%s", diff)
-					}
+					errorAs(t, err, tt.want)
 				})
 			}
 		}
@@ -117,16 +107,12 @@ func TestTakenAnswerOfAnotherContentTypeIsDelivered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("content type "+tt.contentType, func(t *testing.T) {
-			var calls atomic.Int64
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				calls.Add(1)
-				io.Copy(io.Discard, r.Body)
+			url, calls := httpReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
 				// Without one, net/http would sniff a content type.
 				w.Header()["Content-Type"] = []string{tt.contentType}
 				io.WriteString(w, body)
-			}))
-			t.Cleanup(srv.Close)
-			x := newExporter(t, otlp.Options{Protocol: otlp.HTTP, Endpoint: srv.URL})
+			})
+			x := newExporter(t, otlp.Options{Protocol: otlp.HTTP, Endpoint: url})
 			_, err := export(x, 10*time.Second, oneSpan())
 			if n := calls.Load(); n != 1 {
 				t.Errorf("the receiver had %d calls, want 1", n)
@@ -137,13 +123,7 @@ func TestTakenAnswerOfAnotherContentTypeIsDelivered(t *testing.T) {
 				}
 				return
 			}
-			var pe *otlp.PartialError
-			if !errors.As(err, &pe) {
-				t.Fatalf("ExportSpans: %v (%T), want a *otlp.PartialError", err, err)
-			}
-			if diff := cmp.Diff(tt.want, pe); diff != "" {
-				t.Errorf("the PartialError (-want +got):\n%s", diff)
-			}
+			errorAs(t, err, tt.want)
 		})
 	}
 }

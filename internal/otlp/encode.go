@@ -321,8 +321,7 @@ func (e *encoder) keyValue(num protowire.Number, kv attribute.KeyValue, depth in
 func (e *encoder) anyValue(v attribute.Value, depth int) {
 	switch v.Type() {
 	case attribute.BOOL:
-		e.b = protowire.AppendTag(e.b, anyBool, protowire.VarintType)
-		e.b = protowire.AppendVarint(e.b, protowire.EncodeBool(v.AsBool()))
+		e.anyBool(v.AsBool())
 	case attribute.INT64:
 		e.anyInt(v.AsInt64())
 	case attribute.FLOAT64:
@@ -333,49 +332,18 @@ func (e *encoder) anyValue(v attribute.Value, depth int) {
 		e.b = protowire.AppendTag(e.b, anyBytes, protowire.BytesType)
 		e.b = protowire.AppendBytes(e.b, v.AsByteSlice())
 	case attribute.BOOLSLICE:
-		a := e.open(anyArray)
-		for _, x := range v.AsBoolSlice() {
-			m := e.open(listValues)
-			e.b = protowire.AppendTag(e.b, anyBool, protowire.VarintType)
-			e.b = protowire.AppendVarint(e.b, protowire.EncodeBool(x))
-			e.close(m)
-		}
-		e.close(a)
+		array(e, v.AsBoolSlice(), e.anyBool)
 	case attribute.INT64SLICE:
-		a := e.open(anyArray)
-		for _, x := range v.AsInt64Slice() {
-			m := e.open(listValues)
-			e.anyInt(x)
-			e.close(m)
-		}
-		e.close(a)
+		array(e, v.AsInt64Slice(), e.anyInt)
 	case attribute.FLOAT64SLICE:
-		a := e.open(anyArray)
-		for _, x := range v.AsFloat64Slice() {
-			m := e.open(listValues)
-			e.anyDouble(x)
-			e.close(m)
-		}
-		e.close(a)
+		array(e, v.AsFloat64Slice(), e.anyDouble)
 	case attribute.STRINGSLICE:
-		a := e.open(anyArray)
-		for _, x := range v.AsStringSlice() {
-			m := e.open(listValues)
-			e.anyString(x)
-			e.close(m)
-		}
-		e.close(a)
+		array(e, v.AsStringSlice(), e.anyString)
 	case attribute.SLICE:
 		if depth >= maxDepth {
 			return
 		}
-		a := e.open(anyArray)
-		for _, x := range v.AsSlice() {
-			m := e.open(listValues)
-			e.anyValue(x, depth+1)
-			e.close(m)
-		}
-		e.close(a)
+		array(e, v.AsSlice(), func(x attribute.Value) { e.anyValue(x, depth+1) })
 	case attribute.MAP:
 		if depth >= maxDepth {
 			return
@@ -389,6 +357,22 @@ func (e *encoder) anyValue(v attribute.Value, depth int) {
 	default:
 		e.anyString("INVALID")
 	}
+}
+
+// array writes an ArrayValue of xs, each element's AnyValue by put.
+func array[T any](e *encoder, xs []T, put func(T)) {
+	a := e.open(anyArray)
+	for _, x := range xs {
+		m := e.open(listValues)
+		put(x)
+		e.close(m)
+	}
+	e.close(a)
+}
+
+func (e *encoder) anyBool(v bool) {
+	e.b = protowire.AppendTag(e.b, anyBool, protowire.VarintType)
+	e.b = protowire.AppendVarint(e.b, protowire.EncodeBool(v))
 }
 
 func (e *encoder) anyInt(v int64) {

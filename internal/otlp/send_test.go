@@ -2,23 +2,15 @@ package otlp_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +34,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/gatehouse/gatehouse/internal/otlp"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/tracing/otlptest"
 )
 
@@ -447,13 +440,7 @@ func TestRetries(t *testing.T) {
 				}
 				return
 			}
-			var se *otlp.StatusError
-			if !errors.As(err, &se) {
-				t.Fatalf("ExportSpans: %v (%T), want a *otlp.StatusError", err, err)
-			}
-			if diff := cmp.Diff(tt.wantErr, se); diff != "" {
-				t.Errorf("the StatusError (-want +got):\n%s", diff)
-			}
+			se := errorAs(t, err, tt.wantErr)
 			if se.Retryable() {
 				t.Errorf("%v: Retryable() = true, want false", se)
 			}
@@ -503,13 +490,7 @@ func TestRetryGivesUpBeforeDeadline(t *testing.T) {
 			tt.fail(r)
 			x := newExporter(t, otlp.Options{Protocol: tt.tr.protocol, Endpoint: tt.tr.endpoint(r), Backoff: tt.backoff, MaxBackoff: tt.backoff})
 			elapsed, err := export(x, timeout, oneSpan())
-			var se *otlp.StatusError
-			if !errors.As(err, &se) {
-				t.Fatalf("ExportSpans: %v (%T), want a *otlp.StatusError", err, err)
-			}
-			if diff := cmp.Diff(tt.want, se); diff != "" {
-				t.Errorf("the StatusError (-want +got):\n%s", diff)
-			}
+			se := errorAs(t, err, tt.want)
 			if !se.Retryable() {
 				t.Errorf("%v: Retryable() = false, want true", se)
 			}
@@ -702,13 +683,7 @@ func TestExportEndedDuringARetryReturnsTheRefusal(t *testing.T) {
 			t.Cleanup(func() { close(release) }) // before the servers close
 			x := newExporter(t, otlp.Options{Protocol: tt.tr.protocol, Endpoint: endpoint})
 			_, err := export(x, 500*time.Millisecond, oneSpan())
-			var se *otlp.StatusError
-			if !errors.As(err, &se) {
-				t.Fatalf("ExportSpans: %v (%T), want the receiver's refusal", err, err)
-			}
-			if diff := cmp.Diff(tt.want, se); diff != "" {
-				t.Errorf("the StatusError (-want +got):\n%s", diff)
-			}
+			errorAs(t, err, tt.want)
 			if n := calls.Load(); n != 2 {
 				t.Errorf("the receiver had %d calls, want 2 (the refusal, then the retry held)", n)
 			}
@@ -908,80 +883,12 @@ type pki struct {
 
 func newPKI(t *testing.T) *pki {
 	t.Helper()
-	dir := t.TempDir()
-	p := &pki{ca: x509.NewCertPool(), clientCommonName: "otlp-test exporter"}
-	caCert, caKey := makeCert(t, "otlp-test CA", nil, nil, func(c *x509.Certificate) {
-		c.IsCA, c.BasicConstraintsValid = true, true
-		c.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
-	})
-	p.ca.AddCert(caCert)
-	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caCert.Raw)
-
-	srvCert, srvKey := makeCert(t, "otlp-test receiver", caCert, caKey, func(c *x509.Certificate) {
-		c.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		c.DNSNames = []string{proxiedHost}
-		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		c.KeyUsage = x509.KeyUsageDigitalSignature
-	})
-	p.server = tls.Certificate{Certificate: [][]byte{srvCert.Raw}, PrivateKey: srvKey, Leaf: srvCert}
-
-	cliCert, cliKey := makeCert(t, p.clientCommonName, caCert, caKey, func(c *x509.Certificate) {
-		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-		c.KeyUsage = x509.KeyUsageDigitalSignature
-	})
-	p.clientCertFile = writePEM(t, dir, "client.pem", "CERTIFICATE", cliCert.Raw)
-	der, err := x509.MarshalPKCS8PrivateKey(cliKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.clientKeyFile = writePEM(t, dir, "client-key.pem", "PRIVATE KEY", der)
-
-	otherCert, _ := makeCert(t, "otlp-test other CA", nil, nil, func(c *x509.Certificate) {
-		c.IsCA, c.BasicConstraintsValid = true, true
-		c.KeyUsage = x509.KeyUsageCertSign
-	})
-	p.otherCAFile = writePEM(t, dir, "other-ca.pem", "CERTIFICATE", otherCert.Raw)
+	ca := testutil.NewCA(t, "otlp-test CA")
+	p := &pki{ca: ca.Pool(), caFile: ca.File(t), clientCommonName: "otlp-test-exporter",
+		server:      ca.Issue(t, testutil.Leaf{Names: []string{"127.0.0.1", proxiedHost}}),
+		otherCAFile: testutil.NewCA(t, "otlp-test other CA").File(t)}
+	p.clientCertFile, p.clientKeyFile = testutil.KeyPairFiles(t, ca.Issue(t, testutil.Leaf{Names: []string{p.clientCommonName}, Client: true}))
 	return p
-}
-
-var serial atomic.Int64
-
-// makeCert makes a certificate for cn signed by parent (self-signed
-// when parent is nil), shaped by edit.
-func makeCert(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, edit func(*x509.Certificate)) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	edit(tmpl)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // tlsWatch is a receiver's TLS configuration that counts the handshakes
@@ -1466,12 +1373,7 @@ func TestMisbehavingGRPCReceivers(t *testing.T) {
 			var se *otlp.StatusError
 			switch {
 			case tt.want != nil:
-				if !errors.As(err, &se) {
-					t.Fatalf("ExportSpans: %v (%T), want a *otlp.StatusError", err, err)
-				}
-				if diff := cmp.Diff(tt.want, se); diff != "" {
-					t.Errorf("the StatusError (-want +got):\n%s", diff)
-				}
+				errorAs(t, err, tt.want)
 			case tt.wantErr:
 				if err == nil {
 					t.Fatal("ExportSpans succeeded")
@@ -1502,16 +1404,12 @@ func TestLargeHTTPAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var calls atomic.Int64
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				calls.Add(1)
-				io.Copy(io.Discard, r.Body)
+			url, calls := httpReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", "text/plain")
 				w.WriteHeader(tt.status)
 				w.Write(bigBody)
-			}))
-			t.Cleanup(srv.Close)
-			x := newExporter(t, otlp.Options{Protocol: otlp.HTTP, Endpoint: srv.URL})
+			})
+			x := newExporter(t, otlp.Options{Protocol: otlp.HTTP, Endpoint: url})
 			_, err := export(x, 10*time.Second, oneSpan())
 			if n := calls.Load(); n != 1 {
 				t.Errorf("the receiver had %d calls, want 1", n)
@@ -1796,4 +1694,36 @@ func (c *notifyConn) Close() error {
 	err := c.Conn.Close()
 	c.closed()
 	return err
+}
+
+// errorAs fails t unless err is an error of want's type equal to want,
+// and returns it.
+func errorAs[T any, PT interface {
+	*T
+	error
+}](t *testing.T, err error, want PT) PT {
+	t.Helper()
+	var got PT
+	if !errors.As(err, &got) {
+		t.Fatalf("ExportSpans: %v (%T), want a %T", err, err, want)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the %T (-want +got):\n%s", want, diff)
+	}
+	return got
+}
+
+// httpReceiver serves h on loopback as an OTLP/HTTP receiver until the
+// test ends, counting the requests (each body read before h runs), and
+// returns its URL and the count.
+func httpReceiver(t *testing.T, h http.HandlerFunc) (string, *atomic.Int64) {
+	t.Helper()
+	calls := new(atomic.Int64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.Copy(io.Discard, r.Body)
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, calls
 }
