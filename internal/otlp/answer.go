@@ -33,10 +33,11 @@ func (e *PartialError) Error() string {
 	return fmt.Sprintf("otlp: the receiver refused %d spans: %s", e.Rejected, e.Message)
 }
 
-// fields calls f for each field of the protobuf message b, with the
-// field's bytes (a length-delimited one's content) or varint; false
-// when b is not a message.
-func fields(b []byte, f func(num protowire.Number, v []byte, x uint64)) bool {
+// fields calls f for each field of the protobuf message b, with its
+// wire type and its bytes (a length-delimited one's content) or varint;
+// false when b is not a message. A field of another wire type than its
+// declaration's is unknown to protobuf, and so is to be left alone.
+func fields(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, x uint64)) bool {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -49,14 +50,14 @@ func fields(b []byte, f func(num protowire.Number, v []byte, x uint64)) bool {
 			if n < 0 {
 				return false
 			}
-			f(num, v, 0)
+			f(num, typ, v, 0)
 			b = b[n:]
 		case protowire.VarintType:
 			x, n := protowire.ConsumeVarint(b)
 			if n < 0 {
 				return false
 			}
-			f(num, nil, x)
+			f(num, typ, nil, x)
 			b = b[n:]
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
@@ -74,18 +75,18 @@ func fields(b []byte, f func(num protowire.Number, v []byte, x uint64)) bool {
 // field that comes twice is merged, as protobuf's are.
 func partial(b []byte) error {
 	var p *PartialError
-	fields(b, func(num protowire.Number, v []byte, _ uint64) {
-		if num != 1 {
+	fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) {
+		if num != 1 || typ != protowire.BytesType {
 			return
 		}
 		if p == nil {
 			p = &PartialError{}
 		}
-		fields(v, func(num protowire.Number, v []byte, x uint64) {
-			switch num {
-			case 1: // rejected_spans, an int64: more is all of them
+		fields(v, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) {
+			switch {
+			case num == 1 && typ == protowire.VarintType: // rejected_spans, an int64: more is all of them
 				p.Rejected = int64(min(x, math.MaxInt64))
-			case 2: // error_message
+			case num == 2 && typ == protowire.BytesType: // error_message
 				p.Message = cut(string(v))
 			}
 		})
@@ -115,18 +116,21 @@ const retryInfoType = "type.googleapis.com/google.rpc.RetryInfo"
 // delay of a google.rpc.RetryInfo among its details (field 3, each an
 // Any), zero when it has none.
 func rpcStatus(b []byte) (msg string, retryDelay time.Duration, retryInfo bool) {
-	fields(b, func(num protowire.Number, v []byte, _ uint64) {
+	fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) {
+		if typ != protowire.BytesType {
+			return
+		}
 		switch num {
 		case 2:
 			msg = string(v)
 		case 3:
 			var typeURL string
 			var value []byte
-			fields(v, func(num protowire.Number, v []byte, _ uint64) {
-				switch num {
-				case 1:
+			fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) {
+				switch {
+				case num == 1 && typ == protowire.BytesType:
 					typeURL = string(v)
-				case 2:
+				case num == 2 && typ == protowire.BytesType:
 					value = v
 				}
 			})
@@ -142,15 +146,15 @@ func rpcStatus(b []byte) (msg string, retryDelay time.Duration, retryInfo bool) 
 // an hour.
 func retryInfoDelay(b []byte) time.Duration {
 	var secs, nanos uint64
-	fields(b, func(num protowire.Number, v []byte, _ uint64) {
-		if num != 1 {
+	fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) {
+		if num != 1 || typ != protowire.BytesType {
 			return
 		}
-		fields(v, func(num protowire.Number, _ []byte, x uint64) {
-			switch num {
-			case 1:
+		fields(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) {
+			switch {
+			case num == 1 && typ == protowire.VarintType:
 				secs = x
-			case 2:
+			case num == 2 && typ == protowire.VarintType:
 				nanos = x
 			}
 		})

@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // partialSuccess is an ExportTraceServiceResponse's partial_success
@@ -82,4 +84,37 @@ func TestPartial(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzPartialMatchesProto holds the reading of a receiver's answer to
+// protobuf's own: for any bytes protobuf reads as an
+// ExportTraceServiceResponse, partial says what it says (a rejected
+// count past int64's range being all the spans); for any other bytes it
+// only must not fail.
+func FuzzPartialMatchesProto(f *testing.F) {
+	two := uint64(2)
+	f.Add(partialSuccess(&two, "too old"))
+	f.Add(append(partialSuccess(&two, ""), partialSuccess(nil, "why")...))
+	f.Add([]byte("\n\x07\x12\x05hello"))
+	f.Add([]byte("\n\x0b\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := partial(b)
+		var resp coltracepb.ExportTraceServiceResponse
+		if proto.Unmarshal(b, &resp) != nil {
+			return
+		}
+		ps := resp.GetPartialSuccess()
+		rejected := ps.GetRejectedSpans()
+		if rejected < 0 {
+			rejected = math.MaxInt64
+		}
+		// A message of nothing printable says nothing.
+		var want error
+		if msg := cut(ps.GetErrorMessage()); rejected != 0 || msg != "" {
+			want = &PartialError{Rejected: rejected, Message: msg}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("partial(%q) (-protobuf's +ours):\n%s", b, diff)
+		}
+	})
 }
