@@ -94,7 +94,15 @@ func TestDetectorCrash(t *testing.T) {
 func TestDetectorCrashSIGKILL(t *testing.T) {
 	t.Parallel()
 	g, since, c := serving(t, 1, nil)
+	// Two connections to the app first, kept alive: a POST still
+	// connecting when the kill comes would be refused, never seen by the
+	// app, and retried on its replacement (unaffected by the crash).
 	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); do(c, http.MethodGet, g.URL+"/sleep?d=200ms") }()
+	}
+	wg.Wait()
 	for range 2 {
 		wg.Add(1)
 		go func() { defer wg.Done(); do(c, http.MethodPost, g.URL+"/sleep?d=8s") }()
