@@ -9,8 +9,8 @@
 #   PROTO=https bench/ab.sh HEAD~3         # HTTP/1.1 over TLS, wrk
 #   PROTO=handshake CONNS=50 bench/ab.sh HEAD~3  # a TLS handshake a request (Connection: close)
 #
-# Each run prints requests/s, the CPU gatehouse spent per request, and its
-# RSS as the run ends (under its load).
+# Each run prints requests/s, the CPU gatehouse spent per request (and
+# the user-space part of it), and its RSS as the run ends (under its load).
 #
 # Everything listens on 127.0.0.1; only the processes this script started
 # are stopped on exit.
@@ -84,7 +84,8 @@ done
 sleep 1
 
 HZ=$(getconf CLK_TCK)
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# user and system ticks, as "user system"
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 echo "A = $REF ($(git rev-parse --short "$REF")), B = work tree; $PROTO"
 : > "$WORK/results"
 for round in $(seq "$ROUNDS"); do
@@ -107,9 +108,10 @@ for round in $(seq "$ROUNDS"); do
         total=$(echo "$out" | awk '/requests in/{print $1}')
       fi
       rss=$(awk '/^VmRSS/{printf "%.1f", $2/1024}' "/proc/${PID[$v]}/status")
-      cpu=$(awk -v a="$after" -v b="$before" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.1f", (a-b)/hz*1e6/n}')
-      printf 'round %s c=%-3s %s %9s req/s  cpu/req %6sus  rss %5s MiB\n' "$round" "$c" "$v" "$rps" "$cpu" "$rss"
-      printf '%s\t%s\t%s\t%s\t%s\n' "$c" "$v" "$rps" "$cpu" "$rss" >> "$WORK/results"
+      read -r cpu usr < <(awk -v a="$after" -v b="$before" -v hz="$HZ" -v n="$total" 'BEGIN{split(a, x, " "); split(b, y, " ")
+        printf "%.1f %.1f\n", (x[1]+x[2]-y[1]-y[2])/hz*1e6/n, (x[1]-y[1])/hz*1e6/n}')
+      printf 'round %s c=%-3s %s %9s req/s  cpu/req %6sus (user %5sus)  rss %5s MiB\n' "$round" "$c" "$v" "$rps" "$cpu" "$usr" "$rss"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$v" "$rps" "$cpu" "$rss" "$usr" >> "$WORK/results"
     done
   done
 done
@@ -117,13 +119,14 @@ python3 - "$WORK/results" <<'PY'
 import sys, statistics as st
 r = {}
 for line in open(sys.argv[1]):
-    c, v, rps, cpu, rss = line.split()
-    r.setdefault((c, v), []).append((float(rps), float(cpu), float(rss)))
-print("\nmedians: c, A req/s, B req/s, B/A, A cpu/req, B cpu/req, B/A, A rss, B rss (MiB)")
+    c, v, rps, cpu, rss, usr = line.split()
+    r.setdefault((c, v), []).append((float(rps), float(cpu), float(rss), float(usr)))
+print("\nmedians: c, A req/s, B req/s, B/A, A cpu/req, B cpu/req, B/A, A rss, B rss (MiB), A user, B user, B/A")
 for c in sorted({k[0] for k in r}, key=int):
     a, b = r[(c, "a")], r[(c, "b")]
     ar, br = st.median(x[0] for x in a), st.median(x[0] for x in b)
     ac, bc = st.median(x[1] for x in a), st.median(x[1] for x in b)
     am, bm = st.median(x[2] for x in a), st.median(x[2] for x in b)
-    print(f"c={c:<4} {ar:9.0f} {br:9.0f} {br/ar:5.2f}   {ac:6.1f}us {bc:6.1f}us {bc/ac:5.2f}   {am:5.1f} {bm:5.1f}")
+    au, bu = st.median(x[3] for x in a), st.median(x[3] for x in b)
+    print(f"c={c:<4} {ar:9.0f} {br:9.0f} {br/ar:5.2f}   {ac:6.1f}us {bc:6.1f}us {bc/ac:5.2f}   {am:5.1f} {bm:5.1f}   {au:5.1f}us {bu:5.1f}us {bu/au:5.2f}")
 PY
