@@ -389,7 +389,9 @@ func (p *poller) closeEach(fcs []*conn) {
 }
 
 // closeConn closes fc if it is parked; false when it is not (it woke,
-// or was closed, meanwhile).
+// or was closed, meanwhile), or when its client has sent a request the
+// poller has not woken it for yet: that one is not idle, and goes back
+// to a goroutine of its own to be served (as closeAll does).
 func (p *poller) closeConn(fc *conn) bool {
 	p.mu.Lock()
 	var claimed *conn
@@ -401,6 +403,10 @@ func (p *poller) closeConn(fc *conn) bool {
 	}
 	p.mu.Unlock()
 	if claimed == nil {
+		return false
+	}
+	if pendingRequest(claimed) {
+		p.wakeUp(claimed)
 		return false
 	}
 	p.closeParked(claimed)
