@@ -551,6 +551,12 @@ func (fc *conn) await() int {
 	if err != nil && fc.takeUpBegun() {
 		return fc.readOn()
 	}
+	if woke && errors.Is(err, os.ErrDeadlineExceeded) && !midRecord(fc.c) && monoNow() < fc.deadline {
+		// What woke it began no request (a TLS KeyUpdate, which TLS
+		// answered inside the read): idle still, it parks again until
+		// its own deadline, rather than ending at HeadTimeout.
+		grace = true
+	}
 	switch {
 	case err == nil:
 		if grace && (fc.first || !fc.headStarts()) {
