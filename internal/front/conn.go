@@ -1291,5 +1291,8 @@ func (fc *conn) sendContinue() error {
 		fc.w.fail()
 		return ErrClientWrite
 	}
+	// Sent: the body and the app's answer are waited for holding no
+	// write buffer, as without the 100.
+	fc.putWriter()
 	return nil
 }

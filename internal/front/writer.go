@@ -187,7 +187,11 @@ func (w *Writer) WriteInterim(code int, h http.Header) {
 	w.fc.bw.WriteString("\r\n")
 	if w.fc.bw.Flush() != nil {
 		w.fail()
+		return
 	}
+	// Sent: the final answer, maybe long in coming, takes a write
+	// buffer again for its head.
+	w.fc.putWriter()
 }
 
 func (w *Writer) Write(p []byte) (int, error) {
