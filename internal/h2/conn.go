@@ -589,7 +589,7 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		c.recvUnacked += n
 		connInc := c.grantLocked()
 		idle := id > c.maxID
-		refused := st != nil && st.reset != nil && !st.clientReset || st == nil && c.wasRefusedLocked(id)
+		refused := st != nil && st.reset != nil && !st.clientReset || st == nil && (c.wasRefusedLocked(id) || c.pastGoAwayLocked(id))
 		c.mu.Unlock()
 		if idle {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -653,6 +653,13 @@ func (c *conn) wasRefusedLocked(id uint32) bool {
 	return false
 }
 
+// pastGoAwayLocked reports whether stream id came after the last stream
+// a GOAWAY named: not served, and what the client sends on it before it
+// hears of the GOAWAY is discarded (RFC 9113 §6.8).
+func (c *conn) pastGoAwayLocked(id uint32) bool {
+	return c.sentGoAway && id > c.lastSent
+}
+
 // refuseLocked records stream id as reset by the server: frames the
 // client sent on it before it heard are dropped, not answered.
 func (c *conn) refuseLocked(id uint32) {
@@ -693,10 +700,13 @@ func (c *conn) processHeaders(f *headerBlock) error {
 		return c.processTrailers(st, f)
 	}
 	if id <= c.maxID {
-		refused := c.wasRefusedLocked(id)
+		// Trailers sent before the client heard of the reset, or of the
+		// GOAWAY that left the stream unserved: discarded, as the stream
+		// was (RFC 9113 §6.8), the block decoded already.
+		refused := c.wasRefusedLocked(id) || c.pastGoAwayLocked(id)
 		c.mu.Unlock()
 		if refused {
-			return nil // trailers sent before the client heard of the reset
+			return nil
 		}
 		// A stream id going down, or one closed and gone (RFC 9113
 		// §5.1.1), as x/net has it.
