@@ -129,11 +129,12 @@ func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) 
 	// (earlyResponse's answer asks to close).
 	err := a.sendRequest(pc, req)
 	if err != nil {
-		if IsClientBodyError(err) || IsDeadline(err) {
+		if IsClientBodyError(err) {
 			return nil, err
 		}
 		// The app may have answered before it read the whole request (a
-		// 413 or 401 to an upload) and closed: its answer stands.
+		// 413 or 401 to an upload), and then closed, or stopped reading
+		// (the write timed out): its answer stands.
 		if resp := a.earlyResponse(pc, req); resp != nil {
 			a.Progress.WroteRequest, a.Progress.GotFirstByte = true, true
 			return resp, nil
