@@ -250,8 +250,10 @@ func (a *Attempt) readResponse(pc *Conn, req *http.Request) (*http.Response, err
 	if n < 0 {
 		size = bareLFHeadLen(buf)
 	}
-	if int64(size) > limit || size == 0 && int64(len(buf)) > limit {
-		return nil, ErrHeadTooLarge // (already read: the buffer may hold more than a small limit)
+	if int64(size) > limit || size == 0 && int64(len(buf)) >= limit {
+		// (Already read: the buffer may hold more than a small limit. A
+		// limit's worth without the head's end is a head over it.)
+		return nil, ErrHeadTooLarge
 	}
 	pc.src.left = max(limit-int64(len(buf)), 1)
 	defer func() { pc.src.left = -1 }()
