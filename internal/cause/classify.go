@@ -18,6 +18,10 @@ type Progress struct {
 	Reused bool
 	// WroteRequest: the whole request was written without error.
 	WroteRequest bool
+	// WroteSome: the request was not written whole, but some of it
+	// reached the app first (an upload cut off as it was sent), which
+	// may have read it.
+	WroteSome bool
 	// GotFirstByte: the first byte of the response arrived.
 	GotFirstByte bool
 	// TLS13: the connection is TLS 1.3. Its client's handshake ends
@@ -72,11 +76,14 @@ func Classify(a Attempt) Cause {
 		// only when the method allows.
 		return UpstreamTLS
 	case !a.Progress.WroteRequest:
-		if a.Progress.Reused {
+		if a.Progress.Reused && !a.Progress.WroteSome {
 			// A pooled connection died under us before the request was
 			// out: the app closed it while idle and never saw this request.
 			return StaleConnection
 		}
+		// Cut off as it was sent, after some of it went: the app may
+		// have read the head and part of the body, on a reused
+		// connection as on a new one, and acted on it.
 		return UpstreamReset
 	case a.Progress.Reused && !a.Progress.GotFirstByte && a.IdleTime >= staleMinIdle &&
 		a.SinceWrite <= staleMaxAfterWrite && IsConnReset(a.Err):

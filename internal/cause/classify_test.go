@@ -133,6 +133,15 @@ func TestClassifyRealSockets(t *testing.T) {
 		{"a reused connection the app closed while idle", func(t *testing.T) cause.Attempt {
 			return staleAttempt(t, "POST")
 		}, cause.StaleConnection},
+		{"a reused connection cut off as the upload was sent", func(t *testing.T) cause.Attempt {
+			// The app read the head and part of the body, then reset:
+			// it had the request, as on a new connection.
+			return cause.Attempt{
+				Err:      realReset(t),
+				Progress: cause.Progress{GotConn: true, Reused: true, WroteSome: true},
+				IdleTime: time.Second,
+			}
+		}, cause.UpstreamReset},
 		{"a reused connection reset right after the write", func(t *testing.T) cause.Attempt {
 			// The app's idle close crossed our request on the wire: the
 			// kernel answers the request's bytes with a reset.

@@ -115,10 +115,20 @@ type sink struct {
 	// poller forgets an answer that came before the wait (see
 	// peek.SendWait).
 	writes int
+	// sent counts the bytes of the exchange's request the socket took:
+	// a request whose sending failed after some reached the app may have
+	// been read, in part, by it.
+	sent int64
 }
 
 func (s *sink) Write(p []byte) (int, error) {
 	s.writes++
+	n, err := s.writeOrWait(p)
+	s.sent += int64(n)
+	return n, err
+}
+
+func (s *sink) writeOrWait(p []byte) (int, error) {
 	if s.wait && s.peek != nil {
 		s.wait = false
 		n, err := s.peek.SendWaitThen(p, s.then)
@@ -173,7 +183,7 @@ func newConn(p *Pool, c, raw net.Conn) *Conn {
 // begin readies the connection for an exchange whose writes must each
 // complete within timeout.
 func (pc *Conn) begin(timeout time.Duration) {
-	pc.src.idle, pc.dst.timeout, pc.dst.writes = 0, timeout, 0
+	pc.src.idle, pc.dst.timeout, pc.dst.writes, pc.dst.sent = 0, timeout, 0, 0
 }
 
 // takeReader gives the connection its reader, when it holds none, once

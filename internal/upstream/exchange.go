@@ -139,6 +139,9 @@ func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) 
 			a.Progress.WroteRequest, a.Progress.GotFirstByte = true, true
 			return resp, nil
 		}
+		// Some of it reached the app, which may have read it: the
+		// classifier must not take the failure for an idle close.
+		a.Progress.WroteSome = pc.dst.sent > 0
 		return nil, err
 	}
 	a.Progress.WroteRequest = true
