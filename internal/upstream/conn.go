@@ -80,6 +80,12 @@ func (s *source) Read(p []byte) (int, error) {
 	if s.idle > 0 {
 		s.c.SetReadDeadline(time.Now().Add(s.idle))
 		s.armed = true
+		if s.interrupted.Load() {
+			// Interrupt came between the look above and this deadline,
+			// which may have replaced its cut: cut again.
+			s.c.SetReadDeadline(time.Unix(1, 0))
+			return 0, os.ErrDeadlineExceeded
+		}
 	}
 	if s.left > 0 && int64(len(p)) > s.left {
 		p = p[:s.left]
