@@ -28,8 +28,18 @@ const StreamOutput = "output"
 // NewRecentLines is given 0.
 const DefaultRecentLines = 1000
 
+// MaxRecentInstances bounds how many instances RecentLines keeps lines
+// of. Every reload, recycle and scale-out starts instances with new ids,
+// and the lines of one that is gone are still wanted a while (why was it
+// recycled?), but not for as long as gatehouse runs: past the bound, the
+// instance that wrote last the longest ago is forgotten. It is above
+// what an app runs at once (autoscale's max of 256, twice over during a
+// rolling reload).
+const MaxRecentInstances = 512
+
 // RecentLines keeps the last lines each instance wrote, with the time
-// each arrived, for GET /api/logs.
+// each arrived, for GET /api/logs: of the MaxRecentInstances instances
+// that wrote last.
 type RecentLines struct {
 	mu  sync.Mutex
 	per int
@@ -49,12 +59,28 @@ func NewRecentLines(per int) *RecentLines {
 func (r *RecentLines) Add(l telemetry.LogLine) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b := r.buf[l.Instance]
+	b, ok := r.buf[l.Instance]
+	if !ok && len(r.buf) >= MaxRecentInstances {
+		r.forgetQuietest()
+	}
 	if len(b) == r.per {
 		// Drop the oldest quarter at once, so adding is amortised O(1).
-		b = append(b[:0], b[r.per/4:]...)
+		b = append(b[:0], b[max(r.per/4, 1):]...)
 	}
 	r.buf[l.Instance] = append(b, l)
+}
+
+// forgetQuietest drops the lines of the instance whose newest line is
+// the oldest: most likely one that is gone.
+func (r *RecentLines) forgetQuietest() {
+	var quiet string
+	var at time.Time
+	for id, b := range r.buf {
+		if last := b[len(b)-1].Time; quiet == "" || last.Before(at) {
+			quiet, at = id, last
+		}
+	}
+	delete(r.buf, quiet)
 }
 
 // Query returns the last n lines (all when n is 0 or less) at or after
