@@ -299,8 +299,11 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 	cfg := in.effective()
 	// The previous process's member (crashed, or drained by a hard
 	// restart) has left the pool; the instance starts again without it.
+	// Its readiness goes with it: a start that fails before a process
+	// runs must not count as a run that stayed up since that readiness,
+	// which would reset the back-off at every failed start.
 	in.mu.Lock()
-	in.member = nil
+	in.member, in.readyAt = nil, time.Time{}
 	in.mu.Unlock()
 	in.setState(pool.Starting)
 	proc, port, argv, err := in.startOrAdopt(cfg)
