@@ -204,20 +204,24 @@ func (rt *Route) Target(q *Ask) (path string, changed bool) {
 }
 
 // stripPrefix takes prefix off the escaped path p. The route matched the
-// decoded path, so an escaped spelling of the prefix ("/%61pi") is taken
-// off segment by segment.
+// decoded path with its slashes merged, so an escaped spelling of the
+// prefix ("/%61pi") or one with doubled slashes ("//api") is taken off
+// segment by segment, the slashes before each segment with it.
 func stripPrefix(p, prefix string) string {
 	if strings.HasPrefix(p, prefix) {
 		return p[len(prefix):]
 	}
 	segs := strings.Count(prefix, "/")
 	i := 0
-	for n := 0; n < segs && i < len(p); n++ {
-		j := strings.IndexByte(p[i+1:], '/')
+	for n := 0; n < segs; n++ {
+		for i < len(p) && p[i] == '/' {
+			i++
+		}
+		j := strings.IndexByte(p[i:], '/')
 		if j < 0 {
 			return ""
 		}
-		i += j + 1
+		i += j
 	}
 	return p[i:]
 }

@@ -19,7 +19,8 @@ func compile(t *testing.T, r config.Route) *Route {
 }
 
 // The app's path: strip_prefix (also of an escaped spelling of the
-// prefix), then rewrite, then add_prefix; the query is the caller's.
+// prefix, or one with doubled slashes, which routes as the prefix), then
+// rewrite, then add_prefix; the query is the caller's.
 func TestTargetIsThePathTheAppIsSent(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -31,6 +32,9 @@ func TestTargetIsThePathTheAppIsSent(t *testing.T) {
 		{"strip to root", config.Route{Match: "/api/", StripPrefix: true}, "/api/", "/"},
 		{"strip the bare prefix", config.Route{Match: "/api/", StripPrefix: true}, "/api", "/"},
 		{"strip an escaped prefix", config.Route{Match: "/api/", StripPrefix: true}, "/%61pi/items", "/items"},
+		{"strip a prefix spelled with doubled slashes", config.Route{Match: "/api/", StripPrefix: true}, "//api/items", "/items"},
+		{"strip a deeper prefix spelled with doubled slashes", config.Route{Match: "/a/b/", StripPrefix: true}, "/a//b/items", "/items"},
+		{"strip the bare prefix spelled with doubled slashes", config.Route{Match: "/api/", StripPrefix: true}, "//api", "/"},
 		{"strip keeps escapes after it", config.Route{Match: "/api/", StripPrefix: true}, "/api/a%2Fb", "/a%2Fb"},
 		{"strip with a host", config.Route{Match: "example.com/v1/", StripPrefix: true}, "/v1/x", "/x"},
 		{"rewrite", config.Route{Match: "/old/", Rewrite: &config.Rewrite{From: "^/old/(.*)$", To: "/new/$1"}}, "/old/a b", "/new/a%20b"},

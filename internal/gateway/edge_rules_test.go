@@ -845,3 +845,50 @@ func TestRouteAnswersKeepFramingOnRawStreams(t *testing.T) {
 		})
 	}
 }
+
+// A path spelled with doubled slashes takes the route its slashes merged
+// name, as nginx's location does (merge_slashes): apps that merge them
+// (Rails, Spring) serve "//admin/" as "/admin/", so a shorter route's
+// rules must not apply to it. strip_prefix takes the prefix off such a
+// spelling too.
+func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
+	// The app echoes the path it was sent as it came: a ServeMux would
+	// redirect a doubled slash away before it could be seen.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(echoed{Path: r.URL.EscapedPath()})
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	d := newDirect(t, "h1", ln.Addr().String(), func(a *config.App) {
+		a.Routes = []config.Route{
+			{Match: "/admin/", Deny: []string{"127.0.0.0/8"}},
+			{Match: "/api/", StripPrefix: true},
+			{Match: "/"},
+		}
+	})
+	for _, tt := range []struct {
+		path   string
+		status int
+		app    string // the path the app saw, when it answered
+	}{
+		{"//admin/", 403, ""}, {"/admin//x", 403, ""}, {"///admin///x", 403, ""}, {"//admin", 403, ""},
+		{"//api/items", 200, "/items"}, {"//api//items", 200, "//items"}, {"//api", 200, "/"},
+		{"//x", 200, "//x"},
+	} {
+		got := d.send(t, "h1", edgeReq{path: tt.path})
+		if got.status != tt.status {
+			t.Errorf("%s: %d, want %d", tt.path, got.status, tt.status)
+			continue
+		}
+		if tt.app != "" {
+			if e := got.echoed(t); e.Path != tt.app {
+				t.Errorf("%s: the app saw %q, want %q", tt.path, e.Path, tt.app)
+			}
+		}
+	}
+}
