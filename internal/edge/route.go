@@ -45,8 +45,25 @@ type Route struct {
 }
 
 // Compile builds route r of app a: its own keys, else the app's
-// (config.EdgeOf). The config has been validated.
+// (config.EdgeOf). The config has been validated. It shares nothing with
+// the app's other routes; a Set does.
 func Compile(a *config.App, r *config.Route) (*Route, error) {
+	return new(Set).Compile(a, r)
+}
+
+// Set compiles the routes of one app, which share what they take from the
+// app's own keys where it counts: the app's rate_limit is one table of
+// buckets for every route without its own, as an nginx limit_req zone is
+// one across its locations, so that a client cannot multiply its rate by
+// spreading its requests over the routes. The zero value is ready; use
+// one for one build of one app's routes.
+type Set struct {
+	appLimiter *ratelimit.Limiter // the app's rate_limit, once a route has taken it
+}
+
+// Compile builds route r of app a as the package's Compile does, sharing
+// the app's rate limit with the routes the Set compiled before.
+func (set *Set) Compile(a *config.App, r *config.Route) (*Route, error) {
 	rt := &Route{Match: r.Match, addPrefix: r.AddPrefix}
 	if r.StripPrefix {
 		if rt.strip = strings.TrimSuffix(r.Prefix(), "/"); rt.strip != "" {
@@ -74,13 +91,32 @@ func Compile(a *config.App, r *config.Route) (*Route, error) {
 		}
 	}
 	e := config.EdgeOf(a, r)
-	if err := rt.compileEdge(e); err != nil {
+	if err := rt.compileEdge(e, set.shared(a, e)); err != nil {
 		return nil, err
 	}
 	return rt, nil
 }
 
-func (rt *Route) compileEdge(e config.Edge) error {
+// shared is the limiter to use for e's rate_limit when it is the app's,
+// made once for the Set; nil when the route has its own, or none.
+func (set *Set) shared(a *config.App, e config.Edge) *ratelimit.Limiter {
+	if e.RateLimit == nil || e.RateLimit != a.RateLimit {
+		return nil
+	}
+	if set.appLimiter == nil {
+		// An invalid rate is compileEdge's to report.
+		rate, err := config.ParseRate(e.RateLimit.Rate)
+		if err != nil || !(rate >= ratelimit.MinRate && rate <= ratelimit.MaxRate) {
+			return nil
+		}
+		set.appLimiter = ratelimit.New(ratelimit.Options{Rate: rate, Burst: e.RateLimit.Burst, MaxKeys: e.RateLimit.MaxKeys})
+	}
+	return set.appLimiter
+}
+
+// compileEdge compiles e's rules; limiter, when not nil, is the one e's
+// rate_limit shares with other routes.
+func (rt *Route) compileEdge(e config.Edge, limiter *ratelimit.Limiter) error {
 	var err error
 	rt.reqHeaders = compileHeaderOps(e.RequestHeaders)
 	rt.respHeaders = compileHeaderOps(e.ResponseHeaders)
@@ -98,7 +134,10 @@ func (rt *Route) compileEdge(e config.Edge) error {
 		if !(rate >= ratelimit.MinRate && rate <= ratelimit.MaxRate) {
 			return fmt.Errorf("rate_limit.rate: %q is outside one a year to one a nanosecond", rl.Rate)
 		}
-		rt.limiter = ratelimit.New(ratelimit.Options{Rate: rate, Burst: rl.Burst, MaxKeys: rl.MaxKeys})
+		rt.limiter = limiter
+		if rt.limiter == nil {
+			rt.limiter = ratelimit.New(ratelimit.Options{Rate: rate, Burst: rl.Burst, MaxKeys: rl.MaxKeys})
+		}
 		rt.limitKey = rl.Key
 	}
 	if ba := e.BasicAuth; ba != nil {

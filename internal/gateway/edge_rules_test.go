@@ -892,3 +892,31 @@ func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
 		}
 	}
 }
+
+// An app's rate_limit is one bucket per client across the routes that
+// take it (as an nginx limit_req zone is one across its locations): a
+// client cannot multiply its rate by spreading requests over them. A
+// route with its own rate_limit counts its own.
+func TestRouteRateLimitOfTheAppIsSharedByItsRoutes(t *testing.T) {
+	app := newEdgeApp(t)
+	d := newDirect(t, "h1", app.addr, func(a *config.App) {
+		a.RateLimit = &config.RequestRateLimit{Rate: "1/m", Burst: 2}
+		a.Routes = []config.Route{
+			{Match: "/a/"}, {Match: "/b/", StripPrefix: true},
+			{Match: "/own/", RateLimit: &config.RequestRateLimit{Rate: "1/m", Burst: 1}},
+			{Match: "/"},
+		}
+	})
+	for _, tt := range []struct {
+		path   string
+		status int
+	}{
+		{"/a/1", 200}, {"/b/2", 200}, // the app's burst of 2, spent on two routes
+		{"/3", 429}, {"/a/4", 429}, {"/b/5", 429},
+		{"/own/6", 200}, {"/own/7", 429}, // the route's own bucket
+	} {
+		if got := d.send(t, "h1", edgeReq{from: "127.0.0.2", path: tt.path}); got.status != tt.status {
+			t.Errorf("%s: %d, want %d", tt.path, got.status, tt.status)
+		}
+	}
+}

@@ -130,10 +130,11 @@ func (g *Gateway) buildRoutes() error {
 	for _, name := range g.order {
 		a := g.apps[name]
 		ac := a.cfg.Load()
+		var set edge.Set // the app's routes share its rate limit
 		for i := range ac.Routes {
 			r := &ac.Routes[i]
 			rt := route{host: r.Host(), prefix: r.Prefix(), app: a}
-			e, err := edge.Compile(ac, r)
+			e, err := set.Compile(ac, r)
 			switch {
 			case err != nil:
 				errs = append(errs, fmt.Errorf("apps.%s.routes[%d]: %w", name, i, err))
