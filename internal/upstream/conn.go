@@ -125,6 +125,11 @@ type sink struct {
 	// a request whose sending failed after some reached the app may have
 	// been read, in part, by it.
 	sent int64
+	// ackedBefore is what the app's TCP had acknowledged of the
+	// connection's bytes before an upload on a reused connection began
+	// (peek.Acked), when ackedKnown: see nothingAcked.
+	ackedBefore uint64
+	ackedKnown  bool
 }
 
 func (s *sink) Write(p []byte) (int, error) {
@@ -190,6 +195,25 @@ func newConn(p *Pool, c, raw net.Conn) *Conn {
 // complete within timeout.
 func (pc *Conn) begin(timeout time.Duration) {
 	pc.src.idle, pc.dst.timeout, pc.dst.writes, pc.dst.sent = 0, timeout, 0, 0
+	pc.dst.ackedKnown = false
+}
+
+// noteAcked records what the app's TCP has acknowledged so far, before
+// an upload on a reused connection: one getsockopt(2), for uploads only.
+func (pc *Conn) noteAcked() {
+	pc.dst.ackedBefore, pc.dst.ackedKnown = pc.peek.Acked()
+}
+
+// nothingAcked reports whether the app's TCP acknowledged none of the
+// request whose sending failed, though the socket took some of it: the
+// bytes met a connection the app had closed (an idle close crossing the
+// request, answered with a reset), not an app that may have read them.
+func (pc *Conn) nothingAcked() bool {
+	if !pc.dst.ackedKnown {
+		return false
+	}
+	now, ok := pc.peek.Acked()
+	return ok && now == pc.dst.ackedBefore
 }
 
 // takeReader gives the connection its reader, when it holds none, once

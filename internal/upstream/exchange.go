@@ -127,6 +127,9 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, a *Attempt) (*h
 func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) {
 	// Sent, or failed: a request not sent whole ends its connection
 	// (earlyResponse's answer asks to close).
+	if a.Progress.Reused && req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
+		pc.noteAcked()
+	}
 	err := a.sendRequest(pc, req)
 	if err != nil {
 		if IsClientBodyError(err) {
@@ -140,8 +143,10 @@ func (a *Attempt) exchange(pc *Conn, req *http.Request) (*http.Response, error) 
 			return resp, nil
 		}
 		// Some of it reached the app, which may have read it: the
-		// classifier must not take the failure for an idle close.
-		a.Progress.WroteSome = pc.dst.sent > 0
+		// classifier must not take the failure for an idle close, unless
+		// the app's TCP took none of it (the bytes the socket took met a
+		// closed connection).
+		a.Progress.WroteSome = pc.dst.sent > 0 && !pc.nothingAcked()
 		return nil, err
 	}
 	a.Progress.WroteRequest = true
