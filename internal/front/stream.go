@@ -221,6 +221,12 @@ func (w *streamWriter) WriteHeader(code int) {
 	for _, k := range connectionFields {
 		delete(h, k)
 	}
+	if code == http.StatusNoContent {
+		// A 204 carries no Content-Length (RFC 9110 §8.6), as the
+		// HTTP/1.1 writer sends it: an HTTP/2 client would take one for
+		// a body the stream's end left out.
+		delete(h, "Content-Length")
+	}
 	if w.requestID != "" {
 		h["X-Request-Id"] = []string{w.requestID}
 	}
