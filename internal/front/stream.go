@@ -318,6 +318,13 @@ func (w *streamWriter) end() {
 	if w.trailer != nil {
 		h := w.w.Header()
 		for k, vs := range *w.trailer {
+			if len(vs) == 0 {
+				// Announced and left out: the h2 server takes an
+				// announced name's value from the header map, which
+				// holds the head's fields (sent already), not trailers.
+				delete(h, k)
+				continue
+			}
 			h[http.TrailerPrefix+k] = vs
 		}
 	}
