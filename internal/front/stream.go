@@ -355,10 +355,11 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	b.rc.SetReadDeadline(time.Now().Add(b.d))
 	n, err := b.ReadCloser.Read(p)
 	b.rc.SetReadDeadline(time.Time{})
-	if se := (http2.StreamError{}); errors.As(err, &se) && (se.Code == http2.ErrCodeCancel || se.Code == http2.ErrCodeNo) {
+	if se := (http2.StreamError{}); errors.As(err, &se) {
 		// The client reset its stream (the h2 server's body reads say
-		// so with the reset's code): the body was cut
-		// short by a client that went away, as a closed HTTP/1.1
+		// so with the reset's code; a reset of the server's own says
+		// h2: stream reset), whatever the code: the body was cut short
+		// by a client that went away, as a closed HTTP/1.1
 		// connection's is, not malformed.
 		err = fmt.Errorf("%w: %w", io.ErrUnexpectedEOF, err)
 	}
