@@ -9,7 +9,9 @@
 // nothing (EAGAIN) and only then waits for the poller. On a machine whose
 // syscalls trap to a hypervisor that try costs as much as the read itself.
 // Wait is for a wait that may be long (a slow app's answer): it holds no
-// buffer to read into while it waits.
+// buffer to read into while it waits. Acked says how much of what was
+// sent the peer's TCP acknowledged: bytes that met a socket the peer had
+// closed never are.
 package peek
 
 import (
