@@ -65,7 +65,13 @@ func relay(client net.Conn, pending []byte, app net.Conn, appBuf *bufio.Reader, 
 	if first := <-ended; first.err == nil {
 		// One side ended its half cleanly (and the other was told): the
 		// other goes on while it talks, within the shorter bound; its
-		// read is woken to take it.
+		// read is woken to take it. The linger counts from the
+		// half-close, not from the last byte before it: after a silence
+		// longer than the linger, the other side's answer to the end
+		// would find the tunnel idle already, and be lost. (last first:
+		// the other side reads the two apart, and must not see the short
+		// bound with the old last.)
+		t.last.Store(int64(time.Since(t.start)))
 		t.idle.Store(int64(halfCloseLinger))
 		other := &up
 		if first == &up {

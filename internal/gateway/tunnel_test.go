@@ -247,3 +247,85 @@ func TestStopClosesTunnels(t *testing.T) {
 		t.Errorf("no access entry with status 101 for the tunnel: %+v", g.Access())
 	}
 }
+
+// TestTunnelHalfCloseAfterSilence: a side that ends its half of an
+// upgraded conversation after a silence longer than halfCloseLinger (1 s)
+// still lets the other side answer it: the linger counts from the
+// half-close, not from the last byte before it. Counted from the last
+// byte, the linger has run out already when the half-close comes, the
+// other side's read is woken and found idle at once, and its answer to
+// the end (a request-then-shutdown protocol's reply, the app's last
+// words) is lost with the tunnel closed under it.
+func TestTunnelHalfCloseAfterSilence(t *testing.T) {
+	t.Parallel()
+	const silence = 1500 * time.Millisecond // past halfCloseLinger (1 s)
+	for _, tc := range []struct {
+		name string
+		// clientEnds: the client half-closes and the app answers the
+		// end; else the app half-closes and the client answers.
+		clientEnds bool
+	}{
+		{name: "client ends, app answers", clientEnds: true},
+		{name: "app ends, client answers", clientEnds: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			// got is what the app read from the client after the 101.
+			got := make(chan string, 1)
+			addr := testutil.ServeRaw(t, func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if tc.clientEnds {
+					io.Copy(io.Discard, br) // until the client's half-close
+					io.WriteString(c, "bye")
+					return
+				}
+				time.Sleep(silence) // the silence is the case's input
+				c.(*net.TCPConn).CloseWrite()
+				b, _ := io.ReadAll(br)
+				got <- string(b)
+			})
+			d := directWith(t, addr, protoOptions(t, "h1"), nil)
+			c, err := net.Dial("tcp", d.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			head, err := readHeadOf(c, time.Now().Add(5*time.Second))
+			if err != nil || !strings.HasPrefix(string(head), "HTTP/1.1 101 ") {
+				t.Fatalf("upgrade: %.300q %v", head, err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if tc.clientEnds {
+				time.Sleep(silence) // the silence is the case's input
+				c.(*net.TCPConn).CloseWrite()
+				b, err := io.ReadAll(c)
+				if string(b) != "bye" {
+					t.Errorf("after its half-close the client got %q (%v), want the app's answer %q", b, err, "bye")
+				}
+				return
+			}
+			// The app's half-close: the client reads to its end, then
+			// answers it.
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				t.Fatalf("reading to the app's half-close: %v", err)
+			}
+			io.WriteString(c, "bye")
+			c.(*net.TCPConn).CloseWrite()
+			select {
+			case s := <-got:
+				if s != "bye" {
+					t.Errorf("after its half-close the app got %q, want the client's answer %q", s, "bye")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the app never saw the client's answer end")
+			}
+		})
+	}
+}
