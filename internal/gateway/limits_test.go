@@ -348,3 +348,51 @@ func TestAppBodyTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestH2WholeBodyWithoutEndStream: an HTTP/2 upload whose declared
+// content-length arrived whole but whose stream the client never ends
+// (no END_STREAM) is a stalled upload like any other: 408 within the
+// app's body_timeout, and the app is never asked. The body is small
+// enough to be read whole before an instance is asked (request_buffer),
+// so the wait for the stream's end must not move to the app's side: a
+// client holding back END_STREAM must not hold an instance for a second
+// body_timeout, nor have its unfinished request served.
+func TestH2WholeBodyWithoutEndStream(t *testing.T) {
+	t.Parallel()
+	const bodyTimeout = 300 * time.Millisecond
+	for _, proto := range []string{"h2", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			app := newNetApp(t, nil)
+			d := newDirect(t, proto, app.addr, func(a *config.App) {
+				a.Limits.BodyTimeout = config.Duration(bodyTimeout)
+			})
+			h, err := dialH2(t, d.addr, proto == "h2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.start(); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if err := h.headers(1, false, h.req("POST", "/up", "content-length", "3")...); err != nil {
+				t.Fatal(err)
+			}
+			// The whole declared body, and no END_STREAM, ever.
+			if err := h.data(1, false, []byte("abc")); err != nil {
+				t.Fatal(err)
+			}
+			v, ok := h.await(5*time.Second, func(v *h2View) bool { return v.Closed || v.Streams[1] != nil && v.Streams[1].Status != 0 })
+			took := time.Since(start)
+			if !ok || v.Streams[1] == nil {
+				t.Fatalf("no answer to an upload held back before its end: %v", v.String())
+			}
+			if st := v.Streams[1].Status; st != http.StatusRequestTimeout || took > 2*bodyTimeout {
+				t.Errorf("got %d after %v; want 408 after ~%v (the app's body_timeout)", st, took.Round(time.Millisecond), bodyTimeout)
+			}
+			if n, c := app.count(), app.conns.Load(); n != 0 || c != 0 {
+				t.Errorf("the app saw %d request(s) on %d connection(s) of an upload that never ended; want none", n, c)
+			}
+		})
+	}
+}

@@ -195,6 +195,15 @@ func (s *Spool) Fill(r io.Reader, max, sizeHint int64) (ended bool, err error) {
 			s.eof = true
 			return true, nil
 		}
+		if rerr != nil {
+			// A source whose end is more than its length (an HTTP/2
+			// stream waits for END_STREAM) may fail there: a body that
+			// timed out or was reset before its end. Taken for a body
+			// longer than max, its failure would come again only from
+			// the reader it is handed to, the app's side waiting it out
+			// anew.
+			return false, rerr
+		}
 	}
 	return false, nil
 }

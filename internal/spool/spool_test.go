@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"strings"
@@ -128,18 +129,25 @@ func TestFillReturnsTheSourcesError(t *testing.T) {
 		name string
 		src  io.Reader
 		hint int64
+		// max is what Fill is asked for; 0 for 100.
+		max  int64
 		want error
 	}{
-		{"cut short, the error alone", io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(io.ErrUnexpectedEOF)), 10, io.ErrUnexpectedEOF},
-		{"cut short, unknown length", io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(io.ErrUnexpectedEOF)), -1, io.ErrUnexpectedEOF},
-		{"an error with the last bytes", &dataThenErr{data: []byte("abc"), err: errBroke}, 10, errBroke},
-		{"an unexpected EOF with the last bytes", &dataThenErr{data: []byte("abc"), err: io.ErrUnexpectedEOF}, 10, io.ErrUnexpectedEOF},
+		{"cut short, the error alone", io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(io.ErrUnexpectedEOF)), 10, 0, io.ErrUnexpectedEOF},
+		{"cut short, unknown length", io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(io.ErrUnexpectedEOF)), -1, 0, io.ErrUnexpectedEOF},
+		{"an error with the last bytes", &dataThenErr{data: []byte("abc"), err: errBroke}, 10, 0, errBroke},
+		{"an unexpected EOF with the last bytes", &dataThenErr{data: []byte("abc"), err: io.ErrUnexpectedEOF}, 10, 0, io.ErrUnexpectedEOF},
+		// The declared length held whole (max is the hint), and the
+		// source breaks where its end should be (an HTTP/2 stream whose
+		// END_STREAM never came): the error, not a body longer than max
+		// whose rest is still in the source.
+		{"an error after the declared length", io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(errBroke)), 3, 3, errBroke},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s Spool
 			s.Init(t.TempDir(), NewBudget(1<<20), NewBudget(1<<20), nil)
 			defer s.Close()
-			ended, err := s.Fill(tc.src, 100, tc.hint)
+			ended, err := s.Fill(tc.src, cmp.Or(tc.max, 100), tc.hint)
 			if ended || !errors.Is(err, tc.want) {
 				t.Fatalf("Fill = %v, %v; want false, %v", ended, err, tc.want)
 			}
