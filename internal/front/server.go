@@ -120,11 +120,18 @@ type Server struct {
 	tunnels map[*conn]struct{}
 	ln      net.Listener
 	closing atomic.Bool
+	// serving counts the Serve loops running: a connection Serve has
+	// accepted as Shutdown closes the listener is still tracked and
+	// served, and done waits for it (see track).
+	serving int
+	// stopped is closed by Close: from then on nothing accepted is
+	// served.
+	stopped chan struct{}
 	// lameDuck: still serving, but every HTTP/1 answer says Connection:
 	// close, so that keep-alive clients reconnect, through a load
 	// balancer that by then sends them elsewhere (SetLameDuck).
 	lameDuck atomic.Bool
-	done     chan struct{} // closed when the last connection ends after Shutdown
+	done     chan struct{} // closed when the last connection ends after Shutdown, and Serve has returned
 
 	// The HTTP/2 side (see h2.go): h2 serves each connection and tells
 	// them all to go away.
@@ -206,7 +213,7 @@ func (s *Server) SetLameDuck(on bool) {
 func New(h Handler, opts Options) *Server {
 	opts.defaults()
 	s := &Server{h: h, opts: opts, conns: map[*conn]struct{}{}, tunnels: map[*conn]struct{}{}, perIP: map[netip.Addr]int{},
-		done: make(chan struct{})}
+		done: make(chan struct{}), stopped: make(chan struct{})}
 	if opts.MaxConnections > 0 {
 		s.slots = make(chan struct{}, opts.MaxConnections)
 	}
@@ -235,7 +242,15 @@ func (s *Server) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	s.ln = ln
+	s.serving++
 	s.mu.Unlock()
+	leave := sync.OnceFunc(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.serving--
+		s.doneIfDrained()
+	})
+	defer leave()
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -248,6 +263,7 @@ func (s *Server) Serve(ln net.Listener) error {
 				time.Sleep(backoff)
 				continue
 			}
+			leave()
 			s.Close()
 			return err
 		}
@@ -307,7 +323,7 @@ func (s *Server) takeSlot() bool {
 		case s.slots <- struct{}{}:
 			t.Stop()
 			return true
-		case <-s.done:
+		case <-s.stopped:
 			t.Stop()
 			return false
 		case <-t.C:
@@ -414,23 +430,36 @@ func retryableAccept(err error) bool {
 	return false
 }
 
-// track adds or removes a connection; adding fails once shutdown began.
+// track adds or removes a connection; adding fails once Close began.
+// A connection Serve accepted as Shutdown began (the listener closed
+// between the accept and this) is added and served, as the drain's last
+// (Connection: close): its client has sent its request, and a process
+// that shares the socket (an upgrade's successor) never sees it. Closed
+// without a word, the request would be lost.
 func (s *Server) track(fc *conn, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if add {
-		if s.closing.Load() {
+		select {
+		case <-s.stopped:
 			return false
+		default:
 		}
 		s.conns[fc] = struct{}{}
 		return true
 	}
 	delete(s.conns, fc)
 	delete(s.tunnels, fc)
-	if s.closing.Load() && len(s.conns) == 0 {
+	s.doneIfDrained()
+	return true
+}
+
+// doneIfDrained closes done once the shutdown began, no connection is
+// left and no Serve loop can add one. Under mu.
+func (s *Server) doneIfDrained() {
+	if s.closing.Load() && len(s.conns) == 0 && s.serving == 0 {
 		s.closeDone()
 	}
-	return true
 }
 
 // tunnel moves a connection to the tunnels, which Shutdown does not wait
@@ -441,9 +470,7 @@ func (s *Server) tunnel(fc *conn) {
 	defer s.mu.Unlock()
 	delete(s.conns, fc)
 	s.tunnels[fc] = struct{}{}
-	if s.closing.Load() && len(s.conns) == 0 {
-		s.closeDone()
-	}
+	s.doneIfDrained()
 }
 
 func (s *Server) closeDone() {
@@ -497,6 +524,11 @@ func (s *Server) Close() error {
 	s.beginClose()
 	s.stopPoller()
 	s.mu.Lock()
+	select {
+	case <-s.stopped:
+	default:
+		close(s.stopped)
+	}
 	for fc := range s.conns {
 		// Socket first: no close_notify from this goroutine, which
 		// could block, and would come between an answer's records
@@ -559,9 +591,7 @@ func (s *Server) beginClose() {
 	if s.ln != nil {
 		s.ln.Close()
 	}
-	if len(s.conns) == 0 {
-		s.closeDone()
-	}
+	s.doneIfDrained()
 }
 
 // CloseTunnels closes the connections switched to another protocol
