@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -71,6 +72,12 @@ func (s *Server) Drain(_ context.Context, on bool, p supervisor.Progress) error 
 	if s.stopping.Load() {
 		return fmt.Errorf("drain: %w", errStopping)
 	}
+	if s.upgrade.underWay() {
+		// The successor took this node's rotation as the upgrade began
+		// (drainedForSuccessor): a change now would be undone when it
+		// takes over.
+		return errors.New("drain: an upgrade is under way, and the new gatehouse has already taken this node's rotation; try again once it is done")
+	}
 	if s.draining.Swap(on) == on {
 		p("already %s", map[bool]string{true: "draining", false: "in rotation"}[on])
 		return nil
@@ -98,6 +105,16 @@ func (s *Server) leaveRotation() (was bool) {
 	was = s.draining.Swap(true)
 	s.setLameDuck(true)
 	return was
+}
+
+// drainedForSuccessor reads whether this node is out of rotation for an
+// upgrade's successor to start so too, under rotMu, as Drain changes it:
+// once the upgrade is under way (begin), a Drain either came before this
+// look or is refused.
+func (s *Server) drainedForSuccessor() bool {
+	s.rotMu.Lock()
+	defer s.rotMu.Unlock()
+	return s.draining.Load()
 }
 
 func (s *Server) restoreRotation(was bool) {

@@ -148,7 +148,7 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 	p("leaving the instances to the new process (they run on; this process serves until it is ready)")
 	s.sup.Leave()
 	env := os.Environ()
-	if s.draining.Load() {
+	if s.drainedForSuccessor() {
 		// A node drained for maintenance stays out of rotation through
 		// the upgrade: drain, upgrade, undrain.
 		env = append(env, DrainedEnv+"=1")
@@ -279,6 +279,14 @@ func (u *upgradeState) begin() (finish func(), err error) {
 		u.mu.Unlock()
 		close(running)
 	}, nil
+}
+
+// underWay reports whether an upgrade is under way (between begin and
+// its finish).
+func (u *upgradeState) underWay() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.running != nil
 }
 
 // possible reports whether this server can start a successor: it knows
