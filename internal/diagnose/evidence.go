@@ -1,7 +1,6 @@
 package diagnose
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,7 +66,8 @@ func Load(dir string, since time.Time) (*Evidence, error) {
 }
 
 // readAccess parses the access log, keeping lines from since on and
-// skipping lines it cannot parse (a torn last line).
+// skipping lines it cannot parse (a torn last line, one longer than
+// telemetry.MaxLine).
 func readAccess(path string, since time.Time) ([]Access, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -78,16 +78,20 @@ func readAccess(path string, since time.Time) ([]Access, error) {
 	}
 	defer f.Close()
 	var out []Access
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
+	// A line too long for an entry (a request with a huge head, garbage
+	// a crash left) is skipped like any other line that does not parse,
+	// rather than ending the read with an error.
+	err = telemetry.ReadLines(f, func(line []byte) {
 		var a Access
-		if json.Unmarshal(sc.Bytes(), &a) != nil || a.Time.Before(since) {
-			continue
+		if json.Unmarshal(line, &a) != nil || a.Time.Before(since) {
+			return
 		}
 		out = append(out, a)
+	})
+	if err != nil {
+		return out, fmt.Errorf("read access log: %w", err)
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // Run diagnoses the evidence.

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Event types, as written to events.log and listed in PRODUCT.md.
@@ -178,6 +180,7 @@ func (e *Events) Emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	ev.Output = cutOutput(ev.Output)
 	if len(e.ring) < e.size {
 		e.ring = append(e.ring, ev)
 	} else {
@@ -208,6 +211,42 @@ func (e *Events) Emit(ev Event) {
 			e.missed.Add(1)
 		}
 	}
+}
+
+// maxOutputLine bounds one of an event's Output lines, in bytes. An
+// instance's output line may be ~96 KiB (cut at 64 KiB, plus one read of
+// its pipe): twenty of them made an exit's events.log line longer than
+// maxEventLine, so ReadEvents (diagnose) skipped the exit. Cut at 4 KiB,
+// twenty lines are at most 480 KiB even with every byte escaped as six.
+const maxOutputLine = 4 << 10
+
+// outputCut ends an Output line that was cut.
+const outputCut = "…"
+
+// cutOutput returns out with its lines longer than maxOutputLine cut, on
+// a rune boundary, and marked with outputCut; out itself when none is,
+// else a copy, as the caller's slice is not Emit's to change.
+func cutOutput(out []string) []string {
+	var cut []string
+	for i, l := range out {
+		if len(l) <= maxOutputLine {
+			continue
+		}
+		if cut == nil {
+			cut = slices.Clone(out)
+		}
+		// Back to the start of the rune at the cut, if it is one: no
+		// further, as invalid UTF-8 may have no rune start for long.
+		n := maxOutputLine - len(outputCut)
+		for k := 1; k < utf8.UTFMax && !utf8.RuneStart(l[n]); k++ {
+			n--
+		}
+		cut[i] = l[:n] + outputCut
+	}
+	if cut == nil {
+		return out
+	}
+	return cut
 }
 
 // Since returns the events in the ring at or after t, oldest first. A zero t
@@ -296,21 +335,39 @@ func ReadEvents(path string, since time.Time) ([]Event, error) {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
 	var out []Event
+	err = ReadLines(f, func(line []byte) {
+		var ev Event
+		if json.Unmarshal(line, &ev) == nil && ev.Type != "" && !ev.Time.Before(since) {
+			out = append(out, ev)
+		}
+	})
+	if err != nil {
+		return out, fmt.Errorf("read events %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// MaxLine bounds one line of a log file that ReadLines hands on; a
+// longer one is garbage, not an entry.
+const MaxLine = maxEventLine
+
+// ReadLines calls fn with each line of r, without its line ending, until
+// the end of r. A line longer than MaxLine is consumed and skipped rather
+// than buffered, so one long or garbage line neither ends the reading nor
+// costs more than MaxLine of memory. fn must not keep line.
+func ReadLines(r io.Reader, fn func(line []byte)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
 	for {
-		line, tooLong, err := readLine(r)
+		line, tooLong, err := readLine(br)
 		if len(line) > 0 && !tooLong {
-			var ev Event
-			if json.Unmarshal(line, &ev) == nil && ev.Type != "" && !ev.Time.Before(since) {
-				out = append(out, ev)
-			}
+			fn(line)
 		}
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return out, fmt.Errorf("read events %s: %w", path, err)
+			return err
 		}
 	}
 }
