@@ -2,7 +2,6 @@ package admin
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -12,6 +11,8 @@ import (
 	"runtime/pprof"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // dumpTail is how many lines of each log a dump keeps.
@@ -67,13 +68,17 @@ func tailFile(path string, n int) []byte {
 	}
 	defer f.Close()
 	var ring []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		ring = append(ring, sc.Text())
+	// A line longer than telemetry.MaxLine is left out, rather than
+	// ending the read there and keeping the lines before it.
+	err = telemetry.ReadLines(f, func(line []byte) {
+		ring = append(ring, string(line))
 		if len(ring) > n {
 			ring = ring[1:]
 		}
+	})
+	out := []byte(strings.Join(ring, "\n") + "\n")
+	if err != nil {
+		out = append(out, "("+err.Error()+")\n"...)
 	}
-	return []byte(strings.Join(ring, "\n") + "\n")
+	return out
 }
