@@ -292,7 +292,12 @@ func tailFile(fd *os.File, n int) (lines [][]byte, end int64, err error) {
 		return nil, 0, fmt.Errorf("read log: %w", err)
 	}
 	size := st.Size()
-	var buf []byte
+	// The chunks read, last first, and their newlines: each chunk is
+	// read and counted once, and they are joined once at the end, so
+	// that the whole of a large file (n == 0) costs what it holds rather
+	// than a copy of what was read so far per chunk.
+	var chunks [][]byte
+	newlines := 0
 	pos := size
 	for pos > 0 {
 		step := min(int64(tailChunk), pos)
@@ -301,11 +306,16 @@ func tailFile(fd *os.File, n int) (lines [][]byte, end int64, err error) {
 		if _, err := fd.ReadAt(chunk, pos); err != nil && !errors.Is(err, io.EOF) {
 			return nil, 0, fmt.Errorf("read log: %w", err)
 		}
-		buf = append(chunk, buf...)
+		chunks = append(chunks, chunk)
+		newlines += bytes.Count(chunk, []byte{'\n'})
 		// One newline more than n lines have, so the first is whole.
-		if n > 0 && bytes.Count(buf, []byte{'\n'}) > n {
+		if n > 0 && newlines > n {
 			break
 		}
+	}
+	buf := make([]byte, 0, size-pos)
+	for i := len(chunks) - 1; i >= 0; i-- {
+		buf = append(buf, chunks[i]...)
 	}
 	// An unterminated last line is still being written: following
 	// begins at its start, and prints it once it is whole.
