@@ -68,6 +68,9 @@ func (set *Set) Compile(a *config.App, r *config.Route) (*Route, error) {
 	if r.StripPrefix {
 		if rt.strip = strings.TrimSuffix(r.Prefix(), "/"); rt.strip != "" {
 			rt.prefixField = []string{rt.strip}
+			// Taken off segment by segment (stripPrefix), as the route
+			// is matched: its slashes merged.
+			rt.strip = MergeSlashes(rt.strip)
 		}
 	}
 	var err error
@@ -178,4 +181,21 @@ func (rt *Route) Plain() bool {
 // client's.
 func (rt *Route) RewritesPath() bool {
 	return rt.strip != "" || rt.addPrefix != "" || rt.rewrite != nil
+}
+
+// MergeSlashes replaces each run of slashes in p with one, as the
+// gateway's router does to the paths and prefixes it matches (nginx's
+// merge_slashes). p itself when it has no "//".
+func MergeSlashes(p string) string {
+	if !strings.Contains(p, "//") {
+		return p
+	}
+	b := make([]byte, 0, len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && i > 0 && p[i-1] == '/' {
+			continue
+		}
+		b = append(b, p[i])
+	}
+	return string(b)
 }

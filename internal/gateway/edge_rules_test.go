@@ -893,6 +893,50 @@ func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
 	}
 }
 
+// A route whose match itself spells a doubled slash ("/a//b/") is the
+// route of that path with its slashes merged, as the requests it was
+// written for are: merging the request's slashes alone would leave it
+// unreachable, and its rules to a shorter route's. strip_prefix takes
+// its prefix off either spelling.
+func TestRouteSpelledWithDoubledSlashes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(echoed{Path: r.URL.EscapedPath()})
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	d := newDirect(t, "h1", ln.Addr().String(), func(a *config.App) {
+		a.Routes = []config.Route{
+			{Match: "/a//b/", Deny: []string{"127.0.0.0/8"}},
+			{Match: "/s//t/", StripPrefix: true},
+			{Match: "/"},
+		}
+	})
+	for _, tt := range []struct {
+		path   string
+		status int
+		app    string
+	}{
+		{"/a//b/x", 403, ""}, {"/a/b/x", 403, ""}, {"/a//b", 403, ""},
+		{"/s//t/items", 200, "/items"}, {"/s/t/items", 200, "/items"}, {"/s///t//items", 200, "//items"},
+	} {
+		got := d.send(t, "h1", edgeReq{path: tt.path})
+		if got.status != tt.status {
+			t.Errorf("%s: %d, want %d", tt.path, got.status, tt.status)
+			continue
+		}
+		if tt.app != "" {
+			if e := got.echoed(t); e.Path != tt.app {
+				t.Errorf("%s: the app saw %q, want %q", tt.path, e.Path, tt.app)
+			}
+		}
+	}
+}
+
 // An app's rate_limit is one bucket per client across the routes that
 // take it (as an nginx limit_req zone is one across its locations): a
 // client cannot multiply its rate by spreading requests over them. A

@@ -133,7 +133,9 @@ func (g *Gateway) buildRoutes() error {
 		var set edge.Set // the app's routes share its rate limit
 		for i := range ac.Routes {
 			r := &ac.Routes[i]
-			rt := route{host: r.Host(), prefix: r.Prefix(), app: a}
+			// A match spelling "//" is the route of its slashes merged, as
+			// the paths it is matched against are (see router.match).
+			rt := route{host: r.Host(), prefix: edge.MergeSlashes(r.Prefix()), app: a}
 			e, err := set.Compile(ac, r)
 			switch {
 			case err != nil:

@@ -263,9 +263,7 @@ func (r *router) match(host, path string) *route {
 	// "//admin/" is "/admin/" to apps that merge slashes (Rails, Spring),
 	// so it takes "/admin/"'s route, as nginx's merge_slashes has it;
 	// else a shorter route's rules would apply to the page.
-	if strings.Contains(path, "//") {
-		path = mergeSlashes(path)
-	}
+	path = edge.MergeSlashes(path)
 	// bare is the route whose prefix is path and a slash ("/admin/" for
 	// "/admin"): apps serve the two as one page, so it takes path unless
 	// a route of its host, or of none if it has none, whose prefix is
@@ -288,18 +286,6 @@ func (r *router) match(host, path string) *route {
 		}
 	}
 	return bare
-}
-
-// mergeSlashes replaces each run of slashes in path with one.
-func mergeSlashes(path string) string {
-	b := make([]byte, 0, len(path))
-	for i := 0; i < len(path); i++ {
-		if path[i] == '/' && i > 0 && path[i-1] == '/' {
-			continue
-		}
-		b = append(b, path[i])
-	}
-	return string(b)
 }
 
 func stripPort(host string) string {
