@@ -221,10 +221,11 @@ func (w *streamWriter) WriteHeader(code int) {
 	for _, k := range connectionFields {
 		delete(h, k)
 	}
-	if code == http.StatusNoContent {
+	if code == http.StatusNoContent || code == http.StatusNotModified {
 		// A 204 carries no Content-Length (RFC 9110 §8.6), as the
-		// HTTP/1.1 writer sends it: an HTTP/2 client would take one for
-		// a body the stream's end left out.
+		// HTTP/1.1 writer sends it; a 304's is the representation's,
+		// which an HTTP/2 client (Go's) takes for a body the stream's
+		// end left out, as it does a 204's: neither goes on a stream.
 		delete(h, "Content-Length")
 	}
 	if w.requestID != "" {
