@@ -64,3 +64,16 @@ func TestAckedCountsOnlyWhatAnOpenPeerTook(t *testing.T) {
 		})
 	}
 }
+
+// Acked is asked before every upload on a reused connection: it must not
+// allocate (see the package's doc).
+func TestAckedAllocatesNothing(t *testing.T) {
+	client, _ := loopbackPair(t)
+	p := New(client)
+	if _, ok := p.Acked(); !ok {
+		t.Fatal("Acked: not known on a TCP socket")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { p.Acked() }); allocs != 0 {
+		t.Errorf("Acked allocates %v times", allocs)
+	}
+}

@@ -53,6 +53,11 @@ type Peeker struct {
 	// waitFn is Wait's poller callback.
 	waitFn func(fd uintptr) bool
 
+	// Acked's callback, made at its first call, and what it read.
+	ackFn func(fd uintptr)
+	acked uint64
+	ackOK bool
+
 	// SendWait's state: what to send, whether it was sent, and what to
 	// give it to once it was (SendWaitThen).
 	sendFn func(fd uintptr) bool

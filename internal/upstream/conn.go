@@ -200,9 +200,19 @@ func (pc *Conn) begin(timeout time.Duration) {
 
 // noteAcked records what the app's TCP has acknowledged so far, before
 // an upload on a reused connection: one getsockopt(2), for uploads only.
+// The connection carried a request the app answered, which its TCP
+// acknowledged: a count of 0 is a kernel that does not keep it (gVisor,
+// WSL 1, …), where every failed upload would be taken for stale and
+// sent again though the app may have read it.
 func (pc *Conn) noteAcked() {
-	pc.dst.ackedBefore, pc.dst.ackedKnown = pc.peek.Acked()
+	n, ok := pc.peek.Acked()
+	pc.dst.ackedBefore, pc.dst.ackedKnown = n, countsAcked(n, ok)
 }
+
+// countsAcked reports whether n, what the kernel said was acknowledged
+// on a reused connection before an upload, is a count: Linux counts the
+// SYN, so a connection's count is never 0 where it is kept.
+func countsAcked(n uint64, ok bool) bool { return ok && n > 0 }
 
 // nothingAcked reports whether the app's TCP acknowledged none of the
 // request whose sending failed, though the socket took some of it: the
