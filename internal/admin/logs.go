@@ -32,9 +32,10 @@ const DefaultRecentLines = 1000
 // of. Every reload, recycle and scale-out starts instances with new ids,
 // and the lines of one that is gone are still wanted a while (why was it
 // recycled?), but not for as long as gatehouse runs: past the bound, the
-// instance that wrote last the longest ago is forgotten. It is above
-// what an app runs at once (autoscale's max of 256, twice over during a
-// rolling reload).
+// instance that wrote last the longest ago is forgotten. The bound is
+// over all apps: it is above what one app runs at once (autoscale's max
+// of 256, twice over during a rolling reload), and several large apps
+// lose the lines of their quietest instances first.
 const MaxRecentInstances = 512
 
 // RecentLines keeps the last lines each instance wrote, with the time
