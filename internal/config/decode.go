@@ -27,10 +27,58 @@ type decoder struct {
 	// secret is how many secret fields (see SecretTag) the value being
 	// decoded lies under: its messages then do not quote it.
 	secret int
+	// budget is how many more nodes and keys may be decoded. An alias is
+	// decoded again wherever it is used, so a small file of aliases of
+	// aliases (or merge keys of merge keys) could take hours and all
+	// memory; the budget stops it with one error instead.
+	budget int
+	// exhausted is set once budget has run out; nothing more is decoded.
+	exhausted bool
+	// merging holds the mappings whose merge keys are being applied, so
+	// that a mapping merging itself ("web: &a {<<: *a}") is an error
+	// rather than an endless recursion.
+	merging map[*yaml.Node]bool
 }
 
+// Decoding budget: every node of the document once, ten times over for
+// aliases, and never less than minBudget, which no hand-written config
+// comes near.
+const (
+	budgetPerNode = 10
+	minBudget     = 100_000
+)
+
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, pos: positions{}, keys: map[string][]string{}, failed: map[string]bool{}}
+	return &decoder{file: file, pos: positions{}, keys: map[string][]string{}, failed: map[string]bool{},
+		budget: minBudget, merging: map[*yaml.Node]bool{}}
+}
+
+// setBudget sizes the budget to the document rooted at root.
+func (d *decoder) setBudget(root *yaml.Node) {
+	d.budget = max(minBudget, budgetPerNode*countNodes(root))
+}
+
+// countNodes counts the nodes written in the document, an alias as one.
+func countNodes(n *yaml.Node) int {
+	count := 1
+	for _, c := range n.Content {
+		count += countNodes(c)
+	}
+	return count
+}
+
+// spend takes one unit of the budget for n, reporting false (and, the
+// first time, an error at n's line) once it has run out.
+func (d *decoder) spend(n *yaml.Node, path string) bool {
+	if d.exhausted {
+		return false
+	}
+	if d.budget--; d.budget < 0 {
+		d.exhausted = true
+		d.errorf(n.Line, path, "aliases or merge keys (<<) expand to too much; write the config out rather than through nested aliases")
+		return false
+	}
+	return true
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
@@ -54,6 +102,9 @@ var (
 // decode stores n into v (which must be settable). A null node leaves v as
 // it is, so "health:" with nothing under it keeps the defaults.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if !d.spend(n, path) {
+		return
+	}
 	n = resolveAlias(n)
 	if isNull(n) {
 		return
@@ -295,6 +346,9 @@ func (d *decoder) pairs(n *yaml.Node, path string, fn func(key, val *yaml.Node))
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key := n.Content[i]
+		if !d.spend(key, path) {
+			return
+		}
 		switch {
 		case key.Kind == yaml.ScalarNode && key.ShortTag() == "!!merge":
 			merges = append(merges, i)
@@ -309,19 +363,32 @@ func (d *decoder) pairs(n *yaml.Node, path string, fn func(key, val *yaml.Node))
 			firsts = append(firsts, i)
 		}
 	}
+	d.merging[n] = true
+	defer delete(d.merging, n)
 	for _, i := range merges {
 		d.merge(n.Content[i+1], path, fn)
 	}
 	for _, i := range firsts {
+		if d.exhausted {
+			return
+		}
 		fn(n.Content[i], n.Content[i+1])
 	}
 }
 
 // merge applies a merge key's value: a mapping or a list of mappings.
 func (d *decoder) merge(m *yaml.Node, path string, fn func(key, val *yaml.Node)) {
+	if !d.spend(m, path) {
+		return
+	}
+	alias := m
 	m = resolveAlias(m)
 	switch m.Kind {
 	case yaml.MappingNode:
+		if d.merging[m] {
+			d.errorf(alias.Line, path, "merge key (<<) refers to a mapping that contains it")
+			return
+		}
 		d.pairs(m, path, fn)
 	case yaml.SequenceNode:
 		for _, item := range m.Content {

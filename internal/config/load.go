@@ -46,6 +46,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	d := newDecoder(file)
 	d.pos[""] = 1
 	if root != nil {
+		d.setBudget(root)
 		d.pos[""] = root.Line
 		if root.Kind == yaml.MappingNode {
 			d.decode(root, reflect.ValueOf(c).Elem(), "")
@@ -57,6 +58,11 @@ func Parse(file string, data []byte) (*Config, error) {
 	c.pos = d.pos
 	for name, app := range c.Apps {
 		app.Name = name
+	}
+	if d.exhausted {
+		// What was decoded is a fragment: checking it would only add
+		// problems that are not in the file.
+		return nil, d.errs.sorted()
 	}
 	c.inheritLimits(d.pos)
 	errs := append(d.errs, c.validate(d.pos, d.failed)...)

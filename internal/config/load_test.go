@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -361,5 +362,60 @@ func TestFieldErrorFormat(t *testing.T) {
 	}
 	if got := len(errs.Unwrap()); got != 2 {
 		t.Errorf("Unwrap() has %d errors, want 2", got)
+	}
+}
+
+// mergeBomb nests levels mappings, each merging the one inside it width
+// times: a few hundred bytes whose merge keys expand to width^levels keys.
+func mergeBomb(levels, width int) string {
+	l := "&l0 {command: x}"
+	for k := 1; k <= levels; k++ {
+		l = fmt.Sprintf("&l%d {<<: [%s%s]}", k, l, strings.Repeat(fmt.Sprintf(", *l%d", k-1), width-1))
+	}
+	return "apps:\n  web:\n    <<: " + l + "\n"
+}
+
+// TestParseHostileAliases: aliases and merge keys are followed as they are
+// decoded, so a mapping that merges itself, or merges nested width times
+// over, must end with an error rather than overflow the stack (a crash no
+// recover catches) or run for hours.
+func TestParseHostileAliases(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{
+			name: "mapping merges itself",
+			yaml: "apps:\n  web: &a\n    <<: *a\n    command: x\n",
+			want: []string{`g.yaml:3: apps.web: merge key (<<) refers to a mapping that contains it`},
+		},
+		{
+			name: "mapping merges one that merges it",
+			yaml: "apps:\n  web: &a\n    command: x\n    <<: &b\n      <<: *a\n",
+			want: []string{`g.yaml:5: apps.web: merge key (<<) refers to a mapping that contains it`},
+		},
+		{
+			name: "nested merge keys expand exponentially",
+			yaml: mergeBomb(12, 10),
+			want: []string{`g.yaml:3: apps.web: aliases or merge keys (<<) expand to too much; write the config out rather than through nested aliases`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				_, err := Parse("g.yaml", []byte(tt.yaml))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
+					t.Errorf("errors mismatch (-want +got):\n%s", diff)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("Parse did not return within 20s")
+			}
+		})
 	}
 }
