@@ -162,6 +162,24 @@ func (g *Gateway) Err() error { return g.err }
 // BufferedBytes is the memory bodies read ahead of their reader hold now.
 func (g *Gateway) BufferedBytes() int64 { return g.buffers.Used() }
 
+// CheckApp reports whether UpdateApp could apply ac: it builds the
+// app's routes and their rules (a static root opened, …) as UpdateApp
+// would, then lets them go. A reload asks first, so that a config whose
+// routes cannot be built is refused before its instances are replaced.
+func (g *Gateway) CheckApp(ac *config.App) error {
+	var set edge.Set // as buildRoutes: the app's routes share its rate limit
+	var errs []error
+	for i := range ac.Routes {
+		e, err := set.Compile(ac, &ac.Routes[i])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("apps.%s.routes[%d]: %w", ac.Name, i, err))
+			continue
+		}
+		e.Close()
+	}
+	return errors.Join(errs...)
+}
+
 // UpdateApp applies a reloaded app config that needs no restart (timeouts,
 // limits, max_inflight, probes, upstream_tls, routes and their rules).
 // Routes whose rules cannot be built leave the app's config and routes

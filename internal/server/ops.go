@@ -57,6 +57,12 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 			needs = append(needs, name+" removed")
 			continue
 		}
+		// The gateway's part is checked first: a config it would refuse
+		// must not replace the instances (or change any setting) first.
+		if err := s.gw.CheckApp(na); err != nil {
+			errs = append(errs, fmt.Errorf("reload %s: %w", name, err))
+			continue
+		}
 		if err := s.sup.App(name).Reload(ctx, na, p); err != nil {
 			// The gateway keeps the settings the running instances were
 			// reloaded with: a refused or failed reload changes nothing.

@@ -210,3 +210,40 @@ func h2Request(c *http.Client, base string, post bool) error {
 type statusError struct{ status, cause string }
 
 func (e *statusError) Error() string { return e.status + " " + e.cause }
+
+// A reload whose routes the gateway cannot build (here a static root
+// that does not exist, which only gatehouse run's preflight checks) is
+// refused as a whole: the running instances are not replaced for the
+// env it also changes, and the app keeps its previous config. It used to
+// replace every instance with the new env and only then find the routes
+// unusable, leaving the supervisor on the new config and the gateway on
+// the old one.
+func TestReloadWithUnbuildableRoutesChangesNothing(t *testing.T) {
+	t.Parallel()
+	f := newConfigFile(t)
+	g := f.start("")
+	before, ok := instance(g, "web-1")
+	if !ok {
+		t.Fatal("no web-1")
+	}
+	missing, _ := json.Marshal(filepath.Join(t.TempDir(), "missing"))
+	yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin: \"127.0.0.1:0\"\ndata_dir: %s\napps:\n  web:\n    command: [%s]\n    health: {path: /healthz}\n"+
+		"    env: {RELOADED: \"1\"}\n    routes:\n      - /\n      - {match: /assets/, static: {root: %s}}\n", f.dir, f.bin, missing)
+	if err := os.WriteFile(f.path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := g.Srv.Reload(ctx, "", func(string, ...any) {})
+	if err == nil || !strings.Contains(err.Error(), "static") {
+		t.Fatalf("reload = %v, want the static root's error", err)
+	}
+	after, ok := instance(g, "web-1")
+	if !ok || after.PID != before.PID {
+		t.Errorf("web-1 was pid %d, now %d (present %v): a refused reload replaced it", before.PID, after.PID, ok)
+	}
+	app, _ := g.Srv.App("web")
+	if env := app.Config().Env; env["RELOADED"] != "" {
+		t.Errorf("the app's config has the refused reload's env %v", env)
+	}
+}
