@@ -47,6 +47,9 @@ type App struct {
 	// yet seen ready since (Readiness): like an unloaded app, it holds
 	// gatehouse's readiness back meanwhile for none.
 	waking atomic.Bool
+	// idleWatch is set once the idle watcher (idleLoop) runs; it runs
+	// from the first config, at start or reload, with an idle_timeout.
+	idleWatch atomic.Bool
 	// configured is the instance count of the config file as last read
 	// (Config's may differ since: a scale or a stop sets it).
 	configured atomic.Int64
@@ -115,13 +118,32 @@ func (a *App) begin(ctx context.Context, adopt []adoption.ProcessRecord, st *ado
 	if !a.pool.Unloaded() {
 		a.populate(adopt)
 	}
-	if cfg.IdleTimeout > 0 {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			a.idleLoop(ctx)
-		}()
+	a.watchIdle()
+}
+
+// watchIdle starts the idle watcher if the app's config has an
+// idle_timeout and it does not run yet: at start, or on the reload that
+// turns idle_timeout on. Once started it runs until the app stops, and
+// reads idle_timeout afresh each time (0: never idle).
+func (a *App) watchIdle() {
+	if a.Config().IdleTimeout <= 0 || a.Config().External() {
+		return
 	}
+	// Under mu, as addAt: stopAll either waits for this goroutine or
+	// finds it never started.
+	a.mu.Lock()
+	if a.ctx == nil || a.ctx.Err() != nil || a.idleWatch.Load() {
+		a.mu.Unlock()
+		return
+	}
+	a.idleWatch.Store(true)
+	ctx := a.ctx
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go func() {
+		defer a.wg.Done()
+		a.idleLoop(ctx)
+	}()
 }
 
 // populate adopts the processes of adopt, each as the instance it ran as,

@@ -1,6 +1,7 @@
 package supervisor_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -117,4 +118,23 @@ func TestIdleUnloadAndWake(t *testing.T) {
 			t.Errorf("%s kept pid %d across an idle unload", id, pid)
 		}
 	}
+}
+
+// A reload that turns idle_timeout on, for an app started without one,
+// applies it: the app idles and is unloaded, as if it had started with
+// it. The idle watcher used to be started only with the app, so the reload
+// said "applied" and the setting was lost until gatehouse restarted.
+func TestReloadTurnsIdleTimeoutOn(t *testing.T) {
+	g := startWeb(t, 1, nil)
+	a := webApp(t, g)
+	next := *a.Config()
+	next.IdleTimeout = config.Duration(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Reload(ctx, &next, progress(t)); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	testutil.WaitFor(t, 8*time.Second, "an idle_unload event after idle_timeout was reloaded on", func() bool {
+		return len(g.Events("idle_unload")) > 0
+	})
 }

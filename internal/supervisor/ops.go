@@ -88,6 +88,7 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 				parts = append(parts, "applied without restarting processes (only probe, timeout or limit settings changed)")
 			}
 			a.cfg.Store(next)
+			a.watchIdle()
 			msg := strings.Join(parts, "; ")
 			a.emit(telemetry.EventReload, msg)
 			p("%s: %s", a.name, msg)
@@ -114,6 +115,7 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 		}
 	}
 	a.emit(telemetry.EventReload, fmt.Sprintf("reload done: %d instances replaced", len(old)))
+	a.watchIdle()
 	return a.scaleLocked(ctx, next.Instances, p)
 }
 
