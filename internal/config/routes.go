@@ -93,12 +93,30 @@ func (r *Route) Prefix() string {
 	return p
 }
 
+// The host is lower-cased and loses a trailing dot, and an IPv6
+// address its brackets, as the gateway does to a request's host before
+// it compares the two: a route written "Example.com./" takes the
+// requests for example.com, "[::1]/" those for [::1]:8080.
 func (r *Route) split() (host, prefix string) {
 	i := strings.IndexByte(r.Match, '/')
 	if i < 0 {
-		return strings.ToLower(r.Match), "/"
+		return routeHost(r.Match), "/"
 	}
-	return strings.ToLower(r.Match[:i]), r.Match[i:]
+	return routeHost(r.Match[:i]), r.Match[i:]
+}
+
+func routeHost(h string) string {
+	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+		h = h[1 : len(h)-1]
+	}
+	return strings.TrimSuffix(strings.ToLower(h), ".")
+}
+
+// key is what two routes that take the same requests have in common:
+// their host as the gateway compares it, and their prefix.
+func (r *Route) key() string {
+	host, prefix := r.split()
+	return host + prefix
 }
 
 // Rewrite is a route's rewrite: block: the path the app sees, changed by

@@ -68,6 +68,7 @@ func (c *Config) validate(pos positions, failed map[string]bool) Errors {
 	}
 	v.limits(&c.Limits, "limits")
 	v.tls(c.TLS, "tls")
+	v.listenerClash(c)
 	v.trustedProxies(c, "trusted_proxies")
 	if c.ShutdownDelay < 0 {
 		v.errorf("shutdown_delay", "must be ≥ 0")
@@ -119,6 +120,50 @@ func (v *validator) address(path, addr string) {
 	if _, port, err := net.SplitHostPort(addr); err != nil || !validPort(port) {
 		v.errorf(path, "%q must be host:port, e.g. \":8080\" or \"127.0.0.1:9901\"", addr)
 	}
+}
+
+// listenerClash reports two of gatehouse's own listeners (listen, admin,
+// tls.listen) on one address: the second could not be bound, and
+// gatehouse run would stop with "address already in use", held by
+// itself. Port 0 (the kernel chooses) never clashes.
+func (v *validator) listenerClash(c *Config) {
+	type listener struct{ key, addr string }
+	ls := []listener{{"listen", c.Listen}, {"admin", c.Admin}}
+	if c.TLS != nil {
+		ls = append(ls, listener{"tls.listen", c.TLS.Listen})
+	}
+	for i, b := range ls {
+		for _, a := range ls[:i] {
+			if sameAddress(a.addr, b.addr) {
+				v.errorf(b.key, "%q is also %s's address (%q): each listener needs a port of its own", b.addr, a.key, a.addr)
+				break
+			}
+		}
+	}
+}
+
+// sameAddress reports whether listening on a and on b would take the
+// same port on an address both cover: same port, and the same host or
+// one of them every address ("", "0.0.0.0" for IPv4, "::").
+func sameAddress(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb {
+		return false
+	}
+	if n, err := strconv.Atoi(pa); err != nil || n == 0 {
+		return false // a service name is not compared; 0 is a new port each time
+	}
+	ipv6 := func(h string) bool { ip := net.ParseIP(h); return ip != nil && ip.To4() == nil }
+	switch {
+	case strings.EqualFold(ha, hb), ha == "", hb == "", ha == "::", hb == "::":
+		return true
+	case ha == "0.0.0.0":
+		return !ipv6(hb)
+	case hb == "0.0.0.0":
+		return !ipv6(ha)
+	}
+	return false
 }
 
 // validPort accepts a numeric port, including 0 (let the kernel choose),
@@ -255,6 +300,8 @@ func (v *validator) atLeastOne(path string, n int) {
 // routeClaims reports a route claimed by two apps: the gateway could not
 // tell which one a request is for.
 func (v *validator) routeClaims(c *Config) {
+	// By the route's key: "API.example.com/" and "api.example.com/" take
+	// the same requests, which only the first app would get.
 	owner := map[string]string{}
 	for _, name := range c.appNames() {
 		a := c.Apps[name]
@@ -262,11 +309,11 @@ func (v *validator) routeClaims(c *Config) {
 			continue
 		}
 		for i, r := range a.Routes {
-			if first, ok := owner[r.Match]; ok && first != name {
+			if first, ok := owner[r.key()]; ok && first != name {
 				v.errorf(fmt.Sprintf("apps.%s.routes[%d]", name, i), "route %q is already claimed by app %q", r.Match, first)
 				continue
 			}
-			owner[r.Match] = name
+			owner[r.key()] = name
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"regexp"
@@ -21,7 +22,7 @@ func (v *validator) routes(routes []Route, path string, napps int) {
 	if len(routes) == 0 && napps > 1 {
 		v.errorf(path, "required when there are several apps, e.g. routes: [\"/api/\"] or [\"api.example.com/\"]")
 	}
-	seen := map[string]bool{}
+	seen := map[string]string{} // route key: the first match written for it
 	for i := range routes {
 		r := &routes[i]
 		p := fmt.Sprintf("%s[%d]", path, i)
@@ -30,6 +31,8 @@ func (v *validator) routes(routes []Route, path string, napps int) {
 			mp = p + ".match"
 		}
 		host, _, ok := strings.Cut(r.Match, "/")
+		first, dup := seen[r.key()]
+		shaped := false // a match of the right shape, which routes requests
 		switch {
 		case r.Match == "":
 			v.errorf(mp, "required: \"/prefix\" or \"host/prefix\", e.g. match: \"/api/\"")
@@ -37,12 +40,33 @@ func (v *validator) routes(routes []Route, path string, napps int) {
 			v.errorf(mp, "%q: leave out the scheme, e.g. \"api.example.com/\"", r.Match)
 		case !ok || strings.ContainsAny(host, " \t"):
 			v.errorf(mp, "%q must be \"/prefix\" or \"host/prefix\", e.g. \"/api/\" or \"api.example.com/\"", r.Match)
-		case seen[r.Match]:
+		case strings.Contains(host, "*"):
+			// The gateway compares hosts whole: "*.example.com" would
+			// match no request.
+			v.errorf(mp, "%q: a route's host is one host name, without wildcards; list each host", r.Match)
+		case hasPort(host):
+			// The gateway compares the request's host without its port,
+			// so a host with one would match no request.
+			v.errorf(mp, "%q: leave out the port, e.g. \"api.example.com/\": a route takes its host's requests on every listener", r.Match)
+		case dup && first == r.Match:
 			v.errorf(mp, "duplicate route %q", r.Match)
+		case dup:
+			v.errorf(mp, "duplicate route %q: the same as %q (a host matches in any case, with or without a trailing dot)", r.Match, first)
+		default:
+			shaped = true
 		}
-		seen[r.Match] = true
+		if shaped {
+			seen[r.key()] = r.Match
+		}
 		v.route(r, p)
 	}
+}
+
+// hasPort reports whether a route's host names a port: "example.com:8080"
+// or "[::1]:8080" (an IPv6 address alone, "::1" or "[::1]", has none).
+func hasPort(host string) bool {
+	_, _, err := net.SplitHostPort(host)
+	return err == nil
 }
 
 // route checks a route block's own keys.

@@ -84,6 +84,20 @@ func TestValidate(t *testing.T) {
 			}},
 		{"route claimed twice", "apps:\n  web:\n    command: x\n    routes: [\"/\"]\n  api:\n    command: y\n    routes:\n      - /api/\n      - /\n",
 			[]string{`g.yaml:9: apps.api.routes[1]: route "/" is already claimed by app "web"`}},
+		// The gateway compares a request's host, without its port or a
+		// trailing dot, to a route's whole host in any case: a route host
+		// with a port or a wildcard would match nothing, and two spellings
+		// of one host are one route, which only the first app would get.
+		{"route host with a port or a wildcard", web + "    routes: [\"api.example.com:8443/\", \"*.example.com/\", \"[::1]:80/\", \"[::1]/\", \"::2/\"]\n",
+			[]string{
+				`g.yaml:4: apps.web.routes[0]: "api.example.com:8443/": leave out the port, e.g. "api.example.com/": a route takes its host's requests on every listener`,
+				`g.yaml:4: apps.web.routes[1]: "*.example.com/": a route's host is one host name, without wildcards; list each host`,
+				`g.yaml:4: apps.web.routes[2]: "[::1]:80/": leave out the port, e.g. "api.example.com/": a route takes its host's requests on every listener`,
+			}},
+		{"route spelt twice", web + "    routes: [\"api.example.com/\", \"API.Example.com./\"]\n",
+			[]string{`g.yaml:4: apps.web.routes[1]: duplicate route "API.Example.com./": the same as "api.example.com/" (a host matches in any case, with or without a trailing dot)`}},
+		{"route claimed twice in another spelling", "apps:\n  web:\n    command: x\n    routes: [\"www.example.com/\"]\n  api:\n    command: y\n    routes: [\"WWW.example.com./\"]\n",
+			[]string{`g.yaml:7: apps.api.routes[0]: route "WWW.example.com./" is already claimed by app "web"`}},
 		{"several apps need routes", "apps:\n  web:\n    command: x\n  api:\n    command: y\n    routes: [/api/]\n",
 			[]string{`g.yaml:2: apps.web.routes: required when there are several apps, e.g. routes: ["/api/"] or ["api.example.com/"]`}},
 		{"listen and admin", "listen: \"8080\"\nadmin: localhost\n" + web,
@@ -91,6 +105,16 @@ func TestValidate(t *testing.T) {
 				`g.yaml:1: listen: "8080" must be host:port, e.g. ":8080" or "127.0.0.1:9901"`,
 				`g.yaml:2: admin: "localhost" must be host:port, e.g. ":8080" or "127.0.0.1:9901"`,
 			}},
+		// Each listener binds its address: a second one on the same port
+		// of an address the first covers fails at run time, held by
+		// gatehouse itself.
+		{"listeners on one address", "listen: \":8080\"\nadmin: \"127.0.0.1:8080\"\ntls:\n  listen: \"0.0.0.0:8080\"\n  cert_file: c.pem\n  key_file: k.pem\n" + web,
+			[]string{
+				`g.yaml:2: admin: "127.0.0.1:8080" is also listen's address (":8080"): each listener needs a port of its own`,
+				`g.yaml:4: tls.listen: "0.0.0.0:8080" is also listen's address (":8080"): each listener needs a port of its own`,
+			}},
+		{"listeners on distinct addresses", "listen: \"10.0.0.1:8080\"\nadmin: \"127.0.0.1:8080\"\ntls:\n  listen: \"[::1]:8080\"\n  cert_file: c.pem\n  key_file: k.pem\n" + web, nil},
+		{"listeners on port 0 each get their own", "listen: \"127.0.0.1:0\"\nadmin: \"127.0.0.1:0\"\n" + web, nil},
 		{"data_dir", "data_dir: \"\"\n" + web,
 			[]string{`g.yaml:1: data_dir: must not be empty`}},
 		{"limits defaults are valid", "limits: {}\n" + web + "    limits: {}\n", nil},
@@ -560,5 +584,24 @@ func checkParses(t *testing.T, tests []parseCase) {
 				t.Errorf("errors mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestRouteHost: a route's host is what the gateway compares a request's
+// host with (lower-cased, without a trailing dot or port), so a route
+// written with a trailing dot or brackets still takes its requests.
+func TestRouteHost(t *testing.T) {
+	tests := []struct{ match, host, prefix string }{
+		{"/api/", "", "/api/"},
+		{"API.example.com/v1/", "api.example.com", "/v1/"},
+		{"example.com./", "example.com", "/"},
+		{"[::1]/", "::1", "/"},
+		{"::1/", "::1", "/"},
+	}
+	for _, tt := range tests {
+		r := Route{Match: tt.match}
+		if h, p := r.Host(), r.Prefix(); h != tt.host || p != tt.prefix {
+			t.Errorf("Route{%q}: Host, Prefix = %q, %q; want %q, %q", tt.match, h, p, tt.host, tt.prefix)
+		}
 	}
 }

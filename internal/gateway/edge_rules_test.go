@@ -734,6 +734,22 @@ func TestRouteRulesOfAHostRouteHoldForEverySpellingOfTheHost(t *testing.T) {
 	})
 }
 
+// A host route written with the absolute domain's trailing dot (or an
+// IPv6 address in brackets) takes its host's requests: the request's
+// host loses its dot and port before it is compared, and so does the
+// route's. It used to keep its dot and match no request at all.
+func TestRouteWithATrailingDotTakesItsHost(t *testing.T) {
+	app := newEdgeApp(t)
+	d := newDirect(t, "h1", app.addr, func(a *config.App) {
+		a.Routes = []config.Route{{Match: "admin.example.com./", Deny: []string{"127.0.0.0/8"}}, {Match: "[::1]/", Deny: []string{"127.0.0.0/8"}}, {Match: "/"}}
+	})
+	for _, host := range []string{"admin.example.com", "admin.example.com.:8443", "[::1]:8080"} {
+		if got := d.send(t, "h1", edgeReq{path: "/x", host: host}); got.status != http.StatusForbidden {
+			t.Errorf("Host %q: %d, want 403 from the host route's deny", host, got.status)
+		}
+	}
+}
+
 // A route "/admin/" takes "/admin" too, its prefix without the slash
 // (which apps serve as the same page: Express, Flask and Rails do), so
 // that its rules hold for it rather than a shorter route's; a route
