@@ -124,13 +124,26 @@ func (r *Reference) block(s *Section) obj {
 // blocks a route turns off as "off".
 var scalarForms = map[reflect.Type]obj{
 	reflect.TypeFor[config.Route]():            {{"type", "string"}},
-	reflect.TypeFor[config.Compress]():         {{"type", "boolean"}},
+	reflect.TypeFor[config.Compress]():         onOffForm,
 	reflect.TypeFor[config.RequestRateLimit](): offForm,
 	reflect.TypeFor[config.BasicAuth]():        offForm,
 	reflect.TypeFor[config.ForwardAuth]():      offForm,
 }
 
-var offForm = obj{{"enum", []any{"off", false}}}
+// The words decodeOff and Compress's decodeScalar take, in any case and
+// with spaces around: a YAML 1.2 editor reads off, no and yes as
+// strings, and gatehouse takes them.
+const (
+	offWords   = `[oO][fF][fF]|[fF][aA][lL][sS][eE]|[nN][oO]`
+	onWords    = `[tT][rR][uU][eE]|[oO][nN]|[yY][eE][sS]`
+	offPattern = `^\s*(` + offWords + `)\s*$`
+	onOff      = `^\s*(` + onWords + `|` + offWords + `)\s*$`
+)
+
+var (
+	offForm   = obj{{"anyOf", []any{obj{{"const", false}}, obj{{"type", "string"}, {"pattern", offPattern}}}}}
+	onOffForm = obj{{"anyOf", []any{obj{{"type", "boolean"}}, obj{{"type", "string"}, {"pattern", onOff}}}}}
+)
 
 // typeSchema is the schema of a value of type t; checkType has refused
 // any t it does not cover.

@@ -160,6 +160,10 @@ func TestSchemaAgreesWithTheDecoder(t *testing.T) {
 		{"a percentage threshold", app("    instances: 2\n    max_inflight: 5\n    autoscale: {max: 4, out: [{metric: inflight_per_instance, above: 80%}]}\n"), ""},
 		{"a string key written as a number", app("    env: {WORKERS: 4, DEBUG: true}\n"), ""},
 		{"keys with no value keep their defaults", app("    health:\n    upgrades:\n"), ""},
+		// decodeOff and Compress's decodeScalar take these words in any
+		// case; the schema only took "off" and false, true or false.
+		{"a route's blocks turned off in words", app("    routes:\n      - /\n      - {match: /a/, compress: \"off\", rate_limit: \"false\", basic_auth: no, forward_auth: OFF}\n      - {match: /b/, compress: \"yes\"}\n"), ""},
+		{"a block turned off by another word", app("    routes: [/, {match: /a/, rate_limit: \"maybe\"}]\n"), "rate_limit"},
 		{"a float", "alerts:\n  receivers: [{name: ops, url: \"https://hooks.example.com/x\"}]\n  error_rate: {above: 0.1}\n" + app(""), ""},
 	}
 	for _, tt := range tests {
