@@ -46,6 +46,14 @@ func (m *Manager) checkExpiry(now time.Time) {
 	m.mu.Unlock()
 }
 
+// forgetWarning lets the next checkExpiry warn of the certificate with
+// serial again at once, whenever it last did.
+func (m *Manager) forgetWarning(serial string) {
+	m.mu.Lock()
+	delete(m.warned, serial)
+	m.mu.Unlock()
+}
+
 // expiring: little time left and, for an ACME certificate, its renewal
 // overdue: in the renewal window for two renewal checks, or failed there.
 // Renewal starts at renew_before, which may be a third of the lifetime

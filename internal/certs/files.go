@@ -210,8 +210,12 @@ func (f *files) reload(asked bool) error {
 	name := leafName(f.current().cert.Leaf)
 	if err1 == nil && err2 == nil && hash == f.current().hash {
 		// Touched, or put back as it was after a failure.
+		reported := f.reported
 		f.failed, f.reported = [32]byte{}, false
 		f.m.clearError(name)
+		if reported {
+			f.restored()
+		}
 		return nil
 	}
 	var p *pair
@@ -226,8 +230,13 @@ func (f *files) reload(asked bool) error {
 	}
 	if err != nil {
 		again := hash == f.failed
+		if !again {
+			// Another broken pair than the one reported: it is reported
+			// in its turn (at once when asked, else at the next look).
+			f.reported = false
+		}
 		f.failed = hash
-		if (asked || again) && !(again && f.reported) {
+		if (asked || again) && !f.reported {
 			f.reported = true
 			f.m.setError(name, err.Error())
 			f.m.emit(telemetry.EventCertReloadFailed, name, "", name+": reloading the certificate failed, still serving the previous one: "+err.Error())
@@ -243,6 +252,21 @@ func (f *files) reload(asked bool) error {
 		leafName(leaf), f.certFile, leaf.SerialNumber, old.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339)))
 	f.checkChain(p)
 	return nil
+}
+
+// restored ends a reported failure of files put back as they were: the
+// pair served loads from them again. Its cert_reloaded ends the failure
+// for diagnose and alerts, as a new pair's does; what was said of the
+// certificate itself (its chain, its expiry) still holds, and is said
+// again after it.
+func (f *files) restored() {
+	p := f.current()
+	leaf := p.cert.Leaf
+	f.m.emit(telemetry.EventCertReloaded, leafName(leaf), "", fmt.Sprintf("%s: certificate files load again from %s, serial %x still served, valid until %s",
+		leafName(leaf), f.certFile, leaf.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339)))
+	f.checkChain(p)
+	f.m.forgetWarning(fmt.Sprintf("%x", leaf.SerialNumber))
+	f.m.checkExpiry(time.Now())
 }
 
 func (f *files) status() Status {

@@ -544,3 +544,103 @@ func TestFilesChainCheckedAtReload(t *testing.T) {
 		t.Errorf("diagnose still reports the chain after the full chain was put back: %+v", f)
 	}
 }
+
+// A broken pair that is replaced by another broken pair is reported again
+// once the second has settled: each is a different problem for the
+// operator to fix, and Status must say what is wrong now, not what was
+// wrong before. The watcher used to remember that it had reported the
+// first, and never took its second look at the second.
+func TestFilesSecondBrokenPairReported(t *testing.T) {
+	t.Parallel()
+	s, first := newFileSetup(t, time.Now().Add(24*time.Hour))
+	ev := telemetry.NewEvents(nil, 0)
+	const every = 200 * time.Millisecond
+	m := s.manager(t, ev, certs.Options{FileCheckInterval: every})
+	run(t, m)
+
+	if err := os.WriteFile(s.keyFile, []byte("-----BEGIN EC PRIVATE KEY-----\ntruncated"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, telemetry.EventCertReloadFailed, 5*time.Second)
+	if err := os.WriteFile(s.certFile, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitForNil(t, 5*time.Second, "a second cert_reload_failed", func() error {
+		if n := len(eventsOf(ev, telemetry.EventCertReloadFailed)); n != 2 {
+			return fmt.Errorf("%d cert_reload_failed events, want 2: %v", n, eventsOf(ev, telemetry.EventCertReloadFailed))
+		}
+		return nil
+	})
+	if e := eventsOf(ev, telemetry.EventCertReloadFailed)[1]; !strings.Contains(e.Detail, "certificate input") {
+		t.Errorf("second cert_reload_failed = %q; want the certificate's problem", e.Detail)
+	}
+	if st := m.Status(); !strings.Contains(st[0].LastError, "certificate input") {
+		t.Errorf("Status().LastError = %q; want the broken certificate's problem, not the earlier key's", st[0].LastError)
+	}
+	if got := s.serial(t); got.Cmp(first) != 0 {
+		t.Errorf("serving %x, want the last good %x", got, first)
+	}
+	time.Sleep(3 * every)
+	if n := len(eventsOf(ev, telemetry.EventCertReloadFailed)); n != 2 {
+		t.Errorf("%d cert_reload_failed events for two broken pairs, want 2", n)
+	}
+}
+
+// Files that failed to load and are then put back exactly as they were
+// (a backup restored) load again: the failure is over, for diagnose as
+// for Status, though the certificate served never changed. Only a new
+// pair used to end the reported failure; put back, diagnose went on
+// saying the files do not load.
+func TestFilesPutBackEndsReportedFailure(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		left     time.Duration
+		expiring bool // the certificate put back is still about to expire: diagnose says so again
+	}{
+		{"most of its life left", 30 * 24 * time.Hour, false},
+		{"expiring", 2 * time.Hour, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, first := newFileSetup(t, time.Now().Add(tt.left))
+			ev := telemetry.NewEvents(nil, 0)
+			const every = 200 * time.Millisecond
+			m := s.manager(t, ev, certs.Options{FileCheckInterval: every})
+			run(t, m)
+			if tt.expiring {
+				waitEvent(t, ev, telemetry.EventCertExpiring, 2*time.Second)
+			}
+			keyPEM, err := os.ReadFile(s.keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(s.keyFile, []byte("-----BEGIN EC PRIVATE KEY-----\ntruncated"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			waitEvent(t, ev, telemetry.EventCertReloadFailed, 5*time.Second)
+			if f := finding(t, ev, "certificate_reload_failed"); f == nil {
+				t.Fatal("diagnose has no certificate_reload_failed finding for the broken key")
+			}
+			if err := os.WriteFile(s.keyFile, keyPEM, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			testutil.WaitForNil(t, 5*time.Second, "the failure to be over", func() error {
+				if st := m.Status(); st[0].LastError != "" {
+					return fmt.Errorf("Status().LastError = %q", st[0].LastError)
+				}
+				return nil
+			})
+			time.Sleep(2 * every) // diagnose reads the events written by then
+			if f := finding(t, ev, "certificate_reload_failed"); f != nil {
+				t.Errorf("diagnose still says the restored files do not load: %+v", f)
+			}
+			if f := finding(t, ev, "certificate_expiring"); (f != nil) != tt.expiring {
+				t.Errorf("certificate_expiring finding = %+v; want one: %v", f, tt.expiring)
+			}
+			if got := s.serial(t); got.Cmp(first) != 0 {
+				t.Errorf("serving %x, want %x", got, first)
+			}
+		})
+	}
+}
