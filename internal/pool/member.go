@@ -203,9 +203,13 @@ func (m *Member) SetPID(pid int) { m.pid.Store(int64(pid)) }
 // PID is the process behind the member, 0 for external upstreams.
 func (m *Member) PID() int { return int(m.pid.Load()) }
 
-// Routable reports whether the member may receive new requests.
+// Routable reports whether the member may receive new requests. A member
+// that left its pool takes none, whatever its state: one a handover left
+// is removed still ready, and a request that found it before (through its
+// affinity cookie) must not be sent to it, nor make it a connection pool
+// that its removal, already past, would never close.
 func (m *Member) Routable() bool {
-	return m.State() == Ready && !m.Ejected() && m.held.Load() == 0
+	return m.State() == Ready && !m.Ejected() && m.held.Load() == 0 && !m.removed.Load()
 }
 
 // Hold takes the member out of rotation, without a change of state, until

@@ -134,14 +134,19 @@ func TestTake(t *testing.T) {
 		name  string
 		state State
 		eject bool
-		want  bool
+		// remove takes the member out of the pool first, still ready: as
+		// takeBack does with the members a handover left, while a request
+		// whose affinity cookie named one was still reading its body.
+		remove bool
+		want   bool
 	}{
-		{"ready", Ready, false, true},
-		{"ready but ejected", Ready, true, false},
-		{"starting", Starting, false, false},
-		{"unhealthy", Unhealthy, false, false},
-		{"draining", Draining, false, false},
-		{"crashed", Crashed, false, false},
+		{"ready", Ready, false, false, true},
+		{"ready but ejected", Ready, true, false, false},
+		{"starting", Starting, false, false, false},
+		{"unhealthy", Unhealthy, false, false, false},
+		{"draining", Draining, false, false, false},
+		{"crashed", Crashed, false, false, false},
+		{"ready but gone from the pool", Ready, false, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,6 +155,9 @@ func TestTake(t *testing.T) {
 			ms[0].SetState(tt.state)
 			if tt.eject {
 				ms[0].Eject()
+			}
+			if tt.remove {
+				p.Remove(ms[0])
 			}
 			if got := ms[0].Take(); got != tt.want {
 				t.Fatalf("Take = %v, want %v", got, tt.want)
