@@ -121,6 +121,14 @@ func (c *counters) clear() {
 	c.memHigh = time.Time{}
 }
 
+// unsampled forgets when memory went above the proactive share: the
+// instance had no sample, so the condition was not seen to hold.
+func (c *counters) unsampled() {
+	c.mu.Lock()
+	c.memHigh = time.Time{}
+	c.mu.Unlock()
+}
+
 // done re-arms the counters without forgetting them: the action was not
 // taken (the instance was too young, or auto-heal is paused).
 func (c *counters) done() {

@@ -120,6 +120,12 @@ func (h *Healer) checkMemory() {
 		for _, in := range a.Instances() {
 			private, rss, ok := in.Memory()
 			if !ok {
+				// No sample (a process restarted under the same id, not
+				// sampled yet): nothing shows memory staying high, so the
+				// proactive rule's 30s start over from the next high one.
+				if c, found := h.insts.Load(in.ID()); found {
+					c.(*counters).unsampled()
+				}
 				continue
 			}
 			c := h.counters(a.Name(), in.ID())

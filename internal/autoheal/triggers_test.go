@@ -184,3 +184,38 @@ func TestProactiveMemoryRule(t *testing.T) {
 		}
 	})
 }
+
+// The proactive memory rule's 30s are 30s of samples above 90%: while an
+// instance has no sample (its process crashed and was restarted under the
+// same id, and the new one is not sampled yet), nothing shows the
+// condition holding, so the 30s start over from the next high sample. A
+// process's first high sample must not recycle it because its
+// predecessor was high half a minute before.
+func TestProactiveMemoryRuleStartsOverAfterAGapInSamples(t *testing.T) {
+	app := webApp(nil)
+	app.MemoryLimit = config.Size(100 << 20)
+	healTest(t, app, 1, func(t *testing.T, hg *healing) {
+		in := hg.fl.instance(0)
+
+		hg.fl.setMemory(50<<20, 95<<20, false)
+		elapse(20 * time.Second)
+		// The process dies; its successor, same id, new pid, is unsampled.
+		hg.fl.mu.Lock()
+		in.sampled, in.pid, in.started = false, in.pid+100, time.Now()
+		hg.fl.mu.Unlock()
+		elapse(15 * time.Second)
+		// Its first samples are high too.
+		hg.fl.setMemory(50<<20, 95<<20, false)
+		elapse(5 * time.Second)
+		synctest.Wait()
+		if evs := hg.of(telemetry.EventAutoHeal); len(evs) > 0 {
+			t.Fatalf("fired on a process high for 5s, as its predecessor was high 35s before:\n%s", describe(evs))
+		}
+		elapse(30 * time.Second)
+		synctest.Wait()
+		evs := hg.of(telemetry.EventAutoHeal)
+		if len(evs) != 1 || evs[0].Trigger != "proactive_memory" || evs[0].Instance != in.id {
+			t.Fatalf("want one proactive_memory auto_heal of %s once high for 30s, got:\n%s", in.id, describe(evs))
+		}
+	})
+}
