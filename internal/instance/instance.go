@@ -368,8 +368,17 @@ func (in *Instance) startOrAdopt(cfg *config.App) (*process.Process, int, []stri
 		return nil, 0, nil, err
 	}
 	argv := process.CommandArgv(cfg.Command)
-	proc, err := process.Spawn(process.Spec{Argv: argv, Dir: cfg.Dir, Env: in.env(cfg, port), Out: out,
-		StatusPath: in.app.StatusFiles.Path(in.ID)})
+	run := in.app.Records.Token()
+	var proc *process.Process
+	// Once the app has ended its group is still its own while a member
+	// carries the instance's identity (children it left behind); empty,
+	// its id may be another program's group.
+	ownsGroup := func() bool {
+		return adoption.OwnsGroup(adoption.ProcessRecord{App: in.app.App, ID: in.ID, PID: proc.PID(), PGID: proc.PID(),
+			StartTicks: proc.StartTicks()}, run)
+	}
+	proc, err = process.Spawn(process.Spec{Argv: argv, Dir: cfg.Dir, Env: in.env(cfg, port), Out: out,
+		StatusPath: in.app.StatusFiles.Path(in.ID), OwnsGroup: ownsGroup})
 	if err != nil {
 		in.failStart(err)
 		return nil, 0, nil, err

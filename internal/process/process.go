@@ -37,9 +37,11 @@ type Process struct {
 	// output is the read end of the app's output pipe.
 	output  *os.File
 	started time.Time
-	// ownsGroup, for an adopted process, tells whether its group is
-	// still the app's (see SignalGroup); nil for one started here.
+	// ownsGroup tells whether its group is still the app's once its
+	// leader is gone (see SignalGroup); nil: only while the leader runs.
 	ownsGroup func() bool
+	// adopted: a previous gatehouse started the process.
+	adopted bool
 
 	// stop ends the watch without the process ending (a handover).
 	stop context.CancelFunc
@@ -68,6 +70,11 @@ type Spec struct {
 	Out  io.Writer
 	// StatusPath is where its shim writes its exit status.
 	StatusPath string
+	// OwnsGroup, as Adoptee's, reports whether the process group is
+	// still the app's once its leader has ended: a member carries the
+	// instance's identity. nil: the group is signalled only while its
+	// leader runs.
+	OwnsGroup func() bool
 }
 
 // Spawn starts s.Argv under a shim, in its own process group, so that
@@ -99,7 +106,8 @@ func Spawn(s Spec) (*Process, error) {
 		return nil, fmt.Errorf("start %s: %w", s.Argv[0], err)
 	}
 	p := &Process{cmd: st.Cmd, pid: st.PID, startTicks: st.StartTicks, statusPath: s.StatusPath,
-		shim: procid.ID{PID: st.ShimPID, StartTicks: st.ShimStartTicks}, output: st.Output, started: time.Now()}
+		shim: procid.ID{PID: st.ShimPID, StartTicks: st.ShimStartTicks}, output: st.Output, started: time.Now(),
+		ownsGroup: s.OwnsGroup}
 	p.watch(s.Out)
 	return p, nil
 }
@@ -123,10 +131,7 @@ type Adoptee struct {
 // now on.
 func Adopt(a Adoptee, out io.Writer) *Process {
 	p := &Process{pid: a.PID, startTicks: a.StartTicks, statusPath: a.StatusPath, ownsGroup: a.OwnsGroup,
-		shim: a.Shim, started: a.StartedAt}
-	if p.ownsGroup == nil {
-		p.ownsGroup = func() bool { return false }
-	}
+		shim: a.Shim, started: a.StartedAt, adopted: true}
 	// Only the recorded shim's pipe: a reused pid's fd 3 is another
 	// program's. Checked again once open, in case the pid was reused in
 	// between.
@@ -160,7 +165,7 @@ func (p *Process) StatusPath() string { return p.statusPath }
 func (p *Process) Started() time.Time { return p.started }
 
 // Adopted reports whether a previous gatehouse started the process.
-func (p *Process) Adopted() bool { return p.ownsGroup != nil }
+func (p *Process) Adopted() bool { return p.adopted }
 
 // Exited is closed once the process has ended and its output was read;
 // never for a process left to a successor.
@@ -279,10 +284,12 @@ func (p *Process) Leave() bool {
 }
 
 // SignalGroup sends sig to the process group. ESRCH (already gone) is
-// fine. An adopted process's group is signalled only while it is provably
-// still the app's (Adoptee.OwnsGroup).
+// fine. The group is signalled only while it is provably still the
+// app's: its leader runs, or OwnsGroup says so. Once the app has ended
+// and its group is empty, its id may be another program's group, whether
+// this gatehouse started the app or adopted it.
 func (p *Process) SignalGroup(sig syscall.Signal) {
-	if p.ownsGroup != nil && !p.ownGroup() {
+	if !p.ownGroup() {
 		return
 	}
 	if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -295,7 +302,7 @@ func (p *Process) ownGroup() bool {
 	if (procid.ID{PID: p.pid, StartTicks: p.startTicks}).Alive() {
 		return true
 	}
-	return p.ownsGroup()
+	return p.ownsGroup != nil && p.ownsGroup()
 }
 
 // WaitExit waits up to d for the process to exit.

@@ -860,3 +860,33 @@ func TestKilledShimTakesItsAppAndRestartsOnce(t *testing.T) {
 		t.Errorf("the killed shim (pid %d) is left a zombie child of gatehouse (state %c)", rec.ShimPID, st.State)
 	}
 }
+
+// The same for an app this gatehouse started: its group is signalled
+// after the app crashed only because the worker left in it carries the
+// instance's identity (an empty group's id may be another program's), so
+// the wiring of that proof must reach the worker.
+func TestStartedAppsLeftoverWorkerIsKilledOnExit(t *testing.T) {
+	dataDir := t.TempDir()
+	pidfile := filepath.Join(t.TempDir(), "child.pid")
+	cfg := webConfig(t, dataDir, 1, "-spawn-child", "-child-pidfile", pidfile)
+	events := telemetry.NewEvents(nil, 0)
+	r := startSupervisor(t, cfg, events)
+	in := r.waitReady(t, 1)[0]
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	worker := procid.Of(cpid)
+	t.Cleanup(func() {
+		if worker.Alive() {
+			syscall.Kill(cpid, syscall.SIGKILL)
+		}
+	})
+	getDirect(in.Port, "/crash")
+	testutil.WaitFor(t, 20*time.Second, "web-1 to run a new process", func() bool {
+		ready := r.waitReadyNow()
+		return len(ready) == 1 && ready[0].PID != in.PID
+	})
+	testutil.WaitFor(t, 5*time.Second, "the crashed app's worker to be killed", func() bool { return !worker.Alive() })
+}
