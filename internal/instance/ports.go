@@ -66,7 +66,8 @@ func (p *Ports) Alloc() (int, error) {
 		}
 	}
 	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		// Every address, as bindable checks.
+		l, err := net.Listen("tcp", ":0")
 		if err != nil {
 			return 0, fmt.Errorf("find a free port: %w", err)
 		}
@@ -88,9 +89,15 @@ func (p *Ports) Reserve(port int) {
 	p.recent[port] = time.Now()
 }
 
-// bindable reports whether a listener can take 127.0.0.1:port now.
+// bindable reports whether a listener can take port on every address
+// now: the app binds it as it likes (node and Go's ":PORT" take every
+// address, IPv6 and IPv4; puma 0.0.0.0), and a port another program
+// holds on any of them (::1, 127.0.0.2, a LAN address) is one such an
+// app cannot bind, though 127.0.0.1:port is free. "tcp" on no address
+// is both families where the host has IPv6, IPv4's 0.0.0.0 otherwise;
+// either conflicts with 127.0.0.1:port too.
 func bindable(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
 	if err != nil {
 		return false
 	}

@@ -1,10 +1,14 @@
 package instance
 
 import (
+	"context"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Ports come from below the kernel's ephemeral range, where outgoing
@@ -71,6 +75,49 @@ func TestPortsSkipTakenPortsAndFallBackToTheKernel(t *testing.T) {
 				t.Errorf("Alloc = %d, not bindable: %v", port, err)
 			} else {
 				l.Close()
+			}
+		})
+	}
+}
+
+// An app told its PORT binds it as it likes: node's app.listen(PORT) and
+// Go's ":"+PORT take every address, IPv6 and IPv4 (::), puma 0.0.0.0, a
+// Python server 127.0.0.1. A port another program holds on any address
+// of the host is one such an app cannot bind, so it is not free, even
+// when 127.0.0.1 itself is.
+func TestPortHeldOnAnotherAddressIsNotFree(t *testing.T) {
+	tests := []struct {
+		name    string
+		network string
+		addr    string
+	}{
+		{"ipv6 loopback", "tcp6", "[::1]:0"},
+		{"another ipv4 loopback address", "tcp4", "127.0.0.2:0"},
+		{"ipv6 wildcard only", "tcp6", "[::]:0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lc := net.ListenConfig{}
+			if tc.addr == "[::]:0" {
+				// IPV6_V6ONLY: IPv4's 127.0.0.1 stays free.
+				lc.Control = func(network, address string, c syscall.RawConn) error {
+					var serr error
+					c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1) })
+					return serr
+				}
+			}
+			l, err := lc.Listen(context.Background(), tc.network, tc.addr)
+			if err != nil {
+				t.Skipf("cannot listen on %s here: %v", tc.addr, err)
+			}
+			defer l.Close()
+			port := l.Addr().(*net.TCPAddr).Port
+			if wild, err := net.Listen("tcp", ":"+strconv.Itoa(port)); err == nil {
+				wild.Close()
+				t.Skipf("port %d can still be bound on every address here", port)
+			}
+			if bindable(port) {
+				t.Errorf("bindable(%d) = true while %s holds it: an app that listens on :%d cannot bind it", port, l.Addr(), port)
 			}
 		})
 	}
