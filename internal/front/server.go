@@ -118,7 +118,10 @@ type Server struct {
 	// tunnels are the connections switched to another protocol (a
 	// WebSocket): Shutdown does not wait for them, Close closes them.
 	tunnels map[*conn]struct{}
-	ln      net.Listener
+	// lns are the listeners Serve accepts on (Serve may be called more
+	// than once): the drain closes them all, and done waits for each
+	// loop to return.
+	lns     map[net.Listener]struct{}
 	closing atomic.Bool
 	// serving counts the Serve loops running: a connection Serve has
 	// accepted as Shutdown closes the listener is still tracked and
@@ -127,6 +130,11 @@ type Server struct {
 	// stopped is closed by Close: from then on nothing accepted is
 	// served.
 	stopped chan struct{}
+	// drained is closed once the shutdown began and no connection it
+	// waits for is left: a connection accepted then that waits for a
+	// slot waits no more (the slots left are the tunnels', which the
+	// drain does not wait for).
+	drained chan struct{}
 	// lameDuck: still serving, but every HTTP/1 answer says Connection:
 	// close, so that keep-alive clients reconnect, through a load
 	// balancer that by then sends them elsewhere (SetLameDuck).
@@ -213,7 +221,7 @@ func (s *Server) SetLameDuck(on bool) {
 func New(h Handler, opts Options) *Server {
 	opts.defaults()
 	s := &Server{h: h, opts: opts, conns: map[*conn]struct{}{}, tunnels: map[*conn]struct{}{}, perIP: map[netip.Addr]int{},
-		done: make(chan struct{}), stopped: make(chan struct{})}
+		done: make(chan struct{}), stopped: make(chan struct{}), drained: make(chan struct{}), lns: map[net.Listener]struct{}{}}
 	if opts.MaxConnections > 0 {
 		s.slots = make(chan struct{}, opts.MaxConnections)
 	}
@@ -241,13 +249,14 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		return http.ErrServerClosed
 	}
-	s.ln = ln
+	s.lns[ln] = struct{}{}
 	s.serving++
 	s.mu.Unlock()
 	leave := sync.OnceFunc(func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.serving--
+		delete(s.lns, ln)
 		s.doneIfDrained()
 	})
 	defer leave()
@@ -326,6 +335,16 @@ func (s *Server) takeSlot() bool {
 		case <-s.stopped:
 			t.Stop()
 			return false
+		case <-s.drained:
+			// The last connection ended: its slot, freed before it
+			// was untracked, is taken if it is still free.
+			t.Stop()
+			select {
+			case s.slots <- struct{}{}:
+				return true
+			default:
+				return false
+			}
 		case <-t.C:
 		}
 	}
@@ -457,7 +476,15 @@ func (s *Server) track(fc *conn, add bool) bool {
 // doneIfDrained closes done once the shutdown began, no connection is
 // left and no Serve loop can add one. Under mu.
 func (s *Server) doneIfDrained() {
-	if s.closing.Load() && len(s.conns) == 0 && s.serving == 0 {
+	if !s.closing.Load() || len(s.conns) != 0 {
+		return
+	}
+	select {
+	case <-s.drained:
+	default:
+		close(s.drained)
+	}
+	if s.serving == 0 {
 		s.closeDone()
 	}
 }
@@ -588,8 +615,8 @@ func (s *Server) beginClose() {
 	if s.closing.Swap(true) {
 		return
 	}
-	if s.ln != nil {
-		s.ln.Close()
+	for ln := range s.lns {
+		ln.Close()
 	}
 	s.doneIfDrained()
 }
