@@ -379,13 +379,19 @@ func readLine(r *bufio.Reader) (line []byte, tooLong bool, err error) {
 		chunk, err := r.ReadSlice('\n')
 		if !tooLong {
 			line = append(line, chunk...)
-			if len(line) > maxEventLine {
+			// Its ending (CRLF at most) is not the line's: a line of
+			// maxEventLine bytes is whole, whatever ends it.
+			if len(line) > maxEventLine+len("\r\n") {
 				tooLong, line = true, nil
 			}
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
-		return bytes.TrimRight(line, "\r\n"), tooLong, err
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) > maxEventLine {
+			tooLong, line = true, nil
+		}
+		return line, tooLong, err
 	}
 }
