@@ -78,6 +78,12 @@ func (s *Server) Drain(_ context.Context, on bool, p supervisor.Progress) error 
 		// takes over.
 		return errors.New("drain: an upgrade is under way, and the new gatehouse has already taken this node's rotation; try again once it is done")
 	}
+	if s.upgrade.done.Load() {
+		// Handed over, not stopping yet (the upgrade returned, the
+		// shutdown has not begun): the admin socket is the successor's
+		// too, and a change here would be lost with this process.
+		return errors.New("drain: this gatehouse has handed over to a new one, which serves now; run it again")
+	}
 	if s.draining.Swap(on) == on {
 		p("already %s", map[bool]string{true: "draining", false: "in rotation"}[on])
 		return nil
