@@ -743,7 +743,7 @@ func TestRouteWithATrailingDotTakesItsHost(t *testing.T) {
 	d := newDirect(t, "h1", app.addr, func(a *config.App) {
 		a.Routes = []config.Route{{Match: "admin.example.com./", Deny: []string{"127.0.0.0/8"}}, {Match: "[::1]/", Deny: []string{"127.0.0.0/8"}}, {Match: "/"}}
 	})
-	for _, host := range []string{"admin.example.com", "admin.example.com.:8443", "[::1]:8080"} {
+	for _, host := range []string{"admin.example.com", "admin.example.com.:8443", "[::1]:8080", "[::1]"} {
 		if got := d.send(t, "h1", edgeReq{path: "/x", host: host}); got.status != http.StatusForbidden {
 			t.Errorf("Host %q: %d, want 403 from the host route's deny", host, got.status)
 		}

@@ -288,9 +288,15 @@ func (r *router) match(host, path string) *route {
 	return bare
 }
 
+// stripPort drops a host's port, and an IPv6 address's brackets with or
+// without one ("[::1]" as "[::1]:8080"): a route's host is written either
+// way and kept without them (config.Route.Host).
 func stripPort(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		return h
+	}
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		return host[1 : len(host)-1]
 	}
 	return host
 }
