@@ -41,11 +41,14 @@ type decoder struct {
 }
 
 // Decoding budget: every node of the document once, ten times over for
-// aliases, and never less than minBudget, which no hand-written config
-// comes near.
+// aliases, and never less than minBudget. Reuse is linear and legitimate
+// (hundreds of apps each merging a defaults block, or sharing an env
+// anchor of hundreds of variables, expands to a few hundred thousand
+// nodes from a file of a thousand lines), so the floor is well above it;
+// a nested-alias bomb reaches it in a fraction of a second.
 const (
 	budgetPerNode = 10
-	minBudget     = 100_000
+	minBudget     = 1_000_000
 )
 
 func newDecoder(file string) *decoder {
