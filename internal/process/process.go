@@ -42,6 +42,13 @@ type Process struct {
 	ownsGroup func() bool
 	// adopted: a previous gatehouse started the process.
 	adopted bool
+	// leftBehind are the members its group had (the leader aside) as
+	// its end was taken in, when ownsGroup is set: while one of them
+	// is still in it, the group cannot have been emptied, so its id is
+	// still the app's, whatever the member's environment now says (a
+	// child that set its process title, as unicorn, Sidekiq, nginx or
+	// Python's setproctitle do, overwrites the environment /proc shows).
+	leftBehind []procid.ID
 
 	// stop ends the watch without the process ending (a handover).
 	stop context.CancelFunc
@@ -221,6 +228,12 @@ func (p *Process) wait() {
 	}
 	p.ended = true
 	p.endMu.Unlock()
+	if p.ownsGroup != nil {
+		// Looked at as soon as the end is known: before the group could
+		// empty and its id be handed out again, which takes the kernel
+		// going through every other pid first.
+		p.leftBehind = groupMembers(p.pid, p.startTicks)
+	}
 	if p.cmd != nil {
 		reaper.Wait(p.cmd)
 	} else if st, err := procid.ReadStat(p.shim.PID); err == nil && st.PPID == os.Getpid() {
@@ -302,7 +315,37 @@ func (p *Process) ownGroup() bool {
 	if (procid.ID{PID: p.pid, StartTicks: p.startTicks}).Alive() {
 		return true
 	}
-	return p.ownsGroup != nil && p.ownsGroup()
+	if p.ownsGroup == nil {
+		return false
+	}
+	select {
+	case <-p.exited:
+		// leftBehind is set before exited is closed.
+		for _, m := range p.leftBehind {
+			if st, err := procid.ReadStat(m.PID); err == nil && st.State != 'Z' && st.StartTicks == m.StartTicks && st.PGRP == p.pid {
+				return true
+			}
+		}
+	default:
+	}
+	return p.ownsGroup()
+}
+
+// groupMembers lists the live processes of group pgid other than its
+// leader, started no earlier than it (startTicks).
+func groupMembers(pgid int, startTicks uint64) []procid.ID {
+	var out []procid.ID
+	for _, pid := range procid.List() {
+		if pid == pgid {
+			continue
+		}
+		st, err := procid.ReadStat(pid)
+		if err != nil || st.PGRP != pgid || st.State == 'Z' || st.StartTicks < startTicks {
+			continue
+		}
+		out = append(out, procid.ID{PID: pid, StartTicks: st.StartTicks})
+	}
+	return out
 }
 
 // WaitExit waits up to d for the process to exit.

@@ -64,8 +64,10 @@ func TestSignalGroupSparesAReusedGroup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
+			// OwnsGroup as an instance's: it finds no member, and the
+			// group had none as the app ended.
 			p, err := Spawn(Spec{Argv: []string{"true"}, Dir: dir, Env: []string{"PATH=/usr/bin:/bin"}, Out: io.Discard,
-				StatusPath: filepath.Join(dir, "status")})
+				StatusPath: filepath.Join(dir, "status"), OwnsGroup: func() bool { return false }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,6 +100,10 @@ func TestSignalGroupReachesLeftBehindChildren(t *testing.T) {
 		killed    bool
 	}{
 		{"a member proves the group the app's", func() bool { return true }, true},
+		// A member whose environment no longer shows the instance's
+		// identity (a child that set its process title overwrites it):
+		// it was in the group as the app ended, so the group is the app's.
+		{"a member that was there as the app ended", func() bool { return false }, true},
 		{"nothing proves the group the app's", nil, false},
 	}
 	for _, tt := range tests {
