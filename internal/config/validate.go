@@ -134,10 +134,15 @@ func (v *validator) listenerClash(c *Config) {
 	}
 	for i, b := range ls {
 		for _, a := range ls[:i] {
-			if sameAddress(a.addr, b.addr) {
-				v.errorf(b.key, "%q is also %s's address (%q): each listener needs a port of its own", b.addr, a.key, a.addr)
-				break
+			if !sameAddress(a.addr, b.addr) {
+				continue
 			}
+			if _, written := v.pos[b.key]; !written {
+				// b is a default: the error is at what the user wrote.
+				a, b = b, a
+			}
+			v.errorf(b.key, "%q is also %s's address (%q): each listener needs a port of its own", b.addr, a.key, a.addr)
+			break
 		}
 	}
 }

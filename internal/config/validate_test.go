@@ -113,6 +113,10 @@ func TestValidate(t *testing.T) {
 				`g.yaml:2: admin: "127.0.0.1:8080" is also listen's address (":8080"): each listener needs a port of its own`,
 				`g.yaml:4: tls.listen: "0.0.0.0:8080" is also listen's address (":8080"): each listener needs a port of its own`,
 			}},
+		// A clash with a default is reported where the user wrote the
+		// other address.
+		{"listener on the default admin address", "listen: \"127.0.0.1:9901\"\n" + web,
+			[]string{`g.yaml:1: listen: "127.0.0.1:9901" is also admin's address ("127.0.0.1:9901"): each listener needs a port of its own`}},
 		{"listeners on distinct addresses", "listen: \"10.0.0.1:8080\"\nadmin: \"127.0.0.1:8080\"\ntls:\n  listen: \"[::1]:8080\"\n  cert_file: c.pem\n  key_file: k.pem\n" + web, nil},
 		{"listeners on port 0 each get their own", "listen: \"127.0.0.1:0\"\nadmin: \"127.0.0.1:0\"\n" + web, nil},
 		{"data_dir", "data_dir: \"\"\n" + web,
