@@ -98,7 +98,6 @@ func (a *App) Pool() *pool.Pool { return a.pool }
 func (a *App) begin(ctx context.Context, adopt []adoption.ProcessRecord, st *adoption.AppRecord) {
 	a.mu.Lock()
 	a.ctx, a.cancel = context.WithCancel(ctx)
-	ctx = a.ctx
 	a.mu.Unlock()
 	cfg := a.Config()
 	if cfg.External() {
