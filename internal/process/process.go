@@ -228,10 +228,12 @@ func (p *Process) wait() {
 	}
 	p.ended = true
 	p.endMu.Unlock()
-	if p.ownsGroup != nil {
+	if p.ownsGroup != nil && !pidReused(p.pid, p.startTicks) {
 		// Looked at as soon as the end is known: before the group could
 		// empty and its id be handed out again, which takes the kernel
-		// going through every other pid first.
+		// going through every other pid first. Not when the pid is
+		// another process's already (an adopted record found ended
+		// long after): the group of that id is then another program's.
 		p.leftBehind = groupMembers(p.pid, p.startTicks)
 	}
 	if p.cmd != nil {
@@ -329,6 +331,13 @@ func (p *Process) ownGroup() bool {
 	default:
 	}
 	return p.ownsGroup()
+}
+
+// pidReused reports whether pid is now another process than the one
+// that started at startTicks.
+func pidReused(pid int, startTicks uint64) bool {
+	st, err := procid.ReadStat(pid)
+	return err == nil && st.StartTicks != startTicks
 }
 
 // groupMembers lists the live processes of group pgid other than its
