@@ -642,9 +642,13 @@ func TestUpgradeRefusedAsAContainersFirstProcess(t *testing.T) {
 func TestReloadWithCommandLineAddressesDoesNotUpgrade(t *testing.T) {
 	t.Parallel()
 	f := prepareUpgradeFixture(t, nil, "1s")
-	// The file's addresses are not the ones served.
-	closed := testutil.ClosedAddr(t)
-	f.writeConfig(t, closed, strings.Replace(f.config(t), f.admin, closed, 1))
+	// The file's addresses are not the ones served (two of them: one
+	// address for both is a config error).
+	closed, closedAdmin := testutil.ClosedAddr(t), testutil.ClosedAddr(t)
+	for closedAdmin == closed {
+		closedAdmin = testutil.ClosedAddr(t)
+	}
+	f.writeConfig(t, closed, strings.Replace(f.config(t), f.admin, closedAdmin, 1))
 	f.start(t, f.real, "run", "-c", f.cfgFile, "--listen", f.listen, "--admin", f.admin)
 	r := waitOp(t, runAsync(t, f.real, f.dir, "reload", "--admin", f.admin), 70*time.Second, "gatehouse reload")
 	if r.code != 0 || strings.Contains(r.out, "new gatehouse process") {
