@@ -218,8 +218,14 @@ func (e *Evaluator) noReady(now time.Time, a *AppState) []Notification {
 	if now.Sub(since) < e.cfg.NoReadyFor.D() {
 		return nil
 	}
-	return e.fire(k, since, fmt.Sprintf("%s has no ready instance", a.Name),
+	ns := e.fire(k, since, fmt.Sprintf("%s has no ready instance", a.Name),
 		fmt.Sprintf("no instance of %s has been ready since %s: requests are held, then answered 503; see gatehouse diagnose", a.Name, since.UTC().Format(time.RFC3339)))
+	if len(ns) > 0 {
+		// The episode began with the pending period, but it is notified
+		// now: repeat_interval counts from here.
+		e.eps[k].lastNotified = now
+	}
+	return ns
 }
 
 // errorRate: the share of 5xx over error_rate.window.

@@ -181,3 +181,47 @@ func TestEpisodeTimes(t *testing.T) {
 		t.Errorf("fingerprints differ: %s, %s", f[0].Fingerprint(), r[0].Fingerprint())
 	}
 }
+
+// An episode's repeat_interval runs from when it was notified, not from
+// when its pending period began: no_ready_instance starts its episode at
+// the beginning of no_ready_for, and counting the repeat from there sent
+// the firing notification twice in one check whenever no_ready_for was
+// at least repeat_interval, and every first repeat early by no_ready_for.
+func TestRepeatCountsFromTheNotification(t *testing.T) {
+	tests := []struct {
+		name       string
+		noReadyFor time.Duration
+		repeat     time.Duration
+		checks     []time.Duration
+		want       []time.Duration // when a firing notification goes
+	}{
+		{"pending period longer than repeat_interval: notified once when it fires", 10 * time.Second, 5 * time.Second,
+			[]time.Duration{0, 10 * time.Second, 12 * time.Second, 15 * time.Second},
+			[]time.Duration{10 * time.Second, 15 * time.Second}},
+		{"pending period equal to repeat_interval: notified once when it fires", 10 * time.Second, 10 * time.Second,
+			[]time.Duration{0, 10 * time.Second, 19 * time.Second, 20 * time.Second},
+			[]time.Duration{10 * time.Second, 20 * time.Second}},
+		{"first repeat a whole repeat_interval after the first notification", 30 * time.Minute, time.Hour,
+			[]time.Duration{0, 30 * time.Minute, time.Hour + 29*time.Minute, time.Hour + 30*time.Minute},
+			[]time.Duration{30 * time.Minute, time.Hour + 30*time.Minute}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testAlertsConfig()
+			c.NoReadyFor = config.Duration(tt.noReadyFor)
+			c.RepeatInterval = config.Duration(tt.repeat)
+			e := NewEvaluator(c)
+			var out []time.Duration
+			for _, at := range tt.checks {
+				for _, n := range e.Check(t0.Add(at), web(0, 1)) {
+					if n.Status == Firing {
+						out = append(out, at)
+					}
+				}
+			}
+			if diff := cmp.Diff(tt.want, out); diff != "" {
+				t.Errorf("firing notifications (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
