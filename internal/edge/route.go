@@ -9,6 +9,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/compress"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/static"
 )
@@ -70,7 +71,7 @@ func (set *Set) Compile(a *config.App, r *config.Route) (*Route, error) {
 			rt.prefixField = []string{rt.strip}
 			// Taken off segment by segment (stripPrefix), as the route
 			// is matched: its slashes merged.
-			rt.strip = MergeSlashes(rt.strip)
+			rt.strip = http1.MergeSlashes(rt.strip)
 		}
 	}
 	var err error
@@ -181,21 +182,4 @@ func (rt *Route) Plain() bool {
 // client's.
 func (rt *Route) RewritesPath() bool {
 	return rt.strip != "" || rt.addPrefix != "" || rt.rewrite != nil
-}
-
-// MergeSlashes replaces each run of slashes in p with one, as the
-// gateway's router does to the paths and prefixes it matches (nginx's
-// merge_slashes). p itself when it has no "//".
-func MergeSlashes(p string) string {
-	if !strings.Contains(p, "//") {
-		return p
-	}
-	b := make([]byte, 0, len(p))
-	for i := 0; i < len(p); i++ {
-		if p[i] == '/' && i > 0 && p[i-1] == '/' {
-			continue
-		}
-		b = append(b, p[i])
-	}
-	return string(b)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/edge"
+	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/spool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -135,7 +136,7 @@ func (g *Gateway) buildRoutes() error {
 			r := &ac.Routes[i]
 			// A match spelling "//" is the route of its slashes merged, as
 			// the paths it is matched against are (see router.match).
-			rt := route{host: r.Host(), prefix: edge.MergeSlashes(r.Prefix()), app: a}
+			rt := route{host: r.Host(), prefix: http1.MergeSlashes(r.Prefix()), app: a}
 			e, err := set.Compile(ac, r)
 			switch {
 			case err != nil:

@@ -259,11 +259,11 @@ func (r *router) match(host, path string) *route {
 	// "example.com." is the absolute spelling of "example.com", which
 	// apps take for the same host: routed as it, or a host route's rules
 	// would not hold for it.
-	host = strings.TrimSuffix(stripPort(host), ".")
+	host = http1.RouteHost(host)
 	// "//admin/" is "/admin/" to apps that merge slashes (Rails, Spring),
 	// so it takes "/admin/"'s route, as nginx's merge_slashes has it;
 	// else a shorter route's rules would apply to the page.
-	path = edge.MergeSlashes(path)
+	path = http1.MergeSlashes(path)
 	// bare is the route whose prefix is path and a slash ("/admin/" for
 	// "/admin"): apps serve the two as one page, so it takes path unless
 	// a route of its host, or of none if it has none, whose prefix is
@@ -286,19 +286,6 @@ func (r *router) match(host, path string) *route {
 		}
 	}
 	return bare
-}
-
-// stripPort drops a host's port, and an IPv6 address's brackets with or
-// without one ("[::1]" as "[::1]:8080"): a route's host is written either
-// way and kept without them (config.Route.Host).
-func stripPort(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		return h
-	}
-	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
-		return host[1 : len(host)-1]
-	}
-	return host
 }
 
 // fail answers for a failed request. Every error of the forward is a

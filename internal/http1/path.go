@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -162,4 +163,34 @@ func unhex(c byte) byte {
 	default:
 		return c - 'a' + 10
 	}
+}
+
+// MergeSlashes replaces each run of slashes in p with one: how routes
+// are matched (nginx's merge_slashes), which CleanPath leaves to them,
+// as the path sent on keeps its slashes. p itself when it has no "//".
+func MergeSlashes(p string) string {
+	if !strings.Contains(p, "//") {
+		return p
+	}
+	b := make([]byte, 0, len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && i > 0 && p[i-1] == '/' {
+			continue
+		}
+		b = append(b, p[i])
+	}
+	return string(b)
+}
+
+// RouteHost is a request's host as routes are matched against it:
+// without its port, an IPv6 address's brackets (with or without a
+// port), or a trailing dot ("example.com." is the absolute spelling of
+// "example.com").
+func RouteHost(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return strings.TrimSuffix(host, ".")
 }

@@ -1,0 +1,34 @@
+package http1
+
+import "testing"
+
+// Routes are matched on the host and path as these give them: a host's
+// port, an IPv6 address's brackets and a trailing dot gone, a path's
+// runs of slashes merged.
+func TestRouteHostAndMergeSlashes(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"example.com", "example.com"},
+		{"example.com:8443", "example.com"},
+		{"example.com.", "example.com"},
+		{"example.com.:80", "example.com"},
+		{"[::1]", "::1"},
+		{"[::1]:8080", "::1"},
+		{"127.0.0.1:80", "127.0.0.1"},
+		{"", ""},
+	} {
+		if got := RouteHost(tc.in); got != tc.want {
+			t.Errorf("RouteHost(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"/admin/", "/admin/"},
+		{"//admin/", "/admin/"},
+		{"///a//b///c", "/a/b/c"},
+		{"/a/b/", "/a/b/"},
+		{"", ""},
+	} {
+		if got := MergeSlashes(tc.in); got != tc.want {
+			t.Errorf("MergeSlashes(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
