@@ -6,6 +6,9 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/http1"
 )
 
 // The edge detectors name what a route's rules (rate_limit, allow and
@@ -288,28 +291,54 @@ func routeOf(s *AppSnap, match string) *RouteSnap {
 	return nil
 }
 
-// matchRoute is the route the gateway gives host and path among rs.
+// matchRoute is the route the gateway gives host and path among rs, as
+// its router.match does: a route with a host first, then the longest
+// prefix; the host without its port, brackets or trailing dot (as
+// config.Route.Host keeps a route's), the path with its slashes merged
+// (as the gateway's prefixes are), and a path that is a route's prefix
+// but its last slash ("/admin" for "/admin/") taken by that route unless
+// one as good has the path itself.
 func matchRoute(rs []RouteSnap, host, path string) *RouteSnap {
-	if h, _, ok := strings.Cut(host, ":"); ok && !strings.Contains(h, "[") {
-		host = h
+	host = http1.RouteHost(host)
+	path = http1.MergeSlashes(path)
+	type cand struct {
+		r            *RouteSnap
+		host, prefix string
 	}
-	var best *RouteSnap
-	bestHost, bestLen := false, -1
+	cs := make([]cand, len(rs))
 	for i := range rs {
-		rh, prefix := "", rs[i].Match
-		if j := strings.IndexByte(prefix, '/'); j >= 0 {
-			rh, prefix = prefix[:j], prefix[j:]
-		} else {
-			rh, prefix = prefix, "/"
+		r := config.Route{Match: rs[i].Match}
+		cs[i] = cand{&rs[i], r.Host(), http1.MergeSlashes(r.Prefix())}
+	}
+	slices.SortStableFunc(cs, func(a, b cand) int {
+		if (a.host != "") != (b.host != "") {
+			if a.host != "" {
+				return -1
+			}
+			return 1
 		}
-		if rh != "" && !strings.EqualFold(rh, host) || !strings.HasPrefix(path, prefix) {
+		return len(b.prefix) - len(a.prefix)
+	})
+	var bare *cand
+	for i := range cs {
+		c := &cs[i]
+		if c.host != "" && !strings.EqualFold(c.host, host) {
 			continue
 		}
-		if hasHost := rh != ""; best == nil || hasHost && !bestHost || hasHost == bestHost && len(prefix) > bestLen {
-			best, bestHost, bestLen = &rs[i], hasHost, len(prefix)
+		if strings.HasPrefix(path, c.prefix) {
+			if bare != nil && (len(c.prefix) < len(path) || bare.host != "" && c.host == "") {
+				return bare.r
+			}
+			return c.r
+		}
+		if bare == nil && len(c.prefix) == len(path)+1 && c.prefix[len(path)] == '/' && strings.HasPrefix(c.prefix, path) {
+			bare = c
 		}
 	}
-	return best
+	if bare != nil {
+		return bare.r
+	}
+	return nil
 }
 
 func percent(n, of int) string { return fmt.Sprintf("%.0f%%", 100*float64(n)/float64(max(of, 1))) }
