@@ -97,6 +97,9 @@ func fromAddr(t testing.TB, proto, ip string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 3 * time.Second}
 	c.Transport.(*http.Transport).DialContext = d.DialContext
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// Some answers are megabytes (a static route's big file): under -race
+	// beside the other packages' tests, protoClient's 5 s is too little.
+	c.Timeout = 20 * time.Second
 	return c
 }
 

@@ -359,7 +359,7 @@ func TestAppBodyTimeout(t *testing.T) {
 // body_timeout, nor have its unfinished request served.
 func TestH2WholeBodyWithoutEndStream(t *testing.T) {
 	t.Parallel()
-	const bodyTimeout = 300 * time.Millisecond
+	const bodyTimeout = time.Second
 	for _, proto := range []string{"h2", "h2c"} {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel()
@@ -387,7 +387,9 @@ func TestH2WholeBodyWithoutEndStream(t *testing.T) {
 			if !ok || v.Streams[1] == nil {
 				t.Fatalf("no answer to an upload held back before its end: %v", v.String())
 			}
-			if st := v.Streams[1].Status; st != http.StatusRequestTimeout || took > 2*bodyTimeout {
+			// One body_timeout, not two (the app's side waiting it out
+			// anew): the margin between them is wide for a busy machine.
+			if st := v.Streams[1].Status; st != http.StatusRequestTimeout || took > bodyTimeout*17/10 {
 				t.Errorf("got %d after %v; want 408 after ~%v (the app's body_timeout)", st, took.Round(time.Millisecond), bodyTimeout)
 			}
 			if n, c := app.count(), app.conns.Load(); n != 0 || c != 0 {
