@@ -871,8 +871,24 @@ func TestRouteAnswersKeepFramingOnRawStreams(t *testing.T) {
 // rules must not apply to it. strip_prefix takes the prefix off such a
 // spelling too.
 func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
-	// The app echoes the path it was sent as it came: a ServeMux would
-	// redirect a doubled slash away before it could be seen.
+	d := newDirect(t, "h1", rawPathEchoApp(t), func(a *config.App) {
+		a.Routes = []config.Route{
+			{Match: "/admin/", Deny: []string{"127.0.0.0/8"}},
+			{Match: "/api/", StripPrefix: true},
+			{Match: "/"},
+		}
+	})
+	expectRouted(t, d, []routedPath{
+		{"//admin/", 403, ""}, {"/admin//x", 403, ""}, {"///admin///x", 403, ""}, {"//admin", 403, ""},
+		{"//api/items", 200, "/items"}, {"//api//items", 200, "//items"}, {"//api", 200, "/"},
+		{"//x", 200, "//x"},
+	})
+}
+
+// rawPathEchoApp is an app that answers with the path it was sent, as it
+// came (a ServeMux would redirect a doubled slash away before it could
+// be seen); its address.
+func rawPathEchoApp(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -883,22 +899,21 @@ func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	d := newDirect(t, "h1", ln.Addr().String(), func(a *config.App) {
-		a.Routes = []config.Route{
-			{Match: "/admin/", Deny: []string{"127.0.0.0/8"}},
-			{Match: "/api/", StripPrefix: true},
-			{Match: "/"},
-		}
-	})
-	for _, tt := range []struct {
-		path   string
-		status int
-		app    string // the path the app saw, when it answered
-	}{
-		{"//admin/", 403, ""}, {"/admin//x", 403, ""}, {"///admin///x", 403, ""}, {"//admin", 403, ""},
-		{"//api/items", 200, "/items"}, {"//api//items", 200, "//items"}, {"//api", 200, "/"},
-		{"//x", 200, "//x"},
-	} {
+	return ln.Addr().String()
+}
+
+// routedPath is a path asked for, the status it must get, and the path
+// the app must have seen when it answered ("": not checked).
+type routedPath struct {
+	path   string
+	status int
+	app    string
+}
+
+// expectRouted asks d for each path over HTTP/1.1 and checks its answer.
+func expectRouted(t *testing.T, d *direct, paths []routedPath) {
+	t.Helper()
+	for _, tt := range paths {
 		got := d.send(t, "h1", edgeReq{path: tt.path})
 		if got.status != tt.status {
 			t.Errorf("%s: %d, want %d", tt.path, got.status, tt.status)
@@ -918,42 +933,17 @@ func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
 // unreachable, and its rules to a shorter route's. strip_prefix takes
 // its prefix off either spelling.
 func TestRouteSpelledWithDoubledSlashes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(echoed{Path: r.URL.EscapedPath()})
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	d := newDirect(t, "h1", ln.Addr().String(), func(a *config.App) {
+	d := newDirect(t, "h1", rawPathEchoApp(t), func(a *config.App) {
 		a.Routes = []config.Route{
 			{Match: "/a//b/", Deny: []string{"127.0.0.0/8"}},
 			{Match: "/s//t/", StripPrefix: true},
 			{Match: "/"},
 		}
 	})
-	for _, tt := range []struct {
-		path   string
-		status int
-		app    string
-	}{
+	expectRouted(t, d, []routedPath{
 		{"/a//b/x", 403, ""}, {"/a/b/x", 403, ""}, {"/a//b", 403, ""},
 		{"/s//t/items", 200, "/items"}, {"/s/t/items", 200, "/items"}, {"/s///t//items", 200, "//items"},
-	} {
-		got := d.send(t, "h1", edgeReq{path: tt.path})
-		if got.status != tt.status {
-			t.Errorf("%s: %d, want %d", tt.path, got.status, tt.status)
-			continue
-		}
-		if tt.app != "" {
-			if e := got.echoed(t); e.Path != tt.app {
-				t.Errorf("%s: the app saw %q, want %q", tt.path, e.Path, tt.app)
-			}
-		}
-	}
+	})
 }
 
 // An app's rate_limit is one bucket per client across the routes that

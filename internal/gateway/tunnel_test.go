@@ -186,17 +186,8 @@ func TestTunnelHalfCloseCarriesOn(t *testing.T) {
 		}
 	})
 	d := directWith(t, addr, protoOptions(t, "h1"), nil)
-	c, err := net.Dial("tcp", d.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-	head, err := readHeadOf(c, time.Now().Add(5*time.Second))
-	if err != nil || !strings.HasPrefix(string(head), "HTTP/1.1 101 ") {
-		t.Fatalf("upgrade: %.300q %v", head, err)
-	}
-	c.(*net.TCPConn).CloseWrite()
+	c := dialUpgraded(t, d.addr)
+	c.CloseWrite()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, err := io.Copy(io.Discard, c)
 	if err != nil {
@@ -291,20 +282,11 @@ func TestTunnelHalfCloseAfterSilence(t *testing.T) {
 				got <- string(b)
 			})
 			d := directWith(t, addr, protoOptions(t, "h1"), nil)
-			c, err := net.Dial("tcp", d.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-			head, err := readHeadOf(c, time.Now().Add(5*time.Second))
-			if err != nil || !strings.HasPrefix(string(head), "HTTP/1.1 101 ") {
-				t.Fatalf("upgrade: %.300q %v", head, err)
-			}
+			c := dialUpgraded(t, d.addr)
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
 			if tc.clientEnds {
 				time.Sleep(silence) // the silence is the case's input
-				c.(*net.TCPConn).CloseWrite()
+				c.CloseWrite()
 				b, err := io.ReadAll(c)
 				if string(b) != "bye" {
 					t.Errorf("after its half-close the client got %q (%v), want the app's answer %q", b, err, "bye")
@@ -317,7 +299,7 @@ func TestTunnelHalfCloseAfterSilence(t *testing.T) {
 				t.Fatalf("reading to the app's half-close: %v", err)
 			}
 			io.WriteString(c, "bye")
-			c.(*net.TCPConn).CloseWrite()
+			c.CloseWrite()
 			select {
 			case s := <-got:
 				if s != "bye" {
@@ -328,4 +310,21 @@ func TestTunnelHalfCloseAfterSilence(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialUpgraded connects to the gateway at addr and upgrades the
+// connection to a tunnel (a WebSocket's 101), closed when the test ends.
+func dialUpgraded(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	head, err := readHeadOf(c, time.Now().Add(5*time.Second))
+	if err != nil || !strings.HasPrefix(string(head), "HTTP/1.1 101 ") {
+		t.Fatalf("upgrade: %.300q %v", head, err)
+	}
+	return c.(*net.TCPConn)
 }
