@@ -561,7 +561,11 @@ func exchangeH2(t *testing.T, addr string, secure bool, c h2Case) (string, h2Vie
 // client got, "200 got GET /after" when served.
 func afterwards(t *testing.T, base string, secure bool) string {
 	url := strings.Replace(base, "http://", schemeOf(secure)+"://", 1)
-	resp, err := h2Client(t, secure).Get(url + "/after")
+	c := h2Client(t, secure)
+	// A request that must be answered: under -race, beside 85 other
+	// cases and the other packages' tests, 5 s was seen to pass.
+	c.Timeout = 20 * time.Second
+	resp, err := c.Get(url + "/after")
 	if err != nil {
 		return err.Error()
 	}
