@@ -8,6 +8,7 @@
 #   PROTO=h2 CONNS=50 bench/ab.sh HEAD~3   # HTTP/2 over TLS, h2load, 10 streams a client
 #   PROTO=https bench/ab.sh HEAD~3         # HTTP/1.1 over TLS, wrk
 #   PROTO=handshake CONNS=50 bench/ab.sh HEAD~3  # a TLS handshake a request (Connection: close)
+#   B_ENV="GOMAXPROCS=1" bench/ab.sh HEAD        # the same build, B run with these variables
 #
 # Each run prints requests/s, the CPU gatehouse spent per request (and
 # the user-space part of it), and its RSS as the run ends (under its load).
@@ -77,7 +78,8 @@ apps:
     upstreams: ["127.0.0.1:$B1", "127.0.0.1:$B2"]
     health: {interval: 5s}
 CONF
-  "$WORK/gh-$v" run -c "$WORK/$v.yaml" > "$WORK/$v.out" 2>&1 & PIDS+=($!)
+  envs=(); [ "$v" = b ] && read -ra envs <<< "${B_ENV:-}"
+  env "${envs[@]}" "$WORK/gh-$v" run -c "$WORK/$v.yaml" > "$WORK/$v.out" 2>&1 & PIDS+=($!)
   PID[$v]=$!
   wait_port "${PORT[$v]}"
 done
@@ -86,7 +88,7 @@ sleep 1
 HZ=$(getconf CLK_TCK)
 # user and system ticks, as "user system"
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
-echo "A = $REF ($(git rev-parse --short "$REF")), B = work tree; $PROTO"
+echo "A = $REF ($(git rev-parse --short "$REF")), B = work tree${B_ENV:+ with $B_ENV}; $PROTO"
 : > "$WORK/results"
 for round in $(seq "$ROUNDS"); do
   order=(a b); [ $((round % 2)) -eq 0 ] && order=(b a)
