@@ -109,11 +109,10 @@ func (w *Writer) WriteHeader(code int) {
 			continue // the framing is this writer's
 		case k == "Content-Length" && (code == http.StatusNoContent || w.chunked):
 			continue
+		case k == "X-Request-Id" && w.requestID != "":
+			continue // written above, in place of the app's
 		}
 		for _, v := range vs {
-			if k == "X-Request-Id" && v == w.requestID {
-				continue
-			}
 			http1.WriteField(bw, k, v)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/gatehouse/gatehouse/internal/front"
 )
 
@@ -94,22 +96,28 @@ func TestEarlyHints(t *testing.T) {
 	})
 }
 
-// The app's own X-Request-Id (the same id echoed) is sent once.
+// An answer carries gatehouse's X-Request-Id once, over every protocol:
+// the app's echo of it is not a second, and ids of the app's own give
+// way to it.
 func TestRequestIDOnce(t *testing.T) {
 	t.Parallel()
 	app := sampleApp(t)
 	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		s := serveCounted(t, app, protoOptions(t, proto), nil)
-		req, _ := http.NewRequest("GET", protoURL(proto, s.addr)+"/echoid", nil)
-		req.Header.Set("X-Request-Id", "rid-1")
-		resp, err := protoClient(t, proto).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if got := resp.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "rid-1" {
-			t.Errorf("X-Request-Id %q, want [rid-1]", got)
+		for _, path := range []string{"/echoid", "/ownid"} {
+			t.Run(path[1:], func(t *testing.T) {
+				req, _ := http.NewRequest("GET", protoURL(proto, s.addr)+path, nil)
+				req.Header.Set("X-Request-Id", "rid-1")
+				resp, err := protoClient(t, proto).Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if diff := cmp.Diff([]string{"rid-1"}, resp.Header.Values("X-Request-Id")); diff != "" {
+					t.Errorf("X-Request-Id (-want +got):\n%s", diff)
+				}
+			})
 		}
 	})
 }

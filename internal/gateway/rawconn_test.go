@@ -432,7 +432,8 @@ func acceptWebsocket(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter) {
 
 // sampleApp answers by path: /upgrade switches to a line echo, /sse
 // streams two events 2 s apart and /chunks two lines, /hints sends 103
-// then 200, /big 64 MiB, /echoid answers with the request's X-Request-Id,
+// then 200, /big 64 MiB, /echoid answers with the request's X-Request-Id, /ownid
+// with two ids of its own,
 // /slow after 600 ms; anything else reads the body and answers its size.
 func sampleApp(t *testing.T) string {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -473,6 +474,9 @@ func sampleApp(t *testing.T) string {
 			}
 		case "/echoid":
 			w.Header().Set("X-Request-Id", r.Header.Get("X-Request-Id"))
+			io.WriteString(w, "ok")
+		case "/ownid":
+			w.Header()["X-Request-Id"] = []string{"app-1", "app-2"}
 			io.WriteString(w, "ok")
 		case "/slow":
 			io.Copy(io.Discard, r.Body)
