@@ -125,6 +125,10 @@ func checkStream(r *http.Request) *cause.Error {
 		return cause.New(cause.BadRequest, "", "the request target holds white space, a control character or '#', or is not a path", nil)
 	case r.Host == "":
 		return cause.New(cause.BadRequest, "", "no :authority or Host", nil)
+	case len(r.Header["Expect"]) > 0:
+		// The h2 server took 100-continue out; what is left is refused,
+		// as over HTTP/1.1 (expectation).
+		return cause.New(cause.BadRequest, "", "unsupported expectation in Expect", nil)
 	}
 	return streamLength(r)
 }

@@ -57,7 +57,7 @@ func runH2Cases(t *testing.T, cases []h2Case, par int, together bool) {
 				opts := h2Opts(secure)
 				runs[i] = &h2Run{app: app, d: directWith(t, app.addr, opts, cases[i].adjust), o: newOracle(t, opts)}
 			}
-			// The exchanges race the idle timeout (h2Idle): all 86 at
+			// The exchanges race the idle timeout (h2Idle): all of them at
 			// once, beside the -race suite on two cores, let it pass
 			// before a client's first HEADERS. Each case's TLS handshakes
 			// (its own and afterwards') come at once too: a burst of them
@@ -101,7 +101,7 @@ func h2Opts(secure bool) front.Options {
 
 const (
 	// The idle timeout is what the silent cases wait out, and a bound on
-	// the gap between the others' exchanges: 86 cases at once, each with
+	// the gap between the others' exchanges: every case at once, each with
 	// a gateway, an app and an oracle, under -race beside the plain
 	// suite, took longer than 2.5 s between two streams on a slow machine.
 	h2Idle     = 5 * time.Second  // front.Options.KeepaliveTimeout, x/net's IdleTimeout
@@ -306,6 +306,8 @@ var h2Cases = []h2Case{
 	{name: "content-length 0 then DATA", send: latePost("/cl0", "0", "late"), want: malformed},
 	{name: "content-length not a number then DATA", send: latePost("/cl-nan", "x", "late"), want: malformed},
 	{name: "content-length 0 then an empty DATA frame is served", send: latePost("/cl0-ok", "0", ""), want: servedOK, app: []string{"POST /cl0-ok"}},
+	{name: "an expectation other than 100-continue", send: post("/expect", []string{"expect", "something-else"}, "hello"),
+		want: stricterWant, oracleWant: servedOK, stricter: "refused as over HTTP/1.1 (RFC 9110 §10.1.1)"},
 	{name: "two content-lengths differing", send: post("/cl2", []string{"content-length", "5", "content-length", "6"}, "hello"),
 		want: stricterWant, oracleWant: servedOK, stricter: "x/net reads the first"},
 	// RFC 9113 calls this malformed; both of Go's servers take the
