@@ -157,6 +157,7 @@ func (s *Server) newH2() {
 	s.h2 = &h2.Server{
 		MaxConcurrentStreams: maxStreams,
 		MaxHeaderListSize:    uint32(o.HeadLimit) + headListSlack,
+		HandleRefused:        true, // refused through the handler, as HTTP/1.1's heads are: logged
 		MaxReadFrameSize:     maxFrameSize,
 		IdleTimeout:          o.KeepaliveTimeout,
 		WriteTimeout:         o.SendTimeout,

@@ -80,6 +80,9 @@ func (st *stream) serve(h *streamHandler, w http.ResponseWriter, r *http.Request
 		x.RequestID = id[0]
 	}
 	x.Reject = checkStream(r)
+	if rc.Refused() == http.StatusRequestHeaderFieldsTooLarge {
+		x.Reject = cause.New(cause.HeadersTooLarge, "", "request head larger than limits.request_head", nil)
+	}
 	h.s.h.Serve(x)
 	st.w.end()
 	return st.w.aborted
@@ -164,6 +167,7 @@ func streamLength(r *http.Request) *cause.Error {
 // the writes: what http.ResponseController would find on it, reached
 // without one made for every stream.
 type streamControl interface {
+	Refused() int
 	FlushError() error
 	SetReadDeadline(time.Time) error
 	SetWriteDeadline(time.Time) error

@@ -706,3 +706,55 @@ func TestH2HeadLimit(t *testing.T) {
 		})
 	}
 }
+
+// A header list past the limit in one HEADERS frame is answered 431 and
+// logged, with its method, path and cause, as an HTTP/1.1 head past the
+// limit is; a body sent after it is not wanted, and the connection
+// serves on.
+func TestH2HeadPastLimitLogged(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		method string
+		body   []byte // sent after the HEADERS, if any
+	}{
+		{"GET", nil},
+		{"POST", []byte("hello")},
+	}
+	for _, secure := range []bool{false, true} {
+		for _, c := range cases {
+			t.Run(schemeOf(secure)+"/"+c.method, func(t *testing.T) {
+				t.Parallel()
+				opts := h2Opts(secure)
+				opts.HeadLimit = 4 << 10
+				app := newRecApp(t, nil)
+				d := directWith(t, app.addr, opts, nil)
+				h, err := dialH2(t, d.addr, secure)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.start()
+				h.headers(1, c.body == nil, h.req(c.method, "/big", bigFields(8<<10)...)...)
+				if c.body != nil {
+					h.data(1, true, c.body)
+				}
+				h.get(3, "/next")
+				h.await(h2Patience, settled(1))
+				v, _ := h.await(h2Patience, settled(3))
+				if got := v.outcome(1) + "; next " + v.outcome(3); got != "431; next 200" {
+					t.Fatalf("8 KiB of fields against a 4 KiB limit, then a request: %s", got)
+				}
+				e := d.entry(t, "/big")
+				if e.Method != c.method || e.Status != 431 || e.Cause != "headers_too_large" {
+					t.Errorf("the access entry of /big: %s %d %s, want %s 431 headers_too_large", e.Method, e.Status, e.Cause, c.method)
+				}
+				var uris []string
+				for _, q := range app.settle(d) {
+					uris = append(uris, q.URI)
+				}
+				if diff := cmp.Diff([]string{"/next"}, uris); diff != "" {
+					t.Errorf("the app received (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}

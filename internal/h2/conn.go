@@ -728,7 +728,7 @@ func (c *conn) processHeaders(f *headerBlock) error {
 		c.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
-	if f.truncated {
+	if f.truncated && !c.s.HandleRefused {
 		c.refuseLocked(id)
 		c.mu.Unlock()
 		c.writeStatusOnly(id, http.StatusRequestHeaderFieldsTooLarge)
@@ -739,7 +739,9 @@ func (c *conn) processHeaders(f *headerBlock) error {
 		return nil
 	}
 	st := newStream(c, id)
-	if err := st.buildRequest(f); err != nil {
+	if f.truncated {
+		st.buildRefused(f)
+	} else if err := st.buildRequest(f); err != nil {
 		st.cancel()
 		c.mu.Unlock()
 		return err

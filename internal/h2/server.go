@@ -21,6 +21,11 @@ type Server struct {
 	// MaxHeaderListSize bounds a request's header list, as HPACK counts
 	// it (RFC 9113 §6.5.2); a larger one is answered 431 (1 MiB).
 	MaxHeaderListSize uint32
+	// HandleRefused hands a request the server refuses to the handler,
+	// with no fields and no body, for it to answer (the writer's Refused
+	// says with what) and log as it logs the others; else the server
+	// answers it, unseen. Only a header list past MaxHeaderListSize is.
+	HandleRefused bool
 	// MaxReadFrameSize is the largest frame read (16 KiB, the protocol's
 	// least): the read buffer is as large as the largest frame read.
 	MaxReadFrameSize uint32

@@ -38,6 +38,9 @@ type stream struct {
 	// needsContinue: the client waits for 100 Continue before it sends
 	// the body, sent at the first read.
 	needsContinue bool
+	// tooLarge: the request's header list went past the limit, and the
+	// request has none of its fields (buildRefused).
+	tooLarge bool
 
 	// state
 	sendWindow    int64
@@ -213,6 +216,31 @@ func (st *stream) buildRequest(f *headerBlock) error {
 	}
 	st.req = r.WithContext(st.ctx)
 	return nil
+}
+
+// buildRefused makes the request of a header list past the limit, for
+// the handler to refuse (Server.HandleRefused): the method, authority
+// and path if they came before the limit, no fields and no body.
+func (st *stream) buildRefused(f *headerBlock) {
+	st.tooLarge = true
+	r := &http.Request{
+		Method:     f.pseudo("method"),
+		URL:        &url.URL{},
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Header:     http.Header{},
+		RemoteAddr: st.c.remote,
+		Body:       http.NoBody,
+	}
+	if a := f.pseudo("authority"); httpguts.ValidHostHeader(a) && strings.IndexByte(a, '@') < 0 {
+		r.Host = a
+	}
+	if p := f.pseudo("path"); strings.HasPrefix(p, "/") {
+		if u, err := url.ParseRequestURI(p); err == nil {
+			r.URL, r.RequestURI = u, p
+		}
+	}
+	st.req = r.WithContext(st.ctx)
 }
 
 // run runs the handler, then ends the answer and the stream.

@@ -160,6 +160,16 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 
 func (w *responseWriter) Flush() { _ = w.FlushError() }
 
+// Refused is the status a request handed over by Server.HandleRefused
+// is to be answered with, 0 for any other: 431 when its header list went
+// past MaxHeaderListSize.
+func (w *responseWriter) Refused() int {
+	if w.st.tooLarge {
+		return http.StatusRequestHeaderFieldsTooLarge
+	}
+	return 0
+}
+
 // FlushError sends the head and what the body holds.
 func (w *responseWriter) FlushError() error {
 	if !w.wroteHeader {
