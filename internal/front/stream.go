@@ -310,7 +310,15 @@ func (w *streamWriter) Flush() {
 	w.buffered = 0
 }
 
-func (w *streamWriter) Abort() { w.aborted = true }
+// Abort cuts the answer short: what was written goes out first, as over
+// HTTP/1.1, so that the client gets the head and the part of the body
+// the access log counts, then the stream's reset.
+func (w *streamWriter) Abort() {
+	if w.wrote && !w.aborted {
+		w.Flush()
+	}
+	w.aborted = true
+}
 
 // end completes the answer: trailers, and the deadline of what the h2
 // server still holds of it, which it writes after the handler returns,

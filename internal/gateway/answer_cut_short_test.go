@@ -14,7 +14,7 @@ import (
 // reaches the client as an answer that broke: over HTTP/1.1 a connection
 // closed before the answer's end, over HTTP/2 a reset stream, never a
 // clean end of stream after fewer bytes. The access log says
-// response_truncated.
+// response_truncated, with the status and the bytes the client got.
 func TestAnswerCutShortReachesClientBroken(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, answer string }{
@@ -55,12 +55,18 @@ func answerCutShort(t *testing.T, answer string) {
 				t.Fatal(err)
 			}
 			v, ok := h.await(h2Patience, settled(1))
-			if st := v.Streams[1]; !ok || st == nil || !st.Reset {
-				t.Errorf("stream of an answer cut short: %v; want it reset, not ended", v.String())
+			st := v.Streams[1]
+			if !ok || st == nil || !st.Reset {
+				t.Fatalf("stream of an answer cut short: %v; want it reset, not ended", v.String())
+			}
+			// What the log says was sent was: the head, and the part of
+			// the body read before the cut, as over HTTP/1.1.
+			if e := d.entry(t, "/short"); st.Status != e.Status || int64(len(st.Body)) != e.Bytes {
+				t.Errorf("the client saw status %d and %d bytes before the reset; the log says %d and %d", st.Status, len(st.Body), e.Status, e.Bytes)
 			}
 		}
-		if e := d.entry(t, "/short"); e.Cause != "response_truncated" {
-			t.Errorf("access entry cause %q, want response_truncated", e.Cause)
+		if e := d.entry(t, "/short"); e.Cause != "response_truncated" || e.Status != 200 {
+			t.Errorf("access entry %d %s, want 200 response_truncated", e.Status, e.Cause)
 		}
 		d.waitIdle(t)
 	})
