@@ -168,6 +168,9 @@ type reqState struct {
 	// deadline (monoNow) at most; 0 when it did not.
 	sendWait bool
 	waitedTo int64
+	// lastSend: the answer's next write is the connection's last, over
+	// TLS: its close_notify goes in the same send (tlsSocket.writeClosing).
+	lastSend bool
 
 	// bodyTimeout bounds each read of the current request's body.
 	bodyTimeout time.Duration
@@ -349,9 +352,13 @@ func (s sink) write(p []byte) (int, error) {
 	if !bounds || fc.sendTimeout != fc.s.opts.SendTimeout {
 		fc.c.SetWriteDeadline(time.Now().Add(fc.sendTimeout))
 	}
-	// More than a small record's worth goes in one write.
-	if bounds && len(p) > oneRecord {
+	// More than a small record's worth goes in one write, and so does
+	// the connection's last answer with its close_notify.
+	if bounds && (len(p) > oneRecord || fc.lastSend) {
 		tc := fc.c.(*tls.Conn)
+		if fc.lastSend && len(p) <= gatherPiece {
+			return tc.NetConn().(*tlsSocket).writeClosing(tc, p)
+		}
 		return tc.NetConn().(*tlsSocket).writeGathered(tc, p)
 	}
 	return fc.c.Write(p)

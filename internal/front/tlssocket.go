@@ -228,6 +228,12 @@ var gatheredBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); retu
 // follow them on the wire; so does another gather. release is called
 // once, its argument unused (it is a peek.SendWaitThen's then).
 func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, release func([]byte), n int, err error) {
+	return s.gatherClosing(tc, p, false)
+}
+
+// gatherClosing is gather, with TLS's close_notify after p's records
+// when closing.
+func (s *tlsSocket) gatherClosing(tc *tls.Conn, p []byte, closing bool) (out []byte, release func([]byte), n int, err error) {
 	bp := gatheredBufs.Get().(*[]byte)
 	s.wmu.Lock()
 	if s.sent == nil {
@@ -248,6 +254,9 @@ func (s *tlsSocket) gather(tc *tls.Conn, p []byte) (out []byte, release func([]b
 		}
 	}()
 	n, err = tc.Write(p)
+	if err == nil && closing {
+		tc.CloseWrite()
+	}
 	made = true
 	s.wmu.Lock()
 	s.gathering, s.gathered, s.sending = false, nil, true
@@ -297,6 +306,31 @@ func (s *tlsSocket) writePiece(tc *tls.Conn, p []byte) (int, error) {
 	if err != nil || len(out) == 0 {
 		return n, err
 	}
+	if _, err := s.writeOwn(out); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// writeClosing writes p through tc, whose socket s is, as the
+// connection's last: its records and the close_notify that ends it in
+// one send, where crypto/tls's Close would send the alert on its own.
+// tc writes nothing after it. The send has the write deadline the socket
+// had before (a refusal's shorter one, or Shutdown's cut), not the one
+// crypto/tls leaves past after the alert to fail later writes.
+func (s *tlsSocket) writeClosing(tc *tls.Conn, p []byte) (int, error) {
+	s.wmu.Lock()
+	deadline, own, stopped := s.wdeadline, s.own, s.stopped
+	s.wmu.Unlock()
+	out, release, n, err := s.gatherClosing(tc, p, true)
+	defer release(nil)
+	if err != nil || len(out) == 0 {
+		return n, err
+	}
+	s.SetWriteDeadline(deadline)
+	s.wmu.Lock()
+	s.own, s.stopped = own, stopped
+	s.wmu.Unlock()
 	if _, err := s.writeOwn(out); err != nil {
 		return 0, err
 	}

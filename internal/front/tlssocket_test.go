@@ -565,3 +565,56 @@ func TestTLSSocketNothingAfterAFailedGatheredWrite(t *testing.T) {
 		t.Errorf("%d bytes reached the client after the failed write", n)
 	}
 }
+
+// A connection's last answer and its close_notify go out in one write;
+// the client reads the answer and then a clean end (the alert), and TLS
+// writes nothing after it, its Close included.
+func TestTLSSocketWriteClosing(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{100, 16 << 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			t.Parallel()
+			payload := bytes.Repeat([]byte("x"), size)
+			var cw *countingWrites
+			sc, sock, cc := tlsSocketPair(t, func(c net.Conn) net.Conn { cw = &countingWrites{Conn: c}; return cw }, false)
+			type read struct {
+				b   []byte
+				err error
+			}
+			got := make(chan read, 1)
+			go func() {
+				b, err := io.ReadAll(cc) // to the close_notify: io.EOF, taken as the end
+				got <- read{b, err}
+			}()
+			before := cw.n.Load()
+			if n, err := sock.writeClosing(sc, payload); err != nil || n != len(payload) {
+				t.Fatalf("writeClosing: %d, %v", n, err)
+			}
+			if writes := cw.n.Load() - before; writes != 1 {
+				t.Errorf("%d writes to the socket, want 1", writes)
+			}
+			r := <-got
+			if r.err != nil || !bytes.Equal(r.b, payload) {
+				t.Errorf("the client read %d bytes and %v, want %d and a clean end", len(r.b), r.err, size)
+			}
+			if _, err := sc.Write([]byte("more")); err == nil {
+				t.Error("a write after the close_notify went through")
+			}
+			sc.Close()
+			if writes := cw.n.Load() - before; writes != 1 {
+				t.Errorf("%d writes to the socket after Close, want 1", writes)
+			}
+		})
+	}
+}
+
+// The last answer's send keeps the write deadline the socket had: one
+// already past (Shutdown's cut) stops it, as it stops any write.
+func TestTLSSocketWriteClosingKeepsACut(t *testing.T) {
+	t.Parallel()
+	sc, sock, _ := tlsSocketPair(t, nil, false)
+	sock.SetWriteDeadline(time.Now().Add(-time.Second))
+	if _, err := sock.writeClosing(sc, []byte("answer")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("writeClosing on a socket cut: %v, want a deadline exceeded", err)
+	}
+}

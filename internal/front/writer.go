@@ -285,8 +285,9 @@ func (w *Writer) end() {
 		fc.closeAfter = true // shorter than declared
 	}
 	fc.primeSendWait()
+	fc.lastSend = fc.closeAfter
 	err := bw.Flush()
-	fc.sendWait = false
+	fc.sendWait, fc.lastSend = false, false
 	if err != nil {
 		fc.waitedTo = 0
 		w.fail()
