@@ -11,20 +11,26 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// PartialError is an export the receiver answered with a
-// partial_success, which OTLP says is not to be retried: it refused
-// Rejected spans and took the rest, or, with none refused, took every
-// span and warned.
+// PartialError is an export taken in part, which OTLP says is not to
+// be retried: the receiver answered with a partial_success, refusing
+// Rejected spans and taking the rest or, with none refused, taking
+// every span and warning; or the spans went as several requests
+// (maxRequest) and Rejected of them were in those not taken, which Err
+// says why.
 type PartialError struct {
-	// Rejected is how many spans the receiver refused (0 for a
-	// warning).
+	// Rejected is how many spans were not taken (0 for a warning).
 	Rejected int64
-	// Message is its word on why, cut short.
+	// Message is the receiver's word on why, cut short.
 	Message string
+	// Err is the failure of the first request not taken, of spans sent
+	// as several requests; nil otherwise.
+	Err error
 }
 
 func (e *PartialError) Error() string {
 	switch {
+	case e.Err != nil:
+		return fmt.Sprintf("otlp: %d spans not taken: %v", e.Rejected, e.Err)
 	case e.Rejected == 0:
 		return "otlp: the receiver took every span, and warned: " + e.Message
 	case e.Message == "":
@@ -32,6 +38,8 @@ func (e *PartialError) Error() string {
 	}
 	return fmt.Sprintf("otlp: the receiver refused %d spans: %s", e.Rejected, e.Message)
 }
+
+func (e *PartialError) Unwrap() error { return e.Err }
 
 // fields calls f for each field of the protobuf message b, with its
 // wire type and its bytes (a length-delimited one's content) or varint;

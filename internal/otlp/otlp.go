@@ -156,9 +156,20 @@ func grpcTarget(endpoint string) (host string, secure bool, err error) {
 	return host, secure, nil
 }
 
+// maxRequest bounds the message of one export request, before
+// compression: a receiver over gRPC takes 4 MiB at most unless told
+// otherwise (grpc-go's default, which the OpenTelemetry Collector and
+// Jaeger keep), and refuses a larger message whole. Spans carry what
+// clients sent (a path, a host, a tracestate), so a batch of them can
+// pass it: it is then sent as several requests.
+const maxRequest = 4 << 20
+
 // ExportSpans sends spans, retrying what OTLP calls retryable until ctx
 // ends (a ctx without a deadline retries until Shutdown); it returns the
 // receiver's last refusal, or the last error, when they were not taken.
+// Spans whose request would pass maxRequest are sent as several
+// requests; when some of those are not taken, the error is a
+// *PartialError counting their spans.
 func (x *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	if x.isStopped() {
 		return ErrStopped
@@ -166,7 +177,55 @@ func (x *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	if len(spans) == 0 {
 		return nil
 	}
+	parts := splitRequest(nil, spans)
+	if len(parts) == 1 {
+		return x.exportRequest(ctx, parts[0].body)
+	}
+	var out PartialError
+	for _, p := range parts {
+		err := x.exportRequest(ctx, p.body)
+		if err == nil {
+			continue
+		}
+		if pe, ok := errors.AsType[*PartialError](err); ok {
+			out.Rejected += min(pe.Rejected, int64(p.spans))
+			out.Message = pe.Message
+			continue
+		}
+		out.Rejected += int64(p.spans)
+		if out.Err == nil {
+			out.Err = err
+		}
+	}
+	if out.Rejected == 0 && out.Message == "" {
+		return nil
+	}
+	return &out
+}
+
+// request is an encoded export request, and how many spans it holds.
+type request struct {
+	body  []byte
+	spans int
+}
+
+// splitRequest appends to parts the requests of spans: one, or, when
+// its message would pass maxRequest, those of each half in turn. A span
+// whose request alone passes it is sent alone: the receiver may take
+// more, and if not, it is the only span lost.
+func splitRequest(parts []request, spans []sdktrace.ReadOnlySpan) []request {
 	body := AppendRequest(nil, spans)
+	if len(body) <= maxRequest || len(spans) == 1 {
+		return append(parts, request{body: body, spans: len(spans)})
+	}
+	half := len(spans) / 2
+	parts = splitRequest(parts, spans[:half])
+	return splitRequest(parts, spans[half:])
+}
+
+// exportRequest sends one encoded request, retrying as ExportSpans
+// says.
+func (x *Exporter) exportRequest(ctx context.Context, body []byte) error {
 	if x.gzip {
 		body = gzipped(body)
 	}
@@ -289,16 +348,18 @@ func (e *StatusError) Retryable() bool {
 // retryable says whether err is worth another try: a refusal the
 // receiver says is passing, or a connection that failed.
 func retryable(err error) bool {
+	// A PartialError first: it may wrap a refusal of some of a
+	// batch's requests, and the rest were taken.
+	var pse *PartialError
+	if errors.As(err, &pse) {
+		return false
+	}
 	var se *StatusError
 	if errors.As(err, &se) {
 		return se.Retryable()
 	}
 	var pe *protocolError
 	if errors.As(err, &pe) {
-		return false
-	}
-	var pse *PartialError
-	if errors.As(err, &pse) {
 		return false
 	}
 	// A receiver's certificate refused here is refused again. (One that
