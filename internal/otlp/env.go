@@ -122,6 +122,8 @@ func checkProxy(v string) error {
 
 // parseHeaders reads the W3C Baggage form OTLP's headers variable
 // takes: key=value pairs separated by commas, values percent-encoded.
+// Keys are lower-cased, as header names are compared: of one header
+// named twice, the later value wins, whatever the case of its name.
 func parseHeaders(s string) (map[string]string, error) {
 	h := map[string]string{}
 	for pair := range strings.SplitSeq(s, ",") {
@@ -141,7 +143,7 @@ func parseHeaders(s string) (map[string]string, error) {
 		if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
 			return nil, fmt.Errorf("%q: a control character in the value", k)
 		}
-		h[k] = v
+		h[strings.ToLower(k)] = v
 	}
 	return h, nil
 }

@@ -21,6 +21,11 @@ func TestHeadersFromTheEnvironment(t *testing.T) {
 		{in: "api-key=secret", want: map[string]string{"api-key": "secret"}},
 		{in: " a = 1 , b=two%20words,, c=%2C%3D ", want: map[string]string{"a": "1", "b": "two words", "c": ",="}},
 		{in: "x-tenant=a=b", want: map[string]string{"x-tenant": "a=b"}},
+		// One header named twice, in any case: the later wins, as it
+		// does for the same name twice, rather than whichever a map's
+		// order puts last.
+		{in: "Authorization=old,authorization=new", want: map[string]string{"authorization": "new"}},
+		{in: "k=old,k=new", want: map[string]string{"k": "new"}},
 		// Decoded, then trimmed: an encoded space at either end is
 		// white space of the value like any other.
 		{in: "k=%20v", want: map[string]string{"k": "v"}},

@@ -84,9 +84,9 @@ func New(o Options) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	headers := map[string]string{}
-	for k, v := range env.headers {
-		headers[strings.ToLower(k)] = v
+	headers := maps.Clone(env.headers) // names lower-cased
+	if headers == nil {
+		headers = map[string]string{}
 	}
 	seen := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(o.Headers)) {
