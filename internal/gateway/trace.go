@@ -52,7 +52,8 @@ func (g *Gateway) startTrace(st *reqState, r *http.Request, start time.Time) {
 	if sc.IsValid() {
 		parent = trace.ContextWithRemoteSpanContext(parent, sc)
 	}
-	st.traceCtx, st.span = g.tracer.Start(parent, r.Method,
+	method, _ := spanMethod(r.Method)
+	st.traceCtx, st.span = g.tracer.Start(parent, spanName(method),
 		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
 	st.traceID = clientID
 	if st.traceID == "" {
@@ -75,10 +76,14 @@ func (g *Gateway) endTrace(st *reqState, r *http.Request, e *telemetry.AccessEnt
 		sp.End()
 		return
 	}
-	name := r.Method
+	method, known := spanMethod(r.Method)
+	name := spanName(method)
 	attrs := make([]attribute.KeyValue, 0, 16)
+	if !known {
+		attrs = append(attrs, attribute.String("http.request.method_original", r.Method))
+	}
 	attrs = append(attrs,
-		attribute.String("http.request.method", r.Method),
+		attribute.String("http.request.method", method),
 		attribute.String("url.path", r.URL.Path),
 		attribute.String("server.address", r.Host),
 		attribute.String(attrRequestID, st.requestID),
@@ -123,7 +128,8 @@ func (g *Gateway) endTrace(st *reqState, r *http.Request, e *telemetry.AccessEnt
 // tracestate) the app is sent to name it, replacing what the client
 // sent.
 func (a *appProxy) startAttempt(req *http.Request, m *pool.Member, st *reqState, start time.Time) trace.Span {
-	_, sp := a.tracer.Start(st.traceCtx, req.Method+" "+m.ID,
+	method, known := spanMethod(req.Method)
+	_, sp := a.tracer.Start(st.traceCtx, spanName(method)+" "+m.ID,
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start))
 	sc := sp.SpanContext()
 	h := req.Header
@@ -136,9 +142,12 @@ func (a *appProxy) startAttempt(req *http.Request, m *pool.Member, st *reqState,
 	if !sp.IsRecording() {
 		return sp
 	}
-	attrs := make([]attribute.KeyValue, 0, 10)
+	attrs := make([]attribute.KeyValue, 0, 11)
+	if !known {
+		attrs = append(attrs, attribute.String("http.request.method_original", req.Method))
+	}
 	attrs = append(attrs,
-		attribute.String("http.request.method", req.Method),
+		attribute.String("http.request.method", method),
 		attribute.String(attrInstance, m.ID),
 		attribute.Int(attrAttempt, st.attempts),
 	)
@@ -181,6 +190,29 @@ func attemptAnswered(sp trace.Span, status int) {
 		sp.SetAttributes(attribute.String("error.type", strconv.Itoa(status)))
 		sp.SetStatus(codes.Error, "")
 	}
+}
+
+// spanMethod is a request's method as OpenTelemetry's HTTP conventions
+// put it in a span's http.request.method: one HTTP defines as it is,
+// any other "_OTHER" (its own kept in http.request.method_original).
+// A client may send any token as a method: each would otherwise be a
+// span name of its own, and a series in any metric made of the spans.
+func spanMethod(m string) (method string, known bool) {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m, true
+	}
+	return "_OTHER", false
+}
+
+// spanName is the name a span's method gives it: the method, or "HTTP"
+// for one of "_OTHER", as the conventions say.
+func spanName(method string) string {
+	if method == "_OTHER" {
+		return "HTTP"
+	}
+	return method
 }
 
 // traceparent is the W3C traceparent field naming sc.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -378,4 +379,59 @@ func classify(got, sent, state, accessTrace, sentTrace string) appTrace {
 		s.AccessTrace = "unrelated: " + accessTrace
 	}
 	return s
+}
+
+// A method HTTP does not define, which a client may make up at will, is
+// put in spans as OpenTelemetry's HTTP conventions say: the spans named
+// HTTP, their http.request.method _OTHER and the method itself in
+// http.request.method_original, so that made-up methods do not each
+// make a span name (and a series of any metric made of the spans). A
+// method HTTP defines names the spans itself.
+func TestSpansOfAMethodHTTPDoesNotDefine(t *testing.T) {
+	t.Parallel()
+	rcv := otlptest.Start(t)
+	cfg, _ := harness.FaultApp(t, 1)
+	traced(cfg, config.TracingGRPC, rcv.GRPCAddr())
+	g := harness.Start(t, cfg)
+	waitReady(t, g, 1)
+	c := newClient(t, g, 10*time.Second)
+	ids := map[string]string{}
+	for _, method := range []string{"MADEUP1234", http.MethodPatch} {
+		r := c.do(req{method: method, path: "/"})
+		if r.status != http.StatusOK {
+			t.Fatalf("%s /: %v, want 200", method, r)
+		}
+		ids[method] = r.id
+	}
+	g.Stop(t)
+	spans := rcv.WaitFor(t, 10*time.Second, "a request span and an attempt span per request", func(s []otlptest.Span) bool { return len(s) >= 4 })
+	tests := []struct {
+		method string
+		want   []string
+	}{
+		{"MADEUP1234", []string{
+			`gatehouse client "HTTP web-1" parent=request status=: http.request.method=_OTHER http.request.method_original=MADEUP1234`,
+			`gatehouse server "HTTP /" parent= status=: http.request.method=_OTHER http.request.method_original=MADEUP1234`,
+		}},
+		{http.MethodPatch, []string{
+			`gatehouse client "PATCH web-1" parent=request status=: http.request.method=PATCH http.request.method_original=`,
+			`gatehouse server "PATCH /" parent= status=: http.request.method=PATCH http.request.method_original=`,
+		}},
+	}
+	for _, tt := range tests {
+		var reqSpan otlptest.Span
+		for _, s := range spans {
+			if s.Attrs["gatehouse.request_id"] == ids[tt.method] {
+				reqSpan = s
+			}
+		}
+		var got []string
+		for _, s := range rcv.Trace(reqSpan.TraceID) {
+			got = append(got, describeSpan(s, map[string]string{reqSpan.SpanID: "request"}, "http.request.method", "http.request.method_original"))
+		}
+		slices.Sort(got)
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s /: spans (-want +got):\n%s\nspans:\n%s", tt.method, diff, otlptest.Describe(spans))
+		}
+	}
 }
