@@ -40,6 +40,13 @@ const (
 	FlushTimeout = 5 * time.Second
 )
 
+// MaxAttributeValue bounds the length of a span's string attribute
+// values (in characters), unless OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+// or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT sets another: spans carry what a
+// client sent (its path, its host), each up to limits.request_head, and
+// QueueSize of them wait while the collector is slow or down.
+const MaxAttributeValue = 2048
+
 // warnEvery spaces the warnings of failed exports: a collector that is
 // down fails every batch.
 const warnEvery = time.Minute
@@ -82,7 +89,12 @@ func New(cfg *config.Tracing, opts Options) (*Provider, error) {
 		// then.
 		res = name
 	}
+	limits := sdktrace.NewSpanLimits() // the environment's
+	if limits.AttributeValueLengthLimit < 0 {
+		limits.AttributeValueLengthLimit = MaxAttributeValue
+	}
 	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithRawSpanLimits(limits),
 		sdktrace.WithBatcher(exp,
 			sdktrace.WithMaxQueueSize(QueueSize),
 			sdktrace.WithMaxExportBatchSize(batchSize),
