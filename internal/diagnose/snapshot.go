@@ -122,17 +122,31 @@ func lastN(ss []string, n int) []string {
 }
 
 // Write stores the snapshot under dir, atomically, so that a reader never
-// sees half a file.
+// sees half a file. The temporary file is this write's own: during an
+// upgrade the old gatehouse and its successor both write snapshots into
+// the same data_dir, and one shared name would let either truncate or
+// rename away the other's file mid-write.
 func (s Snapshot) Write(dir string) error {
 	b, err := json.MarshalIndent(s, "", " ")
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
-	tmp := filepath.Join(dir, SnapshotFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	f, err := os.CreateTemp(dir, SnapshotFile+".tmp.*")
+	if err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, SnapshotFile)); err != nil {
+	_, err = f.Write(b)
+	if cerr := f.Chmod(0o644); err == nil {
+		err = cerr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, SnapshotFile))
+	}
+	if err != nil {
+		os.Remove(f.Name())
 		return fmt.Errorf("write snapshot: %w", err)
 	}
 	return nil

@@ -118,8 +118,8 @@ type Server struct {
 	secure   *front.Server
 	certs    *certs.Manager
 	adminSrv *http.Server
-	// snapMu serialises snapshot writes (the loop and Diagnose): both use
-	// the same temporary file.
+	// snapMu serialises snapshot writes (the loop and Diagnose), so that
+	// the one taken last is the one left.
 	snapMu sync.Mutex
 	// history is the last hour the dashboard charts.
 	history  *history.Recorder
