@@ -9,26 +9,33 @@
 // the environment variable GATEHOUSE_HANDOVER (JSON). The new process
 // serves on the sockets it is given for the same addresses, so the
 // kernel's accept queue, shared by both, never refuses a connection. It
-// writes one line on the socket pair: "ready PID" once it serves, or
-// "error: MESSAGE" when it gives up.
+// writes one line on the socket pair: "ready PID" once it can serve, or
+// "error: MESSAGE" when it gives up. The old process answers a ready line
+// with "ok", and the new one serves only then; an old process that gives
+// up (its timeout, a stop) says "abort: REASON" first, so that a new
+// process it could not kill (a wrapper script's child) does not serve
+// beside it or, once it has exited, after it.
 //
 //	old ──Start──▶ new (child, fds 3..)      new: Listener(key, addr)
 //	old ◀──────── "ready PID" / "error: …" ── new: Ready() / Fail(err)
+//	old ──"ok" / "abort: …"─────────────────▶ new: Ready returns
 //	old: stops accepting, drains, exits      new: serves on
 //
-// An old process that dies before it reads the ready line (killed in the
-// middle of the handover) leaves nobody to serve but the new one, which
-// holds the sockets: Ready then says so (ErrOldProcessGone), and the new
-// process serves on. Nothing is written after the ready line, so an old
-// process that dies after it read it changes nothing for the new one.
+// An old process that dies before it answers the ready line (killed in
+// the middle of the handover) leaves nobody to serve but the new one,
+// which holds the sockets: Ready then says so (ErrOldProcessGone), and
+// the new process serves on. Nothing is written after the answer, so an
+// old process that dies after it changes nothing for the new one.
 package handover
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -64,6 +71,10 @@ type spec struct {
 	Parent    int           `json:"parent"`
 	Control   int           `json:"control"`
 	Listeners []listenerRef `json:"listeners"`
+	// Answers: the old process answers the ready line (see the package
+	// comment). An old process of a version before it does not, and its
+	// successor takes a written ready line as taken.
+	Answers bool `json:"answers"`
 }
 
 type listenerRef struct {
@@ -113,7 +124,7 @@ func Start(exe string, args, env []string, lns []Listener, stdout, stderr *os.Fi
 			f.Close()
 		}
 	}()
-	sp := spec{Parent: os.Getpid(), Control: 3}
+	sp := spec{Parent: os.Getpid(), Control: 3, Answers: true}
 	for _, l := range lns {
 		f, err := fds.Dup(l.Ln, l.Key)
 		if err != nil {
@@ -128,11 +139,21 @@ func Start(exe string, args, env []string, lns []Listener, stdout, stderr *os.Fi
 	cmd.Env = append(withoutEnv(env), Env+"="+string(b))
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.ExtraFiles = files
-	if err := reaper.Start(cmd); err != nil {
+	s, err := startSuccessor(cmd, ours)
+	if err != nil {
 		ours.Close()
 		return nil, fmt.Errorf("start %s: %w", exe, err)
 	}
-	s := &Successor{cmd: cmd, control: ours, exited: make(chan struct{})}
+	return s, nil
+}
+
+// startSuccessor starts cmd, which holds the other end of control, and
+// reaps it once it exits.
+func startSuccessor(cmd *exec.Cmd, control *os.File) (*Successor, error) {
+	if err := reaper.Start(cmd); err != nil {
+		return nil, err
+	}
+	s := &Successor{cmd: cmd, control: control, exited: make(chan struct{})}
 	go func() {
 		reaper.Wait(cmd)
 		close(s.exited)
@@ -148,9 +169,10 @@ func (s *Successor) PID() int {
 	return s.cmd.Process.Pid
 }
 
-// AwaitReady waits up to timeout for the new process to say it is ready.
-// On any other outcome (it says why not, exits, stays silent, or ctx ends
-// first) it is killed with SIGKILL, which leaves the processes it may have
+// AwaitReady waits up to timeout for the new process to say it is ready,
+// and tells it to serve. On any other outcome (it says why not, exits,
+// stays silent, or ctx ends first) it is told that this process gives up,
+// then killed with SIGKILL, which leaves the processes it may have
 // adopted running, and reaped, and the error (an *Error) says what
 // happened.
 func (s *Successor) AwaitReady(ctx context.Context, timeout time.Duration) error {
@@ -172,6 +194,9 @@ func (s *Successor) AwaitReady(ctx context.Context, timeout time.Duration) error
 		if rest, ok := strings.CutPrefix(l, "ready "); ok {
 			if pid, err := strconv.Atoi(rest); err == nil && pid > 0 {
 				s.ready = pid
+				// Not checked: a successor of a version that does not
+				// wait for it has closed the channel already.
+				s.control.WriteString("ok\n")
 				return nil
 			}
 		}
@@ -184,6 +209,10 @@ func (s *Successor) AwaitReady(ctx context.Context, timeout time.Duration) error
 	case <-ctx.Done():
 		reason = "called off: " + context.Cause(ctx).Error()
 	}
+	// Before the kill, which misses a wrapper script's child: a ready
+	// line it sends from now on (or sent, not yet read) finds this, and
+	// it does not serve.
+	s.control.WriteString("abort: " + reason + "\n")
 	s.cmd.Process.Kill()
 	<-s.exited
 	if line != nil {
@@ -239,6 +268,8 @@ type Inherited struct {
 	// starts: a later process given the same pid is not taken for it.
 	old     procid.ID
 	control *os.File
+	// answers: the old process answers the ready line (spec.Answers).
+	answers bool
 	lns     map[string]listenerRef
 	used    map[string]bool
 }
@@ -260,7 +291,7 @@ func FromEnv() (*Inherited, error) {
 	// process this one starts would hold them.
 	syscall.CloseOnExec(sp.Control)
 	in := &Inherited{parent: sp.Parent, old: procid.Of(sp.Parent), control: os.NewFile(uintptr(sp.Control), "handover"),
-		lns: map[string]listenerRef{}, used: map[string]bool{}}
+		answers: sp.Answers, lns: map[string]listenerRef{}, used: map[string]bool{}}
 	for _, l := range sp.Listeners {
 		syscall.CloseOnExec(l.FD)
 		in.lns[l.Key] = l
@@ -309,13 +340,38 @@ func (in *Inherited) Close() {
 	}
 }
 
-// Ready tells the old process that this one serves. When the line cannot
-// be written because the old process has exited, the error wraps
-// ErrOldProcessGone: this process is then the only one left to serve.
-// Any other error means the old process gave up on this one.
+// ErrGaveUp is Ready's error when the old process gave up on this one
+// (its timeout, or its stop): this process must not serve.
+var ErrGaveUp = errors.New("the old gatehouse gave up on this one")
+
+// Ready tells the old process that this one can serve, and waits for its
+// answer: nil means serve. When the old process has exited without an
+// answer, the error wraps ErrOldProcessGone: this process is then the
+// only one left to serve. Any other error means the old process gave up
+// on this one (ErrGaveUp when it said so).
 func (in *Inherited) Ready() error {
-	err := in.say("ready " + strconv.Itoa(os.Getpid()))
-	if err != nil && in.oldGone() {
+	if in.control == nil {
+		return errAnswered
+	}
+	defer in.close()
+	_, err := in.control.WriteString("ready " + strconv.Itoa(os.Getpid()) + "\n")
+	if in.answers {
+		// Read even when the write failed: an old process that gave up
+		// said so before it closed its end.
+		l, rerr := bufio.NewReader(in.control).ReadString('\n')
+		if l == "ok\n" {
+			return nil
+		}
+		if reason, ok := strings.CutPrefix(l, "abort: "); ok {
+			return fmt.Errorf("%w: %s", ErrGaveUp, strings.TrimSpace(reason))
+		}
+		if err == nil {
+			err = fmt.Errorf("no answer to the ready line: %w", cmp.Or(rerr, io.ErrUnexpectedEOF))
+		}
+	} else if err == nil {
+		return nil
+	}
+	if in.oldGone() {
 		return fmt.Errorf("%w: %w", ErrOldProcessGone, err)
 	}
 	return err
@@ -334,12 +390,19 @@ func (in *Inherited) Fail(err error) error {
 	return in.say("error: " + strings.ReplaceAll(err.Error(), "\n", " "))
 }
 
+var errAnswered = errors.New("handover: already answered")
+
 func (in *Inherited) say(line string) error {
 	if in.control == nil {
-		return errors.New("handover: already answered")
+		return errAnswered
 	}
+	defer in.close()
 	_, err := in.control.WriteString(line + "\n")
+	return err
+}
+
+// close closes the channel to the old process: this one has answered.
+func (in *Inherited) close() {
 	in.control.Close()
 	in.control = nil
-	return err
 }

@@ -67,9 +67,13 @@ const wait = 10 * time.Second
 //	           and prints each descriptor it holds (see describeFDs)
 //	old        starts the test binary as its successor (role waiter),
 //	           prints "successor PID" and waits for it to be ready
+//	quitter    starts the test binary as its successor (role waiter) under
+//	           a wrapper script, prints "quitter PID", and on SIGUSR1
+//	           calls the upgrade off and exits
 //	waiter     prints "waiter PID", waits until the old process closes its
 //	           end of the channel, then says ready and prints what Ready
-//	           returned ("ready: gone", "ready: ok" or "ready: error: MSG")
+//	           returned ("ready: gone", "ready: gave up", "ready: ok" or
+//	           "ready: error: MSG")
 func play(role string) int {
 	switch role {
 	case "exit3":
@@ -79,6 +83,8 @@ func play(role string) int {
 		hang()
 	case "old":
 		return playOld()
+	case "quitter":
+		return playQuitter()
 	}
 	noCloexecBefore := noCloexec()
 	in, err := handover.FromEnv()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -39,7 +40,7 @@ func playOld() int {
 
 // playWaiter is the "waiter" role: it prints "waiter PID", waits until the
 // old process closes its end of the channel, then says ready and prints
-// what Ready returned.
+// what Ready returned ("gone", "gave up", "ok" or "error: MSG").
 func playWaiter(in *handover.Inherited) int {
 	fmt.Printf("waiter %d\n", os.Getpid())
 	// The channel is fd 3 (see Start): it reads as ended once the old
@@ -52,6 +53,8 @@ func playWaiter(in *handover.Inherited) int {
 	switch err := in.Ready(); {
 	case errors.Is(err, handover.ErrOldProcessGone):
 		fmt.Println("ready: gone")
+	case errors.Is(err, handover.ErrGaveUp):
+		fmt.Println("ready: gave up")
 	case err != nil:
 		fmt.Printf("ready: error: %v\n", err)
 	default:
@@ -154,8 +157,69 @@ func TestReadyToAnOldProcessThatGaveUpFails(t *testing.T) {
 	if err := succ.AwaitReady(calledOff, wait); err == nil {
 		t.Fatal("AwaitReady called off succeeded")
 	}
-	got := line(readyLine)[1]
-	if want := regexp.MustCompile(`^error: .*broken pipe`); !want.MatchString(got) {
-		t.Errorf("Ready to an old process that closed the channel: %q, want an error (%s)", got, want)
+	if got := line(readyLine)[1]; got != "gave up" {
+		t.Errorf("Ready to an old process that closed the channel: %q, want it to say the old process gave up", got)
+	}
+}
+
+// playQuitter is the "quitter" role: an old process that calls its
+// upgrade off and exits, as one stopped in the middle of it does. It
+// starts the test binary as its successor (role waiter) under a wrapper
+// script that its SIGKILL does not get past, prints "quitter PID", and on
+// SIGUSR1 gives the successor up and exits.
+func playQuitter() int {
+	exe, err := os.Executable()
+	if err != nil {
+		return 2
+	}
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	env := append(os.Environ(), roleEnv+"=waiter")
+	// The ":" after it keeps sh from exec'ing the last command.
+	succ, err := handover.Start("/bin/sh", []string{"-c", `"$0"; :`, exe}, env, nil, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	fmt.Printf("quitter %d\n", os.Getpid())
+	<-usr1
+	calledOff, cancel := context.WithCancel(context.Background())
+	cancel()
+	succ.AwaitReady(calledOff, time.Hour)
+	return 0
+}
+
+var quitterLine = regexp.MustCompile(`(?m)^quitter (\d+)$`)
+
+// An old process that gave up on its successor and then exited (a stop
+// in the middle of an upgrade, which stops the apps too) is gone by the
+// time the successor, a wrapper script's child that its SIGKILL missed,
+// says it is ready: Ready must still fail, not take the old process for
+// one killed in the handover, or the successor would serve on, with the
+// apps the stop stopped, after gatehouse was stopped.
+func TestReadyAfterTheOldProcessGaveUpAndExitedFails(t *testing.T) {
+	testutil.SkipInShort(t)
+	t.Parallel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, line := outputFile(t)
+	old := exec.Command(exe)
+	old.Env = append(os.Environ(), roleEnv+"=quitter")
+	old.Stdout, old.Stderr = out, os.Stderr
+	if err := old.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer old.Wait()
+	defer old.Process.Kill()
+	line(quitterLine)
+	waiter, _ := strconv.Atoi(line(waiterLine)[1])
+	killWhenDone(t, waiter)
+	if err := old.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	if got := line(readyLine)[1]; got != "gave up" {
+		t.Errorf("Ready after the old process gave up on it and exited: %q, want it to say the old process gave up", got)
 	}
 }
