@@ -622,11 +622,7 @@ func (s *Server) drainPublic(served bool) {
 	if s.upgrade.done.Load() {
 		grace = idleGrace
 	}
-	var d time.Duration
-	for _, a := range s.cfg.Apps {
-		d = max(d, a.StopTimeout.D())
-	}
-	c, cancel := context.WithTimeout(context.Background(), d)
+	c, cancel := context.WithTimeout(context.Background(), s.drainBound())
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, f := range []*front.Server{s.public, s.secure} {
@@ -641,6 +637,16 @@ func (s *Server) drainPublic(served bool) {
 		})
 	}
 	wg.Wait()
+}
+
+// drainBound is the longest stop_timeout of the apps as they run now: a
+// reload changes an app's without a new process.
+func (s *Server) drainBound() time.Duration {
+	var d time.Duration
+	for _, a := range s.sup.Apps() {
+		d = max(d, a.Config().StopTimeout.D())
+	}
+	return d
 }
 
 // startTLS starts the HTTPS listener and the certificate manager, when
