@@ -302,6 +302,13 @@ func FromEnv() (*Inherited, error) {
 // Parent is the pid of the process that started this one.
 func (in *Inherited) Parent() int { return in.parent }
 
+// OldRunning reports whether the old process still runs.
+func (in *Inherited) OldRunning() bool { return in.old.Alive() }
+
+// AwaitOldGone waits until the old process has exited, or ctx ends (then
+// it returns ctx's error).
+func (in *Inherited) AwaitOldGone(ctx context.Context) error { return procid.Wait(ctx, in.old) }
+
 // Listener returns the inherited socket for key if it was bound for addr;
 // false when there is none (the config moved it: bind anew).
 func (in *Inherited) Listener(key, addr string) (net.Listener, bool, error) {

@@ -542,8 +542,12 @@ type running struct {
 //     New on: they stop with nothing.)
 //  4. Stop the supervisor: every instance is drained, sent SIGTERM, then
 //     SIGKILL after its stop_timeout; their stop events are still written.
-//     After an upgrade, and in a successor that never became ready, the
-//     instances are left running instead, for the process that serves.
+//     A successor whose predecessor still drains waits for it first,
+//     within the longest stop_timeout: the predecessor's requests in
+//     flight are on the same instances, and their drain counts only this
+//     process's. After an upgrade, and in a successor that never became
+//     ready, the instances are left running instead, for the process that
+//     serves.
 //  5. Stop the admin API: long-lived handlers (logs -f) end their
 //     responses cleanly, then the listener shuts down, bounded by 1s.
 //  6. Close the logs: the access entries still waiting for an exit are
@@ -589,6 +593,8 @@ func (s *Server) shutdown(r *running) {
 	// Step 4.
 	if leave {
 		s.sup.Leave()
+	} else {
+		s.awaitPredecessor()
 	}
 	r.stopSup()
 	wait(r.sup)
@@ -637,6 +643,25 @@ func (s *Server) drainPublic(served bool) {
 		})
 	}
 	wg.Wait()
+}
+
+// awaitPredecessor waits, within the longest stop_timeout, until the
+// gatehouse this one took over from has exited: a stop soon after an
+// upgrade would otherwise stop the instances under the requests the
+// predecessor still serves. Nothing to wait for in a gatehouse started on
+// its own.
+func (s *Server) awaitPredecessor() {
+	in := s.upgrade.inherit
+	if in == nil || !in.OldRunning() {
+		return
+	}
+	d := s.drainBound()
+	s.log.Info("waiting for the previous gatehouse to finish its requests before stopping the apps", "previous_pid", in.Parent(), "at_most", d)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if in.AwaitOldGone(ctx) != nil {
+		s.log.Warn("the previous gatehouse still runs; stopping the apps under its requests", "previous_pid", in.Parent())
+	}
 }
 
 // drainBound is the longest stop_timeout of the apps as they run now: a

@@ -38,6 +38,7 @@ type options struct {
 	healthDelay  time.Duration
 	keepIdle     time.Duration
 	ignoreTerm   bool
+	exitOnTerm   bool
 	spawnChild   bool
 	child        bool
 	childPidfile string
@@ -67,6 +68,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.DurationVar(&o.healthDelay, "health-delay", 0, "how long /healthz sleeps before answering")
 	fs.DurationVar(&o.keepIdle, "keepalive-idle", 0, "close idle keep-alive connections after this long (0 = never)")
 	fs.BoolVar(&o.ignoreTerm, "ignore-sigterm", false, "ignore SIGTERM; only SIGKILL stops the process")
+	fs.BoolVar(&o.exitOnTerm, "exit-on-sigterm", false, "exit at once on SIGTERM, cutting off the requests in flight (a runtime's default action)")
 	fs.BoolVar(&o.spawnChild, "spawn-child", false, "start a grandchild process that sleeps forever in the same process group")
 	fs.BoolVar(&o.child, "child", false, "internal: be the sleeping grandchild")
 	fs.StringVar(&o.childPidfile, "child-pidfile", "", "write the grandchild's pid to this file")
@@ -155,6 +157,10 @@ func run(o *options) int {
 		logf("serve: %v", err)
 		return 1
 	case <-waitForTermChan(terms, o.ignoreTerm):
+	}
+	if o.exitOnTerm {
+		logf("exit-on-sigterm: SIGTERM received, exiting at once")
+		return 0
 	}
 	logf("SIGTERM received, shutting down gracefully")
 	// No deadline: in-flight requests finish however long they take, and

@@ -1,0 +1,66 @@
+package cli_test
+
+import (
+	"io"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
+)
+
+// A stop that comes right after an upgrade, while the old process still
+// serves a request it accepted before, does not stop the app under that
+// request: the new gatehouse's own drain knows only its requests, so it
+// waits for the old process to finish before it stops the instances.
+// The app exits at once on SIGTERM (a runtime's default), so that
+// stopping it early would cut the request off.
+func TestStopRightAfterAnUpgradeLetsTheOldProcessFinish(t *testing.T) {
+	t.Parallel()
+	r := newUpgradeRig(t, 1)
+	r.writeApps(t, r.webApp(1, map[string]string{"FAULT_EXIT_ON_SIGTERM": "true"}, "2s", "30s"))
+	old := r.start(t)
+	r.instances(t, 1)
+
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	answered := make(chan answer, 1)
+	c := &http.Client{Timeout: 60 * time.Second}
+	t.Cleanup(c.CloseIdleConnections)
+	go func() {
+		resp, err := c.Get("http://" + r.listen + "/sleep?d=8s")
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		answered <- answer{resp.StatusCode, string(b), err}
+	}()
+	testutil.WaitFor(t, 20*time.Second, "the request in flight", func() bool {
+		st := status(r.c, r.adminURL)
+		return st != nil && len(st.Apps) == 1 && len(st.Apps[0].Instances) == 1 && st.Apps[0].Instances[0].Inflight > 0
+	})
+
+	u := r.upgrade(t)
+	if u.code != 0 || u.newPID == 0 {
+		t.Fatalf("gatehouse upgrade: exit %d:\n%s", u.code, u.out.String())
+	}
+	if err := syscall.Kill(u.newPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-answered:
+		if a.err != nil || a.status != http.StatusOK || a.body != "slept 8s" {
+			t.Errorf("the request the old gatehouse (pid %d) served as the new one (pid %d) stopped: %d %q, %v; want it answered",
+				old, u.newPID, a.status, a.body, a.err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the request was not answered within 60s")
+	}
+	testutil.WaitFor(t, 60*time.Second, "both gatehouses to exit", func() bool { return len(r.gatehouses()) == 0 })
+}
