@@ -205,6 +205,7 @@ func (c *conn) read(first bool) (ended bool) {
 		var detail error // why ReadFrame refused a frame, for GOAWAY
 		if err != nil {
 			detail = c.fr.ErrorDetail()
+			c.usedOnRead(err)
 		}
 		if err == nil && first {
 			// Its SETTINGS, or, as x/net takes it too, the
@@ -363,11 +364,6 @@ func (c *conn) failed(err, detail error) bool {
 	var se http2.StreamError
 	if errors.As(err, &se) {
 		c.mu.Lock()
-		if se.StreamID > c.maxID && se.StreamID%2 == 1 {
-			// A HEADERS frame refused as it opens its stream: the
-			// stream was used, and is closed now.
-			c.maxID = se.StreamID
-		}
 		st := c.streams[se.StreamID]
 		if st != nil {
 			st.resetLocked(errStreamReset)
@@ -389,6 +385,21 @@ func (c *conn) failed(err, detail error) bool {
 	}
 	c.drain()
 	return false
+}
+
+// usedOnRead takes the stream of a stream error met as a frame was read
+// as used: a header block refused as it opens its stream still opens it
+// (RFC 9113 §5.1.1), and it is closed now. A stream error met acting on
+// a frame is not a use: a PRIORITY frame opens no stream, and
+// processHeaders records the streams it opens itself.
+func (c *conn) usedOnRead(err error) {
+	var se http2.StreamError
+	if !errors.As(err, &se) || se.StreamID%2 == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.maxID = max(c.maxID, se.StreamID)
+	c.mu.Unlock()
 }
 
 // drain gives the client goAwayLinger to read the GOAWAY before the
