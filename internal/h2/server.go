@@ -31,7 +31,10 @@ type Server struct {
 	MaxReadFrameSize uint32
 	// StreamWindow and ConnWindow are how many request body bytes a
 	// client may send ahead of the handlers' reads, per stream and per
-	// connection (256 KiB and 1 MiB).
+	// connection (256 KiB and 1 MiB); never less than the protocol's
+	// initial 65535, which a client may send on a stream before it has
+	// heard the server's SETTINGS, and on the connection, whose window
+	// only WINDOW_UPDATE changes and only widens.
 	StreamWindow uint32
 	ConnWindow   uint32
 	// IdleTimeout ends a connection with no open stream for that long
@@ -86,11 +89,9 @@ func (s *Server) maxStreams() uint32 { return or(s.MaxConcurrentStreams, default
 func (s *Server) maxHeaderList() uint32 {
 	return or(s.MaxHeaderListSize, defaultMaxHeaderList)
 }
-func (s *Server) maxFrame() uint32 { return or(s.MaxReadFrameSize, defaultMaxFrame) }
-func (s *Server) streamWindow() uint32 {
-	return min(or(s.StreamWindow, defaultStreamWindow), maxWindow)
-}
-func (s *Server) connWindow() uint32 { return min(or(s.ConnWindow, defaultConnWindow), maxWindow) }
+func (s *Server) maxFrame() uint32     { return or(s.MaxReadFrameSize, defaultMaxFrame) }
+func (s *Server) streamWindow() uint32 { return window(s.StreamWindow, defaultStreamWindow) }
+func (s *Server) connWindow() uint32   { return window(s.ConnWindow, defaultConnWindow) }
 func (s *Server) prefaceTimeout() time.Duration {
 	if s.PrefaceTimeout > 0 {
 		return s.PrefaceTimeout
@@ -104,6 +105,10 @@ func or(v, d uint32) uint32 {
 	}
 	return v
 }
+
+// window is a receive window of size v (d if 0), within what the
+// protocol allows it to be.
+func window(v, d uint32) uint32 { return min(max(or(v, d), initialWindow), maxWindow) }
 
 // ServeConn serves nc as HTTP/2 until it ends, each stream's request to
 // h; nc's next bytes are the client's connection preface. ctx is the
