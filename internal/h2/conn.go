@@ -685,10 +685,13 @@ func (c *conn) grantLocked() uint32 {
 }
 
 // grant moves what was read or dropped (unacked) back into window once
-// it is a quarter of the window's size, and returns the increment to
-// send; 0: not yet.
+// it is a quarter of the window's size, or as much as the client has
+// left of it, and returns the increment to send; 0: not yet. A client
+// with less left may be waiting for it: what other streams hold unread
+// can leave it none of the connection's window, and then only this
+// grant would come.
 func grant(unacked, window *int64, size uint32) uint32 {
-	if *unacked < int64(size)/4 {
+	if *unacked == 0 || *unacked < int64(size)/4 && *unacked < *window {
 		return 0
 	}
 	inc := *unacked
