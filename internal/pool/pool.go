@@ -49,6 +49,9 @@ func New(app string, maxQueue int) *Pool {
 // SetMaxQueue changes the hold queue's bound (on reload).
 func (p *Pool) SetMaxQueue(n int) { p.maxQueue.Store(int64(n)) }
 
+// MaxQueue is the hold queue's bound.
+func (p *Pool) MaxQueue() int { return int(p.maxQueue.Load()) }
+
 // SetMaxInflight changes how many requests one member may have at once
 // (max_inflight; 0: no limit), at start and on reload. Held requests are
 // woken, so that a raised limit lets them go at once.

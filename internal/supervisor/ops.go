@@ -55,14 +55,12 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	if a.sup.leaving.Load() {
 		return fmt.Errorf("reload %s: %w", a.name, errLeaving)
 	}
-	a.configured.Store(int64(next.Instances))
-	prev := a.Config()
-	next = keepAutoscaled(prev, next)
-	if prev.External() != next.External() {
-		// Instances are either processes or upstreams: replacing one kind
-		// by the other would leave both in the pool.
-		return fmt.Errorf("reload %s: switching between command and upstreams needs a restart of gatehouse; restart gatehouse to apply it", a.name)
+	if err := a.CheckReload(next); err != nil {
+		return err
 	}
+	prev, prevConfigured := a.Config(), a.configured.Load()
+	a.configured.Store(int64(next.Instances))
+	next = keepAutoscaled(prev, next)
 	a.pool.SetMaxQueue(next.QueueSize)
 	if next.External() {
 		// The lookups restart with the new entries and dns: block; the
@@ -107,8 +105,11 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	a.cfg.Store(next)
 	for i, in := range old {
 		if err := a.replace(ctx, in, p); err != nil {
-			// Restarts and scale-ups go on with the config that works.
+			// Restarts and scale-ups go on with the config that works,
+			// and the settings that came with the new one are undone.
 			a.cfg.Store(prev)
+			a.pool.SetMaxQueue(prev.QueueSize)
+			a.configured.Store(prevConfigured)
 			msg := fmt.Sprintf("reload stopped: %v; %d of %d instances still run the previous config", err, len(old)-i, len(old))
 			a.emit(telemetry.EventReload, msg)
 			return errors.New(msg)
@@ -117,6 +118,22 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	a.emit(telemetry.EventReload, fmt.Sprintf("reload done: %d instances replaced", len(old)))
 	a.watchIdle()
 	return a.scaleLocked(ctx, next.Instances, p)
+}
+
+// ErrNeedsRestart is returned by CheckReload and Reload for a change a
+// reload cannot make to a running app.
+var ErrNeedsRestart = errors.New("needs a restart of gatehouse; restart gatehouse to apply it")
+
+// CheckReload reports why Reload would refuse next before changing
+// anything. A reload of several apps asks each first, so that one app's
+// refusal leaves the others unchanged too.
+func (a *App) CheckReload(next *config.App) error {
+	if a.Config().External() != next.External() {
+		// Instances are either processes or upstreams: replacing one kind
+		// by the other would leave both in the pool.
+		return fmt.Errorf("reload %s: switching between command and upstreams %w", a.name, ErrNeedsRestart)
+	}
+	return nil
 }
 
 // keepAutoscaled keeps, for an app with autoscale, the instance count it
