@@ -22,7 +22,10 @@ import (
 // of every app applies them with an upgrade (see Upgrade), after the
 // apps' own changes; a reload of one app says so. A data_dir change is
 // the one an upgrade cannot carry (the new process would not find the
-// running instances): Reload says to stop and start.
+// running instances): Reload says to stop and start. A config that the
+// gateway or any app it reloads refuses (routes that cannot be built, a
+// switch between command and upstreams) is refused as a whole: nothing
+// of it is applied.
 func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) error {
 	s.notify.Reloading()
 	defer s.notify.Ready()
@@ -40,6 +43,15 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 		keys = slices.DeleteFunc(keys, func(k string) bool { return k == "data_dir" })
 	}
 	needs = append(needs, keys...)
+	if app != "" && s.sup.App(app) == nil {
+		return fmt.Errorf("reload: no app %q (apps: %s)", app, strings.Join(s.cfg.Order, ", "))
+	}
+	// Every app's part is checked before any is applied: a config one app
+	// refuses must not replace another's instances (or change any
+	// setting) first.
+	if err := s.checkReload(app, next); err != nil {
+		return err
+	}
 	var errs []error
 	if app == "" && s.certs != nil {
 		// The certificate files are read again (SIGHUP, gatehouse
@@ -57,12 +69,6 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 			needs = append(needs, name+" removed")
 			continue
 		}
-		// The gateway's part is checked first: a config it would refuse
-		// must not replace the instances (or change any setting) first.
-		if err := s.gw.CheckApp(na); err != nil {
-			errs = append(errs, fmt.Errorf("reload %s: %w", name, err))
-			continue
-		}
 		if err := s.sup.App(name).Reload(ctx, na, p); err != nil {
 			// The gateway keeps the settings the running instances were
 			// reloaded with: a refused or failed reload changes nothing.
@@ -73,9 +79,6 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 			errs = append(errs, err)
 		}
 	}
-	if app != "" && s.sup.App(app) == nil {
-		return fmt.Errorf("reload: no app %q (apps: %s)", app, strings.Join(s.cfg.Order, ", "))
-	}
 	if app == "" {
 		for _, name := range next.Order {
 			if s.sup.App(name) == nil {
@@ -85,6 +88,25 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 	}
 	if len(needs) > 0 {
 		errs = append(errs, s.newProcessFor(ctx, app, needs, p))
+	}
+	return errors.Join(errs...)
+}
+
+// checkReload reports every reason the gateway or the supervisor would
+// refuse next for app (every app when app is "").
+func (s *Server) checkReload(app string, next *config.Config) error {
+	var errs []error
+	for _, name := range s.cfg.Order {
+		na, ok := next.Apps[name]
+		if (app != "" && name != app) || !ok {
+			continue
+		}
+		if err := s.gw.CheckApp(na); err != nil {
+			errs = append(errs, fmt.Errorf("reload %s: %w", name, err))
+		}
+		if err := s.sup.App(name).CheckReload(na); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
@@ -245,5 +247,50 @@ func TestReloadWithUnbuildableRoutesChangesNothing(t *testing.T) {
 	app, _ := g.Srv.App("web")
 	if env := app.Config().Env; env["RELOADED"] != "" {
 		t.Errorf("the app's config has the refused reload's env %v", env)
+	}
+}
+
+// A reload of every app that one app refuses (api switches from command
+// to upstreams, which takes a restart) is refused as a whole: web, whose
+// own change would apply, keeps its instance and its config too.
+func TestReloadOneAppRefusesChangesNoApp(t *testing.T) {
+	t.Parallel()
+	f := newConfigFile(t)
+	write := func(web, api string) {
+		t.Helper()
+		yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin: \"127.0.0.1:0\"\ndata_dir: %s\napps:\n"+
+			"  web:\n    command: [%s]\n    health: {path: /healthz}\n    routes: [/]\n%s"+
+			"  api:\n    health: {path: /healthz}\n    routes: [/api/]\n%s", f.dir, f.bin, web, api)
+		if err := os.WriteFile(f.path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("", fmt.Sprintf("    command: [%s]\n", f.bin))
+	cfg, err := config.Load(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 20*time.Second)
+	g.WaitReady(t, "api", 1, 20*time.Second)
+	before, ok := instance(g, "web-1")
+	if !ok {
+		t.Fatal("no web-1")
+	}
+
+	write("    env: {RELOADED: \"1\"}\n", "    upstreams: [\"127.0.0.1:1\"]\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = g.Srv.Reload(ctx, "", func(string, ...any) {})
+	if !errors.Is(err, supervisor.ErrNeedsRestart) {
+		t.Fatalf("reload = %v, want api's switch refused", err)
+	}
+	after, ok := instance(g, "web-1")
+	if !ok || after.PID != before.PID {
+		t.Errorf("web-1 was pid %d, now %d (present %v): a refused reload replaced it", before.PID, after.PID, ok)
+	}
+	app, _ := g.Srv.App("web")
+	if env := app.Config().Env; env["RELOADED"] != "" {
+		t.Errorf("web's config has the refused reload's env %v", env)
 	}
 }
