@@ -41,7 +41,7 @@ func (v *validator) affinityCookies(c *Config) {
 			continue
 		}
 		for _, b := range seen {
-			if b.AffinityCookie == a.AffinityCookie && shareHost(Matches(a.Routes), Matches(b.Routes)) {
+			if b.AffinityCookie == a.AffinityCookie && shareHost(a.Routes, b.Routes) {
 				v.errorf("apps."+name+".affinity_cookie", "%q is also the affinity cookie of app %q, on the same host: give each app its own name, e.g. affinity_cookie: %q",
 					a.AffinityCookie, b.Name, a.AffinityCookie+strings.ToUpper(name[:1])+name[1:])
 				break
@@ -52,13 +52,14 @@ func (v *validator) affinityCookies(c *Config) {
 }
 
 // shareHost reports whether a request for some host could be routed by a
-// route of each list.
-func shareHost(r1, r2 []string) bool {
-	for _, x := range r1 {
-		hx, _, _ := strings.Cut(x, "/")
-		for _, y := range r2 {
-			hy, _, _ := strings.Cut(y, "/")
-			if hx == "" || hy == "" || strings.EqualFold(hx, hy) {
+// route of each list. Hosts are compared as the gateway compares them
+// (Route.Host): "WWW.example.com." and "www.example.com", or "[::1]" and
+// "::1", are one host, and one browser cookie jar.
+func shareHost(r1, r2 []Route) bool {
+	for i := range r1 {
+		hx := r1[i].Host()
+		for j := range r2 {
+			if hy := r2[j].Host(); hx == "" || hy == "" || hx == hy {
 				return true
 			}
 		}

@@ -336,6 +336,12 @@ func TestValidate(t *testing.T) {
 		{"a host route shares the host-less route's hosts", "apps:\n  web:\n    command: x\n    routes: [/]\n    affinity: true\n    affinity_cookie: s\n" +
 			"  api:\n    command: y\n    routes: [api.example.com/]\n    affinity: true\n    affinity_cookie: s\n",
 			[]string{`g.yaml:11: apps.api.affinity_cookie: "s" is also the affinity cookie of app "web", on the same host: give each app its own name, e.g. affinity_cookie: "sApi"`}},
+		{"one host spelt with a capital and a trailing dot", "apps:\n  web:\n    command: x\n    routes: [www.example.com/]\n    affinity: true\n" +
+			"  api:\n    command: y\n    routes: [WWW.Example.com./api/]\n    affinity: true\n",
+			[]string{`g.yaml:6: apps.api.affinity_cookie: "ARRAffinity" is also the affinity cookie of app "web", on the same host: give each app its own name, e.g. affinity_cookie: "ARRAffinityApi"`}},
+		{"one IPv6 host with and without brackets", "apps:\n  web:\n    command: x\n    routes: [\"[::1]/\"]\n    affinity: true\n" +
+			"  api:\n    command: y\n    routes: [\"::1/api/\"]\n    affinity: true\n",
+			[]string{`g.yaml:6: apps.api.affinity_cookie: "ARRAffinity" is also the affinity cookie of app "web", on the same host: give each app its own name, e.g. affinity_cookie: "ARRAffinityApi"`}},
 		{"apps on different hosts may share a cookie name", "apps:\n  web:\n    command: x\n    routes: [www.example.com/]\n    affinity: true\n" +
 			"  api:\n    command: y\n    routes: [API.example.com/]\n    affinity: true\n", nil},
 		{"apps with their own cookies", "apps:\n  web:\n    command: x\n    routes: [/]\n    affinity: true\n" +
