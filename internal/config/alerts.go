@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -116,11 +117,14 @@ var (
 )
 
 func decodeFloat(n *yaml.Node, v reflect.Value) error {
-	if t := n.ShortTag(); t != "!!float" && t != "!!int" {
+	if !isNumberNode(n) {
 		return fmt.Errorf("must be a number, got %q", n.Value)
 	}
-	f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
-	if err != nil {
+	f, err := coreNumber(n.Value)
+	switch {
+	case errors.Is(err, errYAML11Number):
+		return fmt.Errorf("must be a number, got %q, %s: write e.g. 0.05, 1000 or 0x3e8", n.Value, yaml11Only)
+	case err != nil:
 		return fmt.Errorf("number %q is out of range", n.Value)
 	}
 	v.SetFloat(f)

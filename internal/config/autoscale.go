@@ -149,7 +149,7 @@ var thresholdType = reflect.TypeFor[Threshold]()
 
 // decodeThreshold reads "4", "0.5" or "80%".
 func decodeThreshold(n *yaml.Node, v reflect.Value) error {
-	s := strings.TrimSpace(n.Value)
+	s := strings.TrimSpace(numberText(n))
 	pct := strings.HasSuffix(s, "%")
 	num := strings.TrimSpace(strings.TrimSuffix(s, "%"))
 	f, err := strconv.ParseFloat(strings.ReplaceAll(num, "_", ""), 64)

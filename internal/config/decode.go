@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -249,16 +250,24 @@ func decodeString(n *yaml.Node, v reflect.Value) error {
 }
 
 func decodeInt(n *yaml.Node, v reflect.Value) error {
-	if n.ShortTag() != "!!int" {
+	if !isNumberNode(n) {
 		return fmt.Errorf("must be an integer, got %q", n.Value)
 	}
-	i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
-	if err != nil || v.OverflowInt(i) {
+	i, err := coreInt(n.Value)
+	switch {
+	case errors.Is(err, errYAML11Number):
+		return fmt.Errorf("must be an integer, got %q, %s: write e.g. 1000, 0x3e8 or 0o1750", n.Value, yaml11Only)
+	case errors.Is(err, errNotWhole):
+		return fmt.Errorf("must be an integer, got %q", n.Value)
+	case err != nil || v.OverflowInt(i):
 		return fmt.Errorf("integer %q is out of range", n.Value)
 	}
 	v.SetInt(i)
 	return nil
 }
+
+// yaml11Only explains why a number yaml.v3 reads is refused.
+const yaml11Only = "which only YAML 1.1 reads as a number (an editor reads it as text)"
 
 func decodeBool(n *yaml.Node, v reflect.Value) error {
 	b, err := strconv.ParseBool(strings.ToLower(n.Value))
@@ -270,7 +279,7 @@ func decodeBool(n *yaml.Node, v reflect.Value) error {
 }
 
 func decodeDuration(n *yaml.Node, v reflect.Value) error {
-	dur, err := ParseDuration(n.Value)
+	dur, err := parseNumberText(n, ParseDuration)
 	if err != nil {
 		return err
 	}
@@ -279,7 +288,7 @@ func decodeDuration(n *yaml.Node, v reflect.Value) error {
 }
 
 func decodeSize(n *yaml.Node, v reflect.Value) error {
-	s, err := ParseSize(n.Value)
+	s, err := parseNumberText(n, ParseSize)
 	if err != nil {
 		return err
 	}
@@ -288,12 +297,25 @@ func decodeSize(n *yaml.Node, v reflect.Value) error {
 }
 
 func decodeStatusRange(n *yaml.Node, v reflect.Value) error {
-	r, err := ParseStatusRange(n.Value)
+	r, err := parseNumberText(n, ParseStatusRange)
 	if err != nil {
 		return err
 	}
 	v.Set(reflect.ValueOf(r))
 	return nil
+}
+
+// parseNumberText parses n's value with parse, a number as YAML 1.2
+// reads it (numberText). A value refused is named as it was written.
+func parseNumberText[T any](n *yaml.Node, parse func(string) (T, error)) (T, error) {
+	text := numberText(n)
+	v, err := parse(text)
+	if err != nil && text != n.Value {
+		if _, asWritten := parse(n.Value); asWritten != nil {
+			err = asWritten
+		}
+	}
+	return v, err
 }
 
 // command decodes a string (run with sh -c) or a list of strings (an argv).

@@ -47,9 +47,12 @@ func (r *Reference) Markdown() []byte {
 		text := strings.Join(r.prose(v.Doc, "", "", nil, true), " ")
 		w("- **%s**: %s\n", v.Name, strings.TrimPrefix(text, v.Type.Name()+" is "))
 	}
-	w("- **string**, **integer**, **boolean**, **number**: as YAML writes them. A\n")
-	w("  string key takes any single value (`min_version: 1.3` is the string \"1.3\");\n")
-	w("  an integer must be written as one (`instances: \"2\"` is an error).\n\n")
+	w("- **string**, **integer**, **boolean**, **number**: as YAML 1.2 writes them,\n")
+	w("  as an editor checking the schema reads them. A string key takes any single\n")
+	w("  value (`min_version: 1.3` is the string \"1.3\"); an integer must be written\n")
+	w("  as one (`instances: \"2\"` is an error): `1000`, `0x3e8`, `0o1750`, or a\n")
+	w("  whole number such as `2.0` or `1e3`. `010` is ten. YAML 1.1's `1_000` and\n")
+	w("  `0b11` are text to YAML 1.2, and an error.\n\n")
 
 	w("## %s\n\n", headingSections)
 	for _, s := range r.Sections {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -38,11 +40,16 @@ func compileSchema(t *testing.T) *jsonschema.Schema {
 }
 
 // validate checks YAML data against the schema, as an editor does: the
-// YAML read as the JSON value it stands for.
+// YAML read as the JSON value it stands for, by YAML 1.2's core schema
+// (yaml.v3 on its own reads YAML 1.1's numbers too, as "1_000").
 func validate(s *jsonschema.Schema, data []byte) error {
-	var v any
-	if err := yaml.Unmarshal(data, &v); err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return err
+	}
+	var v any
+	if len(doc.Content) > 0 {
+		v = coreValue(doc.Content[0])
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -53,6 +60,66 @@ func validate(s *jsonschema.Schema, data []byte) error {
 		return err
 	}
 	return s.Validate(inst)
+}
+
+// The plain scalars of YAML 1.2's core schema; any other is a string.
+var (
+	coreNull  = regexp.MustCompile(`^(null|Null|NULL|~|)$`)
+	coreBool  = regexp.MustCompile(`^(true|True|TRUE|false|False|FALSE)$`)
+	coreInt   = regexp.MustCompile(`^([-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$`)
+	coreFloat = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
+)
+
+// coreValue is the JSON value n stands for in YAML 1.2's core schema.
+func coreValue(n *yaml.Node) any {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := map[string]any{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Value == "<<" && k.Style == 0 {
+				merged, _ := coreValue(v).(map[string]any)
+				for mk, mv := range merged {
+					if _, ok := m[mk]; !ok {
+						m[mk] = mv
+					}
+				}
+				continue
+			}
+			m[k.Value] = coreValue(v)
+		}
+		return m
+	case yaml.SequenceNode:
+		out := []any{}
+		for _, c := range n.Content {
+			out = append(out, coreValue(c))
+		}
+		return out
+	}
+	if n.Style != 0 && n.Style != yaml.FlowStyle {
+		return n.Value // quoted or a block scalar: a string
+	}
+	v := n.Value
+	switch {
+	case coreNull.MatchString(v):
+		return nil
+	case coreBool.MatchString(v):
+		return strings.EqualFold(v, "true")
+	case coreInt.MatchString(v):
+		digits, base := strings.TrimPrefix(v, "+"), 10
+		if p := v[:min(2, len(v))]; p == "0x" || p == "0o" {
+			digits, base = v[2:], map[string]int{"0x": 16, "0o": 8}[p]
+		}
+		i, _ := new(big.Int).SetString(digits, base)
+		return json.Number(i.String())
+	case coreFloat.MatchString(v):
+		f, _ := strconv.ParseFloat(v, 64)
+		return f
+	}
+	return v
 }
 
 // shippedConfigs are the configs the repository ships or tests as good:
@@ -164,6 +231,16 @@ func TestSchemaAgreesWithTheDecoder(t *testing.T) {
 		// case; the schema only took "off" and false, true or false.
 		{"a route's blocks turned off in words", app("    routes:\n      - /\n      - {match: /a/, compress: \"off\", rate_limit: \"false\", basic_auth: no, forward_auth: OFF}\n      - {match: /b/, compress: \"yes\"}\n"), ""},
 		{"a block turned off by another word", app("    routes: [/, {match: /a/, rate_limit: \"maybe\"}]\n"), "rate_limit"},
+		// Numbers as YAML 1.2 has them: an editor reads "1_000" and "0b11"
+		// as text, "010" as ten, and takes a whole number with a fraction
+		// where an integer goes.
+		{"integers in hexadecimal, octal and with a leading zero", app("    queue_size: 0x3e8\n    max_inflight: 0o10\n    max_attempts: 02\n"), ""},
+		{"whole numbers written with a fraction or an exponent", app("    queue_size: 2.0\n    max_inflight: 1e3\n"), ""},
+		{"written forms in numbers YAML 1.2 reads", app("    memory_limit: 0x400\n    idle_timeout: 0x0\n    health: {path: /healthz, status: 200.0}\n"), ""},
+		{"digits grouped with underscores", app("    queue_size: 1_000\n"), "queue_size"},
+		{"a binary integer", app("    queue_size: 0b11\n"), "queue_size"},
+		{"a fraction where an integer goes", app("    queue_size: 2.5\n"), "queue_size"},
+		{"a float with underscores", "alerts:\n  receivers: [{name: ops, url: \"https://hooks.example.com/x\"}]\n  error_rate: {above: 0.0_5}\n" + app(""), "above"},
 		{"a float", "alerts:\n  receivers: [{name: ops, url: \"https://hooks.example.com/x\"}]\n  error_rate: {above: 0.1}\n" + app(""), ""},
 	}
 	for _, tt := range tests {
