@@ -34,6 +34,16 @@ func (c *Config) Preflight() error {
 	return v.errs.err()
 }
 
+// PreflightApp checks what Preflight checks of the app named name (its
+// static roots are directories), its problems placed like Parse's. A
+// reload asks it before it changes anything, so that a refusal names
+// the file, line and key to fix, as gatehouse run's would.
+func (c *Config) PreflightApp(name string) error {
+	v := &validator{file: c.File, pos: c.pos}
+	v.appStaticRoots(c.Apps[name], name)
+	return v.errs.err()
+}
+
 // LoopbackOnly reports whether addr (host:port) listens on loopback
 // only. An empty host (":9901") listens everywhere.
 func LoopbackOnly(addr string) bool {

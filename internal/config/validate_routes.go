@@ -359,22 +359,26 @@ func (v *validator) encodings(list []string, path string) {
 // read (see Preflight).
 func (v *validator) staticRoots(c *Config) {
 	for _, name := range c.appNames() {
-		a := c.Apps[name]
-		if a == nil {
+		v.appStaticRoots(c.Apps[name], name)
+	}
+}
+
+// appStaticRoots checks the static roots of app a, named name.
+func (v *validator) appStaticRoots(a *App, name string) {
+	if a == nil {
+		return
+	}
+	for i, r := range a.Routes {
+		if r.Static == nil || r.Static.Root == "" {
 			continue
 		}
-		for i, r := range a.Routes {
-			if r.Static == nil || r.Static.Root == "" {
-				continue
-			}
-			p := fmt.Sprintf("apps.%s.routes[%d].static.root", name, i)
-			fi, err := os.Stat(r.Static.Root)
-			switch {
-			case err != nil:
-				v.errorf(p, "%v", err)
-			case !fi.IsDir():
-				v.errorf(p, "%s is not a directory", r.Static.Root)
-			}
+		p := fmt.Sprintf("apps.%s.routes[%d].static.root", name, i)
+		fi, err := os.Stat(r.Static.Root)
+		switch {
+		case err != nil:
+			v.errorf(p, "%v", err)
+		case !fi.IsDir():
+			v.errorf(p, "%s is not a directory", r.Static.Root)
 		}
 	}
 }

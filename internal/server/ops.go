@@ -101,7 +101,11 @@ func (s *Server) checkReload(app string, next *config.Config) error {
 		if (app != "" && name != app) || !ok {
 			continue
 		}
-		if err := s.gw.CheckApp(na); err != nil {
+		// The config's own check first: it names the file, line and key
+		// of what the gateway would also refuse.
+		if err := next.PreflightApp(name); err != nil {
+			errs = append(errs, fmt.Errorf("reload %s: %w", name, err))
+		} else if err := s.gw.CheckApp(na); err != nil {
 			errs = append(errs, fmt.Errorf("reload %s: %w", name, err))
 		}
 		if err := s.sup.App(name).CheckReload(na); err != nil {

@@ -215,11 +215,9 @@ func (e *statusError) Error() string { return e.status + " " + e.cause }
 
 // A reload whose routes the gateway cannot build (here a static root
 // that does not exist, which only gatehouse run's preflight checks) is
-// refused as a whole: the running instances are not replaced for the
-// env it also changes, and the app keeps its previous config. It used to
-// replace every instance with the new env and only then find the routes
-// unusable, leaving the supervisor on the new config and the gateway on
-// the old one.
+// refused as a whole, with the file, line and key of the problem, as
+// gatehouse run names it: the running instances are not replaced for the
+// env it also changes, and the app keeps its previous config.
 func TestReloadWithUnbuildableRoutesChangesNothing(t *testing.T) {
 	t.Parallel()
 	f := newConfigFile(t)
@@ -237,8 +235,8 @@ func TestReloadWithUnbuildableRoutesChangesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := g.Srv.Reload(ctx, "", func(string, ...any) {})
-	if err == nil || !strings.Contains(err.Error(), "static") {
-		t.Fatalf("reload = %v, want the static root's error", err)
+	if err == nil || !strings.Contains(err.Error(), "gatehouse.yaml:11: apps.web.routes[1].static.root: ") {
+		t.Fatalf("reload = %v, want the static root's error at its file, line and key", err)
 	}
 	after, ok := instance(g, "web-1")
 	if !ok || after.PID != before.PID {
