@@ -2,6 +2,7 @@ package autoheal
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -20,8 +21,8 @@ const (
 	proactiveMemFor       = 30 * time.Second
 )
 
-// counters are one instance's sliding counts. They are built from the
-// app's auto_heal config at the time of the instance's first request.
+// counters are one instance's sliding counts, for the app's auto_heal
+// config as it is now (see follow).
 type counters struct {
 	mu        sync.Mutex
 	cfg       *config.AutoHeal
@@ -50,12 +51,29 @@ func newCounters(ah *config.AutoHeal) *counters {
 	return c
 }
 
-// observe counts one finished request and returns the trigger it fired,
-// if any. Called on the request path: no allocation unless a trigger
-// fires.
-func (c *counters) observe(e *telemetry.AccessEntry, now time.Time) *firing {
+// follow makes c count for ah, the app's auto_heal config now: a reload
+// that changes the triggers without a new process applies to the
+// instances that run, their request counts started over; one that
+// leaves the triggers as they were keeps the counts. c.mu is held.
+func (c *counters) follow(ah *config.AutoHeal) {
+	if ah == c.cfg {
+		return
+	}
+	if !reflect.DeepEqual(ah, c.cfg) {
+		fresh := newCounters(ah)
+		c.requests, c.slow, c.status = fresh.requests, fresh.slow, fresh.status
+	}
+	c.cfg = ah
+}
+
+// observe counts one finished request under ah, the app's auto_heal
+// config now, and returns the trigger it fired, if any. Called on the
+// request path: no allocation unless a trigger fires or the config
+// changed.
+func (c *counters) observe(e *telemetry.AccessEntry, ah *config.AutoHeal, now time.Time) *firing {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.follow(ah)
 	if c.firing {
 		return nil
 	}

@@ -66,8 +66,20 @@ func (fl *fakeFleet) app(name string) app {
 	return fl
 }
 
-func (fl *fakeFleet) Name() string        { return "web" }
-func (fl *fakeFleet) Config() *config.App { return fl.cfg }
+func (fl *fakeFleet) Name() string { return "web" }
+func (fl *fakeFleet) Config() *config.App {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.cfg
+}
+
+// reload gives the app the config cfg, as a reload that starts no
+// process does: the instances stay.
+func (fl *fakeFleet) reload(cfg *config.App) {
+	fl.mu.Lock()
+	fl.cfg = cfg
+	fl.mu.Unlock()
+}
 
 func (fl *fakeFleet) Instances() []instance {
 	fl.mu.Lock()

@@ -59,6 +59,11 @@ func (h *Healer) Observe(e *telemetry.AccessEntry) {
 	if e.Instance == "" || e.App == "" {
 		return
 	}
+	a := h.sup.app(e.App)
+	if a == nil {
+		return
+	}
+	ah := a.Config().AutoHeal
 	c := h.counters(e.App, e.Instance)
 	if c == nil {
 		return
@@ -67,7 +72,7 @@ func (h *Healer) Observe(e *telemetry.AccessEntry) {
 	if e.Time.IsZero() {
 		now = time.Now()
 	}
-	if f := c.observe(e, now); f != nil {
+	if f := c.observe(e, ah, now); f != nil {
 		f.app, f.instance = e.App, e.Instance
 		h.submit(f, c)
 	}

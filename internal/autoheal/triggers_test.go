@@ -219,3 +219,36 @@ func TestProactiveMemoryRuleStartsOverAfterAGapInSamples(t *testing.T) {
 		}
 	})
 }
+
+// A reload that changes the request triggers and starts no process
+// applies them to the running instances, which have counted requests
+// already: an app given a requests trigger fires it on the instances
+// that served before the reload. One that leaves the triggers as they
+// were keeps the counts.
+func TestReloadedTriggersApplyToRunningInstances(t *testing.T) {
+	many := func(n int) *config.App {
+		ah := config.NewAutoHeal()
+		ah.Triggers = config.Triggers{Requests: &config.RequestsTrigger{Count: n, Interval: config.Duration(time.Minute)}}
+		return webApp(ah)
+	}
+	healTest(t, webApp(nil), 1, func(t *testing.T, hg *healing) {
+		in := hg.fl.instance(0)
+		hg.request(in.id, "/", 200, time.Millisecond)
+		hg.fl.reload(many(3))
+		hg.request(in.id, "/", 200, time.Millisecond)
+		hg.fl.reload(many(3)) // the same triggers, in a new config
+		for range 2 {
+			elapse(100 * time.Millisecond)
+			hg.request(in.id, "/", 200, time.Millisecond)
+		}
+		elapse(3 * time.Second)
+		synctest.Wait()
+		var got []string
+		for _, e := range hg.of(telemetry.EventAutoHeal) {
+			got = append(got, e.Instance+" "+e.Trigger+": "+e.Value)
+		}
+		if diff := cmp.Diff([]string{in.id + " requests: 3 requests in 1m0s"}, got); diff != "" {
+			t.Errorf("auto_heal events (-want +got):\n%s", diff)
+		}
+	})
+}
