@@ -113,10 +113,21 @@ func routeHost(h string) string {
 }
 
 // key is what two routes that take the same requests have in common:
-// their host as the gateway compares it, and their prefix.
+// their host as the gateway compares it, and their prefix with its
+// repeated slashes merged, as the gateway matches it.
 func (r *Route) key() string {
 	host, prefix := r.split()
-	return host + prefix
+	return host + mergeSlashes(prefix)
+}
+
+// mergeSlashes makes each run of slashes in p one, as the gateway does
+// to a route's prefix and to the paths it matches (http1.MergeSlashes;
+// config imports nothing of the request path).
+func mergeSlashes(p string) string {
+	for strings.Contains(p, "//") {
+		p = strings.ReplaceAll(p, "//", "/")
+	}
+	return p
 }
 
 // Rewrite is a route's rewrite: block: the path the app sees, changed by

@@ -51,7 +51,7 @@ func (v *validator) routes(routes []Route, path string, napps int) {
 		case dup && first == r.Match:
 			v.errorf(mp, "duplicate route %q", r.Match)
 		case dup:
-			v.errorf(mp, "duplicate route %q: the same as %q (a host matches in any case, with or without a trailing dot)", r.Match, first)
+			v.errorf(mp, "duplicate route %q: the same as %q (a host matches in any case, with or without a trailing dot; repeated slashes are one)", r.Match, first)
 		default:
 			shaped = true
 		}

@@ -95,9 +95,15 @@ func TestValidate(t *testing.T) {
 				`g.yaml:4: apps.web.routes[2]: "[::1]:80/": leave out the port, e.g. "api.example.com/": a route takes its host's requests on every listener`,
 			}},
 		{"route spelt twice", web + "    routes: [\"api.example.com/\", \"API.Example.com./\"]\n",
-			[]string{`g.yaml:4: apps.web.routes[1]: duplicate route "API.Example.com./": the same as "api.example.com/" (a host matches in any case, with or without a trailing dot)`}},
+			[]string{`g.yaml:4: apps.web.routes[1]: duplicate route "API.Example.com./": the same as "api.example.com/" (a host matches in any case, with or without a trailing dot; repeated slashes are one)`}},
 		{"route claimed twice in another spelling", "apps:\n  web:\n    command: x\n    routes: [\"www.example.com/\"]\n  api:\n    command: y\n    routes: [\"WWW.example.com./\"]\n",
 			[]string{`g.yaml:7: apps.api.routes[0]: route "WWW.example.com./" is already claimed by app "web"`}},
+		// The gateway merges a route's repeated slashes, as it does the
+		// paths it matches: "/api//" is the route "/api/".
+		{"route spelt twice with repeated slashes", web + "    routes: [\"/api/\", \"//api//\"]\n",
+			[]string{`g.yaml:4: apps.web.routes[1]: duplicate route "//api//": the same as "/api/" (a host matches in any case, with or without a trailing dot; repeated slashes are one)`}},
+		{"route claimed twice with repeated slashes", "apps:\n  web:\n    command: x\n    routes: [\"/api/\"]\n  api:\n    command: y\n    routes: [\"/api//\"]\n",
+			[]string{`g.yaml:7: apps.api.routes[0]: route "/api//" is already claimed by app "web"`}},
 		{"several apps need routes", "apps:\n  web:\n    command: x\n  api:\n    command: y\n    routes: [/api/]\n",
 			[]string{`g.yaml:2: apps.web.routes: required when there are several apps, e.g. routes: ["/api/"] or ["api.example.com/"]`}},
 		{"listen and admin", "listen: \"8080\"\nadmin: localhost\n" + web,
