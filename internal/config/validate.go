@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -149,24 +150,36 @@ func (v *validator) listenerClash(c *Config) {
 
 // sameAddress reports whether listening on a and on b would take the
 // same port on an address both cover: same port, and the same host or
-// one of them every address ("", "0.0.0.0" for IPv4, "::").
+// one of them every address ("", "0.0.0.0" for IPv4, "::"). Ports and
+// IP addresses are compared as numbers, as the kernel binds them:
+// "08080" is 8080, and "0:0::0" is "::".
 func sameAddress(a, b string) bool {
 	ha, pa, err1 := net.SplitHostPort(a)
 	hb, pb, err2 := net.SplitHostPort(b)
-	if err1 != nil || err2 != nil || pa != pb {
+	if err1 != nil || err2 != nil {
 		return false
 	}
-	if n, err := strconv.Atoi(pa); err != nil || n == 0 {
+	na, err1 := strconv.Atoi(pa)
+	nb, err2 := strconv.Atoi(pb)
+	if err1 != nil || err2 != nil || na != nb || na == 0 {
 		return false // a service name is not compared; 0 is a new port each time
 	}
-	ipv6 := func(h string) bool { ip := net.ParseIP(h); return ip != nil && ip.To4() == nil }
+	ipa, erra := netip.ParseAddr(ha)
+	ipb, errb := netip.ParseAddr(hb)
+	ipa, ipb = ipa.Unmap(), ipb.Unmap() // "::ffff:10.0.0.1" is bound as 10.0.0.1
+	everyV4 := func(ip netip.Addr, err error) bool { return err == nil && ip.Is4() && ip.IsUnspecified() }
+	everyV6 := func(h string, ip netip.Addr, err error) bool {
+		return h == "" || err == nil && ip.Is6() && ip.IsUnspecified()
+	}
 	switch {
-	case strings.EqualFold(ha, hb), ha == "", hb == "", ha == "::", hb == "::":
+	case erra == nil && errb == nil && ipa == ipb, strings.EqualFold(ha, hb):
 		return true
-	case ha == "0.0.0.0":
-		return !ipv6(hb)
-	case hb == "0.0.0.0":
-		return !ipv6(ha)
+	case everyV6(ha, ipa, erra), everyV6(hb, ipb, errb):
+		return true
+	case everyV4(ipa, erra):
+		return errb != nil || ipb.Is4()
+	case everyV4(ipb, errb):
+		return erra != nil || ipa.Is4()
 	}
 	return false
 }

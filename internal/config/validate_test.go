@@ -123,6 +123,10 @@ func TestValidate(t *testing.T) {
 		// other address.
 		{"listener on the default admin address", "listen: \"127.0.0.1:9901\"\n" + web,
 			[]string{`g.yaml:1: listen: "127.0.0.1:9901" is also admin's address ("127.0.0.1:9901"): each listener needs a port of its own`}},
+		// One address in other spellings: a port with a leading zero, an
+		// IPv6 address written out.
+		{"listeners on one address spelt two ways", "listen: \"[::]:8080\"\nadmin: \"[0:0::0]:08080\"\n" + web,
+			[]string{`g.yaml:2: admin: "[0:0::0]:08080" is also listen's address ("[::]:8080"): each listener needs a port of its own`}},
 		{"listeners on distinct addresses", "listen: \"10.0.0.1:8080\"\nadmin: \"127.0.0.1:8080\"\ntls:\n  listen: \"[::1]:8080\"\n  cert_file: c.pem\n  key_file: k.pem\n" + web, nil},
 		{"listeners on port 0 each get their own", "listen: \"127.0.0.1:0\"\nadmin: \"127.0.0.1:0\"\n" + web, nil},
 		{"data_dir", "data_dir: \"\"\n" + web,
