@@ -70,10 +70,14 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 			continue
 		}
 		if err := s.sup.App(name).Reload(ctx, na, p); err != nil {
-			// The gateway keeps the settings the running instances were
-			// reloaded with: a refused or failed reload changes nothing.
 			errs = append(errs, err)
-			continue
+			// The gateway keeps the settings the running instances run
+			// with: the previous ones after a refused or failed reload,
+			// the new ones when only the instance count fell short.
+			var short *supervisor.ScaleError
+			if !errors.As(err, &short) {
+				continue
+			}
 		}
 		if err := s.gw.UpdateApp(na); err != nil {
 			errs = append(errs, err)

@@ -292,3 +292,44 @@ func TestReloadOneAppRefusesChangesNoApp(t *testing.T) {
 		t.Errorf("web's config has the refused reload's env %v", env)
 	}
 }
+
+// A reload whose settings apply but whose added instance does not start
+// fails, naming the instance, and leaves the gateway on the settings the
+// supervisor now runs with (max_inflight here), not on the previous
+// ones: the two halves of the app agree.
+func TestReloadThatScalesShortAppliesItsSettingsEverywhere(t *testing.T) {
+	t.Parallel()
+	f := newConfigFile(t)
+	var bin string
+	if err := json.Unmarshal(f.bin, &bin); err != nil {
+		t.Fatal(err)
+	}
+	// Only web-1 starts: every other instance exits at once.
+	cmd, _ := json.Marshal(fmt.Sprintf(`if [ "$GATEHOUSE_INSTANCE" = web-1 ]; then exec '%s'; fi; exit 3`, bin))
+	write := func(instances, maxInflight int) {
+		t.Helper()
+		yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin: \"127.0.0.1:0\"\ndata_dir: %s\napps:\n  web:\n    command: %s\n"+
+			"    health: {path: /healthz}\n    instances: %d\n    max_inflight: %d\n", f.dir, cmd, instances, maxInflight)
+		if err := os.WriteFile(f.path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1, 10)
+	cfg, err := config.Load(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 20*time.Second)
+
+	write(2, 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.Srv.Reload(ctx, "web", func(string, ...any) {}); err == nil || !strings.Contains(err.Error(), "web-2") {
+		t.Fatalf("reload = %v, want web-2's failure", err)
+	}
+	app, _ := g.Srv.App("web")
+	if got := [2]int{app.Config().MaxInflight, app.Pool().MaxInflight()}; got != [2]int{20, 20} {
+		t.Errorf("max_inflight: the supervisor's config %d, the gateway's %d; want both the reloaded 20", got[0], got[1])
+	}
+}

@@ -90,7 +90,7 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 			msg := strings.Join(parts, "; ")
 			a.emit(telemetry.EventReload, msg)
 			p("%s: %s", a.name, msg)
-			return a.scaleLocked(ctx, next.Instances, p)
+			return a.scaleAfterReload(ctx, next.Instances, p)
 		}
 	}
 	old := a.live()
@@ -117,7 +117,24 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 	}
 	a.emit(telemetry.EventReload, fmt.Sprintf("reload done: %d instances replaced", len(old)))
 	a.watchIdle()
-	return a.scaleLocked(ctx, next.Instances, p)
+	return a.scaleAfterReload(ctx, next.Instances, p)
+}
+
+// ScaleError is Reload's error when the new config was applied but the
+// instance count it asks for was not reached (an added instance did not
+// become ready): the app runs with the new settings, and whatever else
+// serves it (the gateway) should too.
+type ScaleError struct{ Err error }
+
+func (e *ScaleError) Error() string { return e.Err.Error() }
+func (e *ScaleError) Unwrap() error { return e.Err }
+
+// scaleAfterReload meets a reloaded config's instance count.
+func (a *App) scaleAfterReload(ctx context.Context, n int, p Progress) error {
+	if err := a.scaleLocked(ctx, n, p); err != nil {
+		return &ScaleError{Err: fmt.Errorf("reload %s: applied, but %w", a.name, err)}
+	}
+	return nil
 }
 
 // ErrNeedsRestart is returned by CheckReload and Reload for a change a
