@@ -25,6 +25,11 @@ type decoder struct {
 	// left at defaults or zero, and validation must not then report those
 	// as a second, misleading problem ("must be > 0" after "needs a unit").
 	failed map[string]bool
+	// nulls holds the key paths written with no value ("request_body:",
+	// "min_size: null"): they keep their defaults, as keys not written
+	// do, so the checks that ask whether a key was written must not
+	// count them.
+	nulls map[string]bool
 	// secret is how many secret fields (see SecretTag) the value being
 	// decoded lies under: its messages then do not quote it.
 	secret int
@@ -54,7 +59,7 @@ const (
 
 func newDecoder(file string) *decoder {
 	return &decoder{file: file, pos: positions{}, keys: map[string][]string{}, failed: map[string]bool{},
-		budget: minBudget, merging: map[*yaml.Node]bool{}}
+		nulls: map[string]bool{}, budget: minBudget, merging: map[*yaml.Node]bool{}}
 }
 
 // setBudget sizes the budget to the document rooted at root.
@@ -441,6 +446,9 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		d.pos[p] = key.Line
+		if isNull(resolveAlias(val)) {
+			d.nulls[p] = true
+		}
 		if s, _ := FieldSecrecy(v.Type().Field(i)); s != NotSecret {
 			d.secret++
 			defer func() { d.secret-- }()

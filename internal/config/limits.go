@@ -6,33 +6,33 @@ import (
 )
 
 // inheritLimits gives each app, for every AppLimits key the app did not
-// write, the top-level value, so that readers of a *Config see each app's
-// effective limits and never merge the two levels themselves. pos says
-// which keys were written; it is the decoder's record, so a key written as
+// write (or wrote with no value), the top-level value, so that readers of
+// a *Config see each app's effective limits and never merge the two
+// levels themselves. written is the decoder's record, so a key written as
 // 0 counts as written and is validated rather than replaced.
-func (c *Config) inheritLimits(pos positions) {
+func (c *Config) inheritLimits(written func(path string) bool) {
 	top := c.Limits
 	for name, app := range c.Apps {
 		if app == nil {
 			continue
 		}
 		p := "apps." + name + ".limits."
-		if _, ok := pos[p+"request_body"]; !ok {
+		if !written(p + "request_body") {
 			app.Limits.RequestBody = top.RequestBody
 		}
-		if _, ok := pos[p+"response_head"]; !ok {
+		if !written(p + "response_head") {
 			app.Limits.ResponseHead = top.ResponseHead
 		}
-		if _, ok := pos[p+"body_timeout"]; !ok {
+		if !written(p + "body_timeout") {
 			app.Limits.BodyTimeout = top.BodyTimeout
 		}
-		if _, ok := pos[p+"tunnel_idle_timeout"]; !ok {
+		if !written(p + "tunnel_idle_timeout") {
 			app.Limits.TunnelIdleTimeout = top.TunnelIdleTimeout
 		}
-		if _, ok := pos[p+"response_buffer"]; !ok {
+		if !written(p + "response_buffer") {
 			app.Limits.ResponseBuffer = top.ResponseBuffer
 		}
-		if _, ok := pos[p+"request_buffer"]; !ok {
+		if !written(p + "request_buffer") {
 			app.Limits.RequestBuffer = top.RequestBuffer
 		}
 	}

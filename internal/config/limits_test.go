@@ -51,6 +51,13 @@ func TestLoadAppLimitsInherit(t *testing.T) {
 			want: map[string]AppLimits{"web": {RequestBody: 10 << 20, ResponseHead: def.ResponseHead, BodyTimeout: def.BodyTimeout, TunnelIdleTimeout: Duration(2 * time.Minute), ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer}},
 		},
 		{
+			// A key with no value keeps its default, as everywhere in the
+			// file: for an app's limit, the top-level one.
+			name: "an app's key with no value inherits",
+			yaml: "limits: {request_body: 10MiB, body_timeout: 20s}\napps:\n  web:\n    command: x\n    limits: {request_body: , body_timeout: null}\n",
+			want: map[string]AppLimits{"web": {RequestBody: 10 << 20, ResponseHead: def.ResponseHead, BodyTimeout: Duration(20 * time.Second), TunnelIdleTimeout: def.TunnelIdleTimeout, ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer}},
+		},
+		{
 			name: "each app on its own",
 			yaml: "limits: {response_head: 32KiB}\napps:\n" +
 				"  web:\n    command: x\n    routes: [/]\n    limits: {response_head: 1MiB, body_timeout: 2m}\n" +

@@ -64,8 +64,8 @@ func Parse(file string, data []byte) (*Config, error) {
 		// problems that are not in the file.
 		return nil, d.errs.sorted()
 	}
-	c.inheritLimits(d.pos)
-	errs := append(d.errs, c.validate(d.pos, d.failed)...)
+	c.inheritLimits(func(path string) bool { _, ok := d.pos[path]; return ok && !d.nulls[path] })
+	errs := append(d.errs, c.validate(d.pos, d.failed, d.nulls)...)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

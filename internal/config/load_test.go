@@ -419,3 +419,23 @@ func TestParseHostileAliases(t *testing.T) {
 		})
 	}
 }
+
+// A key written with no value keeps its default, as one not written
+// does: an app's limit is then the top level's (see
+// TestLoadAppLimitsInherit), compress's min_size its 1KiB, an autoscale
+// rule's for its default, access_log data_dir's access.log.
+func TestKeyWithNoValueKeepsItsDefault(t *testing.T) {
+	src := "access_log:\napps:\n  web:\n    command: x\n    instances: 2\n" +
+		"    compress: {min_size: }\n" +
+		"    autoscale: {max: 4, out: [{metric: held, above: 1, for: null}]}\n"
+	c, err := Parse("g.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := c.Apps["web"]
+	got := []any{web.Compress.MinSize, web.Autoscale.Out[0].For, c.AccessLog}
+	want := []any{Size(1 << 10), Duration(DefaultOutFor), ""}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("values (-want +got):\n%s", diff)
+	}
+}

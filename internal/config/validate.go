@@ -16,7 +16,7 @@ import (
 // Errors. Parse and Load call it; a caller that builds or changes a Config
 // in code (flags overriding listen, say) calls it again.
 func (c *Config) Validate() error {
-	return c.validate(nil, nil).err()
+	return c.validate(nil, nil, nil).err()
 }
 
 // validator collects semantic problems, placing each on the line its key
@@ -25,6 +25,7 @@ type validator struct {
 	file   string
 	pos    positions
 	failed map[string]bool // paths the decoder already reported
+	nulls  map[string]bool // paths written with no value (see decoder.nulls)
 	errs   Errors
 }
 
@@ -49,15 +50,16 @@ func (v *validator) decodeFailed(path string) bool {
 	return false
 }
 
-// has reports whether path was written in the file (as opposed to being a
-// default), which decides between "missing" and "must not be empty".
+// has reports whether path was written in the file with a value (as
+// opposed to being a default), which decides between "missing" and "must
+// not be empty".
 func (v *validator) has(path string) bool {
 	_, ok := v.pos[path]
-	return ok
+	return ok && !v.nulls[path]
 }
 
-func (c *Config) validate(pos positions, failed map[string]bool) Errors {
-	v := &validator{file: c.File, pos: pos, failed: failed}
+func (c *Config) validate(pos positions, failed, nulls map[string]bool) Errors {
+	v := &validator{file: c.File, pos: pos, failed: failed, nulls: nulls}
 	c.implicitRoutes()
 	v.address("listen", c.Listen)
 	v.address("admin", c.Admin)
@@ -138,7 +140,7 @@ func (v *validator) listenerClash(c *Config) {
 			if !sameAddress(a.addr, b.addr) {
 				continue
 			}
-			if _, written := v.pos[b.key]; !written {
+			if !v.has(b.key) {
 				// b is a default: the error is at what the user wrote.
 				a, b = b, a
 			}
