@@ -33,8 +33,9 @@ type Finding struct {
 	// Instances are the instances of App that share the cause, when
 	// there are several: one finding names them all, and Instance is "".
 	Instances []string `json:"instances,omitempty"`
-	// Past: App is no longer configured, or none of the instances the
-	// finding names runs any more. It is kept, for its evidence, after
+	// Past: App is no longer configured, none of the instances the
+	// finding names runs any more, or they have recovered (answer their
+	// probes again, became ready). It is kept, for its evidence, after
 	// the current findings.
 	Past             bool      `json:"past,omitempty"`
 	Title            string    `json:"title"`

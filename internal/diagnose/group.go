@@ -8,7 +8,8 @@ import (
 )
 
 // group folds the findings of one kind about several instances of one
-// app that share a cause (the same severity and the same fix) into one
+// app that share a cause (the same severity and the same fix, all
+// current or all past) into one
 // finding for the app that names the instances: three instances that
 // die at start for one missing variable are one problem to fix, not
 // three. The group takes the place of its first member.
@@ -16,6 +17,7 @@ func group(fs []Finding) []Finding {
 	type key struct {
 		id, app, fix string
 		sev          Severity
+		past         bool
 	}
 	first := map[key]int{} // index in out of the group's first member
 	members := map[int][]Finding{}
@@ -25,7 +27,7 @@ func group(fs []Finding) []Finding {
 			out = append(out, f)
 			continue
 		}
-		k := key{f.ID, f.App, f.Fix, f.Severity}
+		k := key{f.ID, f.App, f.Fix, f.Severity, f.Past}
 		if i, ok := first[k]; ok {
 			members[i] = append(members[i], f)
 			continue
@@ -56,6 +58,13 @@ var groupTitles = map[string]string{
 	"unresponsive":           "are alive but not answering",
 	"outbound_exhaustion":    "open too many outbound connections",
 	"memory_pressure":        "keep growing in memory",
+}
+
+// recoveredTitles title a group of instances that all recovered (a
+// detector marked each past), as groupTitles do the others.
+var recoveredTitles = map[string]string{
+	"start_failure": "failed to start, then became ready",
+	"unresponsive":  "were alive but not answering their probes, and answer them again",
 }
 
 // appWide are the kinds whose affected requests are the app's (held for
@@ -108,7 +117,11 @@ func merge(ms []Finding) Finding {
 		}
 	}
 	what := fmt.Sprintf("%d instances of %s (%s)", len(ms), g.App, list(g.Instances))
-	if t, ok := groupTitles[g.ID]; ok {
+	titles := groupTitles
+	if g.Past {
+		titles = recoveredTitles
+	}
+	if t, ok := titles[g.ID]; ok {
 		g.Title = what + " " + t
 	} else {
 		g.Title = what + ": " + ms[0].Title

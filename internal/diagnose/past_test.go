@@ -72,7 +72,7 @@ func TestFindingsOfARenamedAppArePast(t *testing.T) {
 	if last := rep.Findings[len(rep.Findings)-1]; !last.Past {
 		t.Errorf("past findings come after the current ones; the last is current:\n%s", render(rep))
 	}
-	if !strings.Contains(render(rep), "Past: what these name no longer runs.") {
+	if !strings.Contains(render(rep), "Past: what these name no longer runs, or has recovered.") {
 		t.Errorf("the report for people does not set the past findings apart:\n%s", render(rep))
 	}
 	pastInJSON := false

@@ -9,7 +9,7 @@ import (
 
 // Render writes the report for people: most important first, each
 // finding with its evidence and fix; past findings (what they name no
-// longer runs) last, under a heading of their own.
+// longer runs, or has recovered) last, under a heading of their own.
 func Render(w io.Writer, r Report) {
 	fmt.Fprintf(w, "gatehouse diagnose: %s to %s (%s), %d requests, %d 5xx\n\n",
 		r.Since.Local().Format("2006-01-02 15:04:05"), r.Until.Local().Format("15:04:05"),
@@ -22,7 +22,7 @@ func Render(w io.Writer, r Report) {
 	for i, f := range r.Findings {
 		if f.Past && !past {
 			past = true
-			fmt.Fprintln(w, "Past: what these name no longer runs.")
+			fmt.Fprintln(w, "Past: what these name no longer runs, or has recovered.")
 			fmt.Fprintln(w)
 		}
 		where := f.App

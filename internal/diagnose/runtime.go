@@ -9,7 +9,9 @@ import (
 )
 
 // unresponsive: probes time out while the process is alive, typically
-// with a core busy: the blocked event loop of the articles.
+// with a core busy: the blocked event loop of the articles. An instance
+// that answers its probes again is past: what it did is evidence, but the
+// figures of now (its health, its CPU) no longer tell why.
 func unresponsive(ev *Evidence, found []Finding) []Finding {
 	var out []Finding
 	timeouts := map[string][]telemetry.Event{}
@@ -25,28 +27,63 @@ func unresponsive(ev *Evidence, found []Finding) []Finding {
 		if (len(evs) == 0 && !nowTimingOut) || in.PID == 0 || covered(found, ai.app.Name, in.ID) {
 			continue
 		}
-		evd := []string{fmt.Sprintf("the process (pid %d) is alive but its probe times out: %s", in.PID, in.Health)}
-		for _, e := range evs {
-			evd = append(evd, fmt.Sprintf("%s marked unhealthy: %s", clock(e.Time), e.Detail))
+		affected := accessWhere(ev, func(a *Access) bool {
+			return a.Instance == in.ID && (a.Cause == "upstream_timeout" || a.Cause == "client_closed")
+		})
+		f := Finding{
+			ID: "unresponsive", Severity: Critical, App: ai.app.Name, Instance: in.ID,
+			Title:            fmt.Sprintf("%s is alive but not answering", in.ID),
+			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
 		}
-		if in.CPUPercent >= 0 {
-			evd = append(evd, fmt.Sprintf("CPU at the last sample: %.0f%% of a core", in.CPUPercent))
+		if len(evs) > 0 {
+			f.FirstSeen, f.LastSeen = evs[0].Time, evs[len(evs)-1].Time
+		}
+		var marked []string
+		for _, e := range evs {
+			marked = append(marked, fmt.Sprintf("%s marked unhealthy: %s", clock(e.Time), e.Detail))
 		}
 		fix := "the app stops answering while alive: look for long synchronous work, a deadlock or an exhausted thread pool"
+		if !nowTimingOut && in.State == "ready" {
+			f.Past = true
+			f.Title = fmt.Sprintf("%s was alive but not answering its probes, and answers them again", in.ID)
+			f.Evidence = append([]string{recoveredWords(ev, in.ID, f.LastSeen, in.Health)}, marked...)
+			f.Fix = fix
+			out = append(out, f)
+			continue
+		}
+		f.Evidence = append([]string{fmt.Sprintf("the process (pid %d) is alive but its probe times out: %s", in.PID, in.Health)}, marked...)
+		if in.CPUPercent >= 0 {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("CPU at the last sample: %.0f%% of a core", in.CPUPercent))
+		}
 		if in.CPUPercent >= 80 {
 			fix = "a CPU-bound, synchronous operation " + ev.hints(ai.app.Name).blocked + " (" + fmt.Sprintf("%.0f%%", in.CPUPercent) +
 				" of a core while probes time out): move it to a worker thread or process, or break it up; auto_heal slow_requests can recycle the instance meanwhile"
 		}
-		affected := accessWhere(ev, func(a *Access) bool {
-			return a.Instance == in.ID && (a.Cause == "upstream_timeout" || a.Cause == "client_closed")
-		})
-		out = append(out, Finding{
-			ID: "unresponsive", Severity: Critical, App: ai.app.Name, Instance: in.ID,
-			Title:    fmt.Sprintf("%s is alive but not answering", in.ID),
-			Evidence: evd, Fix: fix, RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
-		})
+		f.Fix = fix
+		out = append(out, f)
 	}
 	return out
+}
+
+// recoveredWords says that instance id answers its probes again: when it
+// was marked healthy (or ready, once restarted) after failing at from,
+// and what its probe says now.
+func recoveredWords(ev *Evidence, id string, from time.Time, health string) string {
+	if back, ok := backSince(ev, id, from, telemetry.EventHealthy, telemetry.EventReady); ok {
+		return fmt.Sprintf("past: %s recovered: healthy again at %s; its probe now: %s", id, clock(back.Time), health)
+	}
+	return fmt.Sprintf("past: %s recovered: its probe now: %s", id, health)
+}
+
+// backSince is the first event of instance id of one of types after
+// from: when it was well again.
+func backSince(ev *Evidence, id string, from time.Time, types ...string) (telemetry.Event, bool) {
+	for _, e := range eventsOf(ev, types...) {
+		if e.Instance == id && e.Time.After(from) {
+			return e, true
+		}
+	}
+	return telemetry.Event{}, false
 }
 
 // outboundBudget is the articles' SNAT allocation per instance: outbound

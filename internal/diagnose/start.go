@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -137,12 +138,15 @@ func commandNotExecutable(ev *Evidence, found []Finding) []Finding {
 const notExecutablePrefix = "could not start: executable "
 
 // startFailure: instances that never became ready: start timeouts and
-// commands that could not start.
+// commands that could not start. One that became ready after its last
+// failed start is past: it says when, and the state of its process now
+// (its ports, its output) is not the failed one's.
 func startFailure(ev *Evidence, found []Finding) []Finding {
 	type agg struct {
 		app, instance string
 		n             int
 		last          string
+		first, at     time.Time
 	}
 	byInst := map[string]*agg{}
 	var order []string
@@ -154,12 +158,12 @@ func startFailure(ev *Evidence, found []Finding) []Finding {
 		}
 		a := byInst[e.Instance]
 		if a == nil {
-			a = &agg{app: e.App, instance: e.Instance}
+			a = &agg{app: e.App, instance: e.Instance, first: e.Time}
 			byInst[e.Instance] = a
 			order = append(order, e.Instance)
 		}
 		a.n++
-		a.last = e.Detail
+		a.last, a.at = e.Detail, e.Time
 	}
 	var out []Finding
 	for _, id := range order {
@@ -167,25 +171,47 @@ func startFailure(ev *Evidence, found []Finding) []Finding {
 		if covered(found, a.app, a.instance) {
 			continue
 		}
-		evd := []string{fmt.Sprintf("%s: %s", plural(a.n, "failed start", "failed starts"), a.last)}
-		fix := "see the app's output (gatehouse logs --app " + a.app + "); make the app listen on PORT within start_timeout, or raise start_timeout if it is just slow"
-		if in := snapInstance(ev, a.instance); in != nil && in.Stats != nil {
-			if len(in.Stats.Listening) == 0 {
-				evd = append(evd, "the process listens on no port at all (from /proc): it never called listen()")
-			}
-			evd = append(evd, outputLines(in.Output, 5)...)
+		affected := accessWhere(ev, func(x *Access) bool { return x.App == a.app && x.Cause == "no_ready_instance" })
+		f := Finding{
+			ID: "start_failure", Severity: Critical, App: a.app, Instance: a.instance,
+			Title:            fmt.Sprintf("%s never became ready", a.instance),
+			Evidence:         []string{fmt.Sprintf("%s: %s", plural(a.n, "failed start", "failed starts"), a.last)},
+			Fix:              "see the app's output (gatehouse logs --app " + a.app + "); make the app listen on PORT within start_timeout, or raise start_timeout if it is just slow",
+			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
+			FirstSeen: a.first, LastSeen: a.at,
 		}
 		if strings.Contains(a.last, "could not start") {
-			fix = "the command cannot be run: check command: and dir: in the config (is the program installed and on PATH?)"
+			f.Fix = "the command cannot be run: check command: and dir: in the config (is the program installed and on PATH?)"
 		}
-		affected := accessWhere(ev, func(x *Access) bool { return x.App == a.app && x.Cause == "no_ready_instance" })
-		out = append(out, Finding{
-			ID: "start_failure", Severity: Critical, App: a.app, Instance: a.instance,
-			Title:    fmt.Sprintf("%s never became ready", a.instance),
-			Evidence: evd, Fix: fix, RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
-		})
+		if since, ok := readySince(ev, a.instance, a.at); ok {
+			f.Past = true
+			f.Title = fmt.Sprintf("%s failed to start %s, then became ready", a.instance, plural(a.n, "time", "times"))
+			f.Evidence = prepend(f.Evidence, since)
+			out = append(out, f)
+			continue
+		}
+		if in := snapInstance(ev, a.instance); in != nil && in.Stats != nil {
+			if len(in.Stats.Listening) == 0 {
+				f.Evidence = append(f.Evidence, "the process listens on no port at all (from /proc): it never called listen()")
+			}
+			f.Evidence = append(f.Evidence, outputLines(in.Output, 5)...)
+		}
+		out = append(out, f)
 	}
 	return out
+}
+
+// readySince says when instance id became ready after a start that
+// failed at from: its ready event, or else the snapshot, taken since,
+// that has it ready (the event lost, or before a restart of gatehouse).
+func readySince(ev *Evidence, id string, from time.Time) (string, bool) {
+	if e, ok := backSince(ev, id, from, telemetry.EventReady); ok {
+		return fmt.Sprintf("past: %s became ready at %s", id, clock(e.Time)), true
+	}
+	if in := snapInstance(ev, id); in != nil && in.State == "ready" && ev.State.At.After(from) {
+		return fmt.Sprintf("past: %s was ready at %s", id, clock(ev.State.At)), true
+	}
+	return "", false
 }
 
 // startFailed reports whether an exit event is a start that failed: a

@@ -1,0 +1,169 @@
+package diagnose_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/diagnose"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// oneInstance is the state of app web with web-1 in state, its last probe
+// saying health.
+func oneInstance(at time.Time, state, health string) diagnose.Snapshot {
+	return diagnose.Snapshot{At: at, Apps: []diagnose.AppSnap{{Name: "web", Instances: []diagnose.InstanceSnap{{
+		InstanceStatus: supervisor.InstanceStatus{ID: "web-1", PID: 4242, State: state, Health: health}, CPUPercent: 97,
+	}}}}}
+}
+
+// An instance that stopped answering, or failed to start, and has since
+// become healthy is no longer a current problem: its finding is past,
+// says when it recovered, and does not claim what is no longer true.
+// One that still fails stays current.
+func TestRecoveredInstanceFindingsArePast(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	t0 := now.Add(-20 * time.Minute)
+	timeout := func(at time.Time) telemetry.Event {
+		return telemetry.Event{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventUnhealthy, PID: 4242,
+			Detail: "timeout after 300ms (2 failed probes in a row)"}
+	}
+	startTimeout := func(at time.Time) telemetry.Event {
+		return telemetry.Event{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventStartTimeout, PID: 4000,
+			Detail: "not ready within start_timeout 1s"}
+	}
+	for _, tc := range []struct {
+		name      string
+		id        string
+		events    []telemetry.Event
+		state     diagnose.Snapshot
+		past      bool
+		says      []string // in the title and evidence
+		saysNot   []string
+		firstSeen time.Time
+	}{
+		{
+			name: "unresponsive, healthy again",
+			id:   "unresponsive",
+			events: []telemetry.Event{timeout(t0),
+				{Time: t0.Add(time.Minute), App: "web", Instance: "web-1", Type: telemetry.EventHealthy, PID: 4242, Detail: "200 OK in 2ms"}},
+			state:     oneInstance(now, "ready", "200 OK in 2ms"),
+			past:      true,
+			says:      []string{"past: web-1 recovered: healthy again at " + clockOf(t0.Add(time.Minute))},
+			saysNot:   []string{"is alive but not answering", "its probe times out: 200 OK", "CPU at the last sample"},
+			firstSeen: t0,
+		},
+		{
+			name:      "unresponsive, still timing out",
+			id:        "unresponsive",
+			events:    []telemetry.Event{timeout(t0)},
+			state:     oneInstance(now, "unhealthy", "timeout after 300ms"),
+			says:      []string{"web-1 is alive but not answering", "its probe times out: timeout after 300ms"},
+			firstSeen: t0,
+		},
+		{
+			name: "unresponsive again after a recovery",
+			id:   "unresponsive",
+			events: []telemetry.Event{timeout(t0),
+				{Time: t0.Add(time.Minute), App: "web", Instance: "web-1", Type: telemetry.EventHealthy, PID: 4242, Detail: "200 OK in 2ms"},
+				timeout(t0.Add(2 * time.Minute))},
+			state:     oneInstance(now, "unhealthy", "timeout after 300ms"),
+			says:      []string{"web-1 is alive but not answering"},
+			firstSeen: t0,
+		},
+		{
+			name: "start failure, ready since",
+			id:   "start_failure",
+			events: []telemetry.Event{startTimeout(t0), startTimeout(t0.Add(5 * time.Second)),
+				{Time: t0.Add(9 * time.Second), App: "web", Instance: "web-1", Type: telemetry.EventReady, PID: 4242, Detail: "200 OK in 2ms"}},
+			state:     oneInstance(now, "ready", "200 OK in 2ms"),
+			past:      true,
+			says:      []string{"past: web-1 became ready at " + clockOf(t0.Add(9*time.Second)), "2 failed starts"},
+			saysNot:   []string{"never became ready"},
+			firstSeen: t0,
+		},
+		{
+			name:      "start failure, still starting",
+			id:        "start_failure",
+			events:    []telemetry.Event{startTimeout(t0), startTimeout(t0.Add(5 * time.Second))},
+			state:     oneInstance(now, "starting", "starting: connection refused"),
+			says:      []string{"web-1 never became ready"},
+			firstSeen: t0,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &diagnose.Evidence{Since: now.Add(-time.Hour), Until: now, Events: tc.events, State: tc.state}
+			rep := diagnose.Run(ev)
+			f := findingOf(rep, tc.id, "web")
+			if f == nil {
+				t.Fatalf("no %s finding:\n%s", tc.id, render(rep))
+			}
+			if f.Past != tc.past {
+				t.Errorf("past = %v; want %v:\n%s", f.Past, tc.past, render(rep))
+			}
+			text := f.Title + "\n" + strings.Join(f.Evidence, "\n")
+			for _, s := range tc.says {
+				if !strings.Contains(text, s) {
+					t.Errorf("finding does not say %q:\n%s", s, render(rep))
+				}
+			}
+			for _, s := range tc.saysNot {
+				if strings.Contains(text, s) {
+					t.Errorf("finding says %q, no longer true:\n%s", s, render(rep))
+				}
+			}
+			if !f.FirstSeen.Equal(tc.firstSeen) {
+				t.Errorf("first seen %v; want %v", f.FirstSeen, tc.firstSeen)
+			}
+			for _, g := range rep.Findings {
+				if tc.past && !g.Past && g.Severity == diagnose.Critical {
+					t.Errorf("current critical finding %s after web-1 recovered:\n%s", g.ID, render(rep))
+				}
+			}
+		})
+	}
+}
+
+func clockOf(t time.Time) string { return t.UTC().Format("15:04:05") }
+
+// Instances that failed alike are grouped only with those that fare the
+// same since: the recovered ones make one past finding, titled as such,
+// and those still failing one current finding.
+func TestRecoveredInstancesGroupApartFromFailingOnes(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	t0 := now.Add(-20 * time.Minute)
+	ev := &diagnose.Evidence{Since: now.Add(-time.Hour), Until: now, State: diagnose.Snapshot{At: now, Apps: []diagnose.AppSnap{{Name: "web"}}}}
+	for i, id := range []string{"web-1", "web-2", "web-3"} {
+		ev.Events = append(ev.Events, telemetry.Event{Time: t0.Add(time.Duration(i) * time.Second), App: "web", Instance: id,
+			Type: telemetry.EventStartTimeout, Detail: "not ready within start_timeout 1s"})
+		state := "starting"
+		if id != "web-3" {
+			state = "ready"
+			ev.Events = append(ev.Events, telemetry.Event{Time: t0.Add(time.Minute), App: "web", Instance: id, Type: telemetry.EventReady})
+		}
+		ev.State.Apps[0].Instances = append(ev.State.Apps[0].Instances, diagnose.InstanceSnap{InstanceStatus: supervisor.InstanceStatus{ID: id, State: state}})
+	}
+	rep := diagnose.Run(ev)
+	type got struct {
+		Title     string
+		Instance  string
+		Instances []string
+		Past      bool
+	}
+	var gots []got
+	for _, f := range rep.Findings {
+		if f.ID == "start_failure" {
+			gots = append(gots, got{f.Title, f.Instance, f.Instances, f.Past})
+		}
+	}
+	want := []got{
+		{"web-3 never became ready", "web-3", nil, false},
+		{"2 instances of web (web-1 and web-2) failed to start, then became ready", "", []string{"web-1", "web-2"}, true},
+	}
+	if d := cmp.Diff(want, gots); d != "" {
+		t.Errorf("start_failure findings (-want +got):\n%s\n%s", d, render(rep))
+	}
+}
