@@ -43,24 +43,40 @@ type Evidence struct {
 	Events       []telemetry.Event
 	Access       []Access
 	State        Snapshot
+	// Unreadable are the files of the data dir that could not be read,
+	// whole or in part: the findings are what the others show, and each
+	// is named in a finding of its own.
+	Unreadable []Unreadable
 }
 
-// Load reads the evidence under a data dir from since on.
+// Unreadable is a file of the evidence that could not be read, and why.
+type Unreadable struct {
+	File string // its name under the data dir
+	Err  error
+}
+
+// Load reads the evidence under a data dir from since on. Only a data dir
+// that cannot be read fails it: a file of it that cannot be read, or not
+// whole, is left out (what was read of a log is kept) and noted in
+// Unreadable, so that one torn or corrupt file does not hide what the
+// others show.
 func Load(dir string, since time.Time) (*Evidence, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("diagnose: data dir: %w", err)
+	}
 	ev := &Evidence{Since: since, Until: time.Now()}
 	events, err := telemetry.ReadEvents(filepath.Join(dir, "events.log"), since)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("diagnose: %w", err)
+		ev.Unreadable = append(ev.Unreadable, Unreadable{"events.log", err})
 	}
 	ev.Events = events
 	if ev.Access, err = readAccess(filepath.Join(dir, "access.log"), since); err != nil {
-		return nil, fmt.Errorf("diagnose: %w", err)
+		ev.Unreadable = append(ev.Unreadable, Unreadable{"access.log", err})
 	}
 	if ev.State, err = ReadSnapshot(dir); err != nil {
-		return nil, fmt.Errorf("diagnose: %w", err)
-	}
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("diagnose: data dir: %w", err)
+		// Half a snapshot would tell of instances that are not there.
+		ev.State = Snapshot{}
+		ev.Unreadable = append(ev.Unreadable, Unreadable{SnapshotFile, err})
 	}
 	return ev, nil
 }
@@ -105,7 +121,37 @@ func Run(ev *Evidence) Report {
 	for _, d := range detectors {
 		r.Findings = append(r.Findings, d(ev, r.Findings)...)
 	}
+	r.Findings = append(r.Findings, unreadable(ev)...)
 	r.Findings = group(r.Findings)
 	r.MarkPast(ev.State)
 	return r
+}
+
+// missingWith says, for each file of the evidence, what a report without
+// it lacks.
+var missingWith = map[string]string{
+	SnapshotFile: "the instances' state and process statistics: the findings that need them (port_mismatch, probe_rejected, " +
+		"upstream_tls, unresponsive, outbound_exhaustion, memory_pressure) are missing, and none is marked past",
+	"events.log": "the lifecycle events (exits, restarts, probes, certificates, DNS): the findings that need them are missing or incomplete",
+	"access.log": "the requests: their count, their 5xx and the requests each finding cost are missing or incomplete",
+}
+
+// unreadable names each file of the evidence that could not be read.
+func unreadable(ev *Evidence) []Finding {
+	var out []Finding
+	for _, u := range ev.Unreadable {
+		fix := "look at the file (is it a regular file gatehouse may read?) and at the disk (full, failing); " +
+			"gatehouse appends to it while it runs, and rotates it"
+		if u.File == SnapshotFile {
+			fix = "gatehouse writes " + SnapshotFile + " anew, whole, every sample_interval while it runs: diagnose again; " +
+				"a copy of a data dir should copy it whole; if it stays unreadable, look at the disk (full, failing) and at what else writes data_dir"
+		}
+		out = append(out, Finding{
+			ID: "evidence_unreadable", Severity: Warning,
+			Title:    fmt.Sprintf("data_dir/%s could not be read: the findings are what the other files show", u.File),
+			Evidence: []string{u.Err.Error(), "missing: " + missingWith[u.File]},
+			Fix:      fix,
+		})
+	}
+	return out
 }
