@@ -55,7 +55,9 @@ type Unreadable struct {
 	Err  error
 }
 
-// Load reads the evidence under a data dir from since on. Only a data dir
+// Load reads the evidence under a data dir from since on: the logs'
+// lines from since on, those of the files they were rotated into since
+// included, and the last snapshot. Only a data dir
 // that cannot be read fails it: a file of it that cannot be read, or not
 // whole, is left out (what was read of a log is kept) and noted in
 // Unreadable, so that one torn or corrupt file does not hide what the
@@ -65,7 +67,7 @@ func Load(dir string, since time.Time) (*Evidence, error) {
 		return nil, fmt.Errorf("diagnose: data dir: %w", err)
 	}
 	ev := &Evidence{Since: since, Until: time.Now()}
-	events, err := telemetry.ReadEvents(filepath.Join(dir, "events.log"), since)
+	events, err := telemetry.ReadRotatedEvents(filepath.Join(dir, "events.log"), since)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		ev.Unreadable = append(ev.Unreadable, Unreadable{"events.log", err})
 	}
@@ -81,23 +83,15 @@ func Load(dir string, since time.Time) (*Evidence, error) {
 	return ev, nil
 }
 
-// readAccess parses the access log, keeping lines from since on and
-// skipping lines it cannot parse (a torn last line, one longer than
-// telemetry.MaxLine).
+// readAccess parses the access log and the files it was rotated into,
+// keeping lines from since on and skipping lines it cannot parse (a torn
+// last line, one longer than telemetry.MaxLine).
 func readAccess(path string, since time.Time) ([]Access, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open access log: %w", err)
-	}
-	defer f.Close()
 	var out []Access
 	// A line too long for an entry (a request with a huge head, garbage
 	// a crash left) is skipped like any other line that does not parse,
 	// rather than ending the read with an error.
-	err = telemetry.ReadLines(f, func(line []byte) {
+	err := telemetry.ReadRotated(path, since, func(line []byte) {
 		var a Access
 		if json.Unmarshal(line, &a) != nil || a.Time.Before(since) {
 			return

@@ -5,7 +5,8 @@
 //     request hot path;
 //   - events.log: one JSON object per lifecycle event (Events), also kept in
 //     an in-memory ring for the admin API and fanned out to live subscribers;
-//   - AsyncWriter: the rotating, batching file writer both logs go through.
+//   - AsyncWriter: the rotating, batching file writer both logs go through;
+//     ReadRotated reads a log back with the files it was rotated into.
 //
 // The rule everything here follows: logging never blocks or fails a request.
 // Writers are non-blocking queues; a full queue, a file that cannot be opened,

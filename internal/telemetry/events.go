@@ -337,8 +337,7 @@ func ReadEvents(path string, since time.Time) ([]Event, error) {
 	defer f.Close()
 	var out []Event
 	err = ReadLines(f, func(line []byte) {
-		var ev Event
-		if json.Unmarshal(line, &ev) == nil && ev.Type != "" && !ev.Time.Before(since) {
+		if ev, ok := parseEvent(line, since); ok {
 			out = append(out, ev)
 		}
 	})
@@ -346,6 +345,16 @@ func ReadEvents(path string, since time.Time) ([]Event, error) {
 		return out, fmt.Errorf("read events %s: %w", path, err)
 	}
 	return out, nil
+}
+
+// parseEvent parses one line of an events log: ok when it is an event at
+// or after since.
+func parseEvent(line []byte, since time.Time) (Event, bool) {
+	var ev Event
+	if json.Unmarshal(line, &ev) != nil || ev.Type == "" || ev.Time.Before(since) {
+		return Event{}, false
+	}
+	return ev, true
 }
 
 // MaxLine bounds one line of a log file that ReadLines hands on; a
