@@ -7,6 +7,8 @@
 // and bounds every step by a timeout.
 //
 // Of gatehouse it imports only procid (a process named by pid and start
-// time, waited for): where a dump is stored, which instance it belongs to
-// and whether the instance is drained first are its callers' business.
+// time, waited for) and reaper (which starts the tools, so that a PID 1
+// gatehouse's reaping of orphans leaves their exit status to the dump):
+// where a dump is stored, which instance it belongs to and whether the
+// instance is drained first are its callers' business.
 package procdump

@@ -1,8 +1,6 @@
 package procdump
 
 import (
-	"github.com/gatehouse/gatehouse/internal/procid"
-
 	"bytes"
 	"context"
 	"errors"
@@ -13,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/procid"
+	"github.com/gatehouse/gatehouse/internal/reaper"
 )
 
 const (
@@ -49,7 +50,12 @@ func runTool(ctx context.Context, t *target, opt Options, cred *syscall.Credenti
 		cmd.Env = append(withoutPath(os.Environ()), "PATH="+opt.Path)
 	}
 	start := time.Now()
-	err := cmd.Run()
+	// Through the reaper: a PID 1 gatehouse's reaping of orphans would
+	// otherwise take the tool's exit status before Wait does.
+	err := reaper.Start(cmd)
+	if err == nil {
+		err = reaper.Wait(cmd)
+	}
 	run.elapsed = time.Since(start)
 	if ctx.Err() != nil {
 		resumeIfStopped(t)
