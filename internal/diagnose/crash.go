@@ -19,7 +19,7 @@ func crash(ev *Evidence, found []Finding) []Finding {
 	byInst := map[string][]telemetry.Event{}
 	var order []string
 	for _, e := range eventsOf(ev, telemetry.EventExit) {
-		if strings.Contains(e.Detail, "before it became ready") || startFailed(e) {
+		if strings.Contains(e.Detail, "before it became ready") || startFailed(e) || ev.endedByDump(e) {
 			continue
 		}
 		if byInst[e.Instance] == nil {
@@ -137,6 +137,44 @@ func (ev *Evidence) failedWith(e telemetry.Event) []*Access {
 	})
 }
 
+// endedByDump reports whether exit e ended its process's dump: a dump of
+// that process began before the exit and was taken as it exited. A
+// process that exits under a dump that succeeds was ended by it, by
+// design (a Go program's stacks with allow_exit: SIGQUIT); the dump's
+// events record it, and it is no crash. One that exits under a dump that
+// fails, or long after a dump, is still a crash.
+func (ev *Evidence) endedByDump(e telemetry.Event) bool {
+	if e.PID == 0 {
+		return false
+	}
+	// The last dump of the process begun before the exit, and its
+	// outcome: written once the process has exited, which may be before
+	// the exit's own event (see dumpExitLag).
+	var begun bool
+	var outcome string
+	for _, d := range eventsOf(ev, telemetry.EventDumpStarted, telemetry.EventDump, telemetry.EventDumpFailed) {
+		switch {
+		case d.Instance != e.Instance || d.PID != e.PID:
+		case d.Type == telemetry.EventDumpStarted:
+			if !d.Time.After(e.Time) {
+				begun, outcome = true, ""
+			}
+		case begun && outcome == "":
+			outcome = d.Type
+			if d.Time.Before(e.Time.Add(-dumpExitLag)) {
+				begun = false // the process lived on after that dump
+			}
+		}
+	}
+	return begun && outcome == telemetry.EventDump
+}
+
+// dumpExitLag bounds how much earlier than an exit's event the outcome
+// of the dump that ended the process may be: the exit's event first
+// waits for the requests that failed with it (exitSettle, 100 ms), later
+// on a busy machine.
+const dumpExitLag = 5 * time.Second
+
 // requestCaused reports whether some request failed with exit e: the
 // process died under a request, not on its own. Requests it cut off that
 // were retried elsewhere do not count: they did not fail, and an app that
@@ -252,6 +290,9 @@ func restartLoop(ev *Evidence, found []Finding) []Finding {
 		if e.Type == telemetry.EventExit {
 			if startFailed(e) {
 				continue // start_failure's: the app never ran
+			}
+			if ev.endedByDump(e) {
+				continue // the dump's, by design
 			}
 			if ev.requestCaused(e) {
 				continue // crash's: a request killed it, it did not die on its own
