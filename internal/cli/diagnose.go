@@ -22,7 +22,7 @@ func newDiagnoseCmd() *cobra.Command {
 			"(also after gatehouse stopped, or on a copy sent with a bug report).",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			rep, err := runDiagnose(c, f, dataDir, time.Now().Add(-since))
+			rep, err := runDiagnose(c, f, dataDir, since)
 			if err != nil {
 				return err
 			}
@@ -34,15 +34,18 @@ func newDiagnoseCmd() *cobra.Command {
 		},
 	}
 	f.add(c)
-	c.Flags().DurationVar(&since, "since", time.Hour, "how far back to look")
+	c.Flags().DurationVar(&since, "since", time.Hour, "how far back to look (with --data-dir, back from when that gatehouse last ran)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.Flags().StringVar(&dataDir, "data-dir", "", "diagnose offline from this data dir instead of asking a running gatehouse")
 	return c
 }
 
-func runDiagnose(c *cobra.Command, f opFlags, dataDir string, since time.Time) (diagnose.Report, error) {
+// runDiagnose diagnoses the last window: offline, the window that ends
+// when the data dir's gatehouse last ran, which may have stopped long
+// ago; live, the window that ends now.
+func runDiagnose(c *cobra.Command, f opFlags, dataDir string, window time.Duration) (diagnose.Report, error) {
 	if dataDir != "" {
-		ev, err := diagnose.Load(dataDir, since)
+		ev, err := diagnose.LoadWindow(dataDir, window)
 		if err != nil {
 			return diagnose.Report{}, err
 		}
@@ -53,6 +56,7 @@ func runDiagnose(c *cobra.Command, f opFlags, dataDir string, since time.Time) (
 	if err != nil {
 		return rep, err
 	}
+	since := time.Now().Add(-window)
 	if err := cl.GetJSON(c.Context(), "/api/diagnose?since="+since.UTC().Format(time.RFC3339Nano), &rep); err != nil {
 		return rep, fmt.Errorf("%w (to diagnose without a running gatehouse, use --data-dir)", err)
 	}

@@ -83,6 +83,24 @@ func Load(dir string, since time.Time) (*Evidence, error) {
 	return ev, nil
 }
 
+// LoadWindow reads the evidence of the window of length d that ends when
+// the data dir's gatehouse last wrote its state snapshot, or now if that
+// is later or unknown: a gatehouse that stopped hours ago (or the copy of
+// its data dir sent with a bug report) is diagnosed over its last d, not
+// over hours in which nothing was written.
+func LoadWindow(dir string, d time.Duration) (*Evidence, error) {
+	end := time.Now()
+	if s, err := ReadSnapshot(dir); err == nil && !s.At.IsZero() && s.At.Before(end) {
+		end = s.At
+	}
+	ev, err := Load(dir, end.Add(-d))
+	if err != nil {
+		return nil, err
+	}
+	ev.Until = end
+	return ev, nil
+}
+
 // readAccess parses the access log and the files it was rotated into,
 // keeping lines from since on and skipping lines it cannot parse (a torn
 // last line, one longer than telemetry.MaxLine).
