@@ -323,16 +323,40 @@ func restartLoop(ev *Evidence, found []Finding) []Finding {
 		if ev.readyCount(a.app) == 0 {
 			sev = Critical
 		}
-		out = append(out, Finding{
+		f := Finding{
 			ID: "restart_loop", Severity: sev, App: a.app, Instance: id,
 			Title:            fmt.Sprintf("%s keeps dying soon after it starts (%s)", id, plural(len(a.exits), "exit", "exits")),
 			Evidence:         evd,
 			Fix:              "the app exits during or right after startup: read its output above (a missing env var, a config file, a port already in use, a failing database connection); gatehouse restarts it with back-off up to one minute",
 			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
 			FirstSeen: first.Time, LastSeen: last.Time,
-		})
+		}
+		if up, ok := ev.outlived(id, a.exits); ok {
+			f.Past = true
+			f.Title = fmt.Sprintf("%s died soon after it started (%s), and has run since %s", id, plural(len(a.exits), "exit", "exits"), clock(up))
+			f.Evidence = prepend(f.Evidence, fmt.Sprintf("past: %s has run since %s, longer than any run of the loop, and is ready", id, clock(up)))
+		}
+		out = append(out, f)
 	}
 	return out
+}
+
+// outlived reports whether instance id, which died at exits, runs now a
+// process started after the last of them that is ready and has run
+// longer than the loop let any run (the longest time between two exits,
+// a restartLoopWindow at least): the loop ended. It returns when that
+// process started.
+func (ev *Evidence) outlived(id string, exits []telemetry.Event) (time.Time, bool) {
+	in := snapInstance(ev, id)
+	last := exits[len(exits)-1].Time
+	if in == nil || in.State != "ready" || in.StartedAt.Before(last) {
+		return time.Time{}, false
+	}
+	longest := restartLoopWindow
+	for i := 1; i < len(exits); i++ {
+		longest = max(longest, exits[i].Time.Sub(exits[i-1].Time))
+	}
+	return in.StartedAt, ev.State.At.Sub(in.StartedAt) > longest
 }
 
 const (

@@ -63,6 +63,7 @@ var groupTitles = map[string]string{
 // recoveredTitles title a group of instances that all recovered (a
 // detector marked each past), as groupTitles do the others.
 var recoveredTitles = map[string]string{
+	"restart_loop":  "died soon after they started, and have run since",
 	"start_failure": "failed to start, then became ready",
 	"unresponsive":  "were alive but not answering their probes, and answer them again",
 }

@@ -167,3 +167,42 @@ func TestRecoveredInstancesGroupApartFromFailingOnes(t *testing.T) {
 		t.Errorf("start_failure findings (-want +got):\n%s\n%s", d, render(rep))
 	}
 }
+
+// An instance that died soon after each start, and has since run far
+// longer than any of those runs, no longer keeps dying: its restart_loop
+// is past and says since when it runs. One whose current run is as short
+// as the loop's is still in it.
+func TestRestartLoopThatEndedIsPast(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	loopAt := now.Add(-30 * time.Minute)
+	for _, tc := range []struct {
+		name    string
+		started time.Time // of the process that runs now
+		past    bool
+		says    string
+	}{
+		{"up for 25 minutes since", now.Add(-25 * time.Minute), true, "past: web-1 has run since " + clockOf(now.Add(-25*time.Minute))},
+		{"started a moment ago", now.Add(-2 * time.Second), false, "web-1 keeps dying soon after it starts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &diagnose.Evidence{Since: now.Add(-time.Hour), Until: now, Events: loopEvents("web-1", loopAt),
+				State: diagnose.Snapshot{At: now, Apps: []diagnose.AppSnap{{Name: "web", Instances: []diagnose.InstanceSnap{{
+					InstanceStatus: supervisor.InstanceStatus{ID: "web-1", PID: 6000, State: "ready", Health: "200 OK in 1ms", StartedAt: tc.started},
+				}}}}}}
+			rep := diagnose.Run(ev)
+			f := findingOf(rep, "restart_loop", "web")
+			if f == nil {
+				t.Fatalf("no restart_loop:\n%s", render(rep))
+			}
+			if f.Past != tc.past {
+				t.Errorf("past = %v; want %v:\n%s", f.Past, tc.past, render(rep))
+			}
+			if text := f.Title + "\n" + strings.Join(f.Evidence, "\n"); !strings.Contains(text, tc.says) {
+				t.Errorf("finding does not say %q:\n%s", tc.says, render(rep))
+			}
+			if tc.past && strings.Contains(f.Title, "keeps dying") {
+				t.Errorf("title %q: web-1 no longer keeps dying", f.Title)
+			}
+		})
+	}
+}
