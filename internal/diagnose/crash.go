@@ -258,10 +258,14 @@ func exitWhat(e telemetry.Event) string {
 }
 
 func crashFix(e telemetry.Event, culprit *Access, h hints) string {
-	switch e.Signal {
-	case "SIGKILL":
+	switch {
+	case e.Signal == "SIGKILL":
 		return "something killed the process with SIGKILL: often the kernel's OOM killer (check `dmesg` and the instance's memory), or an operator; requests it was serving were lost — gatehouse retried the idempotent ones"
-	case "SIGSEGV", "SIGABRT", "SIGBUS":
+	case sentFromOutside[e.Signal]:
+		return "something outside gatehouse ended the process with " + e.Signal + " (an operator, a script or cron job, an orchestrator or deploy tool; " +
+			"gatehouse's own stops and restarts record no exit): find what sent it and stop it from targeting the app's processes; " +
+			"requests it was serving were lost — gatehouse retried those it could"
+	case faultSignals[e.Signal]:
 		return "the process crashed in native code (" + e.Signal + "): check native modules and the output above"
 	}
 	if culprit != nil {
@@ -270,6 +274,15 @@ func crashFix(e telemetry.Event, culprit *Access, h hints) string {
 	}
 	return "the app exited on its own: fix the error in its output above; " + h.crash
 }
+
+// sentFromOutside are the signals a process dies of only when something
+// sends them (the gateway excuses the requests such an exit cut off
+// alike); SIGKILL, also one, has a fix of its own. faultSignals are those
+// of a fault in the process's own native code.
+var (
+	sentFromOutside = map[string]bool{"SIGTERM": true, "SIGINT": true, "SIGHUP": true, "SIGQUIT": true}
+	faultSignals    = map[string]bool{"SIGSEGV": true, "SIGABRT": true, "SIGBUS": true, "SIGILL": true, "SIGFPE": true, "SIGSYS": true, "SIGTRAP": true}
+)
 
 // restartLoop: an instance that keeps dying soon after it starts.
 func restartLoop(ev *Evidence, found []Finding) []Finding {
