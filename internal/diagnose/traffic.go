@@ -326,7 +326,10 @@ func atMax(ev *Evidence, app string) []telemetry.Event {
 	return out
 }
 
-// coldStart: idle unloads that made requests wait for a start.
+// coldStart: idle unloads that made requests wait for a start. The
+// requests a wake held are those that arrived from just before it (the
+// one that woke the app) until an instance was ready; requests held at
+// other times (instances crashed, or all busy) are another finding's.
 func coldStart(ev *Evidence, found []Finding) []Finding {
 	byApp := map[string][]telemetry.Event{}
 	for _, e := range eventsOf(ev, telemetry.EventWake) {
@@ -334,7 +337,12 @@ func coldStart(ev *Evidence, found []Finding) []Finding {
 	}
 	var out []Finding
 	for app, wakes := range byApp {
-		held := accessWhere(ev, func(a *Access) bool { return a.App == app && a.HeldMS > 0 })
+		spans := wakeSpans(ev, app, wakes)
+		held := accessWhere(ev, func(a *Access) bool {
+			return a.App == app && a.HeldMS > 0 && slices.ContainsFunc(spans, func(s [2]time.Time) bool {
+				return !a.Time.Before(s[0]) && (s[1].IsZero() || !a.Time.After(s[1]))
+			})
+		})
 		var worst float64
 		for _, a := range held {
 			worst = max(worst, a.HeldMS)
@@ -355,6 +363,29 @@ func coldStart(ev *Evidence, found []Finding) []Finding {
 		})
 	}
 	return sorted(out)
+}
+
+// wakeLead is how long before its wake event the request that woke an
+// app may have arrived: the event is written as that request finds the
+// app unloaded.
+const wakeLead = time.Second
+
+// wakeSpans are the times each of an app's wakes held requests: from a
+// moment before the wake to the first instance ready after it; with no
+// end (zero) if none became ready.
+func wakeSpans(ev *Evidence, app string, wakes []telemetry.Event) [][2]time.Time {
+	var out [][2]time.Time
+	for _, w := range wakes {
+		var end time.Time
+		for _, e := range eventsOf(ev, telemetry.EventReady) {
+			if e.App == app && !e.Time.Before(w.Time) {
+				end = e.Time
+				break
+			}
+		}
+		out = append(out, [2]time.Time{w.Time.Add(-wakeLead), end})
+	}
+	return out
 }
 
 // appErrors: the app's own 5xx, by path.
