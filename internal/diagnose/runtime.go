@@ -138,22 +138,35 @@ func outboundExhaustion(ev *Evidence, found []Finding) []Finding {
 // growing.
 func memoryPressure(ev *Evidence, found []Finding) []Finding {
 	var out []Finding
-	recycles := map[string][]telemetry.Event{}
-	for _, e := range eventsOf(ev, telemetry.EventAutoHeal) {
-		if strings.Contains(e.Trigger, "memory") {
-			recycles[e.App] = append(recycles[e.App], e)
-		}
+	recycles := map[string][]memoryFiring{}
+	for _, f := range memoryFirings(ev) {
+		recycles[f.App] = append(recycles[f.App], f)
 	}
-	for app, evs := range recycles {
+	for app, fs := range recycles {
 		evd := []string{}
-		for _, e := range evs {
-			evd = append(evd, fmt.Sprintf("%s %s: %s", clock(e.Time), e.Instance, e.Value))
+		recycled := 0
+		for _, f := range fs {
+			what := "not recycled"
+			if f.recycled {
+				what, recycled = "recycled", recycled+1
+			}
+			evd = append(evd, fmt.Sprintf("%s %s (pid %d): %s, %s", clock(f.Time), f.Instance, f.PID, f.Value, what))
+		}
+		title := fmt.Sprintf("auto-heal recycled %s for memory", plural(recycled, "instance", "instances"))
+		fix := "the app's memory grows until it is recycled: take a heap profile (a heap snapshot) to find the leak; meanwhile keep the memory trigger so users do not notice"
+		switch {
+		case recycled == 0:
+			title = fmt.Sprintf("%s over auto-heal's memory limit and %s not recycled", plural(len(fs), "instance went", "instances went"), verb(len(fs), "was", "were"))
+			fix = "the app's memory grows past the memory trigger: take a heap profile (a heap snapshot) to find the leak; " +
+				"meanwhile auto_heal action recycle (the default) replaces an instance before it runs out, within max_recycles"
+		case recycled < len(fs):
+			title = fmt.Sprintf("auto-heal recycled %d of %s over its memory limit", recycled, plural(len(fs), "instance", "instances"))
 		}
 		out = append(out, Finding{
 			ID: "memory_pressure", Severity: Warning, App: app,
-			Title:    fmt.Sprintf("auto-heal recycled %s for memory", plural(len(evs), "instance", "instances")),
+			Title:    title,
 			Evidence: evd,
-			Fix:      "the app's memory grows until it is recycled: take a heap profile (a heap snapshot) to find the leak; meanwhile keep the memory trigger so users do not notice",
+			Fix:      fix,
 		})
 	}
 	for _, ai := range instances(ev) {
@@ -177,3 +190,37 @@ func memoryPressure(ev *Evidence, found []Finding) []Finding {
 }
 
 const memoryGrowthMin = 100 << 20
+
+// memoryFiring is auto-heal's memory trigger firing on one process, and
+// whether the process was recycled for it.
+type memoryFiring struct {
+	telemetry.Event
+	recycled bool
+}
+
+// memoryFirings are the processes auto-heal's memory trigger fired on,
+// each once, in order: the trigger fires again on a process it did not
+// recycle (action log_event or custom, a recycle that failed), and a
+// firing's outcome is an event of the same trigger and process. A
+// process was recycled when a recycle event names it.
+func memoryFirings(ev *Evidence) []memoryFiring {
+	type key struct {
+		instance string
+		pid      int
+	}
+	recycled := map[key]bool{}
+	for _, e := range eventsOf(ev, telemetry.EventRecycle) {
+		recycled[key{e.Instance, e.PID}] = true
+	}
+	seen := map[key]bool{}
+	var out []memoryFiring
+	for _, e := range eventsOf(ev, telemetry.EventAutoHeal) {
+		k := key{e.Instance, e.PID}
+		if !strings.Contains(e.Trigger, "memory") || seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, memoryFiring{e, recycled[k]})
+	}
+	return out
+}
