@@ -103,9 +103,11 @@ func outboundExhaustion(ev *Evidence, found []Finding) []Finding {
 		for _, g := range in.Stats.Outbound {
 			perRemote[g.Remote] += g.Count
 		}
+		// The most connections; of as many, the first by name, so that
+		// the same evidence always names the same destination.
 		top := ""
 		for r, n := range perRemote {
-			if top == "" || n > perRemote[top] {
+			if top == "" || n > perRemote[top] || n == perRemote[top] && r < top {
 				top = r
 			}
 		}
@@ -169,6 +171,7 @@ func memoryPressure(ev *Evidence, found []Finding) []Finding {
 			Fix:      fix,
 		})
 	}
+	out = sorted(out)
 	for _, ai := range instances(ev) {
 		in := ai.in
 		if in.Stats == nil || in.First == nil || covered(found, ai.app.Name, in.ID) || len(recycles[ai.app.Name]) > 0 {
