@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,12 +32,12 @@ func crash(ev *Evidence, found []Finding) []Finding {
 	for _, id := range order {
 		exits := byInst[id]
 		app := exits[0].App
-		if covered(found, app, id) {
-			if !coveredOnlyBy(found, app, id, "restart_loop") {
-				continue
-			}
-			// The loop explains the exits of their own; the ones requests
-			// failed with are still crashes.
+		if covered(found, app, id) && !coveredOnlyBy(found, app, id, "restart_loop") {
+			continue
+		}
+		if loopedBefore(found, app, id) {
+			// The loop, current or outlived, explains the exits of their
+			// own; the ones requests failed with are still crashes.
 			var byReq []telemetry.Event
 			for _, e := range exits {
 				if ev.requestCaused(e) {
@@ -107,15 +108,23 @@ const (
 	crashRequestsShown = 3
 )
 
-// coveredOnlyBy reports whether every earlier finding that names instance
-// is of kind id.
+// coveredOnlyBy reports whether every earlier current finding that names
+// instance is of kind id.
 func coveredOnlyBy(found []Finding, app, instance, id string) bool {
 	for _, f := range found {
-		if f.App == app && (f.Instance == instance || f.Instance == "") && f.ID != id {
+		if !f.Past && f.App == app && (f.Instance == instance || f.Instance == "") && f.ID != id {
 			return false
 		}
 	}
 	return true
+}
+
+// loopedBefore reports whether an earlier finding, current or past, is
+// instance's restart loop.
+func loopedBefore(found []Finding, app, instance string) bool {
+	return slices.ContainsFunc(found, func(f Finding) bool {
+		return f.ID == "restart_loop" && f.App == app && f.Instance == instance
+	})
 }
 
 // failedWith are the requests that failed with exit e: their access entry

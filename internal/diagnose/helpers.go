@@ -53,11 +53,12 @@ func accessByApp(ev *Evidence, keep func(a *Access) bool) map[string][]*Access {
 	return byApp
 }
 
-// covered reports whether an earlier finding already names instance (or
-// its whole app, when instance is "").
+// covered reports whether an earlier current finding already names
+// instance (or its whole app, when instance is ""). A past one (an
+// instance that recovered) explains nothing that goes wrong now.
 func covered(found []Finding, app, instance string) bool {
 	for _, f := range found {
-		if f.App == app && (f.Instance == instance || f.Instance == "" || instance == "") {
+		if !f.Past && f.App == app && (f.Instance == instance || f.Instance == "" || instance == "") {
 			return true
 		}
 	}

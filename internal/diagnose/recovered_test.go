@@ -203,6 +203,35 @@ func TestRestartLoopThatEndedIsPast(t *testing.T) {
 			if tc.past && strings.Contains(f.Title, "keeps dying") {
 				t.Errorf("title %q: web-1 no longer keeps dying", f.Title)
 			}
+			if findingOf(rep, "crash", "web") != nil {
+				t.Errorf("the loop's exits of their own reported as a crash too:\n%s", render(rep))
+			}
 		})
+	}
+}
+
+// What an instance recovered from does not hide what went wrong with it
+// since: web-1 failed to start, became ready, then crashed under a
+// request; the crash is current.
+func TestRecoveryDoesNotHideALaterCrash(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	t0 := now.Add(-20 * time.Minute)
+	code := 3
+	ev := &diagnose.Evidence{Since: now.Add(-time.Hour), Until: now,
+		Events: []telemetry.Event{
+			{Time: t0, App: "web", Instance: "web-1", Type: telemetry.EventStartTimeout, PID: 4000, Detail: "not ready within start_timeout 1s"},
+			{Time: t0.Add(5 * time.Second), App: "web", Instance: "web-1", Type: telemetry.EventReady, PID: 4100},
+			{Time: t0.Add(10 * time.Minute), App: "web", Instance: "web-1", Type: telemetry.EventExit, PID: 4100, ExitCode: &code, Failed: 1,
+				Detail: "exited with code 3; 1 request failed with it", Output: []string{"panic: boom"}},
+		},
+		Access: []diagnose.Access{{Time: t0.Add(10*time.Minute - time.Millisecond), RequestID: "r-1", App: "web", Instance: "web-1",
+			Method: "POST", Path: "/boom", Status: 502, Attempts: 1, Cause: "upstream_reset",
+			Detail: "connection to 127.0.0.1:40001 closed before response headers; instance web-1 (pid 4100) exited with code 3"}},
+		State: oneInstance(now, "ready", "200 OK in 2ms"),
+	}
+	rep := diagnose.Run(ev)
+	f := findingOf(rep, "crash", "web")
+	if f == nil || f.Past {
+		t.Fatalf("want web-1's crash, current, beside its past start_failure:\n%s", render(rep))
 	}
 }
