@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bufio"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -123,47 +124,132 @@ func (r readCloser) Close() error { return r.close() }
 
 // ReadRotated calls fn, as ReadLines does, with each line of the log at
 // path and of the files it was rotated into that may hold lines written
-// from since on (those rotated before since hold none), oldest first. A
-// file that cannot be read is skipped and its error returned with the
-// others once the rest is read; the log at path, or a rotated file,
-// gone meanwhile (rotated, removed) is no error.
+// from since on (those rotated before since hold none), oldest first, and
+// of those the newest ReadBudget bytes at most. A file that cannot be
+// read is skipped and its error returned with the others once the rest
+// is read; the log at path, or a rotated file, gone meanwhile (rotated,
+// removed) is no error.
 //
 // The log at path is opened first and read last: a rotation while the
 // rotated files are read renames it, and what it held is still read,
 // once (the file it became is not read as a rotated one too). Lines
 // written after the read began may be missed.
 func ReadRotated(path string, since time.Time, fn func(line []byte)) error {
+	return readRotated(path, since, ReadBudget, fn)
+}
+
+// ReadBudget bounds what ReadRotated reads of a log and its rotated files
+// together: the newest bytes, as many as one file holds by default
+// before it rotates. A diagnose of a busy gatehouse, which its dashboard
+// runs every half minute, then reads and holds what one file did, not
+// every file of the last hour. A compressed file counts as
+// compressedRatio times its size.
+const ReadBudget = 100 << 20
+
+// compressedRatio is about how much larger an access or events log is
+// than its .gz or .zst.
+const compressedRatio = 8
+
+func readRotated(path string, since time.Time, budget int64, fn func(line []byte)) error {
 	var errs []error
 	current, err := os.Open(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("read %s: %w", filepath.Base(path), err))
 	}
 	var held os.FileInfo
+	left := budget
+	var currentSkip int64
 	if current != nil {
 		defer current.Close()
 		held, _ = current.Stat()
+		if held != nil {
+			currentSkip, left = max(held.Size()-left, 0), max(left-held.Size(), 0)
+		}
 	}
 	rotated, err := RotatedFiles(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
 	}
-	for _, r := range rotated {
+	// Chosen newest first, while the budget lasts; the last one chosen
+	// may be read from skip on, its newest part.
+	type part struct {
+		path string
+		skip int64
+	}
+	var parts []part
+	for i := len(rotated) - 1; i >= 0 && left > 0; i-- {
+		r := rotated[i]
 		if r.At.Before(since) {
+			break // and so were the older ones
+		}
+		fi, err := os.Stat(r.Path)
+		if err != nil || held != nil && os.SameFile(fi, held) {
+			continue // gone, or the log at path, rotated since it was opened
+		}
+		cost, plain := fi.Size(), !strings.HasSuffix(r.Path, ".gz") && !strings.HasSuffix(r.Path, ".zst")
+		if !plain {
+			cost *= compressedRatio
+		}
+		if cost <= left {
+			parts = append(parts, part{r.Path, 0})
+			left -= cost
 			continue
 		}
-		if fi, err := os.Stat(r.Path); err == nil && held != nil && os.SameFile(fi, held) {
-			continue // the log at path, rotated since it was opened
+		if plain {
+			parts = append(parts, part{r.Path, fi.Size() - left})
 		}
-		if err := readLog(r.Path, fn); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		left = 0
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		if err := readLogFrom(parts[i].path, parts[i].skip, fn); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
 	if current != nil {
-		if err := ReadLines(current, fn); err != nil {
+		if err := readFrom(current, currentSkip, fn); err != nil {
 			errs = append(errs, fmt.Errorf("read %s: %w", filepath.Base(path), err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// readFrom reads f's lines from offset skip on, less the one the offset
+// cuts, if it cuts one.
+func readFrom(f *os.File, skip int64, fn func(line []byte)) error {
+	if skip == 0 {
+		return ReadLines(f, fn)
+	}
+	// From the byte before: the newline that ends it, or the rest of the
+	// line cut, goes first.
+	if _, err := f.Seek(skip-1, io.SeekStart); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	for {
+		_, err := br.ReadSlice('\n')
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil // no line begins after the offset
+		}
+	}
+	return ReadLines(br, fn)
+}
+
+func readLogFrom(path string, skip int64, fn func(line []byte)) error {
+	if skip == 0 {
+		return readLog(path, fn)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	defer f.Close()
+	if err := readFrom(f, skip, fn); err != nil {
+		return fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	return nil
 }
 
 func readLog(path string, fn func(line []byte)) error {

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"compress/gzip"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -119,5 +120,51 @@ func TestReadRotatedThroughARotation(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"first", "second", "third"}, got); d != "" {
 		t.Errorf("lines read through a rotation (-want +got):\n%s", d)
+	}
+}
+
+// What is read of a log and its rotated files is the newest budget
+// bytes: the log being written, then the rotated files newest first, the
+// last of them from where the budget ends (its line cut there left out),
+// a compressed one only whole, as compressedRatio times its size; and
+// of a log being written larger than the budget, its newest lines.
+func TestReadRotatedReadsTheNewestWithinItsBudget(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("access.log", "c1\nc2\n")                                  // 6 bytes
+	write("access-2026-01-01T12-00-00.000-size.log", "r3a\nr3b\n")   // 8
+	write("access-2026-01-01T11-00-00.000-size.log", "r2aaa\nr2b\n") // 10
+	write("access-2026-01-01T10-00-00.000-size.log", "r1a\nr1b\n")   // 8
+	path := filepath.Join(dir, "access.log")
+	tests := []struct {
+		budget int64
+		want   []string
+	}{
+		{100, []string{"r1a", "r1b", "r2aaa", "r2b", "r3a", "r3b", "c1", "c2"}},
+		{24, []string{"r2aaa", "r2b", "r3a", "r3b", "c1", "c2"}}, // r2 whole, r1 none
+		{18, []string{"r2b", "r3a", "r3b", "c1", "c2"}},          // r2 from "r2b" on, just at its start
+		{16, []string{"r3a", "r3b", "c1", "c2"}},                 // r2's last 2 bytes, a cut line
+		{14, []string{"r3a", "r3b", "c1", "c2"}},
+		{13, []string{"r3b", "c1", "c2"}}, // r3 cut inside "r3a"
+		{6, []string{"c1", "c2"}},
+		{3, []string{"c2"}}, // the log being written, its newest line
+		{2, nil},            // a cut line only
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.budget), func(t *testing.T) {
+			var got []string
+			if err := readRotated(path, time.Time{}, tt.budget, func(l []byte) { got = append(got, string(l)) }); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("budget %d (-want +got):\n%s", tt.budget, diff)
+			}
+		})
 	}
 }
