@@ -680,18 +680,20 @@ func (c *conn) refuseLocked(id uint32) {
 
 // grantLocked is how much of the connection's window to give back now:
 // what was read or dropped, once it is a quarter of the window.
+//
+// It is given back sooner too, once it is as much as the client has left
+// of the window: what other streams hold unread can leave the client none
+// of the connection's window with less than a quarter read, and then only
+// this grant would come.
 func (c *conn) grantLocked() uint32 {
-	return grant(&c.recvUnacked, &c.recvWindow, c.s.connWindow())
+	return grant(&c.recvUnacked, &c.recvWindow, c.s.connWindow(), true)
 }
 
 // grant moves what was read or dropped (unacked) back into window once
-// it is a quarter of the window's size, or as much as the client has
-// left of it, and returns the increment to send; 0: not yet. A client
-// with less left may be waiting for it: what other streams hold unread
-// can leave it none of the connection's window, and then only this
-// grant would come.
-func grant(unacked, window *int64, size uint32) uint32 {
-	if *unacked == 0 || *unacked < int64(size)/4 && *unacked < *window {
+// it is a quarter of the window's size, or, when short, as much as the
+// client has left of it, and returns the increment to send; 0: not yet.
+func grant(unacked, window *int64, size uint32, short bool) uint32 {
+	if *unacked == 0 || *unacked < int64(size)/4 && (!short || *unacked < *window) {
 		return 0
 	}
 	inc := *unacked

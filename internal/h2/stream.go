@@ -92,9 +92,14 @@ func (st *stream) closedLocked() {
 	}
 }
 
-// grantLocked is how much of the stream's window to give back now.
+// grantLocked is how much of the stream's window to give back now: in
+// quarters of it, never sooner. The window is the stream's alone, so a
+// client that has spent it has sent what the handler holds or has read,
+// and reading on comes to a quarter; a grant of each smaller read would
+// cost a frame, a write, per read, and have the client send frames as
+// small.
 func (st *stream) grantLocked() uint32 {
-	return grant(&st.recvUnacked, &st.recvWindow, st.c.s.streamWindow())
+	return grant(&st.recvUnacked, &st.recvWindow, st.c.s.streamWindow(), false)
 }
 
 // buildRequest makes the stream's request from its HEADERS, checked as

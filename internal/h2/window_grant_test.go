@@ -87,3 +87,53 @@ func (u *uploader) send(id uint32, n int, end bool) {
 		u.streams[id] += avail
 	}
 }
+
+// A stream's window is given back in quarters of it, however small the
+// handler's reads: its client can have spent it only on bytes the
+// handler holds or has read, so reading on always comes to a quarter,
+// and a grant of each small read would cost a frame (a write) per read
+// and have the client send small frames to match.
+func TestStreamWindowIsGivenBackInQuarters(t *testing.T) {
+	t.Parallel()
+	start := make(chan struct{})
+	ts := startServer(t, &h2.Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-start:
+		case <-r.Context().Done():
+			return
+		}
+		buf := make([]byte, 4<<10)
+		var n int64
+		for {
+			k, err := r.Body.Read(buf)
+			n += int64(k)
+			if err != nil {
+				break
+			}
+		}
+		io.WriteString(w, strconv.FormatInt(n, 10))
+	}), nil)
+	c := dialRaw(t, ts)
+	c.grant = false
+	u := uploader{c: c, conn: 65535, streams: map[uint32]int64{}}
+	c.post(1, "/read")
+	const window = 256 << 10 // the server's SETTINGS
+	u.send(1, window, false)
+	c.ping() // the server holds the whole window: the client has none left
+	close(start)
+	for {
+		wu, ok := c.readFrame().(*http2.WindowUpdateFrame)
+		if !ok || wu.StreamID != 1 {
+			continue
+		}
+		if wu.Increment < window/4 {
+			t.Errorf("the stream's first WINDOW_UPDATE gives back %d bytes, want at least a quarter of its window, %d", wu.Increment, window/4)
+		}
+		u.streams[1] -= int64(wu.Increment)
+		break
+	}
+	u.send(1, 16<<10, true)
+	if a := c.readAnswer(1); string(a.body) != strconv.Itoa(window+16<<10) || a.reset != nil {
+		t.Errorf("the handler answered %q, reset %v; want %d", a.body, a.reset, window+16<<10)
+	}
+}
