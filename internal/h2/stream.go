@@ -146,9 +146,13 @@ func (st *stream) buildRequest(f *headerBlock) error {
 	if cookies := header["Cookie"]; len(cookies) > 1 {
 		header["Cookie"] = []string{strings.Join(cookies, "; ")}
 	}
-	if httpguts.HeaderValuesContainsToken(header["Expect"], "100-continue") {
+	if expect := header["Expect"]; httpguts.HeaderValuesContainsToken(expect, "100-continue") {
 		st.needsContinue = true
-		delete(header, "Expect")
+		if onlyContinue(expect) {
+			// Met by the server; any other expectation is left for the
+			// handler to see, and refuse if it cannot meet it.
+			delete(header, "Expect")
+		}
 	}
 	var trailer http.Header
 	for _, v := range header["Trailer"] {
@@ -221,6 +225,19 @@ func (st *stream) buildRequest(f *headerBlock) error {
 	}
 	st.req = r.WithContext(st.ctx)
 	return nil
+}
+
+// onlyContinue reports whether the Expect field's values ask for
+// 100-continue and nothing else.
+func onlyContinue(values []string) bool {
+	for _, v := range values {
+		for e := range strings.SplitSeq(v, ",") {
+			if e = textproto.TrimString(e); e != "" && !strings.EqualFold(e, "100-continue") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // buildRefused makes the request of a header list past the limit, for
