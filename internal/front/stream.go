@@ -129,9 +129,9 @@ func checkStream(r *http.Request) *cause.Error {
 	case r.Host == "":
 		return cause.New(cause.BadRequest, "", "no :authority or Host", nil)
 	case len(r.Header["Expect"]) > 0:
-		// The h2 server took out an Expect that asks for 100-continue
-		// alone; one that asks for anything else is refused, as over
-		// HTTP/1.1 (expectation).
+		// The h2 server took out an Expect that asks for nothing but
+		// 100-continue (or nothing); one that asks for anything else
+		// is refused, as over HTTP/1.1 (expectation).
 		return cause.New(cause.BadRequest, "", "unsupported expectation in Expect", nil)
 	}
 	return streamLength(r)

@@ -308,6 +308,8 @@ var h2Cases = []h2Case{
 	{name: "content-length 0 then an empty DATA frame is served", send: latePost("/cl0-ok", "0", ""), want: servedOK, app: []string{"POST /cl0-ok"}},
 	{name: "an expectation other than 100-continue", send: post("/expect", []string{"expect", "something-else"}, "hello"),
 		want: stricterWant, oracleWant: servedOK, stricter: "refused as over HTTP/1.1 (RFC 9110 §10.1.1)"},
+	{name: "an empty expect is served, as over HTTP/1.1", send: post("/expect-none", []string{"expect", ""}, "hello"),
+		want: servedOK, app: []string{"POST /expect-none"}},
 	{name: "100-continue beside another expectation", send: post("/expect-both", []string{"expect", "100-continue, something-else"}, "hello"),
 		want: stricterWant, oracleWant: servedOK, stricter: "refused as over HTTP/1.1, where the field is not 100-continue alone"},
 	{name: "two content-lengths differing", send: post("/cl2", []string{"content-length", "5", "content-length", "6"}, "hello"),

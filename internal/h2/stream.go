@@ -146,11 +146,12 @@ func (st *stream) buildRequest(f *headerBlock) error {
 	if cookies := header["Cookie"]; len(cookies) > 1 {
 		header["Cookie"] = []string{strings.Join(cookies, "; ")}
 	}
-	if expect := header["Expect"]; httpguts.HeaderValuesContainsToken(expect, "100-continue") {
-		st.needsContinue = true
+	if expect := header["Expect"]; expect != nil {
+		st.needsContinue = httpguts.HeaderValuesContainsToken(expect, "100-continue")
 		if onlyContinue(expect) {
-			// Met by the server; any other expectation is left for the
-			// handler to see, and refuse if it cannot meet it.
+			// Met by the server, or empty; any other expectation is
+			// left for the handler to see, and refuse if it cannot
+			// meet it.
 			delete(header, "Expect")
 		}
 	}
@@ -228,7 +229,7 @@ func (st *stream) buildRequest(f *headerBlock) error {
 }
 
 // onlyContinue reports whether the Expect field's values ask for
-// 100-continue and nothing else.
+// nothing but 100-continue: an empty list asks for nothing.
 func onlyContinue(values []string) bool {
 	for _, v := range values {
 		for e := range strings.SplitSeq(v, ",") {
