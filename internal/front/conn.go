@@ -950,13 +950,19 @@ func absoluteTarget(t string) (authority, origin string, ok bool) {
 }
 
 // expectation reads the Expect field: 100-continue is honoured when the
-// body is first read (bodyReader); any other expectation is refused.
+// body is first read (bodyReader); any other expectation is refused, in
+// whichever element of the list it is, as the HTTP/2 server leaves it.
 // HTTP/1.0 servers ignore the field (RFC 9110 §10.1.1).
 func (fc *conn) expectation(h *http1.RequestHead) string {
-	if h.Expect == "" || h.Minor == 0 || http1.EqualFold(http1.TrimOWS(h.Expect), "100-continue") {
+	if h.Expect == "" || h.Minor == 0 {
 		return ""
 	}
-	return "unsupported expectation in Expect"
+	for e := range strings.SplitSeq(h.Expect, ",") {
+		if e = http1.TrimOWS(e); e != "" && !http1.EqualFold(e, "100-continue") {
+			return "unsupported expectation in Expect"
+		}
+	}
+	return ""
 }
 
 // The exchange's side (see Exchange): an HTTP/1 connection's.

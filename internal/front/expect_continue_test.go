@@ -128,6 +128,8 @@ func TestExpectOther(t *testing.T) {
 			handed{Method: "POST", Reject: string(cause.BadRequest)}},
 		{"100-continue and more", "POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue, foo\r\n\r\nhello",
 			handed{Method: "POST", Reject: string(cause.BadRequest)}},
+		{"another expectation in a field before 100-continue's", "POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: foo\r\nExpect: 100-continue\r\n\r\nhello",
+			handed{Method: "POST", Reject: string(cause.BadRequest)}},
 		{"unknown expectation without a body", "GET /e HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n",
 			handed{Method: "GET", Reject: string(cause.BadRequest)}},
 		{"HTTP/1.0 100-continue", "POST /e HTTP/1.0\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",

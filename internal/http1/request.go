@@ -44,7 +44,8 @@ type RequestHead struct {
 	Close bool
 	// Upgrade: the client asked to switch protocols (Connection: upgrade).
 	Upgrade bool
-	// Expect holds the Expect field's value, if any.
+	// Expect holds the Expect field's values, if any: those of several
+	// fields joined with ", ".
 	Expect string
 	// ConnTokens are the other field names the Connection field lists:
 	// hop-by-hop fields a proxy removes.
@@ -177,7 +178,14 @@ func (r *RequestHead) fields(rest string) error {
 		case "Connection":
 			keepAlive = r.connection(v) || keepAlive
 		case "Expect":
-			r.Expect = v
+			// Every field's values, as one list: an expectation in a
+			// field before another's must not go unseen.
+			switch {
+			case r.Expect == "":
+				r.Expect = v
+			case v != "":
+				r.Expect += ", " + v
+			}
 		}
 		if r.DropUnderscores && strings.IndexByte(k, '_') >= 0 {
 			r.Dropped++
