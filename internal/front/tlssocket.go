@@ -317,7 +317,8 @@ func (s *tlsSocket) writePiece(tc *tls.Conn, p []byte) (int, error) {
 // one send, where crypto/tls's Close would send the alert on its own.
 // tc writes nothing after it. The send has the write deadline the socket
 // had before (a refusal's shorter one, or Shutdown's cut), not the one
-// crypto/tls leaves past after the alert to fail later writes.
+// crypto/tls leaves past after the alert to fail later writes, which is
+// set again once it is sent.
 func (s *tlsSocket) writeClosing(tc *tls.Conn, p []byte) (int, error) {
 	s.wmu.Lock()
 	deadline, own, stopped := s.wdeadline, s.own, s.stopped
@@ -334,6 +335,9 @@ func (s *tlsSocket) writeClosing(tc *tls.Conn, p []byte) (int, error) {
 	if _, err := s.writeOwn(out); err != nil {
 		return 0, err
 	}
+	// Nothing after the close_notify, as crypto/tls asked: not a
+	// KeyUpdate's reply, written from a read that waited for this send.
+	s.SetWriteDeadline(time.Now())
 	return n, nil
 }
 
