@@ -446,8 +446,12 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		d.pos[p] = key.Line
+		// A key written again (beside a merge key that gave it) is what
+		// it was written with last, a value or none.
 		if isNull(resolveAlias(val)) {
 			d.nulls[p] = true
+		} else {
+			delete(d.nulls, p)
 		}
 		if s, _ := FieldSecrecy(v.Type().Field(i)); s != NotSecret {
 			d.secret++

@@ -78,6 +78,18 @@ func TestLoadAppLimitsInherit(t *testing.T) {
 			},
 		},
 		{
+			// The merged block's key with no value is written again
+			// beside the merge key, with one: the value written wins.
+			name: "a value beside a merge key whose key has none",
+			yaml: "limits: {request_body: 10MiB, body_timeout: 20s}\napps:\n" +
+				"  web:\n    command: x\n    routes: [/]\n    limits: &lim {request_body: , body_timeout: 5m}\n" +
+				"  api:\n    command: y\n    routes: [/api/]\n    limits:\n      <<: *lim\n      request_body: 1MiB\n",
+			want: map[string]AppLimits{
+				"web": {RequestBody: 10 << 20, ResponseHead: def.ResponseHead, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: def.TunnelIdleTimeout, ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer},
+				"api": {RequestBody: 1 << 20, ResponseHead: def.ResponseHead, BodyTimeout: Duration(5 * time.Minute), TunnelIdleTimeout: def.TunnelIdleTimeout, ResponseBuffer: def.ResponseBuffer, RequestBuffer: def.RequestBuffer},
+			},
+		},
+		{
 			name: "tunnel_idle_timeout: an app overrides it, another inherits the top-level one",
 			yaml: "limits: {tunnel_idle_timeout: 90s}\napps:\n" +
 				"  web:\n    command: x\n    routes: [/]\n" +
