@@ -53,17 +53,44 @@ func newCounters(ah *config.AutoHeal) *counters {
 
 // follow makes c count for ah, the app's auto_heal config now: a reload
 // that changes the triggers without a new process applies to the
-// instances that run, their request counts started over; one that
-// leaves the triggers as they were keeps the counts. c.mu is held.
+// instances that run. A trigger the reload changed (or added) starts its
+// count over; one it left as it was keeps its count, whatever else of
+// the block changed. c.mu is held.
 func (c *counters) follow(ah *config.AutoHeal) {
 	if ah == c.cfg {
 		return
 	}
-	if !reflect.DeepEqual(ah, c.cfg) {
+	var prev, next config.Triggers
+	if c.cfg != nil {
+		prev = c.cfg.Triggers
+	}
+	if ah != nil {
+		next = ah.Triggers
+	}
+	if !reflect.DeepEqual(prev, next) {
 		fresh := newCounters(ah)
+		if reflect.DeepEqual(prev.Requests, next.Requests) {
+			fresh.requests = c.requests
+		}
+		keepCounts(prev.SlowRequests, next.SlowRequests, c.slow, fresh.slow)
+		keepCounts(prev.StatusCodes, next.StatusCodes, c.status, fresh.status)
 		c.requests, c.slow, c.status = fresh.requests, fresh.slow, fresh.status
 	}
 	c.cfg = ah
+}
+
+// keepCounts gives each trigger of next that was also in prev the counts
+// it had there: counts holds prev's, fresh next's, which it changes.
+func keepCounts[T comparable](prev, next []T, counts, fresh []*stamps) {
+	used := make([]bool, len(prev))
+	for i, t := range next {
+		for j, p := range prev {
+			if !used[j] && p == t {
+				fresh[i], used[j] = counts[j], true
+				break
+			}
+		}
+	}
 }
 
 // observe counts one finished request under ah, the app's auto_heal

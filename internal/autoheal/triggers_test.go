@@ -252,3 +252,48 @@ func TestReloadedTriggersApplyToRunningInstances(t *testing.T) {
 		}
 	})
 }
+
+// A reload that changes one trigger, or a setting of the block that is
+// no trigger, starts that trigger's count over and no other: the
+// requests an instance served before it count towards the triggers the
+// reload left as they were.
+func TestReloadKeepsTheCountsOfTriggersItLeaves(t *testing.T) {
+	withStatus := func(count int, memory *config.MemoryTrigger) *config.App {
+		ah := config.NewAutoHeal()
+		ah.Triggers = config.Triggers{
+			Memory:      memory,
+			Requests:    &config.RequestsTrigger{Count: 3, Interval: config.Duration(time.Minute)},
+			StatusCodes: []config.StatusTrigger{{Status: config.StatusRange{Min: 500, Max: 599}, Count: count, Interval: config.Duration(time.Minute)}},
+		}
+		return webApp(ah)
+	}
+	tests := []struct {
+		name string
+		next *config.App
+	}{
+		{"another trigger changed", withStatus(10, nil)},
+		{"a memory trigger added", withStatus(5, &config.MemoryTrigger{PrivateBytes: 1 << 40})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			healTest(t, withStatus(5, nil), 1, func(t *testing.T, hg *healing) {
+				in := hg.fl.instance(0)
+				for range 2 {
+					hg.request(in.id, "/", 200, time.Millisecond)
+					elapse(100 * time.Millisecond)
+				}
+				hg.fl.reload(tt.next)
+				hg.request(in.id, "/", 200, time.Millisecond)
+				elapse(3 * time.Second)
+				synctest.Wait()
+				var got []string
+				for _, e := range hg.of(telemetry.EventAutoHeal) {
+					got = append(got, e.Instance+" "+e.Trigger+": "+e.Value)
+				}
+				if diff := cmp.Diff([]string{in.id + " requests: 3 requests in 1m0s"}, got); diff != "" {
+					t.Errorf("auto_heal events (-want +got):\n%s", diff)
+				}
+			})
+		})
+	}
+}
