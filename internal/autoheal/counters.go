@@ -24,6 +24,10 @@ const (
 // counters are one instance's sliding counts, for the app's auto_heal
 // config as it is now (see follow).
 type counters struct {
+	// app is the instance's app, kept so that a request finds its
+	// auto_heal block without the supervisor's lookup, whose lock every
+	// app's requests would share.
+	app       app
 	mu        sync.Mutex
 	cfg       *config.AutoHeal
 	requests  *buckets

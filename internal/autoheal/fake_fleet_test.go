@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -30,6 +31,9 @@ type fakeFleet struct {
 	// replacementMem, when set, is the memory replacements sample at;
 	// otherwise they have not been sampled yet.
 	replacementMem *[2]uint64
+	// lookups counts the calls of app: a real supervisor's takes the
+	// lock every app shares.
+	lookups atomic.Int64
 }
 
 // recycleTakes is how long a fake recycle takes.
@@ -60,6 +64,7 @@ func (fl *fakeFleet) newInstance() *fakeInstance {
 func (fl *fakeFleet) apps() []app { return []app{fl} }
 
 func (fl *fakeFleet) app(name string) app {
+	fl.lookups.Add(1)
 	if name != "web" {
 		return nil
 	}

@@ -59,15 +59,11 @@ func (h *Healer) Observe(e *telemetry.AccessEntry) {
 	if e.Instance == "" || e.App == "" {
 		return
 	}
-	a := h.sup.app(e.App)
-	if a == nil {
-		return
-	}
-	ah := a.Config().AutoHeal
 	c := h.counters(e.App, e.Instance)
 	if c == nil {
 		return
 	}
+	ah := c.app.Config().AutoHeal
 	now := e.Time.Add(e.Duration) // the request's end: the gateway's clock reading, not another
 	if e.Time.IsZero() {
 		now = time.Now()
@@ -86,7 +82,9 @@ func (h *Healer) counters(app, id string) *counters {
 	if a == nil {
 		return nil
 	}
-	c, _ := h.insts.LoadOrStore(id, newCounters(a.Config().AutoHeal))
+	fresh := newCounters(a.Config().AutoHeal)
+	fresh.app = a
+	c, _ := h.insts.LoadOrStore(id, fresh)
 	return c.(*counters)
 }
 

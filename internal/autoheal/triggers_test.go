@@ -297,3 +297,21 @@ func TestReloadKeepsTheCountsOfTriggersItLeaves(t *testing.T) {
 		})
 	}
 }
+
+// Observe is on the request path: past an instance's first request it
+// finds the app's auto_heal block without looking the app up in the
+// supervisor, whose lookup takes a lock every request of every app
+// would then share.
+func TestObserveLooksTheAppUpOncePerInstance(t *testing.T) {
+	ah := config.NewAutoHeal()
+	ah.Triggers = config.Triggers{Requests: &config.RequestsTrigger{Count: 1000, Interval: config.Duration(time.Minute)}}
+	healTest(t, webApp(ah), 2, func(t *testing.T, hg *healing) {
+		before := hg.fl.lookups.Load()
+		for i := range 100 {
+			hg.request(hg.fl.instance(i%2).id, "/", 200, time.Millisecond)
+		}
+		if got := hg.fl.lookups.Load() - before; got > 2 {
+			t.Errorf("100 requests to 2 instances looked the app up %d times, want at most 2", got)
+		}
+	})
+}
