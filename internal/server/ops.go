@@ -24,8 +24,9 @@ import (
 // the one an upgrade cannot carry (the new process would not find the
 // running instances): Reload says to stop and start. A config that the
 // gateway or any app it reloads refuses (routes that cannot be built, a
-// switch between command and upstreams) is refused as a whole: nothing
-// of it is applied.
+// switch between command and upstreams), or a reload while one of those
+// apps is busy with another operation (supervisor.ErrBusy), is refused
+// as a whole: nothing of it is applied.
 func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) error {
 	s.notify.Reloading()
 	defer s.notify.Ready()
@@ -46,9 +47,26 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 	if app != "" && s.sup.App(app) == nil {
 		return fmt.Errorf("reload: no app %q (apps: %s)", app, strings.Join(s.cfg.Order, ", "))
 	}
-	// Every app's part is checked before any is applied: a config one app
-	// refuses must not replace another's instances (or change any
-	// setting) first.
+	// Every app the reload changes is taken first, and its part checked,
+	// before any is applied: an app busy with an operation of its own, or
+	// a config one app refuses, must not leave another's instances
+	// replaced (or any setting changed) first.
+	held := map[string]*supervisor.Reservation{}
+	defer func() {
+		for _, r := range held {
+			r.Release()
+		}
+	}()
+	for _, name := range s.cfg.Order {
+		if _, ok := next.Apps[name]; !ok || (app != "" && name != app) {
+			continue
+		}
+		r, err := s.sup.App(name).Reserve()
+		if err != nil {
+			return err
+		}
+		held[name] = r
+	}
 	if err := s.checkReload(app, next); err != nil {
 		return err
 	}
@@ -69,7 +87,7 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 			needs = append(needs, name+" removed")
 			continue
 		}
-		if err := s.sup.App(name).Reload(ctx, na, p); err != nil {
+		if err := held[name].Reload(ctx, na, p); err != nil {
 			errs = append(errs, err)
 			// The gateway keeps the settings the running instances run
 			// with: the previous ones after a refused or failed reload,
@@ -89,6 +107,10 @@ func (s *Server) Reload(ctx context.Context, app string, p supervisor.Progress) 
 				needs = append(needs, name+" added")
 			}
 		}
+	}
+	// Each app was released by its reload; an upgrade takes them all.
+	for _, r := range held {
+		r.Release()
 	}
 	if len(needs) > 0 {
 		errs = append(errs, s.newProcessFor(ctx, app, needs, p))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
@@ -331,5 +332,70 @@ func TestReloadThatScalesShortAppliesItsSettingsEverywhere(t *testing.T) {
 	app, _ := g.Srv.App("web")
 	if got := [2]int{app.Config().MaxInflight, app.Pool().MaxInflight()}; got != [2]int{20, 20} {
 		t.Errorf("max_inflight: the supervisor's config %d, the gateway's %d; want both the reloaded 20", got[0], got[1])
+	}
+}
+
+// A reload of every app while one of them is busy with an operation of
+// its own (here a rolling reload of api whose new instance is slow to
+// start; a scale, recycle or restart is the same) is refused as a
+// whole: web, which was free, is not reloaded alone first.
+func TestReloadWhileOneAppIsBusyChangesNoApp(t *testing.T) {
+	t.Parallel()
+	f := newConfigFile(t)
+	write := func(web string) {
+		t.Helper()
+		yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin: \"127.0.0.1:0\"\ndata_dir: %s\napps:\n"+
+			"  web:\n    command: [%s]\n    health: {path: /healthz}\n    routes: [/]\n%s"+
+			"  api:\n    command: [%s]\n    health: {path: /healthz}\n    routes: [/api/]\n", f.dir, f.bin, web, f.bin)
+		if err := os.WriteFile(f.path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	cfg, err := config.Load(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 20*time.Second)
+	g.WaitReady(t, "api", 1, 20*time.Second)
+	before, ok := instance(g, "web-1")
+	if !ok {
+		t.Fatal("no web-1")
+	}
+
+	// api's own reload holds it until its new instance starts, which
+	// this one does not until the test ends.
+	api, err := g.Srv.App("api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := *api.Config()
+	slow.Env = map[string]string{"FAULT_START_DELAY": "1h"}
+	busyCtx, stopBusy := context.WithCancel(context.Background())
+	busy := make(chan error, 1)
+	go func() { busy <- api.Reload(busyCtx, &slow, func(string, ...any) {}) }()
+	defer func() {
+		stopBusy()
+		<-busy
+	}()
+	waitEvent(t, g, 20*time.Second, "reload", "", func(e telemetry.Event) bool {
+		return e.App == "api" && strings.HasPrefix(e.Detail, "rolling reload")
+	})
+
+	write("    env: {RELOADED: \"1\"}\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = g.Srv.Reload(ctx, "", func(string, ...any) {})
+	if !errors.Is(err, supervisor.ErrBusy) {
+		t.Fatalf("reload = %v, want it refused: api is busy", err)
+	}
+	after, ok := instance(g, "web-1")
+	if !ok || after.PID != before.PID {
+		t.Errorf("web-1 was pid %d, now %d (present %v): a refused reload replaced it", before.PID, after.PID, ok)
+	}
+	web, _ := g.Srv.App("web")
+	if env := web.Config().Env; env["RELOADED"] != "" {
+		t.Errorf("web's config has the refused reload's env %v", env)
 	}
 }

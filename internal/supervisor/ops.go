@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -45,10 +46,54 @@ var errLeaving = errors.New("gatehouse is handing its instances to a new process
 // the old instance drains. If a replacement does not become ready, the
 // reload stops there and the remaining old instances keep serving.
 func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
-	if !a.opMu.TryLock() {
-		return fmt.Errorf("reload %s: %w", a.name, ErrBusy)
+	r, err := a.Reserve()
+	if err != nil {
+		return err
 	}
-	defer a.opMu.Unlock()
+	return r.Reload(ctx, next, p)
+}
+
+// Reservation is an app taken for a reload (Reserve) and not yet
+// released: no other operation (reload, scale, recycle, restart, idle
+// unload or wake) changes its instances meanwhile.
+type Reservation struct {
+	a        *App
+	released atomic.Bool
+}
+
+// Reserve takes the app for a reload, or returns ErrBusy while another
+// operation has it. A reload of several apps takes each first, so that
+// one app that is busy refuses the reload before any app is changed.
+func (a *App) Reserve() (*Reservation, error) {
+	if !a.opMu.TryLock() {
+		return nil, fmt.Errorf("reload %s: %w", a.name, ErrBusy)
+	}
+	return &Reservation{a: a}, nil
+}
+
+// Release lets the app go without a reload; after Reload, or a Release
+// before, it does nothing.
+func (r *Reservation) Release() {
+	if r.released.CompareAndSwap(false, true) {
+		r.a.opMu.Unlock()
+	}
+}
+
+// Reload is App.Reload on the reserved app, which it then releases. A
+// reservation serves one reload.
+func (r *Reservation) Reload(ctx context.Context, next *config.App, p Progress) error {
+	if r.released.Load() {
+		return fmt.Errorf("reload %s: %w", r.a.name, errReleased)
+	}
+	defer r.Release()
+	return r.a.reload(ctx, next, p)
+}
+
+// errReleased is a reload asked of a reservation already let go.
+var errReleased = errors.New("the app's reservation was released")
+
+// reload is Reload; opMu is held.
+func (a *App) reload(ctx context.Context, next *config.App, p Progress) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("reload %s: %w", a.name, err)
 	}
