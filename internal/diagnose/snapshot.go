@@ -3,9 +3,14 @@ package diagnose
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -125,31 +130,75 @@ func lastN(ss []string, n int) []string {
 // sees half a file. The temporary file is this write's own: during an
 // upgrade the old gatehouse and its successor both write snapshots into
 // the same data_dir, and one shared name would let either truncate or
-// rename away the other's file mid-write.
+// rename away the other's file mid-write. Its name carries this
+// process's pid, so that the next write, in this process or another,
+// removes one a crash left (see clearTemps); it is created within the
+// umask, as state.json always was: the snapshot holds the apps' commands
+// and their recent output.
 func (s Snapshot) Write(dir string) error {
 	b, err := json.MarshalIndent(s, "", " ")
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
-	f, err := os.CreateTemp(dir, SnapshotFile+".tmp.*")
+	clearTemps(dir)
+	tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%d", tempPrefix, os.Getpid(), tempSeq.Add(1)))
+	// O_TRUNC, not O_EXCL: a file of this name is a leftover of an
+	// earlier process that had this pid (a container's gatehouse is pid
+	// 1 at every start).
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
 	_, err = f.Write(b)
-	if cerr := f.Chmod(0o644); err == nil {
-		err = cerr
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, SnapshotFile))
+		err = os.Rename(tmp, filepath.Join(dir, SnapshotFile))
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		os.Remove(tmp)
 		return fmt.Errorf("write snapshot: %w", err)
 	}
 	return nil
+}
+
+// tempPrefix begins the name of a snapshot's temporary file:
+// "state.json.tmp.PID-N".
+const tempPrefix = SnapshotFile + ".tmp."
+
+// tempSeq numbers this process's snapshot writes, whose temporary files
+// are each its own.
+var tempSeq atomic.Uint64
+
+// clearTemps removes the temporary snapshot files under dir of
+// processes no longer running: a gatehouse killed in the middle of a
+// write (a crash, an upgrade's successor given up on) leaves its file,
+// and no later write uses its name. A name whose pid does not parse is
+// a leftover too. Those of running processes, this one's included, may
+// be being written.
+func clearTemps(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), tempPrefix)
+		if !ok {
+			continue
+		}
+		pid, _, _ := strings.Cut(rest, "-")
+		if n, err := strconv.Atoi(pid); err != nil || n <= 0 || !running(n) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// running reports whether a process of pid runs (EPERM: one of another
+// user's).
+func running(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // ReadSnapshot loads the snapshot under dir; a missing one is empty.
