@@ -64,3 +64,68 @@ func TestStopRightAfterAnUpgradeLetsTheOldProcessFinish(t *testing.T) {
 	}
 	testutil.WaitFor(t, 60*time.Second, "both gatehouses to exit", func() bool { return len(r.gatehouses()) == 0 })
 }
+
+// Two upgrades in a row, then a stop, while the first old process still
+// serves a request it accepted before them: the process stopped took
+// over from the second gatehouse, which had no request of its own and
+// went at once, but the first still serves on the same instances. The
+// stop must not stop the app under that request either.
+func TestStopAfterTwoUpgradesLetsTheFirstOldProcessFinish(t *testing.T) {
+	t.Parallel()
+	r := newUpgradeRig(t, 1)
+	r.writeApps(t, r.webApp(1, map[string]string{"FAULT_EXIT_ON_SIGTERM": "true"}, "2s", "30s"))
+	first := r.start(t)
+	r.instances(t, 1)
+
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	answered := make(chan answer, 1)
+	c := &http.Client{Timeout: 60 * time.Second}
+	t.Cleanup(c.CloseIdleConnections)
+	go func() {
+		resp, err := c.Get("http://" + r.listen + "/sleep?d=12s")
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		answered <- answer{resp.StatusCode, string(b), err}
+	}()
+	testutil.WaitFor(t, 20*time.Second, "the request in flight", func() bool {
+		st := status(r.c, r.adminURL)
+		return st != nil && len(st.Apps) == 1 && len(st.Apps[0].Instances) == 1 && st.Apps[0].Instances[0].Inflight > 0
+	})
+
+	u := r.upgrade(t)
+	if u.code != 0 || u.newPID == 0 {
+		t.Fatalf("the first gatehouse upgrade: exit %d:\n%s", u.code, u.out.String())
+	}
+	second := u.newPID
+	// The admin API is the second gatehouse's once the first has let
+	// go of its listener: an upgrade the first still answered is refused.
+	var last *upgradeRun
+	testutil.WaitFor(t, 30*time.Second, "the second gatehouse to upgrade", func() bool {
+		last = r.upgrade(t)
+		return last.code == 0 && last.newPID != 0 && last.newPID != second
+	})
+	if !testutil.ProcessAlive(first) {
+		t.Fatalf("the first gatehouse (pid %d) exited before its request was answered", first)
+	}
+	if err := syscall.Kill(last.newPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-answered:
+		if a.err != nil || a.status != http.StatusOK || a.body != "slept 12s" {
+			t.Errorf("the request the first gatehouse (pid %d) served as the third (pid %d) stopped: %d %q, %v; want it answered",
+				first, last.newPID, a.status, a.body, a.err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the request was not answered within 60s")
+	}
+	testutil.WaitFor(t, 60*time.Second, "every gatehouse to exit", func() bool { return len(r.gatehouses()) == 0 })
+}

@@ -547,7 +547,9 @@ type running struct {
 //     flight are on the same instances, and their drain counts only this
 //     process's. After an upgrade, and in a successor that never became
 //     ready, the instances are left running instead, for the process that
-//     serves.
+//     serves; a successor that upgraded in turn still waits for its own
+//     predecessor before it exits, since its successor's stop waits for
+//     it alone.
 //  5. Stop the admin API: long-lived handlers (logs -f) end their
 //     responses cleanly, then the listener shuts down, bounded by 1s.
 //  6. Close the logs: the access entries still waiting for an exit are
@@ -593,7 +595,8 @@ func (s *Server) shutdown(r *running) {
 	// Step 4.
 	if leave {
 		s.sup.Leave()
-	} else {
+	}
+	if !leave || s.upgrade.done.Load() {
 		s.awaitPredecessor()
 	}
 	r.stopSup()
@@ -648,19 +651,26 @@ func (s *Server) drainPublic(served bool) {
 // awaitPredecessor waits, within the longest stop_timeout, until the
 // gatehouse this one took over from has exited: a stop soon after an
 // upgrade would otherwise stop the instances under the requests the
-// predecessor still serves. Nothing to wait for in a gatehouse started on
-// its own.
+// predecessor still serves. A gatehouse that handed over in turn waits
+// too, before it exits: its successor knows of it alone, and waits for
+// it, so that two upgrades in a row followed by a stop still let the
+// first old process finish. Nothing to wait for in a gatehouse started
+// on its own.
 func (s *Server) awaitPredecessor() {
 	in := s.upgrade.inherit
 	if in == nil || !in.OldRunning() {
 		return
 	}
 	d := s.drainBound()
-	s.log.Info("waiting for the previous gatehouse to finish its requests before stopping the apps", "previous_pid", in.Parent(), "at_most", d)
+	what, gaveUp := "stopping the apps", "stopping the apps under its requests"
+	if s.upgrade.done.Load() {
+		what, gaveUp = "exiting (the new gatehouse waits for this one)", "exiting"
+	}
+	s.log.Info("waiting for the previous gatehouse to finish its requests before "+what, "previous_pid", in.Parent(), "at_most", d)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	if in.AwaitOldGone(ctx) != nil {
-		s.log.Warn("the previous gatehouse still runs; stopping the apps under its requests", "previous_pid", in.Parent())
+		s.log.Warn("the previous gatehouse still runs; "+gaveUp, "previous_pid", in.Parent())
 	}
 }
 
