@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
@@ -128,4 +129,70 @@ func TestStopAfterTwoUpgradesLetsTheFirstOldProcessFinish(t *testing.T) {
 		t.Fatal("the request was not answered within 60s")
 	}
 	testutil.WaitFor(t, 60*time.Second, "every gatehouse to exit", func() bool { return len(r.gatehouses()) == 0 })
+}
+
+// The wait for the old process shares the stop's drain bound: the old
+// one's requests began before the stop, so they end within stop_timeout
+// of it, and a wait past that protects none of them while it pushes the
+// stop past the time systemd or Kubernetes allow it (shutdown_delay and
+// three stop_timeouts, docs/kubernetes.md). An old process that never
+// exits (stopped here with SIGSTOP) does not make the new one, whose own
+// drain took the whole stop_timeout, wait one more before it stops the
+// apps.
+func TestStopAfterAnUpgradeWaitsForAnOldProcessWithinTheDrainBound(t *testing.T) {
+	t.Parallel()
+	const stopTimeout = 5 * time.Second
+	r := newUpgradeRig(t, 1)
+	r.writeApps(t, r.webApp(1, map[string]string{"FAULT_EXIT_ON_SIGTERM": "true"}, "2s", stopTimeout.String()))
+	old := r.start(t)
+	r.instances(t, 1)
+	// Requests that outlast every drain: one to each gatehouse, each
+	// seen in flight by the gatehouse that answers the admin API.
+	c := &http.Client{Timeout: 90 * time.Second}
+	t.Cleanup(c.CloseIdleConnections)
+	inFlight := func() {
+		t.Helper()
+		go func() {
+			if resp, err := c.Get("http://" + r.listen + "/sleep?d=60s"); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		testutil.WaitFor(t, 20*time.Second, "the request in flight", func() bool {
+			st := status(r.c, r.adminURL)
+			return st != nil && len(st.Apps) == 1 && len(st.Apps[0].Instances) == 1 && st.Apps[0].Instances[0].Inflight > 0
+		})
+	}
+	inFlight()
+	u := r.upgrade(t)
+	if u.code != 0 || u.newPID == 0 {
+		t.Fatalf("gatehouse upgrade: exit %d:\n%s", u.code, u.out.String())
+	}
+	if err := syscall.Kill(old, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// Let it go at the end, to exit rather than wait for cleanup's
+	// SIGKILL.
+	defer syscall.Kill(old, syscall.SIGCONT)
+	inFlight()
+
+	stopped := time.Now()
+	if err := syscall.Kill(u.newPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var appsStopped time.Time
+	testutil.WaitFor(t, 60*time.Second, "the new gatehouse to stop the app", func() bool {
+		for _, e := range r.events(t) {
+			if e.Type == telemetry.EventDrain && e.Instance == "web-1" && e.Time.After(stopped) {
+				appsStopped = e.Time
+				return true
+			}
+		}
+		return false
+	})
+	// The drain's stop_timeout, and the stop's steps between it and the
+	// apps' (a second at most here), but not a second stop_timeout.
+	if took := appsStopped.Sub(stopped); took >= 2*stopTimeout {
+		t.Errorf("the new gatehouse began to stop the app %s after its stop, want less than two stop_timeouts (%s): its wait for the old one outlasted its drain's bound",
+			took.Round(time.Millisecond), 2*stopTimeout)
+	}
 }

@@ -543,7 +543,7 @@ type running struct {
 //  4. Stop the supervisor: every instance is drained, sent SIGTERM, then
 //     SIGKILL after its stop_timeout; their stop events are still written.
 //     A successor whose predecessor still drains waits for it first,
-//     within the longest stop_timeout: the predecessor's requests in
+//     until the bound of step 2's drain: the predecessor's requests in
 //     flight are on the same instances, and their drain counts only this
 //     process's. After an upgrade, and in a successor that never became
 //     ready, the instances are left running instead, for the process that
@@ -585,6 +585,8 @@ func (s *Server) shutdown(r *running) {
 		s.adminLn.Close()
 		s.adminSrv.SetKeepAlivesEnabled(false)
 	}
+	// The predecessor's wait in step 4 ends by the drain's bound too.
+	drained := time.Now().Add(s.drainBound())
 	s.drainPublic(r.public != nil)
 	wait(r.public)
 	// Step 3.
@@ -597,7 +599,7 @@ func (s *Server) shutdown(r *running) {
 		s.sup.Leave()
 	}
 	if !leave || s.upgrade.done.Load() {
-		s.awaitPredecessor()
+		s.awaitPredecessor(drained)
 	}
 	r.stopSup()
 	wait(r.sup)
@@ -648,26 +650,29 @@ func (s *Server) drainPublic(served bool) {
 	wg.Wait()
 }
 
-// awaitPredecessor waits, within the longest stop_timeout, until the
-// gatehouse this one took over from has exited: a stop soon after an
-// upgrade would otherwise stop the instances under the requests the
-// predecessor still serves. A gatehouse that handed over in turn waits
+// awaitPredecessor waits, until deadline, for the gatehouse this one
+// took over from to exit: a stop soon after an upgrade would otherwise
+// stop the instances under the requests the predecessor still serves.
+// The deadline is the drain's (step 2): the predecessor's requests came
+// before this stop, and its own drain, begun before too, ends them within
+// the longest stop_timeout, so that a longer wait would protect none and
+// only push the stop past the time systemd or Kubernetes allow it. A gatehouse that handed over in turn waits
 // too, before it exits: its successor knows of it alone, and waits for
 // it, so that two upgrades in a row followed by a stop still let the
 // first old process finish. Nothing to wait for in a gatehouse started
 // on its own.
-func (s *Server) awaitPredecessor() {
+func (s *Server) awaitPredecessor(deadline time.Time) {
 	in := s.upgrade.inherit
 	if in == nil || !in.OldRunning() {
 		return
 	}
-	d := s.drainBound()
+	d := max(time.Until(deadline), 0).Round(time.Millisecond)
 	what, gaveUp := "stopping the apps", "stopping the apps under its requests"
 	if s.upgrade.done.Load() {
 		what, gaveUp = "exiting (the new gatehouse waits for this one)", "exiting"
 	}
 	s.log.Info("waiting for the previous gatehouse to finish its requests before "+what, "previous_pid", in.Parent(), "at_most", d)
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if in.AwaitOldGone(ctx) != nil {
 		s.log.Warn("the previous gatehouse still runs; "+gaveUp, "previous_pid", in.Parent())
