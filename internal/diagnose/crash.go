@@ -147,11 +147,12 @@ func (ev *Evidence) failedWith(e telemetry.Event) []*Access {
 }
 
 // endedByDump reports whether exit e ended its process's dump: a dump of
-// that process began before the exit and was taken as it exited. A
-// process that exits under a dump that succeeds was ended by it, by
-// design (a Go program's stacks with allow_exit: SIGQUIT); the dump's
-// events record it, and it is no crash. One that exits under a dump that
-// fails, or long after a dump, is still a crash.
+// that process began before the exit and was taken as it exited, and
+// says it ended the process. A process that exits under such a dump was
+// ended by it, by design (a Go program's stacks with allow_exit:
+// SIGQUIT); the dump's events record it, and it is no crash. One that
+// exits under a dump that fails, long after a dump, or right after one
+// that left it running (a core, a heap snapshot), is still a crash.
 func (ev *Evidence) endedByDump(e telemetry.Event) bool {
 	if e.PID == 0 {
 		return false
@@ -159,23 +160,23 @@ func (ev *Evidence) endedByDump(e telemetry.Event) bool {
 	// The last dump of the process begun before the exit, and its
 	// outcome: written once the process has exited, which may be before
 	// the exit's own event (see dumpExitLag).
-	var begun bool
+	var begun, ended bool
 	var outcome string
 	for _, d := range eventsOf(ev, telemetry.EventDumpStarted, telemetry.EventDump, telemetry.EventDumpFailed) {
 		switch {
 		case d.Instance != e.Instance || d.PID != e.PID:
 		case d.Type == telemetry.EventDumpStarted:
 			if !d.Time.After(e.Time) {
-				begun, outcome = true, ""
+				begun, outcome, ended = true, "", false
 			}
 		case begun && outcome == "":
-			outcome = d.Type
+			outcome, ended = d.Type, strings.Contains(d.Detail, telemetry.DumpEndedProcess)
 			if d.Time.Before(e.Time.Add(-dumpExitLag)) {
 				begun = false // the process lived on after that dump
 			}
 		}
 	}
-	return begun && outcome == telemetry.EventDump
+	return begun && outcome == telemetry.EventDump && ended
 }
 
 // dumpExitLag bounds how much earlier than an exit's event the outcome

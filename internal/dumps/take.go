@@ -358,7 +358,7 @@ func (m Meta) Summary() string {
 		}
 	}
 	if m.Ended {
-		b.WriteString("; the process ended, as allow_exit let it")
+		b.WriteString("; " + telemetry.DumpEndedProcess)
 	}
 	if m.Note != "" {
 		b.WriteString("; " + m.Note)

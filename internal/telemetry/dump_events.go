@@ -18,3 +18,8 @@ const (
 	// (Trigger: max_size, max_count or max_age) or by an admin client.
 	EventDumpRemoved = "dump_removed"
 )
+
+// DumpEndedProcess is in the Detail of an EventDump whose dump ended the
+// process by design (a Go program's stacks, allowed to exit): the one
+// kind of dump an exit of the process is no crash under.
+const DumpEndedProcess = "the process ended, as allow_exit let it"
