@@ -1,6 +1,7 @@
 package diagnose_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +234,43 @@ func TestRecoveryDoesNotHideALaterCrash(t *testing.T) {
 	f := findingOf(rep, "crash", "web")
 	if f == nil || f.Past {
 		t.Fatalf("want web-1's crash, current, beside its past start_failure:\n%s", render(rep))
+	}
+}
+
+// An instance that answers its probe again at the moment of the snapshot
+// but whose requests still time out (it blocks now and then, between
+// probes) has not recovered: its finding stays current, says the
+// requests still time out, and is on the dashboard's summary.
+func TestUnresponsiveInstanceWhoseRequestsStillTimeOutIsCurrent(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	t0 := now.Add(-20 * time.Minute)
+	ev := &diagnose.Evidence{Since: now.Add(-time.Hour), Until: now,
+		Events: []telemetry.Event{
+			{Time: t0, App: "web", Instance: "web-1", Type: telemetry.EventUnhealthy, PID: 4242, Detail: "timeout after 300ms (2 failed probes in a row)"},
+			{Time: t0.Add(time.Minute), App: "web", Instance: "web-1", Type: telemetry.EventHealthy, PID: 4242, Detail: "200 OK in 2ms"},
+		},
+		State: oneInstance(now, "ready", "200 OK in 2ms"),
+	}
+	for i := range 5 {
+		ev.Access = append(ev.Access, diagnose.Access{Time: now.Add(-time.Duration(5-i) * time.Minute), RequestID: fmt.Sprintf("r%d", i),
+			App: "web", Instance: "web-1", Method: "GET", Path: "/", Status: 504, Cause: "upstream_timeout", DurationMS: 30000, UpstreamMS: 30000})
+	}
+	rep := diagnose.Run(ev)
+	f := findingOf(rep, "unresponsive", "web")
+	if f == nil {
+		t.Fatalf("no unresponsive finding:\n%s", render(rep))
+	}
+	if f.Past {
+		t.Errorf("unresponsive marked past while its requests still time out:\n%s", render(rep))
+	}
+	if f.RequestsAffected != 5 {
+		t.Errorf("requests affected %d; want 5", f.RequestsAffected)
+	}
+	text := f.Title + "\n" + strings.Join(f.Evidence, "\n")
+	if want := "requests to it still time out: 5 since " + clockOf(t0.Add(time.Minute)); !strings.Contains(text, want) {
+		t.Errorf("finding does not say %q:\n%s", want, render(rep))
+	}
+	if strings.Contains(text, "its probe times out: 200 OK") {
+		t.Errorf("finding says the probe times out, which it no longer does:\n%s", render(rep))
 	}
 }

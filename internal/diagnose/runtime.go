@@ -10,8 +10,9 @@ import (
 
 // unresponsive: probes time out while the process is alive, typically
 // with a core busy: the blocked event loop of the articles. An instance
-// that answers its probes again is past: what it did is evidence, but the
-// figures of now (its health, its CPU) no longer tell why.
+// that answers its probes again, and whose requests no longer time out,
+// is past: what it did is evidence, but the figures of now (its health,
+// its CPU) no longer tell why.
 func unresponsive(ev *Evidence, found []Finding) []Finding {
 	var out []Finding
 	timeouts := map[string][]telemetry.Event{}
@@ -43,15 +44,33 @@ func unresponsive(ev *Evidence, found []Finding) []Finding {
 			marked = append(marked, fmt.Sprintf("%s marked unhealthy: %s", clock(e.Time), e.Detail))
 		}
 		fix := "the app stops answering while alive: look for long synchronous work, a deadlock or an exhausted thread pool"
+		now := fmt.Sprintf("the process (pid %d) is alive but its probe times out: %s", in.PID, in.Health)
 		if !nowTimingOut && in.State == "ready" {
-			f.Past = true
-			f.Title = fmt.Sprintf("%s was alive but not answering its probes, and answers them again", in.ID)
-			f.Evidence = append([]string{recoveredWords(ev, in.ID, f.LastSeen, in.Health)}, marked...)
-			f.Fix = fix
-			out = append(out, f)
-			continue
+			// A probe that passes is one moment; requests that time out
+			// after it say the instance still blocks between probes.
+			back := f.LastSeen
+			if e, ok := backSince(ev, in.ID, f.LastSeen, telemetry.EventHealthy, telemetry.EventReady); ok {
+				back = e.Time
+			}
+			var still []*Access
+			for _, a := range affected {
+				if a.Cause == "upstream_timeout" && a.Time.After(back) {
+					still = append(still, a)
+				}
+			}
+			if len(still) == 0 {
+				f.Past = true
+				f.Title = fmt.Sprintf("%s was alive but not answering its probes, and answers them again", in.ID)
+				f.Evidence = append([]string{recoveredWords(ev, in.ID, f.LastSeen, in.Health)}, marked...)
+				f.Fix = fix
+				out = append(out, f)
+				continue
+			}
+			_, f.LastSeen = span(still)
+			now = fmt.Sprintf("the process (pid %d) answers its probe again (%s), but requests to it still time out: %d since %s",
+				in.PID, in.Health, len(still), clock(back))
 		}
-		f.Evidence = append([]string{fmt.Sprintf("the process (pid %d) is alive but its probe times out: %s", in.PID, in.Health)}, marked...)
+		f.Evidence = append([]string{now}, marked...)
 		if in.CPUPercent >= 0 {
 			f.Evidence = append(f.Evidence, fmt.Sprintf("CPU at the last sample: %.0f%% of a core", in.CPUPercent))
 		}
