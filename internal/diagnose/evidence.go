@@ -47,6 +47,16 @@ type Evidence struct {
 	// whole or in part: the findings are what the others show, and each
 	// is named in a finding of its own.
 	Unreadable []Unreadable
+	// Cut are the logs of which only the newest telemetry.ReadBudget
+	// bytes were read, which left out the window's beginning.
+	Cut []Cut
+}
+
+// Cut is a log whose entries were read from From on only, From later
+// than the window's start.
+type Cut struct {
+	File string // its name under the data dir
+	From time.Time
 }
 
 // Unreadable is a file of the evidence that could not be read, and why.
@@ -67,13 +77,19 @@ func Load(dir string, since time.Time) (*Evidence, error) {
 		return nil, fmt.Errorf("diagnose: data dir: %w", err)
 	}
 	ev := &Evidence{Since: since, Until: time.Now()}
-	events, err := telemetry.ReadRotatedEvents(filepath.Join(dir, "events.log"), since)
+	events, cut, err := telemetry.ReadRotatedEvents(filepath.Join(dir, "events.log"), since)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		ev.Unreadable = append(ev.Unreadable, Unreadable{"events.log", err})
 	}
 	ev.Events = events
-	if ev.Access, err = readAccess(filepath.Join(dir, "access.log"), since); err != nil {
+	if cut {
+		ev.Cut = append(ev.Cut, Cut{"events.log", oldest(events, func(e telemetry.Event) time.Time { return e.Time }, ev.Until)})
+	}
+	if ev.Access, cut, err = readAccess(filepath.Join(dir, "access.log"), since); err != nil {
 		ev.Unreadable = append(ev.Unreadable, Unreadable{"access.log", err})
+	}
+	if cut {
+		ev.Cut = append(ev.Cut, Cut{"access.log", oldest(ev.Access, func(a Access) time.Time { return a.Time }, ev.Until)})
 	}
 	if ev.State, err = ReadSnapshot(dir); err != nil {
 		// Half a snapshot would tell of instances that are not there.
@@ -103,23 +119,43 @@ func LoadWindow(dir string, d time.Duration) (*Evidence, error) {
 
 // readAccess parses the access log and the files it was rotated into,
 // keeping lines from since on and skipping lines it cannot parse (a torn
-// last line, one longer than telemetry.MaxLine).
-func readAccess(path string, since time.Time) ([]Access, error) {
-	var out []Access
+// last line, one longer than telemetry.MaxLine). cut says that the read
+// budget left out entries from since on: none read is older.
+func readAccess(path string, since time.Time) (out []Access, cut bool, err error) {
+	older := false
 	// A line too long for an entry (a request with a huge head, garbage
 	// a crash left) is skipped like any other line that does not parse,
 	// rather than ending the read with an error.
-	err := telemetry.ReadRotated(path, since, func(line []byte) {
+	cut, err = telemetry.ReadRotatedNewest(path, since, func(line []byte) {
 		var a Access
-		if json.Unmarshal(line, &a) != nil || a.Time.Before(since) {
+		if json.Unmarshal(line, &a) != nil {
+			return
+		}
+		if a.Time.Before(since) {
+			older = true
 			return
 		}
 		out = append(out, a)
 	})
+	cut = cut && !older
 	if err != nil {
-		return out, fmt.Errorf("read access log: %w", err)
+		return out, cut, fmt.Errorf("read access log: %w", err)
 	}
-	return out, nil
+	return out, cut, nil
+}
+
+// oldest is the earliest time of xs, or none if there are none.
+func oldest[T any](xs []T, at func(T) time.Time, none time.Time) time.Time {
+	if len(xs) == 0 {
+		return none
+	}
+	t := at(xs[0])
+	for _, x := range xs[1:] {
+		if at(x).Before(t) {
+			t = at(x)
+		}
+	}
+	return t
 }
 
 // Run diagnoses the evidence.
@@ -134,6 +170,7 @@ func Run(ev *Evidence) Report {
 		r.Findings = append(r.Findings, d(ev, r.Findings)...)
 	}
 	r.Findings = append(r.Findings, unreadable(ev)...)
+	r.Findings = append(r.Findings, cutShort(ev)...)
 	r.Findings = group(r.Findings)
 	r.MarkPast(ev.State)
 	return r
@@ -163,6 +200,27 @@ func unreadable(ev *Evidence) []Finding {
 			Title:    fmt.Sprintf("data_dir/%s could not be read: the findings are what the other files show", u.File),
 			Evidence: []string{u.Err.Error(), "missing: " + missingWith[u.File]},
 			Fix:      fix,
+		})
+	}
+	return out
+}
+
+// cutShort names each log of which only the newest part of the window
+// was read: the report's counts and findings are those of that part, and
+// a problem of the window's beginning is missing from it.
+func cutShort(ev *Evidence) []Finding {
+	var out []Finding
+	for _, c := range ev.Cut {
+		out = append(out, Finding{
+			ID: "evidence_cut", Severity: Warning,
+			Title: fmt.Sprintf("only the newest %d MiB of data_dir/%s were read: the findings are those from %s on",
+				telemetry.ReadBudget>>20, c.File, clock(c.From)),
+			Evidence: []string{
+				fmt.Sprintf("the window began at %s; what %s holds from then until %s is left out", clock(ev.Since), c.File, clock(c.From)),
+				"missing: " + missingWith[c.File],
+			},
+			Fix: "diagnose reads at most that much of each log, so that a live diagnose of a busy gatehouse stays cheap: " +
+				"narrow --since to the part read, or look at the earlier part with gatehouse logs",
 		})
 	}
 	return out

@@ -66,7 +66,7 @@ var priority = map[string]int{
 	"certificate_failed": 13, "certificate_expiring": 14, "certificate_reload_failed": 15,
 	"certificate_chain_incomplete": 15, "dns_lookup_failed": 16,
 	"auth_unavailable": 17, "rate_limited": 18, "access_denied": 19,
-	"evidence_unreadable": -1, // what the report lacks comes before what it says
+	"evidence_unreadable": -1, "evidence_cut": -1, // what the report lacks comes before what it says
 }
 
 // rank sorts findings most important first: current before past, then

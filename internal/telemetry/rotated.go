@@ -135,6 +135,15 @@ func (r readCloser) Close() error { return r.close() }
 // once (the file it became is not read as a rotated one too). Lines
 // written after the read began may be missed.
 func ReadRotated(path string, since time.Time, fn func(line []byte)) error {
+	_, err := readRotated(path, since, ReadBudget, fn)
+	return err
+}
+
+// ReadRotatedNewest is ReadRotated, and reports whether the budget left
+// out lines that may have been written from since on: then what fn saw
+// is the window's newest part only, and a reader that counts or looks
+// for something in the whole window must say so.
+func ReadRotatedNewest(path string, since time.Time, fn func(line []byte)) (cut bool, err error) {
 	return readRotated(path, since, ReadBudget, fn)
 }
 
@@ -150,7 +159,7 @@ const ReadBudget = 100 << 20
 // than its .gz or .zst.
 const compressedRatio = 8
 
-func readRotated(path string, since time.Time, budget int64, fn func(line []byte)) error {
+func readRotated(path string, since time.Time, budget int64, fn func(line []byte)) (cut bool, err error) {
 	var errs []error
 	current, err := os.Open(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -164,6 +173,7 @@ func readRotated(path string, since time.Time, budget int64, fn func(line []byte
 		held, _ = current.Stat()
 		if held != nil {
 			currentSkip, left = max(held.Size()-left, 0), max(left-held.Size(), 0)
+			cut = currentSkip > 0
 		}
 	}
 	rotated, err := RotatedFiles(path)
@@ -177,10 +187,14 @@ func readRotated(path string, since time.Time, budget int64, fn func(line []byte
 		skip int64
 	}
 	var parts []part
-	for i := len(rotated) - 1; i >= 0 && left > 0; i-- {
+	for i := len(rotated) - 1; i >= 0; i-- {
 		r := rotated[i]
 		if r.At.Before(since) {
 			break // and so were the older ones
+		}
+		if left == 0 {
+			cut = true // a file of the window the budget leaves out
+			break
 		}
 		fi, err := os.Stat(r.Path)
 		if err != nil || held != nil && os.SameFile(fi, held) {
@@ -198,7 +212,7 @@ func readRotated(path string, since time.Time, budget int64, fn func(line []byte
 		if plain {
 			parts = append(parts, part{r.Path, fi.Size() - left})
 		}
-		left = 0
+		left, cut = 0, true
 	}
 	for i := len(parts) - 1; i >= 0; i-- {
 		if err := readLogFrom(parts[i].path, parts[i].skip, fn); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -210,7 +224,7 @@ func readRotated(path string, since time.Time, budget int64, fn func(line []byte
 			errs = append(errs, fmt.Errorf("read %s: %w", filepath.Base(path), err))
 		}
 	}
-	return errors.Join(errs...)
+	return cut, errors.Join(errs...)
 }
 
 // readFrom reads f's lines from offset skip on, less the one the offset
@@ -265,16 +279,24 @@ func readLog(path string, fn func(line []byte)) error {
 }
 
 // ReadRotatedEvents is ReadEvents over the log at path and the files it
-// was rotated into since since, oldest first.
-func ReadRotatedEvents(path string, since time.Time) ([]Event, error) {
-	var out []Event
-	err := ReadRotated(path, since, func(line []byte) {
-		if ev, ok := parseEvent(line, since); ok {
-			out = append(out, ev)
+// was rotated into since since, oldest first. cut says that the budget
+// left out events from since on: it did, as ReadRotatedNewest says, and
+// no event read is older than since.
+func ReadRotatedEvents(path string, since time.Time) (events []Event, cut bool, err error) {
+	older := false
+	cut, err = ReadRotatedNewest(path, since, func(line []byte) {
+		ev, ok := parseEvent(line, time.Time{})
+		switch {
+		case !ok:
+		case ev.Time.Before(since):
+			older = true
+		default:
+			events = append(events, ev)
 		}
 	})
+	cut = cut && !older
 	if err != nil {
-		return out, fmt.Errorf("read events: %w", err)
+		return events, cut, fmt.Errorf("read events: %w", err)
 	}
-	return out, nil
+	return events, cut, nil
 }

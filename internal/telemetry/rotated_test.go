@@ -127,7 +127,8 @@ func TestReadRotatedThroughARotation(t *testing.T) {
 // bytes: the log being written, then the rotated files newest first, the
 // last of them from where the budget ends (its line cut there left out),
 // a compressed one only whole, as compressedRatio times its size; and
-// of a log being written larger than the budget, its newest lines.
+// of a log being written larger than the budget, its newest lines. It
+// says when it left some out.
 func TestReadRotatedReadsTheNewestWithinItsBudget(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -145,22 +146,28 @@ func TestReadRotatedReadsTheNewestWithinItsBudget(t *testing.T) {
 	tests := []struct {
 		budget int64
 		want   []string
+		cut    bool
 	}{
-		{100, []string{"r1a", "r1b", "r2aaa", "r2b", "r3a", "r3b", "c1", "c2"}},
-		{24, []string{"r2aaa", "r2b", "r3a", "r3b", "c1", "c2"}}, // r2 whole, r1 none
-		{18, []string{"r2b", "r3a", "r3b", "c1", "c2"}},          // r2 from "r2b" on, just at its start
-		{16, []string{"r3a", "r3b", "c1", "c2"}},                 // r2's last 2 bytes, a cut line
-		{14, []string{"r3a", "r3b", "c1", "c2"}},
-		{13, []string{"r3b", "c1", "c2"}}, // r3 cut inside "r3a"
-		{6, []string{"c1", "c2"}},
-		{3, []string{"c2"}}, // the log being written, its newest line
-		{2, nil},            // a cut line only
+		{100, []string{"r1a", "r1b", "r2aaa", "r2b", "r3a", "r3b", "c1", "c2"}, false},
+		{32, []string{"r1a", "r1b", "r2aaa", "r2b", "r3a", "r3b", "c1", "c2"}, false}, // all, to the byte
+		{24, []string{"r2aaa", "r2b", "r3a", "r3b", "c1", "c2"}, true},                // r2 whole, r1 none
+		{18, []string{"r2b", "r3a", "r3b", "c1", "c2"}, true},                         // r2 from "r2b" on, just at its start
+		{16, []string{"r3a", "r3b", "c1", "c2"}, true},                                // r2's last 2 bytes, a cut line
+		{14, []string{"r3a", "r3b", "c1", "c2"}, true},
+		{13, []string{"r3b", "c1", "c2"}, true}, // r3 cut inside "r3a"
+		{6, []string{"c1", "c2"}, true},
+		{3, []string{"c2"}, true}, // the log being written, its newest line
+		{2, nil, true},            // a cut line only
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.budget), func(t *testing.T) {
 			var got []string
-			if err := readRotated(path, time.Time{}, tt.budget, func(l []byte) { got = append(got, string(l)) }); err != nil {
+			cut, err := readRotated(path, time.Time{}, tt.budget, func(l []byte) { got = append(got, string(l)) })
+			if err != nil {
 				t.Fatal(err)
+			}
+			if cut != tt.cut {
+				t.Errorf("budget %d: cut %v; want %v", tt.budget, cut, tt.cut)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("budget %d (-want +got):\n%s", tt.budget, diff)
