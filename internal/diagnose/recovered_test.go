@@ -274,3 +274,36 @@ func TestUnresponsiveInstanceWhoseRequestsStillTimeOutIsCurrent(t *testing.T) {
 		t.Errorf("finding says the probe times out, which it no longer does:\n%s", render(rep))
 	}
 }
+
+// A snapshot taken before the instance's last failed probe (gatehouse
+// stopped, or the data dir was copied, within a sample_interval of it)
+// no longer tells how it is: its ready state and passing probe are not a
+// recovery, and the finding stays current.
+func TestUnresponsiveAfterTheLastSnapshotIsCurrent(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	t0 := now.Add(-20 * time.Minute)
+	last := now.Add(-2 * time.Second)
+	ev := &diagnose.Evidence{Since: now.Add(-time.Hour), Until: now,
+		Events: []telemetry.Event{
+			{Time: t0, App: "web", Instance: "web-1", Type: telemetry.EventUnhealthy, PID: 4242, Detail: "timeout after 300ms (2 failed probes in a row)"},
+			{Time: t0.Add(time.Minute), App: "web", Instance: "web-1", Type: telemetry.EventHealthy, PID: 4242, Detail: "200 OK in 2ms"},
+			{Time: last, App: "web", Instance: "web-1", Type: telemetry.EventUnhealthy, PID: 4242, Detail: "timeout after 300ms (2 failed probes in a row)"},
+		},
+		State: oneInstance(now.Add(-5*time.Second), "ready", "200 OK in 2ms"),
+	}
+	rep := diagnose.Run(ev)
+	f := findingOf(rep, "unresponsive", "web")
+	if f == nil {
+		t.Fatalf("no unresponsive finding:\n%s", render(rep))
+	}
+	if f.Past {
+		t.Errorf("unresponsive marked past on a snapshot older than its last failed probe:\n%s", render(rep))
+	}
+	text := f.Title + "\n" + strings.Join(f.Evidence, "\n")
+	if want := "its probe timed out at " + clockOf(last) + ", after the last snapshot of its state"; !strings.Contains(text, want) {
+		t.Errorf("finding does not say %q:\n%s", want, render(rep))
+	}
+	if strings.Contains(text, "its probe times out: 200 OK") {
+		t.Errorf("finding says the probe times out with a passing answer:\n%s", render(rep))
+	}
+}

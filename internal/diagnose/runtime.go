@@ -45,12 +45,21 @@ func unresponsive(ev *Evidence, found []Finding) []Finding {
 		}
 		fix := "the app stops answering while alive: look for long synchronous work, a deadlock or an exhausted thread pool"
 		now := fmt.Sprintf("the process (pid %d) is alive but its probe times out: %s", in.PID, in.Health)
-		if !nowTimingOut && in.State == "ready" {
+		backEv, wellSince := backSince(ev, in.ID, f.LastSeen, telemetry.EventHealthy, telemetry.EventReady)
+		switch {
+		case nowTimingOut || in.State != "ready":
+		case !wellSince && !ev.State.At.After(f.LastSeen):
+			// The snapshot (written every sample_interval) is older
+			// than the last failed probe, and nothing since says the
+			// instance is well: its ready state is not a recovery.
+			now = fmt.Sprintf("the process (pid %d) is alive and its probe timed out at %s, after the last snapshot of its state (%s: %s)",
+				in.PID, clock(f.LastSeen), clock(ev.State.At), in.Health)
+		default:
 			// A probe that passes is one moment; requests that time out
 			// after it say the instance still blocks between probes.
 			back := f.LastSeen
-			if e, ok := backSince(ev, in.ID, f.LastSeen, telemetry.EventHealthy, telemetry.EventReady); ok {
-				back = e.Time
+			if wellSince {
+				back = backEv.Time
 			}
 			var still []*Access
 			for _, a := range affected {
