@@ -295,7 +295,13 @@ func (s source) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	n, err := s.fc.c.Read(p)
+	var n int
+	var err error
+	if plainSocket(s.fc.c) {
+		n, err = s.fc.watch.peeker().Read(p)
+	} else {
+		n, err = s.fc.c.Read(p)
+	}
 	s.fc.short = err == nil && n < len(p)
 	return n, err
 }
@@ -360,6 +366,9 @@ func (s sink) write(p []byte) (int, error) {
 			return tc.NetConn().(*tlsSocket).writeClosing(tc, p)
 		}
 		return tc.NetConn().(*tlsSocket).writeGathered(tc, p)
+	}
+	if plainSocket(fc.c) {
+		return fc.watch.peeker().Write(p)
 	}
 	return fc.c.Write(p)
 }

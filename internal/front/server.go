@@ -288,7 +288,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return http.ErrServerClosed
 		}
 		if s.opts.TLS != nil {
-			c = tls.Server(&tlsSocket{Conn: c, send: s.opts.SendTimeout}, s.opts.TLS) // the handshake runs on the connection's goroutine
+			c = tls.Server(newTLSSocket(c, s.opts.SendTimeout), s.opts.TLS) // the handshake runs on the connection's goroutine
 		}
 		fc := newConn(s, c)
 		fc.ip = ip

@@ -57,6 +57,7 @@ type tlsSocket struct {
 	failed error
 
 	send time.Duration
+	pk   *peek.Peeker
 	// wmu guards the write deadline's state: set from other goroutines
 	// (Shutdown cutting a handshake's writes) as writes check it.
 	wmu sync.Mutex
@@ -75,7 +76,7 @@ const (
 )
 
 func (s *tlsSocket) Read(p []byte) (int, error) {
-	n, err := s.Conn.Read(p)
+	n, err := s.read(p)
 	if n > 0 {
 		s.follow(p[:n])
 		// A read that filled p may have left the next record on the
@@ -117,9 +118,35 @@ func (s *tlsSocket) Write(p []byte) (int, error) {
 	return s.writeSocket(p)
 }
 
+// newTLSSocket returns the socket under a TLS connection the server set
+// up on c.
+func newTLSSocket(c net.Conn, send time.Duration) *tlsSocket {
+	s := &tlsSocket{Conn: c, send: send}
+	if plainSocket(c) {
+		// Not under a layer that reads ahead of TLS (a PROXY header's).
+		s.pk = peek.New(c)
+	}
+	return s
+}
+
+// read reads the socket, with a raw syscall when it can (see package
+// peek).
+func (s *tlsSocket) read(p []byte) (int, error) {
+	if s.pk != nil {
+		return s.pk.Read(p)
+	}
+	return s.Conn.Read(p)
+}
+
 // writeSocket writes b to the socket; an error is kept as failed.
 func (s *tlsSocket) writeSocket(b []byte) (int, error) {
-	n, err := s.Conn.Write(b)
+	var n int
+	var err error
+	if s.pk != nil {
+		n, err = s.pk.Write(b)
+	} else {
+		n, err = s.Conn.Write(b)
+	}
 	if err != nil {
 		s.wmu.Lock()
 		if s.failed == nil {

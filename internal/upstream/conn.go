@@ -68,6 +68,7 @@ type source struct {
 	// armed: a read of the body set a deadline (idle), which Finish
 	// clears.
 	armed bool
+	peek  *peek.Peeker // reads the socket raw when set (plain TCP)
 }
 
 func (s *source) Read(p []byte) (int, error) {
@@ -90,7 +91,13 @@ func (s *source) Read(p []byte) (int, error) {
 	if s.left > 0 && int64(len(p)) > s.left {
 		p = p[:s.left]
 	}
-	n, err := s.c.Read(p)
+	var n int
+	var err error
+	if s.peek != nil {
+		n, err = s.peek.Read(p)
+	} else {
+		n, err = s.c.Read(p)
+	}
 	if s.left > 0 {
 		s.left -= int64(n)
 	}
@@ -161,6 +168,9 @@ func (s *sink) write(p []byte) (int, error) {
 	if s.timeout > 0 {
 		s.c.SetWriteDeadline(time.Now().Add(s.timeout))
 	}
+	if s.peek != nil {
+		return s.peek.Write(p)
+	}
 	return s.c.Write(p)
 }
 
@@ -187,6 +197,7 @@ func newConn(p *Pool, c, raw net.Conn) *Conn {
 	pc.peek = peek.New(raw)
 	if pc.tls == nil {
 		pc.dst.peek = pc.peek
+		pc.src.peek = pc.peek
 	}
 	return pc
 }
