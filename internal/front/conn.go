@@ -112,6 +112,10 @@ type conn struct {
 	// writeFailed: a write to the client failed, and its close sends
 	// TLS no close_notify (see end).
 	writeFailed atomic.Bool
+	// cut: the answer was cut short (Writer.Abort), and the close sends
+	// TLS no close_notify either: to a client whose answer ends with the
+	// connection (HTTP/1.0's), the alert would say it ended whole.
+	cut bool
 	// ip is the client address the connection is counted against
 	// (Options.MaxConnectionsPerIP); the zero Addr when it is not.
 	ip netip.Addr
@@ -1192,10 +1196,10 @@ func (fc *conn) end() {
 	stopped := fc.state.Swap(connClosed) == connStopping
 	// No linger once a write failed: no answer is on its way, and TLS's
 	// CloseWrite is a close_notify.
-	if fc.reqState != nil && fc.body.n != 0 && !fc.tunneled && !fc.watch.gone.Load() && !fc.writeFailed.Load() {
+	if fc.reqState != nil && fc.body.n != 0 && !fc.tunneled && !fc.watch.gone.Load() && !fc.writeFailed.Load() && !fc.cut {
 		fc.lingerClose()
 	}
-	if stopped || fc.writeFailed.Load() {
+	if stopped || fc.writeFailed.Load() || fc.cut {
 		// As Shutdown would have: no close_notify to wait on, which a
 		// client that stopped reading would hold up.
 		closeSocketFirst(fc.c)

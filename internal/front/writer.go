@@ -250,6 +250,7 @@ func (w *Writer) fail() {
 func (w *Writer) Abort() {
 	w.failed = true
 	w.fc.closeAfter = true
+	w.fc.cut = true
 	if w.fc.bw.held() {
 		w.fc.bw.Flush()
 	}
