@@ -218,6 +218,8 @@ func (p *poller) parkUntil(fc *conn, due int64) bool {
 	if p.closed || raw == nil {
 		return false
 	}
+	// Before it can wake: a read on its goroutine makes the Peeker anew.
+	parkTLS(fc.c)
 	var idx uint32
 	if n := len(p.free); n > 0 {
 		idx = p.free[n-1]

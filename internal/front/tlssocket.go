@@ -41,6 +41,10 @@ type tlsSocket struct {
 	// drained).
 	lastEnded bool
 	alerted   bool
+	// plain: the socket is one itself, not under a layer that reads
+	// ahead of TLS (a PROXY header's): it is read and written with raw
+	// syscalls, through the Peeker in io (see peeker).
+	plain bool
 
 	// gathered collects what TLS writes while gathering: the records of
 	// one write, sent at once (gather). sending: they are being sent, and
@@ -57,7 +61,10 @@ type tlsSocket struct {
 	failed error
 
 	send time.Duration
-	pk   *peek.Peeker
+	// io is the Peeker the socket is read and written through, made at
+	// the first read or write after the connection last parked (park):
+	// an idle connection holds no more than it must.
+	io atomic.Pointer[peek.Peeker]
 	// wmu guards the write deadline's state: set from other goroutines
 	// (Shutdown cutting a handshake's writes) as writes check it.
 	wmu sync.Mutex
@@ -121,19 +128,46 @@ func (s *tlsSocket) Write(p []byte) (int, error) {
 // newTLSSocket returns the socket under a TLS connection the server set
 // up on c.
 func newTLSSocket(c net.Conn, send time.Duration) *tlsSocket {
-	s := &tlsSocket{Conn: c, send: send}
-	if plainSocket(c) {
-		// Not under a layer that reads ahead of TLS (a PROXY header's).
-		s.pk = peek.New(c)
+	return &tlsSocket{Conn: c, send: send, plain: plainSocket(c)}
+}
+
+// peeker is the Peeker the socket is read and written through; nil when
+// it is not plain. Reads and writes come from several goroutines (an
+// HTTP/2 connection's reader and writers); should two make one at once,
+// each is a whole Peeker of the same socket, whose calls Go's own locks
+// on the socket order.
+func (s *tlsSocket) peeker() *peek.Peeker {
+	if !s.plain {
+		return nil
 	}
-	return s
+	if pk := s.io.Load(); pk != nil {
+		return pk
+	}
+	pk := peek.New(s.Conn)
+	if !s.io.CompareAndSwap(nil, pk) {
+		if other := s.io.Load(); other != nil {
+			return other
+		}
+	}
+	return pk
+}
+
+// parkTLS lets go of what c's socket holds only to read and write, as c
+// parks (a Peeker is some 400 bytes): a parked connection holds its TLS
+// state and its socket, no more.
+func parkTLS(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		if s, ok := tc.NetConn().(*tlsSocket); ok {
+			s.io.Store(nil)
+		}
+	}
 }
 
 // read reads the socket, with a raw syscall when it can (see package
 // peek).
 func (s *tlsSocket) read(p []byte) (int, error) {
-	if s.pk != nil {
-		return s.pk.Read(p)
+	if pk := s.peeker(); pk != nil {
+		return pk.Read(p)
 	}
 	return s.Conn.Read(p)
 }
@@ -142,8 +176,8 @@ func (s *tlsSocket) read(p []byte) (int, error) {
 func (s *tlsSocket) writeSocket(b []byte) (int, error) {
 	var n int
 	var err error
-	if s.pk != nil {
-		n, err = s.pk.Write(b)
+	if pk := s.peeker(); pk != nil {
+		n, err = pk.Write(b)
 	} else {
 		n, err = s.Conn.Write(b)
 	}

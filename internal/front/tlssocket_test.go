@@ -300,7 +300,8 @@ func tlsSocketPair(t *testing.T, under func(net.Conn) net.Conn, small bool) (*tl
 	}
 	// Bounds for a whole test, not for what a test times: generous, as
 	// the -race suite runs beside the plain one on two cores.
-	sock := &tlsSocket{Conn: srvRaw, send: 30 * time.Second}
+	// As the server makes it: a plain socket is read and written raw.
+	sock := newTLSSocket(srvRaw, 30*time.Second)
 	sc := tls.Server(sock, srvCfg)
 	cc := tls.Client(raw, cliCfg)
 	cc.SetDeadline(time.Now().Add(time.Minute))

@@ -50,10 +50,12 @@ const (
 )
 
 // Peeker looks at one connection's socket. Its zero value is unusable;
-// make one with New, once per connection. It is for one goroutine at a
-// time (the connection's own): Look and SendWait share its state, and
+// make one with New. Its looks and waits are for one goroutine at a time
+// (the connection's own): Look, Wait and SendWait share its state, and
 // SendWait's send does not take Go's write lock, so nothing else may
-// write to the socket meanwhile.
+// write to the socket meanwhile, a Write included. Read and Write, each
+// with state of its own under a lock of its own, may be called from any
+// goroutine: an HTTP/2 connection's reader and writers share one.
 type Peeker struct {
 	c     net.Conn
 	raw   syscall.RawConn
@@ -75,6 +77,7 @@ type Peeker struct {
 	sendFn func(fd uintptr) bool
 	out    []byte
 	sent   bool
+	then   func([]byte)
 
 	// Read's callback and state, under rmu; Write's under wmu.
 	rmu    sync.Mutex
@@ -88,7 +91,6 @@ type Peeker struct {
 	wbuf    []byte
 	wn      int
 	werrno  syscall.Errno
-	then    func([]byte)
 }
 
 // New returns a Peeker for c; its Look says Unknown when c is not a
