@@ -172,8 +172,7 @@ func (p *Peeker) Wait() error {
 		return err
 	}
 	if p.errno != 0 && p.errno != unix.EAGAIN {
-		return &net.OpError{Op: "read", Net: p.c.LocalAddr().Network(), Source: p.c.LocalAddr(), Addr: p.c.RemoteAddr(),
-			Err: os.NewSyscallError("read", p.errno)}
+		return p.opError("read", os.NewSyscallError("read", p.errno))
 	}
 	return nil
 }
