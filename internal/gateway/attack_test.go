@@ -647,6 +647,13 @@ var attackCases = []attackCase{
 		want:  []outcome{rejected()},
 		check: entryIs("/expect", 400, "bad_request"),
 	},
+	{
+		// Every Expect field counts, not the last alone.
+		name:  "Expect: something-else, then Expect: 100-continue",
+		send:  "POST /expect2 HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello" + smuggled,
+		want:  []outcome{rejected()},
+		check: entryIs("/expect2", 400, "bad_request"),
+	},
 
 	// 20. HTTP/1.0: no chunked coding, no 1xx, keep-alive only when asked
 	// for and granted; an answer of unknown length ends with the
