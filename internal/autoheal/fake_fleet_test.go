@@ -226,6 +226,15 @@ func (hg *healing) of(types ...string) []telemetry.Event {
 	return out
 }
 
+// fired is the auto_heal events so far, each as "instance trigger: value".
+func (hg *healing) fired() []string {
+	var out []string
+	for _, e := range hg.of(telemetry.EventAutoHeal) {
+		out = append(out, e.Instance+" "+e.Trigger+": "+e.Value)
+	}
+	return out
+}
+
 // describe formats events for failure messages.
 func describe(evs []telemetry.Event) string {
 	var b strings.Builder

@@ -312,6 +312,16 @@ func (r *upgradeRig) processes() (processesDoc, error) {
 
 // instances waits until web has n instances, every one ready, and
 // returns their pids by id.
+// inflight waits until the gatehouse answering the admin API sees a
+// request in flight on the rig's one instance.
+func (r *upgradeRig) inflight(t *testing.T) {
+	t.Helper()
+	testutil.WaitFor(t, 20*time.Second, "the request in flight", func() bool {
+		st := status(r.c, r.adminURL)
+		return st != nil && len(st.Apps) == 1 && len(st.Apps[0].Instances) == 1 && st.Apps[0].Instances[0].Inflight > 0
+	})
+}
+
 func (r *upgradeRig) instances(t *testing.T, n int) map[string]int {
 	t.Helper()
 	var pids map[string]int

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"io"
 	"net/http"
 	"syscall"
 	"testing"
@@ -24,28 +23,10 @@ func TestStopRightAfterAnUpgradeLetsTheOldProcessFinish(t *testing.T) {
 	old := r.start(t)
 	r.instances(t, 1)
 
-	type answer struct {
-		status int
-		body   string
-		err    error
-	}
-	answered := make(chan answer, 1)
 	c := &http.Client{Timeout: 60 * time.Second}
 	t.Cleanup(c.CloseIdleConnections)
-	go func() {
-		resp, err := c.Get("http://" + r.listen + "/sleep?d=8s")
-		if err != nil {
-			answered <- answer{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		answered <- answer{resp.StatusCode, string(b), err}
-	}()
-	testutil.WaitFor(t, 20*time.Second, "the request in flight", func() bool {
-		st := status(r.c, r.adminURL)
-		return st != nil && len(st.Apps) == 1 && len(st.Apps[0].Instances) == 1 && st.Apps[0].Instances[0].Inflight > 0
-	})
+	answered := testutil.GetLater(c, "http://"+r.listen+"/sleep?d=8s")
+	r.inflight(t)
 
 	u := r.upgrade(t)
 	if u.code != 0 || u.newPID == 0 {
@@ -56,9 +37,9 @@ func TestStopRightAfterAnUpgradeLetsTheOldProcessFinish(t *testing.T) {
 	}
 	select {
 	case a := <-answered:
-		if a.err != nil || a.status != http.StatusOK || a.body != "slept 8s" {
+		if a.Err != nil || a.Status != http.StatusOK || a.Body != "slept 8s" {
 			t.Errorf("the request the old gatehouse (pid %d) served as the new one (pid %d) stopped: %d %q, %v; want it answered",
-				old, u.newPID, a.status, a.body, a.err)
+				old, u.newPID, a.Status, a.Body, a.Err)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("the request was not answered within 60s")
@@ -78,28 +59,10 @@ func TestStopAfterTwoUpgradesLetsTheFirstOldProcessFinish(t *testing.T) {
 	first := r.start(t)
 	r.instances(t, 1)
 
-	type answer struct {
-		status int
-		body   string
-		err    error
-	}
-	answered := make(chan answer, 1)
 	c := &http.Client{Timeout: 60 * time.Second}
 	t.Cleanup(c.CloseIdleConnections)
-	go func() {
-		resp, err := c.Get("http://" + r.listen + "/sleep?d=12s")
-		if err != nil {
-			answered <- answer{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		answered <- answer{resp.StatusCode, string(b), err}
-	}()
-	testutil.WaitFor(t, 20*time.Second, "the request in flight", func() bool {
-		st := status(r.c, r.adminURL)
-		return st != nil && len(st.Apps) == 1 && len(st.Apps[0].Instances) == 1 && st.Apps[0].Instances[0].Inflight > 0
-	})
+	answered := testutil.GetLater(c, "http://"+r.listen+"/sleep?d=12s")
+	r.inflight(t)
 
 	u := r.upgrade(t)
 	if u.code != 0 || u.newPID == 0 {
@@ -121,9 +84,9 @@ func TestStopAfterTwoUpgradesLetsTheFirstOldProcessFinish(t *testing.T) {
 	}
 	select {
 	case a := <-answered:
-		if a.err != nil || a.status != http.StatusOK || a.body != "slept 12s" {
+		if a.Err != nil || a.Status != http.StatusOK || a.Body != "slept 12s" {
 			t.Errorf("the request the first gatehouse (pid %d) served as the third (pid %d) stopped: %d %q, %v; want it answered",
-				first, last.newPID, a.status, a.body, a.err)
+				first, last.newPID, a.Status, a.Body, a.Err)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("the request was not answered within 60s")
@@ -152,15 +115,8 @@ func TestStopAfterAnUpgradeWaitsForAnOldProcessWithinTheDrainBound(t *testing.T)
 	t.Cleanup(c.CloseIdleConnections)
 	inFlight := func() {
 		t.Helper()
-		go func() {
-			if resp, err := c.Get("http://" + r.listen + "/sleep?d=60s"); err == nil {
-				resp.Body.Close()
-			}
-		}()
-		testutil.WaitFor(t, 20*time.Second, "the request in flight", func() bool {
-			st := status(r.c, r.adminURL)
-			return st != nil && len(st.Apps) == 1 && len(st.Apps[0].Instances) == 1 && st.Apps[0].Instances[0].Inflight > 0
-		})
+		testutil.GetLater(c, "http://"+r.listen+"/sleep?d=60s")
+		r.inflight(t)
 	}
 	inFlight()
 	u := r.upgrade(t)

@@ -63,6 +63,25 @@ func playWaiter(in *handover.Inherited) int {
 	return 0
 }
 
+// startOld starts this test binary as an old process in role, its
+// output read by the line function outputFile returns. The caller waits
+// for it.
+func startOld(t *testing.T, role string) (*exec.Cmd, func(re *regexp.Regexp) []string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, line := outputFile(t)
+	old := exec.Command(exe)
+	old.Env = append(os.Environ(), roleEnv+"="+role)
+	old.Stdout, old.Stderr = out, os.Stderr
+	if err := old.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return old, line
+}
+
 // outputFile is a file for a started process's stdout, and a reader of
 // the lines it wrote there.
 func outputFile(t *testing.T) (*os.File, func(re *regexp.Regexp) []string) {
@@ -103,19 +122,9 @@ func killWhenDone(t *testing.T, pid int) {
 func TestReadyAfterTheOldProcessWasKilledSaysItIsGone(t *testing.T) {
 	testutil.SkipInShort(t)
 	t.Parallel()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, line := outputFile(t)
-	old := exec.Command(exe)
-	old.Env = append(os.Environ(), roleEnv+"=old")
-	old.Stdout, old.Stderr = out, os.Stderr
-	if err := old.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Not reaped until the successor has spoken: it must see the old
 	// process gone while it is a zombie too.
+	old, line := startOld(t, "old")
 	defer old.Wait()
 	defer old.Process.Kill()
 	waiter, _ := strconv.Atoi(line(waiterLine)[1])
@@ -200,17 +209,7 @@ var quitterLine = regexp.MustCompile(`(?m)^quitter (\d+)$`)
 func TestReadyAfterTheOldProcessGaveUpAndExitedFails(t *testing.T) {
 	testutil.SkipInShort(t)
 	t.Parallel()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, line := outputFile(t)
-	old := exec.Command(exe)
-	old.Env = append(os.Environ(), roleEnv+"=quitter")
-	old.Stdout, old.Stderr = out, os.Stderr
-	if err := old.Start(); err != nil {
-		t.Fatal(err)
-	}
+	old, line := startOld(t, "quitter")
 	defer old.Wait()
 	defer old.Process.Kill()
 	line(quitterLine)

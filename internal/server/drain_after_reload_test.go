@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -45,22 +44,7 @@ func TestDrainIsBoundedByTheReloadedStopTimeout(t *testing.T) {
 	}
 
 	c := client(t, 30*time.Second)
-	type answer struct {
-		status int
-		body   string
-		err    error
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		resp, err := c.Get(g.URL + "/sleep?d=4s")
-		if err != nil {
-			answered <- answer{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		answered <- answer{resp.StatusCode, string(b), err}
-	}()
+	answered := testutil.GetLater(c, g.URL+"/sleep?d=4s")
 	testutil.WaitFor(t, 10*time.Second, "the request in flight", func() bool {
 		for _, in := range g.Instances("web") {
 			if in.Inflight > 0 {
@@ -71,7 +55,7 @@ func TestDrainIsBoundedByTheReloadedStopTimeout(t *testing.T) {
 	})
 	g.Stop(t)
 	a := <-answered
-	if a.err != nil || a.status != http.StatusOK || a.body != "slept 4s" {
-		t.Errorf("a 4s request in flight as gatehouse stopped, with stop_timeout reloaded from 1s to 20s: %d %q, %v; want it answered", a.status, a.body, a.err)
+	if a.Err != nil || a.Status != http.StatusOK || a.Body != "slept 4s" {
+		t.Errorf("a 4s request in flight as gatehouse stopped, with stop_timeout reloaded from 1s to 20s: %d %q, %v; want it answered", a.Status, a.Body, a.Err)
 	}
 }

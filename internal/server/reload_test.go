@@ -80,6 +80,29 @@ func reload(t *testing.T, g *harness.Gatehouse, app string) []string {
 	return said
 }
 
+// reloadErr reloads every app from the file, within d, and returns the
+// reload's error.
+func reloadErr(g *harness.Gatehouse, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return g.Srv.Reload(ctx, "", func(string, ...any) {})
+}
+
+// webUnchanged fails t unless web-1 is still the process before was and
+// web's config has no RELOADED in its env: a refused reload changed
+// neither.
+func webUnchanged(t *testing.T, g *harness.Gatehouse, before supervisor.InstanceStatus) {
+	t.Helper()
+	after, ok := instance(g, "web-1")
+	if !ok || after.PID != before.PID {
+		t.Errorf("web-1 was pid %d, now %d (present %v): a refused reload replaced it", before.PID, after.PID, ok)
+	}
+	web, _ := g.Srv.App("web")
+	if env := web.Config().Env; env["RELOADED"] != "" {
+		t.Errorf("web's config has the refused reload's env %v", env)
+	}
+}
+
 // saysNewProcess reports whether one of said names key as taking a new
 // gatehouse process.
 func saysNewProcess(said []string, key string) bool {
@@ -233,20 +256,11 @@ func TestReloadWithUnbuildableRoutesChangesNothing(t *testing.T) {
 	if err := os.WriteFile(f.path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := g.Srv.Reload(ctx, "", func(string, ...any) {})
+	err := reloadErr(g, 30*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "gatehouse.yaml:11: apps.web.routes[1].static.root: ") {
 		t.Fatalf("reload = %v, want the static root's error at its file, line and key", err)
 	}
-	after, ok := instance(g, "web-1")
-	if !ok || after.PID != before.PID {
-		t.Errorf("web-1 was pid %d, now %d (present %v): a refused reload replaced it", before.PID, after.PID, ok)
-	}
-	app, _ := g.Srv.App("web")
-	if env := app.Config().Env; env["RELOADED"] != "" {
-		t.Errorf("the app's config has the refused reload's env %v", env)
-	}
+	webUnchanged(t, g, before)
 }
 
 // A reload of every app that one app refuses (api switches from command
@@ -278,20 +292,10 @@ func TestReloadOneAppRefusesChangesNoApp(t *testing.T) {
 	}
 
 	write("    env: {RELOADED: \"1\"}\n", "    upstreams: [\"127.0.0.1:1\"]\n")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err = g.Srv.Reload(ctx, "", func(string, ...any) {})
-	if !errors.Is(err, supervisor.ErrNeedsRestart) {
+	if err := reloadErr(g, 30*time.Second); !errors.Is(err, supervisor.ErrNeedsRestart) {
 		t.Fatalf("reload = %v, want api's switch refused", err)
 	}
-	after, ok := instance(g, "web-1")
-	if !ok || after.PID != before.PID {
-		t.Errorf("web-1 was pid %d, now %d (present %v): a refused reload replaced it", before.PID, after.PID, ok)
-	}
-	app, _ := g.Srv.App("web")
-	if env := app.Config().Env; env["RELOADED"] != "" {
-		t.Errorf("web's config has the refused reload's env %v", env)
-	}
+	webUnchanged(t, g, before)
 }
 
 // A reload whose settings apply but whose added instance does not start
@@ -384,18 +388,8 @@ func TestReloadWhileOneAppIsBusyChangesNoApp(t *testing.T) {
 	})
 
 	write("    env: {RELOADED: \"1\"}\n")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	err = g.Srv.Reload(ctx, "", func(string, ...any) {})
-	if !errors.Is(err, supervisor.ErrBusy) {
+	if err := reloadErr(g, 60*time.Second); !errors.Is(err, supervisor.ErrBusy) {
 		t.Fatalf("reload = %v, want it refused: api is busy", err)
 	}
-	after, ok := instance(g, "web-1")
-	if !ok || after.PID != before.PID {
-		t.Errorf("web-1 was pid %d, now %d (present %v): a refused reload replaced it", before.PID, after.PID, ok)
-	}
-	web, _ := g.Srv.App("web")
-	if env := web.Config().Env; env["RELOADED"] != "" {
-		t.Errorf("web's config has the refused reload's env %v", env)
-	}
+	webUnchanged(t, g, before)
 }
