@@ -124,7 +124,9 @@ type App struct {
 	// NAME a member on PORT, and "dns+srv://_service._proto.NAME" every
 	// SRV record's target and port; both are looked up again as their TTL
 	// says (see DNS), and may be mixed with host:port entries. A host:port
-	// entry with a host name is one member, dialed by that name.
+	// entry with a host name is one member, dialed by that name. Each
+	// upstream is listed once: a repeat (in any case, port or scheme) is
+	// refused, as it would double its share of the requests.
 	Upstreams []string `yaml:"upstreams" secret:"false"`
 	// UpstreamTLS speaks HTTPS to the upstreams and their probes; nil
 	// (absent) means plain HTTP. External pools only. It is how members

@@ -263,6 +263,7 @@ func (v *validator) source(a *App, path string) {
 			}
 			v.upstream(fmt.Sprintf("%s.upstreams[%d]", path, i), u)
 		}
+		v.repeatedUpstreams(a.Upstreams, path+".upstreams")
 	case len(a.Command) > 0:
 		v.command(path+".command", a.Command)
 	case v.has(path + ".command"):
@@ -290,6 +291,46 @@ func (v *validator) upstream(path, addr string) {
 	if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
 		v.errorf(path, "%q must be host:port, e.g. \"10.0.0.5:8080\"", addr)
 	}
+}
+
+// repeatedUpstreams refuses an upstream listed twice: each entry is a
+// member of its own, probed and balanced over, so a repeat would double
+// its share of the requests unasked. Entries are compared as dialed:
+// host names and schemes in any case, ports as numbers.
+func (v *validator) repeatedUpstreams(ups []string, path string) {
+	first := map[string]int{}
+	for i, u := range ups {
+		k, ok := upstreamKey(u)
+		if !ok {
+			continue // refused already as malformed
+		}
+		if j, seen := first[k]; seen {
+			v.errorf(indexPath(path, i), "%q is upstreams[%d] again: list each upstream once", u, j)
+			continue
+		}
+		first[k] = i
+	}
+}
+
+// upstreamKey is what an upstreams: entry dials or looks up, for
+// comparing entries written differently.
+func upstreamKey(u string) (string, bool) {
+	if IsDNSUpstream(u) {
+		d, err := ParseDNSUpstream(u)
+		if err != nil {
+			return "", false
+		}
+		return fmt.Sprintf("dns srv=%t %s %d", d.SRV, strings.ToLower(d.Name), d.Port), true
+	}
+	host, port, err := net.SplitHostPort(u)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil {
+		return "", false
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	}
+	return strings.ToLower(host) + " " + strconv.Itoa(n), true
 }
 
 func (v *validator) health(h *Health, path string) {
