@@ -108,3 +108,40 @@ func writeTestFile(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// gatehouse run checks the --listen and --admin it is given as it checks
+// the file's listen and admin, and names the flag: a clash with another
+// listener is refused before anything starts, not met at bind.
+func TestRunRefusesListenerFlagsAsTheFile(t *testing.T) {
+	t.Parallel()
+	const cfg = "listen: \"127.0.0.1:0\"\nadmin: \"127.0.0.1:19907\"\napps:\n  web:\n    command: [\"true\"]\n"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"listen on admin's address", []string{"--listen", "127.0.0.1:19907"},
+			`--listen: "127.0.0.1:19907" is also admin's address ("127.0.0.1:19907"): each listener needs a port of its own`},
+		{"admin on listen's address, spelt another way", []string{"--listen", "[::]:19908", "--admin", "[0:0::0]:019908"},
+			`--admin: "[0:0::0]:019908" is also listen's address ("[::]:19908"): each listener needs a port of its own`},
+		{"admin not host:port", []string{"--admin", "19909"},
+			`--admin: "19909" must be host:port, e.g. ":8080" or "127.0.0.1:9901"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			writeTestFile(t, filepath.Join(dir, "g.yaml"), []byte(cfg))
+			stdout, stderr, code := gatehouse(t, dir, append([]string{"run", "-c", "g.yaml"}, tc.args...)...)
+			if code != 2 {
+				t.Errorf("run: exit code = %d, want 2\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			}
+			if diff := cmp.Diff(tc.want+"\n", stderr); diff != "" {
+				t.Errorf("run's stderr (-want +got):\n%s", diff)
+			}
+			if _, err := os.Stat(filepath.Join(dir, ".gatehouse")); err == nil {
+				t.Errorf("run made its data_dir: it started before refusing the flags")
+			}
+		})
+	}
+}

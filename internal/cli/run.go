@@ -54,15 +54,21 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	if err != nil {
 		return err
 	}
-	override := func(cfg *config.Config) {
+	override := func(cfg *config.Config) error {
+		flags := map[string]string{}
 		if listen != "" {
 			cfg.Listen = listen
+			flags["listen"] = "--listen"
 		}
 		if adminAddr != "" {
 			cfg.Admin = adminAddr
+			flags["admin"] = "--admin"
 		}
+		return cfg.CheckOverrides(flags)
 	}
-	override(cfg)
+	if err := override(cfg); err != nil {
+		return err
+	}
 	// What validate reports, refused before anything starts.
 	if err := cfg.Preflight(); err != nil {
 		return err

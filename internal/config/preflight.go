@@ -34,6 +34,35 @@ func (c *Config) Preflight() error {
 	return v.errs.err()
 }
 
+// CheckOverrides checks listen and admin once command-line flags have
+// replaced them (flags maps each replaced key to its flag, "listen" to
+// "--listen"), as Validate checks them in a file: each is host:port, and
+// no two of gatehouse's listeners share an address. A problem is named
+// by its flag, without the file's line, which no longer says the value.
+func (c *Config) CheckOverrides(flags map[string]string) error {
+	v := &validator{pos: positions{}}
+	for _, key := range []string{"listen", "admin"} {
+		if _, ok := flags[key]; !ok {
+			continue
+		}
+		v.pos[key] = 0 // given, so that a clash is reported at the flag
+		addr := c.Listen
+		if key == "admin" {
+			addr = c.Admin
+		}
+		v.address(key, addr)
+	}
+	if len(v.errs) == 0 {
+		v.listenerClash(c)
+	}
+	for _, e := range v.errs {
+		if flag, ok := flags[e.Path]; ok {
+			e.Path = flag
+		}
+	}
+	return v.errs.err()
+}
+
 // PreflightApp checks what Preflight checks of the app named name (its
 // static roots are directories), its problems placed like Parse's. A
 // reload asks it before it changes anything, so that a refusal names

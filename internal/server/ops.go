@@ -168,7 +168,9 @@ func (s *Server) reread() (*config.Config, error) {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
 	if s.override != nil {
-		s.override(next)
+		if err := s.override(next); err != nil {
+			return nil, fmt.Errorf("reload: %w", err)
+		}
 	}
 	return next, nil
 }

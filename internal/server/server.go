@@ -80,8 +80,10 @@ type Options struct {
 	Drained bool
 	// Override, if set, is what the command line changes in the config
 	// (--listen, --admin), already applied to it: a reload applies it to
-	// the file it re-reads too, so that it is not taken for a change.
-	Override func(*config.Config)
+	// the file it re-reads too, so that it is not taken for a change. Its
+	// error (the flags clash with what the file now says) refuses the
+	// reload.
+	Override func(*config.Config) error
 }
 
 // Server is one gatehouse instance: gateway, supervisor and admin API.
@@ -124,7 +126,7 @@ type Server struct {
 	// history is the last hour the dashboard charts.
 	history  *history.Recorder
 	notify   *sdnotify.Notifier
-	override func(*config.Config)
+	override func(*config.Config) error
 	// draining: out of rotation, /readyz fails (Drain, or stopping);
 	// stopping: the shutdown began, and Drain can no longer undo it.
 	// Read without a lock; changed under rotMu (see leaveRotation).
