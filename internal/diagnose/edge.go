@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/http1"
+	"github.com/gatehouse/gatehouse/internal/routing"
 )
 
 // The edge detectors name what a route's rules (rate_limit, allow and
@@ -259,12 +259,16 @@ type routeStat struct {
 // routes in the snapshot count by path.
 func byRoute(s *AppSnap, as []*Access) []routeStat {
 	keys := make([]string, len(as))
+	var routes *routing.Table[*RouteSnap]
+	if s != nil && len(s.Routes) > 0 {
+		routes = routeTable(s.Routes)
+	}
 	for i, a := range as {
 		keys[i] = a.Path
-		if s != nil && len(s.Routes) > 0 {
+		if routes != nil {
 			keys[i] = ""
-			if r := matchRoute(s.Routes, a.Host, a.Path); r != nil {
-				keys[i] = r.Match
+			if r := routes.Match(a.Host, a.Path); r != nil {
+				keys[i] = r.Value.Match
 			}
 		}
 	}
@@ -291,54 +295,16 @@ func routeOf(s *AppSnap, match string) *RouteSnap {
 	return nil
 }
 
-// matchRoute is the route the gateway gives host and path among rs, as
-// its router.match does: a route with a host first, then the longest
-// prefix; the host without its port, brackets or trailing dot (as
-// config.Route.Host keeps a route's), the path with its slashes merged
-// (as the gateway's prefixes are), and a path that is a route's prefix
-// but its last slash ("/admin" for "/admin/") taken by that route unless
-// one as good has the path itself.
-func matchRoute(rs []RouteSnap, host, path string) *RouteSnap {
-	host = http1.RouteHost(host)
-	path = http1.MergeSlashes(path)
-	type cand struct {
-		r            *RouteSnap
-		host, prefix string
-	}
-	cs := make([]cand, len(rs))
+// routeTable is rs as the gateway routes among them
+// (routing.Table.Match): a request is counted against the route the
+// gateway gave it.
+func routeTable(rs []RouteSnap) *routing.Table[*RouteSnap] {
+	routes := make([]routing.Route[*RouteSnap], len(rs))
 	for i := range rs {
 		r := config.Route{Match: rs[i].Match}
-		cs[i] = cand{&rs[i], r.Host(), http1.MergeSlashes(r.Prefix())}
+		routes[i] = routing.Route[*RouteSnap]{Host: r.Host(), Prefix: r.Prefix(), Value: &rs[i]}
 	}
-	slices.SortStableFunc(cs, func(a, b cand) int {
-		if (a.host != "") != (b.host != "") {
-			if a.host != "" {
-				return -1
-			}
-			return 1
-		}
-		return len(b.prefix) - len(a.prefix)
-	})
-	var bare *cand
-	for i := range cs {
-		c := &cs[i]
-		if c.host != "" && !strings.EqualFold(c.host, host) {
-			continue
-		}
-		if strings.HasPrefix(path, c.prefix) {
-			if bare != nil && (len(c.prefix) < len(path) || bare.host != "" && c.host == "") {
-				return bare.r
-			}
-			return c.r
-		}
-		if bare == nil && len(c.prefix) == len(path)+1 && c.prefix[len(path)] == '/' && strings.HasPrefix(c.prefix, path) {
-			bare = c
-		}
-	}
-	if bare != nil {
-		return bare.r
-	}
-	return nil
+	return routing.New(routes)
 }
 
 func percent(n, of int) string { return fmt.Sprintf("%.0f%%", 100*float64(n)/float64(max(of, 1))) }

@@ -3,11 +3,11 @@ package diagnose
 import "testing"
 
 // The edge findings count a refused request against the route the
-// gateway gave it (gateway's router.match): its host without port,
-// brackets or trailing dot, its path with merged slashes, and "/admin"
-// taken by the route "/admin/". Counted against another route, a
-// rate_limited finding names the wrong route's rate_limit and fix.
-func TestMatchRouteAsTheGatewayRoutes(t *testing.T) {
+// gateway gave it: its host without port, brackets or trailing dot, its
+// path with merged slashes, and "/admin" taken by the route "/admin/".
+// Counted against another route, a rate_limited finding names the wrong
+// route's rate_limit and fix.
+func TestRouteTableAsTheGatewayRoutes(t *testing.T) {
 	rs := []RouteSnap{
 		{Match: "/"},
 		{Match: "/admin/"},
@@ -27,14 +27,15 @@ func TestMatchRouteAsTheGatewayRoutes(t *testing.T) {
 		{"IPv6 host with port", "[::1]:8080", "/", "[::1]/"},
 		{"IPv6 host without port", "[::1]", "/", "[::1]/"},
 	}
+	routes := routeTable(rs)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := ""
-			if r := matchRoute(rs, tt.host, tt.path); r != nil {
-				got = r.Match
+			if r := routes.Match(tt.host, tt.path); r != nil {
+				got = r.Value.Match
 			}
 			if got != tt.want {
-				t.Errorf("matchRoute(%q, %q) = %q; want %q", tt.host, tt.path, got, tt.want)
+				t.Errorf("Match(%q, %q) = %q; want %q", tt.host, tt.path, got, tt.want)
 			}
 		})
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/edge"
-	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/routing"
 	"github.com/gatehouse/gatehouse/internal/spool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/trust"
@@ -134,25 +134,23 @@ func (g *Gateway) buildRoutes() error {
 		var set edge.Set // the app's routes share its rate limit
 		for i := range ac.Routes {
 			r := &ac.Routes[i]
-			// A match spelling "//" is the route of its slashes merged, as
-			// the paths it is matched against are (see router.match).
-			rt := route{host: r.Host(), prefix: http1.MergeSlashes(r.Prefix()), app: a}
+			rt := route{Host: r.Host(), Prefix: r.Prefix(), Value: target{app: a}}
 			e, err := set.Compile(ac, r)
 			switch {
 			case err != nil:
 				errs = append(errs, fmt.Errorf("apps.%s.routes[%d]: %w", name, i, err))
 			case !e.Plain():
-				rt.edge = e
+				rt.Value.edge = e
 			}
 			routes = append(routes, rt)
 		}
 	}
-	next := newRouter(routes)
+	next := routing.New(routes)
 	if err := errors.Join(errs...); err != nil {
-		next.close()
+		closeRouter(next)
 		return err
 	}
-	g.router.Swap(next).close()
+	closeRouter(g.router.Swap(next))
 	return nil
 }
 
@@ -229,7 +227,7 @@ func (g *Gateway) Close() {
 	g.late.close()
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	g.router.Load().close()
+	closeRouter(g.router.Load())
 }
 
 type discard struct{}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/routing"
 	"github.com/gatehouse/gatehouse/internal/spool"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/upstream"
@@ -187,12 +187,12 @@ func (g *Gateway) route(host, path, target string, st *reqState) (a *appProxy, c
 			st.requestURI += "?" + query
 		}
 	}
-	rt := g.router.Load().match(host, path)
+	rt := g.router.Load().Match(host, path)
 	if rt == nil {
 		return nil, false, cause.New(cause.NoRoute, "", "no route for "+host+path, nil)
 	}
-	a = rt.app
-	st.app, st.edge, st.route = a, rt.edge, rt
+	a = rt.Value.app
+	st.app, st.edge, st.route = a, rt.Value.edge, rt
 	a.pool.TouchAt(st.start)
 	return a, changed, nil
 }
@@ -216,76 +216,31 @@ func (a *appProxy) limitBody(r *http.Request, w http.ResponseWriter, st *reqStat
 	return nil
 }
 
-// router maps host and path prefix to an app. Host-specific routes win over
-// host-less ones; among those, the longest prefix wins.
-type router struct {
-	routes []route
-}
+// router maps host and path prefix to an app and the route's rules (see
+// routing.Table.Match for which route a request takes).
+type router = routing.Table[target]
 
-type route struct {
-	host   string // lower-case, no port; "" matches any host
-	prefix string
-	app    *appProxy
+// route is one of the router's routes.
+type route = routing.Route[target]
+
+// target is where a route leads.
+type target struct {
+	app *appProxy
 	// edge is the route's rules; nil when it only routes.
 	edge *edge.Route
 }
 
-func newRouter(routes []route) *router {
-	sort.SliceStable(routes, func(i, j int) bool {
-		if (routes[i].host != "") != (routes[j].host != "") {
-			return routes[i].host != ""
-		}
-		return len(routes[i].prefix) > len(routes[j].prefix)
-	})
-	return &router{routes: routes}
-}
-
-// close lets go of what the routes' rules hold open; nil closes nothing.
-func (r *router) close() {
+// closeRouter lets go of what the routes' rules hold open; nil closes
+// nothing.
+func closeRouter(r *router) {
 	if r == nil {
 		return
 	}
-	for i := range r.routes {
-		if e := r.routes[i].edge; e != nil {
+	for _, rt := range r.Routes() {
+		if e := rt.Value.edge; e != nil {
 			e.Close()
 		}
 	}
-}
-
-func (r *router) match(host, path string) *route {
-	if len(r.routes) == 1 && r.routes[0].host == "" && r.routes[0].prefix == "/" {
-		return &r.routes[0]
-	}
-	// "example.com." is the absolute spelling of "example.com", which
-	// apps take for the same host: routed as it, or a host route's rules
-	// would not hold for it.
-	host = http1.RouteHost(host)
-	// "//admin/" is "/admin/" to apps that merge slashes (Rails, Spring),
-	// so it takes "/admin/"'s route, as nginx's merge_slashes has it;
-	// else a shorter route's rules would apply to the page.
-	path = http1.MergeSlashes(path)
-	// bare is the route whose prefix is path and a slash ("/admin/" for
-	// "/admin"): apps serve the two as one page, so it takes path unless
-	// a route of its host, or of none if it has none, whose prefix is
-	// path itself does; else a shorter route's rules would apply to the
-	// page, not its own.
-	var bare *route
-	for i := range r.routes {
-		rt := &r.routes[i]
-		if rt.host != "" && !strings.EqualFold(rt.host, host) {
-			continue
-		}
-		if strings.HasPrefix(path, rt.prefix) {
-			if bare != nil && (len(rt.prefix) < len(path) || bare.host != "" && rt.host == "") {
-				return bare
-			}
-			return rt
-		}
-		if bare == nil && len(rt.prefix) == len(path)+1 && rt.prefix[len(path)] == '/' && strings.HasPrefix(rt.prefix, path) {
-			bare = rt
-		}
-	}
-	return bare
 }
 
 // fail answers for a failed request. Every error of the forward is a

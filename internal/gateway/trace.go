@@ -96,8 +96,8 @@ func (g *Gateway) endTrace(st *reqState, r *http.Request, e *telemetry.AccessEnt
 		attrs = append(attrs, attribute.String(attrApp, e.App))
 	}
 	if rt := st.route; rt != nil {
-		name += " " + rt.prefix
-		attrs = append(attrs, attribute.String("http.route", rt.prefix), attribute.String(attrRoute, rt.host+rt.prefix))
+		name += " " + rt.Prefix
+		attrs = append(attrs, attribute.String("http.route", rt.Prefix), attribute.String(attrRoute, rt.Host+rt.Prefix))
 	}
 	if e.Cause != "" {
 		attrs = append(attrs, attribute.String(attrCause, e.Cause))
