@@ -1215,16 +1215,49 @@ func (fc *conn) end() {
 	fc.s.track(fc, false)
 }
 
-// lingerWait bounds how long a closing connection reads what its client
-// still sends; net/http waits as long.
-const lingerWait = 500 * time.Millisecond
+// A connection closed with its request's body unread (answered early,
+// or refused) first reads and drops what its client still sends, as
+// nginx's lingering close does: closed with bytes unread, the socket
+// would send a reset, and a client still writing its upload would lose
+// the answer waiting in its receive buffer to the reset. It reads for as
+// long as the client goes on sending, each read within lingerWait of the
+// last, and lingerTime in all (nginx's lingering_timeout and
+// lingering_time are 5 s and 30 s; net/http's single wait of 500 ms
+// loses the answer to a large upload on a busy machine). While the
+// server shuts down, lingerClosing in all, as the drain waits for it.
+const (
+	lingerWait    = 2 * time.Second
+	lingerTime    = 30 * time.Second
+	lingerClosing = 500 * time.Millisecond
+)
 
 func (fc *conn) lingerClose() {
 	if cw, ok := fc.c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	fc.c.SetReadDeadline(time.Now().Add(lingerWait))
-	io.Copy(io.Discard, fc.c)
+	io.Copy(io.Discard, lingerReader{fc: fc, start: time.Now()})
+}
+
+// lingerReader reads a lingering connection, within its bounds.
+type lingerReader struct {
+	fc    *conn
+	start time.Time
+}
+
+func (l lingerReader) Read(p []byte) (int, error) {
+	end := l.start.Add(lingerTime)
+	if l.fc.s.closing.Load() {
+		end = l.start.Add(lingerClosing)
+	}
+	now := time.Now()
+	if !now.Before(end) {
+		return 0, io.EOF
+	}
+	if d := now.Add(lingerWait); d.Before(end) {
+		end = d
+	}
+	l.fc.c.SetReadDeadline(end)
+	return l.fc.c.Read(p)
 }
 
 // bodyReader reads a request body from the connection, of known length
