@@ -3,6 +3,7 @@ package front
 import (
 	"crypto/tls"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,6 +109,20 @@ func (s *tlsSocket) Read(p []byte) (int, error) {
 // wait that long.
 func (s *tlsSocket) Write(p []byte) (int, error) {
 	s.wmu.Lock()
+	if s.gathering && s.stopped {
+		// A deadline set past stops writes, gathered ones too: crypto/tls
+		// sets one once its close_notify is gathered behind a last
+		// answer (writeClosing), and a record after it (a KeyUpdate's
+		// reply, from a read that took TLS's write lock as the alert let
+		// go of it) must not go out behind the alert.
+		err := &net.OpError{Op: "write", Net: s.LocalAddr().Network(), Source: s.LocalAddr(), Addr: s.RemoteAddr(),
+			Err: os.ErrDeadlineExceeded}
+		if s.failed == nil {
+			s.failed = err
+		}
+		s.wmu.Unlock()
+		return 0, err
+	}
 	if s.gathering {
 		*s.gathered = append(*s.gathered, p...)
 		s.wmu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -269,6 +270,13 @@ func TestTLSSocketBoundsEveryWrite(t *testing.T) {
 // cannot go in one send however fast the client reads.
 func tlsSocketPair(t *testing.T, under func(net.Conn) net.Conn, small bool) (*tls.Conn, *tlsSocket, *tls.Conn) {
 	t.Helper()
+	return tlsSocketPairOver(t, under, nil, small)
+}
+
+// tlsSocketPairOver is tlsSocketPair with the server's TLS over
+// over(sock), a layer a test puts between TLS and its socket, when set.
+func tlsSocketPairOver(t *testing.T, under func(net.Conn) net.Conn, over func(*tlsSocket) net.Conn, small bool) (*tls.Conn, *tlsSocket, *tls.Conn) {
+	t.Helper()
 	srvCfg, cliCfg := testTLS(t, "http/1.1")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -302,7 +310,11 @@ func tlsSocketPair(t *testing.T, under func(net.Conn) net.Conn, small bool) (*tl
 	// the -race suite runs beside the plain one on two cores.
 	// As the server makes it: a plain socket is read and written raw.
 	sock := newTLSSocket(srvRaw, 30*time.Second)
-	sc := tls.Server(sock, srvCfg)
+	var tlsOver net.Conn = sock
+	if over != nil {
+		tlsOver = over(sock)
+	}
+	sc := tls.Server(tlsOver, srvCfg)
 	cc := tls.Client(raw, cliCfg)
 	cc.SetDeadline(time.Now().Add(time.Minute))
 	done := make(chan error, 1)
@@ -622,4 +634,78 @@ func TestTLSSocketWriteClosingKeepsACut(t *testing.T) {
 	if _, err := sock.writeClosing(sc, []byte("answer")); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("writeClosing on a socket cut: %v, want a deadline exceeded", err)
 	}
+}
+
+// A record TLS writes after the close_notify of a connection's last
+// answer was gathered, before the gathered send (a KeyUpdate's reply,
+// from a read that took TLS's write lock as the alert let go of it),
+// fails as a write after the alert fails once the send is done: it does
+// not go out behind the alert.
+func TestTLSSocketWriteClosingGathersNothingAfterTheAlert(t *testing.T) {
+	t.Parallel()
+	own := []byte("a record of TLS's own")
+	var wire *recordingWrites
+	var late error
+	sc, sock, cc := tlsSocketPairOver(t,
+		func(c net.Conn) net.Conn { wire = &recordingWrites{Conn: c}; return wire },
+		func(s *tlsSocket) net.Conn {
+			return &afterStop{tlsSocket: s, then: func() {
+				_, late = s.Write(own)
+			}}
+		}, false)
+	got := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(cc) // to the close_notify
+		got <- err
+	}()
+	if n, err := sock.writeClosing(sc, []byte("answer")); err != nil || n != len("answer") {
+		t.Fatalf("writeClosing: %d, %v", n, err)
+	}
+	if err := <-got; err != nil {
+		t.Errorf("the client read the answer and %v, want a clean end", err)
+	}
+	if !errors.Is(late, os.ErrDeadlineExceeded) {
+		t.Errorf("a record written after the alert, while it was gathered: %v, want a deadline exceeded", late)
+	}
+	if bytes.Contains(wire.bytes(), own) {
+		t.Error("a record written after the alert went out behind it")
+	}
+}
+
+// afterStop calls then once, after the first write deadline set through
+// it that has passed already: crypto/tls's, once it has written its
+// close_notify.
+type afterStop struct {
+	*tlsSocket
+	then func()
+}
+
+func (a *afterStop) SetWriteDeadline(t time.Time) error {
+	err := a.tlsSocket.SetWriteDeadline(t)
+	if then := a.then; then != nil && !t.IsZero() && !t.After(time.Now()) {
+		a.then = nil
+		then()
+	}
+	return err
+}
+
+// recordingWrites keeps what is written to its Conn.
+type recordingWrites struct {
+	net.Conn
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (c *recordingWrites) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.mu.Lock()
+	c.buf = append(c.buf, p[:n]...)
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *recordingWrites) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.buf...)
 }
