@@ -93,8 +93,14 @@ func runCmd(c *cobra.Command, file, listen, adminAddr string, argv []string) (er
 	// not passed on to the apps or a later successor.
 	drained := inherit != nil && os.Getenv(server.DrainedEnv) == "1"
 	os.Unsetenv(server.DrainedEnv)
+	var adoptTimeout time.Duration
+	if inherit != nil {
+		adoptTimeout = server.UpgradeTimeoutFromEnv(os.Getenv)
+	}
+	os.Unsetenv(server.UpgradeTimeoutEnv)
 	srv, err := server.New(cfg, server.Options{Console: term.console, Logger: logger, Notify: notify, Handover: inherit,
-		Executable: exe, Args: os.Args[1:], Override: override, Drained: drained, Activated: activated})
+		Executable: exe, Args: os.Args[1:], Override: override, Drained: drained, Activated: activated,
+		AdoptTimeout: adoptTimeout})
 	if err != nil {
 		return err
 	}

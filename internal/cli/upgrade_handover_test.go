@@ -937,3 +937,43 @@ func TestDrainedGatehouseStaysDrainedThroughAnUpgrade(t *testing.T) {
 		t.Errorf("the app's environment has GATEHOUSE_DRAINED")
 	}
 }
+
+// The successor of an upgrade adopts the instances within the time the
+// upgrade gives it (--timeout), not within its own default of a minute:
+// with a longer --timeout, an app slower than a minute to answer its
+// first probe would otherwise be given up on by the successor while its
+// predecessor still waited. The bound is as the successor logs it; the
+// variable that carries it goes no further than the successor.
+func TestUpgradeTimeoutBoundsTheSuccessorsAdoption(t *testing.T) {
+	t.Parallel()
+	r := newUpgradeRig(t, 1)
+	r.start(t)
+	r.instances(t, 1)
+	u := r.upgrade(t, "--timeout", "97s")
+	if u.code != 0 || u.newPID <= 0 {
+		t.Fatalf("upgrade --timeout 97s: exit %d, new pid %d\n%s", u.code, u.newPID, u.out.String())
+	}
+	log, err := os.ReadFile(r.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adopting []string
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.Contains(l, "adopting the previous gatehouse's instances") {
+			adopting = append(adopting, l)
+		}
+	}
+	if len(adopting) != 1 || !strings.Contains(adopting[0], "1m37s") {
+		t.Errorf("the successor's adoption lines %q; want one, within 1m37s", adopting)
+	}
+	c := httpClient(t, 5*time.Second)
+	resp, err := c.Get("http://" + r.listen + "/env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), "GATEHOUSE_UPGRADE_TIMEOUT") {
+		t.Errorf("the app's environment has GATEHOUSE_UPGRADE_TIMEOUT")
+	}
+}

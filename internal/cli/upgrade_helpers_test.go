@@ -378,10 +378,10 @@ var upgradedRE = regexp.MustCompile(`upgraded: gatehouse pid (\d+) serves`)
 
 // upgradeAsync starts `gatehouse upgrade` (the built binary: exe may be
 // broken on purpose) against the rig's admin API.
-func (r *upgradeRig) upgradeAsync(t *testing.T) *upgradeRun {
+func (r *upgradeRig) upgradeAsync(t *testing.T, args ...string) *upgradeRun {
 	t.Helper()
 	u := &upgradeRun{done: make(chan struct{}), start: time.Now()}
-	u.cmd = exec.Command(r.real, "upgrade", "--admin", r.adminURL)
+	u.cmd = exec.Command(r.real, append([]string{"upgrade", "--admin", r.adminURL}, args...)...)
 	u.cmd.Dir = r.dir
 	u.cmd.Stdout, u.cmd.Stderr = &u.out, &u.out
 	if err := u.cmd.Start(); err != nil {
@@ -426,10 +426,10 @@ func (u *upgradeRun) wait(t *testing.T) *upgradeRun {
 	return u
 }
 
-// upgrade runs `gatehouse upgrade` to its end.
-func (r *upgradeRig) upgrade(t *testing.T) *upgradeRun {
+// upgrade runs `gatehouse upgrade` with args to its end.
+func (r *upgradeRig) upgrade(t *testing.T, args ...string) *upgradeRun {
 	t.Helper()
-	return r.upgradeAsync(t).wait(t)
+	return r.upgradeAsync(t, args...).wait(t)
 }
 
 // events reads events.log.

@@ -72,6 +72,10 @@ type Options struct {
 	// UpgradeTimeout bounds how long a successor has to become ready
 	// before the upgrade is abandoned; 0 means 60s.
 	UpgradeTimeout time.Duration
+	// AdoptTimeout bounds how long this process, an upgrade's successor,
+	// takes to adopt its predecessor's instances: the predecessor's
+	// own wait for it (UpgradeTimeoutEnv); 0 means UpgradeTimeout.
+	AdoptTimeout time.Duration
 	// Notify tells systemd when gatehouse is ready, reloading and
 	// stopping, and keeps its watchdog; nil means not under systemd.
 	Notify *sdnotify.Notifier

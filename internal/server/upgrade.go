@@ -42,12 +42,30 @@ import (
 // sockets and the instances, finds nobody to tell and serves on alone
 // (upgrade_predecessor_gone).
 
+// UpgradeTimeoutEnv tells the successor of an upgrade how long its
+// predecessor waits for it to be ready, a Go duration ("5m0s"): the
+// successor's Options.AdoptTimeout.
+const UpgradeTimeoutEnv = "GATEHOUSE_UPGRADE_TIMEOUT"
+
+// UpgradeTimeoutFromEnv is the bound a successor was given by its
+// predecessor in env (os.Getenv's form); 0 (the default) when it was
+// given none it can read.
+func UpgradeTimeoutFromEnv(getenv func(string) string) time.Duration {
+	d, err := time.ParseDuration(getenv(UpgradeTimeoutEnv))
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return d
+}
+
 // upgradeState is a server's part in upgrades, as the old process and as
 // the new one.
 type upgradeState struct {
 	exe     string
 	args    []string
 	timeout time.Duration
+	// adopt bounds this successor's adoption of the instances.
+	adopt time.Duration
 	// inherit is what this process got from its predecessor; nil if none.
 	inherit *handover.Inherited
 
@@ -80,6 +98,10 @@ func newUpgradeState(opts Options) *upgradeState {
 	u.ready.Store(opts.Handover == nil)
 	if u.timeout <= 0 {
 		u.timeout = time.Minute
+	}
+	u.adopt = opts.AdoptTimeout
+	if u.adopt <= 0 {
+		u.adopt = u.timeout
 	}
 	return u
 }
@@ -153,6 +175,10 @@ func (s *Server) Upgrade(ctx context.Context, timeout time.Duration, p superviso
 		// the upgrade: drain, upgrade, undrain.
 		env = append(env, DrainedEnv+"=1")
 	}
+	// The successor's own bound on adopting the instances is the one
+	// this process waits for it within (upgrade --timeout), not its
+	// default: it would give up first.
+	env = append(env, UpgradeTimeoutEnv+"="+timeout.String())
 	succ, err := handover.Start(u.exe, u.args, env, s.handedSockets(), os.Stdout, os.Stderr)
 	if err == nil {
 		p("started %s as pid %d; waiting up to %s for it to adopt the instances and serve", u.exe, succ.PID(), timeout)
@@ -215,7 +241,8 @@ func (s *Server) takeOver(ctx context.Context) error {
 	if u.inherit == nil {
 		return nil
 	}
-	c, cancel := context.WithTimeout(ctx, u.timeout)
+	s.log.Info("adopting the previous gatehouse's instances", "pid", u.inherit.Parent(), "within", u.adopt.String())
+	c, cancel := context.WithTimeout(ctx, u.adopt)
 	defer cancel()
 	if err := s.sup.AwaitAdopted(c); err != nil {
 		err = fmt.Errorf("adopting the instances: %w", err)
