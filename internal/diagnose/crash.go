@@ -268,6 +268,9 @@ func exitWhat(e telemetry.Event) string {
 }
 
 func crashFix(e telemetry.Event, culprit *Access, h hints) string {
+	if fix := outOfMemoryFix(e.Output); fix != "" {
+		return fix
+	}
 	switch {
 	case e.Signal == "SIGKILL":
 		return "something killed the process with SIGKILL: often the kernel's OOM killer (check `dmesg` and the instance's memory), or an operator; requests it was serving were lost — gatehouse retried the idempotent ones"
@@ -283,6 +286,34 @@ func crashFix(e telemetry.Event, culprit *Access, h hints) string {
 			culprit.Method, culprit.Path, h.crash)
 	}
 	return "the app exited on its own: fix the error in its output above; " + h.crash
+}
+
+// outOfMemoryFix is the fix for a process whose last output says its
+// runtime ran out of memory ("" when it does not): such a process ends
+// as its runtime chooses (Node and the JVM abort, SIGABRT, which is no
+// fault of native code; Go exits 2), and the fix is the runtime's limit
+// or what holds the memory, not the signal's.
+func outOfMemoryFix(output []string) string {
+	// Anywhere in the last lines kept (exitOutputLines): the runtime's
+	// own report (Node's native stack, the JVM's) may follow the message.
+	for _, l := range output {
+		switch {
+		case strings.Contains(l, "JavaScript heap out of memory"), strings.Contains(l, "Reached heap limit"):
+			return "the process ran out of JavaScript heap (Node's own heap limit, which may be well below the machine's memory): " +
+				"raise it with NODE_OPTIONS=--max-old-space-size=MiB in the app's env, within the instance's memory, " +
+				"or find what holds the memory (gatehouse dump INSTANCE --kind heap, while it grows)"
+		case strings.Contains(l, "java.lang.OutOfMemoryError"):
+			return "the JVM ran out of memory (" + strings.TrimSpace(l[strings.Index(l, "java.lang.OutOfMemoryError"):]) + "): " +
+				"raise its limit (-Xmx, or -XX:MaxRAMPercentage) within the instance's memory, or find what holds the memory (a heap dump: jcmd PID GC.heap_dump)"
+		case strings.Contains(l, "fatal error: runtime: out of memory"):
+			return "the Go runtime could not get more memory from the system: check the instance's memory limit and what the app holds " +
+				"(a heap profile through net/http/pprof); GOMEMLIMIT makes the collector work harder before the limit"
+		case strings.HasPrefix(strings.TrimSpace(l), "MemoryError"):
+			return "the Python process ran out of memory (MemoryError): check the instance's memory limit and what the app holds " +
+				"(tracemalloc), and read large inputs in pieces"
+		}
+	}
+	return ""
 }
 
 // sentFromOutside are the signals a process dies of only when something

@@ -68,3 +68,65 @@ func TestCrashFixFollowsTheSignal(t *testing.T) {
 		})
 	}
 }
+
+// A process whose last output says its runtime ran out of memory gets
+// the runtime's fix, whatever signal or code it ended with: Node aborts
+// (SIGABRT) on its own heap limit, which is no crash of native code.
+func TestCrashOutOfMemoryNamesTheRuntimesLimit(t *testing.T) {
+	now := time.Now().UTC()
+	code2 := 2
+	for _, tc := range []struct {
+		name   string
+		signal string
+		code   *int
+		output []string
+		fix    string
+	}{
+		{"node's heap limit", "SIGABRT", nil, []string{
+			"<--- Last few GCs --->",
+			"FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory",
+			" 1: 0xb7f1e0 node::Abort() [node]",
+			" 2: 0xa8c8b3  [node]",
+		}, "--max-old-space-size"},
+		{"node's older message", "SIGABRT", nil, []string{
+			"FATAL ERROR: CALL_AND_RETRY_LAST Allocation failed - JavaScript heap out of memory",
+		}, "--max-old-space-size"},
+		{"the JVM", "SIGABRT", nil, []string{
+			`Exception in thread "main" java.lang.OutOfMemoryError: Java heap space`,
+			"\tat Main.main(Main.java:5)",
+		}, "java.lang.OutOfMemoryError: Java heap space): raise its limit (-Xmx"},
+		{"Go", "", &code2, []string{
+			"fatal error: runtime: out of memory",
+			"",
+			"runtime stack:",
+		}, "GOMEMLIMIT"},
+		{"Python", "", &code2, []string{
+			"Traceback (most recent call last):",
+			`  File "app.py", line 3, in <module>`,
+			"MemoryError",
+		}, "MemoryError"},
+		{"a fault, not memory", "SIGABRT", nil, []string{"double free or corruption (out)"}, "native code"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			at := now.Add(-5 * time.Minute)
+			ev := &diagnose.Evidence{Since: now.Add(-time.Hour), Until: now,
+				Events: []telemetry.Event{
+					{Time: at.Add(-time.Hour), App: "web", Instance: "web-1", Type: telemetry.EventStart, PID: 4242},
+					{Time: at, App: "web", Instance: "web-1", Type: telemetry.EventExit, PID: 4242, Signal: tc.signal, ExitCode: tc.code,
+						Detail: "exited", Output: tc.output},
+					{Time: at.Add(100 * time.Millisecond), App: "web", Instance: "web-1", Type: telemetry.EventRestart,
+						Detail: "restart #1 after 0s back-off (last run lasted 1h0m0s)"},
+				},
+				State: diagnose.Snapshot{At: now, Apps: []diagnose.AppSnap{{Name: "web", Instances: []diagnose.InstanceSnap{{
+					InstanceStatus: supervisor.InstanceStatus{ID: "web-1", PID: 4300, State: "ready", Health: "200 OK in 1ms"}}}}}},
+			}
+			f := findingOf(diagnose.Run(ev), "crash", "web")
+			if f == nil {
+				t.Fatalf("no crash finding")
+			}
+			if !strings.Contains(f.Fix, tc.fix) {
+				t.Errorf("fix %q; want it to say %q", f.Fix, tc.fix)
+			}
+		})
+	}
+}
