@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -57,12 +58,18 @@ type Evidence struct {
 type Cut struct {
 	File string // its name under the data dir
 	From time.Time
+	// Path is where it is when not under the data dir (a custom
+	// access_log); "" when it is.
+	Path string
 }
 
 // Unreadable is a file of the evidence that could not be read, and why.
 type Unreadable struct {
 	File string // its name under the data dir
 	Err  error
+	// Path is where it is when not under the data dir (a custom
+	// access_log); "" when it is.
+	Path string
 }
 
 // Load reads the evidence under a data dir from since on: the logs'
@@ -79,24 +86,50 @@ func Load(dir string, since time.Time) (*Evidence, error) {
 	ev := &Evidence{Since: since, Until: time.Now()}
 	events, cut, err := telemetry.ReadRotatedEvents(filepath.Join(dir, "events.log"), since)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		ev.Unreadable = append(ev.Unreadable, Unreadable{"events.log", err})
+		ev.Unreadable = append(ev.Unreadable, Unreadable{File: "events.log", Err: err})
 	}
 	ev.Events = events
 	if cut {
-		ev.Cut = append(ev.Cut, Cut{"events.log", oldest(events, func(e telemetry.Event) time.Time { return e.Time }, ev.Until)})
-	}
-	if ev.Access, cut, err = readAccess(filepath.Join(dir, "access.log"), since); err != nil {
-		ev.Unreadable = append(ev.Unreadable, Unreadable{"access.log", err})
-	}
-	if cut {
-		ev.Cut = append(ev.Cut, Cut{"access.log", oldest(ev.Access, func(a Access) time.Time { return a.Time }, ev.Until)})
+		ev.Cut = append(ev.Cut, Cut{File: "events.log", From: oldest(events, func(e telemetry.Event) time.Time { return e.Time }, ev.Until)})
 	}
 	if ev.State, err = ReadSnapshot(dir); err != nil {
 		// Half a snapshot would tell of instances that are not there.
 		ev.State = Snapshot{}
-		ev.Unreadable = append(ev.Unreadable, Unreadable{SnapshotFile, err})
+		ev.Unreadable = append(ev.Unreadable, Unreadable{File: SnapshotFile, Err: err})
+	}
+	path, shown, err := accessLogOf(dir, ev.State.AccessLog)
+	if err != nil {
+		ev.Unreadable = append(ev.Unreadable, Unreadable{File: "access.log", Err: err})
+		return ev, nil
+	}
+	if ev.Access, cut, err = readAccess(path, since); err != nil {
+		ev.Unreadable = append(ev.Unreadable, Unreadable{File: "access.log", Err: err, Path: shown})
+	}
+	if cut {
+		ev.Cut = append(ev.Cut, Cut{File: "access.log", From: oldest(ev.Access, func(a Access) time.Time { return a.Time }, ev.Until), Path: shown})
 	}
 	return ev, nil
+}
+
+// ErrAccessLogNotAFile is why there is no access log to read: access_log
+// sends it to standard output, or writes none.
+var ErrAccessLogNotAFile = errors.New("not written to a file")
+
+// accessLogOf is the access log gatehouse wrote under dir as access_log
+// said it (setting): its path, and the path to show when it is not
+// data_dir/access.log; an error when it was not written to a file.
+func accessLogOf(dir, setting string) (path, shown string, err error) {
+	switch setting {
+	case "":
+		return filepath.Join(dir, "access.log"), "", nil
+	case config.AccessLogStdout, config.AccessLogOff:
+		return "", "", fmt.Errorf("access_log is %s: %w", setting, ErrAccessLogNotAFile)
+	}
+	path = setting
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	return path, path, nil
 }
 
 // LoadWindow reads the evidence of the window of length d that ends when
@@ -185,19 +218,34 @@ var missingWith = map[string]string{
 	"access.log": "the requests: their count, their 5xx and the requests each finding cost are missing or incomplete",
 }
 
+// evidencePath names a file of the evidence in a finding: file under
+// data_dir, or path when it lies elsewhere.
+func evidencePath(file, path string) string {
+	if path != "" {
+		return path
+	}
+	return "data_dir/" + file
+}
+
 // unreadable names each file of the evidence that could not be read.
 func unreadable(ev *Evidence) []Finding {
 	var out []Finding
 	for _, u := range ev.Unreadable {
 		fix := "look at the file (is it a regular file gatehouse may read?) and at the disk (full, failing); " +
 			"gatehouse appends to it while it runs, and rotates it"
-		if u.File == SnapshotFile {
+		title := fmt.Sprintf("%s could not be read: the findings are what the other files show", evidencePath(u.File, u.Path))
+		switch {
+		case u.File == SnapshotFile:
 			fix = "gatehouse writes " + SnapshotFile + " anew, whole, every sample_interval while it runs: diagnose again; " +
 				"a copy of a data dir should copy it whole; if it stays unreadable, look at the disk (full, failing) and at what else writes data_dir"
+		case errors.Is(u.Err, ErrAccessLogNotAFile):
+			title = "the access log is not written to a file: the findings are what the other files show"
+			fix = "diagnose reads the access log from a file: leave access_log out (data_dir/access.log) or set it to a path, " +
+				"where gatehouse also rotates it"
 		}
 		out = append(out, Finding{
 			ID: "evidence_unreadable", Severity: Warning,
-			Title:    fmt.Sprintf("data_dir/%s could not be read: the findings are what the other files show", u.File),
+			Title:    title,
 			Evidence: []string{u.Err.Error(), "missing: " + missingWith[u.File]},
 			Fix:      fix,
 		})
@@ -213,8 +261,8 @@ func cutShort(ev *Evidence) []Finding {
 	for _, c := range ev.Cut {
 		out = append(out, Finding{
 			ID: "evidence_cut", Severity: Warning,
-			Title: fmt.Sprintf("only the newest %d MiB of data_dir/%s were read: the findings are those from %s on",
-				telemetry.ReadBudget>>20, c.File, clock(c.From)),
+			Title: fmt.Sprintf("only the newest %d MiB of %s were read: the findings are those from %s on",
+				telemetry.ReadBudget>>20, evidencePath(c.File, c.Path), clock(c.From)),
 			Evidence: []string{
 				fmt.Sprintf("the window began at %s; what %s holds from then until %s is left out", clock(ev.Since), c.File, clock(c.From)),
 				"missing: " + missingWith[c.File],

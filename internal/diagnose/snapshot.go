@@ -26,6 +26,10 @@ const SnapshotFile = "state.json"
 type Snapshot struct {
 	At   time.Time `json:"at"`
 	Apps []AppSnap `json:"apps"`
+	// AccessLog is where the access log is written, as access_log says
+	// it (Load reads it from there): "" for data_dir/access.log,
+	// "stdout", "off", or a path, relative to data_dir or absolute.
+	AccessLog string `json:"access_log,omitempty"`
 }
 
 // AppSnap is one app's settings that findings compare against, and its

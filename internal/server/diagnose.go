@@ -27,7 +27,9 @@ func (s *Server) snapshotLoop(ctx context.Context) {
 func (s *Server) writeSnapshot() {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
-	if err := diagnose.Take(s.sup).Write(s.cfg.DataDir); err != nil {
+	snap := diagnose.Take(s.sup)
+	snap.AccessLog = s.cfg.AccessLog
+	if err := snap.Write(s.cfg.DataDir); err != nil {
 		s.log.Warn("state snapshot not written", "err", err)
 	}
 }
