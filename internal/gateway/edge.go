@@ -60,6 +60,13 @@ func (g *Gateway) serveStatic(x *front.Exchange, rw *responseWriter, st *reqStat
 	if dec, err := url.PathUnescape(p); err == nil {
 		p = dec
 	}
+	// The app is sent "/" for a prefix stripped to nothing (/assets on
+	// the route /assets/); static takes "" for that, the root without its
+	// slash, and redirects it to the slash form, so that the index's
+	// relative links resolve beneath the prefix.
+	if p == "/" && !strings.HasSuffix(x.Req.URL.Path, "/") {
+		p = ""
+	}
 	st.ask.Rule = "static"
 	res := st.edge.Static.Serve(rw, x.Req, p)
 	if res.Encoding != "" {

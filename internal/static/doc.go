@@ -33,7 +33,8 @@
 //     last is the fallback file, or "=CODE" for a bare status; nothing
 //     found is 404. The request path is checked before any entry, so a
 //     refused path never reaches the fallback. Under try_files, a directory
-//     is not redirected to its slash form.
+//     is not redirected to its slash form, and the path "" is the root as
+//     "/" is.
 //   - Precompressed siblings (NAME.br, NAME.zst, NAME.gz). The client's
 //     Accept-Encoding q-values decide, Options.Precompressed breaks ties
 //     and says which encodings to look for (Caddy's rule); an encoding at

@@ -452,6 +452,11 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, path string) Resu
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	if s.try != nil {
+		if path == "" {
+			// Nothing is redirected under try_files: $path names the
+			// root as it does when asked for with its slash.
+			path = "/"
+		}
 		return s.serveTry(w, r, f, path, now, sc)
 	}
 	// A kept file answers without opening anything. Under a trailing
