@@ -25,6 +25,7 @@ func TestStaticRouteDirectoryWithoutSlashRedirects(t *testing.T) {
 		d := newDirect(t, proto, app.addr, func(a *config.App) {
 			a.Routes = []config.Route{
 				{Match: "/assets/", StripPrefix: true, Static: &config.Static{Root: root}},
+				{Match: "/site/", StripPrefix: true, AddPrefix: "/sub", Static: &config.Static{Root: root}},
 				{Match: "/spa/", StripPrefix: true, Static: &config.Static{Root: root, TryFiles: []string{"$path", "=404"}}},
 				{Match: "/"},
 			}
@@ -40,6 +41,10 @@ func TestStaticRouteDirectoryWithoutSlashRedirects(t *testing.T) {
 			{path: "/assets/", status: 200, body: "<h1>home</h1>"},
 			{path: "/assets/sub", status: 308, location: "/assets/sub/"},
 			{path: "/assets/sub/", status: 200, body: "<h1>sub</h1>"},
+			// /site/ is root's sub directory: the redirect goes to the
+			// path the client asked for, not to the one the route made.
+			{path: "/site", status: 308, location: "/site/"},
+			{path: "/site/", status: 200, body: "<h1>sub</h1>"},
 			{path: "/spa", status: 200, body: "<h1>home</h1>"},
 			{path: "/spa/", status: 200, body: "<h1>home</h1>"},
 		} {

@@ -149,6 +149,10 @@ func TestDirectoryAnswers(t *testing.T) {
 		{url: "/site", path: "", want: 308, wantLocation: "/site/"},
 		{url: "/site/", path: "/", want: 200},
 		{url: "/site/", path: "", want: 200},
+		// A prefix the caller added (/site to /dir) names nothing the
+		// client asked for; an escaped slash stays as the client wrote it.
+		{url: "/site", path: "/dir", want: 308, wantLocation: "/site/"},
+		{url: "/site/spa%2Fdocs", path: "/spa/docs", want: 308, wantLocation: "/site/spa%2Fdocs/"},
 		{url: "/spa/docs", path: "/spa/docs", want: 308, wantLocation: "/spa/docs/"},
 		{url: "/dir/", path: "/dir/", want: 200},
 		{url: "/empty", path: "/empty", want: 404},

@@ -22,7 +22,8 @@
 //     any other, as nginx does.
 //   - Directories. No listings. A directory with an index file, asked for
 //     without its trailing slash, is redirected (308, relative Location) to
-//     the slash form, as Caddy does; nginx answers 301 there. A directory
+//     the slash form of the URL the client asked for, whatever prefix the
+//     caller took off or put on, as Caddy does; nginx answers 301 there. A directory
 //     without an index is 404 (nginx: 403). A file asked for with a
 //     trailing slash is 404. The path "" (what stripping a prefix leaves
 //     of /static when the client asked for /static) is the root without

@@ -533,20 +533,23 @@ func (s *Server) serveTry(w http.ResponseWriter, r *http.Request, f fsys, path s
 }
 
 // dirLocation is where a directory asked for without its slash is sent:
-// the slash form, relative (./NAME/) so that it stays right whatever
-// prefix the caller stripped from the path. For the root itself (rel
-// ""), NAME is the last segment of the URL the client asked for; when
-// that already ends in a slash there is nowhere to send it, and "" says
-// to serve the index.
+// the slash form of the URL the client asked for, relative (./NAME/,
+// NAME its last segment as the client wrote it) so that it stays right
+// whatever prefix the caller stripped from the path or added to it. For
+// the root itself (rel ""), when the URL already ends in a slash there
+// is nowhere to send it, and "" says to serve the index.
 func dirLocation(r *http.Request, rel string) string {
-	name := rel[strings.LastIndexByte(rel, '/')+1:]
-	if rel == "" {
-		if r.URL == nil || r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+	name := escapeSegment(rel[strings.LastIndexByte(rel, '/')+1:])
+	if r.URL != nil {
+		if p := r.URL.EscapedPath(); p != "" && !strings.HasSuffix(p, "/") {
+			name = p[strings.LastIndexByte(p, '/')+1:]
+		} else if rel == "" {
 			return ""
 		}
-		name = r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	} else if rel == "" {
+		return ""
 	}
-	loc := "./" + escapeSegment(name) + "/"
+	loc := "./" + name + "/"
 	if r.URL != nil && r.URL.RawQuery != "" {
 		loc += "?" + r.URL.RawQuery
 	}
