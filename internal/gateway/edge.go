@@ -101,6 +101,7 @@ func (w *responseWriter) startEncoding(code int) {
 	w.encName = enc
 	if r.Method != http.MethodHead { // a HEAD's head says what a GET's would; it has no body to encode
 		w.enc = c.NewWriter(enc, (*sentBody)(w))
+		w.plainLen, w.plainIn = length, 0
 	}
 }
 
@@ -135,8 +136,15 @@ func (w *responseWriter) Abort() {
 	w.ResponseWriter.Abort()
 }
 
-// end finishes an encoded answer's stream.
+// end finishes an encoded answer's stream. One shorter than the length
+// it declared before encoding (a static file that shrank while it was
+// sent) is cut short instead, as the front cuts a plain one: finished, it
+// would look whole to the client and to caches.
 func (w *responseWriter) end() {
+	if w.enc != nil && w.plainLen >= 0 && w.plainIn < w.plainLen {
+		w.Abort()
+		return
+	}
 	if w.enc != nil {
 		w.enc.Close()
 		w.enc.Release()
@@ -149,9 +157,10 @@ var _ io.Writer = (*sentBody)(nil)
 // ReadFrom writes a body read from r (a static file): through the front
 // writer's own ReadFrom, which sends a file by sendfile on a plain
 // connection, unless the body is being compressed. Like that one, it
-// stops at the Content-Length declared: a file that grew since it was
-// stat'ed would otherwise overrun it (the HTTP/2 writer refuses the write
-// that does, and with it the end of the body).
+// stops at the Content-Length declared (before encoding, for a
+// compressed body): a file that grew since it was stat'ed would otherwise
+// overrun it (the HTTP/2 writer refuses the write that does, and with it
+// the end of the body).
 func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
@@ -167,6 +176,8 @@ func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
 				r = &io.LimitedReader{R: r, N: max(n-w.bytes, 0)}
 			}
 		}
+	} else if w.plainLen >= 0 {
+		r = &io.LimitedReader{R: r, N: max(w.plainLen-w.plainIn, 0)}
 	}
 	buf := spool.Buffer(32 << 10)
 	defer spool.Release(buf)

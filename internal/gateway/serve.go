@@ -357,6 +357,10 @@ type responseWriter struct {
 	// enc compresses the body, with encName; nil: sent as written.
 	enc     *compress.Writer
 	encName string
+	// plainLen is the Content-Length the answer declared before it was
+	// encoded (-1: none), plainIn what has gone into the encoder: the
+	// front cannot hold an encoded body to a length it no longer sees.
+	plainLen, plainIn int64
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -375,7 +379,9 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.enc != nil {
-		return w.enc.Write(b)
+		n, err := w.enc.Write(b)
+		w.plainIn += int64(n)
+		return n, err
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
