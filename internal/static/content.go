@@ -46,7 +46,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, f fsys, t tar
 	body := t
 	var enc *coding
 	if len(s.codings) > 0 {
-		for _, c := range order(s.codings, r.Header.Get("Accept-Encoding"), sc.codings[:0]) {
+		for _, c := range order(s.codings, listField(r.Header, "Accept-Encoding"), sc.codings[:0]) {
 			sib, err := s.openRegular(f, t.rel+c.suffix, now, sc)
 			if err != nil {
 				continue
@@ -357,6 +357,20 @@ func writeText(w http.ResponseWriter, r *http.Request, code int) int {
 	return code
 }
 
+// listField is a list field's value over all its field lines, combined
+// as RFC 9110 5.3 says a recipient may: a client or a proxy may split a
+// list, and a later line counts as much as the first.
+func listField(h http.Header, name string) string {
+	vs := h[name]
+	switch len(vs) {
+	case 0:
+		return ""
+	case 1:
+		return vs[0]
+	}
+	return strings.Join(vs, ", ")
+}
+
 type condResult int
 
 const (
@@ -366,7 +380,7 @@ const (
 )
 
 func checkIfMatch(r *http.Request, etag string) condResult {
-	im := r.Header.Get("If-Match")
+	im := listField(r.Header, "If-Match")
 	if im == "" {
 		return condNone
 	}
@@ -411,7 +425,7 @@ func checkIfUnmodifiedSince(r *http.Request, modtime time.Time) condResult {
 }
 
 func checkIfNoneMatch(r *http.Request, etag string) condResult {
-	inm := r.Header.Get("If-None-Match")
+	inm := listField(r.Header, "If-None-Match")
 	if inm == "" {
 		return condNone
 	}
