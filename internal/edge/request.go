@@ -21,7 +21,8 @@ type Ask struct {
 	Req *http.Request
 	// ClientIP is the client as trusted_proxies establishes it.
 	ClientIP string
-	// Scheme is "https" or "http", as the gateway established it.
+	// Scheme is "https" or "http", as the app is told it: a trusted
+	// proxy's X-Forwarded-Proto, else the connection's.
 	Scheme    string
 	RequestID string
 	// RawPath is the path as it will be sent on (escaped, cleaned of dot

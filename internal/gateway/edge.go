@@ -29,10 +29,7 @@ func (g *Gateway) admitEdge(x *front.Exchange, rw *responseWriter, st *reqState,
 	if q.ClientIP == "" {
 		q.ClientIP = x.IP
 	}
-	q.Scheme = "http"
-	if secureRequest(x.Req) {
-		q.Scheme = "https"
-	}
+	q.Scheme = forwardedProto(x, st)
 	q.RequestID = st.requestID
 	q.RawPath, q.Query, _ = strings.Cut(st.requestURI, "?")
 	rw.edge, rw.ask = e, q

@@ -716,6 +716,72 @@ func TestRouteRulesThroughATrustedProxy(t *testing.T) {
 	})
 }
 
+// Behind a trusted proxy that terminated TLS, a route's rules take the
+// scheme it says, as the app does: the forward_auth service is asked
+// about an https request (Authelia refuses an http one), {scheme} is
+// https, and security_headers sends HSTS. A client that is no trusted
+// proxy cannot say so.
+func TestRouteRulesTakeTheSchemeATrustedProxySays(t *testing.T) {
+	asked := make(chan string, 16)
+	authSvc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked <- r.Header.Get("X-Forwarded-Proto")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: authSvc}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		cfg := config.Default()
+		cfg.TrustedProxies = []string{"127.0.0.2"}
+		ac := config.NewApp("web")
+		ac.SecurityHeaders = config.SecurityOn
+		ac.Routes = []config.Route{
+			{Match: "/go/", Redirect: &config.Redirect{To: "{scheme}://example.com/"}},
+			{Match: "/", ForwardAuth: &config.ForwardAuth{URL: "http://" + ln.Addr().String() + "/check", Timeout: config.Duration(5 * time.Second)}},
+		}
+		cfg.Apps, cfg.Order = map[string]*config.App{"web": ac}, []string{"web"}
+		p := pool.New("web", 100)
+		m := pool.NewMember("web-1", app.addr)
+		p.Add(m)
+		m.SetState(pool.Ready)
+		t.Cleanup(func() { p.Remove(m) })
+		gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{})
+		d := &direct{addr: serve(t, proto, gw)}
+		connScheme := "http"
+		if proto == "h2" {
+			connScheme = "https"
+		}
+		for _, tt := range []struct {
+			name, from, want string
+		}{
+			{"through the trusted proxy", "127.0.0.2", "https"},
+			{"from a client forging it", "127.0.0.4", connScheme},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				said := http.Header{"X-Forwarded-Proto": {"https"}}
+				got := d.send(t, proto, edgeReq{from: tt.from, path: "/x", header: said})
+				if got.status != 200 {
+					t.Fatalf("status %d, body %q", got.status, got.body)
+				}
+				if s := <-asked; s != tt.want {
+					t.Errorf("the auth service was asked about an X-Forwarded-Proto %q request, want %q", s, tt.want)
+				}
+				if hsts := got.header.Get("Strict-Transport-Security") != ""; hsts != (tt.want == "https") {
+					t.Errorf("Strict-Transport-Security %q for a %s request", got.header.Get("Strict-Transport-Security"), tt.want)
+				}
+				got = d.send(t, proto, edgeReq{from: tt.from, path: "/go/", header: said})
+				if loc, want := got.header.Get("Location"), tt.want+"://example.com/"; loc != want {
+					t.Errorf("redirected to %q, want %q", loc, want)
+				}
+			})
+		}
+	})
+}
+
 // A host route's rules hold for every spelling of its host that names
 // it: upper case, a port, and the absolute domain's trailing dot
 // ("admin.example.com."), which apps (Django, for one) take for the

@@ -142,6 +142,21 @@ func forwarded(x *front.Exchange, st *reqState) {
 	}
 }
 
+// forwardedProto is the scheme forwarded tells the app in
+// X-Forwarded-Proto: a trusted proxy's when it is plain, else the
+// connection's. A route's rules take it too ({scheme}, HSTS, the
+// forward_auth question), so that behind a proxy that terminates TLS
+// they see the request as the app and the browser do.
+func forwardedProto(x *front.Exchange, st *reqState) string {
+	if v := x.Req.Header["X-Forwarded-Proto"]; st.trusted && trust.ValidProto(v) {
+		return v[0]
+	}
+	if secureRequest(x.Req) {
+		return "https"
+	}
+	return "http"
+}
+
 // originField reports whether k is one of the fields through which
 // frameworks learn where a request came from or how (Rack reads
 // X-Forwarded-Ssl before X-Forwarded-Proto; ASP.NET behind ARR reads
