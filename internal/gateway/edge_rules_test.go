@@ -783,16 +783,19 @@ func TestRouteRulesTakeTheSchemeATrustedProxySays(t *testing.T) {
 }
 
 // A host route's rules hold for every spelling of its host that names
-// it: upper case, a port, and the absolute domain's trailing dot
+// it: upper case, a port, the absolute domain's trailing dot
 // ("admin.example.com."), which apps (Django, for one) take for the
-// host without it; none falls through to the app's host-less route.
+// host without it, and a port with colons in it, the host before the
+// first colon to nginx and Express (req.hostname); none falls through
+// to the app's host-less route.
 func TestRouteRulesOfAHostRouteHoldForEverySpellingOfTheHost(t *testing.T) {
 	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		app := newEdgeApp(t)
 		d := newDirect(t, proto, app.addr, func(a *config.App) {
 			a.Routes = []config.Route{{Match: "admin.example.com/", Deny: []string{"127.0.0.0/8"}}, {Match: "/"}}
 		})
-		for _, host := range []string{"admin.example.com", "ADMIN.example.com", "admin.example.com:8443", "admin.example.com.", "admin.example.com.:8443"} {
+		for _, host := range []string{"admin.example.com", "ADMIN.example.com", "admin.example.com:8443", "admin.example.com.", "admin.example.com.:8443",
+			"admin.example.com:8443:1", "admin.example.com.::"} {
 			if got := d.send(t, proto, edgeReq{path: "/x", host: host}); got.status != http.StatusForbidden {
 				t.Errorf("Host %q: %d, want 403 from the host route's deny", host, got.status)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 )
 
@@ -185,12 +186,20 @@ func MergeSlashes(p string) string {
 // RouteHost is a request's host as routes are matched against it:
 // without its port, an IPv6 address's brackets (with or without a
 // port), or a trailing dot ("example.com." is the absolute spelling of
-// "example.com").
+// "example.com"). A host with more colons than a port takes
+// ("example.com:80:1") is what comes before the first one (after "]" in
+// brackets), as nginx and Express read it: an app that reads it so
+// must not be reached past the host's route.
 func RouteHost(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
-	} else if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
-		host = host[1 : len(host)-1]
+	} else if len(host) > 1 && host[0] == '[' {
+		if end := strings.IndexByte(host, ']'); end > 0 {
+			host = host[1:end]
+		}
+	} else if _, err := netip.ParseAddr(host); err != nil {
+		// An IPv6 address without its brackets keeps its colons.
+		host, _, _ = strings.Cut(host, ":")
 	}
 	return strings.TrimSuffix(host, ".")
 }

@@ -14,6 +14,10 @@ func TestRouteHostAndMergeSlashes(t *testing.T) {
 		{"[::1]", "::1"},
 		{"[::1]:8080", "::1"},
 		{"127.0.0.1:80", "127.0.0.1"},
+		{"example.com:80:1", "example.com"},
+		{"example.com.::", "example.com"},
+		{"[::1]:80:1", "::1"},
+		{"::1", "::1"},
 		{"", ""},
 	} {
 		if got := RouteHost(tc.in); got != tc.want {
