@@ -605,6 +605,48 @@ func TestRouteRulesChangeOnReload(t *testing.T) {
 	}
 }
 
+// A reload of one app rebuilds its routes' rules, not another app's: a
+// client over the other app's rate limit stays over it.
+func TestReloadOfOneAppKeepsAnotherAppsRateLimit(t *testing.T) {
+	app := newEdgeApp(t)
+	cfg := config.Default()
+	web, api := config.NewApp("web"), config.NewApp("api")
+	web.Routes = config.PlainRoutes("/web/")
+	api.Routes = config.PlainRoutes("/api/")
+	api.RateLimit = &config.RequestRateLimit{Rate: "1/h", Burst: 1}
+	cfg.Apps, cfg.Order = map[string]*config.App{"web": web, "api": api}, []string{"web", "api"}
+	pools := map[string]*pool.Pool{}
+	for _, name := range cfg.Order {
+		p := pool.New(name, 100)
+		m := pool.NewMember(name+"-1", app.addr)
+		p.Add(m)
+		m.SetState(pool.Ready)
+		t.Cleanup(func() { p.Remove(m) })
+		pools[name] = p
+	}
+	gw := gateway.New(cfg, pools, gateway.Options{})
+	if err := gw.Err(); err != nil {
+		t.Fatal(err)
+	}
+	d := &direct{addr: serve(t, "h1", gw)}
+	for i, want := range []int{200, 429} {
+		if got := d.send(t, "h1", edgeReq{path: "/api/x"}); got.status != want {
+			t.Fatalf("api request %d: %d, want %d", i, got.status, want)
+		}
+	}
+	next := *web
+	next.ResponseHeaders = &config.HeaderOps{Set: map[string]string{"X-Reloaded": "1"}}
+	if err := gw.UpdateApp(&next); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.send(t, "h1", edgeReq{path: "/web/x"}); got.header.Get("X-Reloaded") != "1" {
+		t.Fatalf("web's reloaded rules do not apply: %d %v", got.status, got.header)
+	}
+	if got := d.send(t, "h1", edgeReq{path: "/api/x"}); got.status != 429 {
+		t.Errorf("api request after reloading web: %d, want 429: its rate limit went on counting", got.status)
+	}
+}
+
 // Raw bytes: answers a route writes itself (a file by sendfile, a range,
 // a compressed chunked answer, a refused path) keep the connection's
 // framing: pipelined requests each get their own answer, whole, on both

@@ -43,9 +43,9 @@ type Gateway struct {
 	order []string
 	// err is why the routes' rules could not be built at start (Err).
 	err error
-	// reloadMu makes reloads one at a time: each rebuilds every app's
-	// routes from the configs in effect, and two at once would each
-	// store a router that lacks the other's app config.
+	// reloadMu makes reloads one at a time: each builds the router from
+	// every app's config in effect, and two at once would each store a
+	// router that lacks the other's app config.
 	reloadMu sync.Mutex
 	// streamsEnd ends when EndStreams is called.
 	streamsEnd context.Context
@@ -89,6 +89,15 @@ type appProxy struct {
 	// exitWait is how long a request waits to learn of an instance's
 	// exit (exitWait, but for tests).
 	exitWait time.Duration
+	// built are the app's routes as the router has them, and the config
+	// they were compiled from (buildRoutes', under reloadMu).
+	built builtRoutes
+}
+
+// builtRoutes are one app's routes, their rules compiled from cfg.
+type builtRoutes struct {
+	cfg    *config.App
+	routes []route
 }
 
 // New builds a gateway for cfg's apps over the supervisor's pools.
@@ -122,36 +131,66 @@ func New(cfg *config.Config, pools map[string]*pool.Pool, opts Options) *Gateway
 	return g
 }
 
-// buildRoutes builds the router from each app's config in effect, with
-// each route's rules compiled, and closes the previous routes' rules.
-// On an error the router is left as it was.
+// buildRoutes builds the router from each app's config in effect and
+// closes the rules of the previous routes it no longer has. An app whose
+// config is the one its routes were built from keeps them, rules and
+// all: a reload of one app leaves another's rate limits counting and its
+// signed-in users' basic_auth verified. On an error the router is left
+// as it was.
 func (g *Gateway) buildRoutes() error {
-	var routes []route
+	var routes, fresh []route
 	var errs []error
+	built := make(map[*appProxy]builtRoutes, len(g.order))
 	for _, name := range g.order {
 		a := g.apps[name]
-		ac := a.cfg.Load()
-		var set edge.Set // the app's routes share its rate limit
-		for i := range ac.Routes {
-			r := &ac.Routes[i]
-			rt := route{Host: r.Host(), Prefix: r.Prefix(), Value: target{app: a}}
-			e, err := set.Compile(ac, r)
-			switch {
-			case err != nil:
-				errs = append(errs, fmt.Errorf("apps.%s.routes[%d]: %w", name, i, err))
-			case !e.Plain():
-				rt.Value.edge = e
+		b := a.built
+		if ac := a.cfg.Load(); b.cfg != ac {
+			var err error
+			b, err = compileRoutes(a, ac)
+			fresh = append(fresh, b.routes...)
+			if err != nil {
+				errs = append(errs, err)
 			}
-			routes = append(routes, rt)
 		}
+		built[a] = b
+		routes = append(routes, b.routes...)
 	}
-	next := routing.New(routes)
 	if err := errors.Join(errs...); err != nil {
-		closeRouter(next)
+		closeRoutes(fresh, nil)
 		return err
 	}
-	closeRouter(g.router.Swap(next))
+	for a, b := range built {
+		a.built = b
+	}
+	next := routing.New(routes)
+	if prev := g.router.Swap(next); prev != nil {
+		kept := make(map[*edge.Route]bool, len(routes))
+		for _, rt := range routes {
+			kept[rt.Value.edge] = true
+		}
+		closeRoutes(prev.Routes(), kept)
+	}
 	return nil
+}
+
+// compileRoutes builds app a's routes from its config ac.
+func compileRoutes(a *appProxy, ac *config.App) (builtRoutes, error) {
+	b := builtRoutes{cfg: ac}
+	var errs []error
+	var set edge.Set // the app's routes share its rate limit
+	for i := range ac.Routes {
+		r := &ac.Routes[i]
+		rt := route{Host: r.Host(), Prefix: r.Prefix(), Value: target{app: a}}
+		e, err := set.Compile(ac, r)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("apps.%s.routes[%d]: %w", a.name, i, err))
+		case !e.Plain():
+			rt.Value.edge = e
+		}
+		b.routes = append(b.routes, rt)
+	}
+	return b, errors.Join(errs...)
 }
 
 // Err is why a route's rules could not be built (a static root that
@@ -182,7 +221,9 @@ func (g *Gateway) CheckApp(ac *config.App) error {
 // UpdateApp applies a reloaded app config that needs no restart (timeouts,
 // limits, max_inflight, probes, upstream_tls, routes and their rules).
 // Routes whose rules cannot be built leave the app's config and routes
-// as they were, and the error says why.
+// as they were, and the error says why. ac is a config of its own, not
+// the one in effect changed in place: the routes built from a config
+// are kept while it stays in effect.
 func (g *Gateway) UpdateApp(ac *config.App) error {
 	a := g.apps[ac.Name]
 	if a == nil {

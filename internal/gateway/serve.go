@@ -233,11 +233,16 @@ type target struct {
 // closeRouter lets go of what the routes' rules hold open; nil closes
 // nothing.
 func closeRouter(r *router) {
-	if r == nil {
-		return
+	if r != nil {
+		closeRoutes(r.Routes(), nil)
 	}
-	for _, rt := range r.Routes() {
-		if e := rt.Value.edge; e != nil {
+}
+
+// closeRoutes lets go of what the rules of routes hold open, but those
+// of kept.
+func closeRoutes(routes []route, kept map[*edge.Route]bool) {
+	for _, rt := range routes {
+		if e := rt.Value.edge; e != nil && !kept[e] {
 			e.Close()
 		}
 	}
