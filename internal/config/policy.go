@@ -41,7 +41,8 @@ type RequestRateLimit struct {
 	Burst int `yaml:"burst" secret:"false"`
 	// Key is who a bucket belongs to: "client_ip" (the client as
 	// trusted_proxies establishes it), "header:NAME" (the value of a
-	// request field; requests without it share one bucket), or "user"
+	// request field; requests without it share one bucket; a NAME with
+	// "_" is refused, as gatehouse drops such fields), or "user"
 	// (the user basic_auth or forward_auth established; the client's
 	// address when none). Default "client_ip".
 	Key string `yaml:"key" secret:"false"`

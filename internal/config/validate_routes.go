@@ -299,6 +299,11 @@ func (v *validator) rateLimit(rl *RequestRateLimit, path string) {
 	case rl.Key == "":
 		rl.Key = RateKeyClient
 	case rl.Key == RateKeyClient, rl.Key == RateKeyUser:
+	case strings.HasPrefix(rl.Key, RateKeyHeader) && strings.Contains(rl.Key, "_"):
+		// The front drops such fields (one could pass for a field
+		// gatehouse sets), so every request would share the bucket of
+		// requests without it.
+		v.errorf(path+".key", "%q names a field with \"_\", which gatehouse drops from every request (as nginx does): every request would share one bucket", rl.Key)
 	case strings.HasPrefix(rl.Key, RateKeyHeader) && validFieldName(rl.Key[len(RateKeyHeader):]):
 	default:
 		v.errorf(path+".key", "%q must be \"client_ip\", \"user\" or \"header:NAME\"", rl.Key)

@@ -367,6 +367,9 @@ func TestValidate(t *testing.T) {
 			"  api:\n    command: y\n    routes: [/api/]\n    affinity: true\n    affinity_cookie: ApiAffinity\n", nil},
 		{"only apps with affinity on count", "apps:\n  web:\n    command: x\n    routes: [/]\n    affinity: true\n" +
 			"  api:\n    command: y\n    routes: [/api/]\n", nil},
+		{"a rate_limit keyed by a request field", web + "    rate_limit: {rate: 10/s, key: \"header:X-Api-Key\"}\n", nil},
+		{"a rate_limit keyed by a field the front drops", web + "    rate_limit: {rate: 10/s, key: \"header:X_Api_Key\"}\n",
+			[]string{`g.yaml:4: apps.web.rate_limit.key: "header:X_Api_Key" names a field with "_", which gatehouse drops from every request (as nginx does): every request would share one bucket`}},
 	})
 }
 
