@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"math"
 	"net/http"
@@ -205,26 +206,51 @@ func (rt *Route) Target(q *Ask) (path string, changed bool) {
 }
 
 // stripPrefix takes prefix off the escaped path p. The route matched the
-// decoded path with its slashes merged, so an escaped spelling of the
-// prefix ("/%61pi") or one with doubled slashes ("//api") is taken off
-// segment by segment, the slashes before each segment with it.
+// decoded path with its slashes merged, so p is walked as it was
+// matched: escapes decoded ("/%61pi" is "/api") and a run of slashes
+// taken as one ("//api"). The slash after the prefix is the path's
+// first; one escaped ("/api%2Fitems", "/api/items" to the route) is
+// sent as "/", as nginx sends the part after a location's prefix, so the
+// app is not sent "/%2Fitems" for it. A p that does not begin with
+// prefix so read is returned as it is.
 func stripPrefix(p, prefix string) string {
-	if strings.HasPrefix(p, prefix) {
+	if strings.HasPrefix(p, prefix) && (len(p) == len(prefix) || p[len(prefix)] == '/') {
 		return p[len(prefix):]
 	}
-	segs := strings.Count(prefix, "/")
-	i := 0
-	for n := 0; n < segs; n++ {
-		for i < len(p) && p[i] == '/' {
-			i++
+	i, j := 0, 0 // in p, in prefix
+	for j < len(prefix) {
+		c, n := decodedAt(p, i)
+		switch {
+		case n == 0:
+			return p
+		case c == '/' && j > 0 && prefix[j-1] == '/':
+			// a slash merged into the one before
+		case c != prefix[j]:
+			return p
+		default:
+			j++
 		}
-		j := strings.IndexByte(p[i:], '/')
-		if j < 0 {
-			return ""
-		}
-		i += j
+		i += n
 	}
-	return p[i:]
+	rest := p[i:]
+	if c, n := decodedAt(rest, 0); c == '/' && n == 3 {
+		return "/" + rest[n:]
+	}
+	return rest
+}
+
+// decodedAt is the byte p's escaped text has at i, decoded, and how many
+// bytes of p it takes; n is 0 at the end of p.
+func decodedAt(p string, i int) (c byte, n int) {
+	if i >= len(p) {
+		return 0, 0
+	}
+	if p[i] == '%' && i+2 < len(p) {
+		if b, err := hex.DecodeString(p[i+1 : i+3]); err == nil {
+			return b[0], 3
+		}
+	}
+	return p[i], 1
 }
 
 // EditRequest applies X-Forwarded-Prefix (what strip_prefix took off),

@@ -69,8 +69,8 @@ func (set *Set) Compile(a *config.App, r *config.Route) (*Route, error) {
 	if r.StripPrefix {
 		if rt.strip = strings.TrimSuffix(r.Prefix(), "/"); rt.strip != "" {
 			rt.prefixField = []string{rt.strip}
-			// Taken off segment by segment (stripPrefix), as the route
-			// is matched: its slashes merged.
+			// Taken off the path as the route is matched against it
+			// (stripPrefix): escapes decoded, slashes merged.
 			rt.strip = http1.MergeSlashes(rt.strip)
 		}
 	}

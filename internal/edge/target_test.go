@@ -19,8 +19,10 @@ func compile(t *testing.T, r config.Route) *Route {
 }
 
 // The app's path: strip_prefix (also of an escaped spelling of the
-// prefix, or one with doubled slashes, which routes as the prefix), then
-// rewrite, then add_prefix; the query is the caller's.
+// prefix, or one with doubled slashes, which routes as the prefix, and
+// of a prefix the path's first slash follows escaped, which the app is
+// sent as "/", as nginx sends it), then rewrite, then add_prefix; the
+// query is the caller's.
 func TestTargetIsThePathTheAppIsSent(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -36,6 +38,10 @@ func TestTargetIsThePathTheAppIsSent(t *testing.T) {
 		{"strip a deeper prefix spelled with doubled slashes", config.Route{Match: "/a/b/", StripPrefix: true}, "/a//b/items", "/items"},
 		{"strip the bare prefix spelled with doubled slashes", config.Route{Match: "/api/", StripPrefix: true}, "//api", "/"},
 		{"strip keeps escapes after it", config.Route{Match: "/api/", StripPrefix: true}, "/api/a%2Fb", "/a%2Fb"},
+		{"strip a prefix ended by an escaped slash", config.Route{Match: "/api/", StripPrefix: true}, "/api%2Fitems", "/items"},
+		{"strip an escaped prefix ended by an escaped slash", config.Route{Match: "/api/", StripPrefix: true}, "/%61pi%2fitems/x", "/items/x"},
+		{"strip a deeper prefix with an escaped slash in it", config.Route{Match: "/a/b/", StripPrefix: true}, "/a%2Fb/items", "/items"},
+		{"strip and add after an escaped slash", config.Route{Match: "/api/", StripPrefix: true, AddPrefix: "/v2"}, "/api%2Fitems", "/v2/items"},
 		{"strip with a host", config.Route{Match: "example.com/v1/", StripPrefix: true}, "/v1/x", "/x"},
 		{"rewrite", config.Route{Match: "/old/", Rewrite: &config.Rewrite{From: "^/old/(.*)$", To: "/new/$1"}}, "/old/a b", "/new/a%20b"},
 		{"rewrite that does not match", config.Route{Match: "/", Rewrite: &config.Rewrite{From: "^/x$", To: "/y"}}, "/z", "/z"},
