@@ -268,6 +268,57 @@ func TestRouteHeaderRules(t *testing.T) {
 	})
 }
 
+// response_headers, security_headers and the cookie forward_auth's
+// service refreshed go on the app's 101 to an upgrade too, the last head
+// the client gets: a Server field removed from every answer is removed
+// from it.
+func TestRouteHeaderRulesApplyToAnUpgradesAnswer(t *testing.T) {
+	authSvc := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Set-Cookie", "session=refreshed; Path=/")
+	})}
+	authLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go authSvc.Serve(authLn)
+	t.Cleanup(func() { authSvc.Close() })
+	addr := testutil.ServeRaw(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nServer: app/1.0\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, br)
+	})
+	d := directWith(t, addr, protoOptions(t, "h1"), func(a *config.App) {
+		a.ResponseHeaders = &config.HeaderOps{Set: map[string]string{"X-Served-By": "gatehouse"}, Remove: []string{"Server"}}
+		a.SecurityHeaders = config.SecurityOn
+		a.ForwardAuth = &config.ForwardAuth{URL: "http://" + authLn.Addr().String() + "/check", Timeout: config.Duration(5 * time.Second)}
+	})
+	c, err := net.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	head, err := readHeadOf(c, time.Now().Add(5*time.Second))
+	if err != nil {
+		t.Fatalf("the upgrade's answer: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("the upgrade's answer %.300q: %v", head, err)
+	}
+	for k, want := range map[string]string{"Server": "", "X-Served-By": "gatehouse", "X-Content-Type-Options": "nosniff",
+		"Set-Cookie": "session=refreshed; Path=/"} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("the 101's %s: %q, want %q", k, got, want)
+		}
+	}
+}
+
 // allow/deny decide on the client's address, from several loopback
 // addresses, directly and through a trusted proxy.
 func TestRouteAccessRules(t *testing.T) {

@@ -369,12 +369,18 @@ type responseWriter struct {
 }
 
 func (w *responseWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
+	switch {
+	case w.status == 0 && code >= 200:
 		w.status = code
 		if w.edge != nil {
 			w.edge.EditResponse(w.ResponseWriter.Header(), w.ask)
 			w.startEncoding(code)
 		}
+	case code == http.StatusSwitchingProtocols && w.edge != nil:
+		// The app's answer to an upgrade is its last head: the route's
+		// header rules (and forward_auth's cookie) go on it as on any
+		// answer. It has no body to encode.
+		w.edge.EditResponse(w.ResponseWriter.Header(), w.ask)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
