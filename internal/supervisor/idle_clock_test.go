@@ -57,3 +57,39 @@ func assertUnloadAfterReady(t *testing.T, g *harness.Gatehouse, i int, idle time
 		t.Errorf("idle_unload %d came %v after the instance became ready; want idle_timeout %v from readiness", i, after.Round(time.Millisecond), idle)
 	}
 }
+
+// An app's idle time runs from its last request's end: a request longer
+// than idle_timeout does not leave the app idle the moment it ends, to be
+// unloaded under the client's next request.
+func TestIdleClockFromRequestEnd(t *testing.T) {
+	const idle = 2 * time.Second
+	g := startWeb(t, 1, func(a *config.App) { a.IdleTimeout = config.Duration(idle) })
+	c := harness.Client(30 * time.Second)
+	defer c.CloseIdleConnections()
+	began := time.Now()
+	resp, err := c.Get(g.URL + "/sleep?d=4s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	ended := time.Now()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the long request got %d", resp.StatusCode)
+	}
+	// The first unload after the request began: one before it (a stall
+	// of the test past idle_timeout after readiness) is not this one.
+	var unload time.Time
+	testutil.WaitFor(t, 15*time.Second, "an idle_unload after the long request", func() bool {
+		for _, e := range g.Events("idle_unload") {
+			if e.Time.After(began) {
+				unload = e.Time
+				return true
+			}
+		}
+		return false
+	})
+	if after := unload.Sub(ended); after < idle*3/4 {
+		t.Errorf("unloaded %v after a %v request ended; want idle_timeout %v from its end", after.Round(time.Millisecond), ended.Sub(began).Round(time.Millisecond), idle)
+	}
+}
