@@ -146,3 +146,40 @@ func TestAutoscaleStaleDecision(t *testing.T) {
 		})
 	}
 }
+
+// A stopped app with autoscale stays stopped through a reload, with its
+// settings changed or not: the file's instances (and autoscale's min)
+// are where it starts, not a count a reload brings it back to; gatehouse
+// start does, with the count it had.
+func TestAutoscaledStoppedAppStaysStoppedOnReload(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*config.App)
+	}{
+		{"settings changed", func(a *config.App) { a.HoldTimeout = config.Duration(7 * time.Second) }},
+		{"config unchanged", func(*config.App) {}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			g, a := startAutoscaled(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			quiet := func(string, ...any) {}
+			if err := a.Stop(ctx, quiet); err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+			next := *g.Config.Apps["web"]
+			tt.edit(&next)
+			if err := a.Reload(ctx, &next, quiet); err != nil {
+				t.Fatalf("reload: %v", err)
+			}
+			if got, n := a.Config().Instances, len(g.Instances("web")); got != 0 || n != 0 {
+				t.Fatalf("after a reload of the stopped app: instances = %d, %d running; want it stopped", got, n)
+			}
+			if err := a.Start(ctx, quiet); err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			g.WaitReady(t, "web", 2, 15*time.Second)
+		})
+	}
+}

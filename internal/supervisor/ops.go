@@ -201,14 +201,18 @@ func (a *App) CheckReload(next *config.App) error {
 // keepAutoscaled keeps, for an app with autoscale, the instance count it
 // runs now (clamped to the new min..max) rather than the file's
 // instances, which is only the count the app starts with: a reload must
-// not undo a scale-out under load. A stopped app stays stopped.
+// not undo a scale-out under load. A stopped app (0, which min does not
+// bound) stays stopped until gatehouse start.
 func keepAutoscaled(prev, next *config.App) *config.App {
 	as := next.Autoscale
-	if as == nil || next.External() || prev.Instances == 0 {
+	if as == nil || next.External() {
 		return next
 	}
 	c := *next
-	c.Instances = min(max(prev.Instances, as.Min), as.Max)
+	c.Instances = 0
+	if prev.Instances > 0 {
+		c.Instances = min(max(prev.Instances, as.Min), as.Max)
+	}
 	return &c
 }
 
