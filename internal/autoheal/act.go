@@ -3,14 +3,17 @@ package autoheal
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/reaper"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -58,13 +61,20 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 			c.clear()
 		})
 	default:
-		h.record(a.Name())
+		undo := h.record(a.Name())
 		h.async(func() {
 			if ah.Action == config.ActionDump {
 				h.dump(ctx, f, st.PID, ah.DumpOf())
 			}
 			err := a.Recycle(ctx, f.instance, "auto-heal "+f.trigger+": "+f.value)
-			if err != nil {
+			switch {
+			case errors.Is(err, supervisor.ErrNoInstance):
+				// Replaced or stopped while the recycle waited for the app
+				// (a reload rolling its instances holds it): nothing failed,
+				// and no recycle happened to count against max_recycles.
+				undo()
+				h.emit(f, st.PID, "not recycled: "+f.instance+" was replaced or stopped meanwhile (a reload, scale or recycle got there first)")
+			case err != nil:
 				h.emit(f, st.PID, "recycle failed: "+err.Error())
 			}
 			c.clear()
@@ -131,11 +141,21 @@ func (h *Healer) allow(app string, ah *config.AutoHeal) bool {
 	return false
 }
 
-func (h *Healer) record(app string) {
+// record counts a recycle against max_recycles; undo takes it back, for
+// a recycle that did not happen.
+func (h *Healer) record(app string) (undo func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := h.appState(app)
-	s.recycles = append(s.recycles, time.Now())
+	at := time.Now()
+	s.recycles = append(s.recycles, at)
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if i := slices.Index(s.recycles, at); i >= 0 {
+			s.recycles = slices.Delete(s.recycles, i, i+1)
+		}
+	}
 }
 
 func (h *Healer) appState(app string) *appState {

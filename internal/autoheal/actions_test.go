@@ -184,3 +184,35 @@ func TestStoppingInstanceIsLeftAlone(t *testing.T) {
 		}
 	})
 }
+
+// A recycle that finds its instance gone (a reload replaced it while the
+// recycle waited behind it for the app) did not fail and did not happen:
+// no "recycle failed" event, and it does not count against max_recycles,
+// so the replacement's own trigger still recycles it.
+func TestRecycleOfAnInstanceReplacedMeanwhile(t *testing.T) {
+	ah := config.NewAutoHeal()
+	ah.MaxRecycles = &config.RateLimit{Count: 1, Per: config.Duration(time.Hour)}
+	ah.Triggers.StatusCodes = twoFiveHundreds()
+	healTest(t, webApp(ah), 1, func(t *testing.T, hg *healing) {
+		old := hg.fl.instance(0)
+		hg.fl.setBeforeRecycle(func() { hg.fl.replace(0) })
+		fireStatus(hg, old)
+		elapse(time.Second)
+		for _, e := range hg.of(telemetry.EventAutoHeal) {
+			if strings.Contains(e.Detail, "failed") {
+				t.Errorf("a recycle of an instance replaced meanwhile reported as failed: %s", e.Detail)
+			}
+		}
+		if got := hg.fl.recycles(); len(got) != 0 {
+			t.Fatalf("recycled %v", got)
+		}
+
+		hg.fl.setBeforeRecycle(nil)
+		fresh := hg.fl.instance(0)
+		fireStatus(hg, fresh)
+		elapse(recycleTakes + time.Second)
+		if got := hg.fl.recycles(); len(got) != 1 || got[0] != fresh.id {
+			t.Errorf("recycles %v after the replacement's trigger, want [%s]:\n%s", got, fresh.id, describe(hg.of(telemetry.EventAutoHeal, telemetry.EventRecycle)))
+		}
+	})
+}

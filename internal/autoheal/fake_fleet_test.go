@@ -2,7 +2,6 @@ package autoheal
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -34,6 +34,9 @@ type fakeFleet struct {
 	// lookups counts the calls of app: a real supervisor's takes the
 	// lock every app shares.
 	lookups atomic.Int64
+	// beforeRecycle, when set, runs as Recycle begins: what the app did
+	// while the recycle waited for it (a reload replacing instances).
+	beforeRecycle func()
 }
 
 // recycleTakes is how long a fake recycle takes.
@@ -92,9 +95,17 @@ func (fl *fakeFleet) Instances() []instance {
 	return slices.Clone(fl.instances)
 }
 
-var errNoInstance = errors.New("no such instance, or already stopping")
+// errNoInstance is the supervisor's answer for an instance it does not
+// run, or that is already stopping.
+var errNoInstance = fmt.Errorf("recycle: %w", supervisor.ErrNoInstance)
 
 func (fl *fakeFleet) Recycle(ctx context.Context, id, reason string) error {
+	fl.mu.Lock()
+	before := fl.beforeRecycle
+	fl.mu.Unlock()
+	if before != nil {
+		before()
+	}
 	fl.mu.Lock()
 	i := slices.IndexFunc(fl.instances, func(in instance) bool { return in.ID() == id })
 	if i < 0 || fl.instances[i].(*fakeInstance).stopping {
@@ -142,6 +153,21 @@ func (fl *fakeFleet) setMemory(private, rss uint64, replacementsToo bool) {
 	if replacementsToo {
 		fl.replacementMem = &[2]uint64{private, rss}
 	}
+}
+
+// replace puts a new instance in slot i, as a reload's rolling
+// replacement does: the old one is gone from the app.
+func (fl *fakeFleet) replace(i int) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	fl.instances[i] = fl.newInstance()
+}
+
+// setBeforeRecycle sets what runs as each Recycle begins.
+func (fl *fakeFleet) setBeforeRecycle(f func()) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	fl.beforeRecycle = f
 }
 
 // setStopping marks instance in as on its way out.

@@ -33,6 +33,11 @@ var ErrExternal = errors.New("app is an external pool (upstreams:); it has no pr
 // target is outside the autoscale bounds it has now.
 var ErrStaleDecision = errors.New("the app changed since the autoscale decision (gatehouse scale or stop, a reload, an idle unload)")
 
+// ErrNoInstance is returned by Recycle and RestartInstance for an
+// instance the app does not run, or no longer: stopped, or replaced by a
+// reload, scale or recycle while the operation waited for the app.
+var ErrNoInstance = errors.New("no running instance")
+
 // errLeaving is returned by operations while the instances are left to a
 // new gatehouse process (Leave until TakeBack): they are not this one's
 // to change, and the change would not reach the new process.
@@ -257,7 +262,7 @@ func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error 
 	}
 	in := a.instance(id)
 	if in == nil {
-		return fmt.Errorf("recycle: no running instance %q", id)
+		return fmt.Errorf("recycle: %w %q", ErrNoInstance, id)
 	}
 	a.emitFor(in, telemetry.EventRecycle, reason)
 	return a.replace(ctx, in, p)
@@ -515,7 +520,7 @@ func (a *App) RestartInstance(ctx context.Context, id string, p Progress) error 
 	}
 	in := a.instance(id)
 	if in == nil || in.Upstream() != "" {
-		return fmt.Errorf("restart: no running instance %q", id)
+		return fmt.Errorf("restart: %w %q", ErrNoInstance, id)
 	}
 	p("%s: restarting", in.ID)
 	before := in.Status().Restarts
