@@ -197,7 +197,8 @@ type App struct {
 	// IdleTimeout stops all instances after no request for this long, and
 	// the next request starts them. The time runs from the last request's
 	// end or an instance's readiness, whichever is later; an app with an
-	// instance still starting is not stopped. Default 0: always on.
+	// instance still starting is not stopped. Default 0: always on; a
+	// reload to 0 starts an app unloaded for idleness.
 	IdleTimeout Duration `yaml:"idle_timeout" secret:"false"`
 	// QueueSize caps how many requests may be held at once; past it they
 	// get 503 queue_full. Default 1000.

@@ -11,8 +11,9 @@ import (
 )
 
 // idleLoop unloads the app after idle_timeout without a request, and
-// starts it again when a request arrives (held by the pool meanwhile):
-// the articles' "Always On" switched off.
+// starts it again when a request arrives (held by the pool meanwhile), or
+// when a reload turns idle_timeout off: the articles' "Always On"
+// switched off, and back on.
 func (a *App) idleLoop(ctx context.Context) {
 	tick := time.NewTicker(idleCheckEvery(a.Config().IdleTimeout.D()))
 	defer tick.Stop()
@@ -31,12 +32,21 @@ func (a *App) idleLoop(ctx context.Context) {
 		}
 		// A wake that can start nothing (the instances are left to a new
 		// gatehouse process) waits for the next request.
-		for woken := false; !woken; woken = a.wake() {
+		for woken := false; !woken; {
+			why := "request arrived"
 			select {
 			case <-ctx.Done():
 				return
 			case <-a.pool.Wake():
+			case <-tick.C:
+				if a.Config().IdleTimeout > 0 || a.sup.leaving.Load() {
+					continue
+				}
+				// Always on again, as an app is that starts without
+				// idle_timeout: not left unloaded until a request.
+				why = "idle_timeout reloaded off"
 			}
+			woken = a.wake(why)
 		}
 	}
 }
@@ -98,14 +108,15 @@ func (a *App) unload() bool {
 	return true
 }
 
-// wake starts the configured instances after an idle unload; false when
-// it could not (the app is stopping, or its instances are left).
-func (a *App) wake() bool {
+// wake starts the configured instances after an idle unload, for why;
+// false when it could not (the app is stopping, or its instances are
+// left).
+func (a *App) wake(why string) bool {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
 	// Only what is missing: instances adopted meanwhile (TakeBack) run.
 	n := a.Config().Instances - len(a.live())
-	a.emit(telemetry.EventWake, fmt.Sprintf("request arrived; starting %d instances (%d requests held)", n, a.pool.Waiting()))
+	a.emit(telemetry.EventWake, fmt.Sprintf("%s; starting %d instances (%d requests held)", why, n, a.pool.Waiting()))
 	for i := 0; i < n; i++ {
 		if a.addInstance(instance.Setup{}) == nil {
 			return false // stopping, or left

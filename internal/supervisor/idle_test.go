@@ -138,3 +138,27 @@ func TestReloadTurnsIdleTimeoutOn(t *testing.T) {
 		return len(g.Events("idle_unload")) > 0
 	})
 }
+
+// A reload that turns idle_timeout off for an app unloaded for idleness
+// starts it, as gatehouse starts an app without idle_timeout: always on
+// again, not left unloaded until a request comes to wait for its start.
+func TestReloadTurnsIdleTimeoutOffWakesTheApp(t *testing.T) {
+	g := startWeb(t, 2, func(a *config.App) { a.IdleTimeout = config.Duration(time.Second) })
+	testutil.WaitFor(t, 10*time.Second, "an idle_unload event", func() bool { return len(g.Events("idle_unload")) > 0 })
+	a := webApp(t, g)
+	testutil.WaitFor(t, 10*time.Second, "the app unloaded", func() bool { return a.Pool().Unloaded() && len(g.Instances("web")) == 0 })
+	next := *a.Config()
+	next.IdleTimeout = 0
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Reload(ctx, &next, progress(t)); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	g.WaitReady(t, "web", 2, 15*time.Second)
+	if a.Pool().Unloaded() {
+		t.Errorf("instances ready, but the app is still marked unloaded")
+	}
+	if w := g.Events("wake"); len(w) != 1 || !strings.Contains(w[0].Detail, "idle_timeout") {
+		t.Errorf("want one wake event saying idle_timeout was turned off:\n%s", describeEvents(g.Events()))
+	}
+}
