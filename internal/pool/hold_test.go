@@ -198,3 +198,29 @@ func TestAcquireExceptNeverGivesAnExceptedMember(t *testing.T) {
 // goroutines run until they block, and the timers due on the way fire.
 // It takes no real time.
 func elapse(d time.Duration) { time.Sleep(d) }
+
+// A request held while the app is not yet marked unloaded (no member
+// routable: crashed, in its back-off) asks for the wake once the idle
+// unload marks it: unloaded, nothing else would start an instance for it.
+func TestHeldRequestAsksForTheWakeOfAnUnload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := newPool(t, 10, Crashed, "web-1")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res := startHeld(t, ctx, p, 1, 30*time.Second)
+		select {
+		case <-p.Wake():
+			t.Fatal("a wake asked for before the app was unloaded")
+		default:
+		}
+		p.SetUnloaded(true)
+		synctest.Wait()
+		select {
+		case <-p.Wake():
+		default:
+			t.Fatal("the held request did not ask for a wake once the app was unloaded")
+		}
+		cancel()
+		<-res
+	})
+}

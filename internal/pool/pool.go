@@ -224,8 +224,15 @@ func (p *Pool) Inflight() int64 {
 }
 
 // SetUnloaded marks the app as stopped for idleness; the next request
-// signals Wake.
-func (p *Pool) SetUnloaded(v bool) { p.unloaded.Store(v) }
+// signals Wake. Requests held already are woken to signal it too: one
+// queued as the unload began (no member routable, the app not yet marked
+// unloaded) would otherwise wait out its hold for a wake nobody asked.
+func (p *Pool) SetUnloaded(v bool) {
+	p.unloaded.Store(v)
+	if v {
+		p.queue.releaseAll()
+	}
+}
 
 // Unloaded reports whether the app is stopped for idleness.
 func (p *Pool) Unloaded() bool { return p.unloaded.Load() }
