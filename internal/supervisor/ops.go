@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,7 +128,7 @@ func (a *App) reload(ctx context.Context, next *config.App, p Progress) error {
 		if settings || scaled {
 			// Nothing a process was started with changed: the running
 			// ones stay; the instance count is met as `gatehouse scale`
-			// meets it (start the difference, or drain the newest).
+			// meets it (start the difference, or drain the surplus).
 			var parts []string
 			if scaled {
 				parts = append(parts, fmt.Sprintf("instances %d → %d: scaled", prev.Instances, next.Instances))
@@ -340,9 +341,9 @@ func (a *App) awaitReady(ctx context.Context, in *Instance) error {
 const failFastRestarts = 2
 
 // Scale sets the number of instances: new ones are started and awaited,
-// surplus ones (newest first) drain and stop. 0 takes the app down and
-// keeps it: its requests are held, then answered no_ready_instance, until
-// it is scaled up again. With an autoscale: block a count above 0 is
+// surplus ones (those not ready first, then the newest) drain and stop.
+// 0 takes the app down and keeps it: its requests are held, then
+// answered no_ready_instance, until it is scaled up again. With an autoscale: block a count above 0 is
 // clamped to its min..max (the autoscaler then leaves the new count alone
 // for its cool-downs); 0 still stops the app.
 func (a *App) Scale(ctx context.Context, n int, p Progress) error {
@@ -435,7 +436,7 @@ func (a *App) scaleLockedFor(ctx context.Context, n int, why *telemetry.Event, p
 		return a.scaleUp(ctx, n-len(cur), p)
 	}
 	var wg sync.WaitGroup
-	for _, in := range cur[n:] {
+	for _, in := range surplus(cur, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -444,6 +445,27 @@ func (a *App) scaleLockedFor(ctx context.Context, n int, why *telemetry.Event, p
 	}
 	wg.Wait()
 	return nil
+}
+
+// surplus is what a scale down to n stops of cur, listed oldest first: the
+// instances that do not serve (crashed, starting, unhealthy) first, then
+// the newest. Stopping a ready instance while keeping one that cannot
+// serve would leave the app less than it was scaled to, with none ready
+// at all in the worst case.
+func surplus(cur []*Instance, n int) []*Instance {
+	keep := slices.Clone(cur)
+	slices.SortStableFunc(keep, func(x, y *Instance) int {
+		return cmp.Compare(servingRank(x), servingRank(y))
+	})
+	return keep[n:]
+}
+
+// servingRank orders instances for a scale down to keep: ready ones first.
+func servingRank(in *Instance) int {
+	if in.State() == pool.Ready {
+		return 0
+	}
+	return 1
 }
 
 func (a *App) scaleUp(ctx context.Context, k int, p Progress) error {

@@ -906,3 +906,42 @@ func TestReloadSettingsOnlyKeepsProcesses(t *testing.T) {
 		t.Errorf("no reload event says the settings applied without restarting processes:\n%s", describeEvents(g.Events()))
 	}
 }
+
+// A scale down stops the instances that do not serve before ready ones,
+// newest first only among those alike: with web-1 unhealthy, a scale to
+// 1 keeps web-2, which serves, rather than leave the app only web-1.
+func TestScaleDownStopsInstancesNotServingFirst(t *testing.T) {
+	g := startWeb(t, 2, nil)
+	var port int
+	for _, in := range g.Instances("web") {
+		if in.ID == "web-1" {
+			port = in.Port
+		}
+	}
+	if port == 0 {
+		t.Fatalf("no web-1: %s", states(g))
+	}
+	c := harness.Client(10 * time.Second)
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/set-health?status=500", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	testutil.WaitFor(t, 10*time.Second, "web-1 unhealthy", func() bool {
+		for _, in := range g.Instances("web") {
+			if in.ID == "web-1" {
+				return in.State == "unhealthy"
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := webApp(t, g).Scale(ctx, 1, progress(t)); err != nil {
+		t.Fatalf("scale to 1: %v", err)
+	}
+	if ins := g.Instances("web"); len(ins) != 1 || ins[0].ID != "web-2" || ins[0].State != "ready" {
+		t.Errorf("after a scale to 1 with web-1 unhealthy: %s; want web-2, ready", states(g))
+	}
+}
