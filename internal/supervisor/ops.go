@@ -283,7 +283,7 @@ func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
 		return errStopping
 	}
 	p("%s: starting (replaces %s)", nw.ID, old.ID)
-	if err := a.awaitReady(ctx, nw); err != nil {
+	if err := a.awaitReady(ctx, nw, 0); err != nil {
 		nw.Stop(instance.Hard)
 		<-nw.Done()
 		return err
@@ -306,8 +306,11 @@ func (a *App) stopAndWait(in *Instance, p Progress) {
 }
 
 // awaitReady waits until in is ready. It gives up after start_timeout, or
-// sooner when the instance keeps exiting before it ever becomes ready.
-func (a *App) awaitReady(ctx context.Context, in *Instance) error {
+// sooner when the instance keeps exiting before it ever becomes ready:
+// restarted failFastRestarts times since its count was base (0 for a new
+// instance; a restarted one counts from its restart, not from the
+// crashes of its life before it).
+func (a *App) awaitReady(ctx context.Context, in *Instance, base int) error {
 	timeout := a.Config().StartTimeout.D()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -320,8 +323,8 @@ func (a *App) awaitReady(ctx context.Context, in *Instance) error {
 		case in.CannotStart() != "":
 			// Not restarted, so not worth waiting for: see Instance.CannotStart.
 			return fmt.Errorf("%s %s", in.ID, st.Health)
-		case st.Restarts >= failFastRestarts && st.State == pool.Crashed.String():
-			return fmt.Errorf("%s exited %d times before it became ready: %s%s", in.ID, st.Restarts, st.Health, in.LastOutput())
+		case st.Restarts-base >= failFastRestarts && st.State == pool.Crashed.String():
+			return fmt.Errorf("%s exited %d times before it became ready: %s%s", in.ID, st.Restarts-base, st.Health, in.LastOutput())
 		case time.Now().After(deadline):
 			return fmt.Errorf("%s not ready within start_timeout %s: %s%s", in.ID, timeout, st.Health, in.LastOutput())
 		}
@@ -481,7 +484,7 @@ func (a *App) scaleUp(ctx context.Context, k int, p Progress) error {
 		p("%s: starting", in.ID)
 	}
 	for _, in := range added {
-		if err := a.awaitReady(ctx, in); err != nil {
+		if err := a.awaitReady(ctx, in, 0); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -561,7 +564,8 @@ func (a *App) awaitRestarted(ctx context.Context, in *Instance, before int) erro
 	deadline := time.Now().Add(a.Config().StopTimeout.D() + 5*time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for in.Status().Restarts == before {
+	restarts := in.Status().Restarts
+	for restarts == before {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not restart", in.ID)
 		}
@@ -570,8 +574,9 @@ func (a *App) awaitRestarted(ctx context.Context, in *Instance, before int) erro
 			return ctx.Err()
 		case <-tick.C:
 		}
+		restarts = in.Status().Restarts
 	}
-	return a.awaitReady(ctx, in)
+	return a.awaitReady(ctx, in, restarts)
 }
 
 func (a *App) instance(id string) *Instance {

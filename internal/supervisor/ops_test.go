@@ -945,3 +945,35 @@ func TestScaleDownStopsInstancesNotServingFirst(t *testing.T) {
 		t.Errorf("after a scale to 1 with web-1 unhealthy: %s; want web-2, ready", states(g))
 	}
 }
+
+// A restart of an instance that has restarted before waits for its new
+// process as for a new instance's: one exit of that process is retried,
+// not taken, with the restarts of the instance's earlier life, for an
+// instance that keeps failing.
+func TestRestartCountsExitsFromTheRestart(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "exit-once")
+	cfg, app := harness.FaultApp(t, 1)
+	tune(app)
+	// The process exits with 3 at its start once while the flag exists.
+	app.Command = config.Command{"sh", "-c", `if [ -e "$EXIT_ONCE" ]; then rm -f "$EXIT_ONCE"; exit 3; fi; exec "$0"`, app.Command[0]}
+	app.Env = map[string]string{"EXIT_ONCE": flag}
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 15*time.Second)
+	a := webApp(t, g)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 2 {
+		if err := a.RestartInstance(ctx, "web-1", progress(t)); err != nil {
+			t.Fatalf("restart %d: %v", i+1, err)
+		}
+	}
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RestartInstance(ctx, "web-1", progress(t)); err != nil {
+		t.Errorf("a restart whose process exited once, then started: %v", err)
+	}
+	if len(g.Events("exit")) == 0 {
+		t.Errorf("the restarted process never exited (the flag was not seen): %s", describeEvents(g.Events()))
+	}
+}
