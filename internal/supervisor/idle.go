@@ -56,22 +56,26 @@ func idleCheckEvery(idle time.Duration) time.Duration {
 }
 
 // idle reports whether the app has had no request for idle_timeout,
-// has none under way or held, and no instance starting: an instance's
-// readiness restarts the clock (the pool is touched), so a start slower
-// than idle_timeout is not unloaded before it could serve.
+// has none under way or held, and instances to unload, none of them
+// starting: an instance's readiness restarts the clock (the pool is
+// touched), so a start slower than idle_timeout is not unloaded before it
+// could serve; and a stopped app (gatehouse stop, scale 0) is left as
+// it is, for gatehouse start to start, not a request.
 func (a *App) idle() bool {
 	return idleAt(time.Now(), a.pool.LastAccess(), a.Config().IdleTimeout.D(), a.pool.Inflight(), a.pool.Waiting()) &&
-		!a.starting()
+		a.unloadable()
 }
 
-// starting reports whether one of the app's instances is starting.
-func (a *App) starting() bool {
-	for _, in := range a.live() {
+// unloadable reports whether the app runs instances and none of them is
+// starting.
+func (a *App) unloadable() bool {
+	live := a.live()
+	for _, in := range live {
 		if in.State() == pool.Starting {
-			return true
+			return false
 		}
 	}
-	return false
+	return len(live) > 0
 }
 
 // idleAt is the idle rule at now, its clock explicit for tests: no request

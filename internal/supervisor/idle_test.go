@@ -162,3 +162,28 @@ func TestReloadTurnsIdleTimeoutOffWakesTheApp(t *testing.T) {
 		t.Errorf("want one wake event saying idle_timeout was turned off:\n%s", describeEvents(g.Events()))
 	}
 }
+
+// A stopped app (gatehouse stop) is not also unloaded for idleness once
+// idle_timeout passes with no instance to stop: gatehouse start then
+// starts it, rather than leave it waiting for a request.
+func TestStoppedAppIsNotUnloadedForIdleness(t *testing.T) {
+	const idle = 500 * time.Millisecond
+	g := startWeb(t, 1, func(a *config.App) { a.IdleTimeout = config.Duration(idle) })
+	a := webApp(t, g)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx, progress(t)); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	// The stopped app idles: time is what this test is about.
+	time.Sleep(4 * idle)
+	if err := a.Start(ctx, progress(t)); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	g.WaitReady(t, "web", 1, 15*time.Second)
+	for _, e := range g.Events("idle_unload") {
+		if strings.Contains(e.Detail, "stopping 0 instances") {
+			t.Errorf("a stopped app was unloaded for idleness: %s", e.Detail)
+		}
+	}
+}
