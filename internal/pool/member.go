@@ -187,20 +187,12 @@ func (m *Member) takeBelow(limit int64) bool {
 	}
 }
 
-// Release ends one request's use of the member, which counts as the
-// app's last access (idle_timeout). Under max_inflight the slot goes
-// straight to the oldest held request, if any (Pool.release).
+// Release ends one request's use of the member. Under max_inflight the
+// slot goes straight to the oldest held request, if any (Pool.release).
+// (A request's end is the app's last access too, for idle_timeout: the
+// idle watcher, which sees it under way, counts it, off this path.)
 func (m *Member) Release() {
-	p := m.pool
-	if p == nil {
-		m.inflight.Add(-1)
-		return
-	}
-	// An app's idle time runs from a request's end too: a request (or a
-	// tunnel) longer than idle_timeout must not leave the app idle the
-	// moment it ends.
-	p.Touch()
-	if p.maxInflight.Load() > 0 {
+	if p := m.pool; p != nil && p.maxInflight.Load() > 0 {
 		p.release(m)
 		return
 	}

@@ -204,14 +204,15 @@ func (p *Pool) hasRoutable() bool {
 	return false
 }
 
-// Touch records a request's arrival or end, for idle unload.
+// Touch records a request's arrival, for idle unload.
 func (p *Pool) Touch() { p.TouchAt(time.Now()) }
 
-// TouchAt records a request's arrival at t, a time its caller read.
+// TouchAt records a request's arrival at t, a time its caller read (or
+// one under way until t).
 func (p *Pool) TouchAt(t time.Time) { p.lastAccess.Store(t.UnixNano()) }
 
-// LastAccess is when a request last arrived or ended, or a member last
-// became ready, whichever came latest.
+// LastAccess is when a request last arrived or was last seen under way,
+// or a member last became ready, whichever came latest.
 func (p *Pool) LastAccess() time.Time { return time.Unix(0, p.lastAccess.Load()) }
 
 // Inflight sums the in-flight requests of all members.

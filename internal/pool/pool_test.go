@@ -389,26 +389,3 @@ func id(m *Member) string {
 	}
 	return m.ID
 }
-
-// A request's end counts as the app's last access, with or without
-// max_inflight: idle_timeout runs from it, not from the request's
-// arrival, which a request longer than idle_timeout would leave behind.
-func TestReleaseCountsAsAccess(t *testing.T) {
-	for _, limit := range []int{0, 1} {
-		t.Run(fmt.Sprintf("max_inflight_%d", limit), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				p, _ := newPool(t, 10, Ready, "web-1")
-				p.SetMaxInflight(limit)
-				m := p.Pick(nil)
-				if m == nil {
-					t.Fatal("no member picked")
-				}
-				time.Sleep(time.Hour) // the request takes an hour (fake time)
-				m.Release()
-				if got := p.LastAccess(); !got.Equal(time.Now()) {
-					t.Errorf("last access %v after a request ended at %v", got, time.Now())
-				}
-			})
-		})
-	}
-}

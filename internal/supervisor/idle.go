@@ -15,7 +15,8 @@ import (
 // when a reload turns idle_timeout off: the articles' "Always On"
 // switched off, and back on.
 func (a *App) idleLoop(ctx context.Context) {
-	tick := time.NewTicker(idleCheckEvery(a.Config().IdleTimeout.D()))
+	every := idleCheckEvery(a.Config().IdleTimeout.D())
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		// Unloaded from the start when the gatehouse this one took over
@@ -26,6 +27,7 @@ func (a *App) idleLoop(ctx context.Context) {
 				return
 			case <-tick.C:
 			}
+			a.touchWhileBusy(time.Now(), every)
 			if !a.idle() || !a.unload() {
 				continue
 			}
@@ -48,6 +50,20 @@ func (a *App) idleLoop(ctx context.Context) {
 			}
 			woken = a.wake(why)
 		}
+	}
+}
+
+// touchWhileBusy counts a request under way or held at now as the app's
+// last access, until the next check (every from now): idle_timeout runs
+// from the last request's end, and a request longer than it must not
+// leave the app idle the moment it ends. The end itself is not marked,
+// which would cost every request a clock reading on its path: it comes
+// before the next check that finds none under way, which this mark
+// covers, so the app is never unloaded sooner than idle_timeout after
+// it, and at most one check later.
+func (a *App) touchWhileBusy(now time.Time, every time.Duration) {
+	if a.pool.Inflight() > 0 || a.pool.Waiting() > 0 {
+		a.pool.TouchAt(now.Add(every))
 	}
 }
 
