@@ -111,6 +111,7 @@ func (a *App) reload(ctx context.Context, next *config.App, p Progress) error {
 	}
 	prev, prevConfigured := a.Config(), a.configured.Load()
 	a.configured.Store(int64(next.Instances))
+	next = keepRunCount(prev, next, prevConfigured)
 	next = keepAutoscaled(prev, next)
 	a.pool.SetMaxQueue(next.QueueSize)
 	if next.External() {
@@ -202,6 +203,20 @@ func (a *App) CheckReload(next *config.App) error {
 		return fmt.Errorf("reload %s: switching between command and upstreams %w", a.name, ErrNeedsRestart)
 	}
 	return nil
+}
+
+// keepRunCount keeps, for an app without autoscale, the instance count
+// it runs now when the file's instances (next's) is the one last read
+// (fileBefore): what was done at run time holds, as it does through an
+// upgrade. A reload for another setting must not undo gatehouse scale,
+// nor start an app gatehouse stop stopped; a changed instances: wins.
+func keepRunCount(prev, next *config.App, fileBefore int64) *config.App {
+	if next.Autoscale != nil || next.External() || int64(next.Instances) != fileBefore || prev.Instances == next.Instances {
+		return next
+	}
+	c := *next
+	c.Instances = prev.Instances
+	return &c
 }
 
 // keepAutoscaled keeps, for an app with autoscale, the instance count it

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
 )
@@ -105,3 +106,61 @@ func TestReloadInstancesOnlyScales(t *testing.T) {
 	ids := slices.Sorted(maps.Keys(after))
 	t.Logf("after the env reload: %v", ids)
 }
+
+// What was done at run time holds through a reload whose file leaves
+// instances as it was (another setting changed, or nothing), as it does
+// through an upgrade: a gatehouse scale stays, a stopped app stays
+// stopped (gatehouse start brings back its count). A file whose
+// instances changed since it was last read wins.
+func TestRunTimeCountHoldsThroughAReload(t *testing.T) {
+	tests := []struct {
+		name string
+		// run is done at run time; file is the instances the file then
+		// says, with another setting changed (HOLD env); want is the
+		// count running after the reload.
+		run        func(ctx context.Context, a *supervisor.App) error
+		file, want int
+	}{
+		{"scaled up, another setting changed", func(ctx context.Context, a *supervisor.App) error {
+			return a.Scale(ctx, 3, quietProgress)
+		}, 2, 3},
+		{"stopped, another setting changed", func(ctx context.Context, a *supervisor.App) error {
+			return a.Stop(ctx, quietProgress)
+		}, 2, 0},
+		{"scaled up, then the file's instances changed", func(ctx context.Context, a *supervisor.App) error {
+			return a.Scale(ctx, 3, quietProgress)
+		}, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			t.Parallel()
+			fc := newFileConfig(t)
+			g := harness.Start(t, fc.write(t, 2, nil, nil))
+			g.WaitReady(t, "web", 2, 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			a := g.Srv.Supervisor().App("web")
+			if err := tt.run(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			fc.write(t, tt.file, nil, map[string]string{"RELOADED": "1"})
+			if err := g.Srv.Reload(ctx, "web", quietProgress); err != nil {
+				t.Fatalf("reload: %v\nevents:\n%s", err, describeEvents(g.Events()))
+			}
+			if tt.want > 0 {
+				g.WaitReady(t, "web", tt.want, 15*time.Second)
+			}
+			if got, n := a.Config().Instances, len(g.Instances("web")); got != tt.want || n != tt.want {
+				t.Fatalf("after the reload: instances %d, %d running; want %d\nevents:\n%s", got, n, tt.want, describeEvents(g.Events()))
+			}
+			if tt.want == 0 {
+				if err := a.Start(ctx, quietProgress); err != nil {
+					t.Fatalf("start: %v", err)
+				}
+				g.WaitReady(t, "web", 2, 15*time.Second)
+			}
+		})
+	}
+}
+
+func quietProgress(string, ...any) {}
