@@ -382,6 +382,12 @@ func TestClientClosed(t *testing.T) {
 	forEachProtocolInParallel(t, func(t *testing.T, proto string) {
 		g := startFaultOver(t, proto, 1, nil)
 		c := newClient(t, g, 10*time.Second)
+		// The connection first (over TLS, a handshake a busy machine may
+		// take longer than the request's half second over): the request
+		// itself must reach the gateway before its client gives up.
+		if r := c.get("/"); r.status != 200 {
+			t.Fatalf("before the hanging request: %v", r)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		r := c.do(req{path: "/hang", ctx: ctx})
