@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -155,11 +156,20 @@ func NewHandler(d Deps) http.Handler {
 }
 
 // parseSince accepts an RFC 3339 time or a duration back from now ("1h").
+// A negative duration is refused: it would name a time to come, and the
+// empty answer would read as "nothing happened".
 func parseSince(s string) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("since %q: a duration back from now must not be negative", s)
+		}
 		return time.Now().Add(-d), nil
 	}
-	return time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("since %q: want a duration back from now (1h) or an RFC 3339 time: %w", s, err)
+	}
+	return t, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

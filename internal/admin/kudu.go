@@ -130,7 +130,7 @@ func (d Deps) diagnoseHandler(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("since"); s != "" {
 		t, err := parseSince(s)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "since: " + err.Error()})
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
 		since = t
