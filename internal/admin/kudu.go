@@ -72,9 +72,14 @@ func (d Deps) env(w http.ResponseWriter, r *http.Request) {
 
 // logstream serves instance output and events as server-sent events, as
 // they happen, filtered by app and instance, with a heartbeat so that
-// proxies and clients see the stream is alive.
+// proxies and clients see the stream is alive; an app that is not one is
+// 404.
 func (d Deps) logstream(w http.ResponseWriter, r *http.Request) {
 	app, inst := r.URL.Query().Get("app"), r.URL.Query().Get("instance")
+	if msg, ok := d.unknownApp(app); ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": msg})
+		return
+	}
 	lines, cancelLines := d.Lines.Subscribe(1024)
 	defer cancelLines()
 	events, cancelEvents := d.Events.Subscribe(256)

@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,9 +112,13 @@ func (r *RecentLines) Query(app, instance string, since time.Time, n int) []tele
 // logs serves GET /api/logs?app=&instance=&lines=&since=: the recent
 // output of the instances, oldest first; lines (default 50, 0 for all
 // kept) bounds how many, since (a duration back from now or an RFC 3339
-// time) how old.
+// time) how old. An app that is not one is 404.
 func (d Deps) logs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if msg, ok := d.unknownApp(q.Get("app")); ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": msg})
+		return
+	}
 	n := 50
 	if s := q.Get("lines"); s != "" {
 		v, err := strconv.Atoi(s)
@@ -137,4 +143,20 @@ func (d Deps) logs(w http.ResponseWriter, r *http.Request) {
 		out[i] = LogEntry{Time: l.Time, App: l.App, Instance: l.Instance, Stream: StreamOutput, Line: l.Line}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"lines": out})
+}
+
+// unknownApp says why app names none of the apps, when it is not "".
+// The set of apps is fixed while a gatehouse runs (a change to it is
+// applied by an upgrade), so no output of such an app is kept: an empty
+// answer would hide a misspelt name, and a log stream would wait for
+// lines that never come.
+func (d Deps) unknownApp(app string) (string, bool) {
+	if app == "" || d.Supervisor == nil || d.Supervisor.App(app) != nil {
+		return "", false
+	}
+	var names []string
+	for _, a := range d.Supervisor.Apps() {
+		names = append(names, a.Name())
+	}
+	return fmt.Sprintf("no app %q (apps: %s)", app, strings.Join(names, ", ")), true
 }
