@@ -62,6 +62,10 @@ type Deps struct {
 	Alerts func() []FiringAlert
 	// Dumps takes and keeps process dumps; nil leaves /api/dumps out.
 	Dumps Dumps
+	// HandedOver is closed once a successor serves in this gatehouse's
+	// place (gatehouse upgrade): the log streams end then, saying so,
+	// for their clients to follow the successor's. nil: never.
+	HandedOver <-chan struct{}
 }
 
 // StatusResponse is GET /api/status.

@@ -102,6 +102,11 @@ func (d Deps) logstream(w http.ResponseWriter, r *http.Request) {
 			// not a cut connection.
 			fmt.Fprint(w, "event: end\ndata: {}\n\n")
 			return
+		case <-d.HandedOver:
+			// The successor reads the instances' output from now on:
+			// the client is to follow its stream, not to stop.
+			fmt.Fprintf(w, "event: end\ndata: {\"reason\":%q}\n\n", EndHandover)
+			return
 		case <-beat.C:
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
 				return
@@ -128,6 +133,11 @@ func (d Deps) logstream(w http.ResponseWriter, r *http.Request) {
 }
 
 const heartbeat = 15 * time.Second
+
+// EndHandover is the reason of a log stream's end event when a successor
+// serves in this gatehouse's place; an end without a reason is
+// gatehouse stopping, or the client leaving.
+const EndHandover = "handover"
 
 // diagnoseHandler serves GET /api/diagnose?since=1h.
 func (d Deps) diagnoseHandler(w http.ResponseWriter, r *http.Request) {

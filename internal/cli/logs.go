@@ -154,14 +154,7 @@ func printLive(c *cobra.Command, f logsFlags) error {
 	}
 	var body io.ReadCloser
 	if f.follow {
-		q := url.Values{}
-		if f.app != "" {
-			q.Set("app", f.app)
-		}
-		if f.inst != "" {
-			q.Set("instance", f.inst)
-		}
-		if body, err = cl.Stream(c.Context(), "/api/logstream?"+q.Encode()); err != nil {
+		if body, err = cl.Stream(c.Context(), streamPath(f)); err != nil {
 			return err
 		}
 		defer body.Close()
@@ -177,36 +170,156 @@ func printLive(c *cobra.Command, f logsFlags) error {
 	if !f.follow {
 		return nil
 	}
-	seen := newPrinted(recs, f.lines)
-	return printStream(body, out, f.events, f.json, seen.skip)
+	return follow(c.Context(), cl, f, body, out, newPrinted(recs, f.lines))
 }
 
-// recentLive is the last lines of output and the events since the oldest
-// of them (or since --since), oldest first; with -f, events only with
-// --events.
-func recentLive(ctx context.Context, cl *admin.Client, f logsFlags) ([]logRecord, error) {
-	q := url.Values{"lines": {strconv.Itoa(f.lines)}}
+// maxResumes bounds the streams that end with a handover one after
+// another within resumeWithin of opening: the predecessor answers until
+// it closes its admin listener, each time with the end at once.
+const (
+	maxResumes   = 50
+	resumeWithin = time.Second
+	resumePause  = 100 * time.Millisecond
+)
+
+// follow prints the log stream body and, when it ends because gatehouse
+// handed over to a successor (gatehouse upgrade), the successor's: what
+// it kept since the last output line printed, then its stream. The
+// predecessor stopped reading the instances' output before the successor
+// began, and each keeps only its own events, so that is what the
+// successor saw before its stream was open. It returns when a stream
+// ends otherwise (gatehouse stopped).
+func follow(ctx context.Context, cl *admin.Client, f logsFlags, body io.ReadCloser, out io.Writer, seen *printed) error {
+	since := time.Now()
+	var last *logRecord // the last output line printed
+	skip := func(r logRecord) bool {
+		if seen.skip(r) {
+			return true
+		}
+		if r.Stream == admin.StreamOutput {
+			last = &r
+		}
+		return false
+	}
+	resumes := 0
+	for {
+		opened := time.Now()
+		err := printStream(body, out, f.events, f.json, skip)
+		body.Close()
+		if !errors.Is(err, errHandedOver) {
+			return err
+		}
+		if time.Since(opened) > resumeWithin {
+			resumes = 0
+		}
+		if resumes++; resumes > maxResumes {
+			return errors.New("log stream: gatehouse handed over to a successor, and it does not stream its output")
+		}
+		if last != nil {
+			since = last.Time
+			// Printed already: a record of that very time comes again.
+			seen = newPrinted([]logRecord{*last}, 0)
+		} else {
+			seen = newPrinted(nil, 0)
+		}
+		var recs []logRecord
+		if body, recs, err = resume(ctx, cl, f, since); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if !skip(r) {
+				printRecord(out, r, f.json)
+			}
+		}
+	}
+}
+
+// resume opens the successor's log stream, then reads its output (and
+// events, with --events) since since: what came while the predecessor
+// no longer read it. The connections kept to the predecessor are
+// closed first, so that the requests reach the successor.
+func resume(ctx context.Context, cl *admin.Client, f logsFlags, since time.Time) (io.ReadCloser, []logRecord, error) {
+	cl.HTTP.CloseIdleConnections()
+	if err := sleepCtx(ctx, resumePause); err != nil {
+		return nil, nil, err
+	}
+	body, err := cl.Stream(ctx, streamPath(f))
+	if err != nil {
+		return nil, nil, err
+	}
+	recs, err := backlog(ctx, cl, f, 0, since.UTC().Format(time.RFC3339Nano), f.events)
+	if err != nil {
+		body.Close()
+		return nil, nil, err
+	}
+	return body, lastRecords(recs, 0), nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// streamPath is the admin API's log stream of the app and instance
+// asked for.
+func streamPath(f logsFlags) string {
+	q := url.Values{}
 	if f.app != "" {
 		q.Set("app", f.app)
 	}
 	if f.inst != "" {
 		q.Set("instance", f.inst)
 	}
-	since := "1h"
+	return "/api/logstream?" + q.Encode()
+}
+
+// recentLive is the last lines of output and the events since the oldest
+// of them (or since --since), oldest first; with -f, events only with
+// --events.
+func recentLive(ctx context.Context, cl *admin.Client, f logsFlags) ([]logRecord, error) {
+	since := ""
 	if f.since > 0 {
 		since = f.since.String()
-		q.Set("since", since)
 	}
-	lines, err := cl.Logs(ctx, q.Encode())
+	recs, err := backlog(ctx, cl, f, f.lines, since, !f.follow || f.events)
+	if err != nil {
+		return nil, err
+	}
+	return lastRecords(recs, f.lines), nil
+}
+
+// backlog is the output kept of the app and instance asked for, the last
+// lines of it (all when 0) since since (all kept when ""), and with
+// events the events since since (the last hour when ""); unsorted.
+func backlog(ctx context.Context, cl *admin.Client, f logsFlags, lines int, since string, events bool) ([]logRecord, error) {
+	q := url.Values{"lines": {strconv.Itoa(lines)}}
+	if f.app != "" {
+		q.Set("app", f.app)
+	}
+	if f.inst != "" {
+		q.Set("instance", f.inst)
+	}
+	if since != "" {
+		q.Set("since", since)
+	} else {
+		since = "1h"
+	}
+	out, err := cl.Logs(ctx, q.Encode())
 	if err != nil {
 		return nil, err
 	}
 	var recs []logRecord
-	for _, l := range lines {
+	for _, l := range out {
 		recs = append(recs, outputRecord(l))
 	}
-	if !f.follow || f.events {
-		evs, err := cl.Events(ctx, since)
+	if events {
+		evs, err := cl.Events(ctx, url.QueryEscape(since))
 		if err != nil {
 			return nil, err
 		}
@@ -216,7 +329,7 @@ func recentLive(ctx context.Context, cl *admin.Client, f logsFlags) ([]logRecord
 			}
 		}
 	}
-	return lastRecords(recs, f.lines), nil
+	return recs, nil
 }
 
 // lastRecords sorts recs by time and keeps the last n (all when n is 0).
@@ -302,10 +415,14 @@ func formatEvent(e telemetry.Event) string {
 	return fmt.Sprintf("%s %-8s %-13s %s", stamp(e.Time), who, e.Type, e.Detail)
 }
 
+// errHandedOver is a log stream's end because a successor gatehouse
+// serves in its place (gatehouse upgrade): its output goes on there.
+var errHandedOver = errors.New("log stream: gatehouse handed over to a successor")
+
 // printStream prints a server-sent event stream of log lines and events
 // until it ends, but not those skip says were printed already: gatehouse
 // closes it with an "end" event when it stops, which is a clean end, not
-// an error.
+// an error, or errHandedOver when the end says a successor serves.
 func printStream(r io.Reader, out io.Writer, events, asJSON bool, skip func(logRecord) bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -320,6 +437,10 @@ func printStream(r io.Reader, out io.Writer, events, asJSON bool, skip func(logR
 			var rec logRecord
 			switch typ {
 			case "end":
+				var end struct{ Reason string }
+				if json.Unmarshal(data, &end) == nil && end.Reason == admin.EndHandover {
+					return errHandedOver
+				}
 				return nil
 			case "log":
 				var l telemetry.LogLine

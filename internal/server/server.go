@@ -245,6 +245,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			Supervisor: s.sup, Events: s.events, Writers: s.writerStats, Ops: s, Metrics: s.metrics.Handler(),
 			Lines: s.lines, Recent: s.recent, Diagnose: s.Diagnose, Config: cfg, DataDir: cfg.DataDir, Token: token,
 			Certificates: s.certStatus(), Health: s, History: s.history, Alerts: s.firingAlerts(), Dumps: s.dumper,
+			HandedOver: s.upgrade.handedOver,
 		}),
 	}
 	boundAdmin(s.adminSrv, cfg.Limits)
