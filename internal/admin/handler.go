@@ -122,7 +122,7 @@ func NewHandler(d Deps) http.Handler {
 	mux.HandleFunc("GET /api/processes", d.processes)
 	mux.HandleFunc("GET /api/env", d.env)
 	if d.Lines != nil {
-		mux.HandleFunc("GET /api/logstream", d.logstream)
+		mux.HandleFunc("GET /api/logstream", limitStreams(maxLogStreams, d.logstream))
 	}
 	if d.Recent != nil {
 		mux.HandleFunc("GET /api/logs", d.logs)

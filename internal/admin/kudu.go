@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -133,6 +134,30 @@ func (d Deps) logstream(w http.ResponseWriter, r *http.Request) {
 }
 
 const heartbeat = 15 * time.Second
+
+// maxLogStreams bounds the log streams open at once; the next one is
+// answered 503. Each holds one of the admin listener's connections for
+// as long as it follows: without a bound, followers (gatehouse logs -f,
+// dashboard tails, a script gone wrong) could hold them all, and then
+// gatehouse status, the operations and the systemd watchdog's own check
+// of the admin API would wait in the listener's queue.
+const maxLogStreams = 32
+
+// limitStreams serves h to at most n requests at once, and answers the
+// others 503.
+func limitStreams(n int32, h http.HandlerFunc) http.HandlerFunc {
+	var open atomic.Int32
+	return func(w http.ResponseWriter, r *http.Request) {
+		if open.Add(1) > n {
+			open.Add(-1)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+				"error": fmt.Sprintf("too many log streams open (%d); try again when one ends", n)})
+			return
+		}
+		defer open.Add(-1)
+		h(w, r)
+	}
+}
 
 // EndHandover is the reason of a log stream's end event when a successor
 // serves in this gatehouse's place; an end without a reason is
