@@ -86,7 +86,7 @@ func requireToken(token string, s *sessions, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		got, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got, bearer := bearerToken(r.Header.Get("Authorization"))
 		if bearer && subtle.ConstantTimeCompare([]byte(got), want) == 1 {
 			next.ServeHTTP(w, r)
 			return
@@ -108,6 +108,18 @@ func requireToken(token string, s *sessions, next http.Handler) http.Handler {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": msg})
 	})
+}
+
+// bearerToken is the token of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 9110 section 11.1): curl
+// -H "Authorization: bearer …" and clients that write it so are no less
+// bearers of it.
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(token, " "), true
 }
 
 var loginTmpl = template.Must(template.ParseFS(webFS, "web/login.html"))
