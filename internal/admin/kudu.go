@@ -90,7 +90,7 @@ func (d Deps) logstream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	rc.Flush()
-	beat := time.NewTicker(heartbeat)
+	beat := time.NewTicker(LogStreamHeartbeat)
 	defer beat.Stop()
 	match := func(a, i string) bool { return (app == "" || a == app) && (inst == "" || i == inst) }
 	for {
@@ -133,7 +133,10 @@ func (d Deps) logstream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-const heartbeat = 15 * time.Second
+// LogStreamHeartbeat is how often a log stream sends a comment when it
+// has nothing else to send: a client that hears nothing for several of
+// them can take the connection for lost.
+const LogStreamHeartbeat = 15 * time.Second
 
 // maxLogStreams bounds the log streams open at once; the next one is
 // answered 503. Each holds one of the admin listener's connections for

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -170,7 +171,52 @@ func printLive(c *cobra.Command, f logsFlags) error {
 	if !f.follow {
 		return nil
 	}
-	return follow(c.Context(), cl, f, body, out, newPrinted(recs, f.lines))
+	return follow(c.Context(), cl, f, body, out, newPrinted(recs, f.lines), streamSilence)
+}
+
+// streamSilence is how long logs -f waits for anything of the log
+// stream, a heartbeat at least, before it takes the connection for lost:
+// a gatehouse whose host went away, or a network that dropped the
+// connection without a word, would otherwise leave it waiting for good.
+const streamSilence = 3 * admin.LogStreamHeartbeat
+
+// errStreamSilent is a log stream from which nothing came for longer
+// than the silence allowed.
+var errStreamSilent = errors.New("nothing came from gatehouse, not even its heartbeat: the connection is taken for lost")
+
+// silenceBound closes a stream nothing came from for d; its reads then
+// fail with errStreamSilent.
+type silenceBound struct {
+	r      io.ReadCloser
+	d      time.Duration
+	t      *time.Timer
+	silent atomic.Bool
+}
+
+func boundSilence(r io.ReadCloser, d time.Duration) *silenceBound {
+	b := &silenceBound{r: r, d: d}
+	b.t = time.AfterFunc(d, func() {
+		b.silent.Store(true)
+		r.Close()
+	})
+	return b
+}
+
+func (b *silenceBound) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.t.Reset(b.d)
+	}
+	if err != nil && b.silent.Load() {
+		return n, fmt.Errorf("%w (%s)", errStreamSilent, b.d)
+	}
+	return n, err
+}
+
+// Close stops the timer and closes the stream.
+func (b *silenceBound) Close() error {
+	b.t.Stop()
+	return b.r.Close()
 }
 
 // maxResumes bounds the streams that end with a handover one after
@@ -188,8 +234,9 @@ const (
 // predecessor stopped reading the instances' output before the successor
 // began, and each keeps only its own events, so that is what the
 // successor saw before its stream was open. It returns when a stream
-// ends otherwise (gatehouse stopped).
-func follow(ctx context.Context, cl *admin.Client, f logsFlags, body io.ReadCloser, out io.Writer, seen *printed) error {
+// ends otherwise (gatehouse stopped), or nothing came of it, not even a
+// heartbeat, for silence.
+func follow(ctx context.Context, cl *admin.Client, f logsFlags, body io.ReadCloser, out io.Writer, seen *printed, silence time.Duration) error {
 	since := time.Now()
 	var last *logRecord // the last output line printed
 	skip := func(r logRecord) bool {
@@ -204,8 +251,9 @@ func follow(ctx context.Context, cl *admin.Client, f logsFlags, body io.ReadClos
 	resumes := 0
 	for {
 		opened := time.Now()
-		err := printStream(body, out, f.events, f.json, skip)
-		body.Close()
+		bounded := boundSilence(body, silence)
+		err := printStream(bounded, out, f.events, f.json, skip)
+		bounded.Close()
 		if !errors.Is(err, errHandedOver) {
 			return err
 		}
