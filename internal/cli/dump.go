@@ -63,7 +63,9 @@ func newDumpCmd() *cobra.Command {
 			paths := targetPaths(args[0], "dump")
 			m, err := cl.Dump(c.Context(), paths[0], kind, allowExit)
 			if err != nil && len(paths) > 1 && isNotFound(err) {
+				appErr := err
 				m, err = cl.Dump(c.Context(), paths[1], kind, allowExit)
+				err = neitherFound(args[0], appErr, err)
 			}
 			if err != nil {
 				return err

@@ -65,7 +65,9 @@ func newExecCmd() *cobra.Command {
 			}()
 			code, err := cl.Exec(ctx, paths[0], argv, c.InOrStdin(), c.OutOrStdout(), c.ErrOrStderr())
 			if err != nil && len(paths) > 1 && isNotFound(err) {
+				appErr := err
 				code, err = cl.Exec(ctx, paths[1], argv, c.InOrStdin(), c.OutOrStdout(), c.ErrOrStderr())
+				err = neitherFound(args[0], appErr, err)
 			}
 			cancel()
 			select {

@@ -152,13 +152,24 @@ func newRestartCmd() *cobra.Command {
 			target := url.PathEscape(args[0])
 			err := f.runOp(c, "/api/apps/"+target+"/restart")
 			if err != nil && isNotFound(err) {
-				return f.runOp(c, "/api/instances/"+target+"/restart")
+				return neitherFound(args[0], err, f.runOp(c, "/api/instances/"+target+"/restart"))
 			}
 			return err
 		},
 	}
 	f.add(c)
 	return c
+}
+
+// neitherFound is the error of a name tried as an app (appErr, not
+// found) and then as an instance: when neither is there, it says so with
+// the app's answer, which names the apps there are, rather than the
+// instance's alone, which says nothing of the app that was likely meant.
+func neitherFound(name string, appErr, instErr error) error {
+	if instErr == nil || !isNotFound(instErr) {
+		return instErr
+	}
+	return &admin.HTTPError{Status: http.StatusNotFound, Message: fmt.Sprintf("no app or instance %q: %v", name, appErr)}
 }
 
 // isNotFound: the admin API has no app of that name (the route exists,
