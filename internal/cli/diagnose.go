@@ -22,6 +22,11 @@ func newDiagnoseCmd() *cobra.Command {
 			"(also after gatehouse stopped, or on a copy sent with a bug report).",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			// A window of none, or one that ends before it begins, has no
+			// evidence: its report would read as nothing being wrong.
+			if since <= 0 {
+				return &ExitError{Code: exitUsage, Err: fmt.Errorf("diagnose: --since must be a positive duration, got %s", since)}
+			}
 			rep, err := runDiagnose(c, f, dataDir, since)
 			if err != nil {
 				return err
