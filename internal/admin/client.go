@@ -62,13 +62,44 @@ func (c *Client) GetJSON(ctx context.Context, path string, v any) error {
 }
 
 // Stream opens a long-lived GET (the log stream); the caller closes the
-// body.
+// body. The client's timeout bounds the wait for the answer's head, not
+// the stream: a gatehouse that accepts but does not answer (wedged, or
+// a socket whose service does not start) is an error, not a wait for
+// good.
 func (c *Client) Stream(ctx context.Context, path string) (io.ReadCloser, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var head *time.Timer
+	if c.HTTP != nil && c.HTTP.Timeout > 0 {
+		head = time.AfterFunc(c.HTTP.Timeout, cancel)
+	}
 	resp, err := c.doWith(ctx, http.MethodGet, path, &http.Client{})
-	if err != nil {
+	// A timer that could not be stopped has cancelled the request, or is
+	// about to: the stream would be cut.
+	late := head != nil && !head.Stop()
+	switch {
+	case late:
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, fmt.Errorf("gatehouse admin at %s did not answer GET %s within %s", c.Base, path, c.HTTP.Timeout)
+	case err != nil:
+		cancel()
 		return nil, err
 	}
-	return resp.Body, nil
+	return cancelOnClose{resp.Body, cancel}, nil
+}
+
+// cancelOnClose is a stream's body that ends its context when closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // Op starts an operation (POST path) and calls progress for each line it
