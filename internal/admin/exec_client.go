@@ -54,6 +54,13 @@ func (c *Client) Exec(ctx context.Context, path string, argv []string, stdin io.
 		tr.DisableKeepAlives = true
 	}
 	defer tr.CloseIdleConnections()
+	// The command runs as long as it runs, but the switch to it comes
+	// once it started: a gatehouse that accepts and does not answer
+	// (wedged) is an error within the client's timeout, as for every
+	// other request.
+	if c.HTTP != nil {
+		tr.ResponseHeaderTimeout = c.HTTP.Timeout
+	}
 	// The TCP connection under it, for an abort: see below.
 	var tcp atomic.Pointer[net.TCPConn]
 	dial := tr.DialContext

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -68,5 +69,36 @@ func TestStreamWaitsForItsHeadWithinTheTimeout(t *testing.T) {
 	buf := make([]byte, 64)
 	if n, err := body.Read(buf); n == 0 {
 		t.Errorf("a stream answered at once was cut after the timeout: %v", err)
+	}
+}
+
+// gatehouse exec likewise: the switch to the command's protocol comes
+// once the command started, and a gatehouse that accepts the request but
+// never answers it fails the exec within the client's timeout.
+func TestExecWaitsForItsSwitchWithinTheTimeout(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	cl := admin.NewClient(srv.URL, "")
+	cl.HTTP.Timeout = 200 * time.Millisecond
+	done := make(chan error, 1)
+	go func() {
+		_, err := cl.Exec(context.Background(), "/api/apps/web/exec", []string{"true"}, nil, io.Discard, io.Discard)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("an exec never answered ran without an error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("an exec never answered still waits 30s on, with a timeout of 200ms")
 	}
 }
