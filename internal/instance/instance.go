@@ -580,6 +580,7 @@ func (in *Instance) onExit(ctx context.Context, proc *process.Process, m *pool.M
 	// Children the app left behind would hold its port or leak. (An
 	// adopted process's group is checked first: see SignalGroup.)
 	proc.SignalGroup(syscall.SIGKILL)
+	in.app.Pool.NoteExit(in.ID, detail, exit.At)
 	in.app.Pool.Remove(m)
 	in.setHealth(detail)
 	// Let requests that failed with this exit be attributed to it before

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,15 @@ type Pool struct {
 	// cannotStart is, per instance id, why it cannot start at all
 	// (SetCannotStart); guarded by mu.
 	cannotStart map[string]string
+	// lastExit is the last exit of an instance's process (NoteExit),
+	// for Describe once no member is left; guarded by mu.
+	lastExit exitNote
+}
+
+// exitNote is an instance's exit, as Describe tells it.
+type exitNote struct {
+	id, detail string
+	at         time.Time
 }
 
 // New returns an empty pool for app with a hold queue of at most maxQueue
@@ -306,6 +316,15 @@ func (p *Pool) Problem() string {
 	return ""
 }
 
+// NoteExit records that instance id's process exited at at (detail: how,
+// "exit code 1"), which its member's removal leaves Describe no other
+// way to tell.
+func (p *Pool) NoteExit(id, detail string, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastExit = exitNote{id: id, detail: detail, at: at}
+}
+
 // Describe says, for people, what state each member is in and why: the
 // body of a 503 after a hold.
 func (p *Pool) Describe() string {
@@ -314,7 +333,19 @@ func (p *Pool) Describe() string {
 		if p.Unloaded() {
 			return "the app is unloaded for idleness and is starting"
 		}
-		return "no instance is running (crashed or restarting)"
+		p.mu.Lock()
+		last := p.lastExit
+		p.mu.Unlock()
+		if last.id == "" {
+			return "no instance is running (crashed or restarting)"
+		}
+		// The crash that left none, so that the answer names it: a crash
+		// loop's cause is in the exit, not in "restarting".
+		s := "no instance is running (crashed or restarting); the last exit: " + last.id + " " + last.detail
+		if !last.at.IsZero() {
+			s += fmt.Sprintf(", %s ago", time.Since(last.at).Round(100*time.Millisecond))
+		}
+		return s
 	}
 	parts := make([]string, 0, len(members))
 	for _, m := range members {

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -312,5 +313,27 @@ func (e *external) Kill(t *testing.T) {
 	case <-e.done:
 	case <-time.After(5 * time.Second):
 		t.Fatalf("external pid %d not reaped", e.PID)
+	}
+}
+
+// A request to an app that crashes as it starts is answered, after
+// hold_timeout, with a 503 that names the last exit (its instance, how
+// it ended, when), not only "crashed or restarting": the crash loop's
+// cause is in the exit.
+func TestCrashLoopsAnswerNamesTheExit(t *testing.T) {
+	t.Parallel()
+	cfg, app := harness.FaultApp(t, 1, "-exit-at-start", "3")
+	app.HoldTimeout = config.Duration(time.Second)
+	g := harness.Start(t, cfg)
+	testutil.WaitFor(t, 15*time.Second, "an exit", func() bool { return len(g.Events("exit")) >= 1 })
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get(g.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "the last exit: web-1 exited with code 3") {
+		t.Errorf("got %d %q; want 503 naming the last exit, web-1 exited with code 3", resp.StatusCode, body)
 	}
 }
