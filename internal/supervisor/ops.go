@@ -512,12 +512,31 @@ func (a *App) scaleUp(ctx context.Context, k int, p Progress) error {
 // as many.
 func (a *App) setInstances(n int) {
 	cur := a.Config()
-	if cur.Instances == n {
-		return
+	if cur.Instances != n {
+		c := *cur
+		c.Instances = n
+		a.cfg.Store(&c)
+		cur = &c
 	}
-	c := *cur
-	c.Instances = n
-	a.cfg.Store(&c)
+	// Also when the count is the config's already (a reload stores its
+	// config before it scales).
+	a.noteStopped(cur)
+}
+
+// stoppedID is the pool's key (SetCannotStart) for an app that runs no
+// instance by an operator's choice: no instance's id is spelt so.
+const stoppedID = "(stopped)"
+
+// noteStopped tells the pool whether the app is stopped (gatehouse stop,
+// or scaled to 0): a request to it is then answered at once, naming the
+// way back, rather than held for hold_timeout for an instance nobody
+// starts.
+func (a *App) noteStopped(c *config.App) {
+	why := ""
+	if c.Instances == 0 && !c.External() {
+		why = fmt.Sprintf("%s is stopped (gatehouse stop, or scaled to 0): gatehouse start %s starts it", a.name, a.name)
+	}
+	a.pool.SetCannotStart(stoppedID, why)
 }
 
 // Restart restarts every instance of the app at once, hard: processes are

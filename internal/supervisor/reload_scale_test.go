@@ -7,7 +7,9 @@ package supervisor_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -164,3 +166,48 @@ func TestRunTimeCountHoldsThroughAReload(t *testing.T) {
 }
 
 func quietProgress(string, ...any) {}
+
+// A request to a stopped app (gatehouse stop, or scaled to 0) is
+// answered at once with a 503 that says so and names the way back,
+// rather than held for hold_timeout for an instance nobody starts; once
+// started, the app serves again.
+func TestStoppedAppAnswersAtOnceNamingTheWayBack(t *testing.T) {
+	t.Parallel()
+	fc := newFileConfig(t)
+	g := harness.Start(t, fc.write(t, 1, nil, nil))
+	g.WaitReady(t, "web", 1, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := g.Srv.Supervisor().App("web")
+	if err := a.Stop(ctx, quietProgress); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 30 * time.Second}
+	began := time.Now()
+	resp, err := c.Get(g.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	took := time.Since(began)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "web is stopped") ||
+		!strings.Contains(string(body), "gatehouse start web") {
+		t.Errorf("a stopped app's answer: %d %q; want 503 saying it is stopped and how to start it", resp.StatusCode, body)
+	}
+	if took > 3*time.Second { // hold_timeout is 5s
+		t.Errorf("the stopped app's answer took %v; want it at once, not after hold_timeout", took)
+	}
+	if err := a.Start(ctx, quietProgress); err != nil {
+		t.Fatal(err)
+	}
+	g.WaitReady(t, "web", 1, 15*time.Second)
+	resp, err = c.Get(g.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after gatehouse start: %d, want 200", resp.StatusCode)
+	}
+}
