@@ -23,8 +23,10 @@ import (
 // Progress receives one line per step of an operation, for the CLI.
 type Progress func(format string, args ...any)
 
-// ErrBusy is returned when another reload of the same app is under way.
-var ErrBusy = errors.New("another reload of this app is in progress")
+// ErrBusy is returned when another operation on the same app is under
+// way: a reload, or a scale, recycle, restart, idle unload or wake, which
+// take the app as a reload does.
+var ErrBusy = errors.New("another operation on this app is in progress (a reload, scale, recycle, restart, idle unload or wake): try again once it ends")
 
 // ErrExternal is returned for process operations on an external pool.
 var ErrExternal = errors.New("app is an external pool (upstreams:); it has no processes")

@@ -772,7 +772,7 @@ func TestConcurrentReloadIsRefused(t *testing.T) {
 		t.Errorf("second reload error %q does not say a reload is in progress", err)
 	}
 	r := gatehouse(t, "reload", "web", "--admin", g.AdminURL)
-	if r.code == 0 || !strings.Contains(r.stderr, "another reload of this app is in progress") {
+	if r.code == 0 || !strings.Contains(r.stderr, "another operation on this app is in progress") {
 		t.Errorf("gatehouse reload during a reload: exit %d, stderr %q; want non-zero and 'in progress'", r.code, r.stderr)
 	}
 	select {
