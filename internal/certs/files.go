@@ -251,6 +251,9 @@ func (f *files) reload(asked bool) error {
 	f.m.emit(telemetry.EventCertReloaded, leafName(leaf), "", fmt.Sprintf("%s: certificate reloaded from %s, serial %x (was %x), valid until %s",
 		leafName(leaf), f.certFile, leaf.SerialNumber, old.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339)))
 	f.checkChain(p)
+	// Its cert_reloaded ends the previous certificate's expiry warning:
+	// the new one is judged now, not at the next expiry check.
+	f.m.checkExpiry(time.Now())
 	return nil
 }
 

@@ -644,3 +644,38 @@ func TestFilesPutBackEndsReportedFailure(t *testing.T) {
 		})
 	}
 }
+
+// Files replaced by a pair with little time left are warned of as soon as
+// they are served, not at the next expiry check: the cert_reloaded that
+// ends the old certificate's warning would otherwise leave diagnose
+// silent about the new one until then.
+func TestFilesReloadedExpiringWarnsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		left    time.Duration
+		trigger string
+	}{
+		{"expiring", 2 * time.Hour, certs.TriggerFileExpiring},
+		{"expired", -time.Minute, certs.TriggerFileExpired},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newFileSetup(t, time.Now().Add(30*24*time.Hour))
+			ev := telemetry.NewEvents(nil, 0)
+			// No Run: its own first expiry check would race the Reload's.
+			m := s.manager(t, ev, certs.Options{FileCheckInterval: time.Hour, RenewCheckInterval: time.Hour})
+			serial := s.write(t, time.Now().Add(tt.left))
+			if err := m.Reload(); err != nil {
+				t.Fatalf("Reload: %v", err)
+			}
+			es := eventsOf(ev, telemetry.EventCertExpiring)
+			if len(es) != 1 || es[0].Trigger != tt.trigger || !strings.Contains(es[0].Detail, serial.Text(16)) {
+				t.Fatalf("cert_expiring events after Reload: %v; want one with trigger %s for serial %x", es, tt.trigger, serial)
+			}
+			if f := finding(t, ev, "certificate_expiring"); f == nil {
+				t.Error("diagnose does not report the reloaded certificate's expiry")
+			}
+		})
+	}
+}
