@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"sync"
@@ -143,6 +144,20 @@ func parsePair(certPEM, keyPEM []byte, certFile, keyFile string) (*pair, error) 
 	return p, nil
 }
 
+// cutShort reports whether data ends in a PEM block that began but never
+// ended: a file read while it was written in place. tls.X509KeyPair stops
+// at such a block without a word.
+func cutShort(data []byte) bool {
+	rest := data
+	for {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+	}
+	return bytes.Contains(rest, []byte("-----BEGIN"))
+}
+
 func contentHash(certPEM, keyPEM []byte) [32]byte {
 	h := sha256.New()
 	h.Write(certPEM)
@@ -225,6 +240,12 @@ func (f *files) reload(asked bool) error {
 		err = fmt.Errorf("tls: cert_file: %w", err1)
 	case err2 != nil:
 		err = fmt.Errorf("tls: key_file: %w", err2)
+	case cutShort(certPEM):
+		// A file caught while being written: its certificate would load
+		// without the rest of its chain, in place of a whole one. (At
+		// start, with nothing to keep, crypto/tls's rules apply, as
+		// validate's do.)
+		err = fmt.Errorf("tls: cert_file %s: ends in an incomplete PEM block (being written, or cut short)", f.certFile)
 	default:
 		p, err = parsePair(certPEM, keyPEM, f.certFile, f.keyFile)
 	}

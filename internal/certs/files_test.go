@@ -679,3 +679,62 @@ func TestFilesReloadedExpiringWarnsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// halfPEM is the first half of der's PEM encoding: a file caught while it
+// is being written.
+func halfPEM(der []byte) []byte {
+	b := pemCert(der)
+	return b[:len(b)/2]
+}
+
+// A certificate file read while it is being written in place (truncated,
+// then written), caught after its certificate but within its
+// intermediate, is not served: its certificate would go out without the
+// chain clients verify it with. The pair served stays until the file is
+// whole.
+func TestFilesCutShortChainKeepsPair(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	s, _ := newFileSetup(t, time.Now().Add(24*time.Hour))
+	s.ca = p.root // handshakes verify against the hierarchy's root
+	writeChain := func(inter []byte) *big.Int {
+		t.Helper()
+		c, k := leaf(t, p.inter, true)
+		block, _ := pem.Decode(c)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.certFile, append(c, inter...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.keyFile, k, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return cert.SerialNumber
+	}
+	first := writeChain(pemCert(p.inter.cert.Raw))
+	ev := telemetry.NewEvents(nil, 0)
+	m := s.manager(t, ev, certs.Options{FileCheckInterval: time.Hour})
+	run(t, m)
+
+	writeChain(halfPEM(p.inter.cert.Raw))
+	if err := m.Reload(); err == nil || !strings.Contains(err.Error(), s.certFile) {
+		t.Errorf("Reload of a certificate file cut short: %v; want an error naming %s", err, s.certFile)
+	}
+	if got := s.serial(t); got.Cmp(first) != 0 {
+		t.Errorf("serving serial %x, want the previous pair's %x", got, first)
+	}
+	if es := eventsOf(ev, telemetry.EventCertChainIncomplete); len(es) > 0 {
+		t.Errorf("cert_chain_incomplete for a file cut short: %v", es)
+	}
+	if es := eventsOf(ev, telemetry.EventCertReloadFailed); len(es) != 1 {
+		t.Errorf("cert_reload_failed events: %v; want 1", es)
+	}
+
+	whole := writeChain(pemCert(p.inter.cert.Raw))
+	if err := m.Reload(); err != nil {
+		t.Fatalf("Reload of the whole file: %v", err)
+	}
+	s.waitSerial(t, whole, time.Second)
+}
