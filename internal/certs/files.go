@@ -269,6 +269,13 @@ func (f *files) reload(asked bool) error {
 	f.cur.Store(p)
 	f.m.clearError(name)
 	leaf := p.cert.Leaf
+	if newName := leafName(leaf); newName != name {
+		// Events go by name: the name served before is told its
+		// certificate is gone, which ends its failures and warnings in
+		// diagnose and alerts.
+		f.m.emit(telemetry.EventCertReloaded, name, "", fmt.Sprintf("%s: certificate replaced by one for %s from %s, serial %x",
+			name, newName, f.certFile, leaf.SerialNumber))
+	}
 	f.m.emit(telemetry.EventCertReloaded, leafName(leaf), "", fmt.Sprintf("%s: certificate reloaded from %s, serial %x (was %x), valid until %s",
 		leafName(leaf), f.certFile, leaf.SerialNumber, old.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339)))
 	f.checkChain(p)

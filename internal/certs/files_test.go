@@ -738,3 +738,41 @@ func TestFilesCutShortChainKeepsPair(t *testing.T) {
 	}
 	s.waitSerial(t, whole, time.Second)
 }
+
+// Files replaced by a certificate known by another name (a host name
+// added or dropped, or the same names in another order) end what was said
+// of the one served before: diagnose reports no failure or expiry of a
+// certificate that is no longer served.
+func TestFilesRenamedCertificateEndsOldFindings(t *testing.T) {
+	t.Parallel()
+	s, _ := newFileSetup(t, time.Now().Add(2*time.Hour))
+	ev := telemetry.NewEvents(nil, 0)
+	m := s.manager(t, ev, certs.Options{FileCheckInterval: time.Hour, RenewCheckInterval: time.Hour})
+	run(t, m)
+	waitEvent(t, ev, telemetry.EventCertExpiring, 5*time.Second)
+	if err := os.WriteFile(s.keyFile, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reload(); err == nil {
+		t.Fatal("Reload of a broken key succeeded")
+	}
+	const renamed = "www.gatehouse.test"
+	certPEM, keyPEM, serial := s.ca.issue(t, renamed, time.Now().Add(30*24*time.Hour))
+	if err := os.WriteFile(s.certFile, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := m.Status()[0].Serial; got != serial.Text(16) {
+		t.Fatalf("serving serial %s, want %x", got, serial)
+	}
+	for _, id := range []string{"certificate_expiring", "certificate_reload_failed"} {
+		if f := finding(t, ev, id); f != nil {
+			t.Errorf("diagnose still reports the replaced certificate: %s: %s", id, f.Title)
+		}
+	}
+}
