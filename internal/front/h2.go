@@ -3,6 +3,8 @@ package front
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"time"
 
@@ -36,11 +38,37 @@ func (fc *conn) handshake(tc *tls.Conn) bool {
 	fc.stopMu.Unlock()
 	if err != nil {
 		fc.s.tlsErrors.Add(1)
+		answerPlainHTTP(err)
 		return false
 	}
 	st := tc.ConnectionState()
 	fc.tls = &st
 	return st.NegotiatedProtocol != alpnACME
+}
+
+// plainHTTPAnswer is what a client that spoke plain HTTP to the HTTPS
+// listener is told, as net/http, Caddy and nginx tell it: closing without
+// a word leaves a person at a browser with an empty reply and no reason.
+const plainHTTPAnswer = "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" +
+	"Client sent an HTTP request to an HTTPS server.\n"
+
+// answerPlainHTTP answers a handshake that failed on a first record that
+// is the start of an HTTP request. The socket bounds the write (SendTimeout).
+func answerPlainHTTP(err error) {
+	var re tls.RecordHeaderError
+	if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+		io.WriteString(re.Conn, plainHTTPAnswer)
+	}
+}
+
+// looksLikeHTTP reports whether a TLS record header's five bytes are the
+// start of an HTTP/1.x request line.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "DELET", "PATCH":
+		return true
+	}
+	return false
 }
 
 // serveH2 serves the connection as HTTP/2 until it ends (true), or

@@ -174,7 +174,8 @@ func TestH2C(t *testing.T) {
 }
 
 // A client that connects and never finishes its handshake is cut off at
-// HeadTimeout; one that speaks plain HTTP to the TLS port is closed; a
+// HeadTimeout; one that speaks plain HTTP to the TLS port is closed (after
+// a 400, TestTLSPortAnswersPlainHTTP); a
 // TLS-ALPN-01 validation ends after the handshake; none is served.
 func TestTLSHandshakeBounds(t *testing.T) {
 	t.Parallel()
@@ -339,4 +340,49 @@ func TestH2SendTimeout(t *testing.T) {
 	case <-time.After(25 * time.Second):
 		t.Fatal("the handler never returned")
 	}
+}
+
+// A client that speaks plain HTTP to the TLS port (http://host:443/) is
+// told so in a 400 it can show, as net/http, Caddy and nginx tell it,
+// rather than closed without a word; nothing is served.
+func TestTLSPortAnswersPlainHTTP(t *testing.T) {
+	t.Parallel()
+	srvTLS, _ := testTLS(t, "h2", "http/1.1")
+	stub := protoStub()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(stub, Options{TLS: srvTLS, HeadTimeout: 10 * time.Second, SendTimeout: 10 * time.Second})
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(ln) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	for _, req := range []string{
+		"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+		"HEAD /x HTTP/1.1\r\nHost: example.com\r\n\r\n",
+		"POST /form HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\na=b",
+	} {
+		t.Run(strings.Fields(req)[0], func(t *testing.T) {
+			t.Parallel()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, req)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			b, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatalf("reading the answer: %v (got %q)", err, b)
+			}
+			if !strings.HasPrefix(string(b), "HTTP/1.0 400 ") || !strings.Contains(string(b), "HTTP request to an HTTPS server") {
+				t.Errorf("plain HTTP on the TLS port: answer %q; want a 400 saying it needs HTTPS", b)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		if _, served := stub.seen(); len(served) > 0 {
+			t.Errorf("requests served: %q", served)
+		}
+	})
 }
