@@ -815,18 +815,20 @@ func TestRouteRulesThroughATrustedProxy(t *testing.T) {
 // https, and security_headers sends HSTS. A client that is no trusted
 // proxy cannot say so.
 func TestRouteRulesTakeTheSchemeATrustedProxySays(t *testing.T) {
-	asked := make(chan string, 16)
-	authSvc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		asked <- r.Header.Get("X-Forwarded-Proto")
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: authSvc}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
 	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		// An auth service of each protocol's own: the protocols run at
+		// once, and each reads what its own requests asked.
+		asked := make(chan string, 16)
+		authSvc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			asked <- r.Header.Get("X-Forwarded-Proto")
+		})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: authSvc}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
 		app := newEdgeApp(t)
 		cfg := config.Default()
 		cfg.TrustedProxies = []string{"127.0.0.2"}
