@@ -745,10 +745,13 @@ func sinceOrZero(t time.Time) time.Duration {
 	return time.Since(t)
 }
 
-// exitWait is how long a retry held by holdJudged waits to learn that
+// exitWait is how long a retry (holdJudged, poisonedOnceKnown) waits to learn that
 // its instance died: the reset is seen a moment before the supervisor
-// reaps the process.
-const exitWait = 250 * time.Millisecond
+// reaps the process, a few milliseconds on an idle machine, over 250 on
+// a busy one, where a GET cut off by an outside SIGKILL was then taken
+// for the request's own death and answered 502 rather than held. Only
+// an exit still unknown waits this long: a known one judges at once.
+const exitWait = time.Second
 
 // replayer rewinds a request body for another attempt.
 type replayer struct {
