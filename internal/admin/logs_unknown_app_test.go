@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -55,12 +54,8 @@ func TestLogsOfAnUnknownAppAreNotFound(t *testing.T) {
 			if tc.wantError == "" {
 				return
 			}
-			var body struct{ Error string }
-			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
-				t.Fatalf("GET %s: body %q: %v", tc.path, w.Body, err)
-			}
-			if body.Error != tc.wantError {
-				t.Errorf("GET %s: error %q, want %q", tc.path, body.Error, tc.wantError)
+			if got := apiError(t, w); got != tc.wantError {
+				t.Errorf("GET %s: error %q, want %q", tc.path, got, tc.wantError)
 			}
 		})
 	}

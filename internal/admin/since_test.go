@@ -47,13 +47,19 @@ func TestSinceRefusesANegativeDuration(t *testing.T) {
 			if tc.wantError == "" {
 				return
 			}
-			var body struct{ Error string }
-			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
-				t.Fatalf("GET %s: body %q: %v", tc.path, w.Body, err)
-			}
-			if !strings.Contains(body.Error, tc.wantError) {
-				t.Errorf("GET %s: error %q, want it to say %q", tc.path, body.Error, tc.wantError)
+			if got := apiError(t, w); !strings.Contains(got, tc.wantError) {
+				t.Errorf("GET %s: error %q, want it to say %q", tc.path, got, tc.wantError)
 			}
 		})
 	}
+}
+
+// apiError is the error an admin API answer names in its JSON body.
+func apiError(t *testing.T, w *httptest.ResponseRecorder) string {
+	t.Helper()
+	var body struct{ Error string }
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatalf("body %q: %v", w.Body, err)
+	}
+	return body.Error
 }

@@ -771,17 +771,10 @@ func TestRouteRulesThroughATrustedProxy(t *testing.T) {
 		app := newEdgeApp(t)
 		cfg := config.Default()
 		cfg.TrustedProxies = []string{"127.0.0.2"}
-		ac := config.NewApp("web")
-		ac.Routes = config.PlainRoutes("/")
-		ac.Deny = []string{"127.0.0.3"}
-		ac.RateLimit = &config.RequestRateLimit{Rate: "1/m", Burst: 2}
-		cfg.Apps, cfg.Order = map[string]*config.App{"web": ac}, []string{"web"}
-		p := pool.New("web", 100)
-		m := pool.NewMember("web-1", app.addr)
-		p.Add(m)
-		m.SetState(pool.Ready)
-		t.Cleanup(func() { p.Remove(m) })
-		gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{})
+		gw, _, _ := oneMemberUnder(t, cfg, app.addr, func(ac *config.App) {
+			ac.Deny = []string{"127.0.0.3"}
+			ac.RateLimit = &config.RequestRateLimit{Rate: "1/m", Burst: 2}
+		}, gateway.Options{})
 		d := &direct{addr: serve(t, proto, gw)}
 		xff := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
 		for _, tt := range []struct {
@@ -832,19 +825,13 @@ func TestRouteRulesTakeTheSchemeATrustedProxySays(t *testing.T) {
 		app := newEdgeApp(t)
 		cfg := config.Default()
 		cfg.TrustedProxies = []string{"127.0.0.2"}
-		ac := config.NewApp("web")
-		ac.SecurityHeaders = config.SecurityOn
-		ac.Routes = []config.Route{
-			{Match: "/go/", Redirect: &config.Redirect{To: "{scheme}://example.com/"}},
-			{Match: "/", ForwardAuth: &config.ForwardAuth{URL: "http://" + ln.Addr().String() + "/check", Timeout: config.Duration(5 * time.Second)}},
-		}
-		cfg.Apps, cfg.Order = map[string]*config.App{"web": ac}, []string{"web"}
-		p := pool.New("web", 100)
-		m := pool.NewMember("web-1", app.addr)
-		p.Add(m)
-		m.SetState(pool.Ready)
-		t.Cleanup(func() { p.Remove(m) })
-		gw := gateway.New(cfg, map[string]*pool.Pool{"web": p}, gateway.Options{})
+		gw, _, _ := oneMemberUnder(t, cfg, app.addr, func(ac *config.App) {
+			ac.SecurityHeaders = config.SecurityOn
+			ac.Routes = []config.Route{
+				{Match: "/go/", Redirect: &config.Redirect{To: "{scheme}://example.com/"}},
+				{Match: "/", ForwardAuth: &config.ForwardAuth{URL: "http://" + ln.Addr().String() + "/check", Timeout: config.Duration(5 * time.Second)}},
+			}
+		}, gateway.Options{})
 		d := &direct{addr: serve(t, proto, gw)}
 		connScheme := "http"
 		if proto == "h2" {

@@ -333,7 +333,12 @@ func oneMember(t testing.TB, addr string, adjust func(*config.App), opts gateway
 
 // oneMemberIn is oneMember with the member's pool.
 func oneMemberIn(t testing.TB, addr string, adjust func(*config.App), opts gateway.Options) (*gateway.Gateway, *pool.Pool, *pool.Member) {
-	cfg := config.Default()
+	return oneMemberUnder(t, config.Default(), addr, adjust, opts)
+}
+
+// oneMemberUnder is oneMemberIn with cfg's top-level settings (trusted
+// proxies, limits).
+func oneMemberUnder(t testing.TB, cfg *config.Config, addr string, adjust func(*config.App), opts gateway.Options) (*gateway.Gateway, *pool.Pool, *pool.Member) {
 	app := config.NewApp("web")
 	app.Routes = config.PlainRoutes("/")
 	app.HoldTimeout = config.Duration(200 * time.Millisecond)

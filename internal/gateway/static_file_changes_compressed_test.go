@@ -7,12 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/compress"
 	"github.com/gatehouse/gatehouse/internal/edge"
-	"github.com/gatehouse/gatehouse/internal/static"
 )
 
 // changingWriter is a front.ResponseWriter that calls change once the
@@ -56,16 +54,7 @@ func TestCompressedStaticFileHeldToItsStatedLength(t *testing.T) {
 		{name: "unchanged", now: content},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			root := t.TempDir()
-			name := filepath.Join(root, "app.js")
-			if err := os.WriteFile(name, content, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			s, err := static.New(static.Options{Root: root})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s, name := staticServing(t, "app.js", content)
 			comp, err := compress.New(compress.Options{Encodings: []string{compress.Gzip}})
 			if err != nil {
 				t.Fatal(err)

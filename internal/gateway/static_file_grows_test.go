@@ -45,17 +45,8 @@ func (w *growingWriter) WriteHeader(code int) {
 // from the file itself (HTTP/2): not the grown file, whose excess x/net
 // refuses along with the rest of the write it came in.
 func TestStaticFileThatGrowsSentAsDeclared(t *testing.T) {
-	root := t.TempDir()
-	name := filepath.Join(root, "log.txt")
 	content := bytes.Repeat([]byte("line of the log\n"), 10<<10) // 160 KiB: not kept in memory
-	if err := os.WriteFile(name, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := static.New(static.Options{Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, name := staticServing(t, "log.txt", content)
 	fw := &growingWriter{h: http.Header{}, name: name}
 	rw := &responseWriter{ResponseWriter: fw}
 	s.Serve(rw, httptest.NewRequest("GET", "/log.txt", nil), "/log.txt")
@@ -66,4 +57,21 @@ func TestStaticFileThatGrowsSentAsDeclared(t *testing.T) {
 		t.Errorf("sent %d bytes (counted %d) for a Content-Length of %d (the file as stat'ed: %v)",
 			fw.body.Len(), rw.bytes, len(content), bytes.Equal(fw.body.Bytes()[:min(fw.body.Len(), len(content))], content))
 	}
+}
+
+// staticServing is a static file server over a directory of its own that
+// holds file, with content; it returns the server and the file's path.
+func staticServing(t *testing.T, file string, content []byte) (*static.Server, string) {
+	t.Helper()
+	root := t.TempDir()
+	name := filepath.Join(root, file)
+	if err := os.WriteFile(name, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := static.New(static.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, name
 }

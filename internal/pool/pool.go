@@ -268,6 +268,10 @@ func (p *Pool) Waiting() int { return p.queue.len() }
 // ErrCannotStart at once instead of waiting out hold_timeout.
 func (p *Pool) SetCannotStart(id, why string) {
 	p.mu.Lock()
+	if p.cannotStart[id] == why {
+		p.mu.Unlock()
+		return // nothing changed: no held request to wake
+	}
 	if why == "" {
 		delete(p.cannotStart, id)
 	} else {

@@ -136,12 +136,9 @@ func TestRunTimeCountHoldsThroughAReload(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
 			t.Parallel()
-			fc := newFileConfig(t)
-			g := harness.Start(t, fc.write(t, 2, nil, nil))
-			g.WaitReady(t, "web", 2, 10*time.Second)
+			fc, g, a := startFromFile(t, 2)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			a := g.Srv.Supervisor().App("web")
 			if err := tt.run(ctx, a); err != nil {
 				t.Fatal(err)
 			}
@@ -167,18 +164,25 @@ func TestRunTimeCountHoldsThroughAReload(t *testing.T) {
 
 func quietProgress(string, ...any) {}
 
+// startFromFile runs web's n instances from a config file (which the test
+// may write again and reload) until they are ready.
+func startFromFile(t *testing.T, n int) (*fileConfig, *harness.Gatehouse, *supervisor.App) {
+	t.Helper()
+	fc := newFileConfig(t)
+	g := harness.Start(t, fc.write(t, n, nil, nil))
+	g.WaitReady(t, "web", n, 10*time.Second)
+	return fc, g, g.Srv.Supervisor().App("web")
+}
+
 // A request to a stopped app (gatehouse stop, or scaled to 0) is
 // answered at once with a 503 that says so and names the way back,
 // rather than held for hold_timeout for an instance nobody starts; once
 // started, the app serves again.
 func TestStoppedAppAnswersAtOnceNamingTheWayBack(t *testing.T) {
 	t.Parallel()
-	fc := newFileConfig(t)
-	g := harness.Start(t, fc.write(t, 1, nil, nil))
-	g.WaitReady(t, "web", 1, 10*time.Second)
+	_, g, a := startFromFile(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a := g.Srv.Supervisor().App("web")
 	if err := a.Stop(ctx, quietProgress); err != nil {
 		t.Fatal(err)
 	}
