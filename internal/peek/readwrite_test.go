@@ -101,10 +101,11 @@ func TestReadWriteAsTheConnection(t *testing.T) {
 		{"write past its deadline", func(t *testing.T, peer, c net.Conn, op ops) result {
 			c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 			big := bytes.Repeat([]byte("x"), 64<<20) // more than both sockets' buffers hold
-			n, err := op.write(big)
-			r := resultOf(nil, 0, err)
-			r.N = min(n, 1) // how much went before the deadline is the kernel's to say
-			return r
+			// How much went before the deadline is the kernel's and the
+			// scheduler's to say (on a busy machine the deadline may pass
+			// before the first send): the error is what is compared.
+			_, err := op.write(big)
+			return resultOf(nil, 0, err)
 		}},
 		{"write after the peer reset", func(t *testing.T, peer, c net.Conn, op ops) result {
 			peer.(*net.TCPConn).SetLinger(0)
