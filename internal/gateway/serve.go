@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -569,10 +568,31 @@ func (g *requestIDs) next(slab *[]byte) string {
 	}
 	start := len(b)
 	b = append(b, g.prefix...)
-	b = strconv.AppendUint(b, g.n.Add(1), 36)
+	b = appendBase36(b, g.n.Add(1))
 	*slab = b
 	return unsafe.String(&b[start], len(b)-start)
 }
+
+// appendBase36 appends n in base 36, as strconv.AppendUint(b, n, 36)
+// does, in a frame of a few words: strconv's 65-byte buffer was where a
+// stream goroutine's stack overflowed and was copied, on every stream.
+func appendBase36(b []byte, n uint64) []byte {
+	digits := 1
+	for m := n / 36; m > 0; m /= 36 {
+		digits++
+	}
+	start := len(b)
+	for range digits {
+		b = append(b, 0)
+	}
+	for i := start + digits - 1; i >= start; i-- {
+		b[i] = base36[n%36]
+		n /= 36
+	}
+	return b
+}
+
+const base36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 // idSlabSize is the size of the blocks ids are cut from: one allocation
 // for about forty requests' ids.
