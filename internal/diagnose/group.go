@@ -51,6 +51,7 @@ var groupTitles = map[string]string{
 	"restart_loop":           "keep dying soon after they start",
 	"start_failure":          "never became ready",
 	"command_not_executable": "cannot run their command's program",
+	"app_dir_unusable":       "cannot start in their directory",
 	"crash":                  "crashed",
 	"port_mismatch":          "listen on another port than the PORT they were given",
 	"probe_rejected":         "have their health probe rejected",
@@ -72,7 +73,7 @@ var recoveredTitles = map[string]string{
 // a ready instance that never came), the same for each of its instances:
 // a group counts them once. Other kinds count each instance's own, which
 // a group adds up.
-var appWide = map[string]bool{"command_not_executable": true, "restart_loop": true, "start_failure": true, "probe_rejected": true, "port_mismatch": true}
+var appWide = map[string]bool{"command_not_executable": true, "app_dir_unusable": true, "restart_loop": true, "start_failure": true, "probe_rejected": true, "port_mismatch": true}
 
 // merge makes one finding of ms, findings of one kind, app, severity and
 // fix about different instances, in the order of the instances' numbers.

@@ -94,6 +94,22 @@ func probeFix(code int, path string) string {
 // its exit event says which path and why (ENOENT, EACCES), as package
 // process words it: "could not start: executable …".
 func commandNotExecutable(ev *Evidence, found []Finding) []Finding {
+	return cannotRun(ev, found, notExecutablePrefix, "command_not_executable", "cannot run its command",
+		"fix command: in the config (or the words after gatehouse run --): the program's path, or install it, or chmod +x it; then gatehouse restart or reload")
+}
+
+// appDirUnusable: an instance whose dir does not exist, is not a
+// directory or may not be entered; gatehouse does not restart it either.
+// Its exit event says "could not start: app directory …".
+func appDirUnusable(ev *Evidence, found []Finding) []Finding {
+	return cannotRun(ev, found, dirUnusablePrefix, "app_dir_unusable", "cannot start in its directory",
+		"fix dir: in the config (a path relative to the config file's directory), or create the directory or let gatehouse's user enter it; then gatehouse restart or reload")
+}
+
+// cannotRun finds the instances whose last failed start's exit event
+// begins with prefix, and not ready since: start failures that are not
+// retried.
+func cannotRun(ev *Evidence, found []Finding, prefix, id, title, fix string) []Finding {
 	last := map[string]telemetry.Event{}
 	var order []string
 	for _, e := range ev.Events {
@@ -101,7 +117,7 @@ func commandNotExecutable(ev *Evidence, found []Finding) []Finding {
 			delete(last, e.Instance) // fixed and restarted since
 			continue
 		}
-		if e.Type != telemetry.EventExit || !strings.HasPrefix(e.Detail, notExecutablePrefix) {
+		if e.Type != telemetry.EventExit || !strings.HasPrefix(e.Detail, prefix) {
 			continue
 		}
 		if !slices.Contains(order, e.Instance) {
@@ -110,21 +126,21 @@ func commandNotExecutable(ev *Evidence, found []Finding) []Finding {
 		last[e.Instance] = e
 	}
 	var out []Finding
-	for _, id := range order {
-		e, ok := last[id]
-		if !ok || covered(found, e.App, id) {
+	for _, inst := range order {
+		e, ok := last[inst]
+		if !ok || covered(found, e.App, inst) {
 			continue
 		}
 		what, _, _ := strings.Cut(strings.TrimPrefix(e.Detail, "could not start: "), "; ")
 		affected := accessWhere(ev, func(x *Access) bool { return x.App == e.App && x.Cause == "no_ready_instance" })
 		f := Finding{
-			ID: "command_not_executable", Severity: Critical, App: e.App, Instance: id,
-			Title: fmt.Sprintf("%s cannot run its command: %s", id, what),
+			ID: id, Severity: Critical, App: e.App, Instance: inst,
+			Title: fmt.Sprintf("%s %s: %s", inst, title, what),
 			Evidence: []string{
-				fmt.Sprintf("%s %s: %s", e.Time.Local().Format("15:04:05"), id, e.Detail),
+				fmt.Sprintf("%s %s: %s", e.Time.Local().Format("15:04:05"), inst, e.Detail),
 				"not restarted: it would fail the same way; requests get a 503 at once instead of waiting for hold_timeout",
 			},
-			Fix:              "fix command: in the config (or the words after gatehouse run --): the program's path, or install it, or chmod +x it; then gatehouse restart or reload",
+			Fix:              fix,
 			RequestsAffected: len(affected), SampleRequestIDs: sampleIDs(affected),
 		}
 		f.FirstSeen, f.LastSeen = span(affected)
@@ -134,8 +150,12 @@ func commandNotExecutable(ev *Evidence, found []Finding) []Finding {
 }
 
 // notExecutablePrefix begins the detail of an exit event whose command's
-// program cannot be run (process.NotExecutableError).
-const notExecutablePrefix = "could not start: executable "
+// program cannot be run (process.NotExecutableError), dirUnusablePrefix
+// one whose directory cannot be entered (process.DirError).
+const (
+	notExecutablePrefix = "could not start: executable "
+	dirUnusablePrefix   = "could not start: app directory "
+)
 
 // startFailure: instances that never became ready: start timeouts and
 // commands that could not start. One that became ready after its last

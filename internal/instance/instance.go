@@ -2,7 +2,6 @@ package instance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -93,8 +92,9 @@ const (
 	restarted
 	// left: left running for a successor (Leave).
 	left
-	// unrunnable: the command's program is missing or not executable;
-	// starting it again cannot help, so it is not restarted until asked.
+	// unrunnable: the command's program is missing or not executable,
+	// or its dir cannot be entered; starting it again cannot help, so it
+	// is not restarted until asked.
 	unrunnable
 )
 
@@ -308,7 +308,7 @@ func (in *Instance) runOnce(ctx context.Context) outcome {
 	in.setState(pool.Starting)
 	proc, port, argv, err := in.startOrAdopt(cfg)
 	if err != nil {
-		if errors.As(err, new(*process.NotExecutableError)) {
+		if process.CannotRun(err) {
 			return unrunnable
 		}
 		return crashed
@@ -413,7 +413,7 @@ func (in *Instance) supervise(ctx context.Context, proc *process.Process, m *poo
 func (in *Instance) failStart(err error) {
 	in.setState(pool.Crashed)
 	detail := "could not start: " + err.Error()
-	if errors.As(err, new(*process.NotExecutableError)) {
+	if process.CannotRun(err) {
 		detail += "; " + notRestartedFix
 		// Known for certain, with its fix: the 503 of every request
 		// held for the app says it, at once.
@@ -421,7 +421,7 @@ func (in *Instance) failStart(err error) {
 	}
 	in.mu.Lock()
 	in.health = detail
-	if errors.As(err, new(*process.NotExecutableError)) {
+	if process.CannotRun(err) {
 		in.cannotStart = detail
 	}
 	in.mu.Unlock()
@@ -429,8 +429,9 @@ func (in *Instance) failStart(err error) {
 }
 
 // notRestartedFix ends the detail of a start that failed because the
-// command's program cannot be run: what happens next, and the fix.
-const notRestartedFix = "not restarted: fix the command or the file, then gatehouse restart or reload"
+// command's program or directory cannot be used: what happens next, and
+// the fix.
+const notRestartedFix = "not restarted: fix the command, dir or the file, then gatehouse restart or reload"
 
 // env is the process environment: gatehouse's own, the app's env:, and
 // the instance's port and identity.
@@ -709,7 +710,7 @@ func (in *Instance) CurrentMember() *pool.Member {
 }
 
 // CannotStart is why the instance's command cannot be run (its program
-// is missing or not executable), or "": such an instance is not
+// is missing or not executable, or its dir cannot be entered), or "": such an instance is not
 // restarted until asked, so whoever waits for it to become ready need not.
 func (in *Instance) CannotStart() string {
 	in.mu.Lock()

@@ -76,3 +76,47 @@ func TestCommandNotExecutableIsNamedWithItsErrno(t *testing.T) {
 		})
 	}
 }
+
+// An app directory that does not exist, is a file, or may not be entered
+// is a *DirError naming it (the command is not looked at): starting
+// again cannot help, as CannotRun says.
+func TestSpawnNamesADirThatCannotBeEntered(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	locked := filepath.Join(base, "locked")
+	if err := os.Mkdir(locked, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dir string
+		errno     syscall.Errno
+		says      string
+	}{
+		{"missing", filepath.Join(base, "gone"), syscall.ENOENT, "no such file or directory (ENOENT)"},
+		{"under a file", filepath.Join(file, "sub"), syscall.ENOTDIR, "not a directory (ENOTDIR)"},
+		{"a file", file, syscall.ENOTDIR, "not a directory (ENOTDIR)"},
+	}
+	if os.Geteuid() != 0 { // root enters any directory
+		tests = append(tests, struct {
+			name, dir string
+			errno     syscall.Errno
+			says      string
+		}{"not searchable", locked, syscall.EACCES, "permission denied (EACCES)"})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Spawn(Spec{Argv: []string{"true"}, Dir: tc.dir, Env: []string{"PATH=/usr/bin:/bin"}, Out: io.Discard,
+				StatusPath: filepath.Join(t.TempDir(), "status")})
+			var de *DirError
+			if !errors.As(err, &de) || !errors.Is(err, tc.errno) || !CannotRun(err) {
+				t.Fatalf("Spawn in %s = %v; want a *DirError with %v that CannotRun", tc.dir, err, tc.errno)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.dir) || !strings.Contains(msg, tc.says) {
+				t.Errorf("Spawn in %s = %q; want it to name the directory and say %q", tc.dir, msg, tc.says)
+			}
+		})
+	}
+}

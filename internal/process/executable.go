@@ -42,6 +42,65 @@ func (e *NotExecutableError) Error() string {
 
 func (e *NotExecutableError) Unwrap() error { return e.Err }
 
+// DirError is an app directory that does not exist, is not a directory,
+// or may not be entered: like a NotExecutableError, starting again cannot
+// help until the config, or the file system, is fixed.
+type DirError struct {
+	Dir string
+	// Err is syscall.ENOENT, ENOTDIR or EACCES.
+	Err error
+}
+
+func (e *DirError) Error() string {
+	return fmt.Sprintf("app directory %s: %v (%s)", e.Dir, e.Err, errnoName(e.Err))
+}
+
+func (e *DirError) Unwrap() error { return e.Err }
+
+func errnoName(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return "ENOENT"
+	case errors.Is(err, syscall.ENOTDIR):
+		return "ENOTDIR"
+	case errors.Is(err, syscall.EACCES):
+		return "EACCES"
+	}
+	return "errno"
+}
+
+// CannotRun reports whether err says a command can never start as it
+// stands (its program or its directory): such an instance is not
+// restarted until the config or the files change.
+func CannotRun(err error) bool {
+	return errors.As(err, new(*NotExecutableError)) || errors.As(err, new(*DirError))
+}
+
+// checkDir is a *DirError when the app cannot start in dir: were it
+// missing, exec would say the program was not found.
+func checkDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		return &DirError{Dir: dir, Err: syscall.ENOTDIR}
+	case err == nil:
+		if unix.Access(dir, unix.X_OK) != nil {
+			return &DirError{Dir: dir, Err: syscall.EACCES}
+		}
+		return nil
+	case errors.Is(err, syscall.ENOENT):
+		return &DirError{Dir: dir, Err: syscall.ENOENT}
+	case errors.Is(err, syscall.ENOTDIR):
+		return &DirError{Dir: dir, Err: syscall.ENOTDIR}
+	case errors.Is(err, syscall.EACCES):
+		return &DirError{Dir: dir, Err: syscall.EACCES}
+	}
+	return nil // anything else is left to exec to report
+}
+
 // checkProgram finds the program argv runs (see Program) as exec would,
 // on the PATH of env and relative to dir; a *NotExecutableError when it
 // cannot be run, nil when it can or only a shell knows what it runs.

@@ -91,6 +91,9 @@ func Spawn(s Spec) (*Process, error) {
 	if len(s.Argv) == 0 {
 		return nil, errors.New("empty command")
 	}
+	if err := checkDir(s.Dir); err != nil {
+		return nil, err
+	}
 	if err := checkProgram(s.Argv, s.Env, s.Dir); err != nil {
 		return nil, err
 	}

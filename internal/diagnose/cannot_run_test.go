@@ -13,30 +13,41 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
-// A command whose program does not exist, or may not be executed, fails
-// the same way however often it is started: gatehouse starts it once, does
-// not restart it, answers held requests 503 at once (not after
-// hold_timeout) saying which path and why, and diagnose names it.
-func TestCommandNotExecutableFailsOnceAndAtOnce(t *testing.T) {
+// A command whose program does not exist, or may not be executed, or
+// whose directory cannot be entered, fails the same way however often it
+// is started: gatehouse starts it once, does not restart it, answers held
+// requests 503 at once (not after hold_timeout) saying which path and why,
+// and diagnose names it.
+func TestCommandThatCannotRunFailsOnceAndAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "app.py")
 	if err := os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "bin", "python3")
+	gone := filepath.Join(dir, "gone")
 	for _, tc := range []struct {
 		name    string
-		command config.Command
+		command config.Command // nil: the test app's
+		dir     string
 		path    string
 		why     string
+		finding string
 	}{
-		{"missing, one argument with $PORT", config.Command{missing + " -m uvicorn main:app --port $PORT"}, missing, "no such file or directory (ENOENT)"},
-		{"not executable", config.Command{plain}, plain, "permission denied, not a file with execute permission (EACCES)"},
+		{"missing, one argument with $PORT", config.Command{missing + " -m uvicorn main:app --port $PORT"}, "", missing, "no such file or directory (ENOENT)", "command_not_executable"},
+		{"not executable", config.Command{plain}, "", plain, "permission denied, not a file with execute permission (EACCES)", "command_not_executable"},
+		{"dir missing", nil, gone, gone, "no such file or directory (ENOENT)", "app_dir_unusable"},
+		{"dir is a file", nil, plain, plain, "not a directory (ENOTDIR)", "app_dir_unusable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g, since := start(t, 1, func(_ *config.Config, a *config.App) {
-				a.Command = tc.command
+				if tc.command != nil {
+					a.Command = tc.command
+				}
+				if tc.dir != "" {
+					a.Dir = tc.dir
+				}
 				a.HoldTimeout = config.Duration(30 * time.Second)
 			})
 			c := client(t, 20*time.Second)
@@ -71,9 +82,9 @@ func TestCommandNotExecutableFailsOnceAndAtOnce(t *testing.T) {
 			if st := g.Instances("web"); len(st) != 1 || st[0].State != "crashed" {
 				t.Errorf("instances %+v; want one, crashed", st)
 			}
-			f := expectFirst(t, g, since, "command_not_executable", tc.path, tc.why)
+			f := expectFirst(t, g, since, tc.finding, tc.path, tc.why)
 			if f.RequestsAffected < 1 {
-				t.Errorf("command_not_executable counts %d requests affected; want >= 1", f.RequestsAffected)
+				t.Errorf("%s counts %d requests affected; want >= 1", tc.finding, f.RequestsAffected)
 			}
 		})
 	}
