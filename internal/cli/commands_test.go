@@ -231,7 +231,9 @@ func TestVersionCompletionScale(t *testing.T) {
 	if code == 2 || strings.Contains(stderr, "must be a whole number") {
 		t.Errorf("scale web 0: exit %d, %s; want it sent to gatehouse", code, stderr)
 	}
-	if _, _, code := gatehouse(t, "testdata", "scale", "web", "-1", "--admin", closed); code != 2 {
-		t.Errorf("scale web -1: exit %d, want 2", code)
+	for _, n := range []string{"-1", "257", "ten"} {
+		if _, _, code := gatehouse(t, "testdata", "scale", "web", n, "--admin", closed); code != 2 {
+			t.Errorf("scale web %s: exit %d, want 2", n, code)
+		}
 	}
 }

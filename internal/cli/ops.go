@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 // opFlags are the flags shared by commands that start an operation.
@@ -108,14 +109,14 @@ func newScaleCmd() *cobra.Command {
 		Use:   "scale APP N",
 		Short: "Set an app's number of instances, live (drain-first when going down)",
 		Long: "Set an app's number of instances, live: new instances are ready before they take requests,\n" +
-			"removed ones are drained first. N is a whole number ≥ 0; 0 takes the app down and keeps it\n" +
+			"removed ones are drained first. N is a whole number from 0 to 256; 0 takes the app down and keeps it\n" +
 			"(as `gatehouse stop APP`; `gatehouse start APP` brings back its configured instances).",
 		Args:              cobra.ExactArgs(2),
 		ValidArgsFunction: f.completeFirst(false),
 		RunE: func(c *cobra.Command, args []string) error {
 			n, err := strconv.Atoi(args[1])
-			if err != nil || n < 0 {
-				return &ExitError{Code: exitUsage, Err: fmt.Errorf("scale: N must be a whole number ≥ 0, got %q", args[1])}
+			if err != nil || n < 0 || n > config.MaxInstances {
+				return &ExitError{Code: exitUsage, Err: fmt.Errorf("scale: N must be a whole number from 0 to %d, got %q", config.MaxInstances, args[1])}
 			}
 			return f.runOp(c, "/api/apps/"+url.PathEscape(args[0])+"/scale?instances="+strconv.Itoa(n))
 		},

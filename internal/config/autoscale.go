@@ -185,8 +185,8 @@ func (v *validator) autoscale(a *App, path string) {
 		v.errorf(path+".max", "required: the most instances autoscale may run, e.g. max: 8")
 	case as.Max < as.Min:
 		v.errorf(path+".max", "must be ≥ min (%d), got %d", as.Min, as.Max)
-	case as.Max > maxAutoscaleInstances:
-		v.errorf(path+".max", "must be at most %d, got %d", maxAutoscaleInstances, as.Max)
+	case as.Max > MaxInstances:
+		v.errorf(path+".max", "must be at most %d, got %d", MaxInstances, as.Max)
 	case a.Instances < as.Min || a.Instances > as.Max:
 		v.errorf(path, "instances (%d) must be between min (%d) and max (%d): it is the count the app starts with", a.Instances, as.Min, as.Max)
 	}
@@ -207,9 +207,11 @@ func (v *validator) autoscale(a *App, path string) {
 	}
 }
 
-// maxAutoscaleInstances bounds max: each instance is a process with a
-// port of its own on this machine.
-const maxAutoscaleInstances = 256
+// MaxInstances bounds an app's instances (instances, autoscale's max,
+// gatehouse scale): each is a process with a port of its own on this
+// machine, and a slip of the keyboard (scale web 1000 for 10) must not
+// start a thousand.
+const MaxInstances = 256
 
 func (v *validator) scaleRule(a *App, r *ScaleRule, path string, out bool) {
 	as := a.Autoscale

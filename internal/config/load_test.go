@@ -330,7 +330,7 @@ apps:
 func TestExplicitZeroIsValidated(t *testing.T) {
 	_, err := Parse("g.yaml", []byte("apps:\n  web:\n    command: x\n    instances: 0\n    queue_size: 0\n"))
 	want := []string{
-		`g.yaml:4: apps.web.instances: must be ≥ 1, got 0`,
+		`g.yaml:4: apps.web.instances: must be between 1 and 256, got 0`,
 		`g.yaml:5: apps.web.queue_size: must be ≥ 1, got 0`,
 	}
 	if diff := cmp.Diff(want, errLines(err)); diff != "" {

@@ -107,7 +107,8 @@ type App struct {
 	// Default none. Its values are secret by their names (see
 	// RedactValue).
 	Env map[string]string `yaml:"env" secret:"env"`
-	// Instances is how many processes to run. Default 1; 0 is an error.
+	// Instances is how many processes to run: 1 to 256 (gatehouse scale
+	// too). Default 1; 0 is an error.
 	Instances int `yaml:"instances" secret:"false"`
 	// MinReady is how many ready instances (or members, for an external
 	// pool) the app needs for gatehouse's /readyz to pass. For an app with

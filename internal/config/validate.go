@@ -212,8 +212,8 @@ func (v *validator) app(a *App, path string, napps int, top *Limits) {
 	}
 	v.upstreamSchemes(a, path+".upstreams")
 	v.source(a, path)
-	if a.Instances < 1 {
-		v.errorf(path+".instances", "must be ≥ 1, got %d", a.Instances)
+	if a.Instances < 1 || a.Instances > MaxInstances {
+		v.errorf(path+".instances", "must be between 1 and %d, got %d", MaxInstances, a.Instances)
 	}
 	if n := a.MinReady; n != nil && (*n < 0 || *n > a.Instances && !a.External()) {
 		v.errorf(path+".min_ready", "must be between 0 and instances (%d), got %d", a.Instances, *n)

@@ -393,8 +393,8 @@ func (a *App) scale(ctx context.Context, from, n int, why *telemetry.Event, p Pr
 	if a.Config().External() {
 		return fmt.Errorf("scale %s: %w", a.name, ErrExternal)
 	}
-	if n < 0 {
-		return fmt.Errorf("scale %s: instances must be at least 0, got %d", a.name, n)
+	if n < 0 || n > config.MaxInstances {
+		return fmt.Errorf("scale %s: instances must be between 0 and %d, got %d", a.name, config.MaxInstances, n)
 	}
 	a.opMu.Lock()
 	defer a.opMu.Unlock()

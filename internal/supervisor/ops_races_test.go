@@ -137,3 +137,23 @@ func TestReloadBetweenCommandAndUpstreamsDoesNotMix(t *testing.T) {
 		t.Errorf("error %q does not say what to do", err)
 	}
 }
+
+// A scale beyond config.MaxInstances (a slip: 1000 for 10) is refused
+// before anything starts; the count the app runs stays.
+func TestScaleBeyondTheBoundIsRefused(t *testing.T) {
+	g := startWeb(t, 1, nil)
+	a := webApp(t, g)
+	starts := len(g.Events("start"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := a.Scale(ctx, config.MaxInstances+1, progress(t))
+	if err == nil || !strings.Contains(err.Error(), "between 0 and 256") {
+		t.Errorf("scale to %d: %v; want refused, naming the bound", config.MaxInstances+1, err)
+	}
+	if n := len(g.Events("start")) - starts; n > 0 {
+		t.Errorf("%d processes started by a refused scale", n)
+	}
+	if got := a.Config().Instances; got != 1 {
+		t.Errorf("instances after a refused scale: %d, want 1", got)
+	}
+}
