@@ -67,12 +67,18 @@ func (c *Client) GetJSON(ctx context.Context, path string, v any) error {
 // a socket whose service does not start) is an error, not a wait for
 // good.
 func (c *Client) Stream(ctx context.Context, path string) (io.ReadCloser, error) {
+	return c.headBounded(ctx, http.MethodGet, path)
+}
+
+// headBounded sends a request whose answer streams for as long as it
+// takes, bounding only the wait for its head by the client's timeout.
+func (c *Client) headBounded(ctx context.Context, method, path string) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var head *time.Timer
 	if c.HTTP != nil && c.HTTP.Timeout > 0 {
 		head = time.AfterFunc(c.HTTP.Timeout, cancel)
 	}
-	resp, err := c.doWith(ctx, http.MethodGet, path, &http.Client{})
+	resp, err := c.doWith(ctx, method, path, &http.Client{})
 	// A timer that could not be stopped has cancelled the request, or is
 	// about to: the stream would be cut.
 	late := head != nil && !head.Stop()
@@ -82,7 +88,7 @@ func (c *Client) Stream(ctx context.Context, path string) (io.ReadCloser, error)
 		if err == nil {
 			resp.Body.Close()
 		}
-		return nil, fmt.Errorf("gatehouse admin at %s did not answer GET %s within %s", c.Base, path, c.HTTP.Timeout)
+		return nil, fmt.Errorf("gatehouse admin at %s did not answer %s %s within %s", c.Base, method, path, c.HTTP.Timeout)
 	case err != nil:
 		cancel()
 		return nil, err
@@ -103,14 +109,17 @@ func (b cancelOnClose) Close() error {
 }
 
 // Op starts an operation (POST path) and calls progress for each line it
-// streams; the operation's failure is returned as an error.
+// streams; the operation's failure is returned as an error. The client's
+// timeout bounds the wait for the answer's head, which the admin API
+// sends as the operation begins, not the operation: a rolling reload
+// takes as long as the app takes to start.
 func (c *Client) Op(ctx context.Context, path string, progress func(string)) error {
-	resp, err := c.doWith(ctx, http.MethodPost, path, &http.Client{})
+	body, err := c.headBounded(ctx, http.MethodPost, path)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
+	defer body.Close()
+	dec := json.NewDecoder(body)
 	for {
 		var l OpLine
 		if err := dec.Decode(&l); err != nil {
@@ -143,8 +152,8 @@ func (c *Client) do(ctx context.Context, method, path string) (*http.Response, e
 	return c.doWith(ctx, method, path, c.HTTP)
 }
 
-// doWith sends a request with hc; operations use a client without a
-// timeout, since a rolling reload takes as long as the app takes to start.
+// doWith sends a request with hc; streams and operations use a client
+// without a timeout (see headBounded).
 func (c *Client) doWith(ctx context.Context, method, path string, hc *http.Client) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, nil)
 	if err != nil {

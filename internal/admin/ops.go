@@ -127,6 +127,9 @@ func streamOp(w http.ResponseWriter, r *http.Request, op func(context.Context, s
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	// The head goes at once: the client bounds its wait for it (see
+	// Client.Op), and an operation may take a while to say anything.
+	rc.Flush()
 	enc := json.NewEncoder(w)
 	// Progress may be reported from several goroutines at once (a scale
 	// down stops instances in parallel); the response writer is not safe
