@@ -41,16 +41,13 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 		ah = config.NewAutoHeal()
 	}
 	st := in.Process()
-	if age := time.Since(st.StartedAt); age < ah.MinProcessExecutionTime.D() {
+	action, ok := h.actionFor(f, in, ah, st)
+	if !ok || !h.allow(a.Name(), ah, action) {
 		c.done()
 		return
 	}
-	if !h.allow(a.Name(), ah) {
-		c.done()
-		return
-	}
-	h.emit(f, st.PID, fmt.Sprintf("%s: %s; action %s", f.instance, f.value, ah.Action))
-	switch ah.Action {
+	h.emit(f, st.PID, fmt.Sprintf("%s: %s; action %s", f.instance, f.value, action))
+	switch action {
 	case config.ActionLogEvent:
 		c.clear()
 	case config.ActionCustom:
@@ -63,7 +60,7 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 	default:
 		undo := h.record(a.Name())
 		h.async(func() {
-			if ah.Action == config.ActionDump {
+			if action == config.ActionDump {
 				h.dump(ctx, f, st.PID, ah.DumpOf())
 			}
 			err := a.Recycle(ctx, f.instance, "auto-heal "+f.trigger+": "+f.value)
@@ -80,6 +77,20 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 			c.clear()
 		})
 	}
+}
+
+// actionFor is what is done for f: auto_heal's action, on an instance at
+// least min_process_execution_time old. health.recycle_after's firing is
+// a recycle whatever auto_heal's action (the instance serves nobody, and
+// logging it would not bring it back), timed by how long the instance has
+// been unhealthy rather than its age, and dropped if a probe passed since
+// it fired; ok is false when nothing is to be done now.
+func (h *Healer) actionFor(f *firing, in instance, ah *config.AutoHeal, st process) (action string, ok bool) {
+	if f.trigger == triggerUnhealthy {
+		_, _, still := in.Unhealthy()
+		return config.ActionRecycle, still
+	}
+	return ah.Action, time.Since(st.StartedAt) >= ah.MinProcessExecutionTime.D()
 }
 
 // dump takes the action's dump before the recycle; a dump that fails
@@ -111,10 +122,11 @@ func findInstance(a app, id string) instance {
 	return nil
 }
 
-// allow applies max_recycles: past it, auto-heal pauses for the app with
-// one event, and resumes by itself when the period has room again.
-func (h *Healer) allow(app string, ah *config.AutoHeal) bool {
-	if ah.Action == config.ActionLogEvent || ah.MaxRecycles == nil {
+// allow applies max_recycles to action: past it, auto-heal pauses for
+// the app with one event, and resumes by itself when the period has room
+// again.
+func (h *Healer) allow(app string, ah *config.AutoHeal, action string) bool {
+	if action == config.ActionLogEvent || ah.MaxRecycles == nil {
 		return true
 	}
 	h.mu.Lock()

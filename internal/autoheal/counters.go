@@ -178,6 +178,18 @@ func (c *counters) unsampled() {
 	c.mu.Unlock()
 }
 
+// arm marks an action under way for the instance, unless one already is:
+// one episode is acted on once.
+func (c *counters) arm() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.firing {
+		return false
+	}
+	c.firing = true
+	return true
+}
+
 // done re-arms the counters without forgetting them: the action was not
 // taken (the instance was too young, or auto-heal is paused).
 func (c *counters) done() {

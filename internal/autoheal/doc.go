@@ -8,5 +8,8 @@
 //
 // Proactive rules apply to every app, as on the seed platform: memory
 // above 90% of memory_limit for 30s, or at least 80% of at least 5
-// requests in 2 minutes taking 200s or more, recycles the instance.
+// requests in 2 minutes taking 200s or more, recycles the instance. So
+// does health.recycle_after: an instance its probes have kept unhealthy
+// that long is recycled (trigger unhealthy), whatever auto_heal's
+// action, within max_recycles.
 package autoheal

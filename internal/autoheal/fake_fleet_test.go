@@ -31,6 +31,8 @@ type fakeFleet struct {
 	// replacementMem, when set, is the memory replacements sample at;
 	// otherwise they have not been sampled yet.
 	replacementMem *[2]uint64
+	// replacementsUnhealthy makes replacements unhealthy from their start.
+	replacementsUnhealthy bool
 	// lookups counts the calls of app: a real supervisor's takes the
 	// lock every app shares.
 	lookups atomic.Int64
@@ -51,6 +53,9 @@ type fakeInstance struct {
 	sampled  bool
 	private  uint64
 	rss      uint64
+	// unhealthySince is when probes took it out of rotation; zero while
+	// they do not keep it out.
+	unhealthySince time.Time
 }
 
 // newInstance is the next instance; mu is held or the fleet not shared
@@ -60,6 +65,9 @@ func (fl *fakeFleet) newInstance() *fakeInstance {
 	in := &fakeInstance{fl: fl, id: fmt.Sprintf("web-%d", fl.next), pid: 1000 + fl.next, started: time.Now()}
 	if m := fl.replacementMem; m != nil {
 		in.sampled, in.private, in.rss = true, m[0], m[1]
+	}
+	if fl.replacementsUnhealthy {
+		in.unhealthySince = in.started
 	}
 	return in
 }
@@ -177,6 +185,29 @@ func (fl *fakeFleet) setStopping(in *fakeInstance) {
 	fl.mu.Unlock()
 }
 
+// unhealthyReplacements makes every replacement from now on unhealthy
+// from its start.
+func (fl *fakeFleet) unhealthyReplacements() {
+	fl.mu.Lock()
+	fl.replacementsUnhealthy = true
+	fl.mu.Unlock()
+}
+
+// setUnhealthy marks instance in as out of rotation for failed probes
+// from now on.
+func (fl *fakeFleet) setUnhealthy(in *fakeInstance) {
+	fl.mu.Lock()
+	in.unhealthySince = time.Now()
+	fl.mu.Unlock()
+}
+
+// setHealthy marks instance in as passing its probes again.
+func (fl *fakeFleet) setHealthy(in *fakeInstance) {
+	fl.mu.Lock()
+	in.unhealthySince = time.Time{}
+	fl.mu.Unlock()
+}
+
 func (in *fakeInstance) ID() string { return in.id }
 
 func (in *fakeInstance) Stopping() bool {
@@ -187,6 +218,15 @@ func (in *fakeInstance) Stopping() bool {
 
 func (in *fakeInstance) Process() process {
 	return process{PID: in.pid, Port: 3000 + in.pid%1000, StartedAt: in.started}
+}
+
+func (in *fakeInstance) Unhealthy() (since time.Time, detail string, ok bool) {
+	in.fl.mu.Lock()
+	defer in.fl.mu.Unlock()
+	if in.unhealthySince.IsZero() || in.stopping {
+		return time.Time{}, "", false
+	}
+	return in.unhealthySince, "503 Service Unavailable in 1ms", true
 }
 
 func (in *fakeInstance) Memory() (private, rss uint64, ok bool) {

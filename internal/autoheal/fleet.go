@@ -43,6 +43,10 @@ type instance interface {
 	// Memory is the latest sample of the current process: private and
 	// resident bytes; ok is false before the first sample.
 	Memory() (private, rss uint64, ok bool)
+	// Unhealthy is when failed probes took the instance out of rotation,
+	// and what its last probe said, while they keep it out; ok is false
+	// in any other state (starting, ready, crashed, stopping).
+	Unhealthy() (since time.Time, detail string, ok bool)
 }
 
 // process is what an action needs of an instance's process: its age,
@@ -105,4 +109,12 @@ func (i supInstance) Memory() (private, rss uint64, ok bool) {
 		return 0, 0, false
 	}
 	return st.Private, st.RSS, true
+}
+
+func (i supInstance) Unhealthy() (since time.Time, detail string, ok bool) {
+	since, ok = i.in.UnhealthySince()
+	if !ok {
+		return time.Time{}, "", false
+	}
+	return since, i.in.Status().Health, true
 }

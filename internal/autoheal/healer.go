@@ -110,6 +110,7 @@ func (h *Healer) Run(ctx context.Context) error {
 			h.act(ctx, f)
 		case <-t.C:
 			h.checkMemory()
+			h.checkUnhealthy(time.Now())
 			h.forgetGone()
 		}
 	}
@@ -164,6 +165,35 @@ func memoryFiring(c *counters, cfg *config.App, private, rss uint64, now time.Ti
 		c.firing = true
 	}
 	return f
+}
+
+// triggerUnhealthy names the firing of health.recycle_after: an
+// instance its probes kept out of rotation that long.
+const triggerUnhealthy = "unhealthy"
+
+// checkUnhealthy fires for every instance its probes have kept out of
+// rotation for its app's health.recycle_after by now.
+func (h *Healer) checkUnhealthy(now time.Time) {
+	for _, a := range h.sup.apps() {
+		cfg := a.Config()
+		after := cfg.Health.RecycleAfter.D()
+		if after <= 0 || cfg.External() {
+			continue
+		}
+		for _, in := range a.Instances() {
+			since, detail, ok := in.Unhealthy()
+			if !ok || now.Sub(since) < after || in.Stopping() {
+				continue
+			}
+			c := h.counters(a.Name(), in.ID())
+			if c == nil || !c.arm() {
+				continue
+			}
+			h.submit(&firing{app: a.Name(), instance: in.ID(), trigger: triggerUnhealthy,
+				value: fmt.Sprintf("unhealthy for %s (health.recycle_after %s); last probe: %s",
+					now.Sub(since).Round(time.Second), after, detail)}, c)
+		}
+	}
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%d MiB", b>>20) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,71 @@ func TestGatewayStatusCodesRecycleInstance(t *testing.T) {
 		t.Fatalf("replacement has the old pid %d", newPID)
 	}
 	mustGet(t, c, g.URL+"/", 200)
+}
+
+// The wiring of the probes, the healer and the supervisor's recycle, with
+// a real process: the app's /healthz answers 503 from a switch on, its
+// probes take it out of rotation, and after health.recycle_after it is
+// recycled (an auto_heal event of trigger unhealthy, then a recycle
+// event); the replacement, whose /healthz passes, serves, and the
+// requests sent through the episode, held while no instance was ready,
+// all succeed. When and how often it acts is
+// TestUnhealthyInstanceRecycledAfterRecycleAfter's and
+// TestUnhealthyRecyclesStopAtMaxRecycles'.
+func TestUnhealthyInstanceRecycledWithoutFailedRequests(t *testing.T) {
+	cfg, app := harness.FaultApp(t, 1)
+	cfg.SampleInterval = config.Duration(200 * time.Millisecond)
+	app.Health.Interval = config.Duration(100 * time.Millisecond)
+	app.Health.RecycleAfter = config.Duration(time.Second)
+	app.HoldTimeout = config.Duration(30 * time.Second)
+	g := harness.Start(t, cfg)
+	g.WaitReady(t, "web", 1, 15*time.Second)
+	c := client(t, 60*time.Second)
+	oldID, oldPID := only(t, g)
+
+	mustGet(t, c, g.URL+"/set-health?status=503", 200)
+	waitEvent(t, g, 10*time.Second, telemetry.EventUnhealthy, oldID, "")
+	// Requests sent while the instance is out of rotation are held, and
+	// answered by the replacement.
+	var wg sync.WaitGroup
+	failures := make(chan string, 4)
+	for range 4 {
+		wg.Go(func() {
+			if code, body, _, err := tryGet(c, g.URL+"/"); err != nil || code != 200 {
+				failures <- fmt.Sprintf("%d %q %v", code, body, err)
+			}
+		})
+	}
+	ev := waitEvent(t, g, 10*time.Second, telemetry.EventAutoHeal, oldID, "unhealthy")
+	// How long is at least recycle_after, more on a busy machine.
+	if !strings.HasPrefix(ev.Value, "unhealthy for ") || !strings.Contains(ev.Value, " (health.recycle_after 1s); last probe: ") || !strings.Contains(ev.Value, "503") {
+		t.Errorf("auto_heal value %q does not say how long the instance was unhealthy and its last probe", ev.Value)
+	}
+	if ev.PID != oldPID {
+		t.Errorf("auto_heal event pid = %d, want the instance's pid %d", ev.PID, oldPID)
+	}
+	rec := waitEvent(t, g, 10*time.Second, telemetry.EventRecycle, oldID, "")
+	if want := "auto-heal unhealthy: " + ev.Value; rec.Detail != want {
+		t.Errorf("recycle event says %q, want %q", rec.Detail, want)
+	}
+	if diff := cmp.Diff([]string{"auto_heal unhealthy", "recycle "}, episode(g, oldID)); diff != "" {
+		t.Errorf("the instance's events, in order (-want +got):\n%s", diff)
+	}
+	newID, newPID := waitReplaced(t, g, oldID)
+	if newPID == oldPID {
+		t.Fatalf("replacement has the old pid %d", newPID)
+	}
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Errorf("a request sent while the instance was unhealthy failed: %s", f)
+	}
+	if inst := mustGet(t, c, g.URL+"/", 200); inst != newID {
+		t.Errorf("after the recycle / was served by %q, want the replacement %s", inst, newID)
+	}
+	if testutil.ProcessAlive(oldPID) {
+		t.Errorf("old process %d still alive after the recycle", oldPID)
+	}
 }
 
 // start runs the fault app with n instances and the auto_heal block ah,

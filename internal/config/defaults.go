@@ -74,6 +74,7 @@ func NewApp(name string) *App {
 			UnhealthyThreshold: 3,
 			HealthyThreshold:   1,
 			Status:             StatusRange{Min: 200, Max: 399},
+			RecycleAfter:       Duration(time.Hour),
 		},
 		StartTimeout:        Duration(230 * time.Second),
 		StopTimeout:         Duration(30 * time.Second),

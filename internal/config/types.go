@@ -409,6 +409,16 @@ type Health struct {
 	HealthyThreshold int `yaml:"healthy_threshold" secret:"false"`
 	// Status is the accepted status range. Default "200-399".
 	Status StatusRange `yaml:"status" secret:"false"`
+	// RecycleAfter recycles an instance whose probes have kept it out of
+	// rotation this long (unhealthy; not one still starting), as
+	// auto-heal recycles, whatever auto_heal's action: its replacement is
+	// ready before it drains, and an auto_heal event of trigger unhealthy
+	// says why. Each such recycle counts against auto_heal.max_recycles
+	// (default 5 per 1h, with or without an auto_heal block), so that a
+	// dependency every probe checks, down, does not restart the app for as
+	// long as it is down. Not for an external pool, whose upstreams have
+	// no process. Default 1h, as on the seed platform; 0 turns it off.
+	RecycleAfter Duration `yaml:"recycle_after" secret:"false"`
 }
 
 // AutoHeal is the per-app auto-heal block.

@@ -219,6 +219,9 @@ func (v *validator) app(a *App, path string, napps int, top *Limits) {
 		v.errorf(path+".min_ready", "must be between 0 and instances (%d), got %d", a.Instances, *n)
 	}
 	v.health(&a.Health, path+".health")
+	if a.External() && a.Health.RecycleAfter > 0 && v.has(path+".health.recycle_after") {
+		v.errorf(path+".health.recycle_after", "only for an app with a command: an external pool's upstreams (upstreams:) have no process to recycle; leave it out")
+	}
 	v.positive(path+".start_timeout", a.StartTimeout)
 	v.positive(path+".stop_timeout", a.StopTimeout)
 	v.positive(path+".request_timeout", a.RequestTimeout)

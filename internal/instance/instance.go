@@ -56,6 +56,9 @@ type Instance struct {
 	startedAt time.Time
 	readyAt   time.Time
 	member    *pool.Member
+	// unhealthySince is when failed probes took the instance out of
+	// rotation; zero while it is in any other state.
+	unhealthySince time.Time
 
 	// cannotStart is why the command's program cannot be run, while the
 	// instance waits for a restart or a stop; "" otherwise. Guarded by mu.
@@ -693,6 +696,12 @@ func (in *Instance) setState(s pool.State) {
 	in.mu.Lock()
 	from := in.state
 	in.state = s
+	switch {
+	case s != pool.Unhealthy:
+		in.unhealthySince = time.Time{}
+	case from != pool.Unhealthy:
+		in.unhealthySince = time.Now()
+	}
 	m := in.member
 	in.mu.Unlock()
 	pool.CheckTransition(in.ID, from, s)
@@ -716,6 +725,15 @@ func (in *Instance) CannotStart() string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.cannotStart
+}
+
+// UnhealthySince is when failed probes took the instance out of
+// rotation, if it is still out for them (ok false otherwise): what
+// health.recycle_after is measured from.
+func (in *Instance) UnhealthySince() (since time.Time, ok bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.unhealthySince, in.state == pool.Unhealthy
 }
 
 // State is the instance's current state.
