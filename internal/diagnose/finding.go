@@ -61,7 +61,7 @@ type Report struct {
 // 503s, so it is named first.
 var priority = map[string]int{
 	"command_not_executable": 0, "app_dir_unusable": 0, "port_mismatch": 0, "upstream_tls": 1, "probe_rejected": 1, "restart_loop": 2, "start_failure": 3, "crash": 4,
-	"unresponsive": 5, "outbound_exhaustion": 6, "memory_pressure": 7, "keepalive_race": 8,
+	"unresponsive": 5, "unhealthy_recycled": 5, "outbound_exhaustion": 6, "memory_pressure": 7, "keepalive_race": 8,
 	"overload": 9, "slow_requests": 10, "cold_start": 11, "app_errors": 12,
 	"certificate_failed": 13, "certificate_expiring": 14, "certificate_reload_failed": 15,
 	"certificate_chain_incomplete": 15, "dns_lookup_failed": 16,

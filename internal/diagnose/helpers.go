@@ -17,7 +17,7 @@ type detector func(ev *Evidence, found []Finding) []Finding
 // detectors run in order of priority (see finding.go).
 var detectors = []detector{
 	commandNotExecutable, appDirUnusable, portMismatch, upstreamTLS, probeRejected, restartLoop, startFailure, crash, unresponsive,
-	outboundExhaustion, memoryPressure, keepaliveRace, overload, slowRequests, coldStart, appErrors, certificates,
+	unhealthyRecycled, outboundExhaustion, memoryPressure, keepaliveRace, overload, slowRequests, coldStart, appErrors, certificates,
 	dnsLookups, authUnavailable, rateLimited, accessDenied,
 }
 

@@ -1,0 +1,129 @@
+package diagnose
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// unhealthyRecycled: instances their probes kept out of rotation for
+// health.recycle_after, which auto-heal recycled (trigger unhealthy), or
+// tried to and could not, or left alone past max_recycles. The instances
+// are gone once recycled, so only the events tell it.
+func unhealthyRecycled(ev *Evidence, _ []Finding) []Finding {
+	byApp := map[string][]unhealthyFiring{}
+	var apps []string
+	for _, f := range unhealthyFirings(ev) {
+		if byApp[f.App] == nil {
+			apps = append(apps, f.App)
+		}
+		byApp[f.App] = append(byApp[f.App], f)
+	}
+	var out []Finding
+	for _, app := range apps {
+		out = append(out, unhealthyFinding(ev, app, byApp[app]))
+	}
+	return out
+}
+
+func unhealthyFinding(ev *Evidence, app string, fs []unhealthyFiring) Finding {
+	f := Finding{ID: "unhealthy_recycled", Severity: Warning, App: app, FirstSeen: fs[0].Time, LastSeen: fs[len(fs)-1].Time}
+	var ids, kept []string
+	recycled := 0
+	for _, u := range fs {
+		if !slices.Contains(ids, u.Instance) {
+			ids = append(ids, u.Instance)
+		}
+		what := "recycled"
+		if u.recycled {
+			recycled++
+		} else {
+			what = "not recycled"
+			if u.attempts > 1 {
+				what += fmt.Sprintf(" after %d attempts", u.attempts)
+			}
+			if u.outcome != "" {
+				what += ": " + u.outcome
+			}
+			if !slices.Contains(kept, u.Instance) {
+				kept = append(kept, u.Instance)
+			}
+		}
+		f.Evidence = append(f.Evidence, fmt.Sprintf("%s %s (pid %d): %s; %s", clock(u.Time), u.Instance, u.PID, u.Value, what))
+	}
+	for _, e := range eventsOf(ev, telemetry.EventAutoHeal) {
+		if e.App == app && e.Trigger == "max_recycles" && !e.Time.Before(f.FirstSeen) {
+			f.Evidence = append(f.Evidence, clock(e.Time)+" "+e.Detail)
+		}
+	}
+	if len(ids) == 1 {
+		f.Instance = ids[0]
+	} else {
+		f.Instances = ids
+	}
+	switch {
+	case recycled == len(fs):
+		f.Title = fmt.Sprintf("auto-heal recycled %s after %s unhealthy for health.recycle_after", list(ids), verb(len(ids), "it stayed", "they stayed"))
+	case recycled == 0:
+		f.Title = fmt.Sprintf("%s stayed unhealthy for health.recycle_after and %s not recycled", list(kept), verb(len(kept), "was", "were"))
+	default:
+		f.Title = fmt.Sprintf("auto-heal recycled %d of %s that stayed unhealthy for health.recycle_after", recycled, plural(len(fs), "instance", "instances"))
+	}
+	f.Fix = "find why the app stopped passing its health probe while its process ran: the unhealthy events say what the probe got, " +
+		"and the instance's log before the recycle (gatehouse logs) what the app did; when its replacements fail the probe too, " +
+		"the probe checks something a new process does not fix (a database, another service): fix that, and max_recycles keeps the recycles bounded meanwhile"
+	return f
+}
+
+// unhealthyFiring is auto-heal's health.recycle_after firing on one
+// process: whether a recycle replaced it, and what became of the
+// attempts that did not.
+type unhealthyFiring struct {
+	telemetry.Event
+	recycled bool
+	// attempts counts its firings: a recycle that failed leaves the
+	// process unhealthy, and it fires again.
+	attempts int
+	// outcome is the last word of an attempt that replaced nothing ("recycle
+	// failed: …"), "" when there was none.
+	outcome string
+}
+
+// unhealthyFirings are the processes health.recycle_after fired on, each
+// once, in order: a recycle that failed leaves the process unhealthy, so
+// it fires again. A process was recycled when a recycle event for the
+// trigger names it.
+func unhealthyFirings(ev *Evidence) []unhealthyFiring {
+	type key struct {
+		instance string
+		pid      int
+	}
+	recycled := map[key]bool{}
+	for _, e := range eventsOf(ev, telemetry.EventRecycle) {
+		if strings.HasPrefix(e.Detail, "auto-heal unhealthy:") {
+			recycled[key{e.Instance, e.PID}] = true
+		}
+	}
+	index := map[key]int{}
+	var out []unhealthyFiring
+	for _, e := range eventsOf(ev, telemetry.EventAutoHeal) {
+		if e.Trigger != "unhealthy" {
+			continue
+		}
+		k := key{e.Instance, e.PID}
+		i, seen := index[k]
+		if !seen {
+			i = len(out)
+			index[k] = i
+			out = append(out, unhealthyFiring{Event: e, recycled: recycled[k]})
+		}
+		if strings.Contains(e.Detail, "; action ") {
+			out[i].attempts++
+		} else {
+			out[i].outcome = e.Detail
+		}
+	}
+	return out
+}
