@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/internal/testutil/harness"
@@ -195,6 +196,15 @@ func TestUnhealthyInstanceRecycledWithoutFailedRequests(t *testing.T) {
 	newID, newPID := waitReplaced(t, g, oldID)
 	if newPID == oldPID {
 		t.Fatalf("replacement has the old pid %d", newPID)
+	}
+	st := g.Srv.Supervisor().Status()
+	if len(st) != 1 || st[0].LastRecycle == nil {
+		t.Fatalf("status has no last recycle: %+v", st)
+	}
+	last := *st[0].LastRecycle
+	last.At = time.Time{}
+	if diff := cmp.Diff(supervisor.RecycleStatus{Instance: oldID, Replacement: newID, Reason: rec.Detail}, last); diff != "" {
+		t.Errorf("status's last recycle (-want +got):\n%s", diff)
 	}
 	wg.Wait()
 	close(failures)

@@ -66,6 +66,7 @@ func printStatus(w io.Writer, st *admin.StatusResponse, now time.Time) {
 	}
 	tw.Flush()
 	printAutoscale(w, st, now)
+	printRecycles(w, st, now)
 	if st.Draining {
 		fmt.Fprintln(w, "gatehouse is draining: /readyz fails, requests are still served (gatehouse undrain puts it back)")
 	}
@@ -96,6 +97,17 @@ func printAutoscale(w io.Writer, st *admin.StatusResponse, now time.Time) {
 			line += fmt.Sprintf("; last: %s (%s ago)", as.LastDecision, now.Sub(as.LastDecisionAt).Round(time.Second))
 		}
 		fmt.Fprintln(w, line)
+	}
+}
+
+// printRecycles prints one line per app that recycled an instance: which
+// one, its replacement, when and why (auto-heal's trigger, or by hand).
+func printRecycles(w io.Writer, st *admin.StatusResponse, now time.Time) {
+	for _, a := range st.Apps {
+		if r := a.LastRecycle; r != nil {
+			fmt.Fprintf(w, "last recycle %s: %s replaced by %s %s ago: %s\n", a.Name, r.Instance, r.Replacement,
+				now.Sub(r.At).Round(time.Second), r.Reason)
+		}
 	}
 }
 

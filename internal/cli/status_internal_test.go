@@ -34,6 +34,26 @@ func TestStatusPrintsAutoscale(t *testing.T) {
 	}
 }
 
+// gatehouse status says, per app, its last recycle: the instance, its
+// replacement, when, and why, so that an instance replaced for staying
+// unhealthy (or any auto-heal trigger) is seen without reading events.
+func TestStatusPrintsLastRecycle(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	st := &admin.StatusResponse{Apps: []supervisor.AppStatus{
+		{Name: "web", Instances: []supervisor.InstanceStatus{}, LastRecycle: &supervisor.RecycleStatus{
+			Instance: "web-1", Replacement: "web-3", At: now.Add(-5 * time.Minute),
+			Reason: "auto-heal unhealthy: unhealthy for 1h0m0s (health.recycle_after 1h0m0s); last probe: 503 Service Unavailable in 2ms"}},
+		{Name: "api", Instances: []supervisor.InstanceStatus{}},
+	}}
+	var b strings.Builder
+	printRecycles(&b, st, now)
+	want := "last recycle web: web-1 replaced by web-3 5m0s ago: auto-heal unhealthy: unhealthy for 1h0m0s (health.recycle_after 1h0m0s); last probe: 503 Service Unavailable in 2ms\n"
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("recycle lines (-want +got):\n%s", diff)
+	}
+}
+
 // gatehouse status lists the HTTPS listener's certificates after the
 // instances: where each comes from, when it ends, and its last failure.
 func TestStatusPrintsCertificates(t *testing.T) {

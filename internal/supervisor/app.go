@@ -65,6 +65,9 @@ type App struct {
 	// autoscale is what the autoscaler last published for Status; nil
 	// for an app without autoscale.
 	autoscale atomic.Pointer[AutoscaleStatus]
+	// lastRecycle is the app's last recycle that replaced its instance,
+	// for Status; nil before the first.
+	lastRecycle atomic.Pointer[RecycleStatus]
 }
 
 // SetAutoscaleStatus publishes the autoscaler's state of the app, shown

@@ -158,7 +158,7 @@ func (a *App) reload(ctx context.Context, next *config.App, p Progress) error {
 	a.emit(telemetry.EventReload, fmt.Sprintf("rolling reload of %d instances: %s", len(old), why))
 	a.cfg.Store(next)
 	for i, in := range old {
-		if err := a.replace(ctx, in, p); err != nil {
+		if _, err := a.replace(ctx, in, p); err != nil {
 			// Restarts and scale-ups go on with the config that works,
 			// and the settings that came with the new one are undone.
 			a.cfg.Store(prev)
@@ -283,12 +283,17 @@ func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error 
 		return fmt.Errorf("recycle: %w %q", ErrNoInstance, id)
 	}
 	a.emitFor(in, telemetry.EventRecycle, reason)
-	return a.replace(ctx, in, p)
+	nw, err := a.replace(ctx, in, p)
+	if err != nil {
+		return err
+	}
+	a.lastRecycle.Store(&RecycleStatus{Instance: id, Replacement: nw.ID, Reason: reason, At: time.Now().UTC()})
+	return nil
 }
 
 // replace starts a replacement for old, waits until it is ready, then
-// drains and stops old.
-func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
+// drains and stops old; it returns the replacement.
+func (a *App) replace(ctx context.Context, old *Instance, p Progress) (*Instance, error) {
 	var nw *Instance
 	if old.Upstream() != "" {
 		addr, source := old.Upstream(), old.Source()
@@ -297,17 +302,17 @@ func (a *App) replace(ctx context.Context, old *Instance, p Progress) error {
 		nw = a.addInstance(instance.Setup{})
 	}
 	if nw == nil {
-		return errStopping
+		return nil, errStopping
 	}
 	p("%s: starting (replaces %s)", nw.ID, old.ID)
 	if err := a.awaitReady(ctx, nw, 0); err != nil {
 		nw.Stop(instance.Hard)
 		<-nw.Done()
-		return err
+		return nil, err
 	}
 	p("%s: ready", nw.ID)
 	a.stopAndWait(old, p)
-	return nil
+	return nw, nil
 }
 
 // stopAndWait stops in drain-first and waits until it has stopped.

@@ -15,6 +15,19 @@ type AppStatus struct {
 	// Autoscale is the autoscaler's state for an app with an autoscale:
 	// block; absent otherwise.
 	Autoscale *AutoscaleStatus `json:"autoscale,omitempty"`
+	// LastRecycle is the app's last recycle that replaced its instance
+	// (by hand, or auto-heal's: its reason says which trigger); absent
+	// before the first.
+	LastRecycle *RecycleStatus `json:"last_recycle,omitempty"`
+}
+
+// RecycleStatus is one recycle: the instance, the one that replaced it,
+// why, and when the replacement was ready and the instance stopped.
+type RecycleStatus struct {
+	Instance    string    `json:"instance"`
+	Replacement string    `json:"replacement"`
+	Reason      string    `json:"reason"`
+	At          time.Time `json:"at"`
 }
 
 // AutoscaleStatus is an app's autoscale state, as the autoscaler last
@@ -49,7 +62,8 @@ type InstanceStatus = instance.Status
 func (s *Supervisor) Status() []AppStatus {
 	var out []AppStatus
 	for _, a := range s.Apps() {
-		as := AppStatus{Name: a.name, Instances: []InstanceStatus{}, Waiting: a.pool.Waiting(), Autoscale: a.autoscale.Load()}
+		as := AppStatus{Name: a.name, Instances: []InstanceStatus{}, Waiting: a.pool.Waiting(), Autoscale: a.autoscale.Load(),
+			LastRecycle: a.lastRecycle.Load()}
 		for _, in := range a.Instances() {
 			as.Instances = append(as.Instances, in.Status())
 		}
