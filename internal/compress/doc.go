@@ -9,6 +9,8 @@
 //   - Prepare rewrites the answer's header fields for the coded body, and
 //     AddVary marks an answer of a compressible type as varying by
 //     Accept-Encoding whether or not this one is compressed.
+//   - PrepareNotModified gives a 304 the Vary and ETag of the 200 it
+//     revalidates, compressed or not.
 //   - NewWriter hands out a pooled encoder whose Flush pushes everything
 //     written so far to the client (server-sent events arrive one by
 //     one); Close ends the stream, Release returns the encoder.
@@ -64,7 +66,19 @@
 // HEAD: judged as the GET would be (RFC 9110 9.3.2 asks for the same
 // header fields), so a cache sees the same Content-Encoding, Vary and
 // ETag; the caller writes no body. A strong ETag becomes weak on a
-// compressed answer, as nginx does, so If-None-Match still revalidates.
+// compressed answer, as nginx does, so If-None-Match still revalidates
+// (its comparison is weak) while the compressed and identity answers
+// carry different tags.
+//
+// Revalidation: a 304 sends the validators and Vary of the 200 it stands
+// for (RFC 9110 15.4.5), or a cache cannot match it to the copy it
+// holds. The app (or the static route) answers with the identity body's
+// strong ETag, so a client whose If-None-Match names the weak form, and
+// which takes a coding offered, gets the weak form back; one that names
+// the strong form holds the identity body and gets that. Vary goes on
+// every 304 but those whose fields show the answer is never compressed
+// (its type, its own Content-Encoding, no-transform): nginx and Caddy
+// leave the ETag strong, and nginx leaves Vary off.
 //
 // Memory: each pooled encoder holds about 1 MiB for gzip 5 and 1.5 MiB
 // for zstd (its window is bounded to 1 MiB instead of the library's

@@ -10,7 +10,8 @@ import (
 // unknown) is to be compressed. It does not look at the request's
 // Accept-Encoding: Negotiate does.
 //
-// Not compressed: 1xx, 204 and 304 (no body), 206 and any answer with
+// Not compressed: 1xx, 204 and 304 (no body; PrepareNotModified gives a
+// 304 its header fields), 206 and any answer with
 // Content-Range (the range is of the identity body), a 2xx to CONNECT (a
 // tunnel), an answer that already has a Content-Encoding or says
 // Cache-Control: no-transform, a content type outside Types, and a body
@@ -123,4 +124,78 @@ func hasToken(vs []string, tok string) bool {
 		}
 	}
 	return false
+}
+
+// PrepareNotModified edits a 304's header fields to be those of the 200
+// it revalidates (RFC 9110 15.4.5), as Prepare and AddVary would have
+// left them, so that a cache updates the answer it holds and keeps
+// telling the compressed copy from the identity one.
+//
+// A 304 shows neither the type nor the length of its representation, so
+// it gains Vary: Accept-Encoding unless its own fields show the 200 was
+// never compressed (a Content-Type outside Types, a Content-Encoding,
+// Cache-Control: no-transform). Its strong ETag, which the app or the
+// static route gives as the identity body's, becomes weak when the client
+// takes a coding offered and its If-None-Match names the weak form: what
+// it revalidates is the compressed answer, whose ETag Prepare made weak.
+// A client that names only the strong form holds the identity body, and
+// the ETag stays as it is.
+func (c *Compressor) PrepareNotModified(h http.Header, acceptEncoding, ifNoneMatch []string) {
+	if hasNonEmpty(h["Content-Encoding"]) || hasToken(h["Cache-Control"], "no-transform") {
+		return
+	}
+	if ct := h["Content-Type"]; len(ct) > 0 && strings.TrimSpace(ct[0]) != "" && !c.typeMatches(ct[0]) {
+		return
+	}
+	AddVary(h)
+	tags := h["Etag"]
+	if len(tags) != 1 || !strings.HasPrefix(tags[0], `"`) {
+		return
+	}
+	if listsETag(ifNoneMatch, "W/"+tags[0]) && c.Negotiate(acceptEncoding) != "" {
+		tags[0] = "W/" + tags[0]
+	}
+}
+
+// listsETag reports whether the entity-tag lists in lines (If-None-Match's
+// field lines) hold tag exactly, weak or strong as written. A tag's
+// opaque part may hold commas, so the lists are scanned tag by tag, not
+// split.
+func listsETag(lines []string, tag string) bool {
+	for _, s := range lines {
+		for {
+			s = strings.TrimLeft(s, " \t,")
+			if s == "" {
+				break
+			}
+			t, rest, ok := cutETag(s)
+			if !ok {
+				break
+			}
+			if t == tag {
+				return true
+			}
+			s = rest
+		}
+	}
+	return false
+}
+
+// cutETag takes the entity-tag at the start of s (RFC 9110 8.8.3:
+// [W/] DQUOTE *etagc DQUOTE) and returns it and what follows; ok is false
+// when s does not start with one.
+func cutETag(s string) (tag, rest string, ok bool) {
+	start := 0
+	if strings.HasPrefix(s, "W/") {
+		start = 2
+	}
+	if len(s) < start+2 || s[start] != '"' {
+		return "", "", false
+	}
+	end := strings.IndexByte(s[start+1:], '"')
+	if end < 0 {
+		return "", "", false
+	}
+	end += start + 2
+	return s[:end], s[end:], true
 }

@@ -194,3 +194,100 @@ func TestNewDefaults(t *testing.T) {
 		mustNew(t, Options{Level: lvl})
 	}
 }
+
+func TestPrepareNotModifiedSaysWhatTheRevalidatedAnswerSaid(t *testing.T) {
+	c := mustNew(t, Options{})
+	tests := []struct {
+		name    string
+		in      http.Header
+		ae, inm []string
+		want    http.Header
+	}{
+		{
+			name: "client holds the compressed answer",
+			in:   http.Header{"Etag": {`"abc"`}, "Cache-Control": {"max-age=60"}},
+			ae:   []string{"gzip, br"}, inm: []string{`W/"abc"`},
+			want: http.Header{"Etag": {`W/"abc"`}, "Cache-Control": {"max-age=60"}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "weak form among other tags and lines",
+			in:   http.Header{"Etag": {`"abc"`}},
+			ae:   []string{"zstd"}, inm: []string{`"x,y"`, ` "old" ,W/"abc"`},
+			want: http.Header{"Etag": {`W/"abc"`}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "both forms: the one this client is sent",
+			in:   http.Header{"Etag": {`"abc"`}},
+			ae:   []string{"gzip"}, inm: []string{`"abc", W/"abc"`},
+			want: http.Header{"Etag": {`W/"abc"`}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "client holds the identity answer",
+			in:   http.Header{"Etag": {`"abc"`}},
+			ae:   []string{"gzip"}, inm: []string{`"abc"`},
+			want: http.Header{"Etag": {`"abc"`}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "client takes no coding offered: the 200 is identity",
+			in:   http.Header{"Etag": {`"abc"`}},
+			ae:   []string{"deflate"}, inm: []string{`W/"abc"`},
+			want: http.Header{"Etag": {`"abc"`}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "revalidated by date",
+			in:   http.Header{"Etag": {`"abc"`}, "Last-Modified": {"Tue, 02 Jan 2024 03:04:05 GMT"}},
+			ae:   []string{"gzip"},
+			want: http.Header{"Etag": {`"abc"`}, "Last-Modified": {"Tue, 02 Jan 2024 03:04:05 GMT"}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "weak tag of the app's own",
+			in:   http.Header{"Etag": {`W/"abc"`}},
+			ae:   []string{"gzip"}, inm: []string{`W/"abc"`},
+			want: http.Header{"Etag": {`W/"abc"`}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "existing Vary gains Accept-Encoding",
+			in:   http.Header{"Vary": {"Origin"}},
+			ae:   []string{"gzip"},
+			want: http.Header{"Vary": {"Origin, Accept-Encoding"}},
+		},
+		{
+			name: "compressible type shown",
+			in:   http.Header{"Etag": {`"abc"`}, "Content-Type": {"text/html"}},
+			ae:   []string{"gzip"}, inm: []string{`W/"abc"`},
+			want: http.Header{"Etag": {`W/"abc"`}, "Content-Type": {"text/html"}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "type never compressed",
+			in:   http.Header{"Etag": {`"abc"`}, "Content-Type": {"image/png"}},
+			ae:   []string{"gzip"}, inm: []string{`W/"abc"`},
+			want: http.Header{"Etag": {`"abc"`}, "Content-Type": {"image/png"}},
+		},
+		{
+			name: "the app's own coding",
+			in:   http.Header{"Etag": {`"abc"`}, "Content-Encoding": {"gzip"}},
+			ae:   []string{"gzip"}, inm: []string{`W/"abc"`},
+			want: http.Header{"Etag": {`"abc"`}, "Content-Encoding": {"gzip"}},
+		},
+		{
+			name: "no-transform",
+			in:   http.Header{"Etag": {`"abc"`}, "Cache-Control": {"public, no-transform"}},
+			ae:   []string{"gzip"}, inm: []string{`W/"abc"`},
+			want: http.Header{"Etag": {`"abc"`}, "Cache-Control": {"public, no-transform"}},
+		},
+		{
+			name: "malformed If-None-Match names nothing",
+			in:   http.Header{"Etag": {`"abc"`}},
+			ae:   []string{"gzip"}, inm: []string{`W/"abc`},
+			want: http.Header{"Etag": {`"abc"`}, "Vary": {"Accept-Encoding"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.PrepareNotModified(tt.in, tt.ae, tt.inm)
+			if d := cmp.Diff(tt.want, tt.in); d != "" {
+				t.Errorf("304's header (-want +got):\n%s", d)
+			}
+		})
+	}
+}

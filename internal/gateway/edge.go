@@ -73,6 +73,7 @@ func (g *Gateway) serveStatic(x *front.Exchange, rw *responseWriter, st *reqStat
 
 // startEncoding decides, as the head is written, whether the answer is
 // compressed, and if so edits its header fields and starts the encoder.
+// A 304 is not, but says what the 200 it revalidates said.
 func (w *responseWriter) startEncoding(code int) {
 	c := w.edge.Compress
 	if c == nil {
@@ -80,6 +81,10 @@ func (w *responseWriter) startEncoding(code int) {
 	}
 	h := w.ResponseWriter.Header()
 	r := w.ask.Req
+	if code == http.StatusNotModified {
+		c.PrepareNotModified(h, r.Header["Accept-Encoding"], r.Header["If-None-Match"])
+		return
+	}
 	length := int64(-1)
 	if cl := h["Content-Length"]; len(cl) == 1 {
 		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil {

@@ -1,0 +1,95 @@
+package gateway_test
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// compressedPage is a page of a type and size that a compress route
+// compresses.
+var compressedPage = strings.Repeat("<p>a page a cache keeps, compressed or not.</p>\n", 60)
+
+// conditionalApp is an app that answers /page with compressedPage through
+// net/http's ServeContent, under a strong ETag of its own: conditionals
+// and ranges as most frameworks answer them.
+func conditionalApp(t *testing.T) string {
+	t.Helper()
+	mod := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Etag", `"page-v1"`)
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		http.ServeContent(w, r, "page.html", mod, strings.NewReader(compressedPage))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// compressedRoutes is a gateway with compress: true in front of app,
+// whose /files/ route serves a directory holding page.html
+// (compressedPage).
+func compressedRoutes(t *testing.T, app string) *direct {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "page.html"), []byte(compressedPage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return newDirect(t, "h1", app, func(a *config.App) {
+		a.Compress = &config.Compress{}
+		a.Routes = []config.Route{{Match: "/files/", StripPrefix: true, Static: &config.Static{Root: root}}, {Match: "/"}}
+	})
+}
+
+// A 304 to a client revalidating a compressed answer carries that
+// answer's validators and Vary (RFC 9110 15.4.5), for an app's answer
+// and a static file alike: its weak ETag, not the identity body's strong
+// one, so a cache updates the compressed copy it holds, and Vary, so it
+// keeps the copies apart. A client holding the identity body gets its
+// strong ETag back.
+func TestNotModifiedToACompressedAnswerKeepsItsValidators(t *testing.T) {
+	d := compressedRoutes(t, conditionalApp(t))
+	for _, path := range []string{"/page", "/files/page.html"} {
+		t.Run(path, func(t *testing.T) {
+			full := d.send(t, "h1", edgeReq{path: path, header: http.Header{"Accept-Encoding": {"gzip"}}})
+			etag := full.header.Get("Etag")
+			if full.status != 200 || full.header.Get("Content-Encoding") != "gzip" || !strings.HasPrefix(etag, `W/"`) {
+				t.Fatalf("GET: %d %v, want 200 gzip with a weak ETag", full.status, full.header)
+			}
+			plain := d.send(t, "h1", edgeReq{path: path}).header.Get("Etag")
+			for _, c := range []struct {
+				name string
+				ae   string
+				inm  string
+				want string // the 304's ETag
+			}{
+				{name: "compressed copy", ae: "gzip", inm: etag, want: etag},
+				{name: "identity copy", ae: "gzip", inm: plain, want: plain},
+				{name: "identity copy, no coding taken", ae: "identity", inm: plain, want: plain},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					got := d.send(t, "h1", edgeReq{path: path, header: http.Header{"Accept-Encoding": {c.ae}, "If-None-Match": {c.inm}}})
+					if got.status != 304 {
+						t.Fatalf("If-None-Match %s: %d, want 304", c.inm, got.status)
+					}
+					if got.header.Get("Etag") != c.want || got.header.Get("Vary") != full.header.Get("Vary") {
+						t.Errorf("304 with ETag %q Vary %q, want %q and the 200's %q", got.header.Get("Etag"), got.header.Get("Vary"), c.want, full.header.Get("Vary"))
+					}
+				})
+			}
+		})
+	}
+}
