@@ -10,7 +10,9 @@
 //     AddVary marks an answer of a compressible type as varying by
 //     Accept-Encoding whether or not this one is compressed.
 //   - PrepareNotModified gives a 304 the Vary and ETag of the 200 it
-//     revalidates, compressed or not.
+//     revalidates, compressed or not, and PreparePartial gives Vary to a
+//     206 whose whole would have been compressed: the identity part was
+//     chosen because of the Range, so by Accept-Encoding too.
 //   - NewWriter hands out a pooled encoder whose Flush pushes everything
 //     written so far to the client (server-sent events arrive one by
 //     one); Close ends the stream, Release returns the encoder.

@@ -2,6 +2,7 @@ package compress
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -11,11 +12,11 @@ import (
 // Accept-Encoding: Negotiate does.
 //
 // Not compressed: 1xx, 204 and 304 (no body; PrepareNotModified gives a
-// 304 its header fields), 206 and any answer with
-// Content-Range (the range is of the identity body), a 2xx to CONNECT (a
-// tunnel), an answer that already has a Content-Encoding or says
-// Cache-Control: no-transform, a content type outside Types, and a body
-// of known length under MinSize.
+// 304 its header fields), 206 (PreparePartial gives it Vary) and any
+// answer with Content-Range (the range is of the identity body), a 2xx
+// to CONNECT (a tunnel), an answer that already has a Content-Encoding
+// or says Cache-Control: no-transform, a content type outside Types, and
+// a body of known length under MinSize.
 //
 // A HEAD is judged as the GET would be, from its Content-Length field
 // (pass the length the GET would have): RFC 9110 9.3.2 asks that a HEAD's
@@ -198,4 +199,52 @@ func cutETag(s string) (tag, rest string, ok bool) {
 	}
 	end += start + 2
 	return s[:end], s[end:], true
+}
+
+// PreparePartial edits a 206's header fields for a client that would
+// have been sent its representation compressed without the Range: the
+// part is of the identity body, chosen because the client asked for a
+// range, so the answer varies by Accept-Encoding as the 200 would, and
+// gains Vary: Accept-Encoding if the whole would have been compressed:
+// a type in Types and a complete length (Content-Range's) of at least
+// MinSize or unknown. A multipart/byteranges answer does not show its
+// parts' type and length in its head, so it is taken as one. A part of
+// an encoded representation (Content-Encoding) or one marked
+// no-transform is left alone.
+func (c *Compressor) PreparePartial(h http.Header) {
+	if hasNonEmpty(h["Content-Encoding"]) || hasToken(h["Cache-Control"], "no-transform") {
+		return
+	}
+	ct := h["Content-Type"]
+	if len(ct) == 0 {
+		return
+	}
+	mt, _, _ := strings.Cut(ct[0], ";")
+	if !strings.EqualFold(strings.TrimSpace(mt), "multipart/byteranges") {
+		if !c.typeMatches(ct[0]) {
+			return
+		}
+		if n, ok := completeLength(h["Content-Range"]); ok && n < c.minSize {
+			return
+		}
+	}
+	AddVary(h)
+}
+
+// completeLength is the complete length a Content-Range field gives
+// ("bytes 0-9/5000": 5000); ok is false when it gives none ("*") or
+// cannot be read.
+func completeLength(cr []string) (n int64, ok bool) {
+	if len(cr) != 1 {
+		return 0, false
+	}
+	_, total, found := strings.Cut(cr[0], "/")
+	if !found {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(total), 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
 }

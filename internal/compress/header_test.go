@@ -291,3 +291,38 @@ func TestPrepareNotModifiedSaysWhatTheRevalidatedAnswerSaid(t *testing.T) {
 		})
 	}
 }
+
+func TestPreparePartialVariesWhenTheWholeWouldBeCompressed(t *testing.T) {
+	c := mustNew(t, Options{})
+	part := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			h.Add(kv[i], kv[i+1])
+		}
+		return h
+	}
+	tests := []struct {
+		name string
+		in   http.Header
+		want []string // Vary
+	}{
+		{"part of a large page", part("Content-Type", "text/html", "Content-Range", "bytes 0-9/5000"), []string{"Accept-Encoding"}},
+		{"whole of unknown length", part("Content-Type", "text/html", "Content-Range", "bytes 0-9/*"), []string{"Accept-Encoding"}},
+		{"whole at min size", part("Content-Type", "application/json", "Content-Range", "bytes 0-9/1024"), []string{"Accept-Encoding"}},
+		{"whole under min size", part("Content-Type", "text/html", "Content-Range", "bytes 0-9/1023"), nil},
+		{"existing Vary gains it", part("Content-Type", "text/html", "Content-Range", "bytes 0-9/5000", "Vary", "Origin"), []string{"Origin, Accept-Encoding"}},
+		{"several parts", part("Content-Type", "multipart/byteranges; boundary=x"), []string{"Accept-Encoding"}},
+		{"type never compressed", part("Content-Type", "video/mp4", "Content-Range", "bytes 0-9/5000000"), nil},
+		{"no type", part("Content-Range", "bytes 0-9/5000"), nil},
+		{"part of an encoded representation", part("Content-Type", "text/html", "Content-Encoding", "gzip", "Content-Range", "bytes 0-9/5000"), nil},
+		{"no-transform", part("Content-Type", "text/html", "Cache-Control", "no-transform", "Content-Range", "bytes 0-9/5000"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.PreparePartial(tt.in)
+			if d := cmp.Diff(tt.want, tt.in["Vary"]); d != "" {
+				t.Errorf("206's Vary (-want +got):\n%s", d)
+			}
+		})
+	}
+}

@@ -93,3 +93,24 @@ func TestNotModifiedToACompressedAnswerKeepsItsValidators(t *testing.T) {
 		})
 	}
 }
+
+// A range of a page a compress route would compress whole is answered
+// from the identity body because the client asked for a range: the
+// answer was chosen by Accept-Encoding as the 200 is, and says Vary as
+// the 200 does, for an app's answer and a static file alike.
+func TestRangeOfACompressedAnswerVariesByAcceptEncoding(t *testing.T) {
+	d := compressedRoutes(t, conditionalApp(t))
+	for _, path := range []string{"/page", "/files/page.html"} {
+		for _, rng := range []string{"bytes=0-9", "bytes=0-9,20-29"} {
+			t.Run(path+" "+rng, func(t *testing.T) {
+				got := d.send(t, "h1", edgeReq{path: path, header: http.Header{"Accept-Encoding": {"gzip"}, "Range": {rng}}})
+				if got.status != 206 || got.header.Get("Content-Encoding") != "" {
+					t.Fatalf("Range %s: %d %v, want 206 of the identity body", rng, got.status, got.header)
+				}
+				if got.header.Get("Vary") != "Accept-Encoding" {
+					t.Errorf("Range %s: Vary %q, want Accept-Encoding", rng, got.header.Get("Vary"))
+				}
+			})
+		}
+	}
+}

@@ -73,7 +73,7 @@ func (g *Gateway) serveStatic(x *front.Exchange, rw *responseWriter, st *reqStat
 
 // startEncoding decides, as the head is written, whether the answer is
 // compressed, and if so edits its header fields and starts the encoder.
-// A 304 is not, but says what the 200 it revalidates said.
+// A 304 or 206 is not, but says what the 200 it stands for would say.
 func (w *responseWriter) startEncoding(code int) {
 	c := w.edge.Compress
 	if c == nil {
@@ -81,8 +81,12 @@ func (w *responseWriter) startEncoding(code int) {
 	}
 	h := w.ResponseWriter.Header()
 	r := w.ask.Req
-	if code == http.StatusNotModified {
+	switch code {
+	case http.StatusNotModified:
 		c.PrepareNotModified(h, r.Header["Accept-Encoding"], r.Header["If-None-Match"])
+		return
+	case http.StatusPartialContent:
+		c.PreparePartial(h)
 		return
 	}
 	length := int64(-1)
