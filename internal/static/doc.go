@@ -44,7 +44,10 @@
 //     nginx and Caddy do). The sibling is the representation: its own
 //     strong ETag (marked with the encoding), Last-Modified and length,
 //     the original's Content-Type, Content-Encoding, and Range requests
-//     are answered from its bytes, as Caddy and nginx's gzip_static do;
+//     are answered from its bytes, as Caddy does (nginx's gzip_static
+//     ignores the Range and sends the whole sibling): a 206's
+//     Content-Range and a 416's length count the sibling's bytes, which
+//     are what a client that resumes the answer it was sent holds;
 //     If-Range with the sibling's ETag keeps a resumed download on the same
 //     bytes. Vary: Accept-Encoding is on every file answer while
 //     precompression is configured.

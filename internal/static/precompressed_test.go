@@ -1,6 +1,7 @@
 package static
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -129,5 +130,52 @@ func TestPrecompressedValidators(t *testing.T) {
 	a = rawDo(t, addr, "GET", "/app.js", "Accept-Encoding: br", "Range: bytes=0-5", "If-Range: "+etags["br"])
 	if a.status != 206 {
 		t.Errorf("br range with its own If-Range: %d, want 206", a.status)
+	}
+}
+
+// TestRangeOfASiblingAndItsRefusalNameOneRepresentation: a Range applies
+// to the representation the Accept-Encoding selects, the sibling's bytes
+// when one is sent. The 206 cuts from it, and a 416 gives its length and
+// ETag, so a client that resumes the bytes it was sent (curl -C with
+// Accept-Encoding: gzip) learns that it has them all; a client that takes
+// no coding gets the file's.
+func TestRangeOfASiblingAndItsRefusalNameOneRepresentation(t *testing.T) {
+	tr := makeTree(t)
+	addr := serveOver(t, newServer(t, Options{Root: tr.root, Precompressed: []string{"gzip"}}))
+	type view struct {
+		Status                   int
+		ContentRange, ETag, Vary string
+	}
+	viewOf := func(a answer) view {
+		return view{a.status, a.header.Get("Content-Range"), a.header.Get("Etag"), a.header.Get("Vary")}
+	}
+	for _, c := range []struct {
+		name string
+		ae   string
+		size int
+	}{
+		{name: "gzip sibling", ae: "gzip", size: len(gzipped(t, hundred))},
+		{name: "identity", ae: "identity", size: len(hundred)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			whole := rawDo(t, addr, "GET", "/comp.txt", "Accept-Encoding: "+c.ae)
+			etag := whole.header.Get("Etag")
+			if len(whole.body) != c.size {
+				t.Fatalf("the whole is %d bytes, want %d", len(whole.body), c.size)
+			}
+			part := rawDo(t, addr, "GET", "/comp.txt", "Accept-Encoding: "+c.ae, "Range: bytes=0-4")
+			want := view{206, "bytes 0-4/" + strconv.Itoa(c.size), etag, "Accept-Encoding"}
+			if d := cmp.Diff(want, viewOf(part)); d != "" {
+				t.Errorf("206 (-want +got):\n%s", d)
+			}
+			if string(part.body) != string(whole.body[:5]) {
+				t.Errorf("206 sent %q, want the whole's first 5 bytes %q", part.body, whole.body[:5])
+			}
+			refused := rawDo(t, addr, "GET", "/comp.txt", "Accept-Encoding: "+c.ae, "Range: bytes="+strconv.Itoa(c.size)+"-")
+			want = view{416, "bytes */" + strconv.Itoa(c.size), etag, "Accept-Encoding"}
+			if d := cmp.Diff(want, viewOf(refused)); d != "" {
+				t.Errorf("416 (-want +got):\n%s", d)
+			}
+		})
 	}
 }
