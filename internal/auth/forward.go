@@ -192,21 +192,33 @@ var dropHeaders = map[string]bool{
 // hopByHop are the headers of an answer that are not relayed.
 var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"}
 
+// Origin is where a request came from and how, as the caller knows it
+// from its trusted proxies rather than from what the client claims.
+type Origin struct {
+	// ClientIP is the client's address.
+	ClientIP string
+	// Scheme is "http" or "https": a trusted proxy's X-Forwarded-Proto,
+	// else the connection's.
+	Scheme string
+	// Host is the host the client asked for: a trusted proxy's
+	// X-Forwarded-Host, else the request's Host; "" for r.Host.
+	Host string
+}
+
 // Check asks the auth service about r: a GET, never with r's body, with
 // r's headers (see RequestHeaders) and X-Forwarded-Method, -Proto, -Host,
-// -Uri and -For, and X-Real-Ip, from r, scheme and clientIP (which the
-// caller knows from its trusted proxies). A 2xx allows r; any other answer,
-// a redirect or a 5xx among them, is a denial to relay. No answer within
-// Timeout, or none at all, is an *UnavailableError; when ctx ends first
-// (the client went away) the error is ctx's.
-func (f *Forward) Check(ctx context.Context, r *http.Request, clientIP, scheme string) (Decision, error) {
+// -Uri and -For, and X-Real-Ip, from r and o. A 2xx allows r; any other
+// answer, a redirect or a 5xx among them, is a denial to relay. No answer
+// within Timeout, or none at all, is an *UnavailableError; when ctx ends
+// first (the client went away) the error is ctx's.
+func (f *Forward) Check(ctx context.Context, r *http.Request, o Origin) (Decision, error) {
 	qctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	q, err := http.NewRequestWithContext(qctx, http.MethodGet, f.url.String(), nil)
 	if err != nil {
 		return Decision{}, fmt.Errorf("forward auth: %w", err)
 	}
-	f.questionHeader(q.Header, r, clientIP, scheme)
+	f.questionHeader(q.Header, r, o)
 	resp, err := f.client.Do(q)
 	if err != nil {
 		return Decision{}, f.noAnswer(ctx, err)
@@ -255,7 +267,7 @@ func (f *Forward) noAnswer(ctx context.Context, err error) error {
 }
 
 // questionHeader fills h, the header of the question about r.
-func (f *Forward) questionHeader(h http.Header, r *http.Request, clientIP, scheme string) {
+func (f *Forward) questionHeader(h http.Header, r *http.Request, o Origin) {
 	if f.request != nil {
 		for _, k := range f.request {
 			if v := r.Header.Values(k); len(v) > 0 {
@@ -281,10 +293,14 @@ func (f *Forward) questionHeader(h http.Header, r *http.Request, clientIP, schem
 	for _, k := range []string{"Connection", "Content-Length", "Transfer-Encoding", "Te", "Trailer", "Upgrade", "Host"} {
 		h.Del(k)
 	}
+	host := o.Host
+	if host == "" {
+		host = r.Host
+	}
 	h.Set("X-Forwarded-Method", r.Method)
-	h.Set("X-Forwarded-Proto", scheme)
-	h.Set("X-Forwarded-Host", r.Host)
+	h.Set("X-Forwarded-Proto", o.Scheme)
+	h.Set("X-Forwarded-Host", host)
 	h.Set("X-Forwarded-Uri", r.URL.RequestURI())
-	h.Set("X-Forwarded-For", clientIP)
-	h.Set("X-Real-Ip", clientIP)
+	h.Set("X-Forwarded-For", o.ClientIP)
+	h.Set("X-Real-Ip", o.ClientIP)
 }

@@ -127,7 +127,7 @@ func TestForwardAgainstOAuth2Proxy(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			d, err := f.Check(ctx, r, "192.0.2.7", "https")
+			d, err := f.Check(ctx, r, auth.Origin{ClientIP: "192.0.2.7", Scheme: "https"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -108,7 +108,7 @@ func TestForwardAllowsWithTheServicesHeadersOnly(t *testing.T) {
 			r := clientRequest("GET", "https://app.example/", "", map[string]string{
 				"X-Auth-User": "root", "Remote-Email": "root@forged.example", "Accept": "text/html",
 			})
-			d, err := f.Check(context.Background(), r, "192.0.2.7", "https")
+			d, err := f.Check(context.Background(), r, auth.Origin{ClientIP: "192.0.2.7", Scheme: "https"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +194,7 @@ func TestForwardRelaysADenialAsItIs(t *testing.T) {
 				io.WriteString(w, tc.body)
 			})
 			f := newForward(t, auth.ForwardOptions{URL: srv.URL})
-			d, err := f.Check(context.Background(), clientRequest("GET", "https://app.example/", "", nil), "192.0.2.7", "https")
+			d, err := f.Check(context.Background(), clientRequest("GET", "https://app.example/", "", nil), auth.Origin{ClientIP: "192.0.2.7", Scheme: "https"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -245,6 +245,7 @@ func TestForwardAsksWithoutTheBodyAndWithTheForwardedSet(t *testing.T) {
 	tests := []struct {
 		name    string
 		request []string
+		host    string // Origin.Host
 		want    http.Header
 	}{
 		{
@@ -256,6 +257,12 @@ func TestForwardAsksWithoutTheBodyAndWithTheForwardedSet(t *testing.T) {
 			request: []string{"cookie", "X-Absent"},
 			want:    with(forwarded, http.Header{"Cookie": {"_oauth2_proxy=session"}}),
 		},
+		{
+			name:    "the host a trusted proxy said",
+			request: []string{"cookie"},
+			host:    "public.example:8443",
+			want:    with(forwarded, http.Header{"Cookie": {"_oauth2_proxy=session"}, "X-Forwarded-Host": {"public.example:8443"}}),
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -263,7 +270,7 @@ func TestForwardAsksWithoutTheBodyAndWithTheForwardedSet(t *testing.T) {
 			srv, asked := authService(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 			f := newForward(t, auth.ForwardOptions{URL: srv.URL + "/verify?app=web", RequestHeaders: tc.request})
 			r := clientRequest("POST", "https://app.example/app/path?q=1&r=%2F", "the client's secret body", client)
-			if _, err := f.Check(context.Background(), r, "192.0.2.7", "https"); err != nil {
+			if _, err := f.Check(context.Background(), r, auth.Origin{ClientIP: "192.0.2.7", Scheme: "https", Host: tc.host}); err != nil {
 				t.Fatal(err)
 			}
 			q := <-asked
@@ -294,7 +301,7 @@ func TestForwardKeepsItsConnectionAlive(t *testing.T) {
 	t.Cleanup(srv.Close)
 	f := newForward(t, auth.ForwardOptions{URL: srv.URL})
 	for range 3 {
-		if d, err := f.Check(context.Background(), clientRequest("GET", "http://app.example/", "", nil), "192.0.2.7", "http"); err != nil || !d.Allowed {
+		if d, err := f.Check(context.Background(), clientRequest("GET", "http://app.example/", "", nil), auth.Origin{ClientIP: "192.0.2.7", Scheme: "http"}); err != nil || !d.Allowed {
 			t.Fatalf("Check = %+v, %v; want allowed", d, err)
 		}
 	}
@@ -314,7 +321,7 @@ func TestForwardWithoutAnAnswerIsUnavailable(t *testing.T) {
 		t.Parallel()
 		url := "http://user:pass@" + testutil.ClosedAddr(t) + "/verify"
 		f := newForward(t, auth.ForwardOptions{URL: url})
-		_, err := f.Check(context.Background(), r, "192.0.2.7", "https")
+		_, err := f.Check(context.Background(), r, auth.Origin{ClientIP: "192.0.2.7", Scheme: "https"})
 		var ue *auth.UnavailableError
 		if !errors.As(err, &ue) {
 			t.Fatalf("Check: %v; want an *auth.UnavailableError", err)
@@ -334,7 +341,7 @@ func TestForwardWithoutAnAnswerIsUnavailable(t *testing.T) {
 		url, _ := slow(t)
 		f := newForward(t, auth.ForwardOptions{URL: url, Timeout: 100 * time.Millisecond})
 		start := time.Now()
-		_, err := f.Check(context.Background(), r, "192.0.2.7", "https")
+		_, err := f.Check(context.Background(), r, auth.Origin{ClientIP: "192.0.2.7", Scheme: "https"})
 		var ue *auth.UnavailableError
 		if !errors.As(err, &ue) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Check: %v; want an *auth.UnavailableError of context.DeadlineExceeded", err)
@@ -352,7 +359,7 @@ func TestForwardWithoutAnAnswerIsUnavailable(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		go func() {
-			_, err := f.Check(ctx, r, "192.0.2.7", "https")
+			_, err := f.Check(ctx, r, auth.Origin{ClientIP: "192.0.2.7", Scheme: "https"})
 			errc <- err
 		}()
 		<-asked

@@ -24,7 +24,10 @@ type Ask struct {
 	ClientIP string
 	// Scheme is "https" or "http", as the app is told it: a trusted
 	// proxy's X-Forwarded-Proto, else the connection's.
-	Scheme    string
+	Scheme string
+	// Host is the host the client asked for, as the app is told it in
+	// X-Forwarded-Host: a trusted proxy's, else the request's.
+	Host      string
 	RequestID string
 	// RawPath is the path as it will be sent on (escaped, cleaned of dot
 	// segments), Query the query without its "?".
@@ -143,7 +146,7 @@ func (rt *Route) checkBasic(ctx context.Context, w http.ResponseWriter, q *Ask) 
 // checkForward asks the auth service. Its denial is written to w as it
 // came; its failure to answer is auth_unavailable.
 func (rt *Route) checkForward(ctx context.Context, w http.ResponseWriter, q *Ask) (bool, *cause.Error) {
-	d, err := rt.forward.Check(ctx, q.Req, q.ClientIP, q.Scheme)
+	d, err := rt.forward.Check(ctx, q.Req, auth.Origin{ClientIP: q.ClientIP, Scheme: q.Scheme, Host: q.Host})
 	if err != nil {
 		q.Rule = "forward_auth"
 		var ue *auth.UnavailableError

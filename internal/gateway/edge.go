@@ -30,6 +30,7 @@ func (g *Gateway) admitEdge(x *front.Exchange, rw *responseWriter, st *reqState,
 		q.ClientIP = x.IP
 	}
 	q.Scheme = forwardedProto(x, st)
+	q.Host = forwardedHost(x, st)
 	q.RequestID = st.requestID
 	q.RawPath, q.Query, _ = strings.Cut(st.requestURI, "?")
 	rw.edge, rw.ask = e, q

@@ -864,6 +864,59 @@ func TestRouteRulesTakeTheSchemeATrustedProxySays(t *testing.T) {
 	})
 }
 
+// Behind a trusted proxy, the forward_auth service is asked about the
+// host the proxy says the browser asked for, as the app is told it
+// (an auth service's cookie domain and redirect are made from it); a
+// client that is no trusted proxy cannot say so, nor can a trusted one
+// with a list of hosts.
+func TestForwardAuthIsAskedAboutTheHostATrustedProxySays(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		// An auth service of each protocol's own: the protocols run at
+		// once, and each reads what its own requests asked.
+		asked := make(chan string, 16)
+		authSvc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			asked <- r.Header.Get("X-Forwarded-Host")
+		})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: authSvc}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		app := newEdgeApp(t)
+		cfg := config.Default()
+		cfg.TrustedProxies = []string{"127.0.0.2"}
+		gw, _, _ := oneMemberUnder(t, cfg, app.addr, func(ac *config.App) {
+			ac.ForwardAuth = &config.ForwardAuth{URL: "http://" + ln.Addr().String() + "/check", Timeout: config.Duration(5 * time.Second)}
+		}, gateway.Options{})
+		d := &direct{addr: serve(t, proto, gw)}
+		for _, tt := range []struct {
+			name, from string
+			said       []string // X-Forwarded-Host
+			want       string
+		}{
+			{"through the trusted proxy", "127.0.0.2", []string{"public.example:8443"}, "public.example:8443"},
+			{"from a client forging it", "127.0.0.4", []string{"public.example:8443"}, "site.example"},
+			{"a list through the trusted proxy", "127.0.0.2", []string{"public.example, evil.example"}, "site.example"},
+			{"two lines through the trusted proxy", "127.0.0.2", []string{"public.example", "evil.example"}, "site.example"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				got := d.send(t, proto, edgeReq{from: tt.from, path: "/x", host: "site.example", header: http.Header{"X-Forwarded-Host": tt.said}})
+				if got.status != 200 {
+					t.Fatalf("status %d, body %q", got.status, got.body)
+				}
+				if h := <-asked; h != tt.want {
+					t.Errorf("the auth service was asked with X-Forwarded-Host %q, want %q", h, tt.want)
+				}
+				if h := got.echoed(t).Headers["X-Forwarded-Host"]; !cmp.Equal(h, []string{tt.want}) {
+					t.Errorf("the app was told X-Forwarded-Host %q, want [%q]: the auth service and the app disagree", h, tt.want)
+				}
+			})
+		}
+	})
+}
+
 // A host route's rules hold for every spelling of its host that names
 // it: upper case, a port, the absolute domain's trailing dot
 // ("admin.example.com."), which apps (Django, for one) take for the

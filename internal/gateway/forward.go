@@ -157,6 +157,17 @@ func forwardedProto(x *front.Exchange, st *reqState) string {
 	return "http"
 }
 
+// forwardedHost is the host forwarded tells the app in X-Forwarded-Host:
+// a trusted proxy's when it names one host, else the request's. The
+// forward_auth question takes it too, so that the auth service judges
+// the host the browser asked for, as the app sees it.
+func forwardedHost(x *front.Exchange, st *reqState) string {
+	if v := x.Req.Header["X-Forwarded-Host"]; st.trusted && trust.ValidHost(v) {
+		return v[0]
+	}
+	return x.Req.Host
+}
+
 // originField reports whether k is one of the fields through which
 // frameworks learn where a request came from or how (Rack reads
 // X-Forwarded-Ssl before X-Forwarded-Proto; ASP.NET behind ARR reads
