@@ -34,22 +34,22 @@ apps:
 	a := c.Apps["web"]
 	type view struct {
 		Compress, RateLimit bool
-		Burst               int
+		Burst, IPv6Prefix   int
 		Security            string
 		Deny                []string
 	}
 	of := func(e Edge) view {
 		v := view{Compress: e.Compress != nil, RateLimit: e.RateLimit != nil, Security: e.SecurityHeaders, Deny: e.Deny}
 		if e.RateLimit != nil {
-			v.Burst = e.RateLimit.Burst
+			v.Burst, v.IPv6Prefix = e.RateLimit.Burst, e.RateLimit.IPv6Prefix
 		}
 		return v
 	}
 	got := []view{of(EdgeOf(a, &a.Routes[0])), of(EdgeOf(a, &a.Routes[1])), of(EdgeOf(a, &a.Routes[2]))}
 	want := []view{
-		{Compress: true, RateLimit: true, Burst: 10, Security: SecurityOn, Deny: []string{"10.0.0.0/8"}},
+		{Compress: true, RateLimit: true, Burst: 10, IPv6Prefix: 64, Security: SecurityOn, Deny: []string{"10.0.0.0/8"}},
 		{Deny: []string{}},
-		{Compress: true, RateLimit: true, Burst: 2, Security: SecurityForce, Deny: []string{"10.0.0.0/8"}},
+		{Compress: true, RateLimit: true, Burst: 2, IPv6Prefix: 64, Security: SecurityForce, Deny: []string{"10.0.0.0/8"}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("edge keys in effect per route (-want +got):\n%s", diff)

@@ -50,6 +50,14 @@ type RequestRateLimit struct {
 	// recently is forgotten (its client starts again with a full bucket).
 	// Default 100000 (about 10 MiB).
 	MaxKeys int `yaml:"max_keys" secret:"false"`
+	// IPv6Prefix is how many leading bits of an IPv6 client's address
+	// name its bucket (1 to 128), with key "client_ip" and with "user"
+	// for a request without a user. A home or cloud line is given a
+	// whole /64 and its host may take any address in it: keyed by
+	// address, a client would escape its limit by changing address. 128
+	// keys each address apart. An IPv4 client is keyed by its address.
+	// Default 64.
+	IPv6Prefix int `yaml:"ipv6_prefix" secret:"false"`
 
 	// Off: written "off", the block turns the feature off where it is.
 	Off bool `yaml:"-" secret:"false"`

@@ -313,7 +313,19 @@ func (v *validator) rateLimit(rl *RequestRateLimit, path string) {
 	} else if rl.MaxKeys == 0 {
 		rl.MaxKeys = 100000
 	}
+	switch {
+	case rl.IPv6Prefix != 0 && strings.HasPrefix(rl.Key, RateKeyHeader):
+		v.errorf(path+".ipv6_prefix", "only used with key: client_ip or user, not %q", rl.Key)
+	case rl.IPv6Prefix < 0 || rl.IPv6Prefix > 128:
+		v.errorf(path+".ipv6_prefix", "must be between 1 and 128 (bits of an IPv6 address), got %d", rl.IPv6Prefix)
+	case rl.IPv6Prefix == 0:
+		rl.IPv6Prefix = DefaultIPv6Prefix
+	}
 }
+
+// DefaultIPv6Prefix is rate_limit's ipv6_prefix when none is written: the
+// /64 a line is given.
+const DefaultIPv6Prefix = 64
 
 // Rate limit keys.
 const (

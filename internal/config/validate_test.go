@@ -372,6 +372,14 @@ func TestValidate(t *testing.T) {
 		{"a rate_limit keyed by a request field", web + "    rate_limit: {rate: 10/s, key: \"header:X-Api-Key\"}\n", nil},
 		{"a rate_limit keyed by a field the front drops", web + "    rate_limit: {rate: 10/s, key: \"header:X_Api_Key\"}\n",
 			[]string{`g.yaml:4: apps.web.rate_limit.key: "header:X_Api_Key" names a field with "_", which gatehouse drops from every request (as nginx does): every request would share one bucket`}},
+		{"a rate_limit keying IPv6 clients by their /56", web + "    rate_limit: {rate: 10/s, ipv6_prefix: 56}\n", nil},
+		{"a rate_limit keying each IPv6 address", web + "    rate_limit: {rate: 10/s, key: user, ipv6_prefix: 128}\n", nil},
+		{"an ipv6_prefix past an address", web + "    rate_limit:\n      rate: 10/s\n      ipv6_prefix: 129\n",
+			[]string{`g.yaml:6: apps.web.rate_limit.ipv6_prefix: must be between 1 and 128 (bits of an IPv6 address), got 129`}},
+		{"a negative ipv6_prefix", web + "    rate_limit: {rate: 10/s, ipv6_prefix: -1}\n",
+			[]string{`g.yaml:4: apps.web.rate_limit.ipv6_prefix: must be between 1 and 128 (bits of an IPv6 address), got -1`}},
+		{"an ipv6_prefix of a rate_limit keyed by a field", web + "    rate_limit: {rate: 10/s, key: \"header:X-Api-Key\", ipv6_prefix: 64}\n",
+			[]string{`g.yaml:4: apps.web.rate_limit.ipv6_prefix: only used with key: client_ip or user, not "header:X-Api-Key"`}},
 	})
 }
 

@@ -24,3 +24,32 @@ func TestCompileRefusesARateTheLimiterCannotCount(t *testing.T) {
 		})
 	}
 }
+
+// A client's bucket is its IPv4 address, or its IPv6 address's prefix:
+// every address of one /64 shares a bucket, and an IPv4 client written
+// as IPv6 is its IPv4 address.
+func TestClientKeyTakesAnIPv6ClientsPrefix(t *testing.T) {
+	tests := []struct {
+		addr   string
+		v6Bits int
+		want   string
+	}{
+		{"192.0.2.7", 64, "192.0.2.7"},
+		{"::ffff:192.0.2.7", 64, "192.0.2.7"},
+		{"2001:db8:1:2::1", 64, "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:a5b3:77ff:fe01:9c2d", 64, "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", 64, "2001:db8:1:3::/64"},
+		{"2001:db8:1:2:a5b3::1", 56, "2001:db8:1::/56"},
+		{"2001:db8:1:2::1", 128, "2001:db8:1:2::1/128"},
+		{"fe80::1%eth0", 64, "fe80::/64"},
+		{"::1", 64, "::/64"},
+		{"not an address", 64, "not an address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			if got := clientKey(tt.addr, tt.v6Bits); got != tt.want {
+				t.Errorf("clientKey(%q, %d) = %q, want %q", tt.addr, tt.v6Bits, got, tt.want)
+			}
+		})
+	}
+}

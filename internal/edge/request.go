@@ -182,7 +182,26 @@ func (rt *Route) rateKey(q *Ask) string {
 	case strings.HasPrefix(rt.limitKey, config.RateKeyHeader):
 		return q.Req.Header.Get(rt.limitKey[len(config.RateKeyHeader):])
 	}
-	return q.ClientIP
+	return clientKey(q.ClientIP, rt.v6Bits)
+}
+
+// clientKey names the bucket of the client at addr: an IPv4 address
+// itself; an IPv6 one by its first v6Bits bits ("2001:db8:1:2::/64"),
+// since a line is given a whole prefix and its host may take any
+// address in it, a new one for every request if it likes.
+func clientKey(addr string, v6Bits int) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || ip.Is4() {
+		return addr
+	}
+	if ip = ip.Unmap(); ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.WithZone("").Prefix(v6Bits)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 // Target is the escaped path the app is sent: the client's after

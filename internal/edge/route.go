@@ -41,8 +41,10 @@ type Route struct {
 	access   *access.Rules
 	limiter  *ratelimit.Limiter
 	limitKey string
-	basic    *auth.Basic
-	forward  *auth.Forward
+	// v6Bits is how much of an IPv6 client's address keys its bucket.
+	v6Bits  int
+	basic   *auth.Basic
+	forward *auth.Forward
 }
 
 // Compile builds route r of app a: its own keys, else the app's
@@ -143,6 +145,10 @@ func (rt *Route) compileEdge(e config.Edge, limiter *ratelimit.Limiter) error {
 			rt.limiter = ratelimit.New(ratelimit.Options{Rate: rate, Burst: rl.Burst, MaxKeys: rl.MaxKeys})
 		}
 		rt.limitKey = rl.Key
+		rt.v6Bits = rl.IPv6Prefix
+		if rt.v6Bits == 0 {
+			rt.v6Bits = config.DefaultIPv6Prefix
+		}
 	}
 	if ba := e.BasicAuth; ba != nil {
 		if rt.basic, err = auth.NewBasic(auth.BasicOptions{Users: ba.Users, Realm: ba.Realm}); err != nil {

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/front"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/pool"
 	"github.com/gatehouse/gatehouse/internal/testutil"
@@ -1175,5 +1176,76 @@ func TestRouteRateLimitOfTheAppIsSharedByItsRoutes(t *testing.T) {
 		if got := d.send(t, "h1", edgeReq{from: "127.0.0.2", path: tt.path}); got.status != tt.status {
 			t.Errorf("%s: %d, want %d", tt.path, got.status, tt.status)
 		}
+	}
+}
+
+// A rate_limit keys an IPv6 client by its /64, the prefix a line is
+// given, so that a client that takes a new address of it for each
+// request stays held to the rate; another /64 is another client. A
+// route with ipv6_prefix: 128 keys each address.
+func TestRouteRateLimitKeysAnIPv6ClientByItsPrefix(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		app := newEdgeApp(t)
+		cfg := config.Default()
+		cfg.TrustedProxies = []string{"127.0.0.2"}
+		d := &direct{}
+		gw, _, _ := oneMemberUnder(t, cfg, app.addr, func(ac *config.App) {
+			ac.RateLimit = &config.RequestRateLimit{Rate: "1/m", Burst: 2}
+			ac.Routes = []config.Route{
+				{Match: "/each/", RateLimit: &config.RequestRateLimit{Rate: "1/m", Burst: 1, IPv6Prefix: 128}},
+				{Match: "/"},
+			}
+		}, gateway.Options{Observe: d.observe})
+		d.addr = serve(t, proto, gw)
+		for _, tt := range []struct {
+			client, path string
+			status       int
+		}{
+			{"2001:db8:1:2::1", "/1", 200},
+			{"2001:db8:1:2::2", "/2", 200},
+			{"2001:db8:1:2:a5b3:77ff:fe01:9c2d", "/3", 429}, // the /64's burst is spent
+			{"2001:db8:1:3::1", "/4", 200},                  // another /64
+			{"2001:db8:1:2::1", "/each/5", 200},
+			{"2001:db8:1:2::2", "/each/6", 200}, // another address, another bucket
+			{"2001:db8:1:2::1", "/each/7", 429},
+		} {
+			got := d.send(t, proto, edgeReq{from: "127.0.0.2", path: tt.path, header: http.Header{"X-Forwarded-For": {tt.client}}})
+			if got.status != tt.status {
+				t.Errorf("%s from %s: %d, want %d", tt.path, tt.client, got.status, tt.status)
+			}
+		}
+		if e := d.entry(t, "/3"); !strings.Contains(e.Detail, "2001:db8:1:2::/64") {
+			t.Errorf("the refusal's detail %q does not name the client's /64, 2001:db8:1:2::/64", e.Detail)
+		}
+	})
+}
+
+// A client connected over IPv6 is keyed by its /64 too: the peer's
+// address, as the connection gives it, is read as an address.
+func TestRouteRateLimitKeysAnIPv6PeerByItsPrefix(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	app := newEdgeApp(t)
+	d := &direct{}
+	gw, _, _ := oneMemberIn(t, app.addr, func(ac *config.App) {
+		ac.RateLimit = &config.RequestRateLimit{Rate: "1/m", Burst: 1}
+	}, gateway.Options{Observe: d.observe})
+	f := front.New(gw, front.Options{})
+	done := make(chan struct{})
+	go func() { defer close(done); f.Serve(ln) }()
+	t.Cleanup(func() { f.Close(); <-done })
+	d.addr = ln.Addr().String()
+	for _, tt := range []struct {
+		path   string
+		status int
+	}{{"/1", 200}, {"/2", 429}} {
+		if got := d.send(t, "h1", edgeReq{from: "::1", path: tt.path}); got.status != tt.status {
+			t.Errorf("%s from ::1: %d, want %d", tt.path, got.status, tt.status)
+		}
+	}
+	if e := d.entry(t, "/2"); !strings.Contains(e.Detail, "client ::/64 ") {
+		t.Errorf("the refusal's detail %q does not name ::1's /64, ::/64", e.Detail)
 	}
 }
