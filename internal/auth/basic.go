@@ -52,12 +52,19 @@ const maxCached = 1024
 // Basic checks HTTP Basic credentials (RFC 7617). It is safe for
 // concurrent use.
 type Basic struct {
-	users     map[string][]byte
+	users     map[string]basicUser
 	challenge string
 	// dummy is compared against for an unknown user, so that it costs
 	// what a wrong password costs: the hash of the highest cost among
 	// the users.
 	dummy []byte
+	// pads[k] is a hash of cost k, for each cost from the cheapest
+	// user's up to below dummy's. A wrong password of a user whose hash
+	// is cheaper than dummy is compared against pads[cost:] too, which
+	// add up to dummy's work: otherwise an unknown name, compared
+	// against dummy, would answer later than that user, and tell that
+	// the user exists (htpasswd -B makes cost 5, hash-password 12).
+	pads [][]byte
 
 	// cacheKey keys the HMAC that names a verified user, password and
 	// hash in cache: the table holds no password, nor anything from
@@ -73,6 +80,11 @@ type Basic struct {
 
 	// compare is bcrypt.CompareHashAndPassword; tests count its calls.
 	compare func(hash, password []byte) error
+}
+
+type basicUser struct {
+	hash []byte
+	cost int
 }
 
 // InvalidUserError is a user of BasicOptions.Users that cannot sign in:
@@ -99,7 +111,7 @@ func NewBasic(o BasicOptions) (*Basic, error) {
 		return nil, fmt.Errorf("basic auth realm %q has a control character", realm)
 	}
 	b := &Basic{
-		users:     make(map[string][]byte, len(o.Users)),
+		users:     make(map[string]basicUser, len(o.Users)),
 		challenge: `Basic realm="` + quoteEscape(realm) + `", charset="UTF-8"`,
 		cacheKey:  make([]byte, 32),
 		cache:     map[[sha256.Size]byte]struct{}{},
@@ -121,7 +133,7 @@ func NewBasic(o BasicOptions) (*Basic, error) {
 	b.comparing = make(chan struct{}, maxComparing)
 	rand.Read(b.cacheKey) // never fails (crypto/rand's contract)
 
-	maxCost := -1
+	minCost, maxCost := bcrypt.MaxCost+1, -1
 	for user, hash := range o.Users {
 		if err := checkUser(user); err != nil {
 			return nil, &InvalidUserError{User: user, Reason: err.Error()}
@@ -130,12 +142,38 @@ func NewBasic(o BasicOptions) (*Basic, error) {
 		if err != nil {
 			return nil, &InvalidUserError{User: user, Reason: err.Error()}
 		}
-		b.users[user] = []byte(hash)
+		b.users[user] = basicUser{hash: []byte(hash), cost: cost}
+		minCost = min(minCost, cost)
 		if cost > maxCost {
 			maxCost, b.dummy = cost, []byte(hash)
 		}
 	}
+	pads, err := padHashes(minCost, maxCost)
+	if err != nil {
+		return nil, err
+	}
+	b.pads = pads
 	return b, nil
+}
+
+// padHashes returns a hash of each cost from lo up to below hi, indexed
+// by cost; nil when lo is hi. Together they cost about what one hash of
+// cost hi does, which is what making them takes.
+func padHashes(lo, hi int) ([][]byte, error) {
+	if lo >= hi {
+		return nil, nil
+	}
+	pads := make([][]byte, hi)
+	password := make([]byte, 16)
+	rand.Read(password) // never fails (crypto/rand's contract)
+	for k := lo; k < hi; k++ {
+		h, err := bcrypt.GenerateFromPassword(password, k)
+		if err != nil {
+			return nil, fmt.Errorf("basic auth: a hash of cost %d: %w", k, err)
+		}
+		pads[k] = h
+	}
+	return pads, nil
 }
 
 // checkUser: a name a client can send. The first colon of the credentials
@@ -193,10 +231,12 @@ func (b *Basic) HasCredentials(r *http.Request) bool {
 // when the password is right. Missing or malformed credentials, an
 // unknown user and a wrong password all return ok=false: the caller
 // answers 401 with Challenge() as WWW-Authenticate (after Fail when
-// HasCredentials). An unknown user costs a bcrypt as a wrong password
-// does; a right password is verified once and then found in a bounded
-// cache; a failure is never cached. A bcrypt waits its turn among
-// MaxComparing; a request whose context ends meanwhile fails.
+// HasCredentials). Every failure costs the work of a bcrypt at the
+// users' highest cost, an unknown user's and a cheaper user's wrong
+// password alike; a right password is verified once and then found in
+// a bounded cache; a failure is never cached. The comparisons of a
+// check wait their turn among MaxComparing; a request whose context
+// ends meanwhile fails.
 func (b *Basic) Check(r *http.Request) (user string, ok bool) {
 	u, p, present := r.BasicAuth()
 	if !present {
@@ -205,11 +245,11 @@ func (b *Basic) Check(r *http.Request) (user string, ok bool) {
 	// charset="UTF-8" asks for UTF-8; a client that ignores it sends
 	// ISO-8859-1, whose every byte is the code point of the same number.
 	u, p = latin1IfNotUTF8(u), latin1IfNotUTF8(p)
-	hash, known := b.users[u]
+	entry, known := b.users[u]
 	if !known {
-		hash = b.dummy
+		entry = basicUser{hash: b.dummy}
 	}
-	key := b.cacheName(u, p, hash)
+	key := b.cacheName(u, p, entry.hash)
 	if known && b.cached(key) {
 		return u, true
 	}
@@ -218,13 +258,25 @@ func (b *Basic) Check(r *http.Request) (user string, ok bool) {
 	case <-r.Context().Done():
 		return "", false
 	}
-	err := b.compare(hash, []byte(p))
+	err := b.compare(entry.hash, []byte(p))
+	if err != nil && known {
+		b.pad(entry.cost, []byte(p))
+	}
 	<-b.comparing
 	if err != nil || !known {
 		return "", false
 	}
 	b.remember(key)
 	return u, true
+}
+
+// pad spends, after a failed comparison against a hash of cost, the
+// work that takes it to the highest cost's: 2^cost more for each cost
+// from cost up, 2^cost + 2^cost + … + 2^(max-1) = 2^max.
+func (b *Basic) pad(cost int, password []byte) {
+	for k := cost; k < len(b.pads); k++ {
+		b.compare(b.pads[k], password)
+	}
 }
 
 // latin1IfNotUTF8 returns s, or, when s is not UTF-8, s read as ISO-8859-1.

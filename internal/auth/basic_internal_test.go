@@ -50,8 +50,9 @@ func mustHash(t *testing.T, password string, cost int) string {
 
 // A right password costs one bcrypt, and the client's next requests
 // none; a wrong password costs one every time, and so does an unknown
-// user, against a hash as costly as the costliest user's, so that neither
-// answers sooner than the other.
+// user, against a hash as costly as the costliest user's; a wrong
+// password of a cheaper user costs a pad besides, so that none answers
+// sooner than another.
 func TestBasicSpendsABcryptOnEveryFailureAndOnlyTheFirstSuccess(t *testing.T) {
 	t.Parallel()
 	alice := mustHash(t, "s3cret", bcrypt.MinCost)
@@ -60,6 +61,7 @@ func TestBasicSpendsABcryptOnEveryFailureAndOnlyTheFirstSuccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pad := string(b.pads[bcrypt.MinCost])
 	c := countComparisons(b)
 	steps := []struct {
 		user, password string
@@ -68,8 +70,8 @@ func TestBasicSpendsABcryptOnEveryFailureAndOnlyTheFirstSuccess(t *testing.T) {
 	}{
 		{"alice", "s3cret", true, []string{alice}},
 		{"alice", "s3cret", true, nil},
-		{"alice", "wrong", false, []string{alice}},
-		{"alice", "wrong", false, []string{alice}},
+		{"alice", "wrong", false, []string{alice, pad}},
+		{"alice", "wrong", false, []string{alice, pad}},
 		{"mallory", "s3cret", false, []string{bob}},
 		{"mallory", "hunter2", false, []string{bob}},
 		{"bob", "hunter2", true, []string{bob}},
@@ -86,6 +88,62 @@ func TestBasicSpendsABcryptOnEveryFailureAndOnlyTheFirstSuccess(t *testing.T) {
 		if diff := cmp.Diff(s.wantCompared, c.seen()[before:], cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("step %d (%s:%s): hashes compared (-want +got):\n%s", i, s.user, s.password, diff)
 		}
+	}
+}
+
+// A failed check costs the work of one bcrypt at the users' highest
+// cost whichever name it gives, a user's with a cheaper hash (htpasswd
+// -B makes cost 5, gatehouse hash-password 12) as an unknown one's: an
+// answer that came sooner would tell that the name is a user's. Work is
+// counted in bcrypt's rounds, 2^cost a comparison, not timed.
+func TestBasicFailureCostsTheSameWorkWhateverTheName(t *testing.T) {
+	t.Parallel()
+	users := map[string]string{
+		"cheap":  mustHash(t, "pw", bcrypt.MinCost),
+		"middle": mustHash(t, "pw", bcrypt.MinCost+1),
+		"costly": mustHash(t, "pw", bcrypt.MinCost+3),
+	}
+	b, err := NewBasic(BasicOptions{Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := countComparisons(b)
+	work := func(hashes []string) int {
+		n := 0
+		for _, h := range hashes {
+			cost, err := bcrypt.Cost([]byte(h))
+			if err != nil {
+				t.Fatalf("a comparison against %q: %v", h, err)
+			}
+			n += 1 << cost
+		}
+		return n
+	}
+	tests := []struct {
+		user, password string
+		wantOK         bool
+		wantWork       int
+	}{
+		{"cheap", "wrong", false, 1 << (bcrypt.MinCost + 3)},
+		{"middle", "wrong", false, 1 << (bcrypt.MinCost + 3)},
+		{"costly", "wrong", false, 1 << (bcrypt.MinCost + 3)},
+		{"nobody", "wrong", false, 1 << (bcrypt.MinCost + 3)},
+		{"nobody", "pw", false, 1 << (bcrypt.MinCost + 3)},
+		// A right password is no failure, and its hash's own cost.
+		{"cheap", "pw", true, 1 << bcrypt.MinCost},
+	}
+	for _, tt := range tests {
+		t.Run(tt.user+":"+tt.password, func(t *testing.T) {
+			before := len(c.seen())
+			r, _ := http.NewRequest("GET", "http://example.test/", nil)
+			r.SetBasicAuth(tt.user, tt.password)
+			if _, ok := b.Check(r); ok != tt.wantOK {
+				t.Errorf("Check = %v, want %v", ok, tt.wantOK)
+			}
+			if got := work(c.seen()[before:]); got != tt.wantWork {
+				t.Errorf("work %d rounds, want %d", got, tt.wantWork)
+			}
+		})
 	}
 }
 

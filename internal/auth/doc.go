@@ -3,9 +3,11 @@
 //
 // Basic checks HTTP Basic credentials against bcrypt hashes: it caches
 // successful verifications (a bcrypt costs tens of milliseconds, a signed-in
-// client sends every request with its credentials), spends a bcrypt on an
-// unknown user as on a known one, and holds a failure back a second with a
-// cap on how many wait at once, as the admin sign-in does.
+// client sends every request with its credentials), spends on every
+// failure the work of a bcrypt at the users' highest cost, whatever user
+// it names or none (so that no answer tells whether a name is a user's),
+// and holds a failure back a second with a cap on how many wait at once,
+// as the admin sign-in does.
 //
 // Forward asks an auth service (oauth2-proxy, Authelia, Authentik, …) about
 // each request, as Traefik's ForwardAuth, nginx's auth_request and Caddy's
