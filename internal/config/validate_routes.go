@@ -48,6 +48,11 @@ func (v *validator) routes(routes []Route, path string, napps int) {
 			// The gateway compares the request's host without its port,
 			// so a host with one would match no request.
 			v.errorf(mp, "%q: leave out the port, e.g. \"api.example.com/\": a route takes its host's requests on every listener", r.Match)
+		case strings.Contains(r.Match[len(host):], ";"):
+			// The gateway matches paths without their parameters, as
+			// servlet containers read them: a prefix with one would
+			// match no request.
+			v.errorf(mp, "%q: leave out the path parameter (from \";\"): routes match paths without them", r.Match)
 		case dup && first == r.Match:
 			v.errorf(mp, "duplicate route %q", r.Match)
 		case dup:

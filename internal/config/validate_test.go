@@ -105,6 +105,11 @@ func TestValidate(t *testing.T) {
 				`g.yaml:4: apps.web.routes[1]: "*.example.com/": a route's host is one host name, without wildcards; list each host`,
 				`g.yaml:4: apps.web.routes[2]: "[::1]:80/": leave out the port, e.g. "api.example.com/": a route takes its host's requests on every listener`,
 			}},
+		{"route with a path parameter", web + "    routes: [\"/api;v2/\", \"a.example/x;y\"]\n",
+			[]string{
+				`g.yaml:4: apps.web.routes[0]: "/api;v2/": leave out the path parameter (from ";"): routes match paths without them`,
+				`g.yaml:4: apps.web.routes[1]: "a.example/x;y": leave out the path parameter (from ";"): routes match paths without them`,
+			}},
 		{"route spelt twice", web + "    routes: [\"api.example.com/\", \"API.Example.com./\"]\n",
 			[]string{`g.yaml:4: apps.web.routes[1]: duplicate route "API.Example.com./": the same as "api.example.com/" (a host matches in any case, with or without a trailing dot; repeated slashes are one)`}},
 		{"route claimed twice in another spelling", "apps:\n  web:\n    command: x\n    routes: [\"www.example.com/\"]\n  api:\n    command: y\n    routes: [\"WWW.example.com./\"]\n",

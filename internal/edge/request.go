@@ -230,7 +230,8 @@ func (rt *Route) Target(q *Ask) (path string, changed bool) {
 // stripPrefix takes prefix off the escaped path p. The route matched the
 // decoded path with its slashes merged, so p is walked as it was
 // matched: escapes decoded ("/%61pi" is "/api") and a run of slashes
-// taken as one ("//api"). The slash after the prefix is the path's
+// taken as one ("//api"), path parameters left out ("/api;v=1/items"
+// is "/items"). The slash after the prefix is the path's
 // first; one escaped ("/api%2Fitems", "/api/items" to the route) is
 // sent as "/", as nginx sends the part after a location's prefix, so the
 // app is not sent "/%2Fitems" for it. A p that does not begin with
@@ -245,6 +246,10 @@ func stripPrefix(p, prefix string) string {
 		switch {
 		case n == 0:
 			return p
+		case n == 1 && c == ';':
+			// a segment's parameters, which the route was matched
+			// without (routing.Match)
+			n = paramsLen(p[i:])
 		case c == '/' && j > 0 && prefix[j-1] == '/':
 			// a slash merged into the one before
 		case c != prefix[j]:
@@ -255,10 +260,22 @@ func stripPrefix(p, prefix string) string {
 		i += n
 	}
 	rest := p[i:]
+	if strings.HasPrefix(rest, ";") {
+		rest = rest[paramsLen(rest):] // the prefix's last segment's
+	}
 	if c, n := decodedAt(rest, 0); c == '/' && n == 3 {
 		return "/" + rest[n:]
 	}
 	return rest
+}
+
+// paramsLen is how long the parameters p begins with are: to the
+// segment's end.
+func paramsLen(p string) int {
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return i
+	}
+	return len(p)
 }
 
 // decodedAt is the byte p's escaped text has at i, decoded, and how many

@@ -1090,6 +1090,29 @@ func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
 	})
 }
 
+// A path whose segments carry parameters takes the route it names
+// without them: servlet containers and Spring serve "/admin;x/secret" as
+// "/admin/secret", so "/"'s rules must not apply to it. The app is sent
+// the path as written, but for what strip_prefix takes off, parameters
+// of the prefix's segments included.
+func TestRouteRulesHoldForPathParameters(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		d := newDirect(t, proto, rawPathEchoApp(t), func(a *config.App) {
+			a.Routes = []config.Route{
+				{Match: "/admin/", Deny: []string{"127.0.0.0/8"}},
+				{Match: "/api/", StripPrefix: true},
+				{Match: "/"},
+			}
+		})
+		expectRoutedOver(t, d, proto, []routedPath{
+			{"/admin;x/secret", 403, ""}, {"/admin;jsessionid=1", 403, ""}, {"/;x/admin/secret", 403, ""},
+			{"/admin/;x", 403, ""}, {"//admin;/x", 403, ""},
+			{"/api;v=1/items", 200, "/items"}, {"/api;v=1", 200, "/"}, {"/api/items;v=1", 200, "/items;v=1"},
+			{"/adm;in/x", 200, "/adm;in/x"}, {"/x;y", 200, "/x;y"},
+		})
+	})
+}
+
 // rawPathEchoApp is an app that answers with the path it was sent, as it
 // came (a ServeMux would redirect a doubled slash away before it could
 // be seen); its address.
@@ -1118,8 +1141,14 @@ type routedPath struct {
 // expectRouted asks d for each path over HTTP/1.1 and checks its answer.
 func expectRouted(t *testing.T, d *direct, paths []routedPath) {
 	t.Helper()
+	expectRoutedOver(t, d, "h1", paths)
+}
+
+// expectRoutedOver is expectRouted over proto.
+func expectRoutedOver(t *testing.T, d *direct, proto string, paths []routedPath) {
+	t.Helper()
 	for _, tt := range paths {
-		got := d.send(t, "h1", edgeReq{path: tt.path})
+		got := d.send(t, proto, edgeReq{path: tt.path})
 		if got.status != tt.status {
 			t.Errorf("%s: %d, want %d", tt.path, got.status, tt.status)
 			continue

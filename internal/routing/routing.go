@@ -61,6 +61,10 @@ func (t *Table[T]) Routes() []Route[T] { return t.routes }
 // route, as nginx's merge_slashes has it; else a shorter route's rules
 // would apply to the page.
 //
+// Path parameters (";jsessionid=…") are matched without: servlet
+// containers and Spring serve "/admin;x/secret" as "/admin/secret", so it
+// takes "/admin/"'s route and its rules, not "/"'s.
+//
 // A path that is a route's prefix but its last slash ("/admin" for
 // "/admin/") takes that route (bare), unless a route of its host, or of
 // none if it has none, whose prefix is the path itself does: apps serve
@@ -71,7 +75,7 @@ func (t *Table[T]) Match(host, path string) *Route[T] {
 		return &rs[0]
 	}
 	host = http1.RouteHost(host)
-	path = http1.MergeSlashes(path)
+	path = withoutParams(http1.MergeSlashes(path))
 	var bare *Route[T]
 	for i := range rs {
 		rt := &rs[i]
@@ -89,4 +93,25 @@ func (t *Table[T]) Match(host, path string) *Route[T] {
 		}
 	}
 	return bare
+}
+
+// withoutParams is p with each segment's parameters (from ';' to the
+// segment's end) left out; p itself when it has none.
+func withoutParams(p string) string {
+	if strings.IndexByte(p, ';') < 0 {
+		return p
+	}
+	b := make([]byte, 0, len(p))
+	for inParam, i := false, 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '/':
+			inParam = false
+		case c == ';':
+			inParam = true
+		}
+		if !inParam {
+			b = append(b, p[i])
+		}
+	}
+	return http1.MergeSlashes(string(b))
 }

@@ -61,6 +61,15 @@ func TestMatch(t *testing.T) {
 			{"example.com", "/admin", "example.com/admin/"},
 			{"other.test", "/admin", "/admin"},
 		}},
+		{"path parameters left out", table([2]string{"", "/"}, [2]string{"", "/admin/"}), []req{
+			{"h", "/admin;x/secret", "/admin/"},
+			{"h", "/admin;jsessionid=1/", "/admin/"},
+			{"h", "/admin;", "/admin/"},
+			{"h", "/;x/admin/secret", "/admin/"},
+			{"h", "/;/admin/secret", "/admin/"},
+			{"h", "/adm;in/x", "/"},
+			{"h", "/x;/admin/", "/"},
+		}},
 		{"the slashed route, with no route for the path", table([2]string{"example.com", "/admin/"}), []req{
 			{"example.com", "/admin", "example.com/admin/"},
 			{"other.test", "/admin", ""},
