@@ -1113,6 +1113,30 @@ func TestRouteRulesHoldForPathParameters(t *testing.T) {
 	})
 }
 
+// A parameter holding an encoded slash ("/;x%2Fy/admin/secret") is
+// refused: a servlet container ends the parameter at the next '/' as
+// sent, so serves /admin/secret, while an app that decodes first ends it
+// at "%2F" and serves /y/admin/secret; the gateway cannot pick the route
+// of both, and "/"'s rules must not hold for the first.
+func TestPathParameterWithAnEncodedSlashIsRefused(t *testing.T) {
+	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
+		d := newDirect(t, proto, rawPathEchoApp(t), func(a *config.App) {
+			a.Routes = []config.Route{
+				{Match: "/admin/", Deny: []string{"127.0.0.0/8"}},
+				{Match: "/api/", StripPrefix: true},
+				{Match: "/"},
+			}
+		})
+		expectRoutedOver(t, d, proto, []routedPath{
+			{"/;x%2Fy/admin/secret", 400, ""}, {"/;%2F/admin/secret", 400, ""}, {"/x;a%2fb/admin/secret", 400, ""},
+			{"/admin;x%2Fy/secret", 400, ""}, {"/api;v%2F1/items", 400, ""},
+			// An encoded slash with no parameter before it in its
+			// segment is read as before.
+			{"/x%2Fy;a/b", 200, "/x%2Fy;a/b"}, {"/x;a/y%2Fz", 200, "/x;a/y%2Fz"},
+		})
+	})
+}
+
 // rawPathEchoApp is an app that answers with the path it was sent, as it
 // came (a ServeMux would redirect a doubled slash away before it could
 // be seen); its address.

@@ -37,8 +37,10 @@ var ErrAmbiguousPath = errors.New("ambiguous request path")
 // depends on the app's decoder: a segment that decodes to something holding
 // '/' or '\\' together with a "." or ".." piece ("..%2fadmin", "..\\admin",
 // "%2E%2E%2Fadmin" — an app that decodes before splitting, or splits on '\\',
-// climbs out of the prefix; one that does not, does not), an encoded NUL, a
-// raw control byte, a '%' not followed by two hex digits, and a path not
+// climbs out of the prefix; one that does not, does not), a path parameter
+// holding an encoded '/' (";x%2Fy": a servlet container ends it at the next
+// raw '/', an app that decodes first at the "%2F"), an encoded NUL, a raw
+// control byte, a '%' not followed by two hex digits, and a path not
 // starting with '/'.
 func CleanPath(rawPath string) (clean string, changed bool, err error) {
 	if rawPath == "" || rawPath[0] != '/' {
@@ -107,9 +109,15 @@ func removeDotSegments(rawPath string) string {
 // Java app reads "..;x" as ".."); a "." or ".." piece behind such a
 // separator is a dot segment to that app and not to the gateway, which is
 // the ambiguity refused.
+//
+// A parameter (from a raw ';') holding an encoded '/' is refused too:
+// servlet containers and Spring take the parameter off before decoding,
+// to the next raw '/', so "/;x%2Fy/admin" is /admin to them, while the
+// gateway routes the decoded path ("/;x/y/admin", /y/admin without its
+// parameter), as an app that decodes first reads it.
 func scanSegment(seg string) (dots int, err error) {
 	pieceLen, pieceDots := 0, 0 // a piece is a dot piece when all of it, 1 or 2 bytes, is '.'
-	separated, dotPiece := false, false
+	separated, dotPiece, param := false, false, false
 	for i := 0; i < len(seg); i++ {
 		c := seg[i]
 		switch {
@@ -121,7 +129,12 @@ func scanSegment(seg string) (dots int, err error) {
 			if c == 0 {
 				return 0, fmt.Errorf("%w: encoded NUL %q", ErrAmbiguousPath, seg[i:i+3])
 			}
+			if c == '/' && param {
+				return 0, fmt.Errorf("%w: segment %q has a parameter holding an encoded '/'", ErrAmbiguousPath, seg)
+			}
 			i += 2
+		case c == ';':
+			param = true
 		case c < 0x20 || c == 0x7f:
 			return 0, fmt.Errorf("%w: control byte 0x%02x", ErrAmbiguousPath, c)
 		}

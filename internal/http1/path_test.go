@@ -76,6 +76,14 @@ func TestCleanPath(t *testing.T) {
 		{"dot path parameter", "/public/.;x/a", refused},
 		{"encoded path parameter", "/public/%2e%2e%3bjsessionid=1/admin", refused},
 		{"path parameter kept", "/a;v=1/b", unchanged("/a;v=1/b")},
+		// A parameter ends at the next raw '/' to a servlet container,
+		// at an encoded one to an app that decodes first.
+		{"encoded slash in path parameter", "/;x%2Fy/admin/secret", refused},
+		{"encoded slash in path parameter lower", "/a;b%2fc", refused},
+		{"encoded slash in later path parameter", "/a;b;c%2Fd/e", refused},
+		{"encoded slash before path parameter", "/a%2Fb;c/d", unchanged("/a%2Fb;c/d")},
+		{"encoded slash after path parameter's segment", "/a;b/c%2Fd", unchanged("/a;b/c%2Fd")},
+		{"encoded semicolon before encoded slash", "/a%3Bb%2Fc", unchanged("/a%3Bb%2Fc")},
 		{"dot dot encoded slash", "/public/..%2fadmin/secret.txt", refused},
 		{"dot dot encoded slash upper", "/public/..%2Fadmin", refused},
 		{"all encoded", "/public/%2E%2E%2Fadmin", refused}, // decodes to "../admin": an error, not "/admin" nor "/public/..%2Fadmin"
@@ -129,7 +137,7 @@ func TestCleanPath(t *testing.T) {
 // rules built from net/url and RFC 3986's algorithm as printed, on random
 // paths from an alphabet chosen to hit dot segments and separators.
 func TestCleanPathOracle(t *testing.T) {
-	alphabet := []string{"a", ".", "..", "%2e", "%2E%2e", "/", "%2f", `\`, "b"}
+	alphabet := []string{"a", ".", "..", "%2e", "%2E%2e", "/", "%2f", `\`, ";", "b"}
 	r := rand.New(rand.NewPCG(1, 2))
 	var ok, refused int
 	for range 50000 {
@@ -264,6 +272,9 @@ func oracleCleanPath(in string) (clean string, changed, isErr bool) {
 	for i, seg := range segs {
 		dec, err := url.PathUnescape(seg)
 		if err != nil {
+			return "", false, true
+		}
+		if _, param, ok := strings.Cut(seg, ";"); ok && strings.Contains(strings.ToLower(param), "%2f") {
 			return "", false, true
 		}
 		if strings.ContainsAny(dec, `/\;`) {
