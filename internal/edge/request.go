@@ -231,8 +231,8 @@ func (rt *Route) Target(q *Ask) (path string, changed bool) {
 // decoded path with its slashes merged, so p is walked as it was
 // matched: escapes decoded ("/%61pi" is "/api") and a run of slashes
 // taken as one ("//api"), path parameters left out ("/api;v=1/items"
-// is "/items"). The slash after the prefix is the path's
-// first; one escaped ("/api%2Fitems", "/api/items" to the route) is
+// and "/api%3Bv=1/items" are "/items"). The slash after the prefix is
+// the path's first; one escaped ("/api%2Fitems", "/api/items" to the route) is
 // sent as "/", as nginx sends the part after a location's prefix, so the
 // app is not sent "/%2Fitems" for it. A p that does not begin with
 // prefix so read is returned as it is.
@@ -246,9 +246,10 @@ func stripPrefix(p, prefix string) string {
 		switch {
 		case n == 0:
 			return p
-		case n == 1 && c == ';':
+		case c == ';':
 			// a segment's parameters, which the route was matched
-			// without (routing.Match)
+			// without (routing.Match), the escaped ";" too: the
+			// route was matched on the decoded path
 			n = paramsLen(p[i:])
 		case c == '/' && j > 0 && prefix[j-1] == '/':
 			// a slash merged into the one before
@@ -260,7 +261,7 @@ func stripPrefix(p, prefix string) string {
 		i += n
 	}
 	rest := p[i:]
-	if strings.HasPrefix(rest, ";") {
+	if c, _ := decodedAt(rest, 0); c == ';' {
 		rest = rest[paramsLen(rest):] // the prefix's last segment's
 	}
 	if c, n := decodedAt(rest, 0); c == '/' && n == 3 {
@@ -270,10 +271,16 @@ func stripPrefix(p, prefix string) string {
 }
 
 // paramsLen is how long the parameters p begins with are: to the
-// segment's end.
+// segment's end, at a slash raw or escaped, as the route read them in
+// the decoded path (CleanPath refuses an escaped slash in parameters
+// begun by a raw ";", so the two ends are one there).
 func paramsLen(p string) int {
-	if i := strings.IndexByte(p, '/'); i >= 0 {
-		return i
+	for i := 0; i < len(p); {
+		c, n := decodedAt(p, i)
+		if c == '/' {
+			return i
+		}
+		i += n
 	}
 	return len(p)
 }

@@ -1109,6 +1109,9 @@ func TestRouteRulesHoldForPathParameters(t *testing.T) {
 			{"/admin/;x", 403, ""}, {"//admin;/x", 403, ""},
 			{"/api;v=1/items", 200, "/items"}, {"/api;v=1", 200, "/"}, {"/api/items;v=1", 200, "/items;v=1"},
 			{"/adm;in/x", 200, "/adm;in/x"}, {"/x;y", 200, "/x;y"},
+			// An escaped ";" as well: the route is chosen on the
+			// decoded path.
+			{"/admin%3Bx/secret", 403, ""}, {"/api%3Bv=1/items", 200, "/items"}, {"/%3Bx/api/items", 200, "/items"},
 		})
 	})
 }
