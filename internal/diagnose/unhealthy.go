@@ -94,35 +94,41 @@ type unhealthyFiring struct {
 // unhealthyFirings are the processes health.recycle_after fired on, each
 // once, in order: a recycle that failed leaves the process unhealthy, so
 // it fires again. A process was recycled when a recycle event for the
-// trigger names it.
+// trigger names it and no failure of that attempt follows: the recycle
+// event comes as the recycle begins, before its replacement is started,
+// and a replacement that never becomes ready ends the attempt with
+// "recycle failed", the process still running.
 func unhealthyFirings(ev *Evidence) []unhealthyFiring {
 	type key struct {
 		instance string
 		pid      int
 	}
-	recycled := map[key]bool{}
-	for _, e := range eventsOf(ev, telemetry.EventRecycle) {
-		if strings.HasPrefix(e.Detail, "auto-heal unhealthy:") {
-			recycled[key{e.Instance, e.PID}] = true
-		}
-	}
 	index := map[key]int{}
 	var out []unhealthyFiring
-	for _, e := range eventsOf(ev, telemetry.EventAutoHeal) {
+	for _, e := range eventsOf(ev, telemetry.EventAutoHeal, telemetry.EventRecycle) {
+		k := key{e.Instance, e.PID}
+		if e.Type == telemetry.EventRecycle {
+			if i, seen := index[k]; seen && strings.HasPrefix(e.Detail, "auto-heal unhealthy:") {
+				out[i].recycled = true
+			}
+			continue
+		}
 		if e.Trigger != "unhealthy" {
 			continue
 		}
-		k := key{e.Instance, e.PID}
 		i, seen := index[k]
 		if !seen {
 			i = len(out)
 			index[k] = i
-			out = append(out, unhealthyFiring{Event: e, recycled: recycled[k]})
+			out = append(out, unhealthyFiring{Event: e})
 		}
 		if strings.Contains(e.Detail, "; action ") {
 			out[i].attempts++
 		} else {
+			// "recycle failed: …" or "not recycled: …": the attempt
+			// replaced nothing, whatever its recycle event said.
 			out[i].outcome = e.Detail
+			out[i].recycled = false
 		}
 	}
 	return out

@@ -56,6 +56,19 @@ func TestUnhealthyRecycledNamesTheRecycledInstances(t *testing.T) {
 			fired(4*time.Minute+time.Second, "web-1", 4242), failed(8*time.Minute, "web-1", 4242), paused,
 		}, []string{"web-1"}, "web-1 stayed unhealthy for health.recycle_after and was not recycled", []string{"web-1"}, false,
 			[]string{"not recycled after 2 attempts: recycle failed: web-3 not ready within start_timeout", "auto-heal paused: 5 recycles"}},
+		// As the supervisor tells it: the recycle event as each attempt
+		// begins, then its failure when the replacement never gets ready.
+		{"recycles begun that failed", []telemetry.Event{
+			fired(0, "web-1", 4242), recycled(10*time.Millisecond, "web-1", 4242), failed(4*time.Minute, "web-1", 4242),
+			fired(4*time.Minute+time.Second, "web-1", 4242), recycled(4*time.Minute+time.Second+10*time.Millisecond, "web-1", 4242),
+			failed(8*time.Minute, "web-1", 4242), paused,
+		}, []string{"web-1"}, "web-1 stayed unhealthy for health.recycle_after and was not recycled", []string{"web-1"}, false,
+			[]string{"web-1 (pid 4242): " + value + "; not recycled after 2 attempts: recycle failed: web-3 not ready within start_timeout"}},
+		{"a recycle that failed, then one that did not", []telemetry.Event{
+			fired(0, "web-1", 4242), recycled(10*time.Millisecond, "web-1", 4242), failed(4*time.Minute, "web-1", 4242),
+			fired(4*time.Minute+time.Second, "web-1", 4242), recycled(4*time.Minute+time.Second+10*time.Millisecond, "web-1", 4242),
+		}, []string{"web-4"}, "auto-heal recycled web-1 after it stayed unhealthy for health.recycle_after", []string{"web-1"}, true,
+			[]string{"web-1 (pid 4242): " + value + "; recycled"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var snap []diagnose.InstanceSnap
