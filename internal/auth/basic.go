@@ -158,22 +158,38 @@ func NewBasic(o BasicOptions) (*Basic, error) {
 
 // padHashes returns a hash of each cost from lo up to below hi, indexed
 // by cost; nil when lo is hi. Together they cost about what one hash of
-// cost hi does, which is what making them takes.
+// cost hi does, which is what making them takes: each is made once a
+// process (padCache), not again for every route that takes the app's
+// basic_auth, nor at every reload, which builds the routes twice (checked,
+// then built).
 func padHashes(lo, hi int) ([][]byte, error) {
 	if lo >= hi {
 		return nil, nil
 	}
+	padCache.mu.Lock()
+	defer padCache.mu.Unlock()
 	pads := make([][]byte, hi)
-	password := make([]byte, 16)
-	rand.Read(password) // never fails (crypto/rand's contract)
 	for k := lo; k < hi; k++ {
-		h, err := bcrypt.GenerateFromPassword(password, k)
-		if err != nil {
-			return nil, fmt.Errorf("basic auth: a hash of cost %d: %w", k, err)
+		if padCache.hashes[k] == nil {
+			password := make([]byte, 16)
+			rand.Read(password) // never fails (crypto/rand's contract)
+			h, err := bcrypt.GenerateFromPassword(password, k)
+			if err != nil {
+				return nil, fmt.Errorf("basic auth: a hash of cost %d: %w", k, err)
+			}
+			padCache.hashes[k] = h
 		}
-		pads[k] = h
+		pads[k] = padCache.hashes[k]
 	}
 	return pads, nil
+}
+
+// padCache holds the pad of each cost made so far. A pad is a hash of a
+// random password no client knows, compared against only for the work
+// it costs, so one serves every table of users.
+var padCache struct {
+	mu     sync.Mutex
+	hashes [bcrypt.MaxCost + 1][]byte
 }
 
 // checkUser: a name a client can send. The first colon of the credentials

@@ -147,6 +147,35 @@ func TestBasicFailureCostsTheSameWorkWhateverTheName(t *testing.T) {
 	}
 }
 
+// The pads that even out a cheaper user's failure cost about one bcrypt
+// at the highest cost to make. A Basic is built for every route that
+// takes the app's basic_auth, and twice a reload (checked, then built):
+// a table of the same costs takes the pads already made rather than
+// spending that again. A pad made anew would differ, by its salt.
+func TestBasicTablesOfTheSameCostsMakeThePadsOnce(t *testing.T) {
+	t.Parallel()
+	users := map[string]string{
+		"cheap":  mustHash(t, "pw", bcrypt.MinCost),
+		"costly": mustHash(t, "pw", bcrypt.MinCost+2),
+	}
+	var built []*Basic
+	for range 3 {
+		b, err := NewBasic(BasicOptions{Users: users})
+		if err != nil {
+			t.Fatal(err)
+		}
+		built = append(built, b)
+	}
+	for i, b := range built[1:] {
+		if diff := cmp.Diff(built[0].pads, b.pads); diff != "" {
+			t.Errorf("table %d made its own pads (-first +its):\n%s", i+2, diff)
+		}
+	}
+	if n := len(built[0].pads); n != bcrypt.MinCost+2 || built[0].pads[bcrypt.MinCost] == nil || built[0].pads[bcrypt.MinCost+1] == nil {
+		t.Errorf("pads %q; want one of each cost from %d to %d", built[0].pads, bcrypt.MinCost, bcrypt.MinCost+1)
+	}
+}
+
 // At the cost a deployment uses, the first check spends a bcrypt and the
 // second is a table look-up: counted, not timed.
 func TestBasicCachesAVerificationAtARealCost(t *testing.T) {
