@@ -318,10 +318,16 @@ func (v *validator) rateLimit(rl *RequestRateLimit, path string) {
 	} else if rl.MaxKeys == 0 {
 		rl.MaxKeys = 100000
 	}
+	// A limit keyed by a field takes no default: Validate again (a
+	// caller may) would find one and refuse it. A 0 written is no
+	// length, not a request for the default.
+	written := v.has(path + ".ipv6_prefix")
 	switch {
-	case rl.IPv6Prefix != 0 && strings.HasPrefix(rl.Key, RateKeyHeader):
-		v.errorf(path+".ipv6_prefix", "only used with key: client_ip or user, not %q", rl.Key)
-	case rl.IPv6Prefix < 0 || rl.IPv6Prefix > 128:
+	case strings.HasPrefix(rl.Key, RateKeyHeader):
+		if rl.IPv6Prefix != 0 || written {
+			v.errorf(path+".ipv6_prefix", "only used with key: client_ip or user, not %q", rl.Key)
+		}
+	case rl.IPv6Prefix < 0 || rl.IPv6Prefix > 128 || rl.IPv6Prefix == 0 && written:
 		v.errorf(path+".ipv6_prefix", "must be between 1 and 128 (bits of an IPv6 address), got %d", rl.IPv6Prefix)
 	case rl.IPv6Prefix == 0:
 		rl.IPv6Prefix = DefaultIPv6Prefix

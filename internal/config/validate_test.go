@@ -385,6 +385,10 @@ func TestValidate(t *testing.T) {
 			[]string{`g.yaml:4: apps.web.rate_limit.ipv6_prefix: must be between 1 and 128 (bits of an IPv6 address), got -1`}},
 		{"an ipv6_prefix of a rate_limit keyed by a field", web + "    rate_limit: {rate: 10/s, key: \"header:X-Api-Key\", ipv6_prefix: 64}\n",
 			[]string{`g.yaml:4: apps.web.rate_limit.ipv6_prefix: only used with key: client_ip or user, not "header:X-Api-Key"`}},
+		{"an ipv6_prefix of 0", web + "    rate_limit: {rate: 10/s, ipv6_prefix: 0}\n",
+			[]string{`g.yaml:4: apps.web.rate_limit.ipv6_prefix: must be between 1 and 128 (bits of an IPv6 address), got 0`}},
+		{"an ipv6_prefix of 0 of a rate_limit keyed by a field", web + "    rate_limit: {rate: 10/s, key: \"header:X-Api-Key\", ipv6_prefix: 0}\n",
+			[]string{`g.yaml:4: apps.web.rate_limit.ipv6_prefix: only used with key: client_ip or user, not "header:X-Api-Key"`}},
 	})
 }
 
@@ -650,5 +654,26 @@ func TestRouteHost(t *testing.T) {
 		if h, p := r.Host(), r.Prefix(); h != tt.host || p != tt.prefix {
 			t.Errorf("Route{%q}: Host, Prefix = %q, %q; want %q, %q", tt.match, h, p, tt.host, tt.prefix)
 		}
+	}
+}
+
+// Validating again, as a caller that changes a parsed config in code
+// does, accepts the rate limits Parse accepted: what Parse filled in is
+// not taken for keys the file wrote.
+func TestRateLimitsValidateAgain(t *testing.T) {
+	for _, tt := range []struct{ name, yaml string }{
+		{"by client", web + "    rate_limit: {rate: 10/s}\n"},
+		{"by user, a /56", web + "    rate_limit: {rate: 10/s, key: user, ipv6_prefix: 56}\n"},
+		{"by a field", web + "    rate_limit: {rate: 10/s, key: \"header:X-Api-Key\"}\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("g.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate again: %v", err)
+			}
+		})
 	}
 }
