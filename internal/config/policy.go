@@ -55,8 +55,9 @@ type RequestRateLimit struct {
 	// for a request without a user. A home or cloud line is given a
 	// whole /64 and its host may take any address in it: keyed by
 	// address, a client would escape its limit by changing address. 128
-	// keys each address apart. An IPv4 client is keyed by its address.
-	// Default 64.
+	// keys each address apart. An IPv4 client is keyed by its address,
+	// also one written as IPv6 (IPv4-mapped, or by a NAT64 translator
+	// under 64:ff9b::/96). Default 64.
 	IPv6Prefix int `yaml:"ipv6_prefix" secret:"false"`
 
 	// Off: written "off", the block turns the feature off where it is.

@@ -27,7 +27,8 @@ func TestCompileRefusesARateTheLimiterCannotCount(t *testing.T) {
 
 // A client's bucket is its IPv4 address, or its IPv6 address's prefix:
 // every address of one /64 shares a bucket, and an IPv4 client written
-// as IPv6 is its IPv4 address.
+// as IPv6 (IPv4-mapped, or by a NAT64 translator, under whose prefix
+// every IPv4 client would share one /64) is its IPv4 address.
 func TestClientKeyTakesAnIPv6ClientsPrefix(t *testing.T) {
 	tests := []struct {
 		addr   string
@@ -36,6 +37,9 @@ func TestClientKeyTakesAnIPv6ClientsPrefix(t *testing.T) {
 	}{
 		{"192.0.2.7", 64, "192.0.2.7"},
 		{"::ffff:192.0.2.7", 64, "192.0.2.7"},
+		{"64:ff9b::192.0.2.7", 64, "192.0.2.7"},
+		{"64:ff9b::c633:6407", 64, "198.51.100.7"},
+		{"64:ff9b::1:c000:207", 64, "64:ff9b::/64"}, // not the /96: an IPv6 client
 		{"2001:db8:1:2::1", 64, "2001:db8:1:2::/64"},
 		{"2001:db8:1:2:a5b3:77ff:fe01:9c2d", 64, "2001:db8:1:2::/64"},
 		{"2001:db8:1:3::1", 64, "2001:db8:1:3::/64"},

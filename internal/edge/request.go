@@ -186,23 +186,36 @@ func (rt *Route) rateKey(q *Ask) string {
 }
 
 // clientKey names the bucket of the client at addr: an IPv4 address
-// itself; an IPv6 one by its first v6Bits bits ("2001:db8:1:2::/64"),
-// since a line is given a whole prefix and its host may take any
-// address in it, a new one for every request if it likes.
+// itself, written as IPv4 or inside IPv6 (IPv4-mapped, or NAT64's
+// well-known prefix); an IPv6 one by its first v6Bits bits
+// ("2001:db8:1:2::/64"), since a line is given a whole prefix and its
+// host may take any address in it, a new one for every request if it
+// likes.
 func clientKey(addr string, v6Bits int) string {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil || ip.Is4() {
 		return addr
 	}
-	if ip = ip.Unmap(); ip.Is4() {
+	ip = ip.Unmap().WithZone("")
+	if nat64.Contains(ip) {
+		b := ip.As16()
+		ip = netip.AddrFrom4([4]byte(b[12:]))
+	}
+	if ip.Is4() {
 		return ip.String()
 	}
-	p, err := ip.WithZone("").Prefix(v6Bits)
+	p, err := ip.Prefix(v6Bits)
 	if err != nil {
 		return addr
 	}
 	return p.String()
 }
+
+// nat64 is the well-known prefix (RFC 6052) under which a NAT64 or SIIT
+// translator in front of an IPv6-only gatehouse writes each IPv4 client,
+// its address in the last 32 bits: every IPv4 client shares its /64, so
+// keyed by that they would all share one bucket.
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
 // Target is the escaped path the app is sent: the client's after
 // strip_prefix, rewrite and add_prefix. changed is false when it is the
