@@ -79,7 +79,9 @@
 // which takes a coding offered, gets the weak form back; one that names
 // the strong form holds the identity body and gets that. Vary goes on
 // every 304 but those whose fields show the answer is never compressed
-// (its type, its own Content-Encoding, no-transform): nginx and Caddy
+// (its type, its own Content-Encoding, no-transform) and, when it shows
+// no type, a static route's whose path's extension names a type never
+// compressed (an image's 304 says no Vary, as its 200 did not): nginx and Caddy
 // leave the ETag strong, and nginx leaves Vary off.
 //
 // Memory: each pooled encoder holds about 1 MiB for gzip 5 and 1.5 MiB

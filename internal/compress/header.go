@@ -1,7 +1,9 @@
 package compress
 
 import (
+	"mime"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 )
@@ -135,17 +137,26 @@ func hasToken(vs []string, tok string) bool {
 // A 304 shows neither the type nor the length of its representation, so
 // it gains Vary: Accept-Encoding unless its own fields show the 200 was
 // never compressed (a Content-Type outside Types, a Content-Encoding,
-// Cache-Control: no-transform). Its strong ETag, which the app or the
-// static route gives as the identity body's, becomes weak when the client
-// takes a coding offered and its If-None-Match names the weak form: what
-// it revalidates is the compressed answer, whose ETag Prepare made weak.
+// Cache-Control: no-transform), or, with no Content-Type, the extension
+// of staticPath names a type outside Types: a static route takes a
+// file's type from its path's extension, so the caller passes the
+// request's path for a static route's 304 ("" for an app's), and an
+// image's 304 says no Vary, as its 200 did not. Its strong ETag, which
+// the app or the static route gives as the identity body's, becomes
+// weak when the client takes a coding offered and its If-None-Match
+// names the weak form: what it revalidates is the compressed answer,
+// whose ETag Prepare made weak.
 // A client that names only the strong form holds the identity body, and
 // the ETag stays as it is.
-func (c *Compressor) PrepareNotModified(h http.Header, acceptEncoding, ifNoneMatch []string) {
+func (c *Compressor) PrepareNotModified(h http.Header, staticPath string, acceptEncoding, ifNoneMatch []string) {
 	if hasNonEmpty(h["Content-Encoding"]) || hasToken(h["Cache-Control"], "no-transform") {
 		return
 	}
-	if ct := h["Content-Type"]; len(ct) > 0 && strings.TrimSpace(ct[0]) != "" && !c.typeMatches(ct[0]) {
+	if ct := h["Content-Type"]; len(ct) > 0 && strings.TrimSpace(ct[0]) != "" {
+		if !c.typeMatches(ct[0]) {
+			return
+		}
+	} else if t := mime.TypeByExtension(path.Ext(staticPath)); t != "" && !c.typeMatches(t) {
 		return
 	}
 	AddVary(h)

@@ -200,6 +200,7 @@ func TestPrepareNotModifiedSaysWhatTheRevalidatedAnswerSaid(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      http.Header
+		path    string // a static route's request path; "" for an app's
 		ae, inm []string
 		want    http.Header
 	}{
@@ -264,6 +265,40 @@ func TestPrepareNotModifiedSaysWhatTheRevalidatedAnswerSaid(t *testing.T) {
 			want: http.Header{"Etag": {`"abc"`}, "Content-Type": {"image/png"}},
 		},
 		{
+			name: "no type shown, a static path of a type never compressed",
+			in:   http.Header{"Etag": {`"abc"`}},
+			path: "/img/logo.png",
+			ae:   []string{"gzip"}, inm: []string{`"abc"`},
+			want: http.Header{"Etag": {`"abc"`}},
+		},
+		{
+			name: "no type shown, a static path of a compressible type",
+			in:   http.Header{"Etag": {`"abc"`}},
+			path: "/js/app.js",
+			ae:   []string{"gzip"}, inm: []string{`W/"abc"`},
+			want: http.Header{"Etag": {`W/"abc"`}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "no type shown, an app's answer",
+			in:   http.Header{"Etag": {`"abc"`}},
+			ae:   []string{"gzip"}, inm: []string{`"abc"`},
+			want: http.Header{"Etag": {`"abc"`}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "no type shown, a static path of no known type",
+			in:   http.Header{"Etag": {`"abc"`}},
+			path: "/users/42.unknown-ext",
+			ae:   []string{"gzip"}, inm: []string{`"abc"`},
+			want: http.Header{"Etag": {`"abc"`}, "Vary": {"Accept-Encoding"}},
+		},
+		{
+			name: "a type shown wins over the path's",
+			in:   http.Header{"Etag": {`"abc"`}, "Content-Type": {"text/plain"}},
+			path: "/export.png",
+			ae:   []string{"gzip"}, inm: []string{`"abc"`},
+			want: http.Header{"Etag": {`"abc"`}, "Content-Type": {"text/plain"}, "Vary": {"Accept-Encoding"}},
+		},
+		{
 			name: "the app's own coding",
 			in:   http.Header{"Etag": {`"abc"`}, "Content-Encoding": {"gzip"}},
 			ae:   []string{"gzip"}, inm: []string{`W/"abc"`},
@@ -284,7 +319,7 @@ func TestPrepareNotModifiedSaysWhatTheRevalidatedAnswerSaid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c.PrepareNotModified(tt.in, tt.ae, tt.inm)
+			c.PrepareNotModified(tt.in, tt.path, tt.ae, tt.inm)
 			if d := cmp.Diff(tt.want, tt.in); d != "" {
 				t.Errorf("304's header (-want +got):\n%s", d)
 			}

@@ -16,9 +16,14 @@ import (
 // compresses.
 var compressedPage = strings.Repeat("<p>a page a cache keeps, compressed or not.</p>\n", 60)
 
-// conditionalApp is an app that answers /page with compressedPage through
-// net/http's ServeContent, under a strong ETag of its own: conditionals
-// and ranges as most frameworks answer them.
+// image is the body of logo.png: a type a compress route never
+// compresses, of a size it would.
+var image = strings.Repeat("\x89PNG\r\n\x1a\n", 200)
+
+// conditionalApp is an app that answers /page with compressedPage, and
+// /logo.png with image, through net/http's ServeContent, under a strong
+// ETag of its own: conditionals and ranges as most frameworks answer
+// them.
 func conditionalApp(t *testing.T) string {
 	t.Helper()
 	mod := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -28,6 +33,10 @@ func conditionalApp(t *testing.T) string {
 		w.Header().Set("Cache-Control", "public, max-age=60")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		http.ServeContent(w, r, "page.html", mod, strings.NewReader(compressedPage))
+	})
+	mux.HandleFunc("/logo.png", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Etag", `"logo-v1"`)
+		http.ServeContent(w, r, "logo.png", mod, strings.NewReader(image))
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,11 +50,14 @@ func conditionalApp(t *testing.T) string {
 
 // compressedRoutes is a gateway with compress: true in front of app,
 // whose /files/ route serves a directory holding page.html
-// (compressedPage).
+// (compressedPage) and logo.png (image).
 func compressedRoutes(t *testing.T, app string) *direct {
 	t.Helper()
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "page.html"), []byte(compressedPage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "logo.png"), []byte(image), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return newDirect(t, "h1", app, func(a *config.App) {
@@ -92,6 +104,39 @@ func TestNotModifiedToACompressedAnswerKeepsItsValidators(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A static file of a type never compressed (an image) is answered
+// without Vary, and so is its 304, which shows no type: the extension of
+// its path, from which the static route takes the file's type, tells it.
+// Its ETag stays the strong one. An app's 304 says Vary whatever its
+// path: an app's path tells nothing certain of its type.
+func TestNotModifiedToAStaticFileNeverCompressedSaysNoVary(t *testing.T) {
+	d := compressedRoutes(t, conditionalApp(t))
+	revalidate := func(t *testing.T, path string) (full, got edgeAnswer) {
+		t.Helper()
+		full = d.send(t, "h1", edgeReq{path: path, header: http.Header{"Accept-Encoding": {"gzip"}}})
+		if full.status != 200 || full.header.Get("Content-Type") != "image/png" || full.header["Vary"] != nil || !strings.HasPrefix(full.header.Get("Etag"), `"`) {
+			t.Fatalf("GET: %d %v, want 200 image/png with a strong ETag and no Vary", full.status, full.header)
+		}
+		got = d.send(t, "h1", edgeReq{path: path, header: http.Header{"Accept-Encoding": {"gzip"}, "If-None-Match": {full.header.Get("Etag")}}})
+		if got.status != 304 {
+			t.Fatalf("If-None-Match %s: %d, want 304", full.header.Get("Etag"), got.status)
+		}
+		return full, got
+	}
+	t.Run("static", func(t *testing.T) {
+		full, got := revalidate(t, "/files/logo.png")
+		if got.header.Get("Etag") != full.header.Get("Etag") || got.header["Vary"] != nil {
+			t.Errorf("304 with ETag %q Vary %q, want %q and no Vary, as the 200", got.header.Get("Etag"), got.header["Vary"], full.header.Get("Etag"))
+		}
+	})
+	t.Run("app", func(t *testing.T) {
+		_, got := revalidate(t, "/logo.png")
+		if got.header.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("app's 304 Vary %q, want Accept-Encoding", got.header.Get("Vary"))
+		}
+	})
 }
 
 // A range of a page a compress route would compress whole is answered

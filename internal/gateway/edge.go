@@ -84,7 +84,14 @@ func (w *responseWriter) startEncoding(code int) {
 	r := w.ask.Req
 	switch code {
 	case http.StatusNotModified:
-		c.PrepareNotModified(h, r.Header["Accept-Encoding"], r.Header["If-None-Match"])
+		// A static route types a file by its path's extension, which then
+		// tells the 304's type; an app's path says nothing certain of it
+		// (a .php page is HTML).
+		var typedBy string
+		if w.edge.Static != nil {
+			typedBy = r.URL.Path
+		}
+		c.PrepareNotModified(h, typedBy, r.Header["Accept-Encoding"], r.Header["If-None-Match"])
 		return
 	case http.StatusPartialContent:
 		c.PreparePartial(h)
