@@ -830,6 +830,7 @@ func TestRouteRulesTakeTheSchemeATrustedProxySays(t *testing.T) {
 			ac.SecurityHeaders = config.SecurityOn
 			ac.Routes = []config.Route{
 				{Match: "/go/", Redirect: &config.Redirect{To: "{scheme}://example.com/"}},
+				{Match: "/home/", Redirect: &config.Redirect{To: "{scheme}://{host}/"}},
 				{Match: "/", ForwardAuth: &config.ForwardAuth{URL: "http://" + ln.Addr().String() + "/check", Timeout: config.Duration(5 * time.Second)}},
 			}
 		}, gateway.Options{})
@@ -859,6 +860,15 @@ func TestRouteRulesTakeTheSchemeATrustedProxySays(t *testing.T) {
 				got = d.send(t, proto, edgeReq{from: tt.from, path: "/go/", header: said})
 				if loc, want := got.header.Get("Location"), tt.want+"://example.com/"; loc != want {
 					t.Errorf("redirected to %q, want %q", loc, want)
+				}
+				// {host} is the request's Host whoever sent it: a cache
+				// keys a redirect by Host, and one built from an
+				// X-Forwarded-Host the proxy passed on from the client
+				// would be served to everyone.
+				said.Set("X-Forwarded-Host", "elsewhere.example")
+				got = d.send(t, proto, edgeReq{from: tt.from, path: "/home/", header: said})
+				if loc, want := got.header.Get("Location"), tt.want+"://"+d.addr+"/"; loc != want {
+					t.Errorf("redirected home to %q, want %q", loc, want)
 				}
 			})
 		}
