@@ -221,7 +221,9 @@ type App struct {
 	RetryBodyLimit Size `yaml:"retry_body_limit" secret:"false"`
 	// UpstreamIdleTimeout closes idle upstream keep-alive connections before
 	// the app would. Default 4s (Node closes after 5s); an app's
-	// "Keep-Alive: timeout=N" response header lowers it per connection.
+	// "Keep-Alive: timeout=N" response header lowers it per connection,
+	// and an idle connection the app is seen to have closed (a second or
+	// more after its answer) lowers it for the instance.
 	UpstreamIdleTimeout Duration `yaml:"upstream_idle_timeout" secret:"false"`
 	// MemoryLimit is the instance memory budget used by the proactive
 	// auto-heal rule, which recycles an instance whose resident memory

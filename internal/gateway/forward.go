@@ -142,6 +142,16 @@ func forwarded(x *front.Exchange, st *reqState) {
 	}
 }
 
+// closedWhileIdle reports whether a reset of a request sent on a
+// connection idle a second or more, before any answer, may have been the
+// app's idle close crossing the request later than the classifier's
+// window allows for (a busy machine wakes the reader late): not retried,
+// since the app may have read it, but taken as a sign of the app's idle
+// timeout, which costs at most some reuse if it was a crash.
+func closedWhileIdle(c cause.Cause, try *upstream.Attempt) bool {
+	return c == cause.UpstreamReset && try.Progress.Reused && !try.Progress.GotFirstByte && try.IdleTime >= time.Second
+}
+
 // forwardedProto is the scheme forwarded tells the app in
 // X-Forwarded-Proto: a trusted proxy's when it is plain, else the
 // connection's. A route's rules take it too ({scheme}, HSTS, the
@@ -481,7 +491,7 @@ func (a *appProxy) attempt(req *http.Request, m *pool.Member, st *reqState, star
 			Err: err, Progress: try.Progress, TimedOut: !clientGone && upstream.IsDeadline(err) && !time.Now().Before(try.Deadline),
 			ClientGone: clientGone, IdleTime: try.IdleTime, SinceWrite: sinceOrZero(try.WroteAt),
 		})
-		if c == cause.StaleConnection && try.IdleTime > 0 {
+		if c == cause.StaleConnection && try.IdleTime > 0 || closedWhileIdle(c, try) {
 			// The app closes idle connections sooner than we do: learn it.
 			u.LowerIdle(upstream.CloseBefore(try.IdleTime))
 		}

@@ -357,10 +357,11 @@ func (pc *Conn) Close() {
 	pc.putBuffers()
 }
 
-// quiet peeks at the socket without blocking: true when the app has sent
-// nothing and not closed. One syscall; a byte there is one the app sent
-// unasked (a surplus body, a 408, a late body to HEAD), and an EOF a close
-// that would cross our next request.
+// quiet peeks at the socket without blocking: ok when the app has sent
+// nothing and not closed, closed when the look found its close. One
+// syscall; a byte there is one the app sent unasked (a surplus body, a
+// 408, a late body to HEAD), and an EOF a close that would cross our next
+// request.
 //
 // Under TLS the look is at the TCP socket under it: any byte there is a
 // record the upstream sent while the connection idled, a close_notify or
@@ -368,16 +369,20 @@ func (pc *Conn) Close() {
 // TLS 1.3 server sends come before its first answer, so they were read
 // with it). Records that crypto/tls has already pulled off the socket but
 // not decrypted are looked at too (tlsQuiet).
-func (pc *Conn) quiet() bool {
+func (pc *Conn) quiet() (ok, closed bool) {
 	if pc.readBuffered() > 0 {
-		return false
+		return false, false
 	}
 	// Unknown (a look that failed) is not quiet: only a socket seen
 	// empty may carry another request.
-	if pc.peek.Look() != peek.Quiet {
-		return false
+	switch pc.peek.Look() {
+	case peek.Quiet:
+	case peek.Closed:
+		return false, true
+	default:
+		return false, false
 	}
-	return pc.tls == nil || pc.tlsQuiet()
+	return pc.tls == nil || pc.tlsQuiet(), false
 }
 
 // tlsQuiet reports whether crypto/tls holds nothing of the upstream's

@@ -71,8 +71,19 @@ func (p *Pool) get(ctx context.Context, now time.Time) (pc *Conn, reused bool, i
 			break
 		}
 		idleFor = now.Sub(pc.idleSince)
-		if idleFor < idle && pc.quiet() {
-			return pc, true, idleFor, nil
+		if idleFor < idle {
+			quiet, closed := pc.quiet()
+			if quiet {
+				return pc, true, idleFor, nil
+			}
+			if closed && idleFor >= learnFloor {
+				// The app closed it while it sat here: its idle
+				// timeout is at most idleFor. Closing ours sooner
+				// keeps the next request from crossing the app's
+				// close on the wire, where a request cut off is not
+				// known to be unread.
+				p.LowerIdle(CloseBefore(idleFor))
+			}
 		}
 		pc.Close()
 	}
@@ -220,6 +231,13 @@ func KeepAliveTimeout(h http.Header) time.Duration {
 	}
 	return 0
 }
+
+// learnFloor is the shortest idle time an app's close of an idle
+// connection is taken to be its idle timeout from: a close sooner after
+// an answer is a connection the app ends for another reason (a worker
+// recycled, a cap on its requests), and learning from it would end
+// reuse under load.
+const learnFloor = time.Second
 
 // CloseBefore is when to close an idle connection that the app closes
 // after t: a margin early, so the app never closes one we are about to use.

@@ -306,3 +306,51 @@ func TestAnAnswerIsReadWithoutTheWriter(t *testing.T) {
 		t.Errorf("the app saw %d connections for 3 requests, want 1 (reuse)", n)
 	}
 }
+
+// A connection the app closed while it sat in the pool says the app's
+// idle timeout is at most its idle time: the pool closes its own sooner
+// from then on, so that the next request does not cross the app's close
+// on the wire. A close found sooner than learnFloor after the answer
+// (a worker recycled, a cap on requests) teaches nothing.
+func TestReuseLearnsTheAppsIdleTimeoutFromItsClose(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		idleFor  time.Duration
+		wantIdle time.Duration
+	}{
+		{"closed after an idle second and a half", 1500 * time.Millisecond, CloseBefore(1500 * time.Millisecond)},
+		{"closed right after the answer", 10 * time.Millisecond, time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := newApp(t, func(c net.Conn, r *http.Request) {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				c.Close()
+			})
+			p := NewPool(a.addr, time.Minute)
+			defer p.Close()
+			var s sockets
+			s.watch(p)
+			if code, body, err := do(t, p, "GET", "/", nil); err != nil || body != "ok" {
+				t.Fatalf("request: %d %q %v", code, body, err)
+			}
+			s.await(t, "the app's close at the idle connection", func() bool { return s.ended() == 1 })
+			// The idle time is the one get is told: no waiting.
+			p.mu.Lock()
+			since := p.free[len(p.free)-1].idleSince
+			p.mu.Unlock()
+			pc, reused, _, err := p.get(context.Background(), since.Add(tt.idleFor))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pc.Close()
+			if reused {
+				t.Errorf("a connection the app closed was reused")
+			}
+			if got := time.Duration(p.idle.Load()); got != tt.wantIdle {
+				t.Errorf("idle timeout after the close %v: %v, want %v", tt.idleFor, got, tt.wantIdle)
+			}
+		})
+	}
+}
