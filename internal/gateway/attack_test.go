@@ -485,6 +485,16 @@ var attackCases = []attackCase{
 	dotSegment("%2E%2E%2F", "/public/%2E%2E%2Fadmin/secret.txt"),
 	dotSegment("..%2f", "/public/..%2fadmin/secret.txt"),
 	dotSegment(".%2e", "/public/.%2e/admin/secret.txt"),
+	// A servlet container drops ";x%2Fpublic" (a parameter up to the next
+	// raw slash) and serves /admin/secret.txt; decoded first, the path
+	// would route under /public/.
+	{
+		name:   "a path parameter holding %2F",
+		routes: []string{"/public/"},
+		send:   "GET /;x%2Fpublic/admin/secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want:   []outcome{noRoute(), rejected()},
+		check:  appStaysUnder("/public/"),
+	},
 	{
 		name:   "dot segments inside the route are served",
 		routes: []string{"/public/"},

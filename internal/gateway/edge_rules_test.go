@@ -812,17 +812,7 @@ func TestRouteRulesTakeTheSchemeATrustedProxySays(t *testing.T) {
 	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		// An auth service of each protocol's own: the protocols run at
 		// once, and each reads what its own requests asked.
-		asked := make(chan string, 16)
-		authSvc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			asked <- r.Header.Get("X-Forwarded-Proto")
-		})
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &http.Server{Handler: authSvc}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
+		authURL, asked := allowingAuthService(t, "X-Forwarded-Proto")
 		app := newEdgeApp(t)
 		cfg := config.Default()
 		cfg.TrustedProxies = []string{"127.0.0.2"}
@@ -831,7 +821,7 @@ func TestRouteRulesTakeTheSchemeATrustedProxySays(t *testing.T) {
 			ac.Routes = []config.Route{
 				{Match: "/go/", Redirect: &config.Redirect{To: "{scheme}://example.com/"}},
 				{Match: "/home/", Redirect: &config.Redirect{To: "{scheme}://{host}/"}},
-				{Match: "/", ForwardAuth: &config.ForwardAuth{URL: "http://" + ln.Addr().String() + "/check", Timeout: config.Duration(5 * time.Second)}},
+				{Match: "/", ForwardAuth: &config.ForwardAuth{URL: authURL, Timeout: config.Duration(5 * time.Second)}},
 			}
 		}, gateway.Options{})
 		d := &direct{addr: serve(t, proto, gw)}
@@ -875,6 +865,23 @@ func TestRouteRulesTakeTheSchemeATrustedProxySays(t *testing.T) {
 	})
 }
 
+// allowingAuthService is a forward_auth service on loopback that allows
+// every request and sends what each was asked with in field to asked.
+func allowingAuthService(t *testing.T, field string) (url string, asked <-chan string) {
+	t.Helper()
+	ch := make(chan string, 16)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch <- r.Header.Get(field)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/check", ch
+}
+
 // Behind a trusted proxy, the forward_auth service is asked about the
 // host the proxy says the browser asked for, as the app is told it
 // (an auth service's cookie domain and redirect are made from it); a
@@ -884,22 +891,12 @@ func TestForwardAuthIsAskedAboutTheHostATrustedProxySays(t *testing.T) {
 	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		// An auth service of each protocol's own: the protocols run at
 		// once, and each reads what its own requests asked.
-		asked := make(chan string, 16)
-		authSvc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			asked <- r.Header.Get("X-Forwarded-Host")
-		})
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &http.Server{Handler: authSvc}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
+		authURL, asked := allowingAuthService(t, "X-Forwarded-Host")
 		app := newEdgeApp(t)
 		cfg := config.Default()
 		cfg.TrustedProxies = []string{"127.0.0.2"}
 		gw, _, _ := oneMemberUnder(t, cfg, app.addr, func(ac *config.App) {
-			ac.ForwardAuth = &config.ForwardAuth{URL: "http://" + ln.Addr().String() + "/check", Timeout: config.Duration(5 * time.Second)}
+			ac.ForwardAuth = &config.ForwardAuth{URL: authURL, Timeout: config.Duration(5 * time.Second)}
 		}, gateway.Options{})
 		d := &direct{addr: serve(t, proto, gw)}
 		for _, tt := range []struct {
