@@ -183,10 +183,12 @@ func TestBigHeadTimeoutUnanswered(t *testing.T) {
 		for _, size := range []int{4000, 9000} {
 			t.Run(fmt.Sprint(size), func(t *testing.T) {
 				// head_timeout runs from the connection's start, the TLS
-				// handshake's too: a second, so that the handshake and the
-				// partial head get in under -race on a busy machine (at
-				// 300 ms the timeout once passed before the head was sent).
-				d := routedDirect(t, echoApp(t), nil, withOpts(w, front.Options{HeadTimeout: time.Second}))
+				// handshake's too: two seconds, so that the handshake and
+				// the partial head get in on a busy machine (at 300 ms,
+				// and once at 1 s over TLS, the timeout passed before the
+				// head was there, and a connection with nothing to answer
+				// is closed).
+				d := routedDirect(t, echoApp(t), nil, withOpts(w, front.Options{HeadTimeout: 2 * time.Second}))
 				c := dialRawOver(t, w, d.addr)
 				c.send("GET /slow HTTP/1.1\r\nHost: a\r\nX-Pad: " + strings.Repeat("p", size))
 				resp, _, err := c.resp(5 * time.Second)
