@@ -169,6 +169,7 @@ func streamLength(r *http.Request) *cause.Error {
 // without one made for every stream.
 type streamControl interface {
 	Refused() int
+	UseHeader(http.Header)
 	FlushError() error
 	SetReadDeadline(time.Time) error
 	SetWriteDeadline(time.Time) error
@@ -223,13 +224,13 @@ func (w *streamWriter) WriteHeader(code int) {
 		return
 	}
 	w.wrote = true
+	if w.h != nil {
+		// The forwarded answer's own map, read by the h2 server as it
+		// writes the head rather than copied into its own; the fields
+		// HTTP/2 must not carry it leaves out as it encodes.
+		w.rc.UseHeader(w.h)
+	}
 	h := w.w.Header()
-	for k, vs := range w.h {
-		h[k] = vs
-	}
-	for _, k := range connectionFields {
-		delete(h, k)
-	}
 	if code == http.StatusNoContent || code == http.StatusNotModified {
 		// A 204 carries no Content-Length (RFC 9110 §8.6), as the
 		// HTTP/1.1 writer sends it; a 304's is the representation's,
@@ -248,10 +249,6 @@ func (w *streamWriter) WriteHeader(code int) {
 	}
 	w.w.WriteHeader(code)
 }
-
-// connectionFields are HTTP/1 fields an HTTP/2 answer must not carry
-// (RFC 9113 §8.2.2).
-var connectionFields = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"}
 
 // WriteInterim sends a 1xx answer with fields h alone: the h2 server
 // sends the handler's header map with it, so what that map held for the final

@@ -79,10 +79,16 @@ func lowerName(k string) string {
 // appendFields appends the fields of h an HTTP/2 message may carry, as
 // HTTP/2 sends them. The strings are h's: the fields are h as it is now,
 // whatever becomes of its slices later (the answer's head may be pooled
-// and reused once the handler is done with it).
-func appendFields(dst []hpack.HeaderField, h http.Header) []hpack.HeaderField {
+// and reused once the handler is done with it). The bool says whether h
+// holds trailers under http.TrailerPrefix.
+func appendFields(dst []hpack.HeaderField, h http.Header) ([]hpack.HeaderField, bool) {
+	var prefixed bool
 	for k, vs := range h {
-		if len(vs) == 0 || strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) {
+		if len(vs) == 0 || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			prefixed = true
 			continue
 		}
 		lk := lowerName(k)
@@ -97,7 +103,7 @@ func appendFields(dst []hpack.HeaderField, h http.Header) []hpack.HeaderField {
 			}
 		}
 	}
-	return dst
+	return dst, prefixed
 }
 
 // neverIndexed says whether an answer's field is sent as never indexed

@@ -3,6 +3,7 @@ package h2
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"strconv"
@@ -47,6 +48,9 @@ type responseWriter struct {
 	fields  []hpack.HeaderField
 	pooled  *[]hpack.HeaderField
 	hasDate bool
+	// adopted: header is a map UseHeader gave, its owner's, until
+	// WriteHeader has read it.
+	adopted bool
 }
 
 func (w *responseWriter) Header() http.Header {
@@ -54,6 +58,22 @@ func (w *responseWriter) Header() http.Header {
 		w.header = heads.Get().(http.Header)
 	}
 	return w.header
+}
+
+// UseHeader makes h the answer's header map, in place of the writer's
+// own, until the head is written: a proxy hands over the map it parsed
+// its upstream's answer into rather than copying it field by field.
+// WriteHeader reads h and lets it go (the proxy may reuse it once the
+// handler returns); fields set after it go into the writer's own map.
+func (w *responseWriter) UseHeader(h http.Header) {
+	if w.wroteHeader {
+		return
+	}
+	if own := w.header; own != nil && !w.adopted {
+		clear(own)
+		heads.Put(own)
+	}
+	w.header, w.adopted = h, true
 }
 
 // heads are answers' header maps, kept from one stream to the next: a
@@ -95,7 +115,8 @@ func (w *responseWriter) WriteHeader(code int) {
 	if w.pooled == nil {
 		w.pooled = fieldLists.Get().(*[]hpack.HeaderField)
 	}
-	w.fields = appendFields((*w.pooled)[:0], w.header)
+	var prefixed bool
+	w.fields, prefixed = appendFields((*w.pooled)[:0], w.header)
 	_, w.hasDate = w.header["Date"]
 	for _, v := range w.header["Trailer"] {
 		for k := range strings.SplitSeq(v, ",") {
@@ -103,6 +124,17 @@ func (w *responseWriter) WriteHeader(code int) {
 				w.trailerKeys = append(w.trailerKeys, http.CanonicalHeaderKey(k))
 			}
 		}
+	}
+	if w.adopted {
+		// The end reads the map for trailers, after the handler (and
+		// the adopted map's owner) let go of it: the writer's own map
+		// takes over, with the adopted one's fields when trailers may
+		// be among them.
+		own := heads.Get().(http.Header)
+		if prefixed || len(w.trailerKeys) > 0 {
+			maps.Copy(own, w.header)
+		}
+		w.header, w.adopted = own, false
 	}
 }
 
@@ -113,7 +145,7 @@ func (w *responseWriter) writeInterim(code int) {
 	if st.gone() {
 		return
 	}
-	fields := appendFields(nil, w.header)
+	fields, _ := appendFields(nil, w.header)
 	c.lockWrite()
 	err := c.writeHeaderBlock(st.id, code, fields, false, "", false)
 	c.unlockWrite(err)
@@ -251,7 +283,9 @@ func (w *responseWriter) release() {
 	}
 	if h := w.header; h != nil {
 		w.header = nil
-		if len(h) <= maxPooledFields {
+		if w.adopted {
+			w.adopted = false // its owner's: neither cleared nor pooled
+		} else if len(h) <= maxPooledFields {
 			clear(h)
 			heads.Put(h)
 		}
@@ -354,7 +388,8 @@ func (w *responseWriter) sendFrames(b []byte, end bool, t http.Header) error {
 			err = c.writeData(st.id, chunk, fin)
 		}
 		if err == nil && last && t != nil {
-			err = c.writeHeaderBlock(st.id, 0, appendFields(nil, t), false, "", true)
+			fields, _ := appendFields(nil, t)
+			err = c.writeHeaderBlock(st.id, 0, fields, false, "", true)
 		}
 		if err = c.unlockWrite(err); err != nil {
 			return err
