@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -89,14 +90,10 @@ func outbound(x *front.Exchange, st *reqState) {
 	for _, v := range h["Te"] {
 		trailers = trailers || http1.HasToken(v, "trailers")
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
-	}
+	dropFields(h, notForwarded)
 	if trailers {
 		h["Te"] = x.One("trailers")
 	}
-	delete(h, "Forwarded")
-	delete(h, "Expect")
 	forwarded(x, st)
 	h["X-Request-Id"] = x.One(st.requestID)
 	if st.edge != nil {
@@ -281,8 +278,23 @@ func removeHopByHop(h http.Header) {
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+	dropFields(h, hopHeaders)
+}
+
+// dropFields deletes from h the fields names names. A head holds a
+// handful of fields: a walk of them, when they are no more than the
+// names, costs less than a delete of each name, which hashes it.
+func dropFields(h http.Header, names []string) {
+	if len(h) > len(names) {
+		for _, k := range names {
+			delete(h, k)
+		}
+		return
+	}
+	for k := range h {
+		if slices.Contains(names, k) {
+			delete(h, k)
+		}
 	}
 }
 
@@ -949,6 +961,12 @@ var errUnaskedSwitch = errors.New("the app switched protocols when no such upgra
 // hopHeaders are the hop-by-hop headers a proxy does not forward.
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// notForwarded are the request's fields the app is not sent: the
+// hop-by-hop ones, Forwarded (X-Forwarded-* say it, and a client's
+// would be taken for a proxy's) and Expect (the front answers
+// 100-continue itself).
+var notForwarded = append(slices.Clip(hopHeaders), "Forwarded", "Expect")
 
 // upstream returns the connection pool of member m.
 func (a *appProxy) upstream(m *pool.Member) *upstream.Pool {
