@@ -168,7 +168,7 @@ func outboundExhaustion(ev *Evidence, found []Finding) []Finding {
 // growing.
 func memoryPressure(ev *Evidence, found []Finding) []Finding {
 	var out []Finding
-	recycles := map[string][]memoryFiring{}
+	recycles := map[string][]healFiring{}
 	for _, f := range memoryFirings(ev) {
 		recycles[f.App] = append(recycles[f.App], f)
 	}
@@ -222,36 +222,10 @@ func memoryPressure(ev *Evidence, found []Finding) []Finding {
 
 const memoryGrowthMin = 100 << 20
 
-// memoryFiring is auto-heal's memory trigger firing on one process, and
-// whether the process was recycled for it.
-type memoryFiring struct {
-	telemetry.Event
-	recycled bool
-}
-
-// memoryFirings are the processes auto-heal's memory trigger fired on,
-// each once, in order: the trigger fires again on a process it did not
-// recycle (action log_event or custom, a recycle that failed), and a
-// firing's outcome is an event of the same trigger and process. A
-// process was recycled when a recycle event names it.
-func memoryFirings(ev *Evidence) []memoryFiring {
-	type key struct {
-		instance string
-		pid      int
-	}
-	recycled := map[key]bool{}
-	for _, e := range eventsOf(ev, telemetry.EventRecycle) {
-		recycled[key{e.Instance, e.PID}] = true
-	}
-	seen := map[key]bool{}
-	var out []memoryFiring
-	for _, e := range eventsOf(ev, telemetry.EventAutoHeal) {
-		k := key{e.Instance, e.PID}
-		if !strings.Contains(e.Trigger, "memory") || seen[k] {
-			continue
-		}
-		seen[k] = true
-		out = append(out, memoryFiring{e, recycled[k]})
-	}
-	return out
+// memoryFirings are the processes auto-heal's memory triggers (memory,
+// proactive_memory) fired on, each once, in order: a trigger fires again
+// on a process it did not recycle (action log_event or custom, a recycle
+// that failed).
+func memoryFirings(ev *Evidence) []healFiring {
+	return healFirings(ev, func(trigger string) bool { return strings.Contains(trigger, "memory") })
 }

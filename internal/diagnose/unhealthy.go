@@ -3,7 +3,6 @@ package diagnose
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -13,7 +12,7 @@ import (
 // tried to and could not, or left alone past max_recycles. The instances
 // are gone once recycled, so only the events tell it.
 func unhealthyRecycled(ev *Evidence, _ []Finding) []Finding {
-	byApp := map[string][]unhealthyFiring{}
+	byApp := map[string][]healFiring{}
 	var apps []string
 	for _, f := range unhealthyFirings(ev) {
 		if byApp[f.App] == nil {
@@ -28,7 +27,7 @@ func unhealthyRecycled(ev *Evidence, _ []Finding) []Finding {
 	return out
 }
 
-func unhealthyFinding(ev *Evidence, app string, fs []unhealthyFiring) Finding {
+func unhealthyFinding(ev *Evidence, app string, fs []healFiring) Finding {
 	f := Finding{ID: "unhealthy_recycled", Severity: Warning, App: app, FirstSeen: fs[0].Time, LastSeen: fs[len(fs)-1].Time}
 	var ids, kept []string
 	recycled := 0
@@ -77,59 +76,9 @@ func unhealthyFinding(ev *Evidence, app string, fs []unhealthyFiring) Finding {
 	return f
 }
 
-// unhealthyFiring is auto-heal's health.recycle_after firing on one
-// process: whether a recycle replaced it, and what became of the
-// attempts that did not.
-type unhealthyFiring struct {
-	telemetry.Event
-	recycled bool
-	// attempts counts its firings: a recycle that failed leaves the
-	// process unhealthy, and it fires again.
-	attempts int
-	// outcome is the last word of an attempt that replaced nothing ("recycle
-	// failed: …"), "" when there was none.
-	outcome string
-}
-
 // unhealthyFirings are the processes health.recycle_after fired on, each
 // once, in order: a recycle that failed leaves the process unhealthy, so
-// it fires again. A process was recycled when a recycle event for the
-// trigger names it and no failure of that attempt follows: the recycle
-// event comes as the recycle begins, before its replacement is started,
-// and a replacement that never becomes ready ends the attempt with
-// "recycle failed", the process still running.
-func unhealthyFirings(ev *Evidence) []unhealthyFiring {
-	type key struct {
-		instance string
-		pid      int
-	}
-	index := map[key]int{}
-	var out []unhealthyFiring
-	for _, e := range eventsOf(ev, telemetry.EventAutoHeal, telemetry.EventRecycle) {
-		k := key{e.Instance, e.PID}
-		if e.Type == telemetry.EventRecycle {
-			if i, seen := index[k]; seen && strings.HasPrefix(e.Detail, "auto-heal unhealthy:") {
-				out[i].recycled = true
-			}
-			continue
-		}
-		if e.Trigger != "unhealthy" {
-			continue
-		}
-		i, seen := index[k]
-		if !seen {
-			i = len(out)
-			index[k] = i
-			out = append(out, unhealthyFiring{Event: e})
-		}
-		if strings.Contains(e.Detail, "; action ") {
-			out[i].attempts++
-		} else {
-			// "recycle failed: …" or "not recycled: …": the attempt
-			// replaced nothing, whatever its recycle event said.
-			out[i].outcome = e.Detail
-			out[i].recycled = false
-		}
-	}
-	return out
+// it fires again.
+func unhealthyFirings(ev *Evidence) []healFiring {
+	return healFirings(ev, func(trigger string) bool { return trigger == "unhealthy" })
 }
