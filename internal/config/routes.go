@@ -134,7 +134,10 @@ func mergeSlashes(p string) string {
 // a regular expression.
 type Rewrite struct {
 	// From is a regular expression (Go's RE2 syntax) matched against the
-	// path after strip_prefix; a path it does not match is left as it is.
+	// decoded path after strip_prefix, and against that path as the
+	// route read it (path parameters from ";" left out, slashes merged)
+	// where the two differ, so that "/old;x/page" is rewritten as
+	// "/old/page" is; a path it does not match is left as it is.
 	// Required.
 	From string `yaml:"from" secret:"false"`
 	// To replaces the matched part: $1, ${name} name From's groups, as in

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/cause"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/http1"
 )
 
 // Ask is what the rules read of one request, and what they found.
@@ -226,9 +227,10 @@ func (rt *Route) Target(q *Ask) (path string, changed bool) {
 		path = stripPrefix(path, rt.strip)
 	}
 	if rt.rewrite != nil {
-		dec, err := url.PathUnescape(path)
-		if err == nil && rt.rewrite.MatchString(dec) {
-			path = (&url.URL{Path: rt.rewrite.ReplaceAllString(dec, rt.rewriteTo)}).EscapedPath()
+		if dec, err := url.PathUnescape(path); err == nil {
+			if out, ok := rt.rewritten(dec); ok {
+				path = (&url.URL{Path: out}).EscapedPath()
+			}
 		}
 	}
 	if rt.addPrefix != "" {
@@ -238,6 +240,36 @@ func (rt *Route) Target(q *Ask) (path string, changed bool) {
 		path = "/" + path
 	}
 	return path, path != q.RawPath
+}
+
+// rewritten is the decoded path dec after the rewrite; ok is false when
+// the rewrite leaves it as it is. The route was matched on dec as routes
+// read it (http1.RoutePath: slashes merged, parameters left out), and
+// the rewrite holds for that path too: "/old;x/page" is "/old/page" to a
+// servlet container, so a rewrite of "^/old/" must not pass it on as it
+// came. dec's own rewrite stands when it reads as that one
+// ("/old/page;jsessionid=1" keeps its parameter) or that one does not
+// match.
+func (rt *Route) rewritten(dec string) (out string, ok bool) {
+	out, ok = rt.rewriteOne(dec)
+	read := http1.RoutePath(dec)
+	if read == dec {
+		return out, ok
+	}
+	readOut, readOK := rt.rewriteOne(read)
+	if !readOK || http1.RoutePath(out) == http1.RoutePath(readOut) {
+		return out, ok
+	}
+	return readOut, true
+}
+
+// rewriteOne applies the rewrite to p; ok is false when it does not
+// match.
+func (rt *Route) rewriteOne(p string) (string, bool) {
+	if !rt.rewrite.MatchString(p) {
+		return p, false
+	}
+	return rt.rewrite.ReplaceAllString(p, rt.rewriteTo), true
 }
 
 // stripPrefix takes prefix off the escaped path p. The route matched the

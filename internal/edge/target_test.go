@@ -18,11 +18,16 @@ func compile(t *testing.T, r config.Route) *Route {
 	return rt
 }
 
+// oldToNew rewrites the paths under /old/ to /new/.
+var oldToNew = &config.Rewrite{From: "^/old/(.*)$", To: "/new/$1"}
+
 // The app's path: strip_prefix (also of an escaped spelling of the
 // prefix, or one with doubled slashes, which routes as the prefix, and
 // of a prefix the path's first slash follows escaped, which the app is
 // sent as "/", as nginx sends it), then rewrite, then add_prefix; the
-// query is the caller's.
+// query is the caller's. A rewrite holds for every spelling of a path
+// that routes as the path it matches: with parameters in its segments
+// or doubled slashes, which the route was matched without.
 func TestTargetIsThePathTheAppIsSent(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -53,6 +58,16 @@ func TestTargetIsThePathTheAppIsSent(t *testing.T) {
 		{"strip keeps parameters after it", config.Route{Match: "/api/", StripPrefix: true}, "/api/items;v=1", "/items;v=1"},
 		{"rewrite", config.Route{Match: "/old/", Rewrite: &config.Rewrite{From: "^/old/(.*)$", To: "/new/$1"}}, "/old/a b", "/new/a%20b"},
 		{"rewrite that does not match", config.Route{Match: "/", Rewrite: &config.Rewrite{From: "^/x$", To: "/y"}}, "/z", "/z"},
+		{"rewrite a path with parameters in a segment it matches", config.Route{Match: "/", Rewrite: oldToNew}, "/old;x/page", "/new/page"},
+		{"rewrite a path with parameters before the part it matches", config.Route{Match: "/", Rewrite: oldToNew}, "/;x/old/page", "/new/page"},
+		{"rewrite a path with escaped parameters", config.Route{Match: "/", Rewrite: oldToNew}, "/old%3Bx/page", "/new/page"},
+		{"rewrite a path spelled with doubled slashes", config.Route{Match: "/", Rewrite: oldToNew}, "//old//page", "/new/page"},
+		{"rewrite keeps parameters inside what it matches", config.Route{Match: "/", Rewrite: oldToNew}, "/old/page;jsessionid=1", "/new/page;jsessionid=1"},
+		{"rewrite keeps the slashes of what it matches", config.Route{Match: "/", Rewrite: oldToNew}, "/old/a//b", "/new/a//b"},
+		{"rewrite every match of the path the route read", config.Route{Match: "/", Rewrite: &config.Rewrite{From: "/old/", To: "/new/"}}, "/old/a/old;x/b", "/new/a/new/b"},
+		{"rewrite after strip_prefix of a path with parameters", config.Route{Match: "/api/", StripPrefix: true, Rewrite: oldToNew}, "/api;v=1/old;x/page", "/new/page"},
+		{"rewrite written for a path with parameters", config.Route{Match: "/", Rewrite: &config.Rewrite{From: "^/a;x/b$", To: "/c"}}, "/a;x/b", "/c"},
+		{"rewrite that matches no spelling keeps the parameters", config.Route{Match: "/", Rewrite: oldToNew}, "/other;x/page", "/other;x/page"},
 		{"add", config.Route{Match: "/", AddPrefix: "/v2"}, "/items", "/v2/items"},
 		{"strip and add", config.Route{Match: "/api/", StripPrefix: true, AddPrefix: "/v2"}, "/api/items", "/v2/items"},
 	} {

@@ -495,6 +495,17 @@ var attackCases = []attackCase{
 		want:   []outcome{noRoute(), rejected()},
 		check:  appStaysUnder("/public/"),
 	},
+	// A servlet container serves "/old;x/page" as "/old/page", which the
+	// route's rewrite sends to /new/: sent on as it came, the app would
+	// serve the old page.
+	{
+		name: "a path parameter in a rewritten prefix",
+		adjust: func(a *config.App) {
+			a.Routes = []config.Route{{Match: "/old/", Rewrite: &config.Rewrite{From: "^/old/(.*)$", To: "/new/$1"}}, {Match: "/"}}
+		},
+		send: "GET /old;x/page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		want: []outcome{served("GET /new/page")},
+	},
 	{
 		name:   "dot segments inside the route are served",
 		routes: []string{"/public/"},

@@ -1081,18 +1081,20 @@ func TestRouteAnswersKeepFramingOnRawStreams(t *testing.T) {
 // name, as nginx's location does (merge_slashes): apps that merge them
 // (Rails, Spring) serve "//admin/" as "/admin/", so a shorter route's
 // rules must not apply to it. strip_prefix takes the prefix off such a
-// spelling too.
+// spelling too, and a rewrite holds for it.
 func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
 	d := newDirect(t, "h1", rawPathEchoApp(t), func(a *config.App) {
 		a.Routes = []config.Route{
 			{Match: "/admin/", Deny: []string{"127.0.0.0/8"}},
 			{Match: "/api/", StripPrefix: true},
+			{Match: "/old/", Rewrite: &config.Rewrite{From: "^/old/(.*)$", To: "/new/$1"}},
 			{Match: "/"},
 		}
 	})
 	expectRouted(t, d, []routedPath{
 		{"//admin/", 403, ""}, {"/admin//x", 403, ""}, {"///admin///x", 403, ""}, {"//admin", 403, ""},
 		{"//api/items", 200, "/items"}, {"//api//items", 200, "//items"}, {"//api", 200, "/"},
+		{"//old/page", 200, "/new/page"}, {"/old//page", 200, "/new//page"},
 		{"//x", 200, "//x"},
 	})
 }
@@ -1101,13 +1103,15 @@ func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
 // without them: servlet containers and Spring serve "/admin;x/secret" as
 // "/admin/secret", so "/"'s rules must not apply to it. The app is sent
 // the path as written, but for what strip_prefix takes off, parameters
-// of the prefix's segments included.
+// of the prefix's segments included, and for a rewrite, which holds for
+// the path as the route read it.
 func TestRouteRulesHoldForPathParameters(t *testing.T) {
 	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		d := newDirect(t, proto, rawPathEchoApp(t), func(a *config.App) {
 			a.Routes = []config.Route{
 				{Match: "/admin/", Deny: []string{"127.0.0.0/8"}},
 				{Match: "/api/", StripPrefix: true},
+				{Match: "/old/", Rewrite: &config.Rewrite{From: "^/old/(.*)$", To: "/new/$1"}},
 				{Match: "/"},
 			}
 		})
@@ -1119,6 +1123,8 @@ func TestRouteRulesHoldForPathParameters(t *testing.T) {
 			// An escaped ";" as well: the route is chosen on the
 			// decoded path.
 			{"/admin%3Bx/secret", 403, ""}, {"/api%3Bv=1/items", 200, "/items"}, {"/%3Bx/api/items", 200, "/items"},
+			{"/old;x/page", 200, "/new/page"}, {"/;x/old/page", 200, "/new/page"}, {"/old%3Bx/page", 200, "/new/page"},
+			{"/old/page;jsessionid=1", 200, "/new/page;jsessionid=1"},
 		})
 	})
 }

@@ -196,6 +196,32 @@ func MergeSlashes(p string) string {
 	return string(b)
 }
 
+// RoutePath is a request's decoded path as routes are matched against
+// it: its slashes merged (MergeSlashes) and each segment's parameters
+// (from ';' to the segment's end) left out, as servlet containers and
+// Spring read "/admin;jsessionid=1/x" as "/admin/x". p itself when it
+// has neither.
+func RoutePath(p string) string {
+	p = MergeSlashes(p)
+	if strings.IndexByte(p, ';') < 0 {
+		return p
+	}
+	b := make([]byte, 0, len(p))
+	for inParam, i := false, 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '/':
+			inParam = false
+		case c == ';':
+			inParam = true
+		}
+		if !inParam {
+			b = append(b, p[i])
+		}
+	}
+	// "/a/;x/b" leaves "/a//b".
+	return MergeSlashes(string(b))
+}
+
 // RouteHost is a request's host as routes are matched against it:
 // without its port, an IPv6 address's brackets (with or without a
 // port), or a trailing dot ("example.com." is the absolute spelling of

@@ -4,8 +4,8 @@ import "testing"
 
 // Routes are matched on the host and path as these give them: a host's
 // port, an IPv6 address's brackets and a trailing dot gone, a path's
-// runs of slashes merged.
-func TestRouteHostAndMergeSlashes(t *testing.T) {
+// runs of slashes merged and its segments' parameters left out.
+func TestRouteHostAndPath(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"example.com", "example.com"},
 		{"example.com:8443", "example.com"},
@@ -33,6 +33,21 @@ func TestRouteHostAndMergeSlashes(t *testing.T) {
 	} {
 		if got := MergeSlashes(tc.in); got != tc.want {
 			t.Errorf("MergeSlashes(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"/admin/x", "/admin/x"},
+		{"/admin;jsessionid=1/x", "/admin/x"},
+		{"/admin;", "/admin"},
+		{"/;x/admin", "/admin"},
+		{"/a/;x/b", "/a/b"},
+		{"//a;x//b;y", "/a/b"},
+		{"/a;x;y/b", "/a/b"},
+		{"/x;/", "/x/"},
+		{"", ""},
+	} {
+		if got := RoutePath(tc.in); got != tc.want {
+			t.Errorf("RoutePath(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

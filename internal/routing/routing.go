@@ -75,7 +75,7 @@ func (t *Table[T]) Match(host, path string) *Route[T] {
 		return &rs[0]
 	}
 	host = http1.RouteHost(host)
-	path = withoutParams(http1.MergeSlashes(path))
+	path = http1.RoutePath(path)
 	var bare *Route[T]
 	for i := range rs {
 		rt := &rs[i]
@@ -93,25 +93,4 @@ func (t *Table[T]) Match(host, path string) *Route[T] {
 		}
 	}
 	return bare
-}
-
-// withoutParams is p with each segment's parameters (from ';' to the
-// segment's end) left out; p itself when it has none.
-func withoutParams(p string) string {
-	if strings.IndexByte(p, ';') < 0 {
-		return p
-	}
-	b := make([]byte, 0, len(p))
-	for inParam, i := false, 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c == '/':
-			inParam = false
-		case c == ';':
-			inParam = true
-		}
-		if !inParam {
-			b = append(b, p[i])
-		}
-	}
-	return http1.MergeSlashes(string(b))
 }
