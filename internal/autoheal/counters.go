@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/http1"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -99,8 +100,9 @@ func keepCounts[T comparable](prev, next []T, counts, fresh []*stamps) {
 
 // observe counts one finished request under ah, the app's auto_heal
 // config now, and returns the trigger it fired, if any. Called on the
-// request path: no allocation unless a trigger fires or the config
-// changed.
+// request path: no allocation unless a trigger fires, the config
+// changed, or a trigger's path is matched against a path with parameters
+// or doubled slashes.
 func (c *counters) observe(e *telemetry.AccessEntry, ah *config.AutoHeal, now time.Time) *firing {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -130,19 +132,41 @@ func (c *counters) check(e *telemetry.AccessEntry, now time.Time) *firing {
 			return &firing{trigger: "requests", value: fmt.Sprintf("%d requests in %s", n, r.Interval.D())}
 		}
 	}
+	path := requestPath{raw: e.Path}
 	for i, t := range ah.Triggers.SlowRequests {
-		if e.Duration >= t.TimeTaken.D() && strings.HasPrefix(e.Path, t.Path) && c.slow[i].add(now, t.Interval.D()) {
+		if e.Duration >= t.TimeTaken.D() && path.under(t.Path) && c.slow[i].add(now, t.Interval.D()) {
 			return &firing{trigger: "slow_requests",
 				value: fmt.Sprintf("%d requests%s took %s or more within %s", t.Count, pathNote(t.Path), t.TimeTaken.D(), t.Interval.D())}
 		}
 	}
 	for i, t := range ah.Triggers.StatusCodes {
-		if t.Status.Contains(e.Status) && strings.HasPrefix(e.Path, t.Path) && c.status[i].add(now, t.Interval.D()) {
+		if t.Status.Contains(e.Status) && path.under(t.Path) && c.status[i].add(now, t.Interval.D()) {
 			return &firing{trigger: "status_codes",
 				value: fmt.Sprintf("%d responses with status %s%s within %s", t.Count, t.Status, pathNote(t.Path), t.Interval.D())}
 		}
 	}
 	return nil
+}
+
+// requestPath is a request's path for the triggers' path filters,
+// matched as routes match it (http1.RoutePath): the app reads
+// "/api;jsessionid=1/x" and "//api/x" as "/api/x", so a trigger under
+// "/api/" counts them. It is made once, when a filter first needs it.
+type requestPath struct {
+	raw, read string
+	made      bool
+}
+
+// under reports whether the path starts with prefix ("" takes every
+// path).
+func (p *requestPath) under(prefix string) bool {
+	if prefix == "" {
+		return true
+	}
+	if !p.made {
+		p.read, p.made = http1.RoutePath(p.raw), true
+	}
+	return strings.HasPrefix(p.read, http1.MergeSlashes(prefix))
 }
 
 func pathNote(p string) string {

@@ -26,11 +26,14 @@ type req struct {
 // fires on the request that completes its count within its interval,
 // names what it measured, and recycles that instance only; requests it
 // does not match (another status, a fast one, another path) do not
-// count, and one short of the count does nothing.
+// count, and one short of the count does nothing. A trigger's path is
+// matched as routes match it: a path with parameters in its segments
+// or doubled slashes is the path without them, as the app reads it.
 func TestRequestTriggersRecycleThatInstance(t *testing.T) {
 	slow := config.Triggers{SlowRequests: []config.SlowTrigger{{TimeTaken: config.Duration(time.Second), Count: 3, Interval: config.Duration(30 * time.Second)}}}
 	status := config.Triggers{StatusCodes: []config.StatusTrigger{{Status: config.StatusRange{Min: 500, Max: 500}, Count: 5, Interval: config.Duration(time.Minute)}}}
 	apiStatus := config.Triggers{StatusCodes: []config.StatusTrigger{{Status: config.StatusRange{Min: 500, Max: 599}, Path: "/api", Count: 2, Interval: config.Duration(time.Minute)}}}
+	slowUnder := config.Triggers{SlowRequests: []config.SlowTrigger{{TimeTaken: config.Duration(time.Second), Path: "/slow/", Count: 3, Interval: config.Duration(30 * time.Second)}}}
 	many := config.Triggers{Requests: &config.RequestsTrigger{Count: 10, Interval: config.Duration(time.Minute)}}
 	ok := req{path: "/", status: 200, took: 10 * time.Millisecond, gap: 100 * time.Millisecond}
 	tests := []struct {
@@ -62,6 +65,18 @@ func TestRequestTriggersRecycleThatInstance(t *testing.T) {
 			"status_codes", "5 responses with status 500 within 1m0s"},
 		{"status codes under a path",
 			apiStatus, slices.Concat(slices.Repeat([]req{{0, "/other", 502, time.Millisecond, 0}}, 3), slices.Repeat([]req{{0, "/api/x", 503, time.Millisecond, 0}}, 2)),
+			"status_codes", "2 responses with status 500-599 under /api within 1m0s"},
+		{"slow requests under a path, spelled with parameters or doubled slashes",
+			slowUnder, []req{
+				{0, "/slow;x/a", 200, 1100 * time.Millisecond, 0},
+				{0, "//slow//b", 200, 1100 * time.Millisecond, 0},
+				{0, "/;x/slow/c", 200, 1100 * time.Millisecond, 0},
+			},
+			"slow_requests", "3 requests under /slow/ took 1s or more within 30s"},
+		{"slow requests under a path: another path with parameters does not count",
+			slowUnder, slices.Repeat([]req{{0, "/slowly;x/a", 200, 1100 * time.Millisecond, 0}}, 3), "", ""},
+		{"status codes under a path, spelled with parameters or doubled slashes",
+			apiStatus, []req{{0, "/;x/api/x", 503, time.Millisecond, 0}, {0, "//api/y", 502, time.Millisecond, 0}},
 			"status_codes", "2 responses with status 500-599 under /api within 1m0s"},
 		{"requests: the tenth within the interval",
 			many, slices.Repeat([]req{ok}, 10), "requests", "10 requests in 1m0s"},
@@ -101,7 +116,7 @@ func TestRequestTriggersRecycleThatInstance(t *testing.T) {
 					{telemetry.EventRecycle, victim.id, "", ""},
 				}
 				if diff := cmp.Diff(want, got); diff != "" {
-					t.Errorf("events (-want +got):\n%s", diff)
+					t.Fatalf("events (-want +got):\n%s", diff)
 				}
 				if evs[0].PID != victim.pid {
 					t.Errorf("auto_heal event pid %d, want the instance's %d", evs[0].PID, victim.pid)

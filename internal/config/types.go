@@ -502,8 +502,10 @@ type SlowTrigger struct {
 	// Interval is the sliding window the slow requests are counted in.
 	// Required, > 0; no default.
 	Interval Duration `yaml:"interval" secret:"false"`
-	// Path counts only requests whose path starts with it ("/api/").
-	// Default "": every request.
+	// Path counts only requests whose path starts with it ("/api/"),
+	// read as routes read it: without path parameters (from ";", so
+	// "/api;jsessionid=1/x" counts under "/api/") and with repeated
+	// slashes merged. Written without a ";". Default "": every request.
 	Path string `yaml:"path" secret:"false"`
 }
 
@@ -518,8 +520,10 @@ type StatusTrigger struct {
 	// Interval is the sliding window the answers are counted in.
 	// Required, > 0; no default.
 	Interval Duration `yaml:"interval" secret:"false"`
-	// Path counts only requests whose path starts with it ("/api/").
-	// Default "": every request.
+	// Path counts only requests whose path starts with it ("/api/"),
+	// read as routes read it: without path parameters (from ";", so
+	// "/api;jsessionid=1/x" counts under "/api/") and with repeated
+	// slashes merged. Written without a ";". Default "": every request.
 	Path string `yaml:"path" secret:"false"`
 }
 

@@ -451,7 +451,12 @@ func (v *validator) healthPrefix(p string) {
 }
 
 func (v *validator) pathPrefix(path, prefix string) {
-	if prefix != "" && !strings.HasPrefix(prefix, "/") {
+	switch {
+	case prefix != "" && !strings.HasPrefix(prefix, "/"):
 		v.errorf(path, "%q must start with \"/\"", prefix)
+	case strings.Contains(prefix, ";"):
+		// Matched as routes match, against paths without their
+		// parameters: a prefix with one would match no request.
+		v.errorf(path, "%q: leave out the path parameter (from \";\"): triggers match paths without them", prefix)
 	}
 }

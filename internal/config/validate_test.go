@@ -275,6 +275,17 @@ func TestValidate(t *testing.T) {
 				`g.yaml:11: apps.web.auto_heal.triggers.status_codes[0].interval: must be > 0`,
 				`g.yaml:11: apps.web.auto_heal.triggers.status_codes[0].path: "api" must start with "/"`,
 			}},
+		{"auto_heal trigger paths with a parameter", web + `    auto_heal:
+      triggers:
+        slow_requests:
+          - {time_taken: 1s, count: 1, interval: 1m, path: "/api;v=1/"}
+        status_codes:
+          - {status: 500, count: 1, interval: 1m, path: "/x;y"}
+`,
+			[]string{
+				`g.yaml:7: apps.web.auto_heal.triggers.slow_requests[0].path: "/api;v=1/": leave out the path parameter (from ";"): triggers match paths without them`,
+				`g.yaml:9: apps.web.auto_heal.triggers.status_codes[0].path: "/x;y": leave out the path parameter (from ";"): triggers match paths without them`,
+			}},
 		{"tls with files", "tls:\n  cert_file: site.pem\n  key_file: site.key\n" + web, nil},
 		{"tls with acme defaults", "tls:\n  acme:\n    domains: [app.example.com, WWW.example.com.]\n" + web, nil},
 		{"tls acme every key", "tls:\n  listen: \"127.0.0.1:8443\"\n  min_version: \"1.3\"\n  hsts: 24h\n  acme:\n    domains: [a.example.com]\n" +
