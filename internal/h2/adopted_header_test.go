@@ -43,6 +43,13 @@ func TestAnAdoptedHeaderMapIsSentAndLetGo(t *testing.T) {
 			wantTrailer: http.Header{"X-Sum": {"3"}},
 		},
 		{
+			// Set before the head, as net/http's server also takes it.
+			name:        "a trailer under the prefix in the adopted map",
+			head:        http.Header{"X-App": {"1"}, http.TrailerPrefix + "X-Sum": {"3"}},
+			wantHead:    http.Header{"X-App": {"1"}, "Content-Length": {"3"}},
+			wantTrailer: http.Header{"X-Sum": {"3"}},
+		},
+		{
 			name: "a trailer the adopted map announced",
 			head: http.Header{"X-App": {"1"}, "Trailer": {"X-Sum"}},
 			afterHead: func(w http.ResponseWriter) {

@@ -84,11 +84,16 @@ func lowerName(k string) string {
 func appendFields(dst []hpack.HeaderField, h http.Header) ([]hpack.HeaderField, bool) {
 	var prefixed bool
 	for k, vs := range h {
-		if len(vs) == 0 || !httpguts.ValidHeaderFieldName(k) {
+		if len(vs) == 0 {
 			continue
 		}
+		// Before the name's check: the prefix's colon is no token
+		// character, and a prefixed trailer is no invalid field.
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			prefixed = true
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
 		lk := lowerName(k)
