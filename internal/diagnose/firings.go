@@ -49,13 +49,15 @@ func healFirings(ev *Evidence, keep func(trigger string) bool) []healFiring {
 			index[k] = i
 			out = append(out, healFiring{Event: e})
 		}
+		// A failure first: it quotes the replacement's last output, in
+		// which the app may well have written "; action ".
 		switch {
-		case strings.Contains(e.Detail, "; action "):
-			out[i].attempts++
 		case strings.HasPrefix(e.Detail, "recycle failed: "), strings.HasPrefix(e.Detail, "not recycled: "):
 			// The attempt replaced nothing, whatever its recycle event said.
 			out[i].outcome = e.Detail
 			out[i].recycled = false
+		case strings.Contains(e.Detail, "; action "):
+			out[i].attempts++
 		}
 	}
 	return out

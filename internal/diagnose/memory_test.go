@@ -113,6 +113,17 @@ func TestMemoryPressureCountsOnlyRecyclesThatReplacedTheProcess(t *testing.T) {
 			fired(time.Second, "web-2", 4243, "recycle"), begun(time.Second+10*time.Millisecond, "web-2", 4243),
 		}, "auto-heal recycled 1 of 2 instances over its memory limit",
 			[]string{line(0, "web-1", 4242, "not recycled"), line(time.Second, "web-2", 4243, "recycled")}},
+		// The failure quotes the replacement's last output, the app's
+		// words, which may say anything.
+		{"a recycle that failed, quoting output that names an action", []telemetry.Event{
+			fired(0, "web-1", 4242, "recycle"), begun(10*time.Millisecond, "web-1", 4242),
+			func() telemetry.Event {
+				e := failed(time.Minute, "web-1", 4242)
+				e.Detail += "; last output: payments: ledger locked; action required ⏎ exit 1"
+				return e
+			}(),
+		}, "1 instance went over auto-heal's memory limit and was not recycled",
+			[]string{line(0, "web-1", 4242, "not recycled")}},
 		{"recycled by hand after log_event", []telemetry.Event{
 			fired(0, "web-1", 4242, "log_event"), recycle(time.Minute, "web-1", 4242, "requested through the admin API"),
 		}, "1 instance went over auto-heal's memory limit and was not recycled",
