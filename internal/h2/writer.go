@@ -69,11 +69,21 @@ func (w *responseWriter) UseHeader(h http.Header) {
 	if w.wroteHeader {
 		return
 	}
-	if own := w.header; own != nil && !w.adopted {
-		clear(own)
-		heads.Put(own)
+	if !w.adopted {
+		w.putHeader()
 	}
 	w.header, w.adopted = h, true
+}
+
+// putHeader gives the writer's own header map back to heads, unless it
+// grew past maxPooledFields.
+func (w *responseWriter) putHeader() {
+	h := w.header
+	w.header = nil
+	if h != nil && len(h) <= maxPooledFields {
+		clear(h)
+		heads.Put(h)
+	}
 }
 
 // heads are answers' header maps, kept from one stream to the next: a
@@ -281,14 +291,10 @@ func (w *responseWriter) release() {
 		chunks.Put(w.buf)
 		w.buf = nil
 	}
-	if h := w.header; h != nil {
-		w.header = nil
-		if w.adopted {
-			w.adopted = false // its owner's: neither cleared nor pooled
-		} else if len(h) <= maxPooledFields {
-			clear(h)
-			heads.Put(h)
-		}
+	if w.adopted {
+		w.header, w.adopted = nil, false // its owner's: neither cleared nor pooled
+	} else {
+		w.putHeader()
 	}
 	if p := w.pooled; p != nil {
 		f := w.fields
