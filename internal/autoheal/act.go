@@ -64,7 +64,14 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 				h.dump(ctx, f, st.PID, ah.DumpOf())
 			}
 			err := a.Recycle(ctx, f.instance, "auto-heal "+f.trigger+": "+f.value)
+			var preempted *supervisor.PreemptedError
 			switch {
+			case errors.As(err, &preempted):
+				// The operator's fix (a deploy, a restart) comes first;
+				// nothing was replaced, so nothing counts against
+				// max_recycles.
+				undo()
+				h.emit(f, st.PID, "not recycled: "+preempted.Error())
 			case errors.Is(err, supervisor.ErrNoInstance):
 				// Replaced or stopped while the recycle waited for the app
 				// (a reload rolling its instances holds it): nothing failed,

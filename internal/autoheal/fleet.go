@@ -29,7 +29,9 @@ type app interface {
 	Name() string
 	Config() *config.App
 	Instances() []instance
-	// Recycle replaces instance id with a new one, overlapped.
+	// Recycle replaces instance id with a new one, overlapped; it gives
+	// way to an operator's operation on the app (a
+	// *supervisor.PreemptedError).
 	Recycle(ctx context.Context, id, reason string) error
 }
 
@@ -90,7 +92,7 @@ func (a supApp) Instances() []instance {
 }
 
 func (a supApp) Recycle(ctx context.Context, id, reason string) error {
-	return a.a.Recycle(ctx, id, reason, func(string, ...any) {})
+	return a.a.HealRecycle(ctx, id, reason)
 }
 
 type supInstance struct{ in *supervisor.Instance }

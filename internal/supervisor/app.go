@@ -37,9 +37,10 @@ type App struct {
 	// wg tracks the goroutines of this app's instances and its idle
 	// watcher.
 	wg sync.WaitGroup
-	// opMu serialises operations that change the set of instances:
-	// reload, scale, recycle, restart, idle unload and wake.
-	opMu sync.Mutex
+	// op serialises operations that change the set of instances:
+	// reload, scale, recycle, restart, idle unload and wake, a handover;
+	// an operator's preempts auto-heal's recycle (see opLock).
+	op opLock
 	// resume is how many instances Start brings back: the count Stop
 	// found; 0 when the app was not stopped.
 	resume atomic.Int64
@@ -188,9 +189,10 @@ func (a *App) leave() {
 		return // no process to hand over: this gatehouse probes on until it exits
 	}
 	// Not in the middle of a reload, scale or recycle: those finish
-	// first, and the ones after find no instance started.
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
+	// first (an auto-heal recycle gives way), and the ones after find no
+	// instance started.
+	unlock := a.op.lockOperator("an upgrade")
+	defer unlock()
 	for _, in := range a.Instances() {
 		a.mu.Lock()
 		if m := in.CurrentMember(); m != nil {
@@ -251,6 +253,14 @@ func (a *App) addAt(n int, o instance.Setup) *Instance {
 	a.mu.Unlock()
 	in.Start(a.forget, a.wg.Done)
 	return in
+}
+
+// stopping reports whether gatehouse began to stop the app (stopAll), or
+// has not started it.
+func (a *App) stopping() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ctx == nil || a.ctx.Err() != nil
 }
 
 // Instances returns the app's current instances.

@@ -1,7 +1,9 @@
 // Package supervisor owns the apps' sets of instances: it starts each
 // app's instances (package instance), or adopts them from the gatehouse
 // that ran before (package adoption), and changes the set: rolling
-// reload, scale, recycle, restart, stop and start, idle unload and wake.
+// reload, scale, recycle, restart, stop and start, idle unload and wake,
+// one at a time per app, an operator's preempting auto-heal's recycle
+// (opLock).
 // It hands the instances to a successor and takes them back (Leave,
 // TakeBack), tells each app's share of gatehouse's readiness, snapshots
 // status, and has every running process sampled (package sampling). It is

@@ -102,12 +102,12 @@ func idleAt(now, last time.Time, idle time.Duration, inflight int64, waiting int
 
 // unload stops every instance drain-first. Requests that arrive from now
 // on are held and wake the app. It does nothing, and returns false, when
-// the app stopped being idle while an operation held opMu, or while its
+// the app stopped being idle while an operation held the app, or while its
 // instances are left to a new gatehouse process (Leave): they are not
 // this one's to stop, and a wake could start none.
 func (a *App) unload() bool {
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
+	a.op.lock()
+	defer a.op.unlock()
 	if !a.idle() || a.sup.leaving.Load() {
 		return false
 	}
@@ -132,8 +132,8 @@ func (a *App) unload() bool {
 // false when it could not (the app is stopping, or its instances are
 // left).
 func (a *App) wake(why string) bool {
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
+	a.op.lock()
+	defer a.op.unlock()
 	// Only what is missing: instances adopted meanwhile (TakeBack) run.
 	n := a.Config().Instances - len(a.live())
 	a.emit(telemetry.EventWake, fmt.Sprintf("%s; starting %d instances (%d requests held)", why, n, a.pool.Waiting()))

@@ -25,7 +25,8 @@ type Progress func(format string, args ...any)
 
 // ErrBusy is returned when another operation on the same app is under
 // way: a reload, or a scale, recycle, restart, idle unload or wake, which
-// take the app as a reload does.
+// take the app as a reload does. Not for auto-heal's recycle, which
+// gives way (see HealRecycle).
 var ErrBusy = errors.New("another operation on this app is in progress (a reload, scale, recycle, restart, idle unload or wake): try again once it ends")
 
 // ErrExternal is returned for process operations on an external pool.
@@ -66,24 +67,28 @@ func (a *App) Reload(ctx context.Context, next *config.App, p Progress) error {
 // unload or wake) changes its instances meanwhile.
 type Reservation struct {
 	a        *App
+	unlock   func()
 	released atomic.Bool
 }
 
 // Reserve takes the app for a reload, or returns ErrBusy while another
 // operation has it. A reload of several apps takes each first, so that
-// one app that is busy refuses the reload before any app is changed.
+// one app that is busy refuses the reload before any app is changed. An
+// auto-heal recycle is not one: it gives way (HealRecycle), and Reserve
+// waits the moment that takes.
 func (a *App) Reserve() (*Reservation, error) {
-	if !a.opMu.TryLock() {
-		return nil, fmt.Errorf("reload %s: %w", a.name, ErrBusy)
+	unlock, err := a.op.tryLockOperator("an operator's reload")
+	if err != nil {
+		return nil, fmt.Errorf("reload %s: %w", a.name, err)
 	}
-	return &Reservation{a: a}, nil
+	return &Reservation{a: a, unlock: unlock}, nil
 }
 
 // Release lets the app go without a reload; after Reload, or a Release
 // before, it does nothing.
 func (r *Reservation) Release() {
 	if r.released.CompareAndSwap(false, true) {
-		r.a.opMu.Unlock()
+		r.unlock()
 	}
 }
 
@@ -100,7 +105,7 @@ func (r *Reservation) Reload(ctx context.Context, next *config.App, p Progress) 
 // errReleased is a reload asked of a reservation already let go.
 var errReleased = errors.New("the app's reservation was released")
 
-// reload is Reload; opMu is held.
+// reload is Reload; the app is held (Reserve).
 func (a *App) reload(ctx context.Context, next *config.App, p Progress) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("reload %s: %w", a.name, err)
@@ -271,28 +276,88 @@ func whatChanged(prev, next *config.App) string {
 }
 
 // Recycle replaces one instance, overlapped: its replacement is ready
-// before it drains, so no request fails.
+// before it drains, so no request fails. It is an operator's: an
+// auto-heal recycle under way gives way to it (see HealRecycle).
 func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error {
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
+	unlock := a.op.lockOperator("an operator's recycle of " + id)
+	defer unlock()
+	_, err := a.recycle(ctx, id, reason, p)
+	return err
+}
+
+// HealRecycle is Recycle for auto-heal, which gives way to the operator:
+// an operator's operation on the app (a reload, scale, stop, start,
+// restart or recycle), an upgrade's handover or gatehouse's shutdown
+// that comes while it waits for the app, or for its replacement to
+// become ready, takes the app at once. The replacement, if one was
+// started, is stopped, the instance is left as it was, and the error is
+// a *PreemptedError. (Once the replacement is ready the recycle
+// finishes: what is left is the old instance's drain.)
+func (a *App) HealRecycle(ctx context.Context, id, reason string) error {
+	hctx, unlock, err := a.op.lockHeal(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = &PreemptedError{By: byShutdown}
+		}
+		return fmt.Errorf("recycle %s: %w", id, err)
+	}
+	defer unlock()
+	nw, err := a.recycle(hctx, id, reason, func(string, ...any) {})
+	if by := a.preemptedBy(ctx, hctx, err); by != "" {
+		return fmt.Errorf("recycle %s: %w", id, &PreemptedError{By: by, Replacement: nw})
+	}
+	return err
+}
+
+// byShutdown names gatehouse's shutdown in a PreemptedError.
+const byShutdown = "gatehouse's shutdown"
+
+// preemptedBy is what took the app from the auto-heal recycle that ended
+// with err on hctx (derived from ctx, the healer's): an operator's
+// operation, an upgrade, or gatehouse's shutdown; "" when nothing did.
+func (a *App) preemptedBy(ctx, hctx context.Context, err error) string {
+	var pe *PreemptedError
+	switch {
+	case err == nil || errors.Is(err, ErrNoInstance):
+		return ""
+	case errors.As(context.Cause(hctx), &pe):
+		return pe.By
+	case errors.Is(err, errLeaving):
+		return "an upgrade"
+	case ctx.Err() != nil || a.stopping():
+		return byShutdown
+	}
+	return ""
+}
+
+// recycle is Recycle with the app held; it returns the replacement's
+// id, also when the replacement was started and then stopped, not ready.
+func (a *App) recycle(ctx context.Context, id, reason string, p Progress) (replacement string, err error) {
 	if a.sup.leaving.Load() {
-		return fmt.Errorf("recycle %s: %w", id, errLeaving)
+		return "", fmt.Errorf("recycle %s: %w", id, errLeaving)
 	}
 	in := a.instance(id)
 	if in == nil {
-		return fmt.Errorf("recycle: %w %q", ErrNoInstance, id)
+		return "", fmt.Errorf("recycle: %w %q", ErrNoInstance, id)
+	}
+	if err := context.Cause(ctx); err != nil {
+		return "", fmt.Errorf("recycle %s: %w", id, err)
 	}
 	a.emitFor(in, telemetry.EventRecycle, reason)
 	nw, err := a.replace(ctx, in, p)
 	if err != nil {
-		return err
+		if nw != nil {
+			return nw.ID, err
+		}
+		return "", err
 	}
 	a.lastRecycle.Store(&RecycleStatus{Instance: id, Replacement: nw.ID, Reason: reason, At: time.Now().UTC()})
-	return nil
+	return nw.ID, nil
 }
 
 // replace starts a replacement for old, waits until it is ready, then
-// drains and stops old; it returns the replacement.
+// drains and stops old; it returns the replacement, which on an error is
+// stopped (nil when none was started).
 func (a *App) replace(ctx context.Context, old *Instance, p Progress) (*Instance, error) {
 	var nw *Instance
 	if old.Upstream() != "" {
@@ -308,7 +373,7 @@ func (a *App) replace(ctx context.Context, old *Instance, p Progress) (*Instance
 	if err := a.awaitReady(ctx, nw, 0); err != nil {
 		nw.Stop(instance.Hard)
 		<-nw.Done()
-		return nil, err
+		return nw, err
 	}
 	p("%s: ready", nw.ID)
 	a.stopAndWait(old, p)
@@ -352,7 +417,8 @@ func (a *App) awaitReady(ctx context.Context, in *Instance, base int) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", in.ID, ctx.Err())
+			// The cause: an auto-heal recycle's is what preempted it.
+			return fmt.Errorf("%s: %w", in.ID, context.Cause(ctx))
 		case <-in.Done():
 			return fmt.Errorf("%s stopped before it became ready", in.ID)
 		case <-tick.C:
@@ -372,13 +438,18 @@ const failFastRestarts = 2
 // clamped to its min..max (the autoscaler then leaves the new count alone
 // for its cool-downs); 0 still stops the app.
 func (a *App) Scale(ctx context.Context, n int, p Progress) error {
+	return a.operatorScale(ctx, "an operator's scale", n, p)
+}
+
+// operatorScale is Scale, an operator's operation by.
+func (a *App) operatorScale(ctx context.Context, by string, n int, p Progress) error {
 	if as := a.Config().Autoscale; as != nil && n > 0 {
 		if c := min(max(n, as.Min), as.Max); c != n {
 			p("%s: autoscale is on: %d instances clamped to %d (min %d, max %d)", a.name, n, c, as.Min, as.Max)
 			n = c
 		}
 	}
-	return a.scale(ctx, -1, n, nil, p)
+	return a.scale(ctx, by, -1, n, nil, p)
 }
 
 // ScaleFor is an autoscale decision taken at from instances: Scale to n
@@ -390,19 +461,25 @@ func (a *App) Scale(ctx context.Context, n int, p Progress) error {
 // ErrStaleDecision (a stale decision must not undo an operator's scale
 // or stop, nor exceed a max a reload lowered).
 func (a *App) ScaleFor(ctx context.Context, from, n int, why *telemetry.Event, p Progress) error {
-	return a.scale(ctx, from, n, why, p)
+	return a.scale(ctx, "", from, n, why, p)
 }
 
-// scale is Scale and ScaleFor; from < 0: not an autoscale decision.
-func (a *App) scale(ctx context.Context, from, n int, why *telemetry.Event, p Progress) error {
+// scale is Scale and ScaleFor; from < 0: not an autoscale decision but
+// an operator's operation, by.
+func (a *App) scale(ctx context.Context, by string, from, n int, why *telemetry.Event, p Progress) error {
 	if a.Config().External() {
 		return fmt.Errorf("scale %s: %w", a.name, ErrExternal)
 	}
 	if n < 0 || n > config.MaxInstances {
 		return fmt.Errorf("scale %s: instances must be between 0 and %d, got %d", a.name, config.MaxInstances, n)
 	}
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
+	if from >= 0 {
+		a.op.lock()
+		defer a.op.unlock()
+	} else {
+		unlock := a.op.lockOperator(by)
+		defer unlock()
+	}
 	if a.sup.leaving.Load() {
 		return fmt.Errorf("scale %s: %w", a.name, errLeaving)
 	}
@@ -413,7 +490,7 @@ func (a *App) scale(ctx context.Context, from, n int, why *telemetry.Event, p Pr
 }
 
 // decisionHolds reports whether an autoscale decision from from to n
-// instances still fits the app; called under opMu.
+// instances still fits the app; called with the app held.
 func (a *App) decisionHolds(from, n int) bool {
 	cfg := a.Config()
 	as := cfg.Autoscale
@@ -426,7 +503,7 @@ func (a *App) Stop(ctx context.Context, p Progress) error {
 	if n := a.Config().Instances; n > 0 {
 		a.resume.Store(int64(n))
 	}
-	return a.Scale(ctx, 0, p)
+	return a.operatorScale(ctx, "an operator's stop", 0, p)
 }
 
 // Start brings a stopped app back to the instances it had when it was
@@ -436,7 +513,7 @@ func (a *App) Start(ctx context.Context, p Progress) error {
 	if n <= 0 {
 		n = max(a.Config().Instances, 1)
 	}
-	return a.Scale(ctx, n, p)
+	return a.operatorScale(ctx, "an operator's start", n, p)
 }
 
 func (a *App) scaleLocked(ctx context.Context, n int, p Progress) error {
@@ -552,8 +629,8 @@ func (a *App) Restart(ctx context.Context, p Progress) error {
 	if a.Config().External() {
 		return fmt.Errorf("restart %s: %w", a.name, ErrExternal)
 	}
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
+	unlock := a.op.lockOperator("an operator's restart")
+	defer unlock()
 	if a.sup.leaving.Load() {
 		return fmt.Errorf("restart %s: %w", a.name, errLeaving)
 	}
@@ -579,8 +656,8 @@ func (a *App) Restart(ctx context.Context, p Progress) error {
 
 // RestartInstance restarts one instance hard.
 func (a *App) RestartInstance(ctx context.Context, id string, p Progress) error {
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
+	unlock := a.op.lockOperator("an operator's restart of " + id)
+	defer unlock()
 	if a.sup.leaving.Load() {
 		return fmt.Errorf("restart %s: %w", id, errLeaving)
 	}

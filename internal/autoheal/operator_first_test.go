@@ -1,0 +1,202 @@
+package autoheal_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/supervisor"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/testutil"
+	"github.com/gatehouse/gatehouse/internal/testutil/harness"
+)
+
+// An outage: every probe fails (a database every /healthz checks is
+// down), so after health.recycle_after auto-heal recycles both instances,
+// and the first recycle's replacement, failing its probes too, could wait
+// out a long start_timeout. What the operator runs then to fix it (a
+// deploy's reload, a restart, a scale, a stop, a recycle of their own, an
+// upgrade, a shutdown) must not wait behind auto-heal: the recycles give
+// way, the replacement is stopped, an auto_heal event says why the
+// instance was not recycled, and the operator's operation proceeds at
+// once. The fix in this test: processes started after it pass their
+// probes.
+func TestOperatorOperationsPreemptAutoHealRecycles(t *testing.T) {
+	const startTimeout = 2 * time.Minute
+	// Well before start_timeout; generous for a busy machine.
+	const bound = 30 * time.Second
+	for _, tc := range []struct {
+		name string
+		// by is how auto-heal's event names the operation.
+		by string
+		op func(ctx context.Context, t *testing.T, g *harness.Gatehouse, a *supervisor.App, old []string) error
+	}{
+		{"reload", "an operator's reload", func(ctx context.Context, _ *testing.T, _ *harness.Gatehouse, a *supervisor.App, _ []string) error {
+			next := *a.Config()
+			next.Env = map[string]string{"RELEASE": "2"}
+			return a.Reload(ctx, &next, quiet)
+		}},
+		{"restart", "an operator's restart", func(ctx context.Context, _ *testing.T, _ *harness.Gatehouse, a *supervisor.App, _ []string) error {
+			return a.Restart(ctx, quiet)
+		}},
+		{"restart of an instance", "an operator's restart of web-1", func(ctx context.Context, _ *testing.T, _ *harness.Gatehouse, a *supervisor.App, old []string) error {
+			return a.RestartInstance(ctx, old[0], quiet)
+		}},
+		{"scale", "an operator's scale", func(ctx context.Context, _ *testing.T, _ *harness.Gatehouse, a *supervisor.App, _ []string) error {
+			return a.Scale(ctx, 3, quiet)
+		}},
+		{"stop", "an operator's stop", func(ctx context.Context, _ *testing.T, _ *harness.Gatehouse, a *supervisor.App, _ []string) error {
+			return a.Stop(ctx, quiet)
+		}},
+		{"recycle", "an operator's recycle of web-1", func(ctx context.Context, _ *testing.T, _ *harness.Gatehouse, a *supervisor.App, old []string) error {
+			return a.Recycle(ctx, old[0], "requested through the admin API", quiet)
+		}},
+		{"upgrade's leave", "an upgrade", func(_ context.Context, _ *testing.T, g *harness.Gatehouse, _ *supervisor.App, _ []string) error {
+			sup := g.Srv.Supervisor()
+			sup.Leave()
+			sup.TakeBack() // the successor failed: this gatehouse serves on
+			return nil
+		}},
+		{"shutdown", "gatehouse's shutdown", func(_ context.Context, t *testing.T, g *harness.Gatehouse, _ *supervisor.App, _ []string) error {
+			g.Stop(t)
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, fixed := startOutage(t, 2, startTimeout)
+			a := g.Srv.Supervisor().App("web")
+			var old []string
+			for _, in := range g.Instances("web") {
+				old = append(old, in.ID)
+				setHealth(t, in.Port, 503)
+			}
+			recycled, replacement := awaitReplacementFailing(t, g, old)
+			fixed()
+
+			ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
+			defer cancel()
+			done := make(chan error, 1)
+			began := time.Now()
+			go func() { done <- tc.op(ctx, t, g, a, old) }()
+			select {
+			case err := <-done:
+				took := time.Since(began)
+				t.Logf("%s took %v", tc.name, took.Round(time.Millisecond))
+				if err != nil {
+					t.Errorf("%s during auto-heal's recycle: %v\n%s", tc.name, err, describe(g.Events()))
+				}
+			case <-time.After(bound):
+				t.Errorf("%s still waits after %v, behind auto-heal's recycle of %s (start_timeout %v)\n%s",
+					tc.name, bound, recycled, startTimeout, describe(g.Events()))
+				g.Stop(t) // ends the recycle, and with it the wait
+				<-done
+				return
+			}
+			ev := waitEventWith(t, g, 10*time.Second, telemetry.EventAutoHeal, recycled, "not recycled: ")
+			if !strings.Contains(ev.Detail, tc.by+" came first") {
+				t.Errorf("auto_heal event %q does not say that %s came first", ev.Detail, tc.by)
+			}
+			if testutil.ProcessAlive(replacement.PID) {
+				t.Errorf("the abandoned replacement %s (pid %d) still runs", replacement.Instance, replacement.PID)
+			}
+			for _, in := range g.Instances("web") {
+				if in.ID == replacement.Instance {
+					t.Errorf("the abandoned replacement %s is still an instance: %+v", in.ID, in)
+				}
+			}
+		})
+	}
+}
+
+// startOutage runs n instances of an app whose processes fail their
+// probes from the outage's start, which is now, until fixed is called:
+// the ones already ready stay so until their health is set. recycle_after
+// is 1s, start_timeout as given.
+func startOutage(t *testing.T, n int, startTimeout time.Duration) (g *harness.Gatehouse, fixed func()) {
+	t.Helper()
+	cfg, app := harness.FaultApp(t, n)
+	flag := filepath.Join(t.TempDir(), "outage")
+	bin := app.Command[0]
+	app.Command = config.Command{"sh", "-c", `if [ -e "$1" ]; then exec "$2" -health-status 503; fi; exec "$2"`, "sh", flag, bin}
+	cfg.SampleInterval = config.Duration(200 * time.Millisecond)
+	app.Health.Interval = config.Duration(100 * time.Millisecond)
+	app.Health.RecycleAfter = config.Duration(time.Second)
+	app.StartTimeout = config.Duration(startTimeout)
+	g = harness.Start(t, cfg)
+	g.WaitReady(t, "web", n, 15*time.Second)
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return g, func() {
+		if err := os.Remove(flag); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// setHealth makes the instance listening on port answer /healthz with
+// code.
+func setHealth(t *testing.T, port, code int) {
+	t.Helper()
+	c := client(t, 10*time.Second)
+	mustGet(t, c, fmt.Sprintf("http://127.0.0.1:%d/set-health?status=%d", port, code), 200)
+}
+
+// awaitReplacementFailing waits until auto-heal recycles one of the
+// instances old and its replacement's probes fail (the outage has it
+// too), and returns the recycled instance and the replacement's start
+// event.
+func awaitReplacementFailing(t *testing.T, g *harness.Gatehouse, old []string) (recycled string, started telemetry.Event) {
+	t.Helper()
+	testutil.WaitFor(t, 20*time.Second, "an auto-heal recycle's replacement to fail its probes", func() bool {
+		recycled, started = "", telemetry.Event{}
+		for _, e := range g.Events(telemetry.EventRecycle, telemetry.EventStart) {
+			switch {
+			case e.Type == telemetry.EventRecycle && recycled == "" && slices.Contains(old, e.Instance):
+				recycled = e.Instance
+			case e.Type == telemetry.EventStart && recycled != "" && started.Instance == "" && !slices.Contains(old, e.Instance):
+				started = e
+			}
+		}
+		for _, in := range g.Instances("web") {
+			if in.ID == started.Instance && in.State == "starting" && strings.Contains(in.Health, "503") {
+				return true
+			}
+		}
+		return false
+	})
+	return recycled, started
+}
+
+// waitEventWith waits for an event of type typ for instance id whose
+// detail begins with prefix, and returns the first.
+func waitEventWith(t *testing.T, g *harness.Gatehouse, timeout time.Duration, typ, id, prefix string) telemetry.Event {
+	t.Helper()
+	var found telemetry.Event
+	testutil.WaitFor(t, timeout, fmt.Sprintf("a %q event of %q saying %q", typ, id, prefix), func() bool {
+		for _, e := range g.Events(typ) {
+			if e.Instance == id && strings.HasPrefix(e.Detail, prefix) {
+				found = e
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func describe(evs []telemetry.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "  %s %-6s %-12s pid=%d %s: %s\n", e.Time.Format("15:04:05.000"), e.Instance, e.Type, e.PID, e.Trigger, e.Detail)
+	}
+	return b.String()
+}
+
+func quiet(string, ...any) {}
