@@ -200,3 +200,42 @@ func describe(evs []telemetry.Event) string {
 }
 
 func quiet(string, ...any) {}
+
+// While an operator's operation holds the app, auto-heal does not try
+// again and again: a trigger that keeps firing (an instance still
+// unhealthy, in an outage the operation does not fix) waits for the app
+// rather than giving way at every check, so each instance's events say
+// at most once that the operator came first.
+func TestAutoHealWaitsOutAnOperatorsOperation(t *testing.T) {
+	const startTimeout = 4 * time.Second
+	g, _ := startOutage(t, 2, startTimeout)
+	a := g.Srv.Supervisor().App("web")
+	var old []string
+	for _, in := range g.Instances("web") {
+		old = append(old, in.ID)
+		setHealth(t, in.Port, 503)
+	}
+	awaitReplacementFailing(t, g, old)
+
+	// The outage goes on: the reload's instances fail their probes too,
+	// and the reload holds the app for its start_timeout, some twenty of
+	// auto-heal's checks.
+	next := *a.Config()
+	next.Env = map[string]string{"RELEASE": "2"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*startTimeout)
+	defer cancel()
+	if err := a.Reload(ctx, &next, quiet); err == nil {
+		t.Fatalf("a reload whose instances never get ready succeeded\n%s", describe(g.Events()))
+	}
+	for _, id := range old {
+		n := 0
+		for _, e := range g.Events(telemetry.EventAutoHeal) {
+			if e.Instance == id && strings.HasSuffix(e.Detail, "came first") {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Errorf("%s: %d auto_heal events saying the operator came first, want at most 1\n%s", id, n, describe(g.Events()))
+		}
+	}
+}

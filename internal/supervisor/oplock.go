@@ -26,6 +26,10 @@ type opLock struct {
 	// them to come, named for auto-heal's event.
 	operators int
 	by        string
+	// operatorsGone is closed when the last of them lets go: auto-heal
+	// waits for it rather than fire, give way and fire again at every
+	// check while an operator's operation runs.
+	operatorsGone chan struct{}
 	// released is closed when the holder lets go.
 	released chan struct{}
 }
@@ -65,7 +69,7 @@ func (l *opLock) tryLockOperator(by string) (unlock func(), err error) {
 	l.addOperatorLocked(by)
 	for l.held {
 		if l.heal == nil {
-			l.operators--
+			l.dropOperatorLocked()
 			return nil, ErrBusy
 		}
 		l.waitLocked(nil)
@@ -74,33 +78,36 @@ func (l *opLock) tryLockOperator(by string) (unlock func(), err error) {
 	return l.unlockOperator, nil
 }
 
-// lockHeal takes the lock for auto-heal's recycle, or returns a
-// *PreemptedError while an operator's operation wants it or holds it,
-// or ctx's error once ctx ends. The recycle runs on hctx, which an
-// operator's operation cancels (context.Cause: a *PreemptedError).
+// lockHeal takes the lock for auto-heal's recycle once no operator's
+// operation wants it or holds it, or returns ctx's error once ctx ends.
+// The recycle runs on hctx, which an operator's operation that comes
+// later cancels (context.Cause: a *PreemptedError).
 func (l *opLock) lockHeal(ctx context.Context) (hctx context.Context, unlock func(), err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
-		if l.operators > 0 {
-			return nil, nil, &PreemptedError{By: l.by}
-		}
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		if !l.held {
-			break
+		switch {
+		case l.operators > 0:
+			l.waitForLocked(l.operatorsGone, ctx.Done())
+		case l.held:
+			l.waitForLocked(l.released, ctx.Done())
+		default:
+			hctx, cancel := context.WithCancelCause(ctx)
+			l.takeLocked(cancel)
+			return hctx, l.unlock, nil
 		}
-		l.waitLocked(ctx.Done())
 	}
-	hctx, cancel := context.WithCancelCause(ctx)
-	l.takeLocked(cancel)
-	return hctx, l.unlock, nil
 }
 
 // addOperatorLocked counts an operator's operation by and makes the
 // auto-heal recycle that holds the lock, if one does, give way.
 func (l *opLock) addOperatorLocked(by string) {
+	if l.operators == 0 {
+		l.operatorsGone = make(chan struct{})
+	}
 	l.operators++
 	l.by = by
 	if l.heal != nil {
@@ -110,13 +117,24 @@ func (l *opLock) addOperatorLocked(by string) {
 
 // waitLocked waits, l.mu let go meanwhile, until the holder releases the
 // lock or stop is closed.
-func (l *opLock) waitLocked(stop <-chan struct{}) {
-	released := l.released
+func (l *opLock) waitLocked(stop <-chan struct{}) { l.waitForLocked(l.released, stop) }
+
+// waitForLocked waits, l.mu let go meanwhile, until ch or stop is closed.
+func (l *opLock) waitForLocked(ch, stop <-chan struct{}) {
 	l.mu.Unlock()
 	defer l.mu.Lock()
 	select {
-	case <-released:
+	case <-ch:
 	case <-stop:
+	}
+}
+
+// dropOperatorLocked uncounts an operator's operation that let go of the
+// lock or gave up on it.
+func (l *opLock) dropOperatorLocked() {
+	l.operators--
+	if l.operators == 0 {
+		close(l.operatorsGone)
 	}
 }
 
@@ -134,7 +152,7 @@ func (l *opLock) unlock() {
 func (l *opLock) unlockOperator() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.operators--
+	l.dropOperatorLocked()
 	l.releaseLocked()
 }
 

@@ -286,13 +286,14 @@ func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error 
 }
 
 // HealRecycle is Recycle for auto-heal, which gives way to the operator:
-// an operator's operation on the app (a reload, scale, stop, start,
-// restart or recycle), an upgrade's handover or gatehouse's shutdown
-// that comes while it waits for the app, or for its replacement to
-// become ready, takes the app at once. The replacement, if one was
-// started, is stopped, the instance is left as it was, and the error is
-// a *PreemptedError. (Once the replacement is ready the recycle
-// finishes: what is left is the old instance's drain.)
+// it waits for the app while an operator's operation on it (a reload,
+// scale, stop, start, restart or recycle) or an upgrade's handover
+// wants it or holds it, and one that comes while it waits for its
+// replacement to become ready takes the app at once, as gatehouse's
+// shutdown does. The replacement, if one was started, is stopped, the
+// instance is left as it was, and the error is a *PreemptedError. (Once
+// the replacement is ready the recycle finishes: what is left is the old
+// instance's drain.)
 func (a *App) HealRecycle(ctx context.Context, id, reason string) error {
 	hctx, unlock, err := a.op.lockHeal(ctx)
 	if err != nil {
