@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -44,7 +45,8 @@ func unhealthyFinding(ev *Evidence, app string, fs []healFiring) Finding {
 				what += fmt.Sprintf(" after %d attempts", u.attempts)
 			}
 			if u.outcome != "" {
-				what += ": " + u.outcome
+				// "not recycled: …" is said once.
+				what += ": " + strings.TrimPrefix(u.outcome, "not recycled: ")
 			}
 			if !slices.Contains(kept, u.Instance) {
 				kept = append(kept, u.Instance)

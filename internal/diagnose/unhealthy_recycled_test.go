@@ -27,6 +27,11 @@ func TestUnhealthyRecycledNamesTheRecycledInstances(t *testing.T) {
 	recycled := func(d time.Duration, id string, pid int) telemetry.Event {
 		return telemetry.Event{Time: at.Add(d), App: "web", Instance: id, PID: pid, Type: telemetry.EventRecycle, Detail: "auto-heal unhealthy: " + value}
 	}
+	preempted := func(d time.Duration, id string, pid int) telemetry.Event {
+		e := fired(d, id, pid)
+		e.Detail = "not recycled: an operator's reload came first; web-3, its replacement, not ready yet, was stopped"
+		return e
+	}
 	failed := func(d time.Duration, id string, pid int) telemetry.Event {
 		e := fired(d, id, pid)
 		e.Detail = "recycle failed: web-3 not ready within start_timeout 230s: starting: 503 Service Unavailable in 1ms"
@@ -69,6 +74,13 @@ func TestUnhealthyRecycledNamesTheRecycledInstances(t *testing.T) {
 			fired(4*time.Minute+time.Second, "web-1", 4242), recycled(4*time.Minute+time.Second+10*time.Millisecond, "web-1", 4242),
 		}, []string{"web-4"}, "auto-heal recycled web-1 after it stayed unhealthy for health.recycle_after", []string{"web-1"}, true,
 			[]string{"web-1 (pid 4242): " + value + "; recycled"}},
+		// An operator's operation took the app from the recycle: its
+		// event begins "not recycled: ", said once in the evidence.
+		{"a recycle the operator came before", []telemetry.Event{
+			fired(0, "web-1", 4242), recycled(10*time.Millisecond, "web-1", 4242),
+			preempted(time.Minute, "web-1", 4242),
+		}, []string{"web-1"}, "web-1 stayed unhealthy for health.recycle_after and was not recycled", []string{"web-1"}, false,
+			[]string{"web-1 (pid 4242): " + value + "; not recycled: an operator's reload came first; web-3, its replacement, not ready yet, was stopped"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var snap []diagnose.InstanceSnap
