@@ -18,5 +18,5 @@ import (
 func TestMain(m *testing.M) {
 	os.Unsetenv("GATEHOUSE_ADMIN_TOKEN")
 	testutil.WaitingParallel(4)
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(testutil.ExitRemovingBinaries))
 }

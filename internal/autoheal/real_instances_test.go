@@ -326,4 +326,4 @@ func waitReplaced(t *testing.T, g *harness.Gatehouse, old string) (id string, pi
 // the healer's actions under way), every client closes its idle
 // connections, every process is reaped and every fake healer's Run has
 // returned, so nothing may be left running.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.Cleanup(testutil.ExitRemovingBinaries)) }

@@ -223,4 +223,4 @@ func get(t *testing.T, url string) string {
 // the scales under way), every client closes its idle connections, every
 // process is reaped and every fake scaler's Run has returned, so nothing
 // may be left running.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.Cleanup(testutil.ExitRemovingBinaries)) }

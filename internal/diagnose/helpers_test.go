@@ -27,7 +27,7 @@ import (
 // and timers more than they compute: six run at once.
 func TestMain(m *testing.M) {
 	testutil.WaitingParallel(6)
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(testutil.ExitRemovingBinaries))
 }
 
 // start runs the fault app with n instances and args, sampling process

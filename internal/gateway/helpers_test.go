@@ -26,7 +26,7 @@ import (
 func TestMain(m *testing.M) {
 	flag.Parse()
 	testutil.WaitingParallel(parallelTests())
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(testutil.ExitRemovingBinaries))
 }
 
 // parallelTests is how many parallel tests run at once (unless

@@ -15,5 +15,5 @@ import (
 // timers more than they compute: six run at once.
 func TestMain(m *testing.M) {
 	testutil.WaitingParallel(6)
-	goleak.VerifyTestMain(m, acmetest.IgnoreGoroutines...)
+	goleak.VerifyTestMain(m, append(acmetest.IgnoreGoroutines, goleak.Cleanup(testutil.ExitRemovingBinaries))...)
 }

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gatehouse/gatehouse/internal/pool"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // TestMain fails the package's tests, internal and external, if the
@@ -39,5 +40,6 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
+	testutil.RemoveBinaries()
 	os.Exit(code)
 }

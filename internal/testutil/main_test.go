@@ -8,4 +8,4 @@ import (
 
 // TestMain proves that every goroutine the package's tests start has
 // stopped when they end.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.Cleanup(ExitRemovingBinaries)) }

@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -79,14 +80,63 @@ func goBuild(pkg string) (bin string, out []byte, err error) {
 	return bin, out, err
 }
 
-// sharedBinDir makes the per-process binary directory on first use.
+// sharedBinDir makes the per-process binary directory on first use, its
+// name holding the process's pid, and removes those of test processes
+// that are gone (killed, or timed out, before RemoveBinaries ran).
 func sharedBinDir() (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if binDir == "" && binDirEr == nil {
-		binDir, binDirEr = os.MkdirTemp("", "gatehouse-testbin-")
+		removeDeadBinDirs(os.TempDir())
+		binDir, binDirEr = os.MkdirTemp("", fmt.Sprintf("%s%d-", binDirPrefix, os.Getpid()))
 	}
 	return binDir, binDirEr
+}
+
+// binDirPrefix begins the name of every test process's binary directory:
+// each holds a gatehouse binary (some 50 MB), so one left by every test
+// run would fill the disk.
+const binDirPrefix = "gatehouse-testbin-"
+
+// RemoveBinaries removes the binaries BuildBinary built in this process.
+// A package whose tests build them calls it as its tests end (see
+// ExitRemovingBinaries); a later BuildBinary builds them again.
+func RemoveBinaries() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	binDir, binDirEr = "", nil
+	clear(builds)
+}
+
+// ExitRemovingBinaries is goleak.Cleanup's function for a TestMain whose
+// tests build binaries: it removes them, then exits with code.
+func ExitRemovingBinaries(code int) {
+	RemoveBinaries()
+	os.Exit(code)
+}
+
+// removeDeadBinDirs removes the binary directories in dir of test
+// processes that no longer run.
+func removeDeadBinDirs(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), binDirPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || ProcessAlive(pid) {
+			continue
+		}
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago. Another

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -132,4 +133,47 @@ func TestProcState(t *testing.T) {
 			t.Errorf("procState(%q) = %q, want %q", tc.stat, got, tc.want)
 		}
 	}
+}
+
+// Every test process builds its binaries into a directory of its own,
+// some 50 MB: they are removed as its tests end (RemoveBinaries), and a
+// directory whose process is gone (killed, timed out) is removed when
+// the next test process makes its own; a live process's stays.
+func TestTestBinariesDoNotOutliveTheirProcess(t *testing.T) {
+	t.Run("removed as the tests end", func(t *testing.T) {
+		bin := BuildBinary(t, FaultAppPkg)
+		RemoveBinaries()
+		if _, err := os.Stat(filepath.Dir(bin)); !os.IsNotExist(err) {
+			t.Errorf("the binaries' directory after RemoveBinaries: %v; want it gone", err)
+		}
+		again := BuildBinary(t, FaultAppPkg)
+		if _, err := os.Stat(again); err != nil {
+			t.Errorf("BuildBinary after RemoveBinaries: %v", err)
+		}
+	})
+	t.Run("those of gone processes swept", func(t *testing.T) {
+		dir := t.TempDir()
+		gone := exec.Command("true")
+		if err := gone.Run(); err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{ // name: whether it must stay
+			fmt.Sprintf("%s%d-1", binDirPrefix, gone.Process.Pid): false,
+			fmt.Sprintf("%s%d-2", binDirPrefix, os.Getpid()):      true,
+			binDirPrefix + "not-a-pid":                            true,
+			"something-else-1":                                    true,
+		}
+		for name := range names {
+			if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		removeDeadBinDirs(dir)
+		for name, stays := range names {
+			_, err := os.Stat(filepath.Join(dir, name))
+			if got := err == nil; got != stays {
+				t.Errorf("%s: there after the sweep %t, want %t", name, got, stays)
+			}
+		}
+	})
 }
