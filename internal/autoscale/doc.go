@@ -1,8 +1,9 @@
 // Package autoscale owns autoscale: for every app with an autoscale:
 // block it samples, every interval, the signals gatehouse measures itself
 // (requests in flight per ready instance, held requests and their wait,
-// p95 upstream latency, CPU per instance), keeps them over the rules'
-// windows, and changes the app's instance count through the supervisor:
+// p95 upstream latency, CPU per instance; requests held while no instance
+// is ready wait for a start, a wake or a cold start, and are not load),
+// keeps them over the rules' windows, and changes the app's instance count through the supervisor:
 // out by a rule's step when that rule held over its whole window (never
 // beyond max, not within cooldown_out), in by a rule's step only while
 // every out rule is quiet, not within cooldown_in, never below min, and

@@ -21,12 +21,17 @@ type requests struct {
 	upstream []time.Duration
 	seen     int
 	maxHold  time.Duration
+	// cold is when a sample last found no ready instance (see
+	// heldForStart).
+	cold time.Time
 }
 
 func (r *requests) observe(e *telemetry.AccessEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.maxHold = max(r.maxHold, e.Held)
+	if !r.heldForStart(e) {
+		r.maxHold = max(r.maxHold, e.Held)
+	}
 	if e.Attempts == 0 || e.Upstream <= 0 {
 		return // never reached the app: no latency of its own
 	}
@@ -38,12 +43,24 @@ func (r *requests) observe(e *telemetry.AccessEntry) {
 	}
 }
 
+// heldForStart reports whether e, held, was under way when a sample last
+// found no ready instance: its hold measures a start (a wake from
+// idle_unload, a cold start), which more instances would not shorten, as
+// each would start as slowly; HPA likewise leaves out pods not ready.
+func (r *requests) heldForStart(e *telemetry.AccessEntry) bool {
+	return e.Held > 0 && !r.cold.IsZero() && !e.Time.After(r.cold)
+}
+
 // take returns the p95 upstream time and the longest hold since the last
-// take, in milliseconds, and starts over.
-func (r *requests) take() (p95, hold float64) {
+// take, in milliseconds, and starts over; noneReady says the app has no
+// ready instance at now.
+func (r *requests) take(now time.Time, noneReady bool) (p95, hold float64) {
 	r.mu.Lock()
 	ups, maxHold := r.upstream, r.maxHold
 	r.upstream, r.seen, r.maxHold = nil, 0, 0
+	if noneReady {
+		r.cold = now
+	}
 	r.mu.Unlock()
 	return ms(percentile(ups, 0.95)), ms(maxHold)
 }
@@ -75,15 +92,18 @@ func measure(a app, r *requests, now time.Time) sample {
 			cpuN++
 		}
 	}
-	p95, hold := r.take()
+	p95, hold := r.take(now, ready == 0)
 	v := map[string]float64{
-		config.MetricHeld:        float64(a.Held()),
+		// With no ready instance, the requests held wait for a start (a
+		// wake from idle_unload, a cold start), not for capacity.
+		config.MetricHeld:        math.NaN(),
 		config.MetricHoldWait:    hold,
 		config.MetricP95Upstream: p95,
 		config.MetricInflight:    math.NaN(),
 		config.MetricCPU:         math.NaN(),
 	}
 	if ready > 0 {
+		v[config.MetricHeld] = float64(a.Held())
 		v[config.MetricInflight] = inflight / float64(ready)
 	}
 	if cpuN > 0 {

@@ -109,10 +109,13 @@ const (
 	// MetricInflight is the requests in flight per ready instance (held
 	// requests not included).
 	MetricInflight = "inflight_per_instance"
-	// MetricHeld is the requests held waiting for a ready instance.
+	// MetricHeld is the requests held waiting for a ready instance or a
+	// free slot; not measured while no instance is ready (they wait for
+	// a start, not for capacity).
 	MetricHeld = "held"
 	// MetricHoldWait is the longest hold, in milliseconds, of the
-	// requests that finished in the last interval (0 when none was held).
+	// requests that finished in the last interval (0 when none was held),
+	// leaving out holds under way while no instance was ready.
 	MetricHoldWait = "hold_wait_ms"
 	// MetricP95Upstream is the 95th percentile of the time the app took
 	// to answer (upstream_ms) over the requests that finished in the last
