@@ -247,9 +247,13 @@ func (rt *Route) Target(q *Ask) (path string, changed bool) {
 // read it (http1.RoutePath: slashes merged, parameters left out), and
 // the rewrite holds for that path too: "/old;x/page" is "/old/page" to a
 // servlet container, so a rewrite of "^/old/" must not pass it on as it
-// came. dec's own rewrite stands when it reads as that one
-// ("/old/page;jsessionid=1" keeps its parameter) or that one does not
-// match.
+// came. Of the spellings that rewrite to what the app reads as that
+// path's rewrite, the one closest to dec is sent: dec itself, then dec
+// with its slashes merged, then without the parameters of all but its
+// last segment, so that a parameter the pattern takes in
+// ("//old/page;jsessionid=1", "/;x/old/page;jsessionid=1": a servlet
+// container's session) is kept as it is for "/old/page;jsessionid=1".
+// dec's own rewrite stands too when that path's does not match.
 func (rt *Route) rewritten(dec string) (out string, ok bool) {
 	out, ok = rt.rewriteOne(dec)
 	read := http1.RoutePath(dec)
@@ -257,10 +261,34 @@ func (rt *Route) rewritten(dec string) (out string, ok bool) {
 		return out, ok
 	}
 	readOut, readOK := rt.rewriteOne(read)
-	if !readOK || http1.RoutePath(out) == http1.RoutePath(readOut) {
+	if !readOK {
 		return out, ok
 	}
+	want := http1.RoutePath(readOut)
+	if http1.RoutePath(out) == want {
+		return out, ok
+	}
+	merged := http1.MergeSlashes(dec)
+	for _, p := range [...]string{merged, lastParamsKept(merged)} {
+		if p == dec || p == read {
+			continue
+		}
+		if o, hit := rt.rewriteOne(p); hit && http1.RoutePath(o) == want {
+			return o, true
+		}
+	}
 	return readOut, true
+}
+
+// lastParamsKept is p, a path with its slashes merged, without the
+// parameters of its segments but the last: where a servlet container's
+// URL carries its session (";jsessionid=").
+func lastParamsKept(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return p
+	}
+	return strings.TrimSuffix(http1.RoutePath(p[:i]), "/") + p[i:]
 }
 
 // rewriteOne applies the rewrite to p; ok is false when it does not

@@ -1095,6 +1095,7 @@ func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
 		{"//admin/", 403, ""}, {"/admin//x", 403, ""}, {"///admin///x", 403, ""}, {"//admin", 403, ""},
 		{"//api/items", 200, "/items"}, {"//api//items", 200, "//items"}, {"//api", 200, "/"},
 		{"//old/page", 200, "/new/page"}, {"/old//page", 200, "/new//page"},
+		{"//old/page;jsessionid=1", 200, "/new/page;jsessionid=1"},
 		{"//x", 200, "//x"},
 	})
 }
@@ -1104,7 +1105,8 @@ func TestRouteRulesHoldForDoubledSlashes(t *testing.T) {
 // "/admin/secret", so "/"'s rules must not apply to it. The app is sent
 // the path as written, but for what strip_prefix takes off, parameters
 // of the prefix's segments included, and for a rewrite, which holds for
-// the path as the route read it.
+// the path as the route read it and keeps the parameters of what it
+// takes in (a session's ";jsessionid=").
 func TestRouteRulesHoldForPathParameters(t *testing.T) {
 	forEachFrontProtocolInParallel(t, func(t *testing.T, proto string) {
 		d := newDirect(t, proto, rawPathEchoApp(t), func(a *config.App) {
@@ -1125,6 +1127,7 @@ func TestRouteRulesHoldForPathParameters(t *testing.T) {
 			{"/admin%3Bx/secret", 403, ""}, {"/api%3Bv=1/items", 200, "/items"}, {"/%3Bx/api/items", 200, "/items"},
 			{"/old;x/page", 200, "/new/page"}, {"/;x/old/page", 200, "/new/page"}, {"/old%3Bx/page", 200, "/new/page"},
 			{"/old/page;jsessionid=1", 200, "/new/page;jsessionid=1"},
+			{"/old;x/page;jsessionid=1", 200, "/new/page;jsessionid=1"},
 		})
 	})
 }
