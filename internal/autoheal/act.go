@@ -63,7 +63,7 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 			if action == config.ActionDump {
 				h.dump(ctx, f, st.PID, ah.DumpOf())
 			}
-			err := a.Recycle(ctx, f.instance, "auto-heal "+f.trigger+": "+f.value)
+			err := a.Recycle(ctx, f.instance, st.PID, "auto-heal "+f.trigger+": "+f.value)
 			var preempted *supervisor.PreemptedError
 			switch {
 			case errors.As(err, &preempted):
@@ -78,6 +78,12 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 				// and no recycle happened to count against max_recycles.
 				undo()
 				h.emit(f, st.PID, "not recycled: "+f.instance+" was replaced or stopped meanwhile (a reload, scale or recycle got there first)")
+			case errors.Is(err, supervisor.ErrProcessReplaced):
+				// Restarted while the recycle waited for the app (the
+				// operator's restart, the fix of an outage): the new
+				// process has not earned the recycle, and none happened.
+				undo()
+				h.emit(f, st.PID, fmt.Sprintf("not recycled: %s was restarted meanwhile (pid %d is gone); its new process is judged afresh", f.instance, st.PID))
 			case err != nil:
 				h.emit(f, st.PID, "recycle failed: "+err.Error())
 			}

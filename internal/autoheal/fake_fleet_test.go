@@ -107,7 +107,7 @@ func (fl *fakeFleet) Instances() []instance {
 // run, or that is already stopping.
 var errNoInstance = fmt.Errorf("recycle: %w", supervisor.ErrNoInstance)
 
-func (fl *fakeFleet) Recycle(ctx context.Context, id, reason string) error {
+func (fl *fakeFleet) Recycle(ctx context.Context, id string, pid int, reason string) error {
 	fl.mu.Lock()
 	before := fl.beforeRecycle
 	fl.mu.Unlock()
@@ -121,6 +121,10 @@ func (fl *fakeFleet) Recycle(ctx context.Context, id, reason string) error {
 		return errNoInstance
 	}
 	old := fl.instances[i].(*fakeInstance)
+	if pid > 0 && old.pid != pid {
+		fl.mu.Unlock()
+		return fmt.Errorf("recycle %s: %w", id, supervisor.ErrProcessReplaced)
+	}
 	fl.recycled = append(fl.recycled, id)
 	old.stopping = true
 	fl.mu.Unlock()

@@ -239,3 +239,49 @@ func TestAutoHealWaitsOutAnOperatorsOperation(t *testing.T) {
 		}
 	}
 }
+
+// An auto-heal recycle that waits for the app while the operator
+// restarts it (the fix of an outage) does not recycle the restarted
+// instance once the restart is done: its trigger fired on the process
+// the restart replaced, and the new one, healthy and seconds old, has
+// not earned a recycle. Its auto_heal event says it was not recycled.
+func TestAutoHealDoesNotRecycleWhatARestartReplaced(t *testing.T) {
+	const startTimeout = 2 * time.Minute
+	g, fixed := startOutage(t, 2, startTimeout)
+	a := g.Srv.Supervisor().App("web")
+	var old []string
+	for _, in := range g.Instances("web") {
+		old = append(old, in.ID)
+		setHealth(t, in.Port, 503)
+	}
+	recycled, _ := awaitReplacementFailing(t, g, old)
+	waiting := old[0]
+	if waiting == recycled {
+		waiting = old[1]
+	}
+	// The other instance's trigger fired too; its recycle waits for the
+	// app, which the first one holds, then the operator.
+	waitEventWith(t, g, 20*time.Second, telemetry.EventAutoHeal, waiting, waiting+": ")
+	fixed()
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := a.Restart(ctx, quiet); err != nil {
+		t.Fatalf("restart: %v\n%s", err, describe(g.Events()))
+	}
+	var outcome telemetry.Event
+	testutil.WaitFor(t, 20*time.Second, "the waiting recycle of "+waiting+" to end", func() bool {
+		for _, e := range g.Events(telemetry.EventAutoHeal, telemetry.EventRecycle) {
+			if e.Instance == waiting && (e.Type == telemetry.EventRecycle ||
+				strings.HasPrefix(e.Detail, "not recycled: ") || strings.HasPrefix(e.Detail, "recycle failed: ")) {
+				outcome = e
+				return true
+			}
+		}
+		return false
+	})
+	if outcome.Type == telemetry.EventRecycle || !strings.Contains(outcome.Detail, "restarted meanwhile") {
+		t.Errorf("after the operator's restart, auto-heal's waiting recycle of %s: %s %q; want it not recycled, restarted meanwhile\n%s",
+			waiting, outcome.Type, outcome.Detail, describe(g.Events()))
+	}
+}
