@@ -63,8 +63,9 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 			if action == config.ActionDump {
 				h.dump(ctx, f, st.PID, ah.DumpOf())
 			}
-			err := a.Recycle(ctx, f.instance, st.PID, "auto-heal "+f.trigger+": "+f.value)
+			err := a.Recycle(ctx, f.instance, func() error { return stillDue(a, f, st) }, "auto-heal "+f.trigger+": "+f.value)
 			var preempted *supervisor.PreemptedError
+			var notDue *notDueError
 			switch {
 			case errors.As(err, &preempted):
 				// The operator's fix (a deploy, a restart) comes first;
@@ -78,18 +79,45 @@ func (h *Healer) act(ctx context.Context, f *firing) {
 				// and no recycle happened to count against max_recycles.
 				undo()
 				h.emit(f, st.PID, "not recycled: "+f.instance+" was replaced or stopped meanwhile (a reload, scale or recycle got there first)")
-			case errors.Is(err, supervisor.ErrProcessReplaced):
-				// Restarted while the recycle waited for the app (the
-				// operator's restart, the fix of an outage): the new
-				// process has not earned the recycle, and none happened.
+			case errors.As(err, &notDue):
+				// What fired no longer holds after what the recycle
+				// waited out (the operator's restart, the fix of an
+				// outage): none happened, and none counts.
 				undo()
-				h.emit(f, st.PID, fmt.Sprintf("not recycled: %s was restarted meanwhile (pid %d is gone); its new process is judged afresh", f.instance, st.PID))
+				h.emit(f, st.PID, "not recycled: "+notDue.Error())
 			case err != nil:
 				h.emit(f, st.PID, "recycle failed: "+err.Error())
 			}
 			c.clear()
 		})
 	}
+}
+
+// notDueError is why an instance whose trigger fired is no longer to be
+// recycled once the recycle has the app.
+type notDueError struct{ why string }
+
+func (e *notDueError) Error() string { return e.why }
+
+// stillDue reports whether the recycle f asked for is still due, asked
+// once it has the app (it may have waited out an operator's operation):
+// the instance must run the process st the trigger fired on (a restart
+// gives it a new one, judged afresh), and, for health.recycle_after, be
+// unhealthy still (a passed probe starts its time over).
+func stillDue(a app, f *firing, st process) error {
+	in := findInstance(a, f.instance)
+	if in == nil {
+		return nil // the recycle finds it gone (supervisor.ErrNoInstance)
+	}
+	if pid := in.Process().PID; st.PID > 0 && pid != st.PID {
+		return &notDueError{fmt.Sprintf("%s was restarted meanwhile (pid %d is gone); its new process is judged afresh", f.instance, st.PID)}
+	}
+	if f.trigger == triggerUnhealthy {
+		if _, _, still := in.Unhealthy(); !still {
+			return &notDueError{f.instance + " is no longer unhealthy (a probe passed meanwhile)"}
+		}
+	}
+	return nil
 }
 
 // actionFor is what is done for f: auto_heal's action, on an instance at

@@ -107,7 +107,7 @@ func (fl *fakeFleet) Instances() []instance {
 // run, or that is already stopping.
 var errNoInstance = fmt.Errorf("recycle: %w", supervisor.ErrNoInstance)
 
-func (fl *fakeFleet) Recycle(ctx context.Context, id string, pid int, reason string) error {
+func (fl *fakeFleet) Recycle(ctx context.Context, id string, due func() error, reason string) error {
 	fl.mu.Lock()
 	before := fl.beforeRecycle
 	fl.mu.Unlock()
@@ -121,10 +121,13 @@ func (fl *fakeFleet) Recycle(ctx context.Context, id string, pid int, reason str
 		return errNoInstance
 	}
 	old := fl.instances[i].(*fakeInstance)
-	if pid > 0 && old.pid != pid {
-		fl.mu.Unlock()
-		return fmt.Errorf("recycle %s: %w", id, supervisor.ErrProcessReplaced)
+	fl.mu.Unlock()
+	if due != nil {
+		if err := due(); err != nil {
+			return fmt.Errorf("recycle %s: %w", id, err)
+		}
 	}
+	fl.mu.Lock()
 	fl.recycled = append(fl.recycled, id)
 	old.stopping = true
 	fl.mu.Unlock()

@@ -31,10 +31,10 @@ type app interface {
 	Instances() []instance
 	// Recycle replaces instance id with a new one, overlapped; it gives
 	// way to an operator's operation on the app (a
-	// *supervisor.PreemptedError), and does nothing once the instance
-	// runs another process than pid, the one the trigger fired on
-	// (supervisor.ErrProcessReplaced).
-	Recycle(ctx context.Context, id string, pid int, reason string) error
+	// *supervisor.PreemptedError). due, asked once the app is the
+	// recycle's, says why the instance is no longer to be recycled (an
+	// error, returned wrapped), nil when it still is.
+	Recycle(ctx context.Context, id string, due func() error, reason string) error
 }
 
 // instance is one instance of an app.
@@ -93,8 +93,8 @@ func (a supApp) Instances() []instance {
 	return out
 }
 
-func (a supApp) Recycle(ctx context.Context, id string, pid int, reason string) error {
-	return a.a.HealRecycle(ctx, id, pid, reason)
+func (a supApp) Recycle(ctx context.Context, id string, due func() error, reason string) error {
+	return a.a.HealRecycle(ctx, id, due, reason)
 }
 
 type supInstance struct{ in *supervisor.Instance }

@@ -285,3 +285,62 @@ func TestAutoHealDoesNotRecycleWhatARestartReplaced(t *testing.T) {
 			waiting, outcome.Type, outcome.Detail, describe(g.Events()))
 	}
 }
+
+// An auto-heal recycle for health.recycle_after that waits for the app
+// (behind another recycle, then the operator's scale) does not recycle
+// its instance once it has the app if a probe passed meanwhile (the
+// outage ended): the time starts over when a probe passes, and a healthy
+// instance has not earned a recycle.
+func TestAutoHealDoesNotRecycleAnInstanceHealthyAgain(t *testing.T) {
+	const startTimeout = 2 * time.Minute
+	g, fixed := startOutage(t, 2, startTimeout)
+	a := g.Srv.Supervisor().App("web")
+	var old []string
+	ports := map[string]int{}
+	for _, in := range g.Instances("web") {
+		old = append(old, in.ID)
+		ports[in.ID] = in.Port
+		setHealth(t, in.Port, 503)
+	}
+	recycled, _ := awaitReplacementFailing(t, g, old)
+	waiting := old[0]
+	if waiting == recycled {
+		waiting = old[1]
+	}
+	waitEventWith(t, g, 20*time.Second, telemetry.EventAutoHeal, waiting, waiting+": ")
+	// The outage ends: both old instances pass their probes again.
+	fixed()
+	for _, id := range old {
+		setHealth(t, ports[id], 200)
+	}
+	testutil.WaitFor(t, 20*time.Second, "both old instances to be ready again", func() bool {
+		n := 0
+		for _, in := range g.Instances("web") {
+			if slices.Contains(old, in.ID) && in.State == "ready" {
+				n++
+			}
+		}
+		return n == len(old)
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := a.Scale(ctx, 3, quiet); err != nil {
+		t.Fatalf("scale: %v\n%s", err, describe(g.Events()))
+	}
+	var outcome telemetry.Event
+	testutil.WaitFor(t, 20*time.Second, "the waiting recycle of "+waiting+" to end", func() bool {
+		for _, e := range g.Events(telemetry.EventAutoHeal, telemetry.EventRecycle) {
+			if e.Instance == waiting && (e.Type == telemetry.EventRecycle ||
+				strings.HasPrefix(e.Detail, "not recycled: ") || strings.HasPrefix(e.Detail, "recycle failed: ")) {
+				outcome = e
+				return true
+			}
+		}
+		return false
+	})
+	if outcome.Type == telemetry.EventRecycle || !strings.Contains(outcome.Detail, "no longer unhealthy") {
+		t.Errorf("auto-heal's waiting recycle of %s, healthy again: %s %q; want it not recycled, no longer unhealthy\n%s",
+			waiting, outcome.Type, outcome.Detail, describe(g.Events()))
+	}
+}

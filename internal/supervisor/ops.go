@@ -42,13 +42,6 @@ var ErrStaleDecision = errors.New("the app changed since the autoscale decision 
 // reload, scale or recycle while the operation waited for the app.
 var ErrNoInstance = errors.New("no running instance")
 
-// ErrProcessReplaced is returned by HealRecycle when the instance no
-// longer runs the process auto-heal's trigger fired on: it was restarted
-// (gatehouse restart, or after a crash) while the recycle waited for the
-// app. The trigger spoke of the process that is gone; the new one,
-// healthy perhaps and young, is judged afresh.
-var ErrProcessReplaced = errors.New("its process was restarted")
-
 // errLeaving is returned by operations while the instances are left to a
 // new gatehouse process (Leave until TakeBack): they are not this one's
 // to change, and the change would not reach the new process.
@@ -300,11 +293,12 @@ func (a *App) Recycle(ctx context.Context, id, reason string, p Progress) error 
 // shutdown does. The replacement, if one was started, is stopped, the
 // instance is left as it was, and the error is a *PreemptedError. (Once
 // the replacement is ready the recycle finishes: what is left is the old
-// instance's drain.) pid is the process the trigger fired on (0: not
-// known): an instance that runs another by the time the recycle has the
-// app (an operator's restart it waited out) is not recycled, and the
-// error is ErrProcessReplaced.
-func (a *App) HealRecycle(ctx context.Context, id string, pid int, reason string) error {
+// instance's drain.) due, unless nil, is asked once the recycle has the
+// app, before it starts anything: what auto-heal saw when its trigger
+// fired may not hold after an operation it waited out (a restart gave
+// the instance a new process, or a probe passed); an error from due
+// ends the recycle, wrapped.
+func (a *App) HealRecycle(ctx context.Context, id string, due func() error, reason string) error {
 	hctx, unlock, err := a.op.lockHeal(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -313,8 +307,10 @@ func (a *App) HealRecycle(ctx context.Context, id string, pid int, reason string
 		return fmt.Errorf("recycle %s: %w", id, err)
 	}
 	defer unlock()
-	if in := a.instance(id); in != nil && pid > 0 && in.Status().PID != pid {
-		return fmt.Errorf("recycle %s: %w (pid %d is gone)", id, ErrProcessReplaced, pid)
+	if due != nil && a.instance(id) != nil {
+		if err := due(); err != nil {
+			return fmt.Errorf("recycle %s: %w", id, err)
+		}
 	}
 	nw, err := a.recycle(hctx, id, reason, func(string, ...any) {})
 	if by := a.preemptedBy(ctx, hctx, err); by != "" {
