@@ -22,10 +22,8 @@ type opLock struct {
 	// anything else, or none.
 	heal context.CancelCauseFunc
 	// operators counts the operator's operations that want the lock or
-	// hold it: while one does, auto-heal takes no app. by is the last of
-	// them to come, named for auto-heal's event.
+	// hold it: while one does, auto-heal takes no app.
 	operators int
-	by        string
 	// operatorsGone is closed when the last of them lets go: auto-heal
 	// waits for it rather than fire, give way and fire again at every
 	// check while an operator's operation runs.
@@ -109,7 +107,6 @@ func (l *opLock) addOperatorLocked(by string) {
 		l.operatorsGone = make(chan struct{})
 	}
 	l.operators++
-	l.by = by
 	if l.heal != nil {
 		l.heal(&PreemptedError{By: by})
 	}
