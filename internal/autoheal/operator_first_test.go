@@ -255,10 +255,7 @@ func TestAutoHealDoesNotRecycleWhatARestartReplaced(t *testing.T) {
 		setHealth(t, in.Port, 503)
 	}
 	recycled, _ := awaitReplacementFailing(t, g, old)
-	waiting := old[0]
-	if waiting == recycled {
-		waiting = old[1]
-	}
+	waiting := theOther(old, recycled)
 	// The other instance's trigger fired too; its recycle waits for the
 	// app, which the first one holds, then the operator.
 	waitEventWith(t, g, 20*time.Second, telemetry.EventAutoHeal, waiting, waiting+": ")
@@ -269,17 +266,7 @@ func TestAutoHealDoesNotRecycleWhatARestartReplaced(t *testing.T) {
 	if err := a.Restart(ctx, quiet); err != nil {
 		t.Fatalf("restart: %v\n%s", err, describe(g.Events()))
 	}
-	var outcome telemetry.Event
-	testutil.WaitFor(t, 20*time.Second, "the waiting recycle of "+waiting+" to end", func() bool {
-		for _, e := range g.Events(telemetry.EventAutoHeal, telemetry.EventRecycle) {
-			if e.Instance == waiting && (e.Type == telemetry.EventRecycle ||
-				strings.HasPrefix(e.Detail, "not recycled: ") || strings.HasPrefix(e.Detail, "recycle failed: ")) {
-				outcome = e
-				return true
-			}
-		}
-		return false
-	})
+	outcome := awaitRecycleOutcome(t, g, waiting)
 	if outcome.Type == telemetry.EventRecycle || !strings.Contains(outcome.Detail, "restarted meanwhile") {
 		t.Errorf("after the operator's restart, auto-heal's waiting recycle of %s: %s %q; want it not recycled, restarted meanwhile\n%s",
 			waiting, outcome.Type, outcome.Detail, describe(g.Events()))
@@ -303,10 +290,7 @@ func TestAutoHealDoesNotRecycleAnInstanceHealthyAgain(t *testing.T) {
 		setHealth(t, in.Port, 503)
 	}
 	recycled, _ := awaitReplacementFailing(t, g, old)
-	waiting := old[0]
-	if waiting == recycled {
-		waiting = old[1]
-	}
+	waiting := theOther(old, recycled)
 	waitEventWith(t, g, 20*time.Second, telemetry.EventAutoHeal, waiting, waiting+": ")
 	// The outage ends: both old instances pass their probes again.
 	fixed()
@@ -328,10 +312,22 @@ func TestAutoHealDoesNotRecycleAnInstanceHealthyAgain(t *testing.T) {
 	if err := a.Scale(ctx, 3, quiet); err != nil {
 		t.Fatalf("scale: %v\n%s", err, describe(g.Events()))
 	}
+	outcome := awaitRecycleOutcome(t, g, waiting)
+	if outcome.Type == telemetry.EventRecycle || !strings.Contains(outcome.Detail, "no longer unhealthy") {
+		t.Errorf("auto-heal's waiting recycle of %s, healthy again: %s %q; want it not recycled, no longer unhealthy\n%s",
+			waiting, outcome.Type, outcome.Detail, describe(g.Events()))
+	}
+}
+
+// awaitRecycleOutcome waits for how auto-heal's recycle of instance id
+// ended: its recycle event, or the auto_heal event saying it was not
+// recycled or that the recycle failed.
+func awaitRecycleOutcome(t *testing.T, g *harness.Gatehouse, id string) telemetry.Event {
+	t.Helper()
 	var outcome telemetry.Event
-	testutil.WaitFor(t, 20*time.Second, "the waiting recycle of "+waiting+" to end", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the waiting recycle of "+id+" to end", func() bool {
 		for _, e := range g.Events(telemetry.EventAutoHeal, telemetry.EventRecycle) {
-			if e.Instance == waiting && (e.Type == telemetry.EventRecycle ||
+			if e.Instance == id && (e.Type == telemetry.EventRecycle ||
 				strings.HasPrefix(e.Detail, "not recycled: ") || strings.HasPrefix(e.Detail, "recycle failed: ")) {
 				outcome = e
 				return true
@@ -339,8 +335,13 @@ func TestAutoHealDoesNotRecycleAnInstanceHealthyAgain(t *testing.T) {
 		}
 		return false
 	})
-	if outcome.Type == telemetry.EventRecycle || !strings.Contains(outcome.Detail, "no longer unhealthy") {
-		t.Errorf("auto-heal's waiting recycle of %s, healthy again: %s %q; want it not recycled, no longer unhealthy\n%s",
-			waiting, outcome.Type, outcome.Detail, describe(g.Events()))
+	return outcome
+}
+
+// theOther is the one of the two instances ids that is not id.
+func theOther(ids []string, id string) string {
+	if ids[0] == id {
+		return ids[1]
 	}
+	return ids[0]
 }
