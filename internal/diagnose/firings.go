@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -75,4 +76,18 @@ func recycleTrigger(reason string) string {
 		return ""
 	}
 	return trigger
+}
+
+// notRecycled says how a firing that replaced nothing ended: "not
+// recycled", after how many attempts, and the last attempt's own words
+// ("not recycled: …" said once).
+func (f healFiring) notRecycled() string {
+	what := "not recycled"
+	if f.attempts > 1 {
+		what += fmt.Sprintf(" after %d attempts", f.attempts)
+	}
+	if f.outcome != "" {
+		what += ": " + strings.TrimPrefix(f.outcome, "not recycled: ")
+	}
+	return what
 }

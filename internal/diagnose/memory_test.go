@@ -66,7 +66,8 @@ func TestMemoryPressureCountsRecycledProcesses(t *testing.T) {
 // that never gets ready ends the attempt with "recycle failed", the old
 // process still running: that process was not recycled, whatever the
 // recycle event said. A recycle for anything but the memory trigger (by
-// hand, say) is not auto-heal's for memory either.
+// hand, say) is not auto-heal's for memory either. The evidence says why
+// a process was not recycled, in auto-heal's words.
 func TestMemoryPressureCountsOnlyRecyclesThatReplacedTheProcess(t *testing.T) {
 	now := time.Now().UTC()
 	at := now.Add(-20 * time.Minute)
@@ -81,9 +82,10 @@ func TestMemoryPressureCountsOnlyRecyclesThatReplacedTheProcess(t *testing.T) {
 	begun := func(d time.Duration, id string, pid int) telemetry.Event {
 		return recycle(d, id, pid, "auto-heal memory: "+value)
 	}
+	const failure = "recycle failed: web-3 not ready within start_timeout 1m0s: starting: connection refused"
 	failed := func(d time.Duration, id string, pid int) telemetry.Event {
 		e := fired(d, id, pid, "")
-		e.Detail = "recycle failed: web-3 not ready within start_timeout 1m0s: starting: connection refused"
+		e.Detail = failure
 		return e
 	}
 	line := func(d time.Duration, id string, pid int, what string) string {
@@ -98,7 +100,7 @@ func TestMemoryPressureCountsOnlyRecyclesThatReplacedTheProcess(t *testing.T) {
 		{"a recycle begun that failed", []telemetry.Event{
 			fired(0, "web-1", 4242, "recycle"), begun(10*time.Millisecond, "web-1", 4242), failed(time.Minute, "web-1", 4242),
 		}, "1 instance went over auto-heal's memory limit and was not recycled",
-			[]string{line(0, "web-1", 4242, "not recycled")}},
+			[]string{line(0, "web-1", 4242, "not recycled: "+failure)}},
 		{"a recycle that failed, then one that did not", []telemetry.Event{
 			fired(0, "web-1", 4242, "recycle"), begun(10*time.Millisecond, "web-1", 4242), failed(time.Minute, "web-1", 4242),
 			fired(2*time.Minute, "web-1", 4242, "recycle"), begun(2*time.Minute+10*time.Millisecond, "web-1", 4242),
@@ -112,7 +114,7 @@ func TestMemoryPressureCountsOnlyRecyclesThatReplacedTheProcess(t *testing.T) {
 			fired(0, "web-1", 4242, "recycle"), begun(10*time.Millisecond, "web-1", 4242), failed(time.Minute, "web-1", 4242),
 			fired(time.Second, "web-2", 4243, "recycle"), begun(time.Second+10*time.Millisecond, "web-2", 4243),
 		}, "auto-heal recycled 1 of 2 instances over its memory limit",
-			[]string{line(0, "web-1", 4242, "not recycled"), line(time.Second, "web-2", 4243, "recycled")}},
+			[]string{line(0, "web-1", 4242, "not recycled: "+failure), line(time.Second, "web-2", 4243, "recycled")}},
 		// The failure quotes the replacement's last output, the app's
 		// words, which may say anything.
 		{"a recycle that failed, quoting output that names an action", []telemetry.Event{
@@ -123,7 +125,7 @@ func TestMemoryPressureCountsOnlyRecyclesThatReplacedTheProcess(t *testing.T) {
 				return e
 			}(),
 		}, "1 instance went over auto-heal's memory limit and was not recycled",
-			[]string{line(0, "web-1", 4242, "not recycled")}},
+			[]string{line(0, "web-1", 4242, "not recycled: "+failure+"; last output: payments: ledger locked; action required ⏎ exit 1")}},
 		{"recycled by hand after log_event", []telemetry.Event{
 			fired(0, "web-1", 4242, "log_event"), recycle(time.Minute, "web-1", 4242, "requested through the admin API"),
 		}, "1 instance went over auto-heal's memory limit and was not recycled",

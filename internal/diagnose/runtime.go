@@ -176,9 +176,13 @@ func memoryPressure(ev *Evidence, found []Finding) []Finding {
 		evd := []string{}
 		recycled := 0
 		for _, f := range fs {
-			what := "not recycled"
+			what := "recycled"
 			if f.recycled {
-				what, recycled = "recycled", recycled+1
+				recycled++
+			} else {
+				// Why, as auto-heal said it: the recycle failed, or
+				// something came first.
+				what = f.notRecycled()
 			}
 			evd = append(evd, fmt.Sprintf("%s %s (pid %d): %s, %s", clock(f.Time), f.Instance, f.PID, f.Value, what))
 		}

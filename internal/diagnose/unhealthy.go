@@ -3,7 +3,6 @@ package diagnose
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -40,14 +39,7 @@ func unhealthyFinding(ev *Evidence, app string, fs []healFiring) Finding {
 		if u.recycled {
 			recycled++
 		} else {
-			what = "not recycled"
-			if u.attempts > 1 {
-				what += fmt.Sprintf(" after %d attempts", u.attempts)
-			}
-			if u.outcome != "" {
-				// "not recycled: …" is said once.
-				what += ": " + strings.TrimPrefix(u.outcome, "not recycled: ")
-			}
+			what = u.notRecycled()
 			if !slices.Contains(kept, u.Instance) {
 				kept = append(kept, u.Instance)
 			}
