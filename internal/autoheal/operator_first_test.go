@@ -89,11 +89,11 @@ func TestOperatorOperationsPreemptAutoHealRecycles(t *testing.T) {
 				took := time.Since(began)
 				t.Logf("%s took %v", tc.name, took.Round(time.Millisecond))
 				if err != nil {
-					t.Errorf("%s during auto-heal's recycle: %v\n%s", tc.name, err, describe(g.Events()))
+					t.Errorf("%s during auto-heal's recycle: %v\n%s", tc.name, err, harness.DescribeEvents(g.Events()))
 				}
 			case <-time.After(bound):
 				t.Errorf("%s still waits after %v, behind auto-heal's recycle of %s (start_timeout %v)\n%s",
-					tc.name, bound, recycled, startTimeout, describe(g.Events()))
+					tc.name, bound, recycled, startTimeout, harness.DescribeEvents(g.Events()))
 				g.Stop(t) // ends the recycle, and with it the wait
 				<-done
 				return
@@ -178,25 +178,7 @@ func awaitReplacementFailing(t *testing.T, g *harness.Gatehouse, old []string) (
 // detail begins with prefix, and returns the first.
 func waitEventWith(t *testing.T, g *harness.Gatehouse, timeout time.Duration, typ, id, prefix string) telemetry.Event {
 	t.Helper()
-	var found telemetry.Event
-	testutil.WaitFor(t, timeout, fmt.Sprintf("a %q event of %q saying %q", typ, id, prefix), func() bool {
-		for _, e := range g.Events(typ) {
-			if e.Instance == id && strings.HasPrefix(e.Detail, prefix) {
-				found = e
-				return true
-			}
-		}
-		return false
-	})
-	return found
-}
-
-func describe(evs []telemetry.Event) string {
-	var b strings.Builder
-	for _, e := range evs {
-		fmt.Fprintf(&b, "  %s %-6s %-12s pid=%d %s: %s\n", e.Time.Format("15:04:05.000"), e.Instance, e.Type, e.PID, e.Trigger, e.Detail)
-	}
-	return b.String()
+	return g.WaitEvent(t, timeout, typ, id, func(e telemetry.Event) bool { return strings.HasPrefix(e.Detail, prefix) })
 }
 
 func quiet(string, ...any) {}
@@ -225,7 +207,7 @@ func TestAutoHealWaitsOutAnOperatorsOperation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*startTimeout)
 	defer cancel()
 	if err := a.Reload(ctx, &next, quiet); err == nil {
-		t.Fatalf("a reload whose instances never get ready succeeded\n%s", describe(g.Events()))
+		t.Fatalf("a reload whose instances never get ready succeeded\n%s", harness.DescribeEvents(g.Events()))
 	}
 	for _, id := range old {
 		n := 0
@@ -235,7 +217,7 @@ func TestAutoHealWaitsOutAnOperatorsOperation(t *testing.T) {
 			}
 		}
 		if n > 1 {
-			t.Errorf("%s: %d auto_heal events saying the operator came first, want at most 1\n%s", id, n, describe(g.Events()))
+			t.Errorf("%s: %d auto_heal events saying the operator came first, want at most 1\n%s", id, n, harness.DescribeEvents(g.Events()))
 		}
 	}
 }
@@ -264,12 +246,12 @@ func TestAutoHealDoesNotRecycleWhatARestartReplaced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := a.Restart(ctx, quiet); err != nil {
-		t.Fatalf("restart: %v\n%s", err, describe(g.Events()))
+		t.Fatalf("restart: %v\n%s", err, harness.DescribeEvents(g.Events()))
 	}
 	outcome := awaitRecycleOutcome(t, g, waiting)
 	if outcome.Type == telemetry.EventRecycle || !strings.Contains(outcome.Detail, "restarted meanwhile") {
 		t.Errorf("after the operator's restart, auto-heal's waiting recycle of %s: %s %q; want it not recycled, restarted meanwhile\n%s",
-			waiting, outcome.Type, outcome.Detail, describe(g.Events()))
+			waiting, outcome.Type, outcome.Detail, harness.DescribeEvents(g.Events()))
 	}
 }
 
@@ -310,12 +292,12 @@ func TestAutoHealDoesNotRecycleAnInstanceHealthyAgain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := a.Scale(ctx, 3, quiet); err != nil {
-		t.Fatalf("scale: %v\n%s", err, describe(g.Events()))
+		t.Fatalf("scale: %v\n%s", err, harness.DescribeEvents(g.Events()))
 	}
 	outcome := awaitRecycleOutcome(t, g, waiting)
 	if outcome.Type == telemetry.EventRecycle || !strings.Contains(outcome.Detail, "no longer unhealthy") {
 		t.Errorf("auto-heal's waiting recycle of %s, healthy again: %s %q; want it not recycled, no longer unhealthy\n%s",
-			waiting, outcome.Type, outcome.Detail, describe(g.Events()))
+			waiting, outcome.Type, outcome.Detail, harness.DescribeEvents(g.Events()))
 	}
 }
 
@@ -324,18 +306,11 @@ func TestAutoHealDoesNotRecycleAnInstanceHealthyAgain(t *testing.T) {
 // recycled or that the recycle failed.
 func awaitRecycleOutcome(t *testing.T, g *harness.Gatehouse, id string) telemetry.Event {
 	t.Helper()
-	var outcome telemetry.Event
-	testutil.WaitFor(t, 20*time.Second, "the waiting recycle of "+id+" to end", func() bool {
-		for _, e := range g.Events(telemetry.EventAutoHeal, telemetry.EventRecycle) {
-			if e.Instance == id && (e.Type == telemetry.EventRecycle ||
-				strings.HasPrefix(e.Detail, "not recycled: ") || strings.HasPrefix(e.Detail, "recycle failed: ")) {
-				outcome = e
-				return true
-			}
-		}
-		return false
-	})
-	return outcome
+	outcome := func(e telemetry.Event) bool {
+		return e.Type == telemetry.EventRecycle ||
+			strings.HasPrefix(e.Detail, "not recycled: ") || strings.HasPrefix(e.Detail, "recycle failed: ")
+	}
+	return g.WaitEvent(t, 20*time.Second, "", id, outcome)
 }
 
 // theOther is the one of the two instances ids that is not id.

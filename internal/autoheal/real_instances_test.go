@@ -282,17 +282,7 @@ func only(t *testing.T, g *harness.Gatehouse) (string, int) {
 // given trigger ("": any), and returns the first.
 func waitEvent(t *testing.T, g *harness.Gatehouse, timeout time.Duration, typ, id, trigger string) telemetry.Event {
 	t.Helper()
-	var found telemetry.Event
-	testutil.WaitFor(t, timeout, fmt.Sprintf("a %q event of %q", typ, id), func() bool {
-		for _, e := range g.Events(typ) {
-			if e.Instance == id && (trigger == "" || e.Trigger == trigger) {
-				found = e
-				return true
-			}
-		}
-		return false
-	})
-	return found
+	return g.WaitEvent(t, timeout, typ, id, func(e telemetry.Event) bool { return trigger == "" || e.Trigger == trigger })
 }
 
 // episode is the type and trigger of instance id's auto_heal and recycle

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,27 +56,11 @@ func instance(g *harness.Gatehouse, id string) (supervisor.InstanceStatus, bool)
 // that match accepts (nil: any), and returns the first.
 func waitEvent(t *testing.T, g *harness.Gatehouse, timeout time.Duration, typ, id string, match func(telemetry.Event) bool) telemetry.Event {
 	t.Helper()
-	var found telemetry.Event
-	testutil.WaitFor(t, timeout, fmt.Sprintf("%q event of %q", typ, id), func() bool {
-		for _, e := range g.Events(typ) {
-			if (id == "" || e.Instance == id) && (match == nil || match(e)) {
-				found = e
-				return true
-			}
-		}
-		return false
-	})
-	return found
+	return g.WaitEvent(t, timeout, typ, id, match)
 }
 
 // describeEvents formats events for failure messages.
-func describeEvents(evs []telemetry.Event) string {
-	var b strings.Builder
-	for _, e := range evs {
-		fmt.Fprintf(&b, "  %s %s %s pid=%d sig=%s: %s\n", e.Time.Format("15:04:05.000"), e.Instance, e.Type, e.PID, e.Signal, e.Detail)
-	}
-	return b.String()
-}
+func describeEvents(evs []telemetry.Event) string { return harness.DescribeEvents(evs) }
 
 // percentile returns the p-th percentile (0..1) of ds.
 func percentile(ds []time.Duration, p float64) time.Duration {

@@ -169,6 +169,41 @@ func (g *Gatehouse) Events(types ...string) []telemetry.Event {
 	return out
 }
 
+// WaitEvent waits until an event of type typ ("": any) for instance id
+// ("": any) that match accepts (nil: any) has been emitted, and returns
+// the first.
+func (g *Gatehouse) WaitEvent(t testing.TB, timeout time.Duration, typ, id string, match func(telemetry.Event) bool) telemetry.Event {
+	t.Helper()
+	var types []string
+	if typ != "" {
+		types = []string{typ}
+	}
+	var found telemetry.Event
+	testutil.WaitFor(t, timeout, fmt.Sprintf("a %q event of %q", typ, id), func() bool {
+		for _, e := range g.Events(types...) {
+			if (id == "" || e.Instance == id) && (match == nil || match(e)) {
+				found = e
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// DescribeEvents formats events, one a line, for failure messages.
+func DescribeEvents(evs []telemetry.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "  %s %-6s %-12s pid=%d", e.Time.Format("15:04:05.000"), e.Instance, e.Type, e.PID)
+		if e.Signal != "" {
+			fmt.Fprintf(&b, " sig=%s", e.Signal)
+		}
+		fmt.Fprintf(&b, " %s: %s\n", e.Trigger, e.Detail)
+	}
+	return b.String()
+}
+
 func contains(ss []string, s string) bool {
 	for _, x := range ss {
 		if x == s {
